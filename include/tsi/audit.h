@@ -1,0 +1,98 @@
+/*
+ * audit.h - the hash-chained audit log in LMDB (CONTRACT "Audit").
+ *
+ * The writer (tsi-vault) appends one record per decision. Records are handed
+ * to a single committer thread that writes them in batches, one synced LMDB
+ * transaction per batch (group commit); tsi_audit_append returns only once
+ * the record is durable, or fails after the configured bound. Each record
+ * carries hash = SHA-256(prev_hash || canonical JSON of the record).
+ *
+ * The reader (tsi audit, the HTTP audit endpoint) opens the same environment
+ * read-only while the server runs.
+ */
+#ifndef TSI_AUDIT_H
+#define TSI_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "tsi/signer.h"
+
+struct tsi_audit;
+
+struct tsi_audit_opts {
+	size_t map_size;          /* LMDB map size in bytes; 0: 1 GiB */
+	int commit_timeout_ms;    /* bound on append; 0: 2000 */
+	size_t batch_max;         /* records per transaction; 0: 256 */
+	long long retain_seconds; /* prune older records; 0: keep forever */
+	size_t retain_bytes;      /* prune oldest beyond this size; 0: no limit */
+	const struct tsi_signer *head_signer; /* signs the chain head; may be NULL */
+	int head_sign_interval_s; /* 0: 60 */
+};
+
+/* Opens (creating) the audit environment in dir. *out: tsi_audit_close. */
+int tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
+    struct tsi_audit **out);
+void tsi_audit_close(struct tsi_audit *a);   /* drains the queue first */
+
+/*
+ * Appends a record and waits until it is durable. rec is borrowed and holds
+ * the decision's fields: "op", "path", "version", "decision" ("allow" |
+ * "deny" | "error"), "rule", "reason", "claims" (object), "accessor",
+ * "remote", "request_id", "status". The writer adds "seq", "time" (RFC 3339
+ * with microseconds), "time_us", "prev" and "hash". Returns TSI_OK with *seq
+ * set, or TSI_ERR_AUDIT when it could not be committed within the bound (the
+ * caller must then answer 503 and release nothing). Thread-safe.
+ */
+int tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq);
+
+struct tsi_audit_status {
+	int healthy;              /* 0 while commits fail */
+	size_t queue_depth;
+	uint64_t committed;       /* records committed since open */
+	uint64_t failed;          /* appends that returned TSI_ERR_AUDIT */
+	uint64_t last_seq;
+	char last_error[128];
+};
+void tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st);
+
+/* Read side. */
+struct tsi_audit_reader;
+
+int tsi_audit_reader_open(const char *dir, struct tsi_audit_reader **out);
+void tsi_audit_reader_close(struct tsi_audit_reader *r);
+
+struct tsi_audit_query {
+	long long since_us, until_us;  /* 0: unbounded */
+	const char *decision;          /* NULL: any */
+	const char *path_prefix;
+	const char *cluster_name;
+	const char *datacenter;
+	const char *image;
+	const char *namespace_;
+	uint64_t after_seq;            /* paging: only records with seq > this */
+	size_t limit;                  /* 0: 100 */
+};
+
+/* Calls cb for each matching record in seq order (rec borrowed for the call).
+ * cb returns nonzero to stop. *next_seq: seq to pass as after_seq for the
+ * next page, 0 when no more. */
+int tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
+    int (*cb)(const json_t *rec, void *arg), void *arg, uint64_t *next_seq);
+
+/* Gets one record by seq. *rec: json_decref. */
+int tsi_audit_get(struct tsi_audit_reader *r, uint64_t seq, json_t **rec);
+
+struct tsi_audit_verify_result {
+	uint64_t records;        /* records checked */
+	uint64_t first_bad_seq;  /* 0 when the chain is intact */
+	char reason[256];
+};
+/* Walks the whole chain. TSI_OK when intact; a broken chain returns
+ * TSI_ERR_DENIED with res naming the first record that was edited, is
+ * missing or is out of order. */
+int tsi_audit_verify(struct tsi_audit_reader *r,
+    struct tsi_audit_verify_result *res);
+
+#endif /* TSI_AUDIT_H */

@@ -1,0 +1,105 @@
+/*
+ * jwt.h - identity JWTs: ES256 minting with any signer, and verification
+ * exactly as CONTRACT "Trust model" says.
+ *
+ * Verification never falls back: the header alg must be "ES256", the x5c
+ * chain must verify to a trusted CA with every certificate in its validity
+ * period and none revoked, exp/nbf/iat must hold within the skew, aud must
+ * contain the expected audience, and every location claim must equal the
+ * value bound in the node certificate.
+ */
+#ifndef TSI_JWT_H
+#define TSI_JWT_H
+
+#include <stddef.h>
+#include <time.h>
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "tsi/signer.h"
+
+#define TSI_JWT_MAX_BYTES 16384   /* larger tokens are refused unread */
+#define TSI_JWT_DEFAULT_SKEW 60
+#define TSI_JWT_DEFAULT_AUD "tsi-vault"
+
+/* Why a token was refused. Fixed numbers: they appear in audit records. */
+enum tsi_jwt_reason {
+	TSI_JWT_OK = 0,
+	TSI_JWT_MALFORMED = 1,          /* not three base64url parts of JSON objects */
+	TSI_JWT_TOO_LARGE = 2,
+	TSI_JWT_DUPLICATE_KEY = 3,      /* a JSON object repeats a member name */
+	TSI_JWT_BAD_ALG = 4,            /* alg is not exactly ES256 */
+	TSI_JWT_NO_X5C = 5,
+	TSI_JWT_BAD_X5C = 6,            /* x5c entries not decodable certificates */
+	TSI_JWT_UNTRUSTED_CHAIN = 7,    /* no path to a trusted CA */
+	TSI_JWT_CERT_EXPIRED = 8,       /* a certificate outside its validity */
+	TSI_JWT_CERT_REVOKED = 9,
+	TSI_JWT_CERT_NOT_CA = 10,       /* a signer in the chain lacks CA rights */
+	TSI_JWT_BAD_SIGNATURE = 11,     /* signature invalid for the leaf key */
+	TSI_JWT_BAD_KID = 12,           /* kid does not match the leaf key */
+	TSI_JWT_NO_EXP = 13,
+	TSI_JWT_EXPIRED = 14,
+	TSI_JWT_NOT_YET_VALID = 15,     /* nbf in the future */
+	TSI_JWT_ISSUED_IN_FUTURE = 16,  /* iat in the future */
+	TSI_JWT_LIFETIME_TOO_LONG = 17, /* exp - iat over 3600 s */
+	TSI_JWT_NO_AUD = 18,
+	TSI_JWT_BAD_AUD = 19,
+	TSI_JWT_BAD_CLAIMS = 20,        /* a required claim missing or of wrong type */
+	TSI_JWT_LOCATION_MISMATCH = 21, /* a location claim differs from the node cert */
+};
+
+/* Short stable name of a reason, e.g. "expired", "bad_alg". */
+const char *tsi_jwt_reason_name(enum tsi_jwt_reason r);
+
+/* Mints a compact ES256 JWT. Header: alg ES256, typ JWT, kid = thumbprint of
+ * the signer's key, x5c = the DER certificates of chain in order (leaf first;
+ * may be NULL for no x5c). claims is borrowed and serialised as given.
+ * *token: caller frees with tsi_strfree. */
+int tsi_jwt_mint(const struct tsi_signer *s, STACK_OF(X509) *chain,
+    const json_t *claims, char **token);
+
+/* Trust anchors and revocations for verification. */
+struct tsi_trust;
+
+int tsi_trust_new(struct tsi_trust **out);
+void tsi_trust_free(struct tsi_trust *t);
+/* Adds every certificate of a PEM file (or PEM text) as a trusted CA. */
+int tsi_trust_add_ca_file(struct tsi_trust *t, const char *path);
+int tsi_trust_add_ca_pem(struct tsi_trust *t, const char *pem, size_t len);
+/* Revokes a certificate by serial (hex, as `openssl x509 -serial` prints)
+ * or by SHA-256 fingerprint of its DER (hex, colons optional). */
+int tsi_trust_revoke(struct tsi_trust *t, const char *serial_or_fingerprint);
+
+struct tsi_verify_opts {
+	const char *audience;   /* NULL: TSI_JWT_DEFAULT_AUD */
+	time_t now;             /* 0: time(NULL) */
+	int skew;               /* < 0: TSI_JWT_DEFAULT_SKEW */
+};
+
+struct tsi_verify_result {
+	enum tsi_jwt_reason reason;
+	char detail[256];       /* one line for logs and `tsi token verify` */
+	char node_fingerprint[65]; /* SHA-256 hex of the node certificate, on success */
+	char kid[44];
+};
+
+/* Verifies token. On success returns TSI_OK and *claims (caller json_decref).
+ * On refusal returns TSI_ERR_BAD_TOKEN with res->reason and res->detail set;
+ * *claims untouched. res must not be NULL. */
+int tsi_jwt_verify(const struct tsi_trust *t, const char *token,
+    const struct tsi_verify_opts *opts, json_t **claims,
+    struct tsi_verify_result *res);
+
+/* Decodes without verifying anything (for `tsi token decode`). Duplicate keys
+ * and oversize tokens are still refused. Caller json_decref's both. */
+int tsi_jwt_decode_unverified(const char *token, json_t **header,
+    json_t **claims);
+
+/* base64url without padding. *out: caller frees with free(). */
+int tsi_b64url_encode(const void *in, size_t len, char **out);
+/* Strict: rejects padding, whitespace and non-alphabet bytes.
+ * *out: caller frees with tsi_freezero(*out, *outlen). */
+int tsi_b64url_decode(const char *in, size_t len, unsigned char **out,
+    size_t *outlen);
+
+#endif /* TSI_JWT_H */

@@ -1,0 +1,72 @@
+/*
+ * policy.h - the location policy engine (CONTRACT "Policy language").
+ *
+ * A policy set is every *.conf file of a policy directory (libconfig syntax):
+ * roles and rules. Evaluation is default deny; a matching deny rule wins over
+ * any allow; every decision names the rule that made it. A set is immutable
+ * once loaded and reference counted, so a server can swap in a reloaded set
+ * (SIGHUP) while requests still evaluate against the old one.
+ */
+#ifndef TSI_POLICY_H
+#define TSI_POLICY_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+/* Capabilities, Vault's names plus audit. A bit set. */
+enum tsi_cap {
+	TSI_CAP_CREATE = 1 << 0,
+	TSI_CAP_READ = 1 << 1,
+	TSI_CAP_UPDATE = 1 << 2,
+	TSI_CAP_DELETE = 1 << 3,
+	TSI_CAP_LIST = 1 << 4,
+	TSI_CAP_AUDIT = 1 << 5,
+};
+
+/* "read" -> TSI_CAP_READ; 0 when unknown. */
+int tsi_cap_from_name(const char *name);
+const char *tsi_cap_name(int cap);
+
+struct tsi_policy_set;
+
+struct tsi_decision {
+	int allowed;            /* 1 allow, 0 deny */
+	char rule[128];         /* the deciding rule, or "default-deny" */
+	char reason[256];       /* one line for logs, audit and `tsi policy eval` */
+};
+
+/* Loads every *.conf file of dir (in name order). On the first error returns
+ * TSI_ERR_CONFIG with "file:line: reason" in err. *out: tsi_policy_unref. */
+int tsi_policy_load_dir(const char *dir, struct tsi_policy_set **out,
+    char *err, size_t errlen);
+
+/* Checks every file of dir and reports every error, one "file:line: reason"
+ * per call of report. Returns the number of errors (0: all good), or a
+ * negative TSI_ERR_* when dir cannot be read. */
+int tsi_policy_check_dir(const char *dir,
+    void (*report)(const char *msg, void *arg), void *arg);
+
+struct tsi_policy_set *tsi_policy_ref(struct tsi_policy_set *p);
+void tsi_policy_unref(struct tsi_policy_set *p);   /* accepts NULL */
+
+/* Login check for role: the role must exist and its match (bound claims) must
+ * hold for claims. On success fills *ttl with the role's token_ttl (seconds).
+ * Returns TSI_OK (d->allowed = 1) or TSI_ERR_DENIED / TSI_ERR_NOT_FOUND with
+ * d filled. */
+int tsi_policy_login(const struct tsi_policy_set *p, const char *role,
+    const json_t *claims, long *ttl, struct tsi_decision *d);
+
+/* May the holder of role with these claims use capability cap on path?
+ * path is the API path without "/v1/", e.g. "secret/data/medical/r1".
+ * Always fills d; returns TSI_OK for allow, TSI_ERR_DENIED for deny. */
+int tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
+    const json_t *claims, const char *path, int cap, struct tsi_decision *d);
+
+/* The rule names of a role, in order; borrowed from p. NULL if no role. */
+const char *const *tsi_policy_role_rules(const struct tsi_policy_set *p,
+    const char *role, size_t *n);
+
+/* Whether a Vault-style glob ("+" one segment, trailing "*" prefix) matches. */
+int tsi_policy_path_match(const char *pattern, const char *path);
+
+#endif /* TSI_POLICY_H */
