@@ -102,4 +102,10 @@ int tsi_b64url_encode(const void *in, size_t len, char **out);
 int tsi_b64url_decode(const char *in, size_t len, unsigned char **out,
     size_t *outlen);
 
+/* Standard base64 with padding (the x5c form). Same ownership and
+ * strictness (padding required and canonical, no whitespace) as above. */
+int tsi_b64_encode(const void *in, size_t len, char **out);
+int tsi_b64_decode(const char *in, size_t len, unsigned char **out,
+    size_t *outlen);
+
 #endif /* TSI_JWT_H */

@@ -22,11 +22,25 @@ struct tsi_location {
 	char *node;          /* may be NULL */
 };
 
+/* Longest accepted location value, in bytes. */
+#define TSI_LOCATION_MAX 128
+
 /* Frees the strings (not the struct). Accepts NULL members. */
 void tsi_location_clear(struct tsi_location *loc);
 
-/* Reads the tsi: URI SANs of cert. A certificate without cluster-name,
- * region and datacenter, or with one of them twice, is TSI_ERR_BAD_CERT. */
+/* Nonzero when v is an acceptable location value: 1..TSI_LOCATION_MAX bytes
+ * of [A-Za-z0-9._-], not starting with '.'. (So never ':', '/', '*', spaces,
+ * control characters or "..": values are substituted into policy paths.) */
+int tsi_location_value_ok(const char *v);
+
+/* TSI_OK when cluster_name, region, datacenter (and node, if not NULL) are
+ * all acceptable values; TSI_ERR_INVALID_ARG otherwise. */
+int tsi_location_validate(const struct tsi_location *loc);
+
+/* Reads the tsi: URI SANs of cert into *out (caller: tsi_location_clear).
+ * TSI_ERR_NOT_FOUND when the certificate carries no tsi: SAN at all;
+ * TSI_ERR_BAD_CERT when cluster-name, region or datacenter is missing, one of
+ * the four appears twice, or a value is not acceptable. */
 int tsi_x509_location(X509 *cert, struct tsi_location *out);
 
 /* Makes a P-256 CA: DIR/ca.pem (0644) and DIR/ca.key (0600, PKCS#8 PEM).
@@ -56,6 +70,9 @@ int tsi_x509_issue_session_cert(const struct tsi_signer *node_signer,
 int tsi_x509_load_file(const char *path, X509 **out);
 /* Loads every certificate of a PEM file. *out: sk_X509_pop_free(.., X509_free). */
 int tsi_x509_load_chain_file(const char *path, STACK_OF(X509) **out);
+/* Loads every certificate of PEM text (len bytes, need not be
+ * NUL-terminated). *out: sk_X509_pop_free(.., X509_free). */
+int tsi_x509_load_chain_pem(const char *pem, size_t len, STACK_OF(X509) **out);
 /* PEM text of a certificate. *pem: free(). */
 int tsi_x509_to_pem(X509 *cert, char **pem);
 /* SHA-256 fingerprint of the DER, lower-case hex (65 bytes with NUL). */
