@@ -1,0 +1,259 @@
+# bench/figures.sh - the figures of bench/run (sourced by it, after the
+# limits). Each figure starts what it needs from build-bench/bin/ and reports
+# "not measured (<program> not built)" when a program is missing.
+# Uses from bench/run: BIN BENCH TMP PY SECS NTOKENS NSECRETS CALLERS CONNS
+# TCTI PIDS figure limit jget wrk_run free_ports wait_for stop log want
+# missing_note.
+
+ROLE=bench
+ROOT_TOKEN=bench-root-token
+LOC_ARGS=(--cluster-name bench-cluster --region bench-region --datacenter bench-dc --node bench-node)
+
+# --- the cluster CA (shared by the login tokens, the issuer and the vault) ---
+CA_DIR=$TMP/ca
+TOKENS=$TMP/tokens.txt
+have_tokens=0
+if (want login || want issuer || want sidecar || want kv) && [ -x "$BIN/mint_tokens" ]; then
+  log "minting $NTOKENS login tokens (before the clock starts)"
+  if "$BIN/mint_tokens" --ca-dir "$CA_DIR" --out "$TOKENS" --count "$NTOKENS" \
+       --ttl 3600 2>"$TMP/mint.err"; then
+    have_tokens=1
+  else
+    log "mint_tokens failed: $(tail -1 "$TMP/mint.err")"
+  fi
+elif [ -x "$BIN/tsi" ] && "$BIN/tsi" ca init --out "$CA_DIR" >/dev/null 2>&1; then
+  :
+fi
+
+# --- tsi-issuer ---------------------------------------------------------------
+ISSUER_PID="" ISSUER_SOCK=$TMP/issuer.sock
+# start_issuer MODE: starts tsi-issuer with signing = MODE; 0 when it serves.
+start_issuer() {
+  local mode=$1 conf=$TMP/issuer-$1.conf
+  mkdir -p "$TMP/issuer-state"
+  cat >"$conf" <<EOF
+tcti         = "$TCTI";
+state_dir    = "$TMP/issuer-state";
+node_cert    = "$TMP/issuer-state/node.pem";
+socket       = "$ISSUER_SOCK";
+signing      = "$mode";
+resolver     = "unix";
+trust_domain = "bench.tsi";
+token_ttl    = 300;
+EOF
+  if [ ! -s "$TMP/issuer-state/node.pem" ]; then
+    "$BIN/tsi-issuer" csr --config "$conf" >"$TMP/node.csr" 2>"$TMP/issuer-csr.err" || {
+      log "tsi-issuer csr failed: $(tail -1 "$TMP/issuer-csr.err")"; return 1; }
+    "$BIN/tsi" ca sign --ca "$CA_DIR" "${LOC_ARGS[@]}" "$TMP/node.csr" \
+      >"$TMP/issuer-state/node.pem" 2>"$TMP/ca-sign.err" || {
+      log "tsi ca sign failed: $(tail -1 "$TMP/ca-sign.err")"; return 1; }
+  fi
+  rm -f "$ISSUER_SOCK"
+  "$BIN/tsi-issuer" run --config "$conf" >"$TMP/issuer-$mode.log" 2>&1 &
+  ISSUER_PID=$!
+  PIDS+=("$ISSUER_PID")
+  if ! wait_for curl -sf --unix-socket "$ISSUER_SOCK" http://localhost/v1/health; then
+    log "tsi-issuer ($mode) did not become healthy: $(tail -2 "$TMP/issuer-$mode.log")"
+    stop "$ISSUER_PID"
+    ISSUER_PID=""
+    return 1
+  fi
+}
+
+issuer_figure() {
+  local mode=$1 id=$2 label=$3 lim=$4 goal=$5 out
+  if [ ! -x "$BIN/tsi-issuer" ]; then
+    figure "$id" "$label" null "tokens/s" "$lim" "$goal" "$(missing_note tsi-issuer)"
+    return
+  fi
+  if [ -z "$TCTI" ]; then
+    figure "$id" "$label" null "tokens/s" "$lim" "$goal" "not measured (swtpm did not start)"
+    return
+  fi
+  if [ ! -d "$CA_DIR" ]; then
+    figure "$id" "$label" null "tokens/s" "$lim" "$goal" "not measured (no CA: tsi ca init failed)"
+    return
+  fi
+  log "figure: tsi-issuer $mode, $CALLERS callers (${SECS}s)"
+  if ! start_issuer "$mode"; then
+    figure "$id" "$label" null "tokens/s" "$lim" "$goal" "not measured (tsi-issuer $mode did not start)"
+    return
+  fi
+  if out=$("$BIN/issuer_load" --socket "$ISSUER_SOCK" --callers "$CALLERS" \
+             --seconds "$SECS" 2>"$TMP/issuer-load-$mode.err"); then
+    figure "$id" "$label" "$(jget "$out" per_sec)" "tokens/s" "$lim" "$goal" \
+      "p99 $(jget "$out" p99_ms) ms" "$out"
+  else
+    figure "$id" "$label" null "tokens/s" "$lim" "$goal" \
+      "not measured (issuer_load failed: $(tail -1 "$TMP/issuer-load-$mode.err"))" "$out"
+  fi
+  stop "$ISSUER_PID"
+  ISSUER_PID=""
+}
+
+if want issuer; then
+  issuer_figure delegated issuer_delegated "tokens/s, delegated signing, $CALLERS callers" \
+    openssl_sign '{"ratio": 0.5}'
+  issuer_figure tpm issuer_tpm "tokens/s, tpm signing, $CALLERS callers" \
+    esapi_sign '{"ratio": 0.85}'
+fi
+
+# --- tsi-vault ------------------------------------------------------------------
+VAULT_PID="" VAULT_ADDR="" VAULT_LOG=$TMP/vault.log
+start_vault() {
+  local port
+  mkdir -p "$TMP/policies"
+  cat >"$TMP/policies/bench.conf" <<'EOF'
+# bench/run: one role whose tokens read and write the benchmark's secrets.
+roles = ( { name = "bench"; rules = [ "bench-rw" ]; token_ttl = 3600; } );
+rules = (
+  { name = "bench-rw";
+    paths = [ "secret/data/bench/*" ];
+    capabilities = [ "create", "read", "update", "list" ];
+  }
+);
+EOF
+  port=$(free_ports 1)
+  VAULT_ADDR=http://127.0.0.1:$port
+  local args=(--dev --dev-root-token-id "$ROOT_TOKEN" --dev-listen "127.0.0.1:$port"
+              --policy-dir "$TMP/policies")
+  [ -f "$CA_DIR/ca.pem" ] && args+=(--trust-ca "$CA_DIR/ca.pem")
+  "$BIN/tsi-vault" "${args[@]}" >"$VAULT_LOG" 2>&1 &
+  VAULT_PID=$!
+  PIDS+=("$VAULT_PID")
+  if ! wait_for curl -sf "$VAULT_ADDR/v1/sys/health"; then
+    log "tsi-vault did not start: $(tail -2 "$VAULT_LOG")"
+    stop "$VAULT_PID"
+    VAULT_PID=""
+    return 1
+  fi
+}
+
+# login_token: a client token from one login with a minted JWT (stdout).
+login_token() {
+  local jwt
+  jwt=$(tail -1 "$TOKENS")
+  curl -sf -X POST "$VAULT_ADDR/v1/auth/trusted-identity/login" \
+    -H 'Content-Type: application/json' \
+    -d "{\"role\": \"$ROLE\", \"jwt\": \"$jwt\"}" | jq -er .auth.client_token
+}
+
+# metric NAME: a value from /v1/sys/metrics?format=prometheus (null if absent).
+metric() {
+  curl -sf -H "X-Vault-Token: $ROOT_TOKEN" "$VAULT_ADDR/v1/sys/metrics?format=prometheus" \
+    | awk -v n="$1" '$1 == n { print $2; found = 1; exit } END { if (!found) print "null" }'
+}
+
+vault_ready=0
+if want login || want kv || want sidecar || want rss; then
+  if [ -x "$BIN/tsi-vault" ]; then
+    log "starting tsi-vault --dev"
+    start_vault && vault_ready=1
+  fi
+fi
+vault_note() {
+  if [ ! -x "$BIN/tsi-vault" ]; then missing_note tsi-vault
+  else echo "not measured (tsi-vault did not start)"; fi
+}
+
+if want login; then
+  label="logins/s, fresh JWT each, $CONNS conns"
+  if [ "$vault_ready" -ne 1 ]; then
+    figure vault_login "$label" null "logins/s" openssl_verify '{"ratio": 0.5}' "$(vault_note)"
+  elif [ "$have_tokens" -ne 1 ]; then
+    figure vault_login "$label" null "logins/s" openssl_verify '{"ratio": 0.5}' \
+      "$(missing_note mint_tokens) (needs tsi_jwt_mint and the x509 functions in lib/)"
+  else
+    log "figure: logins (${SECS}s)"
+    if out=$(TSI_BENCH_TOKENS=$TOKENS TSI_BENCH_ROLE=$ROLE wrk_run login.lua "$VAULT_ADDR"); then
+      note="p99 $(jget "$out" p99_ms) ms, $(jget "$out" bad) errors"
+      [ "$(jget "$out" reused_rounds)" != "0" ] && note="$note; tokens ran out and were reused"
+      figure vault_login "$label" "$(jget "$out" per_sec)" "logins/s" openssl_verify \
+        '{"ratio": 0.5}' "$note" "$out"
+    else
+      figure vault_login "$label" null "logins/s" openssl_verify '{"ratio": 0.5}' "not measured (wrk failed)"
+    fi
+  fi
+fi
+
+if want kv; then
+  label="KV reads/s, durable audit, $CONNS conns keep-alive"
+  if [ "$vault_ready" -ne 1 ]; then
+    figure vault_kv "$label" null "reads/s" mhd_hello '{"ratio": 0.5}' "$(vault_note)"
+    figure vault_kv_p99 "KV read p99 latency under that load" null "ms" "" '{"max": 10}' "$(vault_note)"
+    figure audit_commit "audit records committed/s under that load" null "records/s" lmdb_raw '{}' "$(vault_note)"
+  else
+    log "figure: KV reads (${SECS}s), $NSECRETS secrets"
+    kv_token=$ROOT_TOKEN kv_who="root token"
+    if [ "$have_tokens" -eq 1 ] && t=$(login_token 2>/dev/null); then
+      kv_token=$t kv_who="a logged-in token (policy evaluated)"
+    fi
+    if ! "$PY" "$BENCH/populate.py" --addr "$VAULT_ADDR" --token "$ROOT_TOKEN" \
+         --prefix bench/s --count "$NSECRETS" 2>"$TMP/populate.err"; then
+      note="not measured (writing the secrets failed: $(tail -1 "$TMP/populate.err"))"
+      figure vault_kv "$label" null "reads/s" mhd_hello '{"ratio": 0.5}' "$note"
+      figure vault_kv_p99 "KV read p99 latency under that load" null "ms" "" '{"max": 10}' "$note"
+      figure audit_commit "audit records committed/s under that load" null "records/s" lmdb_raw '{}' "$note"
+    else
+      c0=$(metric tsi_audit_committed_total)
+      if out=$(TSI_BENCH_TOKEN=$kv_token TSI_BENCH_KV_PREFIX=/v1/secret/data/bench/s \
+               TSI_BENCH_KV_COUNT=$NSECRETS wrk_run kv_read.lua "$VAULT_ADDR"); then
+        c1=$(metric tsi_audit_committed_total)
+        figure vault_kv "$label" "$(jget "$out" per_sec)" "reads/s" mhd_hello '{"ratio": 0.5}' \
+          "as $kv_who; $(jget "$out" bad) errors" "$out"
+        figure vault_kv_p99 "KV read p99 latency under that load" "$(jget "$out" p99_ms)" "ms" "" '{"max": 10}'
+        if [ "$c0" != null ] && [ "$c1" != null ]; then
+          figure audit_commit "audit records committed/s under that load" \
+            "$(awk -v a="$c0" -v b="$c1" -v s="$(jget "$out" seconds)" 'BEGIN { printf "%.1f", (b - a) / s }')" \
+            "records/s" lmdb_raw '{}'
+        else
+          figure audit_commit "audit records committed/s under that load" null "records/s" lmdb_raw '{}' \
+            "not measured (no tsi_audit_committed_total in /v1/sys/metrics)"
+        fi
+      else
+        figure vault_kv "$label" null "reads/s" mhd_hello '{"ratio": 0.5}' "not measured (wrk failed)"
+        figure vault_kv_p99 "KV read p99 latency under that load" null "ms" "" '{"max": 10}' "not measured (wrk failed)"
+        figure audit_commit "audit records committed/s under that load" null "records/s" lmdb_raw '{}' "not measured (wrk failed)"
+      fi
+    fi
+  fi
+fi
+
+# --- tsi audit list over 1,000,000 records ---------------------------------------
+if want audit_query; then
+  label="tsi audit list, 1 day + 1 datacenter of 1,000,000 records"
+  if [ ! -x "$BIN/audit_query" ]; then
+    figure audit_query "$label" null "ms" "" '{"max": 100}' "$(missing_note audit_query)"
+  else
+    figure audit_query "$label" null "ms" "" '{"max": 100}' "not measured (audit_query not wired in yet)"
+  fi
+fi
+
+# --- sidecar: start -> last of 10 secrets on disk ---------------------------------
+if want sidecar; then
+  label="tsi-sidecar --once: start to 10 secrets on disk"
+  if [ ! -x "$BIN/tsi-sidecar" ]; then
+    figure sidecar_start "$label" null "ms" "" '{"max": 25}' "$(missing_note tsi-sidecar)"
+  elif [ ! -x "$BIN/tsi-issuer" ]; then
+    figure sidecar_start "$label" null "ms" "" '{"max": 25}' "$(missing_note tsi-issuer)"
+  elif [ "$vault_ready" -ne 1 ]; then
+    figure sidecar_start "$label" null "ms" "" '{"max": 25}' "$(vault_note)"
+  else
+    figure sidecar_start "$label" null "ms" "" '{"max": 25}' "not measured (sidecar not wired in yet)"
+  fi
+fi
+
+# --- tsi-vault RSS with 100,000 secrets and 1,000,000 audit records ---------------
+if want rss; then
+  label="tsi-vault RSS, 100,000 secrets + 1,000,000 audit records"
+  if [ "$vault_ready" -ne 1 ]; then
+    figure vault_rss "$label" null "MiB" "" '{"max": 64}' "$(vault_note)"
+  else
+    figure vault_rss "$label" null "MiB" "" '{"max": 64}' "not measured (not wired in yet)"
+  fi
+fi
+
+if [ -n "$VAULT_PID" ]; then
+  stop "$VAULT_PID"
+  VAULT_PID=""
+fi
