@@ -29,9 +29,14 @@ struct tsi_audit_opts {
 	size_t retain_bytes;      /* prune oldest beyond this size; 0: no limit */
 	const struct tsi_signer *head_signer; /* signs the chain head; may be NULL */
 	int head_sign_interval_s; /* 0: 60 */
+	/* Added after the first version (zero-initialise the struct): */
+	size_t map_max;           /* on a full map, grow it up to this; 0: never */
 };
 
-/* Opens (creating) the audit environment in dir. *out: tsi_audit_close. */
+/* Opens (creating) the audit environment in dir. *out: tsi_audit_close.
+ * opts is copied (head_signer is borrowed until tsi_audit_close). One writer
+ * per dir, across processes: TSI_ERR_EXISTS when another has it. In one
+ * process, open the writer before any reader of the same dir. */
 int tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
     struct tsi_audit **out);
 void tsi_audit_close(struct tsi_audit *a);   /* drains the queue first */
@@ -57,12 +62,35 @@ struct tsi_audit_status {
 };
 void tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st);
 
+/* Applies retention now (retain_seconds, retain_bytes of the opts), in
+ * batches; the committer also does this about once a second. *pruned (may
+ * be NULL): records removed. Thread-safe. */
+int tsi_audit_prune(struct tsi_audit *a, size_t *pruned);
+
 /* Read side. */
 struct tsi_audit_reader;
 
+/* Opens dir read-only (another process may be writing); in a process that
+ * has the writer open, shares its environment. TSI_ERR_NOT_FOUND when there
+ * is no audit log in dir. *out: tsi_audit_reader_close. A reader may be used
+ * by several threads. */
 int tsi_audit_reader_open(const char *dir, struct tsi_audit_reader **out);
-void tsi_audit_reader_close(struct tsi_audit_reader *r);
+void tsi_audit_reader_close(struct tsi_audit_reader *r);   /* accepts NULL */
 
+struct tsi_audit_info {
+	uint64_t first_seq;      /* first retained seq (1 unless pruned) */
+	uint64_t last_seq;       /* chain head; 0 when empty */
+	uint64_t records;        /* records stored */
+	size_t map_size;
+	size_t live_bytes;       /* bytes in live pages of the records and indexes */
+	uint64_t signed_seq;     /* seq of the signed head; 0 when none */
+	char signed_kid[48];
+};
+int tsi_audit_reader_info(struct tsi_audit_reader *r, struct tsi_audit_info *info);
+
+/* Filters combine with AND. since_us is inclusive, until_us exclusive.
+ * path_prefix is a plain string prefix; image matches an element of the
+ * "images" or "images-names" claim. */
 struct tsi_audit_query {
 	long long since_us, until_us;  /* 0: unbounded */
 	const char *decision;          /* NULL: any */
@@ -72,7 +100,7 @@ struct tsi_audit_query {
 	const char *image;
 	const char *namespace_;
 	uint64_t after_seq;            /* paging: only records with seq > this */
-	size_t limit;                  /* 0: 100 */
+	size_t limit;                  /* 0: 100; SIZE_MAX: all */
 };
 
 /* Calls cb for each matching record in seq order (rec borrowed for the call).
@@ -93,6 +121,10 @@ struct tsi_audit_verify_result {
  * TSI_ERR_DENIED with res naming the first record that was edited, is
  * missing or is out of order. */
 int tsi_audit_verify(struct tsi_audit_reader *r,
+    struct tsi_audit_verify_result *res);
+/* The same, and the signed head must exist and verify with trusted (a P-256
+ * public key, borrowed); trusted NULL is tsi_audit_verify. */
+int tsi_audit_verify_key(struct tsi_audit_reader *r, EVP_PKEY *trusted,
     struct tsi_audit_verify_result *res);
 
 #endif /* TSI_AUDIT_H */

@@ -1,0 +1,149 @@
+/*
+ * audit_int.h - internals of the audit store shared by lib/audit_*.c.
+ *
+ * Not a public header: the writer, reader, indexes, verify and retention
+ * files agree here on the LMDB layout (docs/audit.md "Layout").
+ */
+#ifndef TSI_AUDIT_INT_H
+#define TSI_AUDIT_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#include "tsi/audit.h"
+
+#define AUDIT_HASH_LEN 32
+#define AUDIT_RECORD_MAX (64 * 1024)  /* canonical bytes of one record */
+#define AUDIT_IDX_VALUE_MAX 256       /* bytes of a value kept in an index key */
+#define AUDIT_KEY_MAX (AUDIT_IDX_VALUE_MAX + 1 + 16)
+#define AUDIT_PATH_DEPTH_MAX 16       /* path prefixes indexed per record */
+#define AUDIT_DEFAULT_MAP ((size_t)1 << 30)
+#define AUDIT_MAX_READERS 126
+
+/* The secondary indexes. Every key is value || 0x00 || time_us || seq (both
+ * big-endian u64), or time_us || seq for AUDIT_IDX_TIME, with an empty value:
+ * a range scan on one value between two times yields matching seqs in seq
+ * order (time_us never decreases along the chain). */
+enum audit_idx {
+	AUDIT_IDX_TIME = 0,
+	AUDIT_IDX_DECISION,
+	AUDIT_IDX_PATH,      /* every '/'-ended prefix of the path, and the path */
+	AUDIT_IDX_CLUSTER,   /* claims["cluster-name"] */
+	AUDIT_IDX_DC,        /* claims["datacenter"] */
+	AUDIT_IDX_IMAGE,     /* each of claims["images"] and claims["images-names"] */
+	AUDIT_IDX_NS,        /* claims["namespace"] */
+	AUDIT_IDX_N
+};
+
+/* One LMDB environment, shared by the writer and by readers in the same
+ * process (LMDB forbids opening one environment twice in a process: closing
+ * the second handle would drop the first one's file locks). */
+struct audit_env {
+	MDB_env *env;
+	MDB_dbi records;     /* be64 seq -> canonical JSON */
+	MDB_dbi meta;        /* "head", "prune", "signed_head" */
+	MDB_dbi idx[AUDIT_IDX_N];
+	int rdonly;          /* opened MDB_RDONLY (no writer in this process) */
+	int has_writer;
+	dev_t dev;
+	ino_t ino;
+	int refs;            /* guarded by the registry lock */
+	/* Readers hold it shared around each read transaction; the committer
+	 * holds it exclusively to grow the map (mdb_env_set_mapsize needs no
+	 * live transaction in the process). */
+	pthread_rwlock_t resize;
+	struct audit_env *next;
+};
+
+struct tsi_audit_reader {
+	struct audit_env *e;
+};
+
+/* Opens or shares the environment in dir. writer: create it, read-write, map
+ * of map_size bytes; otherwise MDB_RDONLY unless a writer of this process
+ * already has it. *out: audit_env_release. */
+int audit_env_acquire(const char *dir, int writer, size_t map_size,
+    struct audit_env **out);
+void audit_env_release(struct audit_env *e, int writer);
+/* mdb_txn_begin for reading under e->resize (read-locked until
+ * audit_env_read_end), picking up a map grown by another process. */
+int audit_env_read_begin(struct audit_env *e, MDB_txn **txn);
+void audit_env_read_end(struct audit_env *e, MDB_txn *txn);
+/* Maps an LMDB or errno code to TSI_ERR_*. */
+int audit_mdb_err(int rc);
+
+void audit_be64_put(uint8_t out[8], uint64_t v);
+uint64_t audit_be64_get(const uint8_t in[8]);
+
+/* Record encoding (audit_record.c). */
+
+/* A deep copy of the caller's record with secret-bearing keys removed and
+ * the writer's own fields dropped. NULL with *err set on a bad record. */
+json_t *audit_record_prepare(const json_t *rec, int *err);
+/* Sets seq, time, time_us, prev on rec, computes the hash and returns the
+ * canonical bytes with "hash" (malloc'd, caller frees). */
+int audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
+    const uint8_t prev[AUDIT_HASH_LEN], uint8_t hash[AUDIT_HASH_LEN],
+    char **out, size_t *out_len);
+/* Recomputes the hash of a stored record: canonical JSON without "hash",
+ * chained on prev. */
+int audit_record_hash(const json_t *rec, const uint8_t prev[AUDIT_HASH_LEN],
+    uint8_t hash[AUDIT_HASH_LEN]);
+void audit_hex(const uint8_t *in, size_t n, char *out /* 2n+1 */);
+int audit_unhex(const char *in, uint8_t *out, size_t n);
+/* "2026-11-22T19:23:50.123456Z" into out (at least 32 bytes). */
+void audit_format_time(long long time_us, char *out, size_t out_len);
+long long audit_now_us(void);
+/* Parses a stored record. *rec: json_decref. */
+int audit_record_load(const MDB_val *v, json_t **rec);
+
+/* Indexes (audit_index.c). */
+
+/* Adds (del == 0) or removes (del != 0) every index entry of a record.
+ * Returns an LMDB code. */
+int audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
+    uint64_t seq, long long time_us, int del);
+/* Builds an index key: value || 0 || t || s (value NULL: the time index). */
+size_t audit_index_key(const char *value, long long time_us, uint64_t seq,
+    uint8_t key[AUDIT_KEY_MAX]);
+/* The string under claims[name], or NULL. */
+const char *audit_claim_str(const json_t *rec, const char *name);
+
+/* Meta (audit_meta.c). */
+struct audit_point {
+	uint64_t seq;
+	uint8_t hash[AUDIT_HASH_LEN];
+};
+/* head: last committed record (seq 0 and a zero hash when empty).
+ * prune: first retained seq and the hash its "prev" must carry (1 and zeros
+ * when nothing was pruned). */
+int audit_meta_get_point(struct audit_env *e, MDB_txn *txn, const char *name,
+    struct audit_point *p);
+int audit_meta_put_point(struct audit_env *e, MDB_txn *txn, const char *name,
+    const struct audit_point *p); /* LMDB code */
+/* Signs head with signer and stores it as "signed_head". */
+int audit_meta_sign_head(struct audit_env *e, MDB_txn *txn,
+    const struct tsi_signer *signer, const struct audit_point *head);
+/* Checks the stored signed head's signature; TSI_ERR_NOT_FOUND when none. */
+int audit_meta_check_signed_head(struct audit_env *e, MDB_txn *txn,
+    EVP_PKEY *trusted, struct audit_point *signed_head, char *why,
+    size_t why_len);
+
+/* Retention (audit_retention.c): prunes, in txn, the oldest records that
+ * are older than cutoff_us (0: no age limit), or needed to bring the live
+ * size under retain_bytes (0: no limit), and at least force_n of them; at
+ * most max. Moves the prune point. *pruned: how many. */
+int audit_prune_batch(struct audit_env *e, MDB_txn *txn, long long cutoff_us,
+    size_t retain_bytes, size_t force_n, size_t max, size_t *pruned);
+/* Bytes held by live pages of every database. */
+size_t audit_live_bytes(struct audit_env *e, MDB_txn *txn);
+
+/* Test hook: the committer sleeps before taking a batch (records stay
+ * queued) or after taking it (records are in flight). */
+void audit_test_hold(struct tsi_audit *a, int before_ms, int inflight_ms);
+
+#endif /* TSI_AUDIT_INT_H */

@@ -1,0 +1,453 @@
+/*
+ * audit_reader.c - read side: get, filtered queries over the indexes.
+ *
+ * A query walks every index named by its filters at once (a leapfrog join
+ * over keys value || 0 || time || seq, all in seq order), so it visits only
+ * the records that match every indexed filter within the time window; the
+ * record itself is then checked against all filters exactly.
+ */
+#include "audit_int.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int
+tsi_audit_reader_open(const char *dir, struct tsi_audit_reader **out)
+{
+	struct tsi_audit_reader *r;
+	int rc;
+
+	if (dir == NULL || out == NULL)
+		return TSI_ERR_INVALID_ARG;
+	*out = NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return TSI_ERR_ALLOC;
+	if ((rc = audit_env_acquire(dir, 0, 0, &r->e)) != TSI_OK) {
+		free(r);
+		return rc;
+	}
+	*out = r;
+	return TSI_OK;
+}
+
+void
+tsi_audit_reader_close(struct tsi_audit_reader *r)
+{
+	if (r == NULL)
+		return;
+	audit_env_release(r->e, 0);
+	free(r);
+}
+
+static int
+get_in_txn(struct audit_env *e, MDB_txn *txn, uint64_t seq, json_t **rec)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	audit_be64_put(kb, seq);
+	if ((rc = mdb_get(txn, e->records, &k, &v)) != 0)
+		return audit_mdb_err(rc);
+	return audit_record_load(&v, rec);
+}
+
+int
+tsi_audit_get(struct tsi_audit_reader *r, uint64_t seq, json_t **rec)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (r == NULL || rec == NULL)
+		return TSI_ERR_INVALID_ARG;
+	*rec = NULL;
+	if ((rc = audit_env_read_begin(r->e, &txn)) != TSI_OK)
+		return rc;
+	rc = get_in_txn(r->e, txn, seq, rec);
+	audit_env_read_end(r->e, txn);
+	return rc;
+}
+
+/* One index range: keys prefix || t || s. */
+struct scan {
+	MDB_cursor *c;
+	uint8_t prefix[AUDIT_IDX_VALUE_MAX + 1];
+	size_t plen;
+	int positioned;
+	uint64_t t, s;    /* current position, valid when positioned */
+};
+
+struct pos {
+	uint64_t t, s;
+};
+
+static int
+pos_lt(struct pos a, struct pos b)
+{
+	return a.t < b.t || (a.t == b.t && a.s < b.s);
+}
+
+/* Reads the cursor's key; 1 when it is inside the scan's range. */
+static int
+scan_key(struct scan *sc, const MDB_val *k, int rc)
+{
+	const uint8_t *p = k->mv_data;
+
+	if (rc != 0 || k->mv_size != sc->plen + 16 ||
+	    memcmp(p, sc->prefix, sc->plen) != 0)
+		return 0;
+	sc->t = audit_be64_get(p + sc->plen);
+	sc->s = audit_be64_get(p + sc->plen + 8);
+	sc->positioned = 1;
+	return 1;
+}
+
+/* Moves sc to its first key >= target. 0 when the range is exhausted. */
+static int
+scan_seek(struct scan *sc, struct pos target)
+{
+	uint8_t kb[AUDIT_KEY_MAX];
+	MDB_val k, v;
+	struct pos cur;
+	int rc;
+
+	if (sc->positioned) {
+		cur.t = sc->t;
+		cur.s = sc->s;
+		if (!pos_lt(cur, target))
+			return 1;
+		/* the common step is to the very next key */
+		rc = mdb_cursor_get(sc->c, &k, &v, MDB_NEXT);
+		if (!scan_key(sc, &k, rc))
+			return 0;
+		cur.t = sc->t;
+		cur.s = sc->s;
+		if (!pos_lt(cur, target))
+			return 1;
+	}
+	memcpy(kb, sc->prefix, sc->plen);
+	audit_be64_put(kb + sc->plen, target.t);
+	audit_be64_put(kb + sc->plen + 8, target.s);
+	k.mv_size = sc->plen + 16;
+	k.mv_data = kb;
+	rc = mdb_cursor_get(sc->c, &k, &v, MDB_SET_RANGE);
+	return scan_key(sc, &k, rc);
+}
+
+static int
+str_in(const json_t *arr, const char *s)
+{
+	size_t i;
+
+	if (json_is_string(arr))
+		return strcmp(json_string_value(arr), s) == 0;
+	for (i = 0; i < json_array_size(arr); i++) {
+		const char *x = json_string_value(json_array_get(arr, i));
+
+		if (x != NULL && strcmp(x, s) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+claim_eq(const json_t *rec, const char *name, const char *want)
+{
+	const char *v;
+
+	if (want == NULL)
+		return 1;
+	v = audit_claim_str(rec, name);
+	return v != NULL && strcmp(v, want) == 0;
+}
+
+/* The exact check of every filter on a record. */
+static int
+matches(const json_t *rec, const struct tsi_audit_query *q)
+{
+	const json_t *claims = json_object_get(rec, "claims");
+	long long t = json_integer_value(json_object_get(rec, "time_us"));
+	const char *s;
+
+	if ((q->since_us && t < q->since_us) || (q->until_us && t >= q->until_us))
+		return 0;
+	if ((uint64_t)json_integer_value(json_object_get(rec, "seq")) <= q->after_seq)
+		return 0;
+	if (q->decision != NULL) {
+		s = json_string_value(json_object_get(rec, "decision"));
+		if (s == NULL || strcmp(s, q->decision) != 0)
+			return 0;
+	}
+	if (q->path_prefix != NULL) {
+		s = json_string_value(json_object_get(rec, "path"));
+		if (s == NULL || strncmp(s, q->path_prefix, strlen(q->path_prefix)) != 0)
+			return 0;
+	}
+	if (!claim_eq(rec, "cluster-name", q->cluster_name) ||
+	    !claim_eq(rec, "datacenter", q->datacenter) ||
+	    !claim_eq(rec, "namespace", q->namespace_))
+		return 0;
+	if (q->image != NULL && !str_in(json_object_get(claims, "images"), q->image) &&
+	    !str_in(json_object_get(claims, "images-names"), q->image))
+		return 0;
+	return 1;
+}
+
+static int
+add_scan(struct audit_env *e, MDB_txn *txn, struct scan *scans, size_t *n,
+    enum audit_idx idx, const char *value, size_t vlen)
+{
+	struct scan *sc = &scans[*n];
+	int rc;
+
+	memset(sc, 0, sizeof(*sc));
+	if (vlen > AUDIT_IDX_VALUE_MAX)
+		vlen = AUDIT_IDX_VALUE_MAX;
+	if (value != NULL) {
+		memcpy(sc->prefix, value, vlen);
+		sc->prefix[vlen] = 0;
+		sc->plen = vlen + 1;
+	}
+	if ((rc = mdb_cursor_open(txn, e->idx[idx], &sc->c)) != 0)
+		return audit_mdb_err(rc);
+	(*n)++;
+	return TSI_OK;
+}
+
+/* The longest prefix of p that ends in '/', which the path index holds. */
+static size_t
+path_index_len(const char *p)
+{
+	const char *slash = strrchr(p, '/');
+
+	return slash == NULL ? 0 : (size_t)(slash - p) + 1;
+}
+
+static int
+build_scans(struct audit_env *e, MDB_txn *txn, const struct tsi_audit_query *q,
+    struct scan *scans, size_t *n)
+{
+	int r = TSI_OK;
+	size_t pl;
+
+	*n = 0;
+#define ADD(idx, v) do { if ((v) != NULL && (v)[0] != '\0' && r == TSI_OK) \
+	r = add_scan(e, txn, scans, n, (idx), (v), strlen(v)); } while (0)
+	ADD(AUDIT_IDX_IMAGE, q->image);
+	ADD(AUDIT_IDX_NS, q->namespace_);
+	ADD(AUDIT_IDX_CLUSTER, q->cluster_name);
+	ADD(AUDIT_IDX_DC, q->datacenter);
+	ADD(AUDIT_IDX_DECISION, q->decision);
+#undef ADD
+	if (r == TSI_OK && q->path_prefix != NULL &&
+	    (pl = path_index_len(q->path_prefix)) > 0)
+		r = add_scan(e, txn, scans, n, AUDIT_IDX_PATH, q->path_prefix, pl);
+	if (r == TSI_OK && *n == 0 && (q->since_us || q->until_us))
+		r = add_scan(e, txn, scans, n, AUDIT_IDX_TIME, NULL, 0);
+	return r;
+}
+
+/* Where the query starts: the first record after after_seq, not before
+ * since_us. 0 when nothing is left. */
+static int
+start_pos(struct audit_env *e, MDB_txn *txn, const struct tsi_audit_query *q,
+    struct pos *p)
+{
+	MDB_cursor *c = NULL;
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	json_t *rec = NULL;
+	int ok = 1;
+
+	p->t = q->since_us > 0 ? (uint64_t)q->since_us : 0;
+	p->s = 0;
+	if (q->after_seq == 0)
+		return 1;
+	if (mdb_cursor_open(txn, e->records, &c) != 0)
+		return 0;
+	audit_be64_put(kb, q->after_seq + 1);
+	if (mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) != 0 ||
+	    audit_record_load(&v, &rec) != TSI_OK) {
+		ok = 0;
+	} else if ((uint64_t)json_integer_value(json_object_get(rec, "time_us")) >= p->t) {
+		p->t = (uint64_t)json_integer_value(json_object_get(rec, "time_us"));
+		p->s = audit_be64_get(k.mv_data);
+	}
+	json_decref(rec);
+	mdb_cursor_close(c);
+	return ok;
+}
+
+struct emit {
+	const struct tsi_audit_query *q;
+	int (*cb)(const json_t *, void *);
+	void *arg;
+	size_t limit, emitted;
+	uint64_t last;
+	int stopped;      /* the callback asked to stop */
+	int more;         /* a match exists past the limit */
+};
+
+/* Checks one candidate; 1 when the walk should end. */
+static int
+consider(struct audit_env *e, MDB_txn *txn, uint64_t seq, struct emit *em,
+    const MDB_val *val)
+{
+	json_t *rec = NULL;
+	int done = 0;
+
+	if (val != NULL) {
+		if (audit_record_load(val, &rec) != TSI_OK)
+			return 0;
+	} else if (get_in_txn(e, txn, seq, &rec) != TSI_OK) {
+		return 0; /* an index entry without its record: pruned under us */
+	}
+	if (!matches(rec, em->q))
+		goto out;
+	if (em->emitted == em->limit) {
+		em->more = 1;
+		done = 1;
+		goto out;
+	}
+	em->emitted++;
+	em->last = seq;
+	if (em->cb(rec, em->arg) != 0) {
+		em->stopped = 1;
+		done = 1;
+	}
+out:
+	json_decref(rec);
+	return done;
+}
+
+static void
+walk_records(struct audit_env *e, MDB_txn *txn, struct emit *em)
+{
+	MDB_cursor *c = NULL;
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	if (mdb_cursor_open(txn, e->records, &c) != 0)
+		return;
+	audit_be64_put(kb, em->q->after_seq + 1);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		if (k.mv_size == 8 &&
+		    consider(e, txn, audit_be64_get(k.mv_data), em, &v))
+			break;
+	mdb_cursor_close(c);
+}
+
+static void
+walk_join(struct audit_env *e, MDB_txn *txn, struct scan *scans, size_t n,
+    struct pos target, struct emit *em)
+{
+	struct pos cur;
+	size_t i;
+	int aligned;
+
+	for (;;) {
+		do {
+			aligned = 1;
+			for (i = 0; i < n; i++) {
+				if (!scan_seek(&scans[i], target))
+					return;
+				cur.t = scans[i].t;
+				cur.s = scans[i].s;
+				if (pos_lt(target, cur)) {
+					target = cur;
+					aligned = 0;
+				}
+			}
+		} while (!aligned);
+		if (em->q->until_us && target.t >= (uint64_t)em->q->until_us)
+			return;
+		if (consider(e, txn, target.s, em, NULL))
+			return;
+		target.s++;
+	}
+}
+
+int
+tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
+    int (*cb)(const json_t *rec, void *arg), void *arg, uint64_t *next_seq)
+{
+	struct scan scans[8];
+	struct emit em;
+	struct pos start;
+	MDB_txn *txn = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	if (r == NULL || q == NULL || cb == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if (next_seq != NULL)
+		*next_seq = 0;
+	if (q->since_us < 0 || q->until_us < 0)
+		return TSI_ERR_INVALID_ARG;
+	memset(&em, 0, sizeof(em));
+	em.q = q;
+	em.cb = cb;
+	em.arg = arg;
+	em.limit = q->limit ? q->limit : 100;
+	if ((rc = audit_env_read_begin(r->e, &txn)) != TSI_OK)
+		return rc;
+	memset(scans, 0, sizeof(scans));
+	if ((rc = build_scans(r->e, txn, q, scans, &n)) != TSI_OK)
+		goto out;
+	if (n == 0)
+		walk_records(r->e, txn, &em);
+	else if (start_pos(r->e, txn, q, &start))
+		walk_join(r->e, txn, scans, n, start, &em);
+	if (next_seq != NULL && (em.more || em.stopped))
+		*next_seq = em.last;
+	rc = TSI_OK;
+out:
+	for (i = 0; i < n; i++)
+		mdb_cursor_close(scans[i].c);
+	audit_env_read_end(r->e, txn);
+	return rc;
+}
+
+int
+tsi_audit_reader_info(struct tsi_audit_reader *r, struct tsi_audit_info *info)
+{
+	MDB_txn *txn = NULL;
+	MDB_stat st;
+	MDB_envinfo ei;
+	struct audit_point head, pp;
+	MDB_val k = { 11, "signed_head" }, v;
+	json_t *j;
+	int rc;
+
+	if (r == NULL || info == NULL)
+		return TSI_ERR_INVALID_ARG;
+	memset(info, 0, sizeof(*info));
+	if ((rc = audit_env_read_begin(r->e, &txn)) != TSI_OK)
+		return rc;
+	if ((rc = audit_meta_get_point(r->e, txn, "head", &head)) != TSI_OK ||
+	    (rc = audit_meta_get_point(r->e, txn, "prune", &pp)) != TSI_OK)
+		goto out;
+	info->last_seq = head.seq;
+	info->first_seq = pp.seq;
+	if (mdb_stat(txn, r->e->records, &st) == 0)
+		info->records = st.ms_entries;
+	info->live_bytes = audit_live_bytes(r->e, txn);
+	if (mdb_env_info(r->e->env, &ei) == 0)
+		info->map_size = ei.me_mapsize;
+	if (mdb_get(txn, r->e->meta, &k, &v) == 0 &&
+	    (j = json_loadb(v.mv_data, v.mv_size, 0, NULL)) != NULL) {
+		info->signed_seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+		snprintf(info->signed_kid, sizeof(info->signed_kid), "%s",
+		    json_string_value(json_object_get(j, "kid")) ?
+		    json_string_value(json_object_get(j, "kid")) : "");
+		json_decref(j);
+	}
+	rc = TSI_OK;
+out:
+	audit_env_read_end(r->e, txn);
+	return rc;
+}

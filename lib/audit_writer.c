@@ -1,0 +1,719 @@
+/*
+ * audit_writer.c - tsi_audit_open/append/close/status: the group committer.
+ *
+ * Invariants (docs/audit.md "Group commit"):
+ * - tsi_audit_append returns TSI_OK only after the batch holding its record
+ *   was committed by a synced LMDB transaction.
+ * - A record whose caller timed out while it was still queued is removed
+ *   from the queue and is never written.
+ * - A record whose caller timed out while its batch was being written may
+ *   land; the committer then appends an "audit.late_commit" record naming
+ *   its seq, so the log says that this record was not acknowledged.
+ * - The in-memory head advances only after a successful commit.
+ */
+#include "audit_int.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+enum ent_state { ENT_QUEUED, ENT_INFLIGHT, ENT_DONE };
+
+struct entry {
+	json_t *rec;          /* prepared copy, owned */
+	enum ent_state state;
+	int abandoned;        /* the caller gave up while INFLIGHT */
+	int result;
+	uint64_t seq;
+	struct entry *prev, *next;
+};
+
+struct tsi_audit {
+	struct audit_env *e;
+	struct tsi_audit_opts o;
+	int lockfd;
+	pthread_t thr;
+	int thr_started;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;   /* committer waits for entries */
+	pthread_cond_t done_cv;   /* appenders wait for their batch */
+	struct entry *qhead, *qtail;
+	size_t qlen;
+	int stop;
+	uint64_t *late;           /* seqs committed after their caller gave up */
+	size_t nlate, late_cap;
+	/* status, under mu */
+	int healthy;
+	uint64_t committed, failed, last_seq;
+	char last_error[128];
+	int hold_before_ms, hold_inflight_ms; /* test hooks */
+
+	/* owned by the committer thread */
+	struct audit_point head;
+	long long last_time_us;
+	long long last_sign_us;
+	uint64_t signed_seq;
+	long long next_house_us;
+};
+
+static long long
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static void
+deadline_ts(struct timespec *ts, long long us_from_now)
+{
+	long long t = mono_us() + us_from_now;
+
+	ts->tv_sec = (time_t)(t / 1000000);
+	ts->tv_nsec = (long)(t % 1000000) * 1000;
+}
+
+static void
+set_error(struct tsi_audit *a, const char *what, int rc)
+{
+	pthread_mutex_lock(&a->mu);
+	a->healthy = 0;
+	snprintf(a->last_error, sizeof(a->last_error), "%s: %s", what,
+	    mdb_strerror(rc));
+	pthread_mutex_unlock(&a->mu);
+	tsi_log(TSI_LOG_ERROR, "audit.commit_failed", TSI_LS("step", what),
+	    TSI_LS("error", mdb_strerror(rc)));
+}
+
+static int
+put_record(struct tsi_audit *a, MDB_txn *txn, json_t *rec,
+    struct audit_point *h, long long *t, uint64_t *seq_out)
+{
+	uint8_t kb[8], hash[AUDIT_HASH_LEN];
+	char *body = NULL;
+	size_t len = 0;
+	MDB_val k = { 8, kb }, v;
+	long long now = audit_now_us();
+	uint64_t seq = h->seq + 1;
+	int rc;
+
+	/* time never goes back along the chain: the indexes rely on it */
+	if (now > *t)
+		*t = now;
+	if (audit_record_seal(rec, seq, *t, h->hash, hash, &body, &len) != TSI_OK)
+		return ENOMEM;
+	audit_be64_put(kb, seq);
+	v.mv_size = len;
+	v.mv_data = body;
+	rc = mdb_put(txn, a->e->records, &k, &v, MDB_APPEND);
+	if (rc == 0)
+		rc = audit_index_update(a->e, txn, rec, seq, *t, 0);
+	free(body);
+	if (rc != 0)
+		return rc;
+	h->seq = seq;
+	memcpy(h->hash, hash, AUDIT_HASH_LEN);
+	if (seq_out != NULL)
+		*seq_out = seq;
+	return 0;
+}
+
+static json_t *
+late_record(uint64_t seq)
+{
+	return json_pack("{s:s,s:s,s:s,s:I}", "op", "audit.late_commit",
+	    "decision", "error", "reason", "the record ref_seq was committed "
+	    "after its caller had timed out and failed the request (503): "
+	    "nothing was released for it", "ref_seq", (json_int_t)seq);
+}
+
+/* Writes a batch in one synced transaction. Returns an LMDB/errno code;
+ * on success a->head has advanced and n_late annotations were written. */
+static int
+write_batch(struct tsi_audit *a, struct entry **b, size_t n,
+    const uint64_t *late, size_t n_late, const char **step)
+{
+	MDB_txn *txn = NULL;
+	struct audit_point h = a->head;
+	long long t = a->last_time_us;
+	json_t *lr;
+	size_t i;
+	int rc;
+
+	*step = "txn_begin";
+	if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
+		return rc;
+	*step = "put";
+	for (i = 0; i < n; i++)
+		if ((rc = put_record(a, txn, b[i]->rec, &h, &t, &b[i]->seq)) != 0)
+			goto out;
+	for (i = 0; i < n_late; i++) {
+		if ((lr = late_record(late[i])) == NULL) {
+			rc = ENOMEM;
+			goto out;
+		}
+		rc = put_record(a, txn, lr, &h, &t, NULL);
+		json_decref(lr);
+		if (rc != 0)
+			goto out;
+	}
+	if ((rc = audit_meta_put_point(a->e, txn, "head", &h)) != 0)
+		goto out;
+	*step = "commit";
+	rc = mdb_txn_commit(txn); /* synced: the env is not MDB_NOSYNC */
+	txn = NULL;
+	if (rc == 0) {
+		a->head = h;
+		a->last_time_us = t;
+	}
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+/* MDB_MAP_FULL: grow the map (opts.map_max) or, when the operator bounded
+ * the log by size, prune the oldest records. 1 when something was freed. */
+static int
+relieve_full(struct tsi_audit *a)
+{
+	MDB_envinfo info;
+	size_t next, pruned = 0;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	mdb_env_info(a->e->env, &info);
+	if (a->o.map_max > info.me_mapsize) {
+		next = info.me_mapsize * 2;
+		if (next > a->o.map_max || next < info.me_mapsize)
+			next = a->o.map_max;
+		pthread_rwlock_wrlock(&a->e->resize);
+		rc = mdb_env_set_mapsize(a->e->env, next);
+		pthread_rwlock_unlock(&a->e->resize);
+		if (rc == 0) {
+			tsi_log(TSI_LOG_WARN, "audit.map_grown",
+			    TSI_LI("map_size", (long long)next));
+			return 1;
+		}
+		tsi_log(TSI_LOG_ERROR, "audit.map_grow_failed",
+		    TSI_LS("error", mdb_strerror(rc)));
+	}
+	if (a->o.retain_bytes == 0)
+		return 0;
+	if (mdb_txn_begin(a->e->env, NULL, 0, &txn) != 0)
+		return 0;
+	if (audit_prune_batch(a->e, txn, 0, a->o.retain_bytes, 256, 256, &pruned) != TSI_OK ||
+	    pruned == 0) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	if (mdb_txn_commit(txn) != 0)
+		return 0;
+	tsi_log(TSI_LOG_WARN, "audit.pruned_when_full",
+	    TSI_LI("records", (long long)pruned));
+	return 1;
+}
+
+static void
+housekeeping(struct tsi_audit *a)
+{
+	long long now = audit_now_us();
+	MDB_txn *txn = NULL;
+	size_t pruned = 0, total = 0;
+	int i, r, rc;
+
+	if (a->o.retain_seconds > 0 || a->o.retain_bytes > 0) {
+		for (i = 0; i < 16; i++) {
+			pruned = 0;
+			if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
+				break;
+			r = audit_prune_batch(a->e, txn, a->o.retain_seconds > 0 ?
+			    now - a->o.retain_seconds * 1000000LL : 0,
+			    a->o.retain_bytes, 0, 1024, &pruned);
+			if (r != TSI_OK || pruned == 0) {
+				mdb_txn_abort(txn);
+				break;
+			}
+			if ((rc = mdb_txn_commit(txn)) != 0) {
+				set_error(a, "prune", rc);
+				break;
+			}
+			total += pruned;
+			pthread_mutex_lock(&a->mu);
+			r = a->qhead != NULL;
+			pthread_mutex_unlock(&a->mu);
+			if (r)
+				break; /* appends first; the rest next time */
+		}
+		if (total > 0)
+			tsi_log(TSI_LOG_INFO, "audit.pruned",
+			    TSI_LI("records", (long long)total));
+	}
+	if (a->o.head_signer != NULL && a->head.seq != a->signed_seq &&
+	    now - a->last_sign_us >= (long long)a->o.head_sign_interval_s * 1000000LL) {
+		a->last_sign_us = now;
+		if (mdb_txn_begin(a->e->env, NULL, 0, &txn) == 0) {
+			if (audit_meta_sign_head(a->e, txn, a->o.head_signer,
+			    &a->head) == TSI_OK && mdb_txn_commit(txn) == 0)
+				a->signed_seq = a->head.seq;
+			else if (txn != NULL)
+				mdb_txn_abort(txn);
+			txn = NULL;
+		}
+	}
+}
+
+/* While unhealthy and idle: a tiny write tells whether commits work again. */
+static void
+probe(struct tsi_audit *a)
+{
+	MDB_txn *txn = NULL;
+	uint8_t b[8];
+	MDB_val k = { 5, "probe" }, v = { 8, b };
+	int rc;
+
+	audit_be64_put(b, (uint64_t)audit_now_us());
+	if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) == 0 &&
+	    (rc = mdb_put(txn, a->e->meta, &k, &v, 0)) == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (rc == 0) {
+		pthread_mutex_lock(&a->mu);
+		a->healthy = 1;
+		a->last_error[0] = '\0';
+		pthread_mutex_unlock(&a->mu);
+		tsi_log(TSI_LOG_INFO, "audit.recovered");
+	} else if (rc == MDB_MAP_FULL) {
+		relieve_full(a);
+	}
+}
+
+static void *
+committer(void *arg)
+{
+	struct tsi_audit *a = arg;
+	struct entry **batch = NULL, *en;
+	uint64_t *late = NULL;
+	size_t n, n_late, i;
+	struct timespec ts;
+	const char *step;
+	int rc, tries, healthy, hold_in;
+
+	if ((batch = calloc(a->o.batch_max, sizeof(*batch))) == NULL) {
+		tsi_log(TSI_LOG_ERROR, "audit.committer", TSI_LS("error", "out of memory"));
+		return NULL;
+	}
+	for (;;) {
+		if (mono_us() >= a->next_house_us) {
+			housekeeping(a);
+			pthread_mutex_lock(&a->mu);
+			healthy = a->healthy;
+			pthread_mutex_unlock(&a->mu);
+			if (!healthy)
+				probe(a);
+			a->next_house_us = mono_us() + 1000000;
+		}
+		pthread_mutex_lock(&a->mu);
+		/* late annotations wait while commits fail (the probe says when) */
+		if (a->qhead == NULL && (a->nlate == 0 || !a->healthy) && !a->stop) {
+			deadline_ts(&ts, a->next_house_us - mono_us());
+			pthread_cond_timedwait(&a->work_cv, &a->mu, &ts);
+			pthread_mutex_unlock(&a->mu);
+			continue;
+		}
+		if (a->qhead == NULL && (a->nlate == 0 || !a->healthy) && a->stop)
+			break;
+		if (a->hold_before_ms > 0) {
+			pthread_mutex_unlock(&a->mu);
+			usleep((useconds_t)a->hold_before_ms * 1000);
+			pthread_mutex_lock(&a->mu);
+		}
+		hold_in = a->hold_inflight_ms;
+		for (n = 0; n < a->o.batch_max && a->qhead != NULL; n++) {
+			en = a->qhead;
+			a->qhead = en->next;
+			if (a->qhead != NULL)
+				a->qhead->prev = NULL;
+			else
+				a->qtail = NULL;
+			en->next = en->prev = NULL;
+			en->state = ENT_INFLIGHT;
+			a->qlen--;
+			batch[n] = en;
+		}
+		if (n == 0 && (a->nlate == 0 || !a->healthy)) {
+			pthread_mutex_unlock(&a->mu);
+			continue; /* every waiter gave up while held */
+		}
+		late = a->late;
+		n_late = a->nlate;
+		a->late = NULL;
+		a->nlate = a->late_cap = 0;
+		pthread_mutex_unlock(&a->mu);
+
+		if (hold_in > 0)
+			usleep((useconds_t)hold_in * 1000);
+		for (tries = 0;; tries++) {
+			rc = write_batch(a, batch, n, late, n_late, &step);
+			if (rc == MDB_MAP_FULL && tries < 4 && relieve_full(a))
+				continue;
+			break;
+		}
+		if (rc != 0)
+			set_error(a, step, rc);
+
+		pthread_mutex_lock(&a->mu);
+		if (rc == 0) {
+			a->healthy = 1;
+			a->last_error[0] = '\0';
+			a->committed += n;
+			a->last_seq = a->head.seq;
+			free(late);
+		} else if (n_late > 0) {
+			/* keep the annotations for the next batch */
+			free(a->late);
+			a->late = late;
+			a->nlate = a->late_cap = n_late;
+		} else {
+			free(late);
+		}
+		late = NULL;
+		for (i = 0; i < n; i++) {
+			en = batch[i];
+			if (en->abandoned) {
+				if (rc == 0) {
+					tsi_log(TSI_LOG_WARN, "audit.late_commit",
+					    TSI_LI("seq", (long long)en->seq));
+					if (a->nlate == a->late_cap) {
+						size_t nc = a->late_cap ? a->late_cap * 2 : 8;
+						uint64_t *nl = realloc(a->late, nc * sizeof(*nl));
+
+						if (nl != NULL) {
+							a->late = nl;
+							a->late_cap = nc;
+						}
+					}
+					if (a->nlate < a->late_cap)
+						a->late[a->nlate++] = en->seq;
+				}
+				json_decref(en->rec);
+				free(en);
+				continue;
+			}
+			en->result = rc == 0 ? TSI_OK : TSI_ERR_AUDIT;
+			en->state = ENT_DONE;
+		}
+		pthread_cond_broadcast(&a->done_cv);
+		if (a->stop && rc != 0) {
+			/* draining on close: fail what is left rather than spin */
+			for (en = a->qhead; en != NULL; en = en->next) {
+				en->state = ENT_DONE;
+				en->result = TSI_ERR_AUDIT;
+			}
+			a->qhead = a->qtail = NULL;
+			a->qlen = 0;
+			free(a->late);
+			a->late = NULL;
+			a->nlate = a->late_cap = 0;
+			pthread_cond_broadcast(&a->done_cv);
+		}
+		pthread_mutex_unlock(&a->mu);
+	}
+	pthread_mutex_unlock(&a->mu);
+	/* a final signed head, so that verify covers everything written */
+	if (a->o.head_signer != NULL && a->head.seq != a->signed_seq) {
+		a->last_sign_us = 0;
+		a->o.head_sign_interval_s = 0;
+		housekeeping(a);
+	}
+	free(batch);
+	return NULL;
+}
+
+static int
+load_head(struct tsi_audit *a)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	json_t *rec = NULL;
+	struct audit_point meta;
+	int r, rc;
+
+	if ((rc = mdb_txn_begin(a->e->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return audit_mdb_err(rc);
+	if ((r = audit_meta_get_point(a->e, txn, "head", &meta)) != TSI_OK)
+		goto out;
+	a->head = meta;
+	a->last_time_us = 0;
+	if ((rc = mdb_cursor_open(txn, a->e->records, &c)) != 0) {
+		r = audit_mdb_err(rc);
+		goto out;
+	}
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size == 8 && audit_record_load(&v, &rec) == TSI_OK) {
+		a->last_time_us = json_integer_value(json_object_get(rec, "time_us"));
+		if (audit_be64_get(k.mv_data) != meta.seq)
+			tsi_log(TSI_LOG_ERROR, "audit.head_mismatch",
+			    TSI_LI("meta_seq", (long long)meta.seq),
+			    TSI_LI("last_seq", (long long)audit_be64_get(k.mv_data)));
+	}
+	r = TSI_OK;
+out:
+	json_decref(rec);
+	if (c != NULL)
+		mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return r;
+}
+
+int
+tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
+    struct tsi_audit **out)
+{
+	struct tsi_audit *a = NULL;
+	pthread_condattr_t ca;
+	char lockpath[4096];
+	int r = TSI_ERR_INTERNAL;
+
+	if (dir == NULL || out == NULL)
+		return TSI_ERR_INVALID_ARG;
+	*out = NULL;
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return TSI_ERR_ALLOC;
+	a->lockfd = -1;
+	if (opts != NULL)
+		a->o = *opts;
+	if (a->o.map_size == 0)
+		a->o.map_size = AUDIT_DEFAULT_MAP;
+	if (a->o.commit_timeout_ms <= 0)
+		a->o.commit_timeout_ms = 2000;
+	if (a->o.batch_max == 0)
+		a->o.batch_max = 256;
+	if (a->o.head_sign_interval_s <= 0)
+		a->o.head_sign_interval_s = 60;
+	a->healthy = 1;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->work_cv, &ca);
+	pthread_cond_init(&a->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if ((r = audit_env_acquire(dir, 1, a->o.map_size, &a->e)) != TSI_OK)
+		goto out;
+	/* One writer per log, across processes too: two committers would fork
+	 * the chain. flock, unlike fcntl locks, is not dropped when another
+	 * descriptor of the file is closed in this process. */
+	if (snprintf(lockpath, sizeof(lockpath), "%s/writer.lock", dir) >=
+	    (int)sizeof(lockpath)) {
+		r = TSI_ERR_INVALID_ARG;
+		goto out;
+	}
+	if ((a->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+		r = TSI_ERR_IO;
+		goto out;
+	}
+	if (flock(a->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		tsi_log(TSI_LOG_ERROR, "audit.open", TSI_LS("dir", dir),
+		    TSI_LS("error", "another writer has this audit log open"));
+		r = TSI_ERR_EXISTS;
+		goto out;
+	}
+	if ((r = load_head(a)) != TSI_OK)
+		goto out;
+	a->last_seq = a->head.seq;
+	a->signed_seq = a->head.seq;
+	if (pthread_create(&a->thr, NULL, committer, a) != 0) {
+		r = TSI_ERR_INTERNAL;
+		goto out;
+	}
+	a->thr_started = 1;
+	tsi_log(TSI_LOG_INFO, "audit.open", TSI_LS("dir", dir),
+	    TSI_LI("head_seq", (long long)a->head.seq),
+	    TSI_LI("map_size", (long long)a->o.map_size));
+	*out = a;
+	a = NULL;
+	r = TSI_OK;
+out:
+	if (a != NULL)
+		tsi_audit_close(a);
+	return r;
+}
+
+void
+tsi_audit_close(struct tsi_audit *a)
+{
+	if (a == NULL)
+		return;
+	if (a->thr_started) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = 1;
+		pthread_cond_signal(&a->work_cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->thr, NULL);
+	}
+	free(a->late);
+	if (a->e != NULL)
+		audit_env_release(a->e, 1);
+	if (a->lockfd >= 0)
+		close(a->lockfd);
+	pthread_cond_destroy(&a->work_cv);
+	pthread_cond_destroy(&a->done_cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+int
+tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
+{
+	struct entry *en;
+	struct timespec ts;
+	json_t *prep;
+	char *body;
+	size_t len;
+	int r, rc = 0;
+
+	if (a == NULL || rec == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if ((prep = audit_record_prepare(rec, &r)) == NULL)
+		return r;
+	/* the writer's own fields add well under 512 bytes */
+	if ((body = json_dumps(prep, JSON_COMPACT)) == NULL) {
+		json_decref(prep);
+		return TSI_ERR_ALLOC;
+	}
+	len = strlen(body);
+	free(body);
+	if (len > AUDIT_RECORD_MAX - 512) {
+		json_decref(prep);
+		return TSI_ERR_TOO_LARGE;
+	}
+	if ((en = calloc(1, sizeof(*en))) == NULL) {
+		json_decref(prep);
+		return TSI_ERR_ALLOC;
+	}
+	en->rec = prep;
+	en->state = ENT_QUEUED;
+	deadline_ts(&ts, (long long)a->o.commit_timeout_ms * 1000);
+
+	pthread_mutex_lock(&a->mu);
+	if (a->stop) {
+		pthread_mutex_unlock(&a->mu);
+		json_decref(prep);
+		free(en);
+		return TSI_ERR_AUDIT;
+	}
+	en->prev = a->qtail;
+	if (a->qtail != NULL)
+		a->qtail->next = en;
+	else
+		a->qhead = en;
+	a->qtail = en;
+	a->qlen++;
+	pthread_cond_signal(&a->work_cv);
+	while (en->state != ENT_DONE && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&a->done_cv, &a->mu, &ts);
+	if (en->state != ENT_DONE) {
+		a->failed++;
+		if (en->state == ENT_QUEUED) {
+			/* never written: unlink it */
+			if (en->prev != NULL)
+				en->prev->next = en->next;
+			else
+				a->qhead = en->next;
+			if (en->next != NULL)
+				en->next->prev = en->prev;
+			else
+				a->qtail = en->prev;
+			a->qlen--;
+			pthread_mutex_unlock(&a->mu);
+			json_decref(en->rec);
+			free(en);
+		} else {
+			/* the committer frees it and marks it if it lands */
+			en->abandoned = 1;
+			pthread_mutex_unlock(&a->mu);
+		}
+		tsi_log(TSI_LOG_ERROR, "audit.append_timeout",
+		    TSI_LI("timeout_ms", a->o.commit_timeout_ms));
+		return TSI_ERR_AUDIT;
+	}
+	r = en->result;
+	if (r != TSI_OK)
+		a->failed++;
+	else if (seq != NULL)
+		*seq = en->seq;
+	pthread_mutex_unlock(&a->mu);
+	json_decref(en->rec);
+	free(en);
+	return r;
+}
+
+void
+tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	st->healthy = a->healthy;
+	st->queue_depth = a->qlen;
+	st->committed = a->committed;
+	st->failed = a->failed;
+	st->last_seq = a->last_seq;
+	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
+	pthread_mutex_unlock(&a->mu);
+}
+
+int
+tsi_audit_prune(struct tsi_audit *a, size_t *pruned)
+{
+	MDB_txn *txn = NULL;
+	size_t n = 0, total = 0;
+	int r = TSI_OK, rc;
+
+	if (a == NULL)
+		return TSI_ERR_INVALID_ARG;
+	do {
+		n = 0;
+		if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
+			return audit_mdb_err(rc);
+		r = audit_prune_batch(a->e, txn, a->o.retain_seconds > 0 ?
+		    audit_now_us() - a->o.retain_seconds * 1000000LL : 0,
+		    a->o.retain_bytes, 0, 1024, &n);
+		if (r != TSI_OK || n == 0) {
+			mdb_txn_abort(txn);
+			break;
+		}
+		if ((rc = mdb_txn_commit(txn)) != 0) {
+			r = audit_mdb_err(rc);
+			break;
+		}
+		total += n;
+	} while (n > 0);
+	if (pruned != NULL)
+		*pruned = total;
+	return r;
+}
+
+void
+audit_test_hold(struct tsi_audit *a, int before_ms, int inflight_ms)
+{
+	pthread_mutex_lock(&a->mu);
+	a->hold_before_ms = before_ms;
+	a->hold_inflight_ms = inflight_ms;
+	pthread_mutex_unlock(&a->mu);
+}
