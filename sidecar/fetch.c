@@ -1,0 +1,425 @@
+/*
+ * The sidecar's HTTP side, with libcurl: the issuer over its Unix socket,
+ * tsi-vault over HTTPS. One easy handle per server, so connections (and TLS
+ * sessions) are reused between requests.
+ *
+ * Every response body goes into a bounded, wiping buffer; request bodies and
+ * headers that carry the JWT or the client token are wiped after use. Error
+ * strings say what failed (status, curl's reason, vault's error text) and
+ * never include a token or a secret value.
+ */
+#include "sidecar/sidecar.h"
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tsi_sidecar_http {
+	CURL *issuer;
+	CURL *vault;
+	const struct tsi_sidecar_settings *st; /* borrowed, outlives h */
+	volatile sig_atomic_t *stop;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	if (vsnprintf(err, errlen, fmt, ap) < 0)
+		err[0] = '\0';
+	va_end(ap);
+}
+
+int
+tsi_sidecar_is_final(int r)
+{
+	return r != TSI_OK && r != TSI_ERR_AGAIN && r != TSI_ERR_TIMEOUT;
+}
+
+static size_t
+on_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct tsi_buf *b = arg;
+	size_t n = size * nmemb;
+
+	/* Returning less than n makes curl fail with CURLE_WRITE_ERROR. */
+	if (tsi_buf_put(b, p, n) != TSI_OK)
+		return 0;
+	return n;
+}
+
+static int
+on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+    curl_off_t un)
+{
+	struct tsi_sidecar_http *h = arg;
+
+	return (h->stop != NULL && *h->stop) ? 1 : 0;
+}
+
+int
+tsi_sidecar_http_new(const struct tsi_sidecar_settings *st,
+    volatile sig_atomic_t *stop, struct tsi_sidecar_http **out)
+{
+	struct tsi_sidecar_http *h;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return TSI_ERR_ALLOC;
+	h->st = st;
+	h->stop = stop;
+	if ((h->issuer = curl_easy_init()) == NULL ||
+	    (h->vault = curl_easy_init()) == NULL) {
+		tsi_sidecar_http_free(h);
+		return TSI_ERR_ALLOC;
+	}
+	*out = h;
+	return TSI_OK;
+}
+
+void
+tsi_sidecar_http_free(struct tsi_sidecar_http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->issuer != NULL)
+		curl_easy_cleanup(h->issuer);
+	if (h->vault != NULL)
+		curl_easy_cleanup(h->vault);
+	free(h);
+}
+
+/* Frees a header list after wiping every header (they carry the token). */
+static void
+slist_free_wiped(struct curl_slist *l)
+{
+	struct curl_slist *p;
+
+	for (p = l; p != NULL; p = p->next)
+		if (p->data != NULL)
+			explicit_bzero(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
+/*
+ * One request. body (may be NULL) is POSTed as JSON. TSI_OK with *status,
+ * TSI_ERR_AGAIN on a transport failure, TSI_ERR_TOO_LARGE when the response
+ * is over the limit, TSI_ERR_INTERNAL when stopped.
+ */
+static int
+perform(struct tsi_sidecar_http *h, CURL *c, const char *url,
+    struct curl_slist *hdrs, const char *body, struct tsi_buf *resp,
+    long *status, const char *what, char *err, size_t errlen)
+{
+	const struct tsi_sidecar_settings *st = h->st;
+	CURLcode cc;
+
+	curl_easy_reset(c);
+	h->errbuf[0] = '\0';
+	tsi_buf_reset(resp);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, st->http_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+	    st->http_timeout_ms < 5000 ? st->http_timeout_ms : 5000L);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "tsi-sidecar/" TSI_VERSION);
+	if (c == h->issuer) {
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, st->issuer_socket);
+	} else {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+		if (st->cacert != NULL)
+			curl_easy_setopt(c, CURLOPT_CAINFO, st->cacert);
+	}
+	if (hdrs != NULL)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	if (body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	cc = curl_easy_perform(c);
+	/* The options point at our memory; drop them before it goes away. */
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+	if (cc != CURLE_OK) {
+		if (h->stop != NULL && *h->stop) {
+			seterr(err, errlen, "%s: interrupted", what);
+			return TSI_ERR_INTERNAL;
+		}
+		if (cc == CURLE_WRITE_ERROR) {
+			seterr(err, errlen, "%s: response larger than %d bytes",
+			    what, TSI_SIDECAR_RESPONSE_MAX);
+			return TSI_ERR_TOO_LARGE;
+		}
+		if (c == h->issuer)
+			seterr(err, errlen, "%s: cannot reach the issuer at "
+			    "%s: %s", what, st->issuer_socket,
+			    curl_easy_strerror(cc));
+		else
+			seterr(err, errlen, "%s: %s", what,
+			    h->errbuf[0] != '\0' ? h->errbuf :
+						   curl_easy_strerror(cc));
+		/* A certificate that does not verify will not verify next
+		 * time either; everything else (refused, reset, timeout,
+		 * DNS) may be transient. */
+		if (cc == CURLE_PEER_FAILED_VERIFICATION ||
+		    cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_URL_MALFORMAT ||
+		    cc == CURLE_UNSUPPORTED_PROTOCOL)
+			return TSI_ERR_BAD_CERT;
+		return TSI_ERR_AGAIN;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	return TSI_OK;
+}
+
+/* Vault's {"errors": [...]} first message, sanitized for a log line. */
+static void
+vault_error(const struct tsi_buf *resp, char *out, size_t outlen)
+{
+	json_t *j = json_loadb(tsi_buf_str(resp), tsi_buf_len(resp), 0, NULL);
+	const char *m = NULL;
+	size_t i;
+
+	out[0] = '\0';
+	if (j != NULL)
+		m = json_string_value(json_array_get(json_object_get(j, "errors"), 0));
+	if (m != NULL && snprintf(out, outlen, "%s", m) >= 0) {
+		for (i = 0; out[i] != '\0'; i++)
+			if ((unsigned char)out[i] < 0x20)
+				out[i] = ' ';
+	}
+	json_decref(j);
+}
+
+/* Maps a non-200 status to an error class with a message. */
+static int
+status_error(long status, const char *what, const struct tsi_buf *resp,
+    int forbidden, char *err, size_t errlen)
+{
+	char detail[160];
+
+	vault_error(resp, detail, sizeof(detail));
+	seterr(err, errlen, "%s: HTTP %ld%s%s", what, status,
+	    detail[0] ? ": " : "", detail);
+	if (status == 403)
+		return forbidden;
+	if (status == 404)
+		return TSI_ERR_NOT_FOUND;
+	if (status == 429 || status == 408 || status >= 500)
+		return TSI_ERR_AGAIN;
+	return TSI_ERR_PARSE;
+}
+
+static const char *
+vault_base(const struct tsi_sidecar_settings *st, size_t *len)
+{
+	size_t n = strlen(st->vault_addr);
+
+	while (n > 0 && st->vault_addr[n - 1] == '/')
+		n--;
+	*len = n;
+	return st->vault_addr;
+}
+
+int
+tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
+    long long *expires_at, char *err, size_t errlen)
+{
+	struct tsi_buf *resp = NULL;
+	json_t *j = NULL;
+	char *aud = NULL, url[512];
+	const char *tok;
+	long status = 0;
+	int r;
+
+	if ((resp = tsi_buf_new(64 * 1024)) == NULL ||
+	    (aud = curl_easy_escape(h->issuer, h->st->audience, 0)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	if (snprintf(url, sizeof(url), "http://localhost/v1/token?aud=%s", aud) >=
+	    (int)sizeof(url)) {
+		seterr(err, errlen, "issuer: audience too long");
+		r = TSI_ERR_INVALID_ARG;
+		goto out;
+	}
+	r = perform(h, h->issuer, url, NULL, NULL, resp, &status,
+	    "issuer token request", err, errlen);
+	if (r != TSI_OK)
+		goto out;
+	if (status != 200) {
+		r = status_error(status, "issuer token request", resp,
+		    TSI_ERR_UNIDENTIFIED, err, errlen);
+		if (status == 403)
+			seterr(err, errlen, "issuer token request: HTTP 403: "
+			    "the issuer could not identify this workload");
+		goto out;
+	}
+	j = json_loadb(tsi_buf_str(resp), tsi_buf_len(resp), 0, NULL);
+	tok = json_string_value(json_object_get(j, "token"));
+	if (tok == NULL || tok[0] == '\0') {
+		seterr(err, errlen, "issuer token request: no token in the "
+		    "response");
+		r = TSI_ERR_PARSE;
+		goto out;
+	}
+	if ((*jwt = strdup(tok)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	if (expires_at != NULL)
+		*expires_at = json_integer_value(json_object_get(j, "expires_at"));
+	r = TSI_OK;
+out:
+	json_decref(j);
+	curl_free(aud);
+	tsi_buf_free(resp);
+	return r;
+}
+
+int
+tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
+    char **client_token, long long *lease_s, char *err, size_t errlen)
+{
+	struct tsi_buf *resp = NULL;
+	struct curl_slist *hdrs = NULL;
+	json_t *req = NULL, *j = NULL, *auth;
+	char *body = NULL, url[1024];
+	const char *base, *tok;
+	size_t blen;
+	long status = 0;
+	int r;
+
+	base = vault_base(h->st, &blen);
+	if (snprintf(url, sizeof(url), "%.*s/v1/auth/trusted-identity/login",
+	    (int)blen, base) >= (int)sizeof(url)) {
+		seterr(err, errlen, "VAULT_ADDR is too long");
+		return TSI_ERR_INVALID_ARG;
+	}
+	if ((resp = tsi_buf_new(64 * 1024)) == NULL ||
+	    (req = json_pack("{s:s, s:s}", "role", h->st->role, "jwt", jwt)) ==
+		NULL ||
+	    (body = json_dumps(req, JSON_COMPACT)) == NULL ||
+	    (hdrs = curl_slist_append(NULL, "Content-Type: application/json")) ==
+		NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	r = perform(h, h->vault, url, hdrs, body, resp, &status, "login", err,
+	    errlen);
+	if (r != TSI_OK)
+		goto out;
+	if (status != 200) {
+		r = status_error(status, "login", resp, TSI_ERR_DENIED, err,
+		    errlen);
+		/* A rejected login (bad role, token refused) will be
+		 * rejected again with the same token: final. */
+		if (status == 400)
+			r = TSI_ERR_DENIED;
+		goto out;
+	}
+	j = json_loadb(tsi_buf_str(resp), tsi_buf_len(resp), 0, NULL);
+	auth = json_object_get(j, "auth");
+	tok = json_string_value(json_object_get(auth, "client_token"));
+	if (tok == NULL || tok[0] == '\0') {
+		seterr(err, errlen, "login: no auth.client_token in the response");
+		r = TSI_ERR_PARSE;
+		goto out;
+	}
+	if ((*client_token = strdup(tok)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	if (lease_s != NULL)
+		*lease_s = json_integer_value(json_object_get(auth, "lease_duration"));
+	r = TSI_OK;
+out:
+	json_decref(j);
+	json_decref(req);
+	tsi_strfree(body);
+	curl_slist_free_all(hdrs);
+	tsi_buf_free(resp);
+	return r;
+}
+
+int
+tsi_sidecar_read(struct tsi_sidecar_http *h, const char *client_token,
+    const char *path, json_t **data, long long *version, char *err,
+    size_t errlen)
+{
+	struct tsi_buf *resp = NULL, *hdr = NULL;
+	struct curl_slist *hdrs = NULL;
+	json_t *j = NULL, *d, *dd;
+	char url[2048], what[600];
+	const char *base;
+	size_t blen;
+	long status = 0;
+	int r;
+
+	base = vault_base(h->st, &blen);
+	if (snprintf(url, sizeof(url), "%.*s/v1/secret/data/%s", (int)blen, base,
+	    path) >= (int)sizeof(url)) {
+		seterr(err, errlen, "VAULT_ADDR and path are too long");
+		return TSI_ERR_INVALID_ARG;
+	}
+	(void)snprintf(what, sizeof(what), "read secret/data/%s", path);
+	if ((resp = tsi_buf_new(TSI_SIDECAR_RESPONSE_MAX)) == NULL ||
+	    (hdr = tsi_buf_new(8192)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	if ((r = tsi_buf_putf(hdr, "X-Vault-Token: %s", client_token)) != TSI_OK)
+		goto out;
+	if ((hdrs = curl_slist_append(NULL, tsi_buf_str(hdr))) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	r = perform(h, h->vault, url, hdrs, NULL, resp, &status, what, err,
+	    errlen);
+	if (r != TSI_OK)
+		goto out;
+	if (status != 200) {
+		r = status_error(status, what, resp, TSI_ERR_DENIED, err, errlen);
+		goto out;
+	}
+	j = json_loadb(tsi_buf_str(resp), tsi_buf_len(resp), 0, NULL);
+	d = json_object_get(j, "data");
+	dd = json_object_get(d, "data");
+	if (!json_is_object(dd)) {
+		seterr(err, errlen, "%s: the response has no data.data object",
+		    what);
+		r = TSI_ERR_PARSE;
+		goto out;
+	}
+	if (version != NULL)
+		*version = json_integer_value(
+		    json_object_get(json_object_get(d, "metadata"), "version"));
+	*data = json_incref(dd);
+	r = TSI_OK;
+out:
+	json_decref(j);
+	slist_free_wiped(hdrs);
+	tsi_buf_free(hdr);
+	tsi_buf_free(resp);
+	return r;
+}

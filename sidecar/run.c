@@ -1,0 +1,441 @@
+/*
+ * The two modes of tsi-sidecar.
+ *
+ * --once: every secret is fetched; transient failures (issuer or server
+ * unreachable, 5xx) are retried with exponential backoff up to retry_max
+ * attempts; a refusal (403, 404, a login rejected, a workload the issuer
+ * cannot identify) is final at once. Exit 0 only when every file is written.
+ *
+ * refresh: the same fetch, repeated every refresh_interval (+-20% jitter so
+ * that a node's pods do not all hit the server at once). The client token is
+ * renewed by a fresh login at two thirds of its lease. A secret that is no
+ * longer released (403 or 404 with a valid token) has its file removed.
+ * SIGTERM/SIGINT end the process within a second: the sleep is a poll on a
+ * self-pipe, and transfers are aborted by curl's progress callback.
+ */
+#include "sidecar/sidecar.h"
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_flag;
+static int stop_pipe[2] = { -1, -1 };
+
+struct ctx {
+	struct tsi_sidecar_settings *st;
+	struct tsi_sidecar_http *http;
+	int dirfd;
+	char *ctoken;          /* vault client token, wiped when freed */
+	long long renew_at_ms; /* monotonic time of the next login */
+	long long start_ms;
+	long long last_write_ms;
+};
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t
+rnd32(void)
+{
+	uint32_t v = 0;
+
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = (uint32_t)now_ms();
+	return v;
+}
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	char c = 1;
+
+	stop_flag = 1;
+	if (stop_pipe[1] >= 0)
+		(void)!write(stop_pipe[1], &c, 1);
+	errno = saved;
+}
+
+static int
+install_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return TSI_ERR_IO;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+		return TSI_ERR_IO;
+	sa.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &sa, NULL);
+	return TSI_OK;
+}
+
+/* Sleeps ms unless a signal arrives; returns nonzero when told to stop. */
+static int
+sleep_or_stop(long ms)
+{
+	long long until = now_ms() + ms, left;
+	struct pollfd p;
+
+	while (!stop_flag) {
+		left = until - now_ms();
+		if (left <= 0)
+			break;
+		p.fd = stop_pipe[0];
+		p.events = POLLIN;
+		p.revents = 0;
+		(void)poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+	}
+	return stop_flag != 0;
+}
+
+static void
+drop_token(struct ctx *c)
+{
+	tsi_strfree(c->ctoken);
+	c->ctoken = NULL;
+}
+
+/* Issuer token, then login. The JWT lives only for this call. */
+static int
+do_login(struct ctx *c, char *err, size_t errlen)
+{
+	char *jwt = NULL;
+	long long exp = 0, lease = 0;
+	int r;
+
+	drop_token(c);
+	if ((r = tsi_sidecar_get_token(c->http, &jwt, &exp, err, errlen)) !=
+	    TSI_OK)
+		return r;
+	r = tsi_sidecar_login(c->http, jwt, &c->ctoken, &lease, err, errlen);
+	tsi_strfree(jwt);
+	if (r != TSI_OK)
+		return r;
+	/* Log in again at two thirds of the lease: the old token still
+	 * works while the new login is under way. */
+	c->renew_at_ms = lease > 0 ? now_ms() + lease * 2000 / 3 : LLONG_MAX;
+	tsi_log(TSI_LOG_INFO, "login.ok", TSI_LS("role", c->st->role),
+	    TSI_LI("lease_duration", lease));
+	return TSI_OK;
+}
+
+static void
+sha256(const void *p, size_t n, unsigned char out[32])
+{
+	unsigned int len = 32;
+
+	if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1)
+		memset(out, 0, 32);
+}
+
+/* Reads one secret and writes its file when the content changed. */
+static int
+fetch_one(struct ctx *c, struct tsi_sidecar_secret *sec, char *err,
+    size_t errlen)
+{
+	struct tsi_buf *content = NULL;
+	json_t *data = NULL;
+	unsigned char d[32];
+	long long version = 0;
+	int r;
+
+	r = tsi_sidecar_read(c->http, c->ctoken, sec->path, &data, &version,
+	    err, errlen);
+	if (r != TSI_OK)
+		goto out;
+	if ((r = tsi_sidecar_render(sec, data, &content, err, errlen)) != TSI_OK)
+		goto out;
+	/* Drop the decoded secret before the write: one copy at a time. */
+	json_decref(data);
+	data = NULL;
+	sha256(tsi_buf_ptr(content), tsi_buf_len(content), d);
+	if (sec->on_disk && memcmp(d, sec->digest, sizeof(d)) == 0) {
+		r = TSI_OK;
+		goto out;
+	}
+	r = tsi_sidecar_write_file(c->dirfd, sec->dest, tsi_buf_ptr(content),
+	    tsi_buf_len(content), err, errlen);
+	if (r != TSI_OK)
+		goto out;
+	memcpy(sec->digest, d, sizeof(d));
+	sec->on_disk = 1;
+	c->last_write_ms = now_ms();
+	tsi_log(TSI_LOG_INFO, "secret.written", TSI_LS("name", sec->name),
+	    TSI_LS("path", sec->path), TSI_LS("dest", sec->dest),
+	    TSI_LS("format", tsi_sidecar_format_name(sec->format)),
+	    TSI_LI("version", version),
+	    TSI_LI("ms_since_start", c->last_write_ms - c->start_ms));
+out:
+	explicit_bzero(d, sizeof(d));
+	json_decref(data);
+	tsi_buf_free(content);
+	return r;
+}
+
+static void
+set_reason(struct tsi_sidecar_secret *sec, int r, const char *why)
+{
+	sec->last_err = r;
+	(void)snprintf(sec->reason, sizeof(sec->reason), "%s", why);
+}
+
+static int
+run_once(struct ctx *c)
+{
+	struct tsi_sidecar_spec *sp = c->st->spec;
+	char err[512];
+	size_t i, pending, written = 0, failed = 0;
+	int attempt, attempts = 0, r, interrupted = 0;
+
+	for (attempt = 0;; attempt++) {
+		attempts = attempt + 1;
+		if (stop_flag) {
+			interrupted = 1;
+			break;
+		}
+		err[0] = '\0';
+		if (c->ctoken == NULL &&
+		    (r = do_login(c, err, sizeof(err))) != TSI_OK) {
+			for (i = 0; i < sp->n; i++)
+				if (!sp->v[i].done) {
+					set_reason(&sp->v[i], r, err);
+					if (tsi_sidecar_is_final(r))
+						sp->v[i].done = 1;
+				}
+			if (tsi_sidecar_is_final(r))
+				break;
+		} else {
+			for (i = 0; i < sp->n && !stop_flag; i++) {
+				struct tsi_sidecar_secret *sec = &sp->v[i];
+				if (sec->done)
+					continue;
+				err[0] = '\0';
+				r = fetch_one(c, sec, err, sizeof(err));
+				set_reason(sec, r, err);
+				if (r == TSI_OK || tsi_sidecar_is_final(r))
+					sec->done = 1;
+			}
+		}
+		for (pending = 0, i = 0; i < sp->n; i++)
+			pending += !sp->v[i].done;
+		if (pending == 0)
+			break;
+		if (stop_flag) {
+			interrupted = 1;
+			break;
+		}
+		if (attempt + 1 >= c->st->retry_max)
+			break;
+		{
+			long d = tsi_sidecar_backoff_ms((unsigned)attempt,
+			    c->st->retry_base_ms, c->st->retry_cap_ms, rnd32());
+			tsi_log(TSI_LOG_WARN, "fetch.retry",
+			    TSI_LI("attempt", attempt + 1),
+			    TSI_LI("of", c->st->retry_max),
+			    TSI_LI("pending", pending), TSI_LI("delay_ms", d));
+			if (sleep_or_stop(d)) {
+				interrupted = 1;
+				break;
+			}
+		}
+	}
+	for (i = 0; i < sp->n; i++) {
+		struct tsi_sidecar_secret *sec = &sp->v[i];
+		if (sec->last_err == TSI_OK && sec->done) {
+			written++;
+			continue;
+		}
+		failed++;
+		tsi_log(TSI_LOG_ERROR, "secret.failed", TSI_LS("name", sec->name),
+		    TSI_LS("path", sec->path), TSI_LS("dest", sec->dest),
+		    TSI_LS("error", tsi_strerror(sec->last_err)),
+		    TSI_LS("final", sec->done ? "refused" :
+			interrupted ? "interrupted" : "gave up after retries"),
+		    TSI_LI("attempts", attempts),
+		    TSI_LS("reason", sec->reason));
+	}
+	tsi_log(failed ? TSI_LOG_ERROR : TSI_LOG_INFO, "sidecar.done",
+	    TSI_LS("mode", "once"), TSI_LI("written", written),
+	    TSI_LI("failed", failed),
+	    TSI_LI("ms_to_last_file",
+		written ? c->last_write_ms - c->start_ms : -1),
+	    TSI_LI("ms_total", now_ms() - c->start_ms));
+	return failed ? 1 : 0;
+}
+
+static void
+remove_secret(struct ctx *c, struct tsi_sidecar_secret *sec, const char *why)
+{
+	char err[256];
+
+	if (!sec->on_disk)
+		return;
+	if (tsi_sidecar_remove_file(c->dirfd, sec->dest, err, sizeof(err)) !=
+	    TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "secret.remove_failed",
+		    TSI_LS("name", sec->name), TSI_LS("reason", err));
+		return;
+	}
+	sec->on_disk = 0;
+	memset(sec->digest, 0, sizeof(sec->digest));
+	tsi_log(TSI_LOG_WARN, "secret.removed", TSI_LS("name", sec->name),
+	    TSI_LS("dest", sec->dest), TSI_LS("reason", why));
+}
+
+static int
+run_refresh(struct ctx *c)
+{
+	struct tsi_sidecar_spec *sp = c->st->spec;
+	char err[512];
+	unsigned backoff = 0;
+	size_t i, ok;
+	int r, transient, fresh, ready = 0;
+	long d;
+
+	while (!stop_flag) {
+		transient = 0;
+		fresh = 0;
+		err[0] = '\0';
+		if (c->ctoken == NULL || now_ms() >= c->renew_at_ms) {
+			if ((r = do_login(c, err, sizeof(err))) != TSI_OK) {
+				if (stop_flag)
+					break;
+				if (tsi_sidecar_is_final(r)) {
+					tsi_log(TSI_LOG_ERROR, "login.refused",
+					    TSI_LS("reason", err));
+					for (i = 0; i < sp->n; i++)
+						remove_secret(c, &sp->v[i], err);
+					d = tsi_sidecar_jitter_ms(
+					    c->st->refresh_ms, rnd32());
+				} else {
+					tsi_log(TSI_LOG_WARN, "login.retry",
+					    TSI_LS("reason", err));
+					d = tsi_sidecar_backoff_ms(backoff++,
+					    c->st->retry_base_ms,
+					    c->st->retry_cap_ms, rnd32());
+				}
+				sleep_or_stop(d);
+				continue;
+			}
+			fresh = 1;
+		}
+		for (ok = 0, i = 0; i < sp->n && !stop_flag; i++) {
+			struct tsi_sidecar_secret *sec = &sp->v[i];
+			err[0] = '\0';
+			r = fetch_one(c, sec, err, sizeof(err));
+			if (r == TSI_ERR_DENIED && !fresh) {
+				/* Maybe our token expired early (server
+				 * restart): one fresh login decides. */
+				if ((r = do_login(c, err, sizeof(err))) == TSI_OK) {
+					fresh = 1;
+					r = fetch_one(c, sec, err, sizeof(err));
+				}
+			}
+			if (r == TSI_OK) {
+				ok++;
+				continue;
+			}
+			if (stop_flag)
+				break;
+			if (r == TSI_ERR_DENIED || r == TSI_ERR_NOT_FOUND ||
+			    r == TSI_ERR_UNIDENTIFIED) {
+				tsi_log(TSI_LOG_WARN, "secret.not_released",
+				    TSI_LS("name", sec->name),
+				    TSI_LS("reason", err));
+				remove_secret(c, sec, err);
+			} else if (tsi_sidecar_is_final(r)) {
+				tsi_log(TSI_LOG_ERROR, "secret.failed",
+				    TSI_LS("name", sec->name),
+				    TSI_LS("error", tsi_strerror(r)),
+				    TSI_LS("reason", err));
+			} else {
+				transient = 1;
+				tsi_log(TSI_LOG_WARN, "secret.retry",
+				    TSI_LS("name", sec->name),
+				    TSI_LS("reason", err));
+			}
+		}
+		if (stop_flag)
+			break;
+		if (!ready && ok == sp->n) {
+			ready = 1;
+			tsi_log(TSI_LOG_INFO, "sidecar.ready",
+			    TSI_LS("mode", "refresh"), TSI_LI("written", ok),
+			    TSI_LI("ms_to_last_file",
+				c->last_write_ms - c->start_ms));
+		}
+		if (transient) {
+			d = tsi_sidecar_backoff_ms(backoff++, c->st->retry_base_ms,
+			    c->st->retry_cap_ms, rnd32());
+		} else {
+			backoff = 0;
+			d = tsi_sidecar_jitter_ms(c->st->refresh_ms, rnd32());
+		}
+		sleep_or_stop(d);
+	}
+	tsi_log(TSI_LOG_INFO, "sidecar.stopped", TSI_LS("mode", "refresh"));
+	return 0;
+}
+
+int
+tsi_sidecar_run(struct tsi_sidecar_settings *st)
+{
+	struct ctx c;
+	char err[512];
+	int rc = 1;
+
+	memset(&c, 0, sizeof(c));
+	c.st = st;
+	c.dirfd = -1;
+	c.start_ms = now_ms();
+	if (install_signals() != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "sidecar.signals",
+		    TSI_LS("reason", strerror(errno)));
+		goto out;
+	}
+	if (tsi_sidecar_dir_open(st->dest_dir, &c.dirfd, err, sizeof(err)) !=
+	    TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "sidecar.dest_dir", TSI_LS("reason", err));
+		goto out;
+	}
+	if (tsi_sidecar_http_new(st, &stop_flag, &c.http) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "sidecar.http", TSI_LS("reason",
+		    "cannot initialise libcurl"));
+		goto out;
+	}
+	tsi_log(TSI_LOG_INFO, "sidecar.start", TSI_LS("mode",
+	    st->once ? "once" : "refresh"), TSI_LS("role", st->role),
+	    TSI_LS("vault_addr", st->vault_addr),
+	    TSI_LS("issuer_socket", st->issuer_socket),
+	    TSI_LS("dest_dir", st->dest_dir), TSI_LI("count", st->spec->n));
+	rc = st->once ? run_once(&c) : run_refresh(&c);
+out:
+	drop_token(&c);
+	tsi_sidecar_http_free(c.http);
+	if (c.dirfd >= 0)
+		close(c.dirfd);
+	return rc;
+}
