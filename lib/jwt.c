@@ -1,0 +1,857 @@
+/*
+ * jwt.c - identity JWT verification, exactly as CONTRACT "Trust model" says.
+ *
+ * The order of the checks is part of the contract (docs/token-core.md):
+ * size, structure, JSON (duplicate keys refused), alg, x5c, chain to a trusted
+ * CA, revocation, node certificate, signature, kid, times, audience, location.
+ * Every refusal names one enum tsi_jwt_reason and one line of detail. There
+ * is no fallback: nothing here ever accepts a token on a second path.
+ *
+ * Signatures are checked with OpenSSL directly, not libjwt: libjwt 1.10.2
+ * takes the algorithm from the token header (HS256 with the public key as the
+ * HMAC secret verifies), treats a NULL key as "no verification", and needs a
+ * PEM round trip for a key we already hold. Here the algorithm is fixed
+ * (ECDSA P-256 with SHA-256), the key is the x5c leaf's and r, s are
+ * range-checked before OpenSSL sees them.
+ */
+#include "tsi/jwt.h"
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/signer.h"
+#include "tsi/x509.h"
+
+#include <ctype.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define X5C_MAX 4                 /* leaf, node, up to two operator CAs */
+#define MAX_LIFETIME 3600
+#define MAX_NUMERIC_DATE 253402300799LL  /* 9999-12-31T23:59:59Z */
+#define REVOKED_MAX 100000
+
+struct tsi_trust {
+	X509_STORE *store;
+	int ncas;
+	char **revoked;           /* lower-case hex, no colons */
+	size_t nrevoked;
+};
+
+const char *
+tsi_jwt_reason_name(enum tsi_jwt_reason r)
+{
+	switch (r) {
+	case TSI_JWT_OK: return "ok";
+	case TSI_JWT_MALFORMED: return "malformed";
+	case TSI_JWT_TOO_LARGE: return "too_large";
+	case TSI_JWT_DUPLICATE_KEY: return "duplicate_key";
+	case TSI_JWT_BAD_ALG: return "bad_alg";
+	case TSI_JWT_NO_X5C: return "no_x5c";
+	case TSI_JWT_BAD_X5C: return "bad_x5c";
+	case TSI_JWT_UNTRUSTED_CHAIN: return "untrusted_chain";
+	case TSI_JWT_CERT_EXPIRED: return "cert_expired";
+	case TSI_JWT_CERT_REVOKED: return "cert_revoked";
+	case TSI_JWT_CERT_NOT_CA: return "cert_not_ca";
+	case TSI_JWT_BAD_SIGNATURE: return "bad_signature";
+	case TSI_JWT_BAD_KID: return "bad_kid";
+	case TSI_JWT_NO_EXP: return "no_exp";
+	case TSI_JWT_EXPIRED: return "expired";
+	case TSI_JWT_NOT_YET_VALID: return "not_yet_valid";
+	case TSI_JWT_ISSUED_IN_FUTURE: return "issued_in_future";
+	case TSI_JWT_LIFETIME_TOO_LONG: return "lifetime_too_long";
+	case TSI_JWT_NO_AUD: return "no_aud";
+	case TSI_JWT_BAD_AUD: return "bad_aud";
+	case TSI_JWT_BAD_CLAIMS: return "bad_claims";
+	case TSI_JWT_LOCATION_MISMATCH: return "location_mismatch";
+	}
+	return "unknown";
+}
+
+/* ---- trust anchors and revocations ---- */
+
+int
+tsi_trust_new(struct tsi_trust **out)
+{
+	struct tsi_trust *t;
+
+	if (out == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return TSI_ERR_ALLOC;
+	if ((t->store = X509_STORE_new()) == NULL) {
+		free(t);
+		return TSI_ERR_ALLOC;
+	}
+	*out = t;
+	return TSI_OK;
+}
+
+void
+tsi_trust_free(struct tsi_trust *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	X509_STORE_free(t->store);
+	for (i = 0; i < t->nrevoked; i++)
+		free(t->revoked[i]);
+	free(t->revoked);
+	free(t);
+}
+
+static int
+add_cas(struct tsi_trust *t, STACK_OF(X509) *sk)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_num(sk); i++) {
+		if (X509_STORE_add_cert(t->store, sk_X509_value(sk, i)) != 1) {
+			/* Adding the same CA twice is harmless. */
+			unsigned long e = ERR_peek_last_error();
+			if (ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+				ERR_clear_error();
+				return TSI_ERR_CRYPTO;
+			}
+			ERR_clear_error();
+		}
+		t->ncas++;
+	}
+	return TSI_OK;
+}
+
+int
+tsi_trust_add_ca_file(struct tsi_trust *t, const char *path)
+{
+	STACK_OF(X509) *sk = NULL;
+	int ret;
+
+	if (t == NULL || path == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if ((ret = tsi_x509_load_chain_file(path, &sk)) != TSI_OK)
+		return ret;
+	ret = add_cas(t, sk);
+	sk_X509_pop_free(sk, X509_free);
+	return ret;
+}
+
+int
+tsi_trust_add_ca_pem(struct tsi_trust *t, const char *pem, size_t len)
+{
+	STACK_OF(X509) *sk = NULL;
+	int ret;
+
+	if (t == NULL || pem == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if ((ret = tsi_x509_load_chain_pem(pem, len, &sk)) != TSI_OK)
+		return ret;
+	ret = add_cas(t, sk);
+	sk_X509_pop_free(sk, X509_free);
+	return ret;
+}
+
+/* Lower-case hex without colons or a "serial=" prefix; NULL if not hex. */
+static char *
+normalize_hex(const char *in)
+{
+	size_t i, n = 0, len;
+	char *o;
+
+	if (strncmp(in, "serial=", 7) == 0)
+		in += 7;
+	len = strnlen(in, 256);
+	if (len == 0 || len >= 256 || (o = malloc(len + 1)) == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		if (in[i] == ':')
+			continue;
+		if (!isxdigit((unsigned char)in[i])) {
+			free(o);
+			return NULL;
+		}
+		o[n++] = (char)tolower((unsigned char)in[i]);
+	}
+	o[n] = '\0';
+	if (n == 0) {
+		free(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+tsi_trust_revoke(struct tsi_trust *t, const char *serial_or_fingerprint)
+{
+	char *h, **nr;
+
+	if (t == NULL || serial_or_fingerprint == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if (t->nrevoked >= REVOKED_MAX)
+		return TSI_ERR_TOO_LARGE;
+	if ((h = normalize_hex(serial_or_fingerprint)) == NULL)
+		return TSI_ERR_PARSE;
+	if ((nr = realloc(t->revoked, (t->nrevoked + 1) * sizeof(*nr))) == NULL) {
+		free(h);
+		return TSI_ERR_ALLOC;
+	}
+	t->revoked = nr;
+	t->revoked[t->nrevoked++] = h;
+	return TSI_OK;
+}
+
+static const char *
+skip_zeros(const char *s)
+{
+	while (s[0] == '0' && s[1] != '\0')
+		s++;
+	return s;
+}
+
+/* Nonzero when cert is revoked by serial or by fingerprint. */
+static int
+is_revoked(const struct tsi_trust *t, X509 *cert)
+{
+	char fp[65], *serial = NULL, *p;
+	BIGNUM *bn = NULL;
+	size_t i;
+	int hit = 0;
+
+	if (t->nrevoked == 0)
+		return 0;
+	if (tsi_x509_fingerprint(cert, fp) != TSI_OK)
+		return 1; /* cannot tell: refuse */
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL ||
+	    (serial = BN_bn2hex(bn)) == NULL) {
+		BN_free(bn);
+		return 1;
+	}
+	for (p = serial; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (i = 0; i < t->nrevoked && !hit; i++)
+		hit = strcmp(t->revoked[i], fp) == 0 ||
+		    strcmp(skip_zeros(t->revoked[i]), skip_zeros(serial)) == 0;
+	OPENSSL_free(serial);
+	BN_free(bn);
+	return hit;
+}
+
+/* ---- parsing ---- */
+
+static int
+refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
+    const char *fmt, ...)
+{
+	va_list ap;
+	size_t i;
+
+	res->reason = reason;
+	va_start(ap, fmt);
+	vsnprintf(res->detail, sizeof(res->detail), fmt, ap);
+	va_end(ap);
+	/* One line, printable: details may quote token content. */
+	for (i = 0; res->detail[i] != '\0'; i++)
+		if ((unsigned char)res->detail[i] < 0x20 ||
+		    (unsigned char)res->detail[i] == 0x7f)
+			res->detail[i] = '?';
+	return TSI_ERR_BAD_TOKEN;
+}
+
+/* The three parts of a compact JWS, borrowed from the token text. */
+struct parts {
+	const char *h, *c, *s;
+	size_t hlen, clen, slen;
+	size_t signed_len;        /* bytes of "header.claims" */
+};
+
+static int
+split(const char *token, struct parts *p, struct tsi_verify_result *res)
+{
+	size_t len;
+	const char *d1, *d2;
+
+	len = strnlen(token, TSI_JWT_MAX_BYTES + 1);
+	if (len > TSI_JWT_MAX_BYTES)
+		return refuse(res, TSI_JWT_TOO_LARGE, "token over %d bytes",
+		    TSI_JWT_MAX_BYTES);
+	if ((d1 = memchr(token, '.', len)) == NULL ||
+	    (d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token))) == NULL ||
+	    memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)) != NULL)
+		return refuse(res, TSI_JWT_MALFORMED,
+		    "not three dot-separated parts");
+	p->h = token;
+	p->hlen = (size_t)(d1 - token);
+	p->c = d1 + 1;
+	p->clen = (size_t)(d2 - p->c);
+	p->s = d2 + 1;
+	p->slen = len - (size_t)(p->s - token);
+	p->signed_len = (size_t)(d2 - token);
+	if (p->hlen == 0 || p->clen == 0)
+		return refuse(res, TSI_JWT_MALFORMED, "empty header or claims");
+	return TSI_OK;
+}
+
+static int
+parse_part(const char *b64, size_t len, const char *what, json_t **out,
+    struct tsi_verify_result *res)
+{
+	unsigned char *raw = NULL;
+	size_t rawlen = 0;
+	json_error_t jerr;
+	json_t *j;
+
+	if (tsi_b64url_decode(b64, len, &raw, &rawlen) != TSI_OK)
+		return refuse(res, TSI_JWT_MALFORMED, "%s is not base64url", what);
+	j = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, &jerr);
+	tsi_freezero(raw, rawlen);
+	if (j == NULL) {
+		if (json_error_code(&jerr) == json_error_duplicate_key)
+			return refuse(res, TSI_JWT_DUPLICATE_KEY,
+			    "%s repeats a member name", what);
+		return refuse(res, TSI_JWT_MALFORMED, "%s is not JSON: %s",
+		    what, jerr.text);
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return refuse(res, TSI_JWT_MALFORMED, "%s is not a JSON object",
+		    what);
+	}
+	*out = j;
+	return TSI_OK;
+}
+
+static int
+parse_token(const char *token, struct parts *p, json_t **hdr, json_t **claims,
+    struct tsi_verify_result *res)
+{
+	int ret;
+
+	if ((ret = split(token, p, res)) != TSI_OK)
+		return ret;
+	if ((ret = parse_part(p->h, p->hlen, "header", hdr, res)) != TSI_OK)
+		return ret;
+	if ((ret = parse_part(p->c, p->clen, "claims", claims, res)) != TSI_OK) {
+		json_decref(*hdr);
+		*hdr = NULL;
+		return ret;
+	}
+	return TSI_OK;
+}
+
+int
+tsi_jwt_decode_unverified(const char *token, json_t **header, json_t **claims)
+{
+	struct tsi_verify_result res;
+	struct parts p;
+	json_t *h = NULL, *c = NULL;
+
+	if (token == NULL || header == NULL || claims == NULL)
+		return TSI_ERR_INVALID_ARG;
+	memset(&res, 0, sizeof(res));
+	if (parse_token(token, &p, &h, &c, &res) != TSI_OK)
+		return res.reason == TSI_JWT_TOO_LARGE ? TSI_ERR_TOO_LARGE :
+		    TSI_ERR_PARSE;
+	*header = h;
+	*claims = c;
+	return TSI_OK;
+}
+
+/* ---- header checks ---- */
+
+static int
+check_header(const json_t *hdr, struct tsi_verify_result *res)
+{
+	const json_t *alg = json_object_get(hdr, "alg");
+	const json_t *typ = json_object_get(hdr, "typ");
+
+	if (!json_is_string(alg))
+		return refuse(res, TSI_JWT_BAD_ALG, "alg missing");
+	if (strcmp(json_string_value(alg), "ES256") != 0)
+		return refuse(res, TSI_JWT_BAD_ALG, "alg %.32s is not ES256",
+		    json_string_value(alg));
+	/* RFC 7515 4.1.11: extensions we do not understand must be refused. */
+	if (json_object_get(hdr, "crit") != NULL)
+		return refuse(res, TSI_JWT_MALFORMED, "crit header not supported");
+	if (typ != NULL && (!json_is_string(typ) ||
+	    strcmp(json_string_value(typ), "JWT") != 0))
+		return refuse(res, TSI_JWT_MALFORMED, "typ is not JWT");
+	return TSI_OK;
+}
+
+static int
+decode_x5c(const json_t *hdr, STACK_OF(X509) **out,
+    struct tsi_verify_result *res)
+{
+	const json_t *x5c = json_object_get(hdr, "x5c");
+	STACK_OF(X509) *sk = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t i, derlen = 0;
+	X509 *x;
+	int ret;
+
+	if (x5c == NULL)
+		return refuse(res, TSI_JWT_NO_X5C, "x5c missing");
+	if (!json_is_array(x5c) || json_array_size(x5c) == 0 ||
+	    json_array_size(x5c) > X5C_MAX)
+		return refuse(res, TSI_JWT_BAD_X5C,
+		    "x5c is not an array of 1 to %d certificates", X5C_MAX);
+	if ((sk = sk_X509_new_null()) == NULL)
+		return TSI_ERR_ALLOC;
+	for (i = 0; i < json_array_size(x5c); i++) {
+		const json_t *e = json_array_get(x5c, i);
+
+		if (!json_is_string(e) ||
+		    tsi_b64_decode(json_string_value(e), json_string_length(e),
+		    &der, &derlen) != TSI_OK) {
+			ret = refuse(res, TSI_JWT_BAD_X5C,
+			    "x5c[%zu] is not base64", i);
+			goto out;
+		}
+		p = der;
+		x = d2i_X509(NULL, &p, (long)derlen);
+		if (x == NULL || p != der + derlen) {
+			X509_free(x);
+			ERR_clear_error();
+			ret = refuse(res, TSI_JWT_BAD_X5C,
+			    "x5c[%zu] is not a DER certificate", i);
+			goto out;
+		}
+		tsi_freezero(der, derlen);
+		der = NULL;
+		if (sk_X509_push(sk, x) <= 0) {
+			X509_free(x);
+			ret = TSI_ERR_ALLOC;
+			goto out;
+		}
+	}
+	*out = sk;
+	sk = NULL;
+	ret = TSI_OK;
+out:
+	if (der != NULL)
+		tsi_freezero(der, derlen);
+	sk_X509_pop_free(sk, X509_free);
+	return ret;
+}
+
+static void
+cert_cn(X509 *x, char *buf, size_t size)
+{
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
+	    buf, (int)size) < 0)
+		snprintf(buf, size, "?");
+}
+
+/* ---- chain ---- */
+
+static enum tsi_jwt_reason
+map_verify_error(int err)
+{
+	switch (err) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+	case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
+	case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
+		return TSI_JWT_CERT_EXPIRED;
+	case X509_V_ERR_INVALID_CA:
+	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+	case X509_V_ERR_KEYUSAGE_NO_CERTSIGN:
+		return TSI_JWT_CERT_NOT_CA;
+	case X509_V_ERR_CERT_REVOKED:
+		return TSI_JWT_CERT_REVOKED;
+	default:
+		return TSI_JWT_UNTRUSTED_CHAIN;
+	}
+}
+
+/*
+ * Verifies x5c to a trusted CA at time now. On success *chain is the
+ * verified path (leaf first, trust anchor last).
+ */
+static int
+verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
+    STACK_OF(X509) **chain, struct tsi_verify_result *res)
+{
+	X509_STORE_CTX *ctx = NULL;
+	STACK_OF(X509) *untrusted = NULL, *path = NULL;
+	X509_VERIFY_PARAM *vp;
+	char cn[128];
+	int i, err, ret = TSI_ERR_ALLOC;
+
+	if (t->ncas == 0)
+		return refuse(res, TSI_JWT_UNTRUSTED_CHAIN, "no trusted CA configured");
+	/* Every certificate that signed another must be a CA. OpenSSL checks
+	 * this too; checking first gives the refusal its own reason. */
+	for (i = 1; i < sk_X509_num(x5c); i++) {
+		X509 *x = sk_X509_value(x5c, i);
+		if (X509_check_ca(x) != 1 ||
+		    ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) &&
+		    !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN))) {
+			cert_cn(x, cn, sizeof(cn));
+			return refuse(res, TSI_JWT_CERT_NOT_CA,
+			    "x5c[%d] (CN=%s) has no CA rights", i, cn);
+		}
+	}
+	if ((untrusted = sk_X509_new_null()) == NULL)
+		goto out;
+	for (i = 1; i < sk_X509_num(x5c); i++)
+		if (sk_X509_push(untrusted, sk_X509_value(x5c, i)) <= 0)
+			goto out;
+	if ((ctx = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(ctx, t->store, sk_X509_value(x5c, 0),
+	    untrusted) != 1)
+		goto out;
+	vp = X509_STORE_CTX_get0_param(ctx);
+	X509_VERIFY_PARAM_set_time(vp, now);
+	X509_VERIFY_PARAM_set_depth(vp, X5C_MAX + 1);
+	if (X509_verify_cert(ctx) != 1) {
+		err = X509_STORE_CTX_get_error(ctx);
+		i = X509_STORE_CTX_get_error_depth(ctx);
+		ERR_clear_error();
+		ret = refuse(res, map_verify_error(err), "chain: %s at depth %d",
+		    X509_verify_cert_error_string(err), i);
+		goto out;
+	}
+	if ((path = X509_STORE_CTX_get1_chain(ctx)) == NULL)
+		goto out;
+	/* x5c must be the verified path itself, in order; nothing else. */
+	if (sk_X509_num(x5c) > sk_X509_num(path)) {
+		ret = refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
+		    "x5c holds certificates outside the verified chain");
+		goto out;
+	}
+	for (i = 0; i < sk_X509_num(x5c); i++)
+		if (X509_cmp(sk_X509_value(x5c, i), sk_X509_value(path, i)) != 0) {
+			ret = refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
+			    "x5c[%d] is not in the verified chain", i);
+			goto out;
+		}
+	*chain = path;
+	path = NULL;
+	ret = TSI_OK;
+out:
+	sk_X509_pop_free(path, X509_free);
+	X509_STORE_CTX_free(ctx);
+	sk_X509_free(untrusted);
+	return ret;
+}
+
+/*
+ * The node certificate is the first x5c entry carrying tsi: SANs: x5c[0]
+ * (the node key signed the token) or x5c[1] (a session key did).
+ */
+static int
+find_node(STACK_OF(X509) *x5c, struct tsi_location *loc, int *index,
+    struct tsi_verify_result *res)
+{
+	int i, r;
+
+	for (i = 0; i < sk_X509_num(x5c) && i < 2; i++) {
+		r = tsi_x509_location(sk_X509_value(x5c, i), loc);
+		if (r == TSI_ERR_NOT_FOUND)
+			continue;
+		if (r != TSI_OK)
+			return refuse(res, TSI_JWT_BAD_X5C,
+			    "x5c[%d] has an invalid tsi: location", i);
+		*index = i;
+		return TSI_OK;
+	}
+	return refuse(res, TSI_JWT_BAD_X5C,
+	    "neither x5c[0] nor x5c[1] is a node certificate");
+}
+
+/* ---- signature ---- */
+
+static int
+check_signature(EVP_PKEY *pub, const struct parts *p,
+    struct tsi_verify_result *res)
+{
+	unsigned char *raw = NULL, *der = NULL;
+	size_t rawlen = 0;
+	EC_GROUP *grp = NULL;
+	const BIGNUM *order;
+	BIGNUM *r = NULL, *s = NULL;
+	ECDSA_SIG *es = NULL;
+	EVP_MD_CTX *md = NULL;
+	int n, ok, ret = TSI_ERR_ALLOC;
+
+	if (p->slen == 0)
+		return refuse(res, TSI_JWT_BAD_SIGNATURE, "signature empty");
+	if (tsi_b64url_decode(p->s, p->slen, &raw, &rawlen) != TSI_OK)
+		return refuse(res, TSI_JWT_BAD_SIGNATURE,
+		    "signature is not base64url");
+	if (rawlen != 64) {
+		ret = refuse(res, TSI_JWT_BAD_SIGNATURE,
+		    "signature is %zu bytes, want 64 (r||s)", rawlen);
+		goto out;
+	}
+	if ((grp = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)) == NULL ||
+	    (order = EC_GROUP_get0_order(grp)) == NULL ||
+	    (r = BN_bin2bn(raw, 32, NULL)) == NULL ||
+	    (s = BN_bin2bn(raw + 32, 32, NULL)) == NULL)
+		goto out;
+	if (BN_is_zero(r) || BN_is_zero(s) || BN_cmp(r, order) >= 0 ||
+	    BN_cmp(s, order) >= 0) {
+		ret = refuse(res, TSI_JWT_BAD_SIGNATURE,
+		    "r or s not in [1, n-1]");
+		goto out;
+	}
+	if ((es = ECDSA_SIG_new()) == NULL || ECDSA_SIG_set0(es, r, s) != 1)
+		goto out;
+	r = s = NULL; /* owned by es */
+	if ((n = i2d_ECDSA_SIG(es, &der)) <= 0 || (md = EVP_MD_CTX_new()) == NULL)
+		goto out;
+	ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
+	    EVP_DigestVerify(md, der, (size_t)n, (const unsigned char *)p->h,
+	    p->signed_len) == 1;
+	ERR_clear_error();
+	if (!ok) {
+		ret = refuse(res, TSI_JWT_BAD_SIGNATURE,
+		    "signature does not verify with the x5c[0] key");
+		goto out;
+	}
+	ret = TSI_OK;
+out:
+	tsi_freezero(raw, rawlen);
+	OPENSSL_free(der);
+	BN_free(r);
+	BN_free(s);
+	ECDSA_SIG_free(es);
+	EC_GROUP_free(grp);
+	EVP_MD_CTX_free(md);
+	return ret;
+}
+
+/* ---- claims ---- */
+
+/* 1 present and valid (*v set), 0 absent, -1 present but not a date. */
+static int
+numeric_date(const json_t *claims, const char *name, long long *v)
+{
+	const json_t *j = json_object_get(claims, name);
+
+	if (j == NULL)
+		return 0;
+	if (!json_is_integer(j) || json_integer_value(j) < 0 ||
+	    json_integer_value(j) > MAX_NUMERIC_DATE)
+		return -1;
+	*v = json_integer_value(j);
+	return 1;
+}
+
+static int
+check_times(const json_t *claims, long long now, long long skew,
+    struct tsi_verify_result *res)
+{
+	long long exp = 0, nbf = 0, iat = 0;
+	int he, hn, hi;
+
+	he = numeric_date(claims, "exp", &exp);
+	hn = numeric_date(claims, "nbf", &nbf);
+	hi = numeric_date(claims, "iat", &iat);
+	if (he == 0)
+		return refuse(res, TSI_JWT_NO_EXP, "exp missing");
+	if (he < 0 || hn < 0 || hi < 0)
+		return refuse(res, TSI_JWT_BAD_CLAIMS,
+		    "exp, nbf or iat is not a NumericDate");
+	if (hi == 0)
+		return refuse(res, TSI_JWT_BAD_CLAIMS, "iat missing");
+	if (exp <= now - skew)
+		return refuse(res, TSI_JWT_EXPIRED, "expired %lld s ago",
+		    now - exp);
+	if (hn > 0 && nbf > now + skew)
+		return refuse(res, TSI_JWT_NOT_YET_VALID,
+		    "not valid for another %lld s", nbf - now);
+	if (iat > now + skew)
+		return refuse(res, TSI_JWT_ISSUED_IN_FUTURE,
+		    "issued %lld s in the future", iat - now);
+	if (exp < iat)
+		return refuse(res, TSI_JWT_BAD_CLAIMS, "exp before iat");
+	if (exp - iat > MAX_LIFETIME)
+		return refuse(res, TSI_JWT_LIFETIME_TOO_LONG,
+		    "lifetime %lld s over %d s", exp - iat, MAX_LIFETIME);
+	return TSI_OK;
+}
+
+static int
+check_aud(const json_t *claims, const char *aud, struct tsi_verify_result *res)
+{
+	const json_t *a = json_object_get(claims, "aud"), *e;
+	size_t i;
+
+	if (a == NULL)
+		return refuse(res, TSI_JWT_NO_AUD, "aud missing");
+	if (json_is_string(a)) {
+		if (strcmp(json_string_value(a), aud) == 0)
+			return TSI_OK;
+	} else if (json_is_array(a)) {
+		json_array_foreach(a, i, e)
+			if (json_is_string(e) &&
+			    strcmp(json_string_value(e), aud) == 0)
+				return TSI_OK;
+	}
+	return refuse(res, TSI_JWT_BAD_AUD, "aud does not contain %.64s", aud);
+}
+
+static int
+check_string_claims(const json_t *claims, struct tsi_verify_result *res)
+{
+	static const char *const names[] = { "iss", "sub", "jti" };
+	const json_t *j;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((j = json_object_get(claims, names[i])) != NULL &&
+		    !json_is_string(j))
+			return refuse(res, TSI_JWT_BAD_CLAIMS,
+			    "%s is not a string", names[i]);
+	return TSI_OK;
+}
+
+static int
+check_one_location(const json_t *claims, const char *name, const char *bound,
+    struct tsi_verify_result *res)
+{
+	const json_t *j = json_object_get(claims, name);
+
+	if (bound == NULL) {
+		if (j != NULL)
+			return refuse(res, TSI_JWT_LOCATION_MISMATCH,
+			    "%s claimed but the node certificate binds none", name);
+		return TSI_OK;
+	}
+	if (j == NULL)
+		return refuse(res, TSI_JWT_LOCATION_MISMATCH,
+		    "%s missing; the node certificate binds %s", name, bound);
+	if (!json_is_string(j) || strcmp(json_string_value(j), bound) != 0)
+		return refuse(res, TSI_JWT_LOCATION_MISMATCH,
+		    "%s differs from the node certificate's %s", name, bound);
+	return TSI_OK;
+}
+
+static int
+check_location(const json_t *claims, const struct tsi_location *loc,
+    struct tsi_verify_result *res)
+{
+	int ret;
+
+	if ((ret = check_one_location(claims, "cluster-name", loc->cluster_name,
+	    res)) != TSI_OK ||
+	    (ret = check_one_location(claims, "region", loc->region, res)) != TSI_OK ||
+	    (ret = check_one_location(claims, "datacenter", loc->datacenter,
+	    res)) != TSI_OK ||
+	    (ret = check_one_location(claims, "node", loc->node, res)) != TSI_OK)
+		return ret;
+	return TSI_OK;
+}
+
+int
+tsi_jwt_verify(const struct tsi_trust *t, const char *token,
+    const struct tsi_verify_opts *opts, json_t **claims,
+    struct tsi_verify_result *res)
+{
+	struct parts p;
+	json_t *hdr = NULL, *cl = NULL;
+	const json_t *kid;
+	STACK_OF(X509) *x5c = NULL, *chain = NULL;
+	struct tsi_location loc = { 0 };
+	EVP_PKEY *leafpub;
+	const char *aud = TSI_JWT_DEFAULT_AUD;
+	long long now = (long long)time(NULL), skew = TSI_JWT_DEFAULT_SKEW;
+	char thumb[44];
+	int i, node_idx = -1, ret;
+
+	if (res == NULL)
+		return TSI_ERR_INVALID_ARG;
+	res->reason = TSI_JWT_OK;
+	res->detail[0] = '\0';
+	res->node_fingerprint[0] = '\0';
+	res->kid[0] = '\0';
+	if (t == NULL || token == NULL || claims == NULL) {
+		refuse(res, TSI_JWT_MALFORMED, "no token");
+		return TSI_ERR_INVALID_ARG;
+	}
+	if (opts != NULL) {
+		if (opts->audience != NULL)
+			aud = opts->audience;
+		if (opts->now != 0)
+			now = (long long)opts->now;
+		if (opts->skew >= 0)
+			skew = opts->skew;
+	}
+
+	if ((ret = parse_token(token, &p, &hdr, &cl, res)) != TSI_OK)
+		goto out;
+	if ((ret = check_header(hdr, res)) != TSI_OK)
+		goto out;
+	if ((ret = decode_x5c(hdr, &x5c, res)) != TSI_OK)
+		goto out;
+	if ((ret = verify_chain(t, x5c, (time_t)now, &chain, res)) != TSI_OK)
+		goto out;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if (is_revoked(t, sk_X509_value(chain, i))) {
+			char cn[128];
+			cert_cn(sk_X509_value(chain, i), cn, sizeof(cn));
+			ret = refuse(res, TSI_JWT_CERT_REVOKED,
+			    "certificate CN=%s at depth %d is revoked", cn, i);
+			goto out;
+		}
+	if ((ret = find_node(x5c, &loc, &node_idx, res)) != TSI_OK)
+		goto out;
+
+	leafpub = X509_get0_pubkey(sk_X509_value(x5c, 0));
+	if (leafpub == NULL || tsi_key_thumbprint(leafpub, thumb) != TSI_OK) {
+		ERR_clear_error();
+		ret = refuse(res, TSI_JWT_BAD_X5C, "x5c[0] key is not EC P-256");
+		goto out;
+	}
+	if ((X509_get_extension_flags(sk_X509_value(x5c, 0)) & EXFLAG_KUSAGE) &&
+	    !(X509_get_key_usage(sk_X509_value(x5c, 0)) & KU_DIGITAL_SIGNATURE)) {
+		ret = refuse(res, TSI_JWT_BAD_X5C,
+		    "x5c[0] key usage does not allow digitalSignature");
+		goto out;
+	}
+	if ((ret = check_signature(leafpub, &p, res)) != TSI_OK)
+		goto out;
+	kid = json_object_get(hdr, "kid");
+	if (!json_is_string(kid) || strcmp(json_string_value(kid), thumb) != 0) {
+		ret = refuse(res, TSI_JWT_BAD_KID,
+		    "kid is not the x5c[0] key thumbprint %s", thumb);
+		goto out;
+	}
+	if ((ret = check_times(cl, now, skew, res)) != TSI_OK ||
+	    (ret = check_aud(cl, aud, res)) != TSI_OK ||
+	    (ret = check_string_claims(cl, res)) != TSI_OK ||
+	    (ret = check_location(cl, &loc, res)) != TSI_OK)
+		goto out;
+
+	if ((ret = tsi_x509_fingerprint(sk_X509_value(x5c, node_idx),
+	    res->node_fingerprint)) != TSI_OK)
+		goto out;
+	memcpy(res->kid, thumb, sizeof(res->kid));
+	res->reason = TSI_JWT_OK;
+	snprintf(res->detail, sizeof(res->detail), "ok");
+	*claims = cl;
+	cl = NULL;
+	ret = TSI_OK;
+out:
+	if (ret != TSI_OK && ret != TSI_ERR_BAD_TOKEN && res->reason == TSI_JWT_OK)
+		refuse(res, TSI_JWT_MALFORMED, "internal error: %s",
+		    tsi_strerror(ret));
+	tsi_location_clear(&loc);
+	sk_X509_pop_free(x5c, X509_free);
+	sk_X509_pop_free(chain, X509_free);
+	json_decref(hdr);
+	json_decref(cl);
+	return ret;
+}

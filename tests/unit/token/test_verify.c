@@ -1,0 +1,962 @@
+/*
+ * The verification corpus: every way a token can be wrong, each refused
+ * with its own reason. Bad tokens and certificates are built here with
+ * OpenSSL, never read from fixtures.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/jwt.h"
+#include "tsi/signer.h"
+#include "tsi/x509.h"
+#include "tests/support/pki.h"
+
+#define NODE_SAN pki_loc_san()
+
+struct fx {
+	time_t now;
+	EVP_PKEY *ca_key, *node_key, *sess_key;
+	X509 *ca, *node, *sess;
+	struct tsi_signer *node_signer;
+	struct tsi_trust *trust;
+};
+
+static X509 *
+mk(const char *cn, X509 *issuer, EVP_PKEY *ikey, EVP_PKEY *key, int ca,
+    int pathlen, const char *ku, const char *san, long nb, long na)
+{
+	struct pki_spec sp = { .cn = cn, .issuer = issuer, .issuer_key = ikey,
+	    .key = key, .ca = ca, .pathlen = pathlen, .ku = ku, .san = san,
+	    .not_before = nb, .not_after = na };
+	X509 *x = pki_cert(&sp);
+
+	assert_non_null(x);
+	return x;
+}
+
+static X509 *
+mk_ca(EVP_PKEY *key)
+{
+	return mk("tsi test CA", NULL, NULL, key, 1, -1,
+	    "critical,keyCertSign,cRLSign", NULL, -86400, 86400 * 30);
+}
+
+static X509 *
+mk_node(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *cn, long nb,
+    long na)
+{
+	return mk(cn, ca, ca_key, key, 1, 0,
+	    "critical,digitalSignature,keyCertSign", NODE_SAN, nb, na);
+}
+
+static X509 *
+mk_sess(X509 *node, EVP_PKEY *node_key, EVP_PKEY *key, long nb, long na)
+{
+	return mk("session", node, node_key, key, 0, -1,
+	    "critical,digitalSignature", NULL, nb, na);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char *pem;
+
+	f->now = time(NULL);
+	f->ca_key = pki_key();
+	f->node_key = pki_key();
+	f->sess_key = pki_key();
+	f->ca = mk_ca(f->ca_key);
+	f->node = mk_node(f->ca, f->ca_key, f->node_key, "node-1", -3600, 86400);
+	assert_int_equal(tsi_signer_new_soft(f->node_key, &f->node_signer), TSI_OK);
+	/* The good session certificate comes from the real issuing code. */
+	assert_int_equal(tsi_x509_issue_session_cert(f->node_signer, f->node,
+	    f->sess_key, 3600, &f->sess), TSI_OK);
+	assert_int_equal(tsi_trust_new(&f->trust), TSI_OK);
+	assert_int_equal(tsi_x509_to_pem(f->ca, &pem), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)), TSI_OK);
+	free(pem);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	tsi_trust_free(f->trust);
+	tsi_signer_free(f->node_signer);
+	X509_free(f->ca);
+	X509_free(f->node);
+	X509_free(f->sess);
+	EVP_PKEY_free(f->ca_key);
+	EVP_PKEY_free(f->node_key);
+	EVP_PKEY_free(f->sess_key);
+	free(f);
+	return 0;
+}
+
+/* ---- token construction ---- */
+
+static char *
+kid_of(EVP_PKEY *k, char buf[44])
+{
+	assert_int_equal(tsi_key_thumbprint(k, buf), TSI_OK);
+	return buf;
+}
+
+/* Header JSON text: alg, typ, kid and x5c of the NULL-terminated certs. */
+static char *
+hdr(const char *alg, const char *kid, ...)
+{
+	json_t *h = json_pack("{s:s, s:s}", "alg", alg, "typ", "JWT");
+	json_t *arr = json_array();
+	va_list ap;
+	X509 *x;
+	char *s;
+	int n = 0;
+
+	if (kid != NULL)
+		json_object_set_new(h, "kid", json_string(kid));
+	va_start(ap, kid);
+	while ((x = va_arg(ap, X509 *)) != NULL) {
+		unsigned char *der = NULL;
+		char *b64;
+		int len = i2d_X509(x, &der);
+
+		assert_int_equal(tsi_b64_encode(der, (size_t)len, &b64), TSI_OK);
+		json_array_append_new(arr, json_string(b64));
+		free(b64);
+		OPENSSL_free(der);
+		n++;
+	}
+	va_end(ap);
+	if (n > 0)
+		json_object_set_new(h, "x5c", arr);
+	else
+		json_decref(arr);
+	s = json_dumps(h, JSON_COMPACT);
+	json_decref(h);
+	return s;
+}
+
+static json_t *
+claims_base(time_t now)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s}",
+	    "iss", "tsi-issuer", "sub", "spiffe://tsi.example/ns/default/sa/app",
+	    "aud", "tsi-vault", "iat", (json_int_t)now, "nbf", (json_int_t)now,
+	    "exp", (json_int_t)now + 300, "jti", "0123456789abcdef0123456789abcdef",
+	    "cluster-name", "hipaaCluster", "region", "eu-de",
+	    "datacenter", "dal05", "node", "node-1");
+}
+
+static char *
+dump(json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	return s;
+}
+
+static void
+es_sign(EVP_PKEY *k, const char *md, const void *msg, size_t len,
+    unsigned char *raw, size_t half)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned char der[160];
+	size_t dlen = sizeof(der);
+	const unsigned char *p = der;
+	ECDSA_SIG *es;
+
+	assert_int_equal(EVP_DigestSignInit_ex(c, NULL, md, NULL, NULL, k, NULL), 1);
+	assert_int_equal(EVP_DigestSign(c, der, &dlen, msg, len), 1);
+	es = d2i_ECDSA_SIG(NULL, &p, (long)dlen);
+	BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, (int)half);
+	BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + half, (int)half);
+	ECDSA_SIG_free(es);
+	EVP_MD_CTX_free(c);
+}
+
+/*
+ * header_json.claims_json signed with key (ES256, raw r||s) when key is set,
+ * else with the given signature bytes (sig may be NULL for none).
+ * Takes and frees both JSON texts.
+ */
+static char *
+build(char *h, char *c, EVP_PKEY *key, const unsigned char *sig, size_t siglen)
+{
+	struct tsi_buf *b = tsi_buf_new(1 << 20);
+	char *h64, *c64, *s64 = NULL, *out;
+	unsigned char raw[64];
+
+	assert_int_equal(tsi_b64url_encode(h, strlen(h), &h64), TSI_OK);
+	assert_int_equal(tsi_b64url_encode(c, strlen(c), &c64), TSI_OK);
+	assert_int_equal(tsi_buf_putf(b, "%s.%s", h64, c64), TSI_OK);
+	if (key != NULL) {
+		es_sign(key, "SHA256", tsi_buf_ptr(b), tsi_buf_len(b), raw, 32);
+		sig = raw;
+		siglen = 64;
+	}
+	if (sig != NULL)
+		assert_int_equal(tsi_b64url_encode(sig, siglen, &s64), TSI_OK);
+	assert_int_equal(tsi_buf_putf(b, ".%s", s64 ? s64 : ""), TSI_OK);
+	out = tsi_buf_take(b, NULL);
+	tsi_buf_free(b);
+	free(h);
+	free(c);
+	free(h64);
+	free(c64);
+	free(s64);
+	return out;
+}
+
+/* A good token: session key signs, x5c = [session, node]. */
+static char *
+good_token(struct fx *f, json_t *claims)
+{
+	char kid[44];
+
+	return build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	    dump(claims), f->sess_key, NULL, 0);
+}
+
+static void
+expect_at(struct fx *f, char *tok, const char *aud, time_t now,
+    enum tsi_jwt_reason want)
+{
+	struct tsi_verify_opts o = { .audience = aud, .now = now, .skew = 60 };
+	struct tsi_verify_result res;
+	json_t *claims = NULL;
+	int r;
+
+	r = tsi_jwt_verify(f->trust, tok, &o, &claims, &res);
+	if (res.reason != want)
+		print_error("want %s, got %s (%s)\n", tsi_jwt_reason_name(want),
+		    tsi_jwt_reason_name(res.reason), res.detail);
+	if (getenv("TSI_TEST_VERBOSE") != NULL)
+		print_message("%-18s %s\n", tsi_jwt_reason_name(res.reason), res.detail);
+	assert_int_equal(res.reason, want);
+	assert_true(res.detail[0] != '\0');
+	assert_null(strchr(res.detail, '\n'));
+	if (want == TSI_JWT_OK) {
+		assert_int_equal(r, TSI_OK);
+		assert_non_null(claims);
+		json_decref(claims);
+	} else {
+		assert_int_equal(r, TSI_ERR_BAD_TOKEN);
+		assert_null(claims);
+	}
+	free(tok);
+}
+
+static void
+expect(struct fx *f, char *tok, enum tsi_jwt_reason want)
+{
+	expect_at(f, tok, NULL, f->now, want);
+}
+
+/* ---- accepted ---- */
+
+static void
+test_good_session_chain(void **state)
+{
+	struct fx *f = *state;
+	struct tsi_verify_opts o = { .now = f->now, .skew = 60 };
+	struct tsi_verify_result res;
+	json_t *claims = NULL;
+	char *tok = good_token(f, claims_base(f->now)), fp[65], kid[44];
+
+	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res), TSI_OK);
+	assert_int_equal(res.reason, TSI_JWT_OK);
+	assert_string_equal(json_string_value(json_object_get(claims, "region")), "eu-de");
+	assert_int_equal(tsi_x509_fingerprint(f->node, fp), TSI_OK);
+	assert_string_equal(res.node_fingerprint, fp);
+	assert_string_equal(res.kid, kid_of(f->sess_key, kid));
+	json_decref(claims);
+	free(tok);
+}
+
+static void
+test_good_minted_by_library(void **state)
+{
+	struct fx *f = *state;
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	struct tsi_signer *s = NULL;
+	json_t *c = claims_base(f->now);
+	char *tok = NULL;
+
+	sk_X509_push(chain, f->sess);
+	sk_X509_push(chain, f->node);
+	assert_int_equal(tsi_signer_new_soft(f->sess_key, &s), TSI_OK);
+	assert_int_equal(tsi_jwt_mint(s, chain, c, &tok), TSI_OK);
+	expect(f, tok, TSI_JWT_OK);
+	json_decref(c);
+	tsi_signer_free(s);
+	sk_X509_free(chain);
+}
+
+static void
+test_good_node_only(void **state)
+{
+	struct fx *f = *state;
+	char kid[44];
+
+	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
+	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_OK);
+}
+
+static void
+test_aud_array(void **state)
+{
+	struct fx *f = *state;
+	json_t *c = claims_base(f->now);
+
+	json_object_set_new(c, "aud", json_pack("[s,s]", "other", "tsi-vault"));
+	expect(f, good_token(f, c), TSI_JWT_OK);
+	c = claims_base(f->now);
+	json_object_set_new(c, "aud", json_pack("[s,s]", "other", "tsi-vaultx"));
+	expect(f, good_token(f, c), TSI_JWT_BAD_AUD);
+	/* A custom audience. */
+	c = claims_base(f->now);
+	json_object_set_new(c, "aud", json_string("vault-eu"));
+	expect_at(f, good_token(f, c), "vault-eu", f->now, TSI_JWT_OK);
+}
+
+static void
+test_skew_tolerated(void **state)
+{
+	struct fx *f = *state;
+	json_t *c = claims_base(f->now);
+
+	/* Expired 30 s ago, and issued 30 s ahead: both inside 60 s skew. */
+	json_object_set_new(c, "exp", json_integer(f->now - 30));
+	json_object_set_new(c, "iat", json_integer(f->now - 330));
+	json_object_set_new(c, "nbf", json_integer(f->now - 330));
+	expect(f, good_token(f, c), TSI_JWT_OK);
+	c = claims_base(f->now);
+	json_object_set_new(c, "iat", json_integer(f->now + 30));
+	json_object_set_new(c, "nbf", json_integer(f->now + 30));
+	expect(f, good_token(f, c), TSI_JWT_OK);
+}
+
+/* ---- algorithm ---- */
+
+static void
+test_alg_none(void **state)
+{
+	struct fx *f = *state;
+	char kid[44];
+
+	expect(f, build(hdr("none", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), NULL, NULL, 0), TSI_JWT_BAD_ALG);
+	/* Case variants are not ES256 either. */
+	expect(f, build(hdr("es256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_ALG);
+}
+
+static void
+test_alg_hs256_with_public_key(void **state)
+{
+	struct fx *f = *state;
+	char kid[44], *h, *c, *h64, *c64, *pem, input[8192];
+	unsigned char mac[32];
+	unsigned int maclen = 0;
+	BIO *bio = BIO_new(BIO_s_mem());
+	BUF_MEM *bm;
+	int n;
+
+	/* The classic confusion: HMAC keyed with the leaf's public key PEM. */
+	PEM_write_bio_PUBKEY(bio, f->sess_key);
+	BIO_get_mem_ptr(bio, &bm);
+	pem = strndup(bm->data, bm->length);
+	h = hdr("HS256", kid_of(f->sess_key, kid), f->sess, f->node, NULL);
+	c = dump(claims_base(f->now));
+	tsi_b64url_encode(h, strlen(h), &h64);
+	tsi_b64url_encode(c, strlen(c), &c64);
+	n = snprintf(input, sizeof(input), "%s.%s", h64, c64);
+	HMAC(EVP_sha256(), pem, (int)strlen(pem), (unsigned char *)input,
+	    (size_t)n, mac, &maclen);
+	assert_int_equal(maclen, 32);
+	free(h64);
+	free(c64);
+	expect(f, build(h, c, NULL, mac, maclen), TSI_JWT_BAD_ALG);
+	free(pem);
+	BIO_free(bio);
+}
+
+static void
+test_alg_es384(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *k = pki_key_curve("P-384");
+	X509 *leaf = mk_sess(f->node, f->node_key, k, -60, 600);
+	char *h, *c, *h64, *c64, input[8192];
+	unsigned char raw[96];
+	int n;
+
+	h = hdr("ES384", "kid", leaf, f->node, NULL);
+	c = dump(claims_base(f->now));
+	tsi_b64url_encode(h, strlen(h), &h64);
+	tsi_b64url_encode(c, strlen(c), &c64);
+	n = snprintf(input, sizeof(input), "%s.%s", h64, c64);
+	es_sign(k, "SHA384", input, (size_t)n, raw, 48);
+	free(h64);
+	free(c64);
+	expect(f, build(h, c, NULL, raw, sizeof(raw)), TSI_JWT_BAD_ALG);
+	X509_free(leaf);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_alg_rs256(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *k = EVP_RSA_gen(2048);
+	X509 *leaf = mk_sess(f->node, f->node_key, k, -60, 600);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	char *h, *c, *h64, *c64, input[8192];
+	unsigned char sig[256];
+	size_t slen = sizeof(sig);
+	int n;
+
+	h = hdr("RS256", "kid", leaf, f->node, NULL);
+	c = dump(claims_base(f->now));
+	tsi_b64url_encode(h, strlen(h), &h64);
+	tsi_b64url_encode(c, strlen(c), &c64);
+	n = snprintf(input, sizeof(input), "%s.%s", h64, c64);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
+	assert_int_equal(EVP_DigestSign(md, sig, &slen, (unsigned char *)input, (size_t)n), 1);
+	free(h64);
+	free(c64);
+	expect(f, build(h, c, NULL, sig, slen), TSI_JWT_BAD_ALG);
+	EVP_MD_CTX_free(md);
+	X509_free(leaf);
+	EVP_PKEY_free(k);
+}
+
+/* ---- signature ---- */
+
+static char *
+with_sig_text(char *tok, const char *sig64)
+{
+	char *dot = strrchr(tok, '.'), *out;
+	size_t n = (size_t)(dot - tok) + 1;
+
+	out = malloc(n + strlen(sig64) + 1);
+	memcpy(out, tok, n);
+	memcpy(out + n, sig64, strlen(sig64) + 1);
+	free(tok);
+	return out;
+}
+
+static char *
+with_sig(char *tok, const unsigned char *sig, size_t len)
+{
+	char *s64;
+
+	assert_int_equal(tsi_b64url_encode(sig, len, &s64), TSI_OK);
+	tok = with_sig_text(tok, s64);
+	free(s64);
+	return tok;
+}
+
+static void
+test_sig_garbage_truncated_empty_zero(void **state)
+{
+	struct fx *f = *state;
+	unsigned char z[64] = { 0 }, rnd[64], *raw;
+	size_t rawlen;
+	char *tok, *dot;
+
+	expect(f, with_sig_text(good_token(f, claims_base(f->now)), "!!not*base64url"),
+	    TSI_JWT_BAD_SIGNATURE);
+	RAND_bytes(rnd, sizeof(rnd));
+	rnd[0] &= 0x7f;
+	rnd[32] &= 0x7f; /* in range, but not a signature */
+	expect(f, with_sig(good_token(f, claims_base(f->now)), rnd, 64),
+	    TSI_JWT_BAD_SIGNATURE);
+	expect(f, with_sig_text(good_token(f, claims_base(f->now)), ""),
+	    TSI_JWT_BAD_SIGNATURE);
+	expect(f, with_sig(good_token(f, claims_base(f->now)), z, 64),
+	    TSI_JWT_BAD_SIGNATURE);
+	/* Truncated: the first 63 bytes of a real signature. */
+	tok = good_token(f, claims_base(f->now));
+	dot = strrchr(tok, '.');
+	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw, &rawlen), TSI_OK);
+	expect(f, with_sig(tok, raw, 63), TSI_JWT_BAD_SIGNATURE);
+	tsi_freezero(raw, rawlen);
+	/* A DER signature is not accepted in place of r||s. */
+	tok = good_token(f, claims_base(f->now));
+	{
+		unsigned char der[72] = { 0x30, 0x44, 0x02, 0x20 };
+		memset(der + 4, 0x11, 32);
+		der[36] = 0x02;
+		der[37] = 0x20;
+		memset(der + 38, 0x22, 32);
+		expect(f, with_sig(tok, der, 70), TSI_JWT_BAD_SIGNATURE);
+	}
+}
+
+static void
+test_sig_r_s_not_below_order(void **state)
+{
+	struct fx *f = *state;
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	unsigned char n[32], sig[64], *raw;
+	size_t rawlen;
+	char *tok, *dot;
+
+	BN_bn2binpad(EC_GROUP_get0_order(g), n, 32);
+	tok = good_token(f, claims_base(f->now));
+	dot = strrchr(tok, '.');
+	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw, &rawlen), TSI_OK);
+	memcpy(sig, raw, 64);
+	tsi_freezero(raw, rawlen);
+	/* r = n */
+	memcpy(sig, n, 32);
+	expect(f, with_sig(good_token(f, claims_base(f->now)), sig, 64),
+	    TSI_JWT_BAD_SIGNATURE);
+	/* s = n, r kept */
+	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw, &rawlen), TSI_OK);
+	memcpy(sig, raw, 64);
+	tsi_freezero(raw, rawlen);
+	memcpy(sig + 32, n, 32);
+	expect(f, with_sig(tok, sig, 64), TSI_JWT_BAD_SIGNATURE);
+	/* r = 2^256 - 1 */
+	memset(sig, 0xff, 32);
+	expect(f, with_sig(good_token(f, claims_base(f->now)), sig, 64),
+	    TSI_JWT_BAD_SIGNATURE);
+	EC_GROUP_free(g);
+}
+
+static void
+test_sig_by_other_key(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *other = pki_key();
+	char kid[44];
+
+	/* Header names the leaf; a different key signed. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), other, NULL, 0), TSI_JWT_BAD_SIGNATURE);
+	/* Node key signing while x5c[0] is the session cert. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_BAD_SIGNATURE);
+	EVP_PKEY_free(other);
+}
+
+static void
+test_tampered_claims(void **state)
+{
+	struct fx *f = *state;
+	char *tok = good_token(f, claims_base(f->now));
+	char *d1 = strchr(tok, '.'), *d2 = strrchr(tok, '.');
+	json_t *c = claims_base(f->now);
+	char *cs, *c64, *out;
+	size_t n;
+
+	json_object_set_new(c, "sub", json_string("spiffe://tsi.example/ns/kube-system/sa/admin"));
+	cs = dump(c);
+	tsi_b64url_encode(cs, strlen(cs), &c64);
+	n = (size_t)(d1 - tok) + 1;
+	out = malloc(n + strlen(c64) + strlen(d2) + 1);
+	memcpy(out, tok, n);
+	memcpy(out + n, c64, strlen(c64));
+	memcpy(out + n + strlen(c64), d2, strlen(d2) + 1);
+	expect(f, out, TSI_JWT_BAD_SIGNATURE);
+	free(cs);
+	free(c64);
+	free(tok);
+}
+
+static void
+test_bad_kid(void **state)
+{
+	struct fx *f = *state;
+	char kid[44];
+
+	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
+	expect(f, build(hdr("ES256", NULL, f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
+}
+
+/* ---- times and audience ---- */
+
+static void
+test_time_claims(void **state)
+{
+	struct fx *f = *state;
+	json_t *c;
+
+	c = claims_base(f->now);
+	json_object_set_new(c, "iat", json_integer(f->now - 500));
+	json_object_set_new(c, "nbf", json_integer(f->now - 500));
+	json_object_set_new(c, "exp", json_integer(f->now - 200));
+	expect(f, good_token(f, c), TSI_JWT_EXPIRED);
+
+	c = claims_base(f->now);
+	json_object_set_new(c, "nbf", json_integer(f->now + 200));
+	expect(f, good_token(f, c), TSI_JWT_NOT_YET_VALID);
+
+	c = claims_base(f->now);
+	json_object_set_new(c, "iat", json_integer(f->now + 200));
+	json_object_set_new(c, "exp", json_integer(f->now + 400));
+	json_object_del(c, "nbf");
+	expect(f, good_token(f, c), TSI_JWT_ISSUED_IN_FUTURE);
+
+	c = claims_base(f->now);
+	json_object_del(c, "exp");
+	expect(f, good_token(f, c), TSI_JWT_NO_EXP);
+
+	c = claims_base(f->now);
+	json_object_set_new(c, "exp", json_integer(f->now + 3601));
+	expect(f, good_token(f, c), TSI_JWT_LIFETIME_TOO_LONG);
+
+	c = claims_base(f->now);
+	json_object_set_new(c, "exp", json_string("tomorrow"));
+	expect(f, good_token(f, c), TSI_JWT_BAD_CLAIMS);
+
+	/* The same good token is expired when verified later. */
+	expect_at(f, good_token(f, claims_base(f->now)), NULL, f->now + 361,
+	    TSI_JWT_EXPIRED);
+}
+
+static void
+test_audience(void **state)
+{
+	struct fx *f = *state;
+	json_t *c;
+
+	c = claims_base(f->now);
+	json_object_del(c, "aud");
+	expect(f, good_token(f, c), TSI_JWT_NO_AUD);
+	c = claims_base(f->now);
+	json_object_set_new(c, "aud", json_string("someone-else"));
+	expect(f, good_token(f, c), TSI_JWT_BAD_AUD);
+	c = claims_base(f->now);
+	json_object_set_new(c, "aud", json_integer(1));
+	expect(f, good_token(f, c), TSI_JWT_BAD_AUD);
+	expect_at(f, good_token(f, claims_base(f->now)), "vault-eu", f->now,
+	    TSI_JWT_BAD_AUD);
+}
+
+/* ---- x5c and chain ---- */
+
+static void
+test_no_x5c(void **state)
+{
+	struct fx *f = *state;
+	char kid[44];
+
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_NO_X5C);
+	expect(f, build(strdup("{\"alg\":\"ES256\",\"x5c\":[\"@@@@\"]}"),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+	expect(f, build(strdup("{\"alg\":\"ES256\",\"x5c\":[\"AAAA\"]}"),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+	expect(f, build(strdup("{\"alg\":\"ES256\",\"x5c\":\"AAAA\"}"),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+}
+
+static void
+test_unknown_ca_same_name(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *ek = pki_key(), *enk = pki_key(), *esk = pki_key();
+	X509 *eca = mk_ca(ek);
+	X509 *enode = mk_node(eca, ek, enk, "node-1", -3600, 86400);
+	X509 *esess = mk_sess(enode, enk, esk, -60, 600);
+	char kid[44];
+
+	assert_int_equal(X509_NAME_cmp(X509_get_subject_name(eca),
+	    X509_get_subject_name(f->ca)), 0);
+	expect(f, build(hdr("ES256", kid_of(esk, kid), esess, enode, NULL),
+	    dump(claims_base(f->now)), esk, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	/* Bringing the impostor root along does not help. */
+	expect(f, build(hdr("ES256", kid_of(esk, kid), esess, enode, eca, NULL),
+	    dump(claims_base(f->now)), esk, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	/* Nor does the node certificate alone. */
+	expect(f, build(hdr("ES256", kid_of(enk, kid), enode, NULL),
+	    dump(claims_base(f->now)), enk, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	X509_free(eca);
+	X509_free(enode);
+	X509_free(esess);
+	EVP_PKEY_free(ek);
+	EVP_PKEY_free(enk);
+	EVP_PKEY_free(esk);
+}
+
+static void
+test_expired_node_cert(void **state)
+{
+	struct fx *f = *state;
+	X509 *node = mk_node(f->ca, f->ca_key, f->node_key, "node-1", -7200, -60);
+	X509 *sess = mk_sess(node, f->node_key, f->sess_key, -60, 600);
+	char kid[44];
+
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_CERT_EXPIRED);
+	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), node, NULL),
+	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_CERT_EXPIRED);
+	X509_free(node);
+	X509_free(sess);
+}
+
+static void
+test_node_without_ca_rights(void **state)
+{
+	struct fx *f = *state;
+	X509 *node = mk("node-1", f->ca, f->ca_key, f->node_key, 0, -1,
+	    "critical,digitalSignature", NODE_SAN, -3600, 86400);
+	X509 *node2 = mk("node-1", f->ca, f->ca_key, f->node_key, 1, 0,
+	    "critical,digitalSignature", NODE_SAN, -3600, 86400);
+	X509 *sess = mk_sess(node, f->node_key, f->sess_key, -60, 600);
+	X509 *sub = NULL;
+	EVP_PKEY *k3 = pki_key();
+	char kid[44];
+
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_CERT_NOT_CA);
+	/* CA:TRUE but keyUsage without keyCertSign. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node2, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_CERT_NOT_CA);
+	/* A session certificate certifying a further key. */
+	sub = mk_sess(f->sess, f->sess_key, k3, -60, 600);
+	expect(f, build(hdr("ES256", kid_of(k3, kid), sub, f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), k3, NULL, 0), TSI_JWT_CERT_NOT_CA);
+	X509_free(node);
+	X509_free(node2);
+	X509_free(sess);
+	X509_free(sub);
+	EVP_PKEY_free(k3);
+}
+
+static void
+test_expired_session_cert(void **state)
+{
+	struct fx *f = *state;
+	X509 *sess = mk_sess(f->node, f->node_key, f->sess_key, -700, -10);
+	char kid[44];
+
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_CERT_EXPIRED);
+	X509_free(sess);
+}
+
+static void
+test_session_cert_from_other_node(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *bk = pki_key();
+	X509 *nodeb = mk_node(f->ca, f->ca_key, bk, "node-2", -3600, 86400);
+	X509 *nodeb_same = mk_node(f->ca, f->ca_key, bk, "node-1", -3600, 86400);
+	X509 *sb = mk_sess(nodeb, bk, f->sess_key, -60, 600);
+	X509 *sb2 = mk_sess(nodeb_same, bk, f->sess_key, -60, 600);
+	char kid[44];
+
+	/* Signed by node-2, presented with node-1's certificate. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sb, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	/* Same subject name, different node key. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sb2, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	X509_free(nodeb);
+	X509_free(nodeb_same);
+	X509_free(sb);
+	X509_free(sb2);
+	EVP_PKEY_free(bk);
+}
+
+static void
+test_revoked(void **state)
+{
+	struct fx *f = *state;
+	struct tsi_trust *saved = f->trust;
+	char fp[65], colons[100], *pem, *serial;
+	BIGNUM *bn;
+	int i, n = 0;
+
+	/* By node certificate fingerprint, in the colon form. */
+	assert_int_equal(tsi_trust_new(&f->trust), TSI_OK);
+	tsi_x509_to_pem(f->ca, &pem);
+	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)), TSI_OK);
+	assert_int_equal(tsi_x509_fingerprint(f->node, fp), TSI_OK);
+	for (i = 0; i < 64; i += 2)
+		n += snprintf(colons + n, sizeof(colons) - (size_t)n, "%s%c%c",
+		    i ? ":" : "", fp[i] - 32 * (fp[i] >= 'a'), fp[i + 1]);
+	assert_int_equal(tsi_trust_revoke(f->trust, colons), TSI_OK);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_CERT_REVOKED);
+	tsi_trust_free(f->trust);
+
+	/* By session certificate serial, as `openssl x509 -serial` prints it. */
+	assert_int_equal(tsi_trust_new(&f->trust), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)), TSI_OK);
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(f->sess), NULL);
+	serial = BN_bn2hex(bn);
+	snprintf(colons, sizeof(colons), "serial=%s", serial);
+	assert_int_equal(tsi_trust_revoke(f->trust, colons), TSI_OK);
+	assert_int_equal(tsi_trust_revoke(f->trust, "not hex"), TSI_ERR_PARSE);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_CERT_REVOKED);
+	/* The node-only token does not involve the session cert: accepted. */
+	{
+		char kid[44];
+		expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
+		    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_OK);
+	}
+	tsi_trust_free(f->trust);
+	OPENSSL_free(serial);
+	BN_free(bn);
+	free(pem);
+	f->trust = saved;
+}
+
+/* ---- location ---- */
+
+static void
+test_location_mismatch(void **state)
+{
+	struct fx *f = *state;
+	json_t *c;
+
+	c = claims_base(f->now);
+	json_object_set_new(c, "region", json_string("us-east"));
+	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
+	c = claims_base(f->now);
+	json_object_set_new(c, "node", json_string("node-2"));
+	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
+	c = claims_base(f->now);
+	json_object_del(c, "datacenter");
+	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
+	c = claims_base(f->now);
+	json_object_set_new(c, "cluster-name", json_pack("[s]", "hipaaCluster"));
+	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
+}
+
+/* ---- structure ---- */
+
+static void
+test_duplicate_keys(void **state)
+{
+	struct fx *f = *state;
+	char kid[44], *c, *dup;
+	size_t n;
+
+	c = dump(claims_base(f->now));
+	/* Append a second "aud" member inside the object. */
+	n = strlen(c);
+	dup = malloc(n + 32);
+	memcpy(dup, c, n - 1);
+	memcpy(dup + n - 1, ",\"aud\":\"evil\"}", 15);
+	free(c);
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	    dup, f->sess_key, NULL, 0), TSI_JWT_DUPLICATE_KEY);
+	/* And in the header. */
+	expect(f, build(strdup("{\"alg\":\"ES256\",\"alg\":\"none\"}"),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_DUPLICATE_KEY);
+}
+
+static void
+test_too_large(void **state)
+{
+	struct fx *f = *state;
+	json_t *c = claims_base(f->now);
+	char *pad = malloc(20 * 1024 + 1), *tok;
+
+	memset(pad, 'a', 20 * 1024);
+	pad[20 * 1024] = '\0';
+	json_object_set_new(c, "pad", json_string(pad));
+	tok = good_token(f, c);
+	assert_true(strlen(tok) > 20 * 1024);
+	expect(f, tok, TSI_JWT_TOO_LARGE);
+	free(pad);
+}
+
+static void
+test_malformed(void **state)
+{
+	struct fx *f = *state;
+
+	expect(f, strdup(""), TSI_JWT_MALFORMED);
+	expect(f, strdup("abc"), TSI_JWT_MALFORMED);
+	expect(f, strdup("a.b"), TSI_JWT_MALFORMED);
+	expect(f, strdup(".."), TSI_JWT_MALFORMED);
+	expect(f, strdup("a.b.c.d"), TSI_JWT_MALFORMED);
+	/* Padding is not base64url. */
+	expect(f, strdup("eyJhbGciOiJFUzI1NiJ9=.e30.AAAA"), TSI_JWT_MALFORMED);
+	/* Valid base64url of something that is not a JSON object. */
+	expect(f, build(strdup("[1,2]"), dump(claims_base(f->now)), f->sess_key,
+	    NULL, 0), TSI_JWT_MALFORMED);
+	expect(f, build(strdup("{\"alg\":\"ES256\""), dump(claims_base(f->now)),
+	    f->sess_key, NULL, 0), TSI_JWT_MALFORMED);
+}
+
+static void
+test_decode_unverified(void **state)
+{
+	struct fx *f = *state;
+	char *tok = good_token(f, claims_base(f->now));
+	json_t *h = NULL, *c = NULL;
+
+	assert_int_equal(tsi_jwt_decode_unverified(tok, &h, &c), TSI_OK);
+	assert_string_equal(json_string_value(json_object_get(h, "alg")), "ES256");
+	assert_string_equal(json_string_value(json_object_get(c, "node")), "node-1");
+	json_decref(h);
+	json_decref(c);
+	assert_int_equal(tsi_jwt_decode_unverified("a.b", &h, &c), TSI_ERR_PARSE);
+	free(tok);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_session_chain),
+		cmocka_unit_test(test_good_minted_by_library),
+		cmocka_unit_test(test_good_node_only),
+		cmocka_unit_test(test_aud_array),
+		cmocka_unit_test(test_skew_tolerated),
+		cmocka_unit_test(test_alg_none),
+		cmocka_unit_test(test_alg_hs256_with_public_key),
+		cmocka_unit_test(test_alg_es384),
+		cmocka_unit_test(test_alg_rs256),
+		cmocka_unit_test(test_sig_garbage_truncated_empty_zero),
+		cmocka_unit_test(test_sig_r_s_not_below_order),
+		cmocka_unit_test(test_sig_by_other_key),
+		cmocka_unit_test(test_tampered_claims),
+		cmocka_unit_test(test_bad_kid),
+		cmocka_unit_test(test_time_claims),
+		cmocka_unit_test(test_audience),
+		cmocka_unit_test(test_no_x5c),
+		cmocka_unit_test(test_unknown_ca_same_name),
+		cmocka_unit_test(test_expired_node_cert),
+		cmocka_unit_test(test_node_without_ca_rights),
+		cmocka_unit_test(test_expired_session_cert),
+		cmocka_unit_test(test_session_cert_from_other_node),
+		cmocka_unit_test(test_revoked),
+		cmocka_unit_test(test_location_mismatch),
+		cmocka_unit_test(test_duplicate_keys),
+		cmocka_unit_test(test_too_large),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_decode_unverified),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
