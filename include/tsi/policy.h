@@ -58,13 +58,25 @@ int tsi_policy_login(const struct tsi_policy_set *p, const char *role,
 
 /* May the holder of role with these claims use capability cap on path?
  * path is the API path without "/v1/", e.g. "secret/data/medical/r1".
- * Always fills d; returns TSI_OK for allow, TSI_ERR_DENIED for deny. */
+ * Always fills d; returns TSI_OK for allow, TSI_ERR_DENIED for deny.
+ * role may be NULL: then every rule of the set is considered (for
+ * `tsi policy eval` without --role); with a role, only its rules, and its
+ * bound claims are checked again. A malformed path (leading '/', empty, "."
+ * or ".." segments, control characters) is denied. KV v2 mapping (as
+ * Vault): read/create/update/delete on secret/data/<p>, list (and metadata
+ * read/delete) on secret/metadata/<p>, audit on sys/audit/releases.
+ * All arguments are borrowed for the call; p may be shared by threads. */
 int tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
     const json_t *claims, const char *path, int cap, struct tsi_decision *d);
 
 /* The rule names of a role, in order; borrowed from p. NULL if no role. */
 const char *const *tsi_policy_role_rules(const struct tsi_policy_set *p,
     const char *role, size_t *n);
+
+/* Counts of a loaded set (any pointer may be NULL). Added for `tsi policy
+ * check` summaries and server logs. */
+void tsi_policy_stats(const struct tsi_policy_set *p, size_t *nfiles,
+    size_t *nroles, size_t *nrules);
 
 /* Whether a Vault-style glob ("+" one segment, trailing "*" prefix) matches. */
 int tsi_policy_path_match(const char *pattern, const char *path);
