@@ -9,13 +9,16 @@ shift || true
 bash scripts/setup.sh
 CC=clang cmake -S . -B build-fuzz -DTSI_FUZZ=ON -DTSI_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build build-fuzz -j"$(nproc)" >/dev/null
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
+  cmake --build build-fuzz -j"$(nproc)" >/dev/null
   for t in build-fuzz/fuzz/fuzz_*; do targets+=("$(basename "$t")"); done
+else
+  cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}" >/dev/null
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
 fail=0
 for t in "${targets[@]}"; do
   name=${t#fuzz_}
