@@ -219,6 +219,29 @@ if want kv; then
   fi
 fi
 
+# --- the audit store's group commit on its own ----------------------------------
+# Not a goal: shows how many records/s the store commits when N callers each
+# wait for their own record (tsi-vault's request threads do), next to lmdb_raw.
+if want kv || want audit_append; then
+  for n in 2 64; do
+    label="audit store alone, $n appenders waiting for durability"
+    if [ ! -x "$BIN/audit_append" ]; then
+      figure "audit_append_$n" "$label" null "records/s" lmdb_raw '{}' "$(missing_note audit_append)"
+      continue
+    fi
+    log "figure: audit store group commit, $n appenders (${SECS}s)"
+    mkdir -p "$TMP/audit-append-$n"
+    if out=$("$BIN/audit_append" --dir "$TMP/audit-append-$n" --threads "$n" \
+               --seconds "$SECS" 2>"$TMP/audit-append-$n.err"); then
+      figure "audit_append_$n" "$label" "$(jget "$out" records_per_sec)" "records/s" lmdb_raw '{}' "" "$out"
+    else
+      figure "audit_append_$n" "$label" null "records/s" lmdb_raw '{}' \
+        "not measured (audit_append failed: $(grep -v '^{' "$TMP/audit-append-$n.err" | tail -1))"
+    fi
+    rm -rf "$TMP/audit-append-$n"
+  done
+fi
+
 # --- tsi audit list over 1,000,000 records ---------------------------------------
 if want audit_query; then
   label="tsi audit list, 1 day + 1 datacenter of 1,000,000 records"
