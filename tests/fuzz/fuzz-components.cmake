@@ -1,0 +1,8 @@
+# Fuzz targets for parsers that live inside a component: they link that
+# component's core library (everything but its main.c).
+if(TARGET tsi-sidecar-core)
+  target_link_libraries(fuzz_sidecar_spec PRIVATE tsi-sidecar-core)
+endif()
+if(TARGET tsi_injector_core)
+  target_link_libraries(fuzz_admission PRIVATE tsi_injector_core)
+endif()
