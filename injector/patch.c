@@ -57,7 +57,9 @@ sidecar_container(const struct tsi_injector_conf *c, int once,
 	    "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 1,
 	    "runAsNonRoot", 1, "capabilities", "drop", "ALL",
 	    "seccompProfile", "type", "RuntimeDefault");
-	if (env == NULL || mounts == NULL || sc == NULL)
+	if (env == NULL || mounts == NULL || sc == NULL ||
+	    json_array_append_new(env, env_var("TSI_SECRETS_DIR",
+	    c->secrets_mount_path)) != 0)
 		goto fail;
 	if (c->vault_ca_configmap != NULL) {
 		char ca[TSI_INJECTOR_PATH_MAX];

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
-#define NAME_MAX_LEN 128
+#define NAME_MAX_LEN 64   /* as tsi-sidecar */
 #define VPATH_MAX_LEN 512
 
 static void
@@ -70,20 +70,39 @@ valid_vault_path(const char *s)
 	size_t n = strlen(s);
 
 	return n > 0 && n <= VPATH_MAX_LEN && s[0] != '/' &&
-	    only_chars(s, NAME_CHARS "/+~") && clean_segments(s);
+	    only_chars(s, NAME_CHARS "/") && clean_segments(s);
 }
 
-/* A destination directory: absolute, clean, at or under the secrets mount. */
-static int
-valid_dest(const struct tsi_injector_conf *c, const char *s)
+/*
+ * The file a secret is written to, as tsi-sidecar reads it: relative to the
+ * secrets directory, or absolute strictly below it. Returns the relative
+ * part (borrowed from s), or NULL when s is not acceptable.
+ */
+static const char *
+dest_rel(const struct tsi_injector_conf *c, const char *s)
 {
 	size_t n = strlen(s), m = strlen(c->secrets_mount_path);
 
-	if (n == 0 || n > VPATH_MAX_LEN || s[0] != '/' ||
-	    !only_chars(s, NAME_CHARS "/") || !clean_segments(s + 1))
-		return 0;
-	return strncmp(s, c->secrets_mount_path, m) == 0 &&
-	    (s[m] == '\0' || s[m] == '/');
+	if (n == 0 || n > VPATH_MAX_LEN || !only_chars(s, NAME_CHARS "/"))
+		return NULL;
+	if (s[0] == '/') {
+		if (strncmp(s, c->secrets_mount_path, m) != 0 || s[m] != '/')
+			return NULL;
+		s += m + 1;
+	}
+	return clean_segments(s) ? s : NULL;
+}
+
+/* Nonzero when relative paths a and b name the same file, or one would be
+ * a directory holding the other. */
+static int
+dest_clash(const char *a, const char *b)
+{
+	size_t n = strlen(a), m = strlen(b);
+
+	if (n > m)
+		return dest_clash(b, a);
+	return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '/');
 }
 
 int
@@ -92,7 +111,7 @@ tsi_injector_secrets_validate(const struct tsi_injector_conf *c,
 {
 	json_t *arr = NULL, *item, *v;
 	json_error_t jerr;
-	const char *key, *name, *dest;
+	const char *key, *name, *dest, *rel, *fmt;
 	size_t i, j, len;
 	char *out;
 	int r = TSI_ERR_INVALID_ARG;
@@ -125,9 +144,10 @@ tsi_injector_secrets_validate(const struct tsi_injector_conf *c,
 		}
 		json_object_foreach(item, key, v) {
 			if (strcmp(key, "name") != 0 && strcmp(key, "path") != 0 &&
-			    strcmp(key, "dest") != 0 && strcmp(key, "field") != 0) {
+			    strcmp(key, "dest") != 0 && strcmp(key, "field") != 0 &&
+			    strcmp(key, "format") != 0) {
 				why_set(why, whylen, "%s[%zu]: unknown key "
-				    "(allowed: name, path, dest, field)",
+				    "(allowed: name, path, dest, field, format)",
 				    TSI_ANN_SECRETS, i);
 				goto out;
 			}
@@ -151,9 +171,10 @@ tsi_injector_secrets_validate(const struct tsi_injector_conf *c,
 			    TSI_ANN_SECRETS, i);
 			goto out;
 		}
-		if (dest == NULL || !valid_dest(c, dest)) {
-			why_set(why, whylen, "%s[%zu].dest must be an absolute "
-			    "directory at or below %s", TSI_ANN_SECRETS, i,
+		if (dest == NULL || (rel = dest_rel(c, dest)) == NULL) {
+			why_set(why, whylen, "%s[%zu].dest must be a file path "
+			    "relative to %s or below it, without empty, '.' or "
+			    "'..' segments", TSI_ANN_SECRETS, i,
 			    c->secrets_mount_path);
 			goto out;
 		}
@@ -163,13 +184,26 @@ tsi_injector_secrets_validate(const struct tsi_injector_conf *c,
 			    "of [A-Za-z0-9._-]", TSI_ANN_SECRETS, i, NAME_MAX_LEN);
 			goto out;
 		}
+		fmt = json_string_value(json_object_get(item, "format"));
+		if (fmt != NULL && strcmp(fmt, "json") != 0 &&
+		    strcmp(fmt, "raw") != 0 && strcmp(fmt, "env") != 0) {
+			why_set(why, whylen, "%s[%zu].format must be json, raw "
+			    "or env", TSI_ANN_SECRETS, i);
+			goto out;
+		}
+		if (fmt != NULL && strcmp(fmt, "raw") == 0 &&
+		    json_object_get(item, "field") == NULL) {
+			why_set(why, whylen, "%s[%zu]: format raw needs a field",
+			    TSI_ANN_SECRETS, i);
+			goto out;
+		}
 		/* Two entries writing the same file would race each other. */
 		for (j = 0; j < i; j++) {
-			json_t *o = json_array_get(arr, j);
-			if (strcmp(name, json_string_value(json_object_get(o, "name"))) == 0 &&
-			    strcmp(dest, json_string_value(json_object_get(o, "dest"))) == 0) {
-				why_set(why, whylen, "%s[%zu] writes the same file "
-				    "as %s[%zu]", TSI_ANN_SECRETS, i,
+			const char *o = dest_rel(c, json_string_value(
+			    json_object_get(json_array_get(arr, j), "dest")));
+			if (dest_clash(rel, o)) {
+				why_set(why, whylen, "%s[%zu].dest clashes with "
+				    "%s[%zu].dest", TSI_ANN_SECRETS, i,
 				    TSI_ANN_SECRETS, j);
 				goto out;
 			}

@@ -75,6 +75,10 @@ def check_injected(before, after, refresh):
     check(e["TSI_ROLE"] == ann["tsi.role"], "TSI_ROLE from tsi.role")
     check(e["TSI_ISSUER_SOCKET"] == "/run/tsi/issuer.sock", "socket path")
     check(e["VAULT_ADDR"].startswith("https://"), "VAULT_ADDR")
+    check(e["TSI_SECRETS_DIR"] == "/tsi-secrets", "TSI_SECRETS_DIR is the tmpfs")
+    for s in json.loads(e["TSI_SECRETS"]):
+        check(not s["dest"].startswith("/") or s["dest"].startswith("/tsi-secrets/"),
+              "dest lies in the secrets tmpfs")
     vols = {v["name"]: v for v in spec["volumes"]}
     check(vols["tsi-secrets"]["emptyDir"]["medium"] == "Memory", "tmpfs secrets")
     check(vols["tsi-issuer"]["hostPath"]["path"] == "/run/tsi", "socket dir hostPath")

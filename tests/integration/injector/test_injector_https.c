@@ -343,6 +343,7 @@ test_annotated_pod_is_patched(void **state)
 	    "https://tsi-vault.tsi-system.svc:8200");
 	assert_string_equal(env_of(init, "TSI_ISSUER_SOCKET"), "/run/tsi/issuer.sock");
 	assert_string_equal(env_of(init, "TSI_AUDIENCE"), "tsi-vault");
+	assert_string_equal(env_of(init, "TSI_SECRETS_DIR"), "/tsi-secrets");
 	assert_null(env_of(init, "VAULT_CACERT")); /* no CA ConfigMap configured */
 	secrets = json_loads(env_of(init, "TSI_SECRETS"), 0, NULL);
 	assert_int_equal(json_array_size(secrets), 2);

@@ -131,6 +131,13 @@ test_secrets_valid(void **state)
 	assert_string_equal(canon, "[{\"dest\":\"/tsi-secrets/x\",\"field\":\"password\","
 	    "\"name\":\"db\",\"path\":\"secret/data/a/b\"}]");
 	free(canon);
+	/* relative dest, format */
+	assert_int_equal(tsi_injector_secrets_validate(c,
+	    "[{\"name\":\"cfg\",\"path\":\"app/cfg\",\"dest\":\"app/env\","
+	    "\"format\":\"env\"},{\"name\":\"pw\",\"path\":\"app/db\","
+	    "\"dest\":\"/tsi-secrets/app/pw\",\"field\":\"password\",\"format\":\"raw\"}]",
+	    &canon, why, sizeof(why)), TSI_OK);
+	free(canon);
 	tsi_injector_conf_free(c);
 }
 
@@ -139,23 +146,31 @@ test_secrets_invalid(void **state)
 {
 	static const char *const bad[] = {
 		"", "{}", "[]", "[1]", "not json", "[{}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\"}] x",
-		"[{\"name\":\"a\",\"name\":\"b\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\",\"mode\":\"0644\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}] x",
+		"[{\"name\":\"a\",\"name\":\"b\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"mode\":\"0644\"}]",
 		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/etc\"}]",
 		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secretsX\"}]",
 		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/../etc\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"tsi-secrets\"}]",
-		"[{\"name\":\"../a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\"}]",
-		"[{\"name\":\"..\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\"}]",
-		"[{\"name\":\"a\",\"path\":\"/secret/a\",\"dest\":\"/tsi-secrets\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret//a\",\"dest\":\"/tsi-secrets\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a?x=1\",\"dest\":\"/tsi-secrets\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\",\"field\":7}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\",\"field\":\"a/b\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\"},"
-		" {\"name\":\"a\",\"path\":\"secret/b\",\"dest\":\"/tsi-secrets\"}]",
-		"[{\"name\":\"a\\u0000b\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"../x\"}]",
+		"[{\"name\":\"../a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"..\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"/secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret//a\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a?x=1\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"field\":7}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"field\":\"a/b\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"},"
+		" {\"name\":\"a\",\"path\":\"secret/b\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"a\",\"format\":\"yaml\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"a\",\"format\":\"raw\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"a\"},"
+		" {\"name\":\"b\",\"path\":\"secret/b\",\"dest\":\"/tsi-secrets/a/b\"}]",
+		"[{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+		"\"path\":\"secret/a\",\"dest\":\"a\"}]",
+		"[{\"name\":\"a\\u0000b\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
 	};
 	struct tsi_injector_conf *c = load("");
 	char *canon = NULL, why[256], *big;
