@@ -19,7 +19,7 @@
 #define DEFAULT_SOCKET "/run/tsi/issuer.sock"
 #define DEFAULT_VAULT "https://127.0.0.1:8200"
 #define DEFAULT_AUDIENCE "tsi-vault"
-#define DEFAULT_DEST "/run/tsi/secrets"
+#define DEFAULT_DEST "/tsi-secrets"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
