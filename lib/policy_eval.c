@@ -4,10 +4,12 @@
  *
  * Order: (1) input checks (bad path, capability or claims, a capability
  * that does not apply to the path's mount: deny), (2) the
- * role exists and its bound claims hold, (3) every deny rule of the role that
+ * role exists and its bound claims hold, (3) any deny rule of the set that
  * applies wins, (4) the first allow rule that applies allows, (5) otherwise
  * "default-deny". A rule applies when one of its paths matches, it has the
- * capability, and its match holds.
+ * capability, and its match holds. Deny rules are guardrails of the whole
+ * set: they apply to every role, listed in it or not; allow rules count only
+ * for the roles that list them.
  *
  * Allow and deny rules read claims in opposite, fail-closed directions:
  *  - allow: every claim in match must be present, and every element of a
@@ -279,13 +281,17 @@ tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
 			return TSI_ERR_DENIED;
 		}
 	}
-	n = r != NULL ? r->nrules : p->nrules;
 	near[0] = '\0';
-	/* Pass 0: deny rules, pass 1: allow rules. */
-	for (pass = 0; pass < 2; pass++)
+	/* Pass 0: every deny rule of the set (guardrails hold for every
+	 * role, whether it lists them or not); pass 1: the role's allow rules
+	 * (or every allow rule when there is no role). */
+	for (pass = 0; pass < 2; pass++) {
+		int scoped = pass == 1 && r != NULL;
+
+		n = scoped ? r->nrules : p->nrules;
 		for (i = 0; i < n; i++) {
 			const struct tsi_pol_rule *rule =
-			    &p->rules[r != NULL ? r->rule_idx[i] : i];
+			    &p->rules[scoped ? r->rule_idx[i] : i];
 
 			if (rule->deny != (pass == 0))
 				continue;
@@ -301,6 +307,7 @@ tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
 			    rule->name, capname, path);
 			return TSI_OK;
 		}
+	}
 	if (near[0] != '\0')
 		decide(d, 0, "default-deny", "no rule grants %s on %.100s; %s",
 		    capname, path, near);
