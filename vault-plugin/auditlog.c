@@ -1,0 +1,228 @@
+/*
+ * auditlog.c - what tsi-vault writes to the audit log, and the HTTP query
+ * endpoint GET /v1/sys/audit/releases.
+ *
+ * Invariant: every login, read, write, list and delete, allowed or denied,
+ * has its record durably committed (tsi_audit_append returned TSI_OK) before
+ * its response is queued. When the append fails the caller answers 503 and
+ * releases nothing. Records carry the token's accessor, never the token.
+ */
+#include "vault.h"
+
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
+{
+	json_t *rec;
+	json_t *claims;
+	uint64_t seq = 0;
+	int rc;
+
+	claims = a->claims ? json_deep_copy(a->claims) : json_object();
+	rec = json_pack("{sssssIsssssssosssssssI}",
+	    "op", a->op,
+	    "path", a->path ? a->path : "",
+	    "version", (json_int_t)a->version,
+	    "decision", a->decision,
+	    "rule", a->rule ? a->rule : "",
+	    "reason", a->reason ? a->reason : "",
+	    "claims", claims ? claims : json_object(),
+	    "accessor", a->accessor ? a->accessor : "",
+	    "remote", r->remote,
+	    "request_id", r->request_id,
+	    "status", (json_int_t)a->status);
+	if (rec == NULL) {
+		tsi_log(TSI_LOG_ERROR, "audit.record_failed",
+		    TSI_LS("request_id", r->request_id),
+		    TSI_LS("reason", "cannot build record (bad UTF-8?)"));
+		__atomic_fetch_add(&r->v->metrics.audit_append_failures, 1,
+		    __ATOMIC_RELAXED);
+		return TSI_ERR_AUDIT;
+	}
+	rc = tsi_audit_append(r->v->audit, rec, &seq);
+	json_decref(rec);
+	if (rc != TSI_OK) {
+		__atomic_fetch_add(&r->v->metrics.audit_append_failures, 1,
+		    __ATOMIC_RELAXED);
+		tsi_log(TSI_LOG_ERROR, "audit.append_failed",
+		    TSI_LS("request_id", r->request_id), TSI_LS("op", a->op),
+		    TSI_LS("error", tsi_strerror(rc)));
+		return TSI_ERR_AUDIT;
+	}
+	return TSI_OK;
+}
+
+enum MHD_Result
+vault_respond_audit_failed(struct vault_req *r)
+{
+	return vault_respond_error(r, 503,
+	    "audit log unavailable; request not processed");
+}
+
+/* "2026-11-22T19:00:00Z" (fraction optional) or unix seconds -> us. */
+static int
+parse_time(const char *s, long long *us)
+{
+	struct tm tm;
+	const char *p;
+	char *end;
+	long long frac = 0, scale = 1000000;
+	time_t t;
+
+	if (*s == '\0')
+		return TSI_ERR_PARSE;
+	if (strspn(s, "0123456789") == strlen(s)) {
+		errno = 0;
+		long long v = strtoll(s, &end, 10);
+		if (errno != 0 || v > 253402300799LL)
+			return TSI_ERR_PARSE;
+		*us = v * 1000000;
+		return TSI_OK;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+		return TSI_ERR_PARSE;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (*p - '0') * scale;
+			}
+	}
+	if (strcmp(p, "Z") != 0)
+		return TSI_ERR_PARSE;
+	if ((t = timegm(&tm)) == (time_t)-1)
+		return TSI_ERR_PARSE;
+	*us = (long long)t * 1000000 + frac;
+	return TSI_OK;
+}
+
+struct collect {
+	json_t *arr;
+	int failed;
+};
+
+static int
+collect_cb(const json_t *rec, void *arg)
+{
+	struct collect *c = arg;
+
+	if (json_array_append_new(c->arr, json_deep_copy(rec)) != 0) {
+		c->failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+enum MHD_Result
+vault_audit_releases(struct vault_req *r)
+{
+	static const char *const names[] = { "since", "until", "decision",
+		"path", "cluster-name", "datacenter", "image", "namespace",
+		"limit", "after" };
+	char *arg[sizeof(names) / sizeof(names[0])] = { 0 };
+	struct tsi_audit_query q;
+	struct tsi_policy_set *p = NULL;
+	struct tsi_decision d;
+	struct collect c = { NULL, 0 };
+	const char *reason = NULL;
+	uint64_t next = 0;
+	enum MHD_Result ret;
+	size_t i;
+	int bad = 0, rc;
+
+	if (strcmp(r->method, "GET") != 0)
+		return vault_respond_error(r, 405, "method not allowed");
+	if (vault_req_auth(r, &reason) != TSI_OK)
+		return vault_respond_error(r, 403, "permission denied");
+	if (!r->tok.root) {
+		p = vault_policy_get(r->v);
+		rc = p ? tsi_policy_eval(p, r->tok.role, r->tok.claims,
+		    "sys/audit/releases", TSI_CAP_AUDIT, &d) : TSI_ERR_DENIED;
+		tsi_policy_unref(p);
+		if (rc != TSI_OK)
+			return vault_respond_error(r, 403, "permission denied");
+	}
+	memset(&q, 0, sizeof(q));
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		arg[i] = vault_query_arg(r, names[i], &bad);
+	if (bad) {
+		ret = vault_respond_error(r, 400, "bad query encoding");
+		goto out;
+	}
+	if ((arg[0] && parse_time(arg[0], &q.since_us) != TSI_OK) ||
+	    (arg[1] && parse_time(arg[1], &q.until_us) != TSI_OK)) {
+		ret = vault_respond_error(r, 400,
+		    "since/until: RFC 3339 time (…Z) or unix seconds");
+		goto out;
+	}
+	if (arg[2] && strcmp(arg[2], "allow") != 0 && strcmp(arg[2], "deny") != 0 &&
+	    strcmp(arg[2], "error") != 0) {
+		ret = vault_respond_error(r, 400, "decision: allow, deny or error");
+		goto out;
+	}
+	q.decision = arg[2];
+	q.path_prefix = arg[3];
+	q.cluster_name = arg[4];
+	q.datacenter = arg[5];
+	q.image = arg[6];
+	q.namespace_ = arg[7];
+	if (arg[8] != NULL) {
+		char *end;
+		unsigned long long n;
+		errno = 0;
+		n = strtoull(arg[8], &end, 10);
+		if (errno || *end || arg[8][0] == '\0' || n == 0 || n > 1000) {
+			ret = vault_respond_error(r, 400, "limit: 1 to 1000");
+			goto out;
+		}
+		q.limit = (size_t)n;
+	}
+	if (arg[9] != NULL) {
+		char *end;
+		errno = 0;
+		q.after_seq = strtoull(arg[9], &end, 10);
+		if (errno || *end || arg[9][0] == '\0') {
+			ret = vault_respond_error(r, 400, "after: a record seq");
+			goto out;
+		}
+	}
+	if ((c.arr = json_array()) == NULL) {
+		ret = vault_respond_error(r, 500, "internal error");
+		goto out;
+	}
+	pthread_mutex_lock(&r->v->reader_mu);
+	if (r->v->audit_reader == NULL &&
+	    tsi_audit_reader_open(r->v->audit_dir, &r->v->audit_reader) != TSI_OK)
+		r->v->audit_reader = NULL;
+	rc = r->v->audit_reader ? tsi_audit_query(r->v->audit_reader, &q,
+	    collect_cb, &c, &next) : TSI_ERR_STORE;
+	pthread_mutex_unlock(&r->v->reader_mu);
+	if (rc != TSI_OK || c.failed) {
+		tsi_log(TSI_LOG_ERROR, "audit.query_failed",
+		    TSI_LS("error", tsi_strerror(rc)));
+		ret = vault_respond_error(r, 503, "audit log unavailable");
+		goto out;
+	}
+	{
+		json_t *data = json_pack("{sOsI}", "records", c.arr, "count",
+		    (json_int_t)json_array_size(c.arr));
+		if (data != NULL && next != 0) {
+			char nb[32];
+			snprintf(nb, sizeof(nb), "%llu", (unsigned long long)next);
+			json_object_set_new(data, "next_after", json_string(nb));
+		}
+		ret = vault_respond(r, 200, vault_envelope(r, data, NULL));
+	}
+out:
+	json_decref(c.arr);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		free(arg[i]);
+	return ret;
+}

@@ -1,0 +1,473 @@
+/*
+ * kv.c - KV v2 under secret/: the code that decides whether a secret leaves.
+ *
+ * Order for every request: validate the path -> find the token -> policy
+ * (tsi_policy_eval on "secret/data/<p>" or "secret/metadata/<p>") -> audit
+ * record -> response. A denial answers the same 403 body whether the path
+ * exists or not; 404 is only for callers allowed to read. Reads decrypt
+ * into memory first and release only after their audit record is durable.
+ * Writes and deletes are recorded before they are performed, so no change
+ * ever happens unrecorded; if the store then fails, an "error" record
+ * follows.
+ */
+#include "vault.h"
+
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_MAX 10000
+
+enum kv_op { KV_READ, KV_WRITE, KV_DELETE, KV_LIST, KV_META };
+
+static const char *
+op_name(enum kv_op op)
+{
+	switch (op) {
+	case KV_READ: return "read";
+	case KV_WRITE: return "write";
+	case KV_DELETE: return "delete";
+	case KV_LIST: return "list";
+	case KV_META: return "read";
+	}
+	return "?";
+}
+
+/* A KV path: segments separated by single '/', none empty, "." or "..",
+ * bounded, valid UTF-8 (control bytes were refused by the decoder).
+ * dir_ok: "" and a trailing '/' are allowed (listing). */
+static int
+path_valid(const char *p, int dir_ok)
+{
+	const char *seg = p, *s;
+	size_t n = strlen(p);
+	json_t *utf8;
+
+	if (n > KV_PATH_MAX)
+		return 0;
+	if (n == 0)
+		return dir_ok;
+	if ((utf8 = json_string(p)) == NULL)
+		return 0;
+	json_decref(utf8);
+	for (s = p;; s++) {
+		if (*s == '/' || *s == '\0') {
+			size_t len = (size_t)(s - seg);
+			if (len == 0 && !(*s == '\0' && dir_ok && s != p))
+				return 0;
+			if ((len == 1 && seg[0] == '.') ||
+			    (len == 2 && seg[0] == '.' && seg[1] == '.'))
+				return 0;
+			if (*s == '\0')
+				break;
+			seg = s + 1;
+		}
+	}
+	return 1;
+}
+
+static json_t *
+version_meta_json(const struct kv_version_meta *m)
+{
+	char ct[40], dt[40] = "";
+
+	vault_time_str(m->created_us, ct, sizeof(ct));
+	if (m->deleted_us != 0)
+		vault_time_str(m->deleted_us, dt, sizeof(dt));
+	return json_pack("{sssnsssbsI}", "created_time", ct, "custom_metadata",
+	    "deletion_time", dt, "destroyed", m->destroyed, "version",
+	    (json_int_t)m->version);
+}
+
+struct seal_arg {
+	const struct vault_key *key;
+	const char *path;
+	const char *pt;
+	size_t ptlen;
+};
+
+static int
+seal_cb(void *arg, uint64_t version, uint8_t **blob, size_t *len)
+{
+	struct seal_arg *s = arg;
+
+	return vault_seal(s->key, s->path, version, s->pt, s->ptlen, blob, len);
+}
+
+/* Parses a non-negative decimal (at most 2^53). */
+static int
+parse_uint(const char *s, unsigned long long *out)
+{
+	char *end;
+
+	if (s == NULL || *s == '\0' || strspn(s, "0123456789") != strlen(s))
+		return TSI_ERR_PARSE;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno != 0 || *out > (1ULL << 53))
+		return TSI_ERR_PARSE;
+	return TSI_OK;
+}
+
+struct kv_ctx {
+	struct vault_req *r;
+	enum kv_op op;
+	const char *kvpath;        /* below secret/data/ or secret/metadata/ */
+	char ppath[KV_PATH_MAX + 32]; /* the policy path */
+	struct vault_audit_rec a;
+	struct tsi_decision d;
+};
+
+/* Audit then answer an error; 503 when the record cannot be written. */
+static enum MHD_Result
+finish_error(struct kv_ctx *k, const char *decision, unsigned status,
+    const char *reason, const char *msg)
+{
+	k->a.decision = decision;
+	k->a.reason = reason;
+	k->a.status = status;
+	if (vault_audit(k->r, &k->a) != TSI_OK)
+		return vault_respond_audit_failed(k->r);
+	if (status == 404)
+		return vault_respond_not_found(k->r);
+	return vault_respond_error(k->r, status, msg);
+}
+
+static enum MHD_Result
+do_read(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	struct kv_version_meta m;
+	unsigned long long ver = 0;
+	uint8_t *blob = NULL;
+	size_t blen = 0, ptlen = 0;
+	char *vs, *pt = NULL;
+	json_t *data = NULL, *body;
+	json_error_t jerr;
+	enum MHD_Result ret;
+	int bad = 0, rc;
+	unsigned status;
+
+	vs = vault_query_arg(r, "version", &bad);
+	if (bad || (vs != NULL && parse_uint(vs, &ver) != TSI_OK)) {
+		free(vs);
+		return finish_error(k, "error", 400, "bad version parameter",
+		    "version must be a non-negative integer");
+	}
+	free(vs);
+	memset(&m, 0, sizeof(m));
+	rc = r->v->store->ops->get(r->v->store, k->kvpath, ver, &m, &blob, &blen);
+	if (rc == TSI_ERR_NOT_FOUND)
+		return finish_error(k, "allow", 404, "no such secret or version",
+		    NULL);
+	if (rc != TSI_OK)
+		return finish_error(k, "error", 500, tsi_strerror(rc),
+		    "internal error");
+	k->a.version = (long long)m.version;
+	if (blob != NULL) {
+		rc = vault_unseal(&r->v->key, k->kvpath, m.version, blob, blen,
+		    &pt, &ptlen);
+		tsi_freezero(blob, blen);
+		if (rc != TSI_OK)
+			return finish_error(k, "error", 500,
+			    "stored value failed authentication", "internal error");
+		data = json_loadb(pt, ptlen, 0, &jerr);
+		tsi_freezero(pt, ptlen + 1);
+		if (data == NULL)
+			return finish_error(k, "error", 500,
+			    "stored value is not JSON", "internal error");
+		status = 200;
+	} else
+		status = 404;   /* soft-deleted or destroyed: Vault's 404 shape */
+	k->a.decision = "allow";
+	k->a.reason = status == 200 ? k->d.reason : "version deleted";
+	k->a.status = status;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		json_decref(data);
+		return vault_respond_audit_failed(r);
+	}
+	body = vault_envelope(r, json_pack("{soso}", "data", data ? data :
+	    json_null(), "metadata", version_meta_json(&m)), NULL);
+	ret = vault_respond(r, status, body);
+	if (status == 200) {
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		vault_metrics_observe(&r->v->metrics.read,
+		    (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
+		    (t1.tv_nsec - r->t0.tv_nsec) / 1000);
+	}
+	return ret;
+}
+
+static enum MHD_Result
+do_write(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	struct kv_version_meta m;
+	struct seal_arg sa;
+	json_t *req = NULL, *data, *opts, *cas;
+	json_error_t jerr;
+	char *pt = NULL;
+	long long casv = -1;
+	enum MHD_Result ret;
+	int rc;
+
+	req = json_loadb((const char *)tsi_buf_ptr(r->body), tsi_buf_len(r->body),
+	    JSON_REJECT_DUPLICATES, &jerr);
+	data = json_object_get(req, "data");
+	opts = json_object_get(req, "options");
+	cas = json_object_get(opts, "cas");
+	if (req == NULL || !json_is_object(req) || !json_is_object(data) ||
+	    (opts != NULL && !json_is_object(opts) && !json_is_null(opts)) ||
+	    (cas != NULL && (!json_is_integer(cas) || json_integer_value(cas) < 0))) {
+		json_decref(req);
+		return finish_error(k, "error", 400, "malformed write body",
+		    "body must be {\"data\": {...}, \"options\": {\"cas\": N}?}");
+	}
+	if (cas != NULL)
+		casv = json_integer_value(cas);
+	if ((pt = json_dumps(data, JSON_COMPACT)) == NULL) {
+		json_decref(req);
+		return finish_error(k, "error", 500, "out of memory",
+		    "internal error");
+	}
+	/* Recorded before it happens. */
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.status = 200;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	sa.key = &r->v->key;
+	sa.path = k->kvpath;
+	sa.pt = pt;
+	sa.ptlen = strlen(pt);
+	memset(&m, 0, sizeof(m));
+	rc = r->v->store->ops->put(r->v->store, k->kvpath, casv, seal_cb, &sa,
+	    vault_now_us(), &m);
+	if (rc == TSI_ERR_EXISTS) {
+		ret = finish_error(k, "error", 400, "check-and-set mismatch",
+		    "check-and-set parameter did not match the current version");
+		goto out;
+	}
+	if (rc != TSI_OK) {
+		ret = finish_error(k, "error", rc == TSI_ERR_STORE_FULL ? 503 : 500,
+		    tsi_strerror(rc), rc == TSI_ERR_STORE_FULL ?
+		    "storage full" : "internal error");
+		goto out;
+	}
+	tsi_log(TSI_LOG_INFO, "kv.write", TSI_LS("request_id", r->request_id),
+	    TSI_LS("path", k->kvpath), TSI_LI("version", m.version),
+	    TSI_LS("accessor", r->tok.accessor));
+	ret = vault_respond(r, 200, vault_envelope(r, version_meta_json(&m),
+	    NULL));
+out:
+	tsi_strfree(pt);
+	json_decref(req);
+	return ret;
+}
+
+static enum MHD_Result
+do_delete(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	struct kv_version_meta m;
+	int rc;
+
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.status = 204;
+	if (vault_audit(r, &k->a) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	memset(&m, 0, sizeof(m));
+	rc = r->v->store->ops->soft_delete(r->v->store, k->kvpath,
+	    vault_now_us(), &m);
+	/* Vault answers 204 also when there was nothing to delete. */
+	if (rc != TSI_OK && rc != TSI_ERR_NOT_FOUND)
+		return finish_error(k, "error", 500, tsi_strerror(rc),
+		    "internal error");
+	return vault_respond(r, 204, NULL);
+}
+
+static enum MHD_Result
+do_list(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	json_t *keys = NULL;
+	int rc;
+
+	rc = r->v->store->ops->list(r->v->store, k->kvpath, LIST_MAX, &keys);
+	if (rc != TSI_OK)
+		return finish_error(k, "error", 500, tsi_strerror(rc),
+		    "internal error");
+	if (json_array_size(keys) == 0) {
+		json_decref(keys);
+		return finish_error(k, "allow", 404, "nothing under this path",
+		    NULL);
+	}
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.status = 200;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		json_decref(keys);
+		return vault_respond_audit_failed(r);
+	}
+	return vault_respond(r, 200, vault_envelope(r,
+	    json_pack("{so}", "keys", keys), NULL));
+}
+
+static enum MHD_Result
+do_meta(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	struct kv_meta m;
+	json_t *versions, *data;
+	char ct[40], ut[40], num[24];
+	size_t i;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = r->v->store->ops->meta(r->v->store, k->kvpath, &m);
+	if (rc == TSI_ERR_NOT_FOUND)
+		return finish_error(k, "allow", 404, "no such secret", NULL);
+	if (rc != TSI_OK)
+		return finish_error(k, "error", 500, tsi_strerror(rc),
+		    "internal error");
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.status = 200;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		kv_meta_clear(&m);
+		return vault_respond_audit_failed(r);
+	}
+	versions = json_object();
+	for (i = 0; versions != NULL && i < m.n; i++) {
+		json_t *vm = version_meta_json(&m.versions[i]);
+		json_object_del(vm, "version");
+		json_object_del(vm, "custom_metadata");
+		snprintf(num, sizeof(num), "%llu",
+		    (unsigned long long)m.versions[i].version);
+		json_object_set_new(versions, num, vm);
+	}
+	vault_time_str(m.created_us, ct, sizeof(ct));
+	vault_time_str(m.updated_us, ut, sizeof(ut));
+	data = json_pack("{sbsssnsIsIsIsssssoss}", "cas_required", 0,
+	    "created_time", ct, "custom_metadata", "current_version",
+	    (json_int_t)m.current, "max_versions", (json_int_t)r->v->set->kv_max_versions,
+	    "oldest_version", (json_int_t)m.oldest, "updated_time", ut,
+	    "delete_version_after", "0s", "versions", versions ? versions :
+	    json_object(), "path", k->kvpath);
+	kv_meta_clear(&m);
+	return vault_respond(r, 200, vault_envelope(r, data, NULL));
+}
+
+enum MHD_Result
+vault_kv_handle(struct vault_req *r)
+{
+	struct kv_ctx k;
+	struct tsi_policy_set *p = NULL;
+	const char *m = r->method, *reason = NULL, *sub;
+	char *listq;
+	int is_data = r->route == VR_KV_DATA, cap = 0, bad = 0, rc, n;
+	enum MHD_Result ret;
+
+	memset(&k, 0, sizeof(k));
+	k.r = r;
+	sub = r->path + (is_data ? strlen("secret/data") : strlen("secret/metadata"));
+	k.kvpath = *sub == '/' ? sub + 1 : sub;
+
+	listq = vault_query_arg(r, "list", &bad);
+	if (is_data) {
+		if (strcmp(m, "GET") == 0)
+			k.op = KV_READ, cap = TSI_CAP_READ;
+		else if (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0)
+			k.op = KV_WRITE;
+		else if (strcmp(m, "DELETE") == 0)
+			k.op = KV_DELETE, cap = TSI_CAP_DELETE;
+		else {
+			free(listq);
+			return vault_respond_error(r, 405, "method not allowed");
+		}
+	} else {
+		if (strcmp(m, "LIST") == 0 || (strcmp(m, "GET") == 0 &&
+		    listq != NULL && strcmp(listq, "true") == 0))
+			k.op = KV_LIST, cap = TSI_CAP_LIST;
+		else if (strcmp(m, "GET") == 0)
+			k.op = KV_META, cap = TSI_CAP_READ;
+		else {
+			free(listq);
+			return vault_respond_error(r, 405, "method not allowed");
+		}
+	}
+	free(listq);
+	k.a.op = op_name(k.op);
+	k.a.path = r->path;
+	k.a.rule = "";
+	if (bad || !path_valid(k.kvpath, k.op == KV_LIST))
+		return vault_respond_error(r, 400, "invalid secret path");
+
+	/* The policy path; a listed folder always ends in '/'. */
+	n = snprintf(k.ppath, sizeof(k.ppath), "%s%s%s", is_data ?
+	    "secret/data/" : "secret/metadata/", k.kvpath,
+	    k.op == KV_LIST && *k.kvpath != '\0' &&
+	    k.kvpath[strlen(k.kvpath) - 1] != '/' ? "/" : "");
+	if (n < 0 || (size_t)n >= sizeof(k.ppath))
+		return vault_respond_error(r, 400, "invalid secret path");
+	k.a.path = k.ppath;
+	if (k.op == KV_LIST)
+		k.kvpath = k.ppath + strlen("secret/metadata/");
+
+	if (vault_req_auth(r, &reason) != TSI_OK) {
+		k.a.rule = "token";
+		return finish_error(&k, "deny", 403, reason, "permission denied");
+	}
+	k.a.claims = r->tok.claims;
+	k.a.accessor = r->tok.accessor;
+
+	if (k.op == KV_WRITE) {
+		/* Vault's rule: create when the path has no version yet,
+		 * update otherwise. */
+		struct kv_meta meta;
+		memset(&meta, 0, sizeof(meta));
+		rc = r->v->store->ops->meta(r->v->store, k.kvpath, &meta);
+		cap = rc == TSI_OK && meta.current > 0 ? TSI_CAP_UPDATE :
+		    TSI_CAP_CREATE;
+		kv_meta_clear(&meta);
+	}
+	if (r->tok.root) {
+		k.d.allowed = 1;
+		snprintf(k.d.rule, sizeof(k.d.rule), "root");
+		snprintf(k.d.reason, sizeof(k.d.reason), "root token");
+		rc = TSI_OK;
+	} else if ((p = vault_policy_get(r->v)) == NULL) {
+		snprintf(k.d.rule, sizeof(k.d.rule), "default-deny");
+		snprintf(k.d.reason, sizeof(k.d.reason), "no policy loaded");
+		rc = TSI_ERR_DENIED;
+	} else
+		rc = tsi_policy_eval(p, r->tok.role, r->tok.claims, k.ppath, cap,
+		    &k.d);
+	tsi_policy_unref(p);
+	k.a.rule = k.d.rule;
+	if (rc != TSI_OK) {
+		tsi_log(TSI_LOG_INFO, "kv.denied", TSI_LS("request_id",
+		    r->request_id), TSI_LS("path", k.ppath), TSI_LS("cap",
+		    tsi_cap_name(cap)), TSI_LS("rule", k.d.rule),
+		    TSI_LS("accessor", r->tok.accessor));
+		return finish_error(&k, "deny", 403, k.d.reason,
+		    "permission denied");
+	}
+	switch (k.op) {
+	case KV_READ: ret = do_read(&k); break;
+	case KV_WRITE: ret = do_write(&k); break;
+	case KV_DELETE: ret = do_delete(&k); break;
+	case KV_LIST: ret = do_list(&k); break;
+	case KV_META: ret = do_meta(&k); break;
+	default: ret = vault_respond_error(r, 500, "internal error"); break;
+	}
+	return ret;
+}

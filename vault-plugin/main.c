@@ -1,0 +1,763 @@
+/*
+ * tsi-vault: the secret server. Arguments, the config file, start-up, and
+ * the signal loop (SIGHUP reloads policies, trusted CAs and the revocation
+ * list; SIGINT/SIGTERM stop after in-flight requests).
+ */
+#include "vault.h"
+
+#include "tsi/config.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+#define ERRLEN 512
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: tsi-vault --config FILE\n"
+	    "       tsi-vault --dev [--dev-root-token-id T] [--dev-listen ADDR]\n"
+	    "                 [--policy-dir D] [--trust-ca PEM]...\n"
+	    "       tsi-vault --help | --version\n\n"
+	    "The Vault-compatible secret server of tsi: location policies, KV v2,\n"
+	    "audit log. See docs/vault.md for every setting.\n\n"
+	    "  --config FILE           libconfig file (listen, tls_cert, tls_key, ...)\n"
+	    "  --dev                   plain HTTP on loopback, temporary data, root token printed\n"
+	    "  --dev-root-token-id T   the root token in dev mode (default: random)\n"
+	    "  --dev-listen ADDR       loopback address:port (default 127.0.0.1:8200)\n"
+	    "  --policy-dir D          policy directory (overrides policy_dir)\n"
+	    "  --trust-ca PEM          trusted CA file, repeatable (overrides trust_ca)\n"
+	    "\nSignals: SIGHUP reloads policies, CAs and the revocation list;\n"
+	    "SIGTERM/SIGINT stop. Exit: 0 ok, 1 runtime failure, 2 bad usage/config.\n");
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = strdup(s)) == NULL) {
+		fputs("tsi-vault: out of memory\n", stderr);
+		exit(1);
+	}
+	return d;
+}
+
+void
+vault_settings_clear(struct vault_settings *s)
+{
+	size_t i;
+
+	free(s->listen);
+	free(s->tls_cert);
+	free(s->tls_key);
+	free(s->data_dir);
+	free(s->policy_dir);
+	for (i = 0; i < s->n_trust_ca; i++)
+		free(s->trust_ca[i]);
+	free(s->trust_ca);
+	free(s->audience);
+	free(s->kv_key_file);
+	free(s->root_token_file);
+	tsi_strfree(s->dev_root_token);
+	free(s->revocation_file);
+	free(s->cluster_name);
+	memset(s, 0, sizeof(*s));
+}
+
+static void
+defaults(struct vault_settings *s)
+{
+	s->max_body = 1024 * 1024;
+	s->threads = 8;
+	s->conn_limit = 1024;
+	s->per_ip_limit = 64;
+	s->conn_timeout = 30;
+	s->max_tokens = 1000000;
+	s->kv_map_size = (size_t)1 << 30;
+	s->kv_max_versions = 10;
+	s->audit_map_size = (size_t)1 << 30;
+	s->audit_commit_timeout_ms = 2000;
+	s->audit_batch_max = 256;
+}
+
+static const char *const config_keys[] = {
+	"listen", "tls_cert", "tls_key", "data_dir", "policy_dir", "trust_ca",
+	"audience", "kv_key_file", "root_token_file", "revocation_file",
+	"cluster_name", "max_body", "threads", "connection_limit",
+	"per_ip_connection_limit", "connection_timeout", "max_tokens",
+	"kv_map_size", "kv_max_versions", "audit_map_size",
+	"audit_commit_timeout_ms", "audit_batch_max", "audit_retention_seconds",
+	"audit_retention_bytes", NULL
+};
+
+/* A readable file named by a setting, or "file:line: key: reason". */
+static int
+check_file(const struct tsi_config *c, const char *key, const char *path,
+    char *err, size_t errlen)
+{
+	if (path == NULL || access(path, R_OK) == 0)
+		return TSI_OK;
+	snprintf(err, errlen, "%s:%d: %s: cannot read '%s': %s",
+	    tsi_config_file(c), tsi_config_line(c, key), key, path,
+	    strerror(errno));
+	return TSI_ERR_CONFIG;
+}
+
+static int
+load_config(const char *path, struct vault_settings *s, char *err,
+    size_t errlen)
+{
+	struct tsi_config *c = NULL;
+	const char *str, **list = NULL;
+	long long n;
+	size_t i, nl;
+	int r;
+
+	if ((r = tsi_config_load(path, &c, err, errlen)) != TSI_OK)
+		return TSI_ERR_CONFIG;
+	if ((r = tsi_config_check_keys(c, config_keys, err, errlen)) != TSI_OK)
+		goto out;
+#define STR(key, field, def)                                                 \
+	do {                                                                 \
+		if ((r = tsi_config_str(c, key, def, &str, err, errlen)) != TSI_OK) \
+			goto out;                                            \
+		free(s->field);                                              \
+		s->field = xstrdup(str);                                     \
+	} while (0)
+#define INT(key, field, min, max)                                            \
+	do {                                                                 \
+		if ((r = tsi_config_int(c, key, (long long)s->field, min, max, &n, \
+		    err, errlen)) != TSI_OK)                                 \
+			goto out;                                            \
+		s->field = n;                                                \
+	} while (0)
+	STR("listen", listen, "127.0.0.1:8200");
+	STR("tls_cert", tls_cert, NULL);
+	STR("tls_key", tls_key, NULL);
+	STR("data_dir", data_dir, NULL);
+	STR("policy_dir", policy_dir, NULL);
+	STR("audience", audience, TSI_JWT_DEFAULT_AUD);
+	STR("kv_key_file", kv_key_file, NULL);
+	STR("root_token_file", root_token_file, NULL);
+	STR("revocation_file", revocation_file, NULL);
+	STR("cluster_name", cluster_name, "tsi-vault");
+	INT("max_body", max_body, 1024, 64LL << 20);
+	INT("threads", threads, 1, 256);
+	INT("connection_limit", conn_limit, 1, 65536);
+	INT("per_ip_connection_limit", per_ip_limit, 1, 65536);
+	INT("connection_timeout", conn_timeout, 1, 3600);
+	INT("max_tokens", max_tokens, 16, 100000000);
+	INT("kv_map_size", kv_map_size, 1LL << 20, 1LL << 40);
+	INT("kv_max_versions", kv_max_versions, 1, 1000);
+	INT("audit_map_size", audit_map_size, 1LL << 16, 1LL << 40);
+	INT("audit_commit_timeout_ms", audit_commit_timeout_ms, 10, 60000);
+	INT("audit_batch_max", audit_batch_max, 1, 65536);
+	INT("audit_retention_seconds", audit_retain_seconds, 0, 1LL << 40);
+	INT("audit_retention_bytes", audit_retain_bytes, 0, 1LL << 40);
+#undef STR
+#undef INT
+	if ((r = tsi_config_strlist(c, "trust_ca", &list, &nl, err, errlen)) !=
+	    TSI_OK)
+		goto out;
+	if (nl > 0) {
+		if ((s->trust_ca = calloc(nl, sizeof(char *))) == NULL) {
+			r = TSI_ERR_ALLOC;
+			goto out;
+		}
+		for (i = 0; i < nl; i++)
+			s->trust_ca[i] = xstrdup(list[i]);
+		s->n_trust_ca = nl;
+	}
+	r = TSI_ERR_CONFIG;
+	if (s->tls_cert == NULL || s->tls_key == NULL) {
+		snprintf(err, errlen, "%s:%d: tls_cert and tls_key are required "
+		    "(TLS is always on outside --dev)", tsi_config_file(c),
+		    tsi_config_line(c, s->tls_cert ? "tls_cert" : "tls_key"));
+		goto out;
+	}
+	if (s->data_dir == NULL || s->kv_key_file == NULL) {
+		snprintf(err, errlen, "%s:%d: data_dir and kv_key_file are required",
+		    tsi_config_file(c), tsi_config_line(c, s->data_dir ?
+		    "data_dir" : "kv_key_file"));
+		goto out;
+	}
+	if (check_file(c, "tls_cert", s->tls_cert, err, errlen) != TSI_OK ||
+	    check_file(c, "tls_key", s->tls_key, err, errlen) != TSI_OK ||
+	    check_file(c, "kv_key_file", s->kv_key_file, err, errlen) != TSI_OK ||
+	    check_file(c, "revocation_file", s->revocation_file, err, errlen) !=
+	    TSI_OK)
+		goto out;
+	for (i = 0; i < s->n_trust_ca; i++)
+		if (check_file(c, "trust_ca", s->trust_ca[i], err, errlen) != TSI_OK)
+			goto out;
+	if (vault_listen_is_loopback(s->listen) < 0) {
+		snprintf(err, errlen, "%s:%d: listen: expected ADDRESS:PORT "
+		    "(IPv4, or [IPv6]:PORT)",
+		    tsi_config_file(c), tsi_config_line(c, "listen"));
+		goto out;
+	}
+	r = TSI_OK;
+out:
+	free(list);
+	tsi_config_free(c);
+	return r;
+}
+
+/* Builds a trust store from the CA files and the revocation list. */
+static int
+trust_build(const struct vault_settings *s, struct vault_trust **out,
+    char *err, size_t errlen)
+{
+	struct vault_trust *vt = NULL;
+	FILE *f = NULL;
+	char line[256];
+	size_t i;
+	int lineno = 0, r;
+
+	*out = NULL;
+	if (s->n_trust_ca == 0)
+		return TSI_OK;
+	if ((vt = calloc(1, sizeof(*vt))) == NULL)
+		return TSI_ERR_ALLOC;
+	vt->refs = 1;
+	if ((r = tsi_trust_new(&vt->trust)) != TSI_OK)
+		goto out;
+	for (i = 0; i < s->n_trust_ca; i++)
+		if ((r = tsi_trust_add_ca_file(vt->trust, s->trust_ca[i])) !=
+		    TSI_OK) {
+			snprintf(err, errlen, "trust_ca: %s: %s", s->trust_ca[i],
+			    tsi_strerror(r));
+			goto out;
+		}
+	if (s->revocation_file != NULL) {
+		if ((f = fopen(s->revocation_file, "re")) == NULL) {
+			snprintf(err, errlen, "%s: %s", s->revocation_file,
+			    strerror(errno));
+			r = TSI_ERR_IO;
+			goto out;
+		}
+		while (fgets(line, sizeof(line), f) != NULL) {
+			char *p = line, *e;
+			lineno++;
+			if (strchr(line, '\n') == NULL && !feof(f)) {
+				snprintf(err, errlen, "%s:%d: line too long",
+				    s->revocation_file, lineno);
+				r = TSI_ERR_CONFIG;
+				goto out;
+			}
+			while (*p == ' ' || *p == '\t')
+				p++;
+			e = p + strcspn(p, "#\r\n");
+			while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			*e = '\0';
+			if (*p == '\0')
+				continue;
+			if ((r = tsi_trust_revoke(vt->trust, p)) != TSI_OK) {
+				snprintf(err, errlen, "%s:%d: not a serial or "
+				    "fingerprint: %s", s->revocation_file, lineno,
+				    tsi_strerror(r));
+				goto out;
+			}
+		}
+	}
+	*out = vt;
+	vt = NULL;
+	r = TSI_OK;
+out:
+	if (f != NULL)
+		fclose(f);
+	if (vt != NULL) {
+		tsi_trust_free(vt->trust);
+		free(vt);
+	}
+	return r;
+}
+
+struct tsi_policy_set *
+vault_policy_get(struct vault *v)
+{
+	struct tsi_policy_set *p;
+
+	pthread_mutex_lock(&v->mu);
+	p = v->policy ? tsi_policy_ref(v->policy) : NULL;
+	pthread_mutex_unlock(&v->mu);
+	return p;
+}
+
+struct vault_trust *
+vault_trust_get(struct vault *v)
+{
+	struct vault_trust *t;
+
+	pthread_mutex_lock(&v->mu);
+	if ((t = v->trust) != NULL)
+		t->refs++;
+	pthread_mutex_unlock(&v->mu);
+	return t;
+}
+
+void
+vault_trust_put(struct vault *v, struct vault_trust *t)
+{
+	int last;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&v->mu);
+	last = --t->refs == 0;
+	pthread_mutex_unlock(&v->mu);
+	if (last) {
+		tsi_trust_free(t->trust);
+		free(t);
+	}
+}
+
+/* SIGHUP: build the new sets first; swap only what loaded cleanly. */
+static void
+reload(struct vault *v)
+{
+	struct tsi_policy_set *np = NULL, *op = NULL;
+	struct vault_trust *nt = NULL, *ot = NULL;
+	char err[ERRLEN] = "";
+	int ok = 1;
+
+	if (v->set->policy_dir != NULL) {
+		if (tsi_policy_load_dir(v->set->policy_dir, &np, err,
+		    sizeof(err)) != TSI_OK) {
+			tsi_log(TSI_LOG_ERROR, "reload.policy_failed",
+			    TSI_LS("error", err),
+			    TSI_LS("kept", "previous policy set"));
+			np = NULL;
+			ok = 0;
+		}
+	}
+	err[0] = '\0';
+	if (trust_build(v->set, &nt, err, sizeof(err)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "reload.trust_failed", TSI_LS("error", err),
+		    TSI_LS("kept", "previous CAs and revocations"));
+		nt = NULL;
+		ok = 0;
+	} else if (nt == NULL)
+		ok = ok && v->set->n_trust_ca == 0;
+	pthread_mutex_lock(&v->mu);
+	if (np != NULL) {
+		op = v->policy;
+		v->policy = np;
+	}
+	if (nt != NULL) {
+		ot = v->trust;
+		v->trust = nt;
+	}
+	pthread_mutex_unlock(&v->mu);
+	tsi_policy_unref(op);
+	vault_trust_put(v, ot);
+	if (ok)
+		__atomic_fetch_add(&v->metrics.reloads_ok, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_add(&v->metrics.reloads_failed, 1, __ATOMIC_RELAXED);
+	tsi_log(ok ? TSI_LOG_INFO : TSI_LOG_WARN, "reload.done",
+	    TSI_LS("result", ok ? "ok" : "partial"),
+	    TSI_LS("policy_dir", v->set->policy_dir));
+}
+
+static int
+rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int
+mkdir_p(const char *dir)
+{
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return TSI_ERR_IO;
+	return TSI_OK;
+}
+
+static char *
+path_join(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *p = malloc(n);
+
+	if (p == NULL) {
+		fputs("tsi-vault: out of memory\n", stderr);
+		exit(1);
+	}
+	snprintf(p, n, "%s/%s", a, b);
+	return p;
+}
+
+/* The root token of a configured server: read from root_token_file, or
+ * made and written there (0600) on first start. */
+static int
+root_token_load(const char *path, char **out, char *err, size_t errlen)
+{
+	char buf[VAULT_TOKEN_MAX + 2], rnd[64];
+	struct stat st;
+	ssize_t n;
+	int fd, r = TSI_ERR_CONFIG;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+		    (st.st_mode & 077) != 0) {
+			snprintf(err, errlen, "%s: root token file must be a "
+			    "regular file of mode 0600", path);
+			close(fd);
+			return TSI_ERR_CONFIG;
+		}
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0) {
+			snprintf(err, errlen, "%s: empty root token file", path);
+			return TSI_ERR_CONFIG;
+		}
+		buf[n] = '\0';
+		buf[strcspn(buf, "\r\n")] = '\0';
+		if (strlen(buf) < 16 || (size_t)n > VAULT_TOKEN_MAX) {
+			snprintf(err, errlen, "%s: root token must be 16 to %d "
+			    "characters", path, VAULT_TOKEN_MAX);
+			goto out;
+		}
+		*out = xstrdup(buf);
+		r = TSI_OK;
+		goto out;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return TSI_ERR_IO;
+	}
+	if (vault_random_b64(32, rnd, sizeof(rnd)) != TSI_OK)
+		return TSI_ERR_CRYPTO;
+	snprintf(buf, sizeof(buf), "hvs.%s\n", rnd);
+	explicit_bzero(rnd, sizeof(rnd));
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+	    write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || fsync(fd) != 0) {
+		snprintf(err, errlen, "%s: cannot write root token: %s", path,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		r = TSI_ERR_IO;
+		goto out;
+	}
+	close(fd);
+	buf[strcspn(buf, "\n")] = '\0';
+	*out = xstrdup(buf);
+	tsi_log(TSI_LOG_WARN, "root_token.created", TSI_LS("file", path));
+	r = TSI_OK;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	return r;
+}
+
+static int
+fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int
+fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tsi-vault: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct vault_settings set;
+	struct vault v;
+	struct kv_lmdb_opts ko;
+	struct tsi_audit_opts ao;
+	const char *config = NULL;
+	char **cli_ca = NULL;
+	size_t n_cli_ca = 0, i;
+	char *cli_policy = NULL, *kvdir = NULL, *root = NULL;
+	char err[ERRLEN] = "";
+	char accessor[VAULT_ACCESSOR_LEN + 1];
+	char *tok = NULL;
+	char dev_dir[] = "/tmp/tsi-vault-dev.XXXXXX";
+	sigset_t sigs;
+	int sig, code = 1, dev_dir_made = 0;
+
+	tsi_log_init("tsi-vault", TSI_LOG_INFO);
+	json_object_seed(0);
+	memset(&set, 0, sizeof(set));
+	memset(&v, 0, sizeof(v));
+	defaults(&set);
+	if ((cli_ca = calloc((size_t)argc, sizeof(char *))) == NULL)
+		return 1;
+	for (i = 1; i < (size_t)argc; i++) {
+		const char *a = argv[i];
+		const char *val = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
+		int takes = 1;
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			code = 0;
+			goto done;
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("tsi-vault %s\n", TSI_VERSION);
+			code = 0;
+			goto done;
+		}
+		if (strcmp(a, "--dev") == 0 || strcmp(a, "-dev") == 0) {
+			set.dev = 1;
+			continue;
+		}
+		if (strcmp(a, "--config") != 0 && strcmp(a, "--dev-root-token-id") != 0 &&
+		    strcmp(a, "--dev-listen") != 0 && strcmp(a, "--policy-dir") != 0 &&
+		    strcmp(a, "--trust-ca") != 0)
+			takes = 0;
+		if (!takes) {
+			usage(stderr);
+			code = fail(EXIT_USAGE, "unknown argument '%s'", a);
+			goto done;
+		}
+		if (val == NULL) {
+			code = fail(EXIT_USAGE, "%s needs a value", a);
+			goto done;
+		}
+		i++;
+		if (strcmp(a, "--config") == 0)
+			config = val;
+		else if (strcmp(a, "--dev-root-token-id") == 0) {
+			tsi_strfree(set.dev_root_token);
+			set.dev_root_token = xstrdup(val);
+		} else if (strcmp(a, "--dev-listen") == 0) {
+			free(set.listen);
+			set.listen = xstrdup(val);
+		} else if (strcmp(a, "--policy-dir") == 0)
+			cli_policy = (char *)val;
+		else
+			cli_ca[n_cli_ca++] = (char *)val;
+	}
+	if (!set.dev && config == NULL) {
+		usage(stderr);
+		code = fail(EXIT_USAGE, "--config FILE or --dev is required");
+		goto done;
+	}
+	if (!set.dev && (set.listen != NULL || set.dev_root_token != NULL)) {
+		code = fail(EXIT_USAGE, "--dev-listen and --dev-root-token-id "
+		    "need --dev");
+		goto done;
+	}
+	if (config != NULL) {
+		if (set.dev) {
+			code = fail(EXIT_USAGE, "--dev and --config exclude each other");
+			goto done;
+		}
+		if (load_config(config, &set, err, sizeof(err)) != TSI_OK) {
+			code = fail(EXIT_USAGE, "%s", err);
+			goto done;
+		}
+	} else {
+		if (set.listen == NULL)
+			set.listen = xstrdup("127.0.0.1:8200");
+		if (vault_listen_is_loopback(set.listen) != 1) {
+			code = fail(EXIT_USAGE, "--dev-listen must be a loopback "
+			    "ADDRESS:PORT (dev mode has no TLS), got '%s'",
+			    set.listen);
+			goto done;
+		}
+		set.audience = xstrdup(TSI_JWT_DEFAULT_AUD);
+		set.cluster_name = xstrdup("tsi-vault-dev");
+		set.conn_timeout = 30;
+	}
+	if (cli_policy != NULL) {
+		free(set.policy_dir);
+		set.policy_dir = xstrdup(cli_policy);
+	}
+	if (n_cli_ca > 0) {
+		for (i = 0; i < set.n_trust_ca; i++)
+			free(set.trust_ca[i]);
+		free(set.trust_ca);
+		set.trust_ca = calloc(n_cli_ca, sizeof(char *));
+		if (set.trust_ca == NULL)
+			goto done;
+		for (i = 0; i < n_cli_ca; i++)
+			set.trust_ca[i] = xstrdup(cli_ca[i]);
+		set.n_trust_ca = n_cli_ca;
+		for (i = 0; i < n_cli_ca; i++)
+			if (access(cli_ca[i], R_OK) != 0) {
+				code = fail(EXIT_USAGE, "--trust-ca %s: %s", cli_ca[i],
+				    strerror(errno));
+				goto done;
+			}
+	}
+
+	/* Everything that can be wrong with the configuration is checked
+	 * before anything is created. */
+	v.set = &set;
+	pthread_mutex_init(&v.mu, NULL);
+	pthread_mutex_init(&v.reader_mu, NULL);
+	v.started = time(NULL);
+	vault_uuid(v.cluster_id);
+	if (set.policy_dir != NULL && tsi_policy_load_dir(set.policy_dir, &v.policy,
+	    err, sizeof(err)) != TSI_OK) {
+		v.policy = NULL;
+		code = fail(EXIT_USAGE, "%s", err);
+		goto done;
+	}
+	if (trust_build(&set, &v.trust, err, sizeof(err)) != TSI_OK) {
+		code = fail(EXIT_USAGE, "%s", err);
+		goto done;
+	}
+	if (set.dev) {
+		if (vault_key_random(&v.key) != TSI_OK) {
+			code = fail(1, "no randomness");
+			goto done;
+		}
+		if (mkdtemp(dev_dir) == NULL) {
+			code = fail(1, "mkdtemp: %s", strerror(errno));
+			goto done;
+		}
+		dev_dir_made = 1;
+		set.data_dir = xstrdup(dev_dir);
+	} else {
+		if (vault_key_load(set.kv_key_file, &v.key, err, sizeof(err)) !=
+		    TSI_OK) {
+			code = fail(EXIT_USAGE, "%s", err);
+			goto done;
+		}
+		if (mkdir_p(set.data_dir) != TSI_OK) {
+			code = fail(1, "data_dir %s: %s", set.data_dir,
+			    strerror(errno));
+			goto done;
+		}
+	}
+	if (set.policy_dir == NULL)
+		tsi_log(TSI_LOG_WARN, "config.no_policy",
+		    TSI_LS("effect", "every login is refused"));
+	if (set.n_trust_ca == 0)
+		tsi_log(TSI_LOG_WARN, "config.no_trust_ca",
+		    TSI_LS("effect", "every login is refused"));
+
+	if (vault_tokens_new((size_t)set.max_tokens, &v.tokens) != TSI_OK)
+		goto done;
+	kvdir = path_join(set.data_dir, "kv");
+	v.audit_dir = path_join(set.data_dir, "audit");
+	memset(&ko, 0, sizeof(ko));
+	ko.map_size = set.kv_map_size;
+	ko.max_versions = (unsigned)set.kv_max_versions;
+	ko.max_readers = (unsigned)(set.threads * 2 + 16);
+	if (kv_store_lmdb_open(kvdir, &ko, &v.store) != TSI_OK) {
+		code = fail(1, "cannot open the KV store in %s", kvdir);
+		goto done;
+	}
+	memset(&ao, 0, sizeof(ao));
+	ao.map_size = set.audit_map_size;
+	ao.commit_timeout_ms = (int)set.audit_commit_timeout_ms;
+	ao.batch_max = (size_t)set.audit_batch_max;
+	ao.retain_seconds = set.audit_retain_seconds;
+	ao.retain_bytes = set.audit_retain_bytes;
+	if (tsi_audit_open(v.audit_dir, &ao, &v.audit) != TSI_OK) {
+		code = fail(1, "cannot open the audit log in %s", v.audit_dir);
+		goto done;
+	}
+
+	if (set.dev)
+		root = set.dev_root_token ? xstrdup(set.dev_root_token) : NULL;
+	else if (set.root_token_file != NULL &&
+	    root_token_load(set.root_token_file, &root, err, sizeof(err)) !=
+	    TSI_OK) {
+		code = fail(EXIT_USAGE, "%s", err);
+		goto done;
+	}
+	if (set.dev || root != NULL) {
+		if (vault_tokens_create(v.tokens, root, "root", NULL, NULL, 0, 1,
+		    &tok, accessor) != TSI_OK) {
+			code = fail(EXIT_USAGE, "bad root token");
+			goto done;
+		}
+	}
+
+	/* Signals are taken by sigwait below; server threads inherit the
+	 * blocked mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (vault_server_start(&v, err, sizeof(err)) != TSI_OK) {
+		code = fail(1, "%s", err);
+		goto done;
+	}
+	tsi_log(TSI_LOG_INFO, "server.started", TSI_LS("listen", set.listen),
+	    TSI_LS("tls", set.dev ? "off" : "on"), TSI_LS("mode",
+	    set.dev ? "dev" : "config"), TSI_LI("threads", set.threads),
+	    TSI_LS("data_dir", set.data_dir), TSI_LS("version", TSI_VERSION));
+	if (set.dev) {
+		printf("==> tsi-vault server started in dev mode\n\n"
+		    "WARNING! dev mode is enabled! In this mode, tsi-vault runs\n"
+		    "without TLS, keeps its data in a temporary directory that is\n"
+		    "removed on exit, and starts with a root token.\n\n"
+		    "You may need to set the following environment variables:\n\n"
+		    "    $ export VAULT_ADDR='http://%s'\n\n"
+		    "The root token is displayed below:\n\n"
+		    "Root Token: %s\n\n"
+		    "Development mode should NOT be used in production "
+		    "installations!\n", set.listen, tok);
+		fflush(stdout);
+	}
+	tsi_strfree(tok);
+	tok = NULL;
+
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			tsi_log(TSI_LOG_INFO, "reload.start");
+			reload(&v);
+			continue;
+		}
+		tsi_log(TSI_LOG_INFO, "server.stopping", TSI_LI("signal", sig));
+		break;
+	}
+	code = 0;
+done:
+	vault_server_stop(&v);
+	if (v.audit_reader != NULL)
+		tsi_audit_reader_close(v.audit_reader);
+	if (v.audit != NULL)
+		tsi_audit_close(v.audit);
+	if (v.store != NULL)
+		v.store->ops->close(v.store);
+	vault_tokens_free(v.tokens);
+	tsi_policy_unref(v.policy);
+	if (v.trust != NULL) {
+		tsi_trust_free(v.trust->trust);
+		free(v.trust);
+	}
+	vault_key_wipe(&v.key);
+	if (dev_dir_made)
+		nftw(dev_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tsi_strfree(tok);
+	tsi_strfree(root);
+	free(kvdir);
+	free(v.audit_dir);
+	free(cli_ca);
+	vault_settings_clear(&set);
+	return code;
+}

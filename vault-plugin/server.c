@@ -1,0 +1,597 @@
+/*
+ * server.c - HTTP(S) on libmicrohttpd.
+ *
+ * Request life: MHD calls handler() first with the headers only; we make the
+ * request context, pick the body limit (smaller for login and for callers
+ * without a valid token), refuse an oversized Content-Length with 413 right
+ * away (the connection is then closed, nothing more is read), and return.
+ * Body chunks are appended to a bounded buffer. The final call (no more
+ * data) dispatches. Answering only from the second call on keeps HTTP
+ * keep-alive: MHD closes connections whose response was queued on the first.
+ *
+ * The URL is percent-decoded exactly once, here (MHD's own unescaping is
+ * switched off), with %00 and control bytes refused.
+ */
+#include "vault.h"
+
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+long long
+vault_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+vault_time_str(long long us, char *out, size_t outlen)
+{
+	struct tm tm;
+	time_t s = (time_t)(us / 1000000);
+	int n;
+
+	gmtime_r(&s, &tm);
+	n = snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06lld000Z",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, us % 1000000);
+	if (n < 0 || (size_t)n >= outlen)
+		out[0] = '\0';
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+vault_pct_decode(const char *s, size_t max, char **out)
+{
+	size_t n = strlen(s), i, o = 0;
+	char *d;
+
+	if (n > max)
+		return TSI_ERR_TOO_LARGE;
+	if ((d = malloc(n + 1)) == NULL)
+		return TSI_ERR_ALLOC;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '%') {
+			int hi, lo;
+			if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 ||
+			    (lo = hexval(s[i + 2])) < 0)
+				goto bad;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c < 0x20 || c == 0x7f)
+			goto bad;
+		d[o++] = (char)c;
+	}
+	d[o] = '\0';
+	*out = d;
+	return TSI_OK;
+bad:
+	free(d);
+	return TSI_ERR_PARSE;
+}
+
+char *
+vault_query_arg(struct vault_req *r, const char *name, int *err)
+{
+	const char *raw;
+	char *d = NULL;
+
+	raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+	if (raw == NULL)
+		return NULL;
+	if (vault_pct_decode(raw, 4096, &d) != TSI_OK) {
+		*err = 1;
+		return NULL;
+	}
+	return d;
+}
+
+/* MHD's unescaper, replaced by one that leaves the text as it came:
+ * decoding happens once, in vault_pct_decode. */
+static size_t
+no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	return strlen(s);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	tsi_log(TSI_LOG_WARN, "http.mhd", TSI_LS("msg", msg));
+}
+
+json_t *
+vault_envelope(struct vault_req *r, json_t *data, json_t *auth)
+{
+	return json_pack("{sssssbsIsososnsnso}", "request_id", r->request_id,
+	    "lease_id", "", "renewable", 0, "lease_duration", (json_int_t)0,
+	    "data", data ? data : json_null(), "auth", auth ? auth : json_null(),
+	    "wrap_info", "warnings", "mount_type",
+	    json_string(r->route == VR_KV_DATA || r->route == VR_KV_METADATA ?
+	    "kv" : ""));
+}
+
+static void
+free_body(void *p)
+{
+	tsi_strfree(p);
+}
+
+static enum MHD_Result
+queue(struct vault_req *r, unsigned status, const char *ctype, char *text)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	size_t len = text ? strlen(text) : 0;
+	long long us;
+
+	if (r->responded) {
+		tsi_strfree(text);
+		return MHD_YES;
+	}
+	r->responded = 1;
+	if (text == NULL)
+		resp = MHD_create_response_from_buffer(0, NULL,
+		    MHD_RESPMEM_PERSISTENT);
+	else
+		resp = MHD_create_response_from_buffer_with_free_callback(len,
+		    text, free_body);
+	if (resp == NULL) {
+		tsi_strfree(text);
+		return MHD_NO;
+	}
+	if (text != NULL && ctype != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (r->too_large)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	vault_metrics_request(&r->v->metrics, r->route, status);
+	{
+		struct timespec t1;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		us = (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
+		    (t1.tv_nsec - r->t0.tv_nsec) / 1000;
+	}
+	tsi_log(TSI_LOG_DEBUG, "http.request", TSI_LS("request_id",
+	    r->request_id), TSI_LS("method", r->method), TSI_LS("route",
+	    vault_route_name(r->route)), TSI_LI("status", status),
+	    TSI_LI("us", us), TSI_LS("remote", r->remote));
+	return ret;
+}
+
+enum MHD_Result
+vault_respond(struct vault_req *r, unsigned status, json_t *body)
+{
+	char *text = NULL;
+
+	if (body != NULL) {
+		text = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		if (text == NULL) {
+			status = 500;
+			text = strdup("{\"errors\":[\"internal error\"]}");
+		}
+	}
+	return queue(r, status, "application/json", text);
+}
+
+enum MHD_Result
+vault_respond_text(struct vault_req *r, unsigned status,
+    const char *content_type, char *text)
+{
+	return queue(r, status, content_type, text);
+}
+
+enum MHD_Result
+vault_respond_error(struct vault_req *r, unsigned status, const char *msg)
+{
+	return vault_respond(r, status, json_pack("{s[s]}", "errors", msg));
+}
+
+enum MHD_Result
+vault_respond_not_found(struct vault_req *r)
+{
+	return vault_respond(r, 404, json_pack("{s[]}", "errors"));
+}
+
+int
+vault_req_auth(struct vault_req *r, const char **reason)
+{
+	const char *tok;
+	int rc;
+
+	if (r->authed)
+		return TSI_OK;
+	tok = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    "X-Vault-Token");
+	if (tok == NULL) {
+		/* The vault CLI and libraries also send a bearer token. */
+		const char *a = MHD_lookup_connection_value(r->conn,
+		    MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		if (a != NULL && strncmp(a, "Bearer ", 7) == 0)
+			tok = a + 7;
+	}
+	if (tok == NULL || *tok == '\0') {
+		*reason = "missing client token";
+		return TSI_ERR_DENIED;
+	}
+	rc = vault_tokens_lookup(r->v->tokens, tok, &r->tok);
+	if (rc == TSI_ERR_EXPIRED) {
+		*reason = "token expired";
+		return TSI_ERR_DENIED;
+	}
+	if (rc != TSI_OK) {
+		*reason = "unknown token";
+		return TSI_ERR_DENIED;
+	}
+	r->authed = 1;
+	return TSI_OK;
+}
+
+static enum vault_route
+route_of(const char *p)
+{
+	if (strcmp(p, "auth/trusted-identity/login") == 0)
+		return VR_LOGIN;
+	if (strncmp(p, "secret/data/", 12) == 0 || strcmp(p, "secret/data") == 0)
+		return VR_KV_DATA;
+	if (strncmp(p, "secret/metadata", 15) == 0 &&
+	    (p[15] == '\0' || p[15] == '/'))
+		return VR_KV_METADATA;
+	if (strcmp(p, "sys/health") == 0)
+		return VR_HEALTH;
+	if (strcmp(p, "sys/metrics") == 0)
+		return VR_METRICS;
+	if (strcmp(p, "sys/audit/releases") == 0)
+		return VR_AUDIT;
+	if (strcmp(p, "auth/token/lookup-self") == 0)
+		return VR_TOKEN;
+	return VR_OTHER;
+}
+
+static void
+req_free(struct vault_req *r)
+{
+	if (r == NULL)
+		return;
+	tsi_buf_free(r->body);
+	free(r->path);
+	vault_token_clear(&r->tok);
+	free(r);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	req_free(*con_cls);
+	*con_cls = NULL;
+}
+
+static void
+remote_of(struct MHD_Connection *c, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	out[0] = '\0';
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    out, (socklen_t)outlen);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+		    out, (socklen_t)outlen);
+}
+
+static struct vault_req *
+req_new(struct vault *v, struct MHD_Connection *c, const char *url,
+    const char *method)
+{
+	struct vault_req *r;
+	size_t limit;
+	const char *reason;
+	int rc;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->v = v;
+	r->conn = c;
+	r->method = method;
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	vault_uuid(r->request_id);
+	remote_of(c, r->remote, sizeof(r->remote));
+	if (strncmp(url, "/v1/", 4) != 0)
+		rc = TSI_ERR_PARSE;
+	else
+		rc = vault_pct_decode(url + 4, 4 * KV_PATH_MAX, &r->path);
+	if (rc != TSI_OK) {
+		r->path = NULL;
+		r->route = VR_OTHER;
+	} else
+		r->route = route_of(r->path);
+	/* Smaller limits before the caller is known. */
+	if (r->route == VR_LOGIN)
+		limit = VAULT_LOGIN_MAX_BODY;
+	else if (vault_req_auth(r, &reason) == TSI_OK)
+		limit = v->set->max_body;
+	else
+		limit = VAULT_LOGIN_MAX_BODY < v->set->max_body ?
+		    VAULT_LOGIN_MAX_BODY : v->set->max_body;
+	if ((r->body = tsi_buf_new(limit)) == NULL) {
+		req_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static enum MHD_Result
+dispatch(struct vault_req *r)
+{
+	if (r->path == NULL)
+		return vault_respond_error(r, 400, "invalid request path");
+	switch (r->route) {
+	case VR_LOGIN:
+		return vault_auth_login(r);
+	case VR_KV_DATA:
+	case VR_KV_METADATA:
+		return vault_kv_handle(r);
+	case VR_HEALTH:
+		return vault_sys_health(r);
+	case VR_METRICS:
+		return vault_sys_metrics(r);
+	case VR_AUDIT:
+		return vault_audit_releases(r);
+	case VR_TOKEN:
+		return vault_token_lookup_self(r);
+	case VR_OTHER:
+	case VR__COUNT:
+		break;
+	}
+	return vault_respond_not_found(r);
+}
+
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct vault *v = cls;
+	struct vault_req *r = *con_cls;
+
+	if (r == NULL) {
+		const char *cl;
+
+		if ((r = req_new(v, c, url, method)) == NULL)
+			return MHD_NO;
+		*con_cls = r;
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL) {
+			char *end;
+			unsigned long long n;
+			errno = 0;
+			n = strtoull(cl, &end, 10);
+			if (errno != 0 || *end != '\0' ||
+			    n > tsi_buf_max(r->body)) {
+				/* Answered now: MHD then closes the
+				 * connection without reading the body. */
+				r->too_large = 1;
+				return vault_respond_error(r, 413,
+				    "request body too large");
+			}
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!r->too_large && tsi_buf_put(r->body, upload_data,
+		    *upload_data_size) != TSI_OK) {
+			/* A chunked body over the limit: stop reading and
+			 * drop the connection. */
+			tsi_log(TSI_LOG_WARN, "http.body_too_large",
+			    TSI_LS("remote", r->remote),
+			    TSI_LS("route", vault_route_name(r->route)));
+			return MHD_NO;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->responded)
+		return MHD_YES;
+	return dispatch(r);
+}
+
+static int
+parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[128];
+	const char *colon;
+	char *end;
+	unsigned long port;
+	size_t hl;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':')
+			return TSI_ERR_PARSE;
+		hl = (size_t)(rb - s - 1);
+		if (hl >= sizeof(host))
+			return TSI_ERR_PARSE;
+		memcpy(host, s + 1, hl);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return TSI_ERR_PARSE;
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof(host))
+			return TSI_ERR_PARSE;
+		memcpy(host, s, hl);
+	}
+	host[hl] = '\0';
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || colon[1] == '\0' || port > 65535)
+		return TSI_ERR_PARSE;
+	if (hl == 0)
+		snprintf(host, sizeof(host), "0.0.0.0");
+	{
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons((uint16_t)port);
+			*len = sizeof(*a4);
+			return TSI_OK;
+		}
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons((uint16_t)port);
+			*len = sizeof(*a6);
+			return TSI_OK;
+		}
+	}
+	return TSI_ERR_PARSE;
+}
+
+int
+vault_listen_is_loopback(const char *listen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (parse_listen(listen, &ss, &len) != TSI_OK)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) ==
+		    127;
+	return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+}
+
+static char *
+read_pem(const char *path, char *err, size_t errlen)
+{
+	FILE *f;
+	struct tsi_buf *b;
+	char chunk[4096];
+	size_t n;
+	char *out = NULL;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((b = tsi_buf_new(1 << 20)) == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (tsi_buf_put(b, chunk, n) != TSI_OK) {
+			snprintf(err, errlen, "%s: file too large", path);
+			goto out;
+		}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: read error", path);
+		goto out;
+	}
+	out = tsi_buf_take(b, NULL);
+out:
+	explicit_bzero(chunk, sizeof(chunk));
+	fclose(f);
+	tsi_buf_free(b);
+	return out;
+}
+
+int
+vault_server_start(struct vault *v, char *err, size_t errlen)
+{
+	const struct vault_settings *s = v->set;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char *cert = NULL, *key = NULL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_USE_ERROR_LOG;
+	int r = TSI_ERR_CONFIG;
+
+	if (parse_listen(s->listen, &ss, &sslen) != TSI_OK) {
+		snprintf(err, errlen, "listen: cannot parse address '%s'", s->listen);
+		return TSI_ERR_CONFIG;
+	}
+	if (!s->dev) {
+		if ((cert = read_pem(s->tls_cert, err, errlen)) == NULL ||
+		    (key = read_pem(s->tls_key, err, errlen)) == NULL)
+			goto out;
+		flags |= MHD_USE_TLS;
+	}
+	v->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, v,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, v,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->conn_limit,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->per_ip_limit,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->conn_timeout,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, v,
+	    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, v,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+	    cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, key,
+	    MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:"
+	    "+VERS-TLS1.3:+VERS-TLS1.2",
+	    MHD_OPTION_END);
+	if (v->mhd == NULL) {
+		snprintf(err, errlen, "cannot start HTTP server on %s "
+		    "(address in use, or bad TLS certificate/key?)", s->listen);
+		r = TSI_ERR_IO;
+		goto out;
+	}
+	r = TSI_OK;
+out:
+	tsi_strfree(key);
+	free(cert);
+	return r;
+}
+
+void
+vault_server_stop(struct vault *v)
+{
+	if (v->mhd != NULL) {
+		MHD_stop_daemon(v->mhd);
+		v->mhd = NULL;
+	}
+}

@@ -1,0 +1,517 @@
+/*
+ * store_lmdb.c - the KV store on LMDB.
+ *
+ * Two databases in one environment:
+ *   "meta": path -> JSON {"cur","old","ct","ut","v":[[version,created_us,
+ *           deleted_us,destroyed],...]} (oldest first)
+ *   "data": path NUL version(8 bytes, big endian) -> sealed blob
+ * The NUL separator keeps one path's versions together and apart from any
+ * other path (validated paths never contain NUL). Every operation is one
+ * transaction; LMDB serialises writers, which gives put its atomic
+ * read-check-write.
+ */
+#include "store.h"
+
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct kv_lmdb {
+	struct kv_store base;   /* first: the interface */
+	MDB_env *env;
+	MDB_dbi meta;
+	MDB_dbi data;
+	unsigned max_versions;
+};
+
+void
+kv_meta_clear(struct kv_meta *m)
+{
+	if (m == NULL)
+		return;
+	free(m->versions);
+	memset(m, 0, sizeof(*m));
+}
+
+static int
+lmdb_err(const char *what, int rc)
+{
+	tsi_log(TSI_LOG_ERROR, "kv.store_error", TSI_LS("op", what),
+	    TSI_LS("lmdb", mdb_strerror(rc)));
+	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+		return TSI_ERR_STORE_FULL;
+	return TSI_ERR_STORE;
+}
+
+static int
+data_key(const char *path, uint64_t version, uint8_t *key, size_t cap,
+    size_t *len)
+{
+	size_t n = strlen(path);
+	int i;
+
+	if (n > KV_PATH_MAX || cap - 9 < n)
+		return TSI_ERR_TOO_LARGE;
+	memcpy(key, path, n);
+	key[n] = '\0';
+	for (i = 0; i < 8; i++)
+		key[n + 1 + (size_t)i] = (uint8_t)(version >> (56 - 8 * i));
+	*len = n + 9;
+	return TSI_OK;
+}
+
+/* Parses the stored metadata. */
+static int
+meta_decode(const MDB_val *val, struct kv_meta *m)
+{
+	json_t *j, *arr, *e;
+	json_error_t jerr;
+	size_t i;
+	int r = TSI_ERR_STORE;
+
+	memset(m, 0, sizeof(*m));
+	if ((j = json_loadb(val->mv_data, val->mv_size, 0, &jerr)) == NULL)
+		return TSI_ERR_STORE;
+	arr = json_object_get(j, "v");
+	if (!json_is_array(arr))
+		goto out;
+	m->current = (uint64_t)json_integer_value(json_object_get(j, "cur"));
+	m->oldest = (uint64_t)json_integer_value(json_object_get(j, "old"));
+	m->created_us = json_integer_value(json_object_get(j, "ct"));
+	m->updated_us = json_integer_value(json_object_get(j, "ut"));
+	m->n = json_array_size(arr);
+	if (m->n > 0 &&
+	    (m->versions = calloc(m->n, sizeof(*m->versions))) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	json_array_foreach(arr, i, e) {
+		if (!json_is_array(e) || json_array_size(e) != 4)
+			goto out;
+		m->versions[i].version =
+		    (uint64_t)json_integer_value(json_array_get(e, 0));
+		m->versions[i].created_us = json_integer_value(json_array_get(e, 1));
+		m->versions[i].deleted_us = json_integer_value(json_array_get(e, 2));
+		m->versions[i].destroyed =
+		    (int)json_integer_value(json_array_get(e, 3));
+	}
+	r = TSI_OK;
+out:
+	if (r != TSI_OK)
+		kv_meta_clear(m);
+	json_decref(j);
+	return r;
+}
+
+/* *out: malloc'd JSON text, caller frees. */
+static int
+meta_encode(const struct kv_meta *m, char **out)
+{
+	json_t *j = NULL, *arr;
+	size_t i;
+	int r = TSI_ERR_ALLOC;
+
+	if ((arr = json_array()) == NULL)
+		return TSI_ERR_ALLOC;
+	for (i = 0; i < m->n; i++) {
+		const struct kv_version_meta *v = &m->versions[i];
+		if (json_array_append_new(arr, json_pack("[IIIi]",
+		    (json_int_t)v->version, (json_int_t)v->created_us,
+		    (json_int_t)v->deleted_us, v->destroyed)) != 0)
+			goto out;
+	}
+	j = json_pack("{sIsIsIsIsO}", "cur", (json_int_t)m->current, "old",
+	    (json_int_t)m->oldest, "ct", (json_int_t)m->created_us, "ut",
+	    (json_int_t)m->updated_us, "v", arr);
+	if (j == NULL)
+		goto out;
+	if ((*out = json_dumps(j, JSON_COMPACT)) == NULL)
+		goto out;
+	r = TSI_OK;
+out:
+	json_decref(arr);
+	json_decref(j);
+	return r;
+}
+
+static int
+meta_read(struct kv_lmdb *s, MDB_txn *txn, const char *path, struct kv_meta *m)
+{
+	MDB_val k = { strlen(path), (void *)path }, v;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return TSI_ERR_NOT_FOUND;
+	if (rc != 0)
+		return lmdb_err("meta_get", rc);
+	return meta_decode(&v, m);
+}
+
+static int
+meta_write(struct kv_lmdb *s, MDB_txn *txn, const char *path,
+    const struct kv_meta *m)
+{
+	MDB_val k = { strlen(path), (void *)path }, v;
+	char *text = NULL;
+	int r, rc;
+
+	if ((r = meta_encode(m, &text)) != TSI_OK)
+		return r;
+	v.mv_size = strlen(text);
+	v.mv_data = text;
+	rc = mdb_put(txn, s->meta, &k, &v, 0);
+	free(text);
+	return rc == 0 ? TSI_OK : lmdb_err("meta_put", rc);
+}
+
+static int
+lmdb_put(struct kv_store *base, const char *path, long long cas,
+    kv_seal_fn *seal, void *arg, long long now_us, struct kv_version_meta *out)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_meta m;
+	struct kv_version_meta *nv;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	uint8_t key[KV_PATH_MAX + 16];
+	uint8_t *blob = NULL;
+	size_t blen = 0, klen;
+	int r, rc;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	r = meta_read(s, txn, path, &m);
+	if (r == TSI_ERR_NOT_FOUND) {
+		memset(&m, 0, sizeof(m));
+		m.created_us = now_us;
+	} else if (r != TSI_OK)
+		goto out;
+	if (cas >= 0 && (uint64_t)cas != m.current) {
+		r = TSI_ERR_EXISTS;
+		goto out;
+	}
+	if ((nv = realloc(m.versions, (m.n + 1) * sizeof(*nv))) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	m.versions = nv;
+	nv = &m.versions[m.n++];
+	memset(nv, 0, sizeof(*nv));
+	nv->version = m.current + 1;
+	nv->created_us = now_us;
+	m.current = nv->version;
+	m.updated_us = now_us;
+	if (m.oldest == 0)
+		m.oldest = nv->version;
+	*out = *nv;
+
+	if ((r = seal(arg, out->version, &blob, &blen)) != TSI_OK)
+		goto out;
+	if ((r = data_key(path, out->version, key, sizeof(key), &klen)) != TSI_OK)
+		goto out;
+	k.mv_size = klen;
+	k.mv_data = key;
+	v.mv_size = blen;
+	v.mv_data = blob;
+	if ((rc = mdb_put(txn, s->data, &k, &v, 0)) != 0) {
+		r = lmdb_err("data_put", rc);
+		goto out;
+	}
+	/* Drop the oldest versions beyond the limit, values and metadata. */
+	while (m.n > s->max_versions) {
+		if ((r = data_key(path, m.versions[0].version, key, sizeof(key),
+		    &klen)) != TSI_OK)
+			goto out;
+		k.mv_size = klen;
+		k.mv_data = key;
+		rc = mdb_del(txn, s->data, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND) {
+			r = lmdb_err("data_del", rc);
+			goto out;
+		}
+		memmove(m.versions, m.versions + 1,
+		    (m.n - 1) * sizeof(*m.versions));
+		m.n--;
+		m.oldest = m.versions[0].version;
+	}
+	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0) {
+		r = lmdb_err("commit", rc);
+		goto out;
+	}
+	r = TSI_OK;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	tsi_freezero(blob, blen);
+	kv_meta_clear(&m);
+	return r;
+}
+
+static const struct kv_version_meta *
+find_version(const struct kv_meta *m, uint64_t version)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if (m->versions[i].version == version)
+			return &m->versions[i];
+	return NULL;
+}
+
+static int
+lmdb_get(struct kv_store *base, const char *path, uint64_t version,
+    struct kv_version_meta *meta, uint8_t **blob, size_t *len)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_meta m;
+	const struct kv_version_meta *vm;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	uint8_t key[KV_PATH_MAX + 16];
+	size_t klen;
+	int r, rc;
+
+	*blob = NULL;
+	*len = 0;
+	memset(&m, 0, sizeof(m));
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	if (version == 0)
+		version = m.current;
+	if ((vm = find_version(&m, version)) == NULL) {
+		r = TSI_ERR_NOT_FOUND;
+		goto out;
+	}
+	*meta = *vm;
+	if (vm->deleted_us != 0 || vm->destroyed) {
+		r = TSI_OK;
+		goto out;
+	}
+	if ((r = data_key(path, version, key, sizeof(key), &klen)) != TSI_OK)
+		goto out;
+	k.mv_size = klen;
+	k.mv_data = key;
+	rc = mdb_get(txn, s->data, &k, &v);
+	if (rc != 0) {
+		/* Metadata says the value exists: a missing value is damage. */
+		r = lmdb_err("data_get", rc);
+		goto out;
+	}
+	if ((*blob = malloc(v.mv_size ? v.mv_size : 1)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	memcpy(*blob, v.mv_data, v.mv_size);
+	*len = v.mv_size;
+	r = TSI_OK;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kv_meta_clear(&m);
+	return r;
+}
+
+static int
+lmdb_meta(struct kv_store *base, const char *path, struct kv_meta *out)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	MDB_txn *txn = NULL;
+	int r, rc;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	r = meta_read(s, txn, path, out);
+	mdb_txn_abort(txn);
+	return r;
+}
+
+static int
+lmdb_soft_delete(struct kv_store *base, const char *path, long long now_us,
+    struct kv_version_meta *out)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_meta m;
+	struct kv_version_meta *vm;
+	MDB_txn *txn = NULL;
+	int r, rc;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	if ((vm = (struct kv_version_meta *)find_version(&m, m.current)) == NULL) {
+		r = TSI_ERR_NOT_FOUND;
+		goto out;
+	}
+	if (vm->deleted_us == 0)
+		vm->deleted_us = now_us;
+	*out = *vm;
+	m.updated_us = now_us;
+	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	r = rc == 0 ? TSI_OK : lmdb_err("commit", rc);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kv_meta_clear(&m);
+	return r;
+}
+
+static int
+lmdb_list(struct kv_store *base, const char *prefix, size_t max, json_t **keys)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	json_t *arr = NULL;
+	char last[KV_PATH_MAX + 1] = "";
+	size_t plen = strlen(prefix);
+	int r = TSI_ERR_STORE, rc;
+
+	if ((arr = json_array()) == NULL)
+		return TSI_ERR_ALLOC;
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		r = lmdb_err("txn_begin", rc);
+		goto out;
+	}
+	if ((rc = mdb_cursor_open(txn, s->meta, &cur)) != 0) {
+		r = lmdb_err("cursor_open", rc);
+		goto out;
+	}
+	k.mv_size = plen;
+	k.mv_data = (void *)prefix;
+	rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+	while (rc == 0 && json_array_size(arr) < max) {
+		const char *kp = k.mv_data;
+		const char *rest, *slash;
+		size_t rlen, nlen;
+
+		if (k.mv_size < plen || memcmp(kp, prefix, plen) != 0)
+			break;
+		rest = kp + plen;
+		rlen = k.mv_size - plen;
+		slash = memchr(rest, '/', rlen);
+		nlen = slash ? (size_t)(slash - rest) + 1 : rlen;
+		if (nlen > 0 && nlen < sizeof(last) &&
+		    !(strlen(last) == nlen && memcmp(last, rest, nlen) == 0)) {
+			memcpy(last, rest, nlen);
+			last[nlen] = '\0';
+			if (json_array_append_new(arr, json_string(last)) != 0) {
+				r = TSI_ERR_ALLOC;
+				goto out;
+			}
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		r = lmdb_err("cursor_get", rc);
+		goto out;
+	}
+	*keys = arr;
+	arr = NULL;
+	r = TSI_OK;
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	json_decref(arr);
+	return r;
+}
+
+static void
+lmdb_close(struct kv_store *base)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+
+	if (s == NULL)
+		return;
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	free(s);
+}
+
+static const struct kv_store_ops lmdb_ops = {
+	.name = "lmdb",
+	.put = lmdb_put,
+	.get = lmdb_get,
+	.meta = lmdb_meta,
+	.soft_delete = lmdb_soft_delete,
+	.list = lmdb_list,
+	.close = lmdb_close,
+};
+
+int
+kv_store_lmdb_open(const char *dir, const struct kv_lmdb_opts *opts,
+    struct kv_store **out)
+{
+	struct kv_lmdb *s;
+	MDB_txn *txn = NULL;
+	size_t map = opts && opts->map_size ? opts->map_size : (size_t)1 << 30;
+	unsigned readers = opts && opts->max_readers ? opts->max_readers : 256;
+	int r = TSI_ERR_STORE, rc;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		tsi_log(TSI_LOG_ERROR, "kv.open_failed", TSI_LS("dir", dir),
+		    TSI_LS("error", strerror(errno)));
+		return TSI_ERR_IO;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return TSI_ERR_ALLOC;
+	s->base.ops = &lmdb_ops;
+	s->max_versions = opts && opts->max_versions ? opts->max_versions : 10;
+	if ((rc = mdb_env_create(&s->env)) != 0) {
+		s->env = NULL;
+		r = lmdb_err("env_create", rc);
+		goto out;
+	}
+	if ((rc = mdb_env_set_mapsize(s->env, map)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, readers)) != 0) {
+		r = lmdb_err("env_set", rc);
+		goto out;
+	}
+	if ((rc = mdb_env_open(s->env, dir, 0, 0600)) != 0) {
+		r = lmdb_err("env_open", rc);
+		goto out;
+	}
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0) {
+		r = lmdb_err("dbi_open", rc);
+		goto out;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0) {
+		r = lmdb_err("commit", rc);
+		goto out;
+	}
+	*out = &s->base;
+	s = NULL;
+	r = TSI_OK;
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	lmdb_close(s ? &s->base : NULL);
+	return r;
+}

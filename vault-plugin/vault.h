@@ -1,0 +1,260 @@
+/*
+ * vault.h - internals of tsi-vault shared by its files (not a public API).
+ *
+ *   main.c      arguments, config file, start-up, signals (SIGHUP reload)
+ *   server.c    HTTP on libmicrohttpd: limits, routing, responses
+ *   auth.c      POST /v1/auth/trusted-identity/login
+ *   tokens.c    the in-memory token table
+ *   kv.c        KV v2 under secret/ (authorization, audit, shapes)
+ *   store.h     the storage interface; store_lmdb.c its LMDB implementation
+ *   crypto.c    AES-256-GCM of KV values, the key file
+ *   auditlog.c  audit records for every decision; GET /v1/sys/audit/releases
+ *   sys.c       /v1/sys/health, /v1/sys/metrics
+ *   metrics.c   counters and histograms
+ */
+#ifndef TSI_VAULT_H
+#define TSI_VAULT_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "store.h"
+#include "tsi/audit.h"
+#include "tsi/buf.h"
+#include "tsi/jwt.h"
+#include "tsi/policy.h"
+
+#define VAULT_VERSION_STR "tsi-vault " TSI_VERSION
+#define VAULT_LOGIN_MAX_BODY (64 * 1024)
+#define VAULT_TOKEN_MAX 256          /* longer X-Vault-Token values are refused unread */
+#define VAULT_ACCESSOR_LEN 24
+
+/* Settings, from the config file or the --dev flags. All strings owned. */
+struct vault_settings {
+	int dev;
+	char *listen;
+	char *tls_cert;
+	char *tls_key;
+	char *data_dir;
+	char *policy_dir;
+	char **trust_ca;
+	size_t n_trust_ca;
+	char *audience;
+	char *kv_key_file;
+	char *root_token_file;
+	char *dev_root_token;
+	char *revocation_file;
+	char *cluster_name;
+	size_t max_body;
+	long long threads;
+	long long conn_limit;
+	long long per_ip_limit;
+	long long conn_timeout;
+	long long max_tokens;
+	size_t kv_map_size;
+	long long kv_max_versions;
+	size_t audit_map_size;
+	long long audit_commit_timeout_ms;
+	long long audit_batch_max;
+	long long audit_retain_seconds;
+	size_t audit_retain_bytes;
+};
+
+void vault_settings_clear(struct vault_settings *s);
+
+/* ---- crypto.c ---- */
+struct vault_key {
+	unsigned char k[32];
+};
+/* The key file must be a regular file of mode 0600 (or stricter) holding 32
+ * raw bytes or 64 hex digits (one trailing newline allowed). */
+int vault_key_load(const char *path, struct vault_key *out, char *err,
+    size_t errlen);
+int vault_key_random(struct vault_key *out);
+void vault_key_wipe(struct vault_key *k);
+/* AES-256-GCM with path and version as associated data.
+ * *blob: caller frees with tsi_freezero(*blob, *len). */
+int vault_seal(const struct vault_key *k, const char *path, uint64_t version,
+    const void *pt, size_t ptlen, uint8_t **blob, size_t *len);
+/* *pt: NUL-terminated, caller frees with tsi_freezero(*pt, *ptlen + 1).
+ * TSI_ERR_CRYPTO when the blob was altered or moved to another path/version. */
+int vault_unseal(const struct vault_key *k, const char *path, uint64_t version,
+    const uint8_t *blob, size_t len, char **pt, size_t *ptlen);
+/* Random bytes as base64url; out must hold 4*(n+2)/3+1 bytes. */
+int vault_random_b64(size_t n, char *out, size_t outlen);
+/* A random UUID (v4) into out[37]. */
+void vault_uuid(char out[37]);
+
+/* ---- tokens.c ---- */
+struct vault_tokens;
+
+/* What a token stands for; a copy owned by the caller (vault_token_clear). */
+struct vault_token {
+	char accessor[VAULT_ACCESSOR_LEN + 1];
+	char role[128];
+	json_t *claims;     /* reference; never modified once stored */
+	json_t *policies;   /* array of rule names; reference */
+	int root;
+	time_t issued;
+	time_t expires;     /* 0: never */
+};
+void vault_token_clear(struct vault_token *t);
+
+int vault_tokens_new(size_t max_tokens, struct vault_tokens **out);
+void vault_tokens_free(struct vault_tokens *t);   /* wipes every entry */
+/* Creates a token (fixed != NULL: use that value, for the root token).
+ * claims and policies are borrowed (referenced). *token: tsi_strfree. */
+int vault_tokens_create(struct vault_tokens *t, const char *fixed,
+    const char *role, json_t *claims, json_t *policies, long ttl, int root,
+    char **token, char accessor[VAULT_ACCESSOR_LEN + 1]);
+/* TSI_ERR_NOT_FOUND (unknown), TSI_ERR_EXPIRED, or TSI_OK with *out filled.
+ * Costs one SHA-256 and a table lookup: no disk. */
+int vault_tokens_lookup(struct vault_tokens *t, const char *token,
+    struct vault_token *out);
+size_t vault_tokens_count(struct vault_tokens *t);
+
+/* ---- metrics.c ---- */
+enum vault_route {
+	VR_LOGIN = 0,
+	VR_KV_DATA,
+	VR_KV_METADATA,
+	VR_HEALTH,
+	VR_METRICS,
+	VR_AUDIT,
+	VR_TOKEN,
+	VR_OTHER,
+	VR__COUNT
+};
+const char *vault_route_name(enum vault_route r);
+
+#define VAULT_HIST_BUCKETS 12
+struct vault_hist {
+	uint64_t bucket[VAULT_HIST_BUCKETS];  /* cumulative at render time */
+	uint64_t count;
+	uint64_t sum_us;
+};
+#define VAULT_STATUS_SLOTS 12
+struct vault_metrics {
+	uint64_t req[VR__COUNT][VAULT_STATUS_SLOTS];
+	struct vault_hist login;
+	struct vault_hist read;
+	uint64_t audit_append_failures;
+	uint64_t reloads_ok, reloads_failed;
+};
+void vault_metrics_request(struct vault_metrics *m, enum vault_route r,
+    unsigned status);
+void vault_metrics_observe(struct vault_hist *h, long long us);
+
+/* ---- the server ---- */
+/* A trust store with a reference count, swapped whole on SIGHUP. */
+struct vault_trust {
+	struct tsi_trust *trust;
+	int refs;
+};
+
+struct vault {
+	struct vault_settings *set;
+	struct MHD_Daemon *mhd;
+	pthread_mutex_t mu;                 /* guards policy and trust */
+	struct tsi_policy_set *policy;      /* may be NULL: every role unknown */
+	struct vault_trust *trust;          /* may be NULL: no login possible */
+	struct vault_tokens *tokens;
+	struct kv_store *store;
+	struct vault_key key;
+	struct tsi_audit *audit;
+	char *audit_dir;
+	struct tsi_audit_reader *audit_reader;
+	pthread_mutex_t reader_mu;          /* one query at a time on the reader */
+	struct vault_metrics metrics;
+	time_t started;
+	char cluster_id[37];
+};
+
+/* Current policy set and trust, referenced; release with the put functions. */
+struct tsi_policy_set *vault_policy_get(struct vault *v);
+struct vault_trust *vault_trust_get(struct vault *v);
+void vault_trust_put(struct vault *v, struct vault_trust *t);
+
+/* One HTTP request. */
+struct vault_req {
+	struct vault *v;
+	struct MHD_Connection *conn;
+	const char *method;          /* borrowed from MHD */
+	char *path;                  /* percent-decoded path after "/v1/" */
+	enum vault_route route;
+	struct tsi_buf *body;
+	int too_large;
+	int responded;
+	char request_id[37];
+	char remote[64];
+	struct timespec t0;
+	/* Set by vault_req_auth. */
+	int authed;
+	struct vault_token tok;
+};
+
+/* Percent-decodes s once (strict: %XX hex only; %00 and control bytes
+ * refused). *out: free(). TSI_ERR_PARSE on bad input. */
+int vault_pct_decode(const char *s, size_t max, char **out);
+/* A query argument, decoded; NULL when absent. *err set on bad encoding.
+ * Caller frees. */
+char *vault_query_arg(struct vault_req *r, const char *name, int *err);
+
+/* Looks up X-Vault-Token. TSI_OK (r->tok filled, r->authed = 1),
+ * TSI_ERR_DENIED (missing, unknown or expired: reason says which). */
+int vault_req_auth(struct vault_req *r, const char **reason);
+
+/* Responses. body is stolen (may be NULL for an empty body). Returns the
+ * MHD result to hand back to MHD. */
+enum MHD_Result vault_respond(struct vault_req *r, unsigned status,
+    json_t *body);
+enum MHD_Result vault_respond_text(struct vault_req *r, unsigned status,
+    const char *content_type, char *text /* stolen, malloc'd */);
+enum MHD_Result vault_respond_error(struct vault_req *r, unsigned status,
+    const char *msg);
+/* {"errors":[]} as Vault sends for 404. */
+enum MHD_Result vault_respond_not_found(struct vault_req *r);
+/* The Vault envelope: request_id, lease_id, renewable, lease_duration, data,
+ * wrap_info, warnings, auth. data and auth are stolen (NULL: null). */
+json_t *vault_envelope(struct vault_req *r, json_t *data, json_t *auth);
+/* RFC 3339 with nanoseconds in UTC, as Vault prints times. */
+void vault_time_str(long long us, char *out, size_t outlen);
+long long vault_now_us(void);
+
+/* 1 when listen ("ADDR:PORT", "[V6]:PORT") is a loopback address, 0 when
+ * it is another address, -1 when it does not parse. */
+int vault_listen_is_loopback(const char *listen);
+int vault_server_start(struct vault *v, char *err, size_t errlen);
+void vault_server_stop(struct vault *v);
+
+/* ---- handlers ---- */
+enum MHD_Result vault_auth_login(struct vault_req *r);
+enum MHD_Result vault_kv_handle(struct vault_req *r);
+enum MHD_Result vault_sys_health(struct vault_req *r);
+enum MHD_Result vault_sys_metrics(struct vault_req *r);
+enum MHD_Result vault_token_lookup_self(struct vault_req *r);
+enum MHD_Result vault_audit_releases(struct vault_req *r);
+
+/* ---- auditlog.c ---- */
+struct vault_audit_rec {
+	const char *op;          /* login, read, write, list, delete */
+	const char *path;
+	long long version;       /* 0: none */
+	const char *decision;    /* allow, deny, error */
+	const char *rule;
+	const char *reason;
+	const json_t *claims;    /* NULL: {} */
+	const char *accessor;    /* NULL: "" */
+	unsigned status;
+};
+/* Appends the record (with the request's id and remote address) and waits
+ * until it is durable. TSI_ERR_AUDIT: answer 503, release nothing. */
+int vault_audit(struct vault_req *r, const struct vault_audit_rec *rec);
+/* 503 {"errors":["audit log unavailable"]}. */
+enum MHD_Result vault_respond_audit_failed(struct vault_req *r);
+
+#endif /* TSI_VAULT_H */
