@@ -459,6 +459,11 @@ vfx_http(struct vfx *f, CURL *c, const char *method, const char *path,
 	}
 	if (body != NULL) {
 		h = curl_slist_append(h, "Content-Type: application/json");
+		/* Large bodies wait for the server's go-ahead, so a 413 sent
+		 * before the body is read reaches the client (as curl does
+		 * on its own from 1 MiB). */
+		if (strlen(body) > 16 * 1024)
+			h = curl_slist_append(h, "Expect: 100-continue");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
