@@ -1,0 +1,391 @@
+/*
+ * api.c - HTTP over the issuer's Unix socket (see api.h).
+ */
+#include "issuer/api.h"
+
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#define CONN_TIMEOUT_S 10
+
+struct tsi_api {
+	const struct tsi_issuer_config *cfg;
+	struct tsi_minter *minter;
+	struct tsi_resolver *resolver;
+	struct tsi_monitor *monitor;
+	struct MHD_Daemon *daemon;
+	int fd;
+};
+
+/* Who is on the other end, taken once when the connection is accepted. */
+struct peer {
+	int ok;
+	struct ucred cred;
+	unsigned long long starttime;
+};
+
+static int request_marker;
+
+static enum MHD_Result
+reply(struct MHD_Connection *c, unsigned int status, json_t *body)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text;
+	size_t len;
+
+	if (body == NULL ||
+	    (text = json_dumps(body, JSON_COMPACT)) == NULL)
+		return MHD_NO;
+	len = strlen(text);
+	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_COPY);
+	tsi_freezero(text, len);     /* may hold a token */
+	if (resp == NULL)
+		return MHD_NO;
+	(void)MHD_add_response_header(resp, "Content-Type", "application/json");
+	(void)MHD_add_response_header(resp, "Cache-Control", "no-store");
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result
+reply_error(struct MHD_Connection *c, unsigned int status, const char *msg)
+{
+	json_t *b = json_pack("{s:s}", "error", msg);
+	enum MHD_Result ret = reply(c, status, b);
+
+	json_decref(b);
+	return ret;
+}
+
+struct args {
+	int n_aud, n_other;
+	const char *aud;
+};
+
+static enum MHD_Result
+count_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct args *a = cls;
+
+	if (key != NULL && strcmp(key, "aud") == 0) {
+		a->n_aud++;
+		a->aud = value;
+	} else
+		a->n_other++;
+	return MHD_YES;
+}
+
+static void
+notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct tsi_api *api = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct peer *p;
+	socklen_t len;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return;
+	len = sizeof(p->cred);
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL &&
+	    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &p->cred,
+	    &len) == 0 && len == sizeof(p->cred) && p->cred.pid > 0 &&
+	    tsi_proc_starttime(api->cfg->proc_root, p->cred.pid,
+	    &p->starttime) == TSI_OK)
+		p->ok = 1;
+	*socket_context = p;
+}
+
+static enum MHD_Result
+handle_token(struct tsi_api *api, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct peer *p;
+	struct tsi_workload *w = NULL;
+	struct args a = { 0, 0, NULL };
+	unsigned long long st2 = 0;
+	char reason[256], *token = NULL;
+	long long exp = 0;
+	enum MHD_Result ret;
+	json_t *body;
+	int r;
+
+	(void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_arg, &a);
+	if (a.n_other > 0)
+		return reply_error(c, MHD_HTTP_BAD_REQUEST,
+		    "only the aud parameter may be given");
+	if (a.n_aud != 1 || !tsi_aud_ok(a.aud))
+		return reply_error(c, MHD_HTTP_BAD_REQUEST,
+		    "aud is required: 1-256 printable characters, no spaces");
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	p = ci != NULL ? ci->socket_context : NULL;
+	if (p == NULL || !p->ok) {
+		tsi_log(TSI_LOG_WARN, "token.denied",
+		    TSI_LS("reason", "no peer credentials"));
+		return reply_error(c, MHD_HTTP_FORBIDDEN,
+		    "caller not identifiable");
+	}
+	if (tsi_monitor_status(api->monitor, reason, sizeof(reason)) != TSI_OK) {
+		tsi_log(TSI_LOG_WARN, "token.unavailable", TSI_LI("pid",
+		    p->cred.pid), TSI_LS("reason", reason));
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "TPM unavailable, retry later");
+	}
+	r = tsi_resolver_resolve(api->resolver, p->cred.pid, p->cred.uid, &w);
+	/* The pid must still be the process that connected. */
+	if (r == TSI_OK && (tsi_proc_starttime(api->cfg->proc_root,
+	    p->cred.pid, &st2) != TSI_OK || st2 != p->starttime)) {
+		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->cred.pid),
+		    TSI_LS("reason", "the connecting process is gone"));
+		r = TSI_ERR_UNIDENTIFIED;
+	}
+	if (r == TSI_ERR_UNIDENTIFIED || r == TSI_ERR_PARSE ||
+	    r == TSI_ERR_NOT_FOUND) {
+		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->cred.pid),
+		    TSI_LI("uid", p->cred.uid), TSI_LS("reason", tsi_strerror(r)));
+		ret = reply_error(c, MHD_HTTP_FORBIDDEN, "caller not identifiable");
+		goto out;
+	}
+	if (r != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "token.resolve_failed",
+		    TSI_LI("pid", p->cred.pid), TSI_LS("error", tsi_strerror(r)));
+		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "workload lookup unavailable, retry later");
+		goto out;
+	}
+	r = tsi_minter_mint(api->minter, w, a.aud, &token, &exp);
+	if (r == TSI_ERR_TPM_UNAVAILABLE || r == TSI_ERR_TPM) {
+		tsi_monitor_report(api->monitor, r, "signing failed: TPM unavailable");
+		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "TPM unavailable, retry later");
+		goto out;
+	}
+	if (r != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "token.mint_failed",
+		    TSI_LS("error", tsi_strerror(r)));
+		ret = reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal error");
+		goto out;
+	}
+	tsi_log(TSI_LOG_INFO, "token.issued", TSI_LI("pid", p->cred.pid),
+	    TSI_LI("uid", p->cred.uid), TSI_LS("aud", a.aud),
+	    TSI_LS("namespace", w->namespace ? w->namespace : ""),
+	    TSI_LS("pod", w->pod ? w->pod : ""),
+	    TSI_LS("exe", w->exe ? w->exe : ""), TSI_LI("exp", exp));
+	body = json_pack("{s:s, s:I}", "token", token, "expires_at",
+	    (json_int_t)exp);
+	ret = reply(c, MHD_HTTP_OK, body);
+	/* jansson keeps its own copy of the token: wipe it before freeing. */
+	if (body != NULL) {
+		json_t *t = json_object_get(body, "token");
+		size_t tl = json_string_length(t);
+		if (tl > 0)
+			explicit_bzero((char *)json_string_value(t), tl);
+	}
+	json_decref(body);
+out:
+	tsi_strfree(token);
+	tsi_workload_free(w);
+	return ret;
+}
+
+static enum MHD_Result
+handle_jwks(struct tsi_api *api, struct MHD_Connection *c)
+{
+	json_t *jwks = NULL;
+	enum MHD_Result ret;
+	int r;
+
+	if ((r = tsi_minter_jwks(api->minter, &jwks)) != TSI_OK)
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal error");
+	ret = reply(c, MHD_HTTP_OK, jwks);
+	json_decref(jwks);
+	return ret;
+}
+
+static enum MHD_Result
+handle_health(struct tsi_api *api, struct MHD_Connection *c)
+{
+	const struct tsi_location *loc = tsi_minter_location(api->minter);
+	char reason[256], kid[44];
+	enum MHD_Result ret;
+	json_t *b;
+
+	if (tsi_monitor_status(api->monitor, reason, sizeof(reason)) != TSI_OK)
+		b = json_pack("{s:s, s:s}", "tpm", "unavailable", "reason",
+		    reason);
+	else {
+		if (tsi_minter_kid(api->minter, kid) != TSI_OK)
+			kid[0] = '\0';
+		b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "tpm", "ok",
+		    "signing", api->cfg->signing == TSI_SIGNING_TPM ? "tpm" :
+		    "delegated", "resolver", api->cfg->resolver ==
+		    TSI_RESOLVER_UNIX ? "unix" : "kubelet", "kid", kid,
+		    "cluster-name", loc->cluster_name, "datacenter",
+		    loc->datacenter);
+	}
+	ret = reply(c, json_object_get(b, "reason") ? MHD_HTTP_SERVICE_UNAVAILABLE :
+	    MHD_HTTP_OK, b);
+	json_decref(b);
+	return ret;
+}
+
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **req_ctx)
+{
+	struct tsi_api *api = cls;
+
+	/* Answer on the second call: a response queued on the first call
+	 * makes libmicrohttpd close the connection (no keep-alive). */
+	if (*req_ctx == NULL) {
+		*req_ctx = &request_marker;
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		*upload_data_size = 0;     /* bodies are ignored */
+		return MHD_YES;
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "method not allowed");
+	if (strcmp(url, "/v1/token") == 0)
+		return handle_token(api, c);
+	if (strcmp(url, "/v1/jwks") == 0)
+		return handle_jwks(api, c);
+	if (strcmp(url, "/v1/health") == 0)
+		return handle_health(api, c);
+	return reply_error(c, MHD_HTTP_NOT_FOUND, "not found");
+}
+
+static int
+bind_socket(const struct tsi_issuer_config *cfg, int *out)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	struct group *gr;
+	mode_t old;
+	int fd, r = TSI_ERR_IO;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(cfg->socket) >= sizeof(sa.sun_path))
+		return TSI_ERR_TOO_LARGE;
+	memcpy(sa.sun_path, cfg->socket, strlen(cfg->socket) + 1);
+	/* A leftover socket from a previous run is replaced; any other file
+	 * at that path is not ours to delete. */
+	if (lstat(cfg->socket, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			tsi_log(TSI_LOG_ERROR, "api.socket", TSI_LS("path",
+			    cfg->socket), TSI_LS("error", "exists and is not a socket"));
+			return TSI_ERR_EXISTS;
+		}
+		(void)unlink(cfg->socket);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		goto fail;
+	old = umask(0177);     /* no window with a wider mode than configured */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		umask(old);
+		goto fail;
+	}
+	umask(old);
+	if (cfg->socket_group != NULL) {
+		if ((gr = getgrnam(cfg->socket_group)) == NULL) {
+			tsi_log(TSI_LOG_ERROR, "api.socket", TSI_LS("group",
+			    cfg->socket_group), TSI_LS("error", "no such group"));
+			r = TSI_ERR_CONFIG;
+			goto fail_unlink;
+		}
+		if (chown(cfg->socket, (uid_t)-1, gr->gr_gid) != 0)
+			goto fail_unlink;
+	}
+	if (chmod(cfg->socket, cfg->socket_mode) != 0 || listen(fd, 128) != 0)
+		goto fail_unlink;
+	*out = fd;
+	return TSI_OK;
+fail_unlink:
+	(void)unlink(cfg->socket);
+fail:
+	tsi_log(TSI_LOG_ERROR, "api.socket", TSI_LS("path", cfg->socket),
+	    TSI_LS("error", strerror(errno)));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int
+tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
+    struct tsi_resolver *resolver, struct tsi_monitor *monitor,
+    struct tsi_api **out)
+{
+	struct tsi_api *a;
+	int r;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return TSI_ERR_ALLOC;
+	a->cfg = cfg;
+	a->minter = minter;
+	a->resolver = resolver;
+	a->monitor = monitor;
+	a->fd = -1;
+	if ((r = bind_socket(cfg, &a->fd)) != TSI_OK) {
+		free(a);
+		return r;
+	}
+	a->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL, 0, NULL, NULL,
+	    handler, a, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)a->fd,
+	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_clients,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+	    MHD_OPTION_END);
+	if (a->daemon == NULL) {
+		tsi_log(TSI_LOG_ERROR, "api.start", TSI_LS("path", cfg->socket));
+		close(a->fd);
+		(void)unlink(cfg->socket);
+		free(a);
+		return TSI_ERR_IO;
+	}
+	tsi_log(TSI_LOG_INFO, "api.listening", TSI_LS("socket", cfg->socket));
+	*out = a;
+	return TSI_OK;
+}
+
+void
+tsi_api_stop(struct tsi_api *a)
+{
+	if (a == NULL)
+		return;
+	if (a->daemon != NULL)
+		MHD_stop_daemon(a->daemon);     /* closes the listen socket */
+	else if (a->fd >= 0)
+		close(a->fd);
+	(void)unlink(a->cfg->socket);
+	free(a);
+}

@@ -1,0 +1,32 @@
+/*
+ * api.h - the issuer's HTTP/1.1 API on its Unix socket (libmicrohttpd).
+ *
+ *   GET /v1/token?aud=A  200 {"token","expires_at"} | 400 | 403 | 503
+ *   GET /v1/jwks         200 {"keys":[...]}
+ *   GET /v1/health       200 {"tpm":"ok",...} | 503 {"tpm":"unavailable","reason"}
+ *
+ * The caller is identified by the socket's peer credentials (SO_PEERCRED,
+ * taken when the connection is accepted); the only thing a caller chooses is
+ * aud. Unknown query parameters are refused; headers are ignored.
+ */
+#ifndef TSI_ISSUER_API_H
+#define TSI_ISSUER_API_H
+
+#include "issuer/config.h"
+#include "issuer/mint.h"
+#include "issuer/monitor.h"
+#include "issuer/resolve.h"
+
+struct tsi_api;
+
+/* Binds cfg->socket (replacing a stale socket file, never another kind of
+ * file), sets its mode and group, and serves. Everything passed is borrowed
+ * until tsi_api_stop. *out: tsi_api_stop. */
+int tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
+    struct tsi_resolver *resolver, struct tsi_monitor *monitor,
+    struct tsi_api **out);
+
+/* Stops serving, removes the socket file, frees. Accepts NULL. */
+void tsi_api_stop(struct tsi_api *a);
+
+#endif /* TSI_ISSUER_API_H */

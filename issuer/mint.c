@@ -1,0 +1,491 @@
+/*
+ * mint.c - claims and signatures of identity JWTs (see mint.h).
+ */
+#include "issuer/mint.h"
+
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/jwt.h"
+#include "tsi/log.h"
+#include "tsi/signer.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#define TSI_ISS "tsi-issuer"
+#define SKEW 60
+
+struct session {
+	EVP_PKEY *key;
+	struct tsi_signer *signer;
+	X509 *cert;
+	STACK_OF(X509) *chain;   /* [session cert, node cert] */
+	time_t not_after;
+	time_t rotate_at;
+};
+
+struct tsi_minter {
+	const struct tsi_issuer_config *cfg;
+	struct tsi_tpm *tpm;
+	struct tsi_signer *tpm_signer;
+	X509 *node;
+	STACK_OF(X509) *node_chain;   /* [node cert] */
+	time_t node_not_after;
+	struct tsi_location loc;
+	pthread_mutex_t mu;           /* guards cur and prev */
+	struct session *cur, *prev;
+};
+
+static int
+asn1_to_time(const ASN1_TIME *a, time_t *out)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (ASN1_TIME_to_tm(a, &tm) != 1)
+		return TSI_ERR_BAD_CERT;
+	*out = timegm(&tm);
+	return TSI_OK;
+}
+
+static void
+session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	tsi_signer_free(s->signer);
+	EVP_PKEY_free(s->key);       /* OpenSSL clears private key memory */
+	sk_X509_pop_free(s->chain, X509_free);
+	X509_free(s->cert);
+	free(s);
+}
+
+int
+tsi_aud_ok(const char *aud)
+{
+	size_t i, n;
+
+	if (aud == NULL || (n = strlen(aud)) == 0 || n > TSI_AUD_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)aud[i] <= 0x20 || (unsigned char)aud[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    X509 *node_cert, struct tsi_minter **out)
+{
+	struct tsi_minter *m;
+	int r;
+
+	if (cfg == NULL || tpm == NULL || node_cert == NULL || out == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return TSI_ERR_ALLOC;
+	if (pthread_mutex_init(&m->mu, NULL) != 0) {
+		free(m);
+		return TSI_ERR_INTERNAL;
+	}
+	m->cfg = cfg;
+	m->tpm = tpm;
+	X509_up_ref(node_cert);
+	m->node = node_cert;
+	if (tsi_x509_key_matches(node_cert, tsi_tpm_pub(tpm)) != 1) {
+		r = TSI_ERR_BAD_CERT;
+		goto out;
+	}
+	if ((r = tsi_x509_location(node_cert, &m->loc)) != TSI_OK)
+		goto out;
+	if ((r = asn1_to_time(X509_get0_notAfter(node_cert),
+	    &m->node_not_after)) != TSI_OK)
+		goto out;
+	if ((r = tsi_tpm_signer(tpm, &m->tpm_signer)) != TSI_OK)
+		goto out;
+	r = TSI_ERR_ALLOC;
+	if ((m->node_chain = sk_X509_new_null()) == NULL)
+		goto out;
+	X509_up_ref(node_cert);
+	if (!sk_X509_push(m->node_chain, node_cert)) {
+		X509_free(node_cert);
+		goto out;
+	}
+	*out = m;
+	m = NULL;
+	r = TSI_OK;
+out:
+	tsi_minter_free(m);
+	return r;
+}
+
+void
+tsi_minter_free(struct tsi_minter *m)
+{
+	if (m == NULL)
+		return;
+	session_free(m->cur);
+	session_free(m->prev);
+	tsi_signer_free(m->tpm_signer);
+	sk_X509_pop_free(m->node_chain, X509_free);
+	X509_free(m->node);
+	tsi_location_clear(&m->loc);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+const struct tsi_location *
+tsi_minter_location(const struct tsi_minter *m)
+{
+	return &m->loc;
+}
+
+/* A new session key certified by the TPM key. Called locked. */
+static int
+rotate_locked(struct tsi_minter *m, time_t now)
+{
+	struct session *s;
+	time_t latest;
+	int r = TSI_ERR_CRYPTO;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return TSI_ERR_ALLOC;
+	if ((s->key = EVP_EC_gen("P-256")) == NULL) {
+		tsi_log_openssl(TSI_LOG_ERROR, "session.keygen");
+		goto out;
+	}
+	if ((r = tsi_signer_new_soft(s->key, &s->signer)) != TSI_OK)
+		goto out;
+	if ((r = tsi_x509_issue_session_cert(m->tpm_signer, m->node, s->key,
+	    m->cfg->session_ttl, &s->cert)) != TSI_OK)
+		goto out;
+	if ((r = asn1_to_time(X509_get0_notAfter(s->cert), &s->not_after)) !=
+	    TSI_OK)
+		goto out;
+	if (s->not_after - now <= SKEW) {
+		tsi_log(TSI_LOG_ERROR, "session.too_short", TSI_LS("reason",
+		    "the node certificate expires too soon to certify a "
+		    "session key"));
+		r = TSI_ERR_EXPIRED;
+		goto out;
+	}
+	/* Half life, and soon enough that a full-length token still fits
+	 * inside the certificate. */
+	s->rotate_at = now + (s->not_after - now) / 2;
+	latest = s->not_after - m->cfg->token_ttl - SKEW;
+	if (latest < s->rotate_at)
+		s->rotate_at = latest > now ? latest : now;
+	r = TSI_ERR_ALLOC;
+	if ((s->chain = sk_X509_new_null()) == NULL)
+		goto out;
+	X509_up_ref(s->cert);
+	if (!sk_X509_push(s->chain, s->cert)) {
+		X509_free(s->cert);
+		goto out;
+	}
+	X509_up_ref(m->node);
+	if (!sk_X509_push(s->chain, m->node)) {
+		X509_free(m->node);
+		goto out;
+	}
+	session_free(m->prev);
+	m->prev = m->cur;
+	m->cur = s;
+	s = NULL;
+	{
+		char kid[44];
+		if (tsi_signer_kid(m->cur->signer, kid) == TSI_OK)
+			tsi_log(TSI_LOG_INFO, "session.rotated", TSI_LS("kid", kid),
+			    TSI_LI("not_after", (long long)m->cur->not_after),
+			    TSI_LI("rotate_at", (long long)m->cur->rotate_at));
+	}
+	r = TSI_OK;
+out:
+	session_free(s);
+	return r;
+}
+
+int
+tsi_minter_refresh(struct tsi_minter *m)
+{
+	time_t now = time(NULL);
+	int r = TSI_OK;
+
+	if (m->cfg->signing == TSI_SIGNING_TPM)
+		return TSI_OK;
+	pthread_mutex_lock(&m->mu);
+	if (m->cur == NULL || now >= m->cur->rotate_at)
+		r = rotate_locked(m, now);
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+static int
+add_str(json_t *o, const char *k, const char *v)
+{
+	return json_object_set_new(o, k, json_string(v)) == 0 ? TSI_OK :
+	    TSI_ERR_ALLOC;
+}
+
+static int
+add_int(json_t *o, const char *k, long long v)
+{
+	return json_object_set_new(o, k, json_integer(v)) == 0 ? TSI_OK :
+	    TSI_ERR_ALLOC;
+}
+
+static int
+add_list(json_t *o, const char *k, char *const *v, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	if (a == NULL)
+		return TSI_ERR_ALLOC;
+	for (i = 0; i < n; i++)
+		if (json_array_append_new(a, json_string(v[i])) != 0) {
+			json_decref(a);
+			return TSI_ERR_ALLOC;
+		}
+	return json_object_set_new(o, k, a) == 0 ? TSI_OK : TSI_ERR_ALLOC;
+}
+
+int
+tsi_minter_claims(const struct tsi_minter *m, const struct tsi_workload *w,
+    const char *aud, time_t now, int ttl, json_t **out)
+{
+	const char *td = m->cfg->trust_domain;
+	unsigned char rnd[16];
+	char sub[1024], uid[32], *jti = NULL;
+	json_t *c = NULL;
+	int r = TSI_ERR_ALLOC, n;
+
+	if (!tsi_aud_ok(aud) || ttl < 1 || ttl > TSI_TOKEN_TTL_MAX)
+		return TSI_ERR_INVALID_ARG;
+	if (w->kind == TSI_WORKLOAD_K8S)
+		n = snprintf(sub, sizeof(sub), "spiffe://%s/ns/%s/sa/%s", td,
+		    w->namespace, w->service_account);
+	else
+		n = snprintf(sub, sizeof(sub), "spiffe://%s/uid/%lu", td,
+		    (unsigned long)w->uid);
+	if (n < 0 || (size_t)n >= sizeof(sub))
+		return TSI_ERR_TOO_LARGE;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return TSI_ERR_CRYPTO;
+	if ((r = tsi_b64url_encode(rnd, sizeof(rnd), &jti)) != TSI_OK)
+		return r;
+	r = TSI_ERR_ALLOC;
+	if ((c = json_object()) == NULL)
+		goto out;
+	if ((r = add_str(c, "iss", TSI_ISS)) != TSI_OK ||
+	    (r = add_str(c, "sub", sub)) != TSI_OK ||
+	    (r = add_str(c, "aud", aud)) != TSI_OK ||
+	    (r = add_int(c, "iat", (long long)now)) != TSI_OK ||
+	    (r = add_int(c, "nbf", (long long)now)) != TSI_OK ||
+	    (r = add_int(c, "exp", (long long)now + ttl)) != TSI_OK ||
+	    (r = add_str(c, "jti", jti)) != TSI_OK ||
+	    (r = add_list(c, "images", w->images, w->n_images)) != TSI_OK ||
+	    (r = add_list(c, "images-names", w->image_names,
+	    w->n_image_names)) != TSI_OK ||
+	    (r = add_str(c, "cluster-name", m->loc.cluster_name)) != TSI_OK ||
+	    (r = add_str(c, "region", m->loc.region)) != TSI_OK ||
+	    (r = add_str(c, "datacenter", m->loc.datacenter)) != TSI_OK)
+		goto out;
+	if (m->loc.node != NULL && (r = add_str(c, "node", m->loc.node)) != TSI_OK)
+		goto out;
+	if (w->kind == TSI_WORKLOAD_K8S) {
+		if ((r = add_str(c, "namespace", w->namespace)) != TSI_OK ||
+		    (r = add_str(c, "pod", w->pod)) != TSI_OK ||
+		    (r = add_str(c, "service-account", w->service_account)) !=
+		    TSI_OK)
+			goto out;
+	} else {
+		(void)snprintf(uid, sizeof(uid), "%lu", (unsigned long)w->uid);
+		if ((r = add_str(c, "uid", uid)) != TSI_OK ||
+		    (r = add_str(c, "exe", w->exe)) != TSI_OK)
+			goto out;
+	}
+	*out = c;
+	c = NULL;
+	r = TSI_OK;
+out:
+	json_decref(c);
+	free(jti);
+	return r;
+}
+
+int
+tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
+    const char *aud, char **token, long long *expires_at)
+{
+	const struct tsi_signer *signer;
+	STACK_OF(X509) *chain;
+	json_t *claims = NULL;
+	time_t now = time(NULL), limit;
+	int ttl = m->cfg->token_ttl, r, locked = 0;
+
+	if (!tsi_aud_ok(aud))
+		return TSI_ERR_INVALID_ARG;
+	if (m->cfg->signing == TSI_SIGNING_TPM) {
+		signer = m->tpm_signer;
+		chain = m->node_chain;
+		limit = m->node_not_after;
+	} else {
+		pthread_mutex_lock(&m->mu);
+		locked = 1;
+		if (m->cur == NULL || now >= m->cur->rotate_at) {
+			r = rotate_locked(m, now);
+			/* A failed rotation is survivable while the current
+			 * session certificate still covers a token. */
+			if (r != TSI_OK && (m->cur == NULL ||
+			    m->cur->not_after - now <= SKEW)) {
+				tsi_log(TSI_LOG_ERROR, "session.rotate_failed",
+				    TSI_LS("error", tsi_strerror(r)));
+				goto out;
+			}
+			if (r != TSI_OK)
+				tsi_log(TSI_LOG_WARN, "session.rotate_failed",
+				    TSI_LS("error", tsi_strerror(r)));
+		}
+		signer = m->cur->signer;
+		chain = m->cur->chain;
+		limit = m->cur->not_after;
+	}
+	if (limit - now < ttl)
+		ttl = (int)(limit - now);
+	if (ttl < 1) {
+		tsi_log(TSI_LOG_ERROR, "token.cert_expired");
+		r = TSI_ERR_EXPIRED;
+		goto out;
+	}
+	if ((r = tsi_minter_claims(m, w, aud, now, ttl, &claims)) != TSI_OK)
+		goto out;
+	if ((r = tsi_jwt_mint(signer, chain, claims, token)) != TSI_OK)
+		goto out;
+	*expires_at = (long long)now + ttl;
+	r = TSI_OK;
+out:
+	if (locked)
+		pthread_mutex_unlock(&m->mu);
+	json_decref(claims);
+	return r;
+}
+
+static int
+b64_der(X509 *cert, json_t *arr)
+{
+	unsigned char *der = NULL, *b64 = NULL;
+	int len, r = TSI_ERR_ALLOC;
+
+	if ((len = i2d_X509(cert, &der)) <= 0)
+		return TSI_ERR_CRYPTO;
+	if ((b64 = malloc(((size_t)len + 2) / 3 * 4 + 1)) == NULL)
+		goto out;
+	EVP_EncodeBlock(b64, der, len);
+	if (json_array_append_new(arr, json_string((char *)b64)) != 0)
+		goto out;
+	r = TSI_OK;
+out:
+	free(b64);
+	OPENSSL_free(der);
+	return r;
+}
+
+static int
+coord(EVP_PKEY *pk, const char *name, char **out)
+{
+	unsigned char bin[32];
+	BIGNUM *bn = NULL;
+	int r = TSI_ERR_CRYPTO;
+
+	if (EVP_PKEY_get_bn_param(pk, name, &bn) != 1 ||
+	    BN_bn2binpad(bn, bin, sizeof(bin)) != (int)sizeof(bin))
+		goto out;
+	r = tsi_b64url_encode(bin, sizeof(bin), out);
+out:
+	BN_free(bn);
+	return r;
+}
+
+static int
+jwk(EVP_PKEY *pk, STACK_OF(X509) *chain, json_t *keys)
+{
+	char kid[44], *x = NULL, *y = NULL;
+	json_t *k = NULL, *x5c = NULL;
+	int i, r;
+
+	if ((r = tsi_key_thumbprint(pk, kid)) != TSI_OK ||
+	    (r = coord(pk, OSSL_PKEY_PARAM_EC_PUB_X, &x)) != TSI_OK ||
+	    (r = coord(pk, OSSL_PKEY_PARAM_EC_PUB_Y, &y)) != TSI_OK)
+		goto out;
+	r = TSI_ERR_ALLOC;
+	if ((x5c = json_array()) == NULL)
+		goto out;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if ((r = b64_der(sk_X509_value(chain, i), x5c)) != TSI_OK)
+			goto out;
+	k = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "kty", "EC",
+	    "crv", "P-256", "x", x, "y", y, "kid", kid, "use", "sig", "alg",
+	    "ES256", "x5c", x5c);
+	if (k == NULL || json_array_append_new(keys, k) != 0) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	r = TSI_OK;
+out:
+	json_decref(x5c);
+	free(x);
+	free(y);
+	return r;
+}
+
+int
+tsi_minter_jwks(struct tsi_minter *m, json_t **out)
+{
+	json_t *keys = json_array();
+	time_t now = time(NULL);
+	int r = TSI_OK;
+
+	if (keys == NULL)
+		return TSI_ERR_ALLOC;
+	if (m->cfg->signing == TSI_SIGNING_TPM) {
+		r = jwk(tsi_tpm_pub(m->tpm), m->node_chain, keys);
+	} else {
+		pthread_mutex_lock(&m->mu);
+		/* Tokens signed by the previous session key stay valid until
+		 * its certificate ends. */
+		if (m->cur != NULL)
+			r = jwk(m->cur->key, m->cur->chain, keys);
+		if (r == TSI_OK && m->prev != NULL && m->prev->not_after > now)
+			r = jwk(m->prev->key, m->prev->chain, keys);
+		pthread_mutex_unlock(&m->mu);
+	}
+	if (r != TSI_OK) {
+		json_decref(keys);
+		return r;
+	}
+	if ((*out = json_pack("{s:o}", "keys", keys)) == NULL)
+		return TSI_ERR_ALLOC;
+	return TSI_OK;
+}
+
+int
+tsi_minter_kid(struct tsi_minter *m, char kid[44])
+{
+	int r;
+
+	if (m->cfg->signing == TSI_SIGNING_TPM)
+		return tsi_key_thumbprint(tsi_tpm_pub(m->tpm), kid);
+	pthread_mutex_lock(&m->mu);
+	r = m->cur != NULL ? tsi_signer_kid(m->cur->signer, kid) :
+	    TSI_ERR_NOT_FOUND;
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}

@@ -1,0 +1,82 @@
+/*
+ * resolve.h - who is calling: from the peer credentials of the accepted
+ * Unix socket (pid, uid) to a workload, never from anything in the request.
+ *
+ * kubelet: pid -> <proc_root>/<pid>/cgroup -> container id -> the kubelet's
+ * pod list -> namespace, pod, service account, images. A container that is
+ * unknown or not running is TSI_ERR_UNIDENTIFIED.
+ * unix: pid -> uid, executable path and the SHA-256 of the executable that
+ * runs (read through <proc_root>/<pid>/exe).
+ *
+ * The parsers are separate functions so that tests drive them with real
+ * file contents.
+ */
+#ifndef TSI_ISSUER_RESOLVE_H
+#define TSI_ISSUER_RESOLVE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#include "issuer/config.h"
+#include "issuer/workload.h"
+
+#define TSI_CGROUP_MAX_BYTES 65536
+#define TSI_PODLIST_MAX_BYTES (32u * 1024 * 1024)
+
+/* The container id (64 lower-case hex) in the text of /proc/<pid>/cgroup
+ * (cgroup v1 or v2; containerd, CRI-O, docker forms). All lines naming a
+ * container must agree. TSI_ERR_NOT_FOUND when the process is in no
+ * container, TSI_ERR_PARSE when the text is malformed or ambiguous. */
+int tsi_cgroup_container_id(const char *text, size_t len, char id[65]);
+
+/* Finds the running container with id in a kubelet PodList (borrowed) and
+ * describes its pod. sidecars: digests left out of images. node_name: when
+ * not NULL, the pod must be scheduled on this node. TSI_ERR_UNIDENTIFIED when
+ * no running container has that id; TSI_ERR_PARSE when the pod's data is
+ * unusable. *out: tsi_workload_free. */
+int tsi_kubelet_pod_lookup(const json_t *podlist, const char *id,
+    char *const *sidecars, size_t n_sidecars, const char *node_name,
+    struct tsi_workload **out);
+
+/* Kubelet client with a short-lived cache of the pod list. */
+struct tsi_kubelet;
+
+/* cfg is borrowed for the client's life. *out: tsi_kubelet_free. */
+int tsi_kubelet_new(const struct tsi_issuer_config *cfg,
+    struct tsi_kubelet **out);
+void tsi_kubelet_free(struct tsi_kubelet *k);
+
+/* GET <kubelet_url>/pods now (bearer token and CA from the files named in
+ * the config). *out: json_decref. */
+int tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out);
+
+/* pid -> workload, refreshing the cached pod list on a miss. */
+int tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid,
+    struct tsi_workload **out);
+
+/* pid -> host workload: uid (from the peer credentials), exe path, and the
+ * executable's SHA-256 as the one image. *out: tsi_workload_free. */
+int tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
+    struct tsi_workload **out);
+
+/* The process start time (field 22 of <proc_root>/<pid>/stat, clock ticks
+ * since boot), to notice a pid that was reused. */
+int tsi_proc_starttime(const char *proc_root, pid_t pid,
+    unsigned long long *out);
+
+/* Reads a small file completely (at most max bytes). *out: free() (NUL
+ * terminated); TSI_ERR_TOO_LARGE when longer. */
+int tsi_read_small_file(const char *path, size_t max, char **out,
+    size_t *len);
+
+/* The configured resolver. */
+struct tsi_resolver;
+
+int tsi_resolver_new(const struct tsi_issuer_config *cfg,
+    struct tsi_resolver **out);
+void tsi_resolver_free(struct tsi_resolver *r);
+int tsi_resolver_resolve(struct tsi_resolver *r, pid_t pid, uid_t uid,
+    struct tsi_workload **out);
+
+#endif /* TSI_ISSUER_RESOLVE_H */

@@ -1,0 +1,458 @@
+/*
+ * resolve_kubelet.c - Kubernetes workloads: pid -> container -> pod.
+ *
+ * The pod list comes from the node's kubelet (GET /pods over HTTPS, bearer
+ * token and CA from files), cached for kubelet_cache_ms and refreshed when a
+ * container is not found in it. Only a running container identifies a
+ * caller. The pod's images are the digests the runtime reports
+ * (containerStatuses, initContainerStatuses and ephemeralContainerStatuses
+ * imageID), normalised to sha256:<hex>, minus the trusted sidecar images.
+ */
+#include "issuer/resolve.h"
+
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#define KUBELET_TOKEN_MAX 65536
+#define KUBELET_MIN_REFRESH_MS 100
+#define K8S_NAME_MAX 253
+
+struct tsi_kubelet {
+	const struct tsi_issuer_config *cfg;
+	pthread_mutex_t mu;
+	json_t *pods;
+	long long fetched_ms;
+};
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *
+jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int
+name_ok(const char *s)
+{
+	size_t i, n;
+
+	if (s == NULL || (n = strlen(s)) == 0 || n > K8S_NAME_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* The runtime-independent id in "containerd://<hex>", "cri-o://<hex>". */
+static const char *
+status_id(const json_t *st)
+{
+	const char *cid = jstr(st, "containerID"), *p;
+
+	if (cid == NULL)
+		return NULL;
+	p = strstr(cid, "://");
+	return p ? p + 3 : cid;
+}
+
+static const char *const status_lists[] = { "initContainerStatuses",
+	"containerStatuses", "ephemeralContainerStatuses", NULL };
+static const char *const spec_lists[] = { "initContainers", "containers",
+	"ephemeralContainers", NULL };
+
+/* The status of the container with this id anywhere in the pod, or NULL. */
+static const json_t *
+find_status(const json_t *pod, const char *id)
+{
+	const json_t *status = json_object_get(pod, "status");
+	const char *const *l;
+
+	for (l = status_lists; *l != NULL; l++) {
+		const json_t *arr = json_object_get(status, *l), *st;
+		size_t i;
+
+		json_array_foreach(arr, i, st) {
+			const char *sid = status_id(st);
+			if (sid != NULL && strcmp(sid, id) == 0)
+				return st;
+		}
+	}
+	return NULL;
+}
+
+static int
+is_sidecar(const char *digest, char *const *sidecars, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(digest, sidecars[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Whether the container named `name` in this pod runs a sidecar image. */
+static int
+container_is_sidecar(const json_t *pod, const char *name,
+    char *const *sidecars, size_t n)
+{
+	const json_t *status = json_object_get(pod, "status");
+	const char *const *l;
+	char d[72];
+
+	for (l = status_lists; *l != NULL; l++) {
+		const json_t *arr = json_object_get(status, *l), *st;
+		size_t i;
+
+		json_array_foreach(arr, i, st) {
+			const char *sn = jstr(st, "name");
+			if (sn != NULL && strcmp(sn, name) == 0 &&
+			    tsi_image_digest_normalize(jstr(st, "imageID"), d) ==
+			    TSI_OK)
+				return is_sidecar(d, sidecars, n);
+		}
+	}
+	return 0;
+}
+
+static int
+describe_pod(const json_t *pod, const json_t *caller, char *const *sidecars,
+    size_t n_sidecars, struct tsi_workload **out)
+{
+	const json_t *meta = json_object_get(pod, "metadata");
+	const json_t *spec = json_object_get(pod, "spec");
+	const json_t *status = json_object_get(pod, "status");
+	const char *ns = jstr(meta, "namespace"), *name = jstr(meta, "name");
+	const char *sa = jstr(spec, "serviceAccountName");
+	const char *cname = jstr(caller, "name");
+	const char *const *l;
+	struct tsi_workload *w = NULL;
+	char d[72];
+	int r = TSI_ERR_PARSE;
+
+	if (sa == NULL)
+		sa = jstr(spec, "serviceAccount");
+	if (sa == NULL)
+		sa = "default";     /* what the API server fills in */
+	if (!name_ok(ns) || !name_ok(name) || !name_ok(sa) || !name_ok(cname)) {
+		tsi_log(TSI_LOG_WARN, "resolve.bad_pod", TSI_LS("reason",
+		    "namespace, name, service account or container name "
+		    "missing or invalid"));
+		return TSI_ERR_PARSE;
+	}
+	if ((w = tsi_workload_new(TSI_WORKLOAD_K8S)) == NULL)
+		return TSI_ERR_ALLOC;
+	if ((w->namespace = strdup(ns)) == NULL ||
+	    (w->pod = strdup(name)) == NULL ||
+	    (w->service_account = strdup(sa)) == NULL ||
+	    (w->container = strdup(cname)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	/* The caller runs: its image must be known. */
+	if (tsi_image_digest_normalize(jstr(caller, "imageID"), d) != TSI_OK) {
+		tsi_log(TSI_LOG_WARN, "resolve.bad_image", TSI_LS("pod", name),
+		    TSI_LS("container", cname));
+		goto out;
+	}
+	for (l = status_lists; *l != NULL; l++) {
+		const json_t *arr = json_object_get(status, *l), *st;
+		size_t i;
+
+		json_array_foreach(arr, i, st) {
+			const char *iid = jstr(st, "imageID");
+			/* A container that has not started has no image yet. */
+			if (iid == NULL || iid[0] == '\0')
+				continue;
+			if (tsi_image_digest_normalize(iid, d) != TSI_OK) {
+				tsi_log(TSI_LOG_WARN, "resolve.bad_image",
+				    TSI_LS("pod", name),
+				    TSI_LS("container", jstr(st, "name")));
+				goto out;
+			}
+			if (is_sidecar(d, sidecars, n_sidecars))
+				continue;
+			if ((r = tsi_workload_add_image(w, d)) != TSI_OK)
+				goto out;
+		}
+	}
+	for (l = spec_lists; *l != NULL; l++) {
+		const json_t *arr = json_object_get(spec, *l), *c;
+		size_t i;
+
+		json_array_foreach(arr, i, c) {
+			const char *img = jstr(c, "image"), *cn = jstr(c, "name");
+			if (img == NULL || cn == NULL || !name_ok(img))
+				continue;
+			if (container_is_sidecar(pod, cn, sidecars, n_sidecars))
+				continue;
+			if ((r = tsi_workload_add_image_name(w, img)) != TSI_OK)
+				goto out;
+		}
+	}
+	*out = w;
+	w = NULL;
+	r = TSI_OK;
+out:
+	tsi_workload_free(w);
+	return r;
+}
+
+int
+tsi_kubelet_pod_lookup(const json_t *podlist, const char *id,
+    char *const *sidecars, size_t n_sidecars, const char *node_name,
+    struct tsi_workload **out)
+{
+	const json_t *items, *pod;
+	size_t i;
+
+	if (podlist == NULL || id == NULL || out == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if (!json_is_array(items = json_object_get(podlist, "items")))
+		return TSI_ERR_PARSE;
+	json_array_foreach(items, i, pod) {
+		const json_t *st = find_status(pod, id);
+		const char *node;
+
+		if (st == NULL)
+			continue;
+		if (json_object_get(json_object_get(st, "state"), "running") ==
+		    NULL) {
+			tsi_log(TSI_LOG_INFO, "resolve.not_running",
+			    TSI_LS("container", jstr(st, "name")));
+			return TSI_ERR_UNIDENTIFIED;
+		}
+		node = jstr(json_object_get(pod, "spec"), "nodeName");
+		if (node_name != NULL && (node == NULL ||
+		    strcmp(node, node_name) != 0)) {
+			tsi_log(TSI_LOG_WARN, "resolve.other_node",
+			    TSI_LS("pod_node", node ? node : ""));
+			return TSI_ERR_UNIDENTIFIED;
+		}
+		return describe_pod(pod, st, sidecars, n_sidecars, out);
+	}
+	return TSI_ERR_UNIDENTIFIED;
+}
+
+int
+tsi_kubelet_new(const struct tsi_issuer_config *cfg, struct tsi_kubelet **out)
+{
+	struct tsi_kubelet *k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return TSI_ERR_ALLOC;
+	k->cfg = cfg;
+	if (pthread_mutex_init(&k->mu, NULL) != 0) {
+		free(k);
+		return TSI_ERR_INTERNAL;
+	}
+	*out = k;
+	return TSI_OK;
+}
+
+void
+tsi_kubelet_free(struct tsi_kubelet *k)
+{
+	if (k == NULL)
+		return;
+	json_decref(k->pods);
+	pthread_mutex_destroy(&k->mu);
+	free(k);
+}
+
+static size_t
+write_cb(char *p, size_t size, size_t n, void *ud)
+{
+	struct tsi_buf *b = ud;
+
+	if (tsi_buf_put(b, p, size * n) != TSI_OK)
+		return 0;      /* over the limit: curl stops the transfer */
+	return size * n;
+}
+
+/* "Authorization: Bearer <token>" from the token file; *hdr: tsi_strfree. */
+static int
+bearer_header(const char *path, char **hdr)
+{
+	char *tok = NULL, *h = NULL;
+	size_t len = 0, hl;
+	int r;
+
+	if ((r = tsi_read_small_file(path, KUBELET_TOKEN_MAX, &tok, &len)) !=
+	    TSI_OK)
+		return r;
+	while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' ||
+	    tok[len - 1] == ' '))
+		tok[--len] = '\0';
+	hl = len + sizeof("Authorization: Bearer ");
+	if (len == 0 || memchr(tok, '\n', len) != NULL) {
+		r = TSI_ERR_PARSE;
+		goto out;
+	}
+	if ((h = malloc(hl)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	(void)snprintf(h, hl, "Authorization: Bearer %s", tok);
+	*hdr = h;
+	r = TSI_OK;
+out:
+	tsi_freezero(tok, len);
+	return r;
+}
+
+int
+tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
+{
+	const struct tsi_issuer_config *cfg = k->cfg;
+	struct curl_slist *hdrs = NULL, *h2;
+	struct tsi_buf *body = NULL;
+	char url[2048], *auth = NULL, curlerr[CURL_ERROR_SIZE];
+	json_error_t jerr;
+	CURL *c = NULL;
+	CURLcode cc;
+	long status = 0;
+	json_t *j;
+	int r = TSI_ERR_IO, n;
+
+	n = snprintf(url, sizeof(url), "%s/pods", cfg->kubelet_url);
+	if (n < 0 || (size_t)n >= sizeof(url))
+		return TSI_ERR_TOO_LARGE;
+	if (cfg->kubelet_token_file != NULL &&
+	    (r = bearer_header(cfg->kubelet_token_file, &auth)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "kubelet.token",
+		    TSI_LS("path", cfg->kubelet_token_file),
+		    TSI_LS("error", tsi_strerror(r)));
+		return TSI_ERR_IO;
+	}
+	r = TSI_ERR_ALLOC;
+	if ((body = tsi_buf_new(TSI_PODLIST_MAX_BYTES)) == NULL ||
+	    (c = curl_easy_init()) == NULL)
+		goto out;
+	if (auth != NULL) {
+		if ((h2 = curl_slist_append(hdrs, auth)) == NULL)
+			goto out;
+		hdrs = h2;
+	}
+	if ((h2 = curl_slist_append(hdrs, "Accept: application/json")) == NULL)
+		goto out;
+	hdrs = h2;
+	curlerr[0] = '\0';
+	(void)curl_easy_setopt(c, CURLOPT_URL, url);
+	(void)curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+	(void)curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	(void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	(void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
+	if (cfg->kubelet_ca_file != NULL)
+		(void)curl_easy_setopt(c, CURLOPT_CAINFO, cfg->kubelet_ca_file);
+	if ((cc = curl_easy_perform(c)) != CURLE_OK) {
+		tsi_log(TSI_LOG_ERROR, "kubelet.fetch", TSI_LS("url", url),
+		    TSI_LS("error", curlerr[0] ? curlerr : curl_easy_strerror(cc)));
+		r = cc == CURLE_WRITE_ERROR ? TSI_ERR_TOO_LARGE : TSI_ERR_IO;
+		goto out;
+	}
+	(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		tsi_log(TSI_LOG_ERROR, "kubelet.fetch", TSI_LS("url", url),
+		    TSI_LI("status", status));
+		r = TSI_ERR_IO;
+		goto out;
+	}
+	if ((j = json_loadb(tsi_buf_str(body), tsi_buf_len(body),
+	    JSON_REJECT_DUPLICATES, &jerr)) == NULL || !json_is_object(j)) {
+		tsi_log(TSI_LOG_ERROR, "kubelet.parse", TSI_LS("error", jerr.text));
+		json_decref(j);
+		r = TSI_ERR_PARSE;
+		goto out;
+	}
+	*out = j;
+	r = TSI_OK;
+out:
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	tsi_buf_free(body);
+	tsi_strfree(auth);
+	return r;
+}
+
+static int
+container_of(const char *proc_root, pid_t pid, char id[65])
+{
+	char path[512], *text = NULL;
+	size_t len = 0;
+	int n, r;
+
+	n = snprintf(path, sizeof(path), "%s/%ld/cgroup", proc_root, (long)pid);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return TSI_ERR_TOO_LARGE;
+	if ((r = tsi_read_small_file(path, TSI_CGROUP_MAX_BYTES, &text, &len)) !=
+	    TSI_OK)
+		return r;
+	r = tsi_cgroup_container_id(text, len, id);
+	free(text);
+	return r;
+}
+
+int
+tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid, struct tsi_workload **out)
+{
+	const struct tsi_issuer_config *cfg = k->cfg;
+	json_t *fresh = NULL;
+	char id[65];
+	long long now;
+	int r;
+
+	if ((r = container_of(cfg->proc_root, pid, id)) != TSI_OK) {
+		tsi_log(TSI_LOG_INFO, "resolve.no_container", TSI_LI("pid", pid),
+		    TSI_LS("error", tsi_strerror(r)));
+		return TSI_ERR_UNIDENTIFIED;
+	}
+	pthread_mutex_lock(&k->mu);
+	now = mono_ms();
+	r = TSI_ERR_UNIDENTIFIED;
+	if (k->pods != NULL && now - k->fetched_ms < cfg->kubelet_cache_ms)
+		r = tsi_kubelet_pod_lookup(k->pods, id, cfg->sidecar_images,
+		    cfg->n_sidecar_images, cfg->node_name, out);
+	/* A miss may be a pod newer than the cache: refresh once, but not
+	 * more often than KUBELET_MIN_REFRESH_MS whoever asks. */
+	if (r == TSI_ERR_UNIDENTIFIED &&
+	    (k->pods == NULL || now - k->fetched_ms >= KUBELET_MIN_REFRESH_MS)) {
+		if ((r = tsi_kubelet_fetch(k, &fresh)) != TSI_OK)
+			goto out;
+		json_decref(k->pods);
+		k->pods = fresh;
+		k->fetched_ms = mono_ms();
+		r = tsi_kubelet_pod_lookup(k->pods, id, cfg->sidecar_images,
+		    cfg->n_sidecar_images, cfg->node_name, out);
+	}
+out:
+	pthread_mutex_unlock(&k->mu);
+	if (r == TSI_ERR_UNIDENTIFIED)
+		tsi_log(TSI_LOG_INFO, "resolve.unknown_container",
+		    TSI_LI("pid", pid), TSI_LS("container_id", id));
+	return r;
+}

@@ -1,0 +1,52 @@
+/*
+ * resolver.c - the configured resolver (kubelet or unix), one entry point
+ * for the API.
+ */
+#include "issuer/resolve.h"
+
+#include "tsi/err.h"
+
+#include <stdlib.h>
+
+struct tsi_resolver {
+	const struct tsi_issuer_config *cfg;
+	struct tsi_kubelet *kubelet;
+};
+
+int
+tsi_resolver_new(const struct tsi_issuer_config *cfg, struct tsi_resolver **out)
+{
+	struct tsi_resolver *r;
+	int rc;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return TSI_ERR_ALLOC;
+	r->cfg = cfg;
+	if (cfg->resolver == TSI_RESOLVER_KUBELET &&
+	    (rc = tsi_kubelet_new(cfg, &r->kubelet)) != TSI_OK) {
+		free(r);
+		return rc;
+	}
+	*out = r;
+	return TSI_OK;
+}
+
+void
+tsi_resolver_free(struct tsi_resolver *r)
+{
+	if (r == NULL)
+		return;
+	tsi_kubelet_free(r->kubelet);
+	free(r);
+}
+
+int
+tsi_resolver_resolve(struct tsi_resolver *r, pid_t pid, uid_t uid,
+    struct tsi_workload **out)
+{
+	if (pid <= 0)
+		return TSI_ERR_UNIDENTIFIED;
+	if (r->cfg->resolver == TSI_RESOLVER_UNIX)
+		return tsi_unix_resolve(r->cfg->proc_root, pid, uid, out);
+	return tsi_kubelet_resolve(r->kubelet, pid, out);
+}

@@ -1,0 +1,180 @@
+#include "swtpm_util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+long long
+test_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+test_mkdtemp(char *out, size_t len, const char *tag)
+{
+	const char *tmp = getenv("TMPDIR");
+	int n;
+
+	n = snprintf(out, len, "%s/tsi-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+	    tag);
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	return mkdtemp(out) == NULL ? -1 : 0;
+}
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+void
+test_rmtree(const char *dir)
+{
+	if (dir != NULL && dir[0] != '\0')
+		(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+port_free(int port)
+{
+	struct sockaddr_in a;
+	int fd, ok;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int
+port_accepts(int port)
+{
+	struct sockaddr_in a;
+	int fd, ok;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static int
+spawn(struct test_swtpm *s)
+{
+	char server[96], ctrl[96], state[300];
+	long long deadline;
+	int status;
+	pid_t pid;
+
+	snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1",
+	    s->port);
+	snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1",
+	    s->port + 1);
+	snprintf(state, sizeof(state), "dir=%s", s->dir);
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		int dn = open("/dev/null", O_RDWR);
+		if (dn >= 0) {
+			dup2(dn, 0);
+			dup2(dn, 1);
+			dup2(dn, 2);
+		}
+		execlp("swtpm", "swtpm", "socket", "--tpm2", "--server", server,
+		    "--ctrl", ctrl, "--tpmstate", state, "--flags",
+		    "not-need-init,startup-clear", (char *)NULL);
+		_exit(127);
+	}
+	s->pid = pid;
+	deadline = test_now_ms() + 5000;
+	while (test_now_ms() < deadline) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			s->pid = 0;
+			return -1;
+		}
+		/* The probe connection is the one client swtpm serves; it is
+		 * closed at once, so the next client is served. */
+		if (port_accepts(s->port))
+			return 0;
+		usleep(20000);
+	}
+	test_swtpm_kill(s, SIGKILL);
+	return -1;
+}
+
+int
+test_swtpm_start(struct test_swtpm *s)
+{
+	int tries;
+
+	memset(s, 0, sizeof(*s));
+	if (test_mkdtemp(s->dir, sizeof(s->dir), "swtpm") != 0)
+		return -1;
+	srand((unsigned)(getpid() ^ time(NULL)));
+	for (tries = 0; tries < 20; tries++) {
+		int p = 20000 + (rand() % 20000) * 2;
+		if (!port_free(p) || !port_free(p + 1))
+			continue;
+		s->port = p;
+		snprintf(s->tcti, sizeof(s->tcti), "swtpm:host=127.0.0.1,port=%d",
+		    p);
+		if (spawn(s) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+int
+test_swtpm_restart(struct test_swtpm *s)
+{
+	int tries;
+
+	for (tries = 0; tries < 50; tries++) {
+		if (spawn(s) == 0)
+			return 0;
+		usleep(100000);
+	}
+	return -1;
+}
+
+void
+test_swtpm_kill(struct test_swtpm *s, int sig)
+{
+	if (s->pid > 0) {
+		kill(s->pid, sig);
+		(void)waitpid(s->pid, NULL, 0);
+		s->pid = 0;
+	}
+}
+
+void
+test_swtpm_cleanup(struct test_swtpm *s)
+{
+	test_swtpm_kill(s, SIGTERM);
+	test_rmtree(s->dir);
+}

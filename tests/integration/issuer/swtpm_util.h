@@ -1,0 +1,38 @@
+/*
+ * swtpm_util.h - start and stop a private swtpm for one test (by PID).
+ */
+#ifndef TSI_TEST_SWTPM_UTIL_H
+#define TSI_TEST_SWTPM_UTIL_H
+
+#include <sys/types.h>
+
+struct test_swtpm {
+	pid_t pid;
+	int port;
+	char dir[256];      /* --tpmstate dir (removed by test_swtpm_cleanup) */
+	char tcti[128];     /* "swtpm:host=127.0.0.1,port=P" */
+};
+
+/* Starts swtpm on a free loopback port pair with a new state dir.
+ * Returns 0 when it accepts connections, -1 otherwise. */
+int test_swtpm_start(struct test_swtpm *s);
+
+/* Starts swtpm again on the same port and state dir. */
+int test_swtpm_restart(struct test_swtpm *s);
+
+/* Kills swtpm with sig (SIGKILL for "TPM lost") and reaps it. */
+void test_swtpm_kill(struct test_swtpm *s, int sig);
+
+/* Kills swtpm if running and removes its state dir. */
+void test_swtpm_cleanup(struct test_swtpm *s);
+
+/* A new private temporary directory under TMPDIR. 0 on success. */
+int test_mkdtemp(char *out, size_t len, const char *tag);
+
+/* rm -r of a test directory. */
+void test_rmtree(const char *dir);
+
+/* Monotonic milliseconds. */
+long long test_now_ms(void);
+
+#endif

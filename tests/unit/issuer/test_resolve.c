@@ -1,0 +1,593 @@
+/*
+ * test_resolve.c - the workload resolvers with real inputs: cgroup files as
+ * containerd, CRI-O and docker write them (v1 and v2), a kubelet pod list in
+ * the Kubernetes API shape served over real HTTPS on loopback, and the unix
+ * resolver against this test's own process.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "issuer/config.h"
+#include "issuer/resolve.h"
+#include "issuer/workload.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#define ID_A "c5db4e65cf90b61747fa2bf1b37295a021bb47b46fedd8263c85736f17668f0d"
+#define ID_B "5e9ccdcb49b7d3447e11f726fda63d1a428a1cbf2a5daa8768ec751bbdf8630b"
+#define ID_C "5f148eb03ef10a862e575a6ac16c8e18ebb61bcd9d94b6930219a08136368f49"
+#define ID_D "a8d02110354a1aeead63a6cb73ae93328c4479e7daf4bb45ac1e7988c6d92e3e"
+#define ID_E "07c954812b06b815efbf699943bd8fb2a9710572e2f9c5348c69aa6c9fba95ba"
+#define ID_F "e569522d4e1d32cd4f78f804eaa4ba916c4a2df63f56e439a8bae74cdba3c9b0"
+#define ID_G "325862cd5b94a81feb9f10a41a21e1fa1382b399b3945e62fffb64fe23ad1ac2"
+#define ID_H "098b532bc0943523f9d8195445db0e3fd9d75f4aee7e72b65bda4a25a2108674"
+#define IMG_APP "sha256:4eafe76675ab94d8c303323cfa4ec605f5d0a9a3b24a1b8db03f8f4e89c127f4"
+#define IMG_SIDECAR "sha256:2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580"
+#define IMG_INIT "sha256:8bce96250e4a1c418a4d329f66312c880cf565127d6229c6d58442c78d486908"
+#define IMG_WEB2 "sha256:fab0be4995c4ae7441f57b7bb59fca113787bd97ffef3c1ba67474b82729b610"
+#define IMG_SETUP "sha256:f7e96ad0b20ae5394c4b495ecc7899a556460598d87d4c0cda4f6563b790f3f0"
+
+static int
+cg(const char *text, char id[65])
+{
+	return tsi_cgroup_container_id(text, strlen(text), id);
+}
+
+static void
+test_cgroup_containerd(void **state)
+{
+	char id[65];
+
+	/* cgroup v2, systemd driver */
+	assert_int_equal(cg("0::/kubepods.slice/kubepods-besteffort.slice/"
+	    "kubepods-besteffort-pod4f6a1c1e_1111_4a7e_9d1b_0a1b2c3d4e5f.slice/"
+	    "cri-containerd-" ID_A ".scope\n", id), TSI_OK);
+	assert_string_equal(id, ID_A);
+	/* cgroup v1, cgroupfs driver: every controller names the container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	    "11:cpu,cpuacct:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	    "10:devices:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	    "9:pids:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	    "1:name=systemd:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	    "0::/\n", id), TSI_OK);
+	assert_string_equal(id, ID_B);
+	/* cgroup v1, systemd driver */
+	assert_int_equal(cg(
+	    "11:freezer:/kubepods.slice/kubepods-pod1.slice/cri-containerd-" ID_C ".scope\n"
+	    "4:memory:/kubepods.slice/kubepods-pod1.slice/cri-containerd-" ID_C ".scope\n", id),
+	    TSI_OK);
+	assert_string_equal(id, ID_C);
+}
+
+static void
+test_cgroup_crio_docker(void **state)
+{
+	char id[65];
+
+	assert_int_equal(cg("0::/kubepods.slice/kubepods-burstable.slice/"
+	    "kubepods-burstable-pod1234.slice/crio-" ID_E ".scope\n", id), TSI_OK);
+	assert_string_equal(id, ID_E);
+	/* v1 CRI-O: the conmon scope is not a container */
+	assert_int_equal(cg(
+	    "8:memory:/kubepods.slice/kubepods-pod1.slice/crio-" ID_D ".scope\n"
+	    "7:pids:/kubepods.slice/kubepods-pod1.slice/crio-" ID_D ".scope\n", id), TSI_OK);
+	assert_string_equal(id, ID_D);
+	assert_int_equal(cg("0::/system.slice/crio-conmon-" ID_D ".scope\n", id),
+	    TSI_ERR_NOT_FOUND);
+	/* docker, v1 cgroupfs and v2 systemd */
+	assert_int_equal(cg("13:cpuset:/docker/" ID_F "\n4:memory:/docker/" ID_F
+	    "\n", id), TSI_OK);
+	assert_string_equal(id, ID_F);
+	assert_int_equal(cg("0::/system.slice/docker-" ID_G ".scope\n", id), TSI_OK);
+	assert_string_equal(id, ID_G);
+}
+
+static void
+test_cgroup_refusals(void **state)
+{
+	char id[65];
+
+	/* host processes are in no container */
+	assert_int_equal(cg("0::/user.slice/user-1000.slice/session-3.scope\n",
+	    id), TSI_ERR_NOT_FOUND);
+	assert_int_equal(cg("0::/init.scope\n", id), TSI_ERR_NOT_FOUND);
+	assert_int_equal(cg("", id), TSI_ERR_NOT_FOUND);
+	/* lines that disagree are ambiguous */
+	assert_int_equal(cg("4:memory:/docker/" ID_F "\n3:pids:/docker/" ID_G
+	    "\n", id), TSI_ERR_PARSE);
+	/* not a cgroup file */
+	assert_int_equal(cg("hello world\n", id), TSI_ERR_PARSE);
+	/* upper-case or short ids are not container ids */
+	assert_int_equal(cg("0::/docker/C5DB4E65CF90B61747FA2BF1B37295A021BB47B46FEDD8263C85736F17668F0D\n",
+	    id), TSI_ERR_NOT_FOUND);
+	assert_int_equal(cg("0::/docker/c5db4e65\n", id), TSI_ERR_NOT_FOUND);
+}
+
+static json_t *
+load_pods(void)
+{
+	char path[1024];
+	json_error_t e;
+	json_t *j;
+
+	snprintf(path, sizeof(path), "%s/tests/data/issuer/pods.json",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	j = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+	assert_non_null(j);
+	return j;
+}
+
+static char *sidecars[] = { IMG_SIDECAR };
+
+static void
+test_pod_several_containers(void **state)
+{
+	json_t *pods = load_pods();
+	struct tsi_workload *w = NULL;
+
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, sidecars, 1,
+	    "node-1", &w), TSI_OK);
+	assert_string_equal(w->namespace, "medical");
+	assert_string_equal(w->pod, "records-7d9f8b6c5-x2x4q");
+	assert_string_equal(w->service_account, "records-sa");
+	assert_string_equal(w->container, "app");
+	/* every image of the pod, sorted, the sidecar left out */
+	assert_int_equal(w->n_images, 2);
+	assert_string_equal(w->images[0], IMG_APP);
+	assert_string_equal(w->images[1], IMG_INIT);
+	assert_int_equal(w->n_image_names, 2);
+	assert_string_equal(w->image_names[0], "busybox:1.36");
+	assert_string_equal(w->image_names[1], "registry.example/medical/app:1.2");
+	tsi_workload_free(w);
+	w = NULL;
+
+	/* The sidecar asks for its pod: same pod identity. */
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_B, sidecars, 1, NULL,
+	    &w), TSI_OK);
+	assert_string_equal(w->pod, "records-7d9f8b6c5-x2x4q");
+	assert_int_equal(w->n_images, 2);
+	tsi_workload_free(w);
+	w = NULL;
+
+	/* Without a sidecar list, its image counts like any other. */
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, NULL, 0, NULL, &w),
+	    TSI_OK);
+	assert_int_equal(w->n_images, 3);
+	assert_int_equal(w->n_image_names, 3);
+	tsi_workload_free(w);
+	json_decref(pods);
+}
+
+static void
+test_pod_init_and_terminated(void **state)
+{
+	json_t *pods = load_pods();
+	struct tsi_workload *w = NULL;
+
+	/* A running init container, the main container still waiting. */
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_G, sidecars, 1,
+	    "node-1", &w), TSI_OK);
+	assert_string_equal(w->namespace, "ops");
+	assert_string_equal(w->service_account, "legacy");
+	assert_string_equal(w->container, "setup");
+	assert_int_equal(w->n_images, 1);
+	assert_string_equal(w->images[0], IMG_SETUP);
+	assert_int_equal(w->n_image_names, 2);
+	tsi_workload_free(w);
+	w = NULL;
+
+	/* Terminated containers identify nobody. */
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_C, sidecars, 1, NULL,
+	    &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_D, sidecars, 1, NULL,
+	    &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+
+	/* CRI-O id, upper-case digest normalised, service account default. */
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_E, sidecars, 1, NULL,
+	    &w), TSI_OK);
+	assert_string_equal(w->service_account, "default");
+	assert_string_equal(w->images[w->n_images - 1], IMG_WEB2);
+	tsi_workload_free(w);
+	w = NULL;
+
+	/* A container in no pod; a pod of another node. */
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_F, sidecars, 1, NULL,
+	    &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_H, sidecars, 1,
+	    "node-1", &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	json_decref(pods);
+}
+
+static void
+test_digest_normalize(void **state)
+{
+	char d[72];
+
+	assert_int_equal(tsi_image_digest_normalize("docker-pullable://alpine@"
+	    "sha256:F7E96AD0B20AE5394C4B495ECC7899A556460598D87D4C0CDA4F6563B790F3F0",
+	    d), TSI_OK);
+	assert_string_equal(d, IMG_SETUP);
+	assert_int_equal(tsi_image_digest_normalize(IMG_APP, d), TSI_OK);
+	assert_string_equal(d, IMG_APP);
+	assert_int_equal(tsi_image_digest_normalize("alpine:3.19", d), TSI_ERR_PARSE);
+	assert_int_equal(tsi_image_digest_normalize("", d), TSI_ERR_PARSE);
+	assert_int_equal(tsi_image_digest_normalize("x" IMG_APP, d), TSI_ERR_PARSE);
+}
+
+/* --- kubelet over real HTTPS ------------------------------------------ */
+
+struct kfx {
+	char dir[256];
+	char cert[512], key[512], pods[512], proc[512];
+	pid_t server;
+	int port;
+};
+
+static int
+rm_one(const char *p, const struct stat *sb, int f, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	size_t n;
+	FILE *a = fopen(from, "r"), *b = fopen(to, "w");
+
+	assert_non_null(a);
+	assert_non_null(b);
+	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, b), n);
+	fclose(a);
+	assert_int_equal(fclose(b), 0);
+}
+
+/* A self-signed P-256 certificate for 127.0.0.1. */
+static void
+make_cert(const char *certp, const char *keyp)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_EXTENSION *ext;
+	X509V3_CTX ctx;
+	FILE *f;
+
+	assert_non_null(k);
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, k);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	    (const unsigned char *)"kubelet", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
+	    "IP:127.0.0.1");
+	assert_non_null(ext);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	assert_non_null(f = fopen(certp, "w"));
+	PEM_write_X509(f, x);
+	fclose(f);
+	assert_non_null(f = fopen(keyp, "w"));
+	PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
+static int
+kubelet_setup(void **state)
+{
+	static struct kfx f;
+	char src[1024], script[1024], line[32];
+	int pfd[2];
+	FILE *in;
+
+	memset(&f, 0, sizeof(f));
+	tsi_log_init("test_resolve", TSI_LOG_ERROR);
+	snprintf(f.dir, sizeof(f.dir), "/tmp/tsi-kubelet-XXXXXX");
+	if (mkdtemp(f.dir) == NULL)
+		return -1;
+	snprintf(f.cert, sizeof(f.cert), "%s/kubelet.pem", f.dir);
+	snprintf(f.key, sizeof(f.key), "%s/kubelet.key", f.dir);
+	snprintf(f.pods, sizeof(f.pods), "%s/pods.json", f.dir);
+	snprintf(f.proc, sizeof(f.proc), "%s/proc", f.dir);
+	make_cert(f.cert, f.key);
+	snprintf(src, sizeof(src), "%s/tests/data/issuer/pods.json",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	copy_file(src, f.pods);
+	snprintf(script, sizeof(script), "%s/tests/data/issuer/kubelet_server.py",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	if (pipe(pfd) != 0)
+		return -1;
+	if ((f.server = fork()) == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl("/usr/bin/python3", "python3", script, f.cert, f.key,
+		    f.pods, "s3cret-token", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	in = fdopen(pfd[0], "r");
+	if (in == NULL || fgets(line, sizeof(line), in) == NULL)
+		return -1;
+	fclose(in);
+	f.port = atoi(line);
+	*state = &f;
+	return f.port > 0 ? 0 : -1;
+}
+
+static int
+kubelet_teardown(void **state)
+{
+	struct kfx *f = *state;
+
+	if (f->server > 0) {
+		kill(f->server, SIGTERM);
+		waitpid(f->server, NULL, 0);
+	}
+	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+/* A fake /proc entry for pid with this cgroup file. */
+static void
+fake_proc(struct kfx *f, int pid, const char *cgroup)
+{
+	char p[1024];
+
+	mkdir(f->proc, 0700);
+	snprintf(p, sizeof(p), "%s/%d", f->proc, pid);
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/%d/cgroup", f->proc, pid);
+	write_file(p, cgroup);
+}
+
+static struct tsi_issuer_config *
+kubelet_config(struct kfx *f, const char *token)
+{
+	struct tsi_issuer_config *c = NULL;
+	char text[4096], tokpath[600], err[256];
+
+	snprintf(tokpath, sizeof(tokpath), "%s/token", f->dir);
+	write_file(tokpath, token);
+	snprintf(text, sizeof(text),
+	    "trust_domain = \"tsi.example\";\n"
+	    "resolver = \"kubelet\";\n"
+	    "proc_root = \"%s\";\n"
+	    "kubelet_url = \"https://127.0.0.1:%d\";\n"
+	    "kubelet_token_file = \"%s\";\n"
+	    "kubelet_ca_file = \"%s\";\n"
+	    "kubelet_cache_ms = 60000;\n"
+	    "node_name = \"node-1\";\n"
+	    "sidecar_images = [ \"" IMG_SIDECAR "\" ];\n",
+	    f->proc, f->port, tokpath, f->cert);
+	assert_int_equal(tsi_issuer_config_load_string("kubelet.conf", text, &c,
+	    err, sizeof(err)), TSI_OK);
+	return c;
+}
+
+static int
+count_requests(struct kfx *f)
+{
+	char p[600], line[8];
+	FILE *in;
+	int n = 0;
+
+	snprintf(p, sizeof(p), "%s.count", f->pods);
+	if ((in = fopen(p, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), in) != NULL)
+		n++;
+	fclose(in);
+	return n;
+}
+
+static void
+test_kubelet_https(void **state)
+{
+	struct kfx *f = *state;
+	struct tsi_issuer_config *cfg = kubelet_config(f, "s3cret-token\n");
+	struct tsi_kubelet *k = NULL;
+	struct tsi_workload *w = NULL;
+	json_t *pods = NULL;
+	int before;
+
+	fake_proc(f, 4242, "0::/kubepods.slice/kubepods-besteffort.slice/"
+	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_A ".scope\n");
+	fake_proc(f, 4343, "0::/user.slice/user-1000.slice/session-2.scope\n");
+	fake_proc(f, 4444, "12:memory:/kubepods/besteffort/podx/" ID_F "\n");
+	fake_proc(f, 4545, "0::/kubepods.slice/cri-containerd-" ID_D ".scope\n");
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+
+	assert_int_equal(tsi_kubelet_fetch(k, &pods), TSI_OK);
+	assert_int_equal(json_array_size(json_object_get(pods, "items")), 4);
+	json_decref(pods);
+
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
+	assert_string_equal(w->namespace, "medical");
+	assert_int_equal(w->n_images, 2);
+	tsi_workload_free(w);
+	w = NULL;
+
+	/* Cached: a second lookup asks the kubelet nothing. */
+	before = count_requests(f);
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
+	tsi_workload_free(w);
+	w = NULL;
+	assert_int_equal(count_requests(f), before);
+
+	/* A host process, an unknown container, a terminated container. */
+	assert_int_equal(tsi_kubelet_resolve(k, 4343, &w), TSI_ERR_UNIDENTIFIED);
+	usleep(150000);
+	assert_int_equal(tsi_kubelet_resolve(k, 4444, &w), TSI_ERR_UNIDENTIFIED);
+	/* ... which was a miss, so the list was fetched again. */
+	assert_int_equal(count_requests(f), before + 1);
+	usleep(150000);
+	assert_int_equal(tsi_kubelet_resolve(k, 4545, &w), TSI_ERR_UNIDENTIFIED);
+	/* A pid that does not exist. */
+	assert_int_equal(tsi_kubelet_resolve(k, 999999, &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	tsi_kubelet_free(k);
+	tsi_issuer_config_free(cfg);
+}
+
+static void
+test_kubelet_refused(void **state)
+{
+	struct kfx *f = *state;
+	struct tsi_issuer_config *cfg = kubelet_config(f, "wrong-token");
+	struct tsi_kubelet *k = NULL;
+	json_t *pods = NULL;
+	char other[600];
+
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	/* 401 from the kubelet is an error, not an empty pod list. */
+	assert_int_equal(tsi_kubelet_fetch(k, &pods), TSI_ERR_IO);
+	assert_null(pods);
+	tsi_kubelet_free(k);
+	k = NULL;
+	tsi_issuer_config_free(cfg);
+
+	/* A CA that did not sign the kubelet's certificate. */
+	cfg = kubelet_config(f, "s3cret-token");
+	snprintf(other, sizeof(other), "%s/other.pem", f->dir);
+	{
+		char okey[600];
+		snprintf(okey, sizeof(okey), "%s/other.key", f->dir);
+		make_cert(other, okey);
+	}
+	free(cfg->kubelet_ca_file);
+	cfg->kubelet_ca_file = strdup(other);
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_fetch(k, &pods), TSI_ERR_IO);
+	assert_null(pods);
+	tsi_kubelet_free(k);
+	tsi_issuer_config_free(cfg);
+}
+
+/* --- unix ----------------------------------------------------------- */
+
+static void
+test_unix_self(void **state)
+{
+	struct tsi_workload *w = NULL;
+	char exe[4096], expect[72];
+	unsigned char md[32], buf[65536];
+	unsigned int mdlen;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	ssize_t n;
+	FILE *f;
+	size_t r;
+	int i;
+
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	/* The digest computed here from the path, independently. */
+	assert_non_null(f = fopen(exe, "rb"));
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	while ((r = fread(buf, 1, sizeof(buf), f)) > 0)
+		EVP_DigestUpdate(ctx, buf, r);
+	fclose(f);
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	memcpy(expect, "sha256:", 7);
+	for (i = 0; i < 32; i++)
+		snprintf(expect + 7 + 2 * i, 3, "%02x", md[i]);
+
+	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), &w),
+	    TSI_OK);
+	assert_int_equal(w->kind, TSI_WORKLOAD_UNIX);
+	assert_int_equal(w->uid, getuid());
+	assert_string_equal(w->exe, exe);
+	assert_int_equal(w->n_images, 1);
+	assert_string_equal(w->images[0], expect);
+	tsi_workload_free(w);
+	w = NULL;
+	/* Cached digest, same answer. */
+	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), &w),
+	    TSI_OK);
+	assert_string_equal(w->images[0], expect);
+	tsi_workload_free(w);
+	w = NULL;
+	/* No such process. */
+	assert_int_equal(tsi_unix_resolve("/proc", 999999, 0, &w),
+	    TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+}
+
+static void
+test_starttime(void **state)
+{
+	unsigned long long a = 0, b = 0;
+
+	assert_int_equal(tsi_proc_starttime("/proc", getpid(), &a), TSI_OK);
+	assert_int_equal(tsi_proc_starttime("/proc", getpid(), &b), TSI_OK);
+	assert_true(a > 0);
+	assert_true(a == b);
+	assert_int_equal(tsi_proc_starttime("/proc", 1, &b), TSI_OK);
+	assert_true(b <= a);
+	assert_int_not_equal(tsi_proc_starttime("/proc", 999999, &b), TSI_OK);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cgroup_containerd),
+		cmocka_unit_test(test_cgroup_crio_docker),
+		cmocka_unit_test(test_cgroup_refusals),
+		cmocka_unit_test(test_pod_several_containers),
+		cmocka_unit_test(test_pod_init_and_terminated),
+		cmocka_unit_test(test_digest_normalize),
+		cmocka_unit_test_setup_teardown(test_kubelet_https,
+		    kubelet_setup, kubelet_teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_refused,
+		    kubelet_setup, kubelet_teardown),
+		cmocka_unit_test(test_unix_self),
+		cmocka_unit_test(test_starttime),
+	};
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	tsi_log_init("test_resolve", TSI_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
