@@ -1,0 +1,793 @@
+/*
+ * test_issuer.c - tsi-issuer end to end: a real swtpm, the node enrolled
+ * with the CA functions, the daemon serving its Unix socket, libcurl as the
+ * client, tokens checked with tsi_jwt_verify and independently with PyJWT.
+ * The unix resolver identifies this test process.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "swtpm_util.h"
+#include "tests/support/pki.h"
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/jwt.h"
+#include "tsi/log.h"
+#include "tsi/signer.h"
+#include "tsi/x509.h"
+
+struct ifx {
+	struct test_swtpm tpm;
+	char dir[256];
+	char state[320], conf[320], sock[320], ca[320], node[320], log[320];
+	char signing[16];
+	pid_t issuer;
+};
+
+static const char *
+bin_dir(void)
+{
+	const char *b = getenv("TSI_BIN_DIR");
+	return b ? b : "build/bin";
+}
+
+static const char *
+src_dir(void)
+{
+	const char *s = getenv("TSI_SOURCE_DIR");
+	return s ? s : ".";
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+write_config(struct ifx *f, const char *extra)
+{
+	char text[4096];
+
+	snprintf(text, sizeof(text),
+	    "tcti = \"%s\";\nstate_dir = \"%s\";\nnode_cert = \"%s\";\n"
+	    "socket = \"%s\";\nsigning = \"%s\";\nresolver = \"unix\";\n"
+	    "trust_domain = \"tsi.example\";\ntoken_ttl = 300;\n"
+	    "node_name = \"worker-1\";\n%s",
+	    f->tpm.tcti, f->state, f->node, f->sock, f->signing,
+	    extra ? extra : "");
+	write_text(f->conf, text);
+}
+
+/* Runs argv, returns its exit status; stdout into *out (free) if asked. */
+static int
+run(char *const argv[], char **out)
+{
+	struct tsi_buf *b = tsi_buf_new(1 << 20);
+	char chunk[4096];
+	int pfd[2], status = -1;
+	ssize_t n;
+	pid_t pid;
+
+	assert_non_null(b);
+	assert_int_equal(pipe(pfd), 0);
+	if ((pid = fork()) == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+		dup2(pfd[1], 1);
+		if (dn >= 0)
+			dup2(dn, 2);
+		close(pfd[0]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while ((n = read(pfd[0], chunk, sizeof(chunk))) > 0)
+		assert_int_equal(tsi_buf_put(b, chunk, (size_t)n), TSI_OK);
+	close(pfd[0]);
+	waitpid(pid, &status, 0);
+	if (out != NULL)
+		*out = tsi_buf_take(b, NULL);
+	tsi_buf_free(b);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static struct tsi_location test_loc = { "c1", "eu-de", "fra02", "worker-1" };
+
+/* tsi-issuer csr, then the CA signs it into node_cert. */
+static void
+enroll(struct ifx *f)
+{
+	char exe[512], *csr = NULL, *cert = NULL, cap[400], keyp[400];
+	char *argv[] = { exe, "csr", "--config", f->conf, NULL };
+
+	snprintf(exe, sizeof(exe), "%s/tsi-issuer", bin_dir());
+	assert_int_equal(run(argv, &csr), 0);
+	assert_non_null(strstr(csr, "BEGIN CERTIFICATE REQUEST"));
+	snprintf(cap, sizeof(cap), "%s/ca.pem", f->ca);
+	snprintf(keyp, sizeof(keyp), "%s/ca.key", f->ca);
+	if (access(cap, F_OK) != 0)
+		assert_int_equal(tsi_ca_init(f->ca, "test cluster CA", 1), TSI_OK);
+	assert_int_equal(tsi_ca_sign_csr(cap, keyp, csr, strlen(csr), &test_loc,
+	    1, &cert), TSI_OK);
+	write_text(f->node, cert);
+	free(cert);
+	free(csr);
+}
+
+struct resp {
+	long status;
+	char body[65536];
+	size_t len;
+};
+
+static size_t
+collect(char *p, size_t sz, size_t n, void *ud)
+{
+	struct resp *r = ud;
+	size_t k = sz * n;
+
+	if (k > sizeof(r->body) - 1 - r->len)
+		return 0;
+	memcpy(r->body + r->len, p, k);
+	r->len += k;
+	r->body[r->len] = '\0';
+	return k;
+}
+
+/* GET over the issuer socket. Returns the curl result. */
+static CURLcode
+get(struct ifx *f, const char *path, struct curl_slist *hdrs, struct resp *r,
+    const char *method)
+{
+	char url[1024];
+	CURLcode cc;
+	CURL *c = curl_easy_init();
+
+	memset(r, 0, sizeof(*r));
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, f->sock);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	if (hdrs != NULL)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	if (method != NULL)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_cleanup(c);
+	return cc;
+}
+
+static void
+start_issuer(struct ifx *f)
+{
+	char exe[512];
+	struct resp r;
+	long long deadline;
+	pid_t pid;
+
+	snprintf(exe, sizeof(exe), "%s/tsi-issuer", bin_dir());
+	if ((pid = fork()) == 0) {
+		int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(exe, exe, "run", "--config", f->conf, (char *)NULL);
+		_exit(127);
+	}
+	f->issuer = pid;
+	deadline = test_now_ms() + 10000;
+	while (test_now_ms() < deadline) {
+		if (access(f->sock, F_OK) == 0 &&
+		    get(f, "/v1/health", NULL, &r, NULL) == CURLE_OK)
+			return;
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			f->issuer = 0;
+			fail_msg("tsi-issuer exited at start (log %s)", f->log);
+		}
+		usleep(20000);
+	}
+	fail_msg("tsi-issuer did not start");
+}
+
+static int
+stop_issuer(struct ifx *f)
+{
+	int status = -1;
+
+	if (f->issuer > 0) {
+		kill(f->issuer, SIGTERM);
+		waitpid(f->issuer, &status, 0);
+		f->issuer = 0;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int
+setup_mode(void **state, const char *signing)
+{
+	struct ifx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || test_swtpm_start(&f->tpm) != 0 ||
+	    test_mkdtemp(f->dir, sizeof(f->dir), "issuer-it") != 0)
+		return -1;
+	snprintf(f->signing, sizeof(f->signing), "%s", signing);
+	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
+	snprintf(f->conf, sizeof(f->conf), "%s/issuer.conf", f->dir);
+	snprintf(f->sock, sizeof(f->sock), "%s/issuer.sock", f->dir);
+	snprintf(f->ca, sizeof(f->ca), "%s/ca", f->dir);
+	snprintf(f->node, sizeof(f->node), "%s/node.pem", f->dir);
+	snprintf(f->log, sizeof(f->log), "%s/issuer.log", f->dir);
+	write_config(f, NULL);
+	*state = f;
+	return 0;
+}
+
+static int
+setup_delegated(void **state)
+{
+	return setup_mode(state, "delegated");
+}
+
+static int
+setup_tpm(void **state)
+{
+	return setup_mode(state, "tpm");
+}
+
+static int
+teardown(void **state)
+{
+	struct ifx *f = *state;
+
+	stop_issuer(f);
+	test_swtpm_cleanup(&f->tpm);
+	test_rmtree(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A token for aud over the socket; *exp from the response. */
+static char *
+get_token(struct ifx *f, const char *aud, long long *exp)
+{
+	char path[512];
+	struct resp r;
+	json_t *j;
+	char *tok;
+
+	snprintf(path, sizeof(path), "/v1/token?aud=%s", aud);
+	assert_int_equal(get(f, path, NULL, &r, NULL), CURLE_OK);
+	if (r.status != 200)
+		fail_msg("status %ld: %s", r.status, r.body);
+	j = json_loads(r.body, 0, NULL);
+	assert_non_null(j);
+	assert_true(json_is_string(json_object_get(j, "token")));
+	tok = strdup(json_string_value(json_object_get(j, "token")));
+	if (exp != NULL)
+		*exp = json_integer_value(json_object_get(j, "expires_at"));
+	json_decref(j);
+	return tok;
+}
+
+static json_t *
+verify(struct ifx *f, const char *tok, const char *aud,
+    struct tsi_verify_result *res)
+{
+	struct tsi_trust *t = NULL;
+	struct tsi_verify_opts o = { aud, 0, -1 };
+	json_t *claims = NULL;
+	char cap[400];
+
+	snprintf(cap, sizeof(cap), "%s/ca.pem", f->ca);
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_file(t, cap), TSI_OK);
+	memset(res, 0, sizeof(*res));
+	if (tsi_jwt_verify(t, tok, &o, &claims, res) != TSI_OK)
+		fail_msg("tsi_jwt_verify: %s", res->detail);
+	tsi_trust_free(t);
+	return claims;
+}
+
+/* PyJWT's verdict; returns its JSON output (json_decref). */
+static json_t *
+pyjwt(struct ifx *f, const char *tok, const char *aud)
+{
+	char script[512], tokp[400], cap[400], *out = NULL;
+	char *argv[] = { "/usr/bin/python3", script, tokp, cap, (char *)aud,
+		NULL };
+	json_t *j;
+
+	snprintf(script, sizeof(script),
+	    "%s/tests/integration/issuer/verify_pyjwt.py", src_dir());
+	snprintf(tokp, sizeof(tokp), "%s/token.jwt", f->dir);
+	snprintf(cap, sizeof(cap), "%s/ca.pem", f->ca);
+	write_text(tokp, tok);
+	assert_int_equal(run(argv, &out), 0);
+	j = json_loads(out, 0, NULL);
+	free(out);
+	assert_non_null(j);
+	return j;
+}
+
+static void
+self_digest(char out[72], char exe[4096])
+{
+	unsigned char md[32], buf[65536];
+	unsigned int mdlen;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	ssize_t n = readlink("/proc/self/exe", exe, 4095);
+	FILE *in;
+	size_t k;
+	int i;
+
+	assert_true(n > 0);
+	exe[n] = '\0';
+	assert_non_null(in = fopen(exe, "rb"));
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	while ((k = fread(buf, 1, sizeof(buf), in)) > 0)
+		EVP_DigestUpdate(ctx, buf, k);
+	fclose(in);
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	memcpy(out, "sha256:", 7);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+static const char *
+cstr(json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	if (v == NULL)
+		fail_msg("claim %s missing", k);
+	return v;
+}
+
+static void
+check_claims(json_t *c, const char *aud, long long exp)
+{
+	char sub[128], uid[32], digest[72], exe[4096];
+	json_t *images;
+
+	self_digest(digest, exe);
+	snprintf(sub, sizeof(sub), "spiffe://tsi.example/uid/%lu",
+	    (unsigned long)getuid());
+	snprintf(uid, sizeof(uid), "%lu", (unsigned long)getuid());
+	assert_string_equal(cstr(c, "sub"), sub);
+	assert_string_equal(cstr(c, "aud"), aud);
+	assert_string_equal(cstr(c, "uid"), uid);
+	assert_string_equal(cstr(c, "exe"), exe);
+	assert_string_equal(cstr(c, "cluster-name"), "c1");
+	assert_string_equal(cstr(c, "region"), "eu-de");
+	assert_string_equal(cstr(c, "datacenter"), "fra02");
+	assert_string_equal(cstr(c, "node"), "worker-1");
+	assert_int_equal(strlen(cstr(c, "jti")), 22);   /* 128 bits base64url */
+	images = json_object_get(c, "images");
+	assert_int_equal(json_array_size(images), 1);
+	assert_string_equal(json_string_value(json_array_get(images, 0)), digest);
+	assert_int_equal(json_integer_value(json_object_get(c, "exp")), exp);
+	assert_int_equal(exp - json_integer_value(json_object_get(c, "iat")), 300);
+}
+
+static void
+test_delegated_token(void **state)
+{
+	struct ifx *f = *state;
+	struct tsi_verify_result res;
+	json_t *claims, *py, *hdr = NULL, *cl2 = NULL, *jwks;
+	struct resp r;
+	long long exp = 0;
+	char *tok;
+
+	enroll(f);
+	start_issuer(f);
+	tok = get_token(f, "tsi-vault", &exp);
+	claims = verify(f, tok, "tsi-vault", &res);
+	check_claims(claims, "tsi-vault", exp);
+
+	/* x5c = [session cert, node cert], kid of the session key */
+	assert_int_equal(tsi_jwt_decode_unverified(tok, &hdr, &cl2), TSI_OK);
+	assert_int_equal(json_array_size(json_object_get(hdr, "x5c")), 2);
+	assert_string_equal(cstr(hdr, "kid"), res.kid);
+
+	/* Another implementation agrees. */
+	py = pyjwt(f, tok, "tsi-vault");
+	assert_int_equal(json_integer_value(json_object_get(py, "x5c_len")), 2);
+	assert_string_equal(cstr(json_object_get(py, "claims"), "sub"),
+	    cstr(claims, "sub"));
+
+	/* The JWKS publishes that key. */
+	assert_int_equal(get(f, "/v1/jwks", NULL, &r, NULL), CURLE_OK);
+	assert_int_equal(r.status, 200);
+	jwks = json_loads(r.body, 0, NULL);
+	assert_non_null(jwks);
+	assert_string_equal(cstr(json_array_get(json_object_get(jwks, "keys"), 0),
+	    "kid"), res.kid);
+	assert_string_equal(cstr(json_array_get(json_object_get(jwks, "keys"), 0),
+	    "use"), "sig");
+	json_decref(jwks);
+
+	/* Health says ok. */
+	assert_int_equal(get(f, "/v1/health", NULL, &r, NULL), CURLE_OK);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"tpm\":\"ok\""));
+
+	/* A token for one audience is refused for another. */
+	{
+		struct tsi_trust *t = NULL;
+		struct tsi_verify_opts o = { "other", 0, -1 };
+		json_t *c = NULL;
+		char cap[400];
+		snprintf(cap, sizeof(cap), "%s/ca.pem", f->ca);
+		assert_int_equal(tsi_trust_new(&t), TSI_OK);
+		assert_int_equal(tsi_trust_add_ca_file(t, cap), TSI_OK);
+		assert_int_equal(tsi_jwt_verify(t, tok, &o, &c, &res),
+		    TSI_ERR_BAD_TOKEN);
+		tsi_trust_free(t);
+	}
+	json_decref(hdr);
+	json_decref(cl2);
+	json_decref(py);
+	json_decref(claims);
+	free(tok);
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+static void
+test_caller_sets_only_aud(void **state)
+{
+	struct ifx *f = *state;
+	struct curl_slist *h = NULL;
+	struct tsi_verify_result res;
+	struct resp r;
+	json_t *claims;
+	char *tok;
+	int i;
+	static const char *bad[] = {
+		"/v1/token?aud=a&sub=spiffe://tsi.example/ns/kube-system/sa/admin",
+		"/v1/token?aud=a&namespace=kube-system",
+		"/v1/token?aud=a&images=sha256:00",
+		"/v1/token?aud=a&aud=b",
+		"/v1/token",
+		"/v1/token?aud=",
+		"/v1/token?aud=two%20words",
+		"/v1/token?aud=%0a",
+	};
+
+	enroll(f);
+	start_issuer(f);
+	for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
+		assert_int_equal(get(f, bad[i], NULL, &r, NULL), CURLE_OK);
+		if (r.status != 400)
+			fail_msg("%s: status %ld", bad[i], r.status);
+		assert_null(strstr(r.body, "token\""));
+	}
+	/* Headers naming claims change nothing. */
+	h = curl_slist_append(h, "Sub: spiffe://tsi.example/ns/kube-system/sa/admin");
+	h = curl_slist_append(h, "X-Tsi-Namespace: kube-system");
+	h = curl_slist_append(h, "Images: sha256:0000");
+	h = curl_slist_append(h, "X-Forwarded-For: 10.0.0.1");
+	h = curl_slist_append(h, "Authorization: Bearer whatever");
+	{
+		char path[64];
+		long long exp;
+		json_t *j;
+		snprintf(path, sizeof(path), "/v1/token?aud=tsi-vault");
+		assert_int_equal(get(f, path, h, &r, NULL), CURLE_OK);
+		assert_int_equal(r.status, 200);
+		j = json_loads(r.body, 0, NULL);
+		tok = strdup(json_string_value(json_object_get(j, "token")));
+		exp = json_integer_value(json_object_get(j, "expires_at"));
+		json_decref(j);
+		claims = verify(f, tok, "tsi-vault", &res);
+		check_claims(claims, "tsi-vault", exp);
+		assert_null(json_object_get(claims, "namespace"));
+		json_decref(claims);
+		free(tok);
+	}
+	curl_slist_free_all(h);
+	/* Other methods and paths. */
+	assert_int_equal(get(f, "/v1/token?aud=a", NULL, &r, "POST"), CURLE_OK);
+	assert_int_equal(r.status, 405);
+	assert_int_equal(get(f, "/v1/tokens?aud=a", NULL, &r, NULL), CURLE_OK);
+	assert_int_equal(r.status, 404);
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+static void
+test_tpm_mode_restart_keeps_kid(void **state)
+{
+	struct ifx *f = *state;
+	struct tsi_verify_result res;
+	json_t *claims, *py;
+	X509 *node = NULL;
+	char kid1[44], kid_node[44];
+	long long exp;
+	char *tok;
+
+	enroll(f);
+	start_issuer(f);
+	tok = get_token(f, "tsi-vault", &exp);
+	claims = verify(f, tok, "tsi-vault", &res);
+	check_claims(claims, "tsi-vault", exp);
+	json_decref(claims);
+	snprintf(kid1, sizeof(kid1), "%s", res.kid);
+	/* Signed by the TPM key itself: kid is the node key's thumbprint. */
+	assert_int_equal(tsi_x509_load_file(f->node, &node), TSI_OK);
+	assert_int_equal(tsi_key_thumbprint(X509_get0_pubkey(node), kid_node),
+	    TSI_OK);
+	assert_string_equal(kid1, kid_node);
+	py = pyjwt(f, tok, "tsi-vault");
+	assert_int_equal(json_integer_value(json_object_get(py, "x5c_len")), 1);
+	json_decref(py);
+	free(tok);
+
+	/* Restart the issuer: same key, same kid, same node certificate. */
+	assert_int_equal(stop_issuer(f), 0);
+	start_issuer(f);
+	tok = get_token(f, "tsi-vault", &exp);
+	claims = verify(f, tok, "tsi-vault", &res);
+	assert_string_equal(res.kid, kid1);
+	json_decref(claims);
+	free(tok);
+
+	/* Restart the TPM too (same state dir): still the same key. */
+	assert_int_equal(stop_issuer(f), 0);
+	test_swtpm_kill(&f->tpm, SIGTERM);
+	assert_int_equal(test_swtpm_restart(&f->tpm), 0);
+	start_issuer(f);
+	tok = get_token(f, "tsi-vault", &exp);
+	claims = verify(f, tok, "tsi-vault", &res);
+	assert_string_equal(res.kid, kid1);
+	json_decref(claims);
+	free(tok);
+	X509_free(node);
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+static void
+tpm_loss(struct ifx *f)
+{
+	struct resp r;
+	long long t0, t1, deadline, worst = 0, detect = -1;
+	char *tok;
+
+	enroll(f);
+	start_issuer(f);
+	tok = get_token(f, "tsi-vault", NULL);
+	free(tok);
+
+	test_swtpm_kill(&f->tpm, SIGKILL);
+	t0 = test_now_ms();
+	deadline = t0 + 3000;
+	while (test_now_ms() < deadline) {
+		t1 = test_now_ms();
+		assert_int_equal(get(f, "/v1/token?aud=tsi-vault", NULL, &r,
+		    NULL), CURLE_OK);
+		if (test_now_ms() - t1 > worst)
+			worst = test_now_ms() - t1;
+		if (r.status == 503) {
+			detect = test_now_ms() - t0;
+			break;
+		}
+		assert_int_equal(r.status, 200);
+		usleep(20000);
+	}
+	print_message("%s: TPM loss -> 503 after %lld ms (slowest request "
+	    "%lld ms)\n", f->signing, detect, worst);
+	assert_true(detect >= 0 && detect < 1000);
+	assert_true(worst < 1000);
+	assert_null(strstr(r.body, "\"token\""));
+	/* Stays 503, answered quickly, and health says why. */
+	t1 = test_now_ms();
+	assert_int_equal(get(f, "/v1/token?aud=tsi-vault", NULL, &r, NULL),
+	    CURLE_OK);
+	assert_int_equal(r.status, 503);
+	assert_int_equal(get(f, "/v1/health", NULL, &r, NULL), CURLE_OK);
+	assert_true(test_now_ms() - t1 < 1000);
+	assert_int_equal(r.status, 503);
+	assert_non_null(strstr(r.body, "\"tpm\":\"unavailable\""));
+	assert_non_null(strstr(r.body, "reason"));
+
+	/* The TPM comes back on the same state: served again, no restart. */
+	assert_int_equal(test_swtpm_restart(&f->tpm), 0);
+	t0 = test_now_ms();
+	deadline = t0 + 5000;
+	do {
+		assert_int_equal(get(f, "/v1/token?aud=tsi-vault", NULL, &r,
+		    NULL), CURLE_OK);
+		if (r.status == 200)
+			break;
+		usleep(50000);
+	} while (test_now_ms() < deadline);
+	print_message("%s: TPM back -> 200 after %lld ms\n", f->signing,
+	    test_now_ms() - t0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(get(f, "/v1/health", NULL, &r, NULL), CURLE_OK);
+	assert_int_equal(r.status, 200);
+	assert_true(kill(f->issuer, 0) == 0);   /* the same process */
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+static void
+test_tpm_loss_delegated(void **state)
+{
+	tpm_loss(*state);
+}
+
+static void
+test_tpm_loss_tpm(void **state)
+{
+	tpm_loss(*state);
+}
+
+static int
+log_has(struct ifx *f, const char *s)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *in = fopen(f->log, "r");
+	int found;
+
+	if (in == NULL)
+		return 0;
+	text = calloc(1, 1 << 20);
+	len = fread(text, 1, (1 << 20) - 1, in);
+	fclose(in);
+	text[len] = '\0';
+	found = strstr(text, s) != NULL;
+	free(text);
+	return found;
+}
+
+static int
+run_issuer_status(struct ifx *f)
+{
+	char exe[512];
+	int status = -1;
+	pid_t pid;
+
+	snprintf(exe, sizeof(exe), "%s/tsi-issuer", bin_dir());
+	if ((pid = fork()) == 0) {
+		int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(exe, exe, "run", "--config", f->conf, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+test_refuses_bad_node_cert(void **state)
+{
+	struct ifx *f = *state;
+	struct tsi_signer *soft = NULL;
+	EVP_PKEY *other = EVP_EC_gen("P-256"), *ca_key = NULL, *tpm_pub;
+	X509 *ca = NULL, *good = NULL, *expired;
+	char *csr = NULL, *cert = NULL, cap[400], keyp[400];
+	struct pki_spec sp;
+	FILE *in;
+
+	/* No node certificate yet. */
+	assert_int_equal(run_issuer_status(f), 1);
+	assert_true(log_has(f, "node_cert.unreadable"));
+
+	/* A certificate from the right CA for another key. */
+	enroll(f);
+	assert_int_equal(tsi_x509_load_file(f->node, &good), TSI_OK);
+	snprintf(cap, sizeof(cap), "%s/ca.pem", f->ca);
+	snprintf(keyp, sizeof(keyp), "%s/ca.key", f->ca);
+	assert_int_equal(tsi_signer_new_soft(other, &soft), TSI_OK);
+	assert_int_equal(tsi_x509_make_csr(soft, "worker-1", &csr), TSI_OK);
+	assert_int_equal(tsi_ca_sign_csr(cap, keyp, csr, strlen(csr), &test_loc,
+	    1, &cert), TSI_OK);
+	write_text(f->node, cert);
+	assert_int_equal(run_issuer_status(f), 1);
+	assert_true(log_has(f, "node_cert.wrong_key"));
+
+	/* The right key, but expired. */
+	assert_int_equal(tsi_x509_load_file(cap, &ca), TSI_OK);
+	assert_non_null(in = fopen(keyp, "r"));
+	ca_key = PEM_read_PrivateKey(in, NULL, NULL, NULL);
+	fclose(in);
+	assert_non_null(ca_key);
+	tpm_pub = X509_get0_pubkey(good);
+	memset(&sp, 0, sizeof(sp));
+	sp.cn = "worker-1";
+	sp.issuer = ca;
+	sp.issuer_key = ca_key;
+	sp.key = tpm_pub;
+	sp.ca = 1;
+	sp.pathlen = 0;
+	sp.ku = "critical,digitalSignature,keyCertSign";
+	sp.san = pki_loc_san();
+	sp.not_before = -7200;
+	sp.not_after = -3600;
+	assert_non_null(expired = pki_cert(&sp));
+	assert_int_equal(pki_write_cert(f->node, expired), 0);
+	assert_int_equal(run_issuer_status(f), 1);
+	assert_true(log_has(f, "node_cert.expired"));
+
+	/* And a good one works again. */
+	assert_int_equal(pki_write_cert(f->node, good), 0);
+	start_issuer(f);
+	assert_int_equal(stop_issuer(f), 0);
+
+	X509_free(expired);
+	X509_free(good);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(other);
+	tsi_signer_free(soft);
+	free(csr);
+	free(cert);
+}
+
+static void
+test_bad_config_exit_2(void **state)
+{
+	struct ifx *f = *state;
+	char exe[512];
+	char *argv[] = { exe, "run", "--config", f->conf, NULL };
+	char *argv2[] = { exe, "frobnicate", NULL };
+	char *argv3[] = { exe, "--help", NULL };
+
+	snprintf(exe, sizeof(exe), "%s/tsi-issuer", bin_dir());
+	write_config(f, "token_ttl = 99999;\n");
+	assert_int_equal(run(argv, NULL), 2);
+	assert_int_equal(run(argv2, NULL), 2);
+	assert_int_equal(run(argv3, NULL), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_delegated_token,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_caller_sets_only_aud,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_tpm_mode_restart_keeps_kid,
+		    setup_tpm, teardown),
+		cmocka_unit_test_setup_teardown(test_tpm_loss_delegated,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_tpm_loss_tpm, setup_tpm,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_bad_node_cert,
+		    setup_tpm, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_config_exit_2,
+		    setup_tpm, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	tsi_log_init("test_issuer", TSI_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
