@@ -323,7 +323,9 @@ run_refresh(struct ctx *c)
 			if ((r = do_login(c, err, sizeof(err))) != TSI_OK) {
 				if (stop_flag)
 					break;
-				if (tsi_sidecar_is_final(r)) {
+				if (r == TSI_ERR_DENIED ||
+				    r == TSI_ERR_UNIDENTIFIED) {
+					/* Nothing is released any more. */
 					tsi_log(TSI_LOG_ERROR, "login.refused",
 					    TSI_LS("reason", err));
 					for (i = 0; i < sp->n; i++)
@@ -331,8 +333,12 @@ run_refresh(struct ctx *c)
 					d = tsi_sidecar_jitter_ms(
 					    c->st->refresh_ms, rnd32());
 				} else {
-					tsi_log(TSI_LOG_WARN, "login.retry",
-					    TSI_LS("reason", err));
+					/* Unreachable, or broken in a way an
+					 * operator must fix (certificate):
+					 * keep the files, keep trying. */
+					tsi_log(tsi_sidecar_is_final(r) ?
+					    TSI_LOG_ERROR : TSI_LOG_WARN,
+					    "login.retry", TSI_LS("reason", err));
 					d = tsi_sidecar_backoff_ms(backoff++,
 					    c->st->retry_base_ms,
 					    c->st->retry_cap_ms, rnd32());
