@@ -13,7 +13,7 @@ LOC_ARGS=(--cluster-name bench-cluster --region bench-region --datacenter bench-
 CA_DIR=$TMP/ca
 TOKENS=$TMP/tokens.txt
 have_tokens=0
-if (want login || want issuer || want sidecar || want kv) && [ -x "$BIN/mint_tokens" ]; then
+if (want login || want jwt_verify || want issuer || want sidecar || want kv) && [ -x "$BIN/mint_tokens" ]; then
   log "minting $NTOKENS login tokens (before the clock starts)"
   if "$BIN/mint_tokens" --ca-dir "$CA_DIR" --out "$TOKENS" --count "$NTOKENS" \
        --ttl 3600 2>"$TMP/mint.err"; then
@@ -155,6 +155,25 @@ vault_note() {
   if [ ! -x "$BIN/tsi-vault" ]; then missing_note tsi-vault
   else echo "not measured (tsi-vault did not start)"; fi
 }
+
+# The login's verification alone (no HTTP, policy or audit), same tokens.
+if want login || want jwt_verify; then
+  label="tsi_jwt_verify alone, 2 threads (login ceiling)"
+  if [ ! -x "$BIN/jwt_verify" ]; then
+    figure jwt_verify "$label" null "verifies/s" openssl_verify '{}' "$(missing_note jwt_verify)"
+  elif [ "$have_tokens" -ne 1 ]; then
+    figure jwt_verify "$label" null "verifies/s" openssl_verify '{}' "not measured (no tokens minted)"
+  else
+    log "figure: tsi_jwt_verify alone (${SECS}s)"
+    if out=$("$BIN/jwt_verify" --ca "$CA_DIR/ca.pem" --tokens "$TOKENS" --threads 2 \
+               --seconds "$SECS" 2>"$TMP/jwt-verify.err"); then
+      figure jwt_verify "$label" "$(jget "$out" verifies_per_sec)" "verifies/s" openssl_verify '{}' "" "$out"
+    else
+      figure jwt_verify "$label" null "verifies/s" openssl_verify '{}' \
+        "not measured (jwt_verify failed: $(tail -1 "$TMP/jwt-verify.err"))"
+    fi
+  fi
+fi
 
 if want login; then
   label="logins/s, fresh JWT each, $CONNS conns"
