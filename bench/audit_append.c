@@ -8,8 +8,10 @@
  * record; with many callers, what the committer could do if requests did not
  * hold a thread while they wait. Compare with lmdb_raw (256 per commit).
  *
- *   audit_append --dir D [--threads 2] [--seconds 2]
+ *   audit_append --dir D [--threads 2] [--seconds 2] [--records N]
  *
+ * --records N stops after N records instead of after SECONDS (to fill a
+ * store for the RSS and query figures; the store then holds its real chain).
  * Prints one JSON object: {"records", "seconds", "records_per_sec",
  * "threads", "failed"}. Exit 0, 1 on failure, 2 on bad usage.
  */
@@ -29,6 +31,7 @@ struct worker {
 	pthread_t th;
 	struct tsi_audit *a;
 	double deadline;
+	unsigned long long quota;   /* 0: until the deadline */
 	unsigned long long n, failed;
 	int id;
 };
@@ -49,7 +52,7 @@ run(void *arg)
 	char path[64], rid[64];
 	json_t *rec;
 
-	while (now_s() < w->deadline) {
+	while (w->quota > 0 ? w->n < w->quota : now_s() < w->deadline) {
 		uint64_t seq;
 
 		snprintf(path, sizeof(path), "secret/data/bench/s%llu", w->n % 100);
@@ -80,7 +83,8 @@ run(void *arg)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: audit_append --dir D [--threads N] [--seconds S]\n");
+	fprintf(stderr, "usage: audit_append --dir D [--threads N] [--seconds S] "
+	    "[--records N]\n");
 	return 2;
 }
 
@@ -90,6 +94,7 @@ main(int argc, char **argv)
 	const char *dir = NULL;
 	long threads = 2, k;
 	double seconds = 2, t0, t1;
+	long long records = 0;
 	struct tsi_audit_opts o;
 	struct tsi_audit *a = NULL;
 	struct worker *ws = NULL;
@@ -103,11 +108,16 @@ main(int argc, char **argv)
 			threads = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
+			records = strtoll(argv[++i], NULL, 10);
 		else
 			return usage();
 	}
-	if (dir == NULL || threads < 1 || threads > 1024 || seconds <= 0)
+	if (dir == NULL || threads < 1 || threads > 1024 || seconds <= 0 ||
+	    records < 0)
 		return usage();
+	if (records > 0 && records < threads)
+		threads = (long)records;
 	memset(&o, 0, sizeof(o));
 	if ((r = tsi_audit_open(dir, &o, &a)) != TSI_OK) {
 		fprintf(stderr, "audit_append: open %s: %s\n", dir, tsi_strerror(r));
@@ -122,6 +132,8 @@ main(int argc, char **argv)
 		ws[k].a = a;
 		ws[k].deadline = t0 + seconds;
 		ws[k].id = (int)k;
+		ws[k].quota = (unsigned long long)(records / threads +
+		    (k < records % threads ? 1 : 0));
 		if (pthread_create(&ws[k].th, NULL, run, &ws[k]) != 0) {
 			threads = k;
 			break;
