@@ -10,8 +10,9 @@
  *
  *   audit_append --dir D [--threads 2] [--seconds 2] [--records N]
  *
- * --records N stops after N records instead of after SECONDS (to fill a
- * store for the RSS and query figures; the store then holds its real chain).
+ * --records N stops after N records (or SECONDS, whichever comes first: give
+ * a generous SECONDS), to fill a store for the RSS figure; the store then
+ * holds a real chain. --map-size sets the LMDB map (bytes; default 1 GiB).
  * Prints one JSON object: {"records", "seconds", "records_per_sec",
  * "threads", "failed"}. Exit 0, 1 on failure, 2 on bad usage.
  */
@@ -52,7 +53,7 @@ run(void *arg)
 	char path[64], rid[64];
 	json_t *rec;
 
-	while (w->quota > 0 ? w->n < w->quota : now_s() < w->deadline) {
+	while ((w->quota == 0 || w->n < w->quota) && now_s() < w->deadline) {
 		uint64_t seq;
 
 		snprintf(path, sizeof(path), "secret/data/bench/s%llu", w->n % 100);
@@ -84,7 +85,7 @@ static int
 usage(void)
 {
 	fprintf(stderr, "usage: audit_append --dir D [--threads N] [--seconds S] "
-	    "[--records N]\n");
+	    "[--records N] [--map-size BYTES]\n");
 	return 2;
 }
 
@@ -94,7 +95,7 @@ main(int argc, char **argv)
 	const char *dir = NULL;
 	long threads = 2, k;
 	double seconds = 2, t0, t1;
-	long long records = 0;
+	long long records = 0, map_size = 0;
 	struct tsi_audit_opts o;
 	struct tsi_audit *a = NULL;
 	struct worker *ws = NULL;
@@ -108,17 +109,20 @@ main(int argc, char **argv)
 			threads = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--map-size") == 0 && i + 1 < argc)
+			map_size = strtoll(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
 			records = strtoll(argv[++i], NULL, 10);
 		else
 			return usage();
 	}
 	if (dir == NULL || threads < 1 || threads > 1024 || seconds <= 0 ||
-	    records < 0)
+	    records < 0 || map_size < 0)
 		return usage();
 	if (records > 0 && records < threads)
 		threads = (long)records;
 	memset(&o, 0, sizeof(o));
+	o.map_size = (size_t)map_size;
 	if ((r = tsi_audit_open(dir, &o, &a)) != TSI_OK) {
 		fprintf(stderr, "audit_append: open %s: %s\n", dir, tsi_strerror(r));
 		return 1;
