@@ -109,7 +109,7 @@ roles = ( { name = "bench"; rules = [ "bench-rw" ]; token_ttl = 3600; } );
 rules = (
   { name = "bench-rw";
     paths = [ "secret/data/bench/*" ];
-    capabilities = [ "create", "read", "update", "list" ];
+    capabilities = [ "create", "read", "update" ];
   }
 );
 EOF
