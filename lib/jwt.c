@@ -26,6 +26,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +37,35 @@
 #define MAX_NUMERIC_DATE 253402300799LL  /* 9999-12-31T23:59:59Z */
 #define REVOKED_MAX 100000
 
+/*
+ * Parsed x5c certificates, keyed by their exact DER. OpenSSL 3.0 spends
+ * about as long decoding a certificate (its public key goes through the
+ * provider decoders) as verifying a signature, and the same node and session
+ * certificates arrive with every token of a node. Only parsing is cached:
+ * chain, validity, revocation and signature are checked on every call.
+ */
+#define CERT_CACHE_SIZE 64
+
+struct cert_slot {
+	unsigned char *der;
+	size_t len;
+	unsigned char h[32];      /* SHA-256 of der */
+	X509 *x;                  /* one reference held by the cache */
+	unsigned long long used;
+};
+
+struct cert_cache {
+	pthread_mutex_t mu;
+	unsigned long long tick;
+	struct cert_slot slot[CERT_CACHE_SIZE];
+};
+
 struct tsi_trust {
 	X509_STORE *store;
 	int ncas;
 	char **revoked;           /* lower-case hex, no colons */
 	size_t nrevoked;
+	struct cert_cache *cache; /* mutable behind a const tsi_trust */
 };
 
 const char *
@@ -84,12 +109,101 @@ tsi_trust_new(struct tsi_trust **out)
 		return TSI_ERR_INVALID_ARG;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return TSI_ERR_ALLOC;
-	if ((t->store = X509_STORE_new()) == NULL) {
+	if ((t->store = X509_STORE_new()) == NULL ||
+	    (t->cache = calloc(1, sizeof(*t->cache))) == NULL) {
+		X509_STORE_free(t->store);
 		free(t);
 		return TSI_ERR_ALLOC;
 	}
+	if (pthread_mutex_init(&t->cache->mu, NULL) != 0) {
+		X509_STORE_free(t->store);
+		free(t->cache);
+		free(t);
+		return TSI_ERR_INTERNAL;
+	}
 	*out = t;
 	return TSI_OK;
+}
+
+static void
+cache_free(struct cert_cache *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < CERT_CACHE_SIZE; i++) {
+		free(c->slot[i].der);
+		X509_free(c->slot[i].x);
+	}
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/*
+ * The certificate encoded by exactly der[0..len), parsed once. Returns a new
+ * reference (caller X509_free) or NULL when der is not one whole DER
+ * certificate.
+ */
+static X509 *
+cache_parse(struct cert_cache *c, const unsigned char *der, size_t len)
+{
+	unsigned char h[32];
+	const unsigned char *p = der;
+	struct cert_slot *victim;
+	unsigned char *copy;
+	X509 *x;
+	size_t i;
+
+	if (len == 0 || len > TSI_JWT_MAX_BYTES ||
+	    EVP_Digest(der, len, h, NULL, EVP_sha256(), NULL) != 1)
+		return NULL;
+	pthread_mutex_lock(&c->mu);
+	for (i = 0; i < CERT_CACHE_SIZE; i++) {
+		struct cert_slot *sl = &c->slot[i];
+		if (sl->x != NULL && sl->len == len &&
+		    memcmp(sl->h, h, sizeof(h)) == 0 &&
+		    memcmp(sl->der, der, len) == 0 && X509_up_ref(sl->x) == 1) {
+			sl->used = ++c->tick;
+			x = sl->x;
+			pthread_mutex_unlock(&c->mu);
+			return x;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	x = d2i_X509(NULL, &p, (long)len);
+	if (x == NULL || p != der + len) {
+		X509_free(x);
+		ERR_clear_error();
+		return NULL;
+	}
+	/* Compute the cached extension data now, before the object is shared. */
+	(void)X509_get_extension_flags(x);
+	if ((copy = malloc(len)) == NULL || X509_up_ref(x) != 1) {
+		free(copy);
+		return x; /* usable, just not cached */
+	}
+	memcpy(copy, der, len);
+	pthread_mutex_lock(&c->mu);
+	victim = &c->slot[0];
+	for (i = 0; i < CERT_CACHE_SIZE; i++) {
+		if (c->slot[i].x == NULL) {
+			victim = &c->slot[i];
+			break;
+		}
+		if (c->slot[i].used < victim->used)
+			victim = &c->slot[i];
+	}
+	free(victim->der);
+	X509_free(victim->x);  /* holders keep their own references */
+	victim->der = copy;
+	victim->len = len;
+	memcpy(victim->h, h, sizeof(h));
+	victim->x = x;         /* the extra reference taken above */
+	victim->used = ++c->tick;
+	pthread_mutex_unlock(&c->mu);
+	return x;
 }
 
 void
@@ -100,6 +214,7 @@ tsi_trust_free(struct tsi_trust *t)
 	if (t == NULL)
 		return;
 	X509_STORE_free(t->store);
+	cache_free(t->cache);
 	for (i = 0; i < t->nrevoked; i++)
 		free(t->revoked[i]);
 	free(t->revoked);
@@ -388,13 +503,12 @@ check_header(const json_t *hdr, struct tsi_verify_result *res)
 }
 
 static int
-decode_x5c(const json_t *hdr, STACK_OF(X509) **out,
+decode_x5c(struct cert_cache *cache, const json_t *hdr, STACK_OF(X509) **out,
     struct tsi_verify_result *res)
 {
 	const json_t *x5c = json_object_get(hdr, "x5c");
 	STACK_OF(X509) *sk = NULL;
 	unsigned char *der = NULL;
-	const unsigned char *p;
 	size_t i, derlen = 0;
 	X509 *x;
 	int ret;
@@ -417,11 +531,7 @@ decode_x5c(const json_t *hdr, STACK_OF(X509) **out,
 			    "x5c[%zu] is not base64", i);
 			goto out;
 		}
-		p = der;
-		x = d2i_X509(NULL, &p, (long)derlen);
-		if (x == NULL || p != der + derlen) {
-			X509_free(x);
-			ERR_clear_error();
+		if ((x = cache_parse(cache, der, derlen)) == NULL) {
 			ret = refuse(res, TSI_JWT_BAD_X5C,
 			    "x5c[%zu] is not a DER certificate", i);
 			goto out;
@@ -572,14 +682,29 @@ find_node(STACK_OF(X509) *x5c, struct tsi_location *loc, int *index,
 
 /* ---- signature ---- */
 
+/* The order n of the P-256 group, big-endian (SEC 2, section 2.4.2). */
+static const unsigned char p256_order[32] = {
+	0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
+	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
+	0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+};
+
+/* Nonzero when the 32-byte big-endian v is in [1, n-1]. */
+static int
+scalar_in_range(const unsigned char v[32])
+{
+	static const unsigned char zero[32];
+
+	return memcmp(v, zero, 32) != 0 && memcmp(v, p256_order, 32) < 0;
+}
+
 static int
 check_signature(EVP_PKEY *pub, const struct parts *p,
     struct tsi_verify_result *res)
 {
 	unsigned char *raw = NULL, *der = NULL;
 	size_t rawlen = 0;
-	EC_GROUP *grp = NULL;
-	const BIGNUM *order;
 	BIGNUM *r = NULL, *s = NULL;
 	ECDSA_SIG *es = NULL;
 	EVP_MD_CTX *md = NULL;
@@ -595,18 +720,14 @@ check_signature(EVP_PKEY *pub, const struct parts *p,
 		    "signature is %zu bytes, want 64 (r||s)", rawlen);
 		goto out;
 	}
-	if ((grp = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)) == NULL ||
-	    (order = EC_GROUP_get0_order(grp)) == NULL ||
-	    (r = BN_bin2bn(raw, 32, NULL)) == NULL ||
-	    (s = BN_bin2bn(raw + 32, 32, NULL)) == NULL)
-		goto out;
-	if (BN_is_zero(r) || BN_is_zero(s) || BN_cmp(r, order) >= 0 ||
-	    BN_cmp(s, order) >= 0) {
+	if (!scalar_in_range(raw) || !scalar_in_range(raw + 32)) {
 		ret = refuse(res, TSI_JWT_BAD_SIGNATURE,
 		    "r or s not in [1, n-1]");
 		goto out;
 	}
-	if ((es = ECDSA_SIG_new()) == NULL || ECDSA_SIG_set0(es, r, s) != 1)
+	if ((r = BN_bin2bn(raw, 32, NULL)) == NULL ||
+	    (s = BN_bin2bn(raw + 32, 32, NULL)) == NULL ||
+	    (es = ECDSA_SIG_new()) == NULL || ECDSA_SIG_set0(es, r, s) != 1)
 		goto out;
 	r = s = NULL; /* owned by es */
 	if ((n = i2d_ECDSA_SIG(es, &der)) <= 0 || (md = EVP_MD_CTX_new()) == NULL)
@@ -627,7 +748,6 @@ out:
 	BN_free(r);
 	BN_free(s);
 	ECDSA_SIG_free(es);
-	EC_GROUP_free(grp);
 	EVP_MD_CTX_free(md);
 	return ret;
 }
@@ -794,7 +914,7 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 		goto out;
 	if ((ret = check_header(hdr, res)) != TSI_OK)
 		goto out;
-	if ((ret = decode_x5c(hdr, &x5c, res)) != TSI_OK)
+	if ((ret = decode_x5c(t->cache, hdr, &x5c, res)) != TSI_OK)
 		goto out;
 	if ((ret = verify_chain(t, x5c, (time_t)now, &chain, res)) != TSI_OK)
 		goto out;

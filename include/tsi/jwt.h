@@ -58,7 +58,11 @@ const char *tsi_jwt_reason_name(enum tsi_jwt_reason r);
 int tsi_jwt_mint(const struct tsi_signer *s, STACK_OF(X509) *chain,
     const json_t *claims, char **token);
 
-/* Trust anchors and revocations for verification. */
+/* Trust anchors and revocations for verification. Fill it (add CAs and
+ * revocations) before sharing it; then any number of threads may call
+ * tsi_jwt_verify on it at once. Changing it while others verify is not safe:
+ * build a new one and swap. It also caches parsed x5c certificates (by exact
+ * DER; at most 64); every check still runs on every call. */
 struct tsi_trust;
 
 int tsi_trust_new(struct tsi_trust **out);
@@ -70,6 +74,8 @@ int tsi_trust_add_ca_pem(struct tsi_trust *t, const char *pem, size_t len);
  * or by SHA-256 fingerprint of its DER (hex, colons optional). */
 int tsi_trust_revoke(struct tsi_trust *t, const char *serial_or_fingerprint);
 
+/* opts == NULL means all defaults. Note that a zero-initialised struct
+ * means skew 0: set skew = -1 for the default. */
 struct tsi_verify_opts {
 	const char *audience;   /* NULL: TSI_JWT_DEFAULT_AUD */
 	time_t now;             /* 0: time(NULL) */
@@ -83,9 +89,12 @@ struct tsi_verify_result {
 	char kid[44];
 };
 
-/* Verifies token. On success returns TSI_OK and *claims (caller json_decref).
- * On refusal returns TSI_ERR_BAD_TOKEN with res->reason and res->detail set;
- * *claims untouched. res must not be NULL. */
+/* Verifies token (NUL-terminated) with the checks, in the order, of
+ * docs/token-core.md. On success returns TSI_OK and *claims (caller
+ * json_decref), res->node_fingerprint and res->kid. On refusal returns
+ * TSI_ERR_BAD_TOKEN with res->reason and res->detail set; *claims untouched.
+ * Other codes (TSI_ERR_ALLOC, TSI_ERR_INVALID_ARG for NULL arguments) also
+ * leave res->reason non-zero. res must not be NULL. */
 int tsi_jwt_verify(const struct tsi_trust *t, const char *token,
     const struct tsi_verify_opts *opts, json_t **claims,
     struct tsi_verify_result *res);

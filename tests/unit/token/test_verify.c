@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -540,6 +541,29 @@ test_sig_r_s_not_below_order(void **state)
 	tsi_freezero(raw, rawlen);
 	memcpy(sig + 32, n, 32);
 	expect(f, with_sig(tok, sig, 64), TSI_JWT_BAD_SIGNATURE);
+	/* r = n - 1 is in range: refused by the signature check itself. */
+	{
+		struct tsi_verify_opts o = { .now = f->now, .skew = 60 };
+		struct tsi_verify_result res;
+		json_t *cl = NULL;
+		char *t2;
+
+		memcpy(sig, n, 32);
+		sig[31] -= 1;
+		memset(sig + 32, 0, 32);
+		sig[63] = 1;
+		t2 = with_sig(good_token(f, claims_base(f->now)), sig, 64);
+		assert_int_equal(tsi_jwt_verify(f->trust, t2, &o, &cl, &res), TSI_ERR_BAD_TOKEN);
+		assert_int_equal(res.reason, TSI_JWT_BAD_SIGNATURE);
+		assert_non_null(strstr(res.detail, "does not verify"));
+		free(t2);
+		/* and r = n is refused by the range check */
+		memcpy(sig, n, 32);
+		t2 = with_sig(good_token(f, claims_base(f->now)), sig, 64);
+		assert_int_equal(tsi_jwt_verify(f->trust, t2, &o, &cl, &res), TSI_ERR_BAD_TOKEN);
+		assert_non_null(strstr(res.detail, "not in [1, n-1]"));
+		free(t2);
+	}
 	/* r = 2^256 - 1 */
 	memset(sig, 0xff, 32);
 	expect(f, with_sig(good_token(f, claims_base(f->now)), sig, 64),
@@ -909,6 +933,103 @@ test_malformed(void **state)
 	    f->sess_key, NULL, 0), TSI_JWT_MALFORMED);
 }
 
+/* More distinct certificates than the parse cache holds, then the first
+ * again: the cache never changes an answer. */
+static void
+test_many_session_certs(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 70 };
+	EVP_PKEY *keys[N];
+	X509 *certs[N];
+	char kid[44];
+	int i;
+
+	for (i = 0; i < N; i++) {
+		keys[i] = pki_key();
+		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer,
+		    f->node, keys[i], 600, &certs[i]), TSI_OK);
+		expect(f, build(hdr("ES256", kid_of(keys[i], kid), certs[i], f->node, NULL),
+		    dump(claims_base(f->now)), keys[i], NULL, 0), TSI_JWT_OK);
+	}
+	expect(f, build(hdr("ES256", kid_of(keys[0], kid), certs[0], f->node, NULL),
+	    dump(claims_base(f->now)), keys[0], NULL, 0), TSI_JWT_OK);
+	/* A cached certificate presented with another key's signature. */
+	expect(f, build(hdr("ES256", kid_of(keys[1], kid), certs[1], f->node, NULL),
+	    dump(claims_base(f->now)), keys[2], NULL, 0), TSI_JWT_BAD_SIGNATURE);
+	/* Cached, then verified at a time it is expired. */
+	expect_at(f, build(hdr("ES256", kid_of(keys[3], kid), certs[3], f->node, NULL),
+	    dump(claims_base(f->now)), keys[3], NULL, 0), NULL, f->now + 700,
+	    TSI_JWT_CERT_EXPIRED);
+	for (i = 0; i < N; i++) {
+		X509_free(certs[i]);
+		EVP_PKEY_free(keys[i]);
+	}
+}
+
+struct worker {
+	struct fx *f;
+	char *tok[4];
+	int ok;
+};
+
+static void *
+verify_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct tsi_verify_opts o = { .now = w->f->now, .skew = 60 };
+	struct tsi_verify_result res;
+	json_t *cl;
+	int i;
+
+	for (i = 0; i < 40; i++) {
+		cl = NULL;
+		if (tsi_jwt_verify(w->f->trust, w->tok[i % 4], &o, &cl, &res) == TSI_OK)
+			w->ok++;
+		json_decref(cl);
+	}
+	return NULL;
+}
+
+/* One trust shared by threads, as tsi-vault does. */
+static void
+test_concurrent_verification(void **state)
+{
+	struct fx *f = *state;
+	struct worker w[4];
+	pthread_t th[4];
+	EVP_PKEY *keys[4];
+	X509 *certs[4];
+	char kid[44];
+	int i, j;
+
+	for (j = 0; j < 4; j++) {
+		keys[j] = pki_key();
+		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer,
+		    f->node, keys[j], 600, &certs[j]), TSI_OK);
+	}
+	for (i = 0; i < 4; i++) {
+		w[i].f = f;
+		w[i].ok = 0;
+		for (j = 0; j < 4; j++)
+			w[i].tok[j] = build(hdr("ES256", kid_of(keys[(i + j) % 4], kid),
+			    certs[(i + j) % 4], f->node, NULL), dump(claims_base(f->now)),
+			    keys[(i + j) % 4], NULL, 0);
+	}
+	for (i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, verify_worker, &w[i]), 0);
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].ok, 40);
+		for (j = 0; j < 4; j++)
+			free(w[i].tok[j]);
+	}
+	for (j = 0; j < 4; j++) {
+		X509_free(certs[j]);
+		EVP_PKEY_free(keys[j]);
+	}
+}
+
 static void
 test_decode_unverified(void **state)
 {
@@ -956,6 +1077,8 @@ main(void)
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_too_large),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_many_session_certs),
+		cmocka_unit_test(test_concurrent_verification),
 		cmocka_unit_test(test_decode_unverified),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
