@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# tsi-sidecar in refresh mode against a real tsi-issuer (swtpm) and tsi-vault
+# (--dev): the file follows new versions, the sidecar logs in again before
+# its short lease runs out, a secret the policy stops releasing (403 after a
+# policy reload) has its file removed, and SIGTERM ends it within a second.
+set -euo pipefail
+BIN=${TSI_BIN_DIR:?TSI_BIN_DIR not set}
+PY=/usr/bin/python3
+T=$(mktemp -d /tmp/tsi-sc-refresh.XXXXXX)
+pids=()
+cleanup() {
+	local i
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[$i]}" 2>/dev/null || true; done
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do wait "${pids[$i]}" 2>/dev/null || true; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$T"/*.log; do echo "--- $f" >&2; tail -n 20 "$f" >&2; done
+	exit 1
+}
+wait_for() { # SECONDS WHAT COMMAND...
+	local n=$(( $1 * 10 )) what=$2
+	shift 2
+	while ! "$@" >/dev/null 2>&1; do
+		n=$((n - 1)); [ "$n" -gt 0 ] || fail "timed out waiting for $what"
+		sleep 0.1
+	done
+}
+count() { grep -c "$1" "$2" || true; }
+
+# swtpm on a free port pair, CA, enrolled issuer (unix resolver).
+port=$("$PY" -c '
+import random, socket
+for _ in range(200):
+    p = random.randint(20000, 60000); ss = []
+    try:
+        for q in (p, p + 1):
+            s = socket.socket(); s.bind(("127.0.0.1", q)); ss.append(s)
+        print(p); break
+    except OSError: pass
+    finally:
+        for s in ss: s.close()
+')
+mkdir -p "$T/tpm" "$T/state"
+swtpm socket --tpm2 --server type=tcp,port="$port",bindaddr=127.0.0.1 \
+    --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --tpmstate dir="$T/tpm" \
+    --flags not-need-init,startup-clear >"$T/swtpm.log" 2>&1 &
+pids+=($!)
+wait_for 10 swtpm bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+"$BIN/tsi" ca init --out "$T/ca" >/dev/null
+printf '%s\n' "tcti = \"swtpm:host=127.0.0.1,port=$port\";" \
+    "state_dir = \"$T/state\";" "node_cert = \"$T/node.pem\";" \
+    "socket = \"$T/issuer.sock\";" 'resolver = "unix";' \
+    'trust_domain = "tsi.example";' >"$T/issuer.conf"
+"$BIN/tsi-issuer" csr --config "$T/issuer.conf" >"$T/node.csr" 2>"$T/csr.log"
+"$BIN/tsi" ca sign --ca "$T/ca" --cluster-name c1 --region r1 --datacenter d1 \
+    --node n1 "$T/node.csr" >"$T/node.pem"
+"$BIN/tsi-issuer" run --config "$T/issuer.conf" 2>"$T/issuer.log" &
+pids+=($!)
+wait_for 20 "tsi-issuer" test -S "$T/issuer.sock"
+
+# The workload: a copy of tsi-sidecar; the policy releases app/* to its
+# digest only, with 3-second tokens so that renewal happens during the test.
+cp "$BIN/tsi-sidecar" "$T/app"
+D=$(sha256sum "$T/app" | cut -d' ' -f1)
+mkdir -p "$T/policies"
+policy() { # DIGEST: written whole, then renamed (a reload never sees half)
+	printf '%s\n' \
+	    'roles = ( { name = "app"; rules = [ "app-read" ]; token_ttl = 3; } );' \
+	    'rules = ( { name = "app-read"; paths = [ "secret/data/app/*" ];' \
+	    "            capabilities = [ \"read\" ]; match = { images = [ \"sha256:$1\" ]; }; } );" \
+	    >"$T/policies/app.conf.tmp"
+	mv "$T/policies/app.conf.tmp" "$T/policies/app.conf"
+}
+policy "$D"
+vport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ROOT=root-token-of-the-refresh-test
+"$BIN/tsi-vault" --dev --dev-listen "127.0.0.1:$vport" --dev-root-token-id "$ROOT" \
+    --policy-dir "$T/policies" --trust-ca "$T/ca/ca.pem" >"$T/vault.out" 2>"$T/vault.log" &
+vault_pid=$!
+pids+=("$vault_pid")
+VAULT=http://127.0.0.1:$vport
+wait_for 20 tsi-vault curl -sf "$VAULT/v1/sys/health"
+put() { # JSON data
+	local code
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Vault-Token: $ROOT" \
+	    -d "{\"data\": $1}" "$VAULT/v1/secret/data/app/config")
+	[ "$code" = 200 ] || fail "put: HTTP $code"
+}
+put '{"user":"app","password":"v1-pass"}'
+
+# Refresh mode, every second; the raw password and the whole object.
+env -i PATH=/usr/bin:/bin TSI_ISSUER_SOCKET="$T/issuer.sock" VAULT_ADDR="$VAULT" \
+    TSI_ROLE=app TSI_REFRESH_INTERVAL=1 \
+    TSI_SECRETS='[{"name":"pw","path":"app/config","dest":"pw","field":"password","format":"raw"},
+                  {"name":"all","path":"secret/data/app/config","dest":"conf/all.json"}]' \
+    ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" LSAN_OPTIONS="${LSAN_OPTIONS:-}" \
+    "$T/app" --dest-dir "$T/out" 2>"$T/sidecar.log" &
+sc=$!
+pids+=("$sc")
+wait_for 15 "first write" test -f "$T/out/conf/all.json"
+[ "$(cat "$T/out/pw")" = v1-pass ] || fail "pw content"
+[ "$(stat -c %a "$T/out/pw")" = 400 ] || fail "pw mode"
+wait_for 3 "sidecar.ready" grep -q '"event":"sidecar.ready"' "$T/sidecar.log"
+
+# 1. A new version reaches the file.
+put '{"user":"app","password":"v2-pass"}'
+wait_for 5 "version 2 on disk" grep -qx v2-pass "$T/out/pw"
+[ "$(stat -c %a "$T/out/pw")" = 400 ] || fail "pw mode after rewrite"
+echo "ok: new version on disk"
+
+# 2. Renewal: with 3 s leases the sidecar logs in again (at 2/3 of the lease)
+#    and keeps reading without a single refusal.
+sleep 4
+logins=$(count '"event":"login.ok"' "$T/sidecar.log")
+[ "$logins" -ge 2 ] || fail "logins: $logins, want >= 2 within 5 s of 3 s leases"
+[ "$(count '"event":"secret.removed"' "$T/sidecar.log")" = 0 ] || fail "a file was removed while released"
+[ "$(count 'HTTP 403' "$T/sidecar.log")" = 0 ] || fail "a read was refused with a live lease"
+[ -f "$T/out/pw" ] || fail "pw vanished"
+echo "ok: $logins logins, files kept"
+
+# 3. The policy stops releasing: another digest, reloaded with SIGHUP. The
+#    next read is 403; after one fresh login it is still 403, so both go.
+policy "0000000000000000000000000000000000000000000000000000000000000000"
+kill -HUP "$vault_pid"
+wait_for 8 "removal of pw" test ! -e "$T/out/pw"
+wait_for 3 "removal of all.json" test ! -e "$T/out/conf/all.json"
+grep -q '"event":"secret.removed","name":"pw".*HTTP 403' "$T/sidecar.log" || fail "removal not explained"
+[ -z "$(find "$T/out" -name '.tsi-tmp-*')" ] || fail "temporary files left"
+echo "ok: files removed after the policy change"
+
+# 4. SIGTERM: exit 0 within a second.
+t0=$(date +%s%N)
+kill -TERM "$sc"
+set +e
+wait "$sc"
+rc=$?
+set -e
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$rc" = 0 ] || fail "exit $rc after SIGTERM"
+[ "$ms" -lt 1000 ] || fail "stop took $ms ms"
+for s in v1-pass v2-pass "$ROOT" eyJ; do
+	! grep -qF -- "$s" "$T/sidecar.log" || fail "'$s' in the sidecar log"
+done
+echo "ok: stopped in $ms ms; nothing secret logged"
