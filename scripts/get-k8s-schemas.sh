@@ -4,11 +4,13 @@
 #
 # kubernetes-models ships ajv validators generated from the Kubernetes OpenAPI
 # schemas, one per kind; @kubernetes-models/cert-manager does the same for
-# cert-manager's resources. Idempotent and quiet. Cache: $TSI_TOOLS_DIR or
+# cert-manager's resources; @marcbachmann/cel-js evaluates the CEL of the
+# chart's ValidatingAdmissionPolicy. Idempotent and quiet. Cache: $TSI_TOOLS_DIR or
 # <repo>/build/tools.
 set -euo pipefail
 
-PKGS=(kubernetes-models@5.1.0 @kubernetes-models/cert-manager@6.0.0 js-yaml@4.1.0)
+PKGS=(kubernetes-models@5.1.0 @kubernetes-models/cert-manager@6.0.0 js-yaml@4.1.0
+      @marcbachmann/cel-js@8.0.0)
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${TSI_TOOLS_DIR:-$root/build/tools}/k8s-schemas"
 stamp="$dir/.installed"
