@@ -219,6 +219,10 @@ run_once(struct ctx *c)
 		err[0] = '\0';
 		if (c->ctoken == NULL &&
 		    (r = do_login(c, err, sizeof(err))) != TSI_OK) {
+			if (stop_flag) {
+				interrupted = 1;
+				break;
+			}
 			for (i = 0; i < sp->n; i++)
 				if (!sp->v[i].done) {
 					set_reason(&sp->v[i], r, err);
@@ -235,6 +239,8 @@ run_once(struct ctx *c)
 				err[0] = '\0';
 				r = fetch_one(c, sec, err, sizeof(err));
 				set_reason(sec, r, err);
+				if (stop_flag && r != TSI_OK)
+					break; /* interrupted, not refused */
 				if (r == TSI_OK || tsi_sidecar_is_final(r))
 					sec->done = 1;
 			}
@@ -272,8 +278,12 @@ run_once(struct ctx *c)
 		tsi_log(TSI_LOG_ERROR, "secret.failed", TSI_LS("name", sec->name),
 		    TSI_LS("path", sec->path), TSI_LS("dest", sec->dest),
 		    TSI_LS("error", tsi_strerror(sec->last_err)),
-		    TSI_LS("final", sec->done ? "refused" :
-			interrupted ? "interrupted" : "gave up after retries"),
+		    TSI_LS("final", !sec->done ?
+			(interrupted ? "interrupted" : "gave up after retries") :
+			(sec->last_err == TSI_ERR_DENIED ||
+			    sec->last_err == TSI_ERR_NOT_FOUND ||
+			    sec->last_err == TSI_ERR_UNIDENTIFIED) ?
+			"refused" : "failed, not retried"),
 		    TSI_LI("attempts", attempts),
 		    TSI_LS("reason", sec->reason));
 	}
