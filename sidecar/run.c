@@ -41,6 +41,7 @@ struct ctx {
 	char *ctoken;          /* vault client token, wiped when freed */
 	long long renew_at_ms; /* monotonic time of the next login */
 	long long start_ms;
+	long long exec_ms;     /* process age at start_ms, -1 unknown */
 	long long last_write_ms;
 };
 
@@ -51,6 +52,45 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * How long ago, in ms, the kernel started this process (exec, dynamic
+ * linking, library constructors: what a pod waits for before main runs).
+ * From /proc/self/stat's starttime against CLOCK_BOOTTIME; 10 ms
+ * resolution. -1 when unknown.
+ */
+static long long
+ms_since_exec(void)
+{
+	char buf[1024], *p;
+	unsigned long long start = 0;
+	struct timespec ts;
+	long hz = sysconf(_SC_CLK_TCK);
+	ssize_t n;
+	int fd, field;
+
+	if (hz <= 0 || (fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The command name may hold spaces and ')': skip to the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return -1;
+	/* p+2 is field 3 (state); starttime is field 22. */
+	for (p += 2, field = 3; field < 22 && p != NULL; field++) {
+		p = strchr(p, ' ');
+		if (p != NULL)
+			p++;
+	}
+	if (p == NULL || sscanf(p, "%llu", &start) != 1 ||
+	    clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		return -1;
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
+	    (long long)(start * 1000 / (unsigned long long)hz);
 }
 
 static uint32_t
@@ -292,6 +332,8 @@ run_once(struct ctx *c)
 	    TSI_LI("failed", failed),
 	    TSI_LI("ms_to_last_file",
 		written ? c->last_write_ms - c->start_ms : -1),
+	    TSI_LI("ms_exec_to_last_file", written && c->exec_ms >= 0 ?
+		c->last_write_ms - c->start_ms + c->exec_ms : -1),
 	    TSI_LI("ms_total", now_ms() - c->start_ms));
 	return failed ? 1 : 0;
 }
@@ -401,7 +443,10 @@ run_refresh(struct ctx *c)
 			tsi_log(TSI_LOG_INFO, "sidecar.ready",
 			    TSI_LS("mode", "refresh"), TSI_LI("written", ok),
 			    TSI_LI("ms_to_last_file",
-				c->last_write_ms - c->start_ms));
+				c->last_write_ms - c->start_ms),
+			    TSI_LI("ms_exec_to_last_file", c->exec_ms >= 0 ?
+				c->last_write_ms - c->start_ms + c->exec_ms :
+				-1));
 		}
 		if (transient) {
 			d = tsi_sidecar_backoff_ms(backoff++, c->st->retry_base_ms,
@@ -427,6 +472,7 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 	c.st = st;
 	c.dirfd = -1;
 	c.start_ms = now_ms();
+	c.exec_ms = ms_since_exec();
 	if (install_signals() != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "sidecar.signals",
 		    TSI_LS("reason", strerror(errno)));
