@@ -13,6 +13,8 @@
  * --records N stops after N records (or SECONDS, whichever comes first: give
  * a generous SECONDS), to fill a store for the RSS figure; the store then
  * holds a real chain. --map-size sets the LMDB map (bytes; default 1 GiB).
+ * --datacenters K spreads the records over datacenters bench-dc-0..K-1 (and
+ * namespaces, decisions) so that filtered queries select a fraction.
  * Prints one JSON object: {"records", "seconds", "records_per_sec",
  * "threads", "failed"}. Exit 0, 1 on failure, 2 on bad usage.
  */
@@ -33,6 +35,7 @@ struct worker {
 	struct tsi_audit *a;
 	double deadline;
 	unsigned long long quota;   /* 0: until the deadline */
+	long datacenters;           /* 0: all "bench-dc" */
 	unsigned long long n, failed;
 	int id;
 };
@@ -50,7 +53,7 @@ static void *
 run(void *arg)
 {
 	struct worker *w = arg;
-	char path[64], rid[64];
+	char path[64], rid[64], dc[32], ns[32];
 	json_t *rec;
 
 	while ((w->quota == 0 || w->n < w->quota) && now_s() < w->deadline) {
@@ -58,13 +61,23 @@ run(void *arg)
 
 		snprintf(path, sizeof(path), "secret/data/bench/s%llu", w->n % 100);
 		snprintf(rid, sizeof(rid), "req-%d-%llu", w->id, w->n);
+		if (w->datacenters > 0) {
+			snprintf(dc, sizeof(dc), "bench-dc-%llu",
+			    (w->n * 7 + (unsigned long long)w->id) %
+			    (unsigned long long)w->datacenters);
+			snprintf(ns, sizeof(ns), "ns-%llu", w->n % 13);
+		} else {
+			snprintf(dc, sizeof(dc), "bench-dc");
+			snprintf(ns, sizeof(ns), "bench");
+		}
 		rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, "
 		    "s:s, s:s, s:[s]}, s:s, s:s, s:s, s:i}",
-		    "op", "read", "path", path, "version", 1, "decision", "allow",
+		    "op", "read", "path", path, "version", 1, "decision",
+		    w->datacenters > 0 && w->n % 10 == 9 ? "deny" : "allow",
 		    "rule", "bench-rw", "reason", "allowed by rule bench-rw",
 		    "claims", "sub", "spiffe://bench.tsi/ns/bench/sa/bench",
 		    "cluster-name", "bench-cluster", "region", "bench-region",
-		    "datacenter", "bench-dc", "namespace", "bench",
+		    "datacenter", dc, "namespace", ns,
 		    "images", "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 		    "accessor", "acc-0123456789abcdef", "remote", "127.0.0.1",
 		    "request_id", rid, "status", 200);
@@ -85,7 +98,7 @@ static int
 usage(void)
 {
 	fprintf(stderr, "usage: audit_append --dir D [--threads N] [--seconds S] "
-	    "[--records N] [--map-size BYTES]\n");
+	    "[--records N] [--map-size BYTES] [--datacenters K]\n");
 	return 2;
 }
 
@@ -96,6 +109,7 @@ main(int argc, char **argv)
 	long threads = 2, k;
 	double seconds = 2, t0, t1;
 	long long records = 0, map_size = 0;
+	long datacenters = 0;
 	struct tsi_audit_opts o;
 	struct tsi_audit *a = NULL;
 	struct worker *ws = NULL;
@@ -109,6 +123,8 @@ main(int argc, char **argv)
 			threads = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--datacenters") == 0 && i + 1 < argc)
+			datacenters = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--map-size") == 0 && i + 1 < argc)
 			map_size = strtoll(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
@@ -117,7 +133,7 @@ main(int argc, char **argv)
 			return usage();
 	}
 	if (dir == NULL || threads < 1 || threads > 1024 || seconds <= 0 ||
-	    records < 0 || map_size < 0)
+	    records < 0 || map_size < 0 || datacenters < 0 || datacenters > 1000)
 		return usage();
 	if (records > 0 && records < threads)
 		threads = (long)records;
@@ -136,6 +152,7 @@ main(int argc, char **argv)
 		ws[k].a = a;
 		ws[k].deadline = t0 + seconds;
 		ws[k].id = (int)k;
+		ws[k].datacenters = datacenters;
 		ws[k].quota = (unsigned long long)(records / threads +
 		    (k < records % threads ? 1 : 0));
 		if (pthread_create(&ws[k].th, NULL, run, &ws[k]) != 0) {

@@ -264,8 +264,12 @@ fi
 # Not a goal: shows how many records/s the store commits when N callers each
 # wait for their own record (tsi-vault's request threads do), next to lmdb_raw.
 if want kv || want audit_append; then
+  # tsi-vault's request threads (from its log; 8, its default) and many.
+  vthreads=$(grep -o '"threads":[0-9]*' "$VAULT_LOG" 2>/dev/null | head -1 | cut -d: -f2 || true)
+  vthreads=${vthreads:-8}
   append_secs=$([ "$quick" -eq 1 ] && echo 1 || echo "$SECS")
-  for n in 2 64; do
+  append_counts=$([ "$quick" -eq 1 ] && echo "$vthreads" || echo "$vthreads 256")
+  for n in $append_counts; do
     label="audit store alone, $n appenders waiting for durability"
     if [ ! -x "$BIN/audit_append" ]; then
       figure "audit_append_$n" "$label" null "records/s" lmdb_raw '{}' "$(missing_note audit_append)"
@@ -285,13 +289,75 @@ if want kv || want audit_append; then
 fi
 
 # --- tsi audit list over 1,000,000 records ---------------------------------------
-if want audit_query; then
-  label="tsi audit list, 1 day + 1 datacenter of 1,000,000 records"
-  if [ ! -x "$BIN/audit_query" ]; then
-    figure audit_query "$label" null "ms" "" '{"max": 100}' "$(missing_note audit_query)"
-  else
-    figure audit_query "$label" null "ms" "" '{"max": 100}' "not measured (audit_query not wired in yet)"
+# The store: 1,000,000 records written through the audit library
+# (audit_append --datacenters 10: ten datacenters, 13 namespaces, 10 % denials),
+# kept in build-bench/ between runs and rebuilt when the audit code changes
+# (filling it takes minutes, so --quick only uses one a full run made). The
+# library stamps records with the time they are written, so they all fall in
+# the day(s) of the fill: the day filter keeps them all and the datacenter
+# filter one in ten. Timed: the whole `tsi audit list --data-dir D --since
+# <day> --until <day+1> --datacenter bench-dc-3 --format json` process (its
+# default --limit, 100 records), median of 7 runs after one warm-up.
+audit_query_figure() {
+  # TSI_BENCH_AUDIT_RECORDS: a smaller store, only to try the harness itself.
+  local nrec=${TSI_BENCH_AUDIT_RECORDS:-1000000}
+  local label="tsi audit list, 1 day + 1 datacenter of $(printf "%'d" "$nrec") records"
+  local goal='{"max": 100}' key store out n i t0 t1 times=() since until sorted median
+  if [ ! -x "$BIN/tsi" ] || ! "$BIN/tsi" audit list --help >/dev/null 2>&1; then
+    figure audit_query "$label" null "ms" "" "$goal" "not measured (tsi audit list not built)"; return
+  elif [ ! -x "$BIN/audit_append" ]; then
+    figure audit_query "$label" null "ms" "" "$goal" "$(missing_note audit_append)"; return
   fi
+  key=$(cat "$ROOT"/lib/audit_*.c "$ROOT/include/tsi/audit.h" "$BENCH/audit_append.c" | sha256sum | cut -c1-16)
+  store=$BUILD/audit-$nrec-$key
+  if [ ! -f "$store/complete" ]; then
+    if [ "$quick" -eq 1 ]; then
+      figure audit_query "$label" null "ms" "" "$goal" \
+        "not measured (no $nrec-record store for this audit code yet: run bench/run once without --quick)"
+      return
+    fi
+    rm -rf "$BUILD"/audit-"$nrec"-*
+    mkdir -p "$store/audit"
+    log "figure: audit query: filling a store with $nrec records (kept for later runs)"
+    if ! out=$("$BIN/audit_append" --dir "$store/audit" --threads 256 --records "$nrec" \
+                 --datacenters 10 --seconds 900 --map-size $((4 << 30)) 2>"$TMP/audit-fill.err") ||
+       [ "$(jget "$out" records)" -lt "$nrec" ]; then
+      figure audit_query "$label" null "ms" "" "$goal" \
+        "not measured (filling the store stopped at $(jget "${out:-null}" records) records)"
+      rm -rf "$store"
+      return
+    fi
+    echo "$out" >"$store/complete"
+  fi
+  since=$(date -u -d "$(stat -c %y "$store/complete" | cut -c1-10)" +%Y-%m-%dT00:00:00Z)
+  until=$(date -u -d "$since + 1 day" +%Y-%m-%dT00:00:00Z)
+  log "figure: tsi audit list over $nrec records"
+  for i in 0 1 2 3 4 5 6 7; do
+    t0=$EPOCHREALTIME
+    if ! "$BIN/tsi" audit list --data-dir "$store/audit" --since "$since" --until "$until" \
+         --datacenter bench-dc-3 --format json >"$TMP/audit-list.out" 2>"$TMP/audit-list.err"; then
+      figure audit_query "$label" null "ms" "" "$goal" \
+        "not measured (tsi audit list failed: $(tail -1 "$TMP/audit-list.err"))"
+      return
+    fi
+    t1=$EPOCHREALTIME
+    [ "$i" -eq 0 ] && continue   # warm-up: page cache
+    times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) * 1000 }')")
+  done
+  n=$(grep -o '"datacenter": *"bench-dc-3"' "$TMP/audit-list.out" | wc -l)
+  if [ "$n" -eq 0 ]; then
+    figure audit_query "$label" null "ms" "" "$goal" \
+      "not measured (tsi audit list returned no bench-dc-3 record)"
+    return
+  fi
+  sorted=$(printf '%s\n' "${times[@]}" | sort -n)
+  median=$(sed -n 4p <<<"$sorted")
+  figure audit_query "$label" "$median" "ms" "" "$goal" \
+    "median of 7 runs (whole process, $n records listed, default --limit); min $(head -1 <<<"$sorted") ms, max $(tail -1 <<<"$sorted") ms" \
+    "{\"runs_ms\": [$(IFS=,; echo "${times[*]}")], \"listed\": $n}"
+}
+if want audit_query; then
+  audit_query_figure
 fi
 
 # --- sidecar: start -> last of 10 secrets on disk ---------------------------------
@@ -325,7 +391,7 @@ sidecar_figure() {
     figure sidecar_start "$label" null "ms" "" '{"max": 25}' "not measured (tsi-issuer did not start)"; return
   fi
   log "figure: tsi-sidecar --once, 10 secrets"
-  runs=$([ "$quick" -eq 1 ] && echo 5 || echo 21)
+  runs=$([ "$quick" -eq 1 ] && echo 3 || echo 21)
   for i in $(seq 1 "$runs"); do
     dest=$TMP/sidecar-out-$i
     mkdir -p "$dest"
