@@ -56,7 +56,12 @@ def main():
         goal = fig.get("goal") or {}
         ratio = None
         if fig.get("value") is not None and lim and lim.get("value"):
-            ratio = fig["value"] / lim["value"]
+            # For a time (a "max" goal) the ratio is limit / figure: the
+            # share of the time that is the floor; 100 % is the best.
+            if "max" in goal and fig["value"] > 0:
+                ratio = lim["value"] / fig["value"]
+            elif "max" not in goal:
+                ratio = fig["value"] / lim["value"]
         verdict = ""
         goal_txt = "reported"
         if "ratio" in goal:
