@@ -100,8 +100,7 @@ fi
 
 # --- tsi-vault ------------------------------------------------------------------
 VAULT_PID="" VAULT_ADDR="" VAULT_LOG=$TMP/vault.log
-start_vault() {
-  local port
+write_policy() {
   mkdir -p "$TMP/policies"
   cat >"$TMP/policies/bench.conf" <<'EOF'
 # bench/run: one role whose tokens read and write the benchmark's secrets.
@@ -113,6 +112,10 @@ rules = (
   }
 );
 EOF
+}
+start_vault() {
+  local port
+  write_policy
   port=$(free_ports 1)
   VAULT_ADDR=http://127.0.0.1:$port
   local args=(--dev --dev-root-token-id "$ROOT_TOKEN" --dev-listen "127.0.0.1:$port"
@@ -304,49 +307,63 @@ if want audit_query || want sidecar; then
 fi
 
 # --- tsi audit list over 1,000,000 records ---------------------------------------
-# The store: 1,000,000 records written through the audit library
-# (audit_append --datacenters 10: ten datacenters, 13 namespaces, 10 % denials),
-# kept in build-bench/ between runs and rebuilt when the audit code changes
-# (filling it takes minutes, so --quick only uses one a full run made). The
-# library stamps records with the time they are written, so they all fall in
-# the day(s) of the fill: the day filter keeps them all and the datacenter
-# filter one in ten. Timed: the whole `tsi audit list --data-dir D --since
-# <day> --until <day+1> --datacenter bench-dc-3 --format json` process (its
-# default --limit, 100 records), median of 7 runs after one warm-up.
-audit_query_figure() {
-  # TSI_BENCH_AUDIT_RECORDS: a smaller store, only to try the harness itself.
-  local nrec=${TSI_BENCH_AUDIT_RECORDS:-1000000}
-  local label="tsi audit list, 1 day + 1 datacenter of $(printf "%'d" "$nrec") records"
-  local goal='{"max": 100}' key store out n i t0 t1 times=() since until sorted median
-  if [ ! -x "$BIN/tsi" ] || ! "$BIN/tsi" audit list --help >/dev/null 2>&1; then
-    figure audit_query "$label" null "ms" "" "$goal" "not measured (tsi audit list not built)"; return
-  elif [ ! -x "$BIN/audit_append" ]; then
-    figure audit_query "$label" null "ms" "" "$goal" "$(missing_note audit_append)"; return
+# The 1,000,000-record audit store shared by the query and RSS figures:
+# written through the audit library (audit_append --datacenters 10: ten
+# datacenters, 13 namespaces, 10 % denials), kept in build-bench/ between runs
+# and rebuilt when the audit code changes (filling it takes minutes, so
+# --quick only uses one a full run made). The library stamps records with
+# the time they are written, so they all fall in the day(s) of the fill.
+# TSI_BENCH_AUDIT_RECORDS: a smaller store, only to try the harness itself.
+AUDIT_NREC=${TSI_BENCH_AUDIT_RECORDS:-1000000}
+AUDIT_NREC_TXT=$(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$AUDIT_NREC")
+AUDIT_STORE="" AUDIT_STORE_NOTE=""
+# ensure_audit_store: sets AUDIT_STORE (a directory holding audit/) or
+# AUDIT_STORE_NOTE (why there is none); returns 0 when there is one.
+ensure_audit_store() {
+  local key store out
+  [ -n "$AUDIT_STORE" ] && return 0
+  if [ ! -x "$BIN/audit_append" ]; then
+    AUDIT_STORE_NOTE=$(missing_note audit_append); return 1
   fi
   key=$(cat "$ROOT"/lib/audit_*.c "$ROOT/include/tsi/audit.h" "$BENCH/audit_append.c" | sha256sum | cut -c1-16)
-  store=$BUILD/audit-$nrec-$key
+  store=$BUILD/audit-$AUDIT_NREC-$key
   if [ ! -f "$store/complete" ]; then
     if [ "$quick" -eq 1 ]; then
-      figure audit_query "$label" null "ms" "" "$goal" \
-        "not measured (no $nrec-record store for this audit code yet: run bench/run once without --quick)"
-      return
+      AUDIT_STORE_NOTE="not measured (no $AUDIT_NREC_TXT-record store for this audit code yet: run bench/run once without --quick)"
+      return 1
     fi
-    rm -rf "$BUILD"/audit-"$nrec"-*
+    rm -rf "$BUILD"/audit-"$AUDIT_NREC"-*
     mkdir -p "$store/audit"
-    log "figure: audit query: filling a store with $nrec records (kept for later runs)"
-    if ! out=$("$BIN/audit_append" --dir "$store/audit" --threads 256 --records "$nrec" \
-                 --datacenters 10 --seconds 900 --map-size $((4 << 30)) 2>"$TMP/audit-fill.err") ||
-       [ "$(jget "$out" records)" -lt "$nrec" ]; then
-      figure audit_query "$label" null "ms" "" "$goal" \
-        "not measured (filling the store stopped at $(jget "${out:-null}" records) records)"
+    log "filling an audit store with $AUDIT_NREC_TXT records (kept in build-bench/ for later runs)"
+    if ! out=$("$BIN/audit_append" --dir "$store/audit" --threads 256 --records "$AUDIT_NREC" \
+                 --datacenters 10 --seconds 1200 --map-size $((4 << 30)) 2>"$TMP/audit-fill.err") ||
+       [ "$(jget "$out" records)" -lt "$AUDIT_NREC" ]; then
+      AUDIT_STORE_NOTE="not measured (filling the audit store stopped at $(jget "${out:-null}" records) records in 1200 s)"
       rm -rf "$store"
-      return
+      return 1
     fi
     echo "$out" >"$store/complete"
   fi
+  AUDIT_STORE=$store
+}
+
+# Timed: the whole `tsi audit list --data-dir D --since <day> --until <day+1>
+# --datacenter bench-dc-3 --format json` process (its default --limit, 100
+# records), median of 7 runs after one warm-up. The day filter keeps every
+# record (see above), the datacenter filter one in ten.
+audit_query_figure() {
+  local label="tsi audit list, 1 day + 1 datacenter of $AUDIT_NREC_TXT records"
+  local goal='{"max": 100}' store n i t0 t1 times=() since until sorted median
+  if [ ! -x "$BIN/tsi" ] || ! "$BIN/tsi" audit list --help >/dev/null 2>&1; then
+    figure audit_query "$label" null "ms" "" "$goal" "not measured (tsi audit list not built)"; return
+  fi
+  if ! ensure_audit_store; then
+    figure audit_query "$label" null "ms" "" "$goal" "$AUDIT_STORE_NOTE"; return
+  fi
+  store=$AUDIT_STORE
   since=$(date -u -d "$(stat -c %y "$store/complete" | cut -c1-10)" +%Y-%m-%dT00:00:00Z)
   until=$(date -u -d "$since + 1 day" +%Y-%m-%dT00:00:00Z)
-  log "figure: tsi audit list over $nrec records"
+  log "figure: tsi audit list over $AUDIT_NREC_TXT records"
   for i in 0 1 2 3 4 5 6 7; do
     t0=$EPOCHREALTIME
     if ! "$BIN/tsi" audit list --data-dir "$store/audit" --since "$since" --until "$until" \
@@ -448,26 +465,23 @@ fi
 # and VmRSS read from /proc. RssAnon (heap) and RssFile (LMDB pages mapped
 # in) are in the note.
 rss_figure() {
-  local label="tsi-vault RSS, 100,000 secrets + 1,000,000 audit records"
+  # TSI_BENCH_RSS_SECRETS: fewer secrets, only to try the harness itself.
+  local nsec=${TSI_BENCH_RSS_SECRETS:-100000}
+  local label="tsi-vault RSS, $(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$nsec") secrets + $AUDIT_NREC_TXT audit records"
   local goal='{"max": 64}' d=$TMP/rss port pid out n_audit status rss anon file hwm
   if [ "$quick" -eq 1 ]; then
     figure vault_rss "$label" null "MiB" "" "$goal" "not measured (full run only: bench/run without --quick)"; return
   elif [ ! -x "$BIN/tsi-vault" ]; then
     figure vault_rss "$label" null "MiB" "" "$goal" "$(missing_note tsi-vault)"; return
-  elif [ ! -x "$BIN/audit_append" ]; then
-    figure vault_rss "$label" null "MiB" "" "$goal" "$(missing_note audit_append)"; return
   fi
-  mkdir -p "$d/data/audit" "$TMP/policies"
-  log "figure: RSS: filling the audit store with 1,000,000 records"
-  if ! out=$("$BIN/audit_append" --dir "$d/data/audit" --threads 256 --records 1000000 \
-               --seconds 900 --map-size $((4 << 30)) 2>"$d/fill.err"); then
-    figure vault_rss "$label" null "MiB" "" "$goal" "not measured (audit fill failed)"; return
+  if ! ensure_audit_store; then
+    figure vault_rss "$label" null "MiB" "" "$goal" "$AUDIT_STORE_NOTE"; return
   fi
-  n_audit=$(jget "$out" records)
-  if [ "$n_audit" -lt 1000000 ]; then
-    figure vault_rss "$label" null "MiB" "" "$goal" \
-      "not measured (audit fill reached $n_audit records in 900 s)"; return
-  fi
+  mkdir -p "$d/data"
+  write_policy
+  log "figure: RSS: copying the $AUDIT_NREC_TXT-record audit store"
+  cp -r "$AUDIT_STORE/audit" "$d/data/audit"
+  n_audit=$AUDIT_NREC
   head -c 32 /dev/urandom >"$d/kv.key" && chmod 600 "$d/kv.key"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
@@ -485,9 +499,9 @@ rss_figure() {
       "not measured (configured tsi-vault did not start: $(tail -1 "$d/vault.log"))"
     stop "$pid"; return
   fi
-  log "figure: RSS: writing 100,000 secrets"
+  log "figure: RSS: writing $nsec secrets"
   if ! "$PY" "$BENCH/populate.py" --addr "https://127.0.0.1:$port" --cacert "$d/tls.pem" \
-       --token "$(cat "$d/root-token")" --prefix bench/r --count 100000 --threads 64 \
+       --token "$(cat "$d/root-token")" --prefix bench/r --count "$nsec" --threads 64 \
        2>"$d/populate.err"; then
     figure vault_rss "$label" null "MiB" "" "$goal" \
       "not measured (writing the secrets failed: $(tail -1 "$d/populate.err"))"
@@ -495,7 +509,7 @@ rss_figure() {
   fi
   log "figure: RSS: reading them (${SECS}s)"
   TSI_BENCH_TOKEN=$(cat "$d/root-token") TSI_BENCH_KV_PREFIX=/v1/secret/data/bench/r \
-    TSI_BENCH_KV_COUNT=100000 wrk_run kv_read.lua "https://127.0.0.1:$port" >/dev/null || true
+    TSI_BENCH_KV_COUNT=$nsec wrk_run kv_read.lua "https://127.0.0.1:$port" >/dev/null || true
   status=$(cat "/proc/$pid/status")
   rss=$(awk '/^VmRSS:/ { print $2 }' <<<"$status")
   anon=$(awk '/^RssAnon:/ { print $2 }' <<<"$status")
