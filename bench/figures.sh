@@ -148,7 +148,7 @@ metric() {
 }
 
 vault_ready=0
-if want login || want kv || want sidecar || want rss; then
+if want login || want kv || want sidecar; then
   if [ -x "$BIN/tsi-vault" ]; then
     log "starting tsi-vault --dev"
     start_vault && vault_ready=1
@@ -490,7 +490,7 @@ rss_figure() {
   printf '%s\n' "listen = \"127.0.0.1:$port\";" "tls_cert = \"$d/tls.pem\";" \
     "tls_key = \"$d/tls.key\";" "data_dir = \"$d/data\";" "kv_key_file = \"$d/kv.key\";" \
     "root_token_file = \"$d/root-token\";" "policy_dir = \"$TMP/policies\";" \
-    "audit_map_size = $((4 << 30));" >"$d/vault.conf"
+    "audit_map_size = $((4 << 30))L;" >"$d/vault.conf"
   "$BIN/tsi-vault" --config "$d/vault.conf" >"$d/vault.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
