@@ -23,6 +23,7 @@
 #define SKEW 60
 
 struct session {
+	int refs;                /* the minter's slot plus signers in flight */
 	EVP_PKEY *key;
 	struct tsi_signer *signer;
 	X509 *cert;
@@ -39,7 +40,7 @@ struct tsi_minter {
 	STACK_OF(X509) *node_chain;   /* [node cert] */
 	time_t node_not_after;
 	struct tsi_location loc;
-	pthread_mutex_t mu;           /* guards cur and prev */
+	pthread_mutex_t mu;           /* guards cur and prev (not their use) */
 	struct session *cur, *prev;
 };
 
@@ -58,7 +59,7 @@ asn1_to_time(const ASN1_TIME *a, time_t *out)
 static void
 session_free(struct session *s)
 {
-	if (s == NULL)
+	if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	tsi_signer_free(s->signer);
 	EVP_PKEY_free(s->key);       /* OpenSSL clears private key memory */
@@ -157,6 +158,7 @@ rotate_locked(struct tsi_minter *m, time_t now)
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return TSI_ERR_ALLOC;
+	s->refs = 1;
 	if ((s->key = EVP_EC_gen("P-256")) == NULL) {
 		tsi_log_openssl(TSI_LOG_ERROR, "session.keygen");
 		goto out;
@@ -326,10 +328,11 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
     const char *aud, char **token, long long *expires_at)
 {
 	const struct tsi_signer *signer;
+	struct session *sess = NULL;
 	STACK_OF(X509) *chain;
 	json_t *claims = NULL;
 	time_t now = time(NULL), limit;
-	int ttl = m->cfg->token_ttl, r, locked = 0;
+	int ttl = m->cfg->token_ttl, r;
 
 	if (!tsi_aud_ok(aud))
 		return TSI_ERR_INVALID_ARG;
@@ -339,24 +342,30 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 		limit = m->node_not_after;
 	} else {
 		pthread_mutex_lock(&m->mu);
-		locked = 1;
 		if (m->cur == NULL || now >= m->cur->rotate_at) {
 			r = rotate_locked(m, now);
 			/* A failed rotation is survivable while the current
 			 * session certificate still covers a token. */
 			if (r != TSI_OK && (m->cur == NULL ||
 			    m->cur->not_after - now <= SKEW)) {
+				pthread_mutex_unlock(&m->mu);
 				tsi_log(TSI_LOG_ERROR, "session.rotate_failed",
 				    TSI_LS("error", tsi_strerror(r)));
-				goto out;
+				return r;
 			}
 			if (r != TSI_OK)
 				tsi_log(TSI_LOG_WARN, "session.rotate_failed",
 				    TSI_LS("error", tsi_strerror(r)));
 		}
-		signer = m->cur->signer;
-		chain = m->cur->chain;
-		limit = m->cur->not_after;
+		/* Sign outside the lock: concurrent requests sign in
+		 * parallel; the reference keeps the key alive across a
+		 * rotation. */
+		sess = m->cur;
+		__atomic_add_fetch(&sess->refs, 1, __ATOMIC_ACQ_REL);
+		pthread_mutex_unlock(&m->mu);
+		signer = sess->signer;
+		chain = sess->chain;
+		limit = sess->not_after;
 	}
 	if (limit - now < ttl)
 		ttl = (int)(limit - now);
@@ -372,8 +381,7 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 	*expires_at = (long long)now + ttl;
 	r = TSI_OK;
 out:
-	if (locked)
-		pthread_mutex_unlock(&m->mu);
+	session_free(sess);
 	json_decref(claims);
 	return r;
 }

@@ -20,8 +20,18 @@ struct tsi_monitor {
 	pthread_cond_t cv;
 	int stop;
 	int status;
+	long long probed_ms;         /* when the last probe finished */
 	char reason[256];
 };
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void
 probe(struct tsi_monitor *m)
@@ -40,6 +50,7 @@ probe(struct tsi_monitor *m)
 		    TSI_LS("status", r == TSI_OK ? "ok" : "unavailable"),
 		    TSI_LS("reason", r == TSI_OK ? "" : reason));
 	m->status = r;
+	m->probed_ms = mono_ms();
 	(void)snprintf(m->reason, sizeof(m->reason), "%s",
 	    r == TSI_OK ? "" : reason);
 	pthread_mutex_unlock(&m->mu);
@@ -119,11 +130,20 @@ tsi_monitor_status(struct tsi_monitor *m, char *reason, size_t len)
 {
 	int r;
 
+	long long age;
+
 	pthread_mutex_lock(&m->mu);
 	r = m->status;
+	age = mono_ms() - m->probed_ms;
 	if (len > 0)
 		(void)snprintf(reason, len, "%s", m->reason);
 	pthread_mutex_unlock(&m->mu);
+	/* The probe itself is stuck in a TPM command: nobody vouches. */
+	if (r == TSI_OK && age > TSI_MONITOR_STALE_MS) {
+		(void)snprintf(reason, len, "TPM not answering (no probe result "
+		    "for %lld ms)", age);
+		r = TSI_ERR_TPM_UNAVAILABLE;
+	}
 	return r;
 }
 

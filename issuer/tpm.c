@@ -10,8 +10,12 @@
 #include "tsi/err.h"
 #include "tsi/log.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +49,10 @@ struct tsi_tpm {
 	EVP_PKEY *pub;
 	int available;
 	long long last_try_ms;       /* monotonic time of the last failed connect */
+	/* Read without the mutex (atomics) so that health checks never queue
+	 * behind signing: */
+	long long last_ok_ms;        /* last command that succeeded */
+	long long cmd_started_ms;    /* command in flight since, or 0 */
 	char reason[200];            /* why the TPM is unavailable */
 };
 
@@ -55,6 +63,22 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+cmd_begin(struct tsi_tpm *t)
+{
+	__atomic_store_n(&t->cmd_started_ms, now_ms(), __ATOMIC_RELEASE);
+}
+
+static void
+cmd_end(struct tsi_tpm *t, TSS2_RC rc)
+{
+	long long now = now_ms();
+
+	__atomic_store_n(&t->cmd_started_ms, 0, __ATOMIC_RELEASE);
+	if (rc == TSS2_RC_SUCCESS)
+		__atomic_store_n(&t->last_ok_ms, now, __ATOMIC_RELEASE);
 }
 
 /* Whether rc means "the TPM cannot be reached" rather than "the TPM said no". */
@@ -107,7 +131,7 @@ mark_unavailable(struct tsi_tpm *t, const char *what, TSS2_RC rc)
 {
 	int was = t->available;
 
-	t->available = 0;
+	__atomic_store_n(&t->available, 0, __ATOMIC_RELEASE);
 	t->last_try_ms = now_ms();
 	(void)snprintf(t->reason, sizeof(t->reason), "%s: %s", what,
 	    Tss2_RC_Decode(rc));
@@ -345,9 +369,68 @@ done:
 	return r;
 }
 
+/* The TCP port a swtpm/mssim TCTI string talks to (0 for other TCTIs). */
+static int
+tcti_tcp_port(const char *conf)
+{
+	const char *p;
+	long port = 2321;
+	char *end;
+
+	if (strncmp(conf, "swtpm", 5) != 0 && strncmp(conf, "mssim", 5) != 0)
+		return 0;
+	if ((p = strstr(conf, "port=")) != NULL) {
+		port = strtol(p + 5, &end, 10);
+		if (end == p + 5 || port <= 0 || port > 65535)
+			return 0;
+	}
+	return (int)port;
+}
+
+/*
+ * The socket TCTIs (swtpm, mssim) open a connection per command and block in
+ * recv() without a timeout (Esys_SetTimeout is ignored, EINTR is retried): a
+ * TPM that stops answering without closing the connection would hang the
+ * command - and the mutex - forever. The watchdog (tsi_tpm_check, run by the
+ * monitor thread) shuts down the TCTI's TCP sockets, those connected to its
+ * port, when a command has been in flight too long; the blocked recv() then
+ * returns and the command fails as an I/O error. /dev/tpmrm0 needs none of
+ * this: the kernel driver times out.
+ */
+static int
+cut_hung_command(const struct tsi_tpm *t)
+{
+	int port = tcti_tcp_port(t->tcti_conf), n = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (port == 0 || (d = opendir("/proc/self/fd")) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = atoi(de->d_name), peer;
+
+		if (fd <= 2 || fd == dirfd(d))
+			continue;
+		if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+			continue;
+		if (ss.ss_family == AF_INET)
+			peer = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			peer = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		else
+			continue;
+		if (peer == port && shutdown(fd, SHUT_RDWR) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 /* (Re)connects: TCTI, ESYS, storage parent, signing key. Called locked. */
 static int
-connect_locked(struct tsi_tpm *t)
+connect_inner(struct tsi_tpm *t)
 {
 	TPM2B_SENSITIVE_CREATE sens;
 	TPM2B_DATA outside;
@@ -414,7 +497,8 @@ connect_locked(struct tsi_tpm *t)
 	}
 	if (t->pub == NULL && (r = pub_from_blob(&t->key_pub, &t->pub)) != TSI_OK)
 		goto out;
-	t->available = 1;
+	__atomic_store_n(&t->available, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->last_ok_ms, now_ms(), __ATOMIC_RELEASE);
 	t->reason[0] = '\0';
 	r = TSI_OK;
 out:
@@ -428,6 +512,18 @@ out:
 	if (r != TSI_OK && t->available == 0 && t->esys != NULL &&
 	    r != TSI_ERR_TPM_UNAVAILABLE)
 		teardown(t);
+	return r;
+}
+
+/* The connect sequence counts as one command for the watchdog. */
+static int
+connect_locked(struct tsi_tpm *t)
+{
+	int r;
+
+	cmd_begin(t);
+	r = connect_inner(t);
+	cmd_end(t, r == TSI_OK ? TSS2_RC_SUCCESS : TSS2_BASE_RC_GENERAL_FAILURE);
 	return r;
 }
 
@@ -551,8 +647,11 @@ sign_locked(struct tsi_tpm *t, const uint8_t digest[32], uint8_t sig[64])
 	int r;
 
 	memcpy(d.buffer, digest, 32);
-	if ((rc = Esys_Sign(t->esys, t->key, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &d, &scheme, &ticket, &s)) != TSS2_RC_SUCCESS)
+	cmd_begin(t);
+	rc = Esys_Sign(t->esys, t->key, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	    ESYS_TR_NONE, &d, &scheme, &ticket, &s);
+	cmd_end(t, rc);
+	if (rc != TSS2_RC_SUCCESS)
 		return tpm_fail(t, "sign", rc);
 	rr = &s->signature.ecdsa.signatureR;
 	ss = &s->signature.ecdsa.signatureS;
@@ -580,10 +679,13 @@ tsi_tpm_sign(struct tsi_tpm *t, const uint8_t digest[32], uint8_t sig[64])
 		return r;
 	was = t->available;
 	if ((r = ensure_locked(t)) == TSI_OK) {
+		long long t0 = now_ms();
 		r = sign_locked(t, digest, sig);
-		/* A connection that was fine before may just be stale (the TPM
-		 * restarted): one immediate reconnect, then one more try. */
+		/* A connection that was fine before and failed at once may just
+		 * be stale (the TPM restarted): one immediate reconnect, then
+		 * one more try. Not after a slow failure (a hung TPM). */
 		if (r == TSI_ERR_TPM_UNAVAILABLE && was &&
+		    now_ms() - t0 < TSI_TPM_RECONNECT_MS &&
 		    connect_locked(t) == TSI_OK) {
 			tsi_log(TSI_LOG_INFO, "tpm.connected");
 			r = sign_locked(t, digest, sig);
@@ -599,8 +701,10 @@ probe_locked(struct tsi_tpm *t)
 	TPM2B_PUBLIC *p = NULL;
 	TSS2_RC rc;
 
+	cmd_begin(t);
 	rc = Esys_ReadPublic(t->esys, t->key, ESYS_TR_NONE, ESYS_TR_NONE,
 	    ESYS_TR_NONE, &p, NULL, NULL);
+	cmd_end(t, rc);
 	Esys_Free(p);
 	if (rc != TSS2_RC_SUCCESS)
 		return tpm_fail(t, "probe", rc);
@@ -612,8 +716,30 @@ tsi_tpm_check(struct tsi_tpm *t, char *reason, size_t reasonlen)
 {
 	int r, was;
 
+	long long now = now_ms(), started;
+
 	if (reasonlen > 0)
 		reason[0] = '\0';
+	/* A command that does not come back: the TPM hangs. */
+	started = __atomic_load_n(&t->cmd_started_ms, __ATOMIC_ACQUIRE);
+	if (started != 0 && now - started > TSI_TPM_HANG_MS) {
+		int cut = cut_hung_command(t);
+		tsi_log(TSI_LOG_WARN, "tpm.hung", TSI_LI("in_flight_ms",
+		    now - started), TSI_LI("connections_cut", cut));
+		(void)snprintf(reason, reasonlen, "TPM not answering for %lld ms",
+		    now - started);
+		return TSI_ERR_TPM_UNAVAILABLE;
+	}
+	/* A command is running and not yet overdue: the TPM is working;
+	 * waiting for the mutex would only queue behind it. */
+	if (started != 0)
+		return TSI_OK;
+	/* A command just succeeded: no need to ask again (and no need to
+	 * queue behind signing under load). */
+	if (__atomic_load_n(&t->available, __ATOMIC_ACQUIRE) &&
+	    now - __atomic_load_n(&t->last_ok_ms, __ATOMIC_ACQUIRE) <
+	    TSI_TPM_FRESH_MS)
+		return TSI_OK;
 	if ((r = lock_bounded(t)) != TSI_OK) {
 		(void)snprintf(reason, reasonlen, "TPM busy: no answer within %d ms",
 		    TSI_TPM_WAIT_MS);
@@ -621,8 +747,10 @@ tsi_tpm_check(struct tsi_tpm *t, char *reason, size_t reasonlen)
 	}
 	was = t->available;
 	if ((r = ensure_locked(t)) == TSI_OK) {
+		long long t0 = now_ms();
 		r = probe_locked(t);
 		if (r == TSI_ERR_TPM_UNAVAILABLE && was &&
+		    now_ms() - t0 < TSI_TPM_RECONNECT_MS &&
 		    connect_locked(t) == TSI_OK)
 			r = probe_locked(t);
 	}

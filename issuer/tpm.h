@@ -27,6 +27,8 @@
 
 #define TSI_TPM_WAIT_MS 800          /* longest wait for the TPM mutex */
 #define TSI_TPM_RECONNECT_MS 200     /* at most one reconnect try per period */
+#define TSI_TPM_HANG_MS 500          /* a command in flight longer: "hangs" */
+#define TSI_TPM_FRESH_MS 200         /* a success this recent needs no probe */
 #define TSI_TPM_KEY_FILE "tpm-key.blob"
 
 struct tsi_tpm;
@@ -53,7 +55,11 @@ int tsi_tpm_sign(struct tsi_tpm *t, const uint8_t digest[32], uint8_t sig[64]);
 EVP_PKEY *tsi_tpm_pub(const struct tsi_tpm *t);
 
 /* Probes the TPM (reconnecting if needed). TSI_OK when the key is loaded and
- * answers; otherwise an error with a one-line reason in reason. */
+ * answers (or answered a command within TSI_TPM_FRESH_MS); otherwise an error
+ * with a one-line reason in reason. Also the watchdog: a command in flight
+ * for more than TSI_TPM_HANG_MS is cut (its TCTI connection shut down, so it
+ * fails as an I/O error) and the check fails at once. Call it periodically
+ * from a thread of its own (the monitor does). */
 int tsi_tpm_check(struct tsi_tpm *t, char *reason, size_t reasonlen);
 
 /* A tsi_signer whose signatures come from tsi_tpm_sign (tpm_signer.c).

@@ -166,6 +166,7 @@ void
 test_swtpm_kill(struct test_swtpm *s, int sig)
 {
 	if (s->pid > 0) {
+		kill(s->pid, SIGCONT);     /* a stopped swtpm cannot exit */
 		kill(s->pid, sig);
 		(void)waitpid(s->pid, NULL, 0);
 		s->pid = 0;

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -171,6 +172,69 @@ test_loss_and_recovery(void **state)
 	tsi_tpm_free(t);
 }
 
+struct watchdog {
+	struct tsi_tpm *t;
+	volatile int stop;
+};
+
+/* What the issuer's monitor thread does: check the TPM periodically. */
+static void *
+watchdog_run(void *arg)
+{
+	struct watchdog *w = arg;
+	char reason[256];
+
+	while (!w->stop) {
+		(void)tsi_tpm_check(w->t, reason, sizeof(reason));
+		usleep(100000);
+	}
+	return NULL;
+}
+
+static void
+test_hung_tpm(void **state)
+{
+	struct watchdog wd;
+	pthread_t th;
+	struct fx *f = *state;
+	struct tsi_tpm *t = NULL;
+	uint8_t dg[32], sig[64];
+	char reason[256];
+	long long t0, dt, deadline;
+	int r;
+
+	RAND_bytes(dg, sizeof(dg));
+	assert_int_equal(tsi_tpm_open(f->tpm.tcti, f->state, &t), TSI_OK);
+	assert_int_equal(tsi_tpm_sign(t, dg, sig), TSI_OK);
+
+	wd.t = t;
+	wd.stop = 0;
+	assert_int_equal(pthread_create(&th, NULL, watchdog_run, &wd), 0);
+	/* The TPM stops answering but keeps the connection open. */
+	assert_int_equal(kill(f->tpm.pid, SIGSTOP), 0);
+	t0 = test_now_ms();
+	r = tsi_tpm_sign(t, dg, sig);
+	dt = test_now_ms() - t0;
+	print_message("hung tpm: sign failed after %lld ms\n", dt);
+	assert_int_equal(r, TSI_ERR_TPM_UNAVAILABLE);
+	assert_true(dt < 1500);
+	t0 = test_now_ms();
+	assert_int_not_equal(tsi_tpm_check(t, reason, sizeof(reason)), TSI_OK);
+	assert_true(test_now_ms() - t0 < 1500);
+
+	/* It answers again: the same handle recovers. */
+	assert_int_equal(kill(f->tpm.pid, SIGCONT), 0);
+	deadline = test_now_ms() + 5000;
+	while ((r = tsi_tpm_sign(t, dg, sig)) != TSI_OK &&
+	    test_now_ms() < deadline)
+		usleep(50000);
+	assert_int_equal(r, TSI_OK);
+	assert_true(verify_raw(tsi_tpm_pub(t), dg, sig));
+	wd.stop = 1;
+	pthread_join(th, NULL);
+	tsi_tpm_free(t);
+}
+
 static void
 test_start_without_tpm(void **state)
 {
@@ -229,6 +293,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_loss_and_recovery, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_hung_tpm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_start_without_tpm, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_key_file, setup,
