@@ -24,6 +24,7 @@
 
 struct session {
 	int refs;                /* the minter's slot plus signers in flight */
+	char *h64;               /* base64url JWS header: fixed per key */
 	EVP_PKEY *key;
 	struct tsi_signer *signer;
 	X509 *cert;
@@ -38,6 +39,7 @@ struct tsi_minter {
 	struct tsi_signer *tpm_signer;
 	X509 *node;
 	STACK_OF(X509) *node_chain;   /* [node cert] */
+	char *node_h64;               /* JWS header for TPM signing */
 	time_t node_not_after;
 	struct tsi_location loc;
 	pthread_mutex_t mu;           /* guards cur and prev (not their use) */
@@ -61,6 +63,7 @@ session_free(struct session *s)
 {
 	if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
+	free(s->h64);
 	tsi_signer_free(s->signer);
 	EVP_PKEY_free(s->key);       /* OpenSSL clears private key memory */
 	sk_X509_pop_free(s->chain, X509_free);
@@ -80,6 +83,9 @@ tsi_aud_ok(const char *aud)
 			return 0;
 	return 1;
 }
+
+static int make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64);
+static int b64_der(X509 *cert, json_t *arr);
 
 int
 tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
@@ -119,6 +125,9 @@ tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		X509_free(node_cert);
 		goto out;
 	}
+	if ((r = make_header(tsi_tpm_pub(tpm), m->node_chain, &m->node_h64)) !=
+	    TSI_OK)
+		goto out;
 	*out = m;
 	m = NULL;
 	r = TSI_OK;
@@ -136,6 +145,7 @@ tsi_minter_free(struct tsi_minter *m)
 	session_free(m->prev);
 	tsi_signer_free(m->tpm_signer);
 	sk_X509_pop_free(m->node_chain, X509_free);
+	free(m->node_h64);
 	X509_free(m->node);
 	tsi_location_clear(&m->loc);
 	pthread_mutex_destroy(&m->mu);
@@ -197,6 +207,8 @@ rotate_locked(struct tsi_minter *m, time_t now)
 		X509_free(m->node);
 		goto out;
 	}
+	if ((r = make_header(s->key, s->chain, &s->h64)) != TSI_OK)
+		goto out;
 	session_free(m->prev);
 	m->prev = m->cur;
 	m->cur = s;
@@ -323,13 +335,97 @@ out:
 	return r;
 }
 
+/*
+ * The JWS header of a key never changes: {"alg":"ES256","typ":"JWT",
+ * "kid":<RFC 7638 thumbprint>,"x5c":[<base64 DER>...]} is built once per
+ * key, so each token costs one claims encoding and one signature.
+ */
+static int
+make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64)
+{
+	json_t *hdr = NULL, *x5c = NULL;
+	char kid[44], *text = NULL;
+	int i, r;
+
+	if ((r = tsi_key_thumbprint(pub, kid)) != TSI_OK)
+		return r;
+	r = TSI_ERR_ALLOC;
+	if ((x5c = json_array()) == NULL)
+		goto out;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if ((r = b64_der(sk_X509_value(chain, i), x5c)) != TSI_OK)
+			goto out;
+	if ((hdr = json_pack("{s:s, s:s, s:s, s:O}", "alg", "ES256", "typ",
+	    "JWT", "kid", kid, "x5c", x5c)) == NULL ||
+	    (text = json_dumps(hdr, JSON_COMPACT)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	r = tsi_b64url_encode(text, strlen(text), h64);
+out:
+	free(text);
+	json_decref(hdr);
+	json_decref(x5c);
+	return r;
+}
+
+/* header.claims.signature, the signature over the first two parts. */
+static int
+sign_jws(const struct tsi_signer *signer, const char *h64,
+    const json_t *claims, char **token)
+{
+	char *text = NULL, *c64 = NULL, *s64 = NULL, *tok = NULL;
+	size_t hl = strlen(h64), cl, sl, n = 0;
+	uint8_t sig[64];
+	int r = TSI_ERR_ALLOC;
+
+	if ((text = json_dumps(claims, JSON_COMPACT)) == NULL)
+		return TSI_ERR_ALLOC;
+	if ((r = tsi_b64url_encode(text, strlen(text), &c64)) != TSI_OK)
+		goto out;
+	cl = strlen(c64);
+	/* header '.' claims '.' 86 bytes of signature */
+	n = hl + 1 + cl + 1 + 86 + 1;
+	if (n > TSI_JWT_MAX_BYTES) {
+		r = TSI_ERR_TOO_LARGE;
+		goto out;
+	}
+	if ((tok = malloc(n)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	memcpy(tok, h64, hl);
+	tok[hl] = '.';
+	memcpy(tok + hl + 1, c64, cl);
+	if ((r = tsi_signer_sign_msg(signer, tok, hl + 1 + cl, sig)) != TSI_OK ||
+	    (r = tsi_b64url_encode(sig, sizeof(sig), &s64)) != TSI_OK)
+		goto out;
+	sl = strlen(s64);
+	if (sl != 86) {
+		r = TSI_ERR_INTERNAL;
+		goto out;
+	}
+	tok[hl + 1 + cl] = '.';
+	memcpy(tok + hl + 1 + cl + 1, s64, sl + 1);
+	*token = tok;
+	tok = NULL;
+	r = TSI_OK;
+out:
+	tsi_strfree(text);
+	tsi_strfree(c64);
+	free(s64);
+	if (tok != NULL)
+		tsi_freezero(tok, n);
+	return r;
+}
+
 int
 tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
     const char *aud, char **token, long long *expires_at)
 {
 	const struct tsi_signer *signer;
 	struct session *sess = NULL;
-	STACK_OF(X509) *chain;
+	const char *h64;
 	json_t *claims = NULL;
 	time_t now = time(NULL), limit;
 	int ttl = m->cfg->token_ttl, r;
@@ -338,7 +434,7 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 		return TSI_ERR_INVALID_ARG;
 	if (m->cfg->signing == TSI_SIGNING_TPM) {
 		signer = m->tpm_signer;
-		chain = m->node_chain;
+		h64 = m->node_h64;
 		limit = m->node_not_after;
 	} else {
 		pthread_mutex_lock(&m->mu);
@@ -364,7 +460,7 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 		__atomic_add_fetch(&sess->refs, 1, __ATOMIC_ACQ_REL);
 		pthread_mutex_unlock(&m->mu);
 		signer = sess->signer;
-		chain = sess->chain;
+		h64 = sess->h64;
 		limit = sess->not_after;
 	}
 	if (limit - now < ttl)
@@ -376,7 +472,7 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 	}
 	if ((r = tsi_minter_claims(m, w, aud, now, ttl, &claims)) != TSI_OK)
 		goto out;
-	if ((r = tsi_jwt_mint(signer, chain, claims, token)) != TSI_OK)
+	if ((r = sign_jws(signer, h64, claims, token)) != TSI_OK)
 		goto out;
 	*expires_at = (long long)now + ttl;
 	r = TSI_OK;
