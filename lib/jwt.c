@@ -657,27 +657,43 @@ out:
 }
 
 /*
- * The node certificate is the first x5c entry carrying tsi: SANs: x5c[0]
- * (the node key signed the token) or x5c[1] (a session key did).
+ * The node certificate is the one x5c entry carrying tsi: SANs: x5c[0] (the
+ * node key signed the token) or x5c[1] (a session key did). Exactly one may
+ * carry them: only the CA binds a location, so a session certificate (made
+ * by the node) claiming one is refused rather than believed.
  */
 static int
 find_node(STACK_OF(X509) *x5c, struct tsi_location *loc, int *index,
     struct tsi_verify_result *res)
 {
-	int i, r;
+	struct tsi_location tmp = { 0 };
+	int i, r, found = -1;
 
-	for (i = 0; i < sk_X509_num(x5c) && i < 2; i++) {
-		r = tsi_x509_location(sk_X509_value(x5c, i), loc);
+	for (i = 0; i < sk_X509_num(x5c); i++) {
+		r = tsi_x509_location(sk_X509_value(x5c, i), &tmp);
 		if (r == TSI_ERR_NOT_FOUND)
 			continue;
 		if (r != TSI_OK)
 			return refuse(res, TSI_JWT_BAD_X5C,
 			    "x5c[%d] has an invalid tsi: location", i);
-		*index = i;
-		return TSI_OK;
+		if (found >= 0) {
+			tsi_location_clear(&tmp);
+			tsi_location_clear(loc);
+			return refuse(res, TSI_JWT_BAD_X5C,
+			    "x5c[%d] and x5c[%d] both carry a tsi: location",
+			    found, i);
+		}
+		found = i;
+		*loc = tmp;
+		memset(&tmp, 0, sizeof(tmp));
 	}
-	return refuse(res, TSI_JWT_BAD_X5C,
-	    "neither x5c[0] nor x5c[1] is a node certificate");
+	if (found < 0 || found > 1) {
+		tsi_location_clear(loc);
+		return refuse(res, TSI_JWT_BAD_X5C,
+		    "neither x5c[0] nor x5c[1] is a node certificate");
+	}
+	*index = found;
+	return TSI_OK;
 }
 
 /* ---- signature ---- */

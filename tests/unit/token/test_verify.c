@@ -810,6 +810,35 @@ test_session_cert_from_other_node(void **state)
 	EVP_PKEY_free(bk);
 }
 
+/* Only the CA binds a location: a session certificate (made by the node)
+ * that names one is refused, even the node's own. */
+static void
+test_session_cert_claiming_location(void **state)
+{
+	struct fx *f = *state;
+	X509 *sess = mk("session", f->node, f->node_key, f->sess_key, 0, -1,
+	    "critical,digitalSignature",
+	    "URI:tsi:cluster-name:hipaaCluster,URI:tsi:region:us-east,"
+	    "URI:tsi:datacenter:dal05,URI:tsi:node:node-1", -60, 600);
+	X509 *nosan = mk("no location", f->ca, f->ca_key, f->node_key, 1, 0,
+	    "critical,digitalSignature,keyCertSign", NULL, -60, 600);
+	X509 *s2 = mk_sess(nosan, f->node_key, f->sess_key, -60, 600);
+	json_t *c = claims_base(f->now);
+	char kid[44];
+
+	json_object_set_new(c, "region", json_string("us-east"));
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
+	    dump(c), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+	/* A chain without any location at all. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), s2, nosan, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+	X509_free(sess);
+	X509_free(nosan);
+	X509_free(s2);
+}
+
 static void
 test_revoked(void **state)
 {
@@ -1072,6 +1101,7 @@ main(void)
 		cmocka_unit_test(test_node_without_ca_rights),
 		cmocka_unit_test(test_expired_session_cert),
 		cmocka_unit_test(test_session_cert_from_other_node),
+		cmocka_unit_test(test_session_cert_claiming_location),
 		cmocka_unit_test(test_revoked),
 		cmocka_unit_test(test_location_mismatch),
 		cmocka_unit_test(test_duplicate_keys),
