@@ -19,9 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Reads in flight at once: tsi-vault commits their audit records together
+ * (group commit) instead of one fsync per secret. */
+#define READ_CONCURRENCY 8
+
 struct tsi_sidecar_http {
 	CURL *issuer;
-	CURL *vault;
+	CURL *vault;       /* login */
+	CURLSH *share;     /* connections and TLS sessions to tsi-vault */
 	const struct tsi_sidecar_settings *st; /* borrowed, outlives h */
 	volatile sig_atomic_t *stop;
 	char errbuf[CURL_ERROR_SIZE];
@@ -81,7 +86,14 @@ tsi_sidecar_http_new(const struct tsi_sidecar_settings *st,
 	h->st = st;
 	h->stop = stop;
 	if ((h->issuer = curl_easy_init()) == NULL ||
-	    (h->vault = curl_easy_init()) == NULL) {
+	    (h->vault = curl_easy_init()) == NULL ||
+	    (h->share = curl_share_init()) == NULL ||
+	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) !=
+		CURLSHE_OK ||
+	    curl_share_setopt(h->share, CURLSHOPT_SHARE,
+		CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) !=
+		CURLSHE_OK) {
 		tsi_sidecar_http_free(h);
 		return TSI_ERR_ALLOC;
 	}
@@ -98,6 +110,9 @@ tsi_sidecar_http_free(struct tsi_sidecar_http *h)
 		curl_easy_cleanup(h->issuer);
 	if (h->vault != NULL)
 		curl_easy_cleanup(h->vault);
+	/* Last: the easy handles using it are gone. */
+	if (h->share != NULL)
+		curl_share_cleanup(h->share);
 	free(h);
 }
 
@@ -113,24 +128,18 @@ slist_free_wiped(struct curl_slist *l)
 	curl_slist_free_all(l);
 }
 
-/*
- * One request. body (may be NULL) is POSTed as JSON. TSI_OK with *status,
- * TSI_ERR_AGAIN on a transport failure, TSI_ERR_TOO_LARGE when the response
- * is over the limit, TSI_ERR_INTERNAL when stopped.
- */
-static int
-perform(struct tsi_sidecar_http *h, CURL *c, const char *url,
+/* Options of one request on c (freshly made or reset). */
+static void
+configure(struct tsi_sidecar_http *h, CURL *c, const char *url,
     struct curl_slist *hdrs, const char *body, struct tsi_buf *resp,
-    long *status, const char *what, char *err, size_t errlen)
+    char *errbuf)
 {
 	const struct tsi_sidecar_settings *st = h->st;
-	CURLcode cc;
 
-	curl_easy_reset(c);
-	h->errbuf[0] = '\0';
+	errbuf[0] = '\0';
 	tsi_buf_reset(resp);
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -146,6 +155,7 @@ perform(struct tsi_sidecar_http *h, CURL *c, const char *url,
 	if (c == h->issuer) {
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, st->issuer_socket);
 	} else {
+		curl_easy_setopt(c, CURLOPT_SHARE, h->share);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 		if (st->cacert != NULL)
@@ -157,37 +167,57 @@ perform(struct tsi_sidecar_http *h, CURL *c, const char *url,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
+}
+
+/* Maps a failed transfer to an error class, with the reason in err. */
+static int
+transfer_error(struct tsi_sidecar_http *h, CURL *c, CURLcode cc,
+    const char *errbuf, const char *what, char *err, size_t errlen)
+{
+	if (h->stop != NULL && *h->stop) {
+		seterr(err, errlen, "%s: interrupted", what);
+		return TSI_ERR_INTERNAL;
+	}
+	if (cc == CURLE_WRITE_ERROR) {
+		seterr(err, errlen, "%s: response larger than %d bytes", what,
+		    TSI_SIDECAR_RESPONSE_MAX);
+		return TSI_ERR_TOO_LARGE;
+	}
+	if (c == h->issuer)
+		seterr(err, errlen, "%s: cannot reach the issuer at %s: %s",
+		    what, h->st->issuer_socket, curl_easy_strerror(cc));
+	else
+		seterr(err, errlen, "%s: %s", what,
+		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+	/* A certificate that does not verify will not verify next time
+	 * either; everything else (refused, reset, timeout, DNS) may be
+	 * transient. */
+	if (cc == CURLE_PEER_FAILED_VERIFICATION ||
+	    cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_URL_MALFORMAT ||
+	    cc == CURLE_UNSUPPORTED_PROTOCOL)
+		return TSI_ERR_BAD_CERT;
+	return TSI_ERR_AGAIN;
+}
+
+/*
+ * One request on c. body (may be NULL) is POSTed as JSON. TSI_OK with
+ * *status, or the class of the transport failure (transfer_error).
+ */
+static int
+perform(struct tsi_sidecar_http *h, CURL *c, const char *url,
+    struct curl_slist *hdrs, const char *body, struct tsi_buf *resp,
+    long *status, const char *what, char *err, size_t errlen)
+{
+	CURLcode cc;
+
+	curl_easy_reset(c);
+	configure(h, c, url, hdrs, body, resp, h->errbuf);
 	cc = curl_easy_perform(c);
 	/* The options point at our memory; drop them before it goes away. */
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
-	if (cc != CURLE_OK) {
-		if (h->stop != NULL && *h->stop) {
-			seterr(err, errlen, "%s: interrupted", what);
-			return TSI_ERR_INTERNAL;
-		}
-		if (cc == CURLE_WRITE_ERROR) {
-			seterr(err, errlen, "%s: response larger than %d bytes",
-			    what, TSI_SIDECAR_RESPONSE_MAX);
-			return TSI_ERR_TOO_LARGE;
-		}
-		if (c == h->issuer)
-			seterr(err, errlen, "%s: cannot reach the issuer at "
-			    "%s: %s", what, st->issuer_socket,
-			    curl_easy_strerror(cc));
-		else
-			seterr(err, errlen, "%s: %s", what,
-			    h->errbuf[0] != '\0' ? h->errbuf :
-						   curl_easy_strerror(cc));
-		/* A certificate that does not verify will not verify next
-		 * time either; everything else (refused, reset, timeout,
-		 * DNS) may be transient. */
-		if (cc == CURLE_PEER_FAILED_VERIFICATION ||
-		    cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_URL_MALFORMAT ||
-		    cc == CURLE_UNSUPPORTED_PROTOCOL)
-			return TSI_ERR_BAD_CERT;
-		return TSI_ERR_AGAIN;
-	}
+	if (cc != CURLE_OK)
+		return transfer_error(h, c, cc, h->errbuf, what, err, errlen);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 	return TSI_OK;
 }
@@ -362,64 +392,169 @@ out:
 	return r;
 }
 
-int
-tsi_sidecar_read(struct tsi_sidecar_http *h, const char *client_token,
-    const char *path, json_t **data, long long *version, char *err,
-    size_t errlen)
+/* A finished read: status and body into the request's result. */
+static void
+read_result(struct tsi_sidecar_read_req *q, long status,
+    const struct tsi_buf *resp, const char *what)
 {
-	struct tsi_buf *resp = NULL, *hdr = NULL;
-	struct curl_slist *hdrs = NULL;
 	json_t *j = NULL, *d, *dd;
-	char url[2048], what[600];
-	const char *base;
-	size_t blen;
-	long status = 0;
-	int r;
 
-	base = vault_base(h->st, &blen);
-	if (snprintf(url, sizeof(url), "%.*s/v1/secret/data/%s", (int)blen, base,
-	    path) >= (int)sizeof(url)) {
-		seterr(err, errlen, "VAULT_ADDR and path are too long");
-		return TSI_ERR_INVALID_ARG;
-	}
-	(void)snprintf(what, sizeof(what), "read secret/data/%s", path);
-	if ((resp = tsi_buf_new(TSI_SIDECAR_RESPONSE_MAX)) == NULL ||
-	    (hdr = tsi_buf_new(8192)) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	if ((r = tsi_buf_putf(hdr, "X-Vault-Token: %s", client_token)) != TSI_OK)
-		goto out;
-	if ((hdrs = curl_slist_append(NULL, tsi_buf_str(hdr))) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	r = perform(h, h->vault, url, hdrs, NULL, resp, &status, what, err,
-	    errlen);
-	if (r != TSI_OK)
-		goto out;
 	if (status != 200) {
-		r = status_error(status, what, resp, TSI_ERR_DENIED, err, errlen);
-		goto out;
+		q->r = status_error(status, what, resp, TSI_ERR_DENIED, q->err,
+		    sizeof(q->err));
+		return;
 	}
 	j = json_loadb(tsi_buf_str(resp), tsi_buf_len(resp), 0, NULL);
 	d = json_object_get(j, "data");
 	dd = json_object_get(d, "data");
 	if (!json_is_object(dd)) {
-		seterr(err, errlen, "%s: the response has no data.data object",
-		    what);
-		r = TSI_ERR_PARSE;
-		goto out;
-	}
-	if (version != NULL)
-		*version = json_integer_value(
+		seterr(q->err, sizeof(q->err), "%s: the response has no "
+		    "data.data object", what);
+		q->r = TSI_ERR_PARSE;
+	} else {
+		q->version = json_integer_value(
 		    json_object_get(json_object_get(d, "metadata"), "version"));
-	*data = json_incref(dd);
+		q->data = json_incref(dd);
+		q->r = TSI_OK;
+	}
+	json_decref(j);
+}
+
+struct slot {
+	CURL *c;
+	struct tsi_buf *resp;
+	char errbuf[CURL_ERROR_SIZE];
+	char url[2048];
+	char what[600];
+};
+
+int
+tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
+    struct tsi_sidecar_read_req *reqs, size_t n)
+{
+	struct slot *sl = NULL;
+	struct tsi_buf *hdr = NULL;
+	struct curl_slist *hdrs = NULL;
+	CURLM *m = NULL;
+	CURLMsg *msg;
+	const char *base;
+	size_t i, blen;
+	long status;
+	int running = 0, left, r = TSI_ERR_ALLOC;
+
+	for (i = 0; i < n; i++) {
+		reqs[i].r = TSI_ERR_INTERNAL;
+		reqs[i].data = NULL;
+		reqs[i].version = 0;
+		seterr(reqs[i].err, sizeof(reqs[i].err), "not attempted");
+	}
+	if (n == 0)
+		return TSI_OK;
+	base = vault_base(h->st, &blen);
+	if ((sl = calloc(n, sizeof(*sl))) == NULL ||
+	    (hdr = tsi_buf_new(8192)) == NULL ||
+	    tsi_buf_putf(hdr, "X-Vault-Token: %s", client_token) != TSI_OK ||
+	    (hdrs = curl_slist_append(NULL, tsi_buf_str(hdr))) == NULL ||
+	    (m = curl_multi_init()) == NULL)
+		goto out;
+	curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)READ_CONCURRENCY);
+	for (i = 0; i < n; i++) {
+		struct slot *s = &sl[i];
+		(void)snprintf(s->what, sizeof(s->what), "read secret/data/%s",
+		    reqs[i].path);
+		if (snprintf(s->url, sizeof(s->url), "%.*s/v1/secret/data/%s",
+		    (int)blen, base, reqs[i].path) >= (int)sizeof(s->url)) {
+			reqs[i].r = TSI_ERR_INVALID_ARG;
+			seterr(reqs[i].err, sizeof(reqs[i].err), "%s: URL too "
+			    "long", s->what);
+			continue;
+		}
+		if ((s->resp = tsi_buf_new(TSI_SIDECAR_RESPONSE_MAX)) == NULL ||
+		    (s->c = curl_easy_init()) == NULL)
+			goto out;
+		configure(h, s->c, s->url, hdrs, NULL, s->resp, s->errbuf);
+		curl_easy_setopt(s->c, CURLOPT_PRIVATE, (char *)s);
+		if (curl_multi_add_handle(m, s->c) != CURLM_OK) {
+			curl_easy_cleanup(s->c);
+			s->c = NULL;
+			goto out;
+		}
+	}
+	do {
+		if (curl_multi_perform(m, &running) != CURLM_OK) {
+			r = TSI_ERR_INTERNAL;
+			goto out;
+		}
+		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+			struct slot *s = NULL;
+			struct tsi_sidecar_read_req *q;
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+			    (char **)&s);
+			q = &reqs[s - sl];
+			if (msg->data.result != CURLE_OK) {
+				q->r = transfer_error(h, s->c, msg->data.result,
+				    s->errbuf, s->what, q->err, sizeof(q->err));
+			} else {
+				status = 0;
+				curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE,
+				    &status);
+				read_result(q, status, s->resp, s->what);
+			}
+			/* Done with it: the body (a secret) is wiped now. */
+			curl_multi_remove_handle(m, s->c);
+			curl_easy_cleanup(s->c);
+			s->c = NULL;
+			tsi_buf_free(s->resp);
+			s->resp = NULL;
+		}
+		/* Waits at most 100 ms; the progress callback aborts the
+		 * transfers themselves when told to stop. */
+		if (running > 0 &&
+		    curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK) {
+			r = TSI_ERR_INTERNAL;
+			goto out;
+		}
+	} while (running > 0);
 	r = TSI_OK;
 out:
-	json_decref(j);
+	for (i = 0; sl != NULL && i < n; i++) {
+		if (sl[i].c != NULL) {
+			curl_multi_remove_handle(m, sl[i].c);
+			curl_easy_cleanup(sl[i].c);
+		}
+		tsi_buf_free(sl[i].resp);
+	}
+	free(sl);
+	if (m != NULL)
+		curl_multi_cleanup(m);
 	slist_free_wiped(hdrs);
 	tsi_buf_free(hdr);
-	tsi_buf_free(resp);
 	return r;
+}
+
+int
+tsi_sidecar_read(struct tsi_sidecar_http *h, const char *client_token,
+    const char *path, json_t **data, long long *version, char *err,
+    size_t errlen)
+{
+	struct tsi_sidecar_read_req q;
+	int r;
+
+	memset(&q, 0, sizeof(q));
+	q.path = path;
+	if ((r = tsi_sidecar_read_many(h, client_token, &q, 1)) != TSI_OK) {
+		seterr(err, errlen, "read secret/data/%s: %s", path,
+		    tsi_strerror(r));
+		return r;
+	}
+	if (q.r == TSI_OK) {
+		*data = q.data;
+		if (version != NULL)
+			*version = q.version;
+	} else {
+		seterr(err, errlen, "%s", q.err);
+	}
+	return q.r;
 }

@@ -43,6 +43,11 @@ struct ctx {
 	long long start_ms;
 	long long exec_ms;     /* process age at start_ms, -1 unknown */
 	long long last_write_ms;
+	/* Per secret, for fetch_batch (spec->n entries each). */
+	struct tsi_sidecar_read_req *reqs;
+	int *res;
+	char (*why)[512];
+	unsigned char *want;
 };
 
 static long long
@@ -191,26 +196,22 @@ sha256(const void *p, size_t n, unsigned char out[32])
 		memset(out, 0, 32);
 }
 
-/* Reads one secret and writes its file when the content changed. */
+/*
+ * Writes a secret's file when its content changed. Takes data (the decoded
+ * KV object) and drops it before the write: one copy at a time.
+ */
 static int
-fetch_one(struct ctx *c, struct tsi_sidecar_secret *sec, char *err,
-    size_t errlen)
+store_one(struct ctx *c, struct tsi_sidecar_secret *sec, json_t *data,
+    long long version, char *err, size_t errlen)
 {
 	struct tsi_buf *content = NULL;
-	json_t *data = NULL;
 	unsigned char d[32];
-	long long version = 0;
 	int r;
 
-	r = tsi_sidecar_read(c->http, c->ctoken, sec->path, &data, &version,
-	    err, errlen);
+	r = tsi_sidecar_render(sec, data, &content, err, errlen);
+	json_decref(data);
 	if (r != TSI_OK)
 		goto out;
-	if ((r = tsi_sidecar_render(sec, data, &content, err, errlen)) != TSI_OK)
-		goto out;
-	/* Drop the decoded secret before the write: one copy at a time. */
-	json_decref(data);
-	data = NULL;
 	sha256(tsi_buf_ptr(content), tsi_buf_len(content), d);
 	if (sec->on_disk && memcmp(d, sec->digest, sizeof(d)) == 0) {
 		r = TSI_OK;
@@ -230,9 +231,59 @@ fetch_one(struct ctx *c, struct tsi_sidecar_secret *sec, char *err,
 	    TSI_LI("ms_since_start", c->last_write_ms - c->start_ms));
 out:
 	explicit_bzero(d, sizeof(d));
-	json_decref(data);
 	tsi_buf_free(content);
 	return r;
+}
+
+/* Reads one secret and writes its file when the content changed. */
+static int
+fetch_one(struct ctx *c, struct tsi_sidecar_secret *sec, char *err,
+    size_t errlen)
+{
+	json_t *data = NULL;
+	long long version = 0;
+	int r;
+
+	r = tsi_sidecar_read(c->http, c->ctoken, sec->path, &data, &version,
+	    err, errlen);
+	if (r != TSI_OK)
+		return r;
+	return store_one(c, sec, data, version, err, errlen);
+}
+
+/*
+ * Reads every secret i with want[i] set, concurrently, and writes those
+ * that came back. c->res[i] gets the outcome, c->why[i] the reason.
+ */
+static void
+fetch_batch(struct ctx *c, const unsigned char *want)
+{
+	struct tsi_sidecar_spec *sp = c->st->spec;
+	struct tsi_sidecar_read_req *q = c->reqs;
+	size_t map[TSI_SIDECAR_MAX_SECRETS], k = 0, i, s;
+	int r;
+
+	for (i = 0; i < sp->n && k < TSI_SIDECAR_MAX_SECRETS; i++)
+		if (want[i]) {
+			q[k].path = sp->v[i].path;
+			map[k++] = i;
+		}
+	r = tsi_sidecar_read_many(c->http, c->ctoken, q, k);
+	for (i = 0; i < k; i++) {
+		s = map[i];
+		c->why[s][0] = '\0';
+		if (q[i].r == TSI_OK) {
+			c->res[s] = store_one(c, &sp->v[s], q[i].data,
+			    q[i].version, c->why[s], sizeof(c->why[s]));
+			q[i].data = NULL; /* taken */
+			continue;
+		}
+		/* A batch that failed as a whole (out of memory) may work
+		 * next time; a request's own failure keeps its class. */
+		c->res[s] = (r != TSI_OK && q[i].r == TSI_ERR_INTERNAL &&
+		    !stop_flag) ? TSI_ERR_AGAIN : q[i].r;
+		(void)snprintf(c->why[s], sizeof(c->why[s]), "%s", q[i].err);
+	}
 }
 
 static void
@@ -272,15 +323,17 @@ run_once(struct ctx *c)
 			if (tsi_sidecar_is_final(r))
 				break;
 		} else {
-			for (i = 0; i < sp->n && !stop_flag; i++) {
+			for (i = 0; i < sp->n; i++)
+				c->want[i] = !sp->v[i].done;
+			fetch_batch(c, c->want);
+			for (i = 0; i < sp->n; i++) {
 				struct tsi_sidecar_secret *sec = &sp->v[i];
-				if (sec->done)
+				if (!c->want[i])
 					continue;
-				err[0] = '\0';
-				r = fetch_one(c, sec, err, sizeof(err));
-				set_reason(sec, r, err);
+				r = c->res[i];
+				set_reason(sec, r, c->why[i]);
 				if (stop_flag && r != TSI_OK)
-					break; /* interrupted, not refused */
+					continue; /* interrupted, not refused */
 				if (r == TSI_OK || tsi_sidecar_is_final(r))
 					sec->done = 1;
 			}
@@ -400,10 +453,12 @@ run_refresh(struct ctx *c)
 			}
 			fresh = 1;
 		}
+		memset(c->want, 1, sp->n);
+		fetch_batch(c, c->want);
 		for (ok = 0, i = 0; i < sp->n && !stop_flag; i++) {
 			struct tsi_sidecar_secret *sec = &sp->v[i];
-			err[0] = '\0';
-			r = fetch_one(c, sec, err, sizeof(err));
+			r = c->res[i];
+			(void)snprintf(err, sizeof(err), "%s", c->why[i]);
 			if (r == TSI_ERR_DENIED && !fresh) {
 				/* Maybe our token expired early (server
 				 * restart): one fresh login decides. */
@@ -483,6 +538,14 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 		tsi_log(TSI_LOG_ERROR, "sidecar.dest_dir", TSI_LS("reason", err));
 		goto out;
 	}
+	if ((c.reqs = calloc(st->spec->n, sizeof(*c.reqs))) == NULL ||
+	    (c.res = calloc(st->spec->n, sizeof(*c.res))) == NULL ||
+	    (c.why = calloc(st->spec->n, sizeof(*c.why))) == NULL ||
+	    (c.want = calloc(st->spec->n, 1)) == NULL) {
+		tsi_log(TSI_LOG_ERROR, "sidecar.alloc", TSI_LS("reason",
+		    "out of memory"));
+		goto out;
+	}
 	if (tsi_sidecar_http_new(st, &stop_flag, &c.http) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "sidecar.http", TSI_LS("reason",
 		    "cannot initialise libcurl"));
@@ -497,6 +560,12 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 out:
 	drop_token(&c);
 	tsi_sidecar_http_free(c.http);
+	free(c.reqs);
+	free(c.res);
+	if (c.why != NULL)
+		explicit_bzero(c.why, st->spec->n * sizeof(*c.why));
+	free(c.why);
+	free(c.want);
 	if (c.dirfd >= 0)
 		close(c.dirfd);
 	return rc;

@@ -190,6 +190,25 @@ int tsi_sidecar_read(struct tsi_sidecar_http *h, const char *client_token,
     const char *path, json_t **data, long long *version, char *err,
     size_t errlen);
 
+/* One read of a batch. path is borrowed; the rest is filled in. */
+struct tsi_sidecar_read_req {
+	const char *path;
+	int r;                 /* error class, as tsi_sidecar_read */
+	json_t *data;          /* on TSI_OK: caller frees with json_decref */
+	long long version;
+	char err[512];         /* on failure: the reason */
+};
+
+/*
+ * Reads n secrets concurrently (at most 8 connections): tsi-vault then
+ * commits their audit records in one group instead of one by one. Returns
+ * TSI_OK when every request has its result in reqs[i].r (and data), or
+ * TSI_ERR_ALLOC / TSI_ERR_INTERNAL when the batch itself failed (no data
+ * then needs freeing beyond what reqs[i].data holds).
+ */
+int tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
+    struct tsi_sidecar_read_req *reqs, size_t n);
+
 /* Installs wiping allocators for jansson and libcurl (and OpenSSL when still
  * possible). Call first in main, before any of them allocates. */
 void tsi_sidecar_wipe_install(void);
