@@ -100,7 +100,7 @@ static const char *const config_keys[] = {
 	"audience", "kv_key_file", "root_token_file", "revocation_file",
 	"cluster_name", "max_body", "threads", "connection_limit",
 	"per_ip_connection_limit", "connection_timeout", "max_tokens",
-	"kv_map_size", "kv_max_versions", "audit_map_size",
+	"kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
 	"audit_commit_timeout_ms", "audit_batch_max", "audit_retention_seconds",
 	"audit_retention_bytes", NULL
 };
@@ -165,6 +165,7 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	INT("kv_map_size", kv_map_size, 1LL << 20, 1LL << 40);
 	INT("kv_max_versions", kv_max_versions, 1, 1000);
 	INT("audit_map_size", audit_map_size, 1LL << 16, 1LL << 40);
+	INT("audit_map_max", audit_map_max, 0, 1LL << 40);
 	INT("audit_commit_timeout_ms", audit_commit_timeout_ms, 10, 60000);
 	INT("audit_batch_max", audit_batch_max, 1, 65536);
 	INT("audit_retention_seconds", audit_retain_seconds, 0, 1LL << 40);
@@ -667,6 +668,7 @@ main(int argc, char **argv)
 	}
 	memset(&ao, 0, sizeof(ao));
 	ao.map_size = set.audit_map_size;
+	ao.map_max = set.audit_map_max;
 	ao.commit_timeout_ms = (int)set.audit_commit_timeout_ms;
 	ao.batch_max = (size_t)set.audit_batch_max;
 	ao.retain_seconds = set.audit_retain_seconds;

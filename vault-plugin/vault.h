@@ -58,6 +58,7 @@ struct vault_settings {
 	size_t kv_map_size;
 	long long kv_max_versions;
 	size_t audit_map_size;
+	size_t audit_map_max;
 	long long audit_commit_timeout_ms;
 	long long audit_batch_max;
 	long long audit_retain_seconds;

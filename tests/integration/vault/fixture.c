@@ -174,11 +174,12 @@ vfx_init(struct vfx *f, const char *policy, const char *extra_conf)
 	    "revocation_file = \"%s\";\n"
 	    "threads = 4;\n"
 	    "kv_map_size = 16777216;\n"
-	    "audit_map_size = 16777216;\n"
+	    "%s"
 	    "%s",
 	    f->port, f->tls_cert, f->tls_key, f->data_dir, f->policy_dir,
 	    f->ca_dir, f->key_file, f->root_file, f->revoked,
-	    extra_conf ? extra_conf : "");
+	    extra_conf && strstr(extra_conf, "audit_map_size") ? "" :
+	    "audit_map_size = 16777216;\n", extra_conf ? extra_conf : "");
 	return write_file(f->conf, conf, strlen(conf), 0644);
 }
 

@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""A Vault client library not written here (Debian's python3-hvac) logs in to
+tsi-vault and reads a secret, unchanged. Run under hvac_env, which provides
+the server, the CA and the JWTs."""
+import os
+import sys
+
+import hvac
+import hvac.exceptions
+
+addr = os.environ["VAULT_ADDR"]
+ca = os.environ["VAULT_CACERT"]
+
+
+def fail(msg):
+    print("hvac_client: FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+client = hvac.Client(url=addr, verify=ca)
+login = client.auth.jwt.jwt_login(role=os.environ["TSI_ROLE"],
+                                  jwt=os.environ["TSI_JWT"],
+                                  path="trusted-identity")
+auth = login["auth"]
+if not auth["client_token"].startswith("hvs."):
+    fail("unexpected token shape")
+if client.token != auth["client_token"]:
+    fail("hvac did not adopt the token")
+if "medical-records" not in auth["policies"]:
+    fail("policies: %r" % auth["policies"])
+if auth["metadata"].get("datacenter") != "dal05":
+    fail("metadata: %r" % auth["metadata"])
+if not client.is_authenticated():
+    fail("lookup-self refused the token")
+
+secret = client.secrets.kv.v2.read_secret_version(path="medical/record1",
+                                                  mount_point="secret")
+if secret["data"]["data"].get("patient") != "HVAC-MEDSECRET":
+    fail("secret: %r" % secret["data"])
+if secret["data"]["metadata"]["version"] != 1:
+    fail("metadata: %r" % secret["data"]["metadata"])
+
+# A missing path the token may read: hvac's InvalidPath (404).
+try:
+    client.secrets.kv.v2.read_secret_version(path="medical/none",
+                                             mount_point="secret")
+    fail("missing path was readable")
+except hvac.exceptions.InvalidPath:
+    pass
+
+# The same image in another datacenter: logs in, but the read is Forbidden.
+other = hvac.Client(url=addr, verify=ca)
+other.auth.jwt.jwt_login(role=os.environ["TSI_ROLE"],
+                         jwt=os.environ["TSI_JWT_ELSEWHERE"],
+                         path="trusted-identity")
+try:
+    other.secrets.kv.v2.read_secret_version(path="medical/record1",
+                                            mount_point="secret")
+    fail("secret released in the wrong datacenter")
+except hvac.exceptions.Forbidden:
+    pass
+
+# A garbage JWT: the login itself is Forbidden.
+try:
+    hvac.Client(url=addr, verify=ca).auth.jwt.jwt_login(
+        role="demo", jwt="e30.e30.sig", path="trusted-identity")
+    fail("garbage JWT accepted")
+except hvac.exceptions.Forbidden:
+    pass
+
+# The root token writes and lists through hvac as well.
+root = hvac.Client(url=addr, token=os.environ["VAULT_ROOT_TOKEN"], verify=ca)
+root.secrets.kv.v2.create_or_update_secret(path="medical/record2",
+                                           secret={"patient": "two"},
+                                           mount_point="secret")
+keys = root.secrets.kv.v2.list_secrets(path="medical",
+                                       mount_point="secret")["data"]["keys"]
+if keys != ["record1", "record2"]:
+    fail("list: %r" % keys)
+print("hvac_client: ok (hvac login, read, 404, 403, write, list)")

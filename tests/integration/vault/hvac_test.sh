@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# hvac (python3-hvac, Debian) against a real tsi-vault over TLS.
+set -euo pipefail
+exec "$TSI_TEST_BIN_DIR/vault_hvac_env" /usr/bin/python3 \
+  "$TSI_SOURCE_DIR/tests/integration/vault/hvac_client.py"

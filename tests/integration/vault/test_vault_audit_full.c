@@ -1,0 +1,109 @@
+/*
+ * When the audit log cannot record, nothing is released: a server with a
+ * tiny audit map answers 503 once the map is full, the secret never appears
+ * in a 503 body, writes are not performed, and health says why.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+
+static void
+test_audit_full_503(void **state)
+{
+	struct vfx f;
+	struct vresp r;
+	int i, got503 = 0, ok200 = 0;
+
+	assert_int_equal(vfx_init(&f, NULL, "audit_map_size = 131072;\n"
+	    "audit_commit_timeout_ms = 500;\n"), 0);
+	assert_int_equal(vfx_start(&f), 0);
+	assert_int_equal(vfx_http(&f, NULL, "POST", "/v1/secret/data/s/one",
+	    f.root, "{\"data\":{\"v\":\"TOP-SECRET-VALUE\"}}", &r), 0);
+	assert_int_equal(r.status, 200);
+	vresp_clear(&r);
+	for (i = 0; i < 3000 && !got503; i++) {
+		assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/secret/data/s/one",
+		    f.root, NULL, &r), 0);
+		if (r.status == 200) {
+			ok200++;
+			assert_non_null(strstr(r.body, "TOP-SECRET-VALUE"));
+		} else {
+			assert_int_equal(r.status, 503);
+			assert_null(strstr(r.body, "TOP-SECRET"));
+			assert_non_null(strstr(r.body, "audit"));
+			got503 = 1;
+		}
+		vresp_clear(&r);
+	}
+	assert_true(ok200 > 0);
+	assert_true(got503);
+	/* Still full: reads, writes and logins all fail closed. */
+	assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/secret/data/s/one",
+	    f.root, NULL, &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_null(strstr(r.body, "TOP-SECRET"));
+	vresp_clear(&r);
+	assert_int_equal(vfx_http(&f, NULL, "POST", "/v1/secret/data/s/one",
+	    f.root, "{\"data\":{\"v\":\"CHANGED\"}}", &r), 0);
+	assert_int_equal(r.status, 503);
+	vresp_clear(&r);
+	assert_int_equal(vfx_http(&f, NULL, "POST",
+	    "/v1/auth/trusted-identity/login", NULL,
+	    "{\"role\":\"x\",\"jwt\":\"a.b.c\"}", &r), 0);
+	assert_int_equal(r.status, 503);
+	vresp_clear(&r);
+	/* Health reports it. */
+	assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/sys/health", NULL, NULL,
+	    &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_true(json_is_false(json_object_get(r.json, "audit_healthy")));
+	assert_non_null(json_object_get(r.json, "audit_error"));
+	vresp_clear(&r);
+	assert_int_equal(vfx_http(&f, NULL, "GET",
+	    "/v1/sys/metrics?format=prometheus", NULL, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "tsi_vault_audit_healthy 0"));
+	assert_null(strstr(r.body, "tsi_vault_audit_failures_total 0\n"));
+	vresp_clear(&r);
+	/* The write was never performed: the store still has version 1. */
+	assert_int_equal(vfx_stop(&f), 0);
+	{
+		char conf[600];
+		FILE *fp;
+		snprintf(conf, sizeof(conf), "%s", f.conf);
+		fp = fopen(conf, "a");
+		assert_non_null(fp);
+		/* Restart with room in the log (the map may grow). */
+		fprintf(fp, "audit_map_max = 16777216;\n");
+		fclose(fp);
+	}
+	assert_int_equal(vfx_start(&f), 0);
+	assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/secret/data/s/one",
+	    f.root, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "TOP-SECRET-VALUE"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    json_object_get(r.json, "data"), "metadata"), "version")), 1);
+	vresp_clear(&r);
+	assert_int_equal(vfx_stop(&f), 0);
+	vfx_cleanup(&f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_audit_full_503),
+	};
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
