@@ -477,6 +477,103 @@ test_command_line(void **state)
 	assert_non_null(strstr(out, txt));
 }
 
+
+/* Runs `tsi kv ...` with the vault environment; stdout+stderr in out. */
+static int
+tsi_kv(struct vfx *f, const char *token, char *out, size_t outlen,
+    const char *a1, const char *a2, const char *a3, const char *a4,
+    const char *a5)
+{
+	char exe[512], tmpl[] = "/tmp/tsi-kv-out.XXXXXX";
+	const char *bin = getenv("TSI_BIN_DIR");
+	int fd = mkstemp(tmpl), st;
+	pid_t pid;
+	ssize_t n;
+
+	snprintf(exe, sizeof(exe), "%s/tsi", bin ? bin : "build/bin");
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd, 2);
+		dup2(fd, 1);
+		setenv("VAULT_ADDR", f->addr, 1);
+		setenv("VAULT_CACERT", f->tls_ca, 1);
+		if (token)
+			setenv("VAULT_TOKEN", token, 1);
+		else
+			unsetenv("VAULT_TOKEN");
+		execl(exe, exe, "kv", a1, a2, a3, a4, a5, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	lseek(fd, 0, SEEK_SET);
+	n = read(fd, out, outlen - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(tmpl);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+test_cli_kv(void **state)
+{
+	struct vfx *f = *state;
+	char out[8192], file[400];
+	FILE *fp;
+	json_t *j;
+	json_error_t jerr;
+
+	snprintf(file, sizeof(file), "%s/value.txt", f->dir);
+	fp = fopen(file, "w");
+	fputs("line1\nline2", fp);
+	fclose(fp);
+	{
+		char arg[450];
+		snprintf(arg, sizeof(arg), "pem=@%s", file);
+		assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "put",
+		    "secret/cli/app", "user=alice", "pass=s p a c e", arg), 0);
+	}
+	j = json_loads(out, 0, &jerr);
+	assert_non_null(j);
+	assert_int_equal(jint(j, "data", "version", NULL), 1);
+	json_decref(j);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "put", "cli/app",
+	    "user=bob", NULL, NULL), 0);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "get", "cli/app",
+	    NULL, NULL, NULL), 0);
+	j = json_loads(out, 0, &jerr);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "data.data.user"), "bob");
+	json_decref(j);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "get", "-version",
+	    "1", "secret/cli/app", NULL), 0);
+	j = json_loads(out, 0, &jerr);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "data.data.pass"), "s p a c e");
+	assert_string_equal(jstr(j, "data.data.pem"), "line1\nline2");
+	json_decref(j);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "list", "cli",
+	    NULL, NULL, NULL), 0);
+	assert_non_null(strstr(out, "\"app\""));
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "delete", "cli/app",
+	    NULL, NULL, NULL), 0);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "get", "cli/app",
+	    NULL, NULL, NULL), 1);
+	assert_non_null(strstr(out, "no value found"));
+	/* Errors: no token, a bad token, bad usage. */
+	assert_int_equal(tsi_kv(f, NULL, out, sizeof(out), "get", "cli/app",
+	    NULL, NULL, NULL), 2);
+	assert_int_equal(tsi_kv(f, "hvs.bad", out, sizeof(out), "get", "cli/app",
+	    NULL, NULL, NULL), 1);
+	assert_non_null(strstr(out, "permission denied"));
+	assert_null(strstr(out, "hvs.bad"));
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "put", "cli/app",
+	    "novalue", NULL, NULL), 2);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "get", "-version",
+	    "x", "cli/app", NULL), 2);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "frobnicate", NULL,
+	    NULL, NULL, NULL), 2);
+}
+
 static void
 test_dev_mode(void **state)
 {
@@ -538,6 +635,7 @@ main(void)
 		cmocka_unit_test(test_health_metrics),
 		cmocka_unit_test(test_encrypted_at_rest),
 		cmocka_unit_test(test_command_line),
+		cmocka_unit_test(test_cli_kv),
 		cmocka_unit_test(test_dev_mode),
 	};
 
