@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -222,6 +223,8 @@ vfx_start(struct vfx *f)
 	if (f->pid < 0)
 		return -1;
 	if (f->pid == 0) {
+		/* A test that fails half-way does not leave a server behind. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		ofd = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd >= 0)
