@@ -39,6 +39,8 @@ usage(FILE *f)
 	    "  --dev-listen ADDR       loopback address:port (default 127.0.0.1:8200)\n"
 	    "  --policy-dir D          policy directory (overrides policy_dir)\n"
 	    "  --trust-ca PEM          trusted CA file, repeatable (overrides trust_ca)\n"
+	    "  --threads N             HTTP threads (overrides threads)\n"
+	    "  --workers N             request workers (overrides workers)\n"
 	    "\nSignals: SIGHUP reloads policies, CAs and the revocation list;\n"
 	    "SIGTERM/SIGINT stop. Exit: 0 ok, 1 runtime failure, 2 bad usage/config.\n");
 }
@@ -83,7 +85,8 @@ static void
 defaults(struct vault_settings *s)
 {
 	s->max_body = 1024 * 1024;
-	s->threads = 8;
+	s->threads = 4;
+	s->workers = 64;
 	s->conn_limit = 1024;
 	s->per_ip_limit = 64;
 	s->conn_timeout = 30;
@@ -98,7 +101,7 @@ defaults(struct vault_settings *s)
 static const char *const config_keys[] = {
 	"listen", "tls_cert", "tls_key", "data_dir", "policy_dir", "trust_ca",
 	"audience", "kv_key_file", "root_token_file", "revocation_file",
-	"cluster_name", "max_body", "threads", "connection_limit",
+	"cluster_name", "max_body", "threads", "workers", "connection_limit",
 	"per_ip_connection_limit", "connection_timeout", "max_tokens",
 	"kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
 	"audit_commit_timeout_ms", "audit_batch_max", "audit_retention_seconds",
@@ -158,6 +161,7 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	STR("cluster_name", cluster_name, "tsi-vault");
 	INT("max_body", max_body, 1024, 64LL << 20);
 	INT("threads", threads, 1, 256);
+	INT("workers", workers, 1, 1024);
 	INT("connection_limit", conn_limit, 1, 65536);
 	INT("per_ip_connection_limit", per_ip_limit, 1, 65536);
 	INT("connection_timeout", conn_timeout, 1, 3600);
@@ -493,6 +497,7 @@ main(int argc, char **argv)
 	char **cli_ca = NULL;
 	size_t n_cli_ca = 0, i;
 	char *cli_policy = NULL, *kvdir = NULL, *root = NULL;
+	long cli_threads = 0, cli_workers = 0;
 	char err[ERRLEN] = "";
 	char accessor[VAULT_ACCESSOR_LEN + 1];
 	char *tok = NULL;
@@ -528,7 +533,8 @@ main(int argc, char **argv)
 		}
 		if (strcmp(a, "--config") != 0 && strcmp(a, "--dev-root-token-id") != 0 &&
 		    strcmp(a, "--dev-listen") != 0 && strcmp(a, "--policy-dir") != 0 &&
-		    strcmp(a, "--trust-ca") != 0)
+		    strcmp(a, "--trust-ca") != 0 && strcmp(a, "--threads") != 0 &&
+		    strcmp(a, "--workers") != 0)
 			takes = 0;
 		if (!takes) {
 			usage(stderr);
@@ -550,7 +556,21 @@ main(int argc, char **argv)
 			set.listen = xstrdup(val);
 		} else if (strcmp(a, "--policy-dir") == 0)
 			cli_policy = (char *)val;
-		else
+		else if (strcmp(a, "--threads") == 0 ||
+		    strcmp(a, "--workers") == 0) {
+			char *end;
+			long n;
+			errno = 0;
+			n = strtol(val, &end, 10);
+			if (errno || *end || n < 1 || n > 1024) {
+				code = fail(EXIT_USAGE, "%s: 1 to 1024", a);
+				goto done;
+			}
+			if (a[2] == 't')
+				cli_threads = n;
+			else
+				cli_workers = n;
+		} else
 			cli_ca[n_cli_ca++] = (char *)val;
 	}
 	if (!set.dev && config == NULL) {
@@ -585,6 +605,10 @@ main(int argc, char **argv)
 		set.cluster_name = xstrdup("tsi-vault-dev");
 		set.conn_timeout = 30;
 	}
+	if (cli_threads > 0)
+		set.threads = cli_threads;
+	if (cli_workers > 0)
+		set.workers = cli_workers;
 	if (cli_policy != NULL) {
 		free(set.policy_dir);
 		set.policy_dir = xstrdup(cli_policy);
@@ -661,7 +685,7 @@ main(int argc, char **argv)
 	memset(&ko, 0, sizeof(ko));
 	ko.map_size = set.kv_map_size;
 	ko.max_versions = (unsigned)set.kv_max_versions;
-	ko.max_readers = (unsigned)(set.threads * 2 + 16);
+	ko.max_readers = (unsigned)(set.threads + set.workers + 16);
 	if (kv_store_lmdb_open(kvdir, &ko, &v.store) != TSI_OK) {
 		code = fail(1, "cannot open the KV store in %s", kvdir);
 		goto done;
@@ -708,7 +732,7 @@ main(int argc, char **argv)
 	}
 	tsi_log(TSI_LOG_INFO, "server.started", TSI_LS("listen", set.listen),
 	    TSI_LS("tls", set.dev ? "off" : "on"), TSI_LS("mode",
-	    set.dev ? "dev" : "config"), TSI_LI("threads", set.threads),
+	    set.dev ? "dev" : "config"), TSI_LI("threads", set.threads), TSI_LI("workers", set.workers),
 	    TSI_LS("data_dir", set.data_dir), TSI_LS("version", TSI_VERSION));
 	if (set.dev) {
 		printf("==> tsi-vault server started in dev mode\n\n"

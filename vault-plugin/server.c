@@ -148,47 +148,60 @@ free_body(void *p)
 	tsi_strfree(p);
 }
 
+/* Stores the answer; the access handler queues it (send_stored). */
 static enum MHD_Result
 queue(struct vault_req *r, unsigned status, const char *ctype, char *text)
 {
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	size_t len = text ? strlen(text) : 0;
+	struct timespec t1;
 	long long us;
 
-	if (r->responded) {
+	if (r->ready) {
 		tsi_strfree(text);
 		return MHD_YES;
 	}
-	r->responded = 1;
-	if (text == NULL)
-		resp = MHD_create_response_from_buffer(0, NULL,
-		    MHD_RESPMEM_PERSISTENT);
-	else
-		resp = MHD_create_response_from_buffer_with_free_callback(len,
-		    text, free_body);
-	if (resp == NULL) {
-		tsi_strfree(text);
-		return MHD_NO;
-	}
-	if (text != NULL && ctype != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (r->too_large)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	ret = MHD_queue_response(r->conn, status, resp);
-	MHD_destroy_response(resp);
+	r->ready = 1;
+	r->resp_status = status;
+	r->resp_ctype = ctype;
+	r->resp_text = text;
 	vault_metrics_request(&r->v->metrics, r->route, status);
-	{
-		struct timespec t1;
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		us = (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
-		    (t1.tv_nsec - r->t0.tv_nsec) / 1000;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	us = (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
+	    (t1.tv_nsec - r->t0.tv_nsec) / 1000;
 	tsi_log(TSI_LOG_DEBUG, "http.request", TSI_LS("request_id",
 	    r->request_id), TSI_LS("method", r->method), TSI_LS("route",
 	    vault_route_name(r->route)), TSI_LI("status", status),
 	    TSI_LI("us", us), TSI_LS("remote", r->remote));
+	return MHD_YES;
+}
+
+/* Queues the stored answer to MHD. Only from the access handler. */
+static enum MHD_Result
+send_stored(struct vault_req *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text = r->resp_text;
+
+	r->resp_text = NULL;
+	r->sent = 1;
+	if (text == NULL)
+		resp = MHD_create_response_from_buffer(0, NULL,
+		    MHD_RESPMEM_PERSISTENT);
+	else
+		resp = MHD_create_response_from_buffer_with_free_callback(
+		    strlen(text), text, free_body);
+	if (resp == NULL) {
+		tsi_strfree(text);
+		return MHD_NO;
+	}
+	if (text != NULL && r->resp_ctype != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    r->resp_ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (r->too_large)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(r->conn, r->resp_status, resp);
+	MHD_destroy_response(resp);
 	return ret;
 }
 
@@ -288,6 +301,7 @@ req_free(struct vault_req *r)
 	if (r == NULL)
 		return;
 	tsi_buf_free(r->body);
+	tsi_strfree(r->resp_text);
 	free(r->path);
 	vault_token_clear(&r->tok);
 	free(r);
@@ -386,6 +400,96 @@ dispatch(struct vault_req *r)
 	return vault_respond_not_found(r);
 }
 
+/* Routes whose handling may block: JWT verification, the audit commit. */
+static int
+blocking_route(enum vault_route rt)
+{
+	return rt == VR_LOGIN || rt == VR_KV_DATA || rt == VR_KV_METADATA ||
+	    rt == VR_AUDIT || rt == VR_TOKEN;
+}
+
+/* Suspends the connection and hands r to a worker. 0 when the pool is
+ * stopping (the caller then handles r itself). */
+static int
+submit(struct vault *v, struct vault_req *r)
+{
+	pthread_mutex_lock(&v->wq_mu);
+	if (v->wq_stopping || v->n_workers == 0) {
+		pthread_mutex_unlock(&v->wq_mu);
+		return 0;
+	}
+	MHD_suspend_connection(r->conn);
+	r->next = NULL;
+	if (v->wq_tail != NULL)
+		v->wq_tail->next = r;
+	else
+		v->wq_head = r;
+	v->wq_tail = r;
+	pthread_cond_signal(&v->wq_cv);
+	pthread_mutex_unlock(&v->wq_mu);
+	return 1;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct vault *v = arg;
+	struct vault_req *r;
+
+	for (;;) {
+		pthread_mutex_lock(&v->wq_mu);
+		while (v->wq_head == NULL && !v->wq_stopping)
+			pthread_cond_wait(&v->wq_cv, &v->wq_mu);
+		if ((r = v->wq_head) == NULL) {   /* stopping and drained */
+			pthread_mutex_unlock(&v->wq_mu);
+			return NULL;
+		}
+		v->wq_head = r->next;
+		if (v->wq_head == NULL)
+			v->wq_tail = NULL;
+		pthread_mutex_unlock(&v->wq_mu);
+		dispatch(r);
+		if (!r->ready)
+			vault_respond_error(r, 500, "internal error");
+		/* MHD calls the handler again, which queues the answer; r
+		 * belongs to MHD from here on. */
+		MHD_resume_connection(r->conn);
+	}
+}
+
+static int
+workers_start(struct vault *v)
+{
+	size_t i, n = (size_t)v->set->workers;
+
+	v->wq_head = v->wq_tail = NULL;
+	v->wq_stopping = 0;
+	if ((v->workers = calloc(n, sizeof(*v->workers))) == NULL)
+		return TSI_ERR_ALLOC;
+	for (i = 0; i < n; i++) {
+		if (pthread_create(&v->workers[i], NULL, worker_main, v) != 0)
+			break;
+		v->n_workers++;
+	}
+	return v->n_workers == n ? TSI_OK : TSI_ERR_INTERNAL;
+}
+
+static void
+workers_stop(struct vault *v)
+{
+	size_t i;
+
+	pthread_mutex_lock(&v->wq_mu);
+	v->wq_stopping = 1;
+	pthread_cond_broadcast(&v->wq_cv);
+	pthread_mutex_unlock(&v->wq_mu);
+	for (i = 0; i < v->n_workers; i++)
+		pthread_join(v->workers[i], NULL);
+	free(v->workers);
+	v->workers = NULL;
+	v->n_workers = 0;
+}
+
 static enum MHD_Result
 handler(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -412,8 +516,9 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 				/* Answered now: MHD then closes the
 				 * connection without reading the body. */
 				r->too_large = 1;
-				return vault_respond_error(r, 413,
+				vault_respond_error(r, 413,
 				    "request body too large");
+				return send_stored(r);
 			}
 		}
 		return MHD_YES;
@@ -431,9 +536,16 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (r->responded)
+	if (r->sent)
 		return MHD_YES;
-	return dispatch(r);
+	if (r->ready)
+		return send_stored(r);
+	if (blocking_route(r->route) && submit(v, r))
+		return MHD_YES;
+	dispatch(r);
+	if (!r->ready)
+		vault_respond_error(r, 500, "internal error");
+	return send_stored(r);
 }
 
 static int
@@ -546,7 +658,7 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 	socklen_t sslen;
 	char *cert = NULL, *key = NULL;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_USE_ERROR_LOG;
+	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 	int r = TSI_ERR_CONFIG;
 
 	if (parse_listen(s->listen, &ss, &sslen) != TSI_OK) {
@@ -558,6 +670,14 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 		    (key = read_pem(s->tls_key, err, errlen)) == NULL)
 			goto out;
 		flags |= MHD_USE_TLS;
+	}
+	pthread_mutex_init(&v->wq_mu, NULL);
+	pthread_cond_init(&v->wq_cv, NULL);
+	if (workers_start(v) != TSI_OK) {
+		snprintf(err, errlen, "cannot start %lld worker threads",
+		    s->workers);
+		r = TSI_ERR_INTERNAL;
+		goto out;
 	}
 	v->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, v,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, v,
@@ -590,6 +710,10 @@ out:
 void
 vault_server_stop(struct vault *v)
 {
+	/* Workers first: suspended connections must be resumed before MHD
+	 * stops; requests that arrive meanwhile are handled inline. */
+	if (v->workers != NULL)
+		workers_stop(v);
 	if (v->mhd != NULL) {
 		MHD_stop_daemon(v->mhd);
 		v->mhd = NULL;

@@ -51,6 +51,7 @@ struct vault_settings {
 	char *cluster_name;
 	size_t max_body;
 	long long threads;
+	long long workers;
 	long long conn_limit;
 	long long per_ip_limit;
 	long long conn_timeout;
@@ -171,6 +172,15 @@ struct vault {
 	struct tsi_audit_reader *audit_reader;
 	pthread_mutex_t reader_mu;          /* one query at a time on the reader */
 	struct vault_metrics metrics;
+	/* Worker pool: requests that may block (audit commit, JWT checks) run
+	 * here while their connection is suspended, so that MHD's threads keep
+	 * serving other connections. */
+	pthread_mutex_t wq_mu;
+	pthread_cond_t wq_cv;
+	struct vault_req *wq_head, *wq_tail;
+	int wq_stopping;
+	pthread_t *workers;
+	size_t n_workers;
 	time_t started;
 	char cluster_id[37];
 };
@@ -189,7 +199,14 @@ struct vault_req {
 	enum vault_route route;
 	struct tsi_buf *body;
 	int too_large;
-	int responded;
+	/* The answer, made by a handler (in a worker or inline) and queued to
+	 * MHD by the access handler: MHD wants responses queued from there. */
+	int ready;
+	int sent;
+	unsigned resp_status;
+	const char *resp_ctype;
+	char *resp_text;            /* owned until queued */
+	struct vault_req *next;     /* worker queue link */
 	char request_id[37];
 	char remote[64];
 	struct timespec t0;
@@ -229,7 +246,10 @@ long long vault_now_us(void);
 /* 1 when listen ("ADDR:PORT", "[V6]:PORT") is a loopback address, 0 when
  * it is another address, -1 when it does not parse. */
 int vault_listen_is_loopback(const char *listen);
+/* Starts the workers, then the listener. */
 int vault_server_start(struct vault *v, char *err, size_t errlen);
+/* Drains and joins the workers (requests in flight finish), then stops the
+ * listener. */
 void vault_server_stop(struct vault *v);
 
 /* ---- handlers ---- */
