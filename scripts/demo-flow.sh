@@ -332,9 +332,9 @@ for line in open(sys.argv[1]):
     except ValueError: continue
     if e.get("event") == "sidecar.done":
         print(e.get("ms_to_last_file", -1), e.get("ms_exec_to_last_file", -1))
-' "$W/out/allowed.log")
-ms_exec_to_last=${ms_exec_to_last:--1}
+' "$W/out/allowed.log") || true
 ms_to_last=${ms_to_last:--1}
+ms_exec_to_last=${ms_exec_to_last:--1}
 
 # --- 7. The audit trail ------------------------------------------------------
 head1 "7. Audit trail (tsi audit list, read from tsi-vault's LMDB while it runs)"
