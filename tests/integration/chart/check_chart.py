@@ -425,6 +425,14 @@ def main():
                                   "--set", "issuer.tpm.resourceName=squat.ai/tpmrm0",
                                   "--set", "issuer.rbac.kubeletProxyFallback=true",
                                   "--set", "networkPolicy.enabled=false"])
+        # values.schema.json: a typo or a value out of range fails before rendering
+        for bad, why in ((["--set", "injector.failurPolicy=Fail"], "additional properties"),
+                         (["--set", "injector.failurePolicy=Sometimes"], "one of"),
+                         (["--set", "issuer.tokenTTL=7200"], "maximum"),
+                         (["--set", "issuer.socketMode=rw"], "pattern"),
+                         (["--set", "issuer.sidecarImageDigests={latest}"], "pattern")):
+            r = run([HELM, "template", "tsi", CHART] + bad)
+            check(r.returncode != 0 and why in r.stderr, "values schema refuses %s: %s" % (bad, r.stderr[-300:]))
         r = run([HELM, "template", "tsi", CHART, "--set", "vault.policies.roles=x"])
         check(r.returncode != 0 and "must end in .conf" in r.stderr, "a policy file not ending in .conf is refused")
 
