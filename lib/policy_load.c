@@ -823,6 +823,9 @@ parse_file(struct loader *ld, const char *dir, const char *name)
 	}
 	ld->file = path;
 	config_init(&cfg);
+	/* @include "x" is relative to the policy directory, not to the
+	 * server's working directory. */
+	config_set_include_dir(&cfg, dir);
 	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
 			lerr(ld, path, 0, "cannot read: %s", strerror(errno));

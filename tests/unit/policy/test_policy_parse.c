@@ -422,6 +422,27 @@ test_file_selection_and_split(void **state)
 }
 
 static void
+test_include_is_relative_to_dir(void **state)
+{
+	/* An included file keeps its own name in messages, and its name does
+	 * not end in .conf so that it is not also loaded on its own. */
+	static const struct file f[] = {
+		{ "a.conf", "rules = (\n@include \"common.inc\"\n);\n" },
+		{ "common.inc", "  { name = \"x\"; paths = [ \"secret/data/x\" ];\n"
+		    "    capabilities = [ \"reed\" ]; }\n" },
+		{ NULL, NULL },
+	};
+	struct collected c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	make_dir(f);
+	assert_int_equal(tsi_policy_check_dir(tmpdir, collect, &c), 1);
+	assert_string_equal(c.msgs[0], "common.inc:2: rule 'x': unknown capability "
+	    "'reed' (create, read, update, delete, list, audit)");
+}
+
+static void
 test_empty_and_missing_dir(void **state)
 {
 	static const struct file none[] = { { NULL, NULL } };
@@ -528,6 +549,7 @@ main(void)
 		cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_duplicates_across_files),
 		cmocka_unit_test(test_file_selection_and_split),
+		cmocka_unit_test(test_include_is_relative_to_dir),
 		cmocka_unit_test(test_empty_and_missing_dir),
 		cmocka_unit_test(test_refcount_threads),
 	};
