@@ -799,11 +799,66 @@ parse_list(struct loader *ld, const config_setting_t *s, int rules)
 	}
 }
 
+/*
+ * Reads path into a NUL-terminated string (caller frees), at most
+ * TSI_POL_FILE_MAX bytes, refusing NUL bytes and @include directives: a
+ * policy set is exactly the files of its directory, and loading never reads
+ * a file outside it. NULL with the error reported.
+ */
+static char *
+read_policy_file(struct loader *ld, const char *path)
+{
+	FILE *f;
+	char *text = NULL, *line;
+	size_t n;
+	int lineno = 1;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
+		return NULL;
+	}
+	if ((text = malloc(TSI_POL_FILE_MAX + 2)) == NULL) {
+		ld->oom = 1;
+		goto fail;
+	}
+	n = fread(text, 1, TSI_POL_FILE_MAX + 1, f);
+	if (ferror(f)) {
+		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
+		goto fail;
+	}
+	if (n > TSI_POL_FILE_MAX) {
+		lerr(ld, path, 0, "file larger than %d bytes", TSI_POL_FILE_MAX);
+		goto fail;
+	}
+	text[n] = '\0';
+	if (memchr(text, '\0', n) != NULL) {
+		lerr(ld, path, 0, "file contains a NUL byte");
+		goto fail;
+	}
+	for (line = text; line != NULL; lineno++) {
+		const char *c = line + strspn(line, " \t\r");
+
+		if (strncmp(c, "@include", 8) == 0) {
+			lerr(ld, path, lineno, "@include is not supported in "
+			    "policy files (put the file in the policy directory)");
+			goto fail;
+		}
+		if ((line = strchr(line, '\n')) != NULL)
+			line++;
+	}
+	fclose(f);
+	return text;
+fail:
+	free(text);
+	fclose(f);
+	return NULL;
+}
+
 static void
 parse_file(struct loader *ld, const char *dir, const char *name)
 {
 	char path[4096];
-	struct stat st;
+	char *text = NULL;
 	config_t cfg;
 	const config_setting_t *root;
 	int i, n;
@@ -813,26 +868,13 @@ parse_file(struct loader *ld, const char *dir, const char *name)
 		lerr(ld, name, 0, "path too long");
 		return;
 	}
-	if (stat(path, &st) != 0) {
-		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
+	if ((text = read_policy_file(ld, path)) == NULL)
 		return;
-	}
-	if (st.st_size > TSI_POL_FILE_MAX) {
-		lerr(ld, path, 0, "file larger than %d bytes", TSI_POL_FILE_MAX);
-		return;
-	}
 	ld->file = path;
 	config_init(&cfg);
-	/* @include "x" is relative to the policy directory, not to the
-	 * server's working directory. */
-	config_set_include_dir(&cfg, dir);
-	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
-		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
-			lerr(ld, path, 0, "cannot read: %s", strerror(errno));
-		else
-			lerr(ld, config_error_file(&cfg) ? config_error_file(&cfg) :
-			    path, config_error_line(&cfg), "%s",
-			    config_error_text(&cfg));
+	if (config_read_string(&cfg, text) != CONFIG_TRUE) {
+		lerr(ld, path, config_error_line(&cfg), "%s",
+		    config_error_text(&cfg));
 		goto out;
 	}
 	root = config_root_setting(&cfg);
@@ -852,6 +894,7 @@ parse_file(struct loader *ld, const char *dir, const char *name)
 	ld->set->nfiles++;
 out:
 	config_destroy(&cfg);
+	free(text);
 	ld->file = NULL;
 }
 

@@ -422,24 +422,51 @@ test_file_selection_and_split(void **state)
 }
 
 static void
-test_include_is_relative_to_dir(void **state)
+test_include_refused(void **state)
 {
-	/* An included file keeps its own name in messages, and its name does
-	 * not end in .conf so that it is not also loaded on its own. */
+	/* A set is exactly the files of its directory: no @include (it could
+	 * read any file the server can). */
 	static const struct file f[] = {
-		{ "a.conf", "rules = (\n@include \"common.inc\"\n);\n" },
-		{ "common.inc", "  { name = \"x\"; paths = [ \"secret/data/x\" ];\n"
-		    "    capabilities = [ \"reed\" ]; }\n" },
+		{ "a.conf", "rules = (\n  @include \"common.inc\"\n);\n" },
+		{ "b.conf", "# fine\nrules = ( { name = \"x\"; paths = [ \"secret/data/@include\" ]; "
+		    "capabilities = [ \"read\" ]; } );\n" },
+		{ "common.inc", "{ name = \"y\"; paths = [ \"secret/data/x\" ]; "
+		    "capabilities = [ \"read\" ]; }\n" },
 		{ NULL, NULL },
 	};
-	struct collected c;
+	static const char *const want[] = {
+		"a.conf:2: @include is not supported in policy files (put the file in the policy directory)",
+		NULL,
+	};
 
 	(void)state;
+	expect_errors(f, want);
+}
+
+static void
+test_large_and_binary_files(void **state)
+{
+	static const struct file none[] = { { NULL, NULL } };
+	struct collected c;
+	char p[512];
+	FILE *f;
+	size_t i;
+
+	(void)state;
+	make_dir(none);
+	snprintf(p, sizeof(p), "%s/big.conf", tmpdir);
+	assert_non_null(f = fopen(p, "w"));
+	for (i = 0; i < 1024 * 1024 / 15 + 1; i++)
+		fputs("# padding.....\n", f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/nul.conf", tmpdir);
+	assert_non_null(f = fopen(p, "w"));
+	fwrite("roles = ();\0rules = ();\n", 1, 25, f);
+	fclose(f);
 	memset(&c, 0, sizeof(c));
-	make_dir(f);
-	assert_int_equal(tsi_policy_check_dir(tmpdir, collect, &c), 1);
-	assert_string_equal(c.msgs[0], "common.inc:2: rule 'x': unknown capability "
-	    "'reed' (create, read, update, delete, list, audit)");
+	assert_int_equal(tsi_policy_check_dir(tmpdir, collect, &c), 2);
+	assert_string_equal(c.msgs[0], "big.conf: file larger than 1048576 bytes");
+	assert_string_equal(c.msgs[1], "nul.conf: file contains a NUL byte");
 }
 
 static void
@@ -549,7 +576,8 @@ main(void)
 		cmocka_unit_test(test_roles),
 		cmocka_unit_test(test_duplicates_across_files),
 		cmocka_unit_test(test_file_selection_and_split),
-		cmocka_unit_test(test_include_is_relative_to_dir),
+		cmocka_unit_test(test_include_refused),
+		cmocka_unit_test(test_large_and_binary_files),
 		cmocka_unit_test(test_empty_and_missing_dir),
 		cmocka_unit_test(test_refcount_threads),
 	};
