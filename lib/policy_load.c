@@ -809,25 +809,36 @@ static char *
 read_policy_file(struct loader *ld, const char *path)
 {
 	FILE *f;
+	struct stat st;
 	char *text = NULL, *line;
-	size_t n;
+	size_t n, size;
 	int lineno = 1;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
 		return NULL;
 	}
-	if ((text = malloc(TSI_POL_FILE_MAX + 2)) == NULL) {
+	if (fstat(fileno(f), &st) != 0) {
+		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
+		goto fail;
+	}
+	if (st.st_size > TSI_POL_FILE_MAX) {
+		lerr(ld, path, 0, "file larger than %d bytes", TSI_POL_FILE_MAX);
+		goto fail;
+	}
+	size = (size_t)st.st_size;
+	if ((text = malloc(size + 2)) == NULL) {
 		ld->oom = 1;
 		goto fail;
 	}
-	n = fread(text, 1, TSI_POL_FILE_MAX + 1, f);
+	/* One byte more than the size: a file that grew is noticed. */
+	n = fread(text, 1, size + 1, f);
 	if (ferror(f)) {
 		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
 		goto fail;
 	}
-	if (n > TSI_POL_FILE_MAX) {
-		lerr(ld, path, 0, "file larger than %d bytes", TSI_POL_FILE_MAX);
+	if (n != size) {
+		lerr(ld, path, 0, "file changed while being read");
 		goto fail;
 	}
 	text[n] = '\0';
