@@ -221,22 +221,12 @@ say "   rule 'medical-records': secret/data/medical/*, read, only for images = [
 # --- 5. The medical record ---------------------------------------------------
 head1 "5. The secret: secret/data/medical/record"
 ROOT=$(head -n1 "$V/root-token")
-RECORD='{"patient":"Jane Doe","mrn":"MRN-004217","diagnosis":"J45.909 asthma","physician":"Dr. Okafor"}'
-if "$BIN/tsi" kv --help 2>&1 | grep -q "kv put PATH"; then
-	HAVE_KV=1
-	VAULT_ADDR=$VAULT VAULT_TOKEN=$ROOT VAULT_CACERT=$V/tls-ca.pem \
-	    "$BIN/tsi" kv put secret/medical/record "patient=Jane Doe" \
-	    mrn=MRN-004217 "diagnosis=J45.909 asthma" "physician=Dr. Okafor" \
-	    >"$V/put.out" 2>&1 || { cat "$V/put.out" >&2; die "tsi kv put"; }
-	say "   stored with: tsi kv put secret/medical/record patient=... mrn=... (root token)"
-else
-	HAVE_KV=0
-	code=$(curl -s -o "$V/put.out" -w '%{http_code}' --cacert "$V/tls-ca.pem" \
-	    -H "X-Vault-Token: $ROOT" -H 'Content-Type: application/json' \
-	    -d "{\"data\": $RECORD}" "$VAULT/v1/secret/data/medical/record")
-	[ "$code" = 200 ] || die "storing the record: HTTP $code"
-	say "   stored with POST /v1/secret/data/medical/record (root token; no tsi kv)"
-fi
+VAULT_ADDR=$VAULT VAULT_TOKEN=$ROOT VAULT_CACERT=$V/tls-ca.pem \
+    "$BIN/tsi" kv put secret/medical/record "patient=Jane Doe" \
+    mrn=MRN-004217 "diagnosis=J45.909 asthma" "physician=Dr. Okafor" \
+    >"$V/put.out" 2>&1 || { cat "$V/put.out" >&2; die "tsi kv put"; }
+say "   tsi kv put secret/medical/record patient=... mrn=... diagnosis=... physician=..."
+say "   (as the admin, with the root token)"
 
 # --- 6. Three sidecars -------------------------------------------------------
 SECRETS='[{"name":"medical-record","path":"secret/data/medical/record","dest":"medical/record.json"}]'
@@ -303,15 +293,9 @@ refresh_written=1
 say "   written: $refresh_file; refreshing every 1 s (+-20% jitter)"
 # The record is deleted: reads now answer 404, the secret is no longer
 # released, and the sidecar removes the file at its next refresh.
-if [ "$HAVE_KV" = 1 ]; then
-	VAULT_ADDR=$VAULT VAULT_TOKEN=$ROOT VAULT_CACERT=$V/tls-ca.pem \
-	    "$BIN/tsi" kv delete secret/medical/record >"$V/delete.out" 2>&1 ||
-		{ cat "$V/delete.out" >&2; die "tsi kv delete"; }
-else
-	code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$V/tls-ca.pem" \
-	    -H "X-Vault-Token: $ROOT" -X DELETE "$VAULT/v1/secret/data/medical/record")
-	[ "$code" = 204 ] || [ "$code" = 200 ] || die "deleting the record: HTTP $code"
-fi
+VAULT_ADDR=$VAULT VAULT_TOKEN=$ROOT VAULT_CACERT=$V/tls-ca.pem \
+    "$BIN/tsi" kv delete secret/medical/record >"$V/delete.out" 2>&1 ||
+	{ cat "$V/delete.out" >&2; die "tsi kv delete"; }
 t0=$(now_ms)
 wait_for 10 "the file's removal" test ! -e "$refresh_file"
 refresh_removed=1
