@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <openssl/pem.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,6 +79,7 @@ vault_settings_clear(struct vault_settings *s)
 	tsi_strfree(s->dev_root_token);
 	free(s->revocation_file);
 	free(s->cluster_name);
+	free(s->audit_head_key);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -105,7 +107,7 @@ static const char *const config_keys[] = {
 	"per_ip_connection_limit", "connection_timeout", "max_tokens",
 	"kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
 	"audit_commit_timeout_ms", "audit_batch_max", "audit_retention_seconds",
-	"audit_retention_bytes", NULL
+	"audit_retention_bytes", "audit_head_key", "audit_head_interval", NULL
 };
 
 /* A readable file named by a setting, or "file:line: key: reason". */
@@ -159,6 +161,7 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	STR("root_token_file", root_token_file, NULL);
 	STR("revocation_file", revocation_file, NULL);
 	STR("cluster_name", cluster_name, "tsi-vault");
+	STR("audit_head_key", audit_head_key, NULL);
 	INT("max_body", max_body, 1024, 64LL << 20);
 	INT("threads", threads, 1, 256);
 	INT("workers", workers, 1, 1024);
@@ -174,6 +177,7 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	INT("audit_batch_max", audit_batch_max, 1, 65536);
 	INT("audit_retention_seconds", audit_retain_seconds, 0, 1LL << 40);
 	INT("audit_retention_bytes", audit_retain_bytes, 0, 1LL << 40);
+	INT("audit_head_interval", audit_head_interval, 0, 86400);
 #undef STR
 #undef INT
 	if ((r = tsi_config_strlist(c, "trust_ca", &list, &nl, err, errlen)) !=
@@ -205,6 +209,8 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	    check_file(c, "tls_key", s->tls_key, err, errlen) != TSI_OK ||
 	    check_file(c, "kv_key_file", s->kv_key_file, err, errlen) != TSI_OK ||
 	    check_file(c, "revocation_file", s->revocation_file, err, errlen) !=
+	    TSI_OK ||
+	    check_file(c, "audit_head_key", s->audit_head_key, err, errlen) !=
 	    TSI_OK)
 		goto out;
 	for (i = 0; i < s->n_trust_ca; i++)
@@ -471,6 +477,38 @@ out:
 	return r;
 }
 
+/* The key that signs the audit chain head: a P-256 private key (PEM),
+ * mode 0600. *out: tsi_signer_free. */
+static int
+head_key_load(const char *path, struct tsi_signer **out, char *err,
+    size_t errlen)
+{
+	EVP_PKEY *k = NULL;
+	struct stat st;
+	FILE *f;
+	int r;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "audit_head_key %s: %s", path, strerror(errno));
+		return TSI_ERR_CONFIG;
+	}
+	if (fstat(fileno(f), &st) != 0 || (st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "audit_head_key %s: must be mode 0600", path);
+		fclose(f);
+		return TSI_ERR_CONFIG;
+	}
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (k == NULL || (r = tsi_signer_new_soft(k, out)) != TSI_OK) {
+		snprintf(err, errlen, "audit_head_key %s: not a P-256 private key "
+		    "(PEM)", path);
+		EVP_PKEY_free(k);
+		return TSI_ERR_CONFIG;
+	}
+	EVP_PKEY_free(k);   /* the signer holds its own reference */
+	return TSI_OK;
+}
+
 static int
 fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int
@@ -498,6 +536,7 @@ main(int argc, char **argv)
 	size_t n_cli_ca = 0, i;
 	char *cli_policy = NULL, *kvdir = NULL, *root = NULL;
 	long cli_threads = 0, cli_workers = 0;
+	struct tsi_signer *head_signer = NULL;
 	char err[ERRLEN] = "";
 	char accessor[VAULT_ACCESSOR_LEN + 1];
 	char *tok = NULL;
@@ -697,6 +736,15 @@ main(int argc, char **argv)
 	ao.batch_max = (size_t)set.audit_batch_max;
 	ao.retain_seconds = set.audit_retain_seconds;
 	ao.retain_bytes = set.audit_retain_bytes;
+	if (set.audit_head_key != NULL) {
+		if (head_key_load(set.audit_head_key, &head_signer, err,
+		    sizeof(err)) != TSI_OK) {
+			code = fail(EXIT_USAGE, "%s", err);
+			goto done;
+		}
+		ao.head_signer = head_signer;
+		ao.head_sign_interval_s = (int)set.audit_head_interval;
+	}
 	if (tsi_audit_open(v.audit_dir, &ao, &v.audit) != TSI_OK) {
 		code = fail(1, "cannot open the audit log in %s", v.audit_dir);
 		goto done;
@@ -768,6 +816,7 @@ done:
 		tsi_audit_reader_close(v.audit_reader);
 	if (v.audit != NULL)
 		tsi_audit_close(v.audit);
+	tsi_signer_free(head_signer);
 	if (v.store != NULL)
 		v.store->ops->close(v.store);
 	vault_tokens_free(v.tokens);

@@ -64,6 +64,8 @@ struct vault_settings {
 	long long audit_batch_max;
 	long long audit_retain_seconds;
 	size_t audit_retain_bytes;
+	char *audit_head_key;
+	long long audit_head_interval;
 };
 
 void vault_settings_clear(struct vault_settings *s);

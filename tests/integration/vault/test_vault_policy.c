@@ -18,7 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "fixture.h"
+#include "tests/support/pki.h"
 #include "tsi/audit.h"
 #include "tsi/err.h"
 #include "tsi/x509.h"
@@ -29,6 +32,7 @@ struct st {
 	struct vfx_node wdc01;      /* hipaaCluster / us-south / wdc01 */
 	struct vfx_node eu;         /* hipaaCluster / eu-de / fra02 */
 	char img_x[72], img_y[72];
+	EVP_PKEY *head_key;         /* signs the audit chain head */
 };
 
 static const char policy_fmt[] =
@@ -84,7 +88,24 @@ setup(void **state)
 	assert_non_null(s);
 	vfx_image("image-x", s->img_x);
 	vfx_image("image-y", s->img_y);
-	assert_int_equal(vfx_init(&s->f, NULL, NULL), 0);
+	{
+		/* The audit head key lives outside the server's directory
+		 * until vfx_init made it; then it goes in with mode 0600. */
+		char extra[600], path[400];
+		assert_int_equal(vfx_init(&s->f, NULL, NULL), 0);
+		snprintf(path, sizeof(path), "%s/head.key", s->f.dir);
+		s->head_key = pki_key();
+		assert_non_null(s->head_key);
+		assert_int_equal(pki_write_key(path, s->head_key), 0);
+		assert_int_equal(chmod(path, 0600), 0);
+		snprintf(extra, sizeof(extra), "audit_head_key = \"%s\";\n", path);
+		{
+			FILE *fp = fopen(s->f.conf, "a");
+			assert_non_null(fp);
+			fputs(extra, fp);
+			fclose(fp);
+		}
+	}
 	write_policy(s, "", "");
 	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
 	    "node-a", &s->dal05), 0);
@@ -109,6 +130,23 @@ teardown(void **state)
 	struct st *s = *state;
 
 	assert_int_equal(vfx_stop(&s->f), 0);
+	{
+		/* On shutdown the head of the chain was signed with the
+		 * configured key: the whole log verifies against it, and not
+		 * against another key. */
+		struct tsi_audit_reader *rd = NULL;
+		struct tsi_audit_verify_result vr;
+		EVP_PKEY *other = pki_key();
+		char dir[400];
+		snprintf(dir, sizeof(dir), "%s/audit", s->f.data_dir);
+		assert_int_equal(tsi_audit_reader_open(dir, &rd), TSI_OK);
+		assert_int_equal(tsi_audit_verify_key(rd, s->head_key, &vr), TSI_OK);
+		assert_true(vr.records > 20);
+		assert_int_not_equal(tsi_audit_verify_key(rd, other, &vr), TSI_OK);
+		tsi_audit_reader_close(rd);
+		EVP_PKEY_free(other);
+		EVP_PKEY_free(s->head_key);
+	}
 	vfx_node_free(&s->dal05);
 	vfx_node_free(&s->wdc01);
 	vfx_node_free(&s->eu);
