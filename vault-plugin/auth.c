@@ -76,7 +76,6 @@ vault_auth_login(struct vault_req *r)
 	struct tsi_decision d;
 	struct vault_audit_rec a;
 	json_t *req = NULL, *claims = NULL, *policies = NULL, *auth;
-	json_error_t jerr;
 	const char *role = NULL, *jwt = NULL, *const *rules;
 	char accessor[VAULT_ACCESSOR_LEN + 1] = "";
 	char *token = NULL;
@@ -95,11 +94,8 @@ vault_auth_login(struct vault_req *r)
 	a.path = r->path;
 	a.decision = "deny";
 	a.rule = "";
-	req = json_loadb((const char *)tsi_buf_ptr(r->body), tsi_buf_len(r->body),
-	    JSON_REJECT_DUPLICATES, &jerr);
-	if (req == NULL || !json_is_object(req) ||
-	    !json_is_string(json_object_get(req, "role")) ||
-	    !json_is_string(json_object_get(req, "jwt"))) {
+	if (vault_login_parse((const char *)tsi_buf_ptr(r->body),
+	    tsi_buf_len(r->body), &req, &role, &jwt) != TSI_OK) {
 		a.decision = "error";
 		a.reason = "malformed login request";
 		a.status = status = 400;
@@ -111,8 +107,6 @@ vault_auth_login(struct vault_req *r)
 		    "login request must be a JSON object with \"role\" and \"jwt\"");
 		goto out;
 	}
-	role = json_string_value(json_object_get(req, "role"));
-	jwt = json_string_value(json_object_get(req, "jwt"));
 
 	memset(&vo, 0, sizeof(vo));
 	memset(&vr, 0, sizeof(vr));

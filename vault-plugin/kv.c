@@ -37,39 +37,6 @@ op_name(enum kv_op op)
 	return "?";
 }
 
-/* A KV path: segments separated by single '/', none empty, "." or "..",
- * bounded, valid UTF-8 (control bytes were refused by the decoder).
- * dir_ok: "" and a trailing '/' are allowed (listing). */
-static int
-path_valid(const char *p, int dir_ok)
-{
-	const char *seg = p, *s;
-	size_t n = strlen(p);
-	json_t *utf8;
-
-	if (n > KV_PATH_MAX)
-		return 0;
-	if (n == 0)
-		return dir_ok;
-	if ((utf8 = json_string(p)) == NULL)
-		return 0;
-	json_decref(utf8);
-	for (s = p;; s++) {
-		if (*s == '/' || *s == '\0') {
-			size_t len = (size_t)(s - seg);
-			if (len == 0 && !(*s == '\0' && dir_ok && s != p))
-				return 0;
-			if ((len == 1 && seg[0] == '.') ||
-			    (len == 2 && seg[0] == '.' && seg[1] == '.'))
-				return 0;
-			if (*s == '\0')
-				break;
-			seg = s + 1;
-		}
-	}
-	return 1;
-}
-
 static json_t *
 version_meta_json(const struct kv_version_meta *m)
 {
@@ -209,27 +176,16 @@ do_write(struct kv_ctx *k)
 	struct vault_req *r = k->r;
 	struct kv_version_meta m;
 	struct seal_arg sa;
-	json_t *req = NULL, *data, *opts, *cas;
-	json_error_t jerr;
+	json_t *req = NULL, *data = NULL;
 	char *pt = NULL;
 	long long casv = -1;
 	enum MHD_Result ret;
 	int rc;
 
-	req = json_loadb((const char *)tsi_buf_ptr(r->body), tsi_buf_len(r->body),
-	    JSON_REJECT_DUPLICATES, &jerr);
-	data = json_object_get(req, "data");
-	opts = json_object_get(req, "options");
-	cas = json_object_get(opts, "cas");
-	if (req == NULL || !json_is_object(req) || !json_is_object(data) ||
-	    (opts != NULL && !json_is_object(opts) && !json_is_null(opts)) ||
-	    (cas != NULL && (!json_is_integer(cas) || json_integer_value(cas) < 0))) {
-		json_decref(req);
+	if (vault_kv_write_parse((const char *)tsi_buf_ptr(r->body),
+	    tsi_buf_len(r->body), &req, &data, &casv) != TSI_OK)
 		return finish_error(k, "error", 400, "malformed write body",
 		    "body must be {\"data\": {...}, \"options\": {\"cas\": N}?}");
-	}
-	if (cas != NULL)
-		casv = json_integer_value(cas);
 	if ((pt = json_dumps(data, JSON_COMPACT)) == NULL) {
 		json_decref(req);
 		return finish_error(k, "error", 500, "out of memory",
@@ -408,7 +364,7 @@ vault_kv_handle(struct vault_req *r)
 	k.a.op = op_name(k.op);
 	k.a.path = r->path;
 	k.a.rule = "";
-	if (bad || !path_valid(k.kvpath, k.op == KV_LIST))
+	if (bad || !vault_kv_path_valid(k.kvpath, k.op == KV_LIST))
 		return vault_respond_error(r, 400, "invalid secret path");
 
 	/* The policy path; a listed folder always ends in '/'. */

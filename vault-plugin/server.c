@@ -50,50 +50,6 @@ vault_time_str(long long us, char *out, size_t outlen)
 		out[0] = '\0';
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int
-vault_pct_decode(const char *s, size_t max, char **out)
-{
-	size_t n = strlen(s), i, o = 0;
-	char *d;
-
-	if (n > max)
-		return TSI_ERR_TOO_LARGE;
-	if ((d = malloc(n + 1)) == NULL)
-		return TSI_ERR_ALLOC;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '%') {
-			int hi, lo;
-			if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 ||
-			    (lo = hexval(s[i + 2])) < 0)
-				goto bad;
-			c = (unsigned char)(hi << 4 | lo);
-			i += 2;
-		}
-		if (c < 0x20 || c == 0x7f)
-			goto bad;
-		d[o++] = (char)c;
-	}
-	d[o] = '\0';
-	*out = d;
-	return TSI_OK;
-bad:
-	free(d);
-	return TSI_ERR_PARSE;
-}
-
 char *
 vault_query_arg(struct vault_req *r, const char *name, int *err)
 {

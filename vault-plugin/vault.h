@@ -220,6 +220,18 @@ struct vault_req {
 /* Percent-decodes s once (strict: %XX hex only; %00 and control bytes
  * refused). *out: free(). TSI_ERR_PARSE on bad input. */
 int vault_pct_decode(const char *s, size_t max, char **out);
+/* parse.c: KV path syntax: segments separated by single '/', none empty,
+ * "." or "..", at most KV_PATH_MAX bytes, valid UTF-8. dir_ok: "" and a
+ * trailing '/' are allowed (listing). Returns 1 when valid. */
+int vault_kv_path_valid(const char *p, int dir_ok);
+/* parse.c: {"role": S, "jwt": S} (duplicate keys refused). On TSI_OK *req
+ * is owned by the caller (json_decref) and role/jwt point into it. */
+int vault_login_parse(const char *body, size_t len, json_t **req,
+    const char **role, const char **jwt);
+/* parse.c: {"data": {...}, "options": {"cas": N>=0}?}. On TSI_OK *req is
+ * the caller's (json_decref), *data borrowed from it, *cas -1 when absent. */
+int vault_kv_write_parse(const char *body, size_t len, json_t **req,
+    json_t **data, long long *cas);
 /* A query argument, decoded; NULL when absent. *err set on bad encoding.
  * Caller frees. */
 char *vault_query_arg(struct vault_req *r, const char *name, int *err);

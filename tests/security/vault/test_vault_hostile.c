@@ -1,0 +1,816 @@
+/*
+ * Hostile input against a running tsi-vault over TLS (docs/threat-model.md):
+ * forged and replayed tokens over HTTP, token guessing, a node claiming
+ * another node's location, a revoked node certificate, path traversal and
+ * glob characters in secret paths, oversized headers and bodies, slow
+ * clients, and memory under 10,000 failed logins. Every denial is a 403
+ * with Vault's error body and leaves an audit record.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "tsi/err.h"
+#include "tsi/jwt.h"
+#include "tsi/x509.h"
+
+#define DENIED "{\"errors\":[\"permission denied\"]}"
+#define CONN_TIMEOUT 3
+
+struct st {
+	struct vfx f;
+	struct vfx_node a;          /* hipaaCluster / us-south / dal05 */
+	struct vfx_node b;          /* hipaaCluster / us-south / wdc01 */
+	struct vfx_node doomed;     /* revoked during the test */
+	char img[72];
+};
+
+static const char policy_fmt[] =
+    "roles = ( { name = \"demo\"; rules = [ \"medical\", \"per-location\" ];"
+    " token_ttl = 300; },\n"
+    "  { name = \"short\"; rules = [ \"medical\" ]; token_ttl = 1; } );\n"
+    "rules = (\n"
+    "  { name = \"medical\"; paths = [ \"secret/data/medical/*\" ];\n"
+    "    capabilities = [ \"read\" ];\n"
+    "    match = { images = [ \"%s\" ]; datacenter = [ \"dal05\" ]; }; },\n"
+    "  { name = \"per-location\";\n"
+    "    paths = [ \"secret/data/loc/{datacenter}/*\" ];\n"
+    "    capabilities = [ \"read\" ]; } );\n";
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+put_root(struct st *s, const char *path, const char *body)
+{
+	struct vresp r;
+	char p[512];
+
+	snprintf(p, sizeof(p), "/v1/secret/data/%s", path);
+	assert_int_equal(vfx_http(&s->f, NULL, "POST", p, s->f.root, body, &r), 0);
+	assert_int_equal(r.status, 200);
+	vresp_clear(&r);
+}
+
+static int
+setup(void **state)
+{
+	struct st *s = calloc(1, sizeof(*s));
+	char policy[2048], extra[128];
+
+	assert_non_null(s);
+	vfx_image("image-x", s->img);
+	snprintf(policy, sizeof(policy), policy_fmt, s->img);
+	snprintf(extra, sizeof(extra), "connection_timeout = %d;\n",
+	    CONN_TIMEOUT);
+	assert_int_equal(vfx_init(&s->f, policy, extra), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
+	    "node-a", &s->a), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "wdc01",
+	    "node-b", &s->b), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
+	    "node-d", &s->doomed), 0);
+	assert_int_equal(vfx_start(&s->f), 0);
+	put_root(s, "medical/record1", "{\"data\":{\"patient\":\"MEDSECRET-1\"}}");
+	put_root(s, "medical/other", "{\"data\":{\"patient\":\"MEDSECRET-2\"}}");
+	put_root(s, "loc/dal05/db", "{\"data\":{\"pw\":\"DAL-SECRET\"}}");
+	put_root(s, "loc/wdc01/db", "{\"data\":{\"pw\":\"WDC-SECRET\"}}");
+	*state = s;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct st *s = *state;
+
+	assert_int_equal(vfx_stop(&s->f), 0);
+	vfx_node_free(&s->a);
+	vfx_node_free(&s->b);
+	vfx_node_free(&s->doomed);
+	vfx_cleanup(&s->f);
+	free(s);
+	return 0;
+}
+
+/* Number of audit records matching query (root token; one page). */
+static long
+audit_count(struct st *s, const char *query)
+{
+	struct vresp r;
+	char p[512];
+	long n;
+
+	snprintf(p, sizeof(p), "/v1/sys/audit/releases?limit=1000&%s", query);
+	assert_int_equal(vfx_http(&s->f, NULL, "GET", p, s->f.root, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	n = (long)json_integer_value(json_object_get(json_object_get(r.json,
+	    "data"), "count"));
+	vresp_clear(&r);
+	return n;
+}
+
+static long
+login_denials(struct st *s)
+{
+	return audit_count(s,
+	    "decision=deny&path=auth/trusted-identity/login");
+}
+
+/* POSTs a login with jwt; asserts 403 with Vault's body and one more
+ * denial record. */
+static void
+login_refused(struct st *s, const char *jwt)
+{
+	json_t *req = json_pack("{ssss}", "role", "demo", "jwt", jwt);
+	char *body = json_dumps(req, JSON_COMPACT);
+	long before = login_denials(s);
+	struct vresp r;
+
+	assert_int_equal(vfx_http(&s->f, NULL, "POST",
+	    "/v1/auth/trusted-identity/login", NULL, body, &r), 0);
+	if (r.status != 403)
+		vfx_dump_log(&s->f);
+	assert_int_equal(r.status, 403);
+	assert_string_equal(r.body, DENIED);
+	assert_null(json_object_get(r.json, "auth"));
+	vresp_clear(&r);
+	assert_int_equal(login_denials(s), before + 1);
+	free(body);
+	json_decref(req);
+}
+
+static char *
+login_ok(struct st *s, struct vfx_node *n, const char *role)
+{
+	char *jwt = vfx_jwt(n, s->img, "prod", NULL, 300), *tok;
+	long status;
+
+	assert_non_null(jwt);
+	tok = vfx_login(&s->f, role, jwt, &status);
+	if (status != 200)
+		vfx_dump_log(&s->f);
+	assert_int_equal(status, 200);
+	assert_non_null(tok);
+	free(jwt);
+	return tok;
+}
+
+static long
+get(struct st *s, const char *tok, const char *path, struct vresp *out)
+{
+	struct vresp r;
+	char p[1024];
+	long st;
+
+	snprintf(p, sizeof(p), "/v1/secret/data/%s", path);
+	assert_int_equal(vfx_http(&s->f, NULL, "GET", p, tok, NULL, &r), 0);
+	st = r.status;
+	if (out != NULL)
+		*out = r;
+	else
+		vresp_clear(&r);
+	return st;
+}
+
+/* A request sent exactly as given (no path normalization by curl). Returns
+ * the HTTP status, or -1 when the connection failed or was closed. */
+static long
+raw_get(struct st *s, const char *path, const char *token, char **body)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[2048], th[256];
+	FILE *mem;
+	char *buf = NULL;
+	size_t len = 0;
+	long st = -1;
+
+	assert_non_null(c);
+	mem = open_memstream(&buf, &len);
+	assert_non_null(mem);
+	snprintf(url, sizeof(url), "%s%s", s->f.addr, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(c, CURLOPT_CAINFO, s->f.tls_ca);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+	if (token != NULL) {
+		snprintf(th, sizeof(th), "X-Vault-Token: %s", token);
+		h = curl_slist_append(h, th);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	}
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	fclose(mem);
+	if (body != NULL)
+		*body = buf;
+	else
+		free(buf);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return st;
+}
+
+static void
+assert_serving(struct st *s)
+{
+	struct vresp r;
+
+	assert_int_equal(vfx_http(&s->f, NULL, "GET", "/v1/sys/health", NULL,
+	    NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	vresp_clear(&r);
+}
+
+/* Rewrites a valid JWT's header alg and signature: "none" (empty
+ * signature) or "HS256" keyed with the PEM of the leaf's public key. */
+static char *
+forge(const char *jwt, const char *alg)
+{
+	json_t *hdr = NULL, *cl = NULL;
+	char *hjson, *h64 = NULL, *sig64 = NULL, *out, input[16384];
+	const char *payload = strchr(jwt, '.');
+	unsigned char *der = NULL, mac[32];
+	size_t derlen = 0, n;
+	unsigned int maclen = sizeof(mac);
+	const unsigned char *dp;
+	X509 *leaf;
+	BIO *bio;
+	char *pem;
+	long pemlen;
+
+	assert_non_null(payload);
+	assert_int_equal(tsi_jwt_decode_unverified(jwt, &hdr, &cl), TSI_OK);
+	json_object_set_new(hdr, "alg", json_string(alg));
+	hjson = json_dumps(hdr, JSON_COMPACT);
+	assert_int_equal(tsi_b64url_encode(hjson, strlen(hjson), &h64), TSI_OK);
+	n = (size_t)(strchr(payload + 1, '.') - payload);
+	snprintf(input, sizeof(input), "%s%.*s", h64, (int)n, payload);
+	if (strcmp(alg, "HS256") == 0) {
+		const char *x5c0 = json_string_value(json_array_get(
+		    json_object_get(hdr, "x5c"), 0));
+		assert_non_null(x5c0);
+		der = malloc(strlen(x5c0));
+		derlen = (size_t)EVP_DecodeBlock(der, (const unsigned char *)x5c0,
+		    (int)strlen(x5c0));
+		dp = der;
+		leaf = d2i_X509(NULL, &dp, (long)derlen);
+		assert_non_null(leaf);
+		bio = BIO_new(BIO_s_mem());
+		PEM_write_bio_PUBKEY(bio, X509_get0_pubkey(leaf));
+		pemlen = BIO_get_mem_data(bio, &pem);
+		HMAC(EVP_sha256(), pem, (int)pemlen, (unsigned char *)input,
+		    strlen(input), mac, &maclen);
+		assert_int_equal(tsi_b64url_encode(mac, maclen, &sig64), TSI_OK);
+		BIO_free(bio);
+		X509_free(leaf);
+		free(der);
+	}
+	n = strlen(input) + (sig64 ? strlen(sig64) : 0) + 2;
+	out = malloc(n);
+	snprintf(out, n, "%s.%s", input, sig64 ? sig64 : "");
+	free(sig64);
+	free(h64);
+	free(hjson);
+	json_decref(hdr);
+	json_decref(cl);
+	return out;
+}
+
+/* The token core's negative corpus, over HTTP. */
+static void
+test_negative_tokens(void **state)
+{
+	struct st *s = *state;
+	struct vfx other;
+	struct vfx_node stranger;
+	char *good = vfx_jwt(&s->a, s->img, "prod", NULL, 300), *j;
+	json_t *extra;
+	struct vresp r;
+
+	assert_non_null(good);
+	j = forge(good, "none");
+	login_refused(s, j);
+	free(j);
+	j = forge(good, "HS256");
+	login_refused(s, j);
+	free(j);
+	/* Expired beyond the skew. */
+	j = vfx_jwt(&s->a, s->img, "prod", NULL, -300);
+	login_refused(s, j);
+	free(j);
+	/* Wrong audience. */
+	extra = json_pack("{ss}", "aud", "another-service");
+	j = vfx_jwt(&s->a, s->img, "prod", extra, 300);
+	login_refused(s, j);
+	free(j);
+	json_decref(extra);
+	/* A foreign CA with the same subject name as the trusted one. */
+	assert_int_equal(vfx_init(&other, NULL, NULL), 0);
+	assert_int_equal(vfx_node_new(&other, "hipaaCluster", "us-south",
+	    "dal05", "node-a", &stranger), 0);
+	j = vfx_jwt(&stranger, s->img, "prod", NULL, 300);
+	login_refused(s, j);
+	free(j);
+	vfx_node_free(&stranger);
+	vfx_cleanup(&other);
+	/* Location mismatch: node-b's certificate binds wdc01. */
+	extra = json_pack("{ss}", "datacenter", "dal05");
+	j = vfx_jwt(&s->b, s->img, "prod", extra, 300);
+	login_refused(s, j);
+	free(j);
+	json_decref(extra);
+	/* The genuine token still works: the refusals were the forgeries. */
+	j = login_ok(s, &s->a, "demo");
+	assert_int_equal(get(s, j, "medical/record1", &r), 200);
+	assert_non_null(strstr(r.body, "MEDSECRET-1"));
+	vresp_clear(&r);
+	free(j);
+	/* The reasons are in the audit log, not in the answer. */
+	assert_true(audit_count(s, "decision=deny&path=auth/trusted-identity/login")
+	    >= 6);
+	free(good);
+}
+
+/* Random client tokens: 403 with the same body, never a secret. */
+static void
+test_token_guessing(void **state)
+{
+	struct st *s = *state;
+	unsigned char rnd[32];
+	char *b64, tok[160];
+	struct vresp r;
+	CURL *c = curl_easy_init();
+	long before = audit_count(s, "decision=deny&path=secret/data/medical");
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(RAND_bytes(rnd, sizeof(rnd)), 1);
+		assert_int_equal(tsi_b64url_encode(rnd, sizeof(rnd), &b64), TSI_OK);
+		snprintf(tok, sizeof(tok), "%s%s", i % 2 ? "hvs." : "", b64);
+		free(b64);
+		assert_int_equal(vfx_http(&s->f, c, "GET",
+		    "/v1/secret/data/medical/record1", tok, NULL, &r), 0);
+		assert_int_equal(r.status, 403);
+		assert_string_equal(r.body, DENIED);
+		vresp_clear(&r);
+	}
+	/* Prefix of the root token, and the root token with one byte off. */
+	snprintf(tok, sizeof(tok), "%s", s->f.root);
+	tok[strlen(tok) - 1] ^= 1;
+	assert_int_equal(get(s, tok, "medical/record1", NULL), 403);
+	tok[strlen(tok) - 1] = '\0';
+	assert_int_equal(get(s, tok, "medical/record1", NULL), 403);
+	curl_easy_cleanup(c);
+	assert_true(audit_count(s, "decision=deny&path=secret/data/medical") >=
+	    before + 202);
+}
+
+/* A client token past its lifetime, replayed: 403. */
+static void
+test_expired_token_replay(void **state)
+{
+	struct st *s = *state;
+	char *t = login_ok(s, &s->a, "short");
+	struct vresp r;
+
+	assert_int_equal(get(s, t, "medical/record1", NULL), 200);
+	sleep(2);
+	assert_int_equal(get(s, t, "medical/record1", &r), 403);
+	assert_string_equal(r.body, DENIED);
+	vresp_clear(&r);
+	free(t);
+}
+
+/* An enrolled node's JWT claiming another node's location is refused; its
+ * own location's secret stays out of reach of the other node. */
+static void
+test_location_spoof(void **state)
+{
+	struct st *s = *state;
+	json_t *extra;
+	char *j, *t;
+	long status;
+	struct vresp r;
+
+	extra = json_pack("{ssss}", "node", "node-a", "datacenter", "dal05");
+	j = vfx_jwt(&s->b, s->img, "prod", extra, 300);
+	assert_null(vfx_login(&s->f, "demo", j, &status));
+	assert_int_equal(status, 403);
+	free(j);
+	json_decref(extra);
+	extra = json_pack("{ss}", "region", "eu-de");
+	j = vfx_jwt(&s->b, s->img, "prod", extra, 300);
+	assert_null(vfx_login(&s->f, "demo", j, &status));
+	assert_int_equal(status, 403);
+	free(j);
+	json_decref(extra);
+	/* node-b's honest token: only its own location's secret. */
+	t = login_ok(s, &s->b, "demo");
+	assert_int_equal(get(s, t, "loc/wdc01/db", &r), 200);
+	assert_non_null(strstr(r.body, "WDC-SECRET"));
+	vresp_clear(&r);
+	assert_int_equal(get(s, t, "loc/dal05/db", &r), 403);
+	assert_null(strstr(r.body, "DAL-SECRET"));
+	vresp_clear(&r);
+	assert_int_equal(get(s, t, "medical/record1", NULL), 403);
+	free(t);
+}
+
+/* Path traversal, encodings and glob characters: 400 or 403 or 404, never
+ * another path's secret. */
+static void
+test_path_attacks(void **state)
+{
+	struct st *s = *state;
+	static const char *const paths[] = {
+		"/v1/secret/data/medical/../loc/wdc01/db",
+		"/v1/secret/data/loc/dal05/../wdc01/db",
+		"/v1/secret/data/loc/dal05/%2e%2e/wdc01/db",
+		"/v1/secret/data/loc/dal05/%2E%2E/wdc01/db",
+		"/v1/secret/data/loc/dal05/%252e%252e/wdc01/db",
+		"/v1/secret/data/loc/dal05/./db",
+		"/v1/secret/data/loc//dal05/db",
+		"/v1/secret/data//loc/wdc01/db",
+		"/v1/secret/data/loc/wdc01/db%00",
+		"/v1/secret/data/loc/dal05/db%00/../../wdc01/db",
+		"/v1/secret/data/loc/*/db",
+		"/v1/secret/data/loc/wdc*/db",
+		"/v1/secret/data/loc/+/db",
+		"/v1/secret/data/loc/{datacenter}/db",
+		"/v1/secret/data/loc/%7Bdatacenter%7D/db",
+		"/v1/secret/data/loc/dal05/db/../../wdc01/db",
+		"/v1/secret/data/loc/dal05%2f..%2fwdc01/db",
+		"/v1/secret/data/loc/dal05%2F..%2Fwdc01%2Fdb",
+		"/v1/secret/data/loc/dal05/%",
+		"/v1/secret/data/loc/dal05/%zz",
+		"/v1/secret/data/loc/dal05/%c0%ae%c0%ae/wdc01/db",
+		"/v1/secret/data/loc/dal05\\..\\wdc01\\db",
+		"/v1/secret/../secret/data/loc/wdc01/db",
+		"/v1/sys/../secret/data/loc/wdc01/db",
+	};
+	char *t = login_ok(s, &s->a, "demo"), *body;
+	size_t i;
+	long st;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		body = NULL;
+		st = raw_get(s, paths[i], t, &body);
+		if (!(st == 400 || st == 403 || st == 404))
+			fprintf(stderr, "%s -> %ld %s\n", paths[i], st,
+			    body ? body : "");
+		assert_true(st == 400 || st == 403 || st == 404);
+		assert_non_null(body);
+		assert_null(strstr(body, "WDC-SECRET"));
+		assert_null(strstr(body, "DAL-SECRET"));
+		assert_null(strstr(body, "MEDSECRET"));
+		free(body);
+	}
+	/* Traversal is refused even for the root token (400: syntax). */
+	assert_int_equal(raw_get(s, "/v1/secret/data/loc/dal05/../wdc01/db",
+	    s->f.root, NULL), 400);
+	assert_int_equal(raw_get(s, "/v1/secret/data/loc/dal05/%2e%2e/wdc01/db",
+	    s->f.root, NULL), 400);
+	assert_int_equal(raw_get(s, "/v1/secret/data/loc//wdc01/db",
+	    s->f.root, NULL), 400);
+	assert_int_equal(raw_get(s, "/v1/secret/data/loc/wdc01/db%00",
+	    s->f.root, NULL), 400);
+	/* The caller's own path still answers. */
+	body = NULL;
+	assert_int_equal(raw_get(s, "/v1/secret/data/loc/dal05/db", t, &body), 200);
+	assert_non_null(strstr(body, "DAL-SECRET"));
+	free(body);
+	free(t);
+}
+
+/* Oversized headers and bodies: refused or dropped, the server serves on. */
+static void
+test_oversized(void **state)
+{
+	struct st *s = *state;
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char *hdr, *big, url[256];
+	size_t n = 256 * 1024;
+	long st = 0;
+	CURLcode rc;
+	struct vresp r;
+
+	hdr = malloc(n + 32);
+	snprintf(hdr, 32, "X-Big: ");
+	memset(hdr + 7, 'a', n);
+	hdr[7 + n] = '\0';
+	h = curl_slist_append(h, hdr);
+	snprintf(url, sizeof(url), "%s/v1/sys/health", s->f.addr);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, s->f.tls_ca);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+		assert_true(st == 413 || st == 431);
+	}
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	free(hdr);
+	assert_serving(s);
+
+	/* A login body over the 64 KiB cap: 413. */
+	n = 200 * 1024;
+	big = malloc(n + 64);
+	snprintf(big, 64, "{\"role\":\"demo\",\"jwt\":\"");
+	memset(big + strlen(big), 'A', n);
+	snprintf(big + 22 + n, 8, "\"}");
+	rc = vfx_http(&s->f, NULL, "POST", "/v1/auth/trusted-identity/login",
+	    NULL, big, &r) == 0 ? CURLE_OK : CURLE_SEND_ERROR;
+	if (rc == CURLE_OK)
+		assert_int_equal(r.status, 413);
+	vresp_clear(&r);
+	/* A KV write over max_body without a valid token: 413 too. */
+	rc = vfx_http(&s->f, NULL, "POST", "/v1/secret/data/medical/x",
+	    "hvs.nope", big, &r) == 0 ? CURLE_OK : CURLE_SEND_ERROR;
+	if (rc == CURLE_OK)
+		assert_true(r.status == 413 || r.status == 403);
+	vresp_clear(&r);
+	free(big);
+	assert_serving(s);
+}
+
+/* A TLS connection that sent a partial request and then went quiet. */
+struct slow {
+	int fd;
+	SSL *ssl;
+};
+
+static int
+slow_open(struct st *s, SSL_CTX *ctx, struct slow *c)
+{
+	struct sockaddr_in sa;
+	static const char part[] = "GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+
+	memset(c, 0, sizeof(*c));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)s->f.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((c->fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		return -1;
+	c->ssl = SSL_new(ctx);
+	SSL_set_fd(c->ssl, c->fd);
+	if (SSL_connect(c->ssl) != 1)
+		return -1;
+	if (SSL_write(c->ssl, part, (int)strlen(part)) <= 0)
+		return -1;
+	return 0;
+}
+
+/* 1 when the server closed the connection within ms. */
+static int
+slow_closed(struct slow *c, int ms)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	char b[256];
+
+	if (poll(&p, 1, ms) <= 0)
+		return 0;
+	return SSL_read(c->ssl, b, sizeof(b)) <= 0;
+}
+
+static void
+test_slow_clients(void **state)
+{
+	struct st *s = *state;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	struct slow conns[50];
+	double t0, dt;
+	size_t i, closed = 0;
+	char *t;
+	struct vresp r;
+
+	assert_non_null(ctx);
+	for (i = 0; i < 50; i++)
+		assert_int_equal(slow_open(s, ctx, &conns[i]), 0);
+	/* A normal client is served promptly meanwhile. */
+	t0 = now_s();
+	t = login_ok(s, &s->a, "demo");
+	assert_int_equal(get(s, t, "medical/record1", &r), 200);
+	assert_non_null(strstr(r.body, "MEDSECRET-1"));
+	vresp_clear(&r);
+	dt = now_s() - t0;
+	assert_true(dt < 2.0);
+	free(t);
+	/* The quiet ones are cut after the connection timeout. */
+	t0 = now_s();
+	for (i = 0; i < 50; i++) {
+		int left = (int)((CONN_TIMEOUT + 4 - (now_s() - t0)) * 1000);
+		closed += (size_t)slow_closed(&conns[i], left > 0 ? left : 0);
+	}
+	assert_int_equal(closed, 50);
+	for (i = 0; i < 50; i++) {
+		SSL_free(conns[i].ssl);
+		close(conns[i].fd);
+	}
+	SSL_CTX_free(ctx);
+	assert_serving(s);
+}
+
+/* Revoking a node certificate (revocation file + SIGHUP): its tokens are
+ * refused, another node's still work. */
+static void
+test_revoked_node(void **state)
+{
+	struct st *s = *state;
+	char fp[65], line[128], *t, *j;
+	long status;
+	FILE *fp_;
+
+	t = login_ok(s, &s->doomed, "demo");
+	free(t);
+	j = vfx_jwt(&s->doomed, s->img, "prod", NULL, 300);
+	assert_int_equal(tsi_x509_fingerprint(s->doomed.cert, fp), TSI_OK);
+	fp_ = fopen(s->f.revoked, "a");
+	assert_non_null(fp_);
+	snprintf(line, sizeof(line), "%s  # node-d, compromised\n", fp);
+	fputs(line, fp_);
+	fclose(fp_);
+	vfx_reload(&s->f);
+	/* The JWT minted before revocation is refused too. */
+	login_refused(s, j);
+	free(j);
+	j = vfx_jwt(&s->doomed, s->img, "prod", NULL, 300);
+	assert_null(vfx_login(&s->f, "demo", j, &status));
+	assert_int_equal(status, 403);
+	free(j);
+	/* node-a, same location, unaffected. */
+	t = login_ok(s, &s->a, "demo");
+	assert_int_equal(get(s, t, "medical/record1", NULL), 200);
+	free(t);
+}
+
+static long
+proc_kib(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	FILE *f;
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, field, strlen(field)) == 0) {
+			kib = strtol(line + strlen(field), NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kib;
+}
+
+static double
+metric(struct st *s, const char *name)
+{
+	struct vresp r;
+	const char *p;
+	double v = -1;
+
+	assert_int_equal(vfx_http(&s->f, NULL, "GET",
+	    "/v1/sys/metrics?format=prometheus", NULL, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	for (p = r.body; p != NULL && (p = strstr(p, name)) != NULL; p++)
+		if ((p == r.body || p[-1] == '\n') && p[strlen(name)] == ' ') {
+			v = strtod(p + strlen(name) + 1, NULL);
+			break;
+		}
+	vresp_clear(&r);
+	return v;
+}
+
+struct flood {
+	struct vfx *f;
+	const char *body;
+	int n, bad;
+};
+
+static void *
+flood_run(void *arg)
+{
+	struct flood *fl = arg;
+	CURL *c = curl_easy_init();
+	struct vresp r;
+	int i;
+
+	for (i = 0; i < fl->n; i++) {
+		if (vfx_http(fl->f, c, "POST", "/v1/auth/trusted-identity/login",
+		    NULL, fl->body, &r) != 0 || r.status != 403 ||
+		    strstr(r.body, "client_token") != NULL)
+			fl->bad++;
+		vresp_clear(&r);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/* n failed logins from 8 keep-alive clients; returns the failures. */
+static int
+flood(struct st *s, const char *body, int n)
+{
+	struct flood fl[8];
+	pthread_t th[8];
+	int i, bad = 0;
+
+	for (i = 0; i < 8; i++) {
+		fl[i].f = &s->f;
+		fl[i].body = body;
+		fl[i].n = n / 8;
+		fl[i].bad = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, flood_run, &fl[i]), 0);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		bad += fl[i].bad;
+	}
+	return bad;
+}
+
+/* 10,000 failed logins: no memory growth, every one audited. Heap growth
+ * is RssAnon: VmRSS also counts the audit log's LMDB pages that the new
+ * records occupy (file-backed, ~800 bytes a record). */
+static void
+test_failed_logins_memory(void **state)
+{
+	struct st *s = *state;
+	char *bad = vfx_jwt(&s->b, s->img, "prod", NULL, -300);
+	json_t *req = json_pack("{ssss}", "role", "demo", "jwt", bad);
+	char *body = json_dumps(req, JSON_COMPACT);
+	long rss0, rss1, anon0, anon1;
+	double c0, c1;
+
+	/* Warm up (thread stacks, TLS sessions, allocator arenas). */
+	assert_int_equal(flood(s, body, 800), 0);
+	rss0 = proc_kib(s->f.pid, "VmRSS:");
+	anon0 = proc_kib(s->f.pid, "RssAnon:");
+	c0 = metric(s, "tsi_vault_audit_committed_total");
+	assert_true(rss0 > 0 && anon0 > 0);
+	assert_true(c0 > 0);
+	assert_int_equal(flood(s, body, 10000), 0);
+	rss1 = proc_kib(s->f.pid, "VmRSS:");
+	anon1 = proc_kib(s->f.pid, "RssAnon:");
+	c1 = metric(s, "tsi_vault_audit_committed_total");
+	fprintf(stderr, "failed logins: VmRSS %ld -> %ld KiB, RssAnon %ld -> %ld "
+	    "KiB, audit +%.0f\n", rss0, rss1, anon0, anon1, c1 - c0);
+	assert_true(anon1 - anon0 < 8 * 1024);
+	assert_true(rss1 - rss0 < 16 * 1024);
+	assert_true(c1 - c0 >= 10000);
+	free(body);
+	json_decref(req);
+	free(bad);
+	assert_serving(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_negative_tokens),
+		cmocka_unit_test(test_token_guessing),
+		cmocka_unit_test(test_expired_token_replay),
+		cmocka_unit_test(test_location_spoof),
+		cmocka_unit_test(test_path_attacks),
+		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_slow_clients),
+		cmocka_unit_test(test_revoked_node),
+		cmocka_unit_test(test_failed_logins_memory),
+	};
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
