@@ -55,6 +55,8 @@ struct tsi_audit {
 	uint64_t committed, failed, last_seq;
 	char last_error[128];
 	int hold_before_ms, hold_inflight_ms; /* test hooks */
+	long long retain_seconds; /* from opts, changed by set_retention */
+	size_t retain_bytes;
 
 	/* owned by the committer thread */
 	struct audit_point head;
@@ -181,42 +183,95 @@ out:
 	return rc;
 }
 
+static int
+grow_map(struct tsi_audit *a, size_t size)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&a->e->resize);
+	rc = mdb_env_set_mapsize(a->e->env, size);
+	pthread_rwlock_unlock(&a->e->resize);
+	if (rc != 0)
+		tsi_log(TSI_LOG_ERROR, "audit.map_grow_failed",
+		    TSI_LS("error", mdb_strerror(rc)));
+	else
+		tsi_log(TSI_LOG_WARN, "audit.map_grown",
+		    TSI_LI("map_size", (long long)size));
+	return rc;
+}
+
+/* One pruning transaction. In a full map LMDB cannot even record deletions
+ * (it copies pages on write), so then the map first grows by a small
+ * reserve: 1/32 of it, at least 256 KiB. */
+static int
+prune_txn(struct tsi_audit *a, long long cutoff, size_t bytes, size_t force_n,
+    size_t max, size_t *pruned)
+{
+	MDB_envinfo info;
+	MDB_txn *txn = NULL;
+	size_t reserve;
+	int attempt, r, rc;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		*pruned = 0;
+		if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
+			return audit_mdb_err(rc);
+		r = audit_prune_batch(a->e, txn, cutoff, bytes, force_n, max, pruned);
+		if (r == TSI_OK && *pruned == 0) {
+			mdb_txn_abort(txn);
+			return TSI_OK;
+		}
+		if (r == TSI_OK) {
+			if ((rc = mdb_txn_commit(txn)) == 0)
+				return TSI_OK;
+			r = audit_mdb_err(rc);
+		} else {
+			mdb_txn_abort(txn);
+		}
+		*pruned = 0;
+		if (r != TSI_ERR_STORE_FULL || attempt > 0)
+			return r;
+		mdb_env_info(a->e->env, &info);
+		reserve = info.me_mapsize / 32;
+		if (reserve < 256 * 1024)
+			reserve = 256 * 1024;
+		if (grow_map(a, info.me_mapsize + reserve) != 0)
+			return r;
+	}
+	return r;
+}
+
 /* MDB_MAP_FULL: grow the map (opts.map_max) or, when the operator bounded
  * the log by size, prune the oldest records. 1 when something was freed. */
+static void
+retention(struct tsi_audit *a, long long *cutoff_us, size_t *bytes)
+{
+	pthread_mutex_lock(&a->mu);
+	*cutoff_us = a->retain_seconds > 0 ?
+	    audit_now_us() - a->retain_seconds * 1000000LL : 0;
+	*bytes = a->retain_bytes;
+	pthread_mutex_unlock(&a->mu);
+}
+
 static int
 relieve_full(struct tsi_audit *a)
 {
 	MDB_envinfo info;
-	size_t next, pruned = 0;
-	MDB_txn *txn = NULL;
-	int rc;
+	size_t next, pruned = 0, bytes;
+	long long cutoff;
 
 	mdb_env_info(a->e->env, &info);
 	if (a->o.map_max > info.me_mapsize) {
 		next = info.me_mapsize * 2;
 		if (next > a->o.map_max || next < info.me_mapsize)
 			next = a->o.map_max;
-		pthread_rwlock_wrlock(&a->e->resize);
-		rc = mdb_env_set_mapsize(a->e->env, next);
-		pthread_rwlock_unlock(&a->e->resize);
-		if (rc == 0) {
-			tsi_log(TSI_LOG_WARN, "audit.map_grown",
-			    TSI_LI("map_size", (long long)next));
+		if (grow_map(a, next) == 0)
 			return 1;
-		}
-		tsi_log(TSI_LOG_ERROR, "audit.map_grow_failed",
-		    TSI_LS("error", mdb_strerror(rc)));
 	}
-	if (a->o.retain_bytes == 0)
+	retention(a, &cutoff, &bytes);
+	if (bytes == 0)
 		return 0;
-	if (mdb_txn_begin(a->e->env, NULL, 0, &txn) != 0)
-		return 0;
-	if (audit_prune_batch(a->e, txn, 0, a->o.retain_bytes, 256, 256, &pruned) != TSI_OK ||
-	    pruned == 0) {
-		mdb_txn_abort(txn);
-		return 0;
-	}
-	if (mdb_txn_commit(txn) != 0)
+	if (prune_txn(a, 0, bytes, 256, 256, &pruned) != TSI_OK || pruned == 0)
 		return 0;
 	tsi_log(TSI_LOG_WARN, "audit.pruned_when_full",
 	    TSI_LI("records", (long long)pruned));
@@ -226,27 +281,22 @@ relieve_full(struct tsi_audit *a)
 static void
 housekeeping(struct tsi_audit *a)
 {
-	long long now = audit_now_us();
+	long long now = audit_now_us(), cutoff;
 	MDB_txn *txn = NULL;
-	size_t pruned = 0, total = 0;
-	int i, r, rc;
+	size_t pruned = 0, total = 0, bytes;
+	int i, r;
 
-	if (a->o.retain_seconds > 0 || a->o.retain_bytes > 0) {
+	retention(a, &cutoff, &bytes);
+	if (cutoff > 0 || bytes > 0) {
 		for (i = 0; i < 16; i++) {
-			pruned = 0;
-			if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
-				break;
-			r = audit_prune_batch(a->e, txn, a->o.retain_seconds > 0 ?
-			    now - a->o.retain_seconds * 1000000LL : 0,
-			    a->o.retain_bytes, 0, 1024, &pruned);
-			if (r != TSI_OK || pruned == 0) {
-				mdb_txn_abort(txn);
+			r = prune_txn(a, cutoff, bytes, 0, 1024, &pruned);
+			if (r != TSI_OK) {
+				tsi_log(TSI_LOG_ERROR, "audit.prune_failed",
+				    TSI_LS("error", tsi_strerror(r)));
 				break;
 			}
-			if ((rc = mdb_txn_commit(txn)) != 0) {
-				set_error(a, "prune", rc);
+			if (pruned == 0)
 				break;
-			}
 			total += pruned;
 			pthread_mutex_lock(&a->mu);
 			r = a->qhead != NULL;
@@ -272,13 +322,14 @@ housekeeping(struct tsi_audit *a)
 	}
 }
 
-/* While unhealthy and idle: a tiny write tells whether commits work again. */
+/* While unhealthy and idle: a synced write of a few records' size tells
+ * whether commits work again (disk space back, the map pruned). */
 static void
 probe(struct tsi_audit *a)
 {
 	MDB_txn *txn = NULL;
-	uint8_t b[8];
-	MDB_val k = { 5, "probe" }, v = { 8, b };
+	static uint8_t b[16384];
+	MDB_val k = { 5, "probe" }, v = { sizeof(b), b };
 	int rc;
 
 	audit_be64_put(b, (uint64_t)audit_now_us());
@@ -505,6 +556,8 @@ tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
 	if (a->o.head_sign_interval_s <= 0)
 		a->o.head_sign_interval_s = 60;
 	a->healthy = 1;
+	a->retain_seconds = a->o.retain_seconds > 0 ? a->o.retain_seconds : 0;
+	a->retain_bytes = a->o.retain_bytes;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -681,32 +734,31 @@ tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st)
 int
 tsi_audit_prune(struct tsi_audit *a, size_t *pruned)
 {
-	MDB_txn *txn = NULL;
-	size_t n = 0, total = 0;
-	int r = TSI_OK, rc;
+	size_t n = 0, total = 0, bytes;
+	long long cutoff;
+	int r = TSI_OK;
 
 	if (a == NULL)
 		return TSI_ERR_INVALID_ARG;
+	retention(a, &cutoff, &bytes);
 	do {
-		n = 0;
-		if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
-			return audit_mdb_err(rc);
-		r = audit_prune_batch(a->e, txn, a->o.retain_seconds > 0 ?
-		    audit_now_us() - a->o.retain_seconds * 1000000LL : 0,
-		    a->o.retain_bytes, 0, 1024, &n);
-		if (r != TSI_OK || n == 0) {
-			mdb_txn_abort(txn);
+		if ((r = prune_txn(a, cutoff, bytes, 0, 1024, &n)) != TSI_OK)
 			break;
-		}
-		if ((rc = mdb_txn_commit(txn)) != 0) {
-			r = audit_mdb_err(rc);
-			break;
-		}
 		total += n;
 	} while (n > 0);
 	if (pruned != NULL)
 		*pruned = total;
 	return r;
+}
+
+void
+tsi_audit_set_retention(struct tsi_audit *a, long long retain_seconds,
+    size_t retain_bytes)
+{
+	pthread_mutex_lock(&a->mu);
+	a->retain_seconds = retain_seconds > 0 ? retain_seconds : 0;
+	a->retain_bytes = retain_bytes;
+	pthread_mutex_unlock(&a->mu);
 }
 
 void

@@ -67,6 +67,11 @@ void tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st);
  * be NULL): records removed. Thread-safe. */
 int tsi_audit_prune(struct tsi_audit *a, size_t *pruned);
 
+/* Changes the retention settings of an open log (a configuration reload);
+ * they apply from the next pruning on. Thread-safe. */
+void tsi_audit_set_retention(struct tsi_audit *a, long long retain_seconds,
+    size_t retain_bytes);
+
 /* Read side. */
 struct tsi_audit_reader;
 
