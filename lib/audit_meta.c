@@ -6,15 +6,9 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The signer lives in another part of libtsi; a program that never makes a
- * signer (the CLI, readers) need not link it, so these references are weak.
- * A non-NULL head_signer implies the signer code is linked. */
-#pragma weak tsi_signer_sign_msg
-#pragma weak tsi_signer_pub
-#pragma weak tsi_signer_kid
 
 #define HEAD_MSG_TAG "tsi-audit-head"
 
@@ -73,9 +67,6 @@ audit_meta_sign_head(struct audit_env *e, MDB_txn *txn,
 	MDB_val k = { 11, "signed_head" }, v;
 	int r = TSI_ERR_INTERNAL, n;
 
-	if (tsi_signer_sign_msg == NULL || tsi_signer_pub == NULL ||
-	    tsi_signer_kid == NULL)
-		return TSI_ERR_UNSUPPORTED;
 	head_msg(head, msg);
 	if ((r = tsi_signer_sign_msg(signer, msg, sizeof(msg), sig)) != TSI_OK)
 		goto out;

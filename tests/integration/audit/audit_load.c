@@ -59,13 +59,13 @@ worker(void *arg)
 		rec = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:[s]},"
 		    "s:s,s:s,s:s,s:i}",
 		    "op", k % 5 == 4 ? "login" : "read", "path", paths[k % 5],
-		    "version", (int)(k % 3) + 1, "decision", decisions[k % 3],
-		    "rule", rules[k % 3], "reason", "rule matched",
+		    "version", (int)(k % 3) + 1, "decision", decisions[(k / 5) % 3],
+		    "rule", rules[(k / 5) % 3], "reason", "rule matched",
 		    "claims", "datacenter", dcs[k % 3], "cluster-name",
 		    clusters[k % 2], "namespace", nss[k % 4], "images",
 		    images[(k / 3) % 2], "accessor", "acc-test", "remote",
 		    "127.0.0.1", "request_id", rid, "status",
-		    k % 3 == 2 ? 403 : 200);
+		    (k / 5) % 3 == 2 ? 403 : 200);
 		if (rec == NULL)
 			abort();
 		rc = tsi_audit_append(audit, rec, &seq);
