@@ -199,8 +199,10 @@ ca_sign(int argc, char **argv)
 		    "verify, or its key is not EC P-256)");
 		break;
 	case TSI_ERR_PARSE:
-		tsi_cli_err("ca sign: %s: not a PEM certificate request (or an "
-		    "unreadable CA in %s)", argv[optind], dir);
+	case TSI_ERR_IO:
+		tsi_cli_err("ca sign: %s", r == TSI_ERR_IO ? "cannot read the CA "
+		    "in --ca" : "the CSR or the CA files are not valid PEM (see the log "
+		    "line above)");
 		break;
 	default:
 		tsi_cli_err("ca sign: %s", tsi_strerror(r));

@@ -470,6 +470,14 @@ out:
 	return ret;
 }
 
+/* Encrypted keys are not supported; without this OpenSSL would prompt on
+ * the terminal for a passphrase. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
 static int
 load_key_file(const char *path, EVP_PKEY **out)
 {
@@ -480,7 +488,7 @@ load_key_file(const char *path, EVP_PKEY **out)
 		ERR_clear_error();
 		return TSI_ERR_IO;
 	}
-	k = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	k = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
 	BIO_free(bio);
 	if (k == NULL) {
 		ERR_clear_error();
@@ -558,9 +566,18 @@ tsi_ca_sign_csr(const char *ca_cert_path, const char *ca_key_path,
 		return TSI_ERR_TOO_LARGE;
 	if ((ret = tsi_location_validate(loc)) != TSI_OK)
 		return ret;
-	if ((ret = tsi_x509_load_file(ca_cert_path, &ca)) != TSI_OK ||
-	    (ret = load_key_file(ca_key_path, &cakey)) != TSI_OK)
+	if ((ret = tsi_x509_load_file(ca_cert_path, &ca)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "ca.load_failed", TSI_LS("path", ca_cert_path),
+		    TSI_LS("reason", ret == TSI_ERR_IO ? "cannot read" :
+		    "no PEM certificate"));
 		goto out;
+	}
+	if ((ret = load_key_file(ca_key_path, &cakey)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "ca.load_failed", TSI_LS("path", ca_key_path),
+		    TSI_LS("reason", ret == TSI_ERR_IO ? "cannot read" :
+		    "no unencrypted PEM private key"));
+		goto out;
+	}
 	if (X509_check_private_key(ca, cakey) != 1) {
 		ERR_clear_error();
 		tsi_log(TSI_LOG_ERROR, "ca.key_mismatch",
@@ -575,6 +592,8 @@ tsi_ca_sign_csr(const char *ca_cert_path, const char *ca_key_path,
 	}
 	if ((req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)) == NULL) {
 		ERR_clear_error();
+		tsi_log(TSI_LOG_WARN, "ca.csr_refused",
+		    TSI_LS("reason", "not a PEM certificate request"));
 		ret = TSI_ERR_PARSE;
 		goto out;
 	}

@@ -51,6 +51,14 @@ expect 2 "$TSI" ca sign --ca "$tmp/ca" --cluster-name c --region "eu:de" --datac
 grep -q "location values" "$tmp/err" || fail "bad location message"
 expect 2 "$TSI" ca sign --ca "$tmp/ca" --cluster-name c --region r "$tmp/node.csr"
 expect 1 "$TSI" ca sign --ca "$tmp/ca" --cluster-name c --region r --datacenter d /dev/null
+# An encrypted CA key: refused without prompting for a passphrase.
+mkdir "$tmp/encca"
+openssl pkey -in "$tmp/ca/ca.key" -aes256 -passout pass:x -out "$tmp/encca/ca.key"
+cp "$tmp/ca/ca.pem" "$tmp/encca/ca.pem"
+expect 1 "$TSI" ca sign --ca "$tmp/encca" --cluster-name c --region r --datacenter d "$tmp/node.csr" </dev/null
+grep -q "no unencrypted PEM private key" "$tmp/err" || fail "encrypted key message"
+expect 1 "$TSI" ca sign --ca "$tmp/nonexistent" --cluster-name c --region r --datacenter d "$tmp/node.csr"
+grep -q "cannot read the CA" "$tmp/err" || fail "missing CA message"
 # A CSR whose signature was damaged.
 /usr/bin/python3 - "$tmp/node.csr" "$tmp/bad.csr" <<'PY'
 import base64, sys
