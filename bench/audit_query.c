@@ -180,7 +180,7 @@ raw_lmdb(const char *dir, double seconds)
 	MDB_env *env = NULL;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	char val[600];
+	char val[600], path[4200];
 	uint8_t kb[8];
 	MDB_val k = { 8, kb }, v = { sizeof(val), val };
 	uint64_t seq = 0;
@@ -189,6 +189,11 @@ raw_lmdb(const char *dir, double seconds)
 
 	memset(val, 'x', sizeof(val));
 	mkdir(dir, 0700);
+	/* a fresh environment each run: keys are appended from 1 */
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+	unlink(path);
 	if ((rc = mdb_env_create(&env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(env, (size_t)4 << 30)) != 0 ||
 	    (rc = mdb_env_open(env, dir, 0, 0600)) != 0)
