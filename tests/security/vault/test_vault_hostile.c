@@ -510,6 +510,14 @@ test_path_attacks(void **state)
 	free(t);
 }
 
+static size_t
+discard(char *p, size_t sz, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return sz * n;
+}
+
 /* Oversized headers and bodies: refused or dropped, the server serves on. */
 static void
 test_oversized(void **state)
@@ -533,6 +541,7 @@ test_oversized(void **state)
 	curl_easy_setopt(c, CURLOPT_CAINFO, s->f.tls_ca);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
@@ -768,14 +777,15 @@ static void
 test_failed_logins_memory(void **state)
 {
 	struct st *s = *state;
-	char *bad = vfx_jwt(&s->b, s->img, "prod", NULL, -300);
+	char *exp = vfx_jwt(&s->b, s->img, "prod", NULL, -300);
+	char *bad = forge(exp, "none");
 	json_t *req = json_pack("{ssss}", "role", "demo", "jwt", bad);
 	char *body = json_dumps(req, JSON_COMPACT);
 	long rss0, rss1, anon0, anon1;
 	double c0, c1;
 
 	/* Warm up (thread stacks, TLS sessions, allocator arenas). */
-	assert_int_equal(flood(s, body, 800), 0);
+	assert_int_equal(flood(s, body, 400), 0);
 	rss0 = proc_kib(s->f.pid, "VmRSS:");
 	anon0 = proc_kib(s->f.pid, "RssAnon:");
 	c0 = metric(s, "tsi_vault_audit_committed_total");
@@ -787,12 +797,20 @@ test_failed_logins_memory(void **state)
 	c1 = metric(s, "tsi_vault_audit_committed_total");
 	fprintf(stderr, "failed logins: VmRSS %ld -> %ld KiB, RssAnon %ld -> %ld "
 	    "KiB, audit +%.0f\n", rss0, rss1, anon0, anon1, c1 - c0);
+#if !defined(__SANITIZE_ADDRESS__)
 	assert_true(anon1 - anon0 < 8 * 1024);
 	assert_true(rss1 - rss0 < 16 * 1024);
+#else
+	/* ASan keeps freed memory in quarantine, so RSS says nothing here;
+	 * LeakSanitizer checks the server at exit instead (vfx_stop's exit
+	 * status, asserted by teardown). */
+	(void)anon0; (void)anon1; (void)rss0; (void)rss1;
+#endif
 	assert_true(c1 - c0 >= 10000);
 	free(body);
 	json_decref(req);
 	free(bad);
+	free(exp);
 	assert_serving(s);
 }
 
