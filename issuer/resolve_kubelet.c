@@ -171,6 +171,7 @@ describe_pod(const json_t *pod, const json_t *caller, char *const *sidecars,
 	if (tsi_image_digest_normalize(jstr(caller, "imageID"), d) != TSI_OK) {
 		tsi_log(TSI_LOG_WARN, "resolve.bad_image", TSI_LS("pod", name),
 		    TSI_LS("container", cname));
+		r = TSI_ERR_PARSE;
 		goto out;
 	}
 	for (l = status_lists; *l != NULL; l++) {
@@ -186,6 +187,7 @@ describe_pod(const json_t *pod, const json_t *caller, char *const *sidecars,
 				tsi_log(TSI_LOG_WARN, "resolve.bad_image",
 				    TSI_LS("pod", name),
 				    TSI_LS("container", jstr(st, "name")));
+				r = TSI_ERR_PARSE;
 				goto out;
 			}
 			if (is_sidecar(d, sidecars, n_sidecars))

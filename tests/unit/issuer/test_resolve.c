@@ -221,6 +221,34 @@ test_pod_init_and_terminated(void **state)
 }
 
 static void
+test_pod_bad_image_refused(void **state)
+{
+	/* A good image followed by one without a digest: the pod is refused
+	 * as a whole (an unknown image could slip past a policy). */
+	const char *text = "{\"items\": [{"
+	    "\"metadata\": {\"name\": \"p\", \"namespace\": \"n\"},"
+	    "\"spec\": {\"containers\": [{\"name\": \"a\", \"image\": \"a:1\"},"
+	    "  {\"name\": \"b\", \"image\": \"b:1\"}]},"
+	    "\"status\": {\"containerStatuses\": ["
+	    "  {\"name\": \"a\", \"containerID\": \"containerd://" ID_A "\","
+	    "   \"imageID\": \"" IMG_APP "\", \"state\": {\"running\": {}}},"
+	    "  {\"name\": \"b\", \"containerID\": \"containerd://" ID_B "\","
+	    "   \"imageID\": \"b:1\", \"state\": {\"running\": {}}}]}}]}";
+	struct tsi_workload *w = NULL;
+	json_t *pods = json_loads(text, 0, NULL);
+
+	assert_non_null(pods);
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, NULL, 0, NULL, &w),
+	    TSI_ERR_PARSE);
+	assert_null(w);
+	/* The caller's own image without a digest: refused too. */
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_B, NULL, 0, NULL, &w),
+	    TSI_ERR_PARSE);
+	assert_null(w);
+	json_decref(pods);
+}
+
+static void
 test_digest_normalize(void **state)
 {
 	char d[72];
@@ -578,6 +606,7 @@ main(void)
 		cmocka_unit_test(test_cgroup_refusals),
 		cmocka_unit_test(test_pod_several_containers),
 		cmocka_unit_test(test_pod_init_and_terminated),
+		cmocka_unit_test(test_pod_bad_image_refused),
 		cmocka_unit_test(test_digest_normalize),
 		cmocka_unit_test_setup_teardown(test_kubelet_https,
 		    kubelet_setup, kubelet_teardown),
