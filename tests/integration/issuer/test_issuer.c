@@ -40,6 +40,8 @@ struct ifx {
 	char dir[256];
 	char state[320], conf[320], sock[320], ca[320], node[320], log[320];
 	char signing[16];
+	char resolver[16];
+	char node_name[32];    /* empty: worker-1 */
 	pid_t issuer;
 };
 
@@ -74,11 +76,12 @@ write_config(struct ifx *f, const char *extra)
 
 	snprintf(text, sizeof(text),
 	    "tcti = \"%s\";\nstate_dir = \"%s\";\nnode_cert = \"%s\";\n"
-	    "socket = \"%s\";\nsigning = \"%s\";\nresolver = \"unix\";\n"
+	    "socket = \"%s\";\nsigning = \"%s\";\nresolver = \"%s\";\n"
 	    "trust_domain = \"tsi.example\";\ntoken_ttl = 300;\n"
-	    "node_name = \"worker-1\";\n%s",
+	    "node_name = \"%s\";\n%s",
 	    f->tpm.tcti, f->state, f->node, f->sock, f->signing,
-	    extra ? extra : "");
+	    f->resolver[0] ? f->resolver : "unix",
+	    f->node_name[0] ? f->node_name : "worker-1", extra ? extra : "");
 	write_text(f->conf, text);
 }
 
@@ -750,6 +753,176 @@ test_refuses_bad_node_cert(void **state)
 	free(cert);
 }
 
+/* --- the kubelet resolver through the daemon ---------------------------- */
+
+#define ID_A "c5db4e65cf90b61747fa2bf1b37295a021bb47b46fedd8263c85736f17668f0d"
+#define IMG_APP "sha256:4eafe76675ab94d8c303323cfa4ec605f5d0a9a3b24a1b8db03f8f4e89c127f4"
+#define IMG_SIDECAR "sha256:2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580"
+#define IMG_INIT "sha256:8bce96250e4a1c418a4d329f66312c880cf565127d6229c6d58442c78d486908"
+
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	size_t n;
+	FILE *a = fopen(from, "r"), *b = fopen(to, "w");
+
+	assert_non_null(a);
+	assert_non_null(b);
+	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, b), n);
+	fclose(a);
+	assert_int_equal(fclose(b), 0);
+}
+
+/* Starts the stand-in kubelet (HTTPS on loopback); returns its port. */
+static int
+start_kubelet(struct ifx *f, pid_t *pid)
+{
+	char cert[400], key[400], pods[400], script[512], src[512], line[32];
+	EVP_PKEY *k = pki_key();
+	struct pki_spec sp;
+	X509 *x;
+	int pfd[2];
+	FILE *in;
+
+	snprintf(cert, sizeof(cert), "%s/kubelet.pem", f->dir);
+	snprintf(key, sizeof(key), "%s/kubelet.key", f->dir);
+	snprintf(pods, sizeof(pods), "%s/pods.json", f->dir);
+	memset(&sp, 0, sizeof(sp));
+	sp.cn = "kubelet";
+	sp.key = k;
+	sp.ca = -1;
+	sp.pathlen = -1;
+	sp.san = "IP:127.0.0.1";
+	sp.not_before = -60;
+	sp.not_after = 3600;
+	assert_non_null(x = pki_cert(&sp));
+	assert_int_equal(pki_write_cert(cert, x), 0);
+	assert_int_equal(pki_write_key(key, k), 0);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	snprintf(src, sizeof(src), "%s/tests/data/issuer/pods.json", src_dir());
+	copy_file(src, pods);
+	snprintf(script, sizeof(script), "%s/tests/data/issuer/kubelet_server.py",
+	    src_dir());
+	assert_int_equal(pipe(pfd), 0);
+	if ((*pid = fork()) == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl("/usr/bin/python3", "python3", script, cert, key, pods,
+		    "node-token", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	assert_non_null(in = fdopen(pfd[0], "r"));
+	assert_non_null(fgets(line, sizeof(line), in));
+	fclose(in);
+	return atoi(line);
+}
+
+static void
+test_kubelet_workload(void **state)
+{
+	struct ifx *f = *state;
+	struct tsi_verify_result res;
+	char proc[400], p[600], extra[2048], tokp[400];
+	json_t *claims, *images, *names, *py;
+	pid_t kubelet = 0;
+	struct resp r;
+	long long exp;
+	char *tok;
+	int port;
+
+	/* This process, as a fake /proc shows it: in container ID_A. */
+	snprintf(proc, sizeof(proc), "%s/proc", f->dir);
+	mkdir(proc, 0700);
+	snprintf(p, sizeof(p), "%s/%ld", proc, (long)getpid());
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)getpid());
+	copy_file("/proc/self/stat", p);
+	snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)getpid());
+	write_text(p, "0::/kubepods.slice/kubepods-besteffort.slice/"
+	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_A ".scope\n");
+	snprintf(tokp, sizeof(tokp), "%s/kubelet-token", f->dir);
+	write_text(tokp, "node-token\n");
+	port = start_kubelet(f, &kubelet);
+	assert_true(port > 0);
+	snprintf(extra, sizeof(extra),
+	    "proc_root = \"%s\";\nkubelet_url = \"https://127.0.0.1:%d\";\n"
+	    "kubelet_token_file = \"%s\";\nkubelet_ca_file = \"%s/kubelet.pem\";\n"
+	    "sidecar_images = [ \"" IMG_SIDECAR "\" ];\n",
+	    proc, port, tokp, f->dir);
+	snprintf(f->resolver, sizeof(f->resolver), "kubelet");
+	snprintf(f->node_name, sizeof(f->node_name), "node-1");  /* as the pods */
+	write_config(f, extra);
+	enroll(f);
+	start_issuer(f);
+	tok = get_token(f, "tsi-vault", &exp);
+	claims = verify(f, tok, "tsi-vault", &res);
+	assert_string_equal(cstr(claims, "sub"),
+	    "spiffe://tsi.example/ns/medical/sa/records-sa");
+	assert_string_equal(cstr(claims, "namespace"), "medical");
+	assert_string_equal(cstr(claims, "pod"), "records-7d9f8b6c5-x2x4q");
+	assert_string_equal(cstr(claims, "service-account"), "records-sa");
+	assert_null(json_object_get(claims, "uid"));
+	images = json_object_get(claims, "images");
+	assert_int_equal(json_array_size(images), 2);
+	assert_string_equal(json_string_value(json_array_get(images, 0)), IMG_APP);
+	assert_string_equal(json_string_value(json_array_get(images, 1)), IMG_INIT);
+	names = json_object_get(claims, "images-names");
+	assert_int_equal(json_array_size(names), 2);
+	assert_string_equal(json_string_value(json_array_get(names, 1)),
+	    "registry.example/medical/app:1.2");
+	assert_string_equal(cstr(claims, "datacenter"), "fra02");
+	py = pyjwt(f, tok, "tsi-vault");
+	assert_string_equal(cstr(json_object_get(py, "claims"), "namespace"),
+	    "medical");
+	json_decref(py);
+	json_decref(claims);
+	free(tok);
+
+	/* The same process outside any container: 403, no token. */
+	write_text(p, "0::/user.slice/user-0.slice/session-1.scope\n");
+	assert_int_equal(get(f, "/v1/token?aud=tsi-vault", NULL, &r, NULL),
+	    CURLE_OK);
+	assert_int_equal(r.status, 403);
+	assert_null(strstr(r.body, "token\""));
+	/* In a terminated container: 403. */
+	write_text(p, "0::/kubepods.slice/cri-containerd-"
+	    "5f148eb03ef10a862e575a6ac16c8e18ebb61bcd9d94b6930219a08136368f49.scope\n");
+	usleep(150000);
+	assert_int_equal(get(f, "/v1/token?aud=tsi-vault", NULL, &r, NULL),
+	    CURLE_OK);
+	assert_int_equal(r.status, 403);
+
+	assert_int_equal(stop_issuer(f), 0);
+	kill(kubelet, SIGTERM);
+	waitpid(kubelet, NULL, 0);
+}
+
+static void
+test_socket_mode(void **state)
+{
+	struct ifx *f = *state;
+	struct stat st;
+
+	write_config(f, "socket_mode = \"0660\";\n");
+	enroll(f);
+	start_issuer(f);
+	assert_int_equal(lstat(f->sock, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0660);
+	assert_int_equal(stop_issuer(f), 0);
+	/* Stopping removes the socket. */
+	assert_int_not_equal(access(f->sock, F_OK), 0);
+	/* A regular file at the socket path is never replaced. */
+	write_text(f->sock, "not a socket");
+	assert_int_equal(run_issuer_status(f), 1);
+	assert_int_equal(lstat(f->sock, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+}
+
 static void
 test_bad_config_exit_2(void **state)
 {
@@ -784,6 +957,10 @@ main(void)
 		    setup_tpm, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_config_exit_2,
 		    setup_tpm, teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_workload,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_mode,
+		    setup_delegated, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
