@@ -685,7 +685,7 @@ tsi_tpm_sign(struct tsi_tpm *t, const uint8_t digest[32], uint8_t sig[64])
 		 * be stale (the TPM restarted): one immediate reconnect, then
 		 * one more try. Not after a slow failure (a hung TPM). */
 		if (r == TSI_ERR_TPM_UNAVAILABLE && was &&
-		    now_ms() - t0 < TSI_TPM_RECONNECT_MS &&
+		    now_ms() - t0 < TSI_TPM_HANG_MS &&
 		    connect_locked(t) == TSI_OK) {
 			tsi_log(TSI_LOG_INFO, "tpm.connected");
 			r = sign_locked(t, digest, sig);
@@ -750,7 +750,7 @@ tsi_tpm_check(struct tsi_tpm *t, char *reason, size_t reasonlen)
 		long long t0 = now_ms();
 		r = probe_locked(t);
 		if (r == TSI_ERR_TPM_UNAVAILABLE && was &&
-		    now_ms() - t0 < TSI_TPM_RECONNECT_MS &&
+		    now_ms() - t0 < TSI_TPM_HANG_MS &&
 		    connect_locked(t) == TSI_OK)
 			r = probe_locked(t);
 	}
