@@ -2,6 +2,8 @@
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for
 # SECONDS (default 60) from its seed corpus. Exit 1 on the first crash.
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
+# FUZZ_TIMEOUT (seconds, default 10) is the per-input hang limit; raise it on
+# a loaded machine, where a slow input is not a hang.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
@@ -25,7 +27,7 @@ for t in "${targets[@]}"; do
   seeds=tests/fuzz/corpus/$name
   work=build-fuzz/corpus/$name
   mkdir -p "$work" "build-fuzz/crashes/$name"
-  args=(-max_total_time="$secs" -max_len=20000 -timeout=10 -rss_limit_mb=2048
+  args=(-max_total_time="$secs" -max_len=20000 -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048
         -artifact_prefix="build-fuzz/crashes/$name/" -print_final_stats=1)
   dict=tests/fuzz/$name.dict
   [ -f "$dict" ] && args+=(-dict="$dict")
