@@ -18,6 +18,7 @@
 #include "tsi/x509.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,21 @@ cmd_run(const struct tsi_issuer_config *cfg)
 	X509 *node = NULL;
 	int r, rc = EXIT_FAILURE;
 
+	/*
+	 * Block SIGTERM and SIGINT before any thread exists: threads inherit the
+	 * mask, so the signal can only be taken by sigsuspend below. Blocked
+	 * after the API and monitor threads had started, a signal could land on
+	 * one of them, set stop_signal and leave this thread asleep for ever.
+	 */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
 	if ((r = tsi_tpm_open(cfg->tcti, cfg->state_dir, &tpm)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("reason",
 		    "cannot use the TPM"), TSI_LS("error", tsi_strerror(r)));
@@ -166,15 +182,6 @@ cmd_run(const struct tsi_issuer_config *cfg)
 		    tsi_strerror(r)));
 		goto out;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGTERM, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	(void)sigprocmask(SIG_BLOCK, &set, &old);
 	tsi_log(TSI_LOG_INFO, "issuer.ready", TSI_LS("socket", cfg->socket),
 	    TSI_LS("signing", cfg->signing == TSI_SIGNING_TPM ? "tpm" :
 	    "delegated"));

@@ -222,12 +222,26 @@ stop_issuer(struct ifx *f)
 {
 	int status = -1;
 
+	int i;
+
 	if (f->issuer > 0) {
 		kill(f->issuer, SIGTERM);
-		waitpid(f->issuer, &status, 0);
+		/* Bounded: an issuer that ignores SIGTERM fails the test instead
+		 * of hanging it. */
+		for (i = 0; i < 1000; i++) {
+			if (waitpid(f->issuer, &status, WNOHANG) == f->issuer)
+				break;
+			usleep(10000);
+		}
+		if (i == 1000) {
+			print_error("tsi-issuer did not stop within 10 s of SIGTERM\n");
+			kill(f->issuer, SIGKILL);
+			waitpid(f->issuer, &status, 0);
+			status = -1;
+		}
 		f->issuer = 0;
 	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static int
