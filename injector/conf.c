@@ -17,23 +17,6 @@ static const char *const allowed_keys[] = {
 	"max_request_bytes", NULL
 };
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-}
-
 void
 tsi_injector_conf_free(struct tsi_injector_conf *c)
 {
@@ -76,12 +59,12 @@ get_str(const struct tsi_config *cfg, const char *key, const char *def,
 	if (v == NULL) {
 		if (!required)
 			return TSI_OK;
-		seterr(err, errlen, "%s:1: '%s' is required",
+		tsi_errf(err, errlen, "%s:1: '%s' is required",
 		    tsi_config_file(cfg), key);
 		return TSI_ERR_CONFIG;
 	}
 	if (v[0] == '\0' || strlen(v) >= TSI_INJECTOR_PATH_MAX) {
-		seterr(err, errlen, "%s:%d: '%s' must be a non-empty string "
+		tsi_errf(err, errlen, "%s:%d: '%s' must be a non-empty string "
 		    "shorter than %d bytes", tsi_config_file(cfg),
 		    tsi_config_line(cfg, key), key, TSI_INJECTOR_PATH_MAX);
 		return TSI_ERR_CONFIG;
@@ -104,7 +87,7 @@ get_path(const struct tsi_config *cfg, const char *key, const char *def,
 		return r;
 	if (tsi_injector_path_normalise(raw, norm, sizeof(norm)) != TSI_OK ||
 	    strcmp(norm, "/") == 0) {
-		seterr(err, errlen, "%s:%d: '%s' must be an absolute path "
+		tsi_errf(err, errlen, "%s:%d: '%s' must be an absolute path "
 		    "other than /", tsi_config_file(cfg),
 		    tsi_config_line(cfg, key), key);
 		free(raw);
@@ -191,7 +174,7 @@ conf_from(const struct tsi_config *cfg, struct tsi_injector_conf **out,
 	if (strcmp(c->sidecar_pull_policy, "Always") != 0 &&
 	    strcmp(c->sidecar_pull_policy, "IfNotPresent") != 0 &&
 	    strcmp(c->sidecar_pull_policy, "Never") != 0) {
-		seterr(err, errlen, "%s:%d: 'sidecar_pull_policy' must be Always, "
+		tsi_errf(err, errlen, "%s:%d: 'sidecar_pull_policy' must be Always, "
 		    "IfNotPresent or Never", tsi_config_file(cfg),
 		    tsi_config_line(cfg, "sidecar_pull_policy"));
 		r = TSI_ERR_CONFIG;
@@ -199,13 +182,13 @@ conf_from(const struct tsi_config *cfg, struct tsi_injector_conf **out,
 	}
 	if (!is_plain_name(c->issuer_socket_name) || !is_plain_name(c->vault_ca_key) ||
 	    (c->vault_ca_configmap && !is_plain_name(c->vault_ca_configmap))) {
-		seterr(err, errlen, "%s:1: issuer_socket_name, vault_ca_key and "
+		tsi_errf(err, errlen, "%s:1: issuer_socket_name, vault_ca_key and "
 		    "vault_ca_configmap must be plain names", tsi_config_file(cfg));
 		r = TSI_ERR_CONFIG;
 		goto out;
 	}
 	if (tsi_injector_path_overlaps(c->secrets_mount_path, c->issuer_mount_path)) {
-		seterr(err, errlen, "%s:%d: 'secrets_mount_path' must not overlap "
+		tsi_errf(err, errlen, "%s:%d: 'secrets_mount_path' must not overlap "
 		    "'issuer_mount_path'", tsi_config_file(cfg),
 		    tsi_config_line(cfg, "secrets_mount_path"));
 		r = TSI_ERR_CONFIG;
@@ -230,7 +213,7 @@ conf_from(const struct tsi_config *cfg, struct tsi_injector_conf **out,
 	for (i = 0; i < nextra; i++) {
 		if (tsi_injector_path_normalise(extra[i], norm, sizeof(norm)) != TSI_OK ||
 		    strcmp(norm, "/") == 0) {
-			seterr(err, errlen, "%s:%d: 'extra_protected_paths' entries "
+			tsi_errf(err, errlen, "%s:%d: 'extra_protected_paths' entries "
 			    "must be absolute paths other than /",
 			    tsi_config_file(cfg),
 			    tsi_config_line(cfg, "extra_protected_paths"));

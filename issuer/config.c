@@ -20,23 +20,6 @@ static const char *const allowed_keys[] = {
 	"max_clients", "log_level", NULL,
 };
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-}
-
 /* "file:line: " prefix for a setting (line 0 when absent). */
 #define AT(c, k) tsi_config_file(c), tsi_config_line(c, k)
 
@@ -64,7 +47,7 @@ dup_str(const struct tsi_config *c, const char *key, const char *def,
 		return r;
 	if (v == NULL) {
 		if (required) {
-			seterr(err, errlen, "%s: '%s' is required",
+			tsi_errf(err, errlen, "%s: '%s' is required",
 			    tsi_config_file(c), key);
 			return TSI_ERR_CONFIG;
 		}
@@ -72,7 +55,7 @@ dup_str(const struct tsi_config *c, const char *key, const char *def,
 		return TSI_OK;
 	}
 	if (v[0] == '\0') {
-		seterr(err, errlen, "%s:%d: '%s' must not be empty", AT(c, key),
+		tsi_errf(err, errlen, "%s:%d: '%s' must not be empty", AT(c, key),
 		    key);
 		return TSI_ERR_CONFIG;
 	}
@@ -158,7 +141,7 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	    errlen)) != TSI_OK)
 		return r;
 	if (!valid_trust_domain(ic->trust_domain)) {
-		seterr(err, errlen, "%s:%d: 'trust_domain' must be lower-case "
+		tsi_errf(err, errlen, "%s:%d: 'trust_domain' must be lower-case "
 		    "letters, digits, '.', '-' or '_'", AT(c, "trust_domain"));
 		return TSI_ERR_CONFIG;
 	}
@@ -166,12 +149,12 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	    strcmp(ic->log_level, "info") != 0 &&
 	    strcmp(ic->log_level, "warn") != 0 &&
 	    strcmp(ic->log_level, "error") != 0) {
-		seterr(err, errlen, "%s:%d: 'log_level' must be debug, info, "
+		tsi_errf(err, errlen, "%s:%d: 'log_level' must be debug, info, "
 		    "warn or error", AT(c, "log_level"));
 		return TSI_ERR_CONFIG;
 	}
 	if (strncmp(ic->kubelet_url, "https://", 8) != 0) {
-		seterr(err, errlen, "%s:%d: 'kubelet_url' must start with "
+		tsi_errf(err, errlen, "%s:%d: 'kubelet_url' must start with "
 		    "https://", AT(c, "kubelet_url"));
 		return TSI_ERR_CONFIG;
 	}
@@ -184,7 +167,7 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	else if (strcmp(s, "tpm") == 0)
 		ic->signing = TSI_SIGNING_TPM;
 	else {
-		seterr(err, errlen, "%s:%d: 'signing' must be \"delegated\" or "
+		tsi_errf(err, errlen, "%s:%d: 'signing' must be \"delegated\" or "
 		    "\"tpm\"", AT(c, "signing"));
 		return TSI_ERR_CONFIG;
 	}
@@ -196,7 +179,7 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	else if (strcmp(s, "unix") == 0)
 		ic->resolver = TSI_RESOLVER_UNIX;
 	else {
-		seterr(err, errlen, "%s:%d: 'resolver' must be \"kubelet\" or "
+		tsi_errf(err, errlen, "%s:%d: 'resolver' must be \"kubelet\" or "
 		    "\"unix\"", AT(c, "resolver"));
 		return TSI_ERR_CONFIG;
 	}
@@ -207,7 +190,7 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 		return r;
 	mode = strtoul(s, &end, 8);
 	if (s[0] == '\0' || *end != '\0' || mode > 0777) {
-		seterr(err, errlen, "%s:%d: 'socket_mode' must be octal such as "
+		tsi_errf(err, errlen, "%s:%d: 'socket_mode' must be octal such as "
 		    "\"0660\"", AT(c, "socket_mode"));
 		return TSI_ERR_CONFIG;
 	}
@@ -226,7 +209,7 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	 * not outlive the certificate that signed it. */
 	if (ic->signing == TSI_SIGNING_DELEGATED &&
 	    ic->session_ttl < 2 * ic->token_ttl + 120) {
-		seterr(err, errlen, "%s:%d: 'session_ttl' must be at least "
+		tsi_errf(err, errlen, "%s:%d: 'session_ttl' must be at least "
 		    "2 * token_ttl + 120 (%d)", AT(c, "session_ttl"),
 		    2 * ic->token_ttl + 120);
 		return TSI_ERR_CONFIG;
@@ -236,7 +219,7 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	    errlen)) != TSI_OK)
 		return r;
 	if (n > TSI_ISSUER_SIDECARS_MAX) {
-		seterr(err, errlen, "%s:%d: 'sidecar_images' has more than %d "
+		tsi_errf(err, errlen, "%s:%d: 'sidecar_images' has more than %d "
 		    "entries", AT(c, "sidecar_images"), TSI_ISSUER_SIDECARS_MAX);
 		r = TSI_ERR_CONFIG;
 		goto out;
@@ -247,7 +230,7 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	}
 	for (i = 0; i < n; i++) {
 		if (!tsi_issuer_is_digest(list[i])) {
-			seterr(err, errlen, "%s:%d: 'sidecar_images' entries must "
+			tsi_errf(err, errlen, "%s:%d: 'sidecar_images' entries must "
 			    "be sha256:<64 lower-case hex>, not '%s'",
 			    AT(c, "sidecar_images"), list[i]);
 			r = TSI_ERR_CONFIG;

@@ -13,25 +13,6 @@ struct tsi_config {
 	char *file;
 };
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		err[0] = '\0';
-}
-
 static int
 finish_load(struct tsi_config *c, int ok, struct tsi_config **out, char *err,
     size_t errlen)
@@ -39,12 +20,12 @@ finish_load(struct tsi_config *c, int ok, struct tsi_config **out, char *err,
 	if (!ok) {
 		const char *f = config_error_file(&c->cfg);
 		if (config_error_type(&c->cfg) == CONFIG_ERR_FILE_IO) {
-			seterr(err, errlen, "%s: cannot read: %s", c->file,
+			tsi_errf(err, errlen, "%s: cannot read: %s", c->file,
 			    strerror(errno));
 			tsi_config_free(c);
 			return TSI_ERR_IO;
 		}
-		seterr(err, errlen, "%s:%d: %s", f ? f : c->file,
+		tsi_errf(err, errlen, "%s:%d: %s", f ? f : c->file,
 		    config_error_line(&c->cfg), config_error_text(&c->cfg));
 		tsi_config_free(c);
 		return TSI_ERR_CONFIG;
@@ -149,7 +130,7 @@ tsi_config_check_keys(const struct tsi_config *c, const char *const *allowed,
 			if (name != NULL && strcmp(name, *a) == 0)
 				ok = 1;
 		if (!ok) {
-			seterr(err, errlen, "%s:%u: unknown setting '%s'", c->file,
+			tsi_errf(err, errlen, "%s:%u: unknown setting '%s'", c->file,
 			    config_setting_source_line(s), name ? name : "?");
 			return TSI_ERR_CONFIG;
 		}
@@ -168,7 +149,7 @@ tsi_config_str(const struct tsi_config *c, const char *key, const char *def,
 		return TSI_OK;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		seterr(err, errlen, "%s:%u: '%s' must be a string", c->file,
+		tsi_errf(err, errlen, "%s:%u: '%s' must be a string", c->file,
 		    config_setting_source_line(s), key);
 		return TSI_ERR_CONFIG;
 	}
@@ -192,12 +173,12 @@ tsi_config_int(const struct tsi_config *c, const char *key, long long def,
 	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
 		v = config_setting_get_int64(s);
 	else {
-		seterr(err, errlen, "%s:%u: '%s' must be an integer", c->file,
+		tsi_errf(err, errlen, "%s:%u: '%s' must be an integer", c->file,
 		    config_setting_source_line(s), key);
 		return TSI_ERR_CONFIG;
 	}
 	if (v < min || v > max) {
-		seterr(err, errlen, "%s:%u: '%s' must be between %lld and %lld",
+		tsi_errf(err, errlen, "%s:%u: '%s' must be between %lld and %lld",
 		    c->file, config_setting_source_line(s), key, min, max);
 		return TSI_ERR_CONFIG;
 	}
@@ -216,7 +197,7 @@ tsi_config_bool(const struct tsi_config *c, const char *key, int def, int *out,
 		return TSI_OK;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		seterr(err, errlen, "%s:%u: '%s' must be true or false", c->file,
+		tsi_errf(err, errlen, "%s:%u: '%s' must be true or false", c->file,
 		    config_setting_source_line(s), key);
 		return TSI_ERR_CONFIG;
 	}
@@ -246,7 +227,7 @@ tsi_config_strlist(const struct tsi_config *c, const char *key,
 	}
 	if (!config_setting_is_aggregate(s) ||
 	    config_setting_type(s) == CONFIG_TYPE_GROUP) {
-		seterr(err, errlen, "%s:%u: '%s' must be a list of strings",
+		tsi_errf(err, errlen, "%s:%u: '%s' must be a list of strings",
 		    c->file, config_setting_source_line(s), key);
 		return TSI_ERR_CONFIG;
 	}
@@ -256,7 +237,7 @@ tsi_config_strlist(const struct tsi_config *c, const char *key,
 	for (i = 0; i < len; i++) {
 		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			seterr(err, errlen, "%s:%u: '%s' must be a list of strings",
+			tsi_errf(err, errlen, "%s:%u: '%s' must be a list of strings",
 			    c->file, config_setting_source_line(e), key);
 			free(v);
 			return TSI_ERR_CONFIG;

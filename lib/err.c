@@ -1,5 +1,8 @@
 #include "tsi/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *
 tsi_strerror(int err)
 {
@@ -30,4 +33,17 @@ tsi_strerror(int err)
 	case TSI_ERR_UNIDENTIFIED: return "caller not identifiable";
 	}
 	return "unknown error";
+}
+
+void
+tsi_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	if (vsnprintf(err, errlen, fmt, ap) < 0)
+		err[0] = '\0';
+	va_end(ap);
 }

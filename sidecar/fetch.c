@@ -32,22 +32,6 @@ struct tsi_sidecar_http {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-}
-
 int
 tsi_sidecar_is_final(int r)
 {
@@ -175,19 +159,19 @@ transfer_error(struct tsi_sidecar_http *h, CURL *c, CURLcode cc,
     const char *errbuf, const char *what, char *err, size_t errlen)
 {
 	if (h->stop != NULL && *h->stop) {
-		seterr(err, errlen, "%s: interrupted", what);
+		tsi_errf(err, errlen, "%s: interrupted", what);
 		return TSI_ERR_INTERNAL;
 	}
 	if (cc == CURLE_WRITE_ERROR) {
-		seterr(err, errlen, "%s: response larger than %d bytes", what,
+		tsi_errf(err, errlen, "%s: response larger than %d bytes", what,
 		    TSI_SIDECAR_RESPONSE_MAX);
 		return TSI_ERR_TOO_LARGE;
 	}
 	if (c == h->issuer)
-		seterr(err, errlen, "%s: cannot reach the issuer at %s: %s",
+		tsi_errf(err, errlen, "%s: cannot reach the issuer at %s: %s",
 		    what, h->st->issuer_socket, curl_easy_strerror(cc));
 	else
-		seterr(err, errlen, "%s: %s", what,
+		tsi_errf(err, errlen, "%s: %s", what,
 		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
 	/* A certificate that does not verify will not verify next time
 	 * either; everything else (refused, reset, timeout, DNS) may be
@@ -249,7 +233,7 @@ status_error(long status, const char *what, const struct tsi_buf *resp,
 	char detail[160];
 
 	vault_error(resp, detail, sizeof(detail));
-	seterr(err, errlen, "%s: HTTP %ld%s%s", what, status,
+	tsi_errf(err, errlen, "%s: HTTP %ld%s%s", what, status,
 	    detail[0] ? ": " : "", detail);
 	if (status == 403)
 		return forbidden;
@@ -289,7 +273,7 @@ tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
 	}
 	if (snprintf(url, sizeof(url), "http://localhost/v1/token?aud=%s", aud) >=
 	    (int)sizeof(url)) {
-		seterr(err, errlen, "issuer: audience too long");
+		tsi_errf(err, errlen, "issuer: audience too long");
 		r = TSI_ERR_INVALID_ARG;
 		goto out;
 	}
@@ -301,14 +285,14 @@ tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
 		r = status_error(status, "issuer token request", resp,
 		    TSI_ERR_UNIDENTIFIED, err, errlen);
 		if (status == 403)
-			seterr(err, errlen, "issuer token request: HTTP 403: "
+			tsi_errf(err, errlen, "issuer token request: HTTP 403: "
 			    "the issuer could not identify this workload");
 		goto out;
 	}
 	j = json_loadb(tsi_buf_str(resp), tsi_buf_len(resp), 0, NULL);
 	tok = json_string_value(json_object_get(j, "token"));
 	if (tok == NULL || tok[0] == '\0') {
-		seterr(err, errlen, "issuer token request: no token in the "
+		tsi_errf(err, errlen, "issuer token request: no token in the "
 		    "response");
 		r = TSI_ERR_PARSE;
 		goto out;
@@ -343,7 +327,7 @@ tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
 	base = vault_base(h->st, &blen);
 	if (snprintf(url, sizeof(url), "%.*s/v1/auth/trusted-identity/login",
 	    (int)blen, base) >= (int)sizeof(url)) {
-		seterr(err, errlen, "VAULT_ADDR is too long");
+		tsi_errf(err, errlen, "VAULT_ADDR is too long");
 		return TSI_ERR_INVALID_ARG;
 	}
 	if ((resp = tsi_buf_new(64 * 1024)) == NULL ||
@@ -372,7 +356,7 @@ tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
 	auth = json_object_get(j, "auth");
 	tok = json_string_value(json_object_get(auth, "client_token"));
 	if (tok == NULL || tok[0] == '\0') {
-		seterr(err, errlen, "login: no auth.client_token in the response");
+		tsi_errf(err, errlen, "login: no auth.client_token in the response");
 		r = TSI_ERR_PARSE;
 		goto out;
 	}
@@ -408,7 +392,7 @@ read_result(struct tsi_sidecar_read_req *q, long status,
 	d = json_object_get(j, "data");
 	dd = json_object_get(d, "data");
 	if (!json_is_object(dd)) {
-		seterr(q->err, sizeof(q->err), "%s: the response has no "
+		tsi_errf(q->err, sizeof(q->err), "%s: the response has no "
 		    "data.data object", what);
 		q->r = TSI_ERR_PARSE;
 	} else {
@@ -446,7 +430,7 @@ tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 		reqs[i].r = TSI_ERR_INTERNAL;
 		reqs[i].data = NULL;
 		reqs[i].version = 0;
-		seterr(reqs[i].err, sizeof(reqs[i].err), "not attempted");
+		tsi_errf(reqs[i].err, sizeof(reqs[i].err), "not attempted");
 	}
 	if (n == 0)
 		return TSI_OK;
@@ -465,7 +449,7 @@ tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 		if (snprintf(s->url, sizeof(s->url), "%.*s/v1/secret/data/%s",
 		    (int)blen, base, reqs[i].path) >= (int)sizeof(s->url)) {
 			reqs[i].r = TSI_ERR_INVALID_ARG;
-			seterr(reqs[i].err, sizeof(reqs[i].err), "%s: URL too "
+			tsi_errf(reqs[i].err, sizeof(reqs[i].err), "%s: URL too "
 			    "long", s->what);
 			continue;
 		}
@@ -545,7 +529,7 @@ tsi_sidecar_read(struct tsi_sidecar_http *h, const char *client_token,
 	memset(&q, 0, sizeof(q));
 	q.path = path;
 	if ((r = tsi_sidecar_read_many(h, client_token, &q, 1)) != TSI_OK) {
-		seterr(err, errlen, "read secret/data/%s: %s", path,
+		tsi_errf(err, errlen, "read secret/data/%s: %s", path,
 		    tsi_strerror(r));
 		return r;
 	}
@@ -554,7 +538,7 @@ tsi_sidecar_read(struct tsi_sidecar_http *h, const char *client_token,
 		if (version != NULL)
 			*version = q.version;
 	} else {
-		seterr(err, errlen, "%s", q.err);
+		tsi_errf(err, errlen, "%s", q.err);
 	}
 	return q.r;
 }

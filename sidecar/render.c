@@ -11,22 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-}
-
 /* Appends the JSON encoding of v; the temporary string is wiped. */
 static int
 put_json(struct tsi_buf *b, const json_t *v, size_t flags)
@@ -70,7 +54,7 @@ put_env_line(struct tsi_buf *b, const char *k, const json_t *v, char *err,
 	int r;
 
 	if (!env_key_ok(k)) {
-		seterr(err, errlen, "key '%.64s' is not a valid environment "
+		tsi_errf(err, errlen, "key '%.64s' is not a valid environment "
 		    "variable name (format env)", k);
 		return TSI_ERR_PARSE;
 	}
@@ -81,7 +65,7 @@ put_env_line(struct tsi_buf *b, const char *k, const json_t *v, char *err,
 		size_t n = json_string_length(v);
 		if (memchr(s, '\n', n) != NULL || memchr(s, '\r', n) != NULL ||
 		    strlen(s) != n) {
-			seterr(err, errlen, "the value of '%.64s' contains a line "
+			tsi_errf(err, errlen, "the value of '%.64s' contains a line "
 			    "break or NUL; use format json or raw", k);
 			return TSI_ERR_PARSE;
 		}
@@ -106,12 +90,12 @@ tsi_sidecar_render(const struct tsi_sidecar_secret *sec, const json_t *data,
 	int r = TSI_ERR_INTERNAL;
 
 	if (!json_is_object(data)) {
-		seterr(err, errlen, "the secret's data is not a JSON object");
+		tsi_errf(err, errlen, "the secret's data is not a JSON object");
 		return TSI_ERR_PARSE;
 	}
 	if (sec->field != NULL) {
 		if ((v = json_object_get(data, sec->field)) == NULL) {
-			seterr(err, errlen, "the secret has no field '%s'",
+			tsi_errf(err, errlen, "the secret has no field '%s'",
 			    sec->field);
 			return TSI_ERR_NOT_FOUND;
 		}
@@ -144,7 +128,7 @@ tsi_sidecar_render(const struct tsi_sidecar_secret *sec, const json_t *data,
 		break;
 	}
 	if (r == TSI_ERR_TOO_LARGE)
-		seterr(err, errlen, "the rendered secret exceeds %d bytes",
+		tsi_errf(err, errlen, "the rendered secret exceeds %d bytes",
 		    TSI_SIDECAR_RESPONSE_MAX);
 	if (r != TSI_OK)
 		goto out;

@@ -21,22 +21,6 @@
 #define DEFAULT_AUDIENCE "tsi-vault"
 #define DEFAULT_DEST "/tsi-secrets"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-}
-
 static void
 usage(FILE *f)
 {
@@ -113,7 +97,7 @@ pick_int(const struct tsi_sidecar_settings *st, const char *env,
 		errno = 0;
 		x = strtoll(v, &end, 10);
 		if (errno != 0 || *end != '\0' || x < min || x > max) {
-			seterr(err, errlen, "%s: '%.32s' is not an integer in "
+			tsi_errf(err, errlen, "%s: '%.32s' is not an integer in "
 			    "[%lld, %lld]", env, v, min, max);
 			return TSI_ERR_CONFIG;
 		}
@@ -148,7 +132,7 @@ secrets_from_config(struct tsi_sidecar_settings *st, const char *dest_dir,
 		return r == TSI_OK ? TSI_OK : TSI_ERR_CONFIG;
 	}
 	if (config_setting_type(list) != CONFIG_TYPE_LIST) {
-		seterr(err, errlen, "%s: must be a JSON string or a list of "
+		tsi_errf(err, errlen, "%s: must be a JSON string or a list of "
 		    "groups ( { name = ...; path = ...; dest = ...; } )", src);
 		return TSI_ERR_CONFIG;
 	}
@@ -157,7 +141,7 @@ secrets_from_config(struct tsi_sidecar_settings *st, const char *dest_dir,
 	for (i = 0; i < config_setting_length(list); i++) {
 		g = config_setting_get_elem(list, (unsigned)i);
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			seterr(err, errlen, "%s:%d: secrets[%d] must be a group",
+			tsi_errf(err, errlen, "%s:%d: secrets[%d] must be a group",
 			    file, config_setting_source_line(g), i);
 			goto out;
 		}
@@ -168,7 +152,7 @@ secrets_from_config(struct tsi_sidecar_settings *st, const char *dest_dir,
 		for (k = 0; k < config_setting_length(g); k++) {
 			m = config_setting_get_elem(g, (unsigned)k);
 			if (config_setting_type(m) != CONFIG_TYPE_STRING) {
-				seterr(err, errlen, "%s:%d: secrets[%d].%s must "
+				tsi_errf(err, errlen, "%s:%d: secrets[%d].%s must "
 				    "be a string", file,
 				    config_setting_source_line(m), i,
 				    config_setting_name(m));
@@ -231,13 +215,13 @@ tsi_sidecar_settings_load(int argc, char **argv,
 			printf("tsi-sidecar %s\n", TSI_VERSION);
 			return TSI_ERR_EXISTS;
 		default:
-			seterr(err, errlen, "unknown or incomplete option '%s' "
+			tsi_errf(err, errlen, "unknown or incomplete option '%s' "
 			    "(see --help)", argv[optind - 1]);
 			return TSI_ERR_INVALID_ARG;
 		}
 	}
 	if (optind < argc) {
-		seterr(err, errlen, "unexpected argument '%s' (see --help)",
+		tsi_errf(err, errlen, "unexpected argument '%s' (see --help)",
 		    argv[optind]);
 		return TSI_ERR_INVALID_ARG;
 	}
@@ -296,37 +280,37 @@ tsi_sidecar_settings_load(int argc, char **argv,
 	st->http_timeout_ms = (long)x;
 
 	if (st->role == NULL || st->role[0] == '\0') {
-		seterr(err, errlen, "no role: set TSI_ROLE (or 'role' in the "
+		tsi_errf(err, errlen, "no role: set TSI_ROLE (or 'role' in the "
 		    "config file)");
 		return TSI_ERR_CONFIG;
 	}
 	if (strlen(st->role) > 128) {
-		seterr(err, errlen, "TSI_ROLE is longer than 128 characters");
+		tsi_errf(err, errlen, "TSI_ROLE is longer than 128 characters");
 		return TSI_ERR_CONFIG;
 	}
 	if (strncmp(st->vault_addr, "https://", 8) != 0 &&
 	    strncmp(st->vault_addr, "http://", 7) != 0) {
-		seterr(err, errlen, "VAULT_ADDR '%.128s' must start with https:// "
+		tsi_errf(err, errlen, "VAULT_ADDR '%.128s' must start with https:// "
 		    "(or http:// for a --dev server)", st->vault_addr);
 		return TSI_ERR_CONFIG;
 	}
 	if (strlen(st->vault_addr) > 512) {
-		seterr(err, errlen, "VAULT_ADDR is longer than 512 characters");
+		tsi_errf(err, errlen, "VAULT_ADDR is longer than 512 characters");
 		return TSI_ERR_CONFIG;
 	}
 	if (st->issuer_socket[0] == '\0' ||
 	    strlen(st->issuer_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		seterr(err, errlen, "TSI_ISSUER_SOCKET must be a path shorter "
+		tsi_errf(err, errlen, "TSI_ISSUER_SOCKET must be a path shorter "
 		    "than %zu bytes",
 		    sizeof(((struct sockaddr_un *)0)->sun_path));
 		return TSI_ERR_CONFIG;
 	}
 	if (strlen(st->audience) > 256) {
-		seterr(err, errlen, "TSI_AUDIENCE is longer than 256 characters");
+		tsi_errf(err, errlen, "TSI_AUDIENCE is longer than 256 characters");
 		return TSI_ERR_CONFIG;
 	}
 	if (st->dest_dir[0] == '\0') {
-		seterr(err, errlen, "the destination directory is empty");
+		tsi_errf(err, errlen, "the destination directory is empty");
 		return TSI_ERR_CONFIG;
 	}
 
@@ -341,7 +325,7 @@ tsi_sidecar_settings_load(int argc, char **argv,
 		    TSI_OK)
 			return r == TSI_ERR_ALLOC ? r : TSI_ERR_CONFIG;
 	} else {
-		seterr(err, errlen, "no secrets requested: set TSI_SECRETS (a "
+		tsi_errf(err, errlen, "no secrets requested: set TSI_SECRETS (a "
 		    "JSON array of {\"name\",\"path\",\"dest\"}) or 'secrets' "
 		    "in the config file");
 		return TSI_ERR_CONFIG;

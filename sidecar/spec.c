@@ -7,22 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-}
-
 void
 tsi_sidecar_spec_free(struct tsi_sidecar_spec *s)
 {
@@ -260,16 +244,16 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 	int r = TSI_ERR_INVALID_ARG;
 
 	if (!json_is_array(arr)) {
-		seterr(err, errlen, "%s: must be a JSON array of objects", src);
+		tsi_errf(err, errlen, "%s: must be a JSON array of objects", src);
 		goto out;
 	}
 	n = json_array_size(arr);
 	if (n == 0) {
-		seterr(err, errlen, "%s: lists no secrets", src);
+		tsi_errf(err, errlen, "%s: lists no secrets", src);
 		goto out;
 	}
 	if (n > TSI_SIDECAR_MAX_SECRETS) {
-		seterr(err, errlen, "%s: lists %zu secrets, at most %d allowed",
+		tsi_errf(err, errlen, "%s: lists %zu secrets, at most %d allowed",
 		    src, n, TSI_SIDECAR_MAX_SECRETS);
 		r = TSI_ERR_TOO_LARGE;
 		goto out;
@@ -277,7 +261,7 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->v = calloc(n, sizeof(*s->v))) == NULL) {
 		r = TSI_ERR_ALLOC;
-		seterr(err, errlen, "%s: out of memory", src);
+		tsi_errf(err, errlen, "%s: out of memory", src);
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
@@ -286,7 +270,7 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 
 		o = json_array_get(arr, i);
 		if (!json_is_object(o)) {
-			seterr(err, errlen, "%s[%zu]: must be an object", src, i);
+			tsi_errf(err, errlen, "%s[%zu]: must be an object", src, i);
 			goto out;
 		}
 		json_object_foreach((json_t *)o, key, v) {
@@ -294,7 +278,7 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 				if (strcmp(key, keys[k]) == 0)
 					break;
 			if (k == sizeof(keys) / sizeof(keys[0])) {
-				seterr(err, errlen, "%s[%zu]: unknown key '%.64s' "
+				tsi_errf(err, errlen, "%s[%zu]: unknown key '%.64s' "
 				    "(allowed: name, path, dest, field, format)",
 				    src, i, key);
 				goto out;
@@ -302,7 +286,7 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 		}
 #define FIELD(k, req, var)                                                   \
 	if (!get_string(o, k, req, &var, &why)) {                            \
-		seterr(err, errlen, "%s[%zu].%s: %s", src, i, k, why);       \
+		tsi_errf(err, errlen, "%s[%zu].%s: %s", src, i, k, why);       \
 		goto out;                                                    \
 	}
 		FIELD("name", 1, name)
@@ -313,7 +297,7 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 #undef FIELD
 		s->n = i + 1; /* from here on, frees reach this entry */
 		if (!check_name(name, &why)) {
-			seterr(err, errlen, "%s[%zu].name: %s", src, i, why);
+			tsi_errf(err, errlen, "%s[%zu].name: %s", src, i, why);
 			goto out;
 		}
 		if ((sec->name = strdup(name)) == NULL)
@@ -321,20 +305,20 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 		if ((sec->path = normalize_path(path, &why)) == NULL) {
 			if (why == NULL)
 				goto oom;
-			seterr(err, errlen, "%s[%zu].path: %s", src, i, why);
+			tsi_errf(err, errlen, "%s[%zu].path: %s", src, i, why);
 			goto out;
 		}
 		why = NULL;
 		if ((sec->dest = normalize_dest(dest, dest_dir, &why)) == NULL) {
 			if (why == NULL)
 				goto oom;
-			seterr(err, errlen, "%s[%zu].dest: %s", src, i, why);
+			tsi_errf(err, errlen, "%s[%zu].dest: %s", src, i, why);
 			goto out;
 		}
 		if (field != NULL) {
 			if (field[0] == '\0' ||
 			    strlen(field) > TSI_SIDECAR_FIELD_MAX) {
-				seterr(err, errlen, "%s[%zu].field: must be 1 to "
+				tsi_errf(err, errlen, "%s[%zu].field: must be 1 to "
 				    "256 characters", src, i);
 				goto out;
 			}
@@ -343,24 +327,24 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 		}
 		if (fmt != NULL &&
 		    tsi_sidecar_format_parse(fmt, &sec->format) != TSI_OK) {
-			seterr(err, errlen, "%s[%zu].format: '%.32s' is not one "
+			tsi_errf(err, errlen, "%s[%zu].format: '%.32s' is not one "
 			    "of json, raw, env", src, i, fmt);
 			goto out;
 		}
 		if (sec->format == TSI_SIDECAR_FMT_RAW && sec->field == NULL) {
-			seterr(err, errlen, "%s[%zu]: format 'raw' needs a "
+			tsi_errf(err, errlen, "%s[%zu]: format 'raw' needs a "
 			    "'field'", src, i);
 			goto out;
 		}
 		for (j = 0; j < i; j++) {
 			if (strcmp(s->v[j].name, sec->name) == 0) {
-				seterr(err, errlen, "%s[%zu].name: '%s' is "
+				tsi_errf(err, errlen, "%s[%zu].name: '%s' is "
 				    "already used by entry %zu", src, i,
 				    sec->name, j);
 				goto out;
 			}
 			if (strcmp(s->v[j].dest, sec->dest) == 0) {
-				seterr(err, errlen, "%s[%zu].dest: '%s' is "
+				tsi_errf(err, errlen, "%s[%zu].dest: '%s' is "
 				    "already used by entry %zu", src, i,
 				    sec->dest, j);
 				goto out;
@@ -373,7 +357,7 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 				    b[la] == '/') ||
 				    (lb < la && strncmp(a, b, lb) == 0 &&
 				    a[lb] == '/')) {
-					seterr(err, errlen, "%s[%zu].dest: '%s' "
+					tsi_errf(err, errlen, "%s[%zu].dest: '%s' "
 					    "and entry %zu's '%s' would need "
 					    "the same name as file and "
 					    "directory", src, i, b, j, a);
@@ -388,7 +372,7 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 	goto out;
 oom:
 	r = TSI_ERR_ALLOC;
-	seterr(err, errlen, "%s: out of memory", src);
+	tsi_errf(err, errlen, "%s: out of memory", src);
 out:
 	tsi_sidecar_spec_free(s);
 	return r;
@@ -404,18 +388,18 @@ tsi_sidecar_spec_parse(const char *src, const char *text, size_t len,
 	int r;
 
 	if (text == NULL || len == 0) {
-		seterr(err, errlen, "%s: is empty (expected a JSON array of "
+		tsi_errf(err, errlen, "%s: is empty (expected a JSON array of "
 		    "{\"name\",\"path\",\"dest\"})", src);
 		return TSI_ERR_INVALID_ARG;
 	}
 	if (len > TSI_SIDECAR_SPEC_MAX_BYTES) {
-		seterr(err, errlen, "%s: is %zu bytes, at most %d allowed", src,
+		tsi_errf(err, errlen, "%s: is %zu bytes, at most %d allowed", src,
 		    len, TSI_SIDECAR_SPEC_MAX_BYTES);
 		return TSI_ERR_TOO_LARGE;
 	}
 	arr = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (arr == NULL) {
-		seterr(err, errlen, "%s: invalid JSON at line %d column %d: %s",
+		tsi_errf(err, errlen, "%s: invalid JSON at line %d column %d: %s",
 		    src, je.line, je.column, je.text);
 		return TSI_ERR_PARSE;
 	}

@@ -21,35 +21,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-}
-
 int
 tsi_sidecar_dir_open(const char *path, int *dirfd, char *err, size_t errlen)
 {
 	int fd;
 
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-		seterr(err, errlen, "cannot create destination directory %s: %s",
+		tsi_errf(err, errlen, "cannot create destination directory %s: %s",
 		    path, strerror(errno));
 		return TSI_ERR_IO;
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		seterr(err, errlen, "cannot open destination directory %s: %s",
+		tsi_errf(err, errlen, "cannot open destination directory %s: %s",
 		    path, strerror(errno));
 		return TSI_ERR_IO;
 	}
@@ -72,25 +56,25 @@ walk(int dirfd, const char *rel, int create, int *parent, const char **base,
 	size_t n;
 
 	if ((cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 0)) < 0) {
-		seterr(err, errlen, "dup: %s", strerror(errno));
+		tsi_errf(err, errlen, "dup: %s", strerror(errno));
 		return TSI_ERR_IO;
 	}
 	while ((slash = strchr(p, '/')) != NULL) {
 		n = (size_t)(slash - p);
 		if (n == 0 || n >= sizeof(comp)) {
-			seterr(err, errlen, "bad path component in %s", rel);
+			tsi_errf(err, errlen, "bad path component in %s", rel);
 			close(cur);
 			return TSI_ERR_INVALID_ARG;
 		}
 		memcpy(comp, p, n);
 		comp[n] = '\0';
 		if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
-			seterr(err, errlen, "'.' or '..' in %s", rel);
+			tsi_errf(err, errlen, "'.' or '..' in %s", rel);
 			close(cur);
 			return TSI_ERR_INVALID_ARG;
 		}
 		if (create && mkdirat(cur, comp, 0700) != 0 && errno != EEXIST) {
-			seterr(err, errlen, "cannot create directory %s in %s: %s",
+			tsi_errf(err, errlen, "cannot create directory %s in %s: %s",
 			    comp, rel, strerror(errno));
 			close(cur);
 			return TSI_ERR_IO;
@@ -102,7 +86,7 @@ walk(int dirfd, const char *rel, int create, int *parent, const char **base,
 			close(cur);
 			if (e == ENOENT && !create)
 				return TSI_ERR_NOT_FOUND;
-			seterr(err, errlen, "cannot open directory %s of %s: %s",
+			tsi_errf(err, errlen, "cannot open directory %s of %s: %s",
 			    comp, rel,
 			    (e == ELOOP || e == ENOTDIR) ?
 				"it is a symlink or not a directory (not followed)" :
@@ -114,7 +98,7 @@ walk(int dirfd, const char *rel, int create, int *parent, const char **base,
 		p = slash + 1;
 	}
 	if (*p == '\0' || strcmp(p, ".") == 0 || strcmp(p, "..") == 0) {
-		seterr(err, errlen, "no file name in %s", rel);
+		tsi_errf(err, errlen, "no file name in %s", rel);
 		close(cur);
 		return TSI_ERR_INVALID_ARG;
 	}
@@ -154,7 +138,7 @@ tsi_sidecar_write_file(int dirfd, const char *rel, const void *data,
 		return r;
 	r = TSI_ERR_IO;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		seterr(err, errlen, "getrandom: %s", strerror(errno));
+		tsi_errf(err, errlen, "getrandom: %s", strerror(errno));
 		goto out;
 	}
 	if (snprintf(tmp, sizeof(tmp), ".tsi-tmp-%02x%02x%02x%02x%02x%02x%02x%02x",
@@ -164,38 +148,38 @@ tsi_sidecar_write_file(int dirfd, const char *rel, const void *data,
 	fd = openat(parent, tmp,
 	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		seterr(err, errlen, "cannot create a temporary file for %s: %s",
+		tsi_errf(err, errlen, "cannot create a temporary file for %s: %s",
 		    rel, strerror(errno));
 		goto out;
 	}
 	made = 1;
 	if (write_all(fd, data, len) != 0) {
-		seterr(err, errlen, "cannot write %s: %s", rel, strerror(errno));
+		tsi_errf(err, errlen, "cannot write %s: %s", rel, strerror(errno));
 		goto out;
 	}
 	if (fsync(fd) != 0) {
-		seterr(err, errlen, "fsync %s: %s", rel, strerror(errno));
+		tsi_errf(err, errlen, "fsync %s: %s", rel, strerror(errno));
 		goto out;
 	}
 	if (fchmod(fd, 0400) != 0) {
-		seterr(err, errlen, "fchmod %s: %s", rel, strerror(errno));
+		tsi_errf(err, errlen, "fchmod %s: %s", rel, strerror(errno));
 		goto out;
 	}
 	if (close(fd) != 0) {
 		fd = -1;
-		seterr(err, errlen, "close %s: %s", rel, strerror(errno));
+		tsi_errf(err, errlen, "close %s: %s", rel, strerror(errno));
 		goto out;
 	}
 	fd = -1;
 	if (renameat(parent, tmp, parent, base) != 0) {
-		seterr(err, errlen, "cannot rename into %s: %s", rel,
+		tsi_errf(err, errlen, "cannot rename into %s: %s", rel,
 		    errno == EISDIR ? "a directory is in the way" :
 				      strerror(errno));
 		goto out;
 	}
 	made = 0;
 	if (fsync(parent) != 0) {
-		seterr(err, errlen, "fsync of the directory of %s: %s", rel,
+		tsi_errf(err, errlen, "fsync of the directory of %s: %s", rel,
 		    strerror(errno));
 		goto out;
 	}
@@ -223,12 +207,12 @@ tsi_sidecar_remove_file(int dirfd, const char *rel, char *err, size_t errlen)
 	r = TSI_OK;
 	if (unlinkat(parent, base, 0) != 0) {
 		if (errno != ENOENT) {
-			seterr(err, errlen, "cannot remove %s: %s", rel,
+			tsi_errf(err, errlen, "cannot remove %s: %s", rel,
 			    strerror(errno));
 			r = TSI_ERR_IO;
 		}
 	} else if (fsync(parent) != 0) {
-		seterr(err, errlen, "fsync of the directory of %s: %s", rel,
+		tsi_errf(err, errlen, "fsync of the directory of %s: %s", rel,
 		    strerror(errno));
 		r = TSI_ERR_IO;
 	}

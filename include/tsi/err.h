@@ -10,6 +10,8 @@
 #ifndef TSI_ERR_H
 #define TSI_ERR_H
 
+#include <stddef.h>
+
 enum tsi_err {
 	TSI_OK = 0,
 	TSI_ERR_INTERNAL = -1,        /* a bug or an impossible state */
@@ -39,5 +41,10 @@ enum tsi_err {
 
 /* A static, never-NULL, human-readable description of a code. */
 const char *tsi_strerror(int err);
+
+/* Formats a one-line reason ("file:line: reason") into err, errlen bytes,
+ * truncating if needed. Does nothing when err is NULL or errlen is 0. */
+void tsi_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif /* TSI_ERR_H */
