@@ -444,22 +444,37 @@ check_dup(struct loader *ld, struct seen_list *l, const config_setting_t *g,
 	return 0;
 }
 
+/* vec (n elements of size bytes, room for *cap) with room for one more:
+ * vec itself, or a doubled copy (*cap updated). NULL (and ld->oom) when
+ * memory runs out; vec is then unchanged. */
+static void *
+set_grow(struct loader *ld, void *vec, size_t n, size_t *cap, size_t size)
+{
+	size_t nc;
+	void *nv;
+
+	if (n < *cap)
+		return vec;
+	nc = *cap ? *cap * 2 : 16;
+	if ((nv = reallocarray(vec, nc, size)) == NULL) {
+		ld->oom = 1;
+		return NULL;
+	}
+	*cap = nc;
+	return nv;
+}
+
+/* Moves *r into the set (*r is zeroed). -1 when memory runs out. */
 static int
 set_push_rule(struct loader *ld, struct tsi_pol_rule *r)
 {
 	struct tsi_policy_set *p = ld->set;
+	struct tsi_pol_rule *nv;
 
-	if (p->nrules == ld->rules_cap) {
-		size_t nc = ld->rules_cap ? ld->rules_cap * 2 : 16;
-		struct tsi_pol_rule *nv = realloc(p->rules, nc * sizeof(*nv));
-
-		if (nv == NULL) {
-			ld->oom = 1;
-			return -1;
-		}
-		p->rules = nv;
-		ld->rules_cap = nc;
-	}
+	if ((nv = set_grow(ld, p->rules, p->nrules, &ld->rules_cap,
+	    sizeof(*r))) == NULL)
+		return -1;
+	p->rules = nv;
 	p->rules[p->nrules++] = *r;
 	memset(r, 0, sizeof(*r));
 	return 0;
@@ -469,18 +484,12 @@ static int
 set_push_role(struct loader *ld, struct tsi_pol_role *r)
 {
 	struct tsi_policy_set *p = ld->set;
+	struct tsi_pol_role *nv;
 
-	if (p->nroles == ld->roles_cap) {
-		size_t nc = ld->roles_cap ? ld->roles_cap * 2 : 16;
-		struct tsi_pol_role *nv = realloc(p->roles, nc * sizeof(*nv));
-
-		if (nv == NULL) {
-			ld->oom = 1;
-			return -1;
-		}
-		p->roles = nv;
-		ld->roles_cap = nc;
-	}
+	if ((nv = set_grow(ld, p->roles, p->nroles, &ld->roles_cap,
+	    sizeof(*r))) == NULL)
+		return -1;
+	p->roles = nv;
 	p->roles[p->nroles++] = *r;
 	memset(r, 0, sizeof(*r));
 	return 0;

@@ -49,8 +49,10 @@ test_rmtree(const char *dir)
 		(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* op (bind or connect) on a fresh TCP socket with 127.0.0.1:port; 1 when
+ * it succeeded: for bind, the port is free; for connect, something listens. */
 static int
-port_free(int port)
+loopback_op(int port, int (*op)(int, const struct sockaddr *, socklen_t))
 {
 	struct sockaddr_in a;
 	int fd, ok;
@@ -61,26 +63,21 @@ port_free(int port)
 	a.sin_family = AF_INET;
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	ok = op(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
 	close(fd);
 	return ok;
 }
 
 static int
+port_free(int port)
+{
+	return loopback_op(port, bind);
+}
+
+static int
 port_accepts(int port)
 {
-	struct sockaddr_in a;
-	int fd, ok;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return 0;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-	close(fd);
-	return ok;
+	return loopback_op(port, connect);
 }
 
 static int

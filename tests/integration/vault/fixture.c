@@ -512,3 +512,52 @@ vfx_login(struct vfx *f, const char *role, const char *jwt, long *status)
 	vresp_clear(&r);
 	return tok;
 }
+
+char *
+vfx_login_as(struct vfx *f, struct vfx_node *n, const char *image,
+    const char *ns, const char *role, long *status)
+{
+	char *jwt = vfx_jwt(n, image, ns, NULL, 300), *tok;
+
+	*status = 0;
+	if (jwt == NULL)
+		return NULL;
+	tok = vfx_login(f, role, jwt, status);
+	free(jwt);
+	return tok;
+}
+
+static long
+kv_request(struct vfx *f, const char *method, const char *token,
+    const char *path, const char *body, struct vresp *out)
+{
+	struct vresp r;
+	char p[1024];
+	long status;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if ((size_t)snprintf(p, sizeof(p), "/v1/secret/data/%s", path) >=
+	    sizeof(p) || vfx_http(f, NULL, method, p, token, body, &r) != 0)
+		return -1;
+	status = r.status;
+	if (out != NULL)
+		*out = r;
+	else
+		vresp_clear(&r);
+	return status;
+}
+
+long
+vfx_kv_put(struct vfx *f, const char *token, const char *path,
+    const char *body)
+{
+	return kv_request(f, "POST", token, path, body, NULL);
+}
+
+long
+vfx_kv_get(struct vfx *f, const char *token, const char *path,
+    struct vresp *out)
+{
+	return kv_request(f, "GET", token, path, NULL, out);
+}

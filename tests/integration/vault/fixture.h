@@ -87,6 +87,19 @@ int vfx_http(struct vfx *f, CURL *c, const char *method, const char *path,
 /* Logs in; returns the client token (free) or NULL, *status set. */
 char *vfx_login(struct vfx *f, const char *role, const char *jwt,
     long *status);
+/* Mints a JWT for image in namespace ns on node n (300 s) and logs in with
+ * it; returns the client token (free) or NULL, *status set (0 when no JWT
+ * could be minted). */
+char *vfx_login_as(struct vfx *f, struct vfx_node *n, const char *image,
+    const char *ns, const char *role, long *status);
+
+/* KV v2 on the "secret" mount. path is below secret/data/. Each returns the
+ * HTTP status, or -1 when no answer came back. vfx_kv_get: *out (may be
+ * NULL) receives the response (vresp_clear). */
+long vfx_kv_put(struct vfx *f, const char *token, const char *path,
+    const char *body);
+long vfx_kv_get(struct vfx *f, const char *token, const char *path,
+    struct vresp *out);
 
 /* A free TCP port on 127.0.0.1. */
 int vfx_free_port(void);

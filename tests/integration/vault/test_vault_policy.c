@@ -71,13 +71,7 @@ write_policy(struct st *s, const char *extra_role, const char *extra_rule)
 static void
 put_root(struct st *s, const char *path, const char *body)
 {
-	struct vresp r;
-	char p[512];
-
-	snprintf(p, sizeof(p), "/v1/secret/data/%s", path);
-	assert_int_equal(vfx_http(&s->f, NULL, "POST", p, s->f.root, body, &r), 0);
-	assert_int_equal(r.status, 200);
-	vresp_clear(&r);
+	assert_int_equal(vfx_kv_put(&s->f, s->f.root, path, body), 200);
 }
 
 static int
@@ -160,33 +154,19 @@ static char *
 login(struct st *s, struct vfx_node *n, const char *image, const char *ns,
     const char *role, long want)
 {
-	char *jwt = vfx_jwt(n, image, ns, NULL, 300), *tok;
 	long status;
+	char *tok = vfx_login_as(&s->f, n, image, ns, role, &status);
 
-	assert_non_null(jwt);
-	tok = vfx_login(&s->f, role, jwt, &status);
 	if (status != want)
 		vfx_dump_log(&s->f);
 	assert_int_equal(status, want);
-	free(jwt);
 	return tok;
 }
 
 static long
 get(struct st *s, const char *tok, const char *path, struct vresp *out)
 {
-	struct vresp r;
-	char p[512];
-	long status;
-
-	snprintf(p, sizeof(p), "/v1/secret/data/%s", path);
-	assert_int_equal(vfx_http(&s->f, NULL, "GET", p, tok, NULL, &r), 0);
-	status = r.status;
-	if (out != NULL)
-		*out = r;
-	else
-		vresp_clear(&r);
-	return status;
+	return vfx_kv_get(&s->f, tok, path, out);
 }
 
 static void

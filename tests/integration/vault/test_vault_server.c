@@ -79,15 +79,7 @@ teardown(void **state)
 static void
 put(struct vfx *f, const char *path, const char *body, long want)
 {
-	struct vresp r;
-	char p[512];
-
-	snprintf(p, sizeof(p), "/v1/secret/data/%s", path);
-	assert_int_equal(vfx_http(f, NULL, "POST", p, f->root, body, &r), 0);
-	if (r.status != want)
-		fprintf(stderr, "PUT %s -> %ld %s\n", path, r.status, r.body);
-	assert_int_equal(r.status, want);
-	vresp_clear(&r);
+	assert_int_equal(vfx_kv_put(f, f->root, path, body), want);
 }
 
 static void

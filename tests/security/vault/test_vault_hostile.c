@@ -69,13 +69,7 @@ now_s(void)
 static void
 put_root(struct st *s, const char *path, const char *body)
 {
-	struct vresp r;
-	char p[512];
-
-	snprintf(p, sizeof(p), "/v1/secret/data/%s", path);
-	assert_int_equal(vfx_http(&s->f, NULL, "POST", p, s->f.root, body, &r), 0);
-	assert_int_equal(r.status, 200);
-	vresp_clear(&r);
+	assert_int_equal(vfx_kv_put(&s->f, s->f.root, path, body), 200);
 }
 
 static int
@@ -169,34 +163,20 @@ login_refused(struct st *s, const char *jwt)
 static char *
 login_ok(struct st *s, struct vfx_node *n, const char *role)
 {
-	char *jwt = vfx_jwt(n, s->img, "prod", NULL, 300), *tok;
 	long status;
+	char *tok = vfx_login_as(&s->f, n, s->img, "prod", role, &status);
 
-	assert_non_null(jwt);
-	tok = vfx_login(&s->f, role, jwt, &status);
 	if (status != 200)
 		vfx_dump_log(&s->f);
 	assert_int_equal(status, 200);
 	assert_non_null(tok);
-	free(jwt);
 	return tok;
 }
 
 static long
 get(struct st *s, const char *tok, const char *path, struct vresp *out)
 {
-	struct vresp r;
-	char p[1024];
-	long st;
-
-	snprintf(p, sizeof(p), "/v1/secret/data/%s", path);
-	assert_int_equal(vfx_http(&s->f, NULL, "GET", p, tok, NULL, &r), 0);
-	st = r.status;
-	if (out != NULL)
-		*out = r;
-	else
-		vresp_clear(&r);
-	return st;
+	return vfx_kv_get(&s->f, tok, path, out);
 }
 
 /* A request sent exactly as given (no path normalization by curl). Returns
