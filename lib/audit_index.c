@@ -3,6 +3,7 @@
 #include "tsi/err.h"
 #include "tsi/log.h"
 
+#include <errno.h>
 #include <string.h>
 
 size_t
@@ -132,4 +133,31 @@ audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
 	    json_object_get(claims, "images-names"), t, seq, del);
 out:
 	return rc; /* an LMDB code: the committer maps it */
+}
+
+int
+audit_index_put_prep(struct audit_env *e, MDB_txn *txn,
+    const struct audit_prep *p, uint64_t seq, long long t)
+{
+	const uint8_t *q = p->idx, *end = p->idx + p->idx_len;
+	const char *s;
+	size_t n;
+	int rc;
+
+	if ((rc = put_one(txn, e->idx[AUDIT_IDX_TIME], NULL, t, seq, 0)) != 0)
+		return rc;
+	while (end - q > 1) {
+		s = (const char *)q + 1;
+		n = strnlen(s, (size_t)(end - q) - 1);
+		if (n == (size_t)(end - q) - 1 || q[0] >= AUDIT_IDX_N)
+			return EINVAL; /* malformed: never made by audit_prep_make */
+		if (q[0] == AUDIT_IDX_PATH)
+			rc = put_path(txn, e->idx[AUDIT_IDX_PATH], s, t, seq, 0);
+		else
+			rc = put_one(txn, e->idx[q[0]], s, t, seq, 0);
+		if (rc != 0)
+			return rc;
+		q += n + 2;
+	}
+	return 0;
 }

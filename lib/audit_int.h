@@ -89,6 +89,36 @@ json_t *audit_record_prepare(const json_t *rec, int *err);
 int audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
     const uint8_t prev[AUDIT_HASH_LEN], uint8_t hash[AUDIT_HASH_LEN],
     char **out, size_t *out_len);
+/* The canonical form: what tsi_audit_verify hashes. */
+#define AUDIT_CANON_FLAGS (JSON_SORT_KEYS | JSON_COMPACT)
+/* SHA-256(prev || body). */
+int audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body,
+    size_t len, uint8_t hash[AUDIT_HASH_LEN]);
+
+/* A record prepared in the appender's thread (audit_prep.c): validated,
+ * stripped, its top-level fields dumped canonically and grouped around the
+ * writer's keys, and the values its index entries need. */
+#define AUDIT_PREP_SEGS 6           /* stretches around the 5 writer keys */
+#define AUDIT_PREP_WRITER_MAX 512   /* room kept for the writer's fields */
+struct audit_prep {
+	char *body;       /* "k":v,"k":v... of the caller's fields, sorted */
+	size_t seg[AUDIT_PREP_SEGS + 1]; /* stretch i: body[seg[i], seg[i+1]) */
+	uint8_t *idx;     /* index values: (enum audit_idx byte, string, NUL)* */
+	size_t idx_len;
+};
+/* Validates and strips rec (borrowed) as audit_record_prepare does and
+ * serialises it. *out: audit_prep_free. TSI_ERR_INVALID_ARG on a bad
+ * record, TSI_ERR_TOO_LARGE when it would not fit in AUDIT_RECORD_MAX. */
+int audit_prep_make(const json_t *rec, struct audit_prep **out);
+void audit_prep_free(struct audit_prep *p);   /* accepts NULL */
+size_t audit_prep_size(const struct audit_prep *p);
+/* The stored bytes of the record with seq, time, time_us, prev and hash
+ * spliced in: byte for byte json_dumps(record, AUDIT_CANON_FLAGS); hash is
+ * SHA-256(prev || the same without "hash"). *out: malloc'd, caller frees. */
+int audit_prep_seal(const struct audit_prep *p, uint64_t seq,
+    long long time_us, const uint8_t prev[AUDIT_HASH_LEN],
+    uint8_t hash[AUDIT_HASH_LEN], char **out, size_t *out_len);
+
 /* Recomputes the hash of a stored record: canonical JSON without "hash",
  * chained on prev. */
 int audit_record_hash(const json_t *rec, const uint8_t prev[AUDIT_HASH_LEN],
@@ -107,6 +137,9 @@ int audit_record_load(const MDB_val *v, json_t **rec);
  * Returns an LMDB code. */
 int audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
     uint64_t seq, long long time_us, int del);
+/* Adds the index entries of a prepared record. Returns an LMDB code. */
+int audit_index_put_prep(struct audit_env *e, MDB_txn *txn,
+    const struct audit_prep *p, uint64_t seq, long long time_us);
 /* Builds an index key: value || 0 || t || s (value NULL: the time index). */
 size_t audit_index_key(const char *value, long long time_us, uint64_t seq,
     uint8_t key[AUDIT_KEY_MAX]);

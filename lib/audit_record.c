@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define CANON_FLAGS (JSON_SORT_KEYS | JSON_COMPACT)
+#define CANON_FLAGS AUDIT_CANON_FLAGS
 
 /* Keys whose values are secrets or bearer credentials: never stored. */
 static const char *const secret_keys[] = {
@@ -186,8 +186,8 @@ audit_format_time(long long time_us, char *out, size_t out_len)
 		out[0] = '\0';
 }
 
-static int
-sha256_chain(const uint8_t prev[AUDIT_HASH_LEN], const char *body, size_t len,
+int
+audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body, size_t len,
     uint8_t hash[AUDIT_HASH_LEN])
 {
 	EVP_MD_CTX *md;
@@ -223,7 +223,7 @@ audit_record_hash(const json_t *rec, const uint8_t prev[AUDIT_HASH_LEN],
 	json_decref(c);
 	if (body == NULL)
 		return TSI_ERR_ALLOC;
-	r = sha256_chain(prev, body, strlen(body), hash);
+	r = audit_chain_hash(prev, body, strlen(body), hash);
 	free(body);
 	return r;
 }
@@ -248,7 +248,7 @@ audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
 		return TSI_ERR_ALLOC;
 	if ((body = json_dumps(rec, CANON_FLAGS)) == NULL)
 		return TSI_ERR_ALLOC;
-	r = sha256_chain(prev, body, strlen(body), hash);
+	r = audit_chain_hash(prev, body, strlen(body), hash);
 	free(body);
 	if (r != TSI_OK)
 		return r;

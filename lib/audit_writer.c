@@ -27,7 +27,7 @@
 enum ent_state { ENT_QUEUED, ENT_INFLIGHT, ENT_DONE };
 
 struct entry {
-	json_t *rec;          /* prepared copy, owned */
+	struct audit_prep *rec; /* serialised record, owned */
 	enum ent_state state;
 	int abandoned;        /* the caller gave up while INFLIGHT */
 	int result;
@@ -97,7 +97,7 @@ set_error(struct tsi_audit *a, const char *what, int rc)
 }
 
 static int
-put_record(struct tsi_audit *a, MDB_txn *txn, json_t *rec,
+put_record(struct tsi_audit *a, MDB_txn *txn, const struct audit_prep *p,
     struct audit_point *h, long long *t, uint64_t *seq_out)
 {
 	uint8_t kb[8], hash[AUDIT_HASH_LEN];
@@ -111,14 +111,14 @@ put_record(struct tsi_audit *a, MDB_txn *txn, json_t *rec,
 	/* time never goes back along the chain: the indexes rely on it */
 	if (now > *t)
 		*t = now;
-	if (audit_record_seal(rec, seq, *t, h->hash, hash, &body, &len) != TSI_OK)
+	if (audit_prep_seal(p, seq, *t, h->hash, hash, &body, &len) != TSI_OK)
 		return ENOMEM;
 	audit_be64_put(kb, seq);
 	v.mv_size = len;
 	v.mv_data = body;
 	rc = mdb_put(txn, a->e->records, &k, &v, MDB_APPEND);
 	if (rc == 0)
-		rc = audit_index_update(a->e, txn, rec, seq, *t, 0);
+		rc = audit_index_put_prep(a->e, txn, p, seq, *t);
 	free(body);
 	if (rc != 0)
 		return rc;
@@ -129,13 +129,20 @@ put_record(struct tsi_audit *a, MDB_txn *txn, json_t *rec,
 	return 0;
 }
 
-static json_t *
+static struct audit_prep *
 late_record(uint64_t seq)
 {
-	return json_pack("{s:s,s:s,s:s,s:I}", "op", "audit.late_commit",
+	struct audit_prep *p = NULL;
+	json_t *rec;
+
+	rec = json_pack("{s:s,s:s,s:s,s:I}", "op", "audit.late_commit",
 	    "decision", "error", "reason", "the record ref_seq was committed "
 	    "after its caller had timed out and failed the request (503): "
 	    "nothing was released for it", "ref_seq", (json_int_t)seq);
+	if (rec != NULL && audit_prep_make(rec, &p) != TSI_OK)
+		p = NULL;
+	json_decref(rec);
+	return p;
 }
 
 /* Writes a batch in one synced transaction. Returns an LMDB/errno code;
@@ -147,7 +154,7 @@ write_batch(struct tsi_audit *a, struct entry **b, size_t n,
 	MDB_txn *txn = NULL;
 	struct audit_point h = a->head;
 	long long t = a->last_time_us;
-	json_t *lr;
+	struct audit_prep *lr;
 	size_t i;
 	int rc;
 
@@ -164,7 +171,7 @@ write_batch(struct tsi_audit *a, struct entry **b, size_t n,
 			goto out;
 		}
 		rc = put_record(a, txn, lr, &h, &t, NULL);
-		json_decref(lr);
+		audit_prep_free(lr);
 		if (rc != 0)
 			goto out;
 	}
@@ -459,7 +466,7 @@ committer(void *arg)
 					if (a->nlate < a->late_cap)
 						a->late[a->nlate++] = en->seq;
 				}
-				json_decref(en->rec);
+				audit_prep_free(en->rec);
 				free(en);
 				continue;
 			}
@@ -634,28 +641,15 @@ tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
 {
 	struct entry *en;
 	struct timespec ts;
-	json_t *prep;
-	char *body;
-	size_t len;
+	struct audit_prep *prep = NULL;
 	int r, rc = 0;
 
 	if (a == NULL || rec == NULL)
 		return TSI_ERR_INVALID_ARG;
-	if ((prep = audit_record_prepare(rec, &r)) == NULL)
+	if ((r = audit_prep_make(rec, &prep)) != TSI_OK)
 		return r;
-	/* the writer's own fields add well under 512 bytes */
-	if ((body = json_dumps(prep, JSON_COMPACT)) == NULL) {
-		json_decref(prep);
-		return TSI_ERR_ALLOC;
-	}
-	len = strlen(body);
-	free(body);
-	if (len > AUDIT_RECORD_MAX - 512) {
-		json_decref(prep);
-		return TSI_ERR_TOO_LARGE;
-	}
 	if ((en = calloc(1, sizeof(*en))) == NULL) {
-		json_decref(prep);
+		audit_prep_free(prep);
 		return TSI_ERR_ALLOC;
 	}
 	en->rec = prep;
@@ -665,7 +659,7 @@ tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
 	pthread_mutex_lock(&a->mu);
 	if (a->stop) {
 		pthread_mutex_unlock(&a->mu);
-		json_decref(prep);
+		audit_prep_free(prep);
 		free(en);
 		return TSI_ERR_AUDIT;
 	}
@@ -693,7 +687,7 @@ tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
 				a->qtail = en->prev;
 			a->qlen--;
 			pthread_mutex_unlock(&a->mu);
-			json_decref(en->rec);
+			audit_prep_free(en->rec);
 			free(en);
 		} else {
 			/* the committer frees it and marks it if it lands */
@@ -710,7 +704,7 @@ tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
 	else if (seq != NULL)
 		*seq = en->seq;
 	pthread_mutex_unlock(&a->mu);
-	json_decref(en->rec);
+	audit_prep_free(en->rec);
 	free(en);
 	return r;
 }
