@@ -29,9 +29,11 @@ enum ent_state { ENT_QUEUED, ENT_INFLIGHT, ENT_DONE };
 struct entry {
 	struct audit_prep *rec; /* serialised record, owned */
 	enum ent_state state;
-	int abandoned;        /* the caller gave up while INFLIGHT */
-	int result;
+	int abandoned;        /* failed by the timer while INFLIGHT */
 	uint64_t seq;
+	long long deadline;   /* CLOCK_MONOTONIC us: fail after this */
+	tsi_audit_done_cb cb;
+	void *arg;
 	struct entry *prev, *next;
 };
 
@@ -44,10 +46,17 @@ struct tsi_audit {
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;   /* committer waits for entries */
-	pthread_cond_t done_cv;   /* appenders wait for their batch */
+	pthread_cond_t timer_cv;  /* the timer waits for the next deadline */
 	struct entry *qhead, *qtail;
 	size_t qlen;
+	struct entry **inflight;  /* the batch being written (committer's) */
+	size_t n_inflight;
+	int committer_idle;       /* waiting on work_cv: signal it */
+	int timer_idle;           /* waiting on timer_cv without a deadline */
 	int stop;
+	int timer_stop;
+	pthread_t timer;
+	int timer_started;
 	uint64_t *late;           /* seqs committed after their caller gave up */
 	size_t nlate, late_cap;
 	/* status, under mu */
@@ -358,11 +367,60 @@ probe(struct tsi_audit *a)
 	}
 }
 
+/* Unlinks en from the queue (under mu). */
+static void
+unlink_queued(struct tsi_audit *a, struct entry *en)
+{
+	if (en->prev != NULL)
+		en->prev->next = en->next;
+	else
+		a->qhead = en->next;
+	if (en->next != NULL)
+		en->next->prev = en->prev;
+	else
+		a->qtail = en->prev;
+	en->prev = en->next = NULL;
+	a->qlen--;
+}
+
+/* Remembers, under mu, that seq landed after its caller was failed. */
+static void
+note_late(struct tsi_audit *a, uint64_t seq)
+{
+	tsi_log(TSI_LOG_WARN, "audit.late_commit", TSI_LI("seq", (long long)seq));
+	if (a->nlate == a->late_cap) {
+		size_t nc = a->late_cap ? a->late_cap * 2 : 8;
+		uint64_t *nl = realloc(a->late, nc * sizeof(*nl));
+
+		if (nl != NULL) {
+			a->late = nl;
+			a->late_cap = nc;
+		}
+	}
+	if (a->nlate < a->late_cap)
+		a->late[a->nlate++] = seq;
+}
+
+/* Runs the callbacks of a list of finished entries (linked by next) and
+ * frees them. Without mu. */
+static void
+finish_list(struct entry *list, int rc)
+{
+	struct entry *en;
+
+	while ((en = list) != NULL) {
+		list = en->next;
+		en->cb(en->arg, rc, rc == TSI_OK ? en->seq : 0);
+		audit_prep_free(en->rec);
+		free(en);
+	}
+}
+
 static void *
 committer(void *arg)
 {
 	struct tsi_audit *a = arg;
-	struct entry **batch = NULL, *en;
+	struct entry **batch = NULL, *en, *done = NULL, **dtail;
 	uint64_t *late = NULL;
 	size_t n, n_late, i;
 	struct timespec ts;
@@ -386,8 +444,12 @@ committer(void *arg)
 		pthread_mutex_lock(&a->mu);
 		/* late annotations wait while commits fail (the probe says when) */
 		if (a->qhead == NULL && (a->nlate == 0 || !a->healthy) && !a->stop) {
+			/* appenders signal only an idle committer: while it
+			 * writes, new records just queue for the next batch */
+			a->committer_idle = 1;
 			deadline_ts(&ts, a->next_house_us - mono_us());
 			pthread_cond_timedwait(&a->work_cv, &a->mu, &ts);
+			a->committer_idle = 0;
 			pthread_mutex_unlock(&a->mu);
 			continue;
 		}
@@ -401,20 +463,16 @@ committer(void *arg)
 		hold_in = a->hold_inflight_ms;
 		for (n = 0; n < a->o.batch_max && a->qhead != NULL; n++) {
 			en = a->qhead;
-			a->qhead = en->next;
-			if (a->qhead != NULL)
-				a->qhead->prev = NULL;
-			else
-				a->qtail = NULL;
-			en->next = en->prev = NULL;
+			unlink_queued(a, en);
 			en->state = ENT_INFLIGHT;
-			a->qlen--;
 			batch[n] = en;
 		}
 		if (n == 0 && (a->nlate == 0 || !a->healthy)) {
 			pthread_mutex_unlock(&a->mu);
-			continue; /* every waiter gave up while held */
+			continue; /* every record timed out while held */
 		}
+		a->inflight = batch;
+		a->n_inflight = n;
 		late = a->late;
 		n_late = a->nlate;
 		a->late = NULL;
@@ -433,6 +491,8 @@ committer(void *arg)
 			set_error(a, step, rc);
 
 		pthread_mutex_lock(&a->mu);
+		a->inflight = NULL;
+		a->n_inflight = 0;
 		if (rc == 0) {
 			a->healthy = 1;
 			a->last_error[0] = '\0';
@@ -448,46 +508,41 @@ committer(void *arg)
 			free(late);
 		}
 		late = NULL;
+		done = NULL;
+		dtail = &done;
 		for (i = 0; i < n; i++) {
 			en = batch[i];
 			if (en->abandoned) {
-				if (rc == 0) {
-					tsi_log(TSI_LOG_WARN, "audit.late_commit",
-					    TSI_LI("seq", (long long)en->seq));
-					if (a->nlate == a->late_cap) {
-						size_t nc = a->late_cap ? a->late_cap * 2 : 8;
-						uint64_t *nl = realloc(a->late, nc * sizeof(*nl));
-
-						if (nl != NULL) {
-							a->late = nl;
-							a->late_cap = nc;
-						}
-					}
-					if (a->nlate < a->late_cap)
-						a->late[a->nlate++] = en->seq;
-				}
+				/* its caller was already failed by the timer */
+				if (rc == 0)
+					note_late(a, en->seq);
 				audit_prep_free(en->rec);
 				free(en);
 				continue;
 			}
-			en->result = rc == 0 ? TSI_OK : TSI_ERR_AUDIT;
+			if (rc != 0)
+				a->failed++;
 			en->state = ENT_DONE;
+			en->next = NULL;
+			*dtail = en;
+			dtail = &en->next;
 		}
-		pthread_cond_broadcast(&a->done_cv);
 		if (a->stop && rc != 0) {
 			/* draining on close: fail what is left rather than spin */
-			for (en = a->qhead; en != NULL; en = en->next) {
+			while ((en = a->qhead) != NULL) {
+				unlink_queued(a, en);
 				en->state = ENT_DONE;
-				en->result = TSI_ERR_AUDIT;
+				a->failed++;
+				*dtail = en;
+				dtail = &en->next;
 			}
-			a->qhead = a->qtail = NULL;
-			a->qlen = 0;
 			free(a->late);
 			a->late = NULL;
 			a->nlate = a->late_cap = 0;
-			pthread_cond_broadcast(&a->done_cv);
 		}
 		pthread_mutex_unlock(&a->mu);
+		finish_list(done, rc == 0 ? TSI_OK : TSI_ERR_AUDIT);
+		done = NULL;
 	}
 	pthread_mutex_unlock(&a->mu);
 	/* a final signed head, so that verify covers everything written */
@@ -497,6 +552,82 @@ committer(void *arg)
 		housekeeping(a);
 	}
 	free(batch);
+	return NULL;
+}
+
+/* The time bound, kept even while the committer is stuck (a hung fsync):
+ * records still queued at their deadline are unlinked and failed; records
+ * in the batch being written are failed and marked abandoned, and if they
+ * land after all the committer annotates them (late_commit). The queue is
+ * in deadline order, so only its head and the batch need looking at; the
+ * timer sleeps until the earliest deadline, or until signalled when there
+ * was none. */
+#define TIMER_FAIL_MAX 64
+
+static void *
+timer_main(void *arg)
+{
+	struct tsi_audit *a = arg;
+	struct entry *en, *expired, **etail;
+	struct { tsi_audit_done_cb cb; void *arg; } fail[TIMER_FAIL_MAX];
+	struct timespec ts;
+	long long now, next;
+	size_t i, nfail;
+
+	pthread_mutex_lock(&a->mu);
+	while (!a->timer_stop) {
+		now = mono_us();
+		expired = NULL;
+		etail = &expired;
+		nfail = 0;
+		while ((en = a->qhead) != NULL && en->deadline <= now) {
+			unlink_queued(a, en);
+			en->state = ENT_DONE;
+			a->failed++;
+			*etail = en;
+			etail = &en->next;
+		}
+		next = a->qhead != NULL ? a->qhead->deadline : 0;
+		for (i = 0; i < a->n_inflight; i++) {
+			en = a->inflight[i];
+			if (en->abandoned)
+				continue;
+			if (en->deadline > now) {
+				if (next == 0 || en->deadline < next)
+					next = en->deadline;
+				continue;
+			}
+			if (nfail == TIMER_FAIL_MAX) {
+				next = now; /* the rest on the next round */
+				break;
+			}
+			en->abandoned = 1;
+			a->failed++;
+			fail[nfail].cb = en->cb;
+			fail[nfail].arg = en->arg;
+			nfail++;
+		}
+		if (expired != NULL || nfail > 0) {
+			pthread_mutex_unlock(&a->mu);
+			tsi_log(TSI_LOG_ERROR, "audit.append_timeout",
+			    TSI_LI("timeout_ms", a->o.commit_timeout_ms));
+			finish_list(expired, TSI_ERR_AUDIT);
+			for (i = 0; i < nfail; i++)
+				fail[i].cb(fail[i].arg, TSI_ERR_AUDIT, 0);
+			pthread_mutex_lock(&a->mu);
+			continue;
+		}
+		if (next == 0) {
+			a->timer_idle = 1;
+			pthread_cond_wait(&a->timer_cv, &a->mu);
+			a->timer_idle = 0;
+		} else {
+			ts.tv_sec = (time_t)(next / 1000000);
+			ts.tv_nsec = (long)(next % 1000000) * 1000;
+			pthread_cond_timedwait(&a->timer_cv, &a->mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
 	return NULL;
 }
 
@@ -569,7 +700,7 @@ tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->work_cv, &ca);
-	pthread_cond_init(&a->done_cv, &ca);
+	pthread_cond_init(&a->timer_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
 	if ((r = audit_env_acquire(dir, 1, a->o.map_size, &a->e)) != TSI_OK)
@@ -601,6 +732,11 @@ tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
 		goto out;
 	}
 	a->thr_started = 1;
+	if (pthread_create(&a->timer, NULL, timer_main, a) != 0) {
+		r = TSI_ERR_INTERNAL;
+		goto out;
+	}
+	a->timer_started = 1;
 	tsi_log(TSI_LOG_INFO, "audit.open", TSI_LS("dir", dir),
 	    TSI_LI("head_seq", (long long)a->head.seq),
 	    TSI_LI("map_size", (long long)a->o.map_size));
@@ -625,26 +761,34 @@ tsi_audit_close(struct tsi_audit *a)
 		pthread_mutex_unlock(&a->mu);
 		pthread_join(a->thr, NULL);
 	}
+	if (a->timer_started) {
+		/* the committer has drained the queue: nothing is left to time */
+		pthread_mutex_lock(&a->mu);
+		a->timer_stop = 1;
+		pthread_cond_signal(&a->timer_cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->timer, NULL);
+	}
 	free(a->late);
 	if (a->e != NULL)
 		audit_env_release(a->e, 1);
 	if (a->lockfd >= 0)
 		close(a->lockfd);
 	pthread_cond_destroy(&a->work_cv);
-	pthread_cond_destroy(&a->done_cv);
+	pthread_cond_destroy(&a->timer_cv);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
 }
 
 int
-tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
+tsi_audit_submit(struct tsi_audit *a, const json_t *rec, tsi_audit_done_cb cb,
+    void *arg)
 {
-	struct entry *en;
-	struct timespec ts;
 	struct audit_prep *prep = NULL;
-	int r, rc = 0;
+	struct entry *en;
+	int r;
 
-	if (a == NULL || rec == NULL)
+	if (a == NULL || rec == NULL || cb == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if ((r = audit_prep_make(rec, &prep)) != TSI_OK)
 		return r;
@@ -654,7 +798,9 @@ tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
 	}
 	en->rec = prep;
 	en->state = ENT_QUEUED;
-	deadline_ts(&ts, (long long)a->o.commit_timeout_ms * 1000);
+	en->cb = cb;
+	en->arg = arg;
+	en->deadline = mono_us() + (long long)a->o.commit_timeout_ms * 1000;
 
 	pthread_mutex_lock(&a->mu);
 	if (a->stop) {
@@ -670,42 +816,61 @@ tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
 		a->qhead = en;
 	a->qtail = en;
 	a->qlen++;
-	pthread_cond_signal(&a->work_cv);
-	while (en->state != ENT_DONE && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&a->done_cv, &a->mu, &ts);
-	if (en->state != ENT_DONE) {
-		a->failed++;
-		if (en->state == ENT_QUEUED) {
-			/* never written: unlink it */
-			if (en->prev != NULL)
-				en->prev->next = en->next;
-			else
-				a->qhead = en->next;
-			if (en->next != NULL)
-				en->next->prev = en->prev;
-			else
-				a->qtail = en->prev;
-			a->qlen--;
-			pthread_mutex_unlock(&a->mu);
-			audit_prep_free(en->rec);
-			free(en);
-		} else {
-			/* the committer frees it and marks it if it lands */
-			en->abandoned = 1;
-			pthread_mutex_unlock(&a->mu);
-		}
-		tsi_log(TSI_LOG_ERROR, "audit.append_timeout",
-		    TSI_LI("timeout_ms", a->o.commit_timeout_ms));
-		return TSI_ERR_AUDIT;
+	/* one wake-up per batch, not per record */
+	if (a->committer_idle) {
+		a->committer_idle = 0;
+		pthread_cond_signal(&a->work_cv);
 	}
-	r = en->result;
-	if (r != TSI_OK)
-		a->failed++;
-	else if (seq != NULL)
-		*seq = en->seq;
+	if (a->timer_idle) {
+		a->timer_idle = 0;
+		pthread_cond_signal(&a->timer_cv);
+	}
 	pthread_mutex_unlock(&a->mu);
-	audit_prep_free(en->rec);
-	free(en);
+	return TSI_OK;
+}
+
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	int rc;
+	uint64_t seq;
+};
+
+static void
+waiter_done(void *arg, int rc, uint64_t seq)
+{
+	struct waiter *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->rc = rc;
+	w->seq = seq;
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int
+tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
+{
+	struct waiter w;
+	int r;
+
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	if ((r = tsi_audit_submit(a, rec, waiter_done, &w)) == TSI_OK) {
+		/* the callback comes within the bound: the timer sees to it */
+		pthread_mutex_lock(&w.mu);
+		while (!w.done)
+			pthread_cond_wait(&w.cv, &w.mu);
+		pthread_mutex_unlock(&w.mu);
+		r = w.rc;
+		if (r == TSI_OK && seq != NULL)
+			*seq = w.seq;
+	}
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
 	return r;
 }
 

@@ -52,6 +52,24 @@ void tsi_audit_close(struct tsi_audit *a);   /* drains the queue first */
  */
 int tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq);
 
+/*
+ * The same, without waiting. rec is borrowed for the call: it is checked,
+ * stripped and serialised here, in the caller's thread. On TSI_OK, cb(arg,
+ * rc, seq) runs exactly once, later, from one of the log's own threads and
+ * with no lock of the log held: rc TSI_OK with seq once the record is
+ * durable, or TSI_ERR_AUDIT (seq 0) when it was not committed within the
+ * bound (commit_timeout_ms from the call, even while a commit hangs; a
+ * record that then lands late is annotated as tsi_audit_append's are). cb
+ * must not block for long (it delays other records' callbacks) and must
+ * not call tsi_audit_close. Any other return: rec was refused (bad record
+ * TSI_ERR_INVALID_ARG, too large TSI_ERR_TOO_LARGE, closing TSI_ERR_AUDIT)
+ * and cb is never called. Thread-safe. tsi_audit_append is this plus a
+ * wait.
+ */
+typedef void (*tsi_audit_done_cb)(void *arg, int rc, uint64_t seq);
+int tsi_audit_submit(struct tsi_audit *a, const json_t *rec,
+    tsi_audit_done_cb cb, void *arg);
+
 struct tsi_audit_status {
 	int healthy;              /* 0 while commits fail */
 	size_t queue_depth;
