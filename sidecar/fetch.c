@@ -1,7 +1,10 @@
 /*
  * The sidecar's HTTP side, with libcurl: the issuer over its Unix socket,
- * tsi-vault over HTTPS. One easy handle per server, so connections (and TLS
- * sessions) are reused between requests.
+ * tsi-vault over HTTPS. Every vault request (the login and the reads) runs
+ * on one multi handle that lives as long as the sidecar, with a share handle
+ * for connections, TLS sessions and DNS: the CA file is parsed once, the
+ * login's connection carries a read, and a refresh reuses the connections
+ * of the last one.
  *
  * Every response body goes into a bounded, wiping buffer; request bodies and
  * headers that carry the JWT or the client token are wiped after use. Error
@@ -19,13 +22,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads in flight at once: tsi-vault commits their audit records together
- * (group commit) instead of one fsync per secret. */
-#define READ_CONCURRENCY 8
+/* Reads in flight at once (one connection each, HTTP/1.1 has no usable
+ * pipelining): tsi-vault commits the audit records of the requests that
+ * reach it together in one group, so the more arrive at once the fewer
+ * commits the batch waits for. 10 secrets need 2 commits at 16 and 3-4 at
+ * 8 (bench/run's sidecar figure). */
+#define READ_CONCURRENCY 16
 
 struct tsi_sidecar_http {
 	CURL *issuer;
-	CURL *vault;       /* login */
+	CURLM *multi;      /* every vault request */
 	CURLSH *share;     /* connections and TLS sessions to tsi-vault */
 	const struct tsi_sidecar_settings *st; /* borrowed, outlives h */
 	volatile sig_atomic_t *stop;
@@ -70,14 +76,16 @@ tsi_sidecar_http_new(const struct tsi_sidecar_settings *st,
 	h->st = st;
 	h->stop = stop;
 	if ((h->issuer = curl_easy_init()) == NULL ||
-	    (h->vault = curl_easy_init()) == NULL ||
+	    (h->multi = curl_multi_init()) == NULL ||
 	    (h->share = curl_share_init()) == NULL ||
 	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) !=
 		CURLSHE_OK ||
 	    curl_share_setopt(h->share, CURLSHOPT_SHARE,
 		CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
 	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) !=
-		CURLSHE_OK) {
+		CURLSHE_OK ||
+	    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+		(long)READ_CONCURRENCY) != CURLM_OK) {
 		tsi_sidecar_http_free(h);
 		return TSI_ERR_ALLOC;
 	}
@@ -92,8 +100,9 @@ tsi_sidecar_http_free(struct tsi_sidecar_http *h)
 		return;
 	if (h->issuer != NULL)
 		curl_easy_cleanup(h->issuer);
-	if (h->vault != NULL)
-		curl_easy_cleanup(h->vault);
+	/* No easy handle is left in it (each request removes its own). */
+	if (h->multi != NULL)
+		curl_multi_cleanup(h->multi);
 	/* Last: the easy handles using it are gone. */
 	if (h->share != NULL)
 		curl_share_cleanup(h->share);
@@ -139,6 +148,7 @@ configure(struct tsi_sidecar_http *h, CURL *c, const char *url,
 	if (c == h->issuer) {
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, st->issuer_socket);
 	} else {
+		/* tsi-vault: every request on h->multi */
 		curl_easy_setopt(c, CURLOPT_SHARE, h->share);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -255,6 +265,126 @@ vault_base(const struct tsi_sidecar_settings *st, size_t *len)
 	return st->vault_addr;
 }
 
+/* One vault request on h->multi. */
+struct slot {
+	CURL *c;              /* NULL once finished (or never started) */
+	struct tsi_buf *resp; /* the body; wiped when freed */
+	CURLcode cc;          /* when finished: the transfer's result */
+	long status;          /* when finished without error: HTTP status */
+	char errbuf[CURL_ERROR_SIZE];
+	char url[2048];
+	char what[600];
+};
+
+/* Starts a request on h->multi (resp must be set). */
+static int
+slot_start(struct tsi_sidecar_http *h, struct slot *s,
+    struct curl_slist *hdrs, const char *body)
+{
+	if ((s->c = curl_easy_init()) == NULL)
+		return TSI_ERR_ALLOC;
+	configure(h, s->c, s->url, hdrs, body, s->resp, s->errbuf);
+	curl_easy_setopt(s->c, CURLOPT_PRIVATE, (char *)s);
+	if (curl_multi_add_handle(h->multi, s->c) != CURLM_OK) {
+		curl_easy_cleanup(s->c);
+		s->c = NULL;
+		return TSI_ERR_ALLOC;
+	}
+	return TSI_OK;
+}
+
+/* Ends a request, finished or not: its handle leaves the multi. */
+static void
+slot_end(struct tsi_sidecar_http *h, struct slot *s)
+{
+	if (s->c != NULL) {
+		curl_multi_remove_handle(h->multi, s->c);
+		curl_easy_cleanup(s->c);
+		s->c = NULL;
+	}
+}
+
+/*
+ * Runs the requests on h->multi until none is left. As each finishes, its
+ * cc and status are set, its handle ended and fin(arg, s) called (the body
+ * is still in s->resp). TSI_ERR_INTERNAL when the multi itself fails; the
+ * caller then ends what is left.
+ */
+static int
+drive(struct tsi_sidecar_http *h, void (*fin)(void *, struct slot *),
+    void *arg)
+{
+	CURLMsg *msg;
+	int running = 0, left;
+
+	do {
+		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+			return TSI_ERR_INTERNAL;
+		while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+			struct slot *s = NULL;
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+			    (char **)&s);
+			s->cc = msg->data.result;
+			s->status = 0;
+			if (s->cc == CURLE_OK)
+				curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE,
+				    &s->status);
+			/* fin needs nothing of the handle; ending it first
+			 * returns its connection to the pool at once. */
+			slot_end(h, s);
+			fin(arg, s);
+		}
+		/* Waits at most 100 ms; the progress callback aborts the
+		 * transfers themselves when told to stop. */
+		if (running > 0 &&
+		    curl_multi_poll(h->multi, NULL, 0, 100, NULL) != CURLM_OK)
+			return TSI_ERR_INTERNAL;
+	} while (running > 0);
+	return TSI_OK;
+}
+
+/* The vault side of transfer_error (the handle is gone by then). */
+static int
+vault_transfer_error(struct tsi_sidecar_http *h, const struct slot *s,
+    char *err, size_t errlen)
+{
+	return transfer_error(h, NULL, s->cc, s->errbuf, s->what, err, errlen);
+}
+
+static void
+fin_one(void *arg, struct slot *s)
+{
+	(void)arg;
+	(void)s;
+}
+
+/*
+ * One vault request (the login) on the shared multi handle: TSI_OK with
+ * *status, or the class of the transport failure.
+ */
+static int
+perform_vault(struct tsi_sidecar_http *h, struct slot *s,
+    struct curl_slist *hdrs, const char *body, long *status, char *err,
+    size_t errlen)
+{
+	int r;
+
+	if ((r = slot_start(h, s, hdrs, body)) != TSI_OK)
+		return r;
+	r = drive(h, fin_one, NULL);
+	slot_end(h, s);
+	if (r != TSI_OK) {
+		tsi_errf(err, errlen, "%s: %s", s->what, tsi_strerror(r));
+		return r;
+	}
+	if (s->cc != CURLE_OK)
+		return vault_transfer_error(h, s, err, errlen);
+	*status = s->status;
+	return TSI_OK;
+}
+
 int
 tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
     long long *expires_at, char *err, size_t errlen)
@@ -315,18 +445,21 @@ int
 tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
     char **client_token, long long *lease_s, char *err, size_t errlen)
 {
+	struct slot s;
 	struct tsi_buf *resp = NULL;
 	struct curl_slist *hdrs = NULL;
 	json_t *req = NULL, *j = NULL, *auth;
-	char *body = NULL, url[1024];
+	char *body = NULL;
 	const char *base, *tok;
 	size_t blen;
 	long status = 0;
 	int r;
 
+	memset(&s, 0, sizeof(s));
+	(void)snprintf(s.what, sizeof(s.what), "login");
 	base = vault_base(h->st, &blen);
-	if (snprintf(url, sizeof(url), "%.*s/v1/auth/trusted-identity/login",
-	    (int)blen, base) >= (int)sizeof(url)) {
+	if (snprintf(s.url, sizeof(s.url), "%.*s/v1/auth/trusted-identity/login",
+	    (int)blen, base) >= (int)sizeof(s.url)) {
 		tsi_errf(err, errlen, "VAULT_ADDR is too long");
 		return TSI_ERR_INVALID_ARG;
 	}
@@ -339,8 +472,8 @@ tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
-	r = perform(h, h->vault, url, hdrs, body, resp, &status, "login", err,
-	    errlen);
+	s.resp = resp;
+	r = perform_vault(h, &s, hdrs, body, &status, err, errlen);
 	if (r != TSI_OK)
 		goto out;
 	if (status != 200) {
@@ -404,27 +537,44 @@ read_result(struct tsi_sidecar_read_req *q, long status,
 	json_decref(j);
 }
 
-struct slot {
-	CURL *c;
-	struct tsi_buf *resp;
-	char errbuf[CURL_ERROR_SIZE];
-	char url[2048];
-	char what[600];
+struct read_batch {
+	struct tsi_sidecar_http *h;
+	struct slot *sl;
+	struct tsi_sidecar_read_req *reqs;
+	tsi_sidecar_read_fn done;
+	void *arg;
 };
+
+static void
+fin_read(void *arg, struct slot *s)
+{
+	struct read_batch *b = arg;
+	size_t i = (size_t)(s - b->sl);
+	struct tsi_sidecar_read_req *q = &b->reqs[i];
+
+	if (s->cc != CURLE_OK)
+		q->r = vault_transfer_error(b->h, s, q->err, sizeof(q->err));
+	else
+		read_result(q, s->status, s->resp, s->what);
+	/* Done with it: the body (a secret) is wiped now. */
+	tsi_buf_free(s->resp);
+	s->resp = NULL;
+	if (b->done != NULL)
+		b->done(b->arg, i, q);
+}
 
 int
 tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
-    struct tsi_sidecar_read_req *reqs, size_t n)
+    struct tsi_sidecar_read_req *reqs, size_t n, tsi_sidecar_read_fn done,
+    void *arg)
 {
+	struct read_batch b;
 	struct slot *sl = NULL;
 	struct tsi_buf *hdr = NULL;
 	struct curl_slist *hdrs = NULL;
-	CURLM *m = NULL;
-	CURLMsg *msg;
 	const char *base;
 	size_t i, blen;
-	long status;
-	int running = 0, left, r = TSI_ERR_ALLOC;
+	int r = TSI_ERR_ALLOC;
 
 	for (i = 0; i < n; i++) {
 		reqs[i].r = TSI_ERR_INTERNAL;
@@ -438,10 +588,13 @@ tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 	if ((sl = calloc(n, sizeof(*sl))) == NULL ||
 	    (hdr = tsi_buf_new(8192)) == NULL ||
 	    tsi_buf_putf(hdr, "X-Vault-Token: %s", client_token) != TSI_OK ||
-	    (hdrs = curl_slist_append(NULL, tsi_buf_str(hdr))) == NULL ||
-	    (m = curl_multi_init()) == NULL)
+	    (hdrs = curl_slist_append(NULL, tsi_buf_str(hdr))) == NULL)
 		goto out;
-	curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)READ_CONCURRENCY);
+	b.h = h;
+	b.sl = sl;
+	b.reqs = reqs;
+	b.done = done;
+	b.arg = arg;
 	for (i = 0; i < n; i++) {
 		struct slot *s = &sl[i];
 		(void)snprintf(s->what, sizeof(s->what), "read secret/data/%s",
@@ -451,68 +604,21 @@ tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 			reqs[i].r = TSI_ERR_INVALID_ARG;
 			tsi_errf(reqs[i].err, sizeof(reqs[i].err), "%s: URL too "
 			    "long", s->what);
+			if (done != NULL)
+				done(arg, i, &reqs[i]);
 			continue;
 		}
 		if ((s->resp = tsi_buf_new(TSI_SIDECAR_RESPONSE_MAX)) == NULL ||
-		    (s->c = curl_easy_init()) == NULL)
+		    slot_start(h, s, hdrs, NULL) != TSI_OK)
 			goto out;
-		configure(h, s->c, s->url, hdrs, NULL, s->resp, s->errbuf);
-		curl_easy_setopt(s->c, CURLOPT_PRIVATE, (char *)s);
-		if (curl_multi_add_handle(m, s->c) != CURLM_OK) {
-			curl_easy_cleanup(s->c);
-			s->c = NULL;
-			goto out;
-		}
 	}
-	do {
-		if (curl_multi_perform(m, &running) != CURLM_OK) {
-			r = TSI_ERR_INTERNAL;
-			goto out;
-		}
-		while ((msg = curl_multi_info_read(m, &left)) != NULL) {
-			struct slot *s = NULL;
-			struct tsi_sidecar_read_req *q;
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-			    (char **)&s);
-			q = &reqs[s - sl];
-			if (msg->data.result != CURLE_OK) {
-				q->r = transfer_error(h, s->c, msg->data.result,
-				    s->errbuf, s->what, q->err, sizeof(q->err));
-			} else {
-				status = 0;
-				curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE,
-				    &status);
-				read_result(q, status, s->resp, s->what);
-			}
-			/* Done with it: the body (a secret) is wiped now. */
-			curl_multi_remove_handle(m, s->c);
-			curl_easy_cleanup(s->c);
-			s->c = NULL;
-			tsi_buf_free(s->resp);
-			s->resp = NULL;
-		}
-		/* Waits at most 100 ms; the progress callback aborts the
-		 * transfers themselves when told to stop. */
-		if (running > 0 &&
-		    curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK) {
-			r = TSI_ERR_INTERNAL;
-			goto out;
-		}
-	} while (running > 0);
-	r = TSI_OK;
+	r = drive(h, fin_read, &b);
 out:
 	for (i = 0; sl != NULL && i < n; i++) {
-		if (sl[i].c != NULL) {
-			curl_multi_remove_handle(m, sl[i].c);
-			curl_easy_cleanup(sl[i].c);
-		}
+		slot_end(h, &sl[i]);
 		tsi_buf_free(sl[i].resp);
 	}
 	free(sl);
-	if (m != NULL)
-		curl_multi_cleanup(m);
 	slist_free_wiped(hdrs);
 	tsi_buf_free(hdr);
 	return r;
@@ -528,7 +634,8 @@ tsi_sidecar_read(struct tsi_sidecar_http *h, const char *client_token,
 
 	memset(&q, 0, sizeof(q));
 	q.path = path;
-	if ((r = tsi_sidecar_read_many(h, client_token, &q, 1)) != TSI_OK) {
+	if ((r = tsi_sidecar_read_many(h, client_token, &q, 1, NULL, NULL)) !=
+	    TSI_OK) {
 		tsi_errf(err, errlen, "read secret/data/%s: %s", path,
 		    tsi_strerror(r));
 		return r;

@@ -48,6 +48,11 @@ struct ctx {
 	int *res;
 	char (*why)[512];
 	unsigned char *want;
+	size_t *map;             /* request k of a batch -> secret */
+	int *answered;           /* the batch's answer for it has arrived */
+	struct tsi_sidecar_staged *staged; /* file waiting for the commit */
+	unsigned char (*digest)[32]; /* of the staged content */
+	long long *version;      /* of the staged content */
 };
 
 static long long
@@ -197,93 +202,157 @@ sha256(const void *p, size_t n, unsigned char out[32])
 }
 
 /*
- * Writes a secret's file when its content changed. Takes data (the decoded
- * KV object) and drops it before the write: one copy at a time.
+ * First half of writing secret s's file: renders data (taken, and dropped
+ * before the write: one copy at a time) and, when the content differs from
+ * what is on disk, stages it (c->staged[s]) for commit_staged. TSI_OK also
+ * when nothing needs writing.
  */
 static int
-store_one(struct ctx *c, struct tsi_sidecar_secret *sec, json_t *data,
-    long long version, char *err, size_t errlen)
+stage_one(struct ctx *c, size_t s, json_t *data, long long version,
+    char *err, size_t errlen)
 {
+	struct tsi_sidecar_secret *sec = &c->st->spec->v[s];
 	struct tsi_buf *content = NULL;
-	unsigned char d[32];
 	int r;
 
 	r = tsi_sidecar_render(sec, data, &content, err, errlen);
 	json_decref(data);
 	if (r != TSI_OK)
 		goto out;
-	sha256(tsi_buf_ptr(content), tsi_buf_len(content), d);
-	if (sec->on_disk && memcmp(d, sec->digest, sizeof(d)) == 0) {
-		r = TSI_OK;
-		goto out;
+	/* --once writes every file once: no digest to compare with (and no
+	 * OpenSSL digest fetch on the way to the first file). */
+	if (!c->st->once) {
+		sha256(tsi_buf_ptr(content), tsi_buf_len(content),
+		    c->digest[s]);
+		if (sec->on_disk &&
+		    memcmp(c->digest[s], sec->digest, sizeof(sec->digest)) == 0)
+			goto out; /* r == TSI_OK: unchanged */
 	}
-	r = tsi_sidecar_write_file(c->dirfd, sec->dest, tsi_buf_ptr(content),
-	    tsi_buf_len(content), err, errlen);
-	if (r != TSI_OK)
-		goto out;
-	memcpy(sec->digest, d, sizeof(d));
-	sec->on_disk = 1;
-	c->last_write_ms = now_ms();
-	tsi_log(TSI_LOG_INFO, "secret.written", TSI_LS("name", sec->name),
-	    TSI_LS("path", sec->path), TSI_LS("dest", sec->dest),
-	    TSI_LS("format", tsi_sidecar_format_name(sec->format)),
-	    TSI_LI("version", version),
-	    TSI_LI("ms_since_start", c->last_write_ms - c->start_ms));
+	r = tsi_sidecar_stage_file(c->dirfd, sec->dest, tsi_buf_ptr(content),
+	    tsi_buf_len(content), &c->staged[s], err, errlen);
+	c->version[s] = version;
 out:
-	explicit_bzero(d, sizeof(d));
 	tsi_buf_free(content);
 	return r;
 }
 
+/*
+ * Second half: puts every staged file in place at once (each file fsync'd,
+ * each directory once), sets c->res and c->why of those secrets.
+ */
+static void
+commit_staged(struct ctx *c)
+{
+	struct tsi_sidecar_spec *sp = c->st->spec;
+	struct tsi_sidecar_staged v[TSI_SIDECAR_MAX_SECRETS];
+	size_t idx[TSI_SIDECAR_MAX_SECRETS], k = 0, i, s;
+	int res[TSI_SIDECAR_MAX_SECRETS];
+	static char errs[TSI_SIDECAR_MAX_SECRETS][512];
+
+	for (s = 0; s < sp->n && k < TSI_SIDECAR_MAX_SECRETS; s++)
+		if (c->staged[s].fd >= 0) {
+			v[k] = c->staged[s];
+			c->staged[s].fd = -1;
+			c->staged[s].parent = -1;
+			idx[k++] = s;
+		}
+	if (k == 0)
+		return;
+	tsi_sidecar_commit_files(v, k, res, &errs[0][0], sizeof(errs[0]));
+	c->last_write_ms = now_ms();
+	for (i = 0; i < k; i++) {
+		struct tsi_sidecar_secret *sec = &sp->v[idx[i]];
+		s = idx[i];
+		c->res[s] = res[i];
+		if (res[i] != TSI_OK) {
+			(void)snprintf(c->why[s], sizeof(c->why[s]), "%s",
+			    errs[i]);
+			continue;
+		}
+		memcpy(sec->digest, c->digest[s], sizeof(sec->digest));
+		sec->on_disk = 1;
+		tsi_log(TSI_LOG_INFO, "secret.written", TSI_LS("name", sec->name),
+		    TSI_LS("path", sec->path), TSI_LS("dest", sec->dest),
+		    TSI_LS("format", tsi_sidecar_format_name(sec->format)),
+		    TSI_LI("version", c->version[s]),
+		    TSI_LI("ms_since_start", c->last_write_ms - c->start_ms));
+	}
+}
+
 /* Reads one secret and writes its file when the content changed. */
 static int
-fetch_one(struct ctx *c, struct tsi_sidecar_secret *sec, char *err,
-    size_t errlen)
+fetch_one(struct ctx *c, size_t s, char *err, size_t errlen)
 {
 	json_t *data = NULL;
 	long long version = 0;
 	int r;
 
-	r = tsi_sidecar_read(c->http, c->ctoken, sec->path, &data, &version,
-	    err, errlen);
+	r = tsi_sidecar_read(c->http, c->ctoken, c->st->spec->v[s].path, &data,
+	    &version, err, errlen);
 	if (r != TSI_OK)
 		return r;
-	return store_one(c, sec, data, version, err, errlen);
+	c->res[s] = r = stage_one(c, s, data, version, err, errlen);
+	if (r != TSI_OK)
+		return r;
+	commit_staged(c);
+	if ((r = c->res[s]) != TSI_OK)
+		(void)snprintf(err, errlen, "%s", c->why[s]);
+	return r;
+}
+
+/* A read of the batch answered: its file is staged at once, so the disk
+ * works while the other reads are still on their way. */
+static void
+on_read(void *arg, size_t k, struct tsi_sidecar_read_req *q)
+{
+	struct ctx *c = arg;
+	size_t s = c->map[k];
+
+	c->answered[s] = 1;
+	c->why[s][0] = '\0';
+	if (q->r != TSI_OK) {
+		c->res[s] = q->r;
+		(void)snprintf(c->why[s], sizeof(c->why[s]), "%s", q->err);
+		return;
+	}
+	c->res[s] = stage_one(c, s, q->data, q->version, c->why[s],
+	    sizeof(c->why[s]));
+	q->data = NULL; /* taken */
 }
 
 /*
  * Reads every secret i with want[i] set, concurrently, and writes those
- * that came back. c->res[i] gets the outcome, c->why[i] the reason.
+ * that came back, all in one commit. c->res[i] gets the outcome, c->why[i]
+ * the reason.
  */
 static void
 fetch_batch(struct ctx *c, const unsigned char *want)
 {
 	struct tsi_sidecar_spec *sp = c->st->spec;
 	struct tsi_sidecar_read_req *q = c->reqs;
-	size_t map[TSI_SIDECAR_MAX_SECRETS], k = 0, i, s;
+	size_t k = 0, i, s;
 	int r;
 
 	for (i = 0; i < sp->n && k < TSI_SIDECAR_MAX_SECRETS; i++)
 		if (want[i]) {
 			q[k].path = sp->v[i].path;
-			map[k++] = i;
+			c->answered[i] = 0;
+			c->map[k++] = i;
 		}
-	r = tsi_sidecar_read_many(c->http, c->ctoken, q, k);
+	r = tsi_sidecar_read_many(c->http, c->ctoken, q, k, on_read, c);
 	for (i = 0; i < k; i++) {
-		s = map[i];
-		c->why[s][0] = '\0';
-		if (q[i].r == TSI_OK) {
-			c->res[s] = store_one(c, &sp->v[s], q[i].data,
-			    q[i].version, c->why[s], sizeof(c->why[s]));
-			q[i].data = NULL; /* taken */
+		s = c->map[i];
+		json_decref(q[i].data); /* only if not taken (never, today) */
+		q[i].data = NULL;
+		if (c->answered[s])
 			continue;
-		}
 		/* A batch that failed as a whole (out of memory) may work
 		 * next time; a request's own failure keeps its class. */
 		c->res[s] = (r != TSI_OK && q[i].r == TSI_ERR_INTERNAL &&
 		    !stop_flag) ? TSI_ERR_AGAIN : q[i].r;
 		(void)snprintf(c->why[s], sizeof(c->why[s]), "%s", q[i].err);
 	}
+	commit_staged(c);
 }
 
 static void
@@ -464,7 +533,7 @@ run_refresh(struct ctx *c)
 				 * restart): one fresh login decides. */
 				if ((r = do_login(c, err, sizeof(err))) == TSI_OK) {
 					fresh = 1;
-					r = fetch_one(c, sec, err, sizeof(err));
+					r = fetch_one(c, i, err, sizeof(err));
 				}
 			}
 			if (r == TSI_OK) {
@@ -521,7 +590,8 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 {
 	struct ctx c;
 	char err[512];
-	int rc = 1;
+	size_t i;
+	int rc = 1, staged_ready = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.st = st;
@@ -541,11 +611,21 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 	if ((c.reqs = calloc(st->spec->n, sizeof(*c.reqs))) == NULL ||
 	    (c.res = calloc(st->spec->n, sizeof(*c.res))) == NULL ||
 	    (c.why = calloc(st->spec->n, sizeof(*c.why))) == NULL ||
-	    (c.want = calloc(st->spec->n, 1)) == NULL) {
+	    (c.want = calloc(st->spec->n, 1)) == NULL ||
+	    (c.map = calloc(st->spec->n, sizeof(*c.map))) == NULL ||
+	    (c.answered = calloc(st->spec->n, sizeof(*c.answered))) == NULL ||
+	    (c.staged = calloc(st->spec->n, sizeof(*c.staged))) == NULL ||
+	    (c.digest = calloc(st->spec->n, sizeof(*c.digest))) == NULL ||
+	    (c.version = calloc(st->spec->n, sizeof(*c.version))) == NULL) {
 		tsi_log(TSI_LOG_ERROR, "sidecar.alloc", TSI_LS("reason",
 		    "out of memory"));
 		goto out;
 	}
+	for (i = 0; i < st->spec->n; i++) {
+		c.staged[i].fd = -1;
+		c.staged[i].parent = -1;
+	}
+	staged_ready = 1;
 	if (tsi_sidecar_http_new(st, &stop_flag, &c.http) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "sidecar.http", TSI_LS("reason",
 		    "cannot initialise libcurl"));
@@ -566,6 +646,15 @@ out:
 		explicit_bzero(c.why, st->spec->n * sizeof(*c.why));
 	free(c.why);
 	free(c.want);
+	free(c.map);
+	free(c.answered);
+	for (i = 0; staged_ready && i < st->spec->n; i++)
+		tsi_sidecar_stage_drop(&c.staged[i]);
+	free(c.staged);
+	if (c.digest != NULL)
+		explicit_bzero(c.digest, st->spec->n * sizeof(*c.digest));
+	free(c.digest);
+	free(c.version);
 	if (c.dirfd >= 0)
 		close(c.dirfd);
 	return rc;

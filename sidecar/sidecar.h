@@ -110,15 +110,53 @@ int tsi_sidecar_dir_open(const char *path, int *dirfd, char *err,
 
 /*
  * Writes len bytes to rel (relative to dirfd) atomically: a temporary file in
- * the same directory, written, fsync'd, fchmod 0400, renamed over rel, then
+ * the same directory, written, fchmod 0400, fsync'd, renamed over rel, then
  * the directory fsync'd. Intermediate directories are created (0700) and
  * opened with O_NOFOLLOW: a symlink anywhere on the way fails with
  * TSI_ERR_IO; a symlink planted at rel itself is replaced, never followed.
  * Readers see the old content or the new, never a partial file. On failure
- * the temporary file is removed and rel is unchanged.
+ * the temporary file is removed and rel is unchanged. A directory created
+ * on the way is made durable in its parent too.
  */
 int tsi_sidecar_write_file(int dirfd, const char *rel, const void *data,
     size_t len, char *err, size_t errlen);
+
+/*
+ * A file written under a temporary name in its directory and not yet in
+ * place. Lets a batch of files share the expensive part of a durable write:
+ * every file is fsync'd, but each directory only once, after all the renames.
+ * Owns parent and fd (-1: none); rel is borrowed and must outlive it.
+ */
+struct tsi_sidecar_staged {
+	int parent;        /* the destination's directory */
+	int fd;            /* the temporary file, written and 0400 */
+	const char *rel;   /* the destination, relative to the dirfd */
+	const char *base;  /* into rel: the file name */
+	char tmp[32];      /* the temporary name in parent */
+};
+
+/*
+ * First half of tsi_sidecar_write_file: walks to rel's directory (as
+ * described there), writes len bytes to a fresh temporary file, makes it
+ * 0400 and starts its writeback (not yet durable, not yet visible under
+ * rel). On failure nothing is left behind and *st is empty. *st: finish it
+ * with tsi_sidecar_commit_files or tsi_sidecar_stage_drop.
+ */
+int tsi_sidecar_stage_file(int dirfd, const char *rel, const void *data,
+    size_t len, struct tsi_sidecar_staged *st, char *err, size_t errlen);
+
+/*
+ * Second half, for n staged files at once: fsyncs each file, renames each
+ * over its destination, then fsyncs each distinct directory once. res[i]
+ * gets TSI_OK or TSI_ERR_IO, and errs + i * errlen the reason of a failure
+ * (errs: n strings of errlen bytes). A file whose own fsync fails is
+ * removed and its destination unchanged. Every entry is emptied.
+ */
+void tsi_sidecar_commit_files(struct tsi_sidecar_staged *v, size_t n,
+    int *res, char *errs, size_t errlen);
+
+/* Discards a staged file (removes the temporary). Accepts an empty one. */
+void tsi_sidecar_stage_drop(struct tsi_sidecar_staged *st);
 
 /* Removes rel below dirfd (no symlink followed); absent is success. */
 int tsi_sidecar_remove_file(int dirfd, const char *rel, char *err,
@@ -199,15 +237,25 @@ struct tsi_sidecar_read_req {
 	char err[512];         /* on failure: the reason */
 };
 
+/* Called by tsi_sidecar_read_many as soon as reqs[i] has its result (in
+ * the order the answers arrive); may take q->data (then set it NULL). */
+typedef void (*tsi_sidecar_read_fn)(void *arg, size_t i,
+    struct tsi_sidecar_read_req *q);
+
 /*
- * Reads n secrets concurrently (at most 8 connections): tsi-vault then
- * commits their audit records in one group instead of one by one. Returns
- * TSI_OK when every request has its result in reqs[i].r (and data), or
- * TSI_ERR_ALLOC / TSI_ERR_INTERNAL when the batch itself failed (no data
- * then needs freeing beyond what reqs[i].data holds).
+ * Reads n secrets concurrently (at most 16 connections): tsi-vault then
+ * commits their audit records in one group instead of one by one. done
+ * (may be NULL) is called for each request as its answer arrives, so the
+ * caller can write files while the other reads are still under way.
+ * Returns TSI_OK when every request has its result in reqs[i].r (and data),
+ * or TSI_ERR_ALLOC / TSI_ERR_INTERNAL when the batch itself failed: then
+ * done was called only for the requests that finished, the others keep
+ * r = TSI_ERR_INTERNAL (no data then needs freeing beyond what
+ * reqs[i].data holds).
  */
 int tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
-    struct tsi_sidecar_read_req *reqs, size_t n);
+    struct tsi_sidecar_read_req *reqs, size_t n, tsi_sidecar_read_fn done,
+    void *arg);
 
 /* Installs wiping allocators for jansson and libcurl (and OpenSSL when still
  * possible). Call first in main, before any of them allocates. */

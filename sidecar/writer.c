@@ -7,6 +7,11 @@
  * final component is never opened: the content goes to a fresh temporary
  * file (O_CREAT|O_EXCL) and is renamed over it, which replaces a symlink
  * instead of following it.
+ *
+ * Durability costs one fsync per file plus one per directory: a batch of
+ * files (tsi_sidecar_stage_file, then tsi_sidecar_commit_files) is written
+ * and its writeback started first, then every file is fsync'd, renamed into
+ * place, and each directory fsync'd once at the end.
  */
 #include "sidecar/sidecar.h"
 #include "tsi/err.h"
@@ -73,7 +78,17 @@ walk(int dirfd, const char *rel, int create, int *parent, const char **base,
 			close(cur);
 			return TSI_ERR_INVALID_ARG;
 		}
-		if (create && mkdirat(cur, comp, 0700) != 0 && errno != EEXIST) {
+		if (create && mkdirat(cur, comp, 0700) == 0) {
+			/* A new directory: its entry durable in its parent,
+			 * like the files renamed into it later. */
+			if (fsync(cur) != 0) {
+				tsi_errf(err, errlen, "fsync of the directory "
+				    "holding %s in %s: %s", comp, rel,
+				    strerror(errno));
+				close(cur);
+				return TSI_ERR_IO;
+			}
+		} else if (create && errno != EEXIST) {
 			tsi_errf(err, errlen, "cannot create directory %s in %s: %s",
 			    comp, rel, strerror(errno));
 			close(cur);
@@ -125,71 +140,182 @@ write_all(int fd, const unsigned char *p, size_t len)
 	return 0;
 }
 
+static void
+staged_clear(struct tsi_sidecar_staged *st)
+{
+	st->parent = -1;
+	st->fd = -1;
+	st->rel = NULL;
+	st->base = NULL;
+	st->tmp[0] = '\0';
+}
+
+void
+tsi_sidecar_stage_drop(struct tsi_sidecar_staged *st)
+{
+	if (st->fd >= 0)
+		close(st->fd);
+	if (st->parent >= 0) {
+		if (st->tmp[0] != '\0')
+			(void)unlinkat(st->parent, st->tmp, 0);
+		close(st->parent);
+	}
+	staged_clear(st);
+}
+
 int
-tsi_sidecar_write_file(int dirfd, const char *rel, const void *data,
-    size_t len, char *err, size_t errlen)
+tsi_sidecar_stage_file(int dirfd, const char *rel, const void *data,
+    size_t len, struct tsi_sidecar_staged *st, char *err, size_t errlen)
 {
 	unsigned char rnd[8];
-	char tmp[32];
-	const char *base;
-	int parent = -1, fd = -1, r = TSI_ERR_IO, made = 0;
+	int r;
 
-	if ((r = walk(dirfd, rel, 1, &parent, &base, err, errlen)) != TSI_OK)
+	staged_clear(st);
+	if ((r = walk(dirfd, rel, 1, &st->parent, &st->base, err, errlen)) !=
+	    TSI_OK)
 		return r;
+	st->rel = rel;
 	r = TSI_ERR_IO;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		tsi_errf(err, errlen, "getrandom: %s", strerror(errno));
 		goto out;
 	}
-	if (snprintf(tmp, sizeof(tmp), ".tsi-tmp-%02x%02x%02x%02x%02x%02x%02x%02x",
-	    rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]) >=
-	    (int)sizeof(tmp))
-		goto out;
-	fd = openat(parent, tmp,
+	(void)snprintf(st->tmp, sizeof(st->tmp),
+	    ".tsi-tmp-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+	    rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	st->fd = openat(st->parent, st->tmp,
 	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	if (st->fd < 0) {
 		tsi_errf(err, errlen, "cannot create a temporary file for %s: %s",
 		    rel, strerror(errno));
+		st->tmp[0] = '\0';
 		goto out;
 	}
-	made = 1;
-	if (write_all(fd, data, len) != 0) {
+	if (write_all(st->fd, data, len) != 0) {
 		tsi_errf(err, errlen, "cannot write %s: %s", rel, strerror(errno));
 		goto out;
 	}
-	if (fsync(fd) != 0) {
-		tsi_errf(err, errlen, "fsync %s: %s", rel, strerror(errno));
-		goto out;
-	}
-	if (fchmod(fd, 0400) != 0) {
+	/* The mode before the fsync, so that it is durable with the data. */
+	if (fchmod(st->fd, 0400) != 0) {
 		tsi_errf(err, errlen, "fchmod %s: %s", rel, strerror(errno));
 		goto out;
 	}
-	if (close(fd) != 0) {
-		fd = -1;
-		tsi_errf(err, errlen, "close %s: %s", rel, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (renameat(parent, tmp, parent, base) != 0) {
-		tsi_errf(err, errlen, "cannot rename into %s: %s", rel,
-		    errno == EISDIR ? "a directory is in the way" :
-				      strerror(errno));
-		goto out;
-	}
-	made = 0;
-	if (fsync(parent) != 0) {
-		tsi_errf(err, errlen, "fsync of the directory of %s: %s", rel,
-		    strerror(errno));
-		goto out;
-	}
+	/*
+	 * Start the writeback now: the data of the whole batch then goes to
+	 * the disk together, and the fsyncs in commit mostly find it done
+	 * (one journal commit for the batch instead of one per file). Only a
+	 * hint: fsync still decides durability, so a failure is ignored.
+	 */
+	(void)sync_file_range(st->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	r = TSI_OK;
 out:
-	if (fd >= 0)
-		close(fd);
-	if (made)
-		(void)unlinkat(parent, tmp, 0);
-	close(parent);
+	if (r != TSI_OK)
+		tsi_sidecar_stage_drop(st);
+	return r;
+}
+
+void
+tsi_sidecar_commit_files(struct tsi_sidecar_staged *v, size_t n, int *res,
+    char *errs, size_t errlen)
+{
+	struct dir_sync {
+		dev_t dev;
+		ino_t ino;
+		int known, synced, res;
+	} *dirs;
+	struct stat sb;
+	size_t i, j;
+	int e;
+
+	for (i = 0; i < n; i++) {
+		res[i] = TSI_OK;
+		errs[i * errlen] = '\0';
+	}
+	/* Each file's data and inode, durable under its temporary name. */
+	for (i = 0; i < n; i++) {
+		if (v[i].fd < 0) {
+			res[i] = TSI_ERR_INVALID_ARG;
+			tsi_errf(errs + i * errlen, errlen, "nothing staged");
+			continue;
+		}
+		e = fsync(v[i].fd) != 0 ? errno : 0;
+		if (close(v[i].fd) != 0 && e == 0)
+			e = errno;
+		v[i].fd = -1;
+		if (e != 0) {
+			res[i] = TSI_ERR_IO;
+			tsi_errf(errs + i * errlen, errlen, "fsync %s: %s",
+			    v[i].rel, strerror(e));
+			tsi_sidecar_stage_drop(&v[i]);
+		}
+	}
+	/* Into place: readers see the old file or the new one. */
+	for (i = 0; i < n; i++) {
+		if (res[i] != TSI_OK)
+			continue;
+		if (renameat(v[i].parent, v[i].tmp, v[i].parent, v[i].base) !=
+		    0) {
+			res[i] = TSI_ERR_IO;
+			tsi_errf(errs + i * errlen, errlen,
+			    "cannot rename into %s: %s", v[i].rel,
+			    errno == EISDIR ? "a directory is in the way" :
+					      strerror(errno));
+			tsi_sidecar_stage_drop(&v[i]);
+			continue;
+		}
+		v[i].tmp[0] = '\0'; /* renamed: nothing to remove any more */
+	}
+	/* The renames durable: each distinct directory once. */
+	/* NULL: every file's directory is synced, slower and as safe. */
+	dirs = calloc(n ? n : 1, sizeof(*dirs));
+	for (i = 0; i < n; i++) {
+		if (res[i] != TSI_OK)
+			continue;
+		if (dirs != NULL) {
+			dirs[i].known = fstat(v[i].parent, &sb) == 0;
+			dirs[i].dev = sb.st_dev;
+			dirs[i].ino = sb.st_ino;
+			for (j = 0; dirs[i].known && j < i; j++)
+				if (dirs[j].synced && dirs[j].known &&
+				    dirs[j].dev == dirs[i].dev &&
+				    dirs[j].ino == dirs[i].ino)
+					break;
+			if (dirs[i].known && j < i) {
+				/* Synced for entry j: the same outcome. */
+				if ((res[i] = dirs[j].res) != TSI_OK)
+					tsi_errf(errs + i * errlen, errlen,
+					    "fsync of the directory of %s "
+					    "failed", v[i].rel);
+				continue;
+			}
+		}
+		if (fsync(v[i].parent) != 0) {
+			res[i] = TSI_ERR_IO;
+			tsi_errf(errs + i * errlen, errlen,
+			    "fsync of the directory of %s: %s", v[i].rel,
+			    strerror(errno));
+		}
+		if (dirs != NULL) {
+			dirs[i].synced = 1;
+			dirs[i].res = res[i];
+		}
+	}
+	for (i = 0; i < n; i++)
+		tsi_sidecar_stage_drop(&v[i]);
+	free(dirs);
+}
+
+int
+tsi_sidecar_write_file(int dirfd, const char *rel, const void *data,
+    size_t len, char *err, size_t errlen)
+{
+	struct tsi_sidecar_staged st;
+	int r;
+
+	if ((r = tsi_sidecar_stage_file(dirfd, rel, data, len, &st, err,
+	    errlen)) != TSI_OK)
+		return r;
+	tsi_sidecar_commit_files(&st, 1, &r, err, errlen);
 	return r;
 }
 

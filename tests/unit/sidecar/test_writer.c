@@ -328,6 +328,125 @@ test_no_partial_file(void **state)
 	free(b);
 }
 
+/* count_entries, but temporary files are counted instead of failing. */
+static int
+count_tmp(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, ".tsi-tmp-", 9) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * A batch: staged files are invisible under their names until the commit,
+ * then all in place at once, whole and 0400, old content replaced.
+ */
+static void
+test_batch_commit(void **state)
+{
+	struct fx *f = *state;
+	static const char *rel[] = { "a", "b", "sub/c", "sub/d", "old" };
+	struct tsi_sidecar_staged st[5];
+	char path[128], err[256], errs[5][256], content[16];
+	int res[5], i;
+	struct stat sb;
+	size_t len;
+	char *got;
+
+	assert_int_equal(tsi_sidecar_write_file(f->fd, "old", "before", 6, err,
+	    sizeof(err)), TSI_OK);
+	for (i = 0; i < 5; i++) {
+		snprintf(content, sizeof(content), "content-%d", i);
+		assert_int_equal(tsi_sidecar_stage_file(f->fd, rel[i], content,
+		    strlen(content), &st[i], err, sizeof(err)), TSI_OK);
+	}
+	/* Staged: only temporaries, the old file still old. */
+	snprintf(path, sizeof(path), "%s/a", f->dir);
+	assert_int_equal(lstat(path, &sb), -1);
+	snprintf(path, sizeof(path), "%s/old", f->dir);
+	got = slurp(path, &len);
+	assert_non_null(got);
+	assert_memory_equal(got, "before", 6);
+	assert_int_equal(count_tmp(f->dir), 3);
+	snprintf(path, sizeof(path), "%s/sub", f->dir);
+	assert_int_equal(count_tmp(path), 2);
+
+	tsi_sidecar_commit_files(st, 5, res, &errs[0][0], sizeof(errs[0]));
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(res[i], TSI_OK);
+		assert_int_equal(st[i].fd, -1);
+		assert_int_equal(st[i].parent, -1);
+		snprintf(path, sizeof(path), "%s/%s", f->dir, rel[i]);
+		assert_int_equal(lstat(path, &sb), 0);
+		assert_int_equal(sb.st_mode & 07777, 0400);
+		snprintf(content, sizeof(content), "content-%d", i);
+		got = slurp(path, &len);
+		assert_non_null(got);
+		assert_int_equal(len, strlen(content));
+		assert_memory_equal(got, content, len);
+	}
+	assert_int_equal(count_entries(f->dir), 4); /* a b old sub */
+	snprintf(path, sizeof(path), "%s/sub", f->dir);
+	assert_int_equal(count_entries(path), 2);
+}
+
+/* A dropped staged file leaves nothing; dropping twice is harmless. */
+static void
+test_batch_drop(void **state)
+{
+	struct fx *f = *state;
+	struct tsi_sidecar_staged st;
+	char err[256];
+
+	assert_int_equal(tsi_sidecar_stage_file(f->fd, "x/y", "v", 1, &st, err,
+	    sizeof(err)), TSI_OK);
+	tsi_sidecar_stage_drop(&st);
+	tsi_sidecar_stage_drop(&st);
+	assert_int_equal(st.fd, -1);
+	assert_int_equal(count_entries(f->dir), 1); /* the directory x only */
+	assert_int_equal(count_tmp(f->dir), 0);
+}
+
+/* One entry that cannot be put in place fails alone, leaves no temporary. */
+static void
+test_batch_one_fails(void **state)
+{
+	struct fx *f = *state;
+	struct tsi_sidecar_staged st[3];
+	char path[128], err[256], errs[3][256];
+	int res[3];
+	size_t len;
+	char *got;
+
+	snprintf(path, sizeof(path), "%s/d", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/d/x", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(tsi_sidecar_stage_file(f->fd, "p", "1", 1, &st[0], err,
+	    sizeof(err)), TSI_OK);
+	assert_int_equal(tsi_sidecar_stage_file(f->fd, "d", "2", 1, &st[1], err,
+	    sizeof(err)), TSI_OK);
+	assert_int_equal(tsi_sidecar_stage_file(f->fd, "q", "3", 1, &st[2], err,
+	    sizeof(err)), TSI_OK);
+	tsi_sidecar_commit_files(st, 3, res, &errs[0][0], sizeof(errs[0]));
+	assert_int_equal(res[0], TSI_OK);
+	assert_int_equal(res[1], TSI_ERR_IO);
+	assert_non_null(strstr(errs[1], "cannot rename into d"));
+	assert_int_equal(res[2], TSI_OK);
+	snprintf(path, sizeof(path), "%s/q", f->dir);
+	got = slurp(path, &len);
+	assert_non_null(got);
+	assert_memory_equal(got, "3", 1);
+	assert_int_equal(count_entries(f->dir), 3); /* p d q, no temporary */
+}
+
 int
 main(void)
 {
@@ -339,6 +458,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_failure_leaves_old_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_in_the_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_partial_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_drop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_one_fails, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
