@@ -45,6 +45,17 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		    __ATOMIC_RELAXED);
 		return TSI_ERR_AUDIT;
 	}
+	if (r->audit_async && !r->audit_submitted && vault_async_begin(r->v)) {
+		/* Suspended first: the callback may come before submit returns,
+		 * and resuming a connection that is not suspended is undefined. */
+		MHD_suspend_connection(r->conn);
+		r->audit_submitted = 1;
+		rc = tsi_audit_submit(r->v->audit, rec, vault_async_done, r);
+		json_decref(rec);
+		if (rc != TSI_OK)
+			vault_async_done(r, rc, 0);
+		return TSI_OK;   /* the outcome decides what is sent */
+	}
 	rc = tsi_audit_append(r->v->audit, rec, &seq);
 	json_decref(rec);
 	if (rc != TSI_OK) {

@@ -108,9 +108,6 @@ free_body(void *p)
 static enum MHD_Result
 queue(struct vault_req *r, unsigned status, const char *ctype, char *text)
 {
-	struct timespec t1;
-	long long us;
-
 	if (r->ready) {
 		tsi_strfree(text);
 		return MHD_YES;
@@ -119,14 +116,6 @@ queue(struct vault_req *r, unsigned status, const char *ctype, char *text)
 	r->resp_status = status;
 	r->resp_ctype = ctype;
 	r->resp_text = text;
-	vault_metrics_request(&r->v->metrics, r->route, status);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	us = (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
-	    (t1.tv_nsec - r->t0.tv_nsec) / 1000;
-	tsi_log(TSI_LOG_DEBUG, "http.request", TSI_LS("request_id",
-	    r->request_id), TSI_LS("method", r->method), TSI_LS("route",
-	    vault_route_name(r->route)), TSI_LI("status", status),
-	    TSI_LI("us", us), TSI_LS("remote", r->remote));
 	return MHD_YES;
 }
 
@@ -137,9 +126,19 @@ send_stored(struct vault_req *r)
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	char *text = r->resp_text;
+	struct timespec t1;
+	long long us;
 
 	r->resp_text = NULL;
 	r->sent = 1;
+	vault_metrics_request(&r->v->metrics, r->route, r->resp_status);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	us = (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
+	    (t1.tv_nsec - r->t0.tv_nsec) / 1000;
+	tsi_log(TSI_LOG_DEBUG, "http.request", TSI_LS("request_id",
+	    r->request_id), TSI_LS("method", r->method), TSI_LS("route",
+	    vault_route_name(r->route)), TSI_LI("status", r->resp_status),
+	    TSI_LI("us", us), TSI_LS("remote", r->remote));
 	if (text == NULL)
 		resp = MHD_create_response_from_buffer(0, NULL,
 		    MHD_RESPMEM_PERSISTENT);
@@ -356,12 +355,83 @@ dispatch(struct vault_req *r)
 	return vault_respond_not_found(r);
 }
 
-/* Routes whose handling may block: JWT verification, the audit commit. */
+/* Requests handled on MHD's thread up to their audit record, which is then
+ * submitted without waiting (vault_audit): logins and KV reads, whose work
+ * (JWT check, policy, LMDB read, decryption) never blocks. */
+static int
+async_route(const struct vault_req *r)
+{
+	if (r->route == VR_LOGIN)
+		return 1;
+	if (r->route != VR_KV_DATA && r->route != VR_KV_METADATA)
+		return 0;
+	return strcmp(r->method, "GET") == 0 ||
+	    (r->route == VR_KV_METADATA && strcmp(r->method, "LIST") == 0);
+}
+
+/* Routes that may block and go to a worker: KV writes and deletes (they
+ * sync the KV store, and wait for their audit record before acting), the
+ * audit query, token lookups. */
 static int
 blocking_route(enum vault_route rt)
 {
 	return rt == VR_LOGIN || rt == VR_KV_DATA || rt == VR_KV_METADATA ||
 	    rt == VR_AUDIT || rt == VR_TOKEN;
+}
+
+int
+vault_async_begin(struct vault *v)
+{
+	int ok;
+
+	pthread_mutex_lock(&v->async_mu);
+	ok = !v->async_stopping;
+	if (ok)
+		v->async_pending++;
+	pthread_mutex_unlock(&v->async_mu);
+	return ok;
+}
+
+void
+vault_async_done(void *arg, int rc, uint64_t seq)
+{
+	struct vault_req *r = arg;
+	struct vault *v = r->v;
+	struct MHD_Connection *c = r->conn;
+
+	(void)seq;
+	if (rc != TSI_OK) {
+		__atomic_fetch_add(&v->metrics.audit_append_failures, 1,
+		    __ATOMIC_RELAXED);
+		tsi_log(TSI_LOG_ERROR, "audit.append_failed",
+		    TSI_LS("request_id", r->request_id),
+		    TSI_LS("route", vault_route_name(r->route)),
+		    TSI_LS("error", tsi_strerror(rc)));
+	}
+	__atomic_store_n(&r->audit_rc, rc, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->audit_done, 1, __ATOMIC_RELEASE);
+	/* From here on MHD may answer, close and free r. */
+	MHD_resume_connection(c);
+	pthread_mutex_lock(&v->async_mu);
+	if (--v->async_pending == 0 && v->async_stopping)
+		pthread_cond_broadcast(&v->async_cv);
+	pthread_mutex_unlock(&v->async_mu);
+}
+
+/* After the audit callback: the prepared answer if the record is durable;
+ * otherwise it is wiped and 503 sent instead, releasing nothing. */
+static enum MHD_Result
+send_after_audit(struct vault_req *r)
+{
+	if (__atomic_load_n(&r->audit_rc, __ATOMIC_ACQUIRE) != TSI_OK) {
+		tsi_strfree(r->resp_text);
+		r->resp_text = NULL;
+		r->ready = 0;
+		vault_respond_audit_failed(r);
+	} else if (!r->ready) {
+		vault_respond_error(r, 500, "internal error");
+	}
+	return send_stored(r);
 }
 
 /* Suspends the connection and hands r to a worker. 0 when the pool is
@@ -494,8 +564,22 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (r->sent)
 		return MHD_YES;
+	if (r->audit_submitted) {
+		if (!__atomic_load_n(&r->audit_done, __ATOMIC_ACQUIRE))
+			return MHD_YES;   /* not resumed by the callback yet */
+		return send_after_audit(r);
+	}
 	if (r->ready)
 		return send_stored(r);
+	if (async_route(r)) {
+		r->audit_async = 1;
+		dispatch(r);
+		if (r->audit_submitted)
+			return MHD_YES;   /* suspended; the callback resumes */
+		if (!r->ready)
+			vault_respond_error(r, 500, "internal error");
+		return send_stored(r);
+	}
 	if (blocking_route(r->route) && submit(v, r))
 		return MHD_YES;
 	dispatch(r);
@@ -629,6 +713,10 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&v->wq_mu, NULL);
 	pthread_cond_init(&v->wq_cv, NULL);
+	pthread_mutex_init(&v->async_mu, NULL);
+	pthread_cond_init(&v->async_cv, NULL);
+	v->async_pending = 0;
+	v->async_stopping = 0;
 	if (workers_start(v) != TSI_OK) {
 		snprintf(err, errlen, "cannot start %lld worker threads",
 		    s->workers);
@@ -666,8 +754,18 @@ out:
 void
 vault_server_stop(struct vault *v)
 {
-	/* Workers first: suspended connections must be resumed before MHD
-	 * stops; requests that arrive meanwhile are handled inline. */
+	/* Suspended connections must be resumed before MHD stops. Requests
+	 * waiting for their audit callback: no new ones (from now on they wait
+	 * for their record), and the callbacks still to come arrive within the
+	 * audit bound. Then the workers; requests that arrive meanwhile are
+	 * handled inline. */
+	if (v->mhd != NULL) {
+		pthread_mutex_lock(&v->async_mu);
+		v->async_stopping = 1;
+		while (v->async_pending > 0)
+			pthread_cond_wait(&v->async_cv, &v->async_mu);
+		pthread_mutex_unlock(&v->async_mu);
+	}
 	if (v->workers != NULL)
 		workers_stop(v);
 	if (v->mhd != NULL) {

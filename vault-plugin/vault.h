@@ -183,6 +183,14 @@ struct vault {
 	int wq_stopping;
 	pthread_t *workers;
 	size_t n_workers;
+	/* Reads and logins run on MHD's threads and submit their audit record
+	 * without waiting (vault_audit); the connection stays suspended until
+	 * the record's callback. async_pending counts those callbacks still
+	 * to come: the server stops only once it is 0. */
+	pthread_mutex_t async_mu;
+	pthread_cond_t async_cv;
+	unsigned async_pending;
+	int async_stopping;                 /* no new submissions: wait instead */
 	time_t started;
 	char cluster_id[37];
 };
@@ -212,6 +220,14 @@ struct vault_req {
 	char request_id[37];
 	char remote[64];
 	struct timespec t0;
+	/* The audit record of a request handled on MHD's thread: submitted
+	 * by vault_audit while the connection is suspended; the answer made
+	 * meanwhile is sent only when the record is durable, and replaced by
+	 * 503 (wiped) when it is not. */
+	int audit_async;            /* vault_audit may submit without waiting */
+	int audit_submitted;        /* submitted; the callback resumes us */
+	int audit_done;             /* atomic: the callback ran */
+	int audit_rc;               /* atomic: its outcome */
 	/* Set by vault_req_auth. */
 	int authed;
 	struct vault_token tok;
@@ -266,6 +282,13 @@ int vault_server_start(struct vault *v, char *err, size_t errlen);
  * listener. */
 void vault_server_stop(struct vault *v);
 
+/* server.c: counts a callback to come (1), or 0 when the server is
+ * stopping (then wait for the record instead). */
+int vault_async_begin(struct vault *v);
+/* The audit callback of an async request: records the outcome, resumes
+ * the connection, and no longer touches r. */
+void vault_async_done(void *arg, int rc, uint64_t seq);
+
 /* ---- handlers ---- */
 enum MHD_Result vault_auth_login(struct vault_req *r);
 enum MHD_Result vault_kv_handle(struct vault_req *r);
@@ -287,7 +310,11 @@ struct vault_audit_rec {
 	unsigned status;
 };
 /* Appends the record (with the request's id and remote address) and waits
- * until it is durable. TSI_ERR_AUDIT: answer 503, release nothing. */
+ * until it is durable. TSI_ERR_AUDIT: answer 503, release nothing.
+ * For a request with audit_async set (reads and logins on MHD's thread),
+ * the first record is submitted instead: the connection is suspended,
+ * TSI_OK returned at once, and the server sends the answer the handler
+ * then makes only once the record is durable (503 otherwise). */
 int vault_audit(struct vault_req *r, const struct vault_audit_rec *rec);
 /* 503 {"errors":["audit log unavailable"]}. */
 enum MHD_Result vault_respond_audit_failed(struct vault_req *r);
