@@ -25,6 +25,7 @@
 struct session {
 	int refs;                /* the minter's slot plus signers in flight */
 	char *h64;               /* base64url JWS header: fixed per key */
+	EVP_MD_CTX *hctx;        /* SHA-256 having absorbed h64 "." */
 	EVP_PKEY *key;
 	struct tsi_signer *signer;
 	X509 *cert;
@@ -40,6 +41,8 @@ struct tsi_minter {
 	X509 *node;
 	STACK_OF(X509) *node_chain;   /* [node cert] */
 	char *node_h64;               /* JWS header for TPM signing */
+	EVP_MD_CTX *node_hctx;        /* SHA-256 having absorbed node_h64 "." */
+	char *loc_claims;             /* "cluster-name":...,... (no braces) */
 	time_t node_not_after;
 	struct tsi_location loc;
 	pthread_mutex_t mu;           /* guards cur and prev (not their use) */
@@ -64,6 +67,7 @@ session_free(struct session *s)
 	if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	free(s->h64);
+	EVP_MD_CTX_free(s->hctx);
 	tsi_signer_free(s->signer);
 	EVP_PKEY_free(s->key);       /* OpenSSL clears private key memory */
 	sk_X509_pop_free(s->chain, X509_free);
@@ -84,8 +88,11 @@ tsi_aud_ok(const char *aud)
 	return 1;
 }
 
-static int make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64);
+static int make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64,
+    EVP_MD_CTX **hctx);
 static int b64_der(X509 *cert, json_t *arr);
+static int members(json_t *obj, char **out);
+static int loc_members(const struct tsi_location *loc, char **out);
 
 int
 tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
@@ -125,8 +132,10 @@ tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		X509_free(node_cert);
 		goto out;
 	}
-	if ((r = make_header(tsi_tpm_pub(tpm), m->node_chain, &m->node_h64)) !=
-	    TSI_OK)
+	if ((r = make_header(tsi_tpm_pub(tpm), m->node_chain, &m->node_h64,
+	    &m->node_hctx)) != TSI_OK)
+		goto out;
+	if ((r = loc_members(&m->loc, &m->loc_claims)) != TSI_OK)
 		goto out;
 	*out = m;
 	m = NULL;
@@ -146,6 +155,8 @@ tsi_minter_free(struct tsi_minter *m)
 	tsi_signer_free(m->tpm_signer);
 	sk_X509_pop_free(m->node_chain, X509_free);
 	free(m->node_h64);
+	EVP_MD_CTX_free(m->node_hctx);
+	free(m->loc_claims);
 	X509_free(m->node);
 	tsi_location_clear(&m->loc);
 	pthread_mutex_destroy(&m->mu);
@@ -207,7 +218,7 @@ rotate_locked(struct tsi_minter *m, time_t now)
 		X509_free(m->node);
 		goto out;
 	}
-	if ((r = make_header(s->key, s->chain, &s->h64)) != TSI_OK)
+	if ((r = make_header(s->key, s->chain, &s->h64, &s->hctx)) != TSI_OK)
 		goto out;
 	session_free(m->prev);
 	m->prev = m->cur;
@@ -241,48 +252,76 @@ tsi_minter_refresh(struct tsi_minter *m)
 	return r;
 }
 
+/*
+ * The claims are written as text once per token (no JSON object built and
+ * dumped): the parts that never change (iss, the location) are encoded once
+ * per minter, the workload's part once per token with the JSON library, and
+ * the numbers and the random jti need no escaping. tsi_minter_claims parses
+ * this same text, so there is one serialisation to keep right.
+ */
+
+/* The members of a JSON object as compact text without the braces. */
 static int
-add_str(json_t *o, const char *k, const char *v)
+members(json_t *obj, char **out)
 {
-	return json_object_set_new(o, k, json_string(v)) == 0 ? TSI_OK :
-	    TSI_ERR_ALLOC;
+	char *text;
+	size_t n;
+
+	if (obj == NULL || (text = json_dumps(obj, JSON_COMPACT)) == NULL)
+		return TSI_ERR_ALLOC;
+	n = strlen(text);
+	if (n < 2 || text[0] != '{' || text[n - 1] != '}') {
+		free(text);
+		return TSI_ERR_INTERNAL;
+	}
+	memmove(text, text + 1, n - 2);
+	text[n - 2] = '\0';
+	*out = text;
+	return TSI_OK;
 }
 
 static int
-add_int(json_t *o, const char *k, long long v)
+loc_members(const struct tsi_location *loc, char **out)
 {
-	return json_object_set_new(o, k, json_integer(v)) == 0 ? TSI_OK :
-	    TSI_ERR_ALLOC;
+	json_t *o;
+	int r;
+
+	o = json_pack("{s:s, s:s, s:s}", "cluster-name", loc->cluster_name,
+	    "region", loc->region, "datacenter", loc->datacenter);
+	if (o != NULL && loc->node != NULL &&
+	    json_object_set_new(o, "node", json_string(loc->node)) != 0) {
+		json_decref(o);
+		return TSI_ERR_ALLOC;
+	}
+	r = members(o, out);
+	json_decref(o);
+	return r;
 }
 
-static int
-add_list(json_t *o, const char *k, char *const *v, size_t n)
+static json_t *
+str_array(char *const *v, size_t n)
 {
 	json_t *a = json_array();
 	size_t i;
 
-	if (a == NULL)
-		return TSI_ERR_ALLOC;
-	for (i = 0; i < n; i++)
+	for (i = 0; a != NULL && i < n; i++)
 		if (json_array_append_new(a, json_string(v[i])) != 0) {
 			json_decref(a);
-			return TSI_ERR_ALLOC;
+			return NULL;
 		}
-	return json_object_set_new(o, k, a) == 0 ? TSI_OK : TSI_ERR_ALLOC;
+	return a;
 }
 
-int
-tsi_minter_claims(const struct tsi_minter *m, const struct tsi_workload *w,
-    const char *aud, time_t now, int ttl, json_t **out)
+/* sub, aud, images, images-names and the workload's own members. */
+static int
+workload_members(const struct tsi_minter *m, const struct tsi_workload *w,
+    const char *aud, char **out)
 {
 	const char *td = m->cfg->trust_domain;
-	unsigned char rnd[16];
-	char sub[1024], uid[32], *jti = NULL;
-	json_t *c = NULL;
-	int r = TSI_ERR_ALLOC, n;
+	char sub[1024], uid[32];
+	json_t *o;
+	int r, n;
 
-	if (!tsi_aud_ok(aud) || ttl < 1 || ttl > TSI_TOKEN_TTL_MAX)
-		return TSI_ERR_INVALID_ARG;
 	if (w->kind == TSI_WORKLOAD_K8S)
 		n = snprintf(sub, sizeof(sub), "spiffe://%s/ns/%s/sa/%s", td,
 		    w->namespace, w->service_account);
@@ -291,48 +330,77 @@ tsi_minter_claims(const struct tsi_minter *m, const struct tsi_workload *w,
 		    (unsigned long)w->uid);
 	if (n < 0 || (size_t)n >= sizeof(sub))
 		return TSI_ERR_TOO_LARGE;
+	if (w->kind == TSI_WORKLOAD_K8S)
+		o = json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "sub", sub,
+		    "aud", aud, "images", str_array(w->images, w->n_images),
+		    "images-names", str_array(w->image_names, w->n_image_names),
+		    "namespace", w->namespace, "pod", w->pod,
+		    "service-account", w->service_account);
+	else {
+		(void)snprintf(uid, sizeof(uid), "%lu", (unsigned long)w->uid);
+		o = json_pack("{s:s, s:s, s:o, s:o, s:s, s:s}", "sub", sub,
+		    "aud", aud, "images", str_array(w->images, w->n_images),
+		    "images-names", str_array(w->image_names, w->n_image_names),
+		    "uid", uid, "exe", w->exe);
+	}
+	r = members(o, out);
+	json_decref(o);
+	return r;
+}
+
+/* The claims of a token as compact JSON text. *out: tsi_strfree. */
+static int
+claims_text(const struct tsi_minter *m, const struct tsi_workload *w,
+    const char *aud, time_t now, int ttl, char **out)
+{
+	unsigned char rnd[16];
+	char *jti = NULL, *wm = NULL;
+	struct tsi_buf *b = NULL;
+	int r;
+
+	if (!tsi_aud_ok(aud) || ttl < 1 || ttl > TSI_TOKEN_TTL_MAX)
+		return TSI_ERR_INVALID_ARG;
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return TSI_ERR_CRYPTO;
 	if ((r = tsi_b64url_encode(rnd, sizeof(rnd), &jti)) != TSI_OK)
 		return r;
-	r = TSI_ERR_ALLOC;
-	if ((c = json_object()) == NULL)
+	if ((r = workload_members(m, w, aud, &wm)) != TSI_OK)
 		goto out;
-	if ((r = add_str(c, "iss", TSI_ISS)) != TSI_OK ||
-	    (r = add_str(c, "sub", sub)) != TSI_OK ||
-	    (r = add_str(c, "aud", aud)) != TSI_OK ||
-	    (r = add_int(c, "iat", (long long)now)) != TSI_OK ||
-	    (r = add_int(c, "nbf", (long long)now)) != TSI_OK ||
-	    (r = add_int(c, "exp", (long long)now + ttl)) != TSI_OK ||
-	    (r = add_str(c, "jti", jti)) != TSI_OK ||
-	    (r = add_list(c, "images", w->images, w->n_images)) != TSI_OK ||
-	    (r = add_list(c, "images-names", w->image_names,
-	    w->n_image_names)) != TSI_OK ||
-	    (r = add_str(c, "cluster-name", m->loc.cluster_name)) != TSI_OK ||
-	    (r = add_str(c, "region", m->loc.region)) != TSI_OK ||
-	    (r = add_str(c, "datacenter", m->loc.datacenter)) != TSI_OK)
+	if ((b = tsi_buf_new(TSI_JWT_MAX_BYTES)) == NULL) {
+		r = TSI_ERR_ALLOC;
 		goto out;
-	if (m->loc.node != NULL && (r = add_str(c, "node", m->loc.node)) != TSI_OK)
-		goto out;
-	if (w->kind == TSI_WORKLOAD_K8S) {
-		if ((r = add_str(c, "namespace", w->namespace)) != TSI_OK ||
-		    (r = add_str(c, "pod", w->pod)) != TSI_OK ||
-		    (r = add_str(c, "service-account", w->service_account)) !=
-		    TSI_OK)
-			goto out;
-	} else {
-		(void)snprintf(uid, sizeof(uid), "%lu", (unsigned long)w->uid);
-		if ((r = add_str(c, "uid", uid)) != TSI_OK ||
-		    (r = add_str(c, "exe", w->exe)) != TSI_OK)
-			goto out;
 	}
-	*out = c;
-	c = NULL;
-	r = TSI_OK;
+	/* jti is base64url: nothing to escape. */
+	if ((r = tsi_buf_putf(b, "{\"iss\":\"" TSI_ISS "\",%s,\"iat\":%lld,"
+	    "\"nbf\":%lld,\"exp\":%lld,\"jti\":\"%s\",%s}", wm,
+	    (long long)now, (long long)now, (long long)now + ttl, jti,
+	    m->loc_claims)) != TSI_OK)
+		goto out;
+	if ((*out = tsi_buf_take(b, NULL)) == NULL)
+		r = TSI_ERR_ALLOC;
 out:
-	json_decref(c);
+	tsi_buf_free(b);
+	tsi_strfree(wm);
 	free(jti);
 	return r;
+}
+
+int
+tsi_minter_claims(const struct tsi_minter *m, const struct tsi_workload *w,
+    const char *aud, time_t now, int ttl, json_t **out)
+{
+	char *text = NULL;
+	json_t *c;
+	int r;
+
+	if ((r = claims_text(m, w, aud, now, ttl, &text)) != TSI_OK)
+		return r;
+	c = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	tsi_strfree(text);
+	if (c == NULL)
+		return TSI_ERR_INTERNAL;
+	*out = c;
+	return TSI_OK;
 }
 
 /*
@@ -341,9 +409,11 @@ out:
  * key, so each token costs one claims encoding and one signature.
  */
 static int
-make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64)
+make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64,
+    EVP_MD_CTX **hctx)
 {
 	json_t *hdr = NULL, *x5c = NULL;
+	EVP_MD_CTX *h = NULL;
 	char kid[44], *text = NULL;
 	int i, r;
 
@@ -361,28 +431,44 @@ make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64)
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
-	r = tsi_b64url_encode(text, strlen(text), h64);
+	if ((r = tsi_b64url_encode(text, strlen(text), h64)) != TSI_OK)
+		goto out;
+	/* Every signing input starts with the header and a dot: hash them
+	 * once; each token then hashes only its claims. */
+	if ((h = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(h, *h64, strlen(*h64)) != 1 ||
+	    EVP_DigestUpdate(h, ".", 1) != 1) {
+		free(*h64);
+		*h64 = NULL;
+		r = TSI_ERR_CRYPTO;
+		goto out;
+	}
+	*hctx = h;
+	h = NULL;
 out:
+	EVP_MD_CTX_free(h);
 	free(text);
 	json_decref(hdr);
 	json_decref(x5c);
 	return r;
 }
 
-/* header.claims.signature, the signature over the first two parts. */
+/* header.claims.signature, the signature over the first two parts; hctx
+ * has absorbed the header and the dot. */
 static int
 sign_jws(const struct tsi_signer *signer, const char *h64,
-    const json_t *claims, char **token)
+    const EVP_MD_CTX *hctx, const char *claims, char **token)
 {
-	char *text = NULL, *c64 = NULL, *s64 = NULL, *tok = NULL;
+	char *c64 = NULL, *s64 = NULL, *tok = NULL;
 	size_t hl = strlen(h64), cl, sl, n = 0;
-	uint8_t sig[64];
-	int r = TSI_ERR_ALLOC;
+	EVP_MD_CTX *h = NULL;
+	uint8_t sig[64], digest[32];
+	unsigned int dl = 0;
+	int r;
 
-	if ((text = json_dumps(claims, JSON_COMPACT)) == NULL)
-		return TSI_ERR_ALLOC;
-	if ((r = tsi_b64url_encode(text, strlen(text), &c64)) != TSI_OK)
-		goto out;
+	if ((r = tsi_b64url_encode(claims, strlen(claims), &c64)) != TSI_OK)
+		return r;
 	cl = strlen(c64);
 	/* header '.' claims '.' 86 bytes of signature */
 	n = hl + 1 + cl + 1 + 86 + 1;
@@ -397,7 +483,13 @@ sign_jws(const struct tsi_signer *signer, const char *h64,
 	memcpy(tok, h64, hl);
 	tok[hl] = '.';
 	memcpy(tok + hl + 1, c64, cl);
-	if ((r = tsi_signer_sign_msg(signer, tok, hl + 1 + cl, sig)) != TSI_OK ||
+	r = TSI_ERR_CRYPTO;
+	if ((h = EVP_MD_CTX_new()) == NULL ||
+	    EVP_MD_CTX_copy_ex(h, hctx) != 1 ||
+	    EVP_DigestUpdate(h, c64, cl) != 1 ||
+	    EVP_DigestFinal_ex(h, digest, &dl) != 1 || dl != sizeof(digest))
+		goto out;
+	if ((r = tsi_signer_sign(signer, digest, sig)) != TSI_OK ||
 	    (r = tsi_b64url_encode(sig, sizeof(sig), &s64)) != TSI_OK)
 		goto out;
 	sl = strlen(s64);
@@ -411,7 +503,7 @@ sign_jws(const struct tsi_signer *signer, const char *h64,
 	tok = NULL;
 	r = TSI_OK;
 out:
-	tsi_strfree(text);
+	EVP_MD_CTX_free(h);
 	tsi_strfree(c64);
 	free(s64);
 	if (tok != NULL)
@@ -425,8 +517,9 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 {
 	const struct tsi_signer *signer;
 	struct session *sess = NULL;
+	const EVP_MD_CTX *hctx;
 	const char *h64;
-	json_t *claims = NULL;
+	char *claims = NULL;
 	time_t now = time(NULL), limit;
 	int ttl = m->cfg->token_ttl, r;
 
@@ -435,6 +528,7 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 	if (m->cfg->signing == TSI_SIGNING_TPM) {
 		signer = m->tpm_signer;
 		h64 = m->node_h64;
+		hctx = m->node_hctx;
 		limit = m->node_not_after;
 	} else {
 		pthread_mutex_lock(&m->mu);
@@ -461,6 +555,7 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 		pthread_mutex_unlock(&m->mu);
 		signer = sess->signer;
 		h64 = sess->h64;
+		hctx = sess->hctx;
 		limit = sess->not_after;
 	}
 	if (limit - now < ttl)
@@ -470,15 +565,15 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 		r = TSI_ERR_EXPIRED;
 		goto out;
 	}
-	if ((r = tsi_minter_claims(m, w, aud, now, ttl, &claims)) != TSI_OK)
+	if ((r = claims_text(m, w, aud, now, ttl, &claims)) != TSI_OK)
 		goto out;
-	if ((r = sign_jws(signer, h64, claims, token)) != TSI_OK)
+	if ((r = sign_jws(signer, h64, hctx, claims, token)) != TSI_OK)
 		goto out;
 	*expires_at = (long long)now + ttl;
 	r = TSI_OK;
 out:
 	session_free(sess);
-	json_decref(claims);
+	tsi_strfree(claims);
 	return r;
 }
 
