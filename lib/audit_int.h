@@ -84,6 +84,10 @@ uint64_t audit_be64_get(const uint8_t in[8]);
 /* A deep copy of the caller's record with secret-bearing keys removed and
  * the writer's own fields dropped. NULL with *err set on a bad record. */
 json_t *audit_record_prepare(const json_t *rec, int *err);
+/* What audit_record_prepare would give, without copying when nothing has
+ * to be dropped: rec itself (borrowed), or a cleaned copy stored in *copy
+ * (caller json_decref's it). NULL with *err set on a bad record. */
+const json_t *audit_record_view(const json_t *rec, json_t **copy, int *err);
 /* Sets seq, time, time_us, prev on rec, computes the hash and returns the
  * canonical bytes with "hash" (malloc'd, caller frees). */
 int audit_record_seal(json_t *rec, uint64_t seq, long long time_us,

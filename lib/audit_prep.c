@@ -121,13 +121,14 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 	struct audit_prep *p = NULL;
 	struct tsi_buf *body = NULL, *idx = NULL;
 	struct kv *kvs = NULL;
-	json_t *c = NULL, *ks = NULL;
+	const json_t *c;
+	json_t *copy = NULL, *ks = NULL;
 	void *it;
 	size_t n = 0, i, seg = 0, w;
 	int r;
 
 	*out = NULL;
-	if ((c = audit_record_prepare(rec, &r)) == NULL)
+	if ((c = audit_record_view(rec, &copy, &r)) == NULL)
 		return r;
 	r = TSI_ERR_ALLOC;
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
@@ -135,7 +136,8 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 	    (idx = tsi_buf_new(AUDIT_RECORD_MAX)) == NULL ||
 	    (kvs = calloc(json_object_size(c) + 1, sizeof(*kvs))) == NULL)
 		goto out;
-	for (it = json_object_iter(c); it != NULL; it = json_object_iter_next(c, it)) {
+	for (it = json_object_iter((json_t *)c); it != NULL;
+	    it = json_object_iter_next((json_t *)c, it)) {
 		kvs[n].k = json_object_iter_key(it);
 		kvs[n].kl = json_object_iter_key_len(it);
 		kvs[n].v = json_object_iter_value(it);
@@ -181,7 +183,7 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 	r = TSI_OK;
 out:
 	json_decref(ks);
-	json_decref(c);
+	json_decref(copy);
 	free(kvs);
 	tsi_buf_free(body);
 	tsi_buf_free(idx);

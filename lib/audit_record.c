@@ -90,29 +90,67 @@ strip_secrets(json_t *j, int depth)
 	}
 }
 
-json_t *
-audit_record_prepare(const json_t *rec, int *err)
+/* 1 when strip_secrets would change j, or json_deep_copy would (it cuts
+ * a key at an embedded NUL). */
+static int
+needs_strip(const json_t *j, int depth)
 {
-	json_t *c = NULL, *v;
-	const char *d;
-	size_t i;
+	const char *k;
+	json_t *v;
+	size_t i, kl;
 
-	*err = TSI_ERR_INVALID_ARG;
+	if (depth > 32)
+		return 0;
+	if (json_is_object(j)) {
+		json_object_keylen_foreach((json_t *)j, k, kl, v) {
+			if (strlen(k) != kl || is_secret_key(k) ||
+			    (json_is_string(v) &&
+			    looks_like_jwt(json_string_value(v))) ||
+			    needs_strip(v, depth + 1))
+				return 1;
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) {
+			if ((json_is_string(v) && looks_like_jwt(json_string_value(v))) ||
+			    needs_strip(v, depth + 1))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int
+check_record(const json_t *rec)
+{
+	json_t *v;
+	const char *d;
+
 	if (!json_is_object(rec))
-		return NULL;
+		return TSI_ERR_INVALID_ARG;
 	v = json_object_get(rec, "op");
 	if (!json_is_string(v) || json_string_length(v) == 0)
-		return NULL;
+		return TSI_ERR_INVALID_ARG;
 	v = json_object_get(rec, "decision");
 	d = json_string_value(v);
 	if (d == NULL || (strcmp(d, "allow") != 0 && strcmp(d, "deny") != 0 &&
 	    strcmp(d, "error") != 0))
-		return NULL;
+		return TSI_ERR_INVALID_ARG;
 	v = json_object_get(rec, "path");
 	if (v != NULL && !json_is_string(v) && !json_is_null(v))
-		return NULL;
+		return TSI_ERR_INVALID_ARG;
 	v = json_object_get(rec, "claims");
 	if (v != NULL && !json_is_object(v) && !json_is_null(v))
+		return TSI_ERR_INVALID_ARG;
+	return TSI_OK;
+}
+
+json_t *
+audit_record_prepare(const json_t *rec, int *err)
+{
+	json_t *c = NULL;
+	size_t i;
+
+	if ((*err = check_record(rec)) != TSI_OK)
 		return NULL;
 	if ((c = json_deep_copy(rec)) == NULL) {
 		*err = TSI_ERR_ALLOC;
@@ -123,6 +161,25 @@ audit_record_prepare(const json_t *rec, int *err)
 	strip_secrets(c, 0);
 	*err = TSI_OK;
 	return c;
+}
+
+const json_t *
+audit_record_view(const json_t *rec, json_t **copy, int *err)
+{
+	size_t i;
+
+	*copy = NULL;
+	if ((*err = check_record(rec)) != TSI_OK)
+		return NULL;
+	for (i = 0; i < sizeof(writer_keys) / sizeof(writer_keys[0]); i++)
+		if (json_object_get(rec, writer_keys[i]) != NULL)
+			break;
+	if (i == sizeof(writer_keys) / sizeof(writer_keys[0]) &&
+	    !needs_strip(rec, 0))
+		return rec;   /* the usual case: nothing to drop, no copy */
+	if ((*copy = audit_record_prepare(rec, err)) == NULL)
+		return NULL;
+	return *copy;
 }
 
 void
