@@ -29,14 +29,18 @@
  * 8 (bench/run's sidecar figure). */
 #define READ_CONCURRENCY 16
 
+struct slot;
+
 struct tsi_sidecar_http {
-	CURL *issuer;
-	CURLM *multi;      /* every vault request */
+	CURLM *multi;      /* every request, the issuer's and the vault's */
 	CURLSH *share;     /* connections and TLS sessions to tsi-vault */
 	const struct tsi_sidecar_settings *st; /* borrowed, outlives h */
 	volatile sig_atomic_t *stop;
-	char errbuf[CURL_ERROR_SIZE];
+	struct slot *warm; /* READ_CONCURRENCY warm-up requests, or NULL */
+	int warm_pending;  /* of those, not finished yet */
 };
+
+static void warm_end(struct tsi_sidecar_http *h);
 
 int
 tsi_sidecar_is_final(int r)
@@ -75,8 +79,7 @@ tsi_sidecar_http_new(const struct tsi_sidecar_settings *st,
 		return TSI_ERR_ALLOC;
 	h->st = st;
 	h->stop = stop;
-	if ((h->issuer = curl_easy_init()) == NULL ||
-	    (h->multi = curl_multi_init()) == NULL ||
+	if ((h->multi = curl_multi_init()) == NULL ||
 	    (h->share = curl_share_init()) == NULL ||
 	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) !=
 		CURLSHE_OK ||
@@ -85,7 +88,11 @@ tsi_sidecar_http_new(const struct tsi_sidecar_settings *st,
 	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) !=
 		CURLSHE_OK ||
 	    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-		(long)READ_CONCURRENCY) != CURLM_OK) {
+		(long)READ_CONCURRENCY) != CURLM_OK ||
+	    /* Keep them all between the login and the reads (the default
+	     * keeps 4 per transfer in flight, which may be 1 then). */
+	    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
+		(long)READ_CONCURRENCY + 1) != CURLM_OK) {
 		tsi_sidecar_http_free(h);
 		return TSI_ERR_ALLOC;
 	}
@@ -98,8 +105,7 @@ tsi_sidecar_http_free(struct tsi_sidecar_http *h)
 {
 	if (h == NULL)
 		return;
-	if (h->issuer != NULL)
-		curl_easy_cleanup(h->issuer);
+	warm_end(h);
 	/* No easy handle is left in it (each request removes its own). */
 	if (h->multi != NULL)
 		curl_multi_cleanup(h->multi);
@@ -123,7 +129,7 @@ slist_free_wiped(struct curl_slist *l)
 
 /* Options of one request on c (freshly made or reset). */
 static void
-configure(struct tsi_sidecar_http *h, CURL *c, const char *url,
+configure(struct tsi_sidecar_http *h, CURL *c, int issuer, const char *url,
     struct curl_slist *hdrs, const char *body, struct tsi_buf *resp,
     char *errbuf)
 {
@@ -145,10 +151,9 @@ configure(struct tsi_sidecar_http *h, CURL *c, const char *url,
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "tsi-sidecar/" TSI_VERSION);
-	if (c == h->issuer) {
+	if (issuer) {
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, st->issuer_socket);
 	} else {
-		/* tsi-vault: every request on h->multi */
 		curl_easy_setopt(c, CURLOPT_SHARE, h->share);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -165,7 +170,7 @@ configure(struct tsi_sidecar_http *h, CURL *c, const char *url,
 
 /* Maps a failed transfer to an error class, with the reason in err. */
 static int
-transfer_error(struct tsi_sidecar_http *h, CURL *c, CURLcode cc,
+transfer_error(struct tsi_sidecar_http *h, int issuer, CURLcode cc,
     const char *errbuf, const char *what, char *err, size_t errlen)
 {
 	if (h->stop != NULL && *h->stop) {
@@ -177,7 +182,7 @@ transfer_error(struct tsi_sidecar_http *h, CURL *c, CURLcode cc,
 		    TSI_SIDECAR_RESPONSE_MAX);
 		return TSI_ERR_TOO_LARGE;
 	}
-	if (c == h->issuer)
+	if (issuer)
 		tsi_errf(err, errlen, "%s: cannot reach the issuer at %s: %s",
 		    what, h->st->issuer_socket, curl_easy_strerror(cc));
 	else
@@ -191,29 +196,6 @@ transfer_error(struct tsi_sidecar_http *h, CURL *c, CURLcode cc,
 	    cc == CURLE_UNSUPPORTED_PROTOCOL)
 		return TSI_ERR_BAD_CERT;
 	return TSI_ERR_AGAIN;
-}
-
-/*
- * One request on c. body (may be NULL) is POSTed as JSON. TSI_OK with
- * *status, or the class of the transport failure (transfer_error).
- */
-static int
-perform(struct tsi_sidecar_http *h, CURL *c, const char *url,
-    struct curl_slist *hdrs, const char *body, struct tsi_buf *resp,
-    long *status, const char *what, char *err, size_t errlen)
-{
-	CURLcode cc;
-
-	curl_easy_reset(c);
-	configure(h, c, url, hdrs, body, resp, h->errbuf);
-	cc = curl_easy_perform(c);
-	/* The options point at our memory; drop them before it goes away. */
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
-	if (cc != CURLE_OK)
-		return transfer_error(h, c, cc, h->errbuf, what, err, errlen);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-	return TSI_OK;
 }
 
 /* Vault's {"errors": [...]} first message, sanitized for a log line. */
@@ -265,31 +247,39 @@ vault_base(const struct tsi_sidecar_settings *st, size_t *len)
 	return st->vault_addr;
 }
 
-/* One vault request on h->multi. */
+/* One request on h->multi. */
 struct slot {
 	CURL *c;              /* NULL once finished (or never started) */
+	int issuer;           /* to the issuer (else tsi-vault) */
 	struct tsi_buf *resp; /* the body; wiped when freed */
 	CURLcode cc;          /* when finished: the transfer's result */
 	long status;          /* when finished without error: HTTP status */
+	/* Called when it finishes (the handle already ended, the body still
+	 * in resp); then *pending is decremented. */
+	void (*fin)(void *arg, struct slot *s);
+	void *arg;
+	int *pending;
 	char errbuf[CURL_ERROR_SIZE];
 	char url[2048];
 	char what[600];
 };
 
-/* Starts a request on h->multi (resp must be set). */
+/* Starts request s (url, what, resp, fin, arg, pending set) on h->multi and
+ * counts it in *s->pending. */
 static int
 slot_start(struct tsi_sidecar_http *h, struct slot *s,
     struct curl_slist *hdrs, const char *body)
 {
 	if ((s->c = curl_easy_init()) == NULL)
 		return TSI_ERR_ALLOC;
-	configure(h, s->c, s->url, hdrs, body, s->resp, s->errbuf);
+	configure(h, s->c, s->issuer, s->url, hdrs, body, s->resp, s->errbuf);
 	curl_easy_setopt(s->c, CURLOPT_PRIVATE, (char *)s);
 	if (curl_multi_add_handle(h->multi, s->c) != CURLM_OK) {
 		curl_easy_cleanup(s->c);
 		s->c = NULL;
 		return TSI_ERR_ALLOC;
 	}
+	(*s->pending)++;
 	return TSI_OK;
 }
 
@@ -301,23 +291,24 @@ slot_end(struct tsi_sidecar_http *h, struct slot *s)
 		curl_multi_remove_handle(h->multi, s->c);
 		curl_easy_cleanup(s->c);
 		s->c = NULL;
+		(*s->pending)--;
 	}
 }
 
 /*
- * Runs the requests on h->multi until none is left. As each finishes, its
- * cc and status are set, its handle ended and fin(arg, s) called (the body
- * is still in s->resp). TSI_ERR_INTERNAL when the multi itself fails; the
- * caller then ends what is left.
+ * Runs the requests on h->multi until *pending (the caller's own) drops to
+ * zero; others in flight (warm-ups) progress meanwhile. As each request
+ * finishes, its cc and status are set, its handle ended and its fin
+ * called. TSI_ERR_INTERNAL when the multi itself fails; the caller then
+ * ends what is left.
  */
 static int
-drive(struct tsi_sidecar_http *h, void (*fin)(void *, struct slot *),
-    void *arg)
+drive(struct tsi_sidecar_http *h, const int *pending)
 {
 	CURLMsg *msg;
 	int running = 0, left;
 
-	do {
+	while (*pending > 0) {
 		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
 			return TSI_ERR_INTERNAL;
 		while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
@@ -334,81 +325,128 @@ drive(struct tsi_sidecar_http *h, void (*fin)(void *, struct slot *),
 			/* fin needs nothing of the handle; ending it first
 			 * returns its connection to the pool at once. */
 			slot_end(h, s);
-			fin(arg, s);
+			if (s->fin != NULL)
+				s->fin(s->arg, s);
 		}
+		if (*pending == 0)
+			break;
+		if (running == 0)
+			return TSI_ERR_INTERNAL; /* ours neither run nor ended */
 		/* Waits at most 100 ms; the progress callback aborts the
 		 * transfers themselves when told to stop. */
-		if (running > 0 &&
-		    curl_multi_poll(h->multi, NULL, 0, 100, NULL) != CURLM_OK)
+		if (curl_multi_poll(h->multi, NULL, 0, 100, NULL) != CURLM_OK)
 			return TSI_ERR_INTERNAL;
-	} while (running > 0);
+	}
 	return TSI_OK;
 }
 
-/* The vault side of transfer_error (the handle is gone by then). */
-static int
-vault_transfer_error(struct tsi_sidecar_http *h, const struct slot *s,
-    char *err, size_t errlen)
-{
-	return transfer_error(h, NULL, s->cc, s->errbuf, s->what, err, errlen);
-}
-
-static void
-fin_one(void *arg, struct slot *s)
-{
-	(void)arg;
-	(void)s;
-}
-
 /*
- * One vault request (the login) on the shared multi handle: TSI_OK with
- * *status, or the class of the transport failure.
+ * One request (the issuer's token, the login) on the shared multi handle:
+ * TSI_OK with *status, or the class of the transport failure.
  */
 static int
-perform_vault(struct tsi_sidecar_http *h, struct slot *s,
-    struct curl_slist *hdrs, const char *body, long *status, char *err,
-    size_t errlen)
+perform(struct tsi_sidecar_http *h, struct slot *s, struct curl_slist *hdrs,
+    const char *body, long *status, char *err, size_t errlen)
 {
-	int r;
+	int pending = 0, r;
 
+	s->pending = &pending;
 	if ((r = slot_start(h, s, hdrs, body)) != TSI_OK)
 		return r;
-	r = drive(h, fin_one, NULL);
+	r = drive(h, &pending);
 	slot_end(h, s);
 	if (r != TSI_OK) {
 		tsi_errf(err, errlen, "%s: %s", s->what, tsi_strerror(r));
 		return r;
 	}
 	if (s->cc != CURLE_OK)
-		return vault_transfer_error(h, s, err, errlen);
+		return transfer_error(h, s->issuer, s->cc, s->errbuf, s->what,
+		    err, errlen);
 	*status = s->status;
 	return TSI_OK;
+}
+
+/* A warm-up request finished: its answer does not matter, its connection
+ * is in the pool now. */
+static void
+fin_warm(void *arg, struct slot *s)
+{
+	(void)arg;
+	tsi_buf_free(s->resp);
+	s->resp = NULL;
+}
+
+/* Ends the warm-up requests still in flight. */
+static void
+warm_end(struct tsi_sidecar_http *h)
+{
+	size_t i;
+
+	for (i = 0; h->warm != NULL && i < READ_CONCURRENCY; i++) {
+		slot_end(h, &h->warm[i]);
+		tsi_buf_free(h->warm[i].resp);
+	}
+	free(h->warm);
+	h->warm = NULL;
+}
+
+void
+tsi_sidecar_warm_up(struct tsi_sidecar_http *h, size_t n)
+{
+	const char *base;
+	size_t i, blen;
+	int running;
+
+	if (h->warm != NULL || n <= 1)
+		return; /* once per process; one read takes the login's */
+	n = n - 1 < READ_CONCURRENCY - 1 ? n - 1 : READ_CONCURRENCY - 1;
+	if ((h->warm = calloc(READ_CONCURRENCY, sizeof(*h->warm))) == NULL)
+		return; /* only slower */
+	base = vault_base(h->st, &blen);
+	for (i = 0; i < n; i++) {
+		struct slot *s = &h->warm[i];
+		s->fin = fin_warm;
+		s->pending = &h->warm_pending;
+		(void)snprintf(s->what, sizeof(s->what), "warm-up");
+		if (snprintf(s->url, sizeof(s->url), "%.*s/v1/sys/health",
+		    (int)blen, base) >= (int)sizeof(s->url) ||
+		    (s->resp = tsi_buf_new(64 * 1024)) == NULL ||
+		    slot_start(h, s, NULL, NULL) != TSI_OK)
+			break;
+	}
+	/* Sends the connection requests; the rest happens while the issuer
+	 * and the login are waited for. */
+	(void)curl_multi_perform(h->multi, &running);
 }
 
 int
 tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
     long long *expires_at, char *err, size_t errlen)
 {
+	struct slot s;
 	struct tsi_buf *resp = NULL;
 	json_t *j = NULL;
-	char *aud = NULL, url[512];
+	char *aud = NULL;
 	const char *tok;
 	long status = 0;
 	int r;
 
+	memset(&s, 0, sizeof(s));
+	s.issuer = 1;
+	(void)snprintf(s.what, sizeof(s.what), "issuer token request");
 	if ((resp = tsi_buf_new(64 * 1024)) == NULL ||
-	    (aud = curl_easy_escape(h->issuer, h->st->audience, 0)) == NULL) {
+	    (aud = curl_easy_escape(NULL, h->st->audience, 0)) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
-	if (snprintf(url, sizeof(url), "http://localhost/v1/token?aud=%s", aud) >=
-	    (int)sizeof(url)) {
+	if (snprintf(s.url, sizeof(s.url), "http://localhost/v1/token?aud=%s",
+	    aud) >= (int)sizeof(s.url)) {
 		tsi_errf(err, errlen, "issuer: audience too long");
 		r = TSI_ERR_INVALID_ARG;
 		goto out;
 	}
-	r = perform(h, h->issuer, url, NULL, NULL, resp, &status,
-	    "issuer token request", err, errlen);
+	s.resp = resp;
+	r = perform(h, &s, NULL, NULL, &status, err, errlen);
 	if (r != TSI_OK)
 		goto out;
 	if (status != 200) {
@@ -473,7 +511,7 @@ tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
 		goto out;
 	}
 	s.resp = resp;
-	r = perform_vault(h, &s, hdrs, body, &status, err, errlen);
+	r = perform(h, &s, hdrs, body, &status, err, errlen);
 	if (r != TSI_OK)
 		goto out;
 	if (status != 200) {
@@ -553,7 +591,8 @@ fin_read(void *arg, struct slot *s)
 	struct tsi_sidecar_read_req *q = &b->reqs[i];
 
 	if (s->cc != CURLE_OK)
-		q->r = vault_transfer_error(b->h, s, q->err, sizeof(q->err));
+		q->r = transfer_error(b->h, 0, s->cc, s->errbuf, s->what,
+		    q->err, sizeof(q->err));
 	else
 		read_result(q, s->status, s->resp, s->what);
 	/* Done with it: the body (a secret) is wiped now. */
@@ -574,7 +613,7 @@ tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 	struct curl_slist *hdrs = NULL;
 	const char *base;
 	size_t i, blen;
-	int r = TSI_ERR_ALLOC;
+	int pending = 0, r = TSI_ERR_ALLOC;
 
 	for (i = 0; i < n; i++) {
 		reqs[i].r = TSI_ERR_INTERNAL;
@@ -597,6 +636,9 @@ tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 	b.arg = arg;
 	for (i = 0; i < n; i++) {
 		struct slot *s = &sl[i];
+		s->fin = fin_read;
+		s->arg = &b;
+		s->pending = &pending;
 		(void)snprintf(s->what, sizeof(s->what), "read secret/data/%s",
 		    reqs[i].path);
 		if (snprintf(s->url, sizeof(s->url), "%.*s/v1/secret/data/%s",
@@ -612,7 +654,7 @@ tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 		    slot_start(h, s, hdrs, NULL) != TSI_OK)
 			goto out;
 	}
-	r = drive(h, fin_read, &b);
+	r = drive(h, &pending);
 out:
 	for (i = 0; sl != NULL && i < n; i++) {
 		slot_end(h, &sl[i]);

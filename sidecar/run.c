@@ -43,6 +43,11 @@ struct ctx {
 	long long start_ms;
 	long long exec_ms;     /* process age at start_ms, -1 unknown */
 	long long last_write_ms;
+	/* Where the time went, in us (--once: for the summary line). */
+	long long us_issuer;     /* waiting for the issuer's token */
+	long long us_login;      /* waiting for the login (a vault commit) */
+	long long us_reads;      /* reads in flight (vault commits) */
+	long long us_files;      /* fsyncs, renames, directory fsync */
 	/* Per secret, for fetch_batch (spec->n entries each). */
 	struct tsi_sidecar_read_req *reqs;
 	int *res;
@@ -62,6 +67,15 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*
@@ -173,14 +187,21 @@ static int
 do_login(struct ctx *c, char *err, size_t errlen)
 {
 	char *jwt = NULL;
-	long long exp = 0, lease = 0;
+	long long exp = 0, lease = 0, t0, t1;
 	int r;
 
 	drop_token(c);
-	if ((r = tsi_sidecar_get_token(c->http, &jwt, &exp, err, errlen)) !=
-	    TSI_OK)
+	/* The reads' connections open while the token and login are
+	 * waited for. */
+	tsi_sidecar_warm_up(c->http, c->st->spec->n);
+	t0 = now_us();
+	r = tsi_sidecar_get_token(c->http, &jwt, &exp, err, errlen);
+	t1 = now_us();
+	c->us_issuer += t1 - t0;
+	if (r != TSI_OK)
 		return r;
 	r = tsi_sidecar_login(c->http, jwt, &c->ctoken, &lease, err, errlen);
+	c->us_login += now_us() - t1;
 	tsi_strfree(jwt);
 	if (r != TSI_OK)
 		return r;
@@ -248,6 +269,7 @@ commit_staged(struct ctx *c)
 	size_t idx[TSI_SIDECAR_MAX_SECRETS], k = 0, i, s;
 	int res[TSI_SIDECAR_MAX_SECRETS];
 	static char errs[TSI_SIDECAR_MAX_SECRETS][512];
+	long long t0;
 
 	for (s = 0; s < sp->n && k < TSI_SIDECAR_MAX_SECRETS; s++)
 		if (c->staged[s].fd >= 0) {
@@ -258,7 +280,9 @@ commit_staged(struct ctx *c)
 		}
 	if (k == 0)
 		return;
+	t0 = now_us();
 	tsi_sidecar_commit_files(v, k, res, &errs[0][0], sizeof(errs[0]));
+	c->us_files += now_us() - t0;
 	c->last_write_ms = now_ms();
 	for (i = 0; i < k; i++) {
 		struct tsi_sidecar_secret *sec = &sp->v[idx[i]];
@@ -331,6 +355,7 @@ fetch_batch(struct ctx *c, const unsigned char *want)
 	struct tsi_sidecar_spec *sp = c->st->spec;
 	struct tsi_sidecar_read_req *q = c->reqs;
 	size_t k = 0, i, s;
+	long long t0;
 	int r;
 
 	for (i = 0; i < sp->n && k < TSI_SIDECAR_MAX_SECRETS; i++)
@@ -339,7 +364,9 @@ fetch_batch(struct ctx *c, const unsigned char *want)
 			c->answered[i] = 0;
 			c->map[k++] = i;
 		}
+	t0 = now_us();
 	r = tsi_sidecar_read_many(c->http, c->ctoken, q, k, on_read, c);
+	c->us_reads += now_us() - t0;
 	for (i = 0; i < k; i++) {
 		s = c->map[i];
 		json_decref(q[i].data); /* only if not taken (never, today) */
@@ -456,7 +483,9 @@ run_once(struct ctx *c)
 		written ? c->last_write_ms - c->start_ms : -1),
 	    TSI_LI("ms_exec_to_last_file", written && c->exec_ms >= 0 ?
 		c->last_write_ms - c->start_ms + c->exec_ms : -1),
-	    TSI_LI("ms_total", now_ms() - c->start_ms));
+	    TSI_LI("ms_total", now_ms() - c->start_ms),
+	    TSI_LI("us_issuer", c->us_issuer), TSI_LI("us_login", c->us_login),
+	    TSI_LI("us_reads", c->us_reads), TSI_LI("us_files", c->us_files));
 	return failed ? 1 : 0;
 }
 

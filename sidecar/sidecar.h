@@ -216,6 +216,15 @@ void tsi_sidecar_http_free(struct tsi_sidecar_http *h);
  */
 int tsi_sidecar_is_final(int r);
 
+/*
+ * Starts n-1 requests (at most 15) that open connections to tsi-vault
+ * (GET /v1/sys/health, answers ignored) and returns at once: they connect,
+ * and over TLS shake hands, while the issuer and the login are waited for,
+ * so that the n reads after the login all leave at the same moment on
+ * ready connections. Once per process; a failure only makes it slower.
+ */
+void tsi_sidecar_warm_up(struct tsi_sidecar_http *h, size_t n);
+
 /* *jwt: caller frees with tsi_strfree. */
 int tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
     long long *expires_at, char *err, size_t errlen);
