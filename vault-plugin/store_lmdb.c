@@ -490,7 +490,14 @@ kv_store_lmdb_open(const char *dir, const struct kv_lmdb_opts *opts,
 		r = lmdb_err("env_set", rc);
 		goto out;
 	}
-	if ((rc = mdb_env_open(s->env, dir, 0, 0600)) != 0) {
+	/*
+	 * MDB_NORDAHEAD: reads are point lookups at random places of the
+	 * B-trees; the kernel's readahead would pull the neighbouring
+	 * 128 KiB of the file into the page cache (and map them into this
+	 * process) for every cold page. Only list scans read sequentially,
+	 * and they are bounded and rare.
+	 */
+	if ((rc = mdb_env_open(s->env, dir, MDB_NORDAHEAD, 0600)) != 0) {
 		r = lmdb_err("env_open", rc);
 		goto out;
 	}
