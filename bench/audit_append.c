@@ -15,8 +15,11 @@
  * holds a real chain. --map-size sets the LMDB map (bytes; default 1 GiB).
  * --datacenters K spreads the records over datacenters bench-dc-0..K-1 (and
  * namespaces, decisions) so that filtered queries select a fraction.
+ * --window W: each caller uses tsi_audit_submit with up to W records in
+ * flight instead of waiting for each (as tsi-vault's HTTP threads do): what
+ * the committer can do when callers do not hold a thread per record.
  * Prints one JSON object: {"records", "seconds", "records_per_sec",
- * "threads", "failed"}. Exit 0, 1 on failure, 2 on bad usage.
+ * "threads", "window", "failed"}. Exit 0, 1 on failure, 2 on bad usage.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -38,7 +41,51 @@ struct worker {
 	long datacenters;           /* 0: all "bench-dc" */
 	unsigned long long n, failed;
 	int id;
+	long window;                /* 0: tsi_audit_append */
+	pthread_mutex_t mu;         /* with window: n, failed, outstanding */
+	pthread_cond_t cv;
+	long outstanding;
+	int waiting;
 };
+
+static void
+done_cb(void *arg, int rc, uint64_t seq)
+{
+	struct worker *w = arg;
+
+	(void)seq;
+	pthread_mutex_lock(&w->mu);
+	w->outstanding--;
+	if (rc == TSI_OK)
+		w->n++;
+	else
+		w->failed++;
+	if (w->waiting)
+		pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Submits rec with a window of records in flight. */
+static void
+submit_windowed(struct worker *w, const json_t *rec, unsigned long long *sent)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->outstanding >= w->window) {
+		w->waiting = 1;
+		pthread_cond_wait(&w->cv, &w->mu);
+		w->waiting = 0;
+	}
+	w->outstanding++;
+	pthread_mutex_unlock(&w->mu);
+	if (tsi_audit_submit(w->a, rec, done_cb, w) == TSI_OK) {
+		(*sent)++;
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->outstanding--;
+	w->failed++;
+	pthread_mutex_unlock(&w->mu);
+}
 
 static double
 now_s(void)
@@ -55,17 +102,20 @@ run(void *arg)
 	struct worker *w = arg;
 	char path[64], rid[64], dc[32], ns[32];
 	json_t *rec;
+	unsigned long long sent = 0;
 
-	while ((w->quota == 0 || w->n < w->quota) && now_s() < w->deadline) {
+	while ((w->quota == 0 || (w->window > 0 ? sent : w->n) < w->quota) &&
+	    now_s() < w->deadline) {
 		uint64_t seq;
+		unsigned long long i = w->window > 0 ? sent : w->n;
 
-		snprintf(path, sizeof(path), "secret/data/bench/s%llu", w->n % 100);
-		snprintf(rid, sizeof(rid), "req-%d-%llu", w->id, w->n);
+		snprintf(path, sizeof(path), "secret/data/bench/s%llu", i % 100);
+		snprintf(rid, sizeof(rid), "req-%d-%llu", w->id, i);
 		if (w->datacenters > 0) {
 			snprintf(dc, sizeof(dc), "bench-dc-%llu",
-			    (w->n * 7 + (unsigned long long)w->id) %
+			    (i * 7 + (unsigned long long)w->id) %
 			    (unsigned long long)w->datacenters);
-			snprintf(ns, sizeof(ns), "ns-%llu", w->n % 13);
+			snprintf(ns, sizeof(ns), "ns-%llu", i % 13);
 		} else {
 			snprintf(dc, sizeof(dc), "bench-dc");
 			snprintf(ns, sizeof(ns), "bench");
@@ -73,7 +123,7 @@ run(void *arg)
 		rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, "
 		    "s:s, s:s, s:[s]}, s:s, s:s, s:s, s:i}",
 		    "op", "read", "path", path, "version", 1, "decision",
-		    w->datacenters > 0 && w->n % 10 == 9 ? "deny" : "allow",
+		    w->datacenters > 0 && i % 10 == 9 ? "deny" : "allow",
 		    "rule", "bench-rw", "reason", "allowed by rule bench-rw",
 		    "claims", "sub", "spiffe://bench.tsi/ns/bench/sa/bench",
 		    "cluster-name", "bench-cluster", "region", "bench-region",
@@ -85,11 +135,23 @@ run(void *arg)
 			w->failed++;
 			break;
 		}
-		if (tsi_audit_append(w->a, rec, &seq) == TSI_OK)
+		if (w->window > 0)
+			submit_windowed(w, rec, &sent);
+		else if (tsi_audit_append(w->a, rec, &seq) == TSI_OK)
 			w->n++;
 		else
 			w->failed++;
 		json_decref(rec);
+	}
+	if (w->window > 0) {
+		/* the records in flight count once durable */
+		pthread_mutex_lock(&w->mu);
+		while (w->outstanding > 0) {
+			w->waiting = 1;
+			pthread_cond_wait(&w->cv, &w->mu);
+			w->waiting = 0;
+		}
+		pthread_mutex_unlock(&w->mu);
 	}
 	return NULL;
 }
@@ -98,7 +160,7 @@ static int
 usage(void)
 {
 	fprintf(stderr, "usage: audit_append --dir D [--threads N] [--seconds S] "
-	    "[--records N] [--map-size BYTES] [--datacenters K]\n");
+	    "[--records N] [--map-size BYTES] [--datacenters K] [--window W]\n");
 	return 2;
 }
 
@@ -109,7 +171,7 @@ main(int argc, char **argv)
 	long threads = 2, k;
 	double seconds = 2, t0, t1;
 	long long records = 0, map_size = 0;
-	long datacenters = 0;
+	long datacenters = 0, window = 0;
 	struct tsi_audit_opts o;
 	struct tsi_audit *a = NULL;
 	struct worker *ws = NULL;
@@ -129,11 +191,14 @@ main(int argc, char **argv)
 			map_size = strtoll(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
 			records = strtoll(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--window") == 0 && i + 1 < argc)
+			window = strtol(argv[++i], NULL, 10);
 		else
 			return usage();
 	}
 	if (dir == NULL || threads < 1 || threads > 1024 || seconds <= 0 ||
-	    records < 0 || map_size < 0 || datacenters < 0 || datacenters > 1000)
+	    records < 0 || map_size < 0 || datacenters < 0 || datacenters > 1000 ||
+	    window < 0 || window > 1000000)
 		return usage();
 	if (records > 0 && records < threads)
 		threads = (long)records;
@@ -153,6 +218,9 @@ main(int argc, char **argv)
 		ws[k].deadline = t0 + seconds;
 		ws[k].id = (int)k;
 		ws[k].datacenters = datacenters;
+		ws[k].window = window;
+		pthread_mutex_init(&ws[k].mu, NULL);
+		pthread_cond_init(&ws[k].cv, NULL);
 		ws[k].quota = (unsigned long long)(records / threads +
 		    (k < records % threads ? 1 : 0));
 		if (pthread_create(&ws[k].th, NULL, run, &ws[k]) != 0) {
@@ -169,7 +237,7 @@ main(int argc, char **argv)
 	tsi_audit_close(a);
 	free(ws);
 	printf("{\"records\": %llu, \"seconds\": %.3f, \"records_per_sec\": %.1f, "
-	    "\"threads\": %ld, \"failed\": %llu}\n", n, t1 - t0,
-	    (double)n / (t1 - t0), threads, failed);
+	    "\"threads\": %ld, \"window\": %ld, \"failed\": %llu}\n", n,
+	    t1 - t0, (double)n / (t1 - t0), threads, window, failed);
 	return n > 0 && failed == 0 ? 0 : 1;
 }
