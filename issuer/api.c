@@ -39,6 +39,7 @@ struct peer {
 	int ok;
 	struct ucred cred;
 	unsigned long long starttime;
+	struct tsi_claims_memo *memo;   /* this caller's encoded claims */
 };
 
 static int request_marker;
@@ -185,12 +186,16 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	socklen_t len;
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-		free(*socket_context);
+		p = *socket_context;
+		if (p != NULL)
+			tsi_claims_memo_free(p->memo);
+		free(p);
 		*socket_context = NULL;
 		return;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return;
+	p->memo = tsi_claims_memo_new();     /* NULL: no reuse, still correct */
 	len = sizeof(p->cred);
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci != NULL &&
@@ -258,7 +263,7 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 		    "workload lookup unavailable, retry later");
 		goto out;
 	}
-	r = tsi_minter_mint(api->minter, w, a.aud, &token, &exp);
+	r = tsi_minter_mint_memo(api->minter, w, a.aud, p->memo, &token, &exp);
 	if (r == TSI_ERR_TPM_UNAVAILABLE || r == TSI_ERR_TPM) {
 		tsi_monitor_report(api->monitor, r, "signing failed: TPM unavailable");
 		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,

@@ -312,10 +312,10 @@ str_array(char *const *v, size_t n)
 	return a;
 }
 
-/* sub, aud, images, images-names and the workload's own members. */
+/* sub, images, images-names and the workload's own members. */
 static int
 workload_members(const struct tsi_minter *m, const struct tsi_workload *w,
-    const char *aud, char **out)
+    char **out)
 {
 	const char *td = m->cfg->trust_domain;
 	char sub[1024], uid[32];
@@ -331,15 +331,15 @@ workload_members(const struct tsi_minter *m, const struct tsi_workload *w,
 	if (n < 0 || (size_t)n >= sizeof(sub))
 		return TSI_ERR_TOO_LARGE;
 	if (w->kind == TSI_WORKLOAD_K8S)
-		o = json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "sub", sub,
-		    "aud", aud, "images", str_array(w->images, w->n_images),
+		o = json_pack("{s:s, s:o, s:o, s:s, s:s, s:s}", "sub", sub,
+		    "images", str_array(w->images, w->n_images),
 		    "images-names", str_array(w->image_names, w->n_image_names),
 		    "namespace", w->namespace, "pod", w->pod,
 		    "service-account", w->service_account);
 	else {
 		(void)snprintf(uid, sizeof(uid), "%lu", (unsigned long)w->uid);
-		o = json_pack("{s:s, s:s, s:o, s:o, s:s, s:s}", "sub", sub,
-		    "aud", aud, "images", str_array(w->images, w->n_images),
+		o = json_pack("{s:s, s:o, s:o, s:s, s:s}", "sub", sub,
+		    "images", str_array(w->images, w->n_images),
 		    "images-names", str_array(w->image_names, w->n_image_names),
 		    "uid", uid, "exe", w->exe);
 	}
@@ -348,15 +348,139 @@ workload_members(const struct tsi_minter *m, const struct tsi_workload *w,
 	return r;
 }
 
+/*
+ * The memo: the workload's encoded members, kept with the exact bytes of
+ * everything they were made from (a length-prefixed concatenation of the
+ * workload's fields), so a later token for an identical workload reuses the
+ * text and a workload that differs in any byte is encoded afresh.
+ */
+struct tsi_claims_memo {
+	struct tsi_buf *key;
+	char *members;
+};
+
+static int
+key_str(struct tsi_buf *b, const char *v)
+{
+	size_t n = v != NULL ? strlen(v) : (size_t)-1;
+	int r;
+
+	if ((r = tsi_buf_put(b, &n, sizeof(n))) != TSI_OK || v == NULL)
+		return r;
+	return tsi_buf_put(b, v, n);
+}
+
+static int
+workload_key(const struct tsi_workload *w, struct tsi_buf *b)
+{
+	unsigned long long uid = (unsigned long long)w->uid;
+	int kind = (int)w->kind, r;
+	size_t i;
+
+	if ((r = tsi_buf_put(b, &kind, sizeof(kind))) != TSI_OK ||
+	    (r = tsi_buf_put(b, &uid, sizeof(uid))) != TSI_OK ||
+	    (r = key_str(b, w->namespace)) != TSI_OK ||
+	    (r = key_str(b, w->pod)) != TSI_OK ||
+	    (r = key_str(b, w->service_account)) != TSI_OK ||
+	    (r = key_str(b, w->exe)) != TSI_OK ||
+	    (r = tsi_buf_put(b, &w->n_images, sizeof(w->n_images))) != TSI_OK)
+		return r;
+	for (i = 0; i < w->n_images; i++)
+		if ((r = key_str(b, w->images[i])) != TSI_OK)
+			return r;
+	if ((r = tsi_buf_put(b, &w->n_image_names,
+	    sizeof(w->n_image_names))) != TSI_OK)
+		return r;
+	for (i = 0; i < w->n_image_names; i++)
+		if ((r = key_str(b, w->image_names[i])) != TSI_OK)
+			return r;
+	return TSI_OK;
+}
+
+struct tsi_claims_memo *
+tsi_claims_memo_new(void)
+{
+	return calloc(1, sizeof(struct tsi_claims_memo));
+}
+
+void
+tsi_claims_memo_free(struct tsi_claims_memo *memo)
+{
+	if (memo == NULL)
+		return;
+	tsi_buf_free(memo->key);
+	free(memo->members);
+	free(memo);
+}
+
+/* The workload's members, from memo when it was made from the same bytes.
+ * *out is borrowed from memo, or owned (*owned set) without one. */
+static int
+workload_members_memo(const struct tsi_minter *m,
+    const struct tsi_workload *w, struct tsi_claims_memo *memo,
+    const char **out, char **owned)
+{
+	struct tsi_buf *key;
+	char *wm = NULL;
+	int r;
+
+	*owned = NULL;
+	if (memo == NULL) {
+		if ((r = workload_members(m, w, &wm)) != TSI_OK)
+			return r;
+		*out = *owned = wm;
+		return TSI_OK;
+	}
+	if ((key = tsi_buf_new(TSI_JWT_MAX_BYTES)) == NULL)
+		return TSI_ERR_ALLOC;
+	if ((r = workload_key(w, key)) != TSI_OK)
+		goto out;
+	if (memo->key != NULL && memo->members != NULL &&
+	    tsi_buf_len(memo->key) == tsi_buf_len(key) &&
+	    memcmp(tsi_buf_ptr(memo->key), tsi_buf_ptr(key),
+	    tsi_buf_len(key)) == 0) {
+		*out = memo->members;
+		r = TSI_OK;
+		goto out;
+	}
+	if ((r = workload_members(m, w, &wm)) != TSI_OK)
+		goto out;
+	tsi_buf_free(memo->key);
+	free(memo->members);
+	memo->key = key;
+	memo->members = wm;
+	key = NULL;
+	*out = wm;
+out:
+	tsi_buf_free(key);
+	return r;
+}
+
+/* Appends n bytes at *off in buf (cap bytes); TSI_ERR_TOO_LARGE past cap. */
+static int
+put(char *buf, size_t cap, size_t *off, const char *p, size_t n)
+{
+	if (cap - *off < n)
+		return TSI_ERR_TOO_LARGE;
+	memcpy(buf + *off, p, n);
+	*off += n;
+	return TSI_OK;
+}
+
 /* The claims of a token as compact JSON text. *out: tsi_strfree. */
 static int
 claims_text(const struct tsi_minter *m, const struct tsi_workload *w,
-    const char *aud, time_t now, int ttl, char **out)
+    const char *aud, time_t now, int ttl, struct tsi_claims_memo *memo,
+    char **out)
 {
+	static const char iss[] = "{\"iss\":\"" TSI_ISS "\",";
 	unsigned char rnd[16];
-	char *jti = NULL, *wm = NULL;
-	struct tsi_buf *b = NULL;
-	int r;
+	char *jti = NULL, *owned = NULL, *aud_json = NULL, *buf = NULL;
+	char nums[160];
+	const char *wm = NULL;
+	size_t cap, off = 0;
+	json_t *a;
+	int r, n;
 
 	if (!tsi_aud_ok(aud) || ttl < 1 || ttl > TSI_TOKEN_TTL_MAX)
 		return TSI_ERR_INVALID_ARG;
@@ -364,23 +488,60 @@ claims_text(const struct tsi_minter *m, const struct tsi_workload *w,
 		return TSI_ERR_CRYPTO;
 	if ((r = tsi_b64url_encode(rnd, sizeof(rnd), &jti)) != TSI_OK)
 		return r;
-	if ((r = workload_members(m, w, aud, &wm)) != TSI_OK)
+	if ((r = workload_members_memo(m, w, memo, &wm, &owned)) != TSI_OK)
 		goto out;
-	if ((b = tsi_buf_new(TSI_JWT_MAX_BYTES)) == NULL) {
+	/* aud is printable ASCII (tsi_aud_ok): only '"' and '\\' need
+	 * escaping, and then the JSON library does it. */
+	if (strpbrk(aud, "\"\\") != NULL) {
+		r = TSI_ERR_ALLOC;
+		if ((a = json_string(aud)) == NULL)
+			goto out;
+		aud_json = json_dumps(a, JSON_ENCODE_ANY);
+		json_decref(a);
+		if (aud_json == NULL)
+			goto out;
+	}
+	/* jti is base64url and the numbers are digits: nothing to escape. */
+	n = snprintf(nums, sizeof(nums), ",\"iat\":%lld,\"nbf\":%lld,"
+	    "\"exp\":%lld,\"jti\":\"%s\",", (long long)now, (long long)now,
+	    (long long)now + ttl, jti);
+	if (n < 0 || (size_t)n >= sizeof(nums)) {
+		r = TSI_ERR_INTERNAL;
+		goto out;
+	}
+	cap = sizeof(iss) + 7 + strlen(aud) + 2 + (aud_json != NULL ?
+	    strlen(aud_json) : 0) + 1 + strlen(wm) + (size_t)n +
+	    strlen(m->loc_claims) + 2;
+	if (cap > TSI_JWT_MAX_BYTES) {
+		r = TSI_ERR_TOO_LARGE;
+		goto out;
+	}
+	if ((buf = malloc(cap)) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
-	/* jti is base64url: nothing to escape. */
-	if ((r = tsi_buf_putf(b, "{\"iss\":\"" TSI_ISS "\",%s,\"iat\":%lld,"
-	    "\"nbf\":%lld,\"exp\":%lld,\"jti\":\"%s\",%s}", wm,
-	    (long long)now, (long long)now, (long long)now + ttl, jti,
-	    m->loc_claims)) != TSI_OK)
+	if ((r = put(buf, cap, &off, iss, sizeof(iss) - 1)) != TSI_OK ||
+	    (r = put(buf, cap, &off, "\"aud\":", 6)) != TSI_OK)
 		goto out;
-	if ((*out = tsi_buf_take(b, NULL)) == NULL)
-		r = TSI_ERR_ALLOC;
+	if (aud_json != NULL)
+		r = put(buf, cap, &off, aud_json, strlen(aud_json));
+	else if ((r = put(buf, cap, &off, "\"", 1)) == TSI_OK &&
+	    (r = put(buf, cap, &off, aud, strlen(aud))) == TSI_OK)
+		r = put(buf, cap, &off, "\"", 1);
+	if (r != TSI_OK ||
+	    (r = put(buf, cap, &off, ",", 1)) != TSI_OK ||
+	    (r = put(buf, cap, &off, wm, strlen(wm))) != TSI_OK ||
+	    (r = put(buf, cap, &off, nums, (size_t)n)) != TSI_OK ||
+	    (r = put(buf, cap, &off, m->loc_claims,
+	    strlen(m->loc_claims))) != TSI_OK ||
+	    (r = put(buf, cap, &off, "}", 2)) != TSI_OK)
+		goto out;
+	*out = buf;
+	buf = NULL;
 out:
-	tsi_buf_free(b);
-	tsi_strfree(wm);
+	free(buf);
+	free(aud_json);
+	tsi_strfree(owned);
 	free(jti);
 	return r;
 }
@@ -393,7 +554,7 @@ tsi_minter_claims(const struct tsi_minter *m, const struct tsi_workload *w,
 	json_t *c;
 	int r;
 
-	if ((r = claims_text(m, w, aud, now, ttl, &text)) != TSI_OK)
+	if ((r = claims_text(m, w, aud, now, ttl, NULL, &text)) != TSI_OK)
 		return r;
 	c = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
 	tsi_strfree(text);
@@ -515,6 +676,14 @@ int
 tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
     const char *aud, char **token, long long *expires_at)
 {
+	return tsi_minter_mint_memo(m, w, aud, NULL, token, expires_at);
+}
+
+int
+tsi_minter_mint_memo(struct tsi_minter *m, const struct tsi_workload *w,
+    const char *aud, struct tsi_claims_memo *memo, char **token,
+    long long *expires_at)
+{
 	const struct tsi_signer *signer;
 	struct session *sess = NULL;
 	const EVP_MD_CTX *hctx;
@@ -565,7 +734,7 @@ tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
 		r = TSI_ERR_EXPIRED;
 		goto out;
 	}
-	if ((r = claims_text(m, w, aud, now, ttl, &claims)) != TSI_OK)
+	if ((r = claims_text(m, w, aud, now, ttl, memo, &claims)) != TSI_OK)
 		goto out;
 	if ((r = sign_jws(signer, h64, hctx, claims, token)) != TSI_OK)
 		goto out;

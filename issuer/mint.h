@@ -43,6 +43,20 @@ int tsi_minter_claims(const struct tsi_minter *m, const struct tsi_workload *w,
 int tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
     const char *aud, char **token, long long *expires_at);
 
+/* The encoded workload part of the claims, remembered between tokens for
+ * the same workload (one per connection; not shared between threads). A
+ * token reuses it only when every field of the workload is byte for byte
+ * the one it was made from. tsi_claims_memo_new: NULL when out of memory;
+ * tsi_claims_memo_free accepts NULL. */
+struct tsi_claims_memo;
+struct tsi_claims_memo *tsi_claims_memo_new(void);
+void tsi_claims_memo_free(struct tsi_claims_memo *memo);
+
+/* tsi_minter_mint with a memo (may be NULL). */
+int tsi_minter_mint_memo(struct tsi_minter *m, const struct tsi_workload *w,
+    const char *aud, struct tsi_claims_memo *memo, char **token,
+    long long *expires_at);
+
 /* Rotates the session key when due (delegated mode; nothing in tpm mode).
  * Called at start and periodically so rotation rarely waits for a request. */
 int tsi_minter_refresh(struct tsi_minter *m);
