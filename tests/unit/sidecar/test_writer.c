@@ -447,6 +447,47 @@ test_batch_one_fails(void **state)
 	assert_int_equal(count_entries(f->dir), 3); /* p d q, no temporary */
 }
 
+/* More files than are synced at once: every one in place, in three
+ * directories, no temporary left. */
+static void
+test_batch_many(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 40 };
+	struct tsi_sidecar_staged st[N];
+	static char errs[N][256];
+	char rel[N][32];
+	char path[128], err[256], content[16];
+	int res[N], i;
+	size_t len;
+	char *got;
+
+	for (i = 0; i < N; i++) {
+		snprintf(rel[i], sizeof(rel[i]), "%s/f%d",
+		    i % 3 == 0 ? "x" : i % 3 == 1 ? "y/z" : ".", i);
+		if (i % 3 == 2)
+			snprintf(rel[i], sizeof(rel[i]), "f%d", i);
+		snprintf(content, sizeof(content), "v%d", i);
+		assert_int_equal(tsi_sidecar_stage_file(f->fd, rel[i], content,
+		    strlen(content), &st[i], err, sizeof(err)), TSI_OK);
+	}
+	tsi_sidecar_commit_files(st, N, res, &errs[0][0], sizeof(errs[0]));
+	for (i = 0; i < N; i++) {
+		assert_int_equal(res[i], TSI_OK);
+		snprintf(path, sizeof(path), "%s/%.31s", f->dir, rel[i]);
+		snprintf(content, sizeof(content), "v%d", i);
+		got = slurp(path, &len);
+		assert_non_null(got);
+		assert_int_equal(len, strlen(content));
+		assert_memory_equal(got, content, len);
+	}
+	assert_int_equal(count_entries(f->dir), 2 + 13); /* x y f2 f5 ... */
+	snprintf(path, sizeof(path), "%s/x", f->dir);
+	assert_int_equal(count_entries(path), 14);
+	snprintf(path, sizeof(path), "%s/y/z", f->dir);
+	assert_int_equal(count_entries(path), 13);
+}
+
 int
 main(void)
 {
@@ -461,6 +502,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_batch_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_drop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_one_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_many, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
