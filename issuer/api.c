@@ -39,6 +39,7 @@ struct peer {
 	int ok;
 	struct ucred cred;
 	unsigned long long starttime;
+	int stat_fd;                    /* <pid>/stat of the caller, or -1 */
 	struct tsi_claims_memo *memo;   /* this caller's encoded claims */
 };
 
@@ -187,8 +188,11 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
 		p = *socket_context;
-		if (p != NULL)
+		if (p != NULL) {
 			tsi_claims_memo_free(p->memo);
+			if (p->stat_fd >= 0)
+				close(p->stat_fd);
+		}
 		free(p);
 		*socket_context = NULL;
 		return;
@@ -196,13 +200,15 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return;
 	p->memo = tsi_claims_memo_new();     /* NULL: no reuse, still correct */
+	p->stat_fd = -1;
 	len = sizeof(p->cred);
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci != NULL &&
 	    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &p->cred,
 	    &len) == 0 && len == sizeof(p->cred) && p->cred.pid > 0 &&
-	    tsi_proc_starttime(api->cfg->proc_root, p->cred.pid,
-	    &p->starttime) == TSI_OK)
+	    (p->stat_fd = tsi_proc_stat_open(api->cfg->proc_root,
+	    p->cred.pid)) >= 0 &&
+	    tsi_proc_starttime_fd(p->stat_fd, &p->starttime) == TSI_OK)
 		p->ok = 1;
 	*socket_context = p;
 }
@@ -243,8 +249,8 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	}
 	r = tsi_resolver_resolve(api->resolver, p->cred.pid, p->cred.uid, &w);
 	/* The pid must still be the process that connected. */
-	if (r == TSI_OK && (tsi_proc_starttime(api->cfg->proc_root,
-	    p->cred.pid, &st2) != TSI_OK || st2 != p->starttime)) {
+	if (r == TSI_OK && (tsi_proc_starttime_fd(p->stat_fd, &st2) !=
+	    TSI_OK || st2 != p->starttime)) {
 		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->cred.pid),
 		    TSI_LS("reason", "the connecting process is gone"));
 		r = TSI_ERR_UNIDENTIFIED;

@@ -52,39 +52,78 @@ out:
 	return r;
 }
 
-int
-tsi_proc_starttime(const char *proc_root, pid_t pid, unsigned long long *out)
+/* Field 22 of the text of a stat file. */
+static int
+parse_starttime(char *text, unsigned long long *out)
 {
-	char path[512], *text = NULL, *p, *end;
+	char *p, *end;
 	unsigned long long v;
-	int n, field, r;
+	int field;
 
-	n = snprintf(path, sizeof(path), "%s/%ld/stat", proc_root, (long)pid);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return TSI_ERR_TOO_LARGE;
-	if ((r = tsi_read_small_file(path, 4096, &text, NULL)) != TSI_OK)
-		return r;
 	/* The command name (field 2) may hold spaces and ')': fields are
 	 * counted from the last ')'. */
-	r = TSI_ERR_PARSE;
 	if ((p = strrchr(text, ')')) == NULL)
-		goto out;
+		return TSI_ERR_PARSE;
 	p++;
 	for (field = 3; field < 22; field++) {
 		while (*p == ' ')
 			p++;
 		if ((p = strchr(p, ' ')) == NULL)
-			goto out;
+			return TSI_ERR_PARSE;
 	}
 	while (*p == ' ')
 		p++;
 	errno = 0;
 	v = strtoull(p, &end, 10);
 	if (errno != 0 || end == p)
-		goto out;
+		return TSI_ERR_PARSE;
 	*out = v;
-	r = TSI_OK;
-out:
+	return TSI_OK;
+}
+
+int
+tsi_proc_starttime(const char *proc_root, pid_t pid, unsigned long long *out)
+{
+	char path[512], *text = NULL;
+	int n, r;
+
+	n = snprintf(path, sizeof(path), "%s/%ld/stat", proc_root, (long)pid);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return TSI_ERR_TOO_LARGE;
+	if ((r = tsi_read_small_file(path, 4096, &text, NULL)) != TSI_OK)
+		return r;
+	r = parse_starttime(text, out);
 	free(text);
 	return r;
+}
+
+int
+tsi_proc_stat_open(const char *proc_root, pid_t pid)
+{
+	char path[512];
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/%ld/stat", proc_root, (long)pid);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -1;
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int
+tsi_proc_starttime_fd(int fd, unsigned long long *out)
+{
+	char text[4097];
+	ssize_t got;
+
+	do
+		got = pread(fd, text, sizeof(text) - 1, 0);
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		return errno == ESRCH ? TSI_ERR_NOT_FOUND : TSI_ERR_IO;
+	if (got == 0)
+		return TSI_ERR_NOT_FOUND;
+	if ((size_t)got == sizeof(text) - 1)
+		return TSI_ERR_TOO_LARGE;
+	text[got] = '\0';
+	return parse_starttime(text, out);
 }

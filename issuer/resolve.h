@@ -65,6 +65,15 @@ int tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 int tsi_proc_starttime(const char *proc_root, pid_t pid,
     unsigned long long *out);
 
+/* <proc_root>/<pid>/stat opened (O_CLOEXEC), to read the start time again
+ * later without a path lookup: the open file stays bound to that process,
+ * and reads fail once it is gone, even if the pid is reused. -1 on error. */
+int tsi_proc_stat_open(const char *proc_root, pid_t pid);
+
+/* The start time read again through an fd from tsi_proc_stat_open.
+ * TSI_ERR_NOT_FOUND when the process is gone. */
+int tsi_proc_starttime_fd(int fd, unsigned long long *out);
+
 /* Reads a small file completely (at most max bytes). *out: free() (NUL
  * terminated); TSI_ERR_TOO_LARGE when longer. */
 int tsi_read_small_file(const char *path, size_t max, char **out,

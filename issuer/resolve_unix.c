@@ -3,7 +3,11 @@
  *
  * The executable is read through <proc_root>/<pid>/exe, so the digest is of
  * the file that runs even if the path now names another file. Digests are
- * cached by (device, inode, size, mtime, ctime) of that file.
+ * cached by (device, inode, size, mtime, ctime) of that file. ctime cannot
+ * be set by users, but file times are coarse (a clock tick): a file changed
+ * twice within one tick keeps its times, so a digest is cached only when the
+ * file's last change is at least CACHE_SETTLE_S old; any later change then
+ * moves ctime. A file changed more recently is hashed on every request.
  */
 #include "issuer/resolve.h"
 
@@ -18,11 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #define EXE_CACHE_SLOTS 64
+#define CACHE_SETTLE_S 2
 
 struct exe_cache_entry {
 	dev_t dev;
@@ -67,7 +73,12 @@ static void
 cache_put(const struct stat *st, const char digest[72])
 {
 	struct exe_cache_entry *e;
+	struct timespec now;
 
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec - st->st_ctim.tv_sec < CACHE_SETTLE_S ||
+	    now.tv_sec - st->st_mtim.tv_sec < CACHE_SETTLE_S)
+		return;
 	pthread_mutex_lock(&exe_cache_mu);
 	e = &exe_cache[exe_cache_next++ % EXE_CACHE_SLOTS];
 	e->dev = st->st_dev;

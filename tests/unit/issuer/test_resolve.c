@@ -584,6 +584,81 @@ test_unix_self(void **state)
 }
 
 static void
+fill_file(const char *path, char fill, size_t n)
+{
+	char buf[4096];
+	int fd;
+
+	assert_true(n <= sizeof(buf));
+	memset(buf, fill, n);
+	assert_true((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0700)) >= 0);
+	assert_int_equal(write(fd, buf, n), (ssize_t)n);
+	assert_int_equal(close(fd), 0);
+}
+
+static char *
+exe_digest(const char *proc_root)
+{
+	struct tsi_workload *w = NULL;
+	char *d;
+
+	assert_int_equal(tsi_unix_resolve(proc_root, 4242, 1000, &w), TSI_OK);
+	assert_int_equal(w->n_images, 1);
+	d = strdup(w->images[0]);
+	tsi_workload_free(w);
+	return d;
+}
+
+/* The digest cache cannot be fooled: a binary rewritten in place (same
+ * size, old mtime put back) or replaced by another file is hashed again. */
+static void
+test_unix_replaced_binary(void **state)
+{
+	char dir[] = "/tmp/tsi-exe-XXXXXX", pid_dir[512], link[600];
+	char file[512], other[512];
+	char *d1, *d2, *d3, *d4;
+	struct stat st;
+	struct timespec times[2];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(pid_dir, sizeof(pid_dir), "%s/4242", dir);
+	snprintf(link, sizeof(link), "%s/exe", pid_dir);
+	snprintf(file, sizeof(file), "%s/app", dir);
+	snprintf(other, sizeof(other), "%s/app.new", dir);
+	assert_int_equal(mkdir(pid_dir, 0700), 0);
+	assert_int_equal(symlink(file, link), 0);
+	fill_file(file, 'a', 1000);
+	d1 = exe_digest(dir);
+	/* Unchanged: the same digest. */
+	d2 = exe_digest(dir);
+	assert_string_equal(d1, d2);
+	/* Rewritten in place within the same second, size kept, mtime put
+	 * back: another digest. */
+	assert_int_equal(stat(file, &st), 0);
+	fill_file(file, 'b', 1000);
+	times[0] = st.st_atim;
+	times[1] = st.st_mtim;
+	assert_int_equal(utimensat(AT_FDCWD, file, times, 0), 0);
+	d3 = exe_digest(dir);
+	assert_string_not_equal(d1, d3);
+	/* Replaced by another file under the same name. */
+	fill_file(other, 'c', 1000);
+	assert_int_equal(rename(other, file), 0);
+	d4 = exe_digest(dir);
+	assert_string_not_equal(d3, d4);
+	assert_string_not_equal(d1, d4);
+	free(d1);
+	free(d2);
+	free(d3);
+	free(d4);
+	unlink(link);
+	unlink(file);
+	rmdir(pid_dir);
+	rmdir(dir);
+}
+
+static void
 test_starttime(void **state)
 {
 	unsigned long long a = 0, b = 0;
@@ -595,6 +670,34 @@ test_starttime(void **state)
 	assert_int_equal(tsi_proc_starttime("/proc", 1, &b), TSI_OK);
 	assert_true(b <= a);
 	assert_int_not_equal(tsi_proc_starttime("/proc", 999999, &b), TSI_OK);
+}
+
+/* Through an open stat file: the same start time while the process lives,
+ * an error once it is gone (the file stays bound to that process). */
+static void
+test_starttime_fd(void **state)
+{
+	unsigned long long a = 0, b = 0;
+	pid_t child;
+	int fd;
+
+	(void)state;
+	if ((child = fork()) == 0) {
+		pause();
+		_exit(0);
+	}
+	assert_true(child > 0);
+	assert_true((fd = tsi_proc_stat_open("/proc", child)) >= 0);
+	assert_int_equal(tsi_proc_starttime_fd(fd, &a), TSI_OK);
+	assert_int_equal(tsi_proc_starttime("/proc", child, &b), TSI_OK);
+	assert_true(a > 0 && a == b);
+	assert_int_equal(tsi_proc_starttime_fd(fd, &b), TSI_OK);
+	assert_true(a == b);
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_not_equal(tsi_proc_starttime_fd(fd, &b), TSI_OK);
+	close(fd);
+	assert_true(tsi_proc_stat_open("/proc", 999999) < 0);
 }
 
 int
@@ -613,7 +716,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kubelet_refused,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test(test_unix_self),
+		cmocka_unit_test(test_unix_replaced_binary),
 		cmocka_unit_test(test_starttime),
+		cmocka_unit_test(test_starttime_fd),
 	};
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
