@@ -45,7 +45,9 @@ struct tsi_minter {
 	char *loc_claims;             /* "cluster-name":...,... (no braces) */
 	time_t node_not_after;
 	struct tsi_location loc;
-	pthread_mutex_t mu;           /* guards cur and prev (not their use) */
+	/* Guards cur and prev (not their use). Read-locked by every token
+	 * (readers never sleep on each other), write-locked to rotate. */
+	pthread_rwlock_t mu;
 	struct session *cur, *prev;
 };
 
@@ -105,7 +107,7 @@ tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		return TSI_ERR_INVALID_ARG;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return TSI_ERR_ALLOC;
-	if (pthread_mutex_init(&m->mu, NULL) != 0) {
+	if (pthread_rwlock_init(&m->mu, NULL) != 0) {
 		free(m);
 		return TSI_ERR_INTERNAL;
 	}
@@ -159,7 +161,7 @@ tsi_minter_free(struct tsi_minter *m)
 	free(m->loc_claims);
 	X509_free(m->node);
 	tsi_location_clear(&m->loc);
-	pthread_mutex_destroy(&m->mu);
+	pthread_rwlock_destroy(&m->mu);
 	free(m);
 }
 
@@ -245,10 +247,10 @@ tsi_minter_refresh(struct tsi_minter *m)
 
 	if (m->cfg->signing == TSI_SIGNING_TPM)
 		return TSI_OK;
-	pthread_mutex_lock(&m->mu);
+	pthread_rwlock_wrlock(&m->mu);
 	if (m->cur == NULL || now >= m->cur->rotate_at)
 		r = rotate_locked(m, now);
-	pthread_mutex_unlock(&m->mu);
+	pthread_rwlock_unlock(&m->mu);
 	return r;
 }
 
@@ -672,6 +674,36 @@ out:
 	return r;
 }
 
+/* Rotates when due (write-locked) and takes a reference on the current
+ * session. Sign outside the lock: concurrent requests sign in parallel;
+ * the reference keeps the key alive across a rotation. */
+static int
+session_due(struct tsi_minter *m, time_t now, struct session **out)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&m->mu);
+	if (m->cur == NULL || now >= m->cur->rotate_at) {
+		r = rotate_locked(m, now);
+		/* A failed rotation is survivable while the current
+		 * session certificate still covers a token. */
+		if (r != TSI_OK && (m->cur == NULL ||
+		    m->cur->not_after - now <= SKEW)) {
+			pthread_rwlock_unlock(&m->mu);
+			tsi_log(TSI_LOG_ERROR, "session.rotate_failed",
+			    TSI_LS("error", tsi_strerror(r)));
+			return r;
+		}
+		if (r != TSI_OK)
+			tsi_log(TSI_LOG_WARN, "session.rotate_failed",
+			    TSI_LS("error", tsi_strerror(r)));
+	}
+	*out = m->cur;
+	__atomic_add_fetch(&m->cur->refs, 1, __ATOMIC_ACQ_REL);
+	pthread_rwlock_unlock(&m->mu);
+	return TSI_OK;
+}
+
 int
 tsi_minter_mint(struct tsi_minter *m, const struct tsi_workload *w,
     const char *aud, char **token, long long *expires_at)
@@ -700,28 +732,15 @@ tsi_minter_mint_memo(struct tsi_minter *m, const struct tsi_workload *w,
 		hctx = m->node_hctx;
 		limit = m->node_not_after;
 	} else {
-		pthread_mutex_lock(&m->mu);
-		if (m->cur == NULL || now >= m->cur->rotate_at) {
-			r = rotate_locked(m, now);
-			/* A failed rotation is survivable while the current
-			 * session certificate still covers a token. */
-			if (r != TSI_OK && (m->cur == NULL ||
-			    m->cur->not_after - now <= SKEW)) {
-				pthread_mutex_unlock(&m->mu);
-				tsi_log(TSI_LOG_ERROR, "session.rotate_failed",
-				    TSI_LS("error", tsi_strerror(r)));
-				return r;
-			}
-			if (r != TSI_OK)
-				tsi_log(TSI_LOG_WARN, "session.rotate_failed",
-				    TSI_LS("error", tsi_strerror(r)));
+		/* The usual case: a current session that is not due. */
+		pthread_rwlock_rdlock(&m->mu);
+		if (m->cur != NULL && now < m->cur->rotate_at) {
+			sess = m->cur;
+			__atomic_add_fetch(&sess->refs, 1, __ATOMIC_ACQ_REL);
 		}
-		/* Sign outside the lock: concurrent requests sign in
-		 * parallel; the reference keeps the key alive across a
-		 * rotation. */
-		sess = m->cur;
-		__atomic_add_fetch(&sess->refs, 1, __ATOMIC_ACQ_REL);
-		pthread_mutex_unlock(&m->mu);
+		pthread_rwlock_unlock(&m->mu);
+		if (sess == NULL && (r = session_due(m, now, &sess)) != TSI_OK)
+			return r;
 		signer = sess->signer;
 		h64 = sess->h64;
 		hctx = sess->hctx;
@@ -826,14 +845,14 @@ tsi_minter_jwks(struct tsi_minter *m, json_t **out)
 	if (m->cfg->signing == TSI_SIGNING_TPM) {
 		r = jwk(tsi_tpm_pub(m->tpm), m->node_chain, keys);
 	} else {
-		pthread_mutex_lock(&m->mu);
+		pthread_rwlock_rdlock(&m->mu);
 		/* Tokens signed by the previous session key stay valid until
 		 * its certificate ends. */
 		if (m->cur != NULL)
 			r = jwk(m->cur->key, m->cur->chain, keys);
 		if (r == TSI_OK && m->prev != NULL && m->prev->not_after > now)
 			r = jwk(m->prev->key, m->prev->chain, keys);
-		pthread_mutex_unlock(&m->mu);
+		pthread_rwlock_unlock(&m->mu);
 	}
 	if (r != TSI_OK) {
 		json_decref(keys);
@@ -851,9 +870,9 @@ tsi_minter_kid(struct tsi_minter *m, char kid[44])
 
 	if (m->cfg->signing == TSI_SIGNING_TPM)
 		return tsi_key_thumbprint(tsi_tpm_pub(m->tpm), kid);
-	pthread_mutex_lock(&m->mu);
+	pthread_rwlock_rdlock(&m->mu);
 	r = m->cur != NULL ? tsi_signer_kid(m->cur->signer, kid) :
 	    TSI_ERR_NOT_FOUND;
-	pthread_mutex_unlock(&m->mu);
+	pthread_rwlock_unlock(&m->mu);
 	return r;
 }

@@ -19,6 +19,9 @@ struct tsi_monitor {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop;
+	/* status, probed_ms, reason: read by every request (read lock, so
+	 * requests never wait for each other), written by the probe. */
+	pthread_rwlock_t st;
 	int status;
 	long long probed_ms;         /* when the last probe finished */
 	char reason[256];
@@ -44,7 +47,7 @@ probe(struct tsi_monitor *m)
 	    (r = tsi_minter_refresh(m->minter)) != TSI_OK)
 		(void)snprintf(reason, sizeof(reason),
 		    "session key rotation failed: %s", tsi_strerror(r));
-	pthread_mutex_lock(&m->mu);
+	pthread_rwlock_wrlock(&m->st);
 	if (r != m->status)
 		tsi_log(r == TSI_OK ? TSI_LOG_INFO : TSI_LOG_WARN, "tpm.status",
 		    TSI_LS("status", r == TSI_OK ? "ok" : "unavailable"),
@@ -53,7 +56,7 @@ probe(struct tsi_monitor *m)
 	m->probed_ms = mono_ms();
 	(void)snprintf(m->reason, sizeof(m->reason), "%s",
 	    r == TSI_OK ? "" : reason);
-	pthread_mutex_unlock(&m->mu);
+	pthread_rwlock_unlock(&m->st);
 }
 
 static void *
@@ -90,12 +93,18 @@ tsi_monitor_start(struct tsi_tpm *tpm, struct tsi_minter *minter,
 	m->tpm = tpm;
 	m->minter = minter;
 	m->status = TSI_OK;
+	if (pthread_rwlock_init(&m->st, NULL) != 0) {
+		free(m);
+		return TSI_ERR_INTERNAL;
+	}
 	if (pthread_mutex_init(&m->mu, NULL) != 0) {
+		pthread_rwlock_destroy(&m->st);
 		free(m);
 		return TSI_ERR_INTERNAL;
 	}
 	if (pthread_cond_init(&m->cv, NULL) != 0) {
 		pthread_mutex_destroy(&m->mu);
+		pthread_rwlock_destroy(&m->st);
 		free(m);
 		return TSI_ERR_INTERNAL;
 	}
@@ -103,6 +112,7 @@ tsi_monitor_start(struct tsi_tpm *tpm, struct tsi_minter *minter,
 	if (pthread_create(&m->thread, NULL, run, m) != 0) {
 		pthread_cond_destroy(&m->cv);
 		pthread_mutex_destroy(&m->mu);
+		pthread_rwlock_destroy(&m->st);
 		free(m);
 		return TSI_ERR_INTERNAL;
 	}
@@ -122,6 +132,7 @@ tsi_monitor_stop(struct tsi_monitor *m)
 	pthread_join(m->thread, NULL);
 	pthread_cond_destroy(&m->cv);
 	pthread_mutex_destroy(&m->mu);
+	pthread_rwlock_destroy(&m->st);
 	free(m);
 }
 
@@ -132,12 +143,12 @@ tsi_monitor_status(struct tsi_monitor *m, char *reason, size_t len)
 
 	long long age;
 
-	pthread_mutex_lock(&m->mu);
+	pthread_rwlock_rdlock(&m->st);
 	r = m->status;
 	age = mono_ms() - m->probed_ms;
 	if (len > 0)
 		(void)snprintf(reason, len, "%s", m->reason);
-	pthread_mutex_unlock(&m->mu);
+	pthread_rwlock_unlock(&m->st);
 	/* The probe itself is stuck in a TPM command: nobody vouches. */
 	if (r == TSI_OK && age > TSI_MONITOR_STALE_MS) {
 		(void)snprintf(reason, len, "TPM not answering (no probe result "
@@ -150,8 +161,8 @@ tsi_monitor_status(struct tsi_monitor *m, char *reason, size_t len)
 void
 tsi_monitor_report(struct tsi_monitor *m, int err, const char *reason)
 {
-	pthread_mutex_lock(&m->mu);
+	pthread_rwlock_wrlock(&m->st);
 	m->status = err;
 	(void)snprintf(m->reason, sizeof(m->reason), "%s", reason);
-	pthread_mutex_unlock(&m->mu);
+	pthread_rwlock_unlock(&m->st);
 }

@@ -41,7 +41,8 @@ struct exe_cache_entry {
 
 static struct exe_cache_entry exe_cache[EXE_CACHE_SLOTS];
 static unsigned exe_cache_next;
-static pthread_mutex_t exe_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Read-locked by every request (readers never wait for each other). */
+static pthread_rwlock_t exe_cache_mu = PTHREAD_RWLOCK_INITIALIZER;
 
 static int
 same_file(const struct exe_cache_entry *e, const struct stat *st)
@@ -59,13 +60,13 @@ cache_get(const struct stat *st, char digest[72])
 {
 	int i, hit = 0;
 
-	pthread_mutex_lock(&exe_cache_mu);
+	pthread_rwlock_rdlock(&exe_cache_mu);
 	for (i = 0; i < EXE_CACHE_SLOTS && !hit; i++)
 		if (same_file(&exe_cache[i], st)) {
 			memcpy(digest, exe_cache[i].digest, 72);
 			hit = 1;
 		}
-	pthread_mutex_unlock(&exe_cache_mu);
+	pthread_rwlock_unlock(&exe_cache_mu);
 	return hit;
 }
 
@@ -79,7 +80,7 @@ cache_put(const struct stat *st, const char digest[72])
 	if (now.tv_sec - st->st_ctim.tv_sec < CACHE_SETTLE_S ||
 	    now.tv_sec - st->st_mtim.tv_sec < CACHE_SETTLE_S)
 		return;
-	pthread_mutex_lock(&exe_cache_mu);
+	pthread_rwlock_wrlock(&exe_cache_mu);
 	e = &exe_cache[exe_cache_next++ % EXE_CACHE_SLOTS];
 	e->dev = st->st_dev;
 	e->ino = st->st_ino;
@@ -88,7 +89,7 @@ cache_put(const struct stat *st, const char digest[72])
 	e->ctime = st->st_ctim;
 	memcpy(e->digest, digest, 72);
 	e->used = 1;
-	pthread_mutex_unlock(&exe_cache_mu);
+	pthread_rwlock_unlock(&exe_cache_mu);
 }
 
 static int
