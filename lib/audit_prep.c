@@ -52,10 +52,151 @@ kv_cmp(const void *x, const void *y)
 	return key_cmp(a->k, a->kl, b->k, b->kl);
 }
 
+/* The body being written: a bounded byte array. */
+struct out {
+	char *p;
+	size_t n, cap;
+};
+
 static int
-put_cb(const char *buffer, size_t size, void *data)
+out_put(struct out *o, const void *s, size_t n)
 {
-	return tsi_buf_put(data, buffer, size) == TSI_OK ? 0 : -1;
+	if (n > o->cap - o->n)
+		return -1;
+	memcpy(o->p + o->n, s, n);
+	o->n += n;
+	return 0;
+}
+
+static int
+out_cb(const char *buffer, size_t size, void *data)
+{
+	return out_put(data, buffer, size);
+}
+
+/*
+ * The canonical dump of the common values without jansson's general
+ * encoder (which costs a callback per token and a UTF-8 decode per
+ * character): strings of printable ASCII other than '"' and '\\' (which
+ * jansson copies verbatim between quotes under AUDIT_CANON_FLAGS), integers
+ * ("%" JSON_INTEGER_FORMAT, as jansson prints them), true/false/null, and
+ * objects and arrays of those, keys sorted with key_cmp. Anything else
+ * (reals, strings with escapes, control or non-ASCII bytes, deep nesting)
+ * is handed to jansson itself, so the bytes are always json_dumps's;
+ * tests/unit/audit/test_prep.c compares them over random records.
+ */
+#define CANON_DEPTH 16
+#define CANON_STACK_KEYS 32
+
+static int
+plain_ascii(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
+static int
+canon_str(struct out *o, const char *s, size_t n)
+{
+	json_t *j;
+	int r;
+
+	if (plain_ascii(s, n)) {
+		if (n + 2 > o->cap - o->n)
+			return -1;
+		o->p[o->n++] = '"';
+		memcpy(o->p + o->n, s, n);
+		o->n += n;
+		o->p[o->n++] = '"';
+		return 0;
+	}
+	if ((j = json_stringn_nocheck(s, n)) == NULL)
+		return -1;
+	r = json_dump_callback(j, out_cb, o, AUDIT_CANON_FLAGS | JSON_ENCODE_ANY);
+	json_decref(j);
+	return r;
+}
+
+static int
+canon_value(struct out *o, const json_t *v, int depth)
+{
+	struct kv stack[CANON_STACK_KEYS], *kvs;
+	char num[32];
+	const json_t *e;
+	void *it;
+	size_t n, i;
+	int len, r = 0;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return canon_str(o, json_string_value(v), json_string_length(v));
+	case JSON_INTEGER:
+		len = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(v));
+		if (len < 0 || (size_t)len >= sizeof(num))
+			return -1;
+		return out_put(o, num, (size_t)len);
+	case JSON_TRUE:
+		return out_put(o, "true", 4);
+	case JSON_FALSE:
+		return out_put(o, "false", 5);
+	case JSON_NULL:
+		return out_put(o, "null", 4);
+	case JSON_ARRAY:
+		if (depth >= CANON_DEPTH)
+			break;
+		if (out_put(o, "[", 1) != 0)
+			return -1;
+		for (i = 0; i < json_array_size(v); i++) {
+			e = json_array_get(v, i);
+			if ((i > 0 && out_put(o, ",", 1) != 0) ||
+			    canon_value(o, e, depth + 1) != 0)
+				return -1;
+		}
+		return out_put(o, "]", 1);
+	case JSON_OBJECT:
+		if (depth >= CANON_DEPTH)
+			break;
+		n = json_object_size(v);
+		kvs = stack;
+		if (n > CANON_STACK_KEYS &&
+		    (kvs = malloc(n * sizeof(*kvs))) == NULL)
+			return -1;
+		i = 0;
+		for (it = json_object_iter((json_t *)v); it != NULL && i < n;
+		    it = json_object_iter_next((json_t *)v, it)) {
+			kvs[i].k = json_object_iter_key(it);
+			kvs[i].kl = json_object_iter_key_len(it);
+			kvs[i].v = json_object_iter_value(it);
+			i++;
+		}
+		n = i;
+		qsort(kvs, n, sizeof(*kvs), kv_cmp);
+		r = out_put(o, "{", 1);
+		for (i = 0; i < n && r == 0; i++) {
+			if ((i > 0 && out_put(o, ",", 1) != 0) ||
+			    canon_str(o, kvs[i].k, kvs[i].kl) != 0 ||
+			    out_put(o, ":", 1) != 0 ||
+			    canon_value(o, kvs[i].v, depth + 1) != 0)
+				r = -1;
+		}
+		if (r == 0)
+			r = out_put(o, "}", 1);
+		if (kvs != stack)
+			free(kvs);
+		return r;
+	default:
+		break;
+	}
+	return json_dump_callback(v, out_cb, o,
+	    AUDIT_CANON_FLAGS | JSON_ENCODE_ANY);
 }
 
 static int
@@ -119,10 +260,11 @@ int
 audit_prep_make(const json_t *rec, struct audit_prep **out)
 {
 	struct audit_prep *p = NULL;
-	struct tsi_buf *body = NULL, *idx = NULL;
+	struct out body = { NULL, 0, AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
+	struct tsi_buf *idx = NULL;
 	struct kv *kvs = NULL;
 	const json_t *c;
-	json_t *copy = NULL, *ks = NULL;
+	json_t *copy = NULL;
 	void *it;
 	size_t n = 0, i, seg = 0, w;
 	int r;
@@ -132,7 +274,7 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 		return r;
 	r = TSI_ERR_ALLOC;
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
-	    (body = tsi_buf_new(AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX)) == NULL ||
+	    (body.p = malloc(body.cap)) == NULL ||
 	    (idx = tsi_buf_new(AUDIT_RECORD_MAX)) == NULL ||
 	    (kvs = calloc(json_object_size(c) + 1, sizeof(*kvs))) == NULL)
 		goto out;
@@ -148,44 +290,35 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 		/* close the stretches of the writer's keys that sort first */
 		while (seg < AUDIT_PREP_SEGS - 1 && key_cmp(wkeys[seg],
 		    strlen(wkeys[seg]), kvs[i].k, kvs[i].kl) < 0)
-			p->seg[++seg] = tsi_buf_len(body);
-		if (tsi_buf_len(body) > p->seg[seg] &&
-		    (r = tsi_buf_put(body, ",", 1)) != TSI_OK)
-			goto out;
-		if ((ks = json_stringn_nocheck(kvs[i].k, kvs[i].kl)) == NULL) {
-			r = TSI_ERR_ALLOC;
-			goto out;
-		}
-		if (json_dump_callback(ks, put_cb, body, JSON_ENCODE_ANY) != 0 ||
-		    tsi_buf_put(body, ":", 1) != TSI_OK ||
-		    json_dump_callback(kvs[i].v, put_cb, body,
-		    AUDIT_CANON_FLAGS | JSON_ENCODE_ANY) != 0) {
+			p->seg[++seg] = body.n;
+		if ((body.n > p->seg[seg] && out_put(&body, ",", 1) != 0) ||
+		    canon_str(&body, kvs[i].k, kvs[i].kl) != 0 ||
+		    out_put(&body, ":", 1) != 0 ||
+		    canon_value(&body, kvs[i].v, 0) != 0) {
 			/* the buffer's bound is the only way these fail here
 			 * short of memory */
 			r = TSI_ERR_TOO_LARGE;
 			goto out;
 		}
-		json_decref(ks);
-		ks = NULL;
 	}
 	for (w = seg + 1; w <= AUDIT_PREP_SEGS; w++)
-		p->seg[w] = tsi_buf_len(body);
+		p->seg[w] = body.n;
 	if ((r = index_values(c, idx)) != TSI_OK)
 		goto out;
 	p->idx_len = tsi_buf_len(idx);
-	if ((p->idx = (uint8_t *)tsi_buf_take(idx, NULL)) == NULL ||
-	    (p->body = tsi_buf_take(body, NULL)) == NULL) {
+	if ((p->idx = (uint8_t *)tsi_buf_take(idx, NULL)) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
+	p->body = body.p;
+	body.p = NULL;
 	*out = p;
 	p = NULL;
 	r = TSI_OK;
 out:
-	json_decref(ks);
 	json_decref(copy);
 	free(kvs);
-	tsi_buf_free(body);
+	free(body.p);
 	tsi_buf_free(idx);
 	audit_prep_free(p);
 	return r;

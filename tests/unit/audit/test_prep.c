@@ -167,6 +167,26 @@ test_prep_fixed(void **state)
 	json_object_set_new(rec, "hash", json_string("forged"));
 	json_object_set_new(rec, "token", json_string("s.secret"));
 	check_same(rec, 42, 1700000000000001LL);
+
+	/* many keys in one object, and nesting deeper than the fast
+	 * encoder goes (jansson takes over below it) */
+	{
+		json_t *wide = json_object(), *deep = json_string("leaf");
+		char k[16];
+		int j;
+
+		for (j = 0; j < 70; j++) {
+			snprintf(k, sizeof(k), "k%02d", (j * 37) % 70);
+			json_object_set_new(wide, k, j % 2 ? json_integer(j) :
+			    json_pack("[s,b,n,f]", "v", 1, 0.5));
+		}
+		for (j = 0; j < 40; j++)
+			deep = j % 2 ? json_pack("[o]", deep) :
+			    json_pack("{s:o}", "d", deep);
+		json_object_set_new(json_object_get(rec, "claims"), "wide", wide);
+		json_object_set_new(json_object_get(rec, "claims"), "deep", deep);
+		check_same(rec, 43, 1700000000000002LL);
+	}
 	json_decref(rec);
 
 	/* only the mandatory fields: stretches left empty */
