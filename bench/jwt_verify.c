@@ -10,7 +10,8 @@
  *   jwt_verify --ca PEM --tokens FILE [--threads 2] [--seconds 2]
  *
  * Prints one JSON object: {"verified", "refused", "seconds",
- * "verifies_per_sec", "threads"}. Exit 0 when every token verified, 1
+ * "verifies_per_sec", "threads", "chain_cache_hits", "chain_cache_misses"}.
+ * Exit 0 when every token verified, 1
  * otherwise (the first reason is printed), 2 on bad usage.
  */
 #include <pthread.h>
@@ -83,6 +84,7 @@ main(int argc, char **argv)
 	long threads = 2, k;
 	double seconds = 2, t0, t1;
 	struct tsi_trust *trust = NULL;
+	struct tsi_trust_cache_stats st;
 	struct worker *ws = NULL;
 	char **toks = NULL, *line = NULL;
 	size_t ntoks = 0, cap = 0, lcap = 0;
@@ -159,9 +161,12 @@ main(int argc, char **argv)
 			fprintf(stderr, "jwt_verify: refused: %s\n", ws[k].reason);
 	}
 	t1 = now_s();
+	tsi_trust_cache_stats(trust, &st);
 	printf("{\"verified\": %llu, \"refused\": %llu, \"seconds\": %.3f, "
-	    "\"verifies_per_sec\": %.1f, \"threads\": %ld}\n", ok, refused,
-	    t1 - t0, (double)ok / (t1 - t0), threads);
+	    "\"verifies_per_sec\": %.1f, \"threads\": %ld, "
+	    "\"chain_cache_hits\": %llu, \"chain_cache_misses\": %llu}\n",
+	    ok, refused, t1 - t0, (double)ok / (t1 - t0), threads, st.hits,
+	    st.misses);
 	ret = ok > 0 && refused == 0 ? 0 : 1;
 out:
 	if (f != NULL)

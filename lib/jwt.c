@@ -19,6 +19,7 @@
 #include "tsi/err.h"
 #include "tsi/signer.h"
 #include "tsi/x509.h"
+#include "jwt_int.h"
 
 #include <ctype.h>
 #include <openssl/bn.h>
@@ -32,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define X5C_MAX 4                 /* leaf, node, up to two operator CAs */
+#define X5C_MAX JWT_X5C_MAX
 #define MAX_LIFETIME 3600
 #define MAX_NUMERIC_DATE 253402300799LL  /* 9999-12-31T23:59:59Z */
 #define REVOKED_MAX 100000
@@ -65,7 +66,9 @@ struct tsi_trust {
 	int ncas;
 	char **revoked;           /* lower-case hex, no colons */
 	size_t nrevoked;
+	uint64_t gen;             /* bumped by every change of CAs or revocations */
 	struct cert_cache *cache; /* mutable behind a const tsi_trust */
+	struct jwt_cache *verdicts; /* likewise: verified chains */
 };
 
 const char *
@@ -104,6 +107,7 @@ int
 tsi_trust_new(struct tsi_trust **out)
 {
 	struct tsi_trust *t;
+	int ret;
 
 	if (out == NULL)
 		return TSI_ERR_INVALID_ARG;
@@ -120,6 +124,10 @@ tsi_trust_new(struct tsi_trust **out)
 		free(t->cache);
 		free(t);
 		return TSI_ERR_INTERNAL;
+	}
+	if ((ret = jwt_cache_new(&t->verdicts)) != TSI_OK) {
+		tsi_trust_free(t);
+		return ret;
 	}
 	*out = t;
 	return TSI_OK;
@@ -215,6 +223,7 @@ tsi_trust_free(struct tsi_trust *t)
 		return;
 	X509_STORE_free(t->store);
 	cache_free(t->cache);
+	jwt_cache_free(t->verdicts);
 	for (i = 0; i < t->nrevoked; i++)
 		free(t->revoked[i]);
 	free(t->revoked);
@@ -226,6 +235,7 @@ add_cas(struct tsi_trust *t, STACK_OF(X509) *sk)
 {
 	int i;
 
+	t->gen++;   /* even a partial change invalidates every verdict */
 	for (i = 0; i < sk_X509_num(sk); i++) {
 		if (X509_STORE_add_cert(t->store, sk_X509_value(sk, i)) != 1) {
 			/* Adding the same CA twice is harmless. */
@@ -317,6 +327,7 @@ tsi_trust_revoke(struct tsi_trust *t, const char *serial_or_fingerprint)
 	}
 	t->revoked = nr;
 	t->revoked[t->nrevoked++] = h;
+	t->gen++;   /* no verdict made before this revocation is used again */
 	return TSI_OK;
 }
 
@@ -891,6 +902,154 @@ check_location(const json_t *claims, const struct tsi_location *loc,
 	return TSI_OK;
 }
 
+/* ---- the chain verdict: cached or verified now ---- */
+
+/* The x5c strings of hdr when x5c is an array of 1 to X5C_MAX strings;
+ * 0 otherwise (decode_x5c then says what is wrong). */
+static int
+x5c_key(const json_t *hdr, struct jwt_x5c_key *k)
+{
+	const json_t *x5c = json_object_get(hdr, "x5c"), *e;
+	size_t i;
+
+	if (!json_is_array(x5c) || json_array_size(x5c) == 0 ||
+	    json_array_size(x5c) > X5C_MAX)
+		return 0;
+	k->n = json_array_size(x5c);
+	for (i = 0; i < k->n; i++) {
+		e = json_array_get(x5c, i);
+		if (!json_is_string(e))
+			return 0;
+		k->s[i] = json_string_value(e);
+		k->len[i] = json_string_length(e);
+	}
+	return 1;
+}
+
+static int
+asn1_epoch(const ASN1_TIME *t, long long *out)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	*out = (long long)timegm(&tm);
+	return 1;
+}
+
+/*
+ * The window in which X509_verify_cert accepts every certificate of path on
+ * time grounds: notBefore <= now < notAfter for each (OpenSSL's
+ * X509_cmp_time treats equal as earlier). 0 when a time cannot be read: such
+ * a verdict is not cached.
+ */
+static int
+path_window(STACK_OF(X509) *path, long long *nb, long long *na)
+{
+	long long b, a;
+	int i;
+
+	*nb = MAX_NUMERIC_DATE * -1;
+	*na = MAX_NUMERIC_DATE;
+	for (i = 0; i < sk_X509_num(path); i++) {
+		X509 *x = sk_X509_value(path, i);
+
+		if (!asn1_epoch(X509_get0_notBefore(x), &b) ||
+		    !asn1_epoch(X509_get0_notAfter(x), &a))
+			return 0;
+		if (b > *nb)
+			*nb = b;
+		if (a < *na)
+			*na = a;
+	}
+	return *nb < *na;
+}
+
+/*
+ * Everything the x5c chain decides, in the contract's order: x5c decodable,
+ * chain to a trusted CA at now, nothing revoked, one node certificate, a
+ * P-256 leaf allowed to sign. On success *out is a verdict reference
+ * (caller jwt_verdict_unref). A verdict is taken from the cache only when it
+ * was made for byte-identical x5c text under this trust generation and now
+ * is inside its window; only a chain that passed all of the above is stored.
+ */
+static int
+chain_verdict(const struct tsi_trust *t, const json_t *hdr, long long now,
+    struct jwt_verdict **out, struct tsi_verify_result *res)
+{
+	struct jwt_x5c_key k;
+	struct jwt_verdict *v = NULL;
+	STACK_OF(X509) *x5c = NULL, *chain = NULL;
+	EVP_PKEY *leafpub;
+	X509 *leaf;
+	int i, node_idx = -1, cacheable, ret;
+
+	memset(&k, 0, sizeof(k));
+	if ((cacheable = x5c_key(hdr, &k)) != 0) {
+		jwt_cache_hash(t->verdicts, &k);
+		if ((v = jwt_cache_get(t->verdicts, &k, t->gen, now)) != NULL) {
+			*out = v;
+			return TSI_OK;
+		}
+	}
+	if ((ret = decode_x5c(t->cache, hdr, &x5c, res)) != TSI_OK)
+		goto out;
+	if ((ret = verify_chain(t, x5c, (time_t)now, &chain, res)) != TSI_OK)
+		goto out;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if (is_revoked(t, sk_X509_value(chain, i))) {
+			char cn[128];
+			cert_cn(sk_X509_value(chain, i), cn, sizeof(cn));
+			ret = refuse(res, TSI_JWT_CERT_REVOKED,
+			    "certificate CN=%s at depth %d is revoked", cn, i);
+			goto out;
+		}
+	if (!cacheable) {
+		/* decode_x5c accepted what x5c_key did not: cannot happen. */
+		ret = TSI_ERR_INTERNAL;
+		goto out;
+	}
+	if ((v = jwt_verdict_new(&k)) == NULL) {
+		ret = TSI_ERR_ALLOC;
+		goto out;
+	}
+	if ((ret = find_node(x5c, &v->loc, &node_idx, res)) != TSI_OK)
+		goto out;
+	leaf = sk_X509_value(x5c, 0);
+	leafpub = X509_get0_pubkey(leaf);
+	if (leafpub == NULL || tsi_key_thumbprint(leafpub, v->kid) != TSI_OK) {
+		ERR_clear_error();
+		ret = refuse(res, TSI_JWT_BAD_X5C, "x5c[0] key is not EC P-256");
+		goto out;
+	}
+	if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) &&
+	    !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
+		ret = refuse(res, TSI_JWT_BAD_X5C,
+		    "x5c[0] key usage does not allow digitalSignature");
+		goto out;
+	}
+	if (EVP_PKEY_up_ref(leafpub) != 1) {
+		ret = TSI_ERR_CRYPTO;
+		goto out;
+	}
+	v->leaf = leafpub;
+	if ((ret = tsi_x509_fingerprint(sk_X509_value(x5c, node_idx),
+	    v->node_fp)) != TSI_OK)
+		goto out;
+	v->gen = t->gen;
+	if (path_window(chain, &v->not_before, &v->not_after) &&
+	    v->not_before <= now && now < v->not_after)
+		jwt_cache_put(t->verdicts, v);
+	*out = v;
+	v = NULL;
+	ret = TSI_OK;
+out:
+	jwt_verdict_unref(v);
+	sk_X509_pop_free(x5c, X509_free);
+	sk_X509_pop_free(chain, X509_free);
+	return ret;
+}
+
 int
 tsi_jwt_verify(const struct tsi_trust *t, const char *token,
     const struct tsi_verify_opts *opts, json_t **claims,
@@ -899,13 +1058,10 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 	struct parts p;
 	json_t *hdr = NULL, *cl = NULL;
 	const json_t *kid;
-	STACK_OF(X509) *x5c = NULL, *chain = NULL;
-	struct tsi_location loc = { 0 };
-	EVP_PKEY *leafpub;
+	struct jwt_verdict *v = NULL;
 	const char *aud = TSI_JWT_DEFAULT_AUD;
 	long long now = (long long)time(NULL), skew = TSI_JWT_DEFAULT_SKEW;
-	char thumb[44];
-	int i, node_idx = -1, ret;
+	int ret;
 
 	if (res == NULL)
 		return TSI_ERR_INVALID_ARG;
@@ -930,51 +1086,24 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 		goto out;
 	if ((ret = check_header(hdr, res)) != TSI_OK)
 		goto out;
-	if ((ret = decode_x5c(t->cache, hdr, &x5c, res)) != TSI_OK)
+	if ((ret = chain_verdict(t, hdr, now, &v, res)) != TSI_OK)
 		goto out;
-	if ((ret = verify_chain(t, x5c, (time_t)now, &chain, res)) != TSI_OK)
-		goto out;
-	for (i = 0; i < sk_X509_num(chain); i++)
-		if (is_revoked(t, sk_X509_value(chain, i))) {
-			char cn[128];
-			cert_cn(sk_X509_value(chain, i), cn, sizeof(cn));
-			ret = refuse(res, TSI_JWT_CERT_REVOKED,
-			    "certificate CN=%s at depth %d is revoked", cn, i);
-			goto out;
-		}
-	if ((ret = find_node(x5c, &loc, &node_idx, res)) != TSI_OK)
-		goto out;
-
-	leafpub = X509_get0_pubkey(sk_X509_value(x5c, 0));
-	if (leafpub == NULL || tsi_key_thumbprint(leafpub, thumb) != TSI_OK) {
-		ERR_clear_error();
-		ret = refuse(res, TSI_JWT_BAD_X5C, "x5c[0] key is not EC P-256");
-		goto out;
-	}
-	if ((X509_get_extension_flags(sk_X509_value(x5c, 0)) & EXFLAG_KUSAGE) &&
-	    !(X509_get_key_usage(sk_X509_value(x5c, 0)) & KU_DIGITAL_SIGNATURE)) {
-		ret = refuse(res, TSI_JWT_BAD_X5C,
-		    "x5c[0] key usage does not allow digitalSignature");
-		goto out;
-	}
-	if ((ret = check_signature(leafpub, &p, res)) != TSI_OK)
+	if ((ret = check_signature(v->leaf, &p, res)) != TSI_OK)
 		goto out;
 	kid = json_object_get(hdr, "kid");
-	if (!json_is_string(kid) || strcmp(json_string_value(kid), thumb) != 0) {
+	if (!json_is_string(kid) || strcmp(json_string_value(kid), v->kid) != 0) {
 		ret = refuse(res, TSI_JWT_BAD_KID,
-		    "kid is not the x5c[0] key thumbprint %s", thumb);
+		    "kid is not the x5c[0] key thumbprint %s", v->kid);
 		goto out;
 	}
 	if ((ret = check_times(cl, now, skew, res)) != TSI_OK ||
 	    (ret = check_aud(cl, aud, res)) != TSI_OK ||
 	    (ret = check_string_claims(cl, res)) != TSI_OK ||
-	    (ret = check_location(cl, &loc, res)) != TSI_OK)
+	    (ret = check_location(cl, &v->loc, res)) != TSI_OK)
 		goto out;
 
-	if ((ret = tsi_x509_fingerprint(sk_X509_value(x5c, node_idx),
-	    res->node_fingerprint)) != TSI_OK)
-		goto out;
-	memcpy(res->kid, thumb, sizeof(res->kid));
+	memcpy(res->node_fingerprint, v->node_fp, sizeof(res->node_fingerprint));
+	memcpy(res->kid, v->kid, sizeof(res->kid));
 	res->reason = TSI_JWT_OK;
 	snprintf(res->detail, sizeof(res->detail), "ok");
 	*claims = cl;
@@ -984,10 +1113,21 @@ out:
 	if (ret != TSI_OK && ret != TSI_ERR_BAD_TOKEN && res->reason == TSI_JWT_OK)
 		refuse(res, TSI_JWT_MALFORMED, "internal error: %s",
 		    tsi_strerror(ret));
-	tsi_location_clear(&loc);
-	sk_X509_pop_free(x5c, X509_free);
-	sk_X509_pop_free(chain, X509_free);
+	jwt_verdict_unref(v);
 	json_decref(hdr);
 	json_decref(cl);
 	return ret;
+}
+
+void
+tsi_trust_cache_stats(const struct tsi_trust *t,
+    struct tsi_trust_cache_stats *st)
+{
+	if (st == NULL)
+		return;
+	memset(st, 0, sizeof(*st));
+	if (t == NULL)
+		return;
+	jwt_cache_stats(t->verdicts, &st->hits, &st->misses, &st->entries,
+	    &st->evictions);
 }

@@ -62,7 +62,11 @@ int tsi_jwt_mint(const struct tsi_signer *s, STACK_OF(X509) *chain,
  * revocations) before sharing it; then any number of threads may call
  * tsi_jwt_verify on it at once. Changing it while others verify is not safe:
  * build a new one and swap. It also caches parsed x5c certificates (by exact
- * DER; at most 64); every check still runs on every call. */
+ * DER; at most 64) and the verdicts of x5c chains that verified (at most
+ * 1,024; by exact x5c text; each used only while every certificate of its
+ * path is valid and no CA or revocation was added since; see
+ * docs/token-core.md "Chain verdict cache"). A token whose chain is cached
+ * still has its own signature and every claim checked. */
 struct tsi_trust;
 
 int tsi_trust_new(struct tsi_trust **out);
@@ -98,6 +102,18 @@ struct tsi_verify_result {
 int tsi_jwt_verify(const struct tsi_trust *t, const char *token,
     const struct tsi_verify_opts *opts, json_t **claims,
     struct tsi_verify_result *res);
+
+/* Counters of the chain verdict cache (since tsi_trust_new). */
+struct tsi_trust_cache_stats {
+	unsigned long long hits;      /* tokens whose chain verdict was reused */
+	unsigned long long misses;    /* chains verified in full */
+	unsigned long long entries;   /* verdicts held now */
+	unsigned long long evictions; /* verdicts dropped for room */
+};
+
+/* Fills *st (zeroes when t is NULL). Safe while others verify. */
+void tsi_trust_cache_stats(const struct tsi_trust *t,
+    struct tsi_trust_cache_stats *st);
 
 /* Decodes without verifying anything (for `tsi token decode`). Duplicate keys
  * and oversize tokens are still refused. Caller json_decref's both. */

@@ -1066,6 +1066,313 @@ test_concurrent_verification(void **state)
 	}
 }
 
+/* ---- the chain verdict cache ---- */
+
+static struct tsi_trust_cache_stats
+stats(const struct tsi_trust *t)
+{
+	struct tsi_trust_cache_stats st;
+
+	tsi_trust_cache_stats(t, &st);
+	return st;
+}
+
+static char *
+token_for(X509 *leaf, X509 *node, EVP_PKEY *key, json_t *claims)
+{
+	char kid[44];
+
+	return build(hdr("ES256", kid_of(key, kid), leaf, node, NULL), dump(claims),
+	    key, NULL, 0);
+}
+
+/* A cached chain is used only inside the validity of every certificate of
+ * its path: at the earliest notAfter (here the node's) it is re-verified
+ * and refused, and before the latest notBefore likewise. */
+static void
+test_cache_cert_expires(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *k = pki_key();
+	X509 *node = mk_node(f->ca, f->ca_key, f->node_key, "node-1", -3600, 200);
+	X509 *sess = mk_sess(node, f->node_key, k, -60, 3000);
+	X509 *s2 = mk_sess(f->node, f->node_key, k, -60, 120);
+	time_t t0 = time(NULL);
+	unsigned long long h0;
+
+	expect_at(f, token_for(sess, node, k, claims_base(t0)), NULL, t0, TSI_JWT_OK);
+	h0 = stats(f->trust).hits;
+	expect_at(f, token_for(sess, node, k, claims_base(t0 + 199)), NULL, t0 + 199,
+	    TSI_JWT_OK);
+	assert_int_equal(stats(f->trust).hits, h0 + 1);
+	/* The node certificate's notAfter ends the verdict, not the session's. */
+	expect_at(f, token_for(sess, node, k, claims_base(t0 + 200)), NULL, t0 + 200,
+	    TSI_JWT_CERT_EXPIRED);
+	expect_at(f, token_for(sess, node, k, claims_base(t0 + 900)), NULL, t0 + 900,
+	    TSI_JWT_CERT_EXPIRED);
+	/* Before the session certificate's notBefore. */
+	expect_at(f, token_for(sess, node, k, claims_base(t0 - 61)), NULL, t0 - 61,
+	    TSI_JWT_CERT_EXPIRED);
+	assert_int_equal(stats(f->trust).hits, h0 + 1);
+	/* Still good, and still cached, inside the window. */
+	expect_at(f, token_for(sess, node, k, claims_base(t0 + 10)), NULL, t0 + 10,
+	    TSI_JWT_OK);
+	assert_int_equal(stats(f->trust).hits, h0 + 2);
+	/* A session certificate expiring before its node. */
+	expect_at(f, token_for(s2, f->node, k, claims_base(t0)), NULL, t0, TSI_JWT_OK);
+	expect_at(f, token_for(s2, f->node, k, claims_base(t0 + 119)), NULL, t0 + 119,
+	    TSI_JWT_OK);
+	expect_at(f, token_for(s2, f->node, k, claims_base(t0 + 120)), NULL, t0 + 120,
+	    TSI_JWT_CERT_EXPIRED);
+	X509_free(node);
+	X509_free(sess);
+	X509_free(s2);
+	EVP_PKEY_free(k);
+}
+
+/* Revocations and new CAs change the trust generation: a verdict made
+ * before is never used again. The vault's SIGHUP reload builds a new trust
+ * (an empty cache); tests/integration/vault test_reload covers that end to
+ * end with a warm cache. Here both shapes, at the library level. */
+static void
+test_cache_revoked_with_warm_cache(void **state)
+{
+	struct fx *f = *state;
+	struct tsi_trust *saved = f->trust, *t = NULL;
+	char fp[65], *pem = NULL;
+	unsigned long long h;
+
+	assert_int_equal(tsi_x509_to_pem(f->ca, &pem), TSI_OK);
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	f->trust = t;
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	assert_int_equal(stats(t).hits, 1);
+	assert_int_equal(stats(t).entries, 1);
+	/* Revoked in place (single-threaded use: the documented way to change a
+	 * trust that nobody else verifies with). */
+	assert_int_equal(tsi_x509_fingerprint(f->node, fp), TSI_OK);
+	assert_int_equal(tsi_trust_revoke(t, fp), TSI_OK);
+	h = stats(t).hits;
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_CERT_REVOKED);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_CERT_REVOKED);
+	assert_int_equal(stats(t).hits, h);
+	tsi_trust_free(t);
+
+	/* The reload shape: a new trust with the revocation, the old one warm. */
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	f->trust = t;
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	tsi_trust_free(t);
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	assert_int_equal(tsi_trust_revoke(t, fp), TSI_OK);
+	f->trust = t;
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_CERT_REVOKED);
+	assert_int_equal(stats(t).entries, 0);
+	tsi_trust_free(t);
+
+	/* Adding a CA also starts a new generation. */
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	f->trust = t;
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	h = stats(t).hits;
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	assert_int_equal(stats(t).hits, h);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	assert_int_equal(stats(t).hits, h + 1);
+	tsi_trust_free(t);
+	free(pem);
+	f->trust = saved;
+}
+
+/* The verdict belongs to the whole chain, not to its leaf: the same session
+ * certificate presented with another node certificate is verified anew. */
+static void
+test_cache_other_chain_same_leaf(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *bk = pki_key();
+	/* Same subject name, other key: the session cert does not chain to it. */
+	X509 *impostor = mk_node(f->ca, f->ca_key, bk, "node-1", -3600, 86400);
+	/* Same key, re-issued by the CA for another place. */
+	X509 *moved = mk("node-1", f->ca, f->ca_key, f->node_key, 1, 0,
+	    "critical,digitalSignature,keyCertSign",
+	    "URI:tsi:cluster-name:hipaaCluster,URI:tsi:region:us-east,"
+	    "URI:tsi:datacenter:wdc01,URI:tsi:node:node-1", -3600, 86400);
+	X509 *expired = mk_node(f->ca, f->ca_key, f->node_key, "node-1", -7200, -60);
+	json_t *c;
+	char kid[44];
+
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	expect(f, token_for(f->sess, impostor, f->sess_key, claims_base(f->now)),
+	    TSI_JWT_UNTRUSTED_CHAIN);
+	expect(f, token_for(f->sess, expired, f->sess_key, claims_base(f->now)),
+	    TSI_JWT_CERT_EXPIRED);
+	/* The leaf alone. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	/* The moved node vouches for its own location, twice (cached). */
+	expect(f, token_for(f->sess, moved, f->sess_key, claims_base(f->now)),
+	    TSI_JWT_LOCATION_MISMATCH);
+	c = claims_base(f->now);
+	json_object_set_new(c, "region", json_string("us-east"));
+	json_object_set_new(c, "datacenter", json_string("wdc01"));
+	expect(f, token_for(f->sess, moved, f->sess_key, json_deep_copy(c)),
+	    TSI_JWT_OK);
+	expect(f, token_for(f->sess, moved, f->sess_key, json_deep_copy(c)),
+	    TSI_JWT_OK);
+	/* ... and the original chain still its own. */
+	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	/* With the CA appended: a different text, verified, also good. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	    f->ca, NULL), dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_OK);
+	X509_free(impostor);
+	X509_free(moved);
+	X509_free(expired);
+	EVP_PKEY_free(bk);
+}
+
+struct cworker {
+	struct fx *f;
+	struct tsi_trust *trust;
+	char *tok[5];
+	enum tsi_jwt_reason want[5];
+	int wrong;
+};
+
+static void *
+cache_worker(void *arg)
+{
+	struct cworker *w = arg;
+	struct tsi_verify_opts o = { .now = w->f->now, .skew = 60 };
+	struct tsi_verify_result res;
+	json_t *cl;
+	int i, r;
+
+	for (i = 0; i < 100; i++) {
+		cl = NULL;
+		r = tsi_jwt_verify(w->trust, w->tok[i % 5], &o, &cl, &res);
+		if (res.reason != w->want[i % 5] ||
+		    (r == TSI_OK) != (w->want[i % 5] == TSI_JWT_OK))
+			w->wrong++;
+		json_decref(cl);
+	}
+	return NULL;
+}
+
+/* Threads starting on a cold cache, good and bad tokens of the same chains
+ * interleaved: every answer is the one a single thread gets. */
+static void
+test_cache_concurrent(void **state)
+{
+	struct fx *f = *state;
+	struct cworker w[4];
+	pthread_t th[4];
+	struct tsi_trust *t = NULL;
+	EVP_PKEY *keys[2], *ek = pki_key(), *enk = pki_key();
+	X509 *certs[2];
+	X509 *eca = mk_ca(ek), *enode = mk_node(eca, ek, enk, "node-1", -3600, 86400);
+	char *pem = NULL, kid[44];
+	int i, j;
+
+	assert_int_equal(tsi_x509_to_pem(f->ca, &pem), TSI_OK);
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	for (j = 0; j < 2; j++) {
+		keys[j] = pki_key();
+		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer,
+		    f->node, keys[j], 600, &certs[j]), TSI_OK);
+	}
+	f->now = time(NULL);
+	for (i = 0; i < 4; i++) {
+		w[i].f = f;
+		w[i].trust = t;
+		w[i].wrong = 0;
+		w[i].tok[0] = token_for(certs[i % 2], f->node, keys[i % 2],
+		    claims_base(f->now));
+		w[i].want[0] = TSI_JWT_OK;
+		/* The other good chain, signed with the wrong key. */
+		w[i].tok[1] = build(hdr("ES256", kid_of(keys[(i + 1) % 2], kid),
+		    certs[(i + 1) % 2], f->node, NULL), dump(claims_base(f->now)),
+		    keys[i % 2], NULL, 0);
+		w[i].want[1] = TSI_JWT_BAD_SIGNATURE;
+		w[i].tok[2] = token_for(certs[(i + 1) % 2], f->node, keys[(i + 1) % 2],
+		    claims_base(f->now));
+		w[i].want[2] = TSI_JWT_OK;
+		/* An untrusted chain. */
+		w[i].tok[3] = build(hdr("ES256", kid_of(enk, kid), enode, NULL),
+		    dump(claims_base(f->now)), enk, NULL, 0);
+		w[i].want[3] = TSI_JWT_UNTRUSTED_CHAIN;
+		w[i].tok[4] = token_for(certs[i % 2], f->node, keys[i % 2],
+		    json_pack("{s:s}", "aud", "tsi-vault"));
+		w[i].want[4] = TSI_JWT_NO_EXP;
+	}
+	for (i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, cache_worker, &w[i]), 0);
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 4; i++) {
+		for (j = 0; j < 5; j++)
+			free(w[i].tok[j]);
+		assert_int_equal(w[i].wrong, 0);
+	}
+	/* 320 tokens on two cached chains: nearly all of them hits. */
+	assert_true(stats(t).hits >= 300);
+	assert_int_equal(stats(t).entries, 2);
+	tsi_trust_free(t);
+	for (j = 0; j < 2; j++) {
+		X509_free(certs[j]);
+		EVP_PKEY_free(keys[j]);
+	}
+	X509_free(eca);
+	X509_free(enode);
+	EVP_PKEY_free(ek);
+	EVP_PKEY_free(enk);
+	free(pem);
+}
+
+/* More chains than the cache holds: it stays bounded, evicts, and an
+ * evicted chain is simply verified again. */
+static void
+test_cache_bounded(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1100 };
+	EVP_PKEY *k = pki_key();
+	char **toks = calloc(N, sizeof(*toks)), kid[44];
+	struct tsi_trust_cache_stats st;
+	X509 *c;
+	int i;
+
+	f->now = time(NULL);
+	kid_of(k, kid);
+	for (i = 0; i < N; i++) {
+		/* Distinct session certificates (random serials), one key. */
+		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer, f->node,
+		    k, 600, &c), TSI_OK);
+		toks[i] = token_for(c, f->node, k, claims_base(f->now));
+		X509_free(c);
+	}
+	for (i = 0; i < N; i++)
+		expect(f, strdup(toks[i]), TSI_JWT_OK);
+	st = stats(f->trust);
+	assert_true(st.entries <= 1024);
+	assert_true(st.evictions >= N - 1024);
+	expect(f, strdup(toks[0]), TSI_JWT_OK);
+	expect(f, strdup(toks[N - 1]), TSI_JWT_OK);
+	for (i = 0; i < N; i++)
+		free(toks[i]);
+	free(toks);
+	EVP_PKEY_free(k);
+}
+
 static void
 test_decode_unverified(void **state)
 {
@@ -1080,6 +1387,28 @@ test_decode_unverified(void **state)
 	json_decref(c);
 	assert_int_equal(tsi_jwt_decode_unverified("a.b", &h, &c), TSI_ERR_PARSE);
 	free(tok);
+}
+
+/* The fixture with its two good chains ([session, node] and [node])
+ * verified once, so that they are in the verdict cache. */
+static int
+setup_warm(void **state)
+{
+	struct tsi_trust_cache_stats st;
+	struct fx *f;
+	char kid[44];
+
+	setup(state);
+	f = *state;
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
+	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_OK);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	tsi_trust_cache_stats(f->trust, &st);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.hits, 1);
+	return 0;
 }
 
 int
@@ -1117,6 +1446,21 @@ main(void)
 		cmocka_unit_test(test_many_session_certs),
 		cmocka_unit_test(test_concurrent_verification),
 		cmocka_unit_test(test_decode_unverified),
+		cmocka_unit_test(test_cache_cert_expires),
+		cmocka_unit_test(test_cache_revoked_with_warm_cache),
+		cmocka_unit_test(test_cache_other_chain_same_leaf),
+		cmocka_unit_test(test_cache_concurrent),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	const struct CMUnitTest once[] = {
+		cmocka_unit_test(test_cache_bounded),
+	};
+	int failed;
+
+	/* Cold: the corpus as a fresh verifier sees it. Warm: again, after the
+	 * fixture's good chains are cached, so that every refusal is shown to
+	 * keep its own reason with a verdict in the cache. */
+	failed = cmocka_run_group_tests_name("cold", tests, setup, teardown);
+	failed += cmocka_run_group_tests_name("warm", tests, setup_warm, teardown);
+	failed += cmocka_run_group_tests_name("bounds", once, setup, teardown);
+	return failed;
 }

@@ -1,0 +1,78 @@
+/*
+ * jwt_int.h - internal to libtsi's JWT verifier (jwt.c, jwt_cache.c): the
+ * chain verdict cache. Not installed, not part of the API.
+ *
+ * A verdict is what a fully verified x5c chain vouches for: the leaf's public
+ * key, its thumbprint, the node certificate's location and fingerprint, and
+ * the time window in which every certificate of the verified path (trust
+ * anchor included) is valid. It is keyed by the exact x5c text of the token
+ * header (strict base64 decodes one text to one DER, so equal text is equal
+ * DER) and the trust generation. Only successes are stored.
+ */
+#ifndef TSI_JWT_INT_H
+#define TSI_JWT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#include "tsi/x509.h"
+
+#define JWT_X5C_MAX 4             /* leaf, node, up to two operator CAs */
+
+/* The x5c strings of one token header, borrowed from its JSON. */
+struct jwt_x5c_key {
+	const char *s[JWT_X5C_MAX];
+	size_t len[JWT_X5C_MAX];
+	size_t n;
+	uint64_t h;                   /* filled by jwt_cache_hash */
+};
+
+/* Immutable once made; shared by reference (jwt_verdict_ref/unref). */
+struct jwt_verdict {
+	unsigned refs;                /* atomic */
+	uint64_t gen;                 /* trust generation it was verified under */
+	long long not_before;         /* valid for not_before <= now < not_after */
+	long long not_after;
+	EVP_PKEY *leaf;               /* one reference */
+	struct tsi_location loc;      /* of the node certificate */
+	char kid[44];                 /* thumbprint of leaf */
+	char node_fp[65];             /* SHA-256 hex of the node certificate */
+	/* the key: the x5c strings, concatenated */
+	uint64_t h;
+	size_t n;
+	size_t len[JWT_X5C_MAX];
+	unsigned char *text;
+	size_t textlen;
+};
+
+struct jwt_cache;
+
+int jwt_cache_new(struct jwt_cache **out);
+void jwt_cache_free(struct jwt_cache *c);
+
+/* Sets k->h (keyed by the cache's random seed). */
+void jwt_cache_hash(const struct jwt_cache *c, struct jwt_x5c_key *k);
+
+/* The verdict for exactly k's strings, made under generation gen and valid
+ * at now; NULL when there is none. A returned verdict is a new reference:
+ * caller jwt_verdict_unref. */
+struct jwt_verdict *jwt_cache_get(struct jwt_cache *c,
+    const struct jwt_x5c_key *k, uint64_t gen, long long now);
+
+/* A new verdict with refs 1 and a copy of k's strings; the other members
+ * are zero for the caller to fill. NULL on ALLOC. */
+struct jwt_verdict *jwt_verdict_new(const struct jwt_x5c_key *k);
+void jwt_verdict_ref(struct jwt_verdict *v);
+void jwt_verdict_unref(struct jwt_verdict *v);   /* accepts NULL */
+
+/* Stores v (the cache takes its own reference), replacing a verdict for the
+ * same key, else an empty slot, else the least recently used of the shard. */
+void jwt_cache_put(struct jwt_cache *c, struct jwt_verdict *v);
+
+/* Sums of the per-shard counters. */
+void jwt_cache_stats(struct jwt_cache *c, unsigned long long *hits,
+    unsigned long long *misses, unsigned long long *entries,
+    unsigned long long *evictions);
+
+#endif /* TSI_JWT_INT_H */
