@@ -904,27 +904,10 @@ check_location(const json_t *claims, const struct tsi_location *loc,
 
 /* ---- the chain verdict: cached or verified now ---- */
 
-/* The x5c strings of hdr when x5c is an array of 1 to X5C_MAX strings;
- * 0 otherwise (decode_x5c then says what is wrong). */
-static int
-x5c_key(const json_t *hdr, struct jwt_x5c_key *k)
-{
-	const json_t *x5c = json_object_get(hdr, "x5c"), *e;
-	size_t i;
-
-	if (!json_is_array(x5c) || json_array_size(x5c) == 0 ||
-	    json_array_size(x5c) > X5C_MAX)
-		return 0;
-	k->n = json_array_size(x5c);
-	for (i = 0; i < k->n; i++) {
-		e = json_array_get(x5c, i);
-		if (!json_is_string(e))
-			return 0;
-		k->s[i] = json_string_value(e);
-		k->len[i] = json_string_length(e);
-	}
-	return 1;
-}
+/* Longest header segment whose verdict is cached: a [session, node] header
+ * is about 1.8 KB, one with four certificates under 4 KB. Bounds the cache
+ * at about 7 MB however headers are padded. */
+#define CACHED_HEADER_MAX 6144
 
 static int
 asn1_epoch(const ASN1_TIME *t, long long *out)
@@ -968,30 +951,20 @@ path_window(STACK_OF(X509) *path, long long *nb, long long *na)
 /*
  * Everything the x5c chain decides, in the contract's order: x5c decodable,
  * chain to a trusted CA at now, nothing revoked, one node certificate, a
- * P-256 leaf allowed to sign. On success *out is a verdict reference
- * (caller jwt_verdict_unref). A verdict is taken from the cache only when it
- * was made for byte-identical x5c text under this trust generation and now
- * is inside its window; only a chain that passed all of the above is stored.
+ * P-256 leaf allowed to sign. On success *out is a new verdict for key
+ * (caller jwt_verdict_unref), not yet in the cache.
  */
 static int
-chain_verdict(const struct tsi_trust *t, const json_t *hdr, long long now,
-    struct jwt_verdict **out, struct tsi_verify_result *res)
+chain_verdict(const struct tsi_trust *t, const json_t *hdr,
+    const struct jwt_key *key, long long now, struct jwt_verdict **out,
+    struct tsi_verify_result *res)
 {
-	struct jwt_x5c_key k;
 	struct jwt_verdict *v = NULL;
 	STACK_OF(X509) *x5c = NULL, *chain = NULL;
 	EVP_PKEY *leafpub;
 	X509 *leaf;
-	int i, node_idx = -1, cacheable, ret;
+	int i, node_idx = -1, ret;
 
-	memset(&k, 0, sizeof(k));
-	if ((cacheable = x5c_key(hdr, &k)) != 0) {
-		jwt_cache_hash(t->verdicts, &k);
-		if ((v = jwt_cache_get(t->verdicts, &k, t->gen, now)) != NULL) {
-			*out = v;
-			return TSI_OK;
-		}
-	}
 	if ((ret = decode_x5c(t->cache, hdr, &x5c, res)) != TSI_OK)
 		goto out;
 	if ((ret = verify_chain(t, x5c, (time_t)now, &chain, res)) != TSI_OK)
@@ -1004,12 +977,7 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr, long long now,
 			    "certificate CN=%s at depth %d is revoked", cn, i);
 			goto out;
 		}
-	if (!cacheable) {
-		/* decode_x5c accepted what x5c_key did not: cannot happen. */
-		ret = TSI_ERR_INTERNAL;
-		goto out;
-	}
-	if ((v = jwt_verdict_new(&k)) == NULL) {
+	if ((v = jwt_verdict_new(key)) == NULL) {
 		ret = TSI_ERR_ALLOC;
 		goto out;
 	}
@@ -1037,9 +1005,8 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr, long long now,
 	    v->node_fp)) != TSI_OK)
 		goto out;
 	v->gen = t->gen;
-	if (path_window(chain, &v->not_before, &v->not_after) &&
-	    v->not_before <= now && now < v->not_after)
-		jwt_cache_put(t->verdicts, v);
+	if (!path_window(chain, &v->not_before, &v->not_after))
+		v->not_before = v->not_after = 0;   /* never cached */
 	*out = v;
 	v = NULL;
 	ret = TSI_OK;
@@ -1059,6 +1026,7 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 	json_t *hdr = NULL, *cl = NULL;
 	const json_t *kid;
 	struct jwt_verdict *v = NULL;
+	struct jwt_key key;
 	const char *aud = TSI_JWT_DEFAULT_AUD;
 	long long now = (long long)time(NULL), skew = TSI_JWT_DEFAULT_SKEW;
 	int ret;
@@ -1082,19 +1050,47 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 			skew = opts->skew;
 	}
 
-	if ((ret = parse_token(token, &p, &hdr, &cl, res)) != TSI_OK)
+	if ((ret = split(token, &p, res)) != TSI_OK)
 		goto out;
-	if ((ret = check_header(hdr, res)) != TSI_OK)
-		goto out;
-	if ((ret = chain_verdict(t, hdr, now, &v, res)) != TSI_OK)
-		goto out;
-	if ((ret = check_signature(v->leaf, &p, res)) != TSI_OK)
-		goto out;
-	kid = json_object_get(hdr, "kid");
-	if (!json_is_string(kid) || strcmp(json_string_value(kid), v->kid) != 0) {
-		ret = refuse(res, TSI_JWT_BAD_KID,
-		    "kid is not the x5c[0] key thumbprint %s", v->kid);
-		goto out;
+	/*
+	 * Steps 3-14 and 16 depend only on the header text, the trust and the
+	 * time: a header that passed them under this trust generation, with
+	 * every certificate still valid at now, is not parsed or verified
+	 * again. Claims and signature are checked on every call.
+	 */
+	key.s = p.h;
+	key.len = p.hlen;
+	if (p.hlen <= CACHED_HEADER_MAX) {
+		jwt_cache_hash(t->verdicts, &key);
+		v = jwt_cache_get(t->verdicts, &key, t->gen, now);
+	}
+	if (v != NULL) {
+		if ((ret = parse_part(p.c, p.clen, "claims", &cl, res)) != TSI_OK)
+			goto out;
+		if ((ret = check_signature(v->leaf, &p, res)) != TSI_OK)
+			goto out;
+	} else {
+		if ((ret = parse_part(p.h, p.hlen, "header", &hdr, res)) != TSI_OK ||
+		    (ret = parse_part(p.c, p.clen, "claims", &cl, res)) != TSI_OK)
+			goto out;
+		if ((ret = check_header(hdr, res)) != TSI_OK)
+			goto out;
+		if ((ret = chain_verdict(t, hdr, &key, now, &v, res)) != TSI_OK)
+			goto out;
+		if ((ret = check_signature(v->leaf, &p, res)) != TSI_OK)
+			goto out;
+		kid = json_object_get(hdr, "kid");
+		if (!json_is_string(kid) ||
+		    strcmp(json_string_value(kid), v->kid) != 0) {
+			ret = refuse(res, TSI_JWT_BAD_KID,
+			    "kid is not the x5c[0] key thumbprint %s", v->kid);
+			goto out;
+		}
+		/* Only a header that a real signature came with, and whose
+		 * window holds now, is kept. */
+		if (p.hlen <= CACHED_HEADER_MAX && v->not_before <= now &&
+		    now < v->not_after)
+			jwt_cache_put(t->verdicts, v);
 	}
 	if ((ret = check_times(cl, now, skew, res)) != TSI_OK ||
 	    (ret = check_aud(cl, aud, res)) != TSI_OK ||

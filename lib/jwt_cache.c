@@ -3,16 +3,17 @@
  * and docs/token-core.md "Chain verdict cache").
  *
  * Every fresh JWT of a node carries the same x5c chain, and verifying that
- * chain costs two of the three ECDSA verifications of a login. The cache
- * remembers a chain that verified, so that a later token with byte-identical
- * x5c text, under the same trust generation and inside the chain's validity
- * window, costs one verification (its own signature).
+ * chain costs two of the three ECDSA verifications of a login (and parsing
+ * its 2 KB header a quarter of the rest). The cache remembers a header whose
+ * chain verified, so that a later token with a byte-identical header, under
+ * the same trust generation and inside the chain's validity window, costs
+ * one verification (its own signature) and the parse of its claims.
  *
  * Bounds: JWT_CACHE_SHARDS shards of JWT_CACHE_WAYS slots each; a full shard
  * evicts its least recently used verdict. Each shard has its own mutex, held
  * only to compare keys and take a reference, so threads verifying tokens of
  * different nodes rarely meet, and never wait across a signature check.
- * Equality is decided by comparing the stored strings in full: the hash only
+ * Equality is decided by comparing the stored text in full: the hash only
  * picks the shard and skips mismatches, so a hash collision costs a miss,
  * never a wrong answer.
  */
@@ -86,31 +87,19 @@ jwt_cache_free(struct jwt_cache *c)
 	free(c);
 }
 
-/* FNV-1a over (n, len_i, bytes_i ...), from a secret offset, then mixed. */
-static uint64_t
-fnv(uint64_t h, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
+/* FNV-1a from a secret offset, then mixed. */
 void
-jwt_cache_hash(const struct jwt_cache *c, struct jwt_x5c_key *k)
+jwt_cache_hash(const struct jwt_cache *c, struct jwt_key *k)
 {
+	const unsigned char *b = (const unsigned char *)k->s;
 	uint64_t h = c->seed ^ 0xcbf29ce484222325ULL;
 	size_t i;
 
-	h = fnv(h, &k->n, sizeof(k->n));
-	for (i = 0; i < k->n; i++) {
-		h = fnv(h, &k->len[i], sizeof(k->len[i]));
-		h = fnv(h, k->s[i], k->len[i]);
+	for (i = 0; i < k->len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
 	}
+	h ^= (uint64_t)k->len;
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
@@ -123,35 +112,23 @@ shard_of(struct jwt_cache *c, uint64_t h)
 	return &c->shard[(h >> 32) & (JWT_CACHE_SHARDS - 1)];
 }
 
-/* Nonzero when v was made for exactly the strings of k. */
+/* Nonzero when v was made for exactly the text of k. */
 static int
-same_key(const struct jwt_verdict *v, const struct jwt_x5c_key *k)
+same_key(const struct jwt_verdict *v, const struct jwt_key *k)
 {
-	size_t i, off = 0;
-
-	if (v->h != k->h || v->n != k->n)
-		return 0;
-	for (i = 0; i < k->n; i++)
-		if (v->len[i] != k->len[i])
-			return 0;
-	for (i = 0; i < k->n; i++) {
-		if (memcmp(v->text + off, k->s[i], k->len[i]) != 0)
-			return 0;
-		off += k->len[i];
-	}
-	return 1;
+	return v->h == k->h && v->textlen == k->len &&
+	    memcmp(v->text, k->s, k->len) == 0;
 }
 
 static int
 same_verdict_key(const struct jwt_verdict *a, const struct jwt_verdict *b)
 {
-	return a->h == b->h && a->n == b->n && a->textlen == b->textlen &&
-	    memcmp(a->len, b->len, sizeof(a->len)) == 0 &&
+	return a->h == b->h && a->textlen == b->textlen &&
 	    memcmp(a->text, b->text, a->textlen) == 0;
 }
 
 struct jwt_verdict *
-jwt_cache_get(struct jwt_cache *c, const struct jwt_x5c_key *k, uint64_t gen,
+jwt_cache_get(struct jwt_cache *c, const struct jwt_key *k, uint64_t gen,
     long long now)
 {
 	struct shard *sh = shard_of(c, k->h);
@@ -183,25 +160,17 @@ jwt_cache_get(struct jwt_cache *c, const struct jwt_x5c_key *k, uint64_t gen,
 }
 
 struct jwt_verdict *
-jwt_verdict_new(const struct jwt_x5c_key *k)
+jwt_verdict_new(const struct jwt_key *k)
 {
 	struct jwt_verdict *v;
-	size_t i, total = 0, off = 0;
 
-	for (i = 0; i < k->n; i++)
-		total += k->len[i];
 	if ((v = calloc(1, sizeof(*v))) == NULL ||
-	    (v->text = malloc(total ? total : 1)) == NULL) {
+	    (v->text = malloc(k->len ? k->len : 1)) == NULL) {
 		free(v);
 		return NULL;
 	}
-	for (i = 0; i < k->n; i++) {
-		memcpy(v->text + off, k->s[i], k->len[i]);
-		v->len[i] = k->len[i];
-		off += k->len[i];
-	}
-	v->textlen = total;
-	v->n = k->n;
+	memcpy(v->text, k->s, k->len);
+	v->textlen = k->len;
 	v->h = k->h;
 	v->refs = 1;
 	return v;

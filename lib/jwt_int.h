@@ -5,9 +5,11 @@
  * A verdict is what a fully verified x5c chain vouches for: the leaf's public
  * key, its thumbprint, the node certificate's location and fingerprint, and
  * the time window in which every certificate of the verified path (trust
- * anchor included) is valid. It is keyed by the exact x5c text of the token
- * header (strict base64 decodes one text to one DER, so equal text is equal
- * DER) and the trust generation. Only successes are stored.
+ * anchor included) is valid. It is keyed by the exact header segment of the
+ * token (base64url of {"alg","typ","kid","x5c"}: every token of one session
+ * key repeats it byte for byte; equal text is equal x5c DER) and the trust
+ * generation. Only headers that passed every header and chain check, with a
+ * kid equal to the leaf's thumbprint, are stored.
  */
 #ifndef TSI_JWT_INT_H
 #define TSI_JWT_INT_H
@@ -20,11 +22,10 @@
 
 #define JWT_X5C_MAX 4             /* leaf, node, up to two operator CAs */
 
-/* The x5c strings of one token header, borrowed from its JSON. */
-struct jwt_x5c_key {
-	const char *s[JWT_X5C_MAX];
-	size_t len[JWT_X5C_MAX];
-	size_t n;
+/* The key: the token's header segment (base64url text), borrowed. */
+struct jwt_key {
+	const char *s;
+	size_t len;
 	uint64_t h;                   /* filled by jwt_cache_hash */
 };
 
@@ -38,10 +39,7 @@ struct jwt_verdict {
 	struct tsi_location loc;      /* of the node certificate */
 	char kid[44];                 /* thumbprint of leaf */
 	char node_fp[65];             /* SHA-256 hex of the node certificate */
-	/* the key: the x5c strings, concatenated */
-	uint64_t h;
-	size_t n;
-	size_t len[JWT_X5C_MAX];
+	uint64_t h;                   /* the key: a copy of the header text */
 	unsigned char *text;
 	size_t textlen;
 };
@@ -52,17 +50,17 @@ int jwt_cache_new(struct jwt_cache **out);
 void jwt_cache_free(struct jwt_cache *c);
 
 /* Sets k->h (keyed by the cache's random seed). */
-void jwt_cache_hash(const struct jwt_cache *c, struct jwt_x5c_key *k);
+void jwt_cache_hash(const struct jwt_cache *c, struct jwt_key *k);
 
-/* The verdict for exactly k's strings, made under generation gen and valid
+/* The verdict for exactly k's text, made under generation gen and valid
  * at now; NULL when there is none. A returned verdict is a new reference:
  * caller jwt_verdict_unref. */
 struct jwt_verdict *jwt_cache_get(struct jwt_cache *c,
-    const struct jwt_x5c_key *k, uint64_t gen, long long now);
+    const struct jwt_key *k, uint64_t gen, long long now);
 
-/* A new verdict with refs 1 and a copy of k's strings; the other members
+/* A new verdict with refs 1 and a copy of k's text; the other members
  * are zero for the caller to fill. NULL on ALLOC. */
-struct jwt_verdict *jwt_verdict_new(const struct jwt_x5c_key *k);
+struct jwt_verdict *jwt_verdict_new(const struct jwt_key *k);
 void jwt_verdict_ref(struct jwt_verdict *v);
 void jwt_verdict_unref(struct jwt_verdict *v);   /* accepts NULL */
 

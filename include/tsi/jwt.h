@@ -62,11 +62,11 @@ int tsi_jwt_mint(const struct tsi_signer *s, STACK_OF(X509) *chain,
  * revocations) before sharing it; then any number of threads may call
  * tsi_jwt_verify on it at once. Changing it while others verify is not safe:
  * build a new one and swap. It also caches parsed x5c certificates (by exact
- * DER; at most 64) and the verdicts of x5c chains that verified (at most
- * 1,024; by exact x5c text; each used only while every certificate of its
- * path is valid and no CA or revocation was added since; see
- * docs/token-core.md "Chain verdict cache"). A token whose chain is cached
- * still has its own signature and every claim checked. */
+ * DER; at most 64) and the verdicts of token headers whose x5c chain
+ * verified (at most 1,024; by exact header text; each used only while every
+ * certificate of its path is valid and no CA or revocation was added since;
+ * see docs/token-core.md "Chain verdict cache"). A token whose header is
+ * cached still has its own signature and every claim checked. */
 struct tsi_trust;
 
 int tsi_trust_new(struct tsi_trust **out);

@@ -1239,6 +1239,84 @@ test_cache_other_chain_same_leaf(void **state)
 	EVP_PKEY_free(bk);
 }
 
+/* The cache is keyed by the whole header text: any other header (another
+ * member, another kid) is verified on its own; a header comes into the
+ * cache only with a token whose signature and kid are good; an oversized
+ * header is verified every time and never kept. */
+static void
+test_cache_header_variants(void **state)
+{
+	struct fx *f = *state;
+	struct tsi_trust *saved = f->trust, *t = NULL;
+	char *pem = NULL, kid[44], *h, *pad;
+	json_t *hj;
+
+	assert_int_equal(tsi_x509_to_pem(f->ca, &pem), TSI_OK);
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	f->trust = t;
+	/* A bad signature or a wrong kid never puts a header in. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_BAD_SIGNATURE);
+	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
+	expect(f, build(hdr("ES256", NULL, f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
+	assert_int_equal(stats(t).entries, 0);
+	/* The good header, twice: cached and used. */
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
+	assert_int_equal(stats(t).entries, 1);
+	assert_int_equal(stats(t).hits, 1);
+	/* Same x5c and kid, with the wrong kid after all: still refused. */
+	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
+	/* Same x5c, one more header member: its own entry. */
+	h = hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL);
+	hj = json_loads(h, 0, NULL);
+	free(h);
+	json_object_set_new(hj, "cty", json_string("JWT"));
+	expect(f, build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
+	    f->sess_key, NULL, 0), TSI_JWT_OK);
+	assert_int_equal(stats(t).entries, 2);
+	/* crit in an otherwise good header is refused, and not kept. */
+	json_object_set_new(hj, "crit", json_pack("[s]", "b64"));
+	expect(f, build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
+	    f->sess_key, NULL, 0), TSI_JWT_MALFORMED);
+	json_object_del(hj, "crit");
+	/* Oversized header: verified in full every time, never kept. */
+	pad = malloc(6001);
+	memset(pad, 'p', 6000);
+	pad[6000] = '\0';
+	json_object_set_new(hj, "pad", json_string(pad));
+	free(pad);
+	expect(f, build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
+	    f->sess_key, NULL, 0), TSI_JWT_OK);
+	expect(f, build(dump(hj), dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_OK);
+	assert_int_equal(stats(t).entries, 2);
+	assert_int_equal(stats(t).hits, 1);
+	/* A cached header with claims that are not JSON. */
+	{
+		char *h64, *tok, *good = good_token(f, claims_base(f->now));
+		size_t n;
+
+		n = (size_t)(strchr(good, '.') - good);
+		h64 = strndup(good, n);
+		tok = malloc(n + 32);
+		snprintf(tok, n + 32, "%s.e30x.AAAA", h64);
+		expect(f, tok, TSI_JWT_MALFORMED);
+		tok = malloc(n + 32);
+		snprintf(tok, n + 32, "%s.e30.AAAA", h64);
+		expect(f, tok, TSI_JWT_BAD_SIGNATURE);
+		free(h64);
+		free(good);
+	}
+	tsi_trust_free(t);
+	free(pem);
+	f->trust = saved;
+}
+
 struct cworker {
 	struct fx *f;
 	struct tsi_trust *trust;
@@ -1449,6 +1527,7 @@ main(void)
 		cmocka_unit_test(test_cache_cert_expires),
 		cmocka_unit_test(test_cache_revoked_with_warm_cache),
 		cmocka_unit_test(test_cache_other_chain_same_leaf),
+		cmocka_unit_test(test_cache_header_variants),
 		cmocka_unit_test(test_cache_concurrent),
 	};
 	const struct CMUnitTest once[] = {
