@@ -22,6 +22,9 @@
 #include <string.h>
 
 #define NBUCKETS 65536u   /* power of two */
+#define NSHARDS 64u       /* power of two, divides NBUCKETS */
+#define SHARD_BUCKETS (NBUCKETS / NSHARDS)
+#define SWEEP_EVERY 256u  /* inserts between sweeps of one shard */
 #define TOKEN_PREFIX "hvs."
 
 struct entry {
@@ -30,12 +33,22 @@ struct entry {
 	struct vault_token t;
 };
 
-struct vault_tokens {
+/*
+ * The table is split into NSHARDS lock domains of SHARD_BUCKETS buckets, so
+ * that a login's insert and the KV reads' lookups almost never wait for
+ * each other: a wait here is a futex sleep and wake-up, which on this kind
+ * of host costs more than the lookup itself.
+ */
+struct shard {
 	pthread_rwlock_t lock;
-	struct entry **buckets;
-	size_t count;
+	struct entry **buckets;       /* SHARD_BUCKETS */
+} __attribute__((aligned(64)));
+
+struct vault_tokens {
+	struct shard shard[NSHARDS];
+	size_t count;                 /* atomic */
 	size_t max;
-	unsigned long inserts;
+	unsigned long inserts;        /* atomic */
 };
 
 void
@@ -52,14 +65,23 @@ int
 vault_tokens_new(size_t max_tokens, struct vault_tokens **out)
 {
 	struct vault_tokens *t;
+	size_t i;
 
-	if ((t = calloc(1, sizeof(*t))) == NULL)
+	if ((t = aligned_alloc(64, sizeof(*t))) == NULL)
 		return TSI_ERR_ALLOC;
-	if ((t->buckets = calloc(NBUCKETS, sizeof(*t->buckets))) == NULL) {
-		free(t);
-		return TSI_ERR_ALLOC;
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < NSHARDS; i++) {
+		if ((t->shard[i].buckets = calloc(SHARD_BUCKETS,
+		    sizeof(*t->shard[i].buckets))) == NULL) {
+			while (i-- > 0) {
+				free(t->shard[i].buckets);
+				pthread_rwlock_destroy(&t->shard[i].lock);
+			}
+			free(t);
+			return TSI_ERR_ALLOC;
+		}
+		pthread_rwlock_init(&t->shard[i].lock, NULL);
 	}
-	pthread_rwlock_init(&t->lock, NULL);
 	t->max = max_tokens ? max_tokens : 1000000;
 	*out = t;
 	return TSI_OK;
@@ -75,46 +97,83 @@ entry_free(struct entry *e)
 void
 vault_tokens_free(struct vault_tokens *t)
 {
-	size_t i;
+	size_t i, j;
 
 	if (t == NULL)
 		return;
-	for (i = 0; i < NBUCKETS; i++) {
-		struct entry *e = t->buckets[i], *n;
-		for (; e != NULL; e = n) {
-			n = e->next;
-			entry_free(e);
+	for (i = 0; i < NSHARDS; i++) {
+		for (j = 0; j < SHARD_BUCKETS; j++) {
+			struct entry *e = t->shard[i].buckets[j], *n;
+			for (; e != NULL; e = n) {
+				n = e->next;
+				entry_free(e);
+			}
 		}
+		free(t->shard[i].buckets);
+		pthread_rwlock_destroy(&t->shard[i].lock);
 	}
-	free(t->buckets);
-	pthread_rwlock_destroy(&t->lock);
 	free(t);
+}
+
+/* The hash is SHA-256 of 256 random bits: its bytes are uniform. */
+static struct shard *
+shard_of(struct vault_tokens *t, const unsigned char hash[32])
+{
+	return &t->shard[hash[0] & (NSHARDS - 1)];
 }
 
 static unsigned
 bucket_of(const unsigned char hash[32])
 {
-	return ((unsigned)hash[0] << 8 | hash[1]) & (NBUCKETS - 1);
+	return ((unsigned)hash[1] << 8 | hash[2]) & (SHARD_BUCKETS - 1);
 }
 
-/* Drops expired entries. Caller holds the write lock. */
-static void
-sweep(struct vault_tokens *t, time_t now)
+/* Drops the expired entries of one shard; returns how many. */
+static size_t
+sweep_shard(struct vault_tokens *t, struct shard *sh, time_t now)
 {
-	size_t i;
+	size_t i, n = 0;
 
-	for (i = 0; i < NBUCKETS; i++) {
-		struct entry **pp = &t->buckets[i];
+	pthread_rwlock_wrlock(&sh->lock);
+	for (i = 0; i < SHARD_BUCKETS; i++) {
+		struct entry **pp = &sh->buckets[i];
 		while (*pp != NULL) {
 			struct entry *e = *pp;
 			if (e->t.expires != 0 && e->t.expires <= now) {
 				*pp = e->next;
 				entry_free(e);
-				t->count--;
+				n++;
 			} else
 				pp = &e->next;
 		}
 	}
+	pthread_rwlock_unlock(&sh->lock);
+	__atomic_sub_fetch(&t->count, n, __ATOMIC_RELAXED);
+	return n;
+}
+
+/*
+ * Reserves room for one more token: sweeps one shard every SWEEP_EVERY
+ * inserts (a full pass every NSHARDS * SWEEP_EVERY), and every shard when
+ * the table is full. Nonzero when there is room (count already taken).
+ */
+static int
+reserve(struct vault_tokens *t, time_t now)
+{
+	unsigned long n = __atomic_add_fetch(&t->inserts, 1, __ATOMIC_RELAXED);
+	size_t i;
+
+	if (n % SWEEP_EVERY == 0)
+		sweep_shard(t, &t->shard[(n / SWEEP_EVERY) % NSHARDS], now);
+	if (__atomic_add_fetch(&t->count, 1, __ATOMIC_RELAXED) <= t->max)
+		return 1;
+	for (i = 0; i < NSHARDS; i++)
+		sweep_shard(t, &t->shard[i], now);
+	/* Our own reservation is still counted: room if we fit now. */
+	if (__atomic_load_n(&t->count, __ATOMIC_RELAXED) <= t->max)
+		return 1;
+	__atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);
+	return 0;
 }
 
 int
@@ -125,6 +184,7 @@ vault_tokens_create(struct vault_tokens *t, const char *fixed,
 	char rnd[64];
 	char *tok = NULL;
 	struct entry *e = NULL;
+	struct shard *sh;
 	size_t len;
 	time_t now = time(NULL);
 	int r;
@@ -166,21 +226,18 @@ vault_tokens_create(struct vault_tokens *t, const char *fixed,
 		goto out;
 	}
 
-	pthread_rwlock_wrlock(&t->lock);
-	if (t->count >= t->max || (++t->inserts & 1023) == 0)
-		sweep(t, now);
-	if (t->count >= t->max) {
-		pthread_rwlock_unlock(&t->lock);
+	if (!reserve(t, now)) {
 		tsi_log(TSI_LOG_WARN, "token.table_full", TSI_LI("max", t->max));
 		r = TSI_ERR_STORE_FULL;
 		goto out;
 	}
-	e->next = t->buckets[bucket_of(e->hash)];
-	t->buckets[bucket_of(e->hash)] = e;
-	t->count++;
+	sh = shard_of(t, e->hash);
+	pthread_rwlock_wrlock(&sh->lock);
+	e->next = sh->buckets[bucket_of(e->hash)];
+	sh->buckets[bucket_of(e->hash)] = e;
 	memcpy(accessor, e->t.accessor, VAULT_ACCESSOR_LEN + 1);
 	e = NULL;
-	pthread_rwlock_unlock(&t->lock);
+	pthread_rwlock_unlock(&sh->lock);
 	*token = tok;
 	tok = NULL;
 	r = TSI_OK;
@@ -196,6 +253,7 @@ vault_tokens_lookup(struct vault_tokens *t, const char *token,
     struct vault_token *out)
 {
 	unsigned char hash[32];
+	struct shard *sh;
 	struct entry *e;
 	int r = TSI_ERR_NOT_FOUND;
 
@@ -203,8 +261,9 @@ vault_tokens_lookup(struct vault_tokens *t, const char *token,
 	if (token == NULL || strlen(token) > VAULT_TOKEN_MAX)
 		return TSI_ERR_NOT_FOUND;
 	SHA256((const unsigned char *)token, strlen(token), hash);
-	pthread_rwlock_rdlock(&t->lock);
-	for (e = t->buckets[bucket_of(hash)]; e != NULL; e = e->next) {
+	sh = shard_of(t, hash);
+	pthread_rwlock_rdlock(&sh->lock);
+	for (e = sh->buckets[bucket_of(hash)]; e != NULL; e = e->next) {
 		if (CRYPTO_memcmp(e->hash, hash, sizeof(hash)) != 0)
 			continue;
 		if (e->t.expires != 0 && e->t.expires <= time(NULL)) {
@@ -217,17 +276,12 @@ vault_tokens_lookup(struct vault_tokens *t, const char *token,
 		r = TSI_OK;
 		break;
 	}
-	pthread_rwlock_unlock(&t->lock);
+	pthread_rwlock_unlock(&sh->lock);
 	return r;
 }
 
 size_t
 vault_tokens_count(struct vault_tokens *t)
 {
-	size_t n;
-
-	pthread_rwlock_rdlock(&t->lock);
-	n = t->count;
-	pthread_rwlock_unlock(&t->lock);
-	return n;
+	return __atomic_load_n(&t->count, __ATOMIC_RELAXED);
 }
