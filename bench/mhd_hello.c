@@ -164,12 +164,14 @@ main(int argc, char **argv)
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
 		    MHD_OPTION_LISTEN_SOCKET, lfd,
 		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
 		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
 		    MHD_OPTION_END);
 	else
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
 		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
 		    MHD_OPTION_END);
 	if (d == NULL) {

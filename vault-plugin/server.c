@@ -727,6 +727,7 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, v,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VAULT_CONN_MEMORY,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->conn_limit,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->per_ip_limit,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->conn_timeout,
