@@ -92,7 +92,7 @@ tsi_aud_ok(const char *aud)
 
 static int make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64,
     EVP_MD_CTX **hctx);
-static int b64_der(X509 *cert, json_t *arr);
+static int x5c_array(STACK_OF(X509) *chain, json_t **out);
 static int members(json_t *obj, char **out);
 static int loc_members(const struct tsi_location *loc, char **out);
 
@@ -578,16 +578,12 @@ make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64,
 	json_t *hdr = NULL, *x5c = NULL;
 	EVP_MD_CTX *h = NULL;
 	char kid[44], *text = NULL;
-	int i, r;
+	int r;
 
 	if ((r = tsi_key_thumbprint(pub, kid)) != TSI_OK)
 		return r;
-	r = TSI_ERR_ALLOC;
-	if ((x5c = json_array()) == NULL)
+	if ((r = x5c_array(chain, &x5c)) != TSI_OK)
 		goto out;
-	for (i = 0; i < sk_X509_num(chain); i++)
-		if ((r = b64_der(sk_X509_value(chain, i), x5c)) != TSI_OK)
-			goto out;
 	if ((hdr = json_pack("{s:s, s:s, s:s, s:O}", "alg", "ES256", "typ",
 	    "JWT", "kid", kid, "x5c", x5c)) == NULL ||
 	    (text = json_dumps(hdr, JSON_COMPACT)) == NULL) {
@@ -785,6 +781,26 @@ out:
 	return r;
 }
 
+/* The "x5c" member: chain's certificates as standard base64 DER, leaf
+ * first. *out: json_decref. */
+static int
+x5c_array(STACK_OF(X509) *chain, json_t **out)
+{
+	json_t *arr;
+	int i, r;
+
+	*out = NULL;
+	if ((arr = json_array()) == NULL)
+		return TSI_ERR_ALLOC;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if ((r = b64_der(sk_X509_value(chain, i), arr)) != TSI_OK) {
+			json_decref(arr);
+			return r;
+		}
+	*out = arr;
+	return TSI_OK;
+}
+
 static int
 coord(EVP_PKEY *pk, const char *name, char **out)
 {
@@ -806,18 +822,14 @@ jwk(EVP_PKEY *pk, STACK_OF(X509) *chain, json_t *keys)
 {
 	char kid[44], *x = NULL, *y = NULL;
 	json_t *k = NULL, *x5c = NULL;
-	int i, r;
+	int r;
 
 	if ((r = tsi_key_thumbprint(pk, kid)) != TSI_OK ||
 	    (r = coord(pk, OSSL_PKEY_PARAM_EC_PUB_X, &x)) != TSI_OK ||
 	    (r = coord(pk, OSSL_PKEY_PARAM_EC_PUB_Y, &y)) != TSI_OK)
 		goto out;
-	r = TSI_ERR_ALLOC;
-	if ((x5c = json_array()) == NULL)
+	if ((r = x5c_array(chain, &x5c)) != TSI_OK)
 		goto out;
-	for (i = 0; i < sk_X509_num(chain); i++)
-		if ((r = b64_der(sk_X509_value(chain, i), x5c)) != TSI_OK)
-			goto out;
 	k = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "kty", "EC",
 	    "crv", "P-256", "x", x, "y", y, "kid", kid, "use", "sig", "alg",
 	    "ES256", "x5c", x5c);

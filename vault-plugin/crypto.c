@@ -28,18 +28,6 @@
 #define TAG_LEN 16
 #define AD_CONTEXT "tsi-kv-v1"
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 vault_key_load(const char *path, struct vault_key *out, char *err,
     size_t errlen)
@@ -84,7 +72,9 @@ vault_key_load(const char *path, struct vault_key *out, char *err,
 		goto out;
 	}
 	for (i = 0; i < 32; i++) {
-		int hi = hexval(raw[2 * i]), lo = hexval(raw[2 * i + 1]);
+		int hi = OPENSSL_hexchar2int((unsigned char)raw[2 * i]);
+		int lo = OPENSSL_hexchar2int((unsigned char)raw[2 * i + 1]);
+
 		if (hi < 0 || lo < 0) {
 			snprintf(err, errlen, "%s: key file: bad hex digit", path);
 			OPENSSL_cleanse(out->k, sizeof(out->k));

@@ -8,20 +8,9 @@
 
 #include "tsi/err.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int
 vault_pct_decode(const char *s, size_t max, char **out)
@@ -37,8 +26,9 @@ vault_pct_decode(const char *s, size_t max, char **out)
 		unsigned char c = (unsigned char)s[i];
 		if (c == '%') {
 			int hi, lo;
-			if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 ||
-			    (lo = hexval(s[i + 2])) < 0)
+			if (n - i < 3 ||
+			    (hi = OPENSSL_hexchar2int((unsigned char)s[i + 1])) < 0 ||
+			    (lo = OPENSSL_hexchar2int((unsigned char)s[i + 2])) < 0)
 				goto bad;
 			c = (unsigned char)(hi << 4 | lo);
 			i += 2;
