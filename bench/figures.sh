@@ -431,9 +431,26 @@ fi
 # after the last of its 10 files is renamed into place: an upper bound on
 # "start to the last secret on disk" (file mtimes are too coarse to do better).
 # The median of several runs; the first (cold caches) is included.
+#
+# Its floor, measured in the same run by programs that do only the
+# unavoidable part, and reported as the figure's limit:
+#   (a) fork to exit of bench/curl_start (linked with the sidecar's libraries,
+#       calls curl_global_init), timed like the figure, right after each run;
+#   (b) bench/sidecar_files: write + fsync + rename of 10 small files and one
+#       directory fsync, in a fresh directory beside the sidecar's (median);
+#   (c) one synced LMDB commit (bench/lmdb_raw --batch 1: 1 / commits per s);
+#       the run needs two: the login's audit record, then the reads' (ten
+#       records, one commit at best) - the reads need the login's token.
+#   floor = (a) + (b) + 2 x (c)
+# The sidecar's own timeline (its sidecar.done line, from main) gives the
+# phases; "start+exit" is fork to exit minus main to the done line.
+
+# med: the median of the numbers on stdin (one a line).
+med() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "null" }'; }
+
 sidecar_figure() {
   local label="tsi-sidecar --once: start to 10 secrets on disk" runs i t0 t1 dest
-  local secrets="[" times=() n
+  local secrets="[" times=() ctimes=() n flabel="floor: (a) libcurl start + (b) 10 file fsyncs + 2 x (c) synced commit"
   if [ ! -x "$BIN/tsi-sidecar" ]; then
     figure sidecar_start "$label" null "ms" "" '{"max": 25}' "$(missing_note tsi-sidecar)"; return
   elif [ ! -x "$BIN/tsi-issuer" ]; then
@@ -456,8 +473,8 @@ sidecar_figure() {
   if ! start_issuer delegated; then
     figure sidecar_start "$label" null "ms" "" '{"max": 25}' "not measured (tsi-issuer did not start)"; return
   fi
-  log "figure: tsi-sidecar --once, 10 secrets"
-  runs=$([ "$quick" -eq 1 ] && echo 3 || echo 21)
+  log "figure: tsi-sidecar --once, 10 secrets (and its floor)"
+  runs=$([ "$quick" -eq 1 ] && echo 7 || echo 21)
   for i in $(seq 1 "$runs"); do
     dest=$TMP/sidecar-out-$i
     mkdir -p "$dest"
@@ -477,15 +494,54 @@ sidecar_figure() {
       stop "$ISSUER_PID"; ISSUER_PID=""; return
     fi
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) * 1000 }')")
+    # (a), interleaved so that both see the same load.
+    if [ -x "$BIN/curl_start" ]; then
+      t0=$EPOCHREALTIME
+      "$BIN/curl_start" && t1=$EPOCHREALTIME && \
+        ctimes+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) * 1000 }')")
+    fi
   done
   stop "$ISSUER_PID"
   ISSUER_PID=""
-  local sorted median
-  sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-  median=$(sed -n "$(( (runs + 1) / 2 ))p" <<<"$sorted")
-  figure sidecar_start "$label" "$median" "ms" spawn_true '{"max": 25}' \
-    "median of $runs runs; min $(head -1 <<<"$sorted") ms, max $(tail -1 <<<"$sorted") ms" \
-    "{\"runs_ms\": [$(IFS=,; echo "${times[*]}")]}"
+  local median phases="" ph v fout="" lout="" fa="null" fb="null" fc="null" floor=null
+  median=$(printf '%s\n' "${times[@]}" | med)
+  # The timeline: per phase, the median over the runs (ms).
+  for ph in setup warm issuer login reads files; do
+    v=$(for i in $(seq 1 "$runs"); do
+          grep '"sidecar.done"' "$TMP/sidecar-$i.log" | jq -r ".us_$ph // empty"
+        done | med)
+    phases+="$ph $(awk -v v="$v" 'BEGIN { printf "%.1f", v / 1000 }'), "
+  done
+  v=$(for i in $(seq 1 "$runs"); do
+        m=$(grep '"sidecar.done"' "$TMP/sidecar-$i.log" | jq -r '.us_main // empty')
+        [ -n "$m" ] && awk -v t="${times[$((i - 1))]}" -v m="$m" 'BEGIN { printf "%.3f\n", t - m / 1000 }'
+      done | med)
+  phases="start+exit $v, $phases"
+  # (b) and (c), after the runs, on the same disk.
+  if [ -x "$BIN/sidecar_files" ] && mkdir -p "$TMP/sidecar-files" &&
+     fout=$("$BIN/sidecar_files" --dir "$TMP/sidecar-files" --files 10 --rounds "$runs" \
+              2>"$TMP/sidecar-files.err"); then
+    fb=$(jget "$fout" floor_ms)
+  fi
+  rm -rf "$TMP/sidecar-files"
+  mkdir -p "$TMP/sidecar-lmdb"
+  if lout=$("$BIN/lmdb_raw" --dir "$TMP/sidecar-lmdb" --seconds "$([ "$quick" -eq 1 ] && echo 0.5 || echo 2)" \
+              --batch 1 2>"$TMP/sidecar-lmdb.err"); then
+    fc=$(awk -v c="$(jget "$lout" commits_per_sec)" 'BEGIN { if (c > 0) printf "%.3f", 1000 / c; else print "null" }')
+  fi
+  rm -rf "$TMP/sidecar-lmdb"
+  [ "${#ctimes[@]}" -gt 0 ] && fa=$(printf '%s\n' "${ctimes[@]}" | med)
+  if [ "$fa" != null ] && [ "$fb" != null ] && [ "$fc" != null ]; then
+    floor=$(awk -v a="$fa" -v b="$fb" -v c="$fc" 'BEGIN { printf "%.3f", a + b + 2 * c }')
+    limit sidecar_floor "$flabel" "$floor" "ms" \
+      "(a) curl_start fork to exit $fa ms (median of ${#ctimes[@]}), (b) sidecar_files $fb ms (median of $runs; one at a time $(jget "$fout" seq_ms), at once $(jget "$fout" par_ms)), (c) synced LMDB commit $fc ms (lmdb_raw --batch 1)"
+  else
+    limit sidecar_floor "$flabel" null "ms" \
+      "not measured ((a) $fa, (b) $fb, (c) $fc ms: $(tail -1 "$TMP/sidecar-files.err" "$TMP/sidecar-lmdb.err" 2>/dev/null | tail -1))"
+  fi
+  figure sidecar_start "$label" "$median" "ms" sidecar_floor '{"max": 25}' \
+    "median of $runs runs; min $(printf '%s\n' "${times[@]}" | sort -n | head -1) ms, max $(printf '%s\n' "${times[@]}" | sort -n | tail -1) ms; phases (medians, ms): ${phases%, }" \
+    "{\"runs_ms\": [$(IFS=,; echo "${times[*]}")], \"curl_start_ms\": [$(IFS=,; echo "${ctimes[*]}")], \"files\": ${fout:-null}, \"lmdb_batch1\": ${lout:-null}}"
 }
 if want sidecar; then
   sidecar_figure
