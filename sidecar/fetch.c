@@ -397,9 +397,12 @@ tsi_sidecar_warm_up(struct tsi_sidecar_http *h, size_t n)
 	size_t i, blen;
 	int running;
 
-	if (h->warm != NULL || n <= 1)
-		return; /* once per process; one read takes the login's */
-	n = n - 1 < READ_CONCURRENCY - 1 ? n - 1 : READ_CONCURRENCY - 1;
+	if (h->warm != NULL || n == 0)
+		return; /* once per process */
+	/* One for each read: the login borrows one of them and gives it
+	 * back before the reads start (with n - 1 the last read opened its
+	 * connection only when the others were already sent). */
+	n = n < READ_CONCURRENCY ? n : READ_CONCURRENCY;
 	if ((h->warm = calloc(READ_CONCURRENCY, sizeof(*h->warm))) == NULL)
 		return; /* only slower */
 	base = vault_base(h->st, &blen);

@@ -13,6 +13,7 @@ main(int argc, char **argv)
 	char err[512];
 	int r, rc;
 
+	tsi_sidecar_mark_main();
 	/* Before jansson, curl or OpenSSL allocate anything. */
 	tsi_sidecar_wipe_install();
 	tsi_log_init("tsi-sidecar", TSI_LOG_INFO);

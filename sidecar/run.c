@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_flag;
+static long long main_us = -1; /* monotonic time main started, -1 unknown */
 static int stop_pipe[2] = { -1, -1 };
 
 struct ctx {
@@ -44,6 +45,8 @@ struct ctx {
 	long long exec_ms;     /* process age at start_ms, -1 unknown */
 	long long last_write_ms;
 	/* Where the time went, in us (--once: for the summary line). */
+	long long us_setup;      /* main to the run: settings, libcurl */
+	long long us_warm;       /* opening the reads' connections */
 	long long us_issuer;     /* waiting for the issuer's token */
 	long long us_login;      /* waiting for the login (a vault commit) */
 	long long us_reads;      /* reads in flight (vault commits) */
@@ -115,6 +118,12 @@ ms_since_exec(void)
 		return -1;
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 -
 	    (long long)(start * 1000 / (unsigned long long)hz);
+}
+
+void
+tsi_sidecar_mark_main(void)
+{
+	main_us = now_us();
 }
 
 static uint32_t
@@ -193,8 +202,11 @@ do_login(struct ctx *c, char *err, size_t errlen)
 	drop_token(c);
 	/* The reads' connections open while the token and login are
 	 * waited for. */
-	tsi_sidecar_warm_up(c->http, c->st->spec->n);
 	t0 = now_us();
+	tsi_sidecar_warm_up(c->http, c->st->spec->n);
+	t1 = now_us();
+	c->us_warm += t1 - t0;
+	t0 = t1;
 	r = tsi_sidecar_get_token(c->http, &jwt, &exp, err, errlen);
 	t1 = now_us();
 	c->us_issuer += t1 - t0;
@@ -484,6 +496,8 @@ run_once(struct ctx *c)
 	    TSI_LI("ms_exec_to_last_file", written && c->exec_ms >= 0 ?
 		c->last_write_ms - c->start_ms + c->exec_ms : -1),
 	    TSI_LI("ms_total", now_ms() - c->start_ms),
+	    TSI_LI("us_main", main_us >= 0 ? now_us() - main_us : -1),
+	    TSI_LI("us_setup", c->us_setup), TSI_LI("us_warm", c->us_warm),
 	    TSI_LI("us_issuer", c->us_issuer), TSI_LI("us_login", c->us_login),
 	    TSI_LI("us_reads", c->us_reads), TSI_LI("us_files", c->us_files));
 	return failed ? 1 : 0;
@@ -665,6 +679,7 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 	    TSI_LS("vault_addr", st->vault_addr),
 	    TSI_LS("issuer_socket", st->issuer_socket),
 	    TSI_LS("dest_dir", st->dest_dir), TSI_LI("count", st->spec->n));
+	c.us_setup = main_us >= 0 ? now_us() - main_us : -1;
 	rc = st->once ? run_once(&c) : run_refresh(&c);
 out:
 	drop_token(&c);

@@ -217,11 +217,12 @@ void tsi_sidecar_http_free(struct tsi_sidecar_http *h);
 int tsi_sidecar_is_final(int r);
 
 /*
- * Starts n-1 requests (at most 15) that open connections to tsi-vault
+ * Starts n requests (at most 16) that open connections to tsi-vault
  * (GET /v1/sys/health, answers ignored) and returns at once: they connect,
  * and over TLS shake hands, while the issuer and the login are waited for,
- * so that the n reads after the login all leave at the same moment on
- * ready connections. Once per process; a failure only makes it slower.
+ * so that the n reads after the login (which borrows one of them) all
+ * leave at the same moment on ready connections. Once per process; a
+ * failure only makes it slower.
  */
 void tsi_sidecar_warm_up(struct tsi_sidecar_http *h, size_t n);
 
@@ -269,6 +270,10 @@ int tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 /* Installs wiping allocators for jansson and libcurl (and OpenSSL when still
  * possible). Call first in main, before any of them allocates. */
 void tsi_sidecar_wipe_install(void);
+
+/* run.c: notes the time main started (the first thing main does), from
+ * which --once's summary line measures its phases. */
+void tsi_sidecar_mark_main(void);
 
 /* run.c: returns the process exit code. */
 int tsi_sidecar_run(struct tsi_sidecar_settings *st);
