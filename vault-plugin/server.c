@@ -5,8 +5,10 @@
  * request context, pick the body limit (smaller for login and for callers
  * without a valid token), refuse an oversized Content-Length with 413 right
  * away (the connection is then closed, nothing more is read), and return.
- * Body chunks are appended to a bounded buffer. The final call (no more
- * data) dispatches. Answering only from the second call on keeps HTTP
+ * Body chunks are appended to a bounded buffer. A chunked body that grows
+ * past the limit is wiped and the rest of it read and dropped (drain); its
+ * final call answers 413. Otherwise the final call (no more data)
+ * dispatches. Answering only from the second call on keeps HTTP
  * keep-alive: MHD closes connections whose response was queued on the first.
  *
  * The URL is percent-decoded exactly once, here (MHD's own unescaping is
@@ -516,6 +518,27 @@ workers_stop(struct vault *v)
 	v->n_workers = 0;
 }
 
+/*
+ * The rest of a body over the limit (sent chunked, so its size was not
+ * known up front) is read and thrown away so that the 413 can be answered:
+ * libmicrohttpd 0.9.75 queues no response while a body is still arriving
+ * (MHD_queue_response fails there). Up to VAULT_DRAIN_MAX bytes; a body
+ * longer still has the connection dropped unanswered.
+ */
+static enum MHD_Result
+drain(struct vault_req *r, size_t n)
+{
+	if (n > VAULT_DRAIN_MAX - r->drained) {
+		tsi_log(TSI_LOG_WARN, "http.body_dropped",
+		    TSI_LS("remote", r->remote),
+		    TSI_LS("route", vault_route_name(r->route)),
+		    TSI_LS("reason", "body far over the limit"));
+		return MHD_NO;
+	}
+	r->drained += n;
+	return MHD_YES;
+}
+
 static enum MHD_Result
 handler(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -550,16 +573,23 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		if (!r->too_large && tsi_buf_put(r->body, upload_data,
-		    *upload_data_size) != TSI_OK) {
-			/* A chunked body over the limit: stop reading and
-			 * drop the connection. */
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (r->too_large)
+			return drain(r, n);
+		if (tsi_buf_put(r->body, upload_data, n) != TSI_OK) {
+			/* A chunked body past the limit: the 413 is answered
+			 * once the body has ended. What came so far is wiped. */
+			r->too_large = 1;
+			tsi_buf_free(r->body);
+			r->body = NULL;
 			tsi_log(TSI_LOG_WARN, "http.body_too_large",
 			    TSI_LS("remote", r->remote),
 			    TSI_LS("route", vault_route_name(r->route)));
-			return MHD_NO;
+			vault_respond_error(r, 413, "request body too large");
+			return drain(r, n);
 		}
-		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (r->sent)

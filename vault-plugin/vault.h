@@ -30,6 +30,10 @@
 
 #define VAULT_VERSION_STR "tsi-vault " TSI_VERSION
 #define VAULT_LOGIN_MAX_BODY (64 * 1024)
+/* A chunked body over its limit is read on (and thrown away) for up to this
+ * many more bytes so that 413 can be answered; beyond, the connection is
+ * dropped. */
+#define VAULT_DRAIN_MAX ((size_t)16 * 1024 * 1024)
 /* libmicrohttpd's memory per connection (request line, headers, read
  * buffer; bodies stream through it into the request's own buffer). It is
  * zeroed on every keep-alive request, so its size is paid per request:
@@ -214,7 +218,8 @@ struct vault_req {
 	char *path;                  /* percent-decoded path after "/v1/" */
 	enum vault_route route;
 	struct tsi_buf *body;
-	int too_large;
+	int too_large;              /* 413 decided; the body is not kept */
+	size_t drained;             /* bytes thrown away since (drain) */
 	/* The answer, made by a handler (in a worker or inline) and queued to
 	 * MHD by the access handler: MHD wants responses queued from there. */
 	int ready;
