@@ -197,14 +197,11 @@ vault_respond_not_found(struct vault_req *r)
 	return vault_respond(r, 404, json_pack("{s[]}", "errors"));
 }
 
-int
-vault_req_auth(struct vault_req *r, const char **reason)
+const char *
+vault_req_token(struct vault_req *r)
 {
 	const char *tok;
-	int rc;
 
-	if (r->authed)
-		return TSI_OK;
 	tok = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 	    "X-Vault-Token");
 	if (tok == NULL) {
@@ -214,6 +211,18 @@ vault_req_auth(struct vault_req *r, const char **reason)
 		if (a != NULL && strncmp(a, "Bearer ", 7) == 0)
 			tok = a + 7;
 	}
+	return tok;
+}
+
+int
+vault_req_auth(struct vault_req *r, const char **reason)
+{
+	const char *tok;
+	int rc;
+
+	if (r->authed)
+		return TSI_OK;
+	tok = vault_req_token(r);
 	if (tok == NULL || *tok == '\0') {
 		*reason = "missing client token";
 		return TSI_ERR_DENIED;
@@ -247,7 +256,9 @@ route_of(const char *p)
 		return VR_METRICS;
 	if (strcmp(p, "sys/audit/releases") == 0)
 		return VR_AUDIT;
-	if (strcmp(p, "auth/token/lookup-self") == 0)
+	if (strcmp(p, "auth/token/lookup-self") == 0 ||
+	    strcmp(p, "auth/token/renew-self") == 0 ||
+	    strcmp(p, "auth/token/revoke-self") == 0)
 		return VR_TOKEN;
 	return VR_OTHER;
 }
@@ -349,7 +360,7 @@ dispatch(struct vault_req *r)
 	case VR_AUDIT:
 		return vault_audit_releases(r);
 	case VR_TOKEN:
-		return vault_token_lookup_self(r);
+		return vault_token_self(r);
 	case VR_OTHER:
 	case VR__COUNT:
 		break;
@@ -373,7 +384,8 @@ async_route(const struct vault_req *r)
 
 /* Routes that may block and go to a worker: KV writes and deletes (they
  * sync the KV store, and wait for their audit record before acting), the
- * audit query, token lookups. */
+ * audit query, the token's own endpoints (renew and revoke wait for their
+ * audit record). */
 static int
 blocking_route(enum vault_route rt)
 {

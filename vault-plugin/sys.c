@@ -1,10 +1,14 @@
 /*
- * sys.c - GET /v1/sys/health (Vault's shape) and
- * GET /v1/auth/token/lookup-self (what Vault clients call to check a token).
+ * sys.c - GET /v1/sys/health (Vault's shape) and the caller's own token:
+ * GET /v1/auth/token/lookup-self (what Vault clients call to check a token),
+ * POST|PUT /v1/auth/token/renew-self (refused: tokens are not renewable,
+ * as login says), POST|PUT /v1/auth/token/revoke-self (the token stops
+ * working at once). Renew and revoke are audited like logins.
  */
 #include "vault.h"
 
 #include "tsi/err.h"
+#include "tsi/log.h"
 
 #include <string.h>
 
@@ -62,4 +66,96 @@ vault_token_lookup_self(struct vault_req *r)
 	    "ttl", (json_int_t)ttl, "creation_time", (json_int_t)r->tok.issued,
 	    "renewable", 0, "role", r->tok.role, "type", "service");
 	return vault_respond(r, 200, vault_envelope(r, data, NULL));
+}
+
+static int
+post_or_put(const struct vault_req *r)
+{
+	return strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0;
+}
+
+/* Audits a, then answers status with msg (503 when the record fails). */
+static enum MHD_Result
+audited_error(struct vault_req *r, struct vault_audit_rec *a,
+    const char *decision, const char *rule, const char *reason,
+    unsigned status, const char *msg)
+{
+	a->decision = decision;
+	a->rule = rule;
+	a->reason = reason;
+	a->status = status;
+	if (vault_audit(r, a) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	return vault_respond_error(r, status, msg);
+}
+
+/*
+ * The record is durable before the token is removed: when it cannot be
+ * written the answer is 503 and the token keeps working (nothing changed
+ * unrecorded). Once 204 is sent, every request with the token gets the
+ * ordinary 403, as for an unknown token. The root token may revoke itself
+ * too (as in Vault); root_token_file brings it back at the next start.
+ */
+static enum MHD_Result
+token_revoke_self(struct vault_req *r)
+{
+	struct vault_audit_rec a;
+	const char *reason;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.op = "revoke";
+	a.path = r->path;
+	if (vault_req_auth(r, &reason) != TSI_OK)
+		return audited_error(r, &a, "deny", "token", reason, 403,
+		    "permission denied");
+	a.claims = r->tok.claims;
+	a.accessor = r->tok.accessor;
+	a.decision = "allow";
+	a.rule = "self";
+	a.reason = "token revoked by its holder";
+	a.status = 204;
+	if (vault_audit(r, &a) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	/* Not there any more (expired and swept, or revoked by a request of
+	 * its own meanwhile): revoked all the same. */
+	rc = vault_tokens_revoke(r->v->tokens, vault_req_token(r));
+	tsi_log(TSI_LOG_INFO, "token.revoked", TSI_LS("request_id",
+	    r->request_id), TSI_LS("accessor", r->tok.accessor),
+	    TSI_LS("role", r->tok.role), TSI_LI("present", rc == TSI_OK));
+	return vault_respond(r, 204, NULL);
+}
+
+/* Login answers "renewable": false: a renewal is refused as Vault refuses
+ * it for such a token (400, "lease is not renewable"); the workload logs in
+ * again with a fresh JWT instead. */
+static enum MHD_Result
+token_renew_self(struct vault_req *r)
+{
+	struct vault_audit_rec a;
+	const char *reason;
+
+	memset(&a, 0, sizeof(a));
+	a.op = "renew";
+	a.path = r->path;
+	if (vault_req_auth(r, &reason) != TSI_OK)
+		return audited_error(r, &a, "deny", "token", reason, 403,
+		    "permission denied");
+	a.claims = r->tok.claims;
+	a.accessor = r->tok.accessor;
+	return audited_error(r, &a, "deny", "not-renewable",
+	    "tokens are not renewable: log in again", 400,
+	    "lease is not renewable");
+}
+
+enum MHD_Result
+vault_token_self(struct vault_req *r)
+{
+	if (strcmp(r->path, "auth/token/lookup-self") == 0)
+		return vault_token_lookup_self(r);
+	if (!post_or_put(r))
+		return vault_respond_error(r, 405, "method not allowed");
+	if (strcmp(r->path, "auth/token/revoke-self") == 0)
+		return token_revoke_self(r);
+	return token_renew_self(r);
 }

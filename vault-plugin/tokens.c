@@ -280,6 +280,35 @@ vault_tokens_lookup(struct vault_tokens *t, const char *token,
 	return r;
 }
 
+int
+vault_tokens_revoke(struct vault_tokens *t, const char *token)
+{
+	unsigned char hash[32];
+	struct shard *sh;
+	struct entry **pp, *e = NULL;
+
+	if (token == NULL || strlen(token) > VAULT_TOKEN_MAX)
+		return TSI_ERR_NOT_FOUND;
+	SHA256((const unsigned char *)token, strlen(token), hash);
+	sh = shard_of(t, hash);
+	pthread_rwlock_wrlock(&sh->lock);
+	for (pp = &sh->buckets[bucket_of(hash)]; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (CRYPTO_memcmp((*pp)->hash, hash, sizeof(hash)) == 0) {
+			e = *pp;
+			*pp = e->next;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&sh->lock);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	if (e == NULL)
+		return TSI_ERR_NOT_FOUND;
+	entry_free(e);
+	__atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);
+	return TSI_OK;
+}
+
 size_t
 vault_tokens_count(struct vault_tokens *t)
 {

@@ -9,7 +9,7 @@
  *   store.h     the storage interface; store_lmdb.c its LMDB implementation
  *   crypto.c    AES-256-GCM of KV values, the key file
  *   auditlog.c  audit records for every decision; GET /v1/sys/audit/releases
- *   sys.c       /v1/sys/health, /v1/sys/metrics
+ *   sys.c       /v1/sys/health, /v1/auth/token/{lookup,renew,revoke}-self
  *   metrics.c   counters and histograms
  */
 #ifndef TSI_VAULT_H
@@ -129,6 +129,10 @@ int vault_tokens_create(struct vault_tokens *t, const char *fixed,
  * Costs one SHA-256 and a table lookup: no disk. */
 int vault_tokens_lookup(struct vault_tokens *t, const char *token,
     struct vault_token *out);
+/* Removes the token: from return on, every lookup of it fails (as for an
+ * unknown token). TSI_ERR_NOT_FOUND when it was not there (never issued,
+ * expired and swept, or revoked already). */
+int vault_tokens_revoke(struct vault_tokens *t, const char *token);
 size_t vault_tokens_count(struct vault_tokens *t);
 
 /* ---- metrics.c ---- */
@@ -266,6 +270,9 @@ char *vault_query_arg(struct vault_req *r, const char *name, int *err);
 /* Looks up X-Vault-Token. TSI_OK (r->tok filled, r->authed = 1),
  * TSI_ERR_DENIED (missing, unknown or expired: reason says which). */
 int vault_req_auth(struct vault_req *r, const char **reason);
+/* The token the caller sent (X-Vault-Token, else Authorization: Bearer),
+ * borrowed from MHD; NULL when none. */
+const char *vault_req_token(struct vault_req *r);
 
 /* Responses. body is stolen (may be NULL for an empty body). Returns the
  * MHD result to hand back to MHD. */
@@ -306,6 +313,8 @@ enum MHD_Result vault_kv_handle(struct vault_req *r);
 enum MHD_Result vault_sys_health(struct vault_req *r);
 enum MHD_Result vault_sys_metrics(struct vault_req *r);
 enum MHD_Result vault_token_lookup_self(struct vault_req *r);
+/* auth/token/{lookup,renew,revoke}-self, by r->path. */
+enum MHD_Result vault_token_self(struct vault_req *r);
 enum MHD_Result vault_audit_releases(struct vault_req *r);
 
 /* ---- auditlog.c ---- */
