@@ -77,4 +77,26 @@ keys = root.secrets.kv.v2.list_secrets(path="medical",
                                        mount_point="secret")["data"]["keys"]
 if keys != ["record1", "record2"]:
     fail("list: %r" % keys)
-print("hvac_client: ok (hvac login, read, 404, 403, write, list)")
+
+# The token's own endpoints as hvac calls them: the renewal is refused
+# (InvalidRequest, Vault's 400 for a non-renewable token), the revocation is
+# honoured (then lookup-self and reads are Forbidden).
+try:
+    client.auth.token.renew_self()
+    fail("a non-renewable token was renewed")
+except hvac.exceptions.InvalidRequest as e:
+    if "lease is not renewable" not in str(e):
+        fail("renew-self error: %s" % e)
+if not client.is_authenticated():
+    fail("the refused renewal broke the token")
+client.auth.token.revoke_self()
+if client.is_authenticated():
+    fail("revoked token still accepted by lookup-self")
+try:
+    client.secrets.kv.v2.read_secret_version(path="medical/record1",
+                                             mount_point="secret")
+    fail("secret released to a revoked token")
+except hvac.exceptions.Forbidden:
+    pass
+print("hvac_client: ok (hvac login, read, 404, 403, write, list, "
+      "renew-self refused, revoke-self)")
