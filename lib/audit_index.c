@@ -31,9 +31,17 @@ audit_claim_str(const json_t *rec, const char *name)
 	    name));
 }
 
+/* Where an entry goes: a cursor kept for the batch, or txn and dbi. */
+struct target {
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *c;
+	MDB_cursor **depth; /* path index: a cursor per prefix depth, or NULL */
+};
+
 static int
-put_one(MDB_txn *txn, MDB_dbi dbi, const char *value, long long t,
-    uint64_t seq, int del)
+put_one(const struct target *g, const char *value, long long t, uint64_t seq,
+    int del)
 {
 	uint8_t kb[AUDIT_KEY_MAX];
 	MDB_val k, v = { 0, NULL };
@@ -44,19 +52,30 @@ put_one(MDB_txn *txn, MDB_dbi dbi, const char *value, long long t,
 	k.mv_size = audit_index_key(value, t, seq, kb);
 	k.mv_data = kb;
 	if (del) {
-		rc = mdb_del(txn, dbi, &k, NULL);
+		rc = mdb_del(g->txn, g->dbi, &k, NULL);
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	}
-	return mdb_put(txn, dbi, &k, &v, 0);
+	if (g->c == NULL)
+		return mdb_put(g->txn, g->dbi, &k, &v, 0);
+	if (value == NULL) {
+		/* time || seq only grows along the chain: append without a
+		 * search; a key that does not (never written so) goes the
+		 * ordinary way */
+		rc = mdb_cursor_put(g->c, &k, &v, MDB_APPEND);
+		if (rc != MDB_KEYEXIST)
+			return rc;
+	}
+	return mdb_cursor_put(g->c, &k, &v, 0);
 }
 
 /* Path entries: "secret/", "secret/data/", ..., and the whole path, so that
  * a prefix query ending in '/' is one exact range scan. */
 static int
-put_path(MDB_txn *txn, MDB_dbi dbi, const char *path, long long t,
-    uint64_t seq, int del)
+put_path(const struct target *g, const char *path, long long t, uint64_t seq,
+    int del)
 {
 	char pre[AUDIT_IDX_VALUE_MAX + 1];
+	struct target gd = *g;
 	size_t i, n, depth = 0;
 	int rc;
 
@@ -68,33 +87,50 @@ put_path(MDB_txn *txn, MDB_dbi dbi, const char *path, long long t,
 			continue;
 		memcpy(pre, path, i + 1);
 		pre[i + 1] = '\0';
-		if ((rc = put_one(txn, dbi, pre, t, seq, del)) != 0)
+		if (g->depth != NULL) {
+			if (g->depth[depth] == NULL &&
+			    (rc = mdb_cursor_open(g->txn, g->dbi,
+			    &g->depth[depth])) != 0) {
+				g->depth[depth] = NULL;
+				return rc;
+			}
+			gd.c = g->depth[depth];
+		}
+		if ((rc = put_one(&gd, pre, t, seq, del)) != 0)
 			return rc;
 		depth++;
 	}
 	memcpy(pre, path, n);
 	pre[n] = '\0';
-	return put_one(txn, dbi, pre, t, seq, del);
+	return put_one(g, pre, t, seq, del);
 }
 
 static int
-put_strings(MDB_txn *txn, MDB_dbi dbi, const json_t *v, long long t,
+put_strings(const struct target *g, const json_t *v, long long t,
     uint64_t seq, int del)
 {
 	size_t i;
 	int rc;
 
 	if (json_is_string(v))
-		return put_one(txn, dbi, json_string_value(v), t, seq, del);
+		return put_one(g, json_string_value(v), t, seq, del);
 	if (!json_is_array(v))
 		return 0;
 	for (i = 0; i < json_array_size(v); i++) {
 		const char *s = json_string_value(json_array_get(v, i));
 
-		if (s != NULL && (rc = put_one(txn, dbi, s, t, seq, del)) != 0)
+		if (s != NULL && (rc = put_one(g, s, t, seq, del)) != 0)
 			return rc;
 	}
 	return 0;
+}
+
+static struct target
+tgt(struct audit_env *e, MDB_txn *txn, enum audit_idx i)
+{
+	struct target g = { txn, e->idx[i], NULL, NULL };
+
+	return g;
 }
 
 int
@@ -102,49 +138,56 @@ audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
     uint64_t seq, long long t, int del)
 {
 	const json_t *claims = json_object_get(rec, "claims");
+	struct target g;
 	const char *s;
 	int rc;
 
-	if ((rc = put_one(txn, e->idx[AUDIT_IDX_TIME], NULL, t, seq, del)) != 0)
+	g = tgt(e, txn, AUDIT_IDX_TIME);
+	if ((rc = put_one(&g, NULL, t, seq, del)) != 0)
 		goto out;
 	s = json_string_value(json_object_get(rec, "decision"));
-	if (s != NULL &&
-	    (rc = put_one(txn, e->idx[AUDIT_IDX_DECISION], s, t, seq, del)) != 0)
+	g = tgt(e, txn, AUDIT_IDX_DECISION);
+	if (s != NULL && (rc = put_one(&g, s, t, seq, del)) != 0)
 		goto out;
 	s = json_string_value(json_object_get(rec, "path"));
-	if (s != NULL &&
-	    (rc = put_path(txn, e->idx[AUDIT_IDX_PATH], s, t, seq, del)) != 0)
+	g = tgt(e, txn, AUDIT_IDX_PATH);
+	if (s != NULL && (rc = put_path(&g, s, t, seq, del)) != 0)
 		goto out;
 	if (!json_is_object(claims))
 		goto out;
+	g = tgt(e, txn, AUDIT_IDX_CLUSTER);
 	if ((s = audit_claim_str(rec, "cluster-name")) != NULL &&
-	    (rc = put_one(txn, e->idx[AUDIT_IDX_CLUSTER], s, t, seq, del)) != 0)
+	    (rc = put_one(&g, s, t, seq, del)) != 0)
 		goto out;
+	g = tgt(e, txn, AUDIT_IDX_DC);
 	if ((s = audit_claim_str(rec, "datacenter")) != NULL &&
-	    (rc = put_one(txn, e->idx[AUDIT_IDX_DC], s, t, seq, del)) != 0)
+	    (rc = put_one(&g, s, t, seq, del)) != 0)
 		goto out;
+	g = tgt(e, txn, AUDIT_IDX_NS);
 	if ((s = audit_claim_str(rec, "namespace")) != NULL &&
-	    (rc = put_one(txn, e->idx[AUDIT_IDX_NS], s, t, seq, del)) != 0)
+	    (rc = put_one(&g, s, t, seq, del)) != 0)
 		goto out;
-	if ((rc = put_strings(txn, e->idx[AUDIT_IDX_IMAGE],
-	    json_object_get(claims, "images"), t, seq, del)) != 0)
+	g = tgt(e, txn, AUDIT_IDX_IMAGE);
+	if ((rc = put_strings(&g, json_object_get(claims, "images"), t, seq,
+	    del)) != 0)
 		goto out;
-	rc = put_strings(txn, e->idx[AUDIT_IDX_IMAGE],
-	    json_object_get(claims, "images-names"), t, seq, del);
+	rc = put_strings(&g, json_object_get(claims, "images-names"), t, seq,
+	    del);
 out:
 	return rc; /* an LMDB code: the committer maps it */
 }
 
-int
-audit_index_put_prep(struct audit_env *e, MDB_txn *txn,
-    const struct audit_prep *p, uint64_t seq, long long t)
+/* The entries of a prepared record, each index through gs[idx]. */
+static int
+put_prep(const struct target *gs, const struct audit_prep *p, uint64_t seq,
+    long long t)
 {
 	const uint8_t *q = p->idx, *end = p->idx + p->idx_len;
 	const char *s;
 	size_t n;
 	int rc;
 
-	if ((rc = put_one(txn, e->idx[AUDIT_IDX_TIME], NULL, t, seq, 0)) != 0)
+	if ((rc = put_one(&gs[AUDIT_IDX_TIME], NULL, t, seq, 0)) != 0)
 		return rc;
 	while (end - q > 1) {
 		s = (const char *)q + 1;
@@ -152,12 +195,75 @@ audit_index_put_prep(struct audit_env *e, MDB_txn *txn,
 		if (n == (size_t)(end - q) - 1 || q[0] >= AUDIT_IDX_N)
 			return EINVAL; /* malformed: never made by audit_prep_make */
 		if (q[0] == AUDIT_IDX_PATH)
-			rc = put_path(txn, e->idx[AUDIT_IDX_PATH], s, t, seq, 0);
+			rc = put_path(&gs[AUDIT_IDX_PATH], s, t, seq, 0);
 		else
-			rc = put_one(txn, e->idx[q[0]], s, t, seq, 0);
+			rc = put_one(&gs[q[0]], s, t, seq, 0);
 		if (rc != 0)
 			return rc;
 		q += n + 2;
 	}
 	return 0;
+}
+
+int
+audit_index_put_prep(struct audit_env *e, MDB_txn *txn,
+    const struct audit_prep *p, uint64_t seq, long long t)
+{
+	struct target gs[AUDIT_IDX_N];
+	int i;
+
+	for (i = 0; i < AUDIT_IDX_N; i++)
+		gs[i] = tgt(e, txn, (enum audit_idx)i);
+	return put_prep(gs, p, seq, t);
+}
+
+int
+audit_index_cursors_open(struct audit_env *e, MDB_txn *txn,
+    struct audit_index_cursors *ic)
+{
+	int i, rc;
+
+	memset(ic, 0, sizeof(*ic));
+	for (i = 0; i < AUDIT_IDX_N; i++) {
+		if ((rc = mdb_cursor_open(txn, e->idx[i], &ic->c[i])) != 0) {
+			ic->c[i] = NULL;
+			audit_index_cursors_close(ic);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void
+audit_index_cursors_close(struct audit_index_cursors *ic)
+{
+	int i;
+
+	for (i = 0; i < AUDIT_IDX_N; i++) {
+		if (ic->c[i] != NULL)
+			mdb_cursor_close(ic->c[i]);
+		ic->c[i] = NULL;
+	}
+	for (i = 0; i < AUDIT_PATH_DEPTH_MAX; i++) {
+		if (ic->path[i] != NULL)
+			mdb_cursor_close(ic->path[i]);
+		ic->path[i] = NULL;
+	}
+}
+
+int
+audit_index_put_prep_c(struct audit_index_cursors *ic,
+    const struct audit_prep *p, uint64_t seq, long long t)
+{
+	struct target gs[AUDIT_IDX_N];
+	int i;
+
+	for (i = 0; i < AUDIT_IDX_N; i++) {
+		gs[i].txn = mdb_cursor_txn(ic->c[i]);
+		gs[i].dbi = mdb_cursor_dbi(ic->c[i]);
+		gs[i].c = ic->c[i];
+		gs[i].depth = NULL;
+	}
+	gs[AUDIT_IDX_PATH].depth = ic->path;
+	return put_prep(gs, p, seq, t);
 }

@@ -144,6 +144,27 @@ int audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
 /* Adds the index entries of a prepared record. Returns an LMDB code. */
 int audit_index_put_prep(struct audit_env *e, MDB_txn *txn,
     const struct audit_prep *p, uint64_t seq, long long time_us);
+/* One write cursor per index, kept for a whole batch: a cursor that stays
+ * on a leaf page lets LMDB skip the descent from the root when the next key
+ * of that index lands on the same page (consecutive records share most of
+ * their values), and the time index is appended (MDB_APPEND). Owned by the
+ * caller's write transaction: audit_index_cursors_close before it commits
+ * or aborts. */
+struct audit_index_cursors {
+	MDB_cursor *c[AUDIT_IDX_N];
+	/* the path index's prefixes, one cursor per depth (opened when first
+	 * needed; c[AUDIT_IDX_PATH] takes the whole path): "secret/" of one
+	 * record and of the next land on the same page, "secret/" and
+	 * "secret/data/" of one record do not */
+	MDB_cursor *path[AUDIT_PATH_DEPTH_MAX];
+};
+/* Opens the cursors in txn (all NULL on failure). Returns an LMDB code. */
+int audit_index_cursors_open(struct audit_env *e, MDB_txn *txn,
+    struct audit_index_cursors *ic);
+void audit_index_cursors_close(struct audit_index_cursors *ic);
+/* audit_index_put_prep through the cursors: the same entries. */
+int audit_index_put_prep_c(struct audit_index_cursors *ic,
+    const struct audit_prep *p, uint64_t seq, long long time_us);
 /* Builds an index key: value || 0 || t || s (value NULL: the time index). */
 size_t audit_index_key(const char *value, long long time_us, uint64_t seq,
     uint8_t key[AUDIT_KEY_MAX]);

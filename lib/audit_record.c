@@ -230,18 +230,47 @@ audit_now_us(void)
 	return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+/* The formatted second of the last call, per thread: the committer stamps
+ * thousands of records in the same second, and gmtime_r + strftime +
+ * snprintf cost more than the rest of the splice. */
+static __thread long long fmt_secs = -1;
+static __thread char fmt_day[32];
+static __thread size_t fmt_day_len;
+
 void
 audit_format_time(long long time_us, char *out, size_t out_len)
 {
 	time_t secs = (time_t)(time_us / 1000000);
+	long long us = time_us % 1000000;
 	struct tm tm;
 	char day[32];
+	size_t n;
+	int i;
 
+	if (time_us >= 0 && (long long)secs == fmt_secs &&
+	    out_len >= fmt_day_len + 9) {
+		/* the same bytes as the snprintf below */
+		memcpy(out, fmt_day, fmt_day_len);
+		n = fmt_day_len;
+		out[n] = '.';
+		for (i = 6; i >= 1; i--) {
+			out[n + (size_t)i] = (char)('0' + us % 10);
+			us /= 10;
+		}
+		out[n + 7] = 'Z';
+		out[n + 8] = '\0';
+		return;
+	}
 	gmtime_r(&secs, &tm);
 	if (strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
 		day[0] = '\0';
-	if (snprintf(out, out_len, "%s.%06lldZ", day, time_us % 1000000) < 0)
+	if (snprintf(out, out_len, "%s.%06lldZ", day, us) < 0)
 		out[0] = '\0';
+	if (time_us >= 0 && day[0] != '\0') {
+		fmt_day_len = strlen(day);
+		memcpy(fmt_day, day, fmt_day_len + 1);
+		fmt_secs = (long long)secs;
+	}
 }
 
 /* SHA-256 fetched once: an implicit fetch (EVP_sha256()) per record cost

@@ -105,8 +105,14 @@ set_error(struct tsi_audit *a, const char *what, int rc)
 	    TSI_LS("error", mdb_strerror(rc)));
 }
 
+/* The batch's write cursors: records, and one per index. */
+struct batch_cursors {
+	MDB_cursor *rec;
+	struct audit_index_cursors idx;
+};
+
 static int
-put_record(struct tsi_audit *a, MDB_txn *txn, const struct audit_prep *p,
+put_record(struct batch_cursors *bc, const struct audit_prep *p,
     struct audit_point *h, long long *t, uint64_t *seq_out)
 {
 	uint8_t kb[8], hash[AUDIT_HASH_LEN];
@@ -125,9 +131,9 @@ put_record(struct tsi_audit *a, MDB_txn *txn, const struct audit_prep *p,
 	audit_be64_put(kb, seq);
 	v.mv_size = len;
 	v.mv_data = body;
-	rc = mdb_put(txn, a->e->records, &k, &v, MDB_APPEND);
+	rc = mdb_cursor_put(bc->rec, &k, &v, MDB_APPEND);
 	if (rc == 0)
-		rc = audit_index_put_prep(a->e, txn, p, seq, *t);
+		rc = audit_index_put_prep_c(&bc->idx, p, seq, *t);
 	free(body);
 	if (rc != 0)
 		return rc;
@@ -161,31 +167,42 @@ write_batch(struct tsi_audit *a, struct entry **b, size_t n,
     const uint64_t *late, size_t n_late, const char **step)
 {
 	MDB_txn *txn = NULL;
+	struct batch_cursors bc;
 	struct audit_point h = a->head;
 	long long t = a->last_time_us;
 	struct audit_prep *lr;
 	size_t i;
 	int rc;
 
+	memset(&bc, 0, sizeof(bc));
 	*step = "txn_begin";
 	if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
 		return rc;
+	if ((rc = mdb_cursor_open(txn, a->e->records, &bc.rec)) != 0) {
+		bc.rec = NULL;
+		goto out;
+	}
+	if ((rc = audit_index_cursors_open(a->e, txn, &bc.idx)) != 0)
+		goto out;
 	*step = "put";
 	for (i = 0; i < n; i++)
-		if ((rc = put_record(a, txn, b[i]->rec, &h, &t, &b[i]->seq)) != 0)
+		if ((rc = put_record(&bc, b[i]->rec, &h, &t, &b[i]->seq)) != 0)
 			goto out;
 	for (i = 0; i < n_late; i++) {
 		if ((lr = late_record(late[i])) == NULL) {
 			rc = ENOMEM;
 			goto out;
 		}
-		rc = put_record(a, txn, lr, &h, &t, NULL);
+		rc = put_record(&bc, lr, &h, &t, NULL);
 		audit_prep_free(lr);
 		if (rc != 0)
 			goto out;
 	}
 	if ((rc = audit_meta_put_point(a->e, txn, "head", &h)) != 0)
 		goto out;
+	audit_index_cursors_close(&bc.idx);
+	mdb_cursor_close(bc.rec);
+	bc.rec = NULL;
 	*step = "commit";
 	rc = mdb_txn_commit(txn); /* synced: the env is not MDB_NOSYNC */
 	txn = NULL;
@@ -194,6 +211,9 @@ write_batch(struct tsi_audit *a, struct entry **b, size_t n,
 		a->last_time_us = t;
 	}
 out:
+	audit_index_cursors_close(&bc.idx);
+	if (bc.rec != NULL)
+		mdb_cursor_close(bc.rec);
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	return rc;
