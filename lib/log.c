@@ -1,6 +1,7 @@
 #include "tsi/log.h"
 
 #include <openssl/err.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,16 @@
 static const char *log_prog = "tsi";
 static enum tsi_log_level log_min = TSI_LOG_INFO;
 static int log_fd = 2;
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Lines never interleave. A write(2) of at most PIPE_BUF bytes is not split
+ * by the kernel (pipes: POSIX; regular files: the inode lock; Unix stream
+ * sockets: one buffer; terminals: the tty write lock), so such lines only
+ * share a read lock, which threads take without waiting for each other (a
+ * mutex here made logging threads sleep and wake each other: a thread
+ * wake-up per contended line). A longer line may be written in parts and
+ * takes the lock exclusively.
+ */
+static pthread_rwlock_t log_mu = PTHREAD_RWLOCK_INITIALIZER;
 
 void
 tsi_log_init(const char *prog, enum tsi_log_level min_level)
@@ -42,28 +52,117 @@ tsi_log_set_fd(int fd)
 	log_fd = fd;
 }
 
+/*
+ * Whether a log key names a secret, decided in one pass over the key (this
+ * runs for every field of every line). The set of names:
+ *   - never secret, whole key: kid, accessor, token_accessor, key_id,
+ *     token_ttl, token_policies (identifiers and settings of secrets);
+ *   - secret, whole key: data;
+ *   - secret, anywhere in the key: token, jwt, secret, password, passwd,
+ *     key, value, authorization, cookie, credential, private (so
+ *     "client_token" and "x-vault-token" are secret).
+ * All comparisons are ASCII case-insensitive (as strcasecmp/strcasestr in
+ * the C locale). tests/unit/log checks every class against the plain
+ * strcasestr scan this replaced.
+ */
+
+/* Lower-case ASCII letter of c, or 0 when c is not a letter. */
+static unsigned char
+lower_letter(unsigned char c)
+{
+	c |= 0x20;      /* maps exactly 'A'-'Z' and 'a'-'z' into 'a'-'z' */
+	return c >= 'a' && c <= 'z' ? c : 0;
+}
+
+/* Nonzero when p starts with word (lower-case letters), in any case.
+ * Stops at the first difference, so it never reads past p's end. */
+static int
+starts_with_word(const char *p, const char *word)
+{
+	for (; *word != '\0'; p++, word++)
+		if (lower_letter((unsigned char)*p) != (unsigned char)*word)
+			return 0;
+	return 1;
+}
+
+/* Nonzero when key (of length len) is word (lower-case letters and '_'),
+ * in any case. */
+static int
+is_word(const char *key, size_t len, const char *word)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)key[i];
+
+		if (word[i] == '\0' || (c == '_' ? c : lower_letter(c)) !=
+		    (unsigned char)word[i])
+			return 0;
+	}
+	return word[len] == '\0';
+}
+
+/* Nonzero when one of the secret words starts at p: one switch on the
+ * first letter, then at most three comparisons. */
+static int
+secret_word_at(const char *p)
+{
+	switch (lower_letter((unsigned char)*p)) {
+	case 'a': return starts_with_word(p, "authorization");
+	case 'c': return starts_with_word(p, "cookie") ||
+		    starts_with_word(p, "credential");
+	case 'j': return starts_with_word(p, "jwt");
+	case 'k': return starts_with_word(p, "key");
+	case 'p': return starts_with_word(p, "passwd") ||
+		    starts_with_word(p, "password") ||
+		    starts_with_word(p, "private");
+	case 's': return starts_with_word(p, "secret");
+	case 't': return starts_with_word(p, "token");
+	case 'v': return starts_with_word(p, "value");
+	default: return 0;
+	}
+}
+
 int
 tsi_log_key_is_secret(const char *key)
 {
-	/* Substrings: "client_token" and "x-vault-token" contain "token". */
-	static const char *const words[] = { "token", "jwt", "secret",
-		"password", "passwd", "key", "value", "authorization", "cookie",
-		"credential", "private" };
-	static const char *const exact[] = { "data" };
-	size_t i;
+	size_t len;
 
 	if (key == NULL)
 		return 0;
-	/* Identifiers of secrets are not secrets. */
-	if (strcasecmp(key, "kid") == 0 || strcasecmp(key, "accessor") == 0 ||
-	    strcasecmp(key, "token_accessor") == 0 || strcasecmp(key, "key_id") == 0 ||
-	    strcasecmp(key, "token_ttl") == 0 || strcasecmp(key, "token_policies") == 0)
-		return 0;
-	for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-		if (strcasecmp(key, exact[i]) == 0)
+	len = strlen(key);
+	/* Whole-key names first: the exceptions win over the words. */
+	switch (len) {
+	case 3:
+		if (is_word(key, len, "kid"))
+			return 0;
+		break;
+	case 4:
+		if (is_word(key, len, "data"))
 			return 1;
-	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (strcasestr(key, words[i]) != NULL)
+		break;
+	case 6:
+		if (is_word(key, len, "key_id"))
+			return 0;
+		break;
+	case 8:
+		if (is_word(key, len, "accessor"))
+			return 0;
+		break;
+	case 9:
+		if (is_word(key, len, "token_ttl"))
+			return 0;
+		break;
+	case 14:
+		if (is_word(key, len, "token_accessor") ||
+		    is_word(key, len, "token_policies"))
+			return 0;
+		break;
+	default:
+		break;
+	}
+	for (; *key != '\0'; key++)
+		if (secret_word_at(key))
 			return 1;
 	return 0;
 }
@@ -93,27 +192,94 @@ put_str(struct line *l, const char *s)
 	put_raw(l, s, strlen(s));
 }
 
+/* Appends s as a JSON string; runs of bytes that need no escaping are
+ * copied at once. */
 static void
 put_json_string(struct line *l, const char *s)
 {
-	char esc[8];
-	const unsigned char *p;
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p, *run;
+	char esc[6];
 
 	put_raw(l, "\"", 1);
-	for (p = (const unsigned char *)(s ? s : ""); *p != '\0'; p++) {
+	p = run = (const unsigned char *)(s ? s : "");
+	for (; *p != '\0'; p++) {
+		if (*p != '"' && *p != '\\' && *p >= 0x20 && *p != 0x7f)
+			continue;
+		put_raw(l, (const char *)run, (size_t)(p - run));
+		run = p + 1;
+		esc[0] = '\\';
 		if (*p == '"' || *p == '\\') {
-			esc[0] = '\\';
 			esc[1] = (char)*p;
 			put_raw(l, esc, 2);
-		} else if (*p < 0x20 || *p == 0x7f) {
-			int n = snprintf(esc, sizeof(esc), "\\u%04x", *p);
-			if (n > 0 && (size_t)n < sizeof(esc))
-				put_raw(l, esc, (size_t)n);
 		} else {
-			put_raw(l, (const char *)p, 1);
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+			put_raw(l, esc, 6);
 		}
 	}
+	put_raw(l, (const char *)run, (size_t)(p - run));
 	put_raw(l, "\"", 1);
+}
+
+/* Appends v in decimal (no printf: this runs for every number logged). */
+static void
+put_int(struct line *l, long long v)
+{
+	char digits[24];
+	size_t n = sizeof(digits);
+	unsigned long long u;
+
+	u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do {
+		digits[--n] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		digits[--n] = '-';
+	put_raw(l, digits + n, sizeof(digits) - n);
+}
+
+/* Writes v as exactly width decimal digits (v < 10^width) at p. */
+static void
+fixed_digits(char *p, unsigned int v, int width)
+{
+	while (width-- > 0) {
+		p[width] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of ts (UTC) into buf[25]; "" when the year
+ * does not have four digits. */
+static void
+format_ts(const struct timespec *ts, char buf[25])
+{
+	struct tm tm;
+
+	if (gmtime_r(&ts->tv_sec, &tm) == NULL || tm.tm_year + 1900 < 0 ||
+	    tm.tm_year + 1900 > 9999) {
+		buf[0] = '\0';
+		return;
+	}
+	fixed_digits(buf, (unsigned int)(tm.tm_year + 1900), 4);
+	buf[4] = '-';
+	fixed_digits(buf + 5, (unsigned int)(tm.tm_mon + 1), 2);
+	buf[7] = '-';
+	fixed_digits(buf + 8, (unsigned int)tm.tm_mday, 2);
+	buf[10] = 'T';
+	fixed_digits(buf + 11, (unsigned int)tm.tm_hour, 2);
+	buf[13] = ':';
+	fixed_digits(buf + 14, (unsigned int)tm.tm_min, 2);
+	buf[16] = ':';
+	fixed_digits(buf + 17, (unsigned int)tm.tm_sec, 2);
+	buf[19] = '.';
+	fixed_digits(buf + 20, (unsigned int)(ts->tv_nsec / 1000000), 3);
+	buf[23] = 'Z';
+	buf[24] = '\0';
 }
 
 static const char *
@@ -134,10 +300,8 @@ tsi_log_fields(enum tsi_log_level level, const char *event,
 {
 	struct line l;
 	struct timespec ts;
-	struct tm tm;
-	char tbuf[64], num[32];
+	char tbuf[25];
 	size_t i;
-	int k;
 	ssize_t w;
 	size_t done, last_ok;
 
@@ -146,12 +310,7 @@ tsi_log_fields(enum tsi_log_level level, const char *event,
 	l.off = 0;
 	l.truncated = 0;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	k = snprintf(tbuf, sizeof(tbuf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, ts.tv_nsec / 1000000);
-	if (k < 0 || (size_t)k >= sizeof(tbuf))
-		tbuf[0] = '\0';
+	format_ts(&ts, tbuf);
 	put_str(&l, "{\"ts\":");
 	put_json_string(&l, tbuf);
 	put_str(&l, ",\"level\":");
@@ -171,11 +330,7 @@ tsi_log_fields(enum tsi_log_level level, const char *event,
 		if (tsi_log_key_is_secret(f->key)) {
 			put_json_string(&l, "[redacted]");
 		} else if (f->type == TSI_LOG_T_INT) {
-			k = snprintf(num, sizeof(num), "%lld", f->i);
-			if (k > 0 && (size_t)k < sizeof(num))
-				put_raw(&l, num, (size_t)k);
-			else
-				put_str(&l, "0");
+			put_int(&l, f->i);
 		} else if (f->s == NULL) {
 			put_str(&l, "null");
 		} else {
@@ -196,13 +351,16 @@ tsi_log_fields(enum tsi_log_level level, const char *event,
 	}
 	put_str(&l, "}\n");
 
-	pthread_mutex_lock(&log_mu);
+	if (l.off <= PIPE_BUF)
+		pthread_rwlock_rdlock(&log_mu);
+	else
+		pthread_rwlock_wrlock(&log_mu);
 	for (done = 0; done < l.off; done += (size_t)w) {
 		w = write(log_fd, l.buf + done, l.off - done);
 		if (w <= 0)
 			break;
 	}
-	pthread_mutex_unlock(&log_mu);
+	pthread_rwlock_unlock(&log_mu);
 }
 
 static int
