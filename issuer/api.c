@@ -2,6 +2,7 @@
  * api.c - HTTP over the issuer's Unix socket (see api.h).
  */
 #include "issuer/api.h"
+#include "issuer/api_mhd.h"
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
@@ -18,12 +19,6 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
-
-#define CONN_TIMEOUT_S 10
-/* Per-connection memory (request and response headers; bodies are not
- * kept). libmicrohttpd wipes it for every request, so a larger pool costs
- * every token; requests here are a line and a few headers. */
-#define CONN_MEMORY 8192
 
 struct tsi_api {
 	const struct tsi_issuer_config *cfg;
@@ -118,18 +113,16 @@ static enum MHD_Result
 reply_token(struct MHD_Connection *c, const char *token, long long exp)
 {
 	static const char head[] = "{\"token\":\"";
+	/* The base64url alphabet and '.': one table lookup per byte of a
+	 * token of a few KiB (the x5c chain is in its header). */
+	static const char jws_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789-_.";
 	struct body *b;
-	size_t tl = strlen(token), i, off, cap;
+	size_t tl = strlen(token), off, cap;
 	int n;
 
-	for (i = 0; i < tl; i++) {
-		unsigned char ch = (unsigned char)token[i];
-
-		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
-		    ch == '.'))
-			return MHD_NO;
-	}
+	if (strspn(token, jws_chars) != tl)
+		return MHD_NO;
 	/* head, token, "\",\"expires_at\":" (16), up to 20 digits, "}" */
 	cap = sizeof(head) - 1 + tl + 16 + 21 + 1;
 	if ((b = malloc(sizeof(*b) + cap)) == NULL)
@@ -422,21 +415,6 @@ fail:
 	return r;
 }
 
-/* Event-loop threads: one per CPU, at least 2 (a request waiting for the
- * TPM must not stop every other connection) and at most 16. */
-static int
-pool_size(const struct tsi_issuer_config *cfg)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	(void)cfg;
-	if (n < 2)
-		n = 2;
-	if (n > 16)
-		n = 16;
-	return (int)n;
-}
-
 int
 tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
     struct tsi_resolver *resolver, struct tsi_monitor *monitor,
@@ -456,19 +434,16 @@ tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
 		free(a);
 		return r;
 	}
-	/* A few event-loop threads (epoll) serve every connection: a request
-	 * stays on the thread that read it, and one wake-up serves every
-	 * connection that is ready. A thread per connection cost two thread
-	 * switches per token, which on a virtualised host outweighed the
-	 * signing itself (docs/performance.md, "tsi-issuer"). */
-	a->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD |
-	    MHD_USE_TURBO, 0, NULL, NULL,
+	/* Every setting that shapes a request's cost comes from api_mhd.h,
+	 * shared with the benchmark's floor (bench/issuer_hello.c); the
+	 * connection notifier is ours (peer credentials at accept). */
+	a->daemon = MHD_start_daemon(TSI_ISSUER_MHD_FLAGS, 0, NULL, NULL,
 	    handler, a, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)a->fd,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)pool_size(cfg),
+	    MHD_OPTION_THREAD_POOL_SIZE, tsi_issuer_mhd_threads(),
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_clients,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONN_TIMEOUT_S,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+	    MHD_OPTION_CONNECTION_TIMEOUT, TSI_ISSUER_CONN_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, TSI_ISSUER_CONN_MEMORY,
 	    MHD_OPTION_END);
 	if (a->daemon == NULL) {
 		tsi_log(TSI_LOG_ERROR, "api.start", TSI_LS("path", cfg->socket));

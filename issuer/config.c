@@ -3,6 +3,7 @@
  * names the file and line; unknown settings are errors.
  */
 #include "issuer/config.h"
+#include "issuer/api_mhd.h"
 
 #include "tsi/config.h"
 #include "tsi/err.h"
@@ -202,7 +203,8 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	    &ic->session_ttl, err, errlen)) != TSI_OK ||
 	    (r = get_int(c, "kubelet_cache_ms", 2000, 0, 600000,
 	    &ic->kubelet_cache_ms, err, errlen)) != TSI_OK ||
-	    (r = get_int(c, "max_clients", 64, 1, 10000, &ic->max_clients, err,
+	    (r = get_int(c, "max_clients",
+	    TSI_ISSUER_MAX_CLIENTS_DEFAULT, 1, 10000, &ic->max_clients, err,
 	    errlen)) != TSI_OK)
 		return r;
 	/* A session certificate is replaced at half life and a token must

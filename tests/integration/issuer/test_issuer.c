@@ -165,7 +165,7 @@ static CURLcode
 get(struct ifx *f, const char *path, struct curl_slist *hdrs, struct resp *r,
     const char *method)
 {
-	char url[1024];
+	char url[16384];
 	CURLcode cc;
 	CURL *c = curl_easy_init();
 
@@ -533,6 +533,75 @@ test_caller_sets_only_aud(void **state)
 	assert_int_equal(r.status, 405);
 	assert_int_equal(get(f, "/v1/tokens?aud=a", NULL, &r, NULL), CURLE_OK);
 	assert_int_equal(r.status, 404);
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+/*
+ * libmicrohttpd keeps a request's line and headers in a fixed pool per
+ * connection (issuer/api_mhd.h, kept small because it is wiped for every
+ * request). The longest legitimate request still gets its token; longer
+ * headers or URLs get a clear 4xx, and the issuer keeps serving.
+ */
+static void
+test_request_sizes(void **state)
+{
+	struct ifx *f = *state;
+	struct curl_slist *h = NULL;
+	struct tsi_verify_result res;
+	struct resp r;
+	char path[8192], aud[257], big[6000];
+	json_t *j, *claims;
+	size_t i, off;
+	long long exp;
+
+	enroll(f);
+	start_issuer(f);
+	/* aud at its 256-character maximum, every character percent-encoded,
+	 * with the headers a client sends. */
+	memset(aud, 'A', 256);
+	aud[256] = '\0';
+	off = (size_t)snprintf(path, sizeof(path), "/v1/token?aud=");
+	for (i = 0; i < 256; i++)
+		off += (size_t)snprintf(path + off, sizeof(path) - off, "%%41");
+	h = curl_slist_append(h, "User-Agent: tsi-sidecar/1.0 (libcurl; a usual client)");
+	h = curl_slist_append(h, "Accept: application/json");
+	h = curl_slist_append(h, "X-Request-Id: 0123456789abcdef0123456789abcdef");
+	assert_int_equal(get(f, path, h, &r, NULL), CURLE_OK);
+	if (r.status != 200)
+		fail_msg("256-character aud: status %ld: %s", r.status, r.body);
+	j = json_loads(r.body, 0, NULL);
+	assert_non_null(j);
+	exp = json_integer_value(json_object_get(j, "expires_at"));
+	claims = verify(f, json_string_value(json_object_get(j, "token")), aud,
+	    &res);
+	check_claims(claims, aud, exp);
+	json_decref(claims);
+	json_decref(j);
+	curl_slist_free_all(h);
+
+	/* One 5,000-byte header: more than the pool holds. */
+	memcpy(big, "X-Long: ", 8);
+	memset(big + 8, 'a', 5000);
+	big[5008] = '\0';
+	h = curl_slist_append(NULL, big);
+	assert_int_equal(get(f, "/v1/token?aud=tsi-vault", h, &r, NULL),
+	    CURLE_OK);
+	curl_slist_free_all(h);
+	if (r.status != 431 && r.status != 400)
+		fail_msg("5,000-byte header: status %ld", r.status);
+	assert_null(strstr(r.body, "\"token\""));
+
+	/* A 5,000-character URL. */
+	off = (size_t)snprintf(path, sizeof(path), "/v1/token?aud=");
+	memset(path + off, 'b', 5000);
+	path[off + 5000] = '\0';
+	assert_int_equal(get(f, path, NULL, &r, NULL), CURLE_OK);
+	if (r.status != 414 && r.status != 431 && r.status != 400)
+		fail_msg("5,000-character URL: status %ld", r.status);
+	assert_null(strstr(r.body, "\"token\""));
+
+	/* Still serving. */
+	free(get_token(f, "tsi-vault", NULL));
 	assert_int_equal(stop_issuer(f), 0);
 }
 
@@ -960,6 +1029,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delegated_token,
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_caller_sets_only_aud,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_request_sizes,
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_tpm_mode_restart_keeps_kid,
 		    setup_tpm, teardown),
