@@ -139,7 +139,7 @@ tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 {
 	struct tsi_workload *w = NULL;
 	char path[512], exe[PATH_MAX], digest[72];
-	struct stat st;
+	struct stat st, st2;
 	ssize_t n;
 	int fd = -1, r, len;
 
@@ -152,17 +152,28 @@ tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 		return TSI_ERR_UNIDENTIFIED;
 	}
 	exe[n] = '\0';
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0 ||
-	    !S_ISREG(st.st_mode)) {
+	/* The identity of the file that runs (stat follows the link to it)
+	 * finds a known digest without opening the file: one syscall, not
+	 * open + fstat + close. Only an unknown file is opened and hashed,
+	 * and only if what was opened is still the file that was stat'ed. */
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
 		tsi_log(TSI_LOG_INFO, "resolve.no_exe", TSI_LI("pid", pid),
 		    TSI_LS("error", strerror(errno)));
-		r = TSI_ERR_UNIDENTIFIED;
-		goto out;
+		return TSI_ERR_UNIDENTIFIED;
 	}
 	if (!cache_get(&st, digest)) {
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+		    fstat(fd, &st2) != 0 || !S_ISREG(st2.st_mode) ||
+		    st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+			tsi_log(TSI_LOG_INFO, "resolve.no_exe", TSI_LI("pid",
+			    pid), TSI_LS("error", fd < 0 ? strerror(errno) :
+			    "the executable changed while it was opened"));
+			r = TSI_ERR_UNIDENTIFIED;
+			goto out;
+		}
 		if ((r = hash_fd(fd, digest)) != TSI_OK)
 			goto out;
-		cache_put(&st, digest);
+		cache_put(&st2, digest);
 	}
 	r = TSI_ERR_ALLOC;
 	if ((w = tsi_workload_new(TSI_WORKLOAD_UNIX)) == NULL)
