@@ -84,6 +84,11 @@ issuer_figure() {
     [ "$mode" = tpm ] && esapi_limit
     return
   fi
+  # The length of a real token answer, for the floor (issuer_hello_limit).
+  if [ "$mode" = delegated ]; then
+    ISSUER_BODY_BYTES=$(curl -sf --unix-socket "$ISSUER_SOCK" \
+      'http://localhost/v1/token?aud=tsi-vault' | wc -c) || ISSUER_BODY_BYTES=""
+  fi
   if out=$("$BIN/issuer_load" --socket "$ISSUER_SOCK" --callers "$CALLERS" \
              --seconds "$SECS" 2>"$TMP/issuer-load-$mode.err"); then
     figure "$id" "$label" "$(jget "$out" per_sec)" "tokens/s" "$lim" "$goal" \
@@ -121,9 +126,68 @@ esapi_limit() {
 }
 esapi_before="" esapi_done=0
 
+# The floor of the delegated figure: tsi-issuer minus the work. issuer_hello
+# runs libmicrohttpd with the issuer's own settings (issuer/api_mhd.h, shared
+# by both programs) on a Unix socket, answering a body as long as a real
+# token answer, under the same issuer_load; measured right after the
+# delegated run. With the signature the two limits give the ceiling on 2
+# cores: a token needs both an HTTP exchange and a signature, so at best
+# 1 / (1/hello + 1/openssl_sign) tokens/s.
+ISSUER_BODY_BYTES=""
+issuer_hello_limit() {
+  local sock=$TMP/issuer-hello.sock pid out hl sign label note
+  label="hello-world MHD, tsi-issuer's settings, Unix socket, same issuer_load"
+  if [ ! -x "$BIN/issuer_hello" ]; then
+    limit issuer_hello "$label" null "req/s" "$(missing_note issuer_hello)"
+    return
+  fi
+  if [ -z "$ISSUER_BODY_BYTES" ] || [ "$ISSUER_BODY_BYTES" -lt 64 ]; then
+    limit issuer_hello "$label" null "req/s" "not measured (no token answer to size the body)"
+    return
+  fi
+  log "limit: issuer_hello (tsi-issuer's MHD settings, ${ISSUER_BODY_BYTES}-byte body), $CALLERS callers (${SECS}s)"
+  rm -f "$sock"
+  "$BIN/issuer_hello" --unix "$sock" --body-bytes "$ISSUER_BODY_BYTES" \
+    >"$TMP/issuer-hello.out" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  if wait_for grep -q ready "$TMP/issuer-hello.out" &&
+     out=$("$BIN/issuer_load" --socket "$sock" --callers "$CALLERS" \
+             --seconds "$SECS" 2>"$TMP/issuer-hello-load.err"); then
+    hl=$(jget "$out" per_sec)
+    limit issuer_hello "$label" "$hl" "req/s" \
+      "p99 $(jget "$out" p99_ms) ms, ${ISSUER_BODY_BYTES}-byte body"
+  else
+    hl=null
+    limit issuer_hello "$label" null "req/s" \
+      "not measured (issuer_hello or issuer_load failed: $(tail -1 "$TMP/issuer-hello-load.err" 2>/dev/null))"
+  fi
+  stop "$pid"
+  sign=$(jq -r 'select(.kind == "limit" and .id == "openssl_sign") | .value' "$RESULTS" | tail -1)
+  label="ceiling on 2 cores: 1 / (1/hello + 1/openssl sign)"
+  if [[ "$hl" =~ ^[0-9.]+$ && "$sign" =~ ^[0-9.]+$ ]]; then
+    note="1 / (1/$hl + 1/$sign): each token needs one HTTP exchange and one signature on the same 2 cores"
+    limit issuer_ceiling "$label" \
+      "$(awk -v h="$hl" -v s="$sign" 'BEGIN { printf "%.1f", 1 / (1 / h + 1 / s) }')" \
+      "tokens/s" "$note"
+  else
+    limit issuer_ceiling "$label" null "tokens/s" \
+      "not measured (needs both issuer_hello and openssl sign)"
+  fi
+}
+
 if want issuer; then
   issuer_figure delegated issuer_delegated "tokens/s, delegated signing, $CALLERS callers" \
     openssl_sign '{"ratio": 0.5}'
+  issuer_hello_limit
+  delegated_value=$(jq -r 'select(.kind == "figure" and .id == "issuer_delegated") | .value' "$RESULTS" | tail -1)
+  if [[ "$delegated_value" =~ ^[0-9.]+$ ]]; then
+    figure issuer_delegated_floor "the same delegated tokens/s, against the ceiling" \
+      "$delegated_value" "tokens/s" issuer_ceiling '{}'
+  else
+    figure issuer_delegated_floor "the same delegated tokens/s, against the ceiling" \
+      null "tokens/s" issuer_ceiling '{}' "not measured (the delegated figure did not run)"
+  fi
   issuer_figure tpm issuer_tpm "tokens/s, tpm signing, $CALLERS callers" \
     esapi_sign '{"ratio": 0.85}'
   # The tpm figure could not run: the limit on its own.
