@@ -2,7 +2,7 @@
 # limits). Each figure starts what it needs from build-bench/bin/ and reports
 # "not measured (<program> not built)" when a program is missing.
 # Uses from bench/run: BIN BENCH TMP PY SECS NTOKENS NSECRETS CALLERS CONNS
-# TCTI PIDS figure limit jget wrk_run free_ports wait_for stop log want
+# TCTI PIDS RESULTS figure limit jget wrk_run free_ports wait_for stop log want
 # missing_note.
 
 ROLE=bench
@@ -276,6 +276,44 @@ if want login || want jwt_verify; then
   fi
 fi
 
+# login_floor LABEL LOGINS: the login figure against a ceiling made of
+# measured parts. hello-world MHD with --login (the HTTP part alone: the
+# same POST bodies from the same wrk script, an answer of a login's size,
+# tsi-vault's thread count) and openssl's verifies/s (the one signature a
+# login cannot skip), each using both cores: a login costs at least the
+# time of both, so ceiling = 1 / (1/hello_post + 1/openssl_verify).
+login_floor() {
+  local flabel=$1 logins=$2 threads port hpid hout verify ceiling hlabel clabel
+  threads=$(grep -o '"threads":[0-9]*' "$VAULT_LOG" 2>/dev/null | head -1 | cut -d: -f2 || true)
+  threads=${threads:-8}
+  hlabel="hello-world MHD --login (pool of $threads), same POST bodies and wrk load"
+  log "limit: hello-world libmicrohttpd answering the login POSTs (${SECS}s)"
+  port=$(free_ports 1)
+  "$BIN/mhd_hello" --port "$port" --threads "$threads" --epoll --login >"$TMP/mhd-login.out" 2>&1 &
+  hpid=$!
+  PIDS+=("$hpid")
+  if wait_for grep -q ready "$TMP/mhd-login.out" &&
+     hout=$(TSI_BENCH_TOKENS=$TOKENS TSI_BENCH_ROLE=$ROLE wrk_run login.lua "http://127.0.0.1:$port"); then
+    limit mhd_login "$hlabel" "$(jget "$hout" per_sec)" "req/s" \
+      "p99 $(jget "$hout" p99_ms) ms, $(jget "$hout" bad) errors"
+  else
+    hout=""
+    limit mhd_login "$hlabel" null "req/s" "not measured (mhd_hello or wrk failed)"
+  fi
+  stop "$hpid"
+  verify=$(jq -r 'select(.kind == "limit" and .id == "openssl_verify") | .value // "null"' "$RESULTS" | tail -1)
+  clabel="1 / (1/hello-world login POSTs + 1/openssl verifies), both measured above"
+  if [ -n "$hout" ] && [ "$(jget "$hout" per_sec)" != null ] && [[ "$verify" =~ ^[0-9.]+$ ]]; then
+    ceiling=$(awk -v h="$(jget "$hout" per_sec)" -v v="$verify" 'BEGIN { printf "%.1f", 1 / (1 / h + 1 / v) }')
+    limit login_ceiling "$clabel" "$ceiling" "logins/s" \
+      "hello-world POSTs $(jget "$hout" per_sec)/s and openssl verifies ${verify}/s"
+  else
+    limit login_ceiling "$clabel" null "logins/s" "not measured (a part is missing)"
+  fi
+  figure vault_login_ceiling "$flabel, against that ceiling" "$logins" "logins/s" \
+    login_ceiling '{}' ""
+}
+
 if want login; then
   label="logins/s, fresh JWT each, $CONNS conns"
   if [ "$vault_ready" -ne 1 ]; then
@@ -285,14 +323,17 @@ if want login; then
       "$(missing_note mint_tokens) (needs tsi_jwt_mint and the x509 functions in lib/)"
   else
     log "figure: logins (${SECS}s)"
+    logins=null
     if out=$(TSI_BENCH_TOKENS=$TOKENS TSI_BENCH_ROLE=$ROLE wrk_run login.lua "$VAULT_ADDR"); then
       note="p99 $(jget "$out" p99_ms) ms, $(jget "$out" bad) errors"
       [ "$(jget "$out" reused_rounds)" != "0" ] && note="$note; tokens ran out and were reused"
-      figure vault_login "$label" "$(jget "$out" per_sec)" "logins/s" openssl_verify \
+      logins=$(jget "$out" per_sec)
+      figure vault_login "$label" "$logins" "logins/s" openssl_verify \
         '{"ratio": 0.5}' "$note" "$out"
     else
       figure vault_login "$label" null "logins/s" openssl_verify '{"ratio": 0.5}' "not measured (wrk failed)"
     fi
+    login_floor "$label" "$logins"
   fi
 fi
 

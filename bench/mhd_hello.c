@@ -8,7 +8,12 @@
  * response; a request without X-Vault-Token gets 403, so the load generator
  * exercises the same header lookup as a real read.
  *
- *   mhd_hello --port P | --unix PATH [--threads N] [--epoll]
+ * With --login it is the HTTP part of tsi-vault's login instead: a POST
+ * (its body, a login request of any size, read and dropped) answers 200
+ * with a body shaped and sized like a login answer (940 bytes, the
+ * envelope with the auth object of a bench/run token); other methods 405.
+ *
+ *   mhd_hello --port P | --unix PATH [--threads N] [--epoll] [--login]
  *
  * Serves on 127.0.0.1:P (or on a Unix socket, the issuer's transport, to
  * check the Unix-socket load generator) until SIGINT or SIGTERM; prints "ready" on stdout
@@ -35,9 +40,29 @@ static const char body[] =
     "{\"created_time\":\"2026-01-01T00:00:00.000000Z\",\"custom_metadata\":null,"
     "\"deletion_time\":\"\",\"destroyed\":false,\"version\":1}},"
     "\"wrap_info\":null,\"warnings\":null,\"auth\":null}";
+/* A login answer for a bench/run token (mint_tokens), byte for byte the
+ * size tsi-vault sends. */
+static const char login_answer[] =
+    "{\"request_id\":\"664f9962-cdfc-44bf-9ff7-ca99f13cb24b\",\"lease_id\":\"\","
+    "\"renewable\":false,\"lease_duration\":0,\"data\":null,\"auth\":"
+    "{\"client_token\":\"hvs.cD958AlaO62CyxNwwquKLQoVenCKvgxklz0FyOCkE4U\","
+    "\"accessor\":\"CDDcAJxkicZgTiZqU2OS0SMz\",\"policies\":[\"bench-rw\"],"
+    "\"token_policies\":[\"bench-rw\"],\"metadata\":{\"iss\":"
+    "\"tsi-issuer/bench-node\",\"sub\":\"spiffe://bench.tsi/ns/bench/sa/bench\","
+    "\"aud\":\"tsi-vault\",\"iat\":\"1795394442\",\"nbf\":\"1795394442\","
+    "\"exp\":\"1795398042\",\"jti\":\"37238fd48c7cec52c145b160c0d5ff0f\","
+    "\"images\":\"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "aaaaaaaaa\",\"images-names\":\"registry.example/bench/app:1\","
+    "\"cluster-name\":\"bench-cluster\",\"region\":\"bench-region\","
+    "\"datacenter\":\"bench-dc\",\"node\":\"bench-node\",\"namespace\":"
+    "\"bench\",\"pod\":\"bench-4\",\"service-account\":\"bench\"},"
+    "\"lease_duration\":3121,\"renewable\":false,\"entity_id\":\"\","
+    "\"token_type\":\"service\",\"mfa_requirement\":null,\"orphan\":true},"
+    "\"wrap_info\":null,\"warnings\":null,\"mount_type\":\"\"}";
 static const char denied[] = "{\"errors\":[\"permission denied\"]}";
 
 static volatile sig_atomic_t stop;
+static int login_mode;
 
 static void
 on_signal(int sig)
@@ -71,6 +96,18 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;  /* discard request bodies */
 		return MHD_YES;
 	}
+	if (login_mode) {
+		if (strcmp(method, "POST") == 0)
+			resp = MHD_create_response_from_buffer(
+			    sizeof(login_answer) - 1, (void *)login_answer,
+			    MHD_RESPMEM_MUST_COPY);
+		else {
+			status = MHD_HTTP_METHOD_NOT_ALLOWED;
+			resp = MHD_create_response_from_buffer(sizeof(denied) - 1,
+			    (void *)denied, MHD_RESPMEM_MUST_COPY);
+		}
+		goto send;
+	}
 	if (strcmp(method, "GET") != 0)
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
 	tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Vault-Token");
@@ -82,6 +119,7 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 	else
 		resp = MHD_create_response_from_buffer(sizeof(denied) - 1,
 		    (void *)denied, MHD_RESPMEM_MUST_COPY);
+send:
 	if (resp == NULL)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", "application/json");
@@ -95,7 +133,7 @@ static int
 usage(void)
 {
 	fprintf(stderr, "usage: mhd_hello --port P | --unix PATH [--threads N] "
-	    "[--epoll]\n");
+	    "[--epoll] [--login]\n");
 	return 2;
 }
 
@@ -141,6 +179,8 @@ main(int argc, char **argv)
 			threads = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--epoll") == 0)
 			flags |= MHD_USE_EPOLL;
+		else if (strcmp(argv[i], "--login") == 0)
+			login_mode = 1;
 		else
 			return usage();
 	}

@@ -11,6 +11,7 @@
  * goes to the audit record and the log.
  */
 #include "vault.h"
+#include "login_wire.h"
 
 #include "tsi/err.h"
 #include "tsi/log.h"
@@ -19,51 +20,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Claims as Vault metadata: a map of strings. Arrays are joined with ",". */
-static json_t *
-claims_metadata(const json_t *claims)
+/* A role name longer than this is read by the general parser. */
+#define ROLE_COPY_MAX 256
+
+/*
+ * The login body's role and jwt as C strings. The plain body (nearly every
+ * one) is scanned in place and copied (*jwtcopy: tsi_freezero, jwtlen + 1
+ * bytes); any other is read by vault_login_parse (*req: json_decref, role
+ * and jwt point into it).
+ */
+static int
+login_body(const struct tsi_buf *body, char rolebuf[ROLE_COPY_MAX],
+    json_t **req, char **jwtcopy, size_t *jwtlen, const char **role,
+    const char **jwt)
 {
-	json_t *md = json_object(), *val, *e;
-	const char *key;
-	char num[32];
-	size_t i;
+	struct vault_login_body lb;
 
-	if (md == NULL)
-		return NULL;
-	json_object_foreach((json_t *)claims, key, val) {
-		json_t *s = NULL;
-
-		if (json_is_string(val))
-			s = json_string(json_string_value(val));
-		else if (json_is_integer(val)) {
-			snprintf(num, sizeof(num), "%lld",
-			    (long long)json_integer_value(val));
-			s = json_string(num);
-		} else if (json_is_real(val)) {
-			snprintf(num, sizeof(num), "%g", json_real_value(val));
-			s = json_string(num);
-		} else if (json_is_boolean(val))
-			s = json_string(json_is_true(val) ? "true" : "false");
-		else if (json_is_array(val)) {
-			struct tsi_buf *b = tsi_buf_new(64 * 1024);
-			int ok = b != NULL;
-			json_array_foreach(val, i, e) {
-				if (!ok)
-					break;
-				if (i > 0 && tsi_buf_puts(b, ",") != TSI_OK)
-					ok = 0;
-				if (ok && json_is_string(e) &&
-				    tsi_buf_puts(b, json_string_value(e)) != TSI_OK)
-					ok = 0;
-			}
-			if (ok)
-				s = json_string(tsi_buf_str(b));
-			tsi_buf_free(b);
-		}
-		if (s != NULL)
-			json_object_set_new(md, key, s);
+	if (vault_login_body_scan((const char *)tsi_buf_ptr(body),
+	    tsi_buf_len(body), &lb) == TSI_OK && lb.rolelen < ROLE_COPY_MAX) {
+		if ((*jwtcopy = malloc(lb.jwtlen + 1)) == NULL)
+			return TSI_ERR_ALLOC;
+		memcpy(*jwtcopy, lb.jwt, lb.jwtlen);
+		(*jwtcopy)[lb.jwtlen] = '\0';
+		*jwtlen = lb.jwtlen;
+		memcpy(rolebuf, lb.role, lb.rolelen);
+		rolebuf[lb.rolelen] = '\0';
+		*role = rolebuf;
+		*jwt = *jwtcopy;
+		return TSI_OK;
 	}
-	return md;
+	return vault_login_parse((const char *)tsi_buf_ptr(body),
+	    tsi_buf_len(body), req, role, jwt);
 }
 
 enum MHD_Result
@@ -75,10 +62,13 @@ vault_auth_login(struct vault_req *r)
 	struct tsi_verify_result vr;
 	struct tsi_decision d;
 	struct vault_audit_rec a;
-	json_t *req = NULL, *claims = NULL, *policies = NULL, *auth;
+	struct vault_login_answer ans;
+	json_t *req = NULL, *claims = NULL, *policies = NULL;
 	const char *role = NULL, *jwt = NULL, *const *rules;
 	char accessor[VAULT_ACCESSOR_LEN + 1] = "";
-	char *token = NULL;
+	char rolebuf[ROLE_COPY_MAX];
+	char *token = NULL, *jwtcopy = NULL, *text;
+	size_t jwtlen = 0;
 	char reason[320];
 	long ttl = 0;
 	size_t i, nrules;
@@ -94,8 +84,12 @@ vault_auth_login(struct vault_req *r)
 	a.path = r->path;
 	a.decision = "deny";
 	a.rule = "";
-	if (vault_login_parse((const char *)tsi_buf_ptr(r->body),
-	    tsi_buf_len(r->body), &req, &role, &jwt) != TSI_OK) {
+	if ((rc = login_body(r->body, rolebuf, &req, &jwtcopy, &jwtlen, &role,
+	    &jwt)) == TSI_ERR_ALLOC) {
+		ret = vault_respond_error(r, 500, "internal error");
+		goto out;
+	}
+	if (rc != TSI_OK) {
 		a.decision = "error";
 		a.reason = "malformed login request";
 		a.status = status = 400;
@@ -152,11 +146,11 @@ vault_auth_login(struct vault_req *r)
 		if (ttl <= 0 || (left > 0 && ttl > left))
 			ttl = left > 0 ? left : 1;
 	}
+	rules = tsi_policy_role_rules(p, role, &nrules);
 	if ((policies = json_array()) == NULL) {
 		ret = vault_respond_error(r, 500, "internal error");
 		goto out;
 	}
-	rules = tsi_policy_role_rules(p, role, &nrules);
 	for (i = 0; rules != NULL && i < nrules; i++)
 		json_array_append_new(policies, json_string(rules[i]));
 	rc = vault_tokens_create(r->v->tokens, NULL, role, claims, policies, ttl,
@@ -187,14 +181,17 @@ vault_auth_login(struct vault_req *r)
 	    TSI_LS("role", role), TSI_LS("accessor", accessor),
 	    TSI_LS("sub", json_string_value(json_object_get(claims, "sub"))),
 	    TSI_LI("ttl", ttl));
-	auth = json_pack("{sssssOsOsosIsbsssssn}", "client_token", token,
-	    "accessor", accessor, "policies", policies, "token_policies",
-	    policies, "metadata", claims_metadata(claims), "lease_duration",
-	    (json_int_t)ttl, "renewable", 0, "entity_id", "", "token_type",
-	    "service", "mfa_requirement");
-	if (auth != NULL)
-		json_object_set_new(auth, "orphan", json_true());
-	ret = vault_respond(r, 200, vault_envelope(r, NULL, auth));
+	ans.request_id = r->request_id;
+	ans.token = token;
+	ans.accessor = accessor;
+	ans.rules = rules;
+	ans.nrules = rules != NULL ? nrules : 0;
+	ans.claims = claims;
+	ans.ttl = ttl;
+	if ((text = vault_login_answer_text(&ans)) == NULL)
+		ret = vault_respond_error(r, 500, "internal error");
+	else
+		ret = vault_respond_text(r, 200, "application/json", text);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	vault_metrics_observe(&r->v->metrics.login,
 	    (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
@@ -215,6 +212,7 @@ out:
 	tsi_strfree(token);
 	json_decref(policies);
 	json_decref(claims);
+	tsi_freezero(jwtcopy, jwtlen + 1);
 	if (req != NULL) {
 		/* The request held the JWT: wipe it before freeing. */
 		json_t *j = json_object_get(req, "jwt");
