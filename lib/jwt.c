@@ -726,15 +726,40 @@ scalar_in_range(const unsigned char v[32])
 	return memcmp(v, zero, 32) != 0 && memcmp(v, p256_order, 32) < 0;
 }
 
+/* SHA-256, fetched once: EVP_sha256() costs a fetch on every use. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *
+sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md != NULL ? sha256_md : EVP_sha256();
+}
+
+/*
+ * The JWS signature: ECDSA P-256 over SHA-256 of "header.claims" with the
+ * verdict's leaf key, r and s each 32 bytes, each in [1, n-1]. The digest
+ * is computed here and verified with a copy of the verdict's ready context
+ * (EVP_PKEY_verify on the digest is what EVP_DigestVerify does after
+ * hashing).
+ */
 static int
-check_signature(EVP_PKEY *pub, const struct parts *p,
+check_signature(const struct jwt_verdict *v, const struct parts *p,
     struct tsi_verify_result *res)
 {
-	unsigned char *raw = NULL, *der = NULL;
+	unsigned char *raw = NULL, *der = NULL, h[32];
+	unsigned int hlen = 0;
 	size_t rawlen = 0;
 	BIGNUM *r = NULL, *s = NULL;
 	ECDSA_SIG *es = NULL;
-	EVP_MD_CTX *md = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
 	int n, ok, ret = TSI_ERR_ALLOC;
 
 	if (p->slen == 0)
@@ -757,11 +782,15 @@ check_signature(EVP_PKEY *pub, const struct parts *p,
 	    (es = ECDSA_SIG_new()) == NULL || ECDSA_SIG_set0(es, r, s) != 1)
 		goto out;
 	r = s = NULL; /* owned by es */
-	if ((n = i2d_ECDSA_SIG(es, &der)) <= 0 || (md = EVP_MD_CTX_new()) == NULL)
+	if ((n = i2d_ECDSA_SIG(es, &der)) <= 0)
 		goto out;
-	ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
-	    EVP_DigestVerify(md, der, (size_t)n, (const unsigned char *)p->h,
-	    p->signed_len) == 1;
+	if (EVP_Digest(p->h, p->signed_len, h, &hlen, sha256(), NULL) != 1 ||
+	    hlen != sizeof(h) || (ctx = EVP_PKEY_CTX_dup(v->verify)) == NULL) {
+		ERR_clear_error();
+		ret = TSI_ERR_CRYPTO;
+		goto out;
+	}
+	ok = EVP_PKEY_verify(ctx, der, (size_t)n, h, sizeof(h)) == 1;
 	ERR_clear_error();
 	if (!ok) {
 		ret = refuse(res, TSI_JWT_BAD_SIGNATURE,
@@ -775,7 +804,7 @@ out:
 	BN_free(r);
 	BN_free(s);
 	ECDSA_SIG_free(es);
-	EVP_MD_CTX_free(md);
+	EVP_PKEY_CTX_free(ctx);
 	return ret;
 }
 
@@ -1001,6 +1030,12 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr,
 		goto out;
 	}
 	v->leaf = leafpub;
+	if ((v->verify = EVP_PKEY_CTX_new_from_pkey(NULL, leafpub, NULL)) ==
+	    NULL || EVP_PKEY_verify_init(v->verify) != 1) {
+		ERR_clear_error();
+		ret = TSI_ERR_CRYPTO;
+		goto out;
+	}
 	if ((ret = tsi_x509_fingerprint(sk_X509_value(x5c, node_idx),
 	    v->node_fp)) != TSI_OK)
 		goto out;
@@ -1067,7 +1102,7 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 	if (v != NULL) {
 		if ((ret = parse_part(p.c, p.clen, "claims", &cl, res)) != TSI_OK)
 			goto out;
-		if ((ret = check_signature(v->leaf, &p, res)) != TSI_OK)
+		if ((ret = check_signature(v, &p, res)) != TSI_OK)
 			goto out;
 	} else {
 		if ((ret = parse_part(p.h, p.hlen, "header", &hdr, res)) != TSI_OK ||
@@ -1077,7 +1112,7 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 			goto out;
 		if ((ret = chain_verdict(t, hdr, &key, now, &v, res)) != TSI_OK)
 			goto out;
-		if ((ret = check_signature(v->leaf, &p, res)) != TSI_OK)
+		if ((ret = check_signature(v, &p, res)) != TSI_OK)
 			goto out;
 		kid = json_object_get(hdr, "kid");
 		if (!json_is_string(kid) ||

@@ -87,15 +87,24 @@ jwt_cache_free(struct jwt_cache *c)
 	free(c);
 }
 
-/* FNV-1a from a secret offset, then mixed. */
+/* Eight bytes a step from a secret offset, each step multiplied and
+ * folded, the tail byte by byte, then mixed. A 1.8 KB header costs about a
+ * tenth of byte-wise FNV-1a; the hash only picks a shard and skips
+ * mismatches (equality is a full compare), so it needs to spread, not to
+ * resist more than the secret seed gives. */
 void
 jwt_cache_hash(const struct jwt_cache *c, struct jwt_key *k)
 {
 	const unsigned char *b = (const unsigned char *)k->s;
-	uint64_t h = c->seed ^ 0xcbf29ce484222325ULL;
-	size_t i;
+	uint64_t h = c->seed ^ 0xcbf29ce484222325ULL, w;
+	size_t i = 0;
 
-	for (i = 0; i < k->len; i++) {
+	for (; k->len - i >= 8; i += 8) {
+		memcpy(&w, b + i, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 32;
+	}
+	for (; i < k->len; i++) {
 		h ^= b[i];
 		h *= 0x100000001b3ULL;
 	}
@@ -187,6 +196,7 @@ jwt_verdict_unref(struct jwt_verdict *v)
 {
 	if (v == NULL || __atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
+	EVP_PKEY_CTX_free(v->verify);
 	EVP_PKEY_free(v->leaf);
 	tsi_location_clear(&v->loc);
 	free(v->text);

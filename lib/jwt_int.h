@@ -36,6 +36,10 @@ struct jwt_verdict {
 	long long not_before;         /* valid for not_before <= now < not_after */
 	long long not_after;
 	EVP_PKEY *leaf;               /* one reference */
+	/* leaf's public key, EVP_PKEY_verify_init'ed: only ever duplicated
+	 * (EVP_PKEY_CTX_dup reads it), never used to verify, so threads share
+	 * it. Saves the provider look-up and context set-up of every call. */
+	EVP_PKEY_CTX *verify;
 	struct tsi_location loc;      /* of the node certificate */
 	char kid[44];                 /* thumbprint of leaf */
 	char node_fp[65];             /* SHA-256 hex of the node certificate */
