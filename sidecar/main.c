@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <stdio.h>
+#include <string.h>
 
 int
 main(int argc, char **argv)
@@ -14,7 +15,8 @@ main(int argc, char **argv)
 	int r, rc;
 
 	tsi_sidecar_mark_main();
-	/* Before jansson, curl or OpenSSL allocate anything. */
+	/* Before jansson or OpenSSL allocate anything (libcurl is
+	 * initialised once the settings say whether TLS is needed). */
 	tsi_sidecar_wipe_install();
 	tsi_log_init("tsi-sidecar", TSI_LOG_INFO);
 	err[0] = '\0';
@@ -27,6 +29,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "tsi-sidecar: %s\n", err);
 		tsi_log(TSI_LOG_ERROR, "sidecar.config", TSI_LS("reason", err));
 		rc = 2;
+		goto out;
+	}
+	if (tsi_sidecar_curl_init(strncmp(st.vault_addr, "https://", 8) == 0) !=
+	    TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "sidecar.http", TSI_LS("reason",
+		    "cannot initialise libcurl"));
+		rc = 1;
 		goto out;
 	}
 	rc = tsi_sidecar_run(&st);

@@ -267,9 +267,16 @@ int tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
     struct tsi_sidecar_read_req *reqs, size_t n, tsi_sidecar_read_fn done,
     void *arg);
 
-/* Installs wiping allocators for jansson and libcurl (and OpenSSL when still
- * possible). Call first in main, before any of them allocates. */
+/* Installs wiping allocators for jansson and OpenSSL (OpenSSL's only when
+ * still possible). Call first in main, before either allocates. */
 void tsi_sidecar_wipe_install(void);
+
+/* Initialises OpenSSL (its configuration file read only when tls is
+ * nonzero, i.e. VAULT_ADDR is https://; no exit handler) and libcurl with
+ * the wiping allocators. Call once, after tsi_sidecar_wipe_install and
+ * before any libcurl call. TSI_OK, or TSI_ERR_INTERNAL when libcurl cannot
+ * be initialised. */
+int tsi_sidecar_curl_init(int tls);
 
 /* run.c: notes the time main started (the first thing main does), from
  * which --once's summary line measures its phases. */

@@ -6,6 +6,7 @@
  * plain free().
  */
 #include "sidecar/sidecar.h"
+#include "tsi/err.h"
 
 #include <curl/curl.h>
 #include <malloc.h>
@@ -89,6 +90,23 @@ tsi_sidecar_wipe_install(void)
 	/* Fails (harmlessly) if OpenSSL has already allocated. */
 	(void)CRYPTO_set_mem_functions(o_malloc, o_realloc, o_free);
 	json_set_alloc_funcs(w_malloc, w_free);
-	(void)curl_global_init_mem(CURL_GLOBAL_DEFAULT, w_malloc, w_free,
-	    w_realloc, w_strdup, w_calloc);
+}
+
+int
+tsi_sidecar_curl_init(int tls)
+{
+	/*
+	 * First OpenSSL initialisation, before libcurl's: OpenSSL's
+	 * configuration file matters only for TLS (its providers and TLS
+	 * defaults), so without TLS it is not read (1.8 M instructions,
+	 * libcurl would load it anyway). No exit handler: the process
+	 * ends right after, and tearing down OpenSSL's tables (0.6 M
+	 * instructions) would only delay its exit.
+	 */
+	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT | (tls ?
+	    OPENSSL_INIT_LOAD_CONFIG : OPENSSL_INIT_NO_LOAD_CONFIG), NULL);
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, w_malloc, w_free,
+	    w_realloc, w_strdup, w_calloc) != CURLE_OK)
+		return TSI_ERR_INTERNAL;
+	return TSI_OK;
 }
