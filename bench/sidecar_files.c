@@ -9,14 +9,17 @@
  *
  * Each round uses a fresh subdirectory of D (created before its clock
  * starts, as bench/run creates the sidecar's) and is timed with
- * CLOCK_MONOTONIC. Two ways are measured, rounds alternating:
+ * CLOCK_MONOTONIC. Three ways are measured, rounds alternating:
  *   seq: one file after the other (open, write, fsync, rename), then the
  *        directory;
- *   par: every file written first, then all fsyncs at once (a thread each,
- *        so the filesystem can cover them with one journal commit), the
- *        renames, then the directory.
- * Prints one JSON object: {"files", "bytes", "rounds", "seq_ms", "par_ms"
- * (medians), "floor_ms" (the smaller median), "seq_runs_ms", "par_runs_ms"}.
+ *   par: every file written (writeback started) first, then all fsyncs at
+ *        once (a thread each, so the filesystem can cover them with one
+ *        journal commit), the renames, then the directory;
+ *   pre: every file written (writeback started) first, then the fsyncs one
+ *        after the other in this thread, the renames, the directory.
+ * Prints one JSON object: {"files", "bytes", "rounds", "seq_ms", "par_ms",
+ * "pre_ms" (medians), "floor_ms" (the smallest median), "seq_runs_ms",
+ * "par_runs_ms", "pre_runs_ms"}.
  * Exit 0, 1 on an I/O failure, 2 on bad usage.
  */
 #include <errno.h>
@@ -113,6 +116,32 @@ round_seq(int dfd, int n, const char *data, size_t len)
 }
 
 static double
+round_pre(int dfd, int n, const char *data, size_t len)
+{
+	int fds[MAX_FILES];
+	double t0 = now_ms();
+	int i, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		if ((fds[i] = write_tmp(dfd, i, data, len)) < 0)
+			return -1;
+		(void)sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	for (i = 0; i < n; i++) {
+		bad |= fsync(fds[i]) != 0;
+		close(fds[i]);
+	}
+	if (bad)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (rename_in(dfd, i) != 0)
+			return -1;
+	if (fsync(dfd) != 0)
+		return -1;
+	return now_ms() - t0;
+}
+
+static double
 round_par(int dfd, int n, const char *data, size_t len)
 {
 	struct job jobs[MAX_FILES];
@@ -174,8 +203,8 @@ main(int argc, char **argv)
 {
 	const char *dir = NULL;
 	long files = 10, bytes = 35, rounds = 7;
-	double seq[MAX_ROUNDS], par[MAX_ROUNDS], s_seq[MAX_ROUNDS],
-	    s_par[MAX_ROUNDS], ms_seq, ms_par;
+	static const char *const mode[3] = { "seq", "par", "pre" };
+	double runs[3][MAX_ROUNDS], sorted[MAX_ROUNDS], med[3], floor_ms;
 	char *data = NULL, sub[4096];
 	int i, m, dfd, ret = 1;
 
@@ -198,11 +227,11 @@ main(int argc, char **argv)
 		goto out;
 	memset(data, 'x', (size_t)bytes);
 	for (i = 0; i < rounds; i++) {
-		for (m = 0; m < 2; m++) {
+		for (m = 0; m < 3; m++) {
 			double t;
 
 			if (snprintf(sub, sizeof(sub), "%s/round-%d-%s", dir, i,
-			    m ? "par" : "seq") >= (int)sizeof(sub))
+			    mode[m]) >= (int)sizeof(sub))
 				return usage();
 			if (mkdir(sub, 0700) != 0 ||
 			    (dfd = open(sub, O_RDONLY | O_DIRECTORY |
@@ -211,31 +240,39 @@ main(int argc, char **argv)
 				    strerror(errno));
 				goto out;
 			}
-			t = m ? round_par(dfd, (int)files, data, (size_t)bytes) :
-			    round_seq(dfd, (int)files, data, (size_t)bytes);
+			t = m == 0 ? round_seq(dfd, (int)files, data,
+			    (size_t)bytes) : m == 1 ? round_par(dfd, (int)files,
+			    data, (size_t)bytes) : round_pre(dfd, (int)files, data,
+			    (size_t)bytes);
 			close(dfd);
 			if (t < 0) {
 				fprintf(stderr, "sidecar_files: %s: %s\n", sub,
 				    strerror(errno));
 				goto out;
 			}
-			if (m)
-				par[i] = t;
-			else
-				seq[i] = t;
+			runs[m][i] = t;
 		}
 	}
-	memcpy(s_seq, seq, sizeof(double) * (size_t)rounds);
-	memcpy(s_par, par, sizeof(double) * (size_t)rounds);
-	qsort(s_seq, (size_t)rounds, sizeof(double), cmp);
-	qsort(s_par, (size_t)rounds, sizeof(double), cmp);
-	ms_seq = s_seq[rounds / 2];
-	ms_par = s_par[rounds / 2];
-	printf("{\"files\": %ld, \"bytes\": %ld, \"rounds\": %ld, "
-	    "\"seq_ms\": %.3f, \"par_ms\": %.3f, \"floor_ms\": %.3f", files,
-	    bytes, rounds, ms_seq, ms_par, ms_seq < ms_par ? ms_seq : ms_par);
-	print_runs("seq_runs_ms", seq, (int)rounds);
-	print_runs("par_runs_ms", par, (int)rounds);
+	for (m = 0; m < 3; m++) {
+		memcpy(sorted, runs[m], sizeof(double) * (size_t)rounds);
+		qsort(sorted, (size_t)rounds, sizeof(double), cmp);
+		med[m] = sorted[rounds / 2];
+	}
+	floor_ms = med[0];
+	for (m = 1; m < 3; m++)
+		if (med[m] < floor_ms)
+			floor_ms = med[m];
+	printf("{\"files\": %ld, \"bytes\": %ld, \"rounds\": %ld", files,
+	    bytes, rounds);
+	for (m = 0; m < 3; m++)
+		printf(", \"%s_ms\": %.3f", mode[m], med[m]);
+	printf(", \"floor_ms\": %.3f", floor_ms);
+	for (m = 0; m < 3; m++) {
+		char key[32];
+
+		(void)snprintf(key, sizeof(key), "%s_runs_ms", mode[m]);
+		print_runs(key, runs[m], (int)rounds);
+	}
 	printf("}\n");
 	ret = 0;
 out:

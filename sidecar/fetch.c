@@ -38,9 +38,11 @@ struct tsi_sidecar_http {
 	volatile sig_atomic_t *stop;
 	struct slot *warm; /* READ_CONCURRENCY warm-up requests, or NULL */
 	int warm_pending;  /* of those, not finished yet */
+	size_t warm_want;  /* warm-ups asked for, not started yet */
 };
 
 static void warm_end(struct tsi_sidecar_http *h);
+static void warm_start(struct tsi_sidecar_http *h);
 
 int
 tsi_sidecar_is_final(int r)
@@ -353,6 +355,15 @@ perform(struct tsi_sidecar_http *h, struct slot *s, struct curl_slist *hdrs,
 	s->pending = &pending;
 	if ((r = slot_start(h, s, hdrs, body)) != TSI_OK)
 		return r;
+	if (h->warm_want > 0) {
+		int running;
+
+		/* This request leaves first (a Unix socket connects at
+		 * once); the warm-ups' connections are made while it is
+		 * answered. */
+		(void)curl_multi_perform(h->multi, &running);
+		warm_start(h);
+	}
 	r = drive(h, &pending);
 	slot_end(h, s);
 	if (r != TSI_OK) {
@@ -393,10 +404,19 @@ warm_end(struct tsi_sidecar_http *h)
 void
 tsi_sidecar_warm_up(struct tsi_sidecar_http *h, size_t n)
 {
+	if (h->warm == NULL)
+		h->warm_want = n; /* started by the next request */
+}
+
+/* Starts the warm-up requests asked for by tsi_sidecar_warm_up. */
+static void
+warm_start(struct tsi_sidecar_http *h)
+{
 	const char *base;
-	size_t i, blen;
+	size_t i, blen, n = h->warm_want;
 	int running;
 
+	h->warm_want = 0;
 	if (h->warm != NULL || n == 0)
 		return; /* once per process */
 	/* One for each read: the login borrows one of them and gives it

@@ -46,8 +46,8 @@ struct ctx {
 	long long last_write_ms;
 	/* Where the time went, in us (--once: for the summary line). */
 	long long us_setup;      /* main to the run: settings, libcurl */
-	long long us_warm;       /* opening the reads' connections */
-	long long us_issuer;     /* waiting for the issuer's token */
+	long long us_issuer;     /* the issuer's token (reads' connections
+				  * made meanwhile) */
 	long long us_login;      /* waiting for the login (a vault commit) */
 	long long us_reads;      /* reads in flight (vault commits) */
 	long long us_files;      /* fsyncs, renames, directory fsync */
@@ -202,11 +202,8 @@ do_login(struct ctx *c, char *err, size_t errlen)
 	drop_token(c);
 	/* The reads' connections open while the token and login are
 	 * waited for. */
-	t0 = now_us();
 	tsi_sidecar_warm_up(c->http, c->st->spec->n);
-	t1 = now_us();
-	c->us_warm += t1 - t0;
-	t0 = t1;
+	t0 = now_us();
 	r = tsi_sidecar_get_token(c->http, &jwt, &exp, err, errlen);
 	t1 = now_us();
 	c->us_issuer += t1 - t0;
@@ -497,7 +494,7 @@ run_once(struct ctx *c)
 		c->last_write_ms - c->start_ms + c->exec_ms : -1),
 	    TSI_LI("ms_total", now_ms() - c->start_ms),
 	    TSI_LI("us_main", main_us >= 0 ? now_us() - main_us : -1),
-	    TSI_LI("us_setup", c->us_setup), TSI_LI("us_warm", c->us_warm),
+	    TSI_LI("us_setup", c->us_setup),
 	    TSI_LI("us_issuer", c->us_issuer), TSI_LI("us_login", c->us_login),
 	    TSI_LI("us_reads", c->us_reads), TSI_LI("us_files", c->us_files));
 	return failed ? 1 : 0;

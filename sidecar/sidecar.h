@@ -217,12 +217,13 @@ void tsi_sidecar_http_free(struct tsi_sidecar_http *h);
 int tsi_sidecar_is_final(int r);
 
 /*
- * Starts n requests (at most 16) that open connections to tsi-vault
- * (GET /v1/sys/health, answers ignored) and returns at once: they connect,
- * and over TLS shake hands, while the issuer and the login are waited for,
- * so that the n reads after the login (which borrows one of them) all
- * leave at the same moment on ready connections. Once per process; a
- * failure only makes it slower.
+ * Asks for n requests (at most 16) that open connections to tsi-vault
+ * (GET /v1/sys/health, answers ignored). They start right after the next
+ * request (the issuer's token) has left, and connect, and over TLS shake
+ * hands, while the issuer and the login are waited for, so that the n
+ * reads after the login (which borrows one of them) all leave at the same
+ * moment on ready connections. Once per process; a failure only makes it
+ * slower.
  */
 void tsi_sidecar_warm_up(struct tsi_sidecar_http *h, size_t n);
 
