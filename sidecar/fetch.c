@@ -153,6 +153,10 @@ configure(struct tsi_sidecar_http *h, CURL *c, int issuer, const char *url,
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "tsi-sidecar/" TSI_VERSION);
+	/* The answers are small (a token, a secret): a 4 KiB receive buffer
+	 * per request instead of 16, fewer pages to fault in and to wipe.
+	 * Bigger answers only take more reads. */
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 4096L);
 	if (issuer) {
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, st->issuer_socket);
 	} else {
