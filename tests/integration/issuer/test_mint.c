@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/pem.h>
@@ -272,6 +274,83 @@ test_memo_tpm(void **state)
 }
 
 /* tsi_minter_claims: the same text the tokens carry, parsed; k8s members. */
+/* The jti of a token, from its claims (the token is verified first). */
+static void
+mint_jti(struct fx *f, struct tsi_minter *m, const struct tsi_workload *w,
+    char out[64])
+{
+	json_t *cl = mint_verify(f, m, w, "tsi-vault", NULL);
+
+	snprintf(out, 64, "%s", cstr(cl, "jti"));
+	json_decref(cl);
+}
+
+/*
+ * jtis are drawn in batches per thread (issuer/mint.c jti_random): every
+ * token still gets its own, across several batches, and a forked child
+ * does not repeat the jtis its parent has yet to use.
+ */
+static void
+test_jti_unique(void **state)
+{
+	struct fx *f = *state;
+	struct tsi_minter *m = NULL;
+	struct tsi_workload *a = unix_workload(1000, "/usr/bin/a", DIGEST_A);
+	static char jti[101][64];
+	char child_jti[64] = "";
+	int i, j, p[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	assert_int_equal(tsi_minter_new(f->cfg, f->tpm, f->node, &m), TSI_OK);
+	assert_int_equal(tsi_minter_refresh(m), TSI_OK);
+	for (i = 0; i < 100; i++) {
+		mint_jti(f, m, a, jti[i]);
+		assert_int_equal(strlen(jti[i]), 22);
+	}
+	for (i = 0; i < 100; i++)
+		for (j = i + 1; j < 100; j++)
+			if (strcmp(jti[i], jti[j]) == 0)
+				fail_msg("tokens %d and %d share jti %s", i, j,
+				    jti[i]);
+	/* Mid-batch (100 is not a multiple of the batch): fork, the child
+	 * mints one token, then the parent mints its next. */
+	assert_int_equal(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		char *tok = NULL;
+		long long exp;
+		json_t *cl = NULL;
+		struct tsi_verify_opts o = { "tsi-vault", 0, -1 };
+		struct tsi_verify_result res;
+		const char *v;
+
+		close(p[0]);
+		if (tsi_minter_mint_memo(m, a, "tsi-vault", NULL, &tok,
+		    &exp) != TSI_OK ||
+		    tsi_jwt_verify(f->trust, tok, &o, &cl, &res) != TSI_OK ||
+		    (v = json_string_value(json_object_get(cl, "jti"))) == NULL)
+			_exit(1);
+		if (write(p[1], v, strlen(v)) != (ssize_t)strlen(v))
+			_exit(1);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	close(p[1]);
+	n = read(p[0], child_jti, sizeof(child_jti) - 1);
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(n, 22);
+	child_jti[n] = '\0';
+	mint_jti(f, m, a, jti[100]);
+	for (i = 0; i <= 100; i++)
+		if (strcmp(child_jti, jti[i]) == 0)
+			fail_msg("the child repeated jti %s (token %d)",
+			    child_jti, i);
+	tsi_minter_free(m);
+	tsi_workload_free(a);
+}
+
 static void
 test_claims_k8s(void **state)
 {
@@ -373,6 +452,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_memo_tpm, setup_tpm,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_claims_k8s, setup_delegated,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_jti_unique, setup_delegated,
 		    teardown),
 		cmocka_unit_test(test_soft_signer_threads),
 	};
