@@ -614,14 +614,18 @@ sidecar_figure() {
   # The timeline: per phase, the median over the runs (ms).
   for ph in setup issuer login reads files; do
     v=$(for i in $(seq 1 "$runs"); do
-          grep '"sidecar.done"' "$TMP/sidecar-$i.log" | jq -r ".us_$ph // empty"
+          { grep '"sidecar.done"' "$TMP/sidecar-$i.log" | jq -r ".us_$ph // empty"; } || true
         done | med)
-    phases+="$ph $(awk -v v="$v" 'BEGIN { printf "%.1f", v / 1000 }'), "
+    if [ "$v" = null ]; then phases+="$ph -, "
+    else phases+="$ph $(awk -v v="$v" 'BEGIN { printf "%.1f", v / 1000 }'), "; fi
   done
   v=$(for i in $(seq 1 "$runs"); do
-        m=$(grep '"sidecar.done"' "$TMP/sidecar-$i.log" | jq -r '.us_main // empty')
-        [ -n "$m" ] && awk -v t="${times[$((i - 1))]}" -v m="$m" 'BEGIN { printf "%.3f\n", t - m / 1000 }'
+        m=$({ grep '"sidecar.done"' "$TMP/sidecar-$i.log" | jq -r '.us_main // empty'; } || true)
+        if [ -n "$m" ]; then
+          awk -v t="${times[$((i - 1))]}" -v m="$m" 'BEGIN { printf "%.3f\n", t - m / 1000 }'
+        fi
       done | med)
+  [ "$v" = null ] && v=-
   phases="start+exit $v, $phases"
   # (b) and (c), after the runs, on the same disk.
   if [ -x "$BIN/sidecar_files" ] && mkdir -p "$TMP/sidecar-files" &&
