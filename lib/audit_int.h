@@ -23,6 +23,7 @@
 #define AUDIT_PATH_DEPTH_MAX 16       /* path prefixes indexed per record */
 #define AUDIT_DEFAULT_MAP ((size_t)1 << 30)
 #define AUDIT_MAX_READERS 126
+#define AUDIT_HOLD_SLICES 8           /* group-commit hold: slices at most */
 
 /* The secondary indexes. Every key is value || 0x00 || time_us || seq (both
  * big-endian u64), or time_us || seq for AUDIT_IDX_TIME, with an empty value:

@@ -98,6 +98,7 @@ defaults(struct vault_settings *s)
 	s->audit_map_size = (size_t)1 << 30;
 	s->audit_commit_timeout_ms = 2000;
 	s->audit_batch_max = 256;
+	s->audit_commit_delay_us = 200;
 }
 
 static const char *const config_keys[] = {
@@ -106,7 +107,8 @@ static const char *const config_keys[] = {
 	"cluster_name", "max_body", "threads", "workers", "connection_limit",
 	"per_ip_connection_limit", "connection_timeout", "max_tokens",
 	"kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
-	"audit_commit_timeout_ms", "audit_batch_max", "audit_retention_seconds",
+	"audit_commit_timeout_ms", "audit_batch_max", "audit_commit_delay_us",
+	"audit_retention_seconds",
 	"audit_retention_bytes", "audit_head_key", "audit_head_interval", NULL
 };
 
@@ -175,6 +177,7 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	INT("audit_map_max", audit_map_max, 0, 1LL << 40);
 	INT("audit_commit_timeout_ms", audit_commit_timeout_ms, 10, 60000);
 	INT("audit_batch_max", audit_batch_max, 1, 65536);
+	INT("audit_commit_delay_us", audit_commit_delay_us, 0, 100000);
 	INT("audit_retention_seconds", audit_retain_seconds, 0, 1LL << 40);
 	INT("audit_retention_bytes", audit_retain_bytes, 0, 1LL << 40);
 	INT("audit_head_interval", audit_head_interval, 0, 86400);
@@ -734,6 +737,7 @@ main(int argc, char **argv)
 	ao.map_max = set.audit_map_max;
 	ao.commit_timeout_ms = (int)set.audit_commit_timeout_ms;
 	ao.batch_max = (size_t)set.audit_batch_max;
+	ao.commit_delay_us = (int)set.audit_commit_delay_us;
 	ao.retain_seconds = set.audit_retain_seconds;
 	ao.retain_bytes = set.audit_retain_bytes;
 	if (set.audit_head_key != NULL) {

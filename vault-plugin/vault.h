@@ -72,6 +72,7 @@ struct vault_settings {
 	size_t audit_map_max;
 	long long audit_commit_timeout_ms;
 	long long audit_batch_max;
+	long long audit_commit_delay_us;
 	long long audit_retain_seconds;
 	size_t audit_retain_bytes;
 	char *audit_head_key;
