@@ -22,9 +22,11 @@ static int log_fd = 2;
  * share a read lock, which threads take without waiting for each other (a
  * mutex here made logging threads sleep and wake each other: a thread
  * wake-up per contended line). A longer line may be written in parts and
- * takes the lock exclusively.
+ * takes the lock exclusively; writers are preferred, so a steady stream of
+ * short lines cannot keep a long one waiting.
  */
-static pthread_rwlock_t log_mu = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t log_mu =
+    PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
 void
 tsi_log_init(const char *prog, enum tsi_log_level min_level)

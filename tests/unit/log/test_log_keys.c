@@ -7,6 +7,8 @@
  * three fragments of the secret names and random byte strings.
  */
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -240,6 +242,114 @@ test_line_fields(void **state)
 	json_decref(j);
 }
 
+/* --- lines from many threads never interleave --------------------------- */
+
+#define SHORT_THREADS 4
+#define SHORT_LINES 300
+#define LONG_LINES 30
+
+static void *
+log_short(void *arg)
+{
+	int i;
+
+	for (i = 0; i < SHORT_LINES; i++)
+		tsi_log(TSI_LOG_INFO, "short", TSI_LI("thread", (long)(intptr_t)arg),
+		    TSI_LI("i", i), TSI_LS("path", "secret/data/x"));
+	return NULL;
+}
+
+static void *
+log_long(void *arg)
+{
+	static char big[6000];     /* more than PIPE_BUF: written in parts */
+	int i;
+
+	(void)arg;
+	memset(big, 'L', sizeof(big) - 1);
+	for (i = 0; i < LONG_LINES; i++)
+		tsi_log(TSI_LOG_INFO, "long", TSI_LI("i", i), TSI_LS("big", big));
+	return NULL;
+}
+
+struct drain {
+	int fd;
+	char *buf;
+	size_t len, cap;
+};
+
+static void *
+drain_pipe(void *arg)
+{
+	struct drain *d = arg;
+	ssize_t n;
+
+	/* A slow reader: the pipe fills, so a long line's write waits half
+	 * done, which is when another thread's line could get in between. */
+	while (d->cap - d->len > 1024 &&
+	    (n = read(d->fd, d->buf + d->len, 1024)) > 0) {
+		d->len += (size_t)n;
+		usleep(20);
+	}
+	d->buf[d->len] = '\0';
+	return NULL;
+}
+
+static void
+test_lines_never_interleave(void **state)
+{
+	pthread_t w[SHORT_THREADS + 1], r;
+	struct drain d;
+	int p[2], i, shorts = 0, longs = 0;
+	char *line_p, *save = NULL;
+
+	(void)state;
+	tsi_log_init("test", TSI_LOG_DEBUG);
+	assert_int_equal(pipe(p), 0);
+	d.fd = p[0];
+	d.len = 0;
+	d.cap = 4 * 1024 * 1024;
+	assert_non_null(d.buf = malloc(d.cap));
+	assert_int_equal(pthread_create(&r, NULL, drain_pipe, &d), 0);
+	tsi_log_set_fd(p[1]);
+	assert_int_equal(pthread_create(&w[0], NULL, log_long, NULL), 0);
+	for (i = 1; i <= SHORT_THREADS; i++)
+		assert_int_equal(pthread_create(&w[i], NULL, log_short,
+		    (void *)(intptr_t)i), 0);
+	for (i = 0; i <= SHORT_THREADS; i++)
+		pthread_join(w[i], NULL);
+	tsi_log_set_fd(2);
+	close(p[1]);
+	pthread_join(r, NULL);
+	close(p[0]);
+	assert_true(d.len > 0 && d.buf[d.len - 1] == '\n');
+	/* Every line is one whole JSON object. */
+	for (line_p = d.buf; *line_p != '\0'; line_p = save) {
+		char *nl = strchr(line_p, '\n');
+		json_t *j;
+		const char *ev;
+
+		assert_non_null(nl);
+		*nl = '\0';
+		save = nl + 1;
+		if ((j = json_loads(line_p, 0, NULL)) == NULL)
+			fail_msg("not one JSON line: %.80s", line_p);
+		ev = json_string_value(json_object_get(j, "event"));
+		assert_non_null(ev);
+		if (strcmp(ev, "short") == 0)
+			shorts++;
+		else if (strcmp(ev, "long") == 0) {
+			assert_int_equal(strlen(json_string_value(
+			    json_object_get(j, "big"))), 5999);
+			longs++;
+		}
+		json_decref(j);
+	}
+	assert_int_equal(shorts, SHORT_THREADS * SHORT_LINES);
+	assert_int_equal(longs, LONG_LINES);
+	free(d.buf);
+}
+
 int
 main(void)
 {
@@ -250,6 +360,7 @@ main(void)
 		cmocka_unit_test(test_near_misses),
 		cmocka_unit_test(test_same_as_reference),
 		cmocka_unit_test(test_line_fields),
+		cmocka_unit_test(test_lines_never_interleave),
 	};
 
 	unsetenv("TSI_LOG_LEVEL");
