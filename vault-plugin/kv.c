@@ -104,6 +104,73 @@ finish_error(struct kv_ctx *k, const char *decision, unsigned status,
 	return vault_respond_error(k->r, status, msg);
 }
 
+/* Appends n bytes at *pos (room computed by the caller). */
+static void
+put(char *out, size_t *pos, const char *s, size_t n)
+{
+	memcpy(out + *pos, s, n);
+	*pos += n;
+}
+
+int
+vault_kv_read_answer(const char *request_id, const char *pt, size_t ptlen,
+    const struct kv_version_meta *m, char **out)
+{
+	static const char head[] = "{\"request_id\":\"";
+	static const char mid[] = "\",\"lease_id\":\"\",\"renewable\":false,"
+	    "\"lease_duration\":0,\"data\":{\"data\":";
+	static const char tail[] = "},\"auth\":null,\"wrap_info\":null,"
+	    "\"warnings\":null,\"mount_type\":\"kv\"}";
+	char ct[40], dt[40] = "", meta[256];
+	size_t idlen = strlen(request_id), cap, pos = 0;
+	int n;
+
+	*out = NULL;
+	if (pt == NULL) {
+		pt = "null";
+		ptlen = 4;
+	}
+	vault_time_str(m->created_us, ct, sizeof(ct));
+	if (m->deleted_us != 0)
+		vault_time_str(m->deleted_us, dt, sizeof(dt));
+	n = snprintf(meta, sizeof(meta), ",\"metadata\":{\"created_time\":\"%s\","
+	    "\"custom_metadata\":null,\"deletion_time\":\"%s\",\"destroyed\":%s,"
+	    "\"version\":%llu}", ct, dt, m->destroyed ? "true" : "false",
+	    (unsigned long long)m->version);
+	if (n < 0 || (size_t)n >= sizeof(meta))
+		return TSI_ERR_INTERNAL;
+	if (ptlen > SIZE_MAX / 2)
+		return TSI_ERR_TOO_LARGE;
+	cap = sizeof(head) - 1 + idlen + sizeof(mid) - 1 + ptlen + (size_t)n +
+	    sizeof(tail) - 1 + 1;
+	if ((*out = malloc(cap)) == NULL)
+		return TSI_ERR_ALLOC;
+	put(*out, &pos, head, sizeof(head) - 1);
+	put(*out, &pos, request_id, idlen);
+	put(*out, &pos, mid, sizeof(mid) - 1);
+	put(*out, &pos, pt, ptlen);
+	put(*out, &pos, meta, (size_t)n);
+	put(*out, &pos, tail, sizeof(tail) - 1);
+	(*out)[pos] = '\0';
+	return TSI_OK;
+}
+
+/*
+ * The stored value is the compact JSON text that do_write's json_dumps
+ * made of the written "data" object, sealed with AES-GCM bound to the path
+ * and version: once it authenticates it is that text, so the answer
+ * splices it as it is (vault_kv_read_answer) instead of parsing it and
+ * dumping it again, which gave the same bytes. It is still checked to be
+ * an object's text, so that a value written some other way cannot break
+ * the answer's JSON.
+ */
+static int
+stored_object(const char *pt, size_t ptlen)
+{
+	return ptlen >= 2 && pt[0] == '{' && pt[ptlen - 1] == '}' &&
+	    memchr(pt, '\0', ptlen) == NULL;
+}
+
 static enum MHD_Result
 do_read(struct kv_ctx *k)
 {
@@ -112,9 +179,7 @@ do_read(struct kv_ctx *k)
 	unsigned long long ver = 0;
 	uint8_t *blob = NULL;
 	size_t blen = 0, ptlen = 0;
-	char *vs, *pt = NULL;
-	json_t *data = NULL, *body;
-	json_error_t jerr;
+	char *vs, *pt = NULL, *text = NULL;
 	enum MHD_Result ret;
 	int bad = 0, rc;
 	unsigned status;
@@ -142,24 +207,30 @@ do_read(struct kv_ctx *k)
 		if (rc != TSI_OK)
 			return finish_error(k, "error", 500,
 			    "stored value failed authentication", "internal error");
-		data = json_loadb(pt, ptlen, 0, &jerr);
-		tsi_freezero(pt, ptlen + 1);
-		if (data == NULL)
+		if (!stored_object(pt, ptlen)) {
+			tsi_freezero(pt, ptlen + 1);
 			return finish_error(k, "error", 500,
 			    "stored value is not JSON", "internal error");
+		}
 		status = 200;
 	} else
 		status = 404;   /* soft-deleted or destroyed: Vault's 404 shape */
+	/* The answer first (it holds the secret until sent or wiped), then
+	 * the record: for a read on MHD's thread, vault_audit only submits
+	 * it, and the server sends this answer once the record is durable. */
+	rc = vault_kv_read_answer(r->request_id, pt, ptlen, &m, &text);
+	tsi_freezero(pt, pt ? ptlen + 1 : 0);
+	if (rc != TSI_OK)
+		return finish_error(k, "error", 500, tsi_strerror(rc),
+		    "internal error");
 	k->a.decision = "allow";
 	k->a.reason = status == 200 ? k->d.reason : "version deleted";
 	k->a.status = status;
 	if (vault_audit(r, &k->a) != TSI_OK) {
-		json_decref(data);
+		tsi_strfree(text);
 		return vault_respond_audit_failed(r);
 	}
-	body = vault_envelope(r, json_pack("{soso}", "data", data ? data :
-	    json_null(), "metadata", version_meta_json(&m)), NULL);
-	ret = vault_respond(r, status, body);
+	ret = vault_respond_text(r, status, "application/json", text);
 	if (status == 200) {
 		struct timespec t1;
 		clock_gettime(CLOCK_MONOTONIC, &t1);

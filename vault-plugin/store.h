@@ -37,6 +37,11 @@ struct kv_meta {
 };
 
 void kv_meta_clear(struct kv_meta *m);
+/* store_lmdb.c: parses a path's stored metadata (JSON, as the LMDB store
+ * writes it). TSI_ERR_STORE when it is not that shape. out: kv_meta_clear. */
+int kv_meta_decode(const void *text, size_t len, struct kv_meta *out);
+/* store_lmdb.c: the stored form of m. *text: malloc'd, caller frees. */
+int kv_meta_encode(const struct kv_meta *m, char **text);
 
 /* Produces the blob stored for version (the store passes the version it is
  * about to write, so that it can be bound into the ciphertext).

@@ -311,6 +311,13 @@ void vault_async_done(void *arg, int rc, uint64_t seq);
 /* ---- handlers ---- */
 enum MHD_Result vault_auth_login(struct vault_req *r);
 enum MHD_Result vault_kv_handle(struct vault_req *r);
+/* kv.c: the answer to a read of version m, with pt (the stored value's
+ * JSON text, ptlen bytes; NULL: "data": null) spliced in as it is: byte for
+ * byte what vault_respond(vault_envelope({"data": value, "metadata": ...}))
+ * gives. *out: NUL-terminated, holds the secret; caller frees with
+ * tsi_strfree (or hands it to vault_respond_text). */
+int vault_kv_read_answer(const char *request_id, const char *pt,
+    size_t ptlen, const struct kv_version_meta *m, char **out);
 enum MHD_Result vault_sys_health(struct vault_req *r);
 enum MHD_Result vault_sys_metrics(struct vault_req *r);
 enum MHD_Result vault_token_lookup_self(struct vault_req *r);
