@@ -52,6 +52,49 @@ kv_cmp(const void *x, const void *y)
 	return key_cmp(a->k, a->kl, b->k, b->kl);
 }
 
+/* Sorts by key: insertion sort for the small objects records hold (no
+ * callback per comparison), qsort beyond. Keys of one object are unique,
+ * so any correct sort gives the same order. */
+static void
+sort_kvs(struct kv *kvs, size_t n)
+{
+	size_t i, j;
+	struct kv t;
+
+	if (n > 32) {
+		qsort(kvs, n, sizeof(*kvs), kv_cmp);
+		return;
+	}
+	for (i = 1; i < n; i++) {
+		t = kvs[i];
+		for (j = i; j > 0 && key_cmp(kvs[j - 1].k, kvs[j - 1].kl, t.k,
+		    t.kl) > 0; j--)
+			kvs[j] = kvs[j - 1];
+		kvs[j] = t;
+	}
+}
+
+/* A json_int_t in decimal, as "%" JSON_INTEGER_FORMAT prints it; out must
+ * hold 21 bytes. Returns the length (no NUL written). */
+static size_t
+fmt_int(long long v, char *out)
+{
+	char tmp[24];
+	unsigned long long u = v < 0 ? 0 - (unsigned long long)v :
+	    (unsigned long long)v;
+	size_t n = 0, i = 0;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		out[i++] = '-';
+	while (n > 0)
+		out[i++] = tmp[--n];
+	return i;
+}
+
 /* The body being written: a bounded byte array. */
 struct out {
 	char *p;
@@ -132,17 +175,13 @@ canon_value(struct out *o, const json_t *v, int depth)
 	const json_t *e;
 	void *it;
 	size_t n, i;
-	int len, r = 0;
+	int r = 0;
 
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		return canon_str(o, json_string_value(v), json_string_length(v));
 	case JSON_INTEGER:
-		len = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(v));
-		if (len < 0 || (size_t)len >= sizeof(num))
-			return -1;
-		return out_put(o, num, (size_t)len);
+		return out_put(o, num, fmt_int(json_integer_value(v), num));
 	case JSON_TRUE:
 		return out_put(o, "true", 4);
 	case JSON_FALSE:
@@ -178,7 +217,7 @@ canon_value(struct out *o, const json_t *v, int depth)
 			i++;
 		}
 		n = i;
-		qsort(kvs, n, sizeof(*kvs), kv_cmp);
+		sort_kvs(kvs, n);
 		r = out_put(o, "{", 1);
 		for (i = 0; i < n && r == 0; i++) {
 			if ((i > 0 && out_put(o, ",", 1) != 0) ||
@@ -285,7 +324,7 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 		kvs[n].v = json_object_iter_value(it);
 		n++;
 	}
-	qsort(kvs, n, sizeof(*kvs), kv_cmp);
+	sort_kvs(kvs, n);
 	for (i = 0; i < n; i++) {
 		/* close the stretches of the writer's keys that sort first */
 		while (seg < AUDIT_PREP_SEGS - 1 && key_cmp(wkeys[seg],
@@ -388,9 +427,11 @@ audit_prep_seal(const struct audit_prep *p, uint64_t seq, long long time_us,
 	audit_hex(prev, AUDIT_HASH_LEN, hx);
 	len[0] = 0;
 	len[1] = snprintf(f_prev, sizeof(f_prev), "\"prev\":\"%s\"", hx);
-	len[2] = snprintf(f_seq, sizeof(f_seq), "\"seq\":%lld", (long long)seq);
+	memcpy(f_seq, "\"seq\":", 6);
+	len[2] = 6 + (int)fmt_int((long long)seq, f_seq + 6);
 	len[3] = snprintf(f_time, sizeof(f_time), "\"time\":\"%s\"", ts);
-	len[4] = snprintf(f_tus, sizeof(f_tus), "\"time_us\":%lld", time_us);
+	memcpy(f_tus, "\"time_us\":", 10);
+	len[4] = 10 + (int)fmt_int(time_us, f_tus + 10);
 	for (i = 1; i < AUDIT_PREP_SEGS - 1; i++) {
 		if (len[i] < 0 || (size_t)len[i] >= 80)
 			return TSI_ERR_INTERNAL;
