@@ -116,6 +116,25 @@ struct audit_prep {
  * record, TSI_ERR_TOO_LARGE when it would not fit in AUDIT_RECORD_MAX. */
 int audit_prep_make(const json_t *rec, struct audit_prep **out);
 void audit_prep_free(struct audit_prep *p);   /* accepts NULL */
+/* A record's claims, checked, stripped and serialised once
+ * (tsi_audit_claims_new): the canonical text of the claims object and its
+ * index values, as audit_prep_make would make them inside a record. */
+struct tsi_audit_claims {
+	int refs;         /* atomic */
+	char *text;       /* {...}, canonical */
+	size_t text_len;
+	uint8_t *idx;     /* (enum audit_idx byte, string, NUL)* */
+	size_t idx_len;
+};
+/* audit_prep_make of rec (which must have no "claims") with cl's claims:
+ * the same bytes and index values as audit_prep_make of rec with the
+ * claims object cl was made from. */
+int audit_prep_make_claims(const json_t *rec,
+    const struct tsi_audit_claims *cl, struct audit_prep **out);
+/* Queues a prepared record (audit_writer.c; takes p, also on failure):
+ * tsi_audit_submit after its audit_prep_make. */
+int audit_submit_prep(struct tsi_audit *a, struct audit_prep *p,
+    tsi_audit_done_cb cb, void *arg);
 size_t audit_prep_size(const struct audit_prep *p);
 /* The stored bytes of the record with seq, time, time_us, prev and hash
  * spliced in: byte for byte json_dumps(record, AUDIT_CANON_FLAGS); hash is

@@ -268,18 +268,14 @@ put_idx_strings(struct tsi_buf *b, enum audit_idx idx, const json_t *v)
 	return TSI_OK;
 }
 
-/* What audit_index_update would take from rec, as (idx, string, NUL)*. */
+/* The claims' part of index_values: what audit_index_update takes from
+ * rec's claims object. */
 static int
-index_values(const json_t *rec, struct tsi_buf *b)
+claims_index_values(const json_t *rec, struct tsi_buf *b)
 {
 	const json_t *claims = json_object_get(rec, "claims");
 	int r;
 
-	if ((r = put_idx(b, AUDIT_IDX_DECISION,
-	    json_string_value(json_object_get(rec, "decision")))) != TSI_OK ||
-	    (r = put_idx(b, AUDIT_IDX_PATH,
-	    json_string_value(json_object_get(rec, "path")))) != TSI_OK)
-		return r;
 	if (!json_is_object(claims))
 		return TSI_OK;
 	if ((r = put_idx(b, AUDIT_IDX_CLUSTER,
@@ -295,33 +291,59 @@ index_values(const json_t *rec, struct tsi_buf *b)
 	    json_object_get(claims, "images-names"));
 }
 
-int
-audit_prep_make(const json_t *rec, struct audit_prep **out)
+/* What audit_index_update would take from rec, as (idx, string, NUL)*;
+ * cl: the claims' values come from there instead of rec. */
+static int
+index_values(const json_t *rec, const struct tsi_audit_claims *cl,
+    struct tsi_buf *b)
+{
+	int r;
+
+	if ((r = put_idx(b, AUDIT_IDX_DECISION,
+	    json_string_value(json_object_get(rec, "decision")))) != TSI_OK ||
+	    (r = put_idx(b, AUDIT_IDX_PATH,
+	    json_string_value(json_object_get(rec, "path")))) != TSI_OK)
+		return r;
+	if (cl != NULL)
+		return cl->idx_len == 0 ? TSI_OK :
+		    tsi_buf_put(b, cl->idx, cl->idx_len) == TSI_OK ? TSI_OK :
+		    TSI_ERR_TOO_LARGE;
+	return claims_index_values(rec, b);
+}
+
+/*
+ * Serialises the validated, stripped record c. cl: claims serialised
+ * beforehand (c then has no "claims"): its text goes in at the key's
+ * sorted place, its index values after the record's own.
+ */
+static int
+prep_build(const json_t *c, const struct tsi_audit_claims *cl,
+    struct audit_prep **out)
 {
 	struct audit_prep *p = NULL;
 	struct out body = { NULL, 0, AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
 	struct tsi_buf *idx = NULL;
 	struct kv *kvs = NULL;
-	const json_t *c;
-	json_t *copy = NULL;
 	void *it;
 	size_t n = 0, i, seg = 0, w;
-	int r;
+	int r = TSI_ERR_ALLOC;
 
-	*out = NULL;
-	if ((c = audit_record_view(rec, &copy, &r)) == NULL)
-		return r;
-	r = TSI_ERR_ALLOC;
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    (body.p = malloc(body.cap)) == NULL ||
 	    (idx = tsi_buf_new(AUDIT_RECORD_MAX)) == NULL ||
-	    (kvs = calloc(json_object_size(c) + 1, sizeof(*kvs))) == NULL)
+	    (kvs = calloc(json_object_size(c) + 2, sizeof(*kvs))) == NULL)
 		goto out;
 	for (it = json_object_iter((json_t *)c); it != NULL;
 	    it = json_object_iter_next((json_t *)c, it)) {
 		kvs[n].k = json_object_iter_key(it);
 		kvs[n].kl = json_object_iter_key_len(it);
 		kvs[n].v = json_object_iter_value(it);
+		n++;
+	}
+	if (cl != NULL) {
+		kvs[n].k = "claims";   /* v NULL: cl's text */
+		kvs[n].kl = 6;
+		kvs[n].v = NULL;
 		n++;
 	}
 	sort_kvs(kvs, n);
@@ -333,7 +355,8 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 		if ((body.n > p->seg[seg] && out_put(&body, ",", 1) != 0) ||
 		    canon_str(&body, kvs[i].k, kvs[i].kl) != 0 ||
 		    out_put(&body, ":", 1) != 0 ||
-		    canon_value(&body, kvs[i].v, 0) != 0) {
+		    (kvs[i].v != NULL ? canon_value(&body, kvs[i].v, 0) :
+		    out_put(&body, cl->text, cl->text_len)) != 0) {
 			/* the buffer's bound is the only way these fail here
 			 * short of memory */
 			r = TSI_ERR_TOO_LARGE;
@@ -342,7 +365,7 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 	}
 	for (w = seg + 1; w <= AUDIT_PREP_SEGS; w++)
 		p->seg[w] = body.n;
-	if ((r = index_values(c, idx)) != TSI_OK)
+	if ((r = index_values(c, cl, idx)) != TSI_OK)
 		goto out;
 	p->idx_len = tsi_buf_len(idx);
 	if ((p->idx = (uint8_t *)tsi_buf_take(idx, NULL)) == NULL) {
@@ -355,11 +378,117 @@ audit_prep_make(const json_t *rec, struct audit_prep **out)
 	p = NULL;
 	r = TSI_OK;
 out:
-	json_decref(copy);
 	free(kvs);
 	free(body.p);
 	tsi_buf_free(idx);
 	audit_prep_free(p);
+	return r;
+}
+
+int
+audit_prep_make(const json_t *rec, struct audit_prep **out)
+{
+	const json_t *c;
+	json_t *copy = NULL;
+	int r;
+
+	*out = NULL;
+	if ((c = audit_record_view(rec, &copy, &r)) == NULL)
+		return r;
+	r = prep_build(c, NULL, out);
+	json_decref(copy);
+	return r;
+}
+
+int
+tsi_audit_claims_new(const json_t *claims, struct tsi_audit_claims **out)
+{
+	struct tsi_audit_claims *cl = NULL;
+	struct out text = { NULL, 0, AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
+	struct tsi_buf *idx = NULL;
+	const json_t *c;
+	json_t *wrap = NULL, *copy = NULL;
+	int r;
+
+	*out = NULL;
+	if (!json_is_object(claims))
+		return TSI_ERR_INVALID_ARG;
+	/* stripped exactly as inside a record: the record's own check and
+	 * strip, on a minimal record around the claims */
+	if ((wrap = json_pack("{sssssO}", "op", "claims", "decision", "allow",
+	    "claims", (json_t *)claims)) == NULL)
+		return TSI_ERR_ALLOC;
+	if ((c = audit_record_view(wrap, &copy, &r)) == NULL)
+		goto out;
+	r = TSI_ERR_ALLOC;
+	if ((cl = calloc(1, sizeof(*cl))) == NULL ||
+	    (text.p = malloc(text.cap)) == NULL ||
+	    (idx = tsi_buf_new(AUDIT_RECORD_MAX)) == NULL)
+		goto out;
+	if (canon_value(&text, json_object_get(c, "claims"), 0) != 0) {
+		r = TSI_ERR_TOO_LARGE;
+		goto out;
+	}
+	if ((r = claims_index_values(c, idx)) != TSI_OK)
+		goto out;
+	r = TSI_ERR_ALLOC;
+	if ((cl->text = malloc(text.n ? text.n : 1)) == NULL)
+		goto out;
+	memcpy(cl->text, text.p, text.n);
+	cl->text_len = text.n;
+	cl->idx_len = tsi_buf_len(idx);
+	if ((cl->idx = (uint8_t *)tsi_buf_take(idx, NULL)) == NULL)
+		goto out;
+	cl->refs = 1;
+	*out = cl;
+	cl = NULL;
+	r = TSI_OK;
+out:
+	tsi_audit_claims_unref(cl);
+	free(text.p);
+	tsi_buf_free(idx);
+	json_decref(copy);
+	json_decref(wrap);
+	return r;
+}
+
+struct tsi_audit_claims *
+tsi_audit_claims_ref(struct tsi_audit_claims *cl)
+{
+	if (cl != NULL)
+		__atomic_add_fetch(&cl->refs, 1, __ATOMIC_RELAXED);
+	return cl;
+}
+
+void
+tsi_audit_claims_unref(struct tsi_audit_claims *cl)
+{
+	if (cl == NULL)
+		return;
+	if (cl->refs > 0 &&
+	    __atomic_sub_fetch(&cl->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	free(cl->text);
+	free(cl->idx);
+	free(cl);
+}
+
+int
+audit_prep_make_claims(const json_t *rec, const struct tsi_audit_claims *cl,
+    struct audit_prep **out)
+{
+	const json_t *c;
+	json_t *copy = NULL;
+	int r;
+
+	*out = NULL;
+	if (cl == NULL || !json_is_object(rec) ||
+	    json_object_get(rec, "claims") != NULL)
+		return TSI_ERR_INVALID_ARG;
+	if ((c = audit_record_view(rec, &copy, &r)) == NULL)
+		return r;
+	r = prep_build(c, cl, out);
+	json_decref(copy);
 	return r;
 }
 

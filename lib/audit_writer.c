@@ -843,13 +843,35 @@ tsi_audit_submit(struct tsi_audit *a, const json_t *rec, tsi_audit_done_cb cb,
     void *arg)
 {
 	struct audit_prep *prep = NULL;
-	struct entry *en;
 	int r;
 
 	if (a == NULL || rec == NULL || cb == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if ((r = audit_prep_make(rec, &prep)) != TSI_OK)
 		return r;
+	return audit_submit_prep(a, prep, cb, arg);
+}
+
+int
+tsi_audit_submit_claims(struct tsi_audit *a, const json_t *rec,
+    const struct tsi_audit_claims *c, tsi_audit_done_cb cb, void *arg)
+{
+	struct audit_prep *prep = NULL;
+	int r;
+
+	if (a == NULL || rec == NULL || c == NULL || cb == NULL)
+		return TSI_ERR_INVALID_ARG;
+	if ((r = audit_prep_make_claims(rec, c, &prep)) != TSI_OK)
+		return r;
+	return audit_submit_prep(a, prep, cb, arg);
+}
+
+int
+audit_submit_prep(struct tsi_audit *a, struct audit_prep *prep,
+    tsi_audit_done_cb cb, void *arg)
+{
+	struct entry *en;
+
 	if ((en = calloc(1, sizeof(*en))) == NULL) {
 		audit_prep_free(prep);
 		return TSI_ERR_ALLOC;

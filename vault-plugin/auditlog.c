@@ -13,33 +13,106 @@
 #include "tsi/log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * A token's claims, checked for secrets and serialised once
+ * (tsi_audit_claims_new) instead of in every record: a cache keyed by the
+ * claims object itself. That is sound because a token's claims are never
+ * modified once stored (vault.h), and a slot holds a reference to the
+ * object it is keyed by, so its address cannot be reused by another
+ * object while the slot names it. Direct-mapped; a miss replaces the slot.
+ */
+#define CLAIMS_SLOTS 256
+
+struct claims_slot {
+	pthread_mutex_t mu;
+	json_t *claims;                 /* referenced */
+	struct tsi_audit_claims *c;     /* referenced */
+};
+
+static struct claims_slot claims_cache[CLAIMS_SLOTS];
+static pthread_once_t claims_once = PTHREAD_ONCE_INIT;
+
+static void
+claims_cache_init(void)
+{
+	size_t i;
+
+	for (i = 0; i < CLAIMS_SLOTS; i++)
+		pthread_mutex_init(&claims_cache[i].mu, NULL);
+}
+
+/* The serialised claims (a reference: tsi_audit_claims_unref), or NULL
+ * when they cannot be made (the record then takes the general path, which
+ * reports the problem). */
+static struct tsi_audit_claims *
+claims_get(const json_t *claims)
+{
+	struct claims_slot *s;
+	struct tsi_audit_claims *c = NULL, *old_c;
+	json_t *old;
+	uint64_t h = (uint64_t)(uintptr_t)claims;
+
+	pthread_once(&claims_once, claims_cache_init);
+	h = (h >> 4) * UINT64_C(0x9e3779b97f4a7c15);
+	s = &claims_cache[h >> 56 & (CLAIMS_SLOTS - 1)];
+	pthread_mutex_lock(&s->mu);
+	if (s->claims == claims)
+		c = tsi_audit_claims_ref(s->c);
+	pthread_mutex_unlock(&s->mu);
+	if (c != NULL)
+		return c;
+	if (tsi_audit_claims_new(claims, &c) != TSI_OK)
+		return NULL;
+	pthread_mutex_lock(&s->mu);
+	old = s->claims;
+	old_c = s->c;
+	s->claims = json_incref((json_t *)claims);
+	s->c = tsi_audit_claims_ref(c);
+	pthread_mutex_unlock(&s->mu);
+	json_decref(old);
+	tsi_audit_claims_unref(old_c);
+	return c;
+}
 
 int
 vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 {
+	struct tsi_audit_claims *cc = NULL;
 	json_t *rec;
-	json_t *claims;
 	uint64_t seq = 0;
 	int rc;
 
-	/* A token's claims are never modified once stored (vault.h): the
-	 * record takes a reference, not a copy. */
-	claims = a->claims ? json_incref((json_t *)a->claims) : json_object();
-	rec = json_pack("{sssssIsssssssosssssssI}",
+	/* With claims: serialised once per token, the record carries the
+	 * rest (the stored bytes are the same: tsi_audit_submit_claims). */
+	if (a->claims != NULL && json_object_size(a->claims) > 0)
+		cc = claims_get(a->claims);
+	rec = json_pack("{sssssIsssssssssssssI}",
 	    "op", a->op,
 	    "path", a->path ? a->path : "",
 	    "version", (json_int_t)a->version,
 	    "decision", a->decision,
 	    "rule", a->rule ? a->rule : "",
 	    "reason", a->reason ? a->reason : "",
-	    "claims", claims ? claims : json_object(),
 	    "accessor", a->accessor ? a->accessor : "",
 	    "remote", r->remote,
 	    "request_id", r->request_id,
 	    "status", (json_int_t)a->status);
+	if (rec != NULL && cc == NULL) {
+		/* A token's claims are never modified once stored (vault.h):
+		 * the record takes a reference, not a copy. */
+		if (json_object_set_new(rec, "claims", a->claims ?
+		    json_incref((json_t *)a->claims) : json_object()) != 0) {
+			json_decref(rec);
+			rec = NULL;
+		}
+	}
 	if (rec == NULL) {
+		tsi_audit_claims_unref(cc);
 		tsi_log(TSI_LOG_ERROR, "audit.record_failed",
 		    TSI_LS("request_id", r->request_id),
 		    TSI_LS("reason", "cannot build record (bad UTF-8?)"));
@@ -52,11 +125,19 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		 * and resuming a connection that is not suspended is undefined. */
 		MHD_suspend_connection(r->conn);
 		r->audit_submitted = 1;
-		rc = tsi_audit_submit(r->v->audit, rec, vault_async_done, r);
+		rc = cc ? tsi_audit_submit_claims(r->v->audit, rec, cc,
+		    vault_async_done, r) : tsi_audit_submit(r->v->audit, rec,
+		    vault_async_done, r);
 		json_decref(rec);
+		tsi_audit_claims_unref(cc);
 		if (rc != TSI_OK)
 			vault_async_done(r, rc, 0);
 		return TSI_OK;   /* the outcome decides what is sent */
+	}
+	if (cc != NULL) {
+		/* the waiting path takes the whole record */
+		json_object_set_new(rec, "claims", json_incref((json_t *)a->claims));
+		tsi_audit_claims_unref(cc);
 	}
 	rc = tsi_audit_append(r->v->audit, rec, &seq);
 	json_decref(rec);

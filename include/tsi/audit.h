@@ -78,6 +78,28 @@ typedef void (*tsi_audit_done_cb)(void *arg, int rc, uint64_t seq);
 int tsi_audit_submit(struct tsi_audit *a, const json_t *rec,
     tsi_audit_done_cb cb, void *arg);
 
+/*
+ * Claims serialised once for many records (added after the first
+ * version). A caller that submits many records with the same claims object
+ * (tsi-vault: a token's claims, never modified once stored) checks and
+ * serialises them once here; tsi_audit_submit_claims then costs only the
+ * record's other fields. Secret-bearing keys and JWT-like values are
+ * removed exactly as tsi_audit_submit removes them from a record's claims
+ * (and logged once, here), so the stored bytes are the same.
+ * tsi_audit_claims_new: claims (an object) is copied; TSI_ERR_INVALID_ARG
+ * when it is not an object, TSI_ERR_TOO_LARGE when it could not fit in a
+ * record. *out: tsi_audit_claims_unref. ref/unref are thread-safe; unref
+ * accepts NULL.
+ */
+struct tsi_audit_claims;
+int tsi_audit_claims_new(const json_t *claims, struct tsi_audit_claims **out);
+struct tsi_audit_claims *tsi_audit_claims_ref(struct tsi_audit_claims *c);
+void tsi_audit_claims_unref(struct tsi_audit_claims *c);
+/* tsi_audit_submit of rec with "claims" set to c's claims; rec itself must
+ * have no "claims" (TSI_ERR_INVALID_ARG). c is borrowed for the call. */
+int tsi_audit_submit_claims(struct tsi_audit *a, const json_t *rec,
+    const struct tsi_audit_claims *c, tsi_audit_done_cb cb, void *arg);
+
 struct tsi_audit_status {
 	int healthy;              /* 0 while commits fail */
 	size_t queue_depth;

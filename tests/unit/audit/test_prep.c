@@ -313,6 +313,169 @@ test_prep_indexed(void **state)
 	free(dir);
 }
 
+/* audit_prep_make_claims with claims made once gives what audit_prep_make
+ * gives for the whole record: the same body, stretches and index values. */
+static void
+check_claims_same(const json_t *rec)
+{
+	struct tsi_audit_claims *cl = NULL;
+	struct audit_prep *p1 = NULL, *p2 = NULL;
+	json_t *rest;
+	size_t i;
+
+	assert_int_equal(tsi_audit_claims_new(json_object_get(rec, "claims"),
+	    &cl), TSI_OK);
+	assert_non_null(rest = json_copy((json_t *)rec));
+	json_object_del(rest, "claims");
+	assert_int_equal(audit_prep_make(rec, &p1), TSI_OK);
+	assert_int_equal(audit_prep_make_claims(rest, cl, &p2), TSI_OK);
+	for (i = 0; i <= AUDIT_PREP_SEGS; i++)
+		assert_int_equal(p1->seg[i], p2->seg[i]);
+	if (memcmp(p1->body, p2->body, audit_prep_size(p1)) != 0)
+		fail_msg("differs:\n whole  %.*s\n claims %.*s",
+		    (int)audit_prep_size(p1), p1->body, (int)audit_prep_size(p2),
+		    p2->body);
+	assert_int_equal(p1->idx_len, p2->idx_len);
+	assert_memory_equal(p1->idx, p2->idx, p1->idx_len);
+	/* a record that still has claims is refused */
+	audit_prep_free(p2);
+	p2 = NULL;
+	assert_int_equal(audit_prep_make_claims(rec, cl, &p2),
+	    TSI_ERR_INVALID_ARG);
+	assert_null(p2);
+	audit_prep_free(p1);
+	json_decref(rest);
+	tsi_audit_claims_unref(tsi_audit_claims_ref(cl));
+	tsi_audit_claims_unref(cl);
+}
+
+static void
+test_prep_claims_once(void **state)
+{
+	static const char *const around[] = { "cl", "claim", "claims0",
+		"claimr", "claimt", "clainz", "c", "d" };
+	struct tsi_audit_claims *cl = NULL;
+	json_t *rec, *claims;
+	int i;
+
+	(void)state;
+	rec = test_rec("read", "secret/data/a", "allow", "dal05", "c1", "ns",
+	    "sha256:aa");
+	check_claims_same(rec);
+	/* secrets and a JWT in the claims are stripped the same way */
+	claims = json_object_get(rec, "claims");
+	json_object_set_new(claims, "token", json_string("s.secret"));
+	json_object_set_new(claims, "Password", json_string("hunter2"));
+	json_object_set_new(claims, "nested", json_pack("{s:s,s:[s,i]}",
+	    "id_token", "x", "list", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
+	    1));
+	json_object_set_new(claims, "images-names", json_pack("[s,s]", "n1",
+	    "n2"));
+	check_claims_same(rec);
+	/* keys that sort next to "claims" */
+	for (i = 0; i < (int)(sizeof(around) / sizeof(around[0])); i++) {
+		json_object_set_new(rec, around[i], json_integer(i));
+		check_claims_same(rec);
+	}
+	json_decref(rec);
+	for (i = 0; i < 1000; i++) {
+		rec = rnd_object(0, 1);
+		json_object_set_new(rec, "op", json_string("read"));
+		json_object_set_new(rec, "decision", json_string("deny"));
+		claims = rnd_object(1, 0);
+		if (i % 3 == 0)
+			json_object_set_new(claims, "datacenter",
+			    json_string("dc"));
+		if (i % 5 == 0)
+			json_object_set_new(claims, "secret", json_string("x"));
+		json_object_set_new(rec, "claims", claims);
+		check_claims_same(rec);
+		json_decref(rec);
+	}
+	/* not an object */
+	claims = json_string("x");
+	assert_int_equal(tsi_audit_claims_new(claims, &cl), TSI_ERR_INVALID_ARG);
+	assert_null(cl);
+	json_decref(claims);
+	tsi_audit_claims_unref(NULL);
+}
+
+struct wait1 {
+	int done, rc;
+	uint64_t seq;
+};
+
+static void
+wait1_cb(void *arg, int rc, uint64_t seq)
+{
+	struct wait1 *w = arg;
+
+	w->rc = rc;
+	w->seq = seq;
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+}
+
+/* Records submitted with claims made once are stored, indexed and chained
+ * as the others, in between them. */
+static void
+test_submit_claims(void **state)
+{
+	char *dir = test_tmpdir();
+	struct tsi_audit *a = NULL;
+	struct tsi_audit_reader *r = NULL;
+	struct tsi_audit_claims *cl = NULL;
+	struct tsi_audit_query q;
+	struct tsi_audit_verify_result vr;
+	struct wait1 w;
+	json_t *rec, *rest, *got = NULL;
+	uint64_t seq, next;
+	int i, count;
+
+	(void)state;
+	assert_int_equal(tsi_audit_open(dir, NULL, &a), TSI_OK);
+	rec = test_rec("read", "secret/data/x", "allow", "fra02", "c9", "ns-q",
+	    "sha256:cc");
+	assert_int_equal(tsi_audit_claims_new(json_object_get(rec, "claims"),
+	    &cl), TSI_OK);
+	rest = json_copy(rec);
+	json_object_del(rest, "claims");
+	assert_int_equal(tsi_audit_submit_claims(a, rec, cl, wait1_cb, &w),
+	    TSI_ERR_INVALID_ARG);
+	for (i = 0; i < 6; i++) {
+		if (i % 2) {
+			assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
+			continue;
+		}
+		memset(&w, 0, sizeof(w));
+		assert_int_equal(tsi_audit_submit_claims(a, rest, cl, wait1_cb,
+		    &w), TSI_OK);
+		while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE))
+			usleep(1000);
+		assert_int_equal(w.rc, TSI_OK);
+		assert_int_equal(w.seq, (uint64_t)i + 1);
+	}
+	tsi_audit_claims_unref(cl);
+	assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
+	memset(&q, 0, sizeof(q));
+	q.datacenter = "fra02";
+	q.limit = SIZE_MAX;
+	count = 0;
+	assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, &next), TSI_OK);
+	assert_int_equal(count, 6);
+	assert_int_equal(tsi_audit_get(r, 1, &got), TSI_OK);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(got,
+	    "claims"), "namespace")), "ns-q");
+	json_decref(got);
+	assert_int_equal(tsi_audit_verify(r, &vr), TSI_OK);
+	assert_int_equal(vr.records, 6);
+	tsi_audit_reader_close(r);
+	tsi_audit_close(a);
+	json_decref(rest);
+	json_decref(rec);
+	test_rmrf(dir);
+	free(dir);
+}
+
 int
 main(void)
 {
@@ -321,6 +484,8 @@ main(void)
 		cmocka_unit_test(test_prep_random),
 		cmocka_unit_test(test_prep_refuses),
 		cmocka_unit_test(test_prep_indexed),
+		cmocka_unit_test(test_prep_claims_once),
+		cmocka_unit_test(test_submit_claims),
 	};
 
 	tsi_log_init("test", TSI_LOG_ERROR);
