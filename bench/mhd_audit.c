@@ -220,6 +220,7 @@ main(int argc, char **argv)
 	ao.map_size = (size_t)1 << 30;
 	ao.commit_timeout_ms = 2000;
 	ao.batch_max = 256;
+	ao.commit_delay_us = 200;     /* tsi-vault's audit_commit_delay_us */
 	if ((rc = tsi_audit_open(dir, &ao, &audit)) != TSI_OK) {
 		fprintf(stderr, "mhd_audit: cannot open the audit log in %s: %s\n",
 		    dir, tsi_strerror(rc));
