@@ -90,6 +90,31 @@ audited_error(struct vault_req *r, struct vault_audit_rec *a,
 }
 
 /*
+ * The start of a token's request about itself: the record for op on the
+ * request's path, and the caller's token checked. TSI_OK: a holds the
+ * token's claims and accessor. Otherwise the refusal has been audited and
+ * answered (403) into *ret.
+ */
+static int
+token_self_begin(struct vault_req *r, struct vault_audit_rec *a,
+    const char *op, enum MHD_Result *ret)
+{
+	const char *reason;
+
+	memset(a, 0, sizeof(*a));
+	a->op = op;
+	a->path = r->path;
+	if (vault_req_auth(r, &reason) != TSI_OK) {
+		*ret = audited_error(r, a, "deny", "token", reason, 403,
+		    "permission denied");
+		return TSI_ERR_DENIED;
+	}
+	a->claims = r->tok.claims;
+	a->accessor = r->tok.accessor;
+	return TSI_OK;
+}
+
+/*
  * The record is durable before the token is removed: when it cannot be
  * written the answer is 503 and the token keeps working (nothing changed
  * unrecorded). Once 204 is sent, every request with the token gets the
@@ -100,17 +125,11 @@ static enum MHD_Result
 token_revoke_self(struct vault_req *r)
 {
 	struct vault_audit_rec a;
-	const char *reason;
+	enum MHD_Result ret;
 	int rc;
 
-	memset(&a, 0, sizeof(a));
-	a.op = "revoke";
-	a.path = r->path;
-	if (vault_req_auth(r, &reason) != TSI_OK)
-		return audited_error(r, &a, "deny", "token", reason, 403,
-		    "permission denied");
-	a.claims = r->tok.claims;
-	a.accessor = r->tok.accessor;
+	if (token_self_begin(r, &a, "revoke", &ret) != TSI_OK)
+		return ret;
 	a.decision = "allow";
 	a.rule = "self";
 	a.reason = "token revoked by its holder";
@@ -133,16 +152,10 @@ static enum MHD_Result
 token_renew_self(struct vault_req *r)
 {
 	struct vault_audit_rec a;
-	const char *reason;
+	enum MHD_Result ret;
 
-	memset(&a, 0, sizeof(a));
-	a.op = "renew";
-	a.path = r->path;
-	if (vault_req_auth(r, &reason) != TSI_OK)
-		return audited_error(r, &a, "deny", "token", reason, 403,
-		    "permission denied");
-	a.claims = r->tok.claims;
-	a.accessor = r->tok.accessor;
+	if (token_self_begin(r, &a, "renew", &ret) != TSI_OK)
+		return ret;
 	return audited_error(r, &a, "deny", "not-renewable",
 	    "tokens are not renewable: log in again", 400,
 	    "lease is not renewable");
