@@ -3,6 +3,8 @@
 #define TSI_AUDIT_TEST_H
 
 #include <ftw.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,54 @@ test_mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for records submitted with tsi_audit_submit: test_sub_init(s, n),
+ * n submits with test_sub_done as the callback and s as its argument, then
+ * test_sub_wait(s). failed counts callbacks with an error; first_done_ms is
+ * when the first callback came (test_mono_ms). */
+struct test_sub {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int left, failed;
+	long long first_done_ms;
+};
+
+static inline void
+test_sub_init(struct test_sub *s, int n)
+{
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->left = n;
+	s->failed = 0;
+	s->first_done_ms = 0;
+}
+
+static inline void
+test_sub_done(void *arg, int rc, uint64_t seq)
+{
+	struct test_sub *s = arg;
+
+	(void)seq;
+	pthread_mutex_lock(&s->mu);
+	if (rc != TSI_OK)
+		s->failed++;
+	if (s->first_done_ms == 0)
+		s->first_done_ms = test_mono_ms();
+	s->left--;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static inline void
+test_sub_wait(struct test_sub *s)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->left > 0)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 }
 
 /* A record as tsi-vault would write it. */

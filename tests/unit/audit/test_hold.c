@@ -16,59 +16,15 @@
 #include "lib/audit_int.h"
 #include "tsi/log.h"
 
-struct sub {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int left, failed;
-	long long first_done_ms;   /* when the first callback came */
-};
-
 static void
-sub_init(struct sub *s, int n)
-{
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
-	s->left = n;
-	s->failed = 0;
-	s->first_done_ms = 0;
-}
-
-static void
-sub_done(void *arg, int rc, uint64_t seq)
-{
-	struct sub *s = arg;
-
-	(void)seq;
-	pthread_mutex_lock(&s->mu);
-	if (rc != TSI_OK)
-		s->failed++;
-	if (s->first_done_ms == 0)
-		s->first_done_ms = test_mono_ms();
-	s->left--;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-}
-
-static void
-sub_wait(struct sub *s)
-{
-	pthread_mutex_lock(&s->mu);
-	while (s->left > 0)
-		pthread_cond_wait(&s->cv, &s->mu);
-	pthread_mutex_unlock(&s->mu);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mu);
-}
-
-static void
-submit_one(struct tsi_audit *a, struct sub *s, int i)
+submit_one(struct tsi_audit *a, struct test_sub *s, int i)
 {
 	char path[64];
 	json_t *rec;
 
 	snprintf(path, sizeof(path), "secret/data/hold/%d", i);
 	rec = test_rec("read", path, "allow", "dc1", "c1", "ns", "sha256:aa");
-	assert_int_equal(tsi_audit_submit(a, rec, sub_done, s), TSI_OK);
+	assert_int_equal(tsi_audit_submit(a, rec, test_sub_done, s), TSI_OK);
 	json_decref(rec);
 }
 
@@ -89,14 +45,14 @@ open_log(const char *dir, int delay_us)
 static void
 batch_of_three(struct tsi_audit *a)
 {
-	struct sub s;
+	struct test_sub s;
 
-	sub_init(&s, 3);
+	test_sub_init(&s, 3);
 	audit_test_hold(a, 100, 0);
 	submit_one(a, &s, 100);
 	submit_one(a, &s, 101);
 	submit_one(a, &s, 102);
-	sub_wait(&s);
+	test_sub_wait(&s);
 	audit_test_hold(a, 0, 0);
 	assert_int_equal(s.failed, 0);
 }
@@ -117,7 +73,7 @@ static void
 test_burst_shares_commit(void **state)
 {
 	struct tsi_audit *a;
-	struct sub s;
+	struct test_sub s;
 	char *dir = test_tmpdir();
 	uint64_t c0;
 	int i;
@@ -128,12 +84,12 @@ test_burst_shares_commit(void **state)
 	c0 = commits(a);
 	assert_true(c0 >= 1);
 	usleep(20 * 1000);
-	sub_init(&s, 5);
+	test_sub_init(&s, 5);
 	for (i = 0; i < 5; i++) {
 		submit_one(a, &s, i);
 		usleep(3000);
 	}
-	sub_wait(&s);
+	test_sub_wait(&s);
 	assert_int_equal(s.failed, 0);
 	assert_int_equal(commits(a), c0 + 1);
 	tsi_audit_close(a);
@@ -142,11 +98,11 @@ test_burst_shares_commit(void **state)
 	a = open_log(dir, 0);
 	batch_of_three(a);
 	c0 = commits(a);
-	sub_init(&s, 2);
+	test_sub_init(&s, 2);
 	submit_one(a, &s, 0);
 	usleep(200 * 1000); /* far longer than a commit of one record */
 	submit_one(a, &s, 1);
-	sub_wait(&s);
+	test_sub_wait(&s);
 	assert_int_equal(s.failed, 0);
 	assert_int_equal(commits(a), c0 + 2);
 	tsi_audit_close(a);
@@ -160,7 +116,7 @@ static void
 test_hold_is_bounded(void **state)
 {
 	struct tsi_audit *a;
-	struct sub s;
+	struct test_sub s;
 	char *dir = test_tmpdir();
 	long long end_ms;
 	int i;
@@ -168,13 +124,13 @@ test_hold_is_bounded(void **state)
 	(void)state;
 	a = open_log(dir, 20000);
 	batch_of_three(a);
-	sub_init(&s, 200);
+	test_sub_init(&s, 200);
 	for (i = 0; i < 200; i++) {
 		submit_one(a, &s, i);
 		usleep(5000);
 	}
 	end_ms = test_mono_ms();
-	sub_wait(&s);
+	test_sub_wait(&s);
 	assert_int_equal(s.failed, 0);
 	/* the first commit landed while records were still being submitted */
 	assert_true(s.first_done_ms < end_ms);
@@ -191,7 +147,7 @@ static void
 test_lone_records(void **state)
 {
 	struct tsi_audit *a;
-	struct sub s;
+	struct test_sub s;
 	char *dir = test_tmpdir();
 	long long t0;
 	int i;
@@ -199,20 +155,20 @@ test_lone_records(void **state)
 	(void)state;
 	a = open_log(dir, 1000000); /* 1 s slices */
 	for (i = 0; i < 3; i++) {
-		sub_init(&s, 1);
+		test_sub_init(&s, 1);
 		t0 = test_mono_ms();
 		submit_one(a, &s, i);
-		sub_wait(&s);
+		test_sub_wait(&s);
 		assert_int_equal(s.failed, 0);
 		assert_true(s.first_done_ms - t0 < 900);
 	}
 	assert_int_equal(commits(a), 3);
 	batch_of_three(a);
 	usleep(20 * 1000);
-	sub_init(&s, 1);
+	test_sub_init(&s, 1);
 	t0 = test_mono_ms();
 	submit_one(a, &s, 9);
-	sub_wait(&s);
+	test_sub_wait(&s);
 	assert_int_equal(s.failed, 0);
 	assert_true(s.first_done_ms - t0 >= 1000);
 	tsi_audit_close(a);
@@ -228,14 +184,14 @@ test_close_during_hold(void **state)
 	struct tsi_audit *a;
 	struct tsi_audit_reader *r = NULL;
 	struct tsi_audit_info info;
-	struct sub s;
+	struct test_sub s;
 	char *dir = test_tmpdir();
 	long long t0;
 
 	(void)state;
 	a = open_log(dir, 5000000); /* 5 s slices */
 	batch_of_three(a);
-	sub_init(&s, 3);
+	test_sub_init(&s, 3);
 	submit_one(a, &s, 0);
 	submit_one(a, &s, 1);
 	submit_one(a, &s, 2);
@@ -244,7 +200,7 @@ test_close_during_hold(void **state)
 	tsi_audit_close(a);
 	assert_true(test_mono_ms() - t0 < 4000);
 	assert_int_equal(s.left, 0);
-	sub_wait(&s);
+	test_sub_wait(&s);
 	assert_int_equal(s.failed, 0);
 	assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
 	assert_int_equal(tsi_audit_reader_info(r, &info), TSI_OK);

@@ -17,26 +17,6 @@
 
 #define NREC 700
 
-struct sub {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int left, failed;
-};
-
-static void
-sub_done(void *arg, int rc, uint64_t seq)
-{
-	struct sub *s = arg;
-
-	(void)seq;
-	pthread_mutex_lock(&s->mu);
-	if (rc != TSI_OK)
-		s->failed++;
-	s->left--;
-	pthread_cond_signal(&s->cv);
-	pthread_mutex_unlock(&s->mu);
-}
-
 /* Records whose index values vary the way a vault's do, plus the odd ones:
  * empty values (no entry), values longer than an index key keeps, a path
  * deeper than AUDIT_PATH_DEPTH_MAX, several images, images-names. */
@@ -125,7 +105,7 @@ test_batch_index_matches_reference(void **state)
 	struct tsi_audit_opts o = { 0 };
 	struct tsi_audit *a = NULL;
 	struct audit_env *e1 = NULL, *e2 = NULL;
-	struct sub s;
+	struct test_sub s;
 	MDB_txn *t1 = NULL, *t2 = NULL;
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -137,10 +117,7 @@ test_batch_index_matches_reference(void **state)
 	(void)state;
 	assert_non_null(dir);
 	assert_non_null(ref);
-	pthread_mutex_init(&s.mu, NULL);
-	pthread_cond_init(&s.cv, NULL);
-	s.left = NREC;
-	s.failed = 0;
+	test_sub_init(&s, NREC);
 	/* batches of up to 256: submitted without waiting while the
 	 * committer is held, so that they queue */
 	o.batch_max = 256;
@@ -149,13 +126,11 @@ test_batch_index_matches_reference(void **state)
 	audit_test_hold(a, 30, 0);
 	for (i = 0; i < NREC; i++) {
 		rec = make_rec(i);
-		assert_int_equal(tsi_audit_submit(a, rec, sub_done, &s), TSI_OK);
+		assert_int_equal(tsi_audit_submit(a, rec, test_sub_done, &s),
+		    TSI_OK);
 		json_decref(rec);
 	}
-	pthread_mutex_lock(&s.mu);
-	while (s.left > 0)
-		pthread_cond_wait(&s.cv, &s.mu);
-	pthread_mutex_unlock(&s.mu);
+	test_sub_wait(&s);
 	assert_int_equal(s.failed, 0);
 	tsi_audit_close(a);
 
