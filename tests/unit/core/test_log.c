@@ -9,30 +9,15 @@
 #include <jansson.h>
 
 #include "tsi/log.h"
+#include "log_capture.h"
 
 /* Runs fn with the log redirected to a pipe and returns the parsed line. */
 static json_t *
 capture(void (*fn)(void))
 {
-	int p[2];
-	char buf[16384];
-	ssize_t n;
-	json_t *j;
+	static char buf[16384];
 
-	assert_int_equal(pipe(p), 0);
-	tsi_log_set_fd(p[1]);
-	fn();
-	tsi_log_set_fd(2);
-	close(p[1]);
-	n = read(p[0], buf, sizeof(buf) - 1);
-	close(p[0]);
-	assert_true(n > 0);
-	buf[n] = '\0';
-	assert_int_equal(buf[n - 1], '\n');
-	assert_null(strchr(buf, '\n') + 1 == buf + n ? NULL : "more than one line");
-	j = json_loads(buf, 0, NULL);
-	assert_non_null(j);
-	return j;
+	return log_capture(fn, buf, sizeof(buf));
 }
 
 static void

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "tsi/log.h"
+#include "log_capture.h"
 
 /* The definition before the one-pass scan, kept as the oracle. */
 static int
@@ -176,23 +177,7 @@ static char line[16384];
 static json_t *
 capture(void (*fn)(void))
 {
-	int p[2];
-	ssize_t n;
-	json_t *j;
-
-	assert_int_equal(pipe(p), 0);
-	tsi_log_set_fd(p[1]);
-	fn();
-	tsi_log_set_fd(2);
-	close(p[1]);
-	n = read(p[0], line, sizeof(line) - 1);
-	close(p[0]);
-	assert_true(n > 0);
-	line[n] = '\0';
-	assert_int_equal(line[n - 1], '\n');
-	j = json_loads(line, 0, NULL);
-	assert_non_null(j);
-	return j;
+	return log_capture(fn, line, sizeof(line));
 }
 
 static void
