@@ -1,7 +1,6 @@
 # Every dependency comes from Debian 12 (scripts/setup.sh installs them).
 find_package(PkgConfig REQUIRED)
 find_package(OpenSSL 3.0 REQUIRED)
-pkg_check_modules(JWT REQUIRED IMPORTED_TARGET libjwt)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-tctildr tss2-mu tss2-rc)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)

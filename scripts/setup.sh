@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config git ca-certificates openssl curl
-  libssl-dev libjwt-dev libjansson-dev libtss2-dev libmicrohttpd-dev
+  libssl-dev libjansson-dev libtss2-dev libmicrohttpd-dev
   liblmdb-dev lmdb-utils libconfig-dev libcurl4-openssl-dev libcmocka-dev
   swtpm swtpm-tools tpm2-tools
   python3 python3-jwt python3-cryptography python3-hvac python3-jsonpatch python3-jsonschema python3-yaml
