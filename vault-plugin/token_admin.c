@@ -221,9 +221,9 @@ create_unsupported(const json_t *req)
 			continue;
 		return names[i];
 	}
-	v = json_object_get(req, "renewable");
-	if (json_is_true(v))
-		return "renewable";
+	/* "renewable" (hvac sends true by default) is not refused: the
+	 * answer says "renewable": false, and a renewal gets Vault's 400, so
+	 * no client is left believing it can renew. */
 	v = json_object_get(req, "type");
 	if (json_is_string(v) && strcmp(json_string_value(v), "service") != 0)
 		return "type";
