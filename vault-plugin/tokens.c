@@ -426,27 +426,75 @@ vault_tokens_revoke_accessor(struct vault_tokens *t, const char *accessor)
 	return TSI_OK;
 }
 
+/*
+ * One sweep's verdicts per certificate: tokens share their node and CA
+ * certificates (and a session's tokens their leaf), so each distinct
+ * certificate is checked against the revocation list once per sweep, not
+ * once per token, while shard locks are held. Direct-mapped by the
+ * certificate's hash; a collision just checks again.
+ */
+#define MEMO_SLOTS 4096u
+
+struct memo_slot {
+	unsigned char sha256[32];
+	int used;
+	int ok;
+};
+
+static int
+cert_ok(const struct tsi_trust *trust, const struct tsi_chain_cert *c,
+    struct memo_slot *memo, char *detail, size_t detlen)
+{
+	struct memo_slot *m = NULL;
+	int ok;
+
+	if (memo != NULL) {
+		m = &memo[((unsigned)c->sha256[0] << 8 | c->sha256[1]) &
+		    (MEMO_SLOTS - 1)];
+		if (m->used && memcmp(m->sha256, c->sha256, 32) == 0 && m->ok)
+			return 1;
+	}
+	ok = tsi_trust_chain_check(trust, c, 1, detail, detlen) == TSI_OK;
+	if (m != NULL) {
+		memcpy(m->sha256, c->sha256, 32);
+		m->used = 1;
+		m->ok = ok;
+	}
+	return ok;
+}
+
 static int
 entry_trusted(const struct entry *e, const struct tsi_trust *trust,
-    char *detail, size_t detlen)
+    struct memo_slot *memo, char *detail, size_t detlen)
 {
+	size_t i;
+
 	if (e->nchain == 0)
 		return TSI_OK;
 	if (trust == NULL) {
 		snprintf(detail, detlen, "no trusted CA configured");
 		return TSI_ERR_BAD_TOKEN;
 	}
-	return tsi_trust_chain_check(trust, e->chain, e->nchain, detail,
-	    detlen);
+	for (i = 0; i < e->nchain; i++)
+		if (!cert_ok(trust, &e->chain[i], memo, detail, detlen))
+			/* Again on the whole path, for a reason that names
+			 * the certificate's depth. */
+			return tsi_trust_chain_check(trust, e->chain,
+			    e->nchain, detail, detlen) == TSI_OK ? TSI_OK :
+			    TSI_ERR_BAD_TOKEN;
+	return TSI_OK;
 }
 
 size_t
 vault_tokens_end_untrusted(struct vault_tokens *t,
     const struct tsi_trust *trust)
 {
+	struct memo_slot *memo;
 	char detail[256];
 	size_t i, j, n = 0;
 
+	/* Without room for the memo every certificate is checked. */
+	memo = calloc(MEMO_SLOTS, sizeof(*memo));
 	for (i = 0; i < NSHARDS; i++) {
 		struct shard *sh = &t->shard[i];
 		size_t here = 0;
@@ -455,7 +503,7 @@ vault_tokens_end_untrusted(struct vault_tokens *t,
 			struct entry **pp = &sh->buckets[j];
 			while (*pp != NULL) {
 				struct entry *e = *pp;
-				if (entry_trusted(e, trust, detail,
+				if (entry_trusted(e, trust, memo, detail,
 				    sizeof(detail)) == TSI_OK) {
 					pp = &e->next;
 					continue;
@@ -473,6 +521,7 @@ vault_tokens_end_untrusted(struct vault_tokens *t,
 		__atomic_sub_fetch(&t->count, here, __ATOMIC_RELAXED);
 		n += here;
 	}
+	free(memo);
 	return n;
 }
 
@@ -493,8 +542,9 @@ vault_tokens_chain_check(struct vault_tokens *t, const char *token,
 	pthread_rwlock_rdlock(&sh->lock);
 	for (e = sh->buckets[bucket_of(hash)]; e != NULL; e = e->next)
 		if (CRYPTO_memcmp(e->hash, hash, sizeof(hash)) == 0) {
-			r = entry_trusted(e, trust, detail, sizeof(detail)) ==
-			    TSI_OK ? TSI_OK : TSI_ERR_BAD_TOKEN;
+			r = entry_trusted(e, trust, NULL, detail,
+			    sizeof(detail)) == TSI_OK ? TSI_OK :
+			    TSI_ERR_BAD_TOKEN;
 			break;
 		}
 	pthread_rwlock_unlock(&sh->lock);
