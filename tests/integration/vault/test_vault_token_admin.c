@@ -69,6 +69,13 @@ teardown(void **state)
 {
 	struct st *s = *state;
 
+	/* A clean exit (and, in the sanitizer build, no leak or error). */
+	if (s->f.pid > 0) {
+		int rc = vfx_stop(&s->f);
+		if (rc != 0)
+			vfx_dump_log(&s->f);
+		assert_int_equal(rc, 0);
+	}
 	vfx_node_free(&s->a);
 	vfx_node_free(&s->b);
 	vfx_cleanup(&s->f);
