@@ -5,7 +5,7 @@
  *     tokens that came through it at once (on a kept-alive connection too),
  *     and leaves other nodes' tokens alone;
  *   - a CA taken out of the trust_ca file + SIGHUP ends the tokens of its
- *     nodes;
+ *     nodes; logins running while the reload lands leave no live token;
  *   - a client token never outlives its JWT (not even one accepted within
  *     the clock skew after its exp);
  *   - auth/token/create (display_name, policies as roles, ttl), lookup,
@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <openssl/pem.h>
+#include <pthread.h>
 
 #include "fixture.h"
 #include "tsi/err.h"
@@ -263,6 +264,91 @@ test_removed_ca_ends_live_token(void **state)
 	free(both);
 	free(t1);
 	free(t2);
+}
+
+/* Logins of node a running while its certificate is revoked. */
+#define RACE_JWTS 40
+#define RACE_MAX 4000
+
+struct race {
+	struct st *s;
+	char *jwt[RACE_JWTS];
+	char *tok[RACE_MAX];
+	int ntok;                 /* atomic */
+	int refused_after;        /* atomic: 403s once stop_after was set */
+	int stop_after;           /* atomic */
+};
+
+static void *
+race_main(void *arg)
+{
+	struct race *r = arg;
+	long st;
+	int i;
+
+	for (i = 0; i < RACE_MAX; i++) {
+		int after = __atomic_load_n(&r->stop_after, __ATOMIC_ACQUIRE);
+		char *tok;
+
+		st = 0;
+		tok = vfx_login(&r->s->f, "demo", r->jwt[i % RACE_JWTS], &st);
+		if (st == 200 && tok != NULL) {
+			int n = __atomic_load_n(&r->ntok, __ATOMIC_RELAXED);
+			r->tok[n] = tok;
+			__atomic_store_n(&r->ntok, n + 1, __ATOMIC_RELEASE);
+		} else {
+			free(tok);
+			if (after && st == 403 &&
+			    __atomic_add_fetch(&r->refused_after, 1,
+			    __ATOMIC_ACQ_REL) >= 5)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/* Whatever the interleaving of logins and the reload, no token of the
+ * revoked node is alive once the reload is reported done. */
+static void
+test_logins_during_revocation(void **state)
+{
+	struct st *s = *state;
+	struct race *r = calloc(1, sizeof(*r));
+	pthread_t th;
+	char fp[65], line[100];
+	FILE *f;
+	int i, n;
+
+	assert_non_null(r);
+	r->s = s;
+	start(s);
+	for (i = 0; i < RACE_JWTS; i++)
+		assert_non_null(r->jwt[i] = vfx_jwt(&s->a, s->img, "prod", NULL,
+		    600));
+	assert_int_equal(pthread_create(&th, NULL, race_main, r), 0);
+	for (i = 0; i < 3000 &&
+	    __atomic_load_n(&r->ntok, __ATOMIC_ACQUIRE) < 5; i++)
+		usleep(10 * 1000);
+	assert_true(__atomic_load_n(&r->ntok, __ATOMIC_ACQUIRE) >= 5);
+	assert_int_equal(tsi_x509_fingerprint(s->a.cert, fp), TSI_OK);
+	snprintf(line, sizeof(line), "%s\n", fp);
+	assert_non_null(f = fopen(s->f.revoked, "a"));
+	assert_true(fputs(line, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	reload_and_wait(s);
+	__atomic_store_n(&r->stop_after, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_true(r->refused_after >= 5);
+	n = r->ntok;
+	print_message("%d logins succeeded around the reload\n", n);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(vfx_kv_get(&s->f, r->tok[i], "medical/r1", NULL),
+		    403);
+		free(r->tok[i]);
+	}
+	for (i = 0; i < RACE_JWTS; i++)
+		free(r->jwt[i]);
+	free(r);
 }
 
 /* Role token_ttl 300, JWT 3 s: the token ends with the JWT. A JWT already
@@ -580,6 +666,8 @@ main(void)
 		    test_revoked_node_ends_live_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_removed_ca_ends_live_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_logins_during_revocation, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_token_never_outlives_jwt, setup, teardown),
 		cmocka_unit_test_setup_teardown(
