@@ -66,6 +66,8 @@ struct tsi_trust {
 	int ncas;
 	char **revoked;           /* lower-case hex, no colons */
 	size_t nrevoked;
+	unsigned char (*ca_sha256)[32]; /* of every CA added */
+	size_t nca_sha256;
 	uint64_t gen;             /* bumped by every change of CAs or revocations */
 	struct cert_cache *cache; /* mutable behind a const tsi_trust */
 	struct jwt_cache *verdicts; /* likewise: verified chains */
@@ -227,13 +229,45 @@ tsi_trust_free(struct tsi_trust *t)
 	for (i = 0; i < t->nrevoked; i++)
 		free(t->revoked[i]);
 	free(t->revoked);
+	free(t->ca_sha256);
 	free(t);
+}
+
+/* Remembers the CA's DER hash, so that a path verified earlier can later be
+ * told whether its anchor is still trusted (tsi_trust_chain_check). */
+static int
+remember_ca(struct tsi_trust *t, X509 *x)
+{
+	unsigned char h[32], (*n)[32];
+	unsigned int hl = sizeof(h);
+
+	if (X509_digest(x, EVP_sha256(), h, &hl) != 1 || hl != sizeof(h)) {
+		ERR_clear_error();
+		return TSI_ERR_CRYPTO;
+	}
+	if ((n = realloc(t->ca_sha256, (t->nca_sha256 + 1) * sizeof(*n))) ==
+	    NULL)
+		return TSI_ERR_ALLOC;
+	t->ca_sha256 = n;
+	memcpy(t->ca_sha256[t->nca_sha256++], h, sizeof(h));
+	return TSI_OK;
+}
+
+static int
+is_trusted_ca(const struct tsi_trust *t, const unsigned char h[32])
+{
+	size_t i;
+
+	for (i = 0; i < t->nca_sha256; i++)
+		if (memcmp(t->ca_sha256[i], h, 32) == 0)
+			return 1;
+	return 0;
 }
 
 static int
 add_cas(struct tsi_trust *t, STACK_OF(X509) *sk)
 {
-	int i;
+	int i, ret;
 
 	t->gen++;   /* even a partial change invalidates every verdict */
 	for (i = 0; i < sk_X509_num(sk); i++) {
@@ -246,6 +280,8 @@ add_cas(struct tsi_trust *t, STACK_OF(X509) *sk)
 			}
 			ERR_clear_error();
 		}
+		if ((ret = remember_ca(t, sk_X509_value(sk, i))) != TSI_OK)
+			return ret;
 		t->ncas++;
 	}
 	return TSI_OK;
@@ -365,6 +401,74 @@ is_revoked(const struct tsi_trust *t, X509 *cert)
 	OPENSSL_free(serial);
 	BN_free(bn);
 	return hit;
+}
+
+/* The identity of cert for tsi_trust_chain_check. */
+static int
+chain_cert_of(const struct tsi_trust *t, X509 *cert, struct tsi_chain_cert *out)
+{
+	unsigned int hl = sizeof(out->sha256);
+	BIGNUM *bn = NULL;
+	char *serial = NULL;
+	const char *s;
+	size_t i;
+	int n, ret = TSI_ERR_CRYPTO;
+
+	memset(out, 0, sizeof(*out));
+	if (X509_digest(cert, EVP_sha256(), out->sha256, &hl) != 1 ||
+	    hl != sizeof(out->sha256))
+		goto out;
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) ==
+	    NULL || (serial = BN_bn2hex(bn)) == NULL)
+		goto out;
+	s = skip_zeros(serial);
+	n = snprintf(out->serial, sizeof(out->serial), "%s", s);
+	if (n < 0 || (size_t)n >= sizeof(out->serial))
+		goto out;   /* longer than RFC 5280's 20 octets */
+	for (i = 0; out->serial[i] != '\0'; i++)
+		out->serial[i] = (char)tolower((unsigned char)out->serial[i]);
+	out->trusted = is_trusted_ca(t, out->sha256);
+	ret = TSI_OK;
+out:
+	ERR_clear_error();
+	OPENSSL_free(serial);
+	BN_free(bn);
+	return ret;
+}
+
+int
+tsi_trust_chain_check(const struct tsi_trust *t,
+    const struct tsi_chain_cert *chain, size_t n, char *detail,
+    size_t detlen)
+{
+	char fp[65];
+	size_t i, j, k;
+
+	if (detail != NULL && detlen > 0)
+		detail[0] = '\0';
+	if (t == NULL || (chain == NULL && n > 0))
+		return TSI_ERR_INVALID_ARG;
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < 32; k++)
+			snprintf(fp + 2 * k, 3, "%02x", chain[i].sha256[k]);
+		for (j = 0; j < t->nrevoked; j++)
+			if (strcmp(t->revoked[j], fp) == 0 ||
+			    strcmp(skip_zeros(t->revoked[j]),
+			    chain[i].serial) == 0) {
+				if (detail != NULL)
+					snprintf(detail, detlen, "certificate "
+					    "sha256:%s at depth %zu is revoked",
+					    fp, i);
+				return TSI_ERR_BAD_TOKEN;
+			}
+		if (chain[i].trusted && !is_trusted_ca(t, chain[i].sha256)) {
+			if (detail != NULL)
+				snprintf(detail, detlen, "CA sha256:%s at depth "
+				    "%zu is no longer trusted", fp, i);
+			return TSI_ERR_BAD_TOKEN;
+		}
+	}
+	return TSI_OK;
 }
 
 /* ---- parsing ---- */
@@ -1039,6 +1143,16 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr,
 	if ((ret = tsi_x509_fingerprint(sk_X509_value(x5c, node_idx),
 	    v->node_fp)) != TSI_OK)
 		goto out;
+	if (sk_X509_num(chain) > TSI_CHAIN_MAX) {
+		ret = refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
+		    "verified chain longer than %d certificates", TSI_CHAIN_MAX);
+		goto out;
+	}
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if ((ret = chain_cert_of(t, sk_X509_value(chain, i),
+		    &v->chain[i])) != TSI_OK)
+			goto out;
+	v->chain_len = (size_t)sk_X509_num(chain);
 	v->gen = t->gen;
 	if (!path_window(chain, &v->not_before, &v->not_after))
 		v->not_before = v->not_after = 0;   /* never cached */
@@ -1072,6 +1186,7 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 	res->detail[0] = '\0';
 	res->node_fingerprint[0] = '\0';
 	res->kid[0] = '\0';
+	res->chain_len = 0;
 	if (t == NULL || token == NULL || claims == NULL) {
 		refuse(res, TSI_JWT_MALFORMED, "no token");
 		return TSI_ERR_INVALID_ARG;
@@ -1135,6 +1250,8 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 
 	memcpy(res->node_fingerprint, v->node_fp, sizeof(res->node_fingerprint));
 	memcpy(res->kid, v->kid, sizeof(res->kid));
+	memcpy(res->chain, v->chain, sizeof(res->chain));
+	res->chain_len = v->chain_len;
 	res->reason = TSI_JWT_OK;
 	snprintf(res->detail, sizeof(res->detail), "ok");
 	*claims = cl;

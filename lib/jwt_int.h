@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <openssl/evp.h>
 
+#include "tsi/jwt.h"
 #include "tsi/x509.h"
 
 #define JWT_X5C_MAX 4             /* leaf, node, up to two operator CAs */
@@ -43,6 +44,8 @@ struct jwt_verdict {
 	struct tsi_location loc;      /* of the node certificate */
 	char kid[44];                 /* thumbprint of leaf */
 	char node_fp[65];             /* SHA-256 hex of the node certificate */
+	size_t chain_len;             /* the verified path, anchor last */
+	struct tsi_chain_cert chain[TSI_CHAIN_MAX];
 	uint64_t h;                   /* the key: a copy of the header text */
 	unsigned char *text;
 	size_t textlen;

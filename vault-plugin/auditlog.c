@@ -102,6 +102,14 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 	    "remote", r->remote,
 	    "request_id", r->request_id,
 	    "status", (json_int_t)a->status);
+	/* A created token's name, so that a record says which admin it was
+	 * (the token's accessor alone ends with the token). */
+	if (rec != NULL && r->authed && r->tok.display_name[0] != '\0' &&
+	    json_object_set_new(rec, "display_name",
+	    json_string(r->tok.display_name)) != 0) {
+		json_decref(rec);
+		rec = NULL;
+	}
 	if (rec != NULL && cc == NULL) {
 		/* A token's claims are never modified once stored (vault.h):
 		 * the record takes a reference, not a copy. */
@@ -237,8 +245,8 @@ vault_audit_releases(struct vault_req *r)
 		return vault_respond_error(r, 403, "permission denied");
 	if (!r->tok.root) {
 		p = vault_policy_get(r->v);
-		rc = p ? tsi_policy_eval(p, r->tok.role, r->tok.claims,
-		    "sys/audit/releases", TSI_CAP_AUDIT, &d) : TSI_ERR_DENIED;
+		rc = p ? vault_token_eval(p, &r->tok, "sys/audit/releases",
+		    TSI_CAP_AUDIT, &d) : TSI_ERR_DENIED;
 		tsi_policy_unref(p);
 		if (rc != TSI_OK)
 			return vault_respond_error(r, 403, "permission denied");

@@ -4,9 +4,12 @@
  * The JWT is verified by the token core (tsi_jwt_verify: ES256 only, x5c to a
  * configured CA, times, audience, location bound in the node certificate),
  * then the role's bound claims are checked by the policy engine
- * (tsi_policy_login). Only then is a token made, carrying the verified claims
- * and the role; its lifetime is the role's token_ttl, never past the JWT's
- * own exp. The answer has Vault's auth shape, so Vault clients log in
+ * (tsi_policy_login). Only then is a token made, carrying the verified claims,
+ * the role and the certificate path the JWT came through (so that revoking
+ * a certificate of it, or dropping its CA, ends the token: tokens.c); its
+ * lifetime is the role's token_ttl, never past the JWT's own exp (the
+ * expiry is the smaller of the two instants, not a duration measured
+ * twice). The answer has Vault's auth shape, so Vault clients log in
  * unchanged. Failures say "permission denied" and nothing more; the reason
  * goes to the audit record and the log.
  */
@@ -56,8 +59,9 @@ login_body(const struct tsi_buf *body, char rolebuf[ROLE_COPY_MAX],
 enum MHD_Result
 vault_auth_login(struct vault_req *r)
 {
-	struct vault_trust *trust = NULL;
+	struct vault_trust *trust = NULL, *now_trust = NULL;
 	struct tsi_policy_set *p = NULL;
+	struct vault_token_spec spec;
 	struct tsi_verify_opts vo;
 	struct tsi_verify_result vr;
 	struct tsi_decision d;
@@ -71,6 +75,7 @@ vault_auth_login(struct vault_req *r)
 	size_t jwtlen = 0;
 	char reason[320];
 	long ttl = 0;
+	time_t exp_at = 0;
 	size_t i, nrules;
 	unsigned status;
 	enum MHD_Result ret;
@@ -112,7 +117,6 @@ vault_auth_login(struct vault_req *r)
 		snprintf(vr.detail, sizeof(vr.detail), "no trusted CA configured");
 	} else
 		rc = tsi_jwt_verify(trust->trust, jwt, &vo, &claims, &vr);
-	vault_trust_put(r->v, trust);
 	if (rc != TSI_OK) {
 		snprintf(reason, sizeof(reason), "jwt refused: %s: %s",
 		    tsi_jwt_reason_name(vr.reason), vr.detail);
@@ -138,13 +142,24 @@ vault_auth_login(struct vault_req *r)
 		a.status = status = 403;
 		goto denied;
 	}
-	/* Never outlive the JWT that proved the identity... */
+	/* Never outlive the JWT that proved the identity: the token ends at
+	 * exp at the latest (an instant, so no second is lost between
+	 * measuring and storing). A JWT accepted within the clock skew after
+	 * its exp would give a token dead on arrival: refused instead. */
 	{
-		json_t *exp = json_object_get(claims, "exp");
-		long left = json_is_integer(exp) ?
-		    (long)(json_integer_value(exp) - time(NULL)) : 0;
-		if (ttl <= 0 || (left > 0 && ttl > left))
-			ttl = left > 0 ? left : 1;
+		json_t *jexp = json_object_get(claims, "exp");
+		time_t now = time(NULL);
+
+		exp_at = json_is_integer(jexp) ?
+		    (time_t)json_integer_value(jexp) : 0;
+		if (exp_at <= now) {
+			a.rule = "jwt";
+			a.reason = "jwt expires before a token could be used";
+			a.status = status = 403;
+			goto denied;
+		}
+		if (ttl <= 0 || ttl > exp_at - now)
+			ttl = (long)(exp_at - now);
 	}
 	rules = tsi_policy_role_rules(p, role, &nrules);
 	if ((policies = json_array()) == NULL) {
@@ -153,8 +168,28 @@ vault_auth_login(struct vault_req *r)
 	}
 	for (i = 0; rules != NULL && i < nrules; i++)
 		json_array_append_new(policies, json_string(rules[i]));
-	rc = vault_tokens_create(r->v->tokens, NULL, role, claims, policies, ttl,
-	    0, &token, accessor);
+	memset(&spec, 0, sizeof(spec));
+	spec.role = role;
+	spec.claims = claims;
+	spec.policies = policies;
+	spec.ttl = ttl;
+	spec.expires_at = exp_at;
+	spec.chain = vr.chain;
+	spec.nchain = vr.chain_len;
+	rc = vault_tokens_add(r->v->tokens, &spec, &token, accessor);
+	/* A reload that swapped the trust since the JWT was verified may
+	 * already have swept the table: check the new token against the trust
+	 * of now (the sweep of any later reload sees the token). */
+	if (rc == TSI_OK && (now_trust = vault_trust_get(r->v)) != trust &&
+	    vault_tokens_chain_check(r->v->tokens, token, now_trust != NULL ?
+	    now_trust->trust : NULL) != TSI_OK) {
+		vault_tokens_revoke(r->v->tokens, token);
+		a.rule = "jwt";
+		a.reason = "jwt refused: its certificate path is no longer "
+		    "trusted (reloaded during the login)";
+		a.status = status = 403;
+		goto denied;
+	}
 	if (rc != TSI_OK) {
 		a.decision = "error";
 		a.reason = "token table full";
@@ -208,6 +243,8 @@ denied:
 	}
 	ret = vault_respond_error(r, status, "permission denied");
 out:
+	vault_trust_put(r->v, now_trust);
+	vault_trust_put(r->v, trust);
 	tsi_policy_unref(p);
 	tsi_strfree(token);
 	json_decref(policies);

@@ -476,8 +476,7 @@ vault_kv_handle(struct vault_req *r)
 		snprintf(k.d.reason, sizeof(k.d.reason), "no policy loaded");
 		rc = TSI_ERR_DENIED;
 	} else
-		rc = tsi_policy_eval(p, r->tok.role, r->tok.claims, k.ppath, cap,
-		    &k.d);
+		rc = vault_token_eval(p, &r->tok, k.ppath, cap, &k.d);
 	tsi_policy_unref(p);
 	k.a.rule = k.d.rule;
 	if (rc != TSI_OK) {

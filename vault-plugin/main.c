@@ -310,6 +310,7 @@ reload(struct vault *v)
 	struct tsi_policy_set *np = NULL, *op = NULL;
 	struct vault_trust *nt = NULL, *ot = NULL;
 	char err[ERRLEN] = "";
+	size_t ended = 0;
 	int ok = 1;
 
 	if (v->set->policy_dir != NULL) {
@@ -342,13 +343,18 @@ reload(struct vault *v)
 	pthread_mutex_unlock(&v->mu);
 	tsi_policy_unref(op);
 	vault_trust_put(v, ot);
+	/* Live client tokens end with the trust they came through, at once,
+	 * not when their JWT would have expired (tokens.c). */
+	if (nt != NULL)
+		ended = vault_tokens_end_untrusted(v->tokens, nt->trust);
 	if (ok)
 		__atomic_fetch_add(&v->metrics.reloads_ok, 1, __ATOMIC_RELAXED);
 	else
 		__atomic_fetch_add(&v->metrics.reloads_failed, 1, __ATOMIC_RELAXED);
 	tsi_log(ok ? TSI_LOG_INFO : TSI_LOG_WARN, "reload.done",
 	    TSI_LS("result", ok ? "ok" : "partial"),
-	    TSI_LS("policy_dir", v->set->policy_dir));
+	    TSI_LS("policy_dir", v->set->policy_dir),
+	    TSI_LI("tokens_ended", (long long)ended));
 }
 
 static int

@@ -258,7 +258,11 @@ route_of(const char *p)
 		return VR_AUDIT;
 	if (strcmp(p, "auth/token/lookup-self") == 0 ||
 	    strcmp(p, "auth/token/renew-self") == 0 ||
-	    strcmp(p, "auth/token/revoke-self") == 0)
+	    strcmp(p, "auth/token/revoke-self") == 0 ||
+	    strcmp(p, "auth/token/create") == 0 ||
+	    strcmp(p, "auth/token/lookup") == 0 ||
+	    strcmp(p, "auth/token/lookup-accessor") == 0 ||
+	    strcmp(p, "auth/token/revoke-accessor") == 0)
 		return VR_TOKEN;
 	return VR_OTHER;
 }
@@ -342,11 +346,38 @@ req_new(struct vault *v, struct MHD_Connection *c, const char *url,
 	return r;
 }
 
+/*
+ * Request options tsi-vault does not offer, which a Vault client would
+ * otherwise believe it got: a response-wrapping request would have the
+ * secret come back in clear, a namespace would have the request land in
+ * the root one. NULL when the request asks for neither, else the error.
+ */
+static const char *
+unsupported_option(struct vault_req *r)
+{
+	const char *ns;
+
+	if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    "X-Vault-Wrap-TTL") != NULL)
+		return "response wrapping is not supported";
+	ns = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    "X-Vault-Namespace");
+	if (ns != NULL && *ns != '\0' && strcmp(ns, "root") != 0 &&
+	    strcmp(ns, "root/") != 0)
+		return "namespaces are not supported: only the root namespace "
+		    "exists";
+	return NULL;
+}
+
 static enum MHD_Result
 dispatch(struct vault_req *r)
 {
+	const char *unsup;
+
 	if (r->path == NULL)
 		return vault_respond_error(r, 400, "invalid request path");
+	if ((unsup = unsupported_option(r)) != NULL)
+		return vault_respond_error(r, 400, unsup);
 	switch (r->route) {
 	case VR_LOGIN:
 		return vault_auth_login(r);
@@ -360,7 +391,9 @@ dispatch(struct vault_req *r)
 	case VR_AUDIT:
 		return vault_audit_releases(r);
 	case VR_TOKEN:
-		return vault_token_self(r);
+		if (strcmp(r->path + strlen(r->path) - 5, "-self") == 0)
+			return vault_token_self(r);
+		return vault_token_admin(r);
 	case VR_OTHER:
 	case VR__COUNT:
 		break;

@@ -52,19 +52,16 @@ enum MHD_Result
 vault_token_lookup_self(struct vault_req *r)
 {
 	const char *reason;
-	json_t *data, *pol;
-	long ttl;
+	json_t *data;
 
-	if (strcmp(r->method, "GET") != 0)
+	/* Vault takes both (hvac GETs, the CLI may POST). */
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0)
 		return vault_respond_error(r, 405, "method not allowed");
 	if (vault_req_auth(r, &reason) != TSI_OK)
 		return vault_respond_error(r, 403, "permission denied");
-	ttl = r->tok.expires ? (long)(r->tok.expires - time(NULL)) : 0;
-	pol = r->tok.root ? json_pack("[s]", "root") : json_incref(r->tok.policies);
-	data = json_pack("{sssosIsIsbssss}", "accessor", r->tok.accessor,
-	    "policies", pol,
-	    "ttl", (json_int_t)ttl, "creation_time", (json_int_t)r->tok.issued,
-	    "renewable", 0, "role", r->tok.role, "type", "service");
+	if ((data = vault_token_lookup_data(&r->tok, vault_req_token(r))) ==
+	    NULL)
+		return vault_respond_error(r, 500, "internal error");
 	return vault_respond(r, 200, vault_envelope(r, data, NULL));
 }
 

@@ -10,6 +10,12 @@
  * fresh JWT, and not persisting them means no token store on disk to steal or
  * to keep consistent between replicas. A stale token gets the same clean 403
  * as any unknown token.
+ *
+ * A token made by a login remembers the certificate path its JWT verified
+ * through (SHA-256 and serial of each certificate, which of them were
+ * trusted CAs): after a reload revokes one of them or drops the CA, the
+ * token ends with the trust it came from (vault_tokens_end_untrusted),
+ * although its JWT might have lived on for up to an hour.
  */
 #include "vault.h"
 
@@ -31,6 +37,8 @@ struct entry {
 	struct entry *next;
 	unsigned char hash[32];
 	struct vault_token t;
+	struct tsi_chain_cert *chain;   /* owned; NULL when none */
+	size_t nchain;
 };
 
 /*
@@ -90,6 +98,7 @@ vault_tokens_new(size_t max_tokens, struct vault_tokens **out)
 static void
 entry_free(struct entry *e)
 {
+	free(e->chain);
 	vault_token_clear(&e->t);
 	OPENSSL_clear_free(e, sizeof(*e));
 }
@@ -181,6 +190,22 @@ vault_tokens_create(struct vault_tokens *t, const char *fixed,
     const char *role, json_t *claims, json_t *policies, long ttl, int root,
     char **token, char accessor[VAULT_ACCESSOR_LEN + 1])
 {
+	struct vault_token_spec s;
+
+	memset(&s, 0, sizeof(s));
+	s.fixed = fixed;
+	s.role = role;
+	s.claims = claims;
+	s.policies = policies;
+	s.ttl = ttl;
+	s.root = root;
+	return vault_tokens_add(t, &s, token, accessor);
+}
+
+int
+vault_tokens_add(struct vault_tokens *t, const struct vault_token_spec *s,
+    char **token, char accessor[VAULT_ACCESSOR_LEN + 1])
+{
 	char rnd[64];
 	char *tok = NULL;
 	struct entry *e = NULL;
@@ -189,10 +214,10 @@ vault_tokens_create(struct vault_tokens *t, const char *fixed,
 	time_t now = time(NULL);
 	int r;
 
-	if (fixed != NULL) {
-		if (strlen(fixed) == 0 || strlen(fixed) > VAULT_TOKEN_MAX)
+	if (s->fixed != NULL) {
+		if (strlen(s->fixed) == 0 || strlen(s->fixed) > VAULT_TOKEN_MAX)
 			return TSI_ERR_INVALID_ARG;
-		if ((tok = strdup(fixed)) == NULL)
+		if ((tok = strdup(s->fixed)) == NULL)
 			return TSI_ERR_ALLOC;
 	} else {
 		if ((r = vault_random_b64(32, rnd, sizeof(rnd))) != TSI_OK)
@@ -215,15 +240,33 @@ vault_tokens_create(struct vault_tokens *t, const char *fixed,
 	if ((r = vault_random_b64(18, e->t.accessor, sizeof(e->t.accessor))) !=
 	    TSI_OK)
 		goto out;
-	snprintf(e->t.role, sizeof(e->t.role), "%s", role ? role : "");
-	e->t.claims = claims ? json_incref(claims) : json_object();
-	e->t.policies = policies ? json_incref(policies) : json_array();
-	e->t.root = root;
+	snprintf(e->t.role, sizeof(e->t.role), "%s", s->role ? s->role : "");
+	snprintf(e->t.display_name, sizeof(e->t.display_name), "%s",
+	    s->display_name ? s->display_name : "");
+	e->t.claims = s->claims ? json_incref(s->claims) : json_object();
+	e->t.policies = s->policies ? json_incref(s->policies) : json_array();
+	e->t.root = s->root;
+	e->t.created = s->created;
 	e->t.issued = now;
-	e->t.expires = ttl > 0 ? now + ttl : 0;
+	e->t.expires = s->ttl > 0 ? now + s->ttl : 0;
+	if (s->expires_at > 0 && (e->t.expires == 0 ||
+	    e->t.expires > s->expires_at))
+		e->t.expires = s->expires_at;
 	if (e->t.claims == NULL || e->t.policies == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
+	}
+	if (s->nchain > 0) {
+		if (s->nchain > TSI_CHAIN_MAX || s->chain == NULL) {
+			r = TSI_ERR_INVALID_ARG;
+			goto out;
+		}
+		if ((e->chain = calloc(s->nchain, sizeof(*e->chain))) == NULL) {
+			r = TSI_ERR_ALLOC;
+			goto out;
+		}
+		memcpy(e->chain, s->chain, s->nchain * sizeof(*e->chain));
+		e->nchain = s->nchain;
 	}
 
 	if (!reserve(t, now)) {
@@ -313,4 +356,198 @@ size_t
 vault_tokens_count(struct vault_tokens *t)
 {
 	return __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+}
+
+/* Copies e's token into out (references taken). */
+static int
+entry_view(const struct entry *e, time_t now, struct vault_token *out)
+{
+	if (e->t.expires != 0 && e->t.expires <= now)
+		return TSI_ERR_EXPIRED;
+	*out = e->t;
+	json_incref(out->claims);
+	json_incref(out->policies);
+	return TSI_OK;
+}
+
+int
+vault_tokens_lookup_accessor(struct vault_tokens *t, const char *accessor,
+    struct vault_token *out)
+{
+	size_t i, j;
+	int r = TSI_ERR_NOT_FOUND;
+
+	memset(out, 0, sizeof(*out));
+	if (accessor == NULL || strlen(accessor) != VAULT_ACCESSOR_LEN)
+		return TSI_ERR_NOT_FOUND;
+	for (i = 0; i < NSHARDS && r == TSI_ERR_NOT_FOUND; i++) {
+		struct shard *sh = &t->shard[i];
+		pthread_rwlock_rdlock(&sh->lock);
+		for (j = 0; j < SHARD_BUCKETS && r == TSI_ERR_NOT_FOUND; j++) {
+			struct entry *e;
+			for (e = sh->buckets[j]; e != NULL; e = e->next)
+				if (strcmp(e->t.accessor, accessor) == 0) {
+					r = entry_view(e, time(NULL), out);
+					break;
+				}
+		}
+		pthread_rwlock_unlock(&sh->lock);
+	}
+	return r;
+}
+
+int
+vault_tokens_revoke_accessor(struct vault_tokens *t, const char *accessor)
+{
+	struct entry *e = NULL;
+	size_t i, j;
+
+	if (accessor == NULL || strlen(accessor) != VAULT_ACCESSOR_LEN)
+		return TSI_ERR_NOT_FOUND;
+	for (i = 0; i < NSHARDS && e == NULL; i++) {
+		struct shard *sh = &t->shard[i];
+		pthread_rwlock_wrlock(&sh->lock);
+		for (j = 0; j < SHARD_BUCKETS && e == NULL; j++) {
+			struct entry **pp;
+			for (pp = &sh->buckets[j]; *pp != NULL;
+			    pp = &(*pp)->next)
+				if (strcmp((*pp)->t.accessor, accessor) == 0) {
+					e = *pp;
+					*pp = e->next;
+					break;
+				}
+		}
+		pthread_rwlock_unlock(&sh->lock);
+	}
+	if (e == NULL)
+		return TSI_ERR_NOT_FOUND;
+	entry_free(e);
+	__atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);
+	return TSI_OK;
+}
+
+/*
+ * One sweep's verdicts per certificate: tokens share their node and CA
+ * certificates (and a session's tokens their leaf), so each distinct
+ * certificate is checked against the revocation list once per sweep, not
+ * once per token, while shard locks are held. Direct-mapped by the
+ * certificate's hash; a collision just checks again.
+ */
+#define MEMO_SLOTS 4096u
+
+struct memo_slot {
+	unsigned char sha256[32];
+	int used;
+	int ok;
+};
+
+static int
+cert_ok(const struct tsi_trust *trust, const struct tsi_chain_cert *c,
+    struct memo_slot *memo, char *detail, size_t detlen)
+{
+	struct memo_slot *m = NULL;
+	int ok;
+
+	if (memo != NULL) {
+		m = &memo[((unsigned)c->sha256[0] << 8 | c->sha256[1]) &
+		    (MEMO_SLOTS - 1)];
+		if (m->used && memcmp(m->sha256, c->sha256, 32) == 0 && m->ok)
+			return 1;
+	}
+	ok = tsi_trust_chain_check(trust, c, 1, detail, detlen) == TSI_OK;
+	if (m != NULL) {
+		memcpy(m->sha256, c->sha256, 32);
+		m->used = 1;
+		m->ok = ok;
+	}
+	return ok;
+}
+
+static int
+entry_trusted(const struct entry *e, const struct tsi_trust *trust,
+    struct memo_slot *memo, char *detail, size_t detlen)
+{
+	size_t i;
+
+	if (e->nchain == 0)
+		return TSI_OK;
+	if (trust == NULL) {
+		snprintf(detail, detlen, "no trusted CA configured");
+		return TSI_ERR_BAD_TOKEN;
+	}
+	for (i = 0; i < e->nchain; i++)
+		if (!cert_ok(trust, &e->chain[i], memo, detail, detlen))
+			/* Again on the whole path, for a reason that names
+			 * the certificate's depth. */
+			return tsi_trust_chain_check(trust, e->chain,
+			    e->nchain, detail, detlen) == TSI_OK ? TSI_OK :
+			    TSI_ERR_BAD_TOKEN;
+	return TSI_OK;
+}
+
+size_t
+vault_tokens_end_untrusted(struct vault_tokens *t,
+    const struct tsi_trust *trust)
+{
+	struct memo_slot *memo;
+	char detail[256];
+	size_t i, j, n = 0;
+
+	/* Without room for the memo every certificate is checked. */
+	memo = calloc(MEMO_SLOTS, sizeof(*memo));
+	for (i = 0; i < NSHARDS; i++) {
+		struct shard *sh = &t->shard[i];
+		size_t here = 0;
+		pthread_rwlock_wrlock(&sh->lock);
+		for (j = 0; j < SHARD_BUCKETS; j++) {
+			struct entry **pp = &sh->buckets[j];
+			while (*pp != NULL) {
+				struct entry *e = *pp;
+				if (entry_trusted(e, trust, memo, detail,
+				    sizeof(detail)) == TSI_OK) {
+					pp = &e->next;
+					continue;
+				}
+				*pp = e->next;
+				tsi_log(TSI_LOG_WARN, "token.ended_untrusted",
+				    TSI_LS("accessor", e->t.accessor),
+				    TSI_LS("role", e->t.role),
+				    TSI_LS("reason", detail));
+				entry_free(e);
+				here++;
+			}
+		}
+		pthread_rwlock_unlock(&sh->lock);
+		__atomic_sub_fetch(&t->count, here, __ATOMIC_RELAXED);
+		n += here;
+	}
+	free(memo);
+	return n;
+}
+
+int
+vault_tokens_chain_check(struct vault_tokens *t, const char *token,
+    const struct tsi_trust *trust)
+{
+	unsigned char hash[32];
+	char detail[256];
+	struct shard *sh;
+	struct entry *e;
+	int r = TSI_ERR_NOT_FOUND;
+
+	if (token == NULL || strlen(token) > VAULT_TOKEN_MAX)
+		return TSI_ERR_NOT_FOUND;
+	SHA256((const unsigned char *)token, strlen(token), hash);
+	sh = shard_of(t, hash);
+	pthread_rwlock_rdlock(&sh->lock);
+	for (e = sh->buckets[bucket_of(hash)]; e != NULL; e = e->next)
+		if (CRYPTO_memcmp(e->hash, hash, sizeof(hash)) == 0) {
+			r = entry_trusted(e, trust, NULL, detail,
+			    sizeof(detail)) == TSI_OK ? TSI_OK :
+			    TSI_ERR_BAD_TOKEN;
+			break;
+		}
+	pthread_rwlock_unlock(&sh->lock);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return r;
 }

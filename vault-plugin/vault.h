@@ -10,6 +10,8 @@
  *   crypto.c    AES-256-GCM of KV values, the key file
  *   auditlog.c  audit records for every decision; GET /v1/sys/audit/releases
  *   sys.c       /v1/sys/health, /v1/auth/token/{lookup,renew,revoke}-self
+ *   token_admin.c  /v1/auth/token/{create,lookup,lookup-accessor,
+ *               revoke-accessor}; the evaluation of created tokens' roles
  *   metrics.c   counters and histograms
  */
 #ifndef TSI_VAULT_H
@@ -112,12 +114,32 @@ struct vault_token {
 	char accessor[VAULT_ACCESSOR_LEN + 1];
 	char role[128];
 	json_t *claims;     /* reference; never modified once stored */
-	json_t *policies;   /* array of rule names; reference */
+	json_t *policies;   /* array of rule names (login), of role names
+	                       (created); reference */
 	int root;
+	int created;        /* by auth/token/create: policies name roles */
+	char display_name[128]; /* "" for login tokens */
 	time_t issued;
 	time_t expires;     /* 0: never */
 };
 void vault_token_clear(struct vault_token *t);
+
+/* What vault_tokens_add makes. Everything borrowed for the call. */
+struct vault_token_spec {
+	const char *fixed;          /* NULL: random; else this value (root) */
+	const char *role;
+	const char *display_name;   /* NULL: "" */
+	json_t *claims;             /* referenced */
+	json_t *policies;           /* referenced */
+	long ttl;                   /* <= 0: never expires */
+	time_t expires_at;          /* > 0: never later than this instant */
+	int root;
+	int created;
+	/* The verified certificate path the token came through (copied):
+	 * vault_tokens_end_untrusted ends the token once it fails. */
+	const struct tsi_chain_cert *chain;
+	size_t nchain;
+};
 
 int vault_tokens_new(size_t max_tokens, struct vault_tokens **out);
 void vault_tokens_free(struct vault_tokens *t);   /* wipes every entry */
@@ -135,6 +157,25 @@ int vault_tokens_lookup(struct vault_tokens *t, const char *token,
  * expired and swept, or revoked already). */
 int vault_tokens_revoke(struct vault_tokens *t, const char *token);
 size_t vault_tokens_count(struct vault_tokens *t);
+/* As vault_tokens_create, with every attribute. *token: tsi_strfree. */
+int vault_tokens_add(struct vault_tokens *t, const struct vault_token_spec *s,
+    char **token, char accessor[VAULT_ACCESSOR_LEN + 1]);
+/* By accessor (an admin's view): TSI_ERR_NOT_FOUND, TSI_ERR_EXPIRED, or
+ * TSI_OK with *out filled (vault_token_clear). Walks the whole table. */
+int vault_tokens_lookup_accessor(struct vault_tokens *t, const char *accessor,
+    struct vault_token *out);
+/* Removes the token with this accessor; TSI_ERR_NOT_FOUND when none. */
+int vault_tokens_revoke_accessor(struct vault_tokens *t, const char *accessor);
+/* Ends every token whose certificate path trust no longer accepts
+ * (tsi_trust_chain_check; trust NULL: no CA, every such token ends). Tokens
+ * made without a path (root, created) stay. Returns how many ended; each is
+ * logged with its accessor. */
+size_t vault_tokens_end_untrusted(struct vault_tokens *t,
+    const struct tsi_trust *trust);
+/* Whether the token still passes trust (for a login that raced a reload):
+ * TSI_OK, TSI_ERR_BAD_TOKEN, or TSI_ERR_NOT_FOUND. */
+int vault_tokens_chain_check(struct vault_tokens *t, const char *token,
+    const struct tsi_trust *trust);
 
 /* ---- metrics.c ---- */
 enum vault_route {
@@ -324,6 +365,19 @@ enum MHD_Result vault_token_lookup_self(struct vault_req *r);
 /* auth/token/{lookup,renew,revoke}-self, by r->path. */
 enum MHD_Result vault_token_self(struct vault_req *r);
 enum MHD_Result vault_audit_releases(struct vault_req *r);
+/* token_admin.c: auth/token/create, lookup, lookup-accessor,
+ * revoke-accessor, by r->path. */
+enum MHD_Result vault_token_admin(struct vault_req *r);
+/* token_admin.c: Vault's lookup "data" for t; id: the token itself (NULL
+ * when looked up by accessor: ""). Caller json_decref. */
+json_t *vault_token_lookup_data(const struct vault_token *t, const char *id);
+/* token_admin.c: the policy decision for r's token (not root) on path:
+ * a login token by its role; a created token by each of its roles (allowed
+ * when one allows; a deny rule applies to every role alike). p may be
+ * NULL (default deny). Same return as tsi_policy_eval. */
+int vault_token_eval(const struct tsi_policy_set *p,
+    const struct vault_token *tok, const char *path, int cap,
+    struct tsi_decision *d);
 
 /* ---- auditlog.c ---- */
 struct vault_audit_rec {

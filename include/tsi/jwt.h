@@ -78,6 +78,25 @@ int tsi_trust_add_ca_pem(struct tsi_trust *t, const char *pem, size_t len);
  * or by SHA-256 fingerprint of its DER (hex, colons optional). */
 int tsi_trust_revoke(struct tsi_trust *t, const char *serial_or_fingerprint);
 
+/* One certificate of a verified path: what a revocation or the removal of a
+ * CA is checked against after the token that came through it was accepted
+ * (tsi-vault's client tokens keep it; docs/token-core.md). */
+#define TSI_CHAIN_MAX 8
+struct tsi_chain_cert {
+	unsigned char sha256[32];   /* of the DER */
+	char serial[41];            /* lower-case hex, no leading zeros */
+	int trusted;                /* a CA of the trust store (the anchor) */
+};
+
+/* TSI_OK when the path chain[0..n) (from a tsi_verify_result) would still
+ * be accepted by t as far as trust goes: no certificate revoked (by
+ * fingerprint or serial) and every certificate that was a trusted CA still
+ * one. TSI_ERR_BAD_TOKEN otherwise, with one line in detail (may be NULL).
+ * Validity periods are not checked here. Safe while others verify. */
+int tsi_trust_chain_check(const struct tsi_trust *t,
+    const struct tsi_chain_cert *chain, size_t n, char *detail,
+    size_t detlen);
+
 /* opts == NULL means all defaults. Note that a zero-initialised struct
  * means skew 0: set skew = -1 for the default. */
 struct tsi_verify_opts {
@@ -91,11 +110,14 @@ struct tsi_verify_result {
 	char detail[256];       /* one line for logs and `tsi token verify` */
 	char node_fingerprint[65]; /* SHA-256 hex of the node certificate, on success */
 	char kid[44];
+	/* The verified path, leaf first, trust anchor last, on success. */
+	size_t chain_len;
+	struct tsi_chain_cert chain[TSI_CHAIN_MAX];
 };
 
 /* Verifies token (NUL-terminated) with the checks, in the order, of
  * docs/token-core.md. On success returns TSI_OK and *claims (caller
- * json_decref), res->node_fingerprint and res->kid. On refusal returns
+ * json_decref), res->node_fingerprint, res->kid and res->chain. On refusal returns
  * TSI_ERR_BAD_TOKEN with res->reason and res->detail set; *claims untouched.
  * Other codes (TSI_ERR_ALLOC, TSI_ERR_INVALID_ARG for NULL arguments) also
  * leave res->reason non-zero. res must not be NULL. */

@@ -1149,6 +1149,86 @@ test_cache_cert_expires(void **state)
  * before is never used again. The vault's SIGHUP reload builds a new trust
  * (an empty cache); tests/integration/vault test_reload covers that end to
  * end with a warm cache. Here both shapes, at the library level. */
+/* The verified path a token came through (res.chain: session, node, CA),
+ * the same from a cached verdict, and tsi_trust_chain_check against a
+ * later trust: a revoked certificate or a CA no longer trusted fails it. */
+static void
+test_chain_then_trust_change(void **state)
+{
+	struct fx *f = *state;
+	struct tsi_verify_opts o = { .now = f->now, .skew = 60 };
+	struct tsi_verify_result res, res2;
+	struct tsi_trust *t = NULL;
+	json_t *claims = NULL;
+	unsigned char h[32];
+	unsigned int hl = sizeof(h);
+	char fp[65], *pem = NULL, *tok, detail[256];
+	EVP_PKEY *k2 = pki_key();
+	X509 *ca2;
+	int i;
+
+	tok = good_token(f, claims_base(f->now));
+	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res), TSI_OK);
+	json_decref(claims);
+	claims = NULL;
+	assert_int_equal(res.chain_len, 3);
+	assert_int_equal(X509_digest(f->sess, EVP_sha256(), h, &hl), 1);
+	assert_memory_equal(res.chain[0].sha256, h, 32);
+	assert_int_equal(X509_digest(f->node, EVP_sha256(), h, &hl), 1);
+	assert_memory_equal(res.chain[1].sha256, h, 32);
+	assert_int_equal(X509_digest(f->ca, EVP_sha256(), h, &hl), 1);
+	assert_memory_equal(res.chain[2].sha256, h, 32);
+	assert_int_equal(res.chain[0].trusted, 0);
+	assert_int_equal(res.chain[1].trusted, 0);
+	assert_int_equal(res.chain[2].trusted, 1);
+	for (i = 0; i < 3; i++)
+		assert_true(res.chain[i].serial[0] != '\0');
+	/* A second verification (the cached verdict) gives the same path. */
+	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res2),
+	    TSI_OK);
+	json_decref(claims);
+	assert_int_equal(res2.chain_len, 3);
+	assert_memory_equal(res2.chain, res.chain, sizeof(res.chain));
+	assert_int_equal(tsi_trust_chain_check(f->trust, res.chain, 3, detail,
+	    sizeof(detail)), TSI_OK);
+
+	/* A new trust revoking the node certificate. */
+	assert_int_equal(tsi_x509_to_pem(f->ca, &pem), TSI_OK);
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	assert_int_equal(tsi_trust_chain_check(t, res.chain, 3, NULL, 0), TSI_OK);
+	assert_int_equal(tsi_x509_fingerprint(f->node, fp), TSI_OK);
+	assert_int_equal(tsi_trust_revoke(t, fp), TSI_OK);
+	assert_int_equal(tsi_trust_chain_check(t, res.chain, 3, detail,
+	    sizeof(detail)), TSI_ERR_BAD_TOKEN);
+	assert_non_null(strstr(detail, "depth 1 is revoked"));
+	tsi_trust_free(t);
+
+	/* By the session certificate's serial. */
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	assert_int_equal(tsi_trust_revoke(t, res.chain[0].serial), TSI_OK);
+	assert_int_equal(tsi_trust_chain_check(t, res.chain, 3, NULL, 0),
+	    TSI_ERR_BAD_TOKEN);
+	tsi_trust_free(t);
+
+	/* Another CA only: the token's CA is no longer trusted. */
+	ca2 = mk("other CA", NULL, NULL, k2, 1, -1, "keyCertSign", NULL, -60,
+	    86400);
+	free(pem);
+	assert_int_equal(tsi_x509_to_pem(ca2, &pem), TSI_OK);
+	assert_int_equal(tsi_trust_new(&t), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
+	assert_int_equal(tsi_trust_chain_check(t, res.chain, 3, detail,
+	    sizeof(detail)), TSI_ERR_BAD_TOKEN);
+	assert_non_null(strstr(detail, "no longer trusted"));
+	tsi_trust_free(t);
+	X509_free(ca2);
+	EVP_PKEY_free(k2);
+	free(pem);
+	free(tok);
+}
+
 static void
 test_cache_revoked_with_warm_cache(void **state)
 {
@@ -1541,6 +1621,7 @@ main(void)
 		cmocka_unit_test(test_decode_unverified),
 		cmocka_unit_test(test_cache_cert_expires),
 		cmocka_unit_test(test_cache_revoked_with_warm_cache),
+		cmocka_unit_test(test_chain_then_trust_change),
 		cmocka_unit_test(test_cache_other_chain_same_leaf),
 		cmocka_unit_test(test_cache_header_variants),
 		cmocka_unit_test(test_cache_concurrent),
