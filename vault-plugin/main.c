@@ -312,17 +312,8 @@ reload(struct vault *v)
 	char err[ERRLEN] = "";
 	int ok = 1;
 
-	if (v->set->policy_dir != NULL) {
-		if (tsi_policy_load_dir(v->set->policy_dir, &np, err,
-		    sizeof(err)) != TSI_OK) {
-			tsi_log(TSI_LOG_ERROR, "reload.policy_failed",
-			    TSI_LS("error", err),
-			    TSI_LS("kept", "previous policy set"));
-			np = NULL;
-			ok = 0;
-		}
-	}
-	err[0] = '\0';
+	if (!vault_policy_prepare(v, &np))
+		ok = 0;
 	if (trust_build(v->set, &nt, err, sizeof(err)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "reload.trust_failed", TSI_LS("error", err),
 		    TSI_LS("kept", "previous CAs and revocations"));
@@ -341,6 +332,8 @@ reload(struct vault *v)
 	}
 	pthread_mutex_unlock(&v->mu);
 	tsi_policy_unref(op);
+	if (np != NULL)
+		vault_policy_keep(v, 1);
 	vault_trust_put(v, ot);
 	if (ok)
 		__atomic_fetch_add(&v->metrics.reloads_ok, 1, __ATOMIC_RELAXED);
@@ -641,9 +634,7 @@ main(int argc, char **argv)
 	pthread_mutex_init(&v.reader_mu, NULL);
 	v.started = time(NULL);
 	vault_uuid(v.cluster_id);
-	if (set.policy_dir != NULL && tsi_policy_load_dir(set.policy_dir, &v.policy,
-	    err, sizeof(err)) != TSI_OK) {
-		v.policy = NULL;
+	if (vault_policy_start(&v, err, sizeof(err)) != TSI_OK) {
 		code = fail(EXIT_USAGE, "%s", err);
 		goto done;
 	}
@@ -674,6 +665,7 @@ main(int argc, char **argv)
 			goto done;
 		}
 	}
+	vault_policy_keep(&v, 0);
 	if (set.policy_dir == NULL)
 		tsi_log(TSI_LOG_WARN, "config.no_policy",
 		    TSI_LS("effect", "every login is refused"));
