@@ -18,6 +18,10 @@
  *    when any element of a list claim matches; a {claim} template that
  *    cannot be resolved to one literal segment matches any segment.
  * So a missing or odd claim can never lift a deny nor win an allow.
+ *
+ * The root token has no role: tsi_policy_eval_root tries only the deny rules
+ * marked guardrail, with root's (empty) claims, so the same fail-closed
+ * reading makes a guardrail that depends on a claim deny root.
  */
 #include "policy_int.h"
 #include "tsi/err.h"

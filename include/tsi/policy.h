@@ -4,8 +4,8 @@
  * A policy set is every *.conf file of a policy directory (libconfig syntax):
  * roles and rules. Evaluation is default deny; a matching deny rule wins over
  * any allow (deny rules apply to every role, listed in it or not; allow rules
- * only to the roles that list them); every decision names the rule that made
- * it. docs/policy.md is the reference. A set is immutable
+ * only to the roles that list them; deny rules marked guardrail bind the root
+ * token too); every decision names the rule that made it. docs/policy.md is the reference. A set is immutable
  * once loaded and reference counted, so a server can swap in a reloaded set
  * (SIGHUP) while requests still evaluate against the old one.
  */
