@@ -46,6 +46,19 @@ tsi_policy_check_dropped(const struct tsi_policy_set *prev,
 		return TSI_ERR_INVALID_ARG;
 	if (prev == NULL)
 		return TSI_OK;
+	/* Every file gone at once is a failed mount or a wrong directory far
+	 * more often than a decision; running without policies is chosen by
+	 * leaving policy_dir out of the configuration. */
+	if (next->nrules + next->nroles == 0 && prev->nrules + prev->nroles > 0) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "the policy directory defines no "
+			    "rules or roles (%zu file%s), but the set in force has "
+			    "%zu rule%s and %zu role%s", next->nfiles,
+			    next->nfiles == 1 ? "" : "s", prev->nrules,
+			    prev->nrules == 1 ? "" : "s", prev->nroles,
+			    prev->nroles == 1 ? "" : "s");
+		return TSI_ERR_CONFIG;
+	}
 	for (i = 0; i < prev->nfiles; i++) {
 		const struct tsi_pol_file *o = &prev->files[i];
 		const struct tsi_pol_file *n = find_file(next, o->name);

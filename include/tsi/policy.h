@@ -100,9 +100,10 @@ size_t tsi_policy_guardrails(const struct tsi_policy_set *p);
  * with a newly loaded one (next): TSI_ERR_CONFIG, with "file: reason" in
  * err, when a file that defined rules or roles in prev is still there but
  * defines none in next (emptied, truncated, or only comments left: the shape
- * of a file caught while being written in place). A file that is gone from
- * the directory is a deliberate removal and allowed. prev NULL: TSI_OK.
- * Both sets borrowed. */
+ * of a file caught while being written in place), or when next has no rules
+ * or roles at all while prev had some (an empty or unmounted directory). A
+ * file that is gone from the directory while others keep rules is a
+ * deliberate removal and allowed. prev NULL: TSI_OK. Both sets borrowed. */
 int tsi_policy_check_dropped(const struct tsi_policy_set *prev,
     const struct tsi_policy_set *next, char *err, size_t errlen);
 

@@ -113,6 +113,24 @@ test_refused(void **state)
 		    "roles, but the set in force has 2 rules and 0 roles"));
 		assert_non_null(strstr(err, "atomic rename"));
 	}
+	/* Every file gone: an empty or unmounted directory. */
+	{
+		struct tsi_policy_set *prev = load_ok(dir), *next;
+		char empty[256];
+
+		assert_int_equal(pd_make(empty, sizeof(empty)), 0);
+		next = load_ok(empty);
+		assert_int_equal(tsi_policy_check_dropped(prev, next, err,
+		    sizeof(err)), TSI_ERR_CONFIG);
+		assert_non_null(strstr(err, "the policy directory defines no "
+		    "rules or roles (0 files), but the set in force has 3 rules "
+		    "and 1 role"));
+		assert_int_equal(tsi_policy_check_dropped(next, next, err,
+		    sizeof(err)), TSI_OK);
+		tsi_policy_unref(prev);
+		tsi_policy_unref(next);
+		pd_rm(empty);
+	}
 	/* A roles-only file emptied: its roles would be dropped too. */
 	assert_int_equal(pd_write(dir, "50-deny.conf", deny_text), 0);
 	assert_int_equal(dropped("10-roles.conf", "", err, sizeof(err)),
