@@ -114,6 +114,7 @@ test_refused(void **state)
 		assert_non_null(strstr(err, "atomic rename"));
 	}
 	/* Every file gone: an empty or unmounted directory. */
+	assert_int_equal(pd_write(dir, "50-deny.conf", deny_text), 0);
 	{
 		struct tsi_policy_set *prev = load_ok(dir), *next;
 		char empty[256];
