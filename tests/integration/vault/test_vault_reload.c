@@ -169,6 +169,28 @@ test_truncated_and_comment_only(void **state)
 	write_by_rename(s, "50-deny.conf", deny_conf);
 	assert_int_equal(rw_reload(&s->f), 0);
 	assert_int_equal(eu_read(s), 403);
+	/* Every file gone at once (an unmounted directory): refused too. */
+	{
+		static const char *const names[] = { "test.conf", "50-deny.conf" };
+		char from[600], to[600];
+		size_t i;
+
+		for (i = 0; i < 2; i++) {
+			snprintf(from, sizeof(from), "%s/%s", s->f.policy_dir,
+			    names[i]);
+			snprintf(to, sizeof(to), "%s/%s.away", s->f.dir, names[i]);
+			assert_int_equal(rename(from, to), 0);
+		}
+		assert_int_equal(rw_reload(&s->f), 0);
+		assert_int_equal(refusals(s, "dropped_rules"), 3);
+		assert_int_equal(eu_read(s), 403);
+		for (i = 0; i < 2; i++) {
+			snprintf(from, sizeof(from), "%s/%s.away", s->f.dir,
+			    names[i]);
+			snprintf(to, sizeof(to), "%s/%s", s->f.policy_dir, names[i]);
+			assert_int_equal(rename(from, to), 0);
+		}
+	}
 }
 
 static void
