@@ -174,10 +174,13 @@ tsi_policy_save(const struct tsi_policy_set *p, const char *path,
 			snprintf(err, errlen, "policy copy: bad path");
 		return TSI_ERR_INVALID_ARG;
 	}
-	memcpy(parent, path, (size_t)(slash - path));
-	parent[slash - path] = '\0';
-	if (parent[0] == '\0')
-		parent[0] = '/', parent[1] = '\0';
+	if (slash == path) {
+		parent[0] = '/';
+		parent[1] = '\0';
+	} else {
+		memcpy(parent, path, (size_t)(slash - path));
+		parent[slash - path] = '\0';
+	}
 	base = slash + 1;
 	if (snprintf(copy, sizeof(copy), "%s.XXXXXX", path) >= (int)sizeof(copy) ||
 	    snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp)) {
