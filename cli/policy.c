@@ -4,6 +4,7 @@
  *   tsi policy check DIR
  *   tsi policy eval --dir DIR --claims FILE.json --path P [--capability C]
  *                   [--role R] [--json]
+ *   tsi policy eval --dir DIR --root [--claims FILE.json] --path P ...
  *
  * check: every error as "file:line: reason" on stderr, exit 2 when any,
  * else a summary on stdout and exit 0. eval: "allow" or "deny", the deciding
@@ -28,6 +29,8 @@ usage_to(FILE *f)
 	fprintf(f, "usage: tsi policy check DIR\n"
 	    "       tsi policy eval --dir DIR --claims FILE.json --path PATH\n"
 	    "                       [--capability CAP] [--role ROLE] [--json]\n"
+	    "       tsi policy eval --dir DIR --root [--claims FILE.json] --path PATH\n"
+	    "                       [--capability CAP] [--json]\n"
 	    "\n"
 	    "check  validate every *.conf file of DIR; prints each error as\n"
 	    "       file:line: reason (exit 2), or a summary (exit 0).\n"
@@ -39,6 +42,8 @@ usage_to(FILE *f)
 	    "       and only its rules count; without, every rule of DIR counts.\n"
 	    "       Prints allow or deny, the deciding rule and the reason;\n"
 	    "       --json prints {\"decision\",\"rule\",\"reason\"}.\n"
+	    "       --root decides as for the root token: only guardrails (deny\n"
+	    "       rules with guardrail = true) count; claims default to none.\n"
 	    "       Exit 0 allow, 3 deny, 2 bad usage or bad policy.\n");
 }
 
@@ -61,7 +66,7 @@ static int
 cmd_check(int argc, char **argv)
 {
 	struct tsi_policy_set *p = NULL;
-	size_t nfiles, nroles, nrules;
+	size_t nfiles, nroles, nrules, nguard;
 	char err[1024];
 	int n = 0, r;
 
@@ -87,9 +92,11 @@ cmd_check(int argc, char **argv)
 		return TSI_EXIT_USAGE;
 	}
 	tsi_policy_stats(p, &nfiles, &nroles, &nrules);
-	printf("%s: ok: %zu file%s, %zu role%s, %zu rule%s\n", argv[1], nfiles,
-	    nfiles == 1 ? "" : "s", nroles, nroles == 1 ? "" : "s", nrules,
-	    nrules == 1 ? "" : "s");
+	nguard = tsi_policy_guardrails(p);
+	printf("%s: ok: %zu file%s, %zu role%s, %zu rule%s (%zu guardrail%s)\n",
+	    argv[1], nfiles, nfiles == 1 ? "" : "s", nroles,
+	    nroles == 1 ? "" : "s", nrules, nrules == 1 ? "" : "s", nguard,
+	    nguard == 1 ? "" : "s");
 	tsi_policy_unref(p);
 	return TSI_EXIT_OK;
 }
@@ -127,6 +134,7 @@ cmd_eval(int argc, char **argv)
 		{ "capability", required_argument, NULL, 'C' },
 		{ "role", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "root", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -137,7 +145,7 @@ cmd_eval(int argc, char **argv)
 	json_t *claims = NULL;
 	json_error_t jerr;
 	char err[1024];
-	int c, cap, as_json = 0, rc = TSI_EXIT_USAGE;
+	int c, cap, as_json = 0, as_root = 0, rc = TSI_EXIT_USAGE;
 
 	optind = 1;
 	opterr = 0;
@@ -149,6 +157,7 @@ cmd_eval(int argc, char **argv)
 		case 'C': capname = optarg; break;
 		case 'r': role = optarg; break;
 		case 'j': as_json = 1; break;
+		case 'R': as_root = 1; break;
 		case 'h': policy_usage(); return TSI_EXIT_OK;
 		default:
 			tsi_cli_err("policy eval: unknown or incomplete option '%s'",
@@ -156,10 +165,12 @@ cmd_eval(int argc, char **argv)
 			return TSI_EXIT_USAGE;
 		}
 	}
-	if (optind != argc || dir == NULL || claims_file == NULL ||
-	    path == NULL) {
+	if (optind != argc || dir == NULL || path == NULL ||
+	    (claims_file == NULL && !as_root) || (as_root && role != NULL)) {
 		tsi_cli_err("usage: tsi policy eval --dir DIR --claims FILE.json "
-		    "--path PATH [--capability CAP] [--role ROLE] [--json]");
+		    "--path PATH [--capability CAP] [--role ROLE] [--json]\n"
+		    "       tsi policy eval --dir DIR --root [--claims FILE.json] "
+		    "--path PATH [--capability CAP] [--json]");
 		return TSI_EXIT_USAGE;
 	}
 	if ((cap = tsi_cap_from_name(capname)) == 0) {
@@ -167,20 +178,31 @@ cmd_eval(int argc, char **argv)
 		    "delete, list, audit)", capname);
 		return TSI_EXIT_USAGE;
 	}
-	if (strcmp(claims_file, "-") == 0)
+	if (claims_file == NULL)
+		claims = json_object();   /* root has no claims */
+	else if (strcmp(claims_file, "-") == 0)
 		claims = json_loadf(stdin, JSON_REJECT_DUPLICATES, &jerr);
 	else
 		claims = json_load_file(claims_file, JSON_REJECT_DUPLICATES, &jerr);
 	if (claims == NULL) {
-		tsi_cli_err("%s:%d: %s", claims_file, jerr.line, jerr.text);
+		if (claims_file == NULL)
+			tsi_cli_err("out of memory");
+		else
+			tsi_cli_err("%s:%d: %s", claims_file, jerr.line, jerr.text);
 		goto out;
 	}
 	if (!json_is_object(claims)) {
-		tsi_cli_err("%s: claims must be a JSON object", claims_file);
+		tsi_cli_err("%s: claims must be a JSON object", claims_file ?
+		    claims_file : "-");
 		goto out;
 	}
 	if (tsi_policy_load_dir(dir, &p, err, sizeof(err)) != TSI_OK) {
 		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	if (as_root) {
+		tsi_policy_eval_root(p, claims, path, cap, &d);
+		rc = print_decision(&d, as_json);
 		goto out;
 	}
 	if (role != NULL) {

@@ -18,6 +18,10 @@
  *    when any element of a list claim matches; a {claim} template that
  *    cannot be resolved to one literal segment matches any segment.
  * So a missing or odd claim can never lift a deny nor win an allow.
+ *
+ * The root token has no role: tsi_policy_eval_root tries only the deny rules
+ * marked guardrail, with root's (empty) claims, so the same fail-closed
+ * reading makes a guardrail that depends on a claim deny root.
  */
 #include "policy_int.h"
 #include "tsi/err.h"
@@ -228,6 +232,30 @@ tsi_policy_login(const struct tsi_policy_set *p, const char *role,
 	return TSI_OK;
 }
 
+/* The checks every request passes before any rule is read; TSI_OK or
+ * TSI_ERR_DENIED with d filled. */
+static int
+check_request(const char *path, int cap, struct tsi_decision *d)
+{
+	if (!valid_cap(cap)) {
+		decide(d, 0, "default-deny", "unknown capability %d", cap);
+		return TSI_ERR_DENIED;
+	}
+	if (tsi_pol_path_valid(path) < 0) {
+		decide(d, 0, "default-deny", "malformed path");
+		return TSI_ERR_DENIED;
+	}
+	/* The capability must be one the path's mount is checked for (list on
+	 * secret/metadata/, audit on sys/audit/, ...): a rule listing both
+	 * paths and capabilities never grants list on secret/data/. */
+	if (!(tsi_pol_caps_for_pattern(path) & cap)) {
+		decide(d, 0, "default-deny", "capability %s does not apply to "
+		    "%.120s", tsi_cap_name(cap), path);
+		return TSI_ERR_DENIED;
+	}
+	return TSI_OK;
+}
+
 int
 tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
     const json_t *claims, const char *path, int cap, struct tsi_decision *d)
@@ -245,23 +273,9 @@ tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
 		decide(d, 0, "default-deny", "no policy set or claims");
 		return TSI_ERR_DENIED;
 	}
-	if (!valid_cap(cap)) {
-		decide(d, 0, "default-deny", "unknown capability %d", cap);
+	if (check_request(path, cap, d) != TSI_OK)
 		return TSI_ERR_DENIED;
-	}
 	capname = tsi_cap_name(cap);
-	if (tsi_pol_path_valid(path) < 0) {
-		decide(d, 0, "default-deny", "malformed path");
-		return TSI_ERR_DENIED;
-	}
-	/* The capability must be one the path's mount is checked for (list on
-	 * secret/metadata/, audit on sys/audit/, ...): a rule listing both
-	 * paths and capabilities never grants list on secret/data/. */
-	if (!(tsi_pol_caps_for_pattern(path) & cap)) {
-		decide(d, 0, "default-deny", "capability %s does not apply to "
-		    "%.120s", capname, path);
-		return TSI_ERR_DENIED;
-	}
 	if (role != NULL) {
 		char why[200];
 
@@ -315,4 +329,55 @@ tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
 		decide(d, 0, "default-deny", "no rule grants %s on %.120s",
 		    capname, path);
 	return TSI_ERR_DENIED;
+}
+
+/*
+ * Root is not a role: it has no allow rules to find and no claims to match,
+ * so only the guardrails are tried. Root's claims are empty (or NULL, which
+ * reads the same: every claim missing), and deny rules read a missing claim
+ * as "the deny applies" and an unresolvable {claim} as any segment; so a
+ * guardrail that depends on where the caller is binds root on all of its
+ * paths. That is the point: root cannot show it is inside the fence.
+ */
+int
+tsi_policy_eval_root(const struct tsi_policy_set *p, const json_t *claims,
+    const char *path, int cap, struct tsi_decision *d)
+{
+	char near[200];
+	size_t i;
+
+	if (d == NULL)
+		return TSI_ERR_INVALID_ARG;
+	decide(d, 0, "default-deny", "denied");
+	if (claims != NULL && !json_is_object(claims)) {
+		decide(d, 0, "default-deny", "claims are not an object");
+		return TSI_ERR_DENIED;
+	}
+	if (check_request(path, cap, d) != TSI_OK)
+		return TSI_ERR_DENIED;
+	near[0] = '\0';
+	for (i = 0; p != NULL && i < p->nrules; i++) {
+		const struct tsi_pol_rule *rule = &p->rules[i];
+
+		if (!rule->deny || !rule->guardrail)
+			continue;
+		if (!rule_applies(rule, claims, path, cap, near, sizeof(near)))
+			continue;
+		decide(d, 0, rule->name, "guardrail '%s' applies to the root "
+		    "token: %s on %.120s", rule->name, tsi_cap_name(cap), path);
+		return TSI_ERR_DENIED;
+	}
+	decide(d, 1, "root", "root token");
+	return TSI_OK;
+}
+
+size_t
+tsi_policy_guardrails(const struct tsi_policy_set *p)
+{
+	size_t i, n = 0;
+
+	for (i = 0; p != NULL && i < p->nrules; i++)
+		if (p->rules[i].deny && p->rules[i].guardrail)
+			n++;
+	return n;
 }

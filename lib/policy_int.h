@@ -40,6 +40,7 @@ struct tsi_pol_rule {
 	char **paths;
 	size_t npaths;
 	struct tsi_pol_match match;
+	int guardrail;    /* deny rule that binds the root token too */
 	char *file;
 	int line;
 };
@@ -55,12 +56,23 @@ struct tsi_pol_role {
 	int line;
 };
 
+/* One file of a set as it was read: its bytes are what tsi_policy_save
+ * writes as the last good set, and its counts are what
+ * tsi_policy_check_dropped compares. */
+struct tsi_pol_file {
+	char *name;       /* base name, as in the directory */
+	char *text;       /* the bytes that were parsed (NUL-terminated) */
+	size_t len;
+	size_t nrules, nroles;
+};
+
 struct tsi_policy_set {
 	atomic_long refs;
 	struct tsi_pol_rule *rules;
 	size_t nrules;
 	struct tsi_pol_role *roles;
 	size_t nroles;
+	struct tsi_pol_file *files;
 	size_t nfiles;
 };
 

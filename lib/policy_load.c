@@ -90,7 +90,7 @@ struct loader {
 	int oom;
 	const char *file;            /* the file being parsed */
 	struct tsi_policy_set *set;
-	size_t rules_cap, roles_cap;
+	size_t rules_cap, roles_cap, files_cap;
 	struct seen_list rules_seen;
 	struct seen_list roles_seen;
 	struct ref *refs;
@@ -503,6 +503,7 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 	const char *name;
 	char ctx[TSI_POL_NAME_MAX + 16];
 	int i, n, bad = 0, caps_given = 0;
+	const config_setting_t *guard = NULL;
 
 	memset(&r, 0, sizeof(r));
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
@@ -541,6 +542,15 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 				SERR(ld, m, "%s: 'description' must be a string", ctx);
 				bad = 1;
 			}
+		} else if (strcmp(key, "guardrail") == 0) {
+			if (config_setting_type(m) != CONFIG_TYPE_BOOL) {
+				SERR(ld, m, "%s: 'guardrail' must be true or false",
+				    ctx);
+				bad = 1;
+				continue;
+			}
+			r.guardrail = config_setting_get_bool(m);
+			guard = m;
 		} else if (strcmp(key, "paths") == 0) {
 			size_t j;
 
@@ -598,6 +608,12 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 	}
 	if (!caps_given && r.deny)
 		r.caps = ALL_CAPS;
+	/* Only a deny can bind root: an allow "guardrail" would read as a
+	 * restriction while granting. */
+	if (r.guardrail && !r.deny) {
+		SERR(ld, guard, "%s: 'guardrail' is for deny rules only", ctx);
+		bad = 1;
+	}
 	/* Each capability must apply to at least one of the rule's paths, so
 	 * that a rule never silently grants (or denies) nothing. */
 	if (!bad && caps_given) {
@@ -874,6 +890,31 @@ fail:
 	return NULL;
 }
 
+/* Records a parsed file in the set; takes *text (set to NULL) on success,
+ * sets ld->oom when memory runs out. */
+static void
+set_push_file(struct loader *ld, const char *name, char **text,
+    size_t nrules, size_t nroles)
+{
+	struct tsi_policy_set *p = ld->set;
+	struct tsi_pol_file *nv, *f;
+
+	if ((nv = set_grow(ld, p->files, p->nfiles, &ld->files_cap,
+	    sizeof(*nv))) == NULL)
+		return;
+	p->files = nv;
+	f = &p->files[p->nfiles];
+	memset(f, 0, sizeof(*f));
+	if ((f->name = xstrdup(ld, name)) == NULL)
+		return;
+	f->text = *text;
+	f->len = strlen(*text);
+	*text = NULL;
+	f->nrules = nrules;
+	f->nroles = nroles;
+	p->nfiles++;
+}
+
 static void
 parse_file(struct loader *ld, const char *dir, const char *name)
 {
@@ -881,6 +922,8 @@ parse_file(struct loader *ld, const char *dir, const char *name)
 	char *text = NULL;
 	config_t cfg;
 	const config_setting_t *root;
+	struct tsi_policy_set *p = ld->set;
+	size_t rules0 = p->nrules, roles0 = p->nroles;
 	int i, n;
 
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
@@ -911,7 +954,7 @@ parse_file(struct loader *ld, const char *dir, const char *name)
 			SERR(ld, s, "unknown setting '%s' (a policy file has roles "
 			    "and rules)", key ? key : "?");
 	}
-	ld->set->nfiles++;
+	set_push_file(ld, name, &text, p->nrules - rules0, p->nroles - roles0);
 out:
 	config_destroy(&cfg);
 	free(text);
@@ -964,8 +1007,13 @@ set_free(struct tsi_policy_set *p)
 		tsi_pol_rule_clear(&p->rules[i]);
 	for (i = 0; i < p->nroles; i++)
 		tsi_pol_role_clear(&p->roles[i]);
+	for (i = 0; i < p->nfiles; i++) {
+		free(p->files[i].name);
+		free(p->files[i].text);
+	}
 	free(p->rules);
 	free(p->roles);
+	free(p->files);
 	free(p);
 }
 

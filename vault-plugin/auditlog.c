@@ -243,14 +243,16 @@ vault_audit_releases(struct vault_req *r)
 		return vault_respond_error(r, 405, "method not allowed");
 	if (vault_req_auth(r, &reason) != TSI_OK)
 		return vault_respond_error(r, 403, "permission denied");
-	if (!r->tok.root) {
-		p = vault_policy_get(r->v);
-		rc = p ? vault_token_eval(p, &r->tok, "sys/audit/releases",
-		    TSI_CAP_AUDIT, &d) : TSI_ERR_DENIED;
-		tsi_policy_unref(p);
-		if (rc != TSI_OK)
-			return vault_respond_error(r, 403, "permission denied");
-	}
+	p = vault_policy_get(r->v);
+	if (r->tok.root)
+		rc = tsi_policy_eval_root(p, r->tok.claims, "sys/audit/releases",
+		    TSI_CAP_AUDIT, &d);
+	else
+		rc = vault_token_eval(p, &r->tok, "sys/audit/releases",
+		    TSI_CAP_AUDIT, &d);
+	tsi_policy_unref(p);
+	if (rc != TSI_OK)
+		return vault_respond_error(r, 403, "permission denied");
 	memset(&q, 0, sizeof(q));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		arg[i] = vault_query_arg(r, names[i], &bad);

@@ -467,10 +467,9 @@ vault_kv_handle(struct vault_req *r)
 		kv_meta_clear(&meta);
 	}
 	if (r->tok.root) {
-		k.d.allowed = 1;
-		snprintf(k.d.rule, sizeof(k.d.rule), "root");
-		snprintf(k.d.reason, sizeof(k.d.reason), "root token");
-		rc = TSI_OK;
+		/* Root skips roles but not guardrails (docs/policy.md). */
+		p = vault_policy_get(r->v);
+		rc = tsi_policy_eval_root(p, r->tok.claims, k.ppath, cap, &k.d);
 	} else if ((p = vault_policy_get(r->v)) == NULL) {
 		snprintf(k.d.rule, sizeof(k.d.rule), "default-deny");
 		snprintf(k.d.reason, sizeof(k.d.reason), "no policy loaded");

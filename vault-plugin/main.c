@@ -313,17 +313,8 @@ reload(struct vault *v)
 	size_t ended = 0;
 	int ok = 1;
 
-	if (v->set->policy_dir != NULL) {
-		if (tsi_policy_load_dir(v->set->policy_dir, &np, err,
-		    sizeof(err)) != TSI_OK) {
-			tsi_log(TSI_LOG_ERROR, "reload.policy_failed",
-			    TSI_LS("error", err),
-			    TSI_LS("kept", "previous policy set"));
-			np = NULL;
-			ok = 0;
-		}
-	}
-	err[0] = '\0';
+	if (!vault_policy_prepare(v, &np))
+		ok = 0;
 	if (trust_build(v->set, &nt, err, sizeof(err)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "reload.trust_failed", TSI_LS("error", err),
 		    TSI_LS("kept", "previous CAs and revocations"));
@@ -342,6 +333,8 @@ reload(struct vault *v)
 	}
 	pthread_mutex_unlock(&v->mu);
 	tsi_policy_unref(op);
+	if (np != NULL)
+		vault_policy_keep(v, 1);
 	vault_trust_put(v, ot);
 	/* Live client tokens end with the trust they came through, at once,
 	 * not when their JWT would have expired (tokens.c). */
@@ -647,9 +640,7 @@ main(int argc, char **argv)
 	pthread_mutex_init(&v.reader_mu, NULL);
 	v.started = time(NULL);
 	vault_uuid(v.cluster_id);
-	if (set.policy_dir != NULL && tsi_policy_load_dir(set.policy_dir, &v.policy,
-	    err, sizeof(err)) != TSI_OK) {
-		v.policy = NULL;
+	if (vault_policy_start(&v, err, sizeof(err)) != TSI_OK) {
 		code = fail(EXIT_USAGE, "%s", err);
 		goto done;
 	}
@@ -680,6 +671,7 @@ main(int argc, char **argv)
 			goto done;
 		}
 	}
+	vault_policy_keep(&v, 0);
 	if (set.policy_dir == NULL)
 		tsi_log(TSI_LOG_WARN, "config.no_policy",
 		    TSI_LS("effect", "every login is refused"));

@@ -123,7 +123,7 @@ render(struct vault *v, struct tsi_buf *b)
 	memset(&st, 0, sizeof(st));
 	if (v->audit != NULL)
 		tsi_audit_status(v->audit, &st);
-	return tsi_buf_putf(b,
+	if ((r = tsi_buf_putf(b,
 	    "# HELP tsi_vault_audit_healthy 1 when audit commits succeed.\n"
 	    "# TYPE tsi_vault_audit_healthy gauge\n"
 	    "tsi_vault_audit_healthy %d\n"
@@ -147,7 +147,23 @@ render(struct vault *v, struct tsi_buf *b)
 	    (unsigned long long)st.failed, vault_tokens_count(v->tokens),
 	    (unsigned long long)__atomic_load_n(&m->reloads_ok, __ATOMIC_RELAXED),
 	    (unsigned long long)__atomic_load_n(&m->reloads_failed,
-	    __ATOMIC_RELAXED));
+	    __ATOMIC_RELAXED))) != TSI_OK)
+		return r;
+	return tsi_buf_putf(b,
+	    "# HELP tsi_vault_policy_refusals_total Policy directories refused "
+	    "at start-up or reload (the set in force stayed), by reason.\n"
+	    "# TYPE tsi_vault_policy_refusals_total counter\n"
+	    "tsi_vault_policy_refusals_total{reason=\"invalid\"} %llu\n"
+	    "tsi_vault_policy_refusals_total{reason=\"dropped_rules\"} %llu\n"
+	    "# HELP tsi_vault_policy_stale 1 while the policy set in force is "
+	    "not the policy directory's files (refused, or the last good set).\n"
+	    "# TYPE tsi_vault_policy_stale gauge\n"
+	    "tsi_vault_policy_stale %d\n",
+	    (unsigned long long)__atomic_load_n(&m->policy_refused_invalid,
+	    __ATOMIC_RELAXED),
+	    (unsigned long long)__atomic_load_n(&m->policy_refused_dropped,
+	    __ATOMIC_RELAXED),
+	    __atomic_load_n(&m->policy_stale, __ATOMIC_RELAXED));
 }
 
 enum MHD_Result

@@ -13,6 +13,7 @@
  *   token_admin.c  /v1/auth/token/{create,lookup,lookup-accessor,
  *               revoke-accessor}; the evaluation of created tokens' roles
  *   metrics.c   counters and histograms
+ *   policies.c  the policy set at start-up and reload, the last good set
  */
 #ifndef TSI_VAULT_H
 #define TSI_VAULT_H
@@ -204,6 +205,11 @@ struct vault_metrics {
 	struct vault_hist read;
 	uint64_t audit_append_failures;
 	uint64_t reloads_ok, reloads_failed;
+	/* Policy directories refused (the set in force stayed): invalid,
+	 * or a file that had rules and has none; stale is 1 while the set in
+	 * force is not the directory's files. */
+	uint64_t policy_refused_invalid, policy_refused_dropped;
+	int policy_stale;
 };
 void vault_metrics_request(struct vault_metrics *m, enum vault_route r,
     unsigned status);
@@ -250,6 +256,24 @@ struct vault {
 	time_t started;
 	char cluster_id[37];
 };
+
+/* ---- policies.c ---- */
+/* Start-up: loads policy_dir into v->policy (NULL when there is none). When
+ * it does not load, or drops rules compared with the last good set kept in
+ * data_dir, that set is put in force instead (logged at error level, the
+ * stale gauge set). TSI_OK, or the loader's error with "file:line: reason"
+ * in err when there is no last good set. Only reads: call before data_dir
+ * is created. */
+int vault_policy_start(struct vault *v, char *err, size_t errlen);
+/* SIGHUP: loads policy_dir and checks it against the set in force. *out:
+ * the new set for the caller to swap in (it owns it), or NULL. Returns 1
+ * when nothing was refused, 0 when the set in force must stay (logged,
+ * counted, stale gauge set). */
+int vault_policy_prepare(struct vault *v, struct tsi_policy_set **out);
+/* Keeps the set in force as the last good set in data_dir. from_dir: it was
+ * just loaded from policy_dir (clears the stale gauge); otherwise nothing is
+ * written while the set in force is the last good copy itself. */
+void vault_policy_keep(struct vault *v, int from_dir);
 
 /* Current policy set and trust, referenced; release with the put functions. */
 struct tsi_policy_set *vault_policy_get(struct vault *v);

@@ -4,8 +4,8 @@
  * A policy set is every *.conf file of a policy directory (libconfig syntax):
  * roles and rules. Evaluation is default deny; a matching deny rule wins over
  * any allow (deny rules apply to every role, listed in it or not; allow rules
- * only to the roles that list them); every decision names the rule that made
- * it. docs/policy.md is the reference. A set is immutable
+ * only to the roles that list them; deny rules marked guardrail bind the root
+ * token too); every decision names the rule that made it. docs/policy.md is the reference. A set is immutable
  * once loaded and reference counted, so a server can swap in a reloaded set
  * (SIGHUP) while requests still evaluate against the old one.
  */
@@ -79,6 +79,43 @@ const char *const *tsi_policy_role_rules(const struct tsi_policy_set *p,
  * check` summaries and server logs. */
 void tsi_policy_stats(const struct tsi_policy_set *p, size_t *nfiles,
     size_t *nroles, size_t *nrules);
+
+/* The decision for the root token, which has no role: allow (rule "root"),
+ * unless a guardrail applies, i.e. a deny rule written with
+ * `guardrail = true;` (then deny, naming it). claims may be NULL or an empty
+ * object: root has no claims, so a guardrail whose match names a claim, or
+ * whose path has a {claim} template, applies to root on its paths (deny
+ * rules fail closed). Deny rules without the flag do not bind root. A
+ * malformed path, or a capability that does not apply to the path's mount,
+ * is denied as in tsi_policy_eval. p may be NULL (no set: no guardrails,
+ * allow). Always fills d; TSI_OK for allow, TSI_ERR_DENIED for deny. All
+ * arguments borrowed for the call. */
+int tsi_policy_eval_root(const struct tsi_policy_set *p, const json_t *claims,
+    const char *path, int cap, struct tsi_decision *d);
+
+/* Number of guardrails (deny rules with guardrail = true) of a set. */
+size_t tsi_policy_guardrails(const struct tsi_policy_set *p);
+
+/* A reload must never drop rules silently. Compares the set in force (prev)
+ * with a newly loaded one (next): TSI_ERR_CONFIG, with "file: reason" in
+ * err, when a file that defined rules or roles in prev is still there but
+ * defines none in next (emptied, truncated, or only comments left: the shape
+ * of a file caught while being written in place), or when next has no rules
+ * or roles at all while prev had some (an empty or unmounted directory). A
+ * file that is gone from the directory while others keep rules is a
+ * deliberate removal and allowed. prev NULL: TSI_OK. Both sets borrowed. */
+int tsi_policy_check_dropped(const struct tsi_policy_set *prev,
+    const struct tsi_policy_set *next, char *err, size_t errlen);
+
+/* Saves the files of p, the bytes that were loaded, as a policy directory
+ * at path (the last good set, loaded again with tsi_policy_load_dir). path
+ * is a symbolic link to a sibling directory "<path>.XXXXXX"; the new copy is
+ * written and synced in a fresh sibling, then the link is replaced by
+ * rename(2) and the old copy removed, so path always names one whole set.
+ * Files are written 0600, directories 0700. TSI_OK, or TSI_ERR_IO (or
+ * TSI_ERR_INVALID_ARG) with the reason in err. p borrowed. */
+int tsi_policy_save(const struct tsi_policy_set *p, const char *path,
+    char *err, size_t errlen);
 
 /* Whether a Vault-style glob ("+" one segment, trailing "*" prefix) matches. */
 int tsi_policy_path_match(const char *pattern, const char *path);

@@ -68,7 +68,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			int r = tsi_policy_eval(p, "demo", claims, paths[i], TSI_CAP_READ, &d);
 			if ((r == TSI_OK) != (d.allowed == 1) || d.rule[0] == '\0')
 				abort();
+			/* Root: allowed by "root", or denied by a named rule. */
+			r = tsi_policy_eval_root(p, NULL, paths[i], TSI_CAP_READ, &d);
+			if ((r == TSI_OK) != (d.allowed == 1) || d.rule[0] == '\0' ||
+			    (d.allowed && strcmp(d.rule, "root") != 0))
+				abort();
 		}
+		/* A set never drops rules against itself. */
+		if (tsi_policy_check_dropped(p, p, err, sizeof(err)) != TSI_OK)
+			abort();
 		tsi_policy_unref(p);
 	}
 	return 0;

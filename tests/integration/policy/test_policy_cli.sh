@@ -90,6 +90,42 @@ has "eval json" out '{"decision":"allow","rule":"medical-records"'
 run "eval unknown role" 3 "$tsi" policy eval --dir "$P" --claims "$tmp/x.json" --path secret/data/medical/r1 --role nobody
 has "eval unknown role" out "unknown role"
 
+# The auditor role is bound to a location (cluster-name, datacenter from the
+# node certificate), not only to namespace and service account, which root
+# on any trusted node can mint.
+auditor_claims() { # cluster datacenter
+  printf '{"sub":"spiffe://tsi.example/ns/audit/sa/auditor","aud":"tsi-vault",
+"cluster-name":"%s","region":"us-south","datacenter":"%s",
+"namespace":"audit","service-account":"auditor"}\n' "$1" "$2"
+}
+auditor_claims hipaaCluster dal05 >"$tmp/aud.json"
+auditor_claims rogueCluster dal05 >"$tmp/aud-cluster.json"
+auditor_claims hipaaCluster wdc01 >"$tmp/aud-dc.json"
+printf '{"namespace":"audit","service-account":"auditor"}\n' >"$tmp/aud-bare.json"
+run "auditor at its location" 0 "$tsi" policy eval --dir "$P" --claims "$tmp/aud.json" --path sys/audit/releases --capability audit --role auditor
+run "auditor from another cluster" 3 "$tsi" policy eval --dir "$P" --claims "$tmp/aud-cluster.json" --path sys/audit/releases --capability audit --role auditor
+has "auditor from another cluster" out "rule: role:auditor"
+run "auditor from another datacenter" 3 "$tsi" policy eval --dir "$P" --claims "$tmp/aud-dc.json" --path sys/audit/releases --capability audit --role auditor
+run "auditor without a location" 3 "$tsi" policy eval --dir "$P" --claims "$tmp/aud-bare.json" --path sys/audit/releases --capability audit --role auditor
+# Every shipped role binds a location claim (cluster-name, region or
+# datacenter) or a claim value only its location yields.
+for role in $(sed -n 's/^ *{ *name *= *"\([^"]*\)".*/\1/p' "$P/10-roles.conf"); do
+  block=$(awk -v r="\"$role\"" 'index($0, "name = " r) { p = 1 } p { print } p && /}[;,]? *$/ && !/match *= *{[^}]*$/ { exit }' "$P/10-roles.conf")
+  case $role in tsi-role-*) continue ;; esac  # location is in their path templates
+  if ! printf '%s' "$block" | grep -qE 'cluster-name|region|datacenter'; then
+    echo "FAIL role $role binds no location"; fails=$((fails + 1))
+  fi
+done
+
+# Guardrails bind the root token: the shipped geofence is one.
+run "check counts guardrails" 0 "$tsi" policy check "$P" && has "check counts guardrails" out "(1 guardrail)"
+run "root eval geofence" 3 "$tsi" policy eval --dir "$P" --root --path secret/data/eu/x --capability create
+has "root eval geofence" out "rule: never-outside-eu"
+run "root eval elsewhere" 0 "$tsi" policy eval --dir "$P" --root --path secret/data/medical/r1
+has "root eval elsewhere" out "rule: root"
+run "root eval in the EU" 0 "$tsi" policy eval --dir "$P" --root --claims "$tmp/eu.json" --path secret/data/eu/x
+run "root eval with a role" 2 "$tsi" policy eval --dir "$P" --root --role demo --path secret/data/eu/x
+
 echo '{"images": [' >"$tmp/broken.json"
 run "eval bad claims" 2 "$tsi" policy eval --dir "$P" --claims "$tmp/broken.json" --path secret/data/medical/r1
 echo '["not", "an", "object"]' >"$tmp/array.json"
