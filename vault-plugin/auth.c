@@ -138,12 +138,13 @@ vault_auth_login(struct vault_req *r)
 		a.status = status = 403;
 		goto denied;
 	}
-	/* Never outlive the JWT that proved the identity... */
+	/* Never outlive the JWT that proved the identity, not even one
+	 * accepted inside the skew after its exp (it gets 1 s). */
 	{
 		json_t *exp = json_object_get(claims, "exp");
 		long left = json_is_integer(exp) ?
 		    (long)(json_integer_value(exp) - time(NULL)) : 0;
-		if (ttl <= 0 || (left > 0 && ttl > left))
+		if (ttl <= 0 || ttl > left)
 			ttl = left > 0 ? left : 1;
 	}
 	rules = tsi_policy_role_rules(p, role, &nrules);

@@ -481,13 +481,13 @@ test_reload(void **state)
 	write_policy(s, ",\n  { name = \"newrole\"; rules = [ \"new-rule\" ]; }",
 	    ",\n  { name = \"new-rule\"; paths = [ \"secret/data/newpath/*\" ];"
 	    " capabilities = [ \"read\" ]; }");
-	vfx_reload(&s->f);
+	assert_int_equal(vfx_reload(&s->f), 0);
 	free(t);
 	t = login(s, &s->dal05, s->img_y, "prod", "newrole", 200);
 	assert_int_equal(get(s, t, "newpath/x", NULL), 200);
 	/* A broken policy file: the old set stays. */
 	assert_int_equal(vfx_write_policy(&s->f, "test.conf", "roles = ( {"), 0);
-	vfx_reload(&s->f);
+	assert_int_equal(vfx_reload(&s->f), 0);
 	assert_int_equal(get(s, t, "newpath/x", NULL), 200);
 	free(t);
 	t = login(s, &s->dal05, s->img_y, "prod", "newrole", 200);
@@ -504,7 +504,7 @@ test_reload(void **state)
 	    " capabilities = [ \"read\" ]; }");
 	t = login(s, &s->wdc01, s->img_x, "prod", "demo", 200);
 	free(t);
-	vfx_reload(&s->f);
+	assert_int_equal(vfx_reload(&s->f), 0);
 	assert_null(login(s, &s->wdc01, s->img_x, "prod", "demo", 403));
 	t = login(s, &s->dal05, s->img_x, "prod", "demo", 200);
 	free(t);
