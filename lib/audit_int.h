@@ -223,5 +223,9 @@ size_t audit_live_bytes(struct audit_env *e, MDB_txn *txn);
 /* Test hook: the committer sleeps before taking a batch (records stay
  * queued) or after taking it (records are in flight). */
 void audit_test_hold(struct tsi_audit *a, int before_ms, int inflight_ms);
+/* Test hook: nonzero while the committer waits for work (idle, no batch
+ * held or in flight), so that a test can start a burst from idle without
+ * sleeping for it. */
+int audit_test_idle(struct tsi_audit *a);
 
 #endif /* TSI_AUDIT_INT_H */

@@ -1009,3 +1009,14 @@ audit_test_hold(struct tsi_audit *a, int before_ms, int inflight_ms)
 	a->hold_inflight_ms = inflight_ms;
 	pthread_mutex_unlock(&a->mu);
 }
+
+int
+audit_test_idle(struct tsi_audit *a)
+{
+	int idle;
+
+	pthread_mutex_lock(&a->mu);
+	idle = a->committer_idle && a->qhead == NULL && a->n_inflight == 0;
+	pthread_mutex_unlock(&a->mu);
+	return idle;
+}

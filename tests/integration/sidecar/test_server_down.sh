@@ -13,6 +13,13 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+wait_grep() { # SECONDS PATTERN FILE: until FILE has a line matching PATTERN
+	local n=$(( $1 * 20 ))
+	until grep -q "$2" "$3" 2>/dev/null; do
+		n=$((n - 1)); [ "$n" -gt 0 ] || return 1
+		sleep 0.05
+	done
+}
 
 # A closed loopback port for the server, a socket path with no issuer behind it.
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -46,9 +53,8 @@ echo "ok: --once gave up after 4 attempts in $ms ms with exit 1"
 # 2. Refresh mode: keeps retrying; SIGTERM ends it within a second, exit 0.
 "$SC" --dest-dir "$tmp/out2" 2>"$tmp/refresh.log" &
 pid=$!
-sleep 1
+wait_grep 10 '"event":"login.retry"' "$tmp/refresh.log" || fail "refresh mode did not retry"
 kill -0 "$pid" || fail "refresh mode exited early"
-grep -q '"event":"login.retry"' "$tmp/refresh.log" || fail "refresh mode did not retry"
 t0=$(date +%s%N)
 kill -TERM "$pid"
 set +e
@@ -70,12 +76,15 @@ s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
 conns = []
 while True:
     c, _ = s.accept(); conns.append(c)
-' "$tmp/hang.sock" &
+    c.settimeout(30)
+    c.recv(65536)   # the request has arrived: it will never be answered
+    with open(sys.argv[2], "a") as f: f.write("request\n")
+' "$tmp/hang.sock" "$tmp/hang.requests" &
 hang=$!
 for _ in $(seq 50); do [ -S "$tmp/hang.sock" ] && break; sleep 0.1; done
 TSI_ISSUER_SOCKET=$tmp/hang.sock TSI_HTTP_TIMEOUT_MS=30000 "$SC" --dest-dir "$tmp/out4" 2>"$tmp/hang.log" &
 pid=$!
-sleep 1
+wait_grep 10 request "$tmp/hang.requests" || fail "the sidecar never sent its request"
 t0=$(date +%s%N)
 kill -TERM "$pid"
 set +e

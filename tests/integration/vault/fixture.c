@@ -296,12 +296,41 @@ vfx_stop(struct vfx *f)
 	return -1;
 }
 
-void
+/* How many times the server's log reports a finished reload. */
+static int
+reloads_logged(const struct vfx *f)
+{
+	char line[8192];
+	FILE *fp = fopen(f->log, "r");
+	int n = 0;
+
+	if (fp == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strstr(line, "\"reload.done\"") != NULL)
+			n++;
+	fclose(fp);
+	return n;
+}
+
+int
 vfx_reload(struct vfx *f)
 {
-	if (f->pid > 0)
-		kill(f->pid, SIGHUP);
-	usleep(300 * 1000);
+	int before, i;
+
+	if (f->pid <= 0 || (before = reloads_logged(f)) < 0)
+		return -1;
+	if (kill(f->pid, SIGHUP) != 0)
+		return -1;
+	/* Until the log says the reload finished: up to 30 s on a loaded
+	 * machine. */
+	for (i = 0; i < 3000; i++) {
+		if (reloads_logged(f) > before)
+			return 0;
+		usleep(10 * 1000);
+	}
+	vfx_dump_log(f);
+	return -1;
 }
 
 static int

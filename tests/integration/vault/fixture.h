@@ -46,8 +46,10 @@ int vfx_start(struct vfx *f);
 int vfx_stop(struct vfx *f);
 /* Stops if running, removes the directory. */
 void vfx_cleanup(struct vfx *f);
-/* Sends SIGHUP and waits a moment for the reload. */
-void vfx_reload(struct vfx *f);
+/* Sends SIGHUP and waits until the server's log reports the reload done
+ * ("reload.done", whatever its result). Returns 0 then, -1 when it was
+ * not reported within 30 s. */
+int vfx_reload(struct vfx *f);
 /* Prints the server's log (for failures). */
 void vfx_dump_log(const struct vfx *f);
 /* Writes text to policy_dir/name. */

@@ -115,7 +115,7 @@ reader_main(void *arg)
 		if (vfx_http(rd->f, c, "GET", "/v1/secret/data/ka/one",
 		    rd->f->root, NULL, &r) != 0)
 			break;
-		rd->answered++;
+		__atomic_add_fetch(&rd->answered, 1, __ATOMIC_RELAXED);
 		if (r.status == 200 && strstr(r.body, "KA-SECRET") != NULL)
 			rd->ok++;
 		vresp_clear(&r);
@@ -134,7 +134,7 @@ test_concurrent_reads_and_stop(void **state)
 	struct reader rd[READERS];
 	pthread_t th[READERS];
 	volatile int stop = 0;
-	int i, total = 0;
+	int i, spins, total = 0;
 
 	(void)state;
 	assert_int_equal(vfx_init(&f, NULL, NULL), 0);
@@ -166,7 +166,17 @@ test_concurrent_reads_and_stop(void **state)
 		rd[i].stop = &stop;
 		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
 	}
-	usleep(300 * 1000);
+	/* Until every reader has had an answer: the stop then meets
+	 * connections in use. */
+	for (spins = 0;; spins++) {
+		int busy = 0;
+		for (i = 0; i < READERS; i++)
+			busy += __atomic_load_n(&rd[i].answered, __ATOMIC_RELAXED) > 0;
+		if (busy == READERS)
+			break;
+		assert_true(spins < 3000);   /* 30 s */
+		usleep(10 * 1000);
+	}
 	assert_int_equal(vfx_stop(&f), 0);
 	stop = 1;
 	for (i = 0; i < READERS; i++)

@@ -62,7 +62,8 @@ writer_run(void *arg)
 				w->acks[w->n].key = key;
 				w->acks[w->n].version = json_integer_value(v);
 				w->acks[w->n].seq = seq;
-				w->n++;
+				__atomic_store_n(&w->n, w->n + 1,
+				    __ATOMIC_RELEASE);
 			} else if (!*w->stop)
 				w->errors_before_kill++;
 		}
@@ -101,7 +102,18 @@ test_sigkill_during_writes(void **state)
 		assert_non_null(w[i].acks);
 		assert_int_equal(pthread_create(&th[i], NULL, writer_run, &w[i]), 0);
 	}
-	usleep(1500 * 1000);
+	/* Until the writers have had 300 writes acknowledged (at most 30 s):
+	 * the kill then lands among acknowledged and in-flight writes,
+	 * however slow the runner. */
+	for (i = 0; i < 3000; i++) {
+		size_t acked = 0;
+		for (j = 0; j < WRITERS; j++)
+			acked += __atomic_load_n(&w[j].n, __ATOMIC_ACQUIRE);
+		if (acked >= 300)
+			break;
+		usleep(10 * 1000);
+	}
+	assert_true(i < 3000);
 	/* No warning: the process dies between any two instructions. */
 	assert_int_equal(kill(f.pid, SIGKILL), 0);
 	assert_int_equal(waitpid(f.pid, &st, 0), f.pid);

@@ -284,6 +284,31 @@ forge(const char *jwt, const char *alg)
 	return out;
 }
 
+/* good's claims, signed by node a's key with x5c = [node, CA, CA]: one
+ * certificate more than the path that verifies. */
+static char *
+overlong_x5c(struct st *s, const char *good)
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	json_t *hdr = NULL, *cl = NULL;
+	char path[400], *tok = NULL;
+	X509 *ca = NULL;
+
+	snprintf(path, sizeof(path), "%s/ca.pem", s->f.ca_dir);
+	assert_int_equal(tsi_x509_load_file(path, &ca), TSI_OK);
+	assert_int_equal(tsi_jwt_decode_unverified(good, &hdr, &cl), TSI_OK);
+	assert_non_null(chain);
+	sk_X509_push(chain, s->a.cert);
+	sk_X509_push(chain, ca);
+	sk_X509_push(chain, ca);
+	assert_int_equal(tsi_jwt_mint(s->a.signer, chain, cl, &tok), TSI_OK);
+	sk_X509_free(chain);
+	X509_free(ca);
+	json_decref(hdr);
+	json_decref(cl);
+	return tok;
+}
+
 /* The token core's negative corpus, over HTTP. */
 static void
 test_negative_tokens(void **state)
@@ -327,6 +352,12 @@ test_negative_tokens(void **state)
 	login_refused(s, j);
 	free(j);
 	json_decref(extra);
+	/* An x5c longer than the verified path ([node, CA, CA]): refused,
+	 * and the server is still there to say so. */
+	j = overlong_x5c(s, good);
+	login_refused(s, j);
+	free(j);
+	assert_serving(s);
 	/* The genuine token still works: the refusals were the forgeries. */
 	j = login_ok(s, &s->a, "demo");
 	assert_int_equal(get(s, j, "medical/record1", &r), 200);
@@ -373,23 +404,121 @@ test_token_guessing(void **state)
 	    before + 202);
 }
 
-/* A client token past its lifetime, replayed: 403. */
+/* Polls a read with tok until it is refused (403, Vault's body); returns
+ * the monotonic time of the first refusal, or -1 when it was still served
+ * at deadline (monotonic seconds). */
+static double
+refused_by(struct st *s, const char *tok, const char *path, double deadline)
+{
+	struct vresp r;
+	long st;
+
+	for (;;) {
+		st = get(s, tok, path, &r);
+		if (st == 403) {
+			assert_string_equal(r.body, DENIED);
+			vresp_clear(&r);
+			return now_s();
+		}
+		assert_int_equal(st, 200);
+		vresp_clear(&r);
+		if (now_s() > deadline)
+			return -1;
+		usleep(100 * 1000);
+	}
+}
+
+/* A client token past its lifetime, replayed: 403. Token times are whole
+ * seconds: a 2 s token lives at least 1 s, so the first read is inside
+ * it however slow the runner, and it is refused within 3 s. */
 static void
 test_expired_token_replay(void **state)
 {
 	struct st *s = *state;
+	double t0 = now_s();
 	char *t = login_ok(s, &s->a, "short");
+
+	assert_int_equal(get(s, t, "medical/record1", NULL), 200);
+	assert_true(refused_by(s, t, "medical/record1", t0 + 3.5) > 0);
+	/* And stays refused. */
+	assert_int_equal(get(s, t, "medical/record1", NULL), 403);
+	free(t);
+}
+
+/* Logs in with jwt on role demo (token_ttl 300 s); returns the client
+ * token (free) and its lease_duration when the answer is 200, else NULL;
+ * *status: the HTTP status. */
+static char *
+login_lease(struct st *s, const char *jwt, long *lease, long *status)
+{
+	json_t *req = json_pack("{ssss}", "role", "demo", "jwt", jwt);
+	char *body = json_dumps(req, JSON_COMPACT), *tok = NULL;
+	json_t *auth;
 	struct vresp r;
 
-	/* Token times are whole seconds: a 2 s token lives at least 1 s, so
-	 * the first read is inside it however slow the runner; 3 s later it
-	 * is over. */
-	assert_int_equal(get(s, t, "medical/record1", NULL), 200);
-	sleep(3);
-	assert_int_equal(get(s, t, "medical/record1", &r), 403);
-	assert_string_equal(r.body, DENIED);
+	assert_int_equal(vfx_http(&s->f, NULL, "POST",
+	    "/v1/auth/trusted-identity/login", NULL, body, &r), 0);
+	*status = r.status;
+	if (r.status == 200) {
+		auth = json_object_get(r.json, "auth");
+		assert_true(json_is_integer(json_object_get(auth,
+		    "lease_duration")));
+		*lease = (long)json_integer_value(json_object_get(auth,
+		    "lease_duration"));
+		tok = strdup(json_string_value(json_object_get(auth,
+		    "client_token")));
+		assert_non_null(tok);
+	}
 	vresp_clear(&r);
+	free(body);
+	json_decref(req);
+	return tok;
+}
+
+/*
+ * A client token never outlives the JWT it came from, whatever the role's
+ * token_ttl (300 s here): a JWT with 4 s left gives a token of at most 4 s
+ * that is refused once they are over. A JWT already past its exp (still
+ * inside the 60 s skew) gives no token that lives on: either the login is
+ * refused, or its token lasts 1 s.
+ */
+static void
+test_token_bounded_by_jwt(void **state)
+{
+	struct st *s = *state;
+	double t0 = now_s(), at;
+	char *j = vfx_jwt(&s->a, s->img, "prod", NULL, 4), *t;
+	json_t *extra;
+	long lease = -1, status = 0;
+
+	assert_non_null(j);
+	t = login_lease(s, j, &lease, &status);
+	if (status != 200)
+		vfx_dump_log(&s->f);
+	assert_int_equal(status, 200);
+	assert_true(lease >= 1 && lease <= 4);
+	assert_int_equal(get(s, t, "medical/record1", NULL), 200);
+	/* The JWT's exp is at most t0 + 5 (whole seconds); the token is
+	 * refused by then, with a second for a loaded runner. */
+	at = refused_by(s, t, "medical/record1", t0 + 6.5);
+	assert_true(at > 0);
 	free(t);
+	free(j);
+
+	t0 = now_s();
+	extra = json_pack("{sIsIsI}", "iat", (json_int_t)(time(NULL) - 300),
+	    "nbf", (json_int_t)(time(NULL) - 300),
+	    "exp", (json_int_t)(time(NULL) - 30));
+	j = vfx_jwt(&s->a, s->img, "prod", extra, 300);
+	json_decref(extra);
+	assert_non_null(j);
+	t = login_lease(s, j, &lease, &status);
+	assert_true(status == 200 || status == 403);
+	assert_true(status == 403 || lease == 1);
+	assert_true(status == 403 ||
+	    refused_by(s, t, "medical/record1", t0 + 3.5) > 0);
+	free(t);
+	free(j);
 }
 
 /* An enrolled node's JWT claiming another node's location is refused; its
@@ -501,7 +630,7 @@ discard(char *p, size_t sz, size_t n, void *arg)
 	return sz * n;
 }
 
-/* Oversized headers and bodies: refused or dropped, the server serves on. */
+/* Oversized headers and bodies: refused, the server serves on. */
 static void
 test_oversized(void **state)
 {
@@ -526,31 +655,40 @@ test_oversized(void **state)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	rc = curl_easy_perform(c);
-	if (rc == CURLE_OK) {
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-		assert_true(st == 413 || st == 431);
-	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	/* The server answers 431 (or 413) or, when the header is still
+	 * arriving as it gives up, drops the connection: either way never
+	 * a 200, and not by letting the client time out. */
+	if (!(rc == CURLE_OK ? (st == 413 || st == 431) :
+	    (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+	    rc == CURLE_GOT_NOTHING)))
+		fprintf(stderr, "oversized header: curl %d (%s), HTTP %ld\n",
+		    (int)rc, curl_easy_strerror(rc), st);
+	assert_true(rc == CURLE_OK || rc == CURLE_SEND_ERROR ||
+	    rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING);
+	assert_true(rc != CURLE_OK || st == 413 || st == 431);
+	assert_int_not_equal(st, 200);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
 	free(hdr);
 	assert_serving(s);
 
-	/* A login body over the 64 KiB cap: 413. */
+	/* A login body over the 64 KiB cap: 413, answered before the body
+	 * is sent (vfx_http asks for 100-continue). */
 	n = 200 * 1024;
 	big = malloc(n + 64);
 	snprintf(big, 64, "{\"role\":\"demo\",\"jwt\":\"");
 	memset(big + strlen(big), 'A', n);
 	snprintf(big + 22 + n, 8, "\"}");
-	rc = vfx_http(&s->f, NULL, "POST", "/v1/auth/trusted-identity/login",
-	    NULL, big, &r) == 0 ? CURLE_OK : CURLE_SEND_ERROR;
-	if (rc == CURLE_OK)
-		assert_int_equal(r.status, 413);
+	assert_int_equal(vfx_http(&s->f, NULL, "POST",
+	    "/v1/auth/trusted-identity/login", NULL, big, &r), 0);
+	assert_int_equal(r.status, 413);
 	vresp_clear(&r);
-	/* A KV write over max_body without a valid token: 413 too. */
-	rc = vfx_http(&s->f, NULL, "POST", "/v1/secret/data/medical/x",
-	    "hvs.nope", big, &r) == 0 ? CURLE_OK : CURLE_SEND_ERROR;
-	if (rc == CURLE_OK)
-		assert_true(r.status == 413 || r.status == 403);
+	/* A KV write over the limit of callers without a valid token (the
+	 * login cap, 64 KiB): 413 before the token is even looked at. */
+	assert_int_equal(vfx_http(&s->f, NULL, "POST", "/v1/secret/data/medical/x",
+	    "hvs.nope", big, &r), 0);
+	assert_int_equal(r.status, 413);
 	vresp_clear(&r);
 	free(big);
 	assert_serving(s);
@@ -635,6 +773,93 @@ test_slow_clients(void **state)
 	assert_serving(s);
 }
 
+/*
+ * Sends head (request line and headers, no body) on a new TLS connection
+ * and reads until the server closes it or 10 s pass. Returns what came
+ * back (free), "" when nothing did.
+ */
+static char *
+head_only(struct st *s, SSL_CTX *ctx, const char *head)
+{
+	struct sockaddr_in sa;
+	struct pollfd p;
+	char *buf = calloc(1, 8192);
+	size_t len = 0;
+	double t0;
+	SSL *ssl;
+	int fd, n;
+
+	assert_non_null(buf);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)s->f.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	assert_int_equal(SSL_connect(ssl), 1);
+	assert_int_equal(SSL_write(ssl, head, (int)strlen(head)), (int)strlen(head));
+	t0 = now_s();
+	while (len < 8191 && now_s() - t0 < 10) {
+		if (SSL_pending(ssl) == 0) {
+			p.fd = fd;
+			p.events = POLLIN;
+			if (poll(&p, 1, 200) <= 0)
+				continue;
+		}
+		if ((n = SSL_read(ssl, buf + len, (int)(8191 - len))) <= 0)
+			break;
+		len += (size_t)n;
+	}
+	SSL_free(ssl);
+	close(fd);
+	return buf;
+}
+
+/*
+ * A Content-Length over the limit is answered 413 at once, from the
+ * headers alone: the client here never sends a byte of the body, so a
+ * server that waited to read it would answer nothing (and drop the
+ * connection at its timeout).
+ */
+static void
+test_early_413(void **state)
+{
+	struct st *s = *state;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	char head[1024], *got;
+	static const char *const login_lengths[] = { "65537", "1000000000000" };
+	size_t i;
+
+	assert_non_null(ctx);
+	for (i = 0; i < 2; i++) {
+		snprintf(head, sizeof(head),
+		    "POST /v1/auth/trusted-identity/login HTTP/1.1\r\n"
+		    "Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+		    "Content-Length: %s\r\n\r\n", login_lengths[i]);
+		got = head_only(s, ctx, head);
+		if (strncmp(got, "HTTP/1.1 413", 12) != 0)
+			fprintf(stderr, "login, Content-Length %s: [%s]\n",
+			    login_lengths[i], got);
+		assert_int_equal(strncmp(got, "HTTP/1.1 413", 12), 0);
+		assert_non_null(strstr(got, "{\"errors\":"));
+		free(got);
+	}
+	/* The root token's limit is max_body (1 MiB by default). */
+	snprintf(head, sizeof(head),
+	    "POST /v1/secret/data/medical/big HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\nX-Vault-Token: %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: 1048577\r\n\r\n", s->f.root);
+	got = head_only(s, ctx, head);
+	assert_int_equal(strncmp(got, "HTTP/1.1 413", 12), 0);
+	free(got);
+	SSL_CTX_free(ctx);
+	assert_serving(s);
+}
+
 /* Revoking a node certificate (revocation file + SIGHUP): its tokens are
  * refused, another node's still work. */
 static void
@@ -654,7 +879,7 @@ test_revoked_node(void **state)
 	snprintf(line, sizeof(line), "%s  # node-d, compromised\n", fp);
 	fputs(line, fp_);
 	fclose(fp_);
-	vfx_reload(&s->f);
+	assert_int_equal(vfx_reload(&s->f), 0);
 	/* The JWT minted before revocation is refused too. */
 	login_refused(s, j);
 	free(j);
@@ -804,9 +1029,11 @@ main(void)
 		cmocka_unit_test(test_negative_tokens),
 		cmocka_unit_test(test_token_guessing),
 		cmocka_unit_test(test_expired_token_replay),
+		cmocka_unit_test(test_token_bounded_by_jwt),
 		cmocka_unit_test(test_location_spoof),
 		cmocka_unit_test(test_path_attacks),
 		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_early_413),
 		cmocka_unit_test(test_slow_clients),
 		cmocka_unit_test(test_revoked_node),
 		cmocka_unit_test(test_failed_logins_memory),

@@ -114,4 +114,21 @@ test_rec(const char *op, const char *path, const char *decision,
 	    "request_id", "req-1", "status", 200);
 }
 
+/* Waits until the log's last committed seq reaches want (a commit the
+ * test cannot wait for otherwise: one whose caller already gave up).
+ * Returns the last seq seen; bounded by ms. */
+static inline uint64_t
+test_wait_seq(struct tsi_audit *a, uint64_t want, int ms)
+{
+	long long end = test_mono_ms() + ms;
+	struct tsi_audit_status st;
+
+	for (;;) {
+		tsi_audit_status(a, &st);
+		if (st.last_seq >= want || test_mono_ms() >= end)
+			return st.last_seq;
+		usleep(2000);
+	}
+}
+
 #endif /* TSI_AUDIT_TEST_H */

@@ -57,6 +57,17 @@ batch_of_three(struct tsi_audit *a)
 	assert_int_equal(s.failed, 0);
 }
 
+/* Until the committer waits for work: a burst then starts from idle. */
+static void
+wait_idle(struct tsi_audit *a)
+{
+	int i;
+
+	for (i = 0; i < 5000 && !audit_test_idle(a); i++)
+		usleep(1000);
+	assert_true(audit_test_idle(a));
+}
+
 static uint64_t
 commits(struct tsi_audit *a)
 {
@@ -83,7 +94,7 @@ test_burst_shares_commit(void **state)
 	batch_of_three(a);
 	c0 = commits(a);
 	assert_true(c0 >= 1);
-	usleep(20 * 1000);
+	wait_idle(a);
 	test_sub_init(&s, 5);
 	for (i = 0; i < 5; i++) {
 		submit_one(a, &s, i);
@@ -98,9 +109,12 @@ test_burst_shares_commit(void **state)
 	a = open_log(dir, 0);
 	batch_of_three(a);
 	c0 = commits(a);
-	test_sub_init(&s, 2);
+	/* One record, committed, then another: two commits. */
+	test_sub_init(&s, 1);
 	submit_one(a, &s, 0);
-	usleep(200 * 1000); /* far longer than a commit of one record */
+	test_sub_wait(&s);
+	assert_int_equal(s.failed, 0);
+	test_sub_init(&s, 1);
 	submit_one(a, &s, 1);
 	test_sub_wait(&s);
 	assert_int_equal(s.failed, 0);
@@ -164,7 +178,7 @@ test_lone_records(void **state)
 	}
 	assert_int_equal(commits(a), 3);
 	batch_of_three(a);
-	usleep(20 * 1000);
+	wait_idle(a);
 	test_sub_init(&s, 1);
 	t0 = test_mono_ms();
 	submit_one(a, &s, 9);

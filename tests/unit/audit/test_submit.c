@@ -138,7 +138,14 @@ test_submit_hung_commit(void **state)
 	t0 = test_mono_ms();
 	rec = rec_n(0);
 	assert_int_equal(tsi_audit_submit(a, rec, g_cb, &g.s[0]), TSI_OK);
-	usleep(50 * 1000);   /* the first is in flight now */
+	/* Until the committer has taken the first (it is then in flight). */
+	for (i = 0; i < 2500; i++) {
+		tsi_audit_status(a, &st);
+		if (st.queue_depth == 0)
+			break;
+		usleep(2000);
+	}
+	assert_int_equal(st.queue_depth, 0);
 	for (i = 1; i < 4; i++)
 		assert_int_equal(tsi_audit_submit(a, rec, g_cb, &g.s[i]), TSI_OK);
 	json_decref(rec);
@@ -157,7 +164,8 @@ test_submit_hung_commit(void **state)
 	tsi_audit_status(a, &st);
 	assert_int_equal(st.failed, 4);
 	audit_test_hold(a, 0, 0);
-	usleep(1300 * 1000);
+	/* The held commit lands late and is annotated by itself. */
+	assert_int_equal(test_wait_seq(a, 2, 10000), 2);
 	rec = rec_n(9);
 	assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
 	json_decref(rec);

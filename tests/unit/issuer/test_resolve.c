@@ -102,6 +102,34 @@ test_cgroup_crio_docker(void **state)
 	assert_string_equal(id, ID_G);
 }
 
+/*
+ * One container id in the path resolves to it, also when the process sits
+ * in a cgroup the container made below its own (systemd inside the
+ * container, a runtime's init scope). Paths naming two ids (nested
+ * containers) are the resolver's refusal, tested with it.
+ */
+static void
+test_cgroup_one_id_below(void **state)
+{
+	char id[65];
+
+	assert_int_equal(cg("0::/kubepods.slice/kubepods-burstable.slice/"
+	    "kubepods-burstable-pod1234.slice/cri-containerd-" ID_A ".scope/"
+	    "init.scope\n", id), TSI_OK);
+	assert_string_equal(id, ID_A);
+	assert_int_equal(cg("0::/kubepods.slice/kubepods-pod1.slice/crio-" ID_E
+	    ".scope/system.slice/nginx.service\n", id), TSI_OK);
+	assert_string_equal(id, ID_E);
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "/app\n"
+	    "1:name=systemd:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "/app\n",
+	    id), TSI_OK);
+	assert_string_equal(id, ID_B);
+	assert_int_equal(cg("0::/system.slice/docker-" ID_G ".scope/"
+	    "user.slice/session-1.scope\n", id), TSI_OK);
+	assert_string_equal(id, ID_G);
+}
+
 static void
 test_cgroup_refusals(void **state)
 {
@@ -706,6 +734,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cgroup_containerd),
 		cmocka_unit_test(test_cgroup_crio_docker),
+		cmocka_unit_test(test_cgroup_one_id_below),
 		cmocka_unit_test(test_cgroup_refusals),
 		cmocka_unit_test(test_pod_several_containers),
 		cmocka_unit_test(test_pod_init_and_terminated),

@@ -664,6 +664,70 @@ test_time_claims(void **state)
 	    TSI_JWT_EXPIRED);
 }
 
+/*
+ * The skew boundaries, to the second (60 s, as the contract says). exp is
+ * exclusive: a token is good while now < exp + skew. nbf and iat are
+ * inclusive: good while nbf <= now + skew and iat <= now + skew.
+ */
+static void
+test_skew_boundaries(void **state)
+{
+	struct fx *f = *state;
+	json_t *c;
+
+	/* exp: one second inside the skew, exactly at it, one beyond. */
+	c = claims_base(f->now);
+	json_object_set_new(c, "iat", json_integer(f->now - 359));
+	json_object_set_new(c, "nbf", json_integer(f->now - 359));
+	json_object_set_new(c, "exp", json_integer(f->now - 59));
+	expect(f, good_token(f, c), TSI_JWT_OK);
+	c = claims_base(f->now);
+	json_object_set_new(c, "iat", json_integer(f->now - 360));
+	json_object_set_new(c, "nbf", json_integer(f->now - 360));
+	json_object_set_new(c, "exp", json_integer(f->now - 60));
+	expect(f, good_token(f, c), TSI_JWT_EXPIRED);
+	c = claims_base(f->now);
+	json_object_set_new(c, "iat", json_integer(f->now - 361));
+	json_object_set_new(c, "nbf", json_integer(f->now - 361));
+	json_object_set_new(c, "exp", json_integer(f->now - 61));
+	expect(f, good_token(f, c), TSI_JWT_EXPIRED);
+
+	/* nbf: exactly at the skew is good, one second beyond is not. */
+	c = claims_base(f->now);
+	json_object_set_new(c, "nbf", json_integer(f->now + 60));
+	expect(f, good_token(f, c), TSI_JWT_OK);
+	c = claims_base(f->now);
+	json_object_set_new(c, "nbf", json_integer(f->now + 61));
+	expect(f, good_token(f, c), TSI_JWT_NOT_YET_VALID);
+
+	/* iat (no nbf): the same boundary. */
+	c = claims_base(f->now);
+	json_object_del(c, "nbf");
+	json_object_set_new(c, "iat", json_integer(f->now + 60));
+	json_object_set_new(c, "exp", json_integer(f->now + 360));
+	expect(f, good_token(f, c), TSI_JWT_OK);
+	c = claims_base(f->now);
+	json_object_del(c, "nbf");
+	json_object_set_new(c, "iat", json_integer(f->now + 61));
+	json_object_set_new(c, "exp", json_integer(f->now + 361));
+	expect(f, good_token(f, c), TSI_JWT_ISSUED_IN_FUTURE);
+
+	/* Lifetime: 3600 s is the most, 3601 s is refused. */
+	c = claims_base(f->now);
+	json_object_set_new(c, "exp", json_integer(f->now + 3600));
+	expect(f, good_token(f, c), TSI_JWT_OK);
+	c = claims_base(f->now);
+	json_object_set_new(c, "exp", json_integer(f->now + 3601));
+	expect(f, good_token(f, c), TSI_JWT_LIFETIME_TOO_LONG);
+
+	/* The same token (exp = iat + 300) verified at the last good second
+	 * and the first refused one. */
+	expect_at(f, good_token(f, claims_base(f->now)), NULL, f->now + 359,
+	    TSI_JWT_OK);
+	expect_at(f, good_token(f, claims_base(f->now)), NULL, f->now + 360,
+	    TSI_JWT_EXPIRED);
+}
+
 static void
 test_audience(void **state)
 {
@@ -727,6 +791,83 @@ test_unknown_ca_same_name(void **state)
 	EVP_PKEY_free(ek);
 	EVP_PKEY_free(enk);
 	EVP_PKEY_free(esk);
+}
+
+/*
+ * An x5c longer than the path OpenSSL verified: the trusted root sent
+ * along, then one more CA. The verified path is [session, node, CA], so
+ * x5c[3] has no counterpart; it must be refused by the length check, never
+ * compared with a certificate that is not there (a NULL X509: a crash).
+ */
+static void
+test_x5c_longer_than_path(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *ok = pki_key();
+	X509 *other = mk_ca(ok);
+	struct tsi_verify_opts o = { .now = f->now, .skew = 60 };
+	struct tsi_verify_result res;
+	json_t *claims = NULL;
+	char kid[44], *tok;
+
+	/* The root sent along is fine: it is the end of the verified path. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	    f->ca, NULL), dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_OK);
+	/* One certificate more, whatever it is. */
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	    f->ca, f->ca, NULL), dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_UNTRUSTED_CHAIN);
+	tok = build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	    f->ca, other, NULL), dump(claims_base(f->now)), f->sess_key, NULL, 0);
+	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res),
+	    TSI_ERR_BAD_TOKEN);
+	assert_int_equal(res.reason, TSI_JWT_UNTRUSTED_CHAIN);
+	/* Refused by the length check itself, not by a later comparison. */
+	assert_non_null(strstr(res.detail, "outside the verified chain"));
+	assert_null(claims);
+	free(tok);
+	/* Node-signed, x5c = [node, CA, CA]. */
+	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->node, f->ca,
+	    f->ca, NULL), dump(claims_base(f->now)), f->node_key, NULL, 0),
+	    TSI_JWT_UNTRUSTED_CHAIN);
+	X509_free(other);
+	EVP_PKEY_free(ok);
+}
+
+/*
+ * The node certificate is x5c[0] or x5c[1], nowhere deeper. Here a node
+ * certificate without a path length limit certifies an intermediate that
+ * certifies the signing key: the chain verifies, but the location sits in
+ * x5c[2], which a node could otherwise delegate to any key it likes.
+ */
+static void
+test_node_deeper_than_x5c1(void **state)
+{
+	struct fx *f = *state;
+	EVP_PKEY *mk_ = pki_key(), *lk = pki_key();
+	X509 *node = mk("node-1", f->ca, f->ca_key, f->node_key, 1, -1,
+	    "critical,digitalSignature,keyCertSign", NODE_SAN, -3600, 86400);
+	X509 *mid = mk("intermediate", node, f->node_key, mk_, 1, 0,
+	    "critical,digitalSignature,keyCertSign", NULL, -60, 600);
+	X509 *leaf = mk_sess(mid, mk_, lk, -60, 600);
+	X509 *sess = mk_sess(node, f->node_key, lk, -60, 600);
+	char kid[44];
+
+	/* Control: the same node certificate at x5c[1] is accepted. */
+	expect(f, build(hdr("ES256", kid_of(lk, kid), sess, node, NULL),
+	    dump(claims_base(f->now)), lk, NULL, 0), TSI_JWT_OK);
+	expect(f, build(hdr("ES256", kid_of(lk, kid), leaf, mid, node, NULL),
+	    dump(claims_base(f->now)), lk, NULL, 0), TSI_JWT_BAD_X5C);
+	/* The intermediate signing itself, node at x5c[1]: accepted shape. */
+	expect(f, build(hdr("ES256", kid_of(mk_, kid), mid, node, NULL),
+	    dump(claims_base(f->now)), mk_, NULL, 0), TSI_JWT_OK);
+	X509_free(node);
+	X509_free(mid);
+	X509_free(leaf);
+	X509_free(sess);
+	EVP_PKEY_free(mk_);
+	EVP_PKEY_free(lk);
 }
 
 static void
@@ -902,6 +1043,46 @@ test_location_mismatch(void **state)
 	c = claims_base(f->now);
 	json_object_set_new(c, "cluster-name", json_pack("[s]", "hipaaCluster"));
 	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
+}
+
+/*
+ * tsi:node is optional in a node certificate. When the certificate binds
+ * none, a "node" claim is refused: the issuer could otherwise name any
+ * node it liked, and policies matching on node would believe it.
+ */
+static void
+test_location_claim_unbound(void **state)
+{
+	struct fx *f = *state;
+	X509 *node = mk("dc-node", f->ca, f->ca_key, f->node_key, 1, 0,
+	    "critical,digitalSignature,keyCertSign",
+	    "URI:tsi:cluster-name:hipaaCluster,URI:tsi:region:eu-de,"
+	    "URI:tsi:datacenter:dal05", -3600, 86400);
+	X509 *sess = mk_sess(node, f->node_key, f->sess_key, -60, 600);
+	json_t *c;
+	char kid[44];
+
+	c = claims_base(f->now);
+	json_object_del(c, "node");
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	    dump(c), f->sess_key, NULL, 0), TSI_JWT_OK);
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_LOCATION_MISMATCH);
+	c = claims_base(f->now);
+	json_object_set_new(c, "node", json_string(""));
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	    dump(c), f->sess_key, NULL, 0), TSI_JWT_LOCATION_MISMATCH);
+	c = claims_base(f->now);
+	json_object_set_new(c, "node", json_null());
+	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	    dump(c), f->sess_key, NULL, 0), TSI_JWT_LOCATION_MISMATCH);
+	/* Node-signed, same certificate. */
+	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), node, NULL),
+	    dump(claims_base(f->now)), f->node_key, NULL, 0),
+	    TSI_JWT_LOCATION_MISMATCH);
+	X509_free(node);
+	X509_free(sess);
 }
 
 /* ---- structure ---- */
@@ -1593,6 +1774,7 @@ main(void)
 		cmocka_unit_test(test_good_node_only),
 		cmocka_unit_test(test_aud_array),
 		cmocka_unit_test(test_skew_tolerated),
+		cmocka_unit_test(test_skew_boundaries),
 		cmocka_unit_test(test_alg_none),
 		cmocka_unit_test(test_alg_hs256_with_public_key),
 		cmocka_unit_test(test_alg_es384),
@@ -1606,6 +1788,8 @@ main(void)
 		cmocka_unit_test(test_audience),
 		cmocka_unit_test(test_no_x5c),
 		cmocka_unit_test(test_unknown_ca_same_name),
+		cmocka_unit_test(test_x5c_longer_than_path),
+		cmocka_unit_test(test_node_deeper_than_x5c1),
 		cmocka_unit_test(test_expired_node_cert),
 		cmocka_unit_test(test_node_without_ca_rights),
 		cmocka_unit_test(test_expired_session_cert),
@@ -1613,6 +1797,7 @@ main(void)
 		cmocka_unit_test(test_session_cert_claiming_location),
 		cmocka_unit_test(test_revoked),
 		cmocka_unit_test(test_location_mismatch),
+		cmocka_unit_test(test_location_claim_unbound),
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_too_large),
 		cmocka_unit_test(test_malformed),
