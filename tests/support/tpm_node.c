@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -331,7 +333,7 @@ tpm_node_make_keys(struct tpm_node *n, const char *ak_attrs)
 
 int
 tpm_node_csr(struct tpm_node *n, const uint8_t *key_pub, size_t key_len,
-    const char *cn, char **pem)
+    const char *cn, const char *san, char **pem)
 {
 	struct tsi_tpm_pub *tp = NULL;
 	X509_REQ *req = NULL;
@@ -352,6 +354,17 @@ tpm_node_csr(struct tpm_node *n, const uint8_t *key_pub, size_t key_len,
 	    MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) != 1 ||
 	    X509_REQ_set_pubkey(req, tsi_tpm_pub_pkey(tp)) != 1)
 		goto out;
+	if (san != NULL) {
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+		X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL,
+		    NID_subject_alt_name, san);
+		int ok = exts != NULL && ext != NULL &&
+		    sk_X509_EXTENSION_push(exts, ext) > 0 &&
+		    X509_REQ_add_extensions(req, exts) == 1;
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+		if (!ok)
+			goto out;
+	}
 	if ((alg = X509_ALGOR_new()) == NULL ||
 	    X509_ALGOR_set0(alg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF,
 	    NULL) != 1)
@@ -361,13 +374,47 @@ tpm_node_csr(struct tpm_node *n, const uint8_t *key_pub, size_t key_len,
 	    EVP_Digest(tbs, (size_t)tbslen, md, NULL, EVP_sha256(), NULL) != 1 ||
 	    tpm_node_write(n, "csr.dig", md, 32) != 0)
 		goto out;
-	if (tpm_node_run(n, "tpm2_sign -c 0x%x -g sha256 -d -f plain "
+	/* The TPM's r and s, made into DER here: tpm2-tools' own DER
+	 * ("-f plain") is not always canonical. */
+	if (tpm_node_run(n, "tpm2_sign -c 0x%x -g sha256 -d -f tss "
 	    "-o csr.sig csr.dig", TPM_NODE_KEY) != 0 ||
 	    tpm_node_read(n, "csr.sig", &sig, &siglen) != 0)
 		goto out;
+	{
+		TPMT_SIGNATURE ts;
+		ECDSA_SIG *es = ECDSA_SIG_new();
+		size_t off = 0;
+		unsigned char *der = NULL;
+		int dl;
+
+		memset(&ts, 0, sizeof(ts));
+		if (es == NULL || Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, siglen, &off,
+		    &ts) != TSS2_RC_SUCCESS || ECDSA_SIG_set0(es,
+		    BN_bin2bn(ts.signature.ecdsa.signatureR.buffer,
+		    ts.signature.ecdsa.signatureR.size, NULL),
+		    BN_bin2bn(ts.signature.ecdsa.signatureS.buffer,
+		    ts.signature.ecdsa.signatureS.size, NULL)) != 1 ||
+		    (dl = i2d_ECDSA_SIG(es, &der)) <= 0) {
+			ECDSA_SIG_free(es);
+			goto out;
+		}
+		ECDSA_SIG_free(es);
+		free(sig);
+		if ((sig = malloc((size_t)dl)) == NULL) {
+			OPENSSL_free(der);
+			goto out;
+		}
+		memcpy(sig, der, (size_t)dl);
+		siglen = (size_t)dl;
+		OPENSSL_free(der);
+	}
 	if ((bits = ASN1_BIT_STRING_new()) == NULL ||
 	    ASN1_BIT_STRING_set(bits, sig, (int)siglen) != 1)
 		goto out;
+	/* Whole bytes: without this, i2d counts the signature's trailing
+	 * zero bits as "unused" and half of all CSRs fail to verify. */
+	bits->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+	bits->flags |= ASN1_STRING_FLAG_BITS_LEFT;
 	X509_REQ_set0_signature(req, bits);
 	bits = NULL;
 	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
@@ -421,7 +468,8 @@ tpm_node_activate(struct tpm_node *n, const uint8_t *blob, size_t blob_len,
 /* tpm2-tools 5.4's tpm2_certify has no qualifying-data option, so this one
  * command goes through ESAPI directly. */
 int
-tpm_node_certify(struct tpm_node *n, const uint8_t *nonce, size_t nlen,
+tpm_node_certify(struct tpm_node *n, uint32_t object, const uint8_t *nonce,
+    size_t nlen,
     uint8_t **att, size_t *att_len, uint8_t **sig, size_t *sig_len)
 {
 	TSS2_TCTI_CONTEXT *tcti = NULL;
@@ -441,7 +489,7 @@ tpm_node_certify(struct tpm_node *n, const uint8_t *nonce, size_t nlen,
 	memcpy(qual.buffer, nonce, nlen);
 	if (Tss2_TctiLdr_Initialize(n->tcti, &tcti) != TSS2_RC_SUCCESS ||
 	    Esys_Initialize(&esys, tcti, NULL) != TSS2_RC_SUCCESS ||
-	    Esys_TR_FromTPMPublic(esys, TPM_NODE_KEY, ESYS_TR_NONE, ESYS_TR_NONE,
+	    Esys_TR_FromTPMPublic(esys, object, ESYS_TR_NONE, ESYS_TR_NONE,
 	    ESYS_TR_NONE, &obj) != TSS2_RC_SUCCESS ||
 	    Esys_TR_FromTPMPublic(esys, TPM_NODE_AK, ESYS_TR_NONE, ESYS_TR_NONE,
 	    ESYS_TR_NONE, &ak) != TSS2_RC_SUCCESS)

@@ -62,18 +62,20 @@ int tpm_node_write(const struct tpm_node *n, const char *name,
     const void *buf, size_t len);
 
 /* A PEM CSR for the signing key (pub: its TPM2B_PUBLIC), signed in the TPM
- * with tpm2_sign. *pem: caller frees. 0 on success. */
+ * with tpm2_sign; san (e.g. "URI:tsi:datacenter:x", may be NULL) is asked
+ * for as a subjectAltName extension. *pem: caller frees. 0 on success. */
 int tpm_node_csr(struct tpm_node *n, const uint8_t *key_pub, size_t key_len,
-    const char *cn, char **pem);
+    const char *cn, const char *san, char **pem);
 
 /* tpm2_activatecredential of (blob, secret) with the AK under an EK policy
  * session; *out (caller frees) the recovered credential. 0 on success. */
 int tpm_node_activate(struct tpm_node *n, const uint8_t *blob, size_t blob_len,
     const uint8_t *secret, size_t secret_len, uint8_t **out, size_t *out_len);
 
-/* TPM2_Certify of the signing key by the AK with qualifying data nonce;
+/* TPM2_Certify of object (TPM_NODE_KEY: the signing key) by the AK with qualifying data nonce;
  * writes marshalled TPM2B_ATTEST / TPMT_SIGNATURE (caller frees). */
-int tpm_node_certify(struct tpm_node *n, const uint8_t *nonce, size_t nlen,
+int tpm_node_certify(struct tpm_node *n, uint32_t object, const uint8_t *nonce,
+    size_t nlen,
     uint8_t **att, size_t *att_len, uint8_t **sig, size_t *sig_len);
 
 /* TPM2_Quote by the AK over sha256 PCRs 0..7 with nonce; the TPM2B_ATTEST,

@@ -188,7 +188,7 @@ test_certify_verifies(void **state)
 	char why[128] = "";
 
 	assert_int_equal(RAND_bytes(nonce, sizeof(nonce)), 1);
-	assert_int_equal(tpm_node_certify(&f->node, nonce, sizeof(nonce), &att,
+	assert_int_equal(tpm_node_certify(&f->node, TPM_NODE_KEY, nonce, sizeof(nonce), &att,
 	    &alen, &sig, &slen), 0);
 	assert_int_equal(tsi_attest_verify(att, alen, sig, slen, f->ak, &info,
 	    why, sizeof(why)), TSI_OK);
