@@ -393,6 +393,27 @@ test_wrong_pcrs(void **state)
 	    json_object_get(d, "expected_pcrs"), 0), "7")), ZERO64);
 	json_decref(show);
 	assert_true(attest_audit_has(&F.srv, "not allowed by policy") >= 1);
+	/* `tsi node show` prints the quoted value beside the expected one. */
+	{
+		char cmd[1024], line[512];
+		const char *bindir = getenv("TSI_BIN_DIR");
+		int saw_pcr7 = 0, saw_expected = 0;
+		FILE *p;
+
+		snprintf(cmd, sizeof(cmd), "TSI_ATTEST_ADDR='%s' TSI_ATTEST_TOKEN='%s' "
+		    "'%s/tsi' node show node-a", F.srv.addr, ATTEST_TEST_TOKEN,
+		    bindir ? bindir : "build/bin");
+		assert_non_null(p = popen(cmd, "r"));
+		while (fgets(line, sizeof(line), p) != NULL) {
+			if (strstr(line, "pcr7 (set 0)") != NULL)
+				saw_pcr7 = 1;
+			if (strstr(line, "expected " ZERO64) != NULL)
+				saw_expected = 1;
+		}
+		assert_int_equal(pclose(p), 0);
+		assert_true(saw_pcr7);
+		assert_true(saw_expected);
+	}
 }
 
 static void
