@@ -265,6 +265,8 @@ out:
 	return out;
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {

@@ -37,11 +37,28 @@ openssl x509 -req -in "$D/ek.csr" -CA "$D/ca/issuercert.pem" -CAkey "$D/ca/signk
   || fail "EK certificate"
 want=$(openssl x509 -in "$D/ek.pem" -pubkey -noout | openssl pkey -pubin -outform der | sha256sum | cut -c1-64)
 
+# tsi-attest's own arguments and config errors (exit 2 with file:line)
+"$BIN/tsi-attest" --version | grep -q '^tsi-attest ' || fail "--version"
+"$BIN/tsi-attest" --help | grep -q -- '--dev-root-token-id' || fail "--help"
+set +e
+"$BIN/tsi-attest" --bogus 2>/dev/null; [ $? -eq 2 ] || fail "unknown argument exit"
+"$BIN/tsi-attest" 2>/dev/null; [ $? -eq 2 ] || fail "no mode exit"
+"$BIN/tsi-attest" --dev --dev-listen 0.0.0.0:1 2>/dev/null; [ $? -eq 2 ] || fail "dev off loopback"
+printf 'listen = "127.0.0.1:1";\ndata_dir = "%s/x";\nbogus = 1;\n' "$D" > "$D/bad.conf"
+"$BIN/tsi-attest" --config "$D/bad.conf" 2>"$D/e"; [ $? -eq 2 ] || fail "bad config exit"
+grep -q "bad.conf:3: unknown setting 'bogus'" "$D/e" || fail "config error: $(cat "$D/e")"
+printf 'pcr_policies = ( { name = "x"; allow = ( { pcr9 = "00"; } ); } );\n' > "$D/badpcr.conf"
+"$BIN/tsi-attest" --dev --dev-listen 127.0.0.1:1 --pcr-policy "$D/badpcr.conf" 2>"$D/e"
+[ $? -eq 2 ] || fail "bad pcr policy exit"
+grep -q "badpcr.conf:1: 'pcr9'" "$D/e" || fail "pcr policy error: $(cat "$D/e")"
+set -e
+printf 'pcr_policies = ( { name = "x"; allow = ( { pcr0 = "%064d"; } ); } );\n' 0 > "$D/pcr.conf"
+
 export TSI_ATTEST_TOKEN=cli-test-token-0123456789
 for try in 1 2 3 4 5; do
   port=$((42000 + RANDOM % 20000))
   "$BIN/tsi-attest" --dev --dev-listen "127.0.0.1:$port" --dev-root-token-id "$TSI_ATTEST_TOKEN" \
-    --ek-ca "$D/ek-ca.pem" > "$D/srv.out" 2> "$D/srv.err" &
+    --ek-ca "$D/ek-ca.pem" --pcr-policy "$D/pcr.conf" > "$D/srv.out" 2> "$D/srv.err" &
   SRV=$!
   for _ in $(seq 1 200); do
     if curl -sf "http://127.0.0.1:$port/v1/health" >/dev/null 2>&1; then break; fi
@@ -110,11 +127,25 @@ set +e; "$TSI" node revoke n1 2>/dev/null; rc=$?; set -e
 "$TSI" node list --format json | grep -q '"n2"' && fail "n2 still listed"
 
 # every change is in the audit log, readable by tsi audit
-sleep 0
 "$TSI" audit list --data-dir "$(sed -n 's/^Data dir: //p' "$D/srv.out")" --format json --limit 0 > "$D/audit.jsonl"
 for op in node.register node.revoke node.trust node.remove; do
   grep -q "\"op\":\"$op\"" "$D/audit.jsonl" || fail "audit $op"
 done
 grep -q '"disk stolen"\|revoked: disk stolen' "$D/audit.jsonl" || fail "audit reason"
 grep -q "$TSI_ATTEST_TOKEN" "$D/audit.jsonl" "$D/srv.err" && fail "token leaked into logs"
+# SIGHUP reloads the PCR policy file; a broken file is refused and the
+# previous policies stay
+wait_log() {
+  for _ in $(seq 1 200); do grep -q "$1" "$D/srv.err" && return 0; sleep 0.05; done
+  return 1
+}
+printf 'pcr_policies = ( { name = "y"; allow = ( { pcr1 = "%064d"; } ); } );\n' 0 > "$D/pcr.conf"
+kill -HUP "$SRV"
+wait_log '"reload.done","result":"ok","pcr_policies":1' || fail "reload ok"
+printf 'pcr_policies = ( { name = "y" allow } );\n' > "$D/pcr.conf"
+kill -HUP "$SRV"
+wait_log '"reload.pcr_policy_failed"' || fail "reload failure logged"
+grep '"reload.pcr_policy_failed"' "$D/srv.err" | grep -q 'pcr.conf:1: ' || fail "reload error has file:line"
+kill -0 "$SRV" || fail "server died on a bad reload"
+curl -s "$TSI_ATTEST_ADDR/v1/metrics" | grep -q 'tsi_attest_reloads_total{result="failed"} 1' || fail "metrics"
 echo "PASS"
