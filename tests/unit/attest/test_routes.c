@@ -216,6 +216,51 @@ test_pcr_policy(void **state)
 	attest_pcr_free(p);
 }
 
+static void
+test_session_expired_and_single_use(void **state)
+{
+	struct attest_answer ans;
+	MDB_txn *txn;
+	json_t *sess, *got = NULL;
+	const char *sid = "00112233445566778899aabbccddeeff";
+	char body[256];
+
+	(void)state;
+	/* A session whose time is up: refused, and gone from the store. */
+	sess = json_pack("{sssssssssssIss}", "node", "n1", "ek_sha256", HEXA,
+	    "nonce", HEXA, "secret", HEXA, "csr", "x", "expires_at",
+	    (json_int_t)(attest_now() - 1), "ak_pub", "AAA=");
+	assert_int_equal(attest_store_begin(&A, 0, &txn), TSI_OK);
+	assert_int_equal(attest_store_put(txn, A.db_sessions, sid, sess), TSI_OK);
+	assert_int_equal(attest_store_commit(txn), TSI_OK);
+	json_decref(sess);
+	snprintf(body, sizeof(body), "{\"session\":\"%s\",\"proof\":\"%s\"}",
+	    sid, HEXA);
+	assert_int_equal(call("POST", "/v1/enroll/finish", NULL, body, &ans), 410);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(
+	    ans.json, "errors"), 0)), "session expired");
+	attest_answer_clear(&ans);
+	assert_int_equal(attest_store_begin(&A, 1, &txn), TSI_OK);
+	assert_int_equal(attest_store_get(&A, txn, A.db_sessions, sid, &got),
+	    TSI_ERR_NOT_FOUND);
+	mdb_txn_abort(txn);
+	assert_int_equal(call("POST", "/v1/enroll/finish", NULL, body, &ans), 410);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(
+	    ans.json, "errors"), 0)), "session unknown, expired or already used");
+	attest_answer_clear(&ans);
+	/* Expired sessions left behind are swept. */
+	sess = json_pack("{sI}", "expires_at", (json_int_t)(attest_now() - 5));
+	assert_int_equal(attest_store_begin(&A, 0, &txn), TSI_OK);
+	assert_int_equal(attest_store_put(txn, A.db_sessions, sid, sess), TSI_OK);
+	assert_int_equal(attest_store_commit(txn), TSI_OK);
+	json_decref(sess);
+	attest_store_expire(&A, attest_now(), 100);
+	assert_int_equal(attest_store_begin(&A, 1, &txn), TSI_OK);
+	assert_int_equal(attest_store_get(&A, txn, A.db_sessions, sid, &got),
+	    TSI_ERR_NOT_FOUND);
+	mdb_txn_abort(txn);
+}
+
 int
 main(void)
 {
@@ -223,6 +268,7 @@ main(void)
 		cmocka_unit_test(test_route_table),
 		cmocka_unit_test(test_register_list),
 		cmocka_unit_test(test_pcr_policy),
+		cmocka_unit_test(test_session_expired_and_single_use),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
