@@ -177,6 +177,35 @@ test_ek_cert_and_hash(void **state)
 	X509_free(ek);
 }
 
+/* The same manufacturer CA, an EK certificate with an extension OpenSSL
+ * does not know marked critical: refused, while swtpm's own (critical SAN,
+ * TCG EKU) verifies above. */
+static void
+test_ek_cert_unknown_critical_extension(void **state)
+{
+	struct fx *f = *state;
+	STACK_OF(X509) *ca = NULL;
+	X509 *ek = NULL;
+	char path[300], why[256] = "";
+
+	assert_int_equal(tpm_node_run(&f->node,
+	    "openssl req -new -newkey rsa:2048 -nodes -keyout x.key -subj /CN=x "
+	    "-out x.csr 2>/dev/null && "
+	    "printf 'keyUsage=critical,keyEncipherment\\n"
+	    "1.3.6.1.4.1.55555.1=critical,ASN1:NULL\\n' > x.ext && "
+	    "openssl x509 -req -in x.csr -CA '%s/issuercert.pem' "
+	    "-CAkey '%s/signkey.pem' -set_serial 99 -days 2 -extfile x.ext "
+	    "-out x.pem 2>/dev/null", f->ca_dir, f->ca_dir), 0);
+	snprintf(path, sizeof(path), "%s/x.pem", f->node.dir);
+	assert_int_equal(tsi_x509_load_file(path, &ek), TSI_OK);
+	assert_int_equal(tsi_x509_load_chain_file(f->ca_pem, &ca), TSI_OK);
+	assert_int_equal(tsi_attest_ek_cert_verify(ek, NULL, ca, why,
+	    sizeof(why)), TSI_ERR_BAD_CERT);
+	assert_non_null(strstr(why, "unhandled critical extension"));
+	sk_X509_pop_free(ca, X509_free);
+	X509_free(ek);
+}
+
 static void
 test_certify_verifies(void **state)
 {
@@ -281,6 +310,7 @@ main(void)
 		cmocka_unit_test(test_key_checks),
 		cmocka_unit_test(test_make_credential_activates),
 		cmocka_unit_test(test_ek_cert_and_hash),
+		cmocka_unit_test(test_ek_cert_unknown_critical_extension),
 		cmocka_unit_test(test_certify_verifies),
 		cmocka_unit_test(test_quote_pcr_digest),
 		cmocka_unit_test(test_parse_rejects),
