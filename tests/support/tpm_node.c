@@ -454,7 +454,6 @@ tpm_node_activate(struct tpm_node *n, const uint8_t *blob, size_t blob_len,
 	free(f);
 	if (!ok)
 		return -1;
-	(void)remove("cred.out");
 	if (tpm_node_run(n, "rm -f cred.out; "
 	    "tpm2_startauthsession --policy-session -S ek.session && "
 	    "tpm2_policysecret -S ek.session -c e >/dev/null && "
