@@ -156,7 +156,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -keyout "$D/tls.key" -out "$D/tls.pem" 2>/dev/null || fail "tls cert"
 printf '# admins\n%s\n' "$TSI_ATTEST_TOKEN" > "$D/tokens"
 chmod 600 "$D/tokens"
-port=$((42000 + RANDOM % 20000))
+write_conf() {
 cat > "$D/attest.conf" <<CONF
 listen = "127.0.0.1:$port";
 tls_cert = "$D/tls.pem";
@@ -168,19 +168,31 @@ node_ca_cert = "$D/nodeca/ca.pem";
 node_ca_key = "$D/nodeca/ca.key";
 cert_days = 7;
 CONF
+}
+port=$((42000 + RANDOM % 20000))
+write_conf
 chmod 644 "$D/tokens"
 set +e
 "$BIN/tsi-attest" --config "$D/attest.conf" 2>"$D/e"; rc=$?
 set -e
 [ $rc -eq 2 ] && grep -q "must be mode 0600" "$D/e" || fail "token file mode: $rc $(cat "$D/e")"
 chmod 600 "$D/tokens"
-"$BIN/tsi-attest" --config "$D/attest.conf" > "$D/srv.out" 2> "$D/srv.err" &
-SRV=$!
-for _ in $(seq 1 200); do
-  curl -sf --cacert "$D/tls.pem" "https://127.0.0.1:$port/v1/health" >/dev/null 2>&1 && break
-  kill -0 "$SRV" 2>/dev/null || fail "config-mode server exited"
-  sleep 0.05
+# a random port may be taken by another test on this machine: try others
+for try in 1 2 3 4 5; do
+  port=$((42000 + RANDOM % 20000))
+  write_conf
+  "$BIN/tsi-attest" --config "$D/attest.conf" > "$D/srv.out" 2> "$D/srv.err" &
+  SRV=$!
+  for _ in $(seq 1 200); do
+    curl -sf --cacert "$D/tls.pem" "https://127.0.0.1:$port/v1/health" >/dev/null 2>&1 && break
+    kill -0 "$SRV" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$SRV" 2>/dev/null; then break; fi
+  wait "$SRV" || true
+  SRV=""
 done
+[ -n "$SRV" ] || fail "config-mode server did not start"
 export TSI_ATTEST_ADDR="https://127.0.0.1:$port" TSI_ATTEST_CACERT="$D/tls.pem"
 "$TSI" node register --ek-cert "$D/ek.pem" --node n9 --cluster-name c --region r \
   --datacenter d >/dev/null || fail "register over TLS"
