@@ -138,6 +138,26 @@ remote_of(struct MHD_Connection *c, char *out, size_t len)
 		    out, (socklen_t)len);
 }
 
+/* An oversized body is refused like any other bad input: logged and
+ * audited, with the route it was sent to. */
+static void
+note_too_large(struct attest *a, struct MHD_Connection *c, const char *url)
+{
+	struct attest_req req;
+	char remote[INET6_ADDRSTRLEN + 1];
+	const char *op = strcmp(url, "/v1/enroll/start") == 0 ? "enroll.start" :
+	    strcmp(url, "/v1/enroll/finish") == 0 ? "enroll.finish" :
+	    "http.request";
+
+	remote_of(c, remote, sizeof(remote));
+	tsi_log(TSI_LOG_WARN, "http.body_too_large", TSI_LS("path", url),
+	    TSI_LS("remote", remote), TSI_LI("max", ATTEST_BODY_MAX));
+	memset(&req, 0, sizeof(req));
+	req.remote = remote;
+	(void)attest_audit(a, &req, op, url, "deny", "request body too large",
+	    NULL);
+}
+
 static enum MHD_Result
 handler(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -171,6 +191,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 			errno = 0;
 			n = strtoull(cl, &end, 10);
 			if (errno != 0 || *end != '\0' || n > ATTEST_BODY_MAX) {
+				note_too_large(a, c, url);
 				memset(&ans, 0, sizeof(ans));
 				cc->too_large = 1;
 				attest_answer_error(&ans, 413, "request body too large");
@@ -193,8 +214,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	memset(&ans, 0, sizeof(ans));
 	remote_of(c, remote, sizeof(remote));
 	if (cc->too_large) {
-		tsi_log(TSI_LOG_WARN, "http.body_too_large", TSI_LS("path", url),
-		    TSI_LS("remote", remote));
+		note_too_large(a, c, url);
 		attest_answer_error(&ans, 413, "request body too large");
 		ret = send_answer(c, &ans);
 		attest_answer_clear(&ans);

@@ -106,6 +106,24 @@ listed(const char *name, const char *ek)
 	return found;
 }
 
+/* The node's certificate serial (the enrollment binding) into out, "" when
+ * it has none: a refused enrollment must leave it as it was. */
+static void
+node_serial(const char *name, char out[80])
+{
+	char path[128];
+	json_t *ans = NULL;
+	const char *s;
+
+	snprintf(path, sizeof(path), "/v1/nodes/%s", name);
+	assert_int_equal(attest_http(&F.srv, "GET", path, ATTEST_TEST_TOKEN,
+	    NULL, NULL, &ans), 200);
+	s = json_string_value(json_object_get(json_object_get(ans, "data"),
+	    "cert_serial"));
+	snprintf(out, 80, "%s", s ? s : "");
+	json_decref(ans);
+}
+
 static const char *
 first_error(const json_t *ans)
 {
@@ -246,6 +264,7 @@ test_unknown_ek_ca(void **state)
 	n = listed(NULL, ek);
 	assert_null(n);
 	assert_true(attest_audit_has(&F.srv, "does not verify to ek_ca") >= 1);
+	assert_true(attest_log_has(&F.srv, "does not verify to ek_ca") >= 1);
 }
 
 static void
@@ -271,6 +290,7 @@ test_ak_without_fixedtpm(void **state)
 	json_decref(ans);
 	json_decref(sb);
 	assert_true(attest_audit_has(&F.srv, "AK lacks fixedTPM") >= 1);
+	assert_true(attest_log_has(&F.srv, "AK lacks fixedTPM") >= 1);
 	assert_non_null(ans = listed("node-b", NULL));
 	assert_string_equal(json_string_value(json_object_get(ans, "state")),
 	    "untrusted");
@@ -284,7 +304,11 @@ test_certify_other_key(void **state)
 	uint8_t *secret = NULL, nonce[32];
 	size_t sl;
 
+	char before[80], after[80];
+
 	(void)state;
+	node_serial("node-a", before);
+	assert_string_not_equal(before, "");
 	start_and_activate(&F.a, &sa, &secret, &sl, nonce);
 	/* A genuine certify by the AK, over the SRK instead of the key. */
 	fb = attest_finish_body(&F.a, json_string_value(json_object_get(sa,
@@ -299,6 +323,10 @@ test_certify_other_key(void **state)
 	json_decref(sa);
 	free(secret);
 	assert_true(attest_audit_has(&F.srv, "certified object is not") >= 1);
+	assert_true(attest_log_has(&F.srv, "certified object is not") >= 1);
+	/* Nothing was enrolled: the binding is unchanged. */
+	node_serial("node-a", after);
+	assert_string_equal(before, after);
 }
 
 static void
@@ -308,7 +336,11 @@ test_foreign_proof(void **state)
 	uint8_t *s1 = NULL, *s2 = NULL, n1[32], n2[32];
 	size_t l1, l2;
 
+	char before[80], after[80];
+
 	(void)state;
+	node_serial("node-a", before);
+	assert_string_not_equal(before, "");
 	start_and_activate(&F.a, &sa1, &s1, &l1, n1);
 	start_and_activate(&F.a, &sa2, &s2, &l2, n2);
 	/* Session 2's evidence with session 1's secret. */
@@ -319,6 +351,8 @@ test_foreign_proof(void **state)
 	assert_non_null(strstr(first_error(ans), "activation proof"));
 	json_decref(ans);
 	json_decref(fb);
+	assert_true(attest_audit_has(&F.srv, "activation proof does not match") >= 1);
+	assert_true(attest_log_has(&F.srv, "activation proof does not match") >= 1);
 	/* And session 2 is gone even though it was refused. */
 	fb = attest_finish_body(&F.a, json_string_value(json_object_get(sa2,
 	    "session")), s2, l2, TPM_NODE_KEY, n2, NULL);
@@ -330,6 +364,9 @@ test_foreign_proof(void **state)
 	json_decref(sa2);
 	free(s1);
 	free(s2);
+	/* Nothing was enrolled: the binding is unchanged. */
+	node_serial("node-a", after);
+	assert_string_equal(before, after);
 }
 
 static void
@@ -339,7 +376,11 @@ test_stale_nonce(void **state)
 	uint8_t *s1 = NULL, *s2 = NULL, n1[32], n2[32];
 	size_t l1, l2;
 
+	char before[80], after[80];
+
 	(void)state;
+	node_serial("node-a", before);
+	assert_string_not_equal(before, "");
 	start_and_activate(&F.a, &sa1, &s1, &l1, n1);
 	start_and_activate(&F.a, &sa2, &s2, &l2, n2);
 	/* A quote made for the earlier session's nonce. */
@@ -356,6 +397,10 @@ test_stale_nonce(void **state)
 	free(s1);
 	free(s2);
 	assert_true(attest_audit_has(&F.srv, "stale or replayed") >= 1);
+	assert_true(attest_log_has(&F.srv, "stale or replayed") >= 1);
+	/* Nothing was enrolled: the binding is unchanged. */
+	node_serial("node-a", after);
+	assert_string_equal(before, after);
 }
 
 static void
@@ -424,7 +469,11 @@ test_ak_in_second_tpm(void **state)
 	size_t bl, sl;
 	char *s;
 
+	char before[80], after[80];
+
 	(void)state;
+	node_serial("node-a", before);
+	assert_string_not_equal(before, "");
 	/* Node A's (registered) EK and certificate, with an AK and signing
 	 * key that live in another TPM (E). */
 	sb = attest_start_body(&F.e, 1, NULL);
@@ -452,6 +501,9 @@ test_ak_in_second_tpm(void **state)
 	json_decref(ans);
 	json_decref(fb);
 	json_decref(sa);
+	/* Nothing was enrolled: the binding is unchanged. */
+	node_serial("node-a", after);
+	assert_string_equal(before, after);
 }
 
 static void
@@ -463,7 +515,11 @@ test_bad_requests(void **state)
 	size_t bl;
 	char *s;
 
+	char before[80], after[80];
+
 	(void)state;
+	node_serial("node-a", before);
+	assert_string_not_equal(before, "");
 	assert_non_null(big = malloc(70001));
 	memset(big, 'a', 70000);
 	big[70000] = '\0';
@@ -471,6 +527,8 @@ test_bad_requests(void **state)
 	    NULL, big, &ans), 413);
 	json_decref(ans);
 	free(big);
+	assert_true(attest_log_has(&F.srv, "\"http.body_too_large\"") >= 1);
+	assert_true(attest_audit_has(&F.srv, "request body too large") >= 1);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
 	    NULL, "{\"ek_pub\":", &ans), 400);
 	assert_string_equal(first_error(ans), "body is not a JSON object");
@@ -505,8 +563,10 @@ test_bad_requests(void **state)
 	    NULL, NULL, &ans), 405);
 	json_decref(ans);
 	assert_true(attest_audit_has(&F.srv, "not canonical base64") >= 1);
-	assert_true(attest_log_has(&F.srv, "http.body_too_large") +
-	    attest_log_has(&F.srv, "413") >= 0);
+	assert_true(attest_log_has(&F.srv, "not canonical base64") >= 1);
+	/* Nothing was enrolled: the binding is unchanged. */
+	node_serial("node-a", after);
+	assert_string_equal(before, after);
 }
 
 static void
