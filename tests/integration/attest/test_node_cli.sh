@@ -133,6 +133,15 @@ for op in node.register node.revoke node.trust node.remove; do
 done
 grep -q '"disk stolen"\|revoked: disk stolen' "$D/audit.jsonl" || fail "audit reason"
 grep -q "$TSI_ATTEST_TOKEN" "$D/audit.jsonl" "$D/srv.err" && fail "token leaked into logs"
+# a chunked body past 64 KiB (no Content-Length to refuse it early): 413
+head -c 70000 /dev/zero | tr '\0' a > "$D/big"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+  --data-binary @"$D/big" "$TSI_ATTEST_ADDR/v1/enroll/start")
+[ "$code" = 413 ] || fail "chunked oversized body: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+  --data-binary '{"session":"x"}' "$TSI_ATTEST_ADDR/v1/enroll/finish")
+[ "$code" = 400 ] || fail "chunked small body: $code"
+
 # SIGHUP reloads the PCR policy file; a broken file is refused and the
 # previous policies stay
 wait_log() {
