@@ -3,6 +3,8 @@ find_package(PkgConfig REQUIRED)
 find_package(OpenSSL 3.0 REQUIRED)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-tctildr tss2-mu tss2-rc)
+# libtsi parses TPM structures (node attestation) without talking to a TPM.
+pkg_check_modules(TSS2_MU REQUIRED IMPORTED_TARGET tss2-mu)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 pkg_check_modules(LMDB REQUIRED IMPORTED_TARGET lmdb)
 pkg_check_modules(LIBCONFIG REQUIRED IMPORTED_TARGET libconfig)

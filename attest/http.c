@@ -1,0 +1,356 @@
+/*
+ * http.c - libmicrohttpd glue: collects a bounded body, turns the request
+ * into a struct attest_req, dispatches, sends the answer.
+ *
+ * A Content-Length over the limit is answered 413 at once (MHD then closes
+ * the connection without reading the body); a chunked body that grows past
+ * it is dropped and answered 413 when it ends.
+ */
+#include "attest.h"
+
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct conn_ctx {
+	struct tsi_buf *body;
+	int too_large;
+};
+
+static int
+parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *colon, *h = s;
+	size_t hl;
+	char *end;
+	long port;
+
+	if (s == NULL)
+		return TSI_ERR_PARSE;
+	memset(ss, 0, sizeof(*ss));
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':')
+			return TSI_ERR_PARSE;
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return TSI_ERR_PARSE;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return TSI_ERR_PARSE;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || port < 1 || port > 65535)
+		return TSI_ERR_PARSE;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in);
+		return TSI_OK;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in6);
+		return TSI_OK;
+	}
+	return TSI_ERR_PARSE;
+}
+
+int
+attest_listen_is_loopback(const char *listen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (parse_listen(listen, &ss, &len) != TSI_OK)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) ==
+		    127;
+	return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+}
+
+static enum MHD_Result
+send_answer(struct MHD_Connection *c, struct attest_answer *ans)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text = ans->text;
+	const char *ctype = ans->content_type;
+
+	if (text == NULL) {
+		text = ans->json ? json_dumps(ans->json, JSON_COMPACT) : NULL;
+		ctype = "application/json";
+		if (text == NULL) {
+			text = strdup("{\"errors\":[\"internal error\"]}");
+			ans->status = 500;
+		}
+	} else
+		ans->text = NULL;
+	if (text == NULL)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(text), text,
+	    MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	ret = MHD_queue_response(c, ans->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void
+remote_of(struct MHD_Connection *c, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	out[0] = '\0';
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    out, (socklen_t)len);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+		    out, (socklen_t)len);
+}
+
+/* An oversized body is refused like any other bad input: logged and
+ * audited, with the route it was sent to. */
+static void
+note_too_large(struct attest *a, struct MHD_Connection *c, const char *url)
+{
+	struct attest_req req;
+	char remote[INET6_ADDRSTRLEN + 1];
+	const char *op = strcmp(url, "/v1/enroll/start") == 0 ? "enroll.start" :
+	    strcmp(url, "/v1/enroll/finish") == 0 ? "enroll.finish" :
+	    "http.request";
+
+	remote_of(c, remote, sizeof(remote));
+	tsi_log(TSI_LOG_WARN, "http.body_too_large", TSI_LS("path", url),
+	    TSI_LS("remote", remote), TSI_LI("max", ATTEST_BODY_MAX));
+	memset(&req, 0, sizeof(req));
+	req.remote = remote;
+	(void)attest_audit(a, &req, op, url, "deny", "request body too large",
+	    NULL);
+}
+
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct attest *a = cls;
+	struct conn_ctx *cc = *con_cls;
+	struct attest_req req;
+	struct attest_answer ans;
+	const char *auth;
+	char remote[INET6_ADDRSTRLEN + 1];
+	uint8_t rid[16];
+	enum MHD_Result ret;
+
+	(void)version;
+	if (cc == NULL) {
+		const char *cl;
+
+		if ((cc = calloc(1, sizeof(*cc))) == NULL ||
+		    (cc->body = tsi_buf_new(ATTEST_BODY_MAX)) == NULL) {
+			free(cc);
+			return MHD_NO;
+		}
+		*con_cls = cc;
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(cl, &end, 10);
+			if (errno != 0 || *end != '\0' || n > ATTEST_BODY_MAX) {
+				note_too_large(a, c, url);
+				memset(&ans, 0, sizeof(ans));
+				cc->too_large = 1;
+				attest_answer_error(&ans, 413, "request body too large");
+				ret = send_answer(c, &ans);
+				attest_answer_clear(&ans);
+				return ret;
+			}
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!cc->too_large && tsi_buf_put(cc->body, upload_data,
+		    *upload_data_size) != TSI_OK) {
+			cc->too_large = 1;
+			tsi_buf_reset(cc->body);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	memset(&ans, 0, sizeof(ans));
+	remote_of(c, remote, sizeof(remote));
+	if (cc->too_large) {
+		note_too_large(a, c, url);
+		attest_answer_error(&ans, 413, "request body too large");
+		ret = send_answer(c, &ans);
+		attest_answer_clear(&ans);
+		return ret;
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = method;
+	req.path = url;
+	req.body = tsi_buf_str(cc->body);
+	req.body_len = tsi_buf_len(cc->body);
+	req.remote = remote;
+	auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
+		req.token = auth + 7;
+	if (RAND_bytes(rid, sizeof(rid)) == 1)
+		attest_hex(rid, sizeof(rid), req.request_id);
+	attest_dispatch(a, &req, &ans);
+	ret = send_answer(c, &ans);
+	attest_answer_clear(&ans);
+	return ret;
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct conn_ctx *cc = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (cc != NULL) {
+		tsi_buf_free(cc->body);
+		free(cc);
+		*con_cls = NULL;
+	}
+}
+
+static char *
+read_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f;
+	struct tsi_buf *b;
+	char chunk[4096];
+	size_t n;
+	char *out = NULL;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		tsi_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((b = tsi_buf_new(1 << 20)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (tsi_buf_put(b, chunk, n) != TSI_OK) {
+			tsi_errf(err, errlen, "%s: file too large", path);
+			goto out;
+		}
+	if (!ferror(f))
+		out = tsi_buf_take(b, NULL);
+out:
+	explicit_bzero(chunk, sizeof(chunk));
+	fclose(f);
+	tsi_buf_free(b);
+	return out;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	(void)cls;
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		return;
+	msg[strcspn(msg, "\n")] = '\0';
+	tsi_log(TSI_LOG_WARN, "http.mhd", TSI_LS("message", msg));
+}
+
+int
+attest_http_start(struct attest *a, char *err, size_t errlen)
+{
+	const struct attest_settings *s = a->set;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char *cert = NULL, *key = NULL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_USE_ERROR_LOG;
+	int r = TSI_ERR_CONFIG;
+
+	if (parse_listen(s->listen, &ss, &sslen) != TSI_OK) {
+		tsi_errf(err, errlen, "listen: cannot parse address '%s'", s->listen);
+		return TSI_ERR_CONFIG;
+	}
+	if (!s->dev) {
+		if ((cert = read_file(s->tls_cert, err, errlen)) == NULL ||
+		    (key = read_file(s->tls_key, err, errlen)) == NULL)
+			goto out;
+		flags |= MHD_USE_TLS;
+	}
+	a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
+	    MHD_OPTION_CONNECTION_LIMIT, 256u,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u,
+	    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+	    cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, key,
+	    MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:"
+	    "+VERS-TLS1.3:+VERS-TLS1.2",
+	    MHD_OPTION_END);
+	if (a->mhd == NULL) {
+		tsi_errf(err, errlen, "cannot start HTTP server on %s (address in "
+		    "use, or bad TLS certificate/key?)", s->listen);
+		r = TSI_ERR_IO;
+		goto out;
+	}
+	r = TSI_OK;
+out:
+	tsi_strfree(key);
+	free(cert);
+	return r;
+}
+
+void
+attest_http_stop(struct attest *a)
+{
+	if (a->mhd != NULL)
+		MHD_stop_daemon(a->mhd);
+	a->mhd = NULL;
+}
