@@ -113,6 +113,10 @@ add_protected(struct tsi_injector_conf *c, const char *p)
 	return TSI_OK;
 }
 
+static const char *const builtin_protected[] = {
+	"/proc", "/sys/fs/cgroup", "/var/lib/kubelet/pods",
+};
+
 /* A safe single name (socket file, ConfigMap key). */
 static int
 is_plain_name(const char *s)
@@ -207,6 +211,20 @@ conf_from(const struct tsi_config *cfg, struct tsi_injector_conf **out,
 		if ((r = add_protected(c, norm)) != TSI_OK)
 			goto out;
 	}
+	/* Host paths that reach the issuer's directory, or the identity it
+	 * gives, whatever it is called, so no lexical check of the path could
+	 * catch them (docs/injector.md, "Refusals"):
+	 *  - /proc: /proc/<pid>/root, /cwd and /fd/<n> are every process's
+	 *    view of its own mounts (/proc/1/root/run/tsi is the host's
+	 *    /run/tsi), and /proc/self names whichever process looks;
+	 *  - /sys/fs/cgroup: writing cgroup.procs moves a process into another
+	 *    pod's cgroup, and the issuer names a caller by its cgroup;
+	 *  - /var/lib/kubelet/pods: every pod's volumes on the node, the
+	 *    secret files the sidecars write among them. */
+	for (i = 0; i < sizeof(builtin_protected) / sizeof(builtin_protected[0]);
+	    i++)
+		if ((r = add_protected(c, builtin_protected[i])) != TSI_OK)
+			goto out;
 	if ((r = tsi_config_strlist(cfg, "extra_protected_paths", &extra, &nextra,
 	    err, errlen)) != TSI_OK)
 		goto out;

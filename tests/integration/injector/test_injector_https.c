@@ -15,7 +15,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,6 +608,128 @@ test_cli_exit_codes(void **state)
 	assert_int_equal(run(badconf, 1), 1);
 }
 
+/* Runs tsi-injector --config cfg run; waits at most wait_s for it to
+ * exit. Returns its exit status, or -1 (it is killed) when it still runs.
+ * Its stderr goes to errpath. */
+static int
+run_bounded(const char *cfg, const char *errpath, int wait_s)
+{
+	char prog[512];
+	pid_t pid;
+	int st, i;
+
+	snprintf(prog, sizeof(prog), "%s/tsi-injector", bindir);
+	if ((pid = fork()) < 0)
+		return -2;
+	if (pid == 0) {
+		int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 2);
+		execl(prog, prog, "--config", cfg, "run", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < wait_s * 20; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -3;
+		usleep(50 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+/* A second injector on the running one's address exits 1 and says why. */
+static void
+test_second_injector_same_port(void **state)
+{
+	char errp[300], *log;
+
+	(void)state;
+	snprintf(errp, sizeof(errp), "%s/second.log", tmpdir);
+	assert_int_equal(run_bounded(conf, errp, 15), 1);
+	log = slurp(errp);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "address in use"));
+	free(log);
+}
+
+/* The key file must not be readable by group or others: exit 2. */
+static void
+test_open_key_refused(void **state)
+{
+	char cfg[300], k2[300], errp[300], *log;
+	char *cp[] = { "cp", key, k2, NULL };
+	FILE *f;
+
+	(void)state;
+	snprintf(cfg, sizeof(cfg), "%s/openkey.conf", tmpdir);
+	snprintf(k2, sizeof(k2), "%s/open.key", tmpdir);
+	snprintf(errp, sizeof(errp), "%s/openkey.log", tmpdir);
+	assert_int_equal(run(cp, 1), 0);
+	assert_int_equal(chmod(k2, 0644), 0);
+	f = fopen(cfg, "w");
+	assert_non_null(f);
+	fprintf(f, "listen = \"127.0.0.1:%u\";\ntls_cert = \"%s\";\n"
+	    "tls_key = \"%s\";\nsidecar_image = \"i\";\n"
+	    "vault_addr = \"https://v\";\n", free_port(), cert, k2);
+	fclose(f);
+	assert_int_equal(run_bounded(cfg, errp, 15), 2);
+	log = slurp(errp);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "readable by group or others"));
+	free(log);
+}
+
+/* One TLS handshake; 1 when it succeeded. ciphers NULL: TLS 1.3. */
+static int
+tls_handshake(const char *ciphers)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+	struct sockaddr_in a;
+	struct timeval tv = { 10, 0 };
+	unsigned port = (unsigned)atoi(strrchr(base, ':') + 1);
+	int fd, ok;
+
+	assert_non_null(ctx);
+	SSL_CTX_set_security_level(ctx, 0);
+	if (ciphers != NULL) {
+		SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+		SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+		assert_int_equal(SSL_CTX_set_cipher_list(ctx, ciphers), 1);
+	} else
+		SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	ok = SSL_connect(ssl) == 1;
+	ERR_clear_error();
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return ok;
+}
+
+/* The same suites as tsi-vault: TLS 1.2 with ECDHE and AEAD only. */
+static void
+test_tls_suites(void **state)
+{
+	(void)state;
+	assert_int_equal(tls_handshake(NULL), 1);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-AES128-GCM-SHA256"), 1);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-CHACHA20-POLY1305"), 1);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-AES128-SHA"), 0);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-AES256-SHA"), 0);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-AES128-SHA256"), 0);
+	assert_int_equal(tls_handshake("AES128-GCM-SHA256:AES128-SHA"), 0);
+}
+
 int
 main(void)
 {
@@ -622,6 +746,9 @@ main(void)
 		cmocka_unit_test(test_keep_alive_and_tls_only),
 		cmocka_unit_test(test_log_is_json_lines_without_secrets),
 		cmocka_unit_test(test_cli_exit_codes),
+		cmocka_unit_test(test_second_injector_same_port),
+		cmocka_unit_test(test_open_key_refused),
+		cmocka_unit_test(test_tls_suites),
 	};
 
 	return cmocka_run_group_tests_name("injector_https", tests, setup, teardown);
