@@ -32,7 +32,9 @@
 
 #include "fixture.h"
 
-#define REQUEST_TIMEOUT 3       /* the server's request_timeout, seconds */
+/* The server's request_timeout: its default, left out of the config so
+ * that the same test runs against a server from before the fix. */
+#define REQUEST_TIMEOUT 10
 #define CONN_LIMIT 96
 #define PER_IP 32
 #define ATTACK_ADDRS 4          /* 127.0.0.2 .. 127.0.0.5 */
@@ -276,8 +278,7 @@ setup(void **state)
 
 	snprintf(extra, sizeof(extra),
 	    "connection_limit = %d;\nper_ip_connection_limit = %d;\n"
-	    "request_timeout = %d;\nconnection_timeout = 30;\n",
-	    CONN_LIMIT, PER_IP, REQUEST_TIMEOUT);
+	    "connection_timeout = 30;\n", CONN_LIMIT, PER_IP);
 	if (f == NULL || vfx_init(f, NULL, extra) != 0 || vfx_start(f) != 0)
 		return -1;
 	if (vfx_kv_put(f, f->root, "app/config",
@@ -292,6 +293,8 @@ teardown(void **state)
 {
 	struct vfx *f = *state;
 
+	if (f == NULL)
+		return 0;
 	vfx_cleanup(f);
 	free(f);
 	return 0;
@@ -347,7 +350,7 @@ test_reads_during_trickle_flood(void **state)
 	printf("# attack: %d trickling TLS connections up from %d addresses "
 	    "after %.1f s\n", __atomic_load_n(&a->open_now, __ATOMIC_RELAXED),
 	    ATTACK_ADDRS, now_s() - t0);
-	failed = measure(f, "during attack", 250, &p50, &p99);
+	failed = measure(f, "during attack", 400, &p50, &p99);
 	a->stop = 1;
 	pthread_join(t, NULL);
 	printf("# attack: %lu connections closed by the server, longest "
