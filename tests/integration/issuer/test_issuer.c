@@ -1046,7 +1046,6 @@ test_second_issuer_same_socket(void **state)
 	assert_int_equal(lstat(f->sock, &st1), 0);
 	assert_true(st0.st_ino == st1.st_ino);
 	assert_int_equal(get(f, "/v1/health", NULL, &r, NULL), CURLE_OK);
-
 	assert_int_equal(stop_issuer(f), 0);
 }
 
