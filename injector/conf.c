@@ -175,6 +175,15 @@ conf_from(const struct tsi_config *cfg, struct tsi_injector_conf **out,
 	    (r = tsi_config_int(cfg, "max_request_bytes", 3 << 20, 65536, 64 << 20,
 	    &c->max_request_bytes, err, errlen)))
 		goto out;
+	/* The sidecars it injects refuse plain http:// (their token and
+	 * secrets would cross the pod network in clear): say so here, not in
+	 * every pod's log. */
+	if (strncmp(c->vault_addr, "https://", 8) != 0) {
+		tsi_errf(err, errlen, "%s:%d: 'vault_addr' must be an https:// URL",
+		    tsi_config_file(cfg), tsi_config_line(cfg, "vault_addr"));
+		r = TSI_ERR_CONFIG;
+		goto out;
+	}
 	if (strcmp(c->sidecar_pull_policy, "Always") != 0 &&
 	    strcmp(c->sidecar_pull_policy, "IfNotPresent") != 0 &&
 	    strcmp(c->sidecar_pull_policy, "Never") != 0) {

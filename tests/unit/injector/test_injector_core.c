@@ -111,6 +111,14 @@ test_conf_errors(void **state)
 		    &c, err, sizeof(err)), TSI_ERR_CONFIG);
 		assert_non_null(strstr(err, "injector.conf:"));
 	}
+	/* the injected sidecars refuse http:// */
+	err[0] = '\0';
+	assert_int_equal(tsi_injector_conf_load_string("injector.conf",
+	    "tls_cert = \"/c.pem\";\ntls_key = \"/k.pem\";\n"
+	    "sidecar_image = \"reg/tsi-sidecar:1\";\n"
+	    "vault_addr = \"http://v:8200\";\n", &c, err, sizeof(err)),
+	    TSI_ERR_CONFIG);
+	assert_non_null(strstr(err, "https://"));
 	/* a required setting missing */
 	assert_int_equal(tsi_injector_conf_load_string("injector.conf",
 	    "tls_cert = \"/c\";\n", &c, err, sizeof(err)), TSI_ERR_CONFIG);
