@@ -679,9 +679,10 @@ test_open_key_refused(void **state)
 	free(log);
 }
 
-/* One TLS handshake; 1 when it succeeded. ciphers NULL: TLS 1.3. */
+/* One TLS handshake; 1 when it succeeded. ciphers NULL: TLS 1.3. fp (may
+ * be NULL): the SHA-256 of the certificate served. */
 static int
-tls_handshake(const char *ciphers)
+tls_handshake_fp(const char *ciphers, unsigned char fp[32])
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	SSL *ssl;
@@ -709,11 +710,74 @@ tls_handshake(const char *ciphers)
 	ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	ok = SSL_connect(ssl) == 1;
+	if (ok && fp != NULL) {
+		X509 *peer = SSL_get1_peer_certificate(ssl);
+		unsigned len = 32;
+		if (peer != NULL)
+			X509_digest(peer, EVP_sha256(), fp, &len);
+		X509_free(peer);
+	}
 	ERR_clear_error();
 	SSL_free(ssl);
 	close(fd);
 	SSL_CTX_free(ctx);
 	return ok;
+}
+
+static int
+tls_handshake(const char *ciphers)
+{
+	return tls_handshake_fp(ciphers, NULL);
+}
+
+/* SIGHUP: a rotated certificate is served without a restart; a key that
+ * does not match keeps the current one. Runs last: it replaces the
+ * certificate the other tests trust. */
+static void
+test_sighup_reloads_certificate(void **state)
+{
+	char subj_alt[] = "subjectAltName=IP:127.0.0.1";
+	char other[300], otherkey[300];
+	char *req[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+		"-days", "2", "-subj", "/CN=rotated", "-addext", subj_alt, NULL };
+	char *req2[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:P-256", "-nodes", "-keyout", otherkey, "-out",
+		other, "-days", "2", "-subj", "/CN=other", NULL };
+	char *cp[] = { "cp", other, cert, NULL };
+	unsigned char fp0[32], fp1[32], fp2[32];
+	char *log;
+	int i;
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s/other.pem", tmpdir);
+	snprintf(otherkey, sizeof(otherkey), "%s/other.key", tmpdir);
+	assert_int_equal(tls_handshake_fp(NULL, fp0), 1);
+	assert_int_equal(run(req, 1), 0);
+	assert_int_equal(kill(server, SIGHUP), 0);
+	for (i = 0; i < 100; i++) {
+		assert_int_equal(tls_handshake_fp(NULL, fp1), 1);
+		if (memcmp(fp0, fp1, 32) != 0)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_memory_not_equal(fp0, fp1, 32);
+	/* A certificate whose key is not tls_key: refused, logged, kept. */
+	assert_int_equal(run(req2, 1), 0);
+	assert_int_equal(run(cp, 1), 0);
+	assert_int_equal(kill(server, SIGHUP), 0);
+	for (i = 0; i < 100; i++) {
+		log = slurp(logpath);
+		if (log != NULL && strstr(log, "injector.tls_reload_failed")) {
+			free(log);
+			break;
+		}
+		free(log);
+		usleep(100 * 1000);
+	}
+	assert_true(i < 100);
+	assert_int_equal(tls_handshake_fp(NULL, fp2), 1);
+	assert_memory_equal(fp1, fp2, 32);
 }
 
 /* The same suites as tsi-vault: TLS 1.2 with ECDHE and AEAD only. */
@@ -749,6 +813,7 @@ main(void)
 		cmocka_unit_test(test_second_injector_same_port),
 		cmocka_unit_test(test_open_key_refused),
 		cmocka_unit_test(test_tls_suites),
+		cmocka_unit_test(test_sighup_reloads_certificate),
 	};
 
 	return cmocka_run_group_tests_name("injector_https", tests, setup, teardown);
