@@ -361,6 +361,25 @@ test_reads_during_trickle_flood(void **state)
 	assert_true(a->max_life <= REQUEST_TIMEOUT + 6);
 	SSL_CTX_free(a->ctx);
 	free(a);
+	/* Both rules show in the metrics (the deadline from the test before,
+	 * on the same server). */
+	{
+		struct vresp r;
+		const char *p;
+		memset(&r, 0, sizeof(r));
+		assert_int_equal(vfx_http(f, NULL, "GET",
+		    "/v1/sys/metrics?format=prometheus", NULL, NULL, &r), 0);
+		assert_int_equal(r.status, 200);
+		p = strstr(r.body, "tsi_vault_connections_closed_total{reason="
+		    "\"request_timeout\"} ");
+		assert_non_null(p);
+		assert_true(atol(strchr(p, ' ') + 1) >= 1);
+		p = strstr(r.body, "tsi_vault_connections_closed_total{reason="
+		    "\"evicted\"} ");
+		assert_non_null(p);
+		assert_true(atol(strchr(p, ' ') + 1) >= 1);
+		vresp_clear(&r);
+	}
 }
 
 int
