@@ -17,14 +17,17 @@ foreach(flag -fstack-clash-protection -fcf-protection)
   endif()
 endforeach()
 # _FORTIFY_SOURCE needs optimisation (the default build type is
-# RelWithDebInfo, -O2) and is no use under the sanitizers. -U first, then
+# RelWithDebInfo, -O2; without -O glibc warns, an error under -Werror), so
+# it is on for the optimised build types only, and never under the
+# sanitizers. -U first, then
 # -D, both as options so that their order on the command line is this one:
 # a -U after the -D (add_compile_definitions always comes first) silently
 # switched it off. The -U drops a toolchain's own default level, so there
 # is no redefinition warning. tests/security/build checks that release
 # binaries do import fortified (__*_chk) functions.
 set(TSI_FORTIFY OFF)
-if(NOT TSI_SANITIZE AND NOT TSI_FUZZ AND NOT CMAKE_BUILD_TYPE STREQUAL "Debug")
+if(NOT TSI_SANITIZE AND NOT TSI_FUZZ AND
+   CMAKE_BUILD_TYPE MATCHES "^(Release|RelWithDebInfo|MinSizeRel)$")
   set(TSI_FORTIFY ON)
   add_compile_options(-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3)
 endif()
