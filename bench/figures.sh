@@ -626,7 +626,7 @@ sidecar_figure() {
     dest=$TMP/sidecar-out-$i
     mkdir -p "$dest"
     t0=$EPOCHREALTIME
-    if ! TSI_SECRETS=$secrets TSI_ISSUER_SOCKET=$ISSUER_SOCK VAULT_ADDR=$VAULT_ADDR \
+    if ! TSI_SECRETS=$secrets TSI_ISSUER_SOCKET=$ISSUER_SOCK VAULT_ADDR=$VAULT_ADDR TSI_ALLOW_HTTP=1 \
          TSI_ROLE=$ROLE TSI_RETRY_MAX=1 "$BIN/tsi-sidecar" --once --dest-dir "$dest" \
          >"$TMP/sidecar-$i.log" 2>&1; then
       figure sidecar_start "$label" null "ms" "" '{"max": 25}' \

@@ -113,6 +113,10 @@ add_protected(struct tsi_injector_conf *c, const char *p)
 	return TSI_OK;
 }
 
+static const char *const builtin_protected[] = {
+	"/proc", "/sys/fs/cgroup", "/var/lib/kubelet/pods",
+};
+
 /* A safe single name (socket file, ConfigMap key). */
 static int
 is_plain_name(const char *s)
@@ -171,6 +175,15 @@ conf_from(const struct tsi_config *cfg, struct tsi_injector_conf **out,
 	    (r = tsi_config_int(cfg, "max_request_bytes", 3 << 20, 65536, 64 << 20,
 	    &c->max_request_bytes, err, errlen)))
 		goto out;
+	/* The sidecars it injects refuse plain http:// (their token and
+	 * secrets would cross the pod network in clear): say so here, not in
+	 * every pod's log. */
+	if (strncmp(c->vault_addr, "https://", 8) != 0) {
+		tsi_errf(err, errlen, "%s:%d: 'vault_addr' must be an https:// URL",
+		    tsi_config_file(cfg), tsi_config_line(cfg, "vault_addr"));
+		r = TSI_ERR_CONFIG;
+		goto out;
+	}
 	if (strcmp(c->sidecar_pull_policy, "Always") != 0 &&
 	    strcmp(c->sidecar_pull_policy, "IfNotPresent") != 0 &&
 	    strcmp(c->sidecar_pull_policy, "Never") != 0) {
@@ -207,6 +220,20 @@ conf_from(const struct tsi_config *cfg, struct tsi_injector_conf **out,
 		if ((r = add_protected(c, norm)) != TSI_OK)
 			goto out;
 	}
+	/* Host paths that reach the issuer's directory, or the identity it
+	 * gives, whatever it is called, so no lexical check of the path could
+	 * catch them (docs/injector.md, "Refusals"):
+	 *  - /proc: /proc/<pid>/root, /cwd and /fd/<n> are every process's
+	 *    view of its own mounts (/proc/1/root/run/tsi is the host's
+	 *    /run/tsi), and /proc/self names whichever process looks;
+	 *  - /sys/fs/cgroup: writing cgroup.procs moves a process into another
+	 *    pod's cgroup, and the issuer names a caller by its cgroup;
+	 *  - /var/lib/kubelet/pods: every pod's volumes on the node, the
+	 *    secret files the sidecars write among them. */
+	for (i = 0; i < sizeof(builtin_protected) / sizeof(builtin_protected[0]);
+	    i++)
+		if ((r = add_protected(c, builtin_protected[i])) != TSI_OK)
+			goto out;
 	if ((r = tsi_config_strlist(cfg, "extra_protected_paths", &extra, &nextra,
 	    err, errlen)) != TSI_OK)
 		goto out;

@@ -114,6 +114,9 @@ int tsi_injector_server_start(const struct tsi_injector_conf *c,
     struct tsi_injector_server **out);
 
 /* The bound TCP port (useful when listen asked for port 0). */
+/* SIGHUP: reads tls_cert and tls_key again; a pair that fails the checks
+ * is logged and the current one kept. */
+int tsi_injector_server_reload_tls(struct tsi_injector_server *s);
 unsigned tsi_injector_server_port(const struct tsi_injector_server *s);
 
 /* Stops serving, waits for running requests, frees. Accepts NULL. */

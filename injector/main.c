@@ -63,16 +63,22 @@ cmd_run(const struct tsi_injector_conf *c)
 	sigset_t set;
 	int sig = 0;
 
+	int r;
+
 	/* Block before the server threads start so that they inherit it and
-	 * only sigwait below sees SIGINT/SIGTERM. */
+	 * only sigwait below sees SIGINT/SIGTERM/SIGHUP. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (tsi_injector_server_start(c, &s) != TSI_OK)
-		return EXIT_FAIL;
-	sigwait(&set, &sig);
+	if ((r = tsi_injector_server_start(c, &s)) != TSI_OK)
+		return r == TSI_ERR_CONFIG ? EXIT_USAGE : EXIT_FAIL;
+	/* SIGHUP: a rotated certificate and key, served from the next
+	 * handshake on. */
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		(void)tsi_injector_server_reload_tls(s);
 	tsi_log(TSI_LOG_INFO, "injector.stopping", TSI_LI("signal", sig));
 	tsi_injector_server_stop(s);
 	return EXIT_OK;

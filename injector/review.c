@@ -79,8 +79,10 @@ check_host_paths(const struct tsi_injector_conf *c, const json_t *pod,
 		for (k = 0; k < c->nprotected; k++)
 			if (tsi_injector_path_overlaps(norm, c->protected[k])) {
 				tsi_injector_refuse(d, 403, "volume %s: hostPath %s "
-				    "overlaps the tsi-issuer directory %s; pods may "
-				    "not mount it", name, norm, c->protected[k]);
+				    "overlaps the protected host path %s (it reaches "
+				    "the tsi-issuer's directory, the identity it "
+				    "gives, or other pods' secrets); pods may not "
+				    "mount it", name, norm, c->protected[k]);
 				return TSI_ERR_DENIED;
 			}
 	}

@@ -7,6 +7,7 @@
 #include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
+#include "tsi/tls.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -17,15 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-#define PEM_MAX_BYTES (1 << 20)
+#include <unistd.h>
 
 struct tsi_injector_server {
 	const struct tsi_injector_conf *conf; /* borrowed */
 	struct MHD_Daemon *mhd;
-	char *cert;
-	char *key;      /* wiped on stop */
-	size_t keylen;
+	struct tsi_tls_creds *tls;  /* replaced on SIGHUP */
 };
 
 struct request {
@@ -46,40 +44,6 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
 	tsi_log(TSI_LOG_WARN, "http.error", TSI_LS("detail", msg));
-}
-
-static int
-read_file(const char *path, char **out, size_t *outlen)
-{
-	struct tsi_buf *b = NULL;
-	char chunk[4096];
-	FILE *f;
-	size_t n;
-	int r = TSI_ERR_IO;
-
-	if ((f = fopen(path, "re")) == NULL)
-		return TSI_ERR_IO;
-	if ((b = tsi_buf_new(PEM_MAX_BYTES)) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if ((r = tsi_buf_put(b, chunk, n)) != TSI_OK)
-			goto out;
-	if (ferror(f)) {
-		r = TSI_ERR_IO;
-		goto out;
-	}
-	if ((*out = tsi_buf_take(b, outlen)) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	r = TSI_OK;
-out:
-	explicit_bzero(chunk, sizeof(chunk));
-	tsi_buf_free(b);
-	fclose(f);
-	return r;
 }
 
 static enum MHD_Result
@@ -202,13 +166,43 @@ parse_listen(const char *listen, struct addrinfo **ai)
 	return getaddrinfo(host, port, &hints, ai) == 0 ? TSI_OK : TSI_ERR_CONFIG;
 }
 
+/* Binds the listening socket here, SO_REUSEADDR only (never
+ * SO_REUSEPORT), so that a second injector on the same address fails and
+ * says why. */
+static int
+listen_socket(const char *listen_addr, const struct addrinfo *ai,
+    MHD_socket *out)
+{
+	int fd, one = 1;
+
+	if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) < 0)
+		goto fail;
+	if (ai->ai_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+		    sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 256) != 0)
+		goto fail;
+	*out = fd;
+	return TSI_OK;
+fail:
+	tsi_log(TSI_LOG_ERROR, "injector.listen_failed",
+	    TSI_LS("listen", listen_addr), TSI_LS("error", errno == EADDRINUSE ?
+	    "address in use" : strerror(errno)));
+	if (fd >= 0)
+		close(fd);
+	return TSI_ERR_IO;
+}
+
 int
 tsi_injector_server_start(const struct tsi_injector_conf *c,
     struct tsi_injector_server **out)
 {
 	struct tsi_injector_server *s;
 	struct addrinfo *ai = NULL;
-	size_t certlen;
+	MHD_socket lfd = MHD_INVALID_SOCKET;
+	char err[512] = "";
 	unsigned flags = MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD |
 	    MHD_USE_ERROR_LOG;
 	int r;
@@ -221,21 +215,22 @@ tsi_injector_server_start(const struct tsi_injector_conf *c,
 		    TSI_LS("listen", c->listen));
 		goto fail;
 	}
-	if ((r = read_file(c->tls_cert, &s->cert, &certlen)) != TSI_OK ||
-	    (r = read_file(c->tls_key, &s->key, &s->keylen)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "injector.tls_unreadable",
-		    TSI_LS("cert", c->tls_cert), TSI_LS("key_file", c->tls_key),
-		    TSI_LS("error", strerror(errno)));
+	/* The same checks and cipher policy as tsi-vault (lib/tls.c). */
+	if ((r = tsi_tls_creds_load(c->tls_cert, c->tls_key, &s->tls, err,
+	    sizeof(err))) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "injector.tls_invalid",
+		    TSI_LS("error", err));
 		goto fail;
 	}
+	if ((r = listen_socket(c->listen, ai, &lfd)) != TSI_OK)
+		goto fail;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	tsi_tls_creds_install(s->tls);
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, s,
-	    MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-	    MHD_OPTION_HTTPS_MEM_CERT, s->cert,
-	    MHD_OPTION_HTTPS_MEM_KEY, s->key,
-	    MHD_OPTION_HTTPS_PRIORITIES,
-	    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+	    MHD_OPTION_LISTEN_SOCKET, lfd,
+	    MHD_OPTION_HTTPS_CERT_CALLBACK2, &tsi_tls_retrieve,
+	    MHD_OPTION_HTTPS_PRIORITIES, TSI_TLS_PRIORITIES,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)64,
@@ -245,8 +240,8 @@ tsi_injector_server_start(const struct tsi_injector_conf *c,
 	    MHD_OPTION_END);
 	if (s->mhd == NULL) {
 		tsi_log(TSI_LOG_ERROR, "injector.start_failed",
-		    TSI_LS("listen", c->listen),
-		    TSI_LS("hint", "address in use, or bad TLS certificate/key"));
+		    TSI_LS("listen", c->listen));
+		close(lfd);
 		r = TSI_ERR_IO;
 		goto fail;
 	}
@@ -260,6 +255,23 @@ fail:
 		freeaddrinfo(ai);
 	tsi_injector_server_stop(s);
 	return r;
+}
+
+int
+tsi_injector_server_reload_tls(struct tsi_injector_server *s)
+{
+	char err[512] = "", fp[65];
+	int r;
+
+	if ((r = tsi_tls_creds_reload(s->tls, err, sizeof(err))) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "injector.tls_reload_failed",
+		    TSI_LS("error", err),
+		    TSI_LS("kept", "previous certificate and key"));
+		return r;
+	}
+	tsi_tls_creds_fingerprint(s->tls, fp);
+	tsi_log(TSI_LOG_INFO, "injector.tls_reloaded", TSI_LS("sha256", fp));
+	return TSI_OK;
 }
 
 unsigned
@@ -276,9 +288,10 @@ tsi_injector_server_stop(struct tsi_injector_server *s)
 {
 	if (s == NULL)
 		return;
-	if (s->mhd != NULL)
+	if (s->mhd != NULL) {
 		MHD_stop_daemon(s->mhd);
-	free(s->cert);
-	tsi_freezero(s->key, s->keylen);
+		tsi_tls_creds_install(NULL);
+	}
+	tsi_tls_creds_free(s->tls);
 	free(s);
 }

@@ -359,6 +359,27 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	return reply_error(c, MHD_HTTP_NOT_FOUND, "not found");
 }
 
+int
+tsi_api_socket_in_use(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, in_use;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	/* A live listener accepts (or its backlog does); a stale file gives
+	 * ECONNREFUSED, a missing one ENOENT. */
+	in_use = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+	    errno == EAGAIN;
+	close(fd);
+	return in_use;
+}
+
 static int
 bind_socket(const struct tsi_issuer_config *cfg, int *out)
 {
@@ -374,11 +395,18 @@ bind_socket(const struct tsi_issuer_config *cfg, int *out)
 		return TSI_ERR_TOO_LARGE;
 	memcpy(sa.sun_path, cfg->socket, strlen(cfg->socket) + 1);
 	/* A leftover socket from a previous run is replaced; any other file
-	 * at that path is not ours to delete. */
+	 * at that path is not ours to delete, and neither is the socket of an
+	 * issuer still running (two issuers would split the node's callers). */
 	if (lstat(cfg->socket, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			tsi_log(TSI_LOG_ERROR, "api.socket", TSI_LS("path",
 			    cfg->socket), TSI_LS("error", "exists and is not a socket"));
+			return TSI_ERR_EXISTS;
+		}
+		if (tsi_api_socket_in_use(cfg->socket)) {
+			tsi_log(TSI_LOG_ERROR, "api.socket", TSI_LS("path",
+			    cfg->socket), TSI_LS("error", "address in use: "
+			    "another tsi-issuer serves it"));
 			return TSI_ERR_EXISTS;
 		}
 		(void)unlink(cfg->socket);

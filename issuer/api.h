@@ -19,8 +19,13 @@
 
 struct tsi_api;
 
+/* 1 when something accepts connections on the Unix socket at path (a
+ * running tsi-issuer), 0 when nothing does (no file, or a stale one). */
+int tsi_api_socket_in_use(const char *path);
+
 /* Binds cfg->socket (replacing a stale socket file, never another kind of
- * file), sets its mode and group, and serves. Everything passed is borrowed
+ * file, never one a server still answers on: TSI_ERR_EXISTS), sets its
+ * mode and group, and serves. Everything passed is borrowed
  * until tsi_api_stop. *out: tsi_api_stop. */
 int tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
     struct tsi_resolver *resolver, struct tsi_monitor *monitor,

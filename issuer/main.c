@@ -161,6 +161,14 @@ cmd_run(const struct tsi_issuer_config *cfg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
+	/* Before the TPM: a second issuer must not touch it, nor take the
+	 * socket (checked again when it is bound). */
+	if (tsi_api_socket_in_use(cfg->socket)) {
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("reason",
+		    "address in use: another tsi-issuer serves the socket"),
+		    TSI_LS("socket", cfg->socket));
+		goto out;
+	}
 	if ((r = tsi_tpm_open(cfg->tcti, cfg->state_dir, &tpm)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("reason",
 		    "cannot use the TPM"), TSI_LS("error", tsi_strerror(r)));

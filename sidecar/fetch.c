@@ -507,6 +507,23 @@ out:
 }
 
 int
+tsi_sidecar_token_ok(const char *tok)
+{
+	size_t i;
+
+	for (i = 0; tok[i] != '\0'; i++) {
+		unsigned char ch = (unsigned char)tok[i];
+		if (i >= TSI_SIDECAR_TOKEN_MAX)
+			return 0;
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+		    ch == '-'))
+			return 0;
+	}
+	return i > 0;
+}
+
+int
 tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
     char **client_token, long long *lease_s, char *err, size_t errlen)
 {
@@ -555,6 +572,15 @@ tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
 	tok = json_string_value(json_object_get(auth, "client_token"));
 	if (tok == NULL || tok[0] == '\0') {
 		tsi_errf(err, errlen, "login: no auth.client_token in the response");
+		r = TSI_ERR_PARSE;
+		goto out;
+	}
+	/* It goes into the X-Vault-Token header of every read: a CR or LF
+	 * from a hostile or impersonated server would add headers. */
+	if (!tsi_sidecar_token_ok(tok)) {
+		tsi_errf(err, errlen, "login: auth.client_token is not a Vault "
+		    "token (1 to %d characters of A-Z a-z 0-9 . _ -)",
+		    TSI_SIDECAR_TOKEN_MAX);
 		r = TSI_ERR_PARSE;
 		goto out;
 	}

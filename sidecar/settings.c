@@ -45,6 +45,8 @@ usage(FILE *f)
 	    "  TSI_ISSUER_SOCKET    issuer Unix socket [issuer_socket] (" DEFAULT_SOCKET ")\n"
 	    "  VAULT_ADDR           tsi-vault URL [vault_addr] (" DEFAULT_VAULT ")\n"
 	    "  VAULT_CACERT         CA bundle (PEM) for VAULT_ADDR [vault_cacert]\n"
+	    "  TSI_ALLOW_HTTP       1: accept an http:// VAULT_ADDR (tsi-vault --dev\n"
+	    "                       only) [allow_http] (0)\n"
 	    "  TSI_AUDIENCE         token audience [audience] (" DEFAULT_AUDIENCE ")\n"
 	    "  TSI_SECRETS_DIR      destination directory [dest_dir] (" DEFAULT_DEST ")\n"
 	    "  TSI_ONCE             1: same as --once [once]\n"
@@ -189,8 +191,10 @@ tsi_sidecar_settings_load(int argc, char **argv,
 	static const char *const keys[] = { "issuer_socket", "vault_addr",
 		"role", "secrets", "vault_cacert", "audience", "dest_dir", "once",
 		"refresh_interval", "retry_max", "retry_base_ms", "retry_max_ms",
-		"http_timeout_ms", NULL };
+		"http_timeout_ms", "allow_http", NULL };
 	const char *config = NULL, *dest_flag = NULL, *secrets, *env_once;
+	const char *env_http;
+	int allow_http = 0;
 	long long x;
 	int c, once_flag = 0, b, r;
 
@@ -292,6 +296,23 @@ tsi_sidecar_settings_load(int argc, char **argv,
 	    strncmp(st->vault_addr, "http://", 7) != 0) {
 		tsi_errf(err, errlen, "VAULT_ADDR '%.128s' must start with https:// "
 		    "(or http:// for a --dev server)", st->vault_addr);
+		return TSI_ERR_CONFIG;
+	}
+	/* Plain HTTP carries the JWT, the client token and the secrets in
+	 * clear, and lets anyone on the path answer as the server: only when
+	 * asked for, for a tsi-vault --dev on loopback. */
+	env_http = getenv("TSI_ALLOW_HTTP");
+	if (env_http != NULL && env_http[0] != '\0')
+		allow_http = strcmp(env_http, "1") == 0 ||
+		    strcmp(env_http, "true") == 0;
+	else if (st->cfg != NULL && tsi_config_bool(st->cfg, "allow_http", 0,
+	    &allow_http, err, errlen) != TSI_OK)
+		return TSI_ERR_CONFIG;
+	if (strncmp(st->vault_addr, "http://", 7) == 0 && !allow_http) {
+		tsi_errf(err, errlen, "VAULT_ADDR '%.128s' is plain http://: the "
+		    "token and the secrets would travel unencrypted. Use "
+		    "https://, or set TSI_ALLOW_HTTP=1 for a tsi-vault --dev "
+		    "server on loopback", st->vault_addr);
 		return TSI_ERR_CONFIG;
 	}
 	if (strlen(st->vault_addr) > 512) {

@@ -230,7 +230,15 @@ void tsi_sidecar_warm_up(struct tsi_sidecar_http *h, size_t n);
 /* *jwt: caller frees with tsi_strfree. */
 int tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
     long long *expires_at, char *err, size_t errlen);
-/* *client_token: caller frees with tsi_strfree. *lease_s: 0 = no expiry. */
+/* The longest client token accepted, as tsi-vault's own bound. */
+#define TSI_SIDECAR_TOKEN_MAX 256
+/* 1 when tok is a Vault token: 1 to TSI_SIDECAR_TOKEN_MAX characters of
+ * A-Z a-z 0-9 '.' '_' '-' (tsi-vault: "hvs." and base64url; Vault: its
+ * "hvs."/"hvb."/"s." tokens). Anything else, CR and LF first, is refused
+ * before it can reach a header. */
+int tsi_sidecar_token_ok(const char *tok);
+/* *client_token: caller frees with tsi_strfree. *lease_s: 0 = no expiry.
+ * A client_token that fails tsi_sidecar_token_ok is TSI_ERR_PARSE. */
 int tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
     char **client_token, long long *lease_s, char *err, size_t errlen);
 /* *data: the KV data object, caller frees with json_decref (wiping

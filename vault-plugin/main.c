@@ -1,7 +1,8 @@
 /*
  * tsi-vault: the secret server. Arguments, the config file, start-up, and
- * the signal loop (SIGHUP reloads policies, trusted CAs and the revocation
- * list; SIGINT/SIGTERM stop after in-flight requests).
+ * the signal loop (SIGHUP reloads policies, trusted CAs, the revocation
+ * list and the TLS certificate; SIGINT/SIGTERM stop after in-flight
+ * requests).
  */
 #include "vault.h"
 
@@ -42,7 +43,8 @@ usage(FILE *f)
 	    "  --trust-ca PEM          trusted CA file, repeatable (overrides trust_ca)\n"
 	    "  --threads N             HTTP threads (overrides threads)\n"
 	    "  --workers N             request workers (overrides workers)\n"
-	    "\nSignals: SIGHUP reloads policies, CAs and the revocation list;\n"
+	    "\nSignals: SIGHUP reloads policies, CAs, the revocation list and\n"
+	    "the TLS certificate and key;\n"
 	    "SIGTERM/SIGINT stop. Exit: 0 ok, 1 runtime failure, 2 bad usage/config.\n");
 }
 
@@ -92,6 +94,7 @@ defaults(struct vault_settings *s)
 	s->conn_limit = 1024;
 	s->per_ip_limit = 64;
 	s->conn_timeout = 30;
+	s->request_timeout = 10;
 	s->max_tokens = 1000000;
 	s->kv_map_size = (size_t)1 << 30;
 	s->kv_max_versions = 10;
@@ -105,7 +108,8 @@ static const char *const config_keys[] = {
 	"listen", "tls_cert", "tls_key", "data_dir", "policy_dir", "trust_ca",
 	"audience", "kv_key_file", "root_token_file", "revocation_file",
 	"cluster_name", "max_body", "threads", "workers", "connection_limit",
-	"per_ip_connection_limit", "connection_timeout", "max_tokens",
+	"per_ip_connection_limit", "connection_timeout", "request_timeout",
+	"max_tokens",
 	"kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
 	"audit_commit_timeout_ms", "audit_batch_max", "audit_commit_delay_us",
 	"audit_retention_seconds",
@@ -170,6 +174,7 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	INT("connection_limit", conn_limit, 1, 65536);
 	INT("per_ip_connection_limit", per_ip_limit, 1, 65536);
 	INT("connection_timeout", conn_timeout, 1, 3600);
+	INT("request_timeout", request_timeout, 1, 3600);
 	INT("max_tokens", max_tokens, 16, 100000000);
 	INT("kv_map_size", kv_map_size, 1LL << 20, 1LL << 40);
 	INT("kv_max_versions", kv_max_versions, 1, 1000);
@@ -606,6 +611,7 @@ main(int argc, char **argv)
 		set.audience = xstrdup(TSI_JWT_DEFAULT_AUD);
 		set.cluster_name = xstrdup("tsi-vault-dev");
 		set.conn_timeout = 30;
+		set.request_timeout = 10;
 	}
 	if (cli_threads > 0)
 		set.threads = cli_threads;
@@ -646,6 +652,11 @@ main(int argc, char **argv)
 	}
 	if (trust_build(&set, &v.trust, err, sizeof(err)) != TSI_OK) {
 		code = fail(EXIT_USAGE, "%s", err);
+		goto done;
+	}
+	if (!set.dev && tsi_tls_creds_load(set.tls_cert, set.tls_key, &v.tls,
+	    err, sizeof(err)) != TSI_OK) {
+		code = fail(EXIT_USAGE, "TLS: %s", err);
 		goto done;
 	}
 	if (set.dev) {
@@ -767,6 +778,7 @@ main(int argc, char **argv)
 		if (sig == SIGHUP) {
 			tsi_log(TSI_LOG_INFO, "reload.start");
 			reload(&v);
+			(void)vault_server_tls_reload(&v);
 			continue;
 		}
 		tsi_log(TSI_LOG_INFO, "server.stopping", TSI_LI("signal", sig));
@@ -789,6 +801,7 @@ done:
 		free(v.trust);
 	}
 	vault_key_wipe(&v.key);
+	tsi_tls_creds_free(v.tls);
 	if (dev_dir_made)
 		nftw(dev_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	tsi_strfree(tok);

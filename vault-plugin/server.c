@@ -18,6 +18,7 @@
 
 #include "tsi/err.h"
 #include "tsi/log.h"
+#include "tsi/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 long long
 vault_now_us(void)
@@ -283,8 +285,11 @@ static void
 completed(void *cls, struct MHD_Connection *c, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct vault *v = cls;
+
 	req_free(*con_cls);
 	*con_cls = NULL;
+	vault_guard_idle(v, c);
 }
 
 static void
@@ -612,6 +617,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 				r->too_large = 1;
 				vault_respond_error(r, 413,
 				    "request body too large");
+				vault_guard_busy(v, c);
 				return send_stored(r);
 			}
 		}
@@ -639,6 +645,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (r->sent)
 		return MHD_YES;
+	/* The whole request is in: no receive deadline while it is answered. */
+	vault_guard_busy(v, c);
 	if (r->audit_submitted) {
 		if (!__atomic_load_n(&r->audit_done, __ATOMIC_ACQUIRE))
 			return MHD_YES;   /* not resumed by the callback yet */
@@ -730,62 +738,66 @@ vault_listen_is_loopback(const char *listen)
 	return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
 }
 
-static char *
-read_pem(const char *path, char *err, size_t errlen)
+/*
+ * The listening socket, bound here rather than by libmicrohttpd so that a
+ * second server on the same address fails with the reason. SO_REUSEADDR
+ * only (a restart need not wait for TIME_WAIT); never SO_REUSEPORT, which
+ * let a second tsi-vault bind the same port and take half the requests,
+ * with its own data, policies and audit chain.
+ */
+static int
+listen_socket(const char *listen_addr, MHD_socket *out, char *err,
+    size_t errlen)
 {
-	FILE *f;
-	struct tsi_buf *b;
-	char chunk[4096];
-	size_t n;
-	char *out = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int fd, one = 1;
 
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
+	if (parse_listen(listen_addr, &ss, &sslen) != TSI_OK) {
+		snprintf(err, errlen, "listen: cannot parse address '%s'",
+		    listen_addr);
+		return TSI_ERR_CONFIG;
 	}
-	if ((b = tsi_buf_new(1 << 20)) == NULL) {
-		fclose(f);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) < 0) {
+		snprintf(err, errlen, "listen %s: socket: %s", listen_addr,
+		    strerror(errno));
+		return TSI_ERR_IO;
 	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (tsi_buf_put(b, chunk, n) != TSI_OK) {
-			snprintf(err, errlen, "%s: file too large", path);
-			goto out;
-		}
-	if (ferror(f)) {
-		snprintf(err, errlen, "%s: read error", path);
-		goto out;
+	if (ss.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+		    sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||
+	    listen(fd, 1024) != 0) {
+		snprintf(err, errlen, "listen %s: %s", listen_addr,
+		    errno == EADDRINUSE ? "address in use (is another server "
+		    "running there?)" : strerror(errno));
+		close(fd);
+		return TSI_ERR_IO;
 	}
-	out = tsi_buf_take(b, NULL);
-out:
-	explicit_bzero(chunk, sizeof(chunk));
-	fclose(f);
-	tsi_buf_free(b);
-	return out;
+	*out = fd;
+	return TSI_OK;
 }
 
 int
 vault_server_start(struct vault *v, char *err, size_t errlen)
 {
 	const struct vault_settings *s = v->set;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	char *cert = NULL, *key = NULL;
+	MHD_socket lfd = MHD_INVALID_SOCKET;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
-	int r = TSI_ERR_CONFIG;
+	int r;
 
-	if (parse_listen(s->listen, &ss, &sslen) != TSI_OK) {
-		snprintf(err, errlen, "listen: cannot parse address '%s'", s->listen);
-		return TSI_ERR_CONFIG;
-	}
 	if (!s->dev) {
-		if ((cert = read_pem(s->tls_cert, err, errlen)) == NULL ||
-		    (key = read_pem(s->tls_key, err, errlen)) == NULL)
-			goto out;
+		if (v->tls == NULL) {
+			snprintf(err, errlen, "no TLS certificate loaded");
+			return TSI_ERR_CONFIG;
+		}
 		flags |= MHD_USE_TLS;
 	}
+	if ((r = listen_socket(s->listen, &lfd, err, errlen)) != TSI_OK)
+		return r;
 	pthread_mutex_init(&v->wq_mu, NULL);
 	pthread_cond_init(&v->wq_cv, NULL);
 	pthread_mutex_init(&v->async_mu, NULL);
@@ -798,33 +810,60 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 		r = TSI_ERR_INTERNAL;
 		goto out;
 	}
+	if (vault_guard_start(v) != TSI_OK) {
+		snprintf(err, errlen, "cannot start the connection guard");
+		r = TSI_ERR_INTERNAL;
+		goto out;
+	}
+	/* The certificate comes from v->tls at each handshake (lib/tls.c),
+	 * so that SIGHUP can replace it (vault_server_tls_reload). */
+	tsi_tls_creds_install(v->tls);
 	v->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, v,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, v,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_LISTEN_SOCKET, lfd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VAULT_CONN_MEMORY,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->conn_limit,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->per_ip_limit,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->conn_timeout,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, v,
+	    MHD_OPTION_NOTIFY_CONNECTION, vault_guard_notify(), v,
 	    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, v,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-	    cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
-	    MHD_OPTION_HTTPS_MEM_KEY, key,
-	    MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:"
-	    "+VERS-TLS1.3:+VERS-TLS1.2",
+	    s->dev ? MHD_OPTION_END : MHD_OPTION_HTTPS_CERT_CALLBACK2,
+	    &tsi_tls_retrieve,
+	    MHD_OPTION_HTTPS_PRIORITIES, TSI_TLS_PRIORITIES,
 	    MHD_OPTION_END);
 	if (v->mhd == NULL) {
-		snprintf(err, errlen, "cannot start HTTP server on %s "
-		    "(address in use, or bad TLS certificate/key?)", s->listen);
+		snprintf(err, errlen, "cannot start the HTTP server on %s",
+		    s->listen);
 		r = TSI_ERR_IO;
 		goto out;
 	}
+	lfd = MHD_INVALID_SOCKET;   /* MHD's now; closed by MHD_stop_daemon */
 	r = TSI_OK;
 out:
-	tsi_strfree(key);
-	free(cert);
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
 	return r;
+}
+
+int
+vault_server_tls_reload(struct vault *v)
+{
+	char err[512] = "", fp[65];
+	int r;
+
+	if (v->tls == NULL)
+		return TSI_OK;
+	if ((r = tsi_tls_creds_reload(v->tls, err, sizeof(err))) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "reload.tls_failed", TSI_LS("error", err),
+		    TSI_LS("kept", "previous certificate and key"));
+		return r;
+	}
+	tsi_tls_creds_fingerprint(v->tls, fp);
+	tsi_log(TSI_LOG_INFO, "reload.tls", TSI_LS("cert", v->set->tls_cert),
+	    TSI_LS("sha256", fp));
+	return TSI_OK;
 }
 
 void
@@ -848,4 +887,6 @@ vault_server_stop(struct vault *v)
 		MHD_stop_daemon(v->mhd);
 		v->mhd = NULL;
 	}
+	vault_guard_stop(v);
+	tsi_tls_creds_install(NULL);
 }

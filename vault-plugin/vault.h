@@ -30,6 +30,7 @@
 #include "tsi/buf.h"
 #include "tsi/jwt.h"
 #include "tsi/policy.h"
+#include "tsi/tls.h"
 
 #define VAULT_VERSION_STR "tsi-vault " TSI_VERSION
 #define VAULT_LOGIN_MAX_BODY (64 * 1024)
@@ -68,6 +69,7 @@ struct vault_settings {
 	long long conn_limit;
 	long long per_ip_limit;
 	long long conn_timeout;
+	long long request_timeout;
 	long long max_tokens;
 	size_t kv_map_size;
 	long long kv_max_versions;
@@ -255,6 +257,10 @@ struct vault {
 	int async_stopping;                 /* no new submissions: wait instead */
 	time_t started;
 	char cluster_id[37];
+	/* TLS certificate and key, replaced on SIGHUP (NULL in dev mode). */
+	struct tsi_tls_creds *tls;
+	/* Request deadline and connection reserve (guard.c). */
+	struct vault_guard *guard;
 };
 
 /* ---- policies.c ---- */
@@ -274,6 +280,21 @@ int vault_policy_prepare(struct vault *v, struct tsi_policy_set **out);
  * just loaded from policy_dir (clears the stale gauge); otherwise nothing is
  * written while the set in force is the last good copy itself. */
 void vault_policy_keep(struct vault *v, int from_dir);
+/* ---- guard.c: slots for callers that send whole requests ---- */
+struct vault_guard;
+/* Starts the reaper (request_timeout, connection_limit from v->set);
+ * before the MHD daemon. */
+int vault_guard_start(struct vault *v);
+/* After the MHD daemon has stopped. NULL guard is fine. */
+void vault_guard_stop(struct vault *v);
+/* For MHD_OPTION_NOTIFY_CONNECTION, with v as its closure. */
+MHD_NotifyConnectionCallback vault_guard_notify(void);
+/* The connection's request is complete (busy: no deadline), or its answer
+ * is done (receiving again: the deadline restarts). */
+void vault_guard_busy(struct vault *v, struct MHD_Connection *c);
+void vault_guard_idle(struct vault *v, struct MHD_Connection *c);
+/* Appends the connection gauges and counters (Prometheus text). */
+int vault_guard_metrics(struct vault *v, struct tsi_buf *b);
 
 /* Current policy set and trust, referenced; release with the put functions. */
 struct tsi_policy_set *vault_policy_get(struct vault *v);
@@ -365,6 +386,9 @@ int vault_server_start(struct vault *v, char *err, size_t errlen);
 /* Drains and joins the workers (requests in flight finish), then stops the
  * listener. */
 void vault_server_stop(struct vault *v);
+/* SIGHUP: reads tls_cert and tls_key again; a pair that fails the checks
+ * (tsi_tls_creds_reload) is logged and the current one kept. */
+int vault_server_tls_reload(struct vault *v);
 
 /* server.c: counts a callback to come (1), or 0 when the server is
  * stopping (then wait for the record instead). */

@@ -249,6 +249,31 @@ def run_vault(tmp, docs):
     fd = os.open(os.path.join(d, "kv", "kv.key"), os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, key)
     os.close(fd)
+    # what the init container does: the TLS key beside the KV key, mode 0600
+    init = find(docs, "StatefulSet")["spec"]["template"]["spec"]["initContainers"][0]
+    check(init["command"][:3] == ["install", "-m", "0600"] and
+          "/etc/tsi-vault/tls/tls.key" in init["command"] and
+          init["command"][-1] == "/run/tsi-vault/", "vault init container copies the TLS key 0600")
+    check('tls_key         = "/run/tsi-vault/tls.key"' in conf, "vault.conf reads the copied TLS key")
+    fd = os.open(os.path.join(d, "kv", "tls.key"), os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, pem_of(tls["tls.key"]).encode())
+    os.close(fd)
+    # the same key group-readable (as the Secret volume shows it) is refused
+    opened = os.path.join(d, "open.key")
+    with open(opened, "w") as f:
+        f.write(pem_of(tls["tls.key"]))
+    os.chmod(opened, 0o640)
+    oconf = os.path.join(d, "open.conf")
+    with open(oconf, "w") as f:
+        f.write(conf.replace("/run/tsi-vault/tls.key", opened)
+                .replace("/etc/tsi-vault/tls/", d + "/tls/")
+                .replace("/etc/tsi-vault/policies", d + "/policies")
+                .replace("/etc/tsi-vault/ca/", d + "/ca/")
+                .replace("/run/tsi-vault/", d + "/kv/")
+                .replace("/var/lib/tsi-vault", d + "/data"))
+    r = run([os.path.join(BIN, "tsi-vault"), "--config", oconf], timeout=30)
+    check(r.returncode == 2 and "readable by group or others" in r.stderr,
+          "tsi-vault refuses a group-readable TLS key: %d %s" % (r.returncode, r.stderr[-300:]))
     port = free_port()
     conf = (conf.replace("/etc/tsi-vault/tls/", d + "/tls/")
             .replace("/etc/tsi-vault/policies", d + "/policies")
@@ -287,13 +312,20 @@ def run_injector(tmp, docs):
     conf = find(docs, "ConfigMap", "tsi-injector")["data"]["injector.conf"]
     tls = find(docs, "Secret", "tsi-injector-tls")["data"]
     for k in ("tls.crt", "tls.key"):
-        with open(os.path.join(d, k), "w") as f:
-            f.write(pem_of(tls[k]))
+        fd = os.open(os.path.join(d, k), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, pem_of(tls[k]).encode())
+        os.close(fd)
+    dep = find(docs, "Deployment")["spec"]["template"]["spec"]
+    init = dep["initContainers"][0]
+    check(init["command"] == ["install", "-m", "0600", "/etc/tsi-injector/tls/tls.key",
+                              "/run/tsi-injector/tls.key"], "injector init container copies the TLS key 0600")
+    check('"/run/tsi-injector/tls.key"' in conf, "injector.conf reads the copied TLS key")
     hook = find(docs, "MutatingWebhookConfiguration")["webhooks"][0]
     with open(os.path.join(d, "bundle.pem"), "w") as f:
         f.write(pem_of(hook["clientConfig"]["caBundle"]))
     port = free_port()
     conf = (conf.replace("/etc/tsi-injector/tls/", d + "/")
+            .replace("/run/tsi-injector/", d + "/")
             .replace('"0.0.0.0:8443"', '"127.0.0.1:%d"' % port))
     cpath = os.path.join(d, "injector.conf")
     with open(cpath, "w") as f:
@@ -394,6 +426,59 @@ def check_pod_guard(tmp, docs, pod):
     check(("%d passed, 0 failed" % len(cases)) in r.stdout, "every pod guard case ran")
 
 
+def key_algorithm(pem):
+    r = run(["openssl", "x509", "-noout", "-text"], input=pem)
+    m = re.search(r"Public Key Algorithm: (\S+)", r.stdout)
+    return m.group(1) if m else None
+
+
+def check_network(default, full, tmp):
+    """Chart defaults of the NetworkPolicies and certificates (issue "Hardening
+    II", item 10): the issuer reaches only kubelet addresses, never 0.0.0.0/0;
+    tsi-vault admits the release's namespace, the listed and the labelled ones,
+    not every namespace; the generated certificates are ECDSA."""
+    for name, docs in (("default", default), ("full", full)):
+        text = yaml.safe_dump_all(docs)
+        check("0.0.0.0/0" not in text and "::/0" not in text, name + ": no 0.0.0.0/0 anywhere")
+        iss = find(docs, "NetworkPolicy", "tsi-issuer")["spec"]
+        check(iss["ingress"] == [], name + ": issuer takes no ingress")
+        vp = find(docs, "NetworkPolicy", "tsi-vault")["spec"]
+        froms = vp["ingress"][0]["from"]
+        check(all(f.get("namespaceSelector") for f in froms) and
+              {} not in [f.get("namespaceSelector") for f in froms],
+              name + ": vault ingress never admits every namespace")
+        check(froms[1]["namespaceSelector"] == {"matchLabels": {"tsi.example/vault-client": "enabled"}},
+              name + ": labelled namespaces are admitted")
+        for sec in ("tsi-vault-tls", "tsi-injector-tls"):
+            data = find(docs, "Secret", sec)["data"]
+            for k in ("tls.crt", "ca.crt"):
+                check(key_algorithm(pem_of(data[k])) == "id-ecPublicKey",
+                      "%s: %s %s is ECDSA" % (name, sec, k))
+            check("BEGIN EC PRIVATE KEY" in pem_of(data["tls.key"]) or
+                  "BEGIN PRIVATE KEY" in pem_of(data["tls.key"]), name + ": " + sec + " key PEM")
+    # Without a cluster (no node to look up) and no kubeletCIDRs: no egress at all.
+    check(find(default, "NetworkPolicy", "tsi-issuer")["spec"]["egress"] == [],
+          "default without nodes: the issuer gets no egress")
+    names = find(default, "NetworkPolicy", "tsi-vault")["spec"]["ingress"][0]["from"][0]
+    check(names["namespaceSelector"]["matchExpressions"][0]["values"] == [NS],
+          "default: vault admits its own namespace by name")
+    names = find(full, "NetworkPolicy", "tsi-vault")["spec"]["ingress"][0]["from"][0]
+    check(sorted(names["namespaceSelector"]["matchExpressions"][0]["values"]) ==
+          sorted([NS, "hipaa", "eu-apps"]), "full: and the vaultCANamespaces")
+    cidr = render(tmp, "cidr", ["--set", "networkPolicy.kubeletCIDRs={10.0.0.0/24,fd00::/64}",
+                                "--set", "vault.networkPolicy.namespaces={apps}",
+                                "--set", "vault.networkPolicy.namespaceSelector=null"])
+    eg = find(cidr, "NetworkPolicy", "tsi-issuer")["spec"]["egress"]
+    check(len(eg) == 1 and [t["ipBlock"]["cidr"] for t in eg[0]["to"]] == ["10.0.0.0/24", "fd00::/64"] and
+          eg[0]["ports"] == [{"port": 10250, "protocol": "TCP"}], "kubeletCIDRs: only those, kubelet port")
+    froms = find(cidr, "NetworkPolicy", "tsi-vault")["spec"]["ingress"][0]["from"]
+    check(len(froms) == 1 and froms[0]["namespaceSelector"]["matchExpressions"][0]["values"] == [NS, "apps"],
+          "vault.networkPolicy.namespaces, label selector off")
+    for bad in ("0.0.0.0/0", "::/0"):
+        r = run([HELM, "template", "tsi", CHART, "--set", "networkPolicy.kubeletCIDRs={%s}" % bad])
+        check(r.returncode != 0, "values schema refuses kubeletCIDRs " + bad)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="tsi-chart-")
     try:
@@ -465,6 +550,8 @@ def main():
             for kind in ("Deployment", "StatefulSet"):
                 check(find(docs, kind)["spec"]["template"]["spec"].get("automountServiceAccountToken") is False,
                       name + " " + kind + ": no API token")
+
+        check_network(default, full, tmp)
 
         rules = check_issuer(full, "full", False)
         check(rules == [(("nodes/pods",), ("get",))], "issuer RBAC is nodes/pods get only: %s" % rules)

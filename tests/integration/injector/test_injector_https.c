@@ -15,7 +15,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,6 +608,192 @@ test_cli_exit_codes(void **state)
 	assert_int_equal(run(badconf, 1), 1);
 }
 
+/* Runs tsi-injector --config cfg run; waits at most wait_s for it to
+ * exit. Returns its exit status, or -1 (it is killed) when it still runs.
+ * Its stderr goes to errpath. */
+static int
+run_bounded(const char *cfg, const char *errpath, int wait_s)
+{
+	char prog[512];
+	pid_t pid;
+	int st, i;
+
+	snprintf(prog, sizeof(prog), "%s/tsi-injector", bindir);
+	if ((pid = fork()) < 0)
+		return -2;
+	if (pid == 0) {
+		int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 2);
+		execl(prog, prog, "--config", cfg, "run", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < wait_s * 20; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -3;
+		usleep(50 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+/* A second injector on the running one's address exits 1 and says why. */
+static void
+test_second_injector_same_port(void **state)
+{
+	char errp[300], *log;
+
+	(void)state;
+	snprintf(errp, sizeof(errp), "%s/second.log", tmpdir);
+	assert_int_equal(run_bounded(conf, errp, 15), 1);
+	log = slurp(errp);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "address in use"));
+	free(log);
+}
+
+/* The key file must not be readable by group or others: exit 2. */
+static void
+test_open_key_refused(void **state)
+{
+	char cfg[300], k2[300], errp[300], *log;
+	char *cp[] = { "cp", key, k2, NULL };
+	FILE *f;
+
+	(void)state;
+	snprintf(cfg, sizeof(cfg), "%s/openkey.conf", tmpdir);
+	snprintf(k2, sizeof(k2), "%s/open.key", tmpdir);
+	snprintf(errp, sizeof(errp), "%s/openkey.log", tmpdir);
+	assert_int_equal(run(cp, 1), 0);
+	assert_int_equal(chmod(k2, 0644), 0);
+	f = fopen(cfg, "w");
+	assert_non_null(f);
+	fprintf(f, "listen = \"127.0.0.1:%u\";\ntls_cert = \"%s\";\n"
+	    "tls_key = \"%s\";\nsidecar_image = \"i\";\n"
+	    "vault_addr = \"https://v\";\n", free_port(), cert, k2);
+	fclose(f);
+	assert_int_equal(run_bounded(cfg, errp, 15), 2);
+	log = slurp(errp);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "readable by group or others"));
+	free(log);
+}
+
+/* One TLS handshake; 1 when it succeeded. ciphers NULL: TLS 1.3. fp (may
+ * be NULL): the SHA-256 of the certificate served. */
+static int
+tls_handshake_fp(const char *ciphers, unsigned char fp[32])
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+	struct sockaddr_in a;
+	struct timeval tv = { 10, 0 };
+	unsigned port = (unsigned)atoi(strrchr(base, ':') + 1);
+	int fd, ok;
+
+	assert_non_null(ctx);
+	SSL_CTX_set_security_level(ctx, 0);
+	if (ciphers != NULL) {
+		SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+		SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+		assert_int_equal(SSL_CTX_set_cipher_list(ctx, ciphers), 1);
+	} else
+		SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	ok = SSL_connect(ssl) == 1;
+	if (ok && fp != NULL) {
+		X509 *peer = SSL_get1_peer_certificate(ssl);
+		unsigned len = 32;
+		if (peer != NULL)
+			X509_digest(peer, EVP_sha256(), fp, &len);
+		X509_free(peer);
+	}
+	ERR_clear_error();
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return ok;
+}
+
+static int
+tls_handshake(const char *ciphers)
+{
+	return tls_handshake_fp(ciphers, NULL);
+}
+
+/* SIGHUP: a rotated certificate is served without a restart; a key that
+ * does not match keeps the current one. Runs last: it replaces the
+ * certificate the other tests trust. */
+static void
+test_sighup_reloads_certificate(void **state)
+{
+	char subj_alt[] = "subjectAltName=IP:127.0.0.1";
+	char other[300], otherkey[300];
+	char *req[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+		"-days", "2", "-subj", "/CN=rotated", "-addext", subj_alt, NULL };
+	char *req2[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+		"ec_paramgen_curve:P-256", "-nodes", "-keyout", otherkey, "-out",
+		other, "-days", "2", "-subj", "/CN=other", NULL };
+	char *cp[] = { "cp", other, cert, NULL };
+	unsigned char fp0[32], fp1[32], fp2[32];
+	char *log;
+	int i;
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s/other.pem", tmpdir);
+	snprintf(otherkey, sizeof(otherkey), "%s/other.key", tmpdir);
+	assert_int_equal(tls_handshake_fp(NULL, fp0), 1);
+	assert_int_equal(run(req, 1), 0);
+	assert_int_equal(kill(server, SIGHUP), 0);
+	for (i = 0; i < 100; i++) {
+		assert_int_equal(tls_handshake_fp(NULL, fp1), 1);
+		if (memcmp(fp0, fp1, 32) != 0)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_memory_not_equal(fp0, fp1, 32);
+	/* A certificate whose key is not tls_key: refused, logged, kept. */
+	assert_int_equal(run(req2, 1), 0);
+	assert_int_equal(run(cp, 1), 0);
+	assert_int_equal(kill(server, SIGHUP), 0);
+	for (i = 0; i < 100; i++) {
+		log = slurp(logpath);
+		if (log != NULL && strstr(log, "injector.tls_reload_failed")) {
+			free(log);
+			break;
+		}
+		free(log);
+		usleep(100 * 1000);
+	}
+	assert_true(i < 100);
+	assert_int_equal(tls_handshake_fp(NULL, fp2), 1);
+	assert_memory_equal(fp1, fp2, 32);
+}
+
+/* The same suites as tsi-vault: TLS 1.2 with ECDHE and AEAD only. */
+static void
+test_tls_suites(void **state)
+{
+	(void)state;
+	assert_int_equal(tls_handshake(NULL), 1);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-AES128-GCM-SHA256"), 1);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-CHACHA20-POLY1305"), 1);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-AES128-SHA"), 0);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-AES256-SHA"), 0);
+	assert_int_equal(tls_handshake("ECDHE-ECDSA-AES128-SHA256"), 0);
+	assert_int_equal(tls_handshake("AES128-GCM-SHA256:AES128-SHA"), 0);
+}
+
 int
 main(void)
 {
@@ -622,6 +810,10 @@ main(void)
 		cmocka_unit_test(test_keep_alive_and_tls_only),
 		cmocka_unit_test(test_log_is_json_lines_without_secrets),
 		cmocka_unit_test(test_cli_exit_codes),
+		cmocka_unit_test(test_second_injector_same_port),
+		cmocka_unit_test(test_open_key_refused),
+		cmocka_unit_test(test_tls_suites),
+		cmocka_unit_test(test_sighup_reloads_certificate),
 	};
 
 	return cmocka_run_group_tests_name("injector_https", tests, setup, teardown);

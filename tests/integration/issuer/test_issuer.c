@@ -1006,6 +1006,49 @@ test_socket_mode(void **state)
 	assert_true(S_ISREG(st.st_mode));
 }
 
+/* A second issuer on a socket a running one serves exits 1 ("address in
+ * use") without touching the TPM or the socket; the first keeps serving. */
+static void
+test_second_issuer_same_socket(void **state)
+{
+	struct ifx *f = *state;
+	char exe[512];
+	struct stat st0, st1;
+	struct resp r;
+	int status = -1, i;
+	pid_t pid;
+
+	enroll(f);
+	start_issuer(f);
+	assert_int_equal(lstat(f->sock, &st0), 0);
+	snprintf(exe, sizeof(exe), "%s/tsi-issuer", bin_dir());
+	if ((pid = fork()) == 0) {
+		int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(exe, exe, "run", "--config", f->conf, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 300; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		usleep(50 * 1000);
+	}
+	if (i == 300) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("a second tsi-issuer on the same socket kept running");
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_true(log_has(f, "address in use"));
+	/* The socket is the first issuer's still (same inode), and serves. */
+	assert_int_equal(lstat(f->sock, &st1), 0);
+	assert_true(st0.st_ino == st1.st_ino);
+	assert_int_equal(get(f, "/v1/health", NULL, &r, NULL), CURLE_OK);
+	assert_int_equal(stop_issuer(f), 0);
+}
+
 static void
 test_bad_config_exit_2(void **state)
 {
@@ -1045,6 +1088,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kubelet_workload,
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_mode,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_second_issuer_same_socket,
 		    setup_delegated, teardown),
 	};
 

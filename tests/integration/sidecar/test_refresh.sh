@@ -39,8 +39,9 @@ put() { # JSON data
 put '{"user":"app","password":"v1-pass"}'
 
 # Refresh mode, every second; the raw password and the whole object.
+# The --dev server speaks plain HTTP: allowed only when asked for.
 env -i PATH=/usr/bin:/bin TSI_ISSUER_SOCKET="$T/issuer.sock" VAULT_ADDR="$VAULT" \
-    TSI_ROLE=app TSI_REFRESH_INTERVAL=1 \
+    TSI_ALLOW_HTTP=1 TSI_ROLE=app TSI_REFRESH_INTERVAL=1 \
     TSI_SECRETS='[{"name":"pw","path":"app/config","dest":"pw","field":"password","format":"raw"},
                   {"name":"all","path":"secret/data/app/config","dest":"conf/all.json"}]' \
     ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" LSAN_OPTIONS="${LSAN_OPTIONS:-}" \

@@ -111,6 +111,14 @@ test_conf_errors(void **state)
 		    &c, err, sizeof(err)), TSI_ERR_CONFIG);
 		assert_non_null(strstr(err, "injector.conf:"));
 	}
+	/* the injected sidecars refuse http:// */
+	err[0] = '\0';
+	assert_int_equal(tsi_injector_conf_load_string("injector.conf",
+	    "tls_cert = \"/c.pem\";\ntls_key = \"/k.pem\";\n"
+	    "sidecar_image = \"reg/tsi-sidecar:1\";\n"
+	    "vault_addr = \"http://v:8200\";\n", &c, err, sizeof(err)),
+	    TSI_ERR_CONFIG);
+	assert_non_null(strstr(err, "https://"));
 	/* a required setting missing */
 	assert_int_equal(tsi_injector_conf_load_string("injector.conf",
 	    "tls_cert = \"/c\";\n", &c, err, sizeof(err)), TSI_ERR_CONFIG);
@@ -243,6 +251,63 @@ test_review_rejects_garbage(void **state)
 	tsi_injector_conf_free(c);
 }
 
+/* A pod CREATE review with one hostPath volume at path; 1 when allowed. */
+static int
+hostpath_allowed(struct tsi_injector_conf *c, const char *path)
+{
+	char req[1024], *resp = NULL;
+	int status = 0, allowed;
+
+	snprintf(req, sizeof(req), "{\"apiVersion\":\"admission.k8s.io/v1\","
+	    "\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\","
+	    "\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+	    "\"operation\":\"CREATE\",\"object\":{\"metadata\":{\"name\":"
+	    "\"p\"},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":"
+	    "\"a:1\"}],\"volumes\":[{\"name\":\"h\",\"hostPath\":{\"path\":"
+	    "\"%s\"}}]}}}}", path);
+	assert_int_equal(tsi_injector_review(c, req, strlen(req), &resp,
+	    &status), TSI_OK);
+	assert_int_equal(status, 200);
+	allowed = strstr(resp, "\"allowed\":true") != NULL;
+	if (!allowed)
+		assert_non_null(strstr(resp, "protected host path"));
+	free(resp);
+	return allowed;
+}
+
+/* /proc reaches every mount namespace (/proc/1/root/run/tsi is the
+ * issuer's directory), /sys/fs/cgroup moves processes between pods'
+ * cgroups, /var/lib/kubelet/pods holds other pods' secret volumes. */
+static void
+test_hostpath_proc_sys_kubelet_refused(void **state)
+{
+	struct tsi_injector_conf *c = load("");
+	static const char *const refused[] = {
+		"/proc", "/proc/", "/proc/1/root", "/proc/1/root/run/tsi",
+		"/proc/self/root/var/run/tsi", "/proc/1/cwd", "/proc/42/fd",
+		"/proc/thread-self", "/./proc/../proc/1", "/sys", "/sys/fs",
+		"/sys/fs/cgroup", "/sys/fs/cgroup/kubepods.slice",
+		"/var/lib/kubelet", "/var/lib/kubelet/pods",
+		"/var/lib/kubelet/pods/0b9f/volumes", "/run/tsi", "/",
+	};
+	static const char *const allowed[] = {
+		"/var/log/web", "/procfs", "/sys/class/net", "/srv/proc",
+		"/var/lib/kubelet-data", "/data/proc/1/root",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (hostpath_allowed(c, refused[i]))
+			fail_msg("hostPath %s was allowed", refused[i]);
+	}
+	for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+		if (!hostpath_allowed(c, allowed[i]))
+			fail_msg("hostPath %s was refused", allowed[i]);
+	}
+	tsi_injector_conf_free(c);
+}
+
 int
 main(void)
 {
@@ -254,6 +319,7 @@ main(void)
 		cmocka_unit_test(test_secrets_valid),
 		cmocka_unit_test(test_secrets_invalid),
 		cmocka_unit_test(test_review_rejects_garbage),
+		cmocka_unit_test(test_hostpath_proc_sys_kubelet_refused),
 	};
 
 	return cmocka_run_group_tests_name("injector_core", tests, NULL, NULL);

@@ -14,7 +14,8 @@
 static const char *const vars[] = { "TSI_ISSUER_SOCKET", "VAULT_ADDR",
 	"TSI_ROLE", "TSI_SECRETS", "VAULT_CACERT", "TSI_AUDIENCE",
 	"TSI_SECRETS_DIR", "TSI_ONCE", "TSI_REFRESH_INTERVAL", "TSI_RETRY_MAX",
-	"TSI_RETRY_BASE_MS", "TSI_RETRY_MAX_MS", "TSI_HTTP_TIMEOUT_MS" };
+	"TSI_RETRY_BASE_MS", "TSI_RETRY_MAX_MS", "TSI_HTTP_TIMEOUT_MS",
+	"TSI_ALLOW_HTTP" };
 
 static int
 clean_env(void **state)
@@ -160,6 +161,46 @@ test_errors(void **state)
 	tsi_sidecar_settings_clear(&st);
 }
 
+/* http:// sends the JWT, the token and the secrets in clear: refused
+ * unless TSI_ALLOW_HTTP=1 (or allow_http = true) asks for it. */
+static void
+test_http_needs_explicit_allow(void **state)
+{
+	struct tsi_sidecar_settings st;
+	const char *argv[] = { "tsi-sidecar", "--once" };
+	const char *argvc[] = { "tsi-sidecar", "--once", "--config", cfgpath };
+	char err[512];
+
+	(void)state;
+	setenv("TSI_ROLE", "demo", 1);
+	setenv("TSI_SECRETS", "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]",
+	    1);
+	setenv("VAULT_ADDR", "http://127.0.0.1:8200", 1);
+	assert_int_equal(load(2, argv, &st, err, sizeof(err)), TSI_ERR_CONFIG);
+	assert_non_null(strstr(err, "TSI_ALLOW_HTTP"));
+	tsi_sidecar_settings_clear(&st);
+	setenv("TSI_ALLOW_HTTP", "0", 1);
+	assert_int_equal(load(2, argv, &st, err, sizeof(err)), TSI_ERR_CONFIG);
+	tsi_sidecar_settings_clear(&st);
+	setenv("TSI_ALLOW_HTTP", "1", 1);
+	assert_int_equal(load(2, argv, &st, err, sizeof(err)), TSI_OK);
+	assert_string_equal(st.vault_addr, "http://127.0.0.1:8200");
+	tsi_sidecar_settings_clear(&st);
+	unsetenv("TSI_ALLOW_HTTP");
+	/* The config file's allow_http, when the environment says nothing. */
+	write_config("allow_http = true;\n");
+	assert_int_equal(load(4, argvc, &st, err, sizeof(err)), TSI_OK);
+	tsi_sidecar_settings_clear(&st);
+	unlink(cfgpath);
+	/* https:// needs nothing. */
+	setenv("VAULT_ADDR", "https://127.0.0.1:8200", 1);
+	assert_int_equal(load(2, argv, &st, err, sizeof(err)), TSI_OK);
+	tsi_sidecar_settings_clear(&st);
+	unsetenv("VAULT_ADDR");
+	unsetenv("TSI_ROLE");
+	unsetenv("TSI_SECRETS");
+}
+
 int
 main(void)
 {
@@ -167,6 +208,7 @@ main(void)
 		cmocka_unit_test_setup(test_env_defaults, clean_env),
 		cmocka_unit_test_setup(test_precedence, clean_env),
 		cmocka_unit_test_setup(test_errors, clean_env),
+		cmocka_unit_test_setup(test_http_needs_explicit_allow, clean_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
