@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <openssl/evp.h>
+
 #include "swtpm_util.h"
 
 struct test_swtpm_ek {
@@ -33,5 +35,28 @@ unsigned char *test_read_file(const char *path, size_t max, size_t *len);
 
 /* Writes len bytes to path (0600). 0 on success. */
 int test_write_file(const char *path, const void *p, size_t len);
+
+/* A TPM object's name from its marshalled TPM2B_PUBLIC: 0x000b followed by
+ * SHA-256 of the marshalled TPMT_PUBLIC. 0 on success. */
+int test_tpm_name(const unsigned char *pub2b, size_t len,
+    unsigned char name[34]);
+
+/* TPM2_MakeCredential in software (tpm2_makecredential -T none, as a server
+ * does it) for the EK public ek_pub (marshalled TPM2B_PUBLIC) and an object
+ * name; scratch files go to dir. *blob (TPM2B_ID_OBJECT) and *enc
+ * (TPM2B_ENCRYPTED_SECRET) in wire form, malloc'd. 0 on success. */
+int test_make_credential(const char *dir, const unsigned char *ek_pub,
+    size_t ek_len, const unsigned char name[34], const unsigned char *secret,
+    size_t slen, unsigned char **blob, size_t *blob_len, unsigned char **enc,
+    size_t *enc_len);
+
+/* The P-256 key of a marshalled TPM2B_PUBLIC as an OpenSSL key (NULL when
+ * it is not one). Caller: EVP_PKEY_free. */
+EVP_PKEY *test_tpm_ecc_key(const unsigned char *pub2b, size_t len);
+
+/* 1 when sig (marshalled TPMT_SIGNATURE, ECDSA-SHA256) by pk verifies over
+ * the attest body of attest (marshalled TPM2B_ATTEST); 0 otherwise. */
+int test_attest_sig_ok(EVP_PKEY *pk, const unsigned char *attest,
+    size_t alen, const unsigned char *sig, size_t slen);
 
 #endif

@@ -78,24 +78,10 @@ hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-/* name = nameAlg (0x000b) || SHA-256(marshalled TPMT_PUBLIC). */
 static void
 tpm_name(const uint8_t *pub2b, size_t len, uint8_t name[34])
 {
-	TPM2B_PUBLIC p;
-	uint8_t buf[sizeof(TPMT_PUBLIC)];
-	size_t off = 0, moff = 0;
-
-	memset(&p, 0, sizeof(p));
-	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub2b, len, &off, &p),
-	    TSS2_RC_SUCCESS);
-	assert_int_equal(off, len);
-	assert_int_equal(Tss2_MU_TPMT_PUBLIC_Marshal(&p.publicArea, buf,
-	    sizeof(buf), &moff), TSS2_RC_SUCCESS);
-	name[0] = 0x00;
-	name[1] = 0x0b;
-	assert_int_equal(EVP_Digest(buf, moff, name + 2, NULL, EVP_sha256(),
-	    NULL), 1);
+	assert_int_equal(test_tpm_name(pub2b, len, name), 0);
 }
 
 static TPMS_ATTEST
@@ -118,77 +104,20 @@ attest_body(const uint8_t *attest, size_t len)
 	return b;
 }
 
-/* The AK as an OpenSSL key (P-256 point from the TPM2B_PUBLIC). */
 static EVP_PKEY *
 ak_evp(const uint8_t *pub2b, size_t len)
 {
-	TPM2B_PUBLIC p;
-	uint8_t oct[65];
-	size_t off = 0;
-	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	OSSL_PARAM *params;
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-	EVP_PKEY *pk = NULL;
+	EVP_PKEY *pk = test_tpm_ecc_key(pub2b, len);
 
-	memset(&p, 0, sizeof(p));
-	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub2b, len, &off, &p),
-	    TSS2_RC_SUCCESS);
-	assert_int_equal(p.publicArea.unique.ecc.x.size, 32);
-	assert_int_equal(p.publicArea.unique.ecc.y.size, 32);
-	oct[0] = 4;
-	memcpy(oct + 1, p.publicArea.unique.ecc.x.buffer, 32);
-	memcpy(oct + 33, p.publicArea.unique.ecc.y.buffer, 32);
-	assert_true(OSSL_PARAM_BLD_push_utf8_string(bld,
-	    OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0));
-	assert_true(OSSL_PARAM_BLD_push_octet_string(bld,
-	    OSSL_PKEY_PARAM_PUB_KEY, oct, sizeof(oct)));
-	assert_non_null(params = OSSL_PARAM_BLD_to_param(bld));
-	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
-	assert_int_equal(EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY,
-	    params), 1);
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	EVP_PKEY_CTX_free(ctx);
+	assert_non_null(pk);
 	return pk;
 }
 
-/* ECDSA-SHA256 signature (TPMT_SIGNATURE) over the attest body bytes. */
 static int
 sig_ok(EVP_PKEY *pk, const uint8_t *attest, size_t alen, const uint8_t *sig,
     size_t slen)
 {
-	TPM2B_ATTEST a;
-	TPMT_SIGNATURE s;
-	ECDSA_SIG *es = ECDSA_SIG_new();
-	unsigned char *der = NULL;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t off = 0;
-	int dlen, ok;
-
-	memset(&a, 0, sizeof(a));
-	memset(&s, 0, sizeof(s));
-	assert_int_equal(Tss2_MU_TPM2B_ATTEST_Unmarshal(attest, alen, &off, &a),
-	    TSS2_RC_SUCCESS);
-	off = 0;
-	assert_int_equal(Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, slen, &off, &s),
-	    TSS2_RC_SUCCESS);
-	assert_int_equal(off, slen);
-	assert_int_equal(s.sigAlg, TPM2_ALG_ECDSA);
-	assert_int_equal(s.signature.ecdsa.hash, TPM2_ALG_SHA256);
-	assert_true(ECDSA_SIG_set0(es,
-	    BN_bin2bn(s.signature.ecdsa.signatureR.buffer,
-	    s.signature.ecdsa.signatureR.size, NULL),
-	    BN_bin2bn(s.signature.ecdsa.signatureS.buffer,
-	    s.signature.ecdsa.signatureS.size, NULL)));
-	assert_true((dlen = i2d_ECDSA_SIG(es, &der)) > 0);
-	assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk),
-	    1);
-	ok = EVP_DigestVerify(md, der, (size_t)dlen, a.attestationData,
-	    a.size) == 1;
-	EVP_MD_CTX_free(md);
-	OPENSSL_free(der);
-	ECDSA_SIG_free(es);
-	return ok;
+	return test_attest_sig_ok(pk, attest, alen, sig, slen);
 }
 
 static void
@@ -228,51 +157,15 @@ test_ek_cert_is_swtpm_setups(void **state)
 	free(pub);
 }
 
-/* tpm2_makecredential -T none: the credential made in software from the EK
- * public and the AK name, as tsi-attest makes it. Returns the wire parts. */
+/* The credential made in software from the EK public and the AK name, as
+ * tsi-attest makes it. */
 static void
 make_credential(struct fx *f, const uint8_t *ek_pub, size_t ek_len,
     const uint8_t name[34], const uint8_t *secret, size_t slen,
     uint8_t **blob, size_t *blob_len, uint8_t **enc, size_t *enc_len)
 {
-	char ekp[400], sp[400], op[400], namehex[69];
-	uint8_t *file;
-	size_t len = 0, off = 8;
-	TPM2B_ID_OBJECT id;
-	TPM2B_ENCRYPTED_SECRET es;
-	size_t start;
-	char *argv[] = { "tpm2_makecredential", "-T", "none", "-u", ekp, "-s",
-	    sp, "-n", namehex, "-o", op, NULL };
-
-	snprintf(ekp, sizeof(ekp), "%s/ek.pub", f->ek.dir);
-	snprintf(sp, sizeof(sp), "%s/secret.bin", f->ek.dir);
-	snprintf(op, sizeof(op), "%s/cred.out", f->ek.dir);
-	hex(name, 34, namehex);
-	assert_int_equal(test_write_file(ekp, ek_pub, ek_len), 0);
-	assert_int_equal(test_write_file(sp, secret, slen), 0);
-	assert_int_equal(test_run_quiet(argv, NULL), 0);
-	assert_non_null(file = test_read_file(op, 4096, &len));
-	/* tpm2-tools' credential file: magic 0xBADCC0DE, version 1, then the
-	 * two marshalled structures. */
-	assert_true(len > 8);
-	assert_int_equal(file[0], 0xba);
-	assert_int_equal(file[3], 0xde);
-	memset(&id, 0, sizeof(id));
-	memset(&es, 0, sizeof(es));
-	start = off;
-	assert_int_equal(Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(file, len, &off,
-	    &id), TSS2_RC_SUCCESS);
-	*blob_len = off - start;
-	assert_non_null(*blob = malloc(*blob_len));
-	memcpy(*blob, file + start, *blob_len);
-	start = off;
-	assert_int_equal(Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(file, len,
-	    &off, &es), TSS2_RC_SUCCESS);
-	assert_int_equal(off, len);
-	*enc_len = off - start;
-	assert_non_null(*enc = malloc(*enc_len));
-	memcpy(*enc, file + start, *enc_len);
-	free(file);
+	assert_int_equal(test_make_credential(f->ek.dir, ek_pub, ek_len, name,
+	    secret, slen, blob, blob_len, enc, enc_len), 0);
 }
 
 static void
