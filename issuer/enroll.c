@@ -7,6 +7,7 @@
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/jwt.h"
 #include "tsi/log.h"
 #include "tsi/signer.h"
 #include "tsi/x509.h"
@@ -93,50 +94,24 @@ hex_decode(const char *s, uint8_t *out, size_t n)
 	return 0;
 }
 
-static char *
-b64_encode(const uint8_t *p, size_t n)
-{
-	char *out;
-
-	if (n > TSI_ENROLL_BODY_MAX || (out = malloc(4 * ((n + 2) / 3) + 1)) ==
-	    NULL)
-		return NULL;
-	(void)EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-	return out;
-}
-
-/* Standard base64 with padding; at most max decoded bytes. */
+/* Standard base64 (tsi_b64_decode: canonical padding, no whitespace) of
+ * at most max decoded bytes. */
 static int
 b64_decode(const char *s, size_t max, uint8_t **out, size_t *outlen)
 {
-	size_t n = strlen(s), pad = 0, i;
-	uint8_t *buf;
-	int k;
+	size_t n = strlen(s);
+	unsigned char *buf = NULL;
+	size_t len = 0;
 
-	if (n == 0 || n % 4 != 0 || n / 4 * 3 > max + 2)
+	if (n == 0 || n / 4 * 3 > max + 2 ||
+	    tsi_b64_decode(s, n, &buf, &len) != TSI_OK)
 		return -1;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-		    (c == '=' && i >= n - 2)))
-			return -1;
-	}
-	if (s[n - 1] == '=')
-		pad++;
-	if (s[n - 2] == '=')
-		pad++;
-	if (pad == 1 && s[n - 2] == '=')
-		return -1;
-	if ((buf = malloc(n / 4 * 3)) == NULL)
-		return -1;
-	if ((k = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n)) < 0 ||
-	    (size_t)k < pad || (size_t)k - pad > max) {
-		free(buf);
+	if (len > max) {
+		tsi_freezero(buf, len);
 		return -1;
 	}
 	*out = buf;
-	*outlen = (size_t)k - pad;
+	*outlen = len;
 	return 0;
 }
 
@@ -650,10 +625,10 @@ attempt_free(struct attempt *a)
 static int
 set_b64(json_t *o, const char *key, const uint8_t *p, size_t n)
 {
-	char *s = b64_encode(p, n);
+	char *s = NULL;
 	int ok;
 
-	if (s == NULL)
+	if (tsi_b64_encode(p, n, &s) != TSI_OK)
 		return TSI_ERR_ALLOC;
 	ok = json_object_set_new(o, key, json_string(s)) == 0;
 	free(s);

@@ -47,6 +47,7 @@
 #include "swtpm_ek.h"
 #include "tests/support/pki.h"
 #include "tsi/err.h"
+#include "tsi/jwt.h"
 #include "tsi/log.h"
 #include "tsi/x509.h"
 
@@ -80,6 +81,7 @@ struct standin {
 	EVP_PKEY *ca_key;
 	char ca_pem[8192];
 	char cert_pem[8192];     /* the last certificate issued */
+	long not_before, not_after;   /* of the next one; 0: the defaults */
 	struct test_swtpm_ek *ek;
 };
 
@@ -422,9 +424,10 @@ do_finish(struct standin *s, json_t *req, char **answer)
 		sp.pathlen = 0;
 		sp.ku = "digitalSignature,keyCertSign";
 		sp.san = pki_loc_san();
-		sp.not_before = -60;
+		sp.not_before = s->not_before != 0 ? s->not_before : -60;
 		/* Distinct lifetimes make each certificate distinct. */
-		sp.not_after = 86400 + s->issued;
+		sp.not_after = (s->not_after != 0 ? s->not_after : 86400) +
+		    s->issued;
 		cert = pki_cert(&sp);
 		bio = BIO_new(BIO_s_mem());
 		PEM_write_bio_X509(bio, cert);
@@ -1010,6 +1013,142 @@ test_run_enrolls_when_missing(void **state)
 	assert_int_equal(wait_exit(pid, 20000), 0);
 }
 
+struct body {
+	char buf[65536];
+	size_t len;
+};
+
+static size_t
+keep(char *p, size_t sz, size_t n, void *ud)
+{
+	struct body *b = ud;
+
+	if (sz * n > sizeof(b->buf) - 1 - b->len)
+		return 0;
+	memcpy(b->buf + b->len, p, sz * n);
+	b->len += sz * n;
+	b->buf[b->len] = '\0';
+	return sz * n;
+}
+
+/* The node certificate in the x5c of a token from the running issuer, as
+ * its base64 (the PEM body without line breaks). */
+static char *
+token_node_cert(struct fx *f)
+{
+	struct body b;
+	json_t *root, *hdr = NULL, *claims = NULL, *x5c;
+	CURL *c = curl_easy_init();
+	long status = 0;
+	char *out = NULL;
+
+	memset(&b, 0, sizeof(b));
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, f->sock);
+	curl_easy_setopt(c, CURLOPT_URL,
+	    "http://localhost/v1/token?aud=tsi-vault");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	assert_int_equal(status, 200);
+	assert_non_null(root = json_loads(b.buf, 0, NULL));
+	assert_int_equal(tsi_jwt_decode_unverified(json_string_value(
+	    json_object_get(root, "token")), &hdr, &claims), TSI_OK);
+	x5c = json_object_get(hdr, "x5c");
+	assert_true(json_array_size(x5c) >= 1);
+	out = strdup(json_string_value(json_array_get(x5c,
+	    json_array_size(x5c) - 1)));
+	json_decref(hdr);
+	json_decref(claims);
+	json_decref(root);
+	return out;
+}
+
+/* PEM body of one certificate without the armour and line breaks. */
+static void
+pem_b64(const char *pem, char *out, size_t outlen)
+{
+	const char *p = strstr(pem, "-----\n"), *end = strstr(pem, "-----END");
+	size_t n = 0;
+
+	assert_non_null(p);
+	assert_non_null(end);
+	for (p += 6; p < end && n + 1 < outlen; p++)
+		if (*p != '\n')
+			out[n++] = *p;
+	out[n] = '\0';
+}
+
+/* run with a certificate in its last fifth of life: enrollment fails at
+ * start (503), the issuer serves with the old certificate anyway; when
+ * tsi-attest is back the keeper enrolls again (after a backoff) and the
+ * issuer signs with the new certificate without a restart. */
+static void
+test_run_renews_and_keeps_serving(void **state)
+{
+	struct fx *f = *state;
+	char reason[512], old_b64[8192], new_b64[8192], *x5c, *log;
+	long long deadline;
+	int starts;
+	pid_t pid;
+
+	f->s.not_before = -3000;
+	f->s.not_after = 600;
+	assert_int_equal(tsi_enroll(f->cfg, f->t, reason, sizeof(reason)),
+	    TSI_OK);
+	pem_b64(f->s.cert_pem, old_b64, sizeof(old_b64));
+	tsi_tpm_free(f->t);
+	f->t = NULL;
+	f->s.not_before = 0;
+	f->s.not_after = 0;
+	set_mode(f, M_START_503);
+	pid = spawn_issuer(f, "run");
+	deadline = test_now_ms() + 60000;
+	while (health(f) != 200 && test_now_ms() < deadline) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			fail_msg("tsi-issuer run exited (log %s)", f->log);
+		usleep(20000);
+	}
+	assert_int_equal(health(f), 200);
+	pthread_mutex_lock(&f->s.mu);
+	starts = f->s.starts;
+	pthread_mutex_unlock(&f->s.mu);
+	assert_true(starts >= 2);
+	assert_non_null(x5c = token_node_cert(f));
+	assert_string_equal(x5c, old_b64);
+	free(x5c);
+	set_mode(f, M_OK);
+	/* The keeper retries within its backoff (2 s and jitter). */
+	deadline = test_now_ms() + 60000;
+	for (;;) {
+		pthread_mutex_lock(&f->s.mu);
+		pem_b64(f->s.cert_pem, new_b64, sizeof(new_b64));
+		pthread_mutex_unlock(&f->s.mu);
+		if (strcmp(new_b64, old_b64) != 0 && health(f) == 200) {
+			x5c = token_node_cert(f);
+			if (strcmp(x5c, new_b64) == 0) {
+				free(x5c);
+				break;
+			}
+			free(x5c);
+		}
+		if (test_now_ms() > deadline)
+			fail_msg("the issuer did not switch to the renewed "
+			    "certificate (log %s)", f->log);
+		usleep(50000);
+	}
+	assert_string_equal(f->s.problem, "");
+	kill(pid, SIGTERM);
+	assert_int_equal(wait_exit(pid, 20000), 0);
+	assert_non_null(log = slurp(f->log));
+	assert_non_null(strstr(log, "\"event\":\"enroll.deferred\""));
+	assert_non_null(strstr(log, "\"event\":\"enroll.renewed\""));
+	free(log);
+}
+
 /* A node that cannot enroll and has no certificate does not serve. */
 static void
 test_run_refused_without_cert_exits(void **state)
@@ -1045,6 +1184,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_run_refused_without_cert_exits, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_run_renews_and_keeps_serving, setup, teardown),
 	};
 	int rc;
 
