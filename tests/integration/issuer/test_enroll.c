@@ -547,8 +547,39 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+static char *
+pem_of(X509 *cert, EVP_PKEY *key)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *p, *out;
+	long len;
+
+	assert_non_null(bio);
+	if (cert != NULL)
+		assert_int_equal(PEM_write_bio_X509(bio, cert), 1);
+	else
+		assert_int_equal(PEM_write_bio_PrivateKey(bio, key, NULL, NULL,
+		    0, NULL, NULL), 1);
+	len = BIO_get_mem_data(bio, &p);
+	assert_non_null(out = strndup(p, (size_t)len));
+	BIO_free(bio);
+	return out;
+}
+
+/* tls_cert and tls_key (PEM, NULL: plain HTTP) must outlive the daemon. */
+static void
+standin_start_tls(struct standin *s, struct test_swtpm_ek *ek,
+    const char *tls_cert, const char *tls_key);
+
 static void
 standin_start(struct standin *s, struct test_swtpm_ek *ek)
+{
+	standin_start_tls(s, ek, NULL, NULL);
+}
+
+static void
+standin_start_tls(struct standin *s, struct test_swtpm_ek *ek,
+    const char *tls_cert, const char *tls_key)
 {
 	struct sockaddr_in a;
 	const union MHD_DaemonInfo *info;
@@ -581,10 +612,18 @@ standin_start(struct standin *s, struct test_swtpm_ek *ek)
 	memset(&a, 0, sizeof(a));
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, s,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+	if (tls_cert != NULL)
+		s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+		    MHD_USE_ERROR_LOG | MHD_USE_TLS, 0, NULL, NULL, handler, s,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+		    MHD_OPTION_HTTPS_MEM_CERT, tls_cert,
+		    MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_END);
+	else
+		s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+		    MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, s,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
 	assert_non_null(s->d);
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	assert_non_null(info);
@@ -828,6 +867,82 @@ test_refusals_are_clear(void **state)
 	free(f->cfg->attest_url);
 	assert_non_null(f->cfg->attest_url = strdup("http://127.0.0.1:1"));
 	refusal(f, M_OK, TSI_ERR_IO, "cannot reach tsi-attest");
+}
+
+/* Over HTTPS, tsi-attest's certificate is verified against attest_ca:
+ * another CA's server is not talked to, and nothing is written. */
+static void
+test_tls_verified_against_attest_ca(void **state)
+{
+	struct fx *f = *state;
+	struct pki_spec sp = { 0 };
+	EVP_PKEY *ca_key, *other_key, *srv_key;
+	X509 *ca, *other, *srv;
+	char *srv_pem, *key_pem, ca_path[400], other_path[400], url[64];
+	char reason[512];
+
+	/* The fixture's plain stand-in is replaced by a TLS one. */
+	standin_stop(&f->s);
+	assert_non_null(ca_key = pki_key());
+	assert_non_null(other_key = pki_key());
+	assert_non_null(srv_key = pki_key());
+	sp.cn = "attest CA";
+	sp.key = ca_key;
+	sp.ca = 1;
+	sp.pathlen = -1;
+	sp.ku = "keyCertSign,cRLSign";
+	sp.not_before = -60;
+	sp.not_after = 3600;
+	assert_non_null(ca = pki_cert(&sp));
+	sp.cn = "another CA";
+	sp.key = other_key;
+	assert_non_null(other = pki_cert(&sp));
+	sp.cn = "tsi-attest";
+	sp.key = srv_key;
+	sp.issuer = ca;
+	sp.issuer_key = ca_key;
+	sp.ca = 0;
+	sp.ku = "digitalSignature";
+	sp.san = "IP:127.0.0.1";
+	assert_non_null(srv = pki_cert(&sp));
+	srv_pem = pem_of(srv, NULL);
+	key_pem = pem_of(NULL, srv_key);
+	snprintf(ca_path, sizeof(ca_path), "%s/attest-ca.pem", f->ek.dir);
+	snprintf(other_path, sizeof(other_path), "%s/other-ca.pem", f->ek.dir);
+	assert_int_equal(pki_write_cert(ca_path, ca), 0);
+	assert_int_equal(pki_write_cert(other_path, other), 0);
+	standin_start_tls(&f->s, &f->ek, srv_pem, key_pem);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", f->s.port);
+	free(f->cfg->attest_url);
+	free(f->cfg->attest_ca);
+	assert_non_null(f->cfg->attest_url = strdup(url));
+	assert_non_null(f->cfg->attest_ca = strdup(other_path));
+	assert_int_equal(tsi_enroll(f->cfg, f->t, reason, sizeof(reason)),
+	    TSI_ERR_IO);
+	if (strstr(reason, "cannot reach tsi-attest") == NULL ||
+	    strstr(reason, "SSL") == NULL)
+		fail_msg("reason '%s' does not name the TLS failure", reason);
+	assert_int_equal(f->s.starts, 0);
+	assert_int_equal(access(f->node, F_OK), -1);
+	free(f->cfg->attest_ca);
+	assert_non_null(f->cfg->attest_ca = strdup(ca_path));
+	assert_int_equal(tsi_enroll(f->cfg, f->t, reason, sizeof(reason)),
+	    TSI_OK);
+	assert_string_equal(f->s.problem, "");
+	assert_int_equal(f->s.finishes, 1);
+	assert_int_equal(access(f->node, F_OK), 0);
+	/* The daemon must stop before the PEM it serves is freed. */
+	standin_stop(&f->s);
+	memset(&f->s, 0, sizeof(f->s));
+	pthread_mutex_init(&f->s.mu, NULL);
+	free(srv_pem);
+	free(key_pem);
+	X509_free(ca);
+	X509_free(other);
+	X509_free(srv);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(other_key);
+	EVP_PKEY_free(srv_key);
 }
 
 /* The TPM dies between start and finish: the activation fails as "TPM
@@ -1178,6 +1293,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tpm_vanishes_mid_enroll,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tls_verified_against_attest_ca, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enroll_command, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_run_enrolls_when_missing,
