@@ -300,6 +300,21 @@ struct resp {
 	int too_large;
 };
 
+/* Lets a stopping keeper abandon a request instead of waiting out its
+ * timeout (SIGTERM must not wait for tsi-attest). */
+static int
+progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	const int *stop = ud;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return stop != NULL && __atomic_load_n(stop, __ATOMIC_ACQUIRE);
+}
+
 static size_t
 collect(char *p, size_t sz, size_t n, void *ud)
 {
@@ -338,8 +353,9 @@ server_reason(const struct tsi_buf *body, char *out, size_t outlen)
 /* POSTs body to attest_url + path. *status: the HTTP status; answer: the
  * body (at most TSI_ENROLL_BODY_MAX). Transport failures: TSI_ERR_IO. */
 static int
-post(const struct tsi_issuer_config *cfg, const char *path, const char *body,
-    long *status, struct tsi_buf *answer, char *reason, size_t reasonlen)
+post(const struct tsi_issuer_config *cfg, const int *stop, const char *path,
+    const char *body, long *status, struct tsi_buf *answer, char *reason,
+    size_t reasonlen)
 {
 	struct curl_slist *hdrs = NULL;
 	struct resp rs = { answer, 0 };
@@ -382,8 +398,14 @@ post(const struct tsi_issuer_config *cfg, const char *path, const char *body,
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &rs);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)stop);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	if ((cc = curl_easy_perform(c)) != CURLE_OK) {
-		if (rs.too_large)
+		if (cc == CURLE_ABORTED_BY_CALLBACK)
+			r = fail(reason, reasonlen, TSI_ERR_AGAIN,
+			    "enrollment abandoned: the issuer is stopping");
+		else if (rs.too_large)
 			r = fail(reason, reasonlen, TSI_ERR_TOO_LARGE,
 			    "tsi-attest answered %s with more than %d bytes",
 			    path, TSI_ENROLL_BODY_MAX);
@@ -814,9 +836,9 @@ out:
 	return r;
 }
 
-int
-tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
-    char *reason, size_t reasonlen)
+static int
+enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    const int *stop, char *reason, size_t reasonlen)
 {
 	struct attempt a;
 	char why[256];
@@ -838,7 +860,7 @@ tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	tsi_log(TSI_LOG_INFO, "enroll.start", TSI_LS("attest_url",
 	    cfg->attest_url));
 	if ((r = start_body(cfg, tpm, &a, reason, reasonlen)) != TSI_OK ||
-	    (r = post(cfg, "/v1/enroll/start", a.body, &status, a.answer,
+	    (r = post(cfg, stop, "/v1/enroll/start", a.body, &status, a.answer,
 	    reason, reasonlen)) != TSI_OK)
 		goto out;
 	if (status != 200) {
@@ -853,7 +875,7 @@ tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		goto out;
 	}
 	if ((r = finish_body(tpm, &a, reason, reasonlen)) != TSI_OK ||
-	    (r = post(cfg, "/v1/enroll/finish", a.body, &status, a.answer,
+	    (r = post(cfg, stop, "/v1/enroll/finish", a.body, &status, a.answer,
 	    reason, reasonlen)) != TSI_OK)
 		goto out;
 	if (status != 200) {
@@ -889,6 +911,13 @@ out:
 		    reasonlen > 0 ? reason : ""));
 	attempt_free(&a);
 	return r;
+}
+
+int
+tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    char *reason, size_t reasonlen)
+{
+	return enroll(cfg, tpm, NULL, reason, reasonlen);
 }
 
 /* The keeper: enrolls again when due, with backoff on failure. */
@@ -951,7 +980,7 @@ keeper_main(void *arg)
 				break;
 			continue;
 		}
-		r = tsi_enroll(k->cfg, k->tpm, reason, sizeof(reason));
+		r = enroll(k->cfg, k->tpm, &k->stop, reason, sizeof(reason));
 		if (r == TSI_OK) {
 			backoff = TSI_ENROLL_BACKOFF_MIN_S;
 			if (k->renewed != NULL)
@@ -1014,7 +1043,7 @@ tsi_enroll_keeper_stop(struct tsi_enroll_keeper *k)
 	if (k == NULL)
 		return;
 	pthread_mutex_lock(&k->mu);
-	k->stop = 1;
+	__atomic_store_n(&k->stop, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&k->cv);
 	pthread_mutex_unlock(&k->mu);
 	pthread_join(k->thread, NULL);

@@ -59,6 +59,7 @@ enum mode {
 	M_START_KILL_TPM,
 	M_FINISH_410,
 	M_FINISH_BADSHAPE,
+	M_START_HANG,            /* start answers only when released (<= 30 s) */
 };
 
 /* The stand-in tsi-attest. */
@@ -66,6 +67,8 @@ struct standin {
 	struct MHD_Daemon *d;
 	int port;
 	pthread_mutex_t mu;
+	pthread_cond_t cv;       /* mode changed (releases M_START_HANG) */
+	int hanging;             /* a start request is being held */
 	enum mode mode;
 	char problem[512];       /* first protocol violation seen, "" if none */
 	int starts, finishes, issued;
@@ -499,7 +502,19 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		answer = strdup("{\"errors\":[\"malformed request\"]}");
 	} else if (strcmp(url, "/v1/enroll/start") == 0) {
 		s->starts++;
-		if (s->mode == M_START_403) {
+		if (s->mode == M_START_HANG) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 30;
+			s->hanging = 1;
+			pthread_cond_broadcast(&s->cv);
+			while (s->mode == M_START_HANG &&
+			    pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
+				;
+			s->hanging = 0;
+			status = 503;
+			answer = strdup("{\"errors\":[\"released\"]}");
+		} else if (s->mode == M_START_403) {
 			status = 403;
 			answer = strdup("{\"errors\":[\"EK not registered; "
 			    "listed as pending\"]}");
@@ -590,6 +605,7 @@ standin_start_tls(struct standin *s, struct test_swtpm_ek *ek,
 
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	s->ek = ek;
 	bio = BIO_new_file(ek->ca_cert, "r");
 	assert_non_null(bio);
@@ -640,6 +656,7 @@ standin_stop(struct standin *s)
 	EVP_PKEY_free(s->ca_key);
 	X509_free(s->ca);
 	X509_free(s->ek_ca);
+	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 }
 
@@ -648,6 +665,7 @@ set_mode(struct fx *f, enum mode m)
 {
 	pthread_mutex_lock(&f->s.mu);
 	f->s.mode = m;
+	pthread_cond_broadcast(&f->s.cv);
 	pthread_mutex_unlock(&f->s.mu);
 }
 
@@ -935,6 +953,7 @@ test_tls_verified_against_attest_ca(void **state)
 	standin_stop(&f->s);
 	memset(&f->s, 0, sizeof(f->s));
 	pthread_mutex_init(&f->s.mu, NULL);
+	pthread_cond_init(&f->s.cv, NULL);
 	free(srv_pem);
 	free(key_pem);
 	X509_free(ca);
@@ -1264,6 +1283,48 @@ test_run_renews_and_keeps_serving(void **state)
 	free(log);
 }
 
+/* SIGTERM while the keeper waits on tsi-attest: the issuer stops at once
+ * instead of waiting out the request's 30 s timeout. */
+static void
+test_stop_during_renewal(void **state)
+{
+	struct fx *f = *state;
+	char reason[512];
+	long long deadline, t0;
+	int hanging = 0, rc;
+	pid_t pid;
+
+	f->s.not_before = -3000;
+	f->s.not_after = 600;
+	assert_int_equal(tsi_enroll(f->cfg, f->t, reason, sizeof(reason)),
+	    TSI_OK);
+	tsi_tpm_free(f->t);
+	f->t = NULL;
+	set_mode(f, M_START_503);
+	pid = spawn_issuer(f, "run");
+	deadline = test_now_ms() + 60000;
+	while (health(f) != 200 && test_now_ms() < deadline)
+		usleep(20000);
+	assert_int_equal(health(f), 200);
+	/* The keeper's first retry comes within its backoff. */
+	set_mode(f, M_START_HANG);
+	deadline = test_now_ms() + 30000;
+	while (!hanging && test_now_ms() < deadline) {
+		pthread_mutex_lock(&f->s.mu);
+		hanging = f->s.hanging;
+		pthread_mutex_unlock(&f->s.mu);
+		usleep(20000);
+	}
+	assert_true(hanging);
+	t0 = test_now_ms();
+	kill(pid, SIGTERM);
+	rc = wait_exit(pid, 20000);
+	set_mode(f, M_OK);
+	assert_int_equal(rc, 0);
+	/* Far below the 30 s request timeout, with room for a loaded host. */
+	assert_true(test_now_ms() - t0 < 10000);
+}
+
 /* A node that cannot enroll and has no certificate does not serve. */
 static void
 test_run_refused_without_cert_exits(void **state)
@@ -1303,6 +1364,8 @@ main(void)
 		    test_run_refused_without_cert_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_run_renews_and_keeps_serving, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_during_renewal,
+		    setup, teardown),
 	};
 	int rc;
 
