@@ -219,6 +219,7 @@ do_start(struct standin *s, json_t *req, char **answer)
 	BIGNUM *n = NULL;
 	uint8_t mod[256];
 	char *b1 = NULL, *b2 = NULL;
+	json_t *ans;
 	int status = 400;
 
 	if (!has_exactly(req, keys, 5)) {
@@ -294,11 +295,12 @@ do_start(struct standin *s, json_t *req, char **answer)
 	keyk = NULL;
 	b1 = b64enc(blob, blob_len);
 	b2 = b64enc(enc, enc_len);
-	*answer = json_dumps(json_pack("{s:s, s:s, s:s, s:s, "
-	    "s:{s:[i,i,i,i,i,i,i,i]}, s:i}", "session", s->session, "nonce",
-	    s->nonce_hex, "credential_blob", b1, "encrypted_secret", b2,
-	    "pcr_selection", "sha256", 0, 1, 2, 3, 4, 5, 6, 7, "expires_in", 30),
-	    JSON_COMPACT);
+	ans = json_pack("{s:s, s:s, s:s, s:s, s:{s:[i,i,i,i,i,i,i,i]}, s:i}",
+	    "session", s->session, "nonce", s->nonce_hex, "credential_blob", b1,
+	    "encrypted_secret", b2, "pcr_selection", "sha256", 0, 1, 2, 3, 4, 5,
+	    6, 7, "expires_in", 30);
+	*answer = json_dumps(ans, JSON_COMPACT);
+	json_decref(ans);
 	status = 200;
 out:
 	free(b1);
@@ -438,9 +440,11 @@ do_finish(struct standin *s, json_t *req, char **answer)
 		snprintf(s->cert_pem, sizeof(s->cert_pem), "%.*s", (int)len, pem);
 		s->issued++;
 	}
-	*answer = json_dumps(json_pack("{s:s, s:s, s:s, s:I}", "certificate",
-	    s->cert_pem, "ca", s->ca_pem, "node", "node-1", "expires_at",
-	    (json_int_t)time(NULL) + 86400), JSON_COMPACT);
+	bank = json_pack("{s:s, s:s, s:s, s:I}", "certificate", s->cert_pem,
+	    "ca", s->ca_pem, "node", "node-1", "expires_at",
+	    (json_int_t)time(NULL) + 86400);
+	*answer = json_dumps(bank, JSON_COMPACT);
+	json_decref(bank);
 	BIO_free(bio);
 	X509_free(cert);
 	return 200;
