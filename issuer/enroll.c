@@ -436,9 +436,15 @@ refused(const char *step, long status, const struct tsi_buf *answer,
 		return fail(reason, reasonlen, TSI_ERR_PARSE, "tsi-attest "
 		    "refused %s as malformed (400): %s", step, why);
 	case 403:
+		/* At start the EK is what is judged; at finish the evidence. */
+		if (strstr(step, "start") != NULL)
+			return fail(reason, reasonlen, TSI_ERR_DENIED,
+			    "tsi-attest refused enrollment at %s (403): %s; an "
+			    "operator must register this node's EK (tsi node "
+			    "register)", step, why);
 		return fail(reason, reasonlen, TSI_ERR_DENIED, "tsi-attest "
-		    "refused enrollment at %s (403): %s; an operator must "
-		    "register this node's EK (tsi node register)", step, why);
+		    "refused this TPM's evidence at %s (403): %s; see "
+		    "tsi node show for the quoted PCRs", step, why);
 	case 410:
 		return fail(reason, reasonlen, TSI_ERR_EXPIRED, "tsi-attest "
 		    "no longer knows the enrollment session (410: unknown, "
@@ -896,8 +902,8 @@ enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	if ((r = write_atomic(cfg->node_ca, a.res.ca_pem, 0644)) != TSI_OK ||
 	    (r = write_atomic(cfg->node_cert, a.res.cert_pem, 0644)) !=
 	    TSI_OK) {
-		r = fail(reason, reasonlen, r, "cannot write %s: %s",
-		    cfg->node_cert, strerror(errno));
+		r = fail(reason, reasonlen, r, "cannot write %s or %s (see "
+		    "enroll.write_failed)", cfg->node_ca, cfg->node_cert);
 		goto out;
 	}
 	tsi_log(TSI_LOG_INFO, "enroll.done", TSI_LS("node", a.res.node),

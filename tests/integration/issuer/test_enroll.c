@@ -58,6 +58,7 @@ enum mode {
 	M_START_BADJSON,
 	M_START_KILL_TPM,
 	M_FINISH_410,
+	M_FINISH_403,
 	M_FINISH_BADSHAPE,
 	M_START_HANG,            /* start answers only when released (<= 30 s) */
 };
@@ -534,7 +535,11 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 			test_swtpm_kill(&s->ek->tpm, SIGKILL);
 	} else if (strcmp(url, "/v1/enroll/finish") == 0) {
 		s->finishes++;
-		if (s->mode == M_FINISH_410) {
+		if (s->mode == M_FINISH_403) {
+			status = 403;
+			answer = strdup("{\"errors\":[\"quote does not match "
+			    "PCR policy 'prod'\"]}");
+		} else if (s->mode == M_FINISH_410) {
 			status = 410;
 			answer = strdup("{\"errors\":[\"session expired\"]}");
 		} else if ((status = do_finish(s, req, &answer)) == 200 &&
@@ -882,6 +887,8 @@ test_refusals_are_clear(void **state)
 	refusal(f, M_START_BADJSON, TSI_ERR_PARSE, "malformed answer from "
 	    "tsi-attest to /v1/enroll/start");
 	refusal(f, M_FINISH_410, TSI_ERR_EXPIRED, "410");
+	refusal(f, M_FINISH_403, TSI_ERR_DENIED, "refused this TPM's evidence "
+	    "at /v1/enroll/finish (403): quote does not match PCR policy");
 	refusal(f, M_FINISH_BADSHAPE, TSI_ERR_PARSE, "'certificate' is not a "
 	    "PEM certificate");
 	assert_string_equal(f->s.problem, "");
