@@ -30,6 +30,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #define REASON_MAX 200           /* of a server's error text we repeat */
 #define PEM_MAX (32 * 1024)
@@ -554,8 +555,8 @@ tsi_enroll_due(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
  * location, be signed by the CA it came with and be valid now: a wrong
  * answer must not replace a working certificate. */
 static int
-check_result(struct tsi_tpm *tpm, const struct tsi_enroll_result *res,
-    char *reason, size_t reasonlen)
+check_result(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    const struct tsi_enroll_result *res, char *reason, size_t reasonlen)
 {
 	STACK_OF(X509) *cas = NULL;
 	X509 *cert = NULL;
@@ -586,6 +587,17 @@ check_result(struct tsi_tpm *tpm, const struct tsi_enroll_result *res,
 	if (tsi_x509_location(cert, &loc) != TSI_OK) {
 		fail(reason, reasonlen, r, "the node certificate from "
 		    "tsi-attest carries no valid location");
+		goto out;
+	}
+	/* Delegated signing certifies session keys with the node key: the
+	 * node certificate must be a CA (pathlen 0, keyCertSign), as
+	 * `tsi ca sign` makes it. */
+	if (cfg->signing == TSI_SIGNING_DELEGATED &&
+	    (X509_check_ca(cert) != 1 ||
+	    !(X509_get_key_usage(cert) & KU_KEY_CERT_SIGN))) {
+		fail(reason, reasonlen, r, "the node certificate from "
+		    "tsi-attest cannot certify session keys (not a CA with "
+		    "keyCertSign), which signing = \"delegated\" needs");
 		goto out;
 	}
 	for (i = 0; i < sk_X509_num(cas); i++)
@@ -895,7 +907,7 @@ enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		    "tsi-attest to /v1/enroll/finish: %s", why);
 		goto out;
 	}
-	if ((r = check_result(tpm, &a.res, reason, reasonlen)) != TSI_OK)
+	if ((r = check_result(cfg, tpm, &a.res, reason, reasonlen)) != TSI_OK)
 		goto out;
 	/* The CA first: a reader that sees the new certificate finds the CA
 	 * that signed it. */

@@ -59,6 +59,7 @@ enum mode {
 	M_START_KILL_TPM,
 	M_FINISH_410,
 	M_FINISH_403,
+	M_FINISH_NOT_CA,         /* a certificate delegated signing cannot use */
 	M_FINISH_BADSHAPE,
 	M_START_HANG,            /* start answers only when released (<= 30 s) */
 };
@@ -96,6 +97,7 @@ struct fx {
 	char log[320];
 	struct tsi_issuer_config *cfg;
 	struct tsi_tpm *t;
+	pid_t issuer;            /* last tsi-issuer started, killed at teardown */
 };
 
 static void
@@ -426,9 +428,10 @@ do_finish(struct standin *s, json_t *req, char **answer)
 		sp.issuer = s->ca;
 		sp.issuer_key = s->ca_key;
 		sp.key = s->csr_key;
-		sp.ca = 1;
-		sp.pathlen = 0;
-		sp.ku = "digitalSignature,keyCertSign";
+		sp.ca = s->mode == M_FINISH_NOT_CA ? 0 : 1;
+		sp.pathlen = s->mode == M_FINISH_NOT_CA ? -1 : 0;
+		sp.ku = s->mode == M_FINISH_NOT_CA ? "digitalSignature" :
+		    "digitalSignature,keyCertSign";
 		sp.san = pki_loc_san();
 		sp.not_before = s->not_before != 0 ? s->not_before : -60;
 		/* Distinct lifetimes make each certificate distinct. */
@@ -726,6 +729,11 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
+	/* A failed assertion leaves the issuer running: never orphan it. */
+	if (f->issuer > 0 && waitpid(f->issuer, NULL, WNOHANG) == 0) {
+		kill(f->issuer, SIGKILL);
+		waitpid(f->issuer, NULL, 0);
+	}
 	tsi_tpm_free(f->t);
 	tsi_issuer_config_free(f->cfg);
 	standin_stop(&f->s);
@@ -891,6 +899,8 @@ test_refusals_are_clear(void **state)
 	    "at /v1/enroll/finish (403): quote does not match PCR policy");
 	refusal(f, M_FINISH_BADSHAPE, TSI_ERR_PARSE, "'certificate' is not a "
 	    "PEM certificate");
+	refusal(f, M_FINISH_NOT_CA, TSI_ERR_BAD_CERT, "cannot certify session "
+	    "keys");
 	assert_string_equal(f->s.problem, "");
 	/* Nothing listening: a transport error naming the address. */
 	free(f->cfg->attest_url);
@@ -1059,6 +1069,7 @@ spawn_issuer(struct fx *f, const char *cmd)
 		execl(exe, exe, cmd, "--config", f->conf, (char *)NULL);
 		_exit(127);
 	}
+	f->issuer = pid;
 	return pid;
 }
 
