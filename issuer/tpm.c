@@ -1152,7 +1152,16 @@ ek_locked(struct tsi_tpm *t, void *arg)
 	free(a->cert);
 	a->cert = NULL;
 	a->cert_len = 0;
-	if ((r = ek_cert_locked(t, a)) != TSI_OK)
+	/* A certificate the TPM will not give (owner auth set, odd index)
+	 * still leaves the EK public key, which an inventory entry may trust
+	 * by its hash; only an unreachable TPM stops here. */
+	if ((r = ek_cert_locked(t, a)) == TSI_ERR_TPM) {
+		tsi_log(TSI_LOG_WARN, "tpm.ek_cert_skipped", TSI_LS("reason",
+		    "the EK certificate could not be read; sending the EK "
+		    "public key alone"));
+		r = TSI_OK;
+	}
+	if (r != TSI_OK)
 		return r;
 	if ((r = ek_load(t, &ek, &transient, &pub)) != TSI_OK)
 		return r;

@@ -437,6 +437,32 @@ test_ek_without_persistent_handle(void **state)
 	free(ek2);
 }
 
+/* A TPM without an EK certificate (a vTPM): no certificate, the EK public
+ * key all the same, for EK-hash trust. */
+static void
+test_no_ek_cert(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *cert = (uint8_t *)"x", *ek = NULL, *ek2 = NULL;
+	size_t cert_len = 99, ek_len, ek2_len;
+	char *undefine[] = { "tpm2_nvundefine", "-T", f->ek.tpm.tcti, "-C",
+	    "p", "0x01c00002", NULL };
+
+	assert_int_equal(tsi_tpm_ek(f->t, &cert, &cert_len, &ek, &ek_len),
+	    TSI_OK);
+	assert_non_null(cert);
+	free(cert);
+	assert_int_equal(test_run_quiet(undefine, NULL), 0);
+	assert_int_equal(tsi_tpm_ek(f->t, &cert, &cert_len, &ek2, &ek2_len),
+	    TSI_OK);
+	assert_null(cert);
+	assert_int_equal(cert_len, 0);
+	assert_int_equal(ek2_len, ek_len);
+	assert_memory_equal(ek2, ek, ek_len);
+	free(ek);
+	free(ek2);
+}
+
 /* The TPM gone mid-enrollment: a clear "unavailable", not a crash or a
  * hang; back when it is. */
 static void
@@ -482,6 +508,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_ek_without_persistent_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_ek_cert, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_tpm_vanishes, setup,
 		    teardown),
 	};
