@@ -301,19 +301,24 @@ struct resp {
 	int too_large;
 };
 
-/* Lets a stopping keeper abandon a request instead of waiting out its
+struct stopper {
+	int (*fn)(void *);
+	void *arg;
+};
+
+/* Lets a stopping issuer abandon a request instead of waiting out its
  * timeout (SIGTERM must not wait for tsi-attest). */
 static int
 progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
     curl_off_t ulnow)
 {
-	const int *stop = ud;
+	const struct stopper *st = ud;
 
 	(void)dltotal;
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
-	return stop != NULL && __atomic_load_n(stop, __ATOMIC_ACQUIRE);
+	return st->fn != NULL && st->fn(st->arg) != 0;
 }
 
 static size_t
@@ -354,7 +359,8 @@ server_reason(const struct tsi_buf *body, char *out, size_t outlen)
 /* POSTs body to attest_url + path. *status: the HTTP status; answer: the
  * body (at most TSI_ENROLL_BODY_MAX). Transport failures: TSI_ERR_IO. */
 static int
-post(const struct tsi_issuer_config *cfg, const int *stop, const char *path,
+post(const struct tsi_issuer_config *cfg, const struct stopper *stop,
+    const char *path,
     const char *body, long *status, struct tsi_buf *answer, char *reason,
     size_t reasonlen)
 {
@@ -854,10 +860,11 @@ out:
 	return r;
 }
 
-static int
-enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
-    const int *stop, char *reason, size_t reasonlen)
+int
+tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    int (*stop)(void *), void *stop_arg, char *reason, size_t reasonlen)
 {
+	struct stopper st = { stop, stop_arg };
 	struct attempt a;
 	char why[256];
 	long status = 0;
@@ -878,7 +885,7 @@ enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	tsi_log(TSI_LOG_INFO, "enroll.start", TSI_LS("attest_url",
 	    cfg->attest_url));
 	if ((r = start_body(cfg, tpm, &a, reason, reasonlen)) != TSI_OK ||
-	    (r = post(cfg, stop, "/v1/enroll/start", a.body, &status, a.answer,
+	    (r = post(cfg, &st, "/v1/enroll/start", a.body, &status, a.answer,
 	    reason, reasonlen)) != TSI_OK)
 		goto out;
 	if (status != 200) {
@@ -893,7 +900,7 @@ enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		goto out;
 	}
 	if ((r = finish_body(tpm, &a, reason, reasonlen)) != TSI_OK ||
-	    (r = post(cfg, stop, "/v1/enroll/finish", a.body, &status, a.answer,
+	    (r = post(cfg, &st, "/v1/enroll/finish", a.body, &status, a.answer,
 	    reason, reasonlen)) != TSI_OK)
 		goto out;
 	if (status != 200) {
@@ -935,7 +942,7 @@ int
 tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
     char *reason, size_t reasonlen)
 {
-	return enroll(cfg, tpm, NULL, reason, reasonlen);
+	return tsi_enroll_until(cfg, tpm, NULL, NULL, reason, reasonlen);
 }
 
 /* The keeper: enrolls again when due, with backoff on failure. */
@@ -950,6 +957,14 @@ struct tsi_enroll_keeper {
 	pthread_cond_t cv;
 	int stop;
 };
+
+static int
+keeper_stopping(void *arg)
+{
+	struct tsi_enroll_keeper *k = arg;
+
+	return __atomic_load_n(&k->stop, __ATOMIC_ACQUIRE);
+}
 
 /* Sleeps until deadline (monotonic) or stop; 1 when stopped. */
 static int
@@ -998,7 +1013,8 @@ keeper_main(void *arg)
 				break;
 			continue;
 		}
-		r = enroll(k->cfg, k->tpm, &k->stop, reason, sizeof(reason));
+		r = tsi_enroll_until(k->cfg, k->tpm, keeper_stopping, k, reason,
+		    sizeof(reason));
 		if (r == TSI_OK) {
 			backoff = TSI_ENROLL_BACKOFF_MIN_S;
 			if (k->renewed != NULL)

@@ -73,6 +73,12 @@ void tsi_enroll_result_clear(struct tsi_enroll_result *r);
 int tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
     char *reason, size_t reasonlen);
 
+/* tsi_enroll that gives up the exchange with tsi-attest as soon as
+ * stop(stop_arg) returns nonzero (polled while a request is in flight, about
+ * once a second): TSI_ERR_AGAIN, nothing written. stop may be NULL. */
+int tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    int (*stop)(void *), void *stop_arg, char *reason, size_t reasonlen);
+
 /* The state of the node certificate at cfg->node_cert for this TPM at now:
  * *valid = 1 when it is readable, for this TPM key and within its validity;
  * *renew_at = when it enters the last renew_percent of its life (0 when not

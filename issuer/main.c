@@ -151,6 +151,19 @@ out:
 	return rc;
 }
 
+/* SIGTERM or SIGINT waiting: the start-up is blocking them until the
+ * issuer serves, and an enrollment in progress must not hold them back. */
+static int
+stop_pending(void *arg)
+{
+	sigset_t set;
+
+	(void)arg;
+	if (sigpending(&set) != 0)
+		return 0;
+	return sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1;
+}
+
 /* Enrolls before serving when the certificate is missing, not this TPM's,
  * expired or near its end. Fails only when no usable certificate is left;
  * a valid one keeps serving while the keeper retries. */
@@ -166,8 +179,11 @@ enroll_at_start(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm)
 		return TSI_OK;
 	tsi_log(TSI_LOG_INFO, "enroll.due", TSI_LS("node_cert", cfg->node_cert),
 	    TSI_LS("certificate_valid", valid ? "yes" : "no"));
-	if ((r = tsi_enroll(cfg, tpm, reason, sizeof(reason))) == TSI_OK)
+	if ((r = tsi_enroll_until(cfg, tpm, stop_pending, NULL, reason,
+	    sizeof(reason))) == TSI_OK)
 		return TSI_OK;
+	if (stop_pending(NULL))
+		return TSI_OK;          /* the caller stops */
 	if (valid) {
 		tsi_log(TSI_LOG_WARN, "enroll.deferred", TSI_LS("reason",
 		    "serving with the current node certificate; enrollment "
@@ -328,8 +344,16 @@ cmd_run(const struct tsi_issuer_config *cfg)
 		    "cannot use the TPM"), TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
-	if (enroll_at_start(cfg, tpm) != TSI_OK ||
-	    serving_minter(cfg, tpm, &srv) != TSI_OK)
+	if (enroll_at_start(cfg, tpm) != TSI_OK)
+		goto out;
+	/* Asked to stop while enrolling: stop, successfully. */
+	if (stop_pending(NULL)) {
+		tsi_log(TSI_LOG_INFO, "issuer.stopping", TSI_LS("during",
+		    "enrollment"));
+		rc = EXIT_SUCCESS;
+		goto out;
+	}
+	if (serving_minter(cfg, tpm, &srv) != TSI_OK)
 		goto out;
 	if ((r = tsi_resolver_new(cfg, &resolver)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",

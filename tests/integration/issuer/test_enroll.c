@@ -1347,6 +1347,37 @@ test_stop_during_renewal(void **state)
 	assert_true(test_now_ms() - t0 < 10000);
 }
 
+/* Held at start-up enrollment (no certificate yet), the issuer still
+ * honours SIGTERM at once: exit 0, nothing written. */
+static void
+test_stop_during_startup_enrollment(void **state)
+{
+	struct fx *f = *state;
+	long long deadline, t0;
+	int hanging = 0, rc;
+	pid_t pid;
+
+	tsi_tpm_free(f->t);
+	f->t = NULL;
+	set_mode(f, M_START_HANG);
+	pid = spawn_issuer(f, "run");
+	deadline = test_now_ms() + 60000;
+	while (!hanging && test_now_ms() < deadline) {
+		pthread_mutex_lock(&f->s.mu);
+		hanging = f->s.hanging;
+		pthread_mutex_unlock(&f->s.mu);
+		usleep(20000);
+	}
+	assert_true(hanging);
+	t0 = test_now_ms();
+	kill(pid, SIGTERM);
+	rc = wait_exit(pid, 20000);
+	set_mode(f, M_OK);
+	assert_int_equal(rc, 0);
+	assert_true(test_now_ms() - t0 < 10000);
+	assert_int_equal(access(f->node, F_OK), -1);
+}
+
 /* A node that cannot enroll and has no certificate does not serve. */
 static void
 test_run_refused_without_cert_exits(void **state)
@@ -1388,6 +1419,8 @@ main(void)
 		    test_run_renews_and_keeps_serving, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_during_renewal,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stop_during_startup_enrollment, setup, teardown),
 	};
 	int rc;
 
