@@ -8,6 +8,7 @@
 #include "tsi/config.h"
 #include "tsi/err.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,8 @@ static const char *const allowed_keys[] = {
 	"socket_group", "signing", "resolver", "trust_domain", "token_ttl",
 	"session_ttl", "proc_root", "kubelet_url", "kubelet_token_file",
 	"kubelet_ca_file", "kubelet_cache_ms", "sidecar_images", "node_name",
-	"max_clients", "log_level", NULL,
+	"max_clients", "log_level", "attest_url", "attest_ca", "node_ca",
+	"renew_percent", NULL,
 };
 
 /* "file:line: " prefix for a setting (line 0 when absent). */
@@ -35,6 +37,55 @@ tsi_issuer_is_digest(const char *s)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return 1;
+}
+
+/* The host of an http(s) URL, into host (hostlen bytes): [v6] brackets
+ * removed. 0 when there is none. */
+static int
+url_host(const char *url, char *host, size_t hostlen)
+{
+	const char *p = strstr(url, "://"), *end;
+	size_t n;
+
+	if (p == NULL)
+		return 0;
+	p += 3;
+	if (memchr(p, '@', strcspn(p, "/?#")) != NULL)
+		return 0;       /* no credentials in the URL */
+	if (*p == '[') {
+		if ((end = strchr(p, ']')) == NULL)
+			return 0;
+		p++;
+	} else
+		end = p + strcspn(p, ":/?#");
+	n = (size_t)(end - p);
+	if (n == 0 || n >= hostlen)
+		return 0;
+	memcpy(host, p, n);
+	host[n] = '\0';
+	return 1;
+}
+
+int
+tsi_issuer_attest_url_ok(const char *url)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	char host[256];
+
+	if (url == NULL || !url_host(url, host, sizeof(host)))
+		return 0;
+	if (strncmp(url, "https://", 8) == 0)
+		return 1;
+	if (strncmp(url, "http://", 7) != 0)
+		return 0;
+	if (strcmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return 0;
 }
 
 static int
@@ -140,6 +191,43 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 		(void)snprintf(ic->node_cert, len, "%s/node.pem", ic->state_dir);
 	} else if ((r = dup_str(c, "node_cert", NULL, 1, &ic->node_cert, err,
 	    errlen)) != TSI_OK)
+		return r;
+	if ((r = dup_str(c, "attest_url", NULL, 0, &ic->attest_url, err,
+	    errlen)) != TSI_OK ||
+	    (r = dup_str(c, "attest_ca", NULL, 0, &ic->attest_ca, err,
+	    errlen)) != TSI_OK)
+		return r;
+	if (ic->attest_url != NULL && !tsi_issuer_attest_url_ok(ic->attest_url)) {
+		tsi_errf(err, errlen, "%s:%d: 'attest_url' must be https://HOST[:PORT] "
+		    "(plain http only to a loopback address)", AT(c, "attest_url"));
+		return TSI_ERR_CONFIG;
+	}
+	if (ic->attest_url != NULL && ic->attest_ca == NULL &&
+	    strncmp(ic->attest_url, "https://", 8) == 0) {
+		tsi_errf(err, errlen, "%s:%d: 'attest_ca' is required with an "
+		    "https 'attest_url' (the CA that verifies tsi-attest)",
+		    AT(c, "attest_url"));
+		return TSI_ERR_CONFIG;
+	}
+	if (tsi_config_line(c, "node_ca") == 0) {
+		/* Next to the node certificate. */
+		const char *slash = strrchr(ic->node_cert, '/');
+		size_t dir = slash != NULL ? (size_t)(slash - ic->node_cert) + 1 : 0;
+		size_t len = dir + sizeof("node-ca.pem");
+		if ((ic->node_ca = malloc(len)) == NULL)
+			return TSI_ERR_ALLOC;
+		(void)snprintf(ic->node_ca, len, "%.*snode-ca.pem", (int)dir,
+		    ic->node_cert);
+	} else if ((r = dup_str(c, "node_ca", NULL, 1, &ic->node_ca, err,
+	    errlen)) != TSI_OK)
+		return r;
+	if (strcmp(ic->node_ca, ic->node_cert) == 0) {
+		tsi_errf(err, errlen, "%s:%d: 'node_ca' must not be the node_cert "
+		    "file", AT(c, "node_ca"));
+		return TSI_ERR_CONFIG;
+	}
+	if ((r = get_int(c, "renew_percent", 20, 1, 90, &ic->renew_percent,
+	    err, errlen)) != TSI_OK)
 		return r;
 	if (!valid_trust_domain(ic->trust_domain)) {
 		tsi_errf(err, errlen, "%s:%d: 'trust_domain' must be lower-case "
@@ -318,5 +406,8 @@ tsi_issuer_config_free(struct tsi_issuer_config *ic)
 	free(ic->sidecar_images);
 	free(ic->node_name);
 	free(ic->log_level);
+	free(ic->attest_url);
+	free(ic->attest_ca);
+	free(ic->node_ca);
 	free(ic);
 }

@@ -14,6 +14,10 @@ enum tsi_resolver_kind { TSI_RESOLVER_KUBELET = 0, TSI_RESOLVER_UNIX = 1 };
 #define TSI_TOKEN_TTL_MAX 3600
 #define TSI_ISSUER_SIDECARS_MAX 16
 
+/* Whether url may carry enrollment: https://, or http:// to a loopback host
+ * (127.0.0.0/8, ::1, localhost) for development. */
+int tsi_issuer_attest_url_ok(const char *url);
+
 struct tsi_issuer_config {
 	char *tcti;
 	char *state_dir;
@@ -36,6 +40,11 @@ struct tsi_issuer_config {
 	char *node_name;                /* NULL: the host name */
 	int max_clients;
 	char *log_level;                /* NULL: info */
+	/* Attested enrollment (docs/issuer.md): */
+	char *attest_url;               /* NULL: no enrollment, node_cert by hand */
+	char *attest_ca;                /* CA file that verifies tsi-attest's TLS */
+	char *node_ca;                  /* where the node CA is written */
+	int renew_percent;              /* enroll again in the last N % of life */
 };
 
 /* Loads and checks path. On failure returns TSI_ERR_CONFIG or TSI_ERR_IO with

@@ -3,11 +3,13 @@
  *
  *   tsi-issuer [run] --config F   serve the API on the configured socket
  *   tsi-issuer csr --config F     print a CSR signed by the node's TPM key
+ *   tsi-issuer enroll --config F  prove the TPM to tsi-attest, get node_cert
  *
  * Exit: 0 success, 1 runtime failure, 2 bad usage or configuration.
  */
 #include "issuer/api.h"
 #include "issuer/config.h"
+#include "issuer/enroll.h"
 #include "issuer/mint.h"
 #include "issuer/monitor.h"
 #include "issuer/resolve.h"
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -32,6 +35,7 @@
 #define DEFAULT_CONFIG "/etc/tsi/issuer.conf"
 
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t renew_signal;
 
 static void
 on_signal(int sig)
@@ -40,12 +44,30 @@ on_signal(int sig)
 }
 
 static void
+on_renew(int sig)
+{
+	(void)sig;
+	renew_signal = 1;
+}
+
+/* From the enrollment keeper's thread: the main thread, the only one that
+ * takes SIGUSR1 (in sigsuspend), switches to the new certificate. */
+static void
+renewed(void *arg)
+{
+	(void)arg;
+	(void)kill(getpid(), SIGUSR1);
+}
+
+static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: tsi-issuer [run|csr] [--config FILE]\n"
-	    "  run   serve identity tokens on the configured Unix socket (default)\n"
-	    "  csr   print a certificate signing request for the node's TPM key\n"
+	    "usage: tsi-issuer [run|csr|enroll] [--config FILE]\n"
+	    "  run     serve identity tokens on the configured Unix socket (default);\n"
+	    "          enrolls first when attest_url is set and node_cert is due\n"
+	    "  csr     print a certificate signing request for the node's TPM key\n"
+	    "  enroll  prove the TPM to tsi-attest (attest_url) and write node_cert\n"
 	    "options:\n"
 	    "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
 	    "  -h, --help         this text\n"
@@ -100,6 +122,77 @@ out:
 	return rc;
 }
 
+static int
+cmd_enroll(const struct tsi_issuer_config *cfg)
+{
+	struct tsi_tpm *tpm = NULL;
+	char reason[512];
+	int r, rc = EXIT_FAILURE;
+
+	if (cfg->attest_url == NULL) {
+		fprintf(stderr, "tsi-issuer: enroll needs 'attest_url' in the "
+		    "configuration\n");
+		return EXIT_USAGE;
+	}
+	if ((r = tsi_tpm_open(cfg->tcti, cfg->state_dir, &tpm)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "enroll.failed", TSI_LS("reason",
+		    "cannot use the TPM"), TSI_LS("error", tsi_strerror(r)));
+		fprintf(stderr, "tsi-issuer: enroll: cannot use the TPM: %s\n",
+		    tsi_strerror(r));
+		goto out;
+	}
+	if ((r = tsi_enroll(cfg, tpm, reason, sizeof(reason))) != TSI_OK) {
+		fprintf(stderr, "tsi-issuer: enroll: %s\n", reason);
+		goto out;
+	}
+	rc = EXIT_SUCCESS;
+out:
+	tsi_tpm_free(tpm);
+	return rc;
+}
+
+/* SIGTERM or SIGINT waiting: the start-up is blocking them until the
+ * issuer serves, and an enrollment in progress must not hold them back. */
+static int
+stop_pending(void *arg)
+{
+	sigset_t set;
+
+	(void)arg;
+	if (sigpending(&set) != 0)
+		return 0;
+	return sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1;
+}
+
+/* Enrolls before serving when the certificate is missing, not this TPM's,
+ * expired or near its end. Fails only when no usable certificate is left;
+ * a valid one keeps serving while the keeper retries. */
+static int
+enroll_at_start(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm)
+{
+	char reason[512];
+	time_t renew_at;
+	int valid, r;
+
+	if (cfg->attest_url == NULL ||
+	    !tsi_enroll_due(cfg, tpm, time(NULL), &valid, &renew_at))
+		return TSI_OK;
+	tsi_log(TSI_LOG_INFO, "enroll.due", TSI_LS("node_cert", cfg->node_cert),
+	    TSI_LS("certificate_valid", valid ? "yes" : "no"));
+	if ((r = tsi_enroll_until(cfg, tpm, stop_pending, NULL, reason,
+	    sizeof(reason))) == TSI_OK)
+		return TSI_OK;
+	if (stop_pending(NULL))
+		return TSI_OK;          /* the caller stops */
+	if (valid) {
+		tsi_log(TSI_LOG_WARN, "enroll.deferred", TSI_LS("reason",
+		    "serving with the current node certificate; enrollment "
+		    "is retried"));
+		return TSI_OK;
+	}
+	return r;
+}
+
 /* The node certificate must be for this TPM's key and valid now. */
 static int
 load_node_cert(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
@@ -111,7 +204,9 @@ load_node_cert(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	if ((r = tsi_x509_load_file(cfg->node_cert, &cert)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "node_cert.unreadable", TSI_LS("path",
 		    cfg->node_cert), TSI_LS("error", tsi_strerror(r)), TSI_LS(
-		    "hint", "enroll with `tsi-issuer csr` and `tsi ca sign`"));
+		    "hint", cfg->attest_url != NULL ? "enrollment with "
+		    "tsi-attest failed (see enroll.failed)" : "enroll with "
+		    "`tsi-issuer csr` and `tsi ca sign`, or set attest_url"));
 		return r;
 	}
 	if (tsi_x509_key_matches(cert, tsi_tpm_pub(tpm)) != 1) {
@@ -133,33 +228,116 @@ load_node_cert(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	return TSI_OK;
 }
 
+/* The parts that hold the node certificate: made again when it is renewed. */
+struct serving {
+	X509 *node;
+	struct tsi_minter *minter;
+	struct tsi_monitor *monitor;
+	struct tsi_api *api;
+};
+
+static void
+serving_stop(struct serving *s)
+{
+	tsi_api_stop(s->api);
+	tsi_monitor_stop(s->monitor);
+	tsi_minter_free(s->minter);
+	X509_free(s->node);
+	memset(s, 0, sizeof(*s));
+}
+
+static int
+serving_minter(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    struct serving *s)
+{
+	int r;
+
+	if ((r = load_node_cert(cfg, tpm, &s->node)) != TSI_OK)
+		return r;
+	if ((r = tsi_minter_new(cfg, tpm, s->node, &s->minter)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("reason",
+		    "node certificate unusable (location SANs?)"),
+		    TSI_LS("error", tsi_strerror(r)));
+		return r;
+	}
+	return TSI_OK;
+}
+
+static int
+serving_start(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    struct tsi_resolver *resolver, struct serving *s)
+{
+	int r;
+
+	if ((r = tsi_monitor_start(tpm, s->minter, &s->monitor)) != TSI_OK ||
+	    (r = tsi_api_start(cfg, s->minter, resolver, s->monitor,
+	    &s->api)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
+		    tsi_strerror(r)));
+		return r;
+	}
+	return TSI_OK;
+}
+
+/* Switches to a renewed node certificate: the new minter is made first,
+ * so a certificate that does not load leaves the old one serving; then
+ * the API is restarted on it (clients see a short refusal and retry). */
+static int
+serving_renew(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    struct tsi_resolver *resolver, struct serving *s)
+{
+	struct serving next;
+
+	memset(&next, 0, sizeof(next));
+	if (serving_minter(cfg, tpm, &next) != TSI_OK) {
+		serving_stop(&next);
+		tsi_log(TSI_LOG_ERROR, "enroll.renew_unused", TSI_LS("reason",
+		    "the renewed certificate does not load; serving the old"));
+		return TSI_OK;
+	}
+	tsi_api_stop(s->api);
+	tsi_monitor_stop(s->monitor);
+	s->api = NULL;
+	s->monitor = NULL;
+	serving_stop(s);
+	*s = next;
+	if (serving_start(cfg, tpm, resolver, s) != TSI_OK)
+		return TSI_ERR_INTERNAL;
+	tsi_log(TSI_LOG_INFO, "enroll.renewed", TSI_LS("node_cert",
+	    cfg->node_cert));
+	return TSI_OK;
+}
+
 static int
 cmd_run(const struct tsi_issuer_config *cfg)
 {
 	struct tsi_tpm *tpm = NULL;
-	struct tsi_minter *minter = NULL;
 	struct tsi_resolver *resolver = NULL;
-	struct tsi_monitor *monitor = NULL;
-	struct tsi_api *api = NULL;
+	struct tsi_enroll_keeper *keeper = NULL;
+	struct serving srv;
 	struct sigaction sa;
 	sigset_t set, old;
-	X509 *node = NULL;
 	int r, rc = EXIT_FAILURE;
 
+	memset(&srv, 0, sizeof(srv));
 	/*
 	 * Block SIGTERM and SIGINT before any thread exists: threads inherit the
 	 * mask, so the signal can only be taken by sigsuspend below. Blocked
 	 * after the API and monitor threads had started, a signal could land on
 	 * one of them, set stop_signal and leave this thread asleep for ever.
+	 * SIGUSR1 (a renewed node certificate) likewise.
 	 */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	(void)sigaction(SIGTERM, &sa, NULL);
 	(void)sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_renew;
+	(void)sigaction(SIGUSR1, &sa, NULL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
 	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
 	/* Before the TPM: a second issuer must not touch it, nor take the
 	 * socket (checked again when it is bound). */
@@ -174,17 +352,26 @@ cmd_run(const struct tsi_issuer_config *cfg)
 		    "cannot use the TPM"), TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
-	if (load_node_cert(cfg, tpm, &node) != TSI_OK)
+	if (enroll_at_start(cfg, tpm) != TSI_OK)
 		goto out;
-	if ((r = tsi_minter_new(cfg, tpm, node, &minter)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("reason",
-		    "node certificate unusable (location SANs?)"),
-		    TSI_LS("error", tsi_strerror(r)));
+	/* Asked to stop while enrolling: stop, successfully. */
+	if (stop_pending(NULL)) {
+		tsi_log(TSI_LOG_INFO, "issuer.stopping", TSI_LS("during",
+		    "enrollment"));
+		rc = EXIT_SUCCESS;
 		goto out;
 	}
-	if ((r = tsi_resolver_new(cfg, &resolver)) != TSI_OK ||
-	    (r = tsi_monitor_start(tpm, minter, &monitor)) != TSI_OK ||
-	    (r = tsi_api_start(cfg, minter, resolver, monitor, &api)) !=
+	if (serving_minter(cfg, tpm, &srv) != TSI_OK)
+		goto out;
+	if ((r = tsi_resolver_new(cfg, &resolver)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
+		    tsi_strerror(r)));
+		goto out;
+	}
+	if (serving_start(cfg, tpm, resolver, &srv) != TSI_OK)
+		goto out;
+	if (cfg->attest_url != NULL &&
+	    (r = tsi_enroll_keeper_start(cfg, tpm, renewed, NULL, &keeper)) !=
 	    TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
 		    tsi_strerror(r)));
@@ -193,16 +380,20 @@ cmd_run(const struct tsi_issuer_config *cfg)
 	tsi_log(TSI_LOG_INFO, "issuer.ready", TSI_LS("socket", cfg->socket),
 	    TSI_LS("signing", cfg->signing == TSI_SIGNING_TPM ? "tpm" :
 	    "delegated"));
-	while (!stop_signal)
+	while (!stop_signal) {
 		sigsuspend(&old);
+		if (renew_signal && !stop_signal) {
+			renew_signal = 0;
+			if (serving_renew(cfg, tpm, resolver, &srv) != TSI_OK)
+				goto out;
+		}
+	}
 	tsi_log(TSI_LOG_INFO, "issuer.stopping", TSI_LI("signal", stop_signal));
 	rc = EXIT_SUCCESS;
 out:
-	tsi_api_stop(api);
-	tsi_monitor_stop(monitor);
+	tsi_enroll_keeper_stop(keeper);
+	serving_stop(&srv);
 	tsi_resolver_free(resolver);
-	tsi_minter_free(minter);
-	X509_free(node);
 	tsi_tpm_free(tpm);
 	return rc;
 }
@@ -241,7 +432,7 @@ main(int argc, char **argv)
 	if (optind < argc)
 		cmd = argv[optind++];
 	if (optind < argc || (strcmp(cmd, "run") != 0 &&
-	    strcmp(cmd, "csr") != 0)) {
+	    strcmp(cmd, "csr") != 0 && strcmp(cmd, "enroll") != 0)) {
 		fprintf(stderr, "tsi-issuer: unexpected argument '%s'\n",
 		    optind < argc ? argv[optind] : cmd);
 		usage(stderr);
@@ -254,7 +445,8 @@ main(int argc, char **argv)
 	}
 	tsi_log_init("tsi-issuer", level_of(cfg->log_level));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	rc = strcmp(cmd, "csr") == 0 ? cmd_csr(cfg) : cmd_run(cfg);
+	rc = strcmp(cmd, "csr") == 0 ? cmd_csr(cfg) :
+	    strcmp(cmd, "enroll") == 0 ? cmd_enroll(cfg) : cmd_run(cfg);
 	curl_global_cleanup();
 	tsi_issuer_config_free(cfg);
 	return rc;

@@ -110,6 +110,25 @@ test_refusals(void **state)
 		{ "trust_domain = \"t\";\nstate_dir = \"\";\n",
 		  "issuer.conf:2: 'state_dir' must not be empty" },
 		{ "trust_domain = \"t\";\ntcti = ;\n", "issuer.conf:2:" },
+		{ "trust_domain = \"t\";\nattest_url = \"http://10.0.0.5:8443\";\n",
+		  "issuer.conf:2: 'attest_url' must be https://" },
+		{ "trust_domain = \"t\";\nattest_url = \"ftp://127.0.0.1/\";\n",
+		  "issuer.conf:2: 'attest_url' must be https://" },
+		{ "trust_domain = \"t\";\n"
+		  "attest_url = \"http://user@127.0.0.1:1/\";\n",
+		  "issuer.conf:2: 'attest_url' must be https://" },
+		{ "trust_domain = \"t\";\n"
+		  "attest_url = \"http://127.0.0.1.evil.example/\";\n",
+		  "issuer.conf:2: 'attest_url' must be https://" },
+		{ "trust_domain = \"t\";\n\nattest_url = \"https://a.example\";\n",
+		  "issuer.conf:3: 'attest_ca' is required" },
+		{ "trust_domain = \"t\";\nrenew_percent = 95;\n",
+		  "issuer.conf:2: 'renew_percent' must be between 1 and 90" },
+		{ "trust_domain = \"t\";\nnode_cert = \"/x/n.pem\";\n"
+		  "node_ca = \"/x/n.pem\";\n",
+		  "issuer.conf:3: 'node_ca' must not be the node_cert" },
+		{ "trust_domain = \"t\";\nattest_token = \"s3cret\";\n",
+		  "issuer.conf:2: unknown setting 'attest_token'" },
 	};
 	struct tsi_issuer_config *c;
 	char err[256];
@@ -122,6 +141,36 @@ test_refusals(void **state)
 		if (strstr(err, cases[i].msg) == NULL)
 			fail_msg("case %zu: got '%s', want '%s'", i, err,
 			    cases[i].msg);
+	}
+}
+
+static void
+test_attest(void **state)
+{
+	static const char *const loopback[] = { "http://127.0.0.1:8200",
+	    "http://127.9.9.9/", "http://[::1]:1/", "http://localhost:80",
+	    "https://attest.example:8443/base/" };
+	struct tsi_issuer_config *c;
+	char err[256], text[512];
+	size_t i;
+
+	assert_int_equal(load("trust_domain = \"t\";\n"
+	    "node_cert = \"/var/lib/n/node.pem\";\n", &c, err, sizeof(err)),
+	    TSI_OK);
+	assert_null(c->attest_url);
+	assert_string_equal(c->node_ca, "/var/lib/n/node-ca.pem");
+	assert_int_equal(c->renew_percent, 20);
+	tsi_issuer_config_free(c);
+	for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		snprintf(text, sizeof(text), "trust_domain = \"t\";\n"
+		    "attest_url = \"%s\";\nattest_ca = \"/etc/ca.pem\";\n"
+		    "renew_percent = 50;\n", loopback[i]);
+		if (load(text, &c, err, sizeof(err)) != TSI_OK)
+			fail_msg("'%s' refused: %s", loopback[i], err);
+		assert_string_equal(c->attest_url, loopback[i]);
+		assert_string_equal(c->attest_ca, "/etc/ca.pem");
+		assert_int_equal(c->renew_percent, 50);
+		tsi_issuer_config_free(c);
 	}
 }
 
@@ -151,6 +200,7 @@ main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_attest),
 		cmocka_unit_test(test_example_file),
 	};
 
