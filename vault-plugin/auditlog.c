@@ -102,6 +102,17 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 	    "remote", r->remote,
 	    "request_id", r->request_id,
 	    "status", (json_int_t)a->status);
+	if (rec != NULL && a->phase != NULL) {
+		/* The decision of a change says nothing of its outcome. */
+		if (strcmp(a->phase, "decision") == 0)
+			json_object_del(rec, "status");
+		if (json_object_set_new(rec, "phase", json_string(a->phase)) != 0 ||
+		    (a->ref_seq != 0 && json_object_set_new(rec, "ref_seq",
+		    json_integer((json_int_t)a->ref_seq)) != 0)) {
+			json_decref(rec);
+			rec = NULL;
+		}
+	}
 	if (rec != NULL && cc == NULL) {
 		/* A token's claims are never modified once stored (vault.h):
 		 * the record takes a reference, not a copy. */
@@ -149,6 +160,8 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		    TSI_LS("error", tsi_strerror(rc)));
 		return TSI_ERR_AUDIT;
 	}
+	if (a->seq_out != NULL)
+		*a->seq_out = seq;
 	return TSI_OK;
 }
 

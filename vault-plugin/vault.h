@@ -336,6 +336,14 @@ struct vault_audit_rec {
 	const json_t *claims;    /* NULL: {} */
 	const char *accessor;    /* NULL: "" */
 	unsigned status;
+	/* A change (write, delete) is recorded twice: its decision before
+	 * the store is touched (phase "decision", no status: the outcome is
+	 * not known yet) and its outcome after (phase "outcome", the status
+	 * answered, ref_seq the decision's seq). NULL: a one-record decision. */
+	const char *phase;
+	uint64_t ref_seq;        /* 0: none */
+	uint64_t *seq_out;       /* NULL, or receives the record's seq (the
+	                          * waiting path only) */
 };
 /* Appends the record (with the request's id and remote address) and waits
  * until it is durable. TSI_ERR_AUDIT: answer 503, release nothing.
