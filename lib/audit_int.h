@@ -161,6 +161,15 @@ int audit_record_load(const MDB_val *v, json_t **rec);
  * Returns an LMDB code. */
 int audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
     uint64_t seq, long long time_us, int del);
+/* The keys audit_index_update writes for rec, each given to fn (which
+ * returns nonzero to stop; that value is returned). A key may come twice
+ * (the same string in "images" and "images-names"). Nothing is written. */
+typedef int (*audit_index_fn)(void *arg, enum audit_idx idx,
+    const uint8_t *key, size_t len);
+int audit_index_each(const json_t *rec, uint64_t seq, long long time_us,
+    audit_index_fn fn, void *arg);
+/* The name of an index database ("idx_dc"). */
+const char *audit_index_name(enum audit_idx idx);
 /* Adds the index entries of a prepared record. Returns an LMDB code. */
 int audit_index_put_prep(struct audit_env *e, MDB_txn *txn,
     const struct audit_prep *p, uint64_t seq, long long time_us);
