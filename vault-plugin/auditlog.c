@@ -102,6 +102,11 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 	    "remote", r->remote,
 	    "request_id", r->request_id,
 	    "status", (json_int_t)a->status);
+	if (rec != NULL && a->extra != NULL &&
+	    json_object_update_missing(rec, (json_t *)a->extra) != 0) {
+		json_decref(rec);
+		rec = NULL;
+	}
 	if (rec != NULL && a->phase != NULL) {
 		/* The decision of a change says nothing of its outcome. */
 		if (strcmp(a->phase, "decision") == 0)
@@ -227,6 +232,20 @@ collect_cb(const json_t *rec, void *arg)
 	return 0;
 }
 
+/* A refused or failed read of the log, recorded then answered. */
+static enum MHD_Result
+audit_query_answer(struct vault_req *r, struct vault_audit_rec *a,
+    const char *decision, const char *reason, unsigned status,
+    const char *msg)
+{
+	a->decision = decision;
+	a->reason = reason;
+	a->status = status;
+	if (vault_audit(r, a) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	return vault_respond_error(r, status, msg);
+}
+
 enum MHD_Result
 vault_audit_releases(struct vault_req *r)
 {
@@ -238,6 +257,8 @@ vault_audit_releases(struct vault_req *r)
 	struct tsi_policy_set *p = NULL;
 	struct tsi_decision d;
 	struct collect c = { NULL, 0 };
+	struct vault_audit_rec a;
+	json_t *filters = NULL, *extra = NULL;
 	const char *reason = NULL;
 	uint64_t next = 0;
 	enum MHD_Result ret;
@@ -246,32 +267,67 @@ vault_audit_releases(struct vault_req *r)
 
 	if (strcmp(r->method, "GET") != 0)
 		return vault_respond_error(r, 405, "method not allowed");
-	if (vault_req_auth(r, &reason) != TSI_OK)
-		return vault_respond_error(r, 403, "permission denied");
-	if (!r->tok.root) {
-		p = vault_policy_get(r->v);
-		rc = p ? tsi_policy_eval(p, r->tok.role, r->tok.claims,
-		    "sys/audit/releases", TSI_CAP_AUDIT, &d) : TSI_ERR_DENIED;
-		tsi_policy_unref(p);
-		if (rc != TSI_OK)
-			return vault_respond_error(r, 403, "permission denied");
-	}
+	/* Reading the log is itself recorded: who asked, with which
+	 * filters, and how many records came back (or why not). */
+	memset(&a, 0, sizeof(a));
+	a.op = "audit.query";
+	a.path = "sys/audit/releases";
 	memset(&q, 0, sizeof(q));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		arg[i] = vault_query_arg(r, names[i], &bad);
+	if ((filters = json_object()) == NULL) {
+		ret = vault_respond_error(r, 500, "internal error");
+		goto out;
+	}
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (arg[i] != NULL && json_object_set_new(filters, names[i],
+		    json_stringn(arg[i], strnlen(arg[i], 512))) != 0) {
+			/* not UTF-8: kept out of the record, but noted */
+			json_object_set_new(filters, names[i],
+			    json_string("(not UTF-8)"));
+		}
+	if ((extra = json_pack("{sO}", "filters", filters)) == NULL) {
+		ret = vault_respond_error(r, 500, "internal error");
+		goto out;
+	}
+	a.extra = extra;
+	if (vault_req_auth(r, &reason) != TSI_OK) {
+		a.rule = "token";
+		ret = audit_query_answer(r, &a, "deny", reason, 403,
+		    "permission denied");
+		goto out;
+	}
+	a.claims = r->tok.claims;
+	a.accessor = r->tok.accessor;
+	if (!r->tok.root) {
+		p = vault_policy_get(r->v);
+		memset(&d, 0, sizeof(d));
+		rc = p ? tsi_policy_eval(p, r->tok.role, r->tok.claims,
+		    "sys/audit/releases", TSI_CAP_AUDIT, &d) : TSI_ERR_DENIED;
+		tsi_policy_unref(p);
+		a.rule = p ? d.rule : "default-deny";
+		if (rc != TSI_OK) {
+			ret = audit_query_answer(r, &a, "deny", p ? d.reason :
+			    "no policy loaded", 403, "permission denied");
+			goto out;
+		}
+	} else
+		a.rule = "root";
 	if (bad) {
-		ret = vault_respond_error(r, 400, "bad query encoding");
+		ret = audit_query_answer(r, &a, "error", "bad query encoding",
+		    400, "bad query encoding");
 		goto out;
 	}
 	if ((arg[0] && parse_time(arg[0], &q.since_us) != TSI_OK) ||
 	    (arg[1] && parse_time(arg[1], &q.until_us) != TSI_OK)) {
-		ret = vault_respond_error(r, 400,
+		ret = audit_query_answer(r, &a, "error", "bad since/until", 400,
 		    "since/until: RFC 3339 time (…Z) or unix seconds");
 		goto out;
 	}
 	if (arg[2] && strcmp(arg[2], "allow") != 0 && strcmp(arg[2], "deny") != 0 &&
 	    strcmp(arg[2], "error") != 0) {
-		ret = vault_respond_error(r, 400, "decision: allow, deny or error");
+		ret = audit_query_answer(r, &a, "error", "bad decision", 400,
+		    "decision: allow, deny or error");
 		goto out;
 	}
 	q.decision = arg[2];
@@ -286,7 +342,8 @@ vault_audit_releases(struct vault_req *r)
 		errno = 0;
 		n = strtoull(arg[8], &end, 10);
 		if (errno || *end || arg[8][0] == '\0' || n == 0 || n > 1000) {
-			ret = vault_respond_error(r, 400, "limit: 1 to 1000");
+			ret = audit_query_answer(r, &a, "error", "bad limit",
+			    400, "limit: 1 to 1000");
 			goto out;
 		}
 		q.limit = (size_t)n;
@@ -296,7 +353,8 @@ vault_audit_releases(struct vault_req *r)
 		errno = 0;
 		q.after_seq = strtoull(arg[9], &end, 10);
 		if (errno || *end || arg[9][0] == '\0') {
-			ret = vault_respond_error(r, 400, "after: a record seq");
+			ret = audit_query_answer(r, &a, "error", "bad after",
+			    400, "after: a record seq");
 			goto out;
 		}
 	}
@@ -314,7 +372,18 @@ vault_audit_releases(struct vault_req *r)
 	if (rc != TSI_OK || c.failed) {
 		tsi_log(TSI_LOG_ERROR, "audit.query_failed",
 		    TSI_LS("error", tsi_strerror(rc)));
-		ret = vault_respond_error(r, 503, "audit log unavailable");
+		ret = audit_query_answer(r, &a, "error", "query failed", 503,
+		    "audit log unavailable");
+		goto out;
+	}
+	/* Recorded before the answer: records that leave are counted. */
+	json_object_set_new(extra, "count",
+	    json_integer((json_int_t)json_array_size(c.arr)));
+	a.decision = "allow";
+	a.reason = "records returned";
+	a.status = 200;
+	if (vault_audit(r, &a) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
 		goto out;
 	}
 	{
@@ -328,6 +397,8 @@ vault_audit_releases(struct vault_req *r)
 		ret = vault_respond(r, 200, vault_envelope(r, data, NULL));
 	}
 out:
+	json_decref(filters);
+	json_decref(extra);
 	json_decref(c.arr);
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		free(arg[i]);

@@ -344,6 +344,8 @@ struct vault_audit_rec {
 	uint64_t ref_seq;        /* 0: none */
 	uint64_t *seq_out;       /* NULL, or receives the record's seq (the
 	                          * waiting path only) */
+	const json_t *extra;     /* NULL, or an object whose members are
+	                          * added to the record (borrowed) */
 };
 /* Appends the record (with the request's id and remote address) and waits
  * until it is durable. TSI_ERR_AUDIT: answer 503, release nothing.
