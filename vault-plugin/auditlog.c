@@ -79,12 +79,27 @@ claims_get(const json_t *claims)
 	return c;
 }
 
+/*
+ * Whether a decision is about an unauthenticated caller: no valid token
+ * and no verified identity (a login whose JWT was refused, a request
+ * without a token). Such records may not use the audit space reserved for
+ * authenticated callers (docs/audit.md "Hostile load").
+ */
+static unsigned
+audit_flags(const struct vault_req *r, const struct vault_audit_rec *a)
+{
+	if (r->authed || (a->claims != NULL && json_object_size(a->claims) > 0))
+		return 0;
+	return TSI_AUDIT_UNAUTH;
+}
+
 int
 vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 {
 	struct tsi_audit_claims *cc = NULL;
 	json_t *rec;
 	uint64_t seq = 0;
+	unsigned flags = audit_flags(r, a);
 	int rc;
 
 	/* With claims: serialised once per token, the record carries the
@@ -141,8 +156,7 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		 * and resuming a connection that is not suspended is undefined. */
 		MHD_suspend_connection(r->conn);
 		r->audit_submitted = 1;
-		rc = cc ? tsi_audit_submit_claims(r->v->audit, rec, cc,
-		    vault_async_done, r) : tsi_audit_submit(r->v->audit, rec,
+		rc = tsi_audit_submit_flags(r->v->audit, rec, cc, flags,
 		    vault_async_done, r);
 		json_decref(rec);
 		tsi_audit_claims_unref(cc);
@@ -155,7 +169,7 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		json_object_set_new(rec, "claims", json_incref((json_t *)a->claims));
 		tsi_audit_claims_unref(cc);
 	}
-	rc = tsi_audit_append(r->v->audit, rec, &seq);
+	rc = tsi_audit_append_flags(r->v->audit, rec, flags, &seq);
 	json_decref(rec);
 	if (rc != TSI_OK) {
 		__atomic_fetch_add(&r->v->metrics.audit_append_failures, 1,
@@ -168,6 +182,77 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 	if (a->seq_out != NULL)
 		*a->seq_out = seq;
 	return TSI_OK;
+}
+
+/* A record nobody waits for: its failure is counted and logged. */
+static void
+note_done(void *arg, int rc, uint64_t seq)
+{
+	struct vault *v = arg;
+
+	(void)seq;
+	if (rc != TSI_OK) {
+		__atomic_fetch_add(&v->metrics.audit_append_failures, 1,
+		    __ATOMIC_RELAXED);
+		tsi_log(TSI_LOG_ERROR, "audit.append_failed",
+		    TSI_LS("op", "login.throttled"),
+		    TSI_LS("error", tsi_strerror(rc)));
+	}
+}
+
+struct throttled_arg {
+	struct vault_req *r;
+};
+
+/* One record per source and window: how many failed logins the limit
+ * refused (each answered 429, none recorded alone). */
+static void
+throttled_note(void *arg, const char *src, unsigned count, time_t start,
+    unsigned window)
+{
+	struct throttled_arg *ta = arg;
+	struct vault_req *r = ta->r;
+	char reason[160], ws[40];
+	json_t *rec;
+	int rc;
+
+	snprintf(reason, sizeof(reason), "%u logins refused: over %lld failed "
+	    "logins in %u s", count, r->v->set->login_fail_limit, window);
+	vault_time_str((long long)start * 1000000, ws, sizeof(ws));
+	rec = json_pack("{sssssIsssssssssssssIsosssIsIss}",
+	    "op", "login.throttled",
+	    "path", "auth/trusted-identity/login",
+	    "version", (json_int_t)0,
+	    "decision", "deny",
+	    "rule", "login_failure_limit",
+	    "reason", reason,
+	    "accessor", "",
+	    "remote", src,
+	    "request_id", "",
+	    "status", (json_int_t)429,
+	    "claims", json_object(),
+	    "source", src,
+	    "count", (json_int_t)count,
+	    "window_s", (json_int_t)window,
+	    "window_start", ws);
+	if (rec == NULL)
+		return;
+	rc = tsi_audit_submit_flags(r->v->audit, rec, NULL, TSI_AUDIT_UNAUTH,
+	    note_done, r->v);
+	json_decref(rec);
+	if (rc != TSI_OK)
+		note_done(r->v, rc, 0);
+	tsi_log(TSI_LOG_WARN, "auth.throttled_window", TSI_LS("source", src),
+	    TSI_LI("refused", count), TSI_LI("window_s", window));
+}
+
+void
+vault_audit_throttled(struct vault_req *r)
+{
+	struct throttled_arg ta = { r };
+
+	vault_limiter_drain(r->v->login_limit, time(NULL), throttled_note, &ta,
+	    8);
 }
 
 enum MHD_Result

@@ -77,6 +77,11 @@ struct vault_settings {
 	size_t audit_retain_bytes;
 	char *audit_head_key;
 	long long audit_head_interval;
+	/* Added with issue 15.1 (docs/vault.md "Failed logins"): */
+	long long login_fail_limit;     /* per source and window; 0: off */
+	long long login_fail_window;    /* seconds */
+	long long audit_reserve_bytes;  /* -1: 1/8 of the largest map */
+	long long audit_keep_allow_s;   /* audit_release_min_age */
 };
 
 void vault_settings_clear(struct vault_settings *s);
@@ -136,6 +141,30 @@ int vault_tokens_lookup(struct vault_tokens *t, const char *token,
 int vault_tokens_revoke(struct vault_tokens *t, const char *token);
 size_t vault_tokens_count(struct vault_tokens *t);
 
+/* ---- login_limit.c ---- */
+/* Per-source limits on failed logins. limit 0: off (every call a no-op).
+ * slots bounds the memory. *out: vault_limiter_free. Thread-safe. */
+struct vault_limiter;
+int vault_limiter_new(unsigned limit, unsigned window_s, size_t slots,
+    struct vault_limiter **out);
+void vault_limiter_free(struct vault_limiter *l);   /* accepts NULL */
+/* Before a login: 0 to go on, or the seconds until remote's window ends
+ * when it is over its limit (the refusal is counted for the aggregate
+ * record; *first is 1 for the first refusal of the window). */
+unsigned vault_limiter_check(struct vault_limiter *l, const char *remote,
+    time_t now, int *first);
+/* A failed login from remote. */
+void vault_limiter_fail(struct vault_limiter *l, const char *remote,
+    time_t now);
+/* For each source whose window ended with refusals: fn(arg, source,
+ * refusals, window start, window length), once, at most max (8) per
+ * call and one pass a second. Returns how many. fn runs unlocked. */
+size_t vault_limiter_drain(struct vault_limiter *l, time_t now,
+    void (*fn)(void *arg, const char *src, unsigned count, time_t start,
+    unsigned window), void *arg, size_t max);
+/* Sources over their limit now. */
+size_t vault_limiter_throttled(struct vault_limiter *l, time_t now);
+
 /* ---- metrics.c ---- */
 enum vault_route {
 	VR_LOGIN = 0,
@@ -163,6 +192,7 @@ struct vault_metrics {
 	struct vault_hist read;
 	uint64_t audit_append_failures;
 	uint64_t reloads_ok, reloads_failed;
+	uint64_t login_throttled;       /* logins answered 429 */
 };
 void vault_metrics_request(struct vault_metrics *m, enum vault_route r,
     unsigned status);
@@ -208,6 +238,7 @@ struct vault {
 	int async_stopping;                 /* no new submissions: wait instead */
 	time_t started;
 	char cluster_id[37];
+	struct vault_limiter *login_limit;  /* failed logins per source */
 };
 
 /* Current policy set and trust, referenced; release with the put functions. */
@@ -244,6 +275,7 @@ struct vault_req {
 	int audit_submitted;        /* submitted; the callback resumes us */
 	int audit_done;             /* atomic: the callback ran */
 	int audit_rc;               /* atomic: its outcome */
+	unsigned retry_after;       /* > 0: a Retry-After header (seconds) */
 	/* Set by vault_req_auth. */
 	int authed;
 	struct vault_token tok;
@@ -354,6 +386,9 @@ struct vault_audit_rec {
  * TSI_OK returned at once, and the server sends the answer the handler
  * then makes only once the record is durable (503 otherwise). */
 int vault_audit(struct vault_req *r, const struct vault_audit_rec *rec);
+/* The aggregate records of failed logins refused by the per-source limit
+ * whose window ended (vault_limiter_drain), submitted without waiting. */
+void vault_audit_throttled(struct vault_req *r);
 /* 503 {"errors":["audit log unavailable"]}. */
 enum MHD_Result vault_respond_audit_failed(struct vault_req *r);
 
