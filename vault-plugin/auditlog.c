@@ -184,13 +184,24 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 	return TSI_OK;
 }
 
-/* A record nobody waits for: its failure is counted and logged. */
+/* A record nobody waits for: its refusals counted once durable, its
+ * failure counted and logged. */
+struct note {
+	struct vault *v;
+	unsigned count;
+};
+
 static void
 note_done(void *arg, int rc, uint64_t seq)
 {
-	struct vault *v = arg;
+	struct note *n = arg;
+	struct vault *v = n->v;
 
 	(void)seq;
+	if (rc == TSI_OK)
+		__atomic_fetch_add(&v->metrics.login_throttled_recorded,
+		    n->count, __ATOMIC_RELAXED);
+	free(n);
 	if (rc != TSI_OK) {
 		__atomic_fetch_add(&v->metrics.audit_append_failures, 1,
 		    __ATOMIC_RELAXED);
@@ -213,6 +224,7 @@ throttled_note(void *arg, const char *src, unsigned count, time_t start,
 	struct throttled_arg *ta = arg;
 	struct vault_req *r = ta->r;
 	char reason[160], ws[40];
+	struct note *n;
 	json_t *rec;
 	int rc;
 
@@ -235,13 +247,20 @@ throttled_note(void *arg, const char *src, unsigned count, time_t start,
 	    "count", (json_int_t)count,
 	    "window_s", (json_int_t)window,
 	    "window_start", ws);
-	if (rec == NULL)
+	if (rec == NULL || (n = malloc(sizeof(*n))) == NULL) {
+		json_decref(rec);
+		tsi_log(TSI_LOG_ERROR, "audit.record_failed",
+		    TSI_LS("op", "login.throttled"),
+		    TSI_LS("reason", "out of memory"));
 		return;
+	}
+	n->v = r->v;
+	n->count = count;
 	rc = tsi_audit_submit_flags(r->v->audit, rec, NULL, TSI_AUDIT_UNAUTH,
-	    note_done, r->v);
+	    note_done, n);
 	json_decref(rec);
 	if (rc != TSI_OK)
-		note_done(r->v, rc, 0);
+		note_done(n, rc, 0);
 	tsi_log(TSI_LOG_WARN, "auth.throttled_window", TSI_LS("source", src),
 	    TSI_LI("refused", count), TSI_LI("window_s", window));
 }

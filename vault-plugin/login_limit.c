@@ -27,7 +27,9 @@ struct slot {
 	char src[SRC_MAX];        /* "" when free */
 	time_t start;             /* window start */
 	unsigned fails;           /* failures in the window */
-	unsigned refused;         /* 429s in the window, not yet recorded */
+	unsigned refused;         /* 429s in the window */
+	unsigned pend;            /* 429s of ended windows, not yet recorded */
+	time_t pend_start;        /* start of the first of those windows */
 };
 
 struct vault_limiter {
@@ -108,6 +110,23 @@ expired(const struct vault_limiter *l, const struct slot *s, time_t now)
 	return now - s->start >= (time_t)l->window;
 }
 
+/* An ended window: its refusals wait for vault_limiter_drain, and the
+ * source starts afresh (so the end of a window never waits for a drain). */
+static void
+roll(const struct vault_limiter *l, struct slot *s, time_t now)
+{
+	if (!expired(l, s, now))
+		return;
+	if (s->refused > 0) {
+		if (s->pend == 0)
+			s->pend_start = s->start;
+		s->pend += s->refused;
+		s->refused = 0;
+	}
+	s->start = now;
+	s->fails = 0;
+}
+
 /* The slot of src (creating it when create); NULL when there is none. A
  * slot whose window is over and has nothing to record is reused. */
 static struct slot *
@@ -121,7 +140,7 @@ find(struct vault_limiter *l, const char *src, time_t now, int create)
 		if (strcmp(s->src, src) == 0)
 			return s;
 		if (free_s == NULL && (s->src[0] == '\0' ||
-		    (expired(l, s, now) && s->refused == 0)))
+		    (expired(l, s, now) && s->refused == 0 && s->pend == 0)))
 			free_s = s;
 	}
 	if (!create)
@@ -151,7 +170,9 @@ vault_limiter_check(struct vault_limiter *l, const char *remote, time_t now,
 	if (s == NULL && l->overflow.fails >= l->limit &&
 	    !expired(l, &l->overflow, now))
 		s = &l->overflow;   /* a source that never had a slot */
-	if (s != NULL && !expired(l, s, now) && s->fails >= l->limit) {
+	if (s != NULL)
+		roll(l, s, now);
+	if (s != NULL && s->fails >= l->limit) {
 		*first = s->refused == 0;
 		s->refused++;
 		wait = (unsigned)(s->start + (time_t)l->window - now);
@@ -173,10 +194,7 @@ vault_limiter_fail(struct vault_limiter *l, const char *remote, time_t now)
 	source_key(remote, src);
 	pthread_mutex_lock(&l->mu);
 	s = find(l, src, now, 1);
-	if (expired(l, s, now) && s->refused == 0) {
-		s->start = now;
-		s->fails = 0;
-	}
+	roll(l, s, now);
 	s->fails++;
 	pthread_mutex_unlock(&l->mu);
 }
@@ -203,16 +221,16 @@ vault_limiter_drain(struct vault_limiter *l, time_t now,
 	for (i = 0; i <= l->n && k < max; i++) {
 		struct slot *s = i < l->n ? &l->slots[i] : &l->overflow;
 
-		if (s->refused == 0 || !expired(l, s, now))
+		if (s->src[0] == '\0')
+			continue;
+		roll(l, s, now);
+		if (s->pend == 0)
 			continue;
 		memcpy(notes[k].src, s->src, SRC_MAX);
-		notes[k].n = s->refused;
-		notes[k].t = s->start;
+		notes[k].n = s->pend;
+		notes[k].t = s->pend_start;
 		k++;
-		/* the window is over: the source starts afresh */
-		s->refused = 0;
-		s->fails = 0;
-		s->start = now;
+		s->pend = 0;
 	}
 	pthread_mutex_unlock(&l->mu);
 	for (i = 0; i < k; i++)

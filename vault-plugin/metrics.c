@@ -129,6 +129,10 @@ render(struct vault *v, struct tsi_buf *b)
 	    "the per-source failed-login limit.\n"
 	    "# TYPE tsi_vault_login_throttled_total counter\n"
 	    "tsi_vault_login_throttled_total %llu\n"
+	    "# HELP tsi_vault_login_throttled_recorded_total Of those, "
+	    "refusals in durable per-source records.\n"
+	    "# TYPE tsi_vault_login_throttled_recorded_total counter\n"
+	    "tsi_vault_login_throttled_recorded_total %llu\n"
 	    "# HELP tsi_vault_login_throttled_sources Sources over their "
 	    "failed-login limit now.\n"
 	    "# TYPE tsi_vault_login_throttled_sources gauge\n"
@@ -150,7 +154,9 @@ render(struct vault *v, struct tsi_buf *b)
 	    "# TYPE tsi_vault_audit_retention_held gauge\n"
 	    "tsi_vault_audit_retention_held %d\n",
 	    (unsigned long long)__atomic_load_n(&m->login_throttled,
-	    __ATOMIC_RELAXED), vault_limiter_throttled(v->login_limit,
+	    __ATOMIC_RELAXED), (unsigned long long)__atomic_load_n(
+	    &m->login_throttled_recorded, __ATOMIC_RELAXED),
+	    vault_limiter_throttled(v->login_limit,
 	    time(NULL)), st.free_bytes, st.reserve_in_use,
 	    (unsigned long long)st.reserve_refused, st.retention_held)) !=
 	    TSI_OK)

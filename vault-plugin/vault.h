@@ -193,6 +193,7 @@ struct vault_metrics {
 	uint64_t audit_append_failures;
 	uint64_t reloads_ok, reloads_failed;
 	uint64_t login_throttled;       /* logins answered 429 */
+	uint64_t login_throttled_recorded; /* of those, in durable records */
 };
 void vault_metrics_request(struct vault_metrics *m, enum vault_route r,
     unsigned status);

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "fixture.h"
+#include "tsi/audit.h"
 #include "tsi/jwt.h"
 #include "tsi/err.h"
 
@@ -240,6 +241,64 @@ releases_before(struct vfx *f, long long t_s)
 	return n;
 }
 
+struct agg {
+	long count;
+	long records;
+	int seen[SOURCES];
+};
+
+static int
+agg_cb(const json_t *rec, void *arg)
+{
+	struct agg *g = arg;
+	const char *src = json_string_value(json_object_get(rec, "source"));
+	int i;
+
+	if (strcmp(json_string_value(json_object_get(rec, "op")),
+	    "login.throttled") != 0)
+		return 0;
+	g->records++;
+	g->count += (long)json_integer_value(json_object_get(rec, "count"));
+	for (i = 0; src != NULL && i < SOURCES; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "127.0.0.%d", 2 + i);
+		if (strcmp(src, want) == 0)
+			g->seen[i] = 1;
+	}
+	return 0;
+}
+
+/* In the log: one login.throttled record per source and window, the
+ * counts adding up to the 429s answered, every source named. */
+static void
+check_throttled_records(struct vfx *f, long n429)
+{
+	struct tsi_audit_reader *rd = NULL;
+	struct tsi_audit_query q;
+	struct agg g;
+	char dir[400];
+	uint64_t next = 0;
+	int i;
+
+	memset(&g, 0, sizeof(g));
+	memset(&q, 0, sizeof(q));
+	q.decision = "deny";
+	q.path_prefix = "auth/trusted-identity/login";
+	q.limit = SIZE_MAX;
+	snprintf(dir, sizeof(dir), "%s/audit", f->data_dir);
+	assert_int_equal(tsi_audit_reader_open(dir, &rd), TSI_OK);
+	assert_int_equal(tsi_audit_query(rd, &q, agg_cb, &g, &next), TSI_OK);
+	tsi_audit_reader_close(rd);
+	print_message("%ld login.throttled records for %ld refusals\n",
+	    g.records, g.count);
+	assert_int_equal(g.count, n429);
+	assert_true(g.records >= SOURCES);
+	assert_true(g.records < n429);
+	for (i = 0; i < SOURCES; i++)
+		assert_true(g.seen[i]);
+}
+
 /* Which defence a run exercises. */
 enum mode {
 	WITH_LIMIT,      /* the defaults: per-source limit, reserve, min age */
@@ -270,7 +329,7 @@ run_flood(enum mode mode)
 	 * it), which the workload's reads then use. */
 	assert_int_equal(vfx_init(&f, policy, mode == WITH_LIMIT ?
 	    "audit_map_size = 8388608;\naudit_retention_bytes = 1048576;\n"
-	    "max_body = 131072;\n" :
+	    "login_failure_window = 2;\nmax_body = 131072;\n" :
 	    "audit_map_size = 6291456;\naudit_retention_bytes = 1048576;\n"
 	    "audit_reserve_bytes = 3145728;\nlogin_failure_limit = 0;\n"
 	    "max_body = 131072;\n"), 0);
@@ -354,6 +413,25 @@ run_flood(enum mode mode)
 		assert_int_equal(n503 + nother, 0);
 		assert_true(metric(&f, "tsi_vault_login_throttled_total") >=
 		    (double)n429);
+		/* The refusals are recorded per source and window once the
+		 * window ends (health and logins look for ended windows):
+		 * wait for all of them, bounded. */
+		{
+			double t_end = now_s() + 30, rec = 0;
+			struct vresp r;
+
+			while (now_s() < t_end &&
+			    (rec = metric(&f,
+			    "tsi_vault_login_throttled_recorded_total")) <
+			    (double)n429) {
+				assert_int_equal(vfx_http(&f, NULL, "GET",
+				    "/v1/sys/health", NULL, NULL, &r), 0);
+				vresp_clear(&r);
+				nanosleep(&(struct timespec){ 0, 100000000 },
+				    NULL);
+			}
+			assert_true(rec == (double)n429);
+		}
 	} else {
 		/* No limit: once the log was down to its reserve, the
 		 * denials' records were refused (503 to the flood) while
@@ -374,6 +452,8 @@ run_flood(enum mode mode)
 		}
 	}
 	assert_int_equal(vfx_stop(&f), 0);
+	if (mode == WITH_LIMIT)
+		check_throttled_records(&f, n429);
 	free(body);
 	json_decref(req);
 	free(jwt);
