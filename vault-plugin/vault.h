@@ -9,6 +9,7 @@
  *   store.h     the storage interface; store_lmdb.c its LMDB implementation
  *   crypto.c    AES-256-GCM of KV values, the key file
  *   auditlog.c  audit records for every decision; GET /v1/sys/audit/releases
+ *   login_limit.c  per-source limits on failed logins
  *   sys.c       /v1/sys/health, /v1/auth/token/{lookup,renew,revoke}-self
  *   metrics.c   counters and histograms
  */
