@@ -10,6 +10,8 @@
  * latency (p50/p99) during the flood.
  *
  * Bounded: the flood stops after FLOOD_S seconds or FLOOD_MAX requests.
+ * TSI_FLOOD_RATE=N paces the flood to N requests/s in all (for comparing
+ * latency at the same attack rate; unset: as fast as answers come).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +36,10 @@
 #define FLOOD_MAX 40000    /* requests, all threads together */
 #define RELEASES 30
 #define LAT_MAX 20000
+/* The workload reads every READ_EVERY_S: a steady probe, and a bounded
+ * number of records (the reserve must hold them all when the flood has
+ * filled the rest). */
+#define READ_EVERY_S 0.005
 
 static const char policy_fmt[] =
     "roles = ( { name = \"demo\"; rules = [ \"app\" ]; token_ttl = 600; } );\n"
@@ -56,6 +62,7 @@ struct shared {
 	double until;
 	int stop;            /* atomic */
 	int sent;            /* atomic: flood requests so far */
+	double interval;     /* seconds between one thread's requests; 0: none */
 };
 
 struct flooder {
@@ -81,6 +88,7 @@ flood_main(void *arg)
 	char url[256], iface[64];
 	CURL *c = curl_easy_init();
 	long status;
+	double next;
 
 	snprintf(url, sizeof(url), "%s/v1/auth/trusted-identity/login",
 	    sh->f->addr);
@@ -95,9 +103,19 @@ flood_main(void *arg)
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, sh->body);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(sh->body));
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	next = now_s();
 	while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE) &&
 	    now_s() < sh->until &&
 	    __atomic_fetch_add(&sh->sent, 1, __ATOMIC_RELAXED) < FLOOD_MAX) {
+		if (sh->interval > 0) {
+			/* pacing, not synchronisation */
+			double d;
+
+			next += sh->interval;
+			if ((d = next - now_s()) > 0)
+				nanosleep(&(struct timespec){ (time_t)d,
+				    (long)((d - (double)(time_t)d) * 1e9) }, NULL);
+		}
 		if (curl_easy_perform(c) != CURLE_OK) {
 			fl->nother++;
 			continue;
@@ -135,10 +153,14 @@ read_main(void *arg)
 	struct reader *rd = arg;
 	CURL *c = curl_easy_init();
 	struct vresp r;
-	double t0;
+	double t0, next = now_s(), d;
 
 	while (!__atomic_load_n(&rd->sh->stop, __ATOMIC_ACQUIRE) &&
 	    rd->n < LAT_MAX) {
+		/* pacing, not synchronisation */
+		next += READ_EVERY_S;
+		if ((d = next - now_s()) > 0)
+			nanosleep(&(struct timespec){ 0, (long)(d * 1e9) }, NULL);
 		t0 = now_s();
 		if (vfx_http(rd->sh->f, c, "GET", "/v1/secret/data/app/db",
 		    rd->token, NULL, &r) == 0 && r.status == 200)
@@ -356,6 +378,8 @@ run_flood(enum mode mode)
 	sh.f = &f;
 	sh.body = body;
 	sh.until = now_s() + FLOOD_S;
+	if (getenv("TSI_FLOOD_RATE") != NULL && atof(getenv("TSI_FLOOD_RATE")) > 0)
+		sh.interval = SOURCES / atof(getenv("TSI_FLOOD_RATE"));
 	rd->sh = &sh;
 	rd->token = token;
 	for (i = 0; i < SOURCES; i++) {
