@@ -26,6 +26,10 @@
 #include "tsi/err.h"
 
 #define VALUE_LEN (96 * 1024)
+
+/* The mounted tmpfs, unmounted by teardown even when an assertion ended
+ * the test early (cmocka leaves the test function by longjmp). */
+static char mounted[400];
 #define WRITES_MAX 400
 
 struct found {
@@ -73,7 +77,9 @@ test_kv_write_disk_full(void **state)
 	(void)state;
 	assert_int_equal(vfx_init(&f, NULL, "max_body = 1048576;\n"), 0);
 	assert_int_equal(mkdir(f.data_dir, 0700), 0);
-	if (mount("tsi-test", f.data_dir, "tmpfs", 0, "size=3m,mode=0700") != 0) {
+	if (mount("tsi-test", f.data_dir, "tmpfs", 0, "size=3m,mode=0700") == 0)
+		snprintf(mounted, sizeof(mounted), "%s", f.data_dir);
+	else {
 		print_message("SKIP: cannot mount a tmpfs on %s (%s): this "
 		    "test needs root\n", f.data_dir, strerror(errno));
 		vfx_cleanup(&f);
@@ -151,14 +157,25 @@ test_kv_write_disk_full(void **state)
 		tsi_audit_reader_close(rd);
 	}
 	assert_int_equal(umount2(f.data_dir, MNT_DETACH), 0);
+	mounted[0] = '\0';
 	vfx_cleanup(&f);
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (mounted[0] != '\0')
+		umount2(mounted, MNT_DETACH);
+	mounted[0] = '\0';
+	return 0;
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kv_write_disk_full),
+		cmocka_unit_test_teardown(test_kv_write_disk_full, teardown),
 	};
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
