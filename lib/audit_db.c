@@ -13,6 +13,12 @@ static const char *const idx_names[AUDIT_IDX_N] = {
 	"idx_image", "idx_namespace",
 };
 
+const char *
+audit_index_name(enum audit_idx idx)
+{
+	return (unsigned)idx < AUDIT_IDX_N ? idx_names[idx] : "?";
+}
+
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct audit_env *registry;
 

@@ -31,12 +31,16 @@ audit_claim_str(const json_t *rec, const char *name)
 	    name));
 }
 
-/* Where an entry goes: a cursor kept for the batch, or txn and dbi. */
+/* Where an entry goes: a cursor kept for the batch, or txn and dbi; or,
+ * with fn set, to fn only (audit_index_each: the keys, nothing written). */
 struct target {
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_cursor *c;
 	MDB_cursor **depth; /* path index: a cursor per prefix depth, or NULL */
+	audit_index_fn fn;
+	void *arg;
+	enum audit_idx idx;
 };
 
 static int
@@ -51,6 +55,8 @@ put_one(const struct target *g, const char *value, long long t, uint64_t seq,
 		return 0;
 	k.mv_size = audit_index_key(value, t, seq, kb);
 	k.mv_data = kb;
+	if (g->fn != NULL)
+		return g->fn(g->arg, g->idx, kb, k.mv_size);
 	if (del) {
 		rc = mdb_del(g->txn, g->dbi, &k, NULL);
 		return rc == MDB_NOTFOUND ? 0 : rc;
@@ -128,53 +134,76 @@ put_strings(const struct target *g, const json_t *v, long long t,
 static struct target
 tgt(struct audit_env *e, MDB_txn *txn, enum audit_idx i)
 {
-	struct target g = { txn, e->idx[i], NULL, NULL };
+	struct target g = { txn, e->idx[i], NULL, NULL, NULL, NULL, i };
 
 	return g;
+}
+
+/* Every entry of a stored record, each index through gs[idx]: the one
+ * derivation that pruning (delete) and verify (audit_index_each) share. */
+static int
+index_record(const struct target *gs, const json_t *rec, uint64_t seq,
+    long long t, int del)
+{
+	const json_t *claims = json_object_get(rec, "claims");
+	const char *s;
+	int rc;
+
+	if ((rc = put_one(&gs[AUDIT_IDX_TIME], NULL, t, seq, del)) != 0)
+		goto out;
+	s = json_string_value(json_object_get(rec, "decision"));
+	if (s != NULL &&
+	    (rc = put_one(&gs[AUDIT_IDX_DECISION], s, t, seq, del)) != 0)
+		goto out;
+	s = json_string_value(json_object_get(rec, "path"));
+	if (s != NULL && (rc = put_path(&gs[AUDIT_IDX_PATH], s, t, seq, del)) != 0)
+		goto out;
+	if (!json_is_object(claims))
+		goto out;
+	if ((s = audit_claim_str(rec, "cluster-name")) != NULL &&
+	    (rc = put_one(&gs[AUDIT_IDX_CLUSTER], s, t, seq, del)) != 0)
+		goto out;
+	if ((s = audit_claim_str(rec, "datacenter")) != NULL &&
+	    (rc = put_one(&gs[AUDIT_IDX_DC], s, t, seq, del)) != 0)
+		goto out;
+	if ((s = audit_claim_str(rec, "namespace")) != NULL &&
+	    (rc = put_one(&gs[AUDIT_IDX_NS], s, t, seq, del)) != 0)
+		goto out;
+	if ((rc = put_strings(&gs[AUDIT_IDX_IMAGE], json_object_get(claims,
+	    "images"), t, seq, del)) != 0)
+		goto out;
+	rc = put_strings(&gs[AUDIT_IDX_IMAGE], json_object_get(claims,
+	    "images-names"), t, seq, del);
+out:
+	return rc;
 }
 
 int
 audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
     uint64_t seq, long long t, int del)
 {
-	const json_t *claims = json_object_get(rec, "claims");
-	struct target g;
-	const char *s;
-	int rc;
+	struct target gs[AUDIT_IDX_N];
+	int i;
 
-	g = tgt(e, txn, AUDIT_IDX_TIME);
-	if ((rc = put_one(&g, NULL, t, seq, del)) != 0)
-		goto out;
-	s = json_string_value(json_object_get(rec, "decision"));
-	g = tgt(e, txn, AUDIT_IDX_DECISION);
-	if (s != NULL && (rc = put_one(&g, s, t, seq, del)) != 0)
-		goto out;
-	s = json_string_value(json_object_get(rec, "path"));
-	g = tgt(e, txn, AUDIT_IDX_PATH);
-	if (s != NULL && (rc = put_path(&g, s, t, seq, del)) != 0)
-		goto out;
-	if (!json_is_object(claims))
-		goto out;
-	g = tgt(e, txn, AUDIT_IDX_CLUSTER);
-	if ((s = audit_claim_str(rec, "cluster-name")) != NULL &&
-	    (rc = put_one(&g, s, t, seq, del)) != 0)
-		goto out;
-	g = tgt(e, txn, AUDIT_IDX_DC);
-	if ((s = audit_claim_str(rec, "datacenter")) != NULL &&
-	    (rc = put_one(&g, s, t, seq, del)) != 0)
-		goto out;
-	g = tgt(e, txn, AUDIT_IDX_NS);
-	if ((s = audit_claim_str(rec, "namespace")) != NULL &&
-	    (rc = put_one(&g, s, t, seq, del)) != 0)
-		goto out;
-	g = tgt(e, txn, AUDIT_IDX_IMAGE);
-	if ((rc = put_strings(&g, json_object_get(claims, "images"), t, seq,
-	    del)) != 0)
-		goto out;
-	rc = put_strings(&g, json_object_get(claims, "images-names"), t, seq,
-	    del);
-out:
-	return rc; /* an LMDB code: the committer maps it */
+	for (i = 0; i < AUDIT_IDX_N; i++)
+		gs[i] = tgt(e, txn, (enum audit_idx)i);
+	return index_record(gs, rec, seq, t, del); /* an LMDB code */
+}
+
+int
+audit_index_each(const json_t *rec, uint64_t seq, long long t,
+    audit_index_fn fn, void *arg)
+{
+	struct target gs[AUDIT_IDX_N];
+	int i;
+
+	memset(gs, 0, sizeof(gs));
+	for (i = 0; i < AUDIT_IDX_N; i++) {
+		gs[i].fn = fn;
+		gs[i].arg = arg;
+		gs[i].idx = (enum audit_idx)i;
+	}
+	return index_record(gs, rec, seq, t, 0);
 }
 
 /* The entries of a prepared record, each index through gs[idx]. */
@@ -263,6 +292,7 @@ audit_index_put_prep_c(struct audit_index_cursors *ic,
 		gs[i].dbi = mdb_cursor_dbi(ic->c[i]);
 		gs[i].c = ic->c[i];
 		gs[i].depth = NULL;
+		gs[i].fn = NULL;
 	}
 	gs[AUDIT_IDX_PATH].depth = ic->path;
 	return put_prep(gs, p, seq, t);

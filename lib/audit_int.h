@@ -110,6 +110,7 @@ struct audit_prep {
 	size_t seg[AUDIT_PREP_SEGS + 1]; /* stretch i: body[seg[i], seg[i+1]) */
 	uint8_t *idx;     /* index values: (enum audit_idx byte, string, NUL)* */
 	size_t idx_len;
+	unsigned flags;   /* TSI_AUDIT_* of the submission */
 };
 /* Validates and strips rec (borrowed) as audit_record_prepare does and
  * serialises it. *out: audit_prep_free. TSI_ERR_INVALID_ARG on a bad
@@ -161,6 +162,15 @@ int audit_record_load(const MDB_val *v, json_t **rec);
  * Returns an LMDB code. */
 int audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
     uint64_t seq, long long time_us, int del);
+/* The keys audit_index_update writes for rec, each given to fn (which
+ * returns nonzero to stop; that value is returned). A key may come twice
+ * (the same string in "images" and "images-names"). Nothing is written. */
+typedef int (*audit_index_fn)(void *arg, enum audit_idx idx,
+    const uint8_t *key, size_t len);
+int audit_index_each(const json_t *rec, uint64_t seq, long long time_us,
+    audit_index_fn fn, void *arg);
+/* The name of an index database ("idx_dc"). */
+const char *audit_index_name(enum audit_idx idx);
 /* Adds the index entries of a prepared record. Returns an LMDB code. */
 int audit_index_put_prep(struct audit_env *e, MDB_txn *txn,
     const struct audit_prep *p, uint64_t seq, long long time_us);
@@ -217,6 +227,12 @@ int audit_meta_check_signed_head(struct audit_env *e, MDB_txn *txn,
  * most max. Moves the prune point. *pruned: how many. */
 int audit_prune_batch(struct audit_env *e, MDB_txn *txn, long long cutoff_us,
     size_t retain_bytes, size_t force_n, size_t max, size_t *pruned);
+/* The same; records with decision "allow" and time_us >= keep_allow_us
+ * (0: none) end the batch unless the age cutoff takes them (*held set to 1
+ * when one did). */
+int audit_prune_batch_keep(struct audit_env *e, MDB_txn *txn,
+    long long cutoff_us, size_t retain_bytes, size_t force_n, size_t max,
+    long long keep_allow_us, size_t *pruned, int *held);
 /* Bytes held by live pages of every database. */
 size_t audit_live_bytes(struct audit_env *e, MDB_txn *txn);
 

@@ -371,6 +371,30 @@ walk_join(struct audit_env *e, MDB_txn *txn, struct scan *scans, size_t n,
 	}
 }
 
+/*
+ * Whether the indexes can be trusted to name every record: the time index
+ * holds one entry per record. Index entries deleted with a record's (by
+ * hand, or a bug) would make every indexed query skip it silently; then
+ * the query reads the records themselves (slower, complete) and says so.
+ * A partial loss (one index of one record) is what verify finds.
+ */
+static int
+indexes_complete(struct audit_env *e, MDB_txn *txn)
+{
+	MDB_stat rs, ts;
+
+	if (mdb_stat(txn, e->records, &rs) != 0 ||
+	    mdb_stat(txn, e->idx[AUDIT_IDX_TIME], &ts) != 0)
+		return 0;
+	if (rs.ms_entries == ts.ms_entries)
+		return 1;
+	tsi_log(TSI_LOG_WARN, "audit.index_incomplete",
+	    TSI_LI("records", (long long)rs.ms_entries),
+	    TSI_LI("time_index", (long long)ts.ms_entries),
+	    TSI_LS("action", "query reads every record; run tsi audit verify"));
+	return 0;
+}
+
 int
 tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
     int (*cb)(const json_t *rec, void *arg), void *arg, uint64_t *next_seq)
@@ -398,7 +422,7 @@ tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
 	memset(scans, 0, sizeof(scans));
 	if ((rc = build_scans(r->e, txn, q, scans, &n)) != TSI_OK)
 		goto out;
-	if (n == 0)
+	if (n == 0 || !indexes_complete(r->e, txn))
 		walk_records(r->e, txn, &em);
 	else if (start_pos(r->e, txn, q, &start))
 		walk_join(r->e, txn, scans, n, start, &em);

@@ -51,6 +51,32 @@ int
 audit_prune_batch(struct audit_env *e, MDB_txn *txn, long long cutoff_us,
     size_t retain_bytes, size_t force_n, size_t max, size_t *pruned)
 {
+	int held = 0;
+
+	return audit_prune_batch_keep(e, txn, cutoff_us, retain_bytes, force_n,
+	    max, 0, pruned, &held);
+}
+
+/* An allowed decision (a release, a change, a login) young enough to be
+ * kept from pruning by size. */
+static int
+kept(const json_t *rec, long long t, long long cutoff_us,
+    long long keep_allow_us)
+{
+	const char *d;
+
+	if (keep_allow_us <= 0 || t < keep_allow_us ||
+	    (cutoff_us > 0 && t < cutoff_us))
+		return 0;
+	d = json_string_value(json_object_get(rec, "decision"));
+	return d != NULL && strcmp(d, "allow") == 0;
+}
+
+int
+audit_prune_batch_keep(struct audit_env *e, MDB_txn *txn,
+    long long cutoff_us, size_t retain_bytes, size_t force_n, size_t max,
+    long long keep_allow_us, size_t *pruned, int *held)
+{
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
 	json_t *rec = NULL;
@@ -61,6 +87,7 @@ audit_prune_batch(struct audit_env *e, MDB_txn *txn, long long cutoff_us,
 	int r = TSI_ERR_INTERNAL, rc;
 
 	*pruned = 0;
+	*held = 0;
 	by_size = size_excess(e, txn, retain_bytes);
 	if (by_size < force_n)
 		by_size = force_n;
@@ -83,6 +110,12 @@ audit_prune_batch(struct audit_env *e, MDB_txn *txn, long long cutoff_us,
 		t = json_integer_value(json_object_get(rec, "time_us"));
 		if (!(n < by_size || (cutoff_us > 0 && t < cutoff_us)))
 			break;
+		if (kept(rec, t, cutoff_us, keep_allow_us)) {
+			/* pruning is oldest first (the chain keeps one
+			 * prune point): it stops at the first kept record */
+			*held = 1;
+			break;
+		}
 		if (audit_unhex(json_string_value(json_object_get(rec, "hash")),
 		    pp.hash, AUDIT_HASH_LEN) != TSI_OK) {
 			r = TSI_ERR_PARSE;

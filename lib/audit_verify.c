@@ -3,8 +3,9 @@
  *
  * Names the first record that was edited (hash or canonical form differs),
  * is missing (a gap in seq, or the tail is shorter than the head says) or is
- * out of order (a record stored under another seq than its own), and checks
- * the signed head when there is one.
+ * out of order (a record stored under another seq than its own), checks
+ * the signed head when there is one, and checks the indexes against the
+ * records: every entry a record needs is there, and no other entry is.
  */
 #include "audit_int.h"
 #include "tsi/err.h"
@@ -18,6 +19,10 @@
 struct walk {
 	struct tsi_audit_verify_result *res;
 	int broken;
+	/* the index check */
+	struct audit_env *e;
+	MDB_txn *txn;
+	uint64_t expected[AUDIT_IDX_N];   /* distinct keys the records need */
 };
 
 static void bad(struct walk *w, uint64_t seq, const char *fmt, ...)
@@ -35,6 +40,182 @@ bad(struct walk *w, uint64_t seq, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(w->res->reason, sizeof(w->res->reason), fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * The index entries of one record, as audit_index_each derives them: each
+ * must be in its index (a record missing from an index is skipped by every
+ * query filtering on it). Counted once per distinct key, so that after the
+ * walk an index holding more entries than the records need is known to
+ * hold entries that point at no record carrying that value.
+ */
+struct rec_key {
+	enum audit_idx idx;
+	size_t len;
+	uint8_t key[AUDIT_KEY_MAX];
+};
+
+struct rec_keys {
+	struct walk *w;
+	uint64_t seq;
+	size_t n, cap;
+	struct rec_key *k;   /* grows: a record has as many as it has images */
+};
+
+static int
+need_key(void *arg, enum audit_idx idx, const uint8_t *key, size_t len)
+{
+	struct rec_keys *rk = arg;
+	struct walk *w = rk->w;
+	MDB_val k = { len, (void *)key }, v;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < rk->n; i++)
+		if (rk->k[i].idx == idx && rk->k[i].len == len &&
+		    memcmp(rk->k[i].key, key, len) == 0)
+			return 0;   /* the same string twice (images, names) */
+	if (rk->n == rk->cap) {
+		size_t cap = rk->cap ? 2 * rk->cap : 32;
+		struct rec_key *nk = realloc(rk->k, cap * sizeof(*nk));
+
+		if (nk == NULL) {
+			bad(w, rk->seq, "out of memory checking the indexes");
+			return 1;
+		}
+		rk->k = nk;
+		rk->cap = cap;
+	}
+	{
+		rk->k[rk->n].idx = idx;
+		rk->k[rk->n].len = len;
+		memcpy(rk->k[rk->n].key, key, len);
+		rk->n++;
+	}
+	rc = mdb_get(w->txn, w->e->idx[idx], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		bad(w, rk->seq, "record %llu is missing from index %s (value "
+		    "\"%.*s\"): filtered queries would skip it",
+		    (unsigned long long)rk->seq, audit_index_name(idx),
+		    len > 16 ? (int)(len - 17) : 0, (const char *)key);
+		return 1;
+	}
+	if (rc != 0) {
+		bad(w, rk->seq, "index %s: %s", audit_index_name(idx),
+		    mdb_strerror(rc));
+		return 1;
+	}
+	w->expected[idx]++;
+	return 0;
+}
+
+static void
+check_indexes(struct walk *w, const json_t *rec, uint64_t seq)
+{
+	struct rec_keys rk;
+	long long t = json_integer_value(json_object_get(rec, "time_us"));
+
+	memset(&rk, 0, sizeof(rk));
+	rk.w = w;
+	rk.seq = seq;
+	audit_index_each(rec, seq, t, need_key, &rk);
+	free(rk.k);
+}
+
+/* Whether key is one of the entries record seq needs in idx. */
+struct key_find {
+	enum audit_idx idx;
+	const uint8_t *key;
+	size_t len;
+	int found;
+};
+
+static int
+find_key(void *arg, enum audit_idx idx, const uint8_t *key, size_t len)
+{
+	struct key_find *kf = arg;
+
+	if (idx == kf->idx && len == kf->len && memcmp(key, kf->key, len) == 0) {
+		kf->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* An index holds more entries than the records need: names the first
+ * entry that points at no retained record, or at one without its value. */
+static void
+find_stray(struct walk *w, enum audit_idx idx)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	struct key_find kf;
+	json_t *rec = NULL;
+	uint64_t seq;
+	int rc;
+
+	if (mdb_cursor_open(w->txn, w->e->idx[idx], &c) != 0) {
+		bad(w, 0, "index %s: cannot be read", audit_index_name(idx));
+		return;
+	}
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !w->broken;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint8_t sk[8];
+		MDB_val rk = { 8, sk }, rv;
+
+		if (k.mv_size < 16) {
+			bad(w, 0, "index %s holds a malformed key",
+			    audit_index_name(idx));
+			break;
+		}
+		seq = audit_be64_get((const uint8_t *)k.mv_data + k.mv_size - 8);
+		audit_be64_put(sk, seq);
+		if (mdb_get(w->txn, w->e->records, &rk, &rv) != 0) {
+			bad(w, seq, "index %s has an entry for record %llu, which "
+			    "is not in the chain", audit_index_name(idx),
+			    (unsigned long long)seq);
+			break;
+		}
+		if (audit_record_load(&rv, &rec) != TSI_OK)
+			break;   /* the chain walk names it */
+		kf.idx = idx;
+		kf.key = k.mv_data;
+		kf.len = k.mv_size;
+		kf.found = 0;
+		audit_index_each(rec, seq, json_integer_value(json_object_get(rec,
+		    "time_us")), find_key, &kf);
+		json_decref(rec);
+		rec = NULL;
+		if (!kf.found)
+			bad(w, seq, "index %s has an entry for record %llu that "
+			    "the record does not carry (value \"%.*s\")",
+			    audit_index_name(idx), (unsigned long long)seq,
+			    k.mv_size > 16 ? (int)(k.mv_size - 17) : 0,
+			    (const char *)k.mv_data);
+	}
+	if (!w->broken)
+		bad(w, 0, "index %s holds more entries than its records need",
+		    audit_index_name(idx));
+	mdb_cursor_close(c);
+}
+
+/* After the walk: every index holds exactly the entries the records need
+ * (each of which was found during the walk), and nothing else. */
+static void
+check_index_counts(struct walk *w)
+{
+	MDB_stat st;
+	int i;
+
+	for (i = 0; i < AUDIT_IDX_N && !w->broken; i++) {
+		if (mdb_stat(w->txn, w->e->idx[i], &st) != 0) {
+			bad(w, 0, "index %s cannot be read",
+			    audit_index_name((enum audit_idx)i));
+			return;
+		}
+		if (st.ms_entries != w->expected[i])
+			find_stray(w, (enum audit_idx)i);
+	}
 }
 
 /* Checks one stored record against the expected seq and prev. */
@@ -86,6 +267,7 @@ check_record(struct walk *w, const MDB_val *k, const MDB_val *v,
 		    "(edited)", (unsigned long long)seq);
 		goto out;
 	}
+	check_indexes(w, rec, seq);
 out:
 	free(canon);
 	json_decref(rec);
@@ -95,7 +277,7 @@ int
 tsi_audit_verify_key(struct tsi_audit_reader *rd, EVP_PKEY *trusted,
     struct tsi_audit_verify_result *res)
 {
-	struct walk w = { res, 0 };
+	struct walk w;
 	struct audit_point pp, head, sh;
 	uint8_t prev[AUDIT_HASH_LEN], hash[AUDIT_HASH_LEN];
 	MDB_txn *txn = NULL;
@@ -108,8 +290,12 @@ tsi_audit_verify_key(struct tsi_audit_reader *rd, EVP_PKEY *trusted,
 	if (rd == NULL || res == NULL)
 		return TSI_ERR_INVALID_ARG;
 	memset(res, 0, sizeof(*res));
+	memset(&w, 0, sizeof(w));
+	w.res = res;
+	w.e = rd->e;
 	if ((r = audit_env_read_begin(rd->e, &txn)) != TSI_OK)
 		return r;
+	w.txn = txn;
 	if ((r = audit_meta_get_point(rd->e, txn, "prune", &pp)) != TSI_OK ||
 	    (r = audit_meta_get_point(rd->e, txn, "head", &head)) != TSI_OK)
 		goto out;
@@ -186,6 +372,8 @@ tsi_audit_verify_key(struct tsi_audit_reader *rd, EVP_PKEY *trusted,
 	if (!w.broken && memcmp(prev, head.hash, AUDIT_HASH_LEN) != 0)
 		bad(&w, head.seq, "the head hash does not match record %llu",
 		    (unsigned long long)head.seq);
+	if (!w.broken)
+		check_index_counts(&w);
 	r = w.broken ? TSI_ERR_DENIED : TSI_OK;
 out:
 	if (c != NULL)

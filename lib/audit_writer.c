@@ -69,6 +69,9 @@ struct tsi_audit {
 	int hold_before_ms, hold_inflight_ms; /* test hooks */
 	long long retain_seconds; /* from opts, changed by set_retention */
 	size_t retain_bytes;
+	size_t free_est;          /* room left at the last commit or prune */
+	uint64_t reserve_refused, prune_held;
+	int retention_held;
 
 	/* owned by the committer thread */
 	struct audit_point head;
@@ -106,6 +109,24 @@ set_error(struct tsi_audit *a, const char *what, int rc)
 	pthread_mutex_unlock(&a->mu);
 	tsi_log(TSI_LOG_ERROR, "audit.commit_failed", TSI_LS("step", what),
 	    TSI_LS("error", mdb_strerror(rc)));
+}
+
+/* Records the room left after a transaction whose live pages were live:
+ * the largest map the log may have, less those pages. An estimate (the
+ * free list and LMDB's copy-on-write pages are not counted apart), which
+ * only decides when unauthenticated records are refused. */
+static void
+note_live(struct tsi_audit *a, size_t live)
+{
+	MDB_envinfo info;
+	size_t max;
+
+	if (mdb_env_info(a->e->env, &info) != 0)
+		return;
+	max = info.me_mapsize > a->o.map_max ? info.me_mapsize : a->o.map_max;
+	pthread_mutex_lock(&a->mu);
+	a->free_est = live < max ? max - live : 0;
+	pthread_mutex_unlock(&a->mu);
 }
 
 /* The batch's write cursors: records, and one per index. */
@@ -174,7 +195,7 @@ write_batch(struct tsi_audit *a, struct entry **b, size_t n,
 	struct audit_point h = a->head;
 	long long t = a->last_time_us;
 	struct audit_prep *lr;
-	size_t i;
+	size_t i, live = 0;
 	int rc;
 
 	memset(&bc, 0, sizeof(bc));
@@ -206,12 +227,16 @@ write_batch(struct tsi_audit *a, struct entry **b, size_t n,
 	audit_index_cursors_close(&bc.idx);
 	mdb_cursor_close(bc.rec);
 	bc.rec = NULL;
+	if (a->o.reserve_bytes > 0)
+		live = audit_live_bytes(a->e, txn);
 	*step = "commit";
 	rc = mdb_txn_commit(txn); /* synced: the env is not MDB_NOSYNC */
 	txn = NULL;
 	if (rc == 0) {
 		a->head = h;
 		a->last_time_us = t;
+		if (a->o.reserve_bytes > 0)
+			note_live(a, live);
 	}
 out:
 	audit_index_cursors_close(&bc.idx);
@@ -248,21 +273,37 @@ prune_txn(struct tsi_audit *a, long long cutoff, size_t bytes, size_t force_n,
 {
 	MDB_envinfo info;
 	MDB_txn *txn = NULL;
-	size_t reserve;
-	int attempt, r, rc;
+	size_t reserve, live;
+	long long keep = a->o.keep_allow_s > 0 ?
+	    audit_now_us() - a->o.keep_allow_s * 1000000LL : 0;
+	int attempt, r, rc, held = 0;
 
 	for (attempt = 0; attempt < 2; attempt++) {
 		*pruned = 0;
 		if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
 			return audit_mdb_err(rc);
-		r = audit_prune_batch(a->e, txn, cutoff, bytes, force_n, max, pruned);
+		r = audit_prune_batch_keep(a->e, txn, cutoff, bytes, force_n, max,
+		    keep, pruned, &held);
+		if (r == TSI_OK) {
+			pthread_mutex_lock(&a->mu);
+			if (held && !a->retention_held)
+				tsi_log(TSI_LOG_WARN, "audit.retention_held",
+				    TSI_LS("reason", "allowed decisions younger "
+				    "than the minimum age are kept"));
+			a->retention_held = held;
+			a->prune_held += held ? 1 : 0;
+			pthread_mutex_unlock(&a->mu);
+		}
 		if (r == TSI_OK && *pruned == 0) {
 			mdb_txn_abort(txn);
 			return TSI_OK;
 		}
 		if (r == TSI_OK) {
-			if ((rc = mdb_txn_commit(txn)) == 0)
+			live = audit_live_bytes(a->e, txn);
+			if ((rc = mdb_txn_commit(txn)) == 0) {
+				note_live(a, live);
 				return TSI_OK;
+			}
 			r = audit_mdb_err(rc);
 		} else {
 			mdb_txn_abort(txn);
@@ -785,6 +826,16 @@ tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
 		goto out;
 	a->last_seq = a->head.seq;
 	a->signed_seq = a->head.seq;
+	{
+		MDB_txn *rt = NULL;
+
+		if (mdb_txn_begin(a->e->env, NULL, MDB_RDONLY, &rt) == 0) {
+			size_t live = audit_live_bytes(a->e, rt);
+
+			mdb_txn_abort(rt);
+			note_live(a, live);
+		}
+	}
 	if (pthread_create(&a->thr, NULL, committer, a) != 0) {
 		r = TSI_ERR_INTERNAL;
 		goto out;
@@ -839,6 +890,24 @@ tsi_audit_close(struct tsi_audit *a)
 }
 
 int
+tsi_audit_submit_flags(struct tsi_audit *a, const json_t *rec,
+    const struct tsi_audit_claims *c, unsigned flags, tsi_audit_done_cb cb,
+    void *arg)
+{
+	struct audit_prep *prep = NULL;
+	int r;
+
+	if (a == NULL || rec == NULL || cb == NULL)
+		return TSI_ERR_INVALID_ARG;
+	r = c != NULL ? audit_prep_make_claims(rec, c, &prep) :
+	    audit_prep_make(rec, &prep);
+	if (r != TSI_OK)
+		return r;
+	prep->flags = flags;
+	return audit_submit_prep(a, prep, cb, arg);
+}
+
+int
 tsi_audit_submit(struct tsi_audit *a, const json_t *rec, tsi_audit_done_cb cb,
     void *arg)
 {
@@ -889,6 +958,15 @@ audit_submit_prep(struct tsi_audit *a, struct audit_prep *prep,
 		free(en);
 		return TSI_ERR_AUDIT;
 	}
+	if ((prep->flags & TSI_AUDIT_UNAUTH) && a->o.reserve_bytes > 0 &&
+	    a->free_est < a->o.reserve_bytes) {
+		/* the rest of the room is for authenticated callers */
+		a->reserve_refused++;
+		pthread_mutex_unlock(&a->mu);
+		audit_prep_free(prep);
+		free(en);
+		return TSI_ERR_AUDIT;
+	}
 	en->prev = a->qtail;
 	if (a->qtail != NULL)
 		a->qtail->next = en;
@@ -933,13 +1011,21 @@ waiter_done(void *arg, int rc, uint64_t seq)
 int
 tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
 {
+	return tsi_audit_append_flags(a, rec, 0, seq);
+}
+
+int
+tsi_audit_append_flags(struct tsi_audit *a, const json_t *rec,
+    unsigned flags, uint64_t *seq)
+{
 	struct waiter w;
 	int r;
 
 	memset(&w, 0, sizeof(w));
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cv, NULL);
-	if ((r = tsi_audit_submit(a, rec, waiter_done, &w)) == TSI_OK) {
+	if ((r = tsi_audit_submit_flags(a, rec, NULL, flags, waiter_done,
+	    &w)) == TSI_OK) {
 		/* the callback comes within the bound: the timer sees to it */
 		pthread_mutex_lock(&w.mu);
 		while (!w.done)
@@ -967,6 +1053,13 @@ tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st)
 	st->failed = a->failed;
 	st->last_seq = a->last_seq;
 	st->commits = a->commits;
+	st->free_bytes = a->free_est;
+	st->reserve_bytes = a->o.reserve_bytes;
+	st->reserve_refused = a->reserve_refused;
+	st->reserve_in_use = a->o.reserve_bytes > 0 &&
+	    a->free_est < a->o.reserve_bytes;
+	st->prune_held = a->prune_held;
+	st->retention_held = a->retention_held;
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);
 	pthread_mutex_unlock(&a->mu);
 }

@@ -79,12 +79,27 @@ claims_get(const json_t *claims)
 	return c;
 }
 
+/*
+ * Whether a decision is about an unauthenticated caller: no valid token
+ * and no verified identity (a login whose JWT was refused, a request
+ * without a token). Such records may not use the audit space reserved for
+ * authenticated callers (docs/audit.md "Hostile load").
+ */
+static unsigned
+audit_flags(const struct vault_req *r, const struct vault_audit_rec *a)
+{
+	if (r->authed || (a->claims != NULL && json_object_size(a->claims) > 0))
+		return 0;
+	return TSI_AUDIT_UNAUTH;
+}
+
 int
 vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 {
 	struct tsi_audit_claims *cc = NULL;
 	json_t *rec;
 	uint64_t seq = 0;
+	unsigned flags = audit_flags(r, a);
 	int rc;
 
 	/* With claims: serialised once per token, the record carries the
@@ -110,6 +125,22 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		json_decref(rec);
 		rec = NULL;
 	}
+	if (rec != NULL && a->extra != NULL &&
+	    json_object_update_missing(rec, (json_t *)a->extra) != 0) {
+		json_decref(rec);
+		rec = NULL;
+	}
+	if (rec != NULL && a->phase != NULL) {
+		/* The decision of a change says nothing of its outcome. */
+		if (strcmp(a->phase, "decision") == 0)
+			json_object_del(rec, "status");
+		if (json_object_set_new(rec, "phase", json_string(a->phase)) != 0 ||
+		    (a->ref_seq != 0 && json_object_set_new(rec, "ref_seq",
+		    json_integer((json_int_t)a->ref_seq)) != 0)) {
+			json_decref(rec);
+			rec = NULL;
+		}
+	}
 	if (rec != NULL && cc == NULL) {
 		/* A token's claims are never modified once stored (vault.h):
 		 * the record takes a reference, not a copy. */
@@ -133,8 +164,7 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		 * and resuming a connection that is not suspended is undefined. */
 		MHD_suspend_connection(r->conn);
 		r->audit_submitted = 1;
-		rc = cc ? tsi_audit_submit_claims(r->v->audit, rec, cc,
-		    vault_async_done, r) : tsi_audit_submit(r->v->audit, rec,
+		rc = tsi_audit_submit_flags(r->v->audit, rec, cc, flags,
 		    vault_async_done, r);
 		json_decref(rec);
 		tsi_audit_claims_unref(cc);
@@ -147,7 +177,7 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		json_object_set_new(rec, "claims", json_incref((json_t *)a->claims));
 		tsi_audit_claims_unref(cc);
 	}
-	rc = tsi_audit_append(r->v->audit, rec, &seq);
+	rc = tsi_audit_append_flags(r->v->audit, rec, flags, &seq);
 	json_decref(rec);
 	if (rc != TSI_OK) {
 		__atomic_fetch_add(&r->v->metrics.audit_append_failures, 1,
@@ -157,7 +187,99 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		    TSI_LS("error", tsi_strerror(rc)));
 		return TSI_ERR_AUDIT;
 	}
+	if (a->seq_out != NULL)
+		*a->seq_out = seq;
 	return TSI_OK;
+}
+
+/* A record nobody waits for: its refusals counted once durable, its
+ * failure counted and logged. */
+struct note {
+	struct vault *v;
+	unsigned count;
+};
+
+static void
+note_done(void *arg, int rc, uint64_t seq)
+{
+	struct note *n = arg;
+	struct vault *v = n->v;
+
+	(void)seq;
+	if (rc == TSI_OK)
+		__atomic_fetch_add(&v->metrics.login_throttled_recorded,
+		    n->count, __ATOMIC_RELAXED);
+	free(n);
+	if (rc != TSI_OK) {
+		__atomic_fetch_add(&v->metrics.audit_append_failures, 1,
+		    __ATOMIC_RELAXED);
+		tsi_log(TSI_LOG_ERROR, "audit.append_failed",
+		    TSI_LS("op", "login.throttled"),
+		    TSI_LS("error", tsi_strerror(rc)));
+	}
+}
+
+struct throttled_arg {
+	struct vault_req *r;
+};
+
+/* One record per source and window: how many failed logins the limit
+ * refused (each answered 429, none recorded alone). */
+static void
+throttled_note(void *arg, const char *src, unsigned count, time_t start,
+    unsigned window)
+{
+	struct throttled_arg *ta = arg;
+	struct vault_req *r = ta->r;
+	char reason[160], ws[40];
+	struct note *n;
+	json_t *rec;
+	int rc;
+
+	snprintf(reason, sizeof(reason), "%u logins refused: over %lld failed "
+	    "logins in %u s", count, r->v->set->login_fail_limit, window);
+	vault_time_str((long long)start * 1000000, ws, sizeof(ws));
+	rec = json_pack("{sssssIsssssssssssssIsosssIsIss}",
+	    "op", "login.throttled",
+	    "path", "auth/trusted-identity/login",
+	    "version", (json_int_t)0,
+	    "decision", "deny",
+	    "rule", "login_failure_limit",
+	    "reason", reason,
+	    "accessor", "",
+	    "remote", src,
+	    "request_id", "",
+	    "status", (json_int_t)429,
+	    "claims", json_object(),
+	    "source", src,
+	    "count", (json_int_t)count,
+	    "window_s", (json_int_t)window,
+	    "window_start", ws);
+	if (rec == NULL || (n = malloc(sizeof(*n))) == NULL) {
+		json_decref(rec);
+		tsi_log(TSI_LOG_ERROR, "audit.record_failed",
+		    TSI_LS("op", "login.throttled"),
+		    TSI_LS("reason", "out of memory"));
+		return;
+	}
+	n->v = r->v;
+	n->count = count;
+	rc = tsi_audit_submit_flags(r->v->audit, rec, NULL, TSI_AUDIT_UNAUTH,
+	    note_done, n);
+	json_decref(rec);
+	if (rc != TSI_OK)
+		note_done(n, rc, 0);
+	tsi_log(TSI_LOG_WARN, "auth.throttled_window", TSI_LS("source", src),
+	    TSI_LI("refused", count), TSI_LI("window_s", window));
+}
+
+void
+vault_audit_throttled(struct vault_req *r)
+{
+	struct throttled_arg ta = { r };
+
+	vault_limiter_drain(r->v->login_limit, time(NULL), throttled_note, &ta,
+	    8);
 }
 
 enum MHD_Result
@@ -222,6 +344,20 @@ collect_cb(const json_t *rec, void *arg)
 	return 0;
 }
 
+/* A refused or failed read of the log, recorded then answered. */
+static enum MHD_Result
+audit_query_answer(struct vault_req *r, struct vault_audit_rec *a,
+    const char *decision, const char *reason, unsigned status,
+    const char *msg)
+{
+	a->decision = decision;
+	a->reason = reason;
+	a->status = status;
+	if (vault_audit(r, a) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	return vault_respond_error(r, status, msg);
+}
+
 enum MHD_Result
 vault_audit_releases(struct vault_req *r)
 {
@@ -233,6 +369,8 @@ vault_audit_releases(struct vault_req *r)
 	struct tsi_policy_set *p = NULL;
 	struct tsi_decision d;
 	struct collect c = { NULL, 0 };
+	struct vault_audit_rec a;
+	json_t *filters = NULL, *extra = NULL;
 	const char *reason = NULL;
 	uint64_t next = 0;
 	enum MHD_Result ret;
@@ -241,34 +379,71 @@ vault_audit_releases(struct vault_req *r)
 
 	if (strcmp(r->method, "GET") != 0)
 		return vault_respond_error(r, 405, "method not allowed");
-	if (vault_req_auth(r, &reason) != TSI_OK)
-		return vault_respond_error(r, 403, "permission denied");
+	/* Reading the log is itself recorded: who asked, with which
+	 * filters, and how many records came back (or why not). */
+	memset(&a, 0, sizeof(a));
+	a.op = "audit.query";
+	a.path = "sys/audit/releases";
+	memset(&q, 0, sizeof(q));
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		arg[i] = vault_query_arg(r, names[i], &bad);
+	if ((filters = json_object()) == NULL) {
+		ret = vault_respond_error(r, 500, "internal error");
+		goto out;
+	}
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (arg[i] != NULL && json_object_set_new(filters, names[i],
+		    json_stringn(arg[i], strnlen(arg[i], 512))) != 0) {
+			/* not UTF-8: kept out of the record, but noted */
+			json_object_set_new(filters, names[i],
+			    json_string("(not UTF-8)"));
+		}
+	if ((extra = json_pack("{sO}", "filters", filters)) == NULL) {
+		ret = vault_respond_error(r, 500, "internal error");
+		goto out;
+	}
+	a.extra = extra;
+	if (vault_req_auth(r, &reason) != TSI_OK) {
+		a.rule = "token";
+		ret = audit_query_answer(r, &a, "deny", reason, 403,
+		    "permission denied");
+		goto out;
+	}
+	a.claims = r->tok.claims;
+	a.accessor = r->tok.accessor;
+	/* Root skips roles but not guardrails (docs/policy.md); created
+	 * tokens are checked against each of their roles. */
 	p = vault_policy_get(r->v);
+	memset(&d, 0, sizeof(d));
 	if (r->tok.root)
-		rc = tsi_policy_eval_root(p, r->tok.claims, "sys/audit/releases",
-		    TSI_CAP_AUDIT, &d);
+		rc = tsi_policy_eval_root(p, r->tok.claims,
+		    "sys/audit/releases", TSI_CAP_AUDIT, &d);
 	else
 		rc = vault_token_eval(p, &r->tok, "sys/audit/releases",
 		    TSI_CAP_AUDIT, &d);
 	tsi_policy_unref(p);
-	if (rc != TSI_OK)
-		return vault_respond_error(r, 403, "permission denied");
-	memset(&q, 0, sizeof(q));
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		arg[i] = vault_query_arg(r, names[i], &bad);
+	p = NULL;
+	a.rule = d.rule;
+	if (rc != TSI_OK) {
+		ret = audit_query_answer(r, &a, "deny", d.reason, 403,
+		    "permission denied");
+		goto out;
+	}
 	if (bad) {
-		ret = vault_respond_error(r, 400, "bad query encoding");
+		ret = audit_query_answer(r, &a, "error", "bad query encoding",
+		    400, "bad query encoding");
 		goto out;
 	}
 	if ((arg[0] && parse_time(arg[0], &q.since_us) != TSI_OK) ||
 	    (arg[1] && parse_time(arg[1], &q.until_us) != TSI_OK)) {
-		ret = vault_respond_error(r, 400,
+		ret = audit_query_answer(r, &a, "error", "bad since/until", 400,
 		    "since/until: RFC 3339 time (…Z) or unix seconds");
 		goto out;
 	}
 	if (arg[2] && strcmp(arg[2], "allow") != 0 && strcmp(arg[2], "deny") != 0 &&
 	    strcmp(arg[2], "error") != 0) {
-		ret = vault_respond_error(r, 400, "decision: allow, deny or error");
+		ret = audit_query_answer(r, &a, "error", "bad decision", 400,
+		    "decision: allow, deny or error");
 		goto out;
 	}
 	q.decision = arg[2];
@@ -283,7 +458,8 @@ vault_audit_releases(struct vault_req *r)
 		errno = 0;
 		n = strtoull(arg[8], &end, 10);
 		if (errno || *end || arg[8][0] == '\0' || n == 0 || n > 1000) {
-			ret = vault_respond_error(r, 400, "limit: 1 to 1000");
+			ret = audit_query_answer(r, &a, "error", "bad limit",
+			    400, "limit: 1 to 1000");
 			goto out;
 		}
 		q.limit = (size_t)n;
@@ -293,7 +469,8 @@ vault_audit_releases(struct vault_req *r)
 		errno = 0;
 		q.after_seq = strtoull(arg[9], &end, 10);
 		if (errno || *end || arg[9][0] == '\0') {
-			ret = vault_respond_error(r, 400, "after: a record seq");
+			ret = audit_query_answer(r, &a, "error", "bad after",
+			    400, "after: a record seq");
 			goto out;
 		}
 	}
@@ -311,7 +488,18 @@ vault_audit_releases(struct vault_req *r)
 	if (rc != TSI_OK || c.failed) {
 		tsi_log(TSI_LOG_ERROR, "audit.query_failed",
 		    TSI_LS("error", tsi_strerror(rc)));
-		ret = vault_respond_error(r, 503, "audit log unavailable");
+		ret = audit_query_answer(r, &a, "error", "query failed", 503,
+		    "audit log unavailable");
+		goto out;
+	}
+	/* Recorded before the answer: records that leave are counted. */
+	json_object_set_new(extra, "count",
+	    json_integer((json_int_t)json_array_size(c.arr)));
+	a.decision = "allow";
+	a.reason = "records returned";
+	a.status = 200;
+	if (vault_audit(r, &a) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
 		goto out;
 	}
 	{
@@ -325,6 +513,8 @@ vault_audit_releases(struct vault_req *r)
 		ret = vault_respond(r, 200, vault_envelope(r, data, NULL));
 	}
 out:
+	json_decref(filters);
+	json_decref(extra);
 	json_decref(c.arr);
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		free(arg[i]);

@@ -84,6 +84,26 @@ vault_auth_login(struct vault_req *r)
 
 	if (strcmp(r->method, "POST") != 0 && strcmp(r->method, "PUT") != 0)
 		return vault_respond_error(r, 405, "method not allowed");
+	/* A source over its failed-login limit is refused before any JWT
+	 * work; its refusals are recorded together when its window ends. */
+	vault_audit_throttled(r);
+	{
+		int first = 0;
+		unsigned wait = vault_limiter_check(r->v->login_limit, r->remote,
+		    time(NULL), &first);
+
+		if (wait > 0) {
+			__atomic_fetch_add(&r->v->metrics.login_throttled, 1,
+			    __ATOMIC_RELAXED);
+			if (first)
+				tsi_log(TSI_LOG_WARN, "auth.throttled",
+				    TSI_LS("remote", r->remote),
+				    TSI_LI("retry_after", wait));
+			r->retry_after = wait;
+			return vault_respond_error(r, 429,
+			    "too many failed logins; retry later");
+		}
+	}
 	memset(&a, 0, sizeof(a));
 	a.op = "login";
 	a.path = r->path;
@@ -95,6 +115,7 @@ vault_auth_login(struct vault_req *r)
 		goto out;
 	}
 	if (rc != TSI_OK) {
+		vault_limiter_fail(r->v->login_limit, r->remote, time(NULL));
 		a.decision = "error";
 		a.reason = "malformed login request";
 		a.status = status = 400;
@@ -234,6 +255,7 @@ vault_auth_login(struct vault_req *r)
 	goto out;
 
 denied:
+	vault_limiter_fail(r->v->login_limit, r->remote, time(NULL));
 	tsi_log(TSI_LOG_INFO, "auth.denied", TSI_LS("request_id", r->request_id),
 	    TSI_LS("role", role), TSI_LS("reason", a.reason),
 	    TSI_LS("remote", r->remote));

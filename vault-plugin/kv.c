@@ -6,9 +6,11 @@
  * record -> response. A denial answers the same 403 body whether the path
  * exists or not; 404 is only for callers allowed to read. Reads decrypt
  * into memory first and release only after their audit record is durable.
- * Writes and deletes are recorded before they are performed, so no change
- * ever happens unrecorded; if the store then fails, an "error" record
- * follows.
+ * Writes and deletes are recorded twice: the decision before the store is
+ * touched (phase "decision", no status), so no change ever happens
+ * unrecorded, and the outcome after it and before the answer (phase
+ * "outcome", the status sent), so no record claims an outcome that did not
+ * happen (docs/audit.md "Changes: decision, then outcome").
  */
 #include "vault.h"
 
@@ -102,6 +104,38 @@ finish_error(struct kv_ctx *k, const char *decision, unsigned status,
 	if (status == 404)
 		return vault_respond_not_found(k->r);
 	return vault_respond_error(k->r, status, msg);
+}
+
+/* The decision of a change, recorded (and durable) before the store is
+ * touched; it carries no status, since the outcome is not known yet. The
+ * records that follow are the outcome, pointing back at it. */
+static int
+record_decision(struct kv_ctx *k)
+{
+	uint64_t seq = 0;
+
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.phase = "decision";
+	k->a.seq_out = &seq;
+	if (vault_audit(k->r, &k->a) != TSI_OK)
+		return TSI_ERR_AUDIT;
+	k->a.phase = "outcome";
+	k->a.ref_seq = seq;
+	k->a.seq_out = NULL;
+	return TSI_OK;
+}
+
+/* The store refused a change: its outcome recorded and answered. A full
+ * store (map or disk) is 503, a retry later, never 500. */
+static enum MHD_Result
+store_failed(struct kv_ctx *k, int rc)
+{
+	if (rc == TSI_ERR_STORE_FULL)
+		return finish_error(k, "error", 503, tsi_strerror(rc),
+		    "storage full");
+	return finish_error(k, "error", 500, tsi_strerror(rc),
+	    "internal error");
 }
 
 /* Appends n bytes at *pos (room computed by the caller). */
@@ -262,11 +296,7 @@ do_write(struct kv_ctx *k)
 		return finish_error(k, "error", 500, "out of memory",
 		    "internal error");
 	}
-	/* Recorded before it happens. */
-	k->a.decision = "allow";
-	k->a.reason = k->d.reason;
-	k->a.status = 200;
-	if (vault_audit(r, &k->a) != TSI_OK) {
+	if (record_decision(k) != TSI_OK) {
 		ret = vault_respond_audit_failed(r);
 		goto out;
 	}
@@ -283,9 +313,17 @@ do_write(struct kv_ctx *k)
 		goto out;
 	}
 	if (rc != TSI_OK) {
-		ret = finish_error(k, "error", rc == TSI_ERR_STORE_FULL ? 503 : 500,
-		    tsi_strerror(rc), rc == TSI_ERR_STORE_FULL ?
-		    "storage full" : "internal error");
+		ret = store_failed(k, rc);
+		goto out;
+	}
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.version = (long long)m.version;
+	k->a.status = 200;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		/* Written, but the outcome could not be recorded: the log has
+		 * the decision without an outcome (unknown), the caller 503. */
+		ret = vault_respond_audit_failed(r);
 		goto out;
 	}
 	tsi_log(TSI_LOG_INFO, "kv.write", TSI_LS("request_id", r->request_id),
@@ -306,18 +344,20 @@ do_delete(struct kv_ctx *k)
 	struct kv_version_meta m;
 	int rc;
 
-	k->a.decision = "allow";
-	k->a.reason = k->d.reason;
-	k->a.status = 204;
-	if (vault_audit(r, &k->a) != TSI_OK)
+	if (record_decision(k) != TSI_OK)
 		return vault_respond_audit_failed(r);
 	memset(&m, 0, sizeof(m));
 	rc = r->v->store->ops->soft_delete(r->v->store, k->kvpath,
 	    vault_now_us(), &m);
 	/* Vault answers 204 also when there was nothing to delete. */
 	if (rc != TSI_OK && rc != TSI_ERR_NOT_FOUND)
-		return finish_error(k, "error", 500, tsi_strerror(rc),
-		    "internal error");
+		return store_failed(k, rc);
+	k->a.decision = "allow";
+	k->a.reason = rc == TSI_OK ? k->d.reason : "nothing to delete";
+	k->a.version = rc == TSI_OK ? (long long)m.version : 0;
+	k->a.status = 204;
+	if (vault_audit(r, &k->a) != TSI_OK)
+		return vault_respond_audit_failed(r);
 	return vault_respond(r, 204, NULL);
 }
 

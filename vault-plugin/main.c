@@ -102,6 +102,10 @@ defaults(struct vault_settings *s)
 	s->audit_commit_timeout_ms = 2000;
 	s->audit_batch_max = 256;
 	s->audit_commit_delay_us = 200;
+	s->login_fail_limit = 50;
+	s->login_fail_window = 10;
+	s->audit_reserve_bytes = -1;
+	s->audit_keep_allow_s = 86400;
 }
 
 static const char *const config_keys[] = {
@@ -113,7 +117,9 @@ static const char *const config_keys[] = {
 	"kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
 	"audit_commit_timeout_ms", "audit_batch_max", "audit_commit_delay_us",
 	"audit_retention_seconds",
-	"audit_retention_bytes", "audit_head_key", "audit_head_interval", NULL
+	"audit_retention_bytes", "audit_head_key", "audit_head_interval",
+	"login_failure_limit", "login_failure_window", "audit_reserve_bytes",
+	"audit_release_min_age", NULL
 };
 
 /* A readable file named by a setting, or "file:line: key: reason". */
@@ -186,6 +192,10 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	INT("audit_retention_seconds", audit_retain_seconds, 0, 1LL << 40);
 	INT("audit_retention_bytes", audit_retain_bytes, 0, 1LL << 40);
 	INT("audit_head_interval", audit_head_interval, 0, 86400);
+	INT("login_failure_limit", login_fail_limit, 0, 1000000);
+	INT("login_failure_window", login_fail_window, 1, 86400);
+	INT("audit_reserve_bytes", audit_reserve_bytes, -1, 1LL << 40);
+	INT("audit_release_min_age", audit_keep_allow_s, 0, 1LL << 40);
 #undef STR
 #undef INT
 	if ((r = tsi_config_strlist(c, "trust_ca", &list, &nl, err, errlen)) !=
@@ -710,6 +720,17 @@ main(int argc, char **argv)
 	ao.commit_delay_us = (int)set.audit_commit_delay_us;
 	ao.retain_seconds = set.audit_retain_seconds;
 	ao.retain_bytes = set.audit_retain_bytes;
+	/* Room only authenticated callers' records may use: by default an
+	 * eighth of the largest map the log may have. */
+	ao.reserve_bytes = set.audit_reserve_bytes >= 0 ?
+	    (size_t)set.audit_reserve_bytes : (set.audit_map_max >
+	    set.audit_map_size ? set.audit_map_max : set.audit_map_size) / 8;
+	ao.keep_allow_s = set.audit_keep_allow_s;
+	if (vault_limiter_new((unsigned)set.login_fail_limit,
+	    (unsigned)set.login_fail_window, 4096, &v.login_limit) != TSI_OK) {
+		code = fail(1, "out of memory");
+		goto done;
+	}
 	if (set.audit_head_key != NULL) {
 		if (head_key_load(set.audit_head_key, &head_signer, err,
 		    sizeof(err)) != TSI_OK) {
@@ -795,6 +816,7 @@ done:
 	if (v.store != NULL)
 		v.store->ops->close(v.store);
 	vault_tokens_free(v.tokens);
+	vault_limiter_free(v.login_limit);
 	tsi_policy_unref(v.policy);
 	if (v.trust != NULL) {
 		tsi_trust_free(v.trust->trust);

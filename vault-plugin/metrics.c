@@ -125,6 +125,44 @@ render(struct vault *v, struct tsi_buf *b)
 	memset(&st, 0, sizeof(st));
 	if (v->audit != NULL)
 		tsi_audit_status(v->audit, &st);
+	/* What hostile load does (docs/vault.md "Failed logins"). */
+	if ((r = tsi_buf_putf(b,
+	    "# HELP tsi_vault_login_throttled_total Logins refused with 429 by "
+	    "the per-source failed-login limit.\n"
+	    "# TYPE tsi_vault_login_throttled_total counter\n"
+	    "tsi_vault_login_throttled_total %llu\n"
+	    "# HELP tsi_vault_login_throttled_recorded_total Of those, "
+	    "refusals in durable per-source records.\n"
+	    "# TYPE tsi_vault_login_throttled_recorded_total counter\n"
+	    "tsi_vault_login_throttled_recorded_total %llu\n"
+	    "# HELP tsi_vault_login_throttled_sources Sources over their "
+	    "failed-login limit now.\n"
+	    "# TYPE tsi_vault_login_throttled_sources gauge\n"
+	    "tsi_vault_login_throttled_sources %zu\n"
+	    "# HELP tsi_vault_audit_free_bytes Room left in the audit log "
+	    "(estimate).\n"
+	    "# TYPE tsi_vault_audit_free_bytes gauge\n"
+	    "tsi_vault_audit_free_bytes %zu\n"
+	    "# HELP tsi_vault_audit_reserve_in_use 1 while the room left is "
+	    "within the reserve: unauthenticated records are refused.\n"
+	    "# TYPE tsi_vault_audit_reserve_in_use gauge\n"
+	    "tsi_vault_audit_reserve_in_use %d\n"
+	    "# HELP tsi_vault_audit_reserve_refused_total Records of "
+	    "unauthenticated callers refused to keep the reserve.\n"
+	    "# TYPE tsi_vault_audit_reserve_refused_total counter\n"
+	    "tsi_vault_audit_reserve_refused_total %llu\n"
+	    "# HELP tsi_vault_audit_retention_held 1 while pruning by size is "
+	    "stopped by allowed decisions younger than audit_release_min_age.\n"
+	    "# TYPE tsi_vault_audit_retention_held gauge\n"
+	    "tsi_vault_audit_retention_held %d\n",
+	    (unsigned long long)__atomic_load_n(&m->login_throttled,
+	    __ATOMIC_RELAXED), (unsigned long long)__atomic_load_n(
+	    &m->login_throttled_recorded, __ATOMIC_RELAXED),
+	    vault_limiter_throttled(v->login_limit,
+	    time(NULL)), st.free_bytes, st.reserve_in_use,
+	    (unsigned long long)st.reserve_refused, st.retention_held)) !=
+	    TSI_OK)
+		return r;
 	if ((r = tsi_buf_putf(b,
 	    "# HELP tsi_vault_audit_healthy 1 when audit commits succeed.\n"
 	    "# TYPE tsi_vault_audit_healthy gauge\n"

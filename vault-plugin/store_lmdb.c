@@ -22,6 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+
+/* Free bytes under which a failed write is taken for a full disk: more
+ * than one value and its pages (values are at most max_body, 64 MiB). */
+#define KV_FULL_SLACK ((unsigned long long)128 << 20)
 
 struct kv_lmdb {
 	struct kv_store base;   /* first: the interface */
@@ -48,6 +53,29 @@ lmdb_err(const char *what, int rc)
 	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
 		return TSI_ERR_STORE_FULL;
 	return TSI_ERR_STORE;
+}
+
+/*
+ * A commit that could not write its pages. A full disk shows as ENOSPC or
+ * EDQUOT, or as EIO: LMDB reports a short write (the file system took part
+ * of the pages, then ran out) as EIO. An EIO on a file system with less
+ * free room than the write could need is a full disk too: the caller
+ * answers 503 "storage full" (retry later), not 500.
+ */
+static int
+commit_err(struct kv_lmdb *s, int rc)
+{
+	struct statvfs sv;
+	const char *path = NULL;
+	int r = lmdb_err("commit", rc);
+
+	if (rc == ENOSPC || rc == EDQUOT)
+		return TSI_ERR_STORE_FULL;
+	if (rc == EIO && mdb_env_get_path(s->env, &path) == 0 && path != NULL &&
+	    statvfs(path, &sv) == 0 &&
+	    (unsigned long long)sv.f_bavail * sv.f_frsize < KV_FULL_SLACK)
+		return TSI_ERR_STORE_FULL;
+	return r;
 }
 
 static int
@@ -360,7 +388,7 @@ lmdb_put(struct kv_store *base, const char *path, long long cas,
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc != 0) {
-		r = lmdb_err("commit", rc);
+		r = commit_err(s, rc);
 		goto out;
 	}
 	r = TSI_OK;
@@ -479,7 +507,7 @@ lmdb_soft_delete(struct kv_store *base, const char *path, long long now_us,
 		goto out;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
-	r = rc == 0 ? TSI_OK : lmdb_err("commit", rc);
+	r = rc == 0 ? TSI_OK : commit_err(s, rc);
 out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);

@@ -45,6 +45,29 @@ vault_sys_health(struct vault_req *r)
 	if (body != NULL)
 		json_object_set_new(body, "audit_queue_depth",
 		    json_integer((json_int_t)st.queue_depth));
+	/* Hostile load is reported, not failed: legitimate callers are
+	 * still served while these hold. */
+	vault_audit_throttled(r);
+	if (body != NULL) {
+		json_t *w = json_array();
+		size_t thr = vault_limiter_throttled(r->v->login_limit,
+		    time(NULL));
+
+		if (thr > 0)
+			json_array_append_new(w, json_pack("{sssI}", "reason",
+			    "login_throttled", "sources", (json_int_t)thr));
+		if (st.reserve_in_use)
+			json_array_append_new(w, json_pack("{sssIsI}", "reason",
+			    "audit_reserve_in_use", "free_bytes",
+			    (json_int_t)st.free_bytes, "reserve_bytes",
+			    (json_int_t)st.reserve_bytes));
+		if (st.retention_held)
+			json_array_append_new(w, json_pack("{ss}", "reason",
+			    "audit_retention_held"));
+		json_object_set_new(body, "audit_free_bytes",
+		    json_integer((json_int_t)st.free_bytes));
+		json_object_set_new(body, "warnings", w);
+	}
 	return vault_respond(r, status, body);
 }
 

@@ -9,6 +9,7 @@
  *   store.h     the storage interface; store_lmdb.c its LMDB implementation
  *   crypto.c    AES-256-GCM of KV values, the key file
  *   auditlog.c  audit records for every decision; GET /v1/sys/audit/releases
+ *   login_limit.c  per-source limits on failed logins
  *   sys.c       /v1/sys/health, /v1/auth/token/{lookup,renew,revoke}-self
  *   token_admin.c  /v1/auth/token/{create,lookup,lookup-accessor,
  *               revoke-accessor}; the evaluation of created tokens' roles
@@ -82,6 +83,11 @@ struct vault_settings {
 	size_t audit_retain_bytes;
 	char *audit_head_key;
 	long long audit_head_interval;
+	/* Added with issue 15.1 (docs/vault.md "Failed logins"): */
+	long long login_fail_limit;     /* per source and window; 0: off */
+	long long login_fail_window;    /* seconds */
+	long long audit_reserve_bytes;  /* -1: 1/8 of the largest map */
+	long long audit_keep_allow_s;   /* audit_release_min_age */
 };
 
 void vault_settings_clear(struct vault_settings *s);
@@ -180,6 +186,30 @@ size_t vault_tokens_end_untrusted(struct vault_tokens *t,
 int vault_tokens_chain_check(struct vault_tokens *t, const char *token,
     const struct tsi_trust *trust);
 
+/* ---- login_limit.c ---- */
+/* Per-source limits on failed logins. limit 0: off (every call a no-op).
+ * slots bounds the memory. *out: vault_limiter_free. Thread-safe. */
+struct vault_limiter;
+int vault_limiter_new(unsigned limit, unsigned window_s, size_t slots,
+    struct vault_limiter **out);
+void vault_limiter_free(struct vault_limiter *l);   /* accepts NULL */
+/* Before a login: 0 to go on, or the seconds until remote's window ends
+ * when it is over its limit (the refusal is counted for the aggregate
+ * record; *first is 1 for the first refusal of the window). */
+unsigned vault_limiter_check(struct vault_limiter *l, const char *remote,
+    time_t now, int *first);
+/* A failed login from remote. */
+void vault_limiter_fail(struct vault_limiter *l, const char *remote,
+    time_t now);
+/* For each source whose window ended with refusals: fn(arg, source,
+ * refusals, window start, window length), once, at most max (8) per
+ * call and one pass a second. Returns how many. fn runs unlocked. */
+size_t vault_limiter_drain(struct vault_limiter *l, time_t now,
+    void (*fn)(void *arg, const char *src, unsigned count, time_t start,
+    unsigned window), void *arg, size_t max);
+/* Sources over their limit now. */
+size_t vault_limiter_throttled(struct vault_limiter *l, time_t now);
+
 /* ---- metrics.c ---- */
 enum vault_route {
 	VR_LOGIN = 0,
@@ -212,6 +242,8 @@ struct vault_metrics {
 	 * force is not the directory's files. */
 	uint64_t policy_refused_invalid, policy_refused_dropped;
 	int policy_stale;
+	uint64_t login_throttled;       /* logins answered 429 */
+	uint64_t login_throttled_recorded; /* of those, in durable records */
 };
 void vault_metrics_request(struct vault_metrics *m, enum vault_route r,
     unsigned status);
@@ -261,6 +293,7 @@ struct vault {
 	struct tsi_tls_creds *tls;
 	/* Request deadline and connection reserve (guard.c). */
 	struct vault_guard *guard;
+	struct vault_limiter *login_limit;  /* failed logins per source */
 };
 
 /* ---- policies.c ---- */
@@ -330,6 +363,7 @@ struct vault_req {
 	int audit_submitted;        /* submitted; the callback resumes us */
 	int audit_done;             /* atomic: the callback ran */
 	int audit_rc;               /* atomic: its outcome */
+	unsigned retry_after;       /* > 0: a Retry-After header (seconds) */
 	/* Set by vault_req_auth. */
 	int authed;
 	struct vault_token tok;
@@ -438,6 +472,16 @@ struct vault_audit_rec {
 	const json_t *claims;    /* NULL: {} */
 	const char *accessor;    /* NULL: "" */
 	unsigned status;
+	/* A change (write, delete) is recorded twice: its decision before
+	 * the store is touched (phase "decision", no status: the outcome is
+	 * not known yet) and its outcome after (phase "outcome", the status
+	 * answered, ref_seq the decision's seq). NULL: a one-record decision. */
+	const char *phase;
+	uint64_t ref_seq;        /* 0: none */
+	uint64_t *seq_out;       /* NULL, or receives the record's seq (the
+	                          * waiting path only) */
+	const json_t *extra;     /* NULL, or an object whose members are
+	                          * added to the record (borrowed) */
 };
 /* Appends the record (with the request's id and remote address) and waits
  * until it is durable. TSI_ERR_AUDIT: answer 503, release nothing.
@@ -446,6 +490,9 @@ struct vault_audit_rec {
  * TSI_OK returned at once, and the server sends the answer the handler
  * then makes only once the record is durable (503 otherwise). */
 int vault_audit(struct vault_req *r, const struct vault_audit_rec *rec);
+/* The aggregate records of failed logins refused by the per-source limit
+ * whose window ended (vault_limiter_drain), submitted without waiting. */
+void vault_audit_throttled(struct vault_req *r);
 /* 503 {"errors":["audit log unavailable"]}. */
 enum MHD_Result vault_respond_audit_failed(struct vault_req *r);
 

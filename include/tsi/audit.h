@@ -39,7 +39,22 @@ struct tsi_audit_opts {
 	 * parallel requests) shares one commit. A caller alone never waits;
 	 * back-to-back commits are never held. Durability is unchanged. */
 	int commit_delay_us;
+	/* Room kept for authenticated callers (added with issue 15.1): while
+	 * the log's free room (the largest map it may have, less the live
+	 * pages of records and indexes) is below reserve_bytes, a record
+	 * submitted with TSI_AUDIT_UNAUTH is refused (TSI_ERR_AUDIT, counted
+	 * in reserve_refused); others still use it. 0: no reserve. */
+	size_t reserve_bytes;
+	/* Pruning by size (retain_bytes, and on a full map) never removes a
+	 * record with decision "allow" younger than this many seconds: it
+	 * stops there (pruning is oldest first), and a full log then refuses
+	 * unauthenticated records first (reserve_bytes). Pruning by age
+	 * (retain_seconds) is not held. 0: no floor. */
+	long long keep_allow_s;
 };
+
+/* Submission flags. */
+#define TSI_AUDIT_UNAUTH 1u   /* a decision about an unauthenticated caller */
 
 /* Opens (creating) the audit environment in dir. *out: tsi_audit_close.
  * opts is copied (head_signer is borrowed until tsi_audit_close). One writer
@@ -100,6 +115,14 @@ void tsi_audit_claims_unref(struct tsi_audit_claims *c);
 int tsi_audit_submit_claims(struct tsi_audit *a, const json_t *rec,
     const struct tsi_audit_claims *c, tsi_audit_done_cb cb, void *arg);
 
+/* tsi_audit_append and tsi_audit_submit(_claims) with flags
+ * (TSI_AUDIT_UNAUTH). c may be NULL (rec carries its own claims). */
+int tsi_audit_append_flags(struct tsi_audit *a, const json_t *rec,
+    unsigned flags, uint64_t *seq);
+int tsi_audit_submit_flags(struct tsi_audit *a, const json_t *rec,
+    const struct tsi_audit_claims *c, unsigned flags, tsi_audit_done_cb cb,
+    void *arg);
+
 struct tsi_audit_status {
 	int healthy;              /* 0 while commits fail */
 	size_t queue_depth;
@@ -109,6 +132,13 @@ struct tsi_audit_status {
 	char last_error[128];
 	/* Added after the first version: */
 	uint64_t commits;         /* synced transactions that wrote records */
+	/* Added with issue 15.1: */
+	size_t free_bytes;        /* room left (estimate, at the last commit) */
+	size_t reserve_bytes;     /* opts.reserve_bytes */
+	uint64_t reserve_refused; /* TSI_AUDIT_UNAUTH records refused */
+	int reserve_in_use;       /* free_bytes < reserve_bytes */
+	uint64_t prune_held;      /* pruning passes stopped by keep_allow_s */
+	int retention_held;       /* the last pruning pass was stopped so */
 };
 void tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st);
 

@@ -67,6 +67,8 @@ def imgs(r):
     return v
 want = [
     # op, decision, rule, datacenter, images, path
+    # a change: its decision, then its outcome (docs/audit.md)
+    ("write", "allow", "root", None, None, "secret/data/medical/record"),
     ("write", "allow", "root", None, None, "secret/data/medical/record"),
     ("login", "allow", "role:demo", "dal05", [dx], None),
     ("read", "allow", "medical-records", "dal05", [dx], "secret/data/medical/record"),
@@ -96,17 +98,28 @@ for i, (r, w) in enumerate(zip(recs, want)):
         sys.exit(1)
 # The denial of the other node names the failing claim; the other image's
 # names the rule whose images condition failed.
-assert "wdc04" in recs[3]["reason"], recs[3]["reason"]
-assert "medical-records" in recs[5]["reason"], recs[5]["reason"]
+assert recs[0].get("phase") == "decision" and "status" not in recs[0], recs[0]
+assert recs[1].get("phase") == "outcome" and recs[1].get("status") == 200 \
+    and recs[1].get("ref_seq") == 1, recs[1]
+assert "wdc04" in recs[4]["reason"], recs[4]["reason"]
+assert "medical-records" in recs[6]["reason"], recs[6]["reason"]
 # Refresh mode: a login and reads by workload X, the admin's delete, then
 # reads that find the record gone (404): the removal the sidecar acted on.
-rest = recs[6:]
+rest = recs[7:]
 for i, r in enumerate(rest):
-    assert r.get("seq") == 7 + i, r
+    assert r.get("seq") == 8 + i, r
+# The flow's own read of the log (GET /v1/sys/audit/releases) is recorded
+# last, with its filters and the count it returned.
+q = rest.pop()
+assert q["op"] == "audit.query" and q["rule"] == "root" and \
+    q.get("filters") == {"limit": "1000"} and q.get("count") == len(recs) - 1, q
 assert rest[0]["op"] == "login" and rest[0]["decision"] == "allow" and imgs(rest[0]) == [dx], rest[0]
 dels = [i for i, r in enumerate(rest) if r["op"] == "delete"]
-assert len(dels) == 1 and rest[dels[0]]["rule"] == "root", rest
-before, after = rest[1:dels[0]], rest[dels[0] + 1:]
+assert len(dels) == 2 and dels[1] == dels[0] + 1 and \
+    all(rest[i]["rule"] == "root" for i in dels), rest
+assert rest[dels[0]].get("phase") == "decision" and \
+    rest[dels[1]].get("phase") == "outcome" and rest[dels[1]].get("status") == 204, rest
+before, after = rest[1:dels[0]], rest[dels[1] + 1:]
 assert before and all(r["op"] == "read" and r["decision"] == "allow" and
     r.get("status") == 200 and imgs(r) == [dx] for r in before), before
 assert after and all(r["op"] in ("read", "login") and imgs(r) == [dx] for r in after), after
@@ -148,5 +161,5 @@ if pgrep -f "$W" >/dev/null; then
 	pgrep -af "$W" >&2
 	fail "processes of the flow still running"
 fi
-echo "ok: e2e flow: released 1, refused 2, 6 audit records with rules, $chain;" \
+echo "ok: e2e flow: released 1, refused 2, 7 audit records with rules, $chain;" \
     "sidecar start to last secret on disk ${MS_TO_LAST_FILE} ms (${MS_EXEC_TO_LAST_FILE} ms from exec)"

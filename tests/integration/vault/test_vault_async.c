@@ -86,7 +86,8 @@ test_keep_alive_reads_audited(void **state)
 	curl_easy_cleanup(c);
 	/* every answer has its record */
 	assert_int_equal(count_records(&f,
-	    "decision=allow&path=secret/data/ka/one"), ok + 1 /* the write */);
+	    "decision=allow&path=secret/data/ka/one"), ok + 2 /* the write:
+	    its decision and its outcome */);
 	assert_int_equal(count_records(&f,
 	    "decision=allow&path=secret/data/ka/none"), nf);
 	assert_int_equal(count_records(&f,
@@ -155,7 +156,7 @@ test_concurrent_reads_and_stop(void **state)
 		total += rd[i].ok;
 	}
 	assert_int_equal(count_records(&f,
-	    "decision=allow&path=secret/data/ka/one"), total + 1);
+	    "decision=allow&path=secret/data/ka/one"), total + 2);
 
 	/* Stopped while readers keep going: suspended connections are
 	 * resumed before the listener stops, and the server exits 0. */

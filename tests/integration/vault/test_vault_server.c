@@ -608,7 +608,8 @@ test_dev_mode(void **state)
 	    "/v1/sys/audit/releases?path=secret/data/dev", d.root, NULL, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(json_object_get(json_object_get(r.json,
-	    "data"), "records")), 2);
+	    "data"), "records")), 3 /* the write's decision and outcome,
+	    the read */);
 	vresp_clear(&r);
 	assert_int_equal(vfx_stop(&d), 0);
 	vfx_cleanup(&d);
