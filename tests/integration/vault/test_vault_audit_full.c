@@ -54,7 +54,7 @@ test_audit_full_503(void **state)
 	char path[64], val[64];
 	int i, got503 = 0, ok200 = 0, writes_ok = 0, kept = -1;
 
-	assert_int_equal(vfx_init(&f, NULL, "audit_map_size = 131072;\n"), 0);
+	assert_int_equal(vfx_init(&f, NULL, "audit_map_size = 262144;\n"), 0);
 	assert_int_equal(vfx_start(&f), 0);
 	assert_int_equal(vfx_http(&f, NULL, "POST", "/v1/secret/data/s/one",
 	    f.root, "{\"data\":{\"v\":\"TOP-SECRET-VALUE\"}}", &r), 0);
