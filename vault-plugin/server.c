@@ -197,6 +197,23 @@ vault_respond_not_found(struct vault_req *r)
 	return vault_respond(r, 404, json_pack("{s[]}", "errors"));
 }
 
+enum MHD_Result
+vault_respond_no_route(struct vault_req *r)
+{
+	char msg[256];
+	int n;
+
+	/* Vault's words; an empty "errors" is kept for a missing secret
+	 * (what Vault answers there), a client told nothing else would take
+	 * a typo in the path for a secret not written yet. */
+	n = snprintf(msg, sizeof(msg), "no handler for route \"%.160s%s\". "
+	    "route entry not found.", r->path != NULL ? r->path : "",
+	    r->path != NULL && strlen(r->path) > 160 ? "..." : "");
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return vault_respond_error(r, 404, "route entry not found");
+	return vault_respond_error(r, 404, msg);
+}
+
 const char *
 vault_req_token(struct vault_req *r)
 {
@@ -256,6 +273,11 @@ route_of(const char *p)
 		return VR_METRICS;
 	if (strcmp(p, "sys/audit/releases") == 0)
 		return VR_AUDIT;
+	if (strcmp(p, "sys/seal-status") == 0 || strcmp(p, "sys/init") == 0 ||
+	    strcmp(p, "sys/leader") == 0 || strcmp(p, "sys/mounts") == 0 ||
+	    strcmp(p, "sys/auth") == 0 ||
+	    strncmp(p, "sys/internal/ui/mounts/", 23) == 0)
+		return VR_SYS;
 	if (strcmp(p, "auth/token/lookup-self") == 0 ||
 	    strcmp(p, "auth/token/renew-self") == 0 ||
 	    strcmp(p, "auth/token/revoke-self") == 0 ||
@@ -390,6 +412,8 @@ dispatch(struct vault_req *r)
 		return vault_sys_metrics(r);
 	case VR_AUDIT:
 		return vault_audit_releases(r);
+	case VR_SYS:
+		return vault_sys_info(r);
 	case VR_TOKEN:
 		if (strcmp(r->path + strlen(r->path) - 5, "-self") == 0)
 			return vault_token_self(r);
@@ -398,7 +422,7 @@ dispatch(struct vault_req *r)
 	case VR__COUNT:
 		break;
 	}
-	return vault_respond_not_found(r);
+	return vault_respond_no_route(r);
 }
 
 /* Requests handled on MHD's thread up to their audit record, which is then
