@@ -28,7 +28,7 @@
 static const char *const health_flags[] = { "standbyok", "perfstandbyok" };
 static const char *const health_codes[] = { "activecode", "standbycode",
     "sealedcode", "uninitcode", "drsecondarycode",
-    "performancestandbycode" };
+    "performancestandbycode", "haunhealthycode", "removedcode" };
 
 static int
 health_params(struct vault_req *r, unsigned *active, char *msg,
@@ -291,13 +291,13 @@ static enum MHD_Result
 seal_status(struct vault_req *r)
 {
 	return vault_respond(r, 200, json_pack(
-	    "{sssbsbsisisisssssssbsssssssb}",
+	    "{sssbsbsisisisssssssbsssssssbsb}",
 	    "type", "shamir", "initialized", 1, "sealed", 0, "t", 1, "n", 1,
 	    "progress", 0, "nonce", "", "version", TSI_VERSION,
 	    "build_date", "", "migration", 0,
 	    "cluster_name", r->v->set->cluster_name,
 	    "cluster_id", r->v->cluster_id, "storage_type", "lmdb",
-	    "recovery_seal", 0));
+	    "recovery_seal", 0, "removed_from_cluster", 0));
 }
 
 /* A single node without HA: Vault's answer when ha_enabled is false. */

@@ -221,6 +221,8 @@ test_seal_init_leader(void **state)
 	assert_int_equal(r.status, 200);
 	assert_true(json_is_false(json_object_get(r.json, "sealed")));
 	assert_true(json_is_true(json_object_get(r.json, "initialized")));
+	assert_true(json_is_false(json_object_get(r.json,
+	    "removed_from_cluster")));
 	assert_string_equal(json_string_value(json_object_get(r.json, "type")),
 	    "shamir");
 	assert_int_equal(json_integer_value(json_object_get(r.json, "t")), 1);
@@ -262,13 +264,17 @@ test_health_params(void **state)
 	/* Codes for states this server is never in change nothing. */
 	req(s, "GET", "/v1/sys/health?standbycode=200&sealedcode=200&"
 	    "uninitcode=200&drsecondarycode=200&performancestandbycode=200&"
-	    "perfstandbyok=1&standbyok=F", NULL, &r);
+	    "haunhealthycode=200&removedcode=200&perfstandbyok=1&standbyok=F",
+	    NULL, &r);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 	req(s, "GET", "/v1/sys/health?activecode=abc", NULL, &r);
 	assert_int_equal(r.status, 400);
 	vresp_clear(&r);
 	req(s, "GET", "/v1/sys/health?sealedcode=20x", NULL, &r);
+	assert_int_equal(r.status, 400);
+	vresp_clear(&r);
+	req(s, "GET", "/v1/sys/health?removedcode=", NULL, &r);
 	assert_int_equal(r.status, 400);
 	vresp_clear(&r);
 	req(s, "GET", "/v1/sys/health?standbyok=yes", NULL, &r);
