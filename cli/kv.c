@@ -2,6 +2,8 @@
  * tsi kv: KV v2 secrets over tsi-vault's (or Vault's) HTTP API, like the
  * vault CLI: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT from the environment.
  *
+ * Every subcommand takes -mount=secret (the vault CLI's way of naming the
+ * mount; PATH is then below it).
  *   tsi kv put [-format F] PATH [@FILE.json] [k=v] [k=@file]...
  *                                      new version of PATH
  *   tsi kv get [-version N] [-field K] [-format F] PATH
@@ -46,7 +48,8 @@ kv_usage(void)
 	    "       tsi kv list [-format=json|table] [PATH]\n"
 	    "       tsi kv delete PATH\n\n"
 	    "Flags as the vault CLI takes them: -name=value, -name value,\n"
-	    "--name=value or --name value, before PATH.\n"
+	    "--name=value or --name value, before PATH. -mount=secret is\n"
+	    "accepted by each (PATH is then below the mount).\n"
 	    "Environment: VAULT_ADDR (default https://127.0.0.1:8200),\n"
 	    "VAULT_TOKEN (required), VAULT_CACERT (CA file for TLS).\n"
 	    "PATH is below the secret/ mount; a leading \"secret/\" is accepted.\n");
@@ -57,16 +60,17 @@ struct kv_opts {
 	const char *field;      /* print only data[field], raw */
 	int table;              /* -format=table */
 	const char *version;    /* -version N, checked digits */
+	int mount;              /* -mount=secret: PATH is below the mount */
 };
 
-enum { KVF_FIELD = 1, KVF_FORMAT = 2, KVF_VERSION = 4 };
+enum { KVF_FIELD = 1, KVF_FORMAT = 2, KVF_VERSION = 4, KVF_MOUNT = 8 };
 
 static const struct {
 	const char *name;
 	unsigned bit;
 } kv_flags[] = {
 	{ "field", KVF_FIELD }, { "format", KVF_FORMAT },
-	{ "version", KVF_VERSION },
+	{ "version", KVF_VERSION }, { "mount", KVF_MOUNT },
 };
 
 static int
@@ -92,6 +96,16 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 			    "'%s'", sub, val);
 			return TSI_ERR_INVALID_ARG;
 		}
+		return TSI_OK;
+	case KVF_MOUNT:
+		/* One KV mount exists; naming another is an error, not a
+		 * silent read of secret/. */
+		if (strcmp(val, "secret") != 0 && strcmp(val, "secret/") != 0) {
+			tsi_cli_err("kv %s: -mount: only the secret/ mount "
+			    "exists, not '%s'", sub, val);
+			return TSI_ERR_INVALID_ARG;
+		}
+		o->mount = 1;
 		return TSI_OK;
 	default:
 		for (p = val; *p >= '0' && *p <= '9'; p++)
@@ -252,7 +266,7 @@ print_answer(const json_t *j, const char *kind, const char *path,
 			return TSI_EXIT_OK;
 		}
 		printf("== Secret Path ==\nsecret/%s/%s\n\n", kind, path +
-		    (strncmp(path, "secret/", 7) == 0 ? 7 : 0));
+		    (!o->mount && strncmp(path, "secret/", 7) == 0 ? 7 : 0));
 		if (json_is_object(json_object_get(data, "metadata"))) {
 			print_kv_table("======= Metadata =======",
 			    json_object_get(data, "metadata"));
@@ -280,7 +294,7 @@ collect(char *p, size_t sz, size_t n, void *arg)
 /* "/v1/secret/<kind>/<escaped path>" into url. */
 static int
 build_url(CURL *c, const char *addr, const char *kind, const char *path,
-    const char *query, struct tsi_buf *url)
+    const char *query, int mounted, struct tsi_buf *url)
 {
 	const char *p = path, *slash;
 	size_t alen = strlen(addr);
@@ -288,7 +302,8 @@ build_url(CURL *c, const char *addr, const char *kind, const char *path,
 
 	while (alen > 0 && addr[alen - 1] == '/')
 		alen--;
-	if (strncmp(p, "secret/", 7) == 0)
+	/* With -mount, PATH is below the mount already (as vault kv). */
+	if (!mounted && strncmp(p, "secret/", 7) == 0)
 		p += 7;
 	if ((r = tsi_buf_put(url, addr, alen)) != TSI_OK ||
 	    (r = tsi_buf_putf(url, "/v1/secret/%s/", kind)) != TSI_OK)
@@ -342,7 +357,8 @@ request(const char *method, const char *kind, const char *path,
 	}
 	if ((c = curl_easy_init()) == NULL)
 		goto out;
-	if (build_url(c, addr, kind, path, query, url) != TSI_OK) {
+	if (build_url(c, addr, kind, path, query, o != NULL && o->mount,
+	    url) != TSI_OK) {
 		tsi_cli_err("kv: path too long");
 		code = TSI_EXIT_USAGE;
 		goto out;
@@ -471,7 +487,8 @@ cmd_put(int argc, char **argv)
 	char *text = NULL;
 	int i, first, code = TSI_EXIT_USAGE;
 
-	if ((first = parse_flags("put", argc, argv, KVF_FORMAT, &o)) < 0)
+	if ((first = parse_flags("put", argc, argv, KVF_FORMAT | KVF_MOUNT,
+	    &o)) < 0)
 		goto out;
 	if (argc - first < 2) {
 		kv_usage();
@@ -533,7 +550,7 @@ cmd_get(int argc, char **argv)
 	int first;
 
 	first = parse_flags("get", argc, argv, KVF_FIELD | KVF_FORMAT |
-	    KVF_VERSION, &o);
+	    KVF_VERSION | KVF_MOUNT, &o);
 	if (first < 0)
 		return TSI_EXIT_USAGE;
 	if (argc - first != 1) {
@@ -565,8 +582,8 @@ kv_main(int argc, char **argv)
 	if (strcmp(sub, "get") == 0)
 		return cmd_get(argc - 1, argv + 1);
 	if (strcmp(sub, "list") == 0) {
-		if ((first = parse_flags("list", argc - 1, argv + 1, KVF_FORMAT,
-		    &o)) < 0)
+		if ((first = parse_flags("list", argc - 1, argv + 1, KVF_FORMAT |
+		    KVF_MOUNT, &o)) < 0)
 			return TSI_EXIT_USAGE;
 		if (argc - 1 - first > 1) {
 			kv_usage();
@@ -576,19 +593,19 @@ kv_main(int argc, char **argv)
 		    argv[1 + first], NULL, NULL, &o);
 	}
 	if (strcmp(sub, "delete") == 0) {
-		if ((first = parse_flags("delete", argc - 1, argv + 1, 0,
-		    &o)) < 0)
+		if ((first = parse_flags("delete", argc - 1, argv + 1,
+		    KVF_MOUNT, &o)) < 0)
 			return TSI_EXIT_USAGE;
 		if (argc - 1 - first != 1) {
 			kv_usage();
 			return TSI_EXIT_USAGE;
 		}
 		code = request("DELETE", "data", argv[1 + first], NULL, NULL,
-		    NULL);
+		    &o);
 		if (code == TSI_EXIT_OK)
 			printf("Success! Data deleted (if it existed) at: secret/%s\n",
-			    argv[1 + first] + (strncmp(argv[1 + first], "secret/",
-			    7) == 0 ? 7 : 0));
+			    argv[1 + first] + (!o.mount && strncmp(argv[1 + first],
+			    "secret/", 7) == 0 ? 7 : 0));
 		return code;
 	}
 	tsi_cli_err("kv: unknown subcommand '%s'", sub);

@@ -3,8 +3,8 @@
  * say when TLS goes wrong, against real servers on loopback: a TLS
  * tsi-vault and a plain-HTTP one (--dev).
  *   - -field=K / --field K print that value alone, raw; -format=json|table;
- *     put @file.json (with KEY=VALUE and KEY=@file beside it); a misspelt
- *     flag is named (exit 2).
+ *     -mount=secret; put @file.json (with KEY=VALUE and KEY=@file beside
+ *     it); a misspelt flag is named (exit 2).
  *   - A certificate that does not verify names VAULT_CACERT; http:// to
  *     the TLS server says "HTTP request to an HTTPS server", https:// to
  *     the plain server "HTTPS request to an HTTP server"; libcurl's "SSL
@@ -172,6 +172,15 @@ test_field_format_file(void **state)
 	assert_string_equal(out, "Keys\n----\ndb\n");
 	assert_int_equal(KV(s, "get", "-version=1", "-field=user", "app/db"), 0);
 	assert_string_equal(out, "bob");
+
+	/* vault kv's -mount: PATH below it, and only secret/ exists. */
+	assert_int_equal(KV(s, "get", "-mount=secret", "-field=user", "app/db"),
+	    0);
+	assert_string_equal(out, "bob");
+	assert_int_equal(KV(s, "get", "-mount", "secret", "-field=user",
+	    "secret/app/db"), 1);
+	assert_int_equal(KV(s, "get", "-mount=kv", "app/db"), 2);
+	assert_non_null(strstr(err, "only the secret/ mount"));
 
 	/* Misspelt or misused flags are named; nothing is sent. */
 	assert_int_equal(KV(s, "get", "-fiel=user", "app/db"), 2);
