@@ -188,7 +188,16 @@ vault_respond_text(struct vault_req *r, unsigned status,
 enum MHD_Result
 vault_respond_error(struct vault_req *r, unsigned status, const char *msg)
 {
-	return vault_respond(r, status, json_pack("{s[s]}", "errors", msg));
+	json_t *body = json_pack("{s[s]}", "errors", msg);
+
+	/* A message quoting the request's path may not be UTF-8 (the path is
+	 * bytes, or was cut short): an error still says something, never
+	 * nothing. */
+	if (body == NULL)
+		body = json_pack("{s[s]}", "errors", status == 404 ?
+		    "route entry not found" : status == 403 ?
+		    "permission denied" : "invalid request");
+	return vault_respond(r, status, body);
 }
 
 enum MHD_Result
@@ -203,9 +212,9 @@ vault_respond_no_route(struct vault_req *r)
 	char msg[256];
 	int n;
 
-	/* Vault's words; an empty "errors" is kept for a missing secret
-	 * (what Vault answers there), a client told nothing else would take
-	 * a typo in the path for a secret not written yet. */
+	/* Vault's words. A missing secret keeps Vault's empty "errors"; a
+	 * path no route serves says so, or a client would take a typo in the
+	 * path for a secret not written yet. */
 	n = snprintf(msg, sizeof(msg), "no handler for route \"%.160s%s\". "
 	    "route entry not found.", r->path != NULL ? r->path : "",
 	    r->path != NULL && strlen(r->path) > 160 ? "..." : "");

@@ -301,6 +301,15 @@ test_unknown_routes(void **state)
 		assert_non_null(strstr(first_error(&r), "no handler for route"));
 		vresp_clear(&r);
 	}
+	/* A path that is not UTF-8 cannot be quoted: still a message. */
+	req(s, "GET", "/v1/no/%ff%fe", s->f.root, &r);
+	assert_int_equal(r.status, 404);
+	assert_string_equal(first_error(&r), "route entry not found");
+	vresp_clear(&r);
+	req(s, "GET", "/v1/sys/internal/ui/mounts/x%ff", s->tok, &r);
+	assert_int_equal(r.status, 403);
+	assert_string_equal(first_error(&r), "permission denied");
+	vresp_clear(&r);
 	req(s, "GET", "/v1/secret/foo", s->f.root, &r);
 	assert_string_equal(first_error(&r), "no handler for route "
 	    "\"secret/foo\". route entry not found.");
