@@ -2,18 +2,28 @@
  * tsi kv: KV v2 secrets over tsi-vault's (or Vault's) HTTP API, like the
  * vault CLI: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT from the environment.
  *
- *   tsi kv put PATH k=v [k=@file]...   new version of PATH
- *   tsi kv get [-version N] PATH       a version (latest by default)
- *   tsi kv list [PATH]                 keys under PATH
+ * Every subcommand takes -mount=secret (the vault CLI's way of naming the
+ * mount; PATH is then below it).
+ *   tsi kv put [-format F] PATH [@FILE.json] [k=v] [k=@file]...
+ *                                      new version of PATH
+ *   tsi kv get [-version N] [-field K] [-format F] PATH
+ *                                      a version (latest by default)
+ *   tsi kv list [-format F] [PATH]     keys under PATH
  *   tsi kv delete PATH                 soft-delete the latest version
  *
+ * Flags are spelled as the vault CLI (Go's flag package) takes them:
+ * -name=value, -name value, --name=value, --name value, before PATH; a
+ * flag this command does not know is named in the error (exit 2).
  * PATH may start with the mount ("secret/app/db") or not ("app/db").
- * Output is the server's JSON answer, pretty-printed. The token is sent in
- * X-Vault-Token and never printed.
+ * Output is the server's JSON answer, pretty-printed (-format=json, the
+ * default), or Vault's key/value tables (-format=table); -field prints one
+ * value of the secret as it is. The token is sent in X-Vault-Token and
+ * never printed.
  */
 #include "cli.h"
 
 #include "tsi/buf.h"
+#include "tsi/curlmsg.h"
 #include "tsi/err.h"
 
 #include <curl/curl.h>
@@ -22,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KV_MAX_RESPONSE (16u << 20)
 #define KV_MAX_VALUE_FILE (1u << 20)
@@ -30,13 +41,248 @@ static void
 kv_usage(void)
 {
 	fprintf(stderr,
-	    "usage: tsi kv put PATH KEY=VALUE [KEY=@FILE]...\n"
-	    "       tsi kv get [-version N] PATH\n"
-	    "       tsi kv list [PATH]\n"
+	    "usage: tsi kv put [-format=json|table] PATH [@FILE.json] "
+	    "[KEY=VALUE] [KEY=@FILE]...\n"
+	    "       tsi kv get [-version=N] [-field=KEY] [-format=json|table] "
+	    "PATH\n"
+	    "       tsi kv list [-format=json|table] [PATH]\n"
 	    "       tsi kv delete PATH\n\n"
+	    "Flags as the vault CLI takes them: -name=value, -name value,\n"
+	    "--name=value or --name value, before PATH. -mount=secret is\n"
+	    "accepted by each (PATH is then below the mount).\n"
 	    "Environment: VAULT_ADDR (default https://127.0.0.1:8200),\n"
 	    "VAULT_TOKEN (required), VAULT_CACERT (CA file for TLS).\n"
 	    "PATH is below the secret/ mount; a leading \"secret/\" is accepted.\n");
+}
+
+/* What the flags asked for; strings borrowed from argv. */
+struct kv_opts {
+	const char *field;      /* print only data[field], raw */
+	int table;              /* -format=table */
+	const char *version;    /* -version N, checked digits */
+	int mount;              /* -mount=secret: PATH is below the mount */
+};
+
+enum { KVF_FIELD = 1, KVF_FORMAT = 2, KVF_VERSION = 4, KVF_MOUNT = 8 };
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} kv_flags[] = {
+	{ "field", KVF_FIELD }, { "format", KVF_FORMAT },
+	{ "version", KVF_VERSION }, { "mount", KVF_MOUNT },
+};
+
+static int
+set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
+{
+	const char *p;
+
+	switch (bit) {
+	case KVF_FIELD:
+		if (*val == '\0') {
+			tsi_cli_err("kv %s: -field needs a key name", sub);
+			return TSI_ERR_INVALID_ARG;
+		}
+		o->field = val;
+		return TSI_OK;
+	case KVF_FORMAT:
+		if (strcmp(val, "json") == 0)
+			o->table = 0;
+		else if (strcmp(val, "table") == 0)
+			o->table = 1;
+		else {
+			tsi_cli_err("kv %s: -format must be json or table, not "
+			    "'%s'", sub, val);
+			return TSI_ERR_INVALID_ARG;
+		}
+		return TSI_OK;
+	case KVF_MOUNT:
+		/* One KV mount exists; naming another is an error, not a
+		 * silent read of secret/. */
+		if (strcmp(val, "secret") != 0 && strcmp(val, "secret/") != 0) {
+			tsi_cli_err("kv %s: -mount: only the secret/ mount "
+			    "exists, not '%s'", sub, val);
+			return TSI_ERR_INVALID_ARG;
+		}
+		o->mount = 1;
+		return TSI_OK;
+	default:
+		for (p = val; *p >= '0' && *p <= '9'; p++)
+			;
+		if (*val == '\0' || *p != '\0' || p - val > 18) {
+			tsi_cli_err("kv %s: -version needs a number", sub);
+			return TSI_ERR_INVALID_ARG;
+		}
+		o->version = val;
+		return TSI_OK;
+	}
+}
+
+/*
+ * Reads the flags at the start of argv[1..] (argv[0] is the subcommand),
+ * as Go's flag package does: one or two dashes, the value after '=' or as
+ * the next argument; "--" or the first argument without a dash ends them.
+ * allowed: the KVF_ bits this subcommand takes. Returns the index of the
+ * first operand, or -1 after printing the error (exit 2).
+ */
+static int
+parse_flags(const char *sub, int argc, char **argv, unsigned allowed,
+    struct kv_opts *o)
+{
+	int i;
+
+	memset(o, 0, sizeof(*o));
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *name, *eq, *val;
+		size_t nlen, k;
+		unsigned bit = 0;
+
+		if (strcmp(a, "--") == 0)
+			return i + 1;
+		if (a[0] != '-' || a[1] == '\0')
+			return i;
+		name = a + (a[1] == '-' ? 2 : 1);
+		eq = strchr(name, '=');
+		nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+		for (k = 0; k < sizeof(kv_flags) / sizeof(kv_flags[0]); k++)
+			if (strlen(kv_flags[k].name) == nlen &&
+			    strncmp(kv_flags[k].name, name, nlen) == 0)
+				bit = kv_flags[k].bit;
+		if ((bit & allowed) == 0) {
+			tsi_cli_err("kv %s: unknown flag -%.*s", sub, (int)nlen,
+			    name);
+			return -1;
+		}
+		if (eq != NULL)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else {
+			tsi_cli_err("kv %s: flag needs an argument: -%.*s", sub,
+			    (int)nlen, name);
+			return -1;
+		}
+		if (set_flag(sub, bit, val, o) != TSI_OK)
+			return -1;
+	}
+	return i;
+}
+
+static size_t
+width_of(const json_t *obj, const char *first)
+{
+	const char *k;
+	json_t *v;
+	size_t w = strlen(first);
+
+	json_object_foreach((json_t *)obj, k, v)
+		if (strlen(k) > w)
+			w = strlen(k);
+	return w;
+}
+
+/* A value as a table cell or a -field answer: strings as they are,
+ * null as Vault's "<nil>", everything else as compact JSON. */
+static void
+print_value(const json_t *v)
+{
+	char *t;
+
+	if (json_is_string(v)) {
+		fputs(json_string_value(v), stdout);
+		return;
+	}
+	if (json_is_null(v)) {
+		fputs("<nil>", stdout);
+		return;
+	}
+	if ((t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) != NULL) {
+		fputs(t, stdout);
+		tsi_strfree(t);
+	}
+}
+
+/* Vault's "Key  Value" table of obj's members, sorted by key. */
+static void
+print_kv_table(const char *title, const json_t *obj)
+{
+	const char **keys;
+	const char *k;
+	json_t *v;
+	size_t n = json_object_size(obj), i = 0, j, w = width_of(obj, "Key");
+
+	if (title != NULL)
+		printf("%s\n", title);
+	printf("%-*s    Value\n%-*s    -----\n", (int)w, "Key", (int)w, "---");
+	if (n == 0 || (keys = calloc(n, sizeof(*keys))) == NULL)
+		return;
+	json_object_foreach((json_t *)obj, k, v)
+		keys[i++] = k;
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+			k = keys[j];
+			keys[j] = keys[j - 1];
+			keys[j - 1] = k;
+		}
+	for (i = 0; i < n; i++) {
+		printf("%-*s    ", (int)w, keys[i]);
+		print_value(json_object_get(obj, keys[i]));
+		putchar('\n');
+	}
+	free(keys);
+}
+
+/* A successful answer, as the flags asked. Returns an exit code. */
+static int
+print_answer(const json_t *j, const char *kind, const char *path,
+    const struct kv_opts *o)
+{
+	const json_t *data = json_object_get(j, "data"), *v;
+	char *out;
+
+	if (o != NULL && o->field != NULL) {
+		v = json_object_get(json_object_get(data, "data"), o->field);
+		if (v == NULL) {
+			tsi_cli_err("kv get: field \"%s\" not present in secret",
+			    o->field);
+			return TSI_EXIT_FAIL;
+		}
+		print_value(v);
+		/* As the vault CLI: a newline only for a person reading. */
+		if (isatty(STDOUT_FILENO))
+			putchar('\n');
+		return TSI_EXIT_OK;
+	}
+	if (o != NULL && o->table) {
+		if (json_is_array(json_object_get(data, "keys"))) {
+			size_t i;
+
+			printf("Keys\n----\n");
+			for (i = 0; i < json_array_size(json_object_get(data,
+			    "keys")); i++)
+				printf("%s\n", json_string_value(json_array_get(
+				    json_object_get(data, "keys"), i)));
+			return TSI_EXIT_OK;
+		}
+		printf("== Secret Path ==\nsecret/%s/%s\n\n", kind, path +
+		    (!o->mount && strncmp(path, "secret/", 7) == 0 ? 7 : 0));
+		if (json_is_object(json_object_get(data, "metadata"))) {
+			print_kv_table("======= Metadata =======",
+			    json_object_get(data, "metadata"));
+			putchar('\n');
+			print_kv_table("====== Data ======",
+			    json_object_get(data, "data"));
+		} else if (json_is_object(data))
+			print_kv_table(NULL, data);
+		return TSI_EXIT_OK;
+	}
+	out = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (out != NULL) {
+		puts(out);
+		tsi_strfree(out);
+	}
+	return TSI_EXIT_OK;
 }
 
 static size_t
@@ -48,7 +294,7 @@ collect(char *p, size_t sz, size_t n, void *arg)
 /* "/v1/secret/<kind>/<escaped path>" into url. */
 static int
 build_url(CURL *c, const char *addr, const char *kind, const char *path,
-    const char *query, struct tsi_buf *url)
+    const char *query, int mounted, struct tsi_buf *url)
 {
 	const char *p = path, *slash;
 	size_t alen = strlen(addr);
@@ -56,7 +302,8 @@ build_url(CURL *c, const char *addr, const char *kind, const char *path,
 
 	while (alen > 0 && addr[alen - 1] == '/')
 		alen--;
-	if (strncmp(p, "secret/", 7) == 0)
+	/* With -mount, PATH is below the mount already (as vault kv). */
+	if (!mounted && strncmp(p, "secret/", 7) == 0)
 		p += 7;
 	if ((r = tsi_buf_put(url, addr, alen)) != TSI_OK ||
 	    (r = tsi_buf_putf(url, "/v1/secret/%s/", kind)) != TSI_OK)
@@ -80,10 +327,11 @@ build_url(CURL *c, const char *addr, const char *kind, const char *path,
 	return query ? tsi_buf_puts(url, query) : TSI_OK;
 }
 
-/* One request; prints the JSON answer. Returns an exit code. */
+/* One request; prints the answer as o asks (NULL: JSON). Returns an exit
+ * code. */
 static int
 request(const char *method, const char *kind, const char *path,
-    const char *query, const char *body)
+    const char *query, const char *body, const struct kv_opts *o)
 {
 	const char *addr = getenv("VAULT_ADDR"), *token = getenv("VAULT_TOKEN");
 	const char *ca = getenv("VAULT_CACERT");
@@ -95,6 +343,7 @@ request(const char *method, const char *kind, const char *path,
 	long status = 0;
 	json_t *j = NULL;
 	json_error_t jerr;
+	char errbuf[CURL_ERROR_SIZE], why[512];
 	int code = TSI_EXIT_FAIL;
 
 	if (url == NULL || resp == NULL || hdr == NULL)
@@ -108,7 +357,8 @@ request(const char *method, const char *kind, const char *path,
 	}
 	if ((c = curl_easy_init()) == NULL)
 		goto out;
-	if (build_url(c, addr, kind, path, query, url) != TSI_OK) {
+	if (build_url(c, addr, kind, path, query, o != NULL && o->mount,
+	    url) != TSI_OK) {
 		tsi_cli_err("kv: path too long");
 		code = TSI_EXIT_USAGE;
 		goto out;
@@ -128,6 +378,8 @@ request(const char *method, const char *kind, const char *path,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	errbuf[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	if (ca != NULL && *ca != '\0')
 		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
 	if (body != NULL) {
@@ -136,7 +388,8 @@ request(const char *method, const char *kind, const char *path,
 	}
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
-		tsi_cli_err("kv: %s: %s", addr, curl_easy_strerror(cc));
+		tsi_cli_err("kv: %s: %s", addr, tsi_curl_explain((int)cc, errbuf,
+		    tsi_buf_str(url), "VAULT_CACERT", why, sizeof(why)));
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -144,14 +397,7 @@ request(const char *method, const char *kind, const char *path,
 		j = json_loadb((const char *)tsi_buf_ptr(resp), tsi_buf_len(resp), 0,
 		    &jerr);
 	if (status >= 200 && status < 300) {
-		if (j != NULL) {
-			char *out = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			if (out != NULL) {
-				puts(out);
-				tsi_strfree(out);
-			}
-		}
-		code = TSI_EXIT_OK;
+		code = j != NULL ? print_answer(j, kind, path, o) : TSI_EXIT_OK;
 		goto out;
 	}
 	if (status == 404)
@@ -208,25 +454,61 @@ out:
 	return out;
 }
 
+/* Merges the JSON object in file (the "@FILE.json" argument) into data. */
+static int
+put_file(const char *file, json_t *data)
+{
+	char *text = read_value_file(file);
+	json_t *j;
+	json_error_t jerr;
+	int code = TSI_EXIT_USAGE;
+
+	if (text == NULL)
+		return TSI_EXIT_FAIL;
+	j = json_loads(text, 0, &jerr);
+	tsi_strfree(text);
+	if (!json_is_object(j)) {
+		tsi_cli_err("kv put: %s: not a JSON object%s%s", file,
+		    j == NULL ? ": " : "", j == NULL ? jerr.text : "");
+		goto out;
+	}
+	json_object_update(data, j);
+	code = TSI_EXIT_OK;
+out:
+	json_decref(j);
+	return code;
+}
+
 static int
 cmd_put(int argc, char **argv)
 {
 	json_t *data = json_object(), *body = NULL;
+	struct kv_opts o;
 	char *text = NULL;
-	int i, code = TSI_EXIT_USAGE;
+	int i, first, code = TSI_EXIT_USAGE;
 
-	if (argc < 3) {
+	if ((first = parse_flags("put", argc, argv, KVF_FORMAT | KVF_MOUNT,
+	    &o)) < 0)
+		goto out;
+	if (argc - first < 2) {
 		kv_usage();
 		goto out;
 	}
-	for (i = 2; i < argc; i++) {
+	for (i = first + 1; i < argc; i++) {
 		char *eq = strchr(argv[i], '=');
 		json_t *val;
 		char key[256];
 
+		if (argv[i][0] == '@') {
+			if ((code = put_file(argv[i] + 1, data)) != TSI_EXIT_OK)
+				goto out;
+			code = TSI_EXIT_USAGE;
+			continue;
+		}
 		if (eq == NULL || eq == argv[i] ||
 		    (size_t)(eq - argv[i]) >= sizeof(key)) {
-			tsi_cli_err("kv put: expected KEY=VALUE, got '%s'", argv[i]);
+			tsi_cli_err("kv put: expected KEY=VALUE or @FILE.json, "
+			    "got '%s'", argv[i]);
 			goto out;
 		}
 		memcpy(key, argv[i], (size_t)(eq - argv[i]));
@@ -252,7 +534,7 @@ cmd_put(int argc, char **argv)
 		code = TSI_EXIT_FAIL;
 		goto out;
 	}
-	code = request("POST", "data", argv[1], NULL, text);
+	code = request("POST", "data", argv[first], NULL, text, &o);
 out:
 	tsi_strfree(text);
 	json_decref(body);
@@ -261,9 +543,32 @@ out:
 }
 
 static int
+cmd_get(int argc, char **argv)
+{
+	struct kv_opts o;
+	char q[48];
+	int first;
+
+	first = parse_flags("get", argc, argv, KVF_FIELD | KVF_FORMAT |
+	    KVF_VERSION | KVF_MOUNT, &o);
+	if (first < 0)
+		return TSI_EXIT_USAGE;
+	if (argc - first != 1) {
+		kv_usage();
+		return TSI_EXIT_USAGE;
+	}
+	if (o.version == NULL)
+		return request("GET", "data", argv[first], NULL, NULL, &o);
+	snprintf(q, sizeof(q), "?version=%s", o.version);
+	return request("GET", "data", argv[first], q, NULL, &o);
+}
+
+static int
 kv_main(int argc, char **argv)
 {
 	const char *sub;
+	struct kv_opts o;
+	int first, code;
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
@@ -274,46 +579,33 @@ kv_main(int argc, char **argv)
 	sub = argv[1];
 	if (strcmp(sub, "put") == 0)
 		return cmd_put(argc - 1, argv + 1);
-	if (strcmp(sub, "get") == 0) {
-		char q[48];
-		const char *path;
-		if (argc == 3)
-			return request("GET", "data", argv[2], NULL, NULL);
-		if (argc == 5 && (strcmp(argv[2], "-version") == 0 ||
-		    strcmp(argv[2], "--version") == 0)) {
-			char *end;
-			unsigned long long v;
-			errno = 0;
-			v = strtoull(argv[3], &end, 10);
-			if (errno || *end || argv[3][0] == '\0' || argv[3][0] == '-') {
-				tsi_cli_err("kv get: -version needs a number");
-				return TSI_EXIT_USAGE;
-			}
-			snprintf(q, sizeof(q), "?version=%llu", v);
-			path = argv[4];
-			return request("GET", "data", path, q, NULL);
-		}
-		kv_usage();
-		return TSI_EXIT_USAGE;
-	}
+	if (strcmp(sub, "get") == 0)
+		return cmd_get(argc - 1, argv + 1);
 	if (strcmp(sub, "list") == 0) {
-		if (argc > 3) {
+		if ((first = parse_flags("list", argc - 1, argv + 1, KVF_FORMAT |
+		    KVF_MOUNT, &o)) < 0)
+			return TSI_EXIT_USAGE;
+		if (argc - 1 - first > 1) {
 			kv_usage();
 			return TSI_EXIT_USAGE;
 		}
-		return request("LIST", "metadata", argc == 3 ? argv[2] : "", NULL,
-		    NULL);
+		return request("LIST", "metadata", argc - 1 == first ? "" :
+		    argv[1 + first], NULL, NULL, &o);
 	}
 	if (strcmp(sub, "delete") == 0) {
-		int code;
-		if (argc != 3) {
+		if ((first = parse_flags("delete", argc - 1, argv + 1,
+		    KVF_MOUNT, &o)) < 0)
+			return TSI_EXIT_USAGE;
+		if (argc - 1 - first != 1) {
 			kv_usage();
 			return TSI_EXIT_USAGE;
 		}
-		code = request("DELETE", "data", argv[2], NULL, NULL);
+		code = request("DELETE", "data", argv[1 + first], NULL, NULL,
+		    &o);
 		if (code == TSI_EXIT_OK)
 			printf("Success! Data deleted (if it existed) at: secret/%s\n",
-			    argv[2] + (strncmp(argv[2], "secret/", 7) == 0 ? 7 : 0));
+			    argv[1 + first] + (!o.mount && strncmp(argv[1 + first],
+			    "secret/", 7) == 0 ? 7 : 0));
 		return code;
 	}
 	tsi_cli_err("kv: unknown subcommand '%s'", sub);

@@ -13,6 +13,7 @@
  */
 #include "sidecar/sidecar.h"
 #include "tsi/buf.h"
+#include "tsi/curlmsg.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
@@ -191,9 +192,13 @@ transfer_error(struct tsi_sidecar_http *h, int issuer, CURLcode cc,
 	if (issuer)
 		tsi_errf(err, errlen, "%s: cannot reach the issuer at %s: %s",
 		    what, h->st->issuer_socket, curl_easy_strerror(cc));
-	else
-		tsi_errf(err, errlen, "%s: %s", what,
-		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+	else {
+		char why[512];
+
+		tsi_errf(err, errlen, "%s: %s", what, tsi_curl_explain((int)cc,
+		    errbuf, h->st->vault_addr, "VAULT_CACERT (vault_cacert)",
+		    why, sizeof(why)));
+	}
 	/* A certificate that does not verify will not verify next time
 	 * either; everything else (refused, reset, timeout, DNS) may be
 	 * transient. */

@@ -441,6 +441,7 @@ vault_kv_handle(struct vault_req *r)
 	const char *m = r->method, *reason = NULL, *sub;
 	char *listq;
 	int is_data = r->route == VR_KV_DATA, cap = 0, bad = 0, rc, n;
+	int list = 0;
 	enum MHD_Result ret;
 
 	memset(&k, 0, sizeof(k));
@@ -449,29 +450,35 @@ vault_kv_handle(struct vault_req *r)
 	k.kvpath = *sub == '/' ? sub + 1 : sub;
 
 	listq = vault_query_arg(r, "list", &bad);
+	/* As Vault reads ?list=: Go's ParseBool, "" meaning false, any other
+	 * spelling a 400. */
+	if (!bad && listq != NULL && *listq != '\0' &&
+	    vault_parse_bool(listq, &list) != TSI_OK)
+		bad = 1;
+	free(listq);
+	if (bad)
+		return vault_respond_error(r, 400,
+		    "invalid value for the list parameter");
 	if (is_data) {
+		if (strcmp(m, "GET") == 0 && list)
+			return vault_respond_error(r, 405,
+			    "unsupported operation");
 		if (strcmp(m, "GET") == 0)
 			k.op = KV_READ, cap = TSI_CAP_READ;
 		else if (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0)
 			k.op = KV_WRITE;
 		else if (strcmp(m, "DELETE") == 0)
 			k.op = KV_DELETE, cap = TSI_CAP_DELETE;
-		else {
-			free(listq);
+		else
 			return vault_respond_error(r, 405, "method not allowed");
-		}
 	} else {
-		if (strcmp(m, "LIST") == 0 || (strcmp(m, "GET") == 0 &&
-		    listq != NULL && strcmp(listq, "true") == 0))
+		if (strcmp(m, "LIST") == 0 || (strcmp(m, "GET") == 0 && list))
 			k.op = KV_LIST, cap = TSI_CAP_LIST;
 		else if (strcmp(m, "GET") == 0)
 			k.op = KV_META, cap = TSI_CAP_READ;
-		else {
-			free(listq);
+		else
 			return vault_respond_error(r, 405, "method not allowed");
-		}
 	}
-	free(listq);
 	k.a.op = op_name(k.op);
 	k.a.path = r->path;
 	k.a.rule = "";

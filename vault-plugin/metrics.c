@@ -28,6 +28,7 @@ vault_route_name(enum vault_route r)
 	case VR_METRICS: return "metrics";
 	case VR_AUDIT: return "audit_releases";
 	case VR_TOKEN: return "token";
+	case VR_SYS: return "sys";
 	case VR_OTHER:
 	case VR__COUNT: break;
 	}

@@ -46,6 +46,30 @@ bad:
 }
 
 int
+vault_parse_bool(const char *s, int *out)
+{
+	/* Go's strconv.ParseBool, which Vault applies to ?list= and to
+	 * sys/health's flags: these spellings and no others. */
+	static const char *const yes[] = { "1", "t", "T", "TRUE", "true",
+	    "True" };
+	static const char *const no[] = { "0", "f", "F", "FALSE", "false",
+	    "False" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*out = 1;
+			return TSI_OK;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*out = 0;
+			return TSI_OK;
+		}
+	}
+	return TSI_ERR_PARSE;
+}
+
+int
 vault_kv_path_valid(const char *p, int dir_ok)
 {
 	const char *seg = p, *s;

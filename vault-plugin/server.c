@@ -196,13 +196,39 @@ vault_respond_text(struct vault_req *r, unsigned status,
 enum MHD_Result
 vault_respond_error(struct vault_req *r, unsigned status, const char *msg)
 {
-	return vault_respond(r, status, json_pack("{s[s]}", "errors", msg));
+	json_t *body = json_pack("{s[s]}", "errors", msg);
+
+	/* A message quoting the request's path may not be UTF-8 (the path is
+	 * bytes, or was cut short): an error still says something, never
+	 * nothing. */
+	if (body == NULL)
+		body = json_pack("{s[s]}", "errors", status == 404 ?
+		    "route entry not found" : status == 403 ?
+		    "permission denied" : "invalid request");
+	return vault_respond(r, status, body);
 }
 
 enum MHD_Result
 vault_respond_not_found(struct vault_req *r)
 {
 	return vault_respond(r, 404, json_pack("{s[]}", "errors"));
+}
+
+enum MHD_Result
+vault_respond_no_route(struct vault_req *r)
+{
+	char msg[256];
+	int n;
+
+	/* Vault's words. A missing secret keeps Vault's empty "errors"; a
+	 * path no route serves says so, or a client would take a typo in the
+	 * path for a secret not written yet. */
+	n = snprintf(msg, sizeof(msg), "no handler for route \"%.160s%s\". "
+	    "route entry not found.", r->path != NULL ? r->path : "",
+	    r->path != NULL && strlen(r->path) > 160 ? "..." : "");
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return vault_respond_error(r, 404, "route entry not found");
+	return vault_respond_error(r, 404, msg);
 }
 
 const char *
@@ -264,6 +290,11 @@ route_of(const char *p)
 		return VR_METRICS;
 	if (strcmp(p, "sys/audit/releases") == 0)
 		return VR_AUDIT;
+	if (strcmp(p, "sys/seal-status") == 0 || strcmp(p, "sys/init") == 0 ||
+	    strcmp(p, "sys/leader") == 0 || strcmp(p, "sys/mounts") == 0 ||
+	    strcmp(p, "sys/auth") == 0 ||
+	    strncmp(p, "sys/internal/ui/mounts/", 23) == 0)
+		return VR_SYS;
 	if (strcmp(p, "auth/token/lookup-self") == 0 ||
 	    strcmp(p, "auth/token/renew-self") == 0 ||
 	    strcmp(p, "auth/token/revoke-self") == 0 ||
@@ -401,6 +432,8 @@ dispatch(struct vault_req *r)
 		return vault_sys_metrics(r);
 	case VR_AUDIT:
 		return vault_audit_releases(r);
+	case VR_SYS:
+		return vault_sys_info(r);
 	case VR_TOKEN:
 		if (strcmp(r->path + strlen(r->path) - 5, "-self") == 0)
 			return vault_token_self(r);
@@ -409,7 +442,7 @@ dispatch(struct vault_req *r)
 	case VR__COUNT:
 		break;
 	}
-	return vault_respond_not_found(r);
+	return vault_respond_no_route(r);
 }
 
 /* Requests handled on MHD's thread up to their audit record, which is then

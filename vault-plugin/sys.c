@@ -1,5 +1,9 @@
 /*
- * sys.c - GET /v1/sys/health (Vault's shape) and the caller's own token:
+ * sys.c - GET /v1/sys/health (Vault's shape and query parameters), what
+ * the vault CLI and client libraries probe (sys/seal-status, sys/init,
+ * sys/leader, sys/mounts, sys/auth, sys/internal/ui/mounts/<path>: one
+ * KV version 2 mount at secret/, never sealed, no HA) and the caller's own
+ * token:
  * GET /v1/auth/token/lookup-self (what Vault clients call to check a token),
  * POST|PUT /v1/auth/token/renew-self (refused: tokens are not renewable,
  * as login says), POST|PUT /v1/auth/token/revoke-self (the token stops
@@ -10,7 +14,60 @@
 #include "tsi/err.h"
 #include "tsi/log.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+/*
+ * sys/health's query parameters as Vault reads them: the flags by Go's
+ * ParseBool, the codes as integers (MHD sends 100..999). tsi-vault is
+ * always initialized, unsealed and active, so activecode is the one code
+ * used; the others and the flags are checked so that a typo is a 400, as
+ * in Vault, rather than a silently ignored setting.
+ */
+static const char *const health_flags[] = { "standbyok", "perfstandbyok" };
+static const char *const health_codes[] = { "activecode", "standbycode",
+    "sealedcode", "uninitcode", "drsecondarycode",
+    "performancestandbycode", "haunhealthycode", "removedcode" };
+
+static int
+health_params(struct vault_req *r, unsigned *active, char *msg,
+    size_t msglen)
+{
+	char *v, *end;
+	int bad = 0, b;
+	long code;
+	size_t i;
+
+	for (i = 0; i < sizeof(health_flags) / sizeof(health_flags[0]); i++) {
+		v = vault_query_arg(r, health_flags[i], &bad);
+		if (bad || (v != NULL && vault_parse_bool(v, &b) != TSI_OK)) {
+			free(v);
+			snprintf(msg, msglen, "bad value for %s parameter",
+			    health_flags[i]);
+			return TSI_ERR_PARSE;
+		}
+		free(v);
+	}
+	for (i = 0; i < sizeof(health_codes) / sizeof(health_codes[0]); i++) {
+		v = vault_query_arg(r, health_codes[i], &bad);
+		if (v == NULL && !bad)
+			continue;
+		errno = 0;
+		code = bad ? 0 : strtol(v, &end, 10);
+		if (bad || *v == '\0' || *end != '\0' || errno != 0 ||
+		    code < 100 || code > 999) {
+			free(v);
+			snprintf(msg, msglen, "unable to parse %s",
+			    health_codes[i]);
+			return TSI_ERR_PARSE;
+		}
+		free(v);
+		if (i == 0)
+			*active = (unsigned)code;
+	}
+	return TSI_OK;
+}
 
 enum MHD_Result
 vault_sys_health(struct vault_req *r)
@@ -18,9 +75,12 @@ vault_sys_health(struct vault_req *r)
 	struct tsi_audit_status st;
 	json_t *body;
 	unsigned status = 200;
+	char msg[96];
 
 	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
 		return vault_respond_error(r, 405, "method not allowed");
+	if (health_params(r, &status, msg, sizeof(msg)) != TSI_OK)
+		return vault_respond_error(r, 400, msg);
 	memset(&st, 0, sizeof(st));
 	tsi_audit_status(r->v->audit, &st);
 	body = json_pack("{sbsbsbsbsssssIsssssssIsb}",
@@ -191,4 +251,182 @@ vault_token_self(struct vault_req *r)
 	if (strcmp(r->path, "auth/token/revoke-self") == 0)
 		return token_revoke_self(r);
 	return token_renew_self(r);
+}
+
+/* Vault's answer about a mount: one entry of sys/mounts, sys/auth or
+ * sys/internal/ui/mounts. Accessors are stable per cluster (the cluster
+ * id's first 8 hex digits) so a client caching them sees no change. */
+static json_t *
+mount_entry(struct vault_req *r, const char *type, const char *prefix,
+    const char *desc, const char *version)
+{
+	char acc[64];
+	int n;
+
+	n = snprintf(acc, sizeof(acc), "%s_%.8s", prefix, r->v->cluster_id);
+	if (n < 0 || (size_t)n >= sizeof(acc))
+		return NULL;
+	return json_pack("{sss{sIsbsI}sssbsbsosssssssbss}",
+	    "accessor", acc,
+	    "config", "default_lease_ttl", (json_int_t)0, "force_no_cache", 0,
+	    "max_lease_ttl", (json_int_t)0,
+	    "description", desc,
+	    "external_entropy_access", 0,
+	    "local", 0,
+	    "options", version != NULL ? json_pack("{ss}", "version", version) :
+	    json_null(),
+	    "plugin_version", "",
+	    "running_plugin_version", "",
+	    "running_sha256", "",
+	    "seal_wrap", 0,
+	    "type", type);
+}
+
+static json_t *
+mount_secret(struct vault_req *r)
+{
+	return mount_entry(r, "kv", "kv", "key/value secret storage", "2");
+}
+
+static json_t *
+mount_sys(struct vault_req *r)
+{
+	return mount_entry(r, "system", "system", "system endpoints used for "
+	    "control, policy and debugging", NULL);
+}
+
+static json_t *
+mount_jwt(struct vault_req *r)
+{
+	return mount_entry(r, "jwt", "auth_jwt", "workload identity JWTs "
+	    "(tsi-issuer)", NULL);
+}
+
+static json_t *
+mount_token(struct vault_req *r)
+{
+	return mount_entry(r, "token", "auth_token", "token based credentials",
+	    NULL);
+}
+
+/* Vault's seal-status of an unsealed single node. */
+static enum MHD_Result
+seal_status(struct vault_req *r)
+{
+	return vault_respond(r, 200, json_pack(
+	    "{sssbsbsisisisssssssbsssssssbsb}",
+	    "type", "shamir", "initialized", 1, "sealed", 0, "t", 1, "n", 1,
+	    "progress", 0, "nonce", "", "version", TSI_VERSION,
+	    "build_date", "", "migration", 0,
+	    "cluster_name", r->v->set->cluster_name,
+	    "cluster_id", r->v->cluster_id, "storage_type", "lmdb",
+	    "recovery_seal", 0, "removed_from_cluster", 0));
+}
+
+/* A single node without HA: Vault's answer when ha_enabled is false. */
+static enum MHD_Result
+leader(struct vault_req *r)
+{
+	return vault_respond(r, 200, json_pack("{sbsbsssssssbsI}",
+	    "ha_enabled", 0, "is_self", 0,
+	    "active_time", "0001-01-01T00:00:00Z",
+	    "leader_address", "", "leader_cluster_address", "",
+	    "performance_standby", 0,
+	    "performance_standby_last_remote_wal", (json_int_t)0));
+}
+
+/* sys/mounts and sys/auth: root tokens only (no policy rule can name
+ * sys/), as Vault refuses a token without "read" there. Vault repeats the
+ * table at the top level of the answer (older clients read it there). */
+static enum MHD_Result
+mount_table(struct vault_req *r, int auth)
+{
+	const char *reason;
+	json_t *data, *body;
+	const char *k;
+	json_t *v;
+
+	if (vault_req_auth(r, &reason) != TSI_OK || !r->tok.root)
+		return vault_respond_error(r, 403, "permission denied");
+	if (auth)
+		data = json_pack("{soso}", "token/", mount_token(r),
+		    "trusted-identity/", mount_jwt(r));
+	else
+		data = json_pack("{soso}", "secret/", mount_secret(r),
+		    "sys/", mount_sys(r));
+	if (data == NULL)
+		return vault_respond_error(r, 500, "internal error");
+	if ((body = vault_envelope(r, json_deep_copy(data), NULL)) == NULL) {
+		json_decref(data);
+		return vault_respond_error(r, 500, "internal error");
+	}
+	json_object_foreach(data, k, v)
+		json_object_set(body, k, v);
+	json_decref(data);
+	return vault_respond(r, 200, body);
+}
+
+/*
+ * sys/internal/ui/mounts/<path>: which mount serves path, what the vault
+ * CLI asks before each "vault kv" command to learn the KV version. As in
+ * Vault, a path under no mount, or a caller without a valid token, gets
+ * 403 "preflight capability check" (so the endpoint cannot be used to
+ * list mounts). Any valid token learns the mount of secret/ (Vault asks
+ * for some capability below it; here every token's rules are under it).
+ */
+static enum MHD_Result
+ui_mount(struct vault_req *r)
+{
+	const char *p = r->path + strlen("sys/internal/ui/mounts/");
+	const char *reason, *mpath = NULL;
+	json_t *data = NULL;
+	char msg[256];
+	int n;
+
+	if (vault_req_auth(r, &reason) == TSI_OK) {
+		if (strncmp(p, "secret", 6) == 0 && (p[6] == '\0' ||
+		    p[6] == '/'))
+			mpath = "secret/", data = mount_secret(r);
+		else if (strncmp(p, "sys", 3) == 0 && (p[3] == '\0' ||
+		    p[3] == '/'))
+			mpath = "sys/", data = mount_sys(r);
+		else if (strncmp(p, "auth/trusted-identity", 21) == 0 &&
+		    (p[21] == '\0' || p[21] == '/'))
+			mpath = "auth/trusted-identity/", data = mount_jwt(r);
+		else if (strncmp(p, "auth/token", 10) == 0 && (p[10] == '\0' ||
+		    p[10] == '/'))
+			mpath = "auth/token/", data = mount_token(r);
+	}
+	if (mpath == NULL) {
+		n = snprintf(msg, sizeof(msg), "preflight capability check "
+		    "returned 403, please ensure client's policies grant "
+		    "access to path \"%.120s%s\"", p,
+		    *p != '\0' && p[strlen(p) - 1] == '/' ? "" : "/");
+		if (n < 0 || (size_t)n >= sizeof(msg))
+			return vault_respond_error(r, 403, "permission denied");
+		return vault_respond_error(r, 403, msg);
+	}
+	if (data == NULL)
+		return vault_respond_error(r, 500, "internal error");
+	json_object_set_new(data, "path", json_string(mpath));
+	return vault_respond(r, 200, vault_envelope(r, data, NULL));
+}
+
+enum MHD_Result
+vault_sys_info(struct vault_req *r)
+{
+	if (strcmp(r->method, "GET") != 0)
+		return vault_respond_error(r, 405, "method not allowed");
+	if (strcmp(r->path, "sys/seal-status") == 0)
+		return seal_status(r);
+	if (strcmp(r->path, "sys/init") == 0)
+		return vault_respond(r, 200, json_pack("{sb}", "initialized",
+		    1));
+	if (strcmp(r->path, "sys/leader") == 0)
+		return leader(r);
+	if (strcmp(r->path, "sys/mounts") == 0)
+		return mount_table(r, 0);
+	if (strcmp(r->path, "sys/auth") == 0)
+		return mount_table(r, 1);
+	return ui_mount(r);
 }

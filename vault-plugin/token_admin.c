@@ -584,5 +584,5 @@ vault_token_admin(struct vault_req *r)
 		return token_lookup(r, 1);
 	if (strcmp(r->path, "auth/token/revoke-accessor") == 0)
 		return token_revoke_accessor(r);
-	return vault_respond_not_found(r);
+	return vault_respond_no_route(r);
 }

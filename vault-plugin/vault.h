@@ -219,6 +219,7 @@ enum vault_route {
 	VR_METRICS,
 	VR_AUDIT,
 	VR_TOKEN,
+	VR_SYS,
 	VR_OTHER,
 	VR__COUNT
 };
@@ -376,6 +377,9 @@ int vault_pct_decode(const char *s, size_t max, char **out);
  * "." or "..", at most KV_PATH_MAX bytes, valid UTF-8. dir_ok: "" and a
  * trailing '/' are allowed (listing). Returns 1 when valid. */
 int vault_kv_path_valid(const char *p, int dir_ok);
+/* Go's strconv.ParseBool (s borrowed): TSI_OK and *out 0 or 1, or
+ * TSI_ERR_PARSE for any other spelling. */
+int vault_parse_bool(const char *s, int *out);
 /* parse.c: {"role": S, "jwt": S} (duplicate keys refused). On TSI_OK *req
  * is owned by the caller (json_decref) and role/jwt point into it. */
 int vault_login_parse(const char *body, size_t len, json_t **req,
@@ -443,6 +447,11 @@ int vault_kv_read_answer(const char *request_id, const char *pt,
     size_t ptlen, const struct kv_version_meta *m, char **out);
 enum MHD_Result vault_sys_health(struct vault_req *r);
 enum MHD_Result vault_sys_metrics(struct vault_req *r);
+/* sys.c: sys/seal-status, sys/init, sys/leader, sys/mounts, sys/auth and
+ * sys/internal/ui/mounts/<path>, by r->path. */
+enum MHD_Result vault_sys_info(struct vault_req *r);
+/* The 404 for a path no route serves, with Vault's message. */
+enum MHD_Result vault_respond_no_route(struct vault_req *r);
 enum MHD_Result vault_token_lookup_self(struct vault_req *r);
 /* auth/token/{lookup,renew,revoke}-self, by r->path. */
 enum MHD_Result vault_token_self(struct vault_req *r);

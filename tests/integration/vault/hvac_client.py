@@ -98,5 +98,37 @@ try:
     fail("secret released to a revoked token")
 except hvac.exceptions.Forbidden:
     pass
+# What clients probe before anything else, through hvac's own calls.
+seal = client.sys.read_seal_status()
+if seal["sealed"] is not False or seal["initialized"] is not True:
+    fail("seal-status: %r" % seal)
+if client.sys.is_sealed() is not False:
+    fail("is_sealed")
+if client.sys.is_initialized() is not True:
+    fail("is_initialized")
+if root.sys.read_leader_status()["ha_enabled"] is not False:
+    fail("leader")
+health = client.sys.read_health_status(method="GET", active_code=299,
+                                       standby_ok=True)
+if health.status_code != 299 or health.json()["sealed"] is not False:
+    fail("health with activecode: %s" % health.status_code)
+# (hvac's HEAD sends no query parameters.)
+health = client.sys.read_health_status(method="HEAD")
+if health.status_code != 200:
+    fail("HEAD health: %s" % health.status_code)
+# hvac has no probing of its own: a client asks sys/mounts for the KV
+# version of secret/ (hvac's retrieve_mount_option), sets it as hvac's
+# default and reads through that version.
+version = root.sys.retrieve_mount_option("secret", "version")
+if version != "2":
+    fail("secret/ is not reported as KV version 2: %r" % version)
+if "secret/" not in root.sys.list_mounted_secrets_engines()["data"]:
+    fail("sys/mounts lacks secret/")
+root.secrets.kv.default_kv_version = version
+probed = root.secrets.kv.read_secret_version(path="medical/record2",
+                                             mount_point="secret")
+if probed["data"]["data"] != {"patient": "two"}:
+    fail("read after probing: %r" % probed)
 print("hvac_client: ok (hvac login, read, 404, 403, write, list, "
-      "renew-self refused, revoke-self)")
+      "renew-self refused, revoke-self, seal-status, init, leader, "
+      "health codes, mount probing)")
