@@ -170,6 +170,7 @@ say "   tsi-attest on $ATTEST; ek_ca = the three local CAs"
 # tsi-vault will trust the node CA that tsi-attest publishes.
 curl -sf --cacert "$A/tls-ca.pem" "$ATTEST/v1/node-ca" >"$W/node-ca.pem" ||
 	die "GET /v1/node-ca"
+say "   GET /v1/node-ca -> $W/node-ca.pem: the CA tsi-vault will trust for node certificates"
 tsi_node() {
 	TSI_ATTEST_ADDR=$ATTEST TSI_ATTEST_TOKEN=$ATOKEN TSI_ATTEST_CACERT=$A/tls-ca.pem \
 	    "$BIN/tsi" node "$@"
