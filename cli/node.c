@@ -51,8 +51,9 @@ node_usage(void)
 	    "       tsi node remove N\n\n"
 	    "The inventory of tsi-attest: the location bound into a node's\n"
 	    "certificate comes only from its entry, keyed by the SHA-256 of its\n"
-	    "EK public key. --ek-hash-trust lets a TPM without an EK certificate\n"
-	    "(a vTPM) enroll on its EK hash alone.\n\n"
+	    "EK public key. --ek-cert takes PEM or DER (as the TPM and\n"
+	    "swtpm_setup --write-ek-cert-files hold it). --ek-hash-trust lets a\n"
+	    "TPM without an EK certificate (a vTPM) enroll on its EK hash alone.\n\n"
 	    "Environment: TSI_ATTEST_ADDR (default https://127.0.0.1:8300),\n"
 	    "TSI_ATTEST_TOKEN (admin token, required), TSI_ATTEST_CACERT.\n");
 }
