@@ -4,7 +4,8 @@
 #   tsi-attest over TLS holding the node CA, two nodes registered by the
 #   operator (node 1: hipaaCluster/dal05, node 2: hipaaCluster/wdc04) whose
 #   tsi-issuers enroll themselves (attested enrollment), a third TPM that
-#   nobody registered refused and listed as pending, tsi-vault over TLS
+#   nobody registered refused and listed as pending (then approved by the
+#   operator in hipaaCluster/fra02, and enrolled), tsi-vault over TLS
 #   trusting the node CA with the example policies, a medical record,
 #   and three sidecar runs: the allowed workload on node 1, the same workload
 #   on node 2, another executable on node 1. Then the audit trail.
@@ -237,7 +238,21 @@ say "   tsi-issuer enroll: exit $node3_rc: $(grep '^tsi-issuer: enroll:' "$W/nod
 tsi_node list >"$W/nodes.txt" 2>&1 || { cat "$W/nodes.txt" >&2; die "tsi node list"; }
 tsi_node list --format json >"$W/nodes.json" 2>&1 || { cat "$W/nodes.json" >&2; die "tsi node list --format json"; }
 [ "$quiet" = 1 ] || sed 's/^/   /' "$W/nodes.txt"
-say "   the operator approves a pending TPM by registering its EK (tsi node register)"
+
+head1 "2.4 The operator approves the pending TPM: registers its EK hash in fra02"
+EK3=$("$PY" -c '
+import json, sys
+print([n["ek_sha256"] for n in json.load(open(sys.argv[1]))["data"]["nodes"]
+       if n["state"] == "pending"][0])' "$W/nodes.json") || die "no pending EK listed"
+tsi_node register --ek-sha256 "$EK3" --node node3 --cluster-name hipaaCluster \
+    --region eu-de --datacenter fra02 >"$W/node3/register.out" 2>&1 ||
+	{ cat "$W/node3/register.out" >&2; die "tsi node register node3"; }
+say "   $(cat "$W/node3/register.out")"
+set +e
+"$BIN/tsi-issuer" enroll --config "$W/node3/issuer.conf" >"$W/node3/enroll2.out" 2>"$W/node3/enroll2.log"
+node3_approved_rc=$?
+set -e
+say "   tsi-issuer enroll: exit $node3_approved_rc; the node certificate binds $(openssl x509 -in "$W/node3/node.pem" -noout -ext subjectAltName 2>/dev/null | grep -o 'tsi:[^,]*' | tr '\n' ' ')"
 
 # --- 3. The workloads --------------------------------------------------------
 head1 "3. Workloads (the unix resolver)"
@@ -501,6 +516,7 @@ REFRESH_RC=$refresh_rc
 REFRESH_STOP_MS=$refresh_stop_ms
 ATTEST_DATA=$A/data
 NODE3_ENROLL_RC=$node3_rc
+NODE3_APPROVED_RC=$node3_approved_rc
 NODES_JSON=$W/nodes.json
 EOF
 head1 "8. Summary"
@@ -519,6 +535,8 @@ check "nodes 1 and 2 enrolled themselves (node certificates from tsi-attest)" \
     test -s "$W/node1/node.pem" -a -s "$W/node2/node.pem"
 check "the unregistered TPM was refused (exit 1) and is listed as pending" \
     test "$node3_rc" = 1 -a "$(grep -c '"state": *"pending"' "$W/nodes.json")" -ge 1
+check "once approved (registered in fra02), the third TPM enrolled" \
+    test "$node3_approved_rc" = 0 -a -s "$W/node3/node.pem"
 check "workload X on node 1 got the record (exit 0, file mode 0400)" \
     test "$(cat "$W/out/allowed.rc")" = 0 -a "$(stat -c %a "$W/out/allowed/medical/record.json" 2>/dev/null)" = 400
 check "workload X on node 2 was refused (exit 1, no file)" \

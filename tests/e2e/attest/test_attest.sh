@@ -2,7 +2,8 @@
 # End to end, attested enrollment: runs scripts/demo-flow.sh (which makes
 # three swtpm TPMs with EK certificates from a local CA each, starts
 # tsi-attest over TLS, registers nodes 1 and 2, lets their tsi-issuer run
-# enroll itself, and tries to enroll the unregistered third TPM), then checks
+# enroll itself, tries to enroll the unregistered third TPM, then approves it
+# by its pending EK hash and enrolls it), then checks
 # what tsi-attest decided and recorded: the node certificates carry the
 # inventory's locations and chain to the node CA tsi-vault trusts, the tokens
 # minted with them log in (node 1 released, node 2 refused by location), the
@@ -63,7 +64,12 @@ for n in 1 2; do
 	grep -q '"event":"enroll.done"' "$W/node$n/issuer.log" ||
 		{ cat "$W/node$n/issuer.log"; fail "node $n: no enroll.done in the issuer's log"; }
 done
-[ ! -e "$W/node3/node.pem" ] || fail "the unregistered TPM got a node certificate"
+# The third TPM got a certificate only after the operator approved it.
+[ "$NODE3_APPROVED_RC" = 0 ] || { cat "$W/node3/enroll2.log"; fail "approved node 3: exit $NODE3_APPROVED_RC"; }
+openssl verify -CAfile "$W/node-ca.pem" "$W/node3/node.pem" >/dev/null 2>&1 ||
+	fail "node 3's certificate does not verify to the node CA"
+[ "$(sans "$W/node3/node.pem")" = "tsi:cluster-name:hipaaCluster tsi:datacenter:fra02 tsi:node:node3 tsi:region:eu-de " ] ||
+	fail "node 3 SANs: $(sans "$W/node3/node.pem")"
 
 # 2. Their tokens log in to tsi-vault as before: released on node 1 only.
 [ "$ALLOWED_RC" = 0 ] || { cat "$W/out/allowed.log"; fail "workload X on node 1: exit $ALLOWED_RC"; }
@@ -138,12 +144,17 @@ for ek, node, dc, serial in ((ek1, "node1", "dal05", s1), (ek2, "node2", "wdc04"
     cs = str(f.get("cert_serial", "")).lower().lstrip("0")
     assert cs and cs == serial.lstrip("0"), (cs, serial)
     assert r"nodes/" + node == fin[0].get("path"), fin
-# The third TPM: refused at the first step, never a certificate.
+# The third TPM: refused at the first step while unregistered; enrolled
+# only after the operator registered it (in fra02).
 deny = find("enroll.start", "deny", ek3)
 assert len(deny) == 1, [r for r in recs if c(r).get("ek_sha256") == ek3]
 assert "not registered" in deny[0]["reason"], deny
-assert not find("enroll.finish", "allow", ek3), recs
-assert not [r for r in recs if r["decision"] != "allow" and c(r).get("ek_sha256") in (ek1, ek2)], \
+reg3 = find("node.register", "allow", ek3)
+fin3 = find("enroll.finish", "allow", ek3)
+assert len(reg3) == 1 and len(fin3) == 1, [r for r in recs if c(r).get("ek_sha256") == ek3]
+assert deny[0]["seq"] < reg3[0]["seq"] < fin3[0]["seq"], (deny, reg3, fin3)
+assert c(fin3[0]).get("node") == "node3" and c(fin3[0]).get("datacenter") == "fra02", fin3
+assert [r["seq"] for r in recs if r["decision"] != "allow"] == [deny[0]["seq"]], \
     [r for r in recs if r["decision"] != "allow"]
 print("tsi-attest audit: %d records" % len(recs))
 PYEOF
@@ -158,4 +169,5 @@ if pgrep -f "$W" >/dev/null; then
 	fail "processes of the flow still running"
 fi
 echo "ok: e2e attest: 2 nodes enrolled (dal05, wdc04), tokens released on node 1 only," \
-    "the unregistered TPM refused and pending, tsi-attest's audit chain intact"
+    "the unregistered TPM refused and pending, then approved (fra02) and enrolled," \
+    "tsi-attest's audit chain intact"
