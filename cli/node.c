@@ -26,6 +26,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +51,9 @@ node_usage(void)
 	    "       tsi node remove N\n\n"
 	    "The inventory of tsi-attest: the location bound into a node's\n"
 	    "certificate comes only from its entry, keyed by the SHA-256 of its\n"
-	    "EK public key. --ek-hash-trust lets a TPM without an EK certificate\n"
-	    "(a vTPM) enroll on its EK hash alone.\n\n"
+	    "EK public key. --ek-cert takes PEM or DER (as the TPM and\n"
+	    "swtpm_setup --write-ek-cert-files hold it). --ek-hash-trust lets a\n"
+	    "TPM without an EK certificate (a vTPM) enroll on its EK hash alone.\n\n"
 	    "Environment: TSI_ATTEST_ADDR (default https://127.0.0.1:8300),\n"
 	    "TSI_ATTEST_TOKEN (admin token, required), TSI_ATTEST_CACERT.\n");
 }
@@ -148,8 +153,9 @@ out:
 	return code;
 }
 
+/* The file's bytes, NUL-terminated, *len without the NUL. Caller frees. */
 static char *
-read_pem(const char *path)
+read_file(const char *path, size_t *len)
 {
 	struct tsi_buf *b = tsi_buf_new(NODE_MAX_PEM);
 	FILE *f = fopen(path, "r");
@@ -168,12 +174,64 @@ read_pem(const char *path)
 			    NODE_MAX_PEM);
 			goto out;
 		}
-	out = tsi_buf_take(b, NULL);
+	out = tsi_buf_take(b, len);
 out:
 	if (f != NULL)
 		fclose(f);
 	tsi_buf_free(b);
 	return out;
+}
+
+/* An EK certificate file as PEM text (what POST /v1/nodes takes) and the
+ * hash of its public key. TPMs keep EK certificates in DER (NV 0x01c00002)
+ * and swtpm_setup --write-ek-cert-files writes DER, so DER is converted.
+ * *pem: caller frees. TSI_ERR_PARSE when the file is neither. */
+static int
+ek_cert_load(const char *path, char **pem, char hash[65])
+{
+	STACK_OF(X509) *sk = NULL;
+	X509 *der = NULL;
+	BIO *mem = NULL;
+	BUF_MEM *bm = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	char *bytes = read_file(path, &len);
+	int r = TSI_ERR_IO;
+
+	*pem = NULL;
+	if (bytes == NULL)
+		goto out;
+	r = TSI_ERR_PARSE;
+	if (tsi_x509_load_chain_pem(bytes, len, &sk) == TSI_OK) {
+		if (tsi_attest_key_sha256(X509_get0_pubkey(sk_X509_value(sk, 0)),
+		    hash) != TSI_OK)
+			goto out;
+		*pem = bytes;
+		bytes = NULL;
+		r = TSI_OK;
+		goto out;
+	}
+	p = (const unsigned char *)bytes;
+	if (len > LONG_MAX || (der = d2i_X509(NULL, &p, (long)len)) == NULL ||
+	    p != (const unsigned char *)bytes + len ||
+	    tsi_attest_key_sha256(X509_get0_pubkey(der), hash) != TSI_OK)
+		goto out;
+	r = TSI_ERR_CRYPTO;
+	if ((mem = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_X509(mem, der) != 1 ||
+	    BIO_get_mem_ptr(mem, &bm) != 1 ||
+	    (*pem = malloc(bm->length + 1)) == NULL)
+		goto out;
+	memcpy(*pem, bm->data, bm->length);
+	(*pem)[bm->length] = '\0';
+	r = TSI_OK;
+out:
+	ERR_clear_error();
+	sk_X509_pop_free(sk, X509_free);
+	X509_free(der);
+	BIO_free(mem);
+	free(bytes);
+	return r;
 }
 
 static int
@@ -260,21 +318,15 @@ cmd_register(int argc, char **argv)
 	if (pol != NULL)
 		json_object_set_new(body, "pcr_policy", json_string(pol));
 	if (ekcert != NULL) {
-		STACK_OF(X509) *sk = NULL;
+		int er = ek_cert_load(ekcert, &pem, local);
 
-		if ((pem = read_pem(ekcert)) == NULL) {
+		if (er == TSI_ERR_PARSE)
+			tsi_cli_err("node register: %s: not a PEM or DER "
+			    "certificate with a public key", ekcert);
+		if (er != TSI_OK) {
 			code = TSI_EXIT_FAIL;
 			goto out;
 		}
-		if (tsi_x509_load_chain_pem(pem, strlen(pem), &sk) != TSI_OK ||
-		    tsi_attest_key_sha256(X509_get0_pubkey(sk_X509_value(sk, 0)),
-		    local) != TSI_OK) {
-			sk_X509_pop_free(sk, X509_free);
-			tsi_cli_err("node register: %s: not a PEM certificate with a "
-			    "public key", ekcert);
-			goto out;
-		}
-		sk_X509_pop_free(sk, X509_free);
 		json_object_set_new(body, "ek_cert", json_string(pem));
 	} else
 		json_object_set_new(body, "ek_sha256", json_string(ekhash));

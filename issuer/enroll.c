@@ -430,6 +430,26 @@ out:
 	return r;
 }
 
+/* What an operator can do about a 403, from the server's reason
+ * (docs/attestation.md lists them). */
+static const char *
+refusal_hint(const char *why)
+{
+	if (strstr(why, "not registered") != NULL)
+		return "an operator must register this node's EK (tsi node "
+		    "register)";
+	if (strstr(why, "no longer registered") != NULL)
+		return "the node was removed from the inventory while it "
+		    "enrolled; an operator must register it again (tsi node "
+		    "register)";
+	if (strstr(why, "revoked") != NULL)
+		return "the node is registered but revoked; an operator must "
+		    "trust it again (tsi node trust)";
+	if (strstr(why, "policy") != NULL)
+		return "see tsi node show for the quoted PCRs";
+	return "see tsi-attest's log and audit records for this TPM";
+}
+
 /* Maps a refusal to an error and a reason. */
 static int
 refused(const char *step, long status, const struct tsi_buf *answer,
@@ -443,15 +463,15 @@ refused(const char *step, long status, const struct tsi_buf *answer,
 		return fail(reason, reasonlen, TSI_ERR_PARSE, "tsi-attest "
 		    "refused %s as malformed (400): %s", step, why);
 	case 403:
-		/* At start the EK is what is judged; at finish the evidence. */
-		if (strstr(step, "start") != NULL)
-			return fail(reason, reasonlen, TSI_ERR_DENIED,
-			    "tsi-attest refused enrollment at %s (403): %s; an "
-			    "operator must register this node's EK (tsi node "
-			    "register)", step, why);
+		/* tsi-attest answers 403 for every refusal: an unregistered EK
+		 * at start, but also a revoked node, a rejected EK certificate
+		 * or AK, bad evidence, a PCR policy. The hint follows the
+		 * server's reason so that the operator is sent to the right
+		 * command, never told to register a node that is registered. */
 		return fail(reason, reasonlen, TSI_ERR_DENIED, "tsi-attest "
-		    "refused this TPM's evidence at %s (403): %s; see "
-		    "tsi node show for the quoted PCRs", step, why);
+		    "refused %s at %s (403): %s; %s",
+		    strstr(step, "start") != NULL ? "enrollment" :
+		    "this TPM's evidence", step, why, refusal_hint(why));
 	case 410:
 		return fail(reason, reasonlen, TSI_ERR_EXPIRED, "tsi-attest "
 		    "no longer knows the enrollment session (410: unknown, "

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The whole tsi flow on one machine, no manual step:
-#   two software TPMs (swtpm), a cluster CA, two enrolled nodes
-#   (node 1: hipaaCluster/dal05, node 2: hipaaCluster/wdc04), one tsi-issuer
-#   per node, tsi-vault over TLS with the example policies, a medical record,
+#   three software TPMs (swtpm) with EK certificates from a local CA each,
+#   tsi-attest over TLS holding the node CA, two nodes registered by the
+#   operator (node 1: hipaaCluster/dal05, node 2: hipaaCluster/wdc04) whose
+#   tsi-issuers enroll themselves (attested enrollment), a third TPM that
+#   nobody registered refused and listed as pending (then approved by the
+#   operator in hipaaCluster/fra02, and enrolled), tsi-vault over TLS
+#   trusting the node CA with the example policies, a medical record,
 #   and three sidecar runs: the allowed workload on node 1, the same workload
 #   on node 2, another executable on node 1. Then the audit trail.
 #
@@ -20,10 +24,10 @@ BIN=${1:?usage: scripts/demo-flow.sh BIN_DIR}
 BIN=$(cd "$BIN" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
-for p in tsi tsi-issuer tsi-vault tsi-sidecar; do
+for p in tsi tsi-attest tsi-issuer tsi-vault tsi-sidecar; do
 	[ -x "$BIN/$p" ] || { echo "demo: $BIN/$p is missing" >&2; exit 1; }
 done
-for c in swtpm openssl curl sha256sum "$PY"; do
+for c in swtpm swtpm_setup openssl curl sha256sum "$PY"; do
 	command -v "$c" >/dev/null || { echo "demo: '$c' is needed" >&2; exit 1; }
 done
 
@@ -95,17 +99,96 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 
 head1 "Working directory: $W"
 
-# --- 1. Cluster CA -----------------------------------------------------------
-head1 "1. Cluster CA (tsi ca init)"
+# --- 1. tsi-attest: the node CA online, the EK manufacturers' CAs -----------
+head1 "1. tsi-attest (TLS) holding the node CA"
+A=$W/attest
+mkdir -p "$A/data"
 "$BIN/tsi" ca init --out "$W/ca" >/dev/null
-say "   $W/ca/ca.pem: the CA tsi-vault trusts; it signs each node's certificate"
+say "   $W/ca: the node CA (tsi ca init); only tsi-attest holds its key"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$A/tls-ca.key" -out "$A/tls-ca.pem" -days 1 \
+    -subj "/CN=tsi demo attest TLS CA" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$A/tls.key" -out "$A/tls.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$A/tls.ext"
+openssl x509 -req -in "$A/tls.csr" -CA "$A/tls-ca.pem" -CAkey "$A/tls-ca.key" \
+    -CAcreateserial -out "$A/tls.pem" -days 1 -extfile "$A/tls.ext" 2>/dev/null
+chmod 0600 "$A/tls.key" "$A/tls-ca.key"
+(umask 077 && openssl rand -hex 24 >"$A/admin-tokens")
+ATOKEN=$(head -n1 "$A/admin-tokens")
 
-# --- 2. Two nodes: swtpm, issuer key, CSR, certificate, issuer ---------------
+# Each node's TPM is "manufactured" first: swtpm_setup makes its EK and
+# writes an EK certificate signed by a local CA of its own (swtpm_localca),
+# standing in for the TPM vendor's CA. Node 3 is a TPM nobody registers.
+NODES=(1 2 3)
+make_tpm() { # make_tpm N: swtpm state with an EK certificate from a local CA
+	local d=$W/node$1
+	mkdir -p "$d/tpm" "$d/state" "$d/ekca" "$d/ek"
+	cat >"$d/ekca/swtpm-localca.conf" <<EOF
+statedir = $d/ekca
+signingkey = $d/ekca/signkey.pem
+issuercert = $d/ekca/issuercert.pem
+certserial = $d/ekca/certserial
+EOF
+	printf -- '--platform-manufacturer tsi-demo\n--platform-version 2.1\n--platform-model swtpm\n' \
+	    >"$d/ekca/swtpm-localca.options"
+	cat >"$d/ekca/swtpm_setup.conf" <<EOF
+create_certs_tool = swtpm_localca
+create_certs_tool_config = $d/ekca/swtpm-localca.conf
+create_certs_tool_options = $d/ekca/swtpm-localca.options
+active_pcr_banks = sha256
+EOF
+	swtpm_setup --tpm2 --tpm-state "$d/tpm" --create-ek-cert --overwrite \
+	    --config "$d/ekca/swtpm_setup.conf" --write-ek-cert-files "$d/ek" \
+	    >"$d/swtpm_setup.log" 2>&1 ||
+		{ cat "$d/swtpm_setup.log" >&2; die "swtpm_setup for node $1"; }
+	[ -f "$d/ek/ek-rsa2048.crt" ] || die "no EK certificate for node $1"
+}
+for n in "${NODES[@]}"; do
+	make_tpm "$n"
+done
+say "   TPMs manufactured: an RSA EK and its certificate (NV 0x01c00002) in each, from"
+say "   a local CA per node (swtpm_setup --create-ek-cert, swtpm_localca)"
+APORT=$(free_port)
+cat >"$A/attest.conf" <<EOF
+# tsi-attest of the demo
+listen           = "127.0.0.1:$APORT";
+tls_cert         = "$A/tls.pem";
+tls_key          = "$A/tls.key";
+data_dir         = "$A/data";
+admin_token_file = "$A/admin-tokens";
+ek_ca            = [ "$W/node1/ekca/issuercert.pem", "$W/node2/ekca/issuercert.pem",
+                     "$W/node3/ekca/issuercert.pem" ];
+node_ca_cert     = "$W/ca/ca.pem";
+node_ca_key      = "$W/ca/ca.key";
+map_size         = 16777216;
+EOF
+"$BIN/tsi-attest" --config "$A/attest.conf" 2>"$A/attest.log" &
+pids+=($!)
+ATTEST=https://127.0.0.1:$APORT
+wait_for 20 "tsi-attest" curl -sf --cacert "$A/tls-ca.pem" "$ATTEST/v1/health"
+say "   tsi-attest on $ATTEST; ek_ca = the three local CAs"
+# tsi-vault will trust the node CA that tsi-attest publishes.
+curl -sf --cacert "$A/tls-ca.pem" "$ATTEST/v1/node-ca" >"$W/node-ca.pem" ||
+	die "GET /v1/node-ca"
+say "   GET /v1/node-ca -> $W/node-ca.pem: the CA tsi-vault will trust for node certificates"
+tsi_node() {
+	TSI_ATTEST_ADDR=$ATTEST TSI_ATTEST_TOKEN=$ATOKEN TSI_ATTEST_CACERT=$A/tls-ca.pem \
+	    "$BIN/tsi" node "$@"
+}
+
+# --- 2. Two nodes: the operator registers them, the issuers enroll ----------
 declare -A NODE_DC=([1]=dal05 [2]=wdc04) NODE_REGION=([1]=us-south [2]=us-east)
+head1 "2. The operator registers the two nodes' EKs (tsi node register)"
 for n in 1 2; do
-	head1 "2.$n Node $n: hipaaCluster / ${NODE_REGION[$n]} / ${NODE_DC[$n]}"
-	d=$W/node$n
-	mkdir -p "$d/tpm" "$d/state"
+	tsi_node register --ek-cert "$W/node$n/ek/ek-rsa2048.crt" --node "node$n" \
+	    --cluster-name hipaaCluster --region "${NODE_REGION[$n]}" \
+	    --datacenter "${NODE_DC[$n]}" >"$W/node$n/register.out" 2>&1 ||
+		{ cat "$W/node$n/register.out" >&2; die "tsi node register node$n"; }
+	say "   $(cat "$W/node$n/register.out"): hipaaCluster/${NODE_REGION[$n]}/${NODE_DC[$n]}"
+done
+start_swtpm() { # start_swtpm N: runs node N's swtpm, sets port
+	local d=$W/node$1
 	port=$(free_port_pair)
 	[ -n "$port" ] || die "no free port pair for swtpm"
 	swtpm socket --tpm2 --server type=tcp,port="$port",bindaddr=127.0.0.1 \
@@ -113,9 +196,9 @@ for n in 1 2; do
 	    --tpmstate dir="$d/tpm" --flags not-need-init,startup-clear \
 	    >"$d/swtpm.log" 2>&1 &
 	pids+=($!)
-	wait_for 10 "swtpm of node $n" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+	wait_for 10 "swtpm of node $1" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 	cat >"$d/issuer.conf" <<EOF
-# tsi-issuer of demo node $n
+# tsi-issuer of demo node $1
 tcti         = "swtpm:host=127.0.0.1,port=$port";
 state_dir    = "$d/state";
 node_cert    = "$d/node.pem";
@@ -125,20 +208,51 @@ signing      = "delegated";
 resolver     = "unix";
 trust_domain = "tsi.example";
 token_ttl    = 300;
+attest_url   = "$ATTEST";
+attest_ca    = "$A/tls-ca.pem";
 EOF
-	"$BIN/tsi-issuer" csr --config "$d/issuer.conf" >"$d/node.csr" 2>"$d/csr.log" ||
-		{ cat "$d/csr.log" >&2; die "tsi-issuer csr on node $n"; }
-	"$BIN/tsi" ca sign --ca "$W/ca" --cluster-name hipaaCluster \
-	    --region "${NODE_REGION[$n]}" --datacenter "${NODE_DC[$n]}" \
-	    --node "node$n" "$d/node.csr" >"$d/node.pem" ||
-		die "tsi ca sign for node $n"
-	say "   swtpm on 127.0.0.1:$port; the node key was made in that TPM and never leaves it"
-	say "   node certificate binds: $(openssl x509 -in "$d/node.pem" -noout -ext subjectAltName 2>/dev/null | grep -o 'tsi:[^,]*' | tr '\n' ' ')"
+}
+for n in 1 2; do
+	head1 "2.$n Node $n enrolls itself: hipaaCluster / ${NODE_REGION[$n]} / ${NODE_DC[$n]}"
+	d=$W/node$n
+	start_swtpm "$n"
+	say "   swtpm on 127.0.0.1:$port; the node key is made in that TPM and never leaves it"
+	# No node certificate yet: tsi-issuer run proves the TPM to tsi-attest
+	# (EK, AK, certify, activation, quote) and gets one before serving.
 	"$BIN/tsi-issuer" run --config "$d/issuer.conf" 2>"$d/issuer.log" &
 	pids+=($!)
-	wait_for 20 "tsi-issuer of node $n" test -S "$d/issuer.sock"
+	wait_for 30 "tsi-issuer of node $n" test -S "$d/issuer.sock"
+	[ -f "$d/node.pem" ] || die "node $n serves without a node certificate"
+	say "   enrolled: the node certificate binds $(openssl x509 -in "$d/node.pem" -noout -ext subjectAltName 2>/dev/null | grep -o 'tsi:[^,]*' | tr '\n' ' ')"
 	say "   tsi-issuer serving on $d/issuer.sock (resolver: unix)"
 done
+
+head1 "2.3 A third TPM, never registered, tries to enroll: expected REFUSED"
+start_swtpm 3
+set +e
+"$BIN/tsi-issuer" enroll --config "$W/node3/issuer.conf" >"$W/node3/enroll.out" 2>"$W/node3/enroll.log"
+node3_rc=$?
+set -e
+echo "$node3_rc" >"$W/node3/enroll.rc"
+say "   tsi-issuer enroll: exit $node3_rc: $(grep '^tsi-issuer: enroll:' "$W/node3/enroll.log" | head -n1)"
+tsi_node list >"$W/nodes.txt" 2>&1 || { cat "$W/nodes.txt" >&2; die "tsi node list"; }
+tsi_node list --format json >"$W/nodes.json" 2>&1 || { cat "$W/nodes.json" >&2; die "tsi node list --format json"; }
+[ "$quiet" = 1 ] || sed 's/^/   /' "$W/nodes.txt"
+
+head1 "2.4 The operator approves the pending TPM: registers its EK hash in fra02"
+EK3=$("$PY" -c '
+import json, sys
+print([n["ek_sha256"] for n in json.load(open(sys.argv[1]))["data"]["nodes"]
+       if n["state"] == "pending"][0])' "$W/nodes.json") || die "no pending EK listed"
+tsi_node register --ek-sha256 "$EK3" --node node3 --cluster-name hipaaCluster \
+    --region eu-de --datacenter fra02 >"$W/node3/register.out" 2>&1 ||
+	{ cat "$W/node3/register.out" >&2; die "tsi node register node3"; }
+say "   $(cat "$W/node3/register.out")"
+set +e
+"$BIN/tsi-issuer" enroll --config "$W/node3/issuer.conf" >"$W/node3/enroll2.out" 2>"$W/node3/enroll2.log"
+node3_approved_rc=$?
+set -e
+say "   tsi-issuer enroll: exit $node3_approved_rc; the node certificate binds $(openssl x509 -in "$W/node3/node.pem" -noout -ext subjectAltName 2>/dev/null | grep -o 'tsi:[^,]*' | tr '\n' ' ')"
 
 # --- 3. The workloads --------------------------------------------------------
 head1 "3. Workloads (the unix resolver)"
@@ -202,7 +316,7 @@ tls_cert        = "$V/tls.pem";
 tls_key         = "$V/tls.key";
 data_dir        = "$V/data";
 policy_dir      = "$V/policies";
-trust_ca        = [ "$W/ca/ca.pem" ];
+trust_ca        = [ "$W/node-ca.pem" ];
 kv_key_file     = "$V/kv.key";
 root_token_file = "$V/root-token";
 kv_map_size     = 16777216;
@@ -374,6 +488,13 @@ else
 	say "   tsi audit verify: FAILED ($(head -n1 "$W/audit.verify"))"
 fi
 
+if [ "$HAVE_AUDIT_CLI" = 1 ]; then
+	head1 "   tsi-attest's audit: every enrollment decision (tsi audit list --data-dir)"
+	"$BIN/tsi" audit list --data-dir "$A/data" --limit 0 --format table >"$W/attest-audit.table" 2>"$W/attest-audit.err" ||
+		{ cat "$W/attest-audit.err" >&2; die "tsi audit list (tsi-attest)"; }
+	[ "$quiet" = 1 ] || cat "$W/attest-audit.table"
+fi
+
 # --- 8. Results --------------------------------------------------------------
 stop_all
 cat >"$W/results.env" <<EOF
@@ -393,6 +514,10 @@ REFRESH_WRITTEN=$refresh_written
 REFRESH_REMOVED=$refresh_removed
 REFRESH_RC=$refresh_rc
 REFRESH_STOP_MS=$refresh_stop_ms
+ATTEST_DATA=$A/data
+NODE3_ENROLL_RC=$node3_rc
+NODE3_APPROVED_RC=$node3_approved_rc
+NODES_JSON=$W/nodes.json
 EOF
 head1 "8. Summary"
 ok=1
@@ -406,6 +531,12 @@ check() { # check DESCRIPTION CONDITION...
 		ok=0
 	fi
 }
+check "nodes 1 and 2 enrolled themselves (node certificates from tsi-attest)" \
+    test -s "$W/node1/node.pem" -a -s "$W/node2/node.pem"
+check "the unregistered TPM was refused (exit 1) and is listed as pending" \
+    test "$node3_rc" = 1 -a "$(grep -c '"state": *"pending"' "$W/nodes.json")" -ge 1
+check "once approved (registered in fra02), the third TPM enrolled" \
+    test "$node3_approved_rc" = 0 -a -s "$W/node3/node.pem"
 check "workload X on node 1 got the record (exit 0, file mode 0400)" \
     test "$(cat "$W/out/allowed.rc")" = 0 -a "$(stat -c %a "$W/out/allowed/medical/record.json" 2>/dev/null)" = 400
 check "workload X on node 2 was refused (exit 1, no file)" \

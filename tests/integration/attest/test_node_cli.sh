@@ -206,6 +206,25 @@ export TSI_ATTEST_ADDR="https://127.0.0.1:$port" TSI_ATTEST_CACERT="$D/tls.pem"
 "$TSI" node register --ek-cert "$D/ek.pem" --node n9 --cluster-name c --region r \
   --datacenter d >/dev/null || fail "register over TLS"
 "$TSI" node list --format csv | grep -q '^n9,' || fail "list over TLS"
+# An EK certificate in DER, as swtpm_setup --write-ek-cert-files and the
+# TPM's NV index hold it, registers like its PEM form with the same hash.
+openssl req -new -newkey rsa:2048 -nodes -keyout "$D/ek2.key" -subj "/CN=ek2" \
+  -out "$D/ek2.csr" 2>/dev/null
+openssl x509 -req -in "$D/ek2.csr" -CA "$D/ca/issuercert.pem" -CAkey "$D/ca/signkey.pem" \
+  -set_serial 8 -days 30 -outform der -out "$D/ek2.der" \
+  -extfile <(printf 'keyUsage=critical,keyEncipherment\nextendedKeyUsage=2.23.133.8.1\n') 2>/dev/null \
+  || fail "DER EK certificate"
+want2=$(openssl x509 -inform der -in "$D/ek2.der" -pubkey -noout | openssl pkey -pubin -outform der | sha256sum | cut -c1-64)
+out=$("$TSI" node register --ek-cert "$D/ek2.der" --node n10 --cluster-name c --region r \
+  --datacenter d 2>"$D/e") || fail "register a DER EK certificate: $(cat "$D/e")"
+[ "$out" = "registered node n10 (ek_sha256 $want2)" ] || fail "DER register output: $out"
+printf 'not a certificate' > "$D/junk.crt"
+set +e
+"$TSI" node register --ek-cert "$D/junk.crt" --node n11 --cluster-name c --region r \
+  --datacenter d 2>"$D/e"; rc=$?
+set -e
+[ $rc -eq 1 ] || fail "junk EK certificate exit $rc"
+grep -q "not a PEM or DER certificate" "$D/e" || fail "junk EK reason: $(cat "$D/e")"
 curl -sf --cacert "$D/tls.pem" "https://127.0.0.1:$port/v1/node-ca" | cmp -s - "$D/nodeca/ca.pem" \
   || fail "node-ca answers the configured CA"
 set +e
