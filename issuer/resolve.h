@@ -25,9 +25,12 @@
 #define TSI_PODLIST_MAX_BYTES (32u * 1024 * 1024)
 
 /* The container id (64 lower-case hex) in the text of /proc/<pid>/cgroup
- * (cgroup v1 or v2; containerd, CRI-O, docker forms). All lines naming a
- * container must agree. TSI_ERR_NOT_FOUND when the process is in no
- * container, TSI_ERR_PARSE when the text is malformed or ambiguous. */
+ * (cgroup v1 or v2; containerd, CRI-O, docker forms): the one path
+ * component the runtime named after the container. TSI_ERR_NOT_FOUND when
+ * the process is in no container; TSI_ERR_PARSE when the text is malformed
+ * or ambiguous: a path naming more than one container id (a cgroup made
+ * inside a container and named after another), v1 controller lines with
+ * different paths, or a unified line naming another container. */
 int tsi_cgroup_container_id(const char *text, size_t len, char id[65]);
 
 /* Finds the running container with id in a kubelet PodList (borrowed) and

@@ -123,6 +123,83 @@ test_cgroup_refusals(void **state)
 	assert_int_equal(cg("0::/docker/c5db4e65\n", id), TSI_ERR_NOT_FOUND);
 }
 
+/*
+ * A container that can make cgroups under its own (privileged, or a
+ * systemd-in-container runtime) names a child cgroup after another
+ * container: the path then names two ids and is refused, never resolved to
+ * either. A child cgroup with any other name is still its container.
+ */
+static void
+test_cgroup_nested(void **state)
+{
+	char id[65];
+
+	(void)state;
+	assert_int_equal(cg("0::/kubepods.slice/kubepods-besteffort.slice/"
+	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_B ".scope/"
+	    ID_A "\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
+	    ".scope/cri-containerd-" ID_A ".scope\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("0::/kubepods/besteffort/podx/" ID_B "/docker/"
+	    ID_A "\n", id), TSI_ERR_PARSE);
+	/* the same id twice is two components naming a container too */
+	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
+	    ".scope/" ID_B "\n", id), TSI_ERR_PARSE);
+	/* v1: nested in every controller */
+	assert_int_equal(cg(
+	    "4:memory:/kubepods/podx/" ID_B "/" ID_A "\n"
+	    "3:pids:/kubepods/podx/" ID_B "/" ID_A "\n", id), TSI_ERR_PARSE);
+	/* a child cgroup named otherwise: the runtime's own leaf */
+	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
+	    ".scope/init.scope\n", id), TSI_OK);
+	assert_string_equal(id, ID_B);
+}
+
+/* cgroup v1: every controller line must name the same path. */
+static void
+test_cgroup_v1_disagree(void **state)
+{
+	char id[65];
+
+	(void)state;
+	/* one controller moved to another container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "11:pids:/kubepods/pody/" ID_A "\n", id), TSI_ERR_PARSE);
+	/* one controller outside any container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "11:pids:/\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg(
+	    "12:memory:/\n"
+	    "11:pids:/kubepods/podx/" ID_B "\n", id), TSI_ERR_PARSE);
+	/* the same id under another pod path still disagrees */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "11:pids:/kubepods/pody/" ID_B "\n", id), TSI_ERR_PARSE);
+	/* one controller in a child cgroup of the container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "11:pids:/kubepods/podx/" ID_B "/sub\n", id), TSI_ERR_PARSE);
+	/* hybrid: the unified line naming another container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n", id),
+	    TSI_ERR_PARSE);
+	/* hybrid: the unified line the same path, or systemd's own */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "0::/kubepods/podx/" ID_B "\n", id), TSI_OK);
+	assert_string_equal(id, ID_B);
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "0::/system.slice/containerd.service\n", id), TSI_OK);
+	assert_string_equal(id, ID_B);
+	/* two unified lines */
+	assert_int_equal(cg("0::/docker/" ID_F "\n0::/docker/" ID_F "\n", id),
+	    TSI_ERR_PARSE);
+}
+
 static json_t *
 load_pods(void)
 {
@@ -494,6 +571,17 @@ test_kubelet_https(void **state)
 	/* A pid that does not exist. */
 	assert_int_equal(tsi_kubelet_resolve(k, 999999, &w), TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
+	/* Container E made a cgroup inside its own named after A (a running
+	 * container of another pod): neither identity. */
+	fake_proc(f, 4646, "0::/kubepods.slice/kubepods-burstable.slice/"
+	    "kubepods-burstable-pod1234.slice/crio-" ID_E ".scope/" ID_A "\n");
+	assert_int_equal(tsi_kubelet_resolve(k, 4646, &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	/* v1: one controller moved into A's cgroup. */
+	fake_proc(f, 4747, "12:memory:/kubepods/besteffort/podx/" ID_E "\n"
+	    "11:pids:/kubepods/besteffort/pody/" ID_A "\n");
+	assert_int_equal(tsi_kubelet_resolve(k, 4747, &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
 	tsi_kubelet_free(k);
 	tsi_issuer_config_free(cfg);
 }
@@ -707,6 +795,8 @@ main(void)
 		cmocka_unit_test(test_cgroup_containerd),
 		cmocka_unit_test(test_cgroup_crio_docker),
 		cmocka_unit_test(test_cgroup_refusals),
+		cmocka_unit_test(test_cgroup_nested),
+		cmocka_unit_test(test_cgroup_v1_disagree),
 		cmocka_unit_test(test_pod_several_containers),
 		cmocka_unit_test(test_pod_init_and_terminated),
 		cmocka_unit_test(test_pod_bad_image_refused),
