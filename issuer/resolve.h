@@ -36,8 +36,9 @@ int tsi_cgroup_container_id(const char *text, size_t len, char id[65]);
 /* Finds the running container with id in a kubelet PodList (borrowed) and
  * describes its pod. sidecars: digests left out of images. node_name: when
  * not NULL, the pod must be scheduled on this node. TSI_ERR_UNIDENTIFIED when
- * no running container has that id; TSI_ERR_PARSE when the pod's data is
- * unusable. *out: tsi_workload_free. */
+ * no running container has that id, or when more than one status in the
+ * list claims it (logged: ambiguous, whichever comes first); TSI_ERR_PARSE
+ * when the pod's data is unusable. *out: tsi_workload_free. */
 int tsi_kubelet_pod_lookup(const json_t *podlist, const char *id,
     char *const *sidecars, size_t n_sidecars, const char *node_name,
     struct tsi_workload **out);
@@ -54,7 +55,10 @@ void tsi_kubelet_free(struct tsi_kubelet *k);
  * the config). *out: json_decref. */
 int tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out);
 
-/* pid -> workload, refreshing the cached pod list on a miss. */
+/* pid -> workload, refreshing the cached pod list on a miss.
+ * TSI_ERR_UNIDENTIFIED: not a running container of this node's pods (403);
+ * TSI_ERR_IO: the pod list could not be had (unreachable, refused,
+ * malformed or truncated: 503, retry). */
 int tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid,
     struct tsi_workload **out);
 

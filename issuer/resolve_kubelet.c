@@ -78,12 +78,14 @@ static const char *const status_lists[] = { "initContainerStatuses",
 static const char *const spec_lists[] = { "initContainers", "containers",
 	"ephemeralContainers", NULL };
 
-/* The status of the container with this id anywhere in the pod, or NULL. */
-static const json_t *
-find_status(const json_t *pod, const char *id)
+/* How many statuses in the pod name the container with this id; *first:
+ * the first of them. */
+static size_t
+count_status(const json_t *pod, const char *id, const json_t **first)
 {
 	const json_t *status = json_object_get(pod, "status");
 	const char *const *l;
+	size_t n = 0;
 
 	for (l = status_lists; *l != NULL; l++) {
 		const json_t *arr = json_object_get(status, *l), *st;
@@ -91,11 +93,11 @@ find_status(const json_t *pod, const char *id)
 
 		json_array_foreach(arr, i, st) {
 			const char *sid = status_id(st);
-			if (sid != NULL && strcmp(sid, id) == 0)
-				return st;
+			if (sid != NULL && strcmp(sid, id) == 0 && n++ == 0)
+				*first = st;
 		}
 	}
-	return NULL;
+	return n;
 }
 
 static int
@@ -223,35 +225,45 @@ tsi_kubelet_pod_lookup(const json_t *podlist, const char *id,
     char *const *sidecars, size_t n_sidecars, const char *node_name,
     struct tsi_workload **out)
 {
-	const json_t *items, *pod;
-	size_t i;
+	const json_t *items, *pod, *found = NULL, *st = NULL, *pst;
+	const char *node;
+	size_t i, n = 0, k;
 
 	if (podlist == NULL || id == NULL || out == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if (!json_is_array(items = json_object_get(podlist, "items")))
 		return TSI_ERR_PARSE;
+	/* Every pod is looked at: a container id claimed twice (two pods,
+	 * or twice in one) names nobody, whichever comes first. */
 	json_array_foreach(items, i, pod) {
-		const json_t *st = find_status(pod, id);
-		const char *node;
-
-		if (st == NULL)
+		if ((k = count_status(pod, id, &pst)) == 0)
 			continue;
-		if (json_object_get(json_object_get(st, "state"), "running") ==
-		    NULL) {
-			tsi_log(TSI_LOG_INFO, "resolve.not_running",
-			    TSI_LS("container", jstr(st, "name")));
-			return TSI_ERR_UNIDENTIFIED;
+		if (n == 0) {
+			found = pod;
+			st = pst;
 		}
-		node = jstr(json_object_get(pod, "spec"), "nodeName");
-		if (node_name != NULL && (node == NULL ||
-		    strcmp(node, node_name) != 0)) {
-			tsi_log(TSI_LOG_WARN, "resolve.other_node",
-			    TSI_LS("pod_node", node ? node : ""));
-			return TSI_ERR_UNIDENTIFIED;
-		}
-		return describe_pod(pod, st, sidecars, n_sidecars, out);
+		n += k;
 	}
-	return TSI_ERR_UNIDENTIFIED;
+	if (n == 0)
+		return TSI_ERR_UNIDENTIFIED;
+	if (n > 1) {
+		tsi_log(TSI_LOG_WARN, "resolve.ambiguous_container",
+		    TSI_LS("container_id", id), TSI_LI("claims", (long long)n));
+		return TSI_ERR_UNIDENTIFIED;
+	}
+	if (json_object_get(json_object_get(st, "state"), "running") == NULL) {
+		tsi_log(TSI_LOG_INFO, "resolve.not_running",
+		    TSI_LS("container", jstr(st, "name")));
+		return TSI_ERR_UNIDENTIFIED;
+	}
+	node = jstr(json_object_get(found, "spec"), "nodeName");
+	if (node_name != NULL && (node == NULL ||
+	    strcmp(node, node_name) != 0)) {
+		tsi_log(TSI_LOG_WARN, "resolve.other_node",
+		    TSI_LS("pod_node", node ? node : ""));
+		return TSI_ERR_UNIDENTIFIED;
+	}
+	return describe_pod(found, st, sidecars, n_sidecars, out);
 }
 
 int
@@ -321,6 +333,21 @@ out:
 	return r;
 }
 
+/* {"items": [ {...}, ... ]}: anything else is not a pod list. */
+static int
+podlist_shape_ok(const json_t *j)
+{
+	const json_t *items = json_object_get(j, "items"), *pod;
+	size_t i;
+
+	if (!json_is_object(j) || !json_is_array(items))
+		return 0;
+	json_array_foreach(items, i, pod)
+		if (!json_is_object(pod))
+			return 0;
+	return 1;
+}
+
 int
 tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 {
@@ -385,8 +412,9 @@ tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 		goto out;
 	}
 	if ((j = json_loadb(tsi_buf_str(body), tsi_buf_len(body),
-	    JSON_REJECT_DUPLICATES, &jerr)) == NULL || !json_is_object(j)) {
-		tsi_log(TSI_LOG_ERROR, "kubelet.parse", TSI_LS("error", jerr.text));
+	    JSON_REJECT_DUPLICATES, &jerr)) == NULL || !podlist_shape_ok(j)) {
+		tsi_log(TSI_LOG_ERROR, "kubelet.parse", TSI_LS("error",
+		    j == NULL ? jerr.text : "not a list of pod objects"));
 		json_decref(j);
 		r = TSI_ERR_PARSE;
 		goto out;
@@ -443,8 +471,12 @@ tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid, struct tsi_workload **out)
 	 * more often than KUBELET_MIN_REFRESH_MS whoever asks. */
 	if (r == TSI_ERR_UNIDENTIFIED &&
 	    (k->pods == NULL || now - k->fetched_ms >= KUBELET_MIN_REFRESH_MS)) {
-		if ((r = tsi_kubelet_fetch(k, &fresh)) != TSI_OK)
+		/* Whatever failed (unreachable, refused, a malformed or
+		 * truncated list), the caller may be fine: 503, retry. */
+		if ((r = tsi_kubelet_fetch(k, &fresh)) != TSI_OK) {
+			r = TSI_ERR_IO;
 			goto out;
+		}
 		json_decref(k->pods);
 		k->pods = fresh;
 		k->fetched_ms = mono_ms();

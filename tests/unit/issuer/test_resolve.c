@@ -325,6 +325,56 @@ test_pod_bad_image_refused(void **state)
 	json_decref(pods);
 }
 
+/* Two pods (or one pod twice) claiming one container id: nobody, whichever
+ * comes first, and whatever state each claims. */
+#define DUP_PODS(state) \
+    "{\"items\": [{" \
+    "\"metadata\": {\"name\": \"victim\", \"namespace\": \"medical\"}," \
+    "\"spec\": {\"nodeName\": \"node-1\", \"containers\": [{\"name\": \"a\", \"image\": \"a:1\"}]}," \
+    "\"status\": {\"containerStatuses\": [" \
+    "  {\"name\": \"a\", \"containerID\": \"containerd://" ID_A "\"," \
+    "   \"imageID\": \"" IMG_APP "\", \"state\": {\"running\": {}}}]}}," \
+    "{\"metadata\": {\"name\": \"claimer\", \"namespace\": \"tenant\"}," \
+    "\"spec\": {\"nodeName\": \"node-1\", \"containers\": [{\"name\": \"b\", \"image\": \"b:1\"}]}," \
+    "\"status\": {\"containerStatuses\": [" \
+    "  {\"name\": \"b\", \"containerID\": \"containerd://" ID_A "\"," \
+    "   \"imageID\": \"" IMG_WEB2 "\", \"state\": {\"" state "\": {}}}]}}]}"
+
+static void
+test_pod_duplicate_id(void **state)
+{
+	static const char *texts[] = { DUP_PODS("running"),
+		DUP_PODS("terminated"), DUP_PODS("waiting") };
+	struct tsi_workload *w = NULL;
+	json_t *pods;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		assert_non_null(pods = json_loads(texts[i], 0, NULL));
+		assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, NULL, 0,
+		    "node-1", &w), TSI_ERR_UNIDENTIFIED);
+		assert_null(w);
+		json_decref(pods);
+	}
+	/* One pod listing the id twice (a container and an ephemeral one). */
+	pods = json_loads("{\"items\": [{"
+	    "\"metadata\": {\"name\": \"p\", \"namespace\": \"n\"},"
+	    "\"spec\": {\"containers\": [{\"name\": \"a\", \"image\": \"a:1\"}]},"
+	    "\"status\": {\"containerStatuses\": ["
+	    "  {\"name\": \"a\", \"containerID\": \"containerd://" ID_A "\","
+	    "   \"imageID\": \"" IMG_APP "\", \"state\": {\"running\": {}}}],"
+	    " \"ephemeralContainerStatuses\": ["
+	    "  {\"name\": \"dbg\", \"containerID\": \"cri-o://" ID_A "\","
+	    "   \"imageID\": \"" IMG_WEB2 "\", \"state\": {\"running\": {}}}]}}]}",
+	    0, NULL);
+	assert_non_null(pods);
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, NULL, 0, NULL, &w),
+	    TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	json_decref(pods);
+}
+
 static void
 test_digest_normalize(void **state)
 {
@@ -586,6 +636,56 @@ test_kubelet_https(void **state)
 	tsi_issuer_config_free(cfg);
 }
 
+/*
+ * What the kubelet serves decides 403 against 503: a container id claimed
+ * twice is refused (403); a list that is malformed or cut short is the
+ * kubelet's failure, not the caller's (503, retry).
+ */
+static void
+test_kubelet_list_faults(void **state)
+{
+	struct kfx *f = *state;
+	struct tsi_issuer_config *cfg = kubelet_config(f, "s3cret-token\n");
+	struct tsi_kubelet *k = NULL;
+	struct tsi_workload *w = NULL;
+	char *full = NULL, path[1024];
+	size_t len = 0, i;
+	static const char *bad[] = { "", "{", "[]", "{\"items\": {}}",
+		"{\"items\": [1]}", "{\"kind\": \"PodList\"}", NULL };
+
+	fake_proc(f, 5151, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	write_file(f->pods, DUP_PODS("running"));
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_resolve(k, 5151, &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	tsi_kubelet_free(k);
+
+	/* The real list cut short at several points. */
+	snprintf(path, sizeof(path), "%s/tests/data/issuer/pods.json",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	assert_int_equal(tsi_read_small_file(path, 1 << 20, &full, &len), TSI_OK);
+	for (i = 1; i < 8; i++) {
+		FILE *o = fopen(f->pods, "w");
+		assert_non_null(o);
+		assert_int_equal(fwrite(full, 1, len * i / 8, o), len * i / 8);
+		assert_int_equal(fclose(o), 0);
+		assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+		assert_int_equal(tsi_kubelet_resolve(k, 5151, &w), TSI_ERR_IO);
+		assert_null(w);
+		tsi_kubelet_free(k);
+	}
+	for (i = 0; bad[i] != NULL; i++) {
+		write_file(f->pods, bad[i]);
+		assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+		if (tsi_kubelet_resolve(k, 5151, &w) != TSI_ERR_IO)
+			fail_msg("pod list '%s' not a 503-class failure", bad[i]);
+		assert_null(w);
+		tsi_kubelet_free(k);
+	}
+	free(full);
+	tsi_issuer_config_free(cfg);
+}
+
 static void
 test_kubelet_refused(void **state)
 {
@@ -800,10 +900,13 @@ main(void)
 		cmocka_unit_test(test_pod_several_containers),
 		cmocka_unit_test(test_pod_init_and_terminated),
 		cmocka_unit_test(test_pod_bad_image_refused),
+		cmocka_unit_test(test_pod_duplicate_id),
 		cmocka_unit_test(test_digest_normalize),
 		cmocka_unit_test_setup_teardown(test_kubelet_https,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test_setup_teardown(test_kubelet_refused,
+		    kubelet_setup, kubelet_teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_list_faults,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test(test_unix_self),
 		cmocka_unit_test(test_unix_replaced_binary),
