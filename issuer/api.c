@@ -32,9 +32,7 @@ struct tsi_api {
 /* Who is on the other end, taken once when the connection is accepted. */
 struct peer {
 	int ok;
-	struct ucred cred;
-	unsigned long long starttime;
-	int stat_fd;                    /* <pid>/stat of the caller, or -1 */
+	struct tsi_peer id;             /* checked again for every request */
 	struct tsi_claims_memo *memo;   /* this caller's encoded claims */
 };
 
@@ -177,14 +175,12 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	struct tsi_api *api = cls;
 	const union MHD_ConnectionInfo *ci;
 	struct peer *p;
-	socklen_t len;
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
 		p = *socket_context;
 		if (p != NULL) {
 			tsi_claims_memo_free(p->memo);
-			if (p->stat_fd >= 0)
-				close(p->stat_fd);
+			tsi_peer_release(&p->id);
 		}
 		free(p);
 		*socket_context = NULL;
@@ -193,15 +189,10 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return;
 	p->memo = tsi_claims_memo_new();     /* NULL: no reuse, still correct */
-	p->stat_fd = -1;
-	len = sizeof(p->cred);
+	p->id.stat_fd = -1;
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci != NULL &&
-	    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &p->cred,
-	    &len) == 0 && len == sizeof(p->cred) && p->cred.pid > 0 &&
-	    (p->stat_fd = tsi_proc_stat_open(api->cfg->proc_root,
-	    p->cred.pid)) >= 0 &&
-	    tsi_proc_starttime_fd(p->stat_fd, &p->starttime) == TSI_OK)
+	if (ci != NULL && tsi_peer_take(api->cfg->proc_root,
+	    api->cfg->resolver, ci->connect_fd, &p->id) == TSI_OK)
 		p->ok = 1;
 	*socket_context = p;
 }
@@ -213,7 +204,6 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	const struct peer *p;
 	struct tsi_workload *w = NULL;
 	struct args a = { 0, 0, NULL };
-	unsigned long long st2 = 0;
 	char reason[256], *token = NULL;
 	long long exp = 0;
 	enum MHD_Result ret;
@@ -236,28 +226,25 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	}
 	if (tsi_monitor_status(api->monitor, reason, sizeof(reason)) != TSI_OK) {
 		tsi_log(TSI_LOG_WARN, "token.unavailable", TSI_LI("pid",
-		    p->cred.pid), TSI_LS("reason", reason));
+		    p->id.pid), TSI_LS("reason", reason));
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "TPM unavailable, retry later");
 	}
-	r = tsi_resolver_resolve(api->resolver, p->cred.pid, p->cred.uid, &w);
-	/* The pid must still be the process that connected. */
-	if (r == TSI_OK && (tsi_proc_starttime_fd(p->stat_fd, &st2) !=
-	    TSI_OK || st2 != p->starttime)) {
-		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->cred.pid),
-		    TSI_LS("reason", "the connecting process is gone"));
-		r = TSI_ERR_UNIDENTIFIED;
-	}
+	r = tsi_resolver_resolve(api->resolver, &p->id, &w);
+	/* The pid must still be the process that connected, running what
+	 * it ran then, after everything was read about it. */
+	if (r == TSI_OK)
+		r = tsi_peer_check(api->cfg->proc_root, &p->id);
 	if (r == TSI_ERR_UNIDENTIFIED || r == TSI_ERR_PARSE ||
 	    r == TSI_ERR_NOT_FOUND) {
-		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->cred.pid),
-		    TSI_LI("uid", p->cred.uid), TSI_LS("reason", tsi_strerror(r)));
+		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->id.pid),
+		    TSI_LI("uid", p->id.uid), TSI_LS("reason", tsi_strerror(r)));
 		ret = reply_error(c, MHD_HTTP_FORBIDDEN, "caller not identifiable");
 		goto out;
 	}
 	if (r != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "token.resolve_failed",
-		    TSI_LI("pid", p->cred.pid), TSI_LS("error", tsi_strerror(r)));
+		    TSI_LI("pid", p->id.pid), TSI_LS("error", tsi_strerror(r)));
 		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "workload lookup unavailable, retry later");
 		goto out;
@@ -276,8 +263,8 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 		    "internal error");
 		goto out;
 	}
-	tsi_log(TSI_LOG_INFO, "token.issued", TSI_LI("pid", p->cred.pid),
-	    TSI_LI("uid", p->cred.uid), TSI_LS("aud", a.aud),
+	tsi_log(TSI_LOG_INFO, "token.issued", TSI_LI("pid", p->id.pid),
+	    TSI_LI("uid", p->id.uid), TSI_LS("aud", a.aud),
 	    TSI_LS("namespace", w->namespace ? w->namespace : ""),
 	    TSI_LS("pod", w->pod ? w->pod : ""),
 	    TSI_LS("exe", w->exe ? w->exe : ""), TSI_LI("exp", exp));

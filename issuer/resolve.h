@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "issuer/config.h"
+#include "issuer/peer.h"
 #include "issuer/workload.h"
 
 #define TSI_CGROUP_MAX_BYTES 65536
@@ -62,10 +63,18 @@ int tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out);
 int tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid,
     struct tsi_workload **out);
 
-/* pid -> host workload: uid (from the peer credentials), exe path, and the
- * executable's SHA-256 as the one image. *out: tsi_workload_free. */
-int tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
+/* The same for a connection's peer: the container must still be the one
+ * taken at accept (TSI_ERR_UNIDENTIFIED otherwise, or when it was in
+ * none). */
+int tsi_kubelet_resolve_peer(struct tsi_kubelet *k, const struct tsi_peer *p,
     struct tsi_workload **out);
+
+/* pid -> host workload: uid (from the peer credentials), exe path, and the
+ * executable's SHA-256 as the one image. bind (may be NULL, borrowed): the
+ * snapshot taken at accept; the executable must be the file it recorded
+ * (TSI_ERR_UNIDENTIFIED otherwise). *out: tsi_workload_free. */
+int tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
+    const struct tsi_peer *bind, struct tsi_workload **out);
 
 /* The process start time (field 22 of <proc_root>/<pid>/stat, clock ticks
  * since boot), to notice a pid that was reused. */
@@ -92,7 +101,9 @@ struct tsi_resolver;
 int tsi_resolver_new(const struct tsi_issuer_config *cfg,
     struct tsi_resolver **out);
 void tsi_resolver_free(struct tsi_resolver *r);
-int tsi_resolver_resolve(struct tsi_resolver *r, pid_t pid, uid_t uid,
+/* The workload of the process behind a connection (p: the snapshot taken
+ * at accept, borrowed). The caller checks tsi_peer_check afterwards. */
+int tsi_resolver_resolve(struct tsi_resolver *r, const struct tsi_peer *p,
     struct tsi_workload **out);
 
 #endif /* TSI_ISSUER_RESOLVE_H */

@@ -447,8 +447,9 @@ container_of(const char *proc_root, pid_t pid, char id[65])
 	return r;
 }
 
-int
-tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid, struct tsi_workload **out)
+static int
+kubelet_resolve(struct tsi_kubelet *k, pid_t pid, const char *expect,
+    struct tsi_workload **out)
 {
 	const struct tsi_issuer_config *cfg = k->cfg;
 	json_t *fresh = NULL;
@@ -459,6 +460,12 @@ tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid, struct tsi_workload **out)
 	if ((r = container_of(cfg->proc_root, pid, id)) != TSI_OK) {
 		tsi_log(TSI_LOG_INFO, "resolve.no_container", TSI_LI("pid", pid),
 		    TSI_LS("error", tsi_strerror(r)));
+		return TSI_ERR_UNIDENTIFIED;
+	}
+	if (expect != NULL && strcmp(expect, id) != 0) {
+		tsi_log(TSI_LOG_WARN, "resolve.container_changed",
+		    TSI_LI("pid", pid), TSI_LS("container_id", id),
+		    TSI_LS("at_accept", expect));
 		return TSI_ERR_UNIDENTIFIED;
 	}
 	pthread_mutex_lock(&k->mu);
@@ -489,4 +496,23 @@ out:
 		tsi_log(TSI_LOG_INFO, "resolve.unknown_container",
 		    TSI_LI("pid", pid), TSI_LS("container_id", id));
 	return r;
+}
+
+int
+tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid, struct tsi_workload **out)
+{
+	return kubelet_resolve(k, pid, NULL, out);
+}
+
+int
+tsi_kubelet_resolve_peer(struct tsi_kubelet *k, const struct tsi_peer *p,
+    struct tsi_workload **out)
+{
+	if (p->container[0] == '\0') {
+		tsi_log(TSI_LOG_INFO, "resolve.no_container",
+		    TSI_LI("pid", p->pid), TSI_LS("error",
+		    "in no container when it connected"));
+		return TSI_ERR_UNIDENTIFIED;
+	}
+	return kubelet_resolve(k, p->pid, p->container, out);
 }

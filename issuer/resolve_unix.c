@@ -135,7 +135,7 @@ out:
 
 int
 tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
-    struct tsi_workload **out)
+    const struct tsi_peer *bind, struct tsi_workload **out)
 {
 	struct tsi_workload *w = NULL;
 	char path[512], exe[PATH_MAX], digest[72];
@@ -159,6 +159,14 @@ tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
 		tsi_log(TSI_LOG_INFO, "resolve.no_exe", TSI_LI("pid", pid),
 		    TSI_LS("error", strerror(errno)));
+		return TSI_ERR_UNIDENTIFIED;
+	}
+	/* The process may have exec'd since it connected: its identity is
+	 * the program it ran then, and it no longer runs it. */
+	if (bind != NULL && (!bind->has_exe || st.st_dev != bind->exe_dev ||
+	    st.st_ino != bind->exe_ino)) {
+		tsi_log(TSI_LOG_WARN, "resolve.exe_changed", TSI_LI("pid", pid),
+		    TSI_LS("exe", exe));
 		return TSI_ERR_UNIDENTIFIED;
 	}
 	if (!cache_get(&st, digest)) {

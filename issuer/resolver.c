@@ -41,12 +41,13 @@ tsi_resolver_free(struct tsi_resolver *r)
 }
 
 int
-tsi_resolver_resolve(struct tsi_resolver *r, pid_t pid, uid_t uid,
+tsi_resolver_resolve(struct tsi_resolver *r, const struct tsi_peer *p,
     struct tsi_workload **out)
 {
-	if (pid <= 0)
+	if (p->pid <= 0)
 		return TSI_ERR_UNIDENTIFIED;
 	if (r->cfg->resolver == TSI_RESOLVER_UNIX)
-		return tsi_unix_resolve(r->cfg->proc_root, pid, uid, out);
-	return tsi_kubelet_resolve(r->kubelet, pid, out);
+		return tsi_unix_resolve(r->cfg->proc_root, p->pid, p->uid, p,
+		    out);
+	return tsi_kubelet_resolve_peer(r->kubelet, p, out);
 }

@@ -12,11 +12,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -984,6 +988,179 @@ test_kubelet_workload(void **state)
 	waitpid(kubelet, NULL, 0);
 }
 
+/* --- the process behind a connection ------------------------------------ */
+
+/* One GET on a connected socket: the status, the body in buf (NUL ended).
+ * Bounded: 5 s per read. -1 on any failure. */
+static int
+raw_get(int fd, const char *path, char *buf, size_t cap)
+{
+	char req[512];
+	size_t got = 0, want = 0;
+	const char *hend, *cl;
+	struct pollfd pf;
+	int n, status;
+	ssize_t k;
+
+	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n"
+	    "\r\n", path);
+	if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n)
+		return -1;
+	for (;;) {
+		buf[got] = '\0';
+		if ((hend = strstr(buf, "\r\n\r\n")) != NULL &&
+		    (cl = strcasestr(buf, "Content-Length:")) != NULL &&
+		    cl < hend) {
+			want = (size_t)(hend + 4 - buf) + strtoul(cl + 15, NULL, 10);
+			if (got >= want)
+				break;
+		}
+		pf.fd = fd;
+		pf.events = POLLIN;
+		if (got + 1 >= cap || poll(&pf, 1, 5000) != 1 ||
+		    (k = read(fd, buf + got, cap - 1 - got)) <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+		return -1;
+	memmove(buf, hend + 4, got - (size_t)(hend + 4 - buf));
+	buf[got - (size_t)(hend + 4 - buf)] = '\0';
+	return status;
+}
+
+enum race { RACE_NONE, RACE_EXEC, RACE_EXIT };
+
+/*
+ * The attack of the exec race, on the real socket: a process connects (the
+ * issuer takes its identity at accept: its first request is answered, so
+ * the snapshot was taken), forks, and then runs another executable (EXEC)
+ * or exits (EXIT) or stays as it was (NONE), while its child asks for a
+ * token on the connection it inherited. SO_PEERCRED keeps naming the
+ * connector. Returns the status the child got; its body in body.
+ */
+static int
+race(struct ifx *f, enum race mode, char *body, size_t cap)
+{
+	int res[2], go[2], status = -1, fd, st;
+	struct sockaddr_un sa;
+	pid_t p, c = 0;
+	char line[64];
+	FILE *in;
+
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	assert_int_equal(pipe(res), 0);
+	assert_int_equal(pipe(go), 0);
+	if ((p = fork()) == 0) {
+		char buf[8192];
+
+		close(res[0]);
+		close(go[1]);
+		/* No SOCK_CLOEXEC: the connection survives exec. */
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+			_exit(2);
+		memset(&sa, 0, sizeof(sa));
+		sa.sun_family = AF_UNIX;
+		memcpy(sa.sun_path, f->sock, strlen(f->sock) + 1);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+		    raw_get(fd, "/v1/health", buf, sizeof(buf)) != 200)
+			_exit(3);
+		if ((c = fork()) == 0) {
+			char ex[64], resp[65536];
+			long long deadline = test_now_ms() + 10000;
+			ssize_t n;
+			int sc;
+
+			/* Until the connector is what the mode makes it. */
+			if (mode == RACE_EXEC) {
+				snprintf(ex, sizeof(ex), "/proc/%ld/exe",
+				    (long)getppid());
+				while (test_now_ms() < deadline &&
+				    ((n = readlink(ex, buf, sizeof(buf) - 1)) <= 0 ||
+				    (buf[n] = '\0', strstr(buf, "sleep") == NULL)))
+					usleep(1000);
+			} else if (read(go[0], buf, 1) != 1)
+				_exit(4);
+			sc = raw_get(fd, "/v1/token?aud=tsi-vault", resp,
+			    sizeof(resp));
+			dprintf(res[1], "%d %ld\n%s", sc, (long)getpid(), resp);
+			_exit(0);
+		}
+		/* Only the child answers (and so EOF comes when it is done). */
+		close(res[1]);
+		close(go[0]);
+		if (mode == RACE_EXEC)
+			execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		if (mode == RACE_EXIT)
+			_exit(0);
+		/* NONE: the connector stays as it was until killed. */
+		for (;;)
+			pause();
+	}
+	close(res[1]);
+	close(go[0]);
+	if (mode == RACE_EXIT) {
+		assert_int_equal(waitpid(p, &st, 0), p);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	if (mode != RACE_EXEC)
+		assert_int_equal(write(go[1], "g", 1), 1);
+	assert_non_null(in = fdopen(res[0], "r"));
+	if (fgets(line, sizeof(line), in) != NULL) {
+		long cl;
+		size_t n;
+		if (sscanf(line, "%d %ld", &status, &cl) == 2)
+			c = (pid_t)cl;
+		n = fread(body, 1, cap - 1, in);
+		body[n] = '\0';
+	}
+	fclose(in);
+	close(go[1]);
+	if (mode != RACE_EXIT) {
+		kill(p, SIGKILL);
+		assert_int_equal(waitpid(p, NULL, 0), p);
+	}
+	if (c > 0)     /* reparented to this process (subreaper) */
+		assert_int_equal(waitpid(c, NULL, 0), c);
+	return status;
+}
+
+static void
+test_exec_race(void **state)
+{
+	struct ifx *f = *state;
+	char body[65536];
+	json_t *hdr = NULL, *cl = NULL, *j;
+	int st;
+
+	enroll(f);
+	start_issuer(f);
+	/* The connector runs /bin/sleep now; it ran this test's binary when
+	 * it connected. Its child must not get a token naming sleep. */
+	st = race(f, RACE_EXEC, body, sizeof(body));
+	if (st == 200 && (j = json_loads(body, 0, NULL)) != NULL) {
+		(void)tsi_jwt_decode_unverified(json_string_value(
+		    json_object_get(j, "token")), &hdr, &cl);
+		fail_msg("exec race: 200, a token for exe %s",
+		    cl ? json_string_value(json_object_get(cl, "exe")) : "?");
+	}
+	assert_int_equal(st, 403);
+	assert_null(strstr(body, "\"token\""));
+	assert_true(log_has(f, "resolve.exe_changed"));
+	/* The connector exited: the pid names nobody (or someone else). */
+	st = race(f, RACE_EXIT, body, sizeof(body));
+	assert_int_equal(st, 403);
+	assert_null(strstr(body, "\"token\""));
+	/* The control: the connector unchanged, its child gets the
+	 * connector's identity (a socket handed on keeps it, as documented). */
+	st = race(f, RACE_NONE, body, sizeof(body));
+	assert_int_equal(st, 200);
+	assert_non_null(strstr(body, "\"token\""));
+	json_decref(hdr);
+	json_decref(cl);
+	assert_int_equal(stop_issuer(f), 0);
+}
+
 static void
 test_socket_mode(void **state)
 {
@@ -1045,6 +1222,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kubelet_workload,
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_mode,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_race,
 		    setup_delegated, teardown),
 	};
 
