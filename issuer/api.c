@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,14 @@ struct peer {
 	int ok;
 	struct tsi_peer id;             /* checked again for every request */
 	struct tsi_claims_memo *memo;   /* this caller's encoded claims */
+	/* A request whose resolution waits for work on another thread
+	 * (hashing an executable) is suspended, not left holding its
+	 * event-loop thread; the worker's wake resumes it. suspended and
+	 * woken under mu: a wake before the suspension is remembered. */
+	struct MHD_Connection *conn;
+	pthread_mutex_t mu;
+	int suspended, woken;
+	struct tsi_resolve_state rs;
 };
 
 static int request_marker;
@@ -181,6 +190,10 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 		if (p != NULL) {
 			tsi_claims_memo_free(p->memo);
 			tsi_peer_release(&p->id);
+			/* Never suspended here: a suspended connection is
+			 * not closed, so no work on it is in flight. */
+			tsi_resolve_state_clear(&p->rs);
+			pthread_mutex_destroy(&p->mu);
 		}
 		free(p);
 		*socket_context = NULL;
@@ -188,6 +201,11 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return;
+	if (pthread_mutex_init(&p->mu, NULL) != 0) {
+		free(p);
+		return;
+	}
+	p->conn = c;
 	p->memo = tsi_claims_memo_new();     /* NULL: no reuse, still correct */
 	p->id.stat_fd = -1;
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -197,11 +215,54 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	*socket_context = p;
 }
 
+/* The wake of a request waiting for a resolver's worker (any thread). */
+static void
+peer_wake(void *arg)
+{
+	struct peer *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->suspended) {
+		p->suspended = 0;
+		MHD_resume_connection(p->conn);
+	} else
+		p->woken = 1;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* After the resolver said TSI_ERR_AGAIN: 1 when the connection was
+ * suspended (its wake will resume it), 0 when the wake already came. */
+static int
+peer_suspend(struct peer *p, struct MHD_Connection *c)
+{
+	int suspended = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->woken)
+		p->woken = 0;
+	else {
+		p->suspended = 1;
+		MHD_suspend_connection(c);
+		suspended = 1;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return suspended;
+}
+
+static struct peer *
+conn_peer(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result
 handle_token(struct tsi_api *api, struct MHD_Connection *c)
 {
-	const union MHD_ConnectionInfo *ci;
-	const struct peer *p;
+	struct tsi_wake wake;
+	struct peer *p;
 	struct tsi_workload *w = NULL;
 	struct args a = { 0, 0, NULL };
 	char reason[256], *token = NULL;
@@ -216,8 +277,7 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	if (a.n_aud != 1 || !tsi_aud_ok(a.aud))
 		return reply_error(c, MHD_HTTP_BAD_REQUEST,
 		    "aud is required: 1-256 printable characters, no spaces");
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	p = ci != NULL ? ci->socket_context : NULL;
+	p = conn_peer(c);
 	if (p == NULL || !p->ok) {
 		tsi_log(TSI_LOG_WARN, "token.denied",
 		    TSI_LS("reason", "no peer credentials"));
@@ -230,7 +290,12 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "TPM unavailable, retry later");
 	}
-	r = tsi_resolver_resolve(api->resolver, &p->id, &w);
+	wake.fn = peer_wake;
+	wake.arg = p;
+	while ((r = tsi_resolver_resolve(api->resolver, &p->id, &p->rs, &wake,
+	    &w)) == TSI_ERR_AGAIN)
+		if (peer_suspend(p, c))
+			return MHD_YES;    /* asked again once resumed */
 	/* The pid must still be the process that connected, running what
 	 * it ran then, after everything was read about it. */
 	if (r == TSI_OK)
@@ -327,6 +392,10 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	/* Answer on the second call: a response queued on the first call
 	 * makes libmicrohttpd close the connection (no keep-alive). */
 	if (*req_ctx == NULL) {
+		struct peer *p = conn_peer(c);
+		/* A new request: nothing of the last one's resolution. */
+		if (p != NULL)
+			tsi_resolve_state_clear(&p->rs);
 		*req_ctx = &request_marker;
 		return MHD_YES;
 	}
@@ -449,6 +518,9 @@ tsi_api_stop(struct tsi_api *a)
 {
 	if (a == NULL)
 		return;
+	/* libmicrohttpd must not stop with a suspended connection: every
+	 * waiting request is woken first, and none waits after this. */
+	tsi_resolver_stop(a->resolver);
 	if (a->daemon != NULL)
 		MHD_stop_daemon(a->daemon);     /* closes the listen socket */
 	else if (a->fd >= 0)

@@ -13,6 +13,7 @@ enum tsi_resolver_kind { TSI_RESOLVER_KUBELET = 0, TSI_RESOLVER_UNIX = 1 };
 
 #define TSI_TOKEN_TTL_MAX 3600
 #define TSI_ISSUER_SIDECARS_MAX 16
+#define TSI_ISSUER_MAX_EXE_SIZE_DEFAULT (512LL * 1024 * 1024)
 
 struct tsi_issuer_config {
 	char *tcti;
@@ -35,6 +36,7 @@ struct tsi_issuer_config {
 	size_t n_sidecar_images;
 	char *node_name;                /* NULL: the host name */
 	int max_clients;
+	long long max_exe_size;         /* unix: larger executables are refused */
 	char *log_level;                /* NULL: info */
 };
 

@@ -69,12 +69,56 @@ int tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid,
 int tsi_kubelet_resolve_peer(struct tsi_kubelet *k, const struct tsi_peer *p,
     struct tsi_workload **out);
 
+/* How a request that had to wait is woken: fn(arg), called once, from
+ * another thread, when the resolution may be asked for again. */
+struct tsi_wake {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+/* Executables hashed off the threads that serve requests: a few hashing
+ * threads, at most TSI_EXE_HASH_PER_UID files of one uid at a time, at
+ * most TSI_EXE_HASH_QUEUE waiting in all, nothing over max_size bytes. */
+#define TSI_EXE_HASH_THREADS 2
+#define TSI_EXE_HASH_PER_UID 1
+#define TSI_EXE_HASH_QUEUE 32
+struct tsi_exe_hasher;
+struct tsi_hash_job;
+
+/* *out: tsi_exe_hasher_free. */
+int tsi_exe_hasher_new(long long max_size, struct tsi_exe_hasher **out);
+
+/* Refuses new work, cuts short the hashing in progress, wakes every
+ * waiting request (whose resolution then fails); safe to call twice. */
+void tsi_exe_hasher_stop(struct tsi_exe_hasher *h);
+
+/* Stops (as above), joins the threads, frees. Accepts NULL. */
+void tsi_exe_hasher_free(struct tsi_exe_hasher *h);
+
+/* One request's progress through a resolution that had to wait. Owned by
+ * the caller, zeroed before a request's first resolve; cleared with
+ * tsi_resolve_state_clear once the request is answered (never while a
+ * resolve returned TSI_ERR_AGAIN and its wake has not come). */
+struct tsi_resolve_state {
+	struct tsi_hash_job *job;       /* unix: the hashing asked for */
+};
+void tsi_resolve_state_clear(struct tsi_resolve_state *st);
+
 /* pid -> host workload: uid (from the peer credentials), exe path, and the
  * executable's SHA-256 as the one image. bind (may be NULL, borrowed): the
  * snapshot taken at accept; the executable must be the file it recorded
- * (TSI_ERR_UNIDENTIFIED otherwise). *out: tsi_workload_free. */
+ * (TSI_ERR_UNIDENTIFIED otherwise). h (may be NULL: hash here, no size
+ * limit): an executable whose digest is not cached is hashed there;
+ * st and wake are then required. Returns TSI_ERR_AGAIN when it is: wake
+ * comes once the digest (or a failure) is known, and the same call with
+ * the same st gives the answer. An executable over h's max_size is
+ * TSI_ERR_UNIDENTIFIED (logged resolve.exe_too_large); hashing busy for
+ * this uid or in all, TSI_ERR_IO (logged resolve.hash_busy: 503, retry).
+ * *out: tsi_workload_free. */
 int tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
-    const struct tsi_peer *bind, struct tsi_workload **out);
+    const struct tsi_peer *bind, struct tsi_exe_hasher *h,
+    struct tsi_resolve_state *st, const struct tsi_wake *wake,
+    struct tsi_workload **out);
 
 /* The process start time (field 22 of <proc_root>/<pid>/stat, clock ticks
  * since boot), to notice a pid that was reused. */
@@ -102,8 +146,15 @@ int tsi_resolver_new(const struct tsi_issuer_config *cfg,
     struct tsi_resolver **out);
 void tsi_resolver_free(struct tsi_resolver *r);
 /* The workload of the process behind a connection (p: the snapshot taken
- * at accept, borrowed). The caller checks tsi_peer_check afterwards. */
+ * at accept, borrowed). The caller checks tsi_peer_check afterwards.
+ * TSI_ERR_AGAIN: the answer needs slow work done elsewhere (see
+ * tsi_unix_resolve); wake comes once, then ask again with the same st. */
 int tsi_resolver_resolve(struct tsi_resolver *r, const struct tsi_peer *p,
+    struct tsi_resolve_state *st, const struct tsi_wake *wake,
     struct tsi_workload **out);
+
+/* Before the server stops: every request waiting in the resolver is woken
+ * and no request waits any more. */
+void tsi_resolver_stop(struct tsi_resolver *r);
 
 #endif /* TSI_ISSUER_RESOLVE_H */

@@ -750,7 +750,7 @@ test_unix_self(void **state)
 	for (i = 0; i < 32; i++)
 		snprintf(expect + 7 + 2 * i, 3, "%02x", md[i]);
 
-	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL, &w),
+	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL, NULL, NULL, NULL, &w),
 	    TSI_OK);
 	assert_int_equal(w->kind, TSI_WORKLOAD_UNIX);
 	assert_int_equal(w->uid, getuid());
@@ -760,13 +760,13 @@ test_unix_self(void **state)
 	tsi_workload_free(w);
 	w = NULL;
 	/* Cached digest, same answer. */
-	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL, &w),
+	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL, NULL, NULL, NULL, &w),
 	    TSI_OK);
 	assert_string_equal(w->images[0], expect);
 	tsi_workload_free(w);
 	w = NULL;
 	/* No such process. */
-	assert_int_equal(tsi_unix_resolve("/proc", 999999, 0, NULL, &w),
+	assert_int_equal(tsi_unix_resolve("/proc", 999999, 0, NULL, NULL, NULL, NULL, &w),
 	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 }
@@ -790,7 +790,7 @@ exe_digest(const char *proc_root)
 	struct tsi_workload *w = NULL;
 	char *d;
 
-	assert_int_equal(tsi_unix_resolve(proc_root, 4242, 1000, NULL, &w), TSI_OK);
+	assert_int_equal(tsi_unix_resolve(proc_root, 4242, 1000, NULL, NULL, NULL, NULL, &w), TSI_OK);
 	assert_int_equal(w->n_images, 1);
 	d = strdup(w->images[0]);
 	tsi_workload_free(w);
