@@ -24,13 +24,34 @@
 
 #define KUBELET_TOKEN_MAX 65536
 #define KUBELET_MIN_REFRESH_MS 100
+#define KUBELET_BACKOFF_MIN_MS 250
+#define KUBELET_BACKOFF_MAX_MS 5000
+/* How long past kubelet_cache_ms a list still answers for a container it
+ * holds while a newer one is being fetched or the kubelet fails. */
+#define KUBELET_STALE_MS 30000
+/* The longest a caller waits for a fetch another caller started (the
+ * fetch itself gives up after 3 s). */
+#define KUBELET_WAIT_MS 5000
 #define K8S_NAME_MAX 253
 
+/*
+ * The lock guards the list and the fetch state only: no one holds it while
+ * a fetch runs. A fetched list is never changed, only replaced, so a
+ * caller looks it up outside the lock through its own reference. One fetch
+ * runs at a time; callers that need it wait for it on cv, and a failed
+ * fetch sets a back-off during which no fetch is tried (503 at once).
+ */
 struct tsi_kubelet {
 	const struct tsi_issuer_config *cfg;
 	pthread_mutex_t mu;
+	pthread_cond_t cv;
 	json_t *pods;
 	long long fetched_ms;
+	int fetching;
+	unsigned long long done;        /* fetches finished, ok or not */
+	int last_ok;
+	long long retry_ms;             /* no fetch before (after a failure) */
+	long long backoff_ms;
 };
 
 static long long
@@ -278,6 +299,11 @@ tsi_kubelet_new(const struct tsi_issuer_config *cfg, struct tsi_kubelet **out)
 		free(k);
 		return TSI_ERR_INTERNAL;
 	}
+	if (pthread_cond_init(&k->cv, NULL) != 0) {
+		pthread_mutex_destroy(&k->mu);
+		free(k);
+		return TSI_ERR_INTERNAL;
+	}
 	*out = k;
 	return TSI_OK;
 }
@@ -288,6 +314,7 @@ tsi_kubelet_free(struct tsi_kubelet *k)
 	if (k == NULL)
 		return;
 	json_decref(k->pods);
+	pthread_cond_destroy(&k->cv);
 	pthread_mutex_destroy(&k->mu);
 	free(k);
 }
@@ -448,13 +475,122 @@ container_of(const char *proc_root, pid_t pid, char id[65])
 }
 
 static int
+lookup(struct tsi_kubelet *k, json_t *pods, const char *id,
+    struct tsi_workload **out)
+{
+	const struct tsi_issuer_config *cfg = k->cfg;
+
+	return tsi_kubelet_pod_lookup(pods, id, cfg->sidecar_images,
+	    cfg->n_sidecar_images, cfg->node_name, out);
+}
+
+/* Runs one fetch (called with mu held and fetching set; returns with mu
+ * held): the lock is released for the fetch itself. */
+static void
+fetch_locked(struct tsi_kubelet *k)
+{
+	json_t *fresh = NULL;
+	int r;
+
+	pthread_mutex_unlock(&k->mu);
+	r = tsi_kubelet_fetch(k, &fresh);
+	pthread_mutex_lock(&k->mu);
+	if (r == TSI_OK) {
+		json_decref(k->pods);
+		k->pods = fresh;
+		k->fetched_ms = mono_ms();
+		k->backoff_ms = 0;
+		k->retry_ms = 0;
+	} else {
+		k->backoff_ms = k->backoff_ms == 0 ? KUBELET_BACKOFF_MIN_MS :
+		    k->backoff_ms * 2;
+		if (k->backoff_ms > KUBELET_BACKOFF_MAX_MS)
+			k->backoff_ms = KUBELET_BACKOFF_MAX_MS;
+		k->retry_ms = mono_ms() + k->backoff_ms;
+		tsi_log(TSI_LOG_WARN, "kubelet.backoff",
+		    TSI_LI("retry_in_ms", k->backoff_ms));
+	}
+	k->last_ok = r == TSI_OK;
+	k->fetching = 0;
+	k->done++;
+	pthread_cond_broadcast(&k->cv);
+}
+
+/* id -> workload from the cached list, fetching when it must. */
+static int
+list_resolve(struct tsi_kubelet *k, const char *id, struct tsi_workload **out)
+{
+	const struct tsi_issuer_config *cfg = k->cfg;
+	json_t *pods = NULL;
+	unsigned long long seen;
+	struct timespec until;
+	long long now, age;
+	int r = TSI_ERR_UNIDENTIFIED, stale_ok;
+
+	/* A fresh list answers for what it holds without any wait. */
+	pthread_mutex_lock(&k->mu);
+	now = mono_ms();
+	age = now - k->fetched_ms;
+	stale_ok = k->fetching || now < k->retry_ms;
+	if (k->pods != NULL && (age < cfg->kubelet_cache_ms || (stale_ok &&
+	    age < cfg->kubelet_cache_ms + KUBELET_STALE_MS)))
+		pods = json_incref(k->pods);
+	pthread_mutex_unlock(&k->mu);
+	if (pods != NULL) {
+		r = lookup(k, pods, id, out);
+		json_decref(pods);
+		pods = NULL;
+		if (r != TSI_ERR_UNIDENTIFIED)
+			return r;
+	}
+	/* A miss may be a pod newer than the list: one fetch, whoever
+	 * asks, not more often than KUBELET_MIN_REFRESH_MS, none while
+	 * backing off after a failure. */
+	pthread_mutex_lock(&k->mu);
+	now = mono_ms();
+	if (k->fetching) {
+		seen = k->done;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += KUBELET_WAIT_MS / 1000;
+		while (k->fetching && k->done == seen)
+			if (pthread_cond_timedwait(&k->cv, &k->mu, &until) != 0)
+				break;
+		if (k->done == seen || !k->last_ok) {
+			pthread_mutex_unlock(&k->mu);
+			return TSI_ERR_IO;
+		}
+	} else if (now < k->retry_ms) {
+		pthread_mutex_unlock(&k->mu);
+		return TSI_ERR_IO;
+	} else if (k->pods == NULL ||
+	    now - k->fetched_ms >= KUBELET_MIN_REFRESH_MS) {
+		k->fetching = 1;
+		fetch_locked(k);
+		if (!k->last_ok) {
+			pthread_mutex_unlock(&k->mu);
+			/* Whatever failed (unreachable, refused, a
+			 * malformed or truncated list), the caller may be
+			 * fine: 503, retry. */
+			return TSI_ERR_IO;
+		}
+	}
+	/* The list just fetched, or one under KUBELET_MIN_REFRESH_MS old. */
+	if (k->pods != NULL)
+		pods = json_incref(k->pods);
+	pthread_mutex_unlock(&k->mu);
+	if (pods == NULL)
+		return TSI_ERR_IO;
+	r = lookup(k, pods, id, out);
+	json_decref(pods);
+	return r;
+}
+
+static int
 kubelet_resolve(struct tsi_kubelet *k, pid_t pid, const char *expect,
     struct tsi_workload **out)
 {
 	const struct tsi_issuer_config *cfg = k->cfg;
-	json_t *fresh = NULL;
 	char id[65];
-	long long now;
 	int r;
 
 	if ((r = container_of(cfg->proc_root, pid, id)) != TSI_OK) {
@@ -468,30 +604,7 @@ kubelet_resolve(struct tsi_kubelet *k, pid_t pid, const char *expect,
 		    TSI_LS("at_accept", expect));
 		return TSI_ERR_UNIDENTIFIED;
 	}
-	pthread_mutex_lock(&k->mu);
-	now = mono_ms();
-	r = TSI_ERR_UNIDENTIFIED;
-	if (k->pods != NULL && now - k->fetched_ms < cfg->kubelet_cache_ms)
-		r = tsi_kubelet_pod_lookup(k->pods, id, cfg->sidecar_images,
-		    cfg->n_sidecar_images, cfg->node_name, out);
-	/* A miss may be a pod newer than the cache: refresh once, but not
-	 * more often than KUBELET_MIN_REFRESH_MS whoever asks. */
-	if (r == TSI_ERR_UNIDENTIFIED &&
-	    (k->pods == NULL || now - k->fetched_ms >= KUBELET_MIN_REFRESH_MS)) {
-		/* Whatever failed (unreachable, refused, a malformed or
-		 * truncated list), the caller may be fine: 503, retry. */
-		if ((r = tsi_kubelet_fetch(k, &fresh)) != TSI_OK) {
-			r = TSI_ERR_IO;
-			goto out;
-		}
-		json_decref(k->pods);
-		k->pods = fresh;
-		k->fetched_ms = mono_ms();
-		r = tsi_kubelet_pod_lookup(k->pods, id, cfg->sidecar_images,
-		    cfg->n_sidecar_images, cfg->node_name, out);
-	}
-out:
-	pthread_mutex_unlock(&k->mu);
+	r = list_resolve(k, id, out);
 	if (r == TSI_ERR_UNIDENTIFIED)
 		tsi_log(TSI_LOG_INFO, "resolve.unknown_container",
 		    TSI_LI("pid", pid), TSI_LS("container_id", id));

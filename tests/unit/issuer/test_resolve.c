@@ -13,12 +13,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -686,6 +688,111 @@ test_kubelet_list_faults(void **state)
 	tsi_issuer_config_free(cfg);
 }
 
+struct miss_arg {
+	struct tsi_kubelet *k;
+	int r;
+	long long ms;
+};
+
+static long long
+mono_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *
+miss_thread(void *arg)
+{
+	struct miss_arg *a = arg;
+	struct tsi_workload *w = NULL;
+	long long t0 = mono_now_ms();
+
+	/* A container in no pod: a miss, so the list is fetched again. */
+	a->r = tsi_kubelet_resolve(a->k, 4444, &w);
+	a->ms = mono_now_ms() - t0;
+	tsi_workload_free(w);
+	return NULL;
+}
+
+/*
+ * A slow kubelet (2 s per answer) must not stall callers the cached list
+ * already knows: before, the fetch of a caller that missed held the lock
+ * every caller takes. One fetch at a time, and after a failure no fetch
+ * during the back-off (503 at once, the kubelet asked nothing).
+ */
+static void
+test_kubelet_slow(void **state)
+{
+	struct kfx *f = *state;
+	struct tsi_issuer_config *cfg = kubelet_config(f, "s3cret-token\n");
+	struct tsi_kubelet *k = NULL;
+	struct tsi_workload *w = NULL;
+	struct miss_arg a1, a2;
+	pthread_t t1, t2;
+	char delay[600];
+	long long t0, worst = 0, d;
+	int before, n = 0;
+
+	fake_proc(f, 4242, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	fake_proc(f, 4444, "12:memory:/kubepods/besteffort/podx/" ID_F "\n");
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);  /* cached */
+	tsi_workload_free(w);
+	w = NULL;
+	snprintf(delay, sizeof(delay), "%s.delay", f->pods);
+	write_file(delay, "2");
+	usleep(150000);     /* past the refresh floor, not a synchronisation */
+	before = count_requests(f);
+	a1.k = a2.k = k;
+	assert_int_equal(pthread_create(&t1, NULL, miss_thread, &a1), 0);
+	assert_int_equal(pthread_create(&t2, NULL, miss_thread, &a2), 0);
+	/* While they wait for the slow kubelet (until both are answered,
+	 * bounded by the fetch timeout), the cached caller keeps its pace. */
+	t0 = mono_now_ms();
+	while (count_requests(f) == before && mono_now_ms() - t0 < 5000)
+		usleep(1000);      /* until the fetch has reached the kubelet */
+	t0 = mono_now_ms();
+	while (mono_now_ms() - t0 < 1500) {
+		long long s = mono_now_ms();
+		assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
+		tsi_workload_free(w);
+		w = NULL;
+		if ((d = mono_now_ms() - s) > worst)
+			worst = d;
+		n++;
+	}
+	assert_int_equal(pthread_join(t1, NULL), 0);
+	assert_int_equal(pthread_join(t2, NULL), 0);
+	print_message("slow kubelet: %d cached lookups during a 2 s fetch, "
+	    "slowest %lld ms; the misses waited %lld and %lld ms\n", n, worst,
+	    a1.ms, a2.ms);
+	assert_true(worst < 500);
+	assert_int_equal(a1.r, TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(a2.r, TSI_ERR_UNIDENTIFIED);
+	/* Both misses were answered by one fetch. */
+	assert_int_equal(count_requests(f), before + 1);
+
+	/* A failing kubelet: one failed fetch, then 503 at once without
+	 * asking it again during the back-off. */
+	unlink(delay);
+	write_file(f->pods, "{");
+	usleep(150000);     /* past the refresh floor, not a synchronisation */
+	before = count_requests(f);
+	assert_int_equal(tsi_kubelet_resolve(k, 4444, &w), TSI_ERR_IO);
+	t0 = mono_now_ms();
+	assert_int_equal(tsi_kubelet_resolve(k, 4444, &w), TSI_ERR_IO);
+	assert_true(mono_now_ms() - t0 < 100);
+	assert_int_equal(count_requests(f), before + 1);
+	/* The cached caller is still served from the list it is in. */
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
+	tsi_workload_free(w);
+	tsi_kubelet_free(k);
+	tsi_issuer_config_free(cfg);
+}
+
 static void
 test_kubelet_refused(void **state)
 {
@@ -907,6 +1014,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kubelet_refused,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test_setup_teardown(test_kubelet_list_faults,
+		    kubelet_setup, kubelet_teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_slow,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test(test_unix_self),
 		cmocka_unit_test(test_unix_replaced_binary),
