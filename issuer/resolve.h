@@ -23,7 +23,11 @@
 #include "issuer/workload.h"
 
 #define TSI_CGROUP_MAX_BYTES 65536
-#define TSI_PODLIST_MAX_BYTES (32u * 1024 * 1024)
+/* The pod list is read as a stream (tsi_podlist_*): its size costs time,
+ * not memory. Bounds no node reaches: a pod is at most 1.5 MiB (etcd's
+ * default request limit) and a node runs at most a few hundred. */
+#define TSI_PODLIST_MAX_BYTES ((size_t)1024 * 1024 * 1024)
+#define TSI_PODLIST_POD_MAX_BYTES ((size_t)16 * 1024 * 1024)
 
 /* The container id (64 lower-case hex) in the text of /proc/<pid>/cgroup
  * (cgroup v1 or v2; containerd, CRI-O, docker forms): the one path
@@ -43,6 +47,30 @@ int tsi_cgroup_container_id(const char *text, size_t len, char id[65]);
 int tsi_kubelet_pod_lookup(const json_t *podlist, const char *id,
     char *const *sidecars, size_t n_sidecars, const char *node_name,
     struct tsi_workload **out);
+
+/* The kubelet's pod list, parsed as it arrives, keeping of each pod only
+ * what tsi_kubelet_pod_lookup reads (names, service account, node, the
+ * containers' names and images, the statuses' names, ids, image ids and
+ * whether running): memory is one pod's text plus those fields. Every
+ * byte is checked as jansson checks a whole text (duplicate keys refused).
+ * feed: TSI_ERR_PARSE when the bytes cannot be a pod list, TSI_ERR_TOO_LARGE
+ * past TSI_PODLIST_MAX_BYTES in all, TSI_PODLIST_POD_MAX_BYTES for one pod, a
+ * key over 256 bytes or nesting over 512; once failed, every later call
+ * returns the same. finish: *out = {"items": [kept pods]} (json_decref),
+ * TSI_ERR_PARSE when the text ended early. */
+struct tsi_podlist_parser;
+int tsi_podlist_parser_new(struct tsi_podlist_parser **out);
+int tsi_podlist_parser_feed(struct tsi_podlist_parser *p, const char *data,
+    size_t len);
+int tsi_podlist_parser_finish(struct tsi_podlist_parser *p, json_t **out);
+void tsi_podlist_parser_free(struct tsi_podlist_parser *p);
+
+/* The same over a whole text. */
+int tsi_podlist_parse(const char *text, size_t len, json_t **out);
+
+/* The fields of one pod object that the lookup reads (a new object,
+ * json_decref; NULL when out of memory). */
+json_t *tsi_podlist_prune_pod(const json_t *pod);
 
 /* Kubelet client with a short-lived cache of the pod list. */
 struct tsi_kubelet;

@@ -319,13 +319,23 @@ tsi_kubelet_free(struct tsi_kubelet *k)
 	free(k);
 }
 
+struct fetch_body {
+	CURL *c;
+	struct tsi_podlist_parser *parser;
+};
+
 static size_t
 write_cb(char *p, size_t size, size_t n, void *ud)
 {
-	struct tsi_buf *b = ud;
+	struct fetch_body *b = ud;
+	long status = 0;
 
-	if (tsi_buf_put(b, p, size * n) != TSI_OK)
-		return 0;      /* over the limit: curl stops the transfer */
+	/* An error page is not a pod list: its status says what failed. */
+	(void)curl_easy_getinfo(b->c, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200)
+		return size * n;
+	if (tsi_podlist_parser_feed(b->parser, p, size * n) != TSI_OK)
+		return 0;      /* not a pod list, or over a bound: stop */
 	return size * n;
 }
 
@@ -360,33 +370,18 @@ out:
 	return r;
 }
 
-/* {"items": [ {...}, ... ]}: anything else is not a pod list. */
-static int
-podlist_shape_ok(const json_t *j)
-{
-	const json_t *items = json_object_get(j, "items"), *pod;
-	size_t i;
-
-	if (!json_is_object(j) || !json_is_array(items))
-		return 0;
-	json_array_foreach(items, i, pod)
-		if (!json_is_object(pod))
-			return 0;
-	return 1;
-}
-
 int
 tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 {
 	const struct tsi_issuer_config *cfg = k->cfg;
 	struct curl_slist *hdrs = NULL, *h2;
-	struct tsi_buf *body = NULL;
+	struct tsi_podlist_parser *body = NULL;
+	struct fetch_body fb;
 	char url[2048], *auth = NULL, curlerr[CURL_ERROR_SIZE];
-	json_error_t jerr;
 	CURL *c = NULL;
 	CURLcode cc;
 	long status = 0;
-	json_t *j;
+	json_t *j = NULL;
 	int r = TSI_ERR_IO, n;
 
 	n = snprintf(url, sizeof(url), "%s/pods", cfg->kubelet_url);
@@ -400,7 +395,7 @@ tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 		return TSI_ERR_IO;
 	}
 	r = TSI_ERR_ALLOC;
-	if ((body = tsi_buf_new(TSI_PODLIST_MAX_BYTES)) == NULL ||
+	if (tsi_podlist_parser_new(&body) != TSI_OK ||
 	    (c = curl_easy_init()) == NULL)
 		goto out;
 	if (auth != NULL) {
@@ -416,19 +411,30 @@ tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 	(void)curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 	(void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	fb.c = c;
+	fb.parser = body;
+	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &fb);
 	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	(void)curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-	(void)curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	/* Time, not memory, is what a large list costs: long enough for a
+	 * list far larger than any node's at loopback speed. */
+	(void)curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
 	(void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
 	(void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	(void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curlerr);
 	if (cfg->kubelet_ca_file != NULL)
 		(void)curl_easy_setopt(c, CURLOPT_CAINFO, cfg->kubelet_ca_file);
 	if ((cc = curl_easy_perform(c)) != CURLE_OK) {
+		if (cc == CURLE_WRITE_ERROR) {
+			/* The parser's verdict, known before the end. */
+			r = tsi_podlist_parser_finish(body, &j);
+			tsi_log(TSI_LOG_ERROR, "kubelet.parse", TSI_LS("error",
+			    tsi_strerror(r)));
+			goto out;
+		}
 		tsi_log(TSI_LOG_ERROR, "kubelet.fetch", TSI_LS("url", url),
 		    TSI_LS("error", curlerr[0] ? curlerr : curl_easy_strerror(cc)));
-		r = cc == CURLE_WRITE_ERROR ? TSI_ERR_TOO_LARGE : TSI_ERR_IO;
+		r = TSI_ERR_IO;
 		goto out;
 	}
 	(void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -438,12 +444,9 @@ tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 		r = TSI_ERR_IO;
 		goto out;
 	}
-	if ((j = json_loadb(tsi_buf_str(body), tsi_buf_len(body),
-	    JSON_REJECT_DUPLICATES, &jerr)) == NULL || !podlist_shape_ok(j)) {
+	if ((r = tsi_podlist_parser_finish(body, &j)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "kubelet.parse", TSI_LS("error",
-		    j == NULL ? jerr.text : "not a list of pod objects"));
-		json_decref(j);
-		r = TSI_ERR_PARSE;
+		    "not a complete list of pod objects"));
 		goto out;
 	}
 	*out = j;
@@ -451,7 +454,7 @@ tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 out:
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
-	tsi_buf_free(body);
+	tsi_podlist_parser_free(body);
 	tsi_strfree(auth);
 	return r;
 }

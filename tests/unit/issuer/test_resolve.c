@@ -377,6 +377,71 @@ test_pod_duplicate_id(void **state)
 	json_decref(pods);
 }
 
+/* The streamed, pruned list answers every lookup as the whole list does,
+ * however the text is cut into pieces. */
+static void
+test_podlist_stream(void **state)
+{
+	static const char *ids[] = { ID_A, ID_B, ID_C, ID_D, ID_E, ID_F, ID_G,
+		ID_H };
+	static const size_t chunks[] = { 1, 7, 4096, (size_t)-1 };
+	char path[1024], *text = NULL;
+	json_t *full = load_pods(), *pruned;
+	struct tsi_podlist_parser *p;
+	size_t len = 0, c, off, i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tests/data/issuer/pods.json",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	assert_int_equal(tsi_read_small_file(path, 1 << 20, &text, &len), TSI_OK);
+	for (c = 0; c < 4; c++) {
+		assert_int_equal(tsi_podlist_parser_new(&p), TSI_OK);
+		for (off = 0; off < len; off += chunks[c] < len - off ?
+		    chunks[c] : len - off)
+			assert_int_equal(tsi_podlist_parser_feed(p, text + off,
+			    chunks[c] < len - off ? chunks[c] : len - off), TSI_OK);
+		assert_int_equal(tsi_podlist_parser_finish(p, &pruned), TSI_OK);
+		tsi_podlist_parser_free(p);
+		for (i = 0; i < 8; i++) {
+			struct tsi_workload *w1 = NULL, *w2 = NULL;
+			int r1 = tsi_kubelet_pod_lookup(full, ids[i], sidecars, 1,
+			    NULL, &w1);
+			int r2 = tsi_kubelet_pod_lookup(pruned, ids[i], sidecars,
+			    1, NULL, &w2);
+			size_t k;
+
+			assert_int_equal(r1, r2);
+			if (r1 == TSI_OK) {
+				assert_string_equal(w1->namespace, w2->namespace);
+				assert_string_equal(w1->pod, w2->pod);
+				assert_string_equal(w1->service_account,
+				    w2->service_account);
+				assert_int_equal(w1->n_images, w2->n_images);
+				for (k = 0; k < w1->n_images; k++)
+					assert_string_equal(w1->images[k],
+					    w2->images[k]);
+				assert_int_equal(w1->n_image_names,
+				    w2->n_image_names);
+			}
+			tsi_workload_free(w1);
+			tsi_workload_free(w2);
+		}
+		/* Only what the lookup reads is kept. */
+		assert_null(json_object_get(json_object_get(json_array_get(
+		    json_object_get(pruned, "items"), 0), "metadata"), "uid"));
+		json_decref(pruned);
+	}
+	/* Not a pod list, or cut short. */
+	assert_int_equal(tsi_podlist_parse("{\"items\": [1]}", 14, &pruned),
+	    TSI_ERR_PARSE);
+	assert_int_equal(tsi_podlist_parse("{\"items\": [], \"items\": []}", 26,
+	    &pruned), TSI_ERR_PARSE);
+	assert_int_equal(tsi_podlist_parse(text, len - 2, &pruned),
+	    TSI_ERR_PARSE);
+	free(text);
+	json_decref(full);
+}
+
 static void
 test_digest_normalize(void **state)
 {
@@ -793,6 +858,66 @@ test_kubelet_slow(void **state)
 	tsi_issuer_config_free(cfg);
 }
 
+/* Writes the stand-in kubelet's list: pods.json's pods after n filler
+ * pods, each with an annotation of ann bytes. */
+static void
+write_big_list(struct kfx *f, int n, size_t ann)
+{
+	char src[1024], *text = NULL, *items;
+	size_t len = 0, i;
+	FILE *o;
+	int k;
+
+	snprintf(src, sizeof(src), "%s/tests/data/issuer/pods.json",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	assert_int_equal(tsi_read_small_file(src, 1 << 20, &text, &len), TSI_OK);
+	assert_non_null(items = strstr(text, "\"items\""));
+	assert_non_null(items = strchr(items, '['));
+	assert_non_null(o = fopen(f->pods, "w"));
+	fputs("{\"kind\": \"PodList\", \"apiVersion\": \"v1\", \"items\": [", o);
+	for (k = 0; k < n; k++) {
+		fprintf(o, "{\"metadata\": {\"name\": \"filler-%d\", \"namespace\": "
+		    "\"tenant\", \"annotations\": {\"blob\": \"", k);
+		for (i = 0; i < ann; i++)
+			fputc('a' + (int)(i % 26), o);
+		fputs("\"}}, \"spec\": {\"nodeName\": \"node-1\", \"containers\": []},"
+		    " \"status\": {}},\n", o);
+	}
+	fputs(items + 1, o);
+	assert_int_equal(fclose(o), 0);
+	free(text);
+}
+
+/*
+ * A pod list over the old 32 MiB bound (a tenant with large annotations)
+ * no longer denies every workload of the node; one pod over the per-pod
+ * bound (16 MiB, ten times what etcd stores) is still refused.
+ */
+static void
+test_kubelet_large_list(void **state)
+{
+	struct kfx *f = *state;
+	struct tsi_issuer_config *cfg = kubelet_config(f, "s3cret-token\n");
+	struct tsi_kubelet *k = NULL;
+	struct tsi_workload *w = NULL;
+
+	fake_proc(f, 4242, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	write_big_list(f, 40, 1024 * 1024);     /* 40 MiB */
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
+	assert_string_equal(w->namespace, "medical");
+	assert_int_equal(w->n_images, 2);
+	tsi_workload_free(w);
+	w = NULL;
+	tsi_kubelet_free(k);
+	write_big_list(f, 1, 17 * 1024 * 1024);
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_ERR_IO);
+	assert_null(w);
+	tsi_kubelet_free(k);
+	tsi_issuer_config_free(cfg);
+}
+
 static void
 test_kubelet_refused(void **state)
 {
@@ -1008,6 +1133,7 @@ main(void)
 		cmocka_unit_test(test_pod_init_and_terminated),
 		cmocka_unit_test(test_pod_bad_image_refused),
 		cmocka_unit_test(test_pod_duplicate_id),
+		cmocka_unit_test(test_podlist_stream),
 		cmocka_unit_test(test_digest_normalize),
 		cmocka_unit_test_setup_teardown(test_kubelet_https,
 		    kubelet_setup, kubelet_teardown),
@@ -1016,6 +1142,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kubelet_list_faults,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test_setup_teardown(test_kubelet_slow,
+		    kubelet_setup, kubelet_teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_large_list,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test(test_unix_self),
 		cmocka_unit_test(test_unix_replaced_binary),
