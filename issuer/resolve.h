@@ -93,9 +93,19 @@ int tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid,
 
 /* The same for a connection's peer: the container must still be the one
  * taken at accept (TSI_ERR_UNIDENTIFIED otherwise, or when it was in
- * none). */
+ * none). A container the list lacks needs a fetch: with wake (and st),
+ * the fetch runs on the client's own thread and TSI_ERR_AGAIN says so;
+ * wake comes once it is done and the same call with the same st answers.
+ * Without wake, the caller waits for the fetch. */
+struct tsi_resolve_state;
+struct tsi_wake;
 int tsi_kubelet_resolve_peer(struct tsi_kubelet *k, const struct tsi_peer *p,
+    struct tsi_resolve_state *st, const struct tsi_wake *wake,
     struct tsi_workload **out);
+
+/* Wakes every waiting request, cuts a fetch in flight short, and makes
+ * callers wait no more. */
+void tsi_kubelet_stop(struct tsi_kubelet *k);
 
 /* How a request that had to wait is woken: fn(arg), called once, from
  * another thread, when the resolution may be asked for again. */
@@ -129,6 +139,11 @@ void tsi_exe_hasher_free(struct tsi_exe_hasher *h);
  * resolve returned TSI_ERR_AGAIN and its wake has not come). */
 struct tsi_resolve_state {
 	struct tsi_hash_job *job;       /* unix: the hashing asked for */
+	/* kubelet: waiting for a pod-list fetch (linked in the client's
+	 * list of waiters until woken), and whether it has waited. */
+	struct tsi_resolve_state *next_waiter;
+	struct tsi_wake wake;
+	int kubelet_waited;
 };
 void tsi_resolve_state_clear(struct tsi_resolve_state *st);
 

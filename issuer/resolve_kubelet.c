@@ -52,6 +52,11 @@ struct tsi_kubelet {
 	int last_ok;
 	long long retry_ms;             /* no fetch before (after a failure) */
 	long long backoff_ms;
+	/* Requests that must not hold their thread wait here for the fetch
+	 * the client's own thread runs (started on first need). */
+	struct tsi_resolve_state *waiters;
+	pthread_t thread;
+	int has_thread, want_fetch, stopping;
 };
 
 static long long
@@ -313,6 +318,7 @@ tsi_kubelet_free(struct tsi_kubelet *k)
 {
 	if (k == NULL)
 		return;
+	tsi_kubelet_stop(k);
 	json_decref(k->pods);
 	pthread_cond_destroy(&k->cv);
 	pthread_mutex_destroy(&k->mu);
@@ -370,6 +376,20 @@ out:
 	return r;
 }
 
+/* Cuts a transfer short when the issuer stops. */
+static int
+progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+    curl_off_t un)
+{
+	const struct tsi_kubelet *k = ud;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return __atomic_load_n(&k->stopping, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
 int
 tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 {
@@ -415,6 +435,9 @@ tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 	fb.parser = body;
 	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &fb);
 	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	(void)curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
+	(void)curl_easy_setopt(c, CURLOPT_XFERINFODATA, k);
 	(void)curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
 	/* Time, not memory, is what a large list costs: long enough for a
 	 * list far larger than any node's at loopback speed. */
@@ -487,10 +510,27 @@ lookup(struct tsi_kubelet *k, json_t *pods, const char *id,
 	    cfg->n_sidecar_images, cfg->node_name, out);
 }
 
-/* Runs one fetch (called with mu held and fetching set; returns with mu
- * held): the lock is released for the fetch itself. */
+/* Wakes the waiters taken off the list (outside the lock): each is its
+ * request's, and is not touched after its wake. */
 static void
-fetch_locked(struct tsi_kubelet *k)
+wake_all(struct tsi_resolve_state *w)
+{
+	struct tsi_resolve_state *next;
+	struct tsi_wake wk;
+
+	for (; w != NULL; w = next) {
+		next = w->next_waiter;
+		w->next_waiter = NULL;
+		wk = w->wake;
+		wk.fn(wk.arg);
+	}
+}
+
+/* Runs one fetch (called with mu held and fetching set; returns with mu
+ * held): the lock is released for the fetch itself. *woken: the waiters
+ * to wake once the lock is released. */
+static void
+fetch_locked(struct tsi_kubelet *k, struct tsi_resolve_state **woken)
 {
 	json_t *fresh = NULL;
 	int r;
@@ -516,13 +556,87 @@ fetch_locked(struct tsi_kubelet *k)
 	k->last_ok = r == TSI_OK;
 	k->fetching = 0;
 	k->done++;
+	*woken = k->waiters;
+	k->waiters = NULL;
 	pthread_cond_broadcast(&k->cv);
 }
 
-/* id -> workload from the cached list, fetching when it must. */
-static int
-list_resolve(struct tsi_kubelet *k, const char *id, struct tsi_workload **out)
+static void *
+fetch_thread(void *arg)
 {
+	struct tsi_kubelet *k = arg;
+	struct tsi_resolve_state *woken;
+
+	pthread_mutex_lock(&k->mu);
+	for (;;) {
+		while (!k->want_fetch && !k->stopping)
+			pthread_cond_wait(&k->cv, &k->mu);
+		if (k->stopping)
+			break;
+		k->want_fetch = 0;
+		woken = NULL;
+		fetch_locked(k, &woken);
+		pthread_mutex_unlock(&k->mu);
+		wake_all(woken);
+		pthread_mutex_lock(&k->mu);
+	}
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+void
+tsi_kubelet_stop(struct tsi_kubelet *k)
+{
+	struct tsi_resolve_state *woken;
+
+	if (k == NULL)
+		return;
+	pthread_mutex_lock(&k->mu);
+	__atomic_store_n(&k->stopping, 1, __ATOMIC_RELAXED);
+	woken = k->waiters;
+	k->waiters = NULL;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	wake_all(woken);
+	if (k->has_thread) {
+		pthread_join(k->thread, NULL);
+		k->has_thread = 0;
+	}
+}
+
+/* A miss that must not hold its thread: queued for the fetch the client's
+ * thread runs. TSI_ERR_AGAIN when queued (with mu held). */
+static int
+wait_async(struct tsi_kubelet *k, struct tsi_resolve_state *st,
+    const struct tsi_wake *wake)
+{
+	if (k->stopping)
+		return TSI_ERR_IO;
+	if (!k->has_thread) {
+		if (pthread_create(&k->thread, NULL, fetch_thread, k) != 0)
+			return TSI_ERR_IO;
+		k->has_thread = 1;
+	}
+	st->wake = *wake;
+	st->next_waiter = k->waiters;
+	k->waiters = st;
+	st->kubelet_waited = 1;
+	if (!k->fetching) {
+		k->fetching = 1;
+		k->want_fetch = 1;
+		pthread_cond_broadcast(&k->cv);
+	}
+	return TSI_ERR_AGAIN;
+}
+
+/* id -> workload from the cached list, fetching when it must (on this
+ * thread without wake; on the client's thread, TSI_ERR_AGAIN, with). */
+static int
+list_resolve(struct tsi_kubelet *k, const char *id,
+    struct tsi_resolve_state *st, const struct tsi_wake *wake,
+    struct tsi_workload **out)
+{
+	struct tsi_resolve_state *woken = NULL;
 	const struct tsi_issuer_config *cfg = k->cfg;
 	json_t *pods = NULL;
 	unsigned long long seen;
@@ -551,7 +665,24 @@ list_resolve(struct tsi_kubelet *k, const char *id, struct tsi_workload **out)
 	 * backing off after a failure. */
 	pthread_mutex_lock(&k->mu);
 	now = mono_ms();
-	if (k->fetching) {
+	if (wake != NULL && st != NULL && st->kubelet_waited) {
+		/* Woken after the fetch it waited for: its list answers. */
+		if (!k->last_ok) {
+			pthread_mutex_unlock(&k->mu);
+			return TSI_ERR_IO;
+		}
+	} else if (wake != NULL && st != NULL && (k->fetching ||
+	    (now >= k->retry_ms && (k->pods == NULL ||
+	    now - k->fetched_ms >= KUBELET_MIN_REFRESH_MS)))) {
+		r = wait_async(k, st, wake);
+		pthread_mutex_unlock(&k->mu);
+		return r;
+	} else if (wake != NULL && st != NULL && now < k->retry_ms) {
+		pthread_mutex_unlock(&k->mu);
+		return TSI_ERR_IO;
+	} else if (wake != NULL && st != NULL) {
+		/* The list is under KUBELET_MIN_REFRESH_MS old: it answers. */
+	} else if (k->fetching) {
 		seen = k->done;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += KUBELET_WAIT_MS / 1000;
@@ -568,9 +699,10 @@ list_resolve(struct tsi_kubelet *k, const char *id, struct tsi_workload **out)
 	} else if (k->pods == NULL ||
 	    now - k->fetched_ms >= KUBELET_MIN_REFRESH_MS) {
 		k->fetching = 1;
-		fetch_locked(k);
+		fetch_locked(k, &woken);
 		if (!k->last_ok) {
 			pthread_mutex_unlock(&k->mu);
+			wake_all(woken);
 			/* Whatever failed (unreachable, refused, a
 			 * malformed or truncated list), the caller may be
 			 * fine: 503, retry. */
@@ -581,6 +713,7 @@ list_resolve(struct tsi_kubelet *k, const char *id, struct tsi_workload **out)
 	if (k->pods != NULL)
 		pods = json_incref(k->pods);
 	pthread_mutex_unlock(&k->mu);
+	wake_all(woken);
 	if (pods == NULL)
 		return TSI_ERR_IO;
 	r = lookup(k, pods, id, out);
@@ -590,6 +723,7 @@ list_resolve(struct tsi_kubelet *k, const char *id, struct tsi_workload **out)
 
 static int
 kubelet_resolve(struct tsi_kubelet *k, pid_t pid, const char *expect,
+    struct tsi_resolve_state *st, const struct tsi_wake *wake,
     struct tsi_workload **out)
 {
 	const struct tsi_issuer_config *cfg = k->cfg;
@@ -607,7 +741,8 @@ kubelet_resolve(struct tsi_kubelet *k, pid_t pid, const char *expect,
 		    TSI_LS("at_accept", expect));
 		return TSI_ERR_UNIDENTIFIED;
 	}
-	r = list_resolve(k, id, out);
+	if ((r = list_resolve(k, id, st, wake, out)) == TSI_ERR_AGAIN)
+		return r;
 	if (r == TSI_ERR_UNIDENTIFIED)
 		tsi_log(TSI_LOG_INFO, "resolve.unknown_container",
 		    TSI_LI("pid", pid), TSI_LS("container_id", id));
@@ -617,11 +752,12 @@ kubelet_resolve(struct tsi_kubelet *k, pid_t pid, const char *expect,
 int
 tsi_kubelet_resolve(struct tsi_kubelet *k, pid_t pid, struct tsi_workload **out)
 {
-	return kubelet_resolve(k, pid, NULL, out);
+	return kubelet_resolve(k, pid, NULL, NULL, NULL, out);
 }
 
 int
 tsi_kubelet_resolve_peer(struct tsi_kubelet *k, const struct tsi_peer *p,
+    struct tsi_resolve_state *st, const struct tsi_wake *wake,
     struct tsi_workload **out)
 {
 	if (p->container[0] == '\0') {
@@ -630,5 +766,5 @@ tsi_kubelet_resolve_peer(struct tsi_kubelet *k, const struct tsi_peer *p,
 		    "in no container when it connected"));
 		return TSI_ERR_UNIDENTIFIED;
 	}
-	return kubelet_resolve(k, p->pid, p->container, out);
+	return kubelet_resolve(k, p->pid, p->container, st, wake, out);
 }

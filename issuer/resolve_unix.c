@@ -292,7 +292,7 @@ tsi_resolve_state_clear(struct tsi_resolve_state *st)
 	if (st == NULL)
 		return;
 	free(st->job);     /* done, or never submitted */
-	st->job = NULL;
+	memset(st, 0, sizeof(*st));
 }
 
 /* Queues the hashing of fd (taken on success). */

@@ -58,7 +58,7 @@ tsi_resolver_resolve(struct tsi_resolver *r, const struct tsi_peer *p,
 	if (r->cfg->resolver == TSI_RESOLVER_UNIX)
 		return tsi_unix_resolve(r->cfg->proc_root, p->pid, p->uid, p,
 		    r->hasher, st, wake, out);
-	return tsi_kubelet_resolve_peer(r->kubelet, p, out);
+	return tsi_kubelet_resolve_peer(r->kubelet, p, st, wake, out);
 }
 
 void
@@ -66,4 +66,6 @@ tsi_resolver_stop(struct tsi_resolver *r)
 {
 	if (r != NULL && r->hasher != NULL)
 		tsi_exe_hasher_stop(r->hasher);
+	if (r != NULL && r->kubelet != NULL)
+		tsi_kubelet_stop(r->kubelet);
 }

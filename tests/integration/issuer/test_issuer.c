@@ -1319,6 +1319,132 @@ test_huge_executable(void **state)
 	unlink(big);
 }
 
+/*
+ * A slow kubelet (3 s per answer) while two processes in a container the
+ * list lacks ask for tokens: their fetch runs on the kubelet client's own
+ * thread, their requests suspended, so this process (in a container the
+ * cached list holds) keeps its latency whichever event-loop thread serves
+ * it. The stand-in kubelet checks the request's shape (GET /pods, bearer
+ * token, Accept: application/json).
+ */
+static void
+test_kubelet_slow_daemon(void **state)
+{
+	struct ifx *f = *state;
+	char proc[400], p[600], extra[2048], tokp[400], cnt[400], dly[400];
+	pid_t kubelet = 0, kids[2];
+	int go[2][2], i, st, port, before, k;
+	long long t0, p50, p99;
+
+	snprintf(proc, sizeof(proc), "%s/proc", f->dir);
+	mkdir(proc, 0700);
+	snprintf(p, sizeof(p), "%s/%ld", proc, (long)getpid());
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)getpid());
+	copy_file("/proc/self/stat", p);
+	snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)getpid());
+	write_text(p, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	snprintf(tokp, sizeof(tokp), "%s/kubelet-token", f->dir);
+	write_text(tokp, "node-token\n");
+	port = start_kubelet(f, &kubelet);
+	assert_true(port > 0);
+	snprintf(extra, sizeof(extra),
+	    "proc_root = \"%s\";\nkubelet_url = \"https://127.0.0.1:%d\";\n"
+	    "kubelet_token_file = \"%s\";\nkubelet_ca_file = \"%s/kubelet.pem\";\n"
+	    "kubelet_cache_ms = 60000;\n"
+	    "sidecar_images = [ \"" IMG_SIDECAR "\" ];\n",
+	    proc, port, tokp, f->dir);
+	snprintf(f->resolver, sizeof(f->resolver), "kubelet");
+	snprintf(f->node_name, sizeof(f->node_name), "node-1");
+	write_config(f, extra);
+	enroll(f);
+	start_issuer(f);
+	free(get_token(f, "tsi-vault", NULL));     /* the list is cached */
+
+	snprintf(cnt, sizeof(cnt), "%s/pods.json.count", f->dir);
+	snprintf(dly, sizeof(dly), "%s/pods.json.delay", f->dir);
+	write_text(dly, "3");
+	usleep(150000);     /* past the refresh floor, not a synchronisation */
+	before = 0;
+	{
+		FILE *in = fopen(cnt, "r");
+		char line[8];
+		while (in != NULL && fgets(line, sizeof(line), in) != NULL)
+			before++;
+		if (in != NULL)
+			fclose(in);
+	}
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(pipe(go[i]), 0);
+		if ((kids[i] = fork()) == 0) {
+			struct sockaddr_un sa;
+			char buf[1], body[65536];
+			int fd;
+
+			close(go[i][1]);
+			if (read(go[i][0], buf, 1) != 1)
+				_exit(2);
+			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			memset(&sa, 0, sizeof(sa));
+			sa.sun_family = AF_UNIX;
+			memcpy(sa.sun_path, f->sock, strlen(f->sock) + 1);
+			if (fd < 0 || connect(fd, (struct sockaddr *)&sa,
+			    sizeof(sa)) != 0)
+				_exit(2);
+			_exit(raw_get(fd, "/v1/token?aud=tsi-vault", body,
+			    sizeof(body)) == 403 ? 0 : 1);
+		}
+		close(go[i][0]);
+		/* It is in a container no pod has. */
+		snprintf(p, sizeof(p), "%s/%ld", proc, (long)kids[i]);
+		mkdir(p, 0700);
+		{
+			char from[64];
+			snprintf(from, sizeof(from), "/proc/%ld/stat",
+			    (long)kids[i]);
+			snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)kids[i]);
+			copy_file(from, p);
+		}
+		snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)kids[i]);
+		write_text(p, "0::/kubepods.slice/cri-containerd-"
+		    "e569522d4e1d32cd4f78f804eaa4ba916c4a2df63f56e439a8bae74cdba3c9b0"
+		    ".scope\n");
+		assert_int_equal(write(go[i][1], "g", 1), 1);
+		close(go[i][1]);
+	}
+	/* Until their fetch has reached the kubelet. */
+	t0 = test_now_ms();
+	for (;;) {
+		FILE *in = fopen(cnt, "r");
+		char line[8];
+		int n = 0;
+		while (in != NULL && fgets(line, sizeof(line), in) != NULL)
+			n++;
+		if (in != NULL)
+			fclose(in);
+		if (n > before)
+			break;
+		assert_true(test_now_ms() - t0 < 5000);
+		usleep(2000);
+	}
+	measure(f, 2000, &p50, &p99, &k);
+	print_message("slow kubelet: cached caller during a 3 s fetch: %d tokens,"
+	    " p50 %lld ms, p99 %lld ms\n", k, p50, p99);
+	k = 0;
+	for (i = 0; i < 2; i++)
+		if (waitpid(kids[i], &st, 0) == kids[i] && WIFEXITED(st) &&
+		    WEXITSTATUS(st) == 0)
+			k++;      /* answered 403 */
+	/* The stand-in kubelet goes first: a failed assertion must not
+	 * leave it running. */
+	kill(kubelet, SIGTERM);
+	waitpid(kubelet, NULL, 0);
+	unlink(dly);
+	assert_int_equal(k, 2);
+	assert_true(p99 < 1000);
+	assert_int_equal(stop_issuer(f), 0);
+}
+
 static void
 test_socket_mode(void **state)
 {
@@ -1384,6 +1510,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_exec_race,
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_executable,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_slow_daemon,
 		    setup_delegated, teardown),
 	};
 
