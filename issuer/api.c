@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +33,16 @@ struct tsi_api {
 /* Who is on the other end, taken once when the connection is accepted. */
 struct peer {
 	int ok;
-	struct ucred cred;
-	unsigned long long starttime;
-	int stat_fd;                    /* <pid>/stat of the caller, or -1 */
+	struct tsi_peer id;             /* checked again for every request */
 	struct tsi_claims_memo *memo;   /* this caller's encoded claims */
+	/* A request whose resolution waits for work on another thread
+	 * (hashing an executable) is suspended, not left holding its
+	 * event-loop thread; the worker's wake resumes it. suspended and
+	 * woken under mu: a wake before the suspension is remembered. */
+	struct MHD_Connection *conn;
+	pthread_mutex_t mu;
+	int suspended, woken;
+	struct tsi_resolve_state rs;
 };
 
 static int request_marker;
@@ -177,14 +184,16 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	struct tsi_api *api = cls;
 	const union MHD_ConnectionInfo *ci;
 	struct peer *p;
-	socklen_t len;
 
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
 		p = *socket_context;
 		if (p != NULL) {
 			tsi_claims_memo_free(p->memo);
-			if (p->stat_fd >= 0)
-				close(p->stat_fd);
+			tsi_peer_release(&p->id);
+			/* Never suspended here: a suspended connection is
+			 * not closed, so no work on it is in flight. */
+			tsi_resolve_state_clear(&p->rs);
+			pthread_mutex_destroy(&p->mu);
 		}
 		free(p);
 		*socket_context = NULL;
@@ -192,28 +201,70 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return;
+	if (pthread_mutex_init(&p->mu, NULL) != 0) {
+		free(p);
+		return;
+	}
+	p->conn = c;
 	p->memo = tsi_claims_memo_new();     /* NULL: no reuse, still correct */
-	p->stat_fd = -1;
-	len = sizeof(p->cred);
+	p->id.stat_fd = -1;
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci != NULL &&
-	    getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &p->cred,
-	    &len) == 0 && len == sizeof(p->cred) && p->cred.pid > 0 &&
-	    (p->stat_fd = tsi_proc_stat_open(api->cfg->proc_root,
-	    p->cred.pid)) >= 0 &&
-	    tsi_proc_starttime_fd(p->stat_fd, &p->starttime) == TSI_OK)
+	if (ci != NULL && tsi_peer_take(api->cfg->proc_root,
+	    api->cfg->resolver, ci->connect_fd, &p->id) == TSI_OK)
 		p->ok = 1;
 	*socket_context = p;
+}
+
+/* The wake of a request waiting for a resolver's worker (any thread). */
+static void
+peer_wake(void *arg)
+{
+	struct peer *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->suspended) {
+		p->suspended = 0;
+		MHD_resume_connection(p->conn);
+	} else
+		p->woken = 1;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* After the resolver said TSI_ERR_AGAIN: 1 when the connection was
+ * suspended (its wake will resume it), 0 when the wake already came. */
+static int
+peer_suspend(struct peer *p, struct MHD_Connection *c)
+{
+	int suspended = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->woken)
+		p->woken = 0;
+	else {
+		p->suspended = 1;
+		MHD_suspend_connection(c);
+		suspended = 1;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return suspended;
+}
+
+static struct peer *
+conn_peer(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
 }
 
 static enum MHD_Result
 handle_token(struct tsi_api *api, struct MHD_Connection *c)
 {
-	const union MHD_ConnectionInfo *ci;
-	const struct peer *p;
+	struct tsi_wake wake;
+	struct peer *p;
 	struct tsi_workload *w = NULL;
 	struct args a = { 0, 0, NULL };
-	unsigned long long st2 = 0;
 	char reason[256], *token = NULL;
 	long long exp = 0;
 	enum MHD_Result ret;
@@ -226,8 +277,7 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	if (a.n_aud != 1 || !tsi_aud_ok(a.aud))
 		return reply_error(c, MHD_HTTP_BAD_REQUEST,
 		    "aud is required: 1-256 printable characters, no spaces");
-	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	p = ci != NULL ? ci->socket_context : NULL;
+	p = conn_peer(c);
 	if (p == NULL || !p->ok) {
 		tsi_log(TSI_LOG_WARN, "token.denied",
 		    TSI_LS("reason", "no peer credentials"));
@@ -236,28 +286,30 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	}
 	if (tsi_monitor_status(api->monitor, reason, sizeof(reason)) != TSI_OK) {
 		tsi_log(TSI_LOG_WARN, "token.unavailable", TSI_LI("pid",
-		    p->cred.pid), TSI_LS("reason", reason));
+		    p->id.pid), TSI_LS("reason", reason));
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "TPM unavailable, retry later");
 	}
-	r = tsi_resolver_resolve(api->resolver, p->cred.pid, p->cred.uid, &w);
-	/* The pid must still be the process that connected. */
-	if (r == TSI_OK && (tsi_proc_starttime_fd(p->stat_fd, &st2) !=
-	    TSI_OK || st2 != p->starttime)) {
-		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->cred.pid),
-		    TSI_LS("reason", "the connecting process is gone"));
-		r = TSI_ERR_UNIDENTIFIED;
-	}
+	wake.fn = peer_wake;
+	wake.arg = p;
+	while ((r = tsi_resolver_resolve(api->resolver, &p->id, &p->rs, &wake,
+	    &w)) == TSI_ERR_AGAIN)
+		if (peer_suspend(p, c))
+			return MHD_YES;    /* asked again once resumed */
+	/* The pid must still be the process that connected, running what
+	 * it ran then, after everything was read about it. */
+	if (r == TSI_OK)
+		r = tsi_peer_check(api->cfg->proc_root, &p->id);
 	if (r == TSI_ERR_UNIDENTIFIED || r == TSI_ERR_PARSE ||
 	    r == TSI_ERR_NOT_FOUND) {
-		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->cred.pid),
-		    TSI_LI("uid", p->cred.uid), TSI_LS("reason", tsi_strerror(r)));
+		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->id.pid),
+		    TSI_LI("uid", p->id.uid), TSI_LS("reason", tsi_strerror(r)));
 		ret = reply_error(c, MHD_HTTP_FORBIDDEN, "caller not identifiable");
 		goto out;
 	}
 	if (r != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "token.resolve_failed",
-		    TSI_LI("pid", p->cred.pid), TSI_LS("error", tsi_strerror(r)));
+		    TSI_LI("pid", p->id.pid), TSI_LS("error", tsi_strerror(r)));
 		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "workload lookup unavailable, retry later");
 		goto out;
@@ -276,8 +328,8 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 		    "internal error");
 		goto out;
 	}
-	tsi_log(TSI_LOG_INFO, "token.issued", TSI_LI("pid", p->cred.pid),
-	    TSI_LI("uid", p->cred.uid), TSI_LS("aud", a.aud),
+	tsi_log(TSI_LOG_INFO, "token.issued", TSI_LI("pid", p->id.pid),
+	    TSI_LI("uid", p->id.uid), TSI_LS("aud", a.aud),
 	    TSI_LS("namespace", w->namespace ? w->namespace : ""),
 	    TSI_LS("pod", w->pod ? w->pod : ""),
 	    TSI_LS("exe", w->exe ? w->exe : ""), TSI_LI("exp", exp));
@@ -340,6 +392,10 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	/* Answer on the second call: a response queued on the first call
 	 * makes libmicrohttpd close the connection (no keep-alive). */
 	if (*req_ctx == NULL) {
+		struct peer *p = conn_peer(c);
+		/* A new request: nothing of the last one's resolution. */
+		if (p != NULL)
+			tsi_resolve_state_clear(&p->rs);
 		*req_ctx = &request_marker;
 		return MHD_YES;
 	}
@@ -490,6 +546,9 @@ tsi_api_stop(struct tsi_api *a)
 {
 	if (a == NULL)
 		return;
+	/* libmicrohttpd must not stop with a suspended connection: every
+	 * waiting request is woken first, and none waits after this. */
+	tsi_resolver_stop(a->resolver);
 	if (a->daemon != NULL)
 		MHD_stop_daemon(a->daemon);     /* closes the listen socket */
 	else if (a->fd >= 0)

@@ -17,9 +17,13 @@
 /* A few event-loop threads (epoll) serve every connection: a request stays
  * on the thread that read it, and one wake-up serves every connection that
  * is ready (a thread per connection cost two thread switches per token).
- * TURBO: no per-request fcntl/shutdown extras; the socket is ours alone. */
+ * TURBO: no per-request fcntl/shutdown extras; the socket is ours alone.
+ * SUSPEND_RESUME: the rare request that needs slow work (hashing an
+ * executable not seen before) is suspended while a hashing thread does it,
+ * instead of holding its event-loop thread and every connection on it. */
 #define TSI_ISSUER_MHD_FLAGS \
-	((unsigned int)(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO))
+	((unsigned int)(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | \
+	MHD_ALLOW_SUSPEND_RESUME))
 
 /* Concurrent connections unless the config's max_clients says otherwise. */
 #define TSI_ISSUER_MAX_CLIENTS_DEFAULT 64

@@ -19,8 +19,8 @@ static const char *const allowed_keys[] = {
 	"socket_group", "signing", "resolver", "trust_domain", "token_ttl",
 	"session_ttl", "proc_root", "kubelet_url", "kubelet_token_file",
 	"kubelet_ca_file", "kubelet_cache_ms", "sidecar_images", "node_name",
-	"max_clients", "log_level", "attest_url", "attest_ca", "node_ca",
-	"renew_percent", NULL,
+	"max_clients", "log_level", "max_exe_size", "attest_url", "attest_ca",
+	"node_ca", "renew_percent", NULL,
 };
 
 /* "file:line: " prefix for a setting (line 0 when absent). */
@@ -293,7 +293,11 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	    &ic->kubelet_cache_ms, err, errlen)) != TSI_OK ||
 	    (r = get_int(c, "max_clients",
 	    TSI_ISSUER_MAX_CLIENTS_DEFAULT, 1, 10000, &ic->max_clients, err,
-	    errlen)) != TSI_OK)
+	    errlen)) != TSI_OK ||
+	    (r = tsi_config_int(c, "max_exe_size",
+	    TSI_ISSUER_MAX_EXE_SIZE_DEFAULT, 1024LL * 1024,
+	    64LL * 1024 * 1024 * 1024, &ic->max_exe_size, err, errlen)) !=
+	    TSI_OK)
 		return r;
 	/* A session certificate is replaced at half life and a token must
 	 * not outlive the certificate that signed it. */

@@ -13,6 +13,7 @@ enum tsi_resolver_kind { TSI_RESOLVER_KUBELET = 0, TSI_RESOLVER_UNIX = 1 };
 
 #define TSI_TOKEN_TTL_MAX 3600
 #define TSI_ISSUER_SIDECARS_MAX 16
+#define TSI_ISSUER_MAX_EXE_SIZE_DEFAULT (512LL * 1024 * 1024)
 
 /* Whether url may carry enrollment: https://, or http:// to a loopback host
  * (127.0.0.0/8, ::1, localhost) for development. */
@@ -39,6 +40,7 @@ struct tsi_issuer_config {
 	size_t n_sidecar_images;
 	char *node_name;                /* NULL: the host name */
 	int max_clients;
+	long long max_exe_size;         /* unix: larger executables are refused */
 	char *log_level;                /* NULL: info */
 	/* Attested enrollment (docs/issuer.md): */
 	char *attest_url;               /* NULL: no enrollment, node_cert by hand */

@@ -92,8 +92,10 @@ cache_put(const struct stat *st, const char digest[72])
 	pthread_rwlock_unlock(&exe_cache_mu);
 }
 
+/* cancel (may be NULL): checked between reads, so a stopping server does
+ * not wait for a large file. */
 static int
-hash_fd(int fd, char digest[72])
+hash_fd(int fd, const int *cancel, char digest[72])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char buf[65536], md[32];
@@ -107,6 +109,10 @@ hash_fd(int fd, char digest[72])
 	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
 		goto out;
 	for (;;) {
+		if (cancel != NULL && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+			r = TSI_ERR_IO;
+			goto out;
+		}
 		n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -133,8 +139,218 @@ out:
 	return r;
 }
 
+/*
+ * The hashing threads. A job is owned by the request that asked for it
+ * (struct tsi_resolve_state); a hashing thread holds it from submit until
+ * it marks it done and calls its wake, and never touches it after. Job
+ * state is read and written under the hasher's mutex.
+ */
+struct tsi_hash_job {
+	struct tsi_hash_job *next;
+	struct tsi_exe_hasher *h;
+	int fd;                         /* the executable, opened and checked */
+	uid_t uid;
+	struct stat st;
+	struct tsi_wake wake;
+	int done, r;
+	char digest[72];
+};
+
+struct tsi_exe_hasher {
+	long long max_size;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct tsi_hash_job *head, *tail;
+	size_t n_jobs;                  /* queued and running */
+	struct { uid_t uid; unsigned n; } busy[TSI_EXE_HASH_QUEUE];
+	int stopping;
+	pthread_t th[TSI_EXE_HASH_THREADS];
+	int n_th;
+};
+
+/* The count of jobs of uid (under mu); add: +1 or -1. 0 when the table has
+ * no room (cannot happen: it has a slot per job). */
+static unsigned *
+uid_slot(struct tsi_exe_hasher *h, uid_t uid)
+{
+	size_t i, free_i = TSI_EXE_HASH_QUEUE;
+
+	for (i = 0; i < TSI_EXE_HASH_QUEUE; i++) {
+		if (h->busy[i].n > 0 && h->busy[i].uid == uid)
+			return &h->busy[i].n;
+		if (h->busy[i].n == 0 && free_i == TSI_EXE_HASH_QUEUE)
+			free_i = i;
+	}
+	if (free_i == TSI_EXE_HASH_QUEUE)
+		return NULL;
+	h->busy[free_i].uid = uid;
+	return &h->busy[free_i].n;
+}
+
+static void *
+hash_thread(void *arg)
+{
+	struct tsi_exe_hasher *h = arg;
+	struct tsi_hash_job *j;
+	struct tsi_wake w;
+	unsigned *n;
+	char digest[72];
+	int r;
+
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		while (h->head == NULL && !h->stopping)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if ((j = h->head) == NULL)
+			break;          /* stopping, nothing left */
+		if ((h->head = j->next) == NULL)
+			h->tail = NULL;
+		pthread_mutex_unlock(&h->mu);
+		r = hash_fd(j->fd, &h->stopping, digest);
+		if (r == TSI_OK)
+			cache_put(&j->st, digest);
+		close(j->fd);
+		pthread_mutex_lock(&h->mu);
+		j->fd = -1;
+		j->r = r;
+		if (r == TSI_OK)
+			memcpy(j->digest, digest, sizeof(digest));
+		j->done = 1;
+		h->n_jobs--;
+		if ((n = uid_slot(h, j->uid)) != NULL && *n > 0)
+			(*n)--;
+		w = j->wake;
+		pthread_mutex_unlock(&h->mu);
+		w.fn(w.arg);            /* j may be freed from here on */
+		pthread_mutex_lock(&h->mu);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+int
+tsi_exe_hasher_new(long long max_size, struct tsi_exe_hasher **out)
+{
+	struct tsi_exe_hasher *h;
+	int i;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return TSI_ERR_ALLOC;
+	h->max_size = max_size;
+	if (pthread_mutex_init(&h->mu, NULL) != 0) {
+		free(h);
+		return TSI_ERR_INTERNAL;
+	}
+	if (pthread_cond_init(&h->cv, NULL) != 0) {
+		pthread_mutex_destroy(&h->mu);
+		free(h);
+		return TSI_ERR_INTERNAL;
+	}
+	for (i = 0; i < TSI_EXE_HASH_THREADS; i++) {
+		if (pthread_create(&h->th[i], NULL, hash_thread, h) != 0) {
+			tsi_exe_hasher_free(h);
+			return TSI_ERR_INTERNAL;
+		}
+		h->n_th++;
+	}
+	*out = h;
+	return TSI_OK;
+}
+
+void
+tsi_exe_hasher_stop(struct tsi_exe_hasher *h)
+{
+	int i;
+
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	__atomic_store_n(&h->stopping, 1, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	/* The threads drain the queue (each job cut short) and wake every
+	 * request before they end. */
+	for (i = 0; i < h->n_th; i++)
+		pthread_join(h->th[i], NULL);
+	h->n_th = 0;
+}
+
+void
+tsi_exe_hasher_free(struct tsi_exe_hasher *h)
+{
+	if (h == NULL)
+		return;
+	tsi_exe_hasher_stop(h);
+	pthread_cond_destroy(&h->cv);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+void
+tsi_resolve_state_clear(struct tsi_resolve_state *st)
+{
+	if (st == NULL)
+		return;
+	free(st->job);     /* done, or never submitted */
+	memset(st, 0, sizeof(*st));
+}
+
+/* Queues the hashing of fd (taken on success). */
+static int
+hash_submit(struct tsi_exe_hasher *h, int fd, uid_t uid,
+    const struct stat *st, const struct tsi_wake *wake,
+    struct tsi_hash_job **out)
+{
+	struct tsi_hash_job *j;
+	unsigned *n;
+	int r = TSI_ERR_IO;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return TSI_ERR_ALLOC;
+	j->h = h;
+	j->fd = fd;
+	j->uid = uid;
+	j->st = *st;
+	j->wake = *wake;
+	pthread_mutex_lock(&h->mu);
+	if (h->stopping || h->n_jobs >= TSI_EXE_HASH_QUEUE ||
+	    (n = uid_slot(h, uid)) == NULL || *n >= TSI_EXE_HASH_PER_UID) {
+		pthread_mutex_unlock(&h->mu);
+		free(j);
+		return r;
+	}
+	(*n)++;
+	h->n_jobs++;
+	if (h->tail != NULL)
+		h->tail->next = j;
+	else
+		h->head = j;
+	h->tail = j;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	*out = j;
+	return TSI_OK;
+}
+
+/* The digest of a finished job: 1 and *r set when done, 0 while not. */
+static int
+job_result(struct tsi_hash_job *j, int *r, char digest[72])
+{
+	int done;
+
+	pthread_mutex_lock(&j->h->mu);
+	if ((done = j->done) != 0) {
+		*r = j->r;
+		memcpy(digest, j->digest, 72);
+	}
+	pthread_mutex_unlock(&j->h->mu);
+	return done;
+}
+
 int
 tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
+    const struct tsi_peer *bind, struct tsi_exe_hasher *h,
+    struct tsi_resolve_state *rs, const struct tsi_wake *wake,
     struct tsi_workload **out)
 {
 	struct tsi_workload *w = NULL;
@@ -161,7 +377,29 @@ tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 		    TSI_LS("error", strerror(errno)));
 		return TSI_ERR_UNIDENTIFIED;
 	}
-	if (!cache_get(&st, digest)) {
+	/* The process may have exec'd since it connected: its identity is
+	 * the program it ran then, and it no longer runs it. */
+	if (bind != NULL && (!bind->has_exe || st.st_dev != bind->exe_dev ||
+	    st.st_ino != bind->exe_ino)) {
+		tsi_log(TSI_LOG_WARN, "resolve.exe_changed", TSI_LI("pid", pid),
+		    TSI_LS("exe", exe));
+		return TSI_ERR_UNIDENTIFIED;
+	}
+	if (rs != NULL && rs->job != NULL) {
+		/* Asked again after the wake: the hashing thread's answer,
+		 * for the file recorded at accept (checked above). */
+		if (!job_result(rs->job, &r, digest))
+			return TSI_ERR_INTERNAL;
+		if (r != TSI_OK)
+			return TSI_ERR_IO;
+	} else if (!cache_get(&st, digest)) {
+		if (h != NULL && st.st_size > h->max_size) {
+			tsi_log(TSI_LOG_WARN, "resolve.exe_too_large",
+			    TSI_LI("pid", pid), TSI_LI("uid", uid),
+			    TSI_LS("exe", exe), TSI_LI("size", st.st_size),
+			    TSI_LI("max_exe_size", h->max_size));
+			return TSI_ERR_UNIDENTIFIED;
+		}
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
 		    fstat(fd, &st2) != 0 || !S_ISREG(st2.st_mode) ||
 		    st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
@@ -171,7 +409,22 @@ tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 			r = TSI_ERR_UNIDENTIFIED;
 			goto out;
 		}
-		if ((r = hash_fd(fd, digest)) != TSI_OK)
+		if (h != NULL) {
+			/* Never on the thread that serves other callers. */
+			if (rs == NULL || wake == NULL) {
+				r = TSI_ERR_INVALID_ARG;
+				goto out;
+			}
+			if ((r = hash_submit(h, fd, uid, &st2, wake,
+			    &rs->job)) != TSI_OK) {
+				tsi_log(TSI_LOG_WARN, "resolve.hash_busy",
+				    TSI_LI("pid", pid), TSI_LI("uid", uid),
+				    TSI_LS("exe", exe));
+				goto out;
+			}
+			return TSI_ERR_AGAIN;     /* fd is the job's now */
+		}
+		if ((r = hash_fd(fd, NULL, digest)) != TSI_OK)
 			goto out;
 		cache_put(&st2, digest);
 	}

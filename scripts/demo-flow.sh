@@ -292,10 +292,14 @@ chmod 0600 "$V/tls.key" "$V/tls-ca.key"
 # from policies/ with that digest replaced (policies/ itself is untouched).
 if [ -f "$SRC/policies/20-medical.conf" ]; then
 	cp "$SRC"/policies/*.conf "$V/policies/"
-	sed -E -i "s/sha256:4f5a9c1e[0-9a-f]{56}/sha256:$DX/" "$V/policies/20-medical.conf"
+	sed -E -i -e "s/sha256:4f5a9c1e[0-9a-f]{56}/sha256:$DX/" \
+	    -e "s/uid( *)= \[ \"1000\" \]/uid\1= [ \"$(id -u)\" ]/" \
+	    "$V/policies/20-medical.conf"
 	grep -q "sha256:$DX" "$V/policies/20-medical.conf" ||
 		die "could not put workload X's digest into 20-medical.conf"
-	say "   policies: $SRC/policies/*.conf, with workload X's digest in 20-medical.conf"
+	grep -q "uid *= \[ \"$(id -u)\" \]" "$V/policies/20-medical.conf" ||
+		die "could not put the demo's uid into 20-medical.conf"
+	say "   policies: $SRC/policies/*.conf, with workload X's digest and uid $(id -u) in 20-medical.conf"
 else
 	cat >"$V/policies/demo.conf" <<EOF
 roles = ( { name = "demo"; rules = [ "medical-records" ];
@@ -303,7 +307,8 @@ roles = ( { name = "demo"; rules = [ "medical-records" ];
             token_ttl = 300; } );
 rules = ( { name = "medical-records"; paths = [ "secret/data/medical/*" ];
             capabilities = [ "read" ];
-            match = { images = [ "sha256:$DX" ]; cluster-name = [ "hipaaCluster" ];
+            match = { images = [ "sha256:$DX" ]; uid = [ "$(id -u)" ];
+                      cluster-name = [ "hipaaCluster" ];
                       datacenter = [ "dal05" ]; }; } );
 EOF
 	say "   policies: generated demo.conf (policies/ not found)"
@@ -330,7 +335,8 @@ say "   tsi-vault on $VAULT (certificate from a demo TLS CA: $V/tls-ca.pem)"
 grep -qE 'name *= *"demo"' "$V"/policies/*.conf >/dev/null ||
 	die "no role 'demo' in the policy directory"
 say "   role 'demo': cluster-name hipaaCluster, datacenter dal05 (checked at login);"
-say "   rule 'medical-records': secret/data/medical/*, read, only for images = [workload X]"
+say "   rule 'medical-records-host': secret/data/medical/*, read, only for images = [workload X]"
+say "   run as uid $(id -u) (a digest alone would name the program, not who runs it)"
 
 # --- 5. The medical record ---------------------------------------------------
 head1 "5. The secret: secret/data/medical/record"

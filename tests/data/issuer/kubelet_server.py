@@ -3,13 +3,16 @@
 
 usage: kubelet_server.py CERT KEY PODS_JSON TOKEN
 Prints the chosen port on stdout, then serves until killed. /pods answers
-401 unless the request carries "Authorization: Bearer TOKEN". The pod list
-file is re-read on every request so tests can change it. Each request is
-counted in PODS_JSON.count (one line per request).
+401 unless the request carries "Authorization: Bearer TOKEN", 400 unless it
+is a GET that accepts application/json. The pod list file is re-read on
+every request so tests can change it. Each request is counted in
+PODS_JSON.count (one line per request). When PODS_JSON.delay exists, each
+answer waits that many seconds first (a slow kubelet).
 """
 import http.server
 import ssl
 import sys
+import time
 
 cert, key, pods, token = sys.argv[1:5]
 
@@ -22,10 +25,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != "Bearer " + token:
             self.send_error(401)
             return
-        with open(pods, "rb") as f:
-            body = f.read()
+        if "application/json" not in (self.headers.get("Accept") or ""):
+            self.send_error(400)
+            return
         with open(pods + ".count", "a") as f:
             f.write("x\n")
+        try:
+            with open(pods + ".delay") as f:
+                time.sleep(float(f.read().strip() or "0"))
+        except FileNotFoundError:
+            pass
+        with open(pods, "rb") as f:
+            body = f.read()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

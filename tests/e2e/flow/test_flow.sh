@@ -71,7 +71,7 @@ want = [
     ("write", "allow", "root", None, None, "secret/data/medical/record"),
     ("write", "allow", "root", None, None, "secret/data/medical/record"),
     ("login", "allow", "role:demo", "dal05", [dx], None),
-    ("read", "allow", "medical-records", "dal05", [dx], "secret/data/medical/record"),
+    ("read", "allow", "medical-records-host", "dal05", [dx], "secret/data/medical/record"),
     ("login", "deny", "role:demo", "wdc04", [dx], None),
     ("login", "allow", "role:demo", "dal05", [do], None),
     ("read", "deny", "default-deny", "dal05", [do], "secret/data/medical/record"),

@@ -13,12 +13,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -151,6 +153,83 @@ test_cgroup_refusals(void **state)
 	assert_int_equal(cg("0::/docker/c5db4e65\n", id), TSI_ERR_NOT_FOUND);
 }
 
+/*
+ * A container that can make cgroups under its own (privileged, or a
+ * systemd-in-container runtime) names a child cgroup after another
+ * container: the path then names two ids and is refused, never resolved to
+ * either. A child cgroup with any other name is still its container.
+ */
+static void
+test_cgroup_nested(void **state)
+{
+	char id[65];
+
+	(void)state;
+	assert_int_equal(cg("0::/kubepods.slice/kubepods-besteffort.slice/"
+	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_B ".scope/"
+	    ID_A "\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
+	    ".scope/cri-containerd-" ID_A ".scope\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("0::/kubepods/besteffort/podx/" ID_B "/docker/"
+	    ID_A "\n", id), TSI_ERR_PARSE);
+	/* the same id twice is two components naming a container too */
+	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
+	    ".scope/" ID_B "\n", id), TSI_ERR_PARSE);
+	/* v1: nested in every controller */
+	assert_int_equal(cg(
+	    "4:memory:/kubepods/podx/" ID_B "/" ID_A "\n"
+	    "3:pids:/kubepods/podx/" ID_B "/" ID_A "\n", id), TSI_ERR_PARSE);
+	/* a child cgroup named otherwise: the runtime's own leaf */
+	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
+	    ".scope/init.scope\n", id), TSI_OK);
+	assert_string_equal(id, ID_B);
+}
+
+/* cgroup v1: every controller line must name the same path. */
+static void
+test_cgroup_v1_disagree(void **state)
+{
+	char id[65];
+
+	(void)state;
+	/* one controller moved to another container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "11:pids:/kubepods/pody/" ID_A "\n", id), TSI_ERR_PARSE);
+	/* one controller outside any container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "11:pids:/\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg(
+	    "12:memory:/\n"
+	    "11:pids:/kubepods/podx/" ID_B "\n", id), TSI_ERR_PARSE);
+	/* the same id under another pod path still disagrees */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "11:pids:/kubepods/pody/" ID_B "\n", id), TSI_ERR_PARSE);
+	/* one controller in a child cgroup of the container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "11:pids:/kubepods/podx/" ID_B "/sub\n", id), TSI_ERR_PARSE);
+	/* hybrid: the unified line naming another container */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n", id),
+	    TSI_ERR_PARSE);
+	/* hybrid: the unified line the same path, or systemd's own */
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "0::/kubepods/podx/" ID_B "\n", id), TSI_OK);
+	assert_string_equal(id, ID_B);
+	assert_int_equal(cg(
+	    "12:memory:/kubepods/podx/" ID_B "\n"
+	    "0::/system.slice/containerd.service\n", id), TSI_OK);
+	assert_string_equal(id, ID_B);
+	/* two unified lines */
+	assert_int_equal(cg("0::/docker/" ID_F "\n0::/docker/" ID_F "\n", id),
+	    TSI_ERR_PARSE);
+}
+
 static json_t *
 load_pods(void)
 {
@@ -274,6 +353,121 @@ test_pod_bad_image_refused(void **state)
 	    TSI_ERR_PARSE);
 	assert_null(w);
 	json_decref(pods);
+}
+
+/* Two pods (or one pod twice) claiming one container id: nobody, whichever
+ * comes first, and whatever state each claims. */
+#define DUP_PODS(state) \
+    "{\"items\": [{" \
+    "\"metadata\": {\"name\": \"victim\", \"namespace\": \"medical\"}," \
+    "\"spec\": {\"nodeName\": \"node-1\", \"containers\": [{\"name\": \"a\", \"image\": \"a:1\"}]}," \
+    "\"status\": {\"containerStatuses\": [" \
+    "  {\"name\": \"a\", \"containerID\": \"containerd://" ID_A "\"," \
+    "   \"imageID\": \"" IMG_APP "\", \"state\": {\"running\": {}}}]}}," \
+    "{\"metadata\": {\"name\": \"claimer\", \"namespace\": \"tenant\"}," \
+    "\"spec\": {\"nodeName\": \"node-1\", \"containers\": [{\"name\": \"b\", \"image\": \"b:1\"}]}," \
+    "\"status\": {\"containerStatuses\": [" \
+    "  {\"name\": \"b\", \"containerID\": \"containerd://" ID_A "\"," \
+    "   \"imageID\": \"" IMG_WEB2 "\", \"state\": {\"" state "\": {}}}]}}]}"
+
+static void
+test_pod_duplicate_id(void **state)
+{
+	static const char *texts[] = { DUP_PODS("running"),
+		DUP_PODS("terminated"), DUP_PODS("waiting") };
+	struct tsi_workload *w = NULL;
+	json_t *pods;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		assert_non_null(pods = json_loads(texts[i], 0, NULL));
+		assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, NULL, 0,
+		    "node-1", &w), TSI_ERR_UNIDENTIFIED);
+		assert_null(w);
+		json_decref(pods);
+	}
+	/* One pod listing the id twice (a container and an ephemeral one). */
+	pods = json_loads("{\"items\": [{"
+	    "\"metadata\": {\"name\": \"p\", \"namespace\": \"n\"},"
+	    "\"spec\": {\"containers\": [{\"name\": \"a\", \"image\": \"a:1\"}]},"
+	    "\"status\": {\"containerStatuses\": ["
+	    "  {\"name\": \"a\", \"containerID\": \"containerd://" ID_A "\","
+	    "   \"imageID\": \"" IMG_APP "\", \"state\": {\"running\": {}}}],"
+	    " \"ephemeralContainerStatuses\": ["
+	    "  {\"name\": \"dbg\", \"containerID\": \"cri-o://" ID_A "\","
+	    "   \"imageID\": \"" IMG_WEB2 "\", \"state\": {\"running\": {}}}]}}]}",
+	    0, NULL);
+	assert_non_null(pods);
+	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, NULL, 0, NULL, &w),
+	    TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	json_decref(pods);
+}
+
+/* The streamed, pruned list answers every lookup as the whole list does,
+ * however the text is cut into pieces. */
+static void
+test_podlist_stream(void **state)
+{
+	static const char *ids[] = { ID_A, ID_B, ID_C, ID_D, ID_E, ID_F, ID_G,
+		ID_H };
+	static const size_t chunks[] = { 1, 7, 4096, (size_t)-1 };
+	char path[1024], *text = NULL;
+	json_t *full = load_pods(), *pruned;
+	struct tsi_podlist_parser *p;
+	size_t len = 0, c, off, i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tests/data/issuer/pods.json",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	assert_int_equal(tsi_read_small_file(path, 1 << 20, &text, &len), TSI_OK);
+	for (c = 0; c < 4; c++) {
+		assert_int_equal(tsi_podlist_parser_new(&p), TSI_OK);
+		for (off = 0; off < len; off += chunks[c] < len - off ?
+		    chunks[c] : len - off)
+			assert_int_equal(tsi_podlist_parser_feed(p, text + off,
+			    chunks[c] < len - off ? chunks[c] : len - off), TSI_OK);
+		assert_int_equal(tsi_podlist_parser_finish(p, &pruned), TSI_OK);
+		tsi_podlist_parser_free(p);
+		for (i = 0; i < 8; i++) {
+			struct tsi_workload *w1 = NULL, *w2 = NULL;
+			int r1 = tsi_kubelet_pod_lookup(full, ids[i], sidecars, 1,
+			    NULL, &w1);
+			int r2 = tsi_kubelet_pod_lookup(pruned, ids[i], sidecars,
+			    1, NULL, &w2);
+			size_t k;
+
+			assert_int_equal(r1, r2);
+			if (r1 == TSI_OK) {
+				assert_string_equal(w1->namespace, w2->namespace);
+				assert_string_equal(w1->pod, w2->pod);
+				assert_string_equal(w1->service_account,
+				    w2->service_account);
+				assert_int_equal(w1->n_images, w2->n_images);
+				for (k = 0; k < w1->n_images; k++)
+					assert_string_equal(w1->images[k],
+					    w2->images[k]);
+				assert_int_equal(w1->n_image_names,
+				    w2->n_image_names);
+			}
+			tsi_workload_free(w1);
+			tsi_workload_free(w2);
+		}
+		/* Only what the lookup reads is kept. */
+		assert_null(json_object_get(json_object_get(json_array_get(
+		    json_object_get(pruned, "items"), 0), "metadata"), "uid"));
+		json_decref(pruned);
+	}
+	/* Not a pod list, or cut short. */
+	assert_int_equal(tsi_podlist_parse("{\"items\": [1]}", 14, &pruned),
+	    TSI_ERR_PARSE);
+	assert_int_equal(tsi_podlist_parse("{\"items\": [], \"items\": []}", 26,
+	    &pruned), TSI_ERR_PARSE);
+	assert_int_equal(tsi_podlist_parse(text, len - 2, &pruned),
+	    TSI_ERR_PARSE);
+	free(text);
+	json_decref(full);
 }
 
 static void
@@ -522,6 +716,232 @@ test_kubelet_https(void **state)
 	/* A pid that does not exist. */
 	assert_int_equal(tsi_kubelet_resolve(k, 999999, &w), TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
+	/* Container E made a cgroup inside its own named after A (a running
+	 * container of another pod): neither identity. */
+	fake_proc(f, 4646, "0::/kubepods.slice/kubepods-burstable.slice/"
+	    "kubepods-burstable-pod1234.slice/crio-" ID_E ".scope/" ID_A "\n");
+	assert_int_equal(tsi_kubelet_resolve(k, 4646, &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	/* v1: one controller moved into A's cgroup. */
+	fake_proc(f, 4747, "12:memory:/kubepods/besteffort/podx/" ID_E "\n"
+	    "11:pids:/kubepods/besteffort/pody/" ID_A "\n");
+	assert_int_equal(tsi_kubelet_resolve(k, 4747, &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	tsi_kubelet_free(k);
+	tsi_issuer_config_free(cfg);
+}
+
+/*
+ * What the kubelet serves decides 403 against 503: a container id claimed
+ * twice is refused (403); a list that is malformed or cut short is the
+ * kubelet's failure, not the caller's (503, retry).
+ */
+static void
+test_kubelet_list_faults(void **state)
+{
+	struct kfx *f = *state;
+	struct tsi_issuer_config *cfg = kubelet_config(f, "s3cret-token\n");
+	struct tsi_kubelet *k = NULL;
+	struct tsi_workload *w = NULL;
+	char *full = NULL, path[1024];
+	size_t len = 0, i;
+	static const char *bad[] = { "", "{", "[]", "{\"items\": {}}",
+		"{\"items\": [1]}", "{\"kind\": \"PodList\"}", NULL };
+
+	fake_proc(f, 5151, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	write_file(f->pods, DUP_PODS("running"));
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_resolve(k, 5151, &w), TSI_ERR_UNIDENTIFIED);
+	assert_null(w);
+	tsi_kubelet_free(k);
+
+	/* The real list cut short at several points. */
+	snprintf(path, sizeof(path), "%s/tests/data/issuer/pods.json",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	assert_int_equal(tsi_read_small_file(path, 1 << 20, &full, &len), TSI_OK);
+	for (i = 1; i < 8; i++) {
+		FILE *o = fopen(f->pods, "w");
+		assert_non_null(o);
+		assert_int_equal(fwrite(full, 1, len * i / 8, o), len * i / 8);
+		assert_int_equal(fclose(o), 0);
+		assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+		assert_int_equal(tsi_kubelet_resolve(k, 5151, &w), TSI_ERR_IO);
+		assert_null(w);
+		tsi_kubelet_free(k);
+	}
+	for (i = 0; bad[i] != NULL; i++) {
+		write_file(f->pods, bad[i]);
+		assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+		if (tsi_kubelet_resolve(k, 5151, &w) != TSI_ERR_IO)
+			fail_msg("pod list '%s' not a 503-class failure", bad[i]);
+		assert_null(w);
+		tsi_kubelet_free(k);
+	}
+	free(full);
+	tsi_issuer_config_free(cfg);
+}
+
+struct miss_arg {
+	struct tsi_kubelet *k;
+	int r;
+	long long ms;
+};
+
+static long long
+mono_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *
+miss_thread(void *arg)
+{
+	struct miss_arg *a = arg;
+	struct tsi_workload *w = NULL;
+	long long t0 = mono_now_ms();
+
+	/* A container in no pod: a miss, so the list is fetched again. */
+	a->r = tsi_kubelet_resolve(a->k, 4444, &w);
+	a->ms = mono_now_ms() - t0;
+	tsi_workload_free(w);
+	return NULL;
+}
+
+/*
+ * A slow kubelet (2 s per answer) must not stall callers the cached list
+ * already knows: before, the fetch of a caller that missed held the lock
+ * every caller takes. One fetch at a time, and after a failure no fetch
+ * during the back-off (503 at once, the kubelet asked nothing).
+ */
+static void
+test_kubelet_slow(void **state)
+{
+	struct kfx *f = *state;
+	struct tsi_issuer_config *cfg = kubelet_config(f, "s3cret-token\n");
+	struct tsi_kubelet *k = NULL;
+	struct tsi_workload *w = NULL;
+	struct miss_arg a1, a2;
+	pthread_t t1, t2;
+	char delay[600];
+	long long t0, worst = 0, d;
+	int before, n = 0;
+
+	fake_proc(f, 4242, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	fake_proc(f, 4444, "12:memory:/kubepods/besteffort/podx/" ID_F "\n");
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);  /* cached */
+	tsi_workload_free(w);
+	w = NULL;
+	snprintf(delay, sizeof(delay), "%s.delay", f->pods);
+	write_file(delay, "2");
+	usleep(150000);     /* past the refresh floor, not a synchronisation */
+	before = count_requests(f);
+	a1.k = a2.k = k;
+	assert_int_equal(pthread_create(&t1, NULL, miss_thread, &a1), 0);
+	assert_int_equal(pthread_create(&t2, NULL, miss_thread, &a2), 0);
+	/* While they wait for the slow kubelet (until both are answered,
+	 * bounded by the fetch timeout), the cached caller keeps its pace. */
+	t0 = mono_now_ms();
+	while (count_requests(f) == before && mono_now_ms() - t0 < 5000)
+		usleep(1000);      /* until the fetch has reached the kubelet */
+	t0 = mono_now_ms();
+	while (mono_now_ms() - t0 < 1500) {
+		long long s = mono_now_ms();
+		assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
+		tsi_workload_free(w);
+		w = NULL;
+		if ((d = mono_now_ms() - s) > worst)
+			worst = d;
+		n++;
+	}
+	assert_int_equal(pthread_join(t1, NULL), 0);
+	assert_int_equal(pthread_join(t2, NULL), 0);
+	print_message("slow kubelet: %d cached lookups during a 2 s fetch, "
+	    "slowest %lld ms; the misses waited %lld and %lld ms\n", n, worst,
+	    a1.ms, a2.ms);
+	assert_true(worst < 500);
+	assert_int_equal(a1.r, TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(a2.r, TSI_ERR_UNIDENTIFIED);
+	/* Both misses were answered by one fetch. */
+	assert_int_equal(count_requests(f), before + 1);
+
+	/* A failing kubelet: one failed fetch, then 503 at once without
+	 * asking it again during the back-off. */
+	unlink(delay);
+	write_file(f->pods, "{");
+	usleep(150000);     /* past the refresh floor, not a synchronisation */
+	before = count_requests(f);
+	assert_int_equal(tsi_kubelet_resolve(k, 4444, &w), TSI_ERR_IO);
+	t0 = mono_now_ms();
+	assert_int_equal(tsi_kubelet_resolve(k, 4444, &w), TSI_ERR_IO);
+	assert_true(mono_now_ms() - t0 < 100);
+	assert_int_equal(count_requests(f), before + 1);
+	/* The cached caller is still served from the list it is in. */
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
+	tsi_workload_free(w);
+	tsi_kubelet_free(k);
+	tsi_issuer_config_free(cfg);
+}
+
+/* Writes the stand-in kubelet's list: pods.json's pods after n filler
+ * pods, each with an annotation of ann bytes. */
+static void
+write_big_list(struct kfx *f, int n, size_t ann)
+{
+	char src[1024], *text = NULL, *items;
+	size_t len = 0, i;
+	FILE *o;
+	int k;
+
+	snprintf(src, sizeof(src), "%s/tests/data/issuer/pods.json",
+	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
+	assert_int_equal(tsi_read_small_file(src, 1 << 20, &text, &len), TSI_OK);
+	assert_non_null(items = strstr(text, "\"items\""));
+	assert_non_null(items = strchr(items, '['));
+	assert_non_null(o = fopen(f->pods, "w"));
+	fputs("{\"kind\": \"PodList\", \"apiVersion\": \"v1\", \"items\": [", o);
+	for (k = 0; k < n; k++) {
+		fprintf(o, "{\"metadata\": {\"name\": \"filler-%d\", \"namespace\": "
+		    "\"tenant\", \"annotations\": {\"blob\": \"", k);
+		for (i = 0; i < ann; i++)
+			fputc('a' + (int)(i % 26), o);
+		fputs("\"}}, \"spec\": {\"nodeName\": \"node-1\", \"containers\": []},"
+		    " \"status\": {}},\n", o);
+	}
+	fputs(items + 1, o);
+	assert_int_equal(fclose(o), 0);
+	free(text);
+}
+
+/*
+ * A pod list over the old 32 MiB bound (a tenant with large annotations)
+ * no longer denies every workload of the node; one pod over the per-pod
+ * bound (16 MiB, ten times what etcd stores) is still refused.
+ */
+static void
+test_kubelet_large_list(void **state)
+{
+	struct kfx *f = *state;
+	struct tsi_issuer_config *cfg = kubelet_config(f, "s3cret-token\n");
+	struct tsi_kubelet *k = NULL;
+	struct tsi_workload *w = NULL;
+
+	fake_proc(f, 4242, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	write_big_list(f, 40, 1024 * 1024);     /* 40 MiB */
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
+	assert_string_equal(w->namespace, "medical");
+	assert_int_equal(w->n_images, 2);
+	tsi_workload_free(w);
+	w = NULL;
+	tsi_kubelet_free(k);
+	write_big_list(f, 1, 17 * 1024 * 1024);
+	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_ERR_IO);
+	assert_null(w);
 	tsi_kubelet_free(k);
 	tsi_issuer_config_free(cfg);
 }
@@ -590,7 +1010,7 @@ test_unix_self(void **state)
 	for (i = 0; i < 32; i++)
 		snprintf(expect + 7 + 2 * i, 3, "%02x", md[i]);
 
-	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), &w),
+	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL, NULL, NULL, NULL, &w),
 	    TSI_OK);
 	assert_int_equal(w->kind, TSI_WORKLOAD_UNIX);
 	assert_int_equal(w->uid, getuid());
@@ -600,13 +1020,13 @@ test_unix_self(void **state)
 	tsi_workload_free(w);
 	w = NULL;
 	/* Cached digest, same answer. */
-	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), &w),
+	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL, NULL, NULL, NULL, &w),
 	    TSI_OK);
 	assert_string_equal(w->images[0], expect);
 	tsi_workload_free(w);
 	w = NULL;
 	/* No such process. */
-	assert_int_equal(tsi_unix_resolve("/proc", 999999, 0, &w),
+	assert_int_equal(tsi_unix_resolve("/proc", 999999, 0, NULL, NULL, NULL, NULL, &w),
 	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 }
@@ -630,7 +1050,7 @@ exe_digest(const char *proc_root)
 	struct tsi_workload *w = NULL;
 	char *d;
 
-	assert_int_equal(tsi_unix_resolve(proc_root, 4242, 1000, &w), TSI_OK);
+	assert_int_equal(tsi_unix_resolve(proc_root, 4242, 1000, NULL, NULL, NULL, NULL, &w), TSI_OK);
 	assert_int_equal(w->n_images, 1);
 	d = strdup(w->images[0]);
 	tsi_workload_free(w);
@@ -736,13 +1156,23 @@ main(void)
 		cmocka_unit_test(test_cgroup_crio_docker),
 		cmocka_unit_test(test_cgroup_one_id_below),
 		cmocka_unit_test(test_cgroup_refusals),
+		cmocka_unit_test(test_cgroup_nested),
+		cmocka_unit_test(test_cgroup_v1_disagree),
 		cmocka_unit_test(test_pod_several_containers),
 		cmocka_unit_test(test_pod_init_and_terminated),
 		cmocka_unit_test(test_pod_bad_image_refused),
+		cmocka_unit_test(test_pod_duplicate_id),
+		cmocka_unit_test(test_podlist_stream),
 		cmocka_unit_test(test_digest_normalize),
 		cmocka_unit_test_setup_teardown(test_kubelet_https,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test_setup_teardown(test_kubelet_refused,
+		    kubelet_setup, kubelet_teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_list_faults,
+		    kubelet_setup, kubelet_teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_slow,
+		    kubelet_setup, kubelet_teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_large_list,
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test(test_unix_self),
 		cmocka_unit_test(test_unix_replaced_binary),
