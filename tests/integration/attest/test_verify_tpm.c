@@ -299,6 +299,15 @@ test_parse_rejects(void **state)
 	big[1] = (uint8_t)(big[1] - 1);
 	assert_int_equal(tsi_tpm_pub_parse(big, len, &p), TSI_ERR_PARSE);
 	assert_null(p);
+	/* A point off the curve (the last byte of y changed) is refused:
+	 * the quick public-key check still tests that the point is on it. */
+	memcpy(big, b, len);
+	big[len - 1] ^= 0x01;
+	assert_int_equal(tsi_tpm_pub_parse(big, len, &p), TSI_ERR_PARSE);
+	assert_null(p);
+	memcpy(big, b, len);
+	assert_int_equal(tsi_tpm_pub_parse(big, len, &p), TSI_OK);
+	tsi_tpm_pub_free(p);
 	free(big);
 	free(b);
 }
