@@ -789,3 +789,237 @@ if [ -n "$VAULT_PID" ]; then
   stop "$VAULT_PID"
   VAULT_PID=""
 fi
+
+# --- attested enrollment (--only attest) ---------------------------------------
+# A node as the issue's quick start makes it: swtpm_setup --create-ek-cert
+# with a local CA, tsi-attest --dev trusting that CA, the node registered by
+# its EK hash. Two figures:
+#  attest_enroll: `tsi-issuer enroll` of that node, request to certificate:
+#    the time between its enroll.start and enroll.done log lines (both in the
+#    process, after the TPM is opened and the signing key loaded), median of
+#    ENROLLS runs; the whole process (fork to exit) is in the note. Limit
+#    esapi_enroll: the same TPM commands through raw ESAPI on the same swtpm
+#    (bench/esapi_enroll.c), median of as many rounds, measured just before
+#    and just after (swtpm serves one client at a time), the faster of the
+#    two. Goal: at most 20 % beyond it, i.e. limit / figure >= 1/1.2.
+#  attest_verify: tsi-attest's verification calls for one enrollment on one
+#    thread (bench/attest_verify.c) against a ceiling from `openssl speed`
+#    on one core for the public-key operations they contain: three ECDSA
+#    P-256 verifies (CSR, certify, quote), one RSA-2048 public-key operation
+#    (MakeCredential's OAEP encryption; OpenSSL 3.0's speed has no encrypt
+#    column, the RSA verify is the same public-key operation) and the EK
+#    chain's signatures as OpenSSL verifies them (counted and typed by
+#    attest_verify itself).
+attest_figures() {
+  local d=$TMP/attest port tport pid spid tok=bench-attest-token-0123456789
+  local label_e="tsi-issuer enroll, request to certificate (median)"
+  local label_v="tsi-attest verification per enrollment, 1 thread"
+  local goal_e='{"ratio": 0.8333, "time": true}' goal_v='{"ratio": 0.5}'
+  local rounds=$([ "$quick" -eq 1 ] && echo 7 || echo 21)
+  local out before after b a best lim_note i t0 t1 spans=() procs=() h line
+  local ev rv sigs algs ceil
+  ATTEST_VERIFY_US=""
+  local need
+  for need in tsi-attest tsi-issuer tsi esapi_enroll attest_verify; do
+    if [ ! -x "$BIN/$need" ]; then
+      figure attest_enroll "$label_e" null "ms" esapi_enroll "$goal_e" "$(missing_note "$need")"
+      figure attest_verify "$label_v" null "enrollments/s" attest_ceiling "$goal_v" "$(missing_note "$need")"
+      return
+    fi
+  done
+  mkdir -p "$d/ca" "$d/state" "$d/issuer" "$d/verify"
+  cat >"$d/setup.conf" <<CONF
+create_certs_tool = /usr/bin/swtpm_localca
+create_certs_tool_config = $d/localca.conf
+create_certs_tool_options = $d/localca.options
+active_pcr_banks = sha256
+CONF
+  printf 'statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\ncertserial = %s/certserial\n' \
+    "$d/ca" "$d/ca" "$d/ca" "$d/ca" >"$d/localca.conf"
+  echo "--platform-manufacturer tsi-bench" >"$d/localca.options"
+  log "attest: swtpm_setup --create-ek-cert with a local CA"
+  if ! swtpm_setup --tpm2 --tpmstate "$d/state" --create-ek-cert --config "$d/setup.conf" \
+       --overwrite >"$d/setup.log" 2>&1; then
+    figure attest_enroll "$label_e" null "ms" esapi_enroll "$goal_e" "not measured (swtpm_setup failed)"
+    figure attest_verify "$label_v" null "enrollments/s" attest_ceiling "$goal_v" "not measured (swtpm_setup failed)"
+    return
+  fi
+  cat "$d/ca/swtpm-localca-rootca-cert.pem" "$d/ca/issuercert.pem" >"$d/ek-ca.pem"
+  tport=$(free_ports 2) || { log "no free ports"; return; }
+  swtpm socket --tpm2 --server type=tcp,port="$tport",bindaddr=127.0.0.1 \
+    --ctrl type=tcp,port=$((tport + 1)),bindaddr=127.0.0.1 \
+    --tpmstate dir="$d/state" --flags not-need-init,startup-clear >"$d/swtpm.log" 2>&1 &
+  spid=$!
+  PIDS+=("$spid")
+  if ! wait_for bash -c "kill -0 $spid && (exec 3<>/dev/tcp/127.0.0.1/$((tport + 1)))"; then
+    figure attest_enroll "$label_e" null "ms" esapi_enroll "$goal_e" "not measured (swtpm did not start)"
+    figure attest_verify "$label_v" null "enrollments/s" attest_ceiling "$goal_v" "not measured (swtpm did not start)"
+    return
+  fi
+  local tcti="swtpm:host=127.0.0.1,port=$tport"
+
+  # The verification figure first: it also gives the EK hash to register.
+  log "figure: attest_verify (${SECS}s) and openssl speed ecdsap256 rsa2048 (1 core, ${OSSL_SECS}s each)"
+  if out=$("$BIN/attest_verify" --tcti "$tcti" --state-dir "$d/verify" --ek-ca "$d/ek-ca.pem" \
+             --seconds "$SECS" --breakdown 2>"$d/verify.err"); then
+    h=$(jq -r .ek_sha256 <<<"$out")
+    sigs=$(jq -r .chain_sigs <<<"$out")
+    algs=$(jq -r .chain_algs <<<"$out")
+    # The EK chain's signers decide which RSA sizes openssl speed measures.
+    local sizes=2048 alg ok=1 per=0 speed_note
+    for alg in $(tr ',' ' ' <<<"$algs"); do
+      case "$alg" in
+        RSA-2048|RSA-3072|RSA-4096) [[ " $sizes " == *" ${alg#RSA-} "* ]] || sizes="$sizes ${alg#RSA-}" ;;
+        EC-256) ;;
+        *) ok=0 ;;
+      esac
+    done
+    line=$(openssl speed -seconds "$OSSL_SECS" ecdsap256 $(printf 'rsa%s ' $sizes) 2>/dev/null || true)
+    ev=$(grep -E '^ *256 bits ecdsa \(nistp256\)' <<<"$line" | tail -1 | awk '{print $NF}')
+    [[ "$ev" =~ ^[0-9.]+$ ]] || ok=0
+    speed_note="ECDSA P-256 $ev verifies/s"
+    declare -A rsa_v=()
+    for alg in $sizes; do
+      rsa_v[$alg]=$(grep -E "^rsa $alg bits" <<<"$line" | tail -1 | awk '{print $NF}')
+      [[ "${rsa_v[$alg]}" =~ ^[0-9.]+$ ]] || ok=0
+      speed_note="$speed_note, RSA-$alg ${rsa_v[$alg]} verifies/s"
+    done
+    if [ "$ok" -eq 1 ]; then
+      # seconds per enrollment: 3 ECDSA verifies, 1 RSA-2048 public op,
+      # and one verify per signature of the EK chain by its signer's type.
+      per=$(awk -v e="$ev" -v r="${rsa_v[2048]}" 'BEGIN { printf "%.9f", 3 / e + 1 / r }')
+      for alg in $(tr ',' ' ' <<<"$algs"); do
+        case "$alg" in
+          EC-256) per=$(awk -v p="$per" -v e="$ev" 'BEGIN { printf "%.9f", p + 1 / e }') ;;
+          RSA-*) per=$(awk -v p="$per" -v r="${rsa_v[${alg#RSA-}]}" 'BEGIN { printf "%.9f", p + 1 / r }') ;;
+        esac
+      done
+      ceil=$(awk -v p="$per" 'BEGIN { printf "%.1f", 1 / p }')
+      limit attest_ceiling "ceiling on 1 core: the enrollment's public-key operations at openssl speed" \
+        "$ceil" "enrollments/s" \
+        "openssl speed (1 core): $speed_note; per enrollment 3 ECDSA P-256 verifies (CSR, certify, quote), 1 RSA-2048 public-key operation (MakeCredential's OAEP encryption, timed as a verify), the EK chain's $sigs signature(s) by $algs"
+    else
+      limit attest_ceiling "ceiling on 1 core from openssl speed" null "enrollments/s" \
+        "not measured (openssl speed not parsed, or an EK chain key other than RSA-2048/3072/4096 or EC-256: $algs)"
+    fi
+    ATTEST_VERIFY_US=$(jget "$out" us_per_round)
+    figure attest_verify "$label_v" "$(jget "$out" per_sec)" "enrollments/s" attest_ceiling "$goal_v" \
+      "$(jget "$out" us_per_round) us per enrollment over $(jget "$out" rounds) rounds; evidence captured once from swtpm; each part alone (us): $(jq -r '.phases_us | to_entries | map("\(.key) \(.value)") | join(", ")' <<<"$out")" "$out"
+  else
+    h=""
+    limit attest_ceiling "ceiling on 1 core from openssl speed" null "enrollments/s" "not measured (attest_verify failed)"
+    figure attest_verify "$label_v" null "enrollments/s" attest_ceiling "$goal_v" \
+      "not measured (attest_verify failed: $(tail -1 "$d/verify.err"))"
+  fi
+
+  # tsi-attest --dev with the local CA; the node registered by its EK hash.
+  for i in 1 2 3 4 5; do
+    port=$(free_ports 1) || break
+    "$BIN/tsi-attest" --dev --dev-listen "127.0.0.1:$port" --dev-root-token-id "$tok" \
+      --ek-ca "$d/ek-ca.pem" >"$d/attest.out" 2>"$d/attest.err" &
+    pid=$!
+    PIDS+=("$pid")
+    if wait_for bash -c "kill -0 $pid && curl -sf http://127.0.0.1:$port/v1/health"; then break; fi
+    stop "$pid"
+    pid=""
+  done
+  if [ -z "${pid:-}" ] || [ -z "$h" ] || ! TSI_ATTEST_ADDR="http://127.0.0.1:$port" TSI_ATTEST_TOKEN=$tok \
+       "$BIN/tsi" node register --ek-sha256 "$h" "${LOC_ARGS[@]}" >"$d/register.out" 2>&1; then
+    figure attest_enroll "$label_e" null "ms" esapi_enroll "$goal_e" \
+      "not measured (tsi-attest did not start or the node could not be registered: $(tail -1 "$d/register.out" 2>/dev/null))"
+    [ -n "${pid:-}" ] && stop "$pid"
+    return
+  fi
+  cat >"$d/issuer.conf" <<EOF2
+tcti         = "$tcti";
+state_dir    = "$d/issuer";
+node_cert    = "$d/issuer/node.pem";
+node_ca      = "$d/issuer/node-ca.pem";
+socket       = "$d/issuer.sock";
+resolver     = "unix";
+trust_domain = "bench.tsi";
+node_name    = "bench-node";
+attest_url   = "http://127.0.0.1:$port/";
+EOF2
+
+  log "limit: esapi_enroll, $rounds rounds, before the enrollments"
+  before=$("$BIN/esapi_enroll" --tcti "$tcti" --rounds "$rounds" 2>"$d/esapi.err") || before=""
+  log "figure: tsi-issuer enroll x $rounds"
+  for i in $(seq 1 "$rounds"); do
+    t0=$EPOCHREALTIME
+    if ! "$BIN/tsi-issuer" enroll --config "$d/issuer.conf" >"$d/enroll-$i.out" 2>"$d/enroll-$i.err"; then
+      spans=()
+      break
+    fi
+    t1=$EPOCHREALTIME
+    procs+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) * 1000 }')")
+    spans+=("$("$PY" - "$d/enroll-$i.err" <<'PY'
+import datetime, json, sys
+ts = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        continue
+    if rec.get("event") in ("enroll.start", "enroll.done"):
+        ts[rec["event"]] = datetime.datetime.strptime(rec["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+print("%.3f" % ((ts["enroll.done"] - ts["enroll.start"]).total_seconds() * 1000))
+PY
+)")
+  done
+  log "limit: esapi_enroll, $rounds rounds, after the enrollments"
+  after=$("$BIN/esapi_enroll" --tcti "$tcti" --rounds "$rounds" 2>>"$d/esapi.err") || after=""
+  stop "$pid"
+  b=$([ -n "$before" ] && jget "$before" median_ms || echo null)
+  a=$([ -n "$after" ] && jget "$after" median_ms || echo null)
+  if [ "$b" = null ] && [ "$a" = null ]; then
+    limit esapi_enroll "raw ESAPI: the same TPM commands, same swtpm" null "ms" \
+      "not measured (esapi_enroll failed: $(tail -1 "$d/esapi.err" 2>/dev/null))"
+  else
+    best=$(awk -v b="$b" -v a="$a" 'BEGIN { if (b == "null") b = 1e9; if (a == "null") a = 1e9; print (a < b ? a : b) }')
+    lim_note="medians of $rounds rounds: before $b ms, after $a ms; $(jget "${before:-$after}" commands) TPM commands a round, EK $(jq -r .ek <<<"${before:-$after}") (EK certificate NV reads, EK ReadPublic x2, AK CreatePrimary x4, Sign for the CSR, StartAuthSession, PolicySecret, ActivateCredential, Certify, PCR_Read, Quote, flushes)"
+    limit esapi_enroll "raw ESAPI: the same TPM commands, same swtpm (median, faster of before/after)" \
+      "$best" "ms" "$lim_note"
+  fi
+  # The floor of the same enrollment: the TPM commands, the synced writes
+  # its records need (5 in tsi-attest: the session and the start's audit
+  # record; the session taken, the enrollment record and the finish's audit
+  # record; 2 in tsi-issuer: node-ca and node_cert, each written, fsynced
+  # and renamed; counted with strace -e fdatasync,fsync), each at the cost
+  # of one synced LMDB commit measured now (lmdb_raw --batch 1), and the
+  # verification's CPU (attest_verify above).
+  local commit_ms="" floor_ms=""
+  mkdir -p "$d/lmdb"
+  if [ "$best" != "" ] && [ -n "${ATTEST_VERIFY_US:-}" ] && [ "$ATTEST_VERIFY_US" != null ] && \
+     out=$("$BIN/lmdb_raw" --dir "$d/lmdb" --seconds 1 --batch 1 2>"$d/lmdb.err"); then
+    commit_ms=$(awk -v c="$(jget "$out" commits_per_sec)" 'BEGIN { printf "%.3f", 1000 / c }')
+    floor_ms=$(awk -v t="$best" -v c="$commit_ms" -v v="$ATTEST_VERIFY_US" 'BEGIN { printf "%.3f", t + 7 * c + v / 1000 }')
+    limit attest_enroll_floor "floor: TPM commands (esapi_enroll) + 7 synced writes + verification CPU" \
+      "$floor_ms" "ms" "esapi_enroll $best ms + 7 x $commit_ms ms (one synced LMDB commit, lmdb_raw --batch 1) + attest_verify $ATTEST_VERIFY_US us"
+  else
+    limit attest_enroll_floor "floor: TPM commands (esapi_enroll) + 7 synced writes + verification CPU" null "ms" \
+      "not measured (esapi_enroll, attest_verify or lmdb_raw failed)"
+  fi
+  rm -rf "$d/lmdb"
+  if [ "${#spans[@]}" -eq 0 ]; then
+    figure attest_enroll "$label_e" null "ms" esapi_enroll "$goal_e" \
+      "not measured (tsi-issuer enroll failed: $(tail -1 "$d/enroll-$i.err" 2>/dev/null))"
+    return
+  fi
+  local med pmed smin smax
+  med=$(printf '%s\n' "${spans[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  smin=$(printf '%s\n' "${spans[@]}" | sort -n | head -1)
+  smax=$(printf '%s\n' "${spans[@]}" | sort -n | tail -1)
+  # tsi-attest's own time in its two handlers (its log's "us"), medians.
+  local hs hd
+  hs=$(grep '"event":"enroll.started"' "$d/attest.err" | tail -"${#spans[@]}" | sed 's/.*"us":\([0-9]*\).*/\1/' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] / 1000; else print "?" }')
+  hd=$(grep '"event":"enroll.done"' "$d/attest.err" | tail -"${#spans[@]}" | sed 's/.*"us":\([0-9]*\).*/\1/' | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] / 1000; else print "?" }')
+  pmed=$(printf '%s\n' "${procs[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  figure attest_enroll "$label_e" "$med" "ms" esapi_enroll "$goal_e" \
+    "enroll.start to enroll.done (log timestamps, ms resolution), median of ${#spans[@]} enrollments of one registered node; min $smin, max $smax ms; the whole process (fork to exit, TPM opened and key loaded, libraries started) median $pmed ms; tsi-attest's handlers (its log) median start $hs ms, finish $hd ms" \
+    "{\"spans_ms\": [$(IFS=,; echo "${spans[*]}")], \"process_ms\": [$(IFS=,; echo "${procs[*]}")]}"
+  figure attest_enroll_floor "the same enrollment, against its floor" "$med" "ms" attest_enroll_floor '{"time": true}'
+}
+if want attest; then
+  attest_figures
+fi

@@ -4,7 +4,8 @@
 Input: a JSON-lines file written by bench/run, one object per measurement:
   {"kind": "limit", "id", "label", "value" (number or null), "unit", "note"?}
   {"kind": "figure", "id", "label", "value" (number or null), "unit",
-   "limit"? (id of a limit), "goal": {"ratio": r} | {"max": v} | {} , "note"?}
+   "limit"? (id of a limit), "goal": {"ratio": r} | {"ratio": r, "time": true}
+   | {"max": v} | {} , "note"?}  ("time": the figure is a time, ratio = limit / figure)
   {"kind": "meta", ...}  (merged into the JSON's "run" object)
 A value of null means "not measured"; note then says why. Nothing is ever
 filled in: a figure without a value prints its note.
@@ -56,9 +57,10 @@ def main():
         goal = fig.get("goal") or {}
         ratio = None
         if fig.get("value") is not None and lim and lim.get("value"):
-            # For a time (a "max" goal) the ratio is limit / figure: the
-            # share of the time that is the floor; 100 % is the best.
-            if "max" in goal and fig["value"] > 0:
+            # For a time (a "max" goal, or a ratio goal marked "time") the
+            # ratio is limit / figure: the share of the time that is the
+            # floor; 100 % is the best.
+            if ("max" in goal or goal.get("time")) and fig["value"] > 0:
                 ratio = lim["value"] / fig["value"]
             elif "max" not in goal:
                 ratio = fig["value"] / lim["value"]

@@ -299,6 +299,15 @@ test_parse_rejects(void **state)
 	big[1] = (uint8_t)(big[1] - 1);
 	assert_int_equal(tsi_tpm_pub_parse(big, len, &p), TSI_ERR_PARSE);
 	assert_null(p);
+	/* A point off the curve (the last byte of y changed) is refused;
+	 * the public-key check that stays is the one that tests this. */
+	memcpy(big, b, len);
+	big[len - 1] ^= 0x01;
+	assert_int_not_equal(tsi_tpm_pub_parse(big, len, &p), TSI_OK);
+	assert_null(p);
+	memcpy(big, b, len);
+	assert_int_equal(tsi_tpm_pub_parse(big, len, &p), TSI_OK);
+	tsi_tpm_pub_free(p);
 	free(big);
 	free(b);
 }
