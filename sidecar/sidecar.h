@@ -13,7 +13,7 @@
  *   fetch.c    libcurl: issuer token, login, KV read
  *   settings.c flags, environment and --config into one settings struct
  *   run.c      the --once and refresh loops
- *   wipe.c     allocators that wipe memory before freeing it (jansson, curl)
+ *   wipe.c     installs the wiping allocators (lib/wipe.c) for jansson, curl
  *
  * Not a public interface: only tsi-sidecar and its tests include it.
  */

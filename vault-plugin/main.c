@@ -9,6 +9,7 @@
 #include "tsi/config.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
+#include "tsi/wipe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -513,6 +514,9 @@ main(int argc, char **argv)
 	int sig, code = 1, dev_dir_made = 0;
 
 	tsi_log_init("tsi-vault", TSI_LOG_INFO);
+	/* KV write bodies and KV values decoded by jansson are secrets: wiped
+	 * when freed (before any thread starts). */
+	tsi_wipe_install(TSI_WIPE_JSON);
 	json_object_seed(0);
 	memset(&set, 0, sizeof(set));
 	memset(&v, 0, sizeof(v));
