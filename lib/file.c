@@ -5,28 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void
-why(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-why(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	if (vsnprintf(err, errlen, fmt, ap) < 0)
-		err[0] = '\0';
-	va_end(ap);
-}
 
 /* The checks that need the open file: kind and mode. */
 static int
@@ -37,15 +19,15 @@ check_fd(int fd, const char *path, unsigned flags, char *err, size_t errlen)
 	if ((flags & (TSI_FILE_REGULAR | TSI_FILE_PRIVATE)) == 0)
 		return TSI_OK;
 	if (fstat(fd, &st) != 0) {
-		why(err, errlen, "%s: %s", path, strerror(errno));
+		tsi_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return TSI_ERR_IO;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		why(err, errlen, "%s: not a regular file", path);
+		tsi_errf(err, errlen, "%s: not a regular file", path);
 		return TSI_ERR_DENIED;
 	}
 	if ((flags & TSI_FILE_PRIVATE) && (st.st_mode & 077) != 0) {
-		why(err, errlen, "%s: readable by group or others (mode %04o); "
+		tsi_errf(err, errlen, "%s: readable by group or others (mode %04o); "
 		    "it must be mode 0600 or stricter", path,
 		    (unsigned)(st.st_mode & 07777));
 		return TSI_ERR_DENIED;
@@ -72,7 +54,7 @@ tsi_file_read(const char *path, size_t max, unsigned flags, char **out,
 		if (flags & TSI_FILE_NOFOLLOW)
 			oflags |= O_NOFOLLOW;
 		if ((fd = open(path, oflags)) < 0) {
-			why(err, errlen, "%s: %s", path, errno == ELOOP &&
+			tsi_errf(err, errlen, "%s: %s", path, errno == ELOOP &&
 			    (flags & TSI_FILE_NOFOLLOW) ? "is a symbolic link" :
 			    strerror(errno));
 			return errno == ENOENT ? TSI_ERR_NOT_FOUND :
@@ -96,7 +78,7 @@ tsi_file_read(const char *path, size_t max, unsigned flags, char **out,
 		if ((n = read(fd, chunk, len)) < 0) {
 			if (errno == EINTR)
 				continue;
-			why(err, errlen, "%s: %s", path, strerror(errno));
+			tsi_errf(err, errlen, "%s: %s", path, strerror(errno));
 			r = TSI_ERR_IO;
 			goto out;
 		}
@@ -105,12 +87,12 @@ tsi_file_read(const char *path, size_t max, unsigned flags, char **out,
 		(void)tsi_buf_put(b, chunk, (size_t)n); /* fits: len bounds n */
 	}
 	if (tsi_buf_len(b) > max) {
-		why(err, errlen, "%s: larger than %zu bytes", path, max);
+		tsi_errf(err, errlen, "%s: larger than %zu bytes", path, max);
 		r = TSI_ERR_TOO_LARGE;
 		goto out;
 	}
 	if ((flags & TSI_FILE_NONEMPTY) && tsi_buf_len(b) == 0) {
-		why(err, errlen, "%s: empty", path);
+		tsi_errf(err, errlen, "%s: empty", path);
 		r = TSI_ERR_PARSE;
 		goto out;
 	}

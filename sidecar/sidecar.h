@@ -42,7 +42,8 @@ enum tsi_sidecar_format {
 	TSI_SIDECAR_FMT_ENV = TSI_SECRETS_FMT_ENV,
 };
 
-/* One requested secret. All strings are owned by the spec. */
+/* One requested secret. The strings are borrowed from the spec's shared
+ * part (the validated entries) for the spec's life. */
 struct tsi_sidecar_secret {
 	char *name;   /* unique, names the secret in logs */
 	char *path;   /* KV path below secret/data/, e.g. "medical/record" */
@@ -60,6 +61,7 @@ struct tsi_sidecar_secret {
 struct tsi_sidecar_spec {
 	struct tsi_sidecar_secret *v;
 	size_t n;
+	struct tsi_secrets_spec *shared; /* owned: the strings of v */
 };
 
 /*

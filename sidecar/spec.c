@@ -11,16 +11,9 @@
 void
 tsi_sidecar_spec_free(struct tsi_sidecar_spec *s)
 {
-	size_t i;
-
 	if (s == NULL)
 		return;
-	for (i = 0; i < s->n; i++) {
-		free(s->v[i].name);
-		free(s->v[i].path);
-		free(s->v[i].dest);
-		free(s->v[i].field);
-	}
+	tsi_secrets_spec_free(s->shared);
 	free(s->v);
 	free(s);
 }
@@ -42,19 +35,20 @@ tsi_sidecar_format_name(enum tsi_sidecar_format f)
 	return tsi_secrets_format_name((enum tsi_secrets_format)f);
 }
 
-/* Moves the strings of the validated spec in (takes ownership of in). */
+/* Adds run state to the validated spec (takes ownership of in). */
 static int
 adopt(const char *src, struct tsi_secrets_spec *in,
     struct tsi_sidecar_spec **out, char *err, size_t errlen)
 {
 	struct tsi_sidecar_spec *s = NULL;
 	size_t i;
-	int r = TSI_ERR_ALLOC;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->v = calloc(in->n, sizeof(*s->v))) == NULL) {
 		tsi_errf(err, errlen, "%s: out of memory", src);
-		goto out;
+		free(s);
+		tsi_secrets_spec_free(in);
+		return TSI_ERR_ALLOC;
 	}
 	for (i = 0; i < in->n; i++) {
 		s->v[i].name = in->v[i].name;
@@ -62,16 +56,11 @@ adopt(const char *src, struct tsi_secrets_spec *in,
 		s->v[i].dest = in->v[i].dest;
 		s->v[i].field = in->v[i].field;
 		s->v[i].format = (enum tsi_sidecar_format)in->v[i].format;
-		memset(&in->v[i], 0, sizeof(in->v[i])); /* transferred */
 	}
 	s->n = in->n;
+	s->shared = in;
 	*out = s;
-	s = NULL;
-	r = TSI_OK;
-out:
-	tsi_sidecar_spec_free(s);
-	tsi_secrets_spec_free(in);
-	return r;
+	return TSI_OK;
 }
 
 int
