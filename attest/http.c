@@ -10,6 +10,7 @@
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/log.h"
 
 #include <arpa/inet.h>
@@ -257,31 +258,9 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static char *
 read_file(const char *path, char *err, size_t errlen)
 {
-	FILE *f;
-	struct tsi_buf *b;
-	char chunk[4096];
-	size_t n;
 	char *out = NULL;
 
-	if ((f = fopen(path, "re")) == NULL) {
-		tsi_errf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if ((b = tsi_buf_new(1 << 20)) == NULL) {
-		fclose(f);
-		return NULL;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (tsi_buf_put(b, chunk, n) != TSI_OK) {
-			tsi_errf(err, errlen, "%s: file too large", path);
-			goto out;
-		}
-	if (!ferror(f))
-		out = tsi_buf_take(b, NULL);
-out:
-	explicit_bzero(chunk, sizeof(chunk));
-	fclose(f);
-	tsi_buf_free(b);
+	(void)tsi_file_read(path, 1 << 20, 0, &out, NULL, err, errlen);
 	return out;
 }
 

@@ -8,6 +8,7 @@
 #include "tsi/buf.h"
 #include "tsi/config.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/log.h"
 #include "tsi/x509.h"
 
@@ -298,19 +299,10 @@ load_ek_ca(const struct attest_settings *s, STACK_OF(X509) **out, char *err,
 static char *
 slurp(const char *path)
 {
-	FILE *f = fopen(path, "re");
 	char *buf = NULL;
-	size_t n = 0;
-	long sz;
 
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) > 0 && sz < (1 << 20) &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)sz + 1)) != NULL) {
-		n = fread(buf, 1, (size_t)sz, f);
-		buf[n] = '\0';
-	}
-	fclose(f);
+	(void)tsi_file_read(path, (1 << 20) - 1, TSI_FILE_NONEMPTY, &buf, NULL,
+	    NULL, 0);
 	return buf;
 }
 

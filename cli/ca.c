@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/x509.h"
 
 #include <errno.h>
@@ -48,34 +49,10 @@ parse_days(const char *s, int *out)
 static int
 read_input(const char *path, size_t max, char **out, size_t *outlen)
 {
-	struct tsi_buf *b;
-	FILE *f;
-	char chunk[4096];
-	size_t n;
-	int ret = TSI_OK;
+	int r = tsi_file_read(path, max, TSI_FILE_DASH_STDIN, out, outlen,
+	    NULL, 0);
 
-	if (strcmp(path, "-") == 0)
-		f = stdin;
-	else if ((f = fopen(path, "r")) == NULL)
-		return TSI_ERR_IO;
-	if ((b = tsi_buf_new(max)) == NULL) {
-		ret = TSI_ERR_ALLOC;
-		goto out;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if ((ret = tsi_buf_put(b, chunk, n)) != TSI_OK)
-			goto out;
-	if (ferror(f)) {
-		ret = TSI_ERR_IO;
-		goto out;
-	}
-	if ((*out = tsi_buf_take(b, outlen)) == NULL)
-		ret = TSI_ERR_ALLOC;
-out:
-	tsi_buf_free(b);
-	if (f != stdin)
-		fclose(f);
-	return ret;
+	return r == TSI_ERR_NOT_FOUND ? TSI_ERR_IO : r;
 }
 
 static int

@@ -25,6 +25,7 @@
 #include "tsi/buf.h"
 #include "tsi/curlmsg.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -430,27 +431,11 @@ out:
 static char *
 read_value_file(const char *path)
 {
-	struct tsi_buf *b = tsi_buf_new(KV_MAX_VALUE_FILE);
-	FILE *f = fopen(path, "rb");
-	char chunk[4096];
-	size_t n;
-	char *out = NULL;
+	char *out = NULL, err[512];
 
-	if (b == NULL || f == NULL) {
-		tsi_cli_err("kv: %s: %s", path, f ? "out of memory" : strerror(errno));
-		goto out;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (tsi_buf_put(b, chunk, n) != TSI_OK) {
-			tsi_cli_err("kv: %s: larger than %u bytes", path,
-			    KV_MAX_VALUE_FILE);
-			goto out;
-		}
-	out = tsi_buf_take(b, NULL);
-out:
-	if (f != NULL)
-		fclose(f);
-	tsi_buf_free(b);
+	if (tsi_file_read(path, KV_MAX_VALUE_FILE, 0, &out, NULL, err,
+	    sizeof(err)) != TSI_OK)
+		tsi_cli_err("kv: %s", err);
 	return out;
 }
 

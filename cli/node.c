@@ -20,6 +20,7 @@
 #include "tsi/attest.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/x509.h"
 
 #include <curl/curl.h>
@@ -157,28 +158,11 @@ out:
 static char *
 read_file(const char *path, size_t *len)
 {
-	struct tsi_buf *b = tsi_buf_new(NODE_MAX_PEM);
-	FILE *f = fopen(path, "r");
-	char chunk[4096];
-	size_t n;
-	char *out = NULL;
+	char *out = NULL, err[512];
 
-	if (b == NULL || f == NULL) {
-		tsi_cli_err("node: %s: %s", path, f ? "out of memory" :
-		    strerror(errno));
-		goto out;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (tsi_buf_put(b, chunk, n) != TSI_OK) {
-			tsi_cli_err("node: %s: larger than %u bytes", path,
-			    NODE_MAX_PEM);
-			goto out;
-		}
-	out = tsi_buf_take(b, len);
-out:
-	if (f != NULL)
-		fclose(f);
-	tsi_buf_free(b);
+	if (tsi_file_read(path, NODE_MAX_PEM, 0, &out, len, err,
+	    sizeof(err)) != TSI_OK)
+		tsi_cli_err("node: %s", err);
 	return out;
 }
 

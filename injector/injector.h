@@ -20,9 +20,12 @@
 
 #include <stddef.h>
 
+#include "tsi/secrets_spec.h"
+
 /* Limits on untrusted input. */
-#define TSI_INJECTOR_SECRETS_MAX_BYTES 16384 /* tsi.secrets annotation */
-#define TSI_INJECTOR_SECRETS_MAX_ITEMS 64
+/* tsi.secrets: the rule shared with tsi-sidecar (tsi/secrets_spec.h). */
+#define TSI_INJECTOR_SECRETS_MAX_BYTES TSI_SECRETS_SPEC_MAX_BYTES
+#define TSI_INJECTOR_SECRETS_MAX_ITEMS TSI_SECRETS_MAX
 #define TSI_INJECTOR_PATH_MAX 1024            /* any path we look at */
 
 /* Names the injector reserves in a pod. */
@@ -86,8 +89,8 @@ int tsi_injector_path_normalise(const char *in, char *out, size_t outlen);
 int tsi_injector_path_overlaps(const char *a, const char *b);
 
 /*
- * Validates a tsi.secrets annotation (strict: size, shape, known keys,
- * characters, dest under secrets_mount_path). On success *canon receives the
+ * Validates a tsi.secrets annotation with tsi_secrets_spec_parse, the rule
+ * tsi-sidecar applies (dest under secrets_mount_path). On success *canon receives the
  * compact re-serialised JSON (caller frees with free()). On failure returns
  * TSI_ERR_PARSE, TSI_ERR_TOO_LARGE or TSI_ERR_INVALID_ARG and writes a reason
  * fit for the pod's author into why.

@@ -2,6 +2,7 @@
 #include "injector.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/log.h"
 
 #include <signal.h>
@@ -30,20 +31,18 @@ usage(FILE *f)
 static int
 cmd_review(const struct tsi_injector_conf *c)
 {
-	struct tsi_buf *in = NULL;
-	char chunk[8192], *resp = NULL;
-	size_t n;
+	char *in = NULL, *resp = NULL;
+	size_t n = 0;
 	int status, r, rc = EXIT_FAIL;
 
-	if ((in = tsi_buf_new((size_t)c->max_request_bytes)) == NULL)
+	if ((r = tsi_file_read("-", (size_t)c->max_request_bytes,
+	    TSI_FILE_DASH_STDIN, &in, &n, NULL, 0)) != TSI_OK) {
+		if (r == TSI_ERR_TOO_LARGE)
+			fprintf(stderr, "tsi-injector: input larger than %lld "
+			    "bytes\n", c->max_request_bytes);
 		goto out;
-	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
-		if (tsi_buf_put(in, chunk, n) != TSI_OK) {
-			fprintf(stderr, "tsi-injector: input larger than %lld bytes\n",
-			    c->max_request_bytes);
-			goto out;
-		}
-	r = tsi_injector_review(c, tsi_buf_str(in), tsi_buf_len(in), &resp, &status);
+	}
+	r = tsi_injector_review(c, in, n, &resp, &status);
 	if (resp == NULL) {
 		fprintf(stderr, "tsi-injector: %s\n", tsi_strerror(r));
 		goto out;
@@ -52,7 +51,7 @@ cmd_review(const struct tsi_injector_conf *c)
 	rc = r == TSI_OK ? EXIT_OK : EXIT_FAIL;
 out:
 	free(resp);
-	tsi_buf_free(in);
+	free(in);
 	return rc;
 }
 

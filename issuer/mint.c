@@ -24,8 +24,7 @@
 
 struct session {
 	int refs;                /* the minter's slot plus signers in flight */
-	char *h64;               /* base64url JWS header: fixed per key */
-	EVP_MD_CTX *hctx;        /* SHA-256 having absorbed h64 "." */
+	struct tsi_jwt_header *hdr; /* JWS header: fixed per key */
 	EVP_PKEY *key;
 	struct tsi_signer *signer;
 	X509 *cert;
@@ -40,8 +39,7 @@ struct tsi_minter {
 	struct tsi_signer *tpm_signer;
 	X509 *node;
 	STACK_OF(X509) *node_chain;   /* [node cert] */
-	char *node_h64;               /* JWS header for TPM signing */
-	EVP_MD_CTX *node_hctx;        /* SHA-256 having absorbed node_h64 "." */
+	struct tsi_jwt_header *node_hdr; /* JWS header for TPM signing */
 	char *loc_claims;             /* "cluster-name":...,... (no braces) */
 	time_t node_not_after;
 	struct tsi_location loc;
@@ -68,8 +66,7 @@ session_free(struct session *s)
 {
 	if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
-	free(s->h64);
-	EVP_MD_CTX_free(s->hctx);
+	tsi_jwt_header_free(s->hdr);
 	tsi_signer_free(s->signer);
 	EVP_PKEY_free(s->key);       /* OpenSSL clears private key memory */
 	sk_X509_pop_free(s->chain, X509_free);
@@ -90,9 +87,6 @@ tsi_aud_ok(const char *aud)
 	return 1;
 }
 
-static int make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64,
-    EVP_MD_CTX **hctx);
-static int x5c_array(STACK_OF(X509) *chain, json_t **out);
 static int members(json_t *obj, char **out);
 static int loc_members(const struct tsi_location *loc, char **out);
 
@@ -134,8 +128,8 @@ tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		X509_free(node_cert);
 		goto out;
 	}
-	if ((r = make_header(tsi_tpm_pub(tpm), m->node_chain, &m->node_h64,
-	    &m->node_hctx)) != TSI_OK)
+	if ((r = tsi_jwt_header_new(tsi_tpm_pub(tpm), m->node_chain,
+	    &m->node_hdr)) != TSI_OK)
 		goto out;
 	if ((r = loc_members(&m->loc, &m->loc_claims)) != TSI_OK)
 		goto out;
@@ -156,8 +150,7 @@ tsi_minter_free(struct tsi_minter *m)
 	session_free(m->prev);
 	tsi_signer_free(m->tpm_signer);
 	sk_X509_pop_free(m->node_chain, X509_free);
-	free(m->node_h64);
-	EVP_MD_CTX_free(m->node_hctx);
+	tsi_jwt_header_free(m->node_hdr);
 	free(m->loc_claims);
 	X509_free(m->node);
 	tsi_location_clear(&m->loc);
@@ -220,7 +213,7 @@ rotate_locked(struct tsi_minter *m, time_t now)
 		X509_free(m->node);
 		goto out;
 	}
-	if ((r = make_header(s->key, s->chain, &s->h64, &s->hctx)) != TSI_OK)
+	if ((r = tsi_jwt_header_new(s->key, s->chain, &s->hdr)) != TSI_OK)
 		goto out;
 	session_free(m->prev);
 	m->prev = m->cur;
@@ -610,110 +603,6 @@ tsi_minter_claims(const struct tsi_minter *m, const struct tsi_workload *w,
 	return TSI_OK;
 }
 
-/*
- * The JWS header of a key never changes: {"alg":"ES256","typ":"JWT",
- * "kid":<RFC 7638 thumbprint>,"x5c":[<base64 DER>...]} is built once per
- * key, so each token costs one claims encoding and one signature.
- */
-static int
-make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64,
-    EVP_MD_CTX **hctx)
-{
-	json_t *hdr = NULL, *x5c = NULL;
-	EVP_MD_CTX *h = NULL;
-	char kid[44], *text = NULL;
-	int r;
-
-	if ((r = tsi_key_thumbprint(pub, kid)) != TSI_OK)
-		return r;
-	if ((r = x5c_array(chain, &x5c)) != TSI_OK)
-		goto out;
-	if ((hdr = json_pack("{s:s, s:s, s:s, s:O}", "alg", "ES256", "typ",
-	    "JWT", "kid", kid, "x5c", x5c)) == NULL ||
-	    (text = json_dumps(hdr, JSON_COMPACT)) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	if ((r = tsi_b64url_encode(text, strlen(text), h64)) != TSI_OK)
-		goto out;
-	/* Every signing input starts with the header and a dot: hash them
-	 * once; each token then hashes only its claims. */
-	if ((h = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(h, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(h, *h64, strlen(*h64)) != 1 ||
-	    EVP_DigestUpdate(h, ".", 1) != 1) {
-		free(*h64);
-		*h64 = NULL;
-		r = TSI_ERR_CRYPTO;
-		goto out;
-	}
-	*hctx = h;
-	h = NULL;
-out:
-	EVP_MD_CTX_free(h);
-	free(text);
-	json_decref(hdr);
-	json_decref(x5c);
-	return r;
-}
-
-/* header.claims.signature, the signature over the first two parts; hctx
- * has absorbed the header and the dot. */
-static int
-sign_jws(const struct tsi_signer *signer, const char *h64,
-    const EVP_MD_CTX *hctx, const char *claims, char **token)
-{
-	char *c64 = NULL, *s64 = NULL, *tok = NULL;
-	size_t hl = strlen(h64), cl, sl, n = 0;
-	EVP_MD_CTX *h = NULL;
-	uint8_t sig[64], digest[32];
-	unsigned int dl = 0;
-	int r;
-
-	if ((r = tsi_b64url_encode(claims, strlen(claims), &c64)) != TSI_OK)
-		return r;
-	cl = strlen(c64);
-	/* header '.' claims '.' 86 bytes of signature */
-	n = hl + 1 + cl + 1 + 86 + 1;
-	if (n > TSI_JWT_MAX_BYTES) {
-		r = TSI_ERR_TOO_LARGE;
-		goto out;
-	}
-	if ((tok = malloc(n)) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	memcpy(tok, h64, hl);
-	tok[hl] = '.';
-	memcpy(tok + hl + 1, c64, cl);
-	r = TSI_ERR_CRYPTO;
-	if ((h = EVP_MD_CTX_new()) == NULL ||
-	    EVP_MD_CTX_copy_ex(h, hctx) != 1 ||
-	    EVP_DigestUpdate(h, c64, cl) != 1 ||
-	    EVP_DigestFinal_ex(h, digest, &dl) != 1 || dl != sizeof(digest))
-		goto out;
-	if ((r = tsi_signer_sign(signer, digest, sig)) != TSI_OK ||
-	    (r = tsi_b64url_encode(sig, sizeof(sig), &s64)) != TSI_OK)
-		goto out;
-	sl = strlen(s64);
-	if (sl != 86) {
-		r = TSI_ERR_INTERNAL;
-		goto out;
-	}
-	tok[hl + 1 + cl] = '.';
-	memcpy(tok + hl + 1 + cl + 1, s64, sl + 1);
-	*token = tok;
-	tok = NULL;
-	r = TSI_OK;
-out:
-	EVP_MD_CTX_free(h);
-	tsi_strfree(c64);
-	free(s64);
-	if (tok != NULL)
-		tsi_freezero(tok, n);
-	return r;
-}
-
 /* Rotates when due (write-locked) and takes a reference on the current
  * session. Sign outside the lock: concurrent requests sign in parallel;
  * the reference keeps the key alive across a rotation. */
@@ -758,8 +647,7 @@ tsi_minter_mint_memo(struct tsi_minter *m, const struct tsi_workload *w,
 {
 	const struct tsi_signer *signer;
 	struct session *sess = NULL;
-	const EVP_MD_CTX *hctx;
-	const char *h64;
+	const struct tsi_jwt_header *hdr;
 	char *claims = NULL;
 	time_t now = time(NULL), limit;
 	int ttl = m->cfg->token_ttl, r;
@@ -768,8 +656,7 @@ tsi_minter_mint_memo(struct tsi_minter *m, const struct tsi_workload *w,
 		return TSI_ERR_INVALID_ARG;
 	if (m->cfg->signing == TSI_SIGNING_TPM) {
 		signer = m->tpm_signer;
-		h64 = m->node_h64;
-		hctx = m->node_hctx;
+		hdr = m->node_hdr;
 		limit = m->node_not_after;
 	} else {
 		/* The usual case: a current session that is not due. */
@@ -782,8 +669,7 @@ tsi_minter_mint_memo(struct tsi_minter *m, const struct tsi_workload *w,
 		if (sess == NULL && (r = session_due(m, now, &sess)) != TSI_OK)
 			return r;
 		signer = sess->signer;
-		h64 = sess->h64;
-		hctx = sess->hctx;
+		hdr = sess->hdr;
 		limit = sess->not_after;
 	}
 	if (limit - now < ttl)
@@ -795,7 +681,7 @@ tsi_minter_mint_memo(struct tsi_minter *m, const struct tsi_workload *w,
 	}
 	if ((r = claims_text(m, w, aud, now, ttl, memo, &claims)) != TSI_OK)
 		goto out;
-	if ((r = sign_jws(signer, h64, hctx, claims, token)) != TSI_OK)
+	if ((r = tsi_jwt_sign_claims(signer, hdr, claims, token)) != TSI_OK)
 		goto out;
 	*expires_at = (long long)now + ttl;
 	r = TSI_OK;
@@ -803,46 +689,6 @@ out:
 	session_free(sess);
 	tsi_strfree(claims);
 	return r;
-}
-
-static int
-b64_der(X509 *cert, json_t *arr)
-{
-	unsigned char *der = NULL, *b64 = NULL;
-	int len, r = TSI_ERR_ALLOC;
-
-	if ((len = i2d_X509(cert, &der)) <= 0)
-		return TSI_ERR_CRYPTO;
-	if ((b64 = malloc(((size_t)len + 2) / 3 * 4 + 1)) == NULL)
-		goto out;
-	EVP_EncodeBlock(b64, der, len);
-	if (json_array_append_new(arr, json_string((char *)b64)) != 0)
-		goto out;
-	r = TSI_OK;
-out:
-	free(b64);
-	OPENSSL_free(der);
-	return r;
-}
-
-/* The "x5c" member: chain's certificates as standard base64 DER, leaf
- * first. *out: json_decref. */
-static int
-x5c_array(STACK_OF(X509) *chain, json_t **out)
-{
-	json_t *arr;
-	int i, r;
-
-	*out = NULL;
-	if ((arr = json_array()) == NULL)
-		return TSI_ERR_ALLOC;
-	for (i = 0; i < sk_X509_num(chain); i++)
-		if ((r = b64_der(sk_X509_value(chain, i), arr)) != TSI_OK) {
-			json_decref(arr);
-			return r;
-		}
-	*out = arr;
-	return TSI_OK;
 }
 
 static int
@@ -872,7 +718,7 @@ jwk(EVP_PKEY *pk, STACK_OF(X509) *chain, json_t *keys)
 	    (r = coord(pk, OSSL_PKEY_PARAM_EC_PUB_X, &x)) != TSI_OK ||
 	    (r = coord(pk, OSSL_PKEY_PARAM_EC_PUB_Y, &y)) != TSI_OK)
 		goto out;
-	if ((r = x5c_array(chain, &x5c)) != TSI_OK)
+	if ((r = tsi_jwt_x5c(chain, &x5c)) != TSI_OK)
 		goto out;
 	k = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "kty", "EC",
 	    "crv", "P-256", "x", x, "y", y, "kid", kid, "use", "sig", "alg",

@@ -7,7 +7,9 @@
  */
 #include "issuer/tpm.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/log.h"
 
 #include <arpa/inet.h>
@@ -258,30 +260,24 @@ out:
 static int
 key_file_read(struct tsi_tpm *t)
 {
-	uint8_t buf[KEY_FILE_MAX];
+	uint8_t *buf = NULL;
+	char *text = NULL, why[512];
 	size_t len = 0, off = KEY_MAGIC_LEN;
-	ssize_t n;
-	int fd, r = TSI_ERR_PARSE;
+	int r;
 	TSS2_RC rc;
 
-	if ((fd = open(t->key_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-		if (errno == ENOENT)
-			return TSI_ERR_NOT_FOUND;
+	r = tsi_file_read(t->key_path, KEY_FILE_MAX - 1, TSI_FILE_NOFOLLOW,
+	    &text, &len, why, sizeof(why));
+	if (r == TSI_ERR_NOT_FOUND)
+		return TSI_ERR_NOT_FOUND;
+	if (r != TSI_OK && r != TSI_ERR_TOO_LARGE) {
 		tsi_log(TSI_LOG_ERROR, "tpm.key_file", TSI_LS("path", t->key_path),
-		    TSI_LS("error", strerror(errno)));
+		    TSI_LS("error", why));
 		return TSI_ERR_IO;
 	}
-	while (len < sizeof(buf) &&
-	    (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = TSI_ERR_IO;
-			goto out;
-		}
-		len += (size_t)n;
-	}
-	if (len == sizeof(buf) || len < KEY_MAGIC_LEN ||
+	buf = (uint8_t *)text;
+	r = TSI_ERR_PARSE;
+	if (text == NULL || len < KEY_MAGIC_LEN ||
 	    memcmp(buf, KEY_MAGIC, KEY_MAGIC_LEN) != 0)
 		goto out;
 	memset(&t->key_pub, 0, sizeof(t->key_pub));
@@ -298,8 +294,7 @@ out:
 		tsi_log(TSI_LOG_ERROR, "tpm.key_file", TSI_LS("path", t->key_path),
 		    TSI_LS("error", r == TSI_ERR_IO ? "read failed" :
 		    "not a tsi TPM key file"));
-	explicit_bzero(buf, sizeof(buf));
-	close(fd);
+	tsi_freezero(text, len + 1);
 	return r;
 }
 

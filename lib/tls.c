@@ -13,6 +13,7 @@
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/log.h"
 
 #include <errno.h>
@@ -63,59 +64,15 @@ static int
 read_file(const char *path, int key, char **out, size_t *outlen, char *err,
     size_t errlen)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	ssize_t got;
-	int fd, r = TSI_ERR_IO;
+	int r;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return TSI_ERR_IO;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
+	r = tsi_file_read(path, TLS_FILE_MAX, TSI_FILE_REGULAR |
+	    TSI_FILE_NONEMPTY | (key ? TSI_FILE_PRIVATE : 0), out, outlen, err,
+	    errlen);
+	if (r == TSI_ERR_DENIED || r == TSI_ERR_TOO_LARGE || r == TSI_ERR_PARSE)
 		r = TSI_ERR_CONFIG;
-		goto out;
-	}
-	if (key && (st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "%s: private key readable by group or "
-		    "others (mode %04o); it must be mode 0600 or stricter", path,
-		    (unsigned)(st.st_mode & 07777));
-		r = TSI_ERR_CONFIG;
-		goto out;
-	}
-	if (st.st_size <= 0 || st.st_size > TLS_FILE_MAX) {
-		snprintf(err, errlen, "%s: empty or larger than %d bytes", path,
-		    TLS_FILE_MAX);
-		r = TSI_ERR_CONFIG;
-		goto out;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	while (n < (size_t)st.st_size) {
-		got = read(fd, buf + n, (size_t)st.st_size - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;
-		n += (size_t)got;
-	}
-	if (n != (size_t)st.st_size) {
-		snprintf(err, errlen, "%s: short read", path);
-		goto out;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*outlen = n;
-	buf = NULL;
-	r = TSI_OK;
-out:
-	if (buf != NULL)
-		tsi_freezero(buf, (size_t)st.st_size + 1);
-	close(fd);
+	else if (r == TSI_ERR_NOT_FOUND)
+		r = TSI_ERR_IO;
 	return r;
 }
 

@@ -6,14 +6,14 @@
  * the pod asked for (TSI_SECRETS) and writes each to a file under one
  * destination directory. The pieces, one file each:
  *
- *   spec.c     TSI_SECRETS: strict parsing and validation (names, paths, dests)
+ *   spec.c     TSI_SECRETS: the shared rule (tsi/secrets_spec.h) plus run state
  *   render.c   field extraction and output formats (json | raw | env)
  *   writer.c   atomic, symlink-safe file writes and removals in a directory fd
  *   backoff.c  the retry schedule
  *   fetch.c    libcurl: issuer token, login, KV read
  *   settings.c flags, environment and --config into one settings struct
  *   run.c      the --once and refresh loops
- *   wipe.c     allocators that wipe memory before freeing it (jansson, curl)
+ *   wipe.c     installs the wiping allocators (lib/wipe.c) for jansson, curl
  *
  * Not a public interface: only tsi-sidecar and its tests include it.
  */
@@ -25,26 +25,25 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "tsi/secrets_spec.h"
+
 struct tsi_buf;
 struct tsi_config;
 
 /* Limits on untrusted or operator-supplied input. */
-#define TSI_SIDECAR_SPEC_MAX_BYTES 65536   /* TSI_SECRETS text */
-#define TSI_SIDECAR_MAX_SECRETS 64
-#define TSI_SIDECAR_NAME_MAX 64            /* [A-Za-z0-9._-], not "." or ".." */
-#define TSI_SIDECAR_PATH_MAX 512           /* KV path under secret/data/ */
-#define TSI_SIDECAR_DEST_MAX 1024          /* relative to the destination dir */
-#define TSI_SIDECAR_DEST_DEPTH 16          /* path components in dest */
-#define TSI_SIDECAR_FIELD_MAX 256
+/* The TSI_SECRETS rule is shared with tsi-injector (tsi/secrets_spec.h). */
+#define TSI_SIDECAR_SPEC_MAX_BYTES TSI_SECRETS_SPEC_MAX_BYTES
+#define TSI_SIDECAR_MAX_SECRETS TSI_SECRETS_MAX
 #define TSI_SIDECAR_RESPONSE_MAX (1024 * 1024) /* any HTTP response body */
 
 enum tsi_sidecar_format {
-	TSI_SIDECAR_FMT_JSON = 0, /* the data object (or the field's JSON value) */
-	TSI_SIDECAR_FMT_RAW,      /* the value of `field`, as is */
-	TSI_SIDECAR_FMT_ENV,      /* KEY=VALUE lines */
+	TSI_SIDECAR_FMT_JSON = TSI_SECRETS_FMT_JSON,
+	TSI_SIDECAR_FMT_RAW = TSI_SECRETS_FMT_RAW,
+	TSI_SIDECAR_FMT_ENV = TSI_SECRETS_FMT_ENV,
 };
 
-/* One requested secret. All strings are owned by the spec. */
+/* One requested secret. The strings are borrowed from the spec's shared
+ * part (the validated entries) for the spec's life. */
 struct tsi_sidecar_secret {
 	char *name;   /* unique, names the secret in logs */
 	char *path;   /* KV path below secret/data/, e.g. "medical/record" */
@@ -62,6 +61,7 @@ struct tsi_sidecar_secret {
 struct tsi_sidecar_spec {
 	struct tsi_sidecar_secret *v;
 	size_t n;
+	struct tsi_secrets_spec *shared; /* owned: the strings of v */
 };
 
 /*
@@ -69,6 +69,7 @@ struct tsi_sidecar_spec {
  * necessarily NUL-terminated). dest_dir is the destination directory: an
  * absolute dest is accepted only when it lies below it (and is then made
  * relative). src names the input in messages ("TSI_SECRETS", "file:line").
+ * The rule is tsi_secrets_spec_parse (shared with tsi-injector).
  * On failure returns TSI_ERR_TOO_LARGE, TSI_ERR_PARSE or TSI_ERR_INVALID_ARG
  * with a one-line reason in err, and *out is untouched.
  * *out: caller frees with tsi_sidecar_spec_free.

@@ -9,7 +9,9 @@
  */
 #include "vault.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/log.h"
 
 #include <errno.h>
@@ -32,33 +34,25 @@ int
 vault_key_load(const char *path, struct vault_key *out, char *err,
     size_t errlen)
 {
-	unsigned char raw[130];
-	struct stat st;
-	ssize_t n;
-	size_t len, i;
-	int fd, r = TSI_ERR_CONFIG;
+	unsigned char *raw = NULL;
+	char *text = NULL;
+	size_t n = 0, len, i;
+	int r;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "%s: cannot open key file: %s", path,
-		    strerror(errno));
-		return TSI_ERR_IO;
+	/* 64 hex digits and a newline at most: anything longer is refused. */
+	r = tsi_file_read(path, 65, TSI_FILE_NOFOLLOW | TSI_FILE_PRIVATE, &text,
+	    &n, err, errlen);
+	if (r == TSI_ERR_DENIED || r == TSI_ERR_TOO_LARGE) {
+		if (r == TSI_ERR_TOO_LARGE)
+			snprintf(err, errlen, "%s: key file must hold 32 raw "
+			    "bytes or 64 hex digits", path);
+		return TSI_ERR_CONFIG;
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
-		goto out;
-	}
-	if ((st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "%s: key file must be mode 0600 (is %04o)",
-		    path, (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	n = read(fd, raw, sizeof(raw));
-	if (n < 0) {
-		snprintf(err, errlen, "%s: read: %s", path, strerror(errno));
-		r = TSI_ERR_IO;
-		goto out;
-	}
-	len = (size_t)n;
+	if (r != TSI_OK)
+		return r == TSI_ERR_ALLOC ? TSI_ERR_ALLOC : TSI_ERR_IO;
+	raw = (unsigned char *)text;
+	len = n;
+	r = TSI_ERR_CONFIG;
 	if (len == 32) {
 		memcpy(out->k, raw, 32);
 		r = TSI_OK;
@@ -84,8 +78,7 @@ vault_key_load(const char *path, struct vault_key *out, char *err,
 	}
 	r = TSI_OK;
 out:
-	OPENSSL_cleanse(raw, sizeof(raw));
-	close(fd);
+	tsi_freezero(text, n + 1);
 	return r;
 }
 

@@ -8,7 +8,9 @@
 
 #include "tsi/config.h"
 #include "tsi/err.h"
+#include "tsi/file.h"
 #include "tsi/log.h"
+#include "tsi/wipe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -398,40 +400,34 @@ path_join(const char *a, const char *b)
 static int
 root_token_load(const char *path, char **out, char *err, size_t errlen)
 {
-	char buf[VAULT_TOKEN_MAX + 2], rnd[64];
-	struct stat st;
-	ssize_t n;
-	int fd, r = TSI_ERR_CONFIG;
+	char buf[VAULT_TOKEN_MAX + 2], rnd[64], *text = NULL;
+	size_t n = 0;
+	int fd, r;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
-		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-		    (st.st_mode & 077) != 0) {
+	r = tsi_file_read(path, VAULT_TOKEN_MAX, TSI_FILE_NOFOLLOW |
+	    TSI_FILE_PRIVATE | TSI_FILE_NONEMPTY, &text, &n, err, errlen);
+	if (r == TSI_OK) {
+		text[strcspn(text, "\r\n")] = '\0';
+		if (strlen(text) >= 16)
+			*out = xstrdup(text);
+		else
+			r = TSI_ERR_TOO_LARGE; /* too short: the same message */
+		tsi_freezero(text, n + 1);
+		if (r == TSI_OK)
+			return TSI_OK;
+	}
+	if (r != TSI_ERR_NOT_FOUND) {
+		if (r == TSI_ERR_DENIED)
 			snprintf(err, errlen, "%s: root token file must be a "
 			    "regular file of mode 0600", path);
-			close(fd);
-			return TSI_ERR_CONFIG;
-		}
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0) {
+		else if (r == TSI_ERR_PARSE)
 			snprintf(err, errlen, "%s: empty root token file", path);
-			return TSI_ERR_CONFIG;
-		}
-		buf[n] = '\0';
-		buf[strcspn(buf, "\r\n")] = '\0';
-		if (strlen(buf) < 16 || (size_t)n > VAULT_TOKEN_MAX) {
+		else if (r == TSI_ERR_TOO_LARGE)
 			snprintf(err, errlen, "%s: root token must be 16 to %d "
 			    "characters", path, VAULT_TOKEN_MAX);
-			goto out;
-		}
-		*out = xstrdup(buf);
-		r = TSI_OK;
-		goto out;
+		return r == TSI_ERR_IO ? TSI_ERR_IO : TSI_ERR_CONFIG;
 	}
-	if (errno != ENOENT) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return TSI_ERR_IO;
-	}
+	r = TSI_ERR_CONFIG;
 	if (vault_random_b64(32, rnd, sizeof(rnd)) != TSI_OK)
 		return TSI_ERR_CRYPTO;
 	snprintf(buf, sizeof(buf), "hvs.%s\n", rnd);
@@ -523,6 +519,9 @@ main(int argc, char **argv)
 	int sig, code = 1, dev_dir_made = 0;
 
 	tsi_log_init("tsi-vault", TSI_LOG_INFO);
+	/* KV write bodies and KV values decoded by jansson are secrets: wiped
+	 * when freed (before any thread starts). */
+	tsi_wipe_install(TSI_WIPE_JSON);
 	json_object_seed(0);
 	memset(&set, 0, sizeof(set));
 	memset(&v, 0, sizeof(v));

@@ -58,6 +58,26 @@ const char *tsi_jwt_reason_name(enum tsi_jwt_reason r);
 int tsi_jwt_mint(const struct tsi_signer *s, STACK_OF(X509) *chain,
     const json_t *claims, char **token);
 
+/* The same minting in two steps, for a signer that mints many tokens: the
+ * header of a key is built (and hashed) once, each token then costs the
+ * claims' encoding, their hash and one signature. tsi_jwt_header_new: the
+ * header of tsi_jwt_mint for the key pub (borrowed) and chain (borrowed,
+ * may be NULL); *out: tsi_jwt_header_free (accepts NULL); it may be used by
+ * several threads at once. tsi_jwt_sign_claims: claims is the compact JSON
+ * text of the claims object (borrowed), signed by s, whose key must be pub.
+ * *token: caller frees with tsi_strfree. TSI_ERR_TOO_LARGE over
+ * TSI_JWT_MAX_BYTES. */
+struct tsi_jwt_header;
+int tsi_jwt_header_new(EVP_PKEY *pub, STACK_OF(X509) *chain,
+    struct tsi_jwt_header **out);
+void tsi_jwt_header_free(struct tsi_jwt_header *h);
+int tsi_jwt_sign_claims(const struct tsi_signer *s,
+    const struct tsi_jwt_header *h, const char *claims, char **token);
+
+/* The JWS/JWK "x5c" member: chain's certificates (borrowed) as standard
+ * base64 DER, leaf first (RFC 7515 4.1.6). *out: json_decref. */
+int tsi_jwt_x5c(STACK_OF(X509) *chain, json_t **out);
+
 /* Trust anchors and revocations for verification. Fill it (add CAs and
  * revocations) before sharing it; then any number of threads may call
  * tsi_jwt_verify on it at once. Changing it while others verify is not safe:

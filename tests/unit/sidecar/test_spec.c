@@ -147,7 +147,7 @@ test_oversized(void **state)
 	assert_int_equal(tsi_sidecar_spec_parse("TSI_SECRETS", big,
 	    TSI_SIDECAR_SPEC_MAX_BYTES + 1, "/d", &s, err, sizeof(err)),
 	    TSI_ERR_TOO_LARGE);
-	assert_non_null(strstr(err, "at most 65536"));
+	assert_non_null(strstr(err, "at most 16384"));
 	/* Too many entries. */
 	off = (size_t)snprintf(big, cap, "[");
 	for (i = 0; i <= TSI_SIDECAR_MAX_SECRETS; i++)

@@ -1,8 +1,8 @@
 /*
- * The sidecar's allocators (wipe.c) wipe what jansson, libcurl and OpenSSL
- * free: a decoded secret value must not stay behind in freed heap memory.
+ * The sidecar's allocators (lib/wipe.c, installed by sidecar/wipe.c) wipe
+ * what jansson, libcurl and OpenSSL free: a decoded secret value must not stay behind in freed heap memory.
  * The blocks are looked at as they reach free() (tests/support/free_probe.h;
- * this executable is linked with -Wl,--wrap=free, so the sidecar's w_free
+ * this executable is linked with -Wl,--wrap=free, so tsi_wipe_free
  * reaches the probe; the libraries' own frees reach it only through the
  * installed allocators, which the counts below also check).
  */
