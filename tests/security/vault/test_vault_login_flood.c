@@ -10,8 +10,8 @@
  * latency (p50/p99) during the flood.
  *
  * Bounded: each flooding thread stops once the flood has done what the
- * case needs (its source throttled a few times, or the log down to its
- * reserve), after FLOOD_S seconds, or after FLOOD_MAX requests in all: a
+ * case needs (its source throttled a few times and FLOOD_MIN_S over, or
+ * the log down to its reserve), after FLOOD_S seconds, or after FLOOD_MAX requests in all: a
  * goal, not a duration, so that a slow build (sanitizers) or a loaded
  * machine still reaches it.
  * TSI_FLOOD_RATE=N paces the flood to N requests/s in all (for comparing
@@ -38,6 +38,7 @@
 #define SOURCES 6          /* 127.0.0.2 .. 127.0.0.7 */
 #define FLOOD_S 120.0
 #define GOAL_429 3       /* 429s per source that show the limit works */
+#define FLOOD_MIN_S 8.0  /* with the limit: flood at least this long */
 #define FLOOD_MAX 40000    /* requests, all threads together */
 #define RELEASES 30
 #define LAT_MAX 20000
@@ -65,6 +66,7 @@ struct shared {
 	struct vfx *f;
 	const char *body;
 	double until;
+	double min_until;    /* with the limit: not before this */
 	int stop;            /* atomic */
 	int sent;            /* atomic: flood requests so far */
 	double interval;     /* seconds between one thread's requests; 0: none */
@@ -112,7 +114,8 @@ flood_main(void *arg)
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
 	next = now_s();
 	while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE) &&
-	    now_s() < sh->until && fl->n429 < GOAL_429 &&
+	    now_s() < sh->until &&
+	    (fl->n429 < GOAL_429 || now_s() < sh->min_until) &&
 	    !(sh->want_503 && __atomic_load_n(&sh->got_503, __ATOMIC_ACQUIRE)) &&
 	    __atomic_fetch_add(&sh->sent, 1, __ATOMIC_RELAXED) < FLOOD_MAX) {
 		if (sh->interval > 0) {
@@ -389,6 +392,7 @@ run_flood(enum mode mode)
 	sh.f = &f;
 	sh.body = body;
 	sh.until = now_s() + FLOOD_S;
+	sh.min_until = now_s() + FLOOD_MIN_S;
 	sh.want_503 = mode != WITH_LIMIT;
 	if (getenv("TSI_FLOOD_RATE") != NULL && atof(getenv("TSI_FLOOD_RATE")) > 0)
 		sh.interval = SOURCES / atof(getenv("TSI_FLOOD_RATE"));
