@@ -299,8 +299,9 @@ vault_respond_audit_failed(struct vault_req *r)
 	    "audit log unavailable; request not processed");
 }
 
-/* An answer is bounded: limit records, and this many bytes of CSV. */
-#define CSV_MAX (8u << 20)
+/* A CSV answer's bound: 1000 records (the largest limit) of at most 64 KiB
+ * each, every byte a doubled quote at worst, and the header. */
+#define CSV_MAX (1000u * 2u * 65536u + 4096u)
 
 struct collect {
 	json_t *arr;          /* JSON answer */
