@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "tsi/audit.h"
+#include "tsi/buf.h"
 #include "tsi/config.h"
 #include "tsi/err.h"
 
@@ -31,6 +32,7 @@ struct opts {
 	int limit_set;
 	const char *rest[4];
 	int nrest;
+	int identity;   /* table: who, not what (--columns identity) */
 };
 
 static void
@@ -51,6 +53,10 @@ audit_usage(void)
 "                         (90s, 30m, 24h, 7d, 2w); since inclusive, until exclusive\n"
 "  --decision allow|deny|error   --path PREFIX   --cluster-name C\n"
 "  --datacenter D   --image DIGEST|NAME   --namespace NS\n"
+"  --op OP (login, read, write, list, delete, audit.query, ...)   --status CODE\n"
+"  --columns identity   list as a table of who: datacenter, cluster, namespace,\n"
+"                     pod, service-account, node, region, role, display name,\n"
+"                     sub, images (CSV always has these columns, last)\n"
 "  --limit N          records to list (default 100, 0: all)\n"
 "  --after SEQ        list records after SEQ (paging)\n"
 "  --format F         table (default), json (one record per line, as stored), csv\n"
@@ -74,63 +80,16 @@ parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* RFC 3339 or a relative age ("24h": 24 hours ago) into µs since the epoch. */
+/* RFC 3339, unix seconds, or a relative age ("24h": 24 hours ago) into
+ * µs since the epoch: the parser GET /v1/sys/audit/releases uses too. */
 static int
 parse_time(const char *s, long long *us)
 {
 	struct timespec now;
-	struct tm tm;
-	const char *p;
-	char *end;
-	long long v, frac = 0, scale = 100000, off = 0;
-	time_t secs;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (end != s && errno == 0 && v >= 0 && end[0] != '\0' && end[1] == '\0' &&
-	    strchr("smhdw", end[0]) != NULL && s[0] != '-' && s[0] != '+') {
-		long long mult = end[0] == 's' ? 1 : end[0] == 'm' ? 60 :
-		    end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 : 604800;
-
-		if (v > LLONG_MAX / 1000000 / mult)
-			return -1;
-		*us = ((long long)now.tv_sec - v * mult) * 1000000LL;
-		return *us > 0 ? 0 : -1;
-	}
-	if (strcmp(s, "now") == 0) {
-		*us = (long long)now.tv_sec * 1000000LL + now.tv_nsec / 1000;
-		return 0;
-	}
-	memset(&tm, 0, sizeof(tm));
-	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
-		return -1;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++) {
-			if (scale > 0)
-				frac += (*p - '0') * scale;
-			scale /= 10;
-		}
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
-	    p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9' &&
-	    p[4] >= '0' && p[4] <= '9' && p[5] >= '0' && p[5] <= '9') {
-		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
-		    ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
-		if (*p == '-')
-			off = -off;
-		p += 6;
-	} else {
-		return -1;
-	}
-	if (*p != '\0')
-		return -1;
-	if ((secs = timegm(&tm)) == (time_t)-1)
-		return -1;
-	*us = ((long long)secs - off) * 1000000LL + frac;
-	return *us >= 0 ? 0 : -1;
+	return tsi_audit_parse_time(s, (long long)now.tv_sec * 1000000LL +
+	    now.tv_nsec / 1000, us) == TSI_OK ? 0 : -1;
 }
 
 /* DIR/audit when it holds the log (a tsi-vault data dir), else DIR. */
@@ -173,6 +132,9 @@ parse_args(int argc, char **argv, struct opts *o, int for_cmd)
 		{ "after", required_argument, NULL, 'a' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "pubkey", required_argument, NULL, 'k' },
+		{ "op", required_argument, NULL, 'o' },
+		{ "status", required_argument, NULL, 'S' },
+		{ "columns", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -242,6 +204,26 @@ parse_args(int argc, char **argv, struct opts *o, int for_cmd)
 			o->fmt_set = 1;
 			break;
 		case 'k': o->pubkey = optarg; break;
+		case 'o': o->q.op = optarg; break;
+		case 'S':
+			if (parse_u64(optarg, &u) != 0 || u < 100 || u > 599) {
+				tsi_cli_err("audit: --status must be an HTTP status "
+				    "(100 to 599)");
+				return TSI_EXIT_USAGE;
+			}
+			o->q.status = (int)u;
+			break;
+		case 'L':
+			if (strcmp(optarg, "default") == 0)
+				o->identity = 0;
+			else if (strcmp(optarg, "identity") == 0)
+				o->identity = 1;
+			else {
+				tsi_cli_err("audit: --columns must be default or "
+				    "identity");
+				return TSI_EXIT_USAGE;
+			}
+			break;
 		case 'h':
 			audit_usage();
 			return -1;
@@ -326,11 +308,14 @@ claim(const json_t *rec, const char *key)
 	return str_or(json_object_get(rec, "claims"), key, "");
 }
 
+/* One cell of `tsi audit stats`' CSV. */
 static void
 csv_field(const char *s, int last)
 {
 	const char *p;
 
+	if (s == NULL)
+		s = "";
 	if (strpbrk(s, ",\"\r\n") == NULL) {
 		fputs(s, stdout);
 	} else {
@@ -346,58 +331,16 @@ csv_field(const char *s, int last)
 }
 
 static void
-csv_int(const json_t *v, int last)
-{
-	char b[32];
-
-	if (json_is_integer(v))
-		snprintf(b, sizeof(b), "%lld", (long long)json_integer_value(v));
-	else
-		b[0] = '\0';
-	csv_field(b, last);
-}
-
-static const char *const csv_cols =
-    "seq,time,op,path,version,decision,rule,reason,status,accessor,remote,"
-    "request_id,cluster_name,datacenter,namespace,images,hash\n";
-
-static void
 print_csv(const json_t *rec)
 {
-	const json_t *imgs = json_object_get(json_object_get(rec, "claims"), "images");
-	char joined[2048];
-	size_t i, off = 0;
-	int n;
+	struct tsi_buf *b = tsi_buf_new(1u << 20);
 
-	joined[0] = '\0';
-	for (i = 0; i < json_array_size(imgs); i++) {
-		const char *s = json_string_value(json_array_get(imgs, i));
-
-		if (s == NULL)
-			continue;
-		n = snprintf(joined + off, sizeof(joined) - off, "%s%s",
-		    off ? " " : "", s);
-		if (n < 0 || (size_t)n >= sizeof(joined) - off)
-			break;
-		off += (size_t)n;
-	}
-	csv_int(json_object_get(rec, "seq"), 0);
-	csv_field(str_or(rec, "time", ""), 0);
-	csv_field(str_or(rec, "op", ""), 0);
-	csv_field(str_or(rec, "path", ""), 0);
-	csv_int(json_object_get(rec, "version"), 0);
-	csv_field(str_or(rec, "decision", ""), 0);
-	csv_field(str_or(rec, "rule", ""), 0);
-	csv_field(str_or(rec, "reason", ""), 0);
-	csv_int(json_object_get(rec, "status"), 0);
-	csv_field(str_or(rec, "accessor", ""), 0);
-	csv_field(str_or(rec, "remote", ""), 0);
-	csv_field(str_or(rec, "request_id", ""), 0);
-	csv_field(claim(rec, "cluster-name"), 0);
-	csv_field(claim(rec, "datacenter"), 0);
-	csv_field(claim(rec, "namespace"), 0);
-	csv_field(joined, 0);
-	csv_field(str_or(rec, "hash", ""), 1);
+	if (b != NULL && tsi_audit_csv_row(rec, b) == TSI_OK)
+		fputs(tsi_buf_str(b), stdout);
+	else
+		fprintf(stderr, "tsi: audit: record %lld does not fit a CSV row\n",
+		    (long long)json_integer_value(json_object_get(rec, "seq")));
+	tsi_buf_free(b);
 }
 
 static void
@@ -439,9 +382,65 @@ print_json(const json_t *rec)
 	}
 }
 
+/* Who received or was refused what: the identity of each record. */
+static void
+print_identity_header(void)
+{
+	printf("%-8s %-27s %-7s %-8s %-6s %-10s %-14s %-12s %-20s %-16s "
+	    "%-12s %-10s %-14s %-16s %-24s %-40s %s\n", "SEQ", "TIME", "OP",
+	    "DECISION", "STATUS", "DC", "CLUSTER", "NAMESPACE", "POD",
+	    "SERVICE-ACCOUNT", "NODE", "REGION", "ROLE", "DISPLAY-NAME", "SUB",
+	    "IMAGES", "PATH");
+}
+
+static const char *
+dash(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : "-";
+}
+
+static void
+print_identity(const json_t *rec)
+{
+	const json_t *imgs = json_object_get(json_object_get(rec, "claims"),
+	    "images");
+	char st[16], joined[512];
+	size_t i, off = 0;
+	int n;
+
+	joined[0] = '\0';
+	for (i = 0; i < json_array_size(imgs); i++) {
+		const char *s = json_string_value(json_array_get(imgs, i));
+
+		if (s == NULL)
+			continue;
+		n = snprintf(joined + off, sizeof(joined) - off, "%s%s",
+		    off ? "," : "", s);
+		if (n < 0 || (size_t)n >= sizeof(joined) - off)
+			break;
+		off += (size_t)n;
+	}
+	if (json_is_integer(json_object_get(rec, "status")))
+		snprintf(st, sizeof(st), "%lld",
+		    (long long)json_integer_value(json_object_get(rec, "status")));
+	else
+		snprintf(st, sizeof(st), "-");
+	printf("%-8lld %-27s %-7s %-8s %-6s %-10s %-14s %-12s %-20s %-16s "
+	    "%-12s %-10s %-14s %-16s %-24s %-40s %s\n",
+	    (long long)json_integer_value(json_object_get(rec, "seq")),
+	    str_or(rec, "time", "-"), str_or(rec, "op", "-"),
+	    str_or(rec, "decision", "-"), st, dash(claim(rec, "datacenter")),
+	    dash(claim(rec, "cluster-name")), dash(claim(rec, "namespace")),
+	    dash(claim(rec, "pod")), dash(claim(rec, "service-account")),
+	    dash(claim(rec, "node")), dash(claim(rec, "region")),
+	    dash(str_or(rec, "role", "")), dash(str_or(rec, "display_name", "")),
+	    dash(claim(rec, "sub")), dash(joined), str_or(rec, "path", "-"));
+}
+
 struct list_ctx {
 	enum fmt fmt;
 	size_t n;
+	int identity;
 };
 
 static int
@@ -451,7 +450,12 @@ list_cb(const json_t *rec, void *arg)
 
 	c->n++;
 	switch (c->fmt) {
-	case FMT_TABLE: print_table(rec); break;
+	case FMT_TABLE:
+		if (c->identity)
+			print_identity(rec);
+		else
+			print_table(rec);
+		break;
 	case FMT_JSON: print_json(rec); break;
 	case FMT_CSV: print_csv(rec); break;
 	}
@@ -461,7 +465,7 @@ list_cb(const json_t *rec, void *arg)
 static int
 cmd_list(struct opts *o, struct tsi_audit_reader *r)
 {
-	struct list_ctx c = { o->fmt, 0 };
+	struct list_ctx c = { o->fmt, 0, o->identity };
 	uint64_t next = 0;
 	int rc;
 
@@ -470,10 +474,12 @@ cmd_list(struct opts *o, struct tsi_audit_reader *r)
 		return TSI_EXIT_USAGE;
 	}
 	o->q.limit = o->limit_set ? o->limit : 100;
-	if (o->fmt == FMT_TABLE)
+	if (o->fmt == FMT_TABLE && o->identity)
+		print_identity_header();
+	else if (o->fmt == FMT_TABLE)
 		print_table_header();
 	else if (o->fmt == FMT_CSV)
-		fputs(csv_cols, stdout);
+		fputs(tsi_audit_csv_header(), stdout);
 	if ((rc = tsi_audit_query(r, &o->q, list_cb, &c, &next)) != TSI_OK) {
 		tsi_cli_err("audit list: %s", tsi_strerror(rc));
 		return TSI_EXIT_FAIL;
@@ -508,7 +514,7 @@ cmd_show(struct opts *o, struct tsi_audit_reader *r)
 		return TSI_EXIT_FAIL;
 	}
 	if (o->fmt == FMT_CSV) {
-		fputs(csv_cols, stdout);
+		fputs(tsi_audit_csv_header(), stdout);
 		print_csv(rec);
 	} else if (o->fmt == FMT_TABLE && o->fmt_set) {
 		json_object_foreach(rec, k, v) {

@@ -180,6 +180,14 @@ matches(const json_t *rec, const struct tsi_audit_query *q)
 		if (s == NULL || strcmp(s, q->decision) != 0)
 			return 0;
 	}
+	if (q->op != NULL) {
+		s = json_string_value(json_object_get(rec, "op"));
+		if (s == NULL || strcmp(s, q->op) != 0)
+			return 0;
+	}
+	if (q->status != 0 && (!json_is_integer(json_object_get(rec, "status")) ||
+	    json_integer_value(json_object_get(rec, "status")) != q->status))
+		return 0;
 	if (q->path_prefix != NULL) {
 		s = json_string_value(json_object_get(rec, "path"));
 		if (s == NULL || strncmp(s, q->path_prefix, strlen(q->path_prefix)) != 0)
@@ -395,9 +403,33 @@ indexes_complete(struct audit_env *e, MDB_txn *txn)
 	return 0;
 }
 
+/* The last seq in the records table of txn; 0 when empty. */
+static uint64_t
+head_in_txn(struct audit_env *e, MDB_txn *txn)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, v;
+	uint64_t seq = 0;
+
+	if (mdb_cursor_open(txn, e->records, &c) != 0)
+		return 0;
+	if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+		seq = audit_be64_get(k.mv_data);
+	mdb_cursor_close(c);
+	return seq;
+}
+
 int
 tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
     int (*cb)(const json_t *rec, void *arg), void *arg, uint64_t *next_seq)
+{
+	return tsi_audit_query_cursor(r, q, cb, arg, next_seq, NULL);
+}
+
+int
+tsi_audit_query_cursor(struct tsi_audit_reader *r,
+    const struct tsi_audit_query *q, int (*cb)(const json_t *rec, void *arg),
+    void *arg, uint64_t *next_seq, uint64_t *cursor)
 {
 	struct scan scans[8];
 	struct emit em;
@@ -408,6 +440,8 @@ tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
 
 	if (r == NULL || q == NULL || cb == NULL)
 		return TSI_ERR_INVALID_ARG;
+	if (cursor != NULL)
+		*cursor = 0;
 	if (next_seq != NULL)
 		*next_seq = 0;
 	if (q->since_us < 0 || q->until_us < 0)
@@ -428,6 +462,17 @@ tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
 		walk_join(r->e, txn, scans, n, start, &em);
 	if (next_seq != NULL && (em.more || em.stopped))
 		*next_seq = em.last;
+	if (cursor != NULL) {
+		uint64_t c = q->after_seq;
+
+		if (em.more || em.stopped || q->until_us != 0) {
+			if (em.last > c)
+				c = em.last;
+		} else if (head_in_txn(r->e, txn) > c) {
+			c = head_in_txn(r->e, txn);
+		}
+		*cursor = c;
+	}
 	rc = TSI_OK;
 out:
 	for (i = 0; i < n; i++)

@@ -9,6 +9,7 @@
  */
 #include "vault.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * A token's claims, checked for secrets and serialised once
@@ -122,6 +124,14 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 	if (rec != NULL && r->authed && r->tok.display_name[0] != '\0' &&
 	    json_object_set_new(rec, "display_name",
 	    json_string(r->tok.display_name)) != 0) {
+		json_decref(rec);
+		rec = NULL;
+	}
+	/* The role the token came from, so that a record says under which
+	 * role a workload received what (login records name theirs in
+	 * extra). */
+	if (rec != NULL && r->authed && r->tok.role[0] != '\0' &&
+	    json_object_set_new(rec, "role", json_string(r->tok.role)) != 0) {
 		json_decref(rec);
 		rec = NULL;
 	}
@@ -289,46 +299,13 @@ vault_respond_audit_failed(struct vault_req *r)
 	    "audit log unavailable; request not processed");
 }
 
-/* "2026-11-22T19:00:00Z" (fraction optional) or unix seconds -> us. */
-static int
-parse_time(const char *s, long long *us)
-{
-	struct tm tm;
-	const char *p;
-	char *end;
-	long long frac = 0, scale = 1000000;
-	time_t t;
-
-	if (*s == '\0')
-		return TSI_ERR_PARSE;
-	if (strspn(s, "0123456789") == strlen(s)) {
-		errno = 0;
-		long long v = strtoll(s, &end, 10);
-		if (errno != 0 || v > 253402300799LL)
-			return TSI_ERR_PARSE;
-		*us = v * 1000000;
-		return TSI_OK;
-	}
-	memset(&tm, 0, sizeof(tm));
-	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
-		return TSI_ERR_PARSE;
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++)
-			if (scale > 1) {
-				scale /= 10;
-				frac += (*p - '0') * scale;
-			}
-	}
-	if (strcmp(p, "Z") != 0)
-		return TSI_ERR_PARSE;
-	if ((t = timegm(&tm)) == (time_t)-1)
-		return TSI_ERR_PARSE;
-	*us = (long long)t * 1000000 + frac;
-	return TSI_OK;
-}
+/* A CSV answer's bound: 1000 records (the largest limit) of at most 64 KiB
+ * each, every byte a doubled quote at worst, and the header. */
+#define CSV_MAX (1000u * 2u * 65536u + 4096u)
 
 struct collect {
-	json_t *arr;
+	json_t *arr;          /* JSON answer */
+	struct tsi_buf *csv;  /* or CSV answer */
 	int failed;
 };
 
@@ -337,11 +314,48 @@ collect_cb(const json_t *rec, void *arg)
 {
 	struct collect *c = arg;
 
-	if (json_array_append_new(c->arr, json_deep_copy(rec)) != 0) {
+	if (c->csv != NULL ? tsi_audit_csv_row(rec, c->csv) != TSI_OK :
+	    json_array_append_new(c->arr, json_deep_copy(rec)) != 0) {
 		c->failed = 1;
 		return 1;
 	}
 	return 0;
+}
+
+static const char *const query_names[] = { "since", "until", "decision",
+	"path", "cluster-name", "datacenter", "image", "namespace", "limit",
+	"after", "op", "status", "format" };
+#define NQUERY (sizeof(query_names) / sizeof(query_names[0]))
+
+struct unknown_arg {
+	char name[72];
+	int found;
+};
+
+/* MHD's iterator over the query: stops at the first name not in
+ * query_names, kept (printable, bounded) for the error. A filter spelt
+ * wrongly would otherwise match everything. */
+static enum MHD_Result
+unknown_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct unknown_arg *u = cls;
+	size_t i, n;
+
+	(void)kind;
+	(void)value;
+	for (i = 0; i < NQUERY; i++)
+		if (key != NULL && strcmp(key, query_names[i]) == 0)
+			return MHD_YES;
+	u->found = 1;
+	for (n = 0; key != NULL && key[n] != '\0' && n < sizeof(u->name) - 4; n++)
+		u->name[n] = (key[n] >= 0x20 && key[n] < 0x7f) ? key[n] : '?';
+	if (key != NULL && key[n] != '\0') {
+		memcpy(u->name + n, "...", 3);
+		n += 3;
+	}
+	u->name[n] = '\0';
+	return MHD_NO;
 }
 
 /* A refused or failed read of the log, recorded then answered. */
@@ -361,20 +375,21 @@ audit_query_answer(struct vault_req *r, struct vault_audit_rec *a,
 enum MHD_Result
 vault_audit_releases(struct vault_req *r)
 {
-	static const char *const names[] = { "since", "until", "decision",
-		"path", "cluster-name", "datacenter", "image", "namespace",
-		"limit", "after" };
-	char *arg[sizeof(names) / sizeof(names[0])] = { 0 };
+	const char *const *names = query_names;
+	char *arg[NQUERY] = { 0 };
+	struct unknown_arg unk;
+	struct timespec now;
+	char msg[256];
 	struct tsi_audit_query q;
 	struct tsi_policy_set *p = NULL;
 	struct tsi_decision d;
-	struct collect c = { NULL, 0 };
+	struct collect c = { NULL, NULL, 0 };
 	struct vault_audit_rec a;
 	json_t *filters = NULL, *extra = NULL;
 	const char *reason = NULL;
-	uint64_t next = 0;
+	uint64_t next = 0, cursor = 0;
 	enum MHD_Result ret;
-	size_t i;
+	size_t i, ncount;
 	int bad = 0, rc;
 
 	if (strcmp(r->method, "GET") != 0)
@@ -385,13 +400,13 @@ vault_audit_releases(struct vault_req *r)
 	a.op = "audit.query";
 	a.path = "sys/audit/releases";
 	memset(&q, 0, sizeof(q));
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	for (i = 0; i < NQUERY; i++)
 		arg[i] = vault_query_arg(r, names[i], &bad);
 	if ((filters = json_object()) == NULL) {
 		ret = vault_respond_error(r, 500, "internal error");
 		goto out;
 	}
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	for (i = 0; i < NQUERY; i++)
 		if (arg[i] != NULL && json_object_set_new(filters, names[i],
 		    json_stringn(arg[i], strnlen(arg[i], 512))) != 0) {
 			/* not UTF-8: kept out of the record, but noted */
@@ -434,10 +449,46 @@ vault_audit_releases(struct vault_req *r)
 		    400, "bad query encoding");
 		goto out;
 	}
-	if ((arg[0] && parse_time(arg[0], &q.since_us) != TSI_OK) ||
-	    (arg[1] && parse_time(arg[1], &q.until_us) != TSI_OK)) {
+	memset(&unk, 0, sizeof(unk));
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, unknown_cb,
+	    &unk);
+	if (unk.found) {
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s'; known: "
+		    "since until decision op status path cluster-name datacenter "
+		    "image namespace limit after format", unk.name);
+		ret = audit_query_answer(r, &a, "error",
+		    "unknown query parameter", 400, msg);
+		goto out;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if ((arg[0] && tsi_audit_parse_time(arg[0], (long long)now.tv_sec *
+	    1000000 + now.tv_nsec / 1000, &q.since_us) != TSI_OK) ||
+	    (arg[1] && tsi_audit_parse_time(arg[1], (long long)now.tv_sec *
+	    1000000 + now.tv_nsec / 1000, &q.until_us) != TSI_OK)) {
 		ret = audit_query_answer(r, &a, "error", "bad since/until", 400,
-		    "since/until: RFC 3339 time (…Z) or unix seconds");
+		    "since/until: RFC 3339 time (…Z), unix seconds, or an age "
+		    "like 30m, 24h, 7d");
+		goto out;
+	}
+	if (arg[10] != NULL)
+		q.op = arg[10];
+	if (arg[11] != NULL) {
+		char *end;
+		long st;
+
+		errno = 0;
+		st = strtol(arg[11], &end, 10);
+		if (errno || *end || arg[11][0] == '\0' || st < 100 || st > 599) {
+			ret = audit_query_answer(r, &a, "error", "bad status",
+			    400, "status: an HTTP status, 100 to 599");
+			goto out;
+		}
+		q.status = (int)st;
+	}
+	if (arg[12] != NULL && strcmp(arg[12], "json") != 0 &&
+	    strcmp(arg[12], "csv") != 0) {
+		ret = audit_query_answer(r, &a, "error", "bad format", 400,
+		    "format: json or csv");
 		goto out;
 	}
 	if (arg[2] && strcmp(arg[2], "allow") != 0 && strcmp(arg[2], "deny") != 0 &&
@@ -474,7 +525,13 @@ vault_audit_releases(struct vault_req *r)
 			goto out;
 		}
 	}
-	if ((c.arr = json_array()) == NULL) {
+	if (arg[12] != NULL && strcmp(arg[12], "csv") == 0) {
+		if ((c.csv = tsi_buf_new(CSV_MAX)) == NULL ||
+		    tsi_buf_puts(c.csv, tsi_audit_csv_header()) != TSI_OK) {
+			ret = vault_respond_error(r, 500, "internal error");
+			goto out;
+		}
+	} else if ((c.arr = json_array()) == NULL) {
 		ret = vault_respond_error(r, 500, "internal error");
 		goto out;
 	}
@@ -482,8 +539,8 @@ vault_audit_releases(struct vault_req *r)
 	if (r->v->audit_reader == NULL &&
 	    tsi_audit_reader_open(r->v->audit_dir, &r->v->audit_reader) != TSI_OK)
 		r->v->audit_reader = NULL;
-	rc = r->v->audit_reader ? tsi_audit_query(r->v->audit_reader, &q,
-	    collect_cb, &c, &next) : TSI_ERR_STORE;
+	rc = r->v->audit_reader ? tsi_audit_query_cursor(r->v->audit_reader,
+	    &q, collect_cb, &c, &next, &cursor) : TSI_ERR_STORE;
 	pthread_mutex_unlock(&r->v->reader_mu);
 	if (rc != TSI_OK || c.failed) {
 		tsi_log(TSI_LOG_ERROR, "audit.query_failed",
@@ -492,9 +549,25 @@ vault_audit_releases(struct vault_req *r)
 		    "audit log unavailable");
 		goto out;
 	}
+	if (c.csv != NULL) {
+		/* count the rows: every record's row ends in one '\n' that is
+		 * not inside a quoted cell */
+		const char *t = tsi_buf_str(c.csv);
+		size_t k, rows = 0;
+		int quoted = 0;
+
+		for (k = 0; t[k] != '\0'; k++) {
+			if (t[k] == '"')
+				quoted = !quoted;
+			else if (t[k] == '\n' && !quoted)
+				rows++;
+		}
+		ncount = rows - 1;
+	} else {
+		ncount = json_array_size(c.arr);
+	}
 	/* Recorded before the answer: records that leave are counted. */
-	json_object_set_new(extra, "count",
-	    json_integer((json_int_t)json_array_size(c.arr)));
+	json_object_set_new(extra, "count", json_integer((json_int_t)ncount));
 	a.decision = "allow";
 	a.reason = "records returned";
 	a.status = 200;
@@ -502,21 +575,30 @@ vault_audit_releases(struct vault_req *r)
 		ret = vault_respond_audit_failed(r);
 		goto out;
 	}
-	{
-		json_t *data = json_pack("{sOsI}", "records", c.arr, "count",
-		    (json_int_t)json_array_size(c.arr));
+	if (c.csv != NULL) {
+		ret = vault_respond_text(r, 200, "text/csv; charset=utf-8",
+		    tsi_buf_take(c.csv, NULL));
+	} else {
+		/* next_after: set only while more records match (paging);
+		 * cursor: always, what a poller passes as after next time. */
+		char nb[32], cb[32];
+		json_t *data;
+
+		snprintf(cb, sizeof(cb), "%llu", (unsigned long long)cursor);
+		data = json_pack("{sOsIss}", "records", c.arr, "count",
+		    (json_int_t)json_array_size(c.arr), "cursor", cb);
 		if (data != NULL && next != 0) {
-			char nb[32];
 			snprintf(nb, sizeof(nb), "%llu", (unsigned long long)next);
 			json_object_set_new(data, "next_after", json_string(nb));
 		}
 		ret = vault_respond(r, 200, vault_envelope(r, data, NULL));
 	}
 out:
+	tsi_buf_free(c.csv);
 	json_decref(filters);
 	json_decref(extra);
 	json_decref(c.arr);
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	for (i = 0; i < NQUERY; i++)
 		free(arg[i]);
 	return ret;
 }

@@ -17,11 +17,74 @@
 #include "login_wire.h"
 
 #include "tsi/err.h"
+#include "tsi/jwt.h"
 #include "tsi/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * What a refused JWT says about its caller, for the audit record only:
+ * the claims an auditor asks about (who, where, what), never verified and
+ * so kept apart from "claims" (which filters and indexes trust) under
+ * "claims_unverified". Bounded: these names only, strings cut at
+ * UNVERIFIED_STR_MAX bytes (a cut that splits UTF-8 drops the value), at
+ * most UNVERIFIED_IMAGES images; anything else in the token is left out,
+ * so no secret a forged token carries reaches the log.
+ */
+#define UNVERIFIED_STR_MAX 160
+#define UNVERIFIED_IMAGES 4
+
+static json_t *
+unverified_value(const json_t *v)
+{
+	json_t *arr;
+	size_t i;
+
+	if (json_is_string(v))
+		return json_stringn(json_string_value(v),
+		    json_string_length(v) < UNVERIFIED_STR_MAX ?
+		    json_string_length(v) : UNVERIFIED_STR_MAX);
+	if (json_is_integer(v))
+		return json_integer(json_integer_value(v));
+	if (!json_is_array(v) || (arr = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < json_array_size(v) && i < UNVERIFIED_IMAGES; i++) {
+		json_t *e = json_array_get(v, i);
+
+		if (json_is_string(e))
+			json_array_append_new(arr, unverified_value(e));
+	}
+	return arr;
+}
+
+static json_t *
+unverified_claims(const char *jwt)
+{
+	static const char *const keep[] = { "sub", "iss", "exp", "jti",
+		"cluster-name", "datacenter", "region", "node", "namespace",
+		"pod", "service-account", "images" };
+	json_t *hdr = NULL, *cl = NULL, *out = NULL, *v;
+	size_t i;
+
+	if (jwt == NULL || tsi_jwt_decode_unverified(jwt, &hdr, &cl) != TSI_OK)
+		goto done;
+	if ((out = json_object()) == NULL)
+		goto done;
+	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if ((v = unverified_value(json_object_get(cl, keep[i]))) != NULL)
+			json_object_set_new(out, keep[i], v);
+	if ((v = unverified_value(json_object_get(hdr, "kid"))) != NULL &&
+	    json_is_string(v))
+		json_object_set_new(out, "kid", v);
+	else
+		json_decref(v);
+done:
+	json_decref(hdr);
+	json_decref(cl);
+	return out;
+}
 
 /* A role name longer than this is read by the general parser. */
 #define ROLE_COPY_MAX 256
@@ -67,7 +130,7 @@ vault_auth_login(struct vault_req *r)
 	struct tsi_decision d;
 	struct vault_audit_rec a;
 	struct vault_login_answer ans;
-	json_t *req = NULL, *claims = NULL, *policies = NULL;
+	json_t *req = NULL, *claims = NULL, *policies = NULL, *extra = NULL;
 	const char *role = NULL, *jwt = NULL, *const *rules;
 	char accessor[VAULT_ACCESSOR_LEN + 1] = "";
 	char rolebuf[ROLE_COPY_MAX];
@@ -128,6 +191,20 @@ vault_auth_login(struct vault_req *r)
 		goto out;
 	}
 
+	/* The role asked for, in every record of this login (bounded: a
+	 * role cut inside a UTF-8 sequence is left out). */
+	if ((extra = json_object()) == NULL) {
+		ret = vault_respond_error(r, 500, "internal error");
+		goto out;
+	}
+	if (role != NULL) {
+		json_t *jr = json_stringn(role, strnlen(role, 128));
+
+		if (jr != NULL)
+			json_object_set_new(extra, "role", jr);
+	}
+	a.extra = extra;
+
 	memset(&vo, 0, sizeof(vo));
 	memset(&vr, 0, sizeof(vr));
 	vo.audience = r->v->set->audience;
@@ -144,6 +221,13 @@ vault_auth_login(struct vault_req *r)
 		a.rule = "jwt";
 		a.reason = reason;
 		a.status = status = 403;
+		{
+			json_t *uc = unverified_claims(jwt);
+
+			if (uc != NULL)
+				json_object_set_new(extra, "claims_unverified",
+				    uc);
+		}
 		goto denied;
 	}
 	a.claims = claims;
@@ -271,6 +355,7 @@ out:
 	tsi_strfree(token);
 	json_decref(policies);
 	json_decref(claims);
+	json_decref(extra);
 	tsi_freezero(jwtcopy, jwtlen + 1);
 	if (req != NULL) {
 		/* The request held the JWT: wipe it before freeing. */

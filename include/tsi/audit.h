@@ -186,6 +186,9 @@ struct tsi_audit_query {
 	const char *namespace_;
 	uint64_t after_seq;            /* paging: only records with seq > this */
 	size_t limit;                  /* 0: 100; SIZE_MAX: all */
+	/* Added with issue 19 (zero-initialise the struct): */
+	const char *op;                /* exact "op"; NULL: any */
+	int status;                    /* exact "status"; 0: any */
 };
 
 /* Calls cb for each matching record in seq order (rec borrowed for the call).
@@ -193,6 +196,19 @@ struct tsi_audit_query {
  * next page, 0 when no more. */
 int tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
     int (*cb)(const json_t *rec, void *arg), void *arg, uint64_t *next_seq);
+
+/*
+ * tsi_audit_query, and *cursor (may be NULL): the seq a poller passes as
+ * after_seq next time to see only records it has not been offered yet,
+ * matching or not. With more matches past the limit it is next_seq's
+ * value; otherwise every record up to the log's head when the query ran
+ * was considered, and it is that head (never below q->after_seq). A
+ * query with until_us keeps the last record returned (or q->after_seq):
+ * records after until_us were not considered.
+ */
+int tsi_audit_query_cursor(struct tsi_audit_reader *r,
+    const struct tsi_audit_query *q, int (*cb)(const json_t *rec, void *arg),
+    void *arg, uint64_t *next_seq, uint64_t *cursor);
 
 /* Gets one record by seq. *rec: json_decref. */
 int tsi_audit_get(struct tsi_audit_reader *r, uint64_t seq, json_t **rec);
@@ -211,5 +227,25 @@ int tsi_audit_verify(struct tsi_audit_reader *r,
  * public key, borrowed); trusted NULL is tsi_audit_verify. */
 int tsi_audit_verify_key(struct tsi_audit_reader *r, EVP_PKEY *trusted,
     struct tsi_audit_verify_result *res);
+
+/*
+ * Text forms shared by `tsi audit` and GET /v1/sys/audit/releases
+ * (lib/audit_format.c).
+ *
+ * tsi_audit_parse_time: RFC 3339 ("2026-11-22T10:00:00Z", fraction and
+ * "+01:00" offsets allowed), unix seconds ("1764000000"), "now", or an age
+ * relative to now_us ("90s", "30m", "24h", "7d", "2w": that long before
+ * now_us). *us: microseconds since the epoch. TSI_ERR_PARSE otherwise.
+ *
+ * tsi_audit_csv_header: the CSV header line (static, with its newline).
+ * tsi_audit_csv_row: appends one record's row (with its newline) to out
+ * (borrowed); its columns are the header's, identity ones last (claims
+ * sub, pod, service-account, node, region, the record's role and
+ * display_name). TSI_ERR_TOO_LARGE when out has no room left.
+ */
+struct tsi_buf;
+int tsi_audit_parse_time(const char *s, long long now_us, long long *us);
+const char *tsi_audit_csv_header(void);
+int tsi_audit_csv_row(const json_t *rec, struct tsi_buf *out);
 
 #endif /* TSI_AUDIT_H */
