@@ -24,7 +24,26 @@
 
 #define LIST_MAX 10000
 
-enum kv_op { KV_READ, KV_WRITE, KV_DELETE, KV_LIST, KV_META };
+#define VERSIONS_MAX 1000
+
+enum kv_op {
+	KV_READ, KV_WRITE, KV_DELETE, KV_LIST, KV_META,
+	KV_VDELETE, KV_UNDELETE, KV_DESTROY, KV_META_DELETE,
+};
+
+/* The KV v2 paths under the mount, each a prefix of the request path. */
+enum kv_kind { KK_DATA, KK_META, KK_DELETE, KK_UNDELETE, KK_DESTROY };
+
+static const struct {
+	const char *prefix;
+	enum kv_kind kind;
+} kinds[] = {
+	{ "secret/data", KK_DATA },
+	{ "secret/metadata", KK_META },
+	{ "secret/delete", KK_DELETE },
+	{ "secret/undelete", KK_UNDELETE },
+	{ "secret/destroy", KK_DESTROY },
+};
 
 static const char *
 op_name(enum kv_op op)
@@ -35,6 +54,10 @@ op_name(enum kv_op op)
 	case KV_DELETE: return "delete";
 	case KV_LIST: return "list";
 	case KV_META: return "read";
+	case KV_VDELETE: return "delete";
+	case KV_UNDELETE: return "undelete";
+	case KV_DESTROY: return "destroy";
+	case KV_META_DELETE: return "delete";
 	}
 	return "?";
 }
@@ -361,6 +384,125 @@ do_delete(struct kv_ctx *k)
 	return vault_respond(r, 204, NULL);
 }
 
+/*
+ * {"versions":[1,2]} as Vault takes it (its comma-int slice: integers, or
+ * strings of them). *v: malloc'd, caller frees; at least one version.
+ */
+static int
+parse_versions(const char *body, size_t len, uint64_t **v, size_t *n)
+{
+	json_error_t jerr;
+	json_t *j, *arr, *e;
+	unsigned long long x;
+	size_t i;
+	int r = TSI_ERR_PARSE;
+
+	*v = NULL;
+	*n = 0;
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	arr = json_object_get(j, "versions");
+	if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+	    json_array_size(arr) > VERSIONS_MAX)
+		goto out;
+	if ((*v = calloc(json_array_size(arr), sizeof(**v))) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	json_array_foreach(arr, i, e) {
+		if (json_is_integer(e) && json_integer_value(e) >= 0)
+			x = (unsigned long long)json_integer_value(e);
+		else if (!json_is_string(e) ||
+		    parse_uint(json_string_value(e), &x) != TSI_OK)
+			goto out;
+		(*v)[i] = x;
+	}
+	*n = json_array_size(arr);
+	r = TSI_OK;
+out:
+	if (r != TSI_OK) {
+		free(*v);
+		*v = NULL;
+	}
+	json_decref(j);
+	return r;
+}
+
+/* POST secret/delete|undelete|destroy/P {"versions":[...]}: 204, also when
+ * the path or a version does not exist (Vault's answer). */
+static enum MHD_Result
+do_versions(struct kv_ctx *k, enum kv_vop vop)
+{
+	struct vault_req *r = k->r;
+	uint64_t *v = NULL;
+	json_t *extra = NULL, *arr;
+	size_t n = 0, i;
+	enum MHD_Result ret;
+	int rc;
+
+	if (parse_versions((const char *)tsi_buf_ptr(r->body),
+	    tsi_buf_len(r->body), &v, &n) != TSI_OK)
+		return finish_error(k, "error", 400, "no version number provided",
+		    "no version number provided");
+	if ((extra = json_object()) == NULL || (arr = json_array()) == NULL ||
+	    json_object_set_new(extra, "versions", arr) != 0) {
+		ret = finish_error(k, "error", 500, "out of memory",
+		    "internal error");
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, json_integer((json_int_t)v[i]));
+	k->a.extra = extra;
+	if (record_decision(k) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	rc = r->v->store->ops->versions(r->v->store, k->kvpath, vop, v, n,
+	    vault_now_us());
+	if (rc != TSI_OK && rc != TSI_ERR_NOT_FOUND) {
+		ret = store_failed(k, rc);
+		goto out;
+	}
+	k->a.decision = "allow";
+	k->a.reason = rc == TSI_OK ? k->d.reason : "no such secret";
+	k->a.status = 204;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	tsi_log(TSI_LOG_INFO, "kv.versions", TSI_LS("request_id",
+	    r->request_id), TSI_LS("op", k->a.op), TSI_LS("path", k->kvpath),
+	    TSI_LS("accessor", r->tok.accessor));
+	ret = vault_respond(r, 204, NULL);
+out:
+	k->a.extra = NULL;
+	json_decref(extra);
+	free(v);
+	return ret;
+}
+
+/* DELETE secret/metadata/P: every version's value and the metadata. */
+static enum MHD_Result
+do_meta_delete(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	int rc;
+
+	if (record_decision(k) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	rc = r->v->store->ops->remove(r->v->store, k->kvpath);
+	if (rc != TSI_OK && rc != TSI_ERR_NOT_FOUND)
+		return store_failed(k, rc);
+	k->a.decision = "allow";
+	k->a.reason = rc == TSI_OK ? k->d.reason : "nothing to delete";
+	k->a.status = 204;
+	if (vault_audit(r, &k->a) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	tsi_log(TSI_LOG_INFO, "kv.metadata_delete", TSI_LS("request_id",
+	    r->request_id), TSI_LS("path", k->kvpath), TSI_LS("accessor",
+	    r->tok.accessor));
+	return vault_respond(r, 204, NULL);
+}
+
 static enum MHD_Result
 do_list(struct kv_ctx *k)
 {
@@ -438,16 +580,29 @@ vault_kv_handle(struct vault_req *r)
 {
 	struct kv_ctx k;
 	struct tsi_policy_set *p = NULL;
-	const char *m = r->method, *reason = NULL, *sub;
+	const char *m = r->method, *reason = NULL, *sub = NULL, *prefix = "";
 	char *listq;
-	int is_data = r->route == VR_KV_DATA, cap = 0, bad = 0, rc, n;
-	int list = 0;
+	int cap = 0, bad = 0, rc, n;
+	int list = 0, post;
+	enum kv_kind kind = KK_DATA;
 	enum MHD_Result ret;
+	size_t i;
 
 	memset(&k, 0, sizeof(k));
 	k.r = r;
-	sub = r->path + (is_data ? strlen("secret/data") : strlen("secret/metadata"));
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && sub == NULL; i++) {
+		size_t pl = strlen(kinds[i].prefix);
+		if (strncmp(r->path, kinds[i].prefix, pl) == 0 &&
+		    (r->path[pl] == '\0' || r->path[pl] == '/')) {
+			sub = r->path + pl;
+			kind = kinds[i].kind;
+			prefix = kinds[i].prefix;
+		}
+	}
+	if (sub == NULL)
+		return vault_respond_no_route(r);
 	k.kvpath = *sub == '/' ? sub + 1 : sub;
+	post = strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0;
 
 	listq = vault_query_arg(r, "list", &bad);
 	/* As Vault reads ?list=: Go's ParseBool, "" meaning false, any other
@@ -459,7 +614,13 @@ vault_kv_handle(struct vault_req *r)
 	if (bad)
 		return vault_respond_error(r, 400,
 		    "invalid value for the list parameter");
-	if (is_data) {
+	if (kind == KK_DELETE || kind == KK_UNDELETE || kind == KK_DESTROY) {
+		if (!post)
+			return vault_respond_error(r, 405, "method not allowed");
+		k.op = kind == KK_DELETE ? KV_VDELETE : kind == KK_UNDELETE ?
+		    KV_UNDELETE : KV_DESTROY;
+		cap = TSI_CAP_UPDATE;
+	} else if (kind == KK_DATA) {
 		if (strcmp(m, "GET") == 0 && list)
 			return vault_respond_error(r, 405,
 			    "unsupported operation");
@@ -476,6 +637,8 @@ vault_kv_handle(struct vault_req *r)
 			k.op = KV_LIST, cap = TSI_CAP_LIST;
 		else if (strcmp(m, "GET") == 0)
 			k.op = KV_META, cap = TSI_CAP_READ;
+		else if (strcmp(m, "DELETE") == 0)
+			k.op = KV_META_DELETE, cap = TSI_CAP_DELETE;
 		else
 			return vault_respond_error(r, 405, "method not allowed");
 	}
@@ -486,8 +649,7 @@ vault_kv_handle(struct vault_req *r)
 		return vault_respond_error(r, 400, "invalid secret path");
 
 	/* The policy path; a listed folder always ends in '/'. */
-	n = snprintf(k.ppath, sizeof(k.ppath), "%s%s%s", is_data ?
-	    "secret/data/" : "secret/metadata/", k.kvpath,
+	n = snprintf(k.ppath, sizeof(k.ppath), "%s/%s%s", prefix, k.kvpath,
 	    k.op == KV_LIST && *k.kvpath != '\0' &&
 	    k.kvpath[strlen(k.kvpath) - 1] != '/' ? "/" : "");
 	if (n < 0 || (size_t)n >= sizeof(k.ppath))
@@ -539,6 +701,10 @@ vault_kv_handle(struct vault_req *r)
 	case KV_DELETE: ret = do_delete(&k); break;
 	case KV_LIST: ret = do_list(&k); break;
 	case KV_META: ret = do_meta(&k); break;
+	case KV_VDELETE: ret = do_versions(&k, KV_VOP_DELETE); break;
+	case KV_UNDELETE: ret = do_versions(&k, KV_VOP_UNDELETE); break;
+	case KV_DESTROY: ret = do_versions(&k, KV_VOP_DESTROY); break;
+	case KV_META_DELETE: ret = do_meta_delete(&k); break;
 	default: ret = vault_respond_error(r, 500, "internal error"); break;
 	}
 	return ret;

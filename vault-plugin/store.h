@@ -51,6 +51,13 @@ typedef int kv_seal_fn(void *arg, uint64_t version, uint8_t **blob,
 
 struct kv_store;
 
+/* What versions() does to each listed version. */
+enum kv_vop {
+	KV_VOP_DELETE,    /* soft delete: kept, marked deleted */
+	KV_VOP_UNDELETE,  /* clears a soft delete (not a destroy) */
+	KV_VOP_DESTROY,   /* the sealed value removed, marked destroyed */
+};
+
 struct kv_store_ops {
 	const char *name;
 	/* Appends a new version. cas < 0: unconditional; cas == 0: only when
@@ -73,6 +80,16 @@ struct kv_store_ops {
 	 * TSI_ERR_NOT_FOUND when the path has no version. */
 	int (*soft_delete)(struct kv_store *s, const char *path,
 	    long long now_us, struct kv_version_meta *out);
+	/* Applies op to each listed version of path, in one transaction;
+	 * versions the path does not hold are skipped, as Vault does.
+	 * Destroy removes the sealed value from the store (its bytes are no
+	 * longer reachable from the database), not only the mark.
+	 * TSI_ERR_NOT_FOUND when the path has no metadata. v: borrowed. */
+	int (*versions)(struct kv_store *s, const char *path, enum kv_vop op,
+	    const uint64_t *v, size_t n, long long now_us);
+	/* Removes path: its metadata and every version's sealed value.
+	 * TSI_ERR_NOT_FOUND when it has none. */
+	int (*remove)(struct kv_store *s, const char *path);
 	/* Immediate children of prefix ("" or ending in '/'): names, with a
 	 * trailing '/' for folders, sorted, at most max.
 	 * *keys: JSON array, caller json_decref. Empty array when none. */

@@ -515,6 +515,107 @@ out:
 	return r;
 }
 
+/* Deletes the sealed value of version (absent is fine: destroyed or
+ * already dropped). */
+static int
+data_drop(struct kv_lmdb *s, MDB_txn *txn, const char *path, uint64_t version)
+{
+	uint8_t key[KV_PATH_MAX + 16];
+	size_t klen;
+	MDB_val k;
+	int r, rc;
+
+	if ((r = data_key(path, version, key, sizeof(key), &klen)) != TSI_OK)
+		return r;
+	k.mv_size = klen;
+	k.mv_data = key;
+	rc = mdb_del(txn, s->data, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return lmdb_err("data_del", rc);
+	return TSI_OK;
+}
+
+static int
+lmdb_versions(struct kv_store *base, const char *path, enum kv_vop op,
+    const uint64_t *v, size_t n, long long now_us)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_meta m;
+	struct kv_version_meta *vm;
+	MDB_txn *txn = NULL;
+	size_t i;
+	int r, rc;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		vm = (struct kv_version_meta *)find_version(&m, v[i]);
+		if (vm == NULL)
+			continue;
+		switch (op) {
+		case KV_VOP_DELETE:
+			if (vm->deleted_us == 0 && !vm->destroyed)
+				vm->deleted_us = now_us;
+			break;
+		case KV_VOP_UNDELETE:
+			if (!vm->destroyed)
+				vm->deleted_us = 0;
+			break;
+		case KV_VOP_DESTROY:
+			if ((r = data_drop(s, txn, path, vm->version)) != TSI_OK)
+				goto out;
+			vm->destroyed = 1;
+			break;
+		}
+	}
+	m.updated_us = now_us;
+	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	r = rc == 0 ? TSI_OK : commit_err(s, rc);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kv_meta_clear(&m);
+	return r;
+}
+
+static int
+lmdb_remove(struct kv_store *base, const char *path)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_meta m;
+	MDB_txn *txn = NULL;
+	MDB_val k = { strlen(path), (void *)path };
+	size_t i;
+	int r, rc;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	for (i = 0; i < m.n; i++)
+		if ((r = data_drop(s, txn, path, m.versions[i].version)) != TSI_OK)
+			goto out;
+	if ((rc = mdb_del(txn, s->meta, &k, NULL)) != 0) {
+		r = lmdb_err("meta_del", rc);
+		goto out;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	r = rc == 0 ? TSI_OK : commit_err(s, rc);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kv_meta_clear(&m);
+	return r;
+}
+
 static int
 lmdb_list(struct kv_store *base, const char *prefix, size_t max, json_t **keys)
 {
@@ -596,6 +697,8 @@ static const struct kv_store_ops lmdb_ops = {
 	.get = lmdb_get,
 	.meta = lmdb_meta,
 	.soft_delete = lmdb_soft_delete,
+	.versions = lmdb_versions,
+	.remove = lmdb_remove,
 	.list = lmdb_list,
 	.close = lmdb_close,
 };
