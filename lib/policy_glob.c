@@ -231,7 +231,7 @@ static const struct {
 	{ "secret/data/", TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE |
 	    TSI_CAP_DELETE | TSI_CAP_PATCH },
 	{ "secret/metadata/", TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE |
-	    TSI_CAP_LIST | TSI_CAP_DELETE },
+	    TSI_CAP_LIST | TSI_CAP_DELETE | TSI_CAP_PATCH },
 	/* Vault's version operations: update on each of them. */
 	{ "secret/delete/", TSI_CAP_UPDATE },
 	{ "secret/undelete/", TSI_CAP_UPDATE },

@@ -28,8 +28,15 @@
 
 enum kv_op {
 	KV_READ, KV_WRITE, KV_DELETE, KV_LIST, KV_META,
-	KV_VDELETE, KV_UNDELETE, KV_DESTROY, KV_META_DELETE,
+	KV_VDELETE, KV_UNDELETE, KV_DESTROY, KV_META_DELETE, KV_META_WRITE,
 };
+
+/* Vault's bounds on custom_metadata. */
+#define CUSTOM_KEYS_MAX 64
+#define CUSTOM_KEY_MAX 128
+#define CUSTOM_VALUE_MAX 512
+/* delete_version_after: at most 100 years, in seconds. */
+#define DELETE_AFTER_MAX (100LL * 366 * 86400)
 
 /* The KV v2 paths under the mount, each a prefix of the request path. */
 enum kv_kind { KK_DATA, KK_META, KK_DELETE, KK_UNDELETE, KK_DESTROY };
@@ -58,6 +65,7 @@ op_name(enum kv_op op)
 	case KV_UNDELETE: return "undelete";
 	case KV_DESTROY: return "destroy";
 	case KV_META_DELETE: return "delete";
+	case KV_META_WRITE: return "write";
 	}
 	return "?";
 }
@@ -335,6 +343,11 @@ do_write(struct kv_ctx *k)
 		    "check-and-set parameter did not match the current version");
 		goto out;
 	}
+	if (rc == TSI_ERR_DENIED) {
+		ret = finish_error(k, "error", 400, "check-and-set required",
+		    "check-and-set parameter required for this call");
+		goto out;
+	}
 	if (rc != TSI_OK) {
 		ret = store_failed(k, rc);
 		goto out;
@@ -503,6 +516,190 @@ do_meta_delete(struct kv_ctx *k)
 	return vault_respond(r, 204, NULL);
 }
 
+/*
+ * A duration as Go's time.ParseDuration spells whole seconds ("3h25m19s",
+ * "90s", "0s"), or a number of seconds, as Vault takes
+ * delete_version_after. Units h, m, s only: finer ones cannot be kept.
+ */
+static int
+parse_duration(const json_t *j, long long *out)
+{
+	const char *s;
+	long long total = 0, n;
+	int any = 0;
+
+	if (json_is_integer(j)) {
+		n = json_integer_value(j);
+		if (n < 0 || n > DELETE_AFTER_MAX)
+			return TSI_ERR_PARSE;
+		*out = n;
+		return TSI_OK;
+	}
+	if (!json_is_string(j))
+		return TSI_ERR_PARSE;
+	s = json_string_value(j);
+	if (strspn(s, "0123456789") == strlen(s) && *s != '\0') {
+		unsigned long long u;
+		if (parse_uint(s, &u) != TSI_OK || u > DELETE_AFTER_MAX)
+			return TSI_ERR_PARSE;
+		*out = (long long)u;
+		return TSI_OK;
+	}
+	while (*s != '\0') {
+		long long mul;
+		n = 0;
+		if (*s < '0' || *s > '9')
+			return TSI_ERR_PARSE;
+		while (*s >= '0' && *s <= '9') {
+			if (n > DELETE_AFTER_MAX)
+				return TSI_ERR_PARSE;
+			n = n * 10 + (*s++ - '0');
+		}
+		if (*s == 'h')
+			mul = 3600;
+		else if (*s == 'm' && s[1] != 's')
+			mul = 60;
+		else if (*s == 's')
+			mul = 1;
+		else
+			return TSI_ERR_PARSE;
+		s++;
+		if (n > (DELETE_AFTER_MAX - total) / mul)
+			return TSI_ERR_PARSE;
+		total += n * mul;
+		any = 1;
+	}
+	if (!any)
+		return TSI_ERR_PARSE;
+	*out = total;
+	return TSI_OK;
+}
+
+/* Go's time.Duration String() of whole seconds. */
+static void
+duration_str(long long s, char *out, size_t len)
+{
+	if (s >= 3600)
+		snprintf(out, len, "%lldh%lldm%llds", s / 3600, s % 3600 / 60,
+		    s % 60);
+	else if (s >= 60)
+		snprintf(out, len, "%lldm%llds", s / 60, s % 60);
+	else
+		snprintf(out, len, "%llds", s);
+}
+
+/* The body of POST/PATCH secret/metadata/P; *msg: the 400's message.
+ * c->custom borrows from *req (json_decref it). */
+static int
+parse_meta_cfg(const char *body, size_t len, int patch, json_t **req,
+    struct kv_meta_cfg *c, const char **msg)
+{
+	json_error_t jerr;
+	json_t *j, *v;
+	const char *key;
+
+	memset(c, 0, sizeof(*c));
+	*req = NULL;
+	*msg = "body must be a JSON object";
+	j = len == 0 ? json_object() : json_loadb(body, len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(j))
+		goto bad;
+	if ((v = json_object_get(j, "max_versions")) != NULL) {
+		*msg = "max_versions must be a non-negative integer";
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 1000000)
+			goto bad;
+		c->set_max_versions = 1;
+		c->max_versions = (unsigned)json_integer_value(v);
+	}
+	if ((v = json_object_get(j, "cas_required")) != NULL) {
+		*msg = "cas_required must be a boolean";
+		if (!json_is_boolean(v))
+			goto bad;
+		c->set_cas_required = 1;
+		c->cas_required = json_is_true(v);
+	}
+	if ((v = json_object_get(j, "delete_version_after")) != NULL) {
+		*msg = "delete_version_after must be a duration (e.g. \"3h25m19s\")";
+		if (parse_duration(v, &c->delete_after_s) != TSI_OK)
+			goto bad;
+		c->set_delete_after = 1;
+	}
+	if ((v = json_object_get(j, "custom_metadata")) != NULL &&
+	    !json_is_null(v)) {
+		json_t *e;
+		*msg = "custom_metadata must be an object of at most 64 strings "
+		    "(keys up to 128 bytes, values up to 512)";
+		if (!json_is_object(v) || json_object_size(v) > CUSTOM_KEYS_MAX)
+			goto bad;
+		json_object_foreach(v, key, e) {
+			if (strlen(key) == 0 || strlen(key) > CUSTOM_KEY_MAX ||
+			    (!json_is_string(e) && !(patch && json_is_null(e))) ||
+			    (json_is_string(e) &&
+			    json_string_length(e) > CUSTOM_VALUE_MAX))
+				goto bad;
+		}
+		c->custom = v;
+		c->custom_merge = patch;
+	}
+	*req = j;
+	return TSI_OK;
+bad:
+	json_decref(j);
+	return TSI_ERR_PARSE;
+}
+
+/* POST (settings given replace) or PATCH (custom_metadata merged)
+ * secret/metadata/P: 204, as Vault. */
+static enum MHD_Result
+do_meta_write(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	struct kv_meta_cfg c;
+	json_t *req = NULL, *extra = NULL;
+	const char *msg;
+	enum MHD_Result ret;
+	int rc;
+
+	if (parse_meta_cfg((const char *)tsi_buf_ptr(r->body),
+	    tsi_buf_len(r->body), strcmp(r->method, "PATCH") == 0, &req, &c,
+	    &msg) != TSI_OK)
+		return finish_error(k, "error", 400, "malformed metadata body",
+		    msg);
+	/* The settings under their own member: a body's names never stand
+	 * for the record's own fields. */
+	if ((extra = json_pack("{sO}", "settings", req)) == NULL) {
+		ret = finish_error(k, "error", 500, "out of memory",
+		    "internal error");
+		goto out;
+	}
+	k->a.extra = extra;
+	if (record_decision(k) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	rc = r->v->store->ops->set_meta(r->v->store, k->kvpath, &c,
+	    vault_now_us());
+	if (rc != TSI_OK) {
+		ret = store_failed(k, rc);
+		goto out;
+	}
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.status = 204;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	ret = vault_respond(r, 204, NULL);
+out:
+	k->a.extra = NULL;
+	json_decref(extra);
+	json_decref(req);
+	return ret;
+}
+
 static enum MHD_Result
 do_list(struct kv_ctx *k)
 {
@@ -536,7 +733,7 @@ do_meta(struct kv_ctx *k)
 	struct vault_req *r = k->r;
 	struct kv_meta m;
 	json_t *versions, *data;
-	char ct[40], ut[40], num[24];
+	char ct[40], ut[40], num[24], dva[48];
 	size_t i;
 	int rc;
 
@@ -565,11 +762,14 @@ do_meta(struct kv_ctx *k)
 	}
 	vault_time_str(m.created_us, ct, sizeof(ct));
 	vault_time_str(m.updated_us, ut, sizeof(ut));
-	data = json_pack("{sbsssnsIsIsIsssssoss}", "cas_required", 0,
-	    "created_time", ct, "custom_metadata", "current_version",
-	    (json_int_t)m.current, "max_versions", (json_int_t)r->v->set->kv_max_versions,
+	duration_str(m.delete_after_s, dva, sizeof(dva));
+	data = json_pack("{sbsssOsIsIsIsssssoss}", "cas_required",
+	    m.cas_required, "created_time", ct, "custom_metadata",
+	    m.custom != NULL && json_object_size(m.custom) > 0 ? m.custom :
+	    json_null(), "current_version", (json_int_t)m.current,
+	    "max_versions", (json_int_t)m.max_versions,
 	    "oldest_version", (json_int_t)m.oldest, "updated_time", ut,
-	    "delete_version_after", "0s", "versions", versions ? versions :
+	    "delete_version_after", dva, "versions", versions ? versions :
 	    json_object(), "path", k->kvpath);
 	kv_meta_clear(&m);
 	return vault_respond(r, 200, vault_envelope(r, data, NULL));
@@ -639,6 +839,10 @@ vault_kv_handle(struct vault_req *r)
 			k.op = KV_META, cap = TSI_CAP_READ;
 		else if (strcmp(m, "DELETE") == 0)
 			k.op = KV_META_DELETE, cap = TSI_CAP_DELETE;
+		else if (post)
+			k.op = KV_META_WRITE;   /* create or update: below */
+		else if (strcmp(m, "PATCH") == 0)
+			k.op = KV_META_WRITE, cap = TSI_CAP_PATCH;
 		else
 			return vault_respond_error(r, 405, "method not allowed");
 	}
@@ -665,14 +869,17 @@ vault_kv_handle(struct vault_req *r)
 	k.a.claims = r->tok.claims;
 	k.a.accessor = r->tok.accessor;
 
-	if (k.op == KV_WRITE) {
+	if (k.op == KV_WRITE || (k.op == KV_META_WRITE && cap == 0)) {
 		/* Vault's rule: create when the path has no version yet,
 		 * update otherwise. */
 		struct kv_meta meta;
 		memset(&meta, 0, sizeof(meta));
 		rc = r->v->store->ops->meta(r->v->store, k.kvpath, &meta);
-		cap = rc == TSI_OK && meta.current > 0 ? TSI_CAP_UPDATE :
-		    TSI_CAP_CREATE;
+		if (k.op == KV_WRITE)
+			cap = rc == TSI_OK && meta.current > 0 ?
+			    TSI_CAP_UPDATE : TSI_CAP_CREATE;
+		else
+			cap = rc == TSI_OK ? TSI_CAP_UPDATE : TSI_CAP_CREATE;
 		kv_meta_clear(&meta);
 	}
 	if (r->tok.root) {
@@ -705,6 +912,7 @@ vault_kv_handle(struct vault_req *r)
 	case KV_UNDELETE: ret = do_versions(&k, KV_VOP_UNDELETE); break;
 	case KV_DESTROY: ret = do_versions(&k, KV_VOP_DESTROY); break;
 	case KV_META_DELETE: ret = do_meta_delete(&k); break;
+	case KV_META_WRITE: ret = do_meta_write(&k); break;
 	default: ret = vault_respond_error(r, 500, "internal error"); break;
 	}
 	return ret;

@@ -333,6 +333,88 @@ test_destroy_removes_value(void **state)
 	mdb_env_close(env);
 }
 
+/* POST/PATCH secret/metadata/P: the settings shown by GET, cas_required
+ * enforced on writes, max_versions of the path applied. */
+static void
+test_metadata_settings(void **state)
+{
+	struct st *s = *state;
+	struct vresp r;
+	json_t *d;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
+	    "{\"max_versions\":2,\"cas_required\":true,"
+	    "\"delete_version_after\":\"1h30m\","
+	    "\"custom_metadata\":{\"owner\":\"team-a\",\"tier\":\"b\"}}"),
+	    204);
+	assert_int_equal(call(s, "GET", "/v1/secret/metadata/app/s", s->f.root,
+	    NULL, &r), 200);
+	d = json_object_get(r.json, "data");
+	assert_int_equal(json_integer_value(json_object_get(d, "max_versions")),
+	    2);
+	assert_true(json_is_true(json_object_get(d, "cas_required")));
+	assert_string_equal(json_string_value(json_object_get(d,
+	    "delete_version_after")), "1h30m0s");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
+	    "custom_metadata"), "owner")), "team-a");
+	assert_int_equal(json_integer_value(json_object_get(d,
+	    "current_version")), 0);
+	vresp_clear(&r);
+	/* cas_required: a write without cas is refused, as Vault. */
+	assert_int_equal(call(s, "POST", "/v1/secret/data/app/s", s->f.root,
+	    "{\"data\":{\"k\":\"1\"}}", &r), 400);
+	assert_string_equal(first_error(&r),
+	    "check-and-set parameter required for this call");
+	vresp_clear(&r);
+	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/s", s->f.root,
+	    "{\"data\":{\"k\":\"1\"},\"options\":{\"cas\":0}}"), 200);
+	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/s", s->f.root,
+	    "{\"data\":{\"k\":\"2\"},\"options\":{\"cas\":1}}"), 200);
+	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/s", s->f.root,
+	    "{\"data\":{\"k\":\"3\"},\"options\":{\"cas\":2}}"), 200);
+	/* max_versions 2: version 1 is gone. */
+	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/s?version=1",
+	    s->f.root, NULL), 404);
+	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/s?version=2",
+	    s->f.root, NULL), 200);
+	/* PATCH merges custom_metadata (null removes a key), keeps the rest. */
+	assert_int_equal(call0(s, "PATCH", "/v1/secret/metadata/app/s",
+	    s->f.root, "{\"custom_metadata\":{\"owner\":null,"
+	    "\"zone\":\"z1\"},\"cas_required\":false}"), 204);
+	assert_int_equal(call(s, "GET", "/v1/secret/metadata/app/s", s->f.root,
+	    NULL, &r), 200);
+	d = json_object_get(r.json, "data");
+	assert_null(json_object_get(json_object_get(d, "custom_metadata"),
+	    "owner"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
+	    "custom_metadata"), "tier")), "b");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
+	    "custom_metadata"), "zone")), "z1");
+	assert_int_equal(json_integer_value(json_object_get(d, "max_versions")),
+	    2);
+	assert_true(json_is_false(json_object_get(d, "cas_required")));
+	assert_int_equal(json_integer_value(json_object_get(d, "oldest_version")),
+	    2);
+	vresp_clear(&r);
+	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/s", s->f.root,
+	    "{\"data\":{\"k\":\"4\"}}"), 200);
+	/* Malformed settings: 400 naming the field. */
+	assert_int_equal(call(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
+	    "{\"delete_version_after\":\"3 days\"}", &r), 400);
+	assert_non_null(strstr(first_error(&r), "delete_version_after"));
+	vresp_clear(&r);
+	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
+	    "{\"custom_metadata\":{\"k\":1}}"), 400);
+	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
+	    "{\"max_versions\":-1}"), 400);
+	/* The workload has no create/update/patch on secret/metadata/. */
+	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s", s->tok,
+	    "{\"max_versions\":5}"), 403);
+	assert_int_equal(call0(s, "PATCH", "/v1/secret/metadata/app/s", s->tok,
+	    "{\"max_versions\":5}"), 403);
+}
+
 int
 main(void)
 {
@@ -344,6 +426,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_capabilities, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_audited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metadata_settings, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_removes_value,
 		    setup, teardown),
 	};
