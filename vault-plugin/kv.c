@@ -29,6 +29,7 @@
 enum kv_op {
 	KV_READ, KV_WRITE, KV_DELETE, KV_LIST, KV_META,
 	KV_VDELETE, KV_UNDELETE, KV_DESTROY, KV_META_DELETE, KV_META_WRITE,
+	KV_PATCH,
 };
 
 /* Vault's bounds on custom_metadata. */
@@ -66,6 +67,7 @@ op_name(enum kv_op op)
 	case KV_DESTROY: return "destroy";
 	case KV_META_DELETE: return "delete";
 	case KV_META_WRITE: return "write";
+	case KV_PATCH: return "patch";
 	}
 	return "?";
 }
@@ -369,6 +371,164 @@ do_write(struct kv_ctx *k)
 	    NULL));
 out:
 	tsi_strfree(pt);
+	json_decref(req);
+	return ret;
+}
+
+/* RFC 7396 JSON merge patch of the object target by the object patch, in
+ * place: null removes a member, an object merges into the member (made an
+ * object first), anything else replaces it. */
+static int
+merge_patch(json_t *target, json_t *patch)
+{
+	const char *key;
+	json_t *pv, *tv;
+
+	json_object_foreach(patch, key, pv) {
+		if (json_is_null(pv)) {
+			json_object_del(target, key);
+			continue;
+		}
+		if (!json_is_object(pv)) {
+			if (json_object_set(target, key, pv) != 0)
+				return TSI_ERR_ALLOC;
+			continue;
+		}
+		tv = json_object_get(target, key);
+		if (!json_is_object(tv)) {
+			if (json_object_set_new(target, key, json_object()) != 0)
+				return TSI_ERR_ALLOC;
+			tv = json_object_get(target, key);
+		}
+		if (merge_patch(tv, pv) != TSI_OK)
+			return TSI_ERR_ALLOC;
+	}
+	return TSI_OK;
+}
+
+/*
+ * PATCH secret/data/P with Content-Type application/merge-patch+json:
+ * the current version's data merged with "data" (RFC 7396) written as a
+ * new version. The put is conditional on the version read (the caller's
+ * cas when given, checked first), so a write in between is a 400
+ * mismatch, never a lost update.
+ */
+static enum MHD_Result
+do_patch(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	struct kv_version_meta m;
+	struct kv_meta meta;
+	struct seal_arg sa;
+	json_t *req = NULL, *data = NULL, *cur = NULL;
+	json_error_t jerr;
+	const char *ct;
+	uint8_t *blob = NULL;
+	size_t blen = 0, ptlen = 0;
+	char *pt = NULL, *npt = NULL;
+	long long casv = -1;
+	enum MHD_Result ret;
+	int rc;
+
+	ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    "Content-Type");
+	if (ct == NULL || strncmp(ct, "application/merge-patch+json", 28) != 0 ||
+	    (ct[28] != '\0' && ct[28] != ';'))
+		return finish_error(k, "error", 415, "unsupported content type",
+		    "PATCH requires Content-Type application/merge-patch+json");
+	if (vault_kv_write_parse((const char *)tsi_buf_ptr(r->body),
+	    tsi_buf_len(r->body), &req, &data, &casv) != TSI_OK)
+		return finish_error(k, "error", 400, "malformed patch body",
+		    "body must be {\"data\": {...}, \"options\": {\"cas\": N}?}");
+	memset(&meta, 0, sizeof(meta));
+	memset(&m, 0, sizeof(m));
+	rc = r->v->store->ops->meta(r->v->store, k->kvpath, &meta);
+	if (rc == TSI_OK && meta.current > 0)
+		rc = r->v->store->ops->get(r->v->store, k->kvpath, 0, &m, &blob,
+		    &blen);
+	else if (rc == TSI_OK)
+		rc = TSI_ERR_NOT_FOUND;
+	if (rc == TSI_ERR_NOT_FOUND || (rc == TSI_OK && blob == NULL)) {
+		ret = finish_error(k, "allow", 404, "no current version", NULL);
+		goto out;
+	}
+	if (rc != TSI_OK) {
+		ret = finish_error(k, "error", 500, tsi_strerror(rc),
+		    "internal error");
+		goto out;
+	}
+	if (casv < 0 && meta.cas_required) {
+		ret = finish_error(k, "error", 400, "check-and-set required",
+		    "check-and-set parameter required for this call");
+		goto out;
+	}
+	if (casv >= 0 && (uint64_t)casv != m.version) {
+		ret = finish_error(k, "error", 400, "check-and-set mismatch",
+		    "check-and-set parameter did not match the current version");
+		goto out;
+	}
+	rc = vault_unseal(&r->v->key, k->kvpath, m.version, blob, blen, &pt,
+	    &ptlen);
+	if (rc != TSI_OK) {
+		ret = finish_error(k, "error", 500,
+		    "stored value failed authentication", "internal error");
+		goto out;
+	}
+	cur = json_loadb(pt, ptlen, 0, &jerr);
+	if (!json_is_object(cur)) {
+		ret = finish_error(k, "error", 500, "stored value is not JSON",
+		    "internal error");
+		goto out;
+	}
+	if (merge_patch(cur, data) != TSI_OK ||
+	    (npt = json_dumps(cur, JSON_COMPACT)) == NULL) {
+		ret = finish_error(k, "error", 500, "out of memory",
+		    "internal error");
+		goto out;
+	}
+	k->a.version = (long long)m.version;
+	if (record_decision(k) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	sa.key = &r->v->key;
+	sa.path = k->kvpath;
+	sa.pt = npt;
+	sa.ptlen = strlen(npt);
+	rc = r->v->store->ops->put(r->v->store, k->kvpath, (long long)m.version,
+	    seal_cb, &sa, vault_now_us(), &m);
+	if (rc == TSI_ERR_EXISTS) {
+		ret = finish_error(k, "error", 400, "check-and-set mismatch",
+		    "check-and-set parameter did not match the current version");
+		goto out;
+	}
+	if (rc != TSI_OK) {
+		ret = store_failed(k, rc);
+		goto out;
+	}
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.version = (long long)m.version;
+	k->a.status = 200;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	tsi_log(TSI_LOG_INFO, "kv.patch", TSI_LS("request_id", r->request_id),
+	    TSI_LS("path", k->kvpath), TSI_LI("version", m.version),
+	    TSI_LS("accessor", r->tok.accessor));
+	ret = vault_respond(r, 200, vault_envelope(r, version_meta_json(&m),
+	    NULL));
+out:
+	/* The texts of the secret wiped (the trees are freed as do_write's). */
+	if (npt != NULL)
+		tsi_freezero(npt, strlen(npt) + 1);
+	json_decref(cur);
+	if (pt != NULL)
+		tsi_freezero(pt, ptlen + 1);
+	if (blob != NULL)
+		tsi_freezero(blob, blen);
+	kv_meta_clear(&meta);
 	json_decref(req);
 	return ret;
 }
@@ -830,6 +990,8 @@ vault_kv_handle(struct vault_req *r)
 			k.op = KV_WRITE;
 		else if (strcmp(m, "DELETE") == 0)
 			k.op = KV_DELETE, cap = TSI_CAP_DELETE;
+		else if (strcmp(m, "PATCH") == 0)
+			k.op = KV_PATCH, cap = TSI_CAP_PATCH;
 		else
 			return vault_respond_error(r, 405, "method not allowed");
 	} else {
@@ -913,6 +1075,7 @@ vault_kv_handle(struct vault_req *r)
 	case KV_DESTROY: ret = do_versions(&k, KV_VOP_DESTROY); break;
 	case KV_META_DELETE: ret = do_meta_delete(&k); break;
 	case KV_META_WRITE: ret = do_meta_write(&k); break;
+	case KV_PATCH: ret = do_patch(&k); break;
 	default: ret = vault_respond_error(r, 500, "internal error"); break;
 	}
 	return ret;

@@ -415,6 +415,80 @@ test_metadata_settings(void **state)
 	    "{\"max_versions\":5}"), 403);
 }
 
+static long
+patch(struct st *s, const char *path, const char *token, const char *body,
+    struct vresp *r)
+{
+	long st;
+
+	s->f.content_type = "application/merge-patch+json";
+	st = call(s, "PATCH", path, token, body, r);
+	s->f.content_type = NULL;
+	return st;
+}
+
+/* PATCH secret/data/P: RFC 7396 merge into the current version, a new
+ * version; CAS honoured; 404 without a current version; 415 without the
+ * merge-patch content type; patch capability. */
+static void
+test_patch(void **state)
+{
+	struct st *s = *state;
+	struct vresp r;
+	json_t *d;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/p",
+	    "{\"data\":{\"a\":\"1\",\"b\":\"2\",\"o\":{\"x\":1,\"y\":2}}}"),
+	    200);
+	assert_int_equal(patch(s, "/v1/secret/data/app/p", s->f.root,
+	    "{\"data\":{\"b\":null,\"c\":\"3\",\"o\":{\"y\":null,\"z\":3}}}",
+	    &r), 200);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    r.json, "data"), "version")), 2);
+	vresp_clear(&r);
+	assert_int_equal(call(s, "GET", "/v1/secret/data/app/p", s->f.root,
+	    NULL, &r), 200);
+	d = json_object_get(json_object_get(r.json, "data"), "data");
+	assert_string_equal(json_string_value(json_object_get(d, "a")), "1");
+	assert_null(json_object_get(d, "b"));
+	assert_string_equal(json_string_value(json_object_get(d, "c")), "3");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(d,
+	    "o"), "x")), 1);
+	assert_null(json_object_get(json_object_get(d, "o"), "y"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(d,
+	    "o"), "z")), 3);
+	vresp_clear(&r);
+	/* CAS: the wrong version is refused, the right one accepted. */
+	assert_int_equal(patch(s, "/v1/secret/data/app/p", s->f.root,
+	    "{\"data\":{\"a\":\"x\"},\"options\":{\"cas\":1}}", &r), 400);
+	assert_string_equal(first_error(&r),
+	    "check-and-set parameter did not match the current version");
+	vresp_clear(&r);
+	assert_int_equal(patch(s, "/v1/secret/data/app/p", s->f.root,
+	    "{\"data\":{\"a\":\"x\"},\"options\":{\"cas\":2}}", &r), 200);
+	vresp_clear(&r);
+	/* Plain JSON is not a merge patch. */
+	assert_int_equal(call(s, "PATCH", "/v1/secret/data/app/p", s->f.root,
+	    "{\"data\":{\"a\":\"y\"}}", &r), 415);
+	vresp_clear(&r);
+	/* No current version: missing path, or the current one deleted. */
+	assert_int_equal(patch(s, "/v1/secret/data/app/none", s->f.root,
+	    "{\"data\":{\"a\":\"1\"}}", &r), 404);
+	vresp_clear(&r);
+	assert_int_equal(call0(s, "DELETE", "/v1/secret/data/app/p", s->f.root,
+	    NULL), 204);
+	assert_int_equal(patch(s, "/v1/secret/data/app/p", s->f.root,
+	    "{\"data\":{\"a\":\"1\"}}", &r), 404);
+	vresp_clear(&r);
+	/* The workload may read, not patch. */
+	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/p2",
+	    "{\"data\":{\"a\":\"1\"}}"), 200);
+	assert_int_equal(patch(s, "/v1/secret/data/app/p2", s->tok,
+	    "{\"data\":{\"a\":\"2\"}}", &r), 403);
+	vresp_clear(&r);
+}
+
 int
 main(void)
 {
@@ -428,6 +502,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metadata_settings, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_removes_value,
 		    setup, teardown),
 	};
