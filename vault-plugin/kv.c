@@ -29,7 +29,7 @@
 enum kv_op {
 	KV_READ, KV_WRITE, KV_DELETE, KV_LIST, KV_META,
 	KV_VDELETE, KV_UNDELETE, KV_DESTROY, KV_META_DELETE, KV_META_WRITE,
-	KV_PATCH,
+	KV_PATCH, KV_SUBKEYS, KV_CONFIG,
 };
 
 /* Vault's bounds on custom_metadata. */
@@ -40,7 +40,10 @@ enum kv_op {
 #define DELETE_AFTER_MAX (100LL * 366 * 86400)
 
 /* The KV v2 paths under the mount, each a prefix of the request path. */
-enum kv_kind { KK_DATA, KK_META, KK_DELETE, KK_UNDELETE, KK_DESTROY };
+enum kv_kind {
+	KK_DATA, KK_META, KK_DELETE, KK_UNDELETE, KK_DESTROY, KK_SUBKEYS,
+	KK_CONFIG,
+};
 
 static const struct {
 	const char *prefix;
@@ -51,6 +54,8 @@ static const struct {
 	{ "secret/delete", KK_DELETE },
 	{ "secret/undelete", KK_UNDELETE },
 	{ "secret/destroy", KK_DESTROY },
+	{ "secret/subkeys", KK_SUBKEYS },
+	{ "secret/config", KK_CONFIG },
 };
 
 static const char *
@@ -68,6 +73,8 @@ op_name(enum kv_op op)
 	case KV_META_DELETE: return "delete";
 	case KV_META_WRITE: return "write";
 	case KV_PATCH: return "patch";
+	case KV_SUBKEYS: return "read";
+	case KV_CONFIG: return "read";
 	}
 	return "?";
 }
@@ -533,6 +540,111 @@ out:
 	return ret;
 }
 
+/* Vault's subkeys: the object's keys, every non-object value null, objects
+ * followed down to depth levels (0: all). NULL when out of memory. */
+static json_t *
+subkeys_of(const json_t *o, unsigned long long depth, unsigned long long level)
+{
+	json_t *out = json_object(), *e;
+	const char *key;
+
+	if (out == NULL)
+		return NULL;
+	json_object_foreach((json_t *)o, key, e) {
+		json_t *v = json_is_object(e) && json_object_size(e) > 0 &&
+		    (depth == 0 || level < depth) ? subkeys_of(e, depth,
+		    level + 1) : json_null();
+		if (v == NULL || json_object_set_new(out, key, v) != 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* GET secret/subkeys/P[?version=N&depth=D]: the structure of a version
+ * without its values. */
+static enum MHD_Result
+do_subkeys(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	struct kv_version_meta m;
+	unsigned long long ver = 0, depth = 0;
+	uint8_t *blob = NULL;
+	size_t blen = 0, ptlen = 0;
+	char *vs, *ds, *pt = NULL;
+	json_t *cur = NULL, *keys = NULL, *meta;
+	json_error_t jerr;
+	enum MHD_Result ret;
+	int bad = 0, rc;
+
+	vs = vault_query_arg(r, "version", &bad);
+	ds = vault_query_arg(r, "depth", &bad);
+	if (bad || (vs != NULL && parse_uint(vs, &ver) != TSI_OK) ||
+	    (ds != NULL && parse_uint(ds, &depth) != TSI_OK)) {
+		free(vs);
+		free(ds);
+		return finish_error(k, "error", 400, "bad query parameter",
+		    "version and depth must be non-negative integers");
+	}
+	free(vs);
+	free(ds);
+	memset(&m, 0, sizeof(m));
+	rc = r->v->store->ops->get(r->v->store, k->kvpath, ver, &m, &blob, &blen);
+	if (rc == TSI_ERR_NOT_FOUND || (rc == TSI_OK && blob == NULL))
+		return finish_error(k, "allow", 404, "no such secret or version",
+		    NULL);
+	if (rc != TSI_OK)
+		return finish_error(k, "error", 500, tsi_strerror(rc),
+		    "internal error");
+	k->a.version = (long long)m.version;
+	rc = vault_unseal(&r->v->key, k->kvpath, m.version, blob, blen, &pt,
+	    &ptlen);
+	tsi_freezero(blob, blen);
+	if (rc != TSI_OK)
+		return finish_error(k, "error", 500,
+		    "stored value failed authentication", "internal error");
+	cur = json_loadb(pt, ptlen, 0, &jerr);
+	tsi_freezero(pt, ptlen + 1);
+	if (!json_is_object(cur)) {
+		json_decref(cur);
+		return finish_error(k, "error", 500, "stored value is not JSON",
+		    "internal error");
+	}
+	keys = subkeys_of(cur, depth, 1);
+	json_decref(cur);
+	if (keys == NULL)
+		return finish_error(k, "error", 500, "out of memory",
+		    "internal error");
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.status = 200;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		json_decref(keys);
+		return vault_respond_audit_failed(r);
+	}
+	meta = version_meta_json(&m);
+	ret = vault_respond(r, 200, vault_envelope(r, json_pack("{soso}",
+	    "subkeys", keys, "metadata", meta), NULL));
+	return ret;
+}
+
+/* GET secret/config: the mount's settings, which are the server's. */
+static enum MHD_Result
+do_config(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.status = 200;
+	if (vault_audit(r, &k->a) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	return vault_respond(r, 200, vault_envelope(r, json_pack(
+	    "{sbsssI}", "cas_required", 0, "delete_version_after", "0s",
+	    "max_versions", (json_int_t)r->v->set->kv_max_versions), NULL));
+}
+
 static enum MHD_Result
 do_delete(struct kv_ctx *k)
 {
@@ -974,7 +1086,14 @@ vault_kv_handle(struct vault_req *r)
 	if (bad)
 		return vault_respond_error(r, 400,
 		    "invalid value for the list parameter");
-	if (kind == KK_DELETE || kind == KK_UNDELETE || kind == KK_DESTROY) {
+	if (kind == KK_CONFIG || kind == KK_SUBKEYS) {
+		if (strcmp(m, "GET") != 0 || list)
+			return vault_respond_error(r, 405, kind == KK_CONFIG ?
+			    "secret/config: only GET is offered (the mount's "
+			    "settings are the server's)" : "method not allowed");
+		k.op = kind == KK_CONFIG ? KV_CONFIG : KV_SUBKEYS;
+		cap = TSI_CAP_READ;
+	} else if (kind == KK_DELETE || kind == KK_UNDELETE || kind == KK_DESTROY) {
 		if (!post)
 			return vault_respond_error(r, 405, "method not allowed");
 		k.op = kind == KK_DELETE ? KV_VDELETE : kind == KK_UNDELETE ?
@@ -1011,11 +1130,14 @@ vault_kv_handle(struct vault_req *r)
 	k.a.op = op_name(k.op);
 	k.a.path = r->path;
 	k.a.rule = "";
+	if (kind == KK_CONFIG && *k.kvpath == '\0')
+		k.kvpath = "config";   /* the policy path is secret/config */
 	if (bad || !vault_kv_path_valid(k.kvpath, k.op == KV_LIST))
 		return vault_respond_error(r, 400, "invalid secret path");
 
 	/* The policy path; a listed folder always ends in '/'. */
-	n = snprintf(k.ppath, sizeof(k.ppath), "%s/%s%s", prefix, k.kvpath,
+	n = kind == KK_CONFIG ? snprintf(k.ppath, sizeof(k.ppath), "%s", prefix) :
+	    snprintf(k.ppath, sizeof(k.ppath), "%s/%s%s", prefix, k.kvpath,
 	    k.op == KV_LIST && *k.kvpath != '\0' &&
 	    k.kvpath[strlen(k.kvpath) - 1] != '/' ? "/" : "");
 	if (n < 0 || (size_t)n >= sizeof(k.ppath))
@@ -1076,6 +1198,8 @@ vault_kv_handle(struct vault_req *r)
 	case KV_META_DELETE: ret = do_meta_delete(&k); break;
 	case KV_META_WRITE: ret = do_meta_write(&k); break;
 	case KV_PATCH: ret = do_patch(&k); break;
+	case KV_SUBKEYS: ret = do_subkeys(&k); break;
+	case KV_CONFIG: ret = do_config(&k); break;
 	default: ret = vault_respond_error(r, 500, "internal error"); break;
 	}
 	return ret;

@@ -489,6 +489,56 @@ test_patch(void **state)
 	vresp_clear(&r);
 }
 
+/* GET secret/subkeys/P: keys without values (depth honoured), read
+ * capability on secret/subkeys/; GET secret/config: the server's
+ * settings, POST refused with a message. */
+static void
+test_subkeys_config(void **state)
+{
+	struct st *s = *state;
+	struct vresp r;
+	json_t *d, *sk;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/k",
+	    "{\"data\":{\"user\":\"u-secret\",\"db\":{\"host\":\"h\","
+	    "\"opts\":{\"tls\":true}},\"n\":[1]}}"), 200);
+	assert_int_equal(call(s, "GET", "/v1/secret/subkeys/app/k", s->f.root,
+	    NULL, &r), 200);
+	assert_null(strstr(r.body, "u-secret"));
+	d = json_object_get(r.json, "data");
+	sk = json_object_get(d, "subkeys");
+	assert_true(json_is_null(json_object_get(sk, "user")));
+	assert_true(json_is_null(json_object_get(sk, "n")));
+	assert_true(json_is_null(json_object_get(json_object_get(json_object_get(
+	    sk, "db"), "opts"), "tls")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(d,
+	    "metadata"), "version")), 1);
+	vresp_clear(&r);
+	assert_int_equal(call(s, "GET", "/v1/secret/subkeys/app/k?depth=1",
+	    s->f.root, NULL, &r), 200);
+	sk = json_object_get(json_object_get(r.json, "data"), "subkeys");
+	assert_true(json_is_null(json_object_get(sk, "db")));
+	vresp_clear(&r);
+	assert_int_equal(call0(s, "GET", "/v1/secret/subkeys/app/none",
+	    s->f.root, NULL), 404);
+	/* read on secret/data/ is not read on secret/subkeys/. */
+	assert_int_equal(call0(s, "GET", "/v1/secret/subkeys/app/k", s->tok,
+	    NULL), 403);
+	assert_int_equal(call(s, "GET", "/v1/secret/config", s->f.root, NULL,
+	    &r), 200);
+	d = json_object_get(r.json, "data");
+	assert_true(json_is_false(json_object_get(d, "cas_required")));
+	assert_true(json_integer_value(json_object_get(d, "max_versions")) > 0);
+	vresp_clear(&r);
+	assert_int_equal(call0(s, "GET", "/v1/secret/config", s->tok, NULL),
+	    403);
+	assert_int_equal(call(s, "POST", "/v1/secret/config", s->f.root,
+	    "{\"max_versions\":3}", &r), 405);
+	assert_non_null(strstr(first_error(&r), "secret/config"));
+	vresp_clear(&r);
+}
+
 int
 main(void)
 {
@@ -503,6 +553,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_metadata_settings, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subkeys_config, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_removes_value,
 		    setup, teardown),
 	};
