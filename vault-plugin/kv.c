@@ -669,12 +669,10 @@ do_delete(struct kv_ctx *k)
 	return vault_respond(r, 204, NULL);
 }
 
-/*
- * {"versions":[1,2]} as Vault takes it (its comma-int slice: integers, or
- * strings of them). *v: malloc'd, caller frees; at least one version.
- */
-static int
-parse_versions(const char *body, size_t len, uint64_t **v, size_t *n)
+/* {"versions":[1,2]} as Vault takes it (its comma-int slice: integers, or
+ * strings of them); vault.h. */
+int
+vault_kv_versions_parse(const char *body, size_t len, uint64_t **v, size_t *n)
 {
 	json_error_t jerr;
 	json_t *j, *arr, *e;
@@ -724,7 +722,7 @@ do_versions(struct kv_ctx *k, enum kv_vop vop)
 	enum MHD_Result ret;
 	int rc;
 
-	if (parse_versions((const char *)tsi_buf_ptr(r->body),
+	if (vault_kv_versions_parse((const char *)tsi_buf_ptr(r->body),
 	    tsi_buf_len(r->body), &v, &n) != TSI_OK)
 		return finish_error(k, "error", 400, "no version number provided",
 		    "no version number provided");
@@ -860,10 +858,9 @@ duration_str(long long s, char *out, size_t len)
 		snprintf(out, len, "%llds", s);
 }
 
-/* The body of POST/PATCH secret/metadata/P; *msg: the 400's message.
- * c->custom borrows from *req (json_decref it). */
-static int
-parse_meta_cfg(const char *body, size_t len, int patch, json_t **req,
+/* The body of POST/PATCH secret/metadata/P; vault.h. */
+int
+vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
     struct kv_meta_cfg *c, const char **msg)
 {
 	json_error_t jerr;
@@ -934,7 +931,7 @@ do_meta_write(struct kv_ctx *k)
 	enum MHD_Result ret;
 	int rc;
 
-	if (parse_meta_cfg((const char *)tsi_buf_ptr(r->body),
+	if (vault_kv_meta_parse((const char *)tsi_buf_ptr(r->body),
 	    tsi_buf_len(r->body), strcmp(r->method, "PATCH") == 0, &req, &c,
 	    &msg) != TSI_OK)
 		return finish_error(k, "error", 400, "malformed metadata body",
