@@ -6,6 +6,8 @@
  * mount; PATH is then below it).
  *   tsi kv put [-format F] PATH [@FILE.json] [k=v] [k=@file]...
  *                                      new version of PATH
+ *   tsi kv patch [-cas N] [-format F] PATH [@FILE.json] [k=v]...
+ *                                      merge into the current version
  *   tsi kv get [-version N] [-field K] [-format F] PATH
  *                                      a version (latest by default)
  *   tsi kv list [-format F] [PATH]     keys under PATH
@@ -48,6 +50,8 @@ kv_usage(void)
 	fprintf(stderr,
 	    "usage: tsi kv put [-format=json|table] PATH [@FILE.json] "
 	    "[KEY=VALUE] [KEY=@FILE]...\n"
+	    "       tsi kv patch [-cas=N] [-format=json|table] PATH [@FILE.json] "
+	    "[KEY=VALUE]...\n"
 	    "       tsi kv get [-version=N] [-field=KEY] [-format=json|table] "
 	    "PATH\n"
 	    "       tsi kv list [-format=json|table] [PATH]\n"
@@ -71,10 +75,12 @@ struct kv_opts {
 	const char *version;    /* -version N, checked digits */
 	int mount;              /* -mount=secret: PATH is below the mount */
 	const char *versions;   /* -versions N,N: checked digits and commas */
+	const char *cas;        /* -cas N (patch), checked digits */
+	const char *ctype;      /* Content-Type of the body; NULL: JSON */
 };
 
 enum { KVF_FIELD = 1, KVF_FORMAT = 2, KVF_VERSION = 4, KVF_MOUNT = 8,
-    KVF_VERSIONS = 16 };
+    KVF_VERSIONS = 16, KVF_CAS = 32 };
 
 static const struct {
 	const char *name;
@@ -82,7 +88,7 @@ static const struct {
 } kv_flags[] = {
 	{ "field", KVF_FIELD }, { "format", KVF_FORMAT },
 	{ "version", KVF_VERSION }, { "mount", KVF_MOUNT },
-	{ "versions", KVF_VERSIONS },
+	{ "versions", KVF_VERSIONS }, { "cas", KVF_CAS },
 };
 
 static int
@@ -133,11 +139,15 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 	default:
 		for (p = val; *p >= '0' && *p <= '9'; p++)
 			;
-		if (*val == '\0' || *p != '\0' || p - val > 18) {
-			tsi_cli_err("kv %s: -version needs a number", sub);
+		if (*val == '\0' || *p != '\0' || p - val > (bit == KVF_CAS ? 15 : 18)) {
+			tsi_cli_err("kv %s: -%s needs a number", sub,
+			    bit == KVF_CAS ? "cas" : "version");
 			return TSI_ERR_INVALID_ARG;
 		}
-		o->version = val;
+		if (bit == KVF_CAS)
+			o->cas = val;
+		else
+			o->version = val;
 		return TSI_OK;
 	}
 }
@@ -393,7 +403,8 @@ request(const char *method, const char *kind, const char *path,
 	}
 	h = curl_slist_append(h, tsi_buf_str(hdr));
 	if (body != NULL)
-		h = curl_slist_append(h, "Content-Type: application/json");
+		h = curl_slist_append(h, o != NULL && o->ctype != NULL ?
+		    o->ctype : "Content-Type: application/json");
 	curl_easy_setopt(c, CURLOPT_URL, tsi_buf_str(url));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -509,9 +520,10 @@ cmd_put(int argc, char **argv)
 	struct kv_opts o;
 	char *text = NULL;
 	int i, first, code = TSI_EXIT_USAGE;
+	int patch = strcmp(argv[0], "patch") == 0;
 
-	if ((first = parse_flags("put", argc, argv, KVF_FORMAT | KVF_MOUNT,
-	    &o)) < 0)
+	if ((first = parse_flags(argv[0], argc, argv, KVF_FORMAT | KVF_MOUNT |
+	    (patch ? KVF_CAS : 0), &o)) < 0)
 		goto out;
 	if (argc - first < 2) {
 		kv_usage();
@@ -530,8 +542,8 @@ cmd_put(int argc, char **argv)
 		}
 		if (eq == NULL || eq == argv[i] ||
 		    (size_t)(eq - argv[i]) >= sizeof(key)) {
-			tsi_cli_err("kv put: expected KEY=VALUE or @FILE.json, "
-			    "got '%s'", argv[i]);
+			tsi_cli_err("kv %s: expected KEY=VALUE or @FILE.json, "
+			    "got '%s'", argv[0], argv[i]);
 			goto out;
 		}
 		memcpy(key, argv[i], (size_t)(eq - argv[i]));
@@ -553,11 +565,21 @@ cmd_put(int argc, char **argv)
 		json_object_set_new(data, key, val);
 	}
 	body = json_pack("{sO}", "data", data);
+	if (body != NULL && o.cas != NULL && json_object_set_new(body,
+	    "options", json_pack("{sI}", "cas", (json_int_t)strtoll(o.cas,
+	    NULL, 10))) != 0) {
+		code = TSI_EXIT_FAIL;
+		goto out;
+	}
 	if (body == NULL || (text = json_dumps(body, JSON_COMPACT)) == NULL) {
 		code = TSI_EXIT_FAIL;
 		goto out;
 	}
-	code = request("POST", "data", argv[first], NULL, text, &o);
+	/* As vault kv patch's default method: the server merges (RFC 7396). */
+	if (patch)
+		o.ctype = "Content-Type: application/merge-patch+json";
+	code = request(patch ? "PATCH" : "POST", "data", argv[first], NULL,
+	    text, &o);
 out:
 	tsi_strfree(text);
 	json_decref(body);
@@ -680,7 +702,7 @@ kv_main(int argc, char **argv)
 		return argc < 2 ? TSI_EXIT_USAGE : TSI_EXIT_OK;
 	}
 	sub = argv[1];
-	if (strcmp(sub, "put") == 0)
+	if (strcmp(sub, "put") == 0 || strcmp(sub, "patch") == 0)
 		return cmd_put(argc - 1, argv + 1);
 	if (strcmp(sub, "get") == 0)
 		return cmd_get(argc - 1, argv + 1);

@@ -218,6 +218,15 @@ test_versions_metadata(void **state)
 	json_t *j;
 	json_error_t jerr;
 
+	assert_int_equal(KV(s, "put", "cli/p", "a=1", "b=2"), 0);
+	assert_int_equal(KV(s, "patch", "-cas=1", "cli/p", "b=3", "c=4"), 0);
+	assert_int_equal(KV(s, "get", "-field=a", "cli/p"), 0);
+	assert_string_equal(out, "1");
+	assert_int_equal(KV(s, "get", "-field=b", "cli/p"), 0);
+	assert_string_equal(out, "3");
+	assert_int_equal(KV(s, "patch", "-cas=1", "cli/p", "b=5"), 1);
+	assert_non_null(strstr(err, "check-and-set"));
+	assert_int_equal(KV(s, "patch", "cli/none", "b=5"), 1);
 	assert_int_equal(KV(s, "put", "cli/v", "k=one"), 0);
 	assert_int_equal(KV(s, "put", "cli/v", "k=two"), 0);
 	assert_int_equal(KV(s, "delete", "cli/v"), 0);
