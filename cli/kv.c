@@ -139,7 +139,8 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 	default:
 		for (p = val; *p >= '0' && *p <= '9'; p++)
 			;
-		if (*val == '\0' || *p != '\0' || p - val > (bit == KVF_CAS ? 15 : 18)) {
+		if (*val == '\0' || *p != '\0' ||
+		    p - val > (bit == KVF_CAS ? 15 : 18)) {
 			tsi_cli_err("kv %s: -%s needs a number", sub,
 			    bit == KVF_CAS ? "cas" : "version");
 			return TSI_ERR_INVALID_ARG;

@@ -2,11 +2,15 @@
  * kv.c - KV v2 under secret/: the code that decides whether a secret leaves.
  *
  * Order for every request: validate the path -> find the token -> policy
- * (tsi_policy_eval on "secret/data/<p>" or "secret/metadata/<p>") -> audit
- * record -> response. A denial answers the same 403 body whether the path
- * exists or not; 404 is only for callers allowed to read. Reads decrypt
+ * (tsi_policy_eval on the Vault path: "secret/data/<p>",
+ * "secret/metadata/<p>", "secret/delete|undelete|destroy/<p>",
+ * "secret/subkeys/<p>" or "secret/config", with Vault's capability for the
+ * operation) -> audit record -> response. A denial answers the same 403
+ * body whether the path exists or not; 404 is only for callers allowed to
+ * read. Reads decrypt
  * into memory first and release only after their audit record is durable.
- * Writes and deletes are recorded twice: the decision before the store is
+ * Changes (writes, patches, deletes, undeletes, destroys, metadata
+ * settings and deletes) are recorded twice: the decision before the store is
  * touched (phase "decision", no status), so no change ever happens
  * unrecorded, and the outcome after it and before the answer (phase
  * "outcome", the status sent), so no record claims an outcome that did not
