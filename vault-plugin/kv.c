@@ -7,8 +7,8 @@
  * "secret/subkeys/<p>" or "secret/config", with Vault's capability for the
  * operation) -> audit record -> response. A denial answers the same 403
  * body whether the path exists or not; 404 is only for callers allowed to
- * read. Reads decrypt
- * into memory first and release only after their audit record is durable.
+ * read. Reads decrypt into memory first and release only after their
+ * audit record is durable.
  * Changes (writes, patches, deletes, undeletes, destroys, metadata
  * settings and deletes) are recorded twice: the decision before the store is
  * touched (phase "decision", no status), so no change ever happens

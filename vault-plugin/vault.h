@@ -484,7 +484,8 @@ int vault_token_eval(const struct tsi_policy_set *p,
 
 /* ---- auditlog.c ---- */
 struct vault_audit_rec {
-	const char *op;          /* login, read, write, list, delete */
+	const char *op;          /* login, read, write, list, delete, patch,
+	                          * undelete, destroy, ... */
 	const char *path;
 	long long version;       /* 0: none */
 	const char *decision;    /* allow, deny, error */
