@@ -6,10 +6,17 @@
  * mount; PATH is then below it).
  *   tsi kv put [-format F] PATH [@FILE.json] [k=v] [k=@file]...
  *                                      new version of PATH
+ *   tsi kv patch [-cas N] [-format F] PATH [@FILE.json] [k=v]...
+ *                                      merge into the current version
  *   tsi kv get [-version N] [-field K] [-format F] PATH
  *                                      a version (latest by default)
  *   tsi kv list [-format F] [PATH]     keys under PATH
  *   tsi kv delete PATH                 soft-delete the latest version
+ *   tsi kv undelete -versions=N[,N...] PATH
+ *   tsi kv destroy -versions=N[,N...] PATH
+ *                                      undelete or destroy versions
+ *   tsi kv metadata get [-format F] PATH
+ *   tsi kv metadata delete PATH        every version and the metadata
  *
  * Flags are spelled as the vault CLI (Go's flag package) takes them:
  * -name=value, -name value, --name=value, --name value, before PATH; a
@@ -44,10 +51,16 @@ kv_usage(void)
 	fprintf(stderr,
 	    "usage: tsi kv put [-format=json|table] PATH [@FILE.json] "
 	    "[KEY=VALUE] [KEY=@FILE]...\n"
+	    "       tsi kv patch [-cas=N] [-format=json|table] PATH [@FILE.json] "
+	    "[KEY=VALUE]...\n"
 	    "       tsi kv get [-version=N] [-field=KEY] [-format=json|table] "
 	    "PATH\n"
 	    "       tsi kv list [-format=json|table] [PATH]\n"
-	    "       tsi kv delete PATH\n\n"
+	    "       tsi kv delete PATH\n"
+	    "       tsi kv undelete -versions=N[,N...] PATH\n"
+	    "       tsi kv destroy -versions=N[,N...] PATH\n"
+	    "       tsi kv metadata get [-format=json|table] PATH\n"
+	    "       tsi kv metadata delete PATH\n\n"
 	    "Flags as the vault CLI takes them: -name=value, -name value,\n"
 	    "--name=value or --name value, before PATH. -mount=secret is\n"
 	    "accepted by each (PATH is then below the mount).\n"
@@ -62,9 +75,13 @@ struct kv_opts {
 	int table;              /* -format=table */
 	const char *version;    /* -version N, checked digits */
 	int mount;              /* -mount=secret: PATH is below the mount */
+	const char *versions;   /* -versions N,N: checked digits and commas */
+	const char *cas;        /* -cas N (patch), checked digits */
+	const char *ctype;      /* Content-Type of the body; NULL: JSON */
 };
 
-enum { KVF_FIELD = 1, KVF_FORMAT = 2, KVF_VERSION = 4, KVF_MOUNT = 8 };
+enum { KVF_FIELD = 1, KVF_FORMAT = 2, KVF_VERSION = 4, KVF_MOUNT = 8,
+    KVF_VERSIONS = 16, KVF_CAS = 32 };
 
 static const struct {
 	const char *name;
@@ -72,6 +89,7 @@ static const struct {
 } kv_flags[] = {
 	{ "field", KVF_FIELD }, { "format", KVF_FORMAT },
 	{ "version", KVF_VERSION }, { "mount", KVF_MOUNT },
+	{ "versions", KVF_VERSIONS }, { "cas", KVF_CAS },
 };
 
 static int
@@ -108,14 +126,30 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 		}
 		o->mount = 1;
 		return TSI_OK;
+	case KVF_VERSIONS:
+		/* As the vault CLI: a comma-separated list of numbers. */
+		if (*val == '\0' || strspn(val, "0123456789,") != strlen(val) ||
+		    val[0] == ',' || val[strlen(val) - 1] == ',' ||
+		    strstr(val, ",,") != NULL || strlen(val) > 4096) {
+			tsi_cli_err("kv %s: -versions needs numbers separated by "
+			    "commas, not '%s'", sub, val);
+			return TSI_ERR_INVALID_ARG;
+		}
+		o->versions = val;
+		return TSI_OK;
 	default:
 		for (p = val; *p >= '0' && *p <= '9'; p++)
 			;
-		if (*val == '\0' || *p != '\0' || p - val > 18) {
-			tsi_cli_err("kv %s: -version needs a number", sub);
+		if (*val == '\0' || *p != '\0' ||
+		    p - val > (bit == KVF_CAS ? 15 : 18)) {
+			tsi_cli_err("kv %s: -%s needs a number", sub,
+			    bit == KVF_CAS ? "cas" : "version");
 			return TSI_ERR_INVALID_ARG;
 		}
-		o->version = val;
+		if (bit == KVF_CAS)
+			o->cas = val;
+		else
+			o->version = val;
 		return TSI_OK;
 	}
 }
@@ -371,7 +405,8 @@ request(const char *method, const char *kind, const char *path,
 	}
 	h = curl_slist_append(h, tsi_buf_str(hdr));
 	if (body != NULL)
-		h = curl_slist_append(h, "Content-Type: application/json");
+		h = curl_slist_append(h, o != NULL && o->ctype != NULL ?
+		    o->ctype : "Content-Type: application/json");
 	curl_easy_setopt(c, CURLOPT_URL, tsi_buf_str(url));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -471,9 +506,10 @@ cmd_put(int argc, char **argv)
 	struct kv_opts o;
 	char *text = NULL;
 	int i, first, code = TSI_EXIT_USAGE;
+	int patch = strcmp(argv[0], "patch") == 0;
 
-	if ((first = parse_flags("put", argc, argv, KVF_FORMAT | KVF_MOUNT,
-	    &o)) < 0)
+	if ((first = parse_flags(argv[0], argc, argv, KVF_FORMAT | KVF_MOUNT |
+	    (patch ? KVF_CAS : 0), &o)) < 0)
 		goto out;
 	if (argc - first < 2) {
 		kv_usage();
@@ -492,8 +528,8 @@ cmd_put(int argc, char **argv)
 		}
 		if (eq == NULL || eq == argv[i] ||
 		    (size_t)(eq - argv[i]) >= sizeof(key)) {
-			tsi_cli_err("kv put: expected KEY=VALUE or @FILE.json, "
-			    "got '%s'", argv[i]);
+			tsi_cli_err("kv %s: expected KEY=VALUE or @FILE.json, "
+			    "got '%s'", argv[0], argv[i]);
 			goto out;
 		}
 		memcpy(key, argv[i], (size_t)(eq - argv[i]));
@@ -515,11 +551,21 @@ cmd_put(int argc, char **argv)
 		json_object_set_new(data, key, val);
 	}
 	body = json_pack("{sO}", "data", data);
+	if (body != NULL && o.cas != NULL && json_object_set_new(body,
+	    "options", json_pack("{sI}", "cas", (json_int_t)strtoll(o.cas,
+	    NULL, 10))) != 0) {
+		code = TSI_EXIT_FAIL;
+		goto out;
+	}
 	if (body == NULL || (text = json_dumps(body, JSON_COMPACT)) == NULL) {
 		code = TSI_EXIT_FAIL;
 		goto out;
 	}
-	code = request("POST", "data", argv[first], NULL, text, &o);
+	/* As vault kv patch's default method: the server merges (RFC 7396). */
+	if (patch)
+		o.ctype = "Content-Type: application/merge-patch+json";
+	code = request(patch ? "PATCH" : "POST", "data", argv[first], NULL,
+	    text, &o);
 out:
 	tsi_strfree(text);
 	json_decref(body);
@@ -548,6 +594,86 @@ cmd_get(int argc, char **argv)
 	return request("GET", "data", argv[first], q, NULL, &o);
 }
 
+/* tsi kv undelete|destroy -versions=N,... PATH. */
+static int
+cmd_versions(const char *sub, int argc, char **argv)
+{
+	struct kv_opts o;
+	json_t *arr = NULL, *wrap = NULL;
+	const char *p;
+	char *body = NULL;
+	int first, code = TSI_EXIT_FAIL;
+
+	if ((first = parse_flags(sub, argc, argv, KVF_VERSIONS | KVF_MOUNT,
+	    &o)) < 0)
+		return TSI_EXIT_USAGE;
+	if (argc - first != 1 || o.versions == NULL) {
+		if (o.versions == NULL)
+			tsi_cli_err("kv %s: -versions is required", sub);
+		kv_usage();
+		return TSI_EXIT_USAGE;
+	}
+	if ((arr = json_array()) == NULL)
+		goto out;
+	/* set_flag checked the form: numbers separated by single commas. */
+	for (p = o.versions; *p != '\0'; p += *p == ',') {
+		unsigned long long v = 0;
+		while (*p >= '0' && *p <= '9' && v <= (1ULL << 53))
+			v = v * 10 + (unsigned)(*p++ - '0');
+		if (v > (1ULL << 53)) {
+			tsi_cli_err("kv %s: -versions: number too large", sub);
+			code = TSI_EXIT_USAGE;
+			goto out;
+		}
+		if (json_array_append_new(arr, json_integer((json_int_t)v)) != 0)
+			goto out;
+	}
+	if ((wrap = json_pack("{sO}", "versions", arr)) == NULL ||
+	    (body = json_dumps(wrap, JSON_COMPACT)) == NULL)
+		goto out;
+	code = request("POST", sub, argv[first], NULL, body, &o);
+	if (code == TSI_EXIT_OK)
+		printf("Success! Data written to: secret/%s/%s\n", sub,
+		    argv[first] + (!o.mount && strncmp(argv[first], "secret/",
+		    7) == 0 ? 7 : 0));
+out:
+	free(body);
+	json_decref(wrap);
+	json_decref(arr);
+	return code;
+}
+
+/* tsi kv metadata get|delete PATH. */
+static int
+cmd_metadata(int argc, char **argv)
+{
+	struct kv_opts o;
+	int first, code, del;
+
+	if (argc < 2 || (strcmp(argv[1], "get") != 0 &&
+	    strcmp(argv[1], "delete") != 0)) {
+		tsi_cli_err("kv metadata: subcommand get or delete expected");
+		kv_usage();
+		return TSI_EXIT_USAGE;
+	}
+	del = strcmp(argv[1], "delete") == 0;
+	if ((first = parse_flags(del ? "metadata delete" : "metadata get",
+	    argc - 1, argv + 1, del ? KVF_MOUNT : KVF_FORMAT | KVF_MOUNT,
+	    &o)) < 0)
+		return TSI_EXIT_USAGE;
+	if (argc - 1 - first != 1) {
+		kv_usage();
+		return TSI_EXIT_USAGE;
+	}
+	code = request(del ? "DELETE" : "GET", "metadata", argv[1 + first],
+	    NULL, NULL, &o);
+	if (code == TSI_EXIT_OK && del)
+		printf("Success! Data deleted (if it existed) at: "
+		    "secret/metadata/%s\n", argv[1 + first] + (!o.mount &&
+		    strncmp(argv[1 + first], "secret/", 7) == 0 ? 7 : 0));
+	return code;
+}
+
 static int
 kv_main(int argc, char **argv)
 {
@@ -562,7 +688,7 @@ kv_main(int argc, char **argv)
 		return argc < 2 ? TSI_EXIT_USAGE : TSI_EXIT_OK;
 	}
 	sub = argv[1];
-	if (strcmp(sub, "put") == 0)
+	if (strcmp(sub, "put") == 0 || strcmp(sub, "patch") == 0)
 		return cmd_put(argc - 1, argv + 1);
 	if (strcmp(sub, "get") == 0)
 		return cmd_get(argc - 1, argv + 1);
@@ -593,6 +719,10 @@ kv_main(int argc, char **argv)
 			    "secret/", 7) == 0 ? 7 : 0));
 		return code;
 	}
+	if (strcmp(sub, "undelete") == 0 || strcmp(sub, "destroy") == 0)
+		return cmd_versions(sub, argc - 1, argv + 1);
+	if (strcmp(sub, "metadata") == 0)
+		return cmd_metadata(argc - 1, argv + 1);
 	tsi_cli_err("kv: unknown subcommand '%s'", sub);
 	kv_usage();
 	return TSI_EXIT_USAGE;

@@ -40,6 +40,15 @@ not_tls_reply(const char *detail)
 	    contains(detail, "unknown protocol");
 }
 
+/* The peer closed the connection before the TLS handshake could finish. */
+static int
+closed_in_handshake(const char *detail)
+{
+	return contains(detail, "unexpected eof") ||
+	    contains(detail, "Connection reset") ||
+	    contains(detail, "SSL_ERROR_SYSCALL");
+}
+
 const char *
 tsi_curl_explain(int cc, const char *detail, const char *url,
     const char *ca_var, char *out, size_t outlen)
@@ -66,6 +75,13 @@ tsi_curl_explain(int cc, const char *detail, const char *url,
 			n = snprintf(out, outlen, "HTTPS request to an HTTP "
 			    "server: the server does not speak TLS; use an "
 			    "http:// address or enable TLS on the server");
+		else if (has_scheme(url, "https") && closed_in_handshake(why))
+			/* A plain server may drop the connection on the
+			 * ClientHello before OpenSSL reads any answer. */
+			n = snprintf(out, outlen, "HTTPS request to an HTTP "
+			    "server? the connection closed during the TLS "
+			    "handshake (%s); use an http:// address, or check "
+			    "the address and %s", why, var);
 		else
 			n = snprintf(out, outlen, "TLS handshake failed (%s); "
 			    "check the address and %s", why, var);

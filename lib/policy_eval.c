@@ -197,7 +197,7 @@ rule_applies(const struct tsi_pol_rule *r, const json_t *claims,
 static int
 valid_cap(int cap)
 {
-	return cap > 0 && (cap & (cap - 1)) == 0 && cap <= TSI_CAP_AUDIT;
+	return cap > 0 && (cap & (cap - 1)) == 0 && cap <= TSI_CAP_PATCH;
 }
 
 int

@@ -229,8 +229,15 @@ static const struct {
 	int caps;
 } mounts[] = {
 	{ "secret/data/", TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE |
-	    TSI_CAP_DELETE },
-	{ "secret/metadata/", TSI_CAP_READ | TSI_CAP_LIST | TSI_CAP_DELETE },
+	    TSI_CAP_DELETE | TSI_CAP_PATCH },
+	{ "secret/metadata/", TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE |
+	    TSI_CAP_LIST | TSI_CAP_DELETE | TSI_CAP_PATCH },
+	/* Vault's version operations: update on each of them. */
+	{ "secret/delete/", TSI_CAP_UPDATE },
+	{ "secret/undelete/", TSI_CAP_UPDATE },
+	{ "secret/destroy/", TSI_CAP_UPDATE },
+	{ "secret/subkeys/", TSI_CAP_READ },
+	{ "secret/config", TSI_CAP_READ | TSI_CAP_UPDATE },
 	{ "sys/audit/", TSI_CAP_AUDIT },
 };
 
@@ -354,5 +361,6 @@ tsi_pol_pattern_check(const char *pattern, char *w, size_t wl)
 		}
 	}
 	return why(w, wl, "path '%s' is not under a known mount (secret/data/, "
-	    "secret/metadata/, sys/audit/)", pattern);
+	    "secret/metadata/, secret/delete/, secret/undelete/, "
+	    "secret/destroy/, secret/subkeys/, secret/config, sys/audit/)", pattern);
 }

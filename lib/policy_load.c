@@ -34,10 +34,11 @@ static const struct {
 	{ "delete", TSI_CAP_DELETE },
 	{ "list", TSI_CAP_LIST },
 	{ "audit", TSI_CAP_AUDIT },
+	{ "patch", TSI_CAP_PATCH },
 };
 #define NCAPS (sizeof(cap_names) / sizeof(cap_names[0]))
 #define ALL_CAPS (TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE | \
-    TSI_CAP_DELETE | TSI_CAP_LIST | TSI_CAP_AUDIT)
+    TSI_CAP_DELETE | TSI_CAP_LIST | TSI_CAP_AUDIT | TSI_CAP_PATCH)
 
 int
 tsi_cap_from_name(const char *name)
@@ -632,6 +633,8 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 				    "list is checked on secret/metadata/" :
 				    cap_names[k].cap == TSI_CAP_AUDIT ?
 				    "audit is checked on sys/audit/" :
+				    cap_names[k].cap == TSI_CAP_PATCH ?
+				    "patch is checked on secret/data/" :
 				    "checked on secret/data/");
 				bad = 1;
 			}

@@ -281,6 +281,14 @@ route_of(const char *p)
 		return VR_LOGIN;
 	if (strncmp(p, "secret/data/", 12) == 0 || strcmp(p, "secret/data") == 0)
 		return VR_KV_DATA;
+	/* Version operations and the mount's other KV v2 paths: kv.c tells
+	 * them apart by their prefix. */
+	if (strncmp(p, "secret/delete/", 14) == 0 ||
+	    strncmp(p, "secret/undelete/", 16) == 0 ||
+	    strncmp(p, "secret/destroy/", 15) == 0 ||
+	    strncmp(p, "secret/subkeys/", 15) == 0 ||
+	    strcmp(p, "secret/config") == 0)
+		return VR_KV_DATA;
 	if (strncmp(p, "secret/metadata", 15) == 0 &&
 	    (p[15] == '\0' || p[15] == '/'))
 		return VR_KV_METADATA;

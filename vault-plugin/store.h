@@ -34,6 +34,23 @@ struct kv_meta {
 	long long updated_us;
 	size_t n;              /* entries in versions, oldest first */
 	struct kv_version_meta *versions;  /* owned; kv_meta_clear frees */
+	/* Settings of the path (POST secret/metadata/P), Vault's names. */
+	unsigned max_versions; /* 0: the store's */
+	int cas_required;
+	long long delete_after_s;  /* delete_version_after; 0: never */
+	json_t *custom;        /* custom_metadata: string -> string, or NULL;
+	                        * owned, kv_meta_clear releases */
+};
+
+/* A change of a path's settings; set_* say which fields are given. */
+struct kv_meta_cfg {
+	int set_max_versions, set_cas_required, set_delete_after;
+	unsigned max_versions;
+	int cas_required;
+	long long delete_after_s;
+	const json_t *custom;  /* NULL: unchanged; borrowed */
+	int custom_merge;      /* 1: merged into the current one, a null value
+	                        * removing its key (PATCH); 0: replaces it */
 };
 
 void kv_meta_clear(struct kv_meta *m);
@@ -51,12 +68,21 @@ typedef int kv_seal_fn(void *arg, uint64_t version, uint8_t **blob,
 
 struct kv_store;
 
+/* What versions() does to each listed version. */
+enum kv_vop {
+	KV_VOP_DELETE,    /* soft delete: kept, marked deleted */
+	KV_VOP_UNDELETE,  /* clears a soft delete (not a destroy) */
+	KV_VOP_DESTROY,   /* the sealed value removed, marked destroyed */
+};
+
 struct kv_store_ops {
 	const char *name;
 	/* Appends a new version. cas < 0: unconditional; cas == 0: only when
 	 * the path has no version; cas > 0: only when the current version is
-	 * cas (TSI_ERR_EXISTS otherwise). Versions beyond max_versions
-	 * (oldest first) are removed. *out describes the new version. */
+	 * cas (TSI_ERR_EXISTS otherwise). cas < 0 on a path whose settings
+	 * have cas_required: TSI_ERR_DENIED. Versions beyond max_versions
+	 * (the path's, else the store's; oldest first) are removed. *out
+	 * describes the new version. */
 	int (*put)(struct kv_store *s, const char *path, long long cas,
 	    kv_seal_fn *seal, void *arg, long long now_us,
 	    struct kv_version_meta *out);
@@ -73,6 +99,20 @@ struct kv_store_ops {
 	 * TSI_ERR_NOT_FOUND when the path has no version. */
 	int (*soft_delete)(struct kv_store *s, const char *path,
 	    long long now_us, struct kv_version_meta *out);
+	/* Applies op to each listed version of path, in one transaction;
+	 * versions the path does not hold are skipped, as Vault does.
+	 * Destroy removes the sealed value from the store (its bytes are no
+	 * longer reachable from the database), not only the mark.
+	 * TSI_ERR_NOT_FOUND when the path has no metadata. v: borrowed. */
+	int (*versions)(struct kv_store *s, const char *path, enum kv_vop op,
+	    const uint64_t *v, size_t n, long long now_us);
+	/* Changes the settings of path, creating its metadata (with no
+	 * version) when it has none. c: borrowed. */
+	int (*set_meta)(struct kv_store *s, const char *path,
+	    const struct kv_meta_cfg *c, long long now_us);
+	/* Removes path: its metadata and every version's sealed value.
+	 * TSI_ERR_NOT_FOUND when it has none. */
+	int (*remove)(struct kv_store *s, const char *path);
 	/* Immediate children of prefix ("" or ending in '/'): names, with a
 	 * trailing '/' for folders, sorted, at most max.
 	 * *keys: JSON array, caller json_decref. Empty array when none. */

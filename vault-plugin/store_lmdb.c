@@ -42,6 +42,7 @@ kv_meta_clear(struct kv_meta *m)
 	if (m == NULL)
 		return;
 	free(m->versions);
+	json_decref(m->custom);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -115,6 +116,11 @@ meta_decode_json(const void *text, size_t len, struct kv_meta *m)
 	m->oldest = (uint64_t)json_integer_value(json_object_get(j, "old"));
 	m->created_us = json_integer_value(json_object_get(j, "ct"));
 	m->updated_us = json_integer_value(json_object_get(j, "ut"));
+	m->max_versions = (unsigned)json_integer_value(json_object_get(j, "mv"));
+	m->cas_required = json_is_true(json_object_get(j, "cr"));
+	m->delete_after_s = json_integer_value(json_object_get(j, "dva"));
+	if (json_is_object(json_object_get(j, "cm")))
+		m->custom = json_incref(json_object_get(j, "cm"));
 	m->n = json_array_size(arr);
 	if (m->n > 0 &&
 	    (m->versions = calloc(m->n, sizeof(*m->versions))) == NULL) {
@@ -271,6 +277,16 @@ kv_meta_encode(const struct kv_meta *m, char **out)
 	    (json_int_t)m->updated_us, "v", arr);
 	if (j == NULL)
 		goto out;
+	/* Settings only when set: the common form stays the one the fast
+	 * decoder reads. */
+	if ((m->max_versions != 0 && json_object_set_new(j, "mv",
+	    json_integer((json_int_t)m->max_versions)) != 0) ||
+	    (m->cas_required && json_object_set_new(j, "cr", json_true()) != 0) ||
+	    (m->delete_after_s != 0 && json_object_set_new(j, "dva",
+	    json_integer((json_int_t)m->delete_after_s)) != 0) ||
+	    (m->custom != NULL && json_object_size(m->custom) > 0 &&
+	    json_object_set(j, "cm", m->custom) != 0))
+		goto out;
 	if ((*out = json_dumps(j, JSON_COMPACT)) == NULL)
 		goto out;
 	r = TSI_OK;
@@ -335,6 +351,10 @@ lmdb_put(struct kv_store *base, const char *path, long long cas,
 		m.created_us = now_us;
 	} else if (r != TSI_OK)
 		goto out;
+	if (cas < 0 && m.cas_required) {
+		r = TSI_ERR_DENIED;
+		goto out;
+	}
 	if (cas >= 0 && (uint64_t)cas != m.current) {
 		r = TSI_ERR_EXISTS;
 		goto out;
@@ -367,7 +387,7 @@ lmdb_put(struct kv_store *base, const char *path, long long cas,
 		goto out;
 	}
 	/* Drop the oldest versions beyond the limit, values and metadata. */
-	while (m.n > s->max_versions) {
+	while (m.n > (m.max_versions ? m.max_versions : s->max_versions)) {
 		if ((r = data_key(path, m.versions[0].version, key, sizeof(key),
 		    &klen)) != TSI_OK)
 			goto out;
@@ -515,6 +535,165 @@ out:
 	return r;
 }
 
+/* Deletes the sealed value of version (absent is fine: destroyed or
+ * already dropped). */
+static int
+data_drop(struct kv_lmdb *s, MDB_txn *txn, const char *path, uint64_t version)
+{
+	uint8_t key[KV_PATH_MAX + 16];
+	size_t klen;
+	MDB_val k;
+	int r, rc;
+
+	if ((r = data_key(path, version, key, sizeof(key), &klen)) != TSI_OK)
+		return r;
+	k.mv_size = klen;
+	k.mv_data = key;
+	rc = mdb_del(txn, s->data, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return lmdb_err("data_del", rc);
+	return TSI_OK;
+}
+
+static int
+lmdb_versions(struct kv_store *base, const char *path, enum kv_vop op,
+    const uint64_t *v, size_t n, long long now_us)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_meta m;
+	struct kv_version_meta *vm;
+	MDB_txn *txn = NULL;
+	size_t i;
+	int r, rc;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		vm = (struct kv_version_meta *)find_version(&m, v[i]);
+		if (vm == NULL)
+			continue;
+		switch (op) {
+		case KV_VOP_DELETE:
+			if (vm->deleted_us == 0 && !vm->destroyed)
+				vm->deleted_us = now_us;
+			break;
+		case KV_VOP_UNDELETE:
+			if (!vm->destroyed)
+				vm->deleted_us = 0;
+			break;
+		case KV_VOP_DESTROY:
+			if ((r = data_drop(s, txn, path, vm->version)) != TSI_OK)
+				goto out;
+			vm->destroyed = 1;
+			break;
+		}
+	}
+	m.updated_us = now_us;
+	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	r = rc == 0 ? TSI_OK : commit_err(s, rc);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kv_meta_clear(&m);
+	return r;
+}
+
+static int
+lmdb_set_meta(struct kv_store *base, const char *path,
+    const struct kv_meta_cfg *c, long long now_us)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_meta m;
+	MDB_txn *txn = NULL;
+	const char *key;
+	json_t *val;
+	void *tmp;
+	int r, rc;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	r = meta_read(s, txn, path, &m);
+	if (r == TSI_ERR_NOT_FOUND) {
+		memset(&m, 0, sizeof(m));
+		m.created_us = now_us;
+	} else if (r != TSI_OK)
+		goto out;
+	if (c->set_max_versions)
+		m.max_versions = c->max_versions;
+	if (c->set_cas_required)
+		m.cas_required = c->cas_required;
+	if (c->set_delete_after)
+		m.delete_after_s = c->delete_after_s;
+	if (c->custom != NULL) {
+		if (!c->custom_merge || m.custom == NULL) {
+			json_decref(m.custom);
+			m.custom = json_object();
+		}
+		if (m.custom == NULL) {
+			r = TSI_ERR_ALLOC;
+			goto out;
+		}
+		json_object_foreach_safe((json_t *)c->custom, tmp, key, val) {
+			if (json_is_null(val))
+				json_object_del(m.custom, key);
+			else if (json_object_set(m.custom, key, val) != 0) {
+				r = TSI_ERR_ALLOC;
+				goto out;
+			}
+		}
+	}
+	m.updated_us = now_us;
+	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	r = rc == 0 ? TSI_OK : commit_err(s, rc);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kv_meta_clear(&m);
+	return r;
+}
+
+static int
+lmdb_remove(struct kv_store *base, const char *path)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_meta m;
+	MDB_txn *txn = NULL;
+	MDB_val k = { strlen(path), (void *)path };
+	size_t i;
+	int r, rc;
+
+	memset(&m, 0, sizeof(m));
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
+		goto out;
+	for (i = 0; i < m.n; i++)
+		if ((r = data_drop(s, txn, path, m.versions[i].version)) != TSI_OK)
+			goto out;
+	if ((rc = mdb_del(txn, s->meta, &k, NULL)) != 0) {
+		r = lmdb_err("meta_del", rc);
+		goto out;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	r = rc == 0 ? TSI_OK : commit_err(s, rc);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	kv_meta_clear(&m);
+	return r;
+}
+
 static int
 lmdb_list(struct kv_store *base, const char *prefix, size_t max, json_t **keys)
 {
@@ -596,6 +775,9 @@ static const struct kv_store_ops lmdb_ops = {
 	.get = lmdb_get,
 	.meta = lmdb_meta,
 	.soft_delete = lmdb_soft_delete,
+	.versions = lmdb_versions,
+	.set_meta = lmdb_set_meta,
+	.remove = lmdb_remove,
 	.list = lmdb_list,
 	.close = lmdb_close,
 };

@@ -388,6 +388,18 @@ int vault_login_parse(const char *body, size_t len, json_t **req,
  * the caller's (json_decref), *data borrowed from it, *cas -1 when absent. */
 int vault_kv_write_parse(const char *body, size_t len, json_t **req,
     json_t **data, long long *cas);
+/* kv.c: {"versions":[N,...]} of secret/delete|undelete|destroy (integers
+ * or strings of digits, 1 to 1000 of them). *v: malloc'd, caller frees.
+ * TSI_ERR_PARSE otherwise (*v NULL). */
+int vault_kv_versions_parse(const char *body, size_t len, uint64_t **v,
+    size_t *n);
+/* kv.c: the body of POST (patch 0) or PATCH (patch 1) secret/metadata/P:
+ * max_versions, cas_required, delete_version_after (Go's duration of
+ * h/m/s, or seconds), custom_metadata (Vault's bounds). *req: the parsed
+ * body, caller json_decref; c->custom borrows from it. TSI_ERR_PARSE with
+ * *msg the 400's message (static) and *req NULL. */
+int vault_kv_meta_parse(const char *body, size_t len, int patch,
+    json_t **req, struct kv_meta_cfg *c, const char **msg);
 /* A query argument, decoded; NULL when absent. *err set on bad encoding.
  * Caller frees. */
 char *vault_query_arg(struct vault_req *r, const char *name, int *err);
@@ -472,7 +484,8 @@ int vault_token_eval(const struct tsi_policy_set *p,
 
 /* ---- auditlog.c ---- */
 struct vault_audit_rec {
-	const char *op;          /* login, read, write, list, delete */
+	const char *op;          /* login, read, write, list, delete, patch,
+	                          * undelete, destroy, ... */
 	const char *path;
 	long long version;       /* 0: none */
 	const char *decision;    /* allow, deny, error */

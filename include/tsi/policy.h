@@ -23,6 +23,7 @@ enum tsi_cap {
 	TSI_CAP_DELETE = 1 << 3,
 	TSI_CAP_LIST = 1 << 4,
 	TSI_CAP_AUDIT = 1 << 5,
+	TSI_CAP_PATCH = 1 << 6,   /* Vault's: PATCH of secret/data */
 };
 
 /* "read" -> TSI_CAP_READ; 0 when unknown. */

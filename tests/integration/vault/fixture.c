@@ -491,7 +491,10 @@ vfx_http(struct vfx *f, CURL *c, const char *method, const char *path,
 		h = curl_slist_append(h, th);
 	}
 	if (body != NULL) {
-		h = curl_slist_append(h, "Content-Type: application/json");
+		char cth[128];
+		P(cth, "Content-Type: %s", f->content_type ? f->content_type :
+		    "application/json");
+		h = curl_slist_append(h, cth);
 		/* Large bodies wait for the server's go-ahead, so a 413 sent
 		 * before the body is read reaches the client (as curl does
 		 * on its own from 1 MiB). */

@@ -33,6 +33,7 @@ struct vfx {
 	int port;
 	int dev;
 	pid_t pid;
+	const char *content_type; /* of request bodies; NULL: application/json */
 };
 
 /* Makes the directory, CAs, certificates, key, policy and config.

@@ -129,6 +129,59 @@ probed = root.secrets.kv.read_secret_version(path="medical/record2",
                                              mount_point="secret")
 if probed["data"]["data"] != {"patient": "two"}:
     fail("read after probing: %r" % probed)
+
+# KV v2 completeness through hvac's secrets.kv.v2 calls.
+kv = root.secrets.kv.v2
+for i in range(3):
+    kv.create_or_update_secret(path="medical/h", secret={"n": str(i + 1)},
+                               mount_point="secret")
+kv.update_metadata(path="medical/h", max_versions=5, cas_required=False,
+                   delete_version_after="2h", mount_point="secret")
+meta = kv.read_secret_metadata(path="medical/h", mount_point="secret")["data"]
+if (meta["max_versions"] != 5 or meta["delete_version_after"] != "2h0m0s" or
+        meta["current_version"] != 3):
+    fail("update_metadata: %r" % meta)
+kv.delete_secret_versions(path="medical/h", versions=[1, 2],
+                          mount_point="secret")
+try:
+    kv.read_secret_version(path="medical/h", version=1, mount_point="secret")
+    fail("a deleted version was readable")
+except hvac.exceptions.InvalidPath:
+    pass
+kv.undelete_secret_versions(path="medical/h", versions=[1],
+                            mount_point="secret")
+if kv.read_secret_version(path="medical/h", version=1,
+                          mount_point="secret")["data"]["data"] != {"n": "1"}:
+    fail("undelete")
+kv.destroy_secret_versions(path="medical/h", versions=[1],
+                           mount_point="secret")
+kv.undelete_secret_versions(path="medical/h", versions=[1],
+                            mount_point="secret")
+meta = kv.read_secret_metadata(path="medical/h", mount_point="secret")["data"]
+if meta["versions"]["1"]["destroyed"] is not True:
+    fail("destroy: %r" % meta["versions"]["1"])
+# hvac's patch reads, merges and writes with cas = the version it read.
+kv.patch(path="medical/h", secret={"extra": "x"}, mount_point="secret")
+got = kv.read_secret_version(path="medical/h", mount_point="secret")["data"]
+if got["data"] != {"n": "3", "extra": "x"} or got["metadata"]["version"] != 4:
+    fail("patch: %r" % got)
+kv.delete_metadata_and_all_versions(path="medical/h", mount_point="secret")
+try:
+    kv.read_secret_metadata(path="medical/h", mount_point="secret")
+    fail("metadata left after delete_metadata_and_all_versions")
+except hvac.exceptions.InvalidPath:
+    pass
+# The server's own merge patch, as a raw PATCH through hvac's adapter.
+kv.create_or_update_secret(path="medical/m", secret={"a": "1", "b": "2"},
+                           mount_point="secret")
+root.adapter.request("PATCH", "/v1/secret/data/medical/m",
+                     json={"data": {"b": None, "c": "3"}},
+                     headers={"Content-Type":
+                              "application/merge-patch+json"})
+got = kv.read_secret_version(path="medical/m", mount_point="secret")["data"]
+if got["data"] != {"a": "1", "c": "3"}:
+    fail("merge patch: %r" % got)
 print("hvac_client: ok (hvac login, read, 404, 403, write, list, "
       "renew-self refused, revoke-self, seal-status, init, leader, "
-      "health codes, mount probing)")
+      "health codes, mount probing, update_metadata, delete/undelete/"
+      "destroy_secret_versions, patch, delete_metadata_and_all_versions)")

@@ -209,6 +209,49 @@ no_curl_words(const char *msg)
 	assert_null(strstr(msg, "SSL peer certificate or SSH remote key"));
 }
 
+/* tsi kv undelete, destroy, metadata get|delete against the server. */
+static void
+test_versions_metadata(void **state)
+{
+	struct st *s = *state;
+	char out[16384], err[4096];
+	json_t *j;
+	json_error_t jerr;
+
+	assert_int_equal(KV(s, "put", "cli/p", "a=1", "b=2"), 0);
+	assert_int_equal(KV(s, "patch", "-cas=1", "cli/p", "b=3", "c=4"), 0);
+	assert_int_equal(KV(s, "get", "-field=a", "cli/p"), 0);
+	assert_string_equal(out, "1");
+	assert_int_equal(KV(s, "get", "-field=b", "cli/p"), 0);
+	assert_string_equal(out, "3");
+	assert_int_equal(KV(s, "patch", "-cas=1", "cli/p", "b=5"), 1);
+	assert_non_null(strstr(err, "check-and-set"));
+	assert_int_equal(KV(s, "patch", "cli/none", "b=5"), 1);
+	assert_int_equal(KV(s, "put", "cli/v", "k=one"), 0);
+	assert_int_equal(KV(s, "put", "cli/v", "k=two"), 0);
+	assert_int_equal(KV(s, "delete", "cli/v"), 0);
+	assert_int_equal(KV(s, "undelete", "-versions=2", "cli/v"), 0);
+	assert_non_null(strstr(out, "Success!"));
+	assert_int_equal(KV(s, "get", "-field=k", "cli/v"), 0);
+	assert_string_equal(out, "two");
+	assert_int_equal(KV(s, "destroy", "-versions", "1,2", "secret/cli/v"), 0);
+	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 0);
+	j = json_loads(out, 0, &jerr);
+	assert_non_null(j);
+	assert_true(json_is_true(json_object_get(json_object_get(json_object_get(
+	    json_object_get(j, "data"), "versions"), "1"), "destroyed")));
+	json_decref(j);
+	assert_int_equal(KV(s, "metadata", "delete", "cli/v"), 0);
+	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 1);
+	/* Flags named wrongly or missing are named. */
+	assert_int_equal(KV(s, "destroy", "cli/v"), 2);
+	assert_non_null(strstr(err, "-versions is required"));
+	assert_int_equal(KV(s, "undelete", "-versions=1,,2", "cli/v"), 2);
+	assert_non_null(strstr(err, "-versions"));
+	assert_int_equal(KV(s, "destroy", "-version=1", "cli/v"), 2);
+	assert_non_null(strstr(err, "unknown flag -version"));
+}
+
 static void
 test_cli_tls_errors(void **state)
 {
@@ -236,6 +279,7 @@ test_cli_tls_errors(void **state)
 	    s->plain.port);
 	assert_int_equal(tsi_kv(tls_to_http, s->tls.tls_ca, s->plain.root, out,
 	    sizeof(out), err, sizeof(err), "get", "x", (const char *)NULL), 1);
+	print_message("https:// to the plain server: %s\n", err);
 	assert_non_null(strstr(err, "HTTPS request to an HTTP server"));
 }
 
@@ -296,6 +340,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_field_format_file),
+		cmocka_unit_test(test_versions_metadata),
 		cmocka_unit_test(test_cli_tls_errors),
 		cmocka_unit_test(test_sidecar_tls_errors),
 	};

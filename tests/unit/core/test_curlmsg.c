@@ -47,6 +47,11 @@ test_scheme_mismatch(void **state)
 	    "error:0A00010B:SSL routines::wrong version number",
 	    "HTTPS://127.0.0.1:8200", "VAULT_CACERT", out, sizeof(out));
 	assert_non_null(strstr(out, "HTTPS request to an HTTP server"));
+	/* A plain server that drops the connection on the ClientHello. */
+	tsi_curl_explain(CURLE_SSL_CONNECT_ERROR,
+	    "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to 127.0.0.1:8200",
+	    "https://127.0.0.1:8200", "VAULT_CACERT", out, sizeof(out));
+	assert_non_null(strstr(out, "HTTPS request to an HTTP server?"));
 	/* Another handshake failure is not called a mismatch. */
 	tsi_curl_explain(CURLE_SSL_CONNECT_ERROR, "tlsv1 alert protocol version",
 	    "https://127.0.0.1:8200", "VAULT_CACERT", out, sizeof(out));
