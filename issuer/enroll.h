@@ -59,7 +59,7 @@ void tsi_enroll_challenge_clear(struct tsi_enroll_challenge *c);
 void tsi_enroll_result_clear(struct tsi_enroll_result *r);
 
 /* Runs the protocol against cfg->attest_url with the TPM tpm (both
- * borrowed), checks the certificate it gets (for this TPM key, with a
+ * borrowed), checks the certificate it receives (for this TPM key, with a
  * location, signed by the node CA that came with it, valid now) and writes
  * cfg->node_ca and then cfg->node_cert atomically (0644). Nothing is
  * written unless everything succeeded. On failure a one-line reason the
