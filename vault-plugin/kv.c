@@ -33,7 +33,7 @@
 enum kv_op {
 	KV_READ, KV_WRITE, KV_DELETE, KV_LIST, KV_META,
 	KV_VDELETE, KV_UNDELETE, KV_DESTROY, KV_META_DELETE, KV_META_WRITE,
-	KV_PATCH, KV_SUBKEYS, KV_CONFIG,
+	KV_PATCH, KV_SUBKEYS, KV_CONFIG, KV_CONFIG_WRITE,
 };
 
 /* Vault's bounds on custom_metadata. */
@@ -79,8 +79,29 @@ op_name(enum kv_op op)
 	case KV_PATCH: return "patch";
 	case KV_SUBKEYS: return "read";
 	case KV_CONFIG: return "read";
+	case KV_CONFIG_WRITE: return "write";
 	}
 	return "?";
+}
+
+/* custom_metadata as Vault shows it: an object of strings, or null. */
+static json_t *
+custom_json(const struct kv_meta *pm)
+{
+	json_t *o;
+	size_t i;
+
+	if (pm == NULL || pm->ncustom == 0)
+		return json_null();
+	if ((o = json_object()) == NULL)
+		return NULL;
+	for (i = 0; i < pm->ncustom; i++)
+		if (json_object_set_new(o, pm->custom[i].key,
+		    json_string(pm->custom[i].value)) != 0) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
 }
 
 static json_t *
@@ -192,16 +213,16 @@ put(char *out, size_t *pos, const char *s, size_t n)
 
 int
 vault_kv_read_answer(const char *request_id, const char *pt, size_t ptlen,
-    const struct kv_version_meta *m, char **out)
+    const struct kv_version_meta *m, const char *custom, char **out)
 {
 	static const char head[] = "{\"request_id\":\"";
 	static const char mid[] = "\",\"lease_id\":\"\",\"renewable\":false,"
 	    "\"lease_duration\":0,\"data\":{\"data\":";
 	static const char tail[] = "},\"auth\":null,\"wrap_info\":null,"
 	    "\"warnings\":null,\"mount_type\":\"kv\"}";
-	char ct[40], dt[40] = "", meta[256];
-	size_t idlen = strlen(request_id), cap, pos = 0;
-	int n;
+	char ct[40], dt[40] = "", meta[256], ver[160];
+	size_t idlen = strlen(request_id), cap, pos = 0, clen, vlen;
+	int n, nv;
 
 	*out = NULL;
 	if (pt == NULL) {
@@ -211,16 +232,22 @@ vault_kv_read_answer(const char *request_id, const char *pt, size_t ptlen,
 	vault_time_str(m->created_us, ct, sizeof(ct));
 	if (m->deleted_us != 0)
 		vault_time_str(m->deleted_us, dt, sizeof(dt));
+	if (custom == NULL)
+		custom = "null";
+	clen = strlen(custom);
 	n = snprintf(meta, sizeof(meta), ",\"metadata\":{\"created_time\":\"%s\","
-	    "\"custom_metadata\":null,\"deletion_time\":\"%s\",\"destroyed\":%s,"
-	    "\"version\":%llu}", ct, dt, m->destroyed ? "true" : "false",
-	    (unsigned long long)m->version);
-	if (n < 0 || (size_t)n >= sizeof(meta))
+	    "\"custom_metadata\":", ct);
+	nv = snprintf(ver, sizeof(ver), ",\"deletion_time\":\"%s\","
+	    "\"destroyed\":%s,\"version\":%llu}", dt,
+	    m->destroyed ? "true" : "false", (unsigned long long)m->version);
+	if (n < 0 || (size_t)n >= sizeof(meta) || nv < 0 ||
+	    (size_t)nv >= sizeof(ver))
 		return TSI_ERR_INTERNAL;
-	if (ptlen > SIZE_MAX / 2)
+	vlen = (size_t)nv;
+	if (ptlen > SIZE_MAX / 4 || clen > SIZE_MAX / 4)
 		return TSI_ERR_TOO_LARGE;
 	cap = sizeof(head) - 1 + idlen + sizeof(mid) - 1 + ptlen + (size_t)n +
-	    sizeof(tail) - 1 + 1;
+	    clen + vlen + sizeof(tail) - 1 + 1;
 	if ((*out = malloc(cap)) == NULL)
 		return TSI_ERR_ALLOC;
 	put(*out, &pos, head, sizeof(head) - 1);
@@ -228,6 +255,8 @@ vault_kv_read_answer(const char *request_id, const char *pt, size_t ptlen,
 	put(*out, &pos, mid, sizeof(mid) - 1);
 	put(*out, &pos, pt, ptlen);
 	put(*out, &pos, meta, (size_t)n);
+	put(*out, &pos, custom, clen);
+	put(*out, &pos, ver, vlen);
 	put(*out, &pos, tail, sizeof(tail) - 1);
 	(*out)[pos] = '\0';
 	return TSI_OK;
@@ -254,10 +283,12 @@ do_read(struct kv_ctx *k)
 {
 	struct vault_req *r = k->r;
 	struct kv_version_meta m;
+	struct kv_meta pm;
 	unsigned long long ver = 0;
 	uint8_t *blob = NULL;
 	size_t blen = 0, ptlen = 0;
-	char *vs, *pt = NULL, *text = NULL;
+	char *vs, *pt = NULL, *text = NULL, *custom = NULL;
+	json_t *cj;
 	enum MHD_Result ret;
 	int bad = 0, rc;
 	unsigned status;
@@ -270,22 +301,41 @@ do_read(struct kv_ctx *k)
 	}
 	free(vs);
 	memset(&m, 0, sizeof(m));
-	rc = r->v->store->ops->get(r->v->store, k->kvpath, ver, &m, &blob, &blen);
+	memset(&pm, 0, sizeof(pm));
+	rc = r->v->store->ops->get(r->v->store, k->kvpath, ver, vault_now_us(),
+	    &m, &pm, &blob, &blen);
 	if (rc == TSI_ERR_NOT_FOUND)
 		return finish_error(k, "allow", 404, "no such secret or version",
 		    NULL);
 	if (rc != TSI_OK)
 		return finish_error(k, "error", 500, tsi_strerror(rc),
 		    "internal error");
+	/* custom_metadata is the path's (not a secret): its text for the
+	 * answer, made while nothing secret is held. */
+	if (pm.ncustom > 0) {
+		cj = custom_json(&pm);
+		custom = cj ? json_dumps(cj, JSON_COMPACT) : NULL;
+		json_decref(cj);
+		if (custom == NULL) {
+			kv_meta_clear(&pm);
+			tsi_freezero(blob, blen);
+			return finish_error(k, "error", 500, "out of memory",
+			    "internal error");
+		}
+	}
+	kv_meta_clear(&pm);
 	k->a.version = (long long)m.version;
 	if (blob != NULL) {
 		rc = vault_unseal(&r->v->key, k->kvpath, m.version, blob, blen,
 		    &pt, &ptlen);
 		tsi_freezero(blob, blen);
-		if (rc != TSI_OK)
+		if (rc != TSI_OK) {
+			free(custom);
 			return finish_error(k, "error", 500,
 			    "stored value failed authentication", "internal error");
+		}
 		if (!stored_object(pt, ptlen)) {
+			free(custom);
 			tsi_freezero(pt, ptlen + 1);
 			return finish_error(k, "error", 500,
 			    "stored value is not JSON", "internal error");
@@ -296,8 +346,9 @@ do_read(struct kv_ctx *k)
 	/* The answer first (it holds the secret until sent or wiped), then
 	 * the record: for a read on MHD's thread, vault_audit only submits
 	 * it, and the server sends this answer once the record is durable. */
-	rc = vault_kv_read_answer(r->request_id, pt, ptlen, &m, &text);
+	rc = vault_kv_read_answer(r->request_id, pt, ptlen, &m, custom, &text);
 	tsi_freezero(pt, pt ? ptlen + 1 : 0);
+	free(custom);
 	if (rc != TSI_OK)
 		return finish_error(k, "error", 500, tsi_strerror(rc),
 		    "internal error");
@@ -455,8 +506,8 @@ do_patch(struct kv_ctx *k)
 	memset(&m, 0, sizeof(m));
 	rc = r->v->store->ops->meta(r->v->store, k->kvpath, &meta);
 	if (rc == TSI_OK && meta.current > 0)
-		rc = r->v->store->ops->get(r->v->store, k->kvpath, 0, &m, &blob,
-		    &blen);
+		rc = r->v->store->ops->get(r->v->store, k->kvpath, 0,
+		    vault_now_us(), &m, NULL, &blob, &blen);
 	else if (rc == TSI_OK)
 		rc = TSI_ERR_NOT_FOUND;
 	if (rc == TSI_ERR_NOT_FOUND || (rc == TSI_OK && blob == NULL)) {
@@ -594,7 +645,8 @@ do_subkeys(struct kv_ctx *k)
 	free(vs);
 	free(ds);
 	memset(&m, 0, sizeof(m));
-	rc = r->v->store->ops->get(r->v->store, k->kvpath, ver, &m, &blob, &blen);
+	rc = r->v->store->ops->get(r->v->store, k->kvpath, ver, vault_now_us(),
+	    &m, NULL, &blob, &blen);
 	if (rc == TSI_ERR_NOT_FOUND || (rc == TSI_OK && blob == NULL))
 		return finish_error(k, "allow", 404, "no such secret or version",
 		    NULL);
@@ -633,20 +685,98 @@ do_subkeys(struct kv_ctx *k)
 	return ret;
 }
 
-/* GET secret/config: the mount's settings, which are the server's. */
+static void duration_str(long long s, char *out, size_t len);
+
+/* GET secret/config: the mount's settings (max_versions 0 shown as the
+ * server's kv_max_versions, which then applies). */
 static enum MHD_Result
 do_config(struct kv_ctx *k)
 {
 	struct vault_req *r = k->r;
+	struct kv_mount_cfg mc;
+	char dva[48];
+	int rc;
 
+	if ((rc = r->v->store->ops->get_config(r->v->store, &mc)) != TSI_OK)
+		return finish_error(k, "error", 500, tsi_strerror(rc),
+		    "internal error");
 	k->a.decision = "allow";
 	k->a.reason = k->d.reason;
 	k->a.status = 200;
 	if (vault_audit(r, &k->a) != TSI_OK)
 		return vault_respond_audit_failed(r);
+	duration_str(mc.delete_after_s, dva, sizeof(dva));
 	return vault_respond(r, 200, vault_envelope(r, json_pack(
-	    "{sbsssI}", "cas_required", 0, "delete_version_after", "0s",
-	    "max_versions", (json_int_t)r->v->set->kv_max_versions), NULL));
+	    "{sbsssI}", "cas_required", mc.cas_required,
+	    "delete_version_after", dva, "max_versions", (json_int_t)(
+	    mc.max_versions ? mc.max_versions :
+	    (unsigned)r->v->set->kv_max_versions)), NULL));
+}
+
+/* POST secret/config {max_versions, cas_required, delete_version_after}:
+ * the mount's defaults; settings not given keep their value, as Vault. */
+static enum MHD_Result
+do_config_write(struct kv_ctx *k)
+{
+	struct vault_req *r = k->r;
+	struct kv_meta_cfg c;
+	struct kv_mount_cfg mc;
+	json_t *req = NULL, *extra = NULL;
+	const char *msg;
+	enum MHD_Result ret;
+	int rc;
+
+	if (vault_kv_meta_parse((const char *)tsi_buf_ptr(r->body),
+	    tsi_buf_len(r->body), 0, &req, &c, &msg) != TSI_OK)
+		return finish_error(k, "error", 400, "malformed config body",
+		    msg);
+	if (c.set_custom) {
+		ret = finish_error(k, "error", 400, "custom_metadata on config",
+		    "custom_metadata is set per path (secret/metadata/P)");
+		goto out;
+	}
+	if ((extra = json_pack("{sO}", "settings", req)) == NULL) {
+		ret = finish_error(k, "error", 500, "out of memory",
+		    "internal error");
+		goto out;
+	}
+	k->a.extra = extra;
+	if (record_decision(k) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	/* Read and replace: the mount's settings change only here, and
+	 * two administrators racing get one or the other, as in Vault. */
+	rc = r->v->store->ops->get_config(r->v->store, &mc);
+	if (rc == TSI_OK) {
+		if (c.set_max_versions)
+			mc.max_versions = c.max_versions;
+		if (c.set_cas_required)
+			mc.cas_required = c.cas_required;
+		if (c.set_delete_after)
+			mc.delete_after_s = c.delete_after_s;
+		rc = r->v->store->ops->set_config(r->v->store, &mc);
+	}
+	if (rc != TSI_OK) {
+		ret = store_failed(k, rc);
+		goto out;
+	}
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.status = 204;
+	if (vault_audit(r, &k->a) != TSI_OK) {
+		ret = vault_respond_audit_failed(r);
+		goto out;
+	}
+	tsi_log(TSI_LOG_INFO, "kv.config", TSI_LS("request_id", r->request_id),
+	    TSI_LS("accessor", r->tok.accessor));
+	ret = vault_respond(r, 204, NULL);
+out:
+	k->a.extra = NULL;
+	json_decref(extra);
+	json_decref(req);
+	kv_meta_cfg_clear(&c);
+	return ret;
 }
 
 static enum MHD_Result
@@ -902,6 +1032,7 @@ vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
 	if ((v = json_object_get(j, "custom_metadata")) != NULL &&
 	    !json_is_null(v)) {
 		json_t *e;
+		size_t i = 0;
 		*msg = "custom_metadata must be an object of at most 64 strings "
 		    "(keys up to 128 bytes, values up to 512)";
 		if (!json_is_object(v) || json_object_size(v) > CUSTOM_KEYS_MAX)
@@ -910,15 +1041,29 @@ vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
 			if (strlen(key) == 0 || strlen(key) > CUSTOM_KEY_MAX ||
 			    (!json_is_string(e) && !(patch && json_is_null(e))) ||
 			    (json_is_string(e) &&
-			    json_string_length(e) > CUSTOM_VALUE_MAX))
+			    (json_string_length(e) > CUSTOM_VALUE_MAX ||
+			    memchr(json_string_value(e), '\0',
+			    json_string_length(e)) != NULL)))
 				goto bad;
 		}
-		c->custom = v;
+		c->set_custom = 1;
 		c->custom_merge = patch;
+		if (json_object_size(v) > 0 && (c->custom = calloc(
+		    json_object_size(v), sizeof(*c->custom))) == NULL)
+			goto bad;
+		json_object_foreach(v, key, e) {
+			c->ncustom = i + 1;
+			if ((c->custom[i].key = strdup(key)) == NULL ||
+			    (json_is_string(e) && (c->custom[i].value =
+			    strdup(json_string_value(e))) == NULL))
+				goto bad;
+			i++;
+		}
 	}
 	*req = j;
 	return TSI_OK;
 bad:
+	kv_meta_cfg_clear(c);
 	json_decref(j);
 	return TSI_ERR_PARSE;
 }
@@ -970,6 +1115,7 @@ out:
 	k->a.extra = NULL;
 	json_decref(extra);
 	json_decref(req);
+	kv_meta_cfg_clear(&c);
 	return ret;
 }
 
@@ -977,18 +1123,30 @@ static enum MHD_Result
 do_list(struct kv_ctx *k)
 {
 	struct vault_req *r = k->r;
+	struct kv_names l;
 	json_t *keys = NULL;
+	size_t i;
 	int rc;
 
-	rc = r->v->store->ops->list(r->v->store, k->kvpath, LIST_MAX, &keys);
+	rc = r->v->store->ops->list(r->v->store, k->kvpath, LIST_MAX, &l);
 	if (rc != TSI_OK)
 		return finish_error(k, "error", 500, tsi_strerror(rc),
 		    "internal error");
-	if (json_array_size(keys) == 0) {
-		json_decref(keys);
+	if (l.n == 0) {
+		kv_names_clear(&l);
 		return finish_error(k, "allow", 404, "nothing under this path",
 		    NULL);
 	}
+	keys = json_array();
+	for (i = 0; keys != NULL && i < l.n; i++)
+		if (json_array_append_new(keys, json_string(l.name[i])) != 0) {
+			json_decref(keys);
+			keys = NULL;
+		}
+	kv_names_clear(&l);
+	if (keys == NULL)
+		return finish_error(k, "error", 500, "out of memory",
+		    "internal error");
 	k->a.decision = "allow";
 	k->a.reason = k->d.reason;
 	k->a.status = 200;
@@ -1005,18 +1163,29 @@ do_meta(struct kv_ctx *k)
 {
 	struct vault_req *r = k->r;
 	struct kv_meta m;
+	struct kv_mount_cfg mc;
 	json_t *versions, *data;
 	char ct[40], ut[40], num[24], dva[48];
+	long long after;
 	size_t i;
 	int rc;
 
 	memset(&m, 0, sizeof(m));
 	rc = r->v->store->ops->meta(r->v->store, k->kvpath, &m);
+	if (rc == TSI_OK)
+		rc = r->v->store->ops->get_config(r->v->store, &mc);
 	if (rc == TSI_ERR_NOT_FOUND)
 		return finish_error(k, "allow", 404, "no such secret", NULL);
-	if (rc != TSI_OK)
+	if (rc != TSI_OK) {
+		kv_meta_clear(&m);
 		return finish_error(k, "error", 500, tsi_strerror(rc),
 		    "internal error");
+	}
+	/* Each version's deletion time as a read shows it: the soft delete,
+	 * else the one delete_version_after schedules. */
+	after = kv_delete_after(&m, &mc);
+	for (i = 0; i < m.n; i++)
+		m.versions[i].deleted_us = kv_deletion_us(&m.versions[i], after);
 	k->a.decision = "allow";
 	k->a.reason = k->d.reason;
 	k->a.status = 200;
@@ -1036,10 +1205,9 @@ do_meta(struct kv_ctx *k)
 	vault_time_str(m.created_us, ct, sizeof(ct));
 	vault_time_str(m.updated_us, ut, sizeof(ut));
 	duration_str(m.delete_after_s, dva, sizeof(dva));
-	data = json_pack("{sbsssOsIsIsIsssssoss}", "cas_required",
+	data = json_pack("{sbsssosIsIsIsssssoss}", "cas_required",
 	    m.cas_required, "created_time", ct, "custom_metadata",
-	    m.custom != NULL && json_object_size(m.custom) > 0 ? m.custom :
-	    json_null(), "current_version", (json_int_t)m.current,
+	    custom_json(&m), "current_version", (json_int_t)m.current,
 	    "max_versions", (json_int_t)m.max_versions,
 	    "oldest_version", (json_int_t)m.oldest, "updated_time", ut,
 	    "delete_version_after", dva, "versions", versions ? versions :
@@ -1087,11 +1255,12 @@ vault_kv_handle(struct vault_req *r)
 	if (bad)
 		return vault_respond_error(r, 400,
 		    "invalid value for the list parameter");
-	if (kind == KK_CONFIG || kind == KK_SUBKEYS) {
+	if (kind == KK_CONFIG && post && !list) {
+		k.op = KV_CONFIG_WRITE;
+		cap = TSI_CAP_UPDATE;
+	} else if (kind == KK_CONFIG || kind == KK_SUBKEYS) {
 		if (strcmp(m, "GET") != 0 || list)
-			return vault_respond_error(r, 405, kind == KK_CONFIG ?
-			    "secret/config: only GET is offered (the mount's "
-			    "settings are the server's)" : "method not allowed");
+			return vault_respond_error(r, 405, "method not allowed");
 		k.op = kind == KK_CONFIG ? KV_CONFIG : KV_SUBKEYS;
 		cap = TSI_CAP_READ;
 	} else if (kind == KK_DELETE || kind == KK_UNDELETE || kind == KK_DESTROY) {
@@ -1201,6 +1370,7 @@ vault_kv_handle(struct vault_req *r)
 	case KV_PATCH: ret = do_patch(&k); break;
 	case KV_SUBKEYS: ret = do_subkeys(&k); break;
 	case KV_CONFIG: ret = do_config(&k); break;
+	case KV_CONFIG_WRITE: ret = do_config_write(&k); break;
 	default: ret = vault_respond_error(r, 500, "internal error"); break;
 	}
 	return ret;

@@ -79,6 +79,7 @@ vault_settings_clear(struct vault_settings *s)
 	free(s->trust_ca);
 	free(s->audience);
 	free(s->kv_key_file);
+	free(s->kv_url);
 	free(s->root_token_file);
 	tsi_strfree(s->dev_root_token);
 	free(s->revocation_file);
@@ -116,7 +117,7 @@ static const char *const config_keys[] = {
 	"cluster_name", "max_body", "threads", "workers", "connection_limit",
 	"per_ip_connection_limit", "connection_timeout", "request_timeout",
 	"max_tokens",
-	"kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
+	"kv_url", "kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
 	"audit_commit_timeout_ms", "audit_batch_max", "audit_commit_delay_us",
 	"audit_retention_seconds",
 	"audit_retention_bytes", "audit_head_key", "audit_head_interval",
@@ -172,6 +173,7 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	STR("policy_dir", policy_dir, NULL);
 	STR("audience", audience, TSI_JWT_DEFAULT_AUD);
 	STR("kv_key_file", kv_key_file, NULL);
+	STR("kv_url", kv_url, NULL);
 	STR("root_token_file", root_token_file, NULL);
 	STR("revocation_file", revocation_file, NULL);
 	STR("cluster_name", cluster_name, "tsi-vault");
@@ -223,6 +225,11 @@ load_config(const char *path, struct vault_settings *s, char *err,
 		snprintf(err, errlen, "%s:%d: data_dir and kv_key_file are required",
 		    tsi_config_file(c), tsi_config_line(c, s->data_dir ?
 		    "data_dir" : "kv_key_file"));
+		goto out;
+	}
+	if (s->kv_url != NULL && !kv_store_url_ok(s->kv_url)) {
+		snprintf(err, errlen, "%s:%d: kv_url: expected lmdb:///DIR",
+		    tsi_config_file(c), tsi_config_line(c, "kv_url"));
 		goto out;
 	}
 	if (check_file(c, "tls_cert", s->tls_cert, err, errlen) != TSI_OK ||
@@ -503,12 +510,12 @@ main(int argc, char **argv)
 {
 	struct vault_settings set;
 	struct vault v;
-	struct kv_lmdb_opts ko;
+	struct kv_store_opts ko;
 	struct tsi_audit_opts ao;
 	const char *config = NULL;
 	char **cli_ca = NULL;
 	size_t n_cli_ca = 0, i;
-	char *cli_policy = NULL, *kvdir = NULL, *root = NULL;
+	char *cli_policy = NULL, *kvurl = NULL, *root = NULL;
 	long cli_threads = 0, cli_workers = 0;
 	struct tsi_signer *head_signer = NULL;
 	char err[ERRLEN] = "";
@@ -701,14 +708,19 @@ main(int argc, char **argv)
 
 	if (vault_tokens_new((size_t)set.max_tokens, &v.tokens) != TSI_OK)
 		goto done;
-	kvdir = path_join(set.data_dir, "kv");
+	if (set.kv_url != NULL)
+		kvurl = xstrdup(set.kv_url);
+	else if (kv_store_default_url(set.data_dir, &kvurl) != TSI_OK) {
+		code = fail(1, "out of memory");
+		goto done;
+	}
 	v.audit_dir = path_join(set.data_dir, "audit");
 	memset(&ko, 0, sizeof(ko));
 	ko.map_size = set.kv_map_size;
 	ko.max_versions = (unsigned)set.kv_max_versions;
 	ko.max_readers = (unsigned)(set.threads + set.workers + 16);
-	if (kv_store_lmdb_open(kvdir, &ko, &v.store) != TSI_OK) {
-		code = fail(1, "cannot open the KV store in %s", kvdir);
+	if (kv_store_open(kvurl, &ko, &v.store) != TSI_OK) {
+		code = fail(1, "cannot open the KV store %s", kvurl);
 		goto done;
 	}
 	memset(&ao, 0, sizeof(ao));
@@ -827,7 +839,7 @@ done:
 		nftw(dev_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	tsi_strfree(tok);
 	tsi_strfree(root);
-	free(kvdir);
+	free(kvurl);
 	free(v.audit_dir);
 	free(cli_ca);
 	vault_settings_clear(&set);

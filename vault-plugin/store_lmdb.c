@@ -1,10 +1,13 @@
 /*
  * store_lmdb.c - the KV store on LMDB.
  *
- * Two databases in one environment:
+ * Opened by kv_store_open for "lmdb:///dir". Three databases in one
+ * environment:
  *   "meta": path -> JSON {"cur","old","ct","ut","v":[[version,created_us,
- *           deleted_us,destroyed],...]} (oldest first)
+ *           deleted_us,destroyed],...]} (oldest first), then the path's
+ *           settings when set: "mv", "cr", "dva", "cm" (custom_metadata)
  *   "data": path NUL version(8 bytes, big endian) -> sealed blob
+ *   "conf": "mount" -> JSON {"mv","cr","dva"}, the mount's settings
  * The NUL separator keeps one path's versions together and apart from any
  * other path (validated paths never contain NUL). Every operation is one
  * transaction; LMDB serialises writers, which gives put its atomic
@@ -15,6 +18,8 @@
 #include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -33,18 +38,9 @@ struct kv_lmdb {
 	MDB_env *env;
 	MDB_dbi meta;
 	MDB_dbi data;
+	MDB_dbi conf;
 	unsigned max_versions;
 };
-
-void
-kv_meta_clear(struct kv_meta *m)
-{
-	if (m == NULL)
-		return;
-	free(m->versions);
-	json_decref(m->custom);
-	memset(m, 0, sizeof(*m));
-}
 
 static int
 lmdb_err(const char *what, int rc)
@@ -96,6 +92,43 @@ data_key(const char *path, uint64_t version, uint8_t *key, size_t cap,
 	return TSI_OK;
 }
 
+static int
+pair_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct kv_pair *)a)->key,
+	    ((const struct kv_pair *)b)->key);
+}
+
+/* The stored "cm" object (absent: none) into m's sorted pairs. */
+static int
+custom_decode(json_t *cm, struct kv_meta *m)
+{
+	const char *key;
+	json_t *v;
+	size_t i = 0;
+
+	if (cm == NULL)
+		return TSI_OK;
+	if (!json_is_object(cm))
+		return TSI_ERR_STORE;
+	if (json_object_size(cm) == 0)
+		return TSI_OK;
+	if ((m->custom = calloc(json_object_size(cm), sizeof(*m->custom))) ==
+	    NULL)
+		return TSI_ERR_ALLOC;
+	json_object_foreach(cm, key, v) {
+		if (!json_is_string(v))
+			return TSI_ERR_STORE;
+		m->ncustom = i + 1;
+		if ((m->custom[i].key = strdup(key)) == NULL ||
+		    (m->custom[i].value = strdup(json_string_value(v))) == NULL)
+			return TSI_ERR_ALLOC;
+		i++;
+	}
+	qsort(m->custom, m->ncustom, sizeof(*m->custom), pair_cmp);
+	return TSI_OK;
+}
+
 /* The general parse of the stored metadata: any JSON object of that
  * shape. */
 static int
@@ -119,8 +152,9 @@ meta_decode_json(const void *text, size_t len, struct kv_meta *m)
 	m->max_versions = (unsigned)json_integer_value(json_object_get(j, "mv"));
 	m->cas_required = json_is_true(json_object_get(j, "cr"));
 	m->delete_after_s = json_integer_value(json_object_get(j, "dva"));
-	if (json_is_object(json_object_get(j, "cm")))
-		m->custom = json_incref(json_object_get(j, "cm"));
+	if ((r = custom_decode(json_object_get(j, "cm"), m)) != TSI_OK)
+		goto out;
+	r = TSI_ERR_STORE;
 	m->n = json_array_size(arr);
 	if (m->n > 0 &&
 	    (m->versions = calloc(m->n, sizeof(*m->versions))) == NULL) {
@@ -190,7 +224,7 @@ scan_int(struct scan *s, long long *out)
 	return 1;
 }
 
-/* meta_encode's own output, parsed without building JSON values (a read
+/* kv_meta_encode's own output, parsed without building JSON values (a read
  * costs one of these: 27 k instructions through jansson, a few hundred
  * here). 0 when the text is not exactly in that form; the caller then
  * takes the general parse, which gives the same result for any text this
@@ -240,7 +274,7 @@ fail:
 	return 0;
 }
 
-int
+static int
 kv_meta_decode(const void *text, size_t len, struct kv_meta *m)
 {
 	if (meta_decode_fast(text, len, m))
@@ -256,15 +290,21 @@ meta_decode(const MDB_val *val, struct kv_meta *m)
 }
 
 /* *out: malloc'd JSON text, caller frees. */
-int
+static int
 kv_meta_encode(const struct kv_meta *m, char **out)
 {
-	json_t *j = NULL, *arr;
+	json_t *j = NULL, *arr, *cm = NULL;
 	size_t i;
 	int r = TSI_ERR_ALLOC;
 
 	if ((arr = json_array()) == NULL)
 		return TSI_ERR_ALLOC;
+	if (m->ncustom > 0 && (cm = json_object()) == NULL)
+		goto out;
+	for (i = 0; i < m->ncustom; i++)
+		if (json_object_set_new(cm, m->custom[i].key,
+		    json_string(m->custom[i].value)) != 0)
+			goto out;
 	for (i = 0; i < m->n; i++) {
 		const struct kv_version_meta *v = &m->versions[i];
 		if (json_array_append_new(arr, json_pack("[IIIi]",
@@ -284,13 +324,13 @@ kv_meta_encode(const struct kv_meta *m, char **out)
 	    (m->cas_required && json_object_set_new(j, "cr", json_true()) != 0) ||
 	    (m->delete_after_s != 0 && json_object_set_new(j, "dva",
 	    json_integer((json_int_t)m->delete_after_s)) != 0) ||
-	    (m->custom != NULL && json_object_size(m->custom) > 0 &&
-	    json_object_set(j, "cm", m->custom) != 0))
+	    (cm != NULL && json_object_set(j, "cm", cm) != 0))
 		goto out;
 	if ((*out = json_dumps(j, JSON_COMPACT)) == NULL)
 		goto out;
 	r = TSI_OK;
 out:
+	json_decref(cm);
 	json_decref(arr);
 	json_decref(j);
 	return r;
@@ -328,99 +368,111 @@ meta_write(struct kv_lmdb *s, MDB_txn *txn, const char *path,
 	return rc == 0 ? TSI_OK : lmdb_err("meta_put", rc);
 }
 
+#define MOUNT_KEY "mount"
+
+/* The mount's settings as stored in "conf"; zero when never set. */
 static int
-lmdb_put(struct kv_store *base, const char *path, long long cas,
-    kv_seal_fn *seal, void *arg, long long now_us, struct kv_version_meta *out)
+conf_read(struct kv_lmdb *s, MDB_txn *txn, struct kv_mount_cfg *c)
 {
-	struct kv_lmdb *s = (struct kv_lmdb *)base;
-	struct kv_meta m;
-	struct kv_version_meta *nv;
-	MDB_txn *txn = NULL;
-	MDB_val k, v;
+	MDB_val k = { strlen(MOUNT_KEY), (void *)MOUNT_KEY }, v;
+	json_error_t jerr;
+	json_t *j;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	rc = mdb_get(txn, s->conf, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return TSI_OK;
+	if (rc != 0)
+		return lmdb_err("conf_get", rc);
+	if ((j = json_loadb(v.mv_data, v.mv_size, 0, &jerr)) == NULL ||
+	    !json_is_object(j)) {
+		json_decref(j);
+		return TSI_ERR_STORE;
+	}
+	c->max_versions = (unsigned)json_integer_value(json_object_get(j, "mv"));
+	c->cas_required = json_is_true(json_object_get(j, "cr"));
+	c->delete_after_s = json_integer_value(json_object_get(j, "dva"));
+	json_decref(j);
+	return TSI_OK;
+}
+
+/* Deletes the sealed value of version (absent is fine: destroyed or
+ * already dropped). */
+static int
+data_drop(struct kv_lmdb *s, MDB_txn *txn, const char *path, uint64_t version)
+{
 	uint8_t key[KV_PATH_MAX + 16];
-	uint8_t *blob = NULL;
-	size_t blen = 0, klen;
+	size_t klen;
+	MDB_val k;
+	int r, rc;
+
+	if ((r = data_key(path, version, key, sizeof(key), &klen)) != TSI_OK)
+		return r;
+	k.mv_size = klen;
+	k.mv_data = key;
+	rc = mdb_del(txn, s->data, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return lmdb_err("data_del", rc);
+	return TSI_OK;
+}
+
+/* What an edit asks of meta_edit after changing m. */
+#define EDIT_WRITE 0     /* store m (TSI_OK) */
+#define EDIT_REMOVE 1    /* remove the path's metadata record */
+
+/* Changes a path's metadata (and values) inside meta_edit's transaction.
+ * Returns EDIT_WRITE, EDIT_REMOVE, or a TSI_ERR_* that aborts it. */
+typedef int edit_fn(struct kv_lmdb *s, MDB_txn *txn, const char *path,
+    struct kv_meta *m, void *arg);
+
+/*
+ * The one read-modify-write of a path: begin, read its metadata (create:
+ * start empty when it has none; else TSI_ERR_NOT_FOUND), let fn change it,
+ * write or remove it, commit. Every change of the store goes through here,
+ * so each is one transaction and a full disk is reported the same way.
+ */
+static int
+meta_edit(struct kv_lmdb *s, const char *path, int create, long long now_us,
+    edit_fn *fn, void *arg)
+{
+	struct kv_meta m;
+	MDB_txn *txn = NULL;
+	MDB_val k = { strlen(path), (void *)path };
 	int r, rc;
 
 	memset(&m, 0, sizeof(m));
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return lmdb_err("txn_begin", rc);
 	r = meta_read(s, txn, path, &m);
-	if (r == TSI_ERR_NOT_FOUND) {
+	if (r == TSI_ERR_NOT_FOUND && create) {
 		memset(&m, 0, sizeof(m));
 		m.created_us = now_us;
 	} else if (r != TSI_OK)
 		goto out;
-	if (cas < 0 && m.cas_required) {
-		r = TSI_ERR_DENIED;
+	if ((r = fn(s, txn, path, &m, arg)) < 0)
 		goto out;
-	}
-	if (cas >= 0 && (uint64_t)cas != m.current) {
-		r = TSI_ERR_EXISTS;
-		goto out;
-	}
-	if ((nv = realloc(m.versions, (m.n + 1) * sizeof(*nv))) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	m.versions = nv;
-	nv = &m.versions[m.n++];
-	memset(nv, 0, sizeof(*nv));
-	nv->version = m.current + 1;
-	nv->created_us = now_us;
-	m.current = nv->version;
-	m.updated_us = now_us;
-	if (m.oldest == 0)
-		m.oldest = nv->version;
-	*out = *nv;
-
-	if ((r = seal(arg, out->version, &blob, &blen)) != TSI_OK)
-		goto out;
-	if ((r = data_key(path, out->version, key, sizeof(key), &klen)) != TSI_OK)
-		goto out;
-	k.mv_size = klen;
-	k.mv_data = key;
-	v.mv_size = blen;
-	v.mv_data = blob;
-	if ((rc = mdb_put(txn, s->data, &k, &v, 0)) != 0) {
-		r = lmdb_err("data_put", rc);
-		goto out;
-	}
-	/* Drop the oldest versions beyond the limit, values and metadata. */
-	while (m.n > (m.max_versions ? m.max_versions : s->max_versions)) {
-		if ((r = data_key(path, m.versions[0].version, key, sizeof(key),
-		    &klen)) != TSI_OK)
-			goto out;
-		k.mv_size = klen;
-		k.mv_data = key;
-		rc = mdb_del(txn, s->data, &k, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND) {
-			r = lmdb_err("data_del", rc);
+	if (r == EDIT_REMOVE) {
+		if ((rc = mdb_del(txn, s->meta, &k, NULL)) != 0) {
+			r = lmdb_err("meta_del", rc);
 			goto out;
 		}
-		memmove(m.versions, m.versions + 1,
-		    (m.n - 1) * sizeof(*m.versions));
-		m.n--;
-		m.oldest = m.versions[0].version;
+	} else {
+		m.updated_us = now_us;
+		if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
+			goto out;
 	}
-	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
-		goto out;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
-	if (rc != 0) {
-		r = commit_err(s, rc);
-		goto out;
-	}
-	r = TSI_OK;
+	r = rc == 0 ? TSI_OK : commit_err(s, rc);
 out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-	tsi_freezero(blob, blen);
 	kv_meta_clear(&m);
 	return r;
 }
 
-static const struct kv_version_meta *
+static struct kv_version_meta *
 find_version(const struct kv_meta *m, uint64_t version)
 {
 	size_t i;
@@ -431,16 +483,98 @@ find_version(const struct kv_meta *m, uint64_t version)
 	return NULL;
 }
 
+struct put_arg {
+	long long cas;
+	kv_seal_fn *seal;
+	void *seal_arg;
+	long long now_us;
+	struct kv_version_meta *out;
+};
+
+static int
+edit_put(struct kv_lmdb *s, MDB_txn *txn, const char *path, struct kv_meta *m,
+    void *arg)
+{
+	struct put_arg *a = arg;
+	struct kv_mount_cfg mc;
+	struct kv_version_meta *nv;
+	MDB_val k, v;
+	uint8_t key[KV_PATH_MAX + 16];
+	uint8_t *blob = NULL;
+	size_t blen = 0, klen;
+	unsigned keep;
+	int r, rc;
+
+	if ((r = conf_read(s, txn, &mc)) != TSI_OK)
+		return r;
+	if (a->cas < 0 && (m->cas_required || mc.cas_required))
+		return TSI_ERR_DENIED;
+	if (a->cas >= 0 && (uint64_t)a->cas != m->current)
+		return TSI_ERR_EXISTS;
+	if ((nv = realloc(m->versions, (m->n + 1) * sizeof(*nv))) == NULL)
+		return TSI_ERR_ALLOC;
+	m->versions = nv;
+	nv = &m->versions[m->n++];
+	memset(nv, 0, sizeof(*nv));
+	nv->version = m->current + 1;
+	nv->created_us = a->now_us;
+	m->current = nv->version;
+	if (m->oldest == 0)
+		m->oldest = nv->version;
+	*a->out = *nv;
+
+	if ((r = a->seal(a->seal_arg, nv->version, &blob, &blen)) != TSI_OK)
+		goto out;
+	if ((r = data_key(path, nv->version, key, sizeof(key), &klen)) != TSI_OK)
+		goto out;
+	k.mv_size = klen;
+	k.mv_data = key;
+	v.mv_size = blen;
+	v.mv_data = blob;
+	if ((rc = mdb_put(txn, s->data, &k, &v, 0)) != 0) {
+		r = lmdb_err("data_put", rc);
+		goto out;
+	}
+	/* Drop the oldest versions beyond the limit, values and metadata. */
+	keep = m->max_versions ? m->max_versions : mc.max_versions ?
+	    mc.max_versions : s->max_versions;
+	while (m->n > keep) {
+		if ((r = data_drop(s, txn, path, m->versions[0].version)) !=
+		    TSI_OK)
+			goto out;
+		memmove(m->versions, m->versions + 1,
+		    (m->n - 1) * sizeof(*m->versions));
+		m->n--;
+		m->oldest = m->versions[0].version;
+	}
+	r = EDIT_WRITE;
+out:
+	tsi_freezero(blob, blen);
+	return r;
+}
+
+static int
+lmdb_put(struct kv_store *base, const char *path, long long cas,
+    kv_seal_fn *seal, void *arg, long long now_us, struct kv_version_meta *out)
+{
+	struct put_arg a = { cas, seal, arg, now_us, out };
+
+	return meta_edit((struct kv_lmdb *)base, path, 1, now_us, edit_put, &a);
+}
+
 static int
 lmdb_get(struct kv_store *base, const char *path, uint64_t version,
-    struct kv_version_meta *meta, uint8_t **blob, size_t *len)
+    long long now_us, struct kv_version_meta *meta, struct kv_meta *path_meta,
+    uint8_t **blob, size_t *len)
 {
 	struct kv_lmdb *s = (struct kv_lmdb *)base;
 	struct kv_meta m;
+	struct kv_mount_cfg mc;
 	const struct kv_version_meta *vm;
 	MDB_txn *txn = NULL;
 	MDB_val k, v;
 	uint8_t key[KV_PATH_MAX + 16];
+	long long dt;
 	size_t klen;
 	int r, rc;
 
@@ -451,6 +585,8 @@ lmdb_get(struct kv_store *base, const char *path, uint64_t version,
 		return lmdb_err("txn_begin", rc);
 	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
 		goto out;
+	if ((r = conf_read(s, txn, &mc)) != TSI_OK)
+		goto out;
 	if (version == 0)
 		version = m.current;
 	if ((vm = find_version(&m, version)) == NULL) {
@@ -458,7 +594,11 @@ lmdb_get(struct kv_store *base, const char *path, uint64_t version,
 		goto out;
 	}
 	*meta = *vm;
-	if (vm->deleted_us != 0 || vm->destroyed) {
+	/* A deletion scheduled by delete_version_after shows (as in Vault)
+	 * before it is due; once due the version reads as deleted. */
+	dt = kv_deletion_us(vm, kv_delete_after(&m, &mc));
+	meta->deleted_us = dt;
+	if (vm->deleted_us != 0 || vm->destroyed || (dt != 0 && dt <= now_us)) {
 		r = TSI_OK;
 		goto out;
 	}
@@ -482,6 +622,10 @@ lmdb_get(struct kv_store *base, const char *path, uint64_t version,
 out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
+	if (r == TSI_OK && path_meta != NULL) {
+		*path_meta = m;   /* transferred */
+		memset(&m, 0, sizeof(m));
+	}
 	kv_meta_clear(&m);
 	return r;
 }
@@ -500,85 +644,58 @@ lmdb_meta(struct kv_store *base, const char *path, struct kv_meta *out)
 	return r;
 }
 
+struct vop_arg {
+	enum kv_vop op;
+	const uint64_t *v;
+	size_t n;
+	long long now_us;
+	struct kv_version_meta *out;   /* soft_delete: the current version */
+};
+
+static int
+edit_soft_delete(struct kv_lmdb *s, MDB_txn *txn, const char *path,
+    struct kv_meta *m, void *arg)
+{
+	struct vop_arg *a = arg;
+	struct kv_version_meta *vm;
+
+	(void)s;
+	(void)txn;
+	(void)path;
+	if ((vm = find_version(m, m->current)) == NULL)
+		return TSI_ERR_NOT_FOUND;
+	if (vm->deleted_us == 0)
+		vm->deleted_us = a->now_us;
+	*a->out = *vm;
+	return EDIT_WRITE;
+}
+
 static int
 lmdb_soft_delete(struct kv_store *base, const char *path, long long now_us,
     struct kv_version_meta *out)
 {
-	struct kv_lmdb *s = (struct kv_lmdb *)base;
-	struct kv_meta m;
-	struct kv_version_meta *vm;
-	MDB_txn *txn = NULL;
-	int r, rc;
+	struct vop_arg a = { KV_VOP_DELETE, NULL, 0, now_us, out };
 
-	memset(&m, 0, sizeof(m));
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return lmdb_err("txn_begin", rc);
-	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
-		goto out;
-	if ((vm = (struct kv_version_meta *)find_version(&m, m.current)) == NULL) {
-		r = TSI_ERR_NOT_FOUND;
-		goto out;
-	}
-	if (vm->deleted_us == 0)
-		vm->deleted_us = now_us;
-	*out = *vm;
-	m.updated_us = now_us;
-	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
-		goto out;
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	r = rc == 0 ? TSI_OK : commit_err(s, rc);
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	kv_meta_clear(&m);
-	return r;
-}
-
-/* Deletes the sealed value of version (absent is fine: destroyed or
- * already dropped). */
-static int
-data_drop(struct kv_lmdb *s, MDB_txn *txn, const char *path, uint64_t version)
-{
-	uint8_t key[KV_PATH_MAX + 16];
-	size_t klen;
-	MDB_val k;
-	int r, rc;
-
-	if ((r = data_key(path, version, key, sizeof(key), &klen)) != TSI_OK)
-		return r;
-	k.mv_size = klen;
-	k.mv_data = key;
-	rc = mdb_del(txn, s->data, &k, NULL);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return lmdb_err("data_del", rc);
-	return TSI_OK;
+	return meta_edit((struct kv_lmdb *)base, path, 0, now_us,
+	    edit_soft_delete, &a);
 }
 
 static int
-lmdb_versions(struct kv_store *base, const char *path, enum kv_vop op,
-    const uint64_t *v, size_t n, long long now_us)
+edit_versions(struct kv_lmdb *s, MDB_txn *txn, const char *path,
+    struct kv_meta *m, void *arg)
 {
-	struct kv_lmdb *s = (struct kv_lmdb *)base;
-	struct kv_meta m;
+	struct vop_arg *a = arg;
 	struct kv_version_meta *vm;
-	MDB_txn *txn = NULL;
 	size_t i;
-	int r, rc;
+	int r;
 
-	memset(&m, 0, sizeof(m));
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return lmdb_err("txn_begin", rc);
-	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
-		goto out;
-	for (i = 0; i < n; i++) {
-		vm = (struct kv_version_meta *)find_version(&m, v[i]);
-		if (vm == NULL)
+	for (i = 0; i < a->n; i++) {
+		if ((vm = find_version(m, a->v[i])) == NULL)
 			continue;
-		switch (op) {
+		switch (a->op) {
 		case KV_VOP_DELETE:
 			if (vm->deleted_us == 0 && !vm->destroyed)
-				vm->deleted_us = now_us;
+				vm->deleted_us = a->now_us;
 			break;
 		case KV_VOP_UNDELETE:
 			if (!vm->destroyed)
@@ -586,128 +703,155 @@ lmdb_versions(struct kv_store *base, const char *path, enum kv_vop op,
 			break;
 		case KV_VOP_DESTROY:
 			if ((r = data_drop(s, txn, path, vm->version)) != TSI_OK)
-				goto out;
+				return r;
 			vm->destroyed = 1;
 			break;
 		}
 	}
-	m.updated_us = now_us;
-	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
-		goto out;
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	r = rc == 0 ? TSI_OK : commit_err(s, rc);
+	return EDIT_WRITE;
+}
+
+static int
+lmdb_versions(struct kv_store *base, const char *path, enum kv_vop op,
+    const uint64_t *v, size_t n, long long now_us)
+{
+	struct vop_arg a = { op, v, n, now_us, NULL };
+
+	return meta_edit((struct kv_lmdb *)base, path, 0, now_us, edit_versions,
+	    &a);
+}
+
+/* m's custom metadata with c's applied: replaced, or merged (a NULL
+ * value removing its key). */
+static int
+custom_apply(struct kv_meta *m, const struct kv_meta_cfg *c)
+{
+	struct kv_pair *all = NULL;
+	size_t n = 0, i, j, cap;
+	int r = TSI_ERR_ALLOC;
+
+	cap = (c->custom_merge ? m->ncustom : 0) + c->ncustom;
+	if (cap > 0 && (all = calloc(cap, sizeof(*all))) == NULL)
+		return TSI_ERR_ALLOC;
+	if (c->custom_merge) {
+		for (i = 0; i < m->ncustom; i++) {
+			all[n++] = m->custom[i];   /* moved */
+			m->custom[i].key = m->custom[i].value = NULL;
+		}
+	}
+	for (i = 0; i < c->ncustom; i++) {
+		for (j = 0; j < n && strcmp(all[j].key, c->custom[i].key) != 0;
+		    j++)
+			;
+		if (j == n) {
+			if (c->custom[i].value == NULL)
+				continue;
+			all[n].value = NULL;
+			if ((all[n].key = strdup(c->custom[i].key)) == NULL)
+				goto out;
+			n++;
+		}
+		free(all[j].value);
+		all[j].value = NULL;
+		if (c->custom[i].value == NULL) {
+			free(all[j].key);
+			all[j] = all[--n];
+			all[n].key = all[n].value = NULL;   /* moved to j */
+			continue;
+		}
+		if ((all[j].value = strdup(c->custom[i].value)) == NULL)
+			goto out;
+	}
+	qsort(all, n, sizeof(*all), pair_cmp);
+	kv_pairs_free(m->custom, m->ncustom);
+	m->custom = all;
+	m->ncustom = n;
+	all = NULL;
+	r = TSI_OK;
 out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	kv_meta_clear(&m);
+	if (all != NULL) {
+		/* A failed strdup left its pair's value NULL: still freeable. */
+		kv_pairs_free(all, n);
+	}
 	return r;
+}
+
+static int
+edit_set_meta(struct kv_lmdb *s, MDB_txn *txn, const char *path,
+    struct kv_meta *m, void *arg)
+{
+	const struct kv_meta_cfg *c = arg;
+	int r;
+
+	(void)s;
+	(void)txn;
+	(void)path;
+	if (c->set_max_versions)
+		m->max_versions = c->max_versions;
+	if (c->set_cas_required)
+		m->cas_required = c->cas_required;
+	if (c->set_delete_after)
+		m->delete_after_s = c->delete_after_s;
+	if (c->set_custom && (r = custom_apply(m, c)) != TSI_OK)
+		return r;
+	return EDIT_WRITE;
 }
 
 static int
 lmdb_set_meta(struct kv_store *base, const char *path,
     const struct kv_meta_cfg *c, long long now_us)
 {
-	struct kv_lmdb *s = (struct kv_lmdb *)base;
-	struct kv_meta m;
-	MDB_txn *txn = NULL;
-	const char *key;
-	json_t *val;
-	void *tmp;
-	int r, rc;
+	return meta_edit((struct kv_lmdb *)base, path, 1, now_us, edit_set_meta,
+	    (void *)c);
+}
 
-	memset(&m, 0, sizeof(m));
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return lmdb_err("txn_begin", rc);
-	r = meta_read(s, txn, path, &m);
-	if (r == TSI_ERR_NOT_FOUND) {
-		memset(&m, 0, sizeof(m));
-		m.created_us = now_us;
-	} else if (r != TSI_OK)
-		goto out;
-	if (c->set_max_versions)
-		m.max_versions = c->max_versions;
-	if (c->set_cas_required)
-		m.cas_required = c->cas_required;
-	if (c->set_delete_after)
-		m.delete_after_s = c->delete_after_s;
-	if (c->custom != NULL) {
-		if (!c->custom_merge || m.custom == NULL) {
-			json_decref(m.custom);
-			m.custom = json_object();
-		}
-		if (m.custom == NULL) {
-			r = TSI_ERR_ALLOC;
-			goto out;
-		}
-		json_object_foreach_safe((json_t *)c->custom, tmp, key, val) {
-			if (json_is_null(val))
-				json_object_del(m.custom, key);
-			else if (json_object_set(m.custom, key, val) != 0) {
-				r = TSI_ERR_ALLOC;
-				goto out;
-			}
-		}
-	}
-	m.updated_us = now_us;
-	if ((r = meta_write(s, txn, path, &m)) != TSI_OK)
-		goto out;
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	r = rc == 0 ? TSI_OK : commit_err(s, rc);
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	kv_meta_clear(&m);
-	return r;
+static int
+edit_remove(struct kv_lmdb *s, MDB_txn *txn, const char *path,
+    struct kv_meta *m, void *arg)
+{
+	size_t i;
+	int r;
+
+	(void)arg;
+	for (i = 0; i < m->n; i++)
+		if ((r = data_drop(s, txn, path, m->versions[i].version)) != TSI_OK)
+			return r;
+	return EDIT_REMOVE;
 }
 
 static int
 lmdb_remove(struct kv_store *base, const char *path)
 {
-	struct kv_lmdb *s = (struct kv_lmdb *)base;
-	struct kv_meta m;
-	MDB_txn *txn = NULL;
-	MDB_val k = { strlen(path), (void *)path };
-	size_t i;
-	int r, rc;
-
-	memset(&m, 0, sizeof(m));
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return lmdb_err("txn_begin", rc);
-	if ((r = meta_read(s, txn, path, &m)) != TSI_OK)
-		goto out;
-	for (i = 0; i < m.n; i++)
-		if ((r = data_drop(s, txn, path, m.versions[i].version)) != TSI_OK)
-			goto out;
-	if ((rc = mdb_del(txn, s->meta, &k, NULL)) != 0) {
-		r = lmdb_err("meta_del", rc);
-		goto out;
-	}
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	r = rc == 0 ? TSI_OK : commit_err(s, rc);
-out:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	kv_meta_clear(&m);
-	return r;
+	return meta_edit((struct kv_lmdb *)base, path, 0, 0, edit_remove, NULL);
 }
 
 static int
-lmdb_list(struct kv_store *base, const char *prefix, size_t max, json_t **keys)
+names_add(struct kv_names *l, const char *name, size_t len)
+{
+	char **nn;
+
+	if ((nn = realloc(l->name, (l->n + 1) * sizeof(*nn))) == NULL)
+		return TSI_ERR_ALLOC;
+	l->name = nn;
+	if ((nn[l->n] = strndup(name, len)) == NULL)
+		return TSI_ERR_ALLOC;
+	l->n++;
+	return TSI_OK;
+}
+
+static int
+lmdb_list(struct kv_store *base, const char *prefix, size_t max,
+    struct kv_names *out)
 {
 	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	struct kv_names l = { 0, NULL };
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	json_t *arr = NULL;
-	char last[KV_PATH_MAX + 1] = "";
 	size_t plen = strlen(prefix);
 	int r = TSI_ERR_STORE, rc;
 
-	if ((arr = json_array()) == NULL)
-		return TSI_ERR_ALLOC;
+	memset(out, 0, sizeof(*out));
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0) {
 		r = lmdb_err("txn_begin", rc);
 		goto out;
@@ -719,7 +863,7 @@ lmdb_list(struct kv_store *base, const char *prefix, size_t max, json_t **keys)
 	k.mv_size = plen;
 	k.mv_data = (void *)prefix;
 	rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
-	while (rc == 0 && json_array_size(arr) < max) {
+	while (rc == 0 && l.n < max) {
 		const char *kp = k.mv_data;
 		const char *rest, *slash;
 		size_t rlen, nlen;
@@ -730,30 +874,76 @@ lmdb_list(struct kv_store *base, const char *prefix, size_t max, json_t **keys)
 		rlen = k.mv_size - plen;
 		slash = memchr(rest, '/', rlen);
 		nlen = slash ? (size_t)(slash - rest) + 1 : rlen;
-		if (nlen > 0 && nlen < sizeof(last) &&
-		    !(strlen(last) == nlen && memcmp(last, rest, nlen) == 0)) {
-			memcpy(last, rest, nlen);
-			last[nlen] = '\0';
-			if (json_array_append_new(arr, json_string(last)) != 0) {
-				r = TSI_ERR_ALLOC;
-				goto out;
-			}
-		}
+		/* Keys are sorted: one folder's entries are adjacent. */
+		if (nlen > 0 && nlen <= KV_PATH_MAX && !(l.n > 0 &&
+		    strlen(l.name[l.n - 1]) == nlen &&
+		    memcmp(l.name[l.n - 1], rest, nlen) == 0) &&
+		    (r = names_add(&l, rest, nlen)) != TSI_OK)
+			goto out;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		r = lmdb_err("cursor_get", rc);
 		goto out;
 	}
-	*keys = arr;
-	arr = NULL;
+	*out = l;
+	memset(&l, 0, sizeof(l));
 	r = TSI_OK;
 out:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-	json_decref(arr);
+	kv_names_clear(&l);
+	return r;
+}
+
+static int
+lmdb_get_config(struct kv_store *base, struct kv_mount_cfg *out)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	MDB_txn *txn = NULL;
+	int r, rc;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	r = conf_read(s, txn, out);
+	mdb_txn_abort(txn);
+	return r;
+}
+
+static int
+lmdb_set_config(struct kv_store *base, const struct kv_mount_cfg *c)
+{
+	struct kv_lmdb *s = (struct kv_lmdb *)base;
+	MDB_txn *txn = NULL;
+	MDB_val k = { strlen(MOUNT_KEY), (void *)MOUNT_KEY }, v;
+	json_t *j;
+	char *text = NULL;
+	int r = TSI_ERR_ALLOC, rc;
+
+	j = json_pack("{sIsbsI}", "mv", (json_int_t)c->max_versions, "cr",
+	    c->cas_required, "dva", (json_int_t)c->delete_after_s);
+	if (j == NULL || (text = json_dumps(j, JSON_COMPACT)) == NULL)
+		goto out;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+		r = lmdb_err("txn_begin", rc);
+		goto out;
+	}
+	v.mv_size = strlen(text);
+	v.mv_data = text;
+	if ((rc = mdb_put(txn, s->conf, &k, &v, 0)) != 0) {
+		r = lmdb_err("conf_put", rc);
+		goto out;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	r = rc == 0 ? TSI_OK : commit_err(s, rc);
+out:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	free(text);
+	json_decref(j);
 	return r;
 }
 
@@ -779,19 +969,24 @@ static const struct kv_store_ops lmdb_ops = {
 	.set_meta = lmdb_set_meta,
 	.remove = lmdb_remove,
 	.list = lmdb_list,
+	.get_config = lmdb_get_config,
+	.set_config = lmdb_set_config,
 	.close = lmdb_close,
 };
 
-int
-kv_store_lmdb_open(const char *dir, const struct kv_lmdb_opts *opts,
+/* where: the directory ("lmdb:///var/lib/tsi/kv" gives "/var/lib/tsi/kv"). */
+static int
+lmdb_open(const char *dir, const struct kv_store_opts *opts,
     struct kv_store **out)
 {
 	struct kv_lmdb *s;
 	MDB_txn *txn = NULL;
-	size_t map = opts && opts->map_size ? opts->map_size : (size_t)1 << 30;
-	unsigned readers = opts && opts->max_readers ? opts->max_readers : 256;
+	size_t map = opts->map_size ? opts->map_size : (size_t)1 << 30;
+	unsigned readers = opts->max_readers ? opts->max_readers : 256;
 	int r = TSI_ERR_STORE, rc;
 
+	if (*dir == '\0')
+		return TSI_ERR_INVALID_ARG;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		tsi_log(TSI_LOG_ERROR, "kv.open_failed", TSI_LS("dir", dir),
 		    TSI_LS("error", strerror(errno)));
@@ -800,7 +995,7 @@ kv_store_lmdb_open(const char *dir, const struct kv_lmdb_opts *opts,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return TSI_ERR_ALLOC;
 	s->base.ops = &lmdb_ops;
-	s->max_versions = opts && opts->max_versions ? opts->max_versions : 10;
+	s->max_versions = opts->max_versions ? opts->max_versions : 10;
 	if ((rc = mdb_env_create(&s->env)) != 0) {
 		s->env = NULL;
 		r = lmdb_err("env_create", rc);
@@ -825,7 +1020,8 @@ kv_store_lmdb_open(const char *dir, const struct kv_lmdb_opts *opts,
 	}
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0) {
+	    (rc = mdb_dbi_open(txn, "data", MDB_CREATE, &s->data)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "conf", MDB_CREATE, &s->conf)) != 0) {
 		r = lmdb_err("dbi_open", rc);
 		goto out;
 	}
@@ -844,3 +1040,8 @@ out:
 	lmdb_close(s ? &s->base : NULL);
 	return r;
 }
+
+const struct kv_backend kv_backend_lmdb = {
+	.scheme = "lmdb",
+	.open = lmdb_open,
+};

@@ -72,6 +72,7 @@ struct vault_settings {
 	long long conn_timeout;
 	long long request_timeout;
 	long long max_tokens;
+	char *kv_url;       /* NULL: lmdb://<data_dir>/kv */
 	size_t kv_map_size;
 	long long kv_max_versions;
 	size_t audit_map_size;
@@ -456,7 +457,8 @@ enum MHD_Result vault_kv_handle(struct vault_req *r);
  * gives. *out: NUL-terminated, holds the secret; caller frees with
  * tsi_strfree (or hands it to vault_respond_text). */
 int vault_kv_read_answer(const char *request_id, const char *pt,
-    size_t ptlen, const struct kv_version_meta *m, char **out);
+    size_t ptlen, const struct kv_version_meta *m, const char *custom,
+    char **out);
 enum MHD_Result vault_sys_health(struct vault_req *r);
 enum MHD_Result vault_sys_metrics(struct vault_req *r);
 /* sys.c: sys/seal-status, sys/init, sys/leader, sys/mounts, sys/auth and

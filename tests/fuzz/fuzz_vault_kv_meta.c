@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <jansson.h>
 
 #include "vault.h"
@@ -17,8 +18,9 @@ static void
 check_meta(const uint8_t *data, size_t size, int patch)
 {
 	struct kv_meta_cfg c;
-	json_t *req = NULL, *e;
-	const char *msg = NULL, *key;
+	json_t *req = NULL;
+	const char *msg = NULL;
+	size_t i;
 
 	if (vault_kv_meta_parse((const char *)data, size, patch, &req, &c,
 	    &msg) != TSI_OK) {
@@ -26,14 +28,17 @@ check_meta(const uint8_t *data, size_t size, int patch)
 			abort();
 		return;
 	}
-	if (req == NULL || c.delete_after_s < 0 ||
-	    (c.custom != NULL && !json_is_object(c.custom)) ||
-	    (c.custom != NULL && json_object_size(c.custom) > 64))
+	if (req == NULL || c.delete_after_s < 0 || c.ncustom > 64 ||
+	    (c.ncustom > 0 && (c.custom == NULL || !c.set_custom)))
 		abort();
-	if (c.custom != NULL)
-		json_object_foreach((json_t *)c.custom, key, e)
-			if (!json_is_string(e) && !(patch && json_is_null(e)))
-				abort();
+	for (i = 0; i < c.ncustom; i++)
+		if (c.custom[i].key == NULL || strlen(c.custom[i].key) == 0 ||
+		    strlen(c.custom[i].key) > 128 ||
+		    (c.custom[i].value == NULL && !patch) ||
+		    (c.custom[i].value != NULL &&
+		    strlen(c.custom[i].value) > 512))
+			abort();
+	kv_meta_cfg_clear(&c);
 	json_decref(req);
 }
 

@@ -378,6 +378,13 @@ test_metadata_settings(void **state)
 	    s->f.root, NULL), 404);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/s?version=2",
 	    s->f.root, NULL), 200);
+	/* A data read carries the path's custom_metadata, as Vault. */
+	assert_int_equal(call(s, "GET", "/v1/secret/data/app/s", s->f.root,
+	    NULL, &r), 200);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    json_object_get(json_object_get(r.json, "data"), "metadata"),
+	    "custom_metadata"), "owner")), "team-a");
+	vresp_clear(&r);
 	/* PATCH merges custom_metadata (null removes a key), keeps the rest. */
 	assert_int_equal(call0(s, "PATCH", "/v1/secret/metadata/app/s",
 	    s->f.root, "{\"custom_metadata\":{\"owner\":null,"
@@ -533,9 +540,44 @@ test_subkeys_config(void **state)
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "GET", "/v1/secret/config", s->tok, NULL),
 	    403);
+	/* POST secret/config sets the mount's defaults (update on
+	 * secret/config, as Vault); settings not given keep their value. */
+	assert_int_equal(call0(s, "POST", "/v1/secret/config", s->tok,
+	    "{\"max_versions\":3}"), 403);
+	assert_int_equal(call0(s, "POST", "/v1/secret/config", s->f.root,
+	    "{\"max_versions\":2,\"cas_required\":true}"), 204);
+	assert_int_equal(call0(s, "POST", "/v1/secret/config", s->f.root,
+	    "{\"delete_version_after\":\"1h\"}"), 204);
 	assert_int_equal(call(s, "POST", "/v1/secret/config", s->f.root,
-	    "{\"max_versions\":3}", &r), 405);
-	assert_non_null(strstr(first_error(&r), "secret/config"));
+	    "{\"max_versions\":\"x\"}", &r), 400);
+	vresp_clear(&r);
+	assert_int_equal(call(s, "GET", "/v1/secret/config", s->f.root, NULL,
+	    &r), 200);
+	d = json_object_get(r.json, "data");
+	assert_true(json_is_true(json_object_get(d, "cas_required")));
+	assert_int_equal(json_integer_value(json_object_get(d, "max_versions")),
+	    2);
+	assert_string_equal(json_string_value(json_object_get(d,
+	    "delete_version_after")), "1h0m0s");
+	vresp_clear(&r);
+	/* The mount's cas_required holds for a path without its own. */
+	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/m", s->f.root,
+	    "{\"data\":{\"k\":\"1\"}}"), 400);
+	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/m", s->f.root,
+	    "{\"data\":{\"k\":\"1\"},\"options\":{\"cas\":0}}"), 200);
+	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/m", s->f.root,
+	    "{\"data\":{\"k\":\"2\"},\"options\":{\"cas\":1}}"), 200);
+	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/m", s->f.root,
+	    "{\"data\":{\"k\":\"3\"},\"options\":{\"cas\":2}}"), 200);
+	/* The mount's max_versions 2: version 1 is gone. */
+	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/m?version=1",
+	    s->f.root, NULL), 404);
+	/* Its delete_version_after schedules the deletion a read shows. */
+	assert_int_equal(call(s, "GET", "/v1/secret/data/app/m", s->f.root,
+	    NULL, &r), 200);
+	assert_string_not_equal(json_string_value(json_object_get(
+	    json_object_get(json_object_get(r.json, "data"), "metadata"),
+	    "deletion_time")), "");
 	vresp_clear(&r);
 }
 

@@ -130,16 +130,18 @@ seal(void *arg, uint64_t version, uint8_t **blob, size_t *len)
 static void
 test_kv_commits_synced(void **state)
 {
-	struct kv_lmdb_opts o = { .map_size = 1 << 20 };
+	struct kv_store_opts o = { .map_size = 1 << 20 };
 	struct kv_version_meta m;
 	struct kv_store *s = NULL;
-	char *dir = tmpdir(), path[32];
+	char *dir = tmpdir(), path[32], url[300];
 	unsigned long before, dbefore;
 	int i;
 
 	(void)state;
 	assert_non_null(dir);
-	assert_int_equal(kv_store_lmdb_open(dir, &o, &s), TSI_OK);
+	assert_true(snprintf(url, sizeof(url), "lmdb://%s", dir) <
+	    (int)sizeof(url));
+	assert_int_equal(kv_store_open(url, &o, &s), TSI_OK);
 	for (i = 0; i < 5; i++) {
 		snprintf(path, sizeof(path), "p/%d", i);
 		before = sync_count();

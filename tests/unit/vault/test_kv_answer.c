@@ -4,8 +4,7 @@
  *    answer; it must give byte for byte what the JSON path gave
  *    (json_loadb of the value, vault_envelope, json_dumps), over fixed odd
  *    values and random ones;
- *  - kv_meta_decode (store_lmdb.c) parses kv_meta_encode's text without
- *    jansson and anything else through it: both must agree.
+ *  (kv_meta_decode, the LMDB store's own parse, is test_kv_lmdb_meta.c's.)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,11 +21,12 @@
 
 /* What kv.c answered before: parse the value, pack, envelope, dump. */
 static char *
-reference(const char *id, const char *pt, const struct kv_version_meta *m)
+reference(const char *id, const char *pt, const struct kv_version_meta *m,
+    const char *custom)
 {
 	struct vault_req r;
 	char ct[40], dt[40] = "";
-	json_t *data = NULL, *meta, *body;
+	json_t *data = NULL, *meta, *body, *cm = json_null();
 	json_error_t err;
 	char *text;
 
@@ -38,8 +38,10 @@ reference(const char *id, const char *pt, const struct kv_version_meta *m)
 	vault_time_str(m->created_us, ct, sizeof(ct));
 	if (m->deleted_us != 0)
 		vault_time_str(m->deleted_us, dt, sizeof(dt));
-	meta = json_pack("{sssnsssbsI}", "created_time", ct, "custom_metadata",
-	    "deletion_time", dt, "destroyed", m->destroyed, "version",
+	if (custom != NULL)
+		assert_non_null(cm = json_loads(custom, 0, &err));
+	meta = json_pack("{sssosssbsI}", "created_time", ct, "custom_metadata",
+	    cm, "deletion_time", dt, "destroyed", m->destroyed, "version",
 	    (json_int_t)m->version);
 	body = vault_envelope(&r, json_pack("{soso}", "data", data ? data :
 	    json_null(), "metadata", meta), NULL);
@@ -53,15 +55,16 @@ reference(const char *id, const char *pt, const struct kv_version_meta *m)
 /* Stores value as do_write does (json_dumps compact of the parsed "data")
  * and compares both answers. */
 static void
-check_value(const json_t *value, const struct kv_version_meta *m)
+check_value(const json_t *value, const struct kv_version_meta *m,
+    const char *custom)
 {
 	const char *id = "0f8fad5b-d9cb-469f-a165-70867728950e";
 	char *pt, *want, *got = NULL;
 
 	assert_non_null(pt = json_dumps(value, JSON_COMPACT));
-	want = reference(id, pt, m);
-	assert_int_equal(vault_kv_read_answer(id, pt, strlen(pt), m, &got),
-	    TSI_OK);
+	want = reference(id, pt, m, custom);
+	assert_int_equal(vault_kv_read_answer(id, pt, strlen(pt), m, custom,
+	    &got), TSI_OK);
 	if (strcmp(want, got) != 0)
 		fail_msg("answers differ for %s:\n want %s\n got  %s", pt, want,
 		    got);
@@ -96,7 +99,7 @@ test_fixed_values(void **state)
 		json_t *v = json_loads(values[i], 0, &err);
 		if (v == NULL)
 			fail_msg("%s: %s", values[i], err.text);
-		check_value(v, &m);
+		check_value(v, &m, NULL);
 		json_decref(v);
 	}
 }
@@ -117,11 +120,14 @@ test_meta_shapes(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
-		check_value(v, &ms[i]);
+		check_value(v, &ms[i], NULL);
+		/* the path's custom_metadata, as the metadata shows it */
+		check_value(v, &ms[i], "{\"owner\":\"team \\\"a\\\"\","
+		    "\"tier\":\"caf\xc3\xa9\"}");
 		/* a deleted version: "data": null */
-		want = reference(id, NULL, &ms[i]);
-		assert_int_equal(vault_kv_read_answer(id, NULL, 0, &ms[i], &got),
-		    TSI_OK);
+		want = reference(id, NULL, &ms[i], NULL);
+		assert_int_equal(vault_kv_read_answer(id, NULL, 0, &ms[i], NULL,
+		    &got), TSI_OK);
 		assert_string_equal(got, want);
 		free(want);
 		tsi_strfree(got);
@@ -227,125 +233,8 @@ test_random_values(void **state)
 		m.version = (uint64_t)(1 + rand() % 1000);
 		m.deleted_us = rand() % 3 == 0 ? 1764000000000000LL + rand() : 0;
 		m.destroyed = rand() % 5 == 0;
-		check_value(v, &m);
+		check_value(v, &m, NULL);
 		json_decref(v);
-	}
-}
-
-static void
-meta_equal(const struct kv_meta *a, const struct kv_meta *b)
-{
-	size_t i;
-
-	assert_int_equal(a->current, b->current);
-	assert_int_equal(a->oldest, b->oldest);
-	assert_int_equal(a->created_us, b->created_us);
-	assert_int_equal(a->updated_us, b->updated_us);
-	assert_int_equal(a->n, b->n);
-	for (i = 0; i < a->n; i++) {
-		assert_int_equal(a->versions[i].version, b->versions[i].version);
-		assert_int_equal(a->versions[i].created_us,
-		    b->versions[i].created_us);
-		assert_int_equal(a->versions[i].deleted_us,
-		    b->versions[i].deleted_us);
-		assert_int_equal(a->versions[i].destroyed,
-		    b->versions[i].destroyed);
-	}
-}
-
-/* kv_meta_decode through jansson, as the store parsed before. */
-static void
-decode_json(const char *text, struct kv_meta *m)
-{
-	json_error_t err;
-	json_t *j = json_loads(text, 0, &err), *arr, *e;
-	size_t i;
-
-	assert_non_null(j);
-	memset(m, 0, sizeof(*m));
-	m->current = (uint64_t)json_integer_value(json_object_get(j, "cur"));
-	m->oldest = (uint64_t)json_integer_value(json_object_get(j, "old"));
-	m->created_us = json_integer_value(json_object_get(j, "ct"));
-	m->updated_us = json_integer_value(json_object_get(j, "ut"));
-	arr = json_object_get(j, "v");
-	m->n = json_array_size(arr);
-	m->versions = calloc(m->n + 1, sizeof(*m->versions));
-	json_array_foreach(arr, i, e) {
-		m->versions[i].version =
-		    (uint64_t)json_integer_value(json_array_get(e, 0));
-		m->versions[i].created_us = json_integer_value(json_array_get(e, 1));
-		m->versions[i].deleted_us = json_integer_value(json_array_get(e, 2));
-		m->versions[i].destroyed =
-		    (int)json_integer_value(json_array_get(e, 3));
-	}
-	json_decref(j);
-}
-
-static void
-test_meta_decode(void **state)
-{
-	static const char *const other[] = {
-		/* not the encoder's form, still valid: the general parse */
-		"{ \"cur\": 2, \"old\": 1, \"ct\": 5, \"ut\": 6, "
-		    "\"v\": [[1, 5, 0, 0], [2, 6, 7, 1]] }",
-		"{\"v\":[[3,1,2,0]],\"ut\":4,\"ct\":3,\"old\":3,\"cur\":3}",
-		"{\"cur\":1,\"old\":1,\"ct\":-5,\"ut\":0,\"v\":[[1,-5,0,0]],"
-		    "\"extra\":true}",
-		"{\"cur\":9223372036854775807,\"old\":-9223372036854775808,"
-		    "\"ct\":0,\"ut\":0,\"v\":[]}",
-	};
-	static const char *const bad[] = {
-		"", "{", "[]", "{\"cur\":1}", "{\"cur\":1,\"v\":[[1,2,3]]}",
-		"{\"cur\":1,\"old\":1,\"ct\":0,\"ut\":0,\"v\":[[1,2,3,4]]",
-		"{\"cur\":01,\"old\":1,\"ct\":0,\"ut\":0,\"v\":[]}",
-		"{\"cur\":1,\"old\":1,\"ct\":0,\"ut\":0,\"v\":[[1,2,3,4],]}",
-		"{\"cur\":99999999999999999999,\"old\":1,\"ct\":0,\"ut\":0,"
-		    "\"v\":[]}",
-	};
-	struct kv_meta m, back, ref;
-	char *text;
-	size_t i, k;
-
-	(void)state;
-	srand(7);
-	for (i = 0; i < 500; i++) {
-		memset(&m, 0, sizeof(m));
-		m.n = (size_t)rand() % 12;
-		m.versions = calloc(m.n + 1, sizeof(*m.versions));
-		for (k = 0; k < m.n; k++) {
-			m.versions[k].version = (uint64_t)rand() << 20 | k;
-			m.versions[k].created_us = (long long)rand() << 21;
-			m.versions[k].deleted_us = rand() % 2 ?
-			    -(long long)rand() : 0;
-			m.versions[k].destroyed = rand() % 2;
-		}
-		m.current = (uint64_t)rand() * (i % 3);
-		m.oldest = i % 2 ? (uint64_t)INT64_MAX : (uint64_t)rand();
-		m.created_us = i % 5 ? (long long)rand() : INT64_MIN;
-		m.updated_us = (long long)rand() * 1000000;
-		assert_int_equal(kv_meta_encode(&m, &text), TSI_OK);
-		assert_int_equal(kv_meta_decode(text, strlen(text), &back),
-		    TSI_OK);
-		meta_equal(&back, &m);
-		decode_json(text, &ref);
-		meta_equal(&back, &ref);
-		kv_meta_clear(&back);
-		kv_meta_clear(&ref);
-		kv_meta_clear(&m);
-		free(text);
-	}
-	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
-		assert_int_equal(kv_meta_decode(other[i], strlen(other[i]),
-		    &back), TSI_OK);
-		decode_json(other[i], &ref);
-		meta_equal(&back, &ref);
-		kv_meta_clear(&back);
-		kv_meta_clear(&ref);
-	}
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (kv_meta_decode(bad[i], strlen(bad[i]), &back) != TSI_ERR_STORE)
-			fail_msg("accepted: %s", bad[i]);
-		assert_null(back.versions);
 	}
 }
 
@@ -356,7 +245,6 @@ main(void)
 		cmocka_unit_test(test_fixed_values),
 		cmocka_unit_test(test_meta_shapes),
 		cmocka_unit_test(test_random_values),
-		cmocka_unit_test(test_meta_decode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
