@@ -1,15 +1,11 @@
 /*
- * tokens.c - the token table, in memory only.
+ * tokens.c - client tokens: making them, finding them, ending them.
  *
- * A token is "hvs." followed by 256 random bits (base64url). The table keeps
- * SHA-256(token), never the token, so a memory dump does not hand out live
- * tokens; lookups cost one hash and one bucket walk, no disk write.
- *
- * Tokens do not survive a restart, on purpose: they are short-lived (the
- * role's token_ttl, minutes), the sidecar can always log in again with a
- * fresh JWT, and not persisting them means no token store on disk to steal or
- * to keep consistent between replicas. A stale token gets the same clean 403
- * as any unknown token.
+ * A token is "hvs." followed by 256 random bits (base64url). Where tokens
+ * are kept is a token store (token_store.h; in this process's memory by
+ * default): this file gives a store only SHA-256(token), never the token,
+ * so a memory dump or a database does not hand out live tokens; a lookup
+ * costs one hash and one store lookup, no disk write.
  *
  * A token made by a login remembers the certificate path its JWT verified
  * through (SHA-256 and serial of each certificate, which of them were
@@ -18,6 +14,7 @@
  * although its JWT might have lived on for up to an hour.
  */
 #include "vault.h"
+#include "token_store.h"
 
 #include "tsi/err.h"
 #include "tsi/log.h"
@@ -27,36 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBUCKETS 65536u   /* power of two */
-#define NSHARDS 64u       /* power of two, divides NBUCKETS */
-#define SHARD_BUCKETS (NBUCKETS / NSHARDS)
-#define SWEEP_EVERY 256u  /* inserts between sweeps of one shard */
 #define TOKEN_PREFIX "hvs."
 
-struct entry {
-	struct entry *next;
-	unsigned char hash[32];
-	struct vault_token t;
-	struct tsi_chain_cert *chain;   /* owned; NULL when none */
-	size_t nchain;
-};
-
-/*
- * The table is split into NSHARDS lock domains of SHARD_BUCKETS buckets, so
- * that a login's insert and the KV reads' lookups almost never wait for
- * each other: a wait here is a futex sleep and wake-up, which on this kind
- * of host costs more than the lookup itself.
- */
-struct shard {
-	pthread_rwlock_t lock;
-	struct entry **buckets;       /* SHARD_BUCKETS */
-} __attribute__((aligned(64)));
-
 struct vault_tokens {
-	struct shard shard[NSHARDS];
-	size_t count;                 /* atomic */
-	size_t max;
-	unsigned long inserts;        /* atomic */
+	struct token_store *s;
 };
 
 void
@@ -72,117 +43,37 @@ vault_token_clear(struct vault_token *t)
 int
 vault_tokens_new(size_t max_tokens, struct vault_tokens **out)
 {
+	struct token_store_opts o = { max_tokens };
 	struct vault_tokens *t;
-	size_t i;
+	int r;
 
-	if ((t = aligned_alloc(64, sizeof(*t))) == NULL)
+	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return TSI_ERR_ALLOC;
-	memset(t, 0, sizeof(*t));
-	for (i = 0; i < NSHARDS; i++) {
-		if ((t->shard[i].buckets = calloc(SHARD_BUCKETS,
-		    sizeof(*t->shard[i].buckets))) == NULL) {
-			while (i-- > 0) {
-				free(t->shard[i].buckets);
-				pthread_rwlock_destroy(&t->shard[i].lock);
-			}
-			free(t);
-			return TSI_ERR_ALLOC;
-		}
-		pthread_rwlock_init(&t->shard[i].lock, NULL);
+	if ((r = token_store_open("memory://", &o, &t->s)) != TSI_OK) {
+		free(t);
+		return r;
 	}
-	t->max = max_tokens ? max_tokens : 1000000;
 	*out = t;
 	return TSI_OK;
-}
-
-static void
-entry_free(struct entry *e)
-{
-	free(e->chain);
-	vault_token_clear(&e->t);
-	OPENSSL_clear_free(e, sizeof(*e));
 }
 
 void
 vault_tokens_free(struct vault_tokens *t)
 {
-	size_t i, j;
-
 	if (t == NULL)
 		return;
-	for (i = 0; i < NSHARDS; i++) {
-		for (j = 0; j < SHARD_BUCKETS; j++) {
-			struct entry *e = t->shard[i].buckets[j], *n;
-			for (; e != NULL; e = n) {
-				n = e->next;
-				entry_free(e);
-			}
-		}
-		free(t->shard[i].buckets);
-		pthread_rwlock_destroy(&t->shard[i].lock);
-	}
+	t->s->ops->close(t->s);
 	free(t);
 }
 
-/* The hash is SHA-256 of 256 random bits: its bytes are uniform. */
-static struct shard *
-shard_of(struct vault_tokens *t, const unsigned char hash[32])
-{
-	return &t->shard[hash[0] & (NSHARDS - 1)];
-}
-
-static unsigned
-bucket_of(const unsigned char hash[32])
-{
-	return ((unsigned)hash[1] << 8 | hash[2]) & (SHARD_BUCKETS - 1);
-}
-
-/* Drops the expired entries of one shard; returns how many. */
-static size_t
-sweep_shard(struct vault_tokens *t, struct shard *sh, time_t now)
-{
-	size_t i, n = 0;
-
-	pthread_rwlock_wrlock(&sh->lock);
-	for (i = 0; i < SHARD_BUCKETS; i++) {
-		struct entry **pp = &sh->buckets[i];
-		while (*pp != NULL) {
-			struct entry *e = *pp;
-			if (e->t.expires != 0 && e->t.expires <= now) {
-				*pp = e->next;
-				entry_free(e);
-				n++;
-			} else
-				pp = &e->next;
-		}
-	}
-	pthread_rwlock_unlock(&sh->lock);
-	__atomic_sub_fetch(&t->count, n, __ATOMIC_RELAXED);
-	return n;
-}
-
-/*
- * Reserves room for one more token: sweeps one shard every SWEEP_EVERY
- * inserts (a full pass every NSHARDS * SWEEP_EVERY), and every shard when
- * the table is full. Nonzero when there is room (count already taken).
- */
+/* The store's key of token; 0 when it cannot be one of ours. */
 static int
-reserve(struct vault_tokens *t, time_t now)
+token_hash(const char *token, unsigned char hash[TOKEN_HASH_LEN])
 {
-	unsigned long n = __atomic_add_fetch(&t->inserts, 1, __ATOMIC_RELAXED);
-	size_t i;
-
-	if (n % SWEEP_EVERY == 0)
-		sweep_shard(t, &t->shard[(n / SWEEP_EVERY) % NSHARDS], now);
-	if (__atomic_add_fetch(&t->count, 1, __ATOMIC_RELAXED) <= t->max)
-		return 1;
-	for (i = 0; i < NSHARDS; i++)
-		sweep_shard(t, &t->shard[i], now);
-	/* Our own reservation is still counted: room if we fit now. */
-	if (__atomic_load_n(&t->count, __ATOMIC_RELAXED) <= t->max)
-		return 1;
-	__atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);
-	return 0;
+	if (token == NULL || strlen(token) > VAULT_TOKEN_MAX)
+		return 0;
+	SHA256((const unsigned char *)token, strlen(token), hash);
+	return 1;
 }
 
 int
@@ -206,14 +97,16 @@ int
 vault_tokens_add(struct vault_tokens *t, const struct vault_token_spec *s,
     char **token, char accessor[VAULT_ACCESSOR_LEN + 1])
 {
+	struct token_rec rec;
 	char rnd[64];
 	char *tok = NULL;
-	struct entry *e = NULL;
-	struct shard *sh;
 	size_t len;
 	time_t now = time(NULL);
 	int r;
 
+	memset(&rec, 0, sizeof(rec));
+	if (s->nchain > 0 && (s->nchain > TSI_CHAIN_MAX || s->chain == NULL))
+		return TSI_ERR_INVALID_ARG;
 	if (s->fixed != NULL) {
 		if (strlen(s->fixed) == 0 || strlen(s->fixed) > VAULT_TOKEN_MAX)
 			return TSI_ERR_INVALID_ARG;
@@ -230,63 +123,42 @@ vault_tokens_add(struct vault_tokens *t, const struct vault_token_spec *s,
 		snprintf(tok, len, "%s%s", TOKEN_PREFIX, rnd);
 		OPENSSL_cleanse(rnd, sizeof(rnd));
 	}
-	if ((e = calloc(1, sizeof(*e))) == NULL) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	SHA256((const unsigned char *)tok, strlen(tok), e->hash);
+	SHA256((const unsigned char *)tok, strlen(tok), rec.hash);
 	/* The accessor is independent random: knowing it reveals nothing
 	 * about the token. */
-	if ((r = vault_random_b64(18, e->t.accessor, sizeof(e->t.accessor))) !=
+	if ((r = vault_random_b64(18, rec.t.accessor, sizeof(rec.t.accessor))) !=
 	    TSI_OK)
 		goto out;
-	snprintf(e->t.role, sizeof(e->t.role), "%s", s->role ? s->role : "");
-	snprintf(e->t.display_name, sizeof(e->t.display_name), "%s",
+	snprintf(rec.t.role, sizeof(rec.t.role), "%s", s->role ? s->role : "");
+	snprintf(rec.t.display_name, sizeof(rec.t.display_name), "%s",
 	    s->display_name ? s->display_name : "");
-	e->t.claims = s->claims ? json_incref(s->claims) : json_object();
-	e->t.policies = s->policies ? json_incref(s->policies) : json_array();
-	e->t.root = s->root;
-	e->t.created = s->created;
-	e->t.issued = now;
-	e->t.expires = s->ttl > 0 ? now + s->ttl : 0;
-	if (s->expires_at > 0 && (e->t.expires == 0 ||
-	    e->t.expires > s->expires_at))
-		e->t.expires = s->expires_at;
-	if (e->t.claims == NULL || e->t.policies == NULL) {
+	rec.t.claims = s->claims ? json_incref(s->claims) : json_object();
+	rec.t.policies = s->policies ? json_incref(s->policies) : json_array();
+	rec.t.root = s->root;
+	rec.t.created = s->created;
+	rec.t.issued = now;
+	rec.t.expires = s->ttl > 0 ? now + s->ttl : 0;
+	if (s->expires_at > 0 && (rec.t.expires == 0 ||
+	    rec.t.expires > s->expires_at))
+		rec.t.expires = s->expires_at;
+	if (rec.t.claims == NULL || rec.t.policies == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
-	if (s->nchain > 0) {
-		if (s->nchain > TSI_CHAIN_MAX || s->chain == NULL) {
-			r = TSI_ERR_INVALID_ARG;
-			goto out;
-		}
-		if ((e->chain = calloc(s->nchain, sizeof(*e->chain))) == NULL) {
-			r = TSI_ERR_ALLOC;
-			goto out;
-		}
-		memcpy(e->chain, s->chain, s->nchain * sizeof(*e->chain));
-		e->nchain = s->nchain;
-	}
-
-	if (!reserve(t, now)) {
-		tsi_log(TSI_LOG_WARN, "token.table_full", TSI_LI("max", t->max));
-		r = TSI_ERR_STORE_FULL;
+	/* Borrowed for the call: the store copies it. */
+	rec.chain = (struct tsi_chain_cert *)s->chain;
+	rec.nchain = s->nchain;
+	r = t->s->ops->insert(t->s, &rec, now);
+	rec.chain = NULL;
+	rec.nchain = 0;
+	if (r != TSI_OK)
 		goto out;
-	}
-	sh = shard_of(t, e->hash);
-	pthread_rwlock_wrlock(&sh->lock);
-	e->next = sh->buckets[bucket_of(e->hash)];
-	sh->buckets[bucket_of(e->hash)] = e;
-	memcpy(accessor, e->t.accessor, VAULT_ACCESSOR_LEN + 1);
-	e = NULL;
-	pthread_rwlock_unlock(&sh->lock);
+	memcpy(accessor, rec.t.accessor, VAULT_ACCESSOR_LEN + 1);
 	*token = tok;
 	tok = NULL;
 	r = TSI_OK;
 out:
-	if (e != NULL)
-		entry_free(e);
+	token_rec_clear(&rec);
 	tsi_strfree(tok);
 	return r;
 }
@@ -295,135 +167,63 @@ int
 vault_tokens_lookup(struct vault_tokens *t, const char *token,
     struct vault_token *out)
 {
-	unsigned char hash[32];
-	struct shard *sh;
-	struct entry *e;
-	int r = TSI_ERR_NOT_FOUND;
+	unsigned char hash[TOKEN_HASH_LEN];
+	struct token_rec rec;
+	int r;
 
 	memset(out, 0, sizeof(*out));
-	if (token == NULL || strlen(token) > VAULT_TOKEN_MAX)
+	if (!token_hash(token, hash))
 		return TSI_ERR_NOT_FOUND;
-	SHA256((const unsigned char *)token, strlen(token), hash);
-	sh = shard_of(t, hash);
-	pthread_rwlock_rdlock(&sh->lock);
-	for (e = sh->buckets[bucket_of(hash)]; e != NULL; e = e->next) {
-		if (CRYPTO_memcmp(e->hash, hash, sizeof(hash)) != 0)
-			continue;
-		if (e->t.expires != 0 && e->t.expires <= time(NULL)) {
-			r = TSI_ERR_EXPIRED;
-			break;
-		}
-		*out = e->t;
-		json_incref(out->claims);
-		json_incref(out->policies);
-		r = TSI_OK;
-		break;
-	}
-	pthread_rwlock_unlock(&sh->lock);
-	return r;
+	r = t->s->ops->lookup(t->s, hash, time(NULL), 0, &rec);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	if (r != TSI_OK)
+		return r;
+	*out = rec.t;   /* references moved */
+	return TSI_OK;
 }
 
 int
 vault_tokens_revoke(struct vault_tokens *t, const char *token)
 {
-	unsigned char hash[32];
-	struct shard *sh;
-	struct entry **pp, *e = NULL;
+	unsigned char hash[TOKEN_HASH_LEN];
+	int r;
 
-	if (token == NULL || strlen(token) > VAULT_TOKEN_MAX)
+	if (!token_hash(token, hash))
 		return TSI_ERR_NOT_FOUND;
-	SHA256((const unsigned char *)token, strlen(token), hash);
-	sh = shard_of(t, hash);
-	pthread_rwlock_wrlock(&sh->lock);
-	for (pp = &sh->buckets[bucket_of(hash)]; *pp != NULL;
-	    pp = &(*pp)->next) {
-		if (CRYPTO_memcmp((*pp)->hash, hash, sizeof(hash)) == 0) {
-			e = *pp;
-			*pp = e->next;
-			break;
-		}
-	}
-	pthread_rwlock_unlock(&sh->lock);
+	r = t->s->ops->revoke(t->s, hash);
 	OPENSSL_cleanse(hash, sizeof(hash));
-	if (e == NULL)
-		return TSI_ERR_NOT_FOUND;
-	entry_free(e);
-	__atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);
-	return TSI_OK;
+	return r;
 }
 
 size_t
 vault_tokens_count(struct vault_tokens *t)
 {
-	return __atomic_load_n(&t->count, __ATOMIC_RELAXED);
-}
-
-/* Copies e's token into out (references taken). */
-static int
-entry_view(const struct entry *e, time_t now, struct vault_token *out)
-{
-	if (e->t.expires != 0 && e->t.expires <= now)
-		return TSI_ERR_EXPIRED;
-	*out = e->t;
-	json_incref(out->claims);
-	json_incref(out->policies);
-	return TSI_OK;
+	return t->s->ops->count(t->s);
 }
 
 int
 vault_tokens_lookup_accessor(struct vault_tokens *t, const char *accessor,
     struct vault_token *out)
 {
-	size_t i, j;
-	int r = TSI_ERR_NOT_FOUND;
+	struct token_rec rec;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	if (accessor == NULL || strlen(accessor) != VAULT_ACCESSOR_LEN)
 		return TSI_ERR_NOT_FOUND;
-	for (i = 0; i < NSHARDS && r == TSI_ERR_NOT_FOUND; i++) {
-		struct shard *sh = &t->shard[i];
-		pthread_rwlock_rdlock(&sh->lock);
-		for (j = 0; j < SHARD_BUCKETS && r == TSI_ERR_NOT_FOUND; j++) {
-			struct entry *e;
-			for (e = sh->buckets[j]; e != NULL; e = e->next)
-				if (strcmp(e->t.accessor, accessor) == 0) {
-					r = entry_view(e, time(NULL), out);
-					break;
-				}
-		}
-		pthread_rwlock_unlock(&sh->lock);
-	}
-	return r;
+	if ((r = t->s->ops->lookup_accessor(t->s, accessor, time(NULL),
+	    &rec)) != TSI_OK)
+		return r;
+	*out = rec.t;   /* references moved */
+	return TSI_OK;
 }
 
 int
 vault_tokens_revoke_accessor(struct vault_tokens *t, const char *accessor)
 {
-	struct entry *e = NULL;
-	size_t i, j;
-
 	if (accessor == NULL || strlen(accessor) != VAULT_ACCESSOR_LEN)
 		return TSI_ERR_NOT_FOUND;
-	for (i = 0; i < NSHARDS && e == NULL; i++) {
-		struct shard *sh = &t->shard[i];
-		pthread_rwlock_wrlock(&sh->lock);
-		for (j = 0; j < SHARD_BUCKETS && e == NULL; j++) {
-			struct entry **pp;
-			for (pp = &sh->buckets[j]; *pp != NULL;
-			    pp = &(*pp)->next)
-				if (strcmp((*pp)->t.accessor, accessor) == 0) {
-					e = *pp;
-					*pp = e->next;
-					break;
-				}
-		}
-		pthread_rwlock_unlock(&sh->lock);
-	}
-	if (e == NULL)
-		return TSI_ERR_NOT_FOUND;
-	entry_free(e);
-	__atomic_sub_fetch(&t->count, 1, __ATOMIC_RELAXED);
-	return TSI_OK;
+	return t->s->ops->revoke_accessor(t->s, accessor);
 }
 
 /*
@@ -464,7 +264,7 @@ cert_ok(const struct tsi_trust *trust, const struct tsi_chain_cert *c,
 }
 
 static int
-entry_trusted(const struct entry *e, const struct tsi_trust *trust,
+entry_trusted(const struct token_rec *e, const struct tsi_trust *trust,
     struct memo_slot *memo, char *detail, size_t detlen)
 {
 	size_t i;
@@ -485,43 +285,49 @@ entry_trusted(const struct entry *e, const struct tsi_trust *trust,
 	return TSI_OK;
 }
 
+struct trust_arg {
+	const struct tsi_trust *trust;
+	struct memo_slot *memo;
+};
+
+/* Runs under the store's locks: checks only, logs nothing. */
+static int
+keep_trusted(void *arg, const struct token_rec *rec)
+{
+	struct trust_arg *a = arg;
+	char detail[256];
+
+	return entry_trusted(rec, a->trust, a->memo, detail, sizeof(detail)) ==
+	    TSI_OK;
+}
+
 size_t
 vault_tokens_end_untrusted(struct vault_tokens *t,
     const struct tsi_trust *trust)
 {
-	struct memo_slot *memo;
+	struct trust_arg a;
+	struct token_rec *ended = NULL;
 	char detail[256];
-	size_t i, j, n = 0;
+	size_t i, n;
 
 	/* Without room for the memo every certificate is checked. */
-	memo = calloc(MEMO_SLOTS, sizeof(*memo));
-	for (i = 0; i < NSHARDS; i++) {
-		struct shard *sh = &t->shard[i];
-		size_t here = 0;
-		pthread_rwlock_wrlock(&sh->lock);
-		for (j = 0; j < SHARD_BUCKETS; j++) {
-			struct entry **pp = &sh->buckets[j];
-			while (*pp != NULL) {
-				struct entry *e = *pp;
-				if (entry_trusted(e, trust, memo, detail,
-				    sizeof(detail)) == TSI_OK) {
-					pp = &e->next;
-					continue;
-				}
-				*pp = e->next;
-				tsi_log(TSI_LOG_WARN, "token.ended_untrusted",
-				    TSI_LS("accessor", e->t.accessor),
-				    TSI_LS("role", e->t.role),
-				    TSI_LS("reason", detail));
-				entry_free(e);
-				here++;
-			}
-		}
-		pthread_rwlock_unlock(&sh->lock);
-		__atomic_sub_fetch(&t->count, here, __ATOMIC_RELAXED);
-		n += here;
+	a.trust = trust;
+	a.memo = calloc(MEMO_SLOTS, sizeof(*a.memo));
+	n = t->s->ops->revoke_if(t->s, keep_trusted, &a, &ended);
+	for (i = 0; i < n; i++) {
+		/* Checked again, outside the store's locks, for the reason. */
+		if (ended != NULL)
+			(void)entry_trusted(&ended[i], trust, NULL, detail,
+			    sizeof(detail));
+		tsi_log(TSI_LOG_WARN, "token.ended_untrusted",
+		    TSI_LS("accessor", ended ? ended[i].t.accessor : "?"),
+		    TSI_LS("role", ended ? ended[i].t.role : "?"),
+		    TSI_LS("reason", ended ? detail : "(not kept)"));
+		if (ended != NULL)
+			token_rec_clear(&ended[i]);
 	}
-	free(memo);
+	free(ended);
+	free(a.memo);
 	return n;
 }
 
@@ -529,25 +335,19 @@ int
 vault_tokens_chain_check(struct vault_tokens *t, const char *token,
     const struct tsi_trust *trust)
 {
-	unsigned char hash[32];
+	unsigned char hash[TOKEN_HASH_LEN];
+	struct token_rec rec;
 	char detail[256];
-	struct shard *sh;
-	struct entry *e;
-	int r = TSI_ERR_NOT_FOUND;
+	int r;
 
-	if (token == NULL || strlen(token) > VAULT_TOKEN_MAX)
+	if (!token_hash(token, hash))
 		return TSI_ERR_NOT_FOUND;
-	SHA256((const unsigned char *)token, strlen(token), hash);
-	sh = shard_of(t, hash);
-	pthread_rwlock_rdlock(&sh->lock);
-	for (e = sh->buckets[bucket_of(hash)]; e != NULL; e = e->next)
-		if (CRYPTO_memcmp(e->hash, hash, sizeof(hash)) == 0) {
-			r = entry_trusted(e, trust, NULL, detail,
-			    sizeof(detail)) == TSI_OK ? TSI_OK :
-			    TSI_ERR_BAD_TOKEN;
-			break;
-		}
-	pthread_rwlock_unlock(&sh->lock);
+	r = t->s->ops->lookup(t->s, hash, time(NULL), 1, &rec);
 	OPENSSL_cleanse(hash, sizeof(hash));
+	if (r != TSI_OK)
+		return r == TSI_ERR_EXPIRED ? TSI_ERR_NOT_FOUND : r;
+	r = entry_trusted(&rec, trust, NULL, detail, sizeof(detail)) == TSI_OK ?
+	    TSI_OK : TSI_ERR_BAD_TOKEN;
+	token_rec_clear(&rec);
 	return r;
 }
