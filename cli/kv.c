@@ -16,6 +16,9 @@
  *   tsi kv destroy -versions=N[,N...] PATH
  *                                      undelete or destroy versions
  *   tsi kv metadata get [-format F] PATH
+ *   tsi kv metadata put [-max-versions N] [-cas-required[=BOOL]]
+ *       [-delete-version-after D] [-custom-metadata K=V]... PATH
+ *                                      the path's settings
  *   tsi kv metadata delete PATH        every version and the metadata
  *
  * Flags are spelled as the vault CLI (Go's flag package) takes them:
@@ -44,6 +47,8 @@
 
 #define KV_MAX_RESPONSE (16u << 20)
 #define KV_MAX_VALUE_FILE (1u << 20)
+/* Vault's bound on custom_metadata keys. */
+#define KV_CUSTOM_MAX 64
 
 static void
 kv_usage(void)
@@ -60,6 +65,10 @@ kv_usage(void)
 	    "       tsi kv undelete -versions=N[,N...] PATH\n"
 	    "       tsi kv destroy -versions=N[,N...] PATH\n"
 	    "       tsi kv metadata get [-format=json|table] PATH\n"
+	    "       tsi kv metadata put [-max-versions=N] "
+	    "[-cas-required[=true|false]]\n"
+	    "           [-delete-version-after=DURATION] "
+	    "[-custom-metadata=KEY=VALUE]... PATH\n"
 	    "       tsi kv metadata delete PATH\n\n"
 	    "Flags as the vault CLI takes them: -name=value, -name value,\n"
 	    "--name=value or --name value, before PATH. -mount=secret is\n"
@@ -78,10 +87,17 @@ struct kv_opts {
 	const char *versions;   /* -versions N,N: checked digits and commas */
 	const char *cas;        /* -cas N (patch), checked digits */
 	const char *ctype;      /* Content-Type of the body; NULL: JSON */
+	const char *max_versions;   /* -max-versions N, checked digits */
+	int cas_required;       /* -cas-required: -1 not given, 0, 1 */
+	const char *delete_after;   /* -delete-version-after D (the server
+	                             * checks the duration) */
+	const char *custom[KV_CUSTOM_MAX];  /* -custom-metadata K=V, each */
+	size_t ncustom;
 };
 
 enum { KVF_FIELD = 1, KVF_FORMAT = 2, KVF_VERSION = 4, KVF_MOUNT = 8,
-    KVF_VERSIONS = 16, KVF_CAS = 32 };
+    KVF_VERSIONS = 16, KVF_CAS = 32, KVF_MAXV = 64, KVF_CASREQ = 128,
+    KVF_DVA = 256, KVF_CUSTOM = 512 };
 
 static const struct {
 	const char *name;
@@ -90,7 +106,31 @@ static const struct {
 	{ "field", KVF_FIELD }, { "format", KVF_FORMAT },
 	{ "version", KVF_VERSION }, { "mount", KVF_MOUNT },
 	{ "versions", KVF_VERSIONS }, { "cas", KVF_CAS },
+	{ "max-versions", KVF_MAXV }, { "cas-required", KVF_CASREQ },
+	{ "delete-version-after", KVF_DVA }, { "custom-metadata", KVF_CUSTOM },
 };
+
+/* Go's strconv.ParseBool, as the vault CLI reads a bool flag. */
+static int
+parse_gobool(const char *v, int *out)
+{
+	static const char *const t[] = { "1", "t", "T", "true", "TRUE", "True" };
+	static const char *const f[] = { "0", "f", "F", "false", "FALSE",
+	    "False" };
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (strcmp(v, t[i]) == 0) {
+			*out = 1;
+			return TSI_OK;
+		}
+		if (strcmp(v, f[i]) == 0) {
+			*out = 0;
+			return TSI_OK;
+		}
+	}
+	return TSI_ERR_PARSE;
+}
 
 static int
 set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
@@ -137,6 +177,43 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 		}
 		o->versions = val;
 		return TSI_OK;
+	case KVF_MAXV:
+		if (*val == '\0' || strspn(val, "0123456789") != strlen(val) ||
+		    strlen(val) > 7) {
+			tsi_cli_err("kv %s: -max-versions needs a number, not "
+			    "'%s'", sub, val);
+			return TSI_ERR_INVALID_ARG;
+		}
+		o->max_versions = val;
+		return TSI_OK;
+	case KVF_CASREQ:
+		if (parse_gobool(val, &o->cas_required) != TSI_OK) {
+			tsi_cli_err("kv %s: -cas-required must be true or false, "
+			    "not '%s'", sub, val);
+			return TSI_ERR_INVALID_ARG;
+		}
+		return TSI_OK;
+	case KVF_DVA:
+		if (*val == '\0') {
+			tsi_cli_err("kv %s: -delete-version-after needs a "
+			    "duration (e.g. 3h25m19s)", sub);
+			return TSI_ERR_INVALID_ARG;
+		}
+		o->delete_after = val;
+		return TSI_OK;
+	case KVF_CUSTOM:
+		if ((p = strchr(val, '=')) == NULL || p == val) {
+			tsi_cli_err("kv %s: -custom-metadata needs KEY=VALUE, "
+			    "not '%s'", sub, val);
+			return TSI_ERR_INVALID_ARG;
+		}
+		if (o->ncustom == KV_CUSTOM_MAX) {
+			tsi_cli_err("kv %s: at most %d -custom-metadata", sub,
+			    KV_CUSTOM_MAX);
+			return TSI_ERR_INVALID_ARG;
+		}
+		o->custom[o->ncustom++] = val;
+		return TSI_OK;
 	default:
 		for (p = val; *p >= '0' && *p <= '9'; p++)
 			;
@@ -168,6 +245,7 @@ parse_flags(const char *sub, int argc, char **argv, unsigned allowed,
 	int i;
 
 	memset(o, 0, sizeof(*o));
+	o->cas_required = -1;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *name, *eq, *val;
 		size_t nlen, k;
@@ -191,6 +269,8 @@ parse_flags(const char *sub, int argc, char **argv, unsigned allowed,
 		}
 		if (eq != NULL)
 			val = eq + 1;
+		else if (bit == KVF_CASREQ)
+			val = "true";   /* a bool flag, as Go's: no operand */
 		else if (i + 1 < argc)
 			val = argv[++i];
 		else {
@@ -643,16 +723,78 @@ out:
 	return code;
 }
 
-/* tsi kv metadata get|delete PATH. */
+/* tsi kv metadata put [flags] PATH: POST secret/metadata/PATH with the
+ * settings given (the others keep their value, as the vault CLI). */
+static int
+cmd_metadata_put(int argc, char **argv)
+{
+	struct kv_opts o;
+	json_t *req = NULL, *cm = NULL;
+	char *body = NULL;
+	size_t i;
+	int first, code = TSI_EXIT_FAIL;
+
+	if ((first = parse_flags("metadata put", argc, argv, KVF_MOUNT |
+	    KVF_MAXV | KVF_CASREQ | KVF_DVA | KVF_CUSTOM, &o)) < 0)
+		return TSI_EXIT_USAGE;
+	if (argc - first != 1) {
+		kv_usage();
+		return TSI_EXIT_USAGE;
+	}
+	if ((req = json_object()) == NULL)
+		goto out;
+	if (o.max_versions != NULL && json_object_set_new(req, "max_versions",
+	    json_integer(strtoll(o.max_versions, NULL, 10))) != 0)
+		goto out;
+	if (o.cas_required >= 0 && json_object_set_new(req, "cas_required",
+	    json_boolean(o.cas_required)) != 0)
+		goto out;
+	if (o.delete_after != NULL && json_object_set_new(req,
+	    "delete_version_after", json_string(o.delete_after)) != 0)
+		goto out;
+	if (o.ncustom > 0) {
+		if ((cm = json_object()) == NULL ||
+		    json_object_set(req, "custom_metadata", cm) != 0)
+			goto out;
+		for (i = 0; i < o.ncustom; i++) {
+			const char *eq = strchr(o.custom[i], '=');
+			json_t *v = json_string(eq + 1);
+			if (v == NULL || json_object_setn_new(cm, o.custom[i],
+			    (size_t)(eq - o.custom[i]), v) != 0) {
+				tsi_cli_err("kv metadata put: -custom-metadata "
+				    "must be UTF-8: '%s'", o.custom[i]);
+				code = TSI_EXIT_USAGE;
+				goto out;
+			}
+		}
+	}
+	if ((body = json_dumps(req, JSON_COMPACT)) == NULL)
+		goto out;
+	code = request("POST", "metadata", argv[first], NULL, body, &o);
+	if (code == TSI_EXIT_OK)
+		printf("Success! Data written to: secret/metadata/%s\n",
+		    argv[first] + (!o.mount && strncmp(argv[first], "secret/",
+		    7) == 0 ? 7 : 0));
+out:
+	free(body);
+	json_decref(cm);
+	json_decref(req);
+	return code;
+}
+
+/* tsi kv metadata get|put|delete PATH. */
 static int
 cmd_metadata(int argc, char **argv)
 {
 	struct kv_opts o;
 	int first, code, del;
 
+	if (argc >= 2 && strcmp(argv[1], "put") == 0)
+		return cmd_metadata_put(argc - 1, argv + 1);
 	if (argc < 2 || (strcmp(argv[1], "get") != 0 &&
 	    strcmp(argv[1], "delete") != 0)) {
-		tsi_cli_err("kv metadata: subcommand get or delete expected");
+		tsi_cli_err("kv metadata: subcommand get, put or delete "
+		    "expected");
 		kv_usage();
 		return TSI_EXIT_USAGE;
 	}

@@ -209,7 +209,7 @@ no_curl_words(const char *msg)
 	assert_null(strstr(msg, "SSL peer certificate or SSH remote key"));
 }
 
-/* tsi kv undelete, destroy, metadata get|delete against the server. */
+/* tsi kv undelete, destroy, metadata get|put|delete against the server. */
 static void
 test_versions_metadata(void **state)
 {
@@ -241,6 +241,47 @@ test_versions_metadata(void **state)
 	assert_true(json_is_true(json_object_get(json_object_get(json_object_get(
 	    json_object_get(j, "data"), "versions"), "1"), "destroyed")));
 	json_decref(j);
+	/* metadata put: the settings given, custom_metadata, as the vault
+	 * CLI; a bool flag alone means true. */
+	assert_int_equal(KV(s, "metadata", "put", "-max-versions=4",
+	    "-cas-required", "-delete-version-after", "2h",
+	    "-custom-metadata=owner=team a", "-custom-metadata", "tier=x=y",
+	    "cli/v"), 0);
+	assert_non_null(strstr(out, "Success! Data written to: "
+	    "secret/metadata/cli/v"));
+	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 0);
+	j = json_loads(out, 0, &jerr);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j,
+	    "data"), "max_versions")), 4);
+	assert_true(json_is_true(json_object_get(json_object_get(j, "data"),
+	    "cas_required")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    j, "data"), "delete_version_after")), "2h0m0s");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    json_object_get(j, "data"), "custom_metadata"), "owner")), "team a");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    json_object_get(j, "data"), "custom_metadata"), "tier")), "x=y");
+	json_decref(j);
+	assert_int_equal(KV(s, "metadata", "put", "-cas-required=false",
+	    "cli/v"), 0);
+	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 0);
+	j = json_loads(out, 0, &jerr);
+	assert_non_null(j);
+	assert_true(json_is_false(json_object_get(json_object_get(j, "data"),
+	    "cas_required")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j,
+	    "data"), "max_versions")), 4);
+	json_decref(j);
+	assert_int_equal(KV(s, "metadata", "put", "-max-versions=x", "cli/v"),
+	    2);
+	assert_non_null(strstr(err, "-max-versions needs a number"));
+	assert_int_equal(KV(s, "metadata", "put", "-custom-metadata=novalue",
+	    "cli/v"), 2);
+	assert_non_null(strstr(err, "KEY=VALUE"));
+	assert_int_equal(KV(s, "metadata", "put", "-delete-version-after=1y",
+	    "cli/v"), 1);
+	assert_non_null(strstr(err, "delete_version_after"));
 	assert_int_equal(KV(s, "metadata", "delete", "cli/v"), 0);
 	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 1);
 	/* Flags named wrongly or missing are named. */
