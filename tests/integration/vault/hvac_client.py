@@ -181,7 +181,32 @@ root.adapter.request("PATCH", "/v1/secret/data/medical/m",
 got = kv.read_secret_version(path="medical/m", mount_point="secret")["data"]
 if got["data"] != {"a": "1", "c": "3"}:
     fail("merge patch: %r" % got)
+# custom_metadata (this hvac's update_metadata has no parameter for it:
+# through its adapter) shows in data reads and metadata reads.
+root.adapter.post("/v1/secret/metadata/medical/m",
+                  json={"custom_metadata": {"owner": "team-a"}})
+got = kv.read_secret_version(path="medical/m", mount_point="secret")["data"]
+if got["metadata"]["custom_metadata"] != {"owner": "team-a"}:
+    fail("custom_metadata in a data read: %r" % got["metadata"])
+meta = kv.read_secret_metadata(path="medical/m", mount_point="secret")["data"]
+if meta["custom_metadata"] != {"owner": "team-a"}:
+    fail("custom_metadata in a metadata read: %r" % meta)
+# The mount's settings through hvac's configure / read_configuration.
+kv.configure(max_versions=7, cas_required=False, delete_version_after="3h",
+             mount_point="secret")
+conf = kv.read_configuration(mount_point="secret")["data"]
+if (conf["max_versions"] != 7 or conf["cas_required"] is not False or
+        conf["delete_version_after"] != "3h0m0s"):
+    fail("configure: %r" % conf)
+# delete_version_after schedules the deletion a read shows.
+kv.create_or_update_secret(path="medical/t", secret={"a": "1"},
+                           mount_point="secret")
+got = kv.read_secret_version(path="medical/t", mount_point="secret")["data"]
+if not got["metadata"]["deletion_time"]:
+    fail("delete_version_after not shown: %r" % got["metadata"])
+kv.configure(max_versions=10, delete_version_after="0s", mount_point="secret")
 print("hvac_client: ok (hvac login, read, 404, 403, write, list, "
       "renew-self refused, revoke-self, seal-status, init, leader, "
       "health codes, mount probing, update_metadata, delete/undelete/"
-      "destroy_secret_versions, patch, delete_metadata_and_all_versions)")
+      "destroy_secret_versions, patch, delete_metadata_and_all_versions, "
+      "custom_metadata, configure, read_configuration)")

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fixture.h"
 
@@ -581,6 +582,53 @@ test_subkeys_config(void **state)
 	vresp_clear(&r);
 }
 
+/* A version older than delete_version_after reads as deleted (404 with
+ * its deletion_time), as Vault; a path with a longer one still reads. */
+static void
+test_delete_version_after(void **state)
+{
+	struct st *s = *state;
+	struct timespec t0, t1, pause = { 0, 100 * 1000000L };
+	struct vresp r;
+	json_t *md;
+	long st = 0;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/short",
+	    s->f.root, "{\"delete_version_after\":\"1s\"}"), 204);
+	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/long",
+	    s->f.root, "{\"delete_version_after\":\"1h\"}"), 204);
+	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/short",
+	    "{\"data\":{\"k\":\"v\"}}"), 200);
+	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/long",
+	    "{\"data\":{\"k\":\"v\"}}"), 200);
+	/* Bounded wait for the deletion to come due (1 s after the write). */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		st = call0(s, "GET", "/v1/secret/data/app/short", s->f.root,
+		    NULL);
+		if (st != 200)
+			break;
+		nanosleep(&pause, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while (t1.tv_sec - t0.tv_sec < 30);
+	assert_int_equal(st, 404);
+	assert_int_equal(call(s, "GET", "/v1/secret/data/app/short", s->f.root,
+	    NULL, &r), 404);
+	md = json_object_get(json_object_get(r.json, "data"), "metadata");
+	assert_string_not_equal(json_string_value(json_object_get(md,
+	    "deletion_time")), "");
+	assert_true(json_is_false(json_object_get(md, "destroyed")));
+	vresp_clear(&r);
+	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/long", s->f.root,
+	    NULL), 200);
+	/* Version 1 stays deleted after a new version is written. */
+	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/short",
+	    "{\"data\":{\"k\":\"w\"}}"), 200);
+	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/short?version=1",
+	    s->f.root, NULL), 404);
+}
+
 int
 main(void)
 {
@@ -598,6 +646,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_subkeys_config, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_removes_value,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_version_after,
 		    setup, teardown),
 	};
 
