@@ -7,7 +7,8 @@
  *           deleted_us,destroyed],...]} (oldest first), then the path's
  *           settings when set: "mv", "cr", "dva", "cm" (custom_metadata)
  *   "data": path NUL version(8 bytes, big endian) -> sealed blob
- *   "conf": "mount" -> JSON {"mv","cr","dva"}, the mount's settings
+ *   "conf": "mount" -> the mount's settings: max_versions, cas_required,
+ *           delete_version_after (seconds), each 8 bytes big endian
  * The NUL separator keeps one path's versions together and apart from any
  * other path (validated paths never contain NUL). Every operation is one
  * transaction; LMDB serialises writers, which gives put its atomic
@@ -369,14 +370,36 @@ meta_write(struct kv_lmdb *s, MDB_txn *txn, const char *path,
 }
 
 #define MOUNT_KEY "mount"
+#define MOUNT_LEN 24   /* max_versions, cas_required, delete_after_s */
+
+/* The mount's settings are read by every get: a fixed binary form (three
+ * big-endian 64-bit fields), not JSON, keeps that a copy. */
+static void
+u64_put(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t
+u64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
 
 /* The mount's settings as stored in "conf"; zero when never set. */
 static int
 conf_read(struct kv_lmdb *s, MDB_txn *txn, struct kv_mount_cfg *c)
 {
 	MDB_val k = { strlen(MOUNT_KEY), (void *)MOUNT_KEY }, v;
-	json_error_t jerr;
-	json_t *j;
+	const uint8_t *p;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -385,15 +408,12 @@ conf_read(struct kv_lmdb *s, MDB_txn *txn, struct kv_mount_cfg *c)
 		return TSI_OK;
 	if (rc != 0)
 		return lmdb_err("conf_get", rc);
-	if ((j = json_loadb(v.mv_data, v.mv_size, 0, &jerr)) == NULL ||
-	    !json_is_object(j)) {
-		json_decref(j);
+	if (v.mv_size != MOUNT_LEN)
 		return TSI_ERR_STORE;
-	}
-	c->max_versions = (unsigned)json_integer_value(json_object_get(j, "mv"));
-	c->cas_required = json_is_true(json_object_get(j, "cr"));
-	c->delete_after_s = json_integer_value(json_object_get(j, "dva"));
-	json_decref(j);
+	p = v.mv_data;
+	c->max_versions = (unsigned)u64_get(p);
+	c->cas_required = u64_get(p + 8) != 0;
+	c->delete_after_s = (long long)u64_get(p + 16);
 	return TSI_OK;
 }
 
@@ -918,20 +938,16 @@ lmdb_set_config(struct kv_store *base, const struct kv_mount_cfg *c)
 	struct kv_lmdb *s = (struct kv_lmdb *)base;
 	MDB_txn *txn = NULL;
 	MDB_val k = { strlen(MOUNT_KEY), (void *)MOUNT_KEY }, v;
-	json_t *j;
-	char *text = NULL;
-	int r = TSI_ERR_ALLOC, rc;
+	uint8_t buf[MOUNT_LEN];
+	int r, rc;
 
-	j = json_pack("{sIsbsI}", "mv", (json_int_t)c->max_versions, "cr",
-	    c->cas_required, "dva", (json_int_t)c->delete_after_s);
-	if (j == NULL || (text = json_dumps(j, JSON_COMPACT)) == NULL)
-		goto out;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
-		r = lmdb_err("txn_begin", rc);
-		goto out;
-	}
-	v.mv_size = strlen(text);
-	v.mv_data = text;
+	u64_put(buf, c->max_versions);
+	u64_put(buf + 8, c->cas_required ? 1 : 0);
+	u64_put(buf + 16, (uint64_t)c->delete_after_s);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err("txn_begin", rc);
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
 	if ((rc = mdb_put(txn, s->conf, &k, &v, 0)) != 0) {
 		r = lmdb_err("conf_put", rc);
 		goto out;
@@ -942,8 +958,6 @@ lmdb_set_config(struct kv_store *base, const struct kv_mount_cfg *c)
 out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-	free(text);
-	json_decref(j);
 	return r;
 }
 
