@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ftw.h>
+#include <sys/stat.h>
 
 #include "fixture.h"
 
@@ -629,6 +631,46 @@ test_delete_version_after(void **state)
 	    s->f.root, NULL), 404);
 }
 
+static int
+rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(p);
+}
+
+/* kv_url puts the KV store where it names (not under data_dir), and a
+ * restart opens it again there. */
+static void
+test_kv_url(void **state)
+{
+	struct vfx f;
+	struct stat st;
+	struct vresp r;
+	char elsewhere[] = "/tmp/tsi-kvurl-XXXXXX", extra[256], p[512];
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	memset(&r, 0, sizeof(r));
+	assert_non_null(mkdtemp(elsewhere));
+	snprintf(extra, sizeof(extra), "kv_url = \"lmdb://%s/kvx\";\n",
+	    elsewhere);
+	assert_int_equal(vfx_init(&f, NULL, extra), 0);
+	assert_int_equal(vfx_start(&f), 0);
+	assert_int_equal(vfx_kv_put(&f, f.root, "app/u",
+	    "{\"data\":{\"k\":\"at-the-url\"}}"), 200);
+	assert_int_equal(vfx_stop(&f), 0);
+	snprintf(p, sizeof(p), "%s/kvx/data.mdb", elsewhere);
+	assert_int_equal(stat(p, &st), 0);
+	snprintf(p, sizeof(p), "%s/kv", f.data_dir);
+	assert_int_not_equal(stat(p, &st), 0);
+	assert_int_equal(vfx_start(&f), 0);
+	assert_int_equal(vfx_kv_get(&f, f.root, "app/u", &r), 200);
+	assert_non_null(strstr(r.body, "at-the-url"));
+	vresp_clear(&r);
+	vfx_cleanup(&f);
+	nftw(elsewhere, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int
 main(void)
 {
@@ -649,6 +691,7 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_version_after,
 		    setup, teardown),
+		cmocka_unit_test(test_kv_url),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -463,6 +463,15 @@ test_command_line(void **state)
 	assert_int_equal(run(out, sizeof(out), "--config", f->conf, NULL, NULL), 2);
 	assert_non_null(strstr(out, "0600"));
 	chmod(f->key_file, 0600);
+	/* A kv_url no backend takes names its line. */
+	fp = fopen(conf, "w");
+	fprintf(fp, "tls_cert = \"%s\";\ntls_key = \"%s\";\ndata_dir = \"%s/d2\";\n"
+	    "kv_key_file = \"%s\";\nkv_url = \"nosuch:///x\";\n", f->tls_cert,
+	    f->tls_key, f->dir, f->key_file);
+	fclose(fp);
+	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL), 2);
+	snprintf(txt, sizeof(txt), "%s:5: kv_url", conf);
+	assert_non_null(strstr(out, txt));
 	/* Out-of-range value names its line. */
 	fp = fopen(conf, "w");
 	fprintf(fp, "tls_cert = \"%s\";\ntls_key = \"%s\";\ndata_dir = \"%s/d2\";\n"
