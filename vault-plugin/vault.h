@@ -397,8 +397,9 @@ int vault_kv_versions_parse(const char *body, size_t len, uint64_t **v,
 /* kv.c: the body of POST (patch 0) or PATCH (patch 1) secret/metadata/P:
  * max_versions, cas_required, delete_version_after (Go's duration of
  * h/m/s, or seconds), custom_metadata (Vault's bounds). *req: the parsed
- * body, caller json_decref; c->custom borrows from it. TSI_ERR_PARSE with
- * *msg the 400's message (static) and *req NULL. */
+ * body, caller json_decref; *c: its own copies, caller kv_meta_cfg_clear.
+ * TSI_ERR_PARSE with *msg the 400's message (static), *req NULL and *c
+ * cleared. */
 int vault_kv_meta_parse(const char *body, size_t len, int patch,
     json_t **req, struct kv_meta_cfg *c, const char **msg);
 /* A query argument, decoded; NULL when absent. *err set on bad encoding.
