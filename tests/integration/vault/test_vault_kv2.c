@@ -261,7 +261,7 @@ test_capabilities(void **state)
 	    s->tok, NULL), 404);
 }
 
-/* The destroy and the metadata delete are in the log twice each: the
+/* The destroy and a secret/config write are in the log twice each: the
  * decision (no status) and the outcome (204) pointing back at it. */
 static void
 test_audited(void **state)
@@ -295,6 +295,32 @@ test_audited(void **state)
 	    204);
 	assert_int_equal(json_integer_value(json_array_get(json_object_get(dec,
 	    "versions"), 0)), 2);
+	vresp_clear(&r);
+	/* The mount's settings: the same pair, the settings in the
+	 * decision. */
+	assert_int_equal(call0(s, "POST", "/v1/secret/config", s->f.root,
+	    "{\"max_versions\":9}"), 204);
+	assert_int_equal(call(s, "GET",
+	    "/v1/sys/audit/releases?path=secret/config&limit=100",
+	    s->f.root, NULL, &r), 200);
+	dec = outc = NULL;
+	recs = json_object_get(json_object_get(r.json, "data"), "records");
+	json_array_foreach(recs, i, e) {
+		const char *ph = json_string_value(json_object_get(e, "phase"));
+		if (strcmp(json_string_value(json_object_get(e, "op")),
+		    "write") != 0 || ph == NULL)
+			continue;
+		if (strcmp(ph, "decision") == 0)
+			dec = e;
+		else if (strcmp(ph, "outcome") == 0)
+			outc = e;
+	}
+	assert_non_null(dec);
+	assert_non_null(outc);
+	assert_int_equal(json_integer_value(json_object_get(outc, "status")),
+	    204);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(dec,
+	    "settings"), "max_versions")), 9);
 	vresp_clear(&r);
 }
 
