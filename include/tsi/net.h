@@ -4,7 +4,8 @@
  *
  * HOST is a numeric IPv4 or IPv6 address, or empty for every IPv4
  * address (":8200"); no names are resolved, so what is bound is what the
- * configuration says. PORT is 1 to 65535, decimal digits only.
+ * configuration says. PORT is 0 to 65535, decimal digits only; 0 asks
+ * the kernel for a free port (tests read it back from the server).
  */
 #ifndef TSI_NET_H
 #define TSI_NET_H

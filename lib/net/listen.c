@@ -16,7 +16,7 @@
 
 #define HOST_MAX 64     /* longer than any numeric IPv6 address */
 
-/* PORT: 1 to 5 decimal digits, 1..65535. strtoul would take leading
+/* PORT: 1 to 5 decimal digits, 0..65535. strtoul would take leading
  * blanks, a sign and an empty string. */
 static int
 parse_port(const char *s, unsigned *out)
@@ -29,7 +29,7 @@ parse_port(const char *s, unsigned *out)
 			return TSI_ERR_PARSE;
 		v = v * 10 + (unsigned)(s[i] - '0');
 	}
-	if (i == 0 || v < 1 || v > 65535)
+	if (i == 0 || v > 65535)
 		return TSI_ERR_PARSE;
 	*out = v;
 	return TSI_OK;

@@ -1,7 +1,8 @@
 /*
  * Listen addresses (lib/net/listen.c): one rule for tsi-vault and
- * tsi-attest, which each had a parser of their own that disagreed (an
- * empty host, port 0, a sign or blanks before the port, host lengths).
+ * tsi-attest and tsi-injector, which each had a parser of their own that
+ * disagreed (an empty host, port 0, a sign or blanks before the port,
+ * host lengths).
  * The table holds the addresses both programs' configurations, defaults
  * and tests use, and the cases where the copies differed.
  */
@@ -29,11 +30,13 @@ struct listen_case {
 };
 
 static const struct listen_case cases[] = {
-	/* defaults and test addresses of tsi-vault and tsi-attest */
+	/* defaults and test addresses of tsi-vault, tsi-attest, tsi-injector
+	 * and the chart */
 	{ "127.0.0.1:8200", AF_INET, 8200, 1 },
 	{ "127.0.0.1:8300", AF_INET, 8300, 1 },
 	{ "0.0.0.0:8200", AF_INET, 8200, 0 },
 	{ "0.0.0.0:1", AF_INET, 1, 0 },
+	{ "0.0.0.0:8443", AF_INET, 8443, 0 },
 	{ "127.0.0.1:1", AF_INET, 1, 1 },
 	{ "127.0.0.1:65535", AF_INET, 65535, 1 },
 	{ "127.5.6.7:42000", AF_INET, 42000, 1 },
@@ -42,10 +45,12 @@ static const struct listen_case cases[] = {
 	{ "[::]:8200", AF_INET6, 8200, 0 },
 	{ "[fe80::1]:8443", AF_INET6, 8443, 0 },
 	{ "::1:8200", AF_INET6, 8200, 1 },     /* last colon is the port's */
-	/* tsi-vault took an empty host as every IPv4 address; kept */
+	/* tsi-vault took an empty host as every IPv4 address (tsi-attest and
+	 * tsi-injector did not); kept */
 	{ ":8200", AF_INET, 8200, 0 },
-	/* refused by one copy or the other, now by the rule */
-	{ "127.0.0.1:0", 0, 0, -1 },           /* tsi-vault took port 0 */
+	/* port 0 (the kernel picks): tsi-vault and tsi-injector took it */
+	{ "127.0.0.1:0", AF_INET, 0, 1 },
+	/* refused by one copy or another, now by the rule */
 	{ "127.0.0.1:+80", 0, 0, -1 },         /* strtol/strtoul took a sign */
 	{ "127.0.0.1: 80", 0, 0, -1 },         /* ... and blanks */
 	{ "127.0.0.1:-0", 0, 0, -1 },
