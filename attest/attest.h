@@ -158,8 +158,6 @@ int attest_audit(struct attest *a, const struct attest_req *req,
 /* http.c */
 int attest_http_start(struct attest *a, char *err, size_t errlen);
 void attest_http_stop(struct attest *a);
-/* -1 unparsable, 0 not loopback, 1 loopback. */
-int attest_listen_is_loopback(const char *listen);
 
 /* util */
 long long attest_now(void);

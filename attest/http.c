@@ -12,6 +12,7 @@
 #include "tsi/err.h"
 #include "tsi/file.h"
 #include "tsi/log.h"
+#include "tsi/net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,72 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 struct conn_ctx {
 	struct tsi_buf *body;
 	int too_large;
 };
-
-static int
-parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[64];
-	const char *colon, *h = s;
-	size_t hl;
-	char *end;
-	long port;
-
-	if (s == NULL)
-		return TSI_ERR_PARSE;
-	memset(ss, 0, sizeof(*ss));
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || rb[1] != ':')
-			return TSI_ERR_PARSE;
-		h = s + 1;
-		hl = (size_t)(rb - h);
-		colon = rb + 1;
-	} else {
-		if ((colon = strrchr(s, ':')) == NULL)
-			return TSI_ERR_PARSE;
-		hl = (size_t)(colon - s);
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return TSI_ERR_PARSE;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || port < 1 || port > 65535)
-		return TSI_ERR_PARSE;
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		((struct sockaddr_in *)ss)->sin_family = AF_INET;
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-		*len = sizeof(struct sockaddr_in);
-		return TSI_OK;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-		*len = sizeof(struct sockaddr_in6);
-		return TSI_OK;
-	}
-	return TSI_ERR_PARSE;
-}
-
-int
-attest_listen_is_loopback(const char *listen)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	if (parse_listen(listen, &ss, &len) != TSI_OK)
-		return -1;
-	if (ss.ss_family == AF_INET)
-		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) ==
-		    127;
-	return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
-}
 
 static enum MHD_Result
 send_answer(struct MHD_Connection *c, struct attest_answer *ans)
@@ -282,17 +223,17 @@ int
 attest_http_start(struct attest *a, char *err, size_t errlen)
 {
 	const struct attest_settings *s = a->set;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
 	char *cert = NULL, *key = NULL;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_USE_ERROR_LOG;
-	int r = TSI_ERR_CONFIG;
+	int r, lfd = -1;
 
-	if (parse_listen(s->listen, &ss, &sslen) != TSI_OK) {
-		tsi_errf(err, errlen, "listen: cannot parse address '%s'", s->listen);
-		return TSI_ERR_CONFIG;
-	}
+	/* Bound here, not by libmicrohttpd (whose address reuse option is
+	 * SO_REUSEPORT on Linux: a second tsi-attest on the port would share
+	 * it), so that a second server fails with the reason. */
+	if ((r = tsi_net_listen(s->listen, &lfd, err, errlen)) != TSI_OK)
+		return r;
+	r = TSI_ERR_CONFIG;
 	if (!s->dev) {
 		if ((cert = read_file(s->tls_cert, err, errlen)) == NULL ||
 		    (key = read_file(s->tls_key, err, errlen)) == NULL)
@@ -301,26 +242,28 @@ attest_http_start(struct attest *a, char *err, size_t errlen)
 	}
 	a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
 	    MHD_OPTION_CONNECTION_LIMIT, 256u,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u,
 	    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, a,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
 	    cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, key,
 	    MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:"
 	    "+VERS-TLS1.3:+VERS-TLS1.2",
 	    MHD_OPTION_END);
 	if (a->mhd == NULL) {
-		tsi_errf(err, errlen, "cannot start HTTP server on %s (address in "
-		    "use, or bad TLS certificate/key?)", s->listen);
+		tsi_errf(err, errlen, "cannot start HTTP server on %s (bad TLS "
+		    "certificate/key?)", s->listen);
 		r = TSI_ERR_IO;
 		goto out;
 	}
+	lfd = -1;   /* MHD's now; closed by MHD_stop_daemon */
 	r = TSI_OK;
 out:
+	if (lfd >= 0)
+		close(lfd);
 	tsi_strfree(key);
 	free(cert);
 	return r;

@@ -10,6 +10,7 @@
 #include "tsi/err.h"
 #include "tsi/file.h"
 #include "tsi/log.h"
+#include "tsi/net.h"
 #include "tsi/x509.h"
 
 #include <errno.h>
@@ -253,7 +254,7 @@ load_config(const char *path, struct attest_settings *s, char *err,
 	for (i = 0; i < s->n_ek_ca; i++)
 		if (check_file(c, "ek_ca", s->ek_ca[i], err, errlen) != TSI_OK)
 			goto out;
-	if (attest_listen_is_loopback(s->listen) < 0) {
+	if (tsi_net_listen_is_loopback(s->listen) < 0) {
 		tsi_errf(err, errlen, "%s:%d: listen: expected ADDRESS:PORT",
 		    tsi_config_file(c), tsi_config_line(c, "listen"));
 		goto out;
@@ -447,7 +448,7 @@ main(int argc, char **argv)
 	} else {
 		if (set.listen == NULL)
 			set.listen = xstrdup("127.0.0.1:8300");
-		if (attest_listen_is_loopback(set.listen) != 1) {
+		if (tsi_net_listen_is_loopback(set.listen) != 1) {
 			code = fail(EXIT_USAGE, "--dev-listen must be a loopback "
 			    "ADDRESS:PORT (dev mode has no TLS), got '%s'",
 			    set.listen);

@@ -7,13 +7,13 @@
 #include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
+#include "tsi/net.h"
 #include "tsi/tls.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,73 +135,14 @@ completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* Splits "host:port" / "[v6]:port" and resolves numerically. */
-static int
-parse_listen(const char *listen, struct addrinfo **ai)
-{
-	char host[256];
-	const char *port, *end;
-	struct addrinfo hints;
-	size_t n;
-
-	if (listen[0] == '[') {
-		if ((end = strchr(listen, ']')) == NULL || end[1] != ':')
-			return TSI_ERR_CONFIG;
-		n = (size_t)(end - listen - 1);
-		port = end + 2;
-		listen++;
-	} else {
-		if ((end = strrchr(listen, ':')) == NULL)
-			return TSI_ERR_CONFIG;
-		n = (size_t)(end - listen);
-		port = end + 1;
-	}
-	if (n == 0 || n >= sizeof(host) || port[0] == '\0')
-		return TSI_ERR_CONFIG;
-	memcpy(host, listen, n);
-	host[n] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-	hints.ai_socktype = SOCK_STREAM;
-	return getaddrinfo(host, port, &hints, ai) == 0 ? TSI_OK : TSI_ERR_CONFIG;
-}
-
-/* Binds the listening socket here, SO_REUSEADDR only (never
- * SO_REUSEPORT), so that a second injector on the same address fails and
- * says why. */
-static int
-listen_socket(const char *listen_addr, const struct addrinfo *ai,
-    MHD_socket *out)
-{
-	int fd, one = 1;
-
-	if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0)) < 0)
-		goto fail;
-	if (ai->ai_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-		    sizeof(one));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 256) != 0)
-		goto fail;
-	*out = fd;
-	return TSI_OK;
-fail:
-	tsi_log(TSI_LOG_ERROR, "injector.listen_failed",
-	    TSI_LS("listen", listen_addr), TSI_LS("error", errno == EADDRINUSE ?
-	    "address in use" : strerror(errno)));
-	if (fd >= 0)
-		close(fd);
-	return TSI_ERR_IO;
-}
-
 int
 tsi_injector_server_start(const struct tsi_injector_conf *c,
     struct tsi_injector_server **out)
 {
 	struct tsi_injector_server *s;
-	struct addrinfo *ai = NULL;
-	MHD_socket lfd = MHD_INVALID_SOCKET;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int lfd = -1;
 	char err[512] = "";
 	unsigned flags = MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD |
 	    MHD_USE_ERROR_LOG;
@@ -210,9 +151,10 @@ tsi_injector_server_start(const struct tsi_injector_conf *c,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return TSI_ERR_ALLOC;
 	s->conf = c;
-	if ((r = parse_listen(c->listen, &ai)) != TSI_OK) {
+	if (tsi_net_parse_listen(c->listen, &ss, &sslen) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "injector.listen_invalid",
 		    TSI_LS("listen", c->listen));
+		r = TSI_ERR_CONFIG;
 		goto fail;
 	}
 	/* The same checks and cipher policy as tsi-vault (lib/tls.c). */
@@ -222,13 +164,18 @@ tsi_injector_server_start(const struct tsi_injector_conf *c,
 		    TSI_LS("error", err));
 		goto fail;
 	}
-	if ((r = listen_socket(c->listen, ai, &lfd)) != TSI_OK)
+	/* Bound here, SO_REUSEADDR only (never SO_REUSEPORT), so that a
+	 * second injector on the same address fails and says why. */
+	if ((r = tsi_net_listen(c->listen, &lfd, err, sizeof(err))) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "injector.listen_failed",
+		    TSI_LS("listen", c->listen), TSI_LS("error", err));
 		goto fail;
-	if (ai->ai_family == AF_INET6)
+	}
+	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	tsi_tls_creds_install(s->tls);
 	s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, s,
-	    MHD_OPTION_LISTEN_SOCKET, lfd,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
 	    MHD_OPTION_HTTPS_CERT_CALLBACK2, &tsi_tls_retrieve,
 	    MHD_OPTION_HTTPS_PRIORITIES, TSI_TLS_PRIORITIES,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2,
@@ -245,14 +192,11 @@ tsi_injector_server_start(const struct tsi_injector_conf *c,
 		r = TSI_ERR_IO;
 		goto fail;
 	}
-	freeaddrinfo(ai);
 	tsi_log(TSI_LOG_INFO, "injector.listening", TSI_LS("listen", c->listen),
 	    TSI_LI("port", tsi_injector_server_port(s)));
 	*out = s;
 	return TSI_OK;
 fail:
-	if (ai != NULL)
-		freeaddrinfo(ai);
 	tsi_injector_server_stop(s);
 	return r;
 }

@@ -16,7 +16,7 @@
  * of a hybrid host ("0::") must either be that path or name no container
  * (systemd's own tracking, "0::/").
  */
-#include "issuer/resolve.h"
+#include "issuer/proc.h"
 
 #include "tsi/err.h"
 

@@ -2,7 +2,7 @@
  * peer.c - the caller's identity at accept, checked per request (peer.h).
  */
 #include "issuer/peer.h"
-#include "issuer/resolve.h"
+#include "issuer/proc.h"
 
 #include "tsi/err.h"
 #include "tsi/log.h"

@@ -1,7 +1,7 @@
 /*
  * proc.c - small bounded reads from /proc (or a test's proc_root).
  */
-#include "issuer/resolve.h"
+#include "issuer/proc.h"
 
 #include "tsi/err.h"
 

@@ -17,6 +17,9 @@
 #include <openssl/x509.h>
 
 #include "tsi/signer.h"
+/* JWT parts are base64url; callers of the token layer get the core
+ * encoder with it. */
+#include "tsi/b64url.h"
 
 #define TSI_JWT_MAX_BYTES 16384   /* larger tokens are refused unread */
 #define TSI_JWT_DEFAULT_SKEW 60
@@ -161,18 +164,5 @@ void tsi_trust_cache_stats(const struct tsi_trust *t,
  * and oversize tokens are still refused. Caller json_decref's both. */
 int tsi_jwt_decode_unverified(const char *token, json_t **header,
     json_t **claims);
-
-/* base64url without padding. *out: caller frees with free(). */
-int tsi_b64url_encode(const void *in, size_t len, char **out);
-/* Strict: rejects padding, whitespace and non-alphabet bytes.
- * *out: caller frees with tsi_freezero(*out, *outlen). */
-int tsi_b64url_decode(const char *in, size_t len, unsigned char **out,
-    size_t *outlen);
-
-/* Standard base64 with padding (the x5c form). Same ownership and
- * strictness (padding required and canonical, no whitespace) as above. */
-int tsi_b64_encode(const void *in, size_t len, char **out);
-int tsi_b64_decode(const char *in, size_t len, unsigned char **out,
-    size_t *outlen);
 
 #endif /* TSI_JWT_H */

@@ -6,7 +6,7 @@
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
-#include "tsi/jwt.h"
+#include "tsi/b64url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

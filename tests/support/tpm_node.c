@@ -25,38 +25,12 @@
 #include <unistd.h>
 
 #include "tsi/attest.h"
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int
-mkdtemp_tag(char *out, size_t len, const char *tag)
-{
-	const char *tmp = getenv("TMPDIR");
-	int k = snprintf(out, len, "%s/tsi-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp",
-	    tag);
-
-	if (k < 0 || (size_t)k >= len)
-		return -1;
-	return mkdtemp(out) == NULL ? -1 : 0;
-}
-
-static int
-rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
+#include "swtpm.h"
 
 int
 tpm_node_ca_dir(char *out, size_t len, const char *tag)
 {
-	return mkdtemp_tag(out, len, tag);
+	return test_mkdtemp(out, len, tag);
 }
 
 int
@@ -88,76 +62,15 @@ write_text(const char *dir, const char *name, const char *text)
 	return fclose(f) == 0 ? 0 : -1;
 }
 
-static int
-loopback(int port, int bind_it)
-{
-	struct sockaddr_in a;
-	int fd, ok;
-
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
-		return 0;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = (bind_it ? bind(fd, (struct sockaddr *)&a, sizeof(a)) :
-	    connect(fd, (struct sockaddr *)&a, sizeof(a))) == 0;
-	close(fd);
-	return ok;
-}
-
-static int
-spawn_swtpm(struct tpm_node *n)
-{
-	char server[96], ctrl[96], state[320];
-	long long deadline;
-	int status;
-	pid_t pid;
-
-	snprintf(server, sizeof(server), "type=tcp,port=%d,bindaddr=127.0.0.1",
-	    n->port);
-	snprintf(ctrl, sizeof(ctrl), "type=tcp,port=%d,bindaddr=127.0.0.1",
-	    n->port + 1);
-	snprintf(state, sizeof(state), "dir=%s/state", n->dir);
-	if ((pid = fork()) < 0)
-		return -1;
-	if (pid == 0) {
-		int dn = open("/dev/null", O_RDWR);
-		if (dn >= 0) {
-			dup2(dn, 0);
-			dup2(dn, 1);
-			dup2(dn, 2);
-		}
-		execlp("swtpm", "swtpm", "socket", "--tpm2", "--server", server,
-		    "--ctrl", ctrl, "--tpmstate", state, "--flags",
-		    "not-need-init,startup-clear", (char *)NULL);
-		_exit(127);
-	}
-	n->pid = pid;
-	deadline = now_ms() + 10000;
-	while (now_ms() < deadline) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			n->pid = 0;
-			return -1;
-		}
-		if (loopback(n->port, 0))
-			return 0;
-		usleep(20000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	n->pid = 0;
-	return -1;
-}
-
 int
 tpm_node_start(struct tpm_node *n, const char *ca_dir)
 {
+	struct test_swtpm tpm;
 	char conf[1024], statedir[300];
-	int tries, k;
+	int k;
 
 	memset(n, 0, sizeof(*n));
-	if (mkdtemp_tag(n->dir, sizeof(n->dir), "tpmnode") != 0)
+	if (test_mkdtemp(n->dir, sizeof(n->dir), "tpmnode") != 0)
 		return -1;
 	k = snprintf(conf, sizeof(conf),
 	    "create_certs_tool = /usr/bin/swtpm_localca\n"
@@ -181,29 +94,22 @@ tpm_node_start(struct tpm_node *n, const char *ca_dir)
 	if (tpm_node_run(n, "swtpm_setup --tpm2 --tpmstate '%s' --create-ek-cert "
 	    "--config '%s/setup.conf' --overwrite", statedir, n->dir) != 0)
 		return -1;
-	srand((unsigned)(getpid() ^ time(NULL) ^ (unsigned)now_ms()));
-	for (tries = 0; tries < 20; tries++) {
-		int p = 20000 + (rand() % 20000) * 2;
-		if (!loopback(p, 1) || !loopback(p + 1, 1))
-			continue;
-		n->port = p;
-		snprintf(n->tcti, sizeof(n->tcti), "swtpm:host=127.0.0.1,port=%d", p);
-		if (spawn_swtpm(n) == 0)
-			return 0;
-	}
-	return -1;
+	if (test_swtpm_start_state(&tpm, statedir) != 0)
+		return -1;
+	n->pid = tpm.pid;
+	n->port = tpm.port;
+	memcpy(n->tcti, tpm.tcti, sizeof(n->tcti));
+	return 0;
 }
 
 void
 tpm_node_stop(struct tpm_node *n)
 {
-	if (n->pid > 0) {
-		kill(n->pid, SIGTERM);
-		waitpid(n->pid, NULL, 0);
-		n->pid = 0;
-	}
-	if (n->dir[0] != '\0')
-		(void)nftw(n->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	struct test_swtpm tpm = { .pid = n->pid };
+
+	test_swtpm_kill(&tpm, SIGTERM);
+	n->pid = 0;
+	test_rmtree(n->dir);
 	n->dir[0] = '\0';
 }
 

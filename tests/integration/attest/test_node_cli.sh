@@ -72,6 +72,17 @@ done
 [ -n "$SRV" ] || fail "tsi-attest did not start"
 export TSI_ATTEST_ADDR="http://127.0.0.1:$port"
 
+# A second tsi-attest on the same address stops with the reason, instead
+# of sharing the port (SO_REUSEPORT) and answering half the requests.
+set +e
+timeout 20 "$BIN/tsi-attest" --dev --dev-listen "127.0.0.1:$port" \
+  --dev-root-token-id "$TSI_ATTEST_TOKEN" > "$D/two.out" 2> "$D/two.err"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "second tsi-attest on port $port: exit $rc"
+grep -q 'address in use' "$D/two.err" || fail "second tsi-attest: $(cat "$D/two.err")"
+curl -sf "http://127.0.0.1:$port/v1/health" > /dev/null || fail "first tsi-attest stopped serving"
+
 # register: the hash printed is the operator's own computation
 out=$("$TSI" node register --ek-cert "$D/ek.pem" --node n1 --cluster-name c1 \
   --region eu-west --datacenter dc1 --tag rack=r7 --tag role=worker) || fail "register"

@@ -10,7 +10,7 @@
 
 #include <openssl/evp.h>
 
-#include "swtpm_util.h"
+#include "tests/support/swtpm.h"
 
 struct test_swtpm_ek {
 	struct test_swtpm tpm;

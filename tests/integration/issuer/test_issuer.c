@@ -30,7 +30,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "swtpm_util.h"
+#include "tests/support/swtpm.h"
 #include "tests/support/pki.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"

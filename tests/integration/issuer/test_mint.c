@@ -31,7 +31,7 @@
 #include "tsi/signer.h"
 
 #include "../../support/pki.h"
-#include "swtpm_util.h"
+#include "tests/support/swtpm.h"
 
 #define DIGEST_A "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define DIGEST_B "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"

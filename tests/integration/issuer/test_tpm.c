@@ -23,7 +23,7 @@
 #include <openssl/sha.h>
 
 #include "issuer/tpm.h"
-#include "swtpm_util.h"
+#include "tests/support/swtpm.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 

@@ -1,4 +1,5 @@
-/* audit_test.h - helpers shared by the audit tests (header-only). */
+/* audit_test.h - helpers shared by the audit tests (header-only; include
+ * it after cmocka.h). */
 #ifndef TSI_AUDIT_TEST_H
 #define TSI_AUDIT_TEST_H
 
@@ -112,6 +113,26 @@ test_rec(const char *op, const char *path, const char *decision,
 	    "rule", "medical-records", "reason", "matched",
 	    "claims", claims, "accessor", "acc-1234", "remote", "127.0.0.1",
 	    "request_id", "req-1", "status", 200);
+}
+
+/* Appends n "read" records to a: record i has path paths[i % npaths] and
+ * decision "deny" when i % deny_every == 0, else "allow". */
+static inline void
+test_fill(struct tsi_audit *a, int n, const char *const *paths,
+    size_t npaths, int deny_every)
+{
+	json_t *rec;
+	uint64_t seq;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		rec = test_rec("read", paths[(size_t)i % npaths],
+		    i % deny_every ? "allow" : "deny", "dal05", "c1", "ns",
+		    "sha256:aa");
+		assert_non_null(rec);
+		assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
+		json_decref(rec);
+	}
 }
 
 /* Waits until the log's last committed seq reaches want (a commit the

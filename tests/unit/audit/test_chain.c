@@ -25,16 +25,9 @@ hexs(const unsigned char *in, size_t n, char *out)
 static void
 fill(struct tsi_audit *a, int n)
 {
-	json_t *rec;
-	uint64_t seq;
-	int i;
+	static const char *const paths[] = { "secret/data/b", "secret/data/a" };
 
-	for (i = 0; i < n; i++) {
-		rec = test_rec("read", i % 2 ? "secret/data/a" : "secret/data/b",
-		    i % 3 ? "allow" : "deny", "dal05", "c1", "ns", "sha256:aa");
-		assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
-		json_decref(rec);
-	}
+	test_fill(a, n, paths, 2, 3);
 }
 
 /* hash = SHA-256(prev_bytes || canonical record without "hash") */

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "audit_test.h"
-#include "lib/audit_int.h"
+#include "lib/audit/audit_int.h"
 #include "tsi/log.h"
 
 static void

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "audit_test.h"
-#include "lib/audit_int.h"
+#include "lib/audit/audit_int.h"
 #include "tsi/log.h"
 
 static uint32_t rng_state = 12345;

@@ -11,23 +11,18 @@
 #include <cmocka.h>
 
 #include "audit_test.h"
-#include "lib/audit_int.h"
+#include "lib/audit/audit_int.h"
 #include "tsi/log.h"
 #include "tsi/signer.h"
 
+/* One path of four segments (the idx_path counts below), every other
+ * record a denial. */
 static void
 fill(struct tsi_audit *a, int n)
 {
-	json_t *rec;
-	uint64_t seq;
-	int i;
+	static const char *const paths[] = { "secret/data/r/x" };
 
-	for (i = 0; i < n; i++) {
-		rec = test_rec("read", "secret/data/r/x", i % 2 ? "allow" : "deny",
-		    "dal05", "c1", "ns", "sha256:aa");
-		assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
-		json_decref(rec);
-	}
+	test_fill(a, n, paths, 1, 2);
 }
 
 /* Entries in a named database, read straight from LMDB. */

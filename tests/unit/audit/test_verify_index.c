@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "audit_test.h"
-#include "lib/audit_int.h"
+#include "lib/audit/audit_int.h"
 
 #define NREC 40
 #define VICTIM 17

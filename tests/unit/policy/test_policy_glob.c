@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/policy_int.h"
+#include "lib/policy/policy_int.h"
 #include "tsi/policy.h"
 
 struct pm { const char *pat, *path; int want; };

@@ -11,7 +11,7 @@
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
-#include "tsi/jwt.h"
+#include "tsi/b64url.h"
 
 static void
 expect_url(const char *in, const char *want, size_t wantlen)

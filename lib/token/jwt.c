@@ -34,44 +34,7 @@
 #include <string.h>
 
 #define X5C_MAX JWT_X5C_MAX
-#define MAX_LIFETIME 3600
-#define MAX_NUMERIC_DATE 253402300799LL  /* 9999-12-31T23:59:59Z */
-#define REVOKED_MAX 100000
-
-/*
- * Parsed x5c certificates, keyed by their exact DER. OpenSSL 3.0 spends
- * about as long decoding a certificate (its public key goes through the
- * provider decoders) as verifying a signature, and the same node and session
- * certificates arrive with every token of a node. Only parsing is cached:
- * chain, validity, revocation and signature are checked on every call.
- */
-#define CERT_CACHE_SIZE 64
-
-struct cert_slot {
-	unsigned char *der;
-	size_t len;
-	unsigned char h[32];      /* SHA-256 of der */
-	X509 *x;                  /* one reference held by the cache */
-	unsigned long long used;
-};
-
-struct cert_cache {
-	pthread_mutex_t mu;
-	unsigned long long tick;
-	struct cert_slot slot[CERT_CACHE_SIZE];
-};
-
-struct tsi_trust {
-	X509_STORE *store;
-	int ncas;
-	char **revoked;           /* lower-case hex, no colons */
-	size_t nrevoked;
-	unsigned char (*ca_sha256)[32]; /* of every CA added */
-	size_t nca_sha256;
-	uint64_t gen;             /* bumped by every change of CAs or revocations */
-	struct cert_cache *cache; /* mutable behind a const tsi_trust */
-	struct jwt_cache *verdicts; /* likewise: verified chains */
-};
+#define MAX_NUMERIC_DATE JWT_MAX_NUMERIC_DATE
 
 const char *
 tsi_jwt_reason_name(enum tsi_jwt_reason r)
@@ -103,382 +66,12 @@ tsi_jwt_reason_name(enum tsi_jwt_reason r)
 	return "unknown";
 }
 
-/* ---- trust anchors and revocations ---- */
-
 int
-tsi_trust_new(struct tsi_trust **out)
-{
-	struct tsi_trust *t;
-	int ret;
-
-	if (out == NULL)
-		return TSI_ERR_INVALID_ARG;
-	if ((t = calloc(1, sizeof(*t))) == NULL)
-		return TSI_ERR_ALLOC;
-	if ((t->store = X509_STORE_new()) == NULL ||
-	    (t->cache = calloc(1, sizeof(*t->cache))) == NULL) {
-		X509_STORE_free(t->store);
-		free(t);
-		return TSI_ERR_ALLOC;
-	}
-	if (pthread_mutex_init(&t->cache->mu, NULL) != 0) {
-		X509_STORE_free(t->store);
-		free(t->cache);
-		free(t);
-		return TSI_ERR_INTERNAL;
-	}
-	if ((ret = jwt_cache_new(&t->verdicts)) != TSI_OK) {
-		tsi_trust_free(t);
-		return ret;
-	}
-	*out = t;
-	return TSI_OK;
-}
-
-static void
-cache_free(struct cert_cache *c)
-{
-	size_t i;
-
-	if (c == NULL)
-		return;
-	for (i = 0; i < CERT_CACHE_SIZE; i++) {
-		free(c->slot[i].der);
-		X509_free(c->slot[i].x);
-	}
-	pthread_mutex_destroy(&c->mu);
-	free(c);
-}
-
-/*
- * The certificate encoded by exactly der[0..len), parsed once. Returns a new
- * reference (caller X509_free) or NULL when der is not one whole DER
- * certificate.
- */
-static X509 *
-cache_parse(struct cert_cache *c, const unsigned char *der, size_t len)
-{
-	unsigned char h[32];
-	const unsigned char *p = der;
-	struct cert_slot *victim;
-	unsigned char *copy;
-	X509 *x;
-	size_t i;
-
-	if (len == 0 || len > TSI_JWT_MAX_BYTES ||
-	    EVP_Digest(der, len, h, NULL, EVP_sha256(), NULL) != 1)
-		return NULL;
-	pthread_mutex_lock(&c->mu);
-	for (i = 0; i < CERT_CACHE_SIZE; i++) {
-		struct cert_slot *sl = &c->slot[i];
-		if (sl->x != NULL && sl->len == len &&
-		    memcmp(sl->h, h, sizeof(h)) == 0 &&
-		    memcmp(sl->der, der, len) == 0 && X509_up_ref(sl->x) == 1) {
-			sl->used = ++c->tick;
-			x = sl->x;
-			pthread_mutex_unlock(&c->mu);
-			return x;
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-
-	x = d2i_X509(NULL, &p, (long)len);
-	if (x == NULL || p != der + len) {
-		X509_free(x);
-		ERR_clear_error();
-		return NULL;
-	}
-	/* Compute the cached extension data now, before the object is shared. */
-	(void)X509_get_extension_flags(x);
-	if ((copy = malloc(len)) == NULL || X509_up_ref(x) != 1) {
-		free(copy);
-		return x; /* usable, just not cached */
-	}
-	memcpy(copy, der, len);
-	pthread_mutex_lock(&c->mu);
-	victim = &c->slot[0];
-	for (i = 0; i < CERT_CACHE_SIZE; i++) {
-		if (c->slot[i].x == NULL) {
-			victim = &c->slot[i];
-			break;
-		}
-		if (c->slot[i].used < victim->used)
-			victim = &c->slot[i];
-	}
-	free(victim->der);
-	X509_free(victim->x);  /* holders keep their own references */
-	victim->der = copy;
-	victim->len = len;
-	memcpy(victim->h, h, sizeof(h));
-	victim->x = x;         /* the extra reference taken above */
-	victim->used = ++c->tick;
-	pthread_mutex_unlock(&c->mu);
-	return x;
-}
-
-void
-tsi_trust_free(struct tsi_trust *t)
-{
-	size_t i;
-
-	if (t == NULL)
-		return;
-	X509_STORE_free(t->store);
-	cache_free(t->cache);
-	jwt_cache_free(t->verdicts);
-	for (i = 0; i < t->nrevoked; i++)
-		free(t->revoked[i]);
-	free(t->revoked);
-	free(t->ca_sha256);
-	free(t);
-}
-
-/* Remembers the CA's DER hash, so that a path verified earlier can later be
- * told whether its anchor is still trusted (tsi_trust_chain_check). */
-static int
-remember_ca(struct tsi_trust *t, X509 *x)
-{
-	unsigned char h[32], (*n)[32];
-	unsigned int hl = sizeof(h);
-
-	if (X509_digest(x, EVP_sha256(), h, &hl) != 1 || hl != sizeof(h)) {
-		ERR_clear_error();
-		return TSI_ERR_CRYPTO;
-	}
-	if ((n = realloc(t->ca_sha256, (t->nca_sha256 + 1) * sizeof(*n))) ==
-	    NULL)
-		return TSI_ERR_ALLOC;
-	t->ca_sha256 = n;
-	memcpy(t->ca_sha256[t->nca_sha256++], h, sizeof(h));
-	return TSI_OK;
-}
-
-static int
-is_trusted_ca(const struct tsi_trust *t, const unsigned char h[32])
-{
-	size_t i;
-
-	for (i = 0; i < t->nca_sha256; i++)
-		if (memcmp(t->ca_sha256[i], h, 32) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-add_cas(struct tsi_trust *t, STACK_OF(X509) *sk)
-{
-	int i, ret;
-
-	t->gen++;   /* even a partial change invalidates every verdict */
-	for (i = 0; i < sk_X509_num(sk); i++) {
-		if (X509_STORE_add_cert(t->store, sk_X509_value(sk, i)) != 1) {
-			/* Adding the same CA twice is harmless. */
-			unsigned long e = ERR_peek_last_error();
-			if (ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
-				ERR_clear_error();
-				return TSI_ERR_CRYPTO;
-			}
-			ERR_clear_error();
-		}
-		if ((ret = remember_ca(t, sk_X509_value(sk, i))) != TSI_OK)
-			return ret;
-		t->ncas++;
-	}
-	return TSI_OK;
-}
-
-int
-tsi_trust_add_ca_file(struct tsi_trust *t, const char *path)
-{
-	STACK_OF(X509) *sk = NULL;
-	int ret;
-
-	if (t == NULL || path == NULL)
-		return TSI_ERR_INVALID_ARG;
-	if ((ret = tsi_x509_load_chain_file(path, &sk)) != TSI_OK)
-		return ret;
-	ret = add_cas(t, sk);
-	sk_X509_pop_free(sk, X509_free);
-	return ret;
-}
-
-int
-tsi_trust_add_ca_pem(struct tsi_trust *t, const char *pem, size_t len)
-{
-	STACK_OF(X509) *sk = NULL;
-	int ret;
-
-	if (t == NULL || pem == NULL)
-		return TSI_ERR_INVALID_ARG;
-	if ((ret = tsi_x509_load_chain_pem(pem, len, &sk)) != TSI_OK)
-		return ret;
-	ret = add_cas(t, sk);
-	sk_X509_pop_free(sk, X509_free);
-	return ret;
-}
-
-/* Lower-case hex without colons or a "serial=" prefix; NULL if not hex. */
-static char *
-normalize_hex(const char *in)
-{
-	size_t i, n = 0, len;
-	char *o;
-
-	if (strncmp(in, "serial=", 7) == 0)
-		in += 7;
-	len = strnlen(in, 256);
-	if (len == 0 || len >= 256 || (o = malloc(len + 1)) == NULL)
-		return NULL;
-	for (i = 0; i < len; i++) {
-		if (in[i] == ':')
-			continue;
-		if (!isxdigit((unsigned char)in[i])) {
-			free(o);
-			return NULL;
-		}
-		o[n++] = (char)tolower((unsigned char)in[i]);
-	}
-	o[n] = '\0';
-	if (n == 0) {
-		free(o);
-		return NULL;
-	}
-	return o;
-}
-
-int
-tsi_trust_revoke(struct tsi_trust *t, const char *serial_or_fingerprint)
-{
-	char *h, **nr;
-
-	if (t == NULL || serial_or_fingerprint == NULL)
-		return TSI_ERR_INVALID_ARG;
-	if (t->nrevoked >= REVOKED_MAX)
-		return TSI_ERR_TOO_LARGE;
-	if ((h = normalize_hex(serial_or_fingerprint)) == NULL)
-		return TSI_ERR_PARSE;
-	if ((nr = realloc(t->revoked, (t->nrevoked + 1) * sizeof(*nr))) == NULL) {
-		free(h);
-		return TSI_ERR_ALLOC;
-	}
-	t->revoked = nr;
-	t->revoked[t->nrevoked++] = h;
-	t->gen++;   /* no verdict made before this revocation is used again */
-	return TSI_OK;
-}
-
-static const char *
-skip_zeros(const char *s)
-{
-	while (s[0] == '0' && s[1] != '\0')
-		s++;
-	return s;
-}
-
-/* Nonzero when cert is revoked by serial or by fingerprint. */
-static int
-is_revoked(const struct tsi_trust *t, X509 *cert)
-{
-	char fp[65], *serial = NULL, *p;
-	BIGNUM *bn = NULL;
-	size_t i;
-	int hit = 0;
-
-	if (t->nrevoked == 0)
-		return 0;
-	if (tsi_x509_fingerprint(cert, fp) != TSI_OK)
-		return 1; /* cannot tell: refuse */
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL ||
-	    (serial = BN_bn2hex(bn)) == NULL) {
-		BN_free(bn);
-		return 1;
-	}
-	for (p = serial; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	for (i = 0; i < t->nrevoked && !hit; i++)
-		hit = strcmp(t->revoked[i], fp) == 0 ||
-		    strcmp(skip_zeros(t->revoked[i]), skip_zeros(serial)) == 0;
-	OPENSSL_free(serial);
-	BN_free(bn);
-	return hit;
-}
-
-/* The identity of cert for tsi_trust_chain_check. */
-static int
-chain_cert_of(const struct tsi_trust *t, X509 *cert, struct tsi_chain_cert *out)
-{
-	unsigned int hl = sizeof(out->sha256);
-	BIGNUM *bn = NULL;
-	char *serial = NULL;
-	const char *s;
-	size_t i;
-	int n, ret = TSI_ERR_CRYPTO;
-
-	memset(out, 0, sizeof(*out));
-	if (X509_digest(cert, EVP_sha256(), out->sha256, &hl) != 1 ||
-	    hl != sizeof(out->sha256))
-		goto out;
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) ==
-	    NULL || (serial = BN_bn2hex(bn)) == NULL)
-		goto out;
-	s = skip_zeros(serial);
-	n = snprintf(out->serial, sizeof(out->serial), "%s", s);
-	if (n < 0 || (size_t)n >= sizeof(out->serial))
-		goto out;   /* longer than RFC 5280's 20 octets */
-	for (i = 0; out->serial[i] != '\0'; i++)
-		out->serial[i] = (char)tolower((unsigned char)out->serial[i]);
-	out->trusted = is_trusted_ca(t, out->sha256);
-	ret = TSI_OK;
-out:
-	ERR_clear_error();
-	OPENSSL_free(serial);
-	BN_free(bn);
-	return ret;
-}
-
-int
-tsi_trust_chain_check(const struct tsi_trust *t,
-    const struct tsi_chain_cert *chain, size_t n, char *detail,
-    size_t detlen)
-{
-	char fp[65];
-	size_t i, j, k;
-
-	if (detail != NULL && detlen > 0)
-		detail[0] = '\0';
-	if (t == NULL || (chain == NULL && n > 0))
-		return TSI_ERR_INVALID_ARG;
-	for (i = 0; i < n; i++) {
-		for (k = 0; k < 32; k++)
-			snprintf(fp + 2 * k, 3, "%02x", chain[i].sha256[k]);
-		for (j = 0; j < t->nrevoked; j++)
-			if (strcmp(t->revoked[j], fp) == 0 ||
-			    strcmp(skip_zeros(t->revoked[j]),
-			    chain[i].serial) == 0) {
-				if (detail != NULL)
-					snprintf(detail, detlen, "certificate "
-					    "sha256:%s at depth %zu is revoked",
-					    fp, i);
-				return TSI_ERR_BAD_TOKEN;
-			}
-		if (chain[i].trusted && !is_trusted_ca(t, chain[i].sha256)) {
-			if (detail != NULL)
-				snprintf(detail, detlen, "CA sha256:%s at depth "
-				    "%zu is no longer trusted", fp, i);
-			return TSI_ERR_BAD_TOKEN;
-		}
-	}
-	return TSI_OK;
-}
-
-/* ---- parsing ---- */
-
-static int
-refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
+jwt_refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static int
-refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
+int
+jwt_refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
     const char *fmt, ...)
 {
 	va_list ap;
@@ -511,12 +104,12 @@ split(const char *token, struct parts *p, struct tsi_verify_result *res)
 
 	len = strnlen(token, TSI_JWT_MAX_BYTES + 1);
 	if (len > TSI_JWT_MAX_BYTES)
-		return refuse(res, TSI_JWT_TOO_LARGE, "token over %d bytes",
+		return jwt_refuse(res, TSI_JWT_TOO_LARGE, "token over %d bytes",
 		    TSI_JWT_MAX_BYTES);
 	if ((d1 = memchr(token, '.', len)) == NULL ||
 	    (d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token))) == NULL ||
 	    memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)) != NULL)
-		return refuse(res, TSI_JWT_MALFORMED,
+		return jwt_refuse(res, TSI_JWT_MALFORMED,
 		    "not three dot-separated parts");
 	p->h = token;
 	p->hlen = (size_t)(d1 - token);
@@ -526,7 +119,7 @@ split(const char *token, struct parts *p, struct tsi_verify_result *res)
 	p->slen = len - (size_t)(p->s - token);
 	p->signed_len = (size_t)(d2 - token);
 	if (p->hlen == 0 || p->clen == 0)
-		return refuse(res, TSI_JWT_MALFORMED, "empty header or claims");
+		return jwt_refuse(res, TSI_JWT_MALFORMED, "empty header or claims");
 	return TSI_OK;
 }
 
@@ -540,19 +133,19 @@ parse_part(const char *b64, size_t len, const char *what, json_t **out,
 	json_t *j;
 
 	if (tsi_b64url_decode(b64, len, &raw, &rawlen) != TSI_OK)
-		return refuse(res, TSI_JWT_MALFORMED, "%s is not base64url", what);
+		return jwt_refuse(res, TSI_JWT_MALFORMED, "%s is not base64url", what);
 	j = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, &jerr);
 	tsi_freezero(raw, rawlen);
 	if (j == NULL) {
 		if (json_error_code(&jerr) == json_error_duplicate_key)
-			return refuse(res, TSI_JWT_DUPLICATE_KEY,
+			return jwt_refuse(res, TSI_JWT_DUPLICATE_KEY,
 			    "%s repeats a member name", what);
-		return refuse(res, TSI_JWT_MALFORMED, "%s is not JSON: %s",
+		return jwt_refuse(res, TSI_JWT_MALFORMED, "%s is not JSON: %s",
 		    what, jerr.text);
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return refuse(res, TSI_JWT_MALFORMED, "%s is not a JSON object",
+		return jwt_refuse(res, TSI_JWT_MALFORMED, "%s is not a JSON object",
 		    what);
 	}
 	*out = j;
@@ -604,16 +197,16 @@ check_header(const json_t *hdr, struct tsi_verify_result *res)
 	const json_t *typ = json_object_get(hdr, "typ");
 
 	if (!json_is_string(alg))
-		return refuse(res, TSI_JWT_BAD_ALG, "alg missing");
+		return jwt_refuse(res, TSI_JWT_BAD_ALG, "alg missing");
 	if (strcmp(json_string_value(alg), "ES256") != 0)
-		return refuse(res, TSI_JWT_BAD_ALG, "alg %.32s is not ES256",
+		return jwt_refuse(res, TSI_JWT_BAD_ALG, "alg %.32s is not ES256",
 		    json_string_value(alg));
 	/* RFC 7515 4.1.11: extensions we do not understand must be refused. */
 	if (json_object_get(hdr, "crit") != NULL)
-		return refuse(res, TSI_JWT_MALFORMED, "crit header not supported");
+		return jwt_refuse(res, TSI_JWT_MALFORMED, "crit header not supported");
 	if (typ != NULL && (!json_is_string(typ) ||
 	    strcmp(json_string_value(typ), "JWT") != 0))
-		return refuse(res, TSI_JWT_MALFORMED, "typ is not JWT");
+		return jwt_refuse(res, TSI_JWT_MALFORMED, "typ is not JWT");
 	return TSI_OK;
 }
 
@@ -629,10 +222,10 @@ decode_x5c(struct cert_cache *cache, const json_t *hdr, STACK_OF(X509) **out,
 	int ret;
 
 	if (x5c == NULL)
-		return refuse(res, TSI_JWT_NO_X5C, "x5c missing");
+		return jwt_refuse(res, TSI_JWT_NO_X5C, "x5c missing");
 	if (!json_is_array(x5c) || json_array_size(x5c) == 0 ||
 	    json_array_size(x5c) > X5C_MAX)
-		return refuse(res, TSI_JWT_BAD_X5C,
+		return jwt_refuse(res, TSI_JWT_BAD_X5C,
 		    "x5c is not an array of 1 to %d certificates", X5C_MAX);
 	if ((sk = sk_X509_new_null()) == NULL)
 		return TSI_ERR_ALLOC;
@@ -642,12 +235,12 @@ decode_x5c(struct cert_cache *cache, const json_t *hdr, STACK_OF(X509) **out,
 		if (!json_is_string(e) ||
 		    tsi_b64_decode(json_string_value(e), json_string_length(e),
 		    &der, &derlen) != TSI_OK) {
-			ret = refuse(res, TSI_JWT_BAD_X5C,
+			ret = jwt_refuse(res, TSI_JWT_BAD_X5C,
 			    "x5c[%zu] is not base64", i);
 			goto out;
 		}
-		if ((x = cache_parse(cache, der, derlen)) == NULL) {
-			ret = refuse(res, TSI_JWT_BAD_X5C,
+		if ((x = trust_cache_parse(cache, der, derlen)) == NULL) {
+			ret = jwt_refuse(res, TSI_JWT_BAD_X5C,
 			    "x5c[%zu] is not a DER certificate", i);
 			goto out;
 		}
@@ -714,7 +307,7 @@ verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
 	int i, err, ret = TSI_ERR_ALLOC;
 
 	if (t->ncas == 0)
-		return refuse(res, TSI_JWT_UNTRUSTED_CHAIN, "no trusted CA configured");
+		return jwt_refuse(res, TSI_JWT_UNTRUSTED_CHAIN, "no trusted CA configured");
 	/* Every certificate that signed another must be a CA. OpenSSL checks
 	 * this too; checking first gives the refusal its own reason. */
 	for (i = 1; i < sk_X509_num(x5c); i++) {
@@ -723,7 +316,7 @@ verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
 		    ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) &&
 		    !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN))) {
 			cert_cn(x, cn, sizeof(cn));
-			return refuse(res, TSI_JWT_CERT_NOT_CA,
+			return jwt_refuse(res, TSI_JWT_CERT_NOT_CA,
 			    "x5c[%d] (CN=%s) has no CA rights", i, cn);
 		}
 	}
@@ -743,7 +336,7 @@ verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
 		err = X509_STORE_CTX_get_error(ctx);
 		i = X509_STORE_CTX_get_error_depth(ctx);
 		ERR_clear_error();
-		ret = refuse(res, map_verify_error(err), "chain: %s at depth %d",
+		ret = jwt_refuse(res, map_verify_error(err), "chain: %s at depth %d",
 		    X509_verify_cert_error_string(err), i);
 		goto out;
 	}
@@ -751,13 +344,13 @@ verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
 		goto out;
 	/* x5c must be the verified path itself, in order; nothing else. */
 	if (sk_X509_num(x5c) > sk_X509_num(path)) {
-		ret = refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
+		ret = jwt_refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
 		    "x5c holds certificates outside the verified chain");
 		goto out;
 	}
 	for (i = 0; i < sk_X509_num(x5c); i++)
 		if (X509_cmp(sk_X509_value(x5c, i), sk_X509_value(path, i)) != 0) {
-			ret = refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
+			ret = jwt_refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
 			    "x5c[%d] is not in the verified chain", i);
 			goto out;
 		}
@@ -789,12 +382,12 @@ find_node(STACK_OF(X509) *x5c, struct tsi_location *loc, int *index,
 		if (r == TSI_ERR_NOT_FOUND)
 			continue;
 		if (r != TSI_OK)
-			return refuse(res, TSI_JWT_BAD_X5C,
+			return jwt_refuse(res, TSI_JWT_BAD_X5C,
 			    "x5c[%d] has an invalid tsi: location", i);
 		if (found >= 0) {
 			tsi_location_clear(&tmp);
 			tsi_location_clear(loc);
-			return refuse(res, TSI_JWT_BAD_X5C,
+			return jwt_refuse(res, TSI_JWT_BAD_X5C,
 			    "x5c[%d] and x5c[%d] both carry a tsi: location",
 			    found, i);
 		}
@@ -804,7 +397,7 @@ find_node(STACK_OF(X509) *x5c, struct tsi_location *loc, int *index,
 	}
 	if (found < 0 || found > 1) {
 		tsi_location_clear(loc);
-		return refuse(res, TSI_JWT_BAD_X5C,
+		return jwt_refuse(res, TSI_JWT_BAD_X5C,
 		    "neither x5c[0] nor x5c[1] is a node certificate");
 	}
 	*index = found;
@@ -867,17 +460,17 @@ check_signature(const struct jwt_verdict *v, const struct parts *p,
 	int n, ok, ret = TSI_ERR_ALLOC;
 
 	if (p->slen == 0)
-		return refuse(res, TSI_JWT_BAD_SIGNATURE, "signature empty");
+		return jwt_refuse(res, TSI_JWT_BAD_SIGNATURE, "signature empty");
 	if (tsi_b64url_decode(p->s, p->slen, &raw, &rawlen) != TSI_OK)
-		return refuse(res, TSI_JWT_BAD_SIGNATURE,
+		return jwt_refuse(res, TSI_JWT_BAD_SIGNATURE,
 		    "signature is not base64url");
 	if (rawlen != 64) {
-		ret = refuse(res, TSI_JWT_BAD_SIGNATURE,
+		ret = jwt_refuse(res, TSI_JWT_BAD_SIGNATURE,
 		    "signature is %zu bytes, want 64 (r||s)", rawlen);
 		goto out;
 	}
 	if (!scalar_in_range(raw) || !scalar_in_range(raw + 32)) {
-		ret = refuse(res, TSI_JWT_BAD_SIGNATURE,
+		ret = jwt_refuse(res, TSI_JWT_BAD_SIGNATURE,
 		    "r or s not in [1, n-1]");
 		goto out;
 	}
@@ -897,7 +490,7 @@ check_signature(const struct jwt_verdict *v, const struct parts *p,
 	ok = EVP_PKEY_verify(ctx, der, (size_t)n, h, sizeof(h)) == 1;
 	ERR_clear_error();
 	if (!ok) {
-		ret = refuse(res, TSI_JWT_BAD_SIGNATURE,
+		ret = jwt_refuse(res, TSI_JWT_BAD_SIGNATURE,
 		    "signature does not verify with the x5c[0] key");
 		goto out;
 	}
@@ -910,129 +503,6 @@ out:
 	ECDSA_SIG_free(es);
 	EVP_PKEY_CTX_free(ctx);
 	return ret;
-}
-
-/* ---- claims ---- */
-
-/* 1 present and valid (*v set), 0 absent, -1 present but not a date. */
-static int
-numeric_date(const json_t *claims, const char *name, long long *v)
-{
-	const json_t *j = json_object_get(claims, name);
-
-	if (j == NULL)
-		return 0;
-	if (!json_is_integer(j) || json_integer_value(j) < 0 ||
-	    json_integer_value(j) > MAX_NUMERIC_DATE)
-		return -1;
-	*v = json_integer_value(j);
-	return 1;
-}
-
-static int
-check_times(const json_t *claims, long long now, long long skew,
-    struct tsi_verify_result *res)
-{
-	long long exp = 0, nbf = 0, iat = 0;
-	int he, hn, hi;
-
-	he = numeric_date(claims, "exp", &exp);
-	hn = numeric_date(claims, "nbf", &nbf);
-	hi = numeric_date(claims, "iat", &iat);
-	if (he == 0)
-		return refuse(res, TSI_JWT_NO_EXP, "exp missing");
-	if (he < 0 || hn < 0 || hi < 0)
-		return refuse(res, TSI_JWT_BAD_CLAIMS,
-		    "exp, nbf or iat is not a NumericDate");
-	if (hi == 0)
-		return refuse(res, TSI_JWT_BAD_CLAIMS, "iat missing");
-	if (exp <= now - skew)
-		return refuse(res, TSI_JWT_EXPIRED, "expired %lld s ago",
-		    now - exp);
-	if (hn > 0 && nbf > now + skew)
-		return refuse(res, TSI_JWT_NOT_YET_VALID,
-		    "not valid for another %lld s", nbf - now);
-	if (iat > now + skew)
-		return refuse(res, TSI_JWT_ISSUED_IN_FUTURE,
-		    "issued %lld s in the future", iat - now);
-	if (exp < iat)
-		return refuse(res, TSI_JWT_BAD_CLAIMS, "exp before iat");
-	if (exp - iat > MAX_LIFETIME)
-		return refuse(res, TSI_JWT_LIFETIME_TOO_LONG,
-		    "lifetime %lld s over %d s", exp - iat, MAX_LIFETIME);
-	return TSI_OK;
-}
-
-static int
-check_aud(const json_t *claims, const char *aud, struct tsi_verify_result *res)
-{
-	const json_t *a = json_object_get(claims, "aud"), *e;
-	size_t i;
-
-	if (a == NULL)
-		return refuse(res, TSI_JWT_NO_AUD, "aud missing");
-	if (json_is_string(a)) {
-		if (strcmp(json_string_value(a), aud) == 0)
-			return TSI_OK;
-	} else if (json_is_array(a)) {
-		json_array_foreach(a, i, e)
-			if (json_is_string(e) &&
-			    strcmp(json_string_value(e), aud) == 0)
-				return TSI_OK;
-	}
-	return refuse(res, TSI_JWT_BAD_AUD, "aud does not contain %.64s", aud);
-}
-
-static int
-check_string_claims(const json_t *claims, struct tsi_verify_result *res)
-{
-	static const char *const names[] = { "iss", "sub", "jti" };
-	const json_t *j;
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if ((j = json_object_get(claims, names[i])) != NULL &&
-		    !json_is_string(j))
-			return refuse(res, TSI_JWT_BAD_CLAIMS,
-			    "%s is not a string", names[i]);
-	return TSI_OK;
-}
-
-static int
-check_one_location(const json_t *claims, const char *name, const char *bound,
-    struct tsi_verify_result *res)
-{
-	const json_t *j = json_object_get(claims, name);
-
-	if (bound == NULL) {
-		if (j != NULL)
-			return refuse(res, TSI_JWT_LOCATION_MISMATCH,
-			    "%s claimed but the node certificate binds none", name);
-		return TSI_OK;
-	}
-	if (j == NULL)
-		return refuse(res, TSI_JWT_LOCATION_MISMATCH,
-		    "%s missing; the node certificate binds %s", name, bound);
-	if (!json_is_string(j) || strcmp(json_string_value(j), bound) != 0)
-		return refuse(res, TSI_JWT_LOCATION_MISMATCH,
-		    "%s differs from the node certificate's %s", name, bound);
-	return TSI_OK;
-}
-
-static int
-check_location(const json_t *claims, const struct tsi_location *loc,
-    struct tsi_verify_result *res)
-{
-	int ret;
-
-	if ((ret = check_one_location(claims, "cluster-name", loc->cluster_name,
-	    res)) != TSI_OK ||
-	    (ret = check_one_location(claims, "region", loc->region, res)) != TSI_OK ||
-	    (ret = check_one_location(claims, "datacenter", loc->datacenter,
-	    res)) != TSI_OK ||
-	    (ret = check_one_location(claims, "node", loc->node, res)) != TSI_OK)
-		return ret;
-	return TSI_OK;
 }
 
 /* ---- the chain verdict: cached or verified now ---- */
@@ -1103,10 +573,10 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr,
 	if ((ret = verify_chain(t, x5c, (time_t)now, &chain, res)) != TSI_OK)
 		goto out;
 	for (i = 0; i < sk_X509_num(chain); i++)
-		if (is_revoked(t, sk_X509_value(chain, i))) {
+		if (trust_is_revoked(t, sk_X509_value(chain, i))) {
 			char cn[128];
 			cert_cn(sk_X509_value(chain, i), cn, sizeof(cn));
-			ret = refuse(res, TSI_JWT_CERT_REVOKED,
+			ret = jwt_refuse(res, TSI_JWT_CERT_REVOKED,
 			    "certificate CN=%s at depth %d is revoked", cn, i);
 			goto out;
 		}
@@ -1120,12 +590,12 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr,
 	leafpub = X509_get0_pubkey(leaf);
 	if (leafpub == NULL || tsi_key_thumbprint(leafpub, v->kid) != TSI_OK) {
 		ERR_clear_error();
-		ret = refuse(res, TSI_JWT_BAD_X5C, "x5c[0] key is not EC P-256");
+		ret = jwt_refuse(res, TSI_JWT_BAD_X5C, "x5c[0] key is not EC P-256");
 		goto out;
 	}
 	if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) &&
 	    !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
-		ret = refuse(res, TSI_JWT_BAD_X5C,
+		ret = jwt_refuse(res, TSI_JWT_BAD_X5C,
 		    "x5c[0] key usage does not allow digitalSignature");
 		goto out;
 	}
@@ -1144,12 +614,12 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr,
 	    v->node_fp)) != TSI_OK)
 		goto out;
 	if (sk_X509_num(chain) > TSI_CHAIN_MAX) {
-		ret = refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
+		ret = jwt_refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
 		    "verified chain longer than %d certificates", TSI_CHAIN_MAX);
 		goto out;
 	}
 	for (i = 0; i < sk_X509_num(chain); i++)
-		if ((ret = chain_cert_of(t, sk_X509_value(chain, i),
+		if ((ret = trust_chain_cert_of(t, sk_X509_value(chain, i),
 		    &v->chain[i])) != TSI_OK)
 			goto out;
 	v->chain_len = (size_t)sk_X509_num(chain);
@@ -1188,7 +658,7 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 	res->kid[0] = '\0';
 	res->chain_len = 0;
 	if (t == NULL || token == NULL || claims == NULL) {
-		refuse(res, TSI_JWT_MALFORMED, "no token");
+		jwt_refuse(res, TSI_JWT_MALFORMED, "no token");
 		return TSI_ERR_INVALID_ARG;
 	}
 	if (opts != NULL) {
@@ -1232,7 +702,7 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 		kid = json_object_get(hdr, "kid");
 		if (!json_is_string(kid) ||
 		    strcmp(json_string_value(kid), v->kid) != 0) {
-			ret = refuse(res, TSI_JWT_BAD_KID,
+			ret = jwt_refuse(res, TSI_JWT_BAD_KID,
 			    "kid is not the x5c[0] key thumbprint %s", v->kid);
 			goto out;
 		}
@@ -1242,10 +712,10 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 		    now < v->not_after)
 			jwt_cache_put(t->verdicts, v);
 	}
-	if ((ret = check_times(cl, now, skew, res)) != TSI_OK ||
-	    (ret = check_aud(cl, aud, res)) != TSI_OK ||
-	    (ret = check_string_claims(cl, res)) != TSI_OK ||
-	    (ret = check_location(cl, &v->loc, res)) != TSI_OK)
+	if ((ret = jwt_check_times(cl, now, skew, res)) != TSI_OK ||
+	    (ret = jwt_check_aud(cl, aud, res)) != TSI_OK ||
+	    (ret = jwt_check_string_claims(cl, res)) != TSI_OK ||
+	    (ret = jwt_check_location(cl, &v->loc, res)) != TSI_OK)
 		goto out;
 
 	memcpy(res->node_fingerprint, v->node_fp, sizeof(res->node_fingerprint));
@@ -1259,23 +729,10 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 	ret = TSI_OK;
 out:
 	if (ret != TSI_OK && ret != TSI_ERR_BAD_TOKEN && res->reason == TSI_JWT_OK)
-		refuse(res, TSI_JWT_MALFORMED, "internal error: %s",
+		jwt_refuse(res, TSI_JWT_MALFORMED, "internal error: %s",
 		    tsi_strerror(ret));
 	jwt_verdict_unref(v);
 	json_decref(hdr);
 	json_decref(cl);
 	return ret;
-}
-
-void
-tsi_trust_cache_stats(const struct tsi_trust *t,
-    struct tsi_trust_cache_stats *st)
-{
-	if (st == NULL)
-		return;
-	memset(st, 0, sizeof(*st));
-	if (t == NULL)
-		return;
-	jwt_cache_stats(t->verdicts, &st->hits, &st->misses, &st->entries,
-	    &st->evictions);
 }

@@ -1,4 +1,4 @@
-#include "swtpm_util.h"
+#include "swtpm.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -108,7 +108,7 @@ spawn(struct test_swtpm *s)
 		_exit(127);
 	}
 	s->pid = pid;
-	deadline = test_now_ms() + 5000;
+	deadline = test_now_ms() + 10000;   /* generous: a loaded machine */
 	while (test_now_ms() < deadline) {
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			s->pid = 0;
@@ -124,15 +124,13 @@ spawn(struct test_swtpm *s)
 	return -1;
 }
 
-int
-test_swtpm_start(struct test_swtpm *s)
+/* Tries free port pairs for s (s->dir set) until swtpm serves on one. */
+static int
+start_on_free_port(struct test_swtpm *s)
 {
 	int tries;
 
-	memset(s, 0, sizeof(*s));
-	if (test_mkdtemp(s->dir, sizeof(s->dir), "swtpm") != 0)
-		return -1;
-	srand((unsigned)(getpid() ^ time(NULL)));
+	srand((unsigned)(getpid() ^ time(NULL) ^ (unsigned)test_now_ms()));
 	for (tries = 0; tries < 20; tries++) {
 		int p = 20000 + (rand() % 20000) * 2;
 		if (!port_free(p) || !port_free(p + 1))
@@ -144,6 +142,27 @@ test_swtpm_start(struct test_swtpm *s)
 			return 0;
 	}
 	return -1;
+}
+
+int
+test_swtpm_start(struct test_swtpm *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (test_mkdtemp(s->dir, sizeof(s->dir), "swtpm") != 0)
+		return -1;
+	return start_on_free_port(s);
+}
+
+int
+test_swtpm_start_state(struct test_swtpm *s, const char *statedir)
+{
+	int n;
+
+	memset(s, 0, sizeof(*s));
+	n = snprintf(s->dir, sizeof(s->dir), "%s", statedir);
+	if (n < 0 || (size_t)n >= sizeof(s->dir))
+		return -1;
+	return start_on_free_port(s);
 }
 
 int

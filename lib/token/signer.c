@@ -7,7 +7,7 @@
  */
 #include "tsi/signer.h"
 #include "tsi/err.h"
-#include "tsi/jwt.h"
+#include "tsi/b64url.h"
 #include "tsi/log.h"
 
 #include <openssl/core_names.h>

@@ -1,8 +1,10 @@
 /*
- * swtpm_util.h - start and stop a private swtpm for one test (by PID).
+ * swtpm.h - start and stop a private swtpm for one test (by PID), on a
+ * free loopback port pair. The one copy of it: tsi-issuer's tests use it
+ * directly, tpm_node.c (attestation tests) for its manufactured nodes.
  */
-#ifndef TSI_TEST_SWTPM_UTIL_H
-#define TSI_TEST_SWTPM_UTIL_H
+#ifndef TSI_TEST_SWTPM_H
+#define TSI_TEST_SWTPM_H
 
 #include <sys/types.h>
 
@@ -16,6 +18,11 @@ struct test_swtpm {
 /* Starts swtpm on a free loopback port pair with a new state dir.
  * Returns 0 when it accepts connections, -1 otherwise. */
 int test_swtpm_start(struct test_swtpm *s);
+
+/* Starts swtpm on a free loopback port pair with the existing state
+ * directory statedir (e.g. one swtpm_setup made); s->dir is set to it and
+ * test_swtpm_cleanup removes it. Returns 0 when it accepts connections. */
+int test_swtpm_start_state(struct test_swtpm *s, const char *statedir);
 
 /* Starts swtpm again on the same port and state dir. */
 int test_swtpm_restart(struct test_swtpm *s);

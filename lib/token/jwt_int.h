@@ -1,6 +1,7 @@
 /*
- * jwt_int.h - internal to libtsi's JWT verifier (jwt.c, jwt_cache.c): the
- * chain verdict cache. Not installed, not part of the API.
+ * jwt_int.h - internal to libtsi's JWT verifier (jwt.c, jwt_claims.c,
+ * trust.c, jwt_cache.c): the trust store's layout, the helpers the verifier
+ * files share, and the chain verdict cache. Not installed, not part of the API.
  *
  * A verdict is what a fully verified x5c chain vouches for: the leaf's public
  * key, its thumbprint, the node certificate's location and fingerprint, and
@@ -17,11 +18,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <pthread.h>
 
 #include "tsi/jwt.h"
 #include "tsi/x509.h"
 
 #define JWT_X5C_MAX 4             /* leaf, node, up to two operator CAs */
+#define JWT_MAX_LIFETIME 3600
+#define JWT_MAX_NUMERIC_DATE 253402300799LL  /* 9999-12-31T23:59:59Z */
 
 /* The key: the token's header segment (base64url text), borrowed. */
 struct jwt_key {
@@ -52,6 +57,70 @@ struct jwt_verdict {
 };
 
 struct jwt_cache;
+
+/*
+ * Parsed x5c certificates, keyed by their exact DER. OpenSSL 3.0 spends
+ * about as long decoding a certificate (its public key goes through the
+ * provider decoders) as verifying a signature, and the same node and session
+ * certificates arrive with every token of a node. Only parsing is cached:
+ * chain, validity, revocation and signature are checked on every call.
+ */
+#define CERT_CACHE_SIZE 64
+
+struct cert_slot {
+	unsigned char *der;
+	size_t len;
+	unsigned char h[32];      /* SHA-256 of der */
+	X509 *x;                  /* one reference held by the cache */
+	unsigned long long used;
+};
+
+struct cert_cache {
+	pthread_mutex_t mu;
+	unsigned long long tick;
+	struct cert_slot slot[CERT_CACHE_SIZE];
+};
+
+struct tsi_trust {
+	X509_STORE *store;
+	int ncas;
+	char **revoked;           /* lower-case hex, no colons */
+	size_t nrevoked;
+	unsigned char (*ca_sha256)[32]; /* of every CA added */
+	size_t nca_sha256;
+	uint64_t gen;             /* bumped by every change of CAs or revocations */
+	struct cert_cache *cache; /* mutable behind a const tsi_trust */
+	struct jwt_cache *verdicts; /* likewise: verified chains */
+};
+
+/* ---- trust.c, for the verifier ---- */
+
+/* The parsed certificate for exactly der, from the cache or parsed now.
+ * A new reference: caller X509_free's it. NULL when der is no certificate. */
+X509 *trust_cache_parse(struct cert_cache *c, const unsigned char *der,
+    size_t len);
+/* Nonzero when cert is revoked by serial or fingerprint (or cannot tell). */
+int trust_is_revoked(const struct tsi_trust *t, X509 *cert);
+/* Fills *out with cert's identity for tsi_trust_chain_check. */
+int trust_chain_cert_of(const struct tsi_trust *t, X509 *cert,
+    struct tsi_chain_cert *out);
+
+/* ---- jwt.c and jwt_claims.c ---- */
+
+/* Sets res's reason and a one-line printable detail; returns
+ * TSI_ERR_BAD_TOKEN. */
+int jwt_refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The claim checks, in contract order; each refuses through jwt_refuse. */
+int jwt_check_times(const json_t *claims, long long now, long long skew,
+    struct tsi_verify_result *res);
+int jwt_check_aud(const json_t *claims, const char *aud,
+    struct tsi_verify_result *res);
+int jwt_check_string_claims(const json_t *claims,
+    struct tsi_verify_result *res);
+int jwt_check_location(const json_t *claims, const struct tsi_location *loc,
+    struct tsi_verify_result *res);
 
 int jwt_cache_new(struct jwt_cache **out);
 void jwt_cache_free(struct jwt_cache *c);

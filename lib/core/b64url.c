@@ -7,7 +7,7 @@
  * the unused low bits of the last character must be zero), so that a token
  * cannot be altered without changing its signed text.
  */
-#include "tsi/jwt.h"
+#include "tsi/b64url.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
 

@@ -1,25 +1,18 @@
 /*
- * policy_load.c - reads a policy directory into an immutable policy set.
- *
- * Every *.conf file of the directory (name order, byte-wise) is parsed with
- * libconfig; roles and rules may be spread over files, and a name defined
- * twice is an error wherever the two are. Everything is validated before a
- * set exists: a set that loaded is one the evaluator can trust (known
- * capabilities, valid patterns, every role's rules resolved). Errors are
- * "file:line: reason"; checking reports them all, loading keeps the first.
+ * policy_rules.c - the grammar of a policy file: one rule or role setting
+ * into a validated struct tsi_pol_rule / tsi_pol_role (names, matches,
+ * capabilities, TTLs, duplicates and references), and the capability
+ * names. policy_load.c reads the directory and files and calls this.
  */
 #include "policy_int.h"
+#include "policy_load_int.h"
 #include "tsi/err.h"
 #include "tsi/policy.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <libconfig.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define DEFAULT_TTL 300
 #define MAX_TTL 86400
@@ -64,89 +57,8 @@ tsi_cap_name(int cap)
 	return "unknown";
 }
 
-/* A name seen while loading, valid or not: for duplicates and references. */
-struct seen {
-	char *name;
-	char *file;
-	int line;
-};
-
-struct seen_list {
-	struct seen *v;
-	size_t n, cap;
-};
-
-/* A role's reference to a rule, checked once every file is read. */
-struct ref {
-	char *role;
-	char *rule;
-	char *file;
-	int line;
-};
-
-struct loader {
-	void (*report)(const char *msg, void *arg);
-	void *arg;
-	int nerr;
-	int oom;
-	const char *file;            /* the file being parsed */
-	struct tsi_policy_set *set;
-	size_t rules_cap, roles_cap, files_cap;
-	struct seen_list rules_seen;
-	struct seen_list roles_seen;
-	struct ref *refs;
-	size_t nrefs, refs_cap;
-};
-
-static void lerr(struct loader *ld, const char *file, int line,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
-lerr(struct loader *ld, const char *file, int line, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	int n;
-
-	if (line > 0)
-		n = snprintf(msg, sizeof(msg), "%s:%d: ", file, line);
-	else
-		n = snprintf(msg, sizeof(msg), "%s: ", file);
-	if (n < 0 || (size_t)n >= sizeof(msg))
-		n = 0;
-	va_start(ap, fmt);
-	if (vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap) < 0)
-		msg[n] = '\0';
-	va_end(ap);
-	ld->nerr++;
-	if (ld->report != NULL)
-		ld->report(msg, ld->arg);
-}
-
-static const char *
-file_of(const struct loader *ld, const config_setting_t *s)
-{
-	const char *f = config_setting_source_file(s);
-
-	return f != NULL ? f : ld->file;
-}
-
-#define SERR(ld, s, ...) \
-	lerr((ld), file_of((ld), (s)), (int)config_setting_source_line(s), \
-	    __VA_ARGS__)
-
-static char *
-xstrdup(struct loader *ld, const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		ld->oom = 1;
-	return d;
-}
-
-static void
-strv_free(char **v, size_t n)
+void
+policy_strv_free(char **v, size_t n)
 {
 	size_t i;
 
@@ -164,7 +76,7 @@ match_clear(struct tsi_pol_match *m)
 
 	for (i = 0; i < m->nconds; i++) {
 		free(m->conds[i].claim);
-		strv_free(m->conds[i].pats, m->conds[i].npats);
+		policy_strv_free(m->conds[i].pats, m->conds[i].npats);
 	}
 	free(m->conds);
 	m->conds = NULL;
@@ -175,7 +87,7 @@ void
 tsi_pol_rule_clear(struct tsi_pol_rule *r)
 {
 	free(r->name);
-	strv_free(r->paths, r->npaths);
+	policy_strv_free(r->paths, r->npaths);
 	match_clear(&r->match);
 	free(r->file);
 	memset(r, 0, sizeof(*r));
@@ -184,7 +96,7 @@ tsi_pol_rule_clear(struct tsi_pol_rule *r)
 void
 tsi_pol_role_clear(struct tsi_pol_role *r)
 {
-	strv_free(r->rule_names, r->nrules);
+	policy_strv_free(r->rule_names, r->nrules);
 	free(r->rule_idx);
 	free(r->name);
 	match_clear(&r->match);
@@ -239,8 +151,8 @@ seen_add(struct loader *ld, struct seen_list *l, const char *name,
 		l->v = nv;
 		l->cap = nc;
 	}
-	l->v[l->n].name = xstrdup(ld, name);
-	l->v[l->n].file = xstrdup(ld, file);
+	l->v[l->n].name = policy_xstrdup(ld, name);
+	l->v[l->n].file = policy_xstrdup(ld, file);
 	if (l->v[l->n].name == NULL || l->v[l->n].file == NULL) {
 		free(l->v[l->n].name);
 		free(l->v[l->n].file);
@@ -250,8 +162,8 @@ seen_add(struct loader *ld, struct seen_list *l, const char *name,
 	l->n++;
 }
 
-static void
-seen_free(struct seen_list *l)
+void
+policy_seen_free(struct seen_list *l)
 {
 	size_t i;
 
@@ -280,7 +192,7 @@ get_strlist(struct loader *ld, const config_setting_t *s, const char *ctx,
 	*nout = 0;
 	if (scalar_ok && type == CONFIG_TYPE_STRING) {
 		if ((v = calloc(1, sizeof(*v))) == NULL ||
-		    (v[0] = xstrdup(ld, config_setting_get_string(s))) == NULL) {
+		    (v[0] = policy_xstrdup(ld, config_setting_get_string(s))) == NULL) {
 			ld->oom = 1;
 			free(v);
 			return -1;
@@ -318,8 +230,8 @@ get_strlist(struct loader *ld, const config_setting_t *s, const char *ctx,
 	for (i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 
-		if ((v[i] = xstrdup(ld, config_setting_get_string(e))) == NULL) {
-			strv_free(v, i);
+		if ((v[i] = policy_xstrdup(ld, config_setting_get_string(e))) == NULL) {
+			policy_strv_free(v, i);
 			return -1;
 		}
 	}
@@ -393,8 +305,8 @@ parse_match(struct loader *ld, const config_setting_t *g, const char *ctx,
 				pbad = 1;
 			}
 		}
-		if (pbad || (cond->claim = xstrdup(ld, claim)) == NULL) {
-			strv_free(cond->pats, cond->npats);
+		if (pbad || (cond->claim = policy_xstrdup(ld, claim)) == NULL) {
+			policy_strv_free(cond->pats, cond->npats);
 			memset(cond, 0, sizeof(*cond));
 			bad = 1;
 			continue;
@@ -441,15 +353,15 @@ check_dup(struct loader *ld, struct seen_list *l, const config_setting_t *g,
 		    name, prev->file, prev->line);
 		return -1;
 	}
-	seen_add(ld, l, name, file_of(ld, g), (int)config_setting_source_line(g));
+	seen_add(ld, l, name, policy_file_of(ld, g), (int)config_setting_source_line(g));
 	return 0;
 }
 
 /* vec (n elements of size bytes, room for *cap) with room for one more:
  * vec itself, or a doubled copy (*cap updated). NULL (and ld->oom) when
  * memory runs out; vec is then unchanged. */
-static void *
-set_grow(struct loader *ld, void *vec, size_t n, size_t *cap, size_t size)
+void *
+policy_set_grow(struct loader *ld, void *vec, size_t n, size_t *cap, size_t size)
 {
 	size_t nc;
 	void *nv;
@@ -472,7 +384,7 @@ set_push_rule(struct loader *ld, struct tsi_pol_rule *r)
 	struct tsi_policy_set *p = ld->set;
 	struct tsi_pol_rule *nv;
 
-	if ((nv = set_grow(ld, p->rules, p->nrules, &ld->rules_cap,
+	if ((nv = policy_set_grow(ld, p->rules, p->nrules, &ld->rules_cap,
 	    sizeof(*r))) == NULL)
 		return -1;
 	p->rules = nv;
@@ -487,7 +399,7 @@ set_push_role(struct loader *ld, struct tsi_pol_role *r)
 	struct tsi_policy_set *p = ld->set;
 	struct tsi_pol_role *nv;
 
-	if ((nv = set_grow(ld, p->roles, p->nroles, &ld->roles_cap,
+	if ((nv = policy_set_grow(ld, p->roles, p->nroles, &ld->roles_cap,
 	    sizeof(*r))) == NULL)
 		return -1;
 	p->roles = nv;
@@ -590,7 +502,7 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 				}
 				r.caps |= c;
 			}
-			strv_free(caps, ncaps);
+			policy_strv_free(caps, ncaps);
 		} else if (strcmp(key, "match") == 0) {
 			if (parse_match(ld, m, ctx, &r.match) < 0)
 				bad = 1;
@@ -643,8 +555,8 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 		tsi_pol_rule_clear(&r);
 		return;
 	}
-	r.file = xstrdup(ld, file_of(ld, g));
-	r.name = xstrdup(ld, name);
+	r.file = policy_xstrdup(ld, policy_file_of(ld, g));
+	r.name = policy_xstrdup(ld, name);
 	r.line = (int)config_setting_source_line(g);
 	if (r.file == NULL || r.name == NULL || set_push_rule(ld, &r) < 0)
 		tsi_pol_rule_clear(&r);
@@ -668,9 +580,9 @@ ref_add(struct loader *ld, const char *role, const char *rule,
 		ld->refs_cap = nc;
 	}
 	f = &ld->refs[ld->nrefs];
-	f->role = xstrdup(ld, role);
-	f->rule = xstrdup(ld, rule);
-	f->file = xstrdup(ld, file);
+	f->role = policy_xstrdup(ld, role);
+	f->rule = policy_xstrdup(ld, rule);
+	f->file = policy_xstrdup(ld, file);
 	f->line = line;
 	if (f->role == NULL || f->rule == NULL || f->file == NULL) {
 		free(f->role);
@@ -681,8 +593,8 @@ ref_add(struct loader *ld, const char *role, const char *rule,
 	ld->nrefs++;
 }
 
-static void
-refs_free(struct loader *ld)
+void
+policy_refs_free(struct loader *ld)
 {
 	size_t i;
 
@@ -696,14 +608,14 @@ refs_free(struct loader *ld)
 
 /* Every rule a role names must be defined (in any file). A rule that is
  * defined but invalid has been reported already. */
-static void
-check_refs(struct loader *ld)
+void
+policy_check_refs(struct loader *ld)
 {
 	size_t i;
 
 	for (i = 0; i < ld->nrefs; i++)
 		if (seen_find(&ld->rules_seen, ld->refs[i].rule) == NULL)
-			lerr(ld, ld->refs[i].file, ld->refs[i].line,
+			policy_lerr(ld, ld->refs[i].file, ld->refs[i].line,
 			    "role '%s': unknown rule '%s'", ld->refs[i].role,
 			    ld->refs[i].rule);
 }
@@ -760,7 +672,7 @@ parse_role(struct loader *ld, const config_setting_t *g)
 					bad = 1;
 				} else
 					ref_add(ld, name ? name : "?",
-					    r.rule_names[j], file_of(ld, e),
+					    r.rule_names[j], policy_file_of(ld, e),
 					    (int)config_setting_source_line(e));
 			}
 		} else if (strcmp(key, "token_ttl") == 0) {
@@ -799,15 +711,15 @@ parse_role(struct loader *ld, const config_setting_t *g)
 		tsi_pol_role_clear(&r);
 		return;
 	}
-	r.file = xstrdup(ld, file_of(ld, g));
-	r.name = xstrdup(ld, name);
+	r.file = policy_xstrdup(ld, policy_file_of(ld, g));
+	r.name = policy_xstrdup(ld, name);
 	r.line = (int)config_setting_source_line(g);
 	if (r.file == NULL || r.name == NULL || set_push_role(ld, &r) < 0)
 		tsi_pol_role_clear(&r);
 }
 
-static void
-parse_list(struct loader *ld, const config_setting_t *s, int rules)
+void
+policy_parse_list(struct loader *ld, const config_setting_t *s, int rules)
 {
 	int i, n;
 
@@ -833,386 +745,3 @@ parse_list(struct loader *ld, const config_setting_t *s, int rules)
  * policy set is exactly the files of its directory, and loading never reads
  * a file outside it. NULL with the error reported.
  */
-static char *
-read_policy_file(struct loader *ld, const char *path)
-{
-	FILE *f;
-	struct stat st;
-	char *text = NULL, *line;
-	size_t n, size;
-	int lineno = 1;
-
-	if ((f = fopen(path, "r")) == NULL) {
-		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
-		return NULL;
-	}
-	if (fstat(fileno(f), &st) != 0) {
-		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
-		goto fail;
-	}
-	if (st.st_size > TSI_POL_FILE_MAX) {
-		lerr(ld, path, 0, "file larger than %d bytes", TSI_POL_FILE_MAX);
-		goto fail;
-	}
-	size = (size_t)st.st_size;
-	if ((text = malloc(size + 2)) == NULL) {
-		ld->oom = 1;
-		goto fail;
-	}
-	/* One byte more than the size: a file that grew is noticed. */
-	n = fread(text, 1, size + 1, f);
-	if (ferror(f)) {
-		lerr(ld, path, 0, "cannot read: %s", strerror(errno));
-		goto fail;
-	}
-	if (n != size) {
-		lerr(ld, path, 0, "file changed while being read");
-		goto fail;
-	}
-	text[n] = '\0';
-	if (memchr(text, '\0', n) != NULL) {
-		lerr(ld, path, 0, "file contains a NUL byte");
-		goto fail;
-	}
-	for (line = text; line != NULL; lineno++) {
-		const char *c = line + strspn(line, " \t\r");
-
-		if (strncmp(c, "@include", 8) == 0) {
-			lerr(ld, path, lineno, "@include is not supported in "
-			    "policy files (put the file in the policy directory)");
-			goto fail;
-		}
-		if ((line = strchr(line, '\n')) != NULL)
-			line++;
-	}
-	fclose(f);
-	return text;
-fail:
-	free(text);
-	fclose(f);
-	return NULL;
-}
-
-/* Records a parsed file in the set; takes *text (set to NULL) on success,
- * sets ld->oom when memory runs out. */
-static void
-set_push_file(struct loader *ld, const char *name, char **text,
-    size_t nrules, size_t nroles)
-{
-	struct tsi_policy_set *p = ld->set;
-	struct tsi_pol_file *nv, *f;
-
-	if ((nv = set_grow(ld, p->files, p->nfiles, &ld->files_cap,
-	    sizeof(*nv))) == NULL)
-		return;
-	p->files = nv;
-	f = &p->files[p->nfiles];
-	memset(f, 0, sizeof(*f));
-	if ((f->name = xstrdup(ld, name)) == NULL)
-		return;
-	f->text = *text;
-	f->len = strlen(*text);
-	*text = NULL;
-	f->nrules = nrules;
-	f->nroles = nroles;
-	p->nfiles++;
-}
-
-static void
-parse_file(struct loader *ld, const char *dir, const char *name)
-{
-	char path[4096];
-	char *text = NULL;
-	config_t cfg;
-	const config_setting_t *root;
-	struct tsi_policy_set *p = ld->set;
-	size_t rules0 = p->nrules, roles0 = p->nroles;
-	int i, n;
-
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    (int)sizeof(path)) {
-		lerr(ld, name, 0, "path too long");
-		return;
-	}
-	if ((text = read_policy_file(ld, path)) == NULL)
-		return;
-	ld->file = path;
-	config_init(&cfg);
-	if (config_read_string(&cfg, text) != CONFIG_TRUE) {
-		lerr(ld, path, config_error_line(&cfg), "%s",
-		    config_error_text(&cfg));
-		goto out;
-	}
-	root = config_root_setting(&cfg);
-	n = config_setting_length(root);
-	for (i = 0; i < n && !ld->oom; i++) {
-		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
-		const char *key = config_setting_name(s);
-
-		if (key != NULL && strcmp(key, "rules") == 0)
-			parse_list(ld, s, 1);
-		else if (key != NULL && strcmp(key, "roles") == 0)
-			parse_list(ld, s, 0);
-		else
-			SERR(ld, s, "unknown setting '%s' (a policy file has roles "
-			    "and rules)", key ? key : "?");
-	}
-	set_push_file(ld, name, &text, p->nrules - rules0, p->nroles - roles0);
-out:
-	config_destroy(&cfg);
-	free(text);
-	ld->file = NULL;
-}
-
-/* Resolves every valid role's rule names to indexes; drops roles that name
- * a rule that is unknown or invalid (check_refs and parse_rule report). */
-static void
-resolve_roles(struct loader *ld)
-{
-	struct tsi_policy_set *p = ld->set;
-	size_t i, j, k, kept = 0;
-
-	for (i = 0; i < p->nroles; i++) {
-		struct tsi_pol_role *r = &p->roles[i];
-		int bad = 0;
-
-		if ((r->rule_idx = calloc(r->nrules, sizeof(*r->rule_idx))) ==
-		    NULL) {
-			ld->oom = 1;
-			return;
-		}
-		for (j = 0; j < r->nrules; j++) {
-			for (k = 0; k < p->nrules; k++)
-				if (strcmp(p->rules[k].name, r->rule_names[j]) == 0)
-					break;
-			if (k < p->nrules) {
-				r->rule_idx[j] = k;
-				continue;
-			}
-			bad = 1;
-		}
-		if (bad)
-			tsi_pol_role_clear(r);
-		else
-			p->roles[kept++] = *r;
-	}
-	p->nroles = kept;
-}
-
-static void
-set_free(struct tsi_policy_set *p)
-{
-	size_t i;
-
-	if (p == NULL)
-		return;
-	for (i = 0; i < p->nrules; i++)
-		tsi_pol_rule_clear(&p->rules[i]);
-	for (i = 0; i < p->nroles; i++)
-		tsi_pol_role_clear(&p->roles[i]);
-	for (i = 0; i < p->nfiles; i++) {
-		free(p->files[i].name);
-		free(p->files[i].text);
-	}
-	free(p->rules);
-	free(p->roles);
-	free(p->files);
-	free(p);
-}
-
-static int
-cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
-wanted(const char *dir, const char *name)
-{
-	size_t n = strlen(name);
-	char path[4096];
-	struct stat st;
-
-	if (name[0] == '.' || n < 6 || strcmp(name + n - 5, ".conf") != 0)
-		return 0;
-	/* stat, not lstat: ConfigMap volumes are symlinks to regular files. */
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-		return 1; /* parse_file reports it */
-	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
-}
-
-/*
- * Loads dir. Returns the number of errors (each reported), or a negative
- * TSI_ERR_* (dir unreadable, out of memory). *out is set only when there
- * were no errors.
- */
-static int
-load(const char *dir, void (*report)(const char *, void *), void *arg,
-    struct tsi_policy_set **out)
-{
-	struct loader ld;
-	DIR *d = NULL;
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0, i;
-	int r;
-
-	memset(&ld, 0, sizeof(ld));
-	ld.report = report;
-	ld.arg = arg;
-	if (dir == NULL)
-		return TSI_ERR_INVALID_ARG;
-	if ((ld.set = calloc(1, sizeof(*ld.set))) == NULL)
-		return TSI_ERR_ALLOC;
-	atomic_init(&ld.set->refs, 1);
-	if ((d = opendir(dir)) == NULL) {
-		lerr(&ld, dir, 0, "cannot open policy directory: %s",
-		    strerror(errno));
-		r = TSI_ERR_IO;
-		goto out;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (!wanted(dir, de->d_name))
-			continue;
-		if (n == TSI_POL_FILES_MAX) {
-			lerr(&ld, dir, 0, "more than %d policy files",
-			    TSI_POL_FILES_MAX);
-			break;
-		}
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			char **nv = realloc(names, nc * sizeof(*nv));
-
-			if (nv == NULL) {
-				r = TSI_ERR_ALLOC;
-				goto out;
-			}
-			names = nv;
-			cap = nc;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL) {
-			r = TSI_ERR_ALLOC;
-			goto out;
-		}
-		n++;
-	}
-	if (n > 1)
-		qsort(names, n, sizeof(*names), cmp_names);
-	for (i = 0; i < n && !ld.oom; i++)
-		parse_file(&ld, dir, names[i]);
-	if (!ld.oom)
-		check_refs(&ld);
-	if (!ld.oom)
-		resolve_roles(&ld);
-	if (ld.oom) {
-		r = TSI_ERR_ALLOC;
-		goto out;
-	}
-	r = ld.nerr;
-	if (r == 0 && out != NULL) {
-		*out = ld.set;
-		ld.set = NULL; /* transferred */
-	}
-out:
-	if (d != NULL)
-		closedir(d);
-	strv_free(names, n);
-	seen_free(&ld.rules_seen);
-	seen_free(&ld.roles_seen);
-	refs_free(&ld);
-	set_free(ld.set);
-	return r;
-}
-
-struct first_err {
-	char *buf;
-	size_t len;
-	int have;
-};
-
-static void
-keep_first(const char *msg, void *arg)
-{
-	struct first_err *f = arg;
-
-	if (f->have || f->buf == NULL || f->len == 0)
-		return;
-	snprintf(f->buf, f->len, "%s", msg);
-	f->have = 1;
-}
-
-int
-tsi_policy_load_dir(const char *dir, struct tsi_policy_set **out, char *err,
-    size_t errlen)
-{
-	struct first_err f = { err, errlen, 0 };
-	int r;
-
-	if (out == NULL)
-		return TSI_ERR_INVALID_ARG;
-	*out = NULL;
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
-	r = load(dir, keep_first, &f, out);
-	if (r > 0)
-		return TSI_ERR_CONFIG;
-	if (r == TSI_ERR_ALLOC && err != NULL && errlen > 0)
-		snprintf(err, errlen, "%s: out of memory", dir);
-	return r;
-}
-
-int
-tsi_policy_check_dir(const char *dir,
-    void (*report)(const char *msg, void *arg), void *arg)
-{
-	return load(dir, report, arg, NULL);
-}
-
-struct tsi_policy_set *
-tsi_policy_ref(struct tsi_policy_set *p)
-{
-	if (p != NULL)
-		atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-	return p;
-}
-
-void
-tsi_policy_unref(struct tsi_policy_set *p)
-{
-	if (p == NULL)
-		return;
-	/* acq_rel: the last owner sees every other owner's reads done. */
-	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
-		set_free(p);
-}
-
-void
-tsi_policy_stats(const struct tsi_policy_set *p, size_t *nfiles,
-    size_t *nroles, size_t *nrules)
-{
-	if (nfiles != NULL)
-		*nfiles = p ? p->nfiles : 0;
-	if (nroles != NULL)
-		*nroles = p ? p->nroles : 0;
-	if (nrules != NULL)
-		*nrules = p ? p->nrules : 0;
-}
-
-const char *const *
-tsi_policy_role_rules(const struct tsi_policy_set *p, const char *role,
-    size_t *n)
-{
-	size_t i;
-
-	if (n != NULL)
-		*n = 0;
-	if (p == NULL || role == NULL)
-		return NULL;
-	for (i = 0; i < p->nroles; i++)
-		if (strcmp(p->roles[i].name, role) == 0) {
-			if (n != NULL)
-				*n = p->roles[i].nrules;
-			return (const char *const *)p->roles[i].rule_names;
-		}
-	return NULL;
-}
