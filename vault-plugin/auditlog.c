@@ -88,15 +88,78 @@ claims_get(const json_t *claims)
  * authenticated callers (docs/audit.md "Hostile load").
  */
 static unsigned
-audit_flags(const struct vault_req *r, const struct vault_audit_rec *a)
+audit_flags(const struct vault_request *r, const struct vault_audit_rec *a)
 {
 	if (r->authed || (a->claims != NULL && json_object_size(a->claims) > 0))
 		return 0;
 	return TSI_AUDIT_UNAUTH;
 }
 
+void
+vault_audit_async_init(struct vault *v)
+{
+	pthread_mutex_init(&v->async_mu, NULL);
+	pthread_cond_init(&v->async_cv, NULL);
+	v->async_pending = 0;
+	v->async_stopping = 0;
+}
+
+void
+vault_audit_async_quiesce(struct vault *v)
+{
+	pthread_mutex_lock(&v->async_mu);
+	v->async_stopping = 1;
+	while (v->async_pending > 0)
+		pthread_cond_wait(&v->async_cv, &v->async_mu);
+	pthread_mutex_unlock(&v->async_mu);
+}
+
+/* Counts a callback to come (1), or 0 when the server is stopping (then
+ * wait for the record instead). */
+static int
+async_begin(struct vault *v)
+{
+	int ok;
+
+	pthread_mutex_lock(&v->async_mu);
+	ok = !v->async_stopping;
+	if (ok)
+		v->async_pending++;
+	pthread_mutex_unlock(&v->async_mu);
+	return ok;
+}
+
+/* The audit callback of an async request: records the outcome, resumes
+ * the connection, and no longer touches r. */
+static void
+async_done(void *arg, int rc, uint64_t seq)
+{
+	struct vault_request *r = arg;
+	struct vault *v = r->v;
+	const struct vault_io *io = r->io;
+	void *ctx = r->io_ctx;
+
+	(void)seq;
+	if (rc != TSI_OK) {
+		__atomic_fetch_add(&v->metrics.audit_append_failures, 1,
+		    __ATOMIC_RELAXED);
+		tsi_log(TSI_LOG_ERROR, "audit.append_failed",
+		    TSI_LS("request_id", r->request_id),
+		    TSI_LS("route", vault_route_metric(r->route)),
+		    TSI_LS("error", tsi_strerror(rc)));
+	}
+	__atomic_store_n(&r->audit_rc, rc, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->audit_done, 1, __ATOMIC_RELEASE);
+	/* From here on the server may answer, close and free r. */
+	io->resume(ctx);
+	pthread_mutex_lock(&v->async_mu);
+	if (--v->async_pending == 0 && v->async_stopping)
+		pthread_cond_broadcast(&v->async_cv);
+	pthread_mutex_unlock(&v->async_mu);
+}
+
 int
-vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
+vault_audit(struct vault_request *r, const struct vault_audit_rec *a)
 {
 	struct tsi_audit_claims *cc = NULL;
 	json_t *rec;
@@ -169,17 +232,18 @@ vault_audit(struct vault_req *r, const struct vault_audit_rec *a)
 		    __ATOMIC_RELAXED);
 		return TSI_ERR_AUDIT;
 	}
-	if (r->audit_async && !r->audit_submitted && vault_async_begin(r->v)) {
+	if (r->audit_async && !r->audit_submitted && r->io != NULL &&
+	    async_begin(r->v)) {
 		/* Suspended first: the callback may come before submit returns,
 		 * and resuming a connection that is not suspended is undefined. */
-		MHD_suspend_connection(r->conn);
+		r->io->suspend(r->io_ctx);
 		r->audit_submitted = 1;
 		rc = tsi_audit_submit_flags(r->v->audit, rec, cc, flags,
-		    vault_async_done, r);
+		    async_done, r);
 		json_decref(rec);
 		tsi_audit_claims_unref(cc);
 		if (rc != TSI_OK)
-			vault_async_done(r, rc, 0);
+			async_done(r, rc, 0);
 		return TSI_OK;   /* the outcome decides what is sent */
 	}
 	if (cc != NULL) {
@@ -230,7 +294,7 @@ note_done(void *arg, int rc, uint64_t seq)
 }
 
 struct throttled_arg {
-	struct vault_req *r;
+	struct vault_request *r;
 };
 
 /* One record per source and window: how many failed logins the limit
@@ -240,7 +304,7 @@ throttled_note(void *arg, const char *src, unsigned count, time_t start,
     unsigned window)
 {
 	struct throttled_arg *ta = arg;
-	struct vault_req *r = ta->r;
+	struct vault_request *r = ta->r;
 	char reason[160], ws[40];
 	struct note *n;
 	json_t *rec;
@@ -284,7 +348,7 @@ throttled_note(void *arg, const char *src, unsigned count, time_t start,
 }
 
 void
-vault_audit_throttled(struct vault_req *r)
+vault_audit_throttled(struct vault_request *r)
 {
 	struct throttled_arg ta = { r };
 
@@ -292,8 +356,8 @@ vault_audit_throttled(struct vault_req *r)
 	    8);
 }
 
-enum MHD_Result
-vault_respond_audit_failed(struct vault_req *r)
+int
+vault_respond_audit_failed(struct vault_request *r)
 {
 	return vault_respond_error(r, 503,
 	    "audit log unavailable; request not processed");
@@ -332,21 +396,18 @@ struct unknown_arg {
 	int found;
 };
 
-/* MHD's iterator over the query: stops at the first name not in
+/* The iterator over the query: stops at the first name not in
  * query_names, kept (printable, bounded) for the error. A filter spelt
  * wrongly would otherwise match everything. */
-static enum MHD_Result
-unknown_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+static int
+unknown_cb(void *cls, const char *key)
 {
 	struct unknown_arg *u = cls;
 	size_t i, n;
 
-	(void)kind;
-	(void)value;
 	for (i = 0; i < NQUERY; i++)
 		if (key != NULL && strcmp(key, query_names[i]) == 0)
-			return MHD_YES;
+			return 0;
 	u->found = 1;
 	for (n = 0; key != NULL && key[n] != '\0' && n < sizeof(u->name) - 4; n++)
 		u->name[n] = (key[n] >= 0x20 && key[n] < 0x7f) ? key[n] : '?';
@@ -355,12 +416,12 @@ unknown_cb(void *cls, enum MHD_ValueKind kind, const char *key,
 		n += 3;
 	}
 	u->name[n] = '\0';
-	return MHD_NO;
+	return 1;
 }
 
 /* A refused or failed read of the log, recorded then answered. */
-static enum MHD_Result
-audit_query_answer(struct vault_req *r, struct vault_audit_rec *a,
+static int
+audit_query_answer(struct vault_request *r, struct vault_audit_rec *a,
     const char *decision, const char *reason, unsigned status,
     const char *msg)
 {
@@ -372,8 +433,8 @@ audit_query_answer(struct vault_req *r, struct vault_audit_rec *a,
 	return vault_respond_error(r, status, msg);
 }
 
-enum MHD_Result
-vault_audit_releases(struct vault_req *r)
+int
+vault_audit_releases(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	const char *const *names = query_names;
 	char *arg[NQUERY] = { 0 };
@@ -388,7 +449,7 @@ vault_audit_releases(struct vault_req *r)
 	json_t *filters = NULL, *extra = NULL;
 	const char *reason = NULL;
 	uint64_t next = 0, cursor = 0;
-	enum MHD_Result ret;
+	int ret;
 	size_t i, ncount;
 	int bad = 0, rc;
 
@@ -450,8 +511,8 @@ vault_audit_releases(struct vault_req *r)
 		goto out;
 	}
 	memset(&unk, 0, sizeof(unk));
-	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, unknown_cb,
-	    &unk);
+	if (r->io != NULL && r->io->query_each != NULL)
+		r->io->query_each(r->io_ctx, unknown_cb, &unk);
 	if (unk.found) {
 		snprintf(msg, sizeof(msg), "unknown query parameter '%s'; known: "
 		    "since until decision op status path cluster-name datacenter "

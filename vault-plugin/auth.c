@@ -119,8 +119,8 @@ login_body(const struct tsi_buf *body, char rolebuf[ROLE_COPY_MAX],
 	    tsi_buf_len(body), req, role, jwt);
 }
 
-enum MHD_Result
-vault_auth_login(struct vault_req *r)
+int
+vault_auth_login(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	struct vault_trust *trust = NULL, *now_trust = NULL;
 	struct tsi_policy_set *p = NULL;
@@ -129,7 +129,7 @@ vault_auth_login(struct vault_req *r)
 	struct tsi_verify_result vr;
 	struct tsi_decision d;
 	struct vault_audit_rec a;
-	struct vault_login_answer ans;
+	struct vault_login_answer la;
 	json_t *req = NULL, *claims = NULL, *policies = NULL, *extra = NULL;
 	const char *role = NULL, *jwt = NULL, *const *rules;
 	char accessor[VAULT_ACCESSOR_LEN + 1] = "";
@@ -141,7 +141,7 @@ vault_auth_login(struct vault_req *r)
 	time_t exp_at = 0;
 	size_t i, nrules;
 	unsigned status;
-	enum MHD_Result ret;
+	int ret;
 	struct timespec t1;
 	int rc;
 
@@ -162,7 +162,7 @@ vault_auth_login(struct vault_req *r)
 				tsi_log(TSI_LOG_WARN, "auth.throttled",
 				    TSI_LS("remote", r->remote),
 				    TSI_LI("retry_after", wait));
-			r->retry_after = wait;
+			r->ans->retry_after = wait;
 			return vault_respond_error(r, 429,
 			    "too many failed logins; retry later");
 		}
@@ -321,14 +321,14 @@ vault_auth_login(struct vault_req *r)
 	    TSI_LS("role", role), TSI_LS("accessor", accessor),
 	    TSI_LS("sub", json_string_value(json_object_get(claims, "sub"))),
 	    TSI_LI("ttl", ttl));
-	ans.request_id = r->request_id;
-	ans.token = token;
-	ans.accessor = accessor;
-	ans.rules = rules;
-	ans.nrules = rules != NULL ? nrules : 0;
-	ans.claims = claims;
-	ans.ttl = ttl;
-	if ((text = vault_login_answer_text(&ans)) == NULL)
+	la.request_id = r->request_id;
+	la.token = token;
+	la.accessor = accessor;
+	la.rules = rules;
+	la.nrules = rules != NULL ? nrules : 0;
+	la.claims = claims;
+	la.ttl = ttl;
+	if ((text = vault_login_answer_text(&la)) == NULL)
 		ret = vault_respond_error(r, 500, "internal error");
 	else
 		ret = vault_respond_text(r, 200, "application/json", text);

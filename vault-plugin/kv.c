@@ -127,7 +127,7 @@ parse_uint(const char *s, unsigned long long *out)
 }
 
 struct kv_ctx {
-	struct vault_req *r;
+	struct vault_request *r;
 	enum kv_op op;
 	const char *kvpath;        /* below secret/data/ or secret/metadata/ */
 	char ppath[KV_PATH_MAX + 32]; /* the policy path */
@@ -136,7 +136,7 @@ struct kv_ctx {
 };
 
 /* Audit then answer an error; 503 when the record cannot be written. */
-static enum MHD_Result
+static int
 finish_error(struct kv_ctx *k, const char *decision, unsigned status,
     const char *reason, const char *msg)
 {
@@ -172,7 +172,7 @@ record_decision(struct kv_ctx *k)
 
 /* The store refused a change: its outcome recorded and answered. A full
  * store (map or disk) is 503, a retry later, never 500. */
-static enum MHD_Result
+static int
 store_failed(struct kv_ctx *k, int rc)
 {
 	if (rc == TSI_ERR_STORE_FULL)
@@ -249,16 +249,16 @@ stored_object(const char *pt, size_t ptlen)
 	    memchr(pt, '\0', ptlen) == NULL;
 }
 
-static enum MHD_Result
+static int
 do_read(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	unsigned long long ver = 0;
 	uint8_t *blob = NULL;
 	size_t blen = 0, ptlen = 0;
 	char *vs, *pt = NULL, *text = NULL;
-	enum MHD_Result ret;
+	int ret;
 	int bad = 0, rc;
 	unsigned status;
 
@@ -319,16 +319,16 @@ do_read(struct kv_ctx *k)
 	return ret;
 }
 
-static enum MHD_Result
+static int
 do_write(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	struct seal_arg sa;
 	json_t *req = NULL, *data = NULL;
 	char *pt = NULL;
 	long long casv = -1;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
 	if (vault_kv_write_parse((const char *)tsi_buf_ptr(r->body),
@@ -424,10 +424,10 @@ merge_patch(json_t *target, json_t *patch)
  * cas when given, checked first), so a write in between is a 400
  * mismatch, never a lost update.
  */
-static enum MHD_Result
+static int
 do_patch(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	struct kv_meta meta;
 	struct seal_arg sa;
@@ -438,11 +438,10 @@ do_patch(struct kv_ctx *k)
 	size_t blen = 0, ptlen = 0;
 	char *pt = NULL, *npt = NULL;
 	long long casv = -1;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
-	ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "Content-Type");
+	ct = vault_req_header(r, "Content-Type");
 	if (ct == NULL || strncmp(ct, "application/merge-patch+json", 28) != 0 ||
 	    (ct[28] != '\0' && ct[28] != ';'))
 		return finish_error(k, "error", 415, "unsupported content type",
@@ -568,10 +567,10 @@ subkeys_of(const json_t *o, unsigned long long depth, unsigned long long level)
 
 /* GET secret/subkeys/P[?version=N&depth=D]: the structure of a version
  * without its values. */
-static enum MHD_Result
+static int
 do_subkeys(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	unsigned long long ver = 0, depth = 0;
 	uint8_t *blob = NULL;
@@ -579,7 +578,7 @@ do_subkeys(struct kv_ctx *k)
 	char *vs, *ds, *pt = NULL;
 	json_t *cur = NULL, *keys = NULL, *meta;
 	json_error_t jerr;
-	enum MHD_Result ret;
+	int ret;
 	int bad = 0, rc;
 
 	vs = vault_query_arg(r, "version", &bad);
@@ -634,10 +633,10 @@ do_subkeys(struct kv_ctx *k)
 }
 
 /* GET secret/config: the mount's settings, which are the server's. */
-static enum MHD_Result
+static int
 do_config(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 
 	k->a.decision = "allow";
 	k->a.reason = k->d.reason;
@@ -649,10 +648,10 @@ do_config(struct kv_ctx *k)
 	    "max_versions", (json_int_t)r->v->set->kv_max_versions), NULL));
 }
 
-static enum MHD_Result
+static int
 do_delete(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	int rc;
 
@@ -716,14 +715,14 @@ out:
 
 /* POST secret/delete|undelete|destroy/P {"versions":[...]}: 204, also when
  * the path or a version does not exist (Vault's answer). */
-static enum MHD_Result
+static int
 do_versions(struct kv_ctx *k, enum kv_vop vop)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	uint64_t *v = NULL;
 	json_t *extra = NULL, *arr;
 	size_t n = 0, i;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
 	if (vault_kv_versions_parse((const char *)tsi_buf_ptr(r->body),
@@ -768,10 +767,10 @@ out:
 }
 
 /* DELETE secret/metadata/P: every version's value and the metadata. */
-static enum MHD_Result
+static int
 do_meta_delete(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	int rc;
 
 	if (record_decision(k) != TSI_OK)
@@ -925,14 +924,14 @@ bad:
 
 /* POST (settings given replace) or PATCH (custom_metadata merged)
  * secret/metadata/P: 204, as Vault. */
-static enum MHD_Result
+static int
 do_meta_write(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_meta_cfg c;
 	json_t *req = NULL, *extra = NULL;
 	const char *msg;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
 	if (vault_kv_meta_parse((const char *)tsi_buf_ptr(r->body),
@@ -973,10 +972,10 @@ out:
 	return ret;
 }
 
-static enum MHD_Result
+static int
 do_list(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	json_t *keys = NULL;
 	int rc;
 
@@ -1000,10 +999,10 @@ do_list(struct kv_ctx *k)
 	    json_pack("{so}", "keys", keys), NULL));
 }
 
-static enum MHD_Result
+static int
 do_meta(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_meta m;
 	json_t *versions, *data;
 	char ct[40], ut[40], num[24], dva[48];
@@ -1048,8 +1047,8 @@ do_meta(struct kv_ctx *k)
 	return vault_respond(r, 200, vault_envelope(r, data, NULL));
 }
 
-enum MHD_Result
-vault_kv_handle(struct vault_req *r)
+int
+vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	struct kv_ctx k;
 	struct tsi_policy_set *p = NULL;
@@ -1058,7 +1057,7 @@ vault_kv_handle(struct vault_req *r)
 	int cap = 0, bad = 0, rc, n;
 	int list = 0, post;
 	enum kv_kind kind = KK_DATA;
-	enum MHD_Result ret;
+	int ret;
 	size_t i;
 
 	memset(&k, 0, sizeof(k));

@@ -5,6 +5,7 @@
  * requests).
  */
 #include "vault.h"
+#include "mounts.h"
 
 #include "tsi/config.h"
 #include "tsi/err.h"
@@ -523,6 +524,8 @@ main(int argc, char **argv)
 	 * when freed (before any thread starts). */
 	tsi_wipe_install(TSI_WIPE_JSON);
 	json_object_seed(0);
+	/* Policies speak of the route table's mounts (mounts.c). */
+	vault_policy_mounts_register();
 	memset(&set, 0, sizeof(set));
 	memset(&v, 0, sizeof(v));
 	defaults(&set);
@@ -651,6 +654,12 @@ main(int argc, char **argv)
 	/* Everything that can be wrong with the configuration is checked
 	 * before anything is created. */
 	v.set = &set;
+	{
+		const char *labels[VAULT_METRIC_ROUTES];
+
+		vault_metrics_labels(&v.metrics, labels,
+		    vault_route_metrics(labels, VAULT_METRIC_ROUTES));
+	}
 	pthread_mutex_init(&v.mu, NULL);
 	pthread_mutex_init(&v.reader_mu, NULL);
 	v.started = time(NULL);

@@ -17,26 +17,37 @@ static const double bucket_le[VAULT_HIST_BUCKETS - 1] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5
 };
 
-const char *
-vault_route_name(enum vault_route r)
+void
+vault_metrics_labels(struct vault_metrics *m, const char *const *labels,
+    size_t n)
 {
-	switch (r) {
-	case VR_LOGIN: return "login";
-	case VR_KV_DATA: return "kv_data";
-	case VR_KV_METADATA: return "kv_metadata";
-	case VR_HEALTH: return "health";
-	case VR_METRICS: return "metrics";
-	case VR_AUDIT: return "audit_releases";
-	case VR_TOKEN: return "token";
-	case VR_SYS: return "sys";
-	case VR_OTHER:
-	case VR__COUNT: break;
-	}
-	return "other";
+	size_t i;
+
+	if (n > VAULT_METRIC_ROUTES)
+		n = VAULT_METRIC_ROUTES;
+	for (i = 0; i < n; i++)
+		m->labels[i] = labels[i];
+	m->nlabels = n;
+}
+
+/* The label's slot: the same static string as a rule (a pointer compare),
+ * else by text; the last slot for one not in the list. */
+static size_t
+label_slot(const struct vault_metrics *m, const char *label)
+{
+	size_t i;
+
+	for (i = 0; i < m->nlabels; i++)
+		if (m->labels[i] == label)
+			return i;
+	for (i = 0; i < m->nlabels; i++)
+		if (strcmp(m->labels[i], label) == 0)
+			return i;
+	return m->nlabels > 0 ? m->nlabels - 1 : 0;
 }
 
 void
-vault_metrics_request(struct vault_metrics *m, enum vault_route r,
+vault_metrics_request(struct vault_metrics *m, const char *label,
     unsigned status)
 {
 	size_t i;
@@ -44,7 +55,8 @@ vault_metrics_request(struct vault_metrics *m, enum vault_route r,
 	for (i = 0; i < VAULT_STATUS_SLOTS - 1; i++)
 		if (status_codes[i] == status)
 			break;
-	__atomic_fetch_add(&m->req[r][i], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&m->req[label_slot(m, label)][i], 1,
+	    __ATOMIC_RELAXED);
 }
 
 void
@@ -99,7 +111,7 @@ render(struct vault *v, struct tsi_buf *b)
 
 	r = tsi_buf_puts(b, "# HELP tsi_vault_requests_total HTTP requests by "
 	    "route and status.\n# TYPE tsi_vault_requests_total counter\n");
-	for (ri = 0; r == TSI_OK && ri < VR__COUNT; ri++)
+	for (ri = 0; r == TSI_OK && ri < m->nlabels; ri++)
 		for (si = 0; r == TSI_OK && si < VAULT_STATUS_SLOTS; si++) {
 			uint64_t n = __atomic_load_n(&m->req[ri][si],
 			    __ATOMIC_RELAXED);
@@ -111,7 +123,7 @@ render(struct vault *v, struct tsi_buf *b)
 			else
 				snprintf(code, sizeof(code), "other");
 			r = tsi_buf_putf(b, "tsi_vault_requests_total{route=\"%s\","
-			    "status=\"%s\"} %llu\n", vault_route_name(ri), code,
+			    "status=\"%s\"} %llu\n", m->labels[ri], code,
 			    (unsigned long long)n);
 		}
 	if (r != TSI_OK)
@@ -207,8 +219,8 @@ render(struct vault *v, struct tsi_buf *b)
 	    __atomic_load_n(&m->policy_stale, __ATOMIC_RELAXED));
 }
 
-enum MHD_Result
-vault_sys_metrics(struct vault_req *r)
+int
+vault_sys_metrics(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	struct tsi_buf *b;
 	char *fmt, *text;

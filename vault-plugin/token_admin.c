@@ -80,15 +80,15 @@ vault_token_eval(const struct tsi_policy_set *p, const struct vault_token *tok,
 }
 
 static int
-post_or_put(const struct vault_req *r)
+post_or_put(const struct vault_request *r)
 {
 	return strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0;
 }
 
 /* Audits a with the outcome, then answers status with msg (503 when the
  * record fails). */
-static enum MHD_Result
-audited_error(struct vault_req *r, struct vault_audit_rec *a,
+static int
+audited_error(struct vault_request *r, struct vault_audit_rec *a,
     const char *decision, const char *rule, const char *reason,
     unsigned status, const char *msg)
 {
@@ -104,7 +104,7 @@ audited_error(struct vault_req *r, struct vault_audit_rec *a,
 /* The request body as a JSON object (an empty body is {}). *out:
  * json_decref. TSI_ERR_PARSE when it is not one object. */
 static int
-body_object(struct vault_req *r, json_t **out)
+body_object(struct vault_request *r, json_t **out)
 {
 	json_error_t je;
 	size_t len = r->body ? tsi_buf_len(r->body) : 0;
@@ -127,8 +127,8 @@ body_object(struct vault_req *r, json_t **out)
  * request object (json_decref). Otherwise *ret holds the (audited) answer.
  */
 static int
-admin_begin(struct vault_req *r, struct vault_audit_rec *a, const char *op,
-    json_t **body, enum MHD_Result *ret)
+admin_begin(struct vault_request *r, struct vault_audit_rec *a, const char *op,
+    json_t **body, int *ret)
 {
 	const char *reason;
 
@@ -234,7 +234,7 @@ create_unsupported(const json_t *req)
  * alone, or role names of the policy set, "default" allowed). msg: the
  * client's error. */
 static int
-create_policies(struct vault_req *r, const json_t *req, json_t **pol,
+create_policies(struct vault_request *r, const json_t *req, json_t **pol,
     int *root, char *msg, size_t msglen)
 {
 	struct tsi_policy_set *p = NULL;
@@ -319,12 +319,12 @@ create_display_name(const json_t *req, char *out, size_t outlen)
 	return TSI_OK;
 }
 
-static enum MHD_Result
-token_create(struct vault_req *r)
+static int
+token_create(struct vault_request *r)
 {
 	struct vault_audit_rec a;
 	struct vault_token_spec spec;
-	enum MHD_Result ret;
+	int ret;
 	json_t *req = NULL, *pol = NULL, *auth;
 	char msg[256] = "", reason[512], name[128];
 	char accessor[VAULT_ACCESSOR_LEN + 1] = "";
@@ -475,12 +475,12 @@ body_string(const json_t *req, const char *name)
 	    json_string_value(j) : NULL;
 }
 
-static enum MHD_Result
-token_lookup(struct vault_req *r, int by_accessor)
+static int
+token_lookup(struct vault_request *r, int by_accessor)
 {
 	struct vault_audit_rec a;
 	struct vault_token t;
-	enum MHD_Result ret;
+	int ret;
 	json_t *req = NULL, *data;
 	const char *key;
 	char reason[320];
@@ -528,12 +528,12 @@ out:
 
 /* The record is durable before the token is removed: when it cannot be
  * written the token keeps working (503). */
-static enum MHD_Result
-token_revoke_accessor(struct vault_req *r)
+static int
+token_revoke_accessor(struct vault_request *r)
 {
 	struct vault_audit_rec a;
 	struct vault_token t;
-	enum MHD_Result ret;
+	int ret;
 	json_t *req = NULL;
 	const char *acc;
 	char reason[320];
@@ -573,8 +573,8 @@ out:
 	return ret;
 }
 
-enum MHD_Result
-vault_token_admin(struct vault_req *r)
+int
+vault_token_admin(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	if (strcmp(r->path, "auth/token/create") == 0)
 		return token_create(r);

@@ -2,7 +2,11 @@
  * vault.h - internals of tsi-vault shared by its files (not a public API).
  *
  *   main.c      arguments, config file, start-up, signals (SIGHUP reload)
- *   server.c    HTTP on libmicrohttpd: limits, routing, responses
+ *   server.c    HTTP on libmicrohttpd: limits, body reading,
+ *               suspend/resume, workers, sending answers; knows no URL
+ *   routes.c    the route table: every URL, its handler, how it runs
+ *               (routes.h); mounts.c the paths policies speak of
+ *   request.c   the request a handler reads, the answer it fills (http.h)
  *   auth.c      POST /v1/auth/trusted-identity/login
  *   tokens.c    the in-memory token table
  *   kv.c        KV v2 under secret/ (authorization, audit, shapes)
@@ -26,7 +30,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "http.h"
+#include "routes.h"
 #include "store.h"
+#include "tokens.h"
 #include "tsi/audit.h"
 #include "tsi/buf.h"
 #include "tsi/jwt.h"
@@ -45,8 +52,6 @@
  * 16 KiB, half the library's default, still takes a 15 KB header (431
  * beyond). */
 #define VAULT_CONN_MEMORY (16 * 1024)
-#define VAULT_TOKEN_MAX 256          /* longer X-Vault-Token values are refused unread */
-#define VAULT_ACCESSOR_LEN 24
 
 /* Settings, from the config file or the --dev flags. All strings owned. */
 struct vault_settings {
@@ -115,77 +120,6 @@ int vault_random_b64(size_t n, char *out, size_t outlen);
 /* A random UUID (v4) into out[37]. */
 void vault_uuid(char out[37]);
 
-/* ---- tokens.c ---- */
-struct vault_tokens;
-
-/* What a token stands for; a copy owned by the caller (vault_token_clear). */
-struct vault_token {
-	char accessor[VAULT_ACCESSOR_LEN + 1];
-	char role[128];
-	json_t *claims;     /* reference; never modified once stored */
-	json_t *policies;   /* array of rule names (login), of role names
-	                       (created); reference */
-	int root;
-	int created;        /* by auth/token/create: policies name roles */
-	char display_name[128]; /* "" for login tokens */
-	time_t issued;
-	time_t expires;     /* 0: never */
-};
-void vault_token_clear(struct vault_token *t);
-
-/* What vault_tokens_add makes. Everything borrowed for the call. */
-struct vault_token_spec {
-	const char *fixed;          /* NULL: random; else this value (root) */
-	const char *role;
-	const char *display_name;   /* NULL: "" */
-	json_t *claims;             /* referenced */
-	json_t *policies;           /* referenced */
-	long ttl;                   /* <= 0: never expires */
-	time_t expires_at;          /* > 0: never later than this instant */
-	int root;
-	int created;
-	/* The verified certificate path the token came through (copied):
-	 * vault_tokens_end_untrusted ends the token once it fails. */
-	const struct tsi_chain_cert *chain;
-	size_t nchain;
-};
-
-int vault_tokens_new(size_t max_tokens, struct vault_tokens **out);
-void vault_tokens_free(struct vault_tokens *t);   /* wipes every entry */
-/* Creates a token (fixed != NULL: use that value, for the root token).
- * claims and policies are borrowed (referenced). *token: tsi_strfree. */
-int vault_tokens_create(struct vault_tokens *t, const char *fixed,
-    const char *role, json_t *claims, json_t *policies, long ttl, int root,
-    char **token, char accessor[VAULT_ACCESSOR_LEN + 1]);
-/* TSI_ERR_NOT_FOUND (unknown), TSI_ERR_EXPIRED, or TSI_OK with *out filled.
- * Costs one SHA-256 and a table lookup: no disk. */
-int vault_tokens_lookup(struct vault_tokens *t, const char *token,
-    struct vault_token *out);
-/* Removes the token: from return on, every lookup of it fails (as for an
- * unknown token). TSI_ERR_NOT_FOUND when it was not there (never issued,
- * expired and swept, or revoked already). */
-int vault_tokens_revoke(struct vault_tokens *t, const char *token);
-size_t vault_tokens_count(struct vault_tokens *t);
-/* As vault_tokens_create, with every attribute. *token: tsi_strfree. */
-int vault_tokens_add(struct vault_tokens *t, const struct vault_token_spec *s,
-    char **token, char accessor[VAULT_ACCESSOR_LEN + 1]);
-/* By accessor (an admin's view): TSI_ERR_NOT_FOUND, TSI_ERR_EXPIRED, or
- * TSI_OK with *out filled (vault_token_clear). Walks the whole table. */
-int vault_tokens_lookup_accessor(struct vault_tokens *t, const char *accessor,
-    struct vault_token *out);
-/* Removes the token with this accessor; TSI_ERR_NOT_FOUND when none. */
-int vault_tokens_revoke_accessor(struct vault_tokens *t, const char *accessor);
-/* Ends every token whose certificate path trust no longer accepts
- * (tsi_trust_chain_check; trust NULL: no CA, every such token ends). Tokens
- * made without a path (root, created) stay. Returns how many ended; each is
- * logged with its accessor. */
-size_t vault_tokens_end_untrusted(struct vault_tokens *t,
-    const struct tsi_trust *trust);
-/* Whether the token still passes trust (for a login that raced a reload):
- * TSI_OK, TSI_ERR_BAD_TOKEN, or TSI_ERR_NOT_FOUND. */
-int vault_tokens_chain_check(struct vault_tokens *t, const char *token,
-    const struct tsi_trust *trust);
-
 /* ---- login_limit.c ---- */
 /* Per-source limits on failed logins. limit 0: off (every call a no-op).
  * slots bounds the memory. *out: vault_limiter_free. Thread-safe. */
@@ -211,19 +145,9 @@ size_t vault_limiter_drain(struct vault_limiter *l, time_t now,
 size_t vault_limiter_throttled(struct vault_limiter *l, time_t now);
 
 /* ---- metrics.c ---- */
-enum vault_route {
-	VR_LOGIN = 0,
-	VR_KV_DATA,
-	VR_KV_METADATA,
-	VR_HEALTH,
-	VR_METRICS,
-	VR_AUDIT,
-	VR_TOKEN,
-	VR_SYS,
-	VR_OTHER,
-	VR__COUNT
-};
-const char *vault_route_name(enum vault_route r);
+/* Request counters are labelled by route metric (routes.c); the labels are
+ * set once at start-up (vault_metrics_labels). */
+#define VAULT_METRIC_ROUTES 16
 
 #define VAULT_HIST_BUCKETS 12
 struct vault_hist {
@@ -233,7 +157,9 @@ struct vault_hist {
 };
 #define VAULT_STATUS_SLOTS 12
 struct vault_metrics {
-	uint64_t req[VR__COUNT][VAULT_STATUS_SLOTS];
+	const char *labels[VAULT_METRIC_ROUTES];   /* static strings */
+	size_t nlabels;
+	uint64_t req[VAULT_METRIC_ROUTES][VAULT_STATUS_SLOTS];
 	struct vault_hist login;
 	struct vault_hist read;
 	uint64_t audit_append_failures;
@@ -246,7 +172,12 @@ struct vault_metrics {
 	uint64_t login_throttled;       /* logins answered 429 */
 	uint64_t login_throttled_recorded; /* of those, in durable records */
 };
-void vault_metrics_request(struct vault_metrics *m, enum vault_route r,
+/* The route labels counters are kept under (borrowed: static strings;
+ * the last one takes any label not in the list). Before any request. */
+void vault_metrics_labels(struct vault_metrics *m, const char *const *labels,
+    size_t n);
+/* Counts a request answered status under label (one of the labels). */
+void vault_metrics_request(struct vault_metrics *m, const char *label,
     unsigned status);
 void vault_metrics_observe(struct vault_hist *h, long long us);
 
@@ -276,7 +207,7 @@ struct vault {
 	 * serving other connections. */
 	pthread_mutex_t wq_mu;
 	pthread_cond_t wq_cv;
-	struct vault_req *wq_head, *wq_tail;
+	struct vault_http_req *wq_head, *wq_tail;  /* server.c's */
 	int wq_stopping;
 	pthread_t *workers;
 	size_t n_workers;
@@ -335,41 +266,6 @@ struct tsi_policy_set *vault_policy_get(struct vault *v);
 struct vault_trust *vault_trust_get(struct vault *v);
 void vault_trust_put(struct vault *v, struct vault_trust *t);
 
-/* One HTTP request. */
-struct vault_req {
-	struct vault *v;
-	struct MHD_Connection *conn;
-	const char *method;          /* borrowed from MHD */
-	char *path;                  /* percent-decoded path after "/v1/" */
-	enum vault_route route;
-	struct tsi_buf *body;
-	int too_large;              /* 413 decided; the body is not kept */
-	size_t drained;             /* bytes thrown away since (drain) */
-	/* The answer, made by a handler (in a worker or inline) and queued to
-	 * MHD by the access handler: MHD wants responses queued from there. */
-	int ready;
-	int sent;
-	unsigned resp_status;
-	const char *resp_ctype;
-	char *resp_text;            /* owned until queued */
-	struct vault_req *next;     /* worker queue link */
-	char request_id[37];
-	char remote[64];
-	struct timespec t0;
-	/* The audit record of a request handled on MHD's thread: submitted
-	 * by vault_audit while the connection is suspended; the answer made
-	 * meanwhile is sent only when the record is durable, and replaced by
-	 * 503 (wiped) when it is not. */
-	int audit_async;            /* vault_audit may submit without waiting */
-	int audit_submitted;        /* submitted; the callback resumes us */
-	int audit_done;             /* atomic: the callback ran */
-	int audit_rc;               /* atomic: its outcome */
-	unsigned retry_after;       /* > 0: a Retry-After header (seconds) */
-	/* Set by vault_req_auth. */
-	int authed;
-	struct vault_token tok;
-};
-
 /* Percent-decodes s once (strict: %XX hex only; %00 and control bytes
  * refused). *out: free(). TSI_ERR_PARSE on bad input. */
 int vault_pct_decode(const char *s, size_t max, char **out);
@@ -400,34 +296,6 @@ int vault_kv_versions_parse(const char *body, size_t len, uint64_t **v,
  * *msg the 400's message (static) and *req NULL. */
 int vault_kv_meta_parse(const char *body, size_t len, int patch,
     json_t **req, struct kv_meta_cfg *c, const char **msg);
-/* A query argument, decoded; NULL when absent. *err set on bad encoding.
- * Caller frees. */
-char *vault_query_arg(struct vault_req *r, const char *name, int *err);
-
-/* Looks up X-Vault-Token. TSI_OK (r->tok filled, r->authed = 1),
- * TSI_ERR_DENIED (missing, unknown or expired: reason says which). */
-int vault_req_auth(struct vault_req *r, const char **reason);
-/* The token the caller sent (X-Vault-Token, else Authorization: Bearer),
- * borrowed from MHD; NULL when none. */
-const char *vault_req_token(struct vault_req *r);
-
-/* Responses. body is stolen (may be NULL for an empty body). Returns the
- * MHD result to hand back to MHD. */
-enum MHD_Result vault_respond(struct vault_req *r, unsigned status,
-    json_t *body);
-enum MHD_Result vault_respond_text(struct vault_req *r, unsigned status,
-    const char *content_type, char *text /* stolen, malloc'd */);
-enum MHD_Result vault_respond_error(struct vault_req *r, unsigned status,
-    const char *msg);
-/* {"errors":[]} as Vault sends for 404. */
-enum MHD_Result vault_respond_not_found(struct vault_req *r);
-/* The Vault envelope: request_id, lease_id, renewable, lease_duration, data,
- * wrap_info, warnings, auth. data and auth are stolen (NULL: null). */
-json_t *vault_envelope(struct vault_req *r, json_t *data, json_t *auth);
-/* RFC 3339 with nanoseconds in UTC, as Vault prints times. */
-void vault_time_str(long long us, char *out, size_t outlen);
-long long vault_now_us(void);
-
 /* 1 when listen ("ADDR:PORT", "[V6]:PORT") is a loopback address, 0 when
  * it is another address, -1 when it does not parse. */
 int vault_listen_is_loopback(const char *listen);
@@ -440,16 +308,7 @@ void vault_server_stop(struct vault *v);
  * (tsi_tls_creds_reload) is logged and the current one kept. */
 int vault_server_tls_reload(struct vault *v);
 
-/* server.c: counts a callback to come (1), or 0 when the server is
- * stopping (then wait for the record instead). */
-int vault_async_begin(struct vault *v);
-/* The audit callback of an async request: records the outcome, resumes
- * the connection, and no longer touches r. */
-void vault_async_done(void *arg, int rc, uint64_t seq);
-
-/* ---- handlers ---- */
-enum MHD_Result vault_auth_login(struct vault_req *r);
-enum MHD_Result vault_kv_handle(struct vault_req *r);
+/* ---- what handlers share (the handlers themselves: routes.h) ---- */
 /* kv.c: the answer to a read of version m, with pt (the stored value's
  * JSON text, ptlen bytes; NULL: "data": null) spliced in as it is: byte for
  * byte what vault_respond(vault_envelope({"data": value, "metadata": ...}))
@@ -457,20 +316,6 @@ enum MHD_Result vault_kv_handle(struct vault_req *r);
  * tsi_strfree (or hands it to vault_respond_text). */
 int vault_kv_read_answer(const char *request_id, const char *pt,
     size_t ptlen, const struct kv_version_meta *m, char **out);
-enum MHD_Result vault_sys_health(struct vault_req *r);
-enum MHD_Result vault_sys_metrics(struct vault_req *r);
-/* sys.c: sys/seal-status, sys/init, sys/leader, sys/mounts, sys/auth and
- * sys/internal/ui/mounts/<path>, by r->path. */
-enum MHD_Result vault_sys_info(struct vault_req *r);
-/* The 404 for a path no route serves, with Vault's message. */
-enum MHD_Result vault_respond_no_route(struct vault_req *r);
-enum MHD_Result vault_token_lookup_self(struct vault_req *r);
-/* auth/token/{lookup,renew,revoke}-self, by r->path. */
-enum MHD_Result vault_token_self(struct vault_req *r);
-enum MHD_Result vault_audit_releases(struct vault_req *r);
-/* token_admin.c: auth/token/create, lookup, lookup-accessor,
- * revoke-accessor, by r->path. */
-enum MHD_Result vault_token_admin(struct vault_req *r);
 /* token_admin.c: Vault's lookup "data" for t; id: the token itself (NULL
  * when looked up by accessor: ""). Caller json_decref. */
 json_t *vault_token_lookup_data(const struct vault_token *t, const char *id);
@@ -511,11 +356,16 @@ struct vault_audit_rec {
  * the first record is submitted instead: the connection is suspended,
  * TSI_OK returned at once, and the server sends the answer the handler
  * then makes only once the record is durable (503 otherwise). */
-int vault_audit(struct vault_req *r, const struct vault_audit_rec *rec);
+int vault_audit(struct vault_request *r, const struct vault_audit_rec *rec);
 /* The aggregate records of failed logins refused by the per-source limit
  * whose window ended (vault_limiter_drain), submitted without waiting. */
-void vault_audit_throttled(struct vault_req *r);
+void vault_audit_throttled(struct vault_request *r);
 /* 503 {"errors":["audit log unavailable"]}. */
-enum MHD_Result vault_respond_audit_failed(struct vault_req *r);
+int vault_respond_audit_failed(struct vault_request *r);
+/* Audit records whose callback is still to come (requests with
+ * audit_async): vault_audit counts them; the server waits for none to be
+ * left before it stops, and from then on vault_audit waits instead. */
+void vault_audit_async_init(struct vault *v);
+void vault_audit_async_quiesce(struct vault *v);
 
 #endif /* TSI_VAULT_H */
