@@ -226,6 +226,9 @@ struct vault {
 	/* Request deadline and connection reserve (guard.c). */
 	struct vault_guard *guard;
 	struct vault_limiter *login_limit;  /* failed logins per source */
+	struct tsi_signer *head_signer;     /* signs the audit chain head */
+	char *dev_dir;                      /* dev mode's data_dir: removed
+	                                     * on close */
 };
 
 /* ---- policies.c ---- */
