@@ -242,6 +242,36 @@ login_denied(struct vault_request *r, struct vault_audit_rec *a,
 	return vault_respond_error(r, a->status, "permission denied");
 }
 
+/* Vault's auth answer with the new token (a secret: wiped with the
+ * answer), and the login's latency. */
+static int
+login_answer(struct vault_request *r, const struct vault_login_decision *d,
+    const char *token, const char *accessor)
+{
+	struct vault_login_answer la;
+	struct timespec t1;
+	char *text;
+	int ret;
+
+	memset(&la, 0, sizeof(la));
+	la.request_id = r->request_id;
+	la.token = token;
+	la.accessor = accessor;
+	la.rules = d->rules;
+	la.nrules = d->nrules;
+	la.claims = d->claims;
+	la.ttl = d->ttl;
+	if ((text = vault_login_answer_text(&la)) == NULL)
+		ret = vault_respond_error(r, 500, "internal error");
+	else
+		ret = vault_respond_text(r, 200, "application/json", text);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	vault_metrics_observe(&r->v->metrics.login,
+	    (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
+	    (t1.tv_nsec - r->t0.tv_nsec) / 1000);
+	return ret;
+}
+
 /* The token of an allowed login, recorded, then the answer. trust: the
  * trust the JWT was verified against (a reload may have swapped it). */
 static int
@@ -250,12 +280,10 @@ login_issue(struct vault_request *r, struct vault_audit_rec *a,
     const struct vault_trust *trust)
 {
 	struct vault_token_spec spec;
-	struct vault_login_answer la;
 	struct vault_trust *now_trust = NULL;
 	char accessor[VAULT_ACCESSOR_LEN + 1] = "";
-	char *token = NULL, *text;
+	char *token = NULL;
 	json_t *policies;
-	struct timespec t1;
 	size_t i;
 	int rc, ret;
 
@@ -308,22 +336,7 @@ login_issue(struct vault_request *r, struct vault_audit_rec *a,
 	    TSI_LS("role", role), TSI_LS("accessor", accessor),
 	    TSI_LS("sub", json_string_value(json_object_get(d->claims, "sub"))),
 	    TSI_LI("ttl", d->ttl));
-	memset(&la, 0, sizeof(la));
-	la.request_id = r->request_id;
-	la.token = token;
-	la.accessor = accessor;
-	la.rules = d->rules;
-	la.nrules = d->nrules;
-	la.claims = d->claims;
-	la.ttl = d->ttl;
-	if ((text = vault_login_answer_text(&la)) == NULL)
-		ret = vault_respond_error(r, 500, "internal error");
-	else
-		ret = vault_respond_text(r, 200, "application/json", text);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	vault_metrics_observe(&r->v->metrics.login,
-	    (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
-	    (t1.tv_nsec - r->t0.tv_nsec) / 1000);
+	ret = login_answer(r, d, token, accessor);
 out:
 	vault_trust_put(r->v, now_trust);
 	tsi_strfree(token);

@@ -292,16 +292,50 @@ out:
 	return r;
 }
 
+/* The revocation list: one serial or fingerprint a line, '#' comments. */
+static int
+read_revocations(struct tsi_trust *t, const char *path, char *err,
+    size_t errlen)
+{
+	char line[256];
+	int lineno = 0, r = TSI_OK;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return TSI_ERR_IO;
+	}
+	while (r == TSI_OK && fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *e;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			r = TSI_ERR_CONFIG;
+			break;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		e = p + strcspn(p, "#\r\n");
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		*e = '\0';
+		if (*p != '\0' && (r = tsi_trust_revoke(t, p)) != TSI_OK)
+			snprintf(err, errlen, "%s:%d: not a serial or "
+			    "fingerprint: %s", path, lineno, tsi_strerror(r));
+	}
+	fclose(f);
+	return r;
+}
+
 /* Builds a trust store from the CA files and the revocation list. */
 static int
 trust_build(const struct vault_settings *s, struct vault_trust **out,
     char *err, size_t errlen)
 {
 	struct vault_trust *vt = NULL;
-	FILE *f = NULL;
-	char line[256];
 	size_t i;
-	int lineno = 0, r;
+	int r;
 
 	*out = NULL;
 	if (s->n_trust_ca == 0)
@@ -318,44 +352,14 @@ trust_build(const struct vault_settings *s, struct vault_trust **out,
 			    tsi_strerror(r));
 			goto out;
 		}
-	if (s->revocation_file != NULL) {
-		if ((f = fopen(s->revocation_file, "re")) == NULL) {
-			snprintf(err, errlen, "%s: %s", s->revocation_file,
-			    strerror(errno));
-			r = TSI_ERR_IO;
-			goto out;
-		}
-		while (fgets(line, sizeof(line), f) != NULL) {
-			char *p = line, *e;
-			lineno++;
-			if (strchr(line, '\n') == NULL && !feof(f)) {
-				snprintf(err, errlen, "%s:%d: line too long",
-				    s->revocation_file, lineno);
-				r = TSI_ERR_CONFIG;
-				goto out;
-			}
-			while (*p == ' ' || *p == '\t')
-				p++;
-			e = p + strcspn(p, "#\r\n");
-			while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-				e--;
-			*e = '\0';
-			if (*p == '\0')
-				continue;
-			if ((r = tsi_trust_revoke(vt->trust, p)) != TSI_OK) {
-				snprintf(err, errlen, "%s:%d: not a serial or "
-				    "fingerprint: %s", s->revocation_file, lineno,
-				    tsi_strerror(r));
-				goto out;
-			}
-		}
-	}
+	if (s->revocation_file != NULL &&
+	    (r = read_revocations(vt->trust, s->revocation_file, err, errlen)) !=
+	    TSI_OK)
+		goto out;
 	*out = vt;
 	vt = NULL;
 	r = TSI_OK;
 out:
-	if (f != NULL)
-		fclose(f);
 	if (vt != NULL) {
 		tsi_trust_free(vt->trust);
 		free(vt);
