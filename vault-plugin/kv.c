@@ -17,6 +17,7 @@
  * happen (docs/audit.md "Changes: decision, then outcome").
  */
 #include "vault.h"
+#include "token_eval.h"
 
 #include "tsi/err.h"
 #include "tsi/log.h"

@@ -10,6 +10,7 @@
  * working at once). Renew and revoke are audited like logins.
  */
 #include "vault.h"
+#include "token_eval.h"
 
 #include "tsi/err.h"
 #include "tsi/log.h"

@@ -319,17 +319,6 @@ int vault_server_tls_reload(struct vault *v);
  * tsi_strfree (or hands it to vault_respond_text). */
 int vault_kv_read_answer(const char *request_id, const char *pt,
     size_t ptlen, const struct kv_version_meta *m, char **out);
-/* token_admin.c: Vault's lookup "data" for t; id: the token itself (NULL
- * when looked up by accessor: ""). Caller json_decref. */
-json_t *vault_token_lookup_data(const struct vault_token *t, const char *id);
-/* token_admin.c: the policy decision for r's token (not root) on path:
- * a login token by its role; a created token by each of its roles (allowed
- * when one allows; a deny rule applies to every role alike). p may be
- * NULL (default deny). Same return as tsi_policy_eval. */
-int vault_token_eval(const struct tsi_policy_set *p,
-    const struct vault_token *tok, const char *path, int cap,
-    struct tsi_decision *d);
-
 /* ---- auditlog.c ---- */
 struct vault_audit_rec {
 	const char *op;          /* login, read, write, list, delete, patch,
