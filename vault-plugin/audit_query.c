@@ -4,6 +4,10 @@
  * (or root). The read is itself recorded.
  */
 #include "vault.h"
+#include "routes.h"
+#include "tsi/audit.h"
+#include "auditlog.h"
+#include "http.h"
 #include "token_eval.h"
 
 #include "tsi/buf.h"

@@ -14,6 +14,15 @@
  * goes to the audit record and the log.
  */
 #include "vault.h"
+#include "routes.h"
+#include "tsi/buf.h"
+#include "settings.h"
+#include "login_limit.h"
+#include "metrics.h"
+#include "parse.h"
+#include "auditlog.h"
+#include "http.h"
+#include "tokens.h"
 #include "auth.h"
 #include "login_wire.h"
 

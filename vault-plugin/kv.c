@@ -17,6 +17,16 @@
  * happen (docs/audit.md "Changes: decision, then outcome").
  */
 #include "vault.h"
+#include "routes.h"
+#include "tsi/buf.h"
+#include "settings.h"
+#include "crypto.h"
+#include "metrics.h"
+#include "parse.h"
+#include "kv.h"
+#include "auditlog.h"
+#include "http.h"
+#include "store.h"
 #include "token_eval.h"
 
 #include "tsi/err.h"

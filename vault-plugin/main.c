@@ -5,9 +5,21 @@
  * requests).
  */
 #include "vault.h"
+#include "tsi/tls.h"
+#include "tsi/audit.h"
+#include "settings.h"
+#include "crypto.h"
+#include "login_limit.h"
+#include "metrics.h"
+#include "policies.h"
+#include "server.h"
+#include "routes.h"
+#include "tokens.h"
+#include "store.h"
 #include "mounts.h"
 
 #include "tsi/config.h"
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/file.h"
 #include "tsi/log.h"

@@ -4,6 +4,14 @@
  * adds from every server thread; no lock on the request path.
  */
 #include "vault.h"
+#include "routes.h"
+#include "tsi/buf.h"
+#include "tsi/audit.h"
+#include "login_limit.h"
+#include "metrics.h"
+#include "guard.h"
+#include "http.h"
+#include "tokens.h"
 
 #include "tsi/err.h"
 

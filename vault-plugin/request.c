@@ -5,6 +5,12 @@
  * request without a socket.
  */
 #include "vault.h"
+#include "tsi/buf.h"
+#include "crypto.h"
+#include "parse.h"
+#include "http.h"
+#include "routes.h"
+#include "tokens.h"
 
 #include "tsi/err.h"
 #include "tsi/log.h"

@@ -10,6 +10,8 @@
  * the handler's.
  */
 #include "vault.h"
+#include "http.h"
+#include "routes.h"
 
 #include "tsi/err.h"
 

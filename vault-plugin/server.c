@@ -15,6 +15,16 @@
  * switched off), with %00 and control bytes refused.
  */
 #include "vault.h"
+#include "tsi/buf.h"
+#include "settings.h"
+#include "metrics.h"
+#include "guard.h"
+#include "parse.h"
+#include "server.h"
+#include "auditlog.h"
+#include "http.h"
+#include "routes.h"
+#include "store.h"
 
 #include "tsi/err.h"
 #include "tsi/log.h"

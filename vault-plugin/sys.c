@@ -10,6 +10,14 @@
  * working at once). Renew and revoke are audited like logins.
  */
 #include "vault.h"
+#include "routes.h"
+#include "tsi/audit.h"
+#include "settings.h"
+#include "login_limit.h"
+#include "parse.h"
+#include "auditlog.h"
+#include "http.h"
+#include "tokens.h"
 #include "token_eval.h"
 
 #include "tsi/err.h"

@@ -22,6 +22,11 @@
  * nothing unless their record is durable.
  */
 #include "vault.h"
+#include "routes.h"
+#include "tsi/buf.h"
+#include "auditlog.h"
+#include "http.h"
+#include "tokens.h"
 #include "token_eval.h"
 
 #include "tsi/err.h"

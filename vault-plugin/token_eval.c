@@ -5,6 +5,8 @@
  * data.
  */
 #include "vault.h"
+#include "http.h"
+#include "tokens.h"
 #include "token_eval.h"
 
 #include "tsi/err.h"

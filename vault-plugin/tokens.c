@@ -18,7 +18,10 @@
  * although its JWT might have lived on for up to an hour.
  */
 #include "vault.h"
+#include "crypto.h"
+#include "tokens.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 

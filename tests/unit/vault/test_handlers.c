@@ -19,6 +19,15 @@
 #include <unistd.h>
 
 #include "vault.h"
+#include "tsi/audit.h"
+#include "settings.h"
+#include "crypto.h"
+#include "login_limit.h"
+#include "metrics.h"
+#include "http.h"
+#include "routes.h"
+#include "tokens.h"
+#include "store.h"
 #include "mounts.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"

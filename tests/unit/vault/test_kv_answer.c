@@ -17,6 +17,10 @@
 #include <cmocka.h>
 
 #include "vault.h"
+#include "kv.h"
+#include "http.h"
+#include "routes.h"
+#include "store.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
 

@@ -19,6 +19,8 @@
 #include <dirent.h>
 
 #include "vault.h"
+#include "metrics.h"
+#include "routes.h"
 #include "mounts.h"
 #include "tsi/err.h"
 
