@@ -5,11 +5,11 @@
  */
 #include "vault.h"
 #include "routes.h"
-#include "tsi/audit.h"
 #include "auditlog.h"
 #include "http.h"
 #include "token_eval.h"
 
+#include "tsi/audit.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"

@@ -8,13 +8,13 @@
  * releases nothing. Records carry the token's accessor, never the token.
  */
 #include "vault.h"
-#include "tsi/audit.h"
 #include "settings.h"
 #include "login_limit.h"
 #include "auditlog.h"
 #include "routes.h"
 #include "http.h"
 
+#include "tsi/audit.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"

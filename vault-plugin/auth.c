@@ -15,7 +15,6 @@
  */
 #include "vault.h"
 #include "routes.h"
-#include "tsi/buf.h"
 #include "settings.h"
 #include "login_limit.h"
 #include "metrics.h"
@@ -26,6 +25,7 @@
 #include "auth.h"
 #include "login_wire.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/jwt.h"
 #include "tsi/log.h"

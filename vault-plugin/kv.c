@@ -18,7 +18,6 @@
  */
 #include "vault.h"
 #include "routes.h"
-#include "tsi/buf.h"
 #include "settings.h"
 #include "crypto.h"
 #include "metrics.h"
@@ -29,6 +28,7 @@
 #include "store.h"
 #include "token_eval.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 

@@ -5,8 +5,6 @@
  * requests).
  */
 #include "vault.h"
-#include "tsi/tls.h"
-#include "tsi/audit.h"
 #include "settings.h"
 #include "crypto.h"
 #include "login_limit.h"
@@ -18,11 +16,13 @@
 #include "store.h"
 #include "mounts.h"
 
-#include "tsi/config.h"
+#include "tsi/audit.h"
 #include "tsi/buf.h"
+#include "tsi/config.h"
 #include "tsi/err.h"
 #include "tsi/file.h"
 #include "tsi/log.h"
+#include "tsi/tls.h"
 #include "tsi/wipe.h"
 
 #include <errno.h>

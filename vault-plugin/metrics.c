@@ -5,14 +5,14 @@
  */
 #include "vault.h"
 #include "routes.h"
-#include "tsi/buf.h"
-#include "tsi/audit.h"
 #include "login_limit.h"
 #include "metrics.h"
 #include "guard.h"
 #include "http.h"
 #include "tokens.h"
 
+#include "tsi/audit.h"
+#include "tsi/buf.h"
 #include "tsi/err.h"
 
 #include <stdlib.h>

@@ -5,13 +5,13 @@
  * request without a socket.
  */
 #include "vault.h"
-#include "tsi/buf.h"
 #include "crypto.h"
 #include "parse.h"
 #include "http.h"
 #include "routes.h"
 #include "tokens.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 

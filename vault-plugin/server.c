@@ -15,7 +15,6 @@
  * switched off), with %00 and control bytes refused.
  */
 #include "vault.h"
-#include "tsi/buf.h"
 #include "settings.h"
 #include "metrics.h"
 #include "guard.h"
@@ -26,6 +25,7 @@
 #include "routes.h"
 #include "store.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 #include "tsi/tls.h"

@@ -11,7 +11,6 @@
  */
 #include "vault.h"
 #include "routes.h"
-#include "tsi/audit.h"
 #include "settings.h"
 #include "login_limit.h"
 #include "parse.h"
@@ -20,6 +19,7 @@
 #include "tokens.h"
 #include "token_eval.h"
 
+#include "tsi/audit.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 

@@ -23,12 +23,12 @@
  */
 #include "vault.h"
 #include "routes.h"
-#include "tsi/buf.h"
 #include "auditlog.h"
 #include "http.h"
 #include "tokens.h"
 #include "token_eval.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
