@@ -399,65 +399,63 @@ drain(struct vault_http_req *h, size_t n)
 	return MHD_YES;
 }
 
+/* The first call, with the headers only: the request is made, and an
+ * oversized Content-Length answered 413 at once (MHD then closes the
+ * connection without reading the body). */
 static enum MHD_Result
-handler(void *cls, struct MHD_Connection *c, const char *url,
-    const char *method, const char *version, const char *upload_data,
-    size_t *upload_data_size, void **con_cls)
+on_headers(struct vault *v, struct MHD_Connection *c, const char *url,
+    const char *method, void **con_cls)
 {
-	struct vault *v = cls;
-	struct vault_http_req *h = *con_cls;
+	struct vault_http_req *h;
+	const char *cl;
+	unsigned long long n;
+	char *end;
+
+	if ((h = req_new(v, c, url, method)) == NULL)
+		return MHD_NO;
+	*con_cls = h;
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl == NULL)
+		return MHD_YES;
+	errno = 0;
+	n = strtoull(cl, &end, 10);
+	if (errno == 0 && *end == '\0' && n <= tsi_buf_max(h->rq.body))
+		return MHD_YES;
+	h->too_large = 1;
+	vault_respond_error(&h->rq, 413, "request body too large");
+	vault_guard_busy(v, c);
+	return send_stored(h);
+}
+
+/* A chunk of the body, into the bounded buffer. */
+static enum MHD_Result
+on_body(struct vault_http_req *h, const char *data, size_t n)
+{
+	if (h->too_large)
+		return drain(h, n);
+	if (tsi_buf_put(h->rq.body, data, n) == TSI_OK)
+		return MHD_YES;
+	/* A chunked body past the limit: the 413 is answered once the body
+	 * has ended. What came so far is wiped. */
+	h->too_large = 1;
+	tsi_buf_free(h->rq.body);
+	h->rq.body = NULL;
+	tsi_log(TSI_LOG_WARN, "http.body_too_large",
+	    TSI_LS("remote", h->rq.remote),
+	    TSI_LS("route", vault_route_metric(h->rq.route)));
+	vault_respond_error(&h->rq, 413, "request body too large");
+	return drain(h, n);
+}
+
+/* The whole request is in: run its handler where its row says (ASYNC on
+ * this thread up to its audit record, BLOCKING on a worker, else here),
+ * or send what is ready. */
+static enum MHD_Result
+on_complete(struct vault *v, struct vault_http_req *h)
+{
 	unsigned flags;
 
-	if (h == NULL) {
-		const char *cl;
-
-		if ((h = req_new(v, c, url, method)) == NULL)
-			return MHD_NO;
-		*con_cls = h;
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL) {
-			char *end;
-			unsigned long long n;
-			errno = 0;
-			n = strtoull(cl, &end, 10);
-			if (errno != 0 || *end != '\0' ||
-			    n > tsi_buf_max(h->rq.body)) {
-				/* Answered now: MHD then closes the
-				 * connection without reading the body. */
-				h->too_large = 1;
-				vault_respond_error(&h->rq, 413,
-				    "request body too large");
-				vault_guard_busy(v, c);
-				return send_stored(h);
-			}
-		}
-		return MHD_YES;
-	}
-	if (*upload_data_size > 0) {
-		size_t n = *upload_data_size;
-
-		*upload_data_size = 0;
-		if (h->too_large)
-			return drain(h, n);
-		if (tsi_buf_put(h->rq.body, upload_data, n) != TSI_OK) {
-			/* A chunked body past the limit: the 413 is answered
-			 * once the body has ended. What came so far is wiped. */
-			h->too_large = 1;
-			tsi_buf_free(h->rq.body);
-			h->rq.body = NULL;
-			tsi_log(TSI_LOG_WARN, "http.body_too_large",
-			    TSI_LS("remote", h->rq.remote),
-			    TSI_LS("route", vault_route_metric(h->rq.route)));
-			vault_respond_error(&h->rq, 413, "request body too large");
-			return drain(h, n);
-		}
-		return MHD_YES;
-	}
-	if (h->sent)
-		return MHD_YES;
-	/* The whole request is in: no receive deadline while it is answered. */
-	vault_guard_busy(v, c);
 	if (h->rq.audit_submitted) {
 		if (!__atomic_load_n(&h->rq.audit_done, __ATOMIC_ACQUIRE))
 			return MHD_YES;   /* not resumed by the callback yet */
@@ -471,16 +469,36 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		dispatch(h);
 		if (h->rq.audit_submitted)
 			return MHD_YES;   /* suspended; the callback resumes */
-		if (!h->ans.ready)
-			vault_respond_error(&h->rq, 500, "internal error");
-		return send_stored(h);
-	}
-	if ((flags & VAULT_ROUTE_BLOCKING) && submit(v, h))
+	} else if ((flags & VAULT_ROUTE_BLOCKING) && submit(v, h))
 		return MHD_YES;
-	dispatch(h);
+	else
+		dispatch(h);
 	if (!h->ans.ready)
 		vault_respond_error(&h->rq, 500, "internal error");
 	return send_stored(h);
+}
+
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct vault *v = cls;
+	struct vault_http_req *h = *con_cls;
+
+	if (h == NULL)
+		return on_headers(v, c, url, method, con_cls);
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		return on_body(h, upload_data, n);
+	}
+	if (h->sent)
+		return MHD_YES;
+	/* No receive deadline while it is answered. */
+	vault_guard_busy(v, c);
+	return on_complete(v, h);
 }
 
 static int
