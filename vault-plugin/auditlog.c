@@ -30,7 +30,7 @@
  * A token's claims, checked for secrets and serialised once
  * (tsi_audit_claims_new) instead of in every record: a cache keyed by the
  * claims object itself. That is sound because a token's claims are never
- * modified once stored (vault.h), and a slot holds a reference to the
+ * modified once stored (tokens.h), and a slot holds a reference to the
  * object it is keyed by, so its address cannot be reused by another
  * object while the slot names it. Direct-mapped; a miss replaces the slot.
  */
@@ -222,7 +222,7 @@ vault_audit(struct vault_request *r, const struct vault_audit_rec *a)
 		}
 	}
 	if (rec != NULL && cc == NULL) {
-		/* A token's claims are never modified once stored (vault.h):
+		/* A token's claims are never modified once stored (tokens.h):
 		 * the record takes a reference, not a copy. */
 		if (json_object_set_new(rec, "claims", a->claims ?
 		    json_incref((json_t *)a->claims) : json_object()) != 0) {

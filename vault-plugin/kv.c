@@ -684,7 +684,7 @@ do_delete(struct kv_ctx *k)
 }
 
 /* {"versions":[1,2]} as Vault takes it (its comma-int slice: integers, or
- * strings of them); vault.h. */
+ * strings of them); kv.h. */
 int
 vault_kv_versions_parse(const char *body, size_t len, uint64_t **v, size_t *n)
 {
@@ -872,7 +872,7 @@ duration_str(long long s, char *out, size_t len)
 		snprintf(out, len, "%llds", s);
 }
 
-/* The body of POST/PATCH secret/metadata/P; vault.h. */
+/* The body of POST/PATCH secret/metadata/P; kv.h. */
 int
 vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
     struct kv_meta_cfg *c, const char **msg)
