@@ -20,6 +20,7 @@
 
 #include "tsi/err.h"
 #include "tsi/policy.h"
+#include "mounts.h"
 
 static double
 now(void)
@@ -74,6 +75,7 @@ main(int argc, char **argv)
 	long iters = 0;
 	int synthetic = 0, i, r;
 
+	vault_policy_mounts_register();
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			dir = argv[++i];

@@ -12,6 +12,7 @@
  * claims file or bad policy.
  */
 #include "cli.h"
+#include "mounts.h"
 #include "tsi/err.h"
 #include "tsi/policy.h"
 
@@ -224,6 +225,8 @@ out:
 static int
 policy_main(int argc, char **argv)
 {
+	/* The policies are tsi-vault's: checked against its mounts. */
+	vault_policy_mounts_register();
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		usage_to(argc < 2 ? stderr : stdout);

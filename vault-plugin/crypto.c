@@ -7,7 +7,8 @@
  * A random 96-bit nonce per value keeps the collision risk negligible for
  * far more writes than one key will see (NIST SP 800-38D, 2^32 limit).
  */
-#include "vault.h"
+#include "crypto.h"
+#include "store.h"
 
 #include "tsi/buf.h"
 #include "tsi/err.h"

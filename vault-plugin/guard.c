@@ -27,6 +27,8 @@
  * fd, so a shut-down fd is never one reused for another connection.
  */
 #include "vault.h"
+#include "settings.h"
+#include "guard.h"
 
 #include "tsi/buf.h"
 #include "tsi/err.h"

@@ -17,7 +17,18 @@
  * happen (docs/audit.md "Changes: decision, then outcome").
  */
 #include "vault.h"
+#include "routes.h"
+#include "settings.h"
+#include "crypto.h"
+#include "metrics.h"
+#include "parse.h"
+#include "kv.h"
+#include "auditlog.h"
+#include "http.h"
+#include "store.h"
+#include "token_eval.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
@@ -148,7 +159,7 @@ parse_uint(const char *s, unsigned long long *out)
 }
 
 struct kv_ctx {
-	struct vault_req *r;
+	struct vault_request *r;
 	enum kv_op op;
 	const char *kvpath;        /* below secret/data/ or secret/metadata/ */
 	char ppath[KV_PATH_MAX + 32]; /* the policy path */
@@ -157,7 +168,7 @@ struct kv_ctx {
 };
 
 /* Audit then answer an error; 503 when the record cannot be written. */
-static enum MHD_Result
+static int
 finish_error(struct kv_ctx *k, const char *decision, unsigned status,
     const char *reason, const char *msg)
 {
@@ -193,7 +204,7 @@ record_decision(struct kv_ctx *k)
 
 /* The store refused a change: its outcome recorded and answered. A full
  * store (map or disk) is 503, a retry later, never 500. */
-static enum MHD_Result
+static int
 store_failed(struct kv_ctx *k, int rc)
 {
 	if (rc == TSI_ERR_STORE_FULL)
@@ -278,10 +289,10 @@ stored_object(const char *pt, size_t ptlen)
 	    memchr(pt, '\0', ptlen) == NULL;
 }
 
-static enum MHD_Result
+static int
 do_read(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	struct kv_meta pm;
 	unsigned long long ver = 0;
@@ -289,7 +300,7 @@ do_read(struct kv_ctx *k)
 	size_t blen = 0, ptlen = 0;
 	char *vs, *pt = NULL, *text = NULL, *custom = NULL;
 	json_t *cj;
-	enum MHD_Result ret;
+	int ret;
 	int bad = 0, rc;
 	unsigned status;
 
@@ -370,16 +381,16 @@ do_read(struct kv_ctx *k)
 	return ret;
 }
 
-static enum MHD_Result
+static int
 do_write(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	struct seal_arg sa;
 	json_t *req = NULL, *data = NULL;
 	char *pt = NULL;
 	long long casv = -1;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
 	if (vault_kv_write_parse((const char *)tsi_buf_ptr(r->body),
@@ -475,10 +486,10 @@ merge_patch(json_t *target, json_t *patch)
  * cas when given, checked first), so a write in between is a 400
  * mismatch, never a lost update.
  */
-static enum MHD_Result
+static int
 do_patch(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	struct kv_meta meta;
 	struct seal_arg sa;
@@ -489,11 +500,10 @@ do_patch(struct kv_ctx *k)
 	size_t blen = 0, ptlen = 0;
 	char *pt = NULL, *npt = NULL;
 	long long casv = -1;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
-	ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "Content-Type");
+	ct = vault_req_header(r, "Content-Type");
 	if (ct == NULL || strncmp(ct, "application/merge-patch+json", 28) != 0 ||
 	    (ct[28] != '\0' && ct[28] != ';'))
 		return finish_error(k, "error", 415, "unsupported content type",
@@ -619,10 +629,10 @@ subkeys_of(const json_t *o, unsigned long long depth, unsigned long long level)
 
 /* GET secret/subkeys/P[?version=N&depth=D]: the structure of a version
  * without its values. */
-static enum MHD_Result
+static int
 do_subkeys(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	unsigned long long ver = 0, depth = 0;
 	uint8_t *blob = NULL;
@@ -630,7 +640,7 @@ do_subkeys(struct kv_ctx *k)
 	char *vs, *ds, *pt = NULL;
 	json_t *cur = NULL, *keys = NULL, *meta;
 	json_error_t jerr;
-	enum MHD_Result ret;
+	int ret;
 	int bad = 0, rc;
 
 	vs = vault_query_arg(r, "version", &bad);
@@ -689,10 +699,10 @@ static void duration_str(long long s, char *out, size_t len);
 
 /* GET secret/config: the mount's settings (max_versions 0 shown as the
  * server's kv_max_versions, which then applies). */
-static enum MHD_Result
+static int
 do_config(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_mount_cfg mc;
 	char dva[48];
 	int rc;
@@ -715,15 +725,15 @@ do_config(struct kv_ctx *k)
 
 /* POST secret/config {max_versions, cas_required, delete_version_after}:
  * the mount's defaults; settings not given keep their value, as Vault. */
-static enum MHD_Result
+static int
 do_config_write(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_meta_cfg c;
 	struct kv_mount_cfg mc;
 	json_t *req = NULL, *extra = NULL;
 	const char *msg;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
 	if (vault_kv_meta_parse((const char *)tsi_buf_ptr(r->body),
@@ -779,10 +789,10 @@ out:
 	return ret;
 }
 
-static enum MHD_Result
+static int
 do_delete(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_version_meta m;
 	int rc;
 
@@ -804,7 +814,7 @@ do_delete(struct kv_ctx *k)
 }
 
 /* {"versions":[1,2]} as Vault takes it (its comma-int slice: integers, or
- * strings of them); vault.h. */
+ * strings of them); kv.h. */
 int
 vault_kv_versions_parse(const char *body, size_t len, uint64_t **v, size_t *n)
 {
@@ -846,14 +856,14 @@ out:
 
 /* POST secret/delete|undelete|destroy/P {"versions":[...]}: 204, also when
  * the path or a version does not exist (Vault's answer). */
-static enum MHD_Result
+static int
 do_versions(struct kv_ctx *k, enum kv_vop vop)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	uint64_t *v = NULL;
 	json_t *extra = NULL, *arr;
 	size_t n = 0, i;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
 	if (vault_kv_versions_parse((const char *)tsi_buf_ptr(r->body),
@@ -898,10 +908,10 @@ out:
 }
 
 /* DELETE secret/metadata/P: every version's value and the metadata. */
-static enum MHD_Result
+static int
 do_meta_delete(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	int rc;
 
 	if (record_decision(k) != TSI_OK)
@@ -992,7 +1002,7 @@ duration_str(long long s, char *out, size_t len)
 		snprintf(out, len, "%llds", s);
 }
 
-/* The body of POST/PATCH secret/metadata/P; vault.h. */
+/* The body of POST/PATCH secret/metadata/P; kv.h. */
 int
 vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
     struct kv_meta_cfg *c, const char **msg)
@@ -1070,14 +1080,14 @@ bad:
 
 /* POST (settings given replace) or PATCH (custom_metadata merged)
  * secret/metadata/P: 204, as Vault. */
-static enum MHD_Result
+static int
 do_meta_write(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_meta_cfg c;
 	json_t *req = NULL, *extra = NULL;
 	const char *msg;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
 	if (vault_kv_meta_parse((const char *)tsi_buf_ptr(r->body),
@@ -1119,10 +1129,10 @@ out:
 	return ret;
 }
 
-static enum MHD_Result
+static int
 do_list(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_names l;
 	json_t *keys = NULL;
 	size_t i;
@@ -1158,10 +1168,10 @@ do_list(struct kv_ctx *k)
 	    json_pack("{so}", "keys", keys), NULL));
 }
 
-static enum MHD_Result
+static int
 do_meta(struct kv_ctx *k)
 {
-	struct vault_req *r = k->r;
+	struct vault_request *r = k->r;
 	struct kv_meta m;
 	struct kv_mount_cfg mc;
 	json_t *versions, *data;
@@ -1216,8 +1226,8 @@ do_meta(struct kv_ctx *k)
 	return vault_respond(r, 200, vault_envelope(r, data, NULL));
 }
 
-enum MHD_Result
-vault_kv_handle(struct vault_req *r)
+int
+vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	struct kv_ctx k;
 	struct tsi_policy_set *p = NULL;
@@ -1226,7 +1236,7 @@ vault_kv_handle(struct vault_req *r)
 	int cap = 0, bad = 0, rc, n;
 	int list = 0, post;
 	enum kv_kind kind = KK_DATA;
-	enum MHD_Result ret;
+	int ret;
 	size_t i;
 
 	memset(&k, 0, sizeof(k));

@@ -11,11 +11,12 @@
  * memory bounded whatever the number of sources; when it is full of live
  * sources, new ones share one overflow slot (they are limited together).
  */
-#include "vault.h"
+#include "login_limit.h"
 
 #include "tsi/err.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,11 +5,24 @@
  * requests).
  */
 #include "vault.h"
+#include "settings.h"
+#include "crypto.h"
+#include "login_limit.h"
+#include "metrics.h"
+#include "policies.h"
+#include "server.h"
+#include "routes.h"
+#include "tokens.h"
+#include "store.h"
+#include "mounts.h"
 
+#include "tsi/audit.h"
+#include "tsi/buf.h"
 #include "tsi/config.h"
 #include "tsi/err.h"
 #include "tsi/file.h"
 #include "tsi/log.h"
+#include "tsi/tls.h"
 #include "tsi/wipe.h"
 
 #include <errno.h>
@@ -138,24 +151,10 @@ check_file(const struct tsi_config *c, const char *key, const char *path,
 	return TSI_ERR_CONFIG;
 }
 
-static int
-load_config(const char *path, struct vault_settings *s, char *err,
-    size_t errlen)
-{
-	struct tsi_config *c = NULL;
-	const char *str, **list = NULL;
-	long long n;
-	size_t i, nl;
-	int r;
-
-	if ((r = tsi_config_load(path, &c, err, errlen)) != TSI_OK)
-		return TSI_ERR_CONFIG;
-	if ((r = tsi_config_check_keys(c, config_keys, err, errlen)) != TSI_OK)
-		goto out;
 #define STR(key, field, def)                                                 \
 	do {                                                                 \
 		if ((r = tsi_config_str(c, key, def, &str, err, errlen)) != TSI_OK) \
-			goto out;                                            \
+			return r;                                            \
 		free(s->field);                                              \
 		s->field = xstrdup(str);                                     \
 	} while (0)
@@ -163,9 +162,17 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	do {                                                                 \
 		if ((r = tsi_config_int(c, key, (long long)s->field, min, max, &n, \
 		    err, errlen)) != TSI_OK)                                 \
-			goto out;                                            \
+			return r;                                            \
 		s->field = n;                                                \
 	} while (0)
+
+static int
+read_strings(const struct tsi_config *c, struct vault_settings *s, char *err,
+    size_t errlen)
+{
+	const char *str;
+	int r;
+
 	STR("listen", listen, "127.0.0.1:8200");
 	STR("tls_cert", tls_cert, NULL);
 	STR("tls_key", tls_key, NULL);
@@ -178,6 +185,16 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	STR("revocation_file", revocation_file, NULL);
 	STR("cluster_name", cluster_name, "tsi-vault");
 	STR("audit_head_key", audit_head_key, NULL);
+	return TSI_OK;
+}
+
+static int
+read_numbers(const struct tsi_config *c, struct vault_settings *s,
+    char *err, size_t errlen)
+{
+	long long n;
+	int r;
+
 	INT("max_body", max_body, 1024, 64LL << 20);
 	INT("threads", threads, 1, 256);
 	INT("workers", workers, 1, 1024);
@@ -200,37 +217,59 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	INT("login_failure_window", login_fail_window, 1, 86400);
 	INT("audit_reserve_bytes", audit_reserve_bytes, -1, 1LL << 40);
 	INT("audit_release_min_age", audit_keep_allow_s, 0, 1LL << 40);
+	return TSI_OK;
+}
 #undef STR
 #undef INT
+
+static int
+read_trust_ca(const struct tsi_config *c, struct vault_settings *s,
+    char *err, size_t errlen)
+{
+	const char **list = NULL;
+	size_t i, nl;
+	int r;
+
 	if ((r = tsi_config_strlist(c, "trust_ca", &list, &nl, err, errlen)) !=
 	    TSI_OK)
-		goto out;
+		return r;
 	if (nl > 0) {
 		if ((s->trust_ca = calloc(nl, sizeof(char *))) == NULL) {
-			r = TSI_ERR_ALLOC;
-			goto out;
+			free(list);
+			return TSI_ERR_ALLOC;
 		}
 		for (i = 0; i < nl; i++)
 			s->trust_ca[i] = xstrdup(list[i]);
 		s->n_trust_ca = nl;
 	}
-	r = TSI_ERR_CONFIG;
+	free(list);
+	return TSI_OK;
+}
+
+/* What the settings need together: TLS and the data directory outside
+ * --dev, every named file readable, an address that parses. */
+static int
+check_settings(const struct tsi_config *c, const struct vault_settings *s,
+    char *err, size_t errlen)
+{
+	size_t i;
+
 	if (s->tls_cert == NULL || s->tls_key == NULL) {
 		snprintf(err, errlen, "%s:%d: tls_cert and tls_key are required "
 		    "(TLS is always on outside --dev)", tsi_config_file(c),
 		    tsi_config_line(c, s->tls_cert ? "tls_cert" : "tls_key"));
-		goto out;
+		return TSI_ERR_CONFIG;
 	}
 	if (s->data_dir == NULL || s->kv_key_file == NULL) {
 		snprintf(err, errlen, "%s:%d: data_dir and kv_key_file are required",
 		    tsi_config_file(c), tsi_config_line(c, s->data_dir ?
 		    "data_dir" : "kv_key_file"));
-		goto out;
+		return TSI_ERR_CONFIG;
 	}
 	if (s->kv_url != NULL && !kv_store_url_ok(s->kv_url)) {
 		snprintf(err, errlen, "%s:%d: kv_url: expected lmdb:///DIR",
 		    tsi_config_file(c), tsi_config_line(c, "kv_url"));
-		goto out;
+		return TSI_ERR_CONFIG;
 	}
 	if (check_file(c, "tls_cert", s->tls_cert, err, errlen) != TSI_OK ||
 	    check_file(c, "tls_key", s->tls_key, err, errlen) != TSI_OK ||
@@ -239,20 +278,72 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	    TSI_OK ||
 	    check_file(c, "audit_head_key", s->audit_head_key, err, errlen) !=
 	    TSI_OK)
-		goto out;
+		return TSI_ERR_CONFIG;
 	for (i = 0; i < s->n_trust_ca; i++)
 		if (check_file(c, "trust_ca", s->trust_ca[i], err, errlen) != TSI_OK)
-			goto out;
+			return TSI_ERR_CONFIG;
 	if (vault_listen_is_loopback(s->listen) < 0) {
 		snprintf(err, errlen, "%s:%d: listen: expected ADDRESS:PORT "
 		    "(IPv4, or [IPv6]:PORT)",
 		    tsi_config_file(c), tsi_config_line(c, "listen"));
-		goto out;
+		return TSI_ERR_CONFIG;
 	}
-	r = TSI_OK;
+	return TSI_OK;
+}
+
+static int
+load_config(const char *path, struct vault_settings *s, char *err,
+    size_t errlen)
+{
+	struct tsi_config *c = NULL;
+	int r;
+
+	if ((r = tsi_config_load(path, &c, err, errlen)) != TSI_OK)
+		return TSI_ERR_CONFIG;
+	if ((r = tsi_config_check_keys(c, config_keys, err, errlen)) != TSI_OK ||
+	    (r = read_strings(c, s, err, errlen)) != TSI_OK ||
+	    (r = read_numbers(c, s, err, errlen)) != TSI_OK ||
+	    (r = read_trust_ca(c, s, err, errlen)) != TSI_OK)
+		goto out;
+	r = check_settings(c, s, err, errlen);
 out:
-	free(list);
 	tsi_config_free(c);
+	return r;
+}
+
+/* The revocation list: one serial or fingerprint a line, '#' comments. */
+static int
+read_revocations(struct tsi_trust *t, const char *path, char *err,
+    size_t errlen)
+{
+	char line[256];
+	int lineno = 0, r = TSI_OK;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return TSI_ERR_IO;
+	}
+	while (r == TSI_OK && fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *e;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			r = TSI_ERR_CONFIG;
+			break;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		e = p + strcspn(p, "#\r\n");
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		*e = '\0';
+		if (*p != '\0' && (r = tsi_trust_revoke(t, p)) != TSI_OK)
+			snprintf(err, errlen, "%s:%d: not a serial or "
+			    "fingerprint: %s", path, lineno, tsi_strerror(r));
+	}
+	fclose(f);
 	return r;
 }
 
@@ -262,10 +353,8 @@ trust_build(const struct vault_settings *s, struct vault_trust **out,
     char *err, size_t errlen)
 {
 	struct vault_trust *vt = NULL;
-	FILE *f = NULL;
-	char line[256];
 	size_t i;
-	int lineno = 0, r;
+	int r;
 
 	*out = NULL;
 	if (s->n_trust_ca == 0)
@@ -282,44 +371,14 @@ trust_build(const struct vault_settings *s, struct vault_trust **out,
 			    tsi_strerror(r));
 			goto out;
 		}
-	if (s->revocation_file != NULL) {
-		if ((f = fopen(s->revocation_file, "re")) == NULL) {
-			snprintf(err, errlen, "%s: %s", s->revocation_file,
-			    strerror(errno));
-			r = TSI_ERR_IO;
-			goto out;
-		}
-		while (fgets(line, sizeof(line), f) != NULL) {
-			char *p = line, *e;
-			lineno++;
-			if (strchr(line, '\n') == NULL && !feof(f)) {
-				snprintf(err, errlen, "%s:%d: line too long",
-				    s->revocation_file, lineno);
-				r = TSI_ERR_CONFIG;
-				goto out;
-			}
-			while (*p == ' ' || *p == '\t')
-				p++;
-			e = p + strcspn(p, "#\r\n");
-			while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
-				e--;
-			*e = '\0';
-			if (*p == '\0')
-				continue;
-			if ((r = tsi_trust_revoke(vt->trust, p)) != TSI_OK) {
-				snprintf(err, errlen, "%s:%d: not a serial or "
-				    "fingerprint: %s", s->revocation_file, lineno,
-				    tsi_strerror(r));
-				goto out;
-			}
-		}
-	}
+	if (s->revocation_file != NULL &&
+	    (r = read_revocations(vt->trust, s->revocation_file, err, errlen)) !=
+	    TSI_OK)
+		goto out;
 	*out = vt;
 	vt = NULL;
 	r = TSI_OK;
 out:
-	if (f != NULL)
-		fclose(f);
 	if (vt != NULL) {
 		tsi_trust_free(vt->trust);
 		free(vt);
@@ -505,272 +564,395 @@ fail(int code, const char *fmt, ...)
 	return code;
 }
 
-int
-main(int argc, char **argv)
-{
-	struct vault_settings set;
-	struct vault v;
-	struct kv_store_opts ko;
-	struct tsi_audit_opts ao;
-	const char *config = NULL;
-	char **cli_ca = NULL;
-	size_t n_cli_ca = 0, i;
-	char *cli_policy = NULL, *kvurl = NULL, *root = NULL;
-	long cli_threads = 0, cli_workers = 0;
-	struct tsi_signer *head_signer = NULL;
-	char err[ERRLEN] = "";
-	char accessor[VAULT_ACCESSOR_LEN + 1];
-	char *tok = NULL;
-	char dev_dir[] = "/tmp/tsi-vault-dev.XXXXXX";
-	sigset_t sigs;
-	int sig, code = 1, dev_dir_made = 0;
+/* What the command line gives besides the settings it sets itself. */
+struct args {
+	const char *config;
+	char **ca;                  /* --trust-ca values, borrowed from argv */
+	size_t n_ca;
+	const char *policy;
+	long threads, workers;
+};
 
-	tsi_log_init("tsi-vault", TSI_LOG_INFO);
-	/* KV write bodies and KV values decoded by jansson are secrets: wiped
-	 * when freed (before any thread starts). */
-	tsi_wipe_install(TSI_WIPE_JSON);
-	json_object_seed(0);
-	memset(&set, 0, sizeof(set));
-	memset(&v, 0, sizeof(v));
-	defaults(&set);
-	if ((cli_ca = calloc((size_t)argc, sizeof(char *))) == NULL)
-		return 1;
+/* The value of a flag that takes one: whether a is one. */
+static int
+takes_value(const char *a)
+{
+	static const char *const flags[] = { "--config", "--dev-root-token-id",
+		"--dev-listen", "--policy-dir", "--trust-ca", "--threads",
+		"--workers" };
+	size_t i;
+
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (strcmp(a, flags[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* One flag and its value into set or ar; 0, or the exit code. */
+static int
+take_flag(const char *a, const char *val, struct vault_settings *set,
+    struct args *ar)
+{
+	if (strcmp(a, "--config") == 0)
+		ar->config = val;
+	else if (strcmp(a, "--dev-root-token-id") == 0) {
+		tsi_strfree(set->dev_root_token);
+		set->dev_root_token = xstrdup(val);
+	} else if (strcmp(a, "--dev-listen") == 0) {
+		free(set->listen);
+		set->listen = xstrdup(val);
+	} else if (strcmp(a, "--policy-dir") == 0)
+		ar->policy = val;
+	else if (strcmp(a, "--threads") == 0 || strcmp(a, "--workers") == 0) {
+		char *end;
+		long n;
+
+		errno = 0;
+		n = strtol(val, &end, 10);
+		if (errno || *end || n < 1 || n > 1024)
+			return fail(EXIT_USAGE, "%s: 1 to 1024", a);
+		if (a[2] == 't')
+			ar->threads = n;
+		else
+			ar->workers = n;
+	} else
+		ar->ca[ar->n_ca++] = (char *)val;
+	return 0;
+}
+
+/* The command line: 0 to go on (*stop set after --help or --version),
+ * or the exit code. ar->ca must hold argc entries. */
+static int
+parse_args(int argc, char **argv, struct vault_settings *set,
+    struct args *ar, int *stop)
+{
+	size_t i;
+	int code;
+
 	for (i = 1; i < (size_t)argc; i++) {
 		const char *a = argv[i];
 		const char *val = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
-		int takes = 1;
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
-			code = 0;
-			goto done;
+			*stop = 1;
+			return 0;
 		}
 		if (strcmp(a, "--version") == 0) {
 			printf("tsi-vault %s\n", TSI_VERSION);
-			code = 0;
-			goto done;
+			*stop = 1;
+			return 0;
 		}
 		if (strcmp(a, "--dev") == 0 || strcmp(a, "-dev") == 0) {
-			set.dev = 1;
+			set->dev = 1;
 			continue;
 		}
-		if (strcmp(a, "--config") != 0 && strcmp(a, "--dev-root-token-id") != 0 &&
-		    strcmp(a, "--dev-listen") != 0 && strcmp(a, "--policy-dir") != 0 &&
-		    strcmp(a, "--trust-ca") != 0 && strcmp(a, "--threads") != 0 &&
-		    strcmp(a, "--workers") != 0)
-			takes = 0;
-		if (!takes) {
+		if (!takes_value(a)) {
 			usage(stderr);
-			code = fail(EXIT_USAGE, "unknown argument '%s'", a);
-			goto done;
+			return fail(EXIT_USAGE, "unknown argument '%s'", a);
 		}
-		if (val == NULL) {
-			code = fail(EXIT_USAGE, "%s needs a value", a);
-			goto done;
-		}
+		if (val == NULL)
+			return fail(EXIT_USAGE, "%s needs a value", a);
 		i++;
-		if (strcmp(a, "--config") == 0)
-			config = val;
-		else if (strcmp(a, "--dev-root-token-id") == 0) {
-			tsi_strfree(set.dev_root_token);
-			set.dev_root_token = xstrdup(val);
-		} else if (strcmp(a, "--dev-listen") == 0) {
-			free(set.listen);
-			set.listen = xstrdup(val);
-		} else if (strcmp(a, "--policy-dir") == 0)
-			cli_policy = (char *)val;
-		else if (strcmp(a, "--threads") == 0 ||
-		    strcmp(a, "--workers") == 0) {
-			char *end;
-			long n;
-			errno = 0;
-			n = strtol(val, &end, 10);
-			if (errno || *end || n < 1 || n > 1024) {
-				code = fail(EXIT_USAGE, "%s: 1 to 1024", a);
-				goto done;
-			}
-			if (a[2] == 't')
-				cli_threads = n;
-			else
-				cli_workers = n;
-		} else
-			cli_ca[n_cli_ca++] = (char *)val;
+		if ((code = take_flag(a, val, set, ar)) != 0)
+			return code;
 	}
-	if (!set.dev && config == NULL) {
-		usage(stderr);
-		code = fail(EXIT_USAGE, "--config FILE or --dev is required");
-		goto done;
-	}
-	if (!set.dev && (set.listen != NULL || set.dev_root_token != NULL)) {
-		code = fail(EXIT_USAGE, "--dev-listen and --dev-root-token-id "
-		    "need --dev");
-		goto done;
-	}
-	if (config != NULL) {
-		if (set.dev) {
-			code = fail(EXIT_USAGE, "--dev and --config exclude each other");
-			goto done;
-		}
-		if (load_config(config, &set, err, sizeof(err)) != TSI_OK) {
-			code = fail(EXIT_USAGE, "%s", err);
-			goto done;
-		}
-	} else {
-		if (set.listen == NULL)
-			set.listen = xstrdup("127.0.0.1:8200");
-		if (vault_listen_is_loopback(set.listen) != 1) {
-			code = fail(EXIT_USAGE, "--dev-listen must be a loopback "
-			    "ADDRESS:PORT (dev mode has no TLS), got '%s'",
-			    set.listen);
-			goto done;
-		}
-		set.audience = xstrdup(TSI_JWT_DEFAULT_AUD);
-		set.cluster_name = xstrdup("tsi-vault-dev");
-		set.conn_timeout = 30;
-		set.request_timeout = 10;
-	}
-	if (cli_threads > 0)
-		set.threads = cli_threads;
-	if (cli_workers > 0)
-		set.workers = cli_workers;
-	if (cli_policy != NULL) {
-		free(set.policy_dir);
-		set.policy_dir = xstrdup(cli_policy);
-	}
-	if (n_cli_ca > 0) {
-		for (i = 0; i < set.n_trust_ca; i++)
-			free(set.trust_ca[i]);
-		free(set.trust_ca);
-		set.trust_ca = calloc(n_cli_ca, sizeof(char *));
-		if (set.trust_ca == NULL)
-			goto done;
-		for (i = 0; i < n_cli_ca; i++)
-			set.trust_ca[i] = xstrdup(cli_ca[i]);
-		set.n_trust_ca = n_cli_ca;
-		for (i = 0; i < n_cli_ca; i++)
-			if (access(cli_ca[i], R_OK) != 0) {
-				code = fail(EXIT_USAGE, "--trust-ca %s: %s", cli_ca[i],
-				    strerror(errno));
-				goto done;
-			}
-	}
+	return 0;
+}
 
-	/* Everything that can be wrong with the configuration is checked
-	 * before anything is created. */
-	v.set = &set;
-	pthread_mutex_init(&v.mu, NULL);
-	pthread_mutex_init(&v.reader_mu, NULL);
-	v.started = time(NULL);
-	vault_uuid(v.cluster_id);
-	if (vault_policy_start(&v, err, sizeof(err)) != TSI_OK) {
-		code = fail(EXIT_USAGE, "%s", err);
-		goto done;
+/* --dev without a config file: loopback only, no TLS. */
+static int
+dev_settings(struct vault_settings *set)
+{
+	if (set->listen == NULL)
+		set->listen = xstrdup("127.0.0.1:8200");
+	if (vault_listen_is_loopback(set->listen) != 1)
+		return fail(EXIT_USAGE, "--dev-listen must be a loopback "
+		    "ADDRESS:PORT (dev mode has no TLS), got '%s'", set->listen);
+	set->audience = xstrdup(TSI_JWT_DEFAULT_AUD);
+	set->cluster_name = xstrdup("tsi-vault-dev");
+	set->conn_timeout = 30;
+	set->request_timeout = 10;
+	return 0;
+}
+
+/* The flags that override the config file. 0, or the exit code. */
+static int
+apply_overrides(struct vault_settings *set, const struct args *ar)
+{
+	size_t i;
+
+	if (ar->threads > 0)
+		set->threads = ar->threads;
+	if (ar->workers > 0)
+		set->workers = ar->workers;
+	if (ar->policy != NULL) {
+		free(set->policy_dir);
+		set->policy_dir = xstrdup(ar->policy);
 	}
-	if (trust_build(&set, &v.trust, err, sizeof(err)) != TSI_OK) {
-		code = fail(EXIT_USAGE, "%s", err);
-		goto done;
-	}
-	if (!set.dev && tsi_tls_creds_load(set.tls_cert, set.tls_key, &v.tls,
-	    err, sizeof(err)) != TSI_OK) {
-		code = fail(EXIT_USAGE, "TLS: %s", err);
-		goto done;
-	}
-	if (set.dev) {
-		if (vault_key_random(&v.key) != TSI_OK) {
-			code = fail(1, "no randomness");
-			goto done;
-		}
-		if (mkdtemp(dev_dir) == NULL) {
-			code = fail(1, "mkdtemp: %s", strerror(errno));
-			goto done;
-		}
-		dev_dir_made = 1;
-		set.data_dir = xstrdup(dev_dir);
-	} else {
-		if (vault_key_load(set.kv_key_file, &v.key, err, sizeof(err)) !=
-		    TSI_OK) {
-			code = fail(EXIT_USAGE, "%s", err);
-			goto done;
-		}
-		if (mkdir_p(set.data_dir) != TSI_OK) {
-			code = fail(1, "data_dir %s: %s", set.data_dir,
+	if (ar->n_ca == 0)
+		return 0;
+	for (i = 0; i < set->n_trust_ca; i++)
+		free(set->trust_ca[i]);
+	free(set->trust_ca);
+	set->n_trust_ca = 0;
+	if ((set->trust_ca = calloc(ar->n_ca, sizeof(char *))) == NULL)
+		return 1;
+	for (i = 0; i < ar->n_ca; i++)
+		set->trust_ca[i] = xstrdup(ar->ca[i]);
+	set->n_trust_ca = ar->n_ca;
+	for (i = 0; i < ar->n_ca; i++)
+		if (access(ar->ca[i], R_OK) != 0)
+			return fail(EXIT_USAGE, "--trust-ca %s: %s", ar->ca[i],
 			    strerror(errno));
-			goto done;
-		}
+	return 0;
+}
+
+/* The settings from the config file or --dev, then the flags. 0, or the
+ * exit code. */
+static int
+settings_finish(struct vault_settings *set, const struct args *ar)
+{
+	char err[ERRLEN] = "";
+	int code;
+
+	if (!set->dev && ar->config == NULL) {
+		usage(stderr);
+		return fail(EXIT_USAGE, "--config FILE or --dev is required");
 	}
-	vault_policy_keep(&v, 0);
-	if (set.policy_dir == NULL)
+	if (!set->dev && (set->listen != NULL || set->dev_root_token != NULL))
+		return fail(EXIT_USAGE, "--dev-listen and --dev-root-token-id "
+		    "need --dev");
+	if (ar->config != NULL) {
+		if (set->dev)
+			return fail(EXIT_USAGE, "--dev and --config exclude each "
+			    "other");
+		if (load_config(ar->config, set, err, sizeof(err)) != TSI_OK)
+			return fail(EXIT_USAGE, "%s", err);
+	} else if ((code = dev_settings(set)) != 0)
+		return code;
+	return apply_overrides(set, ar);
+}
+
+/* Everything that can be wrong with the configuration, checked before
+ * anything is created: policies, trusted CAs, the TLS pair. */
+static int
+open_checked(struct vault *v)
+{
+	const struct vault_settings *set = v->set;
+	char err[ERRLEN] = "";
+
+	if (vault_policy_start(v, err, sizeof(err)) != TSI_OK)
+		return fail(EXIT_USAGE, "%s", err);
+	if (trust_build(set, &v->trust, err, sizeof(err)) != TSI_OK)
+		return fail(EXIT_USAGE, "%s", err);
+	if (!set->dev && tsi_tls_creds_load(set->tls_cert, set->tls_key, &v->tls,
+	    err, sizeof(err)) != TSI_OK)
+		return fail(EXIT_USAGE, "TLS: %s", err);
+	return 0;
+}
+
+/* The KV key and data_dir (in dev mode a random key and a temporary
+ * directory, removed by vault_close). */
+static int
+open_data_dir(struct vault *v)
+{
+	struct vault_settings *set = v->set;
+	char err[ERRLEN] = "";
+
+	if (set->dev) {
+		if (vault_key_random(&v->key) != TSI_OK)
+			return fail(1, "no randomness");
+		v->dev_dir = xstrdup("/tmp/tsi-vault-dev.XXXXXX");
+		if (mkdtemp(v->dev_dir) == NULL) {
+			free(v->dev_dir);
+			v->dev_dir = NULL;
+			return fail(1, "mkdtemp: %s", strerror(errno));
+		}
+		set->data_dir = xstrdup(v->dev_dir);
+	} else {
+		if (vault_key_load(set->kv_key_file, &v->key, err, sizeof(err)) !=
+		    TSI_OK)
+			return fail(EXIT_USAGE, "%s", err);
+		if (mkdir_p(set->data_dir) != TSI_OK)
+			return fail(1, "data_dir %s: %s", set->data_dir,
+			    strerror(errno));
+	}
+	vault_policy_keep(v, 0);
+	if (set->policy_dir == NULL)
 		tsi_log(TSI_LOG_WARN, "config.no_policy",
 		    TSI_LS("effect", "every login is refused"));
-	if (set.n_trust_ca == 0)
+	if (set->n_trust_ca == 0)
 		tsi_log(TSI_LOG_WARN, "config.no_trust_ca",
 		    TSI_LS("effect", "every login is refused"));
+	return 0;
+}
 
-	if (vault_tokens_new((size_t)set.max_tokens, &v.tokens) != TSI_OK)
-		goto done;
-	if (set.kv_url != NULL)
-		kvurl = xstrdup(set.kv_url);
-	else if (kv_store_default_url(set.data_dir, &kvurl) != TSI_OK) {
-		code = fail(1, "out of memory");
-		goto done;
-	}
-	v.audit_dir = path_join(set.data_dir, "audit");
+/* The token table, the KV store and the per-source login limits. */
+static int
+open_kv(struct vault *v)
+{
+	const struct vault_settings *set = v->set;
+	struct kv_store_opts ko;
+	char *kvurl = NULL;
+	int code = 0;
+
+	if (vault_tokens_new((size_t)set->max_tokens, &v->tokens) != TSI_OK)
+		return 1;
+	if (set->kv_url != NULL)
+		kvurl = xstrdup(set->kv_url);
+	else if (kv_store_default_url(set->data_dir, &kvurl) != TSI_OK)
+		return fail(1, "out of memory");
 	memset(&ko, 0, sizeof(ko));
-	ko.map_size = set.kv_map_size;
-	ko.max_versions = (unsigned)set.kv_max_versions;
-	ko.max_readers = (unsigned)(set.threads + set.workers + 16);
-	if (kv_store_open(kvurl, &ko, &v.store) != TSI_OK) {
+	ko.map_size = set->kv_map_size;
+	ko.max_versions = (unsigned)set->kv_max_versions;
+	ko.max_readers = (unsigned)(set->threads + set->workers + 16);
+	if (kv_store_open(kvurl, &ko, &v->store) != TSI_OK)
 		code = fail(1, "cannot open the KV store %s", kvurl);
-		goto done;
-	}
+	free(kvurl);
+	if (code == 0 && vault_limiter_new((unsigned)set->login_fail_limit,
+	    (unsigned)set->login_fail_window, 4096, &v->login_limit) != TSI_OK)
+		code = fail(1, "out of memory");
+	return code;
+}
+
+/* The audit log, with its chain head signed when audit_head_key is set. */
+static int
+open_audit(struct vault *v)
+{
+	const struct vault_settings *set = v->set;
+	struct tsi_audit_opts ao;
+	char err[ERRLEN] = "";
+
+	v->audit_dir = path_join(set->data_dir, "audit");
 	memset(&ao, 0, sizeof(ao));
-	ao.map_size = set.audit_map_size;
-	ao.map_max = set.audit_map_max;
-	ao.commit_timeout_ms = (int)set.audit_commit_timeout_ms;
-	ao.batch_max = (size_t)set.audit_batch_max;
-	ao.commit_delay_us = (int)set.audit_commit_delay_us;
-	ao.retain_seconds = set.audit_retain_seconds;
-	ao.retain_bytes = set.audit_retain_bytes;
+	ao.map_size = set->audit_map_size;
+	ao.map_max = set->audit_map_max;
+	ao.commit_timeout_ms = (int)set->audit_commit_timeout_ms;
+	ao.batch_max = (size_t)set->audit_batch_max;
+	ao.commit_delay_us = (int)set->audit_commit_delay_us;
+	ao.retain_seconds = set->audit_retain_seconds;
+	ao.retain_bytes = set->audit_retain_bytes;
 	/* Room only authenticated callers' records may use: by default an
 	 * eighth of the largest map the log may have. */
-	ao.reserve_bytes = set.audit_reserve_bytes >= 0 ?
-	    (size_t)set.audit_reserve_bytes : (set.audit_map_max >
-	    set.audit_map_size ? set.audit_map_max : set.audit_map_size) / 8;
-	ao.keep_allow_s = set.audit_keep_allow_s;
-	if (vault_limiter_new((unsigned)set.login_fail_limit,
-	    (unsigned)set.login_fail_window, 4096, &v.login_limit) != TSI_OK) {
-		code = fail(1, "out of memory");
-		goto done;
+	ao.reserve_bytes = set->audit_reserve_bytes >= 0 ?
+	    (size_t)set->audit_reserve_bytes : (set->audit_map_max >
+	    set->audit_map_size ? set->audit_map_max : set->audit_map_size) / 8;
+	ao.keep_allow_s = set->audit_keep_allow_s;
+	if (set->audit_head_key != NULL) {
+		if (head_key_load(set->audit_head_key, &v->head_signer, err,
+		    sizeof(err)) != TSI_OK)
+			return fail(EXIT_USAGE, "%s", err);
+		ao.head_signer = v->head_signer;
+		ao.head_sign_interval_s = (int)set->audit_head_interval;
 	}
-	if (set.audit_head_key != NULL) {
-		if (head_key_load(set.audit_head_key, &head_signer, err,
-		    sizeof(err)) != TSI_OK) {
-			code = fail(EXIT_USAGE, "%s", err);
-			goto done;
-		}
-		ao.head_signer = head_signer;
-		ao.head_sign_interval_s = (int)set.audit_head_interval;
-	}
-	if (tsi_audit_open(v.audit_dir, &ao, &v.audit) != TSI_OK) {
-		code = fail(1, "cannot open the audit log in %s", v.audit_dir);
-		goto done;
-	}
+	if (tsi_audit_open(v->audit_dir, &ao, &v->audit) != TSI_OK)
+		return fail(1, "cannot open the audit log in %s", v->audit_dir);
+	return 0;
+}
 
-	if (set.dev)
-		root = set.dev_root_token ? xstrdup(set.dev_root_token) : NULL;
-	else if (set.root_token_file != NULL &&
-	    root_token_load(set.root_token_file, &root, err, sizeof(err)) !=
-	    TSI_OK) {
-		code = fail(EXIT_USAGE, "%s", err);
-		goto done;
+/* The root token: dev mode's (given or random), or root_token_file's.
+ * *tok: the token made (dev mode, to print), caller tsi_strfree. */
+static int
+open_root_token(struct vault *v, char **tok)
+{
+	const struct vault_settings *set = v->set;
+	char accessor[VAULT_ACCESSOR_LEN + 1];
+	char err[ERRLEN] = "", *root = NULL;
+	int code = 0;
+
+	if (set->dev)
+		root = set->dev_root_token ? xstrdup(set->dev_root_token) : NULL;
+	else if (set->root_token_file != NULL &&
+	    root_token_load(set->root_token_file, &root, err, sizeof(err)) !=
+	    TSI_OK)
+		return fail(EXIT_USAGE, "%s", err);
+	if ((set->dev || root != NULL) && vault_tokens_create(v->tokens, root,
+	    "root", NULL, NULL, 0, 1, tok, accessor) != TSI_OK)
+		code = fail(EXIT_USAGE, "bad root token");
+	tsi_strfree(root);
+	return code;
+}
+
+/*
+ * Makes v from set (borrowed for v's life): every store, table and key,
+ * in an order where a failure leaves nothing half made that vault_close
+ * cannot undo. 0, or the exit code (the reason printed); call vault_close
+ * either way. *tok as open_root_token.
+ */
+static int
+vault_open(struct vault *v, struct vault_settings *set, char **tok)
+{
+	const char *labels[VAULT_METRIC_ROUTES];
+	int code;
+
+	v->set = set;
+	vault_metrics_labels(&v->metrics, labels,
+	    vault_route_metrics(labels, VAULT_METRIC_ROUTES));
+	pthread_mutex_init(&v->mu, NULL);
+	pthread_mutex_init(&v->reader_mu, NULL);
+	v->started = time(NULL);
+	vault_uuid(v->cluster_id);
+	if ((code = open_checked(v)) != 0 || (code = open_data_dir(v)) != 0 ||
+	    (code = open_kv(v)) != 0 || (code = open_audit(v)) != 0)
+		return code;
+	return open_root_token(v, tok);
+}
+
+/* Stops the server (requests in flight finish) and frees all of v, in
+ * the reverse order of vault_open; accepts a v it made only in part. */
+static void
+vault_close(struct vault *v)
+{
+	vault_server_stop(v);
+	if (v->audit_reader != NULL)
+		tsi_audit_reader_close(v->audit_reader);
+	if (v->audit != NULL)
+		tsi_audit_close(v->audit);
+	tsi_signer_free(v->head_signer);
+	if (v->store != NULL)
+		v->store->ops->close(v->store);
+	vault_tokens_free(v->tokens);
+	vault_limiter_free(v->login_limit);
+	tsi_policy_unref(v->policy);
+	if (v->trust != NULL) {
+		tsi_trust_free(v->trust->trust);
+		free(v->trust);
 	}
-	if (set.dev || root != NULL) {
-		if (vault_tokens_create(v.tokens, root, "root", NULL, NULL, 0, 1,
-		    &tok, accessor) != TSI_OK) {
-			code = fail(EXIT_USAGE, "bad root token");
-			goto done;
-		}
-	}
+	vault_key_wipe(&v->key);
+	tsi_tls_creds_free(v->tls);
+	if (v->dev_dir != NULL)
+		nftw(v->dev_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(v->dev_dir);
+	free(v->audit_dir);
+	memset(v, 0, sizeof(*v));
+}
+
+static void
+dev_banner(const struct vault_settings *set, const char *tok)
+{
+	printf("==> tsi-vault server started in dev mode\n\n"
+	    "WARNING! dev mode is enabled! In this mode, tsi-vault runs\n"
+	    "without TLS, keeps its data in a temporary directory that is\n"
+	    "removed on exit, and starts with a root token.\n\n"
+	    "You may need to set the following environment variables:\n\n"
+	    "    $ export VAULT_ADDR='http://%s'\n\n"
+	    "The root token is displayed below:\n\n"
+	    "Root Token: %s\n\n"
+	    "Development mode should NOT be used in production "
+	    "installations!\n", set->listen, tok);
+	fflush(stdout);
+}
+
+/* Starts the server and takes signals until SIGINT or SIGTERM (SIGHUP
+ * reloads). tok: the dev root token to print (wiped and freed here). */
+static int
+serve(struct vault *v, char *tok)
+{
+	const struct vault_settings *set = v->set;
+	char err[ERRLEN] = "";
+	sigset_t sigs;
+	int sig;
 
 	/* Signals are taken by sigwait below; server threads inherit the
 	 * blocked mask. */
@@ -780,68 +962,65 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (vault_server_start(&v, err, sizeof(err)) != TSI_OK) {
-		code = fail(1, "%s", err);
-		goto done;
+	if (vault_server_start(v, err, sizeof(err)) != TSI_OK) {
+		tsi_strfree(tok);
+		return fail(1, "%s", err);
 	}
-	tsi_log(TSI_LOG_INFO, "server.started", TSI_LS("listen", set.listen),
-	    TSI_LS("tls", set.dev ? "off" : "on"), TSI_LS("mode",
-	    set.dev ? "dev" : "config"), TSI_LI("threads", set.threads), TSI_LI("workers", set.workers),
-	    TSI_LS("data_dir", set.data_dir), TSI_LS("version", TSI_VERSION));
-	if (set.dev) {
-		printf("==> tsi-vault server started in dev mode\n\n"
-		    "WARNING! dev mode is enabled! In this mode, tsi-vault runs\n"
-		    "without TLS, keeps its data in a temporary directory that is\n"
-		    "removed on exit, and starts with a root token.\n\n"
-		    "You may need to set the following environment variables:\n\n"
-		    "    $ export VAULT_ADDR='http://%s'\n\n"
-		    "The root token is displayed below:\n\n"
-		    "Root Token: %s\n\n"
-		    "Development mode should NOT be used in production "
-		    "installations!\n", set.listen, tok);
-		fflush(stdout);
-	}
+	tsi_log(TSI_LOG_INFO, "server.started", TSI_LS("listen", set->listen),
+	    TSI_LS("tls", set->dev ? "off" : "on"), TSI_LS("mode",
+	    set->dev ? "dev" : "config"), TSI_LI("threads", set->threads),
+	    TSI_LI("workers", set->workers), TSI_LS("data_dir", set->data_dir),
+	    TSI_LS("version", TSI_VERSION));
+	if (set->dev)
+		dev_banner(set, tok);
 	tsi_strfree(tok);
-	tok = NULL;
-
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
-		if (sig == SIGHUP) {
-			tsi_log(TSI_LOG_INFO, "reload.start");
-			reload(&v);
-			(void)vault_server_tls_reload(&v);
-			continue;
+		if (sig != SIGHUP)
+			break;
+		tsi_log(TSI_LOG_INFO, "reload.start");
+		reload(v);
+		(void)vault_server_tls_reload(v);
+	}
+	tsi_log(TSI_LOG_INFO, "server.stopping", TSI_LI("signal", sig));
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct vault_settings set;
+	struct vault v;
+	struct args ar;
+	char *tok = NULL;
+	int code, stop = 0;
+
+	tsi_log_init("tsi-vault", TSI_LOG_INFO);
+	/* KV write bodies and KV values decoded by jansson are secrets: wiped
+	 * when freed (before any thread starts). */
+	tsi_wipe_install(TSI_WIPE_JSON);
+	json_object_seed(0);
+	/* Policies speak of the route table's mounts (mounts.c). */
+	vault_policy_mounts_register();
+	memset(&set, 0, sizeof(set));
+	memset(&v, 0, sizeof(v));
+	memset(&ar, 0, sizeof(ar));
+	defaults(&set);
+	if ((ar.ca = calloc((size_t)argc, sizeof(char *))) == NULL)
+		return 1;
+	code = parse_args(argc, argv, &set, &ar, &stop);
+	if (code == 0 && !stop)
+		code = settings_finish(&set, &ar);
+	if (code == 0 && !stop) {
+		if ((code = vault_open(&v, &set, &tok)) == 0) {
+			code = serve(&v, tok);
+			tok = NULL;
 		}
-		tsi_log(TSI_LOG_INFO, "server.stopping", TSI_LI("signal", sig));
-		break;
+		vault_close(&v);
 	}
-	code = 0;
-done:
-	vault_server_stop(&v);
-	if (v.audit_reader != NULL)
-		tsi_audit_reader_close(v.audit_reader);
-	if (v.audit != NULL)
-		tsi_audit_close(v.audit);
-	tsi_signer_free(head_signer);
-	if (v.store != NULL)
-		v.store->ops->close(v.store);
-	vault_tokens_free(v.tokens);
-	vault_limiter_free(v.login_limit);
-	tsi_policy_unref(v.policy);
-	if (v.trust != NULL) {
-		tsi_trust_free(v.trust->trust);
-		free(v.trust);
-	}
-	vault_key_wipe(&v.key);
-	tsi_tls_creds_free(v.tls);
-	if (dev_dir_made)
-		nftw(dev_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	tsi_strfree(tok);
-	tsi_strfree(root);
-	free(kvurl);
-	free(v.audit_dir);
-	free(cli_ca);
+	free(ar.ca);
 	vault_settings_clear(&set);
 	return code;
 }

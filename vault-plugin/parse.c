@@ -4,7 +4,8 @@
  * percent-decoding of the URL and query, KV path syntax, the login body and
  * the KV write body.
  */
-#include "vault.h"
+#include "parse.h"
+#include "store.h"
 
 #include "tsi/err.h"
 

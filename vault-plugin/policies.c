@@ -9,6 +9,8 @@
  * last good set exists (it starts with that set, loudly).
  */
 #include "vault.h"
+#include "settings.h"
+#include "policies.h"
 
 #include "tsi/err.h"
 #include "tsi/log.h"

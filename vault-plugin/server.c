@@ -15,7 +15,17 @@
  * switched off), with %00 and control bytes refused.
  */
 #include "vault.h"
+#include "settings.h"
+#include "metrics.h"
+#include "guard.h"
+#include "parse.h"
+#include "server.h"
+#include "auditlog.h"
+#include "http.h"
+#include "routes.h"
+#include "store.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 #include "tsi/tls.h"
@@ -29,46 +39,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-long long
-vault_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void
-vault_time_str(long long us, char *out, size_t outlen)
-{
-	struct tm tm;
-	time_t s = (time_t)(us / 1000000);
-	int n;
-
-	gmtime_r(&s, &tm);
-	n = snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06lld000Z",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, us % 1000000);
-	if (n < 0 || (size_t)n >= outlen)
-		out[0] = '\0';
-}
-
-char *
-vault_query_arg(struct vault_req *r, const char *name, int *err)
-{
-	const char *raw;
-	char *d = NULL;
-
-	raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-	if (raw == NULL)
-		return NULL;
-	if (vault_pct_decode(raw, 4096, &d) != TSI_OK) {
-		*err = 1;
-		return NULL;
-	}
-	return d;
-}
 
 /* MHD's unescaper, replaced by one that leaves the text as it came:
  * decoding happens once, in vault_pct_decode. */
@@ -91,16 +61,79 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	tsi_log(TSI_LOG_WARN, "http.mhd", TSI_LS("msg", msg));
 }
 
-json_t *
-vault_envelope(struct vault_req *r, json_t *data, json_t *auth)
+/*
+ * One request as the server holds it: what the handler sees (rq), what it
+ * answers (ans), and the connection's own state.
+ */
+struct vault_http_req {
+	struct vault_request rq;
+	struct vault_answer ans;
+	struct MHD_Connection *conn;
+	int too_large;              /* 413 decided; the body is not kept */
+	size_t drained;             /* bytes thrown away since (drain) */
+	int sent;
+	struct vault_http_req *next;   /* worker queue link */
+};
+
+static const char *
+io_header(void *ctx, const char *name)
 {
-	return json_pack("{sssssbsIsososnsnso}", "request_id", r->request_id,
-	    "lease_id", "", "renewable", 0, "lease_duration", (json_int_t)0,
-	    "data", data ? data : json_null(), "auth", auth ? auth : json_null(),
-	    "wrap_info", "warnings", "mount_type",
-	    json_string(r->route == VR_KV_DATA || r->route == VR_KV_METADATA ?
-	    "kv" : ""));
+	struct vault_http_req *h = ctx;
+
+	return MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, name);
 }
+
+static const char *
+io_query(void *ctx, const char *name)
+{
+	struct vault_http_req *h = ctx;
+
+	return MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND,
+	    name);
+}
+
+struct each_arg {
+	int (*fn)(void *arg, const char *name);
+	void *arg;
+};
+
+static enum MHD_Result
+each_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct each_arg *e = cls;
+
+	return e->fn(e->arg, key) == 0 ? MHD_YES : MHD_NO;
+}
+
+static void
+io_query_each(void *ctx, int (*fn)(void *arg, const char *name), void *arg)
+{
+	struct vault_http_req *h = ctx;
+	struct each_arg e = { fn, arg };
+
+	MHD_get_connection_values(h->conn, MHD_GET_ARGUMENT_KIND, each_cb, &e);
+}
+
+static void
+io_suspend(void *ctx)
+{
+	struct vault_http_req *h = ctx;
+
+	MHD_suspend_connection(h->conn);
+}
+
+static void
+io_resume(void *ctx)
+{
+	struct vault_http_req *h = ctx;
+
+	MHD_resume_connection(h->conn);
+}
+
+static const struct vault_io mhd_io = {
+	io_header, io_query, io_query_each, io_suspend, io_resume,
+};
 
 static void
 free_body(void *p)
@@ -108,40 +141,27 @@ free_body(void *p)
 	tsi_strfree(p);
 }
 
-/* Stores the answer; the access handler queues it (send_stored). */
+/* Queues the answer to MHD. Only from the access handler. */
 static enum MHD_Result
-queue(struct vault_req *r, unsigned status, const char *ctype, char *text)
+send_stored(struct vault_http_req *h)
 {
-	if (r->ready) {
-		tsi_strfree(text);
-		return MHD_YES;
-	}
-	r->ready = 1;
-	r->resp_status = status;
-	r->resp_ctype = ctype;
-	r->resp_text = text;
-	return MHD_YES;
-}
-
-/* Queues the stored answer to MHD. Only from the access handler. */
-static enum MHD_Result
-send_stored(struct vault_req *r)
-{
+	struct vault_request *r = &h->rq;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	char *text = r->resp_text;
+	char *text = h->ans.text;
 	struct timespec t1;
 	long long us;
 
-	r->resp_text = NULL;
-	r->sent = 1;
-	vault_metrics_request(&r->v->metrics, r->route, r->resp_status);
+	h->ans.text = NULL;
+	h->sent = 1;
+	vault_metrics_request(&r->v->metrics, vault_route_metric(r->route),
+	    h->ans.status);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	us = (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
 	    (t1.tv_nsec - r->t0.tv_nsec) / 1000;
 	tsi_log(TSI_LOG_DEBUG, "http.request", TSI_LS("request_id",
 	    r->request_id), TSI_LS("method", r->method), TSI_LS("route",
-	    vault_route_name(r->route)), TSI_LI("status", r->resp_status),
+	    vault_route_metric(r->route)), TSI_LI("status", h->ans.status),
 	    TSI_LI("us", us), TSI_LS("remote", r->remote));
 	if (text == NULL)
 		resp = MHD_create_response_from_buffer(0, NULL,
@@ -153,177 +173,31 @@ send_stored(struct vault_req *r)
 		tsi_strfree(text);
 		return MHD_NO;
 	}
-	if (text != NULL && r->resp_ctype != NULL)
+	if (text != NULL && h->ans.ctype != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    r->resp_ctype);
+		    h->ans.ctype);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (r->retry_after > 0) {
+	if (h->ans.retry_after > 0) {
 		char ra[16];
 
-		snprintf(ra, sizeof(ra), "%u", r->retry_after);
+		snprintf(ra, sizeof(ra), "%u", h->ans.retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
-	if (r->too_large)
+	if (h->too_large)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	ret = MHD_queue_response(r->conn, r->resp_status, resp);
+	ret = MHD_queue_response(h->conn, h->ans.status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
 
-enum MHD_Result
-vault_respond(struct vault_req *r, unsigned status, json_t *body)
-{
-	char *text = NULL;
-
-	if (body != NULL) {
-		text = json_dumps(body, JSON_COMPACT);
-		json_decref(body);
-		if (text == NULL) {
-			status = 500;
-			text = strdup("{\"errors\":[\"internal error\"]}");
-		}
-	}
-	return queue(r, status, "application/json", text);
-}
-
-enum MHD_Result
-vault_respond_text(struct vault_req *r, unsigned status,
-    const char *content_type, char *text)
-{
-	return queue(r, status, content_type, text);
-}
-
-enum MHD_Result
-vault_respond_error(struct vault_req *r, unsigned status, const char *msg)
-{
-	json_t *body = json_pack("{s[s]}", "errors", msg);
-
-	/* A message quoting the request's path may not be UTF-8 (the path is
-	 * bytes, or was cut short): an error still says something, never
-	 * nothing. */
-	if (body == NULL)
-		body = json_pack("{s[s]}", "errors", status == 404 ?
-		    "route entry not found" : status == 403 ?
-		    "permission denied" : "invalid request");
-	return vault_respond(r, status, body);
-}
-
-enum MHD_Result
-vault_respond_not_found(struct vault_req *r)
-{
-	return vault_respond(r, 404, json_pack("{s[]}", "errors"));
-}
-
-enum MHD_Result
-vault_respond_no_route(struct vault_req *r)
-{
-	char msg[256];
-	int n;
-
-	/* Vault's words. A missing secret keeps Vault's empty "errors"; a
-	 * path no route serves says so, or a client would take a typo in the
-	 * path for a secret not written yet. */
-	n = snprintf(msg, sizeof(msg), "no handler for route \"%.160s%s\". "
-	    "route entry not found.", r->path != NULL ? r->path : "",
-	    r->path != NULL && strlen(r->path) > 160 ? "..." : "");
-	if (n < 0 || (size_t)n >= sizeof(msg))
-		return vault_respond_error(r, 404, "route entry not found");
-	return vault_respond_error(r, 404, msg);
-}
-
-const char *
-vault_req_token(struct vault_req *r)
-{
-	const char *tok;
-
-	tok = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "X-Vault-Token");
-	if (tok == NULL) {
-		/* The vault CLI and libraries also send a bearer token. */
-		const char *a = MHD_lookup_connection_value(r->conn,
-		    MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-		if (a != NULL && strncmp(a, "Bearer ", 7) == 0)
-			tok = a + 7;
-	}
-	return tok;
-}
-
-int
-vault_req_auth(struct vault_req *r, const char **reason)
-{
-	const char *tok;
-	int rc;
-
-	if (r->authed)
-		return TSI_OK;
-	tok = vault_req_token(r);
-	if (tok == NULL || *tok == '\0') {
-		*reason = "missing client token";
-		return TSI_ERR_DENIED;
-	}
-	rc = vault_tokens_lookup(r->v->tokens, tok, &r->tok);
-	if (rc == TSI_ERR_EXPIRED) {
-		*reason = "token expired";
-		return TSI_ERR_DENIED;
-	}
-	if (rc != TSI_OK) {
-		*reason = "unknown token";
-		return TSI_ERR_DENIED;
-	}
-	r->authed = 1;
-	return TSI_OK;
-}
-
-static enum vault_route
-route_of(const char *p)
-{
-	if (strcmp(p, "auth/trusted-identity/login") == 0)
-		return VR_LOGIN;
-	if (strncmp(p, "secret/data/", 12) == 0 || strcmp(p, "secret/data") == 0)
-		return VR_KV_DATA;
-	/* Version operations and the mount's other KV v2 paths: kv.c tells
-	 * them apart by their prefix. */
-	if (strncmp(p, "secret/delete/", 14) == 0 ||
-	    strncmp(p, "secret/undelete/", 16) == 0 ||
-	    strncmp(p, "secret/destroy/", 15) == 0 ||
-	    strncmp(p, "secret/subkeys/", 15) == 0 ||
-	    strcmp(p, "secret/config") == 0)
-		return VR_KV_DATA;
-	if (strncmp(p, "secret/metadata", 15) == 0 &&
-	    (p[15] == '\0' || p[15] == '/'))
-		return VR_KV_METADATA;
-	if (strcmp(p, "sys/health") == 0)
-		return VR_HEALTH;
-	if (strcmp(p, "sys/metrics") == 0)
-		return VR_METRICS;
-	if (strcmp(p, "sys/audit/releases") == 0)
-		return VR_AUDIT;
-	if (strcmp(p, "sys/seal-status") == 0 || strcmp(p, "sys/init") == 0 ||
-	    strcmp(p, "sys/leader") == 0 || strcmp(p, "sys/mounts") == 0 ||
-	    strcmp(p, "sys/auth") == 0 ||
-	    strncmp(p, "sys/internal/ui/mounts/", 23) == 0)
-		return VR_SYS;
-	if (strcmp(p, "auth/token/lookup-self") == 0 ||
-	    strcmp(p, "auth/token/renew-self") == 0 ||
-	    strcmp(p, "auth/token/revoke-self") == 0 ||
-	    strcmp(p, "auth/token/create") == 0 ||
-	    strcmp(p, "auth/token/lookup") == 0 ||
-	    strcmp(p, "auth/token/lookup-accessor") == 0 ||
-	    strcmp(p, "auth/token/revoke-accessor") == 0)
-		return VR_TOKEN;
-	return VR_OTHER;
-}
-
 static void
-req_free(struct vault_req *r)
+req_free(struct vault_http_req *h)
 {
-	if (r == NULL)
+	if (h == NULL)
 		return;
-	tsi_buf_free(r->body);
-	tsi_strfree(r->resp_text);
-	free(r->path);
-	vault_token_clear(&r->tok);
-	free(r);
+	vault_request_clear(&h->rq);
+	vault_answer_clear(&h->ans);
+	free(h);
 }
 
 static void
@@ -355,34 +229,36 @@ remote_of(struct MHD_Connection *c, char *out, size_t outlen)
 		    out, (socklen_t)outlen);
 }
 
-static struct vault_req *
+static struct vault_http_req *
 req_new(struct vault *v, struct MHD_Connection *c, const char *url,
     const char *method)
 {
-	struct vault_req *r;
+	struct vault_http_req *h;
+	struct vault_request *r;
 	size_t limit;
 	const char *reason;
+	char *path = NULL;
 	int rc;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
-	r->v = v;
-	r->conn = c;
-	r->method = method;
-	clock_gettime(CLOCK_MONOTONIC, &r->t0);
-	vault_uuid(r->request_id);
+	h->conn = c;
+	r = &h->rq;
+	if (vault_request_init(r, v, method, NULL, &h->ans) != TSI_OK) {
+		free(h);
+		return NULL;
+	}
+	r->io = &mhd_io;
+	r->io_ctx = h;
 	remote_of(c, r->remote, sizeof(r->remote));
 	if (strncmp(url, "/v1/", 4) != 0)
 		rc = TSI_ERR_PARSE;
 	else
-		rc = vault_pct_decode(url + 4, 4 * KV_PATH_MAX, &r->path);
-	if (rc != TSI_OK) {
-		r->path = NULL;
-		r->route = VR_OTHER;
-	} else
-		r->route = route_of(r->path);
+		rc = vault_pct_decode(url + 4, 4 * KV_PATH_MAX, &path);
+	r->path = rc == TSI_OK ? path : NULL;
+	r->route = vault_route_find(method, r->path);
 	/* Smaller limits before the caller is known. */
-	if (r->route == VR_LOGIN)
+	if (r->route != NULL && (r->route->flags & VAULT_ROUTE_SMALL_BODY))
 		limit = VAULT_LOGIN_MAX_BODY;
 	else if (vault_req_auth(r, &reason) == TSI_OK)
 		limit = v->set->max_body;
@@ -390,166 +266,53 @@ req_new(struct vault *v, struct MHD_Connection *c, const char *url,
 		limit = VAULT_LOGIN_MAX_BODY < v->set->max_body ?
 		    VAULT_LOGIN_MAX_BODY : v->set->max_body;
 	if ((r->body = tsi_buf_new(limit)) == NULL) {
-		req_free(r);
+		req_free(h);
 		return NULL;
 	}
-	return r;
+	return h;
 }
 
-/*
- * Request options tsi-vault does not offer, which a Vault client would
- * otherwise believe it got: a response-wrapping request would have the
- * secret come back in clear, a namespace would have the request land in
- * the root one. NULL when the request asks for neither, else the error.
- */
-static const char *
-unsupported_option(struct vault_req *r)
+/* Runs the request's handler (through the route table) and makes sure
+ * there is an answer unless one waits for its audit record. */
+static void
+dispatch(struct vault_http_req *h)
 {
-	const char *ns;
-
-	if (MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "X-Vault-Wrap-TTL") != NULL)
-		return "response wrapping is not supported";
-	ns = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    "X-Vault-Namespace");
-	if (ns != NULL && *ns != '\0' && strcmp(ns, "root") != 0 &&
-	    strcmp(ns, "root/") != 0)
-		return "namespaces are not supported: only the root namespace "
-		    "exists";
-	return NULL;
-}
-
-static enum MHD_Result
-dispatch(struct vault_req *r)
-{
-	const char *unsup;
-
-	if (r->path == NULL)
-		return vault_respond_error(r, 400, "invalid request path");
-	if ((unsup = unsupported_option(r)) != NULL)
-		return vault_respond_error(r, 400, unsup);
-	switch (r->route) {
-	case VR_LOGIN:
-		return vault_auth_login(r);
-	case VR_KV_DATA:
-	case VR_KV_METADATA:
-		return vault_kv_handle(r);
-	case VR_HEALTH:
-		return vault_sys_health(r);
-	case VR_METRICS:
-		return vault_sys_metrics(r);
-	case VR_AUDIT:
-		return vault_audit_releases(r);
-	case VR_SYS:
-		return vault_sys_info(r);
-	case VR_TOKEN:
-		if (strcmp(r->path + strlen(r->path) - 5, "-self") == 0)
-			return vault_token_self(r);
-		return vault_token_admin(r);
-	case VR_OTHER:
-	case VR__COUNT:
-		break;
-	}
-	return vault_respond_no_route(r);
-}
-
-/* Requests handled on MHD's thread up to their audit record, which is then
- * submitted without waiting (vault_audit): logins and KV reads, whose work
- * (JWT check, policy, LMDB read, decryption) never blocks. */
-static int
-async_route(const struct vault_req *r)
-{
-	if (r->route == VR_LOGIN)
-		return 1;
-	if (r->route != VR_KV_DATA && r->route != VR_KV_METADATA)
-		return 0;
-	return strcmp(r->method, "GET") == 0 ||
-	    (r->route == VR_KV_METADATA && strcmp(r->method, "LIST") == 0);
-}
-
-/* Routes that may block and go to a worker: KV writes and deletes (they
- * sync the KV store, and wait for their audit record before acting), the
- * audit query, the token's own endpoints (renew and revoke wait for their
- * audit record). */
-static int
-blocking_route(enum vault_route rt)
-{
-	return rt == VR_LOGIN || rt == VR_KV_DATA || rt == VR_KV_METADATA ||
-	    rt == VR_AUDIT || rt == VR_TOKEN;
-}
-
-int
-vault_async_begin(struct vault *v)
-{
-	int ok;
-
-	pthread_mutex_lock(&v->async_mu);
-	ok = !v->async_stopping;
-	if (ok)
-		v->async_pending++;
-	pthread_mutex_unlock(&v->async_mu);
-	return ok;
-}
-
-void
-vault_async_done(void *arg, int rc, uint64_t seq)
-{
-	struct vault_req *r = arg;
-	struct vault *v = r->v;
-	struct MHD_Connection *c = r->conn;
-
-	(void)seq;
-	if (rc != TSI_OK) {
-		__atomic_fetch_add(&v->metrics.audit_append_failures, 1,
-		    __ATOMIC_RELAXED);
-		tsi_log(TSI_LOG_ERROR, "audit.append_failed",
-		    TSI_LS("request_id", r->request_id),
-		    TSI_LS("route", vault_route_name(r->route)),
-		    TSI_LS("error", tsi_strerror(rc)));
-	}
-	__atomic_store_n(&r->audit_rc, rc, __ATOMIC_RELEASE);
-	__atomic_store_n(&r->audit_done, 1, __ATOMIC_RELEASE);
-	/* From here on MHD may answer, close and free r. */
-	MHD_resume_connection(c);
-	pthread_mutex_lock(&v->async_mu);
-	if (--v->async_pending == 0 && v->async_stopping)
-		pthread_cond_broadcast(&v->async_cv);
-	pthread_mutex_unlock(&v->async_mu);
+	if (vault_route_call(h->rq.v, &h->rq, &h->ans) != TSI_OK &&
+	    !h->ans.ready && !h->rq.audit_submitted)
+		vault_respond_error(&h->rq, 500, "internal error");
 }
 
 /* After the audit callback: the prepared answer if the record is durable;
  * otherwise it is wiped and 503 sent instead, releasing nothing. */
 static enum MHD_Result
-send_after_audit(struct vault_req *r)
+send_after_audit(struct vault_http_req *h)
 {
-	if (__atomic_load_n(&r->audit_rc, __ATOMIC_ACQUIRE) != TSI_OK) {
-		tsi_strfree(r->resp_text);
-		r->resp_text = NULL;
-		r->ready = 0;
-		vault_respond_audit_failed(r);
-	} else if (!r->ready) {
-		vault_respond_error(r, 500, "internal error");
+	if (__atomic_load_n(&h->rq.audit_rc, __ATOMIC_ACQUIRE) != TSI_OK) {
+		vault_answer_clear(&h->ans);
+		vault_respond_audit_failed(&h->rq);
+	} else if (!h->ans.ready) {
+		vault_respond_error(&h->rq, 500, "internal error");
 	}
-	return send_stored(r);
+	return send_stored(h);
 }
 
-/* Suspends the connection and hands r to a worker. 0 when the pool is
- * stopping (the caller then handles r itself). */
+/* Suspends the connection and hands h to a worker. 0 when the pool is
+ * stopping (the caller then handles h itself). */
 static int
-submit(struct vault *v, struct vault_req *r)
+submit(struct vault *v, struct vault_http_req *h)
 {
 	pthread_mutex_lock(&v->wq_mu);
 	if (v->wq_stopping || v->n_workers == 0) {
 		pthread_mutex_unlock(&v->wq_mu);
 		return 0;
 	}
-	MHD_suspend_connection(r->conn);
-	r->next = NULL;
+	MHD_suspend_connection(h->conn);
+	h->next = NULL;
 	if (v->wq_tail != NULL)
-		v->wq_tail->next = r;
+		v->wq_tail->next = h;
 	else
-		v->wq_head = r;
-	v->wq_tail = r;
+		v->wq_head = h;
+	v->wq_tail = h;
 	pthread_cond_signal(&v->wq_cv);
 	pthread_mutex_unlock(&v->wq_mu);
 	return 1;
@@ -559,26 +322,26 @@ static void *
 worker_main(void *arg)
 {
 	struct vault *v = arg;
-	struct vault_req *r;
+	struct vault_http_req *h;
 
 	for (;;) {
 		pthread_mutex_lock(&v->wq_mu);
 		while (v->wq_head == NULL && !v->wq_stopping)
 			pthread_cond_wait(&v->wq_cv, &v->wq_mu);
-		if ((r = v->wq_head) == NULL) {   /* stopping and drained */
+		if ((h = v->wq_head) == NULL) {   /* stopping and drained */
 			pthread_mutex_unlock(&v->wq_mu);
 			return NULL;
 		}
-		v->wq_head = r->next;
+		v->wq_head = h->next;
 		if (v->wq_head == NULL)
 			v->wq_tail = NULL;
 		pthread_mutex_unlock(&v->wq_mu);
-		dispatch(r);
-		if (!r->ready)
-			vault_respond_error(r, 500, "internal error");
-		/* MHD calls the handler again, which queues the answer; r
+		dispatch(h);
+		if (!h->ans.ready)
+			vault_respond_error(&h->rq, 500, "internal error");
+		/* MHD calls the handler again, which queues the answer; h
 		 * belongs to MHD from here on. */
-		MHD_resume_connection(r->conn);
+		MHD_resume_connection(h->conn);
 	}
 }
 
@@ -623,17 +386,96 @@ workers_stop(struct vault *v)
  * longer still has the connection dropped unanswered.
  */
 static enum MHD_Result
-drain(struct vault_req *r, size_t n)
+drain(struct vault_http_req *h, size_t n)
 {
-	if (n > VAULT_DRAIN_MAX - r->drained) {
+	if (n > VAULT_DRAIN_MAX - h->drained) {
 		tsi_log(TSI_LOG_WARN, "http.body_dropped",
-		    TSI_LS("remote", r->remote),
-		    TSI_LS("route", vault_route_name(r->route)),
+		    TSI_LS("remote", h->rq.remote),
+		    TSI_LS("route", vault_route_metric(h->rq.route)),
 		    TSI_LS("reason", "body far over the limit"));
 		return MHD_NO;
 	}
-	r->drained += n;
+	h->drained += n;
 	return MHD_YES;
+}
+
+/* The first call, with the headers only: the request is made, and an
+ * oversized Content-Length answered 413 at once (MHD then closes the
+ * connection without reading the body). */
+static enum MHD_Result
+on_headers(struct vault *v, struct MHD_Connection *c, const char *url,
+    const char *method, void **con_cls)
+{
+	struct vault_http_req *h;
+	const char *cl;
+	unsigned long long n;
+	char *end;
+
+	if ((h = req_new(v, c, url, method)) == NULL)
+		return MHD_NO;
+	*con_cls = h;
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl == NULL)
+		return MHD_YES;
+	errno = 0;
+	n = strtoull(cl, &end, 10);
+	if (errno == 0 && *end == '\0' && n <= tsi_buf_max(h->rq.body))
+		return MHD_YES;
+	h->too_large = 1;
+	vault_respond_error(&h->rq, 413, "request body too large");
+	vault_guard_busy(v, c);
+	return send_stored(h);
+}
+
+/* A chunk of the body, into the bounded buffer. */
+static enum MHD_Result
+on_body(struct vault_http_req *h, const char *data, size_t n)
+{
+	if (h->too_large)
+		return drain(h, n);
+	if (tsi_buf_put(h->rq.body, data, n) == TSI_OK)
+		return MHD_YES;
+	/* A chunked body past the limit: the 413 is answered once the body
+	 * has ended. What came so far is wiped. */
+	h->too_large = 1;
+	tsi_buf_free(h->rq.body);
+	h->rq.body = NULL;
+	tsi_log(TSI_LOG_WARN, "http.body_too_large",
+	    TSI_LS("remote", h->rq.remote),
+	    TSI_LS("route", vault_route_metric(h->rq.route)));
+	vault_respond_error(&h->rq, 413, "request body too large");
+	return drain(h, n);
+}
+
+/* The whole request is in: run its handler where its row says (ASYNC on
+ * this thread up to its audit record, BLOCKING on a worker, else here),
+ * or send what is ready. */
+static enum MHD_Result
+on_complete(struct vault *v, struct vault_http_req *h)
+{
+	unsigned flags;
+
+	if (h->rq.audit_submitted) {
+		if (!__atomic_load_n(&h->rq.audit_done, __ATOMIC_ACQUIRE))
+			return MHD_YES;   /* not resumed by the callback yet */
+		return send_after_audit(h);
+	}
+	if (h->ans.ready)
+		return send_stored(h);
+	flags = h->rq.route != NULL ? h->rq.route->flags : 0;
+	if (flags & VAULT_ROUTE_ASYNC) {
+		h->rq.audit_async = 1;
+		dispatch(h);
+		if (h->rq.audit_submitted)
+			return MHD_YES;   /* suspended; the callback resumes */
+	} else if ((flags & VAULT_ROUTE_BLOCKING) && submit(v, h))
+		return MHD_YES;
+	else
+		dispatch(h);
+	if (!h->ans.ready)
+		vault_respond_error(&h->rq, 500, "internal error");
+	return send_stored(h);
 }
 
 static enum MHD_Result
@@ -642,80 +484,21 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
     size_t *upload_data_size, void **con_cls)
 {
 	struct vault *v = cls;
-	struct vault_req *r = *con_cls;
+	struct vault_http_req *h = *con_cls;
 
-	if (r == NULL) {
-		const char *cl;
-
-		if ((r = req_new(v, c, url, method)) == NULL)
-			return MHD_NO;
-		*con_cls = r;
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL) {
-			char *end;
-			unsigned long long n;
-			errno = 0;
-			n = strtoull(cl, &end, 10);
-			if (errno != 0 || *end != '\0' ||
-			    n > tsi_buf_max(r->body)) {
-				/* Answered now: MHD then closes the
-				 * connection without reading the body. */
-				r->too_large = 1;
-				vault_respond_error(r, 413,
-				    "request body too large");
-				vault_guard_busy(v, c);
-				return send_stored(r);
-			}
-		}
-		return MHD_YES;
-	}
+	if (h == NULL)
+		return on_headers(v, c, url, method, con_cls);
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (r->too_large)
-			return drain(r, n);
-		if (tsi_buf_put(r->body, upload_data, n) != TSI_OK) {
-			/* A chunked body past the limit: the 413 is answered
-			 * once the body has ended. What came so far is wiped. */
-			r->too_large = 1;
-			tsi_buf_free(r->body);
-			r->body = NULL;
-			tsi_log(TSI_LOG_WARN, "http.body_too_large",
-			    TSI_LS("remote", r->remote),
-			    TSI_LS("route", vault_route_name(r->route)));
-			vault_respond_error(r, 413, "request body too large");
-			return drain(r, n);
-		}
-		return MHD_YES;
+		return on_body(h, upload_data, n);
 	}
-	if (r->sent)
+	if (h->sent)
 		return MHD_YES;
-	/* The whole request is in: no receive deadline while it is answered. */
+	/* No receive deadline while it is answered. */
 	vault_guard_busy(v, c);
-	if (r->audit_submitted) {
-		if (!__atomic_load_n(&r->audit_done, __ATOMIC_ACQUIRE))
-			return MHD_YES;   /* not resumed by the callback yet */
-		return send_after_audit(r);
-	}
-	if (r->ready)
-		return send_stored(r);
-	if (async_route(r)) {
-		r->audit_async = 1;
-		dispatch(r);
-		if (r->audit_submitted)
-			return MHD_YES;   /* suspended; the callback resumes */
-		if (!r->ready)
-			vault_respond_error(r, 500, "internal error");
-		return send_stored(r);
-	}
-	if (blocking_route(r->route) && submit(v, r))
-		return MHD_YES;
-	dispatch(r);
-	if (!r->ready)
-		vault_respond_error(r, 500, "internal error");
-	return send_stored(r);
+	return on_complete(v, h);
 }
 
 static int
@@ -847,10 +630,7 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 		return r;
 	pthread_mutex_init(&v->wq_mu, NULL);
 	pthread_cond_init(&v->wq_cv, NULL);
-	pthread_mutex_init(&v->async_mu, NULL);
-	pthread_cond_init(&v->async_cv, NULL);
-	v->async_pending = 0;
-	v->async_stopping = 0;
+	vault_audit_async_init(v);
 	if (workers_start(v) != TSI_OK) {
 		snprintf(err, errlen, "cannot start %lld worker threads",
 		    s->workers);
@@ -921,13 +701,8 @@ vault_server_stop(struct vault *v)
 	 * for their record), and the callbacks still to come arrive within the
 	 * audit bound. Then the workers; requests that arrive meanwhile are
 	 * handled inline. */
-	if (v->mhd != NULL) {
-		pthread_mutex_lock(&v->async_mu);
-		v->async_stopping = 1;
-		while (v->async_pending > 0)
-			pthread_cond_wait(&v->async_cv, &v->async_mu);
-		pthread_mutex_unlock(&v->async_mu);
-	}
+	if (v->mhd != NULL)
+		vault_audit_async_quiesce(v);
 	if (v->workers != NULL)
 		workers_stop(v);
 	if (v->mhd != NULL) {

@@ -10,7 +10,16 @@
  * working at once). Renew and revoke are audited like logins.
  */
 #include "vault.h"
+#include "routes.h"
+#include "settings.h"
+#include "login_limit.h"
+#include "parse.h"
+#include "auditlog.h"
+#include "http.h"
+#include "tokens.h"
+#include "token_eval.h"
 
+#include "tsi/audit.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
@@ -31,7 +40,7 @@ static const char *const health_codes[] = { "activecode", "standbycode",
     "performancestandbycode", "haunhealthycode", "removedcode" };
 
 static int
-health_params(struct vault_req *r, unsigned *active, char *msg,
+health_params(struct vault_request *r, unsigned *active, char *msg,
     size_t msglen)
 {
 	char *v, *end;
@@ -69,8 +78,8 @@ health_params(struct vault_req *r, unsigned *active, char *msg,
 	return TSI_OK;
 }
 
-enum MHD_Result
-vault_sys_health(struct vault_req *r)
+int
+vault_sys_health(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	struct tsi_audit_status st;
 	json_t *body;
@@ -131,8 +140,8 @@ vault_sys_health(struct vault_req *r)
 	return vault_respond(r, status, body);
 }
 
-enum MHD_Result
-vault_token_lookup_self(struct vault_req *r)
+static int
+token_lookup_self(struct vault_request *r)
 {
 	const char *reason;
 	json_t *data;
@@ -149,14 +158,14 @@ vault_token_lookup_self(struct vault_req *r)
 }
 
 static int
-post_or_put(const struct vault_req *r)
+post_or_put(const struct vault_request *r)
 {
 	return strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0;
 }
 
 /* Audits a, then answers status with msg (503 when the record fails). */
-static enum MHD_Result
-audited_error(struct vault_req *r, struct vault_audit_rec *a,
+static int
+audited_error(struct vault_request *r, struct vault_audit_rec *a,
     const char *decision, const char *rule, const char *reason,
     unsigned status, const char *msg)
 {
@@ -176,8 +185,8 @@ audited_error(struct vault_req *r, struct vault_audit_rec *a,
  * answered (403) into *ret.
  */
 static int
-token_self_begin(struct vault_req *r, struct vault_audit_rec *a,
-    const char *op, enum MHD_Result *ret)
+token_self_begin(struct vault_request *r, struct vault_audit_rec *a,
+    const char *op, int *ret)
 {
 	const char *reason;
 
@@ -201,11 +210,11 @@ token_self_begin(struct vault_req *r, struct vault_audit_rec *a,
  * ordinary 403, as for an unknown token. The root token may revoke itself
  * too (as in Vault); root_token_file brings it back at the next start.
  */
-static enum MHD_Result
-token_revoke_self(struct vault_req *r)
+static int
+token_revoke_self(struct vault_request *r)
 {
 	struct vault_audit_rec a;
-	enum MHD_Result ret;
+	int ret;
 	int rc;
 
 	if (token_self_begin(r, &a, "revoke", &ret) != TSI_OK)
@@ -228,11 +237,11 @@ token_revoke_self(struct vault_req *r)
 /* Login answers "renewable": false: a renewal is refused as Vault refuses
  * it for such a token (400, "lease is not renewable"); the workload logs in
  * again with a fresh JWT instead. */
-static enum MHD_Result
-token_renew_self(struct vault_req *r)
+static int
+token_renew_self(struct vault_request *r)
 {
 	struct vault_audit_rec a;
-	enum MHD_Result ret;
+	int ret;
 
 	if (token_self_begin(r, &a, "renew", &ret) != TSI_OK)
 		return ret;
@@ -241,11 +250,11 @@ token_renew_self(struct vault_req *r)
 	    "lease is not renewable");
 }
 
-enum MHD_Result
-vault_token_self(struct vault_req *r)
+int
+vault_token_self(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	if (strcmp(r->path, "auth/token/lookup-self") == 0)
-		return vault_token_lookup_self(r);
+		return token_lookup_self(r);
 	if (!post_or_put(r))
 		return vault_respond_error(r, 405, "method not allowed");
 	if (strcmp(r->path, "auth/token/revoke-self") == 0)
@@ -257,7 +266,7 @@ vault_token_self(struct vault_req *r)
  * sys/internal/ui/mounts. Accessors are stable per cluster (the cluster
  * id's first 8 hex digits) so a client caching them sees no change. */
 static json_t *
-mount_entry(struct vault_req *r, const char *type, const char *prefix,
+mount_entry(struct vault_request *r, const char *type, const char *prefix,
     const char *desc, const char *version)
 {
 	char acc[64];
@@ -283,35 +292,35 @@ mount_entry(struct vault_req *r, const char *type, const char *prefix,
 }
 
 static json_t *
-mount_secret(struct vault_req *r)
+mount_secret(struct vault_request *r)
 {
 	return mount_entry(r, "kv", "kv", "key/value secret storage", "2");
 }
 
 static json_t *
-mount_sys(struct vault_req *r)
+mount_sys(struct vault_request *r)
 {
 	return mount_entry(r, "system", "system", "system endpoints used for "
 	    "control, policy and debugging", NULL);
 }
 
 static json_t *
-mount_jwt(struct vault_req *r)
+mount_jwt(struct vault_request *r)
 {
 	return mount_entry(r, "jwt", "auth_jwt", "workload identity JWTs "
 	    "(tsi-issuer)", NULL);
 }
 
 static json_t *
-mount_token(struct vault_req *r)
+mount_token(struct vault_request *r)
 {
 	return mount_entry(r, "token", "auth_token", "token based credentials",
 	    NULL);
 }
 
 /* Vault's seal-status of an unsealed single node. */
-static enum MHD_Result
-seal_status(struct vault_req *r)
+static int
+seal_status(struct vault_request *r)
 {
 	return vault_respond(r, 200, json_pack(
 	    "{sssbsbsisisisssssssbsssssssbsb}",
@@ -324,8 +333,8 @@ seal_status(struct vault_req *r)
 }
 
 /* A single node without HA: Vault's answer when ha_enabled is false. */
-static enum MHD_Result
-leader(struct vault_req *r)
+static int
+leader(struct vault_request *r)
 {
 	return vault_respond(r, 200, json_pack("{sbsbsssssssbsI}",
 	    "ha_enabled", 0, "is_self", 0,
@@ -338,8 +347,8 @@ leader(struct vault_req *r)
 /* sys/mounts and sys/auth: root tokens only (no policy rule can name
  * sys/), as Vault refuses a token without "read" there. Vault repeats the
  * table at the top level of the answer (older clients read it there). */
-static enum MHD_Result
-mount_table(struct vault_req *r, int auth)
+static int
+mount_table(struct vault_request *r, int auth)
 {
 	const char *reason;
 	json_t *data, *body;
@@ -374,8 +383,8 @@ mount_table(struct vault_req *r, int auth)
  * list mounts). Any valid token learns the mount of secret/ (Vault asks
  * for some capability below it; here every token's rules are under it).
  */
-static enum MHD_Result
-ui_mount(struct vault_req *r)
+static int
+ui_mount(struct vault_request *r)
 {
 	const char *p = r->path + strlen("sys/internal/ui/mounts/");
 	const char *reason, *mpath = NULL;
@@ -412,8 +421,8 @@ ui_mount(struct vault_req *r)
 	return vault_respond(r, 200, vault_envelope(r, data, NULL));
 }
 
-enum MHD_Result
-vault_sys_info(struct vault_req *r)
+int
+vault_sys_info(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	if (strcmp(r->method, "GET") != 0)
 		return vault_respond_error(r, 405, "method not allowed");

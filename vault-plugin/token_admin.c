@@ -22,7 +22,13 @@
  * nothing unless their record is durable.
  */
 #include "vault.h"
+#include "routes.h"
+#include "auditlog.h"
+#include "http.h"
+#include "tokens.h"
+#include "token_eval.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
@@ -37,58 +43,16 @@
 #define CREATE_POLICIES_MAX 64
 #define DISPLAY_NAME_MAX 100
 
-int
-vault_token_eval(const struct tsi_policy_set *p, const struct vault_token *tok,
-    const char *path, int cap, struct tsi_decision *d)
-{
-	struct tsi_decision first;
-	size_t i;
-	int rc, have = 0;
-
-	memset(d, 0, sizeof(*d));
-	if (p == NULL) {
-		snprintf(d->rule, sizeof(d->rule), "default-deny");
-		snprintf(d->reason, sizeof(d->reason), "no policy loaded");
-		return TSI_ERR_DENIED;
-	}
-	if (!tok->created)
-		return tsi_policy_eval(p, tok->role, tok->claims, path, cap, d);
-	/* A deny rule applies to every role alike, so one role's allow
-	 * means no deny rule matched. */
-	memset(&first, 0, sizeof(first));
-	for (i = 0; i < json_array_size(tok->policies); i++) {
-		const char *role = json_string_value(json_array_get(
-		    tok->policies, i));
-		if (role == NULL || tsi_policy_role_rules(p, role, NULL) == NULL)
-			continue;
-		rc = tsi_policy_eval(p, role, tok->claims, path, cap, d);
-		if (rc == TSI_OK)
-			return TSI_OK;
-		if (!have) {
-			first = *d;
-			have = 1;
-		}
-	}
-	if (have) {
-		*d = first;
-		return TSI_ERR_DENIED;
-	}
-	snprintf(d->rule, sizeof(d->rule), "default-deny");
-	snprintf(d->reason, sizeof(d->reason), "the token names no role of "
-	    "the policy set");
-	return TSI_ERR_DENIED;
-}
-
 static int
-post_or_put(const struct vault_req *r)
+post_or_put(const struct vault_request *r)
 {
 	return strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0;
 }
 
 /* Audits a with the outcome, then answers status with msg (503 when the
  * record fails). */
-static enum MHD_Result
-audited_error(struct vault_req *r, struct vault_audit_rec *a,
+static int
+audited_error(struct vault_request *r, struct vault_audit_rec *a,
     const char *decision, const char *rule, const char *reason,
     unsigned status, const char *msg)
 {
@@ -104,7 +68,7 @@ audited_error(struct vault_req *r, struct vault_audit_rec *a,
 /* The request body as a JSON object (an empty body is {}). *out:
  * json_decref. TSI_ERR_PARSE when it is not one object. */
 static int
-body_object(struct vault_req *r, json_t **out)
+body_object(struct vault_request *r, json_t **out)
 {
 	json_error_t je;
 	size_t len = r->body ? tsi_buf_len(r->body) : 0;
@@ -127,8 +91,8 @@ body_object(struct vault_req *r, json_t **out)
  * request object (json_decref). Otherwise *ret holds the (audited) answer.
  */
 static int
-admin_begin(struct vault_req *r, struct vault_audit_rec *a, const char *op,
-    json_t **body, enum MHD_Result *ret)
+admin_begin(struct vault_request *r, struct vault_audit_rec *a, const char *op,
+    json_t **body, int *ret)
 {
 	const char *reason;
 
@@ -234,7 +198,7 @@ create_unsupported(const json_t *req)
  * alone, or role names of the policy set, "default" allowed). msg: the
  * client's error. */
 static int
-create_policies(struct vault_req *r, const json_t *req, json_t **pol,
+create_policies(struct vault_request *r, const json_t *req, json_t **pol,
     int *root, char *msg, size_t msglen)
 {
 	struct tsi_policy_set *p = NULL;
@@ -319,12 +283,12 @@ create_display_name(const json_t *req, char *out, size_t outlen)
 	return TSI_OK;
 }
 
-static enum MHD_Result
-token_create(struct vault_req *r)
+static int
+token_create(struct vault_request *r)
 {
 	struct vault_audit_rec a;
 	struct vault_token_spec spec;
-	enum MHD_Result ret;
+	int ret;
 	json_t *req = NULL, *pol = NULL, *auth;
 	char msg[256] = "", reason[512], name[128];
 	char accessor[VAULT_ACCESSOR_LEN + 1] = "";
@@ -418,53 +382,6 @@ out:
 	return ret;
 }
 
-/* RFC 3339 of a unix time, or JSON null for 0. */
-static json_t *
-time_or_null(time_t t)
-{
-	char buf[64];
-
-	if (t == 0)
-		return json_null();
-	vault_time_str((long long)t * 1000000, buf, sizeof(buf));
-	return json_string(buf);
-}
-
-json_t *
-vault_token_lookup_data(const struct vault_token *t, const char *id)
-{
-	json_t *pol, *d;
-	long ttl = t->expires ? (long)(t->expires - time(NULL)) : 0;
-
-	if (ttl < 0)
-		ttl = 0;
-	pol = t->root && !t->created ? json_pack("[s]", "root") :
-	    json_incref(t->policies);
-	d = json_pack("{sssIsIsssssos{}sIsssbsssosbsIsssssI}",
-	    "accessor", t->accessor,
-	    "creation_time", (json_int_t)t->issued,
-	    "creation_ttl", (json_int_t)(t->expires ? t->expires - t->issued : 0),
-	    "display_name", t->display_name[0] ? t->display_name :
-	    (t->root ? "root" : "trusted-identity"),
-	    "entity_id", "",
-	    "expire_time", time_or_null(t->expires),
-	    "meta",
-	    "explicit_max_ttl", (json_int_t)0,
-	    "id", id ? id : "",
-	    "orphan", t->root && !t->created,
-	    "path", t->created ? "auth/token/create" : t->root ? "" :
-	    "auth/trusted-identity/login",
-	    "policies", pol,
-	    "renewable", 0,
-	    "ttl", (json_int_t)ttl,
-	    "type", "service",
-	    "role", t->role,
-	    "num_uses", (json_int_t)0);
-	if (d != NULL)
-		json_object_set_new(d, "issue_time", time_or_null(t->issued));
-	return d;
-}
-
 /* The string field name of the body, or NULL. */
 static const char *
 body_string(const json_t *req, const char *name)
@@ -475,12 +392,12 @@ body_string(const json_t *req, const char *name)
 	    json_string_value(j) : NULL;
 }
 
-static enum MHD_Result
-token_lookup(struct vault_req *r, int by_accessor)
+static int
+token_lookup(struct vault_request *r, int by_accessor)
 {
 	struct vault_audit_rec a;
 	struct vault_token t;
-	enum MHD_Result ret;
+	int ret;
 	json_t *req = NULL, *data;
 	const char *key;
 	char reason[320];
@@ -528,12 +445,12 @@ out:
 
 /* The record is durable before the token is removed: when it cannot be
  * written the token keeps working (503). */
-static enum MHD_Result
-token_revoke_accessor(struct vault_req *r)
+static int
+token_revoke_accessor(struct vault_request *r)
 {
 	struct vault_audit_rec a;
 	struct vault_token t;
-	enum MHD_Result ret;
+	int ret;
 	json_t *req = NULL;
 	const char *acc;
 	char reason[320];
@@ -573,8 +490,8 @@ out:
 	return ret;
 }
 
-enum MHD_Result
-vault_token_admin(struct vault_req *r)
+int
+vault_token_admin(struct vault *v, struct vault_request *r, struct vault_answer *ans)
 {
 	if (strcmp(r->path, "auth/token/create") == 0)
 		return token_create(r);

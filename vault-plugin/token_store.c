@@ -11,6 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+void
+vault_token_clear(struct vault_token *t)
+{
+	if (t == NULL)
+		return;
+	json_decref(t->claims);
+	json_decref(t->policies);
+	memset(t, 0, sizeof(*t));
+}
+
 /* A second backend is one more row. */
 static const struct token_backend *const backends[] = {
 	&token_backend_memory,

@@ -13,10 +13,28 @@
 #ifndef TSI_VAULT_TOKEN_STORE_H
 #define TSI_VAULT_TOKEN_STORE_H
 
-#include "vault.h"
-
+#include <jansson.h>
 #include <stddef.h>
 #include <time.h>
+
+#include "tsi/jwt.h"
+
+#define VAULT_ACCESSOR_LEN 24
+
+/* What a token stands for; a copy owned by the caller (vault_token_clear). */
+struct vault_token {
+	char accessor[VAULT_ACCESSOR_LEN + 1];
+	char role[128];
+	json_t *claims;     /* reference; never modified once stored */
+	json_t *policies;   /* array of rule names (login), of role names
+	                       (created); reference */
+	int root;
+	int created;        /* by auth/token/create: policies name roles */
+	char display_name[128]; /* "" for login tokens */
+	time_t issued;
+	time_t expires;     /* 0: never */
+};
+void vault_token_clear(struct vault_token *t);
 
 #define TOKEN_HASH_LEN 32
 

@@ -14,8 +14,11 @@
  * although its JWT might have lived on for up to an hour.
  */
 #include "vault.h"
+#include "crypto.h"
 #include "token_store.h"
+#include "tokens.h"
 
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
@@ -29,16 +32,6 @@
 struct vault_tokens {
 	struct token_store *s;
 };
-
-void
-vault_token_clear(struct vault_token *t)
-{
-	if (t == NULL)
-		return;
-	json_decref(t->claims);
-	json_decref(t->policies);
-	memset(t, 0, sizeof(*t));
-}
 
 int
 vault_tokens_new(size_t max_tokens, struct vault_tokens **out)

@@ -118,6 +118,23 @@ int tsi_policy_check_dropped(const struct tsi_policy_set *prev,
 int tsi_policy_save(const struct tsi_policy_set *p, const char *path,
     char *err, size_t errlen);
 
+/* A path prefix a program serves and the capabilities that make sense
+ * under it. The policy library names no path itself: each program that
+ * loads or evaluates policies registers its own (tsi-vault: its route
+ * table's mounts, vault-plugin/mounts.c). */
+struct tsi_policy_mount {
+	const char *prefix;     /* "secret/data/": a pattern's literal start
+	                         * must hold it whole */
+	int caps;               /* TSI_CAP_* */
+};
+
+/* Sets the mounts rule paths must fall under (m borrowed until the
+ * process ends: a static table). Call once at start-up, before any policy
+ * is loaded or evaluated and before threads start. Until it is called no
+ * path falls under a mount: every rule path is refused on load and every
+ * request denied. */
+void tsi_policy_mounts_set(const struct tsi_policy_mount *m, size_t n);
+
 /* Whether a Vault-style glob ("+" one segment, trailing "*" prefix) matches. */
 int tsi_policy_path_match(const char *pattern, const char *path);
 

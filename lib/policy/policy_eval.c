@@ -245,9 +245,10 @@ check_request(const char *path, int cap, struct tsi_decision *d)
 		decide(d, 0, "default-deny", "malformed path");
 		return TSI_ERR_DENIED;
 	}
-	/* The capability must be one the path's mount is checked for (list on
-	 * secret/metadata/, audit on sys/audit/, ...): a rule listing both
-	 * paths and capabilities never grants list on secret/data/. */
+	/* The capability must be one the path's mount is checked for (the
+	 * program's mounts say which, tsi_policy_mounts_set): a rule listing
+	 * both paths and capabilities never grants a capability on a mount
+	 * that is not checked for it. */
 	if (!(tsi_pol_caps_for_pattern(path) & cap)) {
 		decide(d, 0, "default-deny", "capability %s does not apply to "
 		    "%.120s", tsi_cap_name(cap), path);

@@ -224,29 +224,24 @@ tsi_pol_path_valid(const char *path)
 	return 0;
 }
 
-static const struct {
-	const char *prefix;
-	int caps;
-} mounts[] = {
-	{ "secret/data/", TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE |
-	    TSI_CAP_DELETE | TSI_CAP_PATCH },
-	{ "secret/metadata/", TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE |
-	    TSI_CAP_LIST | TSI_CAP_DELETE | TSI_CAP_PATCH },
-	/* Vault's version operations: update on each of them. */
-	{ "secret/delete/", TSI_CAP_UPDATE },
-	{ "secret/undelete/", TSI_CAP_UPDATE },
-	{ "secret/destroy/", TSI_CAP_UPDATE },
-	{ "secret/subkeys/", TSI_CAP_READ },
-	{ "secret/config", TSI_CAP_READ | TSI_CAP_UPDATE },
-	{ "sys/audit/", TSI_CAP_AUDIT },
-};
+/* The program's mounts (tsi_policy_mounts_set): written once at start-up,
+ * before any thread reads them. */
+static const struct tsi_policy_mount *mounts;
+static size_t nmounts;
+
+void
+tsi_policy_mounts_set(const struct tsi_policy_mount *m, size_t n)
+{
+	mounts = m;
+	nmounts = m != NULL ? n : 0;
+}
 
 int
 tsi_pol_caps_for_pattern(const char *pattern)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++)
+	for (i = 0; i < nmounts; i++)
 		if (strncmp(pattern, mounts[i].prefix,
 		    strlen(mounts[i].prefix)) == 0)
 			return mounts[i].caps;
@@ -266,6 +261,41 @@ why(char *buf, size_t len, const char *fmt, ...)
 		buf[0] = '\0';
 	va_end(ap);
 	return -1;
+}
+
+void
+tsi_pol_mounts_list(int cap, char *out, size_t outlen)
+{
+	size_t i, off = 0;
+	int n;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	for (i = 0; i < nmounts; i++) {
+		if (cap != 0 && !(mounts[i].caps & cap))
+			continue;
+		n = snprintf(out + off, outlen - off, "%s%s", off > 0 ? ", " : "",
+		    mounts[i].prefix);
+		if (n < 0 || (size_t)n >= outlen - off) {
+			out[off] = '\0';
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (off == 0)
+		snprintf(out, outlen, "no mount registered");
+}
+
+/* The refusal of a path under no mount, naming the mounts there are. */
+static int
+not_mounted(const char *pattern, char *w, size_t wl)
+{
+	char list[512];
+
+	tsi_pol_mounts_list(0, list, sizeof(list));
+	return why(w, wl, "path '%s' is not under a known mount (%s)", pattern,
+	    list);
 }
 
 int
@@ -353,14 +383,12 @@ tsi_pol_pattern_check(const char *pattern, char *w, size_t wl)
 	{
 		size_t i, lit = (size_t)(lit_end - pattern);
 
-		for (i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
+		for (i = 0; i < nmounts; i++) {
 			size_t ml = strlen(mounts[i].prefix);
 
 			if (lit >= ml && strncmp(pattern, mounts[i].prefix, ml) == 0)
 				return 0;
 		}
 	}
-	return why(w, wl, "path '%s' is not under a known mount (secret/data/, "
-	    "secret/metadata/, secret/delete/, secret/undelete/, "
-	    "secret/destroy/, secret/subkeys/, secret/config, sys/audit/)", pattern);
+	return not_mounted(pattern, w, wl);
 }

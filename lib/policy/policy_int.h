@@ -115,10 +115,12 @@ int tsi_pol_path_valid(const char *path);
 /* 1 when name (len bytes) is a claim the policy language knows. */
 int tsi_pol_claim_known(const char *name, size_t len);
 
-/* Which capabilities make sense on a path pattern (by its mount):
- * secret/data/ -> create read update delete; secret/metadata/ -> read list
- * delete; sys/audit/ -> audit. 0 when the mount is unknown. */
+/* Which capabilities make sense on a path pattern: those of the mount
+ * (tsi_policy_mounts_set) whose prefix it starts with; 0 when none. */
 int tsi_pol_caps_for_pattern(const char *pattern);
+/* The prefixes of the mounts checked for cap (0: every mount), ", "
+ * between them, into out (cut at outlen; "no mount registered" when none). */
+void tsi_pol_mounts_list(int cap, char *out, size_t outlen);
 
 /* Frees what a rule or role owns (not the struct itself). */
 void tsi_pol_rule_clear(struct tsi_pol_rule *r);

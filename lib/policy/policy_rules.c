@@ -538,16 +538,14 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 		for (k = 0; k < NCAPS; k++)
 			if ((r.caps & cap_names[k].cap) &&
 			    !(usable & cap_names[k].cap)) {
+				char where[256];
+
+				tsi_pol_mounts_list(cap_names[k].cap, where,
+				    sizeof(where));
 				SERR(ld, config_setting_get_member(g, "capabilities"),
 				    "%s: capability '%s' applies to none of its paths "
-				    "(%s)", ctx, cap_names[k].name,
-				    cap_names[k].cap == TSI_CAP_LIST ?
-				    "list is checked on secret/metadata/" :
-				    cap_names[k].cap == TSI_CAP_AUDIT ?
-				    "audit is checked on sys/audit/" :
-				    cap_names[k].cap == TSI_CAP_PATCH ?
-				    "patch is checked on secret/data/" :
-				    "checked on secret/data/");
+				    "(%s is checked on %s)", ctx, cap_names[k].name,
+				    cap_names[k].name, where);
 				bad = 1;
 			}
 	}

@@ -13,6 +13,7 @@
 
 #include "tsi/err.h"
 #include "tsi/policy.h"
+#include "mounts.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,6 +35,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	vault_policy_mounts_register();
 	if (mkdtemp(dir) == NULL)
 		abort();
 	snprintf(file, sizeof(file), "%s/fuzz.conf", dir);

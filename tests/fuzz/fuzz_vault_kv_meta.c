@@ -10,6 +10,8 @@
 #include <jansson.h>
 
 #include "vault.h"
+#include "kv.h"
+#include "store.h"
 #include "tsi/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

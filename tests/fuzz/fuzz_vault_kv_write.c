@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "vault.h"
+#include "parse.h"
 #include "tsi/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

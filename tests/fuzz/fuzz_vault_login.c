@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "vault.h"
+#include "parse.h"
 #include "login_wire.h"
 #include "tsi/err.h"
 

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "vault.h"
+#include "parse.h"
+#include "store.h"
 #include "tsi/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -19,6 +19,7 @@
 
 #include "tsi/err.h"
 #include "tsi/policy.h"
+#include "vault-plugin/mounts.h"
 
 static char polDir[4096], caseDir[4096];
 
@@ -170,5 +171,6 @@ main(void)
 		cmocka_unit_test(test_cases),
 	};
 
+	vault_policy_mounts_register();
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,6 +9,7 @@
 
 #include "lib/policy/policy_int.h"
 #include "tsi/policy.h"
+#include "vault-plugin/mounts.h"
 
 struct pm { const char *pat, *path; int want; };
 
@@ -269,5 +270,6 @@ main(void)
 		cmocka_unit_test(test_cap_names),
 	};
 
+	vault_policy_mounts_register();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

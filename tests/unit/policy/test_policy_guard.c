@@ -16,6 +16,7 @@
 #include "policy_dir.h"
 #include "tsi/err.h"
 #include "tsi/policy.h"
+#include "vault-plugin/mounts.h"
 
 static char dir[256];
 
@@ -169,5 +170,6 @@ main(void)
 		cmocka_unit_test(test_guardrail_errors),
 	};
 
+	vault_policy_mounts_register();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

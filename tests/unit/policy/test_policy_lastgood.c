@@ -18,6 +18,7 @@
 #include "policy_dir.h"
 #include "tsi/err.h"
 #include "tsi/policy.h"
+#include "vault-plugin/mounts.h"
 
 static char dir[256], dir2[256];
 
@@ -255,5 +256,6 @@ main(void)
 		    teardown),
 	};
 
+	vault_policy_mounts_register();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 
 #include "tsi/err.h"
 #include "tsi/policy.h"
+#include "vault-plugin/mounts.h"
 
 struct file { const char *name, *text; };
 
@@ -207,7 +208,7 @@ test_capabilities(void **state)
 		"caps.conf:8: rule 'd': 'capabilities' must not be empty",
 		"caps.conf:10: rule 'e': capability 'list' applies to none of its paths (list is checked on secret/metadata/)",
 		"caps.conf:12: rule 'f': capability 'audit' applies to none of its paths (audit is checked on sys/audit/)",
-		"caps.conf:14: rule 'g': capability 'read' applies to none of its paths (checked on secret/data/)",
+		"caps.conf:14: rule 'g': capability 'read' applies to none of its paths (read is checked on secret/data/, secret/metadata/, secret/subkeys/, secret/config)",
 		NULL,
 	};
 
@@ -582,5 +583,6 @@ main(void)
 		cmocka_unit_test(test_refcount_threads),
 	};
 
+	vault_policy_mounts_register();
 	return cmocka_run_group_tests(tests, NULL, cleanup);
 }

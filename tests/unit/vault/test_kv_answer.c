@@ -16,6 +16,10 @@
 #include <cmocka.h>
 
 #include "vault.h"
+#include "kv.h"
+#include "http.h"
+#include "routes.h"
+#include "store.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
 
@@ -24,7 +28,7 @@ static char *
 reference(const char *id, const char *pt, const struct kv_version_meta *m,
     const char *custom)
 {
-	struct vault_req r;
+	struct vault_request r;
 	char ct[40], dt[40] = "";
 	json_t *data = NULL, *meta, *body, *cm = json_null();
 	json_error_t err;
@@ -32,7 +36,7 @@ reference(const char *id, const char *pt, const struct kv_version_meta *m,
 
 	memset(&r, 0, sizeof(r));
 	snprintf(r.request_id, sizeof(r.request_id), "%s", id);
-	r.route = VR_KV_DATA;
+	assert_non_null(r.route = vault_route_find("GET", "secret/data/x"));
 	if (pt != NULL)
 		assert_non_null(data = json_loads(pt, 0, &err));
 	vault_time_str(m->created_us, ct, sizeof(ct));

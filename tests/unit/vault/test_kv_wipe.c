@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "vault.h"
+#include "parse.h"
 #include "tsi/err.h"
 #include "tsi/wipe.h"
 #include "tests/support/free_probe.h"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "vault.h"
+#include "login_limit.h"
 #include "tsi/err.h"
 
 struct seen {

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "vault.h"
+#include "parse.h"
 #include "login_wire.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"

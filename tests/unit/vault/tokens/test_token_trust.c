@@ -20,7 +20,9 @@
 #include <openssl/x509.h>
 
 #include "vault.h"
+#include "tokens.h"
 #include "tests/support/pki.h"
+#include "tsi/buf.h"
 #include "tsi/err.h"
 #include "tsi/x509.h"
 

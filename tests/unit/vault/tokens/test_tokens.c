@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "vault.h"
+#include "tokens.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
 
