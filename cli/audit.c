@@ -371,15 +371,15 @@ print_table(const json_t *rec)
 	    str_or(rec, "path", "-"));
 }
 
+/* As stored: the record's canonical bytes, which re-hash. */
 static void
 print_json(const json_t *rec)
 {
-	char *s = json_dumps(rec, JSON_SORT_KEYS | JSON_COMPACT);
+	char *s = NULL;
 
-	if (s != NULL) {
+	if (tsi_audit_record_text(rec, &s, NULL) == TSI_OK)
 		puts(s);
-		free(s);
-	}
+	free(s);
 }
 
 /* Who received or was refused what: the identity of each record. */

@@ -320,6 +320,20 @@ audit_record_format(const json_t *rec)
 }
 
 int
+tsi_audit_record_text(const json_t *rec, char **out, size_t *len)
+{
+	int fmt, r;
+
+	*out = NULL;
+	if ((fmt = audit_record_format(rec)) < 0)
+		return TSI_ERR_PARSE;
+	if ((*out = audit_canon_dumps(rec, fmt, AUDIT_RECORD_MAX, len, &r)) ==
+	    NULL)
+		return r;
+	return TSI_OK;
+}
+
+int
 audit_record_hash(const json_t *rec, const uint8_t prev[AUDIT_HASH_LEN],
     uint8_t hash[AUDIT_HASH_LEN])
 {

@@ -213,6 +213,14 @@ int tsi_audit_query_cursor(struct tsi_audit_reader *r,
 /* Gets one record by seq. *rec: json_decref. */
 int tsi_audit_get(struct tsi_audit_reader *r, uint64_t seq, json_t **rec);
 
+/* The canonical bytes of a record read from the log (rec borrowed), in its
+ * own format (docs/audit-format.md: "format" 2, or 1 when absent): for a
+ * stored record, the bytes as stored, which an auditor can re-hash.
+ * *out: malloc'd, NUL-terminated, caller frees; *len (may be NULL) its
+ * length. TSI_ERR_PARSE for an unknown format, TSI_ERR_INVALID_ARG when
+ * rec has no canonical form. */
+int tsi_audit_record_text(const json_t *rec, char **out, size_t *len);
+
 struct tsi_audit_verify_result {
 	uint64_t records;        /* records checked */
 	uint64_t first_bad_seq;  /* 0 when the chain is intact */

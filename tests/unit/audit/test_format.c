@@ -180,6 +180,23 @@ test_mixed_log_and_tampering(void **state)
 		} else {
 			assert_null(memmem(orig, len, "\"format\"", 8));
 		}
+		/* what `tsi audit list --format json` prints is the stored
+		 * bytes, in either format */
+		{
+			struct tsi_audit_reader *r = NULL;
+			char *text = NULL;
+			size_t tl = 0;
+
+			assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
+			assert_int_equal(tsi_audit_get(r, seq, &rec), TSI_OK);
+			assert_int_equal(tsi_audit_record_text(rec, &text, &tl),
+			    TSI_OK);
+			assert_int_equal(tl, len);
+			assert_memory_equal(text, orig, len);
+			free(text);
+			json_decref(rec);
+			tsi_audit_reader_close(r);
+		}
 		assert_non_null(bad = malloc(len));
 		/* every byte of the record, changed one at a time */
 		for (i = 0; i < len; i++) {
