@@ -64,6 +64,13 @@ int tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
     struct tsi_audit **out);
 void tsi_audit_close(struct tsi_audit *a);   /* drains the queue first */
 
+/* The same, for a log named by URL: "lmdb:///abs/dir" is
+ * tsi_audit_open("/abs/dir"); the scheme picks the backend (docs/audit.md
+ * "Backends"). TSI_ERR_INVALID_ARG for an unknown scheme or an address
+ * that is not an absolute path. */
+int tsi_audit_open_url(const char *url, const struct tsi_audit_opts *opts,
+    struct tsi_audit **out);
+
 /*
  * Appends a record and waits until it is durable. rec is borrowed and holds
  * the decision's fields: "op", "path", "version", "decision" ("allow" |
@@ -173,6 +180,10 @@ struct tsi_audit_reader;
  * is no audit log in dir. *out: tsi_audit_reader_close. A reader may be used
  * by several threads. */
 int tsi_audit_reader_open(const char *dir, struct tsi_audit_reader **out);
+/* tsi_audit_reader_open of a log named by URL, as tsi_audit_open_url. */
+int tsi_audit_reader_open_url(const char *url, struct tsi_audit_reader **out);
+/* 1 when a log is stored at url (without opening it), else 0. */
+int tsi_audit_exists_url(const char *url);
 void tsi_audit_reader_close(struct tsi_audit_reader *r);   /* accepts NULL */
 
 struct tsi_audit_info {
