@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -330,6 +331,29 @@ path_join(const char *a, const char *b)
 	return p;
 }
 
+/* "lmdb:///abs/data_dir/audit": the audit log named by URL, so that the
+ * backend is a setting of the core, not of this program. NULL when
+ * data_dir cannot be resolved. */
+static char *
+audit_url(const char *data_dir)
+{
+	char abs[PATH_MAX], *url;
+	size_t n;
+
+	if (realpath(data_dir, abs) == NULL)
+		return NULL;
+	n = strlen(abs) + sizeof("lmdb:///audit");
+	if ((url = malloc(n)) == NULL) {
+		fputs("tsi-attest: out of memory\n", stderr);
+		exit(1);
+	}
+	if (snprintf(url, n, "lmdb://%s/audit", abs) >= (int)n) {
+		free(url);
+		return NULL;
+	}
+	return url;
+}
+
 static void
 reload(struct attest *a)
 {
@@ -533,15 +557,17 @@ main(int argc, char **argv)
 		goto done;
 	}
 	db_dir = path_join(set.data_dir, "attest");
-	audit_dir = path_join(set.data_dir, "audit");
+	audit_dir = audit_url(set.data_dir);
 	if (attest_store_open(&a, db_dir, (size_t)set.map_size) != TSI_OK) {
 		code = fail(1, "cannot open the inventory in %s", db_dir);
 		goto done;
 	}
 	memset(&ao, 0, sizeof(ao));
 	ao.map_size = (size_t)set.map_size;
-	if (tsi_audit_open(audit_dir, &ao, &a.audit) != TSI_OK) {
-		code = fail(1, "cannot open the audit log in %s", audit_dir);
+	if (audit_dir == NULL ||
+	    tsi_audit_open_url(audit_dir, &ao, &a.audit) != TSI_OK) {
+		code = fail(1, "cannot open the audit log in %s/audit",
+		    set.data_dir);
 		goto done;
 	}
 

@@ -92,25 +92,21 @@ parse_time(const char *s, long long *us)
 	    now.tv_nsec / 1000, us) == TSI_OK ? 0 : -1;
 }
 
-/* DIR/audit when it holds the log (a tsi-vault data dir), else DIR. */
+/* The URL of the log at DIR/audit when there is one (a tsi-vault data
+ * dir), else at DIR; which files make a log is the backend's business. */
 static int
-resolve_dir(const char *dir, char *out, size_t out_len)
+resolve_url(const char *dir, char *out, size_t out_len)
 {
-	struct stat st;
-	char probe[PATH_MAX];
+	char abs[PATH_MAX];
 
-	if (snprintf(probe, sizeof(probe), "%s/audit/data.mdb", dir) <
-	    (int)sizeof(probe) && stat(probe, &st) == 0) {
-		if (snprintf(out, out_len, "%s/audit", dir) >= (int)out_len)
-			return -1;
+	if (realpath(dir, abs) == NULL)
+		return -1;
+	if (snprintf(out, out_len, "lmdb://%s/audit", abs) < (int)out_len &&
+	    tsi_audit_exists_url(out))
 		return 0;
-	}
-	if (snprintf(probe, sizeof(probe), "%s/data.mdb", dir) <
-	    (int)sizeof(probe) && stat(probe, &st) == 0) {
-		if (snprintf(out, out_len, "%s", dir) >= (int)out_len)
-			return -1;
+	if (snprintf(out, out_len, "lmdb://%s", abs) < (int)out_len &&
+	    tsi_audit_exists_url(out))
 		return 0;
-	}
 	return -1;
 }
 
@@ -279,12 +275,12 @@ open_reader(struct opts *o, struct tsi_audit_reader **r)
 		ret = TSI_EXIT_USAGE;
 		goto out;
 	}
-	if (resolve_dir(dir, path, sizeof(path)) != 0) {
+	if (resolve_url(dir, path, sizeof(path)) != 0) {
 		tsi_cli_err("audit: no audit log in '%s' (nor in '%s/audit')", dir, dir);
 		goto out;
 	}
-	if ((rc = tsi_audit_reader_open(path, r)) != TSI_OK) {
-		tsi_cli_err("audit: cannot open the audit log in '%s': %s", path,
+	if ((rc = tsi_audit_reader_open_url(path, r)) != TSI_OK) {
+		tsi_cli_err("audit: cannot open the audit log at '%s': %s", path,
 		    tsi_strerror(rc));
 		goto out;
 	}
@@ -371,15 +367,15 @@ print_table(const json_t *rec)
 	    str_or(rec, "path", "-"));
 }
 
+/* As stored: the record's canonical bytes, which re-hash. */
 static void
 print_json(const json_t *rec)
 {
-	char *s = json_dumps(rec, JSON_SORT_KEYS | JSON_COMPACT);
+	char *s = NULL;
 
-	if (s != NULL) {
+	if (tsi_audit_record_text(rec, &s, NULL) == TSI_OK)
 		puts(s);
-		free(s);
-	}
+	free(s);
 }
 
 /* Who received or was refused what: the identity of each record. */

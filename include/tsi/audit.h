@@ -64,6 +64,13 @@ int tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
     struct tsi_audit **out);
 void tsi_audit_close(struct tsi_audit *a);   /* drains the queue first */
 
+/* The same, for a log named by URL: "lmdb:///abs/dir" is
+ * tsi_audit_open("/abs/dir"); the scheme picks the backend (docs/audit.md
+ * "Backends"). TSI_ERR_INVALID_ARG for an unknown scheme or an address
+ * that is not an absolute path. */
+int tsi_audit_open_url(const char *url, const struct tsi_audit_opts *opts,
+    struct tsi_audit **out);
+
 /*
  * Appends a record and waits until it is durable. rec is borrowed and holds
  * the decision's fields: "op", "path", "version", "decision" ("allow" |
@@ -142,6 +149,19 @@ struct tsi_audit_status {
 };
 void tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st);
 
+/*
+ * Added with issue 19 (audit sinks): cb(arg, seq) is called after each
+ * commit with the highest seq now durable (every record up to it is).
+ * It runs in the committer thread with no lock of the log held and must
+ * only note the value (a sink wakes up and reads the records itself).
+ * cb NULL clears it; setting or clearing waits for a call in progress,
+ * so arg may be freed once tsi_audit_set_durable_cb(a, NULL, NULL)
+ * returned. Thread-safe.
+ */
+typedef void (*tsi_audit_durable_cb)(void *arg, uint64_t seq);
+void tsi_audit_set_durable_cb(struct tsi_audit *a, tsi_audit_durable_cb cb,
+    void *arg);
+
 /* Applies retention now (retain_seconds, retain_bytes of the opts), in
  * batches; the committer also does this about once a second. *pruned (may
  * be NULL): records removed. Thread-safe. */
@@ -160,6 +180,10 @@ struct tsi_audit_reader;
  * is no audit log in dir. *out: tsi_audit_reader_close. A reader may be used
  * by several threads. */
 int tsi_audit_reader_open(const char *dir, struct tsi_audit_reader **out);
+/* tsi_audit_reader_open of a log named by URL, as tsi_audit_open_url. */
+int tsi_audit_reader_open_url(const char *url, struct tsi_audit_reader **out);
+/* 1 when a log is stored at url (without opening it), else 0. */
+int tsi_audit_exists_url(const char *url);
 void tsi_audit_reader_close(struct tsi_audit_reader *r);   /* accepts NULL */
 
 struct tsi_audit_info {
@@ -213,6 +237,14 @@ int tsi_audit_query_cursor(struct tsi_audit_reader *r,
 /* Gets one record by seq. *rec: json_decref. */
 int tsi_audit_get(struct tsi_audit_reader *r, uint64_t seq, json_t **rec);
 
+/* The canonical bytes of a record read from the log (rec borrowed), in its
+ * own format (docs/audit-format.md: "format" 2, or 1 when absent): for a
+ * stored record, the bytes as stored, which an auditor can re-hash.
+ * *out: malloc'd, NUL-terminated, caller frees; *len (may be NULL) its
+ * length. TSI_ERR_PARSE for an unknown format, TSI_ERR_INVALID_ARG when
+ * rec has no canonical form. */
+int tsi_audit_record_text(const json_t *rec, char **out, size_t *len);
+
 struct tsi_audit_verify_result {
 	uint64_t records;        /* records checked */
 	uint64_t first_bad_seq;  /* 0 when the chain is intact */
@@ -230,7 +262,7 @@ int tsi_audit_verify_key(struct tsi_audit_reader *r, EVP_PKEY *trusted,
 
 /*
  * Text forms shared by `tsi audit` and GET /v1/sys/audit/releases
- * (lib/audit_format.c).
+ * (lib/audit/audit_format.c).
  *
  * tsi_audit_parse_time: RFC 3339 ("2026-11-22T10:00:00Z", fraction and
  * "+01:00" offsets allowed), unix seconds ("1764000000"), "now", or an age

@@ -89,13 +89,12 @@ json_t *audit_record_prepare(const json_t *rec, int *err);
  * to be dropped: rec itself (borrowed), or a cleaned copy stored in *copy
  * (caller json_decref's it). NULL with *err set on a bad record. */
 const json_t *audit_record_view(const json_t *rec, json_t **copy, int *err);
-/* Sets seq, time, time_us, prev on rec, computes the hash and returns the
- * canonical bytes with "hash" (malloc'd, caller frees). */
+/* Sets format, seq, time, time_us, prev on rec, computes the hash and
+ * returns the canonical bytes (AUDIT_FORMAT) with "hash" (malloc'd, caller
+ * frees). TSI_ERR_INVALID_ARG when rec has no canonical form. */
 int audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
     const uint8_t prev[AUDIT_HASH_LEN], uint8_t hash[AUDIT_HASH_LEN],
     char **out, size_t *out_len);
-/* The canonical form: what tsi_audit_verify hashes. */
-#define AUDIT_CANON_FLAGS (JSON_SORT_KEYS | JSON_COMPACT)
 /* SHA-256(prev || body). */
 int audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body,
     size_t len, uint8_t hash[AUDIT_HASH_LEN]);
@@ -103,7 +102,7 @@ int audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body,
 /* A record prepared in the appender's thread (audit_prep.c): validated,
  * stripped, its top-level fields dumped canonically and grouped around the
  * writer's keys, and the values its index entries need. */
-#define AUDIT_PREP_SEGS 6           /* stretches around the 5 writer keys */
+#define AUDIT_PREP_SEGS 7           /* stretches around the 6 writer keys */
 #define AUDIT_PREP_WRITER_MAX 512   /* room kept for the writer's fields */
 struct audit_prep {
 	char *body;       /* "k":v,"k":v... of the caller's fields, sorted */
@@ -137,17 +136,21 @@ int audit_prep_make_claims(const json_t *rec,
 int audit_submit_prep(struct tsi_audit *a, struct audit_prep *p,
     tsi_audit_done_cb cb, void *arg);
 size_t audit_prep_size(const struct audit_prep *p);
-/* The stored bytes of the record with seq, time, time_us, prev and hash
- * spliced in: byte for byte json_dumps(record, AUDIT_CANON_FLAGS); hash is
- * SHA-256(prev || the same without "hash"). *out: malloc'd, caller frees. */
+/* The stored bytes of the record with format, seq, time, time_us, prev and
+ * hash spliced in: byte for byte audit_canon_dumps(record, AUDIT_FORMAT);
+ * hash is SHA-256(prev || the same without "hash"). *out: malloc'd, caller
+ * frees. */
 int audit_prep_seal(const struct audit_prep *p, uint64_t seq,
     long long time_us, const uint8_t prev[AUDIT_HASH_LEN],
     uint8_t hash[AUDIT_HASH_LEN], char **out, size_t *out_len);
 
-/* Recomputes the hash of a stored record: canonical JSON without "hash",
- * chained on prev. */
+/* Recomputes the hash of a stored record (parsed): its canonical form
+ * without "hash", chained on prev; the form is the record's own ("format"
+ * 2, or 1 when it has none). TSI_ERR_PARSE for an unknown format. */
 int audit_record_hash(const json_t *rec, const uint8_t prev[AUDIT_HASH_LEN],
     uint8_t hash[AUDIT_HASH_LEN]);
+/* The format of a parsed record (AUDIT_FORMAT_V1, _V2), -1 when unknown. */
+int audit_record_format(const json_t *rec);
 void audit_hex(const uint8_t *in, size_t n, char *out /* 2n+1 */);
 int audit_unhex(const char *in, uint8_t *out, size_t n);
 /* "2026-11-22T19:23:50.123456Z" into out (at least 32 bytes). */

@@ -4,15 +4,16 @@
  * The committer is one thread for the whole server: everything it does per
  * record limits how many decisions per second can be made durable. So the
  * JSON work happens in the caller: audit_prep_make validates and strips the
- * record and dumps each top-level "key":value once, in canonical form (keys
- * sorted as jansson's JSON_SORT_KEYS sorts them, compact), grouped into the
- * six stretches that lie before, between and after the writer's own keys
- * ("hash" < "prev" < "seq" < "time" < "time_us"). audit_prep_seal then only
- * splices the writer's fields in and hashes: the bytes are exactly what
- * json_dumps(record, JSON_SORT_KEYS | JSON_COMPACT) gives for the stored
- * record, which is what tsi_audit_verify recomputes (tests/unit/audit
- * test_prep.c checks this over odd inputs).
+ * record and writes each top-level "key":value once, in the canonical form
+ * of docs/audit-format.md (audit_canon.c), grouped into the seven stretches
+ * that lie before, between and after the writer's own keys ("format" <
+ * "hash" < "prev" < "seq" < "time" < "time_us"). audit_prep_seal then only
+ * splices the writer's fields in and hashes: the bytes are exactly the
+ * canonical form of the stored record, which is what tsi_audit_verify
+ * checks (tests/unit/audit/test_prep.c compares them with
+ * audit_canon_dumps of the whole record over odd inputs).
  */
+#include "audit_canon.h"
 #include "audit_int.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
@@ -21,9 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The writer's keys in canonical (byte-wise) order. */
+/* The writer's keys in canonical order (ASCII: UTF-16 order is byte
+ * order). */
 static const char *const wkeys[AUDIT_PREP_SEGS - 1] = {
-	"hash", "prev", "seq", "time", "time_us",
+	"format", "hash", "prev", "seq", "time", "time_us",
 };
 
 struct kv {
@@ -32,16 +34,10 @@ struct kv {
 	json_t *v;
 };
 
-/* jansson 2.14 JSON_SORT_KEYS: bytes compared as unsigned, then the shorter
- * key first. */
 static int
 key_cmp(const char *a, size_t al, const char *b, size_t bl)
 {
-	int c = memcmp(a, b, al < bl ? al : bl);
-
-	if (c != 0)
-		return c;
-	return al < bl ? -1 : al > bl ? 1 : 0;
+	return audit_canon_key_cmp(AUDIT_FORMAT, a, al, b, bl);
 }
 
 static int
@@ -74,168 +70,14 @@ sort_kvs(struct kv *kvs, size_t n)
 	}
 }
 
-/* A json_int_t in decimal, as "%" JSON_INTEGER_FORMAT prints it; out must
- * hold 21 bytes. Returns the length (no NUL written). */
-static size_t
-fmt_int(long long v, char *out)
-{
-	char tmp[24];
-	unsigned long long u = v < 0 ? 0 - (unsigned long long)v :
-	    (unsigned long long)v;
-	size_t n = 0, i = 0;
-
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0);
-	if (v < 0)
-		out[i++] = '-';
-	while (n > 0)
-		out[i++] = tmp[--n];
-	return i;
-}
-
-/* The body being written: a bounded byte array. */
-struct out {
-	char *p;
-	size_t n, cap;
-};
-
 static int
-out_put(struct out *o, const void *s, size_t n)
+out_put(struct audit_canon_out *o, const void *s, size_t n)
 {
 	if (n > o->cap - o->n)
-		return -1;
+		return TSI_ERR_TOO_LARGE;
 	memcpy(o->p + o->n, s, n);
 	o->n += n;
-	return 0;
-}
-
-static int
-out_cb(const char *buffer, size_t size, void *data)
-{
-	return out_put(data, buffer, size);
-}
-
-/*
- * The canonical dump of the common values without jansson's general
- * encoder (which costs a callback per token and a UTF-8 decode per
- * character): strings of printable ASCII other than '"' and '\\' (which
- * jansson copies verbatim between quotes under AUDIT_CANON_FLAGS), integers
- * ("%" JSON_INTEGER_FORMAT, as jansson prints them), true/false/null, and
- * objects and arrays of those, keys sorted with key_cmp. Anything else
- * (reals, strings with escapes, control or non-ASCII bytes, deep nesting)
- * is handed to jansson itself, so the bytes are always json_dumps's;
- * tests/unit/audit/test_prep.c compares them over random records.
- */
-#define CANON_DEPTH 16
-#define CANON_STACK_KEYS 32
-
-static int
-plain_ascii(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
-			return 0;
-	}
-	return 1;
-}
-
-static int
-canon_str(struct out *o, const char *s, size_t n)
-{
-	json_t *j;
-	int r;
-
-	if (plain_ascii(s, n)) {
-		if (n + 2 > o->cap - o->n)
-			return -1;
-		o->p[o->n++] = '"';
-		memcpy(o->p + o->n, s, n);
-		o->n += n;
-		o->p[o->n++] = '"';
-		return 0;
-	}
-	if ((j = json_stringn_nocheck(s, n)) == NULL)
-		return -1;
-	r = json_dump_callback(j, out_cb, o, AUDIT_CANON_FLAGS | JSON_ENCODE_ANY);
-	json_decref(j);
-	return r;
-}
-
-static int
-canon_value(struct out *o, const json_t *v, int depth)
-{
-	struct kv stack[CANON_STACK_KEYS], *kvs;
-	char num[32];
-	const json_t *e;
-	void *it;
-	size_t n, i;
-	int r = 0;
-
-	switch (json_typeof(v)) {
-	case JSON_STRING:
-		return canon_str(o, json_string_value(v), json_string_length(v));
-	case JSON_INTEGER:
-		return out_put(o, num, fmt_int(json_integer_value(v), num));
-	case JSON_TRUE:
-		return out_put(o, "true", 4);
-	case JSON_FALSE:
-		return out_put(o, "false", 5);
-	case JSON_NULL:
-		return out_put(o, "null", 4);
-	case JSON_ARRAY:
-		if (depth >= CANON_DEPTH)
-			break;
-		if (out_put(o, "[", 1) != 0)
-			return -1;
-		for (i = 0; i < json_array_size(v); i++) {
-			e = json_array_get(v, i);
-			if ((i > 0 && out_put(o, ",", 1) != 0) ||
-			    canon_value(o, e, depth + 1) != 0)
-				return -1;
-		}
-		return out_put(o, "]", 1);
-	case JSON_OBJECT:
-		if (depth >= CANON_DEPTH)
-			break;
-		n = json_object_size(v);
-		kvs = stack;
-		if (n > CANON_STACK_KEYS &&
-		    (kvs = malloc(n * sizeof(*kvs))) == NULL)
-			return -1;
-		i = 0;
-		for (it = json_object_iter((json_t *)v); it != NULL && i < n;
-		    it = json_object_iter_next((json_t *)v, it)) {
-			kvs[i].k = json_object_iter_key(it);
-			kvs[i].kl = json_object_iter_key_len(it);
-			kvs[i].v = json_object_iter_value(it);
-			i++;
-		}
-		n = i;
-		sort_kvs(kvs, n);
-		r = out_put(o, "{", 1);
-		for (i = 0; i < n && r == 0; i++) {
-			if ((i > 0 && out_put(o, ",", 1) != 0) ||
-			    canon_str(o, kvs[i].k, kvs[i].kl) != 0 ||
-			    out_put(o, ":", 1) != 0 ||
-			    canon_value(o, kvs[i].v, depth + 1) != 0)
-				r = -1;
-		}
-		if (r == 0)
-			r = out_put(o, "}", 1);
-		if (kvs != stack)
-			free(kvs);
-		return r;
-	default:
-		break;
-	}
-	return json_dump_callback(v, out_cb, o,
-	    AUDIT_CANON_FLAGS | JSON_ENCODE_ANY);
+	return TSI_OK;
 }
 
 static int
@@ -321,7 +163,8 @@ prep_build(const json_t *c, const struct tsi_audit_claims *cl,
     struct audit_prep **out)
 {
 	struct audit_prep *p = NULL;
-	struct out body = { NULL, 0, AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
+	struct audit_canon_out body = { NULL, 0,
+	    AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
 	struct tsi_buf *idx = NULL;
 	struct kv *kvs = NULL;
 	void *it;
@@ -352,16 +195,18 @@ prep_build(const json_t *c, const struct tsi_audit_claims *cl,
 		while (seg < AUDIT_PREP_SEGS - 1 && key_cmp(wkeys[seg],
 		    strlen(wkeys[seg]), kvs[i].k, kvs[i].kl) < 0)
 			p->seg[++seg] = body.n;
-		if ((body.n > p->seg[seg] && out_put(&body, ",", 1) != 0) ||
-		    canon_str(&body, kvs[i].k, kvs[i].kl) != 0 ||
-		    out_put(&body, ":", 1) != 0 ||
-		    (kvs[i].v != NULL ? canon_value(&body, kvs[i].v, 0) :
-		    out_put(&body, cl->text, cl->text_len)) != 0) {
-			/* the buffer's bound is the only way these fail here
-			 * short of memory */
-			r = TSI_ERR_TOO_LARGE;
+		/* TSI_ERR_TOO_LARGE past the buffer's bound,
+		 * TSI_ERR_INVALID_ARG for a value with no canonical form (a
+		 * real, an integer beyond 2^53 - 1, nesting too deep) */
+		if ((body.n > p->seg[seg] &&
+		    (r = out_put(&body, ",", 1)) != TSI_OK) ||
+		    (r = audit_canon_string(&body, AUDIT_FORMAT, kvs[i].k,
+		    kvs[i].kl)) != TSI_OK ||
+		    (r = out_put(&body, ":", 1)) != TSI_OK ||
+		    (r = kvs[i].v != NULL ? audit_canon_value(&body,
+		    AUDIT_FORMAT, kvs[i].v, 1) :
+		    out_put(&body, cl->text, cl->text_len)) != TSI_OK)
 			goto out;
-		}
 	}
 	for (w = seg + 1; w <= AUDIT_PREP_SEGS; w++)
 		p->seg[w] = body.n;
@@ -404,7 +249,8 @@ int
 tsi_audit_claims_new(const json_t *claims, struct tsi_audit_claims **out)
 {
 	struct tsi_audit_claims *cl = NULL;
-	struct out text = { NULL, 0, AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
+	struct audit_canon_out text = { NULL, 0,
+	    AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
 	struct tsi_buf *idx = NULL;
 	const json_t *c;
 	json_t *wrap = NULL, *copy = NULL;
@@ -425,10 +271,10 @@ tsi_audit_claims_new(const json_t *claims, struct tsi_audit_claims **out)
 	    (text.p = malloc(text.cap)) == NULL ||
 	    (idx = tsi_buf_new(AUDIT_RECORD_MAX)) == NULL)
 		goto out;
-	if (canon_value(&text, json_object_get(c, "claims"), 0) != 0) {
-		r = TSI_ERR_TOO_LARGE;
+	/* depth 1: the claims sit inside the record object */
+	if ((r = audit_canon_value(&text, AUDIT_FORMAT,
+	    json_object_get(c, "claims"), 1)) != TSI_OK)
 		goto out;
-	}
 	if ((r = claims_index_values(c, idx)) != TSI_OK)
 		goto out;
 	r = TSI_ERR_ALLOC;
@@ -521,6 +367,9 @@ splice(char *out, size_t *n, const char *s, size_t len)
 	*n += len;
 }
 
+/* Where "hash" sits among the writer's keys. */
+#define WKEY_HASH 1
+
 /* "{...}" with or without the "hash" field, into out. */
 static size_t
 emit(const struct audit_prep *p, char *const wf[AUDIT_PREP_SEGS - 1],
@@ -531,11 +380,27 @@ emit(const struct audit_prep *p, char *const wf[AUDIT_PREP_SEGS - 1],
 	out[n++] = '{';
 	for (i = 0; i < AUDIT_PREP_SEGS; i++) {
 		splice(out, &n, p->body + p->seg[i], p->seg[i + 1] - p->seg[i]);
-		if (i < AUDIT_PREP_SEGS - 1 && (i > 0 || with_hash))
+		if (i < AUDIT_PREP_SEGS - 1 && (i != WKEY_HASH || with_hash))
 			splice(out, &n, wf[i], wl[i]);
 	}
 	out[n++] = '}';
 	return n;
+}
+
+/* "key":integer into f (room for 48 bytes). Returns its length, or -1. */
+static int
+int_field(char *f, const char *key, long long v)
+{
+	struct audit_canon_out o = { f, 0, 48 };
+	int n = snprintf(f, 48, "\"%s\":", key);
+
+	if (n < 0 || n >= 48 || v > AUDIT_CANON_INT_MAX ||
+	    v < -AUDIT_CANON_INT_MAX)
+		return -1;
+	o.n = (size_t)n;
+	if (audit_canon_int(&o, v) != TSI_OK)
+		return -1;
+	return (int)o.n;
 }
 
 int
@@ -544,44 +409,45 @@ audit_prep_seal(const struct audit_prep *p, uint64_t seq, long long time_us,
     char **out, size_t *out_len)
 {
 	char ts[40], hx[2 * AUDIT_HASH_LEN + 1];
-	char f_hash[80], f_prev[80], f_seq[48], f_time[56], f_tus[48];
-	char *wf[AUDIT_PREP_SEGS - 1] = { f_hash, f_prev, f_seq, f_time, f_tus };
+	char f_fmt[48], f_hash[80], f_prev[80], f_seq[48], f_time[56], f_tus[48];
+	char *wf[AUDIT_PREP_SEGS - 1] = { f_fmt, f_hash, f_prev, f_seq, f_time,
+	    f_tus };
 	size_t wl[AUDIT_PREP_SEGS - 1], i, cap, n;
 	char *buf = NULL;
 	int r, len[AUDIT_PREP_SEGS - 1];
 
 	*out = NULL;
 	*out_len = 0;
+	if (seq > (uint64_t)AUDIT_CANON_INT_MAX)
+		return TSI_ERR_INTERNAL;
 	audit_format_time(time_us, ts, sizeof(ts));
 	audit_hex(prev, AUDIT_HASH_LEN, hx);
-	len[0] = 0;
-	len[1] = snprintf(f_prev, sizeof(f_prev), "\"prev\":\"%s\"", hx);
-	memcpy(f_seq, "\"seq\":", 6);
-	len[2] = 6 + (int)fmt_int((long long)seq, f_seq + 6);
-	len[3] = snprintf(f_time, sizeof(f_time), "\"time\":\"%s\"", ts);
-	memcpy(f_tus, "\"time_us\":", 10);
-	len[4] = 10 + (int)fmt_int(time_us, f_tus + 10);
-	for (i = 1; i < AUDIT_PREP_SEGS - 1; i++) {
+	len[0] = int_field(f_fmt, "format", AUDIT_FORMAT);
+	len[1] = 0;
+	len[2] = snprintf(f_prev, sizeof(f_prev), "\"prev\":\"%s\"", hx);
+	len[3] = int_field(f_seq, "seq", (long long)seq);
+	len[4] = snprintf(f_time, sizeof(f_time), "\"time\":\"%s\"", ts);
+	len[5] = int_field(f_tus, "time_us", time_us);
+	for (i = 0; i < AUDIT_PREP_SEGS - 1; i++) {
 		if (len[i] < 0 || (size_t)len[i] >= 80)
 			return TSI_ERR_INTERNAL;
 		wl[i] = (size_t)len[i];
 	}
-	wl[0] = 0;
-	/* body, five fields, five commas, braces */
-	cap = audit_prep_size(p) + sizeof(f_hash) + sizeof(f_prev) +
-	    sizeof(f_seq) + sizeof(f_time) + sizeof(f_tus) + 16;
+	/* body, six fields, six commas, braces */
+	cap = audit_prep_size(p) + sizeof(f_fmt) + sizeof(f_hash) +
+	    sizeof(f_prev) + sizeof(f_seq) + sizeof(f_time) + sizeof(f_tus) + 16;
 	if ((buf = malloc(cap)) == NULL)
 		return TSI_ERR_ALLOC;
 	n = emit(p, wf, wl, 0, buf);
 	if ((r = audit_chain_hash(prev, buf, n, hash)) != TSI_OK)
 		goto out;
 	audit_hex(hash, AUDIT_HASH_LEN, hx);
-	len[0] = snprintf(f_hash, sizeof(f_hash), "\"hash\":\"%s\"", hx);
-	if (len[0] < 0 || (size_t)len[0] >= sizeof(f_hash)) {
+	len[1] = snprintf(f_hash, sizeof(f_hash), "\"hash\":\"%s\"", hx);
+	if (len[1] < 0 || (size_t)len[1] >= sizeof(f_hash)) {
 		r = TSI_ERR_INTERNAL;
 		goto out;
 	}
-	wl[0] = (size_t)len[0];
+	wl[1] = (size_t)len[1];
 	n = emit(p, wf, wl, 1, buf);
 	if (n > AUDIT_RECORD_MAX) {
 		r = TSI_ERR_TOO_LARGE;

@@ -1,4 +1,5 @@
 /* audit_record.c - record encoding: secret stripping, canonical JSON, chain hash. */
+#include "audit_canon.h"
 #include "audit_int.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
@@ -11,8 +12,6 @@
 #include <strings.h>
 #include <time.h>
 
-#define CANON_FLAGS AUDIT_CANON_FLAGS
-
 /* Keys whose values are secrets or bearer credentials: never stored. */
 static const char *const secret_keys[] = {
 	"token", "jwt", "client_token", "data", "value", "password", "secret",
@@ -22,7 +21,7 @@ static const char *const secret_keys[] = {
 
 /* Fields only the writer sets. */
 static const char *const writer_keys[] = {
-	"seq", "time", "time_us", "prev", "hash",
+	"format", "seq", "time", "time_us", "prev", "hash",
 };
 
 static int
@@ -309,21 +308,50 @@ audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body, size_t le
 }
 
 int
+audit_record_format(const json_t *rec)
+{
+	const json_t *f = json_object_get(rec, "format");
+
+	if (f == NULL)
+		return AUDIT_FORMAT_V1;   /* written before the field existed */
+	if (json_is_integer(f) && json_integer_value(f) == AUDIT_FORMAT_V2)
+		return AUDIT_FORMAT_V2;
+	return -1;
+}
+
+int
+tsi_audit_record_text(const json_t *rec, char **out, size_t *len)
+{
+	int fmt, r;
+
+	*out = NULL;
+	if ((fmt = audit_record_format(rec)) < 0)
+		return TSI_ERR_PARSE;
+	if ((*out = audit_canon_dumps(rec, fmt, AUDIT_RECORD_MAX, len, &r)) ==
+	    NULL)
+		return r;
+	return TSI_OK;
+}
+
+int
 audit_record_hash(const json_t *rec, const uint8_t prev[AUDIT_HASH_LEN],
     uint8_t hash[AUDIT_HASH_LEN])
 {
 	json_t *c;
 	char *body = NULL;
-	int r;
+	size_t len = 0;
+	int r, fmt;
 
+	if ((fmt = audit_record_format(rec)) < 0)
+		return TSI_ERR_PARSE;
 	if ((c = json_copy((json_t *)rec)) == NULL)
 		return TSI_ERR_ALLOC;
 	json_object_del(c, "hash");
-	body = json_dumps(c, CANON_FLAGS);
+	body = audit_canon_dumps(c, fmt, AUDIT_RECORD_MAX, &len, &r);
 	json_decref(c);
 	if (body == NULL)
-		return TSI_ERR_ALLOC;
-	r = audit_chain_hash(prev, body, strlen(body), hash);
+		return r;
+	r = audit_chain_hash(prev, body, len, hash);
 	free(body);
 	return r;
 }
@@ -335,33 +363,33 @@ audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
 {
 	char ts[40], prevhex[2 * AUDIT_HASH_LEN + 1], hashhex[2 * AUDIT_HASH_LEN + 1];
 	char *body = NULL;
+	size_t len = 0;
 	int r;
 
 	*out = NULL;
 	audit_format_time(time_us, ts, sizeof(ts));
 	audit_hex(prev, AUDIT_HASH_LEN, prevhex);
 	json_object_del(rec, "hash");
-	if (json_object_set_new(rec, "seq", json_integer((json_int_t)seq)) != 0 ||
+	if (json_object_set_new(rec, "format", json_integer(AUDIT_FORMAT)) != 0 ||
+	    json_object_set_new(rec, "seq", json_integer((json_int_t)seq)) != 0 ||
 	    json_object_set_new(rec, "time", json_string(ts)) != 0 ||
 	    json_object_set_new(rec, "time_us", json_integer(time_us)) != 0 ||
 	    json_object_set_new(rec, "prev", json_string(prevhex)) != 0)
 		return TSI_ERR_ALLOC;
-	if ((body = json_dumps(rec, CANON_FLAGS)) == NULL)
-		return TSI_ERR_ALLOC;
-	r = audit_chain_hash(prev, body, strlen(body), hash);
+	if ((body = audit_canon_dumps(rec, AUDIT_FORMAT, AUDIT_RECORD_MAX, &len,
+	    &r)) == NULL)
+		return r;
+	r = audit_chain_hash(prev, body, len, hash);
 	free(body);
 	if (r != TSI_OK)
 		return r;
 	audit_hex(hash, AUDIT_HASH_LEN, hashhex);
 	if (json_object_set_new(rec, "hash", json_string(hashhex)) != 0)
 		return TSI_ERR_ALLOC;
-	if ((body = json_dumps(rec, CANON_FLAGS)) == NULL)
-		return TSI_ERR_ALLOC;
-	*out_len = strlen(body);
-	if (*out_len > AUDIT_RECORD_MAX) {
-		free(body);
-		return TSI_ERR_TOO_LARGE;
-	}
+	if ((body = audit_canon_dumps(rec, AUDIT_FORMAT, AUDIT_RECORD_MAX, &len,
+	    &r)) == NULL)
+		return r;
+	*out_len = len;
 	*out = body;
 	return TSI_OK;
 }
@@ -371,7 +399,10 @@ audit_record_load(const MDB_val *v, json_t **rec)
 {
 	json_error_t jerr;
 
-	*rec = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, &jerr);
+	/* JSON_ALLOW_NUL: both formats write a NUL inside a string as
+	 * \u0000 */
+	*rec = json_loadb(v->mv_data, v->mv_size,
+	    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (*rec == NULL || !json_is_object(*rec)) {
 		json_decref(*rec);
 		*rec = NULL;

@@ -72,6 +72,11 @@ struct tsi_audit {
 	size_t free_est;          /* room left at the last commit or prune */
 	uint64_t reserve_refused, prune_held;
 	int retention_held;
+	/* tsi_audit_set_durable_cb; durable_mu is held while it runs, so
+	 * that clearing it waits for a call in progress */
+	pthread_mutex_t durable_mu;
+	tsi_audit_durable_cb durable_cb;
+	void *durable_arg;
 
 	/* owned by the committer thread */
 	struct audit_point head;
@@ -480,166 +485,276 @@ finish_list(struct entry *list, int rc)
 	}
 }
 
+static void
+tell_durable(struct tsi_audit *a, uint64_t seq)
+{
+	pthread_mutex_lock(&a->durable_mu);
+	if (a->durable_cb != NULL)
+		a->durable_cb(a->durable_arg, seq);
+	pthread_mutex_unlock(&a->durable_mu);
+}
+
+void
+tsi_audit_set_durable_cb(struct tsi_audit *a, tsi_audit_durable_cb cb,
+    void *arg)
+{
+	pthread_mutex_lock(&a->durable_mu);
+	a->durable_cb = cb;
+	a->durable_arg = arg;
+	pthread_mutex_unlock(&a->durable_mu);
+}
+
+/*
+ * The committer: one thread that takes queued records in batches, writes
+ * each batch in one synced transaction and answers its callers. One pass
+ * of its loop is: housekeeping when due (committer_house), wait for work
+ * (wait_for_work), perhaps hold for company (hold_for_company), take a
+ * batch (take_batch), write it (commit_batch), answer (settle_batch).
+ */
+struct crun {
+	struct entry **batch;   /* batch_max slots */
+	size_t n;               /* records in the batch being written */
+	size_t last_n;          /* records in the previous batch */
+	uint64_t *late;         /* late annotations written with the batch */
+	size_t n_late;
+	int from_idle;          /* the last wait found nothing to do */
+	int hold_in;            /* test hook: sleep with the batch in flight */
+};
+
+/* Whether there is nothing to write (under mu): late annotations wait
+ * while commits fail (the probe says when they work again). */
+static int
+nothing_to_write(const struct tsi_audit *a)
+{
+	return a->qhead == NULL && (a->nlate == 0 || !a->healthy);
+}
+
+/* Retention, the signed head and, while commits fail, the probe: about
+ * once a second. Without mu. */
+static void
+committer_house(struct tsi_audit *a)
+{
+	int healthy;
+
+	if (mono_us() < a->next_house_us)
+		return;
+	housekeeping(a);
+	pthread_mutex_lock(&a->mu);
+	healthy = a->healthy;
+	pthread_mutex_unlock(&a->mu);
+	if (!healthy)
+		probe(a);
+	a->next_house_us = mono_us() + 1000000;
+}
+
+/* Under mu. With nothing to write and no stop asked, waits until signalled
+ * or housekeeping is due, and returns 1: the loop starts over. Appenders
+ * signal only an idle committer: while it writes, new records just queue
+ * for the next batch. */
+static int
+wait_for_work(struct tsi_audit *a, struct crun *c)
+{
+	struct timespec ts;
+
+	if (!nothing_to_write(a) || a->stop)
+		return 0;
+	a->committer_idle = 1;
+	deadline_ts(&ts, a->next_house_us - mono_us());
+	pthread_cond_timedwait(&a->work_cv, &a->mu, &ts);
+	a->committer_idle = 0;
+	c->from_idle = 1;
+	return 1;
+}
+
+/*
+ * Group-commit hold (docs/audit.md "Group-commit hold"), under mu: the
+ * first record after an idle spell often has company on its way (a
+ * client's parallel requests). When there is a sign of concurrency (the
+ * last batch had two or more records, or two are already queued) wait
+ * while records keep arriving, at least one per slice, for at most
+ * hold_slices slices. A lone caller (one record per batch) never waits;
+ * commits that follow one another need no hold (what arrives during one
+ * commit is the next batch). Appenders do not signal a holding committer
+ * (committer_idle is 0); close does.
+ */
+static void
+hold_for_company(struct tsi_audit *a, struct crun *c)
+{
+	struct timespec ts;
+	size_t seen;
+	int slices;
+
+	if (!c->from_idle || a->hold_us <= 0 || a->stop ||
+	    (c->last_n < 2 && a->qlen < 2))
+		return;
+	seen = a->qlen;
+	for (slices = 0; slices < a->hold_slices && a->qlen < a->o.batch_max;
+	    slices++) {
+		deadline_ts(&ts, a->hold_us);
+		while (!a->stop && pthread_cond_timedwait(&a->work_cv, &a->mu,
+		    &ts) != ETIMEDOUT)
+			;
+		if (a->qlen <= seen || a->stop)
+			break;
+		seen = a->qlen;
+	}
+}
+
+/* Under mu (released and retaken around the test hook's sleep): moves up
+ * to batch_max queued records in flight and takes the late annotations.
+ * 0 when there is nothing to write after all (every record timed out
+ * while held). */
+static int
+take_batch(struct tsi_audit *a, struct crun *c)
+{
+	struct entry *en;
+
+	if (a->hold_before_ms > 0) {
+		pthread_mutex_unlock(&a->mu);
+		usleep((useconds_t)a->hold_before_ms * 1000);
+		pthread_mutex_lock(&a->mu);
+	}
+	c->hold_in = a->hold_inflight_ms;
+	for (c->n = 0; c->n < a->o.batch_max && a->qhead != NULL; c->n++) {
+		en = a->qhead;
+		unlink_queued(a, en);
+		en->state = ENT_INFLIGHT;
+		c->batch[c->n] = en;
+	}
+	if (c->n == 0 && (a->nlate == 0 || !a->healthy))
+		return 0;
+	a->inflight = c->batch;
+	a->n_inflight = c->n;
+	c->last_n = c->n;
+	c->late = a->late;
+	c->n_late = a->nlate;
+	a->late = NULL;
+	a->nlate = a->late_cap = 0;
+	return 1;
+}
+
+/* Without mu: writes the batch, making room and retrying when the store
+ * is full. Returns an LMDB/errno code. */
+static int
+commit_batch(struct tsi_audit *a, struct crun *c)
+{
+	const char *step;
+	int rc, tries;
+
+	if (c->hold_in > 0)
+		usleep((useconds_t)c->hold_in * 1000);
+	for (tries = 0;; tries++) {
+		rc = write_batch(a, c->batch, c->n, c->late, c->n_late, &step);
+		if (rc == MDB_MAP_FULL && tries < 4 && relieve_full(a))
+			continue;
+		break;
+	}
+	if (rc != 0)
+		set_error(a, step, rc);
+	return rc;
+}
+
+/* Under mu, after commit_batch: the status, the late annotations (kept for
+ * the next batch when this one failed), and the entries whose callers are
+ * to be answered, returned as a list for finish_list. Abandoned entries
+ * (their callers were failed by the timer) are freed here, and noted late
+ * when they landed. */
+static struct entry *
+settle_batch(struct tsi_audit *a, struct crun *c, int rc)
+{
+	struct entry *en, *done = NULL, **dtail = &done;
+	size_t i;
+
+	a->inflight = NULL;
+	a->n_inflight = 0;
+	if (rc == 0) {
+		a->healthy = 1;
+		a->last_error[0] = '\0';
+		a->committed += c->n;
+		a->commits++;
+		a->last_seq = a->head.seq;
+		free(c->late);
+	} else if (c->n_late > 0) {
+		free(a->late);
+		a->late = c->late;
+		a->nlate = a->late_cap = c->n_late;
+	} else {
+		free(c->late);
+	}
+	c->late = NULL;
+	for (i = 0; i < c->n; i++) {
+		en = c->batch[i];
+		if (en->abandoned) {
+			if (rc == 0)
+				note_late(a, en->seq);
+			audit_prep_free(en->rec);
+			free(en);
+			continue;
+		}
+		if (rc != 0)
+			a->failed++;
+		en->state = ENT_DONE;
+		en->next = NULL;
+		*dtail = en;
+		dtail = &en->next;
+	}
+	if (a->stop && rc != 0) {
+		/* draining on close: fail what is left rather than spin */
+		while ((en = a->qhead) != NULL) {
+			unlink_queued(a, en);
+			en->state = ENT_DONE;
+			a->failed++;
+			*dtail = en;
+			dtail = &en->next;
+		}
+		free(a->late);
+		a->late = NULL;
+		a->nlate = a->late_cap = 0;
+	}
+	return done;
+}
+
 static void *
 committer(void *arg)
 {
 	struct tsi_audit *a = arg;
-	struct entry **batch = NULL, *en, *done = NULL, **dtail;
-	uint64_t *late = NULL;
-	size_t n, n_late, i;
-	struct timespec ts;
-	const char *step;
-	int rc, tries, healthy, hold_in, from_idle = 1, slices;
-	size_t seen, last_n = 0;
+	struct crun c;
+	struct entry *done;
+	int rc;
 
+	memset(&c, 0, sizeof(c));
+	c.from_idle = 1;
 	/* the hold's short waits: the default 50 us timer slack would
 	 * double them */
 	if (a->hold_us > 0)
 		(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-	if ((batch = calloc(a->o.batch_max, sizeof(*batch))) == NULL) {
+	if ((c.batch = calloc(a->o.batch_max, sizeof(*c.batch))) == NULL) {
 		tsi_log(TSI_LOG_ERROR, "audit.committer", TSI_LS("error", "out of memory"));
 		return NULL;
 	}
 	for (;;) {
-		if (mono_us() >= a->next_house_us) {
-			housekeeping(a);
-			pthread_mutex_lock(&a->mu);
-			healthy = a->healthy;
-			pthread_mutex_unlock(&a->mu);
-			if (!healthy)
-				probe(a);
-			a->next_house_us = mono_us() + 1000000;
-		}
+		committer_house(a);
 		pthread_mutex_lock(&a->mu);
-		/* late annotations wait while commits fail (the probe says when) */
-		if (a->qhead == NULL && (a->nlate == 0 || !a->healthy) && !a->stop) {
-			/* appenders signal only an idle committer: while it
-			 * writes, new records just queue for the next batch */
-			a->committer_idle = 1;
-			deadline_ts(&ts, a->next_house_us - mono_us());
-			pthread_cond_timedwait(&a->work_cv, &a->mu, &ts);
-			a->committer_idle = 0;
-			from_idle = 1;
+		if (wait_for_work(a, &c)) {
 			pthread_mutex_unlock(&a->mu);
 			continue;
 		}
-		/* Group-commit hold (docs/audit.md "Group-commit hold"): the
-		 * first record after an idle spell often has company on its
-		 * way (a client's parallel requests). When there is a sign of
-		 * concurrency (the last batch had two or more records, or two
-		 * are already queued) wait while records keep arriving, at
-		 * least one per slice, for at most hold_slices slices. A lone
-		 * caller (one record per batch) never waits; commits that
-		 * follow one another need no hold (what arrives during one
-		 * commit is the next batch). Appenders do not signal a
-		 * holding committer (committer_idle is 0); close does. */
-		if (from_idle && a->hold_us > 0 && !a->stop &&
-		    (last_n >= 2 || a->qlen >= 2)) {
-			seen = a->qlen;
-			for (slices = 0; slices < a->hold_slices &&
-			    a->qlen < a->o.batch_max; slices++) {
-				deadline_ts(&ts, a->hold_us);
-				while (!a->stop && pthread_cond_timedwait(
-				    &a->work_cv, &a->mu, &ts) != ETIMEDOUT)
-					;
-				if (a->qlen <= seen || a->stop)
-					break;
-				seen = a->qlen;
-			}
-		}
-		from_idle = 0;
-		if (a->qhead == NULL && (a->nlate == 0 || !a->healthy) && a->stop)
+		hold_for_company(a, &c);
+		c.from_idle = 0;
+		if (nothing_to_write(a) && a->stop)
 			break;
-		if (a->hold_before_ms > 0) {
+		if (!take_batch(a, &c)) {
 			pthread_mutex_unlock(&a->mu);
-			usleep((useconds_t)a->hold_before_ms * 1000);
-			pthread_mutex_lock(&a->mu);
+			continue;
 		}
-		hold_in = a->hold_inflight_ms;
-		for (n = 0; n < a->o.batch_max && a->qhead != NULL; n++) {
-			en = a->qhead;
-			unlink_queued(a, en);
-			en->state = ENT_INFLIGHT;
-			batch[n] = en;
-		}
-		if (n == 0 && (a->nlate == 0 || !a->healthy)) {
-			pthread_mutex_unlock(&a->mu);
-			continue; /* every record timed out while held */
-		}
-		a->inflight = batch;
-		a->n_inflight = n;
-		last_n = n;
-		late = a->late;
-		n_late = a->nlate;
-		a->late = NULL;
-		a->nlate = a->late_cap = 0;
 		pthread_mutex_unlock(&a->mu);
-
-		if (hold_in > 0)
-			usleep((useconds_t)hold_in * 1000);
-		for (tries = 0;; tries++) {
-			rc = write_batch(a, batch, n, late, n_late, &step);
-			if (rc == MDB_MAP_FULL && tries < 4 && relieve_full(a))
-				continue;
-			break;
-		}
-		if (rc != 0)
-			set_error(a, step, rc);
-
+		rc = commit_batch(a, &c);
 		pthread_mutex_lock(&a->mu);
-		a->inflight = NULL;
-		a->n_inflight = 0;
-		if (rc == 0) {
-			a->healthy = 1;
-			a->last_error[0] = '\0';
-			a->committed += n;
-			a->commits++;
-			a->last_seq = a->head.seq;
-			free(late);
-		} else if (n_late > 0) {
-			/* keep the annotations for the next batch */
-			free(a->late);
-			a->late = late;
-			a->nlate = a->late_cap = n_late;
-		} else {
-			free(late);
-		}
-		late = NULL;
-		done = NULL;
-		dtail = &done;
-		for (i = 0; i < n; i++) {
-			en = batch[i];
-			if (en->abandoned) {
-				/* its caller was already failed by the timer */
-				if (rc == 0)
-					note_late(a, en->seq);
-				audit_prep_free(en->rec);
-				free(en);
-				continue;
-			}
-			if (rc != 0)
-				a->failed++;
-			en->state = ENT_DONE;
-			en->next = NULL;
-			*dtail = en;
-			dtail = &en->next;
-		}
-		if (a->stop && rc != 0) {
-			/* draining on close: fail what is left rather than spin */
-			while ((en = a->qhead) != NULL) {
-				unlink_queued(a, en);
-				en->state = ENT_DONE;
-				a->failed++;
-				*dtail = en;
-				dtail = &en->next;
-			}
-			free(a->late);
-			a->late = NULL;
-			a->nlate = a->late_cap = 0;
-		}
+		done = settle_batch(a, &c, rc);
 		pthread_mutex_unlock(&a->mu);
+		if (rc == 0)
+			tell_durable(a, a->head.seq);
 		finish_list(done, rc == 0 ? TSI_OK : TSI_ERR_AUDIT);
-		done = NULL;
 	}
 	pthread_mutex_unlock(&a->mu);
 	/* a final signed head, so that verify covers everything written */
@@ -648,7 +763,7 @@ committer(void *arg)
 		a->o.head_sign_interval_s = 0;
 		housekeeping(a);
 	}
-	free(batch);
+	free(c.batch);
 	return NULL;
 }
 
@@ -796,6 +911,7 @@ tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
 	a->retain_seconds = a->o.retain_seconds > 0 ? a->o.retain_seconds : 0;
 	a->retain_bytes = a->o.retain_bytes;
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->durable_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->work_cv, &ca);
@@ -886,6 +1002,7 @@ tsi_audit_close(struct tsi_audit *a)
 	pthread_cond_destroy(&a->work_cv);
 	pthread_cond_destroy(&a->timer_cv);
 	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->durable_mu);
 	free(a);
 }
 

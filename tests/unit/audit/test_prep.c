@@ -1,7 +1,8 @@
-/* Caller-side serialisation: audit_prep_seal must give byte for byte what
- * jansson's canonical dump of the stored record gives (what verify hashes),
- * for odd keys and values, keys sorting around the writer's keys, and
- * nested claims; records written through it verify. */
+/* Caller-side serialisation: audit_prep_seal must give byte for byte the
+ * canonical form (audit_canon_dumps, docs/audit-format.md) of the stored
+ * record, what verify checks, for odd keys and values, keys sorting around
+ * the writer's keys, and nested claims; records written through it
+ * verify. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include "audit_test.h"
+#include "lib/audit/audit_canon.h"
 #include "lib/audit/audit_int.h"
 #include "tsi/log.h"
 
@@ -29,6 +31,7 @@ rnd(void)
 static const char *const pieces[] = {
 	"h", "has", "hash", "hash_", "p", "pre", "prev", "prev0", "s", "se",
 	"seq", "seq_", "t", "tim", "time", "time_", "time_u", "time_us",
+	"f", "form", "format", "format0", "\xef\xac\x81", "\xef\xbf\xbd",
 	"time_us0", "timf", "i", "a", "z", "A", "_", "\"", "\\", "/", "\n",
 	"\t", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x80\xa8",
 	"\xf0\x9f\x94\x91", " ", ":", ",", "{", "}",
@@ -80,8 +83,9 @@ rnd_value(int depth)
 
 	switch (rnd() % (depth > 3 ? 6 : 8)) {
 	case 0: return json_integer((json_int_t)(rnd() % 2000) - 1000);
-	case 1: return json_integer(rnd() % 2 ? INT64_MAX : INT64_MIN);
-	case 2: return json_real((double)(int32_t)rnd() / 7.0);
+	case 1: return json_integer(rnd() % 2 ? AUDIT_CANON_INT_MAX :
+	    -AUDIT_CANON_INT_MAX);
+	case 2: return json_integer((json_int_t)(int32_t)rnd() * 1021);
 	case 3: return rnd() % 2 ? json_true() : rnd() % 2 ? json_false() : json_null();
 	case 4:
 	case 5:
@@ -115,6 +119,7 @@ check_same(const json_t *rec, uint64_t seq, long long t)
 	c = audit_record_prepare(rec, &err);
 	assert_non_null(c);
 	assert_int_equal(audit_record_seal(c, seq, t, prev, h1, &b1, &l1), TSI_OK);
+	assert_int_equal(audit_canon_check(b1, l1, NULL, NULL), TSI_OK);
 	assert_int_equal(audit_prep_make(rec, &p), TSI_OK);
 	assert_int_equal(audit_prep_seal(p, seq, t, prev, h2, &b2, &l2), TSI_OK);
 	if (l1 != l2 || memcmp(b1, b2, l1) != 0)
@@ -126,9 +131,10 @@ check_same(const json_t *rec, uint64_t seq, long long t)
 	assert_int_equal(audit_record_load(&v, &back), TSI_OK);
 	assert_int_equal(audit_record_hash(back, prev, h3), TSI_OK);
 	assert_memory_equal(h2, h3, AUDIT_HASH_LEN);
-	b3 = json_dumps(back, AUDIT_CANON_FLAGS);
+	b3 = audit_canon_dumps(back, AUDIT_FORMAT_V2, AUDIT_RECORD_MAX, &l1,
+	    &err);
 	assert_non_null(b3);
-	assert_int_equal(strlen(b3), l2);
+	assert_int_equal(l1, l2);
 	assert_memory_equal(b3, b2, l2);
 	free(b3);
 	json_decref(back);
@@ -148,12 +154,14 @@ test_prep_fixed(void **state)
 	rec = test_rec("read", "secret/data/a", "allow", "dal05", "c1", "ns",
 	    "sha256:aa");
 	check_same(rec, 1, 1700000000123456LL);
-	check_same(rec, UINT64_C(9007199254740993), 0);
+	check_same(rec, UINT64_C(9007199254740991), 0);
 	/* keys right around the writer's, unicode, escapes, nested claims */
 	json_object_set_new(rec, "hasg", json_string("x"));
 	json_object_set_new(rec, "hash0", json_string("\xe2\x80\xa8\"\\\n"));
 	json_object_set_new(rec, "pre", json_integer(-1));
-	json_object_set_new(rec, "prev_", json_real(0.1));
+	json_object_set_new(rec, "prev_", json_integer(-9007199254740991LL));
+	json_object_set_new(rec, "formas", json_integer(0));
+	json_object_set_new(rec, "format_", json_string("\x7f"));
 	json_object_set_new(rec, "seq ", json_null());
 	json_object_set_new(rec, "time_", json_true());
 	json_object_set_new(rec, "time_us\xc3\xa9", json_false());
@@ -168,8 +176,8 @@ test_prep_fixed(void **state)
 	json_object_set_new(rec, "token", json_string("s.secret"));
 	check_same(rec, 42, 1700000000000001LL);
 
-	/* many keys in one object, and nesting deeper than the fast
-	 * encoder goes (jansson takes over below it) */
+	/* many keys in one object, and nesting as deep as the form allows
+	 * (the record is the outermost container, claims the second) */
 	{
 		json_t *wide = json_object(), *deep = json_string("leaf");
 		char k[16];
@@ -178,14 +186,24 @@ test_prep_fixed(void **state)
 		for (j = 0; j < 70; j++) {
 			snprintf(k, sizeof(k), "k%02d", (j * 37) % 70);
 			json_object_set_new(wide, k, j % 2 ? json_integer(j) :
-			    json_pack("[s,b,n,f]", "v", 1, 0.5));
+			    json_pack("[s,b,n,i]", "v", 1, -5));
 		}
-		for (j = 0; j < 40; j++)
+		for (j = 0; j < AUDIT_CANON_DEPTH_MAX - 2; j++)
 			deep = j % 2 ? json_pack("[o]", deep) :
 			    json_pack("{s:o}", "d", deep);
 		json_object_set_new(json_object_get(rec, "claims"), "wide", wide);
 		json_object_set_new(json_object_get(rec, "claims"), "deep", deep);
 		check_same(rec, 43, 1700000000000002LL);
+		/* one container more has no canonical form */
+		json_object_set_new(json_object_get(rec, "claims"), "deep",
+		    json_pack("[O]", deep));
+		{
+			struct audit_prep *p = NULL;
+
+			assert_int_equal(audit_prep_make(rec, &p),
+			    TSI_ERR_INVALID_ARG);
+			assert_null(p);
+		}
 	}
 	json_decref(rec);
 
@@ -235,6 +253,34 @@ test_prep_refuses(void **state)
 	json_object_set_new(rec, "claims", json_string("not an object"));
 	assert_int_equal(audit_prep_make(rec, &p), TSI_ERR_INVALID_ARG);
 	json_object_del(rec, "claims");
+	/* values format 2 has no form for: reals, integers past 2^53 - 1,
+	 * at the top level and inside claims made once */
+	{
+		json_t *bad[4];
+		struct tsi_audit_claims *cl = NULL;
+		int i;
+
+		bad[0] = json_real(0.5);
+		bad[1] = json_real(3.0);
+		bad[2] = json_integer(AUDIT_CANON_INT_MAX + 1);
+		bad[3] = json_integer(-AUDIT_CANON_INT_MAX - 1);
+		for (i = 0; i < 4; i++) {
+			json_object_set(rec, "ratio", bad[i]);
+			assert_int_equal(audit_prep_make(rec, &p),
+			    TSI_ERR_INVALID_ARG);
+			assert_null(p);
+			json_object_del(rec, "ratio");
+			json_object_set_new(rec, "claims", json_pack("{s:O}",
+			    "n", bad[i]));
+			assert_int_equal(audit_prep_make(rec, &p),
+			    TSI_ERR_INVALID_ARG);
+			assert_int_equal(tsi_audit_claims_new(json_object_get(rec,
+			    "claims"), &cl), TSI_ERR_INVALID_ARG);
+			assert_null(cl);
+			json_object_del(rec, "claims");
+			json_decref(bad[i]);
+		}
+	}
 	big = calloc(1, AUDIT_RECORD_MAX);
 	assert_non_null(big);
 	memset(big, 'x', AUDIT_RECORD_MAX - 600);
