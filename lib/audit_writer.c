@@ -72,6 +72,11 @@ struct tsi_audit {
 	size_t free_est;          /* room left at the last commit or prune */
 	uint64_t reserve_refused, prune_held;
 	int retention_held;
+	/* tsi_audit_set_durable_cb; durable_mu is held while it runs, so
+	 * that clearing it waits for a call in progress */
+	pthread_mutex_t durable_mu;
+	tsi_audit_durable_cb durable_cb;
+	void *durable_arg;
 
 	/* owned by the committer thread */
 	struct audit_point head;
@@ -480,6 +485,25 @@ finish_list(struct entry *list, int rc)
 	}
 }
 
+static void
+tell_durable(struct tsi_audit *a, uint64_t seq)
+{
+	pthread_mutex_lock(&a->durable_mu);
+	if (a->durable_cb != NULL)
+		a->durable_cb(a->durable_arg, seq);
+	pthread_mutex_unlock(&a->durable_mu);
+}
+
+void
+tsi_audit_set_durable_cb(struct tsi_audit *a, tsi_audit_durable_cb cb,
+    void *arg)
+{
+	pthread_mutex_lock(&a->durable_mu);
+	a->durable_cb = cb;
+	a->durable_arg = arg;
+	pthread_mutex_unlock(&a->durable_mu);
+}
+
 static void *
 committer(void *arg)
 {
@@ -638,6 +662,8 @@ committer(void *arg)
 			a->nlate = a->late_cap = 0;
 		}
 		pthread_mutex_unlock(&a->mu);
+		if (rc == 0)
+			tell_durable(a, a->head.seq);
 		finish_list(done, rc == 0 ? TSI_OK : TSI_ERR_AUDIT);
 		done = NULL;
 	}
@@ -796,6 +822,7 @@ tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
 	a->retain_seconds = a->o.retain_seconds > 0 ? a->o.retain_seconds : 0;
 	a->retain_bytes = a->o.retain_bytes;
 	pthread_mutex_init(&a->mu, NULL);
+	pthread_mutex_init(&a->durable_mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->work_cv, &ca);
@@ -886,6 +913,7 @@ tsi_audit_close(struct tsi_audit *a)
 	pthread_cond_destroy(&a->work_cv);
 	pthread_cond_destroy(&a->timer_cv);
 	pthread_mutex_destroy(&a->mu);
+	pthread_mutex_destroy(&a->durable_mu);
 	free(a);
 }
 

@@ -142,6 +142,19 @@ struct tsi_audit_status {
 };
 void tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st);
 
+/*
+ * Added with issue 19 (audit sinks): cb(arg, seq) is called after each
+ * commit with the highest seq now durable (every record up to it is).
+ * It runs in the committer thread with no lock of the log held and must
+ * only note the value (a sink wakes up and reads the records itself).
+ * cb NULL clears it; setting or clearing waits for a call in progress,
+ * so arg may be freed once tsi_audit_set_durable_cb(a, NULL, NULL)
+ * returned. Thread-safe.
+ */
+typedef void (*tsi_audit_durable_cb)(void *arg, uint64_t seq);
+void tsi_audit_set_durable_cb(struct tsi_audit *a, tsi_audit_durable_cb cb,
+    void *arg);
+
 /* Applies retention now (retain_seconds, retain_bytes of the opts), in
  * batches; the committer also does this about once a second. *pruned (may
  * be NULL): records removed. Thread-safe. */
