@@ -84,6 +84,7 @@ vault_settings_clear(struct vault_settings *s)
 	free(s->revocation_file);
 	free(s->cluster_name);
 	free(s->audit_head_key);
+	vault_sinks_cfg_free(s->audit_sinks);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -121,7 +122,7 @@ static const char *const config_keys[] = {
 	"audit_retention_seconds",
 	"audit_retention_bytes", "audit_head_key", "audit_head_interval",
 	"login_failure_limit", "login_failure_window", "audit_reserve_bytes",
-	"audit_release_min_age", NULL
+	"audit_release_min_age", "audit_sinks", NULL
 };
 
 /* A readable file named by a setting, or "file:line: key: reason". */
@@ -202,6 +203,9 @@ load_config(const char *path, struct vault_settings *s, char *err,
 #undef INT
 	if ((r = tsi_config_strlist(c, "trust_ca", &list, &nl, err, errlen)) !=
 	    TSI_OK)
+		goto out;
+	vault_sinks_cfg_free(s->audit_sinks);
+	if ((r = vault_sinks_parse(c, &s->audit_sinks, err, errlen)) != TSI_OK)
 		goto out;
 	if (nl > 0) {
 		if ((s->trust_ca = calloc(nl, sizeof(char *))) == NULL) {
@@ -743,6 +747,11 @@ main(int argc, char **argv)
 		code = fail(1, "cannot open the audit log in %s", v.audit_dir);
 		goto done;
 	}
+	if (vault_sinks_start(&v) != TSI_OK) {
+		code = fail(1, "cannot start the audit sinks (state in %s/"
+		    "audit-sinks)", set.data_dir);
+		goto done;
+	}
 
 	if (set.dev)
 		root = set.dev_root_token ? xstrdup(set.dev_root_token) : NULL;
@@ -799,6 +808,7 @@ main(int argc, char **argv)
 			tsi_log(TSI_LOG_INFO, "reload.start");
 			reload(&v);
 			(void)vault_server_tls_reload(&v);
+			vault_sinks_reopen(&v);
 			continue;
 		}
 		tsi_log(TSI_LOG_INFO, "server.stopping", TSI_LI("signal", sig));
@@ -807,6 +817,7 @@ main(int argc, char **argv)
 	code = 0;
 done:
 	vault_server_stop(&v);
+	vault_sinks_stop(&v);
 	if (v.audit_reader != NULL)
 		tsi_audit_reader_close(v.audit_reader);
 	if (v.audit != NULL)

@@ -28,6 +28,7 @@
 
 #include "store.h"
 #include "tsi/audit.h"
+#include "tsi/audit_sink.h"
 #include "tsi/buf.h"
 #include "tsi/jwt.h"
 #include "tsi/policy.h"
@@ -88,6 +89,7 @@ struct vault_settings {
 	long long login_fail_window;    /* seconds */
 	long long audit_reserve_bytes;  /* -1: 1/8 of the largest map */
 	long long audit_keep_allow_s;   /* audit_release_min_age */
+	struct vault_sinks_cfg *audit_sinks; /* audit_sinks; NULL: none */
 };
 
 void vault_settings_clear(struct vault_settings *s);
@@ -269,6 +271,7 @@ struct vault {
 	struct tsi_audit *audit;
 	char *audit_dir;
 	struct tsi_audit_reader *audit_reader;
+	struct tsi_audit_sinks *sinks;      /* audit_sinks; NULL: none */
 	pthread_mutex_t reader_mu;          /* one query at a time on the reader */
 	struct vault_metrics metrics;
 	/* Worker pool: requests that may block (audit commit, JWT checks) run
@@ -329,6 +332,21 @@ void vault_guard_busy(struct vault *v, struct MHD_Connection *c);
 void vault_guard_idle(struct vault *v, struct MHD_Connection *c);
 /* Appends the connection gauges and counters (Prometheus text). */
 int vault_guard_metrics(struct vault *v, struct tsi_buf *b);
+
+/* ---- sinks.c (docs/audit.md "Sinks") ---- */
+struct tsi_config;
+struct vault_sinks_cfg;
+/* The audit_sinks setting of c: *out NULL when absent, else
+ * vault_sinks_cfg_free. TSI_ERR_CONFIG with "file:line: why" in err. */
+int vault_sinks_parse(const struct tsi_config *c, struct vault_sinks_cfg **out,
+    char *err, size_t errlen);
+void vault_sinks_cfg_free(struct vault_sinks_cfg *sc);   /* accepts NULL */
+/* Starts the configured sinks on v->audit (open) with their positions in
+ * DATA_DIR/audit-sinks; stop before tsi_audit_close. */
+int vault_sinks_start(struct vault *v);
+void vault_sinks_stop(struct vault *v);
+void vault_sinks_reopen(struct vault *v);    /* SIGHUP: file sinks */
+int vault_sinks_metrics(struct vault *v, struct tsi_buf *b);
 
 /* Current policy set and trust, referenced; release with the put functions. */
 struct tsi_policy_set *vault_policy_get(struct vault *v);
