@@ -995,6 +995,16 @@ sink_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&set->mu);
+		if (k->fd >= 0 && (k->c.type == TSI_AUDIT_SINK_UNIX ||
+		    k->c.type == TSI_AUDIT_SINK_TCP)) {
+			/* an idle connection's peer keeps taking what was
+			 * queued: the saved position follows */
+			stream_update_acked(k);
+			stream_safe(k);
+			pos_save(k, durable_pos(k));
+		}
+		/* the last batch of a sink gone idle is synced too */
+		sink_sync(k, 0);
 		if (reopen && k->c.type == TSI_AUDIT_SINK_FILE)
 			sink_close(k);
 		if (k->fd < 0 && (r = sink_open(k)) != TSI_OK) {
