@@ -43,6 +43,9 @@
 #define TAIL_READ (128 * 1024)   /* bytes read from a rotated file's end */
 #define ROTATED_MAX 64           /* rotated siblings looked at */
 #define DEFAULT_REPLAY ((size_t)6 << 20)
+/* what a receiver may have read from a Unix socket and not yet handled
+ * (its read buffer) when it dies */
+#define UNIX_REPLAY ((size_t)4 << 20)
 
 struct sent_mark {
 	uint64_t seq;
@@ -493,17 +496,26 @@ file_truncated(struct sink *k)
 	set_pos(k, have);
 }
 
-/* Before a write: a rename (logrotate's create before our SIGHUP) opens
- * the new file; a truncation is handled. */
+/*
+ * Before a write: when the path names another file (logrotate's create
+ * came before our SIGHUP) that file is opened; when our file was removed
+ * (no link left) the path is created again. A file renamed away with
+ * nothing at the path yet keeps the lines until logrotate creates the new
+ * one or SIGHUP comes: creating it here would race logrotate's own
+ * create, which then moves ours aside as a ".backup" and fails.
+ * A truncation is handled.
+ */
 static int
 file_check(struct sink *k)
 {
 	struct stat fst, pst;
+	int at_path;
 
 	if (fstat(k->fd, &fst) != 0)
 		return TSI_ERR_IO;
-	if (stat(k->path, &pst) != 0 || pst.st_ino != fst.st_ino ||
-	    pst.st_dev != fst.st_dev) {
+	at_path = stat(k->path, &pst) == 0;
+	if ((at_path && (pst.st_ino != fst.st_ino ||
+	    pst.st_dev != fst.st_dev)) || fst.st_nlink == 0) {
 		sink_close(k);
 		return file_open(k);
 	}
@@ -633,7 +645,8 @@ tcp_connect(struct sink *k)
 
 /* Bytes the peer has taken: for TCP, acknowledged by its kernel; for a
  * Unix stream socket, read by the receiver (SIOCOUTQ counts what is
- * queued unread, in buffer units, so this errs low). */
+ * queued unread, in buffer units, so this errs low). Taken is not
+ * handled: replay covers what a receiver may hold when it dies. */
 static void
 stream_update_acked(struct sink *k)
 {
@@ -1194,8 +1207,12 @@ tsi_audit_sinks_start(const char *audit_dir,
 		k->c.path = k->path;
 		k->c.address = k->address;
 		k->c.tag = k->tag;
-		k->replay = k->c.type == TSI_AUDIT_SINK_TCP ? (cfg[i].replay_bytes ?
-		    cfg[i].replay_bytes : tcp_rmem_max()) : 0;
+		if (k->c.type == TSI_AUDIT_SINK_TCP)
+			k->replay = cfg[i].replay_bytes ? cfg[i].replay_bytes :
+			    tcp_rmem_max();
+		else if (k->c.type == TSI_AUDIT_SINK_UNIX)
+			k->replay = cfg[i].replay_bytes ? cfg[i].replay_bytes :
+			    UNIX_REPLAY;
 		if ((r = pos_open(k)) != TSI_OK)
 			goto out;
 		if (k->c.type == TSI_AUDIT_SINK_FILE)

@@ -58,8 +58,9 @@ key_allowed(enum tsi_audit_sink_type t, const char *k)
 {
 	switch (t) {
 	case TSI_AUDIT_SINK_FILE:
-	case TSI_AUDIT_SINK_UNIX:
 		return strcmp(k, "path") == 0;
+	case TSI_AUDIT_SINK_UNIX:
+		return strcmp(k, "path") == 0 || strcmp(k, "replay_bytes") == 0;
 	case TSI_AUDIT_SINK_TCP:
 		return strcmp(k, "address") == 0 ||
 		    strcmp(k, "replay_bytes") == 0;

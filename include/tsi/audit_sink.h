@@ -45,10 +45,11 @@ struct tsi_audit_sink_cfg {
 	int facility;          /* syslog: LOG_LOCAL0 ... (<syslog.h> values) */
 	const char *tag;       /* syslog: NULL: "tsi-vault" */
 	size_t max_message;    /* syslog: bytes of a datagram; 0: 8192 */
-	/* tcp: bytes before the peer's acknowledged position that are sent
+	/* tcp, unix: bytes before what the peer has taken that are sent
 	 * again after a broken connection (what the peer's kernel may have
-	 * acknowledged without the receiver reading it); 0: the system's
-	 * largest TCP receive buffer (net.ipv4.tcp_rmem). */
+	 * acknowledged, or the receiver read, without handling it); 0: tcp
+	 * the system's largest TCP receive buffer (net.ipv4.tcp_rmem),
+	 * unix 4 MiB. */
 	size_t replay_bytes;
 };
 
