@@ -600,6 +600,71 @@ test_file_create(void **state)
 	file_rotate(0);
 }
 
+/* A crash between a file sink's write and its position save: the saved
+ * position is behind the file; the restarted sink resumes after the
+ * file's last line, so nothing is written twice. */
+static void
+test_file_resume_after_crash(void **state)
+{
+	char *dir = test_tmpdir(), *adir, *sdir, *log, *posf;
+	struct tsi_audit *a = NULL;
+	struct tsi_audit_sinks *sk = NULL;
+	struct tsi_audit_sink_cfg c;
+	struct tsi_audit_sinks_opts o;
+	char *line = NULL;
+	size_t cap = 0;
+	uint64_t want = 1;
+	FILE *f;
+	int i;
+
+	(void)state;
+	assert_non_null(dir);
+	adir = pathf("%s/audit", dir);
+	sdir = pathf("%s/sinks", dir);
+	log = pathf("%s/audit.jsonl", dir);
+	posf = pathf("%s/sinks/file.pos", dir);
+	assert_int_equal(tsi_audit_open(adir, NULL, &a), TSI_OK);
+	memset(&c, 0, sizeof(c));
+	c.name = "file";
+	c.type = TSI_AUDIT_SINK_FILE;
+	c.path = log;
+	memset(&o, 0, sizeof(o));
+	o.state_dir = sdir;
+	assert_int_equal(tsi_audit_sinks_start(adir, &c, 1, &o, &sk), TSI_OK);
+	tsi_audit_set_durable_cb(a, tsi_audit_sinks_notify, sk);
+	for (i = 1; i <= 100; i++)
+		append_one(a, i, NULL);
+	assert_int_equal(wait_pos(sk, 100), 100);
+	tsi_audit_set_durable_cb(a, NULL, NULL);
+	tsi_audit_sinks_stop(sk);
+	/* the position as a crash would have left it */
+	f = fopen(posf, "w");
+	assert_non_null(f);
+	fprintf(f, "%020d\n", 50);
+	fclose(f);
+	assert_int_equal(tsi_audit_sinks_start(adir, &c, 1, &o, &sk), TSI_OK);
+	tsi_audit_set_durable_cb(a, tsi_audit_sinks_notify, sk);
+	for (; i <= 110; i++)
+		append_one(a, i, NULL);
+	assert_int_equal(wait_pos(sk, 110), 110);
+	tsi_audit_set_durable_cb(a, NULL, NULL);
+	tsi_audit_sinks_stop(sk);
+	tsi_audit_close(a);
+	f = fopen(log, "r");
+	assert_non_null(f);
+	while (getline(&line, &cap, f) > 0)
+		assert_int_equal(line_seq(line), want++);
+	fclose(f);
+	assert_int_equal(want, 111);
+	free(line);
+	test_rmrf(dir);
+	free(adir);
+	free(sdir);
+	free(log);
+	free(posf);
+	free(dir);
+}
+
 /* ---- syslog into rsyslogd ---- */
 
 #define N_SYSLOG 2000
@@ -821,6 +886,7 @@ main(void)
 		cmocka_unit_test(test_unix_restart),
 		cmocka_unit_test(test_file_copytruncate),
 		cmocka_unit_test(test_file_create),
+		cmocka_unit_test(test_file_resume_after_crash),
 		cmocka_unit_test(test_syslog_rsyslog),
 	};
 
