@@ -740,13 +740,13 @@ stream_broken(struct sink *k)
 
 /* One record as an RFC 3164 message, as syslog(3) writes it to /dev/log:
  * "<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG". A record longer than max_message
- * is replaced by a stub naming it (its seq, time and hash) and its size:
+ * is replaced by a summary naming it (its seq, time and hash) and its size:
  * the record itself stays in the store (`tsi audit show SEQ`). */
 static int
 syslog_format(const struct sink *k, const json_t *rec, const char *line,
     size_t llen, char *out, size_t outlen, size_t *n)
 {
-	char ts[32], stub[512];
+	char ts[32], summary[512];
 	struct tm tm;
 	time_t now = time(NULL);
 	size_t max = k->c.max_message ? k->c.max_message : 8192;
@@ -760,16 +760,16 @@ syslog_format(const struct sink *k, const json_t *rec, const char *line,
 	if (h < 0 || (size_t)h >= outlen)
 		return TSI_ERR_TOO_LARGE;
 	if ((size_t)h + llen > max) {
-		m = snprintf(stub, sizeof(stub), "{\"hash\":\"%s\",\"oversize\""
+		m = snprintf(summary, sizeof(summary), "{\"hash\":\"%s\",\"oversize\""
 		    ":%zu,\"seq\":%lld,\"time\":\"%s\",\"truncated\":true}",
 		    json_string_value(json_object_get(rec, "hash")) ?
 		    json_string_value(json_object_get(rec, "hash")) : "",
 		    llen, (long long)json_integer_value(json_object_get(rec,
 		    "seq")), json_string_value(json_object_get(rec, "time")) ?
 		    json_string_value(json_object_get(rec, "time")) : "");
-		if (m < 0 || (size_t)m >= sizeof(stub))
+		if (m < 0 || (size_t)m >= sizeof(summary))
 			return TSI_ERR_TOO_LARGE;
-		line = stub;
+		line = summary;
 		llen = (size_t)m;
 	}
 	if (llen > outlen - (size_t)h)

@@ -705,18 +705,18 @@ rsyslog_stop(pid_t pid, const char *sock)
 
 /* Waits (bounded) until out holds want lines; checks that they are
  * records 1..want in order, in facility local3 with the tag, and that
- * record 1000 came as a stub. */
+ * record 1000 came as a summary. */
 static void
 syslog_wait(const char *out, uint64_t want)
 {
 	long long end = test_mono_ms() + WAIT_MS;
 	char *line = NULL;
 	size_t cap = 0;
-	uint64_t prev, s, n = 0, stubs;
+	uint64_t prev, s, n = 0, summaries;
 	FILE *f;
 
 	while (test_mono_ms() < end) {
-		n = stubs = prev = 0;
+		n = summaries = prev = 0;
 		if ((f = fopen(out, "r")) != NULL) {
 			while (getline(&line, &cap, f) > 0) {
 				char *j = strchr(line, '{');
@@ -729,7 +729,7 @@ syslog_wait(const char *out, uint64_t want)
 				s = (uint64_t)json_integer_value(json_object_get(rj,
 				    "seq"));
 				if (json_is_true(json_object_get(rj, "truncated"))) {
-					stubs++;
+					summaries++;
 					assert_int_equal(s, 1000);
 					assert_non_null(json_object_get(rj, "hash"));
 				} else
@@ -747,7 +747,7 @@ syslog_wait(const char *out, uint64_t want)
 	}
 	free(line);
 	assert_int_equal(n, want);
-	assert_int_equal(stubs, want >= 1000 ? 1 : 0);
+	assert_int_equal(summaries, want >= 1000 ? 1 : 0);
 }
 
 static void
@@ -803,7 +803,7 @@ test_syslog_rsyslog(void **state)
 	tsi_audit_set_durable_cb(a, tsi_audit_sinks_notify, sk);
 	for (i = 1; i <= N_SYSLOG; i++) {
 		if (i == 1000) {
-			/* over rsyslog's 8 KiB: sent as a stub naming it */
+			/* over rsyslog's 8 KiB: sent as a summary naming it */
 			big = calloc(1, 20001);
 			assert_non_null(big);
 			memset(big, 'x', 20000);
@@ -830,7 +830,7 @@ test_syslog_rsyslog(void **state)
 	assert_int_equal(wait_pos(sk, N_SYSLOG), N_SYSLOG);
 	syslog_wait(out, N_SYSLOG);
 	printf("# syslog sink: %d records through rsyslogd in order, none "
-	    "lost while it was down, the one over 8 KiB as a stub\n", N_SYSLOG);
+	    "lost while it was down, the one over 8 KiB as a summary\n", N_SYSLOG);
 	tsi_audit_set_durable_cb(a, NULL, NULL);
 	tsi_audit_sinks_stop(sk);
 	tsi_audit_close(a);
