@@ -590,9 +590,14 @@ connect_wait(struct sink *k, int fd, const struct sockaddr *sa,
 	if (errno != EINPROGRESS && errno != EAGAIN)
 		return TSI_ERR_IO;
 	n = poll(&pf, 1, k->set->o.io_timeout_ms);
-	if (n <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 ||
-	    e != 0)
+	if (n == 0)
+		errno = ETIMEDOUT;
+	if (n <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
 		return TSI_ERR_IO;
+	if (e != 0) {
+		errno = e;   /* what the log line names */
+		return TSI_ERR_IO;
+	}
 	return TSI_OK;
 }
 
