@@ -15,6 +15,7 @@
 #include "tokens.h"
 #include "store.h"
 #include "mounts.h"
+#include "sinks.h"
 
 #include "tsi/audit.h"
 #include "tsi/buf.h"
@@ -98,6 +99,7 @@ vault_settings_clear(struct vault_settings *s)
 	free(s->revocation_file);
 	free(s->cluster_name);
 	free(s->audit_head_key);
+	vault_sinks_cfg_free(s->audit_sinks);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -135,7 +137,7 @@ static const char *const config_keys[] = {
 	"audit_retention_seconds",
 	"audit_retention_bytes", "audit_head_key", "audit_head_interval",
 	"login_failure_limit", "login_failure_window", "audit_reserve_bytes",
-	"audit_release_min_age", NULL
+	"audit_release_min_age", "audit_sinks", NULL
 };
 
 /* A readable file named by a setting, or "file:line: key: reason". */
@@ -304,6 +306,10 @@ load_config(const char *path, struct vault_settings *s, char *err,
 	    (r = read_strings(c, s, err, errlen)) != TSI_OK ||
 	    (r = read_numbers(c, s, err, errlen)) != TSI_OK ||
 	    (r = read_trust_ca(c, s, err, errlen)) != TSI_OK)
+		goto out;
+	vault_sinks_cfg_free(s->audit_sinks);
+	s->audit_sinks = NULL;
+	if ((r = vault_sinks_parse(c, &s->audit_sinks, err, errlen)) != TSI_OK)
 		goto out;
 	r = check_settings(c, s, err, errlen);
 out:
@@ -848,6 +854,9 @@ open_audit(struct vault *v)
 	}
 	if (tsi_audit_open(v->audit_dir, &ao, &v->audit) != TSI_OK)
 		return fail(1, "cannot open the audit log in %s", v->audit_dir);
+	if (vault_sinks_start(v) != TSI_OK)
+		return fail(1, "cannot start the audit sinks (state in %s/"
+		    "audit-sinks)", set->data_dir);
 	return 0;
 }
 
@@ -905,6 +914,7 @@ static void
 vault_close(struct vault *v)
 {
 	vault_server_stop(v);
+	vault_sinks_stop(v);
 	if (v->audit_reader != NULL)
 		tsi_audit_reader_close(v->audit_reader);
 	if (v->audit != NULL)
@@ -982,6 +992,7 @@ serve(struct vault *v, char *tok)
 		tsi_log(TSI_LOG_INFO, "reload.start");
 		reload(v);
 		(void)vault_server_tls_reload(v);
+		vault_sinks_reopen(v);
 	}
 	tsi_log(TSI_LOG_INFO, "server.stopping", TSI_LI("signal", sig));
 	return 0;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 
 /* Settings, from the config file or the --dev flags. All strings owned. */
+struct vault_sinks_cfg;
+
 struct vault_settings {
 	int dev;
 	char *listen;
@@ -47,7 +49,8 @@ struct vault_settings {
 	long long login_fail_limit;     /* per source and window; 0: off */
 	long long login_fail_window;    /* seconds */
 	long long audit_reserve_bytes;  /* -1: 1/8 of the largest map */
-	long long audit_keep_allow_s;   /* audit_release_min_age */
+	long long audit_keep_allow_s;
+	struct vault_sinks_cfg *audit_sinks; /* audit_sinks; NULL: none */   /* audit_release_min_age */
 };
 
 void vault_settings_clear(struct vault_settings *s);

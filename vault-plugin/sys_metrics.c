@@ -5,6 +5,7 @@
  */
 #include "vault.h"
 #include "routes.h"
+#include "sinks.h"
 #include "login_limit.h"
 #include "metrics.h"
 #include "guard.h"
@@ -77,7 +78,8 @@ render(struct vault *v, struct tsi_buf *b)
 	    (r = render_hist(b, "tsi_vault_read_duration_seconds",
 	    "Secret read latency (policy, decrypt, audit).", &m->read)) != TSI_OK)
 		return r;
-	if ((r = vault_guard_metrics(v, b)) != TSI_OK)
+	if ((r = vault_guard_metrics(v, b)) != TSI_OK ||
+	    (r = vault_sinks_metrics(v, b)) != TSI_OK)
 		return r;
 	memset(&st, 0, sizeof(st));
 	if (v->audit != NULL)

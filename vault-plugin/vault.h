@@ -46,6 +46,7 @@ struct MHD_Daemon;
 struct kv_store;
 struct tsi_audit;
 struct tsi_audit_reader;
+struct tsi_audit_sinks;
 struct tsi_tls_creds;
 struct vault_guard;
 struct vault_http_req;
@@ -98,6 +99,7 @@ struct vault {
 	struct vault_guard *guard;
 	struct vault_limiter *login_limit;  /* failed logins per source */
 	struct tsi_signer *head_signer;     /* signs the audit chain head */
+	struct tsi_audit_sinks *sinks;      /* audit_sinks; NULL: none */
 	char *dev_dir;                      /* dev mode's data_dir: removed
 	                                     * on close */
 };
