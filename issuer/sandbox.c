@@ -11,6 +11,7 @@
 #include "tsi/err.h"
 #include "tsi/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -271,22 +272,65 @@ tsi_sandbox_user(const char *user, uid_t *uid, gid_t *gid)
 	return TSI_OK;
 }
 
-/* Threads: capabilities and the bounding set belong to a thread, so a
- * second thread would keep what this one drops. */
+/* One "Name:\tvalue" line of /proc/self/task/TID/status equal to want. */
 static int
-single_threaded(void)
+task_field_is(FILE *f, const char *name, const char *want)
 {
 	char line[256];
-	FILE *f;
-	int threads = -1;
+	size_t n = strlen(name), w = strlen(want);
 
-	if ((f = fopen("/proc/self/status", "re")) == NULL)
-		return 0;
+	rewind(f);
 	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "Threads:", 8) == 0)
-			threads = atoi(line + 8);
-	(void)fclose(f);
-	return threads == 1;
+		if (strncmp(line, name, n) == 0 && line[n] == ':') {
+			const char *v = line + n + 1 + strspn(line + n + 1, " \t");
+			return strncmp(v, want, w) == 0 && (v[w] == '\n' ||
+			    v[w] == ' ' || v[w] == '\0');
+		}
+	return 0;
+}
+
+/*
+ * Capabilities belong to a thread, and the front end may have started
+ * threads (libmicrohttpd's, the kubelet client's) before it is confined.
+ * glibc makes every thread call setresuid itself, and a thread leaving
+ * uid 0 loses its permitted, effective and ambient sets; checked here for
+ * each thread rather than trusted. (Their bounding sets stay as they were:
+ * with no_new_privs, which the filter's TSYNC gives every thread, and
+ * execve killed, they can grant nothing.)
+ */
+static int
+every_thread_dropped(uid_t uid)
+{
+	char path[64], want[64];
+	struct dirent *de;
+	DIR *d;
+	int ok = 1, n = 0;
+
+	(void)snprintf(want, sizeof(want), "%lu\t%lu\t%lu\t%lu",
+	    (unsigned long)uid, (unsigned long)uid, (unsigned long)uid,
+	    (unsigned long)uid);
+	if ((d = opendir("/proc/self/task")) == NULL)
+		return 0;
+	while (ok && (de = readdir(d)) != NULL) {
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		if (snprintf(path, sizeof(path), "/proc/self/task/%s/status",
+		    de->d_name) >= (int)sizeof(path) ||
+		    (f = fopen(path, "re")) == NULL) {
+			ok = 0;
+			break;
+		}
+		ok = task_field_is(f, "Uid", want) &&
+		    task_field_is(f, "CapPrm", "0000000000000000") &&
+		    task_field_is(f, "CapEff", "0000000000000000") &&
+		    task_field_is(f, "CapAmb", "0000000000000000");
+		(void)fclose(f);
+		n++;
+	}
+	(void)closedir(d);
+	return ok && n > 0;
 }
 
 static int
@@ -377,12 +421,6 @@ tsi_sandbox_enter(const struct tsi_sandbox_cfg *cfg)
 		    "or root"));
 		return TSI_ERR_CONFIG;
 	}
-	if (!single_threaded()) {
-		tsi_log(TSI_LOG_ERROR, "sandbox.failed", TSI_LS("step",
-		    "threads"), TSI_LS("reason", "entered with more than one "
-		    "thread: they would keep their capabilities"));
-		return TSI_ERR_INTERNAL;
-	}
 	/* glibc loads the resolver's NSS modules at the first lookup; loaded
 	 * now, a host name in kubelet_url resolves without mapping code
 	 * later (the filter forbids it). The answer does not matter. */
@@ -404,7 +442,8 @@ tsi_sandbox_enter(const struct tsi_sandbox_cfg *cfg)
 	/* setresuid away from root cleared the sets; said again for a
 	 * process that was never root but held capabilities. */
 	memset(none, 0, sizeof(none));
-	if (syscall(SYS_capset, &hdr, none) != 0 || !caps_empty()) {
+	if (syscall(SYS_capset, &hdr, none) != 0 || !caps_empty() ||
+	    !every_thread_dropped(uid)) {
 		tsi_log(TSI_LOG_ERROR, "sandbox.failed", TSI_LS("step",
 		    "capabilities"), TSI_LS("error", strerror(errno)));
 		return TSI_ERR_INTERNAL;

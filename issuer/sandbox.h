@@ -25,8 +25,9 @@ struct tsi_sandbox_cfg {
  * every file the front end needs open at once is open and every library
  * that loads code at first use (libcurl, OpenSSL, the resolver's NSS
  * modules: curl_global_init, then this warms NSS itself) is initialised,
- * and before any thread starts: capabilities are per thread, so a second
- * thread makes the call fail.
+ * and before a byte from the network is parsed. Threads may already run:
+ * the ids change in all of them (glibc), the filter is synchronised to
+ * all of them (TSYNC), and each one's capabilities are checked.
  *
  * TSI_OK: the process runs as the configured user with empty capability
  * sets (permitted, effective, inheritable, ambient and, when it was

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -122,7 +123,8 @@ bin(const char *name, char *buf, size_t len)
 /* Starts the confined program (confined = 1) or the stand-in unconfined,
  * with the preload making op on SIGUSR2; returns when it is ready. */
 static void
-start(struct target *t, int confined, const char *op, int port)
+start_args(struct target *t, int confined, const char *op, int port,
+    const char *extra)
 {
 	char cmd[1024], prog[512], preload[512], portbuf[16], *argv[ARGS_MAX];
 	const char *env = getenv("TSI_SANDBOX_TARGET");
@@ -137,9 +139,9 @@ start(struct target *t, int confined, const char *op, int port)
 	if (confined && env != NULL && env[0] != '\0')
 		(void)snprintf(cmd, sizeof(cmd), "%s", env);
 	else
-		(void)snprintf(cmd, sizeof(cmd), "%s%s",
+		(void)snprintf(cmd, sizeof(cmd), "%s%s %s",
 		    bin("sandbox_target", prog, sizeof(prog)),
-		    confined ? "" : " --no-sandbox");
+		    confined ? "" : " --no-sandbox", extra);
 	if (!confined || ready == NULL || ready[0] == '\0')
 		ready = confined ? "sandbox.entered" : "target.ready";
 	/* Split at spaces, in place. */
@@ -178,6 +180,12 @@ start(struct target *t, int confined, const char *op, int port)
 		stop(t);
 		fail();
 	}
+}
+
+static void
+start(struct target *t, int confined, const char *op, int port)
+{
+	start_args(t, confined, op, port, "");
 }
 
 static const char *const forbidden[] = {
@@ -293,16 +301,21 @@ test_allowed_confined(void **state)
 	(void)close(lfd);
 }
 
-/* One "Name:\tvalue" line of /proc/PID/status. */
+/* One "Name:\tvalue" line of /proc/PID/task/TID/status (tid 0: the
+ * process's). */
 static void
-status_field(pid_t pid, const char *name, char *val, size_t len)
+task_field(pid_t pid, pid_t tid, const char *name, char *val, size_t len)
 {
-	char path[64], line[256];
+	char path[96], line[256];
 	size_t n = strlen(name);
 	FILE *f;
 
 	val[0] = '\0';
-	(void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (tid > 0)
+		(void)snprintf(path, sizeof(path), "/proc/%d/task/%d/status",
+		    (int)pid, (int)tid);
+	else
+		(void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	assert_non_null(f = fopen(path, "re"));
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strncmp(line, name, n) == 0 && line[n] == ':') {
@@ -315,6 +328,12 @@ status_field(pid_t pid, const char *name, char *val, size_t len)
 			n = strlen(name);
 		}
 	(void)fclose(f);
+}
+
+static void
+status_field(pid_t pid, const char *name, char *val, size_t len)
+{
+	task_field(pid, 0, name, val, len);
 }
 
 /* What the kernel says about the confined process. */
@@ -351,6 +370,48 @@ test_confined_state(void **state)
 	/* The filter's size is logged. */
 	assert_non_null(strstr(t.out, "\"bpf_instructions\":"));
 	assert_null(strstr(t.out, "\"bpf_instructions\":-1"));
+	stop(&t);
+}
+
+/* Threads started before the sandbox lose their capabilities and get the
+ * filter too; a forbidden call from any of them kills the process. */
+static void
+test_threads_confined(void **state)
+{
+	char path[64], v[128];
+	struct dirent *de;
+	struct target t;
+	int n = 0, st;
+	DIR *d;
+
+	(void)state;
+	start_args(&t, 1, "execve", 0, "--threads 3");
+	(void)snprintf(path, sizeof(path), "/proc/%d/task", (int)t.pid);
+	assert_non_null(d = opendir(path));
+	while ((de = readdir(d)) != NULL) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+
+		if (tid <= 0)
+			continue;
+		task_field(t.pid, tid, "Uid", v, sizeof(v));
+		assert_string_equal(v, "65534\t65534\t65534\t65534");
+		task_field(t.pid, tid, "CapPrm", v, sizeof(v));
+		assert_string_equal(v, "0000000000000000");
+		task_field(t.pid, tid, "CapEff", v, sizeof(v));
+		assert_string_equal(v, "0000000000000000");
+		task_field(t.pid, tid, "NoNewPrivs", v, sizeof(v));
+		assert_string_equal(v, "1");
+		task_field(t.pid, tid, "Seccomp", v, sizeof(v));
+		assert_string_equal(v, "2");
+		n++;
+	}
+	(void)closedir(d);
+	if (getenv("TSI_SANDBOX_TARGET") == NULL)
+		assert_int_equal(n, 4);
+	assert_int_equal(kill(t.pid, SIGUSR2), 0);
+	st = wait_exit(&t);
+	assert_true(st != -1 && WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
 	stop(&t);
 }
 
@@ -397,6 +458,7 @@ main(void)
 		cmocka_unit_test(test_forbidden_returns_unconfined),
 		cmocka_unit_test(test_allowed_confined),
 		cmocka_unit_test(test_confined_state),
+		cmocka_unit_test(test_threads_confined),
 		cmocka_unit_test(test_fails_closed),
 	};
 
