@@ -456,7 +456,8 @@ tsi_sandbox_enter(const struct tsi_sandbox_cfg *cfg)
 	}
 	if (load_filter(cfg->log_only) != TSI_OK)
 		return TSI_ERR_INTERNAL;
-	tsi_log(TSI_LOG_INFO, "sandbox.entered", TSI_LI("uid", uid),
+	tsi_log(TSI_LOG_INFO, "sandbox.entered", TSI_LI("pid", getpid()),
+	    TSI_LI("uid", uid),
 	    TSI_LI("gid", gid), TSI_LS("bounding_set", bset == 0 ? "empty" :
 	    "unchanged (no CAP_SETPCAP; no capability held)"));
 	return TSI_OK;

@@ -230,7 +230,7 @@ for n in 1 2; do
 	if "$BIN/tsi-issuer" --help 2>&1 | grep -q -- --single-process; then
 		wait_for 10 "the front end of node $n to confine itself" \
 		    grep -q '"sandbox.entered"' "$d/issuer.log"
-		say "   front end confined: $(grep -m1 -o '"event":"sandbox.entered","uid":[0-9]*' "$d/issuer.log" | sed 's/.*"uid"://;s/^/uid /'), no capabilities, seccomp filter of $(grep -m1 -o '"bpf_instructions":[0-9]*' "$d/issuer.log" | sed 's/.*://') BPF instructions"
+		say "   front end confined: uid $(grep -m1 '"sandbox.entered"' "$d/issuer.log" | grep -o '"uid":[0-9]*' | sed 's/.*://'), no capabilities, seccomp filter of $(grep -m1 -o '"bpf_instructions":[0-9]*' "$d/issuer.log" | sed 's/.*://') BPF instructions"
 	fi
 done
 
