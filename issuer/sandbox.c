@@ -32,6 +32,17 @@
 
 #include <linux/capability.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TSI_SANDBOX_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TSI_SANDBOX_LSAN 1
+#endif
+#endif
+#ifdef TSI_SANDBOX_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 /* Passwd entries are short; a larger one is refused rather than grown. */
 #define PW_BUF 4096
 
@@ -428,6 +439,12 @@ tsi_sandbox_enter(const struct tsi_sandbox_cfg *cfg)
 	hints.ai_socktype = SOCK_STREAM;
 	if (getaddrinfo("localhost", NULL, &hints, &ai) == 0)
 		freeaddrinfo(ai);
+#ifdef TSI_SANDBOX_LSAN
+	/* Sanitizer builds: LeakSanitizer's check at exit stops the world
+	 * with ptrace, which the filter kills. Run it now, once; it does not
+	 * run again at exit. */
+	__lsan_do_leak_check();
+#endif
 	if ((bset = drop_bounding(privileged)) < 0) {
 		tsi_log(TSI_LOG_ERROR, "sandbox.failed", TSI_LS("step",
 		    "bounding set"), TSI_LS("error", strerror(errno)));
