@@ -20,7 +20,8 @@ static const char *const allowed_keys[] = {
 	"session_ttl", "proc_root", "kubelet_url", "kubelet_token_file",
 	"kubelet_ca_file", "kubelet_cache_ms", "sidecar_images", "node_name",
 	"max_clients", "log_level", "max_exe_size", "attest_url", "attest_ca",
-	"node_ca", "renew_percent", "front_user", "front_seccomp", NULL,
+	"node_ca", "renew_percent", "privsep", "front_user", "front_seccomp",
+	NULL,
 };
 
 /* "file:line: " prefix for a setting (line 0 when absent). */
@@ -346,7 +347,9 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	    (r = tsi_config_int(c, "max_exe_size",
 	    TSI_ISSUER_MAX_EXE_SIZE_DEFAULT, 1024LL * 1024,
 	    64LL * 1024 * 1024 * 1024, &ic->max_exe_size, err, errlen)) !=
-	    TSI_OK)
+	    TSI_OK ||
+	    (r = tsi_config_bool(c, "privsep", 1, &ic->privsep, err,
+	    errlen)) != TSI_OK)
 		return r;
 	/* A session certificate is replaced at half life and a token must
 	 * not outlive the certificate that signed it. */

@@ -42,6 +42,7 @@ struct tsi_issuer_config {
 	int max_clients;
 	long long max_exe_size;         /* unix: larger executables are refused */
 	char *log_level;                /* NULL: info */
+	int privsep;                    /* signer + front end (default 1) */
 	/* Attested enrollment (docs/issuer.md): */
 	char *attest_url;               /* NULL: no enrollment, node_cert by hand */
 	char *attest_ca;                /* CA file that verifies tsi-attest's TLS */
