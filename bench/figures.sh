@@ -27,9 +27,18 @@ fi
 
 # --- tsi-issuer ---------------------------------------------------------------
 ISSUER_PID="" ISSUER_SOCK=$TMP/issuer.sock
-# start_issuer MODE: starts tsi-issuer with signing = MODE; 0 when it serves.
+# Privilege separation (docs/issuer.md): the issuer's figures are measured the
+# way it runs by default (signer + confined front end); ISSUER_PROCESS=single
+# measures them with "privsep = false" instead. When the issuer has the switch
+# (its --help names --single-process), each token mode is also measured the
+# other way right after, as the limit its figure is judged against.
+ISSUER_PROCESS=${ISSUER_PROCESS:-default}
+issuer_has_privsep() { "$BIN/tsi-issuer" --help 2>&1 | grep -q -- --single-process; }
+# start_issuer MODE [single]: starts tsi-issuer with signing = MODE (one
+# process with "single"); 0 when it serves.
 start_issuer() {
-  local mode=$1 conf=$TMP/issuer-$1.conf
+  local mode=$1 conf=$TMP/issuer-$1.conf single=${2:-}
+  [ "$ISSUER_PROCESS" = single ] && single=single
   mkdir -p "$TMP/issuer-state"
   cat >"$conf" <<EOF
 tcti         = "$TCTI";
@@ -41,6 +50,7 @@ resolver     = "unix";
 trust_domain = "bench.tsi";
 token_ttl    = 300;
 EOF
+  [ "$single" = single ] && echo "privsep      = false;" >>"$conf"
   if [ ! -s "$TMP/issuer-state/node.pem" ]; then
     "$BIN/tsi-issuer" csr --config "$conf" >"$TMP/node.csr" 2>"$TMP/issuer-csr.err" || {
       log "tsi-issuer csr failed: $(tail -1 "$TMP/issuer-csr.err")"; return 1; }
@@ -49,11 +59,11 @@ EOF
       log "tsi ca sign failed: $(tail -1 "$TMP/ca-sign.err")"; return 1; }
   fi
   rm -f "$ISSUER_SOCK"
-  "$BIN/tsi-issuer" run --config "$conf" >"$TMP/issuer-$mode.log" 2>&1 &
+  "$BIN/tsi-issuer" run --config "$conf" >"$TMP/issuer-$mode$single.log" 2>&1 &
   ISSUER_PID=$!
   PIDS+=("$ISSUER_PID")
   if ! wait_for curl -sf --unix-socket "$ISSUER_SOCK" http://localhost/v1/health; then
-    log "tsi-issuer ($mode) did not become healthy: $(tail -2 "$TMP/issuer-$mode.log")"
+    log "tsi-issuer ($mode $single) did not become healthy: $(tail -2 "$TMP/issuer-$mode$single.log")"
     stop "$ISSUER_PID"
     ISSUER_PID=""
     return 1
@@ -176,9 +186,48 @@ issuer_hello_limit() {
   fi
 }
 
+# The same MODE with one process (privsep = false), right after the default
+# run, as the limit of the privilege-separated figure; then that figure again
+# against it (goal: within 10 %, issue 18).
+issuer_privsep_pair() {
+  local mode=$1 label out value note=""
+  label="tokens/s, $mode signing, one process (privsep = false), $CALLERS callers"
+  if [ ! -x "$BIN/tsi-issuer" ] || [ -z "$TCTI" ] || [ ! -d "$CA_DIR" ]; then
+    note="not measured (no tsi-issuer, swtpm or CA; see issuer_$mode)"
+  elif ! issuer_has_privsep; then
+    note="not measured (this tsi-issuer runs as one process only)"
+  elif [ "$ISSUER_PROCESS" = single ]; then
+    note="not measured (ISSUER_PROCESS=single: issuer_$mode is already one process)"
+  fi
+  if [ -z "$note" ]; then
+    log "limit: tsi-issuer $mode as one process, $CALLERS callers (${SECS}s)"
+    if ! start_issuer "$mode" single; then
+      note="not measured (tsi-issuer $mode, one process, did not start)"
+    elif out=$("$BIN/issuer_load" --socket "$ISSUER_SOCK" --callers "$CALLERS" \
+                 --seconds "$SECS" 2>"$TMP/issuer-load-$mode-single.err"); then
+      limit "issuer_${mode}_single" "$label" "$(jget "$out" per_sec)" "tokens/s" \
+        "p99 $(jget "$out" p99_ms) ms; measured right after the privilege-separated run"
+    else
+      note="not measured (issuer_load failed: $(tail -1 "$TMP/issuer-load-$mode-single.err"))"
+    fi
+    [ -n "$ISSUER_PID" ] && stop "$ISSUER_PID"
+    ISSUER_PID=""
+  fi
+  [ -n "$note" ] && limit "issuer_${mode}_single" "$label" null "tokens/s" "$note"
+  value=$(jq -r "select(.kind == \"figure\" and .id == \"issuer_$mode\") | .value" "$RESULTS" | tail -1)
+  if [ -z "$note" ] && [[ "$value" =~ ^[0-9.]+$ ]]; then
+    figure "issuer_${mode}_privsep" "issuer_$mode (signer + confined front end) against one process" \
+      "$value" "tokens/s" "issuer_${mode}_single" '{"ratio": 0.9}'
+  else
+    figure "issuer_${mode}_privsep" "issuer_$mode (signer + confined front end) against one process" \
+      null "tokens/s" "issuer_${mode}_single" '{"ratio": 0.9}' "${note:-not measured (issuer_$mode did not run)}"
+  fi
+}
+
 if want issuer; then
   issuer_figure delegated issuer_delegated "tokens/s, delegated signing, $CALLERS callers" \
     openssl_sign '{"ratio": 0.5}'
+  issuer_privsep_pair delegated
   issuer_hello_limit
   delegated_value=$(jq -r 'select(.kind == "figure" and .id == "issuer_delegated") | .value' "$RESULTS" | tail -1)
   if [[ "$delegated_value" =~ ^[0-9.]+$ ]]; then
@@ -190,6 +239,7 @@ if want issuer; then
   fi
   issuer_figure tpm issuer_tpm "tokens/s, tpm signing, $CALLERS callers" \
     esapi_sign '{"ratio": 0.85}'
+  issuer_privsep_pair tpm
   # The tpm figure could not run: the limit on its own.
   if [ "$esapi_done" -eq 0 ] && [ -n "$TCTI" ]; then
     esapi_limit

@@ -12,6 +12,9 @@ pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 pkg_check_modules(LMDB REQUIRED IMPORTED_TARGET lmdb)
 pkg_check_modules(LIBCONFIG REQUIRED IMPORTED_TARGET libconfig)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+# The issuer front end's system call filter (issuer/sandbox.c); linked by
+# tsi-issuer only.
+pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 if(TSI_TESTS)
   pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 endif()

@@ -3,6 +3,8 @@
  */
 #include "issuer/api.h"
 #include "issuer/api_mhd.h"
+#include "issuer/priv_proto.h"
+#include "issuer/privsep.h"
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
@@ -26,14 +28,22 @@ struct tsi_api {
 	struct tsi_minter *minter;
 	struct tsi_resolver *resolver;
 	struct tsi_monitor *monitor;
+	struct tsi_front *front;        /* privsep: the signer mints */
 	struct MHD_Daemon *daemon;
 	int fd;
+	int own_socket;                 /* bound here: unlinked at stop */
+	/* Connections wait at accept until the API is opened (the front
+	 * end's sandbox is in place before it reads a byte from the network). */
+	pthread_mutex_t gate_mu;
+	pthread_cond_t gate_cv;
+	int open;
 };
 
 /* Who is on the other end, taken once when the connection is accepted. */
 struct peer {
 	int ok;
 	struct tsi_peer id;             /* checked again for every request */
+	uint32_t handle;                /* privsep: the signer's name for it */
 	struct tsi_claims_memo *memo;   /* this caller's encoded claims */
 	/* A request whose resolution waits for work on another thread
 	 * (hashing an executable) is suspended, not left holding its
@@ -188,6 +198,8 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
 		p = *socket_context;
 		if (p != NULL) {
+			if (api->front != NULL && p->ok)
+				tsi_front_release(api->front, p->handle);
 			tsi_claims_memo_free(p->memo);
 			tsi_peer_release(&p->id);
 			/* Never suspended here: a suspended connection is
@@ -209,7 +221,12 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 	p->memo = tsi_claims_memo_new();     /* NULL: no reuse, still correct */
 	p->id.stat_fd = -1;
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci != NULL && tsi_peer_take(api->cfg->proc_root,
+	if (api->front != NULL) {
+		/* The signer identifies the caller itself (privsep.h). */
+		if (ci != NULL && tsi_front_identify(api->front, ci->connect_fd,
+		    &p->id, &p->handle) == TSI_OK)
+			p->ok = 1;
+	} else if (ci != NULL && tsi_peer_take(api->cfg->proc_root,
 	    api->cfg->resolver, ci->connect_fd, &p->id) == TSI_OK)
 		p->ok = 1;
 	*socket_context = p;
@@ -258,6 +275,78 @@ conn_peer(struct MHD_Connection *c)
 	return ci != NULL ? ci->socket_context : NULL;
 }
 
+/*
+ * The token in privsep mode: the front end resolves a Kubernetes caller
+ * through the kubelet (suspended while the pod list is fetched) and the
+ * signer mints, for the caller it identified; a host caller is resolved by
+ * the signer (suspended while it hashes the executable).
+ */
+static enum MHD_Result
+token_front(struct tsi_api *api, struct MHD_Connection *c, struct peer *p,
+    const char *aud)
+{
+	struct tsi_wake wake;
+	struct tsi_workload *w = NULL;
+	char reason[TSI_PRIV_EXE_MAX + 1], *token = NULL;
+	long long exp = 0;
+	enum MHD_Result ret;
+	int r = TSI_OK;
+
+	wake.fn = peer_wake;
+	wake.arg = p;
+	if (api->cfg->resolver == TSI_RESOLVER_KUBELET)
+		while ((r = tsi_resolver_resolve(api->resolver, &p->id, &p->rs,
+		    &wake, &w)) == TSI_ERR_AGAIN)
+			if (peer_suspend(p, c))
+				return MHD_YES;
+	if (r == TSI_OK)
+		while ((r = tsi_front_sign(api->front, p->handle, aud,
+		    p->id.container, w, &wake, &token, &exp, reason,
+		    sizeof(reason))) == TSI_ERR_AGAIN)
+			if (peer_suspend(p, c)) {
+				tsi_workload_free(w);
+				return MHD_YES;
+			}
+	if (r == TSI_ERR_TPM_UNAVAILABLE || r == TSI_ERR_TPM) {
+		tsi_log(TSI_LOG_WARN, "token.unavailable", TSI_LI("pid",
+		    p->id.pid), TSI_LS("reason", reason));
+		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "TPM unavailable, retry later");
+		goto out;
+	}
+	if (r == TSI_ERR_UNIDENTIFIED || r == TSI_ERR_PARSE ||
+	    r == TSI_ERR_NOT_FOUND || r == TSI_ERR_DENIED) {
+		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->id.pid),
+		    TSI_LI("uid", p->id.uid), TSI_LS("reason", tsi_strerror(r)));
+		ret = reply_error(c, MHD_HTTP_FORBIDDEN, "caller not identifiable");
+		goto out;
+	}
+	if (r == TSI_ERR_IO || r == TSI_ERR_TOO_LARGE) {
+		tsi_log(TSI_LOG_ERROR, "token.resolve_failed",
+		    TSI_LI("pid", p->id.pid), TSI_LS("error", tsi_strerror(r)));
+		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "workload lookup unavailable, retry later");
+		goto out;
+	}
+	if (r != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "token.mint_failed",
+		    TSI_LS("error", tsi_strerror(r)));
+		ret = reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "internal error");
+		goto out;
+	}
+	tsi_log(TSI_LOG_INFO, "token.issued", TSI_LI("pid", p->id.pid),
+	    TSI_LI("uid", p->id.uid), TSI_LS("aud", aud),
+	    TSI_LS("namespace", w != NULL && w->namespace ? w->namespace : ""),
+	    TSI_LS("pod", w != NULL && w->pod ? w->pod : ""),
+	    TSI_LS("exe", w == NULL ? reason : ""), TSI_LI("exp", exp));
+	ret = reply_token(c, token, exp);
+out:
+	tsi_strfree(token);
+	tsi_workload_free(w);
+	return ret;
+}
+
 static enum MHD_Result
 handle_token(struct tsi_api *api, struct MHD_Connection *c)
 {
@@ -284,6 +373,8 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 		return reply_error(c, MHD_HTTP_FORBIDDEN,
 		    "caller not identifiable");
 	}
+	if (api->front != NULL)
+		return token_front(api, c, p, a.aud);
 	if (tsi_monitor_status(api->monitor, reason, sizeof(reason)) != TSI_OK) {
 		tsi_log(TSI_LOG_WARN, "token.unavailable", TSI_LI("pid",
 		    p->id.pid), TSI_LS("reason", reason));
@@ -347,7 +438,8 @@ handle_jwks(struct tsi_api *api, struct MHD_Connection *c)
 	enum MHD_Result ret;
 	int r;
 
-	if ((r = tsi_minter_jwks(api->minter, &jwks)) != TSI_OK)
+	if ((r = api->front != NULL ? tsi_front_jwks(api->front, &jwks) :
+	    tsi_minter_jwks(api->minter, &jwks)) != TSI_OK)
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal error");
 	ret = reply(c, MHD_HTTP_OK, jwks);
@@ -358,24 +450,35 @@ handle_jwks(struct tsi_api *api, struct MHD_Connection *c)
 static enum MHD_Result
 handle_health(struct tsi_api *api, struct MHD_Connection *c)
 {
-	const struct tsi_location *loc = tsi_minter_location(api->minter);
-	char reason[256], kid[44];
+	char reason[256], kid[44], cluster[129], dc[129];
+	const struct tsi_location *loc;
 	enum MHD_Result ret;
 	json_t *b;
+	int r;
 
-	if (tsi_monitor_status(api->monitor, reason, sizeof(reason)) != TSI_OK)
+	if (api->front != NULL)
+		r = tsi_front_health(api->front, reason, sizeof(reason), kid,
+		    cluster, dc);
+	else {
+		loc = tsi_minter_location(api->minter);
+		if ((r = tsi_monitor_status(api->monitor, reason,
+		    sizeof(reason))) == TSI_OK) {
+			if (tsi_minter_kid(api->minter, kid) != TSI_OK)
+				kid[0] = '\0';
+			(void)snprintf(cluster, sizeof(cluster), "%s",
+			    loc->cluster_name);
+			(void)snprintf(dc, sizeof(dc), "%s", loc->datacenter);
+		}
+	}
+	if (r != TSI_OK)
 		b = json_pack("{s:s, s:s}", "tpm", "unavailable", "reason",
 		    reason);
-	else {
-		if (tsi_minter_kid(api->minter, kid) != TSI_OK)
-			kid[0] = '\0';
+	else
 		b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "tpm", "ok",
 		    "signing", api->cfg->signing == TSI_SIGNING_TPM ? "tpm" :
 		    "delegated", "resolver", api->cfg->resolver ==
 		    TSI_RESOLVER_UNIX ? "unix" : "kubelet", "kid", kid,
-		    "cluster-name", loc->cluster_name, "datacenter",
-		    loc->datacenter);
-	}
+		    "cluster-name", cluster, "datacenter", dc);
 	ret = reply(c, json_object_get(b, "reason") ? MHD_HTTP_SERVICE_UNAVAILABLE :
 	    MHD_HTTP_OK, b);
 	json_decref(b);
@@ -436,8 +539,8 @@ tsi_api_socket_in_use(const char *path)
 	return in_use;
 }
 
-static int
-bind_socket(const struct tsi_issuer_config *cfg, int *out)
+int
+tsi_api_bind(const struct tsi_issuer_config *cfg, int *out)
 {
 	struct sockaddr_un sa;
 	struct stat st;
@@ -499,29 +602,52 @@ fail:
 	return r;
 }
 
-int
-tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
+/* Holds a new connection until the API is opened. */
+static enum MHD_Result
+gate(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct tsi_api *a = cls;
+
+	(void)addr;
+	(void)len;
+	if (__atomic_load_n(&a->open, __ATOMIC_ACQUIRE))
+		return MHD_YES;
+	pthread_mutex_lock(&a->gate_mu);
+	while (!a->open)
+		pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+	pthread_mutex_unlock(&a->gate_mu);
+	return MHD_YES;
+}
+
+static int
+start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
     struct tsi_resolver *resolver, struct tsi_monitor *monitor,
-    struct tsi_api **out)
+    struct tsi_front *front, int fd, int own_socket, struct tsi_api **out)
 {
 	struct tsi_api *a;
-	int r;
 
-	if ((a = calloc(1, sizeof(*a))) == NULL)
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		close(fd);
 		return TSI_ERR_ALLOC;
+	}
 	a->cfg = cfg;
 	a->minter = minter;
 	a->resolver = resolver;
 	a->monitor = monitor;
-	a->fd = -1;
-	if ((r = bind_socket(cfg, &a->fd)) != TSI_OK) {
+	a->front = front;
+	a->fd = fd;
+	a->own_socket = own_socket;
+	a->open = front == NULL;
+	if (pthread_mutex_init(&a->gate_mu, NULL) != 0 ||
+	    pthread_cond_init(&a->gate_cv, NULL) != 0) {
+		close(fd);
 		free(a);
-		return r;
+		return TSI_ERR_INTERNAL;
 	}
 	/* Every setting that shapes a request's cost comes from api_mhd.h,
 	 * shared with the benchmark's floor (bench/issuer_hello.c); the
 	 * connection notifier is ours (peer credentials at accept). */
-	a->daemon = MHD_start_daemon(TSI_ISSUER_MHD_FLAGS, 0, NULL, NULL,
+	a->daemon = MHD_start_daemon(TSI_ISSUER_MHD_FLAGS, 0, gate, a,
 	    handler, a, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)a->fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, tsi_issuer_mhd_threads(),
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
@@ -532,7 +658,10 @@ tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
 	if (a->daemon == NULL) {
 		tsi_log(TSI_LOG_ERROR, "api.start", TSI_LS("path", cfg->socket));
 		close(a->fd);
-		(void)unlink(cfg->socket);
+		if (own_socket)
+			(void)unlink(cfg->socket);
+		pthread_cond_destroy(&a->gate_cv);
+		pthread_mutex_destroy(&a->gate_mu);
 		free(a);
 		return TSI_ERR_IO;
 	}
@@ -541,11 +670,42 @@ tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
 	return TSI_OK;
 }
 
+int
+tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
+    struct tsi_resolver *resolver, struct tsi_monitor *monitor,
+    struct tsi_api **out)
+{
+	int fd, r;
+
+	if ((r = tsi_api_bind(cfg, &fd)) != TSI_OK)
+		return r;
+	return start(cfg, minter, resolver, monitor, NULL, fd, 1, out);
+}
+
+int
+tsi_api_start_front(const struct tsi_issuer_config *cfg,
+    struct tsi_front *front, struct tsi_resolver *resolver, int listen_fd,
+    struct tsi_api **out)
+{
+	return start(cfg, NULL, resolver, NULL, front, listen_fd, 0, out);
+}
+
+void
+tsi_api_open(struct tsi_api *a)
+{
+	pthread_mutex_lock(&a->gate_mu);
+	__atomic_store_n(&a->open, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&a->gate_cv);
+	pthread_mutex_unlock(&a->gate_mu);
+}
+
 void
 tsi_api_stop(struct tsi_api *a)
 {
 	if (a == NULL)
 		return;
+	/* A connection held at the gate must not hold the daemon's stop. */
+	tsi_api_open(a);
 	/* libmicrohttpd must not stop with a suspended connection: every
 	 * waiting request is woken first, and none waits after this. */
 	tsi_resolver_stop(a->resolver);
@@ -553,6 +713,9 @@ tsi_api_stop(struct tsi_api *a)
 		MHD_stop_daemon(a->daemon);     /* closes the listen socket */
 	else if (a->fd >= 0)
 		close(a->fd);
-	(void)unlink(a->cfg->socket);
+	if (a->own_socket)
+		(void)unlink(a->cfg->socket);
+	pthread_cond_destroy(&a->gate_cv);
+	pthread_mutex_destroy(&a->gate_mu);
 	free(a);
 }

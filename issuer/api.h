@@ -31,7 +31,25 @@ int tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter
     struct tsi_resolver *resolver, struct tsi_monitor *monitor,
     struct tsi_api **out);
 
-/* Stops serving, removes the socket file, frees. Accepts NULL. */
+/* Binds cfg->socket as tsi_api_start does, without serving: *out is the
+ * listening socket (close-on-exec). */
+int tsi_api_bind(const struct tsi_issuer_config *cfg, int *out);
+
+/* The privsep front end's API: serves on listen_fd (taken; the signer bound
+ * it and keeps the socket file), asks the signer through front to identify
+ * callers and mint, resolves Kubernetes callers with resolver (NULL for the
+ * unix resolver: the signer resolves those). Connections are accepted but
+ * wait, unread, until tsi_api_open. Borrowed until tsi_api_stop. */
+struct tsi_front;
+int tsi_api_start_front(const struct tsi_issuer_config *cfg,
+    struct tsi_front *front, struct tsi_resolver *resolver, int listen_fd,
+    struct tsi_api **out);
+
+/* Lets connections held since tsi_api_start_front be read. */
+void tsi_api_open(struct tsi_api *a);
+
+/* Stops serving, removes the socket file (when it bound it), frees.
+ * Accepts NULL. */
 void tsi_api_stop(struct tsi_api *a);
 
 #endif /* TSI_ISSUER_API_H */

@@ -20,7 +20,8 @@ static const char *const allowed_keys[] = {
 	"session_ttl", "proc_root", "kubelet_url", "kubelet_token_file",
 	"kubelet_ca_file", "kubelet_cache_ms", "sidecar_images", "node_name",
 	"max_clients", "log_level", "max_exe_size", "attest_url", "attest_ca",
-	"node_ca", "renew_percent", NULL,
+	"node_ca", "renew_percent", "privsep", "front_user", "front_seccomp",
+	NULL,
 };
 
 /* "file:line: " prefix for a setting (line 0 when absent). */
@@ -147,6 +148,53 @@ valid_trust_domain(const char *s)
 	return 1;
 }
 
+/* "root", uid 0 or gid 0 written as numbers ("0", "00", "1000:0"). */
+static int
+names_root(const char *s)
+{
+	const char *colon = strchr(s, ':');
+	size_t n = colon != NULL ? (size_t)(colon - s) : strlen(s);
+
+	if (strcmp(s, "root") == 0)
+		return 1;
+	if (n > 0 && strspn(s, "0") >= n)
+		return 1;
+	return colon != NULL && colon[1] != '\0' &&
+	    strspn(colon + 1, "0") == strlen(colon + 1);
+}
+
+/* The front end's user is looked up when it starts (the node's password
+ * database, not this file's); what can be refused here is refused here. */
+static int
+check_front(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
+    size_t errlen)
+{
+	const char *s;
+	int r;
+
+	if ((r = dup_str(c, "front_user", "nobody", 0, &ic->front_user, err,
+	    errlen)) != TSI_OK)
+		return r;
+	if (names_root(ic->front_user)) {
+		tsi_errf(err, errlen, "%s:%d: 'front_user' must not be root: the "
+		    "front end parses what workloads send", AT(c, "front_user"));
+		return TSI_ERR_CONFIG;
+	}
+	if ((r = tsi_config_str(c, "front_seccomp", "kill", &s, err,
+	    errlen)) != TSI_OK)
+		return r;
+	if (strcmp(s, "kill") == 0)
+		ic->front_seccomp_log = 0;
+	else if (strcmp(s, "log") == 0)
+		ic->front_seccomp_log = 1;
+	else {
+		tsi_errf(err, errlen, "%s:%d: 'front_seccomp' must be \"kill\" or "
+		    "\"log\"", AT(c, "front_seccomp"));
+		return TSI_ERR_CONFIG;
+	}
+	return TSI_OK;
+}
+
 static int
 check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
     size_t errlen)
@@ -229,6 +277,8 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	if ((r = get_int(c, "renew_percent", 20, 1, 90, &ic->renew_percent,
 	    err, errlen)) != TSI_OK)
 		return r;
+	if ((r = check_front(c, ic, err, errlen)) != TSI_OK)
+		return r;
 	if (!valid_trust_domain(ic->trust_domain)) {
 		tsi_errf(err, errlen, "%s:%d: 'trust_domain' must be lower-case "
 		    "letters, digits, '.', '-' or '_'", AT(c, "trust_domain"));
@@ -297,7 +347,9 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	    (r = tsi_config_int(c, "max_exe_size",
 	    TSI_ISSUER_MAX_EXE_SIZE_DEFAULT, 1024LL * 1024,
 	    64LL * 1024 * 1024 * 1024, &ic->max_exe_size, err, errlen)) !=
-	    TSI_OK)
+	    TSI_OK ||
+	    (r = tsi_config_bool(c, "privsep", 1, &ic->privsep, err,
+	    errlen)) != TSI_OK)
 		return r;
 	/* A session certificate is replaced at half life and a token must
 	 * not outlive the certificate that signed it. */
@@ -413,5 +465,6 @@ tsi_issuer_config_free(struct tsi_issuer_config *ic)
 	free(ic->attest_url);
 	free(ic->attest_ca);
 	free(ic->node_ca);
+	free(ic->front_user);
 	free(ic);
 }

@@ -42,11 +42,15 @@ struct tsi_issuer_config {
 	int max_clients;
 	long long max_exe_size;         /* unix: larger executables are refused */
 	char *log_level;                /* NULL: info */
+	int privsep;                    /* signer + front end (default 1) */
 	/* Attested enrollment (docs/issuer.md): */
 	char *attest_url;               /* NULL: no enrollment, node_cert by hand */
 	char *attest_ca;                /* CA file that verifies tsi-attest's TLS */
 	char *node_ca;                  /* where the node CA is written */
 	int renew_percent;              /* enroll again in the last N % of life */
+	/* The front end's sandbox (issuer/sandbox.h): */
+	char *front_user;               /* "name", "uid" or "uid:gid"; never root */
+	int front_seccomp_log;          /* 1: violations logged, not killed */
 };
 
 /* Loads and checks path. On failure returns TSI_ERR_CONFIG or TSI_ERR_IO with

@@ -4,6 +4,8 @@
  *   tsi-issuer [run] --config F   serve the API on the configured socket
  *   tsi-issuer csr --config F     print a CSR signed by the node's TPM key
  *   tsi-issuer enroll --config F  prove the TPM to tsi-attest, get node_cert
+ *   tsi-issuer front --config F   (run by `run` itself) the unprivileged
+ *                                 front end, on descriptors the signer gives
  *
  * Exit: 0 success, 1 runtime failure, 2 bad usage or configuration.
  */
@@ -12,6 +14,8 @@
 #include "issuer/enroll.h"
 #include "issuer/mint.h"
 #include "issuer/monitor.h"
+#include "issuer/privsep.h"
+#include "issuer/sandbox.h"
 #include "issuer/resolve.h"
 #include "issuer/tpm.h"
 
@@ -70,6 +74,7 @@ usage(FILE *f)
 	    "  enroll  prove the TPM to tsi-attest (attest_url) and write node_cert\n"
 	    "options:\n"
 	    "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+	    "      --single-process  run: no privilege separation (privsep = false)\n"
 	    "  -h, --help         this text\n"
 	    "  -V, --version      print the version\n");
 }
@@ -308,8 +313,141 @@ serving_renew(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	return TSI_OK;
 }
 
+/* Privilege separation: the signer's renewal, on its own thread between
+ * requests. The front end is not involved: it never held the minter. */
+struct privsep_renew {
+	const struct tsi_issuer_config *cfg;
+	struct tsi_tpm *tpm;
+	struct serving *srv;
+};
+
 static int
-cmd_run(const struct tsi_issuer_config *cfg)
+privsep_renew(void *arg)
+{
+	struct privsep_renew *pr = arg;
+	struct serving next;
+	int r;
+
+	memset(&next, 0, sizeof(next));
+	if (serving_minter(pr->cfg, pr->tpm, &next) != TSI_OK) {
+		serving_stop(&next);
+		tsi_log(TSI_LOG_ERROR, "enroll.renew_unused", TSI_LS("reason",
+		    "the renewed certificate does not load; serving the old"));
+		return TSI_OK;
+	}
+	if ((r = tsi_monitor_start(pr->tpm, next.minter, &next.monitor)) !=
+	    TSI_OK) {
+		serving_stop(&next);
+		return r;
+	}
+	serving_stop(pr->srv);
+	*pr->srv = next;
+	tsi_log(TSI_LOG_INFO, "enroll.renewed", TSI_LS("node_cert",
+	    pr->cfg->node_cert));
+	return TSI_OK;
+}
+
+/* The one place the front end is confined (issuer/sandbox.h): after every
+ * set-up that needs a system call the sandbox forbids (sockets, libcurl,
+ * threads), before a byte from the network is read. Fails closed: the
+ * front end exits and the signer sees it die. */
+static int
+front_sandbox(const struct tsi_issuer_config *cfg)
+{
+	struct tsi_sandbox_cfg sc;
+
+	sc.user = cfg->front_user;
+	sc.log_only = cfg->front_seccomp_log;
+	return tsi_sandbox_enter(&sc);
+}
+
+/* The unprivileged front end (privsep.h): HTTP, the kubelet client, claim
+ * assembly; the signer it talks to is its parent. */
+static int
+cmd_front(const struct tsi_issuer_config *cfg)
+{
+	struct tsi_front *front = NULL;
+	struct tsi_resolver *resolver = NULL;
+	struct tsi_api *api = NULL;
+	struct sigaction sa;
+	sigset_t set, old;
+	int r, rc = EXIT_FAILURE;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
+	if ((r = tsi_front_new(&front)) != TSI_OK ||
+	    (cfg->resolver == TSI_RESOLVER_KUBELET &&
+	    (r = tsi_resolver_new(cfg, &resolver)) != TSI_OK) ||
+	    (r = tsi_api_start_front(cfg, front, resolver, TSI_PRIV_FD_LISTEN,
+	    &api)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "front.start_failed", TSI_LS("error",
+		    tsi_strerror(r)));
+		goto out;
+	}
+	if ((r = front_sandbox(cfg)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "front.start_failed", TSI_LS("reason",
+		    "cannot enter the sandbox"), TSI_LS("error",
+		    tsi_strerror(r)));
+		goto out;
+	}
+	tsi_api_open(api);
+	tsi_log(TSI_LOG_INFO, "front.ready", TSI_LI("pid", getpid()));
+	while (!stop_signal)
+		sigsuspend(&old);
+	rc = EXIT_SUCCESS;
+out:
+	tsi_api_stop(api);
+	tsi_resolver_free(resolver);
+	tsi_front_free(front);
+	return rc;
+}
+
+/* The signer: the TPM, the minter and its monitor stay here; the API
+ * socket is bound here and lent to each front end in turn. */
+static int
+run_signer(const struct tsi_issuer_config *cfg, const char *config_path,
+    struct tsi_tpm *tpm, struct serving *srv, const sigset_t *wait_mask)
+{
+	struct privsep_renew pr = { cfg, tpm, srv };
+	struct tsi_privsep_signer ps;
+	int fd = -1, r;
+
+	if ((r = tsi_monitor_start(tpm, srv->minter, &srv->monitor)) !=
+	    TSI_OK || (r = tsi_api_bind(cfg, &fd)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
+		    tsi_strerror(r)));
+		return r;
+	}
+	memset(&ps, 0, sizeof(ps));
+	ps.cfg = cfg;
+	ps.exe = "/proc/self/exe";
+	ps.config_path = config_path;
+	ps.listen_fd = fd;
+	ps.minter = &srv->minter;
+	ps.monitor = &srv->monitor;
+	ps.stop = &stop_signal;
+	ps.renew_flag = &renew_signal;
+	ps.renew = privsep_renew;
+	ps.renew_arg = &pr;
+	ps.wait_mask = wait_mask;
+	tsi_log(TSI_LOG_INFO, "issuer.ready", TSI_LS("socket", cfg->socket),
+	    TSI_LS("signing", cfg->signing == TSI_SIGNING_TPM ? "tpm" :
+	    "delegated"), TSI_LS("privsep", "signer"));
+	r = tsi_privsep_signer_run(&ps);
+	close(fd);
+	(void)unlink(cfg->socket);
+	return r;
+}
+
+static int
+cmd_run(const struct tsi_issuer_config *cfg, const char *config_path)
 {
 	struct tsi_tpm *tpm = NULL;
 	struct tsi_resolver *resolver = NULL;
@@ -338,6 +476,7 @@ cmd_run(const struct tsi_issuer_config *cfg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGCHLD);       /* the front end's exit: ppoll only */
 	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
 	/* Before the TPM: a second issuer must not touch it, nor take the
 	 * socket (checked again when it is bound). */
@@ -363,6 +502,21 @@ cmd_run(const struct tsi_issuer_config *cfg)
 	}
 	if (serving_minter(cfg, tpm, &srv) != TSI_OK)
 		goto out;
+	if (cfg->privsep) {
+		if (cfg->attest_url != NULL &&
+		    (r = tsi_enroll_keeper_start(cfg, tpm, renewed, NULL,
+		    &keeper)) != TSI_OK) {
+			tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
+			    TSI_LS("error", tsi_strerror(r)));
+			goto out;
+		}
+		if (run_signer(cfg, config_path, tpm, &srv, &old) != TSI_OK)
+			goto out;
+		tsi_log(TSI_LOG_INFO, "issuer.stopping", TSI_LI("signal",
+		    stop_signal));
+		rc = EXIT_SUCCESS;
+		goto out;
+	}
 	if ((r = tsi_resolver_new(cfg, &resolver)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
 		    tsi_strerror(r)));
@@ -405,12 +559,13 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "single-process", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct tsi_issuer_config *cfg = NULL;
 	const char *config = DEFAULT_CONFIG, *cmd = "run";
 	char err[512];
-	int ch, rc;
+	int ch, rc, single = 0;
 
 	tsi_log_init("tsi-issuer", TSI_LOG_INFO);
 	while ((ch = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
@@ -424,6 +579,9 @@ main(int argc, char **argv)
 		case 'V':
 			printf("tsi-issuer %s\n", TSI_VERSION);
 			return EXIT_SUCCESS;
+		case 'S':
+			single = 1;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
@@ -432,7 +590,8 @@ main(int argc, char **argv)
 	if (optind < argc)
 		cmd = argv[optind++];
 	if (optind < argc || (strcmp(cmd, "run") != 0 &&
-	    strcmp(cmd, "csr") != 0 && strcmp(cmd, "enroll") != 0)) {
+	    strcmp(cmd, "csr") != 0 && strcmp(cmd, "enroll") != 0 &&
+	    strcmp(cmd, "front") != 0)) {
 		fprintf(stderr, "tsi-issuer: unexpected argument '%s'\n",
 		    optind < argc ? argv[optind] : cmd);
 		usage(stderr);
@@ -443,10 +602,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "tsi-issuer: %s\n", err);
 		return EXIT_USAGE;
 	}
+	if (single)
+		cfg->privsep = 0;
 	tsi_log_init("tsi-issuer", level_of(cfg->log_level));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = strcmp(cmd, "csr") == 0 ? cmd_csr(cfg) :
-	    strcmp(cmd, "enroll") == 0 ? cmd_enroll(cfg) : cmd_run(cfg);
+	    strcmp(cmd, "enroll") == 0 ? cmd_enroll(cfg) :
+	    strcmp(cmd, "front") == 0 ? cmd_front(cfg) : cmd_run(cfg, config);
 	curl_global_cleanup();
 	tsi_issuer_config_free(cfg);
 	return rc;

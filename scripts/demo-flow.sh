@@ -225,6 +225,13 @@ for n in 1 2; do
 	[ -f "$d/node.pem" ] || die "node $n serves without a node certificate"
 	say "   enrolled: the node certificate binds $(openssl x509 -in "$d/node.pem" -noout -ext subjectAltName 2>/dev/null | grep -o 'tsi:[^,]*' | tr '\n' ' ')"
 	say "   tsi-issuer serving on $d/issuer.sock (resolver: unix)"
+	# Privilege separated (the default where the issuer has it): the TPM and the
+	# session key stay in the root signer; HTTP is parsed by a confined front end.
+	if "$BIN/tsi-issuer" --help 2>&1 | grep -q -- --single-process; then
+		wait_for 10 "the front end of node $n to confine itself" \
+		    grep -q '"sandbox.entered"' "$d/issuer.log"
+		say "   front end confined: uid $(grep -m1 '"sandbox.entered"' "$d/issuer.log" | grep -o '"uid":[0-9]*' | sed 's/.*://'), no capabilities, seccomp filter of $(grep -m1 -o '"bpf_instructions":[0-9]*' "$d/issuer.log" | sed 's/.*://') BPF instructions"
+	fi
 done
 
 head1 "2.3 A third TPM, never registered, tries to enroll: expected REFUSED"

@@ -10,7 +10,7 @@ PKGS=(
   swtpm swtpm-tools tpm2-tools
   python3 python3-jwt python3-cryptography python3-hvac python3-jsonpatch python3-jsonschema python3-yaml
   clang libclang-rt-14-dev valgrind wrk procps iproute2 util-linux unzip
-  jq libseccomp-dev rsyslog logrotate socat clang-format
+  jq libseccomp-dev rsyslog logrotate socat clang-format strace
   python3-kubernetes
 )
 

@@ -17,6 +17,11 @@ privileged: false
 allowPrivilegeEscalation: false
 capabilities:
   drop: ["ALL"]
+  {{- if .signer }}
+  # The signer starts the front end, which becomes frontUser (SETUID, SETGID) and
+  # empties its bounding set (SETPCAP) before it reads the network.
+  add: ["SETGID", "SETPCAP", "SETUID"]
+  {{- end }}
 {{- end }}
 readOnlyRootFilesystem: true
 runAsNonRoot: false

@@ -145,9 +145,18 @@ def check_restricted(spec, where, only=None, allow_volumes=()):
         check("resources" in c and "limits" in c["resources"], w + ": has resource limits")
 
 
-def check_issuer(docs, where, device_plugin):
+def check_issuer(docs, where, device_plugin, privsep=True):
     ds = find(docs, "DaemonSet")
     spec = ds["spec"]["template"]["spec"]
+    check(spec.get("securityContext", {}).get("seccompProfile", {}).get("type") == "RuntimeDefault",
+          where + " issuer pod: seccomp RuntimeDefault")
+    conf = find(docs, "ConfigMap", "tsi-issuer")["data"]["issuer.conf.in"]
+    if privsep:
+        check('front_user   = "65534:65534";' in conf and "privsep" not in conf,
+              where + " issuer: privilege separated, front end as 65534:65534")
+    else:
+        check("privsep      = false;" in conf and "front_user" not in conf,
+              where + " issuer: one process when privsep is false")
     hostpaths = {v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
     want = {"/run/tsi", "/var/lib/tsi-issuer"} | (set() if device_plugin else {"/dev/tpmrm0"})
     check(hostpaths == want, "%s issuer hostPaths %s (documented: %s)" % (where, hostpaths, want))
@@ -160,6 +169,11 @@ def check_issuer(docs, where, device_plugin):
         if device_plugin:
             check(not sc.get("privileged") and sc.get("allowPrivilegeEscalation") is False and
                   sc["capabilities"]["drop"] == ["ALL"], where + " issuer unprivileged with a device plugin")
+            # The signer keeps only what the front end needs to drop to its user.
+            want = ["SETGID", "SETPCAP", "SETUID"] if privsep and c["name"] == "issuer" else None
+            check(sc["capabilities"].get("add") == want,
+                  "%s issuer %s adds capabilities %s (want %s)" % (
+                      where, c["name"], sc["capabilities"].get("add"), want))
         else:
             check(sc.get("privileged") is True, where + " issuer privileged without a device plugin")
         mounts = {m["name"]: m for m in c["volumeMounts"]}
@@ -515,7 +529,11 @@ def main():
                          (["--set", "injector.failurePolicy=Sometimes"], "one of"),
                          (["--set", "issuer.tokenTTL=7200"], "maximum"),
                          (["--set", "issuer.socketMode=rw"], "pattern"),
-                         (["--set", "issuer.sidecarImageDigests={latest}"], "pattern")):
+                         (["--set", "issuer.sidecarImageDigests={latest}"], "pattern"),
+                         (["--set", "issuer.frontUser=root"], "frontUser"),
+                         (["--set", "issuer.frontUser=0:0"], "frontUser"),
+                         (["--set", "issuer.frontUser=1000:0"], "frontUser"),
+                         (["--set", "issuer.privsep=maybe"], "privsep")):
             r = run([HELM, "template", "tsi", CHART] + bad)
             check(r.returncode != 0 and why in r.stderr, "values schema refuses %s: %s" % (bad, r.stderr[-300:]))
         r = run([HELM, "template", "tsi", CHART, "--set", "vault.policies.roles=x"])
@@ -555,6 +573,9 @@ def main():
 
         rules = check_issuer(full, "full", False)
         check(rules == [(("nodes/pods",), ("get",))], "issuer RBAC is nodes/pods get only: %s" % rules)
+        single = render(tmp, "single", ["-f", vfile, "--set", "issuer.tpm.resourceName=squat.ai/tpmrm0",
+                                        "--set", "issuer.privsep=false"])
+        check_issuer(single, "single-process", True, privsep=False)
         rules = check_issuer(alt, "alt", True)
         check(rules == [(("nodes/pods",), ("get",)), (("nodes/proxy",), ("get",))],
               "nodes/proxy only with the fallback: %s" % rules)

@@ -256,6 +256,10 @@ setup_mode(void **state, const char *signing)
 	if (f == NULL || test_swtpm_start(&f->tpm) != 0 ||
 	    test_mkdtemp(f->dir, sizeof(f->dir), "issuer-it") != 0)
 		return -1;
+	/* The front end reads the kubelet token and CA as front_user (nobody),
+	 * as from a pod's projected volume: the directory must let it in. */
+	if (chmod(f->dir, 0755) != 0)
+		return -1;
 	snprintf(f->signing, sizeof(f->signing), "%s", signing);
 	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
 	snprintf(f->conf, sizeof(f->conf), "%s/issuer.conf", f->dir);
@@ -933,9 +937,9 @@ test_kubelet_workload(void **state)
 
 	/* This process, as a fake /proc shows it: in container ID_A. */
 	snprintf(proc, sizeof(proc), "%s/proc", f->dir);
-	mkdir(proc, 0700);
+	mkdir(proc, 0755);   /* world-readable, as /proc: the front end reads it */
 	snprintf(p, sizeof(p), "%s/%ld", proc, (long)getpid());
-	mkdir(p, 0700);
+	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)getpid());
 	copy_file("/proc/self/stat", p);
 	snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)getpid());
@@ -1337,9 +1341,9 @@ test_kubelet_slow_daemon(void **state)
 	long long t0, p50, p99;
 
 	snprintf(proc, sizeof(proc), "%s/proc", f->dir);
-	mkdir(proc, 0700);
+	mkdir(proc, 0755);   /* world-readable, as /proc: the front end reads it */
 	snprintf(p, sizeof(p), "%s/%ld", proc, (long)getpid());
-	mkdir(p, 0700);
+	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)getpid());
 	copy_file("/proc/self/stat", p);
 	snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)getpid());
@@ -1397,7 +1401,7 @@ test_kubelet_slow_daemon(void **state)
 		close(go[i][0]);
 		/* It is in a container no pod has. */
 		snprintf(p, sizeof(p), "%s/%ld", proc, (long)kids[i]);
-		mkdir(p, 0700);
+		mkdir(p, 0755);
 		{
 			char from[64];
 			snprintf(from, sizeof(from), "/proc/%ld/stat",

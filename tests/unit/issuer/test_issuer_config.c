@@ -193,6 +193,45 @@ test_example_file(void **state)
 	assert_non_null(strstr(err, "/nonexistent/issuer.conf"));
 }
 
+/* The front end's sandbox: an unprivileged user by default, never root. */
+static void
+test_front(void **state)
+{
+	static const char *const root[] = {
+		"root", "0", "000", "0:65534", "65534:0", "1000:00",
+	};
+	struct tsi_issuer_config *c;
+	char text[256], err[256];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(load("trust_domain = \"t\";\n", &c, err,
+	    sizeof(err)), TSI_OK);
+	assert_string_equal(c->front_user, "nobody");
+	assert_int_equal(c->front_seccomp_log, 0);
+	tsi_issuer_config_free(c);
+	assert_int_equal(load("trust_domain = \"t\";\nfront_user = "
+	    "\"65532:65532\";\nfront_seccomp = \"log\";\n", &c, err,
+	    sizeof(err)), TSI_OK);
+	assert_string_equal(c->front_user, "65532:65532");
+	assert_int_equal(c->front_seccomp_log, 1);
+	tsi_issuer_config_free(c);
+	for (i = 0; i < sizeof(root) / sizeof(root[0]); i++) {
+		(void)snprintf(text, sizeof(text), "trust_domain = \"t\";\n"
+		    "front_user = \"%s\";\n", root[i]);
+		assert_int_equal(load(text, &c, err, sizeof(err)),
+		    TSI_ERR_CONFIG);
+		assert_null(c);
+		assert_non_null(strstr(err, "issuer.conf:2: 'front_user' must "
+		    "not be root"));
+	}
+	assert_int_equal(load("trust_domain = \"t\";\nfront_seccomp = "
+	    "\"off\";\n", &c, err, sizeof(err)), TSI_ERR_CONFIG);
+	assert_non_null(strstr(err, "issuer.conf:2: 'front_seccomp' must be"));
+	assert_int_equal(load("trust_domain = \"t\";\nfront_user = "
+	    "\"\";\n", &c, err, sizeof(err)), TSI_ERR_CONFIG);
+}
+
 int
 main(void)
 {
@@ -202,6 +241,7 @@ main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_attest),
 		cmocka_unit_test(test_example_file),
+		cmocka_unit_test(test_front),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,511 @@
+/*
+ * front.c - the front end's client of the signer (see privsep.h).
+ *
+ * A request takes a free channel, sends, and waits on that channel for its
+ * answer: one request in flight per channel, so answers need no matching
+ * beyond the id check. There is a channel for each event-loop thread and
+ * two more. WAKE messages come on the notify channel, read by a thread of
+ * their own that calls the wake registered for the handle.
+ */
+
+#include "issuer/privsep.h"
+#include "issuer/priv_proto.h"
+
+#include "tsi/buf.h"
+#include "tsi/err.h"
+#include "tsi/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Requests waiting for a WAKE: at most one per connection. */
+#define FRONT_WAITERS 1024
+
+struct waiter {
+	int used;
+	uint32_t handle;
+	struct tsi_wake wake;
+};
+
+struct chan {
+	int fd;
+	int busy;
+	uint32_t next_id;
+};
+
+struct tsi_front {
+	struct chan chan[TSI_PRIV_CHAN_MAX];
+	size_t nchan;
+	int notify;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct waiter waiters[FRONT_WAITERS];
+	pthread_t reader;
+	int reader_started;
+	int stopping;                   /* under mu */
+};
+
+/* Reads WAKEs until the signer closes the channel (it is gone: so is the
+ * front end's reason to run). */
+static void *
+notify_reader(void *arg)
+{
+	struct tsi_front *f = arg;
+	uint8_t buf[64];
+	struct tsi_priv_rd rd;
+	struct tsi_wake wake;
+	uint32_t type, id, n, handle;
+	ssize_t len;
+	size_t i;
+
+	for (;;) {
+		len = recv(f->notify, buf, sizeof(buf), 0);
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len <= 0) {
+			pthread_mutex_lock(&f->mu);
+			if (f->stopping) {
+				pthread_mutex_unlock(&f->mu);
+				return NULL;
+			}
+			pthread_mutex_unlock(&f->mu);
+			tsi_log(TSI_LOG_ERROR, "front.signer_gone",
+			    TSI_LS("reason", "the notify channel closed"));
+			_exit(1);
+		}
+		if ((size_t)len != TSI_PRIV_HDR + 4)
+			continue;
+		memcpy(&type, buf, 4);
+		memcpy(&id, buf + 4, 4);
+		memcpy(&n, buf + 8, 4);
+		if (type != TSI_PRIV_WAKE || n != 4)
+			continue;
+		rd.p = buf + TSI_PRIV_HDR;
+		rd.len = 4;
+		rd.off = 0;
+		rd.failed = 0;
+		handle = tsi_priv_get_u32(&rd);
+		wake.fn = NULL;
+		pthread_mutex_lock(&f->mu);
+		for (i = 0; i < FRONT_WAITERS; i++)
+			if (f->waiters[i].used &&
+			    f->waiters[i].handle == handle) {
+				wake = f->waiters[i].wake;
+				f->waiters[i].used = 0;
+				break;
+			}
+		pthread_mutex_unlock(&f->mu);
+		if (wake.fn != NULL)
+			wake.fn(wake.arg);
+	}
+	return NULL;
+}
+
+int
+tsi_front_new(struct tsi_front **out)
+{
+	struct tsi_front *f;
+	int type, fd, r = TSI_ERR_IO;
+	socklen_t len;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return TSI_ERR_ALLOC;
+	f->notify = TSI_PRIV_FD_NOTIFY;
+	/* The channels are the SEQPACKET sockets from TSI_PRIV_FD_CHAN0 on. */
+	for (fd = TSI_PRIV_FD_CHAN0; f->nchan < TSI_PRIV_CHAN_MAX; fd++) {
+		len = sizeof(type);
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+		    type != SOCK_SEQPACKET)
+			break;
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		f->chan[f->nchan].fd = fd;
+		f->chan[f->nchan++].next_id = 1;
+	}
+	len = sizeof(type);
+	if (f->nchan == 0 || getsockopt(f->notify, SOL_SOCKET, SO_TYPE, &type,
+	    &len) != 0 || type != SOCK_SEQPACKET) {
+		tsi_log(TSI_LOG_ERROR, "front.start_failed", TSI_LS("reason",
+		    "no channel to the signer (tsi-issuer runs the front end "
+		    "itself)"));
+		free(f);
+		return TSI_ERR_INVALID_ARG;
+	}
+	(void)fcntl(f->notify, F_SETFD, FD_CLOEXEC);
+	if (pthread_mutex_init(&f->mu, NULL) != 0) {
+		free(f);
+		return r;
+	}
+	if (pthread_cond_init(&f->cv, NULL) != 0) {
+		pthread_mutex_destroy(&f->mu);
+		free(f);
+		return r;
+	}
+	if (pthread_create(&f->reader, NULL, notify_reader, f) != 0) {
+		tsi_front_free(f);
+		return r;
+	}
+	f->reader_started = 1;
+	*out = f;
+	return TSI_OK;
+}
+
+void
+tsi_front_free(struct tsi_front *f)
+{
+	size_t i;
+
+	if (f == NULL)
+		return;
+	/* The reader blocks in recv: shutting the channel ends it. */
+	if (f->reader_started) {
+		pthread_mutex_lock(&f->mu);
+		f->stopping = 1;
+		pthread_mutex_unlock(&f->mu);
+		(void)shutdown(f->notify, SHUT_RDWR);
+		(void)pthread_join(f->reader, NULL);
+	}
+	for (i = 0; i < f->nchan; i++)
+		close(f->chan[i].fd);
+	close(f->notify);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
+static struct chan *
+chan_take(struct tsi_front *f)
+{
+	struct chan *c = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	for (;;) {
+		for (i = 0; i < f->nchan && c == NULL; i++)
+			if (!f->chan[i].busy)
+				c = &f->chan[i];
+		if (c != NULL)
+			break;
+		pthread_cond_wait(&f->cv, &f->mu);
+	}
+	c->busy = 1;
+	pthread_mutex_unlock(&f->mu);
+	return c;
+}
+
+static void
+chan_put(struct tsi_front *f, struct chan *c)
+{
+	pthread_mutex_lock(&f->mu);
+	c->busy = 0;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * Sends m (with fd, when not -1) and receives the answer into buf (cap
+ * bytes): *len. The signer's answer is to this request (same id); a signer
+ * that is gone ends the front end, which it would restart anyway.
+ */
+static int
+call(struct tsi_front *f, struct tsi_priv_msg *m, int fd, uint8_t *buf,
+    size_t cap, size_t *len, uint32_t *id)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov;
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	struct chan *c;
+	ssize_t n;
+	uint32_t got;
+	int r = TSI_ERR_IO;
+
+	c = chan_take(f);
+	*id = c->next_id++;
+	memcpy(m->b + 4, id, 4);
+	if (tsi_priv_msg_end(m) != TSI_OK) {
+		r = TSI_ERR_TOO_LARGE;
+		goto out;
+	}
+	iov.iov_base = m->b;
+	iov.iov_len = m->len;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	while ((n = sendmsg(c->fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)m->len)
+		goto gone;
+	for (;;) {
+		while ((n = recv(c->fd, buf, cap, 0)) < 0 && errno == EINTR)
+			;
+		if (n <= 0)
+			goto gone;
+		/* An answer to an earlier request this channel gave up on
+		 * cannot happen (one in flight), but is skipped if it does. */
+		if ((size_t)n >= TSI_PRIV_HDR) {
+			memcpy(&got, buf + 4, 4);
+			if (got == *id)
+				break;
+		}
+	}
+	*len = (size_t)n;
+	r = TSI_OK;
+out:
+	chan_put(f, c);
+	return r;
+gone:
+	tsi_log(TSI_LOG_ERROR, "front.signer_gone", TSI_LS("error",
+	    n < 0 ? strerror(errno) : "channel closed"));
+	_exit(1);
+}
+
+int
+tsi_front_identify(struct tsi_front *f, int sock, struct tsi_peer *peer,
+    uint32_t *handle)
+{
+	struct tsi_priv_msg *m = NULL;
+	struct tsi_priv_rd rd;
+	uint8_t buf[256];
+	size_t len;
+	uint32_t id, aid;
+	int32_t st;
+	int r;
+
+	memset(peer, 0, sizeof(*peer));
+	peer->stat_fd = -1;
+	if ((m = malloc(sizeof(*m))) == NULL)
+		return TSI_ERR_ALLOC;
+	tsi_priv_msg_begin(m, TSI_PRIV_IDENTIFY, 0);
+	if ((r = call(f, m, sock, buf, sizeof(buf), &len, &id)) != TSI_OK)
+		goto out;
+	if ((r = tsi_priv_ans_open(buf, len, TSI_PRIV_IDENTIFY, &rd, &aid,
+	    &st)) != TSI_OK)
+		goto out;
+	if (st != TSI_OK) {
+		r = st;
+		goto out;
+	}
+	*handle = tsi_priv_get_u32(&rd);
+	peer->pid = (pid_t)tsi_priv_get_u32(&rd);
+	peer->uid = (uid_t)tsi_priv_get_u32(&rd);
+	peer->gid = (gid_t)tsi_priv_get_u32(&rd);
+	tsi_priv_get_str(&rd, peer->container, sizeof(peer->container) - 1);
+	r = tsi_priv_rd_end(&rd);
+out:
+	free(m);
+	return r;
+}
+
+void
+tsi_front_release(struct tsi_front *f, uint32_t handle)
+{
+	struct tsi_priv_msg *m;
+	uint8_t buf[64];
+	size_t len, i;
+	uint32_t id;
+
+	pthread_mutex_lock(&f->mu);
+	for (i = 0; i < FRONT_WAITERS; i++)
+		if (f->waiters[i].used && f->waiters[i].handle == handle)
+			f->waiters[i].used = 0;
+	pthread_mutex_unlock(&f->mu);
+	if ((m = malloc(sizeof(*m))) == NULL)
+		return;
+	tsi_priv_msg_begin(m, TSI_PRIV_RELEASE, 0);
+	tsi_priv_put_u32(m, handle);
+	(void)call(f, m, -1, buf, sizeof(buf), &len, &id);
+	free(m);
+}
+
+/* Registered before the request goes, so a WAKE that overtakes the
+ * answer finds it. */
+static int
+waiter_add(struct tsi_front *f, uint32_t handle, const struct tsi_wake *w)
+{
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	for (i = 0; i < FRONT_WAITERS; i++)
+		if (!f->waiters[i].used) {
+			f->waiters[i].used = 1;
+			f->waiters[i].handle = handle;
+			f->waiters[i].wake = *w;
+			break;
+		}
+	pthread_mutex_unlock(&f->mu);
+	return i < FRONT_WAITERS ? TSI_OK : TSI_ERR_IO;
+}
+
+static void
+waiter_drop(struct tsi_front *f, uint32_t handle)
+{
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	for (i = 0; i < FRONT_WAITERS; i++)
+		if (f->waiters[i].used && f->waiters[i].handle == handle)
+			f->waiters[i].used = 0;
+	pthread_mutex_unlock(&f->mu);
+}
+
+int
+tsi_front_sign(struct tsi_front *f, uint32_t handle, const char *aud,
+    const char *container, const struct tsi_workload *w,
+    const struct tsi_wake *wake, char **token, long long *exp, char *reason,
+    size_t reasonlen)
+{
+	struct tsi_priv_msg *m = NULL;
+	struct tsi_priv_rd rd;
+	uint8_t *buf = NULL;
+	const char *tok, *why;
+	size_t len, tl, wl;
+	uint32_t id, aid;
+	int32_t st;
+	int r = TSI_ERR_ALLOC, waiting = 0;
+
+	if (reasonlen > 0)
+		reason[0] = '\0';
+	if ((m = malloc(sizeof(*m))) == NULL ||
+	    (buf = malloc(TSI_PRIV_MSG_MAX)) == NULL)
+		goto out;
+	if ((r = tsi_priv_enc_sign(m, 0, handle, aud, w != NULL ? container :
+	    "", w)) != TSI_OK)
+		goto out;
+	if (wake != NULL) {
+		if ((r = waiter_add(f, handle, wake)) != TSI_OK)
+			goto out;
+		waiting = 1;
+	}
+	if ((r = call(f, m, -1, buf, TSI_PRIV_MSG_MAX, &len, &id)) != TSI_OK ||
+	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_SIGN, &rd, &aid,
+	    &st)) != TSI_OK)
+		goto out;
+	if (st != TSI_OK) {
+		tsi_priv_get_span(&rd, &why, &wl, TSI_PRIV_REASON_MAX);
+		if (tsi_priv_rd_end(&rd) == TSI_OK && reasonlen > 0) {
+			if (wl >= reasonlen)
+				wl = reasonlen - 1;
+			memcpy(reason, why, wl);
+			reason[wl] = '\0';
+		}
+		r = st;
+		if (r == TSI_ERR_AGAIN && wake != NULL)
+			waiting = 0;    /* the WAKE comes */
+		else if (r == TSI_ERR_AGAIN)
+			r = TSI_ERR_IO;
+		goto out;
+	}
+	*exp = tsi_priv_get_i64(&rd);
+	tsi_priv_get_span(&rd, &tok, &tl, TSI_PRIV_TOKEN_MAX);
+	tsi_priv_get_span(&rd, &why, &wl, TSI_PRIV_EXE_MAX);
+	if ((r = tsi_priv_rd_end(&rd)) != TSI_OK)
+		goto out;
+	if ((*token = malloc(tl + 1)) == NULL) {
+		r = TSI_ERR_ALLOC;
+		goto out;
+	}
+	memcpy(*token, tok, tl);
+	(*token)[tl] = '\0';
+	if (reasonlen > 0 && wl < reasonlen) {
+		memcpy(reason, why, wl);     /* the exe, for the log */
+		reason[wl] = '\0';
+	}
+	r = TSI_OK;
+out:
+	if (waiting)
+		waiter_drop(f, handle);
+	if (buf != NULL)
+		tsi_freezero(buf, TSI_PRIV_MSG_MAX);
+	free(m);
+	return r;
+}
+
+int
+tsi_front_jwks(struct tsi_front *f, json_t **out)
+{
+	struct tsi_priv_msg *m = NULL;
+	struct tsi_priv_rd rd;
+	uint8_t *buf = NULL;
+	const char *text;
+	size_t len, tl;
+	uint32_t id, aid;
+	int32_t st;
+	int r = TSI_ERR_ALLOC;
+
+	if ((m = malloc(sizeof(*m))) == NULL ||
+	    (buf = malloc(TSI_PRIV_MSG_MAX)) == NULL)
+		goto out;
+	tsi_priv_msg_begin(m, TSI_PRIV_JWKS, 0);
+	if ((r = call(f, m, -1, buf, TSI_PRIV_MSG_MAX, &len, &id)) != TSI_OK ||
+	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_JWKS, &rd, &aid,
+	    &st)) != TSI_OK)
+		goto out;
+	if ((r = st) != TSI_OK)
+		goto out;
+	tsi_priv_get_span(&rd, &text, &tl, TSI_PRIV_MSG_MAX);
+	if ((r = tsi_priv_rd_end(&rd)) != TSI_OK)
+		goto out;
+	r = (*out = json_loadb(text, tl, 0, NULL)) != NULL ? TSI_OK :
+	    TSI_ERR_PARSE;
+out:
+	free(buf);
+	free(m);
+	return r;
+}
+
+int
+tsi_front_health(struct tsi_front *f, char *reason, size_t reasonlen,
+    char kid[44], char cluster[129], char datacenter[129])
+{
+	struct tsi_priv_msg *m = NULL;
+	struct tsi_priv_rd rd;
+	uint8_t buf[1024];
+	char why[TSI_PRIV_REASON_MAX + 1];
+	size_t len;
+	uint32_t id, aid;
+	int32_t st;
+	int r = TSI_ERR_ALLOC;
+
+	if ((m = malloc(sizeof(*m))) == NULL)
+		goto out;
+	tsi_priv_msg_begin(m, TSI_PRIV_HEALTH, 0);
+	if ((r = call(f, m, -1, buf, sizeof(buf), &len, &id)) != TSI_OK ||
+	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_HEALTH, &rd, &aid,
+	    &st)) != TSI_OK)
+		goto out;
+	tsi_priv_get_str(&rd, why, sizeof(why) - 1);
+	tsi_priv_get_str(&rd, kid, 43);
+	tsi_priv_get_str(&rd, cluster, 128);
+	tsi_priv_get_str(&rd, datacenter, 128);
+	if ((r = tsi_priv_rd_end(&rd)) != TSI_OK)
+		goto out;
+	if (reasonlen > 0) {
+		len = strlen(why);
+		if (len >= reasonlen)
+			len = reasonlen - 1;
+		memcpy(reason, why, len);
+		reason[len] = '\0';
+	}
+	r = st;
+out:
+	free(m);
+	return r;
+}
