@@ -348,9 +348,10 @@ privsep_renew(void *arg)
 	return TSI_OK;
 }
 
-/* Before sandboxing lands, the one place the front end enters it: after
- * every set-up that needs a system call the sandbox will forbid (sockets,
- * libcurl, CA files, threads), before a byte from the network is read. */
+/* The one place the front end enters its sandbox (privilege drop, no
+ * capabilities, no_new_privs, seccomp): after every set-up that needs a
+ * system call the sandbox forbids (sockets, libcurl, CA files, threads),
+ * before a byte from the network is read (tsi_api_open). */
 static void
 front_sandbox(void)
 {
