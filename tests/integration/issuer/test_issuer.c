@@ -855,6 +855,7 @@ test_refuses_bad_node_cert(void **state)
 /* --- the kubelet resolver through the daemon ---------------------------- */
 
 #define ID_A "c5db4e65cf90b61747fa2bf1b37295a021bb47b46fedd8263c85736f17668f0d"
+#define ID_B "0b3c6f1e2d4a59687f0e1d2c3b4a5968778695a4b3c2d1e0f0e1d2c3b4a59687"
 #define IMG_APP "sha256:4eafe76675ab94d8c303323cfa4ec605f5d0a9a3b24a1b8db03f8f4e89c127f4"
 #define IMG_SIDECAR "sha256:2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580"
 #define IMG_INIT "sha256:8bce96250e4a1c418a4d329f66312c880cf565127d6229c6d58442c78d486908"
@@ -1748,6 +1749,58 @@ fake_front(const char *out_path)
 		pause();      /* until the signer's SIGTERM */
 }
 
+/* The stand-in front end with the kubelet resolver: the caller (the test
+ * process, in container ID_A as its fake /proc says) is already queued on
+ * the API socket. Claims for another container, or none, are refused;
+ * claims for the caller's container are signed. */
+static int
+fake_front_k8s(const char *out_path)
+{
+	static struct tsi_priv_msg m;
+	static uint8_t ans[TSI_PRIV_MSG_MAX];
+	struct tsi_workload *w;
+	struct tsi_priv_rd rd;
+	char cid[65];
+	uint32_t id, handle;
+	int32_t st;
+	size_t alen;
+	int ch = TSI_PRIV_FD_CHAN0, s;
+
+	if ((ff_out = fopen(out_path, "w")) == NULL ||
+	    (s = accept(TSI_PRIV_FD_LISTEN, NULL, NULL)) < 0 ||
+	    (w = tsi_workload_new(TSI_WORKLOAD_K8S)) == NULL)
+		return 1;
+	w->namespace = strdup("medical");
+	w->pod = strdup("records-7d9f8b6c5-x2x4q");
+	w->service_account = strdup("records-sa");
+	w->container = strdup("app");
+	tsi_priv_msg_begin(&m, TSI_PRIV_IDENTIFY, 1);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_call(ch, m.b, m.len, &s, 1, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_OK && tsi_priv_ans_open(ans, alen, TSI_PRIV_IDENTIFY,
+	    &rd, &id, &st) == TSI_OK, "IDENTIFY of the caller");
+	handle = tsi_priv_get_u32(&rd);
+	(void)tsi_priv_get_u32(&rd);
+	(void)tsi_priv_get_u32(&rd);
+	(void)tsi_priv_get_u32(&rd);
+	tsi_priv_get_str(&rd, cid, 64);
+	ff_check(strcmp(cid, ID_A) == 0, "the signer read the container id");
+	(void)tsi_priv_enc_sign(&m, 2, handle, "tsi-vault", ID_B, w);
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_ERR_DENIED, "SIGN with another container's claims");
+	(void)tsi_priv_enc_sign(&m, 3, handle, "tsi-vault", "", NULL);
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_ERR_DENIED, "SIGN without claims for a pod");
+	(void)tsi_priv_enc_sign(&m, 4, handle, "tsi-vault", ID_A, w);
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_OK, "SIGN for the caller's container");
+	tsi_workload_free(w);
+	fprintf(ff_out, "done %d\n", ff_bad);
+	fclose(ff_out);
+	for (;;)
+		pause();
+}
+
 /* The text of the file at path (NUL terminated, free), or NULL. */
 static char *
 slurp(const char *path)
@@ -1766,16 +1819,22 @@ slurp(const char *path)
 	return t;
 }
 
-static void
-test_signer_malformed(void **state)
+/* Runs tsi-issuer with this binary as its front end (mode: "" or "k8s")
+ * until the stand-in writes "done"; returns what it wrote (free). c: a
+ * socket to connect to the API socket as soon as it is there (or -1). */
+static char *
+run_fake_front(struct ifx *f, const char *mode, int c)
 {
-	struct ifx *f = *state;
 	char exe[512], self[4096], out[400], *text = NULL;
+	struct sockaddr_un sa;
 	long long deadline;
+	int connected = c < 0;
 	ssize_t n;
 	pid_t pid;
 
-	enroll(f);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, f->sock, strlen(f->sock) + 1);
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	assert_true(n > 0);
 	self[n] = '\0';
@@ -1786,6 +1845,7 @@ test_signer_malformed(void **state)
 		if (fd >= 0)
 			dup2(fd, 2);
 		setenv("TSI_TEST_FAKE_FRONT", out, 1);
+		setenv("TSI_TEST_FAKE_FRONT_MODE", mode, 1);
 		execl(exe, exe, "run", "--config", f->conf, "--front-exe", self,
 		    (char *)NULL);
 		_exit(127);
@@ -1793,22 +1853,73 @@ test_signer_malformed(void **state)
 	f->issuer = pid;
 	deadline = test_now_ms() + 60000;
 	while (test_now_ms() < deadline) {
+		if (!connected && connect(c, (struct sockaddr *)&sa,
+		    sizeof(sa)) == 0)
+			connected = 1;
 		free(text);
 		if ((text = slurp(out)) != NULL && strstr(text, "done ") != NULL)
 			break;
 		assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
 		usleep(20000);
 	}
+	assert_true(connected);
 	assert_non_null(text);
 	print_message("%s", text);
+	return text;
+}
+
+static void
+test_signer_malformed(void **state)
+{
+	struct ifx *f = *state;
+	char *text;
+
+	enroll(f);
+	text = run_fake_front(f, "", -1);
 	assert_non_null(strstr(text, "done 0\n"));
 	assert_null(strstr(text, "bad "));
 	assert_non_null(strstr(text, "ok SIGN for the connected caller"));
 	free(text);
 	/* The signer lived through it, and logged what it refused. */
-	assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
+	assert_int_equal(waitpid(f->issuer, NULL, WNOHANG), 0);
 	assert_true(log_has(f, "signer.bad_request"));
 	assert_true(log_has(f, "the caller's connection is closed"));
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+/* Kubernetes callers: the container id in a SIGN must be the one the
+ * signer read from the caller's cgroup (this process, through a fake
+ * /proc), whatever claims the front end puts with it. */
+static void
+test_signer_container_check(void **state)
+{
+	struct ifx *f = *state;
+	char proc[400], p[600], extra[1024], *text;
+	int c;
+
+	snprintf(proc, sizeof(proc), "%s/proc", f->dir);
+	mkdir(proc, 0700);
+	snprintf(p, sizeof(p), "%s/%ld", proc, (long)getpid());
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)getpid());
+	copy_file("/proc/self/stat", p);
+	snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)getpid());
+	write_text(p, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	snprintf(extra, sizeof(extra), "proc_root = \"%s\";\n"
+	    "kubelet_url = \"https://127.0.0.1:9\";\n", proc);
+	snprintf(f->resolver, sizeof(f->resolver), "kubelet");
+	write_config(f, extra);
+	enroll(f);
+	/* This process waits in the socket's backlog: the stand-in's
+	 * accept takes it. */
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(c >= 0);
+	text = run_fake_front(f, "k8s", c);
+	assert_non_null(strstr(text, "done 0\n"));
+	assert_null(strstr(text, "bad "));
+	free(text);
+	close(c);
+	assert_true(log_has(f, "claims for another container"));
 	assert_int_equal(stop_issuer(f), 0);
 }
 
@@ -1983,6 +2094,8 @@ main(int argc, char **argv)
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_signer_malformed,
 		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_signer_container_check,
+		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_front_killed_under_load,
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_single_process,
@@ -1992,7 +2105,10 @@ main(int argc, char **argv)
 	/* Run by the signer as its front end (test_signer_malformed). */
 	if (argc >= 2 && strcmp(argv[1], "front") == 0 &&
 	    getenv("TSI_TEST_FAKE_FRONT") != NULL)
-		return fake_front(getenv("TSI_TEST_FAKE_FRONT"));
+		return getenv("TSI_TEST_FAKE_FRONT_MODE") != NULL &&
+		    strcmp(getenv("TSI_TEST_FAKE_FRONT_MODE"), "k8s") == 0 ?
+		    fake_front_k8s(getenv("TSI_TEST_FAKE_FRONT")) :
+		    fake_front(getenv("TSI_TEST_FAKE_FRONT"));
 	/* A copy of this binary serves as a token client (test_huge_executable):
 	 * one request on the socket named, exit 0 for 200. */
 	if (argc == 3 && strcmp(argv[1], "--token-client") == 0) {
