@@ -75,6 +75,8 @@ usage(FILE *f)
 	    "options:\n"
 	    "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
 	    "      --single-process  run: no privilege separation (privsep = false)\n"
+	    "      --front-exe FILE  run: the program started as the front end\n"
+	    "                        (default: this one, as `tsi-issuer front`)\n"
 	    "  -h, --help         this text\n"
 	    "  -V, --version      print the version\n");
 }
@@ -413,7 +415,7 @@ out:
  * socket is bound here and lent to each front end in turn. */
 static int
 run_signer(const struct tsi_issuer_config *cfg, const char *config_path,
-    struct tsi_tpm *tpm, struct serving *srv, const sigset_t *wait_mask)
+    const char *front_exe, struct tsi_tpm *tpm, struct serving *srv, const sigset_t *wait_mask)
 {
 	struct privsep_renew pr = { cfg, tpm, srv };
 	struct tsi_privsep_signer ps;
@@ -427,7 +429,7 @@ run_signer(const struct tsi_issuer_config *cfg, const char *config_path,
 	}
 	memset(&ps, 0, sizeof(ps));
 	ps.cfg = cfg;
-	ps.exe = "/proc/self/exe";
+	ps.exe = front_exe;
 	ps.config_path = config_path;
 	ps.listen_fd = fd;
 	ps.minter = &srv->minter;
@@ -447,7 +449,8 @@ run_signer(const struct tsi_issuer_config *cfg, const char *config_path,
 }
 
 static int
-cmd_run(const struct tsi_issuer_config *cfg, const char *config_path)
+cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
+    const char *front_exe)
 {
 	struct tsi_tpm *tpm = NULL;
 	struct tsi_resolver *resolver = NULL;
@@ -510,7 +513,8 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path)
 			    TSI_LS("error", tsi_strerror(r)));
 			goto out;
 		}
-		if (run_signer(cfg, config_path, tpm, &srv, &old) != TSI_OK)
+		if (run_signer(cfg, config_path, front_exe, tpm, &srv, &old) !=
+		    TSI_OK)
 			goto out;
 		tsi_log(TSI_LOG_INFO, "issuer.stopping", TSI_LI("signal",
 		    stop_signal));
@@ -560,10 +564,12 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "single-process", no_argument, NULL, 'S' },
+		{ "front-exe", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct tsi_issuer_config *cfg = NULL;
 	const char *config = DEFAULT_CONFIG, *cmd = "run";
+	const char *front_exe = "/proc/self/exe";
 	char err[512];
 	int ch, rc, single = 0;
 
@@ -581,6 +587,9 @@ main(int argc, char **argv)
 			return EXIT_SUCCESS;
 		case 'S':
 			single = 1;
+			break;
+		case 'F':
+			front_exe = optarg;
 			break;
 		default:
 			usage(stderr);
@@ -608,7 +617,8 @@ main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = strcmp(cmd, "csr") == 0 ? cmd_csr(cfg) :
 	    strcmp(cmd, "enroll") == 0 ? cmd_enroll(cfg) :
-	    strcmp(cmd, "front") == 0 ? cmd_front(cfg) : cmd_run(cfg, config);
+	    strcmp(cmd, "front") == 0 ? cmd_front(cfg) : cmd_run(cfg, config,
+	    front_exe);
 	curl_global_cleanup();
 	tsi_issuer_config_free(cfg);
 	return rc;

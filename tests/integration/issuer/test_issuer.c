@@ -30,6 +30,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "issuer/priv_proto.h"
+#include "issuer/privsep.h"
 #include "tests/support/swtpm.h"
 #include "tests/support/pki.h"
 #include "tsi/buf.h"
@@ -857,6 +859,7 @@ test_refuses_bad_node_cert(void **state)
 /* --- the kubelet resolver through the daemon ---------------------------- */
 
 #define ID_A "c5db4e65cf90b61747fa2bf1b37295a021bb47b46fedd8263c85736f17668f0d"
+#define ID_B "0b3c6f1e2d4a59687f0e1d2c3b4a5968778695a4b3c2d1e0f0e1d2c3b4a59687"
 #define IMG_APP "sha256:4eafe76675ab94d8c303323cfa4ec605f5d0a9a3b24a1b8db03f8f4e89c127f4"
 #define IMG_SIDECAR "sha256:2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580"
 #define IMG_INIT "sha256:8bce96250e4a1c418a4d329f66312c880cf565127d6229c6d58442c78d486908"
@@ -1530,6 +1533,537 @@ test_bad_config_exit_2(void **state)
 	assert_int_equal(run(argv3, NULL), 0);
 }
 
+/*
+ * Privilege separation. A stand-in front end (this binary, run by the real
+ * signer with --front-exe) sends the signer every malformed shape of its
+ * requests and a few well-formed ones whose caller is not there, writing
+ * one line per check to the file named by TSI_TEST_FAKE_FRONT: "ok <what>"
+ * or "bad <what>", then "done".
+ */
+static FILE *ff_out;
+static int ff_bad;
+
+/* Sends len bytes of b (with the fds, nfds of them) on the channel and
+ * waits (bounded) for one answer: its status, or 1 for no answer. */
+static int
+ff_call(int ch, const void *b, size_t len, const int *fds, int nfds,
+    uint8_t *ans, size_t cap, size_t *alen)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { (void *)b, len };
+	struct msghdr mh;
+	struct cmsghdr *c;
+	struct pollfd p = { ch, POLLIN, 0 };
+	int32_t st;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (nfds > 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	if (sendmsg(ch, &mh, MSG_NOSIGNAL) != (ssize_t)len)
+		return 1;
+	if (poll(&p, 1, 10000) != 1 || (n = recv(ch, ans, cap, 0)) <
+	    (ssize_t)TSI_PRIV_HDR + 4)
+		return 1;
+	*alen = (size_t)n;
+	memcpy(&st, ans + TSI_PRIV_HDR, 4);
+	return st;
+}
+
+static void
+ff_check(int cond, const char *what)
+{
+	fprintf(ff_out, "%s %s\n", cond ? "ok" : "bad", what);
+	fflush(ff_out);
+	if (!cond)
+		ff_bad++;
+}
+
+/* A malformed request: an error answer, never silence or success. */
+static void
+ff_refused(int ch, const void *b, size_t len, const int *fds, int nfds,
+    const char *what)
+{
+	static uint8_t ans[TSI_PRIV_MSG_MAX];
+	size_t alen;
+	int st = ff_call(ch, b, len, fds, nfds, ans, sizeof(ans), &alen);
+
+	ff_check(st < 0, what);
+}
+
+static int
+fake_front(const char *out_path)
+{
+	static struct tsi_priv_msg m;
+	static uint8_t ans[TSI_PRIV_MSG_MAX], big[TSI_PRIV_MSG_MAX + 100];
+	struct sockaddr_un sa;
+	socklen_t salen = sizeof(sa);
+	struct tsi_priv_rd rd;
+	uint32_t id, handle, v;
+	int32_t st;
+	size_t alen;
+	int ch = TSI_PRIV_FD_CHAN0, c, s, pair[2], fds[2];
+
+	if ((ff_out = fopen(out_path, "w")) == NULL)
+		return 1;
+	/* Short header, and a length field that lies both ways. */
+	ff_refused(ch, "\x01\x00\x00\x00", 4, NULL, 0, "short header");
+	tsi_priv_msg_begin(&m, TSI_PRIV_HEALTH, 1);
+	tsi_priv_put_u32(&m, 0);
+	(void)tsi_priv_msg_end(&m);
+	v = 100;
+	memcpy(m.b + 8, &v, 4);
+	ff_refused(ch, m.b, m.len, NULL, 0, "length over the datagram");
+	v = 0;
+	memcpy(m.b + 8, &v, 4);
+	ff_refused(ch, m.b, m.len, NULL, 0, "trailing bytes after HEALTH");
+	/* Types outside the table. */
+	tsi_priv_msg_begin(&m, 99, 2);
+	(void)tsi_priv_msg_end(&m);
+	ff_refused(ch, m.b, m.len, NULL, 0, "unknown type");
+	tsi_priv_msg_begin(&m, TSI_PRIV_WAKE, 3);
+	tsi_priv_put_u32(&m, 1);
+	(void)tsi_priv_msg_end(&m);
+	ff_refused(ch, m.b, m.len, NULL, 0, "WAKE sent to the signer");
+	/* A datagram over the maximum. */
+	memset(big, 0, sizeof(big));
+	v = TSI_PRIV_SIGN;
+	memcpy(big, &v, 4);
+	v = (uint32_t)(sizeof(big) - TSI_PRIV_HDR);
+	memcpy(big + 8, &v, 4);
+	ff_refused(ch, big, sizeof(big), NULL, 0, "datagram over the maximum");
+	/* RELEASE: short and long. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_RELEASE, 4);
+	tsi_priv_put_str(&m, "ab", 2);
+	(void)tsi_priv_msg_end(&m);
+	ff_refused(ch, m.b, m.len, NULL, 0, "RELEASE of 6 bytes");
+	tsi_priv_msg_begin(&m, TSI_PRIV_RELEASE, 4);
+	(void)tsi_priv_msg_end(&m);
+	ff_refused(ch, m.b, m.len, NULL, 0, "RELEASE of 0 bytes");
+	/* SIGN truncated, with trailing bytes, with bad claims. */
+	(void)tsi_priv_enc_sign(&m, 5, 1, "tsi-vault", "", NULL);
+	v = (uint32_t)(m.len - TSI_PRIV_HDR - 2);
+	memcpy(m.b + 8, &v, 4);
+	ff_refused(ch, m.b, m.len - 2, NULL, 0, "SIGN truncated");
+	(void)tsi_priv_enc_sign(&m, 5, 1, "tsi-vault", "", NULL);
+	m.b[m.len++] = 'x';
+	v = (uint32_t)(m.len - TSI_PRIV_HDR);
+	memcpy(m.b + 8, &v, 4);
+	ff_refused(ch, m.b, m.len, NULL, 0, "SIGN with a trailing byte");
+	tsi_priv_msg_begin(&m, TSI_PRIV_SIGN, 6);
+	tsi_priv_put_u32(&m, 1);
+	tsi_priv_put_str(&m, "tsi-vault", 9);
+	tsi_priv_put_str(&m, "0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef", 64);
+	tsi_priv_put_str(&m, "{\"namespace\":\"\xff\"}", 18);
+	(void)tsi_priv_msg_end(&m);
+	ff_refused(ch, m.b, m.len, NULL, 0, "SIGN with invalid UTF-8 claims");
+	(void)tsi_priv_enc_sign(&m, 7, 0x12345, "tsi-vault", "", NULL);
+	ff_refused(ch, m.b, m.len, NULL, 0, "SIGN for an unknown handle");
+	/* IDENTIFY without a descriptor, with two, and a RELEASE with one. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_IDENTIFY, 8);
+	(void)tsi_priv_msg_end(&m);
+	ff_refused(ch, m.b, m.len, NULL, 0, "IDENTIFY without a descriptor");
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0)
+		return 1;
+	ff_refused(ch, m.b, m.len, pair, 2, "IDENTIFY with two descriptors");
+	/* A descriptor that is not a connected socket. */
+	fds[0] = open("/dev/null", O_RDONLY);
+	ff_refused(ch, m.b, m.len, fds, 1, "IDENTIFY of /dev/null");
+	close(fds[0]);
+	tsi_priv_msg_begin(&m, TSI_PRIV_RELEASE, 9);
+	tsi_priv_put_u32(&m, 0x12345);
+	(void)tsi_priv_msg_end(&m);
+	ff_refused(ch, m.b, m.len, pair, 1, "RELEASE with a descriptor");
+	close(pair[0]);
+	close(pair[1]);
+
+	/* A real caller: this process, connected to the API socket. */
+	if (getsockname(TSI_PRIV_FD_LISTEN, (struct sockaddr *)&sa, &salen) != 0 ||
+	    (c = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+	    connect(c, (struct sockaddr *)&sa, salen) != 0 ||
+	    (s = accept(TSI_PRIV_FD_LISTEN, NULL, NULL)) < 0)
+		return 1;
+	tsi_priv_msg_begin(&m, TSI_PRIV_IDENTIFY, 10);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_call(ch, m.b, m.len, &s, 1, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_OK && tsi_priv_ans_open(ans, alen, TSI_PRIV_IDENTIFY,
+	    &rd, &id, &st) == TSI_OK, "IDENTIFY of a connected caller");
+	handle = tsi_priv_get_u32(&rd);
+	ff_check(tsi_priv_get_u32(&rd) == (uint32_t)getpid(),
+	    "the signer found this pid");
+	(void)tsi_priv_enc_sign(&m, 11, handle, "tsi-vault", "", NULL);
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	if (st == TSI_ERR_AGAIN) {
+		/* The signer hashes this executable: its WAKE, then again. */
+		struct pollfd p = { TSI_PRIV_FD_NOTIFY, POLLIN, 0 };
+		uint8_t w[64];
+
+		ff_check(poll(&p, 1, 30000) == 1 &&
+		    recv(TSI_PRIV_FD_NOTIFY, w, sizeof(w), 0) ==
+		    TSI_PRIV_HDR + 4, "WAKE after the hashing");
+		st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	}
+	ff_check(st == TSI_OK, "SIGN for the connected caller");
+	/* Claims for a host caller are not the front end's to give. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_SIGN, 12);
+	tsi_priv_put_u32(&m, handle);
+	tsi_priv_put_str(&m, "tsi-vault", 9);
+	tsi_priv_put_str(&m, "0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef", 64);
+	{
+		static const char cl[] = "{\"namespace\":\"ns\",\"pod\":\"p\","
+		    "\"service_account\":\"sa\",\"container\":\"c\","
+		    "\"images\":[],\"image_names\":[]}";
+
+		tsi_priv_put_str(&m, cl, sizeof(cl) - 1);
+	}
+	(void)tsi_priv_msg_end(&m);
+	ff_refused(ch, m.b, m.len, NULL, 0, "SIGN with made-up claims");
+	/* The caller hangs up; the front end (this process) keeps its end:
+	 * the signer refuses, then has forgotten the handle. */
+	close(c);
+	close(s);
+	(void)tsi_priv_enc_sign(&m, 13, handle, "tsi-vault", "", NULL);
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_ERR_UNIDENTIFIED, "SIGN after the caller left");
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_ERR_NOT_FOUND, "SIGN for a forgotten handle");
+	/* Still answering, on every channel. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_HEALTH, 14);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_call(ch + 1, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_OK, "HEALTH after all that");
+	fprintf(ff_out, "done %d\n", ff_bad);
+	fclose(ff_out);
+	for (;;)
+		pause();      /* until the signer's SIGTERM */
+}
+
+/* The stand-in front end with the kubelet resolver: the caller (the test
+ * process, in container ID_A as its fake /proc says) is already queued on
+ * the API socket. Claims for another container, or none, are refused;
+ * claims for the caller's container are signed. */
+static int
+fake_front_k8s(const char *out_path)
+{
+	static struct tsi_priv_msg m;
+	static uint8_t ans[TSI_PRIV_MSG_MAX];
+	struct tsi_workload *w;
+	struct tsi_priv_rd rd;
+	char cid[65];
+	uint32_t id, handle;
+	int32_t st;
+	size_t alen;
+	int ch = TSI_PRIV_FD_CHAN0, s;
+
+	if ((ff_out = fopen(out_path, "w")) == NULL ||
+	    (s = accept(TSI_PRIV_FD_LISTEN, NULL, NULL)) < 0 ||
+	    (w = tsi_workload_new(TSI_WORKLOAD_K8S)) == NULL)
+		return 1;
+	w->namespace = strdup("medical");
+	w->pod = strdup("records-7d9f8b6c5-x2x4q");
+	w->service_account = strdup("records-sa");
+	w->container = strdup("app");
+	tsi_priv_msg_begin(&m, TSI_PRIV_IDENTIFY, 1);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_call(ch, m.b, m.len, &s, 1, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_OK && tsi_priv_ans_open(ans, alen, TSI_PRIV_IDENTIFY,
+	    &rd, &id, &st) == TSI_OK, "IDENTIFY of the caller");
+	handle = tsi_priv_get_u32(&rd);
+	(void)tsi_priv_get_u32(&rd);
+	(void)tsi_priv_get_u32(&rd);
+	(void)tsi_priv_get_u32(&rd);
+	tsi_priv_get_str(&rd, cid, 64);
+	ff_check(strcmp(cid, ID_A) == 0, "the signer read the container id");
+	(void)tsi_priv_enc_sign(&m, 2, handle, "tsi-vault", ID_B, w);
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_ERR_DENIED, "SIGN with another container's claims");
+	(void)tsi_priv_enc_sign(&m, 3, handle, "tsi-vault", "", NULL);
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_ERR_DENIED, "SIGN without claims for a pod");
+	(void)tsi_priv_enc_sign(&m, 4, handle, "tsi-vault", ID_A, w);
+	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
+	ff_check(st == TSI_OK, "SIGN for the caller's container");
+	tsi_workload_free(w);
+	fprintf(ff_out, "done %d\n", ff_bad);
+	fclose(ff_out);
+	for (;;)
+		pause();
+}
+
+/* The text of the file at path (NUL terminated, free), or NULL. */
+static char *
+slurp(const char *path)
+{
+	FILE *in = fopen(path, "r");
+	char *t;
+	size_t n;
+
+	if (in == NULL)
+		return NULL;
+	t = calloc(1, 1 << 20);
+	n = t != NULL ? fread(t, 1, (1 << 20) - 1, in) : 0;
+	fclose(in);
+	if (t != NULL)
+		t[n] = '\0';
+	return t;
+}
+
+/* Runs tsi-issuer with this binary as its front end (mode: "" or "k8s")
+ * until the stand-in writes "done"; returns what it wrote (free). c: a
+ * socket to connect to the API socket as soon as it is there (or -1). */
+static char *
+run_fake_front(struct ifx *f, const char *mode, int c)
+{
+	char exe[512], self[4096], out[400], *text = NULL;
+	struct sockaddr_un sa;
+	long long deadline;
+	int connected = c < 0;
+	ssize_t n;
+	pid_t pid;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, f->sock, strlen(f->sock) + 1);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	snprintf(out, sizeof(out), "%s/fake-front.out", f->dir);
+	snprintf(exe, sizeof(exe), "%s/tsi-issuer", bin_dir());
+	if ((pid = fork()) == 0) {
+		int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		setenv("TSI_TEST_FAKE_FRONT", out, 1);
+		setenv("TSI_TEST_FAKE_FRONT_MODE", mode, 1);
+		execl(exe, exe, "run", "--config", f->conf, "--front-exe", self,
+		    (char *)NULL);
+		_exit(127);
+	}
+	f->issuer = pid;
+	deadline = test_now_ms() + 60000;
+	while (test_now_ms() < deadline) {
+		if (!connected && connect(c, (struct sockaddr *)&sa,
+		    sizeof(sa)) == 0)
+			connected = 1;
+		free(text);
+		if ((text = slurp(out)) != NULL && strstr(text, "done ") != NULL)
+			break;
+		assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
+		usleep(20000);
+	}
+	assert_true(connected);
+	assert_non_null(text);
+	print_message("%s", text);
+	return text;
+}
+
+static void
+test_signer_malformed(void **state)
+{
+	struct ifx *f = *state;
+	char *text;
+
+	enroll(f);
+	text = run_fake_front(f, "", -1);
+	assert_non_null(strstr(text, "done 0\n"));
+	assert_null(strstr(text, "bad "));
+	assert_non_null(strstr(text, "ok SIGN for the connected caller"));
+	free(text);
+	/* The signer lived through it, and logged what it refused. */
+	assert_int_equal(waitpid(f->issuer, NULL, WNOHANG), 0);
+	assert_true(log_has(f, "signer.bad_request"));
+	assert_true(log_has(f, "the caller's connection is closed"));
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+/* Kubernetes callers: the container id in a SIGN must be the one the
+ * signer read from the caller's cgroup (this process, through a fake
+ * /proc), whatever claims the front end puts with it. */
+static void
+test_signer_container_check(void **state)
+{
+	struct ifx *f = *state;
+	char proc[400], p[600], extra[1024], *text;
+	int c;
+
+	snprintf(proc, sizeof(proc), "%s/proc", f->dir);
+	mkdir(proc, 0700);
+	snprintf(p, sizeof(p), "%s/%ld", proc, (long)getpid());
+	mkdir(p, 0700);
+	snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)getpid());
+	copy_file("/proc/self/stat", p);
+	snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)getpid());
+	write_text(p, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	snprintf(extra, sizeof(extra), "proc_root = \"%s\";\n"
+	    "kubelet_url = \"https://127.0.0.1:9\";\n", proc);
+	snprintf(f->resolver, sizeof(f->resolver), "kubelet");
+	write_config(f, extra);
+	enroll(f);
+	/* This process waits in the socket's backlog: the stand-in's
+	 * accept takes it. */
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(c >= 0);
+	text = run_fake_front(f, "k8s", c);
+	assert_non_null(strstr(text, "done 0\n"));
+	assert_null(strstr(text, "bad "));
+	free(text);
+	close(c);
+	assert_true(log_has(f, "claims for another container"));
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+/* The pid in the last "front.started" line of the log, or 0. */
+static pid_t
+front_pid(struct ifx *f)
+{
+	char *text = slurp(f->log), *p, *last = NULL;
+	pid_t pid = 0;
+
+	if (text == NULL)
+		return 0;
+	for (p = text; (p = strstr(p, "\"front.started\",\"pid\":")) != NULL;
+	    p++)
+		last = p;
+	if (last != NULL)
+		pid = (pid_t)atol(last + strlen("\"front.started\",\"pid\":"));
+	free(text);
+	return pid;
+}
+
+/* Counts lines of the log holding s. */
+static int
+log_count(struct ifx *f, const char *s)
+{
+	char *text = slurp(f->log), *p;
+	int n = 0;
+
+	if (text == NULL)
+		return 0;
+	for (p = text; (p = strstr(p, s)) != NULL; p++)
+		n++;
+	free(text);
+	return n;
+}
+
+/*
+ * The front end killed (SIGKILL) while four clients fetch tokens in a loop:
+ * the signer survives and logs the death, a new front end serves within a
+ * bounded time, the clients get tokens again, and no token was minted for
+ * a caller the signer had not identified: every token.issued line of the
+ * front end is matched by a signer that knew the pid (the counts of
+ * tokens the clients got and tokens issued agree, none from nowhere).
+ */
+static void
+test_front_killed_under_load(void **state)
+{
+	struct ifx *f = *state;
+	pid_t kids[4], fp, fp2 = 0;
+	int pipes[4][2], i, st, ok_total = 0, fail_total = 0;
+	long long t0, back_ms = -1, deadline;
+	struct resp r;
+
+	enroll(f);
+	start_issuer(f);
+	assert_true((fp = front_pid(f)) > 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pipe(pipes[i]), 0);
+		if ((kids[i] = fork()) == 0) {
+			long long end = test_now_ms() + 6000;
+			int counts[2] = { 0, 0 };
+
+			close(pipes[i][0]);
+			while (test_now_ms() < end) {
+				if (get(f, "/v1/token?aud=tsi-vault", NULL, &r,
+				    NULL) == CURLE_OK && r.status == 200 &&
+				    strstr(r.body, "\"token\":\"ey") != NULL)
+					counts[0]++;
+				else
+					counts[1]++;
+			}
+			if (write(pipes[i][1], counts, sizeof(counts)) !=
+			    (ssize_t)sizeof(counts))
+				_exit(1);
+			_exit(0);
+		}
+		close(pipes[i][1]);
+	}
+	usleep(1000000);     /* load running: the kill lands mid-request */
+	assert_int_equal(kill(fp, SIGKILL), 0);
+	t0 = test_now_ms();
+	/* A new front end serves: a token within a bounded time. */
+	deadline = t0 + 10000;
+	while (test_now_ms() < deadline) {
+		if (get(f, "/v1/token?aud=tsi-vault", NULL, &r, NULL) ==
+		    CURLE_OK && r.status == 200) {
+			back_ms = test_now_ms() - t0;
+			break;
+		}
+	}
+	print_message("front end SIGKILLed: tokens again after %lld ms\n",
+	    back_ms);
+	assert_true(back_ms >= 0);
+	assert_true(back_ms < 5000);
+	fp2 = front_pid(f);
+	assert_true(fp2 > 0 && fp2 != fp);
+	for (i = 0; i < 4; i++) {
+		int counts[2];
+
+		assert_int_equal(read(pipes[i][0], counts, sizeof(counts)),
+		    (ssize_t)sizeof(counts));
+		close(pipes[i][0]);
+		assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		ok_total += counts[0];
+		fail_total += counts[1];
+	}
+	print_message("under load: %d tokens, %d failed requests (the kill)\n",
+	    ok_total, fail_total);
+	assert_true(ok_total > 0);
+	/* The signer lived, logged the death with its signal, and started
+	 * exactly one new front end for it. */
+	assert_int_equal(waitpid(f->issuer, NULL, WNOHANG), 0);
+	assert_true(log_has(f, "\"event\":\"front.exited\",\"pid\":"));
+	assert_true(log_has(f, "\"signal\":9"));
+	assert_int_equal(log_count(f, "\"front.started\""), 2);
+	/* Every token a client got was minted by the signer for an
+	 * identified caller: no more issued than the clients (and the probe
+	 * requests of this test) received. */
+	assert_true(log_count(f, "\"token.issued\"") <= ok_total + 2 + 1);
+	assert_int_equal(stop_issuer(f), 0);
+}
+
+/* privsep = false still serves (the benchmark's single-process figure). */
+static void
+test_single_process(void **state)
+{
+	struct ifx *f = *state;
+	char *tok;
+
+	enroll(f);
+	write_config(f, "privsep = false;\n");
+	start_issuer(f);
+	tok = get_token(f, "tsi-vault", NULL);
+	assert_non_null(tok);
+	free(tok);
+	assert_false(log_has(f, "front.started"));
+	assert_int_equal(stop_issuer(f), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1562,8 +2096,23 @@ main(int argc, char **argv)
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_kubelet_slow_daemon,
 		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_signer_malformed,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_signer_container_check,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_front_killed_under_load,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_single_process,
+		    setup_delegated, teardown),
 	};
 
+	/* Run by the signer as its front end (test_signer_malformed). */
+	if (argc >= 2 && strcmp(argv[1], "front") == 0 &&
+	    getenv("TSI_TEST_FAKE_FRONT") != NULL)
+		return getenv("TSI_TEST_FAKE_FRONT_MODE") != NULL &&
+		    strcmp(getenv("TSI_TEST_FAKE_FRONT_MODE"), "k8s") == 0 ?
+		    fake_front_k8s(getenv("TSI_TEST_FAKE_FRONT")) :
+		    fake_front(getenv("TSI_TEST_FAKE_FRONT"));
 	/* A copy of this binary serves as a token client (test_huge_executable):
 	 * one request on the socket named, exit 0 for 200. */
 	if (argc == 3 && strcmp(argv[1], "--token-client") == 0) {
