@@ -161,7 +161,5 @@ void attest_http_stop(struct attest *a);
 
 /* util */
 long long attest_now(void);
-int attest_hex_decode(const char *hex, uint8_t *out, size_t len);
-void attest_hex(const uint8_t *b, size_t n, char *out);
 
 #endif /* TSI_ATTEST_INTERNAL_H */

@@ -20,6 +20,7 @@
 #include "tsi/attest.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/hex.h"
 #include "tsi/jwt.h"
 #include "tsi/log.h"
 #include "tsi/x509.h"
@@ -362,9 +363,9 @@ attest_enroll_start(struct attest *a, const struct attest_req *req,
 		refuse(&rf, 500, "internal error");
 		goto refused;
 	}
-	attest_hex(sid, sizeof(sid), sid_hex);
-	attest_hex(nonce, sizeof(nonce), nonce_hex);
-	attest_hex(secret, sizeof(secret), secret_hex);
+	tsi_hex_encode(sid, sizeof(sid), sid_hex);
+	tsi_hex_encode(nonce, sizeof(nonce), nonce_hex);
+	tsi_hex_encode(secret, sizeof(secret), secret_hex);
 	sess = json_pack("{sssssOsOsssssssI}", "node",
 	    json_string_value(json_object_get(entry, "node")), "ek_sha256",
 	    ek_hash, "ak_pub", json_object_get(body, "ak_pub"), "key_pub",
@@ -458,10 +459,11 @@ check_proof(const json_t *sess, const char *sid, const char *proof,
 	int r = TSI_ERR_DENIED;
 
 	if (nonce == NULL || strlen(nonce) != 2 * ATTEST_NONCE_LEN ||
-	    attest_hex_decode(json_string_value(json_object_get(sess, "secret")),
-	    secret, sizeof(secret)) != TSI_OK)
+	    tsi_hex_decode(json_string_value(json_object_get(sess, "secret")),
+	    secret, sizeof(secret), 0) != TSI_OK)
 		return refuse(rf, 500, "internal error");
-	if (proof == NULL || attest_hex_decode(proof, got, sizeof(got)) != TSI_OK) {
+	if (proof == NULL ||
+	    tsi_hex_decode(proof, got, sizeof(got), TSI_HEX_ANY_CASE) != TSI_OK) {
 		refuse(rf, 400, "proof: expected 64 hex digits");
 		goto out;
 	}
@@ -541,8 +543,8 @@ quote_pcrs(const json_t *body, uint8_t values[ATTEST_PCRS][32],
 		return refuse(rf, 400, "quote.pcrs.sha256: expected PCRs 0..7");
 	for (i = 0; i < ATTEST_PCRS; i++) {
 		snprintf(idx, sizeof(idx), "%d", i);
-		if (attest_hex_decode(str_field(bank, idx, 64), values[i], 32) !=
-		    TSI_OK)
+		if (tsi_hex_decode(str_field(bank, idx, 64), values[i], 32,
+		    TSI_HEX_ANY_CASE) != TSI_OK)
 			return refuse(rf, 400, "quote.pcrs.sha256.%d: expected 64 "
 			    "hex digits", i);
 	}
@@ -558,7 +560,7 @@ pcrs_json(const uint8_t values[ATTEST_PCRS][32])
 
 	for (i = 0; o != NULL && i < ATTEST_PCRS; i++) {
 		snprintf(idx, sizeof(idx), "%d", i);
-		attest_hex(values[i], 32, hex);
+		tsi_hex_encode(values[i], 32, hex);
 		json_object_set_new(o, idx, json_string(hex));
 	}
 	return o;
@@ -666,7 +668,8 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 		goto refused;
 	if ((sid = str_field(body, "session", 2 * ATTEST_SESSION_LEN)) == NULL ||
 	    strlen(sid) != 2 * ATTEST_SESSION_LEN ||
-	    attest_hex_decode(sid, digest, ATTEST_SESSION_LEN) != TSI_OK) {
+	    tsi_hex_decode(sid, digest, ATTEST_SESSION_LEN, TSI_HEX_ANY_CASE) !=
+	    TSI_OK) {
 		refuse(&rf, 400, "session: expected 32 hex digits");
 		goto refused;
 	}
@@ -696,8 +699,8 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 	}
 	if (check_proof(sess, sid, str_field(body, "proof", 64), &rf) != TSI_OK)
 		goto refused;
-	if (attest_hex_decode(json_string_value(json_object_get(sess, "nonce")),
-	    nonce, sizeof(nonce)) != TSI_OK ||
+	if (tsi_hex_decode(json_string_value(json_object_get(sess, "nonce")),
+	    nonce, sizeof(nonce), 0) != TSI_OK ||
 	    b64_field(sess, "ak_pub", &pub, &publen, &rf) != TSI_OK ||
 	    tsi_tpm_pub_parse(pub, publen, &ak) != TSI_OK) {
 		refuse(&rf, 500, "internal error");
@@ -773,7 +776,7 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 		goto refused;
 	}
 	name = tsi_tpm_pub_name(ak, &nlen);
-	attest_hex(name, nlen, ak_name);
+	tsi_hex_encode(name, nlen, ak_name);
 
 	/* One transaction: the entry must still be this EK's, not revoked,
 	 * and it takes the AK name and serial together. */

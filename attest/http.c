@@ -10,6 +10,7 @@
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/hex.h"
 #include "tsi/file.h"
 #include "tsi/log.h"
 #include "tsi/net.h"
@@ -173,7 +174,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	if (auth != NULL && strncmp(auth, "Bearer ", 7) == 0)
 		req.token = auth + 7;
 	if (RAND_bytes(rid, sizeof(rid)) == 1)
-		attest_hex(rid, sizeof(rid), req.request_id);
+		tsi_hex_encode(rid, sizeof(rid), req.request_id);
 	attest_dispatch(a, &req, &ans);
 	ret = send_answer(c, &ans);
 	attest_answer_clear(&ans);

@@ -8,6 +8,7 @@
 #include "tsi/buf.h"
 #include "tsi/config.h"
 #include "tsi/err.h"
+#include "tsi/hex.h"
 #include "tsi/file.h"
 #include "tsi/log.h"
 #include "tsi/net.h"
@@ -539,7 +540,7 @@ main(int argc, char **argv)
 		if (dev_token == NULL) {
 			if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 				goto done;
-			attest_hex(rnd, sizeof(rnd), hex);
+			tsi_hex_encode(rnd, sizeof(rnd), hex);
 			dev_token = path_join("tsa", hex);
 			dev_token[3] = '.';
 		}

@@ -7,6 +7,7 @@
 
 #include "tsi/attest.h"
 #include "tsi/err.h"
+#include "tsi/hex.h"
 #include "tsi/log.h"
 #include "tsi/x509.h"
 
@@ -308,7 +309,7 @@ node_show(struct attest *a, const json_t *e, struct attest_answer *ans)
 				if (!(p->sets[s].mask & (1u << i)))
 					continue;
 				snprintf(idx, sizeof(idx), "%d", i);
-				attest_hex(p->sets[s].value[i], 32, hex);
+				tsi_hex_encode(p->sets[s].value[i], 32, hex);
 				json_object_set_new(set, idx, json_string(hex));
 			}
 			json_array_append_new(exp, set);

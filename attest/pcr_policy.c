@@ -17,6 +17,7 @@
 
 #include "tsi/config.h"
 #include "tsi/err.h"
+#include "tsi/hex.h"
 
 #include <libconfig.h>
 #include <stdio.h>
@@ -63,7 +64,8 @@ load_set(const char *file, config_setting_t *s, struct attest_pcr_set *out,
 		}
 		idx = nm[3] - '0';
 		if ((v = config_setting_get_string(e)) == NULL || strlen(v) != 64 ||
-		    attest_hex_decode(v, out->value[idx], 32) != TSI_OK) {
+		    tsi_hex_decode(v, out->value[idx], 32, TSI_HEX_ANY_CASE) !=
+		    TSI_OK) {
 			tsi_errf(err, errlen, "%s:%d: %s must be 64 hex digits "
 			    "(a SHA-256 PCR value)", file,
 			    config_setting_source_line(e), nm);

@@ -38,47 +38,6 @@ attest_now(void)
 }
 
 void
-attest_hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hx[b[i] >> 4];
-		out[2 * i + 1] = hx[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int
-attest_hex_decode(const char *hex, uint8_t *out, size_t len)
-{
-	size_t i;
-
-	if (hex == NULL || strlen(hex) != 2 * len)
-		return TSI_ERR_PARSE;
-	for (i = 0; i < len; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return TSI_ERR_PARSE;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return TSI_OK;
-}
-
-void
 attest_answer_clear(struct attest_answer *ans)
 {
 	json_decref(ans->json);

@@ -24,7 +24,7 @@ INC = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 # Public headers of each lib layer (include/tsi/<name>.h).
 LAYER_OF_HEADER = {
     'err': 'core', 'log': 'core', 'buf': 'core', 'file': 'core',
-    'b64url': 'core', 'config': 'core', 'wipe': 'core', 'curlmsg': 'core',
+    'b64url': 'core', 'hex': 'core', 'config': 'core', 'wipe': 'core', 'curlmsg': 'core',
     'secrets_spec': 'core',
     'signer': 'token', 'x509': 'token', 'jwt': 'token',
     'policy': 'policy', 'audit': 'audit', 'attest': 'attest',

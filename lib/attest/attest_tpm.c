@@ -8,6 +8,7 @@
  */
 #include "tsi/attest.h"
 #include "tsi/err.h"
+#include "tsi/hex.h"
 #include "tsi/log.h"
 #include "attest_int.h"
 
@@ -320,10 +321,9 @@ tsi_attest_check_ek(const struct tsi_tpm_pub *ek, char *why, size_t whylen)
 int
 tsi_attest_key_sha256(EVP_PKEY *pub, char hex[65])
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char *der = NULL, md[32];
 	unsigned int mdlen = 0;
-	int n, i, r = TSI_ERR_CRYPTO;
+	int n, r = TSI_ERR_CRYPTO;
 
 	if (pub == NULL || hex == NULL)
 		return TSI_ERR_INVALID_ARG;
@@ -332,11 +332,7 @@ tsi_attest_key_sha256(EVP_PKEY *pub, char hex[65])
 	if (EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
 	    mdlen != 32)
 		goto out;
-	for (i = 0; i < 32; i++) {
-		hex[2 * i] = digits[md[i] >> 4];
-		hex[2 * i + 1] = digits[md[i] & 0x0f];
-	}
-	hex[64] = '\0';
+	tsi_hex_encode(md, 32, hex);
 	r = TSI_OK;
 out:
 	OPENSSL_free(der);

@@ -11,6 +11,7 @@
 #include "tsi/x509.h"
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/hex.h"
 #include "tsi/log.h"
 
 #include <errno.h>
@@ -335,19 +336,14 @@ tsi_x509_load_chain_pem(const char *pem, size_t len, STACK_OF(X509) **out)
 int
 tsi_x509_fingerprint(X509 *cert, char hex[65])
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0, i;
+	unsigned int n = 0;
 
 	if (cert == NULL || hex == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if (X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != 32)
 		return TSI_ERR_CRYPTO;
-	for (i = 0; i < n; i++) {
-		hex[2 * i] = digits[md[i] >> 4];
-		hex[2 * i + 1] = digits[md[i] & 0x0f];
-	}
-	hex[64] = '\0';
+	tsi_hex_encode(md, n, hex);
 	return TSI_OK;
 }
 
