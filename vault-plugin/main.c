@@ -23,6 +23,7 @@
 #include "tsi/err.h"
 #include "tsi/file.h"
 #include "tsi/log.h"
+#include "tsi/net.h"
 #include "tsi/tls.h"
 #include "tsi/wipe.h"
 
@@ -284,7 +285,7 @@ check_settings(const struct tsi_config *c, const struct vault_settings *s,
 	for (i = 0; i < s->n_trust_ca; i++)
 		if (check_file(c, "trust_ca", s->trust_ca[i], err, errlen) != TSI_OK)
 			return TSI_ERR_CONFIG;
-	if (vault_listen_is_loopback(s->listen) < 0) {
+	if (tsi_net_listen_is_loopback(s->listen) < 0) {
 		snprintf(err, errlen, "%s:%d: listen: expected ADDRESS:PORT "
 		    "(IPv4, or [IPv6]:PORT)",
 		    tsi_config_file(c), tsi_config_line(c, "listen"));
@@ -672,7 +673,7 @@ dev_settings(struct vault_settings *set)
 {
 	if (set->listen == NULL)
 		set->listen = xstrdup("127.0.0.1:8200");
-	if (vault_listen_is_loopback(set->listen) != 1)
+	if (tsi_net_listen_is_loopback(set->listen) != 1)
 		return fail(EXIT_USAGE, "--dev-listen must be a loopback "
 		    "ADDRESS:PORT (dev mode has no TLS), got '%s'", set->listen);
 	set->audience = xstrdup(TSI_JWT_DEFAULT_AUD);

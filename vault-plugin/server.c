@@ -27,6 +27,7 @@
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/net.h"
 #include "tsi/log.h"
 #include "tsi/tls.h"
 
@@ -501,115 +502,6 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	return on_complete(v, h);
 }
 
-static int
-parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[128];
-	const char *colon;
-	char *end;
-	unsigned long port;
-	size_t hl;
-
-	memset(ss, 0, sizeof(*ss));
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (rb == NULL || rb[1] != ':')
-			return TSI_ERR_PARSE;
-		hl = (size_t)(rb - s - 1);
-		if (hl >= sizeof(host))
-			return TSI_ERR_PARSE;
-		memcpy(host, s + 1, hl);
-		colon = rb + 1;
-	} else {
-		if ((colon = strrchr(s, ':')) == NULL)
-			return TSI_ERR_PARSE;
-		hl = (size_t)(colon - s);
-		if (hl >= sizeof(host))
-			return TSI_ERR_PARSE;
-		memcpy(host, s, hl);
-	}
-	host[hl] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || colon[1] == '\0' || port > 65535)
-		return TSI_ERR_PARSE;
-	if (hl == 0)
-		snprintf(host, sizeof(host), "0.0.0.0");
-	{
-		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-		if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-			a4->sin_family = AF_INET;
-			a4->sin_port = htons((uint16_t)port);
-			*len = sizeof(*a4);
-			return TSI_OK;
-		}
-		if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-			a6->sin6_family = AF_INET6;
-			a6->sin6_port = htons((uint16_t)port);
-			*len = sizeof(*a6);
-			return TSI_OK;
-		}
-	}
-	return TSI_ERR_PARSE;
-}
-
-int
-vault_listen_is_loopback(const char *listen)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	if (parse_listen(listen, &ss, &len) != TSI_OK)
-		return -1;
-	if (ss.ss_family == AF_INET)
-		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) ==
-		    127;
-	return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
-}
-
-/*
- * The listening socket, bound here rather than by libmicrohttpd so that a
- * second server on the same address fails with the reason. SO_REUSEADDR
- * only (a restart need not wait for TIME_WAIT); never SO_REUSEPORT, which
- * let a second tsi-vault bind the same port and take half the requests,
- * with its own data, policies and audit chain.
- */
-static int
-listen_socket(const char *listen_addr, MHD_socket *out, char *err,
-    size_t errlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t sslen;
-	int fd, one = 1;
-
-	if (parse_listen(listen_addr, &ss, &sslen) != TSI_OK) {
-		snprintf(err, errlen, "listen: cannot parse address '%s'",
-		    listen_addr);
-		return TSI_ERR_CONFIG;
-	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0)) < 0) {
-		snprintf(err, errlen, "listen %s: socket: %s", listen_addr,
-		    strerror(errno));
-		return TSI_ERR_IO;
-	}
-	if (ss.ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
-		    sizeof(one));
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||
-	    listen(fd, 1024) != 0) {
-		snprintf(err, errlen, "listen %s: %s", listen_addr,
-		    errno == EADDRINUSE ? "address in use (is another server "
-		    "running there?)" : strerror(errno));
-		close(fd);
-		return TSI_ERR_IO;
-	}
-	*out = fd;
-	return TSI_OK;
-}
-
 int
 vault_server_start(struct vault *v, char *err, size_t errlen)
 {
@@ -626,7 +518,10 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 		}
 		flags |= MHD_USE_TLS;
 	}
-	if ((r = listen_socket(s->listen, &lfd, err, errlen)) != TSI_OK)
+	/* Bound here rather than by libmicrohttpd, never with SO_REUSEPORT:
+	 * a second server on the same address fails with the reason instead
+	 * of taking half the requests with its own data and audit chain. */
+	if ((r = tsi_net_listen(s->listen, &lfd, err, errlen)) != TSI_OK)
 		return r;
 	pthread_mutex_init(&v->wq_mu, NULL);
 	pthread_cond_init(&v->wq_cv, NULL);

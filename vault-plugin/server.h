@@ -20,9 +20,6 @@ struct vault;
  * beyond). */
 #define VAULT_CONN_MEMORY (16 * 1024)
 
-/* 1 when listen ("ADDR:PORT", "[V6]:PORT") is a loopback address, 0 when
- * it is another address, -1 when it does not parse. */
-int vault_listen_is_loopback(const char *listen);
 /* Starts the workers, then the listener. */
 int vault_server_start(struct vault *v, char *err, size_t errlen);
 /* Drains and joins the workers (requests in flight finish), then stops the
