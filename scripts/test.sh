@@ -28,6 +28,9 @@ if [ "$sanitize" -eq 1 ]; then
   export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
 else
   dir=build
+  # The benchmark programs are built too (not run: bench/run does that), so
+  # that a change that breaks them shows here.
+  opts+=(-DTSI_BENCH=ON)
 fi
 cmake -S . -B "$dir" "${opts[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
