@@ -2,31 +2,17 @@
  * audit_backend.c - audit logs opened from a URL (docs/audit.md
  * "Backends"): the table of backends and the URL rule.
  *
- * The LMDB backend is the first row: the address is an absolute directory
- * path ("lmdb:///var/lib/tsi/audit"), and tsi_audit_open(dir) is the same
- * as tsi_audit_open_url("lmdb://" dir).
+ * The LMDB backend (audit_lmdb_writer.c) is the first row: the address is
+ * an absolute directory path ("lmdb:///var/lib/tsi/audit"), and
+ * tsi_audit_open(dir) is the same as tsi_audit_open_url("lmdb://" dir).
  */
 #include "audit_backend.h"
 #include "tsi/err.h"
 
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
-/* An LMDB environment is a directory holding data.mdb. */
-static int
-lmdb_exists(const char *dir)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	return snprintf(path, sizeof(path), "%s/data.mdb", dir) <
-	    (int)sizeof(path) && stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static const struct tsi_audit_backend_ops audit_backends[] = {
-	{ "lmdb", tsi_audit_open, tsi_audit_reader_open, lmdb_exists },
+static const struct tsi_audit_backend_ops *const audit_backends[] = {
+	&audit_lmdb_backend,
 };
 
 const struct tsi_audit_backend_ops *
@@ -38,15 +24,15 @@ audit_backend_find(const char *url, const char **addr)
 		return NULL;
 	for (i = 0; i < sizeof(audit_backends) / sizeof(audit_backends[0]);
 	    i++) {
-		n = strlen(audit_backends[i].scheme);
-		if (strncmp(url, audit_backends[i].scheme, n) != 0 ||
+		n = strlen(audit_backends[i]->scheme);
+		if (strncmp(url, audit_backends[i]->scheme, n) != 0 ||
 		    strncmp(url + n, "://", 3) != 0)
 			continue;
 		/* "scheme:///abs/path": no host part, an absolute path */
 		if (url[n + 3] != '/')
 			return NULL;
 		*addr = url + n + 3;
-		return &audit_backends[i];
+		return audit_backends[i];
 	}
 	return NULL;
 }
@@ -63,7 +49,7 @@ tsi_audit_open_url(const char *url, const struct tsi_audit_opts *opts,
 	*out = NULL;
 	if ((be = audit_backend_find(url, &addr)) == NULL)
 		return TSI_ERR_INVALID_ARG;
-	return be->open(addr, opts, out);
+	return audit_open_backend(be, addr, opts, out);
 }
 
 int
