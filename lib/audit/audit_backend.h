@@ -89,8 +89,31 @@ struct tsi_audit_backend_ops {
 	/* The room left now (AUDIT_ROOM_UNKNOWN when it cannot be told). */
 	size_t (*room)(void *be);
 
-	/* Reader: tsi_audit_reader_open of the address; the same contract. */
-	int (*reader_open)(const char *addr, struct tsi_audit_reader **out);
+	/* Reader. Each op has the contract of the public function of the same
+	 * name (include/tsi/audit.h) with the reader's state rbe from
+	 * reader_open in place of the handle (never NULL); readers may be used
+	 * from several threads and beside the writer in the same process. */
+
+	/* tsi_audit_reader_open of the address: TSI_ERR_NOT_FOUND when no
+	 * log is there. *rbe: reader_close. */
+	int (*reader_open)(const char *addr, void **rbe);
+	void (*reader_close)(void *rbe);
+	/* tsi_audit_get: the record of seq as stored (the bytes of
+	 * docs/audit-format.md), parsed. */
+	int (*get)(void *rbe, uint64_t seq, json_t **rec);
+	/* tsi_audit_query_cursor: records matching q in seq order after
+	 * q->after_seq, at most q->limit, with the paging seq and the poller's
+	 * cursor. */
+	int (*query)(void *rbe, const struct tsi_audit_query *q,
+	    int (*cb)(const json_t *rec, void *arg), void *arg,
+	    uint64_t *next_seq, uint64_t *cursor);
+	/* tsi_audit_reader_info: first/last seq, records, sizes, the signed
+	 * head. */
+	int (*info)(void *rbe, struct tsi_audit_info *info);
+	/* tsi_audit_verify_key: the chain from the prune point to the head,
+	 * the signed head, the indexes against the records. */
+	int (*verify)(void *rbe, EVP_PKEY *trusted,
+	    struct tsi_audit_verify_result *res);
 	/* 1 when a log is stored at addr, without opening it */
 	int (*exists)(const char *addr);
 };

@@ -61,6 +61,12 @@ int audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
 int audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body,
     size_t len, uint8_t hash[AUDIT_HASH_LEN]);
 
+/* A reader handle: the backend's row and its reader state. */
+struct tsi_audit_reader {
+	const struct tsi_audit_backend_ops *ops;
+	void *be;
+};
+
 /* A record prepared in the appender's thread (audit_prep.c): validated,
  * stripped, its top-level fields dumped canonically and grouped around the
  * writer's keys, and the values its index entries need. */

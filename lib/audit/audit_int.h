@@ -31,9 +31,6 @@ struct audit_env {
 	struct audit_env *next;
 };
 
-struct tsi_audit_reader {
-	struct audit_env *e;
-};
 
 /* Opens or shares the environment in dir. writer: create it, read-write, map
  * of map_size bytes; otherwise MDB_RDONLY unless a writer of this process
@@ -45,6 +42,17 @@ void audit_env_release(struct audit_env *e, int writer);
  * audit_env_read_end), picking up a map grown by another process. */
 int audit_env_read_begin(struct audit_env *e, MDB_txn **txn);
 void audit_env_read_end(struct audit_env *e, MDB_txn *txn);
+/* The LMDB reader ops (audit_lmdb_reader.c, audit_lmdb_verify.c); be is
+ * the environment (audit_lmdb_reader_open). */
+int audit_lmdb_reader_open(const char *dir, void **be);
+void audit_lmdb_reader_close(void *be);
+int audit_lmdb_get(void *be, uint64_t seq, json_t **rec);
+int audit_lmdb_query(void *be, const struct tsi_audit_query *q,
+    int (*cb)(const json_t *rec, void *arg), void *arg, uint64_t *next_seq,
+    uint64_t *cursor);
+int audit_lmdb_info(void *be, struct tsi_audit_info *info);
+int audit_lmdb_verify(void *be, EVP_PKEY *trusted,
+    struct tsi_audit_verify_result *res);
 /* Maps an LMDB or errno code to TSI_ERR_*. */
 int audit_mdb_err(int rc);
 

@@ -402,6 +402,11 @@ const struct tsi_audit_backend_ops audit_lmdb_backend = {
 	.probe = lmdb_probe,
 	.sign_head = lmdb_sign_head,
 	.room = lmdb_room,
-	.reader_open = tsi_audit_reader_open,
+	.reader_open = audit_lmdb_reader_open,
+	.reader_close = audit_lmdb_reader_close,
+	.get = audit_lmdb_get,
+	.query = audit_lmdb_query,
+	.info = audit_lmdb_info,
+	.verify = audit_lmdb_verify,
 	.exists = lmdb_exists,
 };
