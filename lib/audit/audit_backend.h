@@ -50,7 +50,8 @@ struct tsi_audit_backend_ops {
 	/* Opens (creating) the log at addr (borrowed for the call) for the one
 	 * writer, across processes: TSI_ERR_EXISTS when another has it. o is
 	 * tsi_audit_open's options with defaults applied. *be: close. */
-	int (*open)(const char *addr, const struct tsi_audit_opts *o, void **be);
+	int (*open)(const char *addr, const struct tsi_audit_opts *o,
+	    void **be);
 	void (*close)(void *be);
 	/* The last committed point (seq 0, zero hash when empty) and the
 	 * time_us of the last record (0 when empty). */
