@@ -3,24 +3,25 @@
  *
  * Invariants (docs/audit.md "Group commit"):
  * - tsi_audit_append returns TSI_OK only after the batch holding its record
- *   was committed by a synced LMDB transaction.
+ *   was committed by a durable transaction of the backend.
  * - A record whose caller timed out while it was still queued is removed
  *   from the queue and is never written.
  * - A record whose caller timed out while its batch was being written may
  *   land; the committer then appends an "audit.late_commit" record naming
  *   its seq, so the log says that this record was not acknowledged.
  * - The in-memory head advances only after a successful commit.
+ *
+ * The store is reached only through the backend's ops (audit_backend.h):
+ * nothing here knows LMDB.
  */
-#include "audit_int.h"
+#include "audit_backend.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,9 +40,9 @@ struct entry {
 };
 
 struct tsi_audit {
-	struct audit_env *e;
+	const struct tsi_audit_backend_ops *ops;
+	void *be;                 /* the backend's state (ops->open) */
 	struct tsi_audit_opts o;
-	int lockfd;
 	pthread_t thr;
 	int thr_started;
 
@@ -105,72 +106,27 @@ deadline_ts(struct timespec *ts, long long us_from_now)
 }
 
 static void
-set_error(struct tsi_audit *a, const char *what, int rc)
+set_error(struct tsi_audit *a, const struct audit_be_err *err)
 {
 	pthread_mutex_lock(&a->mu);
 	a->healthy = 0;
-	snprintf(a->last_error, sizeof(a->last_error), "%s: %s", what,
-	    mdb_strerror(rc));
+	snprintf(a->last_error, sizeof(a->last_error), "%s: %s", err->step,
+	    err->msg);
 	pthread_mutex_unlock(&a->mu);
-	tsi_log(TSI_LOG_ERROR, "audit.commit_failed", TSI_LS("step", what),
-	    TSI_LS("error", mdb_strerror(rc)));
+	tsi_log(TSI_LOG_ERROR, "audit.commit_failed", TSI_LS("step", err->step),
+	    TSI_LS("error", err->msg));
 }
 
-/* Records the room left after a transaction whose live pages were live:
- * the largest map the log may have, less those pages. An estimate (the
- * free list and LMDB's copy-on-write pages are not counted apart), which
- * only decides when unauthenticated records are refused. */
+/* Records the room the backend measured (an estimate that only decides
+ * when unauthenticated records are refused). */
 static void
-note_live(struct tsi_audit *a, size_t live)
+note_room(struct tsi_audit *a, size_t room)
 {
-	MDB_envinfo info;
-	size_t max;
-
-	if (mdb_env_info(a->e->env, &info) != 0)
+	if (room == AUDIT_ROOM_UNKNOWN)
 		return;
-	max = info.me_mapsize > a->o.map_max ? info.me_mapsize : a->o.map_max;
 	pthread_mutex_lock(&a->mu);
-	a->free_est = live < max ? max - live : 0;
+	a->free_est = room;
 	pthread_mutex_unlock(&a->mu);
-}
-
-/* The batch's write cursors: records, and one per index. */
-struct batch_cursors {
-	MDB_cursor *rec;
-	struct audit_index_cursors idx;
-};
-
-static int
-put_record(struct batch_cursors *bc, const struct audit_prep *p,
-    struct audit_point *h, long long *t, uint64_t *seq_out)
-{
-	uint8_t kb[8], hash[AUDIT_HASH_LEN];
-	char *body = NULL;
-	size_t len = 0;
-	MDB_val k = { 8, kb }, v;
-	long long now = audit_now_us();
-	uint64_t seq = h->seq + 1;
-	int rc;
-
-	/* time never goes back along the chain: the indexes rely on it */
-	if (now > *t)
-		*t = now;
-	if (audit_prep_seal(p, seq, *t, h->hash, hash, &body, &len) != TSI_OK)
-		return ENOMEM;
-	audit_be64_put(kb, seq);
-	v.mv_size = len;
-	v.mv_data = body;
-	rc = mdb_cursor_put(bc->rec, &k, &v, MDB_APPEND);
-	if (rc == 0)
-		rc = audit_index_put_prep_c(&bc->idx, p, seq, *t);
-	free(body);
-	if (rc != 0)
-		return rc;
-	h->seq = seq;
-	memcpy(h->hash, hash, AUDIT_HASH_LEN);
-	if (seq_out != NULL)
-		*seq_out = seq;
-	return 0;
 }
 
 static struct audit_prep *
@@ -189,145 +145,45 @@ late_record(uint64_t seq)
 	return p;
 }
 
-/* Writes a batch in one synced transaction. Returns an LMDB/errno code;
- * on success a->head has advanced and n_late annotations were written. */
-static int
-write_batch(struct tsi_audit *a, struct entry **b, size_t n,
-    const uint64_t *late, size_t n_late, const char **step)
+static void
+prune_held(void *arg, int held)
 {
-	MDB_txn *txn = NULL;
-	struct batch_cursors bc;
-	struct audit_point h = a->head;
-	long long t = a->last_time_us;
-	struct audit_prep *lr;
-	size_t i, live = 0;
-	int rc;
+	struct tsi_audit *a = arg;
 
-	memset(&bc, 0, sizeof(bc));
-	*step = "txn_begin";
-	if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, a->e->records, &bc.rec)) != 0) {
-		bc.rec = NULL;
-		goto out;
-	}
-	if ((rc = audit_index_cursors_open(a->e, txn, &bc.idx)) != 0)
-		goto out;
-	*step = "put";
-	for (i = 0; i < n; i++)
-		if ((rc = put_record(&bc, b[i]->rec, &h, &t, &b[i]->seq)) != 0)
-			goto out;
-	for (i = 0; i < n_late; i++) {
-		if ((lr = late_record(late[i])) == NULL) {
-			rc = ENOMEM;
-			goto out;
-		}
-		rc = put_record(&bc, lr, &h, &t, NULL);
-		audit_prep_free(lr);
-		if (rc != 0)
-			goto out;
-	}
-	if ((rc = audit_meta_put_point(a->e, txn, "head", &h)) != 0)
-		goto out;
-	audit_index_cursors_close(&bc.idx);
-	mdb_cursor_close(bc.rec);
-	bc.rec = NULL;
-	if (a->o.reserve_bytes > 0)
-		live = audit_live_bytes(a->e, txn);
-	*step = "commit";
-	rc = mdb_txn_commit(txn); /* synced: the env is not MDB_NOSYNC */
-	txn = NULL;
-	if (rc == 0) {
-		a->head = h;
-		a->last_time_us = t;
-		if (a->o.reserve_bytes > 0)
-			note_live(a, live);
-	}
-out:
-	audit_index_cursors_close(&bc.idx);
-	if (bc.rec != NULL)
-		mdb_cursor_close(bc.rec);
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	return rc;
+	pthread_mutex_lock(&a->mu);
+	if (held && !a->retention_held)
+		tsi_log(TSI_LOG_WARN, "audit.retention_held",
+		    TSI_LS("reason", "allowed decisions younger "
+		    "than the minimum age are kept"));
+	a->retention_held = held;
+	a->prune_held += held ? 1 : 0;
+	pthread_mutex_unlock(&a->mu);
 }
 
-static int
-grow_map(struct tsi_audit *a, size_t size)
-{
-	int rc;
-
-	pthread_rwlock_wrlock(&a->e->resize);
-	rc = mdb_env_set_mapsize(a->e->env, size);
-	pthread_rwlock_unlock(&a->e->resize);
-	if (rc != 0)
-		tsi_log(TSI_LOG_ERROR, "audit.map_grow_failed",
-		    TSI_LS("error", mdb_strerror(rc)));
-	else
-		tsi_log(TSI_LOG_WARN, "audit.map_grown",
-		    TSI_LI("map_size", (long long)size));
-	return rc;
-}
-
-/* One pruning transaction. In a full map LMDB cannot even record deletions
- * (it copies pages on write), so then the map first grows by a small
- * reserve: 1/32 of it, at least 256 KiB. */
+/* One retention pass through the backend (opts.keep_allow_s is the floor
+ * under which allowed decisions are kept). */
 static int
 prune_txn(struct tsi_audit *a, long long cutoff, size_t bytes, size_t force_n,
     size_t max, size_t *pruned)
 {
-	MDB_envinfo info;
-	MDB_txn *txn = NULL;
-	size_t reserve, live;
-	long long keep = a->o.keep_allow_s > 0 ?
-	    audit_now_us() - a->o.keep_allow_s * 1000000LL : 0;
-	int attempt, r, rc, held = 0;
+	struct audit_prune_req q;
+	size_t room = AUDIT_ROOM_UNKNOWN;
+	int r;
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		*pruned = 0;
-		if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) != 0)
-			return audit_mdb_err(rc);
-		r = audit_prune_batch_keep(a->e, txn, cutoff, bytes, force_n, max,
-		    keep, pruned, &held);
-		if (r == TSI_OK) {
-			pthread_mutex_lock(&a->mu);
-			if (held && !a->retention_held)
-				tsi_log(TSI_LOG_WARN, "audit.retention_held",
-				    TSI_LS("reason", "allowed decisions younger "
-				    "than the minimum age are kept"));
-			a->retention_held = held;
-			a->prune_held += held ? 1 : 0;
-			pthread_mutex_unlock(&a->mu);
-		}
-		if (r == TSI_OK && *pruned == 0) {
-			mdb_txn_abort(txn);
-			return TSI_OK;
-		}
-		if (r == TSI_OK) {
-			live = audit_live_bytes(a->e, txn);
-			if ((rc = mdb_txn_commit(txn)) == 0) {
-				note_live(a, live);
-				return TSI_OK;
-			}
-			r = audit_mdb_err(rc);
-		} else {
-			mdb_txn_abort(txn);
-		}
-		*pruned = 0;
-		if (r != TSI_ERR_STORE_FULL || attempt > 0)
-			return r;
-		mdb_env_info(a->e->env, &info);
-		reserve = info.me_mapsize / 32;
-		if (reserve < 256 * 1024)
-			reserve = 256 * 1024;
-		if (grow_map(a, info.me_mapsize + reserve) != 0)
-			return r;
-	}
+	memset(&q, 0, sizeof(q));
+	q.cutoff_us = cutoff;
+	q.bytes = bytes;
+	q.force_n = force_n;
+	q.max = max;
+	q.keep_allow_us = a->o.keep_allow_s > 0 ?
+	    audit_now_us() - a->o.keep_allow_s * 1000000LL : 0;
+	q.on_held = prune_held;
+	q.arg = a;
+	r = a->ops->prune(a->be, &q, pruned, &room);
+	note_room(a, room);
 	return r;
 }
 
-/* MDB_MAP_FULL: grow the map (opts.map_max) or, when the operator bounded
- * the log by size, prune the oldest records. 1 when something was freed. */
 static void
 retention(struct tsi_audit *a, long long *cutoff_us, size_t *bytes)
 {
@@ -338,21 +194,16 @@ retention(struct tsi_audit *a, long long *cutoff_us, size_t *bytes)
 	pthread_mutex_unlock(&a->mu);
 }
 
+/* The store is full: grow it (opts.map_max) or, when the operator bounded
+ * the log by size, prune the oldest records. 1 when something was freed. */
 static int
 relieve_full(struct tsi_audit *a)
 {
-	MDB_envinfo info;
-	size_t next, pruned = 0, bytes;
+	size_t pruned = 0, bytes;
 	long long cutoff;
 
-	mdb_env_info(a->e->env, &info);
-	if (a->o.map_max > info.me_mapsize) {
-		next = info.me_mapsize * 2;
-		if (next > a->o.map_max || next < info.me_mapsize)
-			next = a->o.map_max;
-		if (grow_map(a, next) == 0)
-			return 1;
-	}
+	if (a->ops->make_room(a->be))
+		return 1;
 	retention(a, &cutoff, &bytes);
 	if (bytes == 0)
 		return 0;
@@ -367,7 +218,6 @@ static void
 housekeeping(struct tsi_audit *a)
 {
 	long long now = audit_now_us(), cutoff;
-	MDB_txn *txn = NULL;
 	size_t pruned = 0, total = 0, bytes;
 	int i, r;
 
@@ -396,14 +246,9 @@ housekeeping(struct tsi_audit *a)
 	if (a->o.head_signer != NULL && a->head.seq != a->signed_seq &&
 	    now - a->last_sign_us >= (long long)a->o.head_sign_interval_s * 1000000LL) {
 		a->last_sign_us = now;
-		if (mdb_txn_begin(a->e->env, NULL, 0, &txn) == 0) {
-			if (audit_meta_sign_head(a->e, txn, a->o.head_signer,
-			    &a->head) == TSI_OK && mdb_txn_commit(txn) == 0)
-				a->signed_seq = a->head.seq;
-			else if (txn != NULL)
-				mdb_txn_abort(txn);
-			txn = NULL;
-		}
+		if (a->ops->sign_head(a->be, a->o.head_signer, &a->head) ==
+		    TSI_OK)
+			a->signed_seq = a->head.seq;
 	}
 }
 
@@ -412,26 +257,15 @@ housekeeping(struct tsi_audit *a)
 static void
 probe(struct tsi_audit *a)
 {
-	MDB_txn *txn = NULL;
-	static uint8_t b[16384];
-	MDB_val k = { 5, "probe" }, v = { sizeof(b), b };
-	int rc;
+	int r = a->ops->probe(a->be);
 
-	audit_be64_put(b, (uint64_t)audit_now_us());
-	if ((rc = mdb_txn_begin(a->e->env, NULL, 0, &txn)) == 0 &&
-	    (rc = mdb_put(txn, a->e->meta, &k, &v, 0)) == 0) {
-		rc = mdb_txn_commit(txn);
-		txn = NULL;
-	}
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	if (rc == 0) {
+	if (r == TSI_OK) {
 		pthread_mutex_lock(&a->mu);
 		a->healthy = 1;
 		a->last_error[0] = '\0';
 		pthread_mutex_unlock(&a->mu);
 		tsi_log(TSI_LOG_INFO, "audit.recovered");
-	} else if (rc == MDB_MAP_FULL) {
+	} else if (r == TSI_ERR_STORE_FULL) {
 		relieve_full(a);
 	}
 }
@@ -513,6 +347,7 @@ tsi_audit_set_durable_cb(struct tsi_audit *a, tsi_audit_durable_cb cb,
  */
 struct crun {
 	struct entry **batch;   /* batch_max slots */
+	struct audit_prep **recs; /* batch_max slots: the batch's records */
 	size_t n;               /* records in the batch being written */
 	size_t last_n;          /* records in the previous batch */
 	uint64_t *late;         /* late annotations written with the batch */
@@ -633,24 +468,74 @@ take_batch(struct tsi_audit *a, struct crun *c)
 	return 1;
 }
 
+/* The late annotations' records (*out: free_late), or -1 when out of
+ * memory. */
+static int
+make_late(const struct crun *c, struct audit_prep ***out)
+{
+	struct audit_prep **lr;
+	size_t i;
+
+	*out = NULL;
+	if (c->n_late == 0)
+		return 0;
+	if ((lr = calloc(c->n_late, sizeof(*lr))) == NULL)
+		return -1;
+	for (i = 0; i < c->n_late; i++)
+		if ((lr[i] = late_record(c->late[i])) == NULL)
+			break;
+	*out = lr;
+	return i == c->n_late ? 0 : -1;
+}
+
+static void
+free_late(struct audit_prep **lr, size_t n)
+{
+	size_t i;
+
+	if (lr == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		audit_prep_free(lr[i]);
+	free(lr);
+}
+
 /* Without mu: writes the batch, making room and retrying when the store
- * is full. Returns an LMDB/errno code. */
+ * is full. Returns TSI_OK or the backend's TSI_ERR_*; on success each
+ * entry has its seq and a->head has advanced. */
 static int
 commit_batch(struct tsi_audit *a, struct crun *c)
 {
-	const char *step;
+	struct audit_be_err err = { "put", "Cannot allocate memory" };
+	struct audit_prep **late = NULL;
+	uint64_t first = a->head.seq + 1;
+	size_t i, room = AUDIT_ROOM_UNKNOWN;
 	int rc, tries;
 
 	if (c->hold_in > 0)
 		usleep((useconds_t)c->hold_in * 1000);
+	for (i = 0; i < c->n; i++)
+		c->recs[i] = c->batch[i]->rec;
+	if (make_late(c, &late) != 0) {
+		rc = TSI_ERR_ALLOC;
+		goto out;
+	}
 	for (tries = 0;; tries++) {
-		rc = write_batch(a, c->batch, c->n, c->late, c->n_late, &step);
-		if (rc == MDB_MAP_FULL && tries < 4 && relieve_full(a))
+		rc = a->ops->append_batch(a->be, c->recs, c->n, late, c->n_late,
+		    &a->head, &a->last_time_us, &room, &err);
+		if (rc == TSI_ERR_STORE_FULL && tries < 4 && relieve_full(a))
 			continue;
 		break;
 	}
-	if (rc != 0)
-		set_error(a, step, rc);
+	if (rc == TSI_OK) {
+		for (i = 0; i < c->n; i++)
+			c->batch[i]->seq = first + i;
+		note_room(a, room);
+	}
+out:
+	free_late(late, c->n_late);
+	if (rc != TSI_OK)
+		set_error(a, &err);
 	return rc;
 }
 
@@ -728,7 +613,11 @@ committer(void *arg)
 	 * double them */
 	if (a->hold_us > 0)
 		(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-	if ((c.batch = calloc(a->o.batch_max, sizeof(*c.batch))) == NULL) {
+	c.batch = calloc(a->o.batch_max, sizeof(*c.batch));
+	c.recs = calloc(a->o.batch_max, sizeof(*c.recs));
+	if (c.batch == NULL || c.recs == NULL) {
+		free(c.batch);
+		free(c.recs);
 		tsi_log(TSI_LOG_ERROR, "audit.committer", TSI_LS("error", "out of memory"));
 		return NULL;
 	}
@@ -764,6 +653,7 @@ committer(void *arg)
 		housekeeping(a);
 	}
 	free(c.batch);
+	free(c.recs);
 	return NULL;
 }
 
@@ -843,50 +733,19 @@ timer_main(void *arg)
 	return NULL;
 }
 
-static int
-load_head(struct tsi_audit *a)
-{
-	MDB_txn *txn = NULL;
-	MDB_cursor *c = NULL;
-	MDB_val k, v;
-	json_t *rec = NULL;
-	struct audit_point meta;
-	int r, rc;
-
-	if ((rc = mdb_txn_begin(a->e->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return audit_mdb_err(rc);
-	if ((r = audit_meta_get_point(a->e, txn, "head", &meta)) != TSI_OK)
-		goto out;
-	a->head = meta;
-	a->last_time_us = 0;
-	if ((rc = mdb_cursor_open(txn, a->e->records, &c)) != 0) {
-		r = audit_mdb_err(rc);
-		goto out;
-	}
-	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	if (rc == 0 && k.mv_size == 8 && audit_record_load(&v, &rec) == TSI_OK) {
-		a->last_time_us = json_integer_value(json_object_get(rec, "time_us"));
-		if (audit_be64_get(k.mv_data) != meta.seq)
-			tsi_log(TSI_LOG_ERROR, "audit.head_mismatch",
-			    TSI_LI("meta_seq", (long long)meta.seq),
-			    TSI_LI("last_seq", (long long)audit_be64_get(k.mv_data)));
-	}
-	r = TSI_OK;
-out:
-	json_decref(rec);
-	if (c != NULL)
-		mdb_cursor_close(c);
-	mdb_txn_abort(txn);
-	return r;
-}
-
 int
 tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
     struct tsi_audit **out)
 {
+	return audit_open_backend(&audit_lmdb_backend, dir, opts, out);
+}
+
+int
+audit_open_backend(const struct tsi_audit_backend_ops *ops, const char *dir,
+    const struct tsi_audit_opts *opts, struct tsi_audit **out)
+{
 	struct tsi_audit *a = NULL;
 	pthread_condattr_t ca;
-	char lockpath[4096];
 	int r = TSI_ERR_INTERNAL;
 
 	if (dir == NULL || out == NULL)
@@ -894,7 +753,7 @@ tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
 	*out = NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return TSI_ERR_ALLOC;
-	a->lockfd = -1;
+	a->ops = ops;
 	if (opts != NULL)
 		a->o = *opts;
 	if (a->o.map_size == 0)
@@ -918,40 +777,13 @@ tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
 	pthread_cond_init(&a->timer_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
-	if ((r = audit_env_acquire(dir, 1, a->o.map_size, &a->e)) != TSI_OK)
+	if ((r = ops->open(dir, &a->o, &a->be)) != TSI_OK)
 		goto out;
-	/* One writer per log, across processes too: two committers would fork
-	 * the chain. flock, unlike fcntl locks, is not dropped when another
-	 * descriptor of the file is closed in this process. */
-	if (snprintf(lockpath, sizeof(lockpath), "%s/writer.lock", dir) >=
-	    (int)sizeof(lockpath)) {
-		r = TSI_ERR_INVALID_ARG;
-		goto out;
-	}
-	if ((a->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
-		r = TSI_ERR_IO;
-		goto out;
-	}
-	if (flock(a->lockfd, LOCK_EX | LOCK_NB) != 0) {
-		tsi_log(TSI_LOG_ERROR, "audit.open", TSI_LS("dir", dir),
-		    TSI_LS("error", "another writer has this audit log open"));
-		r = TSI_ERR_EXISTS;
-		goto out;
-	}
-	if ((r = load_head(a)) != TSI_OK)
+	if ((r = ops->load_head(a->be, &a->head, &a->last_time_us)) != TSI_OK)
 		goto out;
 	a->last_seq = a->head.seq;
 	a->signed_seq = a->head.seq;
-	{
-		MDB_txn *rt = NULL;
-
-		if (mdb_txn_begin(a->e->env, NULL, MDB_RDONLY, &rt) == 0) {
-			size_t live = audit_live_bytes(a->e, rt);
-
-			mdb_txn_abort(rt);
-			note_live(a, live);
-		}
-	}
+	note_room(a, ops->room(a->be));
 	if (pthread_create(&a->thr, NULL, committer, a) != 0) {
 		r = TSI_ERR_INTERNAL;
 		goto out;
@@ -995,10 +827,8 @@ tsi_audit_close(struct tsi_audit *a)
 		pthread_join(a->timer, NULL);
 	}
 	free(a->late);
-	if (a->e != NULL)
-		audit_env_release(a->e, 1);
-	if (a->lockfd >= 0)
-		close(a->lockfd);
+	if (a->be != NULL)
+		a->ops->close(a->be);
 	pthread_cond_destroy(&a->work_cv);
 	pthread_cond_destroy(&a->timer_cv);
 	pthread_mutex_destroy(&a->mu);

@@ -1,11 +1,13 @@
 /*
- * audit_reader.c - read side: get, filtered queries over the indexes.
+ * audit_lmdb_reader.c - the LMDB backend's reader ops (audit_backend.h):
+ * get, filtered queries over the indexes, info.
  *
  * A query walks every index named by its filters at once (a leapfrog join
  * over keys value || 0 || time || seq, all in seq order), so it visits only
  * the records that match every indexed filter within the time window; the
  * record itself is then checked against all filters exactly.
  */
+#include "audit_backend.h"
 #include "audit_int.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
@@ -14,31 +16,22 @@
 #include <string.h>
 
 int
-tsi_audit_reader_open(const char *dir, struct tsi_audit_reader **out)
+audit_lmdb_reader_open(const char *dir, void **be)
 {
-	struct tsi_audit_reader *r;
+	struct audit_env *e = NULL;
 	int rc;
 
-	if (dir == NULL || out == NULL)
-		return TSI_ERR_INVALID_ARG;
-	*out = NULL;
-	if ((r = calloc(1, sizeof(*r))) == NULL)
-		return TSI_ERR_ALLOC;
-	if ((rc = audit_env_acquire(dir, 0, 0, &r->e)) != TSI_OK) {
-		free(r);
+	*be = NULL;
+	if ((rc = audit_env_acquire(dir, 0, 0, &e)) != TSI_OK)
 		return rc;
-	}
-	*out = r;
+	*be = e;
 	return TSI_OK;
 }
 
 void
-tsi_audit_reader_close(struct tsi_audit_reader *r)
+audit_lmdb_reader_close(void *be)
 {
-	if (r == NULL)
-		return;
-	audit_env_release(r->e, 0);
-	free(r);
+	audit_env_release(be, 0);
 }
 
 static int
@@ -55,18 +48,19 @@ get_in_txn(struct audit_env *e, MDB_txn *txn, uint64_t seq, json_t **rec)
 }
 
 int
-tsi_audit_get(struct tsi_audit_reader *r, uint64_t seq, json_t **rec)
+audit_lmdb_get(void *be, uint64_t seq, json_t **rec)
 {
+	struct audit_env *e = be;
 	MDB_txn *txn = NULL;
 	int rc;
 
-	if (r == NULL || rec == NULL)
+	if (rec == NULL)
 		return TSI_ERR_INVALID_ARG;
 	*rec = NULL;
-	if ((rc = audit_env_read_begin(r->e, &txn)) != TSI_OK)
+	if ((rc = audit_env_read_begin(e, &txn)) != TSI_OK)
 		return rc;
-	rc = get_in_txn(r->e, txn, seq, rec);
-	audit_env_read_end(r->e, txn);
+	rc = get_in_txn(e, txn, seq, rec);
+	audit_env_read_end(e, txn);
 	return rc;
 }
 
@@ -420,17 +414,11 @@ head_in_txn(struct audit_env *e, MDB_txn *txn)
 }
 
 int
-tsi_audit_query(struct tsi_audit_reader *r, const struct tsi_audit_query *q,
-    int (*cb)(const json_t *rec, void *arg), void *arg, uint64_t *next_seq)
+audit_lmdb_query(void *be, const struct tsi_audit_query *q,
+    int (*cb)(const json_t *rec, void *arg), void *arg, uint64_t *next_seq,
+    uint64_t *cursor)
 {
-	return tsi_audit_query_cursor(r, q, cb, arg, next_seq, NULL);
-}
-
-int
-tsi_audit_query_cursor(struct tsi_audit_reader *r,
-    const struct tsi_audit_query *q, int (*cb)(const json_t *rec, void *arg),
-    void *arg, uint64_t *next_seq, uint64_t *cursor)
-{
+	struct audit_env *e = be;
 	struct scan scans[8];
 	struct emit em;
 	struct pos start;
@@ -438,7 +426,7 @@ tsi_audit_query_cursor(struct tsi_audit_reader *r,
 	size_t n = 0, i;
 	int rc;
 
-	if (r == NULL || q == NULL || cb == NULL)
+	if (q == NULL || cb == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if (cursor != NULL)
 		*cursor = 0;
@@ -451,15 +439,15 @@ tsi_audit_query_cursor(struct tsi_audit_reader *r,
 	em.cb = cb;
 	em.arg = arg;
 	em.limit = q->limit ? q->limit : 100;
-	if ((rc = audit_env_read_begin(r->e, &txn)) != TSI_OK)
+	if ((rc = audit_env_read_begin(e, &txn)) != TSI_OK)
 		return rc;
 	memset(scans, 0, sizeof(scans));
-	if ((rc = build_scans(r->e, txn, q, scans, &n)) != TSI_OK)
+	if ((rc = build_scans(e, txn, q, scans, &n)) != TSI_OK)
 		goto out;
-	if (n == 0 || !indexes_complete(r->e, txn))
-		walk_records(r->e, txn, &em);
-	else if (start_pos(r->e, txn, q, &start))
-		walk_join(r->e, txn, scans, n, start, &em);
+	if (n == 0 || !indexes_complete(e, txn))
+		walk_records(e, txn, &em);
+	else if (start_pos(e, txn, q, &start))
+		walk_join(e, txn, scans, n, start, &em);
 	if (next_seq != NULL && (em.more || em.stopped))
 		*next_seq = em.last;
 	if (cursor != NULL) {
@@ -468,8 +456,8 @@ tsi_audit_query_cursor(struct tsi_audit_reader *r,
 		if (em.more || em.stopped || q->until_us != 0) {
 			if (em.last > c)
 				c = em.last;
-		} else if (head_in_txn(r->e, txn) > c) {
-			c = head_in_txn(r->e, txn);
+		} else if (head_in_txn(e, txn) > c) {
+			c = head_in_txn(e, txn);
 		}
 		*cursor = c;
 	}
@@ -477,13 +465,14 @@ tsi_audit_query_cursor(struct tsi_audit_reader *r,
 out:
 	for (i = 0; i < n; i++)
 		mdb_cursor_close(scans[i].c);
-	audit_env_read_end(r->e, txn);
+	audit_env_read_end(e, txn);
 	return rc;
 }
 
 int
-tsi_audit_reader_info(struct tsi_audit_reader *r, struct tsi_audit_info *info)
+audit_lmdb_info(void *be, struct tsi_audit_info *info)
 {
+	struct audit_env *e = be;
 	MDB_txn *txn = NULL;
 	MDB_stat st;
 	MDB_envinfo ei;
@@ -492,22 +481,22 @@ tsi_audit_reader_info(struct tsi_audit_reader *r, struct tsi_audit_info *info)
 	json_t *j;
 	int rc;
 
-	if (r == NULL || info == NULL)
+	if (info == NULL)
 		return TSI_ERR_INVALID_ARG;
 	memset(info, 0, sizeof(*info));
-	if ((rc = audit_env_read_begin(r->e, &txn)) != TSI_OK)
+	if ((rc = audit_env_read_begin(e, &txn)) != TSI_OK)
 		return rc;
-	if ((rc = audit_meta_get_point(r->e, txn, "head", &head)) != TSI_OK ||
-	    (rc = audit_meta_get_point(r->e, txn, "prune", &pp)) != TSI_OK)
+	if ((rc = audit_meta_get_point(e, txn, "head", &head)) != TSI_OK ||
+	    (rc = audit_meta_get_point(e, txn, "prune", &pp)) != TSI_OK)
 		goto out;
 	info->last_seq = head.seq;
 	info->first_seq = pp.seq;
-	if (mdb_stat(txn, r->e->records, &st) == 0)
+	if (mdb_stat(txn, e->records, &st) == 0)
 		info->records = st.ms_entries;
-	info->live_bytes = audit_live_bytes(r->e, txn);
-	if (mdb_env_info(r->e->env, &ei) == 0)
+	info->live_bytes = audit_live_bytes(e, txn);
+	if (mdb_env_info(e->env, &ei) == 0)
 		info->map_size = ei.me_mapsize;
-	if (mdb_get(txn, r->e->meta, &k, &v) == 0 &&
+	if (mdb_get(txn, e->meta, &k, &v) == 0 &&
 	    (j = json_loadb(v.mv_data, v.mv_size, 0, NULL)) != NULL) {
 		info->signed_seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
 		snprintf(info->signed_kid, sizeof(info->signed_kid), "%s",
@@ -517,6 +506,6 @@ tsi_audit_reader_info(struct tsi_audit_reader *r, struct tsi_audit_info *info)
 	}
 	rc = TSI_OK;
 out:
-	audit_env_read_end(r->e, txn);
+	audit_env_read_end(e, txn);
 	return rc;
 }

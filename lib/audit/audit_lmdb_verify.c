@@ -1,5 +1,6 @@
 /*
- * audit_verify.c - walks the chain from the prune point to the head.
+ * audit_lmdb_verify.c - the LMDB backend's verify op: walks the chain from
+ * the prune point to the head.
  *
  * Names the first record that was edited (hash or canonical form differs),
  * is missing (a gap in seq, or the tail is shorter than the head says) or is
@@ -8,6 +9,7 @@
  * records: every entry a record needs is there, and no other entry is.
  */
 #include "audit_canon.h"
+#include "audit_backend.h"
 #include "audit_int.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
@@ -346,9 +348,10 @@ out:
 }
 
 int
-tsi_audit_verify_key(struct tsi_audit_reader *rd, EVP_PKEY *trusted,
+audit_lmdb_verify(void *be, EVP_PKEY *trusted,
     struct tsi_audit_verify_result *res)
 {
+	struct audit_env *e = be;
 	struct walk w;
 	struct audit_point pp, head, sh;
 	uint8_t prev[AUDIT_HASH_LEN], hash[AUDIT_HASH_LEN];
@@ -359,19 +362,19 @@ tsi_audit_verify_key(struct tsi_audit_reader *rd, EVP_PKEY *trusted,
 	char why[160];
 	int r, rc, have_sh = 0;
 
-	if (rd == NULL || res == NULL)
+	if (res == NULL)
 		return TSI_ERR_INVALID_ARG;
 	memset(res, 0, sizeof(*res));
 	memset(&w, 0, sizeof(w));
 	w.res = res;
-	w.e = rd->e;
-	if ((r = audit_env_read_begin(rd->e, &txn)) != TSI_OK)
+	w.e = e;
+	if ((r = audit_env_read_begin(e, &txn)) != TSI_OK)
 		return r;
 	w.txn = txn;
-	if ((r = audit_meta_get_point(rd->e, txn, "prune", &pp)) != TSI_OK ||
-	    (r = audit_meta_get_point(rd->e, txn, "head", &head)) != TSI_OK)
+	if ((r = audit_meta_get_point(e, txn, "prune", &pp)) != TSI_OK ||
+	    (r = audit_meta_get_point(e, txn, "head", &head)) != TSI_OK)
 		goto out;
-	r = audit_meta_check_signed_head(rd->e, txn, trusted, &sh, why, sizeof(why));
+	r = audit_meta_check_signed_head(e, txn, trusted, &sh, why, sizeof(why));
 	if (r == TSI_OK) {
 		have_sh = 1;
 	} else if (r == TSI_ERR_NOT_FOUND) {
@@ -392,7 +395,7 @@ tsi_audit_verify_key(struct tsi_audit_reader *rd, EVP_PKEY *trusted,
 
 	expect = pp.seq;
 	memcpy(prev, pp.hash, AUDIT_HASH_LEN);
-	if ((rc = mdb_cursor_open(txn, rd->e->records, &c)) != 0) {
+	if ((rc = mdb_cursor_open(txn, e->records, &c)) != 0) {
 		r = audit_mdb_err(rc);
 		goto out;
 	}
@@ -450,12 +453,6 @@ tsi_audit_verify_key(struct tsi_audit_reader *rd, EVP_PKEY *trusted,
 out:
 	if (c != NULL)
 		mdb_cursor_close(c);
-	audit_env_read_end(rd->e, txn);
+	audit_env_read_end(e, txn);
 	return r;
-}
-
-int
-tsi_audit_verify(struct tsi_audit_reader *r, struct tsi_audit_verify_result *res)
-{
-	return tsi_audit_verify_key(r, NULL, res);
 }
