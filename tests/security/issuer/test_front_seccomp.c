@@ -312,6 +312,8 @@ stop_issuer(struct ffx *f)
 
 	if (f->issuer <= 0)
 		return -1;
+	/* A test that failed while it held the signer stopped. */
+	(void)kill(f->issuer, SIGCONT);
 	(void)kill(f->issuer, SIGTERM);
 	end = test_now_ms() + WAIT_MS;
 	while (waitpid(f->issuer, &st, WNOHANG) == 0) {
@@ -445,13 +447,24 @@ killed(struct ffx *f, const char *op)
 	assert_true(fp2 > 0 && fp2 != fp);
 	assert_true(wait_token(f));
 	assert_int_equal(log_count(f, "\"front.started\""), 2);
-	/* The ghost's request reached the new front end (or was dropped);
-	 * either way no token was minted for it, and the only tokens issued
-	 * since the kill are the probes of wait_token (at least one). */
+	/* The ghost's request waited in the backlog for the new front end;
+	 * no token was minted for it, and the tokens issued since the kill
+	 * are the probes of wait_token (at least one). */
 	snprintf(mark, sizeof(mark), "\"token.issued\",\"pid\":%d,",
 	    (int)ghost);
 	assert_int_equal(log_count(f, mark), 0);
 	assert_true(log_count(f, "\"token.issued\"") > issued);
+	/* It was answered, and refused: the one denial of the run. */
+	if (!wait_log(f, "\"token.denied\"", 1)) {
+		dump_log(f);
+		fail_msg("%s: the caller of the gap was not refused", op);
+	}
+	assert_int_equal(log_count(f, "\"token.denied\""), 1);
+	/* Every token of the run was for this process, which asked. */
+	snprintf(mark, sizeof(mark), "\"token.issued\",\"pid\":%d,",
+	    (int)getpid());
+	assert_int_equal(log_count(f, mark),
+	    log_count(f, "\"token.issued\""));
 	assert_int_equal(waitpid(f->issuer, NULL, WNOHANG), 0);
 	assert_int_equal(stop_issuer(f), 0);
 }
