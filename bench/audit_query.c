@@ -29,7 +29,7 @@
 #include <unistd.h>
 #include <lmdb.h>
 
-#include "../lib/audit_int.h"
+#include "../lib/audit/audit_int.h"
 #include "tsi/err.h"
 #include "tsi/log.h"
 
