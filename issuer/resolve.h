@@ -107,10 +107,14 @@ struct tsi_wake {
 
 /* Executables hashed off the threads that serve requests: a few hashing
  * threads, at most TSI_EXE_HASH_PER_UID files of one uid at a time, at
- * most TSI_EXE_HASH_QUEUE waiting in all, nothing over max_size bytes. */
+ * most TSI_EXE_HASH_QUEUE waiting in all, nothing over max_size bytes; a
+ * request for a file being hashed waits for that hashing. */
 #define TSI_EXE_HASH_THREADS 2
 #define TSI_EXE_HASH_PER_UID 1
 #define TSI_EXE_HASH_QUEUE 32
+/* Requests waiting for a file already being hashed (they hold no thread
+ * and no slot of their uid: it is the same file). */
+#define TSI_EXE_HASH_FOLLOWERS 1024
 struct tsi_exe_hasher;
 struct tsi_hash_job;
 

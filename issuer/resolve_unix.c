@@ -144,10 +144,18 @@ out:
  * (struct tsi_resolve_state); a hashing thread holds it from submit until
  * it marks it done and calls its wake, and never touches it after. Job
  * state is read and written under the hasher's mutex.
+ *
+ * A request for a file that is already being hashed (the same device,
+ * inode, size and times) follows that job instead of queueing its own:
+ * the threads of one program asking at once, or a program changed in the
+ * last seconds (never cached), would otherwise find their uid's hashing
+ * slot taken by their own file and be refused. A follower is woken with
+ * the result of the job it follows, before that job's own request.
  */
 struct tsi_hash_job {
 	struct tsi_hash_job *next;
 	struct tsi_exe_hasher *h;
+	struct tsi_hash_job *leader;    /* followed job, or NULL */
 	int fd;                         /* the executable, opened and checked */
 	uid_t uid;
 	struct stat st;
@@ -163,6 +171,10 @@ struct tsi_exe_hasher {
 	struct tsi_hash_job *head, *tail;
 	size_t n_jobs;                  /* queued and running */
 	struct { uid_t uid; unsigned n; } busy[TSI_EXE_HASH_QUEUE];
+	/* Jobs queued or being hashed, which a request may follow. */
+	struct tsi_hash_job *active[TSI_EXE_HASH_QUEUE];
+	struct tsi_hash_job *followers; /* linked by next */
+	size_t n_followers;
 	int stopping;
 	pthread_t th[TSI_EXE_HASH_THREADS];
 	int n_th;
@@ -187,6 +199,49 @@ uid_slot(struct tsi_exe_hasher *h, uid_t uid)
 	return &h->busy[free_i].n;
 }
 
+static int
+same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	    a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	    a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	    a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Ends the followers of j (done, under mu) with j's result and wakes them,
+ * a batch at a time outside the lock; j itself is not yet woken, so it
+ * stays allocated, and it is no longer active, so none is added. */
+static void
+wake_followers(struct tsi_exe_hasher *h, struct tsi_hash_job *j)
+{
+	struct tsi_wake w[16];
+	struct tsi_hash_job **pp, *f;
+	size_t n, i;
+
+	do {
+		n = 0;
+		for (pp = &h->followers; (f = *pp) != NULL && n <
+		    sizeof(w) / sizeof(w[0]);) {
+			if (f->leader != j) {
+				pp = &f->next;
+				continue;
+			}
+			*pp = f->next;
+			h->n_followers--;
+			f->r = j->r;
+			memcpy(f->digest, j->digest, sizeof(f->digest));
+			f->done = 1;
+			w[n++] = f->wake;       /* f may be freed once woken */
+		}
+		pthread_mutex_unlock(&h->mu);
+		for (i = 0; i < n; i++)
+			w[i].fn(w[i].arg);
+		pthread_mutex_lock(&h->mu);
+	} while (n == sizeof(w) / sizeof(w[0]));
+}
+
 static void *
 hash_thread(void *arg)
 {
@@ -195,6 +250,7 @@ hash_thread(void *arg)
 	struct tsi_wake w;
 	unsigned *n;
 	char digest[72];
+	size_t i;
 	int r;
 
 	pthread_mutex_lock(&h->mu);
@@ -215,10 +271,14 @@ hash_thread(void *arg)
 		j->r = r;
 		if (r == TSI_OK)
 			memcpy(j->digest, digest, sizeof(digest));
-		j->done = 1;
 		h->n_jobs--;
 		if ((n = uid_slot(h, j->uid)) != NULL && *n > 0)
 			(*n)--;
+		for (i = 0; i < TSI_EXE_HASH_QUEUE; i++)
+			if (h->active[i] == j)
+				h->active[i] = NULL;
+		wake_followers(h, j);
+		j->done = 1;
 		w = j->wake;
 		pthread_mutex_unlock(&h->mu);
 		w.fn(w.arg);            /* j may be freed from here on */
@@ -303,6 +363,7 @@ hash_submit(struct tsi_exe_hasher *h, int fd, uid_t uid,
 {
 	struct tsi_hash_job *j;
 	unsigned *n;
+	size_t i;
 	int r = TSI_ERR_IO;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
@@ -313,6 +374,19 @@ hash_submit(struct tsi_exe_hasher *h, int fd, uid_t uid,
 	j->st = *st;
 	j->wake = *wake;
 	pthread_mutex_lock(&h->mu);
+	for (i = 0; !h->stopping && i < TSI_EXE_HASH_QUEUE; i++)
+		if (h->active[i] != NULL && same_stat(&h->active[i]->st, st) &&
+		    h->n_followers < TSI_EXE_HASH_FOLLOWERS) {
+			j->leader = h->active[i];
+			j->fd = -1;
+			j->next = h->followers;
+			h->followers = j;
+			h->n_followers++;
+			pthread_mutex_unlock(&h->mu);
+			close(fd);      /* the job followed has its own */
+			*out = j;
+			return TSI_OK;
+		}
 	if (h->stopping || h->n_jobs >= TSI_EXE_HASH_QUEUE ||
 	    (n = uid_slot(h, uid)) == NULL || *n >= TSI_EXE_HASH_PER_UID) {
 		pthread_mutex_unlock(&h->mu);
@@ -321,6 +395,12 @@ hash_submit(struct tsi_exe_hasher *h, int fd, uid_t uid,
 	}
 	(*n)++;
 	h->n_jobs++;
+	/* A free slot: there are as many as jobs allowed. */
+	for (i = 0; i < TSI_EXE_HASH_QUEUE; i++)
+		if (h->active[i] == NULL) {
+			h->active[i] = j;
+			break;
+		}
 	if (h->tail != NULL)
 		h->tail->next = j;
 	else

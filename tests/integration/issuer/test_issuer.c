@@ -1318,9 +1318,10 @@ test_huge_executable(void **state)
 	assert_true(p99 < 1500);
 	stop_driver(d1);
 	stop_driver(d2);
-	/* It was hashed meanwhile: one file of this uid at a time, the
-	 * other driver's request refused while it was. */
-	assert_true(log_has(f, "resolve.hash_busy"));
+	/* Whether the other driver's request was refused (the file touched
+	 * again, another version, while the uid's one slot was taken) or
+	 * waited for the same hashing (not touched in between) depends on
+	 * timing; the point here is the other caller's latency, above. */
 	/* Stops cleanly with hashing in flight (suspended connections). */
 	assert_int_equal(stop_issuer(f), 0);
 	unlink(big);

@@ -1106,6 +1106,108 @@ test_unix_replaced_binary(void **state)
 	rmdir(dir);
 }
 
+struct wake_count {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int n;
+};
+
+static void
+count_wake(void *arg)
+{
+	struct wake_count *wc = arg;
+
+	pthread_mutex_lock(&wc->mu);
+	wc->n++;
+	pthread_cond_broadcast(&wc->cv);
+	pthread_mutex_unlock(&wc->mu);
+}
+
+/* Many requests of one uid for one executable not in the cache yet (a
+ * multi-threaded workload's first tokens; a binary changed in the last
+ * seconds, which is never cached): all wait for the one hashing and get
+ * its digest; none is refused because that uid already has a file being
+ * hashed (it is the same file). */
+#define SAME_EXE_CALLERS 8
+static void
+test_unix_same_exe_concurrent(void **state)
+{
+	char dir[] = "/tmp/tsi-exe-XXXXXX", pid_dir[512], link[600];
+	char file[512], *sync_digest, *digest[SAME_EXE_CALLERS];
+	static char chunk[1 << 20];
+	struct tsi_resolve_state rs[SAME_EXE_CALLERS];
+	struct tsi_workload *w = NULL;
+	struct tsi_exe_hasher *h = NULL;
+	struct wake_count wc = { PTHREAD_MUTEX_INITIALIZER,
+	    PTHREAD_COND_INITIALIZER, 0 };
+	struct tsi_wake wake = { count_wake, &wc };
+	struct timespec until;
+	int i, fd, r;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/app", dir);
+	/* Large enough that its hashing is still running while the other
+	 * requests come in. */
+	memset(chunk, 'x', sizeof(chunk));
+	assert_true((fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0700)) >= 0);
+	for (i = 0; i < 128; i++)
+		assert_int_equal(write(fd, chunk, sizeof(chunk)),
+		    (ssize_t)sizeof(chunk));
+	assert_int_equal(close(fd), 0);
+	for (i = 0; i < SAME_EXE_CALLERS; i++) {
+		snprintf(pid_dir, sizeof(pid_dir), "%s/%d", dir, 5000 + i);
+		snprintf(link, sizeof(link), "%s/exe", pid_dir);
+		assert_int_equal(mkdir(pid_dir, 0700), 0);
+		assert_int_equal(symlink(file, link), 0);
+	}
+	assert_int_equal(tsi_exe_hasher_new(1LL << 40, &h), TSI_OK);
+	memset(rs, 0, sizeof(rs));
+	for (i = 0; i < SAME_EXE_CALLERS; i++) {
+		r = tsi_unix_resolve(dir, 5000 + i, 1000, NULL, h, &rs[i],
+		    &wake, &w);
+		if (r != TSI_ERR_AGAIN)
+			print_error("request %d: %s\n", i, tsi_strerror(r));
+		assert_int_equal(r, TSI_ERR_AGAIN);
+	}
+	/* Every request is woken, once. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 60;
+	pthread_mutex_lock(&wc.mu);
+	while (wc.n < SAME_EXE_CALLERS &&
+	    pthread_cond_timedwait(&wc.cv, &wc.mu, &until) == 0)
+		;
+	r = wc.n;
+	pthread_mutex_unlock(&wc.mu);
+	assert_int_equal(r, SAME_EXE_CALLERS);
+	assert_int_equal(tsi_unix_resolve(dir, 5000, 1000, NULL, NULL, NULL,
+	    NULL, &w), TSI_OK);
+	sync_digest = strdup(w->images[0]);
+	tsi_workload_free(w);
+	for (i = 0; i < SAME_EXE_CALLERS; i++) {
+		w = NULL;
+		assert_int_equal(tsi_unix_resolve(dir, 5000 + i, 1000, NULL, h,
+		    &rs[i], &wake, &w), TSI_OK);
+		assert_int_equal(w->n_images, 1);
+		digest[i] = strdup(w->images[0]);
+		assert_string_equal(digest[i], sync_digest);
+		tsi_workload_free(w);
+		tsi_resolve_state_clear(&rs[i]);
+		free(digest[i]);
+	}
+	free(sync_digest);
+	tsi_exe_hasher_free(h);
+	assert_int_equal(wc.n, SAME_EXE_CALLERS);
+	for (i = 0; i < SAME_EXE_CALLERS; i++) {
+		snprintf(link, sizeof(link), "%s/%d/exe", dir, 5000 + i);
+		unlink(link);
+		snprintf(pid_dir, sizeof(pid_dir), "%s/%d", dir, 5000 + i);
+		rmdir(pid_dir);
+	}
+	unlink(file);
+	rmdir(dir);
+}
+
 static void
 test_starttime(void **state)
 {
@@ -1176,6 +1278,7 @@ main(void)
 		    kubelet_setup, kubelet_teardown),
 		cmocka_unit_test(test_unix_self),
 		cmocka_unit_test(test_unix_replaced_binary),
+		cmocka_unit_test(test_unix_same_exe_concurrent),
 		cmocka_unit_test(test_starttime),
 		cmocka_unit_test(test_starttime_fd),
 	};
