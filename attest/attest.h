@@ -22,22 +22,22 @@
 #define ATTEST_BODY_MAX (64 * 1024)
 #define ATTEST_TOKEN_MAX 256
 #define ATTEST_NONCE_LEN 32
-#define ATTEST_SESSION_LEN 16     /* bytes; 32 hex on the wire */
-#define ATTEST_SESSION_TTL 30     /* seconds */
-#define ATTEST_PENDING_MAX 10000  /* unknown EKs kept for review */
+#define ATTEST_SESSION_LEN 16    /* bytes; 32 hex on the wire */
+#define ATTEST_SESSION_TTL 30    /* seconds */
+#define ATTEST_PENDING_MAX 10000 /* unknown EKs kept for review */
 #define ATTEST_TAGS_MAX 32
-#define ATTEST_PCRS 8             /* sha256 PCRs 0..7 are quoted */
+#define ATTEST_PCRS 8 /* sha256 PCRs 0..7 are quoted */
 
 struct attest_settings {
 	char *listen;
 	char *tls_cert, *tls_key;
 	char *data_dir;
-	char **admin_tokens;          /* tokens, wiped when freed */
+	char **admin_tokens; /* tokens, wiped when freed */
 	size_t n_admin_tokens;
-	char **ek_ca;                 /* PEM files of manufacturer CAs */
+	char **ek_ca; /* PEM files of manufacturer CAs */
 	size_t n_ek_ca;
 	char *node_ca_cert, *node_ca_key;
-	char *pcr_policy_file;        /* may be NULL */
+	char *pcr_policy_file; /* may be NULL */
 	long long cert_days;
 	long long map_size;
 	long long session_ttl;
@@ -47,7 +47,7 @@ struct attest_settings {
 
 /* Named sets of allowed PCR values (pcr_policy.c). */
 struct attest_pcr_set {
-	uint8_t mask;                 /* which of PCRs 0..7 are constrained */
+	uint8_t mask; /* which of PCRs 0..7 are constrained */
 	uint8_t value[ATTEST_PCRS][32];
 };
 struct attest_pcr_policy {
@@ -70,9 +70,9 @@ struct attest {
 	MDB_env *env;
 	MDB_dbi db_nodes, db_ek, db_sessions, db_pending;
 	struct tsi_audit *audit;
-	STACK_OF(X509) *ek_ca;        /* trust anchors for EK certificates */
-	char *node_ca_pem;            /* answered by GET /v1/node-ca */
-	pthread_mutex_t mu;           /* guards pcr (swapped on SIGHUP) */
+	STACK_OF(X509) *ek_ca; /* trust anchors for EK certificates */
+	char *node_ca_pem;     /* answered by GET /v1/node-ca */
+	pthread_mutex_t mu;    /* guards pcr (swapped on SIGHUP) */
 	struct attest_pcr_policies *pcr;
 	struct attest_metrics metrics;
 	struct MHD_Daemon *mhd;
@@ -81,18 +81,18 @@ struct attest {
 
 struct attest_req {
 	const char *method;
-	const char *path;             /* decoded, starts with /v1/ */
-	const char *body;             /* NUL-terminated, body_len bytes */
+	const char *path; /* decoded, starts with /v1/ */
+	const char *body; /* NUL-terminated, body_len bytes */
 	size_t body_len;
-	const char *token;            /* Authorization: Bearer, or NULL */
+	const char *token; /* Authorization: Bearer, or NULL */
 	const char *remote;
 	char request_id[37];
 };
 
 struct attest_answer {
 	unsigned status;
-	json_t *json;                 /* owned; sent when text is NULL */
-	char *text;                   /* owned; sent as-is with content_type */
+	json_t *json; /* owned; sent when text is NULL */
+	char *text;   /* owned; sent as-is with content_type */
 	const char *content_type;
 };
 
@@ -144,16 +144,17 @@ int attest_pcr_load(const char *path, struct attest_pcr_policies **out,
     char *err, size_t errlen);
 void attest_pcr_free(struct attest_pcr_policies *p);
 /* The policy named name, borrowed from p; NULL when absent. */
-const struct attest_pcr_policy *attest_pcr_find(
-    const struct attest_pcr_policies *p, const char *name);
+const struct attest_pcr_policy *attest_pcr_find(const struct attest_pcr_policies
+                                                    *p,
+    const char *name);
 /* 1 when values match one of the policy's sets. */
 int attest_pcr_match(const struct attest_pcr_policy *pol,
     const uint8_t values[ATTEST_PCRS][32]);
 
 /* audit: one record per decision; TSI_ERR_AUDIT when it was not durable. */
-int attest_audit(struct attest *a, const struct attest_req *req,
-    const char *op, const char *path, const char *decision,
-    const char *reason, const json_t *claims);
+int attest_audit(struct attest *a, const struct attest_req *req, const char *op,
+    const char *path, const char *decision, const char *reason,
+    const json_t *claims);
 
 /* http.c */
 int attest_http_start(struct attest *a, char *err, size_t errlen);

@@ -48,8 +48,7 @@ struct refusal {
 	char reason[REASON_MAX];
 };
 
-static int
-refuse(struct refusal *rf, unsigned status, const char *fmt, ...)
+static int refuse(struct refusal *rf, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int
 refuse(struct refusal *rf, unsigned status, const char *fmt, ...)
@@ -99,7 +98,8 @@ b64_field(const json_t *o, const char *key, uint8_t **out, size_t *len,
 	unsigned char *d = NULL;
 
 	if (s == NULL)
-		return refuse(rf, 400, "%s: missing or not a base64 string", key);
+		return refuse(rf, 400, "%s: missing or not a base64 string",
+		    key);
 	if (tsi_b64_decode(s, strlen(s), &d, len) != TSI_OK)
 		return refuse(rf, 400, "%s: not canonical base64", key);
 	*out = d;
@@ -149,7 +149,7 @@ entry_claims(const json_t *e, const char *ek)
 {
 	json_t *c = json_object();
 	static const char *const keys[] = { "node", "cluster-name", "region",
-	    "datacenter" };
+		"datacenter" };
 	size_t i;
 
 	if (c == NULL)
@@ -171,8 +171,8 @@ answer_refusal(struct attest *a, const struct attest_req *req, const char *op,
     struct attest_answer *ans)
 {
 	json_t *claims = entry_claims(entry, ek);
-	const char *node = entry ? json_string_value(json_object_get(entry,
-	    "node")) : NULL;
+	const char *node =
+	    entry ? json_string_value(json_object_get(entry, "node")) : NULL;
 	char path[160];
 
 	snprintf(path, sizeof(path), "nodes/%s", node ? node : "-");
@@ -181,10 +181,13 @@ answer_refusal(struct attest *a, const struct attest_req *req, const char *op,
 	    TSI_LS("ek_sha256", ek), TSI_LS("remote", req->remote),
 	    TSI_LI("status", rf->status));
 	if (strcmp(op, "enroll.start") == 0)
-		__atomic_fetch_add(&a->metrics.start_refused, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&a->metrics.start_refused, 1,
+		    __ATOMIC_RELAXED);
 	else
-		__atomic_fetch_add(&a->metrics.enroll_refused, 1, __ATOMIC_RELAXED);
-	if (attest_audit(a, req, op, path, "deny", rf->reason, claims) != TSI_OK)
+		__atomic_fetch_add(&a->metrics.enroll_refused, 1,
+		    __ATOMIC_RELAXED);
+	if (attest_audit(a, req, op, path, "deny", rf->reason, claims) !=
+	    TSI_OK)
 		attest_answer_error(ans, 503, "audit log unavailable");
 	else
 		attest_answer_error(ans, rf->status, rf->reason);
@@ -239,8 +242,8 @@ lookup_ek(struct attest *a, const char *ek, json_t **entry)
 	r = attest_store_get(a, txn, a->db_ek, ek, &idx);
 	if (r == TSI_OK) {
 		node = json_string_value(json_object_get(idx, "node"));
-		r = node ? attest_store_get(a, txn, a->db_nodes, node, entry) :
-		    TSI_ERR_STORE;
+		r = node ? attest_store_get(a, txn, a->db_nodes, node, entry)
+		         : TSI_ERR_STORE;
 	}
 	mdb_txn_abort(txn);
 	json_decref(idx);
@@ -299,16 +302,17 @@ attest_enroll_start(struct attest *a, const struct attest_req *req,
 		X509 *leaf;
 
 		if (tsi_x509_load_chain_pem(ek_cert_pem, strlen(ek_cert_pem),
-		    &ek_chain) != TSI_OK) {
+		        &ek_chain) != TSI_OK) {
 			refuse(&rf, 400, "ek_cert: not a PEM certificate");
 			goto refused;
 		}
 		leaf = sk_X509_shift(ek_chain);
 		r = tsi_attest_ek_cert_verify(leaf, ek_chain, a->ek_ca, why,
 		    sizeof(why));
-		if (r == TSI_OK && !tsi_x509_key_matches(leaf,
-		    tsi_tpm_pub_pkey(ek))) {
-			tsi_errf(why, sizeof(why), "EK certificate is not for ek_pub");
+		if (r == TSI_OK &&
+		    !tsi_x509_key_matches(leaf, tsi_tpm_pub_pkey(ek))) {
+			tsi_errf(why, sizeof(why),
+			    "EK certificate is not for ek_pub");
 			r = TSI_ERR_BAD_CERT;
 		}
 		X509_free(leaf);
@@ -322,18 +326,22 @@ attest_enroll_start(struct attest *a, const struct attest_req *req,
 	r = lookup_ek(a, ek_hash, &entry);
 	if (r == TSI_ERR_NOT_FOUND) {
 		int pr = attest_store_pending(a, ek_hash, req->remote);
-		refuse(&rf, 403, "EK %s is not registered (listed as pending%s)",
-		    ek_hash, pr == TSI_OK ? "" : "; pending list full");
+		refuse(&rf, 403,
+		    "EK %s is not registered (listed as pending%s)", ek_hash,
+		    pr == TSI_OK ? "" : "; pending list full");
 		goto refused;
 	}
 	if (r != TSI_OK) {
 		refuse(&rf, 503, "inventory unavailable");
 		goto refused;
 	}
-	if (!cert_ok && !json_is_true(json_object_get(entry, "ek_hash_trust"))) {
-		refuse(&rf, 403, ek_cert_pem == NULL ? "an EK certificate is "
-		    "required (the entry does not trust the EK hash alone)" :
-		    "EK certificate rejected");
+	if (!cert_ok &&
+	    !json_is_true(json_object_get(entry, "ek_hash_trust"))) {
+		refuse(&rf, 403,
+		    ek_cert_pem == NULL ? "an EK certificate is "
+		                          "required (the entry does not trust "
+		                          "the EK hash alone)"
+		                        : "EK certificate rejected");
 		goto refused;
 	}
 	state = json_string_value(json_object_get(entry, "state"));
@@ -356,8 +364,9 @@ attest_enroll_start(struct attest *a, const struct attest_req *req,
 		goto refused;
 	}
 	ak_name = tsi_tpm_pub_name(ak, &nlen);
-	if (tsi_attest_make_credential(ek, ak_name, nlen, secret, sizeof(secret),
-	    &blob, &blob_len, &encsec, &encsec_len) != TSI_OK ||
+	if (tsi_attest_make_credential(ek, ak_name, nlen, secret,
+	        sizeof(secret), &blob, &blob_len, &encsec,
+	        &encsec_len) != TSI_OK ||
 	    tsi_b64_encode(blob, blob_len, &blob_b64) != TSI_OK ||
 	    tsi_b64_encode(encsec, encsec_len, &sec_b64) != TSI_OK) {
 		refuse(&rf, 500, "internal error");
@@ -393,21 +402,20 @@ attest_enroll_start(struct attest *a, const struct attest_req *req,
 	snprintf(path, sizeof(path), "nodes/%s",
 	    json_string_value(json_object_get(entry, "node")));
 	if (attest_audit(a, req, "enroll.start", path, "allow",
-	    "evidence accepted, credential sent", claims) != TSI_OK) {
+	        "evidence accepted, credential sent", claims) != TSI_OK) {
 		attest_answer_error(ans, 503, "audit log unavailable");
 		goto out;
 	}
 	__atomic_fetch_add(&a->metrics.start_ok, 1, __ATOMIC_RELAXED);
-	tsi_log(TSI_LOG_INFO, "enroll.started", TSI_LS("node",
-	    json_string_value(json_object_get(entry, "node"))),
+	tsi_log(TSI_LOG_INFO, "enroll.started",
+	    TSI_LS("node", json_string_value(json_object_get(entry, "node"))),
 	    TSI_LS("ek_sha256", ek_hash), TSI_LS("remote", req->remote),
 	    TSI_LI("us", mono_us() - t0));
 	ans->status = 200;
 	ans->json = json_pack("{sssssssss{s[iiiiiiii]}sI}", "session", sid_hex,
-	    "nonce", nonce_hex, "credential_blob", blob_b64,
-	    "encrypted_secret", sec_b64, "pcr_selection", "sha256",
-	    0, 1, 2, 3, 4, 5, 6, 7, "expires_in",
-	    (json_int_t)a->set->session_ttl);
+	    "nonce", nonce_hex, "credential_blob", blob_b64, "encrypted_secret",
+	    sec_b64, "pcr_selection", "sha256", 0, 1, 2, 3, 4, 5, 6, 7,
+	    "expires_in", (json_int_t)a->set->session_ttl);
 	goto out;
 refused:
 	answer_refusal(a, req, "enroll.start", &rf, entry,
@@ -440,7 +448,8 @@ take_session(struct attest *a, const char *sid, json_t **out)
 
 	if ((r = attest_store_begin(a, 0, &txn)) != TSI_OK)
 		return r;
-	if ((r = attest_store_get(a, txn, a->db_sessions, sid, out)) != TSI_OK ||
+	if ((r = attest_store_get(a, txn, a->db_sessions, sid, out)) !=
+	        TSI_OK ||
 	    (r = attest_store_del(txn, a->db_sessions, sid)) != TSI_OK) {
 		mdb_txn_abort(txn);
 		return r;
@@ -460,22 +469,25 @@ check_proof(const json_t *sess, const char *sid, const char *proof,
 
 	if (nonce == NULL || strlen(nonce) != 2 * ATTEST_NONCE_LEN ||
 	    tsi_hex_decode(json_string_value(json_object_get(sess, "secret")),
-	    secret, sizeof(secret), 0) != TSI_OK)
+	        secret, sizeof(secret), 0) != TSI_OK)
 		return refuse(rf, 500, "internal error");
 	if (proof == NULL ||
-	    tsi_hex_decode(proof, got, sizeof(got), TSI_HEX_ANY_CASE) != TSI_OK) {
+	    tsi_hex_decode(proof, got, sizeof(got), TSI_HEX_ANY_CASE) !=
+	        TSI_OK) {
 		refuse(rf, 400, "proof: expected 64 hex digits");
 		goto out;
 	}
 	memcpy(msg, sid, 2 * ATTEST_SESSION_LEN);
 	memcpy(msg + 2 * ATTEST_SESSION_LEN, nonce, 2 * ATTEST_NONCE_LEN);
 	if (HMAC(EVP_sha256(), secret, sizeof(secret), msg, sizeof(msg), want,
-	    &mlen) == NULL || mlen != sizeof(want)) {
+	        &mlen) == NULL ||
+	    mlen != sizeof(want)) {
 		refuse(rf, 500, "internal error");
 		goto out;
 	}
 	if (CRYPTO_memcmp(want, got, sizeof(got)) != 0) {
-		refuse(rf, 403, "activation proof does not match: the AK and EK "
+		refuse(rf, 403,
+		    "activation proof does not match: the AK and EK "
 		    "are not in one TPM, or the proof is for another session");
 		goto out;
 	}
@@ -505,7 +517,8 @@ check_attest(const json_t *body, const char *member, uint16_t type,
 		goto out;
 	r = tsi_attest_verify(att, alen, sig, slen, ak, info, why, sizeof(why));
 	if (r != TSI_OK) {
-		refuse(rf, r == TSI_ERR_PARSE ? 400 : 403, "%s: %s", member, why);
+		refuse(rf, r == TSI_ERR_PARSE ? 400 : 403, "%s: %s", member,
+		    why);
 		r = TSI_ERR_DENIED;
 		goto out;
 	}
@@ -518,8 +531,10 @@ check_attest(const json_t *body, const char *member, uint16_t type,
 	/* The nonce makes the evidence fresh and bound to this session. */
 	if (info->extra_len != ATTEST_NONCE_LEN ||
 	    CRYPTO_memcmp(info->extra, nonce, ATTEST_NONCE_LEN) != 0) {
-		refuse(rf, 403, "%s: qualifying data is not this session's nonce "
-		    "(stale or replayed)", member);
+		refuse(rf, 403,
+		    "%s: qualifying data is not this session's nonce "
+		    "(stale or replayed)",
+		    member);
 		goto out;
 	}
 	r = TSI_OK;
@@ -534,8 +549,10 @@ static int
 quote_pcrs(const json_t *body, uint8_t values[ATTEST_PCRS][32],
     struct refusal *rf)
 {
-	const json_t *bank = json_object_get(json_object_get(
-	    json_object_get(body, "quote"), "pcrs"), "sha256");
+	const json_t *bank =
+	    json_object_get(json_object_get(json_object_get(body, "quote"),
+	                        "pcrs"),
+	        "sha256");
 	char idx[4];
 	int i;
 
@@ -544,9 +561,11 @@ quote_pcrs(const json_t *body, uint8_t values[ATTEST_PCRS][32],
 	for (i = 0; i < ATTEST_PCRS; i++) {
 		snprintf(idx, sizeof(idx), "%d", i);
 		if (tsi_hex_decode(str_field(bank, idx, 64), values[i], 32,
-		    TSI_HEX_ANY_CASE) != TSI_OK)
-			return refuse(rf, 400, "quote.pcrs.sha256.%d: expected 64 "
-			    "hex digits", i);
+		        TSI_HEX_ANY_CASE) != TSI_OK)
+			return refuse(rf, 400,
+			    "quote.pcrs.sha256.%d: expected 64 "
+			    "hex digits",
+			    i);
 	}
 	return TSI_OK;
 }
@@ -579,14 +598,16 @@ note_bad_quote(struct attest *a, const char *node, const char *ek,
 		return;
 	if (attest_store_get(a, txn, a->db_nodes, node, &e) != TSI_OK ||
 	    !json_is_string(json_object_get(e, "ek_sha256")) ||
-	    strcmp(json_string_value(json_object_get(e, "ek_sha256")), ek) != 0) {
+	    strcmp(json_string_value(json_object_get(e, "ek_sha256")), ek) !=
+	        0) {
 		mdb_txn_abort(txn);
 		json_decref(e);
 		return;
 	}
 	json_object_set_new(e, "quoted_pcrs", pcrs_json(values));
 	json_object_set_new(e, "last_quote", json_integer(attest_now()));
-	if (strcmp(json_string_value(json_object_get(e, "state")), "revoked") != 0) {
+	if (strcmp(json_string_value(json_object_get(e, "state")), "revoked") !=
+	    0) {
 		json_object_set_new(e, "state", json_string("untrusted"));
 		json_object_set_new(e, "reason", json_string(reason));
 	}
@@ -601,14 +622,17 @@ static int
 location_of(const json_t *e, struct tsi_location *loc)
 {
 	memset(loc, 0, sizeof(*loc));
-	if ((loc->cluster_name = strdup(json_string_value(json_object_get(e,
-	    "cluster-name")) ?: "")) == NULL ||
-	    (loc->region = strdup(json_string_value(json_object_get(e,
-	    "region")) ?: "")) == NULL ||
-	    (loc->datacenter = strdup(json_string_value(json_object_get(e,
-	    "datacenter")) ?: "")) == NULL ||
-	    (loc->node = strdup(json_string_value(json_object_get(e,
-	    "node")) ?: "")) == NULL) {
+	if ((loc->cluster_name =
+	            strdup(json_string_value(json_object_get(e, "cluster-name"))
+	                    ?: "")) == NULL ||
+	    (loc->region = strdup(
+	         json_string_value(json_object_get(e, "region")) ?: "")) ==
+	        NULL ||
+	    (loc->datacenter = strdup(
+	         json_string_value(json_object_get(e, "datacenter")) ?: "")) ==
+	        NULL ||
+	    (loc->node = strdup(json_string_value(json_object_get(e, "node"))
+	             ?: "")) == NULL) {
 		tsi_location_clear(loc);
 		return TSI_ERR_ALLOC;
 	}
@@ -628,7 +652,8 @@ cert_facts(const char *pem, char serial[80], long long *not_after)
 	if (tsi_x509_load_chain_pem(pem, strlen(pem), &sk) != TSI_OK)
 		return TSI_ERR_PARSE;
 	x = sk_X509_value(sk, 0);
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) == NULL ||
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) ==
+	        NULL ||
 	    (hex = BN_bn2hex(bn)) == NULL || strlen(hex) >= 80 ||
 	    ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
 		goto out;
@@ -666,10 +691,11 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 
 	if ((body = parse_body(req, &rf)) == NULL)
 		goto refused;
-	if ((sid = str_field(body, "session", 2 * ATTEST_SESSION_LEN)) == NULL ||
+	if ((sid = str_field(body, "session", 2 * ATTEST_SESSION_LEN)) ==
+	        NULL ||
 	    strlen(sid) != 2 * ATTEST_SESSION_LEN ||
 	    tsi_hex_decode(sid, digest, ATTEST_SESSION_LEN, TSI_HEX_ANY_CASE) !=
-	    TSI_OK) {
+	        TSI_OK) {
 		refuse(&rf, 400, "session: expected 32 hex digits");
 		goto refused;
 	}
@@ -700,7 +726,7 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 	if (check_proof(sess, sid, str_field(body, "proof", 64), &rf) != TSI_OK)
 		goto refused;
 	if (tsi_hex_decode(json_string_value(json_object_get(sess, "nonce")),
-	    nonce, sizeof(nonce), 0) != TSI_OK ||
+	        nonce, sizeof(nonce), 0) != TSI_OK ||
 	    b64_field(sess, "ak_pub", &pub, &publen, &rf) != TSI_OK ||
 	    tsi_tpm_pub_parse(pub, publen, &ak) != TSI_OK) {
 		refuse(&rf, 500, "internal error");
@@ -714,15 +740,16 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 		goto refused;
 	}
 	if (check_attest(body, "certify", TSI_ATTEST_CERTIFY, ak, nonce, &cinfo,
-	    &rf) != TSI_OK)
+	        &rf) != TSI_OK)
 		goto refused;
 	name = tsi_tpm_pub_name(key, &nlen);
 	if (cinfo.name_len != nlen || memcmp(cinfo.name, name, nlen) != 0) {
-		refuse(&rf, 403, "certify: the certified object is not key_pub");
+		refuse(&rf, 403,
+		    "certify: the certified object is not key_pub");
 		goto refused;
 	}
 	if (check_attest(body, "quote", TSI_ATTEST_QUOTE, ak, nonce, &qinfo,
-	    &rf) != TSI_OK)
+	        &rf) != TSI_OK)
 		goto refused;
 	if (qinfo.pcr_mask != 0xff || qinfo.other_banks) {
 		refuse(&rf, 403, "quote: selection is not sha256 PCRs 0..7");
@@ -730,10 +757,12 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 	}
 	if (quote_pcrs(body, values, &rf) != TSI_OK)
 		goto refused;
-	if (tsi_attest_pcr_digest((const uint8_t (*)[32])values, ATTEST_PCRS,
-	    digest) != TSI_OK || qinfo.pcr_digest_len != 32 ||
+	if (tsi_attest_pcr_digest((const uint8_t(*)[32])values, ATTEST_PCRS,
+	        digest) != TSI_OK ||
+	    qinfo.pcr_digest_len != 32 ||
 	    memcmp(digest, qinfo.pcr_digest, 32) != 0) {
-		refuse(&rf, 403, "quote: PCR values do not match the quoted digest");
+		refuse(&rf, 403,
+		    "quote: PCR values do not match the quoted digest");
 		goto refused;
 	}
 	if (entry == NULL) {
@@ -747,15 +776,18 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 
 		pthread_mutex_lock(&a->mu);
 		pol = attest_pcr_find(a->pcr, pol_name);
-		ok = pol == NULL ? -1 : attest_pcr_match(pol,
-		    (const uint8_t (*)[32])values);
+		ok = pol == NULL
+		    ? -1
+		    : attest_pcr_match(pol, (const uint8_t(*)[32])values);
 		pthread_mutex_unlock(&a->mu);
 		if (ok != 1) {
-			refuse(&rf, 403, ok < 0 ? "PCR policy '%s' is not defined" :
-			    "quoted PCR values are not allowed by policy '%s'",
+			refuse(&rf, 403,
+			    ok < 0 ? "PCR policy '%s' is not defined"
+			           : "quoted PCR values are not allowed by "
+			             "policy '%s'",
 			    pol_name);
-			note_bad_quote(a, node, ek, (const uint8_t (*)[32])values,
-			    rf.reason);
+			note_bad_quote(a, node, ek,
+			    (const uint8_t(*)[32])values, rf.reason);
 			goto refused;
 		}
 	}
@@ -770,8 +802,9 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 	    strlen(json_string_value(json_object_get(sess, "csr"))), &loc,
 	    (int)a->set->cert_days, &cert);
 	if (r != TSI_OK || cert_facts(cert, serial, &not_after) != TSI_OK) {
-		refuse(&rf, r == TSI_ERR_BAD_CERT || r == TSI_ERR_PARSE ? 403 :
-		    500, "node certificate could not be signed (%s)",
+		refuse(&rf,
+		    r == TSI_ERR_BAD_CERT || r == TSI_ERR_PARSE ? 403 : 500,
+		    "node certificate could not be signed (%s)",
 		    tsi_strerror(r));
 		goto refused;
 	}
@@ -786,15 +819,17 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 	}
 	if (attest_store_get(a, txn, a->db_ek, ek, &idx) != TSI_OK ||
 	    !json_is_string(json_object_get(idx, "node")) ||
-	    strcmp(json_string_value(json_object_get(idx, "node")), node) != 0 ||
+	    strcmp(json_string_value(json_object_get(idx, "node")), node) !=
+	        0 ||
 	    attest_store_get(a, txn, a->db_nodes, node, &cur) != TSI_OK ||
 	    (cur_ek = json_string_value(json_object_get(cur, "ek_sha256"))) ==
-	    NULL || strcmp(cur_ek, ek) != 0) {
+	        NULL ||
+	    strcmp(cur_ek, ek) != 0) {
 		refuse(&rf, 403, "node is no longer registered with this EK");
 		goto refused;
 	}
 	if (strcmp(json_string_value(json_object_get(cur, "state")) ?: "",
-	    "revoked") == 0) {
+	        "revoked") == 0) {
 		refuse(&rf, 403, "node is revoked");
 		goto refused;
 	}
@@ -805,8 +840,8 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 	json_object_set_new(cur, "cert_expires_at", json_integer(not_after));
 	json_object_set_new(cur, "enrolled_at", json_integer(attest_now()));
 	json_object_set_new(cur, "last_quote", json_integer(attest_now()));
-	json_object_set_new(cur, "quoted_pcrs", pcrs_json(
-	    (const uint8_t (*)[32])values));
+	json_object_set_new(cur, "quoted_pcrs",
+	    pcrs_json((const uint8_t(*)[32])values));
 	if (attest_store_put(txn, a->db_nodes, node, cur) != TSI_OK) {
 		refuse(&rf, 503, "inventory unavailable");
 		goto refused;
@@ -818,7 +853,8 @@ attest_enroll_finish(struct attest *a, const struct attest_req *req,
 	json_object_set_new(claims, "ak_name", json_string(ak_name));
 	snprintf(path, sizeof(path), "nodes/%s", node);
 	if (attest_audit(a, req, "enroll.finish", path, "allow",
-	    "TPM evidence verified, node certificate issued", claims) != TSI_OK) {
+	        "TPM evidence verified, node certificate issued",
+	        claims) != TSI_OK) {
 		attest_answer_error(ans, 503, "audit log unavailable");
 		goto out;
 	}

@@ -77,8 +77,9 @@ remote_of(struct MHD_Connection *c, char *out, size_t len)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
 		    out, (socklen_t)len);
 	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
-		    out, (socklen_t)len);
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		    (socklen_t)len);
 }
 
 /* An oversized body is refused like any other bad input: logged and
@@ -88,9 +89,9 @@ note_too_large(struct attest *a, struct MHD_Connection *c, const char *url)
 {
 	struct attest_req req;
 	char remote[INET6_ADDRSTRLEN + 1];
-	const char *op = strcmp(url, "/v1/enroll/start") == 0 ? "enroll.start" :
-	    strcmp(url, "/v1/enroll/finish") == 0 ? "enroll.finish" :
-	    "http.request";
+	const char *op = strcmp(url, "/v1/enroll/start") == 0 ? "enroll.start"
+	    : strcmp(url, "/v1/enroll/finish") == 0           ? "enroll.finish"
+	                                                      : "http.request";
 
 	remote_of(c, remote, sizeof(remote));
 	tsi_log(TSI_LOG_WARN, "http.body_too_large", TSI_LS("path", url),
@@ -137,7 +138,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 				note_too_large(a, c, url);
 				memset(&ans, 0, sizeof(ans));
 				cc->too_large = 1;
-				attest_answer_error(&ans, 413, "request body too large");
+				attest_answer_error(&ans, 413,
+				    "request body too large");
 				ret = send_answer(c, &ans);
 				attest_answer_clear(&ans);
 				return ret;
@@ -146,8 +148,9 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
-		if (!cc->too_large && tsi_buf_put(cc->body, upload_data,
-		    *upload_data_size) != TSI_OK) {
+		if (!cc->too_large &&
+		    tsi_buf_put(cc->body, upload_data, *upload_data_size) !=
+		        TSI_OK) {
 			cc->too_large = 1;
 			tsi_buf_reset(cc->body);
 		}
@@ -225,8 +228,8 @@ attest_http_start(struct attest *a, char *err, size_t errlen)
 {
 	const struct attest_settings *s = a->set;
 	char *cert = NULL, *key = NULL;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	int r, lfd = -1;
 
 	/* Bound here, not by libmicrohttpd (whose address reuse option is
@@ -242,25 +245,25 @@ attest_http_start(struct attest *a, char *err, size_t errlen)
 		flags |= MHD_USE_TLS;
 	}
 	a->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, a,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
-	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_LISTEN_SOCKET,
+	    (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
 	    MHD_OPTION_CONNECTION_LIMIT, 256u,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u,
-	    MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed, a,
-	    cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert,
-	    MHD_OPTION_HTTPS_MEM_KEY, key,
-	    MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:"
+	    MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED,
+	    completed, a, cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+	    cert, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_PRIORITIES,
+	    "SECURE256:+SECURE128:-VERS-ALL:"
 	    "+VERS-TLS1.3:+VERS-TLS1.2",
 	    MHD_OPTION_END);
 	if (a->mhd == NULL) {
-		tsi_errf(err, errlen, "cannot start HTTP server on %s (bad TLS "
-		    "certificate/key?)", s->listen);
+		tsi_errf(err, errlen,
+		    "cannot start HTTP server on %s (bad TLS "
+		    "certificate/key?)",
+		    s->listen);
 		r = TSI_ERR_IO;
 		goto out;
 	}
-	lfd = -1;   /* MHD's now; closed by MHD_stop_daemon */
+	lfd = -1; /* MHD's now; closed by MHD_stop_daemon */
 	r = TSI_OK;
 out:
 	if (lfd >= 0)

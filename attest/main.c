@@ -35,26 +35,36 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: tsi-attest --config FILE [--ek-ca PEM]...\n"
-	    "       tsi-attest --dev [--dev-listen ADDR] [--dev-root-token-id T]\n"
+	    "       tsi-attest --dev [--dev-listen ADDR] [--dev-root-token-id "
+	    "T]\n"
 	    "                  [--ek-ca PEM]... [--pcr-policy FILE]\n"
 	    "       tsi-attest --help | --version\n\n"
-	    "Registrar and verifier of nodes: TPM-attested enrollment, the node\n"
+	    "Registrar and verifier of nodes: TPM-attested enrollment, the "
+	    "node\n"
 	    "inventory and the online node CA. See docs/attestation.md.\n\n"
-	    "  --config FILE           libconfig file (listen, tls_cert, tls_key, data_dir,\n"
-	    "                          admin_token_file, ek_ca, node_ca_cert, node_ca_key,\n"
+	    "  --config FILE           libconfig file (listen, tls_cert, "
+	    "tls_key, data_dir,\n"
+	    "                          admin_token_file, ek_ca, node_ca_cert, "
+	    "node_ca_key,\n"
 	    "                          pcr_policy_file, cert_days, ...)\n"
-	    "  --dev                   plain HTTP on loopback, temporary data, a fresh node CA,\n"
+	    "  --dev                   plain HTTP on loopback, temporary data, "
+	    "a fresh node CA,\n"
 	    "                          admin (root) token printed\n"
-	    "  --dev-listen ADDR       loopback address:port (default 127.0.0.1:8300)\n"
-	    "  --dev-root-token-id T   the admin token in dev mode (default: random)\n"
-	    "  --ek-ca PEM             manufacturer CA file, repeatable (overrides ek_ca)\n"
-	    "  --pcr-policy FILE       PCR policy file (overrides pcr_policy_file)\n"
-	    "\nSignals: SIGHUP reloads the PCR policy file; SIGTERM/SIGINT stop.\n"
+	    "  --dev-listen ADDR       loopback address:port (default "
+	    "127.0.0.1:8300)\n"
+	    "  --dev-root-token-id T   the admin token in dev mode (default: "
+	    "random)\n"
+	    "  --ek-ca PEM             manufacturer CA file, repeatable "
+	    "(overrides ek_ca)\n"
+	    "  --pcr-policy FILE       PCR policy file (overrides "
+	    "pcr_policy_file)\n"
+	    "\nSignals: SIGHUP reloads the PCR policy file; SIGTERM/SIGINT "
+	    "stop.\n"
 	    "Exit: 0 ok, 1 runtime failure, 2 bad usage/config.\n");
 }
 
-static int
-fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int
 fail(int code, const char *fmt, ...)
 {
@@ -106,8 +116,8 @@ settings_clear(struct attest_settings *s)
 static int
 add_token(struct attest_settings *s, const char *tok)
 {
-	char **n = realloc(s->admin_tokens, (s->n_admin_tokens + 1) *
-	    sizeof(char *));
+	char **n =
+	    realloc(s->admin_tokens, (s->n_admin_tokens + 1) * sizeof(char *));
 
 	if (n == NULL)
 		return TSI_ERR_ALLOC;
@@ -132,7 +142,8 @@ load_tokens(const char *path, struct attest_settings *s, char *err,
 		return TSI_ERR_CONFIG;
 	}
 	if (fstat(fileno(f), &st) != 0 || (st.st_mode & 077) != 0) {
-		tsi_errf(err, errlen, "admin_token_file %s: must be mode 0600", path);
+		tsi_errf(err, errlen, "admin_token_file %s: must be mode 0600",
+		    path);
 		goto out;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -144,8 +155,10 @@ load_tokens(const char *path, struct attest_settings *s, char *err,
 		if (n == 0 || line[0] == '#')
 			continue;
 		if (n < 16 || n > ATTEST_TOKEN_MAX) {
-			tsi_errf(err, errlen, "%s:%d: a token must be 16 to %d "
-			    "characters", path, lineno, ATTEST_TOKEN_MAX);
+			tsi_errf(err, errlen,
+			    "%s:%d: a token must be 16 to %d "
+			    "characters",
+			    path, lineno, ATTEST_TOKEN_MAX);
 			goto out;
 		}
 		if (add_token(s, line) != TSI_OK)
@@ -158,11 +171,10 @@ out:
 	return r;
 }
 
-static const char *const config_keys[] = {
-	"listen", "tls_cert", "tls_key", "data_dir", "admin_token_file", "ek_ca",
-	"node_ca_cert", "node_ca_key", "pcr_policy_file", "cert_days",
-	"map_size", "session_ttl", "threads", NULL
-};
+static const char *const config_keys[] = { "listen", "tls_cert", "tls_key",
+	"data_dir", "admin_token_file", "ek_ca", "node_ca_cert", "node_ca_key",
+	"pcr_policy_file", "cert_days", "map_size", "session_ttl", "threads",
+	NULL };
 
 static int
 check_file(const struct tsi_config *c, const char *key, const char *path,
@@ -190,19 +202,20 @@ load_config(const char *path, struct attest_settings *s, char *err,
 		return TSI_ERR_CONFIG;
 	if ((r = tsi_config_check_keys(c, config_keys, err, errlen)) != TSI_OK)
 		goto out;
-#define STR(key, field, def)                                                 \
-	do {                                                                 \
-		if ((r = tsi_config_str(c, key, def, &str, err, errlen)) != TSI_OK) \
-			goto out;                                            \
-		free(s->field);                                              \
-		s->field = xstrdup(str);                                     \
+#define STR(key, field, def) \
+	do { \
+		if ((r = tsi_config_str(c, key, def, &str, err, errlen)) != \
+		    TSI_OK) \
+			goto out; \
+		free(s->field); \
+		s->field = xstrdup(str); \
 	} while (0)
-#define INT(key, field, min, max)                                            \
-	do {                                                                 \
+#define INT(key, field, min, max) \
+	do { \
 		if ((r = tsi_config_int(c, key, s->field, min, max, &n, err, \
-		    errlen)) != TSI_OK)                                      \
-			goto out;                                            \
-		s->field = n;                                                \
+		         errlen)) != TSI_OK) \
+			goto out; \
+		s->field = n; \
 	} while (0)
 	STR("listen", listen, "127.0.0.1:8300");
 	STR("tls_cert", tls_cert, NULL);
@@ -218,7 +231,7 @@ load_config(const char *path, struct attest_settings *s, char *err,
 #undef STR
 #undef INT
 	if ((r = tsi_config_str(c, "admin_token_file", NULL, &tokfile, err,
-	    errlen)) != TSI_OK)
+	         errlen)) != TSI_OK)
 		goto out;
 	if ((r = tsi_config_strlist(c, "ek_ca", &list, &nl, err, errlen)) !=
 	    TSI_OK)
@@ -234,24 +247,29 @@ load_config(const char *path, struct attest_settings *s, char *err,
 	}
 	r = TSI_ERR_CONFIG;
 	if (s->tls_cert == NULL || s->tls_key == NULL) {
-		tsi_errf(err, errlen, "%s:%d: tls_cert and tls_key are required "
-		    "(TLS is always on outside --dev)", tsi_config_file(c),
+		tsi_errf(err, errlen,
+		    "%s:%d: tls_cert and tls_key are required "
+		    "(TLS is always on outside --dev)",
+		    tsi_config_file(c),
 		    tsi_config_line(c, s->tls_cert ? "tls_cert" : "tls_key"));
 		goto out;
 	}
 	if (s->data_dir == NULL || s->node_ca_cert == NULL ||
 	    s->node_ca_key == NULL) {
-		tsi_errf(err, errlen, "%s:%d: data_dir, node_ca_cert and "
-		    "node_ca_key are required", tsi_config_file(c), 1);
+		tsi_errf(err, errlen,
+		    "%s:%d: data_dir, node_ca_cert and "
+		    "node_ca_key are required",
+		    tsi_config_file(c), 1);
 		goto out;
 	}
 	if (check_file(c, "tls_cert", s->tls_cert, err, errlen) != TSI_OK ||
 	    check_file(c, "tls_key", s->tls_key, err, errlen) != TSI_OK ||
 	    check_file(c, "node_ca_cert", s->node_ca_cert, err, errlen) !=
-	    TSI_OK ||
-	    check_file(c, "node_ca_key", s->node_ca_key, err, errlen) != TSI_OK ||
+	        TSI_OK ||
+	    check_file(c, "node_ca_key", s->node_ca_key, err, errlen) !=
+	        TSI_OK ||
 	    check_file(c, "pcr_policy_file", s->pcr_policy_file, err, errlen) !=
-	    TSI_OK)
+	        TSI_OK)
 		goto out;
 	for (i = 0; i < s->n_ek_ca; i++)
 		if (check_file(c, "ek_ca", s->ek_ca[i], err, errlen) != TSI_OK)
@@ -362,15 +380,19 @@ reload(struct attest *a)
 	char err[ERRLEN] = "";
 
 	if (a->set->pcr_policy_file == NULL) {
-		tsi_log(TSI_LOG_INFO, "reload.done", TSI_LS("result", "nothing to "
-		    "reload"));
+		tsi_log(TSI_LOG_INFO, "reload.done",
+		    TSI_LS("result",
+		        "nothing to "
+		        "reload"));
 		return;
 	}
 	if (attest_pcr_load(a->set->pcr_policy_file, &np, err, sizeof(err)) !=
 	    TSI_OK) {
-		__atomic_fetch_add(&a->metrics.reloads_failed, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&a->metrics.reloads_failed, 1,
+		    __ATOMIC_RELAXED);
 		tsi_log(TSI_LOG_ERROR, "reload.pcr_policy_failed",
-		    TSI_LS("error", err), TSI_LS("kept", "previous PCR policies"));
+		    TSI_LS("error", err),
+		    TSI_LS("kept", "previous PCR policies"));
 		return;
 	}
 	pthread_mutex_lock(&a->mu);
@@ -390,7 +412,8 @@ main(int argc, char **argv)
 	struct attest a;
 	struct tsi_audit_opts ao;
 	const char *config = NULL, *cli_pcr = NULL;
-	char **cli_ca = NULL, *dev_token = NULL, *audit_dir = NULL, *db_dir = NULL;
+	char **cli_ca = NULL, *dev_token = NULL, *audit_dir = NULL,
+	     *db_dir = NULL;
 	size_t n_cli_ca = 0, i;
 	char err[ERRLEN] = "";
 	char dev_dir[] = "/tmp/tsi-attest-dev.XXXXXX";
@@ -428,7 +451,8 @@ main(int argc, char **argv)
 		if (strcmp(arg, "--config") != 0 &&
 		    strcmp(arg, "--dev-listen") != 0 &&
 		    strcmp(arg, "--dev-root-token-id") != 0 &&
-		    strcmp(arg, "--ek-ca") != 0 && strcmp(arg, "--pcr-policy") != 0) {
+		    strcmp(arg, "--ek-ca") != 0 &&
+		    strcmp(arg, "--pcr-policy") != 0) {
 			usage(stderr);
 			code = fail(EXIT_USAGE, "unknown argument '%s'", arg);
 			goto done;
@@ -457,11 +481,13 @@ main(int argc, char **argv)
 		goto done;
 	}
 	if (set.dev && config != NULL) {
-		code = fail(EXIT_USAGE, "--dev and --config exclude each other");
+		code =
+		    fail(EXIT_USAGE, "--dev and --config exclude each other");
 		goto done;
 	}
 	if (!set.dev && (set.listen != NULL || dev_token != NULL)) {
-		code = fail(EXIT_USAGE, "--dev-listen and --dev-root-token-id need "
+		code = fail(EXIT_USAGE,
+		    "--dev-listen and --dev-root-token-id need "
 		    "--dev");
 		goto done;
 	}
@@ -474,15 +500,19 @@ main(int argc, char **argv)
 		if (set.listen == NULL)
 			set.listen = xstrdup("127.0.0.1:8300");
 		if (tsi_net_listen_is_loopback(set.listen) != 1) {
-			code = fail(EXIT_USAGE, "--dev-listen must be a loopback "
+			code = fail(EXIT_USAGE,
+			    "--dev-listen must be a loopback "
 			    "ADDRESS:PORT (dev mode has no TLS), got '%s'",
 			    set.listen);
 			goto done;
 		}
-		if (dev_token != NULL && (strlen(dev_token) < 1 ||
-		    strlen(dev_token) > ATTEST_TOKEN_MAX)) {
-			code = fail(EXIT_USAGE, "--dev-root-token-id: 1 to %d "
-			    "characters", ATTEST_TOKEN_MAX);
+		if (dev_token != NULL &&
+		    (strlen(dev_token) < 1 ||
+		        strlen(dev_token) > ATTEST_TOKEN_MAX)) {
+			code = fail(EXIT_USAGE,
+			    "--dev-root-token-id: 1 to %d "
+			    "characters",
+			    ATTEST_TOKEN_MAX);
 			goto done;
 		}
 	}
@@ -504,14 +534,16 @@ main(int argc, char **argv)
 		code = fail(EXIT_USAGE, "%s", err);
 		goto done;
 	}
-	if (set.pcr_policy_file != NULL && attest_pcr_load(set.pcr_policy_file,
-	    &a.pcr, err, sizeof(err)) != TSI_OK) {
+	if (set.pcr_policy_file != NULL &&
+	    attest_pcr_load(set.pcr_policy_file, &a.pcr, err, sizeof(err)) !=
+	        TSI_OK) {
 		code = fail(EXIT_USAGE, "%s", err);
 		goto done;
 	}
 	if (set.n_ek_ca == 0)
-		tsi_log(TSI_LOG_WARN, "config.no_ek_ca", TSI_LS("effect",
-		    "only entries with ek-hash trust can enroll"));
+		tsi_log(TSI_LOG_WARN, "config.no_ek_ca",
+		    TSI_LS("effect",
+		        "only entries with ek-hash trust can enroll"));
 
 	a.set = &set;
 	a.started = attest_now();
@@ -532,8 +564,9 @@ main(int argc, char **argv)
 			int r = tsi_ca_init(cadir, "tsi node CA (dev)", 3650);
 			free(cadir);
 			if (r != TSI_OK) {
-				code = fail(1, "cannot make the dev node CA: %s",
-				    tsi_strerror(r));
+				code =
+				    fail(1, "cannot make the dev node CA: %s",
+				        tsi_strerror(r));
 				goto done;
 			}
 		}
@@ -546,7 +579,8 @@ main(int argc, char **argv)
 		}
 		add_token(&set, dev_token);
 	} else if (mkdir(set.data_dir, 0700) != 0 && errno != EEXIST) {
-		code = fail(1, "data_dir %s: %s", set.data_dir, strerror(errno));
+		code =
+		    fail(1, "data_dir %s: %s", set.data_dir, strerror(errno));
 		goto done;
 	}
 	if (set.n_admin_tokens == 0)
@@ -583,22 +617,26 @@ main(int argc, char **argv)
 		goto done;
 	}
 	tsi_log(TSI_LOG_INFO, "server.started", TSI_LS("listen", set.listen),
-	    TSI_LS("tls", set.dev ? "off" : "on"), TSI_LS("mode",
-	    set.dev ? "dev" : "config"), TSI_LS("data_dir", set.data_dir),
+	    TSI_LS("tls", set.dev ? "off" : "on"),
+	    TSI_LS("mode", set.dev ? "dev" : "config"),
+	    TSI_LS("data_dir", set.data_dir),
 	    TSI_LI("ek_ca", (long long)sk_X509_num(a.ek_ca)),
 	    TSI_LS("version", TSI_VERSION));
 	if (set.dev) {
 		printf("==> tsi-attest started in dev mode\n\n"
-		    "WARNING! dev mode: no TLS, data in a temporary directory that\n"
-		    "is removed on exit, a fresh node CA, and an admin token.\n\n"
-		    "    $ export TSI_ATTEST_ADDR='http://%s'\n"
-		    "    $ export TSI_ATTEST_TOKEN='%s'\n\n"
-		    "Node CA: %s\n"
-		    "Data dir: %s\n"
-		    "Root Token: %s\n\n"
-		    "Development mode should NOT be used in production "
-		    "installations!\n", set.listen, dev_token, set.node_ca_cert,
-		    set.data_dir, dev_token);
+		       "WARNING! dev mode: no TLS, data in a temporary "
+		       "directory that\n"
+		       "is removed on exit, a fresh node CA, and an admin "
+		       "token.\n\n"
+		       "    $ export TSI_ATTEST_ADDR='http://%s'\n"
+		       "    $ export TSI_ATTEST_TOKEN='%s'\n\n"
+		       "Node CA: %s\n"
+		       "Data dir: %s\n"
+		       "Root Token: %s\n\n"
+		       "Development mode should NOT be used in production "
+		       "installations!\n",
+		    set.listen, dev_token, set.node_ca_cert, set.data_dir,
+		    dev_token);
 		fflush(stdout);
 	}
 

@@ -29,7 +29,8 @@ ek_hex_ok(const char *s)
 	if (s == NULL || strlen(s) != 64)
 		return 0;
 	for (i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		        (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return 1;
 }
@@ -72,7 +73,7 @@ tags_ok(const json_t *tags)
 		return 1;
 	if (!json_is_object(tags) || json_object_size(tags) > ATTEST_TAGS_MAX)
 		return 0;
-	json_object_foreach((json_t *)tags, k, v) {
+	json_object_foreach ((json_t *)tags, k, v) {
 		if (!tsi_location_value_ok(k) || !json_is_string(v) ||
 		    !tsi_location_value_ok(json_string_value(v)))
 			return 0;
@@ -103,12 +104,15 @@ attest_nodes_register(struct attest *a, const struct attest_req *req,
 	    !tsi_location_value_ok(jstr(body, "cluster-name")) ||
 	    !tsi_location_value_ok(jstr(body, "region")) ||
 	    !tsi_location_value_ok(jstr(body, "datacenter"))) {
-		attest_answer_error(ans, 400, "node, cluster-name, region and "
-		    "datacenter are required: 1-128 characters of [A-Za-z0-9._-]");
+		attest_answer_error(ans, 400,
+		    "node, cluster-name, region and "
+		    "datacenter are required: 1-128 characters of "
+		    "[A-Za-z0-9._-]");
 		goto out;
 	}
 	if (!tags_ok(json_object_get(body, "tags"))) {
-		attest_answer_error(ans, 400, "tags: an object of at most 32 "
+		attest_answer_error(ans, 400,
+		    "tags: an object of at most 32 "
 		    "key/value strings of [A-Za-z0-9._-]");
 		goto out;
 	}
@@ -121,7 +125,8 @@ attest_nodes_register(struct attest *a, const struct attest_req *req,
 	trust_hash = json_is_true(json_object_get(body, "ek_hash_trust"));
 	ekcert = jstr(body, "ek_cert");
 	if ((ekcert == NULL) == (jstr(body, "ek_sha256") == NULL)) {
-		attest_answer_error(ans, 400, "exactly one of ek_cert and "
+		attest_answer_error(ans, 400,
+		    "exactly one of ek_cert and "
 		    "ek_sha256 is required");
 		goto out;
 	}
@@ -129,9 +134,11 @@ attest_nodes_register(struct attest *a, const struct attest_req *req,
 		X509 *leaf;
 		int r;
 
-		if (strlen(ekcert) > 16384 || tsi_x509_load_chain_pem(ekcert,
-		    strlen(ekcert), &chain) != TSI_OK) {
-			attest_answer_error(ans, 400, "ek_cert: not a PEM certificate");
+		if (strlen(ekcert) > 16384 ||
+		    tsi_x509_load_chain_pem(ekcert, strlen(ekcert), &chain) !=
+		        TSI_OK) {
+			attest_answer_error(ans, 400,
+			    "ek_cert: not a PEM certificate");
 			goto out;
 		}
 		leaf = sk_X509_value(chain, 0);
@@ -140,14 +147,17 @@ attest_nodes_register(struct attest *a, const struct attest_req *req,
 			r = tsi_attest_ek_cert_verify(leaf, NULL, a->ek_ca, why,
 			    sizeof(why));
 		if (r != TSI_OK) {
-			attest_answer_error(ans, 400, r == TSI_ERR_BAD_CERT ? why :
-			    "ek_cert: no usable public key");
+			attest_answer_error(ans, 400,
+			    r == TSI_ERR_BAD_CERT
+			        ? why
+			        : "ek_cert: no usable public key");
 			goto out;
 		}
 	} else {
 		snprintf(ek, sizeof(ek), "%s", jstr(body, "ek_sha256"));
 		if (!ek_hex_ok(ek)) {
-			attest_answer_error(ans, 400, "ek_sha256: 64 lower-case hex "
+			attest_answer_error(ans, 400,
+			    "ek_sha256: 64 lower-case hex "
 			    "digits");
 			goto out;
 		}
@@ -160,15 +170,18 @@ attest_nodes_register(struct attest *a, const struct attest_req *req,
 		if (!known)
 			tsi_log(TSI_LOG_WARN, "node.unknown_pcr_policy",
 			    TSI_LS("node", node), TSI_LS("pcr_policy", pol),
-			    TSI_LS("effect", "enrollment refused until defined"));
+			    TSI_LS("effect",
+			        "enrollment refused until defined"));
 	}
-	entry = json_pack("{sssssssssOsssbsssssI}", "node", node, "cluster-name",
-	    jstr(body, "cluster-name"), "region", jstr(body, "region"),
-	    "datacenter", jstr(body, "datacenter"), "tags",
-	    json_object_get(body, "tags") ? json_object_get(body, "tags") :
-	    empty_tags, "ek_sha256", ek, "ek_hash_trust", trust_hash,
-	    "state", "untrusted", "reason", "registered, not enrolled yet",
-	    "registered_at", (json_int_t)attest_now());
+	entry =
+	    json_pack("{sssssssssOsssbsssssI}", "node", node, "cluster-name",
+	        jstr(body, "cluster-name"), "region", jstr(body, "region"),
+	        "datacenter", jstr(body, "datacenter"), "tags",
+	        json_object_get(body, "tags") ? json_object_get(body, "tags")
+	                                      : empty_tags,
+	        "ek_sha256", ek, "ek_hash_trust", trust_hash, "state",
+	        "untrusted", "reason", "registered, not enrolled yet",
+	        "registered_at", (json_int_t)attest_now());
 	if (entry == NULL) {
 		attest_answer_error(ans, 500, "internal error");
 		goto out;
@@ -184,26 +197,30 @@ attest_nodes_register(struct attest *a, const struct attest_req *req,
 		goto out;
 	}
 	if (attest_store_get(a, txn, a->db_ek, ek, &tmp) == TSI_OK) {
-		attest_answer_error(ans, 409, "EK already registered to another "
+		attest_answer_error(ans, 409,
+		    "EK already registered to another "
 		    "node");
 		goto out;
 	}
 	json_decref(tmp);
 	tmp = json_pack("{ss}", "node", node);
-	if (tmp == NULL || attest_store_put(txn, a->db_nodes, node, entry) !=
-	    TSI_OK || attest_store_put(txn, a->db_ek, ek, tmp) != TSI_OK) {
+	if (tmp == NULL ||
+	    attest_store_put(txn, a->db_nodes, node, entry) != TSI_OK ||
+	    attest_store_put(txn, a->db_ek, ek, tmp) != TSI_OK) {
 		attest_answer_error(ans, 503, "inventory unavailable");
 		goto out;
 	}
 	(void)attest_store_del(txn, a->db_pending, ek);
-	claims = json_pack("{sOsOsOsOss}", "node", json_object_get(entry, "node"),
-	    "cluster-name", json_object_get(entry, "cluster-name"), "region",
-	    json_object_get(entry, "region"), "datacenter",
-	    json_object_get(entry, "datacenter"), "ek_sha256", ek);
-	finish_change(a, req, txn, "node.register", node, trust_hash ?
-	    "registered (EK hash trusted without certificate)" : "registered",
-	    claims, ans, json_pack("{s{ssss}}", "data", "node", node,
-	    "ek_sha256", ek));
+	claims =
+	    json_pack("{sOsOsOsOss}", "node", json_object_get(entry, "node"),
+	        "cluster-name", json_object_get(entry, "cluster-name"),
+	        "region", json_object_get(entry, "region"), "datacenter",
+	        json_object_get(entry, "datacenter"), "ek_sha256", ek);
+	finish_change(a, req, txn, "node.register", node,
+	    trust_hash ? "registered (EK hash trusted without certificate)"
+	               : "registered",
+	    claims, ans,
+	    json_pack("{s{ssss}}", "data", "node", node, "ek_sha256", ek));
 	txn = NULL;
 out:
 	if (txn != NULL)
@@ -222,7 +239,8 @@ list_item(const json_t *e)
 {
 	json_t *o = json_object();
 	static const char *const keys[] = { "node", "cluster-name", "region",
-	    "datacenter", "tags", "state", "reason", "last_quote", "ek_sha256" };
+		"datacenter", "tags", "state", "reason", "last_quote",
+		"ek_sha256" };
 	size_t i;
 
 	for (i = 0; o != NULL && i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -250,7 +268,7 @@ attest_nodes_list(struct attest *a, const struct attest_req *req,
 	}
 	if (mdb_cursor_open(txn, a->db_nodes, &cur) == 0) {
 		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-		    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 			json_t *e = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 			if (e != NULL)
 				json_array_append_new(nodes, list_item(e));
@@ -260,20 +278,23 @@ attest_nodes_list(struct attest *a, const struct attest_req *req,
 	}
 	if (mdb_cursor_open(txn, a->db_pending, &cur) == 0) {
 		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-		    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 			json_t *e = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 			char reason[96];
 
-			snprintf(reason, sizeof(reason), "unregistered EK tried to "
-			    "enroll (%lld attempts)", (long long)json_integer_value(
-			    json_object_get(e, "attempts")));
+			snprintf(reason, sizeof(reason),
+			    "unregistered EK tried to "
+			    "enroll (%lld attempts)",
+			    (long long)json_integer_value(
+			        json_object_get(e, "attempts")));
 			if (e != NULL)
-				json_array_append_new(nodes, json_pack(
-				    "{snsnsnsns{}sssssOsO}", "node", "cluster-name",
-				    "region", "datacenter", "tags", "state",
-				    "pending", "reason", reason, "last_quote",
-				    json_null(), "ek_sha256",
-				    json_object_get(e, "ek_sha256")));
+				json_array_append_new(nodes,
+				    json_pack("{snsnsnsns{}sssssOsO}", "node",
+				        "cluster-name", "region", "datacenter",
+				        "tags", "state", "pending", "reason",
+				        reason, "last_quote", json_null(),
+				        "ek_sha256",
+				        json_object_get(e, "ek_sha256")));
 			json_decref(e);
 		}
 		mdb_cursor_close(cur);
@@ -339,13 +360,14 @@ attest_nodes_node(struct attest *a, const struct attest_req *req,
 	}
 	memcpy(node, rest, nlen);
 	node[nlen] = '\0';
-	if (!tsi_location_value_ok(node) || (slash != NULL &&
-	    strcmp(action, "revoke") != 0 && strcmp(action, "trust") != 0)) {
+	if (!tsi_location_value_ok(node) ||
+	    (slash != NULL && strcmp(action, "revoke") != 0 &&
+	        strcmp(action, "trust") != 0)) {
 		attest_answer_error(ans, 404, "not found");
 		return;
 	}
 	if ((slash == NULL && strcmp(req->method, "GET") != 0 &&
-	    strcmp(req->method, "DELETE") != 0) ||
+	        strcmp(req->method, "DELETE") != 0) ||
 	    (slash != NULL && strcmp(req->method, "POST") != 0)) {
 		attest_answer_error(ans, 405, "method not allowed");
 		return;
@@ -374,8 +396,8 @@ attest_nodes_node(struct attest *a, const struct attest_req *req,
 		json_object_set_new(e, "state", json_string("removed"));
 		if (attest_store_del(txn, a->db_nodes, node) != TSI_OK ||
 		    (jstr(e, "ek_sha256") != NULL &&
-		    attest_store_del(txn, a->db_ek, jstr(e, "ek_sha256")) ==
-		    TSI_ERR_STORE)) {
+		        attest_store_del(txn, a->db_ek, jstr(e, "ek_sha256")) ==
+		            TSI_ERR_STORE)) {
 			attest_answer_error(ans, 503, "inventory unavailable");
 			goto out;
 		}
@@ -386,7 +408,8 @@ attest_nodes_node(struct attest *a, const struct attest_req *req,
 		    JSON_REJECT_DUPLICATES, NULL);
 		why = jstr(body, "reason");
 		if (why == NULL || *why == '\0' || strlen(why) > 200) {
-			attest_answer_error(ans, 400, "reason: 1-200 characters "
+			attest_answer_error(ans, 400,
+			    "reason: 1-200 characters "
 			    "required");
 			goto out;
 		}
@@ -399,12 +422,15 @@ attest_nodes_node(struct attest *a, const struct attest_req *req,
 		snprintf(reason, sizeof(reason), "trusted by an admin");
 		if (jstr(e, "cert_serial") != NULL) {
 			json_object_set_new(e, "state", json_string("trusted"));
-			json_object_set_new(e, "reason", json_string("trusted by an "
-			    "admin"));
+			json_object_set_new(e, "reason",
+			    json_string("trusted by an "
+			                "admin"));
 		} else {
-			json_object_set_new(e, "state", json_string("untrusted"));
-			json_object_set_new(e, "reason", json_string("not enrolled "
-			    "yet"));
+			json_object_set_new(e, "state",
+			    json_string("untrusted"));
+			json_object_set_new(e, "reason",
+			    json_string("not enrolled "
+			                "yet"));
 		}
 	}
 	if (strcmp(req->method, "POST") == 0 &&
@@ -414,7 +440,7 @@ attest_nodes_node(struct attest *a, const struct attest_req *req,
 	}
 	finish_change(a, req, txn, op, node, reason, claims, ans,
 	    json_pack("{s{sssO}}", "data", "node", node, "state",
-	    json_object_get(e, "state")));
+	        json_object_get(e, "state")));
 	txn = NULL;
 out:
 	if (txn != NULL)

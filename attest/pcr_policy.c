@@ -46,8 +46,10 @@ load_set(const char *file, config_setting_t *s, struct attest_pcr_set *out,
 	int i, n = config_setting_length(s);
 
 	if (!config_setting_is_group(s) || n == 0) {
-		tsi_errf(err, errlen, "%s:%d: an allow entry must be a non-empty "
-		    "group of pcrN = \"hex\"", file, config_setting_source_line(s));
+		tsi_errf(err, errlen,
+		    "%s:%d: an allow entry must be a non-empty "
+		    "group of pcrN = \"hex\"",
+		    file, config_setting_source_line(s));
 		return TSI_ERR_CONFIG;
 	}
 	for (i = 0; i < n; i++) {
@@ -57,18 +59,21 @@ load_set(const char *file, config_setting_t *s, struct attest_pcr_set *out,
 
 		if (nm == NULL || strncmp(nm, "pcr", 3) != 0 || nm[3] < '0' ||
 		    nm[3] > '7' || nm[4] != '\0') {
-			tsi_errf(err, errlen, "%s:%d: '%s': expected pcr0 .. pcr7 "
-			    "(sha256 PCRs 0-7 are quoted)", file,
-			    config_setting_source_line(e), nm ? nm : "?");
+			tsi_errf(err, errlen,
+			    "%s:%d: '%s': expected pcr0 .. pcr7 "
+			    "(sha256 PCRs 0-7 are quoted)",
+			    file, config_setting_source_line(e), nm ? nm : "?");
 			return TSI_ERR_CONFIG;
 		}
 		idx = nm[3] - '0';
-		if ((v = config_setting_get_string(e)) == NULL || strlen(v) != 64 ||
+		if ((v = config_setting_get_string(e)) == NULL ||
+		    strlen(v) != 64 ||
 		    tsi_hex_decode(v, out->value[idx], 32, TSI_HEX_ANY_CASE) !=
-		    TSI_OK) {
-			tsi_errf(err, errlen, "%s:%d: %s must be 64 hex digits "
-			    "(a SHA-256 PCR value)", file,
-			    config_setting_source_line(e), nm);
+		        TSI_OK) {
+			tsi_errf(err, errlen,
+			    "%s:%d: %s must be 64 hex digits "
+			    "(a SHA-256 PCR value)",
+			    file, config_setting_source_line(e), nm);
 			return TSI_ERR_CONFIG;
 		}
 		out->mask |= (uint8_t)(1u << idx);
@@ -96,9 +101,10 @@ attest_pcr_load(const char *path, struct attest_pcr_policies **out, char *err,
 	list = config_lookup((config_t *)tsi_config_raw(c), "pcr_policies");
 	if (list == NULL || !config_setting_is_aggregate(list) ||
 	    config_setting_is_group(list)) {
-		tsi_errf(err, errlen, "%s:%d: pcr_policies must be a list of "
-		    "{ name; allow; } groups", file,
-		    list ? config_setting_source_line(list) : 1);
+		tsi_errf(err, errlen,
+		    "%s:%d: pcr_policies must be a list of "
+		    "{ name; allow; } groups",
+		    file, list ? config_setting_source_line(list) : 1);
 		goto out;
 	}
 	n = config_setting_length(list);
@@ -108,48 +114,58 @@ attest_pcr_load(const char *path, struct attest_pcr_policies **out, char *err,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+		config_setting_t *g =
+		    config_setting_get_elem(list, (unsigned)i);
 		config_setting_t *allow;
 		const char *name = NULL;
 		struct attest_pcr_policy *pol = &p->p[i];
 
 		if (!config_setting_is_group(g) ||
-		    config_setting_lookup_string(g, "name", &name) != CONFIG_TRUE ||
+		    config_setting_lookup_string(g, "name", &name) !=
+		        CONFIG_TRUE ||
 		    *name == '\0' || strlen(name) > 64) {
-			tsi_errf(err, errlen, "%s:%d: each policy needs a name "
-			    "(1-64 characters)", file, config_setting_source_line(g));
+			tsi_errf(err, errlen,
+			    "%s:%d: each policy needs a name "
+			    "(1-64 characters)",
+			    file, config_setting_source_line(g));
 			goto out;
 		}
 		if (attest_pcr_find(p, name) != NULL) {
-			tsi_errf(err, errlen, "%s:%d: policy '%s' defined twice",
-			    file, config_setting_source_line(g), name);
+			tsi_errf(err, errlen,
+			    "%s:%d: policy '%s' defined twice", file,
+			    config_setting_source_line(g), name);
 			goto out;
 		}
 		allow = config_setting_get_member(g, "allow");
 		if (allow == NULL || !config_setting_is_aggregate(allow) ||
 		    config_setting_is_group(allow) ||
 		    config_setting_length(allow) == 0) {
-			tsi_errf(err, errlen, "%s:%d: policy '%s': allow must be a "
-			    "non-empty list of PCR sets", file,
-			    config_setting_source_line(allow ? allow : g), name);
-			goto out;
-		}
-		if (config_setting_length(g) != 2) {
-			tsi_errf(err, errlen, "%s:%d: policy '%s': only name and "
-			    "allow are known", file, config_setting_source_line(g),
+			tsi_errf(err, errlen,
+			    "%s:%d: policy '%s': allow must be a "
+			    "non-empty list of PCR sets",
+			    file, config_setting_source_line(allow ? allow : g),
 			    name);
 			goto out;
 		}
+		if (config_setting_length(g) != 2) {
+			tsi_errf(err, errlen,
+			    "%s:%d: policy '%s': only name and "
+			    "allow are known",
+			    file, config_setting_source_line(g), name);
+			goto out;
+		}
 		pol->n_sets = (size_t)config_setting_length(allow);
-		if ((pol->sets = calloc(pol->n_sets, sizeof(*pol->sets))) == NULL ||
+		if ((pol->sets = calloc(pol->n_sets, sizeof(*pol->sets))) ==
+		        NULL ||
 		    (pol->name = strdup(name)) == NULL) {
 			r = TSI_ERR_ALLOC;
 			goto out;
 		}
 		p->n = (size_t)i + 1;
 		for (j = 0; j < (int)pol->n_sets; j++)
-			if ((r = load_set(file, config_setting_get_elem(allow,
-			    (unsigned)j), &pol->sets[j], err, errlen)) != TSI_OK)
+			if ((r = load_set(file,
+			         config_setting_get_elem(allow, (unsigned)j),
+			         &pol->sets[j], err, errlen)) != TSI_OK)
 				goto out;
 		r = TSI_ERR_CONFIG;
 	}

@@ -19,13 +19,16 @@
 #include <string.h>
 #include <time.h>
 
-enum { ROUTE_ADMIN = 1, ROUTE_PREFIX = 2 };
+enum {
+	ROUTE_ADMIN = 1,
+	ROUTE_PREFIX = 2
+};
 
 typedef void (*route_fn)(struct attest *, const struct attest_req *,
     struct attest_answer *);
 
 struct route {
-	const char *method;    /* NULL: the handler checks the method */
+	const char *method; /* NULL: the handler checks the method */
 	const char *path;
 	route_fn fn;
 	unsigned flags;
@@ -46,8 +49,7 @@ attest_answer_clear(struct attest_answer *ans)
 }
 
 void
-attest_answer_error(struct attest_answer *ans, unsigned status,
-    const char *msg)
+attest_answer_error(struct attest_answer *ans, unsigned status, const char *msg)
 {
 	json_decref(ans->json);
 	ans->status = status;
@@ -61,16 +63,17 @@ attest_admin_ok(const struct attest *a, const char *token)
 	size_t i;
 	int ok = 0;
 
-	if (token == NULL || *token == '\0' ||
-	    strlen(token) > ATTEST_TOKEN_MAX)
+	if (token == NULL || *token == '\0' || strlen(token) > ATTEST_TOKEN_MAX)
 		return 0;
-	if (EVP_Digest(token, strlen(token), got, NULL, EVP_sha256(), NULL) != 1)
+	if (EVP_Digest(token, strlen(token), got, NULL, EVP_sha256(), NULL) !=
+	    1)
 		return 0;
 	/* Hashes of equal length: the comparison time says nothing about
 	 * how much of a token was right. */
 	for (i = 0; i < a->set->n_admin_tokens; i++) {
 		const char *t = a->set->admin_tokens[i];
-		if (EVP_Digest(t, strlen(t), want, NULL, EVP_sha256(), NULL) == 1 &&
+		if (EVP_Digest(t, strlen(t), want, NULL, EVP_sha256(), NULL) ==
+		        1 &&
 		    CRYPTO_memcmp(want, got, sizeof(got)) == 0)
 			ok = 1;
 	}
@@ -89,9 +92,9 @@ attest_audit(struct attest *a, const struct attest_req *req, const char *op,
 	int r;
 
 	rec = json_pack("{ssssssssssssso?}", "op", op, "path", path ? path : "",
-	    "decision", decision, "reason", reason ? reason : "",
-	    "remote", req->remote ? req->remote : "", "request_id",
-	    req->request_id, "claims", claims ? json_deep_copy(claims) : NULL);
+	    "decision", decision, "reason", reason ? reason : "", "remote",
+	    req->remote ? req->remote : "", "request_id", req->request_id,
+	    "claims", claims ? json_deep_copy(claims) : NULL);
 	if (rec == NULL)
 		return TSI_ERR_ALLOC;
 	if (json_object_get(rec, "claims") == NULL)
@@ -156,7 +159,8 @@ h_metrics(struct attest *a, const struct attest_req *req,
 	    "tsi_attest_reloads_total{result=\"failed\"} %llu\n",
 	    m.requests, m.start_ok, m.start_refused, m.enroll_ok,
 	    m.enroll_refused, m.reloads_ok, m.reloads_failed);
-	if (n < 0 || (size_t)n >= sizeof(buf) || (ans->text = strdup(buf)) == NULL) {
+	if (n < 0 || (size_t)n >= sizeof(buf) ||
+	    (ans->text = strdup(buf)) == NULL) {
 		attest_answer_error(ans, 500, "internal error");
 		return;
 	}
@@ -191,10 +195,10 @@ attest_dispatch(struct attest *a, const struct attest_req *req,
 	}
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct route *r = &routes[i];
-		int hit = (r->flags & ROUTE_PREFIX) ?
-		    strncmp(req->path, r->path, strlen(r->path)) == 0 &&
-		    req->path[strlen(r->path)] != '\0' :
-		    strcmp(req->path, r->path) == 0;
+		int hit = (r->flags & ROUTE_PREFIX)
+		    ? strncmp(req->path, r->path, strlen(r->path)) == 0 &&
+		        req->path[strlen(r->path)] != '\0'
+		    : strcmp(req->path, r->path) == 0;
 		if (!hit)
 			continue;
 		path_known = 1;

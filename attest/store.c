@@ -52,8 +52,10 @@ attest_store_open(struct attest *a, const char *dir, size_t map_size)
 	if ((rc = mdb_txn_begin(a->env, NULL, 0, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "nodes", MDB_CREATE, &a->db_nodes)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "ek", MDB_CREATE, &a->db_ek)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &a->db_sessions)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "pending", MDB_CREATE, &a->db_pending)) != 0)
+	    (rc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &a->db_sessions)) !=
+	        0 ||
+	    (rc = mdb_dbi_open(txn, "pending", MDB_CREATE, &a->db_pending)) !=
+	        0)
 		goto fail;
 	if ((rc = mdb_txn_commit(txn)) != 0) {
 		txn = NULL;
@@ -133,7 +135,7 @@ attest_store_put(MDB_txn *txn, MDB_dbi dbi, const char *key, const json_t *val)
 		return TSI_ERR_TOO_LARGE;
 	}
 	rc = mdb_put(txn, dbi, &k, &v, 0);
-	tsi_strfree(text);   /* sessions hold a credential secret */
+	tsi_strfree(text); /* sessions hold a credential secret */
 	return rc == 0 ? TSI_OK : mdb_err(rc, "put");
 }
 
@@ -162,8 +164,10 @@ attest_store_pending(struct attest *a, const char *ek_sha256,
 		return r;
 	if (attest_store_get(a, txn, a->db_pending, ek_sha256, &e) == TSI_OK) {
 		json_object_set_new(e, "last_seen", json_integer(now));
-		json_object_set_new(e, "attempts", json_integer(
-		    json_integer_value(json_object_get(e, "attempts")) + 1));
+		json_object_set_new(e, "attempts",
+		    json_integer(
+		        json_integer_value(json_object_get(e, "attempts")) +
+		        1));
 	} else {
 		/* Bounded: unauthenticated callers create these. */
 		if (mdb_stat(txn, a->db_pending, &st) != 0 ||
@@ -206,7 +210,8 @@ attest_store_expire(struct attest *a, long long now, size_t max)
 	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	while (rc == 0 && seen++ < max) {
 		json_t *s = json_loadb(v.mv_data, v.mv_size, 0, NULL);
-		long long exp = json_integer_value(json_object_get(s, "expires_at"));
+		long long exp =
+		    json_integer_value(json_object_get(s, "expires_at"));
 
 		json_decref(s);
 		if (s == NULL || exp <= now) {

@@ -56,7 +56,7 @@
 #include "tsi/x509.h"
 
 struct evidence {
-	char *ek_pem;                 /* the EK certificate, PEM */
+	char *ek_pem; /* the EK certificate, PEM */
 	uint8_t *ek_pub, *ak_pub, *key_pub;
 	size_t ek_pub_len, ak_pub_len, key_pub_len;
 	char *csr;
@@ -88,9 +88,10 @@ capture(const char *tcti, const char *state_dir, struct evidence *ev)
 
 	if ((r = tsi_tpm_open(tcti, state_dir, &t)) != TSI_OK ||
 	    (r = tsi_tpm_ek(t, &cert, &cert_len, &ev->ek_pub,
-	    &ev->ek_pub_len)) != TSI_OK ||
+	         &ev->ek_pub_len)) != TSI_OK ||
 	    (r = tsi_tpm_ak_pub(t, &ev->ak_pub, &ev->ak_pub_len)) != TSI_OK ||
-	    (r = tsi_tpm_key_pub(t, &ev->key_pub, &ev->key_pub_len)) != TSI_OK ||
+	    (r = tsi_tpm_key_pub(t, &ev->key_pub, &ev->key_pub_len)) !=
+	        TSI_OK ||
 	    (r = tsi_tpm_signer(t, &s)) != TSI_OK ||
 	    (r = tsi_x509_make_csr(s, "bench-node", &ev->csr)) != TSI_OK)
 		goto out;
@@ -99,14 +100,15 @@ capture(const char *tcti, const char *state_dir, struct evidence *ev)
 		goto out;
 	}
 	if ((r = tsi_tpm_certify(t, ev->nonce, sizeof(ev->nonce), &ev->c_att,
-	    &ev->c_att_len, &ev->c_sig, &ev->c_sig_len)) != TSI_OK ||
+	         &ev->c_att_len, &ev->c_sig, &ev->c_sig_len)) != TSI_OK ||
 	    (r = tsi_tpm_quote(t, ev->nonce, sizeof(ev->nonce), 0xff,
-	    &ev->q_att, &ev->q_att_len, &ev->q_sig, &ev->q_sig_len,
-	    ev->pcrs)) != TSI_OK)
+	         &ev->q_att, &ev->q_att_len, &ev->q_sig, &ev->q_sig_len,
+	         ev->pcrs)) != TSI_OK)
 		goto out;
 	r = TSI_ERR_NOT_FOUND;
 	if (cert == NULL) {
-		fprintf(stderr, "attest_verify: the TPM has no EK certificate\n");
+		fprintf(stderr,
+		    "attest_verify: the TPM has no EK certificate\n");
 		goto out;
 	}
 	p = cert;
@@ -127,8 +129,8 @@ out:
 /* What OpenSSL verifies for the EK chain, with tsi_attest_ek_cert_verify's
  * store settings: the signatures checked and their signers' key types. */
 static int
-chain_shape(const char *ek_pem, STACK_OF(X509) *anchors, int *sigs,
-    char *algs, size_t algslen)
+chain_shape(const char *ek_pem, STACK_OF(X509) *anchors, int *sigs, char *algs,
+    size_t algslen)
 {
 	STACK_OF(X509) *leafsk = NULL, *chain;
 	X509_STORE *store = NULL;
@@ -137,7 +139,8 @@ chain_shape(const char *ek_pem, STACK_OF(X509) *anchors, int *sigs,
 	int i, n, r = 1;
 
 	algs[0] = '\0';
-	if (tsi_x509_load_chain_pem(ek_pem, strlen(ek_pem), &leafsk) != TSI_OK ||
+	if (tsi_x509_load_chain_pem(ek_pem, strlen(ek_pem), &leafsk) !=
+	        TSI_OK ||
 	    (store = X509_STORE_new()) == NULL ||
 	    (ctx = X509_STORE_CTX_new()) == NULL)
 		goto out;
@@ -146,7 +149,8 @@ chain_shape(const char *ek_pem, STACK_OF(X509) *anchors, int *sigs,
 			goto out;
 	X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
 	if (X509_STORE_CTX_init(ctx, store, sk_X509_value(leafsk, 0), NULL) !=
-	    1 || X509_verify_cert(ctx) != 1)
+	        1 ||
+	    X509_verify_cert(ctx) != 1)
 		goto out;
 	chain = X509_STORE_CTX_get0_chain(ctx);
 	n = sk_X509_num(chain);
@@ -156,8 +160,9 @@ chain_shape(const char *ek_pem, STACK_OF(X509) *anchors, int *sigs,
 	for (i = 1; i < n; i++) {
 		EVP_PKEY *k = X509_get0_pubkey(sk_X509_value(chain, i));
 		int w = snprintf(algs + off, algslen - off, "%s%s-%d",
-		    i > 1 ? "," : "", k != NULL ? EVP_PKEY_get0_type_name(k) :
-		    "?", k != NULL ? EVP_PKEY_get_bits(k) : 0);
+		    i > 1 ? "," : "",
+		    k != NULL ? EVP_PKEY_get0_type_name(k) : "?",
+		    k != NULL ? EVP_PKEY_get_bits(k) : 0);
 
 		if (w < 0 || (size_t)w >= algslen - off)
 			goto out;
@@ -180,8 +185,9 @@ csr_ok(const char *pem, const struct tsi_tpm_pub *key)
 	EVP_PKEY *pub;
 	int ok = 0;
 
-	if (bio != NULL && (req = PEM_read_bio_X509_REQ(bio, NULL, NULL,
-	    NULL)) != NULL && (pub = X509_REQ_get0_pubkey(req)) != NULL &&
+	if (bio != NULL &&
+	    (req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)) != NULL &&
+	    (pub = X509_REQ_get0_pubkey(req)) != NULL &&
 	    X509_REQ_verify(req, pub) == 1 &&
 	    EVP_PKEY_eq(pub, tsi_tpm_pub_pkey(key)) == 1)
 		ok = 1;
@@ -214,11 +220,12 @@ round_once(const struct evidence *ev, STACK_OF(X509) *anchors)
 	    tsi_attest_check_ek(ek, why, sizeof(why)) != TSI_OK ||
 	    tsi_attest_key_sha256(tsi_tpm_pub_pkey(ek), hash) != TSI_OK ||
 	    tsi_x509_load_chain_pem(ev->ek_pem, strlen(ev->ek_pem), &chain) !=
-	    TSI_OK)
+	        TSI_OK)
 		goto out;
 	leaf = sk_X509_shift(chain);
 	if (tsi_attest_ek_cert_verify(leaf, chain, anchors, why, sizeof(why)) !=
-	    TSI_OK || tsi_x509_key_matches(leaf, tsi_tpm_pub_pkey(ek)) != 1 ||
+	        TSI_OK ||
+	    tsi_x509_key_matches(leaf, tsi_tpm_pub_pkey(ek)) != 1 ||
 	    tsi_attest_check_ak(ak, why, sizeof(why)) != TSI_OK ||
 	    tsi_attest_check_signing_key(key, why, sizeof(why)) != TSI_OK ||
 	    !csr_ok(ev->csr, key))
@@ -229,27 +236,29 @@ round_once(const struct evidence *ev, STACK_OF(X509) *anchors)
 		goto out;
 	name = tsi_tpm_pub_name(ak, &nlen);
 	if (tsi_attest_make_credential(ek, name, nlen, secret, sizeof(secret),
-	    &blob, &blob_len, &enc, &enc_len) != TSI_OK)
+	        &blob, &blob_len, &enc, &enc_len) != TSI_OK)
 		goto out;
 
 	/* /v1/enroll/finish (the captured nonce stands for the session's) */
 	if (HMAC(EVP_sha256(), secret, sizeof(secret), sid, sizeof(sid), mac,
-	    &maclen) == NULL || maclen != 32 ||
+	        &maclen) == NULL ||
+	    maclen != 32 ||
 	    tsi_tpm_pub_parse(ev->ak_pub, ev->ak_pub_len, &ak2) != TSI_OK ||
 	    tsi_tpm_pub_parse(ev->key_pub, ev->key_pub_len, &key2) != TSI_OK ||
 	    tsi_attest_verify(ev->c_att, ev->c_att_len, ev->c_sig,
-	    ev->c_sig_len, ak2, &ci, why, sizeof(why)) != TSI_OK ||
-	    ci.type != TSI_ATTEST_CERTIFY || ci.extra_len != sizeof(ev->nonce) ||
+	        ev->c_sig_len, ak2, &ci, why, sizeof(why)) != TSI_OK ||
+	    ci.type != TSI_ATTEST_CERTIFY ||
+	    ci.extra_len != sizeof(ev->nonce) ||
 	    memcmp(ci.extra, ev->nonce, sizeof(ev->nonce)) != 0)
 		goto out;
 	name = tsi_tpm_pub_name(key2, &nlen);
 	if (ci.name_len != nlen || memcmp(ci.name, name, nlen) != 0 ||
 	    tsi_attest_verify(ev->q_att, ev->q_att_len, ev->q_sig,
-	    ev->q_sig_len, ak2, &qi, why, sizeof(why)) != TSI_OK ||
+	        ev->q_sig_len, ak2, &qi, why, sizeof(why)) != TSI_OK ||
 	    qi.type != TSI_ATTEST_QUOTE || qi.pcr_mask != 0xff ||
-	    tsi_attest_pcr_digest((const uint8_t (*)[32])ev->pcrs, 8, digest) !=
-	    TSI_OK || qi.pcr_digest_len != 32 ||
-	    memcmp(digest, qi.pcr_digest, 32) != 0)
+	    tsi_attest_pcr_digest((const uint8_t(*)[32])ev->pcrs, 8, digest) !=
+	        TSI_OK ||
+	    qi.pcr_digest_len != 32 || memcmp(digest, qi.pcr_digest, 32) != 0)
 		goto out;
 	r = 0;
 out:
@@ -272,18 +281,23 @@ out:
  * that the note can say where the time goes. Inputs made outside the
  * timing; every call checked. */
 enum phase {
-	PH_PUB_PARSE,       /* tsi_tpm_pub_parse of the three public areas */
-	PH_EK_HASH,         /* tsi_attest_key_sha256 (i2d_PUBKEY + SHA-256) */
-	PH_EK_PEM,          /* the EK certificate's PEM parsed */
-	PH_EK_VERIFY,       /* tsi_attest_ek_cert_verify + key match */
-	PH_CSR,             /* the CSR parsed, self-signature verified, key eq */
-	PH_MAKECRED,        /* tsi_attest_make_credential */
-	PH_ATTEST,          /* tsi_attest_verify of certify and quote */
+	PH_PUB_PARSE, /* tsi_tpm_pub_parse of the three public areas */
+	PH_EK_HASH,   /* tsi_attest_key_sha256 (i2d_PUBKEY + SHA-256) */
+	PH_EK_PEM,    /* the EK certificate's PEM parsed */
+	PH_EK_VERIFY, /* tsi_attest_ek_cert_verify + key match */
+	PH_CSR,       /* the CSR parsed, self-signature verified, key eq */
+	PH_MAKECRED,  /* tsi_attest_make_credential */
+	PH_ATTEST,    /* tsi_attest_verify of certify and quote */
 	PH_N
 };
 static const char *const phase_name[PH_N] = {
-	"pub_parse_x5", "ek_sha256", "ek_cert_pem", "ek_cert_verify",
-	"csr_parse_verify", "make_credential", "certify_quote_verify",
+	"pub_parse_x5",
+	"ek_sha256",
+	"ek_cert_pem",
+	"ek_cert_verify",
+	"csr_parse_verify",
+	"make_credential",
+	"certify_quote_verify",
 };
 
 static int
@@ -303,10 +317,12 @@ phase_once(enum phase ph, const struct evidence *ev, STACK_OF(X509) *anchors,
 	switch (ph) {
 	case PH_PUB_PARSE:
 		for (i = 0; i < 5; i++) {
-			const uint8_t *b = i == 0 ? ev->ek_pub : (i % 2) ?
-			    ev->ak_pub : ev->key_pub;
-			size_t l = i == 0 ? ev->ek_pub_len : (i % 2) ?
-			    ev->ak_pub_len : ev->key_pub_len;
+			const uint8_t *b = i == 0 ? ev->ek_pub
+			    : (i % 2)             ? ev->ak_pub
+			                          : ev->key_pub;
+			size_t l = i == 0 ? ev->ek_pub_len
+			    : (i % 2)     ? ev->ak_pub_len
+			                  : ev->key_pub_len;
 
 			if (tsi_tpm_pub_parse(b, l, &p) != TSI_OK)
 				return 1;
@@ -319,29 +335,29 @@ phase_once(enum phase ph, const struct evidence *ev, STACK_OF(X509) *anchors,
 		    TSI_OK;
 	case PH_EK_PEM:
 		ok = tsi_x509_load_chain_pem(ev->ek_pem, strlen(ev->ek_pem),
-		    &sk) == TSI_OK;
+		         &sk) == TSI_OK;
 		sk_X509_pop_free(sk, X509_free);
 		return !ok;
 	case PH_EK_VERIFY:
 		return tsi_attest_ek_cert_verify(leaf, NULL, anchors, why,
-		    sizeof(why)) != TSI_OK ||
+		           sizeof(why)) != TSI_OK ||
 		    tsi_x509_key_matches(leaf, tsi_tpm_pub_pkey(ek)) != 1;
-	case PH_CSR:
-		return !csr_ok(ev->csr, key);
+	case PH_CSR: return !csr_ok(ev->csr, key);
 	case PH_MAKECRED:
 		name = tsi_tpm_pub_name(ak, &nlen);
 		ok = tsi_attest_make_credential(ek, name, nlen, secret,
-		    sizeof(secret), &blob, &blob_len, &enc, &enc_len) == TSI_OK;
+		         sizeof(secret), &blob, &blob_len, &enc,
+		         &enc_len) == TSI_OK;
 		free(blob);
 		free(enc);
 		return !ok;
 	case PH_ATTEST:
 		return tsi_attest_verify(ev->c_att, ev->c_att_len, ev->c_sig,
-		    ev->c_sig_len, ak, &info, why, sizeof(why)) != TSI_OK ||
+		           ev->c_sig_len, ak, &info, why,
+		           sizeof(why)) != TSI_OK ||
 		    tsi_attest_verify(ev->q_att, ev->q_att_len, ev->q_sig,
-		    ev->q_sig_len, ak, &info, why, sizeof(why)) != TSI_OK;
-	case PH_N:
-		break;
+		        ev->q_sig_len, ak, &info, why, sizeof(why)) != TSI_OK;
+	case PH_N: break;
 	}
 	return 1;
 }
@@ -361,7 +377,8 @@ breakdown(const struct evidence *ev, STACK_OF(X509) *anchors, double secs,
 	    tsi_tpm_pub_parse(ev->ak_pub, ev->ak_pub_len, &ak) != TSI_OK ||
 	    tsi_tpm_pub_parse(ev->key_pub, ev->key_pub_len, &key) != TSI_OK ||
 	    tsi_x509_load_chain_pem(ev->ek_pem, strlen(ev->ek_pem), &sk) !=
-	    TSI_OK || (leaf = sk_X509_shift(sk)) == NULL)
+	        TSI_OK ||
+	    (leaf = sk_X509_shift(sk)) == NULL)
 		goto out;
 	w = snprintf(out, outlen, ", \"phases_us\": {");
 	if (w < 0 || (size_t)w >= outlen)
@@ -373,17 +390,19 @@ breakdown(const struct evidence *ev, STACK_OF(X509) *anchors, double secs,
 
 		while (t1 - t0 < secs) {
 			if (phase_once((enum phase)ph, ev, anchors, ek, ak, key,
-			    leaf) != 0) {
-				fprintf(stderr, "attest_verify: phase %s "
-				    "failed\n", phase_name[ph]);
+			        leaf) != 0) {
+				fprintf(stderr,
+				    "attest_verify: phase %s "
+				    "failed\n",
+				    phase_name[ph]);
 				goto out;
 			}
 			n++;
 			t1 = now_s();
 		}
 		w = snprintf(out + off, outlen - off, "%s\"%s\": %.1f",
-		    ph ? ", " : "", phase_name[ph], 1e6 * (t1 - t0) /
-		    (double)n);
+		    ph ? ", " : "", phase_name[ph],
+		    1e6 * (t1 - t0) / (double)n);
 		if (w < 0 || (size_t)w >= outlen - off)
 			goto out;
 		off += (size_t)w;
@@ -412,8 +431,9 @@ read_file(const char *path)
 	if (f == NULL)
 		return NULL;
 	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = calloc(1, (size_t)n + 1)) !=
-	    NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+	    fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = calloc(1, (size_t)n + 1)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) != (size_t)n) {
 		free(buf);
 		buf = NULL;
 	}
@@ -424,7 +444,8 @@ read_file(const char *path)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: attest_verify --tcti CONF --state-dir DIR "
+	fprintf(stderr,
+	    "usage: attest_verify --tcti CONF --state-dir DIR "
 	    "--ek-ca PEM [--seconds N] [--breakdown]\n");
 	return 2;
 }
@@ -461,7 +482,7 @@ main(int argc, char **argv)
 	memset(&ev, 0, sizeof(ev));
 	if ((ca_pem = read_file(ca_path)) == NULL ||
 	    tsi_x509_load_chain_pem(ca_pem, strlen(ca_pem), &anchors) !=
-	    TSI_OK) {
+	        TSI_OK) {
 		fprintf(stderr, "attest_verify: cannot read %s\n", ca_path);
 		goto out;
 	}
@@ -470,7 +491,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (chain_shape(ev.ek_pem, anchors, &sigs, algs, sizeof(algs)) != 0) {
-		fprintf(stderr, "attest_verify: the EK chain does not verify\n");
+		fprintf(stderr,
+		    "attest_verify: the EK chain does not verify\n");
 		goto out;
 	}
 	if (tsi_tpm_pub_parse(ev.ek_pub, ev.ek_pub_len, &ekp) != TSI_OK ||
@@ -484,14 +506,14 @@ main(int argc, char **argv)
 		n++;
 		t1 = now_s();
 	}
-	if (split && breakdown(&ev, anchors, seconds / 8, phases,
-	    sizeof(phases)) != 0)
+	if (split &&
+	    breakdown(&ev, anchors, seconds / 8, phases, sizeof(phases)) != 0)
 		goto out;
 	printf("{\"rounds\": %llu, \"seconds\": %.3f, \"per_sec\": %.1f, "
-	    "\"us_per_round\": %.1f, \"chain_sigs\": %d, \"chain_algs\": "
-	    "\"%s\", \"ek_sha256\": \"%s\"%s}\n", n, t1 - t0,
-	    (double)n / (t1 - t0), 1e6 * (t1 - t0) / (double)n, sigs, algs,
-	    ek_hash, phases);
+	       "\"us_per_round\": %.1f, \"chain_sigs\": %d, \"chain_algs\": "
+	       "\"%s\", \"ek_sha256\": \"%s\"%s}\n",
+	    n, t1 - t0, (double)n / (t1 - t0), 1e6 * (t1 - t0) / (double)n,
+	    sigs, algs, ek_hash, phases);
 	ret = 0;
 out:
 	tsi_tpm_pub_free(ekp);

@@ -40,12 +40,12 @@ struct worker {
 	pthread_t th;
 	struct tsi_audit *a;
 	double deadline;
-	unsigned long long quota;   /* 0: until the deadline */
-	long datacenters;           /* 0: all "bench-dc" */
+	unsigned long long quota; /* 0: until the deadline */
+	long datacenters;         /* 0: all "bench-dc" */
 	unsigned long long n, failed;
 	int id;
-	long window;                /* 0: tsi_audit_append */
-	pthread_mutex_t mu;         /* with window: n, failed, outstanding */
+	long window;        /* 0: tsi_audit_append */
+	pthread_mutex_t mu; /* with window: n, failed, outstanding */
 	pthread_cond_t cv;
 	long outstanding;
 	int waiting;
@@ -112,26 +112,30 @@ run(void *arg)
 		uint64_t seq;
 		unsigned long long i = w->window > 0 ? sent : w->n;
 
-		snprintf(path, sizeof(path), "secret/data/bench/s%llu", i % 100);
+		snprintf(path, sizeof(path), "secret/data/bench/s%llu",
+		    i % 100);
 		snprintf(rid, sizeof(rid), "req-%d-%llu", w->id, i);
 		if (w->datacenters > 0) {
 			snprintf(dc, sizeof(dc), "bench-dc-%llu",
 			    (i * 7 + (unsigned long long)w->id) %
-			    (unsigned long long)w->datacenters);
+			        (unsigned long long)w->datacenters);
 			snprintf(ns, sizeof(ns), "ns-%llu", i % 13);
 		} else {
 			snprintf(dc, sizeof(dc), "bench-dc");
 			snprintf(ns, sizeof(ns), "bench");
 		}
-		rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, "
-		    "s:s, s:s, s:[s]}, s:s, s:s, s:s, s:i}",
+		rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:{s:s, s:s, "
+		                "s:s, "
+		                "s:s, s:s, s:[s]}, s:s, s:s, s:s, s:i}",
 		    "op", "read", "path", path, "version", 1, "decision",
 		    w->datacenters > 0 && i % 10 == 9 ? "deny" : "allow",
 		    "rule", "bench-rw", "reason", "allowed by rule bench-rw",
 		    "claims", "sub", "spiffe://bench.tsi/ns/bench/sa/bench",
 		    "cluster-name", "bench-cluster", "region", "bench-region",
-		    "datacenter", dc, "namespace", ns,
-		    "images", "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		    "datacenter", dc, "namespace", ns, "images",
+		    "sha256:"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaa",
 		    "accessor", "acc-0123456789abcdef", "remote", "127.0.0.1",
 		    "request_id", rid, "status", 200);
 		if (rec == NULL) {
@@ -162,7 +166,8 @@ run(void *arg)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: audit_append --dir D [--threads N] [--seconds S] "
+	fprintf(stderr,
+	    "usage: audit_append --dir D [--threads N] [--seconds S] "
 	    "[--records N] [--map-size BYTES] [--datacenters K] [--window W] "
 	    "[--commit-delay-us U]\n");
 	return 2;
@@ -198,14 +203,16 @@ main(int argc, char **argv)
 			records = strtoll(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--window") == 0 && i + 1 < argc)
 			window = strtol(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--commit-delay-us") == 0 && i + 1 < argc)
+		else if (strcmp(argv[i], "--commit-delay-us") == 0 &&
+		    i + 1 < argc)
 			delay_us = strtol(argv[++i], NULL, 10);
 		else
 			return usage();
 	}
 	if (dir == NULL || threads < 1 || threads > 1024 || seconds <= 0 ||
-	    records < 0 || map_size < 0 || datacenters < 0 || datacenters > 1000 ||
-	    window < 0 || window > 1000000 || delay_us < 0 || delay_us > 1000000)
+	    records < 0 || map_size < 0 || datacenters < 0 ||
+	    datacenters > 1000 || window < 0 || window > 1000000 ||
+	    delay_us < 0 || delay_us > 1000000)
 		return usage();
 	if (records > 0 && records < threads)
 		threads = (long)records;
@@ -213,7 +220,8 @@ main(int argc, char **argv)
 	o.map_size = (size_t)map_size;
 	o.commit_delay_us = (int)delay_us;
 	if ((r = tsi_audit_open(dir, &o, &a)) != TSI_OK) {
-		fprintf(stderr, "audit_append: open %s: %s\n", dir, tsi_strerror(r));
+		fprintf(stderr, "audit_append: open %s: %s\n", dir,
+		    tsi_strerror(r));
 		return 1;
 	}
 	if ((ws = calloc((size_t)threads, sizeof(*ws))) == NULL) {
@@ -245,11 +253,13 @@ main(int argc, char **argv)
 	tsi_audit_status(a, &st);
 	tsi_audit_close(a);
 	free(ws);
-	printf("{\"records\": %llu, \"seconds\": %.3f, \"records_per_sec\": %.1f, "
-	    "\"threads\": %ld, \"window\": %ld, \"failed\": %llu, "
-	    "\"commits\": %llu, \"records_per_commit\": %.2f, "
-	    "\"commit_delay_us\": %ld}\n", n, t1 - t0, (double)n / (t1 - t0),
-	    threads, window, failed, (unsigned long long)st.commits,
+	printf("{\"records\": %llu, \"seconds\": %.3f, \"records_per_sec\": "
+	       "%.1f, "
+	       "\"threads\": %ld, \"window\": %ld, \"failed\": %llu, "
+	       "\"commits\": %llu, \"records_per_commit\": %.2f, "
+	       "\"commit_delay_us\": %ld}\n",
+	    n, t1 - t0, (double)n / (t1 - t0), threads, window, failed,
+	    (unsigned long long)st.commits,
 	    st.commits > 0 ? (double)st.committed / (double)st.commits : 0.0,
 	    delay_us);
 	return n > 0 && failed == 0 ? 0 : 1;

@@ -33,8 +33,8 @@
 #include "tsi/err.h"
 #include "tsi/log.h"
 
-static const char *const dcs[] = { "dal05", "fra02", "lon04", "tok01",
-	"syd03", "sao01", "wdc07", "par01" };
+static const char *const dcs[] = { "dal05", "fra02", "lon04", "tok01", "syd03",
+	"sao01", "wdc07", "par01" };
 static const char *const paths[] = { "secret/data/medical/a",
 	"secret/data/medical/b", "secret/data/billing/x", "secret/data/eu/y",
 	"auth/trusted-identity/login" };
@@ -55,13 +55,15 @@ make_rec(long i, int ndcs)
 
 	snprintf(rid, sizeof(rid), "req-%ld", i);
 	return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:[s]},"
-	    "s:s,s:s,s:s,s:i}", "op", i % 5 == 4 ? "login" : "read",
-	    "path", paths[i % 5], "version", 1, "decision",
-	    i % 7 == 0 ? "deny" : "allow", "rule", "medical-records",
-	    "reason", "rule matched", "claims", "datacenter", dcs[i % ndcs],
-	    "cluster-name", i % 2 ? "hipaaCluster" : "devCluster",
-	    "namespace", "medical", "sub", "spiffe://tsi.example/ns/medical/sa/app",
-	    "images", "sha256:4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a",
+	                 "s:s,s:s,s:s,s:i}",
+	    "op", i % 5 == 4 ? "login" : "read", "path", paths[i % 5],
+	    "version", 1, "decision", i % 7 == 0 ? "deny" : "allow", "rule",
+	    "medical-records", "reason", "rule matched", "claims", "datacenter",
+	    dcs[i % ndcs], "cluster-name",
+	    i % 2 ? "hipaaCluster" : "devCluster", "namespace", "medical",
+	    "sub", "spiffe://tsi.example/ns/medical/sa/app", "images",
+	    "sha256:"
+	    "4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a",
 	    "accessor", "acc-0123456789abcdef", "remote", "10.1.2.3",
 	    "request_id", rid, "status", i % 7 == 0 ? 403 : 200);
 }
@@ -84,18 +86,21 @@ fill(const char *dir, long n, int days, int ndcs, long long *t_first)
 	int rc, r;
 
 	if ((r = audit_env_acquire(dir, 1, (size_t)8 << 30, &e)) != TSI_OK) {
-		fprintf(stderr, "audit_query: open %s: %s\n", dir, tsi_strerror(r));
+		fprintf(stderr, "audit_query: open %s: %s\n", dir,
+		    tsi_strerror(r));
 		return 1;
 	}
 	memset(&h, 0, sizeof(h));
 	*t_first = t0;
 	for (i = 0; i < n; i++) {
-		if (txn == NULL && (rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
+		if (txn == NULL &&
+		    (rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
 			goto fail;
 		t = t0 + span / n * i;
 		rec = make_rec(i, ndcs);
 		if (rec == NULL ||
-		    audit_record_seal(rec, h.seq + 1, t, h.hash, hash, &body, &len) != TSI_OK) {
+		    audit_record_seal(rec, h.seq + 1, t, h.hash, hash, &body,
+		        &len) != TSI_OK) {
 			rc = ENOMEM;
 			goto fail;
 		}
@@ -112,7 +117,8 @@ fill(const char *dir, long n, int days, int ndcs, long long *t_first)
 		h.seq++;
 		memcpy(h.hash, hash, AUDIT_HASH_LEN);
 		if (h.seq % 10000 == 0 || i + 1 == n) {
-			if ((rc = audit_meta_put_point(e, txn, "head", &h)) != 0)
+			if ((rc = audit_meta_put_point(e, txn, "head", &h)) !=
+			    0)
 				goto fail;
 			rc = mdb_txn_commit(txn);
 			txn = NULL;
@@ -163,8 +169,8 @@ time_cli(const char *tsi, const char *dir, const char *since, const char *until,
 	if (pid == 0) {
 		if (freopen("/dev/null", "w", stdout) == NULL)
 			_exit(127);
-		execl(tsi, "tsi", "audit", "list", "--data-dir", dir, "--since", since,
-		    "--until", until, "--datacenter", dc, "--limit", "0",
+		execl(tsi, "tsi", "audit", "list", "--data-dir", dir, "--since",
+		    since, "--until", until, "--datacenter", dc, "--limit", "0",
 		    "--format", "json", (char *)NULL);
 		_exit(127);
 	}
@@ -217,7 +223,8 @@ out:
 	if (env != NULL)
 		mdb_env_close(env);
 	if (rc != 0) {
-		fprintf(stderr, "audit_query: raw lmdb: %s\n", mdb_strerror(rc));
+		fprintf(stderr, "audit_query: raw lmdb: %s\n",
+		    mdb_strerror(rc));
 		return -1;
 	}
 	return (double)seq / el;
@@ -296,27 +303,41 @@ main(int argc, char **argv)
 	json_t *out, *app_js;
 
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
-		else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc) n = atol(argv[++i]);
-		else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) days = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--dcs") == 0 && i + 1 < argc) ndcs = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = argv[++i];
-		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
-		else if (strcmp(argv[i], "--tsi") == 0 && i + 1 < argc) tsi = argv[++i];
-		else if (strcmp(argv[i], "--skip-fill") == 0) skip_fill = 1;
+		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
+			n = atol(argv[++i]);
+		else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc)
+			days = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--dcs") == 0 && i + 1 < argc)
+			ndcs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+			threads = argv[++i];
+		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+			seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--tsi") == 0 && i + 1 < argc)
+			tsi = argv[++i];
+		else if (strcmp(argv[i], "--skip-fill") == 0)
+			skip_fill = 1;
 		else {
-			fprintf(stderr, "usage: audit_query --dir D [--records N] [--days D] "
-			    "[--dcs K] [--threads 1,8,32] [--seconds S] [--tsi PATH] [--skip-fill]\n");
+			fprintf(stderr,
+			    "usage: audit_query --dir D [--records N] [--days "
+			    "D] "
+			    "[--dcs K] [--threads 1,8,32] [--seconds S] [--tsi "
+			    "PATH] [--skip-fill]\n");
 			return 2;
 		}
 	}
 	if (dir == NULL || n < 1 || days < 3 || ndcs < 1 || ndcs > 8) {
-		fprintf(stderr, "audit_query: --dir is required; --days >= 3; --dcs 1..8\n");
+		fprintf(stderr,
+		    "audit_query: --dir is required; --days >= 3; --dcs "
+		    "1..8\n");
 		return 2;
 	}
 	if (tsi == NULL) {
 		/* next to this program */
-		if ((sl = readlink("/proc/self/exe", self, sizeof(self) - 1)) <= 0)
+		if ((sl = readlink("/proc/self/exe", self, sizeof(self) - 1)) <=
+		    0)
 			return 1;
 		self[sl] = '\0';
 		if ((p = strrchr(self, '/')) != NULL)
@@ -361,7 +382,8 @@ main(int argc, char **argv)
 	for (rep = 0; rep < 4; rep++) {
 		ms = time_cli(tsi, dir, since, until, q.datacenter);
 		if (ms < 0) {
-			fprintf(stderr, "audit_query: %s audit list failed\n", tsi);
+			fprintf(stderr, "audit_query: %s audit list failed\n",
+			    tsi);
 			best_cli = -1;
 			break;
 		}
@@ -375,15 +397,17 @@ main(int argc, char **argv)
 		    (unsigned long long)vr.first_bad_seq, vr.reason);
 		return 1;
 	}
-	printf("verify: %llu records in %.1f s\n", (unsigned long long)vr.records,
-	    now_s() - t0);
+	printf("verify: %llu records in %.1f s\n",
+	    (unsigned long long)vr.records, now_s() - t0);
 	tsi_audit_reader_close(r);
 
 	snprintf(sub, sizeof(sub), "%s/raw", dir);
 	raw = raw_lmdb(sub, seconds);
-	printf("raw LMDB, 256 x 600 B per synced commit: %.0f records/s\n", raw);
+	printf("raw LMDB, 256 x 600 B per synced commit: %.0f records/s\n",
+	    raw);
 	app_js = json_object();
-	for (p = (char *)threads; *p != '\0'; p = *tend == ',' ? tend + 1 : tend) {
+	for (p = (char *)threads; *p != '\0';
+	     p = *tend == ',' ? tend + 1 : tend) {
 		long nt = strtol(p, &tend, 10);
 		long failed = 0;
 		double rate;
@@ -395,15 +419,16 @@ main(int argc, char **argv)
 			continue;
 		snprintf(sub, sizeof(sub), "%s/append-%ld", dir, nt);
 		rate = appends(sub, (int)nt, seconds, &failed);
-		printf("tsi_audit_append, %ld threads: %.0f records/s (%ld failed)\n",
+		printf("tsi_audit_append, %ld threads: %.0f records/s (%ld "
+		       "failed)\n",
 		    nt, rate, failed);
 		snprintf(key, sizeof(key), "%ld", nt);
 		json_object_set_new(app_js, key, json_real(rate));
 	}
-	out = json_pack("{s:I,s:s,s:I,s:f,s:f,s:f,s:o}", "records", (json_int_t)n,
-	    "datacenter", q.datacenter, "matched", (json_int_t)matched,
-	    "query_ms", best_q, "cli_ms", best_cli, "raw_lmdb_records_per_sec", raw,
-	    "append_records_per_sec", app_js);
+	out = json_pack("{s:I,s:s,s:I,s:f,s:f,s:f,s:o}", "records",
+	    (json_int_t)n, "datacenter", q.datacenter, "matched",
+	    (json_int_t)matched, "query_ms", best_q, "cli_ms", best_cli,
+	    "raw_lmdb_records_per_sec", raw, "append_records_per_sec", app_js);
 	if (out != NULL) {
 		char *s = json_dumps(out, JSON_COMPACT);
 

@@ -19,7 +19,8 @@ int
 main(void)
 {
 	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT |
-	    OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+	        OPENSSL_INIT_NO_LOAD_CONFIG,
+	    NULL);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return 1;
 	return 0;

@@ -40,7 +40,7 @@
 #define EK_CERT_NV 0x01c00002u
 #define MAX_ROUNDS 1000
 
-static unsigned commands;  /* TPM commands sent in the current round */
+static unsigned commands; /* TPM commands sent in the current round */
 
 static double
 now_ms(void)
@@ -63,10 +63,38 @@ static void
 ek_template(TPM2B_PUBLIC *p)
 {
 	static const uint8_t policy[32] = {
-		0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8,
-		0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
-		0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64,
-		0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa,
+		0x83,
+		0x71,
+		0x97,
+		0x67,
+		0x44,
+		0x84,
+		0xb3,
+		0xf8,
+		0x1a,
+		0x90,
+		0xcc,
+		0x8d,
+		0x46,
+		0xa5,
+		0xd7,
+		0x24,
+		0xfd,
+		0x52,
+		0xd7,
+		0x6e,
+		0x06,
+		0x52,
+		0x0b,
+		0x64,
+		0xf2,
+		0xa1,
+		0xda,
+		0x1b,
+		0x33,
+		0x14,
+		0x69,
+		0xaa,
 	};
 
 	memset(p, 0, sizeof(*p));
@@ -128,8 +156,8 @@ ek_load(ESYS_CONTEXT *e, ESYS_TR *ek, int *created)
 	ek_template(&tmpl);
 	commands++;
 	rc = Esys_CreatePrimary(e, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
-	    ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, ek,
-	    NULL, NULL, NULL, NULL);
+	    ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, ek, NULL,
+	    NULL, NULL, NULL);
 	*created = 1;
 	return rc;
 }
@@ -189,9 +217,9 @@ key_load(ESYS_CONTEXT *e, ESYS_TR *key)
 	srk.publicArea.type = TPM2_ALG_ECC;
 	srk.publicArea.nameAlg = TPM2_ALG_SHA256;
 	srk.publicArea.objectAttributes = TPMA_OBJECT_USERWITHAUTH |
-	    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
-	    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
-	    TPMA_OBJECT_NODA;
+	    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
+	    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+	    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_NODA;
 	srk.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
 	srk.publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
 	srk.publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
@@ -275,14 +303,14 @@ round_once(ESYS_CONTEXT *e, ESYS_TR key, const struct cred *c, int *ek_made)
 	/* start: the EK certificate, the EK, the AK's public area, the CSR */
 	commands++;
 	if ((rc = Esys_TR_FromTPMPublic(e, EK_CERT_NV, ESYS_TR_NONE,
-	    ESYS_TR_NONE, ESYS_TR_NONE, &nv)) != TSS2_RC_SUCCESS) {
+	         ESYS_TR_NONE, ESYS_TR_NONE, &nv)) != TSS2_RC_SUCCESS) {
 		nv = ESYS_TR_NONE;
 		ret = fail("EK certificate index", rc);
 		goto out;
 	}
 	commands++;
 	if ((rc = Esys_NV_ReadPublic(e, nv, ESYS_TR_NONE, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &nvpub, NULL)) != TSS2_RC_SUCCESS) {
+	         ESYS_TR_NONE, &nvpub, NULL)) != TSS2_RC_SUCCESS) {
 		ret = fail("NV_ReadPublic", rc);
 		goto out;
 	}
@@ -290,9 +318,12 @@ round_once(ESYS_CONTEXT *e, ESYS_TR key, const struct cred *c, int *ek_made)
 	for (off = 0; off < size; off = (uint16_t)(off + n)) {
 		n = (uint16_t)(size - off < 512 ? size - off : 512);
 		commands++;
-		rc = Esys_NV_Read(e, (nvpub->nvPublic.attributes &
-		    TPMA_NV_AUTHREAD) ? nv : ESYS_TR_RH_OWNER, nv,
-		    ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, n, off, &data);
+		rc = Esys_NV_Read(e,
+		    (nvpub->nvPublic.attributes & TPMA_NV_AUTHREAD)
+		        ? nv
+		        : ESYS_TR_RH_OWNER,
+		    nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, n, off,
+		    &data);
 		if (rc != TSS2_RC_SUCCESS) {
 			ret = fail("NV_Read", rc);
 			goto out;
@@ -314,7 +345,8 @@ round_once(ESYS_CONTEXT *e, ESYS_TR key, const struct cred *c, int *ek_made)
 	flush(e, &ak);
 	commands++;
 	if ((rc = Esys_Sign(e, key, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &digest, &ecdsa, &ticket, &sig)) != TSS2_RC_SUCCESS) {
+	         ESYS_TR_NONE, &digest, &ecdsa, &ticket, &sig)) !=
+	    TSS2_RC_SUCCESS) {
 		ret = fail("Sign", rc);
 		goto out;
 	}
@@ -329,8 +361,8 @@ round_once(ESYS_CONTEXT *e, ESYS_TR key, const struct cred *c, int *ek_made)
 	}
 	commands++;
 	if ((rc = Esys_StartAuthSession(e, ESYS_TR_NONE, ESYS_TR_NONE,
-	    ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY,
-	    &sym, TPM2_ALG_SHA256, &sess)) != TSS2_RC_SUCCESS) {
+	         ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY,
+	         &sym, TPM2_ALG_SHA256, &sess)) != TSS2_RC_SUCCESS) {
 		sess = ESYS_TR_NONE;
 		ret = fail("StartAuthSession", rc);
 		goto out;
@@ -339,14 +371,14 @@ round_once(ESYS_CONTEXT *e, ESYS_TR key, const struct cred *c, int *ek_made)
 	    0xff);
 	commands++;
 	if ((rc = Esys_PolicySecret(e, ESYS_TR_RH_ENDORSEMENT, sess,
-	    ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, NULL, NULL, NULL, 0,
-	    NULL, NULL)) != TSS2_RC_SUCCESS) {
+	         ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, NULL, NULL, NULL,
+	         0, NULL, NULL)) != TSS2_RC_SUCCESS) {
 		ret = fail("PolicySecret", rc);
 		goto out;
 	}
 	commands++;
 	if ((rc = Esys_ActivateCredential(e, ak, ek, ESYS_TR_PASSWORD, sess,
-	    ESYS_TR_NONE, c->blob, c->secret, &info)) != TSS2_RC_SUCCESS) {
+	         ESYS_TR_NONE, c->blob, c->secret, &info)) != TSS2_RC_SUCCESS) {
 		ret = fail("ActivateCredential", rc);
 		goto out;
 	}
@@ -365,7 +397,8 @@ round_once(ESYS_CONTEXT *e, ESYS_TR key, const struct cred *c, int *ek_made)
 	}
 	commands++;
 	if ((rc = Esys_Certify(e, key, ak, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
-	    ESYS_TR_NONE, &q, &null_scheme, &att, &sig)) != TSS2_RC_SUCCESS) {
+	         ESYS_TR_NONE, &q, &null_scheme, &att, &sig)) !=
+	    TSS2_RC_SUCCESS) {
 		ret = fail("Certify", rc);
 		goto out;
 	}
@@ -383,13 +416,13 @@ round_once(ESYS_CONTEXT *e, ESYS_TR key, const struct cred *c, int *ek_made)
 	pcr_sel(&sel);
 	commands++;
 	if ((rc = Esys_PCR_Read(e, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-	    &sel, &counter, &osel, &vals)) != TSS2_RC_SUCCESS) {
+	         &sel, &counter, &osel, &vals)) != TSS2_RC_SUCCESS) {
 		ret = fail("PCR_Read", rc);
 		goto out;
 	}
 	commands++;
 	if ((rc = Esys_Quote(e, ak, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &q, &null_scheme, &sel, &att, &sig)) !=
+	         ESYS_TR_NONE, &q, &null_scheme, &sel, &att, &sig)) !=
 	    TSS2_RC_SUCCESS) {
 		ret = fail("Quote", rc);
 		goto out;
@@ -461,7 +494,8 @@ main(int argc, char **argv)
 		return 1;
 	memset(credential.buffer, 0x42, 32);
 
-	if ((rc = Tss2_TctiLdr_Initialize(tcti_conf, &tcti)) != TSS2_RC_SUCCESS) {
+	if ((rc = Tss2_TctiLdr_Initialize(tcti_conf, &tcti)) !=
+	    TSS2_RC_SUCCESS) {
 		ret = fail("tcti", rc);
 		goto out;
 	}
@@ -479,8 +513,8 @@ main(int argc, char **argv)
 	    (rc = ak_load(esys, &ak, &ak_pub)) != TSS2_RC_SUCCESS ||
 	    (rc = Esys_TR_GetName(esys, ak, &ak_name)) != TSS2_RC_SUCCESS ||
 	    (rc = Esys_MakeCredential(esys, ek, ESYS_TR_NONE, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &credential, ak_name, &c.blob, &c.secret)) !=
-	    TSS2_RC_SUCCESS) {
+	         ESYS_TR_NONE, &credential, ak_name, &c.blob, &c.secret)) !=
+	        TSS2_RC_SUCCESS) {
 		ret = fail("MakeCredential", rc);
 		goto out;
 	}
@@ -497,10 +531,12 @@ main(int argc, char **argv)
 	}
 	qsort(ms, (size_t)rounds, sizeof(*ms), cmp_double);
 	printf("{\"rounds\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
-	    "\"max_ms\": %.3f, \"ek\": \"%s\", \"commands\": %u}\n", rounds,
-	    rounds % 2 ? ms[rounds / 2] : (ms[rounds / 2 - 1] +
-	    ms[rounds / 2]) / 2, ms[0], ms[rounds - 1],
-	    ek_made ? "created" : "persistent", per_round);
+	       "\"max_ms\": %.3f, \"ek\": \"%s\", \"commands\": %u}\n",
+	    rounds,
+	    rounds % 2 ? ms[rounds / 2]
+	               : (ms[rounds / 2 - 1] + ms[rounds / 2]) / 2,
+	    ms[0], ms[rounds - 1], ek_made ? "created" : "persistent",
+	    per_round);
 	ret = 0;
 out:
 	free(ms);

@@ -84,7 +84,8 @@ main(int argc, char **argv)
 	    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
 	    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
 	    TPMA_OBJECT_NODA;
-	in_pub.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+	in_pub.publicArea.parameters.eccDetail.symmetric.algorithm =
+	    TPM2_ALG_NULL;
 	in_pub.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
 	in_pub.publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg =
 	    TPM2_ALG_SHA256;
@@ -94,9 +95,9 @@ main(int argc, char **argv)
 	srk.publicArea.type = TPM2_ALG_ECC;
 	srk.publicArea.nameAlg = TPM2_ALG_SHA256;
 	srk.publicArea.objectAttributes = TPMA_OBJECT_USERWITHAUTH |
-	    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |
-	    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
-	    TPMA_OBJECT_NODA;
+	    TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
+	    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+	    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_NODA;
 	srk.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
 	srk.publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
 	srk.publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
@@ -105,7 +106,8 @@ main(int argc, char **argv)
 	srk.publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
 	memset(digest.buffer, 0x5a, sizeof(digest.buffer));
 
-	if ((rc = Tss2_TctiLdr_Initialize(tcti_conf, &tcti)) != TSS2_RC_SUCCESS) {
+	if ((rc = Tss2_TctiLdr_Initialize(tcti_conf, &tcti)) !=
+	    TSS2_RC_SUCCESS) {
 		fprintf(stderr, "esapi_sign: tcti %s: %s\n", tcti_conf,
 		    Tss2_RC_Decode(rc));
 		goto out;
@@ -134,7 +136,7 @@ main(int argc, char **argv)
 		    Tss2_RC_Decode(rc));
 		goto out;
 	}
-	Esys_FlushContext(esys, parent);  /* as the issuer: only the key stays */
+	Esys_FlushContext(esys, parent); /* as the issuer: only the key stays */
 	parent = ESYS_TR_NONE;
 
 	t0 = now_s();
@@ -142,7 +144,8 @@ main(int argc, char **argv)
 	while (t1 - t0 < seconds) {
 		TPMT_SIGNATURE *sig = NULL;
 
-		digest.buffer[0] = (uint8_t)n;  /* a different digest each time */
+		digest.buffer[0] =
+		    (uint8_t)n; /* a different digest each time */
 		rc = Esys_Sign(esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 		    ESYS_TR_NONE, &digest, &scheme, &ticket, &sig);
 		if (rc != TSS2_RC_SUCCESS) {
@@ -159,7 +162,8 @@ main(int argc, char **argv)
 		n++;
 		t1 = now_s();
 	}
-	printf("{\"signs\": %llu, \"seconds\": %.3f, \"signs_per_sec\": %.1f}\n",
+	printf("{\"signs\": %llu, \"seconds\": %.3f, \"signs_per_sec\": "
+	       "%.1f}\n",
 	    n, t1 - t0, (double)n / (t1 - t0));
 	ret = 0;
 out:

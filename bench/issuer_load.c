@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #define RESP_MAX 65536
-#define HIST_BUCKETS 100000   /* 10 us each: up to 1 s */
+#define HIST_BUCKETS 100000 /* 10 us each: up to 1 s */
 #define HIST_US 10
 
 struct caller {
@@ -125,25 +125,33 @@ read_response(int fd, char *buf, size_t cap, const char **body,
 			buf[have] = '\0';
 			if ((end = strstr(buf, "\r\n\r\n")) != NULL) {
 				hdr_len = (size_t)(end - buf) + 4;
-				if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
-					snprintf(err, errlen, "bad status line");
+				if (sscanf(buf, "HTTP/1.%*d %d", &status) !=
+				    1) {
+					snprintf(err, errlen,
+					    "bad status line");
 					return -1;
 				}
-				if (find_header(buf, hdr_len, "Transfer-Encoding") != NULL) {
-					snprintf(err, errlen, "chunked responses not supported");
+				if (find_header(buf, hdr_len,
+				        "Transfer-Encoding") != NULL) {
+					snprintf(err, errlen,
+					    "chunked responses not supported");
 					return -1;
 				}
-				if ((v = find_header(buf, hdr_len, "Content-Length")) == NULL) {
-					snprintf(err, errlen, "no Content-Length");
+				if ((v = find_header(buf, hdr_len,
+				         "Content-Length")) == NULL) {
+					snprintf(err, errlen,
+					    "no Content-Length");
 					return -1;
 				}
 				clen = strtoul(v, NULL, 10);
 				if (clen > cap - 1 - hdr_len) {
-					snprintf(err, errlen, "response too large");
+					snprintf(err, errlen,
+					    "response too large");
 					return -1;
 				}
 				v = find_header(buf, hdr_len, "Connection");
-				if (v != NULL && strncasecmp(v, "close", 5) == 0)
+				if (v != NULL &&
+				    strncasecmp(v, "close", 5) == 0)
 					*close_after = 1;
 			}
 		}
@@ -194,7 +202,8 @@ run_caller(void *arg)
 		if (fd < 0) {
 			if ((fd = dial(c->sock_path)) < 0) {
 				snprintf(c->last_error, sizeof(c->last_error),
-				    "connect %s: %s", c->sock_path, strerror(errno));
+				    "connect %s: %s", c->sock_path,
+				    strerror(errno));
 				c->errors++;
 				usleep(10000);
 				continue;
@@ -203,7 +212,8 @@ run_caller(void *arg)
 		}
 		t0 = now_s();
 		if (send_all(fd, c->req, c->req_len) != 0) {
-			snprintf(c->last_error, sizeof(c->last_error), "send failed");
+			snprintf(c->last_error, sizeof(c->last_error),
+			    "send failed");
 			c->errors++;
 			close(fd);
 			fd = -1;
@@ -212,11 +222,14 @@ run_caller(void *arg)
 		status = read_response(fd, buf, RESP_MAX, &body, &body_len,
 		    &close_after, c->last_error, sizeof(c->last_error));
 		us = (size_t)((now_s() - t0) * 1e6);
-		if (status == 200 && (c->expect == NULL ||
-		    memmem(body, body_len, c->expect, strlen(c->expect)) != NULL)) {
+		if (status == 200 &&
+		    (c->expect == NULL ||
+		        memmem(body, body_len, c->expect, strlen(c->expect)) !=
+		            NULL)) {
 			c->ok++;
-			c->hist[us / HIST_US < HIST_BUCKETS ? us / HIST_US :
-			    HIST_BUCKETS - 1]++;
+			c->hist[us / HIST_US < HIST_BUCKETS
+			        ? us / HIST_US
+			        : HIST_BUCKETS - 1]++;
 		} else {
 			if (status >= 0)
 				snprintf(c->last_error, sizeof(c->last_error),
@@ -237,7 +250,8 @@ run_caller(void *arg)
 static double
 percentile(const uint64_t *hist, unsigned long long total, double p)
 {
-	unsigned long long want = (unsigned long long)(p * (double)total), seen = 0;
+	unsigned long long want = (unsigned long long)(p * (double)total),
+	                   seen = 0;
 	size_t i;
 
 	for (i = 0; i < HIST_BUCKETS; i++) {
@@ -251,7 +265,8 @@ percentile(const uint64_t *hist, unsigned long long total, double p)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: issuer_load --socket PATH [--path P] "
+	fprintf(stderr,
+	    "usage: issuer_load --socket PATH [--path P] "
 	    "[--callers N] [--seconds S] [--expect TEXT] [--header H]\n");
 	return 2;
 }
@@ -288,9 +303,10 @@ main(int argc, char **argv)
 	}
 	if (sock == NULL || callers < 1 || callers > 1024 || seconds <= 0)
 		return usage();
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n"
-	    "Accept: application/json\r\n%s%s\r\n", path,
-	    header != NULL ? header : "", header != NULL ? "\r\n" : "");
+	n = snprintf(req, sizeof(req),
+	    "GET %s HTTP/1.1\r\nHost: localhost\r\n"
+	    "Accept: application/json\r\n%s%s\r\n",
+	    path, header != NULL ? header : "", header != NULL ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(req))
 		return usage();
 
@@ -305,9 +321,11 @@ main(int argc, char **argv)
 		cs[k].req_len = (size_t)n;
 		cs[k].expect = expect;
 		cs[k].deadline = t0 + seconds;
-		if ((cs[k].hist = calloc(HIST_BUCKETS, sizeof(uint32_t))) == NULL ||
+		if ((cs[k].hist = calloc(HIST_BUCKETS, sizeof(uint32_t))) ==
+		        NULL ||
 		    pthread_create(&cs[k].th, NULL, run_caller, &cs[k]) != 0) {
-			fprintf(stderr, "issuer_load: cannot start caller %ld\n", k);
+			fprintf(stderr,
+			    "issuer_load: cannot start caller %ld\n", k);
 			callers = k;
 			free(cs[k].hist);
 			cs[k].hist = NULL;
@@ -329,8 +347,8 @@ main(int argc, char **argv)
 	}
 	t1 = now_s();
 	printf("{\"ok\": %llu, \"errors\": %llu, \"reconnects\": %llu, "
-	    "\"seconds\": %.3f, \"per_sec\": %.1f, ", ok, errors, reconnects,
-	    t1 - t0, (double)ok / (t1 - t0));
+	       "\"seconds\": %.3f, \"per_sec\": %.1f, ",
+	    ok, errors, reconnects, t1 - t0, (double)ok / (t1 - t0));
 	if (ok > 0)
 		printf("\"p50_ms\": %.3f, \"p99_ms\": %.3f, ",
 		    percentile(hist, ok, 0.50), percentile(hist, ok, 0.99));

@@ -56,13 +56,15 @@ run(void *arg)
 		json_t *claims = NULL;
 
 		memset(&res, 0, sizeof(res));
-		if (tsi_jwt_verify(w->trust, w->toks[i], &o, &claims, &res) == TSI_OK) {
+		if (tsi_jwt_verify(w->trust, w->toks[i], &o, &claims, &res) ==
+		    TSI_OK) {
 			w->ok++;
 			json_decref(claims);
 		} else {
 			if (w->refused++ == 0)
 				snprintf(w->reason, sizeof(w->reason), "%s: %s",
-				    tsi_jwt_reason_name(res.reason), res.detail);
+				    tsi_jwt_reason_name(res.reason),
+				    res.detail);
 		}
 		i = (i + 1) % w->ntoks;
 	}
@@ -72,7 +74,8 @@ run(void *arg)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: jwt_verify --ca PEM --tokens FILE [--threads N] "
+	fprintf(stderr,
+	    "usage: jwt_verify --ca PEM --tokens FILE [--threads N] "
 	    "[--seconds S]\n");
 	return 2;
 }
@@ -158,13 +161,14 @@ main(int argc, char **argv)
 		ok += ws[k].ok;
 		refused += ws[k].refused;
 		if (ws[k].reason[0] != '\0')
-			fprintf(stderr, "jwt_verify: refused: %s\n", ws[k].reason);
+			fprintf(stderr, "jwt_verify: refused: %s\n",
+			    ws[k].reason);
 	}
 	t1 = now_s();
 	tsi_trust_cache_stats(trust, &st);
 	printf("{\"verified\": %llu, \"refused\": %llu, \"seconds\": %.3f, "
-	    "\"verifies_per_sec\": %.1f, \"threads\": %ld, "
-	    "\"chain_cache_hits\": %llu, \"chain_cache_misses\": %llu}\n",
+	       "\"verifies_per_sec\": %.1f, \"threads\": %ld, "
+	       "\"chain_cache_hits\": %llu, \"chain_cache_misses\": %llu}\n",
 	    ok, refused, t1 - t0, (double)ok / (t1 - t0), threads, st.hits,
 	    st.misses);
 	ret = ok > 0 && refused == 0 ? 0 : 1;

@@ -32,7 +32,8 @@ now_s(void)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: lmdb_raw --dir D [--seconds N] [--batch B] "
+	fprintf(stderr,
+	    "usage: lmdb_raw --dir D [--seconds N] [--batch B] "
 	    "[--record-bytes R]\n");
 	return 2;
 }
@@ -73,7 +74,8 @@ main(int argc, char **argv)
 	if ((rc = mdb_env_create(&env)) != 0 ||
 	    (rc = mdb_env_set_mapsize(env, (size_t)8 << 30)) != 0 ||
 	    (rc = mdb_env_open(env, dir, 0, 0600)) != 0) {
-		fprintf(stderr, "lmdb_raw: open %s: %s\n", dir, mdb_strerror(rc));
+		fprintf(stderr, "lmdb_raw: open %s: %s\n", dir,
+		    mdb_strerror(rc));
 		goto out;
 	}
 	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 ||
@@ -105,7 +107,7 @@ main(int argc, char **argv)
 			if ((rc = mdb_put(txn, dbi, &key, &v, MDB_APPEND)) != 0)
 				goto lmdb_fail;
 		}
-		rc = mdb_txn_commit(txn);  /* synced: MDB_NOSYNC is not set */
+		rc = mdb_txn_commit(txn); /* synced: MDB_NOSYNC is not set */
 		txn = NULL;
 		if (rc != 0)
 			goto lmdb_fail;
@@ -113,8 +115,8 @@ main(int argc, char **argv)
 		t1 = now_s();
 	}
 	printf("{\"records\": %llu, \"commits\": %llu, \"seconds\": %.3f, "
-	    "\"records_per_sec\": %.1f, \"commits_per_sec\": %.1f, "
-	    "\"batch\": %ld, \"record_bytes\": %ld}\n",
+	       "\"records_per_sec\": %.1f, \"commits_per_sec\": %.1f, "
+	       "\"batch\": %ld, \"record_bytes\": %ld}\n",
 	    (unsigned long long)seq, commits, t1 - t0, (double)seq / (t1 - t0),
 	    (double)commits / (t1 - t0), batch, rec_bytes);
 	ret = 0;

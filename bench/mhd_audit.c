@@ -37,10 +37,12 @@
 
 /* mhd_hello's answer. */
 static const char body[] =
-    "{\"request_id\":\"6a1c3c5e-6a39-4c2f-9a7a-6f8c2b1d0e11\",\"lease_id\":\"\","
+    "{\"request_id\":\"6a1c3c5e-6a39-4c2f-9a7a-6f8c2b1d0e11\",\"lease_id\":"
+    "\"\","
     "\"renewable\":false,\"lease_duration\":0,\"data\":{\"data\":"
     "{\"password\":\"correct-horse-battery-staple\"},\"metadata\":"
-    "{\"created_time\":\"2026-01-01T00:00:00.000000Z\",\"custom_metadata\":null,"
+    "{\"created_time\":\"2026-01-01T00:00:00.000000Z\",\"custom_metadata\":"
+    "null,"
     "\"deletion_time\":\"\",\"destroyed\":false,\"version\":1}},"
     "\"wrap_info\":null,\"warnings\":null,\"auth\":null}";
 static const char denied[] = "{\"errors\":[\"permission denied\"]}";
@@ -68,8 +70,8 @@ static int closing;
 struct req {
 	struct MHD_Connection *conn;
 	int submitted;
-	int done;      /* atomic */
-	int rc;        /* atomic */
+	int done; /* atomic */
+	int rc;   /* atomic */
 };
 
 static void
@@ -140,11 +142,13 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 			return answer(conn, 503, failed, sizeof(failed) - 1);
 		return answer(conn, MHD_HTTP_OK, body, sizeof(body) - 1);
 	}
-	tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Vault-Token");
+	tok =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Vault-Token");
 	if (strcmp(method, "GET") != 0 || tok == NULL || tok[0] == '\0')
-		return answer(conn, strcmp(method, "GET") != 0 ?
-		    MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_FORBIDDEN, denied,
-		    sizeof(denied) - 1);
+		return answer(conn,
+		    strcmp(method, "GET") != 0 ? MHD_HTTP_METHOD_NOT_ALLOWED
+		                               : MHD_HTTP_FORBIDDEN,
+		    denied, sizeof(denied) - 1);
 	/* Suspended first: the callback may come before submit returns. */
 	MHD_suspend_connection(conn);
 	r->submitted = 1;
@@ -169,7 +173,8 @@ completed(void *cls, struct MHD_Connection *c, void **req_cls,
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: mhd_audit --port P --dir DIR [--threads N] "
+	fprintf(stderr,
+	    "usage: mhd_audit --port P --dir DIR [--threads N] "
 	    "[--epoll] [--record FILE]\n");
 	return 2;
 }
@@ -182,8 +187,8 @@ main(int argc, char **argv)
 	struct sockaddr_in sa;
 	struct tsi_audit_opts ao;
 	struct MHD_Daemon *d;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-	    MHD_ALLOW_SUSPEND_RESUME;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 	const char *dir = NULL, *record_file = NULL;
 	json_error_t jerr;
 	long port = -1, threads = 2;
@@ -207,23 +212,25 @@ main(int argc, char **argv)
 	if (port <= 0 || port > 65535 || dir == NULL || threads < 1 ||
 	    threads > 64)
 		return usage();
-	record = record_file ? json_load_file(record_file, 0, &jerr) :
-	    json_loads(builtin_record, 0, &jerr);
+	record = record_file ? json_load_file(record_file, 0, &jerr)
+	                     : json_loads(builtin_record, 0, &jerr);
 	if (!json_is_object(record)) {
-		fprintf(stderr, "mhd_audit: %s:%d: %s\n", record_file ?
-		    record_file : "built-in record", jerr.line, jerr.text);
+		fprintf(stderr, "mhd_audit: %s:%d: %s\n",
+		    record_file ? record_file : "built-in record", jerr.line,
+		    jerr.text);
 		return 2;
 	}
 	for (k = 0; k < sizeof(writer_keys) / sizeof(writer_keys[0]); k++)
 		json_object_del(record, writer_keys[k]);
-	memset(&ao, 0, sizeof(ao));   /* tsi-vault's defaults */
+	memset(&ao, 0, sizeof(ao)); /* tsi-vault's defaults */
 	ao.map_size = (size_t)1 << 30;
 	ao.commit_timeout_ms = 2000;
 	ao.batch_max = 256;
-	ao.commit_delay_us = 200;     /* tsi-vault's audit_commit_delay_us */
+	ao.commit_delay_us = 200; /* tsi-vault's audit_commit_delay_us */
 	if ((rc = tsi_audit_open(dir, &ao, &audit)) != TSI_OK) {
-		fprintf(stderr, "mhd_audit: cannot open the audit log in %s: %s\n",
-		    dir, tsi_strerror(rc));
+		fprintf(stderr,
+		    "mhd_audit: cannot open the audit log in %s: %s\n", dir,
+		    tsi_strerror(rc));
 		return 1;
 	}
 
@@ -239,8 +246,7 @@ main(int argc, char **argv)
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	    MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
 	if (d == NULL) {
 		fprintf(stderr, "mhd_audit: cannot start the server\n");
 		tsi_audit_close(audit);

@@ -34,24 +34,29 @@
 
 /* About the size of a KV v2 read of a small secret. */
 static const char body[] =
-    "{\"request_id\":\"6a1c3c5e-6a39-4c2f-9a7a-6f8c2b1d0e11\",\"lease_id\":\"\","
+    "{\"request_id\":\"6a1c3c5e-6a39-4c2f-9a7a-6f8c2b1d0e11\",\"lease_id\":"
+    "\"\","
     "\"renewable\":false,\"lease_duration\":0,\"data\":{\"data\":"
     "{\"password\":\"correct-horse-battery-staple\"},\"metadata\":"
-    "{\"created_time\":\"2026-01-01T00:00:00.000000Z\",\"custom_metadata\":null,"
+    "{\"created_time\":\"2026-01-01T00:00:00.000000Z\",\"custom_metadata\":"
+    "null,"
     "\"deletion_time\":\"\",\"destroyed\":false,\"version\":1}},"
     "\"wrap_info\":null,\"warnings\":null,\"auth\":null}";
 /* A login answer for a bench/run token (mint_tokens), byte for byte the
  * size tsi-vault sends. */
 static const char login_answer[] =
-    "{\"request_id\":\"664f9962-cdfc-44bf-9ff7-ca99f13cb24b\",\"lease_id\":\"\","
+    "{\"request_id\":\"664f9962-cdfc-44bf-9ff7-ca99f13cb24b\",\"lease_id\":"
+    "\"\","
     "\"renewable\":false,\"lease_duration\":0,\"data\":null,\"auth\":"
     "{\"client_token\":\"hvs.cD958AlaO62CyxNwwquKLQoVenCKvgxklz0FyOCkE4U\","
     "\"accessor\":\"CDDcAJxkicZgTiZqU2OS0SMz\",\"policies\":[\"bench-rw\"],"
     "\"token_policies\":[\"bench-rw\"],\"metadata\":{\"iss\":"
-    "\"tsi-issuer/bench-node\",\"sub\":\"spiffe://bench.tsi/ns/bench/sa/bench\","
+    "\"tsi-issuer/bench-node\",\"sub\":\"spiffe://bench.tsi/ns/bench/sa/"
+    "bench\","
     "\"aud\":\"tsi-vault\",\"iat\":\"1795394442\",\"nbf\":\"1795394442\","
     "\"exp\":\"1795398042\",\"jti\":\"37238fd48c7cec52c145b160c0d5ff0f\","
-    "\"images\":\"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "\"images\":\"sha256:"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
     "aaaaaaaaa\",\"images-names\":\"registry.example/bench/app:1\","
     "\"cluster-name\":\"bench-cluster\",\"region\":\"bench-region\","
     "\"datacenter\":\"bench-dc\",\"node\":\"bench-node\",\"namespace\":"
@@ -93,24 +98,28 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {
-		*upload_data_size = 0;  /* discard request bodies */
+		*upload_data_size = 0; /* discard request bodies */
 		return MHD_YES;
 	}
 	if (login_mode) {
 		if (strcmp(method, "POST") == 0)
-			resp = MHD_create_response_from_buffer(
-			    sizeof(login_answer) - 1, (void *)login_answer,
-			    MHD_RESPMEM_MUST_COPY);
+			resp =
+			    MHD_create_response_from_buffer(sizeof(
+			                                        login_answer) -
+			            1,
+			        (void *)login_answer, MHD_RESPMEM_MUST_COPY);
 		else {
 			status = MHD_HTTP_METHOD_NOT_ALLOWED;
-			resp = MHD_create_response_from_buffer(sizeof(denied) - 1,
-			    (void *)denied, MHD_RESPMEM_MUST_COPY);
+			resp =
+			    MHD_create_response_from_buffer(sizeof(denied) - 1,
+			        (void *)denied, MHD_RESPMEM_MUST_COPY);
 		}
 		goto send;
 	}
 	if (strcmp(method, "GET") != 0)
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
-	tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Vault-Token");
+	tok =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Vault-Token");
 	if (status == MHD_HTTP_OK && (tok == NULL || tok[0] == '\0'))
 		status = MHD_HTTP_FORBIDDEN;
 	if (status == MHD_HTTP_OK)
@@ -132,7 +141,8 @@ send:
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: mhd_hello --port P | --unix PATH [--threads N] "
+	fprintf(stderr,
+	    "usage: mhd_hello --port P | --unix PATH [--threads N] "
 	    "[--epoll] [--login]\n");
 	return 2;
 }
@@ -165,7 +175,8 @@ main(int argc, char **argv)
 {
 	struct sockaddr_in sa;
 	struct MHD_Daemon *d;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned int flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 	const char *unix_path = NULL;
 	long port = -1, threads = 2;
 	int i, lfd = -1;
@@ -184,8 +195,8 @@ main(int argc, char **argv)
 		else
 			return usage();
 	}
-	if ((unix_path == NULL) == (port <= 0 || port > 65535) ||
-	    threads < 1 || threads > 64)
+	if ((unix_path == NULL) == (port <= 0 || port > 65535) || threads < 1 ||
+	    threads > 64)
 		return usage();
 	if (unix_path != NULL && (lfd = listen_unix(unix_path)) < 0) {
 		fprintf(stderr, "mhd_hello: cannot listen on %s\n", unix_path);
@@ -202,11 +213,10 @@ main(int argc, char **argv)
 
 	if (lfd >= 0)
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
-		    MHD_OPTION_LISTEN_SOCKET, lfd,
-		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
-		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-		    MHD_OPTION_END);
+		    MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_THREAD_POOL_SIZE,
+		    (unsigned int)threads, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		    (size_t)(16 * 1024), MHD_OPTION_CONNECTION_TIMEOUT,
+		    (unsigned int)30, MHD_OPTION_END);
 	else
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

@@ -39,7 +39,8 @@
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: mint_tokens --ca-dir DIR --out FILE --count N "
+	fprintf(stderr,
+	    "usage: mint_tokens --ca-dir DIR --out FILE --count N "
 	    "[--aud A] [--ttl S] [--chain session|node]\n");
 	return 2;
 }
@@ -70,22 +71,16 @@ claims_for(long i, const char *aud, long ttl, time_t now)
 		snprintf(jti + 2 * k, 3, "%02x", rnd[k]);
 	snprintf(pod, sizeof(pod), "bench-%ld", i);
 	c = json_pack("{s:s, s:s, s:[s], s:I, s:I, s:I, s:s, "
-	    "s:[s], s:[s], s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-	    "iss", "tsi-issuer/bench-node",
-	    "sub", "spiffe://bench.tsi/ns/bench/sa/bench",
-	    "aud", aud,
-	    "iat", (json_int_t)now,
-	    "nbf", (json_int_t)now,
-	    "exp", (json_int_t)(now + ttl),
-	    "jti", jti,
-	    "images", "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-	    "images-names", "registry.example/bench/app:1",
-	    "cluster-name", "bench-cluster",
-	    "region", "bench-region",
-	    "datacenter", "bench-dc",
-	    "node", "bench-node",
-	    "namespace", "bench",
-	    "pod", pod,
+	              "s:[s], s:[s], s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+	    "iss", "tsi-issuer/bench-node", "sub",
+	    "spiffe://bench.tsi/ns/bench/sa/bench", "aud", aud, "iat",
+	    (json_int_t)now, "nbf", (json_int_t)now, "exp",
+	    (json_int_t)(now + ttl), "jti", jti, "images",
+	    "sha256:"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "images-names", "registry.example/bench/app:1", "cluster-name",
+	    "bench-cluster", "region", "bench-region", "datacenter", "bench-dc",
+	    "node", "bench-node", "namespace", "bench", "pod", pod,
 	    "service-account", "bench");
 	return c;
 }
@@ -126,17 +121,19 @@ main(int argc, char **argv)
 			return usage();
 	}
 	if (dir == NULL || out_path == NULL || count < 1 || count > 10000000 ||
-	    ttl < 1 || ttl > 3600 || (strcmp(chain_kind, "session") != 0 &&
-	    strcmp(chain_kind, "node") != 0))
+	    ttl < 1 || ttl > 3600 ||
+	    (strcmp(chain_kind, "session") != 0 &&
+	        strcmp(chain_kind, "node") != 0))
 		return usage();
 	if (snprintf(path_cert, sizeof(path_cert), "%s/ca.pem", dir) >=
-	    (int)sizeof(path_cert) ||
+	        (int)sizeof(path_cert) ||
 	    snprintf(path_key, sizeof(path_key), "%s/ca.key", dir) >=
-	    (int)sizeof(path_key))
+	        (int)sizeof(path_key))
 		return usage();
 
 	if ((r = tsi_ca_init(dir, "tsi bench CA", 2)) != TSI_OK) {
-		fprintf(stderr, "mint_tokens: ca init %s: %s\n", dir, tsi_strerror(r));
+		fprintf(stderr, "mint_tokens: ca init %s: %s\n", dir,
+		    tsi_strerror(r));
 		goto out;
 	}
 	if ((node_key = EVP_EC_gen("P-256")) == NULL ||
@@ -146,23 +143,26 @@ main(int argc, char **argv)
 	}
 	if ((r = tsi_signer_new_soft(node_key, &node_signer)) != TSI_OK ||
 	    (r = tsi_signer_new_soft(sess_key, &sess_signer)) != TSI_OK ||
-	    (r = tsi_x509_make_csr(node_signer, "bench-node", &csr)) != TSI_OK ||
+	    (r = tsi_x509_make_csr(node_signer, "bench-node", &csr)) !=
+	        TSI_OK ||
 	    (r = tsi_ca_sign_csr(path_cert, path_key, csr, strlen(csr), &loc, 2,
-	    &node_pem)) != TSI_OK) {
+	         &node_pem)) != TSI_OK) {
 		fprintf(stderr, "mint_tokens: node certificate: %s\n",
 		    tsi_strerror(r));
 		goto out;
 	}
 	if ((node_cert = pem_to_x509(node_pem)) == NULL) {
-		fprintf(stderr, "mint_tokens: cannot parse the node certificate\n");
+		fprintf(stderr,
+		    "mint_tokens: cannot parse the node certificate\n");
 		goto out;
 	}
 	if ((chain = sk_X509_new_null()) == NULL)
 		goto out;
 	if (strcmp(chain_kind, "session") == 0) {
 		if ((r = tsi_x509_issue_session_cert(node_signer, node_cert,
-		    sess_key, 3600, &sess_cert)) != TSI_OK) {
-			fprintf(stderr, "mint_tokens: session certificate: %s\n",
+		         sess_key, 3600, &sess_cert)) != TSI_OK) {
+			fprintf(stderr,
+			    "mint_tokens: session certificate: %s\n",
 			    tsi_strerror(r));
 			goto out;
 		}
@@ -190,12 +190,14 @@ main(int argc, char **argv)
 		r = tsi_jwt_mint(tok_signer, chain, claims, &tok);
 		json_decref(claims);
 		if (r != TSI_OK) {
-			fprintf(stderr, "mint_tokens: mint: %s\n", tsi_strerror(r));
+			fprintf(stderr, "mint_tokens: mint: %s\n",
+			    tsi_strerror(r));
 			goto out;
 		}
 		if (fputs(tok, out) == EOF || fputc('\n', out) == EOF) {
 			tsi_strfree(tok);
-			fprintf(stderr, "mint_tokens: write %s failed\n", out_path);
+			fprintf(stderr, "mint_tokens: write %s failed\n",
+			    out_path);
 			goto out;
 		}
 		tsi_strfree(tok);
@@ -210,7 +212,7 @@ main(int argc, char **argv)
 out:
 	if (out != NULL)
 		fclose(out);
-	sk_X509_free(chain);    /* the certificates are freed below */
+	sk_X509_free(chain); /* the certificates are freed below */
 	X509_free(sess_cert);
 	X509_free(node_cert);
 	free(node_pem);

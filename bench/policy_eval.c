@@ -41,13 +41,19 @@ write_synthetic(const char *dir, int n)
 	snprintf(path, sizeof(path), "%s/rules.conf", dir);
 	if ((f = fopen(path, "w")) == NULL)
 		return -1;
-	fprintf(f, "rules = (\n  { name = \"geo\"; effect = \"deny\"; "
-	    "paths = [ \"secret/data/eu/*\" ]; match = { region = [ \"!eu-*\" ]; }; }");
+	fprintf(f,
+	    "rules = (\n  { name = \"geo\"; effect = \"deny\"; "
+	    "paths = [ \"secret/data/eu/*\" ]; match = { region = [ \"!eu-*\" "
+	    "]; }; }");
 	for (i = 0; i < n; i++)
-		fprintf(f, ",\n  { name = \"r%d\"; paths = [ "
-		    "\"secret/data/tsi-rcn/{region}/{cluster-name}/{namespace}/app%d/*\" ]; "
-		    "capabilities = [ \"read\" ]; match = { images = [ \"sha256:%064d\" ]; "
-		    "cluster-name = [ \"c*\" ]; datacenter = [ \"dal0?\", \"!dal09\" ]; }; }",
+		fprintf(f,
+		    ",\n  { name = \"r%d\"; paths = [ "
+		    "\"secret/data/tsi-rcn/{region}/{cluster-name}/{namespace}/"
+		    "app%d/*\" ]; "
+		    "capabilities = [ \"read\" ]; match = { images = [ "
+		    "\"sha256:%064d\" ]; "
+		    "cluster-name = [ \"c*\" ]; datacenter = [ \"dal0?\", "
+		    "\"!dal09\" ]; }; }",
 		    i, i, i);
 	fprintf(f, "\n);\n");
 	fclose(f);
@@ -84,15 +90,19 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			secs = atof(argv[++i]);
 		else {
-			fprintf(stderr, "usage: policy_eval [--dir DIR | "
+			fprintf(stderr,
+			    "usage: policy_eval [--dir DIR | "
 			    "--synthetic N] [--seconds S]\n");
 			return 2;
 		}
 	}
-	snprintf(img, sizeof(img), "sha256:4f5a9c1e2b7d3a6f8e0c4b2a1d9f7e5c3b1a0f8e6d4c2b0a9f7e5d3c1b0a8f6e");
+	snprintf(img, sizeof(img),
+	    "sha256:"
+	    "4f5a9c1e2b7d3a6f8e0c4b2a1d9f7e5c3b1a0f8e6d4c2b0a9f7e5d3c1b0a8f6e");
 	snprintf(path, sizeof(path), "secret/data/medical/r1");
 	if (synthetic > 0) {
-		if (mkdtemp(tmp) == NULL || write_synthetic(tmp, synthetic) != 0) {
+		if (mkdtemp(tmp) == NULL ||
+		    write_synthetic(tmp, synthetic) != 0) {
 			perror("policy_eval");
 			return 1;
 		}
@@ -104,8 +114,8 @@ main(int argc, char **argv)
 	}
 	claims = json_pack("{s:s, s:[s], s:s, s:s, s:s, s:s}", "sub",
 	    "spiffe://bench/ns/ns/sa/x", "images", img, "cluster-name",
-	    synthetic ? "c1" : "hipaaCluster", "region", "eu-de",
-	    "datacenter", "dal05", "namespace", "ns");
+	    synthetic ? "c1" : "hipaaCluster", "region", "eu-de", "datacenter",
+	    "dal05", "namespace", "ns");
 	t0 = now();
 	r = tsi_policy_load_dir(dir, &p, err, sizeof(err));
 	load_ms = (now() - t0) * 1e3;
@@ -116,12 +126,14 @@ main(int argc, char **argv)
 	t0 = now();
 	do {
 		for (i = 0; i < 1000; i++)
-			tsi_policy_eval(p, role, claims, path, TSI_CAP_READ, &d);
+			tsi_policy_eval(p, role, claims, path, TSI_CAP_READ,
+			    &d);
 		iters += 1000;
 		t1 = now();
 	} while (t1 - t0 < secs);
 	printf("{\"dir\": \"%s\", \"rules\": %d, \"load_ms\": %.2f, "
-	    "\"evals_per_s\": %.0f, \"decision\": \"%s\", \"rule\": \"%s\"}\n",
+	       "\"evals_per_s\": %.0f, \"decision\": \"%s\", \"rule\": "
+	       "\"%s\"}\n",
 	    synthetic ? "synthetic" : dir, synthetic, load_ms,
 	    (double)iters / (t1 - t0), d.allowed ? "allow" : "deny", d.rule);
 	tsi_policy_unref(p);

@@ -47,7 +47,8 @@ now_ms(void)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: sidecar_files --dir D [--files N] [--bytes B] "
+	fprintf(stderr,
+	    "usage: sidecar_files --dir D [--files N] [--bytes B] "
 	    "[--rounds R]\n");
 	return 2;
 }
@@ -156,8 +157,8 @@ round_par(int dfd, int n, const char *data, size_t len)
 		(void)sync_file_range(jobs[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
 	for (i = 1; i < n; i++)
-		started[i] = pthread_create(&tid[i], NULL, sync_job,
-		    &jobs[i]) == 0;
+		started[i] =
+		    pthread_create(&tid[i], NULL, sync_job, &jobs[i]) == 0;
 	(void)sync_job(&jobs[0]);
 	for (i = 1; i < n; i++) {
 		if (started[i])
@@ -231,19 +232,20 @@ main(int argc, char **argv)
 			double t;
 
 			if (snprintf(sub, sizeof(sub), "%s/round-%d-%s", dir, i,
-			    mode[m]) >= (int)sizeof(sub))
+			        mode[m]) >= (int)sizeof(sub))
 				return usage();
 			if (mkdir(sub, 0700) != 0 ||
-			    (dfd = open(sub, O_RDONLY | O_DIRECTORY |
-				O_CLOEXEC)) < 0) {
+			    (dfd = open(sub,
+			         O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 				fprintf(stderr, "sidecar_files: %s: %s\n", sub,
 				    strerror(errno));
 				goto out;
 			}
-			t = m == 0 ? round_seq(dfd, (int)files, data,
-			    (size_t)bytes) : m == 1 ? round_par(dfd, (int)files,
-			    data, (size_t)bytes) : round_pre(dfd, (int)files, data,
-			    (size_t)bytes);
+			t = m == 0
+			    ? round_seq(dfd, (int)files, data, (size_t)bytes)
+			    : m == 1
+			    ? round_par(dfd, (int)files, data, (size_t)bytes)
+			    : round_pre(dfd, (int)files, data, (size_t)bytes);
 			close(dfd);
 			if (t < 0) {
 				fprintf(stderr, "sidecar_files: %s: %s\n", sub,
@@ -262,8 +264,8 @@ main(int argc, char **argv)
 	for (m = 1; m < 3; m++)
 		if (med[m] < floor_ms)
 			floor_ms = med[m];
-	printf("{\"files\": %ld, \"bytes\": %ld, \"rounds\": %ld", files,
-	    bytes, rounds);
+	printf("{\"files\": %ld, \"bytes\": %ld, \"rounds\": %ld", files, bytes,
+	    rounds);
 	for (m = 0; m < 3; m++)
 		printf(", \"%s_ms\": %.3f", mode[m], med[m]);
 	printf(", \"floor_ms\": %.3f", floor_ms);

@@ -19,7 +19,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-enum fmt { FMT_TABLE, FMT_JSON, FMT_CSV };
+enum fmt {
+	FMT_TABLE,
+	FMT_JSON,
+	FMT_CSV
+};
 
 struct opts {
 	const char *data_dir;
@@ -32,36 +36,50 @@ struct opts {
 	int limit_set;
 	const char *rest[4];
 	int nrest;
-	int identity;   /* table: who, not what (--columns identity) */
+	int identity; /* table: who, not what (--columns identity) */
 };
 
 static void
 audit_usage(void)
 {
 	printf(
-"usage: tsi audit list   (--data-dir DIR | --config FILE) [filters] [--limit N] [--after SEQ] [--format F]\n"
-"       tsi audit show   (--data-dir DIR | --config FILE) SEQ [--format json|table]\n"
-"       tsi audit verify (--data-dir DIR | --config FILE) [--pubkey PEM]\n"
-"       tsi audit stats  (--data-dir DIR | --config FILE) [filters] [--format F]\n"
-"\n"
-"Reads the audit log read-only; safe while tsi-vault runs.\n"
-"  --data-dir DIR     tsi-vault's data directory (its audit/ is used) or the\n"
-"                     audit directory itself\n"
-"  --config FILE      take data_dir from a tsi-vault config file\n"
-"filters (all must match):\n"
-"  --since T, --until T   RFC 3339 (2026-11-22T10:00:00Z) or relative to now\n"
-"                         (90s, 30m, 24h, 7d, 2w); since inclusive, until exclusive\n"
-"  --decision allow|deny|error   --path PREFIX   --cluster-name C\n"
-"  --datacenter D   --image DIGEST|NAME   --namespace NS\n"
-"  --op OP (login, read, write, list, delete, audit.query, ...)   --status CODE\n"
-"  --columns identity   list as a table of who: datacenter, cluster, namespace,\n"
-"                     pod, service-account, node, region, role, display name,\n"
-"                     sub, images (CSV always has these columns, last)\n"
-"  --limit N          records to list (default 100, 0: all)\n"
-"  --after SEQ        list records after SEQ (paging)\n"
-"  --format F         table (default), json (one record per line, as stored), csv\n"
-"  --pubkey PEM       verify: the signed head must verify with this key\n"
-"exit: 0 ok (verify: intact), 1 failure (verify: broken), 2 bad usage\n");
+	    "usage: tsi audit list   (--data-dir DIR | --config FILE) "
+	    "[filters] [--limit N] [--after SEQ] [--format F]\n"
+	    "       tsi audit show   (--data-dir DIR | --config FILE) SEQ "
+	    "[--format json|table]\n"
+	    "       tsi audit verify (--data-dir DIR | --config FILE) "
+	    "[--pubkey PEM]\n"
+	    "       tsi audit stats  (--data-dir DIR | --config FILE) "
+	    "[filters] [--format F]\n"
+	    "\n"
+	    "Reads the audit log read-only; safe while tsi-vault runs.\n"
+	    "  --data-dir DIR     tsi-vault's data directory (its audit/ is "
+	    "used) or the\n"
+	    "                     audit directory itself\n"
+	    "  --config FILE      take data_dir from a tsi-vault config file\n"
+	    "filters (all must match):\n"
+	    "  --since T, --until T   RFC 3339 (2026-11-22T10:00:00Z) or "
+	    "relative to now\n"
+	    "                         (90s, 30m, 24h, 7d, 2w); since "
+	    "inclusive, until exclusive\n"
+	    "  --decision allow|deny|error   --path PREFIX   --cluster-name C\n"
+	    "  --datacenter D   --image DIGEST|NAME   --namespace NS\n"
+	    "  --op OP (login, read, write, list, delete, audit.query, ...)   "
+	    "--status CODE\n"
+	    "  --columns identity   list as a table of who: datacenter, "
+	    "cluster, namespace,\n"
+	    "                     pod, service-account, node, region, role, "
+	    "display name,\n"
+	    "                     sub, images (CSV always has these columns, "
+	    "last)\n"
+	    "  --limit N          records to list (default 100, 0: all)\n"
+	    "  --after SEQ        list records after SEQ (paging)\n"
+	    "  --format F         table (default), json (one record per line, "
+	    "as stored), csv\n"
+	    "  --pubkey PEM       verify: the signed head must verify with "
+	    "this key\n"
+	    "exit: 0 ok (verify: intact), 1 failure (verify: broken), 2 bad "
+	    "usage\n");
 }
 
 static int
@@ -88,8 +106,11 @@ parse_time(const char *s, long long *us)
 	struct timespec now;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	return tsi_audit_parse_time(s, (long long)now.tv_sec * 1000000LL +
-	    now.tv_nsec / 1000, us) == TSI_OK ? 0 : -1;
+	return tsi_audit_parse_time(s,
+	           (long long)now.tv_sec * 1000000LL + now.tv_nsec / 1000,
+	           us) == TSI_OK
+	    ? 0
+	    : -1;
 }
 
 /* The URL of the log at DIR/audit when there is one (a tsi-vault data
@@ -146,22 +167,28 @@ parse_args(int argc, char **argv, struct opts *o, int for_cmd)
 		case 'c': o->config = optarg; break;
 		case 's':
 			if (parse_time(optarg, &o->q.since_us) != 0) {
-				tsi_cli_err("audit: --since '%s' is neither RFC 3339 "
-				    "nor a relative time like 24h", optarg);
+				tsi_cli_err("audit: --since '%s' is neither "
+				            "RFC 3339 "
+				            "nor a relative time like 24h",
+				    optarg);
 				return TSI_EXIT_USAGE;
 			}
 			break;
 		case 'u':
 			if (parse_time(optarg, &o->q.until_us) != 0) {
-				tsi_cli_err("audit: --until '%s' is neither RFC 3339 "
-				    "nor a relative time like 24h", optarg);
+				tsi_cli_err("audit: --until '%s' is neither "
+				            "RFC 3339 "
+				            "nor a relative time like 24h",
+				    optarg);
 				return TSI_EXIT_USAGE;
 			}
 			break;
 		case 'd':
-			if (strcmp(optarg, "allow") != 0 && strcmp(optarg, "deny") != 0 &&
+			if (strcmp(optarg, "allow") != 0 &&
+			    strcmp(optarg, "deny") != 0 &&
 			    strcmp(optarg, "error") != 0) {
-				tsi_cli_err("audit: --decision must be allow, deny or error");
+				tsi_cli_err("audit: --decision must be allow, "
+				            "deny or error");
 				return TSI_EXIT_USAGE;
 			}
 			o->q.decision = optarg;
@@ -181,7 +208,8 @@ parse_args(int argc, char **argv, struct opts *o, int for_cmd)
 			break;
 		case 'a':
 			if (parse_u64(optarg, &u) != 0) {
-				tsi_cli_err("audit: --after must be a sequence number");
+				tsi_cli_err(
+				    "audit: --after must be a sequence number");
 				return TSI_EXIT_USAGE;
 			}
 			o->q.after_seq = u;
@@ -194,7 +222,8 @@ parse_args(int argc, char **argv, struct opts *o, int for_cmd)
 			else if (strcmp(optarg, "csv") == 0)
 				o->fmt = FMT_CSV;
 			else {
-				tsi_cli_err("audit: --format must be table, json or csv");
+				tsi_cli_err("audit: --format must be table, "
+				            "json or csv");
 				return TSI_EXIT_USAGE;
 			}
 			o->fmt_set = 1;
@@ -203,7 +232,8 @@ parse_args(int argc, char **argv, struct opts *o, int for_cmd)
 		case 'o': o->q.op = optarg; break;
 		case 'S':
 			if (parse_u64(optarg, &u) != 0 || u < 100 || u > 599) {
-				tsi_cli_err("audit: --status must be an HTTP status "
+				tsi_cli_err(
+				    "audit: --status must be an HTTP status "
 				    "(100 to 599)");
 				return TSI_EXIT_USAGE;
 			}
@@ -215,19 +245,20 @@ parse_args(int argc, char **argv, struct opts *o, int for_cmd)
 			else if (strcmp(optarg, "identity") == 0)
 				o->identity = 1;
 			else {
-				tsi_cli_err("audit: --columns must be default or "
+				tsi_cli_err(
+				    "audit: --columns must be default or "
 				    "identity");
 				return TSI_EXIT_USAGE;
 			}
 			break;
-		case 'h':
-			audit_usage();
-			return -1;
+		case 'h': audit_usage(); return -1;
 		case ':':
-			tsi_cli_err("audit: %s needs a value", argv[optind - 1]);
+			tsi_cli_err("audit: %s needs a value",
+			    argv[optind - 1]);
 			return TSI_EXIT_USAGE;
 		default:
-			tsi_cli_err("audit: unknown option '%s'", argv[optind - 1]);
+			tsi_cli_err("audit: unknown option '%s'",
+			    argv[optind - 1]);
 			return TSI_EXIT_USAGE;
 		}
 	}
@@ -255,11 +286,13 @@ open_reader(struct opts *o, struct tsi_audit_reader **r)
 	int rc, ret = TSI_EXIT_FAIL;
 
 	if (dir == NULL && o->config != NULL) {
-		if ((rc = tsi_config_load(o->config, &cfg, err, sizeof(err))) != TSI_OK) {
+		if ((rc = tsi_config_load(o->config, &cfg, err, sizeof(err))) !=
+		    TSI_OK) {
 			tsi_cli_err("%s", err);
 			return TSI_EXIT_USAGE;
 		}
-		if (tsi_config_str(cfg, "data_dir", NULL, &dir, err, sizeof(err)) != TSI_OK) {
+		if (tsi_config_str(cfg, "data_dir", NULL, &dir, err,
+		        sizeof(err)) != TSI_OK) {
 			tsi_cli_err("%s", err);
 			ret = TSI_EXIT_USAGE;
 			goto out;
@@ -271,17 +304,19 @@ open_reader(struct opts *o, struct tsi_audit_reader **r)
 		}
 	}
 	if (dir == NULL) {
-		tsi_cli_err("audit: --data-dir DIR (or --config FILE) is required");
+		tsi_cli_err(
+		    "audit: --data-dir DIR (or --config FILE) is required");
 		ret = TSI_EXIT_USAGE;
 		goto out;
 	}
 	if (resolve_url(dir, path, sizeof(path)) != 0) {
-		tsi_cli_err("audit: no audit log in '%s' (nor in '%s/audit')", dir, dir);
+		tsi_cli_err("audit: no audit log in '%s' (nor in '%s/audit')",
+		    dir, dir);
 		goto out;
 	}
 	if ((rc = tsi_audit_reader_open_url(path, r)) != TSI_OK) {
-		tsi_cli_err("audit: cannot open the audit log at '%s': %s", path,
-		    tsi_strerror(rc));
+		tsi_cli_err("audit: cannot open the audit log at '%s': %s",
+		    path, tsi_strerror(rc));
 		goto out;
 	}
 	ret = TSI_EXIT_OK;
@@ -334,7 +369,8 @@ print_csv(const json_t *rec)
 	if (b != NULL && tsi_audit_csv_row(rec, b) == TSI_OK)
 		fputs(tsi_buf_str(b), stdout);
 	else
-		fprintf(stderr, "tsi: audit: record %lld does not fit a CSV row\n",
+		fprintf(stderr,
+		    "tsi: audit: record %lld does not fit a CSV row\n",
 		    (long long)json_integer_value(json_object_get(rec, "seq")));
 	tsi_buf_free(b);
 }
@@ -354,7 +390,8 @@ print_table(const json_t *rec)
 
 	if (json_is_integer(json_object_get(rec, "status")))
 		snprintf(st, sizeof(st), "%lld",
-		    (long long)json_integer_value(json_object_get(rec, "status")));
+		    (long long)json_integer_value(
+		        json_object_get(rec, "status")));
 	else
 		snprintf(st, sizeof(st), "-");
 	printf("%-8lld %-27s %-7s %-8s %-6s %-14s %-10s %-14s %-12s %s\n",
@@ -383,10 +420,10 @@ static void
 print_identity_header(void)
 {
 	printf("%-8s %-27s %-7s %-8s %-6s %-10s %-14s %-12s %-20s %-16s "
-	    "%-12s %-10s %-14s %-16s %-24s %-40s %s\n", "SEQ", "TIME", "OP",
-	    "DECISION", "STATUS", "DC", "CLUSTER", "NAMESPACE", "POD",
-	    "SERVICE-ACCOUNT", "NODE", "REGION", "ROLE", "DISPLAY-NAME", "SUB",
-	    "IMAGES", "PATH");
+	       "%-12s %-10s %-14s %-16s %-24s %-40s %s\n",
+	    "SEQ", "TIME", "OP", "DECISION", "STATUS", "DC", "CLUSTER",
+	    "NAMESPACE", "POD", "SERVICE-ACCOUNT", "NODE", "REGION", "ROLE",
+	    "DISPLAY-NAME", "SUB", "IMAGES", "PATH");
 }
 
 static const char *
@@ -398,8 +435,8 @@ dash(const char *s)
 static void
 print_identity(const json_t *rec)
 {
-	const json_t *imgs = json_object_get(json_object_get(rec, "claims"),
-	    "images");
+	const json_t *imgs =
+	    json_object_get(json_object_get(rec, "claims"), "images");
 	char st[16], joined[512];
 	size_t i, off = 0;
 	int n;
@@ -418,19 +455,21 @@ print_identity(const json_t *rec)
 	}
 	if (json_is_integer(json_object_get(rec, "status")))
 		snprintf(st, sizeof(st), "%lld",
-		    (long long)json_integer_value(json_object_get(rec, "status")));
+		    (long long)json_integer_value(
+		        json_object_get(rec, "status")));
 	else
 		snprintf(st, sizeof(st), "-");
 	printf("%-8lld %-27s %-7s %-8s %-6s %-10s %-14s %-12s %-20s %-16s "
-	    "%-12s %-10s %-14s %-16s %-24s %-40s %s\n",
+	       "%-12s %-10s %-14s %-16s %-24s %-40s %s\n",
 	    (long long)json_integer_value(json_object_get(rec, "seq")),
 	    str_or(rec, "time", "-"), str_or(rec, "op", "-"),
 	    str_or(rec, "decision", "-"), st, dash(claim(rec, "datacenter")),
 	    dash(claim(rec, "cluster-name")), dash(claim(rec, "namespace")),
 	    dash(claim(rec, "pod")), dash(claim(rec, "service-account")),
 	    dash(claim(rec, "node")), dash(claim(rec, "region")),
-	    dash(str_or(rec, "role", "")), dash(str_or(rec, "display_name", "")),
-	    dash(claim(rec, "sub")), dash(joined), str_or(rec, "path", "-"));
+	    dash(str_or(rec, "role", "")),
+	    dash(str_or(rec, "display_name", "")), dash(claim(rec, "sub")),
+	    dash(joined), str_or(rec, "path", "-"));
 }
 
 struct list_ctx {
@@ -485,8 +524,9 @@ cmd_list(struct opts *o, struct tsi_audit_reader *r)
 		return TSI_EXIT_FAIL;
 	}
 	if (next != 0)
-		fprintf(stderr, "tsi: %zu records shown; more with --after %llu\n",
-		    c.n, (unsigned long long)next);
+		fprintf(stderr,
+		    "tsi: %zu records shown; more with --after %llu\n", c.n,
+		    (unsigned long long)next);
 	return TSI_EXIT_OK;
 }
 
@@ -505,17 +545,20 @@ cmd_show(struct opts *o, struct tsi_audit_reader *r)
 		return TSI_EXIT_USAGE;
 	}
 	if ((rc = tsi_audit_get(r, seq, &rec)) != TSI_OK) {
-		tsi_cli_err("audit show: record %llu: %s", (unsigned long long)seq,
-		    tsi_strerror(rc));
+		tsi_cli_err("audit show: record %llu: %s",
+		    (unsigned long long)seq, tsi_strerror(rc));
 		return TSI_EXIT_FAIL;
 	}
 	if (o->fmt == FMT_CSV) {
 		fputs(tsi_audit_csv_header(), stdout);
 		print_csv(rec);
 	} else if (o->fmt == FMT_TABLE && o->fmt_set) {
-		json_object_foreach(rec, k, v) {
-			s = json_is_string(v) ? NULL :
-			    json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+		json_object_foreach (rec, k, v) {
+			s = json_is_string(v)
+			    ? NULL
+			    : json_dumps(v,
+			          JSON_SORT_KEYS | JSON_COMPACT |
+			              JSON_ENCODE_ANY);
 			printf("%-12s %s\n", k, s ? s : json_string_value(v));
 			free(s);
 		}
@@ -539,19 +582,21 @@ cmd_verify(struct opts *o, struct tsi_audit_reader *r)
 	int rc;
 
 	if (o->nrest != 0) {
-		tsi_cli_err("audit verify: unexpected argument '%s'", o->rest[0]);
+		tsi_cli_err("audit verify: unexpected argument '%s'",
+		    o->rest[0]);
 		return TSI_EXIT_USAGE;
 	}
 	if (o->pubkey != NULL) {
 		if ((f = fopen(o->pubkey, "r")) == NULL) {
-			tsi_cli_err("audit verify: cannot read %s: %s", o->pubkey,
-			    strerror(errno));
+			tsi_cli_err("audit verify: cannot read %s: %s",
+			    o->pubkey, strerror(errno));
 			return TSI_EXIT_USAGE;
 		}
 		pk = PEM_read_PUBKEY(f, NULL, NULL, NULL);
 		fclose(f);
 		if (pk == NULL) {
-			tsi_cli_err("audit verify: %s holds no PEM public key", o->pubkey);
+			tsi_cli_err("audit verify: %s holds no PEM public key",
+			    o->pubkey);
 			return TSI_EXIT_USAGE;
 		}
 	}
@@ -568,12 +613,14 @@ cmd_verify(struct opts *o, struct tsi_audit_reader *r)
 	}
 	if (tsi_audit_reader_info(r, &info) != TSI_OK)
 		memset(&info, 0, sizeof(info));
-	printf("audit log intact: %llu records", (unsigned long long)res.records);
+	printf("audit log intact: %llu records",
+	    (unsigned long long)res.records);
 	if (res.records > 0)
 		printf(", seq %llu..%llu", (unsigned long long)info.first_seq,
 		    (unsigned long long)info.last_seq);
 	if (info.first_seq > 1)
-		printf(" (1..%llu pruned)", (unsigned long long)info.first_seq - 1);
+		printf(" (1..%llu pruned)",
+		    (unsigned long long)info.first_seq - 1);
 	if (info.signed_seq > 0)
 		printf("; signed head at seq %llu (kid %s)",
 		    (unsigned long long)info.signed_seq, info.signed_kid);
@@ -584,11 +631,15 @@ cmd_verify(struct opts *o, struct tsi_audit_reader *r)
 /* stats: counts per value of a few dimensions. */
 #define STAT_DIMS 5
 static const char *const dim_names[STAT_DIMS] = {
-	"decision", "rule", "cluster-name", "datacenter", "path",
+	"decision",
+	"rule",
+	"cluster-name",
+	"datacenter",
+	"path",
 };
 
 struct stats {
-	json_t *by[STAT_DIMS];   /* value -> count */
+	json_t *by[STAT_DIMS]; /* value -> count */
 	uint64_t total;
 	long long first_us, last_us;
 };
@@ -613,8 +664,10 @@ stats_cb(const json_t *rec, void *arg)
 	s->total++;
 	count(s->by[0], str_or(rec, "decision", "-"));
 	count(s->by[1], str_or(rec, "rule", "-"));
-	count(s->by[2], *claim(rec, "cluster-name") ? claim(rec, "cluster-name") : "-");
-	count(s->by[3], *claim(rec, "datacenter") ? claim(rec, "datacenter") : "-");
+	count(s->by[2],
+	    *claim(rec, "cluster-name") ? claim(rec, "cluster-name") : "-");
+	count(s->by[3],
+	    *claim(rec, "datacenter") ? claim(rec, "datacenter") : "-");
 	count(s->by[4], str_or(rec, "path", "-"));
 	return 0;
 }
@@ -625,8 +678,9 @@ cmp_count(const void *a, const void *b)
 	const json_t *x = json_object_get(*(json_t *const *)a, "count");
 	const json_t *y = json_object_get(*(json_t *const *)b, "count");
 
-	return json_integer_value(y) > json_integer_value(x) ? 1 :
-	    json_integer_value(y) < json_integer_value(x) ? -1 : 0;
+	return json_integer_value(y) > json_integer_value(x) ? 1
+	    : json_integer_value(y) < json_integer_value(x)  ? -1
+	                                                     : 0;
 }
 
 static void
@@ -651,7 +705,8 @@ cmd_stats(struct opts *o, struct tsi_audit_reader *r)
 	int rc, ret = TSI_EXIT_FAIL;
 
 	if (o->nrest != 0) {
-		tsi_cli_err("audit stats: unexpected argument '%s'", o->rest[0]);
+		tsi_cli_err("audit stats: unexpected argument '%s'",
+		    o->rest[0]);
 		return TSI_EXIT_USAGE;
 	}
 	memset(&s, 0, sizeof(s));
@@ -667,8 +722,10 @@ cmd_stats(struct opts *o, struct tsi_audit_reader *r)
 		goto out;
 	json_object_set_new(out, "records", json_integer((json_int_t)s.total));
 	if (s.total > 0) {
-		json_object_set_new(out, "first_time_us", json_integer(s.first_us));
-		json_object_set_new(out, "last_time_us", json_integer(s.last_us));
+		json_object_set_new(out, "first_time_us",
+		    json_integer(s.first_us));
+		json_object_set_new(out, "last_time_us",
+		    json_integer(s.last_us));
 	}
 	for (d = 0; d < STAT_DIMS; d++) {
 		json_t **rows;
@@ -682,8 +739,9 @@ cmd_stats(struct opts *o, struct tsi_audit_reader *r)
 			goto out;
 		}
 		i = 0;
-		json_object_foreach(s.by[d], k, v)
-			rows[i++] = json_pack("{s:s,s:O}", "value", k, "count", v);
+		json_object_foreach (s.by[d], k, v)
+			rows[i++] =
+			    json_pack("{s:s,s:O}", "value", k, "count", v);
 		qsort(rows, n, sizeof(*rows), cmp_count);
 		for (i = 0; i < n; i++)
 			json_array_append_new(arr, rows[i]);
@@ -698,11 +756,15 @@ cmd_stats(struct opts *o, struct tsi_audit_reader *r)
 		csv_field("", 0);
 		printf("%llu\n", (unsigned long long)s.total);
 		for (d = 0; d < STAT_DIMS; d++)
-			json_array_foreach(json_object_get(out, dim_names[d]), i, row) {
+			json_array_foreach (json_object_get(out, dim_names[d]),
+			    i, row) {
 				csv_field(dim_names[d], 0);
-				csv_field(json_string_value(json_object_get(row, "value")), 0);
-				printf("%lld\n", (long long)json_integer_value(
-				    json_object_get(row, "count")));
+				csv_field(json_string_value(
+				              json_object_get(row, "value")),
+				    0);
+				printf("%lld\n",
+				    (long long)json_integer_value(
+				        json_object_get(row, "count")));
 			}
 	} else {
 		printf("records: %llu\n", (unsigned long long)s.total);
@@ -713,10 +775,13 @@ cmd_stats(struct opts *o, struct tsi_audit_reader *r)
 		}
 		for (d = 0; d < STAT_DIMS; d++) {
 			printf("\nby %s:\n", dim_names[d]);
-			json_array_foreach(json_object_get(out, dim_names[d]), i, row)
-				printf("  %10lld  %s\n", (long long)json_integer_value(
-				    json_object_get(row, "count")),
-				    json_string_value(json_object_get(row, "value")));
+			json_array_foreach (json_object_get(out, dim_names[d]),
+			    i, row)
+				printf("  %10lld  %s\n",
+				    (long long)json_integer_value(
+				        json_object_get(row, "count")),
+				    json_string_value(
+				        json_object_get(row, "value")));
 		}
 	}
 	ret = fflush(stdout) == 0 ? TSI_EXIT_OK : TSI_EXIT_FAIL;
@@ -735,14 +800,17 @@ audit_main(int argc, char **argv)
 	const char *cmd;
 	int rc;
 
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
 		audit_usage();
 		return argc < 2 ? TSI_EXIT_USAGE : TSI_EXIT_OK;
 	}
 	cmd = argv[1];
 	if (strcmp(cmd, "list") != 0 && strcmp(cmd, "show") != 0 &&
 	    strcmp(cmd, "verify") != 0 && strcmp(cmd, "stats") != 0) {
-		tsi_cli_err("audit: unknown command '%s' (list, show, verify, stats)", cmd);
+		tsi_cli_err("audit: unknown command '%s' (list, show, verify, "
+		            "stats)",
+		    cmd);
 		return TSI_EXIT_USAGE;
 	}
 	memset(&o, 0, sizeof(o));
@@ -765,7 +833,9 @@ audit_main(int argc, char **argv)
 }
 
 static const struct tsi_cli_group audit_group = {
-	"audit", "read, filter and verify the audit log (list, show, verify, stats)",
-	audit_main, audit_usage,
+	"audit",
+	"read, filter and verify the audit log (list, show, verify, stats)",
+	audit_main,
+	audit_usage,
 };
 TSI_CLI_GROUP(audit_group)

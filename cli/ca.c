@@ -19,16 +19,24 @@ static void
 ca_usage(void)
 {
 	printf("usage: tsi ca init --out DIR [--cn NAME] [--days N]\n"
-	    "       tsi ca sign --ca DIR --cluster-name C --region R --datacenter D\n"
-	    "                   [--node N] [--days N] CSR-FILE|-\n\n"
-	    "init   makes a P-256 CA: DIR/ca.pem (0644) and DIR/ca.key (0600).\n"
-	    "       Never overwrites an existing CA. --days defaults to 3650.\n"
-	    "sign   checks the CSR's self-signature and prints the node certificate\n"
-	    "       (PEM) on stdout, binding the location as URI SANs\n"
-	    "       tsi:cluster-name:C tsi:region:R tsi:datacenter:D [tsi:node:N].\n"
-	    "       Location values: 1-%d characters of [A-Za-z0-9._-], not starting\n"
-	    "       with '.'. --days defaults to 365 (never past the CA's expiry).\n\n"
-	    "exit status: 0 success, 1 failure, 2 bad usage\n", TSI_LOCATION_MAX);
+	       "       tsi ca sign --ca DIR --cluster-name C --region R "
+	       "--datacenter D\n"
+	       "                   [--node N] [--days N] CSR-FILE|-\n\n"
+	       "init   makes a P-256 CA: DIR/ca.pem (0644) and DIR/ca.key "
+	       "(0600).\n"
+	       "       Never overwrites an existing CA. --days defaults to "
+	       "3650.\n"
+	       "sign   checks the CSR's self-signature and prints the node "
+	       "certificate\n"
+	       "       (PEM) on stdout, binding the location as URI SANs\n"
+	       "       tsi:cluster-name:C tsi:region:R tsi:datacenter:D "
+	       "[tsi:node:N].\n"
+	       "       Location values: 1-%d characters of [A-Za-z0-9._-], not "
+	       "starting\n"
+	       "       with '.'. --days defaults to 365 (never past the CA's "
+	       "expiry).\n\n"
+	       "exit status: 0 success, 1 failure, 2 bad usage\n",
+	    TSI_LOCATION_MAX);
 }
 
 static int
@@ -49,8 +57,8 @@ parse_days(const char *s, int *out)
 static int
 read_input(const char *path, size_t max, char **out, size_t *outlen)
 {
-	int r = tsi_file_read(path, max, TSI_FILE_DASH_STDIN, out, outlen,
-	    NULL, 0);
+	int r =
+	    tsi_file_read(path, max, TSI_FILE_DASH_STDIN, out, outlen, NULL, 0);
 
 	return r == TSI_ERR_NOT_FOUND ? TSI_ERR_IO : r;
 }
@@ -74,7 +82,8 @@ ca_init(int argc, char **argv)
 		case 'c': cn = optarg; break;
 		case 'd':
 			if (parse_days(optarg, &days) != 0) {
-				tsi_cli_err("--days: want 1..36500, got '%s'", optarg);
+				tsi_cli_err("--days: want 1..36500, got '%s'",
+				    optarg);
 				return TSI_EXIT_USAGE;
 			}
 			break;
@@ -83,8 +92,8 @@ ca_init(int argc, char **argv)
 		}
 	}
 	if (out == NULL || optind != argc) {
-		tsi_cli_err(out == NULL ? "ca init: --out DIR is required" :
-		    "ca init: unexpected argument");
+		tsi_cli_err(out == NULL ? "ca init: --out DIR is required"
+		                        : "ca init: unexpected argument");
 		return TSI_EXIT_USAGE;
 	}
 	if (cn != NULL && (*cn == '\0' || strlen(cn) > 64)) {
@@ -93,7 +102,9 @@ ca_init(int argc, char **argv)
 	}
 	r = tsi_ca_init(out, cn, days);
 	if (r == TSI_ERR_EXISTS) {
-		tsi_cli_err("ca init: %s already holds a CA; refusing to overwrite", out);
+		tsi_cli_err("ca init: %s already holds a CA; refusing to "
+		            "overwrite",
+		    out);
 		return TSI_EXIT_FAIL;
 	}
 	if (r != TSI_OK) {
@@ -132,7 +143,8 @@ ca_sign(int argc, char **argv)
 		case 'n': loc.node = optarg; break;
 		case 'D':
 			if (parse_days(optarg, &days) != 0) {
-				tsi_cli_err("--days: want 1..36500, got '%s'", optarg);
+				tsi_cli_err("--days: want 1..36500, got '%s'",
+				    optarg);
 				return TSI_EXIT_USAGE;
 			}
 			break;
@@ -142,7 +154,8 @@ ca_sign(int argc, char **argv)
 	}
 	if (dir == NULL || loc.cluster_name == NULL || loc.region == NULL ||
 	    loc.datacenter == NULL) {
-		tsi_cli_err("ca sign: --ca, --cluster-name, --region and --datacenter are required");
+		tsi_cli_err("ca sign: --ca, --cluster-name, --region and "
+		            "--datacenter are required");
 		return TSI_EXIT_USAGE;
 	}
 	if (optind != argc - 1) {
@@ -150,8 +163,10 @@ ca_sign(int argc, char **argv)
 		return TSI_EXIT_USAGE;
 	}
 	if (tsi_location_validate(&loc) != TSI_OK) {
-		tsi_cli_err("ca sign: location values must be 1-%d characters of "
-		    "[A-Za-z0-9._-], not starting with '.'", TSI_LOCATION_MAX);
+		tsi_cli_err("ca sign: location values must be 1-%d characters "
+		            "of "
+		            "[A-Za-z0-9._-], not starting with '.'",
+		    TSI_LOCATION_MAX);
 		return TSI_EXIT_USAGE;
 	}
 	n = snprintf(cert, sizeof(cert), "%s/ca.pem", dir);
@@ -173,16 +188,18 @@ ca_sign(int argc, char **argv)
 		break;
 	case TSI_ERR_BAD_CERT:
 		tsi_cli_err("ca sign: CSR refused (its self-signature does not "
-		    "verify, or its key is not EC P-256)");
+		            "verify, or its key is not EC P-256)");
 		break;
 	case TSI_ERR_PARSE:
 	case TSI_ERR_IO:
-		tsi_cli_err("ca sign: %s", r == TSI_ERR_IO ? "cannot read the CA "
-		    "in --ca" : "the CSR or the CA files are not valid PEM (see the log "
-		    "line above)");
+		tsi_cli_err("ca sign: %s",
+		    r == TSI_ERR_IO ? "cannot read the CA "
+		                      "in --ca"
+		                    : "the CSR or the CA files are not valid "
+		                      "PEM (see the log "
+		                      "line above)");
 		break;
-	default:
-		tsi_cli_err("ca sign: %s", tsi_strerror(r));
+	default: tsi_cli_err("ca sign: %s", tsi_strerror(r));
 	}
 out:
 	free(csr);

@@ -22,9 +22,12 @@ struct tsi_cli_group {
 
 void tsi_cli_register(const struct tsi_cli_group *g);
 
-#define TSI_CLI_GROUP(var)                                                   \
+#define TSI_CLI_GROUP(var) \
 	static void tsi_cli_register_##var(void) __attribute__((constructor)); \
-	static void tsi_cli_register_##var(void) { tsi_cli_register(&var); }
+	static void tsi_cli_register_##var(void) \
+	{ \
+		tsi_cli_register(&var); \
+	}
 
 /* Prints "tsi: " + message to stderr (for usage errors; runtime events go to
  * the JSON log). */

@@ -56,7 +56,8 @@ kv_usage(void)
 	fprintf(stderr,
 	    "usage: tsi kv put [-format=json|table] PATH [@FILE.json] "
 	    "[KEY=VALUE] [KEY=@FILE]...\n"
-	    "       tsi kv patch [-cas=N] [-format=json|table] PATH [@FILE.json] "
+	    "       tsi kv patch [-cas=N] [-format=json|table] PATH "
+	    "[@FILE.json] "
 	    "[KEY=VALUE]...\n"
 	    "       tsi kv get [-version=N] [-field=KEY] [-format=json|table] "
 	    "PATH\n"
@@ -75,48 +76,64 @@ kv_usage(void)
 	    "accepted by each (PATH is then below the mount).\n"
 	    "Environment: VAULT_ADDR (default https://127.0.0.1:8200),\n"
 	    "VAULT_TOKEN (required), VAULT_CACERT (CA file for TLS).\n"
-	    "PATH is below the secret/ mount; a leading \"secret/\" is accepted.\n");
+	    "PATH is below the secret/ mount; a leading \"secret/\" is "
+	    "accepted.\n");
 }
 
 /* What the flags asked for; strings borrowed from argv. */
 struct kv_opts {
-	const char *field;      /* print only data[field], raw */
-	int table;              /* -format=table */
-	const char *version;    /* -version N, checked digits */
-	int mount;              /* -mount=secret: PATH is below the mount */
-	const char *versions;   /* -versions N,N: checked digits and commas */
-	const char *cas;        /* -cas N (patch), checked digits */
-	const char *ctype;      /* Content-Type of the body; NULL: JSON */
-	const char *max_versions;   /* -max-versions N, checked digits */
-	int cas_required;       /* -cas-required: -1 not given, 0, 1 */
-	const char *delete_after;   /* -delete-version-after D (the server
+	const char *field;        /* print only data[field], raw */
+	int table;                /* -format=table */
+	const char *version;      /* -version N, checked digits */
+	int mount;                /* -mount=secret: PATH is below the mount */
+	const char *versions;     /* -versions N,N: checked digits and commas */
+	const char *cas;          /* -cas N (patch), checked digits */
+	const char *ctype;        /* Content-Type of the body; NULL: JSON */
+	const char *max_versions; /* -max-versions N, checked digits */
+	int cas_required;         /* -cas-required: -1 not given, 0, 1 */
+	const char *delete_after; /* -delete-version-after D (the server
 	                             * checks the duration) */
-	const char *custom[KV_CUSTOM_MAX];  /* -custom-metadata K=V, each */
+	const char *custom[KV_CUSTOM_MAX]; /* -custom-metadata K=V, each */
 	size_t ncustom;
 };
 
-enum { KVF_FIELD = 1, KVF_FORMAT = 2, KVF_VERSION = 4, KVF_MOUNT = 8,
-    KVF_VERSIONS = 16, KVF_CAS = 32, KVF_MAXV = 64, KVF_CASREQ = 128,
-    KVF_DVA = 256, KVF_CUSTOM = 512 };
+enum {
+	KVF_FIELD = 1,
+	KVF_FORMAT = 2,
+	KVF_VERSION = 4,
+	KVF_MOUNT = 8,
+	KVF_VERSIONS = 16,
+	KVF_CAS = 32,
+	KVF_MAXV = 64,
+	KVF_CASREQ = 128,
+	KVF_DVA = 256,
+	KVF_CUSTOM = 512
+};
 
 static const struct {
 	const char *name;
 	unsigned bit;
 } kv_flags[] = {
-	{ "field", KVF_FIELD }, { "format", KVF_FORMAT },
-	{ "version", KVF_VERSION }, { "mount", KVF_MOUNT },
-	{ "versions", KVF_VERSIONS }, { "cas", KVF_CAS },
-	{ "max-versions", KVF_MAXV }, { "cas-required", KVF_CASREQ },
-	{ "delete-version-after", KVF_DVA }, { "custom-metadata", KVF_CUSTOM },
+	{ "field", KVF_FIELD },
+	{ "format", KVF_FORMAT },
+	{ "version", KVF_VERSION },
+	{ "mount", KVF_MOUNT },
+	{ "versions", KVF_VERSIONS },
+	{ "cas", KVF_CAS },
+	{ "max-versions", KVF_MAXV },
+	{ "cas-required", KVF_CASREQ },
+	{ "delete-version-after", KVF_DVA },
+	{ "custom-metadata", KVF_CUSTOM },
 };
 
 /* Go's strconv.ParseBool, as the vault CLI reads a bool flag. */
 static int
 parse_gobool(const char *v, int *out)
 {
-	static const char *const t[] = { "1", "t", "T", "true", "TRUE", "True" };
+	static const char *const t[] = { "1", "t", "T", "true", "TRUE",
+		"True" };
 	static const char *const f[] = { "0", "f", "F", "false", "FALSE",
-	    "False" };
+		"False" };
 	size_t i;
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -152,7 +169,8 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 			o->table = 1;
 		else {
 			tsi_cli_err("kv %s: -format must be json or table, not "
-			    "'%s'", sub, val);
+			            "'%s'",
+			    sub, val);
 			return TSI_ERR_INVALID_ARG;
 		}
 		return TSI_OK;
@@ -161,7 +179,8 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 		 * silent read of secret/. */
 		if (strcmp(val, "secret") != 0 && strcmp(val, "secret/") != 0) {
 			tsi_cli_err("kv %s: -mount: only the secret/ mount "
-			    "exists, not '%s'", sub, val);
+			            "exists, not '%s'",
+			    sub, val);
 			return TSI_ERR_INVALID_ARG;
 		}
 		o->mount = 1;
@@ -171,8 +190,10 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 		if (*val == '\0' || strspn(val, "0123456789,") != strlen(val) ||
 		    val[0] == ',' || val[strlen(val) - 1] == ',' ||
 		    strstr(val, ",,") != NULL || strlen(val) > 4096) {
-			tsi_cli_err("kv %s: -versions needs numbers separated by "
-			    "commas, not '%s'", sub, val);
+			tsi_cli_err("kv %s: -versions needs numbers separated "
+			            "by "
+			            "commas, not '%s'",
+			    sub, val);
 			return TSI_ERR_INVALID_ARG;
 		}
 		o->versions = val;
@@ -181,22 +202,26 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 		if (*val == '\0' || strspn(val, "0123456789") != strlen(val) ||
 		    strlen(val) > 7) {
 			tsi_cli_err("kv %s: -max-versions needs a number, not "
-			    "'%s'", sub, val);
+			            "'%s'",
+			    sub, val);
 			return TSI_ERR_INVALID_ARG;
 		}
 		o->max_versions = val;
 		return TSI_OK;
 	case KVF_CASREQ:
 		if (parse_gobool(val, &o->cas_required) != TSI_OK) {
-			tsi_cli_err("kv %s: -cas-required must be true or false, "
-			    "not '%s'", sub, val);
+			tsi_cli_err("kv %s: -cas-required must be true or "
+			            "false, "
+			            "not '%s'",
+			    sub, val);
 			return TSI_ERR_INVALID_ARG;
 		}
 		return TSI_OK;
 	case KVF_DVA:
 		if (*val == '\0') {
 			tsi_cli_err("kv %s: -delete-version-after needs a "
-			    "duration (e.g. 3h25m19s)", sub);
+			            "duration (e.g. 3h25m19s)",
+			    sub);
 			return TSI_ERR_INVALID_ARG;
 		}
 		o->delete_after = val;
@@ -204,7 +229,8 @@ set_flag(const char *sub, unsigned bit, const char *val, struct kv_opts *o)
 	case KVF_CUSTOM:
 		if ((p = strchr(val, '=')) == NULL || p == val) {
 			tsi_cli_err("kv %s: -custom-metadata needs KEY=VALUE, "
-			    "not '%s'", sub, val);
+			            "not '%s'",
+			    sub, val);
 			return TSI_ERR_INVALID_ARG;
 		}
 		if (o->ncustom == KV_CUSTOM_MAX) {
@@ -270,7 +296,7 @@ parse_flags(const char *sub, int argc, char **argv, unsigned allowed,
 		if (eq != NULL)
 			val = eq + 1;
 		else if (bit == KVF_CASREQ)
-			val = "true";   /* a bool flag, as Go's: no operand */
+			val = "true"; /* a bool flag, as Go's: no operand */
 		else if (i + 1 < argc)
 			val = argv[++i];
 		else {
@@ -291,7 +317,7 @@ width_of(const json_t *obj, const char *first)
 	json_t *v;
 	size_t w = strlen(first);
 
-	json_object_foreach((json_t *)obj, k, v)
+	json_object_foreach ((json_t *)obj, k, v)
 		if (strlen(k) > w)
 			w = strlen(k);
 	return w;
@@ -332,7 +358,7 @@ print_kv_table(const char *title, const json_t *obj)
 	printf("%-*s    Value\n%-*s    -----\n", (int)w, "Key", (int)w, "---");
 	if (n == 0 || (keys = calloc(n, sizeof(*keys))) == NULL)
 		return;
-	json_object_foreach((json_t *)obj, k, v)
+	json_object_foreach ((json_t *)obj, k, v)
 		keys[i++] = k;
 	for (i = 1; i < n; i++)
 		for (j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
@@ -359,7 +385,8 @@ print_answer(const json_t *j, const char *kind, const char *path,
 	if (o != NULL && o->field != NULL) {
 		v = json_object_get(json_object_get(data, "data"), o->field);
 		if (v == NULL) {
-			tsi_cli_err("kv get: field \"%s\" not present in secret",
+			tsi_cli_err("kv get: field \"%s\" not present in "
+			            "secret",
 			    o->field);
 			return TSI_EXIT_FAIL;
 		}
@@ -374,14 +401,20 @@ print_answer(const json_t *j, const char *kind, const char *path,
 			size_t i;
 
 			printf("Keys\n----\n");
-			for (i = 0; i < json_array_size(json_object_get(data,
-			    "keys")); i++)
-				printf("%s\n", json_string_value(json_array_get(
-				    json_object_get(data, "keys"), i)));
+			for (i = 0;
+			     i < json_array_size(json_object_get(data, "keys"));
+			     i++)
+				printf("%s\n",
+				    json_string_value(
+				        json_array_get(json_object_get(data,
+				                           "keys"),
+				            i)));
 			return TSI_EXIT_OK;
 		}
-		printf("== Secret Path ==\nsecret/%s/%s\n\n", kind, path +
-		    (!o->mount && strncmp(path, "secret/", 7) == 0 ? 7 : 0));
+		printf("== Secret Path ==\nsecret/%s/%s\n\n", kind,
+		    path +
+		        (!o->mount && strncmp(path, "secret/", 7) == 0 ? 7
+		                                                       : 0));
 		if (json_is_object(json_object_get(data, "metadata"))) {
 			print_kv_table("======= Metadata =======",
 			    json_object_get(data, "metadata"));
@@ -450,7 +483,8 @@ request(const char *method, const char *kind, const char *path,
 {
 	const char *addr = getenv("VAULT_ADDR"), *token = getenv("VAULT_TOKEN");
 	const char *ca = getenv("VAULT_CACERT");
-	struct tsi_buf *url = tsi_buf_new(8192), *resp = tsi_buf_new(KV_MAX_RESPONSE);
+	struct tsi_buf *url = tsi_buf_new(8192),
+	               *resp = tsi_buf_new(KV_MAX_RESPONSE);
 	struct tsi_buf *hdr = tsi_buf_new(1024);
 	struct curl_slist *h = NULL;
 	CURL *c = NULL;
@@ -472,8 +506,8 @@ request(const char *method, const char *kind, const char *path,
 	}
 	if ((c = curl_easy_init()) == NULL)
 		goto out;
-	if (build_url(c, addr, kind, path, query, o != NULL && o->mount,
-	    url) != TSI_OK) {
+	if (build_url(c, addr, kind, path, query, o != NULL && o->mount, url) !=
+	    TSI_OK) {
 		tsi_cli_err("kv: path too long");
 		code = TSI_EXIT_USAGE;
 		goto out;
@@ -485,8 +519,10 @@ request(const char *method, const char *kind, const char *path,
 	}
 	h = curl_slist_append(h, tsi_buf_str(hdr));
 	if (body != NULL)
-		h = curl_slist_append(h, o != NULL && o->ctype != NULL ?
-		    o->ctype : "Content-Type: application/json");
+		h = curl_slist_append(h,
+		    o != NULL && o->ctype != NULL
+		        ? o->ctype
+		        : "Content-Type: application/json");
 	curl_easy_setopt(c, CURLOPT_URL, tsi_buf_str(url));
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -504,25 +540,27 @@ request(const char *method, const char *kind, const char *path,
 	}
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
-		tsi_cli_err("kv: %s: %s", addr, tsi_curl_explain((int)cc, errbuf,
-		    tsi_buf_str(url), "VAULT_CACERT", why, sizeof(why)));
+		tsi_cli_err("kv: %s: %s", addr,
+		    tsi_curl_explain((int)cc, errbuf, tsi_buf_str(url),
+		        "VAULT_CACERT", why, sizeof(why)));
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (tsi_buf_len(resp) > 0)
-		j = json_loadb((const char *)tsi_buf_ptr(resp), tsi_buf_len(resp), 0,
-		    &jerr);
+		j = json_loadb((const char *)tsi_buf_ptr(resp),
+		    tsi_buf_len(resp), 0, &jerr);
 	if (status >= 200 && status < 300) {
 		code = j != NULL ? print_answer(j, kind, path, o) : TSI_EXIT_OK;
 		goto out;
 	}
 	if (status == 404)
-		tsi_cli_err("kv: no value found at secret/%s", path +
-		    (strncmp(path, "secret/", 7) == 0 ? 7 : 0));
+		tsi_cli_err("kv: no value found at secret/%s",
+		    path + (strncmp(path, "secret/", 7) == 0 ? 7 : 0));
 	else {
 		json_t *errs = json_object_get(j, "errors");
 		const char *e = json_string_value(json_array_get(errs, 0));
-		tsi_cli_err("kv: HTTP %ld: %s", status, e ? e : "request failed");
+		tsi_cli_err("kv: HTTP %ld: %s", status,
+		    e ? e : "request failed");
 	}
 	if (j != NULL && status == 404 && json_object_get(j, "data") != NULL) {
 		/* A deleted version: Vault's answer still carries metadata. */
@@ -549,7 +587,7 @@ read_value_file(const char *path)
 	char *out = NULL, err[512];
 
 	if (tsi_file_read(path, KV_MAX_VALUE_FILE, 0, &out, NULL, err,
-	    sizeof(err)) != TSI_OK)
+	        sizeof(err)) != TSI_OK)
 		tsi_cli_err("kv: %s", err);
 	return out;
 }
@@ -588,8 +626,8 @@ cmd_put(int argc, char **argv)
 	int i, first, code = TSI_EXIT_USAGE;
 	int patch = strcmp(argv[0], "patch") == 0;
 
-	if ((first = parse_flags(argv[0], argc, argv, KVF_FORMAT | KVF_MOUNT |
-	    (patch ? KVF_CAS : 0), &o)) < 0)
+	if ((first = parse_flags(argv[0], argc, argv,
+	         KVF_FORMAT | KVF_MOUNT | (patch ? KVF_CAS : 0), &o)) < 0)
 		goto out;
 	if (argc - first < 2) {
 		kv_usage();
@@ -609,7 +647,8 @@ cmd_put(int argc, char **argv)
 		if (eq == NULL || eq == argv[i] ||
 		    (size_t)(eq - argv[i]) >= sizeof(key)) {
 			tsi_cli_err("kv %s: expected KEY=VALUE or @FILE.json, "
-			    "got '%s'", argv[0], argv[i]);
+			            "got '%s'",
+			    argv[0], argv[i]);
 			goto out;
 		}
 		memcpy(key, argv[i], (size_t)(eq - argv[i]));
@@ -625,15 +664,17 @@ cmd_put(int argc, char **argv)
 		} else
 			val = json_string(eq + 1);
 		if (val == NULL) {
-			tsi_cli_err("kv put: value of '%s' is not UTF-8 text", key);
+			tsi_cli_err("kv put: value of '%s' is not UTF-8 text",
+			    key);
 			goto out;
 		}
 		json_object_set_new(data, key, val);
 	}
 	body = json_pack("{sO}", "data", data);
-	if (body != NULL && o.cas != NULL && json_object_set_new(body,
-	    "options", json_pack("{sI}", "cas", (json_int_t)strtoll(o.cas,
-	    NULL, 10))) != 0) {
+	if (body != NULL && o.cas != NULL &&
+	    json_object_set_new(body, "options",
+	        json_pack("{sI}", "cas",
+	            (json_int_t)strtoll(o.cas, NULL, 10))) != 0) {
 		code = TSI_EXIT_FAIL;
 		goto out;
 	}
@@ -660,8 +701,8 @@ cmd_get(int argc, char **argv)
 	char q[48];
 	int first;
 
-	first = parse_flags("get", argc, argv, KVF_FIELD | KVF_FORMAT |
-	    KVF_VERSION | KVF_MOUNT, &o);
+	first = parse_flags("get", argc, argv,
+	    KVF_FIELD | KVF_FORMAT | KVF_VERSION | KVF_MOUNT, &o);
 	if (first < 0)
 		return TSI_EXIT_USAGE;
 	if (argc - first != 1) {
@@ -685,7 +726,7 @@ cmd_versions(const char *sub, int argc, char **argv)
 	int first, code = TSI_EXIT_FAIL;
 
 	if ((first = parse_flags(sub, argc, argv, KVF_VERSIONS | KVF_MOUNT,
-	    &o)) < 0)
+	         &o)) < 0)
 		return TSI_EXIT_USAGE;
 	if (argc - first != 1 || o.versions == NULL) {
 		if (o.versions == NULL)
@@ -705,7 +746,8 @@ cmd_versions(const char *sub, int argc, char **argv)
 			code = TSI_EXIT_USAGE;
 			goto out;
 		}
-		if (json_array_append_new(arr, json_integer((json_int_t)v)) != 0)
+		if (json_array_append_new(arr, json_integer((json_int_t)v)) !=
+		    0)
 			goto out;
 	}
 	if ((wrap = json_pack("{sO}", "versions", arr)) == NULL ||
@@ -714,8 +756,10 @@ cmd_versions(const char *sub, int argc, char **argv)
 	code = request("POST", sub, argv[first], NULL, body, &o);
 	if (code == TSI_EXIT_OK)
 		printf("Success! Data written to: secret/%s/%s\n", sub,
-		    argv[first] + (!o.mount && strncmp(argv[first], "secret/",
-		    7) == 0 ? 7 : 0));
+		    argv[first] +
+		        (!o.mount && strncmp(argv[first], "secret/", 7) == 0
+		                ? 7
+		                : 0));
 out:
 	free(body);
 	json_decref(wrap);
@@ -734,8 +778,9 @@ cmd_metadata_put(int argc, char **argv)
 	size_t i;
 	int first, code = TSI_EXIT_FAIL;
 
-	if ((first = parse_flags("metadata put", argc, argv, KVF_MOUNT |
-	    KVF_MAXV | KVF_CASREQ | KVF_DVA | KVF_CUSTOM, &o)) < 0)
+	if ((first = parse_flags("metadata put", argc, argv,
+	         KVF_MOUNT | KVF_MAXV | KVF_CASREQ | KVF_DVA | KVF_CUSTOM,
+	         &o)) < 0)
 		return TSI_EXIT_USAGE;
 	if (argc - first != 1) {
 		kv_usage();
@@ -743,14 +788,17 @@ cmd_metadata_put(int argc, char **argv)
 	}
 	if ((req = json_object()) == NULL)
 		goto out;
-	if (o.max_versions != NULL && json_object_set_new(req, "max_versions",
-	    json_integer(strtoll(o.max_versions, NULL, 10))) != 0)
+	if (o.max_versions != NULL &&
+	    json_object_set_new(req, "max_versions",
+	        json_integer(strtoll(o.max_versions, NULL, 10))) != 0)
 		goto out;
-	if (o.cas_required >= 0 && json_object_set_new(req, "cas_required",
-	    json_boolean(o.cas_required)) != 0)
+	if (o.cas_required >= 0 &&
+	    json_object_set_new(req, "cas_required",
+	        json_boolean(o.cas_required)) != 0)
 		goto out;
-	if (o.delete_after != NULL && json_object_set_new(req,
-	    "delete_version_after", json_string(o.delete_after)) != 0)
+	if (o.delete_after != NULL &&
+	    json_object_set_new(req, "delete_version_after",
+	        json_string(o.delete_after)) != 0)
 		goto out;
 	if (o.ncustom > 0) {
 		if ((cm = json_object()) == NULL ||
@@ -759,10 +807,12 @@ cmd_metadata_put(int argc, char **argv)
 		for (i = 0; i < o.ncustom; i++) {
 			const char *eq = strchr(o.custom[i], '=');
 			json_t *v = json_string(eq + 1);
-			if (v == NULL || json_object_setn_new(cm, o.custom[i],
-			    (size_t)(eq - o.custom[i]), v) != 0) {
+			if (v == NULL ||
+			    json_object_setn_new(cm, o.custom[i],
+			        (size_t)(eq - o.custom[i]), v) != 0) {
 				tsi_cli_err("kv metadata put: -custom-metadata "
-				    "must be UTF-8: '%s'", o.custom[i]);
+				            "must be UTF-8: '%s'",
+				    o.custom[i]);
 				code = TSI_EXIT_USAGE;
 				goto out;
 			}
@@ -773,8 +823,10 @@ cmd_metadata_put(int argc, char **argv)
 	code = request("POST", "metadata", argv[first], NULL, body, &o);
 	if (code == TSI_EXIT_OK)
 		printf("Success! Data written to: secret/metadata/%s\n",
-		    argv[first] + (!o.mount && strncmp(argv[first], "secret/",
-		    7) == 0 ? 7 : 0));
+		    argv[first] +
+		        (!o.mount && strncmp(argv[first], "secret/", 7) == 0
+		                ? 7
+		                : 0));
 out:
 	free(body);
 	json_decref(cm);
@@ -791,17 +843,17 @@ cmd_metadata(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "put") == 0)
 		return cmd_metadata_put(argc - 1, argv + 1);
-	if (argc < 2 || (strcmp(argv[1], "get") != 0 &&
-	    strcmp(argv[1], "delete") != 0)) {
+	if (argc < 2 ||
+	    (strcmp(argv[1], "get") != 0 && strcmp(argv[1], "delete") != 0)) {
 		tsi_cli_err("kv metadata: subcommand get, put or delete "
-		    "expected");
+		            "expected");
 		kv_usage();
 		return TSI_EXIT_USAGE;
 	}
 	del = strcmp(argv[1], "delete") == 0;
 	if ((first = parse_flags(del ? "metadata delete" : "metadata get",
-	    argc - 1, argv + 1, del ? KVF_MOUNT : KVF_FORMAT | KVF_MOUNT,
-	    &o)) < 0)
+	         argc - 1, argv + 1, del ? KVF_MOUNT : KVF_FORMAT | KVF_MOUNT,
+	         &o)) < 0)
 		return TSI_EXIT_USAGE;
 	if (argc - 1 - first != 1) {
 		kv_usage();
@@ -811,8 +863,11 @@ cmd_metadata(int argc, char **argv)
 	    NULL, NULL, &o);
 	if (code == TSI_EXIT_OK && del)
 		printf("Success! Data deleted (if it existed) at: "
-		    "secret/metadata/%s\n", argv[1 + first] + (!o.mount &&
-		    strncmp(argv[1 + first], "secret/", 7) == 0 ? 7 : 0));
+		       "secret/metadata/%s\n",
+		    argv[1 + first] +
+		        (!o.mount && strncmp(argv[1 + first], "secret/", 7) == 0
+		                ? 7
+		                : 0));
 	return code;
 }
 
@@ -835,30 +890,35 @@ kv_main(int argc, char **argv)
 	if (strcmp(sub, "get") == 0)
 		return cmd_get(argc - 1, argv + 1);
 	if (strcmp(sub, "list") == 0) {
-		if ((first = parse_flags("list", argc - 1, argv + 1, KVF_FORMAT |
-		    KVF_MOUNT, &o)) < 0)
+		if ((first = parse_flags("list", argc - 1, argv + 1,
+		         KVF_FORMAT | KVF_MOUNT, &o)) < 0)
 			return TSI_EXIT_USAGE;
 		if (argc - 1 - first > 1) {
 			kv_usage();
 			return TSI_EXIT_USAGE;
 		}
-		return request("LIST", "metadata", argc - 1 == first ? "" :
-		    argv[1 + first], NULL, NULL, &o);
+		return request("LIST", "metadata",
+		    argc - 1 == first ? "" : argv[1 + first], NULL, NULL, &o);
 	}
 	if (strcmp(sub, "delete") == 0) {
 		if ((first = parse_flags("delete", argc - 1, argv + 1,
-		    KVF_MOUNT, &o)) < 0)
+		         KVF_MOUNT, &o)) < 0)
 			return TSI_EXIT_USAGE;
 		if (argc - 1 - first != 1) {
 			kv_usage();
 			return TSI_EXIT_USAGE;
 		}
-		code = request("DELETE", "data", argv[1 + first], NULL, NULL,
-		    &o);
+		code =
+		    request("DELETE", "data", argv[1 + first], NULL, NULL, &o);
 		if (code == TSI_EXIT_OK)
-			printf("Success! Data deleted (if it existed) at: secret/%s\n",
-			    argv[1 + first] + (!o.mount && strncmp(argv[1 + first],
-			    "secret/", 7) == 0 ? 7 : 0));
+			printf("Success! Data deleted (if it existed) at: "
+			       "secret/%s\n",
+			    argv[1 + first] +
+			        (!o.mount &&
+			                    strncmp(argv[1 + first], "secret/",
+			                        7) == 0
+			                ? 7
+			                : 0));
 		return code;
 	}
 	if (strcmp(sub, "undelete") == 0 || strcmp(sub, "destroy") == 0)

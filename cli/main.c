@@ -35,7 +35,8 @@ usage(FILE *f)
 {
 	size_t i, j;
 
-	fprintf(f, "usage: tsi [--version] [--help] <command> [args]\n\ncommands:\n");
+	fprintf(f,
+	    "usage: tsi [--version] [--help] <command> [args]\n\ncommands:\n");
 	/* Sorted by name for a stable help text (registration order is link order). */
 	for (i = 0; i < ngroups; i++)
 		for (j = i + 1; j < ngroups; j++)

@@ -42,19 +42,24 @@ static void
 node_usage(void)
 {
 	fprintf(stderr,
-	    "usage: tsi node register (--ek-cert PEM | --ek-sha256 HEX) --node N\n"
+	    "usage: tsi node register (--ek-cert PEM | --ek-sha256 HEX) --node "
+	    "N\n"
 	    "                 --cluster-name C --region R --datacenter D\n"
-	    "                 [--tag K=V]... [--pcr-policy NAME] [--ek-hash-trust]\n"
+	    "                 [--tag K=V]... [--pcr-policy NAME] "
+	    "[--ek-hash-trust]\n"
 	    "       tsi node list [--format table|json|csv]\n"
 	    "       tsi node show N\n"
 	    "       tsi node revoke N --reason R\n"
 	    "       tsi node trust N\n"
 	    "       tsi node remove N\n\n"
 	    "The inventory of tsi-attest: the location bound into a node's\n"
-	    "certificate comes only from its entry, keyed by the SHA-256 of its\n"
+	    "certificate comes only from its entry, keyed by the SHA-256 of "
+	    "its\n"
 	    "EK public key. --ek-cert takes PEM or DER (as the TPM and\n"
-	    "swtpm_setup --write-ek-cert-files hold it). --ek-hash-trust lets a\n"
-	    "TPM without an EK certificate (a vTPM) enroll on its EK hash alone.\n\n"
+	    "swtpm_setup --write-ek-cert-files hold it). --ek-hash-trust lets "
+	    "a\n"
+	    "TPM without an EK certificate (a vTPM) enroll on its EK hash "
+	    "alone.\n\n"
 	    "Environment: TSI_ATTEST_ADDR (default https://127.0.0.1:8300),\n"
 	    "TSI_ATTEST_TOKEN (admin token, required), TSI_ATTEST_CACERT.\n");
 }
@@ -68,8 +73,7 @@ collect(char *p, size_t sz, size_t n, void *arg)
 /* One request to tsi-attest. *out: the JSON answer of a 2xx (caller
  * json_decref). Returns an exit code; errors are printed. */
 static int
-request(const char *method, const char *path, const json_t *body,
-    json_t **out)
+request(const char *method, const char *path, const json_t *body, json_t **out)
 {
 	const char *addr = getenv("TSI_ATTEST_ADDR");
 	const char *token = getenv("TSI_ATTEST_TOKEN");
@@ -129,8 +133,8 @@ request(const char *method, const char *path, const json_t *body,
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (tsi_buf_len(resp) > 0)
-		j = json_loadb((const char *)tsi_buf_ptr(resp), tsi_buf_len(resp),
-		    0, NULL);
+		j = json_loadb((const char *)tsi_buf_ptr(resp),
+		    tsi_buf_len(resp), 0, NULL);
 	if (status >= 200 && status < 300 && j != NULL) {
 		*out = j;
 		j = NULL;
@@ -138,9 +142,10 @@ request(const char *method, const char *path, const json_t *body,
 		goto out;
 	}
 	{
-		const char *e = json_string_value(json_array_get(json_object_get(j,
-		    "errors"), 0));
-		tsi_cli_err("node: HTTP %ld: %s", status, e ? e : "request failed");
+		const char *e = json_string_value(
+		    json_array_get(json_object_get(j, "errors"), 0));
+		tsi_cli_err("node: HTTP %ld: %s", status,
+		    e ? e : "request failed");
 	}
 out:
 	json_decref(j);
@@ -160,8 +165,8 @@ read_file(const char *path, size_t *len)
 {
 	char *out = NULL, err[512];
 
-	if (tsi_file_read(path, NODE_MAX_PEM, 0, &out, len, err,
-	    sizeof(err)) != TSI_OK)
+	if (tsi_file_read(path, NODE_MAX_PEM, 0, &out, len, err, sizeof(err)) !=
+	    TSI_OK)
 		tsi_cli_err("node: %s", err);
 	return out;
 }
@@ -187,8 +192,9 @@ ek_cert_load(const char *path, char **pem, char hash[65])
 		goto out;
 	r = TSI_ERR_PARSE;
 	if (tsi_x509_load_chain_pem(bytes, len, &sk) == TSI_OK) {
-		if (tsi_attest_key_sha256(X509_get0_pubkey(sk_X509_value(sk, 0)),
-		    hash) != TSI_OK)
+		if (tsi_attest_key_sha256(X509_get0_pubkey(
+		                              sk_X509_value(sk, 0)),
+		        hash) != TSI_OK)
 			goto out;
 		*pem = bytes;
 		bytes = NULL;
@@ -221,8 +227,8 @@ out:
 static int
 cmd_register(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "ek-cert", required_argument, NULL, 'c' },
+	static const struct option opts[] = { { "ek-cert", required_argument,
+		                                  NULL, 'c' },
 		{ "ek-sha256", required_argument, NULL, 'h' },
 		{ "node", required_argument, NULL, 'n' },
 		{ "cluster-name", required_argument, NULL, 'C' },
@@ -231,8 +237,7 @@ cmd_register(int argc, char **argv)
 		{ "tag", required_argument, NULL, 't' },
 		{ "pcr-policy", required_argument, NULL, 'p' },
 		{ "ek-hash-trust", no_argument, NULL, 'T' },
-		{ NULL, 0, NULL, 0 }
-	};
+		{ NULL, 0, NULL, 0 } };
 	const char *ekcert = NULL, *ekhash = NULL, *node = NULL, *cl = NULL;
 	const char *region = NULL, *dc = NULL, *pol = NULL;
 	json_t *body = NULL, *tags = json_object(), *ans = NULL;
@@ -264,32 +269,36 @@ cmd_register(int argc, char **argv)
 			if (!tsi_location_value_ok(k) ||
 			    !tsi_location_value_ok(eq + 1)) {
 				tsi_cli_err("node register: --tag %s: keys and "
-				    "values are [A-Za-z0-9._-]", optarg);
+				            "values are [A-Za-z0-9._-]",
+				    optarg);
 				goto out;
 			}
 			json_object_set_new(tags, k, json_string(eq + 1));
 			break;
 		}
-		default:
-			node_usage();
-			goto out;
+		default: node_usage(); goto out;
 		}
 	}
 	if (optind != argc || (ekcert == NULL) == (ekhash == NULL) ||
 	    node == NULL || cl == NULL || region == NULL || dc == NULL) {
-		tsi_cli_err("node register: one of --ek-cert and --ek-sha256, and "
-		    "--node, --cluster-name, --region, --datacenter are required");
+		tsi_cli_err(
+		    "node register: one of --ek-cert and --ek-sha256, and "
+		    "--node, --cluster-name, --region, --datacenter are "
+		    "required");
 		goto out;
 	}
 	if (!tsi_location_value_ok(node) || !tsi_location_value_ok(cl) ||
 	    !tsi_location_value_ok(region) || !tsi_location_value_ok(dc)) {
-		tsi_cli_err("node register: node, cluster-name, region and "
+		tsi_cli_err(
+		    "node register: node, cluster-name, region and "
 		    "datacenter are 1-128 characters of [A-Za-z0-9._-]");
 		goto out;
 	}
-	if (ekhash != NULL && (strlen(ekhash) != 64 ||
-	    strspn(ekhash, "0123456789abcdef") != 64)) {
-		tsi_cli_err("node register: --ek-sha256: 64 lower-case hex digits");
+	if (ekhash != NULL &&
+	    (strlen(ekhash) != 64 ||
+	        strspn(ekhash, "0123456789abcdef") != 64)) {
+		tsi_cli_err(
+		    "node register: --ek-sha256: 64 lower-case hex digits");
 		goto out;
 	}
 	body = json_pack("{sssssssssOsb}", "node", node, "cluster-name", cl,
@@ -306,7 +315,8 @@ cmd_register(int argc, char **argv)
 
 		if (er == TSI_ERR_PARSE)
 			tsi_cli_err("node register: %s: not a PEM or DER "
-			    "certificate with a public key", ekcert);
+			            "certificate with a public key",
+			    ekcert);
 		if (er != TSI_OK) {
 			code = TSI_EXIT_FAIL;
 			goto out;
@@ -317,11 +327,13 @@ cmd_register(int argc, char **argv)
 	if ((code = request("POST", "/v1/nodes", body, &ans)) != TSI_EXIT_OK)
 		goto out;
 	{
-		const char *h = json_string_value(json_object_get(json_object_get(
-		    ans, "data"), "ek_sha256"));
+		const char *h = json_string_value(
+		    json_object_get(json_object_get(ans, "data"), "ek_sha256"));
 		if (h == NULL || (local[0] != '\0' && strcmp(h, local) != 0)) {
-			tsi_cli_err("node register: the server's EK hash %s is not "
-			    "ours %s", h ? h : "(none)", local);
+			tsi_cli_err("node register: the server's EK hash %s is "
+			            "not "
+			            "ours %s",
+			    h ? h : "(none)", local);
 			code = TSI_EXIT_FAIL;
 			goto out;
 		}
@@ -370,9 +382,10 @@ tags_text(const json_t *tags, char *out, size_t len)
 	size_t off = 0;
 
 	out[0] = '\0';
-	json_object_foreach((json_t *)tags, k, v) {
-		int n = snprintf(out + off, len - off, "%s%s=%s", off ? ";" : "",
-		    k, json_string_value(v) ? json_string_value(v) : "");
+	json_object_foreach ((json_t *)tags, k, v) {
+		int n =
+		    snprintf(out + off, len - off, "%s%s=%s", off ? ";" : "", k,
+		        json_string_value(v) ? json_string_value(v) : "");
 		if (n < 0 || (size_t)n >= len - off)
 			break;
 		off += (size_t)n;
@@ -383,8 +396,7 @@ static int
 cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ NULL, 0, NULL, 0 }
+		{ "format", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 }
 	};
 	const char *fmt = "table";
 	json_t *ans = NULL, *n;
@@ -399,8 +411,9 @@ cmd_list(int argc, char **argv)
 		}
 		fmt = optarg;
 	}
-	if (optind != argc || (strcmp(fmt, "table") != 0 &&
-	    strcmp(fmt, "json") != 0 && strcmp(fmt, "csv") != 0)) {
+	if (optind != argc ||
+	    (strcmp(fmt, "table") != 0 && strcmp(fmt, "json") != 0 &&
+	        strcmp(fmt, "csv") != 0)) {
 		tsi_cli_err("node list: --format table|json|csv");
 		return TSI_EXIT_USAGE;
 	}
@@ -416,12 +429,13 @@ cmd_list(int argc, char **argv)
 	}
 	if (strcmp(fmt, "csv") == 0)
 		puts("node,cluster-name,region,datacenter,tags,state,reason,"
-		    "last_quote,ek_sha256");
+		     "last_quote,ek_sha256");
 	else
 		printf("%-16s %-14s %-10s %-10s %-9s %-16s %s\n", "NODE",
 		    "CLUSTER", "REGION", "DC", "STATE", "EK", "REASON");
-	json_array_foreach(json_object_get(json_object_get(ans, "data"),
-	    "nodes"), i, n) {
+	json_array_foreach (json_object_get(json_object_get(ans, "data"),
+	                        "nodes"),
+	    i, n) {
 		char tags[512], lq[32];
 		const json_t *q = json_object_get(n, "last_quote");
 
@@ -443,9 +457,12 @@ cmd_list(int argc, char **argv)
 			csv_field(str_or(n, "ek_sha256", ""), 1);
 		} else
 			printf("%-16s %-14s %-10s %-10s %-9s %.16s %s\n",
-			    str_or(n, "node", "-"), str_or(n, "cluster-name", "-"),
-			    str_or(n, "region", "-"), str_or(n, "datacenter", "-"),
-			    str_or(n, "state", "-"), str_or(n, "ek_sha256", "-"),
+			    str_or(n, "node", "-"),
+			    str_or(n, "cluster-name", "-"),
+			    str_or(n, "region", "-"),
+			    str_or(n, "datacenter", "-"),
+			    str_or(n, "state", "-"),
+			    str_or(n, "ek_sha256", "-"),
 			    str_or(n, "reason", ""));
 	}
 	json_decref(ans);
@@ -469,9 +486,9 @@ static int
 cmd_show(int argc, char **argv)
 {
 	static const char *const keys[] = { "node", "cluster-name", "region",
-	    "datacenter", "state", "reason", "ek_sha256", "ek_hash_trust",
-	    "pcr_policy", "ak_name", "cert_serial", "cert_expires_at",
-	    "enrolled_at", "last_quote", "registered_at" };
+		"datacenter", "state", "reason", "ek_sha256", "ek_hash_trust",
+		"pcr_policy", "ak_name", "cert_serial", "cert_expires_at",
+		"enrolled_at", "last_quote", "registered_at" };
 	char path[256], tags[512];
 	json_t *ans = NULL, *d, *quoted, *exp, *set;
 	size_t i;
@@ -481,7 +498,8 @@ cmd_show(int argc, char **argv)
 		node_usage();
 		return TSI_EXIT_USAGE;
 	}
-	if ((code = node_path(argv[1], "", path, sizeof(path))) != TSI_EXIT_OK ||
+	if ((code = node_path(argv[1], "", path, sizeof(path))) !=
+	        TSI_EXIT_OK ||
 	    (code = request("GET", path, NULL, &ans)) != TSI_EXIT_OK)
 		return code;
 	d = json_object_get(ans, "data");
@@ -493,7 +511,8 @@ cmd_show(int argc, char **argv)
 			printf("%-16s %lld\n", keys[i],
 			    (long long)json_integer_value(v));
 		else if (json_is_boolean(v))
-			printf("%-16s %s\n", keys[i], json_is_true(v) ? "yes" : "no");
+			printf("%-16s %s\n", keys[i],
+			    json_is_true(v) ? "yes" : "no");
 	}
 	tags_text(json_object_get(d, "tags"), tags, sizeof(tags));
 	printf("%-16s %s\n", "tags", tags);
@@ -501,7 +520,7 @@ cmd_show(int argc, char **argv)
 	 * set names and the last quote did not match. */
 	quoted = json_object_get(d, "quoted_pcrs");
 	exp = json_object_get(d, "expected_pcrs");
-	json_array_foreach(exp, i, set) {
+	json_array_foreach (exp, i, set) {
 		for (p = 0; p < 8; p++) {
 			char idx[4];
 			const char *want, *got;
@@ -509,12 +528,14 @@ cmd_show(int argc, char **argv)
 			snprintf(idx, sizeof(idx), "%d", p);
 			want = str_or(set, idx, NULL);
 			got = str_or(quoted, idx, NULL);
-			if (want == NULL || got == NULL || strcmp(want, got) == 0)
+			if (want == NULL || got == NULL ||
+			    strcmp(want, got) == 0)
 				continue;
 			if (!shown++)
 				printf("PCRs that differ from policy %s:\n",
 				    str_or(d, "pcr_policy", "?"));
-			printf("  pcr%d (set %zu)\n    quoted   %s\n    expected %s\n",
+			printf("  pcr%d (set %zu)\n    quoted   %s\n    "
+			       "expected %s\n",
 			    p, i, got, want);
 		}
 	}
@@ -530,8 +551,7 @@ cmd_simple(const char *method, const char *suffix, int argc, char **argv,
     const char *verb)
 {
 	static const struct option opts[] = {
-		{ "reason", required_argument, NULL, 'r' },
-		{ NULL, 0, NULL, 0 }
+		{ "reason", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 }
 	};
 	const char *reason = NULL;
 	char path[256];
@@ -546,10 +566,12 @@ cmd_simple(const char *method, const char *suffix, int argc, char **argv,
 		}
 		reason = optarg;
 	}
-	if (optind != argc - 1 || (strcmp(verb, "revoked") == 0 &&
-	    (reason == NULL || *reason == '\0'))) {
-		tsi_cli_err(strcmp(verb, "revoked") == 0 ?
-		    "node revoke N --reason R" : "node: a node name is required");
+	if (optind != argc - 1 ||
+	    (strcmp(verb, "revoked") == 0 &&
+	        (reason == NULL || *reason == '\0'))) {
+		tsi_cli_err(strcmp(verb, "revoked") == 0
+		        ? "node revoke N --reason R"
+		        : "node: a node name is required");
 		return TSI_EXIT_USAGE;
 	}
 	if ((code = node_path(argv[optind], suffix, path, sizeof(path))) !=
@@ -574,7 +596,8 @@ node_main(int argc, char **argv)
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 	int code;
 
-	if (cmd == NULL || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+	if (cmd == NULL || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "help") == 0) {
 		node_usage();
 		return cmd == NULL ? TSI_EXIT_USAGE : TSI_EXIT_OK;
 	}
@@ -586,9 +609,11 @@ node_main(int argc, char **argv)
 	else if (strcmp(cmd, "show") == 0)
 		code = cmd_show(argc - 1, argv + 1);
 	else if (strcmp(cmd, "revoke") == 0)
-		code = cmd_simple("POST", "/revoke", argc - 1, argv + 1, "revoked");
+		code = cmd_simple("POST", "/revoke", argc - 1, argv + 1,
+		    "revoked");
 	else if (strcmp(cmd, "trust") == 0)
-		code = cmd_simple("POST", "/trust", argc - 1, argv + 1, "trusted");
+		code =
+		    cmd_simple("POST", "/trust", argc - 1, argv + 1, "trusted");
 	else if (strcmp(cmd, "remove") == 0)
 		code = cmd_simple("DELETE", "", argc - 1, argv + 1, "removed");
 	else {
@@ -601,7 +626,10 @@ node_main(int argc, char **argv)
 }
 
 static const struct tsi_cli_group node_group = {
-	"node", "the tsi-attest node inventory (register, list, show, revoke, "
-	"trust, remove)", node_main, node_usage,
+	"node",
+	"the tsi-attest node inventory (register, list, show, revoke, "
+	"trust, remove)",
+	node_main,
+	node_usage,
 };
 TSI_CLI_GROUP(node_group)

@@ -27,24 +27,32 @@
 static void
 usage_to(FILE *f)
 {
-	fprintf(f, "usage: tsi policy check DIR\n"
+	fprintf(f,
+	    "usage: tsi policy check DIR\n"
 	    "       tsi policy eval --dir DIR --claims FILE.json --path PATH\n"
 	    "                       [--capability CAP] [--role ROLE] [--json]\n"
-	    "       tsi policy eval --dir DIR --root [--claims FILE.json] --path PATH\n"
+	    "       tsi policy eval --dir DIR --root [--claims FILE.json] "
+	    "--path PATH\n"
 	    "                       [--capability CAP] [--json]\n"
 	    "\n"
 	    "check  validate every *.conf file of DIR; prints each error as\n"
 	    "       file:line: reason (exit 2), or a summary (exit 0).\n"
-	    "eval   decide one request: the caller's JWT claims (a JSON object,\n"
+	    "eval   decide one request: the caller's JWT claims (a JSON "
+	    "object,\n"
 	    "       '-' for stdin), an API path without /v1/ (secret/data/x,\n"
 	    "       secret/metadata/x, sys/audit/releases) and a capability\n"
-	    "       (create, read, update, delete, list, audit; default read).\n"
-	    "       With --role the role's bound claims are checked as at login\n"
-	    "       and only its rules count; without, every rule of DIR counts.\n"
+	    "       (create, read, update, delete, list, audit; default "
+	    "read).\n"
+	    "       With --role the role's bound claims are checked as at "
+	    "login\n"
+	    "       and only its rules count; without, every rule of DIR "
+	    "counts.\n"
 	    "       Prints allow or deny, the deciding rule and the reason;\n"
 	    "       --json prints {\"decision\",\"rule\",\"reason\"}.\n"
-	    "       --root decides as for the root token: only guardrails (deny\n"
-	    "       rules with guardrail = true) count; claims default to none.\n"
+	    "       --root decides as for the root token: only guardrails "
+	    "(deny\n"
+	    "       rules with guardrail = true) count; claims default to "
+	    "none.\n"
 	    "       Exit 0 allow, 3 deny, 2 bad usage or bad policy.\n");
 }
 
@@ -72,8 +80,9 @@ cmd_check(int argc, char **argv)
 	int n = 0, r;
 
 	if (argc != 2 || argv[1][0] == '-') {
-		if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
-		    strcmp(argv[1], "-h") == 0)) {
+		if (argc == 2 &&
+		    (strcmp(argv[1], "--help") == 0 ||
+		        strcmp(argv[1], "-h") == 0)) {
 			policy_usage();
 			return TSI_EXIT_OK;
 		}
@@ -84,7 +93,8 @@ cmd_check(int argc, char **argv)
 	if (r < 0)
 		return r == TSI_ERR_ALLOC ? TSI_EXIT_FAIL : TSI_EXIT_USAGE;
 	if (r > 0) {
-		fprintf(stderr, "%s: %d error%s\n", argv[1], r, r == 1 ? "" : "s");
+		fprintf(stderr, "%s: %d error%s\n", argv[1], r,
+		    r == 1 ? "" : "s");
 		return TSI_EXIT_USAGE;
 	}
 	if (tsi_policy_load_dir(argv[1], &p, err, sizeof(err)) != TSI_OK) {
@@ -120,8 +130,8 @@ print_decision(const struct tsi_decision *d, int as_json)
 		free(s);
 		json_decref(o);
 	} else
-		printf("%s\nrule: %s\nreason: %s\n", d->allowed ? "allow" : "deny",
-		    d->rule, d->reason);
+		printf("%s\nrule: %s\nreason: %s\n",
+		    d->allowed ? "allow" : "deny", d->rule, d->reason);
 	return d->allowed ? TSI_EXIT_OK : TSI_EXIT_DENY;
 }
 
@@ -161,40 +171,46 @@ cmd_eval(int argc, char **argv)
 		case 'R': as_root = 1; break;
 		case 'h': policy_usage(); return TSI_EXIT_OK;
 		default:
-			tsi_cli_err("policy eval: unknown or incomplete option '%s'",
+			tsi_cli_err("policy eval: unknown or incomplete option "
+			            "'%s'",
 			    argv[optind - 1]);
 			return TSI_EXIT_USAGE;
 		}
 	}
 	if (optind != argc || dir == NULL || path == NULL ||
 	    (claims_file == NULL && !as_root) || (as_root && role != NULL)) {
-		tsi_cli_err("usage: tsi policy eval --dir DIR --claims FILE.json "
+		tsi_cli_err(
+		    "usage: tsi policy eval --dir DIR --claims FILE.json "
 		    "--path PATH [--capability CAP] [--role ROLE] [--json]\n"
-		    "       tsi policy eval --dir DIR --root [--claims FILE.json] "
+		    "       tsi policy eval --dir DIR --root [--claims "
+		    "FILE.json] "
 		    "--path PATH [--capability CAP] [--json]");
 		return TSI_EXIT_USAGE;
 	}
 	if ((cap = tsi_cap_from_name(capname)) == 0) {
 		tsi_cli_err("unknown capability '%s' (create, read, update, "
-		    "delete, list, audit)", capname);
+		            "delete, list, audit)",
+		    capname);
 		return TSI_EXIT_USAGE;
 	}
 	if (claims_file == NULL)
-		claims = json_object();   /* root has no claims */
+		claims = json_object(); /* root has no claims */
 	else if (strcmp(claims_file, "-") == 0)
 		claims = json_loadf(stdin, JSON_REJECT_DUPLICATES, &jerr);
 	else
-		claims = json_load_file(claims_file, JSON_REJECT_DUPLICATES, &jerr);
+		claims =
+		    json_load_file(claims_file, JSON_REJECT_DUPLICATES, &jerr);
 	if (claims == NULL) {
 		if (claims_file == NULL)
 			tsi_cli_err("out of memory");
 		else
-			tsi_cli_err("%s:%d: %s", claims_file, jerr.line, jerr.text);
+			tsi_cli_err("%s:%d: %s", claims_file, jerr.line,
+			    jerr.text);
 		goto out;
 	}
 	if (!json_is_object(claims)) {
-		tsi_cli_err("%s: claims must be a JSON object", claims_file ?
-		    claims_file : "-");
+		tsi_cli_err("%s: claims must be a JSON object",
+		    claims_file ? claims_file : "-");
 		goto out;
 	}
 	if (tsi_policy_load_dir(dir, &p, err, sizeof(err)) != TSI_OK) {
@@ -242,7 +258,9 @@ policy_main(int argc, char **argv)
 }
 
 static const struct tsi_cli_group policy_group = {
-	"policy", "check policy files, evaluate a request against them",
-	policy_main, policy_usage,
+	"policy",
+	"check policy files, evaluate a request against them",
+	policy_main,
+	policy_usage,
 };
 TSI_CLI_GROUP(policy_group)

@@ -16,16 +16,24 @@
 static void
 token_usage(void)
 {
-	printf("usage: tsi token decode TOKEN|-\n"
-	    "       tsi token verify --ca PEM [--ca PEM...] [--aud A] [--revoke SERIAL|SHA256]...\n"
+	printf(
+	    "usage: tsi token decode TOKEN|-\n"
+	    "       tsi token verify --ca PEM [--ca PEM...] [--aud A] "
+	    "[--revoke SERIAL|SHA256]...\n"
 	    "                        [--skew S] [--now UNIX] TOKEN|-\n\n"
-	    "decode  prints the header and claims as JSON, marked \"verified\": false.\n"
+	    "decode  prints the header and claims as JSON, marked "
+	    "\"verified\": false.\n"
 	    "        Nothing in the output is trusted.\n"
-	    "verify  applies every check of the trust model: alg ES256 only, the x5c\n"
-	    "        chain to a --ca certificate, validity and revocation of every\n"
-	    "        certificate, exp/nbf/iat (skew %d s), aud (default %s), and the\n"
-	    "        location claims against the node certificate. Valid: exit 0 and\n"
-	    "        the claims as JSON on stdout. Refused: exit 1 and one line\n"
+	    "verify  applies every check of the trust model: alg ES256 only, "
+	    "the x5c\n"
+	    "        chain to a --ca certificate, validity and revocation of "
+	    "every\n"
+	    "        certificate, exp/nbf/iat (skew %d s), aud (default %s), "
+	    "and the\n"
+	    "        location claims against the node certificate. Valid: exit "
+	    "0 and\n"
+	    "        the claims as JSON on stdout. Refused: exit 1 and one "
+	    "line\n"
 	    "        'tsi: token refused: <reason>: <detail>' on stderr.\n"
 	    "        --now verifies as of another time (forensics, tests).\n\n"
 	    "exit status: 0 valid/decoded, 1 refused or failure, 2 bad usage\n",
@@ -54,7 +62,8 @@ read_token(const char *arg, char **out)
 		return TSI_ERR_ALLOC;
 	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
 		size_t room = tsi_buf_max(b) - tsi_buf_len(b);
-		if ((ret = tsi_buf_put(b, chunk, n < room ? n : room)) != TSI_OK)
+		if ((ret = tsi_buf_put(b, chunk, n < room ? n : room)) !=
+		    TSI_OK)
 			goto out;
 		if (n > room || room == 0)
 			break; /* over the limit: the verifier says too_large */
@@ -67,8 +76,9 @@ read_token(const char *arg, char **out)
 		ret = TSI_ERR_ALLOC;
 		goto out;
 	}
-	while (len > 0 && (t[len - 1] == '\n' || t[len - 1] == '\r' ||
-	    t[len - 1] == ' ' || t[len - 1] == '\t'))
+	while (len > 0 &&
+	    (t[len - 1] == '\n' || t[len - 1] == '\r' || t[len - 1] == ' ' ||
+	        t[len - 1] == '\t'))
 		t[--len] = '\0';
 	*out = t;
 out:
@@ -112,9 +122,11 @@ token_decode(int argc, char **argv)
 		goto out;
 	}
 	if ((r = tsi_jwt_decode_unverified(tok, &h, &c)) != TSI_OK) {
-		tsi_cli_err("token decode: %s", r == TSI_ERR_TOO_LARGE ?
-		    "token over 16384 bytes" : "not a JWT (three base64url parts "
-		    "of JSON objects, no duplicate member names)");
+		tsi_cli_err("token decode: %s",
+		    r == TSI_ERR_TOO_LARGE
+		        ? "token over 16384 bytes"
+		        : "not a JWT (three base64url parts "
+		          "of JSON objects, no duplicate member names)");
 		goto out;
 	}
 	out = json_pack("{s:b, s:s, s:O, s:O}", "verified", 0, "warning",
@@ -158,8 +170,9 @@ token_verify(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cas[MAX_CAS], *revoked[MAX_REVOKED];
-	struct tsi_verify_opts vo = { .audience = NULL, .now = 0,
-	    .skew = TSI_JWT_DEFAULT_SKEW };
+	struct tsi_verify_opts vo = { .audience = NULL,
+		.now = 0,
+		.skew = TSI_JWT_DEFAULT_SKEW };
 	struct tsi_verify_result res;
 	struct tsi_trust *t = NULL;
 	json_t *claims = NULL;
@@ -186,7 +199,8 @@ token_verify(int argc, char **argv)
 			break;
 		case 'r':
 			if (nrev == MAX_REVOKED) {
-				tsi_cli_err("--revoke: at most %d", MAX_REVOKED);
+				tsi_cli_err("--revoke: at most %d",
+				    MAX_REVOKED);
 				return TSI_EXIT_USAGE;
 			}
 			revoked[nrev++] = optarg;
@@ -221,14 +235,16 @@ token_verify(int argc, char **argv)
 		return TSI_EXIT_FAIL;
 	for (i = 0; i < ncas; i++)
 		if ((r = tsi_trust_add_ca_file(t, cas[i])) != TSI_OK) {
-			tsi_cli_err("--ca %s: %s", cas[i], r == TSI_ERR_IO ?
-			    "cannot read" : "no PEM certificate");
+			tsi_cli_err("--ca %s: %s", cas[i],
+			    r == TSI_ERR_IO ? "cannot read"
+			                    : "no PEM certificate");
 			goto out;
 		}
 	for (i = 0; i < nrev; i++)
 		if (tsi_trust_revoke(t, revoked[i]) != TSI_OK) {
 			tsi_cli_err("--revoke %s: want a hex serial or SHA-256 "
-			    "fingerprint", revoked[i]);
+			            "fingerprint",
+			    revoked[i]);
 			goto out;
 		}
 	ret = TSI_EXIT_FAIL;

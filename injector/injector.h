@@ -26,7 +26,7 @@
 /* tsi.secrets: the rule shared with tsi-sidecar (tsi/secrets_spec.h). */
 #define TSI_INJECTOR_SECRETS_MAX_BYTES TSI_SECRETS_SPEC_MAX_BYTES
 #define TSI_INJECTOR_SECRETS_MAX_ITEMS TSI_SECRETS_MAX
-#define TSI_INJECTOR_PATH_MAX 1024            /* any path we look at */
+#define TSI_INJECTOR_PATH_MAX 1024 /* any path we look at */
 
 /* Names the injector reserves in a pod. */
 #define TSI_INJECTOR_INIT_NAME "tsi-sidecar-init"
@@ -43,9 +43,9 @@
 
 struct tsi_injector_conf {
 	/* All strings are owned by the struct; freed by tsi_injector_conf_free. */
-	char *listen;             /* "host:port" or "[v6]:port" */
-	char *tls_cert;           /* PEM file: certificate (chain) */
-	char *tls_key;            /* PEM file: private key */
+	char *listen;   /* "host:port" or "[v6]:port" */
+	char *tls_cert; /* PEM file: certificate (chain) */
+	char *tls_key;  /* PEM file: private key */
 	char *sidecar_image;
 	char *sidecar_pull_policy;
 	char *sidecar_memory_limit;
@@ -54,13 +54,13 @@ struct tsi_injector_conf {
 	char *vault_ca_configmap; /* NULL: no CA volume (VAULT_CACERT unset) */
 	char *vault_ca_key;
 	char *audience;
-	char *default_role;       /* NULL: tsi.role is required */
-	char *issuer_host_path;   /* normalised, absolute */
-	char *issuer_mount_path;  /* where the pod sees it */
+	char *default_role;      /* NULL: tsi.role is required */
+	char *issuer_host_path;  /* normalised, absolute */
+	char *issuer_mount_path; /* where the pod sees it */
 	char *issuer_socket_name;
 	char *secrets_mount_path; /* normalised, absolute */
 	char *secrets_size_limit;
-	char **protected;         /* normalised host paths no pod may overlap */
+	char **protected; /* normalised host paths no pod may overlap */
 	size_t nprotected;
 	long long max_request_bytes;
 };

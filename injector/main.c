@@ -19,12 +19,17 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: tsi-injector [--config FILE] [run]\n"
-	    "       tsi-injector [--config FILE] review < admissionreview.json\n"
+	    "       tsi-injector [--config FILE] review < "
+	    "admissionreview.json\n"
 	    "       tsi-injector --help | --version\n\n"
-	    "  run      serve POST /mutate and GET /healthz over HTTPS (default)\n"
-	    "  review   decide on one AdmissionReview read from stdin and print\n"
-	    "           the AdmissionReview response (no server, for debugging)\n\n"
-	    "  --config FILE  libconfig file (default /etc/tsi/injector.conf);\n"
+	    "  run      serve POST /mutate and GET /healthz over HTTPS "
+	    "(default)\n"
+	    "  review   decide on one AdmissionReview read from stdin and "
+	    "print\n"
+	    "           the AdmissionReview response (no server, for "
+	    "debugging)\n\n"
+	    "  --config FILE  libconfig file (default "
+	    "/etc/tsi/injector.conf);\n"
 	    "                 settings are described in docs/injector.md\n");
 }
 
@@ -36,10 +41,12 @@ cmd_review(const struct tsi_injector_conf *c)
 	int status, r, rc = EXIT_FAIL;
 
 	if ((r = tsi_file_read("-", (size_t)c->max_request_bytes,
-	    TSI_FILE_DASH_STDIN, &in, &n, NULL, 0)) != TSI_OK) {
+	         TSI_FILE_DASH_STDIN, &in, &n, NULL, 0)) != TSI_OK) {
 		if (r == TSI_ERR_TOO_LARGE)
-			fprintf(stderr, "tsi-injector: input larger than %lld "
-			    "bytes\n", c->max_request_bytes);
+			fprintf(stderr,
+			    "tsi-injector: input larger than %lld "
+			    "bytes\n",
+			    c->max_request_bytes);
 		goto out;
 	}
 	r = tsi_injector_review(c, in, n, &resp, &status);
@@ -93,7 +100,8 @@ main(int argc, char **argv)
 
 	tsi_log_init("tsi-injector", TSI_LOG_INFO);
 	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return EXIT_OK;
 		} else if (strcmp(argv[i], "--version") == 0) {
@@ -103,16 +111,19 @@ main(int argc, char **argv)
 			config = argv[++i];
 		} else if (strncmp(argv[i], "--config=", 9) == 0) {
 			config = argv[i] + 9;
-		} else if (argv[i][0] != '-' && (strcmp(argv[i], "run") == 0 ||
-		    strcmp(argv[i], "review") == 0)) {
+		} else if (argv[i][0] != '-' &&
+		    (strcmp(argv[i], "run") == 0 ||
+		        strcmp(argv[i], "review") == 0)) {
 			cmd = argv[i];
 		} else {
-			fprintf(stderr, "tsi-injector: unknown argument '%s'\n", argv[i]);
+			fprintf(stderr, "tsi-injector: unknown argument '%s'\n",
+			    argv[i]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
-	if ((r = tsi_injector_conf_load(config, &c, err, sizeof(err))) != TSI_OK) {
+	if ((r = tsi_injector_conf_load(config, &c, err, sizeof(err))) !=
+	    TSI_OK) {
 		fprintf(stderr, "tsi-injector: %s\n", err);
 		tsi_log(TSI_LOG_ERROR, "injector.config_invalid",
 		    TSI_LS("error", err));

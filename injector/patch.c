@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ROLE_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+#define ROLE_CHARS \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 #define ROLE_MAX_LEN 128
 
 /* Appends {"op":"add","path":path,"value":value}; steals value. */
@@ -23,7 +24,7 @@ op_add(json_t *ops, const char *path, json_t *value)
 	if (value == NULL)
 		return TSI_ERR_ALLOC;
 	if ((op = json_pack("{s:s, s:s, s:o}", "op", "add", "path", path,
-	    "value", value)) == NULL)
+	         "value", value)) == NULL)
 		return TSI_ERR_ALLOC;
 	return json_array_append_new(ops, op) == 0 ? TSI_OK : TSI_ERR_ALLOC;
 }
@@ -42,48 +43,50 @@ sidecar_container(const struct tsi_injector_conf *c, int once,
 	json_t *ct = NULL, *env, *mounts, *sc;
 
 	if (snprintf(sock, sizeof(sock), "%s/%s", c->issuer_mount_path,
-	    c->issuer_socket_name) >= (int)sizeof(sock))
+	        c->issuer_socket_name) >= (int)sizeof(sock))
 		return NULL;
-	env = json_pack("[o, o, o, o, o]",
-	    env_var("TSI_SECRETS", secrets), env_var("TSI_ROLE", role),
-	    env_var("VAULT_ADDR", c->vault_addr),
+	env = json_pack("[o, o, o, o, o]", env_var("TSI_SECRETS", secrets),
+	    env_var("TSI_ROLE", role), env_var("VAULT_ADDR", c->vault_addr),
 	    env_var("TSI_ISSUER_SOCKET", sock),
 	    env_var("TSI_AUDIENCE", c->audience));
-	mounts = json_pack("[{s:s, s:s}, {s:s, s:s, s:b}]",
-	    "name", TSI_INJECTOR_VOL_SECRETS, "mountPath", c->secrets_mount_path,
+	mounts = json_pack("[{s:s, s:s}, {s:s, s:s, s:b}]", "name",
+	    TSI_INJECTOR_VOL_SECRETS, "mountPath", c->secrets_mount_path,
 	    "name", TSI_INJECTOR_VOL_ISSUER, "mountPath", c->issuer_mount_path,
 	    "readOnly", 1);
 	sc = json_pack("{s:b, s:b, s:b, s:{s:[s]}, s:{s:s}}",
 	    "allowPrivilegeEscalation", 0, "readOnlyRootFilesystem", 1,
-	    "runAsNonRoot", 1, "capabilities", "drop", "ALL",
-	    "seccompProfile", "type", "RuntimeDefault");
+	    "runAsNonRoot", 1, "capabilities", "drop", "ALL", "seccompProfile",
+	    "type", "RuntimeDefault");
 	if (env == NULL || mounts == NULL || sc == NULL ||
-	    json_array_append_new(env, env_var("TSI_SECRETS_DIR",
-	    c->secrets_mount_path)) != 0)
+	    json_array_append_new(env,
+	        env_var("TSI_SECRETS_DIR", c->secrets_mount_path)) != 0)
 		goto fail;
 	if (c->vault_ca_configmap != NULL) {
 		char ca[TSI_INJECTOR_PATH_MAX];
 		if (snprintf(ca, sizeof(ca), "/etc/tsi/vault-ca/%s",
-		    c->vault_ca_key) >= (int)sizeof(ca) ||
-		    json_array_append_new(env, env_var("VAULT_CACERT", ca)) != 0 ||
-		    json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}",
-		    "name", TSI_INJECTOR_VOL_CA, "mountPath", "/etc/tsi/vault-ca",
-		    "readOnly", 1)) != 0)
+		        c->vault_ca_key) >= (int)sizeof(ca) ||
+		    json_array_append_new(env, env_var("VAULT_CACERT", ca)) !=
+		        0 ||
+		    json_array_append_new(mounts,
+		        json_pack("{s:s, s:s, s:b}", "name",
+		            TSI_INJECTOR_VOL_CA, "mountPath",
+		            "/etc/tsi/vault-ca", "readOnly", 1)) != 0)
 			goto fail;
 	}
-	if (uid > 0 && json_object_set_new(sc, "runAsUser", json_integer(uid)) != 0)
+	if (uid > 0 &&
+	    json_object_set_new(sc, "runAsUser", json_integer(uid)) != 0)
 		goto fail;
 	/* Refresh mode is the sidecar's default: only the init container
 	 * gets an argument. */
 	ct = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, "
-	    "s:{s:{s:s, s:s}, s:{s:s}}}",
+	               "s:{s:{s:s, s:s}, s:{s:s}}}",
 	    "name", once ? TSI_INJECTOR_INIT_NAME : TSI_INJECTOR_SIDECAR_NAME,
-	    "image", c->sidecar_image, "imagePullPolicy", c->sidecar_pull_policy,
-	    "env", env, "volumeMounts", mounts, "securityContext", sc,
-	    "resources", "requests", "cpu", "10m", "memory", "16Mi",
-	    "limits", "memory", c->sidecar_memory_limit);
-	if (ct != NULL && once && json_object_set_new(ct, "args",
-	    json_pack("[s]", "--once")) != 0) {
+	    "image", c->sidecar_image, "imagePullPolicy",
+	    c->sidecar_pull_policy, "env", env, "volumeMounts", mounts,
+	    "securityContext", sc, "resources", "requests", "cpu", "10m",
+	    "memory", "16Mi", "limits", "memory", c->sidecar_memory_limit);
+	if (ct != NULL && once &&
+	    json_object_set_new(ct, "args", json_pack("[s]", "--once")) != 0) {
 		json_decref(ct);
 		return NULL;
 	}
@@ -108,40 +111,50 @@ static int
 check_conflicts(const struct tsi_injector_conf *c, const json_t *spec,
     struct tsi_injector_decision *d)
 {
-	static const char *const lists[] = { "initContainers", "containers", NULL };
+	static const char *const lists[] = { "initContainers", "containers",
+		NULL };
 	char norm[TSI_INJECTOR_PATH_MAX];
 	json_t *ct, *vol, *m;
 	const char *s;
 	size_t i, j, k;
 
-	json_array_foreach(json_object_get(spec, "volumes"), i, vol) {
+	json_array_foreach (json_object_get(spec, "volumes"), i, vol) {
 		s = json_string_value(json_object_get(vol, "name"));
-		if (s != NULL && (strcmp(s, TSI_INJECTOR_VOL_SECRETS) == 0 ||
-		    strcmp(s, TSI_INJECTOR_VOL_ISSUER) == 0 ||
-		    strcmp(s, TSI_INJECTOR_VOL_CA) == 0)) {
-			tsi_injector_refuse(d, 403, "volume name %s is reserved "
-			    "for tsi", s);
+		if (s != NULL &&
+		    (strcmp(s, TSI_INJECTOR_VOL_SECRETS) == 0 ||
+		        strcmp(s, TSI_INJECTOR_VOL_ISSUER) == 0 ||
+		        strcmp(s, TSI_INJECTOR_VOL_CA) == 0)) {
+			tsi_injector_refuse(d, 403,
+			    "volume name %s is reserved "
+			    "for tsi",
+			    s);
 			return TSI_ERR_DENIED;
 		}
 	}
 	for (k = 0; lists[k] != NULL; k++)
-		json_array_foreach(json_object_get(spec, lists[k]), i, ct) {
+		json_array_foreach (json_object_get(spec, lists[k]), i, ct) {
 			s = json_string_value(json_object_get(ct, "name"));
-			if (s != NULL && (strcmp(s, TSI_INJECTOR_INIT_NAME) == 0 ||
-			    strcmp(s, TSI_INJECTOR_SIDECAR_NAME) == 0)) {
-				tsi_injector_refuse(d, 403, "container name %s is "
-				    "reserved for tsi", s);
+			if (s != NULL &&
+			    (strcmp(s, TSI_INJECTOR_INIT_NAME) == 0 ||
+			        strcmp(s, TSI_INJECTOR_SIDECAR_NAME) == 0)) {
+				tsi_injector_refuse(d, 403,
+				    "container name %s is "
+				    "reserved for tsi",
+				    s);
 				return TSI_ERR_DENIED;
 			}
-			json_array_foreach(json_object_get(ct, "volumeMounts"), j, m) {
-				s = json_string_value(json_object_get(m, "mountPath"));
+			json_array_foreach (json_object_get(ct, "volumeMounts"),
+			    j, m) {
+				s = json_string_value(
+				    json_object_get(m, "mountPath"));
 				if (s == NULL || s[0] != '/')
 					continue; /* the API server rejects these */
 				if (tsi_injector_path_normalise(s, norm,
-				    sizeof(norm)) != TSI_OK ||
+				        sizeof(norm)) != TSI_OK ||
 				    tsi_injector_path_overlaps(norm,
-				    c->secrets_mount_path)) {
-					tsi_injector_refuse(d, 403, "a volume is "
+				        c->secrets_mount_path)) {
+					tsi_injector_refuse(d, 403,
+					    "a volume is "
 					    "already mounted at or around %s",
 					    c->secrets_mount_path);
 					return TSI_ERR_DENIED;
@@ -161,19 +174,19 @@ add_app_mounts(const struct tsi_injector_conf *c, json_t *ops,
 	size_t i;
 	int r;
 
-	json_array_foreach(json_object_get(spec, list), i, ct) {
+	json_array_foreach (json_object_get(spec, list), i, ct) {
 		json_t *m = json_pack("{s:s, s:s, s:b}", "name",
-		    TSI_INJECTOR_VOL_SECRETS, "mountPath", c->secrets_mount_path,
-		    "readOnly", 1);
+		    TSI_INJECTOR_VOL_SECRETS, "mountPath",
+		    c->secrets_mount_path, "readOnly", 1);
 		if (m == NULL)
 			return TSI_ERR_ALLOC;
 		if (json_is_array(json_object_get(ct, "volumeMounts"))) {
-			snprintf(path, sizeof(path), "/spec/%s/%zu/volumeMounts/-",
-			    list, i);
+			snprintf(path, sizeof(path),
+			    "/spec/%s/%zu/volumeMounts/-", list, i);
 			r = op_add(ops, path, m);
 		} else {
-			snprintf(path, sizeof(path), "/spec/%s/%zu/volumeMounts",
-			    list, i);
+			snprintf(path, sizeof(path),
+			    "/spec/%s/%zu/volumeMounts", list, i);
 			r = op_add(ops, path, json_pack("[o]", m));
 		}
 		if (r != TSI_OK)
@@ -192,12 +205,16 @@ app_uid(const struct tsi_injector_conf *c, const json_t *spec)
 	if (c->sidecar_run_as_user > 0)
 		return c->sidecar_run_as_user;
 	u = json_object_get(json_object_get(json_array_get(json_object_get(spec,
-	    "containers"), 0), "securityContext"), "runAsUser");
+	                                                       "containers"),
+	                                        0),
+	                        "securityContext"),
+	    "runAsUser");
 	if (!json_is_integer(u))
 		u = json_object_get(json_object_get(spec, "securityContext"),
 		    "runAsUser");
-	return json_is_integer(u) && json_integer_value(u) > 0 ?
-	    json_integer_value(u) : 0;
+	return json_is_integer(u) && json_integer_value(u) > 0
+	    ? json_integer_value(u)
+	    : 0;
 }
 
 static int
@@ -236,7 +253,8 @@ tsi_injector_patch_build(const struct tsi_injector_conf *c, const json_t *pod,
 		    TSI_ANN_SECRETS);
 		return;
 	}
-	if (tsi_injector_secrets_validate(c, ann, &canon, why, sizeof(why)) != TSI_OK) {
+	if (tsi_injector_secrets_validate(c, ann, &canon, why, sizeof(why)) !=
+	    TSI_OK) {
 		if (canon == NULL && why[0] == '\0')
 			d->alloc_failed = 1;
 		tsi_injector_refuse(d, 403, "%s", why);
@@ -246,8 +264,10 @@ tsi_injector_patch_build(const struct tsi_injector_conf *c, const json_t *pod,
 	if (!present)
 		role = c->default_role;
 	if (role == NULL || !valid_role(role)) {
-		tsi_injector_refuse(d, 403, "annotation %s must name a role (1-%d "
-		    "characters of [A-Za-z0-9._-])", TSI_ANN_ROLE, ROLE_MAX_LEN);
+		tsi_injector_refuse(d, 403,
+		    "annotation %s must name a role (1-%d "
+		    "characters of [A-Za-z0-9._-])",
+		    TSI_ANN_ROLE, ROLE_MAX_LEN);
 		goto out;
 	}
 	refresh = tsi_injector_annotation(pod, TSI_ANN_REFRESH, &present);
@@ -255,8 +275,10 @@ tsi_injector_patch_build(const struct tsi_injector_conf *c, const json_t *pod,
 		if (refresh != NULL && strcmp(refresh, "true") == 0)
 			want_refresh = 1;
 		else if (refresh == NULL || strcmp(refresh, "false") != 0) {
-			tsi_injector_refuse(d, 403, "annotation %s must be \"true\" "
-			    "or \"false\"", TSI_ANN_REFRESH);
+			tsi_injector_refuse(d, 403,
+			    "annotation %s must be \"true\" "
+			    "or \"false\"",
+			    TSI_ANN_REFRESH);
 			goto out;
 		}
 	}
@@ -270,21 +292,23 @@ tsi_injector_patch_build(const struct tsi_injector_conf *c, const json_t *pod,
 	if ((r = add_app_mounts(c, ops, spec, "initContainers")) != TSI_OK ||
 	    (r = add_app_mounts(c, ops, spec, "containers")) != TSI_OK ||
 	    (r = add_list_items(ops, spec, "initContainers",
-	    sidecar_container(c, 1, canon, role, uid), 1)) != TSI_OK ||
-	    (want_refresh && (r = add_list_items(ops, spec, "containers",
-	    sidecar_container(c, 0, canon, role, uid), 0)) != TSI_OK))
+	         sidecar_container(c, 1, canon, role, uid), 1)) != TSI_OK ||
+	    (want_refresh &&
+	        (r = add_list_items(ops, spec, "containers",
+	             sidecar_container(c, 0, canon, role, uid), 0)) != TSI_OK))
 		goto out;
-	vols = json_pack("[{s:s, s:{s:s, s:s}}, {s:s, s:{s:s, s:s}}]",
-	    "name", TSI_INJECTOR_VOL_SECRETS, "emptyDir", "medium", "Memory",
-	    "sizeLimit", c->secrets_size_limit,
-	    "name", TSI_INJECTOR_VOL_ISSUER, "hostPath", "path",
-	    c->issuer_host_path, "type", "Directory");
+	vols = json_pack("[{s:s, s:{s:s, s:s}}, {s:s, s:{s:s, s:s}}]", "name",
+	    TSI_INJECTOR_VOL_SECRETS, "emptyDir", "medium", "Memory",
+	    "sizeLimit", c->secrets_size_limit, "name", TSI_INJECTOR_VOL_ISSUER,
+	    "hostPath", "path", c->issuer_host_path, "type", "Directory");
 	if (vols == NULL)
 		goto out;
 	if (c->vault_ca_configmap != NULL &&
-	    json_array_append_new(vols, json_pack("{s:s, s:{s:s, s:[{s:s, s:s}]}}",
-	    "name", TSI_INJECTOR_VOL_CA, "configMap", "name", c->vault_ca_configmap,
-	    "items", "key", c->vault_ca_key, "path", c->vault_ca_key)) != 0) {
+	    json_array_append_new(vols,
+	        json_pack("{s:s, s:{s:s, s:[{s:s, s:s}]}}", "name",
+	            TSI_INJECTOR_VOL_CA, "configMap", "name",
+	            c->vault_ca_configmap, "items", "key", c->vault_ca_key,
+	            "path", c->vault_ca_key)) != 0) {
 		json_decref(vols);
 		goto out;
 	}
@@ -294,8 +318,9 @@ tsi_injector_patch_build(const struct tsi_injector_conf *c, const json_t *pod,
 	} else {
 		size_t i;
 		json_t *v;
-		json_array_foreach(vols, i, v)
-			if ((r = op_add(ops, "/spec/volumes/-", json_incref(v))) != TSI_OK) {
+		json_array_foreach (vols, i, v)
+			if ((r = op_add(ops, "/spec/volumes/-",
+			         json_incref(v))) != TSI_OK) {
 				json_decref(vols);
 				goto out;
 			}
@@ -303,7 +328,7 @@ tsi_injector_patch_build(const struct tsi_injector_conf *c, const json_t *pod,
 	}
 	/* annotations exist: tsi.secrets is one of them */
 	if ((r = op_add(ops, "/metadata/annotations/" TSI_ANN_INJECTED,
-	    json_string("true"))) != TSI_OK)
+	         json_string("true"))) != TSI_OK)
 		goto out;
 	d->patch = ops;
 	ops = NULL; /* transferred */

@@ -11,10 +11,10 @@
 
 struct tsi_injector_decision {
 	int allowed;
-	int code;          /* HTTP-like code in response.status when refused */
+	int code; /* HTTP-like code in response.status when refused */
 	int alloc_failed;
-	json_t *patch;     /* owned; NULL: no patch */
-	char reason[512];  /* shown to the pod's author when refused */
+	json_t *patch;    /* owned; NULL: no patch */
+	char reason[512]; /* shown to the pod's author when refused */
 };
 
 /* Marks d refused with code and a formatted reason. */

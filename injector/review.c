@@ -17,8 +17,8 @@
 #define UID_MAX_LEN 128
 
 void
-tsi_injector_refuse(struct tsi_injector_decision *d, int code,
-    const char *fmt, ...)
+tsi_injector_refuse(struct tsi_injector_decision *d, int code, const char *fmt,
+    ...)
 {
 	va_list ap;
 
@@ -33,8 +33,10 @@ tsi_injector_refuse(struct tsi_injector_decision *d, int code,
 const char *
 tsi_injector_annotation(const json_t *pod, const char *key, int *present)
 {
-	json_t *v = json_object_get(json_object_get(json_object_get(pod,
-	    "metadata"), "annotations"), key);
+	json_t *v =
+	    json_object_get(json_object_get(json_object_get(pod, "metadata"),
+	                        "annotations"),
+	        key);
 
 	if (present != NULL)
 		*present = v != NULL;
@@ -54,7 +56,7 @@ check_host_paths(const struct tsi_injector_conf *c, const json_t *pod,
 	size_t i, j, k;
 
 	vols = json_object_get(json_object_get(pod, "spec"), "volumes");
-	json_array_foreach(vols, i, vol) {
+	json_array_foreach (vols, i, vol) {
 		if ((hp = json_object_get(vol, "hostPath")) == NULL)
 			continue;
 		name = json_string_value(json_object_get(vol, "name"));
@@ -62,27 +64,37 @@ check_host_paths(const struct tsi_injector_conf *c, const json_t *pod,
 			name = "?";
 		if (old != NULL) {
 			int same = 0;
-			json_array_foreach(json_object_get(json_object_get(old,
-			    "spec"), "volumes"), j, ovol)
+			json_array_foreach (json_object_get(json_object_get(old,
+			                                        "spec"),
+			                        "volumes"),
+			    j, ovol)
 				if (json_equal(ovol, vol))
 					same = 1;
 			if (same)
 				continue;
 		}
 		path = json_string_value(json_object_get(hp, "path"));
-		if (path == NULL || tsi_injector_path_normalise(path, norm,
-		    sizeof(norm)) != TSI_OK) {
-			tsi_injector_refuse(d, 403, "volume %s: hostPath.path must "
-			    "be an absolute path", name);
+		if (path == NULL ||
+		    tsi_injector_path_normalise(path, norm, sizeof(norm)) !=
+		        TSI_OK) {
+			tsi_injector_refuse(d, 403,
+			    "volume %s: hostPath.path must "
+			    "be an absolute path",
+			    name);
 			return TSI_ERR_DENIED;
 		}
 		for (k = 0; k < c->nprotected; k++)
 			if (tsi_injector_path_overlaps(norm, c->protected[k])) {
-				tsi_injector_refuse(d, 403, "volume %s: hostPath %s "
-				    "overlaps the protected host path %s (it reaches "
-				    "the tsi-issuer's directory, the identity it "
-				    "gives, or other pods' secrets); pods may not "
-				    "mount it", name, norm, c->protected[k]);
+				tsi_injector_refuse(d, 403,
+				    "volume %s: hostPath %s "
+				    "overlaps the protected host path %s (it "
+				    "reaches "
+				    "the tsi-issuer's directory, the identity "
+				    "it "
+				    "gives, or other pods' secrets); pods may "
+				    "not "
+				    "mount it",
+				    name, norm, c->protected[k]);
 				return TSI_ERR_DENIED;
 			}
 	}
@@ -96,9 +108,10 @@ find_container(const json_t *list, const char *name)
 	json_t *ct;
 	size_t i;
 
-	json_array_foreach(list, i, ct)
+	json_array_foreach (list, i, ct)
 		if (json_is_string(json_object_get(ct, "name")) &&
-		    strcmp(json_string_value(json_object_get(ct, "name")), name) == 0)
+		    strcmp(json_string_value(json_object_get(ct, "name")),
+		        name) == 0)
 			return ct;
 	return NULL;
 }
@@ -109,13 +122,16 @@ image_changed(const json_t *pod, const json_t *old, const char *list,
 {
 	json_t *a, *b;
 
-	a = find_container(json_object_get(json_object_get(pod, "spec"), list), name);
-	b = find_container(json_object_get(json_object_get(old, "spec"), list), name);
+	a = find_container(json_object_get(json_object_get(pod, "spec"), list),
+	    name);
+	b = find_container(json_object_get(json_object_get(old, "spec"), list),
+	    name);
 	if (a == NULL && b == NULL)
 		return 0;
 	if (a == NULL || b == NULL)
 		return 1;
-	return !json_equal(json_object_get(a, "image"), json_object_get(b, "image"));
+	return !json_equal(json_object_get(a, "image"),
+	    json_object_get(b, "image"));
 }
 
 static void
@@ -129,22 +145,33 @@ check_update(const json_t *pod, const json_t *old,
 
 	for (i = 0; anns[i] != NULL; i++) {
 		json_t *a = json_object_get(json_object_get(json_object_get(pod,
-		    "metadata"), "annotations"), anns[i]);
+		                                                "metadata"),
+		                                "annotations"),
+		    anns[i]);
 		json_t *b = json_object_get(json_object_get(json_object_get(old,
-		    "metadata"), "annotations"), anns[i]);
-		if ((a == NULL) != (b == NULL) || (a != NULL && !json_equal(a, b))) {
-			tsi_injector_refuse(d, 403, "annotation %s cannot change "
-			    "after the pod is created", anns[i]);
+		                                                "metadata"),
+		                                "annotations"),
+		    anns[i]);
+		if ((a == NULL) != (b == NULL) ||
+		    (a != NULL && !json_equal(a, b))) {
+			tsi_injector_refuse(d, 403,
+			    "annotation %s cannot change "
+			    "after the pod is created",
+			    anns[i]);
 			return;
 		}
 	}
 	inj = tsi_injector_annotation(old, TSI_ANN_INJECTED, NULL);
 	if ((inj != NULL && strcmp(inj, "true") == 0) ||
 	    find_container(json_object_get(json_object_get(old, "spec"),
-	    "initContainers"), TSI_INJECTOR_INIT_NAME) != NULL) {
-		if (image_changed(pod, old, "initContainers", TSI_INJECTOR_INIT_NAME) ||
-		    image_changed(pod, old, "containers", TSI_INJECTOR_SIDECAR_NAME)) {
-			tsi_injector_refuse(d, 403, "the tsi-sidecar image of an "
+	                       "initContainers"),
+	        TSI_INJECTOR_INIT_NAME) != NULL) {
+		if (image_changed(pod, old, "initContainers",
+		        TSI_INJECTOR_INIT_NAME) ||
+		    image_changed(pod, old, "containers",
+		        TSI_INJECTOR_SIDECAR_NAME)) {
+			tsi_injector_refuse(d, 403,
+			    "the tsi-sidecar image of an "
 			    "injected pod cannot change");
 			return;
 		}
@@ -169,21 +196,25 @@ decide(const struct tsi_injector_conf *c, const json_t *req,
     struct tsi_injector_decision *d)
 {
 	const char *op = json_string_value(json_object_get(req, "operation"));
-	const char *sub = json_string_value(json_object_get(req, "subResource"));
+	const char *sub =
+	    json_string_value(json_object_get(req, "subResource"));
 	const json_t *pod = json_object_get(req, "object");
 	const json_t *old = json_object_get(req, "oldObject");
 
 	d->allowed = 1;
-	if (!is_pod_kind(req) || (sub != NULL && sub[0] != '\0') || op == NULL ||
+	if (!is_pod_kind(req) || (sub != NULL && sub[0] != '\0') ||
+	    op == NULL ||
 	    (strcmp(op, "CREATE") != 0 && strcmp(op, "UPDATE") != 0))
 		return; /* not ours to judge */
-	if (!json_is_object(pod) || !json_is_object(json_object_get(pod, "spec"))) {
+	if (!json_is_object(pod) ||
+	    !json_is_object(json_object_get(pod, "spec"))) {
 		tsi_injector_refuse(d, 400, "request.object is not a pod");
 		return;
 	}
 	if (strcmp(op, "UPDATE") == 0) {
 		if (!json_is_object(old)) {
-			tsi_injector_refuse(d, 400, "request.oldObject is missing");
+			tsi_injector_refuse(d, 400,
+			    "request.oldObject is missing");
 			return;
 		}
 		if (check_host_paths(c, pod, old, d) != TSI_OK)
@@ -202,7 +233,8 @@ b64(const char *s)
 	size_t n = strlen(s);
 	unsigned char *out;
 
-	if (n > (size_t)(1 << 28) || (out = malloc(4 * ((n + 2) / 3) + 1)) == NULL)
+	if (n > (size_t)(1 << 28) ||
+	    (out = malloc(4 * ((n + 2) / 3) + 1)) == NULL)
 		return NULL;
 	EVP_EncodeBlock(out, (const unsigned char *)s, (int)n);
 	return (char *)out;
@@ -242,9 +274,12 @@ tsi_injector_review(const struct tsi_injector_conf *c, const char *body,
 	    strcmp(kind, "AdmissionReview") != 0 || !json_is_object(req) ||
 	    uid == NULL || uid[0] == '\0' || strlen(uid) > UID_MAX_LEN) {
 		tsi_log(TSI_LOG_WARN, "admission.bad_request",
-		    TSI_LS("reason", root == NULL ? jerr.text :
-		    "not an admission.k8s.io/v1 AdmissionReview with a request.uid"));
-		*resp = error_body("expected an admission.k8s.io/v1 AdmissionReview "
+		    TSI_LS("reason",
+		        root == NULL ? jerr.text
+		                     : "not an admission.k8s.io/v1 "
+		                       "AdmissionReview with a request.uid"));
+		*resp = error_body(
+		    "expected an admission.k8s.io/v1 AdmissionReview "
 		    "with request.uid");
 		rc = *resp ? TSI_ERR_PARSE : TSI_ERR_ALLOC;
 		goto out;
@@ -254,23 +289,28 @@ tsi_injector_review(const struct tsi_injector_conf *c, const char *body,
 		rc = TSI_ERR_ALLOC;
 		goto out;
 	}
-	if ((r = json_pack("{s:s, s:b}", "uid", uid, "allowed", d.allowed)) == NULL ||
-	    (out = json_pack("{s:s, s:s, s:o}", "apiVersion", "admission.k8s.io/v1",
-	    "kind", "AdmissionReview", "response", r)) == NULL) {
+	if ((r = json_pack("{s:s, s:b}", "uid", uid, "allowed", d.allowed)) ==
+	        NULL ||
+	    (out = json_pack("{s:s, s:s, s:o}", "apiVersion",
+	         "admission.k8s.io/v1", "kind", "AdmissionReview", "response",
+	         r)) == NULL) {
 		rc = TSI_ERR_ALLOC;
 		goto out;
 	}
 	if (!d.allowed) {
-		if (json_object_set_new(r, "status", json_pack("{s:s, s:s, s:i, s:s}",
-		    "status", "Failure", "reason", d.code == 400 ? "BadRequest" :
-		    "Forbidden", "code", d.code, "message", d.reason)) != 0) {
+		if (json_object_set_new(r, "status",
+		        json_pack("{s:s, s:s, s:i, s:s}", "status", "Failure",
+		            "reason",
+		            d.code == 400 ? "BadRequest" : "Forbidden", "code",
+		            d.code, "message", d.reason)) != 0) {
 			rc = TSI_ERR_ALLOC;
 			goto out;
 		}
 	} else if (d.patch != NULL) {
 		if ((patch = json_dumps(d.patch, JSON_COMPACT)) == NULL ||
 		    (enc = b64(patch)) == NULL ||
-		    json_object_set_new(r, "patchType", json_string("JSONPatch")) != 0 ||
+		    json_object_set_new(r, "patchType",
+		        json_string("JSONPatch")) != 0 ||
 		    json_object_set_new(r, "patch", json_string(enc)) != 0) {
 			rc = TSI_ERR_ALLOC;
 			goto out;
@@ -283,14 +323,20 @@ tsi_injector_review(const struct tsi_injector_conf *c, const char *body,
 	ns = json_string_value(json_object_get(req, "namespace"));
 	name = json_string_value(json_object_get(req, "name"));
 	if (name == NULL || name[0] == '\0')
-		name = json_string_value(json_object_get(json_object_get(
-		    json_object_get(req, "object"), "metadata"), "generateName"));
+		name = json_string_value(
+		    json_object_get(json_object_get(json_object_get(req,
+		                                        "object"),
+		                        "metadata"),
+		        "generateName"));
 	op = json_string_value(json_object_get(req, "operation"));
 	tsi_log(d.allowed ? TSI_LOG_INFO : TSI_LOG_WARN, "admission.decision",
 	    TSI_LS("uid", uid), TSI_LS("operation", op ? op : ""),
 	    TSI_LS("namespace", ns ? ns : ""), TSI_LS("pod", name ? name : ""),
-	    TSI_LS("decision", !d.allowed ? "refused" : d.patch ? "patched" :
-	    "allowed"), TSI_LS("reason", d.reason));
+	    TSI_LS("decision",
+	        !d.allowed    ? "refused"
+	            : d.patch ? "patched"
+	                      : "allowed"),
+	    TSI_LS("reason", d.reason));
 	*status = 200;
 	rc = TSI_OK;
 out:

@@ -23,13 +23,13 @@ tsi_injector_secrets_validate(const struct tsi_injector_conf *c,
 	*canon = NULL;
 	len = strlen(annotation);
 	if ((r = tsi_secrets_spec_parse(TSI_ANN_SECRETS, annotation, len,
-	    c->secrets_mount_path, &spec, why, whylen)) != TSI_OK)
+	         c->secrets_mount_path, &spec, why, whylen)) != TSI_OK)
 		return r;
 	tsi_secrets_spec_free(spec);
 	/* Valid: the sidecar gets this canonical text, never the raw one. */
 	r = TSI_ERR_ALLOC;
-	if ((arr = json_loadb(annotation, len, JSON_REJECT_DUPLICATES,
-	    NULL)) == NULL)
+	if ((arr = json_loadb(annotation, len, JSON_REJECT_DUPLICATES, NULL)) ==
+	    NULL)
 		goto out;
 	if ((*canon = json_dumps(arr, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
 		goto out;

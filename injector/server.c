@@ -23,7 +23,7 @@
 struct tsi_injector_server {
 	const struct tsi_injector_conf *conf; /* borrowed */
 	struct MHD_Daemon *mhd;
-	struct tsi_tls_creds *tls;  /* replaced on SIGHUP */
+	struct tsi_tls_creds *tls; /* replaced on SIGHUP */
 };
 
 struct request {
@@ -83,7 +83,8 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (*upload_size > 0) {
 		if (rq->body == NULL &&
-		    (rq->body = tsi_buf_new((size_t)s->conf->max_request_bytes)) == NULL)
+		    (rq->body = tsi_buf_new(
+		         (size_t)s->conf->max_request_bytes)) == NULL)
 			return MHD_NO;
 		if (!rq->too_large &&
 		    tsi_buf_put(rq->body, upload, *upload_size) != TSI_OK)
@@ -93,7 +94,8 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (strcmp(url, "/healthz") == 0) {
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-			return respond(conn, 405, "{\"errors\":[\"method not allowed\"]}",
+			return respond(conn, 405,
+			    "{\"errors\":[\"method not allowed\"]}",
 			    "application/json");
 		return respond(conn, 200, "ok\n", "text/plain");
 	}
@@ -101,12 +103,14 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 		return respond(conn, 404, "{\"errors\":[\"not found\"]}",
 		    "application/json");
 	if (strcmp(method, "POST") != 0)
-		return respond(conn, 405, "{\"errors\":[\"method not allowed\"]}",
+		return respond(conn, 405,
+		    "{\"errors\":[\"method not allowed\"]}",
 		    "application/json");
 	if (rq->too_large) {
 		tsi_log(TSI_LOG_WARN, "admission.too_large",
 		    TSI_LI("max", s->conf->max_request_bytes));
-		return respond(conn, 413, "{\"errors\":[\"request body too large\"]}",
+		return respond(conn, 413,
+		    "{\"errors\":[\"request body too large\"]}",
 		    "application/json");
 	}
 	r = tsi_injector_review(s->conf, rq->body ? tsi_buf_str(rq->body) : "",
@@ -144,8 +148,8 @@ tsi_injector_server_start(const struct tsi_injector_conf *c,
 	socklen_t sslen;
 	int lfd = -1;
 	char err[512] = "";
-	unsigned flags = MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD |
-	    MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	int r;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
@@ -159,7 +163,7 @@ tsi_injector_server_start(const struct tsi_injector_conf *c,
 	}
 	/* The same checks and cipher policy as tsi-vault (lib/tls.c). */
 	if ((r = tsi_tls_creds_load(c->tls_cert, c->tls_key, &s->tls, err,
-	    sizeof(err))) != TSI_OK) {
+	         sizeof(err))) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "injector.tls_invalid",
 		    TSI_LS("error", err));
 		goto fail;
@@ -183,8 +187,7 @@ tsi_injector_server_start(const struct tsi_injector_conf *c,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)64,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_END);
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (s->mhd == NULL) {
 		tsi_log(TSI_LOG_ERROR, "injector.start_failed",
 		    TSI_LS("listen", c->listen));

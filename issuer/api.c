@@ -28,10 +28,10 @@ struct tsi_api {
 	struct tsi_minter *minter;
 	struct tsi_resolver *resolver;
 	struct tsi_monitor *monitor;
-	struct tsi_front *front;        /* privsep: the signer mints */
+	struct tsi_front *front; /* privsep: the signer mints */
 	struct MHD_Daemon *daemon;
 	int fd;
-	int own_socket;                 /* bound here: unlinked at stop */
+	int own_socket; /* bound here: unlinked at stop */
 	/* Connections wait at accept until the API is opened (the front
 	 * end's sandbox is in place before it reads a byte from the network). */
 	pthread_mutex_t gate_mu;
@@ -42,9 +42,9 @@ struct tsi_api {
 /* Who is on the other end, taken once when the connection is accepted. */
 struct peer {
 	int ok;
-	struct tsi_peer id;             /* checked again for every request */
-	uint32_t handle;                /* privsep: the signer's name for it */
-	struct tsi_claims_memo *memo;   /* this caller's encoded claims */
+	struct tsi_peer id;           /* checked again for every request */
+	uint32_t handle;              /* privsep: the signer's name for it */
+	struct tsi_claims_memo *memo; /* this caller's encoded claims */
 	/* A request whose resolution waits for work on another thread
 	 * (hashing an executable) is suspended, not left holding its
 	 * event-loop thread; the worker's wake resumes it. suspended and
@@ -112,12 +112,11 @@ reply(struct MHD_Connection *c, unsigned int status, json_t *body)
 	char *text;
 	size_t len;
 
-	if (body == NULL ||
-	    (text = json_dumps(body, JSON_COMPACT)) == NULL)
+	if (body == NULL || (text = json_dumps(body, JSON_COMPACT)) == NULL)
 		return MHD_NO;
 	len = strlen(text);
 	ret = reply_text(c, status, text, len);
-	tsi_freezero(text, len);     /* may hold a token */
+	tsi_freezero(text, len); /* may hold a token */
 	return ret;
 }
 
@@ -132,7 +131,8 @@ reply_token(struct MHD_Connection *c, const char *token, long long exp)
 	static const char head[] = "{\"token\":\"";
 	/* The base64url alphabet and '.': one table lookup per byte of a
 	 * token of a few KiB (the x5c chain is in its header). */
-	static const char jws_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	static const char jws_chars[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "abcdefghijklmnopqrstuvwxyz0123456789-_.";
 	struct body *b;
 	size_t tl = strlen(token), off, cap;
@@ -218,16 +218,18 @@ notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 		return;
 	}
 	p->conn = c;
-	p->memo = tsi_claims_memo_new();     /* NULL: no reuse, still correct */
+	p->memo = tsi_claims_memo_new(); /* NULL: no reuse, still correct */
 	p->id.stat_fd = -1;
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (api->front != NULL) {
 		/* The signer identifies the caller itself (privsep.h). */
-		if (ci != NULL && tsi_front_identify(api->front, ci->connect_fd,
-		    &p->id, &p->handle) == TSI_OK)
+		if (ci != NULL &&
+		    tsi_front_identify(api->front, ci->connect_fd, &p->id,
+		        &p->handle) == TSI_OK)
 			p->ok = 1;
-	} else if (ci != NULL && tsi_peer_take(api->cfg->proc_root,
-	    api->cfg->resolver, ci->connect_fd, &p->id) == TSI_OK)
+	} else if (ci != NULL &&
+	    tsi_peer_take(api->cfg->proc_root, api->cfg->resolver,
+	        ci->connect_fd, &p->id) == TSI_OK)
 		p->ok = 1;
 	*socket_context = p;
 }
@@ -296,20 +298,20 @@ token_front(struct tsi_api *api, struct MHD_Connection *c, struct peer *p,
 	wake.arg = p;
 	if (api->cfg->resolver == TSI_RESOLVER_KUBELET)
 		while ((r = tsi_resolver_resolve(api->resolver, &p->id, &p->rs,
-		    &wake, &w)) == TSI_ERR_AGAIN)
+		            &wake, &w)) == TSI_ERR_AGAIN)
 			if (peer_suspend(p, c))
 				return MHD_YES;
 	if (r == TSI_OK)
 		while ((r = tsi_front_sign(api->front, p->handle, aud,
-		    p->id.container, w, &wake, &token, &exp, reason,
-		    sizeof(reason))) == TSI_ERR_AGAIN)
+		            p->id.container, w, &wake, &token, &exp, reason,
+		            sizeof(reason))) == TSI_ERR_AGAIN)
 			if (peer_suspend(p, c)) {
 				tsi_workload_free(w);
 				return MHD_YES;
 			}
 	if (r == TSI_ERR_TPM_UNAVAILABLE || r == TSI_ERR_TPM) {
-		tsi_log(TSI_LOG_WARN, "token.unavailable", TSI_LI("pid",
-		    p->id.pid), TSI_LS("reason", reason));
+		tsi_log(TSI_LOG_WARN, "token.unavailable",
+		    TSI_LI("pid", p->id.pid), TSI_LS("reason", reason));
 		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "TPM unavailable, retry later");
 		goto out;
@@ -317,8 +319,10 @@ token_front(struct tsi_api *api, struct MHD_Connection *c, struct peer *p,
 	if (r == TSI_ERR_UNIDENTIFIED || r == TSI_ERR_PARSE ||
 	    r == TSI_ERR_NOT_FOUND || r == TSI_ERR_DENIED) {
 		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->id.pid),
-		    TSI_LI("uid", p->id.uid), TSI_LS("reason", tsi_strerror(r)));
-		ret = reply_error(c, MHD_HTTP_FORBIDDEN, "caller not identifiable");
+		    TSI_LI("uid", p->id.uid),
+		    TSI_LS("reason", tsi_strerror(r)));
+		ret = reply_error(c, MHD_HTTP_FORBIDDEN,
+		    "caller not identifiable");
 		goto out;
 	}
 	if (r == TSI_ERR_IO || r == TSI_ERR_TOO_LARGE) {
@@ -359,7 +363,8 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	enum MHD_Result ret;
 	int r;
 
-	(void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_arg, &a);
+	(void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_arg,
+	    &a);
 	if (a.n_other > 0)
 		return reply_error(c, MHD_HTTP_BAD_REQUEST,
 		    "only the aud parameter may be given");
@@ -375,18 +380,19 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	}
 	if (api->front != NULL)
 		return token_front(api, c, p, a.aud);
-	if (tsi_monitor_status(api->monitor, reason, sizeof(reason)) != TSI_OK) {
-		tsi_log(TSI_LOG_WARN, "token.unavailable", TSI_LI("pid",
-		    p->id.pid), TSI_LS("reason", reason));
+	if (tsi_monitor_status(api->monitor, reason, sizeof(reason)) !=
+	    TSI_OK) {
+		tsi_log(TSI_LOG_WARN, "token.unavailable",
+		    TSI_LI("pid", p->id.pid), TSI_LS("reason", reason));
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "TPM unavailable, retry later");
 	}
 	wake.fn = peer_wake;
 	wake.arg = p;
 	while ((r = tsi_resolver_resolve(api->resolver, &p->id, &p->rs, &wake,
-	    &w)) == TSI_ERR_AGAIN)
+	            &w)) == TSI_ERR_AGAIN)
 		if (peer_suspend(p, c))
-			return MHD_YES;    /* asked again once resumed */
+			return MHD_YES; /* asked again once resumed */
 	/* The pid must still be the process that connected, running what
 	 * it ran then, after everything was read about it. */
 	if (r == TSI_OK)
@@ -394,8 +400,10 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	if (r == TSI_ERR_UNIDENTIFIED || r == TSI_ERR_PARSE ||
 	    r == TSI_ERR_NOT_FOUND) {
 		tsi_log(TSI_LOG_WARN, "token.denied", TSI_LI("pid", p->id.pid),
-		    TSI_LI("uid", p->id.uid), TSI_LS("reason", tsi_strerror(r)));
-		ret = reply_error(c, MHD_HTTP_FORBIDDEN, "caller not identifiable");
+		    TSI_LI("uid", p->id.uid),
+		    TSI_LS("reason", tsi_strerror(r)));
+		ret = reply_error(c, MHD_HTTP_FORBIDDEN,
+		    "caller not identifiable");
 		goto out;
 	}
 	if (r != TSI_OK) {
@@ -407,7 +415,8 @@ handle_token(struct tsi_api *api, struct MHD_Connection *c)
 	}
 	r = tsi_minter_mint_memo(api->minter, w, a.aud, p->memo, &token, &exp);
 	if (r == TSI_ERR_TPM_UNAVAILABLE || r == TSI_ERR_TPM) {
-		tsi_monitor_report(api->monitor, r, "signing failed: TPM unavailable");
+		tsi_monitor_report(api->monitor, r,
+		    "signing failed: TPM unavailable");
 		ret = reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "TPM unavailable, retry later");
 		goto out;
@@ -438,8 +447,9 @@ handle_jwks(struct tsi_api *api, struct MHD_Connection *c)
 	enum MHD_Result ret;
 	int r;
 
-	if ((r = api->front != NULL ? tsi_front_jwks(api->front, &jwks) :
-	    tsi_minter_jwks(api->minter, &jwks)) != TSI_OK)
+	if ((r = api->front != NULL
+	            ? tsi_front_jwks(api->front, &jwks)
+	            : tsi_minter_jwks(api->minter, &jwks)) != TSI_OK)
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		    "internal error");
 	ret = reply(c, MHD_HTTP_OK, jwks);
@@ -462,7 +472,7 @@ handle_health(struct tsi_api *api, struct MHD_Connection *c)
 	else {
 		loc = tsi_minter_location(api->minter);
 		if ((r = tsi_monitor_status(api->monitor, reason,
-		    sizeof(reason))) == TSI_OK) {
+		         sizeof(reason))) == TSI_OK) {
 			if (tsi_minter_kid(api->minter, kid) != TSI_OK)
 				kid[0] = '\0';
 			(void)snprintf(cluster, sizeof(cluster), "%s",
@@ -475,12 +485,16 @@ handle_health(struct tsi_api *api, struct MHD_Connection *c)
 		    reason);
 	else
 		b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "tpm", "ok",
-		    "signing", api->cfg->signing == TSI_SIGNING_TPM ? "tpm" :
-		    "delegated", "resolver", api->cfg->resolver ==
-		    TSI_RESOLVER_UNIX ? "unix" : "kubelet", "kid", kid,
-		    "cluster-name", cluster, "datacenter", dc);
-	ret = reply(c, json_object_get(b, "reason") ? MHD_HTTP_SERVICE_UNAVAILABLE :
-	    MHD_HTTP_OK, b);
+		    "signing",
+		    api->cfg->signing == TSI_SIGNING_TPM ? "tpm" : "delegated",
+		    "resolver",
+		    api->cfg->resolver == TSI_RESOLVER_UNIX ? "unix"
+		                                            : "kubelet",
+		    "kid", kid, "cluster-name", cluster, "datacenter", dc);
+	ret = reply(c,
+	    json_object_get(b, "reason") ? MHD_HTTP_SERVICE_UNAVAILABLE
+	                                 : MHD_HTTP_OK,
+	    b);
 	json_decref(b);
 	return ret;
 }
@@ -503,7 +517,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {
-		*upload_data_size = 0;     /* bodies are ignored */
+		*upload_data_size = 0; /* bodies are ignored */
 		return MHD_YES;
 	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
@@ -558,21 +572,24 @@ tsi_api_bind(const struct tsi_issuer_config *cfg, int *out)
 	 * issuer still running (two issuers would split the node's callers). */
 	if (lstat(cfg->socket, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			tsi_log(TSI_LOG_ERROR, "api.socket", TSI_LS("path",
-			    cfg->socket), TSI_LS("error", "exists and is not a socket"));
+			tsi_log(TSI_LOG_ERROR, "api.socket",
+			    TSI_LS("path", cfg->socket),
+			    TSI_LS("error", "exists and is not a socket"));
 			return TSI_ERR_EXISTS;
 		}
 		if (tsi_api_socket_in_use(cfg->socket)) {
-			tsi_log(TSI_LOG_ERROR, "api.socket", TSI_LS("path",
-			    cfg->socket), TSI_LS("error", "address in use: "
-			    "another tsi-issuer serves it"));
+			tsi_log(TSI_LOG_ERROR, "api.socket",
+			    TSI_LS("path", cfg->socket),
+			    TSI_LS("error",
+			        "address in use: "
+			        "another tsi-issuer serves it"));
 			return TSI_ERR_EXISTS;
 		}
 		(void)unlink(cfg->socket);
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		goto fail;
-	old = umask(0177);     /* no window with a wider mode than configured */
+	old = umask(0177); /* no window with a wider mode than configured */
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		umask(old);
 		goto fail;
@@ -580,8 +597,9 @@ tsi_api_bind(const struct tsi_issuer_config *cfg, int *out)
 	umask(old);
 	if (cfg->socket_group != NULL) {
 		if ((gr = getgrnam(cfg->socket_group)) == NULL) {
-			tsi_log(TSI_LOG_ERROR, "api.socket", TSI_LS("group",
-			    cfg->socket_group), TSI_LS("error", "no such group"));
+			tsi_log(TSI_LOG_ERROR, "api.socket",
+			    TSI_LS("group", cfg->socket_group),
+			    TSI_LS("error", "no such group"));
 			r = TSI_ERR_CONFIG;
 			goto fail_unlink;
 		}
@@ -647,8 +665,8 @@ start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
 	/* Every setting that shapes a request's cost comes from api_mhd.h,
 	 * shared with the benchmark's floor (bench/issuer_hello.c); the
 	 * connection notifier is ours (peer credentials at accept). */
-	a->daemon = MHD_start_daemon(TSI_ISSUER_MHD_FLAGS, 0, gate, a,
-	    handler, a, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)a->fd,
+	a->daemon = MHD_start_daemon(TSI_ISSUER_MHD_FLAGS, 0, gate, a, handler,
+	    a, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)a->fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, tsi_issuer_mhd_threads(),
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_clients,
@@ -656,7 +674,8 @@ start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, TSI_ISSUER_CONN_MEMORY,
 	    MHD_OPTION_END);
 	if (a->daemon == NULL) {
-		tsi_log(TSI_LOG_ERROR, "api.start", TSI_LS("path", cfg->socket));
+		tsi_log(TSI_LOG_ERROR, "api.start",
+		    TSI_LS("path", cfg->socket));
 		close(a->fd);
 		if (own_socket)
 			(void)unlink(cfg->socket);
@@ -710,7 +729,7 @@ tsi_api_stop(struct tsi_api *a)
 	 * waiting request is woken first, and none waits after this. */
 	tsi_resolver_stop(a->resolver);
 	if (a->daemon != NULL)
-		MHD_stop_daemon(a->daemon);     /* closes the listen socket */
+		MHD_stop_daemon(a->daemon); /* closes the listen socket */
 	else if (a->fd >= 0)
 		close(a->fd);
 	if (a->own_socket)

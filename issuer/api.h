@@ -27,9 +27,9 @@ int tsi_api_socket_in_use(const char *path);
  * file, never one a server still answers on: TSI_ERR_EXISTS), sets its
  * mode and group, and serves. Everything passed is borrowed
  * until tsi_api_stop. *out: tsi_api_stop. */
-int tsi_api_start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
-    struct tsi_resolver *resolver, struct tsi_monitor *monitor,
-    struct tsi_api **out);
+int tsi_api_start(const struct tsi_issuer_config *cfg,
+    struct tsi_minter *minter, struct tsi_resolver *resolver,
+    struct tsi_monitor *monitor, struct tsi_api **out);
 
 /* Binds cfg->socket as tsi_api_start does, without serving: *out is the
  * listening socket (close-on-exec). */

@@ -23,7 +23,7 @@
  * instead of holding its event-loop thread and every connection on it. */
 #define TSI_ISSUER_MHD_FLAGS \
 	((unsigned int)(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | \
-	MHD_ALLOW_SUSPEND_RESUME))
+	    MHD_ALLOW_SUSPEND_RESUME))
 
 /* Concurrent connections unless the config's max_clients says otherwise. */
 #define TSI_ISSUER_MAX_CLIENTS_DEFAULT 64

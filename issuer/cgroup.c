@@ -30,7 +30,8 @@ is_hex64(const char *p, size_t n)
 	if (n != 64)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+		if (!((p[i] >= '0' && p[i] <= '9') ||
+		        (p[i] >= 'a' && p[i] <= 'f')))
 			return 0;
 	return 1;
 }
@@ -72,7 +73,7 @@ path_id(const char *path, const char *end, const char **id)
 
 		if (cid != NULL) {
 			if (found != NULL)
-				return TSI_ERR_PARSE;     /* nested */
+				return TSI_ERR_PARSE; /* nested */
 			found = cid;
 		}
 		comp = ce + 1;
@@ -118,7 +119,7 @@ tsi_cgroup_container_id(const char *text, size_t len, char id[65])
 			v1_end = le;
 		} else if (le - path != v1_end - v1 ||
 		    memcmp(path, v1, (size_t)(le - path)) != 0)
-			return TSI_ERR_PARSE;     /* controllers disagree */
+			return TSI_ERR_PARSE; /* controllers disagree */
 		line = le + 1;
 	}
 	if (v1 != NULL) {
@@ -126,8 +127,9 @@ tsi_cgroup_container_id(const char *text, size_t len, char id[65])
 			return r;
 		/* The unified line of a hybrid host: the same path, or none
 		 * of a container at all. */
-		if (v2 != NULL && (v2_end - v2 != v1_end - v1 ||
-		    memcmp(v2, v1, (size_t)(v1_end - v1)) != 0)) {
+		if (v2 != NULL &&
+		    (v2_end - v2 != v1_end - v1 ||
+		        memcmp(v2, v1, (size_t)(v1_end - v1)) != 0)) {
 			const char *other;
 			if (path_id(v2, v2_end, &other) != TSI_ERR_NOT_FOUND)
 				return TSI_ERR_PARSE;

@@ -15,12 +15,34 @@
 #include <string.h>
 
 static const char *const allowed_keys[] = {
-	"tcti", "state_dir", "node_cert", "socket", "socket_mode",
-	"socket_group", "signing", "resolver", "trust_domain", "token_ttl",
-	"session_ttl", "proc_root", "kubelet_url", "kubelet_token_file",
-	"kubelet_ca_file", "kubelet_cache_ms", "sidecar_images", "node_name",
-	"max_clients", "log_level", "max_exe_size", "attest_url", "attest_ca",
-	"node_ca", "renew_percent", "privsep", "front_user", "front_seccomp",
+	"tcti",
+	"state_dir",
+	"node_cert",
+	"socket",
+	"socket_mode",
+	"socket_group",
+	"signing",
+	"resolver",
+	"trust_domain",
+	"token_ttl",
+	"session_ttl",
+	"proc_root",
+	"kubelet_url",
+	"kubelet_token_file",
+	"kubelet_ca_file",
+	"kubelet_cache_ms",
+	"sidecar_images",
+	"node_name",
+	"max_clients",
+	"log_level",
+	"max_exe_size",
+	"attest_url",
+	"attest_ca",
+	"node_ca",
+	"renew_percent",
+	"privsep",
+	"front_user",
+	"front_seccomp",
 	NULL,
 };
 
@@ -35,7 +57,8 @@ tsi_issuer_is_digest(const char *s)
 	if (s == NULL || strncmp(s, "sha256:", 7) != 0 || strlen(s) != 71)
 		return 0;
 	for (i = 7; i < 71; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		        (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return 1;
 }
@@ -52,7 +75,7 @@ url_host(const char *url, char *host, size_t hostlen)
 		return 0;
 	p += 3;
 	if (memchr(p, '@', strcspn(p, "/?#")) != NULL)
-		return 0;       /* no credentials in the URL */
+		return 0; /* no credentials in the URL */
 	if (*p == '[') {
 		if ((end = strchr(p, ']')) == NULL)
 			return 0;
@@ -108,8 +131,8 @@ dup_str(const struct tsi_config *c, const char *key, const char *def,
 		return TSI_OK;
 	}
 	if (v[0] == '\0') {
-		tsi_errf(err, errlen, "%s:%d: '%s' must not be empty", AT(c, key),
-		    key);
+		tsi_errf(err, errlen, "%s:%d: '%s' must not be empty",
+		    AT(c, key), key);
 		return TSI_ERR_CONFIG;
 	}
 	if ((*out = strdup(v)) == NULL)
@@ -142,7 +165,7 @@ valid_trust_domain(const char *s)
 	for (i = 0; i < n; i++) {
 		char ch = s[i];
 		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-		    ch == '.' || ch == '-' || ch == '_'))
+		        ch == '.' || ch == '-' || ch == '_'))
 			return 0;
 	}
 	return 1;
@@ -173,23 +196,27 @@ check_front(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	int r;
 
 	if ((r = dup_str(c, "front_user", "nobody", 0, &ic->front_user, err,
-	    errlen)) != TSI_OK)
+	         errlen)) != TSI_OK)
 		return r;
 	if (names_root(ic->front_user)) {
-		tsi_errf(err, errlen, "%s:%d: 'front_user' must not be root: the "
-		    "front end parses what workloads send", AT(c, "front_user"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'front_user' must not be root: the "
+		    "front end parses what workloads send",
+		    AT(c, "front_user"));
 		return TSI_ERR_CONFIG;
 	}
-	if ((r = tsi_config_str(c, "front_seccomp", "kill", &s, err,
-	    errlen)) != TSI_OK)
+	if ((r = tsi_config_str(c, "front_seccomp", "kill", &s, err, errlen)) !=
+	    TSI_OK)
 		return r;
 	if (strcmp(s, "kill") == 0)
 		ic->front_seccomp_log = 0;
 	else if (strcmp(s, "log") == 0)
 		ic->front_seccomp_log = 1;
 	else {
-		tsi_errf(err, errlen, "%s:%d: 'front_seccomp' must be \"kill\" or "
-		    "\"log\"", AT(c, "front_seccomp"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'front_seccomp' must be \"kill\" or "
+		    "\"log\"",
+		    AT(c, "front_seccomp"));
 		return TSI_ERR_CONFIG;
 	}
 	return TSI_OK;
@@ -208,51 +235,56 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	if ((r = tsi_config_check_keys(c, allowed_keys, err, errlen)) != TSI_OK)
 		return r;
 	if ((r = dup_str(c, "tcti", "device:/dev/tpmrm0", 0, &ic->tcti, err,
-	    errlen)) != TSI_OK ||
+	         errlen)) != TSI_OK ||
 	    (r = dup_str(c, "state_dir", "/var/lib/tsi-issuer", 0,
-	    &ic->state_dir, err, errlen)) != TSI_OK ||
+	         &ic->state_dir, err, errlen)) != TSI_OK ||
 	    (r = dup_str(c, "socket", "/run/tsi/issuer.sock", 0, &ic->socket,
-	    err, errlen)) != TSI_OK ||
+	         err, errlen)) != TSI_OK ||
 	    (r = dup_str(c, "socket_group", NULL, 0, &ic->socket_group, err,
-	    errlen)) != TSI_OK ||
+	         errlen)) != TSI_OK ||
 	    (r = dup_str(c, "trust_domain", NULL, 1, &ic->trust_domain, err,
-	    errlen)) != TSI_OK ||
+	         errlen)) != TSI_OK ||
 	    (r = dup_str(c, "proc_root", "/proc", 0, &ic->proc_root, err,
-	    errlen)) != TSI_OK ||
+	         errlen)) != TSI_OK ||
 	    (r = dup_str(c, "kubelet_url", "https://127.0.0.1:10250", 0,
-	    &ic->kubelet_url, err, errlen)) != TSI_OK ||
+	         &ic->kubelet_url, err, errlen)) != TSI_OK ||
 	    (r = dup_str(c, "kubelet_token_file",
-	    "/var/run/secrets/kubernetes.io/serviceaccount/token", 0,
-	    &ic->kubelet_token_file, err, errlen)) != TSI_OK ||
+	         "/var/run/secrets/kubernetes.io/serviceaccount/token", 0,
+	         &ic->kubelet_token_file, err, errlen)) != TSI_OK ||
 	    (r = dup_str(c, "kubelet_ca_file",
-	    "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", 0,
-	    &ic->kubelet_ca_file, err, errlen)) != TSI_OK ||
+	         "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", 0,
+	         &ic->kubelet_ca_file, err, errlen)) != TSI_OK ||
 	    (r = dup_str(c, "node_name", NULL, 0, &ic->node_name, err,
-	    errlen)) != TSI_OK ||
+	         errlen)) != TSI_OK ||
 	    (r = dup_str(c, "log_level", NULL, 0, &ic->log_level, err,
-	    errlen)) != TSI_OK)
+	         errlen)) != TSI_OK)
 		return r;
 	if (tsi_config_line(c, "node_cert") == 0) {
 		size_t len = strlen(ic->state_dir) + sizeof("/node.pem");
 		if ((ic->node_cert = malloc(len)) == NULL)
 			return TSI_ERR_ALLOC;
-		(void)snprintf(ic->node_cert, len, "%s/node.pem", ic->state_dir);
+		(void)snprintf(ic->node_cert, len, "%s/node.pem",
+		    ic->state_dir);
 	} else if ((r = dup_str(c, "node_cert", NULL, 1, &ic->node_cert, err,
-	    errlen)) != TSI_OK)
+	                errlen)) != TSI_OK)
 		return r;
 	if ((r = dup_str(c, "attest_url", NULL, 0, &ic->attest_url, err,
-	    errlen)) != TSI_OK ||
+	         errlen)) != TSI_OK ||
 	    (r = dup_str(c, "attest_ca", NULL, 0, &ic->attest_ca, err,
-	    errlen)) != TSI_OK)
+	         errlen)) != TSI_OK)
 		return r;
-	if (ic->attest_url != NULL && !tsi_issuer_attest_url_ok(ic->attest_url)) {
-		tsi_errf(err, errlen, "%s:%d: 'attest_url' must be https://HOST[:PORT] "
-		    "(plain http only to a loopback address)", AT(c, "attest_url"));
+	if (ic->attest_url != NULL &&
+	    !tsi_issuer_attest_url_ok(ic->attest_url)) {
+		tsi_errf(err, errlen,
+		    "%s:%d: 'attest_url' must be https://HOST[:PORT] "
+		    "(plain http only to a loopback address)",
+		    AT(c, "attest_url"));
 		return TSI_ERR_CONFIG;
 	}
 	if (ic->attest_url != NULL && ic->attest_ca == NULL &&
 	    strncmp(ic->attest_url, "https://", 8) == 0) {
-		tsi_errf(err, errlen, "%s:%d: 'attest_ca' is required with an "
+		tsi_errf(err, errlen,
+		    "%s:%d: 'attest_ca' is required with an "
 		    "https 'attest_url' (the CA that verifies tsi-attest)",
 		    AT(c, "attest_url"));
 		return TSI_ERR_CONFIG;
@@ -260,41 +292,50 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	if (tsi_config_line(c, "node_ca") == 0) {
 		/* Next to the node certificate. */
 		const char *slash = strrchr(ic->node_cert, '/');
-		size_t dir = slash != NULL ? (size_t)(slash - ic->node_cert) + 1 : 0;
+		size_t dir =
+		    slash != NULL ? (size_t)(slash - ic->node_cert) + 1 : 0;
 		size_t len = dir + sizeof("node-ca.pem");
 		if ((ic->node_ca = malloc(len)) == NULL)
 			return TSI_ERR_ALLOC;
 		(void)snprintf(ic->node_ca, len, "%.*snode-ca.pem", (int)dir,
 		    ic->node_cert);
 	} else if ((r = dup_str(c, "node_ca", NULL, 1, &ic->node_ca, err,
-	    errlen)) != TSI_OK)
+	                errlen)) != TSI_OK)
 		return r;
 	if (strcmp(ic->node_ca, ic->node_cert) == 0) {
-		tsi_errf(err, errlen, "%s:%d: 'node_ca' must not be the node_cert "
-		    "file", AT(c, "node_ca"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'node_ca' must not be the node_cert "
+		    "file",
+		    AT(c, "node_ca"));
 		return TSI_ERR_CONFIG;
 	}
-	if ((r = get_int(c, "renew_percent", 20, 1, 90, &ic->renew_percent,
-	    err, errlen)) != TSI_OK)
+	if ((r = get_int(c, "renew_percent", 20, 1, 90, &ic->renew_percent, err,
+	         errlen)) != TSI_OK)
 		return r;
 	if ((r = check_front(c, ic, err, errlen)) != TSI_OK)
 		return r;
 	if (!valid_trust_domain(ic->trust_domain)) {
-		tsi_errf(err, errlen, "%s:%d: 'trust_domain' must be lower-case "
-		    "letters, digits, '.', '-' or '_'", AT(c, "trust_domain"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'trust_domain' must be lower-case "
+		    "letters, digits, '.', '-' or '_'",
+		    AT(c, "trust_domain"));
 		return TSI_ERR_CONFIG;
 	}
 	if (ic->log_level != NULL && strcmp(ic->log_level, "debug") != 0 &&
 	    strcmp(ic->log_level, "info") != 0 &&
 	    strcmp(ic->log_level, "warn") != 0 &&
 	    strcmp(ic->log_level, "error") != 0) {
-		tsi_errf(err, errlen, "%s:%d: 'log_level' must be debug, info, "
-		    "warn or error", AT(c, "log_level"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'log_level' must be debug, info, "
+		    "warn or error",
+		    AT(c, "log_level"));
 		return TSI_ERR_CONFIG;
 	}
 	if (strncmp(ic->kubelet_url, "https://", 8) != 0) {
-		tsi_errf(err, errlen, "%s:%d: 'kubelet_url' must start with "
-		    "https://", AT(c, "kubelet_url"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'kubelet_url' must start with "
+		    "https://",
+		    AT(c, "kubelet_url"));
 		return TSI_ERR_CONFIG;
 	}
 
@@ -306,8 +347,10 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	else if (strcmp(s, "tpm") == 0)
 		ic->signing = TSI_SIGNING_TPM;
 	else {
-		tsi_errf(err, errlen, "%s:%d: 'signing' must be \"delegated\" or "
-		    "\"tpm\"", AT(c, "signing"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'signing' must be \"delegated\" or "
+		    "\"tpm\"",
+		    AT(c, "signing"));
 		return TSI_ERR_CONFIG;
 	}
 	if ((r = tsi_config_str(c, "resolver", "kubelet", &s, err, errlen)) !=
@@ -318,8 +361,10 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	else if (strcmp(s, "unix") == 0)
 		ic->resolver = TSI_RESOLVER_UNIX;
 	else {
-		tsi_errf(err, errlen, "%s:%d: 'resolver' must be \"kubelet\" or "
-		    "\"unix\"", AT(c, "resolver"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'resolver' must be \"kubelet\" or "
+		    "\"unix\"",
+		    AT(c, "resolver"));
 		return TSI_ERR_CONFIG;
 	}
 
@@ -329,44 +374,48 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 		return r;
 	mode = strtoul(s, &end, 8);
 	if (s[0] == '\0' || *end != '\0' || mode > 0777) {
-		tsi_errf(err, errlen, "%s:%d: 'socket_mode' must be octal such as "
-		    "\"0660\"", AT(c, "socket_mode"));
+		tsi_errf(err, errlen,
+		    "%s:%d: 'socket_mode' must be octal such as "
+		    "\"0660\"",
+		    AT(c, "socket_mode"));
 		return TSI_ERR_CONFIG;
 	}
 	ic->socket_mode = (mode_t)mode;
 
 	if ((r = get_int(c, "token_ttl", 300, 1, TSI_TOKEN_TTL_MAX,
-	    &ic->token_ttl, err, errlen)) != TSI_OK ||
+	         &ic->token_ttl, err, errlen)) != TSI_OK ||
 	    (r = get_int(c, "session_ttl", 3600, 120, 7 * 24 * 3600,
-	    &ic->session_ttl, err, errlen)) != TSI_OK ||
+	         &ic->session_ttl, err, errlen)) != TSI_OK ||
 	    (r = get_int(c, "kubelet_cache_ms", 2000, 0, 600000,
-	    &ic->kubelet_cache_ms, err, errlen)) != TSI_OK ||
-	    (r = get_int(c, "max_clients",
-	    TSI_ISSUER_MAX_CLIENTS_DEFAULT, 1, 10000, &ic->max_clients, err,
-	    errlen)) != TSI_OK ||
+	         &ic->kubelet_cache_ms, err, errlen)) != TSI_OK ||
+	    (r = get_int(c, "max_clients", TSI_ISSUER_MAX_CLIENTS_DEFAULT, 1,
+	         10000, &ic->max_clients, err, errlen)) != TSI_OK ||
 	    (r = tsi_config_int(c, "max_exe_size",
-	    TSI_ISSUER_MAX_EXE_SIZE_DEFAULT, 1024LL * 1024,
-	    64LL * 1024 * 1024 * 1024, &ic->max_exe_size, err, errlen)) !=
-	    TSI_OK ||
-	    (r = tsi_config_bool(c, "privsep", 1, &ic->privsep, err,
-	    errlen)) != TSI_OK)
+	         TSI_ISSUER_MAX_EXE_SIZE_DEFAULT, 1024LL * 1024,
+	         64LL * 1024 * 1024 * 1024, &ic->max_exe_size, err, errlen)) !=
+	        TSI_OK ||
+	    (r = tsi_config_bool(c, "privsep", 1, &ic->privsep, err, errlen)) !=
+	        TSI_OK)
 		return r;
 	/* A session certificate is replaced at half life and a token must
 	 * not outlive the certificate that signed it. */
 	if (ic->signing == TSI_SIGNING_DELEGATED &&
 	    ic->session_ttl < 2 * ic->token_ttl + 120) {
-		tsi_errf(err, errlen, "%s:%d: 'session_ttl' must be at least "
-		    "2 * token_ttl + 120 (%d)", AT(c, "session_ttl"),
-		    2 * ic->token_ttl + 120);
+		tsi_errf(err, errlen,
+		    "%s:%d: 'session_ttl' must be at least "
+		    "2 * token_ttl + 120 (%d)",
+		    AT(c, "session_ttl"), 2 * ic->token_ttl + 120);
 		return TSI_ERR_CONFIG;
 	}
 
 	if ((r = tsi_config_strlist(c, "sidecar_images", &list, &n, err,
-	    errlen)) != TSI_OK)
+	         errlen)) != TSI_OK)
 		return r;
 	if (n > TSI_ISSUER_SIDECARS_MAX) {
-		tsi_errf(err, errlen, "%s:%d: 'sidecar_images' has more than %d "
-		    "entries", AT(c, "sidecar_images"), TSI_ISSUER_SIDECARS_MAX);
+		tsi_errf(err, errlen,
+		    "%s:%d: 'sidecar_images' has more than %d "
+		    "entries",
+		    AT(c, "sidecar_images"), TSI_ISSUER_SIDECARS_MAX);
 		r = TSI_ERR_CONFIG;
 		goto out;
 	}
@@ -376,7 +425,8 @@ check(struct tsi_config *c, struct tsi_issuer_config *ic, char *err,
 	}
 	for (i = 0; i < n; i++) {
 		if (!tsi_issuer_is_digest(list[i])) {
-			tsi_errf(err, errlen, "%s:%d: 'sidecar_images' entries must "
+			tsi_errf(err, errlen,
+			    "%s:%d: 'sidecar_images' entries must "
 			    "be sha256:<64 lower-case hex>, not '%s'",
 			    AT(c, "sidecar_images"), list[i]);
 			r = TSI_ERR_CONFIG;

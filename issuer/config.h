@@ -8,8 +8,14 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-enum tsi_signing_mode { TSI_SIGNING_DELEGATED = 0, TSI_SIGNING_TPM = 1 };
-enum tsi_resolver_kind { TSI_RESOLVER_KUBELET = 0, TSI_RESOLVER_UNIX = 1 };
+enum tsi_signing_mode {
+	TSI_SIGNING_DELEGATED = 0,
+	TSI_SIGNING_TPM = 1
+};
+enum tsi_resolver_kind {
+	TSI_RESOLVER_KUBELET = 0,
+	TSI_RESOLVER_UNIX = 1
+};
 
 #define TSI_TOKEN_TTL_MAX 3600
 #define TSI_ISSUER_SIDECARS_MAX 16
@@ -25,32 +31,32 @@ struct tsi_issuer_config {
 	char *node_cert;
 	char *socket;
 	mode_t socket_mode;
-	char *socket_group;             /* NULL: leave the group as created */
+	char *socket_group; /* NULL: leave the group as created */
 	enum tsi_signing_mode signing;
 	enum tsi_resolver_kind resolver;
 	char *trust_domain;
-	int token_ttl;                  /* seconds, 1..3600 */
-	int session_ttl;                /* seconds, delegated session certificates */
+	int token_ttl;   /* seconds, 1..3600 */
+	int session_ttl; /* seconds, delegated session certificates */
 	char *proc_root;
 	char *kubelet_url;
-	char *kubelet_token_file;       /* NULL: no bearer token */
-	char *kubelet_ca_file;          /* NULL: the system CA store */
+	char *kubelet_token_file; /* NULL: no bearer token */
+	char *kubelet_ca_file;    /* NULL: the system CA store */
 	int kubelet_cache_ms;
-	char **sidecar_images;          /* "sha256:<64 hex>", lower case */
+	char **sidecar_images; /* "sha256:<64 hex>", lower case */
 	size_t n_sidecar_images;
-	char *node_name;                /* NULL: the host name */
+	char *node_name; /* NULL: the host name */
 	int max_clients;
-	long long max_exe_size;         /* unix: larger executables are refused */
-	char *log_level;                /* NULL: info */
-	int privsep;                    /* signer + front end (default 1) */
+	long long max_exe_size; /* unix: larger executables are refused */
+	char *log_level;        /* NULL: info */
+	int privsep;            /* signer + front end (default 1) */
 	/* Attested enrollment (docs/issuer.md): */
-	char *attest_url;               /* NULL: no enrollment, node_cert by hand */
-	char *attest_ca;                /* CA file that verifies tsi-attest's TLS */
-	char *node_ca;                  /* where the node CA is written */
-	int renew_percent;              /* enroll again in the last N % of life */
+	char *attest_url;  /* NULL: no enrollment, node_cert by hand */
+	char *attest_ca;   /* CA file that verifies tsi-attest's TLS */
+	char *node_ca;     /* where the node CA is written */
+	int renew_percent; /* enroll again in the last N % of life */
 	/* The front end's sandbox (issuer/sandbox.h): */
-	char *front_user;               /* "name", "uid" or "uid:gid"; never root */
-	int front_seccomp_log;          /* 1: violations logged, not killed */
+	char *front_user;      /* "name", "uid" or "uid:gid"; never root */
+	int front_seccomp_log; /* 1: violations logged, not killed */
 };
 
 /* Loads and checks path. On failure returns TSI_ERR_CONFIG or TSI_ERR_IO with

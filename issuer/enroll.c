@@ -32,13 +32,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#define REASON_MAX 200           /* of a server's error text we repeat */
+#define REASON_MAX 200 /* of a server's error text we repeat */
 #define PEM_MAX (32 * 1024)
 #define HTTP_TIMEOUT_S 30L
 #define CONNECT_TIMEOUT_S 10L
 
-static int
-fail(char *reason, size_t reasonlen, int r, const char *fmt, ...)
+static int fail(char *reason, size_t reasonlen, int r, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -160,7 +159,8 @@ tsi_enroll_parse_start(const char *body, size_t len,
 		return fail(reason, reasonlen, TSI_ERR_TOO_LARGE,
 		    "the answer is larger than %d bytes", TSI_ENROLL_BODY_MAX);
 	if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) ==
-	    NULL || !json_is_object(root)) {
+	        NULL ||
+	    !json_is_object(root)) {
 		fail(reason, reasonlen, r, "the answer is not a JSON object");
 		goto out;
 	}
@@ -178,55 +178,66 @@ tsi_enroll_parse_start(const char *body, size_t len,
 	memcpy(out->nonce_hex, s, 65);
 	if ((s = str_member(root, "credential_blob")) == NULL ||
 	    b64_decode(s, TSI_ENROLL_BLOB_MAX, &out->blob, &out->blob_len) !=
-	    0) {
-		fail(reason, reasonlen, r, "'credential_blob' is not base64 of "
-		    "at most %d bytes", TSI_ENROLL_BLOB_MAX);
+	        0) {
+		fail(reason, reasonlen, r,
+		    "'credential_blob' is not base64 of "
+		    "at most %d bytes",
+		    TSI_ENROLL_BLOB_MAX);
 		goto out;
 	}
 	if ((s = str_member(root, "encrypted_secret")) == NULL ||
 	    b64_decode(s, TSI_ENROLL_BLOB_MAX, &out->secret,
-	    &out->secret_len) != 0) {
-		fail(reason, reasonlen, r, "'encrypted_secret' is not base64 of "
-		    "at most %d bytes", TSI_ENROLL_BLOB_MAX);
+	        &out->secret_len) != 0) {
+		fail(reason, reasonlen, r,
+		    "'encrypted_secret' is not base64 of "
+		    "at most %d bytes",
+		    TSI_ENROLL_BLOB_MAX);
 		goto out;
 	}
 	sel = json_object_get(root, "pcr_selection");
 	if (!json_is_object(sel) || json_object_size(sel) == 0) {
-		fail(reason, reasonlen, r, "'pcr_selection' is not an object "
+		fail(reason, reasonlen, r,
+		    "'pcr_selection' is not an object "
 		    "naming a PCR bank");
 		goto out;
 	}
-	json_object_foreach(sel, bank, v) {
+	json_object_foreach (sel, bank, v) {
 		if (strcmp(bank, "sha256") != 0) {
 			r = TSI_ERR_UNSUPPORTED;
-			fail(reason, reasonlen, r, "'pcr_selection' asks for the "
+			fail(reason, reasonlen, r,
+			    "'pcr_selection' asks for the "
 			    "PCR bank '%.32s'; this issuer quotes sha256 only",
 			    bank);
 			goto out;
 		}
 		if (!json_is_array(v) || json_array_size(v) == 0) {
-			fail(reason, reasonlen, r, "'pcr_selection.sha256' is not "
+			fail(reason, reasonlen, r,
+			    "'pcr_selection.sha256' is not "
 			    "a list of PCR numbers");
 			goto out;
 		}
-		json_array_foreach(v, i, e) {
+		json_array_foreach (v, i, e) {
 			json_int_t pcr;
 			if (!json_is_integer(e) ||
 			    (pcr = json_integer_value(e)) < 0 ||
 			    pcr >= TSI_TPM_PCRS ||
 			    (out->pcr_mask & (1u << pcr))) {
-				fail(reason, reasonlen, r, "'pcr_selection.sha256' "
+				fail(reason, reasonlen, r,
+				    "'pcr_selection.sha256' "
 				    "holds something other than distinct PCR "
-				    "numbers 0..%d", TSI_TPM_PCRS - 1);
+				    "numbers 0..%d",
+				    TSI_TPM_PCRS - 1);
 				goto out;
 			}
 			out->pcr_mask |= 1u << pcr;
 		}
 	}
 	v = json_object_get(root, "expires_in");
-	if (v != NULL && (!json_is_integer(v) || json_integer_value(v) <= 0 ||
-	    json_integer_value(v) > 3600)) {
-		fail(reason, reasonlen, r, "'expires_in' is not a number of "
+	if (v != NULL &&
+	    (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+	        json_integer_value(v) > 3600)) {
+		fail(reason, reasonlen, r,
+		    "'expires_in' is not a number of "
 		    "seconds");
 		goto out;
 	}
@@ -253,7 +264,8 @@ tsi_enroll_parse_finish(const char *body, size_t len,
 		return fail(reason, reasonlen, TSI_ERR_TOO_LARGE,
 		    "the answer is larger than %d bytes", TSI_ENROLL_BODY_MAX);
 	if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) ==
-	    NULL || !json_is_object(root)) {
+	        NULL ||
+	    !json_is_object(root)) {
 		fail(reason, reasonlen, r, "the answer is not a JSON object");
 		goto out;
 	}
@@ -261,9 +273,11 @@ tsi_enroll_parse_finish(const char *body, size_t len,
 	ca = str_member(root, "ca");
 	node = str_member(root, "node");
 	v = json_object_get(root, "expires_at");
-	if (cert == NULL || strstr(cert, "-----BEGIN CERTIFICATE-----") ==
-	    NULL || strlen(cert) > PEM_MAX) {
-		fail(reason, reasonlen, r, "'certificate' is not a PEM "
+	if (cert == NULL ||
+	    strstr(cert, "-----BEGIN CERTIFICATE-----") == NULL ||
+	    strlen(cert) > PEM_MAX) {
+		fail(reason, reasonlen, r,
+		    "'certificate' is not a PEM "
 		    "certificate");
 		goto out;
 	}
@@ -342,13 +356,13 @@ server_reason(const struct tsi_buf *body, char *out, size_t outlen)
 	size_t i, n = 0;
 
 	out[0] = '\0';
-	root = json_loadb((const char *)tsi_buf_ptr(body), tsi_buf_len(body),
-	    0, NULL);
+	root = json_loadb((const char *)tsi_buf_ptr(body), tsi_buf_len(body), 0,
+	    NULL);
 	errs = json_object_get(root, "errors");
 	if (json_is_array(errs) && json_is_string(json_array_get(errs, 0)))
 		s = json_string_value(json_array_get(errs, 0));
-	for (i = 0; s != NULL && s[i] != '\0' && n + 1 < outlen &&
-	    i < REASON_MAX; i++)
+	for (i = 0;
+	     s != NULL && s[i] != '\0' && n + 1 < outlen && i < REASON_MAX; i++)
 		out[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
 	out[n] = '\0';
 	if (n == 0)
@@ -360,9 +374,8 @@ server_reason(const struct tsi_buf *body, char *out, size_t outlen)
  * body (at most TSI_ENROLL_BODY_MAX). Transport failures: TSI_ERR_IO. */
 static int
 post(const struct tsi_issuer_config *cfg, const struct stopper *stop,
-    const char *path,
-    const char *body, long *status, struct tsi_buf *answer, char *reason,
-    size_t reasonlen)
+    const char *path, const char *body, long *status, struct tsi_buf *answer,
+    char *reason, size_t reasonlen)
 {
 	struct curl_slist *hdrs = NULL;
 	struct resp rs = { answer, 0 };
@@ -380,8 +393,8 @@ post(const struct tsi_issuer_config *cfg, const struct stopper *stop,
 		return fail(reason, reasonlen, TSI_ERR_CONFIG,
 		    "attest_url is too long");
 	if ((c = curl_easy_init()) == NULL ||
-	    (hdrs = curl_slist_append(NULL, "Content-Type: application/json")) ==
-	    NULL) {
+	    (hdrs = curl_slist_append(NULL,
+	         "Content-Type: application/json")) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
@@ -437,14 +450,14 @@ refusal_hint(const char *why)
 {
 	if (strstr(why, "not registered") != NULL)
 		return "an operator must register this node's EK (tsi node "
-		    "register)";
+		       "register)";
 	if (strstr(why, "no longer registered") != NULL)
 		return "the node was removed from the inventory while it "
-		    "enrolled; an operator must register it again (tsi node "
-		    "register)";
+		       "enrolled; an operator must register it again (tsi node "
+		       "register)";
 	if (strstr(why, "revoked") != NULL)
 		return "the node is registered but revoked; an operator must "
-		    "trust it again (tsi node trust)";
+		       "trust it again (tsi node trust)";
 	if (strstr(why, "policy") != NULL)
 		return "see tsi node show for the quoted PCRs";
 	return "see tsi-attest's log and audit records for this TPM";
@@ -460,31 +473,43 @@ refused(const char *step, long status, const struct tsi_buf *answer,
 	server_reason(answer, why, sizeof(why));
 	switch (status) {
 	case 400:
-		return fail(reason, reasonlen, TSI_ERR_PARSE, "tsi-attest "
-		    "refused %s as malformed (400): %s", step, why);
+		return fail(reason, reasonlen, TSI_ERR_PARSE,
+		    "tsi-attest "
+		    "refused %s as malformed (400): %s",
+		    step, why);
 	case 403:
 		/* tsi-attest answers 403 for every refusal: an unregistered EK
 		 * at start, but also a revoked node, a rejected EK certificate
 		 * or AK, bad evidence, a PCR policy. The hint follows the
 		 * server's reason so that the operator is sent to the right
 		 * command, never told to register a node that is registered. */
-		return fail(reason, reasonlen, TSI_ERR_DENIED, "tsi-attest "
+		return fail(reason, reasonlen, TSI_ERR_DENIED,
+		    "tsi-attest "
 		    "refused %s at %s (403): %s; %s",
-		    strstr(step, "start") != NULL ? "enrollment" :
-		    "this TPM's evidence", step, why, refusal_hint(why));
+		    strstr(step, "start") != NULL ? "enrollment"
+		                                  : "this TPM's evidence",
+		    step, why, refusal_hint(why));
 	case 410:
-		return fail(reason, reasonlen, TSI_ERR_EXPIRED, "tsi-attest "
+		return fail(reason, reasonlen, TSI_ERR_EXPIRED,
+		    "tsi-attest "
 		    "no longer knows the enrollment session (410: unknown, "
-		    "expired or used): %s; enrollment starts again", why);
+		    "expired or used): %s; enrollment starts again",
+		    why);
 	case 413:
-		return fail(reason, reasonlen, TSI_ERR_TOO_LARGE, "tsi-attest "
-		    "refused %s as too large (413): %s", step, why);
+		return fail(reason, reasonlen, TSI_ERR_TOO_LARGE,
+		    "tsi-attest "
+		    "refused %s as too large (413): %s",
+		    step, why);
 	case 503:
-		return fail(reason, reasonlen, TSI_ERR_AGAIN, "tsi-attest is "
-		    "unavailable (503): %s; retry later", why);
+		return fail(reason, reasonlen, TSI_ERR_AGAIN,
+		    "tsi-attest is "
+		    "unavailable (503): %s; retry later",
+		    why);
 	default:
-		return fail(reason, reasonlen, TSI_ERR_IO, "tsi-attest answered "
-		    "%s with HTTP %ld: %s", step, status, why);
+		return fail(reason, reasonlen, TSI_ERR_IO,
+		    "tsi-attest answered "
+		    "%s with HTTP %ld: %s",
+		    step, status, why);
 	}
 }
 
@@ -501,14 +526,17 @@ write_atomic(const char *path, const char *text, mode_t mode)
 	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
 	if (n < 0 || (size_t)n >= sizeof(tmp))
 		return TSI_ERR_TOO_LARGE;
-	n = snprintf(dir, sizeof(dir), "%.*s", slash == NULL ? 1 :
-	    slash == path ? 1 : (int)(slash - path), slash == NULL ? "." :
-	    path);
+	n = snprintf(dir, sizeof(dir), "%.*s",
+	    slash == NULL       ? 1
+	        : slash == path ? 1
+	                        : (int)(slash - path),
+	    slash == NULL ? "." : path);
 	if (n < 0 || (size_t)n >= sizeof(dir))
 		return TSI_ERR_TOO_LARGE;
 	(void)unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW, mode)) < 0)
+	if ((fd = open(tmp,
+	         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)) <
+	    0)
 		goto out;
 	while (off < len) {
 		ssize_t w = write(fd, text + off, len - off);
@@ -570,8 +598,8 @@ tsi_enroll_due(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	if (tsi_x509_key_matches(cert, tsi_tpm_pub(tpm)) == 1 && nb != 0 &&
 	    na > nb && now >= nb && now < na) {
 		*valid = 1;
-		*renew_at = na - (time_t)((long long)(na - nb) *
-		    cfg->renew_percent / 100);
+		*renew_at = na -
+		    (time_t)((long long)(na - nb) * cfg->renew_percent / 100);
 	}
 	X509_free(cert);
 	return !*valid || now >= *renew_at;
@@ -591,8 +619,10 @@ check_result(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 
 	memset(&loc, 0, sizeof(loc));
 	if (tsi_x509_load_chain_pem(res->cert_pem, strlen(res->cert_pem),
-	    &cas) != TSI_OK || sk_X509_num(cas) < 1) {
-		fail(reason, reasonlen, r, "the node certificate from "
+	        &cas) != TSI_OK ||
+	    sk_X509_num(cas) < 1) {
+		fail(reason, reasonlen, r,
+		    "the node certificate from "
 		    "tsi-attest does not parse");
 		goto out;
 	}
@@ -600,18 +630,22 @@ check_result(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	sk_X509_pop_free(cas, X509_free);
 	cas = NULL;
 	if (tsi_x509_load_chain_pem(res->ca_pem, strlen(res->ca_pem), &cas) !=
-	    TSI_OK || sk_X509_num(cas) < 1) {
-		fail(reason, reasonlen, r, "the node CA from tsi-attest does "
+	        TSI_OK ||
+	    sk_X509_num(cas) < 1) {
+		fail(reason, reasonlen, r,
+		    "the node CA from tsi-attest does "
 		    "not parse");
 		goto out;
 	}
 	if (tsi_x509_key_matches(cert, tsi_tpm_pub(tpm)) != 1) {
-		fail(reason, reasonlen, r, "the node certificate from "
+		fail(reason, reasonlen, r,
+		    "the node certificate from "
 		    "tsi-attest is not for this node's TPM key");
 		goto out;
 	}
 	if (tsi_x509_location(cert, &loc) != TSI_OK) {
-		fail(reason, reasonlen, r, "the node certificate from "
+		fail(reason, reasonlen, r,
+		    "the node certificate from "
 		    "tsi-attest carries no valid location");
 		goto out;
 	}
@@ -620,25 +654,28 @@ check_result(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	 * `tsi ca sign` makes it. */
 	if (cfg->signing == TSI_SIGNING_DELEGATED &&
 	    (X509_check_ca(cert) != 1 ||
-	    !(X509_get_key_usage(cert) & KU_KEY_CERT_SIGN))) {
-		fail(reason, reasonlen, r, "the node certificate from "
+	        !(X509_get_key_usage(cert) & KU_KEY_CERT_SIGN))) {
+		fail(reason, reasonlen, r,
+		    "the node certificate from "
 		    "tsi-attest cannot certify session keys (not a CA with "
 		    "keyCertSign), which signing = \"delegated\" needs");
 		goto out;
 	}
 	for (i = 0; i < sk_X509_num(cas); i++)
-		if (X509_verify(cert, X509_get0_pubkey(sk_X509_value(cas, i))) ==
-		    1)
+		if (X509_verify(cert,
+		        X509_get0_pubkey(sk_X509_value(cas, i))) == 1)
 			signed_ok = 1;
 	ERR_clear_error();
 	if (!signed_ok) {
-		fail(reason, reasonlen, r, "the node certificate from "
+		fail(reason, reasonlen, r,
+		    "the node certificate from "
 		    "tsi-attest is not signed by the node CA it came with");
 		goto out;
 	}
 	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0 ||
 	    X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
-		r = fail(reason, reasonlen, TSI_ERR_EXPIRED, "the node "
+		r = fail(reason, reasonlen, TSI_ERR_EXPIRED,
+		    "the node "
 		    "certificate from tsi-attest is not valid now (clock?)");
 		goto out;
 	}
@@ -743,17 +780,23 @@ start_body(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	int r;
 
 	if ((r = tsi_tpm_key_pub(tpm, &a->key_pub, &a->key_pub_len)) != TSI_OK)
-		return fail(reason, reasonlen, r, r == TSI_ERR_UNSUPPORTED ?
-		    "the signing key can leave the TPM (not fixedTPM|"
-		    "fixedParent): it cannot be attested" :
-		    "cannot read the signing key: %s", tsi_strerror(r));
+		return fail(reason, reasonlen, r,
+		    r == TSI_ERR_UNSUPPORTED
+		        ? "the signing key can leave the TPM (not fixedTPM|"
+		          "fixedParent): it cannot be attested"
+		        : "cannot read the signing key: %s",
+		    tsi_strerror(r));
 	if ((r = tsi_tpm_ek(tpm, &a->ek_cert, &a->ek_cert_len, &a->ek_pub,
-	    &a->ek_pub_len)) != TSI_OK)
-		return fail(reason, reasonlen, r, "cannot read the TPM's "
-		    "endorsement key: %s", tsi_strerror(r));
+	         &a->ek_pub_len)) != TSI_OK)
+		return fail(reason, reasonlen, r,
+		    "cannot read the TPM's "
+		    "endorsement key: %s",
+		    tsi_strerror(r));
 	if ((r = tsi_tpm_ak_pub(tpm, &a->ak_pub, &a->ak_pub_len)) != TSI_OK)
-		return fail(reason, reasonlen, r, "cannot make the attestation "
-		    "key: %s", tsi_strerror(r));
+		return fail(reason, reasonlen, r,
+		    "cannot make the attestation "
+		    "key: %s",
+		    tsi_strerror(r));
 	if (cn == NULL) {
 		if (gethostname(host, sizeof(host)) != 0)
 			(void)snprintf(host, sizeof(host), "node");
@@ -769,15 +812,18 @@ start_body(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	tsi_signer_free(signer);
 	/* Without a certificate (a vTPM), the EK hash alone identifies the
 	 * node if the inventory entry allows that. */
-	if (a->ek_cert != NULL && ek_cert_pem(a->ek_cert, a->ek_cert_len,
-	    &a->ek_pem) != TSI_OK)
-		tsi_log(TSI_LOG_WARN, "enroll.ek_cert_unreadable", TSI_LS("reason",
-		    "the EK certificate in NV does not parse; sending the EK "
-		    "public key alone"));
+	if (a->ek_cert != NULL &&
+	    ek_cert_pem(a->ek_cert, a->ek_cert_len, &a->ek_pem) != TSI_OK)
+		tsi_log(TSI_LOG_WARN, "enroll.ek_cert_unreadable",
+		    TSI_LS("reason",
+		        "the EK certificate in NV does not parse; sending the "
+		        "EK "
+		        "public key alone"));
 	r = TSI_ERR_ALLOC;
 	if ((o = json_object()) == NULL ||
 	    (a->ek_pem != NULL &&
-	    json_object_set_new(o, "ek_cert", json_string(a->ek_pem)) != 0) ||
+	        json_object_set_new(o, "ek_cert", json_string(a->ek_pem)) !=
+	            0) ||
 	    set_b64(o, "ek_pub", a->ek_pub, a->ek_pub_len) != TSI_OK ||
 	    set_b64(o, "ak_pub", a->ak_pub, a->ak_pub_len) != TSI_OK ||
 	    set_b64(o, "key_pub", a->key_pub, a->key_pub_len) != TSI_OK ||
@@ -818,43 +864,51 @@ finish_body(struct tsi_tpm *tpm, struct attempt *a, char *reason,
 	json_t *o = NULL, *q, *pcrs, *bank;
 	int r, i;
 
-	if ((r = tsi_tpm_activate(tpm, a->ch.blob, a->ch.blob_len,
-	    a->ch.secret, a->ch.secret_len, a->secret, sizeof(a->secret),
-	    &a->secret_len)) != TSI_OK)
-		return fail(reason, reasonlen, r, r == TSI_ERR_PARSE ?
-		    "tsi-attest's credential is not a TPM credential" :
-		    r == TSI_ERR_TPM ? "the TPM refused to activate the "
-		    "credential (made for another TPM or another key?)" :
-		    "cannot activate the credential: %s", tsi_strerror(r));
+	if ((r = tsi_tpm_activate(tpm, a->ch.blob, a->ch.blob_len, a->ch.secret,
+	         a->ch.secret_len, a->secret, sizeof(a->secret),
+	         &a->secret_len)) != TSI_OK)
+		return fail(reason, reasonlen, r,
+		    r == TSI_ERR_PARSE
+		        ? "tsi-attest's credential is not a TPM credential"
+		        : r == TSI_ERR_TPM
+		        ? "the TPM refused to activate the "
+		          "credential (made for another TPM or another key?)"
+		        : "cannot activate the credential: %s",
+		    tsi_strerror(r));
 	(void)snprintf(msg, sizeof(msg), "%s%s", a->ch.session,
 	    a->ch.nonce_hex);
 	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, a->secret,
-	    a->secret_len, (const unsigned char *)msg, strlen(msg), mac,
-	    sizeof(mac), &maclen) == NULL || maclen != 32) {
+	        a->secret_len, (const unsigned char *)msg, strlen(msg), mac,
+	        sizeof(mac), &maclen) == NULL ||
+	    maclen != 32) {
 		explicit_bzero(mac, sizeof(mac));
-		return fail(reason, reasonlen, TSI_ERR_CRYPTO, "cannot compute "
+		return fail(reason, reasonlen, TSI_ERR_CRYPTO,
+		    "cannot compute "
 		    "the activation proof");
 	}
 	hex_encode(mac, 32, proof);
 	explicit_bzero(mac, sizeof(mac));
 	if ((r = tsi_tpm_certify(tpm, a->ch.nonce, sizeof(a->ch.nonce),
-	    &a->c_attest, &a->c_attest_len, &a->c_sig, &a->c_sig_len)) !=
+	         &a->c_attest, &a->c_attest_len, &a->c_sig, &a->c_sig_len)) !=
 	    TSI_OK)
-		return fail(reason, reasonlen, r, "cannot certify the signing "
-		    "key with the AK: %s", tsi_strerror(r));
+		return fail(reason, reasonlen, r,
+		    "cannot certify the signing "
+		    "key with the AK: %s",
+		    tsi_strerror(r));
 	if ((r = tsi_tpm_quote(tpm, a->ch.nonce, sizeof(a->ch.nonce),
-	    a->ch.pcr_mask, &a->q_attest, &a->q_attest_len, &a->q_sig,
-	    &a->q_sig_len, a->pcrs)) != TSI_OK)
+	         a->ch.pcr_mask, &a->q_attest, &a->q_attest_len, &a->q_sig,
+	         &a->q_sig_len, a->pcrs)) != TSI_OK)
 		return fail(reason, reasonlen, r, "cannot quote the PCRs: %s",
 		    tsi_strerror(r));
 	r = TSI_ERR_ALLOC;
 	if ((o = json_object()) == NULL ||
-	    json_object_set_new(o, "session", json_string(a->ch.session)) != 0 ||
+	    json_object_set_new(o, "session", json_string(a->ch.session)) !=
+	        0 ||
 	    json_object_set_new(o, "proof", json_string(proof)) != 0 ||
 	    evidence(o, "certify", a->c_attest, a->c_attest_len, a->c_sig,
-	    a->c_sig_len, NULL) != TSI_OK ||
+	        a->c_sig_len, NULL) != TSI_OK ||
 	    evidence(o, "quote", a->q_attest, a->q_attest_len, a->q_sig,
-	    a->q_sig_len, &q) != TSI_OK ||
+	        a->q_sig_len, &q) != TSI_OK ||
 	    (pcrs = json_object()) == NULL ||
 	    json_object_set_new(q, "pcrs", pcrs) != 0 ||
 	    (bank = json_object()) == NULL ||
@@ -895,18 +949,19 @@ tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	if (cfg == NULL || tpm == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if (cfg->attest_url == NULL)
-		return fail(reason, reasonlen, TSI_ERR_CONFIG, "no attest_url "
+		return fail(reason, reasonlen, TSI_ERR_CONFIG,
+		    "no attest_url "
 		    "in the configuration");
 	memset(&a, 0, sizeof(a));
 	if ((a.answer = tsi_buf_new(TSI_ENROLL_BODY_MAX)) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
-	tsi_log(TSI_LOG_INFO, "enroll.start", TSI_LS("attest_url",
-	    cfg->attest_url));
+	tsi_log(TSI_LOG_INFO, "enroll.start",
+	    TSI_LS("attest_url", cfg->attest_url));
 	if ((r = start_body(cfg, tpm, &a, reason, reasonlen)) != TSI_OK ||
 	    (r = post(cfg, &st, "/v1/enroll/start", a.body, &status, a.answer,
-	    reason, reasonlen)) != TSI_OK)
+	         reason, reasonlen)) != TSI_OK)
 		goto out;
 	if (status != 200) {
 		r = refused("/v1/enroll/start", status, a.answer, reason,
@@ -914,14 +969,16 @@ tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		goto out;
 	}
 	if ((r = tsi_enroll_parse_start((const char *)tsi_buf_ptr(a.answer),
-	    tsi_buf_len(a.answer), &a.ch, why, sizeof(why))) != TSI_OK) {
-		r = fail(reason, reasonlen, r, "malformed answer from "
-		    "tsi-attest to /v1/enroll/start: %s", why);
+	         tsi_buf_len(a.answer), &a.ch, why, sizeof(why))) != TSI_OK) {
+		r = fail(reason, reasonlen, r,
+		    "malformed answer from "
+		    "tsi-attest to /v1/enroll/start: %s",
+		    why);
 		goto out;
 	}
 	if ((r = finish_body(tpm, &a, reason, reasonlen)) != TSI_OK ||
 	    (r = post(cfg, &st, "/v1/enroll/finish", a.body, &status, a.answer,
-	    reason, reasonlen)) != TSI_OK)
+	         reason, reasonlen)) != TSI_OK)
 		goto out;
 	if (status != 200) {
 		r = refused("/v1/enroll/finish", status, a.answer, reason,
@@ -929,9 +986,11 @@ tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		goto out;
 	}
 	if ((r = tsi_enroll_parse_finish((const char *)tsi_buf_ptr(a.answer),
-	    tsi_buf_len(a.answer), &a.res, why, sizeof(why))) != TSI_OK) {
-		r = fail(reason, reasonlen, r, "malformed answer from "
-		    "tsi-attest to /v1/enroll/finish: %s", why);
+	         tsi_buf_len(a.answer), &a.res, why, sizeof(why))) != TSI_OK) {
+		r = fail(reason, reasonlen, r,
+		    "malformed answer from "
+		    "tsi-attest to /v1/enroll/finish: %s",
+		    why);
 		goto out;
 	}
 	if ((r = check_result(cfg, tpm, &a.res, reason, reasonlen)) != TSI_OK)
@@ -940,20 +999,23 @@ tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	 * that signed it. */
 	if ((r = write_atomic(cfg->node_ca, a.res.ca_pem, 0644)) != TSI_OK ||
 	    (r = write_atomic(cfg->node_cert, a.res.cert_pem, 0644)) !=
-	    TSI_OK) {
-		r = fail(reason, reasonlen, r, "cannot write %s or %s (see "
-		    "enroll.write_failed)", cfg->node_ca, cfg->node_cert);
+	        TSI_OK) {
+		r = fail(reason, reasonlen, r,
+		    "cannot write %s or %s (see "
+		    "enroll.write_failed)",
+		    cfg->node_ca, cfg->node_cert);
 		goto out;
 	}
 	tsi_log(TSI_LOG_INFO, "enroll.done", TSI_LS("node", a.res.node),
-	    TSI_LS("node_cert", cfg->node_cert), TSI_LI("expires_at",
-	    a.res.expires_at));
+	    TSI_LS("node_cert", cfg->node_cert),
+	    TSI_LI("expires_at", a.res.expires_at));
 	r = TSI_OK;
 out:
 	if (r != TSI_OK)
-		tsi_log(TSI_LOG_ERROR, "enroll.failed", TSI_LS("error",
-		    tsi_strerror(r)), TSI_LS("reason", reason != NULL &&
-		    reasonlen > 0 ? reason : ""));
+		tsi_log(TSI_LOG_ERROR, "enroll.failed",
+		    TSI_LS("error", tsi_strerror(r)),
+		    TSI_LS("reason",
+		        reason != NULL && reasonlen > 0 ? reason : ""));
 	attempt_free(&a);
 	return r;
 }
@@ -1045,13 +1107,15 @@ keeper_main(void *arg)
 		 * together. */
 		if (RAND_bytes((unsigned char *)&jitter, sizeof(jitter)) != 1)
 			jitter = 0;
-		wait = backoff + (long long)(jitter % (uint32_t)(backoff / 4 + 1));
+		wait =
+		    backoff + (long long)(jitter % (uint32_t)(backoff / 4 + 1));
 		tsi_log(TSI_LOG_WARN, "enroll.retry", TSI_LI("in_s", wait),
 		    TSI_LS("certificate_valid", valid ? "yes" : "no"));
 		if (keeper_wait(k, wait))
 			break;
-		backoff = backoff * 2 > TSI_ENROLL_BACKOFF_MAX_S ?
-		    TSI_ENROLL_BACKOFF_MAX_S : backoff * 2;
+		backoff = backoff * 2 > TSI_ENROLL_BACKOFF_MAX_S
+		    ? TSI_ENROLL_BACKOFF_MAX_S
+		    : backoff * 2;
 	}
 	return NULL;
 }

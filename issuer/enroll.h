@@ -22,21 +22,21 @@
 #include "issuer/config.h"
 #include "issuer/tpm.h"
 
-#define TSI_ENROLL_BODY_MAX (64 * 1024)    /* either direction */
-#define TSI_ENROLL_BLOB_MAX 1024           /* decoded credential parts */
+#define TSI_ENROLL_BODY_MAX (64 * 1024) /* either direction */
+#define TSI_ENROLL_BLOB_MAX 1024        /* decoded credential parts */
 
 /* The answer to /v1/enroll/start. Owned by the struct;
  * tsi_enroll_challenge_clear frees (and wipes) the members. */
 struct tsi_enroll_challenge {
-	char session[33];            /* 32 lower-case hex digits */
+	char session[33]; /* 32 lower-case hex digits */
 	uint8_t nonce[32];
 	char nonce_hex[65];
-	uint8_t *blob;               /* TPM2B_ID_OBJECT, wire form */
+	uint8_t *blob; /* TPM2B_ID_OBJECT, wire form */
 	size_t blob_len;
-	uint8_t *secret;             /* TPM2B_ENCRYPTED_SECRET, wire form */
+	uint8_t *secret; /* TPM2B_ENCRYPTED_SECRET, wire form */
 	size_t secret_len;
-	uint32_t pcr_mask;           /* SHA-256 PCRs, bit i = PCR i */
-	int expires_in;              /* seconds; 0 when not given */
+	uint32_t pcr_mask; /* SHA-256 PCRs, bit i = PCR i */
+	int expires_in;    /* seconds; 0 when not given */
 };
 
 /* The answer to /v1/enroll/finish; tsi_enroll_result_clear frees. */

@@ -47,7 +47,7 @@ struct tsi_front {
 	struct waiter waiters[FRONT_WAITERS];
 	pthread_t reader;
 	int reader_started;
-	int stopping;                   /* under mu */
+	int stopping; /* under mu */
 };
 
 /* Reads WAKEs until the signer closes the channel (it is gone: so is the
@@ -127,11 +127,14 @@ tsi_front_new(struct tsi_front **out)
 		f->chan[f->nchan++].next_id = 1;
 	}
 	len = sizeof(type);
-	if (f->nchan == 0 || getsockopt(f->notify, SOL_SOCKET, SO_TYPE, &type,
-	    &len) != 0 || type != SOCK_SEQPACKET) {
-		tsi_log(TSI_LOG_ERROR, "front.start_failed", TSI_LS("reason",
-		    "no channel to the signer (tsi-issuer runs the front end "
-		    "itself)"));
+	if (f->nchan == 0 ||
+	    getsockopt(f->notify, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+	    type != SOCK_SEQPACKET) {
+		tsi_log(TSI_LOG_ERROR, "front.start_failed",
+		    TSI_LS("reason",
+		        "no channel to the signer (tsi-issuer runs the front "
+		        "end "
+		        "itself)"));
 		free(f);
 		return TSI_ERR_INVALID_ARG;
 	}
@@ -272,8 +275,8 @@ out:
 	chan_put(f, c);
 	return r;
 gone:
-	tsi_log(TSI_LOG_ERROR, "front.signer_gone", TSI_LS("error",
-	    n < 0 ? strerror(errno) : "channel closed"));
+	tsi_log(TSI_LOG_ERROR, "front.signer_gone",
+	    TSI_LS("error", n < 0 ? strerror(errno) : "channel closed"));
 	_exit(1);
 }
 
@@ -297,7 +300,7 @@ tsi_front_identify(struct tsi_front *f, int sock, struct tsi_peer *peer,
 	if ((r = call(f, m, sock, buf, sizeof(buf), &len, &id)) != TSI_OK)
 		goto out;
 	if ((r = tsi_priv_ans_open(buf, len, TSI_PRIV_IDENTIFY, &rd, &aid,
-	    &st)) != TSI_OK)
+	         &st)) != TSI_OK)
 		goto out;
 	if (st != TSI_OK) {
 		r = st;
@@ -386,8 +389,8 @@ tsi_front_sign(struct tsi_front *f, uint32_t handle, const char *aud,
 	if ((m = malloc(sizeof(*m))) == NULL ||
 	    (buf = malloc(TSI_PRIV_MSG_MAX)) == NULL)
 		goto out;
-	if ((r = tsi_priv_enc_sign(m, 0, handle, aud, w != NULL ? container :
-	    "", w)) != TSI_OK)
+	if ((r = tsi_priv_enc_sign(m, 0, handle, aud,
+	         w != NULL ? container : "", w)) != TSI_OK)
 		goto out;
 	if (wake != NULL) {
 		if ((r = waiter_add(f, handle, wake)) != TSI_OK)
@@ -395,8 +398,8 @@ tsi_front_sign(struct tsi_front *f, uint32_t handle, const char *aud,
 		waiting = 1;
 	}
 	if ((r = call(f, m, -1, buf, TSI_PRIV_MSG_MAX, &len, &id)) != TSI_OK ||
-	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_SIGN, &rd, &aid,
-	    &st)) != TSI_OK)
+	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_SIGN, &rd, &aid, &st)) !=
+	        TSI_OK)
 		goto out;
 	if (st != TSI_OK) {
 		tsi_priv_get_span(&rd, &why, &wl, TSI_PRIV_REASON_MAX);
@@ -408,7 +411,7 @@ tsi_front_sign(struct tsi_front *f, uint32_t handle, const char *aud,
 		}
 		r = st;
 		if (r == TSI_ERR_AGAIN && wake != NULL)
-			waiting = 0;    /* the WAKE comes */
+			waiting = 0; /* the WAKE comes */
 		else if (r == TSI_ERR_AGAIN)
 			r = TSI_ERR_IO;
 		goto out;
@@ -425,7 +428,7 @@ tsi_front_sign(struct tsi_front *f, uint32_t handle, const char *aud,
 	memcpy(*token, tok, tl);
 	(*token)[tl] = '\0';
 	if (reasonlen > 0 && wl < reasonlen) {
-		memcpy(reason, why, wl);     /* the exe, for the log */
+		memcpy(reason, why, wl); /* the exe, for the log */
 		reason[wl] = '\0';
 	}
 	r = TSI_OK;
@@ -455,16 +458,16 @@ tsi_front_jwks(struct tsi_front *f, json_t **out)
 		goto out;
 	tsi_priv_msg_begin(m, TSI_PRIV_JWKS, 0);
 	if ((r = call(f, m, -1, buf, TSI_PRIV_MSG_MAX, &len, &id)) != TSI_OK ||
-	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_JWKS, &rd, &aid,
-	    &st)) != TSI_OK)
+	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_JWKS, &rd, &aid, &st)) !=
+	        TSI_OK)
 		goto out;
 	if ((r = st) != TSI_OK)
 		goto out;
 	tsi_priv_get_span(&rd, &text, &tl, TSI_PRIV_MSG_MAX);
 	if ((r = tsi_priv_rd_end(&rd)) != TSI_OK)
 		goto out;
-	r = (*out = json_loadb(text, tl, 0, NULL)) != NULL ? TSI_OK :
-	    TSI_ERR_PARSE;
+	r = (*out = json_loadb(text, tl, 0, NULL)) != NULL ? TSI_OK
+	                                                   : TSI_ERR_PARSE;
 out:
 	free(buf);
 	free(m);
@@ -489,7 +492,7 @@ tsi_front_health(struct tsi_front *f, char *reason, size_t reasonlen,
 	tsi_priv_msg_begin(m, TSI_PRIV_HEALTH, 0);
 	if ((r = call(f, m, -1, buf, sizeof(buf), &len, &id)) != TSI_OK ||
 	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_HEALTH, &rd, &aid,
-	    &st)) != TSI_OK)
+	         &st)) != TSI_OK)
 		goto out;
 	tsi_priv_get_str(&rd, why, sizeof(why) - 1);
 	tsi_priv_get_str(&rd, kid, 43);

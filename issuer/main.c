@@ -68,15 +68,23 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: tsi-issuer [run|csr|enroll] [--config FILE]\n"
-	    "  run     serve identity tokens on the configured Unix socket (default);\n"
-	    "          enrolls first when attest_url is set and node_cert is due\n"
-	    "  csr     print a certificate signing request for the node's TPM key\n"
-	    "  enroll  prove the TPM to tsi-attest (attest_url) and write node_cert\n"
+	    "  run     serve identity tokens on the configured Unix socket "
+	    "(default);\n"
+	    "          enrolls first when attest_url is set and node_cert is "
+	    "due\n"
+	    "  csr     print a certificate signing request for the node's TPM "
+	    "key\n"
+	    "  enroll  prove the TPM to tsi-attest (attest_url) and write "
+	    "node_cert\n"
 	    "options:\n"
-	    "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-	    "      --single-process  run: no privilege separation (privsep = false)\n"
-	    "      --front-exe FILE  run: the program started as the front end\n"
-	    "                        (default: this one, as `tsi-issuer front`)\n"
+	    "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG
+	    ")\n"
+	    "      --single-process  run: no privilege separation (privsep = "
+	    "false)\n"
+	    "      --front-exe FILE  run: the program started as the front "
+	    "end\n"
+	    "                        (default: this one, as `tsi-issuer "
+	    "front`)\n"
 	    "  -h, --help         this text\n"
 	    "  -V, --version      print the version\n");
 }
@@ -109,14 +117,15 @@ cmd_csr(const struct tsi_issuer_config *cfg)
 		cn = host;
 	}
 	if ((r = tsi_tpm_open(cfg->tcti, cfg->state_dir, &tpm)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "csr.failed", TSI_LS("reason",
-		    "cannot use the TPM"), TSI_LS("error", tsi_strerror(r)));
+		tsi_log(TSI_LOG_ERROR, "csr.failed",
+		    TSI_LS("reason", "cannot use the TPM"),
+		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
 	if ((r = tsi_tpm_signer(tpm, &signer)) != TSI_OK ||
 	    (r = tsi_x509_make_csr(signer, cn, &csr)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "csr.failed", TSI_LS("error",
-		    tsi_strerror(r)));
+		tsi_log(TSI_LOG_ERROR, "csr.failed",
+		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
 	if (fputs(csr, stdout) == EOF || fflush(stdout) != 0)
@@ -137,13 +146,15 @@ cmd_enroll(const struct tsi_issuer_config *cfg)
 	int r, rc = EXIT_FAILURE;
 
 	if (cfg->attest_url == NULL) {
-		fprintf(stderr, "tsi-issuer: enroll needs 'attest_url' in the "
+		fprintf(stderr,
+		    "tsi-issuer: enroll needs 'attest_url' in the "
 		    "configuration\n");
 		return EXIT_USAGE;
 	}
 	if ((r = tsi_tpm_open(cfg->tcti, cfg->state_dir, &tpm)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "enroll.failed", TSI_LS("reason",
-		    "cannot use the TPM"), TSI_LS("error", tsi_strerror(r)));
+		tsi_log(TSI_LOG_ERROR, "enroll.failed",
+		    TSI_LS("reason", "cannot use the TPM"),
+		    TSI_LS("error", tsi_strerror(r)));
 		fprintf(stderr, "tsi-issuer: enroll: cannot use the TPM: %s\n",
 		    tsi_strerror(r));
 		goto out;
@@ -168,7 +179,8 @@ stop_pending(void *arg)
 	(void)arg;
 	if (sigpending(&set) != 0)
 		return 0;
-	return sigismember(&set, SIGTERM) == 1 || sigismember(&set, SIGINT) == 1;
+	return sigismember(&set, SIGTERM) == 1 ||
+	    sigismember(&set, SIGINT) == 1;
 }
 
 /* Enrolls before serving when the certificate is missing, not this TPM's,
@@ -187,14 +199,15 @@ enroll_at_start(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm)
 	tsi_log(TSI_LOG_INFO, "enroll.due", TSI_LS("node_cert", cfg->node_cert),
 	    TSI_LS("certificate_valid", valid ? "yes" : "no"));
 	if ((r = tsi_enroll_until(cfg, tpm, stop_pending, NULL, reason,
-	    sizeof(reason))) == TSI_OK)
+	         sizeof(reason))) == TSI_OK)
 		return TSI_OK;
 	if (stop_pending(NULL))
-		return TSI_OK;          /* the caller stops */
+		return TSI_OK; /* the caller stops */
 	if (valid) {
-		tsi_log(TSI_LOG_WARN, "enroll.deferred", TSI_LS("reason",
-		    "serving with the current node certificate; enrollment "
-		    "is retried"));
+		tsi_log(TSI_LOG_WARN, "enroll.deferred",
+		    TSI_LS("reason",
+		        "serving with the current node certificate; enrollment "
+		        "is retried"));
 		return TSI_OK;
 	}
 	return r;
@@ -209,25 +222,34 @@ load_node_cert(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	int r;
 
 	if ((r = tsi_x509_load_file(cfg->node_cert, &cert)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "node_cert.unreadable", TSI_LS("path",
-		    cfg->node_cert), TSI_LS("error", tsi_strerror(r)), TSI_LS(
-		    "hint", cfg->attest_url != NULL ? "enrollment with "
-		    "tsi-attest failed (see enroll.failed)" : "enroll with "
-		    "`tsi-issuer csr` and `tsi ca sign`, or set attest_url"));
+		tsi_log(TSI_LOG_ERROR, "node_cert.unreadable",
+		    TSI_LS("path", cfg->node_cert),
+		    TSI_LS("error", tsi_strerror(r)),
+		    TSI_LS("hint",
+		        cfg->attest_url != NULL
+		            ? "enrollment with "
+		              "tsi-attest failed (see enroll.failed)"
+		            : "enroll with "
+		              "`tsi-issuer csr` and `tsi ca sign`, or set "
+		              "attest_url"));
 		return r;
 	}
 	if (tsi_x509_key_matches(cert, tsi_tpm_pub(tpm)) != 1) {
-		tsi_log(TSI_LOG_ERROR, "node_cert.wrong_key", TSI_LS("path",
-		    cfg->node_cert), TSI_LS("reason", "the node certificate is "
-		    "not for this node's TPM key"));
+		tsi_log(TSI_LOG_ERROR, "node_cert.wrong_key",
+		    TSI_LS("path", cfg->node_cert),
+		    TSI_LS("reason",
+		        "the node certificate is "
+		        "not for this node's TPM key"));
 		X509_free(cert);
 		return TSI_ERR_BAD_CERT;
 	}
 	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0 ||
 	    X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
-		tsi_log(TSI_LOG_ERROR, "node_cert.expired", TSI_LS("path",
-		    cfg->node_cert), TSI_LS("reason", "the node certificate is "
-		    "expired or not yet valid"));
+		tsi_log(TSI_LOG_ERROR, "node_cert.expired",
+		    TSI_LS("path", cfg->node_cert),
+		    TSI_LS("reason",
+		        "the node certificate is "
+		        "expired or not yet valid"));
 		X509_free(cert);
 		return TSI_ERR_EXPIRED;
 	}
@@ -262,8 +284,9 @@ serving_minter(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	if ((r = load_node_cert(cfg, tpm, &s->node)) != TSI_OK)
 		return r;
 	if ((r = tsi_minter_new(cfg, tpm, s->node, &s->minter)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("reason",
-		    "node certificate unusable (location SANs?)"),
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
+		    TSI_LS("reason",
+		        "node certificate unusable (location SANs?)"),
 		    TSI_LS("error", tsi_strerror(r)));
 		return r;
 	}
@@ -278,9 +301,9 @@ serving_start(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 
 	if ((r = tsi_monitor_start(tpm, s->minter, &s->monitor)) != TSI_OK ||
 	    (r = tsi_api_start(cfg, s->minter, resolver, s->monitor,
-	    &s->api)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
-		    tsi_strerror(r)));
+	         &s->api)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
+		    TSI_LS("error", tsi_strerror(r)));
 		return r;
 	}
 	return TSI_OK;
@@ -298,8 +321,10 @@ serving_renew(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	memset(&next, 0, sizeof(next));
 	if (serving_minter(cfg, tpm, &next) != TSI_OK) {
 		serving_stop(&next);
-		tsi_log(TSI_LOG_ERROR, "enroll.renew_unused", TSI_LS("reason",
-		    "the renewed certificate does not load; serving the old"));
+		tsi_log(TSI_LOG_ERROR, "enroll.renew_unused",
+		    TSI_LS("reason",
+		        "the renewed certificate does not load; serving the "
+		        "old"));
 		return TSI_OK;
 	}
 	tsi_api_stop(s->api);
@@ -310,8 +335,8 @@ serving_renew(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	*s = next;
 	if (serving_start(cfg, tpm, resolver, s) != TSI_OK)
 		return TSI_ERR_INTERNAL;
-	tsi_log(TSI_LOG_INFO, "enroll.renewed", TSI_LS("node_cert",
-	    cfg->node_cert));
+	tsi_log(TSI_LOG_INFO, "enroll.renewed",
+	    TSI_LS("node_cert", cfg->node_cert));
 	return TSI_OK;
 }
 
@@ -333,8 +358,10 @@ privsep_renew(void *arg)
 	memset(&next, 0, sizeof(next));
 	if (serving_minter(pr->cfg, pr->tpm, &next) != TSI_OK) {
 		serving_stop(&next);
-		tsi_log(TSI_LOG_ERROR, "enroll.renew_unused", TSI_LS("reason",
-		    "the renewed certificate does not load; serving the old"));
+		tsi_log(TSI_LOG_ERROR, "enroll.renew_unused",
+		    TSI_LS("reason",
+		        "the renewed certificate does not load; serving the "
+		        "old"));
 		return TSI_OK;
 	}
 	if ((r = tsi_monitor_start(pr->tpm, next.minter, &next.monitor)) !=
@@ -344,8 +371,8 @@ privsep_renew(void *arg)
 	}
 	serving_stop(pr->srv);
 	*pr->srv = next;
-	tsi_log(TSI_LOG_INFO, "enroll.renewed", TSI_LS("node_cert",
-	    pr->cfg->node_cert));
+	tsi_log(TSI_LOG_INFO, "enroll.renewed",
+	    TSI_LS("node_cert", pr->cfg->node_cert));
 	return TSI_OK;
 }
 
@@ -386,17 +413,17 @@ cmd_front(const struct tsi_issuer_config *cfg)
 	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
 	if ((r = tsi_front_new(&front)) != TSI_OK ||
 	    (cfg->resolver == TSI_RESOLVER_KUBELET &&
-	    (r = tsi_resolver_new(cfg, &resolver)) != TSI_OK) ||
+	        (r = tsi_resolver_new(cfg, &resolver)) != TSI_OK) ||
 	    (r = tsi_api_start_front(cfg, front, resolver, TSI_PRIV_FD_LISTEN,
-	    &api)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "front.start_failed", TSI_LS("error",
-		    tsi_strerror(r)));
+	         &api)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "front.start_failed",
+		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
 	if ((r = front_sandbox(cfg)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "front.start_failed", TSI_LS("reason",
-		    "cannot enter the sandbox"), TSI_LS("error",
-		    tsi_strerror(r)));
+		tsi_log(TSI_LOG_ERROR, "front.start_failed",
+		    TSI_LS("reason", "cannot enter the sandbox"),
+		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
 	tsi_api_open(api);
@@ -415,16 +442,18 @@ out:
  * socket is bound here and lent to each front end in turn. */
 static int
 run_signer(const struct tsi_issuer_config *cfg, const char *config_path,
-    const char *front_exe, struct tsi_tpm *tpm, struct serving *srv, const sigset_t *wait_mask)
+    const char *front_exe, struct tsi_tpm *tpm, struct serving *srv,
+    const sigset_t *wait_mask)
 {
 	struct privsep_renew pr = { cfg, tpm, srv };
 	struct tsi_privsep_signer ps;
 	int fd = -1, r;
 
 	if ((r = tsi_monitor_start(tpm, srv->minter, &srv->monitor)) !=
-	    TSI_OK || (r = tsi_api_bind(cfg, &fd)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
-		    tsi_strerror(r)));
+	        TSI_OK ||
+	    (r = tsi_api_bind(cfg, &fd)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
+		    TSI_LS("error", tsi_strerror(r)));
 		return r;
 	}
 	memset(&ps, 0, sizeof(ps));
@@ -440,8 +469,9 @@ run_signer(const struct tsi_issuer_config *cfg, const char *config_path,
 	ps.renew_arg = &pr;
 	ps.wait_mask = wait_mask;
 	tsi_log(TSI_LOG_INFO, "issuer.ready", TSI_LS("socket", cfg->socket),
-	    TSI_LS("signing", cfg->signing == TSI_SIGNING_TPM ? "tpm" :
-	    "delegated"), TSI_LS("privsep", "signer"));
+	    TSI_LS("signing",
+	        cfg->signing == TSI_SIGNING_TPM ? "tpm" : "delegated"),
+	    TSI_LS("privsep", "signer"));
 	r = tsi_privsep_signer_run(&ps);
 	close(fd);
 	(void)unlink(cfg->socket);
@@ -479,27 +509,29 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGCHLD);       /* the front end's exit: ppoll only */
+	sigaddset(&set, SIGCHLD); /* the front end's exit: ppoll only */
 	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
 	/* Before the TPM: a second issuer must not touch it, nor take the
 	 * socket (checked again when it is bound). */
 	if (tsi_api_socket_in_use(cfg->socket)) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("reason",
-		    "address in use: another tsi-issuer serves the socket"),
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
+		    TSI_LS("reason",
+		        "address in use: another tsi-issuer serves the socket"),
 		    TSI_LS("socket", cfg->socket));
 		goto out;
 	}
 	if ((r = tsi_tpm_open(cfg->tcti, cfg->state_dir, &tpm)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("reason",
-		    "cannot use the TPM"), TSI_LS("error", tsi_strerror(r)));
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
+		    TSI_LS("reason", "cannot use the TPM"),
+		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
 	if (enroll_at_start(cfg, tpm) != TSI_OK)
 		goto out;
 	/* Asked to stop while enrolling: stop, successfully. */
 	if (stop_pending(NULL)) {
-		tsi_log(TSI_LOG_INFO, "issuer.stopping", TSI_LS("during",
-		    "enrollment"));
+		tsi_log(TSI_LOG_INFO, "issuer.stopping",
+		    TSI_LS("during", "enrollment"));
 		rc = EXIT_SUCCESS;
 		goto out;
 	}
@@ -508,7 +540,7 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
 	if (cfg->privsep) {
 		if (cfg->attest_url != NULL &&
 		    (r = tsi_enroll_keeper_start(cfg, tpm, renewed, NULL,
-		    &keeper)) != TSI_OK) {
+		         &keeper)) != TSI_OK) {
 			tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
 			    TSI_LS("error", tsi_strerror(r)));
 			goto out;
@@ -516,28 +548,28 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
 		if (run_signer(cfg, config_path, front_exe, tpm, &srv, &old) !=
 		    TSI_OK)
 			goto out;
-		tsi_log(TSI_LOG_INFO, "issuer.stopping", TSI_LI("signal",
-		    stop_signal));
+		tsi_log(TSI_LOG_INFO, "issuer.stopping",
+		    TSI_LI("signal", stop_signal));
 		rc = EXIT_SUCCESS;
 		goto out;
 	}
 	if ((r = tsi_resolver_new(cfg, &resolver)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
-		    tsi_strerror(r)));
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
+		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
 	if (serving_start(cfg, tpm, resolver, &srv) != TSI_OK)
 		goto out;
 	if (cfg->attest_url != NULL &&
 	    (r = tsi_enroll_keeper_start(cfg, tpm, renewed, NULL, &keeper)) !=
-	    TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed", TSI_LS("error",
-		    tsi_strerror(r)));
+	        TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
+		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
 	tsi_log(TSI_LOG_INFO, "issuer.ready", TSI_LS("socket", cfg->socket),
-	    TSI_LS("signing", cfg->signing == TSI_SIGNING_TPM ? "tpm" :
-	    "delegated"));
+	    TSI_LS("signing",
+	        cfg->signing == TSI_SIGNING_TPM ? "tpm" : "delegated"));
 	while (!stop_signal) {
 		sigsuspend(&old);
 		if (renew_signal && !stop_signal) {
@@ -576,31 +608,21 @@ main(int argc, char **argv)
 	tsi_log_init("tsi-issuer", TSI_LOG_INFO);
 	while ((ch = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_SUCCESS;
+		case 'c': config = optarg; break;
+		case 'h': usage(stdout); return EXIT_SUCCESS;
 		case 'V':
 			printf("tsi-issuer %s\n", TSI_VERSION);
 			return EXIT_SUCCESS;
-		case 'S':
-			single = 1;
-			break;
-		case 'F':
-			front_exe = optarg;
-			break;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
+		case 'S': single = 1; break;
+		case 'F': front_exe = optarg; break;
+		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
 	if (optind < argc)
 		cmd = argv[optind++];
-	if (optind < argc || (strcmp(cmd, "run") != 0 &&
-	    strcmp(cmd, "csr") != 0 && strcmp(cmd, "enroll") != 0 &&
-	    strcmp(cmd, "front") != 0)) {
+	if (optind < argc ||
+	    (strcmp(cmd, "run") != 0 && strcmp(cmd, "csr") != 0 &&
+	        strcmp(cmd, "enroll") != 0 && strcmp(cmd, "front") != 0)) {
 		fprintf(stderr, "tsi-issuer: unexpected argument '%s'\n",
 		    optind < argc ? argv[optind] : cmd);
 		usage(stderr);
@@ -615,10 +637,10 @@ main(int argc, char **argv)
 		cfg->privsep = 0;
 	tsi_log_init("tsi-issuer", level_of(cfg->log_level));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	rc = strcmp(cmd, "csr") == 0 ? cmd_csr(cfg) :
-	    strcmp(cmd, "enroll") == 0 ? cmd_enroll(cfg) :
-	    strcmp(cmd, "front") == 0 ? cmd_front(cfg) : cmd_run(cfg, config,
-	    front_exe);
+	rc = strcmp(cmd, "csr") == 0     ? cmd_csr(cfg)
+	    : strcmp(cmd, "enroll") == 0 ? cmd_enroll(cfg)
+	    : strcmp(cmd, "front") == 0  ? cmd_front(cfg)
+	                                 : cmd_run(cfg, config, front_exe);
 	curl_global_cleanup();
 	tsi_issuer_config_free(cfg);
 	return rc;

@@ -23,12 +23,12 @@
 #define SKEW 60
 
 struct session {
-	int refs;                /* the minter's slot plus signers in flight */
+	int refs; /* the minter's slot plus signers in flight */
 	struct tsi_jwt_header *hdr; /* JWS header: fixed per key */
 	EVP_PKEY *key;
 	struct tsi_signer *signer;
 	X509 *cert;
-	STACK_OF(X509) *chain;   /* [session cert, node cert] */
+	STACK_OF(X509) *chain; /* [session cert, node cert] */
 	time_t not_after;
 	time_t rotate_at;
 };
@@ -38,9 +38,9 @@ struct tsi_minter {
 	struct tsi_tpm *tpm;
 	struct tsi_signer *tpm_signer;
 	X509 *node;
-	STACK_OF(X509) *node_chain;   /* [node cert] */
+	STACK_OF(X509) *node_chain;      /* [node cert] */
 	struct tsi_jwt_header *node_hdr; /* JWS header for TPM signing */
-	char *loc_claims;             /* "cluster-name":...,... (no braces) */
+	char *loc_claims; /* "cluster-name":...,... (no braces) */
 	time_t node_not_after;
 	struct tsi_location loc;
 	/* Guards cur and prev (not their use). Read-locked by every token
@@ -68,7 +68,7 @@ session_free(struct session *s)
 		return;
 	tsi_jwt_header_free(s->hdr);
 	tsi_signer_free(s->signer);
-	EVP_PKEY_free(s->key);       /* OpenSSL clears private key memory */
+	EVP_PKEY_free(s->key); /* OpenSSL clears private key memory */
 	sk_X509_pop_free(s->chain, X509_free);
 	X509_free(s->cert);
 	free(s);
@@ -82,7 +82,8 @@ tsi_aud_ok(const char *aud)
 	if (aud == NULL || (n = strlen(aud)) == 0 || n > TSI_AUD_MAX)
 		return 0;
 	for (i = 0; i < n; i++)
-		if ((unsigned char)aud[i] <= 0x20 || (unsigned char)aud[i] >= 0x7f)
+		if ((unsigned char)aud[i] <= 0x20 ||
+		    (unsigned char)aud[i] >= 0x7f)
 			return 0;
 	return 1;
 }
@@ -116,7 +117,7 @@ tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	if ((r = tsi_x509_location(node_cert, &m->loc)) != TSI_OK)
 		goto out;
 	if ((r = asn1_to_time(X509_get0_notAfter(node_cert),
-	    &m->node_not_after)) != TSI_OK)
+	         &m->node_not_after)) != TSI_OK)
 		goto out;
 	if ((r = tsi_tpm_signer(tpm, &m->tpm_signer)) != TSI_OK)
 		goto out;
@@ -129,7 +130,7 @@ tsi_minter_new(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		goto out;
 	}
 	if ((r = tsi_jwt_header_new(tsi_tpm_pub(tpm), m->node_chain,
-	    &m->node_hdr)) != TSI_OK)
+	         &m->node_hdr)) != TSI_OK)
 		goto out;
 	if ((r = loc_members(&m->loc, &m->loc_claims)) != TSI_OK)
 		goto out;
@@ -182,15 +183,16 @@ rotate_locked(struct tsi_minter *m, time_t now)
 	if ((r = tsi_signer_new_soft(s->key, &s->signer)) != TSI_OK)
 		goto out;
 	if ((r = tsi_x509_issue_session_cert(m->tpm_signer, m->node, s->key,
-	    m->cfg->session_ttl, &s->cert)) != TSI_OK)
+	         m->cfg->session_ttl, &s->cert)) != TSI_OK)
 		goto out;
 	if ((r = asn1_to_time(X509_get0_notAfter(s->cert), &s->not_after)) !=
 	    TSI_OK)
 		goto out;
 	if (s->not_after - now <= SKEW) {
-		tsi_log(TSI_LOG_ERROR, "session.too_short", TSI_LS("reason",
-		    "the node certificate expires too soon to certify a "
-		    "session key"));
+		tsi_log(TSI_LOG_ERROR, "session.too_short",
+		    TSI_LS("reason",
+		        "the node certificate expires too soon to certify a "
+		        "session key"));
 		r = TSI_ERR_EXPIRED;
 		goto out;
 	}
@@ -222,7 +224,8 @@ rotate_locked(struct tsi_minter *m, time_t now)
 	{
 		char kid[44];
 		if (tsi_signer_kid(m->cur->signer, kid) == TSI_OK)
-			tsi_log(TSI_LOG_INFO, "session.rotated", TSI_LS("kid", kid),
+			tsi_log(TSI_LOG_INFO, "session.rotated",
+			    TSI_LS("kid", kid),
 			    TSI_LI("not_after", (long long)m->cur->not_after),
 			    TSI_LI("rotate_at", (long long)m->cur->rotate_at));
 	}
@@ -327,16 +330,16 @@ workload_members(const struct tsi_minter *m, const struct tsi_workload *w,
 		return TSI_ERR_TOO_LARGE;
 	if (w->kind == TSI_WORKLOAD_K8S)
 		o = json_pack("{s:s, s:o, s:o, s:s, s:s, s:s}", "sub", sub,
-		    "images", str_array(w->images, w->n_images),
-		    "images-names", str_array(w->image_names, w->n_image_names),
-		    "namespace", w->namespace, "pod", w->pod,
-		    "service-account", w->service_account);
+		    "images", str_array(w->images, w->n_images), "images-names",
+		    str_array(w->image_names, w->n_image_names), "namespace",
+		    w->namespace, "pod", w->pod, "service-account",
+		    w->service_account);
 	else {
 		(void)snprintf(uid, sizeof(uid), "%lu", (unsigned long)w->uid);
-		o = json_pack("{s:s, s:o, s:o, s:s, s:s}", "sub", sub,
-		    "images", str_array(w->images, w->n_images),
-		    "images-names", str_array(w->image_names, w->n_image_names),
-		    "uid", uid, "exe", w->exe);
+		o = json_pack("{s:s, s:o, s:o, s:s, s:s}", "sub", sub, "images",
+		    str_array(w->images, w->n_images), "images-names",
+		    str_array(w->image_names, w->n_image_names), "uid", uid,
+		    "exe", w->exe);
 	}
 	r = members(o, out);
 	json_decref(o);
@@ -383,8 +386,8 @@ workload_key(const struct tsi_workload *w, struct tsi_buf *b)
 	for (i = 0; i < w->n_images; i++)
 		if ((r = key_str(b, w->images[i])) != TSI_OK)
 			return r;
-	if ((r = tsi_buf_put(b, &w->n_image_names,
-	    sizeof(w->n_image_names))) != TSI_OK)
+	if ((r = tsi_buf_put(b, &w->n_image_names, sizeof(w->n_image_names))) !=
+	    TSI_OK)
 		return r;
 	for (i = 0; i < w->n_image_names; i++)
 		if ((r = key_str(b, w->image_names[i])) != TSI_OK)
@@ -411,9 +414,8 @@ tsi_claims_memo_free(struct tsi_claims_memo *memo)
 /* The workload's members, from memo when it was made from the same bytes.
  * *out is borrowed from memo, or owned (*owned set) without one. */
 static int
-workload_members_memo(const struct tsi_minter *m,
-    const struct tsi_workload *w, struct tsi_claims_memo *memo,
-    const char **out, char **owned)
+workload_members_memo(const struct tsi_minter *m, const struct tsi_workload *w,
+    struct tsi_claims_memo *memo, const char **out, char **owned)
 {
 	struct tsi_buf *key;
 	char *wm = NULL;
@@ -433,7 +435,7 @@ workload_members_memo(const struct tsi_minter *m,
 	if (memo->key != NULL && memo->members != NULL &&
 	    tsi_buf_len(memo->key) == tsi_buf_len(key) &&
 	    memcmp(tsi_buf_ptr(memo->key), tsi_buf_ptr(key),
-	    tsi_buf_len(key)) == 0) {
+	        tsi_buf_len(key)) == 0) {
 		*out = memo->members;
 		r = TSI_OK;
 		goto out;
@@ -480,7 +482,7 @@ static pthread_once_t jti_once = PTHREAD_ONCE_INIT;
 static void
 jti_forget(void)
 {
-	jti_left = 0;     /* the child's only thread: the one that forked */
+	jti_left = 0; /* the child's only thread: the one that forked */
 }
 
 static void
@@ -541,16 +543,17 @@ claims_text(const struct tsi_minter *m, const struct tsi_workload *w,
 			goto out;
 	}
 	/* jti is base64url and the numbers are digits: nothing to escape. */
-	n = snprintf(nums, sizeof(nums), ",\"iat\":%lld,\"nbf\":%lld,"
-	    "\"exp\":%lld,\"jti\":\"%s\",", (long long)now, (long long)now,
-	    (long long)now + ttl, jti);
+	n = snprintf(nums, sizeof(nums),
+	    ",\"iat\":%lld,\"nbf\":%lld,"
+	    "\"exp\":%lld,\"jti\":\"%s\",",
+	    (long long)now, (long long)now, (long long)now + ttl, jti);
 	if (n < 0 || (size_t)n >= sizeof(nums)) {
 		r = TSI_ERR_INTERNAL;
 		goto out;
 	}
-	cap = sizeof(iss) + 7 + strlen(aud) + 2 + (aud_json != NULL ?
-	    strlen(aud_json) : 0) + 1 + strlen(wm) + (size_t)n +
-	    strlen(m->loc_claims) + 2;
+	cap = sizeof(iss) + 7 + strlen(aud) + 2 +
+	    (aud_json != NULL ? strlen(aud_json) : 0) + 1 + strlen(wm) +
+	    (size_t)n + strlen(m->loc_claims) + 2;
 	if (cap > TSI_JWT_MAX_BYTES) {
 		r = TSI_ERR_TOO_LARGE;
 		goto out;
@@ -567,12 +570,11 @@ claims_text(const struct tsi_minter *m, const struct tsi_workload *w,
 	else if ((r = put(buf, cap, &off, "\"", 1)) == TSI_OK &&
 	    (r = put(buf, cap, &off, aud, strlen(aud))) == TSI_OK)
 		r = put(buf, cap, &off, "\"", 1);
-	if (r != TSI_OK ||
-	    (r = put(buf, cap, &off, ",", 1)) != TSI_OK ||
+	if (r != TSI_OK || (r = put(buf, cap, &off, ",", 1)) != TSI_OK ||
 	    (r = put(buf, cap, &off, wm, strlen(wm))) != TSI_OK ||
 	    (r = put(buf, cap, &off, nums, (size_t)n)) != TSI_OK ||
-	    (r = put(buf, cap, &off, m->loc_claims,
-	    strlen(m->loc_claims))) != TSI_OK ||
+	    (r = put(buf, cap, &off, m->loc_claims, strlen(m->loc_claims))) !=
+	        TSI_OK ||
 	    (r = put(buf, cap, &off, "}", 2)) != TSI_OK)
 		goto out;
 	*out = buf;
@@ -616,8 +618,8 @@ session_due(struct tsi_minter *m, time_t now, struct session **out)
 		r = rotate_locked(m, now);
 		/* A failed rotation is survivable while the current
 		 * session certificate still covers a token. */
-		if (r != TSI_OK && (m->cur == NULL ||
-		    m->cur->not_after - now <= SKEW)) {
+		if (r != TSI_OK &&
+		    (m->cur == NULL || m->cur->not_after - now <= SKEW)) {
 			pthread_rwlock_unlock(&m->mu);
 			tsi_log(TSI_LOG_ERROR, "session.rotate_failed",
 			    TSI_LS("error", tsi_strerror(r)));
@@ -773,8 +775,8 @@ tsi_minter_kid(struct tsi_minter *m, char kid[44])
 	if (m->cfg->signing == TSI_SIGNING_TPM)
 		return tsi_key_thumbprint(tsi_tpm_pub(m->tpm), kid);
 	pthread_rwlock_rdlock(&m->mu);
-	r = m->cur != NULL ? tsi_signer_kid(m->cur->signer, kid) :
-	    TSI_ERR_NOT_FOUND;
+	r = m->cur != NULL ? tsi_signer_kid(m->cur->signer, kid)
+	                   : TSI_ERR_NOT_FOUND;
 	pthread_rwlock_unlock(&m->mu);
 	return r;
 }

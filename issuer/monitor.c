@@ -23,7 +23,7 @@ struct tsi_monitor {
 	 * requests never wait for each other), written by the probe. */
 	pthread_rwlock_t st;
 	int status;
-	long long probed_ms;         /* when the last probe finished */
+	long long probed_ms; /* when the last probe finished */
 	char reason[256];
 };
 
@@ -151,8 +151,10 @@ tsi_monitor_status(struct tsi_monitor *m, char *reason, size_t len)
 	pthread_rwlock_unlock(&m->st);
 	/* The probe itself is stuck in a TPM command: nobody vouches. */
 	if (r == TSI_OK && age > TSI_MONITOR_STALE_MS) {
-		(void)snprintf(reason, len, "TPM not answering (no probe result "
-		    "for %lld ms)", age);
+		(void)snprintf(reason, len,
+		    "TPM not answering (no probe result "
+		    "for %lld ms)",
+		    age);
 		r = TSI_ERR_TPM_UNAVAILABLE;
 	}
 	return r;

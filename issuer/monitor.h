@@ -14,7 +14,7 @@
 #include "issuer/tpm.h"
 
 #define TSI_MONITOR_INTERVAL_MS 250
-#define TSI_MONITOR_STALE_MS 900     /* no probe result for longer: unavailable */
+#define TSI_MONITOR_STALE_MS 900 /* no probe result for longer: unavailable */
 
 struct tsi_monitor;
 

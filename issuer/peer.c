@@ -43,7 +43,7 @@ container_now(const char *proc_root, pid_t pid, char id[65])
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return TSI_ERR_TOO_LARGE;
 	if ((r = tsi_read_small_file(path, TSI_CGROUP_MAX_BYTES, &text,
-	    &len)) != TSI_OK)
+	         &len)) != TSI_OK)
 		return r;
 	r = tsi_cgroup_container_id(text, len, id);
 	free(text);
@@ -51,8 +51,8 @@ container_now(const char *proc_root, pid_t pid, char id[65])
 }
 
 int
-tsi_peer_take_pid(const char *proc_root, enum tsi_resolver_kind kind,
-    pid_t pid, uid_t uid, gid_t gid, struct tsi_peer *out)
+tsi_peer_take_pid(const char *proc_root, enum tsi_resolver_kind kind, pid_t pid,
+    uid_t uid, gid_t gid, struct tsi_peer *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->stat_fd = -1;
@@ -65,11 +65,11 @@ tsi_peer_take_pid(const char *proc_root, enum tsi_resolver_kind kind,
 		return TSI_ERR_UNIDENTIFIED;
 	if (kind == TSI_RESOLVER_UNIX) {
 		if (tsi_proc_exe_id(proc_root, pid, &out->exe_dev,
-		    &out->exe_ino) != TSI_OK)
+		        &out->exe_ino) != TSI_OK)
 			return TSI_ERR_UNIDENTIFIED;
 		out->has_exe = 1;
 	} else if (container_now(proc_root, pid, out->container) != TSI_OK)
-		out->container[0] = '\0';   /* refused when it asks */
+		out->container[0] = '\0'; /* refused when it asks */
 	/* Read after the rest: what was read belongs to the process whose
 	 * start time this is, not to a successor under the same pid. */
 	{
@@ -94,8 +94,8 @@ tsi_peer_take(const char *proc_root, enum tsi_resolver_kind kind, int sock,
 		out->stat_fd = -1;
 		return TSI_ERR_UNIDENTIFIED;
 	}
-	return tsi_peer_take_pid(proc_root, kind, cred.pid, cred.uid,
-	    cred.gid, out);
+	return tsi_peer_take_pid(proc_root, kind, cred.pid, cred.uid, cred.gid,
+	    out);
 }
 
 int
@@ -106,13 +106,15 @@ tsi_peer_check(const char *proc_root, const struct tsi_peer *p)
 	dev_t dev;
 	ino_t ino;
 
-	if (p->stat_fd < 0 || tsi_proc_starttime_fd(p->stat_fd, &st) !=
-	    TSI_OK || st != p->starttime)
+	if (p->stat_fd < 0 ||
+	    tsi_proc_starttime_fd(p->stat_fd, &st) != TSI_OK ||
+	    st != p->starttime)
 		why = "the connecting process is gone";
-	else if (p->has_exe && (tsi_proc_exe_id(proc_root, p->pid, &dev,
-	    &ino) != TSI_OK || dev != p->exe_dev || ino != p->exe_ino))
+	else if (p->has_exe &&
+	    (tsi_proc_exe_id(proc_root, p->pid, &dev, &ino) != TSI_OK ||
+	        dev != p->exe_dev || ino != p->exe_ino))
 		why = "the connecting process runs another executable than "
-		    "when it connected";
+		      "when it connected";
 	/* The start time once more: the exe just read was that process's. */
 	else if (tsi_proc_starttime_fd(p->stat_fd, &st) != TSI_OK ||
 	    st != p->starttime)

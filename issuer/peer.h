@@ -23,12 +23,12 @@ struct tsi_peer {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	unsigned long long starttime;   /* field 22 of <pid>/stat */
-	int stat_fd;                    /* <pid>/stat opened at accept, or -1 */
-	int has_exe;                    /* unix resolver: exe_dev/exe_ino set */
+	unsigned long long starttime; /* field 22 of <pid>/stat */
+	int stat_fd;                  /* <pid>/stat opened at accept, or -1 */
+	int has_exe;                  /* unix resolver: exe_dev/exe_ino set */
 	dev_t exe_dev;
 	ino_t exe_ino;
-	char container[65];             /* kubelet resolver: the container id
+	char container[65]; /* kubelet resolver: the container id
 	                                 * at accept, "" when in none */
 };
 
@@ -41,8 +41,8 @@ int tsi_peer_take_pid(const char *proc_root, enum tsi_resolver_kind kind,
     pid_t pid, uid_t uid, gid_t gid, struct tsi_peer *out);
 
 /* The same from a connected Unix socket (SO_PEERCRED). */
-int tsi_peer_take(const char *proc_root, enum tsi_resolver_kind kind,
-    int sock, struct tsi_peer *out);
+int tsi_peer_take(const char *proc_root, enum tsi_resolver_kind kind, int sock,
+    struct tsi_peer *out);
 
 /* TSI_OK while pid is still the process taken, running the executable it
  * ran then (unix); TSI_ERR_UNIDENTIFIED (logged with the reason)
@@ -50,8 +50,7 @@ int tsi_peer_take(const char *proc_root, enum tsi_resolver_kind kind,
 int tsi_peer_check(const char *proc_root, const struct tsi_peer *p);
 
 /* The identity of the file <proc_root>/<pid>/exe names now. */
-int tsi_proc_exe_id(const char *proc_root, pid_t pid, dev_t *dev,
-    ino_t *ino);
+int tsi_proc_exe_id(const char *proc_root, pid_t pid, dev_t *dev, ino_t *ino);
 
 /* Closes what the snapshot holds (not the struct itself). */
 void tsi_peer_release(struct tsi_peer *p);

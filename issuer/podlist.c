@@ -20,9 +20,18 @@
 #include <string.h>
 
 enum st {
-	S_START, S_OBJ_FIRST, S_OBJ_NEXT, S_KEY, S_COLON, S_VALUE,
-	S_AFTER_MEMBER, S_ITEMS_OPEN, S_ITEMS_FIRST, S_ITEM_NEXT,
-	S_AFTER_ITEM, S_END
+	S_START,
+	S_OBJ_FIRST,
+	S_OBJ_NEXT,
+	S_KEY,
+	S_COLON,
+	S_VALUE,
+	S_AFTER_MEMBER,
+	S_ITEMS_OPEN,
+	S_ITEMS_FIRST,
+	S_ITEM_NEXT,
+	S_AFTER_ITEM,
+	S_END
 };
 
 /* Deeper than any Kubernetes object; jansson's own limit is 2048. */
@@ -31,14 +40,14 @@ enum st {
 
 struct tsi_podlist_parser {
 	enum st st;
-	int in_item;            /* the value framed is an item of "items" */
+	int in_item; /* the value framed is an item of "items" */
 	/* framing of the current value */
 	int framing, depth, in_str, esc, scalar;
 	struct tsi_buf *val;
 	struct tsi_buf *key;
 	int key_esc;
-	json_t *seen;           /* top-level keys seen */
-	json_t *items;          /* the kept fields of each pod */
+	json_t *seen;  /* top-level keys seen */
+	json_t *items; /* the kept fields of each pod */
 	int have_items;
 	size_t total;
 	int err;
@@ -74,19 +83,22 @@ keep_list(json_t *to, const json_t *from, const char *key, int status)
 	if ((out = json_array()) == NULL ||
 	    json_object_set_new(to, key, out) != 0)
 		return -1;
-	json_array_foreach(arr, i, e) {
+	json_array_foreach (arr, i, e) {
 		if (!json_is_object(e))
-			continue;       /* the lookup reads nothing from it */
-		if ((o = json_object()) == NULL || json_array_append_new(out, o))
+			continue; /* the lookup reads nothing from it */
+		if ((o = json_object()) == NULL ||
+		    json_array_append_new(out, o))
 			return -1;
-		if (keep_str(o, e, "name") || (status ?
-		    keep_str(o, e, "containerID") ||
-		    keep_str(o, e, "imageID") : keep_str(o, e, "image")))
+		if (keep_str(o, e, "name") ||
+		    (status ? keep_str(o, e, "containerID") ||
+		                keep_str(o, e, "imageID")
+		            : keep_str(o, e, "image")))
 			return -1;
-		if (status && json_object_get(json_object_get(e, "state"),
-		    "running") != NULL &&
-		    json_object_set_new(o, "state", json_pack("{s:{}}",
-		    "running")) != 0)
+		if (status &&
+		    json_object_get(json_object_get(e, "state"), "running") !=
+		        NULL &&
+		    json_object_set_new(o, "state",
+		        json_pack("{s:{}}", "running")) != 0)
 			return -1;
 	}
 	return 0;
@@ -305,11 +317,11 @@ feed_byte(struct tsi_podlist_parser *p, char c, int *consumed)
 			return TSI_ERR_PARSE;
 		p->key_esc = 0;
 		p->st = S_KEY;
-		return tsi_buf_put(p->key, &c, 1) == TSI_OK ? TSI_OK :
-		    TSI_ERR_PARSE;
+		return tsi_buf_put(p->key, &c, 1) == TSI_OK ? TSI_OK
+		                                            : TSI_ERR_PARSE;
 	case S_KEY:
 		if (tsi_buf_put(p->key, &c, 1) != TSI_OK)
-			return TSI_ERR_TOO_LARGE;     /* no such key in a list */
+			return TSI_ERR_TOO_LARGE; /* no such key in a list */
 		if (p->key_esc)
 			p->key_esc = 0;
 		else if (c == '\\')
@@ -377,8 +389,7 @@ feed_byte(struct tsi_podlist_parser *p, char c, int *consumed)
 		else
 			return TSI_ERR_PARSE;
 		return TSI_OK;
-	case S_END:
-		return is_ws(c) ? TSI_OK : TSI_ERR_PARSE;
+	case S_END: return is_ws(c) ? TSI_OK : TSI_ERR_PARSE;
 	}
 	return TSI_ERR_INTERNAL;
 }
@@ -412,8 +423,7 @@ tsi_podlist_parser_finish(struct tsi_podlist_parser *p, json_t **out)
 	if (p->err != TSI_OK)
 		return p->err;
 	/* A scalar at the very end has no delimiter after it. */
-	if (p->framing && p->scalar &&
-	    (r = frame(p, ' ', &consumed)) != TSI_OK)
+	if (p->framing && p->scalar && (r = frame(p, ' ', &consumed)) != TSI_OK)
 		return p->err = r;
 	if (p->st != S_END || !p->have_items)
 		return p->err = TSI_ERR_PARSE;

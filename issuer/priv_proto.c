@@ -109,8 +109,7 @@ tsi_priv_get_i64(struct tsi_priv_rd *rd)
 }
 
 void
-tsi_priv_get_span(struct tsi_priv_rd *rd, const char **s, size_t *n,
-    size_t max)
+tsi_priv_get_span(struct tsi_priv_rd *rd, const char **s, size_t *n, size_t max)
 {
 	uint32_t len = tsi_priv_get_u32(rd);
 	const uint8_t *p;
@@ -155,8 +154,8 @@ tsi_priv_rd_end(const struct tsi_priv_rd *rd)
 
 /* Header: type, id, length; the length must be the rest of the datagram. */
 static int
-open_msg(const uint8_t *msg, size_t len, struct tsi_priv_rd *rd,
-    uint32_t *type, uint32_t *id)
+open_msg(const uint8_t *msg, size_t len, struct tsi_priv_rd *rd, uint32_t *type,
+    uint32_t *id)
 {
 	uint32_t n;
 
@@ -227,7 +226,7 @@ int
 tsi_priv_claims_decode(const char *text, size_t len, struct tsi_workload **out)
 {
 	static const char *const keys[] = { "namespace", "pod",
-	    "service_account", "container", "images", "image_names" };
+		"service_account", "container", "images", "image_names" };
 	struct tsi_workload *w = NULL;
 	json_t *o = NULL, *a, *v;
 	size_t i, k, nkeys = sizeof(keys) / sizeof(keys[0]);
@@ -250,14 +249,15 @@ tsi_priv_claims_decode(const char *text, size_t len, struct tsi_workload **out)
 	}
 	if ((r = dup_str(o, "namespace", &w->namespace)) != TSI_OK ||
 	    (r = dup_str(o, "pod", &w->pod)) != TSI_OK ||
-	    (r = dup_str(o, "service_account", &w->service_account)) != TSI_OK ||
+	    (r = dup_str(o, "service_account", &w->service_account)) !=
+	        TSI_OK ||
 	    (r = dup_str(o, "container", &w->container)) != TSI_OK)
 		goto out;
 	r = TSI_ERR_PARSE;
 	a = json_object_get(o, "images");
 	if (!json_is_array(a) || json_array_size(a) > TSI_WORKLOAD_MAX_IMAGES)
 		goto out;
-	json_array_foreach(a, i, v) {
+	json_array_foreach (a, i, v) {
 		if (!str_ok(v) || !tsi_issuer_is_digest(json_string_value(v)))
 			goto out;
 		if ((r = tsi_workload_add_image(w, json_string_value(v))) !=
@@ -268,11 +268,11 @@ tsi_priv_claims_decode(const char *text, size_t len, struct tsi_workload **out)
 	a = json_object_get(o, "image_names");
 	if (!json_is_array(a) || json_array_size(a) > TSI_WORKLOAD_MAX_IMAGES)
 		goto out;
-	json_array_foreach(a, i, v) {
+	json_array_foreach (a, i, v) {
 		if (!str_ok(v))
 			goto out;
-		if ((r = tsi_workload_add_image_name(w, json_string_value(v))) !=
-		    TSI_OK)
+		if ((r = tsi_workload_add_image_name(w,
+		         json_string_value(v))) != TSI_OK)
 			goto out;
 		r = TSI_ERR_PARSE;
 	}
@@ -297,9 +297,9 @@ tsi_priv_claims_encode(const struct tsi_workload *w, char **out, size_t *len)
 	    w->container == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if ((o = json_pack("{s:s, s:s, s:s, s:s, s:[], s:[]}", "namespace",
-	    w->namespace, "pod", w->pod, "service_account",
-	    w->service_account, "container", w->container, "images",
-	    "image_names")) == NULL)
+	         w->namespace, "pod", w->pod, "service_account",
+	         w->service_account, "container", w->container, "images",
+	         "image_names")) == NULL)
 		goto out;
 	imgs = json_object_get(o, "images");
 	names = json_object_get(o, "image_names");
@@ -308,7 +308,7 @@ tsi_priv_claims_encode(const struct tsi_workload *w, char **out, size_t *len)
 			goto out;
 	for (i = 0; i < w->n_image_names; i++)
 		if (json_array_append_new(names,
-		    json_string(w->image_names[i])) != 0)
+		        json_string(w->image_names[i])) != 0)
 			goto out;
 	if ((*out = json_dumps(o, JSON_COMPACT)) == NULL)
 		goto out;
@@ -335,7 +335,8 @@ container_ok(const char *s)
 	if (n != 64)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		        (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return 1;
 }
@@ -367,8 +368,7 @@ tsi_priv_req_decode(const uint8_t *msg, size_t len, struct tsi_priv_req *out)
 	switch (out->type) {
 	case TSI_PRIV_IDENTIFY:
 	case TSI_PRIV_JWKS:
-	case TSI_PRIV_HEALTH:
-		return rd.len == 0 ? TSI_OK : TSI_ERR_PARSE;
+	case TSI_PRIV_HEALTH: return rd.len == 0 ? TSI_OK : TSI_ERR_PARSE;
 	case TSI_PRIV_RELEASE:
 		if (rd.len != 4)
 			return TSI_ERR_PARSE;
@@ -379,7 +379,8 @@ tsi_priv_req_decode(const uint8_t *msg, size_t len, struct tsi_priv_req *out)
 			return TSI_ERR_TOO_LARGE;
 		out->handle = tsi_priv_get_u32(&rd);
 		tsi_priv_get_str(&rd, out->aud, sizeof(out->aud) - 1);
-		tsi_priv_get_str(&rd, out->container, sizeof(out->container) - 1);
+		tsi_priv_get_str(&rd, out->container,
+		    sizeof(out->container) - 1);
 		tsi_priv_get_span(&rd, &claims, &n, TSI_PRIV_CLAIMS_MAX);
 		if (tsi_priv_rd_end(&rd) != TSI_OK || !aud_ok(out->aud) ||
 		    !container_ok(out->container))
@@ -392,8 +393,7 @@ tsi_priv_req_decode(const uint8_t *msg, size_t len, struct tsi_priv_req *out)
 		if ((r = tsi_priv_claims_decode(claims, n, &out->w)) != TSI_OK)
 			return r == TSI_ERR_ALLOC ? r : TSI_ERR_PARSE;
 		return TSI_OK;
-	default:
-		return TSI_ERR_UNSUPPORTED;
+	default: return TSI_ERR_UNSUPPORTED;
 	}
 }
 

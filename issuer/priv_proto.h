@@ -50,10 +50,11 @@ enum tsi_priv_type {
 #define TSI_PRIV_MSG_MAX ((size_t)65536)
 /* Request payload bounds (the signer reads nothing larger). */
 #define TSI_PRIV_CLAIMS_MAX ((size_t)32768)
-#define TSI_PRIV_SIGN_MAX ((size_t)(4 + 4 + 256 + 4 + 64 + 4) + TSI_PRIV_CLAIMS_MAX)
+#define TSI_PRIV_SIGN_MAX \
+	((size_t)(4 + 4 + 256 + 4 + 64 + 4) + TSI_PRIV_CLAIMS_MAX)
 #define TSI_PRIV_REASON_MAX 255u
-#define TSI_PRIV_FIELD_MAX 1024u        /* one claims string */
-#define TSI_PRIV_EXE_MAX 4096u          /* a host workload's exe path */
+#define TSI_PRIV_FIELD_MAX 1024u /* one claims string */
+#define TSI_PRIV_EXE_MAX 4096u   /* a host workload's exe path */
 #define TSI_PRIV_TOKEN_MAX 49152u
 
 /* A decoded request. Strings are NUL-terminated copies; w is owned (NULL

@@ -44,14 +44,14 @@
  * and monitor are read at every request: renew may replace them. */
 struct tsi_privsep_signer {
 	const struct tsi_issuer_config *cfg;
-	const char *exe;                /* the program run as the front end */
-	const char *config_path;        /* given to it */
-	int listen_fd;                  /* the API socket (tsi_api_bind) */
+	const char *exe;         /* the program run as the front end */
+	const char *config_path; /* given to it */
+	int listen_fd;           /* the API socket (tsi_api_bind) */
 	struct tsi_minter *const *minter;
 	struct tsi_monitor *const *monitor;
 	const volatile sig_atomic_t *stop;
 	volatile sig_atomic_t *renew_flag;
-	int (*renew)(void *arg);        /* on renew_flag; failure stops */
+	int (*renew)(void *arg); /* on renew_flag; failure stops */
 	void *renew_arg;
 	/* The mask during the wait (SIGTERM, SIGINT, SIGUSR1 and SIGCHLD
 	 * unblocked); all four blocked otherwise, in every thread. */

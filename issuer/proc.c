@@ -21,8 +21,8 @@ tsi_read_small_file(const char *path, size_t max, char **out, size_t *len)
 	int fd, r = TSI_ERR_IO;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return errno == ENOENT || errno == ESRCH ? TSI_ERR_NOT_FOUND :
-		    TSI_ERR_IO;
+		return errno == ENOENT || errno == ESRCH ? TSI_ERR_NOT_FOUND
+		                                         : TSI_ERR_IO;
 	if ((buf = malloc(max + 1)) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;

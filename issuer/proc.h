@@ -37,7 +37,6 @@ int tsi_proc_starttime_fd(int fd, unsigned long long *out);
 
 /* Reads a small file completely (at most max bytes). *out: free() (NUL
  * terminated); TSI_ERR_TOO_LARGE when longer. */
-int tsi_read_small_file(const char *path, size_t max, char **out,
-    size_t *len);
+int tsi_read_small_file(const char *path, size_t max, char **out, size_t *len);
 
 #endif /* TSI_ISSUER_PROC_H */

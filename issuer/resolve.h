@@ -133,7 +133,7 @@ void tsi_exe_hasher_free(struct tsi_exe_hasher *h);
  * tsi_resolve_state_clear once the request is answered (never while a
  * resolve returned TSI_ERR_AGAIN and its wake has not come). */
 struct tsi_resolve_state {
-	struct tsi_hash_job *job;       /* unix: the hashing asked for */
+	struct tsi_hash_job *job; /* unix: the hashing asked for */
 	/* kubelet: waiting for a pod-list fetch (linked in the client's
 	 * list of waiters until woken), and whether it has waited. */
 	struct tsi_resolve_state *next_waiter;

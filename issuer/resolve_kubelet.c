@@ -48,9 +48,9 @@ struct tsi_kubelet {
 	json_t *pods;
 	long long fetched_ms;
 	int fetching;
-	unsigned long long done;        /* fetches finished, ok or not */
+	unsigned long long done; /* fetches finished, ok or not */
 	int last_ok;
-	long long retry_ms;             /* no fetch before (after a failure) */
+	long long retry_ms; /* no fetch before (after a failure) */
 	long long backoff_ms;
 	/* Requests that must not hold their thread wait here for the fetch
 	 * the client's own thread runs (started on first need). */
@@ -117,7 +117,7 @@ count_status(const json_t *pod, const char *id, const json_t **first)
 		const json_t *arr = json_object_get(status, *l), *st;
 		size_t i;
 
-		json_array_foreach(arr, i, st) {
+		json_array_foreach (arr, i, st) {
 			const char *sid = status_id(st);
 			if (sid != NULL && strcmp(sid, id) == 0 && n++ == 0)
 				*first = st;
@@ -139,8 +139,8 @@ is_sidecar(const char *digest, char *const *sidecars, size_t n)
 
 /* Whether the container named `name` in this pod runs a sidecar image. */
 static int
-container_is_sidecar(const json_t *pod, const char *name,
-    char *const *sidecars, size_t n)
+container_is_sidecar(const json_t *pod, const char *name, char *const *sidecars,
+    size_t n)
 {
 	const json_t *status = json_object_get(pod, "status");
 	const char *const *l;
@@ -150,11 +150,11 @@ container_is_sidecar(const json_t *pod, const char *name,
 		const json_t *arr = json_object_get(status, *l), *st;
 		size_t i;
 
-		json_array_foreach(arr, i, st) {
+		json_array_foreach (arr, i, st) {
 			const char *sn = jstr(st, "name");
 			if (sn != NULL && strcmp(sn, name) == 0 &&
-			    tsi_image_digest_normalize(jstr(st, "imageID"), d) ==
-			    TSI_OK)
+			    tsi_image_digest_normalize(jstr(st, "imageID"),
+			        d) == TSI_OK)
 				return is_sidecar(d, sidecars, n);
 		}
 	}
@@ -179,11 +179,12 @@ describe_pod(const json_t *pod, const json_t *caller, char *const *sidecars,
 	if (sa == NULL)
 		sa = jstr(spec, "serviceAccount");
 	if (sa == NULL)
-		sa = "default";     /* what the API server fills in */
+		sa = "default"; /* what the API server fills in */
 	if (!name_ok(ns) || !name_ok(name) || !name_ok(sa) || !name_ok(cname)) {
-		tsi_log(TSI_LOG_WARN, "resolve.bad_pod", TSI_LS("reason",
-		    "namespace, name, service account or container name "
-		    "missing or invalid"));
+		tsi_log(TSI_LOG_WARN, "resolve.bad_pod",
+		    TSI_LS("reason",
+		        "namespace, name, service account or container name "
+		        "missing or invalid"));
 		return TSI_ERR_PARSE;
 	}
 	if ((w = tsi_workload_new(TSI_WORKLOAD_K8S)) == NULL)
@@ -206,7 +207,7 @@ describe_pod(const json_t *pod, const json_t *caller, char *const *sidecars,
 		const json_t *arr = json_object_get(status, *l), *st;
 		size_t i;
 
-		json_array_foreach(arr, i, st) {
+		json_array_foreach (arr, i, st) {
 			const char *iid = jstr(st, "imageID");
 			/* A container that has not started has no image yet. */
 			if (iid == NULL || iid[0] == '\0')
@@ -228,8 +229,9 @@ describe_pod(const json_t *pod, const json_t *caller, char *const *sidecars,
 		const json_t *arr = json_object_get(spec, *l), *c;
 		size_t i;
 
-		json_array_foreach(arr, i, c) {
-			const char *img = jstr(c, "image"), *cn = jstr(c, "name");
+		json_array_foreach (arr, i, c) {
+			const char *img = jstr(c, "image"),
+			           *cn = jstr(c, "name");
 			if (img == NULL || cn == NULL || !name_ok(img))
 				continue;
 			if (container_is_sidecar(pod, cn, sidecars, n_sidecars))
@@ -261,7 +263,7 @@ tsi_kubelet_pod_lookup(const json_t *podlist, const char *id,
 		return TSI_ERR_PARSE;
 	/* Every pod is looked at: a container id claimed twice (two pods,
 	 * or twice in one) names nobody, whichever comes first. */
-	json_array_foreach(items, i, pod) {
+	json_array_foreach (items, i, pod) {
 		if ((k = count_status(pod, id, &pst)) == 0)
 			continue;
 		if (n == 0) {
@@ -283,8 +285,8 @@ tsi_kubelet_pod_lookup(const json_t *podlist, const char *id,
 		return TSI_ERR_UNIDENTIFIED;
 	}
 	node = jstr(json_object_get(found, "spec"), "nodeName");
-	if (node_name != NULL && (node == NULL ||
-	    strcmp(node, node_name) != 0)) {
+	if (node_name != NULL &&
+	    (node == NULL || strcmp(node, node_name) != 0)) {
 		tsi_log(TSI_LOG_WARN, "resolve.other_node",
 		    TSI_LS("pod_node", node ? node : ""));
 		return TSI_ERR_UNIDENTIFIED;
@@ -341,7 +343,7 @@ write_cb(char *p, size_t size, size_t n, void *ud)
 	if (status != 200)
 		return size * n;
 	if (tsi_podlist_parser_feed(b->parser, p, size * n) != TSI_OK)
-		return 0;      /* not a pod list, or over a bound: stop */
+		return 0; /* not a pod list, or over a bound: stop */
 	return size * n;
 }
 
@@ -356,8 +358,9 @@ bearer_header(const char *path, char **hdr)
 	if ((r = tsi_read_small_file(path, KUBELET_TOKEN_MAX, &tok, &len)) !=
 	    TSI_OK)
 		return r;
-	while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' ||
-	    tok[len - 1] == ' '))
+	while (len > 0 &&
+	    (tok[len - 1] == '\n' || tok[len - 1] == '\r' ||
+	        tok[len - 1] == ' '))
 		tok[--len] = '\0';
 	hl = len + sizeof("Authorization: Bearer ");
 	if (len == 0 || memchr(tok, '\n', len) != NULL) {
@@ -451,12 +454,13 @@ tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 		if (cc == CURLE_WRITE_ERROR) {
 			/* The parser's verdict, known before the end. */
 			r = tsi_podlist_parser_finish(body, &j);
-			tsi_log(TSI_LOG_ERROR, "kubelet.parse", TSI_LS("error",
-			    tsi_strerror(r)));
+			tsi_log(TSI_LOG_ERROR, "kubelet.parse",
+			    TSI_LS("error", tsi_strerror(r)));
 			goto out;
 		}
 		tsi_log(TSI_LOG_ERROR, "kubelet.fetch", TSI_LS("url", url),
-		    TSI_LS("error", curlerr[0] ? curlerr : curl_easy_strerror(cc)));
+		    TSI_LS("error",
+		        curlerr[0] ? curlerr : curl_easy_strerror(cc)));
 		r = TSI_ERR_IO;
 		goto out;
 	}
@@ -468,8 +472,8 @@ tsi_kubelet_fetch(struct tsi_kubelet *k, json_t **out)
 		goto out;
 	}
 	if ((r = tsi_podlist_parser_finish(body, &j)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "kubelet.parse", TSI_LS("error",
-		    "not a complete list of pod objects"));
+		tsi_log(TSI_LOG_ERROR, "kubelet.parse",
+		    TSI_LS("error", "not a complete list of pod objects"));
 		goto out;
 	}
 	*out = j;
@@ -492,8 +496,8 @@ container_of(const char *proc_root, pid_t pid, char id[65])
 	n = snprintf(path, sizeof(path), "%s/%ld/cgroup", proc_root, (long)pid);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return TSI_ERR_TOO_LARGE;
-	if ((r = tsi_read_small_file(path, TSI_CGROUP_MAX_BYTES, &text, &len)) !=
-	    TSI_OK)
+	if ((r = tsi_read_small_file(path, TSI_CGROUP_MAX_BYTES, &text,
+	         &len)) != TSI_OK)
 		return r;
 	r = tsi_cgroup_container_id(text, len, id);
 	free(text);
@@ -545,8 +549,8 @@ fetch_locked(struct tsi_kubelet *k, struct tsi_resolve_state **woken)
 		k->backoff_ms = 0;
 		k->retry_ms = 0;
 	} else {
-		k->backoff_ms = k->backoff_ms == 0 ? KUBELET_BACKOFF_MIN_MS :
-		    k->backoff_ms * 2;
+		k->backoff_ms = k->backoff_ms == 0 ? KUBELET_BACKOFF_MIN_MS
+		                                   : k->backoff_ms * 2;
 		if (k->backoff_ms > KUBELET_BACKOFF_MAX_MS)
 			k->backoff_ms = KUBELET_BACKOFF_MAX_MS;
 		k->retry_ms = mono_ms() + k->backoff_ms;
@@ -649,8 +653,9 @@ list_resolve(struct tsi_kubelet *k, const char *id,
 	now = mono_ms();
 	age = now - k->fetched_ms;
 	stale_ok = k->fetching || now < k->retry_ms;
-	if (k->pods != NULL && (age < cfg->kubelet_cache_ms || (stale_ok &&
-	    age < cfg->kubelet_cache_ms + KUBELET_STALE_MS)))
+	if (k->pods != NULL &&
+	    (age < cfg->kubelet_cache_ms ||
+	        (stale_ok && age < cfg->kubelet_cache_ms + KUBELET_STALE_MS)))
 		pods = json_incref(k->pods);
 	pthread_mutex_unlock(&k->mu);
 	if (pods != NULL) {
@@ -671,9 +676,11 @@ list_resolve(struct tsi_kubelet *k, const char *id,
 			pthread_mutex_unlock(&k->mu);
 			return TSI_ERR_IO;
 		}
-	} else if (wake != NULL && st != NULL && (k->fetching ||
-	    (now >= k->retry_ms && (k->pods == NULL ||
-	    now - k->fetched_ms >= KUBELET_MIN_REFRESH_MS)))) {
+	} else if (wake != NULL && st != NULL &&
+	    (k->fetching ||
+	        (now >= k->retry_ms &&
+	            (k->pods == NULL ||
+	                now - k->fetched_ms >= KUBELET_MIN_REFRESH_MS)))) {
 		r = wait_async(k, st, wake);
 		pthread_mutex_unlock(&k->mu);
 		return r;
@@ -731,8 +738,8 @@ kubelet_resolve(struct tsi_kubelet *k, pid_t pid, const char *expect,
 	int r;
 
 	if ((r = container_of(cfg->proc_root, pid, id)) != TSI_OK) {
-		tsi_log(TSI_LOG_INFO, "resolve.no_container", TSI_LI("pid", pid),
-		    TSI_LS("error", tsi_strerror(r)));
+		tsi_log(TSI_LOG_INFO, "resolve.no_container",
+		    TSI_LI("pid", pid), TSI_LS("error", tsi_strerror(r)));
 		return TSI_ERR_UNIDENTIFIED;
 	}
 	if (expect != NULL && strcmp(expect, id) != 0) {
@@ -762,8 +769,8 @@ tsi_kubelet_resolve_peer(struct tsi_kubelet *k, const struct tsi_peer *p,
 {
 	if (p->container[0] == '\0') {
 		tsi_log(TSI_LOG_INFO, "resolve.no_container",
-		    TSI_LI("pid", p->pid), TSI_LS("error",
-		    "in no container when it connected"));
+		    TSI_LI("pid", p->pid),
+		    TSI_LS("error", "in no container when it connected"));
 		return TSI_ERR_UNIDENTIFIED;
 	}
 	return kubelet_resolve(k, p->pid, p->container, st, wake, out);

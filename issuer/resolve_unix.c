@@ -48,8 +48,7 @@ static int
 same_file(const struct exe_cache_entry *e, const struct stat *st)
 {
 	return e->used && e->dev == st->st_dev && e->ino == st->st_ino &&
-	    e->size == st->st_size &&
-	    e->mtime.tv_sec == st->st_mtim.tv_sec &&
+	    e->size == st->st_size && e->mtime.tv_sec == st->st_mtim.tv_sec &&
 	    e->mtime.tv_nsec == st->st_mtim.tv_nsec &&
 	    e->ctime.tv_sec == st->st_ctim.tv_sec &&
 	    e->ctime.tv_nsec == st->st_ctim.tv_nsec;
@@ -109,7 +108,8 @@ hash_fd(int fd, const int *cancel, char digest[72])
 	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
 		goto out;
 	for (;;) {
-		if (cancel != NULL && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+		if (cancel != NULL &&
+		    __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
 			r = TSI_ERR_IO;
 			goto out;
 		}
@@ -155,8 +155,8 @@ out:
 struct tsi_hash_job {
 	struct tsi_hash_job *next;
 	struct tsi_exe_hasher *h;
-	struct tsi_hash_job *leader;    /* followed job, or NULL */
-	int fd;                         /* the executable, opened and checked */
+	struct tsi_hash_job *leader; /* followed job, or NULL */
+	int fd;                      /* the executable, opened and checked */
 	uid_t uid;
 	struct stat st;
 	struct tsi_wake wake;
@@ -169,8 +169,11 @@ struct tsi_exe_hasher {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct tsi_hash_job *head, *tail;
-	size_t n_jobs;                  /* queued and running */
-	struct { uid_t uid; unsigned n; } busy[TSI_EXE_HASH_QUEUE];
+	size_t n_jobs; /* queued and running */
+	struct {
+		uid_t uid;
+		unsigned n;
+	} busy[TSI_EXE_HASH_QUEUE];
 	/* Jobs queued or being hashed, which a request may follow. */
 	struct tsi_hash_job *active[TSI_EXE_HASH_QUEUE];
 	struct tsi_hash_job *followers; /* linked by next */
@@ -222,8 +225,8 @@ wake_followers(struct tsi_exe_hasher *h, struct tsi_hash_job *j)
 
 	do {
 		n = 0;
-		for (pp = &h->followers; (f = *pp) != NULL && n <
-		    sizeof(w) / sizeof(w[0]);) {
+		for (pp = &h->followers;
+		     (f = *pp) != NULL && n < sizeof(w) / sizeof(w[0]);) {
 			if (f->leader != j) {
 				pp = &f->next;
 				continue;
@@ -233,7 +236,7 @@ wake_followers(struct tsi_exe_hasher *h, struct tsi_hash_job *j)
 			f->r = j->r;
 			memcpy(f->digest, j->digest, sizeof(f->digest));
 			f->done = 1;
-			w[n++] = f->wake;       /* f may be freed once woken */
+			w[n++] = f->wake; /* f may be freed once woken */
 		}
 		pthread_mutex_unlock(&h->mu);
 		for (i = 0; i < n; i++)
@@ -258,7 +261,7 @@ hash_thread(void *arg)
 		while (h->head == NULL && !h->stopping)
 			pthread_cond_wait(&h->cv, &h->mu);
 		if ((j = h->head) == NULL)
-			break;          /* stopping, nothing left */
+			break; /* stopping, nothing left */
 		if ((h->head = j->next) == NULL)
 			h->tail = NULL;
 		pthread_mutex_unlock(&h->mu);
@@ -281,7 +284,7 @@ hash_thread(void *arg)
 		j->done = 1;
 		w = j->wake;
 		pthread_mutex_unlock(&h->mu);
-		w.fn(w.arg);            /* j may be freed from here on */
+		w.fn(w.arg); /* j may be freed from here on */
 		pthread_mutex_lock(&h->mu);
 	}
 	pthread_mutex_unlock(&h->mu);
@@ -351,15 +354,14 @@ tsi_resolve_state_clear(struct tsi_resolve_state *st)
 {
 	if (st == NULL)
 		return;
-	free(st->job);     /* done, or never submitted */
+	free(st->job); /* done, or never submitted */
 	memset(st, 0, sizeof(*st));
 }
 
 /* Queues the hashing of fd (taken on success). */
 static int
-hash_submit(struct tsi_exe_hasher *h, int fd, uid_t uid,
-    const struct stat *st, const struct tsi_wake *wake,
-    struct tsi_hash_job **out)
+hash_submit(struct tsi_exe_hasher *h, int fd, uid_t uid, const struct stat *st,
+    const struct tsi_wake *wake, struct tsi_hash_job **out)
 {
 	struct tsi_hash_job *j;
 	unsigned *n;
@@ -383,7 +385,7 @@ hash_submit(struct tsi_exe_hasher *h, int fd, uid_t uid,
 			h->followers = j;
 			h->n_followers++;
 			pthread_mutex_unlock(&h->mu);
-			close(fd);      /* the job followed has its own */
+			close(fd); /* the job followed has its own */
 			*out = j;
 			return TSI_OK;
 		}
@@ -459,8 +461,9 @@ tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 	}
 	/* The process may have exec'd since it connected: its identity is
 	 * the program it ran then, and it no longer runs it. */
-	if (bind != NULL && (!bind->has_exe || st.st_dev != bind->exe_dev ||
-	    st.st_ino != bind->exe_ino)) {
+	if (bind != NULL &&
+	    (!bind->has_exe || st.st_dev != bind->exe_dev ||
+	        st.st_ino != bind->exe_ino)) {
 		tsi_log(TSI_LOG_WARN, "resolve.exe_changed", TSI_LI("pid", pid),
 		    TSI_LS("exe", exe));
 		return TSI_ERR_UNIDENTIFIED;
@@ -483,9 +486,12 @@ tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
 		    fstat(fd, &st2) != 0 || !S_ISREG(st2.st_mode) ||
 		    st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
-			tsi_log(TSI_LOG_INFO, "resolve.no_exe", TSI_LI("pid",
-			    pid), TSI_LS("error", fd < 0 ? strerror(errno) :
-			    "the executable changed while it was opened"));
+			tsi_log(TSI_LOG_INFO, "resolve.no_exe",
+			    TSI_LI("pid", pid),
+			    TSI_LS("error",
+			        fd < 0 ? strerror(errno)
+			               : "the executable changed while it was "
+			                 "opened"));
 			r = TSI_ERR_UNIDENTIFIED;
 			goto out;
 		}
@@ -496,13 +502,13 @@ tsi_unix_resolve(const char *proc_root, pid_t pid, uid_t uid,
 				goto out;
 			}
 			if ((r = hash_submit(h, fd, uid, &st2, wake,
-			    &rs->job)) != TSI_OK) {
+			         &rs->job)) != TSI_OK) {
 				tsi_log(TSI_LOG_WARN, "resolve.hash_busy",
 				    TSI_LI("pid", pid), TSI_LI("uid", uid),
 				    TSI_LS("exe", exe));
 				goto out;
 			}
-			return TSI_ERR_AGAIN;     /* fd is the job's now */
+			return TSI_ERR_AGAIN; /* fd is the job's now */
 		}
 		if ((r = hash_fd(fd, NULL, digest)) != TSI_OK)
 			goto out;

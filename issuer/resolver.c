@@ -30,7 +30,7 @@ tsi_resolver_new(const struct tsi_issuer_config *cfg, struct tsi_resolver **out)
 	}
 	if (cfg->resolver == TSI_RESOLVER_UNIX &&
 	    (rc = tsi_exe_hasher_new(cfg->max_exe_size, &r->hasher)) !=
-	    TSI_OK) {
+	        TSI_OK) {
 		free(r);
 		return rc;
 	}

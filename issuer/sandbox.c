@@ -55,27 +55,86 @@
 static const char *const allowed[] = {
 	/* descriptors it holds: logging, the workload's connections, the
 	 * signer's socketpair (SCM_RIGHTS), the kubelet's TLS connection */
-	"read", "readv", "pread64", "write", "writev", "close", "lseek",
-	"fstat", "newfstatat", "statx", "fcntl", "dup", "dup3", "pipe2",
-	"eventfd2", "sendmsg", "recvmsg", "sendto", "recvfrom", "sendmmsg",
-	"recvmmsg", "shutdown", "getsockopt", "setsockopt", "getsockname",
-	"getpeername", "connect", "accept", "accept4",
+	"read",
+	"readv",
+	"pread64",
+	"write",
+	"writev",
+	"close",
+	"lseek",
+	"fstat",
+	"newfstatat",
+	"statx",
+	"fcntl",
+	"dup",
+	"dup3",
+	"pipe2",
+	"eventfd2",
+	"sendmsg",
+	"recvmsg",
+	"sendto",
+	"recvfrom",
+	"sendmmsg",
+	"recvmmsg",
+	"shutdown",
+	"getsockopt",
+	"setsockopt",
+	"getsockname",
+	"getpeername",
+	"connect",
+	"accept",
+	"accept4",
 	/* event loops: libmicrohttpd's threads, libcurl's waits */
-	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
-	"epoll_pwait2", "poll", "ppoll", "select", "pselect6",
+	"epoll_create1",
+	"epoll_ctl",
+	"epoll_wait",
+	"epoll_pwait",
+	"epoll_pwait2",
+	"poll",
+	"ppoll",
+	"select",
+	"pselect6",
 	/* threads and their locks */
-	"futex", "set_robust_list", "rseq", "sched_yield", "sched_getaffinity",
-	"madvise", "membarrier",
+	"futex",
+	"set_robust_list",
+	"rseq",
+	"sched_yield",
+	"sched_getaffinity",
+	"madvise",
+	"membarrier",
 	/* memory (mmap and mprotect only without PROT_EXEC: below) */
-	"brk", "munmap", "mremap",
+	"brk",
+	"munmap",
+	"mremap",
 	/* time, signals, identity of self, randomness for TLS */
-	"clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep",
-	"gettimeofday", "time", "rt_sigaction", "rt_sigprocmask",
-	"rt_sigreturn", "rt_sigsuspend", "pause", "sigaltstack",
-	"restart_syscall", "getpid", "gettid",
-	"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
-	"getgroups", "getrandom", "uname", "sysinfo", "getrusage",
-	"exit", "exit_group",
+	"clock_gettime",
+	"clock_getres",
+	"clock_nanosleep",
+	"nanosleep",
+	"gettimeofday",
+	"time",
+	"rt_sigaction",
+	"rt_sigprocmask",
+	"rt_sigreturn",
+	"rt_sigsuspend",
+	"pause",
+	"sigaltstack",
+	"restart_syscall",
+	"getpid",
+	"gettid",
+	"getuid",
+	"geteuid",
+	"getgid",
+	"getegid",
+	"getresuid",
+	"getresgid",
+	"getgroups",
+	"getrandom",
+	"uname",
+	"sysinfo",
+	"getrusage",
+	"exit",
+	"exit_group",
 };
 
 static int
@@ -103,7 +162,8 @@ allow(scmp_filter_ctx ctx, const char *name, unsigned n,
 #define ALLOW(ctx, name, ...) \
 	allow((ctx), (name), \
 	    (unsigned)(sizeof((struct scmp_arg_cmp[]){ __VA_ARGS__ }) / \
-	    sizeof(struct scmp_arg_cmp)), (struct scmp_arg_cmp[]){ __VA_ARGS__ })
+	        sizeof(struct scmp_arg_cmp)), \
+	    (struct scmp_arg_cmp[]){ __VA_ARGS__ })
 
 static int
 add_rules(scmp_filter_ctx ctx)
@@ -122,38 +182,39 @@ add_rules(scmp_filter_ctx ctx)
 	 * (or the system store under /etc/ssl/certs) for each connection,
 	 * glibc's resolver reads /etc/hosts and /etc/resolv.conf.
 	 */
-	if ((r = ALLOW(ctx, "openat", SCMP_A2(SCMP_CMP_MASKED_EQ, wflags,
-	    O_RDONLY))) != TSI_OK ||
-	    (r = ALLOW(ctx, "open", SCMP_A1(SCMP_CMP_MASKED_EQ, wflags,
-	    O_RDONLY))) != TSI_OK)
+	if ((r = ALLOW(ctx, "openat",
+	         SCMP_A2(SCMP_CMP_MASKED_EQ, wflags, O_RDONLY))) != TSI_OK ||
+	    (r = ALLOW(ctx, "open",
+	         SCMP_A1(SCMP_CMP_MASKED_EQ, wflags, O_RDONLY))) != TSI_OK)
 		return r;
 	/* No executable memory: code injected through a parser bug cannot be
 	 * made runnable, nor a library loaded. */
-	if ((r = ALLOW(ctx, "mmap", SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC,
-	    0))) != TSI_OK ||
-	    (r = ALLOW(ctx, "mprotect", SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC,
-	    0))) != TSI_OK)
+	if ((r = ALLOW(ctx, "mmap",
+	         SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0))) != TSI_OK ||
+	    (r = ALLOW(ctx, "mprotect",
+	         SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0))) != TSI_OK)
 		return r;
 	/* TCP (and DNS over UDP) to the kubelet, Unix sockets; no raw,
 	 * packet or netlink sockets. */
 	if ((r = ALLOW(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_UNIX))) !=
-	    TSI_OK ||
+	        TSI_OK ||
 	    (r = ALLOW(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET))) !=
-	    TSI_OK ||
+	        TSI_OK ||
 	    (r = ALLOW(ctx, "socket", SCMP_A0(SCMP_CMP_EQ, AF_INET6))) !=
-	    TSI_OK ||
+	        TSI_OK ||
 	    (r = ALLOW(ctx, "socketpair", SCMP_A0(SCMP_CMP_EQ, AF_UNIX))) !=
-	    TSI_OK)
+	        TSI_OK)
 		return r;
 	/* Threads, never processes: clone only with CLONE_THREAD. clone3
 	 * passes its flags in memory a filter cannot read, so it answers
 	 * ENOSYS and glibc falls back to clone. */
-	if ((r = ALLOW(ctx, "clone", SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
-	    CLONE_THREAD))) != TSI_OK)
+	if ((r = ALLOW(ctx, "clone",
+	         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD))) !=
+	    TSI_OK)
 		return r;
 	if (seccomp_syscall_resolve_name("clone3") != __NR_SCMP_ERROR &&
 	    (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
-	    seccomp_syscall_resolve_name("clone3"), 0)) != 0)
+	         seccomp_syscall_resolve_name("clone3"), 0)) != 0)
 		return ctx_fail("clone3", rc);
 	/* Signals only to itself (abort, raise). */
 	if ((r = ALLOW(ctx, "kill", SCMP_A0(SCMP_CMP_EQ, self))) != TSI_OK ||
@@ -162,13 +223,14 @@ add_rules(scmp_filter_ctx ctx)
 	/* Thread names, the stack size limit (read only), non-blocking
 	 * sockets and terminal checks of stderr. */
 	if ((r = ALLOW(ctx, "prctl", SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME))) !=
-	    TSI_OK ||
+	        TSI_OK ||
 	    (r = ALLOW(ctx, "prctl", SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME))) !=
-	    TSI_OK ||
+	        TSI_OK ||
 	    (r = ALLOW(ctx, "prlimit64", SCMP_A2(SCMP_CMP_EQ, 0))) != TSI_OK ||
-	    (r = ALLOW(ctx, "ioctl", SCMP_A1(SCMP_CMP_EQ, FIONBIO))) != TSI_OK ||
+	    (r = ALLOW(ctx, "ioctl", SCMP_A1(SCMP_CMP_EQ, FIONBIO))) !=
+	        TSI_OK ||
 	    (r = ALLOW(ctx, "ioctl", SCMP_A1(SCMP_CMP_EQ, FIONREAD))) !=
-	    TSI_OK ||
+	        TSI_OK ||
 	    (r = ALLOW(ctx, "ioctl", SCMP_A1(SCMP_CMP_EQ, TCGETS))) != TSI_OK)
 		return r;
 	return TSI_OK;
@@ -191,7 +253,7 @@ filter_size(scmp_filter_ctx ctx)
 	while (total >= 0 && (n = read(p[0], buf, sizeof(buf))) > 0)
 		total += n;
 	(void)close(p[0]);
-	return total < 0 ? -1 : total / 8;  /* struct sock_filter: 8 bytes */
+	return total < 0 ? -1 : total / 8; /* struct sock_filter: 8 bytes */
 }
 
 static int
@@ -201,16 +263,16 @@ load_filter(int log_only)
 	long insns;
 	int r = TSI_ERR_INTERNAL, rc;
 
-	if ((ctx = seccomp_init(log_only ? SCMP_ACT_LOG :
-	    SCMP_ACT_KILL_PROCESS)) == NULL) {
-		tsi_log(TSI_LOG_ERROR, "sandbox.failed", TSI_LS("step",
-		    "seccomp_init"));
+	if ((ctx = seccomp_init(
+	         log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS)) == NULL) {
+		tsi_log(TSI_LOG_ERROR, "sandbox.failed",
+		    TSI_LS("step", "seccomp_init"));
 		return TSI_ERR_INTERNAL;
 	}
 	/* A system call made through another ABI (i386 int 0x80 on x86_64)
 	 * would go around the list. NO_NEW_PRIVS is set by the caller. */
 	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
-	    SCMP_ACT_KILL_PROCESS)) != 0 ||
+	         SCMP_ACT_KILL_PROCESS)) != 0 ||
 	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)) != 0 ||
 	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0) {
 		r = ctx_fail("seccomp_attr_set", rc);
@@ -223,9 +285,9 @@ load_filter(int log_only)
 		r = ctx_fail("seccomp_load", rc);
 		goto out;
 	}
-	tsi_log(TSI_LOG_INFO, "sandbox.seccomp", TSI_LI("bpf_instructions",
-	    insns), TSI_LS("default_action", log_only ? "log" :
-	    "kill_process"));
+	tsi_log(TSI_LOG_INFO, "sandbox.seccomp",
+	    TSI_LI("bpf_instructions", insns),
+	    TSI_LS("default_action", log_only ? "log" : "kill_process"));
 	r = TSI_OK;
 out:
 	seccomp_release(ctx);
@@ -293,9 +355,10 @@ task_field_is(FILE *f, const char *name, const char *want)
 	rewind(f);
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strncmp(line, name, n) == 0 && line[n] == ':') {
-			const char *v = line + n + 1 + strspn(line + n + 1, " \t");
-			return strncmp(v, want, w) == 0 && (v[w] == '\n' ||
-			    v[w] == ' ' || v[w] == '\0');
+			const char *v =
+			    line + n + 1 + strspn(line + n + 1, " \t");
+			return strncmp(v, want, w) == 0 &&
+			    (v[w] == '\n' || v[w] == ' ' || v[w] == '\0');
 		}
 	return 0;
 }
@@ -328,7 +391,7 @@ every_thread_dropped(uid_t uid)
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
 		if (snprintf(path, sizeof(path), "/proc/self/task/%s/status",
-		    de->d_name) >= (int)sizeof(path) ||
+		        de->d_name) >= (int)sizeof(path) ||
 		    (f = fopen(path, "re")) == NULL) {
 			ok = 0;
 			break;
@@ -347,7 +410,8 @@ every_thread_dropped(uid_t uid)
 static int
 capget_self(struct __user_cap_data_struct data[2])
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3,
+		0 };
 
 	return (int)syscall(SYS_capget, &hdr, data);
 }
@@ -360,7 +424,7 @@ caps_empty(void)
 	if (capget_self(d) != 0)
 		return 0;
 	return (d[0].effective | d[0].permitted | d[0].inheritable |
-	    d[1].effective | d[1].permitted | d[1].inheritable) == 0;
+	           d[1].effective | d[1].permitted | d[1].inheritable) == 0;
 }
 
 /* Bounding set and ambient set; needs CAP_SETPCAP, which root has. */
@@ -375,7 +439,7 @@ drop_bounding(int privileged)
 	for (cap = 0; cap < 64; cap++) {
 		int has = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
 		if (has < 0)
-			break;          /* past the kernel's last capability */
+			break; /* past the kernel's last capability */
 		if (has == 0)
 			continue;
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
@@ -400,7 +464,7 @@ drop_user(uid_t uid, gid_t gid)
 		    setresuid(uid, uid, uid) != 0)
 			return -1;
 	} else if (getuid() != uid || geteuid() != uid || getgid() != gid) {
-		errno = EPERM;  /* only root can become another user */
+		errno = EPERM; /* only root can become another user */
 		return -1;
 	}
 	/* Verified, not assumed: no way back to root. */
@@ -418,7 +482,8 @@ drop_user(uid_t uid, gid_t gid)
 int
 tsi_sandbox_enter(const struct tsi_sandbox_cfg *cfg)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3,
+		0 };
 	struct __user_cap_data_struct none[2];
 	struct addrinfo hints, *ai = NULL;
 	uid_t uid;
@@ -426,10 +491,13 @@ tsi_sandbox_enter(const struct tsi_sandbox_cfg *cfg)
 	int privileged = geteuid() == 0, bset;
 
 	if (cfg == NULL || tsi_sandbox_user(cfg->user, &uid, &gid) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "sandbox.failed", TSI_LS("step",
-		    "front_user"), TSI_LS("user", cfg != NULL && cfg->user !=
-		    NULL ? cfg->user : ""), TSI_LS("reason", "no such user, "
-		    "or root"));
+		tsi_log(TSI_LOG_ERROR, "sandbox.failed",
+		    TSI_LS("step", "front_user"),
+		    TSI_LS("user",
+		        cfg != NULL && cfg->user != NULL ? cfg->user : ""),
+		    TSI_LS("reason",
+		        "no such user, "
+		        "or root"));
 		return TSI_ERR_CONFIG;
 	}
 	/* glibc loads the resolver's NSS modules at the first lookup; loaded
@@ -446,8 +514,9 @@ tsi_sandbox_enter(const struct tsi_sandbox_cfg *cfg)
 	__lsan_do_leak_check();
 #endif
 	if ((bset = drop_bounding(privileged)) < 0) {
-		tsi_log(TSI_LOG_ERROR, "sandbox.failed", TSI_LS("step",
-		    "bounding set"), TSI_LS("error", strerror(errno)));
+		tsi_log(TSI_LOG_ERROR, "sandbox.failed",
+		    TSI_LS("step", "bounding set"),
+		    TSI_LS("error", strerror(errno)));
 		return TSI_ERR_INTERNAL;
 	}
 	if (drop_user(uid, gid) != 0) {
@@ -461,21 +530,23 @@ tsi_sandbox_enter(const struct tsi_sandbox_cfg *cfg)
 	memset(none, 0, sizeof(none));
 	if (syscall(SYS_capset, &hdr, none) != 0 || !caps_empty() ||
 	    !every_thread_dropped(uid)) {
-		tsi_log(TSI_LOG_ERROR, "sandbox.failed", TSI_LS("step",
-		    "capabilities"), TSI_LS("error", strerror(errno)));
+		tsi_log(TSI_LOG_ERROR, "sandbox.failed",
+		    TSI_LS("step", "capabilities"),
+		    TSI_LS("error", strerror(errno)));
 		return TSI_ERR_INTERNAL;
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
 	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-		tsi_log(TSI_LOG_ERROR, "sandbox.failed", TSI_LS("step", "prctl"),
-		    TSI_LS("error", strerror(errno)));
+		tsi_log(TSI_LOG_ERROR, "sandbox.failed",
+		    TSI_LS("step", "prctl"), TSI_LS("error", strerror(errno)));
 		return TSI_ERR_INTERNAL;
 	}
 	if (load_filter(cfg->log_only) != TSI_OK)
 		return TSI_ERR_INTERNAL;
 	tsi_log(TSI_LOG_INFO, "sandbox.entered", TSI_LI("pid", getpid()),
-	    TSI_LI("uid", uid),
-	    TSI_LI("gid", gid), TSI_LS("bounding_set", bset == 0 ? "empty" :
-	    "unchanged (no CAP_SETPCAP; no capability held)"));
+	    TSI_LI("uid", uid), TSI_LI("gid", gid),
+	    TSI_LS("bounding_set",
+	        bset == 0 ? "empty"
+	                  : "unchanged (no CAP_SETPCAP; no capability held)"));
 	return TSI_OK;
 }

@@ -33,8 +33,8 @@ struct handle {
 	int used;
 	uint16_t gen;
 	int fd;
-	int waiting;                    /* a hash job's wake has not come */
-	int dead;                       /* released while waiting */
+	int waiting; /* a hash job's wake has not come */
+	int dead;    /* released while waiting */
 	struct tsi_peer peer;
 	struct tsi_resolve_state rs;
 	struct tsi_claims_memo *memo;
@@ -141,7 +141,8 @@ hash_wake(void *arg)
 	uint32_t slot = (uint32_t)(h - h->sg->h);
 
 	if (write(h->sg->wake_pipe[1], &slot, sizeof(slot)) != sizeof(slot))
-		tsi_log(TSI_LOG_ERROR, "signer.wake_lost", TSI_LI("slot", slot));
+		tsi_log(TSI_LOG_ERROR, "signer.wake_lost",
+		    TSI_LI("slot", slot));
 }
 
 static int
@@ -172,15 +173,16 @@ do_identify(struct signer *sg, int fd, uint32_t id, int conn)
 	int r;
 
 	if (conn < 0) {
-		answer_status(sg, fd, TSI_PRIV_IDENTIFY, id, TSI_ERR_INVALID_ARG);
+		answer_status(sg, fd, TSI_PRIV_IDENTIFY, id,
+		    TSI_ERR_INVALID_ARG);
 		return;
 	}
 	for (i = 0; i < sg->nh && h == NULL; i++)
 		if (!sg->h[i].used)
 			h = &sg->h[i];
 	if (h == NULL) {
-		tsi_log(TSI_LOG_WARN, "signer.handles_full", TSI_LI("max",
-		    sg->nh));
+		tsi_log(TSI_LOG_WARN, "signer.handles_full",
+		    TSI_LI("max", sg->nh));
 		close(conn);
 		answer_status(sg, fd, TSI_PRIV_IDENTIFY, id, TSI_ERR_TOO_LARGE);
 		return;
@@ -190,9 +192,9 @@ do_identify(struct signer *sg, int fd, uint32_t id, int conn)
 	h->used = 1;
 	h->waiting = 0;
 	h->dead = 0;
-	h->memo = tsi_claims_memo_new();     /* NULL: no reuse, still correct */
+	h->memo = tsi_claims_memo_new(); /* NULL: no reuse, still correct */
 	if ((r = tsi_peer_take(cfg->proc_root, cfg->resolver, conn,
-	    &h->peer)) != TSI_OK) {
+	         &h->peer)) != TSI_OK) {
 		handle_free(h);
 		answer_status(sg, fd, TSI_PRIV_IDENTIFY, id, r);
 		return;
@@ -210,13 +212,12 @@ do_identify(struct signer *sg, int fd, uint32_t id, int conn)
 }
 
 static void
-sign_refused(struct signer *sg, int fd, uint32_t id, int st,
-    const char *reason)
+sign_refused(struct signer *sg, int fd, uint32_t id, int st, const char *reason)
 {
 	tsi_priv_msg_begin(&sg->out, TSI_PRIV_SIGN | TSI_PRIV_ANSWER, id);
 	tsi_priv_put_u32(&sg->out, (uint32_t)st);
-	tsi_priv_put_str(&sg->out, reason, strnlen(reason,
-	    TSI_PRIV_REASON_MAX));
+	tsi_priv_put_str(&sg->out, reason,
+	    strnlen(reason, TSI_PRIV_REASON_MAX));
 	(void)send_out(sg, fd);
 }
 
@@ -238,15 +239,19 @@ do_sign(struct signer *sg, int fd, struct tsi_priv_req *q)
 	int r;
 
 	if ((h = handle_find(sg, q->handle)) == NULL) {
-		tsi_log(TSI_LOG_WARN, "signer.refused", TSI_LI("handle",
-		    q->handle), TSI_LS("reason", "no such caller"));
-		sign_refused(sg, fd, q->id, TSI_ERR_NOT_FOUND, "no such caller");
+		tsi_log(TSI_LOG_WARN, "signer.refused",
+		    TSI_LI("handle", q->handle),
+		    TSI_LS("reason", "no such caller"));
+		sign_refused(sg, fd, q->id, TSI_ERR_NOT_FOUND,
+		    "no such caller");
 		return;
 	}
 	if (!handle_connected(h)) {
-		tsi_log(TSI_LOG_WARN, "signer.refused", TSI_LI("pid",
-		    h->peer.pid), TSI_LS("reason", "the caller's connection "
-		    "is closed"));
+		tsi_log(TSI_LOG_WARN, "signer.refused",
+		    TSI_LI("pid", h->peer.pid),
+		    TSI_LS("reason",
+		        "the caller's connection "
+		        "is closed"));
 		handle_free(h);
 		sign_refused(sg, fd, q->id, TSI_ERR_UNIDENTIFIED,
 		    "the caller's connection is closed");
@@ -270,8 +275,8 @@ do_sign(struct signer *sg, int fd, struct tsi_priv_req *q)
 			return;
 		}
 		r = tsi_unix_resolve(cfg->proc_root, h->peer.pid, h->peer.uid,
-		    &h->peer, sg->hasher, &h->rs, &(struct tsi_wake){
-		    hash_wake, h }, &w);
+		    &h->peer, sg->hasher, &h->rs,
+		    &(struct tsi_wake){ hash_wake, h }, &w);
 		if (r == TSI_ERR_AGAIN) {
 			h->waiting = 1;
 			sign_refused(sg, fd, q->id, TSI_ERR_AGAIN, "hashing");
@@ -285,9 +290,11 @@ do_sign(struct signer *sg, int fd, struct tsi_priv_req *q)
 	} else {
 		if (q->w == NULL || h->peer.container[0] == '\0' ||
 		    strcmp(q->container, h->peer.container) != 0) {
-			tsi_log(TSI_LOG_WARN, "signer.refused", TSI_LI("pid",
-			    h->peer.pid), TSI_LS("reason", "claims for another "
-			    "container than the caller's"));
+			tsi_log(TSI_LOG_WARN, "signer.refused",
+			    TSI_LI("pid", h->peer.pid),
+			    TSI_LS("reason",
+			        "claims for another "
+			        "container than the caller's"));
 			sign_refused(sg, fd, q->id, TSI_ERR_DENIED,
 			    "claims for another container");
 			return;
@@ -305,12 +312,13 @@ do_sign(struct signer *sg, int fd, struct tsi_priv_req *q)
 	if (r == TSI_ERR_TPM_UNAVAILABLE || r == TSI_ERR_TPM) {
 		tsi_monitor_report(*sg->s->monitor, r,
 		    "signing failed: TPM unavailable");
-		sign_refused(sg, fd, q->id, r, "signing failed: TPM unavailable");
+		sign_refused(sg, fd, q->id, r,
+		    "signing failed: TPM unavailable");
 		goto out;
 	}
 	if (r != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "token.mint_failed", TSI_LS("error",
-		    tsi_strerror(r)));
+		tsi_log(TSI_LOG_ERROR, "token.mint_failed",
+		    TSI_LS("error", tsi_strerror(r)));
 		sign_refused(sg, fd, q->id, r, "mint failed");
 		goto out;
 	}
@@ -321,8 +329,8 @@ do_sign(struct signer *sg, int fd, struct tsi_priv_req *q)
 	tsi_priv_put_str(&sg->out, w->exe != NULL ? w->exe : "",
 	    w->exe != NULL ? strnlen(w->exe, TSI_PRIV_EXE_MAX) : 0);
 	if (send_out(sg, fd) != TSI_OK)
-		tsi_log(TSI_LOG_ERROR, "signer.answer_failed", TSI_LS("error",
-		    "the token does not fit an answer"));
+		tsi_log(TSI_LOG_ERROR, "signer.answer_failed",
+		    TSI_LS("error", "the token does not fit an answer"));
 out:
 	/* The answer buffer held the token. */
 	explicit_bzero(sg->out.b, sg->out.len);
@@ -339,8 +347,8 @@ do_jwks(struct signer *sg, int fd, uint32_t id)
 
 	if ((r = tsi_minter_jwks(*sg->s->minter, &jwks)) != TSI_OK ||
 	    (text = json_dumps(jwks, JSON_COMPACT)) == NULL) {
-		answer_status(sg, fd, TSI_PRIV_JWKS, id, r != TSI_OK ? r :
-		    TSI_ERR_ALLOC);
+		answer_status(sg, fd, TSI_PRIV_JWKS, id,
+		    r != TSI_OK ? r : TSI_ERR_ALLOC);
 		goto out;
 	}
 	tsi_priv_msg_begin(&sg->out, TSI_PRIV_JWKS | TSI_PRIV_ANSWER, id);
@@ -362,17 +370,18 @@ do_health(struct signer *sg, int fd, uint32_t id)
 	reason[0] = '\0';
 	kid[0] = '\0';
 	if ((r = tsi_monitor_status(*sg->s->monitor, reason, sizeof(reason))) ==
-	    TSI_OK && tsi_minter_kid(*sg->s->minter, kid) != TSI_OK)
+	        TSI_OK &&
+	    tsi_minter_kid(*sg->s->minter, kid) != TSI_OK)
 		kid[0] = '\0';
 	tsi_priv_msg_begin(&sg->out, TSI_PRIV_HEALTH | TSI_PRIV_ANSWER, id);
 	tsi_priv_put_u32(&sg->out, (uint32_t)r);
-	tsi_priv_put_str(&sg->out, reason, strnlen(reason,
-	    TSI_PRIV_REASON_MAX));
+	tsi_priv_put_str(&sg->out, reason,
+	    strnlen(reason, TSI_PRIV_REASON_MAX));
 	tsi_priv_put_str(&sg->out, kid, strlen(kid));
-	tsi_priv_put_str(&sg->out, loc->cluster_name, strnlen(
-	    loc->cluster_name, TSI_LOCATION_MAX));
-	tsi_priv_put_str(&sg->out, loc->datacenter, strnlen(loc->datacenter,
-	    TSI_LOCATION_MAX));
+	tsi_priv_put_str(&sg->out, loc->cluster_name,
+	    strnlen(loc->cluster_name, TSI_LOCATION_MAX));
+	tsi_priv_put_str(&sg->out, loc->datacenter,
+	    strnlen(loc->datacenter, TSI_LOCATION_MAX));
 	(void)send_out(sg, fd);
 }
 
@@ -427,13 +436,14 @@ serve_one(struct signer *sg, int fd)
 	else
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);
-	r = (mh.msg_flags & MSG_TRUNC) ? TSI_ERR_TOO_LARGE :
-	    tsi_priv_req_decode(sg->in, (size_t)n, &q);
+	r = (mh.msg_flags & MSG_TRUNC)
+	    ? TSI_ERR_TOO_LARGE
+	    : tsi_priv_req_decode(sg->in, (size_t)n, &q);
 	if (r != TSI_OK) {
 		if (r == TSI_ERR_TOO_LARGE)
 			memset(&q, 0, sizeof(q));
-		tsi_log(TSI_LOG_WARN, "signer.bad_request", TSI_LI("type",
-		    q.type), TSI_LS("error", tsi_strerror(r)));
+		tsi_log(TSI_LOG_WARN, "signer.bad_request",
+		    TSI_LI("type", q.type), TSI_LS("error", tsi_strerror(r)));
 		if (conn >= 0)
 			close(conn);
 		answer_status(sg, fd, q.type, q.id, r);
@@ -445,27 +455,19 @@ serve_one(struct signer *sg, int fd)
 		conn = -1;
 	}
 	switch (q.type) {
-	case TSI_PRIV_IDENTIFY:
-		do_identify(sg, fd, q.id, conn);
-		break;
+	case TSI_PRIV_IDENTIFY: do_identify(sg, fd, q.id, conn); break;
 	case TSI_PRIV_RELEASE: {
 		struct handle *h = handle_find(sg, q.handle);
 
 		if (h != NULL)
 			handle_free(h);
-		answer_status(sg, fd, q.type, q.id, h != NULL ? TSI_OK :
-		    TSI_ERR_NOT_FOUND);
+		answer_status(sg, fd, q.type, q.id,
+		    h != NULL ? TSI_OK : TSI_ERR_NOT_FOUND);
 		break;
 	}
-	case TSI_PRIV_SIGN:
-		do_sign(sg, fd, &q);
-		break;
-	case TSI_PRIV_JWKS:
-		do_jwks(sg, fd, q.id);
-		break;
-	case TSI_PRIV_HEALTH:
-		do_health(sg, fd, q.id);
-		break;
+	case TSI_PRIV_SIGN: do_sign(sg, fd, &q); break;
+	case TSI_PRIV_JWKS: do_jwks(sg, fd, q.id); break;
+	case TSI_PRIV_HEALTH: do_health(sg, fd, q.id); break;
 	default:
 		/* WAKE is the signer's to send. */
 		answer_status(sg, fd, q.type, q.id, TSI_ERR_UNSUPPORTED);
@@ -552,7 +554,7 @@ front_start(struct signer *sg)
 	/* theirs[0]: notify; theirs[1..n]: request channels. */
 	for (i = 0; i <= n; i++) {
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-		    pair) != 0)
+		        pair) != 0)
 			goto fail;
 		if ((theirs[i] = high_fd(pair[1])) < 0) {
 			close(pair[0]);
@@ -565,7 +567,7 @@ front_start(struct signer *sg)
 		(void)fcntl(pair[0], F_SETFL, O_NONBLOCK);
 	}
 	if (sg->notify >= 0)
-		(void)fcntl(sg->notify, F_SETFL, 0);    /* WAKEs are not lost */
+		(void)fcntl(sg->notify, F_SETFL, 0); /* WAKEs are not lost */
 	if ((listen_hi = fcntl(sg->s->listen_fd, F_DUPFD_CLOEXEC, 64)) < 0)
 		goto fail;
 	argv[0] = (char *)sg->s->exe;
@@ -599,8 +601,8 @@ front_start(struct signer *sg)
 	r = TSI_OK;
 	goto out;
 fail:
-	tsi_log(TSI_LOG_ERROR, "front.start_failed", TSI_LS("error",
-	    strerror(errno)));
+	tsi_log(TSI_LOG_ERROR, "front.start_failed",
+	    TSI_LS("error", strerror(errno)));
 	close_front_fds(sg);
 out:
 	for (i = 0; i <= n; i++)
@@ -625,12 +627,12 @@ front_reap(struct signer *sg)
 		return;
 	if (WIFSIGNALED(st))
 		tsi_log(TSI_LOG_ERROR, "front.exited", TSI_LI("pid", p),
-		    TSI_LI("signal", WTERMSIG(st)), TSI_LI("restart_ms",
-		    sg->backoff_ms));
+		    TSI_LI("signal", WTERMSIG(st)),
+		    TSI_LI("restart_ms", sg->backoff_ms));
 	else
 		tsi_log(TSI_LOG_ERROR, "front.exited", TSI_LI("pid", p),
-		    TSI_LI("status", WEXITSTATUS(st)), TSI_LI("restart_ms",
-		    sg->backoff_ms));
+		    TSI_LI("status", WEXITSTATUS(st)),
+		    TSI_LI("restart_ms", sg->backoff_ms));
 	sg->front = 0;
 	front_gone(sg);
 	if (now_ms() - sg->started_ms >= TSI_PRIV_STABLE_MS)
@@ -699,7 +701,7 @@ tsi_privsep_signer_run(const struct tsi_privsep_signer *s)
 	}
 	if (s->cfg->resolver == TSI_RESOLVER_UNIX &&
 	    (r = tsi_exe_hasher_new(s->cfg->max_exe_size, &sg->hasher)) !=
-	    TSI_OK)
+	        TSI_OK)
 		goto out;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_child;
@@ -718,9 +720,10 @@ tsi_privsep_signer_run(const struct tsi_privsep_signer *s)
 		if (sg->front == 0 && now_ms() >= sg->restart_at_ms &&
 		    front_start(sg) != TSI_OK) {
 			sg->restart_at_ms = now_ms() + sg->backoff_ms;
-			sg->backoff_ms = sg->backoff_ms * 2 >
-			    TSI_PRIV_BACKOFF_MAX_MS ? TSI_PRIV_BACKOFF_MAX_MS :
-			    sg->backoff_ms * 2;
+			sg->backoff_ms =
+			    sg->backoff_ms * 2 > TSI_PRIV_BACKOFF_MAX_MS
+			    ? TSI_PRIV_BACKOFF_MAX_MS
+			    : sg->backoff_ms * 2;
 		}
 		np = 0;
 		pfd[np].fd = sg->wake_pipe[0];

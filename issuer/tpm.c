@@ -45,19 +45,19 @@ struct tsi_tpm {
 	char *key_path;
 	TSS2_TCTI_CONTEXT *tcti;
 	ESYS_CONTEXT *esys;
-	ESYS_TR key;                 /* ESYS_TR_NONE when not loaded */
+	ESYS_TR key; /* ESYS_TR_NONE when not loaded */
 	TPM2B_PUBLIC key_pub;
 	TPM2B_PRIVATE key_priv;
 	int have_blob;
 	EVP_PKEY *pub;
 	int available;
-	long long last_try_ms;       /* monotonic time of the last failed connect */
+	long long last_try_ms; /* monotonic time of the last failed connect */
 	/* Read without the mutex (atomics) so that health checks never queue
 	 * behind signing: */
-	long long last_ok_ms;        /* last command that succeeded */
-	long long cmd_started_ms;    /* command in flight since, or 0 */
-	long long cmd_budget_ms;     /* how long that command may take */
-	char reason[200];            /* why the TPM is unavailable */
+	long long last_ok_ms;     /* last command that succeeded */
+	long long cmd_started_ms; /* command in flight since, or 0 */
+	long long cmd_budget_ms;  /* how long that command may take */
+	char reason[200];         /* why the TPM is unavailable */
 };
 
 static long long
@@ -112,10 +112,8 @@ rc_unreachable(TSS2_RC rc)
 	case TSS2_BASE_RC_MALFORMED_RESPONSE:
 	case TSS2_BASE_RC_BAD_SEQUENCE:
 	case TSS2_BASE_RC_TRY_AGAIN:
-	case TSS2_BASE_RC_NOT_IMPLEMENTED:
-		return 1;
-	default:
-		return 0;
+	case TSS2_BASE_RC_NOT_IMPLEMENTED: return 1;
+	default: return 0;
 	}
 }
 
@@ -235,9 +233,9 @@ pub_from_blob(const TPM2B_PUBLIC *p, EVP_PKEY **out)
 	memcpy(oct + 33 + (32 - pt->y.size), pt->y.buffer, pt->y.size);
 	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
 	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-	    "prime256v1", 0) ||
+	        "prime256v1", 0) ||
 	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, oct,
-	    sizeof(oct)) ||
+	        sizeof(oct)) ||
 	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
 	    (pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
 	    EVP_PKEY_fromdata_init(pctx) <= 0 ||
@@ -271,8 +269,8 @@ key_file_read(struct tsi_tpm *t)
 	if (r == TSI_ERR_NOT_FOUND)
 		return TSI_ERR_NOT_FOUND;
 	if (r != TSI_OK && r != TSI_ERR_TOO_LARGE) {
-		tsi_log(TSI_LOG_ERROR, "tpm.key_file", TSI_LS("path", t->key_path),
-		    TSI_LS("error", why));
+		tsi_log(TSI_LOG_ERROR, "tpm.key_file",
+		    TSI_LS("path", t->key_path), TSI_LS("error", why));
 		return TSI_ERR_IO;
 	}
 	buf = (uint8_t *)text;
@@ -283,17 +281,20 @@ key_file_read(struct tsi_tpm *t)
 	memset(&t->key_pub, 0, sizeof(t->key_pub));
 	memset(&t->key_priv, 0, sizeof(t->key_priv));
 	if ((rc = Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &off,
-	    &t->key_pub)) != TSS2_RC_SUCCESS ||
+	         &t->key_pub)) != TSS2_RC_SUCCESS ||
 	    (rc = Tss2_MU_TPM2B_PRIVATE_Unmarshal(buf, len, &off,
-	    &t->key_priv)) != TSS2_RC_SUCCESS || off != len)
+	         &t->key_priv)) != TSS2_RC_SUCCESS ||
+	    off != len)
 		goto out;
 	t->have_blob = 1;
 	r = TSI_OK;
 out:
 	if (r != TSI_OK)
-		tsi_log(TSI_LOG_ERROR, "tpm.key_file", TSI_LS("path", t->key_path),
-		    TSI_LS("error", r == TSI_ERR_IO ? "read failed" :
-		    "not a tsi TPM key file"));
+		tsi_log(TSI_LOG_ERROR, "tpm.key_file",
+		    TSI_LS("path", t->key_path),
+		    TSI_LS("error",
+		        r == TSI_ERR_IO ? "read failed"
+		                        : "not a tsi TPM key file"));
 	tsi_freezero(text, len + 1);
 	return r;
 }
@@ -327,17 +328,18 @@ key_file_write(struct tsi_tpm *t, const TPM2B_PUBLIC *pub,
 
 	memcpy(buf, KEY_MAGIC, KEY_MAGIC_LEN);
 	if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, sizeof(buf), &off) !=
-	    TSS2_RC_SUCCESS ||
+	        TSS2_RC_SUCCESS ||
 	    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, buf, sizeof(buf), &off) !=
-	    TSS2_RC_SUCCESS)
+	        TSS2_RC_SUCCESS)
 		return TSI_ERR_INTERNAL;
 	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", t->key_path,
 	    (long)getpid());
 	if (n < 0 || (size_t)n >= sizeof(tmp))
 		return TSI_ERR_TOO_LARGE;
 	(void)unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-	    0600)) < 0)
+	if ((fd = open(tmp,
+	         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) <
+	    0)
 		goto out;
 	if (write_all(fd, buf, off) != 0 || fsync(fd) != 0)
 		goto out;
@@ -452,7 +454,8 @@ connect_inner(struct tsi_tpm *t)
 		t->tcti = NULL;
 		return mark_unavailable(t, "connect", rc);
 	}
-	if ((rc = Esys_Initialize(&t->esys, t->tcti, NULL)) != TSS2_RC_SUCCESS) {
+	if ((rc = Esys_Initialize(&t->esys, t->tcti, NULL)) !=
+	    TSS2_RC_SUCCESS) {
 		t->esys = NULL;
 		return mark_unavailable(t, "esys_init", rc);
 	}
@@ -464,9 +467,9 @@ connect_inner(struct tsi_tpm *t)
 	memset(&outside, 0, sizeof(outside));
 	memset(&pcrs, 0, sizeof(pcrs));
 	if ((rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER,
-	    ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &srk_template,
-	    &outside, &pcrs, &parent, NULL, NULL, NULL, NULL)) !=
-	    TSS2_RC_SUCCESS) {
+	         ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
+	         &srk_template, &outside, &pcrs, &parent, NULL, NULL, NULL,
+	         NULL)) != TSS2_RC_SUCCESS) {
 		r = tpm_fail(t, "create_primary", rc);
 		goto out;
 	}
@@ -474,13 +477,15 @@ connect_inner(struct tsi_tpm *t)
 		r = key_file_read(t);
 		if (r == TSI_ERR_NOT_FOUND) {
 			if ((rc = Esys_Create(t->esys, parent, ESYS_TR_PASSWORD,
-			    ESYS_TR_NONE, ESYS_TR_NONE, &sens, &sign_template,
-			    &outside, &pcrs, &new_priv, &new_pub, NULL, NULL,
-			    NULL)) != TSS2_RC_SUCCESS) {
+			         ESYS_TR_NONE, ESYS_TR_NONE, &sens,
+			         &sign_template, &outside, &pcrs, &new_priv,
+			         &new_pub, NULL, NULL, NULL)) !=
+			    TSS2_RC_SUCCESS) {
 				r = tpm_fail(t, "create_key", rc);
 				goto out;
 			}
-			if ((r = key_file_write(t, new_pub, new_priv)) != TSI_OK)
+			if ((r = key_file_write(t, new_pub, new_priv)) !=
+			    TSI_OK)
 				goto out;
 			tsi_log(TSI_LOG_INFO, "tpm.key_created",
 			    TSI_LS("path", t->key_path));
@@ -488,18 +493,22 @@ connect_inner(struct tsi_tpm *t)
 			goto out;
 	}
 	if ((rc = Esys_Load(t->esys, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &t->key_priv, &t->key_pub, &t->key)) !=
+	         ESYS_TR_NONE, &t->key_priv, &t->key_pub, &t->key)) !=
 	    TSS2_RC_SUCCESS) {
 		t->key = ESYS_TR_NONE;
 		if (!rc_unreachable(rc))
 			tsi_log(TSI_LOG_ERROR, "tpm.key_load",
-			    TSI_LS("path", t->key_path), TSI_LS("hint",
-			    "the key file does not belong to this TPM's owner "
-			    "hierarchy; remove it and enroll the node again"));
+			    TSI_LS("path", t->key_path),
+			    TSI_LS("hint",
+			        "the key file does not belong to this TPM's "
+			        "owner "
+			        "hierarchy; remove it and enroll the node "
+			        "again"));
 		r = tpm_fail(t, "load_key", rc);
 		goto out;
 	}
-	if (t->pub == NULL && (r = pub_from_blob(&t->key_pub, &t->pub)) != TSI_OK)
+	if (t->pub == NULL &&
+	    (r = pub_from_blob(&t->key_pub, &t->pub)) != TSI_OK)
 		goto out;
 	__atomic_store_n(&t->available, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&t->last_ok_ms, now_ms(), __ATOMIC_RELEASE);
@@ -527,7 +536,8 @@ connect_locked(struct tsi_tpm *t)
 
 	cmd_begin(t);
 	r = connect_inner(t);
-	cmd_end(t, r == TSI_OK ? TSS2_RC_SUCCESS : TSS2_BASE_RC_GENERAL_FAILURE);
+	cmd_end(t,
+	    r == TSI_OK ? TSS2_RC_SUCCESS : TSS2_BASE_RC_GENERAL_FAILURE);
 	return r;
 }
 
@@ -589,7 +599,8 @@ tsi_tpm_open(const char *tcti, const char *state_dir, struct tsi_tpm **out)
 	    (t->key_path = strdup(path)) == NULL)
 		goto out;
 	if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-		tsi_log(TSI_LOG_ERROR, "tpm.state_dir", TSI_LS("path", state_dir),
+		tsi_log(TSI_LOG_ERROR, "tpm.state_dir",
+		    TSI_LS("path", state_dir),
 		    TSI_LS("error", strerror(errno)));
 		r = TSI_ERR_IO;
 		goto out;
@@ -726,13 +737,15 @@ tsi_tpm_check(struct tsi_tpm *t, char *reason, size_t reasonlen)
 		reason[0] = '\0';
 	/* A command that does not come back: the TPM hangs. */
 	started = __atomic_load_n(&t->cmd_started_ms, __ATOMIC_ACQUIRE);
-	if (started != 0 && now - started >
-	    __atomic_load_n(&t->cmd_budget_ms, __ATOMIC_ACQUIRE)) {
+	if (started != 0 &&
+	    now - started >
+	        __atomic_load_n(&t->cmd_budget_ms, __ATOMIC_ACQUIRE)) {
 		int cut = cut_hung_command(t);
-		tsi_log(TSI_LOG_WARN, "tpm.hung", TSI_LI("in_flight_ms",
-		    now - started), TSI_LI("connections_cut", cut));
-		(void)snprintf(reason, reasonlen, "TPM not answering for %lld ms",
-		    now - started);
+		tsi_log(TSI_LOG_WARN, "tpm.hung",
+		    TSI_LI("in_flight_ms", now - started),
+		    TSI_LI("connections_cut", cut));
+		(void)snprintf(reason, reasonlen,
+		    "TPM not answering for %lld ms", now - started);
 		return TSI_ERR_TPM_UNAVAILABLE;
 	}
 	/* A command is running and not yet overdue: the TPM is working;
@@ -743,11 +756,11 @@ tsi_tpm_check(struct tsi_tpm *t, char *reason, size_t reasonlen)
 	 * queue behind signing under load). */
 	if (__atomic_load_n(&t->available, __ATOMIC_ACQUIRE) &&
 	    now - __atomic_load_n(&t->last_ok_ms, __ATOMIC_ACQUIRE) <
-	    TSI_TPM_FRESH_MS)
+	        TSI_TPM_FRESH_MS)
 		return TSI_OK;
 	if ((r = lock_bounded(t)) != TSI_OK) {
-		(void)snprintf(reason, reasonlen, "TPM busy: no answer within %d ms",
-		    TSI_TPM_WAIT_MS);
+		(void)snprintf(reason, reasonlen,
+		    "TPM busy: no answer within %d ms", TSI_TPM_WAIT_MS);
 		return r;
 	}
 	was = t->available;
@@ -902,9 +915,9 @@ marshal_evidence(const TPM2B_ATTEST *a, const TPMT_SIGNATURE *s,
 	int r;
 
 	if (Tss2_MU_TPM2B_ATTEST_Marshal(a, abuf, sizeof(abuf), &aoff) !=
-	    TSS2_RC_SUCCESS ||
+	        TSS2_RC_SUCCESS ||
 	    Tss2_MU_TPMT_SIGNATURE_Marshal(s, sbuf, sizeof(sbuf), &soff) !=
-	    TSS2_RC_SUCCESS)
+	        TSS2_RC_SUCCESS)
 		return TSI_ERR_INTERNAL;
 	if ((r = dup_out(abuf, aoff, attest, attest_len)) != TSI_OK)
 		return r;
@@ -946,10 +959,11 @@ ek_load(struct tsi_tpm *t, ESYS_TR *ek, int *transient, TPM2B_PUBLIC **pub)
 		 * storage key cannot take part in activation. */
 		if (p->publicArea.type != TPM2_ALG_RSA ||
 		    (p->publicArea.objectAttributes &
-		    (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) !=
-		    (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) {
-			tsi_log(TSI_LOG_ERROR, "tpm.ek_unusable", TSI_LS("reason",
-			    "the object at 0x81010001 is not an RSA EK"));
+		        (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) !=
+		        (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)) {
+			tsi_log(TSI_LOG_ERROR, "tpm.ek_unusable",
+			    TSI_LS("reason",
+			        "the object at 0x81010001 is not an RSA EK"));
 			Esys_Free(p);
 			tr_close(t, ek);
 			return TSI_ERR_TPM;
@@ -1054,7 +1068,9 @@ struct ek_args {
 static int
 ek_cert_locked(struct tsi_tpm *t, struct ek_args *a)
 {
-	enum { CHUNK = 512 };
+	enum {
+		CHUNK = 512
+	};
 	ESYS_TR nv = ESYS_TR_NONE, auth;
 	TPM2B_NV_PUBLIC *nvpub = NULL;
 	TPM2B_MAX_NV_BUFFER *data = NULL;
@@ -1071,8 +1087,8 @@ ek_cert_locked(struct tsi_tpm *t, struct ek_args *a)
 		nv = ESYS_TR_NONE;
 		if (rc_unreachable(rc))
 			return mark_unavailable(t, "ek_cert_lookup", rc);
-		tsi_log(TSI_LOG_INFO, "tpm.no_ek_cert", TSI_LS("tpm_rc",
-		    Tss2_RC_Decode(rc)));
+		tsi_log(TSI_LOG_INFO, "tpm.no_ek_cert",
+		    TSI_LS("tpm_rc", Tss2_RC_Decode(rc)));
 		return TSI_OK;
 	}
 	cmd_begin(t);
@@ -1085,8 +1101,9 @@ ek_cert_locked(struct tsi_tpm *t, struct ek_args *a)
 	}
 	size = nvpub->nvPublic.dataSize;
 	if (size == 0 || size > TSI_TPM_EK_CERT_MAX) {
-		tsi_log(TSI_LOG_ERROR, "tpm.ek_cert", TSI_LS("reason",
-		    "EK certificate index has an implausible size"),
+		tsi_log(TSI_LOG_ERROR, "tpm.ek_cert",
+		    TSI_LS("reason",
+		        "EK certificate index has an implausible size"),
 		    TSI_LI("size", (long long)size));
 		goto out;
 	}
@@ -1096,8 +1113,9 @@ ek_cert_locked(struct tsi_tpm *t, struct ek_args *a)
 	}
 	/* The certificate index is read with its own (empty) auth where it
 	 * allows that (AUTHREAD), otherwise with the owner's. */
-	auth = (nvpub->nvPublic.attributes & TPMA_NV_AUTHREAD) ? nv :
-	    ESYS_TR_RH_OWNER;
+	auth = (nvpub->nvPublic.attributes & TPMA_NV_AUTHREAD)
+	    ? nv
+	    : ESYS_TR_RH_OWNER;
 	while (off < size) {
 		n = size - off < CHUNK ? size - off : CHUNK;
 		cmd_begin(t);
@@ -1109,8 +1127,8 @@ ek_cert_locked(struct tsi_tpm *t, struct ek_args *a)
 			goto out;
 		}
 		if (data->size != n) {
-			tsi_log(TSI_LOG_ERROR, "tpm.ek_cert", TSI_LS("reason",
-			    "short NV read"));
+			tsi_log(TSI_LOG_ERROR, "tpm.ek_cert",
+			    TSI_LS("reason", "short NV read"));
 			goto out;
 		}
 		memcpy(buf + off, data->buffer, n);
@@ -1120,8 +1138,10 @@ ek_cert_locked(struct tsi_tpm *t, struct ek_args *a)
 	}
 	/* Some TPMs pad the index after the certificate. */
 	if ((n = der_len(buf, size)) == 0) {
-		tsi_log(TSI_LOG_ERROR, "tpm.ek_cert", TSI_LS("reason",
-		    "EK certificate index does not hold a DER certificate"));
+		tsi_log(TSI_LOG_ERROR, "tpm.ek_cert",
+		    TSI_LS("reason",
+		        "EK certificate index does not hold a DER "
+		        "certificate"));
 		goto out;
 	}
 	a->cert = buf;
@@ -1151,9 +1171,10 @@ ek_locked(struct tsi_tpm *t, void *arg)
 	 * still leaves the EK public key, which an inventory entry may trust
 	 * by its hash; only an unreachable TPM stops here. */
 	if ((r = ek_cert_locked(t, a)) == TSI_ERR_TPM) {
-		tsi_log(TSI_LOG_WARN, "tpm.ek_cert_skipped", TSI_LS("reason",
-		    "the EK certificate could not be read; sending the EK "
-		    "public key alone"));
+		tsi_log(TSI_LOG_WARN, "tpm.ek_cert_skipped",
+		    TSI_LS("reason",
+		        "the EK certificate could not be read; sending the EK "
+		        "public key alone"));
 		r = TSI_OK;
 	}
 	if (r != TSI_OK)
@@ -1227,8 +1248,8 @@ tsi_tpm_ak_pub(struct tsi_tpm *t, uint8_t **pub, size_t *len)
 int
 tsi_tpm_key_pub(struct tsi_tpm *t, uint8_t **pub, size_t *len)
 {
-	const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-	    TPMA_OBJECT_SIGN_ENCRYPT;
+	const TPMA_OBJECT need = TPMA_OBJECT_FIXEDTPM |
+	    TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SIGN_ENCRYPT;
 	TPM2B_PUBLIC p;
 	int r;
 
@@ -1239,10 +1260,13 @@ tsi_tpm_key_pub(struct tsi_tpm *t, uint8_t **pub, size_t *len)
 	p = t->key_pub;
 	pthread_mutex_unlock(&t->mu);
 	if ((p.publicArea.objectAttributes & need) != need) {
-		tsi_log(TSI_LOG_ERROR, "tpm.key_duplicable", TSI_LS("path",
-		    t->key_path), TSI_LS("reason", "the signing key is not "
-		    "fixedTPM|fixedParent|sign; remove the key file and enroll "
-		    "the node again"));
+		tsi_log(TSI_LOG_ERROR, "tpm.key_duplicable",
+		    TSI_LS("path", t->key_path),
+		    TSI_LS("reason",
+		        "the signing key is not "
+		        "fixedTPM|fixedParent|sign; remove the key file and "
+		        "enroll "
+		        "the node again"));
 		return TSI_ERR_UNSUPPORTED;
 	}
 	return marshal_public(&p, pub, len);
@@ -1410,11 +1434,13 @@ tsi_tpm_activate(struct tsi_tpm *t, const uint8_t *blob, size_t blob_len,
 		return TSI_ERR_INVALID_ARG;
 	memset(&a, 0, sizeof(a));
 	if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(blob, blob_len, &off, &a.blob) !=
-	    TSS2_RC_SUCCESS || off != blob_len)
+	        TSS2_RC_SUCCESS ||
+	    off != blob_len)
 		return TSI_ERR_PARSE;
 	off = 0;
 	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(enc_secret, enc_secret_len,
-	    &off, &a.secret) != TSS2_RC_SUCCESS || off != enc_secret_len)
+	        &off, &a.secret) != TSS2_RC_SUCCESS ||
+	    off != enc_secret_len)
 		return TSI_ERR_PARSE;
 	a.out = out;
 	a.outcap = outcap;
@@ -1467,9 +1493,9 @@ pcr_read_locked(struct tsi_tpm *t, void *arg)
 			goto out;
 		got = 0;
 		for (i = 0; i < 3 && i < osel->pcrSelections[0].sizeofSelect;
-		    i++)
-			got |= (uint32_t)osel->pcrSelections[0].pcrSelect[i] <<
-			    (8 * i);
+		     i++)
+			got |= (uint32_t)osel->pcrSelections[0].pcrSelect[i]
+			    << (8 * i);
 		got &= left;
 		/* The digests come in PCR order of the answered selection. */
 		for (i = 0, k = 0; i < TSI_TPM_PCRS; i++) {
@@ -1494,8 +1520,9 @@ pcr_read_locked(struct tsi_tpm *t, void *arg)
 out:
 	if (r != TSI_OK)
 		tsi_log(TSI_LOG_ERROR, "tpm.error", TSI_LS("op", "pcr_read"),
-		    TSI_LS("reason", "the TPM does not answer the SHA-256 PCRs "
-		    "asked for"));
+		    TSI_LS("reason",
+		        "the TPM does not answer the SHA-256 PCRs "
+		        "asked for"));
 	Esys_Free(osel);
 	Esys_Free(dig);
 	return r;
@@ -1560,7 +1587,7 @@ quote_locked(struct tsi_tpm *t, void *arg)
 		off = 0;
 		memset(&body, 0, sizeof(body));
 		if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest->attestationData,
-		    attest->size, &off, &body) != TSS2_RC_SUCCESS ||
+		        attest->size, &off, &body) != TSS2_RC_SUCCESS ||
 		    body.type != TPM2_ST_ATTEST_QUOTE ||
 		    body.attested.quote.pcrDigest.size != 32) {
 			r = TSI_ERR_TPM;

@@ -25,10 +25,10 @@
 
 #include "tsi/signer.h"
 
-#define TSI_TPM_WAIT_MS 800          /* longest wait for the TPM mutex */
-#define TSI_TPM_RECONNECT_MS 200     /* at most one reconnect try per period */
-#define TSI_TPM_HANG_MS 500          /* a command in flight longer: "hangs" */
-#define TSI_TPM_FRESH_MS 200         /* a success this recent needs no probe */
+#define TSI_TPM_WAIT_MS 800      /* longest wait for the TPM mutex */
+#define TSI_TPM_RECONNECT_MS 200 /* at most one reconnect try per period */
+#define TSI_TPM_HANG_MS 500      /* a command in flight longer: "hangs" */
+#define TSI_TPM_FRESH_MS 200     /* a success this recent needs no probe */
 #define TSI_TPM_KEY_FILE "tpm-key.blob"
 /* Commands that make keys from a seed (an RSA EK above all) may take
  * seconds on a loaded software TPM; the watchdog gives them this long. */
@@ -36,10 +36,10 @@
 
 /* Enrollment (docs/attestation.md): where the TCG EK and its certificate
  * live, and the PCR bank the issuer quotes. */
-#define TSI_TPM_EK_CERT_NV 0x01c00002u   /* RSA-2048 EK certificate (DER) */
-#define TSI_TPM_EK_HANDLE 0x81010001u    /* persistent RSA-2048 EK */
-#define TSI_TPM_PCRS 24                  /* PCRs of the SHA-256 bank */
-#define TSI_TPM_NONCE_MAX 64             /* qualifyingData (TPM2B_DATA) */
+#define TSI_TPM_EK_CERT_NV 0x01c00002u /* RSA-2048 EK certificate (DER) */
+#define TSI_TPM_EK_HANDLE 0x81010001u  /* persistent RSA-2048 EK */
+#define TSI_TPM_PCRS 24                /* PCRs of the SHA-256 bank */
+#define TSI_TPM_NONCE_MAX 64           /* qualifyingData (TPM2B_DATA) */
 #define TSI_TPM_EK_CERT_MAX 8192
 
 struct tsi_tpm;

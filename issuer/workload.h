@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-enum tsi_workload_kind { TSI_WORKLOAD_K8S = 0, TSI_WORKLOAD_UNIX = 1 };
+enum tsi_workload_kind {
+	TSI_WORKLOAD_K8S = 0,
+	TSI_WORKLOAD_UNIX = 1
+};
 
 #define TSI_WORKLOAD_MAX_IMAGES 64
 
@@ -19,7 +22,7 @@ struct tsi_workload {
 	char *namespace;
 	char *pod;
 	char *service_account;
-	char *container;                /* the calling container's name */
+	char *container; /* the calling container's name */
 	/* host workloads */
 	uid_t uid;
 	char *exe;

@@ -33,8 +33,8 @@
 struct slot;
 
 struct tsi_sidecar_http {
-	CURLM *multi;      /* every request, the issuer's and the vault's */
-	CURLSH *share;     /* connections and TLS sessions to tsi-vault */
+	CURLM *multi;  /* every request, the issuer's and the vault's */
+	CURLSH *share; /* connections and TLS sessions to tsi-vault */
 	const struct tsi_sidecar_settings *st; /* borrowed, outlives h */
 	volatile sig_atomic_t *stop;
 	struct slot *warm; /* READ_CONCURRENCY warm-up requests, or NULL */
@@ -84,18 +84,18 @@ tsi_sidecar_http_new(const struct tsi_sidecar_settings *st,
 	h->stop = stop;
 	if ((h->multi = curl_multi_init()) == NULL ||
 	    (h->share = curl_share_init()) == NULL ||
-	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) !=
-		CURLSHE_OK ||
 	    curl_share_setopt(h->share, CURLSHOPT_SHARE,
-		CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+	        CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+	    curl_share_setopt(h->share, CURLSHOPT_SHARE,
+	        CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
 	    curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) !=
-		CURLSHE_OK ||
+	        CURLSHE_OK ||
 	    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-		(long)READ_CONCURRENCY) != CURLM_OK ||
+	        (long)READ_CONCURRENCY) != CURLM_OK ||
 	    /* Keep them all between the login and the reads (the default
 	     * keeps 4 per transfer in flight, which may be 1 then). */
 	    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
-		(long)READ_CONCURRENCY + 1) != CURLM_OK) {
+	        (long)READ_CONCURRENCY + 1) != CURLM_OK) {
 		tsi_sidecar_http_free(h);
 		return TSI_ERR_ALLOC;
 	}
@@ -159,7 +159,8 @@ configure(struct tsi_sidecar_http *h, CURL *c, int issuer, const char *url,
 	 * Bigger answers only take more reads. */
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 4096L);
 	if (issuer) {
-		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, st->issuer_socket);
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH,
+		    st->issuer_socket);
 	} else {
 		curl_easy_setopt(c, CURLOPT_SHARE, h->share);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -195,9 +196,9 @@ transfer_error(struct tsi_sidecar_http *h, int issuer, CURLcode cc,
 	else {
 		char why[512];
 
-		tsi_errf(err, errlen, "%s: %s", what, tsi_curl_explain((int)cc,
-		    errbuf, h->st->vault_addr, "VAULT_CACERT (vault_cacert)",
-		    why, sizeof(why)));
+		tsi_errf(err, errlen, "%s: %s", what,
+		    tsi_curl_explain((int)cc, errbuf, h->st->vault_addr,
+		        "VAULT_CACERT (vault_cacert)", why, sizeof(why)));
 	}
 	/* A certificate that does not verify will not verify next time
 	 * either; everything else (refused, reset, timeout, DNS) may be
@@ -219,7 +220,8 @@ vault_error(const struct tsi_buf *resp, char *out, size_t outlen)
 
 	out[0] = '\0';
 	if (j != NULL)
-		m = json_string_value(json_array_get(json_object_get(j, "errors"), 0));
+		m = json_string_value(
+		    json_array_get(json_object_get(j, "errors"), 0));
 	if (m != NULL && snprintf(out, outlen, "%s", m) >= 0) {
 		for (i = 0; out[i] != '\0'; i++)
 			if ((unsigned char)out[i] < 0x20)
@@ -278,8 +280,8 @@ struct slot {
 /* Starts request s (url, what, resp, fin, arg, pending set) on h->multi and
  * counts it in *s->pending. */
 static int
-slot_start(struct tsi_sidecar_http *h, struct slot *s,
-    struct curl_slist *hdrs, const char *body)
+slot_start(struct tsi_sidecar_http *h, struct slot *s, struct curl_slist *hdrs,
+    const char *body)
 {
 	if ((s->c = curl_easy_init()) == NULL)
 		return TSI_ERR_ALLOC;
@@ -441,7 +443,7 @@ warm_start(struct tsi_sidecar_http *h)
 		s->pending = &h->warm_pending;
 		(void)snprintf(s->what, sizeof(s->what), "warm-up");
 		if (snprintf(s->url, sizeof(s->url), "%.*s/v1/sys/health",
-		    (int)blen, base) >= (int)sizeof(s->url) ||
+		        (int)blen, base) >= (int)sizeof(s->url) ||
 		    (s->resp = tsi_buf_new(64 * 1024)) == NULL ||
 		    slot_start(h, s, NULL, NULL) != TSI_OK)
 			break;
@@ -472,7 +474,7 @@ tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
 		goto out;
 	}
 	if (snprintf(s.url, sizeof(s.url), "http://localhost/v1/token?aud=%s",
-	    aud) >= (int)sizeof(s.url)) {
+	        aud) >= (int)sizeof(s.url)) {
 		tsi_errf(err, errlen, "issuer: audience too long");
 		r = TSI_ERR_INVALID_ARG;
 		goto out;
@@ -485,14 +487,16 @@ tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
 		r = status_error(status, "issuer token request", resp,
 		    TSI_ERR_UNIDENTIFIED, err, errlen);
 		if (status == 403)
-			tsi_errf(err, errlen, "issuer token request: HTTP 403: "
+			tsi_errf(err, errlen,
+			    "issuer token request: HTTP 403: "
 			    "the issuer could not identify this workload");
 		goto out;
 	}
 	j = json_loadb(tsi_buf_str(resp), tsi_buf_len(resp), 0, NULL);
 	tok = json_string_value(json_object_get(j, "token"));
 	if (tok == NULL || tok[0] == '\0') {
-		tsi_errf(err, errlen, "issuer token request: no token in the "
+		tsi_errf(err, errlen,
+		    "issuer token request: no token in the "
 		    "response");
 		r = TSI_ERR_PARSE;
 		goto out;
@@ -502,7 +506,8 @@ tsi_sidecar_get_token(struct tsi_sidecar_http *h, char **jwt,
 		goto out;
 	}
 	if (expires_at != NULL)
-		*expires_at = json_integer_value(json_object_get(j, "expires_at"));
+		*expires_at =
+		    json_integer_value(json_object_get(j, "expires_at"));
 	r = TSI_OK;
 out:
 	json_decref(j);
@@ -521,8 +526,8 @@ tsi_sidecar_token_ok(const char *tok)
 		if (i >= TSI_SIDECAR_TOKEN_MAX)
 			return 0;
 		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-		    ch == '-'))
+		        (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+		        ch == '-'))
 			return 0;
 	}
 	return i > 0;
@@ -545,17 +550,18 @@ tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
 	memset(&s, 0, sizeof(s));
 	(void)snprintf(s.what, sizeof(s.what), "login");
 	base = vault_base(h->st, &blen);
-	if (snprintf(s.url, sizeof(s.url), "%.*s/v1/auth/trusted-identity/login",
-	    (int)blen, base) >= (int)sizeof(s.url)) {
+	if (snprintf(s.url, sizeof(s.url),
+	        "%.*s/v1/auth/trusted-identity/login", (int)blen,
+	        base) >= (int)sizeof(s.url)) {
 		tsi_errf(err, errlen, "VAULT_ADDR is too long");
 		return TSI_ERR_INVALID_ARG;
 	}
 	if ((resp = tsi_buf_new(64 * 1024)) == NULL ||
 	    (req = json_pack("{s:s, s:s}", "role", h->st->role, "jwt", jwt)) ==
-		NULL ||
+	        NULL ||
 	    (body = json_dumps(req, JSON_COMPACT)) == NULL ||
-	    (hdrs = curl_slist_append(NULL, "Content-Type: application/json")) ==
-		NULL) {
+	    (hdrs = curl_slist_append(NULL,
+	         "Content-Type: application/json")) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
@@ -576,14 +582,16 @@ tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
 	auth = json_object_get(j, "auth");
 	tok = json_string_value(json_object_get(auth, "client_token"));
 	if (tok == NULL || tok[0] == '\0') {
-		tsi_errf(err, errlen, "login: no auth.client_token in the response");
+		tsi_errf(err, errlen,
+		    "login: no auth.client_token in the response");
 		r = TSI_ERR_PARSE;
 		goto out;
 	}
 	/* It goes into the X-Vault-Token header of every read: a CR or LF
 	 * from a hostile or impersonated server would add headers. */
 	if (!tsi_sidecar_token_ok(tok)) {
-		tsi_errf(err, errlen, "login: auth.client_token is not a Vault "
+		tsi_errf(err, errlen,
+		    "login: auth.client_token is not a Vault "
 		    "token (1 to %d characters of A-Z a-z 0-9 . _ -)",
 		    TSI_SIDECAR_TOKEN_MAX);
 		r = TSI_ERR_PARSE;
@@ -594,7 +602,8 @@ tsi_sidecar_login(struct tsi_sidecar_http *h, const char *jwt,
 		goto out;
 	}
 	if (lease_s != NULL)
-		*lease_s = json_integer_value(json_object_get(auth, "lease_duration"));
+		*lease_s =
+		    json_integer_value(json_object_get(auth, "lease_duration"));
 	r = TSI_OK;
 out:
 	json_decref(j);
@@ -621,8 +630,10 @@ read_result(struct tsi_sidecar_read_req *q, long status,
 	d = json_object_get(j, "data");
 	dd = json_object_get(d, "data");
 	if (!json_is_object(dd)) {
-		tsi_errf(q->err, sizeof(q->err), "%s: the response has no "
-		    "data.data object", what);
+		tsi_errf(q->err, sizeof(q->err),
+		    "%s: the response has no "
+		    "data.data object",
+		    what);
 		q->r = TSI_ERR_PARSE;
 	} else {
 		q->version = json_integer_value(
@@ -700,10 +711,12 @@ tsi_sidecar_read_many(struct tsi_sidecar_http *h, const char *client_token,
 		(void)snprintf(s->what, sizeof(s->what), "read secret/data/%s",
 		    reqs[i].path);
 		if (snprintf(s->url, sizeof(s->url), "%.*s/v1/secret/data/%s",
-		    (int)blen, base, reqs[i].path) >= (int)sizeof(s->url)) {
+		        (int)blen, base, reqs[i].path) >= (int)sizeof(s->url)) {
 			reqs[i].r = TSI_ERR_INVALID_ARG;
-			tsi_errf(reqs[i].err, sizeof(reqs[i].err), "%s: URL too "
-			    "long", s->what);
+			tsi_errf(reqs[i].err, sizeof(reqs[i].err),
+			    "%s: URL too "
+			    "long",
+			    s->what);
 			if (done != NULL)
 				done(arg, i, &reqs[i]);
 			continue;

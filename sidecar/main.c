@@ -33,8 +33,8 @@ main(int argc, char **argv)
 	}
 	if (tsi_sidecar_curl_init(strncmp(st.vault_addr, "https://", 8) == 0) !=
 	    TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "sidecar.http", TSI_LS("reason",
-		    "cannot initialise libcurl"));
+		tsi_log(TSI_LOG_ERROR, "sidecar.http",
+		    TSI_LS("reason", "cannot initialise libcurl"));
 		rc = 1;
 		goto out;
 	}

@@ -38,11 +38,12 @@ env_key_ok(const char *k)
 {
 	const char *p;
 
-	if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || *k == '_'))
+	if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') ||
+	        *k == '_'))
 		return 0;
 	for (p = k + 1; *p != '\0'; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '_'))
+		        (*p >= '0' && *p <= '9') || *p == '_'))
 			return 0;
 	return 1;
 }
@@ -54,19 +55,24 @@ put_env_line(struct tsi_buf *b, const char *k, const json_t *v, char *err,
 	int r;
 
 	if (!env_key_ok(k)) {
-		tsi_errf(err, errlen, "key '%.64s' is not a valid environment "
-		    "variable name (format env)", k);
+		tsi_errf(err, errlen,
+		    "key '%.64s' is not a valid environment "
+		    "variable name (format env)",
+		    k);
 		return TSI_ERR_PARSE;
 	}
-	if ((r = tsi_buf_puts(b, k)) != TSI_OK || (r = tsi_buf_put(b, "=", 1)) != TSI_OK)
+	if ((r = tsi_buf_puts(b, k)) != TSI_OK ||
+	    (r = tsi_buf_put(b, "=", 1)) != TSI_OK)
 		return r;
 	if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		size_t n = json_string_length(v);
 		if (memchr(s, '\n', n) != NULL || memchr(s, '\r', n) != NULL ||
 		    strlen(s) != n) {
-			tsi_errf(err, errlen, "the value of '%.64s' contains a line "
-			    "break or NUL; use format json or raw", k);
+			tsi_errf(err, errlen,
+			    "the value of '%.64s' contains a line "
+			    "break or NUL; use format json or raw",
+			    k);
 			return TSI_ERR_PARSE;
 		}
 		r = tsi_buf_put(b, s, n);
@@ -104,7 +110,8 @@ tsi_sidecar_render(const struct tsi_sidecar_secret *sec, const json_t *data,
 		return TSI_ERR_ALLOC;
 	switch (sec->format) {
 	case TSI_SIDECAR_FMT_JSON:
-		if ((r = put_json(b, v, JSON_INDENT(2) | JSON_SORT_KEYS)) != TSI_OK)
+		if ((r = put_json(b, v, JSON_INDENT(2) | JSON_SORT_KEYS)) !=
+		    TSI_OK)
 			goto out;
 		r = tsi_buf_put(b, "\n", 1);
 		break;
@@ -121,7 +128,7 @@ tsi_sidecar_render(const struct tsi_sidecar_secret *sec, const json_t *data,
 			break;
 		}
 		r = TSI_OK;
-		json_object_foreach((json_t *)data, k, m) {
+		json_object_foreach ((json_t *)data, k, m) {
 			if ((r = put_env_line(b, k, m, err, errlen)) != TSI_OK)
 				break;
 		}

@@ -42,25 +42,25 @@ struct ctx {
 	char *ctoken;          /* vault client token, wiped when freed */
 	long long renew_at_ms; /* monotonic time of the next login */
 	long long start_ms;
-	long long exec_ms;     /* process age at start_ms, -1 unknown */
+	long long exec_ms; /* process age at start_ms, -1 unknown */
 	long long last_write_ms;
 	/* Where the time went, in us (--once: for the summary line). */
-	long long us_setup;      /* main to the run: settings, libcurl */
-	long long us_issuer;     /* the issuer's token (reads' connections
+	long long us_setup;  /* main to the run: settings, libcurl */
+	long long us_issuer; /* the issuer's token (reads' connections
 				  * made meanwhile) */
-	long long us_login;      /* waiting for the login (a vault commit) */
-	long long us_reads;      /* reads in flight (vault commits) */
-	long long us_files;      /* fsyncs, renames, directory fsync */
+	long long us_login;  /* waiting for the login (a vault commit) */
+	long long us_reads;  /* reads in flight (vault commits) */
+	long long us_files;  /* fsyncs, renames, directory fsync */
 	/* Per secret, for fetch_batch (spec->n entries each). */
 	struct tsi_sidecar_read_req *reqs;
 	int *res;
 	char (*why)[512];
 	unsigned char *want;
-	size_t *map;             /* request k of a batch -> secret */
-	int *answered;           /* the batch's answer for it has arrived */
+	size_t *map;   /* request k of a batch -> secret */
+	int *answered; /* the batch's answer for it has arrived */
 	struct tsi_sidecar_staged *staged; /* file waiting for the commit */
-	unsigned char (*digest)[32]; /* of the staged content */
-	long long *version;      /* of the staged content */
+	unsigned char (*digest)[32];       /* of the staged content */
+	long long *version;                /* of the staged content */
 };
 
 static long long
@@ -158,7 +158,8 @@ install_signals(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+	if (sigaction(SIGTERM, &sa, NULL) != 0 ||
+	    sigaction(SIGINT, &sa, NULL) != 0)
 		return TSI_ERR_IO;
 	sa.sa_handler = SIG_IGN;
 	(void)sigaction(SIGPIPE, &sa, NULL);
@@ -238,8 +239,8 @@ sha256(const void *p, size_t n, unsigned char out[32])
  * when nothing needs writing.
  */
 static int
-stage_one(struct ctx *c, size_t s, json_t *data, long long version,
-    char *err, size_t errlen)
+stage_one(struct ctx *c, size_t s, json_t *data, long long version, char *err,
+    size_t errlen)
 {
 	struct tsi_sidecar_secret *sec = &c->st->spec->v[s];
 	struct tsi_buf *content = NULL;
@@ -304,8 +305,9 @@ commit_staged(struct ctx *c)
 		}
 		memcpy(sec->digest, c->digest[s], sizeof(sec->digest));
 		sec->on_disk = 1;
-		tsi_log(TSI_LOG_INFO, "secret.written", TSI_LS("name", sec->name),
-		    TSI_LS("path", sec->path), TSI_LS("dest", sec->dest),
+		tsi_log(TSI_LOG_INFO, "secret.written",
+		    TSI_LS("name", sec->name), TSI_LS("path", sec->path),
+		    TSI_LS("dest", sec->dest),
 		    TSI_LS("format", tsi_sidecar_format_name(sec->format)),
 		    TSI_LI("version", c->version[s]),
 		    TSI_LI("ms_since_start", c->last_write_ms - c->start_ms));
@@ -348,8 +350,8 @@ on_read(void *arg, size_t k, struct tsi_sidecar_read_req *q)
 		(void)snprintf(c->why[s], sizeof(c->why[s]), "%s", q->err);
 		return;
 	}
-	c->res[s] = stage_one(c, s, q->data, q->version, c->why[s],
-	    sizeof(c->why[s]));
+	c->res[s] =
+	    stage_one(c, s, q->data, q->version, c->why[s], sizeof(c->why[s]));
 	q->data = NULL; /* taken */
 }
 
@@ -384,8 +386,10 @@ fetch_batch(struct ctx *c, const unsigned char *want)
 			continue;
 		/* A batch that failed as a whole (out of memory) may work
 		 * next time; a request's own failure keeps its class. */
-		c->res[s] = (r != TSI_OK && q[i].r == TSI_ERR_INTERNAL &&
-		    !stop_flag) ? TSI_ERR_AGAIN : q[i].r;
+		c->res[s] =
+		    (r != TSI_OK && q[i].r == TSI_ERR_INTERNAL && !stop_flag)
+		    ? TSI_ERR_AGAIN
+		    : q[i].r;
 		(void)snprintf(c->why[s], sizeof(c->why[s]), "%s", q[i].err);
 	}
 	commit_staged(c);
@@ -473,15 +477,18 @@ run_once(struct ctx *c)
 			continue;
 		}
 		failed++;
-		tsi_log(TSI_LOG_ERROR, "secret.failed", TSI_LS("name", sec->name),
-		    TSI_LS("path", sec->path), TSI_LS("dest", sec->dest),
+		tsi_log(TSI_LOG_ERROR, "secret.failed",
+		    TSI_LS("name", sec->name), TSI_LS("path", sec->path),
+		    TSI_LS("dest", sec->dest),
 		    TSI_LS("error", tsi_strerror(sec->last_err)),
-		    TSI_LS("final", !sec->done ?
-			(interrupted ? "interrupted" : "gave up after retries") :
-			(sec->last_err == TSI_ERR_DENIED ||
-			    sec->last_err == TSI_ERR_NOT_FOUND ||
-			    sec->last_err == TSI_ERR_UNIDENTIFIED) ?
-			"refused" : "failed, not retried"),
+		    TSI_LS("final",
+		        !sec->done ? (interrupted ? "interrupted"
+		                                  : "gave up after retries")
+		            : (sec->last_err == TSI_ERR_DENIED ||
+		                  sec->last_err == TSI_ERR_NOT_FOUND ||
+		                  sec->last_err == TSI_ERR_UNIDENTIFIED)
+		            ? "refused"
+		            : "failed, not retried"),
 		    TSI_LI("attempts", attempts),
 		    TSI_LS("reason", sec->reason));
 	}
@@ -489,14 +496,16 @@ run_once(struct ctx *c)
 	    TSI_LS("mode", "once"), TSI_LI("written", written),
 	    TSI_LI("failed", failed),
 	    TSI_LI("ms_to_last_file",
-		written ? c->last_write_ms - c->start_ms : -1),
-	    TSI_LI("ms_exec_to_last_file", written && c->exec_ms >= 0 ?
-		c->last_write_ms - c->start_ms + c->exec_ms : -1),
+	        written ? c->last_write_ms - c->start_ms : -1),
+	    TSI_LI("ms_exec_to_last_file",
+	        written && c->exec_ms >= 0
+	            ? c->last_write_ms - c->start_ms + c->exec_ms
+	            : -1),
 	    TSI_LI("ms_total", now_ms() - c->start_ms),
 	    TSI_LI("us_main", main_us >= 0 ? now_us() - main_us : -1),
-	    TSI_LI("us_setup", c->us_setup),
-	    TSI_LI("us_issuer", c->us_issuer), TSI_LI("us_login", c->us_login),
-	    TSI_LI("us_reads", c->us_reads), TSI_LI("us_files", c->us_files));
+	    TSI_LI("us_setup", c->us_setup), TSI_LI("us_issuer", c->us_issuer),
+	    TSI_LI("us_login", c->us_login), TSI_LI("us_reads", c->us_reads),
+	    TSI_LI("us_files", c->us_files));
 	return failed ? 1 : 0;
 }
 
@@ -543,16 +552,19 @@ run_refresh(struct ctx *c)
 					tsi_log(TSI_LOG_ERROR, "login.refused",
 					    TSI_LS("reason", err));
 					for (i = 0; i < sp->n; i++)
-						remove_secret(c, &sp->v[i], err);
+						remove_secret(c, &sp->v[i],
+						    err);
 					d = tsi_sidecar_jitter_ms(
 					    c->st->refresh_ms, rnd32());
 				} else {
 					/* Unreachable, or broken in a way an
 					 * operator must fix (certificate):
 					 * keep the files, keep trying. */
-					tsi_log(tsi_sidecar_is_final(r) ?
-					    TSI_LOG_ERROR : TSI_LOG_WARN,
-					    "login.retry", TSI_LS("reason", err));
+					tsi_log(tsi_sidecar_is_final(r)
+					        ? TSI_LOG_ERROR
+					        : TSI_LOG_WARN,
+					    "login.retry",
+					    TSI_LS("reason", err));
 					d = tsi_sidecar_backoff_ms(backoff++,
 					    c->st->retry_base_ms,
 					    c->st->retry_cap_ms, rnd32());
@@ -571,7 +583,8 @@ run_refresh(struct ctx *c)
 			if (r == TSI_ERR_DENIED && !fresh) {
 				/* Maybe our token expired early (server
 				 * restart): one fresh login decides. */
-				if ((r = do_login(c, err, sizeof(err))) == TSI_OK) {
+				if ((r = do_login(c, err, sizeof(err))) ==
+				    TSI_OK) {
 					fresh = 1;
 					r = fetch_one(c, i, err, sizeof(err));
 				}
@@ -607,14 +620,15 @@ run_refresh(struct ctx *c)
 			tsi_log(TSI_LOG_INFO, "sidecar.ready",
 			    TSI_LS("mode", "refresh"), TSI_LI("written", ok),
 			    TSI_LI("ms_to_last_file",
-				c->last_write_ms - c->start_ms),
-			    TSI_LI("ms_exec_to_last_file", c->exec_ms >= 0 ?
-				c->last_write_ms - c->start_ms + c->exec_ms :
-				-1));
+			        c->last_write_ms - c->start_ms),
+			    TSI_LI("ms_exec_to_last_file",
+			        c->exec_ms >= 0 ? c->last_write_ms -
+			                c->start_ms + c->exec_ms
+			                        : -1));
 		}
 		if (transient) {
-			d = tsi_sidecar_backoff_ms(backoff++, c->st->retry_base_ms,
-			    c->st->retry_cap_ms, rnd32());
+			d = tsi_sidecar_backoff_ms(backoff++,
+			    c->st->retry_base_ms, c->st->retry_cap_ms, rnd32());
 		} else {
 			backoff = 0;
 			d = tsi_sidecar_jitter_ms(c->st->refresh_ms, rnd32());
@@ -645,7 +659,8 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 	}
 	if (tsi_sidecar_dir_open(st->dest_dir, &c.dirfd, err, sizeof(err)) !=
 	    TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "sidecar.dest_dir", TSI_LS("reason", err));
+		tsi_log(TSI_LOG_ERROR, "sidecar.dest_dir",
+		    TSI_LS("reason", err));
 		goto out;
 	}
 	if ((c.reqs = calloc(st->spec->n, sizeof(*c.reqs))) == NULL ||
@@ -657,8 +672,8 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 	    (c.staged = calloc(st->spec->n, sizeof(*c.staged))) == NULL ||
 	    (c.digest = calloc(st->spec->n, sizeof(*c.digest))) == NULL ||
 	    (c.version = calloc(st->spec->n, sizeof(*c.version))) == NULL) {
-		tsi_log(TSI_LOG_ERROR, "sidecar.alloc", TSI_LS("reason",
-		    "out of memory"));
+		tsi_log(TSI_LOG_ERROR, "sidecar.alloc",
+		    TSI_LS("reason", "out of memory"));
 		goto out;
 	}
 	for (i = 0; i < st->spec->n; i++) {
@@ -667,13 +682,13 @@ tsi_sidecar_run(struct tsi_sidecar_settings *st)
 	}
 	staged_ready = 1;
 	if (tsi_sidecar_http_new(st, &stop_flag, &c.http) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "sidecar.http", TSI_LS("reason",
-		    "cannot initialise libcurl"));
+		tsi_log(TSI_LOG_ERROR, "sidecar.http",
+		    TSI_LS("reason", "cannot initialise libcurl"));
 		goto out;
 	}
-	tsi_log(TSI_LOG_INFO, "sidecar.start", TSI_LS("mode",
-	    st->once ? "once" : "refresh"), TSI_LS("role", st->role),
-	    TSI_LS("vault_addr", st->vault_addr),
+	tsi_log(TSI_LOG_INFO, "sidecar.start",
+	    TSI_LS("mode", st->once ? "once" : "refresh"),
+	    TSI_LS("role", st->role), TSI_LS("vault_addr", st->vault_addr),
 	    TSI_LS("issuer_socket", st->issuer_socket),
 	    TSI_LS("dest_dir", st->dest_dir), TSI_LI("count", st->spec->n));
 	c.us_setup = main_us >= 0 ? now_us() - main_us : -1;

@@ -45,17 +45,17 @@ enum tsi_sidecar_format {
 /* One requested secret. The strings are borrowed from the spec's shared
  * part (the validated entries) for the spec's life. */
 struct tsi_sidecar_secret {
-	char *name;   /* unique, names the secret in logs */
-	char *path;   /* KV path below secret/data/, e.g. "medical/record" */
-	char *dest;   /* file path relative to the destination directory */
-	char *field;  /* NULL: whole data object */
+	char *name;  /* unique, names the secret in logs */
+	char *path;  /* KV path below secret/data/, e.g. "medical/record" */
+	char *dest;  /* file path relative to the destination directory */
+	char *field; /* NULL: whole data object */
 	enum tsi_sidecar_format format;
 	/* Run state, used by run.c. */
-	int on_disk;            /* a file we wrote is in place */
+	int on_disk;              /* a file we wrote is in place */
 	unsigned char digest[32]; /* SHA-256 of what is on disk */
-	int done;               /* --once: settled (written or final error) */
-	int last_err;           /* TSI_OK or the last error code */
-	char reason[256];       /* last error, for the final message */
+	int done;                 /* --once: settled (written or final error) */
+	int last_err;             /* TSI_OK or the last error code */
+	char reason[256];         /* last error, for the final message */
 };
 
 struct tsi_sidecar_spec {
@@ -99,8 +99,8 @@ const char *tsi_sidecar_format_name(enum tsi_sidecar_format f);
  * does not fit the format; err then says why without quoting any value.
  * *out: a new buffer, caller frees with tsi_buf_free (wipes).
  */
-int tsi_sidecar_render(const struct tsi_sidecar_secret *sec,
-    const json_t *data, struct tsi_buf **out, char *err, size_t errlen);
+int tsi_sidecar_render(const struct tsi_sidecar_secret *sec, const json_t *data,
+    struct tsi_buf **out, char *err, size_t errlen);
 
 /*
  * Opens the destination directory (creating it, mode 0700, when missing).
@@ -129,11 +129,11 @@ int tsi_sidecar_write_file(int dirfd, const char *rel, const void *data,
  * Owns parent and fd (-1: none); rel is borrowed and must outlive it.
  */
 struct tsi_sidecar_staged {
-	int parent;        /* the destination's directory */
-	int fd;            /* the temporary file, written and 0400 */
-	const char *rel;   /* the destination, relative to the dirfd */
-	const char *base;  /* into rel: the file name */
-	char tmp[32];      /* the temporary name in parent */
+	int parent;       /* the destination's directory */
+	int fd;           /* the temporary file, written and 0400 */
+	const char *rel;  /* the destination, relative to the dirfd */
+	const char *base; /* into rel: the file name */
+	char tmp[32];     /* the temporary name in parent */
 };
 
 /*
@@ -153,8 +153,8 @@ int tsi_sidecar_stage_file(int dirfd, const char *rel, const void *data,
  * (errs: n strings of errlen bytes). A file whose own fsync fails is
  * removed and its destination unchanged. Every entry is emptied.
  */
-void tsi_sidecar_commit_files(struct tsi_sidecar_staged *v, size_t n,
-    int *res, char *errs, size_t errlen);
+void tsi_sidecar_commit_files(struct tsi_sidecar_staged *v, size_t n, int *res,
+    char *errs, size_t errlen);
 
 /* Discards a staged file (removes the temporary). Accepts an empty one. */
 void tsi_sidecar_stage_drop(struct tsi_sidecar_staged *st);
@@ -178,17 +178,17 @@ struct tsi_sidecar_settings {
 	const char *issuer_socket; /* TSI_ISSUER_SOCKET / issuer_socket */
 	const char *vault_addr;    /* VAULT_ADDR / vault_addr */
 	const char *role;          /* TSI_ROLE / role */
-	const char *cacert;        /* VAULT_CACERT / vault_cacert; NULL: system */
-	const char *audience;      /* TSI_AUDIENCE / audience */
-	const char *dest_dir;      /* --dest-dir / TSI_SECRETS_DIR / dest_dir */
-	int once;                  /* --once / TSI_ONCE / once */
-	long refresh_ms;           /* TSI_REFRESH_INTERVAL (s) / refresh_interval */
-	int retry_max;             /* TSI_RETRY_MAX / retry_max: attempts */
-	long retry_base_ms;        /* TSI_RETRY_BASE_MS / retry_base_ms */
-	long retry_cap_ms;         /* TSI_RETRY_MAX_MS / retry_max_ms */
-	long http_timeout_ms;      /* TSI_HTTP_TIMEOUT_MS / http_timeout_ms */
-	struct tsi_sidecar_spec *spec;  /* owned */
-	struct tsi_config *cfg;         /* owned; strings above may borrow it */
+	const char *cacert;   /* VAULT_CACERT / vault_cacert; NULL: system */
+	const char *audience; /* TSI_AUDIENCE / audience */
+	const char *dest_dir; /* --dest-dir / TSI_SECRETS_DIR / dest_dir */
+	int once;             /* --once / TSI_ONCE / once */
+	long refresh_ms;      /* TSI_REFRESH_INTERVAL (s) / refresh_interval */
+	int retry_max;        /* TSI_RETRY_MAX / retry_max: attempts */
+	long retry_base_ms;   /* TSI_RETRY_BASE_MS / retry_base_ms */
+	long retry_cap_ms;    /* TSI_RETRY_MAX_MS / retry_max_ms */
+	long http_timeout_ms; /* TSI_HTTP_TIMEOUT_MS / http_timeout_ms */
+	struct tsi_sidecar_spec *spec; /* owned */
+	struct tsi_config *cfg;        /* owned; strings above may borrow it */
 };
 
 /*
@@ -251,16 +251,16 @@ int tsi_sidecar_read(struct tsi_sidecar_http *h, const char *client_token,
 /* One read of a batch. path is borrowed; the rest is filled in. */
 struct tsi_sidecar_read_req {
 	const char *path;
-	int r;                 /* error class, as tsi_sidecar_read */
-	json_t *data;          /* on TSI_OK: caller frees with json_decref */
+	int r;        /* error class, as tsi_sidecar_read */
+	json_t *data; /* on TSI_OK: caller frees with json_decref */
 	long long version;
-	char err[512];         /* on failure: the reason */
+	char err[512]; /* on failure: the reason */
 };
 
 /* Called by tsi_sidecar_read_many as soon as reqs[i] has its result (in
  * the order the answers arrive); may take q->data (then set it NULL). */
-typedef void (*tsi_sidecar_read_fn)(void *arg, size_t i,
-    struct tsi_sidecar_read_req *q);
+typedef void (
+    *tsi_sidecar_read_fn)(void *arg, size_t i, struct tsi_sidecar_read_req *q);
 
 /*
  * Reads n secrets concurrently (at most 16 connections): tsi-vault then

@@ -72,7 +72,7 @@ tsi_sidecar_spec_from_json(const char *src, const json_t *arr,
 	int r;
 
 	if ((r = tsi_secrets_spec_from_json(src, arr, dest_dir, &in, err,
-	    errlen)) != TSI_OK)
+	         errlen)) != TSI_OK)
 		return r;
 	return adopt(src, in, out, err, errlen);
 }
@@ -86,7 +86,7 @@ tsi_sidecar_spec_parse(const char *src, const char *text, size_t len,
 	int r;
 
 	if ((r = tsi_secrets_spec_parse(src, text, len, dest_dir, &in, err,
-	    errlen)) != TSI_OK)
+	         errlen)) != TSI_OK)
 		return r;
 	return adopt(src, in, out, err, errlen);
 }

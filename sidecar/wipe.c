@@ -26,11 +26,12 @@ tsi_sidecar_curl_init(int tls)
 	 * ends right after, and tearing down OpenSSL's tables (0.6 M
 	 * instructions) would only delay its exit.
 	 */
-	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT | (tls ?
-	    OPENSSL_INIT_LOAD_CONFIG : OPENSSL_INIT_NO_LOAD_CONFIG), NULL);
+	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT |
+	        (tls ? OPENSSL_INIT_LOAD_CONFIG : OPENSSL_INIT_NO_LOAD_CONFIG),
+	    NULL);
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, tsi_wipe_malloc,
-	    tsi_wipe_free, tsi_wipe_realloc, tsi_wipe_strdup,
-	    tsi_wipe_calloc) != CURLE_OK)
+	        tsi_wipe_free, tsi_wipe_realloc, tsi_wipe_strdup,
+	        tsi_wipe_calloc) != CURLE_OK)
 		return TSI_ERR_INTERNAL;
 	return TSI_OK;
 }

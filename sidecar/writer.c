@@ -41,14 +41,16 @@ tsi_sidecar_dir_open(const char *path, int *dirfd, char *err, size_t errlen)
 	int fd;
 
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-		tsi_errf(err, errlen, "cannot create destination directory %s: %s",
-		    path, strerror(errno));
+		tsi_errf(err, errlen,
+		    "cannot create destination directory %s: %s", path,
+		    strerror(errno));
 		return TSI_ERR_IO;
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		tsi_errf(err, errlen, "cannot open destination directory %s: %s",
-		    path, strerror(errno));
+		tsi_errf(err, errlen,
+		    "cannot open destination directory %s: %s", path,
+		    strerror(errno));
 		return TSI_ERR_IO;
 	}
 	*dirfd = fd;
@@ -91,15 +93,17 @@ walk(int dirfd, const char *rel, int create, int *parent, const char **base,
 			/* A new directory: its entry durable in its parent,
 			 * like the files renamed into it later. */
 			if (fsync(cur) != 0) {
-				tsi_errf(err, errlen, "fsync of the directory "
-				    "holding %s in %s: %s", comp, rel,
-				    strerror(errno));
+				tsi_errf(err, errlen,
+				    "fsync of the directory "
+				    "holding %s in %s: %s",
+				    comp, rel, strerror(errno));
 				close(cur);
 				return TSI_ERR_IO;
 			}
 		} else if (create && errno != EEXIST) {
-			tsi_errf(err, errlen, "cannot create directory %s in %s: %s",
-			    comp, rel, strerror(errno));
+			tsi_errf(err, errlen,
+			    "cannot create directory %s in %s: %s", comp, rel,
+			    strerror(errno));
 			close(cur);
 			return TSI_ERR_IO;
 		}
@@ -110,11 +114,12 @@ walk(int dirfd, const char *rel, int create, int *parent, const char **base,
 			close(cur);
 			if (e == ENOENT && !create)
 				return TSI_ERR_NOT_FOUND;
-			tsi_errf(err, errlen, "cannot open directory %s of %s: %s",
-			    comp, rel,
-			    (e == ELOOP || e == ENOTDIR) ?
-				"it is a symlink or not a directory (not followed)" :
-				strerror(e));
+			tsi_errf(err, errlen,
+			    "cannot open directory %s of %s: %s", comp, rel,
+			    (e == ELOOP || e == ENOTDIR)
+			        ? "it is a symlink or not a directory (not "
+			          "followed)"
+			        : strerror(e));
 			return TSI_ERR_IO;
 		}
 		close(cur);
@@ -173,8 +178,8 @@ tsi_sidecar_stage_drop(struct tsi_sidecar_staged *st)
 }
 
 int
-tsi_sidecar_stage_file(int dirfd, const char *rel, const void *data,
-    size_t len, struct tsi_sidecar_staged *st, char *err, size_t errlen)
+tsi_sidecar_stage_file(int dirfd, const char *rel, const void *data, size_t len,
+    struct tsi_sidecar_staged *st, char *err, size_t errlen)
 {
 	unsigned char rnd[8];
 	int r;
@@ -195,13 +200,15 @@ tsi_sidecar_stage_file(int dirfd, const char *rel, const void *data,
 	st->fd = openat(st->parent, st->tmp,
 	    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (st->fd < 0) {
-		tsi_errf(err, errlen, "cannot create a temporary file for %s: %s",
-		    rel, strerror(errno));
+		tsi_errf(err, errlen,
+		    "cannot create a temporary file for %s: %s", rel,
+		    strerror(errno));
 		st->tmp[0] = '\0';
 		goto out;
 	}
 	if (write_all(st->fd, data, len) != 0) {
-		tsi_errf(err, errlen, "cannot write %s: %s", rel, strerror(errno));
+		tsi_errf(err, errlen, "cannot write %s: %s", rel,
+		    strerror(errno));
 		goto out;
 	}
 	/* The mode before the fsync, so that it is durable with the data. */
@@ -225,9 +232,9 @@ out:
 
 struct sync_job {
 	int fd;
-	size_t idx;   /* the batch entry it belongs to */
-	int err;      /* errno of the fsync, 0 when it succeeded */
-	int started;  /* a thread runs it */
+	size_t idx;  /* the batch entry it belongs to */
+	int err;     /* errno of the fsync, 0 when it succeeded */
+	int started; /* a thread runs it */
 	pthread_t tid;
 };
 
@@ -255,8 +262,8 @@ sync_files(struct sync_job *jobs, size_t n)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 1; i < n; i++)
-		jobs[i].started = pthread_create(&jobs[i].tid, NULL, sync_one,
-		    &jobs[i]) == 0;
+		jobs[i].started =
+		    pthread_create(&jobs[i].tid, NULL, sync_one, &jobs[i]) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (n > 0)
 		(void)sync_one(&jobs[0]);
@@ -276,7 +283,7 @@ tsi_sidecar_commit_files(struct tsi_sidecar_staged *v, size_t n, int *res,
 		dev_t dev;
 		ino_t ino;
 		int known, synced, res;
-	} *dirs;
+	} * dirs;
 	struct sync_job jobs[SYNC_PARALLEL];
 	struct stat sb;
 	size_t i, j, k;
@@ -324,8 +331,8 @@ tsi_sidecar_commit_files(struct tsi_sidecar_staged *v, size_t n, int *res,
 			res[i] = TSI_ERR_IO;
 			tsi_errf(errs + i * errlen, errlen,
 			    "cannot rename into %s: %s", v[i].rel,
-			    errno == EISDIR ? "a directory is in the way" :
-					      strerror(errno));
+			    errno == EISDIR ? "a directory is in the way"
+			                    : strerror(errno));
 			tsi_sidecar_stage_drop(&v[i]);
 			continue;
 		}
@@ -351,7 +358,8 @@ tsi_sidecar_commit_files(struct tsi_sidecar_staged *v, size_t n, int *res,
 				if ((res[i] = dirs[j].res) != TSI_OK)
 					tsi_errf(errs + i * errlen, errlen,
 					    "fsync of the directory of %s "
-					    "failed", v[i].rel);
+					    "failed",
+					    v[i].rel);
 				continue;
 			}
 		}
@@ -372,14 +380,14 @@ tsi_sidecar_commit_files(struct tsi_sidecar_staged *v, size_t n, int *res,
 }
 
 int
-tsi_sidecar_write_file(int dirfd, const char *rel, const void *data,
-    size_t len, char *err, size_t errlen)
+tsi_sidecar_write_file(int dirfd, const char *rel, const void *data, size_t len,
+    char *err, size_t errlen)
 {
 	struct tsi_sidecar_staged st;
 	int r;
 
 	if ((r = tsi_sidecar_stage_file(dirfd, rel, data, len, &st, err,
-	    errlen)) != TSI_OK)
+	         errlen)) != TSI_OK)
 		return r;
 	tsi_sidecar_commit_files(&st, 1, &r, err, errlen);
 	return r;

@@ -26,8 +26,8 @@
 #define CSV_MAX (1000u * 2u * 65536u + 4096u)
 
 struct collect {
-	json_t *arr;          /* JSON answer */
-	struct tsi_buf *csv;  /* or CSV answer */
+	json_t *arr;         /* JSON answer */
+	struct tsi_buf *csv; /* or CSV answer */
 	int failed;
 };
 
@@ -36,17 +36,18 @@ collect_cb(const json_t *rec, void *arg)
 {
 	struct collect *c = arg;
 
-	if (c->csv != NULL ? tsi_audit_csv_row(rec, c->csv) != TSI_OK :
-	    json_array_append_new(c->arr, json_deep_copy(rec)) != 0) {
+	if (c->csv != NULL
+	        ? tsi_audit_csv_row(rec, c->csv) != TSI_OK
+	        : json_array_append_new(c->arr, json_deep_copy(rec)) != 0) {
 		c->failed = 1;
 		return 1;
 	}
 	return 0;
 }
 
-static const char *const query_names[] = { "since", "until", "decision",
-	"path", "cluster-name", "datacenter", "image", "namespace", "limit",
-	"after", "op", "status", "format" };
+static const char *const query_names[] = { "since", "until", "decision", "path",
+	"cluster-name", "datacenter", "image", "namespace", "limit", "after",
+	"op", "status", "format" };
 #define NQUERY (sizeof(query_names) / sizeof(query_names[0]))
 
 struct unknown_arg {
@@ -67,7 +68,8 @@ unknown_cb(void *cls, const char *key)
 		if (key != NULL && strcmp(key, query_names[i]) == 0)
 			return 0;
 	u->found = 1;
-	for (n = 0; key != NULL && key[n] != '\0' && n < sizeof(u->name) - 4; n++)
+	for (n = 0; key != NULL && key[n] != '\0' && n < sizeof(u->name) - 4;
+	     n++)
 		u->name[n] = (key[n] >= 0x20 && key[n] < 0x7f) ? key[n] : '?';
 	if (key != NULL && key[n] != '\0') {
 		memcpy(u->name + n, "...", 3);
@@ -80,8 +82,7 @@ unknown_cb(void *cls, const char *key)
 /* A refused or failed read of the log, recorded then answered. */
 static int
 audit_query_answer(struct vault_request *r, struct vault_audit_rec *a,
-    const char *decision, const char *reason, unsigned status,
-    const char *msg)
+    const char *decision, const char *reason, unsigned status, const char *msg)
 {
 	a->decision = decision;
 	a->reason = reason;
@@ -92,7 +93,8 @@ audit_query_answer(struct vault_request *r, struct vault_audit_rec *a,
 }
 
 int
-vault_audit_releases(struct vault *v, struct vault_request *r, struct vault_answer *ans)
+vault_audit_releases(struct vault *v, struct vault_request *r,
+    struct vault_answer *ans)
 {
 	const char *const *names = query_names;
 	char *arg[NQUERY] = { 0 };
@@ -126,8 +128,9 @@ vault_audit_releases(struct vault *v, struct vault_request *r, struct vault_answ
 		goto out;
 	}
 	for (i = 0; i < NQUERY; i++)
-		if (arg[i] != NULL && json_object_set_new(filters, names[i],
-		    json_stringn(arg[i], strnlen(arg[i], 512))) != 0) {
+		if (arg[i] != NULL &&
+		    json_object_set_new(filters, names[i],
+		        json_stringn(arg[i], strnlen(arg[i], 512))) != 0) {
 			/* not UTF-8: kept out of the record, but noted */
 			json_object_set_new(filters, names[i],
 			    json_string("(not UTF-8)"));
@@ -172,18 +175,25 @@ vault_audit_releases(struct vault *v, struct vault_request *r, struct vault_answ
 	if (r->io != NULL && r->io->query_each != NULL)
 		r->io->query_each(r->io_ctx, unknown_cb, &unk);
 	if (unk.found) {
-		snprintf(msg, sizeof(msg), "unknown query parameter '%s'; known: "
-		    "since until decision op status path cluster-name datacenter "
-		    "image namespace limit after format", unk.name);
+		snprintf(msg, sizeof(msg),
+		    "unknown query parameter '%s'; known: "
+		    "since until decision op status path cluster-name "
+		    "datacenter "
+		    "image namespace limit after format",
+		    unk.name);
 		ret = audit_query_answer(r, &a, "error",
 		    "unknown query parameter", 400, msg);
 		goto out;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	if ((arg[0] && tsi_audit_parse_time(arg[0], (long long)now.tv_sec *
-	    1000000 + now.tv_nsec / 1000, &q.since_us) != TSI_OK) ||
-	    (arg[1] && tsi_audit_parse_time(arg[1], (long long)now.tv_sec *
-	    1000000 + now.tv_nsec / 1000, &q.until_us) != TSI_OK)) {
+	if ((arg[0] &&
+	        tsi_audit_parse_time(arg[0],
+	            (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000,
+	            &q.since_us) != TSI_OK) ||
+	    (arg[1] &&
+	        tsi_audit_parse_time(arg[1],
+	            (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000,
+	            &q.until_us) != TSI_OK)) {
 		ret = audit_query_answer(r, &a, "error", "bad since/until", 400,
 		    "since/until: RFC 3339 time (…Z), unix seconds, or an age "
 		    "like 30m, 24h, 7d");
@@ -197,7 +207,8 @@ vault_audit_releases(struct vault *v, struct vault_request *r, struct vault_answ
 
 		errno = 0;
 		st = strtol(arg[11], &end, 10);
-		if (errno || *end || arg[11][0] == '\0' || st < 100 || st > 599) {
+		if (errno || *end || arg[11][0] == '\0' || st < 100 ||
+		    st > 599) {
 			ret = audit_query_answer(r, &a, "error", "bad status",
 			    400, "status: an HTTP status, 100 to 599");
 			goto out;
@@ -210,8 +221,8 @@ vault_audit_releases(struct vault *v, struct vault_request *r, struct vault_answ
 		    "format: json or csv");
 		goto out;
 	}
-	if (arg[2] && strcmp(arg[2], "allow") != 0 && strcmp(arg[2], "deny") != 0 &&
-	    strcmp(arg[2], "error") != 0) {
+	if (arg[2] && strcmp(arg[2], "allow") != 0 &&
+	    strcmp(arg[2], "deny") != 0 && strcmp(arg[2], "error") != 0) {
 		ret = audit_query_answer(r, &a, "error", "bad decision", 400,
 		    "decision: allow, deny or error");
 		goto out;
@@ -256,10 +267,12 @@ vault_audit_releases(struct vault *v, struct vault_request *r, struct vault_answ
 	}
 	pthread_mutex_lock(&r->v->reader_mu);
 	if (r->v->audit_reader == NULL &&
-	    tsi_audit_reader_open(r->v->audit_dir, &r->v->audit_reader) != TSI_OK)
+	    tsi_audit_reader_open(r->v->audit_dir, &r->v->audit_reader) !=
+	        TSI_OK)
 		r->v->audit_reader = NULL;
-	rc = r->v->audit_reader ? tsi_audit_query_cursor(r->v->audit_reader,
-	    &q, collect_cb, &c, &next, &cursor) : TSI_ERR_STORE;
+	rc = r->v->audit_reader ? tsi_audit_query_cursor(r->v->audit_reader, &q,
+	                              collect_cb, &c, &next, &cursor)
+	                        : TSI_ERR_STORE;
 	pthread_mutex_unlock(&r->v->reader_mu);
 	if (rc != TSI_OK || c.failed) {
 		tsi_log(TSI_LOG_ERROR, "audit.query_failed",
@@ -307,8 +320,10 @@ vault_audit_releases(struct vault *v, struct vault_request *r, struct vault_answ
 		data = json_pack("{sOsIss}", "records", c.arr, "count",
 		    (json_int_t)json_array_size(c.arr), "cursor", cb);
 		if (data != NULL && next != 0) {
-			snprintf(nb, sizeof(nb), "%llu", (unsigned long long)next);
-			json_object_set_new(data, "next_after", json_string(nb));
+			snprintf(nb, sizeof(nb), "%llu",
+			    (unsigned long long)next);
+			json_object_set_new(data, "next_after",
+			    json_string(nb));
 		}
 		ret = vault_respond(r, 200, vault_envelope(r, data, NULL));
 	}

@@ -38,8 +38,8 @@
 
 struct claims_slot {
 	pthread_mutex_t mu;
-	json_t *claims;                 /* referenced */
-	struct tsi_audit_claims *c;     /* referenced */
+	json_t *claims;             /* referenced */
+	struct tsi_audit_claims *c; /* referenced */
 };
 
 static struct claims_slot claims_cache[CLAIMS_SLOTS];
@@ -151,8 +151,8 @@ async_done(void *arg, int rc, uint64_t seq)
 		    __ATOMIC_RELAXED);
 		tsi_log(TSI_LOG_ERROR, "audit.append_failed",
 		    TSI_LS("request_id", r->request_id),
-		    TSI_LS("route", r->route != NULL ? r->route->metric :
-		    "other"),
+		    TSI_LS("route",
+		        r->route != NULL ? r->route->metric : "other"),
 		    TSI_LS("error", tsi_strerror(rc)));
 	}
 	__atomic_store_n(&r->audit_rc, rc, __ATOMIC_RELEASE);
@@ -178,22 +178,17 @@ vault_audit(struct vault_request *r, const struct vault_audit_rec *a)
 	 * rest (the stored bytes are the same: tsi_audit_submit_claims). */
 	if (a->claims != NULL && json_object_size(a->claims) > 0)
 		cc = claims_get(a->claims);
-	rec = json_pack("{sssssIsssssssssssssI}",
-	    "op", a->op,
-	    "path", a->path ? a->path : "",
-	    "version", (json_int_t)a->version,
-	    "decision", a->decision,
-	    "rule", a->rule ? a->rule : "",
-	    "reason", a->reason ? a->reason : "",
-	    "accessor", a->accessor ? a->accessor : "",
-	    "remote", r->remote,
-	    "request_id", r->request_id,
-	    "status", (json_int_t)a->status);
+	rec = json_pack("{sssssIsssssssssssssI}", "op", a->op, "path",
+	    a->path ? a->path : "", "version", (json_int_t)a->version,
+	    "decision", a->decision, "rule", a->rule ? a->rule : "", "reason",
+	    a->reason ? a->reason : "", "accessor",
+	    a->accessor ? a->accessor : "", "remote", r->remote, "request_id",
+	    r->request_id, "status", (json_int_t)a->status);
 	/* A created token's name, so that a record says which admin it was
 	 * (the token's accessor alone ends with the token). */
 	if (rec != NULL && r->authed && r->tok.display_name[0] != '\0' &&
 	    json_object_set_new(rec, "display_name",
-	    json_string(r->tok.display_name)) != 0) {
+	        json_string(r->tok.display_name)) != 0) {
 		json_decref(rec);
 		rec = NULL;
 	}
@@ -214,9 +209,11 @@ vault_audit(struct vault_request *r, const struct vault_audit_rec *a)
 		/* The decision of a change says nothing of its outcome. */
 		if (strcmp(a->phase, "decision") == 0)
 			json_object_del(rec, "status");
-		if (json_object_set_new(rec, "phase", json_string(a->phase)) != 0 ||
-		    (a->ref_seq != 0 && json_object_set_new(rec, "ref_seq",
-		    json_integer((json_int_t)a->ref_seq)) != 0)) {
+		if (json_object_set_new(rec, "phase", json_string(a->phase)) !=
+		        0 ||
+		    (a->ref_seq != 0 &&
+		        json_object_set_new(rec, "ref_seq",
+		            json_integer((json_int_t)a->ref_seq)) != 0)) {
 			json_decref(rec);
 			rec = NULL;
 		}
@@ -224,8 +221,9 @@ vault_audit(struct vault_request *r, const struct vault_audit_rec *a)
 	if (rec != NULL && cc == NULL) {
 		/* A token's claims are never modified once stored (tokens.h):
 		 * the record takes a reference, not a copy. */
-		if (json_object_set_new(rec, "claims", a->claims ?
-		    json_incref((json_t *)a->claims) : json_object()) != 0) {
+		if (json_object_set_new(rec, "claims",
+		        a->claims ? json_incref((json_t *)a->claims)
+		                  : json_object()) != 0) {
 			json_decref(rec);
 			rec = NULL;
 		}
@@ -251,11 +249,12 @@ vault_audit(struct vault_request *r, const struct vault_audit_rec *a)
 		tsi_audit_claims_unref(cc);
 		if (rc != TSI_OK)
 			async_done(r, rc, 0);
-		return TSI_OK;   /* the outcome decides what is sent */
+		return TSI_OK; /* the outcome decides what is sent */
 	}
 	if (cc != NULL) {
 		/* the waiting path takes the whole record */
-		json_object_set_new(rec, "claims", json_incref((json_t *)a->claims));
+		json_object_set_new(rec, "claims",
+		    json_incref((json_t *)a->claims));
 		tsi_audit_claims_unref(cc);
 	}
 	rc = tsi_audit_append_flags(r->v->audit, rec, flags, &seq);
@@ -317,24 +316,17 @@ throttled_note(void *arg, const char *src, unsigned count, time_t start,
 	json_t *rec;
 	int rc;
 
-	snprintf(reason, sizeof(reason), "%u logins refused: over %lld failed "
-	    "logins in %u s", count, r->v->set->login_fail_limit, window);
+	snprintf(reason, sizeof(reason),
+	    "%u logins refused: over %lld failed "
+	    "logins in %u s",
+	    count, r->v->set->login_fail_limit, window);
 	vault_time_str((long long)start * 1000000, ws, sizeof(ws));
-	rec = json_pack("{sssssIsssssssssssssIsosssIsIss}",
-	    "op", "login.throttled",
-	    "path", "auth/trusted-identity/login",
-	    "version", (json_int_t)0,
-	    "decision", "deny",
-	    "rule", "login_failure_limit",
-	    "reason", reason,
-	    "accessor", "",
-	    "remote", src,
-	    "request_id", "",
-	    "status", (json_int_t)429,
-	    "claims", json_object(),
-	    "source", src,
-	    "count", (json_int_t)count,
-	    "window_s", (json_int_t)window,
+	rec = json_pack("{sssssIsssssssssssssIsosssIsIss}", "op",
+	    "login.throttled", "path", "auth/trusted-identity/login", "version",
+	    (json_int_t)0, "decision", "deny", "rule", "login_failure_limit",
+	    "reason", reason, "accessor", "", "remote", src, "request_id", "",
+	    "status", (json_int_t)429, "claims", json_object(), "source", src,
+	    "count", (json_int_t)count, "window_s", (json_int_t)window,
 	    "window_start", ws);
 	if (rec == NULL || (n = malloc(sizeof(*n))) == NULL) {
 		json_decref(rec);

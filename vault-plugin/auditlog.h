@@ -12,25 +12,25 @@
 struct vault;
 
 struct vault_audit_rec {
-	const char *op;          /* login, read, write, list, delete, patch,
+	const char *op; /* login, read, write, list, delete, patch,
 	                          * undelete, destroy, ... */
 	const char *path;
-	long long version;       /* 0: none */
-	const char *decision;    /* allow, deny, error */
+	long long version;    /* 0: none */
+	const char *decision; /* allow, deny, error */
 	const char *rule;
 	const char *reason;
-	const json_t *claims;    /* NULL: {} */
-	const char *accessor;    /* NULL: "" */
+	const json_t *claims; /* NULL: {} */
+	const char *accessor; /* NULL: "" */
 	unsigned status;
 	/* A change (write, delete) is recorded twice: its decision before
 	 * the store is touched (phase "decision", no status: the outcome is
 	 * not known yet) and its outcome after (phase "outcome", the status
 	 * answered, ref_seq the decision's seq). NULL: a one-record decision. */
 	const char *phase;
-	uint64_t ref_seq;        /* 0: none */
-	uint64_t *seq_out;       /* NULL, or receives the record's seq (the
+	uint64_t ref_seq;    /* 0: none */
+	uint64_t *seq_out;   /* NULL, or receives the record's seq (the
 	                          * waiting path only) */
-	const json_t *extra;     /* NULL, or an object whose members are
+	const json_t *extra; /* NULL, or an object whose members are
 	                          * added to the record (borrowed) */
 };
 /* Appends the record (with the request's id and remote address) and waits

@@ -54,8 +54,9 @@ unverified_value(const json_t *v)
 
 	if (json_is_string(v))
 		return json_stringn(json_string_value(v),
-		    json_string_length(v) < UNVERIFIED_STR_MAX ?
-		    json_string_length(v) : UNVERIFIED_STR_MAX);
+		    json_string_length(v) < UNVERIFIED_STR_MAX
+		        ? json_string_length(v)
+		        : UNVERIFIED_STR_MAX);
 	if (json_is_integer(v))
 		return json_integer(json_integer_value(v));
 	if (!json_is_array(v) || (arr = json_array()) == NULL)
@@ -83,7 +84,8 @@ unverified_claims(const char *jwt)
 	if ((out = json_object()) == NULL)
 		goto done;
 	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-		if ((v = unverified_value(json_object_get(cl, keep[i]))) != NULL)
+		if ((v = unverified_value(json_object_get(cl, keep[i]))) !=
+		    NULL)
 			json_object_set_new(out, keep[i], v);
 	if ((v = unverified_value(json_object_get(hdr, "kid"))) != NULL &&
 	    json_is_string(v))
@@ -113,7 +115,8 @@ login_body(const struct tsi_buf *body, char rolebuf[ROLE_COPY_MAX],
 	struct vault_login_body lb;
 
 	if (vault_login_body_scan((const char *)tsi_buf_ptr(body),
-	    tsi_buf_len(body), &lb) == TSI_OK && lb.rolelen < ROLE_COPY_MAX) {
+	        tsi_buf_len(body), &lb) == TSI_OK &&
+	    lb.rolelen < ROLE_COPY_MAX) {
 		if ((*jwtcopy = malloc(lb.jwtlen + 1)) == NULL)
 			return TSI_ERR_ALLOC;
 		memcpy(*jwtcopy, lb.jwt, lb.jwtlen);
@@ -156,11 +159,12 @@ vault_login_decide_claims(const struct tsi_policy_set *p, const char *role,
 	 * measuring and storing). A JWT accepted within the clock skew after
 	 * its exp would give a token dead on arrival: refused instead. */
 	jexp = json_object_get(claims, "exp");
-	d->expires_at = json_is_integer(jexp) ?
-	    (time_t)json_integer_value(jexp) : 0;
+	d->expires_at =
+	    json_is_integer(jexp) ? (time_t)json_integer_value(jexp) : 0;
 	if (d->expires_at <= now) {
 		d->rule = "jwt";
-		snprintf(d->reason, sizeof(d->reason), "jwt expires before a "
+		snprintf(d->reason, sizeof(d->reason),
+		    "jwt expires before a "
 		    "token could be used");
 		return;
 	}
@@ -194,7 +198,8 @@ vault_login_decide(const struct tsi_trust *trust, const char *audience,
 	} else
 		rc = tsi_jwt_verify(trust, jwt, &vo, &d->claims, &d->vr);
 	if (rc != TSI_OK) {
-		json_decref(d->claims);   /* nothing of a refused JWT is trusted */
+		json_decref(
+		    d->claims); /* nothing of a refused JWT is trusted */
 		d->claims = NULL;
 		d->status = 403;
 		d->rule = "jwt";
@@ -230,8 +235,8 @@ throttled(struct vault_request *r)
 		return 0;
 	__atomic_fetch_add(&r->v->metrics.login_throttled, 1, __ATOMIC_RELAXED);
 	if (first)
-		tsi_log(TSI_LOG_WARN, "auth.throttled", TSI_LS("remote", r->remote),
-		    TSI_LI("retry_after", wait));
+		tsi_log(TSI_LOG_WARN, "auth.throttled",
+		    TSI_LS("remote", r->remote), TSI_LI("retry_after", wait));
 	r->ans->retry_after = wait;
 	vault_respond_error(r, 429, "too many failed logins; retry later");
 	return 1;
@@ -243,9 +248,9 @@ login_denied(struct vault_request *r, struct vault_audit_rec *a,
     const char *role)
 {
 	vault_limiter_fail(r->v->login_limit, r->remote, time(NULL));
-	tsi_log(TSI_LOG_INFO, "auth.denied", TSI_LS("request_id", r->request_id),
-	    TSI_LS("role", role), TSI_LS("reason", a->reason),
-	    TSI_LS("remote", r->remote));
+	tsi_log(TSI_LOG_INFO, "auth.denied",
+	    TSI_LS("request_id", r->request_id), TSI_LS("role", role),
+	    TSI_LS("reason", a->reason), TSI_LS("remote", r->remote));
 	if (vault_audit(r, a) != TSI_OK)
 		return vault_respond_audit_failed(r);
 	return vault_respond_error(r, a->status, "permission denied");
@@ -277,7 +282,7 @@ login_answer(struct vault_request *r, const struct vault_login_decision *d,
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	vault_metrics_observe(&r->v->metrics.login,
 	    (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
-	    (t1.tv_nsec - r->t0.tv_nsec) / 1000);
+	        (t1.tv_nsec - r->t0.tv_nsec) / 1000);
 	return ret;
 }
 
@@ -314,12 +319,12 @@ login_issue(struct vault_request *r, struct vault_audit_rec *a,
 	 * already have swept the table: check the new token against the trust
 	 * of now (the sweep of any later reload sees the token). */
 	if (rc == TSI_OK && (now_trust = vault_trust_get(r->v)) != trust &&
-	    vault_tokens_chain_check(r->v->tokens, token, now_trust != NULL ?
-	    now_trust->trust : NULL) != TSI_OK) {
+	    vault_tokens_chain_check(r->v->tokens, token,
+	        now_trust != NULL ? now_trust->trust : NULL) != TSI_OK) {
 		vault_tokens_revoke(r->v->tokens, token);
 		a->rule = "jwt";
 		a->reason = "jwt refused: its certificate path is no longer "
-		    "trusted (reloaded during the login)";
+		            "trusted (reloaded during the login)";
 		a->status = 403;
 		ret = login_denied(r, a, role);
 		goto out;
@@ -328,8 +333,9 @@ login_issue(struct vault_request *r, struct vault_audit_rec *a,
 		a->decision = "error";
 		a->reason = "token table full";
 		a->status = 503;
-		ret = vault_audit(r, a) != TSI_OK ? vault_respond_audit_failed(r) :
-		    vault_respond_error(r, 503, "cannot issue a token now");
+		ret = vault_audit(r, a) != TSI_OK
+		    ? vault_respond_audit_failed(r)
+		    : vault_respond_error(r, 503, "cannot issue a token now");
 		goto out;
 	}
 	a->decision = "allow";
@@ -407,8 +413,9 @@ vault_auth_login(struct vault *v, struct vault_request *r,
 	a.rule = "";
 	rc = login_body(r->body, rolebuf, &req, &jwtcopy, &jwtlen, &role, &jwt);
 	if (rc != TSI_OK) {
-		ret = rc == TSI_ERR_ALLOC ? vault_respond_error(r, 500,
-		    "internal error") : login_malformed(r, &a);
+		ret = rc == TSI_ERR_ALLOC
+		    ? vault_respond_error(r, 500, "internal error")
+		    : login_malformed(r, &a);
 		goto out;
 	}
 	/* The role asked for, in every record of this login (bounded: a

@@ -16,21 +16,21 @@
 #include "tsi/policy.h"
 
 struct vault_login_decision {
-	int allow;                  /* 1: issue a token */
-	unsigned status;            /* the refusal's status (403) */
-	const char *rule;           /* "jwt", or d.rule */
-	char reason[320];           /* for the audit record and the log */
-	struct tsi_decision d;      /* the policy engine's word */
-	json_t *claims;             /* verified claims (owned); NULL when the
+	int allow;                /* 1: issue a token */
+	unsigned status;          /* the refusal's status (403) */
+	const char *rule;         /* "jwt", or d.rule */
+	char reason[320];         /* for the audit record and the log */
+	struct tsi_decision d;    /* the policy engine's word */
+	json_t *claims;           /* verified claims (owned); NULL when the
 	                             * JWT was refused */
-	json_t *unverified;         /* a refused JWT's claims for the record
+	json_t *unverified;       /* a refused JWT's claims for the record
 	                             * (owned; may be NULL) */
-	long ttl;                   /* seconds, never past the JWT's exp */
-	time_t expires_at;          /* the JWT's exp */
-	const char *const *rules;   /* the role's rules, borrowed from the
+	long ttl;                 /* seconds, never past the JWT's exp */
+	time_t expires_at;        /* the JWT's exp */
+	const char *const *rules; /* the role's rules, borrowed from the
 	                             * policy set */
 	size_t nrules;
-	struct tsi_verify_result vr;    /* the verified certificate path */
+	struct tsi_verify_result vr; /* the verified certificate path */
 };
 
 /*
@@ -39,9 +39,8 @@ struct vault_login_decision {
  * JWT's exp, and its rules. p NULL: no policy loaded, refused. Always
  * fills d.
  */
-void vault_login_decide_claims(const struct tsi_policy_set *p,
-    const char *role, const json_t *claims, time_t now,
-    struct vault_login_decision *d);
+void vault_login_decide_claims(const struct tsi_policy_set *p, const char *role,
+    const json_t *claims, time_t now, struct vault_login_decision *d);
 /*
  * The whole decision: the JWT verified against trust (NULL: no CA, refused)
  * for audience, then vault_login_decide_claims. Everything borrowed for the

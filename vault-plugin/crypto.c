@@ -45,8 +45,10 @@ vault_key_load(const char *path, struct vault_key *out, char *err,
 	    &n, err, errlen);
 	if (r == TSI_ERR_DENIED || r == TSI_ERR_TOO_LARGE) {
 		if (r == TSI_ERR_TOO_LARGE)
-			snprintf(err, errlen, "%s: key file must hold 32 raw "
-			    "bytes or 64 hex digits", path);
+			snprintf(err, errlen,
+			    "%s: key file must hold 32 raw "
+			    "bytes or 64 hex digits",
+			    path);
 		return TSI_ERR_CONFIG;
 	}
 	if (r != TSI_OK)
@@ -63,7 +65,8 @@ vault_key_load(const char *path, struct vault_key *out, char *err,
 		len--;
 	if (len != 64) {
 		snprintf(err, errlen,
-		    "%s: key file must hold 32 raw bytes or 64 hex digits", path);
+		    "%s: key file must hold 32 raw bytes or 64 hex digits",
+		    path);
 		goto out;
 	}
 	for (i = 0; i < 32; i++) {
@@ -71,7 +74,8 @@ vault_key_load(const char *path, struct vault_key *out, char *err,
 		int lo = OPENSSL_hexchar2int((unsigned char)raw[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
-			snprintf(err, errlen, "%s: key file: bad hex digit", path);
+			snprintf(err, errlen, "%s: key file: bad hex digit",
+			    path);
 			OPENSSL_cleanse(out->k, sizeof(out->k));
 			goto out;
 		}
@@ -86,7 +90,8 @@ out:
 int
 vault_key_random(struct vault_key *out)
 {
-	return RAND_bytes(out->k, sizeof(out->k)) == 1 ? TSI_OK : TSI_ERR_CRYPTO;
+	return RAND_bytes(out->k, sizeof(out->k)) == 1 ? TSI_OK
+	                                               : TSI_ERR_CRYPTO;
 }
 
 void
@@ -104,11 +109,12 @@ make_ad(const char *path, uint64_t version, unsigned char *ad, size_t cap,
 
 	if (p > KV_PATH_MAX || cap < c + p + 1 + 8)
 		return TSI_ERR_TOO_LARGE;
-	memcpy(ad, AD_CONTEXT, c);  /* with its NUL */
+	memcpy(ad, AD_CONTEXT, c); /* with its NUL */
 	memcpy(ad + c, path, p);
 	ad[c + p] = '\0';
 	for (i = 0; i < 8; i++)
-		ad[c + p + 1 + (size_t)i] = (unsigned char)(version >> (56 - 8 * i));
+		ad[c + p + 1 + (size_t)i] =
+		    (unsigned char)(version >> (56 - 8 * i));
 	*len = c + p + 9;
 	return TSI_OK;
 }
@@ -136,12 +142,14 @@ vault_seal(const struct vault_key *k, const char *path, uint64_t version,
 		goto out;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		goto out;
-	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->k, b + 1) != 1 ||
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->k, b + 1) !=
+	        1 ||
 	    EVP_EncryptUpdate(ctx, NULL, &outl, ad, (int)adlen) != 1 ||
-	    EVP_EncryptUpdate(ctx, b + 1 + NONCE_LEN, &outl, pt, (int)ptlen) != 1 ||
+	    EVP_EncryptUpdate(ctx, b + 1 + NONCE_LEN, &outl, pt, (int)ptlen) !=
+	        1 ||
 	    EVP_EncryptFinal_ex(ctx, b + 1 + NONCE_LEN + outl, &outl) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN,
-	    b + 1 + NONCE_LEN + ptlen) != 1) {
+	        b + 1 + NONCE_LEN + ptlen) != 1) {
 		tsi_log_openssl(TSI_LOG_ERROR, "kv.seal_failed");
 		goto out;
 	}
@@ -176,12 +184,13 @@ vault_unseal(const struct vault_key *k, const char *path, uint64_t version,
 		return TSI_ERR_ALLOC;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		goto out;
-	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->k, blob + 1) != 1 ||
+	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->k, blob + 1) !=
+	        1 ||
 	    EVP_DecryptUpdate(ctx, NULL, &outl, ad, (int)adlen) != 1 ||
 	    EVP_DecryptUpdate(ctx, (unsigned char *)p, &outl,
-	    blob + 1 + NONCE_LEN, (int)clen) != 1 ||
+	        blob + 1 + NONCE_LEN, (int)clen) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN,
-	    (void *)(blob + len - TAG_LEN)) != 1 ||
+	        (void *)(blob + len - TAG_LEN)) != 1 ||
 	    EVP_DecryptFinal_ex(ctx, (unsigned char *)p + outl, &outl) != 1) {
 		tsi_log(TSI_LOG_ERROR, "kv.unseal_failed", TSI_LS("path", path),
 		    TSI_LI("version", version));

@@ -46,18 +46,18 @@
 struct gaddr;
 
 struct gconn {
-	struct gconn *prev, *next;  /* in its address's list */
+	struct gconn *prev, *next; /* in its address's list */
 	struct gaddr *a;
 	MHD_socket fd;
-	long long since_ms;         /* start of the current receiving phase */
-	int busy;                   /* a complete request is being answered */
-	int doomed;                 /* shut down; waiting for MHD to close */
+	long long since_ms; /* start of the current receiving phase */
+	int busy;           /* a complete request is being answered */
+	int doomed;         /* shut down; waiting for MHD to close */
 };
 
 struct gaddr {
 	struct gaddr *hnext;
-	unsigned char key[17];      /* family byte, then 16 address bytes */
-	size_t n;                   /* connections, doomed ones included */
+	unsigned char key[17]; /* family byte, then 16 address bytes */
+	size_t n;              /* connections, doomed ones included */
 	struct gconn *conns;
 };
 
@@ -65,13 +65,13 @@ struct vault_guard {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct gaddr *bucket[GUARD_BUCKETS];
-	size_t n;                   /* open connections */
-	size_t high;                /* eviction above this many */
+	size_t n;    /* open connections */
+	size_t high; /* eviction above this many */
 	long long timeout_ms;
 	int stopping;
 	int running;
 	pthread_t reaper;
-	unsigned long long closed_slow;   /* since the last log line */
+	unsigned long long closed_slow; /* since the last log line */
 	unsigned long long evicted;
 	unsigned long long closed_slow_total, evicted_total;
 };
@@ -172,7 +172,8 @@ notify(void *cls, struct MHD_Connection *c, void **socket_context,
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		*socket_context = NULL;
-		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ci = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CONNECTION_FD);
 		if (ci == NULL || (gc = calloc(1, sizeof(*gc))) == NULL)
 			return;
 		gc->fd = ci->connect_fd;
@@ -291,7 +292,8 @@ reaper_main(void *arg)
 			for (a = g->bucket[i]; a != NULL; a = a->hnext)
 				for (gc = a->conns; gc != NULL; gc = gc->next)
 					if (!gc->busy && !gc->doomed &&
-					    now - gc->since_ms > g->timeout_ms) {
+					    now - gc->since_ms >
+					        g->timeout_ms) {
 						doom(g, gc);
 						g->closed_slow++;
 					}

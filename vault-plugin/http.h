@@ -44,36 +44,36 @@ struct vault_io {
 /* What a handler answers. Owned by whoever made the request; the text is
  * freed (wiped: it may hold a secret) by vault_answer_clear. */
 struct vault_answer {
-	int ready;                  /* set once; later answers are dropped */
+	int ready; /* set once; later answers are dropped */
 	unsigned status;
-	const char *ctype;          /* static; NULL with no body */
-	char *text;                 /* NUL-terminated body, or NULL */
-	unsigned retry_after;       /* > 0: a Retry-After header (seconds) */
+	const char *ctype;    /* static; NULL with no body */
+	char *text;           /* NUL-terminated body, or NULL */
+	unsigned retry_after; /* > 0: a Retry-After header (seconds) */
 };
 
 /* One request. Everything a handler reads; the fields below "state" are
  * written by the request helpers and the audit log. */
 struct vault_request {
 	struct vault *v;
-	const char *method;          /* borrowed from the server */
-	char *path;                  /* percent-decoded path after "/v1/";
+	const char *method;              /* borrowed from the server */
+	char *path;                      /* percent-decoded path after "/v1/";
 	                              * NULL when it did not decode */
-	const struct vault_route *route;   /* NULL: no route serves path */
-	struct tsi_buf *body;        /* NULL: none */
+	const struct vault_route *route; /* NULL: no route serves path */
+	struct tsi_buf *body;            /* NULL: none */
 	char request_id[37];
 	char remote[64];
-	struct timespec t0;          /* CLOCK_MONOTONIC at arrival */
-	const struct vault_io *io;   /* NULL: no headers, no query */
+	struct timespec t0;        /* CLOCK_MONOTONIC at arrival */
+	const struct vault_io *io; /* NULL: no headers, no query */
 	void *io_ctx;
-	struct vault_answer *ans;    /* where the vault_respond* helpers write */
+	struct vault_answer *ans; /* where the vault_respond* helpers write */
 	/* state: the audit record of a request handled on the server's own
 	 * thread, submitted by vault_audit without waiting; the answer made
 	 * meanwhile is sent only when the record is durable, and replaced by
 	 * 503 (wiped) when it is not. */
-	int audit_async;            /* vault_audit may submit without waiting */
-	int audit_submitted;        /* submitted; the callback resumes us */
-	int audit_done;             /* atomic: the callback ran */
-	int audit_rc;               /* atomic: its outcome */
+	int audit_async;     /* vault_audit may submit without waiting */
+	int audit_submitted; /* submitted; the callback resumes us */
+	int audit_done;      /* atomic: the callback ran */
+	int audit_rc;        /* atomic: its outcome */
 	/* state: set by vault_req_auth. */
 	int authed;
 	struct vault_token tok;
@@ -90,8 +90,7 @@ void vault_request_clear(struct vault_request *r);
 void vault_answer_clear(struct vault_answer *a);
 
 /* A request header (borrowed); NULL when absent or no io. */
-const char *vault_req_header(const struct vault_request *r,
-    const char *name);
+const char *vault_req_header(const struct vault_request *r, const char *name);
 /* A query argument, decoded; NULL when absent. *err set on bad encoding.
  * Caller frees. */
 char *vault_query_arg(struct vault_request *r, const char *name, int *err);

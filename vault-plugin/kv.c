@@ -42,9 +42,20 @@
 #define VERSIONS_MAX 1000
 
 enum kv_op {
-	KV_READ, KV_WRITE, KV_DELETE, KV_LIST, KV_META,
-	KV_VDELETE, KV_UNDELETE, KV_DESTROY, KV_META_DELETE, KV_META_WRITE,
-	KV_PATCH, KV_SUBKEYS, KV_CONFIG, KV_CONFIG_WRITE,
+	KV_READ,
+	KV_WRITE,
+	KV_DELETE,
+	KV_LIST,
+	KV_META,
+	KV_VDELETE,
+	KV_UNDELETE,
+	KV_DESTROY,
+	KV_META_DELETE,
+	KV_META_WRITE,
+	KV_PATCH,
+	KV_SUBKEYS,
+	KV_CONFIG,
+	KV_CONFIG_WRITE,
 };
 
 /* Vault's bounds on custom_metadata. */
@@ -56,7 +67,12 @@ enum kv_op {
 
 /* The KV v2 paths under the mount, each a prefix of the request path. */
 enum kv_kind {
-	KK_DATA, KK_META, KK_DELETE, KK_UNDELETE, KK_DESTROY, KK_SUBKEYS,
+	KK_DATA,
+	KK_META,
+	KK_DELETE,
+	KK_UNDELETE,
+	KK_DESTROY,
+	KK_SUBKEYS,
 	KK_CONFIG,
 };
 
@@ -108,7 +124,7 @@ custom_json(const struct kv_meta *pm)
 		return NULL;
 	for (i = 0; i < pm->ncustom; i++)
 		if (json_object_set_new(o, pm->custom[i].key,
-		    json_string(pm->custom[i].value)) != 0) {
+		        json_string(pm->custom[i].value)) != 0) {
 			json_decref(o);
 			return NULL;
 		}
@@ -161,7 +177,7 @@ parse_uint(const char *s, unsigned long long *out)
 struct kv_ctx {
 	struct vault_request *r;
 	enum kv_op op;
-	const char *kvpath;        /* below secret/data/ or secret/metadata/ */
+	const char *kvpath; /* below secret/data/ or secret/metadata/ */
 	char ppath[KV_PATH_MAX + 32]; /* the policy path */
 	struct vault_audit_rec a;
 	struct tsi_decision d;
@@ -228,9 +244,9 @@ vault_kv_read_answer(const char *request_id, const char *pt, size_t ptlen,
 {
 	static const char head[] = "{\"request_id\":\"";
 	static const char mid[] = "\",\"lease_id\":\"\",\"renewable\":false,"
-	    "\"lease_duration\":0,\"data\":{\"data\":";
+	                          "\"lease_duration\":0,\"data\":{\"data\":";
 	static const char tail[] = "},\"auth\":null,\"wrap_info\":null,"
-	    "\"warnings\":null,\"mount_type\":\"kv\"}";
+	                           "\"warnings\":null,\"mount_type\":\"kv\"}";
 	char ct[40], dt[40] = "", meta[256], ver[160];
 	size_t idlen = strlen(request_id), cap, pos = 0, clen, vlen;
 	int n, nv;
@@ -246,11 +262,15 @@ vault_kv_read_answer(const char *request_id, const char *pt, size_t ptlen,
 	if (custom == NULL)
 		custom = "null";
 	clen = strlen(custom);
-	n = snprintf(meta, sizeof(meta), ",\"metadata\":{\"created_time\":\"%s\","
-	    "\"custom_metadata\":", ct);
-	nv = snprintf(ver, sizeof(ver), ",\"deletion_time\":\"%s\","
-	    "\"destroyed\":%s,\"version\":%llu}", dt,
-	    m->destroyed ? "true" : "false", (unsigned long long)m->version);
+	n = snprintf(meta, sizeof(meta),
+	    ",\"metadata\":{\"created_time\":\"%s\","
+	    "\"custom_metadata\":",
+	    ct);
+	nv = snprintf(ver, sizeof(ver),
+	    ",\"deletion_time\":\"%s\","
+	    "\"destroyed\":%s,\"version\":%llu}",
+	    dt, m->destroyed ? "true" : "false",
+	    (unsigned long long)m->version);
 	if (n < 0 || (size_t)n >= sizeof(meta) || nv < 0 ||
 	    (size_t)nv >= sizeof(ver))
 		return TSI_ERR_INTERNAL;
@@ -316,8 +336,8 @@ do_read(struct kv_ctx *k)
 	rc = r->v->store->ops->get(r->v->store, k->kvpath, ver, vault_now_us(),
 	    &m, &pm, &blob, &blen);
 	if (rc == TSI_ERR_NOT_FOUND)
-		return finish_error(k, "allow", 404, "no such secret or version",
-		    NULL);
+		return finish_error(k, "allow", 404,
+		    "no such secret or version", NULL);
 	if (rc != TSI_OK)
 		return finish_error(k, "error", 500, tsi_strerror(rc),
 		    "internal error");
@@ -343,7 +363,8 @@ do_read(struct kv_ctx *k)
 		if (rc != TSI_OK) {
 			free(custom);
 			return finish_error(k, "error", 500,
-			    "stored value failed authentication", "internal error");
+			    "stored value failed authentication",
+			    "internal error");
 		}
 		if (!stored_object(pt, ptlen)) {
 			free(custom);
@@ -353,7 +374,7 @@ do_read(struct kv_ctx *k)
 		}
 		status = 200;
 	} else
-		status = 404;   /* soft-deleted or destroyed: Vault's 404 shape */
+		status = 404; /* soft-deleted or destroyed: Vault's 404 shape */
 	/* The answer first (it holds the secret until sent or wiped), then
 	 * the record: for a read on MHD's thread, vault_audit only submits
 	 * it, and the server sends this answer once the record is durable. */
@@ -376,7 +397,7 @@ do_read(struct kv_ctx *k)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		vault_metrics_observe(&r->v->metrics.read,
 		    (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
-		    (t1.tv_nsec - r->t0.tv_nsec) / 1000);
+		        (t1.tv_nsec - r->t0.tv_nsec) / 1000);
 	}
 	return ret;
 }
@@ -394,9 +415,10 @@ do_write(struct kv_ctx *k)
 	int rc;
 
 	if (vault_kv_write_parse((const char *)tsi_buf_ptr(r->body),
-	    tsi_buf_len(r->body), &req, &data, &casv) != TSI_OK)
+	        tsi_buf_len(r->body), &req, &data, &casv) != TSI_OK)
 		return finish_error(k, "error", 400, "malformed write body",
-		    "body must be {\"data\": {...}, \"options\": {\"cas\": N}?}");
+		    "body must be {\"data\": {...}, \"options\": {\"cas\": "
+		    "N}?}");
 	if ((pt = json_dumps(data, JSON_COMPACT)) == NULL) {
 		json_decref(req);
 		return finish_error(k, "error", 500, "out of memory",
@@ -415,7 +437,8 @@ do_write(struct kv_ctx *k)
 	    vault_now_us(), &m);
 	if (rc == TSI_ERR_EXISTS) {
 		ret = finish_error(k, "error", 400, "check-and-set mismatch",
-		    "check-and-set parameter did not match the current version");
+		    "check-and-set parameter did not match the current "
+		    "version");
 		goto out;
 	}
 	if (rc == TSI_ERR_DENIED) {
@@ -440,8 +463,8 @@ do_write(struct kv_ctx *k)
 	tsi_log(TSI_LOG_INFO, "kv.write", TSI_LS("request_id", r->request_id),
 	    TSI_LS("path", k->kvpath), TSI_LI("version", m.version),
 	    TSI_LS("accessor", r->tok.accessor));
-	ret = vault_respond(r, 200, vault_envelope(r, version_meta_json(&m),
-	    NULL));
+	ret = vault_respond(r, 200,
+	    vault_envelope(r, version_meta_json(&m), NULL));
 out:
 	tsi_strfree(pt);
 	json_decref(req);
@@ -457,7 +480,7 @@ merge_patch(json_t *target, json_t *patch)
 	const char *key;
 	json_t *pv, *tv;
 
-	json_object_foreach(patch, key, pv) {
+	json_object_foreach (patch, key, pv) {
 		if (json_is_null(pv)) {
 			json_object_del(target, key);
 			continue;
@@ -469,7 +492,8 @@ merge_patch(json_t *target, json_t *patch)
 		}
 		tv = json_object_get(target, key);
 		if (!json_is_object(tv)) {
-			if (json_object_set_new(target, key, json_object()) != 0)
+			if (json_object_set_new(target, key, json_object()) !=
+			    0)
 				return TSI_ERR_ALLOC;
 			tv = json_object_get(target, key);
 		}
@@ -504,14 +528,16 @@ do_patch(struct kv_ctx *k)
 	int rc;
 
 	ct = vault_req_header(r, "Content-Type");
-	if (ct == NULL || strncmp(ct, "application/merge-patch+json", 28) != 0 ||
+	if (ct == NULL ||
+	    strncmp(ct, "application/merge-patch+json", 28) != 0 ||
 	    (ct[28] != '\0' && ct[28] != ';'))
 		return finish_error(k, "error", 415, "unsupported content type",
 		    "PATCH requires Content-Type application/merge-patch+json");
 	if (vault_kv_write_parse((const char *)tsi_buf_ptr(r->body),
-	    tsi_buf_len(r->body), &req, &data, &casv) != TSI_OK)
+	        tsi_buf_len(r->body), &req, &data, &casv) != TSI_OK)
 		return finish_error(k, "error", 400, "malformed patch body",
-		    "body must be {\"data\": {...}, \"options\": {\"cas\": N}?}");
+		    "body must be {\"data\": {...}, \"options\": {\"cas\": "
+		    "N}?}");
 	memset(&meta, 0, sizeof(meta));
 	memset(&m, 0, sizeof(m));
 	rc = r->v->store->ops->meta(r->v->store, k->kvpath, &meta);
@@ -536,7 +562,8 @@ do_patch(struct kv_ctx *k)
 	}
 	if (casv >= 0 && (uint64_t)casv != m.version) {
 		ret = finish_error(k, "error", 400, "check-and-set mismatch",
-		    "check-and-set parameter did not match the current version");
+		    "check-and-set parameter did not match the current "
+		    "version");
 		goto out;
 	}
 	rc = vault_unseal(&r->v->key, k->kvpath, m.version, blob, blen, &pt,
@@ -571,7 +598,8 @@ do_patch(struct kv_ctx *k)
 	    seal_cb, &sa, vault_now_us(), &m);
 	if (rc == TSI_ERR_EXISTS) {
 		ret = finish_error(k, "error", 400, "check-and-set mismatch",
-		    "check-and-set parameter did not match the current version");
+		    "check-and-set parameter did not match the current "
+		    "version");
 		goto out;
 	}
 	if (rc != TSI_OK) {
@@ -589,8 +617,8 @@ do_patch(struct kv_ctx *k)
 	tsi_log(TSI_LOG_INFO, "kv.patch", TSI_LS("request_id", r->request_id),
 	    TSI_LS("path", k->kvpath), TSI_LI("version", m.version),
 	    TSI_LS("accessor", r->tok.accessor));
-	ret = vault_respond(r, 200, vault_envelope(r, version_meta_json(&m),
-	    NULL));
+	ret = vault_respond(r, 200,
+	    vault_envelope(r, version_meta_json(&m), NULL));
 out:
 	/* The texts of the secret wiped (the trees are freed as do_write's). */
 	if (npt != NULL)
@@ -615,10 +643,11 @@ subkeys_of(const json_t *o, unsigned long long depth, unsigned long long level)
 
 	if (out == NULL)
 		return NULL;
-	json_object_foreach((json_t *)o, key, e) {
+	json_object_foreach ((json_t *)o, key, e) {
 		json_t *v = json_is_object(e) && json_object_size(e) > 0 &&
-		    (depth == 0 || level < depth) ? subkeys_of(e, depth,
-		    level + 1) : json_null();
+		        (depth == 0 || level < depth)
+		    ? subkeys_of(e, depth, level + 1)
+		    : json_null();
 		if (v == NULL || json_object_set_new(out, key, v) != 0) {
 			json_decref(out);
 			return NULL;
@@ -658,8 +687,8 @@ do_subkeys(struct kv_ctx *k)
 	rc = r->v->store->ops->get(r->v->store, k->kvpath, ver, vault_now_us(),
 	    &m, NULL, &blob, &blen);
 	if (rc == TSI_ERR_NOT_FOUND || (rc == TSI_OK && blob == NULL))
-		return finish_error(k, "allow", 404, "no such secret or version",
-		    NULL);
+		return finish_error(k, "allow", 404,
+		    "no such secret or version", NULL);
 	if (rc != TSI_OK)
 		return finish_error(k, "error", 500, tsi_strerror(rc),
 		    "internal error");
@@ -690,8 +719,9 @@ do_subkeys(struct kv_ctx *k)
 		return vault_respond_audit_failed(r);
 	}
 	meta = version_meta_json(&m);
-	ret = vault_respond(r, 200, vault_envelope(r, json_pack("{soso}",
-	    "subkeys", keys, "metadata", meta), NULL));
+	ret = vault_respond(r, 200,
+	    vault_envelope(r,
+	        json_pack("{soso}", "subkeys", keys, "metadata", meta), NULL));
 	return ret;
 }
 
@@ -716,11 +746,14 @@ do_config(struct kv_ctx *k)
 	if (vault_audit(r, &k->a) != TSI_OK)
 		return vault_respond_audit_failed(r);
 	duration_str(mc.delete_after_s, dva, sizeof(dva));
-	return vault_respond(r, 200, vault_envelope(r, json_pack(
-	    "{sbsssI}", "cas_required", mc.cas_required,
-	    "delete_version_after", dva, "max_versions", (json_int_t)(
-	    mc.max_versions ? mc.max_versions :
-	    (unsigned)r->v->set->kv_max_versions)), NULL));
+	return vault_respond(r, 200,
+	    vault_envelope(r,
+	        json_pack("{sbsssI}", "cas_required", mc.cas_required,
+	            "delete_version_after", dva, "max_versions",
+	            (json_int_t)(mc.max_versions
+	                    ? mc.max_versions
+	                    : (unsigned)r->v->set->kv_max_versions)),
+	        NULL));
 }
 
 /* POST secret/config {max_versions, cas_required, delete_version_after}:
@@ -737,7 +770,7 @@ do_config_write(struct kv_ctx *k)
 	int rc;
 
 	if (vault_kv_meta_parse((const char *)tsi_buf_ptr(r->body),
-	    tsi_buf_len(r->body), 0, &req, &c, &msg) != TSI_OK)
+	        tsi_buf_len(r->body), 0, &req, &c, &msg) != TSI_OK)
 		return finish_error(k, "error", 400, "malformed config body",
 		    msg);
 	if (c.set_custom) {
@@ -835,7 +868,7 @@ vault_kv_versions_parse(const char *body, size_t len, uint64_t **v, size_t *n)
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
-	json_array_foreach(arr, i, e) {
+	json_array_foreach (arr, i, e) {
 		if (json_is_integer(e) && json_integer_value(e) >= 0)
 			x = (unsigned long long)json_integer_value(e);
 		else if (!json_is_string(e) ||
@@ -867,9 +900,9 @@ do_versions(struct kv_ctx *k, enum kv_vop vop)
 	int rc;
 
 	if (vault_kv_versions_parse((const char *)tsi_buf_ptr(r->body),
-	    tsi_buf_len(r->body), &v, &n) != TSI_OK)
-		return finish_error(k, "error", 400, "no version number provided",
-		    "no version number provided");
+	        tsi_buf_len(r->body), &v, &n) != TSI_OK)
+		return finish_error(k, "error", 400,
+		    "no version number provided", "no version number provided");
 	if ((extra = json_object()) == NULL || (arr = json_array()) == NULL ||
 	    json_object_set_new(extra, "versions", arr) != 0) {
 		ret = finish_error(k, "error", 500, "out of memory",
@@ -896,9 +929,9 @@ do_versions(struct kv_ctx *k, enum kv_vop vop)
 		ret = vault_respond_audit_failed(r);
 		goto out;
 	}
-	tsi_log(TSI_LOG_INFO, "kv.versions", TSI_LS("request_id",
-	    r->request_id), TSI_LS("op", k->a.op), TSI_LS("path", k->kvpath),
-	    TSI_LS("accessor", r->tok.accessor));
+	tsi_log(TSI_LOG_INFO, "kv.versions",
+	    TSI_LS("request_id", r->request_id), TSI_LS("op", k->a.op),
+	    TSI_LS("path", k->kvpath), TSI_LS("accessor", r->tok.accessor));
 	ret = vault_respond(r, 204, NULL);
 out:
 	k->a.extra = NULL;
@@ -924,9 +957,9 @@ do_meta_delete(struct kv_ctx *k)
 	k->a.status = 204;
 	if (vault_audit(r, &k->a) != TSI_OK)
 		return vault_respond_audit_failed(r);
-	tsi_log(TSI_LOG_INFO, "kv.metadata_delete", TSI_LS("request_id",
-	    r->request_id), TSI_LS("path", k->kvpath), TSI_LS("accessor",
-	    r->tok.accessor));
+	tsi_log(TSI_LOG_INFO, "kv.metadata_delete",
+	    TSI_LS("request_id", r->request_id), TSI_LS("path", k->kvpath),
+	    TSI_LS("accessor", r->tok.accessor));
 	return vault_respond(r, 204, NULL);
 }
 
@@ -1014,8 +1047,8 @@ vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
 	memset(c, 0, sizeof(*c));
 	*req = NULL;
 	*msg = "body must be a JSON object";
-	j = len == 0 ? json_object() : json_loadb(body, len,
-	    JSON_REJECT_DUPLICATES, &jerr);
+	j = len == 0 ? json_object()
+	             : json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(j))
 		goto bad;
 	if ((v = json_object_get(j, "max_versions")) != NULL) {
@@ -1034,7 +1067,8 @@ vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
 		c->cas_required = json_is_true(v);
 	}
 	if ((v = json_object_get(j, "delete_version_after")) != NULL) {
-		*msg = "delete_version_after must be a duration (e.g. \"3h25m19s\")";
+		*msg = "delete_version_after must be a duration (e.g. "
+		       "\"3h25m19s\")";
 		if (parse_duration(v, &c->delete_after_s) != TSI_OK)
 			goto bad;
 		c->set_delete_after = 1;
@@ -1043,29 +1077,33 @@ vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
 	    !json_is_null(v)) {
 		json_t *e;
 		size_t i = 0;
-		*msg = "custom_metadata must be an object of at most 64 strings "
+		*msg =
+		    "custom_metadata must be an object of at most 64 strings "
 		    "(keys up to 128 bytes, values up to 512)";
 		if (!json_is_object(v) || json_object_size(v) > CUSTOM_KEYS_MAX)
 			goto bad;
-		json_object_foreach(v, key, e) {
+		json_object_foreach (v, key, e) {
 			if (strlen(key) == 0 || strlen(key) > CUSTOM_KEY_MAX ||
-			    (!json_is_string(e) && !(patch && json_is_null(e))) ||
+			    (!json_is_string(e) &&
+			        !(patch && json_is_null(e))) ||
 			    (json_is_string(e) &&
-			    (json_string_length(e) > CUSTOM_VALUE_MAX ||
-			    memchr(json_string_value(e), '\0',
-			    json_string_length(e)) != NULL)))
+			        (json_string_length(e) > CUSTOM_VALUE_MAX ||
+			            memchr(json_string_value(e), '\0',
+			                json_string_length(e)) != NULL)))
 				goto bad;
 		}
 		c->set_custom = 1;
 		c->custom_merge = patch;
-		if (json_object_size(v) > 0 && (c->custom = calloc(
-		    json_object_size(v), sizeof(*c->custom))) == NULL)
+		if (json_object_size(v) > 0 &&
+		    (c->custom = calloc(json_object_size(v),
+		         sizeof(*c->custom))) == NULL)
 			goto bad;
-		json_object_foreach(v, key, e) {
+		json_object_foreach (v, key, e) {
 			c->ncustom = i + 1;
 			if ((c->custom[i].key = strdup(key)) == NULL ||
-			    (json_is_string(e) && (c->custom[i].value =
-			    strdup(json_string_value(e))) == NULL))
+			    (json_is_string(e) &&
+			        (c->custom[i].value =
+			                strdup(json_string_value(e))) == NULL))
 				goto bad;
 			i++;
 		}
@@ -1091,8 +1129,8 @@ do_meta_write(struct kv_ctx *k)
 	int rc;
 
 	if (vault_kv_meta_parse((const char *)tsi_buf_ptr(r->body),
-	    tsi_buf_len(r->body), strcmp(r->method, "PATCH") == 0, &req, &c,
-	    &msg) != TSI_OK)
+	        tsi_buf_len(r->body), strcmp(r->method, "PATCH") == 0, &req, &c,
+	        &msg) != TSI_OK)
 		return finish_error(k, "error", 400, "malformed metadata body",
 		    msg);
 	/* The settings under their own member: a body's names never stand
@@ -1164,8 +1202,8 @@ do_list(struct kv_ctx *k)
 		json_decref(keys);
 		return vault_respond_audit_failed(r);
 	}
-	return vault_respond(r, 200, vault_envelope(r,
-	    json_pack("{so}", "keys", keys), NULL));
+	return vault_respond(r, 200,
+	    vault_envelope(r, json_pack("{so}", "keys", keys), NULL));
 }
 
 static int
@@ -1195,7 +1233,8 @@ do_meta(struct kv_ctx *k)
 	 * else the one delete_version_after schedules. */
 	after = kv_delete_after(&m, &mc);
 	for (i = 0; i < m.n; i++)
-		m.versions[i].deleted_us = kv_deletion_us(&m.versions[i], after);
+		m.versions[i].deleted_us =
+		    kv_deletion_us(&m.versions[i], after);
 	k->a.decision = "allow";
 	k->a.reason = k->d.reason;
 	k->a.status = 200;
@@ -1218,16 +1257,17 @@ do_meta(struct kv_ctx *k)
 	data = json_pack("{sbsssosIsIsIsssssoss}", "cas_required",
 	    m.cas_required, "created_time", ct, "custom_metadata",
 	    custom_json(&m), "current_version", (json_int_t)m.current,
-	    "max_versions", (json_int_t)m.max_versions,
-	    "oldest_version", (json_int_t)m.oldest, "updated_time", ut,
-	    "delete_version_after", dva, "versions", versions ? versions :
-	    json_object(), "path", k->kvpath);
+	    "max_versions", (json_int_t)m.max_versions, "oldest_version",
+	    (json_int_t)m.oldest, "updated_time", ut, "delete_version_after",
+	    dva, "versions", versions ? versions : json_object(), "path",
+	    k->kvpath);
 	kv_meta_clear(&m);
 	return vault_respond(r, 200, vault_envelope(r, data, NULL));
 }
 
 int
-vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *ans)
+vault_kv_handle(struct vault *v, struct vault_request *r,
+    struct vault_answer *ans)
 {
 	struct kv_ctx k;
 	struct tsi_policy_set *p = NULL;
@@ -1270,14 +1310,18 @@ vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *a
 		cap = TSI_CAP_UPDATE;
 	} else if (kind == KK_CONFIG || kind == KK_SUBKEYS) {
 		if (strcmp(m, "GET") != 0 || list)
-			return vault_respond_error(r, 405, "method not allowed");
+			return vault_respond_error(r, 405,
+			    "method not allowed");
 		k.op = kind == KK_CONFIG ? KV_CONFIG : KV_SUBKEYS;
 		cap = TSI_CAP_READ;
-	} else if (kind == KK_DELETE || kind == KK_UNDELETE || kind == KK_DESTROY) {
+	} else if (kind == KK_DELETE || kind == KK_UNDELETE ||
+	    kind == KK_DESTROY) {
 		if (!post)
-			return vault_respond_error(r, 405, "method not allowed");
-		k.op = kind == KK_DELETE ? KV_VDELETE : kind == KK_UNDELETE ?
-		    KV_UNDELETE : KV_DESTROY;
+			return vault_respond_error(r, 405,
+			    "method not allowed");
+		k.op = kind == KK_DELETE  ? KV_VDELETE
+		    : kind == KK_UNDELETE ? KV_UNDELETE
+		                          : KV_DESTROY;
 		cap = TSI_CAP_UPDATE;
 	} else if (kind == KK_DATA) {
 		if (strcmp(m, "GET") == 0 && list)
@@ -1292,7 +1336,8 @@ vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *a
 		else if (strcmp(m, "PATCH") == 0)
 			k.op = KV_PATCH, cap = TSI_CAP_PATCH;
 		else
-			return vault_respond_error(r, 405, "method not allowed");
+			return vault_respond_error(r, 405,
+			    "method not allowed");
 	} else {
 		if (strcmp(m, "LIST") == 0 || (strcmp(m, "GET") == 0 && list))
 			k.op = KV_LIST, cap = TSI_CAP_LIST;
@@ -1301,25 +1346,29 @@ vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *a
 		else if (strcmp(m, "DELETE") == 0)
 			k.op = KV_META_DELETE, cap = TSI_CAP_DELETE;
 		else if (post)
-			k.op = KV_META_WRITE;   /* create or update: below */
+			k.op = KV_META_WRITE; /* create or update: below */
 		else if (strcmp(m, "PATCH") == 0)
 			k.op = KV_META_WRITE, cap = TSI_CAP_PATCH;
 		else
-			return vault_respond_error(r, 405, "method not allowed");
+			return vault_respond_error(r, 405,
+			    "method not allowed");
 	}
 	k.a.op = op_name(k.op);
 	k.a.path = r->path;
 	k.a.rule = "";
 	if (kind == KK_CONFIG && *k.kvpath == '\0')
-		k.kvpath = "config";   /* the policy path is secret/config */
+		k.kvpath = "config"; /* the policy path is secret/config */
 	if (bad || !vault_kv_path_valid(k.kvpath, k.op == KV_LIST))
 		return vault_respond_error(r, 400, "invalid secret path");
 
 	/* The policy path; a listed folder always ends in '/'. */
-	n = kind == KK_CONFIG ? snprintf(k.ppath, sizeof(k.ppath), "%s", prefix) :
-	    snprintf(k.ppath, sizeof(k.ppath), "%s/%s%s", prefix, k.kvpath,
-	    k.op == KV_LIST && *k.kvpath != '\0' &&
-	    k.kvpath[strlen(k.kvpath) - 1] != '/' ? "/" : "");
+	n = kind == KK_CONFIG
+	    ? snprintf(k.ppath, sizeof(k.ppath), "%s", prefix)
+	    : snprintf(k.ppath, sizeof(k.ppath), "%s/%s%s", prefix, k.kvpath,
+	          k.op == KV_LIST && *k.kvpath != '\0' &&
+	                  k.kvpath[strlen(k.kvpath) - 1] != '/'
+	              ? "/"
+	              : "");
 	if (n < 0 || (size_t)n >= sizeof(k.ppath))
 		return vault_respond_error(r, 400, "invalid secret path");
 	k.a.path = k.ppath;
@@ -1328,7 +1377,8 @@ vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *a
 
 	if (vault_req_auth(r, &reason) != TSI_OK) {
 		k.a.rule = "token";
-		return finish_error(&k, "deny", 403, reason, "permission denied");
+		return finish_error(&k, "deny", 403, reason,
+		    "permission denied");
 	}
 	k.a.claims = r->tok.claims;
 	k.a.accessor = r->tok.accessor;
@@ -1340,8 +1390,8 @@ vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *a
 		memset(&meta, 0, sizeof(meta));
 		rc = r->v->store->ops->meta(r->v->store, k.kvpath, &meta);
 		if (k.op == KV_WRITE)
-			cap = rc == TSI_OK && meta.current > 0 ?
-			    TSI_CAP_UPDATE : TSI_CAP_CREATE;
+			cap = rc == TSI_OK && meta.current > 0 ? TSI_CAP_UPDATE
+			                                       : TSI_CAP_CREATE;
 		else
 			cap = rc == TSI_OK ? TSI_CAP_UPDATE : TSI_CAP_CREATE;
 		kv_meta_clear(&meta);
@@ -1359,9 +1409,10 @@ vault_kv_handle(struct vault *v, struct vault_request *r, struct vault_answer *a
 	tsi_policy_unref(p);
 	k.a.rule = k.d.rule;
 	if (rc != TSI_OK) {
-		tsi_log(TSI_LOG_INFO, "kv.denied", TSI_LS("request_id",
-		    r->request_id), TSI_LS("path", k.ppath), TSI_LS("cap",
-		    tsi_cap_name(cap)), TSI_LS("rule", k.d.rule),
+		tsi_log(TSI_LOG_INFO, "kv.denied",
+		    TSI_LS("request_id", r->request_id),
+		    TSI_LS("path", k.ppath), TSI_LS("cap", tsi_cap_name(cap)),
+		    TSI_LS("rule", k.d.rule),
 		    TSI_LS("accessor", r->tok.accessor));
 		return finish_error(&k, "deny", 403, k.d.reason,
 		    "permission denied");

@@ -22,16 +22,15 @@ int vault_kv_versions_parse(const char *body, size_t len, uint64_t **v,
  * body, caller json_decref; *c: its own copies, caller kv_meta_cfg_clear.
  * TSI_ERR_PARSE with *msg the 400's message (static), *req NULL and *c
  * cleared. */
-int vault_kv_meta_parse(const char *body, size_t len, int patch,
-    json_t **req, struct kv_meta_cfg *c, const char **msg);
+int vault_kv_meta_parse(const char *body, size_t len, int patch, json_t **req,
+    struct kv_meta_cfg *c, const char **msg);
 /* ---- what handlers share (the handlers themselves: routes.h) ---- */
 /* kv.c: the answer to a read of version m, with pt (the stored value's
  * JSON text, ptlen bytes; NULL: "data": null) spliced in as it is: byte for
  * byte what vault_respond(vault_envelope({"data": value, "metadata": ...}))
  * gives. *out: NUL-terminated, holds the secret; caller frees with
  * tsi_strfree (or hands it to vault_respond_text). */
-int vault_kv_read_answer(const char *request_id, const char *pt,
-    size_t ptlen, const struct kv_version_meta *m, const char *custom,
-    char **out);
+int vault_kv_read_answer(const char *request_id, const char *pt, size_t ptlen,
+    const struct kv_version_meta *m, const char *custom, char **out);
 
 #endif /* TSI_VAULT_KV_H */

@@ -25,12 +25,12 @@
 #define PROBE 32
 
 struct slot {
-	char src[SRC_MAX];        /* "" when free */
-	time_t start;             /* window start */
-	unsigned fails;           /* failures in the window */
-	unsigned refused;         /* 429s in the window */
-	unsigned pend;            /* 429s of ended windows, not yet recorded */
-	time_t pend_start;        /* start of the first of those windows */
+	char src[SRC_MAX]; /* "" when free */
+	time_t start;      /* window start */
+	unsigned fails;    /* failures in the window */
+	unsigned refused;  /* 429s in the window */
+	unsigned pend;     /* 429s of ended windows, not yet recorded */
+	time_t pend_start; /* start of the first of those windows */
 };
 
 struct vault_limiter {
@@ -40,7 +40,7 @@ struct vault_limiter {
 	size_t n;
 	struct slot *slots;
 	struct slot overflow;
-	time_t last_drain;        /* windows end on second boundaries */
+	time_t last_drain; /* windows end on second boundaries */
 };
 
 int
@@ -85,7 +85,8 @@ source_key(const char *remote, char out[SRC_MAX])
 	struct in6_addr a6;
 	char buf[INET6_ADDRSTRLEN];
 
-	if (strchr(remote, ':') != NULL && inet_pton(AF_INET6, remote, &a6) == 1) {
+	if (strchr(remote, ':') != NULL &&
+	    inet_pton(AF_INET6, remote, &a6) == 1) {
 		memset(a6.s6_addr + 8, 0, 8);
 		if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf)) != NULL) {
 			snprintf(out, SRC_MAX, "%s/64", buf);
@@ -140,8 +141,10 @@ find(struct vault_limiter *l, const char *src, time_t now, int create)
 		s = &l->slots[(h + i) % l->n];
 		if (strcmp(s->src, src) == 0)
 			return s;
-		if (free_s == NULL && (s->src[0] == '\0' ||
-		    (expired(l, s, now) && s->refused == 0 && s->pend == 0)))
+		if (free_s == NULL &&
+		    (s->src[0] == '\0' ||
+		        (expired(l, s, now) && s->refused == 0 &&
+		            s->pend == 0)))
 			free_s = s;
 	}
 	if (!create)
@@ -170,7 +173,7 @@ vault_limiter_check(struct vault_limiter *l, const char *remote, time_t now,
 	s = find(l, src, now, 0);
 	if (s == NULL && l->overflow.fails >= l->limit &&
 	    !expired(l, &l->overflow, now))
-		s = &l->overflow;   /* a source that never had a slot */
+		s = &l->overflow; /* a source that never had a slot */
 	if (s != NULL)
 		roll(l, s, now);
 	if (s != NULL && s->fails >= l->limit) {
@@ -203,10 +206,14 @@ vault_limiter_fail(struct vault_limiter *l, const char *remote, time_t now)
 size_t
 vault_limiter_drain(struct vault_limiter *l, time_t now,
     void (*fn)(void *arg, const char *src, unsigned count, time_t start,
-    unsigned window), void *arg, size_t max)
+        unsigned window),
+    void *arg, size_t max)
 {
-	struct vault_limiter_note { char src[SRC_MAX]; unsigned n; time_t t; }
-	    notes[8];
+	struct vault_limiter_note {
+		char src[SRC_MAX];
+		unsigned n;
+		time_t t;
+	} notes[8];
 	size_t i, k = 0;
 
 	if (l == NULL || l->limit == 0)

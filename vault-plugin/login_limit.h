@@ -12,7 +12,7 @@
 struct vault_limiter;
 int vault_limiter_new(unsigned limit, unsigned window_s, size_t slots,
     struct vault_limiter **out);
-void vault_limiter_free(struct vault_limiter *l);   /* accepts NULL */
+void vault_limiter_free(struct vault_limiter *l); /* accepts NULL */
 /* Before a login: 0 to go on, or the seconds until remote's window ends
  * when it is over its limit (the refusal is counted for the aggregate
  * record; *first is 1 for the first refusal of the window). */
@@ -26,7 +26,8 @@ void vault_limiter_fail(struct vault_limiter *l, const char *remote,
  * call and one pass a second. Returns how many. fn runs unlocked. */
 size_t vault_limiter_drain(struct vault_limiter *l, time_t now,
     void (*fn)(void *arg, const char *src, unsigned count, time_t start,
-    unsigned window), void *arg, size_t max);
+        unsigned window),
+    void *arg, size_t max);
 /* Sources over their limit now. */
 size_t vault_limiter_throttled(struct vault_limiter *l, time_t now);
 

@@ -19,7 +19,7 @@
 
 /* The two members of a login body, borrowed from the body text. */
 struct vault_login_body {
-	const char *role, *jwt;       /* not NUL-terminated */
+	const char *role, *jwt; /* not NUL-terminated */
 	size_t rolelen, jwtlen;
 };
 
@@ -36,11 +36,11 @@ int vault_login_body_scan(const char *body, size_t len,
 /* What a successful login answers with; all borrowed for the call. */
 struct vault_login_answer {
 	const char *request_id;
-	const char *token;            /* the client token: the answer is secret */
+	const char *token; /* the client token: the answer is secret */
 	const char *accessor;
-	const char *const *rules;     /* the role's rule names */
+	const char *const *rules; /* the role's rule names */
 	size_t nrules;
-	const json_t *claims;         /* verified claims, shown as metadata */
+	const json_t *claims; /* verified claims, shown as metadata */
 	long ttl;
 };
 

@@ -47,22 +47,31 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: tsi-vault --config FILE\n"
-	    "       tsi-vault --dev [--dev-root-token-id T] [--dev-listen ADDR]\n"
+	    "       tsi-vault --dev [--dev-root-token-id T] [--dev-listen "
+	    "ADDR]\n"
 	    "                 [--policy-dir D] [--trust-ca PEM]...\n"
 	    "       tsi-vault --help | --version\n\n"
-	    "The Vault-compatible secret server of tsi: location policies, KV v2,\n"
+	    "The Vault-compatible secret server of tsi: location policies, KV "
+	    "v2,\n"
 	    "audit log. See docs/vault.md for every setting.\n\n"
-	    "  --config FILE           libconfig file (listen, tls_cert, tls_key, ...)\n"
-	    "  --dev                   plain HTTP on loopback, temporary data, root token printed\n"
-	    "  --dev-root-token-id T   the root token in dev mode (default: random)\n"
-	    "  --dev-listen ADDR       loopback address:port (default 127.0.0.1:8200)\n"
-	    "  --policy-dir D          policy directory (overrides policy_dir)\n"
-	    "  --trust-ca PEM          trusted CA file, repeatable (overrides trust_ca)\n"
+	    "  --config FILE           libconfig file (listen, tls_cert, "
+	    "tls_key, ...)\n"
+	    "  --dev                   plain HTTP on loopback, temporary data, "
+	    "root token printed\n"
+	    "  --dev-root-token-id T   the root token in dev mode (default: "
+	    "random)\n"
+	    "  --dev-listen ADDR       loopback address:port (default "
+	    "127.0.0.1:8200)\n"
+	    "  --policy-dir D          policy directory (overrides "
+	    "policy_dir)\n"
+	    "  --trust-ca PEM          trusted CA file, repeatable (overrides "
+	    "trust_ca)\n"
 	    "  --threads N             HTTP threads (overrides threads)\n"
 	    "  --workers N             request workers (overrides workers)\n"
 	    "\nSignals: SIGHUP reloads policies, CAs, the revocation list and\n"
 	    "the TLS certificate and key;\n"
-	    "SIGTERM/SIGINT stop. Exit: 0 ok, 1 runtime failure, 2 bad usage/config.\n");
+	    "SIGTERM/SIGINT stop. Exit: 0 ok, 1 runtime failure, 2 bad "
+	    "usage/config.\n");
 }
 
 static char *
@@ -127,19 +136,16 @@ defaults(struct vault_settings *s)
 	s->audit_keep_allow_s = 86400;
 }
 
-static const char *const config_keys[] = {
-	"listen", "tls_cert", "tls_key", "data_dir", "policy_dir", "trust_ca",
-	"audience", "kv_key_file", "root_token_file", "revocation_file",
-	"cluster_name", "max_body", "threads", "workers", "connection_limit",
-	"per_ip_connection_limit", "connection_timeout", "request_timeout",
-	"max_tokens",
-	"kv_url", "kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
+static const char *const config_keys[] = { "listen", "tls_cert", "tls_key",
+	"data_dir", "policy_dir", "trust_ca", "audience", "kv_key_file",
+	"root_token_file", "revocation_file", "cluster_name", "max_body",
+	"threads", "workers", "connection_limit", "per_ip_connection_limit",
+	"connection_timeout", "request_timeout", "max_tokens", "kv_url",
+	"kv_map_size", "kv_max_versions", "audit_map_size", "audit_map_max",
 	"audit_commit_timeout_ms", "audit_batch_max", "audit_commit_delay_us",
-	"audit_retention_seconds",
-	"audit_retention_bytes", "audit_head_key", "audit_head_interval",
-	"login_failure_limit", "login_failure_window", "audit_reserve_bytes",
-	"audit_release_min_age", "audit_sinks", NULL
-};
+	"audit_retention_seconds", "audit_retention_bytes", "audit_head_key",
+	"audit_head_interval", "login_failure_limit", "login_failure_window",
+	"audit_reserve_bytes", "audit_release_min_age", "audit_sinks", NULL };
 
 /* A readable file named by a setting, or "file:line: key: reason". */
 static int
@@ -154,19 +160,20 @@ check_file(const struct tsi_config *c, const char *key, const char *path,
 	return TSI_ERR_CONFIG;
 }
 
-#define STR(key, field, def)                                                 \
-	do {                                                                 \
-		if ((r = tsi_config_str(c, key, def, &str, err, errlen)) != TSI_OK) \
-			return r;                                            \
-		free(s->field);                                              \
-		s->field = xstrdup(str);                                     \
+#define STR(key, field, def) \
+	do { \
+		if ((r = tsi_config_str(c, key, def, &str, err, errlen)) != \
+		    TSI_OK) \
+			return r; \
+		free(s->field); \
+		s->field = xstrdup(str); \
 	} while (0)
-#define INT(key, field, min, max)                                            \
-	do {                                                                 \
-		if ((r = tsi_config_int(c, key, (long long)s->field, min, max, &n, \
-		    err, errlen)) != TSI_OK)                                 \
-			return r;                                            \
-		s->field = n;                                                \
+#define INT(key, field, min, max) \
+	do { \
+		if ((r = tsi_config_int(c, key, (long long)s->field, min, max, \
+		         &n, err, errlen)) != TSI_OK) \
+			return r; \
+		s->field = n; \
 	} while (0)
 
 static int
@@ -192,8 +199,8 @@ read_strings(const struct tsi_config *c, struct vault_settings *s, char *err,
 }
 
 static int
-read_numbers(const struct tsi_config *c, struct vault_settings *s,
-    char *err, size_t errlen)
+read_numbers(const struct tsi_config *c, struct vault_settings *s, char *err,
+    size_t errlen)
 {
 	long long n;
 	int r;
@@ -226,8 +233,8 @@ read_numbers(const struct tsi_config *c, struct vault_settings *s,
 #undef INT
 
 static int
-read_trust_ca(const struct tsi_config *c, struct vault_settings *s,
-    char *err, size_t errlen)
+read_trust_ca(const struct tsi_config *c, struct vault_settings *s, char *err,
+    size_t errlen)
 {
 	const char **list = NULL;
 	size_t i, nl;
@@ -258,15 +265,19 @@ check_settings(const struct tsi_config *c, const struct vault_settings *s,
 	size_t i;
 
 	if (s->tls_cert == NULL || s->tls_key == NULL) {
-		snprintf(err, errlen, "%s:%d: tls_cert and tls_key are required "
-		    "(TLS is always on outside --dev)", tsi_config_file(c),
+		snprintf(err, errlen,
+		    "%s:%d: tls_cert and tls_key are required "
+		    "(TLS is always on outside --dev)",
+		    tsi_config_file(c),
 		    tsi_config_line(c, s->tls_cert ? "tls_cert" : "tls_key"));
 		return TSI_ERR_CONFIG;
 	}
 	if (s->data_dir == NULL || s->kv_key_file == NULL) {
-		snprintf(err, errlen, "%s:%d: data_dir and kv_key_file are required",
-		    tsi_config_file(c), tsi_config_line(c, s->data_dir ?
-		    "data_dir" : "kv_key_file"));
+		snprintf(err, errlen,
+		    "%s:%d: data_dir and kv_key_file are required",
+		    tsi_config_file(c),
+		    tsi_config_line(c,
+		        s->data_dir ? "data_dir" : "kv_key_file"));
 		return TSI_ERR_CONFIG;
 	}
 	if (s->kv_url != NULL && !kv_store_url_ok(s->kv_url)) {
@@ -276,17 +287,20 @@ check_settings(const struct tsi_config *c, const struct vault_settings *s,
 	}
 	if (check_file(c, "tls_cert", s->tls_cert, err, errlen) != TSI_OK ||
 	    check_file(c, "tls_key", s->tls_key, err, errlen) != TSI_OK ||
-	    check_file(c, "kv_key_file", s->kv_key_file, err, errlen) != TSI_OK ||
+	    check_file(c, "kv_key_file", s->kv_key_file, err, errlen) !=
+	        TSI_OK ||
 	    check_file(c, "revocation_file", s->revocation_file, err, errlen) !=
-	    TSI_OK ||
+	        TSI_OK ||
 	    check_file(c, "audit_head_key", s->audit_head_key, err, errlen) !=
-	    TSI_OK)
+	        TSI_OK)
 		return TSI_ERR_CONFIG;
 	for (i = 0; i < s->n_trust_ca; i++)
-		if (check_file(c, "trust_ca", s->trust_ca[i], err, errlen) != TSI_OK)
+		if (check_file(c, "trust_ca", s->trust_ca[i], err, errlen) !=
+		    TSI_OK)
 			return TSI_ERR_CONFIG;
 	if (tsi_net_listen_is_loopback(s->listen) < 0) {
-		snprintf(err, errlen, "%s:%d: listen: expected ADDRESS:PORT "
+		snprintf(err, errlen,
+		    "%s:%d: listen: expected ADDRESS:PORT "
 		    "(IPv4, or [IPv6]:PORT)",
 		    tsi_config_file(c), tsi_config_line(c, "listen"));
 		return TSI_ERR_CONFIG;
@@ -303,7 +317,8 @@ load_config(const char *path, struct vault_settings *s, char *err,
 
 	if ((r = tsi_config_load(path, &c, err, errlen)) != TSI_OK)
 		return TSI_ERR_CONFIG;
-	if ((r = tsi_config_check_keys(c, config_keys, err, errlen)) != TSI_OK ||
+	if ((r = tsi_config_check_keys(c, config_keys, err, errlen)) !=
+	        TSI_OK ||
 	    (r = read_strings(c, s, err, errlen)) != TSI_OK ||
 	    (r = read_numbers(c, s, err, errlen)) != TSI_OK ||
 	    (r = read_trust_ca(c, s, err, errlen)) != TSI_OK)
@@ -336,7 +351,8 @@ read_revocations(struct tsi_trust *t, const char *path, char *err,
 
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
-			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			snprintf(err, errlen, "%s:%d: line too long", path,
+			    lineno);
 			r = TSI_ERR_CONFIG;
 			break;
 		}
@@ -347,8 +363,10 @@ read_revocations(struct tsi_trust *t, const char *path, char *err,
 			e--;
 		*e = '\0';
 		if (*p != '\0' && (r = tsi_trust_revoke(t, p)) != TSI_OK)
-			snprintf(err, errlen, "%s:%d: not a serial or "
-			    "fingerprint: %s", path, lineno, tsi_strerror(r));
+			snprintf(err, errlen,
+			    "%s:%d: not a serial or "
+			    "fingerprint: %s",
+			    path, lineno, tsi_strerror(r));
 	}
 	fclose(f);
 	return r;
@@ -356,8 +374,8 @@ read_revocations(struct tsi_trust *t, const char *path, char *err,
 
 /* Builds a trust store from the CA files and the revocation list. */
 static int
-trust_build(const struct vault_settings *s, struct vault_trust **out,
-    char *err, size_t errlen)
+trust_build(const struct vault_settings *s, struct vault_trust **out, char *err,
+    size_t errlen)
 {
 	struct vault_trust *vt = NULL;
 	size_t i;
@@ -374,13 +392,13 @@ trust_build(const struct vault_settings *s, struct vault_trust **out,
 	for (i = 0; i < s->n_trust_ca; i++)
 		if ((r = tsi_trust_add_ca_file(vt->trust, s->trust_ca[i])) !=
 		    TSI_OK) {
-			snprintf(err, errlen, "trust_ca: %s: %s", s->trust_ca[i],
-			    tsi_strerror(r));
+			snprintf(err, errlen, "trust_ca: %s: %s",
+			    s->trust_ca[i], tsi_strerror(r));
 			goto out;
 		}
 	if (s->revocation_file != NULL &&
-	    (r = read_revocations(vt->trust, s->revocation_file, err, errlen)) !=
-	    TSI_OK)
+	    (r = read_revocations(vt->trust, s->revocation_file, err,
+	         errlen)) != TSI_OK)
 		goto out;
 	*out = vt;
 	vt = NULL;
@@ -406,7 +424,8 @@ reload(struct vault *v)
 	if (!vault_policy_prepare(v, &np))
 		ok = 0;
 	if (trust_build(v->set, &nt, err, sizeof(err)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "reload.trust_failed", TSI_LS("error", err),
+		tsi_log(TSI_LOG_ERROR, "reload.trust_failed",
+		    TSI_LS("error", err),
 		    TSI_LS("kept", "previous CAs and revocations"));
 		nt = NULL;
 		ok = 0;
@@ -433,7 +452,8 @@ reload(struct vault *v)
 	if (ok)
 		__atomic_fetch_add(&v->metrics.reloads_ok, 1, __ATOMIC_RELAXED);
 	else
-		__atomic_fetch_add(&v->metrics.reloads_failed, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&v->metrics.reloads_failed, 1,
+		    __ATOMIC_RELAXED);
 	tsi_log(ok ? TSI_LOG_INFO : TSI_LOG_WARN, "reload.done",
 	    TSI_LS("result", ok ? "ok" : "partial"),
 	    TSI_LS("policy_dir", v->set->policy_dir),
@@ -477,8 +497,9 @@ root_token_load(const char *path, char **out, char *err, size_t errlen)
 	size_t n = 0;
 	int fd, r;
 
-	r = tsi_file_read(path, VAULT_TOKEN_MAX, TSI_FILE_NOFOLLOW |
-	    TSI_FILE_PRIVATE | TSI_FILE_NONEMPTY, &text, &n, err, errlen);
+	r = tsi_file_read(path, VAULT_TOKEN_MAX,
+	    TSI_FILE_NOFOLLOW | TSI_FILE_PRIVATE | TSI_FILE_NONEMPTY, &text, &n,
+	    err, errlen);
 	if (r == TSI_OK) {
 		text[strcspn(text, "\r\n")] = '\0';
 		if (strlen(text) >= 16)
@@ -491,13 +512,18 @@ root_token_load(const char *path, char **out, char *err, size_t errlen)
 	}
 	if (r != TSI_ERR_NOT_FOUND) {
 		if (r == TSI_ERR_DENIED)
-			snprintf(err, errlen, "%s: root token file must be a "
-			    "regular file of mode 0600", path);
+			snprintf(err, errlen,
+			    "%s: root token file must be a "
+			    "regular file of mode 0600",
+			    path);
 		else if (r == TSI_ERR_PARSE)
-			snprintf(err, errlen, "%s: empty root token file", path);
+			snprintf(err, errlen, "%s: empty root token file",
+			    path);
 		else if (r == TSI_ERR_TOO_LARGE)
-			snprintf(err, errlen, "%s: root token must be 16 to %d "
-			    "characters", path, VAULT_TOKEN_MAX);
+			snprintf(err, errlen,
+			    "%s: root token must be 16 to %d "
+			    "characters",
+			    path, VAULT_TOKEN_MAX);
 		return r == TSI_ERR_IO ? TSI_ERR_IO : TSI_ERR_CONFIG;
 	}
 	r = TSI_ERR_CONFIG;
@@ -505,8 +531,10 @@ root_token_load(const char *path, char **out, char *err, size_t errlen)
 		return TSI_ERR_CRYPTO;
 	snprintf(buf, sizeof(buf), "hvs.%s\n", rnd);
 	explicit_bzero(rnd, sizeof(rnd));
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
-	    write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || fsync(fd) != 0) {
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) <
+	        0 ||
+	    write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) ||
+	    fsync(fd) != 0) {
 		snprintf(err, errlen, "%s: cannot write root token: %s", path,
 		    strerror(errno));
 		if (fd >= 0)
@@ -536,28 +564,32 @@ head_key_load(const char *path, struct tsi_signer **out, char *err,
 	int r;
 
 	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "audit_head_key %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "audit_head_key %s: %s", path,
+		    strerror(errno));
 		return TSI_ERR_CONFIG;
 	}
 	if (fstat(fileno(f), &st) != 0 || (st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "audit_head_key %s: must be mode 0600", path);
+		snprintf(err, errlen, "audit_head_key %s: must be mode 0600",
+		    path);
 		fclose(f);
 		return TSI_ERR_CONFIG;
 	}
 	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
 	if (k == NULL || (r = tsi_signer_new_soft(k, out)) != TSI_OK) {
-		snprintf(err, errlen, "audit_head_key %s: not a P-256 private key "
-		    "(PEM)", path);
+		snprintf(err, errlen,
+		    "audit_head_key %s: not a P-256 private key "
+		    "(PEM)",
+		    path);
 		EVP_PKEY_free(k);
 		return TSI_ERR_CONFIG;
 	}
-	EVP_PKEY_free(k);   /* the signer holds its own reference */
+	EVP_PKEY_free(k); /* the signer holds its own reference */
 	return TSI_OK;
 }
 
-static int
-fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static int
 fail(int code, const char *fmt, ...)
 {
@@ -574,7 +606,7 @@ fail(int code, const char *fmt, ...)
 /* What the command line gives besides the settings it sets itself. */
 struct args {
 	const char *config;
-	char **ca;                  /* --trust-ca values, borrowed from argv */
+	char **ca; /* --trust-ca values, borrowed from argv */
 	size_t n_ca;
 	const char *policy;
 	long threads, workers;
@@ -630,8 +662,8 @@ take_flag(const char *a, const char *val, struct vault_settings *set,
 /* The command line: 0 to go on (*stop set after --help or --version),
  * or the exit code. ar->ca must hold argc entries. */
 static int
-parse_args(int argc, char **argv, struct vault_settings *set,
-    struct args *ar, int *stop)
+parse_args(int argc, char **argv, struct vault_settings *set, struct args *ar,
+    int *stop)
 {
 	size_t i;
 	int code;
@@ -674,8 +706,10 @@ dev_settings(struct vault_settings *set)
 	if (set->listen == NULL)
 		set->listen = xstrdup("127.0.0.1:8200");
 	if (tsi_net_listen_is_loopback(set->listen) != 1)
-		return fail(EXIT_USAGE, "--dev-listen must be a loopback "
-		    "ADDRESS:PORT (dev mode has no TLS), got '%s'", set->listen);
+		return fail(EXIT_USAGE,
+		    "--dev-listen must be a loopback "
+		    "ADDRESS:PORT (dev mode has no TLS), got '%s'",
+		    set->listen);
 	set->audience = xstrdup(TSI_JWT_DEFAULT_AUD);
 	set->cluster_name = xstrdup("tsi-vault-dev");
 	set->conn_timeout = 30;
@@ -728,11 +762,13 @@ settings_finish(struct vault_settings *set, const struct args *ar)
 		return fail(EXIT_USAGE, "--config FILE or --dev is required");
 	}
 	if (!set->dev && (set->listen != NULL || set->dev_root_token != NULL))
-		return fail(EXIT_USAGE, "--dev-listen and --dev-root-token-id "
+		return fail(EXIT_USAGE,
+		    "--dev-listen and --dev-root-token-id "
 		    "need --dev");
 	if (ar->config != NULL) {
 		if (set->dev)
-			return fail(EXIT_USAGE, "--dev and --config exclude each "
+			return fail(EXIT_USAGE,
+			    "--dev and --config exclude each "
 			    "other");
 		if (load_config(ar->config, set, err, sizeof(err)) != TSI_OK)
 			return fail(EXIT_USAGE, "%s", err);
@@ -753,8 +789,9 @@ open_checked(struct vault *v)
 		return fail(EXIT_USAGE, "%s", err);
 	if (trust_build(set, &v->trust, err, sizeof(err)) != TSI_OK)
 		return fail(EXIT_USAGE, "%s", err);
-	if (!set->dev && tsi_tls_creds_load(set->tls_cert, set->tls_key, &v->tls,
-	    err, sizeof(err)) != TSI_OK)
+	if (!set->dev &&
+	    tsi_tls_creds_load(set->tls_cert, set->tls_key, &v->tls, err,
+	        sizeof(err)) != TSI_OK)
 		return fail(EXIT_USAGE, "TLS: %s", err);
 	return 0;
 }
@@ -778,8 +815,8 @@ open_data_dir(struct vault *v)
 		}
 		set->data_dir = xstrdup(v->dev_dir);
 	} else {
-		if (vault_key_load(set->kv_key_file, &v->key, err, sizeof(err)) !=
-		    TSI_OK)
+		if (vault_key_load(set->kv_key_file, &v->key, err,
+		        sizeof(err)) != TSI_OK)
 			return fail(EXIT_USAGE, "%s", err);
 		if (mkdir_p(set->data_dir) != TSI_OK)
 			return fail(1, "data_dir %s: %s", set->data_dir,
@@ -817,8 +854,10 @@ open_kv(struct vault *v)
 	if (kv_store_open(kvurl, &ko, &v->store) != TSI_OK)
 		code = fail(1, "cannot open the KV store %s", kvurl);
 	free(kvurl);
-	if (code == 0 && vault_limiter_new((unsigned)set->login_fail_limit,
-	    (unsigned)set->login_fail_window, 4096, &v->login_limit) != TSI_OK)
+	if (code == 0 &&
+	    vault_limiter_new((unsigned)set->login_fail_limit,
+	        (unsigned)set->login_fail_window, 4096,
+	        &v->login_limit) != TSI_OK)
 		code = fail(1, "out of memory");
 	return code;
 }
@@ -842,13 +881,15 @@ open_audit(struct vault *v)
 	ao.retain_bytes = set->audit_retain_bytes;
 	/* Room only authenticated callers' records may use: by default an
 	 * eighth of the largest map the log may have. */
-	ao.reserve_bytes = set->audit_reserve_bytes >= 0 ?
-	    (size_t)set->audit_reserve_bytes : (set->audit_map_max >
-	    set->audit_map_size ? set->audit_map_max : set->audit_map_size) / 8;
+	ao.reserve_bytes = set->audit_reserve_bytes >= 0
+	    ? (size_t)set->audit_reserve_bytes
+	    : (set->audit_map_max > set->audit_map_size ? set->audit_map_max
+	                                                : set->audit_map_size) /
+	        8;
 	ao.keep_allow_s = set->audit_keep_allow_s;
 	if (set->audit_head_key != NULL) {
 		if (head_key_load(set->audit_head_key, &v->head_signer, err,
-		    sizeof(err)) != TSI_OK)
+		        sizeof(err)) != TSI_OK)
 			return fail(EXIT_USAGE, "%s", err);
 		ao.head_signer = v->head_signer;
 		ao.head_sign_interval_s = (int)set->audit_head_interval;
@@ -856,8 +897,10 @@ open_audit(struct vault *v)
 	if (tsi_audit_open(v->audit_dir, &ao, &v->audit) != TSI_OK)
 		return fail(1, "cannot open the audit log in %s", v->audit_dir);
 	if (vault_sinks_start(v) != TSI_OK)
-		return fail(1, "cannot start the audit sinks (state in %s/"
-		    "audit-sinks)", set->data_dir);
+		return fail(1,
+		    "cannot start the audit sinks (state in %s/"
+		    "audit-sinks)",
+		    set->data_dir);
 	return 0;
 }
 
@@ -872,13 +915,15 @@ open_root_token(struct vault *v, char **tok)
 	int code = 0;
 
 	if (set->dev)
-		root = set->dev_root_token ? xstrdup(set->dev_root_token) : NULL;
+		root =
+		    set->dev_root_token ? xstrdup(set->dev_root_token) : NULL;
 	else if (set->root_token_file != NULL &&
 	    root_token_load(set->root_token_file, &root, err, sizeof(err)) !=
-	    TSI_OK)
+	        TSI_OK)
 		return fail(EXIT_USAGE, "%s", err);
-	if ((set->dev || root != NULL) && vault_tokens_create(v->tokens, root,
-	    "root", NULL, NULL, 0, 1, tok, accessor) != TSI_OK)
+	if ((set->dev || root != NULL) &&
+	    vault_tokens_create(v->tokens, root, "root", NULL, NULL, 0, 1, tok,
+	        accessor) != TSI_OK)
 		code = fail(EXIT_USAGE, "bad root token");
 	tsi_strfree(root);
 	return code;
@@ -943,15 +988,16 @@ static void
 dev_banner(const struct vault_settings *set, const char *tok)
 {
 	printf("==> tsi-vault server started in dev mode\n\n"
-	    "WARNING! dev mode is enabled! In this mode, tsi-vault runs\n"
-	    "without TLS, keeps its data in a temporary directory that is\n"
-	    "removed on exit, and starts with a root token.\n\n"
-	    "You may need to set the following environment variables:\n\n"
-	    "    $ export VAULT_ADDR='http://%s'\n\n"
-	    "The root token is displayed below:\n\n"
-	    "Root Token: %s\n\n"
-	    "Development mode should NOT be used in production "
-	    "installations!\n", set->listen, tok);
+	       "WARNING! dev mode is enabled! In this mode, tsi-vault runs\n"
+	       "without TLS, keeps its data in a temporary directory that is\n"
+	       "removed on exit, and starts with a root token.\n\n"
+	       "You may need to set the following environment variables:\n\n"
+	       "    $ export VAULT_ADDR='http://%s'\n\n"
+	       "The root token is displayed below:\n\n"
+	       "Root Token: %s\n\n"
+	       "Development mode should NOT be used in production "
+	       "installations!\n",
+	    set->listen, tok);
 	fflush(stdout);
 }
 
@@ -978,10 +1024,10 @@ serve(struct vault *v, char *tok)
 		return fail(1, "%s", err);
 	}
 	tsi_log(TSI_LOG_INFO, "server.started", TSI_LS("listen", set->listen),
-	    TSI_LS("tls", set->dev ? "off" : "on"), TSI_LS("mode",
-	    set->dev ? "dev" : "config"), TSI_LI("threads", set->threads),
-	    TSI_LI("workers", set->workers), TSI_LS("data_dir", set->data_dir),
-	    TSI_LS("version", TSI_VERSION));
+	    TSI_LS("tls", set->dev ? "off" : "on"),
+	    TSI_LS("mode", set->dev ? "dev" : "config"),
+	    TSI_LI("threads", set->threads), TSI_LI("workers", set->workers),
+	    TSI_LS("data_dir", set->data_dir), TSI_LS("version", TSI_VERSION));
 	if (set->dev)
 		dev_banner(set, tok);
 	tsi_strfree(tok);

@@ -12,12 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-const unsigned vault_metric_status_codes[VAULT_STATUS_SLOTS - 1] = {
-	200, 204, 400, 403, 404, 405, 412, 413, 429, 500, 503
-};
-const double vault_metric_bucket_le[VAULT_HIST_BUCKETS - 1] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5
-};
+const unsigned vault_metric_status_codes[VAULT_STATUS_SLOTS - 1] = { 200, 204,
+	400, 403, 404, 405, 412, 413, 429, 500, 503 };
+const double vault_metric_bucket_le[VAULT_HIST_BUCKETS - 1] = { 0.0005, 0.001,
+	0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5 };
 
 void
 vault_metrics_labels(struct vault_metrics *m, const char *const *labels,

@@ -13,7 +13,7 @@
 
 #define VAULT_HIST_BUCKETS 12
 struct vault_hist {
-	uint64_t bucket[VAULT_HIST_BUCKETS];  /* cumulative at render time */
+	uint64_t bucket[VAULT_HIST_BUCKETS]; /* cumulative at render time */
 	uint64_t count;
 	uint64_t sum_us;
 };
@@ -23,7 +23,7 @@ struct vault_hist {
 extern const unsigned vault_metric_status_codes[VAULT_STATUS_SLOTS - 1];
 extern const double vault_metric_bucket_le[VAULT_HIST_BUCKETS - 1];
 struct vault_metrics {
-	const char *labels[VAULT_METRIC_ROUTES];   /* static strings */
+	const char *labels[VAULT_METRIC_ROUTES]; /* static strings */
 	size_t nlabels;
 	uint64_t req[VAULT_METRIC_ROUTES][VAULT_STATUS_SLOTS];
 	struct vault_hist login;
@@ -35,7 +35,7 @@ struct vault_metrics {
 	 * force is not the directory's files. */
 	uint64_t policy_refused_invalid, policy_refused_dropped;
 	int policy_stale;
-	uint64_t login_throttled;       /* logins answered 429 */
+	uint64_t login_throttled;          /* logins answered 429 */
 	uint64_t login_throttled_recorded; /* of those, in durable records */
 };
 /* The route labels counters are kept under (borrowed: static strings;

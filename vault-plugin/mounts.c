@@ -8,10 +8,12 @@
 #include "mounts.h"
 
 static const struct tsi_policy_mount mounts[] = {
-	{ "secret/data/", TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE |
-	    TSI_CAP_DELETE | TSI_CAP_PATCH },
-	{ "secret/metadata/", TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE |
-	    TSI_CAP_LIST | TSI_CAP_DELETE | TSI_CAP_PATCH },
+	{ "secret/data/",
+	    TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE | TSI_CAP_DELETE |
+	        TSI_CAP_PATCH },
+	{ "secret/metadata/",
+	    TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE | TSI_CAP_LIST |
+	        TSI_CAP_DELETE | TSI_CAP_PATCH },
 	/* Vault's version operations: update on each of them. */
 	{ "secret/delete/", TSI_CAP_UPDATE },
 	{ "secret/undelete/", TSI_CAP_UPDATE },

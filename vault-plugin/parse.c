@@ -28,8 +28,10 @@ vault_pct_decode(const char *s, size_t max, char **out)
 		if (c == '%') {
 			int hi, lo;
 			if (n - i < 3 ||
-			    (hi = OPENSSL_hexchar2int((unsigned char)s[i + 1])) < 0 ||
-			    (lo = OPENSSL_hexchar2int((unsigned char)s[i + 2])) < 0)
+			    (hi = OPENSSL_hexchar2int(
+			         (unsigned char)s[i + 1])) < 0 ||
+			    (lo = OPENSSL_hexchar2int(
+			         (unsigned char)s[i + 2])) < 0)
 				goto bad;
 			c = (unsigned char)(hi << 4 | lo);
 			i += 2;
@@ -52,9 +54,9 @@ vault_parse_bool(const char *s, int *out)
 	/* Go's strconv.ParseBool, which Vault applies to ?list= and to
 	 * sys/health's flags: these spellings and no others. */
 	static const char *const yes[] = { "1", "t", "T", "TRUE", "true",
-	    "True" };
+		"True" };
 	static const char *const no[] = { "0", "f", "F", "FALSE", "false",
-	    "False" };
+		"False" };
 	size_t i;
 
 	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
@@ -101,8 +103,8 @@ vault_kv_path_valid(const char *p, int dir_ok)
 }
 
 int
-vault_login_parse(const char *body, size_t len, json_t **req,
-    const char **role, const char **jwt)
+vault_login_parse(const char *body, size_t len, json_t **req, const char **role,
+    const char **jwt)
 {
 	json_error_t jerr;
 	json_t *j;
@@ -123,8 +125,8 @@ vault_login_parse(const char *body, size_t len, json_t **req,
 }
 
 int
-vault_kv_write_parse(const char *body, size_t len, json_t **req,
-    json_t **data, long long *cas)
+vault_kv_write_parse(const char *body, size_t len, json_t **req, json_t **data,
+    long long *cas)
 {
 	json_error_t jerr;
 	json_t *j, *d, *opts, *c;

@@ -50,7 +50,8 @@ last_good_load(const struct vault *v, char *path, size_t pathlen)
 	if (lstat(path, &st) != 0) {
 		if (errno != ENOENT)
 			tsi_log(TSI_LOG_ERROR, "policy.last_good_unusable",
-			    TSI_LS("path", path), TSI_LS("error", strerror(errno)));
+			    TSI_LS("path", path),
+			    TSI_LS("error", strerror(errno)));
 		return NULL;
 	}
 	if (tsi_policy_load_dir(path, &p, err, sizeof(err)) != TSI_OK) {
@@ -64,8 +65,9 @@ last_good_load(const struct vault *v, char *path, size_t pathlen)
 static void
 refused(struct vault *v, int dropped)
 {
-	__atomic_fetch_add(dropped ? &v->metrics.policy_refused_dropped :
-	    &v->metrics.policy_refused_invalid, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(dropped ? &v->metrics.policy_refused_dropped
+	                           : &v->metrics.policy_refused_invalid,
+	    1, __ATOMIC_RELAXED);
 	__atomic_store_n(&v->metrics.policy_stale, 1, __ATOMIC_RELAXED);
 }
 
@@ -85,8 +87,9 @@ vault_policy_start(struct vault *v, char *err, size_t errlen)
 		return r;
 	lg = last_good_load(v, path, sizeof(path));
 	if (r == TSI_OK) {
-		if (lg == NULL || tsi_policy_check_dropped(lg, np, why,
-		    sizeof(why)) == TSI_OK) {
+		if (lg == NULL ||
+		    tsi_policy_check_dropped(lg, np, why, sizeof(why)) ==
+		        TSI_OK) {
 			tsi_policy_unref(lg);
 			v->policy = np;
 			return TSI_OK;
@@ -125,14 +128,16 @@ vault_policy_prepare(struct vault *v, struct tsi_policy_set **out)
 	if (tsi_policy_load_dir(v->set->policy_dir, &np, err, sizeof(err)) !=
 	    TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "reload.policy_failed",
-		    TSI_LS("error", err), TSI_LS("kept", "previous policy set"));
+		    TSI_LS("error", err),
+		    TSI_LS("kept", "previous policy set"));
 		refused(v, 0);
 		return 0;
 	}
 	cur = vault_policy_get(v);
 	if (tsi_policy_check_dropped(cur, np, err, sizeof(err)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "reload.policy_refused",
-		    TSI_LS("policy_dir", v->set->policy_dir), TSI_LS("error", err),
+		    TSI_LS("policy_dir", v->set->policy_dir),
+		    TSI_LS("error", err),
 		    TSI_LS("kept", "previous policy set"));
 		tsi_policy_unref(cur);
 		tsi_policy_unref(np);
@@ -158,8 +163,10 @@ vault_policy_keep(struct vault *v, int from_dir)
 	    (p = vault_policy_get(v)) == NULL)
 		return;
 	if (tsi_policy_save(p, path, err, sizeof(err)) != TSI_OK)
-		tsi_log(TSI_LOG_ERROR, "policy.save_failed", TSI_LS("error", err),
-		    TSI_LS("effect", "a restart with a broken policy directory "
-		    "falls back to an older set, or none"));
+		tsi_log(TSI_LOG_ERROR, "policy.save_failed",
+		    TSI_LS("error", err),
+		    TSI_LS("effect",
+		        "a restart with a broken policy directory "
+		        "falls back to an older set, or none"));
 	tsi_policy_unref(p);
 }

@@ -44,8 +44,8 @@ vault_time_str(long long us, char *out, size_t outlen)
 }
 
 int
-vault_request_init(struct vault_request *r, struct vault *v,
-    const char *method, const char *path, struct vault_answer *ans)
+vault_request_init(struct vault_request *r, struct vault *v, const char *method,
+    const char *path, struct vault_answer *ans)
 {
 	memset(r, 0, sizeof(*r));
 	r->v = v;
@@ -110,15 +110,15 @@ vault_envelope(const struct vault_request *r, json_t *data, json_t *auth)
 
 	return json_pack("{sssssbsIsososnsnso}", "request_id", r->request_id,
 	    "lease_id", "", "renewable", 0, "lease_duration", (json_int_t)0,
-	    "data", data ? data : json_null(), "auth", auth ? auth : json_null(),
-	    "wrap_info", "warnings", "mount_type", json_string(kv ? "kv" : ""));
+	    "data", data ? data : json_null(), "auth",
+	    auth ? auth : json_null(), "wrap_info", "warnings", "mount_type",
+	    json_string(kv ? "kv" : ""));
 }
 
 /* The first answer stands: a later one (a handler answering after an
  * error path already did) is dropped. */
 static int
-answer(struct vault_request *r, unsigned status, const char *ctype,
-    char *text)
+answer(struct vault_request *r, unsigned status, const char *ctype, char *text)
 {
 	struct vault_answer *a = r->ans;
 
@@ -157,8 +157,7 @@ vault_respond_text(struct vault_request *r, unsigned status,
 }
 
 int
-vault_respond_error(struct vault_request *r, unsigned status,
-    const char *msg)
+vault_respond_error(struct vault_request *r, unsigned status, const char *msg)
 {
 	json_t *body = json_pack("{s[s]}", "errors", msg);
 
@@ -166,9 +165,10 @@ vault_respond_error(struct vault_request *r, unsigned status,
 	 * bytes, or was cut short): an error still says something, never
 	 * nothing. */
 	if (body == NULL)
-		body = json_pack("{s[s]}", "errors", status == 404 ?
-		    "route entry not found" : status == 403 ?
-		    "permission denied" : "invalid request");
+		body = json_pack("{s[s]}", "errors",
+		    status == 404       ? "route entry not found"
+		        : status == 403 ? "permission denied"
+		                        : "invalid request");
 	return vault_respond(r, status, body);
 }
 
@@ -187,8 +187,10 @@ vault_respond_no_route(struct vault_request *r)
 	/* Vault's words. A missing secret keeps Vault's empty "errors"; a
 	 * path no route serves says so, or a client would take a typo in the
 	 * path for a secret not written yet. */
-	n = snprintf(msg, sizeof(msg), "no handler for route \"%.160s%s\". "
-	    "route entry not found.", r->path != NULL ? r->path : "",
+	n = snprintf(msg, sizeof(msg),
+	    "no handler for route \"%.160s%s\". "
+	    "route entry not found.",
+	    r->path != NULL ? r->path : "",
 	    r->path != NULL && strlen(r->path) > 160 ? "..." : "");
 	if (n < 0 || (size_t)n >= sizeof(msg))
 		return vault_respond_error(r, 404, "route entry not found");

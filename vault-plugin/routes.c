@@ -81,14 +81,14 @@ static const struct vault_route routes[] = {
 	/* What the vault CLI and client libraries probe. */
 	{ VAULT_M_ANY, "sys/seal-status", VAULT_MATCH_EXACT, vault_sys_info,
 	    INLINE, "sys" },
-	{ VAULT_M_ANY, "sys/init", VAULT_MATCH_EXACT, vault_sys_info,
-	    INLINE, "sys" },
-	{ VAULT_M_ANY, "sys/leader", VAULT_MATCH_EXACT, vault_sys_info,
-	    INLINE, "sys" },
-	{ VAULT_M_ANY, "sys/mounts", VAULT_MATCH_EXACT, vault_sys_info,
-	    INLINE, "sys" },
-	{ VAULT_M_ANY, "sys/auth", VAULT_MATCH_EXACT, vault_sys_info,
-	    INLINE, "sys" },
+	{ VAULT_M_ANY, "sys/init", VAULT_MATCH_EXACT, vault_sys_info, INLINE,
+	    "sys" },
+	{ VAULT_M_ANY, "sys/leader", VAULT_MATCH_EXACT, vault_sys_info, INLINE,
+	    "sys" },
+	{ VAULT_M_ANY, "sys/mounts", VAULT_MATCH_EXACT, vault_sys_info, INLINE,
+	    "sys" },
+	{ VAULT_M_ANY, "sys/auth", VAULT_MATCH_EXACT, vault_sys_info, INLINE,
+	    "sys" },
 	{ VAULT_M_ANY, "sys/internal/ui/mounts/", VAULT_MATCH_PREFIX,
 	    vault_sys_info, INLINE, "sys" },
 };
@@ -103,9 +103,12 @@ method_bit(const char *m)
 		const char *name;
 		unsigned bit;
 	} methods[] = {
-		{ "GET", VAULT_M_GET }, { "HEAD", VAULT_M_HEAD },
-		{ "POST", VAULT_M_POST }, { "PUT", VAULT_M_PUT },
-		{ "DELETE", VAULT_M_DELETE }, { "LIST", VAULT_M_LIST },
+		{ "GET", VAULT_M_GET },
+		{ "HEAD", VAULT_M_HEAD },
+		{ "POST", VAULT_M_POST },
+		{ "PUT", VAULT_M_PUT },
+		{ "DELETE", VAULT_M_DELETE },
+		{ "LIST", VAULT_M_LIST },
 		{ "PATCH", VAULT_M_PATCH },
 	};
 	size_t i;
@@ -122,10 +125,8 @@ path_matches(const struct vault_route *rt, const char *p)
 	size_t n = strlen(rt->path);
 
 	switch (rt->match) {
-	case VAULT_MATCH_EXACT:
-		return strcmp(p, rt->path) == 0;
-	case VAULT_MATCH_PREFIX:
-		return strncmp(p, rt->path, n) == 0;
+	case VAULT_MATCH_EXACT: return strcmp(p, rt->path) == 0;
+	case VAULT_MATCH_PREFIX: return strncmp(p, rt->path, n) == 0;
 	case VAULT_MATCH_TREE:
 		return strncmp(p, rt->path, n) == 0 &&
 		    (p[n] == '\0' || p[n] == '/');
@@ -188,7 +189,7 @@ unsupported_option(const struct vault_request *r)
 	if (ns != NULL && *ns != '\0' && strcmp(ns, "root") != 0 &&
 	    strcmp(ns, "root/") != 0)
 		return "namespaces are not supported: only the root namespace "
-		    "exists";
+		       "exists";
 	return NULL;
 }
 

@@ -16,38 +16,38 @@
 #include "http.h"
 
 /* Methods, as a row's mask. */
-#define VAULT_M_GET    0x01u
-#define VAULT_M_HEAD   0x02u
-#define VAULT_M_POST   0x04u
-#define VAULT_M_PUT    0x08u
+#define VAULT_M_GET 0x01u
+#define VAULT_M_HEAD 0x02u
+#define VAULT_M_POST 0x04u
+#define VAULT_M_PUT 0x08u
 #define VAULT_M_DELETE 0x10u
-#define VAULT_M_LIST   0x20u
-#define VAULT_M_PATCH  0x40u
-#define VAULT_M_OTHER  0x80u    /* any other method: the handler says 405 */
-#define VAULT_M_ANY    0xffu
+#define VAULT_M_LIST 0x20u
+#define VAULT_M_PATCH 0x40u
+#define VAULT_M_OTHER 0x80u /* any other method: the handler says 405 */
+#define VAULT_M_ANY 0xffu
 
 /* How a row's path matches. */
 enum vault_route_match {
-	VAULT_MATCH_EXACT,      /* the path itself */
-	VAULT_MATCH_PREFIX,     /* any path starting with it */
-	VAULT_MATCH_TREE,       /* the path itself, or it followed by '/' */
+	VAULT_MATCH_EXACT,  /* the path itself */
+	VAULT_MATCH_PREFIX, /* any path starting with it */
+	VAULT_MATCH_TREE,   /* the path itself, or it followed by '/' */
 };
 
 /* Row flags. */
 /* Run on the server's own thread up to the audit record, which is then
  * submitted without waiting (the connection suspended until it is
  * durable): work that never blocks (JWT check, policy, an LMDB read). */
-#define VAULT_ROUTE_ASYNC      0x01u
+#define VAULT_ROUTE_ASYNC 0x01u
 /* May block (a store sync, an audit record waited for, the audit query):
  * run on a worker while the connection is suspended. */
-#define VAULT_ROUTE_BLOCKING   0x02u
+#define VAULT_ROUTE_BLOCKING 0x02u
 /* The caller's token is looked up when the headers arrive: a valid one
  * gets the full body limit (max_body), others the login limit. */
-#define VAULT_ROUTE_TOKEN      0x04u
+#define VAULT_ROUTE_TOKEN 0x04u
 /* Before any token: the login body limit whoever calls. */
 #define VAULT_ROUTE_SMALL_BODY 0x08u
 /* Answers carry Vault's "mount_type": "kv". */
-#define VAULT_ROUTE_KV         0x10u
+#define VAULT_ROUTE_KV 0x10u
 
 /* Fills ans from rq (the request is v's; everything borrowed for the
  * call). Returns TSI_OK once ans holds the answer, or when the answer
@@ -57,12 +57,12 @@ typedef int vault_handler_fn(struct vault *v, struct vault_request *rq,
     struct vault_answer *ans);
 
 struct vault_route {
-	unsigned methods;               /* VAULT_M_* mask */
-	const char *path;               /* without "/v1/" */
+	unsigned methods; /* VAULT_M_* mask */
+	const char *path; /* without "/v1/" */
 	enum vault_route_match match;
 	vault_handler_fn *handler;
-	unsigned flags;                 /* VAULT_ROUTE_* */
-	const char *metric;             /* label of tsi_vault_requests_total */
+	unsigned flags;     /* VAULT_ROUTE_* */
+	const char *metric; /* label of tsi_vault_requests_total */
 };
 
 /* The row that takes method on path (both borrowed), or NULL. path NULL:
@@ -81,13 +81,13 @@ const char *vault_route_metric(const struct vault_route *rt);
 size_t vault_route_metrics(const char **names, size_t max);
 
 /* ---- handlers (one per file or family; each is a row's handler) ---- */
-vault_handler_fn vault_auth_login;         /* auth.c */
-vault_handler_fn vault_kv_handle;          /* kv.c: every secret/ path */
-vault_handler_fn vault_sys_health;         /* sys.c */
-vault_handler_fn vault_sys_info;           /* sys.c: seal-status, init, ... */
-vault_handler_fn vault_token_self;         /* sys.c: {lookup,renew,revoke}-self */
-vault_handler_fn vault_sys_metrics;        /* sys_metrics.c */
-vault_handler_fn vault_audit_releases;     /* auditlog.c */
-vault_handler_fn vault_token_admin;        /* token_admin.c */
+vault_handler_fn vault_auth_login;     /* auth.c */
+vault_handler_fn vault_kv_handle;      /* kv.c: every secret/ path */
+vault_handler_fn vault_sys_health;     /* sys.c */
+vault_handler_fn vault_sys_info;       /* sys.c: seal-status, init, ... */
+vault_handler_fn vault_token_self;     /* sys.c: {lookup,renew,revoke}-self */
+vault_handler_fn vault_sys_metrics;    /* sys_metrics.c */
+vault_handler_fn vault_audit_releases; /* auditlog.c */
+vault_handler_fn vault_token_admin;    /* token_admin.c */
 
 #endif /* TSI_VAULT_ROUTES_H */

@@ -70,10 +70,10 @@ struct vault_http_req {
 	struct vault_request rq;
 	struct vault_answer ans;
 	struct MHD_Connection *conn;
-	int too_large;              /* 413 decided; the body is not kept */
-	size_t drained;             /* bytes thrown away since (drain) */
+	int too_large;  /* 413 decided; the body is not kept */
+	size_t drained; /* bytes thrown away since (drain) */
 	int sent;
-	struct vault_http_req *next;   /* worker queue link */
+	struct vault_http_req *next; /* worker queue link */
 };
 
 static const char *
@@ -99,8 +99,7 @@ struct each_arg {
 };
 
 static enum MHD_Result
-each_cb(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+each_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct each_arg *e = cls;
 
@@ -133,7 +132,11 @@ io_resume(void *ctx)
 }
 
 static const struct vault_io mhd_io = {
-	io_header, io_query, io_query_each, io_suspend, io_resume,
+	io_header,
+	io_query,
+	io_query_each,
+	io_suspend,
+	io_resume,
 };
 
 static void
@@ -160,10 +163,11 @@ send_stored(struct vault_http_req *h)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	us = (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
 	    (t1.tv_nsec - r->t0.tv_nsec) / 1000;
-	tsi_log(TSI_LOG_DEBUG, "http.request", TSI_LS("request_id",
-	    r->request_id), TSI_LS("method", r->method), TSI_LS("route",
-	    vault_route_metric(r->route)), TSI_LI("status", h->ans.status),
-	    TSI_LI("us", us), TSI_LS("remote", r->remote));
+	tsi_log(TSI_LOG_DEBUG, "http.request",
+	    TSI_LS("request_id", r->request_id), TSI_LS("method", r->method),
+	    TSI_LS("route", vault_route_metric(r->route)),
+	    TSI_LI("status", h->ans.status), TSI_LI("us", us),
+	    TSI_LS("remote", r->remote));
 	if (text == NULL)
 		resp = MHD_create_response_from_buffer(0, NULL,
 		    MHD_RESPMEM_PERSISTENT);
@@ -177,7 +181,8 @@ send_stored(struct vault_http_req *h)
 	if (text != NULL && h->ans.ctype != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    h->ans.ctype);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+	    "no-store");
 	if (h->ans.retry_after > 0) {
 		char ra[16];
 
@@ -185,7 +190,8 @@ send_stored(struct vault_http_req *h)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 	}
 	if (h->too_large)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+		    "close");
 	ret = MHD_queue_response(h->conn, h->ans.status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -226,8 +232,9 @@ remote_of(struct MHD_Connection *c, char *out, size_t outlen)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
 		    out, (socklen_t)outlen);
 	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
-		    out, (socklen_t)outlen);
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		    (socklen_t)outlen);
 }
 
 static struct vault_http_req *
@@ -264,8 +271,9 @@ req_new(struct vault *v, struct MHD_Connection *c, const char *url,
 	else if (vault_req_auth(r, &reason) == TSI_OK)
 		limit = v->set->max_body;
 	else
-		limit = VAULT_LOGIN_MAX_BODY < v->set->max_body ?
-		    VAULT_LOGIN_MAX_BODY : v->set->max_body;
+		limit = VAULT_LOGIN_MAX_BODY < v->set->max_body
+		    ? VAULT_LOGIN_MAX_BODY
+		    : v->set->max_body;
 	if ((r->body = tsi_buf_new(limit)) == NULL) {
 		req_free(h);
 		return NULL;
@@ -329,7 +337,7 @@ worker_main(void *arg)
 		pthread_mutex_lock(&v->wq_mu);
 		while (v->wq_head == NULL && !v->wq_stopping)
 			pthread_cond_wait(&v->wq_cv, &v->wq_mu);
-		if ((h = v->wq_head) == NULL) {   /* stopping and drained */
+		if ((h = v->wq_head) == NULL) { /* stopping and drained */
 			pthread_mutex_unlock(&v->wq_mu);
 			return NULL;
 		}
@@ -459,7 +467,7 @@ on_complete(struct vault *v, struct vault_http_req *h)
 
 	if (h->rq.audit_submitted) {
 		if (!__atomic_load_n(&h->rq.audit_done, __ATOMIC_ACQUIRE))
-			return MHD_YES;   /* not resumed by the callback yet */
+			return MHD_YES; /* not resumed by the callback yet */
 		return send_after_audit(h);
 	}
 	if (h->ans.ready)
@@ -469,7 +477,7 @@ on_complete(struct vault *v, struct vault_http_req *h)
 		h->rq.audit_async = 1;
 		dispatch(h);
 		if (h->rq.audit_submitted)
-			return MHD_YES;   /* suspended; the callback resumes */
+			return MHD_YES; /* suspended; the callback resumes */
 	} else if ((flags & VAULT_ROUTE_BLOCKING) && submit(v, h))
 		return MHD_YES;
 	else
@@ -541,9 +549,8 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 	 * so that SIGHUP can replace it (vault_server_tls_reload). */
 	tsi_tls_creds_install(v->tls);
 	v->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, v,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, v,
-	    MHD_OPTION_LISTEN_SOCKET, lfd,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, v, MHD_OPTION_LISTEN_SOCKET,
+	    lfd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->threads,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VAULT_CONN_MEMORY,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->conn_limit,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->per_ip_limit,
@@ -552,8 +559,7 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 	    MHD_OPTION_NOTIFY_CONNECTION, vault_guard_notify(), v,
 	    MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, v,
 	    s->dev ? MHD_OPTION_END : MHD_OPTION_HTTPS_CERT_CALLBACK2,
-	    &tsi_tls_retrieve,
-	    MHD_OPTION_HTTPS_PRIORITIES, TSI_TLS_PRIORITIES,
+	    &tsi_tls_retrieve, MHD_OPTION_HTTPS_PRIORITIES, TSI_TLS_PRIORITIES,
 	    MHD_OPTION_END);
 	if (v->mhd == NULL) {
 		snprintf(err, errlen, "cannot start the HTTP server on %s",
@@ -561,7 +567,7 @@ vault_server_start(struct vault *v, char *err, size_t errlen)
 		r = TSI_ERR_IO;
 		goto out;
 	}
-	lfd = MHD_INVALID_SOCKET;   /* MHD's now; closed by MHD_stop_daemon */
+	lfd = MHD_INVALID_SOCKET; /* MHD's now; closed by MHD_stop_daemon */
 	r = TSI_OK;
 out:
 	if (lfd != MHD_INVALID_SOCKET)
@@ -578,7 +584,8 @@ vault_server_tls_reload(struct vault *v)
 	if (v->tls == NULL)
 		return TSI_OK;
 	if ((r = tsi_tls_creds_reload(v->tls, err, sizeof(err))) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "reload.tls_failed", TSI_LS("error", err),
+		tsi_log(TSI_LOG_ERROR, "reload.tls_failed",
+		    TSI_LS("error", err),
 		    TSI_LS("kept", "previous certificate and key"));
 		return r;
 	}

@@ -33,7 +33,7 @@ struct vault_settings {
 	long long conn_timeout;
 	long long request_timeout;
 	long long max_tokens;
-	char *kv_url;       /* NULL: lmdb://<data_dir>/kv */
+	char *kv_url; /* NULL: lmdb://<data_dir>/kv */
 	size_t kv_map_size;
 	long long kv_max_versions;
 	size_t audit_map_size;
@@ -46,11 +46,11 @@ struct vault_settings {
 	char *audit_head_key;
 	long long audit_head_interval;
 	/* Added with issue 15.1 (docs/vault.md "Failed logins"): */
-	long long login_fail_limit;     /* per source and window; 0: off */
-	long long login_fail_window;    /* seconds */
-	long long audit_reserve_bytes;  /* -1: 1/8 of the largest map */
-	long long audit_keep_allow_s;
-	struct vault_sinks_cfg *audit_sinks; /* audit_sinks; NULL: none */   /* audit_release_min_age */
+	long long login_fail_limit;          /* per source and window; 0: off */
+	long long login_fail_window;         /* seconds */
+	long long audit_reserve_bytes;       /* -1: 1/8 of the largest map */
+	long long audit_keep_allow_s;        /* audit_release_min_age */
+	struct vault_sinks_cfg *audit_sinks; /* audit_sinks; NULL: none */
 };
 
 void vault_settings_clear(struct vault_settings *s);

@@ -22,7 +22,7 @@
 
 struct vault_sinks_cfg {
 	size_t n;
-	struct tsi_audit_sink_cfg *c;   /* strings owned, freed with it */
+	struct tsi_audit_sink_cfg *c; /* strings owned, freed with it */
 };
 
 void
@@ -61,8 +61,7 @@ static int
 key_allowed(enum tsi_audit_sink_type t, const char *k)
 {
 	switch (t) {
-	case TSI_AUDIT_SINK_FILE:
-		return strcmp(k, "path") == 0;
+	case TSI_AUDIT_SINK_FILE: return strcmp(k, "path") == 0;
 	case TSI_AUDIT_SINK_UNIX:
 		return strcmp(k, "path") == 0 || strcmp(k, "replay_bytes") == 0;
 	case TSI_AUDIT_SINK_TCP:
@@ -88,49 +87,60 @@ parse_one(const char *file, config_setting_t *g, size_t idx,
 	int i, fac;
 
 	if (!config_setting_is_group(g)) {
-		snprintf(err, errlen, "%s:%d: audit_sinks: each sink is a group "
-		    "{ type = \"...\"; ... }", file, line);
+		snprintf(err, errlen,
+		    "%s:%d: audit_sinks: each sink is a group "
+		    "{ type = \"...\"; ... }",
+		    file, line);
 		return TSI_ERR_CONFIG;
 	}
 	if (config_setting_lookup_string(g, "type", &type) != CONFIG_TRUE) {
-		snprintf(err, errlen, "%s:%d: audit_sinks[%zu]: type (\"file\", "
-		    "\"unix\", \"tcp\" or \"syslog\") is required", file, line,
-		    idx);
+		snprintf(err, errlen,
+		    "%s:%d: audit_sinks[%zu]: type (\"file\", "
+		    "\"unix\", \"tcp\" or \"syslog\") is required",
+		    file, line, idx);
 		return TSI_ERR_CONFIG;
 	}
 	for (i = 0; i < 4; i++)
 		if (strcmp(type, types[i]) == 0)
 			out->type = (enum tsi_audit_sink_type)(i + 1);
 	if (out->type == 0) {
-		snprintf(err, errlen, "%s:%d: audit_sinks[%zu]: type '%s': file, "
-		    "unix, tcp or syslog", file, line, idx, type);
+		snprintf(err, errlen,
+		    "%s:%d: audit_sinks[%zu]: type '%s': file, "
+		    "unix, tcp or syslog",
+		    file, line, idx, type);
 		return TSI_ERR_CONFIG;
 	}
 	out->facility = LOG_LOCAL0;
 	for (i = 0; (m = config_setting_get_elem(g, (unsigned)i)) != NULL;
-	    i++) {
+	     i++) {
 		const char *k = config_setting_name(m);
 		int ml = config_setting_source_line(m);
 
 		if (strcmp(k, "type") == 0)
 			continue;
 		if (strcmp(k, "name") != 0 && !key_allowed(out->type, k)) {
-			snprintf(err, errlen, "%s:%d: audit_sinks[%zu]: '%s' is "
-			    "not a setting of a %s sink", file, ml, idx, k, type);
+			snprintf(err, errlen,
+			    "%s:%d: audit_sinks[%zu]: '%s' is "
+			    "not a setting of a %s sink",
+			    file, ml, idx, k, type);
 			return TSI_ERR_CONFIG;
 		}
 		if (strcmp(k, "max_message") == 0 ||
 		    strcmp(k, "replay_bytes") == 0) {
 			if (config_setting_type(m) != CONFIG_TYPE_INT &&
 			    config_setting_type(m) != CONFIG_TYPE_INT64) {
-				snprintf(err, errlen, "%s:%d: audit_sinks[%zu]: '%s' "
-				    "must be an integer", file, ml, idx, k);
+				snprintf(err, errlen,
+				    "%s:%d: audit_sinks[%zu]: '%s' "
+				    "must be an integer",
+				    file, ml, idx, k);
 				return TSI_ERR_CONFIG;
 			}
 			ll = config_setting_get_int64(m);
 			if (ll < 0 || ll > (1LL << 30)) {
-				snprintf(err, errlen, "%s:%d: audit_sinks[%zu]: '%s' "
-				    "out of range", file, ml, idx, k);
+				snprintf(err, errlen,
+				    "%s:%d: audit_sinks[%zu]: '%s' "
+				    "out of range",
+				    file, ml, idx, k);
 				return TSI_ERR_CONFIG;
 			}
 			if (k[0] == 'm')
@@ -140,15 +150,19 @@ parse_one(const char *file, config_setting_t *g, size_t idx,
 			continue;
 		}
 		if ((s = config_setting_get_string(m)) == NULL) {
-			snprintf(err, errlen, "%s:%d: audit_sinks[%zu]: '%s' must be "
-			    "a string", file, ml, idx, k);
+			snprintf(err, errlen,
+			    "%s:%d: audit_sinks[%zu]: '%s' must be "
+			    "a string",
+			    file, ml, idx, k);
 			return TSI_ERR_CONFIG;
 		}
 		if (strcmp(k, "facility") == 0) {
 			if (tsi_audit_sink_facility(s, &fac) != TSI_OK) {
-				snprintf(err, errlen, "%s:%d: audit_sinks[%zu]: "
+				snprintf(err, errlen,
+				    "%s:%d: audit_sinks[%zu]: "
 				    "facility '%s': kern, user, daemon, auth, "
-				    "authpriv or local0..local7", file, ml, idx, s);
+				    "authpriv or local0..local7",
+				    file, ml, idx, s);
 				return TSI_ERR_CONFIG;
 			}
 			out->facility = fac;
@@ -164,7 +178,8 @@ parse_one(const char *file, config_setting_t *g, size_t idx,
 			out->tag = xstrdup(s);
 	}
 	if (out->name == NULL)
-		out->name = xstrdup(type);   /* one sink of a type needs no name */
+		out->name =
+		    xstrdup(type); /* one sink of a type needs no name */
 	if (tsi_audit_sink_check(out, why, sizeof(why)) != TSI_OK) {
 		snprintf(err, errlen, "%s:%d: audit_sinks[%zu] '%s': %s", file,
 		    line, idx, out->name, why);
@@ -188,9 +203,10 @@ vault_sinks_parse(const struct tsi_config *c, struct vault_sinks_cfg **out,
 	if (list == NULL)
 		return TSI_OK;
 	if (!config_setting_is_list(list) && !config_setting_is_array(list)) {
-		snprintf(err, errlen, "%s:%d: audit_sinks must be a list of "
-		    "groups: ( { type = \"file\"; path = \"...\"; }, ... )", file,
-		    config_setting_source_line(list));
+		snprintf(err, errlen,
+		    "%s:%d: audit_sinks must be a list of "
+		    "groups: ( { type = \"file\"; path = \"...\"; }, ... )",
+		    file, config_setting_source_line(list));
 		return TSI_ERR_CONFIG;
 	}
 	n = (size_t)config_setting_length(list);
@@ -202,12 +218,15 @@ vault_sinks_parse(const struct tsi_config *c, struct vault_sinks_cfg **out,
 	for (i = 0; i < n; i++) {
 		g = config_setting_get_elem(list, (unsigned)i);
 		sc->n = i + 1;
-		if ((r = parse_one(file, g, i, &sc->c[i], err, errlen)) != TSI_OK)
+		if ((r = parse_one(file, g, i, &sc->c[i], err, errlen)) !=
+		    TSI_OK)
 			goto out;
 		for (j = 0; j < i; j++)
 			if (strcmp(sc->c[i].name, sc->c[j].name) == 0) {
-				snprintf(err, errlen, "%s:%d: audit_sinks[%zu]: name "
-				    "'%s' is used twice (give each sink a name)",
+				snprintf(err, errlen,
+				    "%s:%d: audit_sinks[%zu]: name "
+				    "'%s' is used twice (give each sink a "
+				    "name)",
 				    file, config_setting_source_line(g), i,
 				    sc->c[i].name);
 				r = TSI_ERR_CONFIG;
@@ -235,8 +254,8 @@ vault_sinks_start(struct vault *v)
 	memset(&o, 0, sizeof(o));
 	/* next to the audit data, not in it: the store's directory is
 	 * LMDB's */
-	if (snprintf(state, sizeof(state), "%s/audit-sinks", v->set->data_dir)
-	    >= (int)sizeof(state))
+	if (snprintf(state, sizeof(state), "%s/audit-sinks",
+	        v->set->data_dir) >= (int)sizeof(state))
 		return TSI_ERR_TOO_LARGE;
 	o.state_dir = state;
 	r = tsi_audit_sinks_start(v->audit_dir, sc->c, sc->n, &o, &v->sinks);
@@ -273,40 +292,50 @@ vault_sinks_metrics(struct vault *v, struct tsi_buf *b)
 	if (n == 0)
 		return TSI_OK;
 	if ((r = tsi_buf_puts(b,
-	    "# HELP tsi_vault_audit_sink_lag Records durable in the audit log "
-	    "that the sink has not been sent yet.\n"
-	    "# TYPE tsi_vault_audit_sink_lag gauge\n")) != TSI_OK)
+	         "# HELP tsi_vault_audit_sink_lag Records durable in the audit "
+	         "log "
+	         "that the sink has not been sent yet.\n"
+	         "# TYPE tsi_vault_audit_sink_lag gauge\n")) != TSI_OK)
 		return r;
 	for (i = 0; i < n && r == TSI_OK; i++)
 		if ((r = tsi_audit_sinks_stat(v->sinks, i, &st)) == TSI_OK)
-			r = tsi_buf_putf(b, "tsi_vault_audit_sink_lag{sink=\"%s\","
-			    "type=\"%s\"} %llu\n", st.name, st.type,
-			    (unsigned long long)st.lag);
+			r = tsi_buf_putf(b,
+			    "tsi_vault_audit_sink_lag{sink=\"%s\","
+			    "type=\"%s\"} %llu\n",
+			    st.name, st.type, (unsigned long long)st.lag);
 	if (r == TSI_OK)
-		r = tsi_buf_puts(b, "# HELP tsi_vault_audit_sink_up 1 while the "
+		r = tsi_buf_puts(b,
+		    "# HELP tsi_vault_audit_sink_up 1 while the "
 		    "sink is open or connected and its last write worked.\n"
 		    "# TYPE tsi_vault_audit_sink_up gauge\n");
 	for (i = 0; i < n && r == TSI_OK; i++)
 		if ((r = tsi_audit_sinks_stat(v->sinks, i, &st)) == TSI_OK)
-			r = tsi_buf_putf(b, "tsi_vault_audit_sink_up{sink=\"%s\"} "
-			    "%d\n", st.name, st.up);
+			r = tsi_buf_putf(b,
+			    "tsi_vault_audit_sink_up{sink=\"%s\"} "
+			    "%d\n",
+			    st.name, st.up);
 	if (r == TSI_OK)
-		r = tsi_buf_puts(b, "# HELP tsi_vault_audit_sink_errors_total "
+		r = tsi_buf_puts(b,
+		    "# HELP tsi_vault_audit_sink_errors_total "
 		    "Failed opens, connects and writes of the sink.\n"
 		    "# TYPE tsi_vault_audit_sink_errors_total counter\n");
 	for (i = 0; i < n && r == TSI_OK; i++)
 		if ((r = tsi_audit_sinks_stat(v->sinks, i, &st)) == TSI_OK)
-			r = tsi_buf_putf(b, "tsi_vault_audit_sink_errors_total{"
-			    "sink=\"%s\"} %llu\n", st.name,
-			    (unsigned long long)st.errors);
+			r = tsi_buf_putf(b,
+			    "tsi_vault_audit_sink_errors_total{"
+			    "sink=\"%s\"} %llu\n",
+			    st.name, (unsigned long long)st.errors);
 	if (r == TSI_OK)
-		r = tsi_buf_puts(b, "# HELP tsi_vault_audit_sink_sent_total "
-		    "Lines written to the sink (repeats after a break included)."
+		r = tsi_buf_puts(b,
+		    "# HELP tsi_vault_audit_sink_sent_total "
+		    "Lines written to the sink (repeats after a break "
+		    "included)."
 		    "\n# TYPE tsi_vault_audit_sink_sent_total counter\n");
 	for (i = 0; i < n && r == TSI_OK; i++)
 		if ((r = tsi_audit_sinks_stat(v->sinks, i, &st)) == TSI_OK)
-			r = tsi_buf_putf(b, "tsi_vault_audit_sink_sent_total{"
-			    "sink=\"%s\"} %llu\n", st.name,
-			    (unsigned long long)st.sent);
+			r = tsi_buf_putf(b,
+			    "tsi_vault_audit_sink_sent_total{"
+			    "sink=\"%s\"} %llu\n",
+			    st.name, (unsigned long long)st.sent);
 	return r;
 }

@@ -44,7 +44,7 @@ kv_pairs_dup(const struct kv_pair *p, size_t n, struct kv_pair **out)
 	for (i = 0; i < n; i++) {
 		if ((c[i].key = strdup(p[i].key)) == NULL ||
 		    (p[i].value != NULL &&
-		    (c[i].value = strdup(p[i].value)) == NULL)) {
+		        (c[i].value = strdup(p[i].value)) == NULL)) {
 			kv_pairs_free(c, n);
 			return TSI_ERR_ALLOC;
 		}

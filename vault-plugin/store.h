@@ -27,8 +27,8 @@
 
 struct kv_version_meta {
 	uint64_t version;
-	long long created_us;  /* unix microseconds */
-	long long deleted_us;  /* 0 when not soft-deleted */
+	long long created_us; /* unix microseconds */
+	long long deleted_us; /* 0 when not soft-deleted */
 	int destroyed;
 };
 
@@ -40,18 +40,18 @@ struct kv_pair {
 };
 
 struct kv_meta {
-	uint64_t current;      /* 0: the path has no versions */
+	uint64_t current; /* 0: the path has no versions */
 	uint64_t oldest;
 	long long created_us;
 	long long updated_us;
-	size_t n;              /* entries in versions, oldest first */
-	struct kv_version_meta *versions;  /* owned; kv_meta_clear frees */
+	size_t n; /* entries in versions, oldest first */
+	struct kv_version_meta *versions; /* owned; kv_meta_clear frees */
 	/* Settings of the path (POST secret/metadata/P), Vault's names. */
 	unsigned max_versions; /* 0: the mount's */
 	int cas_required;
-	long long delete_after_s;  /* delete_version_after; 0: the mount's */
-	size_t ncustom;        /* custom_metadata, sorted by key */
-	struct kv_pair *custom;    /* owned; kv_meta_clear frees */
+	long long delete_after_s; /* delete_version_after; 0: the mount's */
+	size_t ncustom;           /* custom_metadata, sorted by key */
+	struct kv_pair *custom;   /* owned; kv_meta_clear frees */
 };
 
 /* A change of a path's settings; set_* say which fields are given. */
@@ -61,16 +61,17 @@ struct kv_meta_cfg {
 	int cas_required;
 	long long delete_after_s;
 	size_t ncustom;
-	struct kv_pair *custom;    /* owned; kv_meta_cfg_clear frees */
-	int custom_merge;      /* 1: merged into the current one, a NULL value
+	struct kv_pair *custom; /* owned; kv_meta_cfg_clear frees */
+	int custom_merge;       /* 1: merged into the current one, a NULL value
 	                        * removing its key (PATCH); 0: replaces it */
 };
 
 /* The mount's settings (secret/config): defaults for every path. */
 struct kv_mount_cfg {
-	unsigned max_versions; /* 0: the store's (the server's kv_max_versions) */
+	unsigned
+	    max_versions; /* 0: the store's (the server's kv_max_versions) */
 	int cas_required;
-	long long delete_after_s;  /* 0: never */
+	long long delete_after_s; /* 0: never */
 };
 
 /* A listing: names, owned; kv_names_clear frees. */
@@ -92,7 +93,8 @@ long long kv_deletion_us(const struct kv_version_meta *v,
     long long delete_after_s);
 /* The delete_version_after in force for a path: its own, else the
  * mount's. */
-long long kv_delete_after(const struct kv_meta *m, const struct kv_mount_cfg *c);
+long long kv_delete_after(const struct kv_meta *m,
+    const struct kv_mount_cfg *c);
 
 /* Produces the blob stored for version (the store passes the version it is
  * about to write, so that it can be bound into the ciphertext).
@@ -104,9 +106,9 @@ struct kv_store;
 
 /* What versions() does to each listed version. */
 enum kv_vop {
-	KV_VOP_DELETE,    /* soft delete: kept, marked deleted */
-	KV_VOP_UNDELETE,  /* clears a soft delete (not a destroy) */
-	KV_VOP_DESTROY,   /* the sealed value removed, marked destroyed */
+	KV_VOP_DELETE,   /* soft delete: kept, marked deleted */
+	KV_VOP_UNDELETE, /* clears a soft delete (not a destroy) */
+	KV_VOP_DESTROY,  /* the sealed value removed, marked destroyed */
 };
 
 struct kv_store_ops {
@@ -162,7 +164,7 @@ struct kv_store_ops {
 	int (*get_config)(struct kv_store *s, struct kv_mount_cfg *out);
 	/* Replaces the mount's settings. c: borrowed. */
 	int (*set_config)(struct kv_store *s, const struct kv_mount_cfg *c);
-	void (*close)(struct kv_store *s);   /* accepts NULL */
+	void (*close)(struct kv_store *s); /* accepts NULL */
 };
 
 struct kv_store {
@@ -171,9 +173,9 @@ struct kv_store {
 
 /* Options every backend reads (each ignores what it has no use for). */
 struct kv_store_opts {
-	size_t map_size;        /* LMDB: bytes of the map; 0: 1 GiB */
-	unsigned max_versions;  /* 0: 10 (Vault's default) */
-	unsigned max_readers;   /* LMDB: reader slots; 0: 256 */
+	size_t map_size;       /* LMDB: bytes of the map; 0: 1 GiB */
+	unsigned max_versions; /* 0: 10 (Vault's default) */
+	unsigned max_readers;  /* LMDB: reader slots; 0: 256 */
 };
 
 /*

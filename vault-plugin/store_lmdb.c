@@ -35,7 +35,7 @@
 #define KV_FULL_SLACK ((unsigned long long)128 << 20)
 
 struct kv_lmdb {
-	struct kv_store base;   /* first: the interface */
+	struct kv_store base; /* first: the interface */
 	MDB_env *env;
 	MDB_dbi meta;
 	MDB_dbi data;
@@ -117,7 +117,7 @@ custom_decode(json_t *cm, struct kv_meta *m)
 	if ((m->custom = calloc(json_object_size(cm), sizeof(*m->custom))) ==
 	    NULL)
 		return TSI_ERR_ALLOC;
-	json_object_foreach(cm, key, v) {
+	json_object_foreach (cm, key, v) {
 		if (!json_is_string(v))
 			return TSI_ERR_STORE;
 		m->ncustom = i + 1;
@@ -150,7 +150,8 @@ meta_decode_json(const void *text, size_t len, struct kv_meta *m)
 	m->oldest = (uint64_t)json_integer_value(json_object_get(j, "old"));
 	m->created_us = json_integer_value(json_object_get(j, "ct"));
 	m->updated_us = json_integer_value(json_object_get(j, "ut"));
-	m->max_versions = (unsigned)json_integer_value(json_object_get(j, "mv"));
+	m->max_versions =
+	    (unsigned)json_integer_value(json_object_get(j, "mv"));
 	m->cas_required = json_is_true(json_object_get(j, "cr"));
 	m->delete_after_s = json_integer_value(json_object_get(j, "dva"));
 	if ((r = custom_decode(json_object_get(j, "cm"), m)) != TSI_OK)
@@ -162,13 +163,15 @@ meta_decode_json(const void *text, size_t len, struct kv_meta *m)
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
-	json_array_foreach(arr, i, e) {
+	json_array_foreach (arr, i, e) {
 		if (!json_is_array(e) || json_array_size(e) != 4)
 			goto out;
 		m->versions[i].version =
 		    (uint64_t)json_integer_value(json_array_get(e, 0));
-		m->versions[i].created_us = json_integer_value(json_array_get(e, 1));
-		m->versions[i].deleted_us = json_integer_value(json_array_get(e, 2));
+		m->versions[i].created_us =
+		    json_integer_value(json_array_get(e, 1));
+		m->versions[i].deleted_us =
+		    json_integer_value(json_array_get(e, 2));
 		m->versions[i].destroyed =
 		    (int)json_integer_value(json_array_get(e, 3));
 	}
@@ -210,7 +213,7 @@ scan_int(struct scan *s, long long *out)
 	}
 	if (s->p < s->end && *s->p == '0' && s->end - s->p > 1 &&
 	    s->p[1] >= '0' && s->p[1] <= '9')
-		return 0;   /* not jansson's output: let the parser judge */
+		return 0; /* not jansson's output: let the parser judge */
 	while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
 		unsigned d = (unsigned)(*s->p - '0');
 		if (v > (lim - d) / 10)
@@ -253,7 +256,8 @@ meta_decode_fast(const char *text, size_t len, struct kv_meta *m)
 		if ((i > 0 && !scan_lit(&s, ",")) || !scan_lit(&s, "["))
 			goto fail;
 		for (k = 0; k < 4; k++)
-			if ((k > 0 && !scan_lit(&s, ",")) || !scan_int(&s, &f[k]))
+			if ((k > 0 && !scan_lit(&s, ",")) ||
+			    !scan_int(&s, &f[k]))
 				goto fail;
 		if (!scan_lit(&s, "]"))
 			goto fail;
@@ -304,13 +308,14 @@ kv_meta_encode(const struct kv_meta *m, char **out)
 		goto out;
 	for (i = 0; i < m->ncustom; i++)
 		if (json_object_set_new(cm, m->custom[i].key,
-		    json_string(m->custom[i].value)) != 0)
+		        json_string(m->custom[i].value)) != 0)
 			goto out;
 	for (i = 0; i < m->n; i++) {
 		const struct kv_version_meta *v = &m->versions[i];
-		if (json_array_append_new(arr, json_pack("[IIIi]",
-		    (json_int_t)v->version, (json_int_t)v->created_us,
-		    (json_int_t)v->deleted_us, v->destroyed)) != 0)
+		if (json_array_append_new(arr,
+		        json_pack("[IIIi]", (json_int_t)v->version,
+		            (json_int_t)v->created_us,
+		            (json_int_t)v->deleted_us, v->destroyed)) != 0)
 			goto out;
 	}
 	j = json_pack("{sIsIsIsIsO}", "cur", (json_int_t)m->current, "old",
@@ -320,11 +325,14 @@ kv_meta_encode(const struct kv_meta *m, char **out)
 		goto out;
 	/* Settings only when set: the common form stays the one the fast
 	 * decoder reads. */
-	if ((m->max_versions != 0 && json_object_set_new(j, "mv",
-	    json_integer((json_int_t)m->max_versions)) != 0) ||
-	    (m->cas_required && json_object_set_new(j, "cr", json_true()) != 0) ||
-	    (m->delete_after_s != 0 && json_object_set_new(j, "dva",
-	    json_integer((json_int_t)m->delete_after_s)) != 0) ||
+	if ((m->max_versions != 0 &&
+	        json_object_set_new(j, "mv",
+	            json_integer((json_int_t)m->max_versions)) != 0) ||
+	    (m->cas_required &&
+	        json_object_set_new(j, "cr", json_true()) != 0) ||
+	    (m->delete_after_s != 0 &&
+	        json_object_set_new(j, "dva",
+	            json_integer((json_int_t)m->delete_after_s)) != 0) ||
 	    (cm != NULL && json_object_set(j, "cm", cm) != 0))
 		goto out;
 	if ((*out = json_dumps(j, JSON_COMPACT)) == NULL)
@@ -370,7 +378,7 @@ meta_write(struct kv_lmdb *s, MDB_txn *txn, const char *path,
 }
 
 #define MOUNT_KEY "mount"
-#define MOUNT_LEN 24   /* max_versions, cas_required, delete_after_s */
+#define MOUNT_LEN 24 /* max_versions, cas_required, delete_after_s */
 
 /* The mount's settings are read by every get: a fixed binary form (three
  * big-endian 64-bit fields), not JSON, keeps that a copy. */
@@ -438,8 +446,8 @@ data_drop(struct kv_lmdb *s, MDB_txn *txn, const char *path, uint64_t version)
 }
 
 /* What an edit asks of meta_edit after changing m. */
-#define EDIT_WRITE 0     /* store m (TSI_OK) */
-#define EDIT_REMOVE 1    /* remove the path's metadata record */
+#define EDIT_WRITE 0  /* store m (TSI_OK) */
+#define EDIT_REMOVE 1 /* remove the path's metadata record */
 
 /* Changes a path's metadata (and values) inside meta_edit's transaction.
  * Returns EDIT_WRITE, EDIT_REMOVE, or a TSI_ERR_* that aborts it. */
@@ -545,7 +553,8 @@ edit_put(struct kv_lmdb *s, MDB_txn *txn, const char *path, struct kv_meta *m,
 
 	if ((r = a->seal(a->seal_arg, nv->version, &blob, &blen)) != TSI_OK)
 		goto out;
-	if ((r = data_key(path, nv->version, key, sizeof(key), &klen)) != TSI_OK)
+	if ((r = data_key(path, nv->version, key, sizeof(key), &klen)) !=
+	    TSI_OK)
 		goto out;
 	k.mv_size = klen;
 	k.mv_data = key;
@@ -556,8 +565,9 @@ edit_put(struct kv_lmdb *s, MDB_txn *txn, const char *path, struct kv_meta *m,
 		goto out;
 	}
 	/* Drop the oldest versions beyond the limit, values and metadata. */
-	keep = m->max_versions ? m->max_versions : mc.max_versions ?
-	    mc.max_versions : s->max_versions;
+	keep = m->max_versions ? m->max_versions
+	    : mc.max_versions  ? mc.max_versions
+	                       : s->max_versions;
 	while (m->n > keep) {
 		if ((r = data_drop(s, txn, path, m->versions[0].version)) !=
 		    TSI_OK)
@@ -643,7 +653,7 @@ out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	if (r == TSI_OK && path_meta != NULL) {
-		*path_meta = m;   /* transferred */
+		*path_meta = m; /* transferred */
 		memset(&m, 0, sizeof(m));
 	}
 	kv_meta_clear(&m);
@@ -669,7 +679,7 @@ struct vop_arg {
 	const uint64_t *v;
 	size_t n;
 	long long now_us;
-	struct kv_version_meta *out;   /* soft_delete: the current version */
+	struct kv_version_meta *out; /* soft_delete: the current version */
 };
 
 static int
@@ -722,7 +732,8 @@ edit_versions(struct kv_lmdb *s, MDB_txn *txn, const char *path,
 				vm->deleted_us = 0;
 			break;
 		case KV_VOP_DESTROY:
-			if ((r = data_drop(s, txn, path, vm->version)) != TSI_OK)
+			if ((r = data_drop(s, txn, path, vm->version)) !=
+			    TSI_OK)
 				return r;
 			vm->destroyed = 1;
 			break;
@@ -755,13 +766,13 @@ custom_apply(struct kv_meta *m, const struct kv_meta_cfg *c)
 		return TSI_ERR_ALLOC;
 	if (c->custom_merge) {
 		for (i = 0; i < m->ncustom; i++) {
-			all[n++] = m->custom[i];   /* moved */
+			all[n++] = m->custom[i]; /* moved */
 			m->custom[i].key = m->custom[i].value = NULL;
 		}
 	}
 	for (i = 0; i < c->ncustom; i++) {
 		for (j = 0; j < n && strcmp(all[j].key, c->custom[i].key) != 0;
-		    j++)
+		     j++)
 			;
 		if (j == n) {
 			if (c->custom[i].value == NULL)
@@ -776,7 +787,7 @@ custom_apply(struct kv_meta *m, const struct kv_meta_cfg *c)
 		if (c->custom[i].value == NULL) {
 			free(all[j].key);
 			all[j] = all[--n];
-			all[n].key = all[n].value = NULL;   /* moved to j */
+			all[n].key = all[n].value = NULL; /* moved to j */
 			continue;
 		}
 		if ((all[j].value = strdup(c->custom[i].value)) == NULL)
@@ -834,7 +845,8 @@ edit_remove(struct kv_lmdb *s, MDB_txn *txn, const char *path,
 
 	(void)arg;
 	for (i = 0; i < m->n; i++)
-		if ((r = data_drop(s, txn, path, m->versions[i].version)) != TSI_OK)
+		if ((r = data_drop(s, txn, path, m->versions[i].version)) !=
+		    TSI_OK)
 			return r;
 	return EDIT_REMOVE;
 }
@@ -895,9 +907,9 @@ lmdb_list(struct kv_store *base, const char *prefix, size_t max,
 		slash = memchr(rest, '/', rlen);
 		nlen = slash ? (size_t)(slash - rest) + 1 : rlen;
 		/* Keys are sorted: one folder's entries are adjacent. */
-		if (nlen > 0 && nlen <= KV_PATH_MAX && !(l.n > 0 &&
-		    strlen(l.name[l.n - 1]) == nlen &&
-		    memcmp(l.name[l.n - 1], rest, nlen) == 0) &&
+		if (nlen > 0 && nlen <= KV_PATH_MAX &&
+		    !(l.n > 0 && strlen(l.name[l.n - 1]) == nlen &&
+		        memcmp(l.name[l.n - 1], rest, nlen) == 0) &&
 		    (r = names_add(&l, rest, nlen)) != TSI_OK)
 			goto out;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

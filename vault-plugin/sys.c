@@ -36,8 +36,8 @@
  */
 static const char *const health_flags[] = { "standbyok", "perfstandbyok" };
 static const char *const health_codes[] = { "activecode", "standbycode",
-    "sealedcode", "uninitcode", "drsecondarycode",
-    "performancestandbycode", "haunhealthycode", "removedcode" };
+	"sealedcode", "uninitcode", "drsecondarycode", "performancestandbycode",
+	"haunhealthycode", "removedcode" };
 
 static int
 health_params(struct vault_request *r, unsigned *active, char *msg,
@@ -79,7 +79,8 @@ health_params(struct vault_request *r, unsigned *active, char *msg,
 }
 
 int
-vault_sys_health(struct vault *v, struct vault_request *r, struct vault_answer *ans)
+vault_sys_health(struct vault *v, struct vault_request *r,
+    struct vault_answer *ans)
 {
 	struct tsi_audit_status st;
 	json_t *body;
@@ -92,24 +93,22 @@ vault_sys_health(struct vault *v, struct vault_request *r, struct vault_answer *
 		return vault_respond_error(r, 400, msg);
 	memset(&st, 0, sizeof(st));
 	tsi_audit_status(r->v->audit, &st);
-	body = json_pack("{sbsbsbsbsssssIsssssssIsb}",
-	    "initialized", 1, "sealed", 0, "standby", 0,
-	    "performance_standby", 0,
-	    "replication_performance_mode", "disabled",
-	    "replication_dr_mode", "disabled",
-	    "server_time_utc", (json_int_t)time(NULL),
-	    "version", TSI_VERSION,
-	    "cluster_name", r->v->set->cluster_name,
-	    "cluster_id", r->v->cluster_id,
-	    "uptime_seconds", (json_int_t)(time(NULL) - r->v->started),
-	    "audit_healthy", st.healthy != 0);
+	body = json_pack("{sbsbsbsbsssssIsssssssIsb}", "initialized", 1,
+	    "sealed", 0, "standby", 0, "performance_standby", 0,
+	    "replication_performance_mode", "disabled", "replication_dr_mode",
+	    "disabled", "server_time_utc", (json_int_t)time(NULL), "version",
+	    TSI_VERSION, "cluster_name", r->v->set->cluster_name, "cluster_id",
+	    r->v->cluster_id, "uptime_seconds",
+	    (json_int_t)(time(NULL) - r->v->started), "audit_healthy",
+	    st.healthy != 0);
 	if (body != NULL && !st.healthy) {
 		/* Nothing can be released while audit fails: say so. */
 		status = 503;
-		json_object_set_new(body, "errors", json_pack("[s]",
-		    "audit log unavailable"));
+		json_object_set_new(body, "errors",
+		    json_pack("[s]", "audit log unavailable"));
 		json_object_set_new(body, "audit_error",
-		    json_string(st.last_error[0] ? st.last_error : "unhealthy"));
+		    json_string(
+		        st.last_error[0] ? st.last_error : "unhealthy"));
 	}
 	if (body != NULL)
 		json_object_set_new(body, "audit_queue_depth",
@@ -119,20 +118,23 @@ vault_sys_health(struct vault *v, struct vault_request *r, struct vault_answer *
 	vault_audit_throttled(r);
 	if (body != NULL) {
 		json_t *w = json_array();
-		size_t thr = vault_limiter_throttled(r->v->login_limit,
-		    time(NULL));
+		size_t thr =
+		    vault_limiter_throttled(r->v->login_limit, time(NULL));
 
 		if (thr > 0)
-			json_array_append_new(w, json_pack("{sssI}", "reason",
-			    "login_throttled", "sources", (json_int_t)thr));
+			json_array_append_new(w,
+			    json_pack("{sssI}", "reason", "login_throttled",
+			        "sources", (json_int_t)thr));
 		if (st.reserve_in_use)
-			json_array_append_new(w, json_pack("{sssIsI}", "reason",
-			    "audit_reserve_in_use", "free_bytes",
-			    (json_int_t)st.free_bytes, "reserve_bytes",
-			    (json_int_t)st.reserve_bytes));
+			json_array_append_new(w,
+			    json_pack("{sssIsI}", "reason",
+			        "audit_reserve_in_use", "free_bytes",
+			        (json_int_t)st.free_bytes, "reserve_bytes",
+			        (json_int_t)st.reserve_bytes));
 		if (st.retention_held)
-			json_array_append_new(w, json_pack("{ss}", "reason",
-			    "audit_retention_held"));
+			json_array_append_new(w,
+			    json_pack("{ss}", "reason",
+			        "audit_retention_held"));
 		json_object_set_new(body, "audit_free_bytes",
 		    json_integer((json_int_t)st.free_bytes));
 		json_object_set_new(body, "warnings", w);
@@ -166,8 +168,8 @@ post_or_put(const struct vault_request *r)
 /* Audits a, then answers status with msg (503 when the record fails). */
 static int
 audited_error(struct vault_request *r, struct vault_audit_rec *a,
-    const char *decision, const char *rule, const char *reason,
-    unsigned status, const char *msg)
+    const char *decision, const char *rule, const char *reason, unsigned status,
+    const char *msg)
 {
 	a->decision = decision;
 	a->rule = rule;
@@ -228,9 +230,10 @@ token_revoke_self(struct vault_request *r)
 	/* Not there any more (expired and swept, or revoked by a request of
 	 * its own meanwhile): revoked all the same. */
 	rc = vault_tokens_revoke(r->v->tokens, vault_req_token(r));
-	tsi_log(TSI_LOG_INFO, "token.revoked", TSI_LS("request_id",
-	    r->request_id), TSI_LS("accessor", r->tok.accessor),
-	    TSI_LS("role", r->tok.role), TSI_LI("present", rc == TSI_OK));
+	tsi_log(TSI_LOG_INFO, "token.revoked",
+	    TSI_LS("request_id", r->request_id),
+	    TSI_LS("accessor", r->tok.accessor), TSI_LS("role", r->tok.role),
+	    TSI_LI("present", rc == TSI_OK));
 	return vault_respond(r, 204, NULL);
 }
 
@@ -251,7 +254,8 @@ token_renew_self(struct vault_request *r)
 }
 
 int
-vault_token_self(struct vault *v, struct vault_request *r, struct vault_answer *ans)
+vault_token_self(struct vault *v, struct vault_request *r,
+    struct vault_answer *ans)
 {
 	if (strcmp(r->path, "auth/token/lookup-self") == 0)
 		return token_lookup_self(r);
@@ -275,20 +279,14 @@ mount_entry(struct vault_request *r, const char *type, const char *prefix,
 	n = snprintf(acc, sizeof(acc), "%s_%.8s", prefix, r->v->cluster_id);
 	if (n < 0 || (size_t)n >= sizeof(acc))
 		return NULL;
-	return json_pack("{sss{sIsbsI}sssbsbsosssssssbss}",
-	    "accessor", acc,
+	return json_pack("{sss{sIsbsI}sssbsbsosssssssbss}", "accessor", acc,
 	    "config", "default_lease_ttl", (json_int_t)0, "force_no_cache", 0,
-	    "max_lease_ttl", (json_int_t)0,
-	    "description", desc,
-	    "external_entropy_access", 0,
-	    "local", 0,
-	    "options", version != NULL ? json_pack("{ss}", "version", version) :
-	    json_null(),
-	    "plugin_version", "",
-	    "running_plugin_version", "",
-	    "running_sha256", "",
-	    "seal_wrap", 0,
-	    "type", type);
+	    "max_lease_ttl", (json_int_t)0, "description", desc,
+	    "external_entropy_access", 0, "local", 0, "options",
+	    version != NULL ? json_pack("{ss}", "version", version)
+	                    : json_null(),
+	    "plugin_version", "", "running_plugin_version", "",
+	    "running_sha256", "", "seal_wrap", 0, "type", type);
 }
 
 static json_t *
@@ -300,15 +298,19 @@ mount_secret(struct vault_request *r)
 static json_t *
 mount_sys(struct vault_request *r)
 {
-	return mount_entry(r, "system", "system", "system endpoints used for "
-	    "control, policy and debugging", NULL);
+	return mount_entry(r, "system", "system",
+	    "system endpoints used for "
+	    "control, policy and debugging",
+	    NULL);
 }
 
 static json_t *
 mount_jwt(struct vault_request *r)
 {
-	return mount_entry(r, "jwt", "auth_jwt", "workload identity JWTs "
-	    "(tsi-issuer)", NULL);
+	return mount_entry(r, "jwt", "auth_jwt",
+	    "workload identity JWTs "
+	    "(tsi-issuer)",
+	    NULL);
 }
 
 static json_t *
@@ -322,26 +324,24 @@ mount_token(struct vault_request *r)
 static int
 seal_status(struct vault_request *r)
 {
-	return vault_respond(r, 200, json_pack(
-	    "{sssbsbsisisisssssssbsssssssbsb}",
-	    "type", "shamir", "initialized", 1, "sealed", 0, "t", 1, "n", 1,
-	    "progress", 0, "nonce", "", "version", TSI_VERSION,
-	    "build_date", "", "migration", 0,
-	    "cluster_name", r->v->set->cluster_name,
-	    "cluster_id", r->v->cluster_id, "storage_type", "lmdb",
-	    "recovery_seal", 0, "removed_from_cluster", 0));
+	return vault_respond(r, 200,
+	    json_pack("{sssbsbsisisisssssssbsssssssbsb}", "type", "shamir",
+	        "initialized", 1, "sealed", 0, "t", 1, "n", 1, "progress", 0,
+	        "nonce", "", "version", TSI_VERSION, "build_date", "",
+	        "migration", 0, "cluster_name", r->v->set->cluster_name,
+	        "cluster_id", r->v->cluster_id, "storage_type", "lmdb",
+	        "recovery_seal", 0, "removed_from_cluster", 0));
 }
 
 /* A single node without HA: Vault's answer when ha_enabled is false. */
 static int
 leader(struct vault_request *r)
 {
-	return vault_respond(r, 200, json_pack("{sbsbsssssssbsI}",
-	    "ha_enabled", 0, "is_self", 0,
-	    "active_time", "0001-01-01T00:00:00Z",
-	    "leader_address", "", "leader_cluster_address", "",
-	    "performance_standby", 0,
-	    "performance_standby_last_remote_wal", (json_int_t)0));
+	return vault_respond(r, 200,
+	    json_pack("{sbsbsssssssbsI}", "ha_enabled", 0, "is_self", 0,
+	        "active_time", "0001-01-01T00:00:00Z", "leader_address", "",
+	        "leader_cluster_address", "", "performance_standby", 0,
+	        "performance_standby_last_remote_wal", (json_int_t)0));
 }
 
 /* sys/mounts and sys/auth: root tokens only (no policy rule can name
@@ -361,15 +361,15 @@ mount_table(struct vault_request *r, int auth)
 		data = json_pack("{soso}", "token/", mount_token(r),
 		    "trusted-identity/", mount_jwt(r));
 	else
-		data = json_pack("{soso}", "secret/", mount_secret(r),
-		    "sys/", mount_sys(r));
+		data = json_pack("{soso}", "secret/", mount_secret(r), "sys/",
+		    mount_sys(r));
 	if (data == NULL)
 		return vault_respond_error(r, 500, "internal error");
 	if ((body = vault_envelope(r, json_deep_copy(data), NULL)) == NULL) {
 		json_decref(data);
 		return vault_respond_error(r, 500, "internal error");
 	}
-	json_object_foreach(data, k, v)
+	json_object_foreach (data, k, v)
 		json_object_set(body, k, v);
 	json_decref(data);
 	return vault_respond(r, 200, body);
@@ -393,24 +393,25 @@ ui_mount(struct vault_request *r)
 	int n;
 
 	if (vault_req_auth(r, &reason) == TSI_OK) {
-		if (strncmp(p, "secret", 6) == 0 && (p[6] == '\0' ||
-		    p[6] == '/'))
+		if (strncmp(p, "secret", 6) == 0 &&
+		    (p[6] == '\0' || p[6] == '/'))
 			mpath = "secret/", data = mount_secret(r);
-		else if (strncmp(p, "sys", 3) == 0 && (p[3] == '\0' ||
-		    p[3] == '/'))
+		else if (strncmp(p, "sys", 3) == 0 &&
+		    (p[3] == '\0' || p[3] == '/'))
 			mpath = "sys/", data = mount_sys(r);
 		else if (strncmp(p, "auth/trusted-identity", 21) == 0 &&
 		    (p[21] == '\0' || p[21] == '/'))
 			mpath = "auth/trusted-identity/", data = mount_jwt(r);
-		else if (strncmp(p, "auth/token", 10) == 0 && (p[10] == '\0' ||
-		    p[10] == '/'))
+		else if (strncmp(p, "auth/token", 10) == 0 &&
+		    (p[10] == '\0' || p[10] == '/'))
 			mpath = "auth/token/", data = mount_token(r);
 	}
 	if (mpath == NULL) {
-		n = snprintf(msg, sizeof(msg), "preflight capability check "
+		n = snprintf(msg, sizeof(msg),
+		    "preflight capability check "
 		    "returned 403, please ensure client's policies grant "
-		    "access to path \"%.120s%s\"", p,
-		    *p != '\0' && p[strlen(p) - 1] == '/' ? "" : "/");
+		    "access to path \"%.120s%s\"",
+		    p, *p != '\0' && p[strlen(p) - 1] == '/' ? "" : "/");
 		if (n < 0 || (size_t)n >= sizeof(msg))
 			return vault_respond_error(r, 403, "permission denied");
 		return vault_respond_error(r, 403, msg);
@@ -422,15 +423,16 @@ ui_mount(struct vault_request *r)
 }
 
 int
-vault_sys_info(struct vault *v, struct vault_request *r, struct vault_answer *ans)
+vault_sys_info(struct vault *v, struct vault_request *r,
+    struct vault_answer *ans)
 {
 	if (strcmp(r->method, "GET") != 0)
 		return vault_respond_error(r, 405, "method not allowed");
 	if (strcmp(r->path, "sys/seal-status") == 0)
 		return seal_status(r);
 	if (strcmp(r->path, "sys/init") == 0)
-		return vault_respond(r, 200, json_pack("{sb}", "initialized",
-		    1));
+		return vault_respond(r, 200,
+		    json_pack("{sb}", "initialized", 1));
 	if (strcmp(r->path, "sys/leader") == 0)
 		return leader(r);
 	if (strcmp(r->path, "sys/mounts") == 0)

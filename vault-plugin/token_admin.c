@@ -53,8 +53,8 @@ post_or_put(const struct vault_request *r)
  * record fails). */
 static int
 audited_error(struct vault_request *r, struct vault_audit_rec *a,
-    const char *decision, const char *rule, const char *reason,
-    unsigned status, const char *msg)
+    const char *decision, const char *rule, const char *reason, unsigned status,
+    const char *msg)
 {
 	a->decision = decision;
 	a->rule = rule;
@@ -73,8 +73,9 @@ body_object(struct vault_request *r, json_t **out)
 	json_error_t je;
 	size_t len = r->body ? tsi_buf_len(r->body) : 0;
 
-	*out = len == 0 ? json_object() : json_loadb((const char *)
-	    tsi_buf_ptr(r->body), len, JSON_REJECT_DUPLICATES, &je);
+	*out = len == 0 ? json_object()
+	                : json_loadb((const char *)tsi_buf_ptr(r->body), len,
+	                      JSON_REJECT_DUPLICATES, &je);
 	if (*out == NULL)
 		return TSI_ERR_PARSE;
 	if (!json_is_object(*out)) {
@@ -118,8 +119,9 @@ admin_begin(struct vault_request *r, struct vault_audit_rec *a, const char *op,
 		return TSI_ERR_DENIED;
 	}
 	if (body_object(r, body) != TSI_OK) {
-		*ret = audited_error(r, a, "error", "", "malformed request body",
-		    400, "request body must be a JSON object");
+		*ret =
+		    audited_error(r, a, "error", "", "malformed request body",
+		        400, "request body must be a JSON object");
 		return TSI_ERR_PARSE;
 	}
 	return TSI_OK;
@@ -217,8 +219,10 @@ create_policies(struct vault_request *r, const json_t *req, json_t **pol,
 		return *pol ? TSI_OK : TSI_ERR_ALLOC;
 	}
 	if (!json_is_array(in) || json_array_size(in) > CREATE_POLICIES_MAX) {
-		snprintf(msg, msglen, "policies must be a list of at most %d "
-		    "names", CREATE_POLICIES_MAX);
+		snprintf(msg, msglen,
+		    "policies must be a list of at most %d "
+		    "names",
+		    CREATE_POLICIES_MAX);
 		return TSI_ERR_PARSE;
 	}
 	if ((out = json_array()) == NULL)
@@ -227,21 +231,25 @@ create_policies(struct vault_request *r, const json_t *req, json_t **pol,
 	for (i = 0; i < json_array_size(in); i++) {
 		const char *n = json_string_value(json_array_get(in, i));
 		if (n == NULL || *n == '\0' || strlen(n) > 127) {
-			snprintf(msg, msglen, "policies must be a list of names");
+			snprintf(msg, msglen,
+			    "policies must be a list of names");
 			goto out;
 		}
 		if (strcmp(n, "root") == 0)
 			*root = 1;
-		else if (strcmp(n, "default") != 0 && (p == NULL ||
-		    tsi_policy_role_rules(p, n, NULL) == NULL)) {
-			snprintf(msg, msglen, "policy \"%.127s\" is not a role "
-			    "of the policy set", n);
+		else if (strcmp(n, "default") != 0 &&
+		    (p == NULL || tsi_policy_role_rules(p, n, NULL) == NULL)) {
+			snprintf(msg, msglen,
+			    "policy \"%.127s\" is not a role "
+			    "of the policy set",
+			    n);
 			goto out;
 		}
 		json_array_append_new(out, json_string(n));
 	}
 	if (*root && json_array_size(out) != 1) {
-		snprintf(msg, msglen, "the root policy cannot be combined "
+		snprintf(msg, msglen,
+		    "the root policy cannot be combined "
 		    "with others");
 		goto out;
 	}
@@ -263,7 +271,8 @@ create_display_name(const json_t *req, char *out, size_t outlen)
 	size_t i, n;
 
 	if (j != NULL && !json_is_null(j)) {
-		if (!json_is_string(j) || json_string_length(j) > DISPLAY_NAME_MAX)
+		if (!json_is_string(j) ||
+		    json_string_length(j) > DISPLAY_NAME_MAX)
 			return TSI_ERR_PARSE;
 		s = json_string_value(j);
 	}
@@ -277,7 +286,7 @@ create_display_name(const json_t *req, char *out, size_t outlen)
 		if (c >= 'A' && c <= 'Z')
 			out[i] = (char)(c - 'A' + 'a');
 		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-'))
+		             c == '-'))
 			out[i] = '-';
 	}
 	return TSI_OK;
@@ -300,7 +309,8 @@ token_create(struct vault_request *r)
 	if (admin_begin(r, &a, "token-create", &req, &ret) != TSI_OK)
 		return ret;
 	if ((bad = create_unsupported(req)) != NULL) {
-		snprintf(msg, sizeof(msg), "%s is not supported by tsi-vault", bad);
+		snprintf(msg, sizeof(msg), "%s is not supported by tsi-vault",
+		    bad);
 		ret = audited_error(r, &a, "error", "", msg, 400, msg);
 		goto out;
 	}
@@ -318,9 +328,9 @@ token_create(struct vault_request *r)
 	}
 	if ((rc = create_policies(r, req, &pol, &root, msg, sizeof(msg))) !=
 	    TSI_OK) {
-		ret = rc == TSI_ERR_ALLOC ?
-		    vault_respond_error(r, 500, "internal error") :
-		    audited_error(r, &a, "error", "", msg, 400, msg);
+		ret = rc == TSI_ERR_ALLOC
+		    ? vault_respond_error(r, 500, "internal error")
+		    : audited_error(r, &a, "error", "", msg, 400, msg);
 		goto out;
 	}
 	/* Never past the creator's own end. */
@@ -350,8 +360,10 @@ token_create(struct vault_request *r)
 	}
 	{
 		char *pl = json_dumps(pol, JSON_COMPACT);
-		snprintf(reason, sizeof(reason), "created token %s (%s) with "
-		    "policies %s, ttl %ld s", accessor, name, pl ? pl : "?", ttl);
+		snprintf(reason, sizeof(reason),
+		    "created token %s (%s) with "
+		    "policies %s, ttl %ld s",
+		    accessor, name, pl ? pl : "?", ttl);
 		free(pl);
 	}
 	a.decision = "allow";
@@ -364,14 +376,13 @@ token_create(struct vault_request *r)
 		ret = vault_respond_audit_failed(r);
 		goto out;
 	}
-	tsi_log(TSI_LOG_INFO, "token.created", TSI_LS("request_id",
-	    r->request_id), TSI_LS("accessor", accessor),
+	tsi_log(TSI_LOG_INFO, "token.created",
+	    TSI_LS("request_id", r->request_id), TSI_LS("accessor", accessor),
 	    TSI_LS("display_name", name), TSI_LS("by", r->tok.accessor),
 	    TSI_LI("ttl", ttl));
-	auth = json_pack("{sssssOsOs{}sIsbsssssbsn}",
-	    "client_token", token, "accessor", accessor,
-	    "policies", pol, "token_policies", pol, "metadata",
-	    "lease_duration", (json_int_t)ttl, "renewable", 0,
+	auth = json_pack("{sssssOsOs{}sIsbsssssbsn}", "client_token", token,
+	    "accessor", accessor, "policies", pol, "token_policies", pol,
+	    "metadata", "lease_duration", (json_int_t)ttl, "renewable", 0,
 	    "entity_id", "", "token_type", "service", "orphan", 0,
 	    "mfa_requirement");
 	ret = vault_respond(r, 200, vault_envelope(r, NULL, auth));
@@ -388,8 +399,9 @@ body_string(const json_t *req, const char *name)
 {
 	const json_t *j = json_object_get(req, name);
 
-	return json_is_string(j) && json_string_length(j) > 0 ?
-	    json_string_value(j) : NULL;
+	return json_is_string(j) && json_string_length(j) > 0
+	    ? json_string_value(j)
+	    : NULL;
 }
 
 static int
@@ -412,15 +424,15 @@ token_lookup(struct vault_request *r, int by_accessor)
 		    by_accessor ? "missing accessor" : "missing token");
 		goto out;
 	}
-	rc = by_accessor ? vault_tokens_lookup_accessor(r->v->tokens, key, &t) :
-	    vault_tokens_lookup(r->v->tokens, key, &t);
+	rc = by_accessor ? vault_tokens_lookup_accessor(r->v->tokens, key, &t)
+	                 : vault_tokens_lookup(r->v->tokens, key, &t);
 	if (rc != TSI_OK) {
 		/* Vault's answers for a token or accessor it does not hold. */
-		ret = by_accessor ?
-		    audited_error(r, &a, "allow", "root", "no such accessor",
-		    400, "invalid accessor") :
-		    audited_error(r, &a, "allow", "root", "no such token", 403,
-		    "bad token");
+		ret = by_accessor
+		    ? audited_error(r, &a, "allow", "root", "no such accessor",
+		          400, "invalid accessor")
+		    : audited_error(r, &a, "allow", "root", "no such token",
+		          403, "bad token");
 		goto out;
 	}
 	snprintf(reason, sizeof(reason), "looked up token %s", t.accessor);
@@ -480,8 +492,8 @@ token_revoke_accessor(struct vault_request *r)
 		goto out;
 	}
 	(void)vault_tokens_revoke_accessor(r->v->tokens, acc);
-	tsi_log(TSI_LOG_INFO, "token.revoked", TSI_LS("request_id",
-	    r->request_id), TSI_LS("accessor", t.accessor),
+	tsi_log(TSI_LOG_INFO, "token.revoked",
+	    TSI_LS("request_id", r->request_id), TSI_LS("accessor", t.accessor),
 	    TSI_LS("by", r->tok.accessor));
 	ret = vault_respond(r, 204, NULL);
 out:
@@ -491,7 +503,8 @@ out:
 }
 
 int
-vault_token_admin(struct vault *v, struct vault_request *r, struct vault_answer *ans)
+vault_token_admin(struct vault *v, struct vault_request *r,
+    struct vault_answer *ans)
 {
 	if (strcmp(r->path, "auth/token/create") == 0)
 		return token_create(r);

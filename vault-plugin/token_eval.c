@@ -35,9 +35,10 @@ vault_token_eval(const struct tsi_policy_set *p, const struct vault_token *tok,
 	 * means no deny rule matched. */
 	memset(&first, 0, sizeof(first));
 	for (i = 0; i < json_array_size(tok->policies); i++) {
-		const char *role = json_string_value(json_array_get(
-		    tok->policies, i));
-		if (role == NULL || tsi_policy_role_rules(p, role, NULL) == NULL)
+		const char *role =
+		    json_string_value(json_array_get(tok->policies, i));
+		if (role == NULL ||
+		    tsi_policy_role_rules(p, role, NULL) == NULL)
 			continue;
 		rc = tsi_policy_eval(p, role, tok->claims, path, cap, d);
 		if (rc == TSI_OK)
@@ -52,7 +53,8 @@ vault_token_eval(const struct tsi_policy_set *p, const struct vault_token *tok,
 		return TSI_ERR_DENIED;
 	}
 	snprintf(d->rule, sizeof(d->rule), "default-deny");
-	snprintf(d->reason, sizeof(d->reason), "the token names no role of "
+	snprintf(d->reason, sizeof(d->reason),
+	    "the token names no role of "
 	    "the policy set");
 	return TSI_ERR_DENIED;
 }
@@ -77,28 +79,22 @@ vault_token_lookup_data(const struct vault_token *t, const char *id)
 
 	if (ttl < 0)
 		ttl = 0;
-	pol = t->root && !t->created ? json_pack("[s]", "root") :
-	    json_incref(t->policies);
-	d = json_pack("{sssIsIsssssos{}sIsssbsssosbsIsssssI}",
-	    "accessor", t->accessor,
-	    "creation_time", (json_int_t)t->issued,
-	    "creation_ttl", (json_int_t)(t->expires ? t->expires - t->issued : 0),
-	    "display_name", t->display_name[0] ? t->display_name :
-	    (t->root ? "root" : "trusted-identity"),
-	    "entity_id", "",
-	    "expire_time", time_or_null(t->expires),
-	    "meta",
-	    "explicit_max_ttl", (json_int_t)0,
-	    "id", id ? id : "",
-	    "orphan", t->root && !t->created,
-	    "path", t->created ? "auth/token/create" : t->root ? "" :
-	    "auth/trusted-identity/login",
-	    "policies", pol,
-	    "renewable", 0,
-	    "ttl", (json_int_t)ttl,
-	    "type", "service",
-	    "role", t->role,
-	    "num_uses", (json_int_t)0);
+	pol = t->root && !t->created ? json_pack("[s]", "root")
+	                             : json_incref(t->policies);
+	d = json_pack("{sssIsIsssssos{}sIsssbsssosbsIsssssI}", "accessor",
+	    t->accessor, "creation_time", (json_int_t)t->issued, "creation_ttl",
+	    (json_int_t)(t->expires ? t->expires - t->issued : 0),
+	    "display_name",
+	    t->display_name[0] ? t->display_name
+	                       : (t->root ? "root" : "trusted-identity"),
+	    "entity_id", "", "expire_time", time_or_null(t->expires), "meta",
+	    "explicit_max_ttl", (json_int_t)0, "id", id ? id : "", "orphan",
+	    t->root && !t->created, "path",
+	    t->created    ? "auth/token/create"
+	        : t->root ? ""
+	                  : "auth/trusted-identity/login",
+	    "policies", pol, "renewable", 0, "ttl", (json_int_t)ttl, "type",
+	    "service", "role", t->role, "num_uses", (json_int_t)0);
 	if (d != NULL)
 		json_object_set_new(d, "issue_time", time_or_null(t->issued));
 	return d;

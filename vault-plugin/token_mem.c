@@ -21,10 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NBUCKETS 65536u   /* power of two */
-#define NSHARDS 64u       /* power of two, divides NBUCKETS */
+#define NBUCKETS 65536u /* power of two */
+#define NSHARDS 64u     /* power of two, divides NBUCKETS */
 #define SHARD_BUCKETS (NBUCKETS / NSHARDS)
-#define SWEEP_EVERY 256u  /* inserts between sweeps of one shard */
+#define SWEEP_EVERY 256u /* inserts between sweeps of one shard */
 
 struct entry {
 	struct entry *next;
@@ -33,15 +33,15 @@ struct entry {
 
 struct shard {
 	pthread_rwlock_t lock;
-	struct entry **buckets;       /* SHARD_BUCKETS */
+	struct entry **buckets; /* SHARD_BUCKETS */
 } __attribute__((aligned(64)));
 
 struct token_mem {
-	struct token_store base;      /* first: the interface */
+	struct token_store base; /* first: the interface */
 	struct shard shard[NSHARDS];
-	size_t count;                 /* atomic */
+	size_t count; /* atomic */
 	size_t max;
-	unsigned long inserts;        /* atomic */
+	unsigned long inserts; /* atomic */
 };
 
 static void
@@ -171,7 +171,8 @@ mem_insert(struct token_store *base, const struct token_rec *rec, time_t now)
 		return r;
 	}
 	if (!reserve(t, now)) {
-		tsi_log(TSI_LOG_WARN, "token.table_full", TSI_LI("max", t->max));
+		tsi_log(TSI_LOG_WARN, "token.table_full",
+		    TSI_LI("max", t->max));
 		entry_free(e);
 		return TSI_ERR_STORE_FULL;
 	}
@@ -209,8 +210,8 @@ mem_lookup(struct token_store *base, const unsigned char hash[TOKEN_HASH_LEN],
 	for (e = sh->buckets[bucket_of(hash)]; e != NULL; e = e->next) {
 		if (CRYPTO_memcmp(e->r.hash, hash, TOKEN_HASH_LEN) != 0)
 			continue;
-		r = expired(&e->r, now) ? TSI_ERR_EXPIRED :
-		    rec_copy(&e->r, want_chain, out);
+		r = expired(&e->r, now) ? TSI_ERR_EXPIRED
+		                        : rec_copy(&e->r, want_chain, out);
 		break;
 	}
 	pthread_rwlock_unlock(&sh->lock);
@@ -233,9 +234,9 @@ mem_lookup_accessor(struct token_store *base, const char *accessor, time_t now,
 			struct entry *e;
 			for (e = sh->buckets[j]; e != NULL; e = e->next)
 				if (strcmp(e->r.t.accessor, accessor) == 0) {
-					r = expired(&e->r, now) ?
-					    TSI_ERR_EXPIRED :
-					    rec_copy(&e->r, 0, out);
+					r = expired(&e->r, now)
+					    ? TSI_ERR_EXPIRED
+					    : rec_copy(&e->r, 0, out);
 					break;
 				}
 		}
@@ -253,7 +254,7 @@ mem_revoke(struct token_store *base, const unsigned char hash[TOKEN_HASH_LEN])
 
 	pthread_rwlock_wrlock(&sh->lock);
 	for (pp = &sh->buckets[bucket_of(hash)]; *pp != NULL;
-	    pp = &(*pp)->next) {
+	     pp = &(*pp)->next) {
 		if (CRYPTO_memcmp((*pp)->r.hash, hash, TOKEN_HASH_LEN) == 0) {
 			e = *pp;
 			*pp = e->next;
@@ -325,7 +326,7 @@ mem_revoke_if(struct token_store *base, token_keep_fn *keep, void *arg,
 	if (ended != NULL && n > 0 &&
 	    (*ended = calloc(n, sizeof(**ended))) != NULL) {
 		for (i = 0, e = list; e != NULL; e = e->next, i++) {
-			(*ended)[i] = e->r;   /* moved */
+			(*ended)[i] = e->r; /* moved */
 			memset(&e->r, 0, sizeof(e->r));
 		}
 	}
@@ -366,7 +367,7 @@ mem_close(struct token_store *base)
 		return;
 	for (i = 0; i < NSHARDS; i++) {
 		for (j = 0; t->shard[i].buckets != NULL && j < SHARD_BUCKETS;
-		    j++) {
+		     j++) {
 			struct entry *e = t->shard[i].buckets[j], *n;
 			for (; e != NULL; e = n) {
 				n = e->next;
@@ -410,7 +411,7 @@ mem_open(const char *where, const struct token_store_opts *opts,
 	t->base.ops = &mem_ops;
 	for (i = 0; i < NSHARDS; i++) {
 		if ((t->shard[i].buckets = calloc(SHARD_BUCKETS,
-		    sizeof(*t->shard[i].buckets))) == NULL) {
+		         sizeof(*t->shard[i].buckets))) == NULL) {
 			mem_close(&t->base);
 			return TSI_ERR_ALLOC;
 		}

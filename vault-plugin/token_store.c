@@ -53,7 +53,7 @@ token_store_open(const char *url, const struct token_store_opts *opts,
 				return backends[i]->open(sep + 3,
 				    opts ? opts : &none, out);
 	}
-	tsi_log(TSI_LOG_ERROR, "token.bad_store_url", TSI_LS("url",
-	    url ? url : ""), TSI_LS("expected", "memory://"));
+	tsi_log(TSI_LOG_ERROR, "token.bad_store_url",
+	    TSI_LS("url", url ? url : ""), TSI_LS("expected", "memory://"));
 	return TSI_ERR_INVALID_ARG;
 }

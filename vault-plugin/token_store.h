@@ -25,14 +25,14 @@
 struct vault_token {
 	char accessor[VAULT_ACCESSOR_LEN + 1];
 	char role[128];
-	json_t *claims;     /* reference; never modified once stored */
-	json_t *policies;   /* array of rule names (login), of role names
+	json_t *claims;   /* reference; never modified once stored */
+	json_t *policies; /* array of rule names (login), of role names
 	                       (created); reference */
 	int root;
-	int created;        /* by auth/token/create: policies name roles */
+	int created;            /* by auth/token/create: policies name roles */
 	char display_name[128]; /* "" for login tokens */
 	time_t issued;
-	time_t expires;     /* 0: never */
+	time_t expires; /* 0: never */
 };
 void vault_token_clear(struct vault_token *t);
 
@@ -41,9 +41,9 @@ void vault_token_clear(struct vault_token *t);
 /* One token as stored. In a call, borrowed; what a store hands back is a
  * copy the caller owns (token_rec_clear). */
 struct token_rec {
-	unsigned char hash[TOKEN_HASH_LEN];   /* SHA-256 of the token */
-	struct vault_token t;                 /* claims, policies: references */
-	struct tsi_chain_cert *chain;         /* the login's path; NULL: none */
+	unsigned char hash[TOKEN_HASH_LEN]; /* SHA-256 of the token */
+	struct vault_token t;               /* claims, policies: references */
+	struct tsi_chain_cert *chain;       /* the login's path; NULL: none */
 	size_t nchain;
 };
 
@@ -67,8 +67,8 @@ struct token_store_ops {
 	 * <= now), or TSI_OK with *out a copy (token_rec_clear). want_chain 0:
 	 * out->chain left NULL (the hot path does not need it). */
 	int (*lookup)(struct token_store *s,
-	    const unsigned char hash[TOKEN_HASH_LEN], time_t now, int want_chain,
-	    struct token_rec *out);
+	    const unsigned char hash[TOKEN_HASH_LEN], time_t now,
+	    int want_chain, struct token_rec *out);
 	/* By accessor, as lookup (always without the chain). */
 	int (*lookup_accessor)(struct token_store *s, const char *accessor,
 	    time_t now, struct token_rec *out);
@@ -88,7 +88,7 @@ struct token_store_ops {
 	size_t (*expire)(struct token_store *s, time_t now);
 	/* Records held (expired ones not yet dropped included). */
 	size_t (*count)(struct token_store *s);
-	void (*close)(struct token_store *s);   /* wipes; accepts NULL */
+	void (*close)(struct token_store *s); /* wipes; accepts NULL */
 };
 
 struct token_store {
@@ -96,7 +96,7 @@ struct token_store {
 };
 
 struct token_store_opts {
-	size_t max_tokens;     /* 0: 1,000,000 */
+	size_t max_tokens; /* 0: 1,000,000 */
 };
 
 struct token_backend {

@@ -70,9 +70,9 @@ token_hash(const char *token, unsigned char hash[TOKEN_HASH_LEN])
 }
 
 int
-vault_tokens_create(struct vault_tokens *t, const char *fixed,
-    const char *role, json_t *claims, json_t *policies, long ttl, int root,
-    char **token, char accessor[VAULT_ACCESSOR_LEN + 1])
+vault_tokens_create(struct vault_tokens *t, const char *fixed, const char *role,
+    json_t *claims, json_t *policies, long ttl, int root, char **token,
+    char accessor[VAULT_ACCESSOR_LEN + 1])
 {
 	struct vault_token_spec s;
 
@@ -119,8 +119,8 @@ vault_tokens_add(struct vault_tokens *t, const struct vault_token_spec *s,
 	SHA256((const unsigned char *)tok, strlen(tok), rec.hash);
 	/* The accessor is independent random: knowing it reveals nothing
 	 * about the token. */
-	if ((r = vault_random_b64(18, rec.t.accessor, sizeof(rec.t.accessor))) !=
-	    TSI_OK)
+	if ((r = vault_random_b64(18, rec.t.accessor,
+	         sizeof(rec.t.accessor))) != TSI_OK)
 		goto out;
 	snprintf(rec.t.role, sizeof(rec.t.role), "%s", s->role ? s->role : "");
 	snprintf(rec.t.display_name, sizeof(rec.t.display_name), "%s",
@@ -131,8 +131,8 @@ vault_tokens_add(struct vault_tokens *t, const struct vault_token_spec *s,
 	rec.t.created = s->created;
 	rec.t.issued = now;
 	rec.t.expires = s->ttl > 0 ? now + s->ttl : 0;
-	if (s->expires_at > 0 && (rec.t.expires == 0 ||
-	    rec.t.expires > s->expires_at))
+	if (s->expires_at > 0 &&
+	    (rec.t.expires == 0 || rec.t.expires > s->expires_at))
 		rec.t.expires = s->expires_at;
 	if (rec.t.claims == NULL || rec.t.policies == NULL) {
 		r = TSI_ERR_ALLOC;
@@ -171,7 +171,7 @@ vault_tokens_lookup(struct vault_tokens *t, const char *token,
 	OPENSSL_cleanse(hash, sizeof(hash));
 	if (r != TSI_OK)
 		return r;
-	*out = rec.t;   /* references moved */
+	*out = rec.t; /* references moved */
 	return TSI_OK;
 }
 
@@ -205,9 +205,9 @@ vault_tokens_lookup_accessor(struct vault_tokens *t, const char *accessor,
 	if (accessor == NULL || strlen(accessor) != VAULT_ACCESSOR_LEN)
 		return TSI_ERR_NOT_FOUND;
 	if ((r = t->s->ops->lookup_accessor(t->s, accessor, time(NULL),
-	    &rec)) != TSI_OK)
+	         &rec)) != TSI_OK)
 		return r;
-	*out = rec.t;   /* references moved */
+	*out = rec.t; /* references moved */
 	return TSI_OK;
 }
 
@@ -272,9 +272,10 @@ entry_trusted(const struct token_rec *e, const struct tsi_trust *trust,
 		if (!cert_ok(trust, &e->chain[i], memo, detail, detlen))
 			/* Again on the whole path, for a reason that names
 			 * the certificate's depth. */
-			return tsi_trust_chain_check(trust, e->chain,
-			    e->nchain, detail, detlen) == TSI_OK ? TSI_OK :
-			    TSI_ERR_BAD_TOKEN;
+			return tsi_trust_chain_check(trust, e->chain, e->nchain,
+			           detail, detlen) == TSI_OK
+			    ? TSI_OK
+			    : TSI_ERR_BAD_TOKEN;
 	return TSI_OK;
 }
 
@@ -339,8 +340,9 @@ vault_tokens_chain_check(struct vault_tokens *t, const char *token,
 	OPENSSL_cleanse(hash, sizeof(hash));
 	if (r != TSI_OK)
 		return r == TSI_ERR_EXPIRED ? TSI_ERR_NOT_FOUND : r;
-	r = entry_trusted(&rec, trust, NULL, detail, sizeof(detail)) == TSI_OK ?
-	    TSI_OK : TSI_ERR_BAD_TOKEN;
+	r = entry_trusted(&rec, trust, NULL, detail, sizeof(detail)) == TSI_OK
+	    ? TSI_OK
+	    : TSI_ERR_BAD_TOKEN;
 	token_rec_clear(&rec);
 	return r;
 }

@@ -13,20 +13,19 @@
 #include "token_store.h"
 #include "tsi/jwt.h"
 
-#define VAULT_TOKEN_MAX 256          /* longer X-Vault-Token values are refused unread */
+#define VAULT_TOKEN_MAX 256 /* longer X-Vault-Token values are refused unread */
 
 struct vault_tokens;
 
-
 /* What vault_tokens_add makes. Everything borrowed for the call. */
 struct vault_token_spec {
-	const char *fixed;          /* NULL: random; else this value (root) */
+	const char *fixed; /* NULL: random; else this value (root) */
 	const char *role;
-	const char *display_name;   /* NULL: "" */
-	json_t *claims;             /* referenced */
-	json_t *policies;           /* referenced */
-	long ttl;                   /* <= 0: never expires */
-	time_t expires_at;          /* > 0: never later than this instant */
+	const char *display_name; /* NULL: "" */
+	json_t *claims;           /* referenced */
+	json_t *policies;         /* referenced */
+	long ttl;                 /* <= 0: never expires */
+	time_t expires_at;        /* > 0: never later than this instant */
 	int root;
 	int created;
 	/* The verified certificate path the token came through (copied):
@@ -36,7 +35,7 @@ struct vault_token_spec {
 };
 
 int vault_tokens_new(size_t max_tokens, struct vault_tokens **out);
-void vault_tokens_free(struct vault_tokens *t);   /* wipes every entry */
+void vault_tokens_free(struct vault_tokens *t); /* wipes every entry */
 /* Creates a token (fixed != NULL: use that value, for the root token).
  * claims and policies are borrowed (referenced). *token: tsi_strfree. */
 int vault_tokens_create(struct vault_tokens *t, const char *fixed,

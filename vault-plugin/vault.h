@@ -63,23 +63,23 @@ struct vault_trust {
 struct vault {
 	struct vault_settings *set;
 	struct MHD_Daemon *mhd;
-	pthread_mutex_t mu;                 /* guards policy and trust */
-	struct tsi_policy_set *policy;      /* may be NULL: every role unknown */
-	struct vault_trust *trust;          /* may be NULL: no login possible */
+	pthread_mutex_t mu;            /* guards policy and trust */
+	struct tsi_policy_set *policy; /* may be NULL: every role unknown */
+	struct vault_trust *trust;     /* may be NULL: no login possible */
 	struct vault_tokens *tokens;
 	struct kv_store *store;
 	struct vault_key key;
 	struct tsi_audit *audit;
 	char *audit_dir;
 	struct tsi_audit_reader *audit_reader;
-	pthread_mutex_t reader_mu;          /* one query at a time on the reader */
+	pthread_mutex_t reader_mu; /* one query at a time on the reader */
 	struct vault_metrics metrics;
 	/* Worker pool: requests that may block (audit commit, JWT checks) run
 	 * here while their connection is suspended, so that MHD's threads keep
 	 * serving other connections. */
 	pthread_mutex_t wq_mu;
 	pthread_cond_t wq_cv;
-	struct vault_http_req *wq_head, *wq_tail;  /* server.c's */
+	struct vault_http_req *wq_head, *wq_tail; /* server.c's */
 	int wq_stopping;
 	pthread_t *workers;
 	size_t n_workers;
@@ -90,17 +90,17 @@ struct vault {
 	pthread_mutex_t async_mu;
 	pthread_cond_t async_cv;
 	unsigned async_pending;
-	int async_stopping;                 /* no new submissions: wait instead */
+	int async_stopping; /* no new submissions: wait instead */
 	time_t started;
 	char cluster_id[37];
 	/* TLS certificate and key, replaced on SIGHUP (NULL in dev mode). */
 	struct tsi_tls_creds *tls;
 	/* Request deadline and connection reserve (guard.c). */
 	struct vault_guard *guard;
-	struct vault_limiter *login_limit;  /* failed logins per source */
-	struct tsi_signer *head_signer;     /* signs the audit chain head */
-	struct tsi_audit_sinks *sinks;      /* audit_sinks; NULL: none */
-	char *dev_dir;                      /* dev mode's data_dir: removed
+	struct vault_limiter *login_limit; /* failed logins per source */
+	struct tsi_signer *head_signer;    /* signs the audit chain head */
+	struct tsi_audit_sinks *sinks;     /* audit_sinks; NULL: none */
+	char *dev_dir;                     /* dev mode's data_dir: removed
 	                                     * on close */
 };
 

@@ -28,13 +28,13 @@ struct tsi_tpm_pub;
 #define TSI_TPM_DIGEST_MAX 64
 
 /* TPMA_OBJECT bits checked here (TPM 2.0 Part 2, 8.3). */
-#define TSI_TPMA_FIXED_TPM       0x00000002u
-#define TSI_TPMA_FIXED_PARENT    0x00000010u
+#define TSI_TPMA_FIXED_TPM 0x00000002u
+#define TSI_TPMA_FIXED_PARENT 0x00000010u
 #define TSI_TPMA_SENSITIVE_ORIGIN 0x00000020u
-#define TSI_TPMA_USER_WITH_AUTH  0x00000040u
-#define TSI_TPMA_RESTRICTED      0x00010000u
-#define TSI_TPMA_DECRYPT         0x00020000u
-#define TSI_TPMA_SIGN            0x00040000u
+#define TSI_TPMA_USER_WITH_AUTH 0x00000040u
+#define TSI_TPMA_RESTRICTED 0x00010000u
+#define TSI_TPMA_DECRYPT 0x00020000u
+#define TSI_TPMA_SIGN 0x00040000u
 
 /* Parses a marshalled TPM2B_PUBLIC (len bytes, borrowed for the call) into
  * *out (caller frees with tsi_tpm_pub_free). Computes the object's name and,
@@ -96,10 +96,10 @@ int tsi_attest_make_credential(const struct tsi_tpm_pub *ek,
 
 /* What a verified TPMS_ATTEST said. */
 struct tsi_attest_info {
-	uint16_t type;                       /* TPM2_ST_ATTEST_* */
-	uint8_t extra[TSI_TPM_DIGEST_MAX];   /* extraData (qualifying data) */
+	uint16_t type;                     /* TPM2_ST_ATTEST_* */
+	uint8_t extra[TSI_TPM_DIGEST_MAX]; /* extraData (qualifying data) */
 	size_t extra_len;
-	uint64_t clock;                      /* clockInfo.clock, ms */
+	uint64_t clock; /* clockInfo.clock, ms */
 	uint32_t reset_count, restart_count;
 	/* ATTEST_CERTIFY: the certified object's name. */
 	uint8_t name[TSI_TPM_NAME_MAX];
@@ -114,7 +114,7 @@ struct tsi_attest_info {
 
 /* TPM_ST_ATTEST_* values (Part 2, 6.9). */
 #define TSI_ATTEST_CERTIFY 0x8017
-#define TSI_ATTEST_QUOTE   0x8018
+#define TSI_ATTEST_QUOTE 0x8018
 
 /* Verifies that attest (a marshalled TPM2B_ATTEST) is a TPM-generated
  * structure (magic TPM_GENERATED_VALUE) signed by ak with sig (a marshalled

@@ -26,11 +26,12 @@ struct tsi_audit_opts {
 	int commit_timeout_ms;    /* bound on append; 0: 2000 */
 	size_t batch_max;         /* records per transaction; 0: 256 */
 	long long retain_seconds; /* prune older records; 0: keep forever */
-	size_t retain_bytes;      /* prune oldest beyond this size; 0: no limit */
-	const struct tsi_signer *head_signer; /* signs the chain head; may be NULL */
+	size_t retain_bytes; /* prune oldest beyond this size; 0: no limit */
+	const struct tsi_signer
+	    *head_signer;         /* signs the chain head; may be NULL */
 	int head_sign_interval_s; /* 0: 60 */
 	/* Added after the first version (zero-initialise the struct): */
-	size_t map_max;           /* on a full map, grow it up to this; 0: never */
+	size_t map_max; /* on a full map, grow it up to this; 0: never */
 	/* Group-commit hold, in microseconds (a slice); 0: off. When the
 	 * committer wakes from idle for a record and the last batch had two
 	 * or more records (or two are queued already), it waits while
@@ -54,7 +55,7 @@ struct tsi_audit_opts {
 };
 
 /* Submission flags. */
-#define TSI_AUDIT_UNAUTH 1u   /* a decision about an unauthenticated caller */
+#define TSI_AUDIT_UNAUTH 1u /* a decision about an unauthenticated caller */
 
 /* Opens (creating) the audit environment in dir. *out: tsi_audit_close.
  * opts is copied (head_signer is borrowed until tsi_audit_close). One writer
@@ -62,7 +63,7 @@ struct tsi_audit_opts {
  * process, open the writer before any reader of the same dir. */
 int tsi_audit_open(const char *dir, const struct tsi_audit_opts *opts,
     struct tsi_audit **out);
-void tsi_audit_close(struct tsi_audit *a);   /* drains the queue first */
+void tsi_audit_close(struct tsi_audit *a); /* drains the queue first */
 
 /* The same, for a log named by URL: "lmdb:///abs/dir" is
  * tsi_audit_open("/abs/dir"); the scheme picks the backend (docs/audit.md
@@ -131,14 +132,14 @@ int tsi_audit_submit_flags(struct tsi_audit *a, const json_t *rec,
     void *arg);
 
 struct tsi_audit_status {
-	int healthy;              /* 0 while commits fail */
+	int healthy; /* 0 while commits fail */
 	size_t queue_depth;
-	uint64_t committed;       /* records committed since open */
-	uint64_t failed;          /* appends that returned TSI_ERR_AUDIT */
+	uint64_t committed; /* records committed since open */
+	uint64_t failed;    /* appends that returned TSI_ERR_AUDIT */
 	uint64_t last_seq;
 	char last_error[128];
 	/* Added after the first version: */
-	uint64_t commits;         /* synced transactions that wrote records */
+	uint64_t commits; /* synced transactions that wrote records */
 	/* Added with issue 15.1: */
 	size_t free_bytes;        /* room left (estimate, at the last commit) */
 	size_t reserve_bytes;     /* opts.reserve_bytes */
@@ -184,35 +185,36 @@ int tsi_audit_reader_open(const char *dir, struct tsi_audit_reader **out);
 int tsi_audit_reader_open_url(const char *url, struct tsi_audit_reader **out);
 /* 1 when a log is stored at url (without opening it), else 0. */
 int tsi_audit_exists_url(const char *url);
-void tsi_audit_reader_close(struct tsi_audit_reader *r);   /* accepts NULL */
+void tsi_audit_reader_close(struct tsi_audit_reader *r); /* accepts NULL */
 
 struct tsi_audit_info {
-	uint64_t first_seq;      /* first retained seq (1 unless pruned) */
-	uint64_t last_seq;       /* chain head; 0 when empty */
-	uint64_t records;        /* records stored */
+	uint64_t first_seq; /* first retained seq (1 unless pruned) */
+	uint64_t last_seq;  /* chain head; 0 when empty */
+	uint64_t records;   /* records stored */
 	size_t map_size;
-	size_t live_bytes;       /* bytes in live pages of the records and indexes */
-	uint64_t signed_seq;     /* seq of the signed head; 0 when none */
+	size_t live_bytes; /* bytes in live pages of the records and indexes */
+	uint64_t signed_seq; /* seq of the signed head; 0 when none */
 	char signed_kid[48];
 };
-int tsi_audit_reader_info(struct tsi_audit_reader *r, struct tsi_audit_info *info);
+int tsi_audit_reader_info(struct tsi_audit_reader *r,
+    struct tsi_audit_info *info);
 
 /* Filters combine with AND. since_us is inclusive, until_us exclusive.
  * path_prefix is a plain string prefix; image matches an element of the
  * "images" or "images-names" claim. */
 struct tsi_audit_query {
-	long long since_us, until_us;  /* 0: unbounded */
-	const char *decision;          /* NULL: any */
+	long long since_us, until_us; /* 0: unbounded */
+	const char *decision;         /* NULL: any */
 	const char *path_prefix;
 	const char *cluster_name;
 	const char *datacenter;
 	const char *image;
 	const char *namespace_;
-	uint64_t after_seq;            /* paging: only records with seq > this */
-	size_t limit;                  /* 0: 100; SIZE_MAX: all */
+	uint64_t after_seq; /* paging: only records with seq > this */
+	size_t limit;       /* 0: 100; SIZE_MAX: all */
 	/* Added with issue 19 (zero-initialise the struct): */
-	const char *op;                /* exact "op"; NULL: any */
-	int status;                    /* exact "status"; 0: any */
+	const char *op; /* exact "op"; NULL: any */
+	int status;     /* exact "status"; 0: any */
 };
 
 /* Calls cb for each matching record in seq order (rec borrowed for the call).
@@ -246,8 +248,8 @@ int tsi_audit_get(struct tsi_audit_reader *r, uint64_t seq, json_t **rec);
 int tsi_audit_record_text(const json_t *rec, char **out, size_t *len);
 
 struct tsi_audit_verify_result {
-	uint64_t records;        /* records checked */
-	uint64_t first_bad_seq;  /* 0 when the chain is intact */
+	uint64_t records;       /* records checked */
+	uint64_t first_bad_seq; /* 0 when the chain is intact */
 	char reason[256];
 };
 /* Walks the whole chain. TSI_OK when intact; a broken chain returns

@@ -27,9 +27,9 @@
 
 enum tsi_audit_sink_type {
 	TSI_AUDIT_SINK_FILE = 1,
-	TSI_AUDIT_SINK_UNIX,     /* stream socket */
+	TSI_AUDIT_SINK_UNIX, /* stream socket */
 	TSI_AUDIT_SINK_TCP,
-	TSI_AUDIT_SINK_SYSLOG,   /* RFC 3164 datagrams to a Unix socket */
+	TSI_AUDIT_SINK_SYSLOG, /* RFC 3164 datagrams to a Unix socket */
 };
 
 #define TSI_AUDIT_SINK_NAME_MAX 63
@@ -39,12 +39,12 @@ struct tsi_audit_sink_cfg {
 	 * the position file and the metrics' sink label. */
 	const char *name;
 	enum tsi_audit_sink_type type;
-	const char *path;      /* file: the file; unix: the socket; syslog:
+	const char *path;    /* file: the file; unix: the socket; syslog:
 	                        * the socket (NULL: /dev/log) */
-	const char *address;   /* tcp: HOST:PORT ([v6]:PORT) */
-	int facility;          /* syslog: LOG_LOCAL0 ... (<syslog.h> values) */
-	const char *tag;       /* syslog: NULL: "tsi-vault" */
-	size_t max_message;    /* syslog: bytes of a datagram; 0: 8192 */
+	const char *address; /* tcp: HOST:PORT ([v6]:PORT) */
+	int facility;        /* syslog: LOG_LOCAL0 ... (<syslog.h> values) */
+	const char *tag;     /* syslog: NULL: "tsi-vault" */
+	size_t max_message;  /* syslog: bytes of a datagram; 0: 8192 */
 	/* tcp, unix: bytes before what the peer has taken that are sent
 	 * again after a broken connection (what the peer's kernel may have
 	 * acknowledged, or the receiver read, without handling it); 0: tcp
@@ -54,11 +54,11 @@ struct tsi_audit_sink_cfg {
 };
 
 struct tsi_audit_sinks_opts {
-	const char *state_dir;    /* position files; created 0700 if missing */
-	int retry_min_ms;         /* first back-off; 0: 100 */
-	int retry_max_ms;         /* back-off cap; 0: 30000 */
-	int sync_interval_ms;     /* fdatasync of files and positions; 0: 1000 */
-	int io_timeout_ms;        /* a connect or a blocked write; 0: 10000 */
+	const char *state_dir; /* position files; created 0700 if missing */
+	int retry_min_ms;      /* first back-off; 0: 100 */
+	int retry_max_ms;      /* back-off cap; 0: 30000 */
+	int sync_interval_ms;  /* fdatasync of files and positions; 0: 1000 */
+	int io_timeout_ms;     /* a connect or a blocked write; 0: 10000 */
 };
 
 struct tsi_audit_sinks;
@@ -95,14 +95,14 @@ void tsi_audit_sinks_stop(struct tsi_audit_sinks *s);
 
 struct tsi_audit_sink_stat {
 	char name[TSI_AUDIT_SINK_NAME_MAX + 1];
-	const char *type;      /* "file", "unix", "tcp", "syslog" (static) */
-	uint64_t pos;          /* last seq written to the sink */
-	uint64_t head;         /* the store's last durable seq it knows */
-	uint64_t lag;          /* head - pos */
-	uint64_t sent;         /* lines written since start */
-	uint64_t errors;       /* failed opens, connects and writes */
-	uint64_t resent;       /* lines sent again after a break */
-	int up;                /* open/connected and the last write worked */
+	const char *type; /* "file", "unix", "tcp", "syslog" (static) */
+	uint64_t pos;     /* last seq written to the sink */
+	uint64_t head;    /* the store's last durable seq it knows */
+	uint64_t lag;     /* head - pos */
+	uint64_t sent;    /* lines written since start */
+	uint64_t errors;  /* failed opens, connects and writes */
+	uint64_t resent;  /* lines sent again after a break */
+	int up;           /* open/connected and the last write worked */
 };
 
 size_t tsi_audit_sinks_count(const struct tsi_audit_sinks *s);

@@ -33,8 +33,8 @@ int tsi_config_check_keys(const struct tsi_config *c,
 /* String setting. Absent: *out = def (may be NULL), TSI_OK. Present but not a
  * string: TSI_ERR_CONFIG with "file:line: 'key' must be a string".
  * *out is borrowed from c (or is def). */
-int tsi_config_str(const struct tsi_config *c, const char *key,
-    const char *def, const char **out, char *err, size_t errlen);
+int tsi_config_str(const struct tsi_config *c, const char *key, const char *def,
+    const char **out, char *err, size_t errlen);
 
 /* Integer setting within [min, max]; absent gives def. */
 int tsi_config_int(const struct tsi_config *c, const char *key, long long def,

@@ -9,13 +9,16 @@
 
 #include <stddef.h>
 
-#define TSI_FILE_REGULAR 0x01u  /* only a regular file (a FIFO is never
+#define TSI_FILE_REGULAR \
+	0x01u /* only a regular file (a FIFO is never
                                  * waited on: it is refused before a read) */
-#define TSI_FILE_PRIVATE 0x02u  /* a regular file with no group or other
+#define TSI_FILE_PRIVATE \
+	0x02u /* a regular file with no group or other
                                  * permission bit (keys, tokens) */
-#define TSI_FILE_NOFOLLOW 0x04u /* refuse a symbolic link as the last
+#define TSI_FILE_NOFOLLOW \
+	0x04u                     /* refuse a symbolic link as the last
                                  * component */
-#define TSI_FILE_NONEMPTY 0x08u /* refuse an empty file */
+#define TSI_FILE_NONEMPTY 0x08u   /* refuse an empty file */
 #define TSI_FILE_DASH_STDIN 0x10u /* "-" names standard input (not closed) */
 
 /*

@@ -21,25 +21,25 @@
  * encoder with it. */
 #include "tsi/b64url.h"
 
-#define TSI_JWT_MAX_BYTES 16384   /* larger tokens are refused unread */
+#define TSI_JWT_MAX_BYTES 16384 /* larger tokens are refused unread */
 #define TSI_JWT_DEFAULT_SKEW 60
 #define TSI_JWT_DEFAULT_AUD "tsi-vault"
 
 /* Why a token was refused. Fixed numbers: they appear in audit records. */
 enum tsi_jwt_reason {
 	TSI_JWT_OK = 0,
-	TSI_JWT_MALFORMED = 1,          /* not three base64url parts of JSON objects */
+	TSI_JWT_MALFORMED = 1, /* not three base64url parts of JSON objects */
 	TSI_JWT_TOO_LARGE = 2,
-	TSI_JWT_DUPLICATE_KEY = 3,      /* a JSON object repeats a member name */
-	TSI_JWT_BAD_ALG = 4,            /* alg is not exactly ES256 */
+	TSI_JWT_DUPLICATE_KEY = 3, /* a JSON object repeats a member name */
+	TSI_JWT_BAD_ALG = 4,       /* alg is not exactly ES256 */
 	TSI_JWT_NO_X5C = 5,
-	TSI_JWT_BAD_X5C = 6,            /* x5c entries not decodable certificates */
-	TSI_JWT_UNTRUSTED_CHAIN = 7,    /* no path to a trusted CA */
-	TSI_JWT_CERT_EXPIRED = 8,       /* a certificate outside its validity */
+	TSI_JWT_BAD_X5C = 6, /* x5c entries not decodable certificates */
+	TSI_JWT_UNTRUSTED_CHAIN = 7, /* no path to a trusted CA */
+	TSI_JWT_CERT_EXPIRED = 8,    /* a certificate outside its validity */
 	TSI_JWT_CERT_REVOKED = 9,
-	TSI_JWT_CERT_NOT_CA = 10,       /* a signer in the chain lacks CA rights */
-	TSI_JWT_BAD_SIGNATURE = 11,     /* signature invalid for the leaf key */
-	TSI_JWT_BAD_KID = 12,           /* kid does not match the leaf key */
+	TSI_JWT_CERT_NOT_CA = 10,   /* a signer in the chain lacks CA rights */
+	TSI_JWT_BAD_SIGNATURE = 11, /* signature invalid for the leaf key */
+	TSI_JWT_BAD_KID = 12,       /* kid does not match the leaf key */
 	TSI_JWT_NO_EXP = 13,
 	TSI_JWT_EXPIRED = 14,
 	TSI_JWT_NOT_YET_VALID = 15,     /* nbf in the future */
@@ -47,8 +47,9 @@ enum tsi_jwt_reason {
 	TSI_JWT_LIFETIME_TOO_LONG = 17, /* exp - iat over 3600 s */
 	TSI_JWT_NO_AUD = 18,
 	TSI_JWT_BAD_AUD = 19,
-	TSI_JWT_BAD_CLAIMS = 20,        /* a required claim missing or of wrong type */
-	TSI_JWT_LOCATION_MISMATCH = 21, /* a location claim differs from the node cert */
+	TSI_JWT_BAD_CLAIMS = 20, /* a required claim missing or of wrong type */
+	TSI_JWT_LOCATION_MISMATCH =
+	    21, /* a location claim differs from the node cert */
 };
 
 /* Short stable name of a reason, e.g. "expired", "bad_alg". */
@@ -106,9 +107,9 @@ int tsi_trust_revoke(struct tsi_trust *t, const char *serial_or_fingerprint);
  * (tsi-vault's client tokens keep it; docs/token-core.md). */
 #define TSI_CHAIN_MAX 8
 struct tsi_chain_cert {
-	unsigned char sha256[32];   /* of the DER */
-	char serial[41];            /* lower-case hex, no leading zeros */
-	int trusted;                /* a CA of the trust store (the anchor) */
+	unsigned char sha256[32]; /* of the DER */
+	char serial[41];          /* lower-case hex, no leading zeros */
+	int trusted;              /* a CA of the trust store (the anchor) */
 };
 
 /* TSI_OK when the path chain[0..n) (from a tsi_verify_result) would still
@@ -117,21 +118,21 @@ struct tsi_chain_cert {
  * one. TSI_ERR_BAD_TOKEN otherwise, with one line in detail (may be NULL).
  * Validity periods are not checked here. Safe while others verify. */
 int tsi_trust_chain_check(const struct tsi_trust *t,
-    const struct tsi_chain_cert *chain, size_t n, char *detail,
-    size_t detlen);
+    const struct tsi_chain_cert *chain, size_t n, char *detail, size_t detlen);
 
 /* opts == NULL means all defaults. Note that a zero-initialised struct
  * means skew 0: set skew = -1 for the default. */
 struct tsi_verify_opts {
-	const char *audience;   /* NULL: TSI_JWT_DEFAULT_AUD */
-	time_t now;             /* 0: time(NULL) */
-	int skew;               /* < 0: TSI_JWT_DEFAULT_SKEW */
+	const char *audience; /* NULL: TSI_JWT_DEFAULT_AUD */
+	time_t now;           /* 0: time(NULL) */
+	int skew;             /* < 0: TSI_JWT_DEFAULT_SKEW */
 };
 
 struct tsi_verify_result {
 	enum tsi_jwt_reason reason;
-	char detail[256];       /* one line for logs and `tsi token verify` */
-	char node_fingerprint[65]; /* SHA-256 hex of the node certificate, on success */
+	char detail[256]; /* one line for logs and `tsi token verify` */
+	char node_fingerprint
+	    [65]; /* SHA-256 hex of the node certificate, on success */
 	char kid[44];
 	/* The verified path, leaf first, trust anchor last, on success. */
 	size_t chain_len;
@@ -150,9 +151,9 @@ int tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 
 /* Counters of the chain verdict cache (since tsi_trust_new). */
 struct tsi_trust_cache_stats {
-	unsigned long long hits;      /* tokens whose chain verdict was reused */
-	unsigned long long misses;    /* chains verified in full */
-	unsigned long long entries;   /* verdicts held now */
+	unsigned long long hits;    /* tokens whose chain verdict was reused */
+	unsigned long long misses;  /* chains verified in full */
+	unsigned long long entries; /* verdicts held now */
 	unsigned long long evictions; /* verdicts dropped for room */
 };
 

@@ -21,7 +21,11 @@ enum tsi_log_level {
 	TSI_LOG_ERROR = 3,
 };
 
-enum tsi_log_type { TSI_LOG_T_NONE = 0, TSI_LOG_T_STR, TSI_LOG_T_INT };
+enum tsi_log_type {
+	TSI_LOG_T_NONE = 0,
+	TSI_LOG_T_STR,
+	TSI_LOG_T_INT
+};
 
 struct tsi_log_field {
 	const char *key;
@@ -31,7 +35,8 @@ struct tsi_log_field {
 };
 
 #define TSI_LS(k, v) ((struct tsi_log_field){ (k), TSI_LOG_T_STR, (v), 0 })
-#define TSI_LI(k, v) ((struct tsi_log_field){ (k), TSI_LOG_T_INT, NULL, (long long)(v) })
+#define TSI_LI(k, v) \
+	((struct tsi_log_field){ (k), TSI_LOG_T_INT, NULL, (long long)(v) })
 
 /* Set the program name shown in every line (borrowed: must outlive logging)
  * and the minimum level. TSI_LOG_LEVEL=debug|info|warn|error overrides. */
@@ -50,11 +55,13 @@ void tsi_log_openssl(enum tsi_log_level level, const char *event);
 /* Nonzero when key names a secret and its value would be redacted. */
 int tsi_log_key_is_secret(const char *key);
 
-#define tsi_log(level, event, ...)                                           \
-	do {                                                                 \
-		const struct tsi_log_field tsi_f_[] = { { NULL, TSI_LOG_T_NONE, NULL, 0 }, __VA_ARGS__ }; \
-		tsi_log_fields((level), (event), tsi_f_ + 1,                 \
-		    sizeof(tsi_f_) / sizeof(tsi_f_[0]) - 1);                 \
+#define tsi_log(level, event, ...) \
+	do { \
+		const struct tsi_log_field tsi_f_[] = { \
+			{ NULL, TSI_LOG_T_NONE, NULL, 0 }, __VA_ARGS__ \
+		}; \
+		tsi_log_fields((level), (event), tsi_f_ + 1, \
+		    sizeof(tsi_f_) / sizeof(tsi_f_[0]) - 1); \
 	} while (0)
 
 #endif /* TSI_LOG_H */

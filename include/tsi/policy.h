@@ -23,7 +23,7 @@ enum tsi_cap {
 	TSI_CAP_DELETE = 1 << 3,
 	TSI_CAP_LIST = 1 << 4,
 	TSI_CAP_AUDIT = 1 << 5,
-	TSI_CAP_PATCH = 1 << 6,   /* Vault's: PATCH of secret/data */
+	TSI_CAP_PATCH = 1 << 6, /* Vault's: PATCH of secret/data */
 };
 
 /* "read" -> TSI_CAP_READ; 0 when unknown. */
@@ -33,15 +33,15 @@ const char *tsi_cap_name(int cap);
 struct tsi_policy_set;
 
 struct tsi_decision {
-	int allowed;            /* 1 allow, 0 deny */
-	char rule[128];         /* the deciding rule, or "default-deny" */
-	char reason[256];       /* one line for logs, audit and `tsi policy eval` */
+	int allowed;      /* 1 allow, 0 deny */
+	char rule[128];   /* the deciding rule, or "default-deny" */
+	char reason[256]; /* one line for logs, audit and `tsi policy eval` */
 };
 
 /* Loads every *.conf file of dir (in name order). On the first error returns
  * TSI_ERR_CONFIG with "file:line: reason" in err. *out: tsi_policy_unref. */
-int tsi_policy_load_dir(const char *dir, struct tsi_policy_set **out,
-    char *err, size_t errlen);
+int tsi_policy_load_dir(const char *dir, struct tsi_policy_set **out, char *err,
+    size_t errlen);
 
 /* Checks every file of dir and reports every error, one "file:line: reason"
  * per call of report. Returns the number of errors (0: all good), or a
@@ -50,7 +50,7 @@ int tsi_policy_check_dir(const char *dir,
     void (*report)(const char *msg, void *arg), void *arg);
 
 struct tsi_policy_set *tsi_policy_ref(struct tsi_policy_set *p);
-void tsi_policy_unref(struct tsi_policy_set *p);   /* accepts NULL */
+void tsi_policy_unref(struct tsi_policy_set *p); /* accepts NULL */
 
 /* Login check for role: the role must exist and its match (bound claims) must
  * hold for claims. On success fills *ttl with the role's token_ttl (seconds).
@@ -115,17 +115,17 @@ int tsi_policy_check_dropped(const struct tsi_policy_set *prev,
  * rename(2) and the old copy removed, so path always names one whole set.
  * Files are written 0600, directories 0700. TSI_OK, or TSI_ERR_IO (or
  * TSI_ERR_INVALID_ARG) with the reason in err. p borrowed. */
-int tsi_policy_save(const struct tsi_policy_set *p, const char *path,
-    char *err, size_t errlen);
+int tsi_policy_save(const struct tsi_policy_set *p, const char *path, char *err,
+    size_t errlen);
 
 /* A path prefix a program serves and the capabilities that make sense
  * under it. The policy library names no path itself: each program that
  * loads or evaluates policies registers its own (tsi-vault: its route
  * table's mounts, vault-plugin/mounts.c). */
 struct tsi_policy_mount {
-	const char *prefix;     /* "secret/data/": a pattern's literal start
+	const char *prefix; /* "secret/data/": a pattern's literal start
 	                         * must hold it whole */
-	int caps;               /* TSI_CAP_* */
+	int caps;           /* TSI_CAP_* */
 };
 
 /* Sets the mounts rule paths must fall under (m borrowed until the

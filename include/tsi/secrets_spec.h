@@ -26,9 +26,10 @@
 #define TSI_SECRETS_FIELD_MAX 64         /* [A-Za-z0-9._-], not "." or ".." */
 
 enum tsi_secrets_format {
-	TSI_SECRETS_FMT_JSON = 0, /* the data object (or the field's JSON value) */
-	TSI_SECRETS_FMT_RAW,      /* the value of `field`, as is */
-	TSI_SECRETS_FMT_ENV,      /* KEY=VALUE lines */
+	TSI_SECRETS_FMT_JSON =
+	    0,               /* the data object (or the field's JSON value) */
+	TSI_SECRETS_FMT_RAW, /* the value of `field`, as is */
+	TSI_SECRETS_FMT_ENV, /* KEY=VALUE lines */
 };
 
 /* One validated entry. All strings are owned by the spec. */

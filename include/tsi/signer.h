@@ -37,8 +37,8 @@ int tsi_signer_sign(const struct tsi_signer *s, const uint8_t digest[32],
     uint8_t sig[64]);
 
 /* Hashes msg with SHA-256 and signs it. */
-int tsi_signer_sign_msg(const struct tsi_signer *s, const void *msg,
-    size_t len, uint8_t sig[64]);
+int tsi_signer_sign_msg(const struct tsi_signer *s, const void *msg, size_t len,
+    uint8_t sig[64]);
 
 /* The public key, borrowed for the signer's life. */
 EVP_PKEY *tsi_signer_pub(const struct tsi_signer *s);

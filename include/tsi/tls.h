@@ -22,10 +22,10 @@
  * signatures. Every client tsi supports (libcurl, Go, Python, Kubernetes'
  * API server) speaks these.
  */
-#define TSI_TLS_PRIORITIES                                                  \
-	"NONE:+VERS-TLS1.3:+VERS-TLS1.2:+ECDHE-ECDSA:+ECDHE-RSA:"           \
-	"+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:+AEAD:+SIGN-ALL:"     \
-	"-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1:+GROUP-ALL:"        \
+#define TSI_TLS_PRIORITIES \
+	"NONE:+VERS-TLS1.3:+VERS-TLS1.2:+ECDHE-ECDSA:+ECDHE-RSA:" \
+	"+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:+AEAD:+SIGN-ALL:" \
+	"-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1:+GROUP-ALL:" \
 	"+COMP-NULL:+CTYPE-X509"
 
 struct tsi_tls_creds;

@@ -11,8 +11,9 @@
 #include <stddef.h>
 
 /* What tsi_wipe_install hands the allocators to. */
-#define TSI_WIPE_JSON 0x1u    /* json_set_alloc_funcs: every jansson block */
-#define TSI_WIPE_OPENSSL 0x2u /* CRYPTO_set_mem_functions: before OpenSSL's
+#define TSI_WIPE_JSON 0x1u /* json_set_alloc_funcs: every jansson block */
+#define TSI_WIPE_OPENSSL \
+	0x2u /* CRYPTO_set_mem_functions: before OpenSSL's
                                * first allocation, else silently not */
 
 /* Installs the wiping allocators process-wide; call once at start-up,

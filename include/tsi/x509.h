@@ -19,7 +19,7 @@ struct tsi_location {
 	char *cluster_name;
 	char *region;
 	char *datacenter;
-	char *node;          /* may be NULL */
+	char *node; /* may be NULL */
 };
 
 /* Longest accepted location value, in bytes. */

@@ -55,7 +55,8 @@ kdfa(const EVP_MD *md, const uint8_t *key, size_t key_len, const char *label,
 	if (ctx_u_len > 0)
 		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
 		    (void *)ctx_u, ctx_u_len);
-	*p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_KBKDF_USE_SEPARATOR, &sep);
+	*p++ =
+	    OSSL_PARAM_construct_int(OSSL_KDF_PARAM_KBKDF_USE_SEPARATOR, &sep);
 	*p++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_KBKDF_USE_L, &use_l);
 	*p = OSSL_PARAM_construct_end();
 	if ((kdf = EVP_KDF_fetch(NULL, "KBKDF", NULL)) == NULL ||
@@ -114,7 +115,8 @@ tsi_attest_make_credential(const struct tsi_tpm_pub *ek,
 	const EVP_MD *md;
 	const EVP_CIPHER *cipher;
 	EVP_CIPHER_CTX *cctx = NULL;
-	uint8_t seed[TSI_TPM_DIGEST_MAX], symkey[32], hmackey[TSI_TPM_DIGEST_MAX];
+	uint8_t seed[TSI_TPM_DIGEST_MAX], symkey[32],
+	    hmackey[TSI_TPM_DIGEST_MAX];
 	uint8_t plain[2 + TSI_TPM_DIGEST_MAX], iv[16] = { 0 };
 	uint8_t *b = NULL, *s = NULL;
 	size_t hlen, klen, blen, enc_off, slen = 0;
@@ -143,7 +145,8 @@ tsi_attest_make_credential(const struct tsi_tpm_pub *ek,
 	/* blob: size, TPM2B_DIGEST(hmac), encIdentity (2 + cred_len bytes). */
 	blen = 2 + 2 + hlen + 2 + cred_len;
 	if ((b = malloc(blen)) == NULL ||
-	    (s = malloc(2 + (size_t)EVP_PKEY_get_size(tsi_tpm_pub_pkey(ek)))) == NULL)
+	    (s = malloc(2 + (size_t)EVP_PKEY_get_size(tsi_tpm_pub_pkey(ek)))) ==
+	        NULL)
 		goto out;
 
 	r = TSI_ERR_CRYPTO;
@@ -156,7 +159,7 @@ tsi_attest_make_credential(const struct tsi_tpm_pub *ek,
 	put16(s, slen);
 
 	if (kdfa(md, seed, hlen, "STORAGE", obj_name, name_len, symkey, klen) !=
-	    TSI_OK ||
+	        TSI_OK ||
 	    kdfa(md, seed, hlen, "INTEGRITY", NULL, 0, hmackey, hlen) != TSI_OK)
 		goto out;
 
@@ -166,7 +169,7 @@ tsi_attest_make_credential(const struct tsi_tpm_pub *ek,
 	if ((cctx = EVP_CIPHER_CTX_new()) == NULL ||
 	    EVP_EncryptInit_ex(cctx, cipher, NULL, symkey, iv) != 1 ||
 	    EVP_EncryptUpdate(cctx, b + enc_off, &outl, plain,
-	    (int)(2 + cred_len)) != 1 ||
+	        (int)(2 + cred_len)) != 1 ||
 	    EVP_EncryptFinal_ex(cctx, b + enc_off + outl, &fin) != 1 ||
 	    (size_t)(outl + fin) != 2 + cred_len)
 		goto out;

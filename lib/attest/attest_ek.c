@@ -53,7 +53,8 @@ tsi_attest_ek_cert_verify(X509 *cert, STACK_OF(X509) *chain,
 	r = TSI_ERR_BAD_CERT;
 	if (X509_verify_cert(ctx) != 1) {
 		err = X509_STORE_CTX_get_error(ctx);
-		tsi_errf(why, whylen, "EK certificate does not verify to ek_ca: %s",
+		tsi_errf(why, whylen,
+		    "EK certificate does not verify to ek_ca: %s",
 		    X509_verify_cert_error_string(err));
 		goto out;
 	}

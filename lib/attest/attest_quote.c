@@ -26,8 +26,10 @@ ecdsa_der(const TPMS_SIGNATURE_ECDSA *e, unsigned char **der, int *der_len)
 	int ret = TSI_ERR_CRYPTO;
 
 	if ((sig = ECDSA_SIG_new()) == NULL ||
-	    (r = BN_bin2bn(e->signatureR.buffer, e->signatureR.size, NULL)) == NULL ||
-	    (s = BN_bin2bn(e->signatureS.buffer, e->signatureS.size, NULL)) == NULL)
+	    (r = BN_bin2bn(e->signatureR.buffer, e->signatureR.size, NULL)) ==
+	        NULL ||
+	    (s = BN_bin2bn(e->signatureS.buffer, e->signatureS.size, NULL)) ==
+	        NULL)
 		goto out;
 	if (ECDSA_SIG_set0(sig, r, s) != 1)
 		goto out;
@@ -44,9 +46,9 @@ out:
 }
 
 int
-tsi_attest_verify(const uint8_t *attest, size_t attest_len,
-    const uint8_t *sig, size_t sig_len, const struct tsi_tpm_pub *ak,
-    struct tsi_attest_info *info, char *why, size_t whylen)
+tsi_attest_verify(const uint8_t *attest, size_t attest_len, const uint8_t *sig,
+    size_t sig_len, const struct tsi_tpm_pub *ak, struct tsi_attest_info *info,
+    char *why, size_t whylen)
 {
 	TPMT_SIGNATURE ts;
 	TPMS_ATTEST a;
@@ -71,7 +73,8 @@ tsi_attest_verify(const uint8_t *attest, size_t attest_len,
 	body = attest + 2;
 	memset(&ts, 0, sizeof(ts));
 	if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, sig_len, &off, &ts) !=
-	    TSS2_RC_SUCCESS || off != sig_len) {
+	        TSS2_RC_SUCCESS ||
+	    off != sig_len) {
 		tsi_errf(why, whylen, "signature is not a TPMT_SIGNATURE");
 		return TSI_ERR_PARSE;
 	}
@@ -85,7 +88,7 @@ tsi_attest_verify(const uint8_t *attest, size_t attest_len,
 		goto out;
 	if ((mctx = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestVerifyInit(mctx, NULL, EVP_sha256(), NULL,
-	    tsi_tpm_pub_pkey(ak)) != 1)
+	        tsi_tpm_pub_pkey(ak)) != 1)
 		goto out;
 	v = EVP_DigestVerify(mctx, der, (size_t)der_len, body, body_len);
 	if (v != 1) {
@@ -99,14 +102,16 @@ tsi_attest_verify(const uint8_t *attest, size_t attest_len,
 	off = 0;
 	memset(&a, 0, sizeof(a));
 	if (Tss2_MU_TPMS_ATTEST_Unmarshal(body, body_len, &off, &a) !=
-	    TSS2_RC_SUCCESS || off != body_len) {
+	        TSS2_RC_SUCCESS ||
+	    off != body_len) {
 		tsi_errf(why, whylen, "attest is not a TPMS_ATTEST");
 		goto out;
 	}
 	/* A restricted key signs only digests the TPM produced itself with
 	 * this magic: anything else could be a chosen message. */
 	if (a.magic != TPM2_GENERATED_VALUE) {
-		tsi_errf(why, whylen, "attest magic is not TPM_GENERATED_VALUE");
+		tsi_errf(why, whylen,
+		    "attest magic is not TPM_GENERATED_VALUE");
 		r = TSI_ERR_DENIED;
 		goto out;
 	}
@@ -138,7 +143,8 @@ tsi_attest_verify(const uint8_t *attest, size_t attest_len,
 				continue;
 			}
 			for (j = 0; j < s->sizeofSelect && j < 3; j++)
-				info->pcr_mask |= (uint32_t)s->pcrSelect[j] << (8 * j);
+				info->pcr_mask |= (uint32_t)s->pcrSelect[j]
+				    << (8 * j);
 			for (; j < s->sizeofSelect; j++)
 				if (s->pcrSelect[j] != 0)
 					info->other_banks = 1;

@@ -52,7 +52,8 @@ rsa_pkey(const TPMT_PUBLIC *p, EVP_PKEY **out)
 		return TSI_ERR_PARSE;
 	if (exp == 0)
 		exp = 65537; /* Part 2, 12.2.3.5: zero means the default */
-	if ((n = BN_bin2bn(p->unique.rsa.buffer, p->unique.rsa.size, NULL)) == NULL ||
+	if ((n = BN_bin2bn(p->unique.rsa.buffer, p->unique.rsa.size, NULL)) ==
+	        NULL ||
 	    (e = BN_new()) == NULL || BN_set_word(e, exp) != 1 ||
 	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
 	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
@@ -83,8 +84,14 @@ ecc_pkey(const TPMT_PUBLIC *p, EVP_PKEY **out)
 	int r = TSI_ERR_CRYPTO;
 
 	switch (p->parameters.eccDetail.curveID) {
-	case TPM2_ECC_NIST_P256: group = "P-256"; clen = 32; break;
-	case TPM2_ECC_NIST_P384: group = "P-384"; clen = 48; break;
+	case TPM2_ECC_NIST_P256:
+		group = "P-256";
+		clen = 32;
+		break;
+	case TPM2_ECC_NIST_P384:
+		group = "P-384";
+		clen = 48;
+		break;
 	default: return TSI_ERR_UNSUPPORTED;
 	}
 	if (p->unique.ecc.x.size != clen || p->unique.ecc.y.size != clen)
@@ -143,7 +150,8 @@ tsi_tpm_pub_parse(const uint8_t *buf, size_t len, struct tsi_tpm_pub **out)
 		return TSI_ERR_ALLOC;
 	/* The inner TPMT_PUBLIC must fill the size exactly. */
 	if (Tss2_MU_TPMT_PUBLIC_Unmarshal(buf + 2, inner, &off, &p->pub) !=
-	    TSS2_RC_SUCCESS || off != inner)
+	        TSS2_RC_SUCCESS ||
+	    off != inner)
 		goto out;
 	if ((md = tsi_attest_md(p->pub.nameAlg)) == NULL) {
 		r = TSI_ERR_UNSUPPORTED;
@@ -215,7 +223,10 @@ static int
 attrs_fail(uint32_t attrs, uint32_t want, uint32_t never, char *why,
     size_t whylen, const char *what)
 {
-	static const struct { uint32_t bit; const char *name; } names[] = {
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {
 		{ TSI_TPMA_FIXED_TPM, "fixedTPM" },
 		{ TSI_TPMA_FIXED_PARENT, "fixedParent" },
 		{ TSI_TPMA_SENSITIVE_ORIGIN, "sensitiveDataOrigin" },
@@ -228,7 +239,8 @@ attrs_fail(uint32_t attrs, uint32_t want, uint32_t never, char *why,
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if ((want & names[i].bit) && !(attrs & names[i].bit)) {
-			tsi_errf(why, whylen, "%s lacks %s", what, names[i].name);
+			tsi_errf(why, whylen, "%s lacks %s", what,
+			    names[i].name);
 			return 1;
 		}
 		if ((never & names[i].bit) && (attrs & names[i].bit)) {
@@ -259,14 +271,15 @@ tsi_attest_check_ak(const struct tsi_tpm_pub *ak, char *why, size_t whylen)
 	}
 	if (p->parameters.eccDetail.scheme.scheme != TPM2_ALG_ECDSA ||
 	    p->parameters.eccDetail.scheme.details.ecdsa.hashAlg !=
-	    TPM2_ALG_SHA256) {
+	        TPM2_ALG_SHA256) {
 		tsi_errf(why, whylen, "AK scheme is not ECDSA with SHA-256");
 		return TSI_ERR_DENIED;
 	}
-	if (attrs_fail(p->objectAttributes, TSI_TPMA_FIXED_TPM |
-	    TSI_TPMA_FIXED_PARENT | TSI_TPMA_SENSITIVE_ORIGIN |
-	    TSI_TPMA_RESTRICTED | TSI_TPMA_SIGN, TSI_TPMA_DECRYPT, why, whylen,
-	    "AK"))
+	if (attrs_fail(p->objectAttributes,
+	        TSI_TPMA_FIXED_TPM | TSI_TPMA_FIXED_PARENT |
+	            TSI_TPMA_SENSITIVE_ORIGIN | TSI_TPMA_RESTRICTED |
+	            TSI_TPMA_SIGN,
+	        TSI_TPMA_DECRYPT, why, whylen, "AK"))
 		return TSI_ERR_DENIED;
 	return TSI_OK;
 }
@@ -285,9 +298,9 @@ tsi_attest_check_signing_key(const struct tsi_tpm_pub *key, char *why,
 		tsi_errf(why, whylen, "signing key is not an ECC P-256 key");
 		return TSI_ERR_DENIED;
 	}
-	if (attrs_fail(p->objectAttributes, TSI_TPMA_FIXED_TPM |
-	    TSI_TPMA_FIXED_PARENT | TSI_TPMA_SIGN, TSI_TPMA_DECRYPT, why, whylen,
-	    "signing key"))
+	if (attrs_fail(p->objectAttributes,
+	        TSI_TPMA_FIXED_TPM | TSI_TPMA_FIXED_PARENT | TSI_TPMA_SIGN,
+	        TSI_TPMA_DECRYPT, why, whylen, "signing key"))
 		return TSI_ERR_DENIED;
 	return TSI_OK;
 }
@@ -301,7 +314,8 @@ tsi_attest_check_ek(const struct tsi_tpm_pub *ek, char *why, size_t whylen)
 	if (ek == NULL)
 		return TSI_ERR_INVALID_ARG;
 	p = &ek->pub;
-	if (p->type != TPM2_ALG_RSA || p->parameters.rsaDetail.keyBits != 2048) {
+	if (p->type != TPM2_ALG_RSA ||
+	    p->parameters.rsaDetail.keyBits != 2048) {
 		tsi_errf(why, whylen, "EK is not an RSA-2048 key");
 		return TSI_ERR_DENIED;
 	}
@@ -311,9 +325,10 @@ tsi_attest_check_ek(const struct tsi_tpm_pub *ek, char *why, size_t whylen)
 		tsi_errf(why, whylen, "EK symmetric is not AES-128/256 CFB");
 		return TSI_ERR_DENIED;
 	}
-	if (attrs_fail(p->objectAttributes, TSI_TPMA_FIXED_TPM |
-	    TSI_TPMA_FIXED_PARENT | TSI_TPMA_RESTRICTED | TSI_TPMA_DECRYPT,
-	    TSI_TPMA_SIGN, why, whylen, "EK"))
+	if (attrs_fail(p->objectAttributes,
+	        TSI_TPMA_FIXED_TPM | TSI_TPMA_FIXED_PARENT |
+	            TSI_TPMA_RESTRICTED | TSI_TPMA_DECRYPT,
+	        TSI_TPMA_SIGN, why, whylen, "EK"))
 		return TSI_ERR_DENIED;
 	return TSI_OK;
 }

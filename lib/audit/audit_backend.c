@@ -25,7 +25,7 @@ audit_backend_find(const char *url, const char **addr)
 	if (url == NULL)
 		return NULL;
 	for (i = 0; i < sizeof(audit_backends) / sizeof(audit_backends[0]);
-	    i++) {
+	     i++) {
 		n = strlen(audit_backends[i]->scheme);
 		if (strncmp(url, audit_backends[i]->scheme, n) != 0 ||
 		    strncmp(url + n, "://", 3) != 0)
@@ -133,7 +133,8 @@ tsi_audit_verify_key(struct tsi_audit_reader *r, EVP_PKEY *trusted,
 }
 
 int
-tsi_audit_verify(struct tsi_audit_reader *r, struct tsi_audit_verify_result *res)
+tsi_audit_verify(struct tsi_audit_reader *r,
+    struct tsi_audit_verify_result *res)
 {
 	return tsi_audit_verify_key(r, NULL, res);
 }

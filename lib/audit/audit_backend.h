@@ -18,8 +18,8 @@
 /* Why a store op failed, for the status's last_error and the log line:
  * static strings, never NULL after a failure. */
 struct audit_be_err {
-	const char *step;    /* "txn_begin", "put", "commit" */
-	const char *msg;     /* the store's own words */
+	const char *step; /* "txn_begin", "put", "commit" */
+	const char *msg;  /* the store's own words */
 };
 
 /* A retention pass (prune): the oldest records older than cutoff_us (0: no
@@ -42,7 +42,7 @@ struct audit_prune_req {
 #define AUDIT_ROOM_UNKNOWN ((size_t)-1)
 
 struct tsi_audit_backend_ops {
-	const char *scheme;   /* "lmdb" */
+	const char *scheme; /* "lmdb" */
 
 	/* Writer. be is the op's state from open; every op but open and close
 	 * runs on the committer thread only. */
@@ -50,8 +50,8 @@ struct tsi_audit_backend_ops {
 	/* Opens (creating) the log at addr (borrowed for the call) for the one
 	 * writer, across processes: TSI_ERR_EXISTS when another has it. o is
 	 * tsi_audit_open's options with defaults applied. *be: close. */
-	int (*open)(const char *addr, const struct tsi_audit_opts *o,
-	    void **be);
+	int (
+	    *open)(const char *addr, const struct tsi_audit_opts *o, void **be);
 	void (*close)(void *be);
 	/* The last committed point (seq 0, zero hash when empty) and the
 	 * time_us of the last record (0 when empty). */

@@ -41,11 +41,17 @@ utf8_next(const unsigned char *s, size_t n, size_t *i)
 		return c;
 	}
 	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2; cp = c & 0x1f; min = 0x80;
+		len = 2;
+		cp = c & 0x1f;
+		min = 0x80;
 	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3; cp = c & 0x0f; min = 0x800;
+		len = 3;
+		cp = c & 0x0f;
+		min = 0x800;
 	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4; cp = c & 0x07; min = 0x10000;
+		len = 4;
+		cp = c & 0x07;
+		min = 0x10000;
 	} else {
 		return -1;
 	}
@@ -71,18 +77,17 @@ put_escape(struct audit_canon_out *o, int fmt, unsigned char c)
 	char e[8];
 
 	switch (c) {
-	case '"':  return put(o, "\\\"", 2);
+	case '"': return put(o, "\\\"", 2);
 	case '\\': return put(o, "\\\\", 2);
 	case '\b': return put(o, "\\b", 2);
 	case '\f': return put(o, "\\f", 2);
 	case '\n': return put(o, "\\n", 2);
 	case '\r': return put(o, "\\r", 2);
 	case '\t': return put(o, "\\t", 2);
-	default:
-		break;
+	default: break;
 	}
-	if (snprintf(e, sizeof(e), fmt == AUDIT_FORMAT_V1 ? "\\u%04X" :
-	    "\\u%04x", c) != 6)
+	if (snprintf(e, sizeof(e),
+	        fmt == AUDIT_FORMAT_V1 ? "\\u%04X" : "\\u%04x", c) != 6)
 		return TSI_ERR_INTERNAL;
 	return put(o, e, 6);
 }
@@ -100,7 +105,8 @@ audit_canon_string(struct audit_canon_out *o, int fmt, const char *str,
 	while (i < n) {
 		/* a run of bytes written as they are */
 		for (run = i; run < n && s[run] >= 0x20 && s[run] < 0x80 &&
-		    s[run] != '"' && s[run] != '\\'; run++)
+		     s[run] != '"' && s[run] != '\\';
+		     run++)
 			;
 		if (run > i && (r = put(o, s + i, run - i)) != TSI_OK)
 			return r;
@@ -126,8 +132,8 @@ int
 audit_canon_int(struct audit_canon_out *o, long long v)
 {
 	char tmp[24], out[24];
-	unsigned long long u = v < 0 ? 0 - (unsigned long long)v :
-	    (unsigned long long)v;
+	unsigned long long u =
+	    v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
 	size_t n = 0, i = 0;
 
 	do {
@@ -151,7 +157,7 @@ put_real_v1(struct audit_canon_out *o, double d)
 	int len;
 
 	if (d != d || d - d != 0)
-		return TSI_ERR_INVALID_ARG;   /* NaN, infinities: no JSON */
+		return TSI_ERR_INVALID_ARG; /* NaN, infinities: no JSON */
 	len = snprintf(b, sizeof(b), "%.17g", d);
 	if (len < 0 || (size_t)len >= sizeof(b) - 3)
 		return TSI_ERR_INTERNAL;
@@ -168,7 +174,8 @@ put_real_v1(struct audit_canon_out *o, double d)
 		while (*end == '0')
 			end++;
 		if (end != start) {
-			memmove(start, end, (size_t)len - (size_t)(end - b) + 1);
+			memmove(start, end,
+			    (size_t)len - (size_t)(end - b) + 1);
 			len -= (int)(end - start);
 		}
 	}
@@ -197,11 +204,10 @@ cp_cmp16(long a, long b)
 }
 
 int
-audit_canon_key_cmp(int fmt, const char *a, size_t al, const char *b,
-    size_t bl)
+audit_canon_key_cmp(int fmt, const char *a, size_t al, const char *b, size_t bl)
 {
 	const unsigned char *x = (const unsigned char *)a,
-	    *y = (const unsigned char *)b;
+	                    *y = (const unsigned char *)b;
 	size_t m = al < bl ? al : bl, i, ia, ib;
 	long ca, cb;
 
@@ -218,7 +224,7 @@ audit_canon_key_cmp(int fmt, const char *a, size_t al, const char *b,
 	ia = ib = i;
 	ca = utf8_next(x, al, &ia);
 	cb = utf8_next(y, bl, &ib);
-	if (ca < 0 || cb < 0)   /* not UTF-8: the writer refuses it anyway */
+	if (ca < 0 || cb < 0) /* not UTF-8: the writer refuses it anyway */
 		return x[i] < y[i] ? -1 : x[i] > y[i] ? 1 : 0;
 	return cp_cmp16(ca, cb);
 }
@@ -254,14 +260,16 @@ sort_members(struct member *m, size_t n, int fmt)
 	struct member t;
 
 	if (n > 16) {
-		qsort(m, n, sizeof(*m), fmt == AUDIT_FORMAT_V1 ? member_cmp_v1 :
-		    member_cmp_v2);
+		qsort(m, n, sizeof(*m),
+		    fmt == AUDIT_FORMAT_V1 ? member_cmp_v1 : member_cmp_v2);
 		return;
 	}
 	for (i = 1; i < n; i++) {
 		t = m[i];
-		for (j = i; j > 0 && audit_canon_key_cmp(fmt, m[j - 1].k,
-		    m[j - 1].kl, t.k, t.kl) > 0; j--)
+		for (j = i; j > 0 &&
+		     audit_canon_key_cmp(fmt, m[j - 1].k, m[j - 1].kl, t.k,
+		         t.kl) > 0;
+		     j--)
 			m[j] = m[j - 1];
 		m[j] = t;
 	}
@@ -280,7 +288,7 @@ put_object(struct audit_canon_out *o, int fmt, const json_t *v, int depth)
 	if (n > STACK_MEMBERS && (m = malloc(n * sizeof(*m))) == NULL)
 		return TSI_ERR_ALLOC;
 	for (it = json_object_iter((json_t *)v); it != NULL && i < n;
-	    it = json_object_iter_next((json_t *)v, it)) {
+	     it = json_object_iter_next((json_t *)v, it)) {
 		m[i].k = json_object_iter_key(it);
 		m[i].kl = json_object_iter_key_len(it);
 		m[i].v = json_object_iter_value(it);
@@ -292,9 +300,11 @@ put_object(struct audit_canon_out *o, int fmt, const json_t *v, int depth)
 		goto out;
 	for (i = 0; i < n; i++) {
 		if ((i > 0 && (r = put(o, ",", 1)) != TSI_OK) ||
-		    (r = audit_canon_string(o, fmt, m[i].k, m[i].kl)) != TSI_OK ||
+		    (r = audit_canon_string(o, fmt, m[i].k, m[i].kl)) !=
+		        TSI_OK ||
 		    (r = put(o, ":", 1)) != TSI_OK ||
-		    (r = audit_canon_value(o, fmt, m[i].v, depth + 1)) != TSI_OK)
+		    (r = audit_canon_value(o, fmt, m[i].v, depth + 1)) !=
+		        TSI_OK)
 			goto out;
 	}
 	r = put(o, "}", 1);
@@ -315,7 +325,7 @@ put_array(struct audit_canon_out *o, int fmt, const json_t *v, int depth)
 	for (i = 0; i < json_array_size(v); i++)
 		if ((i > 0 && (r = put(o, ",", 1)) != TSI_OK) ||
 		    (r = audit_canon_value(o, fmt, json_array_get(v, i),
-		    depth + 1)) != TSI_OK)
+		         depth + 1)) != TSI_OK)
 			return r;
 	return put(o, "]", 1);
 }
@@ -340,20 +350,16 @@ audit_canon_value(struct audit_canon_out *o, int fmt, const json_t *v,
 		if (fmt != AUDIT_FORMAT_V1)
 			return TSI_ERR_INVALID_ARG;
 		return put_real_v1(o, json_real_value(v));
-	case JSON_TRUE:
-		return put(o, "true", 4);
-	case JSON_FALSE:
-		return put(o, "false", 5);
-	case JSON_NULL:
-		return put(o, "null", 4);
+	case JSON_TRUE: return put(o, "true", 4);
+	case JSON_FALSE: return put(o, "false", 5);
+	case JSON_NULL: return put(o, "null", 4);
 	case JSON_ARRAY:
 	case JSON_OBJECT:
 		if (depth >= AUDIT_CANON_DEPTH_MAX)
 			return TSI_ERR_INVALID_ARG;
-		return json_is_array(v) ? put_array(o, fmt, v, depth) :
-		    put_object(o, fmt, v, depth);
-	default:
-		break;
+		return json_is_array(v) ? put_array(o, fmt, v, depth)
+		                        : put_object(o, fmt, v, depth);
+	default: break;
 	}
 	return TSI_ERR_INVALID_ARG;
 }
@@ -410,20 +416,19 @@ read_escape(struct rd *d)
 	if (d->i == d->n)
 		return -1;
 	switch (d->s[d->i++]) {
-	case '"':  return '"';
+	case '"': return '"';
 	case '\\': return '\\';
-	case 'b':  return '\b';
-	case 'f':  return '\f';
-	case 'n':  return '\n';
-	case 'r':  return '\r';
-	case 't':  return '\t';
-	case 'u':
-		break;
-	default:
-		return -1;
+	case 'b': return '\b';
+	case 'f': return '\f';
+	case 'n': return '\n';
+	case 'r': return '\r';
+	case 't': return '\t';
+	case 'u': break;
+	default: return -1;
 	}
 	if (d->n - d->i < 4 || d->s[d->i] != '0' || d->s[d->i + 1] != '0' ||
-	    (h0 = hexdig(d->s[d->i + 2])) < 0 || (h1 = hexdig(d->s[d->i + 3])) < 0)
+	    (h0 = hexdig(d->s[d->i + 2])) < 0 ||
+	    (h1 = hexdig(d->s[d->i + 3])) < 0)
 		return -1;
 	c = h0 << 4 | h1;
 	/* \u00xx only for the controls without a short form */
@@ -522,7 +527,7 @@ read_int(struct rd *d)
 		start = d->i;
 		while (d->i < d->n && d->s[d->i] >= '0' && d->s[d->i] <= '9') {
 			if (d->i - start >= 16)
-				return -1;   /* 17 digits exceed 2^53 - 1 */
+				return -1; /* 17 digits exceed 2^53 - 1 */
 			v = v * 10 + (uint64_t)(d->s[d->i] - '0');
 			d->i++;
 		}
@@ -530,8 +535,9 @@ read_int(struct rd *d)
 			return -1;
 	}
 	/* a fraction or an exponent would follow here */
-	if (d->i < d->n && (d->s[d->i] == '.' || d->s[d->i] == 'e' ||
-	    d->s[d->i] == 'E' || (d->s[d->i] >= '0' && d->s[d->i] <= '9')))
+	if (d->i < d->n &&
+	    (d->s[d->i] == '.' || d->s[d->i] == 'e' || d->s[d->i] == 'E' ||
+	        (d->s[d->i] >= '0' && d->s[d->i] <= '9')))
 		return -1;
 	return 0;
 }
@@ -559,7 +565,7 @@ read_object(struct rd *d, int depth, struct top *t)
 	size_t ks, ke, pks = 0, pke = 0, off;
 	int first = 1;
 
-	d->i++;   /* '{' */
+	d->i++; /* '{' */
 	if (d->i < d->n && d->s[d->i] == '}') {
 		d->i++;
 		return 0;
@@ -568,15 +574,16 @@ read_object(struct rd *d, int depth, struct top *t)
 		off = d->i;
 		if (read_string(d, &ks, &ke) != 0)
 			return -1;
-		if (!first && key_cmp_written(d->s + pks, pke - pks, d->s + ks,
-		    ke - ks) >= 0)
-			return -1;   /* out of order, or a duplicate */
+		if (!first &&
+		    key_cmp_written(d->s + pks, pke - pks, d->s + ks,
+		        ke - ks) >= 0)
+			return -1; /* out of order, or a duplicate */
 		if (d->i == d->n || d->s[d->i++] != ':' ||
 		    read_value(d, depth + 1, NULL) != 0)
 			return -1;
 		if (t != NULL && t->fn != NULL &&
 		    (t->stop = t->fn(t->arg, (const char *)d->s + ks, ke - ks,
-		    off, d->i)) != 0)
+		         off, d->i)) != 0)
 			return -1;
 		first = 0;
 		pks = ks;
@@ -595,7 +602,7 @@ read_object(struct rd *d, int depth, struct top *t)
 static int
 read_array(struct rd *d, int depth)
 {
-	d->i++;   /* '[' */
+	d->i++; /* '[' */
 	if (d->i < d->n && d->s[d->i] == ']') {
 		d->i++;
 		return 0;
@@ -625,18 +632,13 @@ read_value(struct rd *d, int depth, struct top *t)
 	case '[':
 		if (depth >= AUDIT_CANON_DEPTH_MAX)
 			return -1;
-		return d->s[d->i] == '{' ? read_object(d, depth, t) :
-		    read_array(d, depth);
-	case '"':
-		return read_string(d, &cs, &ce);
-	case 't':
-		return read_lit(d, "true", 4);
-	case 'f':
-		return read_lit(d, "false", 5);
-	case 'n':
-		return read_lit(d, "null", 4);
-	default:
-		return read_int(d);
+		return d->s[d->i] == '{' ? read_object(d, depth, t)
+		                         : read_array(d, depth);
+	case '"': return read_string(d, &cs, &ce);
+	case 't': return read_lit(d, "true", 4);
+	case 'f': return read_lit(d, "false", 5);
+	case 'n': return read_lit(d, "null", 4);
+	default: return read_int(d);
 	}
 }
 
@@ -655,8 +657,8 @@ audit_canon_check(const char *buf, size_t len, audit_canon_member_fn member,
 }
 
 int
-audit_canon_strip_member(const char *stored, size_t len, size_t off,
-    size_t end, char *out, size_t *out_len)
+audit_canon_strip_member(const char *stored, size_t len, size_t off, size_t end,
+    char *out, size_t *out_len)
 {
 	if (off == 0 || off >= end || end >= len)
 		return TSI_ERR_PARSE;

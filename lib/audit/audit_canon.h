@@ -24,7 +24,7 @@
 
 #define AUDIT_FORMAT_V1 1
 #define AUDIT_FORMAT_V2 2
-#define AUDIT_FORMAT AUDIT_FORMAT_V2   /* what the writer writes */
+#define AUDIT_FORMAT AUDIT_FORMAT_V2 /* what the writer writes */
 /* Containers nested at most (the outermost object counts as 1). */
 #define AUDIT_CANON_DEPTH_MAX 32
 /* Integers of format 2: the I-JSON (RFC 7493) range, exact as doubles. */

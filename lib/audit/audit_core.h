@@ -16,13 +16,13 @@
 #include "tsi/audit.h"
 
 #define AUDIT_HASH_LEN 32
-#define AUDIT_RECORD_MAX (64 * 1024)  /* canonical bytes of one record */
-#define AUDIT_IDX_VALUE_MAX 256       /* bytes of a value kept in an index key */
+#define AUDIT_RECORD_MAX (64 * 1024) /* canonical bytes of one record */
+#define AUDIT_IDX_VALUE_MAX 256      /* bytes of a value kept in an index key */
 #define AUDIT_KEY_MAX (AUDIT_IDX_VALUE_MAX + 1 + 16)
-#define AUDIT_PATH_DEPTH_MAX 16       /* path prefixes indexed per record */
+#define AUDIT_PATH_DEPTH_MAX 16 /* path prefixes indexed per record */
 #define AUDIT_DEFAULT_MAP ((size_t)1 << 30)
 #define AUDIT_MAX_READERS 126
-#define AUDIT_HOLD_SLICES 8           /* group-commit hold: slices at most */
+#define AUDIT_HOLD_SLICES 8 /* group-commit hold: slices at most */
 
 /* The secondary indexes. Every key is value || 0x00 || time_us || seq (both
  * big-endian u64), or time_us || seq for AUDIT_IDX_TIME, with an empty value:
@@ -31,11 +31,11 @@
 enum audit_idx {
 	AUDIT_IDX_TIME = 0,
 	AUDIT_IDX_DECISION,
-	AUDIT_IDX_PATH,      /* every '/'-ended prefix of the path, and the path */
-	AUDIT_IDX_CLUSTER,   /* claims["cluster-name"] */
-	AUDIT_IDX_DC,        /* claims["datacenter"] */
-	AUDIT_IDX_IMAGE,     /* each of claims["images"] and claims["images-names"] */
-	AUDIT_IDX_NS,        /* claims["namespace"] */
+	AUDIT_IDX_PATH, /* every '/'-ended prefix of the path, and the path */
+	AUDIT_IDX_CLUSTER, /* claims["cluster-name"] */
+	AUDIT_IDX_DC,      /* claims["datacenter"] */
+	AUDIT_IDX_IMAGE, /* each of claims["images"] and claims["images-names"] */
+	AUDIT_IDX_NS,    /* claims["namespace"] */
 	AUDIT_IDX_N
 };
 
@@ -70,35 +70,35 @@ struct tsi_audit_reader {
 /* A record prepared in the appender's thread (audit_prep.c): validated,
  * stripped, its top-level fields dumped canonically and grouped around the
  * writer's keys, and the values its index entries need. */
-#define AUDIT_PREP_SEGS 7           /* stretches around the 6 writer keys */
-#define AUDIT_PREP_WRITER_MAX 512   /* room kept for the writer's fields */
+#define AUDIT_PREP_SEGS 7         /* stretches around the 6 writer keys */
+#define AUDIT_PREP_WRITER_MAX 512 /* room kept for the writer's fields */
 struct audit_prep {
-	char *body;       /* "k":v,"k":v... of the caller's fields, sorted */
+	char *body; /* "k":v,"k":v... of the caller's fields, sorted */
 	size_t seg[AUDIT_PREP_SEGS + 1]; /* stretch i: body[seg[i], seg[i+1]) */
-	uint8_t *idx;     /* index values: (enum audit_idx byte, string, NUL)* */
+	uint8_t *idx; /* index values: (enum audit_idx byte, string, NUL)* */
 	size_t idx_len;
-	unsigned flags;   /* TSI_AUDIT_* of the submission */
+	unsigned flags; /* TSI_AUDIT_* of the submission */
 };
 /* Validates and strips rec (borrowed) as audit_record_prepare does and
  * serialises it. *out: audit_prep_free. TSI_ERR_INVALID_ARG on a bad
  * record, TSI_ERR_TOO_LARGE when it would not fit in AUDIT_RECORD_MAX. */
 int audit_prep_make(const json_t *rec, struct audit_prep **out);
-void audit_prep_free(struct audit_prep *p);   /* accepts NULL */
+void audit_prep_free(struct audit_prep *p); /* accepts NULL */
 /* A record's claims, checked, stripped and serialised once
  * (tsi_audit_claims_new): the canonical text of the claims object and its
  * index values, as audit_prep_make would make them inside a record. */
 struct tsi_audit_claims {
-	int refs;         /* atomic */
-	char *text;       /* {...}, canonical */
+	int refs;   /* atomic */
+	char *text; /* {...}, canonical */
 	size_t text_len;
-	uint8_t *idx;     /* (enum audit_idx byte, string, NUL)* */
+	uint8_t *idx; /* (enum audit_idx byte, string, NUL)* */
 	size_t idx_len;
 };
 /* audit_prep_make of rec (which must have no "claims") with cl's claims:
  * the same bytes and index values as audit_prep_make of rec with the
  * claims object cl was made from. */
-int audit_prep_make_claims(const json_t *rec,
-    const struct tsi_audit_claims *cl, struct audit_prep **out);
+int audit_prep_make_claims(const json_t *rec, const struct tsi_audit_claims *cl,
+    struct audit_prep **out);
 /* Queues a prepared record (audit_writer.c; takes p, also on failure):
  * tsi_audit_submit after its audit_prep_make. */
 int audit_submit_prep(struct tsi_audit *a, struct audit_prep *p,
@@ -108,9 +108,9 @@ size_t audit_prep_size(const struct audit_prep *p);
  * hash spliced in: byte for byte audit_canon_dumps(record, AUDIT_FORMAT);
  * hash is SHA-256(prev || the same without "hash"). *out: malloc'd, caller
  * frees. */
-int audit_prep_seal(const struct audit_prep *p, uint64_t seq,
-    long long time_us, const uint8_t prev[AUDIT_HASH_LEN],
-    uint8_t hash[AUDIT_HASH_LEN], char **out, size_t *out_len);
+int audit_prep_seal(const struct audit_prep *p, uint64_t seq, long long time_us,
+    const uint8_t prev[AUDIT_HASH_LEN], uint8_t hash[AUDIT_HASH_LEN],
+    char **out, size_t *out_len);
 
 /* Recomputes the hash of a stored record (parsed): its canonical form
  * without "hash", chained on prev; the form is the record's own ("format"

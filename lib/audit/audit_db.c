@@ -9,8 +9,13 @@
 #include <sys/stat.h>
 
 static const char *const idx_names[AUDIT_IDX_N] = {
-	"idx_time", "idx_decision", "idx_path", "idx_cluster", "idx_dc",
-	"idx_image", "idx_namespace",
+	"idx_time",
+	"idx_decision",
+	"idx_path",
+	"idx_cluster",
+	"idx_dc",
+	"idx_image",
+	"idx_namespace",
 };
 
 const char *
@@ -50,10 +55,14 @@ audit_mdb_err(int rc)
 	switch (rc) {
 	case MDB_SUCCESS: return TSI_OK;
 	case MDB_NOTFOUND: return TSI_ERR_NOT_FOUND;
-	case MDB_MAP_FULL: case ENOSPC: case EDQUOT: return TSI_ERR_STORE_FULL;
+	case MDB_MAP_FULL:
+	case ENOSPC:
+	case EDQUOT: return TSI_ERR_STORE_FULL;
 	case ENOENT: return TSI_ERR_NOT_FOUND;
 	case ENOMEM: return TSI_ERR_ALLOC;
-	case EACCES: case EPERM: case EROFS: return TSI_ERR_IO;
+	case EACCES:
+	case EPERM:
+	case EROFS: return TSI_ERR_IO;
 	default: return TSI_ERR_STORE;
 	}
 }
@@ -65,15 +74,16 @@ open_dbis(struct audit_env *e, int writer)
 	unsigned flags = writer ? MDB_CREATE : 0;
 	int rc, i;
 
-	if ((rc = mdb_txn_begin(e->env, NULL, writer ? 0 : MDB_RDONLY, &txn)) != 0)
+	if ((rc = mdb_txn_begin(e->env, NULL, writer ? 0 : MDB_RDONLY, &txn)) !=
+	    0)
 		goto out;
-	if ((rc = mdb_dbi_open(txn, "records", flags,
-	    &e->records)) != 0)
+	if ((rc = mdb_dbi_open(txn, "records", flags, &e->records)) != 0)
 		goto out;
 	if ((rc = mdb_dbi_open(txn, "meta", flags, &e->meta)) != 0)
 		goto out;
 	for (i = 0; i < AUDIT_IDX_N; i++)
-		if ((rc = mdb_dbi_open(txn, idx_names[i], flags, &e->idx[i])) != 0)
+		if ((rc = mdb_dbi_open(txn, idx_names[i], flags, &e->idx[i])) !=
+		    0)
 			goto out;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
@@ -81,7 +91,8 @@ out:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	if (rc != 0)
-		tsi_log(TSI_LOG_ERROR, "audit.open", TSI_LS("error", mdb_strerror(rc)));
+		tsi_log(TSI_LOG_ERROR, "audit.open",
+		    TSI_LS("error", mdb_strerror(rc)));
 	return rc;
 }
 
@@ -225,7 +236,8 @@ audit_env_read_begin(struct audit_env *e, MDB_txn **txn)
 	}
 	if (rc != 0) {
 		pthread_rwlock_unlock(&e->resize);
-		tsi_log(TSI_LOG_ERROR, "audit.read", TSI_LS("error", mdb_strerror(rc)));
+		tsi_log(TSI_LOG_ERROR, "audit.read",
+		    TSI_LS("error", mdb_strerror(rc)));
 		*txn = NULL;
 		return audit_mdb_err(rc);
 	}

@@ -37,10 +37,13 @@ tsi_audit_parse_time(const char *s, long long now_us, long long *us)
 	if (s[0] >= '0' && s[0] <= '9') {
 		errno = 0;
 		v = strtoll(s, &end, 10);
-		if (errno == 0 && end != s && end[0] != '\0' && end[1] == '\0' &&
-		    strchr("smhdw", end[0]) != NULL) {
-			long long mult = end[0] == 's' ? 1 : end[0] == 'm' ? 60 :
-			    end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 : 604800;
+		if (errno == 0 && end != s && end[0] != '\0' &&
+		    end[1] == '\0' && strchr("smhdw", end[0]) != NULL) {
+			long long mult = end[0] == 's' ? 1
+			    : end[0] == 'm'            ? 60
+			    : end[0] == 'h'            ? 3600
+			    : end[0] == 'd'            ? 86400
+			                               : 604800;
 
 			if (v > LLONG_MAX / 1000000 / mult ||
 			    v * mult * 1000000 >= now_us)
@@ -88,8 +91,9 @@ const char *
 tsi_audit_csv_header(void)
 {
 	return "seq,time,op,path,version,decision,rule,reason,status,accessor,"
-	    "remote,request_id,cluster_name,datacenter,namespace,images,hash,"
-	    "sub,pod,service_account,node,region,role,display_name\n";
+	       "remote,request_id,cluster_name,datacenter,namespace,images,"
+	       "hash,"
+	       "sub,pod,service_account,node,region,role,display_name\n";
 }
 
 static int
@@ -125,7 +129,8 @@ csv_int(struct tsi_buf *b, const json_t *v)
 
 	n[0] = '\0';
 	if (json_is_integer(v))
-		snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(v));
+		snprintf(n, sizeof(n), "%lld",
+		    (long long)json_integer_value(v));
 	return csv_field(b, n, 0);
 }
 
@@ -159,7 +164,7 @@ csv_claim(struct tsi_buf *b, const json_t *claims, const char *key, int last)
 		if (tsi_buf_len(j) > 0 && tsi_buf_put(j, " ", 1) != TSI_OK)
 			break;
 		if (tsi_buf_puts(j, s) != TSI_OK)
-			break;   /* bounded: the cell ends where room did */
+			break; /* bounded: the cell ends where room did */
 	}
 	rc = csv_field(b, tsi_buf_len(j) > 0 ? tsi_buf_str(j) : "", last);
 out:
@@ -175,7 +180,11 @@ tsi_audit_csv_row(const json_t *rec, struct tsi_buf *out)
 
 	if (rec == NULL || out == NULL)
 		return TSI_ERR_INVALID_ARG;
-#define F(expr) do { if (rc == TSI_OK) rc = (expr); } while (0)
+#define F(expr) \
+	do { \
+		if (rc == TSI_OK) \
+			rc = (expr); \
+	} while (0)
 	F(csv_int(out, json_object_get(rec, "seq")));
 	F(csv_field(out, str_of(rec, "time"), 0));
 	F(csv_field(out, str_of(rec, "op"), 0));

@@ -27,8 +27,8 @@ audit_index_key(const char *value, long long time_us, uint64_t seq,
 const char *
 audit_claim_str(const json_t *rec, const char *name)
 {
-	return json_string_value(json_object_get(json_object_get(rec, "claims"),
-	    name));
+	return json_string_value(
+	    json_object_get(json_object_get(rec, "claims"), name));
 }
 
 /* Where an entry goes: a cursor kept for the batch, or txn and dbi; or,
@@ -96,7 +96,7 @@ put_path(const struct target *g, const char *path, long long t, uint64_t seq,
 		if (g->depth != NULL) {
 			if (g->depth[depth] == NULL &&
 			    (rc = mdb_cursor_open(g->txn, g->dbi,
-			    &g->depth[depth])) != 0) {
+			         &g->depth[depth])) != 0) {
 				g->depth[depth] = NULL;
 				return rc;
 			}
@@ -112,8 +112,8 @@ put_path(const struct target *g, const char *path, long long t, uint64_t seq,
 }
 
 static int
-put_strings(const struct target *g, const json_t *v, long long t,
-    uint64_t seq, int del)
+put_strings(const struct target *g, const json_t *v, long long t, uint64_t seq,
+    int del)
 {
 	size_t i;
 	int rc;
@@ -156,7 +156,8 @@ index_record(const struct target *gs, const json_t *rec, uint64_t seq,
 	    (rc = put_one(&gs[AUDIT_IDX_DECISION], s, t, seq, del)) != 0)
 		goto out;
 	s = json_string_value(json_object_get(rec, "path"));
-	if (s != NULL && (rc = put_path(&gs[AUDIT_IDX_PATH], s, t, seq, del)) != 0)
+	if (s != NULL &&
+	    (rc = put_path(&gs[AUDIT_IDX_PATH], s, t, seq, del)) != 0)
 		goto out;
 	if (!json_is_object(claims))
 		goto out;
@@ -169,11 +170,11 @@ index_record(const struct target *gs, const json_t *rec, uint64_t seq,
 	if ((s = audit_claim_str(rec, "namespace")) != NULL &&
 	    (rc = put_one(&gs[AUDIT_IDX_NS], s, t, seq, del)) != 0)
 		goto out;
-	if ((rc = put_strings(&gs[AUDIT_IDX_IMAGE], json_object_get(claims,
-	    "images"), t, seq, del)) != 0)
+	if ((rc = put_strings(&gs[AUDIT_IDX_IMAGE],
+	         json_object_get(claims, "images"), t, seq, del)) != 0)
 		goto out;
-	rc = put_strings(&gs[AUDIT_IDX_IMAGE], json_object_get(claims,
-	    "images-names"), t, seq, del);
+	rc = put_strings(&gs[AUDIT_IDX_IMAGE],
+	    json_object_get(claims, "images-names"), t, seq, del);
 out:
 	return rc;
 }

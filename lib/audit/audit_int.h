@@ -16,21 +16,20 @@
  * the second handle would drop the first one's file locks). */
 struct audit_env {
 	MDB_env *env;
-	MDB_dbi records;     /* be64 seq -> canonical JSON */
-	MDB_dbi meta;        /* "head", "prune", "signed_head" */
+	MDB_dbi records; /* be64 seq -> canonical JSON */
+	MDB_dbi meta;    /* "head", "prune", "signed_head" */
 	MDB_dbi idx[AUDIT_IDX_N];
-	int rdonly;          /* opened MDB_RDONLY (no writer in this process) */
+	int rdonly; /* opened MDB_RDONLY (no writer in this process) */
 	int has_writer;
 	dev_t dev;
 	ino_t ino;
-	int refs;            /* guarded by the registry lock */
+	int refs; /* guarded by the registry lock */
 	/* Readers hold it shared around each read transaction; the committer
 	 * holds it exclusively to grow the map (mdb_env_set_mapsize needs no
 	 * live transaction in the process). */
 	pthread_rwlock_t resize;
 	struct audit_env *next;
 };
-
 
 /* Opens or shares the environment in dir. writer: create it, read-write, map
  * of map_size bytes; otherwise MDB_RDONLY unless a writer of this process
@@ -68,8 +67,8 @@ int audit_index_update(struct audit_env *e, MDB_txn *txn, const json_t *rec,
 /* The keys audit_index_update writes for rec, each given to fn (which
  * returns nonzero to stop; that value is returned). A key may come twice
  * (the same string in "images" and "images-names"). Nothing is written. */
-typedef int (*audit_index_fn)(void *arg, enum audit_idx idx,
-    const uint8_t *key, size_t len);
+typedef int (*audit_index_fn)(void *arg, enum audit_idx idx, const uint8_t *key,
+    size_t len);
 int audit_index_each(const json_t *rec, uint64_t seq, long long time_us,
     audit_index_fn fn, void *arg);
 /* The name of an index database ("idx_dc"). */

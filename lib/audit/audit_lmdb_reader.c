@@ -70,7 +70,7 @@ struct scan {
 	uint8_t prefix[AUDIT_IDX_VALUE_MAX + 1];
 	size_t plen;
 	int positioned;
-	uint64_t t, s;    /* current position, valid when positioned */
+	uint64_t t, s; /* current position, valid when positioned */
 };
 
 struct pos {
@@ -165,9 +165,11 @@ matches(const json_t *rec, const struct tsi_audit_query *q)
 	long long t = json_integer_value(json_object_get(rec, "time_us"));
 	const char *s;
 
-	if ((q->since_us && t < q->since_us) || (q->until_us && t >= q->until_us))
+	if ((q->since_us && t < q->since_us) ||
+	    (q->until_us && t >= q->until_us))
 		return 0;
-	if ((uint64_t)json_integer_value(json_object_get(rec, "seq")) <= q->after_seq)
+	if ((uint64_t)json_integer_value(json_object_get(rec, "seq")) <=
+	    q->after_seq)
 		return 0;
 	if (q->decision != NULL) {
 		s = json_string_value(json_object_get(rec, "decision"));
@@ -179,19 +181,23 @@ matches(const json_t *rec, const struct tsi_audit_query *q)
 		if (s == NULL || strcmp(s, q->op) != 0)
 			return 0;
 	}
-	if (q->status != 0 && (!json_is_integer(json_object_get(rec, "status")) ||
-	    json_integer_value(json_object_get(rec, "status")) != q->status))
+	if (q->status != 0 &&
+	    (!json_is_integer(json_object_get(rec, "status")) ||
+	        json_integer_value(json_object_get(rec, "status")) !=
+	            q->status))
 		return 0;
 	if (q->path_prefix != NULL) {
 		s = json_string_value(json_object_get(rec, "path"));
-		if (s == NULL || strncmp(s, q->path_prefix, strlen(q->path_prefix)) != 0)
+		if (s == NULL ||
+		    strncmp(s, q->path_prefix, strlen(q->path_prefix)) != 0)
 			return 0;
 	}
 	if (!claim_eq(rec, "cluster-name", q->cluster_name) ||
 	    !claim_eq(rec, "datacenter", q->datacenter) ||
 	    !claim_eq(rec, "namespace", q->namespace_))
 		return 0;
-	if (q->image != NULL && !str_in(json_object_get(claims, "images"), q->image) &&
+	if (q->image != NULL &&
+	    !str_in(json_object_get(claims, "images"), q->image) &&
 	    !str_in(json_object_get(claims, "images-names"), q->image))
 		return 0;
 	return 1;
@@ -235,8 +241,11 @@ build_scans(struct audit_env *e, MDB_txn *txn, const struct tsi_audit_query *q,
 	size_t pl;
 
 	*n = 0;
-#define ADD(idx, v) do { if ((v) != NULL && (v)[0] != '\0' && r == TSI_OK) \
-	r = add_scan(e, txn, scans, n, (idx), (v), strlen(v)); } while (0)
+#define ADD(idx, v) \
+	do { \
+		if ((v) != NULL && (v)[0] != '\0' && r == TSI_OK) \
+			r = add_scan(e, txn, scans, n, (idx), (v), strlen(v)); \
+	} while (0)
 	ADD(AUDIT_IDX_IMAGE, q->image);
 	ADD(AUDIT_IDX_NS, q->namespace_);
 	ADD(AUDIT_IDX_CLUSTER, q->cluster_name);
@@ -245,7 +254,8 @@ build_scans(struct audit_env *e, MDB_txn *txn, const struct tsi_audit_query *q,
 #undef ADD
 	if (r == TSI_OK && q->path_prefix != NULL &&
 	    (pl = path_index_len(q->path_prefix)) > 0)
-		r = add_scan(e, txn, scans, n, AUDIT_IDX_PATH, q->path_prefix, pl);
+		r = add_scan(e, txn, scans, n, AUDIT_IDX_PATH, q->path_prefix,
+		    pl);
 	if (r == TSI_OK && *n == 0 && (q->since_us || q->until_us))
 		r = add_scan(e, txn, scans, n, AUDIT_IDX_TIME, NULL, 0);
 	return r;
@@ -273,8 +283,10 @@ start_pos(struct audit_env *e, MDB_txn *txn, const struct tsi_audit_query *q,
 	if (mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) != 0 ||
 	    audit_record_load(&v, &rec) != TSI_OK) {
 		ok = 0;
-	} else if ((uint64_t)json_integer_value(json_object_get(rec, "time_us")) >= p->t) {
-		p->t = (uint64_t)json_integer_value(json_object_get(rec, "time_us"));
+	} else if ((uint64_t)json_integer_value(
+	               json_object_get(rec, "time_us")) >= p->t) {
+		p->t = (uint64_t)json_integer_value(
+		    json_object_get(rec, "time_us"));
 		p->s = audit_be64_get(k.mv_data);
 	}
 	json_decref(rec);
@@ -288,8 +300,8 @@ struct emit {
 	void *arg;
 	size_t limit, emitted;
 	uint64_t last;
-	int stopped;      /* the callback asked to stop */
-	int more;         /* a match exists past the limit */
+	int stopped; /* the callback asked to stop */
+	int more;    /* a match exists past the limit */
 };
 
 /* Checks one candidate; 1 when the walk should end. */
@@ -336,7 +348,7 @@ walk_records(struct audit_env *e, MDB_txn *txn, struct emit *em)
 		return;
 	audit_be64_put(kb, em->q->after_seq + 1);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
 		if (k.mv_size == 8 &&
 		    consider(e, txn, audit_be64_get(k.mv_data), em, &v))
 			break;
@@ -498,10 +510,12 @@ audit_lmdb_info(void *be, struct tsi_audit_info *info)
 		info->map_size = ei.me_mapsize;
 	if (mdb_get(txn, e->meta, &k, &v) == 0 &&
 	    (j = json_loadb(v.mv_data, v.mv_size, 0, NULL)) != NULL) {
-		info->signed_seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+		info->signed_seq =
+		    (uint64_t)json_integer_value(json_object_get(j, "seq"));
 		snprintf(info->signed_kid, sizeof(info->signed_kid), "%s",
-		    json_string_value(json_object_get(j, "kid")) ?
-		    json_string_value(json_object_get(j, "kid")) : "");
+		    json_string_value(json_object_get(j, "kid"))
+		        ? json_string_value(json_object_get(j, "kid"))
+		        : "");
 		json_decref(j);
 	}
 	rc = TSI_OK;

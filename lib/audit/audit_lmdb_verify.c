@@ -25,7 +25,7 @@ struct walk {
 	/* the index check */
 	struct audit_env *e;
 	MDB_txn *txn;
-	uint64_t expected[AUDIT_IDX_N];   /* distinct keys the records need */
+	uint64_t expected[AUDIT_IDX_N]; /* distinct keys the records need */
 };
 
 static void bad(struct walk *w, uint64_t seq, const char *fmt, ...)
@@ -62,7 +62,7 @@ struct rec_keys {
 	struct walk *w;
 	uint64_t seq;
 	size_t n, cap;
-	struct rec_key *k;   /* grows: a record has as many as it has images */
+	struct rec_key *k; /* grows: a record has as many as it has images */
 };
 
 static int
@@ -77,7 +77,7 @@ need_key(void *arg, enum audit_idx idx, const uint8_t *key, size_t len)
 	for (i = 0; i < rk->n; i++)
 		if (rk->k[i].idx == idx && rk->k[i].len == len &&
 		    memcmp(rk->k[i].key, key, len) == 0)
-			return 0;   /* the same string twice (images, names) */
+			return 0; /* the same string twice (images, names) */
 	if (rk->n == rk->cap) {
 		size_t cap = rk->cap ? 2 * rk->cap : 32;
 		struct rec_key *nk = realloc(rk->k, cap * sizeof(*nk));
@@ -97,7 +97,8 @@ need_key(void *arg, enum audit_idx idx, const uint8_t *key, size_t len)
 	}
 	rc = mdb_get(w->txn, w->e->idx[idx], &k, &v);
 	if (rc == MDB_NOTFOUND) {
-		bad(w, rk->seq, "record %llu is missing from index %s (value "
+		bad(w, rk->seq,
+		    "record %llu is missing from index %s (value "
 		    "\"%.*s\"): filtered queries would skip it",
 		    (unsigned long long)rk->seq, audit_index_name(idx),
 		    len > 16 ? (int)(len - 17) : 0, (const char *)key);
@@ -138,7 +139,8 @@ find_key(void *arg, enum audit_idx idx, const uint8_t *key, size_t len)
 {
 	struct key_find *kf = arg;
 
-	if (idx == kf->idx && len == kf->len && memcmp(key, kf->key, len) == 0) {
+	if (idx == kf->idx && len == kf->len &&
+	    memcmp(key, kf->key, len) == 0) {
 		kf->found = 1;
 		return 1;
 	}
@@ -162,7 +164,7 @@ find_stray(struct walk *w, enum audit_idx idx)
 		return;
 	}
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !w->broken;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		uint8_t sk[8];
 		MDB_val rk = { 8, sk }, rv;
 
@@ -171,26 +173,30 @@ find_stray(struct walk *w, enum audit_idx idx)
 			    audit_index_name(idx));
 			break;
 		}
-		seq = audit_be64_get((const uint8_t *)k.mv_data + k.mv_size - 8);
+		seq =
+		    audit_be64_get((const uint8_t *)k.mv_data + k.mv_size - 8);
 		audit_be64_put(sk, seq);
 		if (mdb_get(w->txn, w->e->records, &rk, &rv) != 0) {
-			bad(w, seq, "index %s has an entry for record %llu, which "
-			    "is not in the chain", audit_index_name(idx),
-			    (unsigned long long)seq);
+			bad(w, seq,
+			    "index %s has an entry for record %llu, which "
+			    "is not in the chain",
+			    audit_index_name(idx), (unsigned long long)seq);
 			break;
 		}
 		if (audit_record_load(&rv, &rec) != TSI_OK)
-			break;   /* the chain walk names it */
+			break; /* the chain walk names it */
 		kf.idx = idx;
 		kf.key = k.mv_data;
 		kf.len = k.mv_size;
 		kf.found = 0;
-		audit_index_each(rec, seq, json_integer_value(json_object_get(rec,
-		    "time_us")), find_key, &kf);
+		audit_index_each(rec, seq,
+		    json_integer_value(json_object_get(rec, "time_us")),
+		    find_key, &kf);
 		json_decref(rec);
 		rec = NULL;
 		if (!kf.found)
-			bad(w, seq, "index %s has an entry for record %llu that "
+			bad(w, seq,
+			    "index %s has an entry for record %llu that "
 			    "the record does not carry (value \"%.*s\")",
 			    audit_index_name(idx), (unsigned long long)seq,
 			    k.mv_size > 16 ? (int)(k.mv_size - 17) : 0,
@@ -262,16 +268,20 @@ record_hash(struct walk *w, const MDB_val *v, const json_t *rec, uint64_t seq,
 	fmt = audit_record_format(rec);
 	if (fmt == AUDIT_FORMAT_V2) {
 		if (audit_canon_check(v->mv_data, v->mv_size, hash_member,
-		    &hs) != TSI_OK || !hs.found) {
-			bad(w, seq, "record %llu is not in canonical form "
-			    "(edited)", (unsigned long long)seq);
+		        &hs) != TSI_OK ||
+		    !hs.found) {
+			bad(w, seq,
+			    "record %llu is not in canonical form "
+			    "(edited)",
+			    (unsigned long long)seq);
 			goto out;
 		}
 		if ((body = malloc(v->mv_size)) == NULL ||
 		    audit_canon_strip_member(v->mv_data, v->mv_size, hs.off,
-		    hs.end, body, &len) != TSI_OK ||
+		        hs.end, body, &len) != TSI_OK ||
 		    audit_chain_hash(prev, body, len, hash) != TSI_OK) {
-			bad(w, seq, "record %llu: its hash could not be computed",
+			bad(w, seq,
+			    "record %llu: its hash could not be computed",
 			    (unsigned long long)seq);
 			goto out;
 		}
@@ -280,12 +290,15 @@ record_hash(struct walk *w, const MDB_val *v, const json_t *rec, uint64_t seq,
 		    &len, &r);
 		if (body == NULL || len != v->mv_size ||
 		    memcmp(body, v->mv_data, len) != 0) {
-			bad(w, seq, "record %llu is not in canonical form "
-			    "(edited)", (unsigned long long)seq);
+			bad(w, seq,
+			    "record %llu is not in canonical form "
+			    "(edited)",
+			    (unsigned long long)seq);
 			goto out;
 		}
 		if (audit_record_hash(rec, prev, hash) != TSI_OK) {
-			bad(w, seq, "record %llu: its hash could not be computed",
+			bad(w, seq,
+			    "record %llu: its hash could not be computed",
 			    (unsigned long long)seq);
 			goto out;
 		}
@@ -320,9 +333,10 @@ check_record(struct walk *w, const MDB_val *k, const MDB_val *v,
 	}
 	own = json_integer_value(json_object_get(rec, "seq"));
 	if ((uint64_t)own != seq) {
-		bad(w, seq, "record stored as seq %llu says it is seq %llu "
-		    "(reordered or moved)", (unsigned long long)seq,
-		    (unsigned long long)own);
+		bad(w, seq,
+		    "record stored as seq %llu says it is seq %llu "
+		    "(reordered or moved)",
+		    (unsigned long long)seq, (unsigned long long)own);
 		goto out;
 	}
 	if (record_hash(w, v, rec, seq, prev, hash) != 0)
@@ -330,16 +344,20 @@ check_record(struct walk *w, const MDB_val *k, const MDB_val *v,
 	p = json_string_value(json_object_get(rec, "prev"));
 	audit_hex(prev, AUDIT_HASH_LEN, prevhex);
 	if (p == NULL || strcmp(p, prevhex) != 0) {
-		bad(w, seq, "record %llu: prev does not match the hash of record "
-		    "%llu (a record before it was changed, removed or reordered)",
+		bad(w, seq,
+		    "record %llu: prev does not match the hash of record "
+		    "%llu (a record before it was changed, removed or "
+		    "reordered)",
 		    (unsigned long long)seq, (unsigned long long)(expect - 1));
 		goto out;
 	}
 	if (audit_unhex(json_string_value(json_object_get(rec, "hash")), stored,
-	    AUDIT_HASH_LEN) != TSI_OK ||
+	        AUDIT_HASH_LEN) != TSI_OK ||
 	    memcmp(stored, hash, AUDIT_HASH_LEN) != 0) {
-		bad(w, seq, "record %llu: hash does not match its content "
-		    "(edited)", (unsigned long long)seq);
+		bad(w, seq,
+		    "record %llu: hash does not match its content "
+		    "(edited)",
+		    (unsigned long long)seq);
 		goto out;
 	}
 	check_indexes(w, rec, seq);
@@ -374,12 +392,14 @@ audit_lmdb_verify(void *be, EVP_PKEY *trusted,
 	if ((r = audit_meta_get_point(e, txn, "prune", &pp)) != TSI_OK ||
 	    (r = audit_meta_get_point(e, txn, "head", &head)) != TSI_OK)
 		goto out;
-	r = audit_meta_check_signed_head(e, txn, trusted, &sh, why, sizeof(why));
+	r = audit_meta_check_signed_head(e, txn, trusted, &sh, why,
+	    sizeof(why));
 	if (r == TSI_OK) {
 		have_sh = 1;
 	} else if (r == TSI_ERR_NOT_FOUND) {
 		if (trusted != NULL) {
-			bad(&w, head.seq, "no signed head to check against the "
+			bad(&w, head.seq,
+			    "no signed head to check against the "
 			    "trusted key (head seq %llu)",
 			    (unsigned long long)head.seq);
 		}
@@ -389,7 +409,8 @@ audit_lmdb_verify(void *be, EVP_PKEY *trusted,
 		goto out;
 	}
 	if (have_sh && sh.seq > head.seq)
-		bad(&w, head.seq + 1, "signed head is at seq %llu but the chain "
+		bad(&w, head.seq + 1,
+		    "signed head is at seq %llu but the chain "
 		    "ends at %llu (records removed from the end)",
 		    (unsigned long long)sh.seq, (unsigned long long)head.seq);
 
@@ -400,25 +421,30 @@ audit_lmdb_verify(void *be, EVP_PKEY *trusted,
 		goto out;
 	}
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !w.broken;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		uint64_t seq;
 
 		if (k.mv_size != 8) {
-			bad(&w, expect, "a key of %llu bytes in the records "
+			bad(&w, expect,
+			    "a key of %llu bytes in the records "
 			    "database (expected 8)",
 			    (unsigned long long)k.mv_size);
 			break;
 		}
 		seq = audit_be64_get(k.mv_data);
 		if (seq < expect) {
-			bad(&w, seq, "record %llu precedes the first retained "
-			    "record %llu", (unsigned long long)seq,
+			bad(&w, seq,
+			    "record %llu precedes the first retained "
+			    "record %llu",
+			    (unsigned long long)seq,
 			    (unsigned long long)expect);
 			break;
 		}
 		if (seq > expect) {
-			bad(&w, expect, "record %llu is missing (the next stored "
-			    "record is %llu)", (unsigned long long)expect,
+			bad(&w, expect,
+			    "record %llu is missing (the next stored "
+			    "record is %llu)",
+			    (unsigned long long)expect,
 			    (unsigned long long)seq);
 			break;
 		}
@@ -427,8 +453,10 @@ audit_lmdb_verify(void *be, EVP_PKEY *trusted,
 			break;
 		if (have_sh && seq == sh.seq &&
 		    memcmp(hash, sh.hash, AUDIT_HASH_LEN) != 0)
-			bad(&w, seq, "record %llu does not match the signed "
-			    "head", (unsigned long long)seq);
+			bad(&w, seq,
+			    "record %llu does not match the signed "
+			    "head",
+			    (unsigned long long)seq);
 		memcpy(prev, hash, AUDIT_HASH_LEN);
 		res->records++;
 		expect++;
@@ -441,8 +469,10 @@ audit_lmdb_verify(void *be, EVP_PKEY *trusted,
 		bad(&w, expect, "record %llu is missing (the head is at %llu)",
 		    (unsigned long long)expect, (unsigned long long)head.seq);
 	if (!w.broken && expect - 1 > head.seq)
-		bad(&w, head.seq + 1, "records go past the head: stored up to "
-		    "%llu, head at %llu", (unsigned long long)(expect - 1),
+		bad(&w, head.seq + 1,
+		    "records go past the head: stored up to "
+		    "%llu, head at %llu",
+		    (unsigned long long)(expect - 1),
 		    (unsigned long long)head.seq);
 	if (!w.broken && memcmp(prev, head.hash, AUDIT_HASH_LEN) != 0)
 		bad(&w, head.seq, "the head hash does not match record %llu",

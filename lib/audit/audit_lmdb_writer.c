@@ -295,12 +295,15 @@ lmdb_load_head(void *be, struct audit_point *head, long long *last_time_us)
 		goto out;
 	}
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	if (rc == 0 && k.mv_size == 8 && audit_record_load(&v, &rec) == TSI_OK) {
-		*last_time_us = json_integer_value(json_object_get(rec, "time_us"));
+	if (rc == 0 && k.mv_size == 8 &&
+	    audit_record_load(&v, &rec) == TSI_OK) {
+		*last_time_us =
+		    json_integer_value(json_object_get(rec, "time_us"));
 		if (audit_be64_get(k.mv_data) != meta.seq)
 			tsi_log(TSI_LOG_ERROR, "audit.head_mismatch",
 			    TSI_LI("meta_seq", (long long)meta.seq),
-			    TSI_LI("last_seq", (long long)audit_be64_get(k.mv_data)));
+			    TSI_LI("last_seq",
+			        (long long)audit_be64_get(k.mv_data)));
 	}
 	r = TSI_OK;
 out:
@@ -362,7 +365,8 @@ lmdb_open(const char *dir, const struct tsi_audit_opts *o, void **be)
 		r = TSI_ERR_INVALID_ARG;
 		goto out;
 	}
-	if ((w->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+	if ((w->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) <
+	    0) {
 		r = TSI_ERR_IO;
 		goto out;
 	}
@@ -388,7 +392,8 @@ lmdb_exists(const char *dir)
 	struct stat st;
 
 	return snprintf(path, sizeof(path), "%s/data.mdb", dir) <
-	    (int)sizeof(path) && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+	    (int)sizeof(path) &&
+	    stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 const struct tsi_audit_backend_ops audit_lmdb_backend = {

@@ -48,7 +48,8 @@ audit_meta_put_point(struct audit_env *e, MDB_txn *txn, const char *name,
 }
 
 static void
-head_msg(const struct audit_point *head, uint8_t msg[sizeof(HEAD_MSG_TAG) + 8 + AUDIT_HASH_LEN])
+head_msg(const struct audit_point *head,
+    uint8_t msg[sizeof(HEAD_MSG_TAG) + 8 + AUDIT_HASH_LEN])
 {
 	memcpy(msg, HEAD_MSG_TAG, sizeof(HEAD_MSG_TAG)); /* with its NUL */
 	audit_be64_put(msg + sizeof(HEAD_MSG_TAG), head->seq);
@@ -87,7 +88,8 @@ audit_meta_sign_head(struct audit_env *e, MDB_txn *txn,
 	j = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I}", "seq", (json_int_t)head->seq,
 	    "hash", hashhex, "kid", kid, "sig", sighex, "pub", pubhex,
 	    "time_us", (json_int_t)audit_now_us());
-	if (j == NULL || (body = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT)) == NULL) {
+	if (j == NULL ||
+	    (body = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT)) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
 	}
@@ -156,7 +158,8 @@ audit_meta_check_signed_head(struct audit_env *e, MDB_txn *txn,
 	int r = TSI_ERR_PARSE, rc;
 
 	if ((rc = mdb_get(txn, e->meta, &k, &v)) != 0)
-		return rc == MDB_NOTFOUND ? TSI_ERR_NOT_FOUND : audit_mdb_err(rc);
+		return rc == MDB_NOTFOUND ? TSI_ERR_NOT_FOUND
+		                          : audit_mdb_err(rc);
 	snprintf(why, why_len, "signed head is malformed");
 	if ((j = json_loadb(v.mv_data, v.mv_size, 0, NULL)) == NULL)
 		goto out;
@@ -164,9 +167,9 @@ audit_meta_check_signed_head(struct audit_env *e, MDB_txn *txn,
 	pubhex = json_string_value(json_object_get(j, "pub"));
 	if (seq < 0 || pubhex == NULL || strlen(pubhex) % 2 != 0 ||
 	    audit_unhex(json_string_value(json_object_get(j, "hash")), sh->hash,
-	    AUDIT_HASH_LEN) != TSI_OK ||
+	        AUDIT_HASH_LEN) != TSI_OK ||
 	    audit_unhex(json_string_value(json_object_get(j, "sig")), sig,
-	    sizeof(sig)) != TSI_OK)
+	        sizeof(sig)) != TSI_OK)
 		goto out;
 	sh->seq = (uint64_t)seq;
 	derlen = strlen(pubhex) / 2;
@@ -180,16 +183,20 @@ audit_meta_check_signed_head(struct audit_env *e, MDB_txn *txn,
 	if ((pub = d2i_PUBKEY(NULL, &p, (long)derlen)) == NULL)
 		goto out;
 	if (trusted != NULL && EVP_PKEY_eq(trusted, pub) != 1) {
-		snprintf(why, why_len, "signed head was made by another key (kid %s)",
-		    json_string_value(json_object_get(j, "kid")) ?
-		    json_string_value(json_object_get(j, "kid")) : "?");
+		snprintf(why, why_len,
+		    "signed head was made by another key (kid %s)",
+		    json_string_value(json_object_get(j, "kid"))
+		        ? json_string_value(json_object_get(j, "kid"))
+		        : "?");
 		r = TSI_ERR_DENIED;
 		goto out;
 	}
 	head_msg(sh, msg);
 	if (!check_sig(pub, msg, sizeof(msg), sig)) {
-		snprintf(why, why_len, "signature of the signed head (seq %llu) "
-		    "does not verify", (unsigned long long)sh->seq);
+		snprintf(why, why_len,
+		    "signature of the signed head (seq %llu) "
+		    "does not verify",
+		    (unsigned long long)sh->seq);
 		r = TSI_ERR_DENIED;
 		goto out;
 	}

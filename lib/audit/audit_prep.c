@@ -25,7 +25,12 @@
 /* The writer's keys in canonical order (ASCII: UTF-16 order is byte
  * order). */
 static const char *const wkeys[AUDIT_PREP_SEGS - 1] = {
-	"format", "hash", "prev", "seq", "time", "time_us",
+	"format",
+	"hash",
+	"prev",
+	"seq",
+	"time",
+	"time_us",
 };
 
 struct kv {
@@ -63,8 +68,9 @@ sort_kvs(struct kv *kvs, size_t n)
 	}
 	for (i = 1; i < n; i++) {
 		t = kvs[i];
-		for (j = i; j > 0 && key_cmp(kvs[j - 1].k, kvs[j - 1].kl, t.k,
-		    t.kl) > 0; j--)
+		for (j = i; j > 0 &&
+		     key_cmp(kvs[j - 1].k, kvs[j - 1].kl, t.k, t.kl) > 0;
+		     j--)
 			kvs[j] = kvs[j - 1];
 		kvs[j] = t;
 	}
@@ -105,7 +111,7 @@ put_idx_strings(struct tsi_buf *b, enum audit_idx idx, const json_t *v)
 		return TSI_OK;
 	for (i = 0; i < json_array_size(v); i++)
 		if ((r = put_idx(b, idx,
-		    json_string_value(json_array_get(v, i)))) != TSI_OK)
+		         json_string_value(json_array_get(v, i)))) != TSI_OK)
 			return r;
 	return TSI_OK;
 }
@@ -121,13 +127,13 @@ claims_index_values(const json_t *rec, struct tsi_buf *b)
 	if (!json_is_object(claims))
 		return TSI_OK;
 	if ((r = put_idx(b, AUDIT_IDX_CLUSTER,
-	    audit_claim_str(rec, "cluster-name"))) != TSI_OK ||
+	         audit_claim_str(rec, "cluster-name"))) != TSI_OK ||
 	    (r = put_idx(b, AUDIT_IDX_DC,
-	    audit_claim_str(rec, "datacenter"))) != TSI_OK ||
-	    (r = put_idx(b, AUDIT_IDX_NS,
-	    audit_claim_str(rec, "namespace"))) != TSI_OK ||
+	         audit_claim_str(rec, "datacenter"))) != TSI_OK ||
+	    (r = put_idx(b, AUDIT_IDX_NS, audit_claim_str(rec, "namespace"))) !=
+	        TSI_OK ||
 	    (r = put_idx_strings(b, AUDIT_IDX_IMAGE,
-	    json_object_get(claims, "images"))) != TSI_OK)
+	         json_object_get(claims, "images"))) != TSI_OK)
 		return r;
 	return put_idx_strings(b, AUDIT_IDX_IMAGE,
 	    json_object_get(claims, "images-names"));
@@ -142,14 +148,16 @@ index_values(const json_t *rec, const struct tsi_audit_claims *cl,
 	int r;
 
 	if ((r = put_idx(b, AUDIT_IDX_DECISION,
-	    json_string_value(json_object_get(rec, "decision")))) != TSI_OK ||
+	         json_string_value(json_object_get(rec, "decision")))) !=
+	        TSI_OK ||
 	    (r = put_idx(b, AUDIT_IDX_PATH,
-	    json_string_value(json_object_get(rec, "path")))) != TSI_OK)
+	         json_string_value(json_object_get(rec, "path")))) != TSI_OK)
 		return r;
 	if (cl != NULL)
-		return cl->idx_len == 0 ? TSI_OK :
-		    tsi_buf_put(b, cl->idx, cl->idx_len) == TSI_OK ? TSI_OK :
-		    TSI_ERR_TOO_LARGE;
+		return cl->idx_len == 0 ? TSI_OK
+		    : tsi_buf_put(b, cl->idx, cl->idx_len) == TSI_OK
+		    ? TSI_OK
+		    : TSI_ERR_TOO_LARGE;
 	return claims_index_values(rec, b);
 }
 
@@ -164,7 +172,7 @@ prep_build(const json_t *c, const struct tsi_audit_claims *cl,
 {
 	struct audit_prep *p = NULL;
 	struct audit_canon_out body = { NULL, 0,
-	    AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
+		AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
 	struct tsi_buf *idx = NULL;
 	struct kv *kvs = NULL;
 	void *it;
@@ -177,14 +185,14 @@ prep_build(const json_t *c, const struct tsi_audit_claims *cl,
 	    (kvs = calloc(json_object_size(c) + 2, sizeof(*kvs))) == NULL)
 		goto out;
 	for (it = json_object_iter((json_t *)c); it != NULL;
-	    it = json_object_iter_next((json_t *)c, it)) {
+	     it = json_object_iter_next((json_t *)c, it)) {
 		kvs[n].k = json_object_iter_key(it);
 		kvs[n].kl = json_object_iter_key_len(it);
 		kvs[n].v = json_object_iter_value(it);
 		n++;
 	}
 	if (cl != NULL) {
-		kvs[n].k = "claims";   /* v NULL: cl's text */
+		kvs[n].k = "claims"; /* v NULL: cl's text */
 		kvs[n].kl = 6;
 		kvs[n].v = NULL;
 		n++;
@@ -192,20 +200,22 @@ prep_build(const json_t *c, const struct tsi_audit_claims *cl,
 	sort_kvs(kvs, n);
 	for (i = 0; i < n; i++) {
 		/* close the stretches of the writer's keys that sort first */
-		while (seg < AUDIT_PREP_SEGS - 1 && key_cmp(wkeys[seg],
-		    strlen(wkeys[seg]), kvs[i].k, kvs[i].kl) < 0)
+		while (seg < AUDIT_PREP_SEGS - 1 &&
+		    key_cmp(wkeys[seg], strlen(wkeys[seg]), kvs[i].k,
+		        kvs[i].kl) < 0)
 			p->seg[++seg] = body.n;
 		/* TSI_ERR_TOO_LARGE past the buffer's bound,
 		 * TSI_ERR_INVALID_ARG for a value with no canonical form (a
 		 * real, an integer beyond 2^53 - 1, nesting too deep) */
 		if ((body.n > p->seg[seg] &&
-		    (r = out_put(&body, ",", 1)) != TSI_OK) ||
+		        (r = out_put(&body, ",", 1)) != TSI_OK) ||
 		    (r = audit_canon_string(&body, AUDIT_FORMAT, kvs[i].k,
-		    kvs[i].kl)) != TSI_OK ||
+		         kvs[i].kl)) != TSI_OK ||
 		    (r = out_put(&body, ":", 1)) != TSI_OK ||
-		    (r = kvs[i].v != NULL ? audit_canon_value(&body,
-		    AUDIT_FORMAT, kvs[i].v, 1) :
-		    out_put(&body, cl->text, cl->text_len)) != TSI_OK)
+		    (r = kvs[i].v != NULL
+		            ? audit_canon_value(&body, AUDIT_FORMAT, kvs[i].v,
+		                  1)
+		            : out_put(&body, cl->text, cl->text_len)) != TSI_OK)
 			goto out;
 	}
 	for (w = seg + 1; w <= AUDIT_PREP_SEGS; w++)
@@ -250,7 +260,7 @@ tsi_audit_claims_new(const json_t *claims, struct tsi_audit_claims **out)
 {
 	struct tsi_audit_claims *cl = NULL;
 	struct audit_canon_out text = { NULL, 0,
-	    AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
+		AUDIT_RECORD_MAX - AUDIT_PREP_WRITER_MAX };
 	struct tsi_buf *idx = NULL;
 	const json_t *c;
 	json_t *wrap = NULL, *copy = NULL;
@@ -262,7 +272,7 @@ tsi_audit_claims_new(const json_t *claims, struct tsi_audit_claims **out)
 	/* stripped exactly as inside a record: the record's own check and
 	 * strip, on a minimal record around the claims */
 	if ((wrap = json_pack("{sssssO}", "op", "claims", "decision", "allow",
-	    "claims", (json_t *)claims)) == NULL)
+	         "claims", (json_t *)claims)) == NULL)
 		return TSI_ERR_ALLOC;
 	if ((c = audit_record_view(wrap, &copy, &r)) == NULL)
 		goto out;
@@ -273,7 +283,7 @@ tsi_audit_claims_new(const json_t *claims, struct tsi_audit_claims **out)
 		goto out;
 	/* depth 1: the claims sit inside the record object */
 	if ((r = audit_canon_value(&text, AUDIT_FORMAT,
-	    json_object_get(c, "claims"), 1)) != TSI_OK)
+	         json_object_get(c, "claims"), 1)) != TSI_OK)
 		goto out;
 	if ((r = claims_index_values(c, idx)) != TSI_OK)
 		goto out;
@@ -409,9 +419,10 @@ audit_prep_seal(const struct audit_prep *p, uint64_t seq, long long time_us,
     char **out, size_t *out_len)
 {
 	char ts[40], hx[2 * AUDIT_HASH_LEN + 1];
-	char f_fmt[48], f_hash[80], f_prev[80], f_seq[48], f_time[56], f_tus[48];
+	char f_fmt[48], f_hash[80], f_prev[80], f_seq[48], f_time[56],
+	    f_tus[48];
 	char *wf[AUDIT_PREP_SEGS - 1] = { f_fmt, f_hash, f_prev, f_seq, f_time,
-	    f_tus };
+		f_tus };
 	size_t wl[AUDIT_PREP_SEGS - 1], i, cap, n;
 	char *buf = NULL;
 	int r, len[AUDIT_PREP_SEGS - 1];
@@ -435,7 +446,8 @@ audit_prep_seal(const struct audit_prep *p, uint64_t seq, long long time_us,
 	}
 	/* body, six fields, six commas, braces */
 	cap = audit_prep_size(p) + sizeof(f_fmt) + sizeof(f_hash) +
-	    sizeof(f_prev) + sizeof(f_seq) + sizeof(f_time) + sizeof(f_tus) + 16;
+	    sizeof(f_prev) + sizeof(f_seq) + sizeof(f_time) + sizeof(f_tus) +
+	    16;
 	if ((buf = malloc(cap)) == NULL)
 		return TSI_ERR_ALLOC;
 	n = emit(p, wf, wl, 0, buf);

@@ -14,14 +14,30 @@
 
 /* Keys whose values are secrets or bearer credentials: never stored. */
 static const char *const secret_keys[] = {
-	"token", "jwt", "client_token", "data", "value", "password", "secret",
-	"secret_id", "authorization", "x-vault-token", "id_token",
-	"access_token", "refresh_token", "private_key",
+	"token",
+	"jwt",
+	"client_token",
+	"data",
+	"value",
+	"password",
+	"secret",
+	"secret_id",
+	"authorization",
+	"x-vault-token",
+	"id_token",
+	"access_token",
+	"refresh_token",
+	"private_key",
 };
 
 /* Fields only the writer sets. */
 static const char *const writer_keys[] = {
-	"format", "seq", "time", "time_us", "prev", "hash",
+	"format",
+	"seq",
+	"time",
+	"time_us",
+	"prev",
+	"hash",
 };
 
 static int
@@ -46,8 +62,10 @@ looks_like_jwt(const char *s)
 		return 0;
 	if ((d1 = strchr(s, '.')) == NULL || (d2 = strchr(d1 + 1, '.')) == NULL)
 		return 0;
-	return d2 - d1 > 8 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
-	    "klmnopqrstuvwxyz0123456789-_.=") == strlen(s);
+	return d2 - d1 > 8 &&
+	    strspn(s,
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
+	        "klmnopqrstuvwxyz0123456789-_.=") == strlen(s);
 }
 
 static void
@@ -66,7 +84,8 @@ strip_secrets(json_t *j, int depth)
 			k = json_object_iter_key(it);
 			v = json_object_iter_value(it);
 			if (is_secret_key(k) ||
-			    (json_is_string(v) && looks_like_jwt(json_string_value(v)))) {
+			    (json_is_string(v) &&
+			        looks_like_jwt(json_string_value(v)))) {
 				tsi_log(TSI_LOG_WARN, "audit.field_stripped",
 				    TSI_LS("field", k));
 				json_object_del(j, k);
@@ -77,7 +96,8 @@ strip_secrets(json_t *j, int depth)
 	} else if (json_is_array(j)) {
 		for (i = 0; i < json_array_size(j);) {
 			v = json_array_get(j, i);
-			if (json_is_string(v) && looks_like_jwt(json_string_value(v))) {
+			if (json_is_string(v) &&
+			    looks_like_jwt(json_string_value(v))) {
 				tsi_log(TSI_LOG_WARN, "audit.field_stripped",
 				    TSI_LS("field", "[array element]"));
 				json_array_remove(j, i);
@@ -101,16 +121,18 @@ needs_strip(const json_t *j, int depth)
 	if (depth > 32)
 		return 0;
 	if (json_is_object(j)) {
-		json_object_keylen_foreach((json_t *)j, k, kl, v) {
+		json_object_keylen_foreach((json_t *)j, k, kl, v)
+		{
 			if (strlen(k) != kl || is_secret_key(k) ||
 			    (json_is_string(v) &&
-			    looks_like_jwt(json_string_value(v))) ||
+			        looks_like_jwt(json_string_value(v))) ||
 			    needs_strip(v, depth + 1))
 				return 1;
 		}
 	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v) {
-			if ((json_is_string(v) && looks_like_jwt(json_string_value(v))) ||
+		json_array_foreach (j, i, v) {
+			if ((json_is_string(v) &&
+			        looks_like_jwt(json_string_value(v))) ||
 			    needs_strip(v, depth + 1))
 				return 1;
 		}
@@ -131,8 +153,9 @@ check_record(const json_t *rec)
 		return TSI_ERR_INVALID_ARG;
 	v = json_object_get(rec, "decision");
 	d = json_string_value(v);
-	if (d == NULL || (strcmp(d, "allow") != 0 && strcmp(d, "deny") != 0 &&
-	    strcmp(d, "error") != 0))
+	if (d == NULL ||
+	    (strcmp(d, "allow") != 0 && strcmp(d, "deny") != 0 &&
+	        strcmp(d, "error") != 0))
 		return TSI_ERR_INVALID_ARG;
 	v = json_object_get(rec, "path");
 	if (v != NULL && !json_is_string(v) && !json_is_null(v))
@@ -175,7 +198,7 @@ audit_record_view(const json_t *rec, json_t **copy, int *err)
 			break;
 	if (i == sizeof(writer_keys) / sizeof(writer_keys[0]) &&
 	    !needs_strip(rec, 0))
-		return rec;   /* the usual case: nothing to drop, no copy */
+		return rec; /* the usual case: nothing to drop, no copy */
 	if ((*copy = audit_record_prepare(rec, err)) == NULL)
 		return NULL;
 	return *copy;
@@ -213,7 +236,8 @@ audit_unhex(const char *in, uint8_t *out, size_t n)
 	if (in == NULL || strlen(in) != 2 * n)
 		return TSI_ERR_PARSE;
 	for (i = 0; i < n; i++) {
-		if ((hi = hexval(in[2 * i])) < 0 || (lo = hexval(in[2 * i + 1])) < 0)
+		if ((hi = hexval(in[2 * i])) < 0 ||
+		    (lo = hexval(in[2 * i + 1])) < 0)
 			return TSI_ERR_PARSE;
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
@@ -284,8 +308,8 @@ sha256_fetch(void)
 }
 
 int
-audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body, size_t len,
-    uint8_t hash[AUDIT_HASH_LEN])
+audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body,
+    size_t len, uint8_t hash[AUDIT_HASH_LEN])
 {
 	EVP_MD_CTX *md;
 	unsigned int hl = 0;
@@ -295,7 +319,7 @@ audit_chain_hash(const uint8_t prev[AUDIT_HASH_LEN], const char *body, size_t le
 	if ((md = EVP_MD_CTX_new()) == NULL)
 		return TSI_ERR_ALLOC;
 	ok = EVP_DigestInit_ex(md, sha256_md != NULL ? sha256_md : EVP_sha256(),
-	    NULL) == 1 &&
+	         NULL) == 1 &&
 	    EVP_DigestUpdate(md, prev, AUDIT_HASH_LEN) == 1 &&
 	    EVP_DigestUpdate(md, body, len) == 1 &&
 	    EVP_DigestFinal_ex(md, hash, &hl) == 1 && hl == AUDIT_HASH_LEN;
@@ -313,7 +337,7 @@ audit_record_format(const json_t *rec)
 	const json_t *f = json_object_get(rec, "format");
 
 	if (f == NULL)
-		return AUDIT_FORMAT_V1;   /* written before the field existed */
+		return AUDIT_FORMAT_V1; /* written before the field existed */
 	if (json_is_integer(f) && json_integer_value(f) == AUDIT_FORMAT_V2)
 		return AUDIT_FORMAT_V2;
 	return -1;
@@ -361,7 +385,8 @@ audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
     const uint8_t prev[AUDIT_HASH_LEN], uint8_t hash[AUDIT_HASH_LEN],
     char **out, size_t *out_len)
 {
-	char ts[40], prevhex[2 * AUDIT_HASH_LEN + 1], hashhex[2 * AUDIT_HASH_LEN + 1];
+	char ts[40], prevhex[2 * AUDIT_HASH_LEN + 1],
+	    hashhex[2 * AUDIT_HASH_LEN + 1];
 	char *body = NULL;
 	size_t len = 0;
 	int r;
@@ -370,14 +395,16 @@ audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
 	audit_format_time(time_us, ts, sizeof(ts));
 	audit_hex(prev, AUDIT_HASH_LEN, prevhex);
 	json_object_del(rec, "hash");
-	if (json_object_set_new(rec, "format", json_integer(AUDIT_FORMAT)) != 0 ||
-	    json_object_set_new(rec, "seq", json_integer((json_int_t)seq)) != 0 ||
+	if (json_object_set_new(rec, "format", json_integer(AUDIT_FORMAT)) !=
+	        0 ||
+	    json_object_set_new(rec, "seq", json_integer((json_int_t)seq)) !=
+	        0 ||
 	    json_object_set_new(rec, "time", json_string(ts)) != 0 ||
 	    json_object_set_new(rec, "time_us", json_integer(time_us)) != 0 ||
 	    json_object_set_new(rec, "prev", json_string(prevhex)) != 0)
 		return TSI_ERR_ALLOC;
 	if ((body = audit_canon_dumps(rec, AUDIT_FORMAT, AUDIT_RECORD_MAX, &len,
-	    &r)) == NULL)
+	         &r)) == NULL)
 		return r;
 	r = audit_chain_hash(prev, body, len, hash);
 	free(body);
@@ -387,7 +414,7 @@ audit_record_seal(json_t *rec, uint64_t seq, long long time_us,
 	if (json_object_set_new(rec, "hash", json_string(hashhex)) != 0)
 		return TSI_ERR_ALLOC;
 	if ((body = audit_canon_dumps(rec, AUDIT_FORMAT, AUDIT_RECORD_MAX, &len,
-	    &r)) == NULL)
+	         &r)) == NULL)
 		return r;
 	*out_len = len;
 	*out = body;

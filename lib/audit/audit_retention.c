@@ -20,11 +20,13 @@ audit_live_bytes(struct audit_env *e, MDB_txn *txn)
 
 	if (mdb_stat(txn, e->records, &st) == 0)
 		total += (st.ms_branch_pages + st.ms_leaf_pages +
-		    st.ms_overflow_pages) * st.ms_psize;
+		             st.ms_overflow_pages) *
+		    st.ms_psize;
 	for (i = 0; i < AUDIT_IDX_N; i++)
 		if (mdb_stat(txn, e->idx[i], &st) == 0)
 			total += (st.ms_branch_pages + st.ms_leaf_pages +
-			    st.ms_overflow_pages) * st.ms_psize;
+			             st.ms_overflow_pages) *
+			    st.ms_psize;
 	return total;
 }
 
@@ -73,9 +75,9 @@ kept(const json_t *rec, long long t, long long cutoff_us,
 }
 
 int
-audit_prune_batch_keep(struct audit_env *e, MDB_txn *txn,
-    long long cutoff_us, size_t retain_bytes, size_t force_n, size_t max,
-    long long keep_allow_us, size_t *pruned, int *held)
+audit_prune_batch_keep(struct audit_env *e, MDB_txn *txn, long long cutoff_us,
+    size_t retain_bytes, size_t force_n, size_t max, long long keep_allow_us,
+    size_t *pruned, int *held)
 {
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
@@ -96,7 +98,7 @@ audit_prune_batch_keep(struct audit_env *e, MDB_txn *txn,
 	if ((rc = mdb_cursor_open(txn, e->records, &c)) != 0)
 		return audit_mdb_err(rc);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && n < max;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != 8) {
 			r = TSI_ERR_PARSE;
 			goto out;
@@ -117,7 +119,7 @@ audit_prune_batch_keep(struct audit_env *e, MDB_txn *txn,
 			break;
 		}
 		if (audit_unhex(json_string_value(json_object_get(rec, "hash")),
-		    pp.hash, AUDIT_HASH_LEN) != TSI_OK) {
+		        pp.hash, AUDIT_HASH_LEN) != TSI_OK) {
 			r = TSI_ERR_PARSE;
 			goto out;
 		}

@@ -39,9 +39,9 @@
 
 #define BATCH_RECORDS 256
 #define BATCH_BYTES (256 * 1024)
-#define POLL_IDLE_MS 1000        /* look at the store's head this often */
-#define TAIL_READ (128 * 1024)   /* bytes read from a rotated file's end */
-#define ROTATED_MAX 64           /* rotated siblings looked at */
+#define POLL_IDLE_MS 1000      /* look at the store's head this often */
+#define TAIL_READ (128 * 1024) /* bytes read from a rotated file's end */
+#define ROTATED_MAX 64         /* rotated siblings looked at */
 #define DEFAULT_REPLAY ((size_t)6 << 20)
 /* what a receiver may have read from a Unix socket and not yet handled
  * (its read buffer) when it dies */
@@ -49,27 +49,27 @@
 
 struct sent_mark {
 	uint64_t seq;
-	uint64_t end;        /* connection bytes up to the end of its line */
+	uint64_t end; /* connection bytes up to the end of its line */
 };
 
 struct sink {
 	struct tsi_audit_sinks *set;
-	struct tsi_audit_sink_cfg c;    /* strings below are owned copies */
+	struct tsi_audit_sink_cfg c; /* strings below are owned copies */
 	char name[TSI_AUDIT_SINK_NAME_MAX + 1];
 	char *path, *address, *tag;
 	pthread_t thr;
 	int started;
 	int fd;
 	int posfd;
-	uint64_t pos;        /* last seq written */
-	uint64_t saved;      /* last seq written to the position file */
-	int dirty;           /* a write or position not yet synced */
+	uint64_t pos;   /* last seq written */
+	uint64_t saved; /* last seq written to the position file */
+	int dirty;      /* a write or position not yet synced */
 	long long last_sync_us;
 	/* file */
-	off_t end;           /* the file's size after our last write */
+	off_t end; /* the file's size after our last write */
 	/* stream sockets */
 	uint64_t conn_bytes, acked;
-	uint64_t safe;       /* seq known delivered on this connection */
+	uint64_t safe; /* seq known delivered on this connection */
 	struct sent_mark *marks;
 	size_t mark_head, mark_n, mark_cap;
 	size_t replay;
@@ -91,9 +91,8 @@ struct tsi_audit_sinks {
 	struct sink *s;
 };
 
-static const char *const type_names[] = {
-	NULL, "file", "unix", "tcp", "syslog"
-};
+static const char *const type_names[] = { NULL, "file", "unix", "tcp",
+	"syslog" };
 
 static long long
 mono_us(void)
@@ -142,13 +141,22 @@ dup_or_null(const char *s)
 int
 tsi_audit_sink_facility(const char *name, int *facility)
 {
-	static const struct { const char *n; int f; } fac[] = {
-		{ "kern", LOG_KERN }, { "user", LOG_USER },
-		{ "daemon", LOG_DAEMON }, { "auth", LOG_AUTH },
-		{ "authpriv", LOG_AUTHPRIV }, { "local0", LOG_LOCAL0 },
-		{ "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 },
-		{ "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 },
-		{ "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
+	static const struct {
+		const char *n;
+		int f;
+	} fac[] = {
+		{ "kern", LOG_KERN },
+		{ "user", LOG_USER },
+		{ "daemon", LOG_DAEMON },
+		{ "auth", LOG_AUTH },
+		{ "authpriv", LOG_AUTHPRIV },
+		{ "local0", LOG_LOCAL0 },
+		{ "local1", LOG_LOCAL1 },
+		{ "local2", LOG_LOCAL2 },
+		{ "local3", LOG_LOCAL3 },
+		{ "local4", LOG_LOCAL4 },
+		{ "local5", LOG_LOCAL5 },
+		{ "local6", LOG_LOCAL6 },
 		{ "local7", LOG_LOCAL7 },
 	};
 	size_t i;
@@ -163,8 +171,7 @@ tsi_audit_sink_facility(const char *name, int *facility)
 
 /* HOST:PORT or [V6]:PORT into host and port (borrowed into buffers). */
 static int
-split_address(const char *a, char *host, size_t hlen, char *port,
-    size_t plen)
+split_address(const char *a, char *host, size_t hlen, char *port, size_t plen)
 {
 	const char *colon, *h = a;
 	size_t n;
@@ -195,17 +202,22 @@ tsi_audit_sink_check(const struct tsi_audit_sink_cfg *c, char *err,
 	size_t n;
 
 	if (c->name == NULL || (n = strlen(c->name)) == 0 ||
-	    n > TSI_AUDIT_SINK_NAME_MAX || strspn(c->name,
-	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-	    != n || c->name[0] == '.') {
-		snprintf(err, errlen, "name: 1 to %d of [A-Za-z0-9_.-], not "
-		    "starting with '.'", TSI_AUDIT_SINK_NAME_MAX);
+	    n > TSI_AUDIT_SINK_NAME_MAX ||
+	    strspn(c->name,
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	        "_.-") != n ||
+	    c->name[0] == '.') {
+		snprintf(err, errlen,
+		    "name: 1 to %d of [A-Za-z0-9_.-], not "
+		    "starting with '.'",
+		    TSI_AUDIT_SINK_NAME_MAX);
 		return TSI_ERR_CONFIG;
 	}
 	switch (c->type) {
 	case TSI_AUDIT_SINK_FILE:
 		if (c->path == NULL || c->path[0] != '/') {
-			snprintf(err, errlen, "a file sink needs an absolute path");
+			snprintf(err, errlen,
+			    "a file sink needs an absolute path");
 			return TSI_ERR_CONFIG;
 		}
 		break;
@@ -215,10 +227,13 @@ tsi_audit_sink_check(const struct tsi_audit_sink_cfg *c, char *err,
 			snprintf(err, errlen, "a unix sink needs a path");
 			return TSI_ERR_CONFIG;
 		}
-		if (c->path != NULL && (c->path[0] != '/' ||
-		    strlen(c->path) >= sizeof(sun.sun_path))) {
-			snprintf(err, errlen, "path: an absolute socket path "
-			    "shorter than %zu bytes", sizeof(sun.sun_path));
+		if (c->path != NULL &&
+		    (c->path[0] != '/' ||
+		        strlen(c->path) >= sizeof(sun.sun_path))) {
+			snprintf(err, errlen,
+			    "path: an absolute socket path "
+			    "shorter than %zu bytes",
+			    sizeof(sun.sun_path));
 			return TSI_ERR_CONFIG;
 		}
 		if (c->type == TSI_AUDIT_SINK_SYSLOG && c->max_message != 0 &&
@@ -226,17 +241,20 @@ tsi_audit_sink_check(const struct tsi_audit_sink_cfg *c, char *err,
 			snprintf(err, errlen, "max_message: 480 to 65536");
 			return TSI_ERR_CONFIG;
 		}
-		if (c->tag != NULL && (strlen(c->tag) == 0 ||
-		    strlen(c->tag) > 32 || strpbrk(c->tag, " :[]\n") != NULL)) {
-			snprintf(err, errlen, "tag: 1 to 32 bytes without "
+		if (c->tag != NULL &&
+		    (strlen(c->tag) == 0 || strlen(c->tag) > 32 ||
+		        strpbrk(c->tag, " :[]\n") != NULL)) {
+			snprintf(err, errlen,
+			    "tag: 1 to 32 bytes without "
 			    "blanks, ':' or brackets");
 			return TSI_ERR_CONFIG;
 		}
 		break;
 	case TSI_AUDIT_SINK_TCP:
 		if (split_address(c->address, host, sizeof(host), port,
-		    sizeof(port)) != 0) {
-			snprintf(err, errlen, "a tcp sink needs address = "
+		        sizeof(port)) != 0) {
+			snprintf(err, errlen,
+			    "a tcp sink needs address = "
 			    "\"HOST:PORT\" (or \"[V6]:PORT\")");
 			return TSI_ERR_CONFIG;
 		}
@@ -262,19 +280,21 @@ pos_open(struct sink *k)
 	    (int)sizeof(p))
 		return TSI_ERR_TOO_LARGE;
 	if ((k->posfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-		tsi_log(TSI_LOG_ERROR, "audit_sink.position", TSI_LS("sink",
-		    k->name), TSI_LS("path", p), TSI_LS("error", strerror(errno)));
+		tsi_log(TSI_LOG_ERROR, "audit_sink.position",
+		    TSI_LS("sink", k->name), TSI_LS("path", p),
+		    TSI_LS("error", strerror(errno)));
 		return TSI_ERR_IO;
 	}
 	got = pread(k->posfd, b, sizeof(b) - 1, 0);
 	if (got <= 0)
-		return TSI_OK;   /* a new sink: from the first record */
+		return TSI_OK; /* a new sink: from the first record */
 	b[got] = '\0';
 	errno = 0;
 	v = strtoull(b, &end, 10);
 	if (errno != 0 || end == b || (*end != '\n' && *end != '\0')) {
-		tsi_log(TSI_LOG_ERROR, "audit_sink.position", TSI_LS("sink",
-		    k->name), TSI_LS("path", p), TSI_LS("error", "unreadable"));
+		tsi_log(TSI_LOG_ERROR, "audit_sink.position",
+		    TSI_LS("sink", k->name), TSI_LS("path", p),
+		    TSI_LS("error", "unreadable"));
 		return TSI_ERR_PARSE;
 	}
 	set_pos(k, k->saved = k->safe = v);
@@ -286,8 +306,10 @@ sink_sync(struct sink *k, int force)
 {
 	long long now = mono_us();
 
-	if (!k->dirty || (!force && now - k->last_sync_us <
-	    (long long)k->set->o.sync_interval_ms * 1000))
+	if (!k->dirty ||
+	    (!force &&
+	        now - k->last_sync_us <
+	            (long long)k->set->o.sync_interval_ms * 1000))
 		return;
 	if (k->c.type == TSI_AUDIT_SINK_FILE && k->fd >= 0)
 		(void)fdatasync(k->fd);
@@ -306,8 +328,8 @@ pos_save(struct sink *k, uint64_t v)
 	if (v == k->saved)
 		return;
 	n = snprintf(b, sizeof(b), "%020llu\n", (unsigned long long)v);
-	if (n > 0 && n < (int)sizeof(b) && pwrite(k->posfd, b, (size_t)n, 0) ==
-	    (ssize_t)n) {
+	if (n > 0 && n < (int)sizeof(b) &&
+	    pwrite(k->posfd, b, (size_t)n, 0) == (ssize_t)n) {
 		k->saved = v;
 		k->dirty = 1;
 	}
@@ -338,8 +360,8 @@ write_all(struct sink *k, const char *buf, size_t len)
 		if (w > 0) {
 			buf += w;
 			len -= (size_t)w;
-			limit = mono_us() + (long long)k->set->o.io_timeout_ms *
-			    1000;
+			limit = mono_us() +
+			    (long long)k->set->o.io_timeout_ms * 1000;
 			continue;
 		}
 		if (w < 0 && errno == EINTR)
@@ -401,7 +423,7 @@ tail_seq(const char *path)
 	p = memrchr(b, '\n', (size_t)(q - b));
 	p = p != NULL ? p + 1 : b;
 	if (p == b && off > 0)
-		goto out;    /* a line longer than the window: unknowable */
+		goto out; /* a line longer than the window: unknowable */
 	if ((j = json_loads(p, 0, NULL)) != NULL) {
 		s = json_object_get(j, "seq");
 		if (json_is_integer(s) && json_integer_value(s) > 0)
@@ -444,10 +466,12 @@ rotated_seq(const struct sink *k, uint64_t upto)
 		if (nl <= blen + 1 || strncmp(de->d_name, base, blen) != 0 ||
 		    (de->d_name[blen] != '.' && de->d_name[blen] != '-'))
 			continue;
-		if ((nl > 3 && (strcmp(de->d_name + nl - 3, ".gz") == 0 ||
-		    strcmp(de->d_name + nl - 3, ".xz") == 0)) ||
-		    (nl > 4 && (strcmp(de->d_name + nl - 4, ".bz2") == 0 ||
-		    strcmp(de->d_name + nl - 4, ".zst") == 0)))
+		if ((nl > 3 &&
+		        (strcmp(de->d_name + nl - 3, ".gz") == 0 ||
+		            strcmp(de->d_name + nl - 3, ".xz") == 0)) ||
+		    (nl > 4 &&
+		        (strcmp(de->d_name + nl - 4, ".bz2") == 0 ||
+		            strcmp(de->d_name + nl - 4, ".zst") == 0)))
 			continue;
 		seen++;
 		if (snprintf(p, sizeof(p), "%s/%s", dir, de->d_name) >=
@@ -475,10 +499,13 @@ file_truncated(struct sink *k)
 	struct stat st;
 
 	if (have == 0) {
-		tsi_log(TSI_LOG_WARN, "audit_sink.truncated", TSI_LS("sink",
-		    k->name), TSI_LS("effect", "no rotated copy readable: "
-		    "records written while it was copied may be missing "
-		    "from the rotated file"), TSI_LI("pos", k->pos));
+		tsi_log(TSI_LOG_WARN, "audit_sink.truncated",
+		    TSI_LS("sink", k->name),
+		    TSI_LS("effect",
+		        "no rotated copy readable: "
+		        "records written while it was copied may be missing "
+		        "from the rotated file"),
+		    TSI_LI("pos", k->pos));
 		k->end = fstat(k->fd, &st) == 0 ? st.st_size : 0;
 		return;
 	}
@@ -488,8 +515,7 @@ file_truncated(struct sink *k)
 	}
 	k->end = 0;
 	tsi_log(TSI_LOG_INFO, "audit_sink.truncated", TSI_LS("sink", k->name),
-	    TSI_LI("rotated_last_seq", have), TSI_LI("resend",
-	    k->pos - have));
+	    TSI_LI("rotated_last_seq", have), TSI_LI("resend", k->pos - have));
 	pthread_mutex_lock(&k->set->mu);
 	k->resent += k->pos - have;
 	pthread_mutex_unlock(&k->set->mu);
@@ -514,14 +540,15 @@ file_check(struct sink *k)
 	if (fstat(k->fd, &fst) != 0)
 		return TSI_ERR_IO;
 	at_path = stat(k->path, &pst) == 0;
-	if ((at_path && (pst.st_ino != fst.st_ino ||
-	    pst.st_dev != fst.st_dev)) || fst.st_nlink == 0) {
+	if ((at_path &&
+	        (pst.st_ino != fst.st_ino || pst.st_dev != fst.st_dev)) ||
+	    fst.st_nlink == 0) {
 		sink_close(k);
 		return file_open(k);
 	}
 	if (fst.st_size < k->end) {
 		file_truncated(k);
-		return TSI_ERR_AGAIN;   /* pos moved: rebuild the batch */
+		return TSI_ERR_AGAIN; /* pos moved: rebuild the batch */
 	}
 	return TSI_OK;
 }
@@ -559,8 +586,9 @@ file_resume(struct sink *k)
 	uint64_t t = tail_seq(k->path);
 
 	if (t > k->pos) {
-		tsi_log(TSI_LOG_INFO, "audit_sink.resume", TSI_LS("sink",
-		    k->name), TSI_LI("saved", k->pos), TSI_LI("in_file", t));
+		tsi_log(TSI_LOG_INFO, "audit_sink.resume",
+		    TSI_LS("sink", k->name), TSI_LI("saved", k->pos),
+		    TSI_LI("in_file", t));
 		set_pos(k, t);
 	}
 }
@@ -576,8 +604,7 @@ set_nonblock(int fd)
 }
 
 static int
-connect_wait(struct sink *k, int fd, const struct sockaddr *sa,
-    socklen_t salen)
+connect_wait(struct sink *k, int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	struct pollfd pf = { .fd = fd, .events = POLLOUT };
 	int e = 0, n;
@@ -595,7 +622,7 @@ connect_wait(struct sink *k, int fd, const struct sockaddr *sa,
 	if (n <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
 		return TSI_ERR_IO;
 	if (e != 0) {
-		errno = e;   /* what the log line names */
+		errno = e; /* what the log line names */
 		return TSI_ERR_IO;
 	}
 	return TSI_OK;
@@ -608,7 +635,7 @@ unix_connect(struct sink *k, int type, const char *path)
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path) + 1);   /* length checked */
+	memcpy(sun.sun_path, path, strlen(path) + 1); /* length checked */
 	if ((k->fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0)) < 0)
 		return TSI_ERR_IO;
 	if (connect_wait(k, k->fd, (struct sockaddr *)&sun, sizeof(sun)) !=
@@ -626,16 +653,16 @@ tcp_connect(struct sink *k)
 	char host[256], port[16];
 	int r = TSI_ERR_IO;
 
-	if (split_address(k->address, host, sizeof(host), port,
-	    sizeof(port)) != 0)
+	if (split_address(k->address, host, sizeof(host), port, sizeof(port)) !=
+	    0)
 		return TSI_ERR_CONFIG;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	if (getaddrinfo(host, port, &hints, &res) != 0)
 		return TSI_ERR_IO;
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((k->fd = socket(ai->ai_family, ai->ai_socktype |
-		    SOCK_CLOEXEC, ai->ai_protocol)) < 0)
+		if ((k->fd = socket(ai->ai_family,
+		         ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol)) < 0)
 			continue;
 		if (connect_wait(k, k->fd, ai->ai_addr, ai->ai_addrlen) ==
 		    TSI_OK) {
@@ -660,8 +687,8 @@ stream_update_acked(struct sink *k)
 
 	if (k->fd < 0 || ioctl(k->fd, SIOCOUTQ, &outq) != 0 || outq < 0)
 		return;
-	a = (uint64_t)outq >= k->conn_bytes ? 0 : k->conn_bytes -
-	    (uint64_t)outq;
+	a = (uint64_t)outq >= k->conn_bytes ? 0
+	                                    : k->conn_bytes - (uint64_t)outq;
 	if (a > k->acked)
 		k->acked = a;
 }
@@ -689,8 +716,8 @@ stream_mark(struct sink *k, uint64_t seq, uint64_t end)
 	size_t cap;
 
 	if (k->mark_head > 0 && k->mark_head + k->mark_n == k->mark_cap) {
-		memmove(k->marks, k->marks + k->mark_head, k->mark_n *
-		    sizeof(*k->marks));
+		memmove(k->marks, k->marks + k->mark_head,
+		    k->mark_n * sizeof(*k->marks));
 		k->mark_head = 0;
 	}
 	if (k->mark_head + k->mark_n == k->mark_cap) {
@@ -732,8 +759,9 @@ stream_broken(struct sink *k)
 		pthread_mutex_lock(&k->set->mu);
 		k->resent += k->pos - k->safe;
 		pthread_mutex_unlock(&k->set->mu);
-		tsi_log(TSI_LOG_INFO, "audit_sink.rewind", TSI_LS("sink",
-		    k->name), TSI_LI("from", k->pos), TSI_LI("to", k->safe));
+		tsi_log(TSI_LOG_INFO, "audit_sink.rewind",
+		    TSI_LS("sink", k->name), TSI_LI("from", k->pos),
+		    TSI_LI("to", k->safe));
 	}
 	set_pos(k, k->safe);
 	k->mark_head = k->mark_n = 0;
@@ -765,13 +793,17 @@ syslog_format(const struct sink *k, const json_t *rec, const char *line,
 	if (h < 0 || (size_t)h >= outlen)
 		return TSI_ERR_TOO_LARGE;
 	if ((size_t)h + llen > max) {
-		m = snprintf(summary, sizeof(summary), "{\"hash\":\"%s\",\"oversize\""
+		m = snprintf(summary, sizeof(summary),
+		    "{\"hash\":\"%s\",\"oversize\""
 		    ":%zu,\"seq\":%lld,\"time\":\"%s\",\"truncated\":true}",
-		    json_string_value(json_object_get(rec, "hash")) ?
-		    json_string_value(json_object_get(rec, "hash")) : "",
-		    llen, (long long)json_integer_value(json_object_get(rec,
-		    "seq")), json_string_value(json_object_get(rec, "time")) ?
-		    json_string_value(json_object_get(rec, "time")) : "");
+		    json_string_value(json_object_get(rec, "hash"))
+		        ? json_string_value(json_object_get(rec, "hash"))
+		        : "",
+		    llen,
+		    (long long)json_integer_value(json_object_get(rec, "seq")),
+		    json_string_value(json_object_get(rec, "time"))
+		        ? json_string_value(json_object_get(rec, "time"))
+		        : "");
 		if (m < 0 || (size_t)m >= sizeof(summary))
 			return TSI_ERR_TOO_LARGE;
 		line = summary;
@@ -792,19 +824,15 @@ sink_open(struct sink *k)
 	int r;
 
 	switch (k->c.type) {
-	case TSI_AUDIT_SINK_FILE:
-		return file_open(k);
+	case TSI_AUDIT_SINK_FILE: return file_open(k);
 	case TSI_AUDIT_SINK_UNIX:
 		r = unix_connect(k, SOCK_STREAM, k->path);
 		break;
-	case TSI_AUDIT_SINK_TCP:
-		r = tcp_connect(k);
-		break;
+	case TSI_AUDIT_SINK_TCP: r = tcp_connect(k); break;
 	case TSI_AUDIT_SINK_SYSLOG:
-		return unix_connect(k, SOCK_DGRAM, k->path ? k->path :
-		    "/dev/log");
-	default:
-		return TSI_ERR_INTERNAL;
+		return unix_connect(k, SOCK_DGRAM,
+		    k->path ? k->path : "/dev/log");
+	default: return TSI_ERR_INTERNAL;
 	}
 	if (r == TSI_OK) {
 		k->conn_bytes = k->acked = 0;
@@ -823,8 +851,8 @@ backoff_wait(struct sink *k, int ms)
 
 	abs_deadline(&dl, ms);
 	pthread_mutex_lock(&set->mu);
-	while (!set->stop && pthread_cond_timedwait(&set->cv, &set->mu, &dl) !=
-	    ETIMEDOUT)
+	while (!set->stop &&
+	    pthread_cond_timedwait(&set->cv, &set->mu, &dl) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&set->mu);
 }
@@ -864,7 +892,8 @@ send_some(struct sink *k, uint64_t head)
 	if (k->c.type == TSI_AUDIT_SINK_FILE && (r = file_check(k)) != TSI_OK)
 		return r == TSI_ERR_AGAIN ? TSI_OK : r;
 	if ((k->c.type == TSI_AUDIT_SINK_UNIX ||
-	    k->c.type == TSI_AUDIT_SINK_TCP) && !stream_alive(k))
+	        k->c.type == TSI_AUDIT_SINK_TCP) &&
+	    !stream_alive(k))
 		return TSI_ERR_IO;
 	if ((buf = malloc(BATCH_BYTES)) == NULL ||
 	    (msg = malloc(65536 + 512)) == NULL) {
@@ -876,9 +905,9 @@ send_some(struct sink *k, uint64_t head)
 		if (rc == TSI_ERR_NOT_FOUND &&
 		    tsi_audit_reader_info(k->set->rd, &info) == TSI_OK &&
 		    seq < info.first_seq) {
-			tsi_log(TSI_LOG_WARN, "audit_sink.pruned", TSI_LS("sink",
-			    k->name), TSI_LI("from", seq), TSI_LI("to",
-			    info.first_seq - 1));
+			tsi_log(TSI_LOG_WARN, "audit_sink.pruned",
+			    TSI_LS("sink", k->name), TSI_LI("from", seq),
+			    TSI_LI("to", info.first_seq - 1));
 			seq = info.first_seq - 1;
 			if (used == 0)
 				last = seq;
@@ -895,12 +924,13 @@ send_some(struct sink *k, uint64_t head)
 		if ((r = tsi_audit_record_text(rec, &line, &llen)) != TSI_OK)
 			goto out;
 		if (k->c.type == TSI_AUDIT_SINK_SYSLOG) {
-			if ((r = syslog_format(k, rec, line, llen, msg, 65536 +
-			    512, &mlen)) != TSI_OK)
+			if ((r = syslog_format(k, rec, line, llen, msg,
+			         65536 + 512, &mlen)) != TSI_OK)
 				goto out;
 			if (send(k->fd, msg, mlen, MSG_DONTWAIT) < 0) {
-				r = errno == EAGAIN || errno == ENOBUFS ?
-				    TSI_ERR_AGAIN : TSI_ERR_IO;
+				r = errno == EAGAIN || errno == ENOBUFS
+				    ? TSI_ERR_AGAIN
+				    : TSI_ERR_IO;
 				goto out;
 			}
 			set_pos(k, seq);
@@ -918,7 +948,7 @@ send_some(struct sink *k, uint64_t head)
 			break;
 		}
 		if (llen + 1 > BATCH_BYTES) {
-			r = TSI_ERR_TOO_LARGE;   /* records are at most 64 KiB */
+			r = TSI_ERR_TOO_LARGE; /* records are at most 64 KiB */
 			goto out;
 		}
 		memcpy(buf + used, line, llen);
@@ -1002,8 +1032,9 @@ sink_main(void *arg)
 		pthread_mutex_lock(&set->mu);
 		abs_deadline(&dl, POLL_IDLE_MS);
 		while (!set->stop && !k->reopen && set->head <= k->pos &&
-		    k->fd >= 0 && pthread_cond_timedwait(&set->cv, &set->mu,
-		    &dl) != ETIMEDOUT)
+		    k->fd >= 0 &&
+		    pthread_cond_timedwait(&set->cv, &set->mu, &dl) !=
+		        ETIMEDOUT)
 			;
 		reopen = k->reopen;
 		k->reopen = 0;
@@ -1012,8 +1043,9 @@ sink_main(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&set->mu);
-		if (k->fd >= 0 && (k->c.type == TSI_AUDIT_SINK_UNIX ||
-		    k->c.type == TSI_AUDIT_SINK_TCP)) {
+		if (k->fd >= 0 &&
+		    (k->c.type == TSI_AUDIT_SINK_UNIX ||
+		        k->c.type == TSI_AUDIT_SINK_TCP)) {
 			/* an idle connection's peer keeps taking what was
 			 * queued: the saved position follows */
 			stream_update_acked(k);
@@ -1027,13 +1059,15 @@ sink_main(void *arg)
 		if (k->fd < 0 && (r = sink_open(k)) != TSI_OK) {
 			if (was_up || backoff == set->o.retry_min_ms)
 				tsi_log(TSI_LOG_WARN, "audit_sink.down",
-				    TSI_LS("sink", k->name), TSI_LS("error",
-				    strerror(errno)), TSI_LI("retry_ms", backoff));
+				    TSI_LS("sink", k->name),
+				    TSI_LS("error", strerror(errno)),
+				    TSI_LI("retry_ms", backoff));
 			was_up = 0;
 			set_up(k, 0, 1);
 			backoff_wait(k, backoff);
-			backoff = backoff > set->o.retry_max_ms / 2 ?
-			    set->o.retry_max_ms : backoff * 2;
+			backoff = backoff > set->o.retry_max_ms / 2
+			    ? set->o.retry_max_ms
+			    : backoff * 2;
 			continue;
 		}
 		head = current_head(k);
@@ -1044,8 +1078,9 @@ sink_main(void *arg)
 			continue;
 		}
 		if (r != TSI_OK) {
-			tsi_log(TSI_LOG_WARN, "audit_sink.write", TSI_LS("sink",
-			    k->name), TSI_LS("error", tsi_strerror(r)),
+			tsi_log(TSI_LOG_WARN, "audit_sink.write",
+			    TSI_LS("sink", k->name),
+			    TSI_LS("error", tsi_strerror(r)),
 			    TSI_LI("pos", k->pos));
 			if (k->c.type == TSI_AUDIT_SINK_UNIX ||
 			    k->c.type == TSI_AUDIT_SINK_TCP)
@@ -1055,26 +1090,28 @@ sink_main(void *arg)
 			was_up = 0;
 			set_up(k, 0, 1);
 			backoff_wait(k, backoff);
-			backoff = backoff > set->o.retry_max_ms / 2 ?
-			    set->o.retry_max_ms : backoff * 2;
+			backoff = backoff > set->o.retry_max_ms / 2
+			    ? set->o.retry_max_ms
+			    : backoff * 2;
 			continue;
 		}
 		if (!was_up)
-			tsi_log(TSI_LOG_INFO, "audit_sink.up", TSI_LS("sink",
-			    k->name), TSI_LI("pos", k->pos));
+			tsi_log(TSI_LOG_INFO, "audit_sink.up",
+			    TSI_LS("sink", k->name), TSI_LI("pos", k->pos));
 		was_up = 1;
 		backoff = set->o.retry_min_ms;
 		set_up(k, 1, 0);
 		pos_save(k, durable_pos(k));
 	}
-	if (k->fd >= 0 && (k->c.type == TSI_AUDIT_SINK_UNIX ||
-	    k->c.type == TSI_AUDIT_SINK_TCP)) {
+	if (k->fd >= 0 &&
+	    (k->c.type == TSI_AUDIT_SINK_UNIX ||
+	        k->c.type == TSI_AUDIT_SINK_TCP)) {
 		/* give the peer a moment to take what is queued */
 		long long until = mono_us() + 1000000;
 		int outq = 1;
 
-		while (mono_us() < until && ioctl(k->fd, SIOCOUTQ, &outq) == 0 &&
-		    outq > 0)
+		while (mono_us() < until &&
+		    ioctl(k->fd, SIOCOUTQ, &outq) == 0 && outq > 0)
 			(void)poll(NULL, 0, 20);
 		stream_update_acked(k);
 		stream_safe(k);
@@ -1136,14 +1173,15 @@ tsi_audit_sinks_start(const char *audit_dir,
 	size_t i, j;
 	int r = TSI_ERR_INTERNAL;
 
-	if (audit_dir == NULL || out == NULL || (n > 0 && (cfg == NULL ||
-	    opts == NULL || opts->state_dir == NULL)))
+	if (audit_dir == NULL || out == NULL ||
+	    (n > 0 && (cfg == NULL || opts == NULL || opts->state_dir == NULL)))
 		return TSI_ERR_INVALID_ARG;
 	*out = NULL;
 	for (i = 0; i < n; i++) {
 		if (tsi_audit_sink_check(&cfg[i], err, sizeof(err)) != TSI_OK) {
-			tsi_log(TSI_LOG_ERROR, "audit_sink.config", TSI_LS("sink",
-			    cfg[i].name ? cfg[i].name : ""), TSI_LS("error", err));
+			tsi_log(TSI_LOG_ERROR, "audit_sink.config",
+			    TSI_LS("sink", cfg[i].name ? cfg[i].name : ""),
+			    TSI_LS("error", err));
 			return TSI_ERR_CONFIG;
 		}
 		for (j = 0; j < i; j++)
@@ -1162,8 +1200,8 @@ tsi_audit_sinks_start(const char *audit_dir,
 	if (s->o.retry_min_ms <= 0)
 		s->o.retry_min_ms = 100;
 	if (s->o.retry_max_ms < s->o.retry_min_ms)
-		s->o.retry_max_ms = s->o.retry_min_ms > 30000 ?
-		    s->o.retry_min_ms : 30000;
+		s->o.retry_max_ms =
+		    s->o.retry_min_ms > 30000 ? s->o.retry_min_ms : 30000;
 	if (s->o.sync_interval_ms <= 0)
 		s->o.sync_interval_ms = 1000;
 	if (s->o.io_timeout_ms <= 0)
@@ -1187,8 +1225,9 @@ tsi_audit_sinks_start(const char *audit_dir,
 		goto out;
 	}
 	if (mkdir(s->state_dir, 0700) != 0 && errno != EEXIST) {
-		tsi_log(TSI_LOG_ERROR, "audit_sink.state_dir", TSI_LS("path",
-		    s->state_dir), TSI_LS("error", strerror(errno)));
+		tsi_log(TSI_LOG_ERROR, "audit_sink.state_dir",
+		    TSI_LS("path", s->state_dir),
+		    TSI_LS("error", strerror(errno)));
 		r = TSI_ERR_IO;
 		goto out;
 	}
@@ -1201,10 +1240,12 @@ tsi_audit_sinks_start(const char *audit_dir,
 		k->c = cfg[i];
 		memcpy(k->name, cfg[i].name, strlen(cfg[i].name) + 1);
 		k->c.name = k->name;
-		if ((cfg[i].path && (k->path = dup_or_null(cfg[i].path)) ==
-		    NULL) || (cfg[i].address && (k->address =
-		    dup_or_null(cfg[i].address)) == NULL) || (cfg[i].tag &&
-		    (k->tag = dup_or_null(cfg[i].tag)) == NULL)) {
+		if ((cfg[i].path &&
+		        (k->path = dup_or_null(cfg[i].path)) == NULL) ||
+		    (cfg[i].address &&
+		        (k->address = dup_or_null(cfg[i].address)) == NULL) ||
+		    (cfg[i].tag &&
+		        (k->tag = dup_or_null(cfg[i].tag)) == NULL)) {
 			r = TSI_ERR_ALLOC;
 			goto out;
 		}
@@ -1212,11 +1253,11 @@ tsi_audit_sinks_start(const char *audit_dir,
 		k->c.address = k->address;
 		k->c.tag = k->tag;
 		if (k->c.type == TSI_AUDIT_SINK_TCP)
-			k->replay = cfg[i].replay_bytes ? cfg[i].replay_bytes :
-			    tcp_rmem_max();
+			k->replay = cfg[i].replay_bytes ? cfg[i].replay_bytes
+			                                : tcp_rmem_max();
 		else if (k->c.type == TSI_AUDIT_SINK_UNIX)
-			k->replay = cfg[i].replay_bytes ? cfg[i].replay_bytes :
-			    UNIX_REPLAY;
+			k->replay = cfg[i].replay_bytes ? cfg[i].replay_bytes
+			                                : UNIX_REPLAY;
 		if ((r = pos_open(k)) != TSI_OK)
 			goto out;
 		if (k->c.type == TSI_AUDIT_SINK_FILE)
@@ -1230,8 +1271,9 @@ tsi_audit_sinks_start(const char *audit_dir,
 			goto out;
 		}
 		s->s[i].started = 1;
-		tsi_log(TSI_LOG_INFO, "audit_sink.start", TSI_LS("sink",
-		    s->s[i].name), TSI_LS("type", type_names[s->s[i].c.type]),
+		tsi_log(TSI_LOG_INFO, "audit_sink.start",
+		    TSI_LS("sink", s->s[i].name),
+		    TSI_LS("type", type_names[s->s[i].c.type]),
 		    TSI_LI("pos", s->s[i].pos));
 	}
 	*out = s;

@@ -26,14 +26,18 @@
 #include <time.h>
 #include <unistd.h>
 
-enum ent_state { ENT_QUEUED, ENT_INFLIGHT, ENT_DONE };
+enum ent_state {
+	ENT_QUEUED,
+	ENT_INFLIGHT,
+	ENT_DONE
+};
 
 struct entry {
 	struct audit_prep *rec; /* serialised record, owned */
 	enum ent_state state;
-	int abandoned;        /* failed by the timer while INFLIGHT */
+	int abandoned; /* failed by the timer while INFLIGHT */
 	uint64_t seq;
-	long long deadline;   /* CLOCK_MONOTONIC us: fail after this */
+	long long deadline; /* CLOCK_MONOTONIC us: fail after this */
 	tsi_audit_done_cb cb;
 	void *arg;
 	struct entry *prev, *next;
@@ -41,27 +45,27 @@ struct entry {
 
 struct tsi_audit {
 	const struct tsi_audit_backend_ops *ops;
-	void *be;                 /* the backend's state (ops->open) */
+	void *be; /* the backend's state (ops->open) */
 	struct tsi_audit_opts o;
 	pthread_t thr;
 	int thr_started;
 
 	pthread_mutex_t mu;
-	pthread_cond_t work_cv;   /* committer waits for entries */
-	pthread_cond_t timer_cv;  /* the timer waits for the next deadline */
+	pthread_cond_t work_cv;  /* committer waits for entries */
+	pthread_cond_t timer_cv; /* the timer waits for the next deadline */
 	struct entry *qhead, *qtail;
 	size_t qlen;
-	struct entry **inflight;  /* the batch being written (committer's) */
+	struct entry **inflight; /* the batch being written (committer's) */
 	size_t n_inflight;
-	int committer_idle;       /* waiting on work_cv: signal it */
-	int hold_us;              /* opts.commit_delay_us: one slice */
-	int hold_slices;          /* at most this many slices a hold */
-	int timer_idle;           /* waiting on timer_cv without a deadline */
+	int committer_idle; /* waiting on work_cv: signal it */
+	int hold_us;        /* opts.commit_delay_us: one slice */
+	int hold_slices;    /* at most this many slices a hold */
+	int timer_idle;     /* waiting on timer_cv without a deadline */
 	int stop;
 	int timer_stop;
 	pthread_t timer;
 	int timer_started;
-	uint64_t *late;           /* seqs committed after their caller gave up */
+	uint64_t *late; /* seqs committed after their caller gave up */
 	size_t nlate, late_cap;
 	/* status, under mu */
 	int healthy;
@@ -70,7 +74,7 @@ struct tsi_audit {
 	int hold_before_ms, hold_inflight_ms; /* test hooks */
 	long long retain_seconds; /* from opts, changed by set_retention */
 	size_t retain_bytes;
-	size_t free_est;          /* room left at the last commit or prune */
+	size_t free_est; /* room left at the last commit or prune */
 	uint64_t reserve_refused, prune_held;
 	int retention_held;
 	/* tsi_audit_set_durable_cb; durable_mu is held while it runs, so
@@ -136,9 +140,11 @@ late_record(uint64_t seq)
 	json_t *rec;
 
 	rec = json_pack("{s:s,s:s,s:s,s:I}", "op", "audit.late_commit",
-	    "decision", "error", "reason", "the record ref_seq was committed "
+	    "decision", "error", "reason",
+	    "the record ref_seq was committed "
 	    "after its caller had timed out and failed the request (503): "
-	    "nothing was released for it", "ref_seq", (json_int_t)seq);
+	    "nothing was released for it",
+	    "ref_seq", (json_int_t)seq);
 	if (rec != NULL && audit_prep_make(rec, &p) != TSI_OK)
 		p = NULL;
 	json_decref(rec);
@@ -153,8 +159,9 @@ prune_held(void *arg, int held)
 	pthread_mutex_lock(&a->mu);
 	if (held && !a->retention_held)
 		tsi_log(TSI_LOG_WARN, "audit.retention_held",
-		    TSI_LS("reason", "allowed decisions younger "
-		    "than the minimum age are kept"));
+		    TSI_LS("reason",
+		        "allowed decisions younger "
+		        "than the minimum age are kept"));
 	a->retention_held = held;
 	a->prune_held += held ? 1 : 0;
 	pthread_mutex_unlock(&a->mu);
@@ -175,8 +182,9 @@ prune_txn(struct tsi_audit *a, long long cutoff, size_t bytes, size_t force_n,
 	q.bytes = bytes;
 	q.force_n = force_n;
 	q.max = max;
-	q.keep_allow_us = a->o.keep_allow_s > 0 ?
-	    audit_now_us() - a->o.keep_allow_s * 1000000LL : 0;
+	q.keep_allow_us = a->o.keep_allow_s > 0
+	    ? audit_now_us() - a->o.keep_allow_s * 1000000LL
+	    : 0;
 	q.on_held = prune_held;
 	q.arg = a;
 	r = a->ops->prune(a->be, &q, pruned, &room);
@@ -188,8 +196,9 @@ static void
 retention(struct tsi_audit *a, long long *cutoff_us, size_t *bytes)
 {
 	pthread_mutex_lock(&a->mu);
-	*cutoff_us = a->retain_seconds > 0 ?
-	    audit_now_us() - a->retain_seconds * 1000000LL : 0;
+	*cutoff_us = a->retain_seconds > 0
+	    ? audit_now_us() - a->retain_seconds * 1000000LL
+	    : 0;
 	*bytes = a->retain_bytes;
 	pthread_mutex_unlock(&a->mu);
 }
@@ -244,7 +253,8 @@ housekeeping(struct tsi_audit *a)
 			    TSI_LI("records", (long long)total));
 	}
 	if (a->o.head_signer != NULL && a->head.seq != a->signed_seq &&
-	    now - a->last_sign_us >= (long long)a->o.head_sign_interval_s * 1000000LL) {
+	    now - a->last_sign_us >=
+	        (long long)a->o.head_sign_interval_s * 1000000LL) {
 		a->last_sign_us = now;
 		if (a->ops->sign_head(a->be, a->o.head_signer, &a->head) ==
 		    TSI_OK)
@@ -290,7 +300,8 @@ unlink_queued(struct tsi_audit *a, struct entry *en)
 static void
 note_late(struct tsi_audit *a, uint64_t seq)
 {
-	tsi_log(TSI_LOG_WARN, "audit.late_commit", TSI_LI("seq", (long long)seq));
+	tsi_log(TSI_LOG_WARN, "audit.late_commit",
+	    TSI_LI("seq", (long long)seq));
 	if (a->nlate == a->late_cap) {
 		size_t nc = a->late_cap ? a->late_cap * 2 : 8;
 		uint64_t *nl = realloc(a->late, nc * sizeof(*nl));
@@ -346,14 +357,14 @@ tsi_audit_set_durable_cb(struct tsi_audit *a, tsi_audit_durable_cb cb,
  * batch (take_batch), write it (commit_batch), answer (settle_batch).
  */
 struct crun {
-	struct entry **batch;   /* batch_max slots */
+	struct entry **batch;     /* batch_max slots */
 	struct audit_prep **recs; /* batch_max slots: the batch's records */
-	size_t n;               /* records in the batch being written */
-	size_t last_n;          /* records in the previous batch */
-	uint64_t *late;         /* late annotations written with the batch */
+	size_t n;                 /* records in the batch being written */
+	size_t last_n;            /* records in the previous batch */
+	uint64_t *late;           /* late annotations written with the batch */
 	size_t n_late;
-	int from_idle;          /* the last wait found nothing to do */
-	int hold_in;            /* test hook: sleep with the batch in flight */
+	int from_idle; /* the last wait found nothing to do */
+	int hold_in;   /* test hook: sleep with the batch in flight */
 };
 
 /* Whether there is nothing to write (under mu): late annotations wait
@@ -424,10 +435,11 @@ hold_for_company(struct tsi_audit *a, struct crun *c)
 		return;
 	seen = a->qlen;
 	for (slices = 0; slices < a->hold_slices && a->qlen < a->o.batch_max;
-	    slices++) {
+	     slices++) {
 		deadline_ts(&ts, a->hold_us);
-		while (!a->stop && pthread_cond_timedwait(&a->work_cv, &a->mu,
-		    &ts) != ETIMEDOUT)
+		while (!a->stop &&
+		    pthread_cond_timedwait(&a->work_cv, &a->mu, &ts) !=
+		        ETIMEDOUT)
 			;
 		if (a->qlen <= seen || a->stop)
 			break;
@@ -618,7 +630,8 @@ committer(void *arg)
 	if (c.batch == NULL || c.recs == NULL) {
 		free(c.batch);
 		free(c.recs);
-		tsi_log(TSI_LOG_ERROR, "audit.committer", TSI_LS("error", "out of memory"));
+		tsi_log(TSI_LOG_ERROR, "audit.committer",
+		    TSI_LS("error", "out of memory"));
 		return NULL;
 	}
 	for (;;) {
@@ -671,7 +684,10 @@ timer_main(void *arg)
 {
 	struct tsi_audit *a = arg;
 	struct entry *en, *expired, **etail;
-	struct { tsi_audit_done_cb cb; void *arg; } fail[TIMER_FAIL_MAX];
+	struct {
+		tsi_audit_done_cb cb;
+		void *arg;
+	} fail[TIMER_FAIL_MAX];
 	struct timespec ts;
 	long long now, next;
 	size_t i, nfail;
@@ -846,8 +862,8 @@ tsi_audit_submit_flags(struct tsi_audit *a, const json_t *rec,
 
 	if (a == NULL || rec == NULL || cb == NULL)
 		return TSI_ERR_INVALID_ARG;
-	r = c != NULL ? audit_prep_make_claims(rec, c, &prep) :
-	    audit_prep_make(rec, &prep);
+	r = c != NULL ? audit_prep_make_claims(rec, c, &prep)
+	              : audit_prep_make(rec, &prep);
 	if (r != TSI_OK)
 		return r;
 	prep->flags = flags;
@@ -962,8 +978,8 @@ tsi_audit_append(struct tsi_audit *a, const json_t *rec, uint64_t *seq)
 }
 
 int
-tsi_audit_append_flags(struct tsi_audit *a, const json_t *rec,
-    unsigned flags, uint64_t *seq)
+tsi_audit_append_flags(struct tsi_audit *a, const json_t *rec, unsigned flags,
+    uint64_t *seq)
 {
 	struct waiter w;
 	int r;
@@ -972,7 +988,7 @@ tsi_audit_append_flags(struct tsi_audit *a, const json_t *rec,
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cv, NULL);
 	if ((r = tsi_audit_submit_flags(a, rec, NULL, flags, waiter_done,
-	    &w)) == TSI_OK) {
+	         &w)) == TSI_OK) {
 		/* the callback comes within the bound: the timer sees to it */
 		pthread_mutex_lock(&w.mu);
 		while (!w.done)
@@ -1003,8 +1019,8 @@ tsi_audit_status(struct tsi_audit *a, struct tsi_audit_status *st)
 	st->free_bytes = a->free_est;
 	st->reserve_bytes = a->o.reserve_bytes;
 	st->reserve_refused = a->reserve_refused;
-	st->reserve_in_use = a->o.reserve_bytes > 0 &&
-	    a->free_est < a->o.reserve_bytes;
+	st->reserve_in_use =
+	    a->o.reserve_bytes > 0 && a->free_est < a->o.reserve_bytes;
 	st->prune_held = a->prune_held;
 	st->retention_held = a->retention_held;
 	snprintf(st->last_error, sizeof(st->last_error), "%s", a->last_error);

@@ -76,8 +76,7 @@ encode(const void *in, size_t len, int url, char **out)
  * standard base64 with mandatory padding.
  */
 static int
-decode(const char *in, size_t len, int url, unsigned char **out,
-    size_t *outlen)
+decode(const char *in, size_t len, int url, unsigned char **out, size_t *outlen)
 {
 	char *std = NULL;
 	unsigned char *o = NULL;
@@ -100,7 +99,7 @@ decode(const char *in, size_t len, int url, unsigned char **out,
 		return TSI_ERR_PARSE;
 	for (i = 0; i < nchars; i++)
 		if (b64_val((unsigned char)in[i], url ? '-' : '+',
-		    url ? '_' : '/') < 0)
+		        url ? '_' : '/') < 0)
 			return TSI_ERR_PARSE;
 	if (!url && pad != (4 - nchars % 4) % 4)
 		return TSI_ERR_PARSE;
@@ -112,7 +111,10 @@ decode(const char *in, size_t len, int url, unsigned char **out,
 		    (nchars % 4 == 3 && (v & 0x03) != 0))
 			return TSI_ERR_PARSE;
 	}
-	rawlen = nchars / 4 * 3 + (nchars % 4 == 2 ? 1 : nchars % 4 == 3 ? 2 : 0);
+	rawlen = nchars / 4 * 3 +
+	    (nchars % 4 == 2          ? 1
+	            : nchars % 4 == 3 ? 2
+	                              : 0);
 	stdlen = (nchars + 3) / 4 * 4;
 	if ((std = malloc(stdlen + 1)) == NULL ||
 	    (o = malloc(stdlen / 4 * 3 + 1)) == NULL) {
@@ -159,8 +161,7 @@ tsi_b64_encode(const void *in, size_t len, char **out)
 }
 
 int
-tsi_b64_decode(const char *in, size_t len, unsigned char **out,
-    size_t *outlen)
+tsi_b64_decode(const char *in, size_t len, unsigned char **out, size_t *outlen)
 {
 	return decode(in, len, 0, out, outlen);
 }

@@ -8,11 +8,11 @@
 #include <string.h>
 
 struct tsi_buf {
-	uint8_t *d;   /* allocation, cap + 1 bytes (room for the NUL) */
-	size_t cap;   /* allocated payload capacity */
-	size_t off;   /* read offset */
-	size_t len;   /* bytes written */
-	size_t max;   /* hard limit on len */
+	uint8_t *d; /* allocation, cap + 1 bytes (room for the NUL) */
+	size_t cap; /* allocated payload capacity */
+	size_t off; /* read offset */
+	size_t len; /* bytes written */
+	size_t max; /* hard limit on len */
 };
 
 struct tsi_buf *

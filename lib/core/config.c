@@ -121,7 +121,8 @@ tsi_config_check_keys(const struct tsi_config *c, const char *const *allowed,
 	int i, n = config_setting_length(root);
 
 	for (i = 0; i < n; i++) {
-		config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		config_setting_t *s =
+		    config_setting_get_elem(root, (unsigned)i);
 		const char *name = config_setting_name(s);
 		const char *const *a;
 		int ok = 0;
@@ -130,8 +131,9 @@ tsi_config_check_keys(const struct tsi_config *c, const char *const *allowed,
 			if (name != NULL && strcmp(name, *a) == 0)
 				ok = 1;
 		if (!ok) {
-			tsi_errf(err, errlen, "%s:%u: unknown setting '%s'", c->file,
-			    config_setting_source_line(s), name ? name : "?");
+			tsi_errf(err, errlen, "%s:%u: unknown setting '%s'",
+			    c->file, config_setting_source_line(s),
+			    name ? name : "?");
 			return TSI_ERR_CONFIG;
 		}
 	}
@@ -178,8 +180,9 @@ tsi_config_int(const struct tsi_config *c, const char *key, long long def,
 		return TSI_ERR_CONFIG;
 	}
 	if (v < min || v > max) {
-		tsi_errf(err, errlen, "%s:%u: '%s' must be between %lld and %lld",
-		    c->file, config_setting_source_line(s), key, min, max);
+		tsi_errf(err, errlen,
+		    "%s:%u: '%s' must be between %lld and %lld", c->file,
+		    config_setting_source_line(s), key, min, max);
 		return TSI_ERR_CONFIG;
 	}
 	*out = v;
@@ -197,8 +200,8 @@ tsi_config_bool(const struct tsi_config *c, const char *key, int def, int *out,
 		return TSI_OK;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		tsi_errf(err, errlen, "%s:%u: '%s' must be true or false", c->file,
-		    config_setting_source_line(s), key);
+		tsi_errf(err, errlen, "%s:%u: '%s' must be true or false",
+		    c->file, config_setting_source_line(s), key);
 		return TSI_ERR_CONFIG;
 	}
 	*out = config_setting_get_bool(s);
@@ -237,8 +240,9 @@ tsi_config_strlist(const struct tsi_config *c, const char *key,
 	for (i = 0; i < len; i++) {
 		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			tsi_errf(err, errlen, "%s:%u: '%s' must be a list of strings",
-			    c->file, config_setting_source_line(e), key);
+			tsi_errf(err, errlen,
+			    "%s:%u: '%s' must be a list of strings", c->file,
+			    config_setting_source_line(e), key);
 			free(v);
 			return TSI_ERR_CONFIG;
 		}

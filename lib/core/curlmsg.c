@@ -53,8 +53,9 @@ const char *
 tsi_curl_explain(int cc, const char *detail, const char *url,
     const char *ca_var, char *out, size_t outlen)
 {
-	const char *why = detail != NULL && *detail != '\0' ? detail :
-	    curl_easy_strerror((CURLcode)cc);
+	const char *why = detail != NULL && *detail != '\0'
+	    ? detail
+	    : curl_easy_strerror((CURLcode)cc);
 	const char *var = ca_var != NULL ? ca_var : "the CA file setting";
 	int n;
 
@@ -62,45 +63,53 @@ tsi_curl_explain(int cc, const char *detail, const char *url,
 		return out;
 	switch (cc) {
 	case CURLE_PEER_FAILED_VERIFICATION:
-		n = snprintf(out, outlen, "the server's TLS certificate could "
+		n = snprintf(out, outlen,
+		    "the server's TLS certificate could "
 		    "not be verified (%s): set %s to the file of the CA that "
-		    "issued it", why, var);
+		    "issued it",
+		    why, var);
 		break;
 	case CURLE_SSL_CACERT_BADFILE:
-		n = snprintf(out, outlen, "the CA file cannot be used (%s): set "
-		    "%s to a readable PEM file of the CA", why, var);
+		n = snprintf(out, outlen,
+		    "the CA file cannot be used (%s): set "
+		    "%s to a readable PEM file of the CA",
+		    why, var);
 		break;
 	case CURLE_SSL_CONNECT_ERROR:
 		if (has_scheme(url, "https") && not_tls_reply(why))
-			n = snprintf(out, outlen, "HTTPS request to an HTTP "
+			n = snprintf(out, outlen,
+			    "HTTPS request to an HTTP "
 			    "server: the server does not speak TLS; use an "
 			    "http:// address or enable TLS on the server");
 		else if (has_scheme(url, "https") && closed_in_handshake(why))
 			/* A plain server may drop the connection on the
 			 * ClientHello before OpenSSL reads any answer. */
-			n = snprintf(out, outlen, "HTTPS request to an HTTP "
+			n = snprintf(out, outlen,
+			    "HTTPS request to an HTTP "
 			    "server? the connection closed during the TLS "
 			    "handshake (%s); use an http:// address, or check "
-			    "the address and %s", why, var);
+			    "the address and %s",
+			    why, var);
 		else
-			n = snprintf(out, outlen, "TLS handshake failed (%s); "
-			    "check the address and %s", why, var);
+			n = snprintf(out, outlen,
+			    "TLS handshake failed (%s); "
+			    "check the address and %s",
+			    why, var);
 		break;
 	case CURLE_GOT_NOTHING:
 	case CURLE_RECV_ERROR:
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		if (has_scheme(url, "http")) {
-			n = snprintf(out, outlen, "HTTP request to an HTTPS "
+			n = snprintf(out, outlen,
+			    "HTTP request to an HTTPS "
 			    "server? the server gave no HTTP answer (%s); use "
 			    "an https:// address and set %s to the CA file",
 			    why, var);
 			break;
 		}
 		/* FALLTHROUGH */
-	default:
-		n = snprintf(out, outlen, "%s", why);
-		break;
+	default: n = snprintf(out, outlen, "%s", why); break;
 	}
 	if (n < 0)
 		out[0] = '\0';

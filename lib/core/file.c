@@ -27,9 +27,10 @@ check_fd(int fd, const char *path, unsigned flags, char *err, size_t errlen)
 		return TSI_ERR_DENIED;
 	}
 	if ((flags & TSI_FILE_PRIVATE) && (st.st_mode & 077) != 0) {
-		tsi_errf(err, errlen, "%s: readable by group or others (mode %04o); "
-		    "it must be mode 0600 or stricter", path,
-		    (unsigned)(st.st_mode & 07777));
+		tsi_errf(err, errlen,
+		    "%s: readable by group or others (mode %04o); "
+		    "it must be mode 0600 or stricter",
+		    path, (unsigned)(st.st_mode & 07777));
 		return TSI_ERR_DENIED;
 	}
 	return TSI_OK;
@@ -54,12 +55,14 @@ tsi_file_read(const char *path, size_t max, unsigned flags, char **out,
 		if (flags & TSI_FILE_NOFOLLOW)
 			oflags |= O_NOFOLLOW;
 		if ((fd = open(path, oflags)) < 0) {
-			tsi_errf(err, errlen, "%s: %s", path, errno == ELOOP &&
-			    (flags & TSI_FILE_NOFOLLOW) ? "is a symbolic link" :
-			    strerror(errno));
-			return errno == ENOENT ? TSI_ERR_NOT_FOUND :
-			    errno == ELOOP && (flags & TSI_FILE_NOFOLLOW) ?
-			    TSI_ERR_DENIED : TSI_ERR_IO;
+			tsi_errf(err, errlen, "%s: %s", path,
+			    errno == ELOOP && (flags & TSI_FILE_NOFOLLOW)
+			        ? "is a symbolic link"
+			        : strerror(errno));
+			return errno == ENOENT ? TSI_ERR_NOT_FOUND
+			    : errno == ELOOP && (flags & TSI_FILE_NOFOLLOW)
+			    ? TSI_ERR_DENIED
+			    : TSI_ERR_IO;
 		}
 	}
 	if ((r = check_fd(fd, path, flags, err, errlen)) != TSI_OK)

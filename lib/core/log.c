@@ -72,7 +72,7 @@ tsi_log_set_fd(int fd)
 static unsigned char
 lower_letter(unsigned char c)
 {
-	c |= 0x20;      /* maps exactly 'A'-'Z' and 'a'-'z' into 'a'-'z' */
+	c |= 0x20; /* maps exactly 'A'-'Z' and 'a'-'z' into 'a'-'z' */
 	return c >= 'a' && c <= 'z' ? c : 0;
 }
 
@@ -97,8 +97,8 @@ is_word(const char *key, size_t len, const char *word)
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)key[i];
 
-		if (word[i] == '\0' || (c == '_' ? c : lower_letter(c)) !=
-		    (unsigned char)word[i])
+		if (word[i] == '\0' ||
+		    (c == '_' ? c : lower_letter(c)) != (unsigned char)word[i])
 			return 0;
 	}
 	return word[len] == '\0';
@@ -111,11 +111,13 @@ secret_word_at(const char *p)
 {
 	switch (lower_letter((unsigned char)*p)) {
 	case 'a': return starts_with_word(p, "authorization");
-	case 'c': return starts_with_word(p, "cookie") ||
+	case 'c':
+		return starts_with_word(p, "cookie") ||
 		    starts_with_word(p, "credential");
 	case 'j': return starts_with_word(p, "jwt");
 	case 'k': return starts_with_word(p, "key");
-	case 'p': return starts_with_word(p, "passwd") ||
+	case 'p':
+		return starts_with_word(p, "passwd") ||
 		    starts_with_word(p, "password") ||
 		    starts_with_word(p, "private");
 	case 's': return starts_with_word(p, "secret");
@@ -160,8 +162,7 @@ tsi_log_key_is_secret(const char *key)
 		    is_word(key, len, "token_policies"))
 			return 0;
 		break;
-	default:
-		break;
+	default: break;
 	}
 	for (; *key != '\0'; key++)
 		if (secret_word_at(key))
@@ -345,7 +346,8 @@ tsi_log_fields(enum tsi_log_level level, const char *event,
 		/* Never emit a broken line: close what we have and flag it. */
 		l.truncated = 0;
 		l.off = last_ok;
-		if (l.off > LINE_MAX_BYTES - 32) /* the event name itself was huge */
+		if (l.off >
+		    LINE_MAX_BYTES - 32) /* the event name itself was huge */
 			l.off = 0;
 		if (l.off == 0)
 			put_str(&l, "{\"event\":\"log.line_too_long\"");

@@ -47,12 +47,9 @@ const char *
 tsi_secrets_format_name(enum tsi_secrets_format f)
 {
 	switch (f) {
-	case TSI_SECRETS_FMT_RAW:
-		return "raw";
-	case TSI_SECRETS_FMT_ENV:
-		return "env";
-	case TSI_SECRETS_FMT_JSON:
-		break;
+	case TSI_SECRETS_FMT_RAW: return "raw";
+	case TSI_SECRETS_FMT_ENV: return "env";
+	case TSI_SECRETS_FMT_JSON: break;
 	}
 	return "json";
 }
@@ -84,7 +81,8 @@ check_name(const char *s, const char **why)
 	}
 	for (i = 0; i < n; i++)
 		if (!name_char((unsigned char)s[i])) {
-			*why = "may only contain letters, digits, '.', '_' and '-'";
+			*why = "may only contain letters, digits, '.', '_' and "
+			       "'-'";
 			return 0;
 		}
 	return 1;
@@ -111,12 +109,14 @@ check_segments(const char *s, size_t seg_max, size_t depth_max,
 		if (e == NULL)
 			e = p + strlen(p);
 		if (e == p) {
-			*why = "has an empty path segment ('//' or a trailing '/')";
+			*why = "has an empty path segment ('//' or a trailing "
+			       "'/')";
 			return 0;
 		}
 		if ((e - p == 1 && p[0] == '.') ||
 		    (e - p == 2 && p[0] == '.' && p[1] == '.')) {
-			*why = "must not contain '.' or '..' segments (it must stay "
+			*why = "must not contain '.' or '..' segments (it must "
+			       "stay "
 			       "under the destination directory)";
 			return 0;
 		}
@@ -126,7 +126,8 @@ check_segments(const char *s, size_t seg_max, size_t depth_max,
 		}
 		for (i = 0; p + i < e; i++)
 			if (!ok_char((unsigned char)p[i])) {
-				*why = "contains a character outside letters, digits, "
+				*why = "contains a character outside letters, "
+				       "digits, "
 				       "'.', '_', '-' and '/'";
 				return 0;
 			}
@@ -247,7 +248,8 @@ tsi_secrets_spec_from_json(const char *src, const json_t *arr,
 	int r = TSI_ERR_INVALID_ARG;
 
 	if (!json_is_array(arr)) {
-		tsi_errf(err, errlen, "%s: must be a JSON array of objects", src);
+		tsi_errf(err, errlen, "%s: must be a JSON array of objects",
+		    src);
 		goto out;
 	}
 	n = json_array_size(arr);
@@ -256,8 +258,9 @@ tsi_secrets_spec_from_json(const char *src, const json_t *arr,
 		goto out;
 	}
 	if (n > TSI_SECRETS_MAX) {
-		tsi_errf(err, errlen, "%s: lists %zu secrets, at most %d allowed",
-		    src, n, TSI_SECRETS_MAX);
+		tsi_errf(err, errlen,
+		    "%s: lists %zu secrets, at most %d allowed", src, n,
+		    TSI_SECRETS_MAX);
 		r = TSI_ERR_TOO_LARGE;
 		goto out;
 	}
@@ -273,24 +276,27 @@ tsi_secrets_spec_from_json(const char *src, const json_t *arr,
 
 		o = json_array_get(arr, i);
 		if (!json_is_object(o)) {
-			tsi_errf(err, errlen, "%s[%zu]: must be an object", src, i);
+			tsi_errf(err, errlen, "%s[%zu]: must be an object", src,
+			    i);
 			goto out;
 		}
-		json_object_foreach((json_t *)o, key, v) {
+		json_object_foreach ((json_t *)o, key, v) {
 			for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 				if (strcmp(key, keys[k]) == 0)
 					break;
 			if (k == sizeof(keys) / sizeof(keys[0])) {
-				tsi_errf(err, errlen, "%s[%zu]: unknown key '%.64s' "
-				    "(allowed: name, path, dest, field, format)",
+				tsi_errf(err, errlen,
+				    "%s[%zu]: unknown key '%.64s' "
+				    "(allowed: name, path, dest, field, "
+				    "format)",
 				    src, i, key);
 				goto out;
 			}
 		}
-#define FIELD(k, req, var)                                                   \
-	if (!get_string(o, k, req, &var, &why)) {                            \
-		tsi_errf(err, errlen, "%s[%zu].%s: %s", src, i, k, why);       \
-		goto out;                                                    \
+#define FIELD(k, req, var) \
+	if (!get_string(o, k, req, &var, &why)) { \
+		tsi_errf(err, errlen, "%s[%zu].%s: %s", src, i, k, why); \
+		goto out; \
 	}
 		FIELD("name", 1, name)
 		FIELD("path", 1, path)
@@ -312,7 +318,8 @@ tsi_secrets_spec_from_json(const char *src, const json_t *arr,
 			goto out;
 		}
 		why = NULL;
-		if ((sec->dest = normalize_dest(dest, dest_dir, &why)) == NULL) {
+		if ((sec->dest = normalize_dest(dest, dest_dir, &why)) ==
+		    NULL) {
 			if (why == NULL)
 				goto oom;
 			tsi_errf(err, errlen, "%s[%zu].dest: %s", src, i, why);
@@ -320,8 +327,8 @@ tsi_secrets_spec_from_json(const char *src, const json_t *arr,
 		}
 		if (field != NULL) {
 			if (!check_name(field, &why)) {
-				tsi_errf(err, errlen, "%s[%zu].field: %s", src, i,
-				    why);
+				tsi_errf(err, errlen, "%s[%zu].field: %s", src,
+				    i, why);
 				goto out;
 			}
 			if ((sec->field = strdup(field)) == NULL)
@@ -329,26 +336,32 @@ tsi_secrets_spec_from_json(const char *src, const json_t *arr,
 		}
 		if (fmt != NULL &&
 		    tsi_secrets_format_parse(fmt, &sec->format) != TSI_OK) {
-			tsi_errf(err, errlen, "%s[%zu].format: '%.32s' is not one "
-			    "of json, raw, env", src, i, fmt);
+			tsi_errf(err, errlen,
+			    "%s[%zu].format: '%.32s' is not one "
+			    "of json, raw, env",
+			    src, i, fmt);
 			goto out;
 		}
 		if (sec->format == TSI_SECRETS_FMT_RAW && sec->field == NULL) {
-			tsi_errf(err, errlen, "%s[%zu]: format 'raw' needs a "
-			    "'field'", src, i);
+			tsi_errf(err, errlen,
+			    "%s[%zu]: format 'raw' needs a "
+			    "'field'",
+			    src, i);
 			goto out;
 		}
 		for (j = 0; j < i; j++) {
 			if (strcmp(s->v[j].name, sec->name) == 0) {
-				tsi_errf(err, errlen, "%s[%zu].name: '%s' is "
-				    "already used by entry %zu", src, i,
-				    sec->name, j);
+				tsi_errf(err, errlen,
+				    "%s[%zu].name: '%s' is "
+				    "already used by entry %zu",
+				    src, i, sec->name, j);
 				goto out;
 			}
 			if (strcmp(s->v[j].dest, sec->dest) == 0) {
-				tsi_errf(err, errlen, "%s[%zu].dest: '%s' is "
-				    "already used by entry %zu", src, i,
-				    sec->dest, j);
+				tsi_errf(err, errlen,
+				    "%s[%zu].dest: '%s' is "
+				    "already used by entry %zu",
+				    src, i, sec->dest, j);
 				goto out;
 			}
 			/* One dest may not be a directory of another. */
@@ -356,13 +369,15 @@ tsi_secrets_spec_from_json(const char *src, const json_t *arr,
 				const char *a = s->v[j].dest, *b = sec->dest;
 				size_t la = strlen(a), lb = strlen(b);
 				if ((la < lb && strncmp(a, b, la) == 0 &&
-				    b[la] == '/') ||
+				        b[la] == '/') ||
 				    (lb < la && strncmp(a, b, lb) == 0 &&
-				    a[lb] == '/')) {
-					tsi_errf(err, errlen, "%s[%zu].dest: '%s' "
+				        a[lb] == '/')) {
+					tsi_errf(err, errlen,
+					    "%s[%zu].dest: '%s' "
 					    "and entry %zu's '%s' would need "
 					    "the same name as file and "
-					    "directory", src, i, b, j, a);
+					    "directory",
+					    src, i, b, j, a);
 					goto out;
 				}
 			}
@@ -390,19 +405,22 @@ tsi_secrets_spec_parse(const char *src, const char *text, size_t len,
 	int r;
 
 	if (text == NULL || len == 0) {
-		tsi_errf(err, errlen, "%s: is empty (expected a JSON array of "
-		    "{\"name\",\"path\",\"dest\"})", src);
+		tsi_errf(err, errlen,
+		    "%s: is empty (expected a JSON array of "
+		    "{\"name\",\"path\",\"dest\"})",
+		    src);
 		return TSI_ERR_INVALID_ARG;
 	}
 	if (len > TSI_SECRETS_SPEC_MAX_BYTES) {
-		tsi_errf(err, errlen, "%s: is %zu bytes, at most %d allowed", src,
-		    len, TSI_SECRETS_SPEC_MAX_BYTES);
+		tsi_errf(err, errlen, "%s: is %zu bytes, at most %d allowed",
+		    src, len, TSI_SECRETS_SPEC_MAX_BYTES);
 		return TSI_ERR_TOO_LARGE;
 	}
 	arr = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (arr == NULL) {
-		tsi_errf(err, errlen, "%s: invalid JSON at line %d column %d: %s",
-		    src, je.line, je.column, je.text);
+		tsi_errf(err, errlen,
+		    "%s: invalid JSON at line %d column %d: %s", src, je.line,
+		    je.column, je.text);
 		return TSI_ERR_PARSE;
 	}
 	r = tsi_secrets_spec_from_json(src, arr, dest_dir, out, err, errlen);

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HOST_MAX 64     /* longer than any numeric IPv6 address */
+#define HOST_MAX 64 /* longer than any numeric IPv6 address */
 
 /* PORT: 1 to 5 decimal digits, 0..65535. strtoul would take leading
  * blanks, a sign and an empty string. */
@@ -36,8 +36,7 @@ parse_port(const char *s, unsigned *out)
 }
 
 int
-tsi_net_parse_listen(const char *s, struct sockaddr_storage *ss,
-    socklen_t *len)
+tsi_net_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
@@ -53,7 +52,7 @@ tsi_net_parse_listen(const char *s, struct sockaddr_storage *ss,
 		const char *rb = strchr(s, ']');
 
 		if (rb == NULL || rb[1] != ':' || rb == s + 1)
-			return TSI_ERR_PARSE;   /* "[]:p" is no address */
+			return TSI_ERR_PARSE; /* "[]:p" is no address */
 		h = s + 1;
 		hl = (size_t)(rb - h);
 		colon = rb + 1;
@@ -100,7 +99,7 @@ tsi_net_listen_is_loopback(const char *s)
 		return -1;
 	if (ss.ss_family == AF_INET)
 		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >>
-		    24) == 127;
+		           24) == 127;
 	return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
 }
 
@@ -112,32 +111,37 @@ tsi_net_listen(const char *s, int *fd, char *err, size_t errlen)
 	int r = TSI_ERR_IO, sock = -1, one = 1;
 
 	if (tsi_net_parse_listen(s, &ss, &sslen) != TSI_OK) {
-		tsi_errf(err, errlen, "listen: cannot parse address '%s' "
-		    "(expected ADDRESS:PORT)", s != NULL ? s : "");
+		tsi_errf(err, errlen,
+		    "listen: cannot parse address '%s' "
+		    "(expected ADDRESS:PORT)",
+		    s != NULL ? s : "");
 		return TSI_ERR_CONFIG;
 	}
-	if ((sock = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0)) < 0) {
+	if ((sock = socket(ss.ss_family,
+	         SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
 		tsi_errf(err, errlen, "listen %s: socket: %s", s,
 		    strerror(errno));
 		goto out;
 	}
-	if (ss.ss_family == AF_INET6 && setsockopt(sock, IPPROTO_IPV6,
-	    IPV6_V6ONLY, &one, sizeof(one)) != 0) {
+	if (ss.ss_family == AF_INET6 &&
+	    setsockopt(sock, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) !=
+	        0) {
 		tsi_errf(err, errlen, "listen %s: IPV6_V6ONLY: %s", s,
 		    strerror(errno));
 		goto out;
 	}
-	if (setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	if (setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) !=
+	        0 ||
 	    bind(sock, (struct sockaddr *)&ss, sslen) != 0 ||
 	    listen(sock, 1024) != 0) {
-		tsi_errf(err, errlen, "listen %s: %s", s, errno == EADDRINUSE ?
-		    "address in use (is another server running there?)" :
-		    strerror(errno));
+		tsi_errf(err, errlen, "listen %s: %s", s,
+		    errno == EADDRINUSE
+		        ? "address in use (is another server running there?)"
+		        : strerror(errno));
 		goto out;
 	}
 	*fd = sock;
-	sock = -1;   /* transferred */
+	sock = -1; /* transferred */
 	r = TSI_OK;
 out:
 	if (sock >= 0)

@@ -32,17 +32,17 @@
 #define TLS_CHAIN_MAX 16
 
 struct tls_pair {
-	char *cert;             /* PEM chain, NUL-terminated */
+	char *cert; /* PEM chain, NUL-terminated */
 	size_t certlen;
-	char *key;              /* PEM key, wiped when freed */
+	char *key; /* PEM key, wiped when freed */
 	size_t keylen;
-	char fp[65];            /* SHA-256 of the first certificate, hex */
+	char fp[65]; /* SHA-256 of the first certificate, hex */
 };
 
 struct tsi_tls_creds {
 	char *cert_file;
 	char *key_file;
-	pthread_mutex_t mu;     /* guards cur */
+	pthread_mutex_t mu; /* guards cur */
 	struct tls_pair cur;
 };
 
@@ -66,9 +66,9 @@ read_file(const char *path, int key, char **out, size_t *outlen, char *err,
 {
 	int r;
 
-	r = tsi_file_read(path, TLS_FILE_MAX, TSI_FILE_REGULAR |
-	    TSI_FILE_NONEMPTY | (key ? TSI_FILE_PRIVATE : 0), out, outlen, err,
-	    errlen);
+	r = tsi_file_read(path, TLS_FILE_MAX,
+	    TSI_FILE_REGULAR | TSI_FILE_NONEMPTY | (key ? TSI_FILE_PRIVATE : 0),
+	    out, outlen, err, errlen);
 	if (r == TSI_ERR_DENIED || r == TSI_ERR_TOO_LARGE || r == TSI_ERR_PARSE)
 		r = TSI_ERR_CONFIG;
 	else if (r == TSI_ERR_NOT_FOUND)
@@ -80,8 +80,8 @@ read_file(const char *path, int key, char **out, size_t *outlen, char *err,
  * array, *ncerts entries) and the key; checks that the key belongs to the
  * first certificate. On failure nothing is left allocated. */
 static int
-pair_parse(const struct tls_pair *p, gnutls_pcert_st **certs,
-    unsigned *ncerts, gnutls_privkey_t *key, char *err, size_t errlen)
+pair_parse(const struct tls_pair *p, gnutls_pcert_st **certs, unsigned *ncerts,
+    gnutls_privkey_t *key, char *err, size_t errlen)
 {
 	gnutls_datum_t cd, kd;
 	gnutls_pcert_st *pc = NULL;
@@ -98,15 +98,16 @@ pair_parse(const struct tls_pair *p, gnutls_pcert_st **certs,
 	if ((pc = gnutls_malloc(TLS_CHAIN_MAX * sizeof(*pc))) == NULL)
 		return TSI_ERR_ALLOC;
 	if ((rc = gnutls_pcert_list_import_x509_raw(pc, &n, &cd,
-	    GNUTLS_X509_FMT_PEM, 0)) < 0 || n == 0) {
-		snprintf(err, errlen, "certificate: %s", rc < 0 ?
-		    gnutls_strerror(rc) : "no certificate");
+	         GNUTLS_X509_FMT_PEM, 0)) < 0 ||
+	    n == 0) {
+		snprintf(err, errlen, "certificate: %s",
+		    rc < 0 ? gnutls_strerror(rc) : "no certificate");
 		gnutls_free(pc);
 		return TSI_ERR_CRYPTO;
 	}
 	if ((rc = gnutls_privkey_init(&k)) < 0 ||
 	    (rc = gnutls_privkey_import_x509_raw(k, &kd, GNUTLS_X509_FMT_PEM,
-	    NULL, 0)) < 0) {
+	         NULL, 0)) < 0) {
 		snprintf(err, errlen, "private key: %s", gnutls_strerror(rc));
 		goto out;
 	}
@@ -115,12 +116,13 @@ pair_parse(const struct tls_pair *p, gnutls_pcert_st **certs,
 	    (rc = gnutls_pubkey_import_privkey(pub, k, 0, 0)) < 0 ||
 	    (rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &a)) < 0 ||
 	    (rc = gnutls_pubkey_export2(pc[0].pubkey, GNUTLS_X509_FMT_DER,
-	    &b)) < 0) {
+	         &b)) < 0) {
 		snprintf(err, errlen, "private key: %s", gnutls_strerror(rc));
 		goto out;
 	}
 	if (a.size != b.size || memcmp(a.data, b.data, a.size) != 0) {
-		snprintf(err, errlen, "the private key does not belong to the "
+		snprintf(err, errlen,
+		    "the private key does not belong to the "
 		    "certificate");
 		goto out;
 	}
@@ -156,10 +158,10 @@ pair_read(const char *cert_file, const char *key_file, struct tls_pair *p,
 	int r;
 
 	memset(p, 0, sizeof(*p));
-	if ((r = read_file(cert_file, 0, &p->cert, &p->certlen, err,
-	    errlen)) != TSI_OK ||
+	if ((r = read_file(cert_file, 0, &p->cert, &p->certlen, err, errlen)) !=
+	        TSI_OK ||
 	    (r = read_file(key_file, 1, &p->key, &p->keylen, err, errlen)) !=
-	    TSI_OK)
+	        TSI_OK)
 		goto out;
 	if ((r = pair_parse(p, &pc, &n, &k, err, errlen)) != TSI_OK)
 		goto out;
@@ -241,8 +243,7 @@ int
 tsi_tls_retrieve(gnutls_session_t session,
     const struct gnutls_cert_retr_st *info, gnutls_pcert_st **certs,
     unsigned int *certs_length, gnutls_ocsp_data_st **ocsp,
-    unsigned int *ocsp_length, gnutls_privkey_t *privkey,
-    unsigned int *flags)
+    unsigned int *ocsp_length, gnutls_privkey_t *privkey, unsigned int *flags)
 {
 	struct tsi_tls_creds *c;
 	char err[256];
@@ -254,7 +255,7 @@ tsi_tls_retrieve(gnutls_session_t session,
 	if ((c = installed) != NULL) {
 		pthread_mutex_lock(&c->mu);
 		if (pair_parse(&c->cur, certs, certs_length, privkey, err,
-		    sizeof(err)) == TSI_OK) {
+		        sizeof(err)) == TSI_OK) {
 			*flags = GNUTLS_CERT_RETR_DEINIT_ALL;
 			r = 0;
 		}

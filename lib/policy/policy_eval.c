@@ -35,8 +35,8 @@ static void decide(struct tsi_decision *d, int allowed, const char *rule,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
-decide(struct tsi_decision *d, int allowed, const char *rule,
-    const char *fmt, ...)
+decide(struct tsi_decision *d, int allowed, const char *rule, const char *fmt,
+    ...)
 {
 	va_list ap;
 
@@ -68,8 +68,7 @@ scalar_str(const json_t *v, char *tmp, size_t tmplen)
 }
 
 static const char *
-resolve_claim(const char *name, size_t len, void *arg, char *tmp,
-    size_t tmplen)
+resolve_claim(const char *name, size_t len, void *arg, char *tmp, size_t tmplen)
 {
 	const json_t *claims = arg;
 	const json_t *v;
@@ -110,7 +109,8 @@ cond_holds(const struct tsi_pol_cond *c, const json_t *claims, int deny,
 	if (json_is_array(v)) {
 		n = json_array_size(v);
 		if (n == 0) {
-			snprintf(why, wl, "claim '%s' is an empty list", c->claim);
+			snprintf(why, wl, "claim '%s' is an empty list",
+			    c->claim);
 			return deny;
 		}
 	} else
@@ -121,16 +121,19 @@ cond_holds(const struct tsi_pol_cond *c, const json_t *claims, int deny,
 		int m;
 
 		if (s == NULL) {
-			snprintf(why, wl, "claim '%s' is not a string, integer or "
-			    "list of them", c->claim);
+			snprintf(why, wl,
+			    "claim '%s' is not a string, integer or "
+			    "list of them",
+			    c->claim);
 			return deny;
 		}
 		m = tsi_pol_value_match(c->pats, c->npats, s);
 		if (deny && m)
 			return 1;
 		if (!deny && !m) {
-			snprintf(why, wl, "claim '%s' value '%.80s' is not allowed",
-			    c->claim, s);
+			snprintf(why, wl,
+			    "claim '%s' value '%.80s' is not allowed", c->claim,
+			    s);
 			return 0;
 		}
 	}
@@ -181,8 +184,10 @@ rule_applies(const struct tsi_pol_rule *r, const json_t *claims,
 		return 0;
 	if (!(r->caps & cap)) {
 		if (near[0] == '\0')
-			snprintf(near, nl, "rule '%s' matches the path but not "
-			    "capability %s", r->name, tsi_cap_name(cap));
+			snprintf(near, nl,
+			    "rule '%s' matches the path but not "
+			    "capability %s",
+			    r->name, tsi_cap_name(cap));
 		return 0;
 	}
 	why[0] = '\0';
@@ -212,7 +217,8 @@ tsi_policy_login(const struct tsi_policy_set *p, const char *role,
 		return TSI_ERR_INVALID_ARG;
 	decide(d, 0, "default-deny", "login refused");
 	if (p == NULL || role == NULL || !json_is_object(claims)) {
-		decide(d, 0, "default-deny", "login refused: missing role or claims");
+		decide(d, 0, "default-deny",
+		    "login refused: missing role or claims");
 		return TSI_ERR_INVALID_ARG;
 	}
 	if ((r = find_role(p, role)) == NULL) {
@@ -250,8 +256,10 @@ check_request(const char *path, int cap, struct tsi_decision *d)
 	 * both paths and capabilities never grants a capability on a mount
 	 * that is not checked for it. */
 	if (!(tsi_pol_caps_for_pattern(path) & cap)) {
-		decide(d, 0, "default-deny", "capability %s does not apply to "
-		    "%.120s", tsi_cap_name(cap), path);
+		decide(d, 0, "default-deny",
+		    "capability %s does not apply to "
+		    "%.120s",
+		    tsi_cap_name(cap), path);
 		return TSI_ERR_DENIED;
 	}
 	return TSI_OK;
@@ -281,7 +289,8 @@ tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
 		char why[200];
 
 		if ((r = find_role(p, role)) == NULL) {
-			decide(d, 0, "default-deny", "unknown role '%.100s'", role);
+			decide(d, 0, "default-deny", "unknown role '%.100s'",
+			    role);
 			return TSI_ERR_DENIED;
 		}
 		/* Bound claims were checked at login; checking again costs
@@ -291,8 +300,9 @@ tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
 			char rn[TSI_POL_NAME_MAX + 8];
 
 			snprintf(rn, sizeof(rn), "role:%s", r->name);
-			decide(d, 0, rn, "role '%s' bound claims do not hold: %s",
-			    r->name, why);
+			decide(d, 0, rn,
+			    "role '%s' bound claims do not hold: %s", r->name,
+			    why);
 			return TSI_ERR_DENIED;
 		}
 	}
@@ -311,15 +321,18 @@ tsi_policy_eval(const struct tsi_policy_set *p, const char *role,
 			if (rule->deny != (pass == 0))
 				continue;
 			if (!rule_applies(rule, claims, path, cap, near,
-			    sizeof(near)))
+			        sizeof(near)))
 				continue;
 			if (rule->deny) {
-				decide(d, 0, rule->name, "deny rule '%s' applies "
-				    "to %s on %.120s", rule->name, capname, path);
+				decide(d, 0, rule->name,
+				    "deny rule '%s' applies "
+				    "to %s on %.120s",
+				    rule->name, capname, path);
 				return TSI_ERR_DENIED;
 			}
-			decide(d, 1, rule->name, "rule '%s' grants %s on %.120s",
-			    rule->name, capname, path);
+			decide(d, 1, rule->name,
+			    "rule '%s' grants %s on %.120s", rule->name,
+			    capname, path);
 			return TSI_OK;
 		}
 	}
@@ -364,8 +377,10 @@ tsi_policy_eval_root(const struct tsi_policy_set *p, const json_t *claims,
 			continue;
 		if (!rule_applies(rule, claims, path, cap, near, sizeof(near)))
 			continue;
-		decide(d, 0, rule->name, "guardrail '%s' applies to the root "
-		    "token: %s on %.120s", rule->name, tsi_cap_name(cap), path);
+		decide(d, 0, rule->name,
+		    "guardrail '%s' applies to the root "
+		    "token: %s on %.120s",
+		    rule->name, tsi_cap_name(cap), path);
 		return TSI_ERR_DENIED;
 	}
 	decide(d, 1, "root", "root token");

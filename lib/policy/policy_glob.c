@@ -15,11 +15,24 @@
 #include <string.h>
 
 static const char *const known_claims[] = {
-	"iss", "sub", "aud", "iat", "nbf", "exp", "jti",
-	"images", "images-names",
-	"cluster-name", "region", "datacenter", "node",
-	"namespace", "pod", "service-account",
-	"uid", "exe",
+	"iss",
+	"sub",
+	"aud",
+	"iat",
+	"nbf",
+	"exp",
+	"jti",
+	"images",
+	"images-names",
+	"cluster-name",
+	"region",
+	"datacenter",
+	"node",
+	"namespace",
+	"pod",
+	"service-account",
+	"uid",
+	"exe",
 	NULL,
 };
 
@@ -124,8 +137,9 @@ tsi_pol_path_match(const char *pattern, const char *path,
 			r = expand_segment(p, ps_end, t, buf, sizeof(buf), &n);
 			if (r < 0)
 				return 0;
-			if (r == 0 && ((size_t)(qs_end - q) != n ||
-			    memcmp(q, buf, n) != 0))
+			if (r == 0 &&
+			    ((size_t)(qs_end - q) != n ||
+			        memcmp(q, buf, n) != 0))
 				return 0;
 			if (r == 1 && qs_end == q)
 				return 0;
@@ -243,7 +257,7 @@ tsi_pol_caps_for_pattern(const char *pattern)
 
 	for (i = 0; i < nmounts; i++)
 		if (strncmp(pattern, mounts[i].prefix,
-		    strlen(mounts[i].prefix)) == 0)
+		        strlen(mounts[i].prefix)) == 0)
 			return mounts[i].caps;
 	return 0;
 }
@@ -275,8 +289,8 @@ tsi_pol_mounts_list(int cap, char *out, size_t outlen)
 	for (i = 0; i < nmounts; i++) {
 		if (cap != 0 && !(mounts[i].caps & cap))
 			continue;
-		n = snprintf(out + off, outlen - off, "%s%s", off > 0 ? ", " : "",
-		    mounts[i].prefix);
+		n = snprintf(out + off, outlen - off, "%s%s",
+		    off > 0 ? ", " : "", mounts[i].prefix);
 		if (n < 0 || (size_t)n >= outlen - off) {
 			out[off] = '\0';
 			break;
@@ -312,7 +326,8 @@ tsi_pol_pattern_check(const char *pattern, char *w, size_t wl)
 		if (is_ctl((unsigned char)*s))
 			return why(w, wl, "control character in path");
 	if (pattern[0] == '/')
-		return why(w, wl, "path '%s' must not start with '/' (no /v1/ either)",
+		return why(w, wl,
+		    "path '%s' must not start with '/' (no /v1/ either)",
 		    pattern);
 	if ((s = strchr(pattern, '*')) != NULL && s[1] != '\0')
 		return why(w, wl, "path '%s': '*' is only allowed at the end",
@@ -334,9 +349,10 @@ tsi_pol_pattern_check(const char *pattern, char *w, size_t wl)
 		for (c = s; c < e; c++) {
 			const char *close;
 
-			if (*c == '+' && !(c == s && (c + 1 == e ||
-			    (star && c + 2 == e))))
-				return why(w, wl, "path '%s': '+' must be a whole segment",
+			if (*c == '+' &&
+			    !(c == s && (c + 1 == e || (star && c + 2 == e))))
+				return why(w, wl,
+				    "path '%s': '+' must be a whole segment",
 				    pattern);
 			if (*c == '}')
 				return why(w, wl, "path '%s': '}' without '{'",
@@ -345,11 +361,13 @@ tsi_pol_pattern_check(const char *pattern, char *w, size_t wl)
 				continue;
 			close = memchr(c, '}', (size_t)(e - c));
 			if (close == NULL)
-				return why(w, wl, "path '%s': '{' without '}' in the same segment",
+				return why(w, wl,
+				    "path '%s': '{' without '}' in the same "
+				    "segment",
 				    pattern);
 			if (close == c + 1)
-				return why(w, wl, "path '%s': empty {} template",
-				    pattern);
+				return why(w, wl,
+				    "path '%s': empty {} template", pattern);
 			{
 				const char *k;
 				char name[64];
@@ -357,11 +375,12 @@ tsi_pol_pattern_check(const char *pattern, char *w, size_t wl)
 
 				for (k = c + 1; k < close; k++)
 					if (!((*k >= 'a' && *k <= 'z') ||
-					    (*k >= 'A' && *k <= 'Z') ||
-					    (*k >= '0' && *k <= '9') ||
-					    *k == '-' || *k == '_'))
+					        (*k >= 'A' && *k <= 'Z') ||
+					        (*k >= '0' && *k <= '9') ||
+					        *k == '-' || *k == '_'))
 						return why(w, wl,
-						    "path '%s': malformed {claim} template",
+						    "path '%s': malformed "
+						    "{claim} template",
 						    pattern);
 				if (!tsi_pol_claim_known(c + 1, n)) {
 					if (n >= sizeof(name))
@@ -369,7 +388,8 @@ tsi_pol_pattern_check(const char *pattern, char *w, size_t wl)
 					memcpy(name, c + 1, n);
 					name[n] = '\0';
 					return why(w, wl,
-					    "unknown claim '{%s}' in path template",
+					    "unknown claim '{%s}' in path "
+					    "template",
 					    name);
 				}
 			}
@@ -386,7 +406,8 @@ tsi_pol_pattern_check(const char *pattern, char *w, size_t wl)
 		for (i = 0; i < nmounts; i++) {
 			size_t ml = strlen(mounts[i].prefix);
 
-			if (lit >= ml && strncmp(pattern, mounts[i].prefix, ml) == 0)
+			if (lit >= ml &&
+			    strncmp(pattern, mounts[i].prefix, ml) == 0)
 				return 0;
 		}
 	}

@@ -12,18 +12,18 @@
 
 /* Limits: policy files are written by operators, but a set is loaded into a
  * server, so every size is bounded. */
-#define TSI_POL_NAME_MAX 100       /* rule and role names */
-#define TSI_POL_PATH_MAX 1024      /* a path pattern, and a path to evaluate */
-#define TSI_POL_SEG_MAX 512        /* one expanded path segment */
-#define TSI_POL_VALUE_PAT_MAX 256  /* one match pattern */
+#define TSI_POL_NAME_MAX 100      /* rule and role names */
+#define TSI_POL_PATH_MAX 1024     /* a path pattern, and a path to evaluate */
+#define TSI_POL_SEG_MAX 512       /* one expanded path segment */
+#define TSI_POL_VALUE_PAT_MAX 256 /* one match pattern */
 #define TSI_POL_LIST_MAX 1000     /* elements of one list setting */
 #define TSI_POL_FILE_MAX (1024 * 1024) /* one policy file */
-#define TSI_POL_FILES_MAX 4096    /* files in a policy directory */
+#define TSI_POL_FILES_MAX 4096         /* files in a policy directory */
 
 /* One claim condition of a match group: claim = [ patterns ]. */
 struct tsi_pol_cond {
 	char *claim;
-	char **pats;      /* "!x" excludes x; "*" and "?" glob */
+	char **pats; /* "!x" excludes x; "*" and "?" glob */
 	size_t npats;
 };
 
@@ -34,21 +34,21 @@ struct tsi_pol_match {
 
 struct tsi_pol_rule {
 	char *name;
-	int deny;         /* effect = "deny" */
-	int caps;         /* bit set of TSI_CAP_*; a deny rule without
+	int deny; /* effect = "deny" */
+	int caps; /* bit set of TSI_CAP_*; a deny rule without
 	                   * capabilities has them all */
 	char **paths;
 	size_t npaths;
 	struct tsi_pol_match match;
-	int guardrail;    /* deny rule that binds the root token too */
+	int guardrail; /* deny rule that binds the root token too */
 	char *file;
 	int line;
 };
 
 struct tsi_pol_role {
 	char *name;
-	char **rule_names;   /* as written, in order */
-	size_t *rule_idx;    /* indexes into the set's rules */
+	char **rule_names; /* as written, in order */
+	size_t *rule_idx;  /* indexes into the set's rules */
 	size_t nrules;
 	long ttl;
 	struct tsi_pol_match match;
@@ -60,8 +60,8 @@ struct tsi_pol_role {
  * writes as the last good set, and its counts are what
  * tsi_policy_check_dropped compares. */
 struct tsi_pol_file {
-	char *name;       /* base name, as in the directory */
-	char *text;       /* the bytes that were parsed (NUL-terminated) */
+	char *name; /* base name, as in the directory */
+	char *text; /* the bytes that were parsed (NUL-terminated) */
 	size_t len;
 	size_t nrules, nroles;
 };

@@ -49,14 +49,17 @@ tsi_policy_check_dropped(const struct tsi_policy_set *prev,
 	/* Every file gone at once is a failed mount or a wrong directory far
 	 * more often than a decision; running without policies is chosen by
 	 * leaving policy_dir out of the configuration. */
-	if (next->nrules + next->nroles == 0 && prev->nrules + prev->nroles > 0) {
+	if (next->nrules + next->nroles == 0 &&
+	    prev->nrules + prev->nroles > 0) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "the policy directory defines no "
-			    "rules or roles (%zu file%s), but the set in force has "
-			    "%zu rule%s and %zu role%s", next->nfiles,
-			    next->nfiles == 1 ? "" : "s", prev->nrules,
-			    prev->nrules == 1 ? "" : "s", prev->nroles,
-			    prev->nroles == 1 ? "" : "s");
+			snprintf(err, errlen,
+			    "the policy directory defines no "
+			    "rules or roles (%zu file%s), but the set in force "
+			    "has "
+			    "%zu rule%s and %zu role%s",
+			    next->nfiles, next->nfiles == 1 ? "" : "s",
+			    prev->nrules, prev->nrules == 1 ? "" : "s",
+			    prev->nroles, prev->nroles == 1 ? "" : "s");
 		return TSI_ERR_CONFIG;
 	}
 	for (i = 0; i < prev->nfiles; i++) {
@@ -67,13 +70,18 @@ tsi_policy_check_dropped(const struct tsi_policy_set *prev,
 		    n->nrules + n->nroles > 0)
 			continue;
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "%s: defines no rules or roles, "
-			    "but the set in force has %zu rule%s and %zu role%s "
-			    "from it (%s); write policy files by atomic rename, "
-			    "and remove a file to drop its rules", o->name,
-			    o->nrules, o->nrules == 1 ? "" : "s", o->nroles,
-			    o->nroles == 1 ? "" : "s", n->len == 0 ? "empty file" :
-			    "no entries: truncated or only comments");
+			snprintf(err, errlen,
+			    "%s: defines no rules or roles, "
+			    "but the set in force has %zu rule%s and %zu "
+			    "role%s "
+			    "from it (%s); write policy files by atomic "
+			    "rename, "
+			    "and remove a file to drop its rules",
+			    o->name, o->nrules, o->nrules == 1 ? "" : "s",
+			    o->nroles, o->nroles == 1 ? "" : "s",
+			    n->len == 0
+			        ? "empty file"
+			        : "no entries: truncated or only comments");
 		return TSI_ERR_CONFIG;
 	}
 	return TSI_OK;
@@ -93,8 +101,9 @@ write_synced(int dfd, const char *name, const char *text, size_t len)
 	int fd, r = TSI_ERR_IO;
 	size_t off = 0;
 
-	if ((fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600)) < 0)
+	if ((fd = openat(dfd, name,
+	         O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) <
+	    0)
 		return TSI_ERR_IO;
 	while (len - off > 0) {
 		ssize_t w = write(fd, text + off, len - off);
@@ -123,7 +132,8 @@ remove_copy(const char *dir)
 	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
 			(void)unlinkat(dirfd(d), de->d_name, 0);
 	closedir(d);
 	(void)rmdir(dir);
@@ -158,8 +168,8 @@ remove_old_copies(const char *parent, const char *base, const char *keep)
 }
 
 int
-tsi_policy_save(const struct tsi_policy_set *p, const char *path,
-    char *err, size_t errlen)
+tsi_policy_save(const struct tsi_policy_set *p, const char *path, char *err,
+    size_t errlen)
 {
 	char parent[PATH_MAX], copy[PATH_MAX], tmp[PATH_MAX];
 	const char *base, *slash;
@@ -182,7 +192,8 @@ tsi_policy_save(const struct tsi_policy_set *p, const char *path,
 		parent[slash - path] = '\0';
 	}
 	base = slash + 1;
-	if (snprintf(copy, sizeof(copy), "%s.XXXXXX", path) >= (int)sizeof(copy) ||
+	if (snprintf(copy, sizeof(copy), "%s.XXXXXX", path) >=
+	        (int)sizeof(copy) ||
 	    snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp)) {
 		if (err != NULL && errlen > 0)
 			snprintf(err, errlen, "policy copy: path too long");
@@ -198,8 +209,9 @@ tsi_policy_save(const struct tsi_policy_set *p, const char *path,
 	}
 	for (i = 0; i < p->nfiles; i++)
 		if (write_synced(dfd, p->files[i].name, p->files[i].text,
-		    p->files[i].len) != TSI_OK) {
-			serr(err, errlen, "cannot write a policy file in", copy);
+		        p->files[i].len) != TSI_OK) {
+			serr(err, errlen, "cannot write a policy file in",
+			    copy);
 			goto out;
 		}
 	if (fsync(dfd) != 0) {

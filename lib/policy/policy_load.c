@@ -81,7 +81,8 @@ read_policy_file(struct loader *ld, const char *path)
 		goto fail;
 	}
 	if (st.st_size > TSI_POL_FILE_MAX) {
-		policy_lerr(ld, path, 0, "file larger than %d bytes", TSI_POL_FILE_MAX);
+		policy_lerr(ld, path, 0, "file larger than %d bytes",
+		    TSI_POL_FILE_MAX);
 		goto fail;
 	}
 	size = (size_t)st.st_size;
@@ -108,8 +109,10 @@ read_policy_file(struct loader *ld, const char *path)
 		const char *c = line + strspn(line, " \t\r");
 
 		if (strncmp(c, "@include", 8) == 0) {
-			policy_lerr(ld, path, lineno, "@include is not supported in "
-			    "policy files (put the file in the policy directory)");
+			policy_lerr(ld, path, lineno,
+			    "@include is not supported in "
+			    "policy files (put the file in the policy "
+			    "directory)");
 			goto fail;
 		}
 		if ((line = strchr(line, '\n')) != NULL)
@@ -126,14 +129,14 @@ fail:
 /* Records a parsed file in the set; takes *text (set to NULL) on success,
  * sets ld->oom when memory runs out. */
 static void
-set_push_file(struct loader *ld, const char *name, char **text,
-    size_t nrules, size_t nroles)
+set_push_file(struct loader *ld, const char *name, char **text, size_t nrules,
+    size_t nroles)
 {
 	struct tsi_policy_set *p = ld->set;
 	struct tsi_pol_file *nv, *f;
 
 	if ((nv = policy_set_grow(ld, p->files, p->nfiles, &ld->files_cap,
-	    sizeof(*nv))) == NULL)
+	         sizeof(*nv))) == NULL)
 		return;
 	p->files = nv;
 	f = &p->files[p->nfiles];
@@ -176,7 +179,8 @@ parse_file(struct loader *ld, const char *dir, const char *name)
 	root = config_root_setting(&cfg);
 	n = config_setting_length(root);
 	for (i = 0; i < n && !ld->oom; i++) {
-		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const config_setting_t *s =
+		    config_setting_get_elem(root, (unsigned)i);
 		const char *key = config_setting_name(s);
 
 		if (key != NULL && strcmp(key, "rules") == 0)
@@ -184,8 +188,10 @@ parse_file(struct loader *ld, const char *dir, const char *name)
 		else if (key != NULL && strcmp(key, "roles") == 0)
 			policy_parse_list(ld, s, 0);
 		else
-			SERR(ld, s, "unknown setting '%s' (a policy file has roles "
-			    "and rules)", key ? key : "?");
+			SERR(ld, s,
+			    "unknown setting '%s' (a policy file has roles "
+			    "and rules)",
+			    key ? key : "?");
 	}
 	set_push_file(ld, name, &text, p->nrules - rules0, p->nroles - roles0);
 out:
@@ -213,7 +219,8 @@ resolve_roles(struct loader *ld)
 		}
 		for (j = 0; j < r->nrules; j++) {
 			for (k = 0; k < p->nrules; k++)
-				if (strcmp(p->rules[k].name, r->rule_names[j]) == 0)
+				if (strcmp(p->rules[k].name,
+				        r->rule_names[j]) == 0)
 					break;
 			if (k < p->nrules) {
 				r->rule_idx[j] = k;
@@ -266,7 +273,8 @@ wanted(const char *dir, const char *name)
 	if (name[0] == '.' || n < 6 || strcmp(name + n - 5, ".conf") != 0)
 		return 0;
 	/* stat, not lstat: ConfigMap volumes are symlinks to regular files. */
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
 		return 1; /* parse_file reports it */
 	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
 }
@@ -417,8 +425,8 @@ tsi_policy_unref(struct tsi_policy_set *p)
 }
 
 void
-tsi_policy_stats(const struct tsi_policy_set *p, size_t *nfiles,
-    size_t *nroles, size_t *nrules)
+tsi_policy_stats(const struct tsi_policy_set *p, size_t *nfiles, size_t *nroles,
+    size_t *nrules)
 {
 	if (nfiles != NULL)
 		*nfiles = p ? p->nfiles : 0;

@@ -36,7 +36,7 @@ struct loader {
 	void *arg;
 	int nerr;
 	int oom;
-	const char *file;            /* the file being parsed */
+	const char *file; /* the file being parsed */
 	struct tsi_policy_set *set;
 	size_t rules_cap, roles_cap, files_cap;
 	struct seen_list rules_seen;
@@ -46,8 +46,8 @@ struct loader {
 };
 
 /* Reports "file:line: message" (line 0: "file: message") and counts it. */
-void policy_lerr(struct loader *ld, const char *file, int line,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void policy_lerr(struct loader *ld, const char *file, int line, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
 /* The file a setting came from (borrowed from libconfig or ld). */
 const char *policy_file_of(const struct loader *ld, const config_setting_t *s);
 /* strdup that records an allocation failure in ld->oom. Caller frees. */

@@ -30,8 +30,9 @@ static const struct {
 	{ "patch", TSI_CAP_PATCH },
 };
 #define NCAPS (sizeof(cap_names) / sizeof(cap_names[0]))
-#define ALL_CAPS (TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE | \
-    TSI_CAP_DELETE | TSI_CAP_LIST | TSI_CAP_AUDIT | TSI_CAP_PATCH)
+#define ALL_CAPS \
+	(TSI_CAP_CREATE | TSI_CAP_READ | TSI_CAP_UPDATE | TSI_CAP_DELETE | \
+	    TSI_CAP_LIST | TSI_CAP_AUDIT | TSI_CAP_PATCH)
 
 int
 tsi_cap_from_name(const char *name)
@@ -192,7 +193,8 @@ get_strlist(struct loader *ld, const config_setting_t *s, const char *ctx,
 	*nout = 0;
 	if (scalar_ok && type == CONFIG_TYPE_STRING) {
 		if ((v = calloc(1, sizeof(*v))) == NULL ||
-		    (v[0] = policy_xstrdup(ld, config_setting_get_string(s))) == NULL) {
+		    (v[0] = policy_xstrdup(ld, config_setting_get_string(s))) ==
+		        NULL) {
 			ld->oom = 1;
 			free(v);
 			return -1;
@@ -216,10 +218,12 @@ get_strlist(struct loader *ld, const config_setting_t *s, const char *ctx,
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const config_setting_t *e =
+		    config_setting_get_elem(s, (unsigned)i);
 
 		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			SERR(ld, e, "%s: '%s' must be a list of strings", ctx, key);
+			SERR(ld, e, "%s: '%s' must be a list of strings", ctx,
+			    key);
 			return -1;
 		}
 	}
@@ -228,9 +232,11 @@ get_strlist(struct loader *ld, const config_setting_t *s, const char *ctx,
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const config_setting_t *e =
+		    config_setting_get_elem(s, (unsigned)i);
 
-		if ((v[i] = policy_xstrdup(ld, config_setting_get_string(e))) == NULL) {
+		if ((v[i] = policy_xstrdup(ld, config_setting_get_string(e))) ==
+		    NULL) {
 			policy_strv_free(v, i);
 			return -1;
 		}
@@ -263,7 +269,8 @@ parse_match(struct loader *ld, const config_setting_t *g, const char *ctx,
 	}
 	n = config_setting_length(g);
 	if (n == 0) {
-		SERR(ld, g, "%s: 'match' is empty (leave it out to match any caller)",
+		SERR(ld, g,
+		    "%s: 'match' is empty (leave it out to match any caller)",
 		    ctx);
 		return -1;
 	}
@@ -272,13 +279,15 @@ parse_match(struct loader *ld, const config_setting_t *g, const char *ctx,
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
+		const config_setting_t *c =
+		    config_setting_get_elem(g, (unsigned)i);
 		const char *claim = config_setting_name(c);
 		struct tsi_pol_cond *cond = &m->conds[m->nconds];
 		size_t j;
 		int pbad = 0;
 
-		if (claim == NULL || !tsi_pol_claim_known(claim, strlen(claim))) {
+		if (claim == NULL ||
+		    !tsi_pol_claim_known(claim, strlen(claim))) {
 			SERR(ld, c, "%s: unknown claim '%s' in match", ctx,
 			    claim ? claim : "?");
 			bad = 1;
@@ -292,16 +301,19 @@ parse_match(struct loader *ld, const config_setting_t *g, const char *ctx,
 			const char *p = cond->pats[j];
 
 			if (p[0] == '\0' || (p[0] == '!' && p[1] == '\0')) {
-				SERR(ld, c, "%s: empty pattern in match '%s'", ctx,
-				    claim);
+				SERR(ld, c, "%s: empty pattern in match '%s'",
+				    ctx, claim);
 				pbad = 1;
 			} else if (strlen(p) > TSI_POL_VALUE_PAT_MAX) {
-				SERR(ld, c, "%s: pattern longer than %d characters in match '%s'",
+				SERR(ld, c,
+				    "%s: pattern longer than %d characters in "
+				    "match '%s'",
 				    ctx, TSI_POL_VALUE_PAT_MAX, claim);
 				pbad = 1;
 			} else if (has_ctl(p)) {
-				SERR(ld, c, "%s: control character in match '%s'",
-				    ctx, claim);
+				SERR(ld, c,
+				    "%s: control character in match '%s'", ctx,
+				    claim);
 				pbad = 1;
 			}
 		}
@@ -333,9 +345,10 @@ get_name(struct loader *ld, const config_setting_t *g, const char *what)
 	}
 	name = config_setting_get_string(s);
 	if (!valid_name(name)) {
-		SERR(ld, s, "invalid %s name '%s' (letters, digits, '.', '_', '-'; "
-		    "at most %d characters; not 'default-deny')", what, name,
-		    TSI_POL_NAME_MAX);
+		SERR(ld, s,
+		    "invalid %s name '%s' (letters, digits, '.', '_', '-'; "
+		    "at most %d characters; not 'default-deny')",
+		    what, name, TSI_POL_NAME_MAX);
 		return NULL;
 	}
 	return name;
@@ -353,7 +366,8 @@ check_dup(struct loader *ld, struct seen_list *l, const config_setting_t *g,
 		    name, prev->file, prev->line);
 		return -1;
 	}
-	seen_add(ld, l, name, policy_file_of(ld, g), (int)config_setting_source_line(g));
+	seen_add(ld, l, name, policy_file_of(ld, g),
+	    (int)config_setting_source_line(g));
 	return 0;
 }
 
@@ -361,7 +375,8 @@ check_dup(struct loader *ld, struct seen_list *l, const config_setting_t *g,
  * vec itself, or a doubled copy (*cap updated). NULL (and ld->oom) when
  * memory runs out; vec is then unchanged. */
 void *
-policy_set_grow(struct loader *ld, void *vec, size_t n, size_t *cap, size_t size)
+policy_set_grow(struct loader *ld, void *vec, size_t n, size_t *cap,
+    size_t size)
 {
 	size_t nc;
 	void *nv;
@@ -385,7 +400,7 @@ set_push_rule(struct loader *ld, struct tsi_pol_rule *r)
 	struct tsi_pol_rule *nv;
 
 	if ((nv = policy_set_grow(ld, p->rules, p->nrules, &ld->rules_cap,
-	    sizeof(*r))) == NULL)
+	         sizeof(*r))) == NULL)
 		return -1;
 	p->rules = nv;
 	p->rules[p->nrules++] = *r;
@@ -400,7 +415,7 @@ set_push_role(struct loader *ld, struct tsi_pol_role *r)
 	struct tsi_pol_role *nv;
 
 	if ((nv = policy_set_grow(ld, p->roles, p->nroles, &ld->roles_cap,
-	    sizeof(*r))) == NULL)
+	         sizeof(*r))) == NULL)
 		return -1;
 	p->roles = nv;
 	p->roles[p->nroles++] = *r;
@@ -437,13 +452,15 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 		if (e != NULL && strcmp(e, "deny") == 0)
 			r.deny = 1;
 		else if (e == NULL || strcmp(e, "allow") != 0) {
-			SERR(ld, s, "%s: 'effect' must be \"allow\" or \"deny\"", ctx);
+			SERR(ld, s,
+			    "%s: 'effect' must be \"allow\" or \"deny\"", ctx);
 			bad = 1;
 		}
 	}
 	n = config_setting_length(g);
 	for (i = 0; i < n; i++) {
-		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+		const config_setting_t *m =
+		    config_setting_get_elem(g, (unsigned)i);
 		const char *key = config_setting_name(m);
 
 		if (key == NULL)
@@ -452,12 +469,14 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 			continue;
 		if (strcmp(key, "description") == 0) {
 			if (config_setting_type(m) != CONFIG_TYPE_STRING) {
-				SERR(ld, m, "%s: 'description' must be a string", ctx);
+				SERR(ld, m,
+				    "%s: 'description' must be a string", ctx);
 				bad = 1;
 			}
 		} else if (strcmp(key, "guardrail") == 0) {
 			if (config_setting_type(m) != CONFIG_TYPE_BOOL) {
-				SERR(ld, m, "%s: 'guardrail' must be true or false",
+				SERR(ld, m,
+				    "%s: 'guardrail' must be true or false",
 				    ctx);
 				bad = 1;
 				continue;
@@ -467,7 +486,8 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 		} else if (strcmp(key, "paths") == 0) {
 			size_t j;
 
-			if (get_strlist(ld, m, ctx, 0, &r.paths, &r.npaths) < 0) {
+			if (get_strlist(ld, m, ctx, 0, &r.paths, &r.npaths) <
+			    0) {
 				bad = 1;
 				continue;
 			}
@@ -475,9 +495,11 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 				char why[512];
 
 				if (tsi_pol_pattern_check(r.paths[j], why,
-				    sizeof(why)) < 0) {
-					SERR(ld, config_setting_get_elem(m,
-					    (unsigned)j), "%s: %s", ctx, why);
+				        sizeof(why)) < 0) {
+					SERR(ld,
+					    config_setting_get_elem(m,
+					        (unsigned)j),
+					    "%s: %s", ctx, why);
 					bad = 1;
 				}
 			}
@@ -494,9 +516,12 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 				int c = tsi_cap_from_name(caps[j]);
 
 				if (c == 0) {
-					SERR(ld, config_setting_get_elem(m,
-					    (unsigned)j), "%s: unknown capability '%s' "
-					    "(create, read, update, delete, list, audit)",
+					SERR(ld,
+					    config_setting_get_elem(m,
+					        (unsigned)j),
+					    "%s: unknown capability '%s' "
+					    "(create, read, update, delete, "
+					    "list, audit)",
 					    ctx, caps[j]);
 					bad = 1;
 				}
@@ -542,10 +567,14 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 
 				tsi_pol_mounts_list(cap_names[k].cap, where,
 				    sizeof(where));
-				SERR(ld, config_setting_get_member(g, "capabilities"),
-				    "%s: capability '%s' applies to none of its paths "
-				    "(%s is checked on %s)", ctx, cap_names[k].name,
-				    cap_names[k].name, where);
+				SERR(ld,
+				    config_setting_get_member(g,
+				        "capabilities"),
+				    "%s: capability '%s' applies to none of "
+				    "its paths "
+				    "(%s is checked on %s)",
+				    ctx, cap_names[k].name, cap_names[k].name,
+				    where);
 				bad = 1;
 			}
 	}
@@ -561,8 +590,8 @@ parse_rule(struct loader *ld, const config_setting_t *g)
 }
 
 static void
-ref_add(struct loader *ld, const char *role, const char *rule,
-    const char *file, int line)
+ref_add(struct loader *ld, const char *role, const char *rule, const char *file,
+    int line)
 {
 	struct ref *f;
 
@@ -642,21 +671,23 @@ parse_role(struct loader *ld, const config_setting_t *g)
 	}
 	n = config_setting_length(g);
 	for (i = 0; i < n; i++) {
-		const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+		const config_setting_t *m =
+		    config_setting_get_elem(g, (unsigned)i);
 		const char *key = config_setting_name(m);
 
 		if (key == NULL || strcmp(key, "name") == 0)
 			continue;
 		if (strcmp(key, "description") == 0) {
 			if (config_setting_type(m) != CONFIG_TYPE_STRING) {
-				SERR(ld, m, "%s: 'description' must be a string", ctx);
+				SERR(ld, m,
+				    "%s: 'description' must be a string", ctx);
 				bad = 1;
 			}
 		} else if (strcmp(key, "rules") == 0) {
 			size_t j;
 
 			if (get_strlist(ld, m, ctx, 0, &r.rule_names,
-			    &r.nrules) < 0) {
+			        &r.nrules) < 0) {
 				bad = 1;
 				continue;
 			}
@@ -665,12 +696,14 @@ parse_role(struct loader *ld, const config_setting_t *g)
 				    config_setting_get_elem(m, (unsigned)j);
 
 				if (!valid_name(r.rule_names[j])) {
-					SERR(ld, e, "%s: invalid rule name '%s'",
-					    ctx, r.rule_names[j]);
+					SERR(ld, e,
+					    "%s: invalid rule name '%s'", ctx,
+					    r.rule_names[j]);
 					bad = 1;
 				} else
 					ref_add(ld, name ? name : "?",
-					    r.rule_names[j], policy_file_of(ld, e),
+					    r.rule_names[j],
+					    policy_file_of(ld, e),
 					    (int)config_setting_source_line(e));
 			}
 		} else if (strcmp(key, "token_ttl") == 0) {
@@ -681,13 +714,16 @@ parse_role(struct loader *ld, const config_setting_t *g)
 			else if (config_setting_type(m) == CONFIG_TYPE_INT64)
 				v = config_setting_get_int64(m);
 			else {
-				SERR(ld, m, "%s: 'token_ttl' must be an integer (seconds)",
+				SERR(ld, m,
+				    "%s: 'token_ttl' must be an integer "
+				    "(seconds)",
 				    ctx);
 				bad = 1;
 				continue;
 			}
 			if (v < 1 || v > MAX_TTL) {
-				SERR(ld, m, "%s: 'token_ttl' must be between 1 and %d",
+				SERR(ld, m,
+				    "%s: 'token_ttl' must be between 1 and %d",
 				    ctx, MAX_TTL);
 				bad = 1;
 				continue;
@@ -728,7 +764,8 @@ policy_parse_list(struct loader *ld, const config_setting_t *s, int rules)
 	}
 	n = config_setting_length(s);
 	for (i = 0; i < n && !ld->oom; i++) {
-		const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+		const config_setting_t *g =
+		    config_setting_get_elem(s, (unsigned)i);
 
 		if (rules)
 			parse_rule(ld, g);

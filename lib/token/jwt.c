@@ -66,8 +66,7 @@ tsi_jwt_reason_name(enum tsi_jwt_reason r)
 	return "unknown";
 }
 
-int
-jwt_refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
+int jwt_refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 int
@@ -93,7 +92,7 @@ jwt_refuse(struct tsi_verify_result *res, enum tsi_jwt_reason reason,
 struct parts {
 	const char *h, *c, *s;
 	size_t hlen, clen, slen;
-	size_t signed_len;        /* bytes of "header.claims" */
+	size_t signed_len; /* bytes of "header.claims" */
 };
 
 static int
@@ -107,7 +106,8 @@ split(const char *token, struct parts *p, struct tsi_verify_result *res)
 		return jwt_refuse(res, TSI_JWT_TOO_LARGE, "token over %d bytes",
 		    TSI_JWT_MAX_BYTES);
 	if ((d1 = memchr(token, '.', len)) == NULL ||
-	    (d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token))) == NULL ||
+	    (d2 = memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token))) ==
+	        NULL ||
 	    memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)) != NULL)
 		return jwt_refuse(res, TSI_JWT_MALFORMED,
 		    "not three dot-separated parts");
@@ -119,7 +119,8 @@ split(const char *token, struct parts *p, struct tsi_verify_result *res)
 	p->slen = len - (size_t)(p->s - token);
 	p->signed_len = (size_t)(d2 - token);
 	if (p->hlen == 0 || p->clen == 0)
-		return jwt_refuse(res, TSI_JWT_MALFORMED, "empty header or claims");
+		return jwt_refuse(res, TSI_JWT_MALFORMED,
+		    "empty header or claims");
 	return TSI_OK;
 }
 
@@ -133,8 +134,10 @@ parse_part(const char *b64, size_t len, const char *what, json_t **out,
 	json_t *j;
 
 	if (tsi_b64url_decode(b64, len, &raw, &rawlen) != TSI_OK)
-		return jwt_refuse(res, TSI_JWT_MALFORMED, "%s is not base64url", what);
-	j = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, &jerr);
+		return jwt_refuse(res, TSI_JWT_MALFORMED, "%s is not base64url",
+		    what);
+	j = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
+	    &jerr);
 	tsi_freezero(raw, rawlen);
 	if (j == NULL) {
 		if (json_error_code(&jerr) == json_error_duplicate_key)
@@ -145,8 +148,8 @@ parse_part(const char *b64, size_t len, const char *what, json_t **out,
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		return jwt_refuse(res, TSI_JWT_MALFORMED, "%s is not a JSON object",
-		    what);
+		return jwt_refuse(res, TSI_JWT_MALFORMED,
+		    "%s is not a JSON object", what);
 	}
 	*out = j;
 	return TSI_OK;
@@ -162,7 +165,8 @@ parse_token(const char *token, struct parts *p, json_t **hdr, json_t **claims,
 		return ret;
 	if ((ret = parse_part(p->h, p->hlen, "header", hdr, res)) != TSI_OK)
 		return ret;
-	if ((ret = parse_part(p->c, p->clen, "claims", claims, res)) != TSI_OK) {
+	if ((ret = parse_part(p->c, p->clen, "claims", claims, res)) !=
+	    TSI_OK) {
 		json_decref(*hdr);
 		*hdr = NULL;
 		return ret;
@@ -181,8 +185,8 @@ tsi_jwt_decode_unverified(const char *token, json_t **header, json_t **claims)
 		return TSI_ERR_INVALID_ARG;
 	memset(&res, 0, sizeof(res));
 	if (parse_token(token, &p, &h, &c, &res) != TSI_OK)
-		return res.reason == TSI_JWT_TOO_LARGE ? TSI_ERR_TOO_LARGE :
-		    TSI_ERR_PARSE;
+		return res.reason == TSI_JWT_TOO_LARGE ? TSI_ERR_TOO_LARGE
+		                                       : TSI_ERR_PARSE;
 	*header = h;
 	*claims = c;
 	return TSI_OK;
@@ -199,13 +203,15 @@ check_header(const json_t *hdr, struct tsi_verify_result *res)
 	if (!json_is_string(alg))
 		return jwt_refuse(res, TSI_JWT_BAD_ALG, "alg missing");
 	if (strcmp(json_string_value(alg), "ES256") != 0)
-		return jwt_refuse(res, TSI_JWT_BAD_ALG, "alg %.32s is not ES256",
-		    json_string_value(alg));
+		return jwt_refuse(res, TSI_JWT_BAD_ALG,
+		    "alg %.32s is not ES256", json_string_value(alg));
 	/* RFC 7515 4.1.11: extensions we do not understand must be refused. */
 	if (json_object_get(hdr, "crit") != NULL)
-		return jwt_refuse(res, TSI_JWT_MALFORMED, "crit header not supported");
-	if (typ != NULL && (!json_is_string(typ) ||
-	    strcmp(json_string_value(typ), "JWT") != 0))
+		return jwt_refuse(res, TSI_JWT_MALFORMED,
+		    "crit header not supported");
+	if (typ != NULL &&
+	    (!json_is_string(typ) ||
+	        strcmp(json_string_value(typ), "JWT") != 0))
 		return jwt_refuse(res, TSI_JWT_MALFORMED, "typ is not JWT");
 	return TSI_OK;
 }
@@ -234,7 +240,7 @@ decode_x5c(struct cert_cache *cache, const json_t *hdr, STACK_OF(X509) **out,
 
 		if (!json_is_string(e) ||
 		    tsi_b64_decode(json_string_value(e), json_string_length(e),
-		    &der, &derlen) != TSI_OK) {
+		        &der, &derlen) != TSI_OK) {
 			ret = jwt_refuse(res, TSI_JWT_BAD_X5C,
 			    "x5c[%zu] is not base64", i);
 			goto out;
@@ -266,7 +272,7 @@ static void
 cert_cn(X509 *x, char *buf, size_t size)
 {
 	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
-	    buf, (int)size) < 0)
+	        buf, (int)size) < 0)
 		snprintf(buf, size, "?");
 }
 
@@ -283,12 +289,9 @@ map_verify_error(int err)
 		return TSI_JWT_CERT_EXPIRED;
 	case X509_V_ERR_INVALID_CA:
 	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
-	case X509_V_ERR_KEYUSAGE_NO_CERTSIGN:
-		return TSI_JWT_CERT_NOT_CA;
-	case X509_V_ERR_CERT_REVOKED:
-		return TSI_JWT_CERT_REVOKED;
-	default:
-		return TSI_JWT_UNTRUSTED_CHAIN;
+	case X509_V_ERR_KEYUSAGE_NO_CERTSIGN: return TSI_JWT_CERT_NOT_CA;
+	case X509_V_ERR_CERT_REVOKED: return TSI_JWT_CERT_REVOKED;
+	default: return TSI_JWT_UNTRUSTED_CHAIN;
 	}
 }
 
@@ -307,14 +310,15 @@ verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
 	int i, err, ret = TSI_ERR_ALLOC;
 
 	if (t->ncas == 0)
-		return jwt_refuse(res, TSI_JWT_UNTRUSTED_CHAIN, "no trusted CA configured");
+		return jwt_refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
+		    "no trusted CA configured");
 	/* Every certificate that signed another must be a CA. OpenSSL checks
 	 * this too; checking first gives the refusal its own reason. */
 	for (i = 1; i < sk_X509_num(x5c); i++) {
 		X509 *x = sk_X509_value(x5c, i);
 		if (X509_check_ca(x) != 1 ||
 		    ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) &&
-		    !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN))) {
+		        !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN))) {
 			cert_cn(x, cn, sizeof(cn));
 			return jwt_refuse(res, TSI_JWT_CERT_NOT_CA,
 			    "x5c[%d] (CN=%s) has no CA rights", i, cn);
@@ -327,7 +331,7 @@ verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
 			goto out;
 	if ((ctx = X509_STORE_CTX_new()) == NULL ||
 	    X509_STORE_CTX_init(ctx, t->store, sk_X509_value(x5c, 0),
-	    untrusted) != 1)
+	        untrusted) != 1)
 		goto out;
 	vp = X509_STORE_CTX_get0_param(ctx);
 	X509_VERIFY_PARAM_set_time(vp, now);
@@ -336,8 +340,9 @@ verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
 		err = X509_STORE_CTX_get_error(ctx);
 		i = X509_STORE_CTX_get_error_depth(ctx);
 		ERR_clear_error();
-		ret = jwt_refuse(res, map_verify_error(err), "chain: %s at depth %d",
-		    X509_verify_cert_error_string(err), i);
+		ret = jwt_refuse(res, map_verify_error(err),
+		    "chain: %s at depth %d", X509_verify_cert_error_string(err),
+		    i);
 		goto out;
 	}
 	if ((path = X509_STORE_CTX_get1_chain(ctx)) == NULL)
@@ -349,7 +354,8 @@ verify_chain(const struct tsi_trust *t, STACK_OF(X509) *x5c, time_t now,
 		goto out;
 	}
 	for (i = 0; i < sk_X509_num(x5c); i++)
-		if (X509_cmp(sk_X509_value(x5c, i), sk_X509_value(path, i)) != 0) {
+		if (X509_cmp(sk_X509_value(x5c, i), sk_X509_value(path, i)) !=
+		    0) {
 			ret = jwt_refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
 			    "x5c[%d] is not in the verified chain", i);
 			goto out;
@@ -408,10 +414,38 @@ find_node(STACK_OF(X509) *x5c, struct tsi_location *loc, int *index,
 
 /* The order n of the P-256 group, big-endian (SEC 2, section 2.4.2). */
 static const unsigned char p256_order[32] = {
-	0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00,
-	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84,
-	0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+	0xff,
+	0xff,
+	0xff,
+	0xff,
+	0x00,
+	0x00,
+	0x00,
+	0x00,
+	0xff,
+	0xff,
+	0xff,
+	0xff,
+	0xff,
+	0xff,
+	0xff,
+	0xff,
+	0xbc,
+	0xe6,
+	0xfa,
+	0xad,
+	0xa7,
+	0x17,
+	0x9e,
+	0x84,
+	0xf3,
+	0xb9,
+	0xca,
+	0xc2,
+	0xfc,
+	0x63,
+	0x25,
+	0x51,
 };
 
 /* Nonzero when the 32-byte big-endian v is in [1, n-1]. */
@@ -460,7 +494,8 @@ check_signature(const struct jwt_verdict *v, const struct parts *p,
 	int n, ok, ret = TSI_ERR_ALLOC;
 
 	if (p->slen == 0)
-		return jwt_refuse(res, TSI_JWT_BAD_SIGNATURE, "signature empty");
+		return jwt_refuse(res, TSI_JWT_BAD_SIGNATURE,
+		    "signature empty");
 	if (tsi_b64url_decode(p->s, p->slen, &raw, &rawlen) != TSI_OK)
 		return jwt_refuse(res, TSI_JWT_BAD_SIGNATURE,
 		    "signature is not base64url");
@@ -590,7 +625,8 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr,
 	leafpub = X509_get0_pubkey(leaf);
 	if (leafpub == NULL || tsi_key_thumbprint(leafpub, v->kid) != TSI_OK) {
 		ERR_clear_error();
-		ret = jwt_refuse(res, TSI_JWT_BAD_X5C, "x5c[0] key is not EC P-256");
+		ret = jwt_refuse(res, TSI_JWT_BAD_X5C,
+		    "x5c[0] key is not EC P-256");
 		goto out;
 	}
 	if ((X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) &&
@@ -605,27 +641,29 @@ chain_verdict(const struct tsi_trust *t, const json_t *hdr,
 	}
 	v->leaf = leafpub;
 	if ((v->verify = EVP_PKEY_CTX_new_from_pkey(NULL, leafpub, NULL)) ==
-	    NULL || EVP_PKEY_verify_init(v->verify) != 1) {
+	        NULL ||
+	    EVP_PKEY_verify_init(v->verify) != 1) {
 		ERR_clear_error();
 		ret = TSI_ERR_CRYPTO;
 		goto out;
 	}
 	if ((ret = tsi_x509_fingerprint(sk_X509_value(x5c, node_idx),
-	    v->node_fp)) != TSI_OK)
+	         v->node_fp)) != TSI_OK)
 		goto out;
 	if (sk_X509_num(chain) > TSI_CHAIN_MAX) {
 		ret = jwt_refuse(res, TSI_JWT_UNTRUSTED_CHAIN,
-		    "verified chain longer than %d certificates", TSI_CHAIN_MAX);
+		    "verified chain longer than %d certificates",
+		    TSI_CHAIN_MAX);
 		goto out;
 	}
 	for (i = 0; i < sk_X509_num(chain); i++)
 		if ((ret = trust_chain_cert_of(t, sk_X509_value(chain, i),
-		    &v->chain[i])) != TSI_OK)
+		         &v->chain[i])) != TSI_OK)
 			goto out;
 	v->chain_len = (size_t)sk_X509_num(chain);
 	v->gen = t->gen;
 	if (!path_window(chain, &v->not_before, &v->not_after))
-		v->not_before = v->not_after = 0;   /* never cached */
+		v->not_before = v->not_after = 0; /* never cached */
 	*out = v;
 	v = NULL;
 	ret = TSI_OK;
@@ -685,13 +723,16 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 		v = jwt_cache_get(t->verdicts, &key, t->gen, now);
 	}
 	if (v != NULL) {
-		if ((ret = parse_part(p.c, p.clen, "claims", &cl, res)) != TSI_OK)
+		if ((ret = parse_part(p.c, p.clen, "claims", &cl, res)) !=
+		    TSI_OK)
 			goto out;
 		if ((ret = check_signature(v, &p, res)) != TSI_OK)
 			goto out;
 	} else {
-		if ((ret = parse_part(p.h, p.hlen, "header", &hdr, res)) != TSI_OK ||
-		    (ret = parse_part(p.c, p.clen, "claims", &cl, res)) != TSI_OK)
+		if ((ret = parse_part(p.h, p.hlen, "header", &hdr, res)) !=
+		        TSI_OK ||
+		    (ret = parse_part(p.c, p.clen, "claims", &cl, res)) !=
+		        TSI_OK)
 			goto out;
 		if ((ret = check_header(hdr, res)) != TSI_OK)
 			goto out;
@@ -718,7 +759,8 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 	    (ret = jwt_check_location(cl, &v->loc, res)) != TSI_OK)
 		goto out;
 
-	memcpy(res->node_fingerprint, v->node_fp, sizeof(res->node_fingerprint));
+	memcpy(res->node_fingerprint, v->node_fp,
+	    sizeof(res->node_fingerprint));
 	memcpy(res->kid, v->kid, sizeof(res->kid));
 	memcpy(res->chain, v->chain, sizeof(res->chain));
 	res->chain_len = v->chain_len;
@@ -728,7 +770,8 @@ tsi_jwt_verify(const struct tsi_trust *t, const char *token,
 	cl = NULL;
 	ret = TSI_OK;
 out:
-	if (ret != TSI_OK && ret != TSI_ERR_BAD_TOKEN && res->reason == TSI_JWT_OK)
+	if (ret != TSI_OK && ret != TSI_ERR_BAD_TOKEN &&
+	    res->reason == TSI_JWT_OK)
 		jwt_refuse(res, TSI_JWT_MALFORMED, "internal error: %s",
 		    tsi_strerror(ret));
 	jwt_verdict_unref(v);

@@ -25,11 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JWT_CACHE_SHARDS 16       /* power of two */
-#define JWT_CACHE_WAYS 64         /* 1,024 verdicts in all */
+#define JWT_CACHE_SHARDS 16 /* power of two */
+#define JWT_CACHE_WAYS 64   /* 1,024 verdicts in all */
 
 struct slot {
-	struct jwt_verdict *v;        /* one reference, or NULL */
+	struct jwt_verdict *v; /* one reference, or NULL */
 	unsigned long long used;
 };
 
@@ -217,7 +217,7 @@ jwt_cache_put(struct jwt_cache *c, struct jwt_verdict *v)
 		struct slot *sl = &sh->slot[i];
 
 		if (sl->v != NULL && same_verdict_key(sl->v, v)) {
-			victim = sl;      /* a fresher verdict for the same chain */
+			victim = sl; /* a fresher verdict for the same chain */
 			break;
 		}
 		if (sl->v == NULL) {
@@ -233,7 +233,7 @@ jwt_cache_put(struct jwt_cache *c, struct jwt_verdict *v)
 	victim->v = v;
 	victim->used = ++sh->tick;
 	pthread_mutex_unlock(&sh->mu);
-	jwt_verdict_unref(old);       /* holders keep their own references */
+	jwt_verdict_unref(old); /* holders keep their own references */
 }
 
 void

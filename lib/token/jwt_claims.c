@@ -63,7 +63,8 @@ jwt_check_times(const json_t *claims, long long now, long long skew,
 }
 
 int
-jwt_check_aud(const json_t *claims, const char *aud, struct tsi_verify_result *res)
+jwt_check_aud(const json_t *claims, const char *aud,
+    struct tsi_verify_result *res)
 {
 	const json_t *a = json_object_get(claims, "aud"), *e;
 	size_t i;
@@ -74,12 +75,13 @@ jwt_check_aud(const json_t *claims, const char *aud, struct tsi_verify_result *r
 		if (strcmp(json_string_value(a), aud) == 0)
 			return TSI_OK;
 	} else if (json_is_array(a)) {
-		json_array_foreach(a, i, e)
+		json_array_foreach (a, i, e)
 			if (json_is_string(e) &&
 			    strcmp(json_string_value(e), aud) == 0)
 				return TSI_OK;
 	}
-	return jwt_refuse(res, TSI_JWT_BAD_AUD, "aud does not contain %.64s", aud);
+	return jwt_refuse(res, TSI_JWT_BAD_AUD, "aud does not contain %.64s",
+	    aud);
 }
 
 int
@@ -106,7 +108,8 @@ check_one_location(const json_t *claims, const char *name, const char *bound,
 	if (bound == NULL) {
 		if (j != NULL)
 			return jwt_refuse(res, TSI_JWT_LOCATION_MISMATCH,
-			    "%s claimed but the node certificate binds none", name);
+			    "%s claimed but the node certificate binds none",
+			    name);
 		return TSI_OK;
 	}
 	if (j == NULL)
@@ -125,11 +128,13 @@ jwt_check_location(const json_t *claims, const struct tsi_location *loc,
 	int ret;
 
 	if ((ret = check_one_location(claims, "cluster-name", loc->cluster_name,
-	    res)) != TSI_OK ||
-	    (ret = check_one_location(claims, "region", loc->region, res)) != TSI_OK ||
+	         res)) != TSI_OK ||
+	    (ret = check_one_location(claims, "region", loc->region, res)) !=
+	        TSI_OK ||
 	    (ret = check_one_location(claims, "datacenter", loc->datacenter,
-	    res)) != TSI_OK ||
-	    (ret = check_one_location(claims, "node", loc->node, res)) != TSI_OK)
+	         res)) != TSI_OK ||
+	    (ret = check_one_location(claims, "node", loc->node, res)) !=
+	        TSI_OK)
 		return ret;
 	return TSI_OK;
 }

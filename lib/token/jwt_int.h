@@ -24,34 +24,34 @@
 #include "tsi/jwt.h"
 #include "tsi/x509.h"
 
-#define JWT_X5C_MAX 4             /* leaf, node, up to two operator CAs */
+#define JWT_X5C_MAX 4 /* leaf, node, up to two operator CAs */
 #define JWT_MAX_LIFETIME 3600
-#define JWT_MAX_NUMERIC_DATE 253402300799LL  /* 9999-12-31T23:59:59Z */
+#define JWT_MAX_NUMERIC_DATE 253402300799LL /* 9999-12-31T23:59:59Z */
 
 /* The key: the token's header segment (base64url text), borrowed. */
 struct jwt_key {
 	const char *s;
 	size_t len;
-	uint64_t h;                   /* filled by jwt_cache_hash */
+	uint64_t h; /* filled by jwt_cache_hash */
 };
 
 /* Immutable once made; shared by reference (jwt_verdict_ref/unref). */
 struct jwt_verdict {
-	unsigned refs;                /* atomic */
-	uint64_t gen;                 /* trust generation it was verified under */
-	long long not_before;         /* valid for not_before <= now < not_after */
+	unsigned refs;        /* atomic */
+	uint64_t gen;         /* trust generation it was verified under */
+	long long not_before; /* valid for not_before <= now < not_after */
 	long long not_after;
-	EVP_PKEY *leaf;               /* one reference */
+	EVP_PKEY *leaf; /* one reference */
 	/* leaf's public key, EVP_PKEY_verify_init'ed: only ever duplicated
 	 * (EVP_PKEY_CTX_dup reads it), never used to verify, so threads share
 	 * it. Saves the provider look-up and context set-up of every call. */
 	EVP_PKEY_CTX *verify;
-	struct tsi_location loc;      /* of the node certificate */
-	char kid[44];                 /* thumbprint of leaf */
-	char node_fp[65];             /* SHA-256 hex of the node certificate */
-	size_t chain_len;             /* the verified path, anchor last */
+	struct tsi_location loc; /* of the node certificate */
+	char kid[44];            /* thumbprint of leaf */
+	char node_fp[65];        /* SHA-256 hex of the node certificate */
+	size_t chain_len;        /* the verified path, anchor last */
 	struct tsi_chain_cert chain[TSI_CHAIN_MAX];
-	uint64_t h;                   /* the key: a copy of the header text */
+	uint64_t h; /* the key: a copy of the header text */
 	unsigned char *text;
 	size_t textlen;
 };
@@ -70,8 +70,8 @@ struct jwt_cache;
 struct cert_slot {
 	unsigned char *der;
 	size_t len;
-	unsigned char h[32];      /* SHA-256 of der */
-	X509 *x;                  /* one reference held by the cache */
+	unsigned char h[32]; /* SHA-256 of der */
+	X509 *x;             /* one reference held by the cache */
 	unsigned long long used;
 };
 
@@ -84,12 +84,12 @@ struct cert_cache {
 struct tsi_trust {
 	X509_STORE *store;
 	int ncas;
-	char **revoked;           /* lower-case hex, no colons */
+	char **revoked; /* lower-case hex, no colons */
 	size_t nrevoked;
 	unsigned char (*ca_sha256)[32]; /* of every CA added */
 	size_t nca_sha256;
-	uint64_t gen;             /* bumped by every change of CAs or revocations */
-	struct cert_cache *cache; /* mutable behind a const tsi_trust */
+	uint64_t gen; /* bumped by every change of CAs or revocations */
+	struct cert_cache *cache;   /* mutable behind a const tsi_trust */
 	struct jwt_cache *verdicts; /* likewise: verified chains */
 };
 
@@ -131,14 +131,14 @@ void jwt_cache_hash(const struct jwt_cache *c, struct jwt_key *k);
 /* The verdict for exactly k's text, made under generation gen and valid
  * at now; NULL when there is none. A returned verdict is a new reference:
  * caller jwt_verdict_unref. */
-struct jwt_verdict *jwt_cache_get(struct jwt_cache *c,
-    const struct jwt_key *k, uint64_t gen, long long now);
+struct jwt_verdict *jwt_cache_get(struct jwt_cache *c, const struct jwt_key *k,
+    uint64_t gen, long long now);
 
 /* A new verdict with refs 1 and a copy of k's text; the other members
  * are zero for the caller to fill. NULL on ALLOC. */
 struct jwt_verdict *jwt_verdict_new(const struct jwt_key *k);
 void jwt_verdict_ref(struct jwt_verdict *v);
-void jwt_verdict_unref(struct jwt_verdict *v);   /* accepts NULL */
+void jwt_verdict_unref(struct jwt_verdict *v); /* accepts NULL */
 
 /* Stores v (the cache takes its own reference), replacing a verdict for the
  * same key, else an empty slot, else the least recently used of the shard. */

@@ -15,9 +15,9 @@
 #include <string.h>
 
 struct tsi_jwt_header {
-	char *h64;          /* base64url of the header's compact JSON */
+	char *h64; /* base64url of the header's compact JSON */
 	size_t h64len;
-	EVP_MD_CTX *hctx;   /* SHA-256 that has absorbed h64 and the dot */
+	EVP_MD_CTX *hctx; /* SHA-256 that has absorbed h64 and the dot */
 };
 
 int
@@ -84,7 +84,7 @@ tsi_jwt_header_new(EVP_PKEY *pub, STACK_OF(X509) *chain,
 	r = TSI_ERR_ALLOC;
 	if ((h = calloc(1, sizeof(*h))) == NULL ||
 	    (hdr = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", "JWT",
-	    "kid", kid)) == NULL)
+	         "kid", kid)) == NULL)
 		goto out;
 	if (chain != NULL && sk_X509_num(chain) > 0) {
 		if ((r = tsi_jwt_x5c(chain, &x5c)) != TSI_OK)

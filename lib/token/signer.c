@@ -28,16 +28,16 @@
 #define SOFT_SLOTS 16
 
 struct soft {
-	EVP_PKEY *priv;                      /* owned reference */
-	EVP_PKEY_CTX *pctx[SOFT_SLOTS];      /* ready to sign, or NULL */
+	EVP_PKEY *priv;                 /* owned reference */
+	EVP_PKEY_CTX *pctx[SOFT_SLOTS]; /* ready to sign, or NULL */
 	int busy[SOFT_SLOTS];
 };
 
 struct tsi_signer {
 	tsi_sign_cb *cb;
-	void *ctx;          /* borrowed (callback signer) or struct soft (owned) */
-	EVP_PKEY *pub;      /* owned reference */
-	struct soft *soft;  /* soft signer only */
+	void *ctx;     /* borrowed (callback signer) or struct soft (owned) */
+	EVP_PKEY *pub; /* owned reference */
+	struct soft *soft; /* soft signer only */
 };
 
 /* Nonzero when pkey is an EC key on P-256. */
@@ -50,7 +50,7 @@ is_p256(EVP_PKEY *pkey)
 	if (pkey == NULL || EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC)
 		return 0;
 	if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME,
-	    group, sizeof(group), &glen) != 1)
+	        group, sizeof(group), &glen) != 1)
 		return 0;
 	return strcmp(group, "prime256v1") == 0 || strcmp(group, "P-256") == 0;
 }
@@ -69,7 +69,8 @@ der_to_raw(const unsigned char *der, size_t len, uint8_t sig[64])
 	if (p != der + len)
 		goto out;
 	ECDSA_SIG_get0(es, &r, &s);
-	if (BN_bn2binpad(r, sig, 32) != 32 || BN_bn2binpad(s, sig + 32, 32) != 32)
+	if (BN_bn2binpad(r, sig, 32) != 32 ||
+	    BN_bn2binpad(s, sig + 32, 32) != 32)
 		goto out;
 	ret = TSI_OK;
 out:
@@ -101,7 +102,8 @@ soft_sign(void *ctx, const uint8_t digest[32], uint8_t sig[64])
 	int ret = TSI_ERR_CRYPTO, slot;
 
 	for (slot = 0; slot < SOFT_SLOTS; slot++)
-		if (__atomic_exchange_n(&sk->busy[slot], 1, __ATOMIC_ACQUIRE) == 0)
+		if (__atomic_exchange_n(&sk->busy[slot], 1, __ATOMIC_ACQUIRE) ==
+		    0)
 			break;
 	if (slot < SOFT_SLOTS) {
 		if (sk->pctx[slot] == NULL)
@@ -247,7 +249,8 @@ tsi_key_thumbprint(EVP_PKEY *pub, char kid[44])
 	/* RFC 7638 section 3.2: required members only, lexicographic order,
 	 * no whitespace. */
 	n = snprintf(jwk, sizeof(jwk),
-	    "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x, y);
+	    "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x,
+	    y);
 	if (n < 0 || (size_t)n >= sizeof(jwk)) {
 		ret = TSI_ERR_INTERNAL;
 		goto out;

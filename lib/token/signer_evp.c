@@ -31,8 +31,8 @@
 #include <string.h>
 
 static pthread_once_t bridge_once = PTHREAD_ONCE_INIT;
-static EC_KEY_METHOD *bridge_method;   /* lives until exit */
-static int bridge_index = -1;          /* EC_KEY ex_data slot: the signer */
+static EC_KEY_METHOD *bridge_method; /* lives until exit */
+static int bridge_index = -1;        /* EC_KEY ex_data slot: the signer */
 
 static ECDSA_SIG *
 bridge_sign_sig(const unsigned char *dgst, int dlen, const BIGNUM *kinv,

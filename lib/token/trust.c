@@ -124,11 +124,11 @@ trust_cache_parse(struct cert_cache *c, const unsigned char *der, size_t len)
 			victim = &c->slot[i];
 	}
 	free(victim->der);
-	X509_free(victim->x);  /* holders keep their own references */
+	X509_free(victim->x); /* holders keep their own references */
 	victim->der = copy;
 	victim->len = len;
 	memcpy(victim->h, h, sizeof(h));
-	victim->x = x;         /* the extra reference taken above */
+	victim->x = x; /* the extra reference taken above */
 	victim->used = ++c->tick;
 	pthread_mutex_unlock(&c->mu);
 	return x;
@@ -187,12 +187,13 @@ add_cas(struct tsi_trust *t, STACK_OF(X509) *sk)
 {
 	int i, ret;
 
-	t->gen++;   /* even a partial change invalidates every verdict */
+	t->gen++; /* even a partial change invalidates every verdict */
 	for (i = 0; i < sk_X509_num(sk); i++) {
 		if (X509_STORE_add_cert(t->store, sk_X509_value(sk, i)) != 1) {
 			/* Adding the same CA twice is harmless. */
 			unsigned long e = ERR_peek_last_error();
-			if (ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+			if (ERR_GET_REASON(e) !=
+			    X509_R_CERT_ALREADY_IN_HASH_TABLE) {
 				ERR_clear_error();
 				return TSI_ERR_CRYPTO;
 			}
@@ -275,13 +276,14 @@ tsi_trust_revoke(struct tsi_trust *t, const char *serial_or_fingerprint)
 		return TSI_ERR_TOO_LARGE;
 	if ((h = normalize_hex(serial_or_fingerprint)) == NULL)
 		return TSI_ERR_PARSE;
-	if ((nr = realloc(t->revoked, (t->nrevoked + 1) * sizeof(*nr))) == NULL) {
+	if ((nr = realloc(t->revoked, (t->nrevoked + 1) * sizeof(*nr))) ==
+	    NULL) {
 		free(h);
 		return TSI_ERR_ALLOC;
 	}
 	t->revoked = nr;
 	t->revoked[t->nrevoked++] = h;
-	t->gen++;   /* no verdict made before this revocation is used again */
+	t->gen++; /* no verdict made before this revocation is used again */
 	return TSI_OK;
 }
 
@@ -306,7 +308,8 @@ trust_is_revoked(const struct tsi_trust *t, X509 *cert)
 		return 0;
 	if (tsi_x509_fingerprint(cert, fp) != TSI_OK)
 		return 1; /* cannot tell: refuse */
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL ||
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) ==
+	        NULL ||
 	    (serial = BN_bn2hex(bn)) == NULL) {
 		BN_free(bn);
 		return 1;
@@ -323,7 +326,8 @@ trust_is_revoked(const struct tsi_trust *t, X509 *cert)
 
 /* The identity of cert for tsi_trust_chain_check. */
 int
-trust_chain_cert_of(const struct tsi_trust *t, X509 *cert, struct tsi_chain_cert *out)
+trust_chain_cert_of(const struct tsi_trust *t, X509 *cert,
+    struct tsi_chain_cert *out)
 {
 	unsigned int hl = sizeof(out->sha256);
 	BIGNUM *bn = NULL;
@@ -337,12 +341,13 @@ trust_chain_cert_of(const struct tsi_trust *t, X509 *cert, struct tsi_chain_cert
 	    hl != sizeof(out->sha256))
 		goto out;
 	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) ==
-	    NULL || (serial = BN_bn2hex(bn)) == NULL)
+	        NULL ||
+	    (serial = BN_bn2hex(bn)) == NULL)
 		goto out;
 	s = skip_zeros(serial);
 	n = snprintf(out->serial, sizeof(out->serial), "%s", s);
 	if (n < 0 || (size_t)n >= sizeof(out->serial))
-		goto out;   /* longer than RFC 5280's 20 octets */
+		goto out; /* longer than RFC 5280's 20 octets */
 	for (i = 0; out->serial[i] != '\0'; i++)
 		out->serial[i] = (char)tolower((unsigned char)out->serial[i]);
 	out->trusted = is_trusted_ca(t, out->sha256);
@@ -356,8 +361,7 @@ out:
 
 int
 tsi_trust_chain_check(const struct tsi_trust *t,
-    const struct tsi_chain_cert *chain, size_t n, char *detail,
-    size_t detlen)
+    const struct tsi_chain_cert *chain, size_t n, char *detail, size_t detlen)
 {
 	char fp[65];
 	size_t i, j, k;
@@ -372,17 +376,20 @@ tsi_trust_chain_check(const struct tsi_trust *t,
 		for (j = 0; j < t->nrevoked; j++)
 			if (strcmp(t->revoked[j], fp) == 0 ||
 			    strcmp(skip_zeros(t->revoked[j]),
-			    chain[i].serial) == 0) {
+			        chain[i].serial) == 0) {
 				if (detail != NULL)
-					snprintf(detail, detlen, "certificate "
+					snprintf(detail, detlen,
+					    "certificate "
 					    "sha256:%s at depth %zu is revoked",
 					    fp, i);
 				return TSI_ERR_BAD_TOKEN;
 			}
 		if (chain[i].trusted && !is_trusted_ca(t, chain[i].sha256)) {
 			if (detail != NULL)
-				snprintf(detail, detlen, "CA sha256:%s at depth "
-				    "%zu is no longer trusted", fp, i);
+				snprintf(detail, detlen,
+				    "CA sha256:%s at depth "
+				    "%zu is no longer trusted",
+				    fp, i);
 			return TSI_ERR_BAD_TOKEN;
 		}
 	}

@@ -30,7 +30,7 @@
 
 #define CSR_MAX_BYTES (64 * 1024)
 #define MAX_DAYS 36500
-#define BACKDATE 60   /* seconds: tolerate clocks slightly behind ours */
+#define BACKDATE 60 /* seconds: tolerate clocks slightly behind ours */
 
 void
 tsi_location_clear(struct tsi_location *loc)
@@ -57,7 +57,8 @@ tsi_location_value_ok(const char *v)
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+		        (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		        c == '.'))
 			return 0;
 	}
 	return 1;
@@ -116,8 +117,10 @@ tsi_x509_location(X509 *cert, struct tsi_location *out)
 
 		if (g->type != GEN_URI)
 			continue;
-		u = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
-		ulen = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
+		u = (const char *)ASN1_STRING_get0_data(
+		    g->d.uniformResourceIdentifier);
+		ulen =
+		    (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
 		if (ulen < 4 || strncmp(u, "tsi:", 4) != 0)
 			continue;
 		found = 1;
@@ -198,7 +201,7 @@ static int
 set_cn(X509_NAME *name, const char *cn)
 {
 	if (X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
-	    (const unsigned char *)cn, -1, -1, 0) != 1)
+	        (const unsigned char *)cn, -1, -1, 0) != 1)
 		return TSI_ERR_CRYPTO;
 	return TSI_OK;
 }
@@ -207,10 +210,11 @@ set_cn(X509_NAME *name, const char *cn)
 static int
 set_validity(X509 *cert, time_t now, long secs, const ASN1_TIME *limit)
 {
-	if (X509_time_adj_ex(X509_getm_notBefore(cert), 0, -BACKDATE, &now) == NULL)
+	if (X509_time_adj_ex(X509_getm_notBefore(cert), 0, -BACKDATE, &now) ==
+	    NULL)
 		return TSI_ERR_CRYPTO;
 	if (X509_time_adj_ex(X509_getm_notAfter(cert), (int)(secs / 86400),
-	    secs % 86400, &now) == NULL)
+	        secs % 86400, &now) == NULL)
 		return TSI_ERR_CRYPTO;
 	if (limit != NULL &&
 	    ASN1_TIME_compare(X509_get0_notAfter(cert), limit) > 0 &&
@@ -407,8 +411,10 @@ tsi_ca_init(const char *dir, const char *common_name, int days)
 		common_name = "tsi cluster CA";
 	if (*common_name == '\0' || strlen(common_name) > 64)
 		return TSI_ERR_INVALID_ARG;
-	if ((ret = join_path(keypath, sizeof(keypath), dir, "ca.key")) != TSI_OK ||
-	    (ret = join_path(certpath, sizeof(certpath), dir, "ca.pem")) != TSI_OK)
+	if ((ret = join_path(keypath, sizeof(keypath), dir, "ca.key")) !=
+	        TSI_OK ||
+	    (ret = join_path(certpath, sizeof(certpath), dir, "ca.pem")) !=
+	        TSI_OK)
 		return ret;
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return TSI_ERR_IO;
@@ -416,12 +422,14 @@ tsi_ca_init(const char *dir, const char *common_name, int days)
 		return TSI_ERR_EXISTS;
 
 	ret = TSI_ERR_CRYPTO;
-	if ((key = EVP_EC_gen("P-256")) == NULL || (cert = X509_new()) == NULL ||
+	if ((key = EVP_EC_gen("P-256")) == NULL ||
+	    (cert = X509_new()) == NULL ||
 	    X509_set_version(cert, X509_VERSION_3) != 1 ||
 	    set_random_serial(cert) != TSI_OK ||
 	    set_cn(X509_get_subject_name(cert), common_name) != TSI_OK ||
 	    X509_set_issuer_name(cert, X509_get_subject_name(cert)) != 1 ||
-	    set_validity(cert, time(NULL), (long)days * 86400, NULL) != TSI_OK ||
+	    set_validity(cert, time(NULL), (long)days * 86400, NULL) !=
+	        TSI_OK ||
 	    X509_set_pubkey(cert, key) != 1)
 		goto out;
 	X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
@@ -443,8 +451,8 @@ tsi_ca_init(const char *dir, const char *common_name, int days)
 	if (PEM_write_PrivateKey(kf, key, NULL, NULL, 0, NULL, NULL) != 1 ||
 	    PEM_write_X509(cf, cert) != 1)
 		goto out;
-	if (fflush(kf) != 0 || fsync(fileno(kf)) != 0 ||
-	    fflush(cf) != 0 || fsync(fileno(cf)) != 0)
+	if (fflush(kf) != 0 || fsync(fileno(kf)) != 0 || fflush(cf) != 0 ||
+	    fsync(fileno(cf)) != 0)
 		goto out;
 	ret = TSI_OK;
 out:
@@ -506,7 +514,8 @@ push_uri(GENERAL_NAMES *gens, const char *key, const char *val)
 	n = snprintf(uri, sizeof(uri), "tsi:%s:%s", key, val);
 	if (n < 0 || (size_t)n >= sizeof(uri))
 		return TSI_ERR_TOO_LARGE;
-	if ((g = GENERAL_NAME_new()) == NULL || (ia5 = ASN1_IA5STRING_new()) == NULL ||
+	if ((g = GENERAL_NAME_new()) == NULL ||
+	    (ia5 = ASN1_IA5STRING_new()) == NULL ||
 	    ASN1_STRING_set(ia5, uri, n) != 1)
 		goto fail;
 	GENERAL_NAME_set0_value(g, GEN_URI, ia5);
@@ -528,14 +537,17 @@ add_location_sans(X509 *cert, const struct tsi_location *loc)
 
 	if ((gens = sk_GENERAL_NAME_new_null()) == NULL)
 		return TSI_ERR_ALLOC;
-	if ((ret = push_uri(gens, "cluster-name", loc->cluster_name)) != TSI_OK ||
+	if ((ret = push_uri(gens, "cluster-name", loc->cluster_name)) !=
+	        TSI_OK ||
 	    (ret = push_uri(gens, "region", loc->region)) != TSI_OK ||
 	    (ret = push_uri(gens, "datacenter", loc->datacenter)) != TSI_OK ||
 	    (loc->node != NULL &&
-	    (ret = push_uri(gens, "node", loc->node)) != TSI_OK))
+	        (ret = push_uri(gens, "node", loc->node)) != TSI_OK))
 		goto out;
 	ret = X509_add1_ext_i2d(cert, NID_subject_alt_name, gens, 0,
-	    X509V3_ADD_APPEND) == 1 ? TSI_OK : TSI_ERR_CRYPTO;
+	          X509V3_ADD_APPEND) == 1
+	    ? TSI_OK
+	    : TSI_ERR_CRYPTO;
 out:
 	GENERAL_NAMES_free(gens);
 	return ret;
@@ -563,15 +575,19 @@ tsi_ca_sign_csr(const char *ca_cert_path, const char *ca_key_path,
 	if ((ret = tsi_location_validate(loc)) != TSI_OK)
 		return ret;
 	if ((ret = tsi_x509_load_file(ca_cert_path, &ca)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "ca.load_failed", TSI_LS("path", ca_cert_path),
-		    TSI_LS("reason", ret == TSI_ERR_IO ? "cannot read" :
-		    "no PEM certificate"));
+		tsi_log(TSI_LOG_ERROR, "ca.load_failed",
+		    TSI_LS("path", ca_cert_path),
+		    TSI_LS("reason",
+		        ret == TSI_ERR_IO ? "cannot read"
+		                          : "no PEM certificate"));
 		goto out;
 	}
 	if ((ret = load_key_file(ca_key_path, &cakey)) != TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "ca.load_failed", TSI_LS("path", ca_key_path),
-		    TSI_LS("reason", ret == TSI_ERR_IO ? "cannot read" :
-		    "no unencrypted PEM private key"));
+		tsi_log(TSI_LOG_ERROR, "ca.load_failed",
+		    TSI_LS("path", ca_key_path),
+		    TSI_LS("reason",
+		        ret == TSI_ERR_IO ? "cannot read"
+		                          : "no unencrypted PEM private key"));
 		goto out;
 	}
 	if (X509_check_private_key(ca, cakey) != 1) {
@@ -608,7 +624,8 @@ tsi_ca_sign_csr(const char *ca_cert_path, const char *ca_key_path,
 	glen = 0;
 	if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_EC ||
 	    EVP_PKEY_get_utf8_string_param(pub, "group", group, sizeof(group),
-	    &glen) != 1 || strcmp(group, "prime256v1") != 0) {
+	        &glen) != 1 ||
+	    strcmp(group, "prime256v1") != 0) {
 		ERR_clear_error();
 		tsi_log(TSI_LOG_WARN, "ca.csr_refused",
 		    TSI_LS("reason", "CSR key is not EC P-256"));
@@ -620,17 +637,17 @@ tsi_ca_sign_csr(const char *ca_cert_path, const char *ca_key_path,
 	    X509_set_version(cert, X509_VERSION_3) != 1 ||
 	    set_random_serial(cert) != TSI_OK ||
 	    set_cn(X509_get_subject_name(cert),
-	    loc->node != NULL ? loc->node : loc->datacenter) != TSI_OK ||
+	        loc->node != NULL ? loc->node : loc->datacenter) != TSI_OK ||
 	    X509_set_issuer_name(cert, X509_get_subject_name(ca)) != 1 ||
 	    set_validity(cert, time(NULL), (long)days * 86400,
-	    X509_get0_notAfter(ca)) != TSI_OK ||
+	        X509_get0_notAfter(ca)) != TSI_OK ||
 	    X509_set_pubkey(cert, pub) != 1)
 		goto out;
 	X509V3_set_ctx(&v3, ca, cert, NULL, NULL, 0);
 	if (add_ext(cert, &v3, NID_basic_constraints,
-	    "critical,CA:TRUE,pathlen:0") ||
+	        "critical,CA:TRUE,pathlen:0") ||
 	    add_ext(cert, &v3, NID_key_usage,
-	    "critical,digitalSignature,keyCertSign") ||
+	        "critical,digitalSignature,keyCertSign") ||
 	    add_ext(cert, &v3, NID_subject_key_identifier, "hash") ||
 	    add_ext(cert, &v3, NID_authority_key_identifier, "keyid") ||
 	    add_location_sans(cert, loc) != TSI_OK)
@@ -714,7 +731,8 @@ tsi_x509_issue_session_cert(const struct tsi_signer *node_signer,
 	    set_random_serial(cert) != TSI_OK ||
 	    set_cn(X509_get_subject_name(cert), kid) != TSI_OK ||
 	    X509_set_issuer_name(cert, X509_get_subject_name(node_cert)) != 1 ||
-	    set_validity(cert, now, ttl, X509_get0_notAfter(node_cert)) != TSI_OK ||
+	    set_validity(cert, now, ttl, X509_get0_notAfter(node_cert)) !=
+	        TSI_OK ||
 	    X509_set_pubkey(cert, session_pub) != 1)
 		goto out;
 	X509V3_set_ctx(&v3, node_cert, cert, NULL, NULL, 0);

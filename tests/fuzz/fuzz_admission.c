@@ -26,7 +26,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	if (tsi_injector_conf_load_string("fuzz.conf", text, &conf, err,
-	    sizeof(err)) != TSI_OK)
+	        sizeof(err)) != TSI_OK)
 		abort();
 	return 0;
 }
@@ -39,9 +39,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *j;
 
 	if (tsi_injector_review(conf, (const char *)data, size, &resp,
-	    &status) == TSI_OK && resp != NULL) {
+	        &status) == TSI_OK &&
+	    resp != NULL) {
 		if ((j = json_loads(resp, 0, NULL)) == NULL)
-			abort();   /* the webhook answered with broken JSON */
+			abort(); /* the webhook answered with broken JSON */
 		json_decref(j);
 	}
 	free(resp);

@@ -49,27 +49,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = 0, slen = 0;
 	int accepted, canonical = 0, err;
 
-	accepted = audit_canon_check((const char *)data, size, member, &s) ==
-	    TSI_OK;
+	accepted =
+	    audit_canon_check((const char *)data, size, member, &s) == TSI_OK;
 	if (s.bad)
 		abort();
-	v = json_loadb((const char *)data, size, JSON_DECODE_ANY |
-	    JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
+	v = json_loadb((const char *)data, size,
+	    JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, NULL);
 	if (v != NULL) {
-		out = audit_canon_dumps(v, AUDIT_FORMAT_V2, size + 1, &len, &err);
-		canonical = out != NULL && len == size &&
-		    memcmp(out, data, size) == 0;
+		out =
+		    audit_canon_dumps(v, AUDIT_FORMAT_V2, size + 1, &len, &err);
+		canonical =
+		    out != NULL && len == size && memcmp(out, data, size) == 0;
 	}
 	/* jansson parses no NUL inside a key: the one value it cannot be the
 	 * oracle for */
-	if (accepted != canonical && !(accepted && v == NULL &&
-	    memmem(data, size, "\\u0000", 6) != NULL))
+	if (accepted != canonical &&
+	    !(accepted && v == NULL &&
+	        memmem(data, size, "\\u0000", 6) != NULL))
 		abort();
 	if (accepted && s.found && size > 2) {
 		if ((stripped = malloc(size)) == NULL)
 			abort();
 		if (audit_canon_strip_member((const char *)data, size, s.off,
-		    s.end, stripped, &slen) != TSI_OK ||
+		        s.end, stripped, &slen) != TSI_OK ||
 		    audit_canon_check(stripped, slen, NULL, NULL) != TSI_OK)
 			abort();
 		free(stripped);

@@ -26,9 +26,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s[size] = '\0';
 	if (tsi_audit_parse_time(s, 1764000000LL * 1000000, &us) == TSI_OK &&
 	    us < 0)
-		abort();   /* an accepted time is never before the epoch */
+		abort(); /* an accepted time is never before the epoch */
 	if ((rec = json_pack("{sIss}", "seq", (json_int_t)1, "path", "x")) !=
-	    NULL && (b = tsi_buf_new(4096)) != NULL) {
+	        NULL &&
+	    (b = tsi_buf_new(4096)) != NULL) {
 		json_object_set_new(rec, "reason", json_stringn(s, size));
 		if (tsi_audit_csv_row(rec, b) == TSI_OK &&
 		    tsi_buf_str(b)[tsi_buf_len(b) - 1] != '\n')

@@ -17,7 +17,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t outlen = 0;
 	char *again = NULL;
 
-	if (tsi_b64url_decode((const char *)data, size, &out, &outlen) == TSI_OK) {
+	if (tsi_b64url_decode((const char *)data, size, &out, &outlen) ==
+	    TSI_OK) {
 		/* Strict decoding means the encoding is canonical. */
 		if (tsi_b64url_encode(out, outlen, &again) != TSI_OK)
 			abort();

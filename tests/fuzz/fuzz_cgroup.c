@@ -22,7 +22,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r == TSI_OK) {
 		for (i = 0; i < 64; i++)
 			if (!((id[i] >= '0' && id[i] <= '9') ||
-			    (id[i] >= 'a' && id[i] <= 'f')))
+			        (id[i] >= 'a' && id[i] <= 'f')))
 				abort();
 		if (id[64] != '\0')
 			abort();

@@ -27,7 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	reason[0] = '\0';
 	if (tsi_enroll_parse_start((const char *)data, size, &ch, reason,
-	    sizeof(reason)) == TSI_OK) {
+	        sizeof(reason)) == TSI_OK) {
 		if (strlen(ch.session) != 32 || strlen(ch.nonce_hex) != 64 ||
 		    ch.blob == NULL || ch.blob_len > TSI_ENROLL_BLOB_MAX ||
 		    ch.secret == NULL || ch.secret_len > TSI_ENROLL_BLOB_MAX ||
@@ -38,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	reason[0] = '\0';
 	if (tsi_enroll_parse_finish((const char *)data, size, &res, reason,
-	    sizeof(reason)) == TSI_OK) {
+	        sizeof(reason)) == TSI_OK) {
 		if (res.cert_pem == NULL || res.ca_pem == NULL ||
 		    res.node == NULL || !tsi_location_value_ok(res.node) ||
 		    res.expires_at <= 0)

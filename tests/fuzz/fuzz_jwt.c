@@ -27,10 +27,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	if (mkdtemp(dir) == NULL || tsi_ca_init(dir, "tsi fuzz CA", 1) != TSI_OK)
+	if (mkdtemp(dir) == NULL ||
+	    tsi_ca_init(dir, "tsi fuzz CA", 1) != TSI_OK)
 		abort();
 	snprintf(path, sizeof(path), "%s/ca.pem", dir);
-	if (tsi_trust_new(&trust) != TSI_OK || tsi_trust_add_ca_file(trust, path) != TSI_OK)
+	if (tsi_trust_new(&trust) != TSI_OK ||
+	    tsi_trust_add_ca_file(trust, path) != TSI_OK)
 		abort();
 	/* The trust store holds the certificate now; the files may go. */
 	unlink(path);

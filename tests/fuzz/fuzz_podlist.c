@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		init = 1;
 	}
 	if ((j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,
-	    NULL)) == NULL)
+	         NULL)) == NULL)
 		return 0;
 	if (tsi_kubelet_pod_lookup(j, ID, sidecars, 1, NULL, &w) == TSI_OK) {
 		if (w->namespace == NULL || w->pod == NULL ||
@@ -43,7 +43,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!tsi_issuer_is_digest(w->images[i]) ||
 			    strcmp(w->images[i], sidecar) == 0)
 				abort();
-			if (i > 0 && strcmp(w->images[i - 1], w->images[i]) >= 0)
+			if (i > 0 &&
+			    strcmp(w->images[i - 1], w->images[i]) >= 0)
 				abort();
 		}
 		tsi_workload_free(w);

@@ -22,7 +22,8 @@ static const char *const ids[] = {
 	"c5db4e65cf90b61747fa2bf1b37295a021bb47b46fedd8263c85736f17668f0d",
 	"5e9ccdcb49b7d3447e11f726fda63d1a428a1cbf2a5daa8768ec751bbdf8630b",
 	"5f148eb03ef10a862e575a6ac16c8e18ebb61bcd9d94b6930219a08136368f49",
-	"a", NULL,
+	"a",
+	NULL,
 };
 static char sidecar[] =
     "sha256:2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580";
@@ -35,7 +36,7 @@ is_podlist(const json_t *j)
 
 	if (!json_is_object(j) || !json_is_array(items))
 		return 0;
-	json_array_foreach(items, i, pod)
+	json_array_foreach (items, i, pod)
 		if (!json_is_object(pod))
 			return 0;
 	return 1;
@@ -89,17 +90,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r == TSI_OK)
 		r = tsi_podlist_parser_finish(p, &kept);
 	tsi_podlist_parser_free(p);
-	full = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,
-	    NULL);
+	full =
+	    json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
 	if (r == TSI_OK) {
 		if (full == NULL || !is_podlist(full))
 			abort();
 		for (i = 0; ids[i] != NULL; i++) {
 			struct tsi_workload *a = NULL, *b = NULL;
-			int ra = tsi_kubelet_pod_lookup(full, ids[i], sidecars, 1,
-			    NULL, &a);
-			int rb = tsi_kubelet_pod_lookup(kept, ids[i], sidecars, 1,
-			    NULL, &b);
+			int ra = tsi_kubelet_pod_lookup(full, ids[i], sidecars,
+			    1, NULL, &a);
+			int rb = tsi_kubelet_pod_lookup(kept, ids[i], sidecars,
+			    1, NULL, &b);
 			if (ra != rb)
 				abort();
 			if (ra == TSI_OK)

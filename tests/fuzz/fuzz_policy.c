@@ -27,7 +27,7 @@ ignore(const char *msg, void *arg)
 {
 	(void)arg;
 	if (msg == NULL || strstr(msg, ".conf:") == NULL)
-		abort();   /* every error must name the file and line */
+		abort(); /* every error must name the file and line */
 }
 
 int
@@ -39,9 +39,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (mkdtemp(dir) == NULL)
 		abort();
 	snprintf(file, sizeof(file), "%s/fuzz.conf", dir);
-	claims = json_pack("{s:s, s:s, s:s, s:s, s:[s,s], s:s}",
-	    "cluster-name", "hipaaCluster", "region", "eu-de", "datacenter", "dal05",
-	    "namespace", "ns1", "images", "sha256:aa", "sha256:bb", "sub", "spiffe://x/y");
+	claims = json_pack("{s:s, s:s, s:s, s:s, s:[s,s], s:s}", "cluster-name",
+	    "hipaaCluster", "region", "eu-de", "datacenter", "dal05",
+	    "namespace", "ns1", "images", "sha256:aa", "sha256:bb", "sub",
+	    "spiffe://x/y");
 	return claims ? 0 : -1;
 }
 
@@ -49,8 +50,9 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const paths[] = { "secret/data/medical/r1",
-		"secret/data/tsi-rcn/eu-de/hipaaCluster/ns1/x", "secret/metadata/a/b",
-		"sys/audit/releases", "secret/data/eu/x" };
+		"secret/data/tsi-rcn/eu-de/hipaaCluster/ns1/x",
+		"secret/metadata/a/b", "sys/audit/releases",
+		"secret/data/eu/x" };
 	struct tsi_policy_set *p = NULL;
 	struct tsi_decision d;
 	char err[512];
@@ -67,12 +69,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tsi_policy_load_dir(dir, &p, err, sizeof(err)) == TSI_OK) {
 		(void)tsi_policy_login(p, "demo", claims, &ttl, &d);
 		for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-			int r = tsi_policy_eval(p, "demo", claims, paths[i], TSI_CAP_READ, &d);
-			if ((r == TSI_OK) != (d.allowed == 1) || d.rule[0] == '\0')
+			int r = tsi_policy_eval(p, "demo", claims, paths[i],
+			    TSI_CAP_READ, &d);
+			if ((r == TSI_OK) != (d.allowed == 1) ||
+			    d.rule[0] == '\0')
 				abort();
 			/* Root: allowed by "root", or denied by a named rule. */
-			r = tsi_policy_eval_root(p, NULL, paths[i], TSI_CAP_READ, &d);
-			if ((r == TSI_OK) != (d.allowed == 1) || d.rule[0] == '\0' ||
+			r = tsi_policy_eval_root(p, NULL, paths[i],
+			    TSI_CAP_READ, &d);
+			if ((r == TSI_OK) != (d.allowed == 1) ||
+			    d.rule[0] == '\0' ||
 			    (d.allowed && strcmp(d.rule, "root") != 0))
 				abort();
 		}

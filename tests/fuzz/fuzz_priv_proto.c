@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (q.w != NULL) != (q.container[0] != '\0'))
 			abort();
 		if (tsi_priv_enc_sign(&m, q.id, q.handle, q.aud, q.container,
-		    q.w) != TSI_OK)
+		        q.w) != TSI_OK)
 			abort();
 		if (tsi_priv_req_decode(m.b, m.len, &q2) != TSI_OK)
 			abort();

@@ -22,10 +22,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 	text[size] = '\0';
 	if (tsi_sidecar_spec_parse("TSI_SECRETS", text, size, "/secrets", &spec,
-	    err, sizeof(err)) == TSI_OK)
+	        err, sizeof(err)) == TSI_OK)
 		tsi_sidecar_spec_free(spec);
 	else if (err[0] == '\0')
-		abort();   /* every refusal says why */
+		abort(); /* every refusal says why */
 	free(text);
 	return 0;
 }

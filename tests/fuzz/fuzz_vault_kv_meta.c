@@ -25,7 +25,7 @@ check_meta(const uint8_t *data, size_t size, int patch)
 	size_t i;
 
 	if (vault_kv_meta_parse((const char *)data, size, patch, &req, &c,
-	    &msg) != TSI_OK) {
+	        &msg) != TSI_OK) {
 		if (req != NULL || msg == NULL)
 			abort();
 		return;
@@ -38,7 +38,7 @@ check_meta(const uint8_t *data, size_t size, int patch)
 		    strlen(c.custom[i].key) > 128 ||
 		    (c.custom[i].value == NULL && !patch) ||
 		    (c.custom[i].value != NULL &&
-		    strlen(c.custom[i].value) > 512))
+		        strlen(c.custom[i].value) > 512))
 			abort();
 	kv_meta_cfg_clear(&c);
 	json_decref(req);
@@ -50,7 +50,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t *v = NULL;
 	size_t n = 0;
 
-	if (vault_kv_versions_parse((const char *)data, size, &v, &n) == TSI_OK) {
+	if (vault_kv_versions_parse((const char *)data, size, &v, &n) ==
+	    TSI_OK) {
 		if (v == NULL || n == 0 || n > 1000)
 			abort();
 	} else if (v != NULL)

@@ -30,13 +30,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	if (fast && (strlen(role) != lb.rolelen ||
-	    memcmp(role, lb.role, lb.rolelen) != 0 ||
-	    strlen(jwt) != lb.jwtlen || memcmp(jwt, lb.jwt, lb.jwtlen) != 0))
+	if (fast &&
+	    (strlen(role) != lb.rolelen ||
+	        memcmp(role, lb.role, lb.rolelen) != 0 ||
+	        strlen(jwt) != lb.jwtlen ||
+	        memcmp(jwt, lb.jwt, lb.jwtlen) != 0))
 		abort();
 	if (req == NULL || role == NULL || jwt == NULL ||
 	    !json_is_object(req) ||
-	    strcmp(role, json_string_value(json_object_get(req, "role"))) != 0 ||
+	    strcmp(role, json_string_value(json_object_get(req, "role"))) !=
+	        0 ||
 	    strcmp(jwt, json_string_value(json_object_get(req, "jwt"))) != 0)
 		abort();
 	json_decref(req);

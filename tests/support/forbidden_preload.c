@@ -49,13 +49,16 @@ say(const char *what, long rc, int err)
 	int n;
 
 	if (rc == -2)
-		n = snprintf(line, sizeof(line), "tsi-preload: %s %s\n", op, what);
+		n = snprintf(line, sizeof(line), "tsi-preload: %s %s\n", op,
+		    what);
 	else
-		n = snprintf(line, sizeof(line), "tsi-preload: %s %s rc=%ld "
-		    "errno=%d\n", op, what, rc, err);
+		n = snprintf(line, sizeof(line),
+		    "tsi-preload: %s %s rc=%ld "
+		    "errno=%d\n",
+		    op, what, rc, err);
 	if (n > 0 && (size_t)n < sizeof(line) &&
 	    write(2, line, (size_t)n) != (ssize_t)n)
-		return;         /* nothing else to tell it with */
+		return; /* nothing else to tell it with */
 }
 
 static void *
@@ -87,7 +90,8 @@ allowed_op(void)
 		int sv[2], ok;
 		char b[4];
 
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) !=
+		    0)
 			return 0;
 		ok = write(sv[0], "ping", 4) == 4 && read(sv[1], b, 4) == 4 &&
 		    memcmp(b, "ping", 4) == 0;
@@ -140,7 +144,8 @@ on_usr2(int sig)
 		rc = ptrace(PTRACE_ATTACH, getpid(), NULL, NULL);
 	else if (strcmp(op, "mount") == 0)
 		/* Harmless where it is allowed: there is no such target. */
-		rc = mount("none", "/nonexistent-tsi-preload", "tmpfs", 0, NULL);
+		rc =
+		    mount("none", "/nonexistent-tsi-preload", "tmpfs", 0, NULL);
 	else if (strcmp(op, "fork") == 0) {
 		pid_t p = fork();
 		if (p == 0)
@@ -151,7 +156,8 @@ on_usr2(int sig)
 	} else if (strcmp(op, "open_write") == 0) {
 		rc = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	} else if (strcmp(op, "socket_packet") == 0)
-		rc = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+		rc = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC,
+		    htons(ETH_P_ALL));
 	else if (strcmp(op, "socket_netlink") == 0)
 		rc = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 	else if (strcmp(op, "setuid0") == 0)
@@ -167,7 +173,8 @@ on_usr2(int sig)
 __attribute__((constructor)) static void
 preload_init(void)
 {
-	const char *o = getenv("TSI_PRELOAD_OP"), *p = getenv("TSI_PRELOAD_PORT");
+	const char *o = getenv("TSI_PRELOAD_OP"),
+	           *p = getenv("TSI_PRELOAD_PORT");
 	struct sigaction sa;
 
 	if (o == NULL || strlen(o) >= sizeof(op))

@@ -21,14 +21,14 @@ void __real_free(void *p);
 void __wrap_free(void *p);
 
 static struct {
-	int armed;              /* look only between arm and disarm */
-	const void *watch;      /* this block: copy its first watch_len bytes */
+	int armed;         /* look only between arm and disarm */
+	const void *watch; /* this block: copy its first watch_len bytes */
 	size_t watch_len;
 	unsigned char seen[256];
 	int watch_freed;
-	const char *marker;     /* any block: does it still hold marker? */
-	int marker_found;       /* blocks freed with the marker in them */
-	int frees;              /* blocks freed while armed */
+	const char *marker; /* any block: does it still hold marker? */
+	int marker_found;   /* blocks freed with the marker in them */
+	int frees;          /* blocks freed while armed */
 } free_probe;
 
 void
@@ -43,7 +43,8 @@ __wrap_free(void *p)
 			free_probe.watch_freed = 1;
 		}
 		if (free_probe.marker != NULL &&
-		    memmem(p, n, free_probe.marker, strlen(free_probe.marker)) != NULL)
+		    memmem(p, n, free_probe.marker,
+		        strlen(free_probe.marker)) != NULL)
 			free_probe.marker_found++;
 	}
 	__real_free(p);
@@ -56,8 +57,8 @@ free_probe_arm(const void *p, size_t len, const char *marker)
 {
 	memset(&free_probe, 0, sizeof(free_probe));
 	free_probe.watch = p;
-	free_probe.watch_len = len < sizeof(free_probe.seen) ? len :
-	    sizeof(free_probe.seen);
+	free_probe.watch_len =
+	    len < sizeof(free_probe.seen) ? len : sizeof(free_probe.seen);
 	free_probe.marker = marker;
 	free_probe.armed = 1;
 }

@@ -23,7 +23,7 @@ const char *
 pki_loc_san(void)
 {
 	return "URI:tsi:cluster-name:hipaaCluster,URI:tsi:region:eu-de,"
-	    "URI:tsi:datacenter:dal05,URI:tsi:node:node-1";
+	       "URI:tsi:datacenter:dal05,URI:tsi:node:node-1";
 }
 
 static int
@@ -56,8 +56,8 @@ pki_cert(const struct pki_spec *sp)
 	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c));
 	BN_free(bn);
 	X509_set_version(c, X509_VERSION_3);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_UTF8,
-	    (const unsigned char *)sp->cn, -1, -1, 0);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN",
+	    MBSTRING_UTF8, (const unsigned char *)sp->cn, -1, -1, 0);
 	X509_set_issuer_name(c, X509_get_subject_name(issuer));
 	X509_time_adj_ex(X509_getm_notBefore(c), 0, sp->not_before, &base);
 	X509_time_adj_ex(X509_getm_notAfter(c), 0, sp->not_after, &base);
@@ -65,9 +65,11 @@ pki_cert(const struct pki_spec *sp)
 	X509V3_set_ctx(&v3, issuer, c, NULL, NULL, 0);
 	if (sp->ca >= 0) {
 		if (sp->ca && sp->pathlen >= 0)
-			snprintf(bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d", sp->pathlen);
+			snprintf(bc, sizeof(bc), "critical,CA:TRUE,pathlen:%d",
+			    sp->pathlen);
 		else
-			snprintf(bc, sizeof(bc), "critical,CA:%s", sp->ca ? "TRUE" : "FALSE");
+			snprintf(bc, sizeof(bc), "critical,CA:%s",
+			    sp->ca ? "TRUE" : "FALSE");
 		ext(c, &v3, NID_basic_constraints, bc);
 	}
 	if (sp->ku)
@@ -134,7 +136,8 @@ pki_verify_raw(EVP_PKEY *pub, const void *msg, size_t len,
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	int n, ok;
 
-	ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL));
+	ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL),
+	    BN_bin2bn(sig + 32, 32, NULL));
 	n = i2d_ECDSA_SIG(es, &der);
 	ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
 	    EVP_DigestVerify(md, der, (size_t)n, msg, len) == 1;

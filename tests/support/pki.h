@@ -12,16 +12,16 @@
 
 struct pki_spec {
 	const char *cn;
-	X509 *issuer;          /* NULL: self-signed */
-	EVP_PKEY *issuer_key;  /* NULL: self-signed with key */
-	EVP_PKEY *key;         /* subject key (public part used) */
-	int ca;                /* 1 CA:TRUE, 0 CA:FALSE, -1 no basicConstraints */
-	int pathlen;           /* -1: none */
-	const char *ku;        /* keyUsage value, NULL: none */
-	const char *san;       /* subjectAltName value, e.g. "URI:tsi:region:r" */
-	long not_before;       /* seconds relative to base time */
+	X509 *issuer;         /* NULL: self-signed */
+	EVP_PKEY *issuer_key; /* NULL: self-signed with key */
+	EVP_PKEY *key;        /* subject key (public part used) */
+	int ca;          /* 1 CA:TRUE, 0 CA:FALSE, -1 no basicConstraints */
+	int pathlen;     /* -1: none */
+	const char *ku;  /* keyUsage value, NULL: none */
+	const char *san; /* subjectAltName value, e.g. "URI:tsi:region:r" */
+	long not_before; /* seconds relative to base time */
 	long not_after;
-	time_t base;           /* 0: time(NULL) */
+	time_t base; /* 0: time(NULL) */
 };
 
 EVP_PKEY *pki_key(void);

@@ -108,7 +108,7 @@ spawn(struct test_swtpm *s)
 		_exit(127);
 	}
 	s->pid = pid;
-	deadline = test_now_ms() + 10000;   /* generous: a loaded machine */
+	deadline = test_now_ms() + 10000; /* generous: a loaded machine */
 	while (test_now_ms() < deadline) {
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			s->pid = 0;
@@ -136,8 +136,8 @@ start_on_free_port(struct test_swtpm *s)
 		if (!port_free(p) || !port_free(p + 1))
 			continue;
 		s->port = p;
-		snprintf(s->tcti, sizeof(s->tcti), "swtpm:host=127.0.0.1,port=%d",
-		    p);
+		snprintf(s->tcti, sizeof(s->tcti),
+		    "swtpm:host=127.0.0.1,port=%d", p);
 		if (spawn(s) == 0)
 			return 0;
 	}
@@ -182,7 +182,7 @@ void
 test_swtpm_kill(struct test_swtpm *s, int sig)
 {
 	if (s->pid > 0) {
-		kill(s->pid, SIGCONT);     /* a stopped swtpm cannot exit */
+		kill(s->pid, SIGCONT); /* a stopped swtpm cannot exit */
 		kill(s->pid, sig);
 		(void)waitpid(s->pid, NULL, 0);
 		s->pid = 0;

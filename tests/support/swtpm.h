@@ -11,8 +11,8 @@
 struct test_swtpm {
 	pid_t pid;
 	int port;
-	char dir[256];      /* --tpmstate dir (removed by test_swtpm_cleanup) */
-	char tcti[128];     /* "swtpm:host=127.0.0.1,port=P" */
+	char dir[256];  /* --tpmstate dir (removed by test_swtpm_cleanup) */
+	char tcti[128]; /* "swtpm:host=127.0.0.1,port=P" */
 };
 
 /* Starts swtpm on a free loopback port pair with a new state dir.

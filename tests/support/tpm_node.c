@@ -42,8 +42,10 @@ tpm_node_ca_pem(const char *ca_dir, char *out, size_t len)
 	k = snprintf(out, len, "%s/ek-ca.pem", ca_dir);
 	if (k < 0 || (size_t)k >= len)
 		return -1;
-	k = snprintf(cmd, sizeof(cmd), "cat '%s/swtpm-localca-rootca-cert.pem' "
-	    "'%s/issuercert.pem' > '%s'", ca_dir, ca_dir, out);
+	k = snprintf(cmd, sizeof(cmd),
+	    "cat '%s/swtpm-localca-rootca-cert.pem' "
+	    "'%s/issuercert.pem' > '%s'",
+	    ca_dir, ca_dir, out);
 	if (k < 0 || (size_t)k >= (int)sizeof(cmd))
 		return -1;
 	return system(cmd) == 0 ? 0 : -1;
@@ -56,7 +58,8 @@ write_text(const char *dir, const char *name, const char *text)
 	FILE *f;
 	int k = snprintf(path, sizeof(path), "%s/%s", dir, name);
 
-	if (k < 0 || (size_t)k >= sizeof(path) || (f = fopen(path, "w")) == NULL)
+	if (k < 0 || (size_t)k >= sizeof(path) ||
+	    (f = fopen(path, "w")) == NULL)
 		return -1;
 	fputs(text, f);
 	return fclose(f) == 0 ? 0 : -1;
@@ -76,23 +79,27 @@ tpm_node_start(struct tpm_node *n, const char *ca_dir)
 	    "create_certs_tool = /usr/bin/swtpm_localca\n"
 	    "create_certs_tool_config = %s/localca.conf\n"
 	    "create_certs_tool_options = %s/localca.options\n"
-	    "active_pcr_banks = sha256\n", n->dir, n->dir);
+	    "active_pcr_banks = sha256\n",
+	    n->dir, n->dir);
 	if (k < 0 || (size_t)k >= sizeof(conf) ||
 	    write_text(n->dir, "setup.conf", conf) != 0)
 		return -1;
-	k = snprintf(conf, sizeof(conf), "statedir = %s\nsigningkey = %s/signkey.pem\n"
+	k = snprintf(conf, sizeof(conf),
+	    "statedir = %s\nsigningkey = %s/signkey.pem\n"
 	    "issuercert = %s/issuercert.pem\ncertserial = %s/certserial\n",
 	    ca_dir, ca_dir, ca_dir, ca_dir);
 	if (k < 0 || (size_t)k >= sizeof(conf) ||
 	    write_text(n->dir, "localca.conf", conf) != 0 ||
 	    write_text(n->dir, "localca.options",
-	    "--platform-manufacturer tsi-test\n") != 0)
+	        "--platform-manufacturer tsi-test\n") != 0)
 		return -1;
 	snprintf(statedir, sizeof(statedir), "%s/state", n->dir);
 	if (mkdir(statedir, 0700) != 0)
 		return -1;
-	if (tpm_node_run(n, "swtpm_setup --tpm2 --tpmstate '%s' --create-ek-cert "
-	    "--config '%s/setup.conf' --overwrite", statedir, n->dir) != 0)
+	if (tpm_node_run(n,
+	        "swtpm_setup --tpm2 --tpmstate '%s' --create-ek-cert "
+	        "--config '%s/setup.conf' --overwrite",
+	        statedir, n->dir) != 0)
 		return -1;
 	if (test_swtpm_start_state(&tpm, statedir) != 0)
 		return -1;
@@ -133,7 +140,8 @@ tpm_node_run(struct tpm_node *n, const char *fmt, ...)
 		int fd;
 
 		snprintf(log, sizeof(log), "%s/log", n->dir);
-		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >=
+		    0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
@@ -163,7 +171,8 @@ tpm_node_read(const struct tpm_node *n, const char *name, uint8_t **buf,
 	if ((f = fopen(path, "rb")) == NULL)
 		return -1;
 	if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0 || (b = malloc((size_t)sz + 1)) == NULL) {
+	    fseek(f, 0, SEEK_SET) != 0 ||
+	    (b = malloc((size_t)sz + 1)) == NULL) {
 		fclose(f);
 		return -1;
 	}
@@ -208,31 +217,38 @@ int
 tpm_node_make_keys(struct tpm_node *n, const char *ak_attrs)
 {
 	if (ak_attrs == NULL)
-		ak_attrs = "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|"
+		ak_attrs =
+		    "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|"
 		    "restricted|sign";
 	/* Each tool loads what it needs and we flush right after: no
 	 * resource manager cleans up for us. */
-	if (tpm_node_run(n, "tpm2_readpublic -c 0x%x -o ek.pub >/dev/null && "
-	    "tpm2_nvread 0x01c00002 -o ek.der && "
-	    "openssl x509 -inform der -in ek.der -out ek.pem", TPM_NODE_EK) != 0)
+	if (tpm_node_run(n,
+	        "tpm2_readpublic -c 0x%x -o ek.pub >/dev/null && "
+	        "tpm2_nvread 0x01c00002 -o ek.der && "
+	        "openssl x509 -inform der -in ek.der -out ek.pem",
+	        TPM_NODE_EK) != 0)
 		return -1;
-	if (tpm_node_run(n, "tpm2_createprimary -C e -g sha256 "
-	    "-G ecc256:ecdsa-sha256:null -a '%s' -c ak.ctx >/dev/null && "
-	    "tpm2_evictcontrol -C o -c ak.ctx 0x%x >/dev/null && "
-	    "tpm2_flushcontext -t && "
-	    "tpm2_readpublic -c 0x%x -o ak.pub >/dev/null", ak_attrs, TPM_NODE_AK,
-	    TPM_NODE_AK) != 0)
+	if (tpm_node_run(n,
+	        "tpm2_createprimary -C e -g sha256 "
+	        "-G ecc256:ecdsa-sha256:null -a '%s' -c ak.ctx >/dev/null && "
+	        "tpm2_evictcontrol -C o -c ak.ctx 0x%x >/dev/null && "
+	        "tpm2_flushcontext -t && "
+	        "tpm2_readpublic -c 0x%x -o ak.pub >/dev/null",
+	        ak_attrs, TPM_NODE_AK, TPM_NODE_AK) != 0)
 		return -1;
-	if (tpm_node_run(n, "tpm2_createprimary -C o -c srk.ctx >/dev/null && "
-	    "tpm2_evictcontrol -C o -c srk.ctx 0x%x >/dev/null && "
-	    "tpm2_flushcontext -t && "
-	    "tpm2_create -C 0x%x -G ecc256:ecdsa-sha256:null "
-	    "-a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign' "
-	    "-u key.pub -r key.priv >/dev/null && tpm2_flushcontext -t && "
-	    "tpm2_load -C 0x%x -u key.pub -r key.priv -c key.ctx >/dev/null && "
-	    "tpm2_evictcontrol -C o -c key.ctx 0x%x >/dev/null && "
-	    "tpm2_flushcontext -t", TPM_NODE_SRK, TPM_NODE_SRK, TPM_NODE_SRK,
-	    TPM_NODE_KEY) != 0)
+	if (tpm_node_run(n,
+	        "tpm2_createprimary -C o -c srk.ctx >/dev/null && "
+	        "tpm2_evictcontrol -C o -c srk.ctx 0x%x >/dev/null && "
+	        "tpm2_flushcontext -t && "
+	        "tpm2_create -C 0x%x -G ecc256:ecdsa-sha256:null "
+	        "-a "
+	        "'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign' "
+	        "-u key.pub -r key.priv >/dev/null && tpm2_flushcontext -t && "
+	        "tpm2_load -C 0x%x -u key.pub -r key.priv -c key.ctx "
+	        ">/dev/null && "
+	        "tpm2_evictcontrol -C o -c key.ctx 0x%x >/dev/null && "
+	        "tpm2_flushcontext -t",
+	        TPM_NODE_SRK, TPM_NODE_SRK, TPM_NODE_SRK, TPM_NODE_KEY) != 0)
 		return -1;
 	return 0;
 }
@@ -257,13 +273,13 @@ tpm_node_csr(struct tpm_node *n, const uint8_t *key_pub, size_t key_len,
 	if ((req = X509_REQ_new()) == NULL ||
 	    X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
 	    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN",
-	    MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) != 1 ||
+	        MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) != 1 ||
 	    X509_REQ_set_pubkey(req, tsi_tpm_pub_pkey(tp)) != 1)
 		goto out;
 	if (san != NULL) {
 		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-		X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL,
-		    NID_subject_alt_name, san);
+		X509_EXTENSION *ext =
+		    X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
 		int ok = exts != NULL && ext != NULL &&
 		    sk_X509_EXTENSION_push(exts, ext) > 0 &&
 		    X509_REQ_add_extensions(req, exts) == 1;
@@ -272,18 +288,21 @@ tpm_node_csr(struct tpm_node *n, const uint8_t *key_pub, size_t key_len,
 			goto out;
 	}
 	if ((alg = X509_ALGOR_new()) == NULL ||
-	    X509_ALGOR_set0(alg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF,
-	    NULL) != 1)
+	    X509_ALGOR_set0(alg, OBJ_nid2obj(NID_ecdsa_with_SHA256),
+	        V_ASN1_UNDEF, NULL) != 1)
 		goto out;
 	X509_REQ_set1_signature_algo(req, alg);
 	if ((tbslen = i2d_re_X509_REQ_tbs(req, &tbs)) <= 0 ||
-	    EVP_Digest(tbs, (size_t)tbslen, md, NULL, EVP_sha256(), NULL) != 1 ||
+	    EVP_Digest(tbs, (size_t)tbslen, md, NULL, EVP_sha256(), NULL) !=
+	        1 ||
 	    tpm_node_write(n, "csr.dig", md, 32) != 0)
 		goto out;
 	/* The TPM's r and s, made into DER here: tpm2-tools' own DER
 	 * ("-f plain") is not always canonical. */
-	if (tpm_node_run(n, "tpm2_sign -c 0x%x -g sha256 -d -f tss "
-	    "-o csr.sig csr.dig", TPM_NODE_KEY) != 0 ||
+	if (tpm_node_run(n,
+	        "tpm2_sign -c 0x%x -g sha256 -d -f tss "
+	        "-o csr.sig csr.dig",
+	        TPM_NODE_KEY) != 0 ||
 	    tpm_node_read(n, "csr.sig", &sig, &siglen) != 0)
 		goto out;
 	{
@@ -294,12 +313,14 @@ tpm_node_csr(struct tpm_node *n, const uint8_t *key_pub, size_t key_len,
 		int dl;
 
 		memset(&ts, 0, sizeof(ts));
-		if (es == NULL || Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, siglen, &off,
-		    &ts) != TSS2_RC_SUCCESS || ECDSA_SIG_set0(es,
-		    BN_bin2bn(ts.signature.ecdsa.signatureR.buffer,
-		    ts.signature.ecdsa.signatureR.size, NULL),
-		    BN_bin2bn(ts.signature.ecdsa.signatureS.buffer,
-		    ts.signature.ecdsa.signatureS.size, NULL)) != 1 ||
+		if (es == NULL ||
+		    Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, siglen, &off, &ts) !=
+		        TSS2_RC_SUCCESS ||
+		    ECDSA_SIG_set0(es,
+		        BN_bin2bn(ts.signature.ecdsa.signatureR.buffer,
+		            ts.signature.ecdsa.signatureR.size, NULL),
+		        BN_bin2bn(ts.signature.ecdsa.signatureS.buffer,
+		            ts.signature.ecdsa.signatureS.size, NULL)) != 1 ||
 		    (dl = i2d_ECDSA_SIG(es, &der)) <= 0) {
 			ECDSA_SIG_free(es);
 			goto out;
@@ -360,12 +381,15 @@ tpm_node_activate(struct tpm_node *n, const uint8_t *blob, size_t blob_len,
 	free(f);
 	if (!ok)
 		return -1;
-	if (tpm_node_run(n, "rm -f cred.out; "
-	    "tpm2_startauthsession --policy-session -S ek.session && "
-	    "tpm2_policysecret -S ek.session -c e >/dev/null && "
-	    "tpm2_activatecredential -c 0x%x -C 0x%x -i cred.in -o cred.out "
-	    "-P session:ek.session; rc=$?; tpm2_flushcontext ek.session; "
-	    "exit $rc", TPM_NODE_AK, TPM_NODE_EK) != 0)
+	if (tpm_node_run(n,
+	        "rm -f cred.out; "
+	        "tpm2_startauthsession --policy-session -S ek.session && "
+	        "tpm2_policysecret -S ek.session -c e >/dev/null && "
+	        "tpm2_activatecredential -c 0x%x -C 0x%x -i cred.in -o "
+	        "cred.out "
+	        "-P session:ek.session; rc=$?; tpm2_flushcontext ek.session; "
+	        "exit $rc",
+	        TPM_NODE_AK, TPM_NODE_EK) != 0)
 		return -1;
 	return tpm_node_read(n, "cred.out", out, out_len);
 }
@@ -374,8 +398,7 @@ tpm_node_activate(struct tpm_node *n, const uint8_t *blob, size_t blob_len,
  * command goes through ESAPI directly. */
 int
 tpm_node_certify(struct tpm_node *n, uint32_t object, const uint8_t *nonce,
-    size_t nlen,
-    uint8_t **att, size_t *att_len, uint8_t **sig, size_t *sig_len)
+    size_t nlen, uint8_t **att, size_t *att_len, uint8_t **sig, size_t *sig_len)
 {
 	TSS2_TCTI_CONTEXT *tcti = NULL;
 	ESYS_CONTEXT *esys = NULL;
@@ -395,17 +418,17 @@ tpm_node_certify(struct tpm_node *n, uint32_t object, const uint8_t *nonce,
 	if (Tss2_TctiLdr_Initialize(n->tcti, &tcti) != TSS2_RC_SUCCESS ||
 	    Esys_Initialize(&esys, tcti, NULL) != TSS2_RC_SUCCESS ||
 	    Esys_TR_FromTPMPublic(esys, object, ESYS_TR_NONE, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &obj) != TSS2_RC_SUCCESS ||
+	        ESYS_TR_NONE, &obj) != TSS2_RC_SUCCESS ||
 	    Esys_TR_FromTPMPublic(esys, TPM_NODE_AK, ESYS_TR_NONE, ESYS_TR_NONE,
-	    ESYS_TR_NONE, &ak) != TSS2_RC_SUCCESS)
+	        ESYS_TR_NONE, &ak) != TSS2_RC_SUCCESS)
 		goto out;
 	if (Esys_Certify(esys, obj, ak, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
-	    ESYS_TR_NONE, &qual, &scheme, &a, &s) != TSS2_RC_SUCCESS)
+	        ESYS_TR_NONE, &qual, &scheme, &a, &s) != TSS2_RC_SUCCESS)
 		goto out;
 	if (Tss2_MU_TPM2B_ATTEST_Marshal(a, abuf, sizeof(abuf), &aoff) !=
-	    TSS2_RC_SUCCESS ||
+	        TSS2_RC_SUCCESS ||
 	    Tss2_MU_TPMT_SIGNATURE_Marshal(s, sbuf, sizeof(sbuf), &soff) !=
-	    TSS2_RC_SUCCESS)
+	        TSS2_RC_SUCCESS)
 		goto out;
 	if ((*att = malloc(aoff)) == NULL || (*sig = malloc(soff)) == NULL)
 		goto out;
@@ -457,10 +480,11 @@ tpm_node_quote(struct tpm_node *n, const uint8_t *nonce, size_t nlen,
 	if (nlen > 64)
 		return -1;
 	tpm_node_hex(nonce, nlen, hex);
-	if (tpm_node_run(n, "tpm2_quote -c 0x%x -l sha256:0,1,2,3,4,5,6,7 "
-	    "-q %s -m quote.att -s quote.sig -g sha256 >/dev/null && "
-	    "tpm2_pcrread sha256:0,1,2,3,4,5,6,7 -o quote.pcrs >/dev/null",
-	    TPM_NODE_AK, hex) != 0)
+	if (tpm_node_run(n,
+	        "tpm2_quote -c 0x%x -l sha256:0,1,2,3,4,5,6,7 "
+	        "-q %s -m quote.att -s quote.sig -g sha256 >/dev/null && "
+	        "tpm2_pcrread sha256:0,1,2,3,4,5,6,7 -o quote.pcrs >/dev/null",
+	        TPM_NODE_AK, hex) != 0)
 		return -1;
 	if (read_tpm2b(n, "quote.att", att, att_len) != 0 ||
 	    tpm_node_read(n, "quote.sig", sig, sig_len) != 0 ||

@@ -17,7 +17,7 @@
 struct tpm_node {
 	pid_t pid;
 	int port;
-	char dir[256];      /* scratch: state/, files the tools write */
+	char dir[256]; /* scratch: state/, files the tools write */
 	char tcti[128];
 };
 
@@ -58,8 +58,8 @@ int tpm_node_make_keys(struct tpm_node *n, const char *ak_attrs);
 int tpm_node_read(const struct tpm_node *n, const char *name, uint8_t **buf,
     size_t *len);
 /* Writes buf to n->dir/name. 0 on success. */
-int tpm_node_write(const struct tpm_node *n, const char *name,
-    const void *buf, size_t len);
+int tpm_node_write(const struct tpm_node *n, const char *name, const void *buf,
+    size_t len);
 
 /* A PEM CSR for the signing key (pub: its TPM2B_PUBLIC), signed in the TPM
  * with tpm2_sign; san (e.g. "URI:tsi:datacenter:x", may be NULL) is asked
@@ -75,8 +75,8 @@ int tpm_node_activate(struct tpm_node *n, const uint8_t *blob, size_t blob_len,
 /* TPM2_Certify of object (TPM_NODE_KEY: the signing key) by the AK with qualifying data nonce;
  * writes marshalled TPM2B_ATTEST / TPMT_SIGNATURE (caller frees). */
 int tpm_node_certify(struct tpm_node *n, uint32_t object, const uint8_t *nonce,
-    size_t nlen,
-    uint8_t **att, size_t *att_len, uint8_t **sig, size_t *sig_len);
+    size_t nlen, uint8_t **att, size_t *att_len, uint8_t **sig,
+    size_t *sig_len);
 
 /* TPM2_Quote by the AK over sha256 PCRs 0..7 with nonce; the TPM2B_ATTEST,
  * TPMT_SIGNATURE and the 8 PCR values read right after (caller frees). */

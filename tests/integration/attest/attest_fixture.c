@@ -118,8 +118,11 @@ attest_srv_start(struct attest_srv *s, const char *ek_ca,
 			return -1;
 		if (pid == 0) {
 			const char *argv[12];
-			int i = 0, fo = open(s->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-			int fe = open(s->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			int i = 0,
+			    fo = open(s->out, O_WRONLY | O_CREAT | O_TRUNC,
+			        0600);
+			int fe =
+			    open(s->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
 			dup2(fo, 1);
 			dup2(fe, 2);
@@ -148,14 +151,17 @@ attest_srv_start(struct attest_srv *s, const char *ek_ca,
 				s->pid = 0;
 				break;
 			}
-			if (attest_http(s, "GET", "/v1/health", NULL, NULL, NULL,
-			    NULL) == 200) {
+			if (attest_http(s, "GET", "/v1/health", NULL, NULL,
+			        NULL, NULL) == 200) {
 				FILE *f = fopen(s->out, "r");
 				char line[512];
 
-				while (f != NULL && fgets(line, sizeof(line), f))
-					if (strncmp(line, "Data dir: ", 10) == 0) {
-						line[strcspn(line, "\n")] = '\0';
+				while (
+				    f != NULL && fgets(line, sizeof(line), f))
+					if (strncmp(line, "Data dir: ", 10) ==
+					    0) {
+						line[strcspn(line, "\n")] =
+						    '\0';
 						snprintf(s->data_dir,
 						    sizeof(s->data_dir), "%s",
 						    line + 10);
@@ -283,10 +289,10 @@ int
 attest_activate(struct tpm_node *n, const json_t *ans, uint8_t **secret,
     size_t *len)
 {
-	const char *blob = json_string_value(json_object_get(ans,
-	    "credential_blob"));
-	const char *sec = json_string_value(json_object_get(ans,
-	    "encrypted_secret"));
+	const char *blob =
+	    json_string_value(json_object_get(ans, "credential_blob"));
+	const char *sec =
+	    json_string_value(json_object_get(ans, "encrypted_secret"));
 	unsigned char *b = NULL, *s = NULL;
 	size_t bl = 0, sl = 0;
 	int r = -1;
@@ -319,12 +325,12 @@ attest_finish_body(struct tpm_node *n, const char *session,
 	tpm_node_hex(nonce, 32, nhex);
 	snprintf(msg, sizeof(msg), "%s%s", session, nhex);
 	if (HMAC(EVP_sha256(), secret, (int)secret_len, (uint8_t *)msg,
-	    strlen(msg), mac, &ml) == NULL)
+	        strlen(msg), mac, &ml) == NULL)
 		return NULL;
 	tpm_node_hex(mac, 32, proof);
 	if (tpm_node_certify(n, object, nonce, 32, &ca, &cal, &cs, &csl) != 0 ||
 	    tpm_node_quote(n, quote_nonce ? quote_nonce : nonce, 32, &qa, &qal,
-	    &qs, &qsl, pcrs) != 0)
+	        &qs, &qsl, pcrs) != 0)
 		goto out;
 	b1 = b64_mem(ca, cal);
 	b2 = b64_mem(cs, csl);
@@ -405,9 +411,10 @@ attest_audit_has(struct attest_srv *s, const char *needle)
 	FILE *p;
 	int n = 0, lines = 0;
 
-	snprintf(cmd, sizeof(cmd), "'%s/tsi' audit list --data-dir '%s' "
-	    "--format json --limit 10000", bindir ? bindir : "build/bin",
-	    s->data_dir);
+	snprintf(cmd, sizeof(cmd),
+	    "'%s/tsi' audit list --data-dir '%s' "
+	    "--format json --limit 10000",
+	    bindir ? bindir : "build/bin", s->data_dir);
 	if ((p = popen(cmd, "r")) == NULL)
 		return -1;
 	while (lines++ < 100000 && fgets(line, sizeof(line), p) != NULL)
@@ -438,12 +445,13 @@ attest_enroll(struct attest_srv *s, struct tpm_node *n, const char *csr_san,
 	if (attest_activate(n, sa, &secret, &sl) != 0 ||
 	    attest_nonce(sa, nonce) != 0)
 		goto out;
-	fb = attest_finish_body(n, json_string_value(json_object_get(sa,
-	    "session")), secret, sl, TPM_NODE_KEY, nonce, NULL);
+	fb = attest_finish_body(n,
+	    json_string_value(json_object_get(sa, "session")), secret, sl,
+	    TPM_NODE_KEY, nonce, NULL);
 	if (fb == NULL)
 		goto out;
-	code = attest_http(s, "POST", "/v1/enroll/finish", NULL, fb, NULL,
-	    answer);
+	code =
+	    attest_http(s, "POST", "/v1/enroll/finish", NULL, fb, NULL, answer);
 out:
 	json_decref(sb);
 	json_decref(sa);

@@ -16,10 +16,10 @@
 struct attest_srv {
 	pid_t pid;
 	int port;
-	char addr[96];          /* http://127.0.0.1:P */
+	char addr[96]; /* http://127.0.0.1:P */
 	char data_dir[512];
-	char out[300];          /* stdout file */
-	char err[300];          /* stderr file (JSON log lines) */
+	char out[300]; /* stdout file */
+	char err[300]; /* stderr file (JSON log lines) */
 	char scratch[256];
 };
 
@@ -33,8 +33,7 @@ void attest_srv_stop(struct attest_srv *s);
  * caller json_decref). Returns the HTTP status, or -1. raw_body, when not
  * NULL, is sent as-is instead of body. */
 long attest_http(struct attest_srv *s, const char *method, const char *path,
-    const char *token, const json_t *body, const char *raw_body,
-    json_t **out);
+    const char *token, const json_t *body, const char *raw_body, json_t **out);
 
 /* The node's evidence for enroll/start, from the files tpm_node_make_keys
  * wrote; with_cert 0 leaves ek_cert out. csr_san: see tpm_node_csr.
@@ -55,8 +54,8 @@ int attest_activate(struct tpm_node *n, const json_t *start_answer,
 
 /* Registers node name for n's EK (by certificate, or by hash when
  * by_hash). Returns the HTTP status. */
-long attest_register(struct attest_srv *s, struct tpm_node *n,
-    const char *name, const char *dc, const char *pcr_policy, int by_hash);
+long attest_register(struct attest_srv *s, struct tpm_node *n, const char *name,
+    const char *dc, const char *pcr_policy, int by_hash);
 
 /* The whole protocol for n (csr_san: see tpm_node_csr); returns the
  * status of the last step, *answer its body. */

@@ -24,7 +24,8 @@
 #include "tsi/x509.h"
 #include "attest_fixture.h"
 
-#define ZERO64 "0000000000000000000000000000000000000000000000000000000000000000"
+#define ZERO64 \
+	"0000000000000000000000000000000000000000000000000000000000000000"
 
 static struct {
 	char ca_dir[256], ca_pem[300], other_ca_dir[256];
@@ -40,11 +41,14 @@ setup(void **state)
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	assert_int_equal(tpm_node_ca_dir(F.ca_dir, sizeof(F.ca_dir), "ekca"), 0);
+	assert_int_equal(tpm_node_ca_dir(F.ca_dir, sizeof(F.ca_dir), "ekca"),
+	    0);
 	assert_int_equal(tpm_node_ca_dir(F.other_ca_dir, sizeof(F.other_ca_dir),
-	    "ekca2"), 0);
+	                     "ekca2"),
+	    0);
 	assert_int_equal(tpm_node_start(&F.a, F.ca_dir), 0);
-	assert_int_equal(tpm_node_ca_pem(F.ca_dir, F.ca_pem, sizeof(F.ca_pem)), 0);
+	assert_int_equal(tpm_node_ca_pem(F.ca_dir, F.ca_pem, sizeof(F.ca_pem)),
+	    0);
 	assert_int_equal(tpm_node_start(&F.b, F.ca_dir), 0);
 	assert_int_equal(tpm_node_start(&F.c, F.other_ca_dir), 0);
 	assert_int_equal(tpm_node_start(&F.e, F.ca_dir), 0);
@@ -55,8 +59,10 @@ setup(void **state)
 	/* A fresh swtpm has PCRs 0-7 at zero: "golden" allows exactly that. */
 	snprintf(F.policy, sizeof(F.policy), "%s/pcr.conf", F.a.dir);
 	assert_non_null(f = fopen(F.policy, "w"));
-	fprintf(f, "pcr_policies = (\n  { name = \"golden\";\n    allow = ( { "
-	    "pcr0 = \"%s\"; pcr7 = \"%s\"; } );\n  }\n);\n", ZERO64, ZERO64);
+	fprintf(f,
+	    "pcr_policies = (\n  { name = \"golden\";\n    allow = ( { "
+	    "pcr0 = \"%s\"; pcr7 = \"%s\"; } );\n  }\n);\n",
+	    ZERO64, ZERO64);
 	fclose(f);
 	assert_int_equal(attest_srv_start(&F.srv, F.ca_pem, F.policy), 0);
 	return 0;
@@ -77,7 +83,8 @@ teardown(void **state)
 	tpm_node_stop(&F.b);
 	tpm_node_stop(&F.c);
 	tpm_node_stop(&F.e);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", F.ca_dir, F.other_ca_dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", F.ca_dir,
+	    F.other_ca_dir);
 	assert_int_equal(system(cmd), 0);
 	curl_global_cleanup();
 	return 0;
@@ -91,11 +98,14 @@ listed(const char *name, const char *ek)
 	size_t i;
 
 	assert_int_equal(attest_http(&F.srv, "GET", "/v1/nodes",
-	    ATTEST_TEST_TOKEN, NULL, NULL, &ans), 200);
-	json_array_foreach(json_object_get(json_object_get(ans, "data"),
-	    "nodes"), i, n) {
+	                     ATTEST_TEST_TOKEN, NULL, NULL, &ans),
+	    200);
+	json_array_foreach (json_object_get(json_object_get(ans, "data"),
+	                        "nodes"),
+	    i, n) {
 		const char *nn = json_string_value(json_object_get(n, "node"));
-		const char *ee = json_string_value(json_object_get(n, "ek_sha256"));
+		const char *ee =
+		    json_string_value(json_object_get(n, "ek_sha256"));
 		if ((name != NULL && nn != NULL && strcmp(nn, name) == 0) ||
 		    (ek != NULL && ee != NULL && strcmp(ee, ek) == 0)) {
 			found = json_incref(n);
@@ -117,9 +127,10 @@ node_serial(const char *name, char out[80])
 
 	snprintf(path, sizeof(path), "/v1/nodes/%s", name);
 	assert_int_equal(attest_http(&F.srv, "GET", path, ATTEST_TEST_TOKEN,
-	    NULL, NULL, &ans), 200);
-	s = json_string_value(json_object_get(json_object_get(ans, "data"),
-	    "cert_serial"));
+	                     NULL, NULL, &ans),
+	    200);
+	s = json_string_value(
+	    json_object_get(json_object_get(ans, "data"), "cert_serial"));
 	snprintf(out, 80, "%s", s ? s : "");
 	json_decref(ans);
 }
@@ -127,14 +138,15 @@ node_serial(const char *name, char out[80])
 static const char *
 first_error(const json_t *ans)
 {
-	return json_string_value(json_array_get(json_object_get(ans, "errors"),
-	    0));
+	return json_string_value(
+	    json_array_get(json_object_get(ans, "errors"), 0));
 }
 
 static void
 check_cert_location(const json_t *ans, const char *dc, const char *node)
 {
-	const char *pem = json_string_value(json_object_get(ans, "certificate"));
+	const char *pem =
+	    json_string_value(json_object_get(ans, "certificate"));
 	const char *ca = json_string_value(json_object_get(ans, "ca"));
 	STACK_OF(X509) *c = NULL, *k = NULL;
 	struct tsi_location loc;
@@ -144,7 +156,8 @@ check_cert_location(const json_t *ans, const char *dc, const char *node)
 	assert_int_equal(tsi_x509_load_chain_pem(pem, strlen(pem), &c), TSI_OK);
 	assert_int_equal(tsi_x509_load_chain_pem(ca, strlen(ca), &k), TSI_OK);
 	assert_int_equal(X509_verify(sk_X509_value(c, 0),
-	    X509_get0_pubkey(sk_X509_value(k, 0))), 1);
+	                     X509_get0_pubkey(sk_X509_value(k, 0))),
+	    1);
 	assert_int_equal(tsi_x509_location(sk_X509_value(c, 0), &loc), TSI_OK);
 	assert_string_equal(loc.cluster_name, "test");
 	assert_string_equal(loc.region, "eu-west");
@@ -162,8 +175,9 @@ test_enroll_ok(void **state)
 	long code;
 
 	(void)state;
-	assert_int_equal(attest_register(&F.srv, &F.a, "node-a", "dc1", "golden",
-	    0), 200);
+	assert_int_equal(attest_register(&F.srv, &F.a, "node-a", "dc1",
+	                     "golden", 0),
+	    200);
 	assert_int_equal(attest_enroll(&F.srv, &F.a, NULL, &ans), 200);
 	assert_string_equal(json_string_value(json_object_get(ans, "node")),
 	    "node-a");
@@ -193,7 +207,8 @@ start_and_activate(struct tpm_node *n, json_t **sa, uint8_t **secret,
 
 	assert_non_null(sb);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    sb, NULL, sa), 200);
+	                     sb, NULL, sa),
+	    200);
 	json_decref(sb);
 	assert_int_equal(attest_activate(n, *sa, secret, sl), 0);
 	assert_int_equal(attest_nonce(*sa, nonce), 0);
@@ -208,15 +223,18 @@ test_replayed_finish(void **state)
 
 	(void)state;
 	start_and_activate(&F.a, &sa, &secret, &sl, nonce);
-	fb = attest_finish_body(&F.a, json_string_value(json_object_get(sa,
-	    "session")), secret, sl, TPM_NODE_KEY, nonce, NULL);
+	fb = attest_finish_body(&F.a,
+	    json_string_value(json_object_get(sa, "session")), secret, sl,
+	    TPM_NODE_KEY, nonce, NULL);
 	assert_non_null(fb);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL,
-	    fb, NULL, &ans), 200);
+	                     fb, NULL, &ans),
+	    200);
 	json_decref(ans);
 	/* The same evidence again: the session was single-use. */
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL,
-	    fb, NULL, &ans), 410);
+	                     fb, NULL, &ans),
+	    410);
 	assert_non_null(strstr(first_error(ans), "already used"));
 	json_decref(ans);
 	assert_true(attest_audit_has(&F.srv, "already used") >= 1);
@@ -234,7 +252,8 @@ test_unregistered_ek_pending(void **state)
 	(void)state;
 	assert_int_equal(attest_ek_hash(&F.b, ek), 0);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    sb, NULL, &ans), 403);
+	                     sb, NULL, &ans),
+	    403);
 	assert_non_null(strstr(first_error(ans), "not registered"));
 	json_decref(ans);
 	json_decref(sb);
@@ -256,7 +275,8 @@ test_unknown_ek_ca(void **state)
 	(void)state;
 	assert_int_equal(attest_ek_hash(&F.c, ek), 0);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    sb, NULL, &ans), 403);
+	                     sb, NULL, &ans),
+	    403);
 	assert_non_null(strstr(first_error(ans), "does not verify to ek_ca"));
 	json_decref(ans);
 	json_decref(sb);
@@ -274,18 +294,25 @@ test_ak_without_fixedtpm(void **state)
 
 	(void)state;
 	/* B is registered now (its pending entry goes), by EK hash. */
-	assert_int_equal(attest_register(&F.srv, &F.b, "node-b", "dc2", NULL, 1),
+	assert_int_equal(attest_register(&F.srv, &F.b, "node-b", "dc2", NULL,
+	                     1),
 	    200);
-	assert_int_equal(tpm_node_run(&F.b, "tpm2_evictcontrol -C o -c 0x%x "
-	    ">/dev/null && tpm2_createprimary -C e -g sha256 "
-	    "-G ecc256:ecdsa-sha256:null "
-	    "-a 'sensitivedataorigin|userwithauth|restricted|sign' "
-	    "-c ak2.ctx >/dev/null && tpm2_evictcontrol -C o -c ak2.ctx 0x%x "
-	    ">/dev/null && tpm2_flushcontext -t && tpm2_readpublic -c 0x%x "
-	    "-o ak.pub >/dev/null", TPM_NODE_AK, TPM_NODE_AK, TPM_NODE_AK), 0);
+	assert_int_equal(
+	    tpm_node_run(&F.b,
+	        "tpm2_evictcontrol -C o -c 0x%x "
+	        ">/dev/null && tpm2_createprimary -C e -g sha256 "
+	        "-G ecc256:ecdsa-sha256:null "
+	        "-a 'sensitivedataorigin|userwithauth|restricted|sign' "
+	        "-c ak2.ctx >/dev/null && tpm2_evictcontrol -C o -c ak2.ctx "
+	        "0x%x "
+	        ">/dev/null && tpm2_flushcontext -t && tpm2_readpublic -c 0x%x "
+	        "-o ak.pub >/dev/null",
+	        TPM_NODE_AK, TPM_NODE_AK, TPM_NODE_AK),
+	    0);
 	sb = attest_start_body(&F.b, 0, NULL);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    sb, NULL, &ans), 403);
+	                     sb, NULL, &ans),
+	    403);
 	assert_string_equal(first_error(ans), "AK lacks fixedTPM");
 	json_decref(ans);
 	json_decref(sb);
@@ -311,11 +338,13 @@ test_certify_other_key(void **state)
 	assert_string_not_equal(before, "");
 	start_and_activate(&F.a, &sa, &secret, &sl, nonce);
 	/* A genuine certify by the AK, over the SRK instead of the key. */
-	fb = attest_finish_body(&F.a, json_string_value(json_object_get(sa,
-	    "session")), secret, sl, TPM_NODE_SRK, nonce, NULL);
+	fb = attest_finish_body(&F.a,
+	    json_string_value(json_object_get(sa, "session")), secret, sl,
+	    TPM_NODE_SRK, nonce, NULL);
 	assert_non_null(fb);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL,
-	    fb, NULL, &ans), 403);
+	                     fb, NULL, &ans),
+	    403);
 	assert_string_equal(first_error(ans),
 	    "certify: the certified object is not key_pub");
 	json_decref(ans);
@@ -344,20 +373,26 @@ test_foreign_proof(void **state)
 	start_and_activate(&F.a, &sa1, &s1, &l1, n1);
 	start_and_activate(&F.a, &sa2, &s2, &l2, n2);
 	/* Session 2's evidence with session 1's secret. */
-	fb = attest_finish_body(&F.a, json_string_value(json_object_get(sa2,
-	    "session")), s1, l1, TPM_NODE_KEY, n2, NULL);
+	fb = attest_finish_body(&F.a,
+	    json_string_value(json_object_get(sa2, "session")), s1, l1,
+	    TPM_NODE_KEY, n2, NULL);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL,
-	    fb, NULL, &ans), 403);
+	                     fb, NULL, &ans),
+	    403);
 	assert_non_null(strstr(first_error(ans), "activation proof"));
 	json_decref(ans);
 	json_decref(fb);
-	assert_true(attest_audit_has(&F.srv, "activation proof does not match") >= 1);
-	assert_true(attest_log_has(&F.srv, "activation proof does not match") >= 1);
+	assert_true(
+	    attest_audit_has(&F.srv, "activation proof does not match") >= 1);
+	assert_true(
+	    attest_log_has(&F.srv, "activation proof does not match") >= 1);
 	/* And session 2 is gone even though it was refused. */
-	fb = attest_finish_body(&F.a, json_string_value(json_object_get(sa2,
-	    "session")), s2, l2, TPM_NODE_KEY, n2, NULL);
+	fb = attest_finish_body(&F.a,
+	    json_string_value(json_object_get(sa2, "session")), s2, l2,
+	    TPM_NODE_KEY, n2, NULL);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL,
-	    fb, NULL, &ans), 410);
+	                     fb, NULL, &ans),
+	    410);
 	json_decref(ans);
 	json_decref(fb);
 	json_decref(sa1);
@@ -384,11 +419,14 @@ test_stale_nonce(void **state)
 	start_and_activate(&F.a, &sa1, &s1, &l1, n1);
 	start_and_activate(&F.a, &sa2, &s2, &l2, n2);
 	/* A quote made for the earlier session's nonce. */
-	fb = attest_finish_body(&F.a, json_string_value(json_object_get(sa2,
-	    "session")), s2, l2, TPM_NODE_KEY, n2, n1);
+	fb = attest_finish_body(&F.a,
+	    json_string_value(json_object_get(sa2, "session")), s2, l2,
+	    TPM_NODE_KEY, n2, n1);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL,
-	    fb, NULL, &ans), 403);
-	assert_non_null(strstr(first_error(ans), "quote: qualifying data is not "
+	                     fb, NULL, &ans),
+	    403);
+	assert_non_null(strstr(first_error(ans),
+	    "quote: qualifying data is not "
 	    "this session's nonce"));
 	json_decref(ans);
 	json_decref(fb);
@@ -409,8 +447,11 @@ test_csr_other_location_ignored(void **state)
 	json_t *ans = NULL;
 
 	(void)state;
-	assert_int_equal(attest_enroll(&F.srv, &F.a, "URI:tsi:datacenter:evil,"
-	    "URI:tsi:node:other,URI:tsi:region:nowhere", &ans), 200);
+	assert_int_equal(attest_enroll(&F.srv, &F.a,
+	                     "URI:tsi:datacenter:evil,"
+	                     "URI:tsi:node:other,URI:tsi:region:nowhere",
+	                     &ans),
+	    200);
 	check_cert_location(ans, "dc1", "node-a");
 	json_decref(ans);
 }
@@ -421,21 +462,33 @@ test_wrong_pcrs(void **state)
 	json_t *ans = NULL, *show = NULL, *d;
 
 	(void)state;
-	assert_int_equal(tpm_node_run(&F.a, "tpm2_pcrextend 7:sha256="
-	    "0202020202020202020202020202020202020202020202020202020202020202"), 0);
+	assert_int_equal(tpm_node_run(&F.a,
+	                     "tpm2_pcrextend 7:sha256="
+	                     "0202020202020202020202020202020202020202020202020"
+	                     "202020202020202"),
+	    0);
 	assert_int_equal(attest_enroll(&F.srv, &F.a, NULL, &ans), 403);
-	assert_string_equal(first_error(ans), "quoted PCR values are not allowed "
+	assert_string_equal(first_error(ans),
+	    "quoted PCR values are not allowed "
 	    "by policy 'golden'");
 	json_decref(ans);
 	assert_int_equal(attest_http(&F.srv, "GET", "/v1/nodes/node-a",
-	    ATTEST_TEST_TOKEN, NULL, NULL, &show), 200);
+	                     ATTEST_TEST_TOKEN, NULL, NULL, &show),
+	    200);
 	d = json_object_get(show, "data");
 	assert_string_equal(json_string_value(json_object_get(d, "state")),
 	    "untrusted");
-	assert_string_not_equal(json_string_value(json_object_get(json_object_get(
-	    d, "quoted_pcrs"), "7")), ZERO64);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(
-	    json_object_get(d, "expected_pcrs"), 0), "7")), ZERO64);
+	assert_string_not_equal(json_string_value(
+	                            json_object_get(json_object_get(d,
+	                                                "quoted_pcrs"),
+	                                "7")),
+	    ZERO64);
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_array_get(json_object_get(d,
+	                                           "expected_pcrs"),
+	                            0),
+	                        "7")),
+	    ZERO64);
 	json_decref(show);
 	assert_true(attest_audit_has(&F.srv, "not allowed by policy") >= 1);
 	/* `tsi node show` prints the quoted value beside the expected one. */
@@ -445,8 +498,10 @@ test_wrong_pcrs(void **state)
 		int saw_pcr7 = 0, saw_expected = 0;
 		FILE *p;
 
-		snprintf(cmd, sizeof(cmd), "TSI_ATTEST_ADDR='%s' TSI_ATTEST_TOKEN='%s' "
-		    "'%s/tsi' node show node-a", F.srv.addr, ATTEST_TEST_TOKEN,
+		snprintf(cmd, sizeof(cmd),
+		    "TSI_ATTEST_ADDR='%s' TSI_ATTEST_TOKEN='%s' "
+		    "'%s/tsi' node show node-a",
+		    F.srv.addr, ATTEST_TEST_TOKEN,
 		    bindir ? bindir : "build/bin");
 		assert_non_null(p = popen(cmd, "r"));
 		while (fgets(line, sizeof(line), p) != NULL) {
@@ -486,17 +541,20 @@ test_ak_in_second_tpm(void **state)
 	json_object_set_new(sb, "ek_cert", json_string((char *)b));
 	free(b);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    sb, NULL, &sa), 200);
+	                     sb, NULL, &sa),
+	    200);
 	json_decref(sb);
 	/* Neither TPM can open the credential: A lacks the AK, E the EK. */
 	assert_int_not_equal(attest_activate(&F.a, sa, &secret, &sl), 0);
 	assert_int_not_equal(attest_activate(&F.e, sa, &secret, &sl), 0);
 	assert_int_equal(attest_nonce(sa, nonce), 0);
 	assert_int_equal(RAND_bytes(fake, sizeof(fake)), 1);
-	fb = attest_finish_body(&F.e, json_string_value(json_object_get(sa,
-	    "session")), fake, sizeof(fake), TPM_NODE_KEY, nonce, NULL);
+	fb = attest_finish_body(&F.e,
+	    json_string_value(json_object_get(sa, "session")), fake,
+	    sizeof(fake), TPM_NODE_KEY, nonce, NULL);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL,
-	    fb, NULL, &ans), 403);
+	                     fb, NULL, &ans),
+	    403);
 	assert_non_null(strstr(first_error(ans), "activation proof"));
 	json_decref(ans);
 	json_decref(fb);
@@ -524,17 +582,20 @@ test_bad_requests(void **state)
 	memset(big, 'a', 70000);
 	big[70000] = '\0';
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    NULL, big, &ans), 413);
+	                     NULL, big, &ans),
+	    413);
 	json_decref(ans);
 	free(big);
 	assert_true(attest_log_has(&F.srv, "\"http.body_too_large\"") >= 1);
 	assert_true(attest_audit_has(&F.srv, "request body too large") >= 1);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    NULL, "{\"ek_pub\":", &ans), 400);
+	                     NULL, "{\"ek_pub\":", &ans),
+	    400);
 	assert_string_equal(first_error(ans), "body is not a JSON object");
 	json_decref(ans);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    NULL, "{\"ek_pub\":\"!!!!\"}", &ans), 400);
+	                     NULL, "{\"ek_pub\":\"!!!!\"}", &ans),
+	    400);
 	assert_string_equal(first_error(ans), "ek_pub: not canonical base64");
 	json_decref(ans);
 	/* A TPM2B_PUBLIC cut short by one byte. */
@@ -545,22 +606,27 @@ test_bad_requests(void **state)
 	free(s);
 	free(b);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/start", NULL,
-	    sb, NULL, &ans), 400);
+	                     sb, NULL, &ans),
+	    400);
 	assert_non_null(strstr(first_error(ans), "ak_pub: not a TPM2B_PUBLIC"));
 	json_decref(ans);
 	json_decref(sb);
-	assert_int_equal(attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL,
-	    NULL, "{\"session\":\"00000000000000000000000000000000\"}", &ans),
+	assert_int_equal(
+	    attest_http(&F.srv, "POST", "/v1/enroll/finish", NULL, NULL,
+	        "{\"session\":\"00000000000000000000000000000000\"}", &ans),
 	    410);
 	json_decref(ans);
 	assert_int_equal(attest_http(&F.srv, "GET", "/v1/nodes", NULL, NULL,
-	    NULL, &ans), 403);
+	                     NULL, &ans),
+	    403);
 	json_decref(ans);
 	assert_int_equal(attest_http(&F.srv, "GET", "/v1/nodes", "wrong-token",
-	    NULL, NULL, &ans), 403);
+	                     NULL, NULL, &ans),
+	    403);
 	json_decref(ans);
 	assert_int_equal(attest_http(&F.srv, "DELETE", "/v1/enroll/start", NULL,
-	    NULL, NULL, &ans), 405);
+	                     NULL, NULL, &ans),
+	    405);
 	json_decref(ans);
 	assert_true(attest_audit_has(&F.srv, "not canonical base64") >= 1);
 	assert_true(attest_log_has(&F.srv, "not canonical base64") >= 1);
@@ -577,7 +643,9 @@ test_revoke_trust_remove(void **state)
 
 	(void)state;
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/nodes/node-b/revoke",
-	    ATTEST_TEST_TOKEN, NULL, "{\"reason\":\"stolen\"}", &ans), 200);
+	                     ATTEST_TEST_TOKEN, NULL, "{\"reason\":\"stolen\"}",
+	                     &ans),
+	    200);
 	json_decref(ans);
 	assert_non_null(n = listed("node-b", NULL));
 	assert_string_equal(json_string_value(json_object_get(n, "state")),
@@ -589,19 +657,22 @@ test_revoke_trust_remove(void **state)
 	assert_string_equal(first_error(ans), "node is revoked");
 	json_decref(ans);
 	assert_int_equal(attest_http(&F.srv, "POST", "/v1/nodes/node-b/trust",
-	    ATTEST_TEST_TOKEN, NULL, "{}", &ans), 200);
+	                     ATTEST_TEST_TOKEN, NULL, "{}", &ans),
+	    200);
 	json_decref(ans);
 	assert_non_null(n = listed("node-b", NULL));
 	assert_string_equal(json_string_value(json_object_get(n, "state")),
 	    "untrusted");
 	json_decref(n);
 	assert_int_equal(attest_http(&F.srv, "DELETE", "/v1/nodes/node-b",
-	    ATTEST_TEST_TOKEN, NULL, NULL, &ans), 200);
+	                     ATTEST_TEST_TOKEN, NULL, NULL, &ans),
+	    200);
 	json_decref(ans);
 	assert_null(listed("node-b", NULL));
 	assert_int_equal(attest_ek_hash(&F.b, ek), 0);
 	assert_int_equal(attest_http(&F.srv, "GET", "/v1/nodes/node-b",
-	    ATTEST_TEST_TOKEN, NULL, NULL, &ans), 404);
+	                     ATTEST_TEST_TOKEN, NULL, NULL, &ans),
+	    404);
 	json_decref(ans);
 	assert_true(attest_audit_has(&F.srv, "\"node.revoke\"") >= 1);
 	assert_true(attest_audit_has(&F.srv, "\"node.remove\"") >= 1);

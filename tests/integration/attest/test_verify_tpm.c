@@ -49,9 +49,12 @@ setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	assert_int_equal(tpm_node_ca_dir(f->ca_dir, sizeof(f->ca_dir), "ekca"), 0);
+	assert_int_equal(tpm_node_ca_dir(f->ca_dir, sizeof(f->ca_dir), "ekca"),
+	    0);
 	assert_int_equal(tpm_node_start(&f->node, f->ca_dir), 0);
-	assert_int_equal(tpm_node_ca_pem(f->ca_dir, f->ca_pem, sizeof(f->ca_pem)), 0);
+	assert_int_equal(tpm_node_ca_pem(f->ca_dir, f->ca_pem,
+	                     sizeof(f->ca_pem)),
+	    0);
 	assert_int_equal(tpm_node_make_keys(&f->node, NULL), 0);
 	f->ek = load_pub(&f->node, "ek.pub");
 	f->ak = load_pub(&f->node, "ak.pub");
@@ -107,10 +110,12 @@ test_make_credential_activates(void **state)
 	assert_int_equal(nlen, 34);
 	assert_int_equal(RAND_bytes(cred, sizeof(cred)), 1);
 	assert_int_equal(tsi_attest_make_credential(f->ek, name, nlen, cred,
-	    sizeof(cred), &blob, &blen, &sec, &slen), TSI_OK);
+	                     sizeof(cred), &blob, &blen, &sec, &slen),
+	    TSI_OK);
 	assert_int_equal(slen, 2 + 256);
 	assert_int_equal(tpm_node_activate(&f->node, blob, blen, sec, slen,
-	    &out, &olen), 0);
+	                     &out, &olen),
+	    0);
 	assert_int_equal(olen, sizeof(cred));
 	assert_memory_equal(out, cred, sizeof(cred));
 	free(out);
@@ -122,9 +127,11 @@ test_make_credential_activates(void **state)
 	 * it with the AK: the credential is bound to the AK's name. */
 	name = tsi_tpm_pub_name(f->key, &nlen);
 	assert_int_equal(tsi_attest_make_credential(f->ek, name, nlen, cred,
-	    sizeof(cred), &blob, &blen, &sec, &slen), TSI_OK);
+	                     sizeof(cred), &blob, &blen, &sec, &slen),
+	    TSI_OK);
 	assert_int_not_equal(tpm_node_activate(&f->node, blob, blen, sec, slen,
-	    &out, &olen), 0);
+	                         &out, &olen),
+	    0);
 	free(blob);
 	free(sec);
 }
@@ -144,16 +151,21 @@ test_ek_cert_and_hash(void **state)
 	assert_int_equal(tsi_x509_load_file(path, &ek), TSI_OK);
 	assert_int_equal(tsi_x509_load_chain_file(f->ca_pem, &ca), TSI_OK);
 	assert_int_equal(tsi_attest_ek_cert_verify(ek, NULL, ca, why,
-	    sizeof(why)), TSI_OK);
+	                     sizeof(why)),
+	    TSI_OK);
 	assert_true(tsi_x509_key_matches(ek, tsi_tpm_pub_pkey(f->ek)));
-	assert_int_equal(tsi_attest_key_sha256(X509_get0_pubkey(ek), h1), TSI_OK);
+	assert_int_equal(tsi_attest_key_sha256(X509_get0_pubkey(ek), h1),
+	    TSI_OK);
 	assert_int_equal(tsi_attest_key_sha256(tsi_tpm_pub_pkey(f->ek), h2),
 	    TSI_OK);
 	assert_string_equal(h1, h2);
 	/* The same hash as an operator computes it from the certificate. */
-	assert_int_equal(tpm_node_run(&f->node, "openssl x509 -in ek.pem -pubkey "
-	    "-noout | openssl pkey -pubin -outform der | sha256sum | cut -c1-64 "
-	    "> ek.sha256"), 0);
+	assert_int_equal(tpm_node_run(&f->node,
+	                     "openssl x509 -in ek.pem -pubkey "
+	                     "-noout | openssl pkey -pubin -outform der | "
+	                     "sha256sum | cut -c1-64 "
+	                     "> ek.sha256"),
+	    0);
 	snprintf(path, sizeof(path), "%s/ek.sha256", f->node.dir);
 	assert_non_null(p = fopen(path, "r"));
 	assert_non_null(fgets(line, sizeof(line), p));
@@ -163,13 +175,18 @@ test_ek_cert_and_hash(void **state)
 
 	/* Another CA: refused with OpenSSL's reason. */
 	k = pki_key();
-	self = pki_cert(&(struct pki_spec){ .cn = "other", .key = k, .ca = 1,
-	    .pathlen = -1, .ku = "keyCertSign", .not_after = 3600 });
+	self = pki_cert(&(struct pki_spec){ .cn = "other",
+	    .key = k,
+	    .ca = 1,
+	    .pathlen = -1,
+	    .ku = "keyCertSign",
+	    .not_after = 3600 });
 	assert_non_null(self);
 	assert_non_null(other = sk_X509_new_null());
 	assert_true(sk_X509_push(other, self) > 0);
 	assert_int_equal(tsi_attest_ek_cert_verify(ek, NULL, other, why,
-	    sizeof(why)), TSI_ERR_BAD_CERT);
+	                     sizeof(why)),
+	    TSI_ERR_BAD_CERT);
 	assert_non_null(strstr(why, "unable to get local issuer"));
 	sk_X509_pop_free(other, X509_free);
 	EVP_PKEY_free(k);
@@ -188,19 +205,24 @@ test_ek_cert_unknown_critical_extension(void **state)
 	X509 *ek = NULL;
 	char path[300], why[256] = "";
 
-	assert_int_equal(tpm_node_run(&f->node,
-	    "openssl req -new -newkey rsa:2048 -nodes -keyout x.key -subj /CN=x "
-	    "-out x.csr 2>/dev/null && "
-	    "printf 'keyUsage=critical,keyEncipherment\\n"
-	    "1.3.6.1.4.1.55555.1=critical,ASN1:NULL\\n' > x.ext && "
-	    "openssl x509 -req -in x.csr -CA '%s/issuercert.pem' "
-	    "-CAkey '%s/signkey.pem' -set_serial 99 -days 2 -extfile x.ext "
-	    "-out x.pem 2>/dev/null", f->ca_dir, f->ca_dir), 0);
+	assert_int_equal(
+	    tpm_node_run(&f->node,
+	        "openssl req -new -newkey rsa:2048 -nodes -keyout x.key -subj "
+	        "/CN=x "
+	        "-out x.csr 2>/dev/null && "
+	        "printf 'keyUsage=critical,keyEncipherment\\n"
+	        "1.3.6.1.4.1.55555.1=critical,ASN1:NULL\\n' > x.ext && "
+	        "openssl x509 -req -in x.csr -CA '%s/issuercert.pem' "
+	        "-CAkey '%s/signkey.pem' -set_serial 99 -days 2 -extfile x.ext "
+	        "-out x.pem 2>/dev/null",
+	        f->ca_dir, f->ca_dir),
+	    0);
 	snprintf(path, sizeof(path), "%s/x.pem", f->node.dir);
 	assert_int_equal(tsi_x509_load_file(path, &ek), TSI_OK);
 	assert_int_equal(tsi_x509_load_chain_file(f->ca_pem, &ca), TSI_OK);
 	assert_int_equal(tsi_attest_ek_cert_verify(ek, NULL, ca, why,
-	    sizeof(why)), TSI_ERR_BAD_CERT);
+	                     sizeof(why)),
+	    TSI_ERR_BAD_CERT);
 	assert_non_null(strstr(why, "unhandled critical extension"));
 	sk_X509_pop_free(ca, X509_free);
 	X509_free(ek);
@@ -217,10 +239,12 @@ test_certify_verifies(void **state)
 	char why[128] = "";
 
 	assert_int_equal(RAND_bytes(nonce, sizeof(nonce)), 1);
-	assert_int_equal(tpm_node_certify(&f->node, TPM_NODE_KEY, nonce, sizeof(nonce), &att,
-	    &alen, &sig, &slen), 0);
+	assert_int_equal(tpm_node_certify(&f->node, TPM_NODE_KEY, nonce,
+	                     sizeof(nonce), &att, &alen, &sig, &slen),
+	    0);
 	assert_int_equal(tsi_attest_verify(att, alen, sig, slen, f->ak, &info,
-	    why, sizeof(why)), TSI_OK);
+	                     why, sizeof(why)),
+	    TSI_OK);
 	assert_int_equal(info.type, TSI_ATTEST_CERTIFY);
 	assert_int_equal(info.extra_len, 32);
 	assert_memory_equal(info.extra, nonce, 32);
@@ -229,18 +253,22 @@ test_certify_verifies(void **state)
 
 	/* Signed by the AK, not by another key. */
 	assert_int_equal(tsi_attest_verify(att, alen, sig, slen, f->key, &info,
-	    why, sizeof(why)), TSI_ERR_DENIED);
+	                     why, sizeof(why)),
+	    TSI_ERR_DENIED);
 	assert_string_equal(why, "signature by the AK does not verify");
 	/* One flipped bit in the signed bytes. */
 	att[alen - 1] ^= 1;
 	assert_int_equal(tsi_attest_verify(att, alen, sig, slen, f->ak, &info,
-	    why, sizeof(why)), TSI_ERR_DENIED);
+	                     why, sizeof(why)),
+	    TSI_ERR_DENIED);
 	att[alen - 1] ^= 1;
 	/* Trailing bytes and truncation are malformed. */
 	assert_int_equal(tsi_attest_verify(att, alen - 1, sig, slen, f->ak,
-	    &info, why, sizeof(why)), TSI_ERR_PARSE);
+	                     &info, why, sizeof(why)),
+	    TSI_ERR_PARSE);
 	assert_int_equal(tsi_attest_verify(att, alen, sig, slen - 1, f->ak,
-	    &info, why, sizeof(why)), TSI_ERR_PARSE);
+	                     &info, why, sizeof(why)),
+	    TSI_ERR_PARSE);
 	free(att);
 	free(sig);
 }
@@ -255,17 +283,23 @@ test_quote_pcr_digest(void **state)
 	char why[128] = "";
 
 	assert_int_equal(RAND_bytes(nonce, sizeof(nonce)), 1);
-	assert_int_equal(tpm_node_run(&f->node, "tpm2_pcrextend 7:sha256="
-	    "0101010101010101010101010101010101010101010101010101010101010101"), 0);
+	assert_int_equal(tpm_node_run(&f->node,
+	                     "tpm2_pcrextend 7:sha256="
+	                     "0101010101010101010101010101010101010101010101010"
+	                     "101010101010101"),
+	    0);
 	assert_int_equal(tpm_node_quote(&f->node, nonce, sizeof(nonce), &att,
-	    &alen, &sig, &slen, pcrs), 0);
+	                     &alen, &sig, &slen, pcrs),
+	    0);
 	assert_int_equal(tsi_attest_verify(att, alen, sig, slen, f->ak, &info,
-	    why, sizeof(why)), TSI_OK);
+	                     why, sizeof(why)),
+	    TSI_OK);
 	assert_int_equal(info.type, TSI_ATTEST_QUOTE);
 	assert_memory_equal(info.extra, nonce, 32);
 	assert_int_equal(info.pcr_mask, 0xff);
 	assert_false(info.other_banks);
-	assert_int_equal(tsi_attest_pcr_digest((const uint8_t (*)[32])pcrs, 8, d),
+	assert_int_equal(tsi_attest_pcr_digest((const uint8_t(*)[32])pcrs, 8,
+	                     d),
 	    TSI_OK);
 	assert_int_equal(info.pcr_digest_len, 32);
 	assert_memory_equal(info.pcr_digest, d, 32);
@@ -274,8 +308,10 @@ test_quote_pcr_digest(void **state)
 		uint8_t zero[32] = { 0 };
 		assert_memory_not_equal(pcrs[7], zero, 32);
 		memcpy(pcrs[7], zero, 32);
-		assert_int_equal(tsi_attest_pcr_digest(
-		    (const uint8_t (*)[32])pcrs, 8, d), TSI_OK);
+		assert_int_equal(tsi_attest_pcr_digest((const uint8_t(*)[32])
+		                                           pcrs,
+		                     8, d),
+		    TSI_OK);
 		assert_memory_not_equal(info.pcr_digest, d, 32);
 	}
 	free(att);

@@ -33,14 +33,20 @@ static const char *const dcs[] = { "dal05", "fra02", "lon04" };
 static const char *const clusters[] = { "hipaaCluster", "devCluster" };
 static const char *const nss[] = { "default", "medical", "billing", "ops" };
 static const char *const decisions[] = { "allow", "allow", "deny" };
-static const char *const rules[] = { "medical-records", "per-location", "never-outside-eu" };
+static const char *const rules[] = { "medical-records", "per-location",
+	"never-outside-eu" };
 static const char *const paths[] = {
-	"secret/data/medical/a", "secret/data/medical/b", "secret/data/billing/x",
-	"secret/data/eu/y", "auth/trusted-identity/login",
+	"secret/data/medical/a",
+	"secret/data/medical/b",
+	"secret/data/billing/x",
+	"secret/data/eu/y",
+	"auth/trusted-identity/login",
 };
 static const char *const images[] = {
-	"sha256:1111111111111111111111111111111111111111111111111111111111111111",
-	"sha256:2222222222222222222222222222222222222222222222222222222222222222",
+	"sha256:"
+	"1111111111111111111111111111111111111111111111111111111111111111",
+	"sha256:"
+	"2222222222222222222222222222222222222222222222222222222222222222",
 };
 
 static void *
@@ -56,16 +62,18 @@ worker(void *arg)
 		long k = id * 7919 + i;
 
 		snprintf(rid, sizeof(rid), "req-%ld-%ld", id, i);
-		rec = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:[s]},"
-		    "s:s,s:s,s:s,s:i}",
-		    "op", k % 5 == 4 ? "login" : "read", "path", paths[k % 5],
-		    "version", (int)(k % 3) + 1, "decision", decisions[(k / 5) % 3],
-		    "rule", rules[(k / 5) % 3], "reason", "rule matched",
-		    "claims", "datacenter", dcs[k % 3], "cluster-name",
-		    clusters[k % 2], "namespace", nss[k % 4], "images",
-		    images[(k / 3) % 2], "accessor", "acc-test", "remote",
-		    "127.0.0.1", "request_id", rid, "status",
-		    (k / 5) % 3 == 2 ? 403 : 200);
+		rec =
+		    json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:[s]},"
+		              "s:s,s:s,s:s,s:i}",
+		        "op", k % 5 == 4 ? "login" : "read", "path",
+		        paths[k % 5], "version", (int)(k % 3) + 1, "decision",
+		        decisions[(k / 5) % 3], "rule", rules[(k / 5) % 3],
+		        "reason", "rule matched", "claims", "datacenter",
+		        dcs[k % 3], "cluster-name", clusters[k % 2],
+		        "namespace", nss[k % 4], "images", images[(k / 3) % 2],
+		        "accessor", "acc-test", "remote", "127.0.0.1",
+		        "request_id", rid, "status",
+		        (k / 5) % 3 == 2 ? 403 : 200);
 		if (rec == NULL)
 			abort();
 		rc = tsi_audit_append(audit, rec, &seq);
@@ -95,7 +103,8 @@ main(int argc, char **argv)
 	int i, rc;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: audit_load DIR [--threads N] [--count M] "
+		fprintf(stderr,
+		    "usage: audit_load DIR [--threads N] [--count M] "
 		    "[--sleep-ms S] [--quiet]\n");
 		return 2;
 	}
@@ -109,7 +118,8 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--quiet") == 0)
 			quiet = 1;
 		else {
-			fprintf(stderr, "audit_load: bad argument '%s'\n", argv[i]);
+			fprintf(stderr, "audit_load: bad argument '%s'\n",
+			    argv[i]);
 			return 2;
 		}
 	}
@@ -119,11 +129,13 @@ main(int argc, char **argv)
 	}
 	tsi_log_init("audit_load", TSI_LOG_ERROR);
 	if ((rc = tsi_audit_open(argv[1], NULL, &audit)) != TSI_OK) {
-		fprintf(stderr, "audit_load: open %s: %s\n", argv[1], tsi_strerror(rc));
+		fprintf(stderr, "audit_load: open %s: %s\n", argv[1],
+		    tsi_strerror(rc));
 		return 1;
 	}
 	for (t = 0; t < nthreads; t++)
-		if (pthread_create(&th[t], NULL, worker, (void *)(intptr_t)t) != 0)
+		if (pthread_create(&th[t], NULL, worker, (void *)(intptr_t)t) !=
+		    0)
 			return 1;
 	for (t = 0; t < nthreads; t++)
 		pthread_join(th[t], NULL);

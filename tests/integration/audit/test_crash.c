@@ -48,7 +48,8 @@ run_and_kill(const char *dir, uint64_t *acks, size_t min_acks)
 	pfd.fd = out[0];
 	pfd.events = POLLIN;
 	for (;;) {
-		if (!killed && (n_acks >= min_acks || test_mono_ms() - t0 > 3000)) {
+		if (!killed &&
+		    (n_acks >= min_acks || test_mono_ms() - t0 > 3000)) {
 			/* mid-load: appends are queued and in flight right now */
 			assert_int_equal(kill(pid, SIGKILL), 0);
 			killed = 1;
@@ -57,7 +58,7 @@ run_and_kill(const char *dir, uint64_t *acks, size_t min_acks)
 			continue;
 		n = read(out[0], buf, sizeof(buf));
 		if (n <= 0)
-			break;   /* EOF: the writer is gone; all it printed is read */
+			break; /* EOF: the writer is gone; all it printed is read */
 		for (i = 0; i < n; i++) {
 			if (buf[i] != '\n') {
 				if (ll < sizeof(line) - 1)
@@ -95,16 +96,19 @@ test_kill_mid_load(void **state)
 	assert_non_null(acks);
 	for (round = 0; round < 3; round++) {
 		n = run_and_kill(dir, acks, 400);
-		print_message("round %d: %zu acknowledged before SIGKILL\n", round, n);
+		print_message("round %d: %zu acknowledged before SIGKILL\n",
+		    round, n);
 		assert_true(n > 0);
 		assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
 		max_ack = 0;
 		for (i = 0; i < n; i++) {
 			if (tsi_audit_get(r, acks[i], &rec) != TSI_OK)
-				fail_msg("acknowledged seq %llu is not in the log",
+				fail_msg("acknowledged seq %llu is not in the "
+				         "log",
 				    (unsigned long long)acks[i]);
-			assert_int_equal(json_integer_value(json_object_get(rec,
-			    "seq")), acks[i]);
+			assert_int_equal(json_integer_value(
+			                     json_object_get(rec, "seq")),
+			    acks[i]);
 			json_decref(rec);
 			if (acks[i] > max_ack)
 				max_ack = acks[i];
@@ -115,7 +119,8 @@ test_kill_mid_load(void **state)
 		assert_int_equal(tsi_audit_reader_info(r, &info), TSI_OK);
 		assert_true(info.last_seq >= max_ack);
 		assert_int_equal(vr.records, info.last_seq);
-		print_message("round %d: log holds %llu records, highest ack %llu\n",
+		print_message("round %d: log holds %llu records, highest ack "
+		              "%llu\n",
 		    round, (unsigned long long)info.last_seq,
 		    (unsigned long long)max_ack);
 		tsi_audit_reader_close(r);

@@ -35,7 +35,6 @@
 
 /* ---- helpers ---- */
 
-
 /* The sinks are under test, not the store's commit latency: a loaded
  * machine (other suites' fsyncs) may hold a synced commit past the
  * default 2 s, and a record refused for that would fail a sink test for
@@ -43,8 +42,7 @@
 static const struct tsi_audit_opts audit_opts = {
 	.commit_timeout_ms = 30000,
 };
-static char *
-pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *
 pathf(const char *fmt, ...)
 {
@@ -72,7 +70,8 @@ append_one(struct tsi_audit *a, int i, long long *lat_us)
 	snprintf(path, sizeof(path), "secret/data/app/%d", i % 7);
 	rec = test_rec("read", path, i % 5 == 0 ? "deny" : "allow",
 	    i % 2 ? "dal05" : "fra02", "hipaaCluster", "medical",
-	    "sha256:1111111111111111111111111111111111111111111111111111111111111111");
+	    "sha256:"
+	    "1111111111111111111111111111111111111111111111111111111111111111");
 	assert_non_null(rec);
 	clock_gettime(CLOCK_MONOTONIC, &s);
 	assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
@@ -152,10 +151,12 @@ rx_listen(struct rx *r)
 
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
-		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", r->sock_path);
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
+		    r->sock_path);
 		unlink(r->sock_path);
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
+		if (fd < 0 ||
+		    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
 			return -1;
 	} else {
 		struct sockaddr_in sin;
@@ -277,17 +278,18 @@ rx_main(void *arg)
 }
 
 /* Waits (bounded) until pred holds under r->mu. */
-#define RX_WAIT(r, pred)                                                     \
-	do {                                                                 \
-		struct timespec dl_;                                         \
-		clock_gettime(CLOCK_REALTIME, &dl_);                         \
-		dl_.tv_sec += WAIT_MS / 1000;                                \
-		pthread_mutex_lock(&(r)->mu);                                \
-		while (!(pred) && pthread_cond_timedwait(&(r)->cv, &(r)->mu, \
-		    &dl_) != ETIMEDOUT)                                      \
-			;                                                    \
-		assert_true(pred);                                           \
-		pthread_mutex_unlock(&(r)->mu);                              \
+#define RX_WAIT(r, pred) \
+	do { \
+		struct timespec dl_; \
+		clock_gettime(CLOCK_REALTIME, &dl_); \
+		dl_.tv_sec += WAIT_MS / 1000; \
+		pthread_mutex_lock(&(r)->mu); \
+		while (!(pred) && \
+		    pthread_cond_timedwait(&(r)->cv, &(r)->mu, &dl_) != \
+		        ETIMEDOUT) \
+			; \
+		assert_true(pred); \
+		pthread_mutex_unlock(&(r)->mu); \
 	} while (0)
 
 #define N_STREAM 10000
@@ -355,7 +357,8 @@ stream_restart(int unix_sock)
 			tsi_audit_sinks_stop(sk);
 			sk = NULL;
 			assert_int_equal(tsi_audit_sinks_start(adir, &c, 1, &o,
-			    &sk), TSI_OK);
+			                     &sk),
+			    TSI_OK);
 			tsi_audit_set_durable_cb(a, tsi_audit_sinks_notify, sk);
 		}
 	}
@@ -386,12 +389,12 @@ stream_restart(int unix_sock)
 		long long dmax = during[nd - 1];
 
 		printf("# %s sink: %d records, %llu lines received, %llu "
-		    "repeats dropped by seq, 0 gaps; release latency us "
-		    "before p50 %lld p99 %lld, during the outage p50 %lld "
-		    "p99 %lld max %lld, after p50 %lld\n", unix_sock ? "unix" :
-		    "tcp", N_STREAM, (unsigned long long)r.lines,
-		    (unsigned long long)r.dups, b50, b99, d50, d99, dmax,
-		    pct(after, na, 50));
+		       "repeats dropped by seq, 0 gaps; release latency us "
+		       "before p50 %lld p99 %lld, during the outage p50 %lld "
+		       "p99 %lld max %lld, after p50 %lld\n",
+		    unix_sock ? "unix" : "tcp", N_STREAM,
+		    (unsigned long long)r.lines, (unsigned long long)r.dups,
+		    b50, b99, d50, d99, dmax, pct(after, na, 50));
 		/* a sink in the release path would hold releases for its
 		 * connect/write timeouts while the receiver is down */
 		assert_true(d99 <= 10 * b99 + 50000);
@@ -483,12 +486,17 @@ file_rotate(int copytruncate)
 	f = fopen(conf, "w");
 	assert_non_null(f);
 	if (copytruncate)
-		fprintf(f, "%s {\n  copytruncate\n  rotate 20\n  nocompress\n"
-		    "  missingok\n}\n", log);
+		fprintf(f,
+		    "%s {\n  copytruncate\n  rotate 20\n  nocompress\n"
+		    "  missingok\n}\n",
+		    log);
 	else
-		fprintf(f, "%s {\n  create 0640\n  rotate 20\n  nocompress\n"
-		    "  missingok\n  postrotate\n    kill -HUP %ld\n  endscript\n"
-		    "}\n", log, (long)getpid());
+		fprintf(f,
+		    "%s {\n  create 0640\n  rotate 20\n  nocompress\n"
+		    "  missingok\n  postrotate\n    kill -HUP %ld\n  "
+		    "endscript\n"
+		    "}\n",
+		    log, (long)getpid());
 	fclose(f);
 	chmod(conf, 0644);
 	memset(&sa, 0, sizeof(sa));
@@ -511,7 +519,8 @@ file_rotate(int copytruncate)
 		pid_t pid = fork();
 
 		if (pid == 0) {
-			char *argv[] = { "logrotate", "-f", "-s", state, conf, NULL };
+			char *argv[] = { "logrotate", "-f", "-s", state, conf,
+				NULL };
 			for (k = 0; k < 5; k++) {
 				usleep(150000);
 				if (run_wait(argv) != 0)
@@ -577,11 +586,11 @@ file_rotate(int copytruncate)
 		struct stat st1;
 
 		snprintf(p1, sizeof(p1), "%s.1", log);
-		assert_int_equal(stat(p1, &st1), 0);   /* logrotate did rotate */
+		assert_int_equal(stat(p1, &st1), 0); /* logrotate did rotate */
 	}
 	printf("# file sink, %s: %d records in the live file and its "
-	    "rotations, each once\n", copytruncate ? "copytruncate" : "create",
-	    N_FILE);
+	       "rotations, each once\n",
+	    copytruncate ? "copytruncate" : "create", N_FILE);
 	signal(SIGHUP, SIG_DFL);
 	free(line);
 	free(seen);
@@ -731,17 +740,21 @@ syslog_wait(const char *out, uint64_t want)
 				json_t *rj;
 
 				assert_non_null(j);
-				assert_true(strncmp(line, "local3 tsi-test[", 16) == 0);
+				assert_true(
+				    strncmp(line, "local3 tsi-test[", 16) == 0);
 				rj = json_loads(j, 0, NULL);
 				assert_non_null(rj);
-				s = (uint64_t)json_integer_value(json_object_get(rj,
-				    "seq"));
-				if (json_is_true(json_object_get(rj, "truncated"))) {
+				s = (uint64_t)json_integer_value(
+				    json_object_get(rj, "seq"));
+				if (json_is_true(
+				        json_object_get(rj, "truncated"))) {
 					summaries++;
 					assert_int_equal(s, 1000);
-					assert_non_null(json_object_get(rj, "hash"));
+					assert_non_null(
+					    json_object_get(rj, "hash"));
 				} else
-					assert_non_null(json_object_get(rj, "claims"));
+					assert_non_null(
+					    json_object_get(rj, "claims"));
 				json_decref(rj);
 				assert_int_equal(s, prev + 1);
 				prev = s;
@@ -788,7 +801,8 @@ test_syslog_rsyslog(void **state)
 	    "global(workDirectory=\"%s\")\n"
 	    "module(load=\"imuxsock\" SysSock.Use=\"off\")\n"
 	    "input(type=\"imuxsock\" Socket=\"%s\")\n"
-	    "template(name=\"m\" type=\"string\" string=\"%%syslogfacility-text%%"
+	    "template(name=\"m\" type=\"string\" "
+	    "string=\"%%syslogfacility-text%%"
 	    " %%syslogtag%%%%msg%%\\n\")\n"
 	    "if $syslogtag startswith \"tsi-test\" then {\n"
 	    "  action(type=\"omfile\" file=\"%s\" template=\"m\")\n}\n",
@@ -815,8 +829,8 @@ test_syslog_rsyslog(void **state)
 			big = calloc(1, 20001);
 			assert_non_null(big);
 			memset(big, 'x', 20000);
-			rec = test_rec("read", "secret/data/big", "allow", "dal05",
-			    "hipaaCluster", "medical", big);
+			rec = test_rec("read", "secret/data/big", "allow",
+			    "dal05", "hipaaCluster", "medical", big);
 			assert_int_equal(tsi_audit_append(a, rec, &s), TSI_OK);
 			json_decref(rec);
 			free(big);
@@ -829,7 +843,8 @@ test_syslog_rsyslog(void **state)
 			rsyslog_stop(pid, sock);
 		}
 		if (i == 1600) {
-			assert_int_equal(tsi_audit_sinks_stat(sk, 0, &st), TSI_OK);
+			assert_int_equal(tsi_audit_sinks_stat(sk, 0, &st),
+			    TSI_OK);
 			assert_int_equal(st.up, 0);
 			assert_int_equal(st.pos, 1200);
 			pid = rsyslog_start(conf, pidf, sock);
@@ -838,7 +853,8 @@ test_syslog_rsyslog(void **state)
 	assert_int_equal(wait_pos(sk, N_SYSLOG), N_SYSLOG);
 	syslog_wait(out, N_SYSLOG);
 	printf("# syslog sink: %d records through rsyslogd in order, none "
-	    "lost while it was down, the one over 8 KiB as a summary\n", N_SYSLOG);
+	       "lost while it was down, the one over 8 KiB as a summary\n",
+	    N_SYSLOG);
 	tsi_audit_set_durable_cb(a, NULL, NULL);
 	tsi_audit_sinks_stop(sk);
 	tsi_audit_close(a);

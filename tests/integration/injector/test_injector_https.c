@@ -156,8 +156,9 @@ setup(void **state)
 {
 	char subj_alt[] = "subjectAltName=IP:127.0.0.1";
 	char *req[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-		"ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
-		"-days", "2", "-subj", "/CN=127.0.0.1", "-addext", subj_alt, NULL };
+		"ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+		cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+		subj_alt, NULL };
 	char prog[512];
 	unsigned port;
 	FILE *f;
@@ -179,10 +180,13 @@ setup(void **state)
 	snprintf(base, sizeof(base), "https://127.0.0.1:%u", port);
 	if ((f = fopen(conf, "w")) == NULL)
 		return -1;
-	fprintf(f, "listen = \"127.0.0.1:%u\";\ntls_cert = \"%s\";\n"
-	    "tls_key = \"%s\";\nsidecar_image = \"registry.example/tsi-sidecar:0.1.0\";\n"
+	fprintf(f,
+	    "listen = \"127.0.0.1:%u\";\ntls_cert = \"%s\";\n"
+	    "tls_key = \"%s\";\nsidecar_image = "
+	    "\"registry.example/tsi-sidecar:0.1.0\";\n"
 	    "vault_addr = \"https://tsi-vault.tsi-system.svc:8200\";\n"
-	    "max_request_bytes = 65536;\n", port, cert, key);
+	    "max_request_bytes = 65536;\n",
+	    port, cert, key);
 	fclose(f);
 	snprintf(prog, sizeof(prog), "%s/tsi-injector", bindir);
 	if ((server = fork()) < 0)
@@ -241,7 +245,8 @@ review(const char *name, json_t **root)
 	long code;
 	json_t *req;
 
-	snprintf(path, sizeof(path), "%s/tests/data/admission/%s", srcdir, name);
+	snprintf(path, sizeof(path), "%s/tests/data/admission/%s", srcdir,
+	    name);
 	data = slurp(path);
 	assert_non_null(data);
 	c = curl_easy_init();
@@ -250,15 +255,19 @@ review(const char *name, json_t **root)
 	assert_int_equal(code, 200);
 	*root = json_loads(b.p, 0, NULL);
 	assert_non_null(*root);
-	assert_string_equal(json_string_value(json_object_get(*root, "apiVersion")),
+	assert_string_equal(json_string_value(
+	                        json_object_get(*root, "apiVersion")),
 	    "admission.k8s.io/v1");
 	assert_string_equal(json_string_value(json_object_get(*root, "kind")),
 	    "AdmissionReview");
 	/* the response answers the request it was given */
 	req = json_loads(data, 0, NULL);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(*root,
-	    "response"), "uid")), json_string_value(json_object_get(
-	    json_object_get(req, "request"), "uid")));
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(*root,
+	                                            "response"),
+	                            "uid")),
+	    json_string_value(
+	        json_object_get(json_object_get(req, "request"), "uid")));
 	json_decref(req);
 	free(data);
 	free(b.p);
@@ -275,7 +284,8 @@ decode_patch(const json_t *resp)
 	json_t *p;
 
 	assert_non_null(enc);
-	assert_string_equal(json_string_value(json_object_get(resp, "patchType")),
+	assert_string_equal(json_string_value(
+	                        json_object_get(resp, "patchType")),
 	    "JSONPatch");
 	n = strlen(enc);
 	dec = calloc(1, n + 1);
@@ -297,10 +307,12 @@ op_value(const json_t *patch, const char *path)
 	json_t *op;
 	size_t i;
 
-	json_array_foreach(patch, i, op)
-		if (strcmp(json_string_value(json_object_get(op, "path")), path) == 0) {
-			assert_string_equal(json_string_value(json_object_get(op,
-			    "op")), "add");
+	json_array_foreach (patch, i, op)
+		if (strcmp(json_string_value(json_object_get(op, "path")),
+		        path) == 0) {
+			assert_string_equal(json_string_value(
+			                        json_object_get(op, "op")),
+			    "add");
 			return json_object_get(op, "value");
 		}
 	return NULL;
@@ -312,8 +324,9 @@ env_of(const json_t *ct, const char *name)
 	json_t *e;
 	size_t i;
 
-	json_array_foreach(json_object_get(ct, "env"), i, e)
-		if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+	json_array_foreach (json_object_get(ct, "env"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "name")),
+		        name) == 0)
 			return json_string_value(json_object_get(e, "value"));
 	return NULL;
 }
@@ -338,54 +351,74 @@ test_annotated_pod_is_patched(void **state)
 	    "tsi-sidecar-init");
 	assert_string_equal(json_string_value(json_object_get(init, "image")),
 	    "registry.example/tsi-sidecar:0.1.0");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(init,
-	    "args"), 0)), "--once");
+	assert_string_equal(json_string_value(
+	                        json_array_get(json_object_get(init, "args"),
+	                            0)),
+	    "--once");
 	assert_string_equal(env_of(init, "TSI_ROLE"), "demo");
 	assert_string_equal(env_of(init, "VAULT_ADDR"),
 	    "https://tsi-vault.tsi-system.svc:8200");
-	assert_string_equal(env_of(init, "TSI_ISSUER_SOCKET"), "/run/tsi/issuer.sock");
+	assert_string_equal(env_of(init, "TSI_ISSUER_SOCKET"),
+	    "/run/tsi/issuer.sock");
 	assert_string_equal(env_of(init, "TSI_AUDIENCE"), "tsi-vault");
 	assert_string_equal(env_of(init, "TSI_SECRETS_DIR"), "/tsi-secrets");
-	assert_null(env_of(init, "VAULT_CACERT")); /* no CA ConfigMap configured */
+	assert_null(
+	    env_of(init, "VAULT_CACERT")); /* no CA ConfigMap configured */
 	secrets = json_loads(env_of(init, "TSI_SECRETS"), 0, NULL);
 	assert_int_equal(json_array_size(secrets), 2);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(secrets,
-	    0), "path")), "secret/data/medical/db");
-	assert_string_equal(json_string_value(json_object_get(json_array_get(secrets,
-	    0), "field")), "password");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_array_get(secrets, 0),
+	                            "path")),
+	    "secret/data/medical/db");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_array_get(secrets, 0),
+	                            "field")),
+	    "password");
 	json_decref(secrets);
 	/* the sidecar runs as the application's uid, unprivileged */
 	v = json_object_get(init, "securityContext");
-	assert_int_equal(json_integer_value(json_object_get(v, "runAsUser")), 1000);
-	assert_true(json_is_false(json_object_get(v, "allowPrivilegeEscalation")));
-	json_array_foreach(json_object_get(init, "volumeMounts"), i, m)
-		if (strcmp(json_string_value(json_object_get(m, "name")), "tsi-issuer") == 0) {
-			assert_true(json_is_true(json_object_get(m, "readOnly")));
+	assert_int_equal(json_integer_value(json_object_get(v, "runAsUser")),
+	    1000);
+	assert_true(
+	    json_is_false(json_object_get(v, "allowPrivilegeEscalation")));
+	json_array_foreach (json_object_get(init, "volumeMounts"), i, m)
+		if (strcmp(json_string_value(json_object_get(m, "name")),
+		        "tsi-issuer") == 0) {
+			assert_true(
+			    json_is_true(json_object_get(m, "readOnly")));
 			saw_issuer = 1;
 		}
 	assert_true(saw_issuer);
 	/* the application containers see the secrets, read-only, and nothing
 	 * of the issuer */
 	m = op_value(patch, "/spec/containers/0/volumeMounts/-");
-	assert_string_equal(json_string_value(json_object_get(m, "name")), "tsi-secrets");
+	assert_string_equal(json_string_value(json_object_get(m, "name")),
+	    "tsi-secrets");
 	assert_true(json_is_true(json_object_get(m, "readOnly")));
 	m = op_value(patch, "/spec/containers/1/volumeMounts");
 	assert_int_equal(json_array_size(m), 1);
 	/* volumes appended to the existing list */
-	json_array_foreach(patch, i, v) {
+	json_array_foreach (patch, i, v) {
 		json_t *val = json_object_get(v, "value");
 		if (strcmp(json_string_value(json_object_get(v, "path")),
-		    "/spec/volumes/-") != 0)
+		        "/spec/volumes/-") != 0)
 			continue;
 		if (json_object_get(val, "emptyDir") != NULL)
 			assert_string_equal(json_string_value(json_object_get(
-			    json_object_get(val, "emptyDir"), "medium")), "Memory");
+			                        json_object_get(val,
+			                            "emptyDir"),
+			                        "medium")),
+			    "Memory");
 		else
 			assert_string_equal(json_string_value(json_object_get(
-			    json_object_get(val, "hostPath"), "path")), "/run/tsi");
+			                        json_object_get(val,
+			                            "hostPath"),
+			                        "path")),
+			    "/run/tsi");
 	}
 	assert_string_equal(json_string_value(op_value(patch,
-	    "/metadata/annotations/tsi.injected")), "true");
+	                        "/metadata/annotations/tsi.injected")),
+	    "true");
 	/* no refresh sidecar unless asked */
 	assert_null(op_value(patch, "/spec/containers/-"));
 	json_decref(patch);
@@ -403,7 +436,8 @@ test_refresh_pod_gets_sidecar(void **state)
 	patch = decode_patch(resp);
 	sc = op_value(patch, "/spec/containers/-");
 	assert_non_null(sc);
-	assert_string_equal(json_string_value(json_object_get(sc, "name")), "tsi-sidecar");
+	assert_string_equal(json_string_value(json_object_get(sc, "name")),
+	    "tsi-sidecar");
 	assert_null(json_object_get(sc, "args")); /* refresh mode */
 	/* ours goes first among the existing init containers */
 	init = op_value(patch, "/spec/initContainers/0");
@@ -438,8 +472,8 @@ assert_refused(const char *file, const char *needle)
 	assert_null(json_object_get(resp, "patch"));
 	st = json_object_get(resp, "status");
 	assert_int_equal(json_integer_value(json_object_get(st, "code")), 403);
-	assert_non_null(strstr(json_string_value(json_object_get(st, "message")),
-	    needle));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(st, "message")), needle));
 	json_decref(root);
 }
 
@@ -454,7 +488,8 @@ static void
 test_update_changing_annotation_refused(void **state)
 {
 	(void)state;
-	assert_refused("pod-update-annotation-changed.json", "tsi.secrets cannot change");
+	assert_refused("pod-update-annotation-changed.json",
+	    "tsi.secrets cannot change");
 }
 
 static void
@@ -491,14 +526,17 @@ test_bad_requests(void **state)
 	CURL *c = curl_easy_init();
 	struct body b;
 	char *big;
-	const char *notreview = "{\"apiVersion\":\"admission.k8s.io/v1beta1\","
+	const char *notreview =
+	    "{\"apiVersion\":\"admission.k8s.io/v1beta1\","
 	    "\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"x\"}}";
 
 	(void)state;
 	assert_int_equal(https(c, "POST", "/mutate", "{not json", 9, &b), 400);
 	assert_non_null(strstr(b.p, "errors"));
 	free(b.p);
-	assert_int_equal(https(c, "POST", "/mutate", notreview, strlen(notreview), &b), 400);
+	assert_int_equal(https(c, "POST", "/mutate", notreview,
+	                     strlen(notreview), &b),
+	    400);
 	free(b.p);
 	assert_int_equal(https(c, "GET", "/mutate", NULL, 0, &b), 405);
 	free(b.p);
@@ -532,7 +570,8 @@ test_keep_alive_and_tls_only(void **state)
 	assert_int_equal(https(c, "GET", "/healthz", NULL, 0, &b), 200);
 	free(b.p);
 	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns);
-	assert_int_equal(conns, 0); /* the second request reused the connection */
+	assert_int_equal(conns,
+	    0); /* the second request reused the connection */
 	curl_easy_cleanup(c);
 	/* plain HTTP gets no answer */
 	c = curl_easy_init();
@@ -594,16 +633,19 @@ test_cli_exit_codes(void **state)
 	assert_int_equal(run(unknown, 1), 2);
 	f = fopen(bad, "w");
 	assert_non_null(f);
-	fprintf(f, "tls_cert = \"x\";\ntls_key = \"y\";\nsidecar_image = \"i\";\n"
+	fprintf(f,
+	    "tls_cert = \"x\";\ntls_key = \"y\";\nsidecar_image = \"i\";\n"
 	    "vault_addr = \"https://v\";\nsidecar_imag = \"typo\";\n");
 	fclose(f);
 	assert_int_equal(run(badconf, 1), 2);
 	f = fopen(bad, "w");
 	assert_non_null(f);
 	/* the TLS files do not exist: a runtime failure */
-	fprintf(f, "listen = \"127.0.0.1:1\";\ntls_cert = \"%s/none.pem\";\n"
+	fprintf(f,
+	    "listen = \"127.0.0.1:1\";\ntls_cert = \"%s/none.pem\";\n"
 	    "tls_key = \"%s/none.key\";\nsidecar_image = \"i\";\n"
-	    "vault_addr = \"https://v\";\n", tmpdir, tmpdir);
+	    "vault_addr = \"https://v\";\n",
+	    tmpdir, tmpdir);
 	fclose(f);
 	assert_int_equal(run(badconf, 1), 1);
 }
@@ -668,9 +710,11 @@ test_open_key_refused(void **state)
 	assert_int_equal(chmod(k2, 0644), 0);
 	f = fopen(cfg, "w");
 	assert_non_null(f);
-	fprintf(f, "listen = \"127.0.0.1:%u\";\ntls_cert = \"%s\";\n"
+	fprintf(f,
+	    "listen = \"127.0.0.1:%u\";\ntls_cert = \"%s\";\n"
 	    "tls_key = \"%s\";\nsidecar_image = \"i\";\n"
-	    "vault_addr = \"https://v\";\n", free_port(), cert, k2);
+	    "vault_addr = \"https://v\";\n",
+	    free_port(), cert, k2);
 	fclose(f);
 	assert_int_equal(run_bounded(cfg, errp, 15), 2);
 	log = slurp(errp);
@@ -739,11 +783,12 @@ test_sighup_reloads_certificate(void **state)
 	char subj_alt[] = "subjectAltName=IP:127.0.0.1";
 	char other[300], otherkey[300];
 	char *req[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-		"ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
-		"-days", "2", "-subj", "/CN=rotated", "-addext", subj_alt, NULL };
+		"ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+		cert, "-days", "2", "-subj", "/CN=rotated", "-addext", subj_alt,
+		NULL };
 	char *req2[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-		"ec_paramgen_curve:P-256", "-nodes", "-keyout", otherkey, "-out",
-		other, "-days", "2", "-subj", "/CN=other", NULL };
+		"ec_paramgen_curve:P-256", "-nodes", "-keyout", otherkey,
+		"-out", other, "-days", "2", "-subj", "/CN=other", NULL };
 	char *cp[] = { "cp", other, cert, NULL };
 	unsigned char fp0[32], fp1[32], fp2[32];
 	char *log;
@@ -816,5 +861,6 @@ main(void)
 		cmocka_unit_test(test_sighup_reloads_certificate),
 	};
 
-	return cmocka_run_group_tests_name("injector_https", tests, setup, teardown);
+	return cmocka_run_group_tests_name("injector_https", tests, setup,
+	    teardown);
 }

@@ -108,17 +108,19 @@ test_swtpm_ek_start(struct test_swtpm_ek *e)
 	n = snprintf(text, sizeof(text),
 	    "create_certs_tool = swtpm_localca\n"
 	    "create_certs_tool_config = %s\ncreate_certs_tool_options = %s\n"
-	    "active_pcr_banks = sha256\n", caconf, opts);
+	    "active_pcr_banks = sha256\n",
+	    caconf, opts);
 	if (n < 0 || (size_t)n >= sizeof(text) || write_text(conf, text) != 0 ||
-	    write_text(opts, "--platform-manufacturer tsi-test\n"
-	    "--platform-version 2.1\n--platform-model swtpm\n") != 0 ||
+	    write_text(opts,
+	        "--platform-manufacturer tsi-test\n"
+	        "--platform-version 2.1\n--platform-model swtpm\n") != 0 ||
 	    mkdir(ekdir, 0700) != 0)
 		return -1;
 	snprintf(state, sizeof(state), "%s", e->tpm.dir);
 	{
 		char *argv[] = { "swtpm_setup", "--tpm2", "--tpm-state", state,
-		    "--create-ek-cert", "--overwrite", "--config", conf,
-		    "--write-ek-cert-files", ekdir, NULL };
+			"--create-ek-cert", "--overwrite", "--config", conf,
+			"--write-ek-cert-files", ekdir, NULL };
 		if (test_run_quiet(argv, NULL) != 0)
 			return -1;
 	}
@@ -143,14 +145,16 @@ test_tpm_name(const unsigned char *pub2b, size_t len, unsigned char name[34])
 
 	memset(&p, 0, sizeof(p));
 	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub2b, len, &off, &p) !=
-	    TSS2_RC_SUCCESS || off != len ||
+	        TSS2_RC_SUCCESS ||
+	    off != len ||
 	    Tss2_MU_TPMT_PUBLIC_Marshal(&p.publicArea, buf, sizeof(buf),
-	    &moff) != TSS2_RC_SUCCESS)
+	        &moff) != TSS2_RC_SUCCESS)
 		return -1;
 	name[0] = 0x00;
 	name[1] = 0x0b;
-	return EVP_Digest(buf, moff, name + 2, NULL, EVP_sha256(), NULL) == 1 ?
-	    0 : -1;
+	return EVP_Digest(buf, moff, name + 2, NULL, EVP_sha256(), NULL) == 1
+	    ? 0
+	    : -1;
 }
 
 static unsigned char *
@@ -177,7 +181,7 @@ test_make_credential(const char *dir, const unsigned char *ek_pub,
 	TPM2B_ENCRYPTED_SECRET es;
 	int rc = -1;
 	char *argv[] = { "tpm2_makecredential", "-T", "none", "-u", ekp, "-s",
-	    sp, "-n", namehex, "-o", op, NULL };
+		sp, "-n", namehex, "-o", op, NULL };
 
 	/* Unique names: a server thread and the test may both make one. */
 	snprintf(ekp, sizeof(ekp), "%s/mc-%ld-%p.ek", dir, (long)getpid(),
@@ -211,7 +215,8 @@ test_make_credential(const char *dir, const unsigned char *ek_pub,
 	*blob = dup_range(file + start, *blob_len);
 	start = off;
 	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(file, len, &off, &es) !=
-	    TSS2_RC_SUCCESS || off != len)
+	        TSS2_RC_SUCCESS ||
+	    off != len)
 		goto out;
 	*enc_len = off - start;
 	*enc = dup_range(file + start, *enc_len);
@@ -242,7 +247,8 @@ test_tpm_ecc_key(const unsigned char *pub2b, size_t len)
 
 	memset(&p, 0, sizeof(p));
 	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub2b, len, &off, &p) !=
-	    TSS2_RC_SUCCESS || off != len || p.publicArea.type != TPM2_ALG_ECC ||
+	        TSS2_RC_SUCCESS ||
+	    off != len || p.publicArea.type != TPM2_ALG_ECC ||
 	    p.publicArea.unique.ecc.x.size != 32 ||
 	    p.publicArea.unique.ecc.y.size != 32)
 		return NULL;
@@ -251,9 +257,9 @@ test_tpm_ecc_key(const unsigned char *pub2b, size_t len)
 	memcpy(oct + 33, p.publicArea.unique.ecc.y.buffer, 32);
 	if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
 	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
-	    "prime256v1", 0) ||
+	        "prime256v1", 0) ||
 	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, oct,
-	    sizeof(oct)) ||
+	        sizeof(oct)) ||
 	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
 	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
 	    EVP_PKEY_fromdata_init(ctx) != 1 ||
@@ -280,25 +286,28 @@ test_attest_sig_ok(EVP_PKEY *pk, const unsigned char *attest, size_t alen,
 	memset(&a, 0, sizeof(a));
 	memset(&s, 0, sizeof(s));
 	if (Tss2_MU_TPM2B_ATTEST_Unmarshal(attest, alen, &off, &a) !=
-	    TSS2_RC_SUCCESS || off != alen)
+	        TSS2_RC_SUCCESS ||
+	    off != alen)
 		return 0;
 	off = 0;
 	if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, slen, &off, &s) !=
-	    TSS2_RC_SUCCESS || off != slen || s.sigAlg != TPM2_ALG_ECDSA ||
+	        TSS2_RC_SUCCESS ||
+	    off != slen || s.sigAlg != TPM2_ALG_ECDSA ||
 	    s.signature.ecdsa.hash != TPM2_ALG_SHA256)
 		return 0;
-	if ((es = ECDSA_SIG_new()) == NULL || !ECDSA_SIG_set0(es,
-	    BN_bin2bn(s.signature.ecdsa.signatureR.buffer,
-	    s.signature.ecdsa.signatureR.size, NULL),
-	    BN_bin2bn(s.signature.ecdsa.signatureS.buffer,
-	    s.signature.ecdsa.signatureS.size, NULL)))
+	if ((es = ECDSA_SIG_new()) == NULL ||
+	    !ECDSA_SIG_set0(es,
+	        BN_bin2bn(s.signature.ecdsa.signatureR.buffer,
+	            s.signature.ecdsa.signatureR.size, NULL),
+	        BN_bin2bn(s.signature.ecdsa.signatureS.buffer,
+	            s.signature.ecdsa.signatureS.size, NULL)))
 		goto out;
 	if ((dlen = i2d_ECDSA_SIG(es, &der)) <= 0 ||
 	    (md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pk) != 1)
 		goto out;
 	ok = EVP_DigestVerify(md, der, (size_t)dlen, a.attestationData,
-	    a.size) == 1;
+	         a.size) == 1;
 out:
 	EVP_MD_CTX_free(md);
 	OPENSSL_free(der);

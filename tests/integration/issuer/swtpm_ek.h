@@ -14,9 +14,9 @@
 
 struct test_swtpm_ek {
 	struct test_swtpm tpm;
-	char dir[256];        /* scratch: CA, configs, EK certificate files */
-	char ek_cert[340];    /* DER copy of the RSA EK certificate */
-	char ca_cert[340];    /* the local CA that signed it (PEM) */
+	char dir[256];     /* scratch: CA, configs, EK certificate files */
+	char ek_cert[340]; /* DER copy of the RSA EK certificate */
+	char ca_cert[340]; /* the local CA that signed it (PEM) */
 };
 
 /* Makes the scratch dir, manufactures the TPM state and starts swtpm on a
@@ -56,7 +56,7 @@ EVP_PKEY *test_tpm_ecc_key(const unsigned char *pub2b, size_t len);
 
 /* 1 when sig (marshalled TPMT_SIGNATURE, ECDSA-SHA256) by pk verifies over
  * the attest body of attest (marshalled TPM2B_ATTEST); 0 otherwise. */
-int test_attest_sig_ok(EVP_PKEY *pk, const unsigned char *attest,
-    size_t alen, const unsigned char *sig, size_t slen);
+int test_attest_sig_ok(EVP_PKEY *pk, const unsigned char *attest, size_t alen,
+    const unsigned char *sig, size_t slen);
 
 #endif

@@ -59,11 +59,11 @@ enum mode {
 	M_START_KILL_TPM,
 	M_FINISH_410,
 	M_FINISH_403,
-	M_FINISH_NOT_CA,         /* a certificate delegated signing cannot use */
+	M_FINISH_NOT_CA, /* a certificate delegated signing cannot use */
 	M_FINISH_BADSHAPE,
-	M_START_HANG,            /* start answers only when released (<= 30 s) */
-	M_START_REVOKED,         /* 403 with tsi-attest's reason for a revoked node */
-	M_FINISH_BADPROOF,       /* 403 with tsi-attest's reason for a foreign proof */
+	M_START_HANG,      /* start answers only when released (<= 30 s) */
+	M_START_REVOKED,   /* 403 with tsi-attest's reason for a revoked node */
+	M_FINISH_BADPROOF, /* 403 with tsi-attest's reason for a foreign proof */
 };
 
 /* The stand-in tsi-attest. */
@@ -71,24 +71,24 @@ struct standin {
 	struct MHD_Daemon *d;
 	int port;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;       /* mode changed (releases M_START_HANG) */
-	int hanging;             /* a start request is being held */
+	pthread_cond_t cv; /* mode changed (releases M_START_HANG) */
+	int hanging;       /* a start request is being held */
 	enum mode mode;
-	char problem[512];       /* first protocol violation seen, "" if none */
+	char problem[512]; /* first protocol violation seen, "" if none */
 	int starts, finishes, issued;
 	char session[33];
 	uint8_t nonce[32];
 	char nonce_hex[65];
 	uint8_t secret[32];
 	uint8_t key_name[34];
-	EVP_PKEY *ak;            /* from ak_pub */
+	EVP_PKEY *ak; /* from ak_pub */
 	EVP_PKEY *csr_key;
 	X509 *ek_ca;
 	X509 *ca;
 	EVP_PKEY *ca_key;
 	char ca_pem[8192];
-	char cert_pem[8192];     /* the last certificate issued */
-	long not_before, not_after;   /* of the next one; 0: the defaults */
+	char cert_pem[8192];        /* the last certificate issued */
+	long not_before, not_after; /* of the next one; 0: the defaults */
 	struct test_swtpm_ek *ek;
 };
 
@@ -99,7 +99,7 @@ struct fx {
 	char log[320];
 	struct tsi_issuer_config *cfg;
 	struct tsi_tpm *t;
-	pid_t issuer;            /* last tsi-issuer started, killed at teardown */
+	pid_t issuer; /* last tsi-issuer started, killed at teardown */
 };
 
 static void
@@ -121,7 +121,8 @@ b64dec(const char *in, uint8_t **out, size_t *len)
 		pad++;
 	if (in[n - 2] == '=')
 		pad++;
-	if ((k = EVP_DecodeBlock(*out, (const unsigned char *)in, (int)n)) < 0) {
+	if ((k = EVP_DecodeBlock(*out, (const unsigned char *)in, (int)n)) <
+	    0) {
 		free(*out);
 		*out = NULL;
 		return -1;
@@ -182,7 +183,8 @@ unmarshal_pub(const char *b64, TPM2B_PUBLIC *p, uint8_t **raw, size_t *len)
 	if (b64dec(b64, raw, len) != 0)
 		return -1;
 	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(*raw, *len, &off, p) !=
-	    TSS2_RC_SUCCESS || off != *len)
+	        TSS2_RC_SUCCESS ||
+	    off != *len)
 		return -1;
 	return 0;
 }
@@ -197,11 +199,13 @@ attest_body(const char *b64, uint8_t **raw, size_t *len, TPMS_ATTEST *b)
 	memset(b, 0, sizeof(*b));
 	if (b64dec(b64, raw, len) != 0 ||
 	    Tss2_MU_TPM2B_ATTEST_Unmarshal(*raw, *len, &off, &a) !=
-	    TSS2_RC_SUCCESS || off != *len)
+	        TSS2_RC_SUCCESS ||
+	    off != *len)
 		return -1;
 	off = 0;
 	if (Tss2_MU_TPMS_ATTEST_Unmarshal(a.attestationData, a.size, &off, b) !=
-	    TSS2_RC_SUCCESS || off != a.size || b->magic != TPM2_GENERATED_VALUE)
+	        TSS2_RC_SUCCESS ||
+	    off != a.size || b->magic != TPM2_GENERATED_VALUE)
 		return -1;
 	return 0;
 }
@@ -212,7 +216,7 @@ static int
 do_start(struct standin *s, json_t *req, char **answer)
 {
 	static const char *const keys[] = { "ek_cert", "ek_pub", "ak_pub",
-	    "key_pub", "csr" };
+		"key_pub", "csr" };
 	TPM2B_PUBLIC ek, ak, key;
 	uint8_t *ekraw = NULL, *akraw = NULL, *keyraw = NULL, *blob = NULL;
 	uint8_t *enc = NULL, sess[16], ak_name[34];
@@ -228,7 +232,8 @@ do_start(struct standin *s, json_t *req, char **answer)
 	int status = 400;
 
 	if (!has_exactly(req, keys, 5)) {
-		problem(s, "start: not exactly ek_cert, ek_pub, ak_pub, key_pub, "
+		problem(s,
+		    "start: not exactly ek_cert, ek_pub, ak_pub, key_pub, "
 		    "csr");
 		goto out;
 	}
@@ -241,13 +246,16 @@ do_start(struct standin *s, json_t *req, char **answer)
 		goto out;
 	}
 	bio = BIO_new_mem_buf(str(req, "ek_cert"), -1);
-	if (bio == NULL || (ekc = PEM_read_bio_X509(bio, NULL, NULL, NULL)) ==
-	    NULL || X509_verify(ekc, X509_get0_pubkey(s->ek_ca)) != 1) {
-		problem(s, "start: ek_cert is not signed by the swtpm local CA");
+	if (bio == NULL ||
+	    (ekc = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
+	    X509_verify(ekc, X509_get0_pubkey(s->ek_ca)) != 1) {
+		problem(s,
+		    "start: ek_cert is not signed by the swtpm local CA");
 		goto out;
 	}
 	if (EVP_PKEY_get_bn_param(X509_get0_pubkey(ekc), OSSL_PKEY_PARAM_RSA_N,
-	    &n) != 1 || BN_bn2binpad(n, mod, sizeof(mod)) != 256 ||
+	        &n) != 1 ||
+	    BN_bn2binpad(n, mod, sizeof(mod)) != 256 ||
 	    memcmp(mod, ek.publicArea.unique.rsa.buffer, 256) != 0) {
 		problem(s, "start: ek_cert's key is not ek_pub");
 		goto out;
@@ -257,9 +265,9 @@ do_start(struct standin *s, json_t *req, char **answer)
 	    ak.publicArea.nameAlg != TPM2_ALG_SHA256 ||
 	    ak.publicArea.objectAttributes != 0x00050072 ||
 	    ak.publicArea.parameters.eccDetail.scheme.scheme !=
-	    TPM2_ALG_ECDSA ||
+	        TPM2_ALG_ECDSA ||
 	    ak.publicArea.parameters.eccDetail.scheme.details.ecdsa.hashAlg !=
-	    TPM2_ALG_SHA256 ||
+	        TPM2_ALG_SHA256 ||
 	    ak.publicArea.parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
 	    ak.publicArea.authPolicy.size != 0) {
 		problem(s, "start: ak_pub is not the agreed AK template");
@@ -268,7 +276,8 @@ do_start(struct standin *s, json_t *req, char **answer)
 	if (unmarshal_pub(str(req, "key_pub"), &key, &keyraw, &keylen) != 0 ||
 	    (key.publicArea.objectAttributes & 0x40012) != 0x40012 ||
 	    (keyk = test_tpm_ecc_key(keyraw, keylen)) == NULL) {
-		problem(s, "start: key_pub is not a fixedTPM fixedParent "
+		problem(s,
+		    "start: key_pub is not a fixedTPM fixedParent "
 		    "signing key");
 		goto out;
 	}
@@ -286,7 +295,7 @@ do_start(struct standin *s, json_t *req, char **answer)
 	    RAND_bytes(s->nonce, sizeof(s->nonce)) != 1 ||
 	    RAND_bytes(sess, sizeof(sess)) != 1 ||
 	    test_make_credential(s->ek->dir, ekraw, eklen, ak_name, s->secret,
-	    sizeof(s->secret), &blob, &blob_len, &enc, &enc_len) != 0) {
+	        sizeof(s->secret), &blob, &blob_len, &enc, &enc_len) != 0) {
 		problem(s, "start: stand-in could not make the credential");
 		status = 500;
 		goto out;
@@ -333,7 +342,7 @@ check_evidence(struct standin *s, json_t *e, TPM2_ST type, TPMS_ATTEST *b)
 	int ok = 0;
 
 	if (!has_exactly(e, type == TPM2_ST_ATTEST_QUOTE ? qkeys : ckeys,
-	    type == TPM2_ST_ATTEST_QUOTE ? 3 : 2))
+	        type == TPM2_ST_ATTEST_QUOTE ? 3 : 2))
 		return 0;
 	if (attest_body(str(e, "attest"), &att, &alen, b) != 0 ||
 	    b64dec(str(e, "signature"), &sig, &slen) != 0)
@@ -351,7 +360,7 @@ static int
 do_finish(struct standin *s, json_t *req, char **answer)
 {
 	static const char *const keys[] = { "session", "proof", "certify",
-	    "quote" };
+		"quote" };
 	uint8_t mac[32], cat[8 * 32], digest[32];
 	char msg[97], proof[65], num[4];
 	size_t maclen = 0;
@@ -362,7 +371,8 @@ do_finish(struct standin *s, json_t *req, char **answer)
 	int i, n;
 
 	if (!has_exactly(req, keys, 4)) {
-		problem(s, "finish: not exactly session, proof, certify, quote");
+		problem(s,
+		    "finish: not exactly session, proof, certify, quote");
 		return 400;
 	}
 	if (str(req, "session") == NULL ||
@@ -374,27 +384,31 @@ do_finish(struct standin *s, json_t *req, char **answer)
 	EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, s->secret, 32,
 	    (unsigned char *)msg, strlen(msg), mac, sizeof(mac), &maclen);
 	hexs(mac, 32, proof);
-	if (str(req, "proof") == NULL || strcmp(str(req, "proof"), proof) != 0) {
+	if (str(req, "proof") == NULL ||
+	    strcmp(str(req, "proof"), proof) != 0) {
 		problem(s, "finish: wrong activation proof");
 		return 403;
 	}
 	if (!check_evidence(s, json_object_get(req, "certify"),
-	    TPM2_ST_ATTEST_CERTIFY, &b) ||
+	        TPM2_ST_ATTEST_CERTIFY, &b) ||
 	    b.attested.certify.name.size != 34 ||
 	    memcmp(b.attested.certify.name.name, s->key_name, 34) != 0) {
-		problem(s, "finish: certify is not of key_pub by the AK over the "
+		problem(s,
+		    "finish: certify is not of key_pub by the AK over the "
 		    "nonce");
 		return 403;
 	}
 	if (!check_evidence(s, json_object_get(req, "quote"),
-	    TPM2_ST_ATTEST_QUOTE, &b)) {
+	        TPM2_ST_ATTEST_QUOTE, &b)) {
 		problem(s, "finish: quote is not by the AK over the nonce");
 		return 403;
 	}
 	bank = json_object_get(json_object_get(json_object_get(req, "quote"),
-	    "pcrs"), "sha256");
-	if (json_object_size(json_object_get(json_object_get(req, "quote"),
-	    "pcrs")) != 1 || json_object_size(bank) != 8) {
+	                           "pcrs"),
+	    "sha256");
+	if (json_object_size(
+	        json_object_get(json_object_get(req, "quote"), "pcrs")) != 1 ||
+	    json_object_size(bank) != 8) {
 		problem(s, "finish: quote.pcrs is not sha256 PCRs 0..7");
 		return 400;
 	}
@@ -418,7 +432,8 @@ do_finish(struct standin *s, json_t *req, char **answer)
 	EVP_Digest(cat, sizeof(cat), digest, NULL, EVP_sha256(), NULL);
 	if (b.attested.quote.pcrDigest.size != 32 ||
 	    memcmp(b.attested.quote.pcrDigest.buffer, digest, 32) != 0) {
-		problem(s, "finish: PCR values do not match the quote's digest");
+		problem(s,
+		    "finish: PCR values do not match the quote's digest");
 		return 403;
 	}
 	{
@@ -432,18 +447,20 @@ do_finish(struct standin *s, json_t *req, char **answer)
 		sp.key = s->csr_key;
 		sp.ca = s->mode == M_FINISH_NOT_CA ? 0 : 1;
 		sp.pathlen = s->mode == M_FINISH_NOT_CA ? -1 : 0;
-		sp.ku = s->mode == M_FINISH_NOT_CA ? "digitalSignature" :
-		    "digitalSignature,keyCertSign";
+		sp.ku = s->mode == M_FINISH_NOT_CA
+		    ? "digitalSignature"
+		    : "digitalSignature,keyCertSign";
 		sp.san = pki_loc_san();
 		sp.not_before = s->not_before != 0 ? s->not_before : -60;
 		/* Distinct lifetimes make each certificate distinct. */
-		sp.not_after = (s->not_after != 0 ? s->not_after : 86400) +
-		    s->issued;
+		sp.not_after =
+		    (s->not_after != 0 ? s->not_after : 86400) + s->issued;
 		cert = pki_cert(&sp);
 		bio = BIO_new(BIO_s_mem());
 		PEM_write_bio_X509(bio, cert);
 		len = BIO_get_mem_data(bio, &pem);
-		snprintf(s->cert_pem, sizeof(s->cert_pem), "%.*s", (int)len, pem);
+		snprintf(s->cert_pem, sizeof(s->cert_pem), "%.*s", (int)len,
+		    pem);
 		s->issued++;
 	}
 	bank = json_pack("{s:s, s:s, s:s, s:I}", "certificate", s->cert_pem,
@@ -527,14 +544,14 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		} else if (s->mode == M_START_403) {
 			status = 403;
 			answer = strdup("{\"errors\":[\"EK not registered; "
-			    "listed as pending\"]}");
+			                "listed as pending\"]}");
 		} else if (s->mode == M_START_REVOKED) {
 			status = 403;
 			answer = strdup("{\"errors\":[\"node is revoked\"]}");
 		} else if (s->mode == M_START_503) {
 			status = 503;
 			answer = strdup("{\"errors\":[\"audit log "
-			    "unavailable\"]}");
+			                "unavailable\"]}");
 		} else if ((status = do_start(s, req, &answer)) == 200 &&
 		    s->mode == M_START_BADJSON) {
 			free(answer);
@@ -546,10 +563,11 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		if (s->mode == M_FINISH_403) {
 			status = 403;
 			answer = strdup("{\"errors\":[\"quote does not match "
-			    "PCR policy 'prod'\"]}");
+			                "PCR policy 'prod'\"]}");
 		} else if (s->mode == M_FINISH_BADPROOF) {
 			status = 403;
-			answer = strdup("{\"errors\":[\"activation proof does "
+			answer = strdup(
+			    "{\"errors\":[\"activation proof does "
 			    "not match: the AK and EK are not in one TPM\"]}");
 		} else if (s->mode == M_FINISH_410) {
 			status = 410;
@@ -595,7 +613,8 @@ pem_of(X509 *cert, EVP_PKEY *key)
 		assert_int_equal(PEM_write_bio_X509(bio, cert), 1);
 	else
 		assert_int_equal(PEM_write_bio_PrivateKey(bio, key, NULL, NULL,
-		    0, NULL, NULL), 1);
+		                     0, NULL, NULL),
+		    1);
 	len = BIO_get_mem_data(bio, &p);
 	assert_non_null(out = strndup(p, (size_t)len));
 	BIO_free(bio);
@@ -603,8 +622,7 @@ pem_of(X509 *cert, EVP_PKEY *key)
 }
 
 /* tls_cert and tls_key (PEM, NULL: plain HTTP) must outlive the daemon. */
-static void
-standin_start_tls(struct standin *s, struct test_swtpm_ek *ek,
+static void standin_start_tls(struct standin *s, struct test_swtpm_ek *ek,
     const char *tls_cert, const char *tls_key);
 
 static void
@@ -651,16 +669,17 @@ standin_start_tls(struct standin *s, struct test_swtpm_ek *ek,
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (tls_cert != NULL)
 		s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-		    MHD_USE_ERROR_LOG | MHD_USE_TLS, 0, NULL, NULL, handler, s,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-		    MHD_OPTION_HTTPS_MEM_CERT, tls_cert,
+		        MHD_USE_ERROR_LOG | MHD_USE_TLS,
+		    0, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
+		    (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED,
+		    completed, s, MHD_OPTION_HTTPS_MEM_CERT, tls_cert,
 		    MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_END);
 	else
 		s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-		    MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, s,
-		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
-		    MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+		        MHD_USE_ERROR_LOG,
+		    0, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
+		    (struct sockaddr *)&a, MHD_OPTION_NOTIFY_COMPLETED,
+		    completed, s, MHD_OPTION_END);
 	assert_non_null(s->d);
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	assert_non_null(info);
@@ -850,7 +869,8 @@ test_enroll_replaces_atomically(void **state)
 	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
 	for (i = 0; i < 5; i++)
 		assert_int_equal(tsi_enroll(f->cfg, f->t, reason,
-		    sizeof(reason)), TSI_OK);
+		                     sizeof(reason)),
+		    TSI_OK);
 	rd.stop = 1;
 	pthread_join(th, NULL);
 	assert_string_equal(f->s.problem, "");
@@ -918,20 +938,25 @@ test_refusals_are_clear(void **state)
 	refusal(f, M_START_403, TSI_ERR_DENIED, "EK not registered");
 	refusal(f, M_START_403, TSI_ERR_DENIED, "tsi node register");
 	refusal(f, M_START_503, TSI_ERR_AGAIN, "unavailable (503)");
-	refusal(f, M_START_BADJSON, TSI_ERR_PARSE, "malformed answer from "
+	refusal(f, M_START_BADJSON, TSI_ERR_PARSE,
+	    "malformed answer from "
 	    "tsi-attest to /v1/enroll/start");
 	refusal(f, M_FINISH_410, TSI_ERR_EXPIRED, "410");
-	refusal(f, M_FINISH_403, TSI_ERR_DENIED, "refused this TPM's evidence "
+	refusal(f, M_FINISH_403, TSI_ERR_DENIED,
+	    "refused this TPM's evidence "
 	    "at /v1/enroll/finish (403): quote does not match PCR policy");
 	/* tsi-attest's 403s that are not about registration (strings as
 	 * attest/enroll.c answers them): a registered but revoked node is
 	 * not told to register, a bad proof is not sent to the PCRs. */
 	refusal(f, M_START_REVOKED, TSI_ERR_DENIED, "node is revoked");
-	refusal_without(f, M_START_REVOKED, "tsi node trust", "tsi node register");
+	refusal_without(f, M_START_REVOKED, "tsi node trust",
+	    "tsi node register");
 	refusal_without(f, M_FINISH_BADPROOF, "log and audit", "quoted PCRs");
-	refusal(f, M_FINISH_BADSHAPE, TSI_ERR_PARSE, "'certificate' is not a "
+	refusal(f, M_FINISH_BADSHAPE, TSI_ERR_PARSE,
+	    "'certificate' is not a "
 	    "PEM certificate");
-	refusal(f, M_FINISH_NOT_CA, TSI_ERR_BAD_CERT, "cannot certify session "
+	refusal(f, M_FINISH_NOT_CA, TSI_ERR_BAD_CERT,
+	    "cannot certify session "
 	    "keys");
 	assert_string_equal(f->s.problem, "");
 	/* Nothing listening: a transport error naming the address. */
@@ -1039,17 +1064,20 @@ test_parsers(void **state)
 	struct tsi_enroll_challenge ch;
 	struct tsi_enroll_result res;
 	char reason[256];
-	const char *ok = "{\"session\":\"0123456789abcdef0123456789abcdef\","
+	const char *ok =
+	    "{\"session\":\"0123456789abcdef0123456789abcdef\","
 	    "\"nonce\":\"00112233445566778899aabbccddeeff00112233445566778899"
 	    "aabbccddeeff\",\"credential_blob\":\"AAQBAgME\","
 	    "\"encrypted_secret\":\"AAIFBg==\",\"pcr_selection\":{\"sha256\":"
 	    "[0,7,23]},\"expires_in\":30}";
-	const char *bank = "{\"session\":\"0123456789abcdef0123456789abcdef\","
+	const char *bank =
+	    "{\"session\":\"0123456789abcdef0123456789abcdef\","
 	    "\"nonce\":\"00112233445566778899aabbccddeeff00112233445566778899"
 	    "aabbccddeeff\",\"credential_blob\":\"AAQBAgME\","
 	    "\"encrypted_secret\":\"AAIFBg==\",\"pcr_selection\":{\"sha1\":"
 	    "[0]}}";
-	const char *badpcr = "{\"session\":\"0123456789abcdef0123456789abcdef\","
+	const char *badpcr =
+	    "{\"session\":\"0123456789abcdef0123456789abcdef\","
 	    "\"nonce\":\"00112233445566778899aabbccddeeff00112233445566778899"
 	    "aabbccddeeff\",\"credential_blob\":\"AAQBAgME\","
 	    "\"encrypted_secret\":\"AAIFBg==\",\"pcr_selection\":{\"sha256\":"
@@ -1057,7 +1085,8 @@ test_parsers(void **state)
 
 	(void)state;
 	assert_int_equal(tsi_enroll_parse_start(ok, strlen(ok), &ch, reason,
-	    sizeof(reason)), TSI_OK);
+	                     sizeof(reason)),
+	    TSI_OK);
 	assert_int_equal(ch.pcr_mask, 0x800081);
 	assert_int_equal(ch.blob_len, 6);
 	assert_int_equal(ch.secret_len, 4);
@@ -1065,19 +1094,26 @@ test_parsers(void **state)
 	assert_int_equal(ch.nonce[31], 0xff);
 	tsi_enroll_challenge_clear(&ch);
 	assert_int_equal(tsi_enroll_parse_start(bank, strlen(bank), &ch, reason,
-	    sizeof(reason)), TSI_ERR_UNSUPPORTED);
+	                     sizeof(reason)),
+	    TSI_ERR_UNSUPPORTED);
 	assert_non_null(strstr(reason, "sha1"));
 	assert_int_equal(tsi_enroll_parse_start(badpcr, strlen(badpcr), &ch,
-	    reason, sizeof(reason)), TSI_ERR_PARSE);
+	                     reason, sizeof(reason)),
+	    TSI_ERR_PARSE);
 	assert_int_equal(tsi_enroll_parse_start("{}", 2, &ch, reason,
-	    sizeof(reason)), TSI_ERR_PARSE);
+	                     sizeof(reason)),
+	    TSI_ERR_PARSE);
 	assert_non_null(strstr(reason, "session"));
 	assert_int_equal(tsi_enroll_parse_finish("[1]", 3, &res, reason,
-	    sizeof(reason)), TSI_ERR_PARSE);
-	assert_int_equal(tsi_enroll_parse_finish("{\"certificate\":\"-----BEGIN "
-	    "CERTIFICATE-----x\",\"ca\":\"-----BEGIN CERTIFICATE-----y\","
-	    "\"node\":\"../x\",\"expires_at\":5}", 95, &res, reason,
-	    sizeof(reason)), TSI_ERR_PARSE);
+	                     sizeof(reason)),
+	    TSI_ERR_PARSE);
+	assert_int_equal(
+	    tsi_enroll_parse_finish("{\"certificate\":\"-----BEGIN "
+	                            "CERTIFICATE-----x\",\"ca\":\"-----BEGIN "
+	                            "CERTIFICATE-----y\","
+	                            "\"node\":\"../x\",\"expires_at\":5}",
+	        95, &res, reason, sizeof(reason)),
+	    TSI_ERR_PARSE);
 }
 
 /* Runs tsi-issuer with argv[1..]; stderr to the log file. */
@@ -1160,7 +1196,8 @@ test_enroll_command(void **state)
 	assert_int_equal(wait_exit(spawn_issuer(f, "enroll"), 60000), 1);
 	assert_int_equal(access(f->node, F_OK), -1);
 	assert_non_null(log = slurp(f->log));
-	assert_non_null(strstr(log, "tsi-issuer: enroll: tsi-attest refused "
+	assert_non_null(strstr(log,
+	    "tsi-issuer: enroll: tsi-attest refused "
 	    "enrollment"));
 	free(log);
 	set_mode(f, M_OK);
@@ -1249,11 +1286,14 @@ token_node_cert(struct fx *f)
 	assert_int_equal(status, 200);
 	assert_non_null(root = json_loads(b.buf, 0, NULL));
 	assert_int_equal(tsi_jwt_decode_unverified(json_string_value(
-	    json_object_get(root, "token")), &hdr, &claims), TSI_OK);
+	                                               json_object_get(root,
+	                                                   "token")),
+	                     &hdr, &claims),
+	    TSI_OK);
 	x5c = json_object_get(hdr, "x5c");
 	assert_true(json_array_size(x5c) >= 1);
-	out = strdup(json_string_value(json_array_get(x5c,
-	    json_array_size(x5c) - 1)));
+	out = strdup(
+	    json_string_value(json_array_get(x5c, json_array_size(x5c) - 1)));
 	json_decref(hdr);
 	json_decref(claims);
 	json_decref(root);
@@ -1331,7 +1371,8 @@ test_run_renews_and_keeps_serving(void **state)
 		}
 		if (test_now_ms() > deadline)
 			fail_msg("the issuer did not switch to the renewed "
-			    "certificate (log %s)", f->log);
+			         "certificate (log %s)",
+			    f->log);
 		usleep(50000);
 	}
 	assert_string_equal(f->s.problem, "");
@@ -1455,8 +1496,8 @@ main(void)
 		    test_run_refused_without_cert_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_run_renews_and_keeps_serving, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_during_renewal,
-		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_during_renewal, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_stop_during_startup_enrollment, setup, teardown),
 	};

@@ -47,7 +47,7 @@ struct ifx {
 	char state[320], conf[320], sock[320], ca[320], node[320], log[320];
 	char signing[16];
 	char resolver[16];
-	char node_name[32];    /* empty: worker-1 */
+	char node_name[32]; /* empty: worker-1 */
 	pid_t issuer;
 };
 
@@ -138,9 +138,11 @@ enroll(struct ifx *f)
 	snprintf(cap, sizeof(cap), "%s/ca.pem", f->ca);
 	snprintf(keyp, sizeof(keyp), "%s/ca.key", f->ca);
 	if (access(cap, F_OK) != 0)
-		assert_int_equal(tsi_ca_init(f->ca, "test cluster CA", 1), TSI_OK);
+		assert_int_equal(tsi_ca_init(f->ca, "test cluster CA", 1),
+		    TSI_OK);
 	assert_int_equal(tsi_ca_sign_csr(cap, keyp, csr, strlen(csr), &test_loc,
-	    1, &cert), TSI_OK);
+	                     1, &cert),
+	    TSI_OK);
 	write_text(f->node, cert);
 	free(cert);
 	free(csr);
@@ -240,7 +242,8 @@ stop_issuer(struct ifx *f)
 			usleep(10000);
 		}
 		if (i == 1000) {
-			print_error("tsi-issuer did not stop within 10 s of SIGTERM\n");
+			print_error(
+			    "tsi-issuer did not stop within 10 s of SIGTERM\n");
 			kill(f->issuer, SIGKILL);
 			waitpid(f->issuer, &status, 0);
 			status = -1;
@@ -413,12 +416,14 @@ check_claims(json_t *c, const char *aud, long long exp)
 	assert_string_equal(cstr(c, "region"), "eu-de");
 	assert_string_equal(cstr(c, "datacenter"), "fra02");
 	assert_string_equal(cstr(c, "node"), "worker-1");
-	assert_int_equal(strlen(cstr(c, "jti")), 22);   /* 128 bits base64url */
+	assert_int_equal(strlen(cstr(c, "jti")), 22); /* 128 bits base64url */
 	images = json_object_get(c, "images");
 	assert_int_equal(json_array_size(images), 1);
-	assert_string_equal(json_string_value(json_array_get(images, 0)), digest);
+	assert_string_equal(json_string_value(json_array_get(images, 0)),
+	    digest);
 	assert_int_equal(json_integer_value(json_object_get(c, "exp")), exp);
-	assert_int_equal(exp - json_integer_value(json_object_get(c, "iat")), 300);
+	assert_int_equal(exp - json_integer_value(json_object_get(c, "iat")),
+	    300);
 }
 
 static void
@@ -453,10 +458,14 @@ test_delegated_token(void **state)
 	assert_int_equal(r.status, 200);
 	jwks = json_loads(r.body, 0, NULL);
 	assert_non_null(jwks);
-	assert_string_equal(cstr(json_array_get(json_object_get(jwks, "keys"), 0),
-	    "kid"), res.kid);
-	assert_string_equal(cstr(json_array_get(json_object_get(jwks, "keys"), 0),
-	    "use"), "sig");
+	assert_string_equal(cstr(json_array_get(json_object_get(jwks, "keys"),
+	                             0),
+	                        "kid"),
+	    res.kid);
+	assert_string_equal(cstr(json_array_get(json_object_get(jwks, "keys"),
+	                             0),
+	                        "use"),
+	    "sig");
 	json_decref(jwks);
 
 	/* Health says ok. */
@@ -496,7 +505,8 @@ test_caller_sets_only_aud(void **state)
 	char *tok;
 	int i;
 	static const char *bad[] = {
-		"/v1/token?aud=a&sub=spiffe://tsi.example/ns/kube-system/sa/admin",
+		"/v1/token?aud=a&sub=spiffe://tsi.example/ns/kube-system/sa/"
+		"admin",
 		"/v1/token?aud=a&namespace=kube-system",
 		"/v1/token?aud=a&images=sha256:00",
 		"/v1/token?aud=a&aud=b",
@@ -515,7 +525,8 @@ test_caller_sets_only_aud(void **state)
 		assert_null(strstr(r.body, "token\""));
 	}
 	/* Headers naming claims change nothing. */
-	h = curl_slist_append(h, "Sub: spiffe://tsi.example/ns/kube-system/sa/admin");
+	h = curl_slist_append(h,
+	    "Sub: spiffe://tsi.example/ns/kube-system/sa/admin");
 	h = curl_slist_append(h, "X-Tsi-Namespace: kube-system");
 	h = curl_slist_append(h, "Images: sha256:0000");
 	h = curl_slist_append(h, "X-Forwarded-For: 10.0.0.1");
@@ -573,9 +584,11 @@ test_request_sizes(void **state)
 	off = (size_t)snprintf(path, sizeof(path), "/v1/token?aud=");
 	for (i = 0; i < 256; i++)
 		off += (size_t)snprintf(path + off, sizeof(path) - off, "%%41");
-	h = curl_slist_append(h, "User-Agent: tsi-sidecar/1.0 (libcurl; a usual client)");
+	h = curl_slist_append(h,
+	    "User-Agent: tsi-sidecar/1.0 (libcurl; a usual client)");
 	h = curl_slist_append(h, "Accept: application/json");
-	h = curl_slist_append(h, "X-Request-Id: 0123456789abcdef0123456789abcdef");
+	h = curl_slist_append(h,
+	    "X-Request-Id: 0123456789abcdef0123456789abcdef");
 	assert_int_equal(get(f, path, h, &r, NULL), CURLE_OK);
 	if (r.status != 200)
 		fail_msg("256-character aud: status %ld: %s", r.status, r.body);
@@ -684,7 +697,8 @@ tpm_loss(struct ifx *f)
 	while (test_now_ms() < deadline) {
 		t1 = test_now_ms();
 		assert_int_equal(get(f, "/v1/token?aud=tsi-vault", NULL, &r,
-		    NULL), CURLE_OK);
+		                     NULL),
+		    CURLE_OK);
 		if (test_now_ms() - t1 > worst)
 			worst = test_now_ms() - t1;
 		if (r.status == 503) {
@@ -695,7 +709,8 @@ tpm_loss(struct ifx *f)
 		usleep(20000);
 	}
 	print_message("%s: TPM loss -> 503 after %lld ms (slowest request "
-	    "%lld ms)\n", f->signing, detect, worst);
+	              "%lld ms)\n",
+	    f->signing, detect, worst);
 	assert_true(detect >= 0 && detect < 1000);
 	assert_true(worst < 1000);
 	assert_null(strstr(r.body, "\"token\""));
@@ -716,7 +731,8 @@ tpm_loss(struct ifx *f)
 	deadline = t0 + 5000;
 	do {
 		assert_int_equal(get(f, "/v1/token?aud=tsi-vault", NULL, &r,
-		    NULL), CURLE_OK);
+		                     NULL),
+		    CURLE_OK);
 		if (r.status == 200)
 			break;
 		usleep(50000);
@@ -726,7 +742,7 @@ tpm_loss(struct ifx *f)
 	assert_int_equal(r.status, 200);
 	assert_int_equal(get(f, "/v1/health", NULL, &r, NULL), CURLE_OK);
 	assert_int_equal(r.status, 200);
-	assert_true(kill(f->issuer, 0) == 0);   /* the same process */
+	assert_true(kill(f->issuer, 0) == 0); /* the same process */
 	assert_int_equal(stop_issuer(f), 0);
 }
 
@@ -813,7 +829,8 @@ test_refuses_bad_node_cert(void **state)
 	assert_int_equal(tsi_signer_new_soft(other, &soft), TSI_OK);
 	assert_int_equal(tsi_x509_make_csr(soft, "worker-1", &csr), TSI_OK);
 	assert_int_equal(tsi_ca_sign_csr(cap, keyp, csr, strlen(csr), &test_loc,
-	    1, &cert), TSI_OK);
+	                     1, &cert),
+	    TSI_OK);
 	write_text(f->node, cert);
 	assert_int_equal(run_issuer_status(f), 1);
 	assert_true(log_has(f, "node_cert.wrong_key"));
@@ -860,9 +877,15 @@ test_refuses_bad_node_cert(void **state)
 
 #define ID_A "c5db4e65cf90b61747fa2bf1b37295a021bb47b46fedd8263c85736f17668f0d"
 #define ID_B "0b3c6f1e2d4a59687f0e1d2c3b4a5968778695a4b3c2d1e0f0e1d2c3b4a59687"
-#define IMG_APP "sha256:4eafe76675ab94d8c303323cfa4ec605f5d0a9a3b24a1b8db03f8f4e89c127f4"
-#define IMG_SIDECAR "sha256:2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580"
-#define IMG_INIT "sha256:8bce96250e4a1c418a4d329f66312c880cf565127d6229c6d58442c78d486908"
+#define IMG_APP \
+	"sha256:" \
+	"4eafe76675ab94d8c303323cfa4ec605f5d0a9a3b24a1b8db03f8f4e89c127f4"
+#define IMG_SIDECAR \
+	"sha256:" \
+	"2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580"
+#define IMG_INIT \
+	"sha256:" \
+	"8bce96250e4a1c418a4d329f66312c880cf565127d6229c6d58442c78d486908"
 
 static void
 copy_file(const char *from, const char *to)
@@ -908,8 +931,8 @@ start_kubelet(struct ifx *f, pid_t *pid)
 	EVP_PKEY_free(k);
 	snprintf(src, sizeof(src), "%s/tests/data/issuer/pods.json", src_dir());
 	copy_file(src, pods);
-	snprintf(script, sizeof(script), "%s/tests/data/issuer/kubelet_server.py",
-	    src_dir());
+	snprintf(script, sizeof(script),
+	    "%s/tests/data/issuer/kubelet_server.py", src_dir());
 	assert_int_equal(pipe(pfd), 0);
 	if ((*pid = fork()) == 0) {
 		dup2(pfd[1], 1);
@@ -940,25 +963,30 @@ test_kubelet_workload(void **state)
 
 	/* This process, as a fake /proc shows it: in container ID_A. */
 	snprintf(proc, sizeof(proc), "%s/proc", f->dir);
-	mkdir(proc, 0755);   /* world-readable, as /proc: the front end reads it */
+	mkdir(proc,
+	    0755); /* world-readable, as /proc: the front end reads it */
 	snprintf(p, sizeof(p), "%s/%ld", proc, (long)getpid());
 	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)getpid());
 	copy_file("/proc/self/stat", p);
 	snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)getpid());
-	write_text(p, "0::/kubepods.slice/kubepods-besteffort.slice/"
-	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_A ".scope\n");
+	write_text(p,
+	    "0::/kubepods.slice/kubepods-besteffort.slice/"
+	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_A
+	    ".scope\n");
 	snprintf(tokp, sizeof(tokp), "%s/kubelet-token", f->dir);
 	write_text(tokp, "node-token\n");
 	port = start_kubelet(f, &kubelet);
 	assert_true(port > 0);
 	snprintf(extra, sizeof(extra),
 	    "proc_root = \"%s\";\nkubelet_url = \"https://127.0.0.1:%d\";\n"
-	    "kubelet_token_file = \"%s\";\nkubelet_ca_file = \"%s/kubelet.pem\";\n"
+	    "kubelet_token_file = \"%s\";\nkubelet_ca_file = "
+	    "\"%s/kubelet.pem\";\n"
 	    "sidecar_images = [ \"" IMG_SIDECAR "\" ];\n",
 	    proc, port, tokp, f->dir);
 	snprintf(f->resolver, sizeof(f->resolver), "kubelet");
-	snprintf(f->node_name, sizeof(f->node_name), "node-1");  /* as the pods */
+	snprintf(f->node_name, sizeof(f->node_name),
+	    "node-1"); /* as the pods */
 	write_config(f, extra);
 	enroll(f);
 	start_issuer(f);
@@ -972,8 +1000,10 @@ test_kubelet_workload(void **state)
 	assert_null(json_object_get(claims, "uid"));
 	images = json_object_get(claims, "images");
 	assert_int_equal(json_array_size(images), 2);
-	assert_string_equal(json_string_value(json_array_get(images, 0)), IMG_APP);
-	assert_string_equal(json_string_value(json_array_get(images, 1)), IMG_INIT);
+	assert_string_equal(json_string_value(json_array_get(images, 0)),
+	    IMG_APP);
+	assert_string_equal(json_string_value(json_array_get(images, 1)),
+	    IMG_INIT);
 	names = json_object_get(claims, "images-names");
 	assert_int_equal(json_array_size(names), 2);
 	assert_string_equal(json_string_value(json_array_get(names, 1)),
@@ -993,8 +1023,10 @@ test_kubelet_workload(void **state)
 	assert_int_equal(r.status, 403);
 	assert_null(strstr(r.body, "token\""));
 	/* In a terminated container: 403. */
-	write_text(p, "0::/kubepods.slice/cri-containerd-"
-	    "5f148eb03ef10a862e575a6ac16c8e18ebb61bcd9d94b6930219a08136368f49.scope\n");
+	write_text(p,
+	    "0::/kubepods.slice/cri-containerd-"
+	    "5f148eb03ef10a862e575a6ac16c8e18ebb61bcd9d94b6930219a08136368f49."
+	    "scope\n");
 	usleep(150000);
 	assert_int_equal(get(f, "/v1/token?aud=tsi-vault", NULL, &r, NULL),
 	    CURLE_OK);
@@ -1019,8 +1051,10 @@ raw_get(int fd, const char *path, char *buf, size_t cap)
 	int n, status;
 	ssize_t k;
 
-	n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n"
-	    "\r\n", path);
+	n = snprintf(req, sizeof(req),
+	    "GET %s HTTP/1.1\r\nHost: localhost\r\n"
+	    "\r\n",
+	    path);
 	if (n < 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n)
 		return -1;
 	for (;;) {
@@ -1028,7 +1062,8 @@ raw_get(int fd, const char *path, char *buf, size_t cap)
 		if ((hend = strstr(buf, "\r\n\r\n")) != NULL &&
 		    (cl = strcasestr(buf, "Content-Length:")) != NULL &&
 		    cl < hend) {
-			want = (size_t)(hend + 4 - buf) + strtoul(cl + 15, NULL, 10);
+			want = (size_t)(hend + 4 - buf) +
+			    strtoul(cl + 15, NULL, 10);
 			if (got >= want)
 				break;
 		}
@@ -1046,7 +1081,11 @@ raw_get(int fd, const char *path, char *buf, size_t cap)
 	return status;
 }
 
-enum race { RACE_NONE, RACE_EXEC, RACE_EXIT };
+enum race {
+	RACE_NONE,
+	RACE_EXEC,
+	RACE_EXIT
+};
 
 /*
  * The attack of the exec race, on the real socket: a process connects (the
@@ -1093,8 +1132,10 @@ race(struct ifx *f, enum race mode, char *body, size_t cap)
 				snprintf(ex, sizeof(ex), "/proc/%ld/exe",
 				    (long)getppid());
 				while (test_now_ms() < deadline &&
-				    ((n = readlink(ex, buf, sizeof(buf) - 1)) <= 0 ||
-				    (buf[n] = '\0', strstr(buf, "sleep") == NULL)))
+				    ((n = readlink(ex, buf, sizeof(buf) - 1)) <=
+				            0 ||
+				        (buf[n] = '\0',
+				            strstr(buf, "sleep") == NULL)))
 					usleep(1000);
 			} else if (read(go[0], buf, 1) != 1)
 				_exit(4);
@@ -1137,7 +1178,7 @@ race(struct ifx *f, enum race mode, char *body, size_t cap)
 		kill(p, SIGKILL);
 		assert_int_equal(waitpid(p, NULL, 0), p);
 	}
-	if (c > 0)     /* reparented to this process (subreaper) */
+	if (c > 0) /* reparented to this process (subreaper) */
 		assert_int_equal(waitpid(c, NULL, 0), c);
 	return status;
 }
@@ -1157,7 +1198,9 @@ test_exec_race(void **state)
 	st = race(f, RACE_EXEC, body, sizeof(body));
 	if (st == 200 && (j = json_loads(body, 0, NULL)) != NULL) {
 		(void)tsi_jwt_decode_unverified(json_string_value(
-		    json_object_get(j, "token")), &hdr, &cl);
+		                                    json_object_get(j,
+		                                        "token")),
+		    &hdr, &cl);
 		fail_msg("exec race: 200, a token for exe %s",
 		    cl ? json_string_value(json_object_get(cl, "exe")) : "?");
 	}
@@ -1193,13 +1236,14 @@ measure(struct ifx *f, long long dur_ms, long long *p50, long long *p99,
 
 	while (test_now_ms() < end && n < 20000) {
 		t = test_now_ms();
-		if (get(f, "/v1/token?aud=tsi-vault", NULL, &r, NULL) != CURLE_OK ||
+		if (get(f, "/v1/token?aud=tsi-vault", NULL, &r, NULL) !=
+		        CURLE_OK ||
 		    r.status != 200)
 			lat[n++] = 5000;
 		else
 			lat[n++] = test_now_ms() - t;
 	}
-	for (i = 1; i < n; i++)     /* insertion sort: n is small */
+	for (i = 1; i < n; i++) /* insertion sort: n is small */
 		for (j = i; j > 0 && lat[j - 1] > lat[j]; j--) {
 			tmp = lat[j];
 			lat[j] = lat[j - 1];
@@ -1238,7 +1282,8 @@ start_driver(struct ifx *f, const char *exe)
 
 		(void)utimensat(AT_FDCWD, exe, NULL, 0);
 		if ((c = fork()) == 0) {
-			execl(exe, exe, "--token-client", f->sock, (char *)NULL);
+			execl(exe, exe, "--token-client", f->sock,
+			    (char *)NULL);
 			_exit(127);
 		}
 		drv_child = c;
@@ -1290,9 +1335,10 @@ test_huge_executable(void **state)
 
 	enroll(f);
 	start_issuer(f);
-	free(get_token(f, "tsi-vault", NULL));     /* this digest cached */
+	free(get_token(f, "tsi-vault", NULL)); /* this digest cached */
 	measure(f, 2000, &b50, &b99, &k);
-	print_message("huge exe: no attack: %d tokens, p50 %lld ms, p99 %lld ms\n",
+	print_message("huge exe: no attack: %d tokens, p50 %lld ms, p99 %lld "
+	              "ms\n",
 	    k, b50, b99);
 
 	d1 = start_driver(f, big);
@@ -1301,7 +1347,8 @@ test_huge_executable(void **state)
 	stop_driver(d1);
 	stop_driver(d2);
 	print_message("huge exe over max_exe_size: %d tokens, p50 %lld ms, "
-	    "p99 %lld ms\n", k, p50, p99);
+	              "p99 %lld ms\n",
+	    k, p50, p99);
 	assert_true(log_has(f, "resolve.exe_too_large"));
 	assert_true(p99 < 1500);
 	assert_int_equal(stop_issuer(f), 0);
@@ -1313,8 +1360,10 @@ test_huge_executable(void **state)
 	d1 = start_driver(f, big);
 	d2 = start_driver(f, big);
 	measure(f, 4000, &p50, &p99, &k);
-	print_message("huge exe hashed (max_exe_size 8 GiB): %d tokens, p50 %lld "
-	    "ms, p99 %lld ms\n", k, p50, p99);
+	print_message("huge exe hashed (max_exe_size 8 GiB): %d tokens, p50 "
+	              "%lld "
+	              "ms, p99 %lld ms\n",
+	    k, p50, p99);
 	assert_true(p99 < 1500);
 	stop_driver(d1);
 	stop_driver(d2);
@@ -1345,7 +1394,8 @@ test_kubelet_slow_daemon(void **state)
 	long long t0, p50, p99;
 
 	snprintf(proc, sizeof(proc), "%s/proc", f->dir);
-	mkdir(proc, 0755);   /* world-readable, as /proc: the front end reads it */
+	mkdir(proc,
+	    0755); /* world-readable, as /proc: the front end reads it */
 	snprintf(p, sizeof(p), "%s/%ld", proc, (long)getpid());
 	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)getpid());
@@ -1358,7 +1408,8 @@ test_kubelet_slow_daemon(void **state)
 	assert_true(port > 0);
 	snprintf(extra, sizeof(extra),
 	    "proc_root = \"%s\";\nkubelet_url = \"https://127.0.0.1:%d\";\n"
-	    "kubelet_token_file = \"%s\";\nkubelet_ca_file = \"%s/kubelet.pem\";\n"
+	    "kubelet_token_file = \"%s\";\nkubelet_ca_file = "
+	    "\"%s/kubelet.pem\";\n"
 	    "kubelet_cache_ms = 60000;\n"
 	    "sidecar_images = [ \"" IMG_SIDECAR "\" ];\n",
 	    proc, port, tokp, f->dir);
@@ -1367,12 +1418,12 @@ test_kubelet_slow_daemon(void **state)
 	write_config(f, extra);
 	enroll(f);
 	start_issuer(f);
-	free(get_token(f, "tsi-vault", NULL));     /* the list is cached */
+	free(get_token(f, "tsi-vault", NULL)); /* the list is cached */
 
 	snprintf(cnt, sizeof(cnt), "%s/pods.json.count", f->dir);
 	snprintf(dly, sizeof(dly), "%s/pods.json.delay", f->dir);
 	write_text(dly, "3");
-	usleep(150000);     /* past the refresh floor, not a synchronisation */
+	usleep(150000); /* past the refresh floor, not a synchronisation */
 	before = 0;
 	{
 		FILE *in = fopen(cnt, "r");
@@ -1396,11 +1447,14 @@ test_kubelet_slow_daemon(void **state)
 			memset(&sa, 0, sizeof(sa));
 			sa.sun_family = AF_UNIX;
 			memcpy(sa.sun_path, f->sock, strlen(f->sock) + 1);
-			if (fd < 0 || connect(fd, (struct sockaddr *)&sa,
-			    sizeof(sa)) != 0)
+			if (fd < 0 ||
+			    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) !=
+			        0)
 				_exit(2);
 			_exit(raw_get(fd, "/v1/token?aud=tsi-vault", body,
-			    sizeof(body)) == 403 ? 0 : 1);
+			          sizeof(body)) == 403
+			        ? 0
+			        : 1);
 		}
 		close(go[i][0]);
 		/* It is in a container no pod has. */
@@ -1410,12 +1464,15 @@ test_kubelet_slow_daemon(void **state)
 			char from[64];
 			snprintf(from, sizeof(from), "/proc/%ld/stat",
 			    (long)kids[i]);
-			snprintf(p, sizeof(p), "%s/%ld/stat", proc, (long)kids[i]);
+			snprintf(p, sizeof(p), "%s/%ld/stat", proc,
+			    (long)kids[i]);
 			copy_file(from, p);
 		}
 		snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)kids[i]);
-		write_text(p, "0::/kubepods.slice/cri-containerd-"
-		    "e569522d4e1d32cd4f78f804eaa4ba916c4a2df63f56e439a8bae74cdba3c9b0"
+		write_text(p,
+		    "0::/kubepods.slice/cri-containerd-"
+		    "e569522d4e1d32cd4f78f804eaa4ba916c4a2df63f56e439a8bae74cdb"
+		    "a3c9b0"
 		    ".scope\n");
 		assert_int_equal(write(go[i][1], "g", 1), 1);
 		close(go[i][1]);
@@ -1436,13 +1493,15 @@ test_kubelet_slow_daemon(void **state)
 		usleep(2000);
 	}
 	measure(f, 2000, &p50, &p99, &k);
-	print_message("slow kubelet: cached caller during a 3 s fetch: %d tokens,"
-	    " p50 %lld ms, p99 %lld ms\n", k, p50, p99);
+	print_message("slow kubelet: cached caller during a 3 s fetch: %d "
+	              "tokens,"
+	              " p50 %lld ms, p99 %lld ms\n",
+	    k, p50, p99);
 	k = 0;
 	for (i = 0; i < 2; i++)
 		if (waitpid(kids[i], &st, 0) == kids[i] && WIFEXITED(st) &&
 		    WEXITSTATUS(st) == 0)
-			k++;      /* answered 403 */
+			k++; /* answered 403 */
 	/* The stand-in kubelet goes first: a failed assertion must not
 	 * leave it running. */
 	kill(kubelet, SIGTERM);
@@ -1576,8 +1635,8 @@ ff_call(int ch, const void *b, size_t len, const int *fds, int nfds,
 	}
 	if (sendmsg(ch, &mh, MSG_NOSIGNAL) != (ssize_t)len)
 		return 1;
-	if (poll(&p, 1, 10000) != 1 || (n = recv(ch, ans, cap, 0)) <
-	    (ssize_t)TSI_PRIV_HDR + 4)
+	if (poll(&p, 1, 10000) != 1 ||
+	    (n = recv(ch, ans, cap, 0)) < (ssize_t)TSI_PRIV_HDR + 4)
 		return 1;
 	*alen = (size_t)n;
 	memcpy(&st, ans + TSI_PRIV_HDR, 4);
@@ -1667,8 +1726,10 @@ fake_front(const char *out_path)
 	tsi_priv_msg_begin(&m, TSI_PRIV_SIGN, 6);
 	tsi_priv_put_u32(&m, 1);
 	tsi_priv_put_str(&m, "tsi-vault", 9);
-	tsi_priv_put_str(&m, "0123456789abcdef0123456789abcdef0123456789abcdef"
-	    "0123456789abcdef", 64);
+	tsi_priv_put_str(&m,
+	    "0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef",
+	    64);
 	tsi_priv_put_str(&m, "{\"namespace\":\"\xff\"}", 18);
 	(void)tsi_priv_msg_end(&m);
 	ff_refused(ch, m.b, m.len, NULL, 0, "SIGN with invalid UTF-8 claims");
@@ -1693,7 +1754,8 @@ fake_front(const char *out_path)
 	close(pair[1]);
 
 	/* A real caller: this process, connected to the API socket. */
-	if (getsockname(TSI_PRIV_FD_LISTEN, (struct sockaddr *)&sa, &salen) != 0 ||
+	if (getsockname(TSI_PRIV_FD_LISTEN, (struct sockaddr *)&sa, &salen) !=
+	        0 ||
 	    (c = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
 	    connect(c, (struct sockaddr *)&sa, salen) != 0 ||
 	    (s = accept(TSI_PRIV_FD_LISTEN, NULL, NULL)) < 0)
@@ -1701,8 +1763,10 @@ fake_front(const char *out_path)
 	tsi_priv_msg_begin(&m, TSI_PRIV_IDENTIFY, 10);
 	(void)tsi_priv_msg_end(&m);
 	st = ff_call(ch, m.b, m.len, &s, 1, ans, sizeof(ans), &alen);
-	ff_check(st == TSI_OK && tsi_priv_ans_open(ans, alen, TSI_PRIV_IDENTIFY,
-	    &rd, &id, &st) == TSI_OK, "IDENTIFY of a connected caller");
+	ff_check(st == TSI_OK &&
+	        tsi_priv_ans_open(ans, alen, TSI_PRIV_IDENTIFY, &rd, &id,
+	            &st) == TSI_OK,
+	    "IDENTIFY of a connected caller");
 	handle = tsi_priv_get_u32(&rd);
 	ff_check(tsi_priv_get_u32(&rd) == (uint32_t)getpid(),
 	    "the signer found this pid");
@@ -1714,8 +1778,9 @@ fake_front(const char *out_path)
 		uint8_t w[64];
 
 		ff_check(poll(&p, 1, 30000) == 1 &&
-		    recv(TSI_PRIV_FD_NOTIFY, w, sizeof(w), 0) ==
-		    TSI_PRIV_HDR + 4, "WAKE after the hashing");
+		        recv(TSI_PRIV_FD_NOTIFY, w, sizeof(w), 0) ==
+		            TSI_PRIV_HDR + 4,
+		    "WAKE after the hashing");
 		st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
 	}
 	ff_check(st == TSI_OK, "SIGN for the connected caller");
@@ -1723,10 +1788,13 @@ fake_front(const char *out_path)
 	tsi_priv_msg_begin(&m, TSI_PRIV_SIGN, 12);
 	tsi_priv_put_u32(&m, handle);
 	tsi_priv_put_str(&m, "tsi-vault", 9);
-	tsi_priv_put_str(&m, "0123456789abcdef0123456789abcdef0123456789abcdef"
-	    "0123456789abcdef", 64);
+	tsi_priv_put_str(&m,
+	    "0123456789abcdef0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef",
+	    64);
 	{
-		static const char cl[] = "{\"namespace\":\"ns\",\"pod\":\"p\","
+		static const char cl[] =
+		    "{\"namespace\":\"ns\",\"pod\":\"p\","
 		    "\"service_account\":\"sa\",\"container\":\"c\","
 		    "\"images\":[],\"image_names\":[]}";
 
@@ -1751,7 +1819,7 @@ fake_front(const char *out_path)
 	fprintf(ff_out, "done %d\n", ff_bad);
 	fclose(ff_out);
 	for (;;)
-		pause();      /* until the signer's SIGTERM */
+		pause(); /* until the signer's SIGTERM */
 }
 
 /* The stand-in front end with the kubelet resolver: the caller (the test
@@ -1782,8 +1850,10 @@ fake_front_k8s(const char *out_path)
 	tsi_priv_msg_begin(&m, TSI_PRIV_IDENTIFY, 1);
 	(void)tsi_priv_msg_end(&m);
 	st = ff_call(ch, m.b, m.len, &s, 1, ans, sizeof(ans), &alen);
-	ff_check(st == TSI_OK && tsi_priv_ans_open(ans, alen, TSI_PRIV_IDENTIFY,
-	    &rd, &id, &st) == TSI_OK, "IDENTIFY of the caller");
+	ff_check(st == TSI_OK &&
+	        tsi_priv_ans_open(ans, alen, TSI_PRIV_IDENTIFY, &rd, &id,
+	            &st) == TSI_OK,
+	    "IDENTIFY of the caller");
 	handle = tsi_priv_get_u32(&rd);
 	(void)tsi_priv_get_u32(&rd);
 	(void)tsi_priv_get_u32(&rd);
@@ -1858,11 +1928,12 @@ run_fake_front(struct ifx *f, const char *mode, int c)
 	f->issuer = pid;
 	deadline = test_now_ms() + 60000;
 	while (test_now_ms() < deadline) {
-		if (!connected && connect(c, (struct sockaddr *)&sa,
-		    sizeof(sa)) == 0)
+		if (!connected &&
+		    connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0)
 			connected = 1;
 		free(text);
-		if ((text = slurp(out)) != NULL && strstr(text, "done ") != NULL)
+		if ((text = slurp(out)) != NULL &&
+		    strstr(text, "done ") != NULL)
 			break;
 		assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
 		usleep(20000);
@@ -1910,8 +1981,10 @@ test_signer_container_check(void **state)
 	copy_file("/proc/self/stat", p);
 	snprintf(p, sizeof(p), "%s/%ld/cgroup", proc, (long)getpid());
 	write_text(p, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
-	snprintf(extra, sizeof(extra), "proc_root = \"%s\";\n"
-	    "kubelet_url = \"https://127.0.0.1:9\";\n", proc);
+	snprintf(extra, sizeof(extra),
+	    "proc_root = \"%s\";\n"
+	    "kubelet_url = \"https://127.0.0.1:9\";\n",
+	    proc);
 	snprintf(f->resolver, sizeof(f->resolver), "kubelet");
 	write_config(f, extra);
 	enroll(f);
@@ -1938,7 +2011,7 @@ front_pid(struct ifx *f)
 	if (text == NULL)
 		return 0;
 	for (p = text; (p = strstr(p, "\"front.started\",\"pid\":")) != NULL;
-	    p++)
+	     p++)
 		last = p;
 	if (last != NULL)
 		pid = (pid_t)atol(last + strlen("\"front.started\",\"pid\":"));
@@ -1990,7 +2063,8 @@ test_front_killed_under_load(void **state)
 			close(pipes[i][0]);
 			while (test_now_ms() < end) {
 				if (get(f, "/v1/token?aud=tsi-vault", NULL, &r,
-				    NULL) == CURLE_OK && r.status == 200 &&
+				        NULL) == CURLE_OK &&
+				    r.status == 200 &&
 				    strstr(r.body, "\"token\":\"ey") != NULL)
 					counts[0]++;
 				else
@@ -2003,14 +2077,15 @@ test_front_killed_under_load(void **state)
 		}
 		close(pipes[i][1]);
 	}
-	usleep(1000000);     /* load running: the kill lands mid-request */
+	usleep(1000000); /* load running: the kill lands mid-request */
 	assert_int_equal(kill(fp, SIGKILL), 0);
 	t0 = test_now_ms();
 	/* A new front end serves: a token within a bounded time. */
 	deadline = t0 + 10000;
 	while (test_now_ms() < deadline) {
 		if (get(f, "/v1/token?aud=tsi-vault", NULL, &r, NULL) ==
-		    CURLE_OK && r.status == 200) {
+		        CURLE_OK &&
+		    r.status == 200) {
 			back_ms = test_now_ms() - t0;
 			break;
 		}
@@ -2091,8 +2166,8 @@ main(int argc, char **argv)
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_second_issuer_same_socket,
 		    setup_delegated, teardown),
-		cmocka_unit_test_setup_teardown(test_exec_race,
-		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_race, setup_delegated,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_huge_executable,
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_kubelet_slow_daemon,
@@ -2111,9 +2186,9 @@ main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "front") == 0 &&
 	    getenv("TSI_TEST_FAKE_FRONT") != NULL)
 		return getenv("TSI_TEST_FAKE_FRONT_MODE") != NULL &&
-		    strcmp(getenv("TSI_TEST_FAKE_FRONT_MODE"), "k8s") == 0 ?
-		    fake_front_k8s(getenv("TSI_TEST_FAKE_FRONT")) :
-		    fake_front(getenv("TSI_TEST_FAKE_FRONT"));
+		        strcmp(getenv("TSI_TEST_FAKE_FRONT_MODE"), "k8s") == 0
+		    ? fake_front_k8s(getenv("TSI_TEST_FAKE_FRONT"))
+		    : fake_front(getenv("TSI_TEST_FAKE_FRONT"));
 	/* A copy of this binary serves as a token client (test_huge_executable):
 	 * one request on the socket named, exit 0 for 200. */
 	if (argc == 3 && strcmp(argv[1], "--token-client") == 0) {
@@ -2129,7 +2204,9 @@ main(int argc, char **argv)
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 			return 2;
 		return raw_get(fd, "/v1/token?aud=tsi-vault", body,
-		    sizeof(body)) == 200 ? 0 : 1;
+		           sizeof(body)) == 200
+		    ? 0
+		    : 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);

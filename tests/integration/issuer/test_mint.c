@@ -33,8 +33,12 @@
 #include "../../support/pki.h"
 #include "tests/support/swtpm.h"
 
-#define DIGEST_A "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define DIGEST_B "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define DIGEST_A \
+	"sha256:" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define DIGEST_B \
+	"sha256:" \
+	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
 struct fx {
 	struct test_swtpm swtpm;
@@ -61,13 +65,14 @@ setup_mode(void **state, const char *mode)
 	if (test_swtpm_start(&f.swtpm) != 0 ||
 	    test_mkdtemp(f.state, sizeof(f.state), "mint-state") != 0)
 		return -1;
-	snprintf(conf, sizeof(conf), "tcti = \"%s\";\nstate_dir = \"%s\";\n"
+	snprintf(conf, sizeof(conf),
+	    "tcti = \"%s\";\nstate_dir = \"%s\";\n"
 	    "node_cert = \"%s/node.pem\";\nsocket = \"%s/s.sock\";\n"
 	    "signing = \"%s\";\nresolver = \"unix\";\n"
-	    "trust_domain = \"mint.test\";\ntoken_ttl = 300;\n", f.swtpm.tcti,
-	    f.state, f.state, f.state, mode);
+	    "trust_domain = \"mint.test\";\ntoken_ttl = 300;\n",
+	    f.swtpm.tcti, f.state, f.state, f.state, mode);
 	if (tsi_issuer_config_load_string("mint.conf", conf, &f.cfg, err,
-	    sizeof(err)) != TSI_OK) {
+	        sizeof(err)) != TSI_OK) {
 		print_error("config: %s\n", err);
 		return -1;
 	}
@@ -210,7 +215,8 @@ check_unix_claims(json_t *c, const char *aud, uid_t uid, const char *exe,
 	assert_int_equal(json_array_size(imgs), 1);
 	assert_string_equal(json_string_value(json_array_get(imgs, 0)), exe);
 	assert_true(json_integer_value(json_object_get(c, "exp")) -
-	    json_integer_value(json_object_get(c, "iat")) == 300);
+	        json_integer_value(json_object_get(c, "iat")) ==
+	    300);
 	assert_int_equal(json_integer_value(json_object_get(c, "nbf")),
 	    json_integer_value(json_object_get(c, "iat")));
 	assert_null(json_object_get(c, "namespace"));
@@ -234,7 +240,8 @@ memo_round(struct fx *f)
 	assert_int_equal(tsi_minter_refresh(m), TSI_OK);
 	for (i = 0; i < 3; i++) {
 		cl = mint_verify(f, m, a, "tsi-vault", memo);
-		check_unix_claims(cl, "tsi-vault", 1000, "/usr/bin/a", DIGEST_A);
+		check_unix_claims(cl, "tsi-vault", 1000, "/usr/bin/a",
+		    DIGEST_A);
 		snprintf(jti[i], sizeof(jti[i]), "%s", cstr(cl, "jti"));
 		json_decref(cl);
 	}
@@ -325,8 +332,8 @@ test_jti_unique(void **state)
 		const char *v;
 
 		close(p[0]);
-		if (tsi_minter_mint_memo(m, a, "tsi-vault", NULL, &tok,
-		    &exp) != TSI_OK ||
+		if (tsi_minter_mint_memo(m, a, "tsi-vault", NULL, &tok, &exp) !=
+		        TSI_OK ||
 		    tsi_jwt_verify(f->trust, tok, &o, &cl, &res) != TSI_OK ||
 		    (v = json_string_value(json_object_get(cl, "jti"))) == NULL)
 			_exit(1);
@@ -368,12 +375,15 @@ test_claims_k8s(void **state)
 	assert_int_equal(tsi_workload_add_image_name(w, "repo/app:1"), TSI_OK);
 	assert_int_equal(tsi_minter_new(f->cfg, f->tpm, f->node, &m), TSI_OK);
 	assert_int_equal(tsi_minter_claims(m, w, "aud1", 1000, 60, &c), TSI_OK);
-	assert_string_equal(cstr(c, "sub"), "spiffe://mint.test/ns/ns1/sa/sa\\1");
+	assert_string_equal(cstr(c, "sub"),
+	    "spiffe://mint.test/ns/ns1/sa/sa\\1");
 	assert_string_equal(cstr(c, "pod"), "pod \"1\"");
 	assert_string_equal(cstr(c, "namespace"), "ns1");
 	assert_string_equal(cstr(c, "service-account"), "sa\\1");
-	assert_string_equal(json_string_value(json_array_get(
-	    json_object_get(c, "images"), 0)), DIGEST_A);
+	assert_string_equal(json_string_value(
+	                        json_array_get(json_object_get(c, "images"),
+	                            0)),
+	    DIGEST_A);
 	assert_int_equal(json_array_size(json_object_get(c, "images")), 2);
 	assert_int_equal(json_integer_value(json_object_get(c, "iat")), 1000);
 	assert_int_equal(json_integer_value(json_object_get(c, "exp")), 1060);
@@ -407,7 +417,8 @@ sign_many(void *arg)
 	for (i = 0; i < 20; i++) {
 		n = snprintf(msg, sizeof(msg), "message %p %d", (void *)j, i);
 		if (tsi_signer_sign_msg(j->s, msg, (size_t)n, sig) != TSI_OK ||
-		    pki_verify_raw(tsi_signer_pub(j->s), msg, (size_t)n, sig) != 1)
+		    pki_verify_raw(tsi_signer_pub(j->s), msg, (size_t)n, sig) !=
+		        1)
 			j->bad++;
 	}
 	return NULL;
@@ -429,7 +440,8 @@ test_soft_signer_threads(void **state)
 	for (i = 0; i < 24; i++) {
 		jobs[i].s = s;
 		jobs[i].bad = 0;
-		assert_int_equal(pthread_create(&th[i], NULL, sign_many, &jobs[i]),
+		assert_int_equal(pthread_create(&th[i], NULL, sign_many,
+		                     &jobs[i]),
 		    0);
 	}
 	for (i = 0; i < 24; i++) {
@@ -451,10 +463,10 @@ main(void)
 		    setup_delegated, teardown),
 		cmocka_unit_test_setup_teardown(test_memo_tpm, setup_tpm,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_claims_k8s, setup_delegated,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_jti_unique, setup_delegated,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_claims_k8s,
+		    setup_delegated, teardown),
+		cmocka_unit_test_setup_teardown(test_jti_unique,
+		    setup_delegated, teardown),
 		cmocka_unit_test(test_soft_signer_threads),
 	};
 

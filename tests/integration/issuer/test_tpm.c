@@ -35,8 +35,9 @@ verify_raw(EVP_PKEY *pub, const uint8_t digest[32], const uint8_t sig[64])
 	EVP_PKEY_CTX *ctx = NULL;
 	int len, ok = 0;
 
-	if (es == NULL || !ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL),
-	    BN_bin2bn(sig + 32, 32, NULL)))
+	if (es == NULL ||
+	    !ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL),
+	        BN_bin2bn(sig + 32, 32, NULL)))
 		goto out;
 	if ((len = i2d_ECDSA_SIG(es, &der)) <= 0)
 		goto out;

@@ -98,7 +98,8 @@ attest_body(const uint8_t *attest, size_t len)
 	assert_int_equal(off, len);
 	off = 0;
 	assert_int_equal(Tss2_MU_TPMS_ATTEST_Unmarshal(a.attestationData,
-	    a.size, &off, &b), TSS2_RC_SUCCESS);
+	                     a.size, &off, &b),
+	    TSS2_RC_SUCCESS);
 	assert_int_equal(off, a.size);
 	assert_int_equal(b.magic, TPM2_GENERATED_VALUE);
 	return b;
@@ -140,14 +141,16 @@ test_ek_cert_is_swtpm_setups(void **state)
 	/* The EK public key is the certificate's key. */
 	memset(&ek, 0, sizeof(ek));
 	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub, pub_len, &off,
-	    &ek), TSS2_RC_SUCCESS);
+	                     &ek),
+	    TSS2_RC_SUCCESS);
 	assert_int_equal(off, pub_len);
 	assert_int_equal(ek.publicArea.type, TPM2_ALG_RSA);
 	assert_int_equal(ek.publicArea.unique.rsa.size, 256);
 	p = cert;
 	assert_non_null(x = d2i_X509(NULL, &p, (long)cert_len));
 	assert_int_equal(EVP_PKEY_get_bn_param(X509_get0_pubkey(x),
-	    OSSL_PKEY_PARAM_RSA_N, &n), 1);
+	                     OSSL_PKEY_PARAM_RSA_N, &n),
+	    1);
 	assert_int_equal(BN_bn2binpad(n, mod, sizeof(mod)), 256);
 	assert_memory_equal(mod, ek.publicArea.unique.rsa.buffer, 256);
 	BN_free(n);
@@ -161,11 +164,12 @@ test_ek_cert_is_swtpm_setups(void **state)
  * tsi-attest makes it. */
 static void
 make_credential(struct fx *f, const uint8_t *ek_pub, size_t ek_len,
-    const uint8_t name[34], const uint8_t *secret, size_t slen,
-    uint8_t **blob, size_t *blob_len, uint8_t **enc, size_t *enc_len)
+    const uint8_t name[34], const uint8_t *secret, size_t slen, uint8_t **blob,
+    size_t *blob_len, uint8_t **enc, size_t *enc_len)
 {
 	assert_int_equal(test_make_credential(f->ek.dir, ek_pub, ek_len, name,
-	    secret, slen, blob, blob_len, enc, enc_len), 0);
+	                     secret, slen, blob, blob_len, enc, enc_len),
+	    0);
 }
 
 static void
@@ -184,12 +188,14 @@ test_activate_credential(void **state)
 	make_credential(f, ek, ek_len, name, secret, sizeof(secret), &blob,
 	    &blob_len, &enc, &enc_len);
 	assert_int_equal(tsi_tpm_activate(f->t, blob, blob_len, enc, enc_len,
-	    got, sizeof(got), &got_len), TSI_OK);
+	                     got, sizeof(got), &got_len),
+	    TSI_OK);
 	assert_int_equal(got_len, sizeof(secret));
 	assert_memory_equal(got, secret, sizeof(secret));
 	/* Malformed wire forms are refused before the TPM sees them. */
 	assert_int_equal(tsi_tpm_activate(f->t, blob, blob_len - 1, enc,
-	    enc_len, got, sizeof(got), &got_len), TSI_ERR_PARSE);
+	                     enc_len, got, sizeof(got), &got_len),
+	    TSI_ERR_PARSE);
 	free(blob);
 	free(enc);
 	/* A credential for another object's name does not activate. */
@@ -197,7 +203,8 @@ test_activate_credential(void **state)
 	make_credential(f, ek, ek_len, name, secret, sizeof(secret), &blob,
 	    &blob_len, &enc, &enc_len);
 	assert_int_equal(tsi_tpm_activate(f->t, blob, blob_len, enc, enc_len,
-	    got, sizeof(got), &got_len), TSI_ERR_TPM);
+	                     got, sizeof(got), &got_len),
+	    TSI_ERR_TPM);
 	free(blob);
 	free(enc);
 	free(cert);
@@ -218,17 +225,18 @@ test_quote_checks_with_tpm2_tools(void **state)
 	TPM2B_ATTEST a;
 	size_t off = 0;
 	int i;
-	char *argv[] = { "tpm2_checkquote", "-u", akp, "-m", mp, "-s", sp,
-	    "-q", qhex, "-g", "sha256", NULL };
-	char *argv_other[] = { "tpm2_checkquote", "-u", akp, "-m", mp, "-s",
-	    sp, "-q", other, "-g", "sha256", NULL };
+	char *argv[] = { "tpm2_checkquote", "-u", akp, "-m", mp, "-s", sp, "-q",
+		qhex, "-g", "sha256", NULL };
+	char *argv_other[] = { "tpm2_checkquote", "-u", akp, "-m", mp, "-s", sp,
+		"-q", other, "-g", "sha256", NULL };
 	char *extend[] = { "tpm2_pcrextend", "-T", f->ek.tpm.tcti, ext, NULL };
 
 	assert_int_equal(tsi_tpm_ak_pub(f->t, &ak, &ak_len), TSI_OK);
 	assert_int_equal(RAND_bytes(nonce, sizeof(nonce)), 1);
 	memset(values, 0xee, sizeof(values));
 	assert_int_equal(tsi_tpm_quote(f->t, nonce, sizeof(nonce), 0xff,
-	    &attest, &attest_len, &sig, &sig_len, values), TSI_OK);
+	                     &attest, &attest_len, &sig, &sig_len, values),
+	    TSI_OK);
 	b = attest_body(attest, attest_len);
 	assert_int_equal(b.type, TPM2_ST_ATTEST_QUOTE);
 	assert_int_equal(b.extraData.size, 32);
@@ -236,7 +244,8 @@ test_quote_checks_with_tpm2_tools(void **state)
 	for (i = 0; i < 8; i++)
 		memcpy(cat + 32 * i, values[i], 32);
 	assert_int_equal(EVP_Digest(cat, sizeof(cat), digest, NULL,
-	    EVP_sha256(), NULL), 1);
+	                     EVP_sha256(), NULL),
+	    1);
 	assert_int_equal(b.attested.quote.pcrDigest.size, 32);
 	assert_memory_equal(b.attested.quote.pcrDigest.buffer, digest, 32);
 	/* Rows outside the mask are not touched. */
@@ -249,7 +258,8 @@ test_quote_checks_with_tpm2_tools(void **state)
 	 * the attest body without its TPM2B size. */
 	memset(&a, 0, sizeof(a));
 	assert_int_equal(Tss2_MU_TPM2B_ATTEST_Unmarshal(attest, attest_len,
-	    &off, &a), TSS2_RC_SUCCESS);
+	                     &off, &a),
+	    TSS2_RC_SUCCESS);
 	snprintf(akp, sizeof(akp), "%s/ak.pub", f->ek.dir);
 	snprintf(mp, sizeof(mp), "%s/quote.msg", f->ek.dir);
 	snprintf(sp, sizeof(sp), "%s/quote.sig", f->ek.dir);
@@ -268,7 +278,8 @@ test_quote_checks_with_tpm2_tools(void **state)
 	snprintf(ext, sizeof(ext), "7:sha256=%064d", 1);
 	assert_int_equal(test_run_quiet(extend, NULL), 0);
 	assert_int_equal(tsi_tpm_quote(f->t, nonce, sizeof(nonce), 0xff,
-	    &attest, &attest_len, &sig, &sig_len, again), TSI_OK);
+	                     &attest, &attest_len, &sig, &sig_len, again),
+	    TSI_OK);
 	assert_memory_equal(again, values, 7 * 32);
 	assert_memory_not_equal(again[7], values[7], 32);
 	free(attest);
@@ -292,12 +303,14 @@ test_certify_names_signing_key(void **state)
 	assert_int_equal(tsi_tpm_key_pub(f->t, &key, &key_len), TSI_OK);
 	memset(&kp, 0, sizeof(kp));
 	assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Unmarshal(key, key_len, &off,
-	    &kp), TSS2_RC_SUCCESS);
+	                     &kp),
+	    TSS2_RC_SUCCESS);
 	assert_true(kp.publicArea.objectAttributes & TPMA_OBJECT_FIXEDTPM);
 	assert_true(kp.publicArea.objectAttributes & TPMA_OBJECT_FIXEDPARENT);
 	assert_int_equal(RAND_bytes(nonce, sizeof(nonce)), 1);
 	assert_int_equal(tsi_tpm_certify(f->t, nonce, sizeof(nonce), &attest,
-	    &attest_len, &sig, &sig_len), TSI_OK);
+	                     &attest_len, &sig, &sig_len),
+	    TSI_OK);
 	b = attest_body(attest, attest_len);
 	assert_int_equal(b.type, TPM2_ST_ATTEST_CERTIFY);
 	assert_memory_equal(b.extraData.buffer, nonce, 32);
@@ -341,7 +354,8 @@ handles(const char *tcti, TPM2_HANDLE first)
 	assert_int_equal(Tss2_TctiLdr_Initialize(tcti, &tc), TSS2_RC_SUCCESS);
 	assert_int_equal(Esys_Initialize(&e, tc, NULL), TSS2_RC_SUCCESS);
 	assert_int_equal(Esys_GetCapability(e, ESYS_TR_NONE, ESYS_TR_NONE,
-	    ESYS_TR_NONE, TPM2_CAP_HANDLES, first, 64, &more, &cap),
+	                     ESYS_TR_NONE, TPM2_CAP_HANDLES, first, 64, &more,
+	                     &cap),
 	    TSS2_RC_SUCCESS);
 	n = (int)cap->data.handles.count;
 	Esys_Free(cap);
@@ -373,18 +387,23 @@ rounds(struct fx *f, int n)
 		uint8_t *c2 = NULL, *e2 = NULL, *a2 = NULL;
 		size_t c2l, e2l, a2l;
 
-		assert_int_equal(tsi_tpm_ek(f->t, &c2, &c2l, &e2, &e2l), TSI_OK);
+		assert_int_equal(tsi_tpm_ek(f->t, &c2, &c2l, &e2, &e2l),
+		    TSI_OK);
 		assert_int_equal(tsi_tpm_ak_pub(f->t, &a2, &a2l), TSI_OK);
 		assert_int_equal(tsi_tpm_key_pub(f->t, &key, &key_len), TSI_OK);
 		assert_int_equal(tsi_tpm_activate(f->t, blob, blob_len, enc,
-		    enc_len, got, sizeof(got), &got_len), TSI_OK);
+		                     enc_len, got, sizeof(got), &got_len),
+		    TSI_OK);
 		assert_memory_equal(got, secret, sizeof(secret));
 		assert_int_equal(tsi_tpm_certify(f->t, nonce, sizeof(nonce),
-		    &attest, &attest_len, &sig, &sig_len), TSI_OK);
+		                     &attest, &attest_len, &sig, &sig_len),
+		    TSI_OK);
 		free(attest);
 		free(sig);
 		assert_int_equal(tsi_tpm_quote(f->t, nonce, sizeof(nonce), 0xff,
-		    &attest, &attest_len, &sig, &sig_len, values), TSI_OK);
+		                     &attest, &attest_len, &sig, &sig_len,
+		                     values),
+		    TSI_OK);
 		free(attest);
 		free(sig);
 		free(c2);
@@ -420,7 +439,7 @@ test_ek_without_persistent_handle(void **state)
 	uint8_t *cert = NULL, *ek = NULL, *cert2 = NULL, *ek2 = NULL;
 	size_t cert_len, ek_len, cert2_len, ek2_len;
 	char *evict[] = { "tpm2_evictcontrol", "-T", f->ek.tpm.tcti, "-C", "o",
-	    "-c", "0x81010001", NULL };
+		"-c", "0x81010001", NULL };
 
 	assert_int_equal(tsi_tpm_ek(f->t, &cert, &cert_len, &ek, &ek_len),
 	    TSI_OK);
@@ -445,8 +464,8 @@ test_no_ek_cert(void **state)
 	struct fx *f = *state;
 	uint8_t *cert = (uint8_t *)"x", *ek = NULL, *ek2 = NULL;
 	size_t cert_len = 99, ek_len, ek2_len;
-	char *undefine[] = { "tpm2_nvundefine", "-T", f->ek.tpm.tcti, "-C",
-	    "p", "0x01c00002", NULL };
+	char *undefine[] = { "tpm2_nvundefine", "-T", f->ek.tpm.tcti, "-C", "p",
+		"0x01c00002", NULL };
 
 	assert_int_equal(tsi_tpm_ek(f->t, &cert, &cert_len, &ek, &ek_len),
 	    TSI_OK);
@@ -477,14 +496,15 @@ test_tpm_vanishes(void **state)
 
 	test_swtpm_kill(&f->ek.tpm, SIGKILL);
 	assert_int_equal(tsi_tpm_quote(f->t, nonce, sizeof(nonce), 0xff,
-	    &attest, &attest_len, &sig, &sig_len, values),
+	                     &attest, &attest_len, &sig, &sig_len, values),
 	    TSI_ERR_TPM_UNAVAILABLE);
 	assert_null(attest);
 	assert_int_equal(test_swtpm_restart(&f->ek.tpm), 0);
 	/* Reconnects are throttled: ask until one goes through. */
 	deadline = test_now_ms() + 10000;
 	while ((r = tsi_tpm_quote(f->t, nonce, sizeof(nonce), 0xff, &attest,
-	    &attest_len, &sig, &sig_len, values)) == TSI_ERR_TPM_UNAVAILABLE &&
+	            &attest_len, &sig, &sig_len, values)) ==
+	        TSI_ERR_TPM_UNAVAILABLE &&
 	    test_now_ms() < deadline)
 		usleep(20000);
 	assert_int_equal(r, TSI_OK);

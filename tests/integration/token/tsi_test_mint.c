@@ -80,18 +80,20 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "mint") != 0 || chainf == NULL || claimstr == NULL)
 		goto out;
 	if (tsi_x509_load_chain_file(chainf, &chain) != TSI_OK ||
-	    (claims = json_loads(claimstr, JSON_REJECT_DUPLICATES, NULL)) == NULL)
+	    (claims = json_loads(claimstr, JSON_REJECT_DUPLICATES, NULL)) ==
+	        NULL)
 		goto out;
 	if (ttl > 0) {
 		if ((skey = EVP_EC_gen("P-256")) == NULL ||
-		    tsi_x509_issue_session_cert(node, sk_X509_value(chain, 0), skey,
-		    ttl, &sc) != TSI_OK ||
+		    tsi_x509_issue_session_cert(node, sk_X509_value(chain, 0),
+		        skey, ttl, &sc) != TSI_OK ||
 		    tsi_signer_new_soft(skey, &sess) != TSI_OK ||
 		    sk_X509_unshift(chain, sc) <= 0)
 			goto out;
 		sc = NULL; /* owned by chain */
 	}
-	if (tsi_jwt_mint(sess != NULL ? sess : node, chain, claims, &out) != TSI_OK)
+	if (tsi_jwt_mint(sess != NULL ? sess : node, chain, claims, &out) !=
+	    TSI_OK)
 		goto out;
 	printf("%s\n", out);
 	r = 0;

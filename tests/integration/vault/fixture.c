@@ -88,9 +88,13 @@ static int
 make_tls(struct vfx *f)
 {
 	EVP_PKEY *cakey = pki_key(), *key = pki_key();
-	struct pki_spec ca = { .cn = "tsi test TLS CA", .key = cakey, .ca = 1,
-		.pathlen = -1, .ku = "critical,keyCertSign,cRLSign",
-		.not_before = -3600, .not_after = 86400 };
+	struct pki_spec ca = { .cn = "tsi test TLS CA",
+		.key = cakey,
+		.ca = 1,
+		.pathlen = -1,
+		.ku = "critical,keyCertSign,cRLSign",
+		.not_before = -3600,
+		.not_after = 86400 };
 	X509 *cacert = NULL, *cert = NULL;
 	int r = -1;
 
@@ -99,11 +103,16 @@ make_tls(struct vfx *f)
 	if ((cacert = pki_cert(&ca)) == NULL)
 		goto out;
 	{
-		struct pki_spec s = { .cn = "127.0.0.1", .issuer = cacert,
-			.issuer_key = cakey, .key = key, .ca = 0, .pathlen = -1,
+		struct pki_spec s = { .cn = "127.0.0.1",
+			.issuer = cacert,
+			.issuer_key = cakey,
+			.key = key,
+			.ca = 0,
+			.pathlen = -1,
 			.ku = "critical,digitalSignature",
 			.san = "IP:127.0.0.1,DNS:localhost",
-			.not_before = -3600, .not_after = 86400 };
+			.not_before = -3600,
+			.not_after = 86400 };
 		if ((cert = pki_cert(&s)) == NULL)
 			goto out;
 	}
@@ -179,8 +188,10 @@ vfx_init(struct vfx *f, const char *policy, const char *extra_conf)
 	    "%s",
 	    f->port, f->tls_cert, f->tls_key, f->data_dir, f->policy_dir,
 	    f->ca_dir, f->key_file, f->root_file, f->revoked,
-	    extra_conf && strstr(extra_conf, "audit_map_size") ? "" :
-	    "audit_map_size = 16777216;\n", extra_conf ? extra_conf : "");
+	    extra_conf && strstr(extra_conf, "audit_map_size")
+	        ? ""
+	        : "audit_map_size = 16777216;\n",
+	    extra_conf ? extra_conf : "");
 	return write_file(f->conf, conf, strlen(conf), 0644);
 }
 
@@ -248,7 +259,8 @@ vfx_start(struct vfx *f)
 			return -1;
 		}
 		memset(&r, 0, sizeof(r));
-		if (vfx_http(f, NULL, "GET", "/v1/sys/health", NULL, NULL, &r) == 0 &&
+		if (vfx_http(f, NULL, "GET", "/v1/sys/health", NULL, NULL,
+		        &r) == 0 &&
 		    r.status > 0) {
 			vresp_clear(&r);
 			break;
@@ -372,7 +384,8 @@ vfx_node_new(struct vfx *f, const char *cluster, const char *region,
 	loc.node = n->node;
 	P(cap, "%s/ca.pem", f->ca_dir);
 	P(kp, "%s/ca.key", f->ca_dir);
-	if (tsi_ca_sign_csr(cap, kp, csr, strlen(csr), &loc, 30, &pem) != TSI_OK)
+	if (tsi_ca_sign_csr(cap, kp, csr, strlen(csr), &loc, 30, &pem) !=
+	    TSI_OK)
 		goto out;
 	if ((b = BIO_new_mem_buf(pem, -1)) == NULL ||
 	    (n->cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL)
@@ -411,7 +424,7 @@ vfx_jwt(struct vfx_node *n, const char *image, const char *ns,
 	if ((skey = pki_key()) == NULL ||
 	    tsi_signer_new_soft(skey, &ss) != TSI_OK ||
 	    tsi_x509_issue_session_cert(n->signer, n->cert, skey, 3600,
-	    &scert) != TSI_OK)
+	        &scert) != TSI_OK)
 		goto out;
 	chain = sk_X509_new_null();
 	sk_X509_push(chain, scert);
@@ -420,14 +433,14 @@ vfx_jwt(struct vfx_node *n, const char *image, const char *ns,
 	for (i = 0; i < 16; i++)
 		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
 	P(sub, "spiffe://tsi.example/ns/%s/sa/default", ns);
-	claims = json_pack("{sssss[s]sIsIsIsss[s]s[s]ssssssssssssss}",
-	    "iss", "tsi-issuer", "sub", sub, "aud", "tsi-vault",
-	    "iat", (json_int_t)now, "nbf", (json_int_t)now,
-	    "exp", (json_int_t)(now + ttl), "jti", jti,
-	    "images", image, "images-names", "registry.example/app:1",
-	    "cluster-name", n->cluster, "region", n->region,
-	    "datacenter", n->dc, "node", n->node, "namespace", ns,
-	    "pod", "app-0", "service-account", "default");
+	claims = json_pack("{sssss[s]sIsIsIsss[s]s[s]ssssssssssssss}", "iss",
+	    "tsi-issuer", "sub", sub, "aud", "tsi-vault", "iat",
+	    (json_int_t)now, "nbf", (json_int_t)now, "exp",
+	    (json_int_t)(now + ttl), "jti", jti, "images", image,
+	    "images-names", "registry.example/app:1", "cluster-name",
+	    n->cluster, "region", n->region, "datacenter", n->dc, "node",
+	    n->node, "namespace", ns, "pod", "app-0", "service-account",
+	    "default");
 	if (claims == NULL)
 		goto out;
 	if (extra != NULL)
@@ -492,8 +505,8 @@ vfx_http(struct vfx *f, CURL *c, const char *method, const char *path,
 	}
 	if (body != NULL) {
 		char cth[128];
-		P(cth, "Content-Type: %s", f->content_type ? f->content_type :
-		    "application/json");
+		P(cth, "Content-Type: %s",
+		    f->content_type ? f->content_type : "application/json");
 		h = curl_slist_append(h, cth);
 		/* Large bodies wait for the server's go-ahead, so a 413 sent
 		 * before the body is read reaches the client (as curl does
@@ -533,10 +546,11 @@ vfx_login(struct vfx *f, const char *role, const char *jwt, long *status)
 	json_decref(req);
 	*status = 0;
 	if (vfx_http(f, NULL, "POST", "/v1/auth/trusted-identity/login", NULL,
-	    body, &r) == 0) {
+	        body, &r) == 0) {
 		*status = r.status;
-		t = json_string_value(json_object_get(json_object_get(r.json,
-		    "auth"), "client_token"));
+		t = json_string_value(
+		    json_object_get(json_object_get(r.json, "auth"),
+		        "client_token"));
 		if (r.status == 200 && t != NULL)
 			tok = strdup(t);
 	}
@@ -570,7 +584,8 @@ kv_request(struct vfx *f, const char *method, const char *token,
 	if (out != NULL)
 		memset(out, 0, sizeof(*out));
 	if ((size_t)snprintf(p, sizeof(p), "/v1/secret/data/%s", path) >=
-	    sizeof(p) || vfx_http(f, NULL, method, p, token, body, &r) != 0)
+	        sizeof(p) ||
+	    vfx_http(f, NULL, method, p, token, body, &r) != 0)
 		return -1;
 	status = r.status;
 	if (out != NULL)
@@ -581,8 +596,7 @@ kv_request(struct vfx *f, const char *method, const char *token,
 }
 
 long
-vfx_kv_put(struct vfx *f, const char *token, const char *path,
-    const char *body)
+vfx_kv_put(struct vfx *f, const char *token, const char *path, const char *body)
 {
 	return kv_request(f, "POST", token, path, body, NULL);
 }

@@ -17,8 +17,8 @@
 
 struct vfx {
 	char dir[256];
-	char ca_dir[300];        /* identity CA: ca.pem, ca.key */
-	char tls_ca[300];        /* CA file the client trusts */
+	char ca_dir[300]; /* identity CA: ca.pem, ca.key */
+	char tls_ca[300]; /* CA file the client trusts */
 	char tls_cert[300];
 	char tls_key[300];
 	char key_file[300];
@@ -28,12 +28,13 @@ struct vfx {
 	char root_file[300];
 	char revoked[300];
 	char log[300];
-	char addr[64];           /* https://127.0.0.1:PORT */
-	char root[128];          /* the root token */
+	char addr[64];  /* https://127.0.0.1:PORT */
+	char root[128]; /* the root token */
 	int port;
 	int dev;
 	pid_t pid;
-	const char *content_type; /* of request bodies; NULL: application/json */
+	const char
+	    *content_type; /* of request bodies; NULL: application/json */
 };
 
 /* Makes the directory, CAs, certificates, key, policy and config.
@@ -77,9 +78,9 @@ char *vfx_jwt(struct vfx_node *n, const char *image, const char *ns,
 
 struct vresp {
 	long status;
-	char *body;             /* NUL-terminated */
-	json_t *json;           /* parsed body or NULL */
-	long connects;          /* CURLINFO_NUM_CONNECTS */
+	char *body;    /* NUL-terminated */
+	json_t *json;  /* parsed body or NULL */
+	long connects; /* CURLINFO_NUM_CONNECTS */
 };
 void vresp_clear(struct vresp *r);
 
@@ -88,8 +89,7 @@ void vresp_clear(struct vresp *r);
 int vfx_http(struct vfx *f, CURL *c, const char *method, const char *path,
     const char *token, const char *body, struct vresp *out);
 /* Logs in; returns the client token (free) or NULL, *status set. */
-char *vfx_login(struct vfx *f, const char *role, const char *jwt,
-    long *status);
+char *vfx_login(struct vfx *f, const char *role, const char *jwt, long *status);
 /* Mints a JWT for image in namespace ns on node n (300 s) and logs in with
  * it; returns the client token (free) or NULL, *status set (0 when no JWT
  * could be minted). */

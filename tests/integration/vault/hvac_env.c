@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 static const char policy[] =
-    "roles = ( { name = \"demo\"; rules = [ \"medical-records\" ]; token_ttl = 300; } );\n"
-    "rules = ( { name = \"medical-records\"; paths = [ \"secret/data/medical/*\" ];\n"
+    "roles = ( { name = \"demo\"; rules = [ \"medical-records\" ]; token_ttl = "
+    "300; } );\n"
+    "rules = ( { name = \"medical-records\"; paths = [ "
+    "\"secret/data/medical/*\" ];\n"
     "  capabilities = [ \"read\" ];\n"
     "  match = { images = [ \"%s\" ]; cluster-name = [ \"hipaaCluster\" ];\n"
     "            datacenter = [ \"dal05\" ]; }; } );\n";
@@ -41,15 +43,19 @@ main(int argc, char **argv)
 	vfx_image("image-x", img);
 	snprintf(text, sizeof(text), policy, img);
 	if (vfx_init(&f, text, NULL) != 0 ||
-	    vfx_node_new(&f, "hipaaCluster", "us-south", "dal05", "node-a", &a) != 0 ||
-	    vfx_node_new(&f, "hipaaCluster", "us-south", "wdc01", "node-b", &b) != 0 ||
+	    vfx_node_new(&f, "hipaaCluster", "us-south", "dal05", "node-a",
+	        &a) != 0 ||
+	    vfx_node_new(&f, "hipaaCluster", "us-south", "wdc01", "node-b",
+	        &b) != 0 ||
 	    vfx_start(&f) != 0) {
 		fprintf(stderr, "hvac_env: cannot set up the server\n");
 		vfx_cleanup(&f);
 		return 1;
 	}
-	if (vfx_http(&f, NULL, "POST", "/v1/secret/data/medical/record1", f.root,
-	    "{\"data\":{\"patient\":\"HVAC-MEDSECRET\",\"ward\":\"7\"}}", &r) != 0 ||
+	if (vfx_http(&f, NULL, "POST", "/v1/secret/data/medical/record1",
+	        f.root,
+	        "{\"data\":{\"patient\":\"HVAC-MEDSECRET\",\"ward\":\"7\"}}",
+	        &r) != 0 ||
 	    r.status != 200) {
 		fprintf(stderr, "hvac_env: cannot store the secret\n");
 		vresp_clear(&r);

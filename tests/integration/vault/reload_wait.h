@@ -27,12 +27,13 @@ rw_metric(struct vfx *f, const char *name, int prefix)
 	const char *l;
 
 	if (vfx_http(f, NULL, "GET", "/v1/sys/metrics?format=prometheus", NULL,
-	    NULL, &r) != 0 || r.status != 200 || r.body == NULL) {
+	        NULL, &r) != 0 ||
+	    r.status != 200 || r.body == NULL) {
 		vresp_clear(&r);
 		return -1;
 	}
-	for (l = r.body; l != NULL; l = strchr(l, '\n') ? strchr(l, '\n') + 1 :
-	    NULL) {
+	for (l = r.body; l != NULL;
+	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 		const char *sp;
 
 		if (strncmp(l, name, nl) != 0 || (!prefix && l[nl] != ' ') ||

@@ -30,8 +30,8 @@ count_records(struct vfx *f, const char *query)
 	    query);
 	assert_int_equal(vfx_http(f, NULL, "GET", path, f->root, NULL, &r), 0);
 	assert_int_equal(r.status, 200);
-	n = (int)json_array_size(json_object_get(json_object_get(r.json,
-	    "data"), "records"));
+	n = (int)json_array_size(
+	    json_object_get(json_object_get(r.json, "data"), "records"));
 	vresp_clear(&r);
 	return n;
 }
@@ -49,13 +49,17 @@ test_keep_alive_reads_audited(void **state)
 	assert_int_equal(vfx_init(&f, NULL, NULL), 0);
 	assert_int_equal(vfx_start(&f), 0);
 	assert_int_equal(vfx_kv_put(&f, f.root, "ka/one",
-	    "{\"data\":{\"v\":\"KA-SECRET\"}}"), 200);
+	                     "{\"data\":{\"v\":\"KA-SECRET\"}}"),
+	    200);
 	c = curl_easy_init();
 	assert_non_null(c);
 	for (i = 0; i < 60; i++) {
-		path = i % 5 == 3 ? "/v1/secret/data/ka/none" : "/v1/secret/data/ka/one";
+		path = i % 5 == 3 ? "/v1/secret/data/ka/none"
+		                  : "/v1/secret/data/ka/one";
 		assert_int_equal(vfx_http(&f, c, "GET", path,
-		    i % 7 == 6 ? "s.not-a-token" : f.root, NULL, &r), 0);
+		                     i % 7 == 6 ? "s.not-a-token" : f.root,
+		                     NULL, &r),
+		    0);
 		/* one connection for all of them */
 		assert_int_equal(r.connects, i == 0 ? 1 : 0);
 		if (i % 7 == 6) {
@@ -73,12 +77,14 @@ test_keep_alive_reads_audited(void **state)
 	}
 	/* a metadata read and a list on the same connection */
 	assert_int_equal(vfx_http(&f, c, "GET", "/v1/secret/metadata/ka/one",
-	    f.root, NULL, &r), 0);
+	                     f.root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.connects, 0);
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(&f, c, "LIST", "/v1/secret/metadata/ka",
-	    f.root, NULL, &r), 0);
+	                     f.root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "one"));
 	assert_int_equal(r.connects, 0);
@@ -89,9 +95,11 @@ test_keep_alive_reads_audited(void **state)
 	    "decision=allow&path=secret/data/ka/one"), ok + 2 /* the write:
 	    its decision and its outcome */);
 	assert_int_equal(count_records(&f,
-	    "decision=allow&path=secret/data/ka/none"), nf);
+	                     "decision=allow&path=secret/data/ka/none"),
+	    nf);
 	assert_int_equal(count_records(&f,
-	    "decision=deny&path=secret/data/ka/"), denied);
+	                     "decision=deny&path=secret/data/ka/"),
+	    denied);
 	assert_int_equal(vfx_stop(&f), 0);
 	vfx_cleanup(&f);
 }
@@ -114,7 +122,7 @@ reader_main(void *arg)
 
 	for (i = 0; c != NULL && i < rd->n && !*rd->stop; i++) {
 		if (vfx_http(rd->f, c, "GET", "/v1/secret/data/ka/one",
-		    rd->f->root, NULL, &r) != 0)
+		        rd->f->root, NULL, &r) != 0)
 			break;
 		__atomic_add_fetch(&rd->answered, 1, __ATOMIC_RELAXED);
 		if (r.status == 200 && strstr(r.body, "KA-SECRET") != NULL)
@@ -141,13 +149,16 @@ test_concurrent_reads_and_stop(void **state)
 	assert_int_equal(vfx_init(&f, NULL, NULL), 0);
 	assert_int_equal(vfx_start(&f), 0);
 	assert_int_equal(vfx_kv_put(&f, f.root, "ka/one",
-	    "{\"data\":{\"v\":\"KA-SECRET\"}}"), 200);
+	                     "{\"data\":{\"v\":\"KA-SECRET\"}}"),
+	    200);
 	for (i = 0; i < READERS; i++) {
 		memset(&rd[i], 0, sizeof(rd[i]));
 		rd[i].f = &f;
 		rd[i].n = 40;
 		rd[i].stop = &stop;
-		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main,
+		                     &rd[i]),
+		    0);
 	}
 	for (i = 0; i < READERS; i++) {
 		pthread_join(th[i], NULL);
@@ -156,7 +167,8 @@ test_concurrent_reads_and_stop(void **state)
 		total += rd[i].ok;
 	}
 	assert_int_equal(count_records(&f,
-	    "decision=allow&path=secret/data/ka/one"), total + 2);
+	                     "decision=allow&path=secret/data/ka/one"),
+	    total + 2);
 
 	/* Stopped while readers keep going: suspended connections are
 	 * resumed before the listener stops, and the server exits 0. */
@@ -165,17 +177,20 @@ test_concurrent_reads_and_stop(void **state)
 		rd[i].f = &f;
 		rd[i].n = 100000;
 		rd[i].stop = &stop;
-		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main,
+		                     &rd[i]),
+		    0);
 	}
 	/* Until every reader has had an answer: the stop then meets
 	 * connections in use. */
 	for (spins = 0;; spins++) {
 		int busy = 0;
 		for (i = 0; i < READERS; i++)
-			busy += __atomic_load_n(&rd[i].answered, __ATOMIC_RELAXED) > 0;
+			busy += __atomic_load_n(&rd[i].answered,
+			            __ATOMIC_RELAXED) > 0;
 		if (busy == READERS)
 			break;
-		assert_true(spins < 3000);   /* 30 s */
+		assert_true(spins < 3000); /* 30 s */
 		usleep(10 * 1000);
 	}
 	assert_int_equal(vfx_stop(&f), 0);

@@ -27,12 +27,13 @@ struct st {
 	struct vfx f;
 	struct vfx_node dal, fra;
 	char img[72];
-	char *tok;              /* demo workload in dal05 */
-	char *tok_fra;          /* demo workload in fra02 */
+	char *tok;     /* demo workload in dal05 */
+	char *tok_fra; /* demo workload in fra02 */
 };
 
 static const char policy_fmt[] =
-    "roles = ( { name = \"demo\"; rules = [ \"medical\" ]; token_ttl = 300; } );\n"
+    "roles = ( { name = \"demo\"; rules = [ \"medical\" ]; token_ttl = 300; } "
+    ");\n"
     "rules = ( { name = \"medical\"; paths = [ \"secret/data/medical/*\" ];\n"
     "    capabilities = [ \"read\" ]; match = { images = [ \"%s\" ]; }; } );\n";
 
@@ -47,29 +48,36 @@ setup(void **state)
 	vfx_image("image-x", s->img);
 	snprintf(policy, sizeof(policy), policy_fmt, s->img);
 	assert_int_equal(vfx_init(&s->f, policy, NULL), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &s->dal), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &s->dal),
+	    0);
 	assert_int_equal(vfx_node_new(&s->f, "euCluster", "eu-de", "fra02",
-	    "node-b", &s->fra), 0);
+	                     "node-b", &s->fra),
+	    0);
 	assert_int_equal(vfx_start(&s->f), 0);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "medical/r1",
-	    "{\"data\":{\"patient\":\"one\"}}"), 200);
+	                     "{\"data\":{\"patient\":\"one\"}}"),
+	    200);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "medical/r2",
-	    "{\"data\":{\"patient\":\"two\"}}"), 200);
+	                     "{\"data\":{\"patient\":\"two\"}}"),
+	    200);
 	s->tok = vfx_login_as(&s->f, &s->dal, s->img, "prod", "demo", &status);
 	assert_non_null(s->tok);
-	s->tok_fra = vfx_login_as(&s->f, &s->fra, s->img, "web", "demo",
-	    &status);
+	s->tok_fra =
+	    vfx_login_as(&s->f, &s->fra, s->img, "web", "demo", &status);
 	assert_non_null(s->tok_fra);
 	/* Received: dal05 and fra02 read r1; dal05 read r2. */
 	assert_int_equal(vfx_kv_get(&s->f, s->tok, "medical/r1", NULL), 200);
-	assert_int_equal(vfx_kv_get(&s->f, s->tok_fra, "medical/r1", NULL), 200);
+	assert_int_equal(vfx_kv_get(&s->f, s->tok_fra, "medical/r1", NULL),
+	    200);
 	assert_int_equal(vfx_kv_get(&s->f, s->tok, "medical/r2", NULL), 200);
 	/* Denied: a write (no capability) from each cluster. */
 	assert_int_equal(vfx_kv_put(&s->f, s->tok, "medical/r1",
-	    "{\"data\":{\"x\":1}}"), 403);
+	                     "{\"data\":{\"x\":1}}"),
+	    403);
 	assert_int_equal(vfx_kv_put(&s->f, s->tok_fra, "medical/r1",
-	    "{\"data\":{\"x\":1}}"), 403);
+	                     "{\"data\":{\"x\":1}}"),
+	    403);
 	*state = s;
 	return 0;
 }
@@ -130,14 +138,17 @@ test_http_relative_time_op_status(void **state)
 	size_t i;
 
 	/* everything of the last 7 days: this test's records */
-	get(s, "/v1/sys/audit/releases?since=7d&op=read&decision=allow&"
-	    "path=secret/data/medical/", &r);
+	get(s,
+	    "/v1/sys/audit/releases?since=7d&op=read&decision=allow&"
+	    "path=secret/data/medical/",
+	    &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(records(&r)), 3);
-	json_array_foreach(records(&r), i, e) {
+	json_array_foreach (records(&r), i, e) {
 		assert_string_equal(json_string_value(json_object_get(e, "op")),
 		    "read");
-		assert_string_equal(json_string_value(json_object_get(e, "role")),
+		assert_string_equal(json_string_value(
+		                        json_object_get(e, "role")),
 		    "demo");
 	}
 	vresp_clear(&r);
@@ -152,8 +163,9 @@ test_http_relative_time_op_status(void **state)
 	get(s, "/v1/sys/audit/releases?status=403&path=secret/", &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(records(&r)), 2);
-	json_array_foreach(records(&r), i, e)
-		assert_int_equal(json_integer_value(json_object_get(e, "status")),
+	json_array_foreach (records(&r), i, e)
+		assert_int_equal(json_integer_value(
+		                     json_object_get(e, "status")),
 		    403);
 	vresp_clear(&r);
 	get(s, "/v1/sys/audit/releases?status=abc", &r);
@@ -163,8 +175,9 @@ test_http_relative_time_op_status(void **state)
 	get(s, "/v1/sys/audit/releases?op=login&decision=allow", &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(records(&r)), 2);
-	json_array_foreach(records(&r), i, e)
-		assert_string_equal(json_string_value(json_object_get(e, "role")),
+	json_array_foreach (records(&r), i, e)
+		assert_string_equal(json_string_value(
+		                        json_object_get(e, "role")),
 		    "demo");
 	vresp_clear(&r);
 }
@@ -177,21 +190,24 @@ test_http_csv(void **state)
 	char *line, *save = NULL;
 	int rows = 0;
 
-	get(s, "/v1/sys/audit/releases?format=csv&op=read&decision=allow&"
-	    "path=secret/data/medical/r1", &r);
+	get(s,
+	    "/v1/sys/audit/releases?format=csv&op=read&decision=allow&"
+	    "path=secret/data/medical/r1",
+	    &r);
 	assert_int_equal(r.status, 200);
 	assert_true(strncmp(r.body, "seq,time,op,path,", 17) == 0);
 	assert_non_null(strstr(r.body, ",role,display_name\n"));
 	for (line = strtok_r(r.body, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save), rows++)
+	     line = strtok_r(NULL, "\n", &save), rows++)
 		if (rows > 0) {
-			assert_non_null(strstr(line, ",read,secret/data/medical/r1,"));
+			assert_non_null(
+			    strstr(line, ",read,secret/data/medical/r1,"));
 			assert_true(strstr(line, ",dal05,") != NULL ||
 			    strstr(line, ",fra02,") != NULL);
 			assert_non_null(strstr(line, ",app-0,default,"));
 			assert_non_null(strstr(line, ",demo,"));
 		}
-	assert_int_equal(rows, 3);      /* header and two reads */
+	assert_int_equal(rows, 3); /* header and two reads */
 	vresp_clear(&r);
 	get(s, "/v1/sys/audit/releases?format=xml", &r);
 	assert_int_equal(r.status, 400);
@@ -212,20 +228,20 @@ test_http_cursor(void **state)
 
 	get(s, "/v1/sys/audit/releases?op=read&limit=1000", &r);
 	assert_int_equal(r.status, 200);
-	c = json_string_value(json_object_get(json_object_get(r.json, "data"),
-	    "cursor"));
+	c = json_string_value(
+	    json_object_get(json_object_get(r.json, "data"), "cursor"));
 	assert_non_null(c);
 	assert_true(strtoull(c, NULL, 10) > 0);
 	snprintf(cur, sizeof(cur), "%s", c);
 	vresp_clear(&r);
 	/* nothing new matches: the cursor moves to the head, never back */
-	snprintf(path, sizeof(path),
-	    "/v1/sys/audit/releases?op=read&after=%s", cur);
+	snprintf(path, sizeof(path), "/v1/sys/audit/releases?op=read&after=%s",
+	    cur);
 	get(s, path, &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(records(&r)), 0);
-	c = json_string_value(json_object_get(json_object_get(r.json, "data"),
-	    "cursor"));
+	c = json_string_value(
+	    json_object_get(json_object_get(r.json, "data"), "cursor"));
 	assert_non_null(c);
 	/* the first query's own audit.query record lies past its cursor */
 	assert_true(strtoull(c, NULL, 10) > strtoull(cur, NULL, 10));
@@ -237,17 +253,19 @@ test_http_cursor(void **state)
 	    "/v1/sys/audit/releases?op=read&after=%s&limit=1", cur);
 	get(s, path, &r);
 	assert_int_equal(r.status, 200);
-	json_array_foreach(records(&r), i, e) {
-		assert_string_equal(json_string_value(json_object_get(e, "path")),
+	json_array_foreach (records(&r), i, e) {
+		assert_string_equal(json_string_value(
+		                        json_object_get(e, "path")),
 		    "secret/data/medical/r2");
 		seen++;
 	}
 	assert_int_equal(seen, 1);
-	snprintf(cur, sizeof(cur), "%s", json_string_value(json_object_get(
-	    json_object_get(r.json, "data"), "cursor")));
+	snprintf(cur, sizeof(cur), "%s",
+	    json_string_value(
+	        json_object_get(json_object_get(r.json, "data"), "cursor")));
 	vresp_clear(&r);
-	snprintf(path, sizeof(path),
-	    "/v1/sys/audit/releases?op=read&after=%s", cur);
+	snprintf(path, sizeof(path), "/v1/sys/audit/releases?op=read&after=%s",
+	    cur);
 	get(s, path, &r);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(records(&r)), 0);
@@ -278,13 +296,15 @@ test_refused_login_unverified(void **state)
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(records(&r)), 1);
 	e = json_array_get(records(&r), 0);
-	assert_string_equal(json_string_value(json_object_get(e, "role")), "demo");
+	assert_string_equal(json_string_value(json_object_get(e, "role")),
+	    "demo");
 	assert_int_equal(json_object_size(json_object_get(e, "claims")), 0);
 	uc = json_object_get(e, "claims_unverified");
 	assert_non_null(uc);
 	assert_string_equal(json_string_value(json_object_get(uc, "namespace")),
 	    "intruder");
-	assert_string_equal(json_string_value(json_object_get(uc, "datacenter")),
+	assert_string_equal(json_string_value(
+	                        json_object_get(uc, "datacenter")),
 	    "fra02");
 	assert_non_null(strstr(json_string_value(json_object_get(uc, "sub")),
 	    "/ns/intruder/"));
@@ -341,11 +361,13 @@ test_cli_question_received(void **state)
 	int rows = 0, dal = 0, fra = 0;
 
 	assert_int_equal(tsi_audit(out, sizeof(out), "list", "--data-dir",
-	    s->f.data_dir, "--since", "7d", "--op", "read", "--decision",
-	    "allow", "--path", "secret/data/medical/r1", "--columns", "identity",
-	    (const char *)NULL), 0);
+	                     s->f.data_dir, "--since", "7d", "--op", "read",
+	                     "--decision", "allow", "--path",
+	                     "secret/data/medical/r1", "--columns", "identity",
+	                     (const char *)NULL),
+	    0);
 	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save), rows++) {
+	     line = strtok_r(NULL, "\n", &save), rows++) {
 		if (rows == 0) {
 			assert_non_null(strstr(line, "DC"));
 			assert_non_null(strstr(line, "POD"));
@@ -375,15 +397,18 @@ test_cli_question_denials_csv(void **state)
 	int rows = 0;
 
 	assert_int_equal(tsi_audit(out, sizeof(out), "list", "--data-dir",
-	    s->f.data_dir, "--decision", "deny", "--cluster-name",
-	    "hipaaCluster", "--limit", "0", "--format", "csv",
-	    (const char *)NULL), 0);
+	                     s->f.data_dir, "--decision", "deny",
+	                     "--cluster-name", "hipaaCluster", "--limit", "0",
+	                     "--format", "csv", (const char *)NULL),
+	    0);
 	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save), rows++) {
+	     line = strtok_r(NULL, "\n", &save), rows++) {
 		if (rows == 0) {
-			assert_string_equal(line, "seq,time,op,path,version,"
+			assert_string_equal(line,
+			    "seq,time,op,path,version,"
 			    "decision,rule,reason,status,accessor,remote,"
-			    "request_id,cluster_name,datacenter,namespace,images,"
+			    "request_id,cluster_name,datacenter,namespace,"
+			    "images,"
 			    "hash,sub,pod,service_account,node,region,role,"
 			    "display_name");
 			continue;
@@ -397,16 +422,19 @@ test_cli_question_denials_csv(void **state)
 	assert_int_equal(rows, 2);
 	/* --op and --status narrow the same question */
 	assert_int_equal(tsi_audit(out, sizeof(out), "list", "--data-dir",
-	    s->f.data_dir, "--op", "login", "--status", "200", "--format", "csv",
-	    (const char *)NULL), 0);
+	                     s->f.data_dir, "--op", "login", "--status", "200",
+	                     "--format", "csv", (const char *)NULL),
+	    0);
 	rows = 0;
 	save = NULL;
 	for (line = strtok_r(out, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save))
+	     line = strtok_r(NULL, "\n", &save))
 		rows++;
 	assert_int_equal(rows, 3);
 	assert_int_equal(tsi_audit(out, sizeof(out), "list", "--data-dir",
-	    s->f.data_dir, "--status", "abc", (const char *)NULL), 2);
+	                     s->f.data_dir, "--status", "abc",
+	                     (const char *)NULL),
+	    2);
 }
 
 int

@@ -30,17 +30,18 @@ delete_recorded(struct vfx *f, const char *path)
 	    path);
 	assert_int_equal(vfx_http(f, NULL, "GET", q, f->root, NULL, &r), 0);
 	assert_int_equal(r.status, 200);
-	json_array_foreach(json_object_get(json_object_get(r.json, "data"),
-	    "records"), i, rec)
+	json_array_foreach (json_object_get(json_object_get(r.json, "data"),
+	                        "records"),
+	    i, rec)
 		if (json_is_string(json_object_get(rec, "path")) &&
 		    strcmp(json_string_value(json_object_get(rec, "path")),
-		    path) == 0 &&
+		        path) == 0 &&
 		    json_is_string(json_object_get(rec, "op")) &&
 		    strcmp(json_string_value(json_object_get(rec, "op")),
-		    "delete") == 0 &&
+		        "delete") == 0 &&
 		    json_is_string(json_object_get(rec, "decision")) &&
 		    strcmp(json_string_value(json_object_get(rec, "decision")),
-		    "allow") == 0)
+		        "allow") == 0)
 			found = 1;
 	vresp_clear(&r);
 	return found;
@@ -57,14 +58,17 @@ test_audit_full_503(void **state)
 	assert_int_equal(vfx_init(&f, NULL, "audit_map_size = 262144;\n"), 0);
 	assert_int_equal(vfx_start(&f), 0);
 	assert_int_equal(vfx_http(&f, NULL, "POST", "/v1/secret/data/s/one",
-	    f.root, "{\"data\":{\"v\":\"TOP-SECRET-VALUE\"}}", &r), 0);
+	                     f.root, "{\"data\":{\"v\":\"TOP-SECRET-VALUE\"}}",
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 	/* Secrets to delete once the log is full. */
 	for (i = 0; i < 20; i++) {
 		snprintf(path, sizeof(path), "/v1/secret/data/d/%d", i);
 		snprintf(val, sizeof(val), "{\"data\":{\"v\":\"KEEP-%d\"}}", i);
-		assert_int_equal(vfx_http(&f, NULL, "POST", path, f.root, val, &r),
+		assert_int_equal(vfx_http(&f, NULL, "POST", path, f.root, val,
+		                     &r),
 		    0);
 		assert_int_equal(r.status, 200);
 		vresp_clear(&r);
@@ -72,14 +76,16 @@ test_audit_full_503(void **state)
 	/* One delete while the log has room: its record is what
 	 * delete_recorded finds (checked after the restart). */
 	assert_int_equal(vfx_http(&f, NULL, "DELETE", "/v1/secret/data/d/0",
-	    f.root, NULL, &r), 0);
+	                     f.root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 204);
 	vresp_clear(&r);
 	/* Read until the log is full: five 503s in a row (a single 503 may
 	 * also be a commit that ran out of time on a loaded machine). */
 	for (i = 0; i < 3000 && got503 < 5; i++) {
-		assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/secret/data/s/one",
-		    f.root, NULL, &r), 0);
+		assert_int_equal(vfx_http(&f, NULL, "GET",
+		                     "/v1/secret/data/s/one", f.root, NULL, &r),
+		    0);
 		if (r.status == 200) {
 			ok200++;
 			got503 = 0;
@@ -99,8 +105,10 @@ test_audit_full_503(void **state)
 	 * log; what matters is what a 503 means. A write answered 503 was
 	 * never performed (checked after the restart below). */
 	for (i = 0, got503 = 0; i < 50 && !got503; i++) {
-		assert_int_equal(vfx_http(&f, NULL, "POST", "/v1/secret/data/s/one",
-		    f.root, "{\"data\":{\"v\":\"CHANGED\"}}", &r), 0);
+		assert_int_equal(vfx_http(&f, NULL, "POST",
+		                     "/v1/secret/data/s/one", f.root,
+		                     "{\"data\":{\"v\":\"CHANGED\"}}", &r),
+		    0);
 		if (r.status == 200)
 			writes_ok++;
 		else {
@@ -115,8 +123,9 @@ test_audit_full_503(void **state)
 	 * was recorded and done). */
 	for (i = 1; i < 20 && kept < 0; i++) {
 		snprintf(path, sizeof(path), "/v1/secret/data/d/%d", i);
-		assert_int_equal(vfx_http(&f, NULL, "DELETE", path, f.root, NULL,
-		    &r), 0);
+		assert_int_equal(vfx_http(&f, NULL, "DELETE", path, f.root,
+		                     NULL, &r),
+		    0);
 		if (r.status != 204) {
 			assert_int_equal(r.status, 503);
 			kept = i;
@@ -126,8 +135,9 @@ test_audit_full_503(void **state)
 	assert_true(kept >= 0);
 	for (i = 0, got503 = 0; i < 50 && !got503; i++) {
 		assert_int_equal(vfx_http(&f, NULL, "POST",
-		    "/v1/auth/trusted-identity/login", NULL,
-		    "{\"role\":\"x\",\"jwt\":\"a.b.c\"}", &r), 0);
+		                     "/v1/auth/trusted-identity/login", NULL,
+		                     "{\"role\":\"x\",\"jwt\":\"a.b.c\"}", &r),
+		    0);
 		if (r.status != 403) {
 			assert_int_equal(r.status, 503);
 			got503 = 1;
@@ -140,12 +150,13 @@ test_audit_full_503(void **state)
 	 * that a full map refuses) succeeds. Polled briefly in case one
 	 * lone small commit slipped in between. */
 	for (i = 0, got503 = 0; i < 50 && !got503; i++) {
-		assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/sys/health", NULL,
-		    NULL, &r), 0);
+		assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/sys/health",
+		                     NULL, NULL, &r),
+		    0);
 		if (r.status == 503) {
 			got503 = 1;
-			assert_true(json_is_false(json_object_get(r.json,
-			    "audit_healthy")));
+			assert_true(json_is_false(
+			    json_object_get(r.json, "audit_healthy")));
 			assert_non_null(json_object_get(r.json, "audit_error"));
 		} else {
 			assert_int_equal(r.status, 200);
@@ -155,7 +166,9 @@ test_audit_full_503(void **state)
 	}
 	assert_true(got503);
 	assert_int_equal(vfx_http(&f, NULL, "GET",
-	    "/v1/sys/metrics?format=prometheus", NULL, NULL, &r), 0);
+	                     "/v1/sys/metrics?format=prometheus", NULL, NULL,
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_null(strstr(r.body, "tsi_vault_audit_failures_total 0\n"));
 	vresp_clear(&r);
@@ -173,11 +186,15 @@ test_audit_full_503(void **state)
 	}
 	assert_int_equal(vfx_start(&f), 0);
 	assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/secret/data/s/one",
-	    f.root, NULL, &r), 0);
+	                     f.root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
-	assert_non_null(strstr(r.body, writes_ok ? "CHANGED" : "TOP-SECRET-VALUE"));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(
-	    json_object_get(r.json, "data"), "metadata"), "version")),
+	assert_non_null(
+	    strstr(r.body, writes_ok ? "CHANGED" : "TOP-SECRET-VALUE"));
+	assert_int_equal(json_integer_value(json_object_get(
+	                     json_object_get(json_object_get(r.json, "data"),
+	                         "metadata"),
+	                     "version")),
 	    1 + writes_ok);
 	vresp_clear(&r);
 	assert_true(delete_recorded(&f, "secret/data/d/0"));

@@ -20,13 +20,13 @@
 #include "tsi/buf.h"
 #include "tsi/err.h"
 
-#define MAX_BODY 100000   /* max_body in the test's config */
+#define MAX_BODY 100000 /* max_body in the test's config */
 
 /* The body handed to curl piece by piece, never with its size. */
 struct src {
 	const char *p;
 	size_t len, off;
-	size_t piece;         /* at most this much per read callback */
+	size_t piece; /* at most this much per read callback */
 	size_t sent;
 };
 
@@ -136,7 +136,8 @@ assert_413(json_t *j)
 
 	assert_non_null(j);
 	assert_int_equal(json_array_size(json_object_get(j, "errors")), 1);
-	msg = json_string_value(json_array_get(json_object_get(j, "errors"), 0));
+	msg =
+	    json_string_value(json_array_get(json_object_get(j, "errors"), 0));
 	assert_non_null(msg);
 	assert_non_null(strstr(msg, "too large"));
 }
@@ -178,13 +179,17 @@ test_kv_write_limit(void **state)
 	for (expect = 0; expect <= 1; expect++) {
 		/* Exactly the limit: stored. */
 		assert_int_equal(post_chunked(f, NULL, "/v1/secret/data/c/at",
-		    f->root, at, expect, &j, NULL), 200);
-		assert_int_equal(json_integer_value(json_object_get(
-		    json_object_get(j, "data"), "version")), expect + 1);
+		                     f->root, at, expect, &j, NULL),
+		    200);
+		assert_int_equal(json_integer_value(
+		                     json_object_get(json_object_get(j, "data"),
+		                         "version")),
+		    expect + 1);
 		json_decref(j);
 		/* One byte more: 413 with Vault's error shape. */
 		assert_int_equal(post_chunked(f, NULL, "/v1/secret/data/c/over",
-		    f->root, over, expect, &j, NULL), 413);
+		                     f->root, over, expect, &j, NULL),
+		    413);
 		assert_413(j);
 		json_decref(j);
 		/* Nothing was written. */
@@ -194,14 +199,17 @@ test_kv_write_limit(void **state)
 	free(over);
 	over = kv_body(10 * MAX_BODY);
 	assert_int_equal(post_chunked(f, NULL, "/v1/secret/data/c/over",
-	    f->root, over, 0, &j, NULL), 413);
+	                     f->root, over, 0, &j, NULL),
+	    413);
 	assert_413(j);
 	json_decref(j);
 	assert_int_equal(vfx_kv_get(f, f->root, "c/over", NULL), 404);
 	/* The value stored at the limit is intact. */
 	assert_int_equal(vfx_kv_get(f, f->root, "c/at", &r), 200);
 	assert_int_equal(strlen(json_string_value(json_object_get(
-	    json_object_get(json_object_get(r.json, "data"), "data"), "v"))),
+	                     json_object_get(json_object_get(r.json, "data"),
+	                         "data"),
+	                     "v"))),
 	    MAX_BODY - 17);
 	vresp_clear(&r);
 	free(at);
@@ -217,17 +225,21 @@ test_login_and_no_token_limit(void **state)
 	char *over = kv_body(64 * 1024 + 1);
 
 	assert_int_equal(post_chunked(f, NULL,
-	    "/v1/auth/trusted-identity/login", NULL, over, 0, &j, NULL), 413);
+	                     "/v1/auth/trusted-identity/login", NULL, over, 0,
+	                     &j, NULL),
+	    413);
 	assert_413(j);
 	json_decref(j);
 	assert_int_equal(post_chunked(f, NULL, "/v1/secret/data/c/anon",
-	    "hvs.unknown", over, 0, &j, NULL), 413);
+	                     "hvs.unknown", over, 0, &j, NULL),
+	    413);
 	assert_413(j);
 	json_decref(j);
 	/* Under it, an unknown token is refused as usual. */
 	over[1000] = '\0';
 	assert_int_equal(post_chunked(f, NULL, "/v1/secret/data/c/anon",
-	    "hvs.unknown", over, 0, &j, NULL), 403);
+	                     "hvs.unknown", over, 0, &j, NULL),
+	    403);
 	json_decref(j);
 	free(over);
 }
@@ -246,7 +258,8 @@ test_server_keeps_serving(void **state)
 	/* Several refusals in a row on one handle: each answered. */
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(post_chunked(f, c, "/v1/secret/data/c/loop",
-		    f->root, over, i & 1, &j, NULL), 413);
+		                     f->root, over, i & 1, &j, NULL),
+		    413);
 		assert_413(j);
 		json_decref(j);
 	}
@@ -254,29 +267,37 @@ test_server_keeps_serving(void **state)
 	 * the connection is dropped unanswered, nothing is written. */
 	free(over);
 	over = kv_body(MAX_BODY + 17 * 1024 * 1024);
-	assert_int_equal(post_chunked(f, c, "/v1/secret/data/c/loop",
-	    f->root, over, 0, &j, NULL), -1);
+	assert_int_equal(post_chunked(f, c, "/v1/secret/data/c/loop", f->root,
+	                     over, 0, &j, NULL),
+	    -1);
 	assert_null(j);
 	assert_int_equal(vfx_kv_get(f, f->root, "c/loop", NULL), 404);
 	/* A later request on the same handle (a new connection: the refused
 	 * one was closed) and one on a fresh handle both work. */
-	assert_int_equal(post_chunked(f, c, "/v1/secret/data/c/after",
-	    f->root, "{\"data\":{\"k\":\"v\"}}", 0, &j, &connects), 200);
+	assert_int_equal(post_chunked(f, c, "/v1/secret/data/c/after", f->root,
+	                     "{\"data\":{\"k\":\"v\"}}", 0, &j, &connects),
+	    200);
 	json_decref(j);
 	assert_int_equal(connects, 1);
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/secret/data/c/after",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    json_object_get(r.json, "data"), "data"), "k")), "v");
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(r.json, "data"),
+	                            "data"),
+	                        "k")),
+	    "v");
 	vresp_clear(&r);
 	/* A chunked body under the limit keeps the connection alive. */
-	assert_int_equal(post_chunked(f, c, "/v1/secret/data/c/after",
-	    f->root, "{\"data\":{\"k\":\"w\"}}", 0, &j, &connects), 200);
+	assert_int_equal(post_chunked(f, c, "/v1/secret/data/c/after", f->root,
+	                     "{\"data\":{\"k\":\"w\"}}", 0, &j, &connects),
+	    200);
 	json_decref(j);
 	assert_int_equal(connects, 0);
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/sys/health", NULL, NULL,
-	    &r), 0);
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 	curl_easy_cleanup(c);

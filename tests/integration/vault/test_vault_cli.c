@@ -30,8 +30,8 @@
 #include "tsi/err.h"
 
 struct st {
-	struct vfx tls;         /* TLS, the fixture's CA */
-	struct vfx plain;       /* --dev: plain HTTP */
+	struct vfx tls;   /* TLS, the fixture's CA */
+	struct vfx plain; /* --dev: plain HTTP */
 };
 
 static int
@@ -71,7 +71,8 @@ static int
 tsi_kv(const char *addr, const char *ca, const char *token, char *out,
     size_t outlen, char *err, size_t errlen, ...)
 {
-	char exe[512], o_t[] = "/tmp/tsi-kv-o.XXXXXX", e_t[] = "/tmp/tsi-kv-e.XXXXXX";
+	char exe[512], o_t[] = "/tmp/tsi-kv-o.XXXXXX",
+	               e_t[] = "/tmp/tsi-kv-e.XXXXXX";
 	const char *bin = getenv("TSI_BIN_DIR");
 	const char *argv[16];
 	int ofd = mkstemp(o_t), efd = mkstemp(e_t), st, n = 0;
@@ -118,8 +119,9 @@ tsi_kv(const char *addr, const char *ca, const char *token, char *out,
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-#define KV(s, ...) tsi_kv((s)->tls.addr, (s)->tls.tls_ca, (s)->tls.root, \
-    out, sizeof(out), err, sizeof(err), __VA_ARGS__, (const char *)NULL)
+#define KV(s, ...) \
+	tsi_kv((s)->tls.addr, (s)->tls.tls_ca, (s)->tls.root, out, \
+	    sizeof(out), err, sizeof(err), __VA_ARGS__, (const char *)NULL)
 
 static void
 test_field_format_file(void **state)
@@ -132,7 +134,8 @@ test_field_format_file(void **state)
 	snprintf(file, sizeof(file), "%s/secret.json", s->tls.dir);
 	fp = fopen(file, "w");
 	assert_non_null(fp);
-	fputs("{\"user\":\"alice\",\"pass\":\"s3 cr\\u00e9t\",\"port\":5432}", fp);
+	fputs("{\"user\":\"alice\",\"pass\":\"s3 cr\\u00e9t\",\"port\":5432}",
+	    fp);
 	fclose(fp);
 	snprintf(pem, sizeof(pem), "%s/v.pem", s->tls.dir);
 	fp = fopen(pem, "w");
@@ -141,7 +144,8 @@ test_field_format_file(void **state)
 	fclose(fp);
 	snprintf(arg, sizeof(arg), "@%s", file);
 	snprintf(parg, sizeof(parg), "pem=@%s", pem);
-	assert_int_equal(KV(s, "put", "secret/app/db", arg, "user=bob", parg), 0);
+	assert_int_equal(KV(s, "put", "secret/app/db", arg, "user=bob", parg),
+	    0);
 
 	/* -field: the value alone, raw (no quotes, no newline off a tty). */
 	assert_int_equal(KV(s, "get", "-field=pass", "app/db"), 0);
@@ -159,8 +163,11 @@ test_field_format_file(void **state)
 	/* -format=json is the default's JSON; table is Vault's tables. */
 	assert_int_equal(KV(s, "get", "-format=json", "app/db"), 0);
 	assert_non_null(j = json_loads(out, 0, NULL));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    json_object_get(j, "data"), "data"), "user")), "bob");
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(j, "data"),
+	                            "data"),
+	                        "user")),
+	    "bob");
 	json_decref(j);
 	assert_int_equal(KV(s, "get", "-format", "table", "app/db"), 0);
 	assert_null(json_loads(out, 0, NULL));
@@ -170,7 +177,8 @@ test_field_format_file(void **state)
 	assert_non_null(strstr(out, "\nversion"));
 	assert_int_equal(KV(s, "list", "-format=table", "app"), 0);
 	assert_string_equal(out, "Keys\n----\ndb\n");
-	assert_int_equal(KV(s, "get", "-version=1", "-field=user", "app/db"), 0);
+	assert_int_equal(KV(s, "get", "-version=1", "-field=user", "app/db"),
+	    0);
 	assert_string_equal(out, "bob");
 
 	/* vault kv's -mount: PATH below it, and only secret/ exists. */
@@ -178,7 +186,8 @@ test_field_format_file(void **state)
 	    0);
 	assert_string_equal(out, "bob");
 	assert_int_equal(KV(s, "get", "-mount", "secret", "-field=user",
-	    "secret/app/db"), 1);
+	                     "secret/app/db"),
+	    1);
 	assert_int_equal(KV(s, "get", "-mount=kv", "app/db"), 2);
 	assert_non_null(strstr(err, "only the secret/ mount"));
 
@@ -234,53 +243,75 @@ test_versions_metadata(void **state)
 	assert_non_null(strstr(out, "Success!"));
 	assert_int_equal(KV(s, "get", "-field=k", "cli/v"), 0);
 	assert_string_equal(out, "two");
-	assert_int_equal(KV(s, "destroy", "-versions", "1,2", "secret/cli/v"), 0);
+	assert_int_equal(KV(s, "destroy", "-versions", "1,2", "secret/cli/v"),
+	    0);
 	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 0);
 	j = json_loads(out, 0, &jerr);
 	assert_non_null(j);
-	assert_true(json_is_true(json_object_get(json_object_get(json_object_get(
-	    json_object_get(j, "data"), "versions"), "1"), "destroyed")));
+	assert_true(json_is_true(
+	    json_object_get(json_object_get(json_object_get(json_object_get(j,
+	                                                        "data"),
+	                                        "versions"),
+	                        "1"),
+	        "destroyed")));
 	json_decref(j);
 	/* metadata put: the settings given, custom_metadata, as the vault
 	 * CLI; a bool flag alone means true. */
 	assert_int_equal(KV(s, "metadata", "put", "-max-versions=4",
-	    "-cas-required", "-delete-version-after", "2h",
-	    "-custom-metadata=owner=team a", "-custom-metadata", "tier=x=y",
-	    "cli/v"), 0);
-	assert_non_null(strstr(out, "Success! Data written to: "
+	                     "-cas-required", "-delete-version-after", "2h",
+	                     "-custom-metadata=owner=team a",
+	                     "-custom-metadata", "tier=x=y", "cli/v"),
+	    0);
+	assert_non_null(strstr(out,
+	    "Success! Data written to: "
 	    "secret/metadata/cli/v"));
 	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 0);
 	j = json_loads(out, 0, &jerr);
 	assert_non_null(j);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(j,
-	    "data"), "max_versions")), 4);
-	assert_true(json_is_true(json_object_get(json_object_get(j, "data"),
-	    "cas_required")));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    j, "data"), "delete_version_after")), "2h0m0s");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    json_object_get(j, "data"), "custom_metadata"), "owner")), "team a");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    json_object_get(j, "data"), "custom_metadata"), "tier")), "x=y");
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(j, "data"),
+	                         "max_versions")),
+	    4);
+	assert_true(json_is_true(
+	    json_object_get(json_object_get(j, "data"), "cas_required")));
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(j, "data"),
+	                            "delete_version_after")),
+	    "2h0m0s");
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(j, "data"),
+	                            "custom_metadata"),
+	                        "owner")),
+	    "team a");
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(j, "data"),
+	                            "custom_metadata"),
+	                        "tier")),
+	    "x=y");
 	json_decref(j);
 	assert_int_equal(KV(s, "metadata", "put", "-cas-required=false",
-	    "cli/v"), 0);
+	                     "cli/v"),
+	    0);
 	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 0);
 	j = json_loads(out, 0, &jerr);
 	assert_non_null(j);
-	assert_true(json_is_false(json_object_get(json_object_get(j, "data"),
-	    "cas_required")));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(j,
-	    "data"), "max_versions")), 4);
+	assert_true(json_is_false(
+	    json_object_get(json_object_get(j, "data"), "cas_required")));
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(j, "data"),
+	                         "max_versions")),
+	    4);
 	json_decref(j);
 	assert_int_equal(KV(s, "metadata", "put", "-max-versions=x", "cli/v"),
 	    2);
 	assert_non_null(strstr(err, "-max-versions needs a number"));
 	assert_int_equal(KV(s, "metadata", "put", "-custom-metadata=novalue",
-	    "cli/v"), 2);
+	                     "cli/v"),
+	    2);
 	assert_non_null(strstr(err, "KEY=VALUE"));
 	assert_int_equal(KV(s, "metadata", "put", "-delete-version-after=1y",
-	    "cli/v"), 1);
+	                     "cli/v"),
+	    1);
 	assert_non_null(strstr(err, "delete_version_after"));
 	assert_int_equal(KV(s, "metadata", "delete", "cli/v"), 0);
 	assert_int_equal(KV(s, "metadata", "get", "cli/v"), 1);
@@ -301,25 +332,32 @@ test_cli_tls_errors(void **state)
 
 	/* No CA: the certificate cannot be verified. */
 	assert_int_equal(tsi_kv(s->tls.addr, NULL, s->tls.root, out,
-	    sizeof(out), err, sizeof(err), "get", "x", (const char *)NULL), 1);
+	                     sizeof(out), err, sizeof(err), "get", "x",
+	                     (const char *)NULL),
+	    1);
 	assert_non_null(strstr(err, "set VAULT_CACERT to the file of the CA"));
 	no_curl_words(err);
 	/* A CA file that is not there. */
 	assert_int_equal(tsi_kv(s->tls.addr, "/nonexistent/ca.pem", s->tls.root,
-	    out, sizeof(out), err, sizeof(err), "get", "x", (const char *)NULL),
+	                     out, sizeof(out), err, sizeof(err), "get", "x",
+	                     (const char *)NULL),
 	    1);
 	assert_non_null(strstr(err, "VAULT_CACERT"));
 	/* Plain HTTP to the TLS server. */
 	snprintf(http_to_tls, sizeof(http_to_tls), "http://127.0.0.1:%d",
 	    s->tls.port);
 	assert_int_equal(tsi_kv(http_to_tls, s->tls.tls_ca, s->tls.root, out,
-	    sizeof(out), err, sizeof(err), "get", "x", (const char *)NULL), 1);
+	                     sizeof(out), err, sizeof(err), "get", "x",
+	                     (const char *)NULL),
+	    1);
 	assert_non_null(strstr(err, "HTTP request to an HTTPS server"));
 	/* TLS to the plain server. */
 	snprintf(tls_to_http, sizeof(tls_to_http), "https://127.0.0.1:%d",
 	    s->plain.port);
 	assert_int_equal(tsi_kv(tls_to_http, s->tls.tls_ca, s->plain.root, out,
-	    sizeof(out), err, sizeof(err), "get", "x", (const char *)NULL), 1);
+	                     sizeof(out), err, sizeof(err), "get", "x",
+	                     (const char *)NULL),
+	    1);
 	print_message("https:// to the plain server: %s\n", err);
 	assert_non_null(strstr(err, "HTTPS request to an HTTP server"));
 }
@@ -358,21 +396,25 @@ test_sidecar_tls_errors(void **state)
 	setenv("SSL_CERT_FILE", "/dev/null", 1);
 	assert_int_not_equal(sidecar_login(s->tls.addr, NULL, err, sizeof(err)),
 	    TSI_OK);
-	assert_non_null(strstr(err, "set VAULT_CACERT (vault_cacert) to the "
+	assert_non_null(strstr(err,
+	    "set VAULT_CACERT (vault_cacert) to the "
 	    "file of the CA"));
 	no_curl_words(err);
 	snprintf(addr, sizeof(addr), "http://127.0.0.1:%d", s->tls.port);
 	assert_int_not_equal(sidecar_login(addr, s->tls.tls_ca, err,
-	    sizeof(err)), TSI_OK);
+	                         sizeof(err)),
+	    TSI_OK);
 	assert_non_null(strstr(err, "HTTP request to an HTTPS server"));
 	snprintf(addr, sizeof(addr), "https://127.0.0.1:%d", s->plain.port);
 	assert_int_not_equal(sidecar_login(addr, s->tls.tls_ca, err,
-	    sizeof(err)), TSI_OK);
+	                         sizeof(err)),
+	    TSI_OK);
 	assert_non_null(strstr(err, "HTTPS request to an HTTP server"));
 	/* With the right CA the same login reaches the server (refused: the
 	 * JWT is garbage), which is what the words above told to do. */
 	assert_int_equal(sidecar_login(s->tls.addr, s->tls.tls_ca, err,
-	    sizeof(err)), TSI_ERR_DENIED);
+	                     sizeof(err)),
+	    TSI_ERR_DENIED);
 	unsetenv("SSL_CERT_FILE");
 }
 

@@ -34,8 +34,8 @@ static char mounted[400];
 
 struct found {
 	const char *path;
-	int decision_records;   /* phase "decision", no status */
-	int claims_200;         /* any record saying status 200 */
+	int decision_records; /* phase "decision", no status */
+	int claims_200;       /* any record saying status 200 */
 	int outcome_503;
 	int other;
 };
@@ -81,7 +81,8 @@ test_kv_write_disk_full(void **state)
 		snprintf(mounted, sizeof(mounted), "%s", f.data_dir);
 	else {
 		print_message("SKIP: cannot mount a tmpfs on %s (%s): this "
-		    "test needs root\n", f.data_dir, strerror(errno));
+		              "test needs root\n",
+		    f.data_dir, strerror(errno));
 		vfx_cleanup(&f);
 		skip();
 	}
@@ -139,9 +140,9 @@ test_kv_write_disk_full(void **state)
 		assert_int_equal(tsi_audit_query(rd, &q, scan_cb, &fd, &next),
 		    TSI_OK);
 		print_message("write %d failed: %d decision, %d outcome 503, "
-		    "%d claiming 200, %d other records\n", failed_at,
-		    fd.decision_records, fd.outcome_503, fd.claims_200,
-		    fd.other);
+		              "%d claiming 200, %d other records\n",
+		    failed_at, fd.decision_records, fd.outcome_503,
+		    fd.claims_200, fd.other);
 		/* Never an outcome that did not happen. */
 		assert_int_equal(fd.claims_200, 0);
 		assert_int_equal(fd.other, 0);

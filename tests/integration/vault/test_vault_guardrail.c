@@ -22,8 +22,8 @@
 
 struct st {
 	struct vfx f;
-	struct vfx_node us;         /* hipaaCluster / us-south / dal05 */
-	struct vfx_node eu;         /* hipaaCluster / eu-de / fra02 */
+	struct vfx_node us; /* hipaaCluster / us-south / dal05 */
+	struct vfx_node eu; /* hipaaCluster / eu-de / fra02 */
 	char img[72];
 };
 
@@ -31,7 +31,8 @@ static const char policy[] =
     "roles = (\n"
     "  { name = \"eu-apps\"; rules = [ \"eu-data\", \"tmp-rw\" ];\n"
     "    match = { region = [ \"eu-*\" ]; }; },\n"
-    "  { name = \"us-apps\"; rules = [ \"eu-data\", \"tmp-rw\", \"vault-rw\" ]; }\n"
+    "  { name = \"us-apps\"; rules = [ \"eu-data\", \"tmp-rw\", \"vault-rw\" "
+    "]; }\n"
     ");\n"
     "rules = (\n"
     "  { name = \"never-outside-eu\"; effect = \"deny\"; guardrail = true;\n"
@@ -41,7 +42,8 @@ static const char policy[] =
     "    paths = [ \"secret/data/vault/*\" ]; capabilities = [ \"read\" ]; },\n"
     "  { name = \"no-tmp-delete\"; effect = \"deny\";\n"
     "    paths = [ \"secret/data/tmp/*\" ]; capabilities = [ \"delete\" ]; },\n"
-    "  { name = \"eu-data\"; paths = [ \"secret/data/eu/*\", \"secret/metadata/eu/*\" ];\n"
+    "  { name = \"eu-data\"; paths = [ \"secret/data/eu/*\", "
+    "\"secret/metadata/eu/*\" ];\n"
     "    capabilities = [ \"create\", \"read\", \"update\", \"list\" ]; },\n"
     "  { name = \"tmp-rw\"; paths = [ \"secret/data/tmp/*\" ];\n"
     "    capabilities = [ \"create\", \"read\", \"delete\" ]; },\n"
@@ -57,10 +59,12 @@ setup(void **state)
 	assert_non_null(s);
 	vfx_image("image-x", s->img);
 	assert_int_equal(vfx_init(&s->f, policy, NULL), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &s->us), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &s->us),
+	    0);
 	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "eu-de", "fra02",
-	    "node-c", &s->eu), 0);
+	                     "node-c", &s->eu),
+	    0);
 	assert_int_equal(vfx_start(&s->f), 0);
 	*state = s;
 	return 0;
@@ -115,7 +119,8 @@ test_root_bound_by_geofence(void **state)
 
 	/* An EU workload stores and reads EU data. */
 	assert_int_equal(vfx_kv_put(&s->f, te, "eu/gdpr",
-	    "{\"data\":{\"k\":\"EU-SECRET\"}}"), 200);
+	                     "{\"data\":{\"k\":\"EU-SECRET\"}}"),
+	    200);
 	assert_int_equal(vfx_kv_get(&s->f, te, "eu/gdpr", NULL), 200);
 	/* Root, which has no region: denied like a US workload. */
 	if (vfx_kv_get(&s->f, root, "eu/gdpr", &r) != 403 ||
@@ -126,13 +131,16 @@ test_root_bound_by_geofence(void **state)
 	vresp_clear(&r);
 	assert_int_equal(vfx_kv_get(&s->f, tu, "eu/gdpr", NULL), 403);
 	assert_int_equal(vfx_kv_put(&s->f, root, "eu/gdpr",
-	    "{\"data\":{\"k\":\"overwritten\"}}"), 403);
-	assert_int_equal(req(s, "DELETE", root, "/v1/secret/data/eu/gdpr", NULL),
+	                     "{\"data\":{\"k\":\"overwritten\"}}"),
+	    403);
+	assert_int_equal(req(s, "DELETE", root, "/v1/secret/data/eu/gdpr",
+	                     NULL),
 	    403);
 	assert_int_equal(req(s, "LIST", root, "/v1/secret/metadata/eu/", NULL),
 	    403);
 	assert_int_equal(req(s, "GET", root, "/v1/secret/metadata/eu/gdpr",
-	    NULL), 403);
+	                     NULL),
+	    403);
 	/* The EU secret is untouched. */
 	assert_int_equal(vfx_kv_get(&s->f, te, "eu/gdpr", &r), 200);
 	assert_non_null(strstr(r.body, "EU-SECRET"));
@@ -140,31 +148,36 @@ test_root_bound_by_geofence(void **state)
 
 	/* A read-only guardrail: root provisions, nobody outside reads. */
 	assert_int_equal(vfx_kv_put(&s->f, root, "vault/db",
-	    "{\"data\":{\"k\":\"V\"}}"), 200);
+	                     "{\"data\":{\"k\":\"V\"}}"),
+	    200);
 	assert_int_equal(vfx_kv_get(&s->f, root, "vault/db", NULL), 403);
 	assert_int_equal(vfx_kv_get(&s->f, tu, "vault/db", NULL), 403);
 
 	/* A deny rule that is not a guardrail binds roles, not root. */
 	assert_int_equal(vfx_kv_put(&s->f, root, "tmp/x",
-	    "{\"data\":{\"k\":\"T\"}}"), 200);
+	                     "{\"data\":{\"k\":\"T\"}}"),
+	    200);
 	assert_int_equal(req(s, "DELETE", tu, "/v1/secret/data/tmp/x", NULL),
 	    403);
 	assert_int_equal(req(s, "DELETE", root, "/v1/secret/data/tmp/x", NULL),
 	    204);
 	/* Everything else stays open to root. */
 	assert_int_equal(vfx_kv_put(&s->f, root, "ops/x",
-	    "{\"data\":{\"k\":\"O\"}}"), 200);
+	                     "{\"data\":{\"k\":\"O\"}}"),
+	    200);
 	assert_int_equal(vfx_kv_get(&s->f, root, "ops/x", NULL), 200);
 
 	/* The audit trail names the guardrail that denied root. */
 	assert_int_equal(vfx_http(&s->f, NULL, "GET",
-	    "/v1/sys/audit/releases?decision=deny&path=secret/data/eu/&limit=50",
-	    root, NULL, &r), 0);
+	                     "/v1/sys/audit/releases?decision=deny&path=secret/"
+	                     "data/eu/&limit=50",
+	                     root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	recs = json_object_get(json_object_get(r.json, "data"), "records");
 	for (i = 0; i < json_array_size(recs); i++) {
-		const char *rule = json_string_value(json_object_get(
-		    json_array_get(recs, i), "rule"));
+		const char *rule = json_string_value(
+		    json_object_get(json_array_get(recs, i), "rule"));
 
 		if (rule != NULL && strcmp(rule, "never-outside-eu") == 0)
 			geofence++;
@@ -187,11 +200,13 @@ test_guardrail_in_reloaded_set(void **state)
 	/* Missing or not, the same 403. */
 	assert_int_equal(vfx_kv_get(&s->f, s->f.root, "vault/db", NULL), 403);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "vault/db",
-	    "{\"data\":{\"k\":\"V\"}}"), 200);
+	                     "{\"data\":{\"k\":\"V\"}}"),
+	    200);
 	assert_int_equal(vfx_kv_get(&s->f, s->f.root, "vault/db", NULL), 403);
 	snprintf(text, sizeof(text), "%s", policy);
 	{
-		char *g = strstr(text, "guardrail = true;\n    paths = [ "
+		char *g = strstr(text,
+		    "guardrail = true;\n    paths = [ "
 		    "\"secret/data/vault/*\" ]");
 
 		assert_non_null(g);

@@ -26,7 +26,7 @@ struct st {
 	struct vfx f;
 	struct vfx_node node;
 	char img[72];
-	char *tok;              /* the demo workload's token */
+	char *tok; /* the demo workload's token */
 };
 
 /* The workload may read app/, destroy under app/, nothing else: no soft
@@ -37,7 +37,8 @@ static const char policy_fmt[] =
     "rules = ( { name = \"app-read\"; paths = [ \"secret/data/app/*\" ];\n"
     "    capabilities = [ \"read\" ]; match = { images = [ \"%s\" ]; }; },\n"
     "  { name = \"app-destroy\"; paths = [ \"secret/destroy/app/*\" ];\n"
-    "    capabilities = [ \"update\" ]; match = { images = [ \"%s\" ]; }; } );\n";
+    "    capabilities = [ \"update\" ]; match = { images = [ \"%s\" ]; }; } "
+    ");\n";
 
 static int
 setup(void **state)
@@ -51,7 +52,8 @@ setup(void **state)
 	snprintf(policy, sizeof(policy), policy_fmt, s->img, s->img);
 	assert_int_equal(vfx_init(&s->f, policy, NULL), 0);
 	assert_int_equal(vfx_node_new(&s->f, "c1", "us-south", "dal05",
-	    "node-a", &s->node), 0);
+	                     "node-a", &s->node),
+	    0);
 	assert_int_equal(vfx_start(&s->f), 0);
 	s->tok = vfx_login_as(&s->f, &s->node, s->img, "prod", "demo", &status);
 	assert_non_null(s->tok);
@@ -76,7 +78,8 @@ static long
 call(struct st *s, const char *method, const char *path, const char *token,
     const char *body, struct vresp *r)
 {
-	assert_int_equal(vfx_http(&s->f, NULL, method, path, token, body, r), 0);
+	assert_int_equal(vfx_http(&s->f, NULL, method, path, token, body, r),
+	    0);
 	return r->status;
 }
 
@@ -96,8 +99,8 @@ call0(struct st *s, const char *method, const char *path, const char *token,
 static const char *
 first_error(const struct vresp *r)
 {
-	const char *e = json_string_value(json_array_get(json_object_get(
-	    r->json, "errors"), 0));
+	const char *e = json_string_value(
+	    json_array_get(json_object_get(r->json, "errors"), 0));
 
 	return e != NULL ? e : "";
 }
@@ -106,7 +109,8 @@ static json_t *
 read_meta(const struct vresp *r)
 {
 	return json_object_get(json_object_get(json_object_get(r->json, "data"),
-	    "metadata"), "destroyed");
+	                           "metadata"),
+	    "destroyed");
 }
 
 /* Three versions of app/p. */
@@ -117,7 +121,8 @@ put3(struct st *s, const char *p)
 
 	for (i = 1; i <= 3; i++) {
 		char body[64];
-		snprintf(body, sizeof(body), "{\"data\":{\"v\":\"value-%d\"}}", i);
+		snprintf(body, sizeof(body), "{\"data\":{\"v\":\"value-%d\"}}",
+		    i);
 		assert_int_equal(vfx_kv_put(&s->f, s->f.root, p, body), 200);
 	}
 }
@@ -132,65 +137,86 @@ test_delete_undelete_destroy(void **state)
 	put3(s, "app/a");
 	/* Soft delete of versions 1 and 2 (3 stays current and readable). */
 	assert_int_equal(call0(s, "POST", "/v1/secret/delete/app/a", s->f.root,
-	    "{\"versions\":[1,2]}"), 204);
+	                     "{\"versions\":[1,2]}"),
+	    204);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/a?version=1",
-	    s->f.root, NULL, &r), 404);
+	                     s->f.root, NULL, &r),
+	    404);
 	assert_true(json_is_false(read_meta(&r)));
-	assert_true(strlen(json_string_value(json_object_get(json_object_get(
-	    json_object_get(r.json, "data"), "metadata"), "deletion_time"))) > 0);
+	assert_true(
+	    strlen(json_string_value(
+	        json_object_get(json_object_get(json_object_get(r.json, "data"),
+	                            "metadata"),
+	            "deletion_time"))) > 0);
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/a", s->f.root,
-	    NULL), 200);
+	                     NULL),
+	    200);
 	/* Undelete brings version 1 back with its value. */
 	assert_int_equal(call0(s, "POST", "/v1/secret/undelete/app/a",
-	    s->f.root, "{\"versions\":[1]}"), 204);
+	                     s->f.root, "{\"versions\":[1]}"),
+	    204);
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/a?version=1",
-	    s->f.root, NULL, &r), 200);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    json_object_get(r.json, "data"), "data"), "v")), "value-1");
+	                     s->f.root, NULL, &r),
+	    200);
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(r.json, "data"),
+	                            "data"),
+	                        "v")),
+	    "value-1");
 	vresp_clear(&r);
 	/* Destroy version 2 (soft-deleted) and 3: 404 with destroyed=true,
 	 * and undelete cannot bring them back. */
 	assert_int_equal(call0(s, "POST", "/v1/secret/destroy/app/a", s->f.root,
-	    "{\"versions\":[2,3]}"), 204);
+	                     "{\"versions\":[2,3]}"),
+	    204);
 	assert_int_equal(call0(s, "POST", "/v1/secret/undelete/app/a",
-	    s->f.root, "{\"versions\":[2,3]}"), 204);
+	                     s->f.root, "{\"versions\":[2,3]}"),
+	    204);
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/a?version=2",
-	    s->f.root, NULL, &r), 404);
+	                     s->f.root, NULL, &r),
+	    404);
 	assert_true(json_is_true(read_meta(&r)));
 	vresp_clear(&r);
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/a", s->f.root,
-	    NULL, &r), 404);
+	                     NULL, &r),
+	    404);
 	assert_true(json_is_true(read_meta(&r)));
-	assert_true(json_is_null(json_object_get(json_object_get(r.json, "data"),
-	    "data")));
+	assert_true(json_is_null(
+	    json_object_get(json_object_get(r.json, "data"), "data")));
 	vresp_clear(&r);
 	/* The metadata agrees. */
 	assert_int_equal(call(s, "GET", "/v1/secret/metadata/app/a", s->f.root,
-	    NULL, &r), 200);
+	                     NULL, &r),
+	    200);
 	vs = json_object_get(json_object_get(r.json, "data"), "versions");
-	assert_true(json_is_false(json_object_get(json_object_get(vs, "1"),
-	    "destroyed")));
-	assert_true(json_is_true(json_object_get(json_object_get(vs, "2"),
-	    "destroyed")));
-	assert_true(json_is_true(json_object_get(json_object_get(vs, "3"),
-	    "destroyed")));
+	assert_true(json_is_false(
+	    json_object_get(json_object_get(vs, "1"), "destroyed")));
+	assert_true(json_is_true(
+	    json_object_get(json_object_get(vs, "2"), "destroyed")));
+	assert_true(json_is_true(
+	    json_object_get(json_object_get(vs, "3"), "destroyed")));
 	vresp_clear(&r);
 	/* Vault's answers for what is not there: 204; no versions: 400. */
 	assert_int_equal(call0(s, "POST", "/v1/secret/destroy/app/none",
-	    s->f.root, "{\"versions\":[1]}"), 204);
+	                     s->f.root, "{\"versions\":[1]}"),
+	    204);
 	assert_int_equal(call0(s, "POST", "/v1/secret/delete/app/a", s->f.root,
-	    "{\"versions\":[99]}"), 204);
+	                     "{\"versions\":[99]}"),
+	    204);
 	assert_int_equal(call(s, "POST", "/v1/secret/delete/app/a", s->f.root,
-	    "{}", &r), 400);
+	                     "{}", &r),
+	    400);
 	assert_string_equal(first_error(&r), "no version number provided");
 	vresp_clear(&r);
 	assert_int_equal(call(s, "POST", "/v1/secret/destroy/app/a", s->f.root,
-	    "{\"versions\":[]}", &r), 400);
+	                     "{\"versions\":[]}", &r),
+	    400);
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "GET", "/v1/secret/destroy/app/a", s->f.root,
-	    NULL), 405);
+	                     NULL),
+	    405);
 }
 
 static void
@@ -203,33 +229,46 @@ test_metadata_delete(void **state)
 
 	put3(s, "app/m");
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/keep",
-	    "{\"data\":{\"k\":\"1\"}}"), 200);
+	                     "{\"data\":{\"k\":\"1\"}}"),
+	    200);
 	assert_int_equal(call0(s, "DELETE", "/v1/secret/metadata/app/m",
-	    s->f.root, NULL), 204);
+	                     s->f.root, NULL),
+	    204);
 	assert_int_equal(call0(s, "GET", "/v1/secret/metadata/app/m", s->f.root,
-	    NULL), 404);
+	                     NULL),
+	    404);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/m?version=1",
-	    s->f.root, NULL), 404);
+	                     s->f.root, NULL),
+	    404);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(call(s, "LIST", "/v1/secret/metadata/app", s->f.root,
-	    NULL, &r), 200);
+	                     NULL, &r),
+	    200);
 	keys = json_object_get(json_object_get(r.json, "data"), "keys");
 	for (i = 0; i < json_array_size(keys); i++)
-		assert_string_not_equal(json_string_value(json_array_get(keys,
-		    i)), "m");
+		assert_string_not_equal(json_string_value(
+		                            json_array_get(keys, i)),
+		    "m");
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/keep", s->f.root,
-	    NULL), 200);
+	                     NULL),
+	    200);
 	/* Again: nothing there, still 204 as Vault. */
 	assert_int_equal(call0(s, "DELETE", "/v1/secret/metadata/app/m",
-	    s->f.root, NULL), 204);
+	                     s->f.root, NULL),
+	    204);
 	/* A new write starts again at version 1. */
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/m",
-	    "{\"data\":{\"k\":\"new\"}}"), 200);
+	                     "{\"data\":{\"k\":\"new\"}}"),
+	    200);
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/m", s->f.root,
-	    NULL, &r), 200);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(
-	    json_object_get(r.json, "data"), "metadata"), "version")), 1);
+	                     NULL, &r),
+	    200);
+	assert_int_equal(json_integer_value(json_object_get(
+	                     json_object_get(json_object_get(r.json, "data"),
+	                         "metadata"),
+	                     "version")),
+	    1);
 	vresp_clear(&r);
 }
 
@@ -244,21 +283,28 @@ test_capabilities(void **state)
 	put3(s, "app/c");
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(call(s, "POST", "/v1/secret/delete/app/c", s->tok,
-	    "{\"versions\":[1]}", &r), 403);
+	                     "{\"versions\":[1]}", &r),
+	    403);
 	assert_string_equal(first_error(&r), "permission denied");
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "POST", "/v1/secret/undelete/app/c", s->tok,
-	    "{\"versions\":[1]}"), 403);
+	                     "{\"versions\":[1]}"),
+	    403);
 	assert_int_equal(call0(s, "DELETE", "/v1/secret/metadata/app/c", s->tok,
-	    NULL), 403);
+	                     NULL),
+	    403);
 	assert_int_equal(call0(s, "POST", "/v1/secret/destroy/other/c", s->tok,
-	    "{\"versions\":[1]}"), 403);
+	                     "{\"versions\":[1]}"),
+	    403);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/c?version=1",
-	    s->tok, NULL), 200);
+	                     s->tok, NULL),
+	    200);
 	assert_int_equal(call0(s, "POST", "/v1/secret/destroy/app/c", s->tok,
-	    "{\"versions\":[1]}"), 204);
+	                     "{\"versions\":[1]}"),
+	    204);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/c?version=1",
-	    s->tok, NULL), 404);
+	                     s->tok, NULL),
+	    404);
 }
 
 /* The destroy and a secret/config write are in the log twice each: the
@@ -273,16 +319,20 @@ test_audited(void **state)
 
 	put3(s, "app/au");
 	assert_int_equal(call0(s, "POST", "/v1/secret/destroy/app/au",
-	    s->f.root, "{\"versions\":[2]}"), 204);
+	                     s->f.root, "{\"versions\":[2]}"),
+	    204);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(call(s, "GET",
-	    "/v1/sys/audit/releases?path=secret/destroy/app/au&limit=100",
-	    s->f.root, NULL, &r), 200);
+	                     "/v1/sys/audit/releases?path=secret/destroy/app/"
+	                     "au&limit=100",
+	                     s->f.root, NULL, &r),
+	    200);
 	recs = json_object_get(json_object_get(r.json, "data"), "records");
-	json_array_foreach(recs, i, e) {
+	json_array_foreach (recs, i, e) {
 		const char *ph = json_string_value(json_object_get(e, "phase"));
 		if (strcmp(json_string_value(json_object_get(e, "op")),
-		    "destroy") != 0 || ph == NULL)
+		        "destroy") != 0 ||
+		    ph == NULL)
 			continue;
 		if (strcmp(ph, "decision") == 0)
 			dec = e;
@@ -293,22 +343,28 @@ test_audited(void **state)
 	assert_non_null(outc);
 	assert_int_equal(json_integer_value(json_object_get(outc, "status")),
 	    204);
-	assert_int_equal(json_integer_value(json_array_get(json_object_get(dec,
-	    "versions"), 0)), 2);
+	assert_int_equal(json_integer_value(
+	                     json_array_get(json_object_get(dec, "versions"),
+	                         0)),
+	    2);
 	vresp_clear(&r);
 	/* The mount's settings: the same pair, the settings in the
 	 * decision. */
 	assert_int_equal(call0(s, "POST", "/v1/secret/config", s->f.root,
-	    "{\"max_versions\":9}"), 204);
+	                     "{\"max_versions\":9}"),
+	    204);
 	assert_int_equal(call(s, "GET",
-	    "/v1/sys/audit/releases?path=secret/config&limit=100",
-	    s->f.root, NULL, &r), 200);
+	                     "/v1/sys/audit/releases?path=secret/"
+	                     "config&limit=100",
+	                     s->f.root, NULL, &r),
+	    200);
 	dec = outc = NULL;
 	recs = json_object_get(json_object_get(r.json, "data"), "records");
-	json_array_foreach(recs, i, e) {
+	json_array_foreach (recs, i, e) {
 		const char *ph = json_string_value(json_object_get(e, "phase"));
 		if (strcmp(json_string_value(json_object_get(e, "op")),
-		    "write") != 0 || ph == NULL)
+		        "write") != 0 ||
+		    ph == NULL)
 			continue;
 		if (strcmp(ph, "decision") == 0)
 			dec = e;
@@ -319,8 +375,10 @@ test_audited(void **state)
 	assert_non_null(outc);
 	assert_int_equal(json_integer_value(json_object_get(outc, "status")),
 	    204);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(dec,
-	    "settings"), "max_versions")), 9);
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(dec, "settings"),
+	                         "max_versions")),
+	    9);
 	vresp_clear(&r);
 }
 
@@ -340,7 +398,8 @@ test_destroy_removes_value(void **state)
 
 	put3(s, "app/z");
 	assert_int_equal(call0(s, "POST", "/v1/secret/destroy/app/z", s->f.root,
-	    "{\"versions\":[2]}"), 204);
+	                     "{\"versions\":[2]}"),
+	    204);
 	assert_int_equal(vfx_stop(&s->f), 0);
 	snprintf(dir, sizeof(dir), "%s/kv", s->f.data_dir);
 	assert_int_equal(mdb_env_create(&env), 0);
@@ -372,83 +431,120 @@ test_metadata_settings(void **state)
 	json_t *d;
 
 	memset(&r, 0, sizeof(r));
-	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
-	    "{\"max_versions\":2,\"cas_required\":true,"
-	    "\"delete_version_after\":\"1h30m\","
-	    "\"custom_metadata\":{\"owner\":\"team-a\",\"tier\":\"b\"}}"),
+	assert_int_equal(
+	    call0(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
+	        "{\"max_versions\":2,\"cas_required\":true,"
+	        "\"delete_version_after\":\"1h30m\","
+	        "\"custom_metadata\":{\"owner\":\"team-a\",\"tier\":\"b\"}}"),
 	    204);
 	assert_int_equal(call(s, "GET", "/v1/secret/metadata/app/s", s->f.root,
-	    NULL, &r), 200);
+	                     NULL, &r),
+	    200);
 	d = json_object_get(r.json, "data");
 	assert_int_equal(json_integer_value(json_object_get(d, "max_versions")),
 	    2);
 	assert_true(json_is_true(json_object_get(d, "cas_required")));
-	assert_string_equal(json_string_value(json_object_get(d,
-	    "delete_version_after")), "1h30m0s");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
-	    "custom_metadata"), "owner")), "team-a");
-	assert_int_equal(json_integer_value(json_object_get(d,
-	    "current_version")), 0);
+	assert_string_equal(json_string_value(
+	                        json_object_get(d, "delete_version_after")),
+	    "1h30m0s");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(d,
+	                                            "custom_metadata"),
+	                            "owner")),
+	    "team-a");
+	assert_int_equal(json_integer_value(
+	                     json_object_get(d, "current_version")),
+	    0);
 	vresp_clear(&r);
 	/* cas_required: a write without cas is refused, as Vault. */
 	assert_int_equal(call(s, "POST", "/v1/secret/data/app/s", s->f.root,
-	    "{\"data\":{\"k\":\"1\"}}", &r), 400);
+	                     "{\"data\":{\"k\":\"1\"}}", &r),
+	    400);
 	assert_string_equal(first_error(&r),
 	    "check-and-set parameter required for this call");
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/s", s->f.root,
-	    "{\"data\":{\"k\":\"1\"},\"options\":{\"cas\":0}}"), 200);
+	                     "{\"data\":{\"k\":\"1\"},\"options\":{\"cas\":0}"
+	                     "}"),
+	    200);
 	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/s", s->f.root,
-	    "{\"data\":{\"k\":\"2\"},\"options\":{\"cas\":1}}"), 200);
+	                     "{\"data\":{\"k\":\"2\"},\"options\":{\"cas\":1}"
+	                     "}"),
+	    200);
 	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/s", s->f.root,
-	    "{\"data\":{\"k\":\"3\"},\"options\":{\"cas\":2}}"), 200);
+	                     "{\"data\":{\"k\":\"3\"},\"options\":{\"cas\":2}"
+	                     "}"),
+	    200);
 	/* max_versions 2: version 1 is gone. */
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/s?version=1",
-	    s->f.root, NULL), 404);
+	                     s->f.root, NULL),
+	    404);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/s?version=2",
-	    s->f.root, NULL), 200);
+	                     s->f.root, NULL),
+	    200);
 	/* A data read carries the path's custom_metadata, as Vault. */
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/s", s->f.root,
-	    NULL, &r), 200);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    json_object_get(json_object_get(r.json, "data"), "metadata"),
-	    "custom_metadata"), "owner")), "team-a");
+	                     NULL, &r),
+	    200);
+	assert_string_equal(
+	    json_string_value(json_object_get(
+	        json_object_get(json_object_get(json_object_get(r.json, "data"),
+	                            "metadata"),
+	            "custom_metadata"),
+	        "owner")),
+	    "team-a");
 	vresp_clear(&r);
 	/* PATCH merges custom_metadata (null removes a key), keeps the rest. */
 	assert_int_equal(call0(s, "PATCH", "/v1/secret/metadata/app/s",
-	    s->f.root, "{\"custom_metadata\":{\"owner\":null,"
-	    "\"zone\":\"z1\"},\"cas_required\":false}"), 204);
+	                     s->f.root,
+	                     "{\"custom_metadata\":{\"owner\":null,"
+	                     "\"zone\":\"z1\"},\"cas_required\":false}"),
+	    204);
 	assert_int_equal(call(s, "GET", "/v1/secret/metadata/app/s", s->f.root,
-	    NULL, &r), 200);
+	                     NULL, &r),
+	    200);
 	d = json_object_get(r.json, "data");
-	assert_null(json_object_get(json_object_get(d, "custom_metadata"),
-	    "owner"));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
-	    "custom_metadata"), "tier")), "b");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
-	    "custom_metadata"), "zone")), "z1");
+	assert_null(
+	    json_object_get(json_object_get(d, "custom_metadata"), "owner"));
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(d,
+	                                            "custom_metadata"),
+	                            "tier")),
+	    "b");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(d,
+	                                            "custom_metadata"),
+	                            "zone")),
+	    "z1");
 	assert_int_equal(json_integer_value(json_object_get(d, "max_versions")),
 	    2);
 	assert_true(json_is_false(json_object_get(d, "cas_required")));
-	assert_int_equal(json_integer_value(json_object_get(d, "oldest_version")),
+	assert_int_equal(json_integer_value(
+	                     json_object_get(d, "oldest_version")),
 	    2);
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/s", s->f.root,
-	    "{\"data\":{\"k\":\"4\"}}"), 200);
+	                     "{\"data\":{\"k\":\"4\"}}"),
+	    200);
 	/* Malformed settings: 400 naming the field. */
 	assert_int_equal(call(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
-	    "{\"delete_version_after\":\"3 days\"}", &r), 400);
+	                     "{\"delete_version_after\":\"3 days\"}", &r),
+	    400);
 	assert_non_null(strstr(first_error(&r), "delete_version_after"));
 	vresp_clear(&r);
-	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
-	    "{\"custom_metadata\":{\"k\":1}}"), 400);
-	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s", s->f.root,
-	    "{\"max_versions\":-1}"), 400);
+	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s",
+	                     s->f.root, "{\"custom_metadata\":{\"k\":1}}"),
+	    400);
+	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s",
+	                     s->f.root, "{\"max_versions\":-1}"),
+	    400);
 	/* The workload has no create/update/patch on secret/metadata/. */
 	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/s", s->tok,
-	    "{\"max_versions\":5}"), 403);
+	                     "{\"max_versions\":5}"),
+	    403);
 	assert_int_equal(call0(s, "PATCH", "/v1/secret/metadata/app/s", s->tok,
-	    "{\"max_versions\":5}"), 403);
+	                     "{\"max_versions\":5}"),
+	    403);
 }
 
 static long
@@ -475,53 +571,71 @@ test_patch(void **state)
 
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/p",
-	    "{\"data\":{\"a\":\"1\",\"b\":\"2\",\"o\":{\"x\":1,\"y\":2}}}"),
+	                     "{\"data\":{\"a\":\"1\",\"b\":\"2\",\"o\":{\"x\":"
+	                     "1,\"y\":2}}}"),
 	    200);
 	assert_int_equal(patch(s, "/v1/secret/data/app/p", s->f.root,
-	    "{\"data\":{\"b\":null,\"c\":\"3\",\"o\":{\"y\":null,\"z\":3}}}",
-	    &r), 200);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(
-	    r.json, "data"), "version")), 2);
+	                     "{\"data\":{\"b\":null,\"c\":\"3\",\"o\":{\"y\":"
+	                     "null,\"z\":3}}}",
+	                     &r),
+	    200);
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(r.json, "data"),
+	                         "version")),
+	    2);
 	vresp_clear(&r);
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/p", s->f.root,
-	    NULL, &r), 200);
+	                     NULL, &r),
+	    200);
 	d = json_object_get(json_object_get(r.json, "data"), "data");
 	assert_string_equal(json_string_value(json_object_get(d, "a")), "1");
 	assert_null(json_object_get(d, "b"));
 	assert_string_equal(json_string_value(json_object_get(d, "c")), "3");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(d,
-	    "o"), "x")), 1);
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(d, "o"), "x")),
+	    1);
 	assert_null(json_object_get(json_object_get(d, "o"), "y"));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(d,
-	    "o"), "z")), 3);
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(d, "o"), "z")),
+	    3);
 	vresp_clear(&r);
 	/* CAS: the wrong version is refused, the right one accepted. */
 	assert_int_equal(patch(s, "/v1/secret/data/app/p", s->f.root,
-	    "{\"data\":{\"a\":\"x\"},\"options\":{\"cas\":1}}", &r), 400);
+	                     "{\"data\":{\"a\":\"x\"},\"options\":{\"cas\":1}}",
+	                     &r),
+	    400);
 	assert_string_equal(first_error(&r),
 	    "check-and-set parameter did not match the current version");
 	vresp_clear(&r);
 	assert_int_equal(patch(s, "/v1/secret/data/app/p", s->f.root,
-	    "{\"data\":{\"a\":\"x\"},\"options\":{\"cas\":2}}", &r), 200);
+	                     "{\"data\":{\"a\":\"x\"},\"options\":{\"cas\":2}}",
+	                     &r),
+	    200);
 	vresp_clear(&r);
 	/* Plain JSON is not a merge patch. */
 	assert_int_equal(call(s, "PATCH", "/v1/secret/data/app/p", s->f.root,
-	    "{\"data\":{\"a\":\"y\"}}", &r), 415);
+	                     "{\"data\":{\"a\":\"y\"}}", &r),
+	    415);
 	vresp_clear(&r);
 	/* No current version: missing path, or the current one deleted. */
 	assert_int_equal(patch(s, "/v1/secret/data/app/none", s->f.root,
-	    "{\"data\":{\"a\":\"1\"}}", &r), 404);
+	                     "{\"data\":{\"a\":\"1\"}}", &r),
+	    404);
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "DELETE", "/v1/secret/data/app/p", s->f.root,
-	    NULL), 204);
+	                     NULL),
+	    204);
 	assert_int_equal(patch(s, "/v1/secret/data/app/p", s->f.root,
-	    "{\"data\":{\"a\":\"1\"}}", &r), 404);
+	                     "{\"data\":{\"a\":\"1\"}}", &r),
+	    404);
 	vresp_clear(&r);
 	/* The workload may read, not patch. */
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/p2",
-	    "{\"data\":{\"a\":\"1\"}}"), 200);
+	                     "{\"data\":{\"a\":\"1\"}}"),
+	    200);
 	assert_int_equal(patch(s, "/v1/secret/data/app/p2", s->tok,
-	    "{\"data\":{\"a\":\"2\"}}", &r), 403);
+	                     "{\"data\":{\"a\":\"2\"}}", &r),
+	    403);
 	vresp_clear(&r);
 }
 
@@ -537,32 +651,42 @@ test_subkeys_config(void **state)
 
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/k",
-	    "{\"data\":{\"user\":\"u-secret\",\"db\":{\"host\":\"h\","
-	    "\"opts\":{\"tls\":true}},\"n\":[1]}}"), 200);
+	                     "{\"data\":{\"user\":\"u-secret\",\"db\":{"
+	                     "\"host\":\"h\","
+	                     "\"opts\":{\"tls\":true}},\"n\":[1]}}"),
+	    200);
 	assert_int_equal(call(s, "GET", "/v1/secret/subkeys/app/k", s->f.root,
-	    NULL, &r), 200);
+	                     NULL, &r),
+	    200);
 	assert_null(strstr(r.body, "u-secret"));
 	d = json_object_get(r.json, "data");
 	sk = json_object_get(d, "subkeys");
 	assert_true(json_is_null(json_object_get(sk, "user")));
 	assert_true(json_is_null(json_object_get(sk, "n")));
-	assert_true(json_is_null(json_object_get(json_object_get(json_object_get(
-	    sk, "db"), "opts"), "tls")));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(d,
-	    "metadata"), "version")), 1);
+	assert_true(json_is_null(
+	    json_object_get(json_object_get(json_object_get(sk, "db"), "opts"),
+	        "tls")));
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(d, "metadata"),
+	                         "version")),
+	    1);
 	vresp_clear(&r);
 	assert_int_equal(call(s, "GET", "/v1/secret/subkeys/app/k?depth=1",
-	    s->f.root, NULL, &r), 200);
+	                     s->f.root, NULL, &r),
+	    200);
 	sk = json_object_get(json_object_get(r.json, "data"), "subkeys");
 	assert_true(json_is_null(json_object_get(sk, "db")));
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "GET", "/v1/secret/subkeys/app/none",
-	    s->f.root, NULL), 404);
+	                     s->f.root, NULL),
+	    404);
 	/* read on secret/data/ is not read on secret/subkeys/. */
 	assert_int_equal(call0(s, "GET", "/v1/secret/subkeys/app/k", s->tok,
-	    NULL), 403);
+	                     NULL),
+	    403);
 	assert_int_equal(call(s, "GET", "/v1/secret/config", s->f.root, NULL,
-	    &r), 200);
+	                     &r),
+	    200);
 	d = json_object_get(r.json, "data");
 	assert_true(json_is_false(json_object_get(d, "cas_required")));
 	assert_true(json_integer_value(json_object_get(d, "max_versions")) > 0);
@@ -572,41 +696,59 @@ test_subkeys_config(void **state)
 	/* POST secret/config sets the mount's defaults (update on
 	 * secret/config, as Vault); settings not given keep their value. */
 	assert_int_equal(call0(s, "POST", "/v1/secret/config", s->tok,
-	    "{\"max_versions\":3}"), 403);
+	                     "{\"max_versions\":3}"),
+	    403);
 	assert_int_equal(call0(s, "POST", "/v1/secret/config", s->f.root,
-	    "{\"max_versions\":2,\"cas_required\":true}"), 204);
+	                     "{\"max_versions\":2,\"cas_required\":true}"),
+	    204);
 	assert_int_equal(call0(s, "POST", "/v1/secret/config", s->f.root,
-	    "{\"delete_version_after\":\"1h\"}"), 204);
+	                     "{\"delete_version_after\":\"1h\"}"),
+	    204);
 	assert_int_equal(call(s, "POST", "/v1/secret/config", s->f.root,
-	    "{\"max_versions\":\"x\"}", &r), 400);
+	                     "{\"max_versions\":\"x\"}", &r),
+	    400);
 	vresp_clear(&r);
 	assert_int_equal(call(s, "GET", "/v1/secret/config", s->f.root, NULL,
-	    &r), 200);
+	                     &r),
+	    200);
 	d = json_object_get(r.json, "data");
 	assert_true(json_is_true(json_object_get(d, "cas_required")));
 	assert_int_equal(json_integer_value(json_object_get(d, "max_versions")),
 	    2);
-	assert_string_equal(json_string_value(json_object_get(d,
-	    "delete_version_after")), "1h0m0s");
+	assert_string_equal(json_string_value(
+	                        json_object_get(d, "delete_version_after")),
+	    "1h0m0s");
 	vresp_clear(&r);
 	/* The mount's cas_required holds for a path without its own. */
 	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/m", s->f.root,
-	    "{\"data\":{\"k\":\"1\"}}"), 400);
+	                     "{\"data\":{\"k\":\"1\"}}"),
+	    400);
 	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/m", s->f.root,
-	    "{\"data\":{\"k\":\"1\"},\"options\":{\"cas\":0}}"), 200);
+	                     "{\"data\":{\"k\":\"1\"},\"options\":{\"cas\":0}"
+	                     "}"),
+	    200);
 	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/m", s->f.root,
-	    "{\"data\":{\"k\":\"2\"},\"options\":{\"cas\":1}}"), 200);
+	                     "{\"data\":{\"k\":\"2\"},\"options\":{\"cas\":1}"
+	                     "}"),
+	    200);
 	assert_int_equal(call0(s, "POST", "/v1/secret/data/app/m", s->f.root,
-	    "{\"data\":{\"k\":\"3\"},\"options\":{\"cas\":2}}"), 200);
+	                     "{\"data\":{\"k\":\"3\"},\"options\":{\"cas\":2}"
+	                     "}"),
+	    200);
 	/* The mount's max_versions 2: version 1 is gone. */
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/m?version=1",
-	    s->f.root, NULL), 404);
+	                     s->f.root, NULL),
+	    404);
 	/* Its delete_version_after schedules the deletion a read shows. */
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/m", s->f.root,
-	    NULL, &r), 200);
-	assert_string_not_equal(json_string_value(json_object_get(
-	    json_object_get(json_object_get(r.json, "data"), "metadata"),
-	    "deletion_time")), "");
+	                     NULL, &r),
+	    200);
+	assert_string_not_equal(
+	    json_string_value(
+	        json_object_get(json_object_get(json_object_get(r.json, "data"),
+	                            "metadata"),
+	            "deletion_time")),
+	    "");
 	vresp_clear(&r);
 }
 
@@ -623,13 +765,17 @@ test_delete_version_after(void **state)
 
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/short",
-	    s->f.root, "{\"delete_version_after\":\"1s\"}"), 204);
+	                     s->f.root, "{\"delete_version_after\":\"1s\"}"),
+	    204);
 	assert_int_equal(call0(s, "POST", "/v1/secret/metadata/app/long",
-	    s->f.root, "{\"delete_version_after\":\"1h\"}"), 204);
+	                     s->f.root, "{\"delete_version_after\":\"1h\"}"),
+	    204);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/short",
-	    "{\"data\":{\"k\":\"v\"}}"), 200);
+	                     "{\"data\":{\"k\":\"v\"}}"),
+	    200);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/long",
-	    "{\"data\":{\"k\":\"v\"}}"), 200);
+	                     "{\"data\":{\"k\":\"v\"}}"),
+	    200);
 	/* Bounded wait for the deletion to come due (1 s after the write). */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
@@ -642,25 +788,32 @@ test_delete_version_after(void **state)
 	} while (t1.tv_sec - t0.tv_sec < 30);
 	assert_int_equal(st, 404);
 	assert_int_equal(call(s, "GET", "/v1/secret/data/app/short", s->f.root,
-	    NULL, &r), 404);
+	                     NULL, &r),
+	    404);
 	md = json_object_get(json_object_get(r.json, "data"), "metadata");
-	assert_string_not_equal(json_string_value(json_object_get(md,
-	    "deletion_time")), "");
+	assert_string_not_equal(json_string_value(
+	                            json_object_get(md, "deletion_time")),
+	    "");
 	assert_true(json_is_false(json_object_get(md, "destroyed")));
 	vresp_clear(&r);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/long", s->f.root,
-	    NULL), 200);
+	                     NULL),
+	    200);
 	/* Version 1 stays deleted after a new version is written. */
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "app/short",
-	    "{\"data\":{\"k\":\"w\"}}"), 200);
+	                     "{\"data\":{\"k\":\"w\"}}"),
+	    200);
 	assert_int_equal(call0(s, "GET", "/v1/secret/data/app/short?version=1",
-	    s->f.root, NULL), 404);
+	                     s->f.root, NULL),
+	    404);
 }
 
 static int
 rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
-	(void)st; (void)flag; (void)ftw;
+	(void)st;
+	(void)flag;
+	(void)ftw;
 	return remove(p);
 }
 
@@ -683,7 +836,8 @@ test_kv_url(void **state)
 	assert_int_equal(vfx_init(&f, NULL, extra), 0);
 	assert_int_equal(vfx_start(&f), 0);
 	assert_int_equal(vfx_kv_put(&f, f.root, "app/u",
-	    "{\"data\":{\"k\":\"at-the-url\"}}"), 200);
+	                     "{\"data\":{\"k\":\"at-the-url\"}}"),
+	    200);
 	assert_int_equal(vfx_stop(&f), 0);
 	snprintf(p, sizeof(p), "%s/kvx/data.mdb", elsewhere);
 	assert_int_equal(stat(p, &st), 0);

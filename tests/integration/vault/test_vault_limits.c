@@ -44,7 +44,8 @@ test_limits(void **state)
 {
 	struct vfx f;
 	struct vresp r;
-	CURL *c1 = curl_easy_init(), *c2 = curl_easy_init(), *c3 = curl_easy_init();
+	CURL *c1 = curl_easy_init(), *c2 = curl_easy_init(),
+	     *c3 = curl_easy_init();
 	struct timeval tv = { 5, 0 };
 	struct timespec t0, t1;
 	char buf[64];
@@ -52,28 +53,34 @@ test_limits(void **state)
 	long ms = 0;
 	int i, s;
 
-	assert_int_equal(vfx_init(&f, NULL, "per_ip_connection_limit = 2;\n"
-	    "connection_timeout = 1;\n"), 0);
+	assert_int_equal(vfx_init(&f, NULL,
+	                     "per_ip_connection_limit = 2;\n"
+	                     "connection_timeout = 1;\n"),
+	    0);
 	assert_int_equal(vfx_start(&f), 0);
 
 	/* Two kept-alive connections from 127.0.0.1 use up the limit... */
 	assert_int_equal(vfx_http(&f, c1, "GET", "/v1/sys/health", NULL, NULL,
-	    &r), 0);
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(&f, c2, "GET", "/v1/sys/health", NULL, NULL,
-	    &r), 0);
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 	/* ...so a third is turned away without an answer. */
 	assert_int_not_equal(vfx_http(&f, c3, "GET", "/v1/sys/health", NULL,
-	    NULL, &r), 0);
+	                         NULL, &r),
+	    0);
 	vresp_clear(&r);
 
 	/* Idle connections are closed after the timeout (1 s); then there is
 	 * room again (polled, 10 s at most), and c1 needs a new connection. */
 	for (i = 0; i < 100; i++) {
-		if (vfx_http(&f, c3, "GET", "/v1/sys/health", NULL, NULL, &r) == 0 &&
+		if (vfx_http(&f, c3, "GET", "/v1/sys/health", NULL, NULL, &r) ==
+		        0 &&
 		    r.status == 200)
 			break;
 		vresp_clear(&r);
@@ -84,7 +91,8 @@ test_limits(void **state)
 	/* c1's connection was closed by the server: a new one is made (once
 	 * the server has also closed c2's, polled as above). */
 	for (i = 0; i < 100; i++) {
-		if (vfx_http(&f, c1, "GET", "/v1/sys/health", NULL, NULL, &r) == 0 &&
+		if (vfx_http(&f, c1, "GET", "/v1/sys/health", NULL, NULL, &r) ==
+		        0 &&
 		    r.status == 200)
 			break;
 		vresp_clear(&r);

@@ -28,11 +28,11 @@
 
 struct st {
 	struct vfx f;
-	struct vfx_node dal05;      /* hipaaCluster / us-south / dal05 */
-	struct vfx_node wdc01;      /* hipaaCluster / us-south / wdc01 */
-	struct vfx_node eu;         /* hipaaCluster / eu-de / fra02 */
+	struct vfx_node dal05; /* hipaaCluster / us-south / dal05 */
+	struct vfx_node wdc01; /* hipaaCluster / us-south / wdc01 */
+	struct vfx_node eu;    /* hipaaCluster / eu-de / fra02 */
 	char img_x[72], img_y[72];
-	EVP_PKEY *head_key;         /* signs the audit chain head */
+	EVP_PKEY *head_key; /* signs the audit chain head */
 };
 
 static const char policy_fmt[] =
@@ -50,10 +50,13 @@ static const char policy_fmt[] =
     "    match = { images = [ \"%s\" ]; cluster-name = [ \"hipaaCluster\" ];\n"
     "              datacenter = [ \"dal05\" ]; }; },\n"
     "  { name = \"per-location\";\n"
-    "    paths = [ \"secret/data/tsi-rcn/{region}/{cluster-name}/{namespace}/*\" ];\n"
+    "    paths = [ "
+    "\"secret/data/tsi-rcn/{region}/{cluster-name}/{namespace}/*\" ];\n"
     "    capabilities = [ \"read\" ]; },\n"
-    "  { name = \"eu-read\"; paths = [ \"secret/data/eu/*\" ]; capabilities = [ \"read\" ]; },\n"
-    "  { name = \"never-outside-eu\"; effect = \"deny\"; paths = [ \"secret/data/eu/*\" ];\n"
+    "  { name = \"eu-read\"; paths = [ \"secret/data/eu/*\" ]; capabilities = "
+    "[ \"read\" ]; },\n"
+    "  { name = \"never-outside-eu\"; effect = \"deny\"; paths = [ "
+    "\"secret/data/eu/*\" ];\n"
     "    match = { region = [ \"!eu-*\" ]; }; },\n"
     "  { name = \"audit-read\"; paths = [ \"sys/audit/releases\" ];\n"
     "    capabilities = [ \"audit\" ]; }%s\n"
@@ -64,7 +67,8 @@ write_policy(struct st *s, const char *extra_role, const char *extra_rule)
 {
 	char text[4096];
 
-	snprintf(text, sizeof(text), policy_fmt, extra_role, s->img_x, extra_rule);
+	snprintf(text, sizeof(text), policy_fmt, extra_role, s->img_x,
+	    extra_rule);
 	assert_int_equal(vfx_write_policy(&s->f, "test.conf", text), 0);
 }
 
@@ -92,7 +96,8 @@ setup(void **state)
 		assert_non_null(s->head_key);
 		assert_int_equal(pki_write_key(path, s->head_key), 0);
 		assert_int_equal(chmod(path, 0600), 0);
-		snprintf(extra, sizeof(extra), "audit_head_key = \"%s\";\n", path);
+		snprintf(extra, sizeof(extra), "audit_head_key = \"%s\";\n",
+		    path);
 		{
 			FILE *fp = fopen(s->f.conf, "a");
 			assert_non_null(fp);
@@ -101,14 +106,18 @@ setup(void **state)
 		}
 	}
 	write_policy(s, "", "");
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &s->dal05), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "wdc01",
-	    "node-b", &s->wdc01), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &s->dal05),
+	    0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "wdc01", "node-b", &s->wdc01),
+	    0);
 	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "eu-de", "fra02",
-	    "node-c", &s->eu), 0);
+	                     "node-c", &s->eu),
+	    0);
 	assert_int_equal(vfx_start(&s->f), 0);
-	put_root(s, "medical/record1", "{\"data\":{\"patient\":\"MEDSECRET-1\"}}");
+	put_root(s, "medical/record1",
+	    "{\"data\":{\"patient\":\"MEDSECRET-1\"}}");
 	put_root(s, "tsi-rcn/us-south/hipaaCluster/prod/db",
 	    "{\"data\":{\"password\":\"RCN-SECRET\"}}");
 	put_root(s, "tsi-rcn/us-south/otherCluster/prod/db",
@@ -134,9 +143,11 @@ teardown(void **state)
 		char dir[400];
 		snprintf(dir, sizeof(dir), "%s/audit", s->f.data_dir);
 		assert_int_equal(tsi_audit_reader_open(dir, &rd), TSI_OK);
-		assert_int_equal(tsi_audit_verify_key(rd, s->head_key, &vr), TSI_OK);
+		assert_int_equal(tsi_audit_verify_key(rd, s->head_key, &vr),
+		    TSI_OK);
 		assert_true(vr.records > 20);
-		assert_int_not_equal(tsi_audit_verify_key(rd, other, &vr), TSI_OK);
+		assert_int_not_equal(tsi_audit_verify_key(rd, other, &vr),
+		    TSI_OK);
 		tsi_audit_reader_close(rd);
 		EVP_PKEY_free(other);
 		EVP_PKEY_free(s->head_key);
@@ -174,32 +185,44 @@ test_login_shape(void **state)
 {
 	struct st *s = *state;
 	char *jwt = vfx_jwt(&s->dal05, s->img_x, "prod", NULL, 300);
-	json_t *req = json_pack("{ssss}", "role", "demo", "jwt", jwt), *auth, *md;
+	json_t *req = json_pack("{ssss}", "role", "demo", "jwt", jwt), *auth,
+	       *md;
 	char *body = json_dumps(req, 0);
 	struct vresp r;
 
 	assert_int_equal(vfx_http(&s->f, NULL, "POST",
-	    "/v1/auth/trusted-identity/login", NULL, body, &r), 0);
+	                     "/v1/auth/trusted-identity/login", NULL, body, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	auth = json_object_get(r.json, "auth");
 	assert_non_null(auth);
-	assert_true(strncmp(json_string_value(json_object_get(auth,
-	    "client_token")), "hvs.", 4) == 0);
+	assert_true(
+	    strncmp(json_string_value(json_object_get(auth, "client_token")),
+	        "hvs.", 4) == 0);
 	/* 256 random bits, base64url: 43 characters after the prefix. */
-	assert_int_equal(strlen(json_string_value(json_object_get(auth,
-	    "client_token"))), 4 + 43);
-	assert_int_equal(strlen(json_string_value(json_object_get(auth,
-	    "accessor"))), 24);
+	assert_int_equal(strlen(json_string_value(
+	                     json_object_get(auth, "client_token"))),
+	    4 + 43);
+	assert_int_equal(strlen(json_string_value(
+	                     json_object_get(auth, "accessor"))),
+	    24);
 	assert_int_equal(json_array_size(json_object_get(auth, "policies")), 4);
-	assert_string_equal(json_string_value(json_array_get(json_object_get(auth,
-	    "token_policies"), 0)), "medical-records");
+	assert_string_equal(json_string_value(
+	                        json_array_get(json_object_get(auth,
+	                                           "token_policies"),
+	                            0)),
+	    "medical-records");
 	assert_true(json_is_false(json_object_get(auth, "renewable")));
-	assert_true(json_integer_value(json_object_get(auth, "lease_duration")) > 250);
-	assert_true(json_integer_value(json_object_get(auth, "lease_duration")) <= 300);
+	assert_true(
+	    json_integer_value(json_object_get(auth, "lease_duration")) > 250);
+	assert_true(
+	    json_integer_value(json_object_get(auth, "lease_duration")) <= 300);
 	md = json_object_get(auth, "metadata");
-	assert_string_equal(json_string_value(json_object_get(md, "cluster-name")),
+	assert_string_equal(json_string_value(
+	                        json_object_get(md, "cluster-name")),
 	    "hipaaCluster");
-	assert_string_equal(json_string_value(json_object_get(md, "datacenter")),
+	assert_string_equal(json_string_value(
+	                        json_object_get(md, "datacenter")),
 	    "dal05");
 	assert_string_equal(json_string_value(json_object_get(md, "images")),
 	    s->img_x);
@@ -230,8 +253,9 @@ test_seed_scenario(void **state)
 	assert_int_equal(get(s, tx_dal, "medical/none", NULL), 404);
 	/* Read only: no writes. */
 	assert_int_equal(vfx_http(&s->f, NULL, "POST",
-	    "/v1/secret/data/medical/record1", tx_dal,
-	    "{\"data\":{\"patient\":\"overwritten\"}}", &r), 0);
+	                     "/v1/secret/data/medical/record1", tx_dal,
+	                     "{\"data\":{\"patient\":\"overwritten\"}}", &r),
+	    0);
 	assert_int_equal(r.status, 403);
 	vresp_clear(&r);
 
@@ -264,11 +288,15 @@ test_templated_and_deny(void **state)
 	char *te = login(s, &s->eu, s->img_y, "prod", "demo", 200);
 
 	/* {region}/{cluster-name}/{namespace} are the caller's own values. */
-	assert_int_equal(get(s, t, "tsi-rcn/us-south/hipaaCluster/prod/db", &r), 200);
+	assert_int_equal(get(s, t, "tsi-rcn/us-south/hipaaCluster/prod/db", &r),
+	    200);
 	assert_non_null(strstr(r.body, "RCN-SECRET"));
 	vresp_clear(&r);
-	assert_int_equal(get(s, t, "tsi-rcn/us-south/otherCluster/prod/db", NULL), 403);
-	assert_int_equal(get(s, t, "tsi-rcn/eu-de/hipaaCluster/prod/db", NULL), 403);
+	assert_int_equal(get(s, t, "tsi-rcn/us-south/otherCluster/prod/db",
+	                     NULL),
+	    403);
+	assert_int_equal(get(s, t, "tsi-rcn/eu-de/hipaaCluster/prod/db", NULL),
+	    403);
 	/* Deny wins: eu-read allows, never-outside-eu denies us-south. */
 	assert_int_equal(get(s, t, "eu/gdpr", NULL), 403);
 	assert_int_equal(get(s, te, "eu/gdpr", &r), 200);
@@ -316,8 +344,9 @@ test_login_refusals(void **state)
 	json_decref(extra);
 	/* A node certified by a CA this server does not trust. */
 	assert_int_equal(vfx_init(&other, NULL, NULL), 0);
-	assert_int_equal(vfx_node_new(&other, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &stranger), 0);
+	assert_int_equal(vfx_node_new(&other, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &stranger),
+	    0);
 	jwt = vfx_jwt(&stranger, s->img_x, "prod", NULL, 300);
 	assert_null(vfx_login(&s->f, "demo", jwt, &status));
 	assert_int_equal(status, 403);
@@ -328,11 +357,14 @@ test_login_refusals(void **state)
 	assert_null(vfx_login(&s->f, "demo", "not.a.jwt", &status));
 	assert_int_equal(status, 403);
 	assert_int_equal(vfx_http(&s->f, NULL, "POST",
-	    "/v1/auth/trusted-identity/login", NULL, "{\"role\":\"demo\"}", &r), 0);
+	                     "/v1/auth/trusted-identity/login", NULL,
+	                     "{\"role\":\"demo\"}", &r),
+	    0);
 	assert_int_equal(r.status, 400);
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(&s->f, NULL, "GET",
-	    "/v1/auth/trusted-identity/login", NULL, NULL, &r), 0);
+	                     "/v1/auth/trusted-identity/login", NULL, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 405);
 	vresp_clear(&r);
 }
@@ -346,11 +378,13 @@ test_token_expiry(void **state)
 	char *t = login(s, &s->dal05, s->img_x, "prod", "short", 200);
 
 	assert_int_equal(get(s, t, "medical/record1", NULL), 200);
-	assert_int_equal(vfx_http(&s->f, NULL, "GET", "/v1/auth/token/lookup-self",
-	    t, NULL, &r), 0);
+	assert_int_equal(vfx_http(&s->f, NULL, "GET",
+	                     "/v1/auth/token/lookup-self", t, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
-	assert_true(json_integer_value(json_object_get(json_object_get(r.json,
-	    "data"), "ttl")) <= 2);
+	assert_true(
+	    json_integer_value(
+	        json_object_get(json_object_get(r.json, "data"), "ttl")) <= 2);
 	vresp_clear(&r);
 	/* Served until the lease (2 s, whole seconds) is over, then refused:
 	 * polled, with 5 s for a loaded runner. */
@@ -389,15 +423,15 @@ scan_cb(const json_t *rec, void *arg)
 		if (strcmp(dec, "allow") == 0 &&
 		    json_integer_value(json_object_get(rec, "version")) == 1 &&
 		    strcmp(json_string_value(json_object_get(rec, "rule")),
-		    "medical-records") == 0 &&
+		        "medical-records") == 0 &&
 		    json_string_length(json_object_get(rec, "accessor")) == 24)
 			sc->allow_read++;
 		if (strcmp(dec, "deny") == 0)
 			sc->deny_read++;
 	}
 	if (op && dec && strcmp(op, "login") == 0)
-		*(strcmp(dec, "allow") == 0 ? &sc->login_allow :
-		    &sc->login_deny) += 1;
+		*(strcmp(dec, "allow") == 0 ? &sc->login_allow
+		                            : &sc->login_deny) += 1;
 	free(text);
 	return 0;
 }
@@ -430,7 +464,7 @@ test_audit_records(void **state)
 	memset(&q, 0, sizeof(q));
 	q.limit = 1000;
 	assert_int_equal(tsi_audit_query(rd, &q, scan_cb, &sc, &next), TSI_OK);
-	assert_false(sc.token_seen);          /* accessors only, never tokens */
+	assert_false(sc.token_seen); /* accessors only, never tokens */
 	assert_true(sc.allow_read >= 1);
 	assert_true(sc.deny_read >= 1);
 	assert_true(sc.login_allow >= 2);
@@ -440,35 +474,49 @@ test_audit_records(void **state)
 
 	/* The HTTP endpoint, with filters: root may query. */
 	assert_int_equal(vfx_http(&s->f, NULL, "GET",
-	    "/v1/sys/audit/releases?decision=deny&path=secret/data/medical"
-	    "&datacenter=wdc01&limit=5", s->f.root, NULL, &r), 0);
+	                     "/v1/sys/audit/releases?decision=deny&path=secret/"
+	                     "data/medical"
+	                     "&datacenter=wdc01&limit=5",
+	                     s->f.root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	recs = json_object_get(json_object_get(r.json, "data"), "records");
 	assert_true(json_array_size(recs) >= 1);
 	for (i = 0; i < json_array_size(recs); i++) {
 		json_t *e = json_array_get(recs, i);
-		assert_string_equal(json_string_value(json_object_get(e,
-		    "decision")), "deny");
-		assert_string_equal(json_string_value(json_object_get(json_object_get(e,
-		    "claims"), "datacenter")), "wdc01");
+		assert_string_equal(json_string_value(
+		                        json_object_get(e, "decision")),
+		    "deny");
+		assert_string_equal(json_string_value(
+		                        json_object_get(json_object_get(e,
+		                                            "claims"),
+		                            "datacenter")),
+		    "wdc01");
 	}
 	vresp_clear(&r);
 	/* A demo token has no audit capability; an auditor has. */
 	assert_int_equal(vfx_http(&s->f, NULL, "GET", "/v1/sys/audit/releases",
-	    t, NULL, &r), 0);
+	                     t, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 403);
 	vresp_clear(&r);
 	ta = login(s, &s->dal05, s->img_y, "audit", "auditor", 200);
 	assert_int_equal(vfx_http(&s->f, NULL, "GET",
-	    "/v1/sys/audit/releases?decision=allow&limit=2", ta, NULL, &r), 0);
+	                     "/v1/sys/audit/releases?decision=allow&limit=2",
+	                     ta, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
-	assert_int_equal(json_array_size(json_object_get(json_object_get(r.json,
-	    "data"), "records")), 2);
-	assert_non_null(json_object_get(json_object_get(r.json, "data"),
-	    "next_after"));
+	assert_int_equal(json_array_size(
+	                     json_object_get(json_object_get(r.json, "data"),
+	                         "records")),
+	    2);
+	assert_non_null(
+	    json_object_get(json_object_get(r.json, "data"), "next_after"));
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(&s->f, NULL, "GET",
-	    "/v1/sys/audit/releases?since=yesterday", ta, NULL, &r), 0);
+	                     "/v1/sys/audit/releases?since=yesterday", ta, NULL,
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 400);
 	vresp_clear(&r);
 	free(t);
@@ -487,7 +535,8 @@ test_reload(void **state)
 	put_root(s, "newpath/x", "{\"data\":{\"k\":\"NEW\"}}");
 	assert_int_equal(get(s, t, "newpath/x", NULL), 403);
 	/* A new role and rule, in force after SIGHUP. */
-	write_policy(s, ",\n  { name = \"newrole\"; rules = [ \"new-rule\" ]; }",
+	write_policy(s,
+	    ",\n  { name = \"newrole\"; rules = [ \"new-rule\" ]; }",
 	    ",\n  { name = \"new-rule\"; paths = [ \"secret/data/newpath/*\" ];"
 	    " capabilities = [ \"read\" ]; }");
 	assert_int_equal(vfx_reload(&s->f), 0);
@@ -495,7 +544,8 @@ test_reload(void **state)
 	t = login(s, &s->dal05, s->img_y, "prod", "newrole", 200);
 	assert_int_equal(get(s, t, "newpath/x", NULL), 200);
 	/* A broken policy file: the old set stays. */
-	assert_int_equal(vfx_write_policy(&s->f, "test.conf", "roles = ( {"), 0);
+	assert_int_equal(vfx_write_policy(&s->f, "test.conf", "roles = ( {"),
+	    0);
 	assert_int_equal(vfx_reload(&s->f), 0);
 	assert_int_equal(get(s, t, "newpath/x", NULL), 200);
 	free(t);
@@ -508,7 +558,8 @@ test_reload(void **state)
 	snprintf(line, sizeof(line), "%s  # node-b, decommissioned\n", fp);
 	fputs(line, f);
 	fclose(f);
-	write_policy(s, ",\n  { name = \"newrole\"; rules = [ \"new-rule\" ]; }",
+	write_policy(s,
+	    ",\n  { name = \"newrole\"; rules = [ \"new-rule\" ]; }",
 	    ",\n  { name = \"new-rule\"; paths = [ \"secret/data/newpath/*\" ];"
 	    " capabilities = [ \"read\" ]; }");
 	t = login(s, &s->wdc01, s->img_x, "prod", "demo", 200);

@@ -28,7 +28,7 @@
 
 struct st {
 	struct vfx f;
-	struct vfx_node us;         /* hipaaCluster / us-south / dal05 */
+	struct vfx_node us; /* hipaaCluster / us-south / dal05 */
 	char img[72];
 };
 
@@ -53,11 +53,13 @@ setup(void **state)
 	vfx_image("image-x", s->img);
 	assert_int_equal(vfx_init(&s->f, roles_conf, NULL), 0);
 	assert_int_equal(vfx_write_policy(&s->f, "50-deny.conf", deny_conf), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &s->us), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &s->us),
+	    0);
 	assert_int_equal(vfx_start(&s->f), 0);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "eu/gdpr",
-	    "{\"data\":{\"k\":\"EU-SECRET\"}}"), 200);
+	                     "{\"data\":{\"k\":\"EU-SECRET\"}}"),
+	    200);
 	*state = s;
 	return 0;
 }
@@ -119,8 +121,10 @@ refusals(struct st *s, const char *reason)
 {
 	char name[128];
 
-	snprintf(name, sizeof(name), "tsi_vault_policy_refusals_total{reason="
-	    "\"%s\"}", reason);
+	snprintf(name, sizeof(name),
+	    "tsi_vault_policy_refusals_total{reason="
+	    "\"%s\"}",
+	    reason);
 	return rw_metric(&s->f, name, 0);
 }
 
@@ -140,13 +144,17 @@ test_truncated_and_comment_only(void **state)
 	}
 	assert_int_equal(refusals(s, "dropped_rules"), 1);
 	assert_int_equal(rw_metric(&s->f, "tsi_vault_policy_stale", 0), 1);
-	assert_int_equal(rw_metric(&s->f,
-	    "tsi_vault_policy_reloads_total{result=\"failed\"}", 0), 1);
+	assert_int_equal(
+	    rw_metric(&s->f,
+	        "tsi_vault_policy_reloads_total{result=\"failed\"}", 0),
+	    1);
 	assert_true(rw_log_has(&s->f, "\"reload.policy_refused\""));
-	assert_true(rw_log_has(&s->f, "50-deny.conf: defines no rules or roles"));
+	assert_true(
+	    rw_log_has(&s->f, "50-deny.conf: defines no rules or roles"));
 	assert_true(rw_log_has(&s->f, "\"result\":\"partial\""));
 	/* A file cut after its first comment line. */
-	truncate_to(s, "50-deny.conf", "# Geofence: EU data never leaves EU "
+	truncate_to(s, "50-deny.conf",
+	    "# Geofence: EU data never leaves EU "
 	    "regions.\n");
 	assert_int_equal(rw_reload(&s->f), 0);
 	assert_int_equal(eu_read(s), 403);
@@ -171,14 +179,16 @@ test_truncated_and_comment_only(void **state)
 	assert_int_equal(eu_read(s), 403);
 	/* Every file gone at once (an unmounted directory): refused too. */
 	{
-		static const char *const names[] = { "test.conf", "50-deny.conf" };
+		static const char *const names[] = { "test.conf",
+			"50-deny.conf" };
 		char from[600], to[600];
 		size_t i;
 
 		for (i = 0; i < 2; i++) {
 			snprintf(from, sizeof(from), "%s/%s", s->f.policy_dir,
 			    names[i]);
-			snprintf(to, sizeof(to), "%s/%s.away", s->f.dir, names[i]);
+			snprintf(to, sizeof(to), "%s/%s.away", s->f.dir,
+			    names[i]);
 			assert_int_equal(rename(from, to), 0);
 		}
 		assert_int_equal(rw_reload(&s->f), 0);
@@ -187,7 +197,8 @@ test_truncated_and_comment_only(void **state)
 		for (i = 0; i < 2; i++) {
 			snprintf(from, sizeof(from), "%s/%s.away", s->f.dir,
 			    names[i]);
-			snprintf(to, sizeof(to), "%s/%s", s->f.policy_dir, names[i]);
+			snprintf(to, sizeof(to), "%s/%s", s->f.policy_dir,
+			    names[i]);
 			assert_int_equal(rename(from, to), 0);
 		}
 	}
@@ -201,7 +212,8 @@ test_start_with_last_good(void **state)
 	/* Broken while the server was down: it starts with the last good set,
 	 * loudly, instead of staying down. */
 	assert_int_equal(vfx_stop(&s->f), 0);
-	truncate_to(s, "50-deny.conf", "rules = ( { name = \"never-outside-eu\";");
+	truncate_to(s, "50-deny.conf",
+	    "rules = ( { name = \"never-outside-eu\";");
 	if (vfx_start(&s->f) != 0)
 		fail_msg("tsi-vault did not start with a broken policy file");
 	assert_true(rw_log_has(&s->f, "\"policy.start_last_good\""));
@@ -260,8 +272,11 @@ test_first_start_broken(void **state)
 	struct vfx f;
 
 	(void)state;
-	assert_int_equal(vfx_init(&f, "roles = ( { name = \"x\";\n  rules = "
-	    "[ \"nope\" ]; } );\n", NULL), 0);
+	assert_int_equal(vfx_init(&f,
+	                     "roles = ( { name = \"x\";\n  rules = "
+	                     "[ \"nope\" ]; } );\n",
+	                     NULL),
+	    0);
 	assert_int_equal(run_to_exit(&f), 2);
 	if (!rw_log_has(&f, "test.conf:2: role 'x': unknown rule 'nope'")) {
 		vfx_dump_log(&f);
@@ -276,8 +291,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_truncated_and_comment_only,
 		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_start_with_last_good, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_start_with_last_good,
+		    setup, teardown),
 		cmocka_unit_test(test_first_start_broken),
 	};
 

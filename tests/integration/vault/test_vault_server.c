@@ -70,7 +70,7 @@ teardown(void **state)
 {
 	struct vfx *f = *state;
 
-	assert_int_equal(vfx_stop(f), 0);   /* clean exit on SIGTERM */
+	assert_int_equal(vfx_stop(f), 0); /* clean exit on SIGTERM */
 	vfx_cleanup(f);
 	free(f);
 	return 0;
@@ -88,11 +88,14 @@ test_kv_versions(void **state)
 	struct vfx *f = *state;
 	struct vresp r;
 
-	put(f, "medical/r1", "{\"data\":{\"user\":\"bob\",\"pw\":\"v1\"}}", 200);
-	put(f, "medical/r1", "{\"data\":{\"user\":\"bob\",\"pw\":\"v2\"}}", 200);
+	put(f, "medical/r1", "{\"data\":{\"user\":\"bob\",\"pw\":\"v1\"}}",
+	    200);
+	put(f, "medical/r1", "{\"data\":{\"user\":\"bob\",\"pw\":\"v2\"}}",
+	    200);
 	/* Latest version, Vault's read shape. */
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/secret/data/medical/r1",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(jstr(r.json, "data.data.pw"), "v2");
 	assert_int_equal(jint(r.json, "data", "metadata", "version"), 2);
@@ -105,25 +108,35 @@ test_kv_versions(void **state)
 	vresp_clear(&r);
 	/* An older version. */
 	assert_int_equal(vfx_http(f, NULL, "GET",
-	    "/v1/secret/data/medical/r1?version=1", f->root, NULL, &r), 0);
+	                     "/v1/secret/data/medical/r1?version=1", f->root,
+	                     NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(jstr(r.json, "data.data.pw"), "v1");
 	vresp_clear(&r);
 	/* A version that does not exist, a bad version. */
 	assert_int_equal(vfx_http(f, NULL, "GET",
-	    "/v1/secret/data/medical/r1?version=9", f->root, NULL, &r), 0);
+	                     "/v1/secret/data/medical/r1?version=9", f->root,
+	                     NULL, &r),
+	    0);
 	assert_int_equal(r.status, 404);
 	assert_string_equal(r.body, "{\"errors\":[]}");
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(f, NULL, "GET",
-	    "/v1/secret/data/medical/r1?version=-1", f->root, NULL, &r), 0);
+	                     "/v1/secret/data/medical/r1?version=-1", f->root,
+	                     NULL, &r),
+	    0);
 	assert_int_equal(r.status, 400);
 	vresp_clear(&r);
 	/* CAS: 1 is stale, 2 is current, 0 only for new paths. */
-	put(f, "medical/r1", "{\"data\":{\"pw\":\"x\"},\"options\":{\"cas\":1}}", 400);
-	put(f, "medical/r1", "{\"data\":{\"pw\":\"v3\"},\"options\":{\"cas\":2}}", 200);
-	put(f, "medical/r1", "{\"data\":{\"pw\":\"x\"},\"options\":{\"cas\":0}}", 400);
-	put(f, "medical/new", "{\"data\":{\"pw\":\"n\"},\"options\":{\"cas\":0}}", 200);
+	put(f, "medical/r1",
+	    "{\"data\":{\"pw\":\"x\"},\"options\":{\"cas\":1}}", 400);
+	put(f, "medical/r1",
+	    "{\"data\":{\"pw\":\"v3\"},\"options\":{\"cas\":2}}", 200);
+	put(f, "medical/r1",
+	    "{\"data\":{\"pw\":\"x\"},\"options\":{\"cas\":0}}", 400);
+	put(f, "medical/new",
+	    "{\"data\":{\"pw\":\"n\"},\"options\":{\"cas\":0}}", 200);
 	/* Bad bodies. */
 	put(f, "medical/r1", "{\"data\":\"notanobject\"}", 400);
 	put(f, "medical/r1", "not json", 400);
@@ -139,29 +152,34 @@ test_kv_soft_delete(void **state)
 	put(f, "app/db", "{\"data\":{\"password\":\"one\"}}", 200);
 	put(f, "app/db", "{\"data\":{\"password\":\"two\"}}", 200);
 	assert_int_equal(vfx_http(f, NULL, "DELETE", "/v1/secret/data/app/db",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 204);
 	vresp_clear(&r);
 	/* Latest is deleted: 404 with Vault's shape, data null. */
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/secret/data/app/db",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 404);
-	assert_true(json_is_null(json_object_get(json_object_get(r.json, "data"),
-	    "data")));
+	assert_true(json_is_null(
+	    json_object_get(json_object_get(r.json, "data"), "data")));
 	assert_int_equal(jint(r.json, "data", "metadata", "version"), 2);
 	assert_true(strlen(jstr(r.json, "data.metadata.deletion_time")) > 10);
 	assert_null(strstr(r.body, "two"));
 	vresp_clear(&r);
 	/* Version 1 is still there. */
-	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/secret/data/app/db?version=1",
-	    f->root, NULL, &r), 0);
+	assert_int_equal(vfx_http(f, NULL, "GET",
+	                     "/v1/secret/data/app/db?version=1", f->root, NULL,
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(jstr(r.json, "data.data.password"), "one");
 	vresp_clear(&r);
 	/* A new write makes version 3, readable again. */
 	put(f, "app/db", "{\"data\":{\"password\":\"three\"}}", 200);
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/secret/data/app/db",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(jint(r.json, "data", "metadata", "version"), 3);
 	vresp_clear(&r);
@@ -179,7 +197,8 @@ test_kv_list_and_metadata(void **state)
 	put(f, "list/b/d", "{\"data\":{\"k\":1}}", 200);
 	put(f, "listx", "{\"data\":{\"k\":1}}", 200);
 	assert_int_equal(vfx_http(f, NULL, "LIST", "/v1/secret/metadata/list",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	keys = json_object_get(json_object_get(r.json, "data"), "keys");
 	assert_int_equal(json_array_size(keys), 2);
@@ -187,22 +206,28 @@ test_kv_list_and_metadata(void **state)
 	assert_string_equal(json_string_value(json_array_get(keys, 1)), "b/");
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(f, NULL, "GET",
-	    "/v1/secret/metadata/list/b/?list=true", f->root, NULL, &r), 0);
+	                     "/v1/secret/metadata/list/b/?list=true", f->root,
+	                     NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	keys = json_object_get(json_object_get(r.json, "data"), "keys");
 	assert_int_equal(json_array_size(keys), 2);
 	assert_string_equal(json_string_value(json_array_get(keys, 1)), "d");
 	vresp_clear(&r);
-	assert_int_equal(vfx_http(f, NULL, "LIST", "/v1/secret/metadata/nothing",
-	    f->root, NULL, &r), 0);
+	assert_int_equal(vfx_http(f, NULL, "LIST",
+	                     "/v1/secret/metadata/nothing", f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 404);
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/secret/metadata/list/a",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(jint(r.json, "data", "current_version", NULL), 1);
-	assert_non_null(json_object_get(json_object_get(json_object_get(r.json,
-	    "data"), "versions"), "1"));
+	assert_non_null(
+	    json_object_get(json_object_get(json_object_get(r.json, "data"),
+	                        "versions"),
+	        "1"));
 	vresp_clear(&r);
 }
 
@@ -211,10 +236,15 @@ test_bad_requests(void **state)
 {
 	struct vfx *f = *state;
 	static const char *const bad[] = {
-		"/v1/secret/data/a//b", "/v1/secret/data/a/%2e%2e/b",
-		"/v1/secret/data/a/%2E", "/v1/secret/data/a%00b",
-		"/v1/secret/data/a%0ab", "/v1/secret/data/a%zz",
-		"/v1/secret/data/", "/v1/secret/data/a/", "/v1/secret/data/%ff%fe",
+		"/v1/secret/data/a//b",
+		"/v1/secret/data/a/%2e%2e/b",
+		"/v1/secret/data/a/%2E",
+		"/v1/secret/data/a%00b",
+		"/v1/secret/data/a%0ab",
+		"/v1/secret/data/a%zz",
+		"/v1/secret/data/",
+		"/v1/secret/data/a/",
+		"/v1/secret/data/%ff%fe",
 	};
 	struct vresp r;
 	char *longp;
@@ -222,7 +252,8 @@ test_bad_requests(void **state)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(vfx_http(f, NULL, "GET", bad[i], f->root, NULL,
-		    &r), 0);
+		                     &r),
+		    0);
 		if (r.status != 400)
 			fprintf(stderr, "%s -> %ld\n", bad[i], r.status);
 		assert_int_equal(r.status, 400);
@@ -232,9 +263,13 @@ test_bad_requests(void **state)
 	/* Decoded once: %252e stays "%2e", a plain name. */
 	put(f, "pct/%252e", "{\"data\":{\"k\":1}}", 200);
 	assert_int_equal(vfx_http(f, NULL, "LIST", "/v1/secret/metadata/pct",
-	    f->root, NULL, &r), 0);
-	assert_string_equal(json_string_value(json_array_get(json_object_get(
-	    json_object_get(r.json, "data"), "keys"), 0)), "%2e");
+	                     f->root, NULL, &r),
+	    0);
+	assert_string_equal(json_string_value(json_array_get(
+	                        json_object_get(json_object_get(r.json, "data"),
+	                            "keys"),
+	                        0)),
+	    "%2e");
 	vresp_clear(&r);
 	/* Over-long path. */
 	longp = malloc(1200);
@@ -247,30 +282,36 @@ test_bad_requests(void **state)
 	free(longp);
 	/* Methods. */
 	assert_int_equal(vfx_http(f, NULL, "OPTIONS", "/v1/secret/data/x",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 405);
 	vresp_clear(&r);
 	/* PATCH is a merge patch only (Vault's 415 for plain JSON). */
 	assert_int_equal(vfx_http(f, NULL, "PATCH", "/v1/secret/data/x",
-	    f->root, "{}", &r), 0);
+	                     f->root, "{}", &r),
+	    0);
 	assert_int_equal(r.status, 415);
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(f, NULL, "DELETE", "/v1/sys/health", NULL,
-	    NULL, &r), 0);
+	                     NULL, &r),
+	    0);
 	assert_int_equal(r.status, 405);
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/no/such", f->root, NULL,
-	    &r), 0);
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 404);
 	vresp_clear(&r);
 	/* No token, a wrong token: the same 403. */
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/secret/data/medical/r1",
-	    NULL, NULL, &r), 0);
+	                     NULL, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 403);
 	assert_string_equal(r.body, "{\"errors\":[\"permission denied\"]}");
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/secret/data/medical/r1",
-	    "hvs.wrong", NULL, &r), 0);
+	                     "hvs.wrong", NULL, &r),
+	    0);
 	assert_int_equal(r.status, 403);
 	assert_string_equal(r.body, "{\"errors\":[\"permission denied\"]}");
 	vresp_clear(&r);
@@ -289,25 +330,29 @@ test_body_limit(void **state)
 	memset(big + 14, 'x', n);
 	memcpy(big + 14 + n, "\"}}", 4);
 	assert_int_equal(vfx_http(f, NULL, "POST", "/v1/secret/data/big",
-	    f->root, big, &r), 0);
+	                     f->root, big, &r),
+	    0);
 	assert_int_equal(r.status, 413);
 	vresp_clear(&r);
 	/* Login is capped lower (64 KiB). */
 	big[100 * 1024] = '\0';
 	assert_int_equal(vfx_http(f, NULL, "POST",
-	    "/v1/auth/trusted-identity/login", NULL, big, &r), 0);
+	                     "/v1/auth/trusted-identity/login", NULL, big, &r),
+	    0);
 	assert_int_equal(r.status, 413);
 	vresp_clear(&r);
 	/* Without a valid token, KV bodies get the small limit too. */
 	assert_int_equal(vfx_http(f, NULL, "POST", "/v1/secret/data/big",
-	    "hvs.nope", big, &r), 0);
+	                     "hvs.nope", big, &r),
+	    0);
 	assert_int_equal(r.status, 413);
 	vresp_clear(&r);
 	/* Under the limit it is stored. */
 	big[100 * 1024] = 'x';
 	memcpy(big + 14 + 200 * 1024, "\"}}", 4);
 	assert_int_equal(vfx_http(f, NULL, "POST", "/v1/secret/data/big",
-	    f->root, big, &r), 0);
+	                     f->root, big, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 	free(big);
@@ -320,24 +365,29 @@ test_keep_alive(void **state)
 	struct vresp r;
 	CURL *c = curl_easy_init();
 
-	assert_int_equal(vfx_http(f, c, "GET", "/v1/sys/health", NULL, NULL, &r), 0);
+	assert_int_equal(vfx_http(f, c, "GET", "/v1/sys/health", NULL, NULL,
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.connects, 1);
 	vresp_clear(&r);
 	/* Same handle: the TLS connection is reused (no new connect). */
 	assert_int_equal(vfx_http(f, c, "GET", "/v1/secret/data/medical/r1",
-	    f->root, NULL, &r), 0);
+	                     f->root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.connects, 0);
 	vresp_clear(&r);
-	assert_int_equal(vfx_http(f, c, "POST", "/v1/secret/data/ka",
-	    f->root, "{\"data\":{\"a\":\"b\"}}", &r), 0);
+	assert_int_equal(vfx_http(f, c, "POST", "/v1/secret/data/ka", f->root,
+	                     "{\"data\":{\"a\":\"b\"}}", &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.connects, 0);
 	vresp_clear(&r);
 	/* A 403 keeps the connection too. */
 	assert_int_equal(vfx_http(f, c, "GET", "/v1/secret/data/ka", "hvs.bad",
-	    NULL, &r), 0);
+	                     NULL, &r),
+	    0);
 	assert_int_equal(r.status, 403);
 	assert_int_equal(r.connects, 0);
 	vresp_clear(&r);
@@ -351,27 +401,35 @@ test_health_metrics(void **state)
 	struct vresp r;
 
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/sys/health", NULL, NULL,
-	    &r), 0);
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_true(json_is_true(json_object_get(r.json, "initialized")));
 	assert_true(json_is_false(json_object_get(r.json, "sealed")));
 	assert_true(json_is_false(json_object_get(r.json, "standby")));
-	assert_true(json_is_integer(json_object_get(r.json, "server_time_utc")));
+	assert_true(
+	    json_is_integer(json_object_get(r.json, "server_time_utc")));
 	assert_non_null(jstr(r.json, "version"));
 	assert_non_null(jstr(r.json, "cluster_name"));
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(f, NULL, "GET",
-	    "/v1/sys/metrics?format=prometheus", NULL, NULL, &r), 0);
+	                     "/v1/sys/metrics?format=prometheus", NULL, NULL,
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
-	assert_non_null(strstr(r.body, "tsi_vault_requests_total{route=\"health\","
+	assert_non_null(strstr(r.body,
+	    "tsi_vault_requests_total{route=\"health\","
 	    "status=\"200\"}"));
-	assert_non_null(strstr(r.body, "tsi_vault_read_duration_seconds_bucket"));
-	assert_non_null(strstr(r.body, "tsi_vault_login_duration_seconds_count"));
+	assert_non_null(
+	    strstr(r.body, "tsi_vault_read_duration_seconds_bucket"));
+	assert_non_null(
+	    strstr(r.body, "tsi_vault_login_duration_seconds_count"));
 	assert_non_null(strstr(r.body, "tsi_vault_audit_queue_depth"));
 	assert_non_null(strstr(r.body, "tsi_vault_audit_failures_total 0"));
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(f, NULL, "GET", "/v1/sys/metrics?format=xml",
-	    NULL, NULL, &r), 0);
+	                     NULL, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 400);
 	vresp_clear(&r);
 }
@@ -385,8 +443,8 @@ test_encrypted_at_rest(void **state)
 	size_t n;
 	int found = 0;
 
-	put(f, "rest/check", "{\"data\":{\"marker\":\"PLAINTEXT-MARKER-4711\"}}",
-	    200);
+	put(f, "rest/check",
+	    "{\"data\":{\"marker\":\"PLAINTEXT-MARKER-4711\"}}", 200);
 	snprintf(path, sizeof(path), "%s/kv/data.mdb", f->data_dir);
 	fp = fopen(path, "rb");
 	assert_non_null(fp);
@@ -434,14 +492,17 @@ test_command_line(void **state)
 
 	assert_int_equal(run(out, sizeof(out), "--help", NULL, NULL, NULL), 0);
 	assert_non_null(strstr(out, "--dev-root-token-id"));
-	assert_int_equal(run(out, sizeof(out), "--version", NULL, NULL, NULL), 0);
+	assert_int_equal(run(out, sizeof(out), "--version", NULL, NULL, NULL),
+	    0);
 	assert_non_null(strstr(out, "tsi-vault"));
 	assert_int_equal(run(out, sizeof(out), "--bogus", NULL, NULL, NULL), 2);
 	assert_int_equal(run(out, sizeof(out), NULL, NULL, NULL, NULL), 2);
-	assert_int_equal(run(out, sizeof(out), "--config", "/nonexistent/x.conf",
-	    NULL, NULL), 2);
+	assert_int_equal(run(out, sizeof(out), "--config",
+	                     "/nonexistent/x.conf", NULL, NULL),
+	    2);
 	assert_int_equal(run(out, sizeof(out), "--dev", "--dev-listen",
-	    "0.0.0.0:8200", NULL), 2);
+	                     "0.0.0.0:8200", NULL),
+	    2);
 	assert_non_null(strstr(out, "loopback"));
 
 	/* Unknown setting: file:line: reason. */
@@ -449,40 +510,46 @@ test_command_line(void **state)
 	fp = fopen(conf, "w");
 	fprintf(fp, "listen = \"127.0.0.1:1\";\n\nlisten_typo = 3;\n");
 	fclose(fp);
-	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL), 2);
+	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL),
+	    2);
 	snprintf(txt, sizeof(txt), "%s:3:", conf);
 	assert_non_null(strstr(out, txt));
 	/* Syntax error. */
 	fp = fopen(conf, "w");
 	fprintf(fp, "listen = \"127.0.0.1:1\"\nthreads = ;\n");
 	fclose(fp);
-	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL), 2);
+	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL),
+	    2);
 	assert_non_null(strstr(out, conf));
 	/* Key file readable by others: refused. */
 	chmod(f->key_file, 0644);
-	assert_int_equal(run(out, sizeof(out), "--config", f->conf, NULL, NULL), 2);
+	assert_int_equal(run(out, sizeof(out), "--config", f->conf, NULL, NULL),
+	    2);
 	assert_non_null(strstr(out, "0600"));
 	chmod(f->key_file, 0600);
 	/* A kv_url no backend takes names its line. */
 	fp = fopen(conf, "w");
-	fprintf(fp, "tls_cert = \"%s\";\ntls_key = \"%s\";\ndata_dir = \"%s/d2\";\n"
-	    "kv_key_file = \"%s\";\nkv_url = \"nosuch:///x\";\n", f->tls_cert,
-	    f->tls_key, f->dir, f->key_file);
+	fprintf(fp,
+	    "tls_cert = \"%s\";\ntls_key = \"%s\";\ndata_dir = \"%s/d2\";\n"
+	    "kv_key_file = \"%s\";\nkv_url = \"nosuch:///x\";\n",
+	    f->tls_cert, f->tls_key, f->dir, f->key_file);
 	fclose(fp);
-	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL), 2);
+	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL),
+	    2);
 	snprintf(txt, sizeof(txt), "%s:5: kv_url", conf);
 	assert_non_null(strstr(out, txt));
 	/* Out-of-range value names its line. */
 	fp = fopen(conf, "w");
-	fprintf(fp, "tls_cert = \"%s\";\ntls_key = \"%s\";\ndata_dir = \"%s/d2\";\n"
-	    "kv_key_file = \"%s\";\nthreads = 100000;\n", f->tls_cert,
-	    f->tls_key, f->dir, f->key_file);
+	fprintf(fp,
+	    "tls_cert = \"%s\";\ntls_key = \"%s\";\ndata_dir = \"%s/d2\";\n"
+	    "kv_key_file = \"%s\";\nthreads = 100000;\n",
+	    f->tls_cert, f->tls_key, f->dir, f->key_file);
 	fclose(fp);
-	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL), 2);
+	assert_int_equal(run(out, sizeof(out), "--config", conf, NULL, NULL),
+	    2);
 	snprintf(txt, sizeof(txt), "%s:5:", conf);
 	assert_non_null(strstr(out, txt));
 }
-
 
 /* Runs `tsi kv ...` with the vault environment; stdout+stderr in out. */
 static int
@@ -536,48 +603,61 @@ test_cli_kv(void **state)
 		char arg[450];
 		snprintf(arg, sizeof(arg), "pem=@%s", file);
 		assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "put",
-		    "secret/cli/app", "user=alice", "pass=s p a c e", arg), 0);
+		                     "secret/cli/app", "user=alice",
+		                     "pass=s p a c e", arg),
+		    0);
 	}
 	j = json_loads(out, 0, &jerr);
 	assert_non_null(j);
 	assert_int_equal(jint(j, "data", "version", NULL), 1);
 	json_decref(j);
 	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "put", "cli/app",
-	    "user=bob", NULL, NULL), 0);
+	                     "user=bob", NULL, NULL),
+	    0);
 	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "get", "cli/app",
-	    NULL, NULL, NULL), 0);
+	                     NULL, NULL, NULL),
+	    0);
 	j = json_loads(out, 0, &jerr);
 	assert_non_null(j);
 	assert_string_equal(jstr(j, "data.data.user"), "bob");
 	json_decref(j);
 	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "get", "-version",
-	    "1", "secret/cli/app", NULL), 0);
+	                     "1", "secret/cli/app", NULL),
+	    0);
 	j = json_loads(out, 0, &jerr);
 	assert_non_null(j);
 	assert_string_equal(jstr(j, "data.data.pass"), "s p a c e");
 	assert_string_equal(jstr(j, "data.data.pem"), "line1\nline2");
 	json_decref(j);
 	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "list", "cli",
-	    NULL, NULL, NULL), 0);
+	                     NULL, NULL, NULL),
+	    0);
 	assert_non_null(strstr(out, "\"app\""));
-	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "delete", "cli/app",
-	    NULL, NULL, NULL), 0);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "delete",
+	                     "cli/app", NULL, NULL, NULL),
+	    0);
 	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "get", "cli/app",
-	    NULL, NULL, NULL), 1);
+	                     NULL, NULL, NULL),
+	    1);
 	assert_non_null(strstr(out, "no value found"));
 	/* Errors: no token, a bad token, bad usage. */
 	assert_int_equal(tsi_kv(f, NULL, out, sizeof(out), "get", "cli/app",
-	    NULL, NULL, NULL), 2);
-	assert_int_equal(tsi_kv(f, "hvs.bad", out, sizeof(out), "get", "cli/app",
-	    NULL, NULL, NULL), 1);
+	                     NULL, NULL, NULL),
+	    2);
+	assert_int_equal(tsi_kv(f, "hvs.bad", out, sizeof(out), "get",
+	                     "cli/app", NULL, NULL, NULL),
+	    1);
 	assert_non_null(strstr(out, "permission denied"));
 	assert_null(strstr(out, "hvs.bad"));
 	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "put", "cli/app",
-	    "novalue", NULL, NULL), 2);
+	                     "novalue", NULL, NULL),
+	    2);
 	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "get", "-version",
-	    "x", "cli/app", NULL), 2);
-	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "frobnicate", NULL,
-	    NULL, NULL, NULL), 2);
+	                     "x", "cli/app", NULL),
+	    2);
+	assert_int_equal(tsi_kv(f, f->root, out, sizeof(out), "frobnicate",
+	                     NULL, NULL, NULL, NULL),
+	    2);
 }
 
 static void
@@ -609,17 +689,21 @@ test_dev_mode(void **state)
 	assert_non_null(strstr(buf, "VAULT_ADDR='http://127.0.0.1:"));
 	/* Plain HTTP, KV works with the root token. */
 	assert_int_equal(vfx_http(&d, NULL, "POST", "/v1/secret/data/dev/x",
-	    d.root, "{\"data\":{\"k\":\"v\"}}", &r), 0);
+	                     d.root, "{\"data\":{\"k\":\"v\"}}", &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 	assert_int_equal(vfx_http(&d, NULL, "GET", "/v1/secret/data/dev/x",
-	    d.root, NULL, &r), 0);
+	                     d.root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(jstr(r.json, "data.data.k"), "v");
 	vresp_clear(&r);
 	/* The root token may query the audit log. */
 	assert_int_equal(vfx_http(&d, NULL, "GET",
-	    "/v1/sys/audit/releases?path=secret/data/dev", d.root, NULL, &r), 0);
+	                     "/v1/sys/audit/releases?path=secret/data/dev",
+	                     d.root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(json_array_size(json_object_get(json_object_get(r.json,
 	    "data"), "records")), 3 /* the write's decision and outcome,

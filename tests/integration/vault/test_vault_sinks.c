@@ -39,7 +39,8 @@ file_seqs(const char *path, uint64_t *seqs, size_t max)
 
 		assert_non_null(j);
 		assert_non_null(json_object_get(j, "hash"));
-		seqs[n++] = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+		seqs[n++] =
+		    (uint64_t)json_integer_value(json_object_get(j, "seq"));
 		json_decref(j);
 	}
 	free(line);
@@ -57,7 +58,9 @@ metric(struct vfx *f, const char *prefix)
 
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(vfx_http(f, NULL, "GET",
-	    "/v1/sys/metrics?format=prometheus", NULL, NULL, &r), 0);
+	                     "/v1/sys/metrics?format=prometheus", NULL, NULL,
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	if ((p = strstr(r.body, prefix)) != NULL)
 		v = strtoll(p + strlen(prefix), NULL, 10);
@@ -85,8 +88,10 @@ test_file_and_down_tcp(void **state)
 	snprintf(extra, sizeof(extra),
 	    "audit_sinks = (\n"
 	    "  { type = \"file\"; path = \"%s\"; },\n"
-	    "  { name = \"siem\"; type = \"tcp\"; address = \"127.0.0.1:%d\"; }\n"
-	    ");\n", log, port);
+	    "  { name = \"siem\"; type = \"tcp\"; address = \"127.0.0.1:%d\"; "
+	    "}\n"
+	    ");\n",
+	    log, port);
 	{
 		FILE *fp = fopen(f.conf, "a");
 
@@ -97,7 +102,8 @@ test_file_and_down_tcp(void **state)
 	assert_int_equal(vfx_start(&f), 0);
 	for (k = 0; k < 20; k++)
 		assert_int_equal(vfx_kv_put(&f, f.root, "app/x",
-		    "{\"data\":{\"k\":\"v\"}}"), 200);
+		                     "{\"data\":{\"k\":\"v\"}}"),
+		    200);
 	/* the file gets every record of the store, in order */
 	for (k = 0; k < 3000; k++) {
 		n = file_seqs(log, seqs, 512);
@@ -111,7 +117,8 @@ test_file_and_down_tcp(void **state)
 	/* the receiver of "siem" is down: requests were answered, the sink
 	 * shows down with what it owes */
 	for (k = 0; k < 3000; k++) {
-		lag = metric(&f, "tsi_vault_audit_sink_lag{sink=\"siem\","
+		lag = metric(&f,
+		    "tsi_vault_audit_sink_lag{sink=\"siem\","
 		    "type=\"tcp\"} ");
 		if (lag >= 20)
 			break;
@@ -120,8 +127,9 @@ test_file_and_down_tcp(void **state)
 	assert_true(lag >= 20);
 	assert_int_equal(metric(&f, "tsi_vault_audit_sink_up{sink=\"siem\"} "),
 	    0);
-	assert_true(metric(&f, "tsi_vault_audit_sink_errors_total{sink=\"siem\"} ")
-	    > 0);
+	assert_true(
+	    metric(&f, "tsi_vault_audit_sink_errors_total{sink=\"siem\"} ") >
+	    0);
 	assert_int_equal(metric(&f, "tsi_vault_audit_sink_up{sink=\"file\"} "),
 	    1);
 
@@ -130,7 +138,8 @@ test_file_and_down_tcp(void **state)
 	assert_int_equal(vfx_reload(&f), 0);
 	for (k = 0; k < 5; k++)
 		assert_int_equal(vfx_kv_put(&f, f.root, "app/y",
-		    "{\"data\":{\"k\":\"v\"}}"), 200);
+		                     "{\"data\":{\"k\":\"v\"}}"),
+		    200);
 	for (k = 0; k < 3000; k++) {
 		n = file_seqs(moved, seqs, 512);
 		n2 = file_seqs(log, seqs2, 512);
@@ -219,13 +228,15 @@ test_bad_config(void **state)
 {
 	(void)state;
 	bad_conf("audit_sinks = (\n  { name = \"siem\"; type = \"tcp\"; "
-	    "address = \"127.0.0.1\"; }\n);\n", "name = \"siem\"",
+	         "address = \"127.0.0.1\"; }\n);\n",
+	    "name = \"siem\"",
 	    "audit_sinks[0] 'siem': a tcp sink needs address");
 	bad_conf("audit_sinks = (\n  { type = \"file\"; path = \"/tmp/a\"; },\n"
-	    "  { type = \"syslog\";\n    facility = \"local9\"; }\n);\n",
+	         "  { type = \"syslog\";\n    facility = \"local9\"; }\n);\n",
 	    "local9", "audit_sinks[1]: facility 'local9'");
 	bad_conf("audit_sinks = (\n  { type = \"file\"; path = \"/tmp/a\";\n"
-	    "    address = \"x:1\"; }\n);\n", "address",
+	         "    address = \"x:1\"; }\n);\n",
+	    "address",
 	    "audit_sinks[0]: 'address' is not a setting of a file sink");
 	bad_conf("audit_sinks = (\n  { type = \"kafka\"; }\n);\n", "kafka",
 	    "audit_sinks[0]: type 'kafka'");

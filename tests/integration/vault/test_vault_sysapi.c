@@ -23,11 +23,12 @@ struct st {
 	struct vfx f;
 	struct vfx_node node;
 	char img[72];
-	char *tok;              /* the demo workload's token */
+	char *tok; /* the demo workload's token */
 };
 
 static const char policy_fmt[] =
-    "roles = ( { name = \"demo\"; rules = [ \"medical\" ]; token_ttl = 300; } );\n"
+    "roles = ( { name = \"demo\"; rules = [ \"medical\" ]; token_ttl = 300; } "
+    ");\n"
     "rules = ( { name = \"medical\"; paths = [ \"secret/data/medical/*\" ];\n"
     "    capabilities = [ \"read\" ]; match = { images = [ \"%s\" ]; }; } );\n";
 
@@ -42,13 +43,16 @@ setup(void **state)
 	vfx_image("image-x", s->img);
 	snprintf(policy, sizeof(policy), policy_fmt, s->img);
 	assert_int_equal(vfx_init(&s->f, policy, NULL), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &s->node), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &s->node),
+	    0);
 	assert_int_equal(vfx_start(&s->f), 0);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "medical/r1",
-	    "{\"data\":{\"patient\":\"one\"}}"), 200);
+	                     "{\"data\":{\"patient\":\"one\"}}"),
+	    200);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "medical/r2",
-	    "{\"data\":{\"patient\":\"two\"}}"), 200);
+	                     "{\"data\":{\"patient\":\"two\"}}"),
+	    200);
 	s->tok = vfx_login_as(&s->f, &s->node, s->img, "prod", "demo", &status);
 	assert_non_null(s->tok);
 	*state = s;
@@ -73,15 +77,16 @@ static void
 req(struct st *s, const char *method, const char *path, const char *token,
     struct vresp *r)
 {
-	assert_int_equal(vfx_http(&s->f, NULL, method, path, token, NULL, r), 0);
+	assert_int_equal(vfx_http(&s->f, NULL, method, path, token, NULL, r),
+	    0);
 }
 
 /* errors[0] of the answer, or "" when absent (an empty list included). */
 static const char *
 first_error(const struct vresp *r)
 {
-	const char *e = json_string_value(json_array_get(json_object_get(
-	    r->json, "errors"), 0));
+	const char *e = json_string_value(
+	    json_array_get(json_object_get(r->json, "errors"), 0));
 
 	return e != NULL ? e : "";
 }
@@ -90,7 +95,7 @@ static void
 test_list_parsebool(void **state)
 {
 	static const char *const yes[] = { "true", "True", "TRUE", "1", "t",
-	    "T" };
+		"T" };
 	static const char *const no[] = { "false", "False", "0", "f", "F" };
 	static const char *const bad[] = { "yes", "on", "tRUE", "2", "truee" };
 	struct st *s = *state;
@@ -99,28 +104,31 @@ test_list_parsebool(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		snprintf(path, sizeof(path), "/v1/secret/metadata/medical?list=%s",
-		    yes[i]);
+		snprintf(path, sizeof(path),
+		    "/v1/secret/metadata/medical?list=%s", yes[i]);
 		req(s, "GET", path, s->f.root, &r);
 		assert_int_equal(r.status, 200);
-		assert_int_equal(json_array_size(json_object_get(json_object_get(
-		    r.json, "data"), "keys")), 2);
+		assert_int_equal(json_array_size(
+		                     json_object_get(json_object_get(r.json,
+		                                         "data"),
+		                         "keys")),
+		    2);
 		vresp_clear(&r);
 	}
 	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
 		/* Not a list: the metadata read of the folder, which holds no
 		 * secret of its own. */
-		snprintf(path, sizeof(path), "/v1/secret/metadata/medical/r1?list=%s",
-		    no[i]);
+		snprintf(path, sizeof(path),
+		    "/v1/secret/metadata/medical/r1?list=%s", no[i]);
 		req(s, "GET", path, s->f.root, &r);
 		assert_int_equal(r.status, 200);
-		assert_null(json_object_get(json_object_get(r.json, "data"),
-		    "keys"));
+		assert_null(
+		    json_object_get(json_object_get(r.json, "data"), "keys"));
 		vresp_clear(&r);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(path, sizeof(path), "/v1/secret/metadata/medical?list=%s",
-		    bad[i]);
+		snprintf(path, sizeof(path),
+		    "/v1/secret/metadata/medical?list=%s", bad[i]);
 		req(s, "GET", path, s->f.root, &r);
 		assert_int_equal(r.status, 400);
 		assert_true(strlen(first_error(&r)) > 0);
@@ -129,8 +137,10 @@ test_list_parsebool(void **state)
 	/* LIST unchanged. */
 	req(s, "LIST", "/v1/secret/metadata/medical", s->f.root, &r);
 	assert_int_equal(r.status, 200);
-	assert_int_equal(json_array_size(json_object_get(json_object_get(
-	    r.json, "data"), "keys")), 2);
+	assert_int_equal(json_array_size(
+	                     json_object_get(json_object_get(r.json, "data"),
+	                         "keys")),
+	    2);
 	vresp_clear(&r);
 	/* A list of the data path is Vault's unsupported operation, not a
 	 * read that ignores the request. */
@@ -146,14 +156,18 @@ test_ui_mounts(void **state)
 	struct vresp r;
 	json_t *d;
 
-	req(s, "GET", "/v1/sys/internal/ui/mounts/secret/medical/r1", s->tok, &r);
+	req(s, "GET", "/v1/sys/internal/ui/mounts/secret/medical/r1", s->tok,
+	    &r);
 	assert_int_equal(r.status, 200);
 	d = json_object_get(r.json, "data");
 	assert_string_equal(json_string_value(json_object_get(d, "path")),
 	    "secret/");
-	assert_string_equal(json_string_value(json_object_get(d, "type")), "kv");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
-	    "options"), "version")), "2");
+	assert_string_equal(json_string_value(json_object_get(d, "type")),
+	    "kv");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(d, "options"),
+	                            "version")),
+	    "2");
 	assert_non_null(json_object_get(r.json, "request_id"));
 	vresp_clear(&r);
 
@@ -163,7 +177,8 @@ test_ui_mounts(void **state)
 
 	req(s, "GET", "/v1/sys/internal/ui/mounts/kv/foo", s->tok, &r);
 	assert_int_equal(r.status, 403);
-	assert_string_equal(first_error(&r), "preflight capability check "
+	assert_string_equal(first_error(&r),
+	    "preflight capability check "
 	    "returned 403, please ensure client's policies grant access to "
 	    "path \"kv/foo/\"");
 	vresp_clear(&r);
@@ -183,12 +198,19 @@ test_mounts(void **state)
 	req(s, "GET", "/v1/sys/mounts", s->f.root, &r);
 	assert_int_equal(r.status, 200);
 	d = json_object_get(r.json, "data");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
-	    "secret/"), "type")), "kv");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    json_object_get(d, "secret/"), "options"), "version")), "2");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
-	    "sys/"), "type")), "system");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(d, "secret/"),
+	                            "type")),
+	    "kv");
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(d, "secret/"),
+	                            "options"),
+	                        "version")),
+	    "2");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(d, "sys/"),
+	                            "type")),
+	    "system");
 	/* Vault repeats the table at the top level. */
 	assert_non_null(json_object_get(r.json, "secret/"));
 	vresp_clear(&r);
@@ -196,10 +218,15 @@ test_mounts(void **state)
 	req(s, "GET", "/v1/sys/auth", s->f.root, &r);
 	assert_int_equal(r.status, 200);
 	d = json_object_get(r.json, "data");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
-	    "trusted-identity/"), "type")), "jwt");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(d,
-	    "token/"), "type")), "token");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(d,
+	                                            "trusted-identity/"),
+	                            "type")),
+	    "jwt");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(d, "token/"),
+	                            "type")),
+	    "token");
 	vresp_clear(&r);
 
 	req(s, "GET", "/v1/sys/mounts", s->tok, &r);
@@ -221,14 +248,16 @@ test_seal_init_leader(void **state)
 	assert_int_equal(r.status, 200);
 	assert_true(json_is_false(json_object_get(r.json, "sealed")));
 	assert_true(json_is_true(json_object_get(r.json, "initialized")));
-	assert_true(json_is_false(json_object_get(r.json,
-	    "removed_from_cluster")));
+	assert_true(
+	    json_is_false(json_object_get(r.json, "removed_from_cluster")));
 	assert_string_equal(json_string_value(json_object_get(r.json, "type")),
 	    "shamir");
 	assert_int_equal(json_integer_value(json_object_get(r.json, "t")), 1);
-	assert_int_equal(json_integer_value(json_object_get(r.json, "progress")),
+	assert_int_equal(json_integer_value(
+	                     json_object_get(r.json, "progress")),
 	    0);
-	assert_non_null(json_string_value(json_object_get(r.json, "cluster_id")));
+	assert_non_null(
+	    json_string_value(json_object_get(r.json, "cluster_id")));
 	vresp_clear(&r);
 
 	req(s, "GET", "/v1/sys/init", NULL, &r);
@@ -239,8 +268,9 @@ test_seal_init_leader(void **state)
 	req(s, "GET", "/v1/sys/leader", NULL, &r);
 	assert_int_equal(r.status, 200);
 	assert_true(json_is_false(json_object_get(r.json, "ha_enabled")));
-	assert_string_equal(json_string_value(json_object_get(r.json,
-	    "leader_address")), "");
+	assert_string_equal(json_string_value(
+	                        json_object_get(r.json, "leader_address")),
+	    "");
 	vresp_clear(&r);
 
 	req(s, "POST", "/v1/sys/seal-status", NULL, &r);
@@ -258,11 +288,13 @@ test_health_params(void **state)
 	assert_int_equal(r.status, 299);
 	assert_true(json_is_false(json_object_get(r.json, "sealed")));
 	vresp_clear(&r);
-	req(s, "HEAD", "/v1/sys/health?activecode=204&standbyok=true", NULL, &r);
+	req(s, "HEAD", "/v1/sys/health?activecode=204&standbyok=true", NULL,
+	    &r);
 	assert_int_equal(r.status, 204);
 	vresp_clear(&r);
 	/* Codes for states this server is never in change nothing. */
-	req(s, "GET", "/v1/sys/health?standbycode=200&sealedcode=200&"
+	req(s, "GET",
+	    "/v1/sys/health?standbycode=200&sealedcode=200&"
 	    "uninitcode=200&drsecondarycode=200&performancestandbycode=200&"
 	    "haunhealthycode=200&removedcode=200&perfstandbyok=1&standbyok=F",
 	    NULL, &r);
@@ -289,8 +321,8 @@ static void
 test_unknown_routes(void **state)
 {
 	static const char *const paths[] = { "/v1/secret/foo", "/v1/sys/nope",
-	    "/v1/auth/token/lookup-nothing", "/v1/kv/data/x", "/v1/",
-	    "/v1/auth/trusted-identity/role/demo" };
+		"/v1/auth/token/lookup-nothing", "/v1/kv/data/x", "/v1/",
+		"/v1/auth/trusted-identity/role/demo" };
 	struct st *s = *state;
 	struct vresp r;
 	size_t i;
@@ -298,7 +330,8 @@ test_unknown_routes(void **state)
 	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		req(s, "GET", paths[i], s->f.root, &r);
 		assert_int_equal(r.status, 404);
-		assert_non_null(strstr(first_error(&r), "no handler for route"));
+		assert_non_null(
+		    strstr(first_error(&r), "no handler for route"));
 		vresp_clear(&r);
 	}
 	/* A path that is not UTF-8 cannot be quoted: still a message. */
@@ -311,7 +344,8 @@ test_unknown_routes(void **state)
 	assert_string_equal(first_error(&r), "permission denied");
 	vresp_clear(&r);
 	req(s, "GET", "/v1/secret/foo", s->f.root, &r);
-	assert_string_equal(first_error(&r), "no handler for route "
+	assert_string_equal(first_error(&r),
+	    "no handler for route "
 	    "\"secret/foo\". route entry not found.");
 	vresp_clear(&r);
 	/* 405s say so too. */

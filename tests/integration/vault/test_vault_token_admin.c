@@ -40,7 +40,8 @@ struct st {
 };
 
 static const char policy_fmt[] =
-    "roles = ( { name = \"demo\"; rules = [ \"medical\" ]; token_ttl = 300; },\n"
+    "roles = ( { name = \"demo\"; rules = [ \"medical\" ]; token_ttl = 300; "
+    "},\n"
     "          { name = \"kv-reader\"; rules = [ \"medical-any\" ]; } );\n"
     "rules = ( { name = \"medical\"; paths = [ \"secret/data/medical/*\" ];\n"
     "    capabilities = [ \"read\" ]; match = { images = [ \"%s\" ]; }; },\n"
@@ -57,10 +58,12 @@ setup(void **state)
 	vfx_image("image-x", s->img);
 	snprintf(policy, sizeof(policy), policy_fmt, s->img);
 	assert_int_equal(vfx_init(&s->f, policy, NULL), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &s->a), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-b", &s->b), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &s->a),
+	    0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-b", &s->b),
+	    0);
 	*state = s;
 	return 0;
 }
@@ -89,7 +92,8 @@ start(struct st *s)
 {
 	assert_int_equal(vfx_start(&s->f), 0);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "medical/r1",
-	    "{\"data\":{\"patient\":\"MEDSECRET-1\"}}"), 200);
+	                     "{\"data\":{\"patient\":\"MEDSECRET-1\"}}"),
+	    200);
 }
 
 static long
@@ -165,7 +169,8 @@ test_revoked_node_ends_live_token(void **state)
 	ta = login_node(s, &s->a);
 	tb = login_node(s, &s->b);
 	assert_int_equal(call(s, c, "GET", "/v1/secret/data/medical/r1", ta,
-	    NULL, NULL), 200);
+	                     NULL, NULL),
+	    200);
 
 	assert_int_equal(tsi_x509_fingerprint(s->a.cert, fp), TSI_OK);
 	snprintf(line, sizeof(line), "%s\n", fp);
@@ -183,7 +188,8 @@ test_revoked_node_ends_live_token(void **state)
 	assert_null(strstr(r.body, "MEDSECRET"));
 	vresp_clear(&r);
 	assert_int_equal(call(s, NULL, "GET", "/v1/auth/token/lookup-self", ta,
-	    NULL, NULL), 403);
+	                     NULL, NULL),
+	    403);
 	/* Node b's token came through another certificate. */
 	assert_int_equal(vfx_kv_get(&s->f, tb, "medical/r1", NULL), 200);
 	/* And node a cannot log in again. */
@@ -236,7 +242,8 @@ test_removed_ca_ends_live_token(void **state)
 	snprintf(other.ca_dir, sizeof(other.ca_dir), "%s/ca2", s->f.dir);
 	assert_int_equal(tsi_ca_init(other.ca_dir, "second CA", 30), TSI_OK);
 	assert_int_equal(vfx_node_new(&other, "hipaaCluster", "us-south",
-	    "dal05", "node-c", &n2), 0);
+	                     "dal05", "node-c", &n2),
+	    0);
 	snprintf(path, sizeof(path), "%s/ca.pem", s->f.ca_dir);
 	ca1 = read_text(path);
 	snprintf(path, sizeof(path), "%s/ca.pem", other.ca_dir);
@@ -274,9 +281,9 @@ struct race {
 	struct st *s;
 	char *jwt[RACE_JWTS];
 	char *tok[RACE_MAX];
-	int ntok;                 /* atomic */
-	int refused_after;        /* atomic: 403s once stop_after was set */
-	int stop_after;           /* atomic */
+	int ntok;          /* atomic */
+	int refused_after; /* atomic: 403s once stop_after was set */
+	int stop_after;    /* atomic */
 };
 
 static void *
@@ -300,7 +307,7 @@ race_main(void *arg)
 			free(tok);
 			if (after && st == 403 &&
 			    __atomic_add_fetch(&r->refused_after, 1,
-			    __ATOMIC_ACQ_REL) >= 5)
+			        __ATOMIC_ACQ_REL) >= 5)
 				break;
 		}
 	}
@@ -323,11 +330,11 @@ test_logins_during_revocation(void **state)
 	r->s = s;
 	start(s);
 	for (i = 0; i < RACE_JWTS; i++)
-		assert_non_null(r->jwt[i] = vfx_jwt(&s->a, s->img, "prod", NULL,
-		    600));
+		assert_non_null(
+		    r->jwt[i] = vfx_jwt(&s->a, s->img, "prod", NULL, 600));
 	assert_int_equal(pthread_create(&th, NULL, race_main, r), 0);
-	for (i = 0; i < 3000 &&
-	    __atomic_load_n(&r->ntok, __ATOMIC_ACQUIRE) < 5; i++)
+	for (i = 0; i < 3000 && __atomic_load_n(&r->ntok, __ATOMIC_ACQUIRE) < 5;
+	     i++)
 		usleep(10 * 1000);
 	assert_true(__atomic_load_n(&r->ntok, __ATOMIC_ACQUIRE) >= 5);
 	assert_int_equal(tsi_x509_fingerprint(s->a.cert, fp), TSI_OK);
@@ -342,7 +349,8 @@ test_logins_during_revocation(void **state)
 	n = r->ntok;
 	print_message("%d logins succeeded around the reload\n", n);
 	for (i = 0; i < n; i++) {
-		assert_int_equal(vfx_kv_get(&s->f, r->tok[i], "medical/r1", NULL),
+		assert_int_equal(vfx_kv_get(&s->f, r->tok[i], "medical/r1",
+		                     NULL),
 		    403);
 		free(r->tok[i]);
 	}
@@ -370,21 +378,24 @@ test_token_never_outlives_jwt(void **state)
 	assert_non_null(jwt);
 	req = json_pack("{ssss}", "role", "demo", "jwt", jwt);
 	body = json_dumps(req, JSON_COMPACT);
-	assert_int_equal(call(s, NULL, "POST", "/v1/auth/trusted-identity/login",
-	    NULL, body, &r), 200);
-	lease = (long)json_integer_value(json_object_get(json_object_get(r.json,
-	    "auth"), "lease_duration"));
+	assert_int_equal(call(s, NULL, "POST",
+	                     "/v1/auth/trusted-identity/login", NULL, body, &r),
+	    200);
+	lease = (long)json_integer_value(
+	    json_object_get(json_object_get(r.json, "auth"), "lease_duration"));
 	assert_true(lease >= 1 && lease <= 3);
-	tok = strdup(json_string_value(json_object_get(json_object_get(r.json,
-	    "auth"), "client_token")));
+	tok = strdup(json_string_value(
+	    json_object_get(json_object_get(r.json, "auth"), "client_token")));
 	vresp_clear(&r);
 	json_decref(req);
 	free(body);
 	free(jwt);
 	assert_int_equal(call(s, NULL, "GET", "/v1/auth/token/lookup-self", tok,
-	    NULL, &r), 200);
-	assert_true(json_integer_value(json_object_get(json_object_get(r.json,
-	    "data"), "ttl")) <= exp - time(NULL) + 1);
+	                     NULL, &r),
+	    200);
+	assert_true(
+	    json_integer_value(json_object_get(json_object_get(r.json, "data"),
+	        "ttl")) <= exp - time(NULL) + 1);
 	vresp_clear(&r);
 	/* Wait for the clock to pass exp (bounded), then the token is dead. */
 	for (i = 0; i < 1000 && time(NULL) < exp; i++)
@@ -395,8 +406,8 @@ test_token_never_outlives_jwt(void **state)
 
 	/* exp 10 s ago, inside the 60 s skew: no token that outlives it. */
 	req = json_pack("{sIsIsI}", "iat", (json_int_t)(time(NULL) - 100),
-	    "nbf", (json_int_t)(time(NULL) - 100),
-	    "exp", (json_int_t)(time(NULL) - 10));
+	    "nbf", (json_int_t)(time(NULL) - 100), "exp",
+	    (json_int_t)(time(NULL) - 10));
 	jwt = vfx_jwt(&s->a, s->img, "prod", req, 300);
 	json_decref(req);
 	assert_non_null(jwt);
@@ -438,8 +449,8 @@ records_of(struct st *s, const char *path)
 	snprintf(q, sizeof(q), "/v1/sys/audit/releases?path=%s&limit=1000",
 	    path);
 	assert_int_equal(call(s, NULL, "GET", q, s->f.root, NULL, &r), 200);
-	all = json_incref(json_object_get(json_object_get(r.json, "data"),
-	    "records"));
+	all = json_incref(
+	    json_object_get(json_object_get(r.json, "data"), "records"));
 	assert_true(json_is_array(all));
 	vresp_clear(&r);
 	return all;
@@ -458,20 +469,29 @@ test_create_lookup_revoke(void **state)
 	start(s);
 	/* Created by root: named, with the kv-reader role, 1 h. */
 	assert_int_equal(post(s, "/v1/auth/token/create", s->f.root,
-	    "{\"display_name\":\"alice\",\"policies\":[\"kv-reader\"],"
-	    "\"ttl\":\"1h\",\"no_parent\":false,\"no_default_policy\":false}",
-	    &r), 200);
+	                     "{\"display_name\":\"alice\",\"policies\":[\"kv-"
+	                     "reader\"],"
+	                     "\"ttl\":\"1h\",\"no_parent\":false,\"no_default_"
+	                     "policy\":false}",
+	                     &r),
+	    200);
 	a = auth_of(&r);
 	assert_non_null(a);
 	assert_non_null(str_at(a, "client_token"));
 	assert_int_equal(strlen(str_at(a, "accessor")), 24);
-	assert_string_equal(json_string_value(json_array_get(json_object_get(a,
-	    "policies"), 0)), "kv-reader");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(a,
-	    "token_policies"), 0)), "kv-reader");
+	assert_string_equal(json_string_value(
+	                        json_array_get(json_object_get(a, "policies"),
+	                            0)),
+	    "kv-reader");
+	assert_string_equal(json_string_value(
+	                        json_array_get(json_object_get(a,
+	                                           "token_policies"),
+	                            0)),
+	    "kv-reader");
 	assert_true(json_is_object(json_object_get(a, "metadata")));
-	assert_int_equal(json_integer_value(json_object_get(a,
-	    "lease_duration")), 3600);
+	assert_int_equal(json_integer_value(
+	                     json_object_get(a, "lease_duration")),
+	    3600);
 	assert_true(json_is_false(json_object_get(a, "renewable")));
 	tok = strdup(str_at(a, "client_token"));
 	acc = strdup(str_at(a, "accessor"));
@@ -480,14 +500,15 @@ test_create_lookup_revoke(void **state)
 	/* It reads what the role's rule allows, nothing more. */
 	assert_int_equal(vfx_kv_get(&s->f, tok, "medical/r1", NULL), 200);
 	assert_int_equal(vfx_kv_put(&s->f, tok, "medical/r2",
-	    "{\"data\":{\"x\":\"1\"}}"), 403);
+	                     "{\"data\":{\"x\":\"1\"}}"),
+	    403);
 	/* Its records carry its name. */
 	recs = records_of(s, "secret/data/medical/r");
 	seen = 0;
 	for (i = 0; i < json_array_size(recs); i++) {
 		json_t *x = json_array_get(recs, i);
-		if (str_at(x, "accessor") && strcmp(str_at(x, "accessor"),
-		    acc) == 0) {
+		if (str_at(x, "accessor") &&
+		    strcmp(str_at(x, "accessor"), acc) == 0) {
 			assert_string_equal(str_at(x, "display_name"),
 			    "token-alice");
 			seen++;
@@ -510,47 +531,58 @@ test_create_lookup_revoke(void **state)
 	vresp_clear(&r);
 	snprintf(body, sizeof(body), "{\"accessor\":\"%s\"}", acc);
 	assert_int_equal(post(s, "/v1/auth/token/lookup-accessor", s->f.root,
-	    body, &r), 200);
+	                     body, &r),
+	    200);
 	assert_string_equal(str_at(json_object_get(r.json, "data"), "id"), "");
 	vresp_clear(&r);
 	assert_int_equal(call(s, NULL, "GET", "/v1/auth/token/lookup-self", tok,
-	    NULL, &r), 200);
+	                     NULL, &r),
+	    200);
 	assert_string_equal(str_at(json_object_get(r.json, "data"),
-	    "display_name"), "token-alice");
+	                        "display_name"),
+	    "token-alice");
 	vresp_clear(&r);
 
 	/* Only root tokens administer tokens. */
 	wl = login_node(s, &s->a);
 	assert_int_equal(post(s, "/v1/auth/token/lookup", wl, body, NULL), 403);
 	assert_int_equal(post(s, "/v1/auth/token/revoke-accessor", tok, body,
-	    NULL), 403);
+	                     NULL),
+	    403);
 	assert_int_equal(post(s, "/v1/auth/token/create", wl, "{}", NULL), 403);
-	assert_int_equal(post(s, "/v1/auth/token/create", tok, "{}", NULL), 403);
+	assert_int_equal(post(s, "/v1/auth/token/create", tok, "{}", NULL),
+	    403);
 	assert_int_equal(vfx_kv_get(&s->f, tok, "medical/r1", NULL), 200);
 
 	/* Unknown names, refused options, unknown tokens. */
 	assert_int_equal(post(s, "/v1/auth/token/create", s->f.root,
-	    "{\"policies\":[\"no-such-role\"]}", &r), 400);
+	                     "{\"policies\":[\"no-such-role\"]}", &r),
+	    400);
 	assert_non_null(strstr(r.body, "no-such-role"));
 	vresp_clear(&r);
 	assert_int_equal(post(s, "/v1/auth/token/create", s->f.root,
-	    "{\"num_uses\":3}", &r), 400);
+	                     "{\"num_uses\":3}", &r),
+	    400);
 	assert_non_null(strstr(r.body, "num_uses"));
 	vresp_clear(&r);
 	assert_int_equal(post(s, "/v1/auth/token/lookup", s->f.root,
-	    "{\"token\":\"hvs.nope\"}", &r), 403);
+	                     "{\"token\":\"hvs.nope\"}", &r),
+	    403);
 	assert_non_null(strstr(r.body, "bad token"));
 	vresp_clear(&r);
 	assert_int_equal(call(s, NULL, "GET", "/v1/auth/token/create",
-	    s->f.root, NULL, NULL), 405);
+	                     s->f.root, NULL, NULL),
+	    405);
 
 	/* revoke-accessor: 204, the token ends, a second time 400. */
 	assert_int_equal(post(s, "/v1/auth/token/revoke-accessor", s->f.root,
-	    body, &r), 204);
+	                     body, &r),
+	    204);
 	vresp_clear(&r);
 	assert_int_equal(vfx_kv_get(&s->f, tok, "medical/r1", NULL), 403);
 	assert_int_equal(post(s, "/v1/auth/token/revoke-accessor", s->f.root,
-	    body, &r), 400);
+	                     body, &r),
+	    400);
 	assert_non_null(strstr(r.body, "invalid accessor"));
 	vresp_clear(&r);
 	recs = records_of(s, "auth/token/revoke-accessor");
@@ -567,16 +599,21 @@ test_create_lookup_revoke(void **state)
 	/* A named root token: does what root does, shows its name, and
 	 * what it creates never outlives it. */
 	assert_int_equal(post(s, "/v1/auth/token/create", s->f.root,
-	    "{\"display_name\":\"bob\",\"policies\":[\"root\"],\"ttl\":60}",
-	    &r), 200);
+	                     "{\"display_name\":\"bob\",\"policies\":[\"root\"]"
+	                     ",\"ttl\":60}",
+	                     &r),
+	    200);
 	admin = strdup(str_at(auth_of(&r), "client_token"));
 	vresp_clear(&r);
 	assert_int_equal(vfx_kv_put(&s->f, admin, "medical/r3",
-	    "{\"data\":{\"x\":\"1\"}}"), 200);
+	                     "{\"data\":{\"x\":\"1\"}}"),
+	    200);
 	assert_int_equal(post(s, "/v1/auth/token/create", admin,
-	    "{\"policies\":[\"kv-reader\"],\"ttl\":\"2h\"}", &r), 200);
-	assert_true(json_integer_value(json_object_get(auth_of(&r),
-	    "lease_duration")) <= 60);
+	                     "{\"policies\":[\"kv-reader\"],\"ttl\":\"2h\"}",
+	                     &r),
+	    200);
+	assert_true(json_integer_value(
+	                json_object_get(auth_of(&r), "lease_duration")) <= 60);
 	vresp_clear(&r);
 	recs = records_of(s, "secret/data/medical/r3");
 	assert_true(json_array_size(recs) >= 1);
@@ -585,7 +622,8 @@ test_create_lookup_revoke(void **state)
 	json_decref(recs);
 	/* The login tokens' lookup by root, too. */
 	snprintf(body, sizeof(body), "{\"token\":\"%s\"}", wl);
-	assert_int_equal(post(s, "/v1/auth/token/lookup", admin, body, &r), 200);
+	assert_int_equal(post(s, "/v1/auth/token/lookup", admin, body, &r),
+	    200);
 	assert_string_equal(str_at(json_object_get(r.json, "data"), "path"),
 	    "auth/trusted-identity/login");
 	assert_string_equal(str_at(json_object_get(r.json, "data"), "role"),
@@ -636,25 +674,30 @@ test_wrap_and_namespace_refused(void **state)
 
 	start(s);
 	assert_int_equal(get_with(s, "/v1/secret/data/medical/r1",
-	    "X-Vault-Wrap-TTL: 60s", &b), 400);
+	                     "X-Vault-Wrap-TTL: 60s", &b),
+	    400);
 	assert_non_null(strstr(b, "response wrapping is not supported"));
 	assert_null(strstr(b, "MEDSECRET"));
 	free(b);
 	assert_int_equal(get_with(s, "/v1/secret/data/medical/r1",
-	    "X-Vault-Namespace: team-a", &b), 400);
+	                     "X-Vault-Namespace: team-a", &b),
+	    400);
 	assert_non_null(strstr(b, "namespace"));
 	assert_null(strstr(b, "MEDSECRET"));
 	free(b);
 	assert_int_equal(get_with(s, "/v1/secret/data/medical/r1",
-	    "X-Vault-Namespace: root", &b), 200);
+	                     "X-Vault-Namespace: root", &b),
+	    200);
 	assert_non_null(strstr(b, "MEDSECRET"));
 	free(b);
 	/* curl sends "X-Vault-Namespace;" as the header with an empty value. */
 	assert_int_equal(get_with(s, "/v1/secret/data/medical/r1",
-	    "X-Vault-Namespace;", &b), 200);
+	                     "X-Vault-Namespace;", &b),
+	    200);
 	free(b);
 	assert_int_equal(get_with(s, "/v1/auth/token/lookup-self",
-	    "X-Vault-Wrap-TTL: 5m", &b), 400);
+	                     "X-Vault-Wrap-TTL: 5m", &b),
+	    400);
 	free(b);
 }
 
@@ -664,16 +707,16 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 		    test_revoked_node_ends_live_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_removed_ca_ends_live_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_logins_during_revocation, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_token_never_outlives_jwt, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_create_lookup_revoke, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_wrap_and_namespace_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_removed_ca_ends_live_token,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logins_during_revocation,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_never_outlives_jwt,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_lookup_revoke,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrap_and_namespace_refused,
+		    setup, teardown),
 	};
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -26,7 +26,8 @@ struct st {
 };
 
 static const char policy_fmt[] =
-    "roles = ( { name = \"demo\"; rules = [ \"medical\" ]; token_ttl = 300; } );\n"
+    "roles = ( { name = \"demo\"; rules = [ \"medical\" ]; token_ttl = 300; } "
+    ");\n"
     "rules = ( { name = \"medical\"; paths = [ \"secret/data/medical/*\" ];\n"
     "    capabilities = [ \"read\" ]; match = { images = [ \"%s\" ]; }; } );\n";
 
@@ -40,11 +41,13 @@ setup(void **state)
 	vfx_image("image-x", s->img);
 	snprintf(policy, sizeof(policy), policy_fmt, s->img);
 	assert_int_equal(vfx_init(&s->f, policy, NULL), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &s->node), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &s->node),
+	    0);
 	assert_int_equal(vfx_start(&s->f), 0);
 	assert_int_equal(vfx_kv_put(&s->f, s->f.root, "medical/r1",
-	    "{\"data\":{\"patient\":\"MEDSECRET-1\"}}"), 200);
+	                     "{\"data\":{\"patient\":\"MEDSECRET-1\"}}"),
+	    200);
 	*state = s;
 	return 0;
 }
@@ -75,16 +78,17 @@ login(struct st *s, char accessor[64])
 	body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	assert_int_equal(vfx_http(&s->f, NULL, "POST",
-	    "/v1/auth/trusted-identity/login", NULL, body, &r), 0);
+	                     "/v1/auth/trusted-identity/login", NULL, body, &r),
+	    0);
 	assert_int_equal(r.status, 200);
-	t = json_string_value(json_object_get(json_object_get(r.json, "auth"),
-	    "client_token"));
-	a = json_string_value(json_object_get(json_object_get(r.json, "auth"),
-	    "accessor"));
+	t = json_string_value(
+	    json_object_get(json_object_get(r.json, "auth"), "client_token"));
+	a = json_string_value(
+	    json_object_get(json_object_get(r.json, "auth"), "accessor"));
 	assert_non_null(t);
 	assert_non_null(a);
-	assert_true(json_is_false(json_object_get(json_object_get(r.json,
-	    "auth"), "renewable")));
+	assert_true(json_is_false(
+	    json_object_get(json_object_get(r.json, "auth"), "renewable")));
 	tok = strdup(t);
 	snprintf(accessor, 64, "%s", a);
 	vresp_clear(&r);
@@ -101,7 +105,8 @@ call(struct st *s, CURL *c, const char *method, const char *path,
 	long st;
 
 	assert_int_equal(vfx_http(&s->f, c, method, path, token,
-	    strcmp(method, "GET") == 0 ? NULL : "", &r), 0);
+	                     strcmp(method, "GET") == 0 ? NULL : "", &r),
+	    0);
 	st = r.status;
 	if (out != NULL)
 		*out = r;
@@ -119,12 +124,14 @@ records(struct st *s, const char *path, const char *op)
 	json_t *all, *out = json_array(), *rec;
 	size_t i;
 
-	snprintf(q, sizeof(q), "/v1/sys/audit/releases?path=%s&limit=1000", path);
+	snprintf(q, sizeof(q), "/v1/sys/audit/releases?path=%s&limit=1000",
+	    path);
 	assert_int_equal(call(s, NULL, "GET", q, s->f.root, &r), 200);
 	all = json_object_get(json_object_get(r.json, "data"), "records");
 	assert_true(json_is_array(all));
-	json_array_foreach(all, i, rec) {
-		if (strcmp(json_string_value(json_object_get(rec, "op")), op) == 0)
+	json_array_foreach (all, i, rec) {
+		if (strcmp(json_string_value(json_object_get(rec, "op")), op) ==
+		    0)
 			json_array_append(out, rec);
 	}
 	vresp_clear(&r);
@@ -155,8 +162,9 @@ tokens_gauge(struct st *s)
 	const char *p;
 	long long n;
 
-	assert_int_equal(call(s, NULL, "GET", "/v1/sys/metrics?format=prometheus",
-	    NULL, &r), 200);
+	assert_int_equal(call(s, NULL, "GET",
+	                     "/v1/sys/metrics?format=prometheus", NULL, &r),
+	    200);
 	p = strstr(r.body, "\ntsi_vault_tokens ");
 	assert_non_null(p);
 	n = strtoll(p + strlen("\ntsi_vault_tokens "), NULL, 10);
@@ -178,15 +186,18 @@ test_revoke_self(void **state)
 	/* Both tokens work; one connection is kept alive across the revoke. */
 	assert_int_equal(vfx_kv_get(&s->f, tok, "medical/r1", NULL), 200);
 	assert_int_equal(call(s, kept, "GET", "/v1/secret/data/medical/r1", tok,
-	    NULL), 200);
+	                     NULL),
+	    200);
 	assert_int_equal(vfx_kv_get(&s->f, tok2, "medical/r1", NULL), 200);
 	assert_int_equal(call(s, NULL, "GET", "/v1/auth/token/lookup-self", tok,
-	    NULL), 200);
+	                     NULL),
+	    200);
 	before = tokens_gauge(s);
 
 	/* 204, no body. */
-	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/revoke-self", tok,
-	    &r), 204);
+	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/revoke-self",
+	                     tok, &r),
+	    204);
 	assert_string_equal(r.body, "");
 	vresp_clear(&r);
 
@@ -196,15 +207,19 @@ test_revoke_self(void **state)
 	assert_null(strstr(r.body, "MEDSECRET"));
 	vresp_clear(&r);
 	assert_int_equal(call(s, kept, "GET", "/v1/secret/data/medical/r1", tok,
-	    &r), 403);
-	assert_int_equal(r.connects, 0);   /* the same kept-alive connection */
+	                     &r),
+	    403);
+	assert_int_equal(r.connects, 0); /* the same kept-alive connection */
 	vresp_clear(&r);
 	assert_int_equal(call(s, NULL, "GET", "/v1/auth/token/lookup-self", tok,
-	    NULL), 403);
+	                     NULL),
+	    403);
 	assert_int_equal(call(s, NULL, "PUT", "/v1/auth/token/renew-self", tok,
-	    NULL), 403);
+	                     NULL),
+	    403);
 	assert_int_equal(call(s, NULL, "PUT", "/v1/auth/token/revoke-self", tok,
-	    NULL), 403);
+	                     NULL),
+	    403);
 	assert_int_equal(tokens_gauge(s), before - 1);
 	/* Through Authorization: Bearer too. */
 	{
@@ -213,7 +228,8 @@ test_revoke_self(void **state)
 		long st = 0;
 		CURL *c = curl_easy_init();
 
-		snprintf(url, sizeof(url), "%s/v1/secret/data/medical/r1", s->f.addr);
+		snprintf(url, sizeof(url), "%s/v1/secret/data/medical/r1",
+		    s->f.addr);
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
 		h = curl_slist_append(h, auth);
 		curl_easy_setopt(c, CURLOPT_URL, url);
@@ -239,14 +255,18 @@ test_revoke_self(void **state)
 	assert_string_equal(rs(rec, "decision"), "allow");
 	assert_string_equal(rs(rec, "accessor"), acc);
 	assert_string_equal(rs(rec, "path"), "auth/token/revoke-self");
-	assert_int_equal(json_integer_value(json_object_get(rec, "status")), 204);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(rec,
-	    "claims"), "namespace")), "prod");
+	assert_int_equal(json_integer_value(json_object_get(rec, "status")),
+	    204);
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(rec, "claims"),
+	                            "namespace")),
+	    "prod");
 	rec = json_array_get(recs, 1);
 	assert_string_equal(rs(rec, "decision"), "deny");
 	assert_string_equal(rs(rec, "rule"), "token");
 	assert_string_equal(rs(rec, "accessor"), "");
-	assert_int_equal(json_integer_value(json_object_get(rec, "status")), 403);
+	assert_int_equal(json_integer_value(json_object_get(rec, "status")),
+	    403);
 	json_decref(recs);
 	/* The three KV reads with the revoked token were audited as token
 	 * denials; the other token's read came last. */
@@ -265,8 +285,10 @@ test_revoke_self(void **state)
 		}
 	}
 	json_decref(recs);
-	assert_int_equal(call(s, NULL, "GET", "/v1/sys/audit/releases?limit=1000",
-	    s->f.root, &r), 200);
+	assert_int_equal(call(s, NULL, "GET",
+	                     "/v1/sys/audit/releases?limit=1000", s->f.root,
+	                     &r),
+	    200);
 	assert_null(strstr(r.body, tok));
 	vresp_clear(&r);
 
@@ -285,16 +307,20 @@ test_renew_self(void **state)
 	json_t *recs, *rec;
 
 	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/renew-self", tok,
-	    &r), 400);
-	assert_string_equal(r.body, "{\"errors\":[\"lease is not renewable\"]}");
+	                     &r),
+	    400);
+	assert_string_equal(r.body,
+	    "{\"errors\":[\"lease is not renewable\"]}");
 	vresp_clear(&r);
 	assert_int_equal(call(s, NULL, "PUT", "/v1/auth/token/renew-self", tok,
-	    NULL), 400);
+	                     NULL),
+	    400);
 	/* Refused, not revoked: the token still works. */
 	assert_int_equal(vfx_kv_get(&s->f, tok, "medical/r1", NULL), 200);
 	/* Without a token: 403. */
-	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/renew-self", NULL,
-	    &r), 403);
+	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/renew-self",
+	                     NULL, &r),
+	    403);
 	assert_string_equal(r.body, "{\"errors\":[\"permission denied\"]}");
 	vresp_clear(&r);
 
@@ -308,11 +334,13 @@ test_renew_self(void **state)
 	assert_string_equal(rs(rec, "decision"), "deny");
 	assert_string_equal(rs(rec, "rule"), "not-renewable");
 	assert_string_equal(rs(rec, "accessor"), acc);
-	assert_int_equal(json_integer_value(json_object_get(rec, "status")), 400);
+	assert_int_equal(json_integer_value(json_object_get(rec, "status")),
+	    400);
 	rec = json_array_get(recs, 3);
 	assert_string_equal(rs(rec, "rule"), "token");
 	assert_string_equal(rs(rec, "reason"), "missing client token");
-	assert_int_equal(json_integer_value(json_object_get(rec, "status")), 403);
+	assert_int_equal(json_integer_value(json_object_get(rec, "status")),
+	    403);
 	json_decref(recs);
 	free(tok);
 }
@@ -325,23 +353,30 @@ test_methods(void **state)
 	char *tok = login(s, acc);
 
 	assert_int_equal(call(s, NULL, "GET", "/v1/auth/token/revoke-self", tok,
-	    NULL), 405);
+	                     NULL),
+	    405);
 	assert_int_equal(call(s, NULL, "DELETE", "/v1/auth/token/revoke-self",
-	    tok, NULL), 405);
+	                     tok, NULL),
+	    405);
 	assert_int_equal(call(s, NULL, "GET", "/v1/auth/token/renew-self", tok,
-	    NULL), 405);
+	                     NULL),
+	    405);
 	/* Vault answers lookup-self to GET and POST alike. */
-	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/lookup-self", tok,
-	    NULL), 200);
+	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/lookup-self",
+	                     tok, NULL),
+	    200);
 	assert_int_equal(call(s, NULL, "DELETE", "/v1/auth/token/lookup-self",
-	    tok, NULL), 405);
+	                     tok, NULL),
+	    405);
 	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/revoke-selfx",
-	    tok, NULL), 404);
+	                     tok, NULL),
+	    404);
 	/* None of those revoked anything. */
 	assert_int_equal(vfx_kv_get(&s->f, tok, "medical/r1", NULL), 200);
 	/* PUT revokes as POST does. */
 	assert_int_equal(call(s, NULL, "PUT", "/v1/auth/token/revoke-self", tok,
-	    NULL), 204);
+	                     NULL),
+	    204);
 	assert_int_equal(vfx_kv_get(&s->f, tok, "medical/r1", NULL), 403);
 	free(tok);
 }
@@ -361,9 +396,11 @@ test_revoke_unaudited(void **state)
 	memset(&t, 0, sizeof(t));
 	snprintf(t.img, sizeof(t.img), "%s", s->img);
 	snprintf(policy, sizeof(policy), policy_fmt, t.img);
-	assert_int_equal(vfx_init(&t.f, policy, "audit_map_size = 262144;\n"), 0);
+	assert_int_equal(vfx_init(&t.f, policy, "audit_map_size = 262144;\n"),
+	    0);
 	assert_int_equal(vfx_node_new(&t.f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &t.node), 0);
+	                     "node-a", &t.node),
+	    0);
 	assert_int_equal(vfx_start(&t.f), 0);
 	for (i = 0; i < 4; i++)
 		toks[i] = login(&t, acc);
@@ -383,12 +420,14 @@ test_revoke_unaudited(void **state)
 	/* A lone small commit may still fit now and then: try the tokens in
 	 * turn until a revoke meets the full log. */
 	for (i = 0; i < 4 && !got503; i++) {
-		st = call(&t, NULL, "POST", "/v1/auth/token/revoke-self", toks[i],
-		    &r);
+		st = call(&t, NULL, "POST", "/v1/auth/token/revoke-self",
+		    toks[i], &r);
 		if (st == 204) {
 			vresp_clear(&r);
 			assert_int_equal(call(&t, NULL, "GET",
-			    "/v1/auth/token/lookup-self", toks[i], NULL), 403);
+			                     "/v1/auth/token/lookup-self",
+			                     toks[i], NULL),
+			    403);
 			continue;
 		}
 		assert_int_equal(st, 503);
@@ -396,9 +435,13 @@ test_revoke_unaudited(void **state)
 		vresp_clear(&r);
 		got503 = 1;
 		assert_int_equal(call(&t, NULL, "GET",
-		    "/v1/auth/token/lookup-self", toks[i], &r), 200);
-		assert_string_equal(json_string_value(json_object_get(
-		    json_object_get(r.json, "data"), "role")), "demo");
+		                     "/v1/auth/token/lookup-self", toks[i], &r),
+		    200);
+		assert_string_equal(json_string_value(
+		                        json_object_get(json_object_get(r.json,
+		                                            "data"),
+		                            "role")),
+		    "demo");
 		vresp_clear(&r);
 	}
 	assert_true(got503);
@@ -417,7 +460,8 @@ test_root_revoke_self(void **state)
 	struct st *s = *state;
 
 	assert_int_equal(call(s, NULL, "POST", "/v1/auth/token/revoke-self",
-	    s->f.root, NULL), 204);
+	                     s->f.root, NULL),
+	    204);
 	assert_int_equal(vfx_kv_get(&s->f, s->f.root, "medical/r1", NULL), 403);
 	assert_int_equal(vfx_stop(&s->f), 0);
 	assert_int_equal(vfx_start(&s->f), 0);

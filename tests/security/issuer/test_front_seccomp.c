@@ -214,7 +214,8 @@ enroll(struct ffx *f)
 	snprintf(keyp, sizeof(keyp), "%s/ca.key", f->ca);
 	assert_int_equal(tsi_ca_init(f->ca, "test cluster CA", 1), TSI_OK);
 	assert_int_equal(tsi_ca_sign_csr(cap, keyp, csr, strlen(csr), &loc, 1,
-	    &cert), TSI_OK);
+	                     &cert),
+	    TSI_OK);
 	write_text(f->node, cert);
 	free(cert);
 	free(csr);
@@ -292,8 +293,10 @@ start_issuer(struct ffx *f, const char *op)
 		 * environment. */
 		(void)setenv("LD_PRELOAD", preload, 1);
 		(void)setenv("TSI_PRELOAD_OP", op, 1);
-		(void)setenv("ASAN_OPTIONS", "verify_asan_link_order=0:"
-		    "detect_leaks=0", 1);
+		(void)setenv("ASAN_OPTIONS",
+		    "verify_asan_link_order=0:"
+		    "detect_leaks=0",
+		    1);
 		execl(exe, exe, "run", "--config", f->conf, (char *)NULL);
 		_exit(127);
 	}
@@ -366,7 +369,8 @@ teardown(void **state)
 static pid_t
 ghost_caller(struct ffx *f)
 {
-	static const char req[] = "GET /v1/token?aud=tsi-vault HTTP/1.1\r\n"
+	static const char req[] =
+	    "GET /v1/token?aud=tsi-vault HTTP/1.1\r\n"
 	    "Host: localhost\r\nConnection: close\r\n\r\n";
 	int st;
 	pid_t pid;
@@ -381,7 +385,8 @@ ghost_caller(struct ffx *f)
 			_exit(2);
 		memcpy(sa.sun_path, f->sock, strlen(f->sock) + 1);
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-		    write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
+		    write(fd, req, sizeof(req) - 1) !=
+		        (ssize_t)(sizeof(req) - 1))
 			_exit(1);
 		_exit(0);
 	}
@@ -428,8 +433,10 @@ killed(struct ffx *f, const char *op)
 	ghost = ghost_caller(f);
 	issued = log_count(f, "\"token.issued\"");
 	assert_int_equal(kill(f->issuer, SIGCONT), 0);
-	snprintf(mark, sizeof(mark), "\"front.exited\",\"pid\":%d,"
-	    "\"signal\":%d", (int)fp, SIGSYS);
+	snprintf(mark, sizeof(mark),
+	    "\"front.exited\",\"pid\":%d,"
+	    "\"signal\":%d",
+	    (int)fp, SIGSYS);
 	if (!wait_log(f, mark, 1)) {
 		dump_log(f);
 		fail_msg("%s: no front.exited with SIGSYS for %d", op, (int)fp);
@@ -463,8 +470,7 @@ killed(struct ffx *f, const char *op)
 	/* Every token of the run was for this process, which asked. */
 	snprintf(mark, sizeof(mark), "\"token.issued\",\"pid\":%d,",
 	    (int)getpid());
-	assert_int_equal(log_count(f, mark),
-	    log_count(f, "\"token.issued\""));
+	assert_int_equal(log_count(f, mark), log_count(f, "\"token.issued\""));
 	assert_int_equal(waitpid(f->issuer, NULL, WNOHANG), 0);
 	assert_int_equal(stop_issuer(f), 0);
 }
@@ -496,11 +502,15 @@ logged(struct ffx *f, const char *op)
 			dump_log(f);
 			fail_msg("execve: front end %d did not end", (int)fp);
 		}
-		snprintf(mark, sizeof(mark), "\"front.exited\",\"pid\":%d,"
-		    "\"status\":0,", (int)fp);
+		snprintf(mark, sizeof(mark),
+		    "\"front.exited\",\"pid\":%d,"
+		    "\"status\":0,",
+		    (int)fp);
 		exited = log_count(f, mark);
-		snprintf(mark, sizeof(mark), "\"front.exited\",\"pid\":%d,"
-		    "\"signal\":%d,", (int)fp, SIGKILL);
+		snprintf(mark, sizeof(mark),
+		    "\"front.exited\",\"pid\":%d,"
+		    "\"signal\":%d,",
+		    (int)fp, SIGKILL);
 		exited += log_count(f, mark);
 		if (exited != 1)
 			dump_log(f);
@@ -508,8 +518,8 @@ logged(struct ffx *f, const char *op)
 	} else {
 		/* The call returned a descriptor, and the same front end
 		 * goes on serving. */
-		snprintf(mark, sizeof(mark), "tsi-preload: %s returned rc=",
-		    op);
+		snprintf(mark, sizeof(mark),
+		    "tsi-preload: %s returned rc=", op);
 		if (!wait_log(f, mark, 1)) {
 			dump_log(f);
 			fail_msg("%s: the call did not return", op);

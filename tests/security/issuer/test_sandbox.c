@@ -41,11 +41,11 @@
 #define ARGS_MAX 32
 
 struct target {
-	pid_t pid;              /* the program started */
-	pid_t conf;             /* the confined process: pid, or the "pid" of
+	pid_t pid;  /* the program started */
+	pid_t conf; /* the confined process: pid, or the "pid" of
 	                         * its "sandbox.entered" line (a front end
 	                         * started by the signer) */
-	int err;                /* read end of its stderr */
+	int err;    /* read end of its stderr */
 	char out[OUT_MAX];
 	size_t len;
 };
@@ -116,7 +116,8 @@ killed_by_sigsys(struct target *t)
 	if (t->conf == t->pid) {
 		st = wait_exit(t);
 		if (!(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS))
-			print_error("wait status %d; output:\n%s\n", st, t->out);
+			print_error("wait status %d; output:\n%s\n", st,
+			    t->out);
 		return st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS;
 	}
 	assert_non_null(mark);
@@ -167,7 +168,7 @@ start_args(struct target *t, int confined, const char *op, int port,
 	memset(t, 0, sizeof(*t));
 	t->err = -1;
 	if (confined && geteuid() != 0 && env == NULL)
-		skip();         /* only root can become another user */
+		skip(); /* only root can become another user */
 	if (confined && env != NULL && env[0] != '\0')
 		(void)snprintf(cmd, sizeof(cmd), "%s", env);
 	else
@@ -198,8 +199,10 @@ start_args(struct target *t, int confined, const char *op, int port,
 		(void)setenv("TSI_PRELOAD_PORT", portbuf, 1);
 		/* Sanitizer builds: the preload is not first, and the leak
 		 * check at exit uses ptrace, which the filter forbids. */
-		(void)setenv("ASAN_OPTIONS", "verify_asan_link_order=0:"
-		    "detect_leaks=0", 1);
+		(void)setenv("ASAN_OPTIONS",
+		    "verify_asan_link_order=0:"
+		    "detect_leaks=0",
+		    1);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -227,8 +230,14 @@ start(struct target *t, int confined, const char *op, int port)
 }
 
 static const char *const forbidden[] = {
-	"execve", "ptrace", "mount", "fork", "open_write", "socket_packet",
-	"socket_netlink", "setuid0",
+	"execve",
+	"ptrace",
+	"mount",
+	"fork",
+	"open_write",
+	"socket_packet",
+	"socket_netlink",
+	"setuid0",
 };
 
 static void
@@ -244,7 +253,8 @@ test_forbidden_killed(void **state)
 		assert_int_equal(kill(t.conf, SIGUSR2), 0);
 		killed = killed_by_sigsys(&t);
 		if (!killed)
-			print_error("%s was not killed by SIGSYS\n", forbidden[i]);
+			print_error("%s was not killed by SIGSYS\n",
+			    forbidden[i]);
 		assert_true(killed);
 		assert_null(strstr(t.out, "tsi-preload:"));
 		stop(&t);
@@ -271,8 +281,10 @@ test_forbidden_returns_unconfined(void **state)
 			assert_true(st != -1 && WIFEXITED(st));
 			assert_int_equal(WEXITSTATUS(st), 0);
 		} else {
-			(void)snprintf(mark, sizeof(mark), "tsi-preload: %s "
-			    "returned", forbidden[i]);
+			(void)snprintf(mark, sizeof(mark),
+			    "tsi-preload: %s "
+			    "returned",
+			    forbidden[i]);
 			if (!wait_mark(&t, mark))
 				print_error("%s: output:\n%s\n", forbidden[i],
 				    t.out);
@@ -304,7 +316,10 @@ static void
 test_allowed_confined(void **state)
 {
 	static const char *const ops[] = {
-		"connect", "socketpair", "malloc64", "thread",
+		"connect",
+		"socketpair",
+		"malloc64",
+		"thread",
 	};
 	char mark[64], b[2];
 	struct target t;
@@ -316,7 +331,8 @@ test_allowed_confined(void **state)
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
 		start(&t, 1, ops[i], port);
 		assert_int_equal(kill(t.conf, SIGUSR2), 0);
-		(void)snprintf(mark, sizeof(mark), "tsi-preload: %s ok", ops[i]);
+		(void)snprintf(mark, sizeof(mark), "tsi-preload: %s ok",
+		    ops[i]);
 		if (!wait_mark(&t, mark))
 			print_error("%s: output:\n%s\n", ops[i], t.out);
 		assert_non_null(strstr(t.out, mark));
@@ -358,8 +374,8 @@ task_field(pid_t pid, pid_t tid, const char *name, char *val, size_t len)
 	assert_non_null(f = fopen(path, "re"));
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strncmp(line, name, n) == 0 && line[n] == ':') {
-			(void)snprintf(val, len, "%s", line + n + 1 +
-			    strspn(line + n + 1, " \t"));
+			(void)snprintf(val, len, "%s",
+			    line + n + 1 + strspn(line + n + 1, " \t"));
 			val[strcspn(val, "\n")] = '\0';
 			n = strlen(val);
 			while (n > 0 && val[n - 1] == ' ')
@@ -457,7 +473,11 @@ static void
 test_fails_closed(void **state)
 {
 	static const char *const users[] = {
-		"root", "0", "65534:0", "no-such-user-tsi", "",
+		"root",
+		"0",
+		"65534:0",
+		"no-such-user-tsi",
+		"",
 	};
 	char prog[512];
 	size_t i;

@@ -40,9 +40,9 @@
 
 struct st {
 	struct vfx f;
-	struct vfx_node a;          /* hipaaCluster / us-south / dal05 */
-	struct vfx_node b;          /* hipaaCluster / us-south / wdc01 */
-	struct vfx_node doomed;     /* revoked during the test */
+	struct vfx_node a;      /* hipaaCluster / us-south / dal05 */
+	struct vfx_node b;      /* hipaaCluster / us-south / wdc01 */
+	struct vfx_node doomed; /* revoked during the test */
 	char img[72];
 };
 
@@ -88,19 +88,25 @@ setup(void **state)
 	/* 32 MiB of audit log: 10,400 refused logins, each recorded with
 	 * the caller's unverified claims (docs/audit.md), stay clear of the
 	 * unauthenticated callers' limit (the reserve is an eighth). */
-	snprintf(extra, sizeof(extra), "connection_timeout = %d;\n"
+	snprintf(extra, sizeof(extra),
+	    "connection_timeout = %d;\n"
 	    "login_failure_limit = 0;\naudit_map_size = 33554432;\n",
 	    CONN_TIMEOUT);
 	assert_int_equal(vfx_init(&s->f, policy, extra), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-a", &s->a), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "wdc01",
-	    "node-b", &s->b), 0);
-	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south", "dal05",
-	    "node-d", &s->doomed), 0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-a", &s->a),
+	    0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "wdc01", "node-b", &s->b),
+	    0);
+	assert_int_equal(vfx_node_new(&s->f, "hipaaCluster", "us-south",
+	                     "dal05", "node-d", &s->doomed),
+	    0);
 	assert_int_equal(vfx_start(&s->f), 0);
-	put_root(s, "medical/record1", "{\"data\":{\"patient\":\"MEDSECRET-1\"}}");
-	put_root(s, "medical/other", "{\"data\":{\"patient\":\"MEDSECRET-2\"}}");
+	put_root(s, "medical/record1",
+	    "{\"data\":{\"patient\":\"MEDSECRET-1\"}}");
+	put_root(s, "medical/other",
+	    "{\"data\":{\"patient\":\"MEDSECRET-2\"}}");
 	put_root(s, "loc/dal05/db", "{\"data\":{\"pw\":\"DAL-SECRET\"}}");
 	put_root(s, "loc/wdc01/db", "{\"data\":{\"pw\":\"WDC-SECRET\"}}");
 	*state = s;
@@ -130,10 +136,11 @@ audit_count(struct st *s, const char *query)
 	long n;
 
 	snprintf(p, sizeof(p), "/v1/sys/audit/releases?limit=1000&%s", query);
-	assert_int_equal(vfx_http(&s->f, NULL, "GET", p, s->f.root, NULL, &r), 0);
+	assert_int_equal(vfx_http(&s->f, NULL, "GET", p, s->f.root, NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
-	n = (long)json_integer_value(json_object_get(json_object_get(r.json,
-	    "data"), "count"));
+	n = (long)json_integer_value(
+	    json_object_get(json_object_get(r.json, "data"), "count"));
 	vresp_clear(&r);
 	return n;
 }
@@ -141,8 +148,7 @@ audit_count(struct st *s, const char *query)
 static long
 login_denials(struct st *s)
 {
-	return audit_count(s,
-	    "decision=deny&path=auth/trusted-identity/login");
+	return audit_count(s, "decision=deny&path=auth/trusted-identity/login");
 }
 
 /* POSTs a login with jwt; asserts 403 with Vault's body and one more
@@ -156,7 +162,8 @@ login_refused(struct st *s, const char *jwt)
 	struct vresp r;
 
 	assert_int_equal(vfx_http(&s->f, NULL, "POST",
-	    "/v1/auth/trusted-identity/login", NULL, body, &r), 0);
+	                     "/v1/auth/trusted-identity/login", NULL, body, &r),
+	    0);
 	if (r.status != 403)
 		vfx_dump_log(&s->f);
 	assert_int_equal(r.status, 403);
@@ -232,7 +239,8 @@ assert_serving(struct st *s)
 	struct vresp r;
 
 	assert_int_equal(vfx_http(&s->f, NULL, "GET", "/v1/sys/health", NULL,
-	    NULL, &r), 0);
+	                     NULL, &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 }
@@ -262,12 +270,12 @@ forge(const char *jwt, const char *alg)
 	n = (size_t)(strchr(payload + 1, '.') - payload);
 	snprintf(input, sizeof(input), "%s%.*s", h64, (int)n, payload);
 	if (strcmp(alg, "HS256") == 0) {
-		const char *x5c0 = json_string_value(json_array_get(
-		    json_object_get(hdr, "x5c"), 0));
+		const char *x5c0 = json_string_value(
+		    json_array_get(json_object_get(hdr, "x5c"), 0));
 		assert_non_null(x5c0);
 		der = malloc(strlen(x5c0));
-		derlen = (size_t)EVP_DecodeBlock(der, (const unsigned char *)x5c0,
-		    (int)strlen(x5c0));
+		derlen = (size_t)EVP_DecodeBlock(der,
+		    (const unsigned char *)x5c0, (int)strlen(x5c0));
 		dp = der;
 		leaf = d2i_X509(NULL, &dp, (long)derlen);
 		assert_non_null(leaf);
@@ -276,7 +284,8 @@ forge(const char *jwt, const char *alg)
 		pemlen = BIO_get_mem_data(bio, &pem);
 		HMAC(EVP_sha256(), pem, (int)pemlen, (unsigned char *)input,
 		    strlen(input), mac, &maclen);
-		assert_int_equal(tsi_b64url_encode(mac, maclen, &sig64), TSI_OK);
+		assert_int_equal(tsi_b64url_encode(mac, maclen, &sig64),
+		    TSI_OK);
 		BIO_free(bio);
 		X509_free(leaf);
 		free(der);
@@ -348,7 +357,8 @@ test_negative_tokens(void **state)
 	/* A foreign CA with the same subject name as the trusted one. */
 	assert_int_equal(vfx_init(&other, NULL, NULL), 0);
 	assert_int_equal(vfx_node_new(&other, "hipaaCluster", "us-south",
-	    "dal05", "node-a", &stranger), 0);
+	                     "dal05", "node-a", &stranger),
+	    0);
 	j = vfx_jwt(&stranger, s->img, "prod", NULL, 300);
 	login_refused(s, j);
 	free(j);
@@ -373,8 +383,8 @@ test_negative_tokens(void **state)
 	vresp_clear(&r);
 	free(j);
 	/* The reasons are in the audit log, not in the answer. */
-	assert_true(audit_count(s, "decision=deny&path=auth/trusted-identity/login")
-	    >= 6);
+	assert_true(audit_count(s,
+	                "decision=deny&path=auth/trusted-identity/login") >= 6);
 	free(good);
 }
 
@@ -392,11 +402,14 @@ test_token_guessing(void **state)
 
 	for (i = 0; i < 200; i++) {
 		assert_int_equal(RAND_bytes(rnd, sizeof(rnd)), 1);
-		assert_int_equal(tsi_b64url_encode(rnd, sizeof(rnd), &b64), TSI_OK);
+		assert_int_equal(tsi_b64url_encode(rnd, sizeof(rnd), &b64),
+		    TSI_OK);
 		snprintf(tok, sizeof(tok), "%s%s", i % 2 ? "hvs." : "", b64);
 		free(b64);
 		assert_int_equal(vfx_http(&s->f, c, "GET",
-		    "/v1/secret/data/medical/record1", tok, NULL, &r), 0);
+		                     "/v1/secret/data/medical/record1", tok,
+		                     NULL, &r),
+		    0);
 		assert_int_equal(r.status, 403);
 		assert_string_equal(r.body, DENIED);
 		vresp_clear(&r);
@@ -465,16 +478,17 @@ login_lease(struct st *s, const char *jwt, long *lease, long *status)
 	struct vresp r;
 
 	assert_int_equal(vfx_http(&s->f, NULL, "POST",
-	    "/v1/auth/trusted-identity/login", NULL, body, &r), 0);
+	                     "/v1/auth/trusted-identity/login", NULL, body, &r),
+	    0);
 	*status = r.status;
 	if (r.status == 200) {
 		auth = json_object_get(r.json, "auth");
-		assert_true(json_is_integer(json_object_get(auth,
-		    "lease_duration")));
-		*lease = (long)json_integer_value(json_object_get(auth,
-		    "lease_duration"));
-		tok = strdup(json_string_value(json_object_get(auth,
-		    "client_token")));
+		assert_true(
+		    json_is_integer(json_object_get(auth, "lease_duration")));
+		*lease = (long)json_integer_value(
+		    json_object_get(auth, "lease_duration"));
+		tok = strdup(
+		    json_string_value(json_object_get(auth, "client_token")));
 		assert_non_null(tok);
 	}
 	vresp_clear(&r);
@@ -515,16 +529,16 @@ test_token_bounded_by_jwt(void **state)
 
 	t0 = now_s();
 	extra = json_pack("{sIsIsI}", "iat", (json_int_t)(time(NULL) - 300),
-	    "nbf", (json_int_t)(time(NULL) - 300),
-	    "exp", (json_int_t)(time(NULL) - 30));
+	    "nbf", (json_int_t)(time(NULL) - 300), "exp",
+	    (json_int_t)(time(NULL) - 30));
 	j = vfx_jwt(&s->a, s->img, "prod", extra, 300);
 	json_decref(extra);
 	assert_non_null(j);
 	t = login_lease(s, j, &lease, &status);
 	assert_true(status == 200 || status == 403);
 	assert_true(status == 403 || lease == 1);
-	assert_true(status == 403 ||
-	    refused_by(s, t, "medical/record1", t0 + 3.5) > 0);
+	assert_true(
+	    status == 403 || refused_by(s, t, "medical/record1", t0 + 3.5) > 0);
 	free(t);
 	free(j);
 }
@@ -615,16 +629,21 @@ test_path_attacks(void **state)
 	}
 	/* Traversal is refused even for the root token (400: syntax). */
 	assert_int_equal(raw_get(s, "/v1/secret/data/loc/dal05/../wdc01/db",
-	    s->f.root, NULL), 400);
+	                     s->f.root, NULL),
+	    400);
 	assert_int_equal(raw_get(s, "/v1/secret/data/loc/dal05/%2e%2e/wdc01/db",
-	    s->f.root, NULL), 400);
-	assert_int_equal(raw_get(s, "/v1/secret/data/loc//wdc01/db",
-	    s->f.root, NULL), 400);
+	                     s->f.root, NULL),
+	    400);
+	assert_int_equal(raw_get(s, "/v1/secret/data/loc//wdc01/db", s->f.root,
+	                     NULL),
+	    400);
 	assert_int_equal(raw_get(s, "/v1/secret/data/loc/wdc01/db%00",
-	    s->f.root, NULL), 400);
+	                     s->f.root, NULL),
+	    400);
 	/* The caller's own path still answers. */
 	body = NULL;
-	assert_int_equal(raw_get(s, "/v1/secret/data/loc/dal05/db", t, &body), 200);
+	assert_int_equal(raw_get(s, "/v1/secret/data/loc/dal05/db", t, &body),
+	    200);
 	assert_non_null(strstr(body, "DAL-SECRET"));
 	free(body);
 	free(t);
@@ -647,7 +666,7 @@ oversized_header(struct st *s, SSL_CTX *ctx, size_t hdrlen, size_t *sent,
     int *closed)
 {
 	static const char start[] = "GET /v1/sys/health HTTP/1.1\r\n"
-	    "Host: 127.0.0.1\r\nX-Big: ";
+	                            "Host: 127.0.0.1\r\nX-Big: ";
 	struct sockaddr_in sa;
 	struct pollfd p;
 	char chunk[4096], *buf = calloc(1, 8192);
@@ -672,10 +691,10 @@ oversized_header(struct st *s, SSL_CTX *ctx, size_t hdrlen, size_t *sent,
 	    (int)strlen(start));
 	*sent = 0;
 	while (left > 0) {
-		n = SSL_write(ssl, chunk, (int)(left < sizeof(chunk) ?
-		    left : sizeof(chunk)));
+		n = SSL_write(ssl, chunk,
+		    (int)(left < sizeof(chunk) ? left : sizeof(chunk)));
 		if (n <= 0)
-			break;   /* the server closed: it stopped reading */
+			break; /* the server closed: it stopped reading */
 		*sent += (size_t)n;
 		left -= (size_t)n;
 	}
@@ -716,12 +735,13 @@ test_oversized(void **state)
 	 * than it can hold, never answer 200, and end the connection itself
 	 * rather than wait for a timeout. */
 	assert_non_null(ctx);
-	signal(SIGPIPE, SIG_IGN);   /* writing on after the server closed */
+	signal(SIGPIPE, SIG_IGN); /* writing on after the server closed */
 	got = oversized_header(s, ctx, 256 * 1024, &sent, &closed);
 	if (!(strncmp(got, "HTTP/1.1 431", 12) == 0 ||
-	    strncmp(got, "HTTP/1.1 413", 12) == 0 || got[0] == '\0'))
-		fprintf(stderr, "oversized header: sent %zu, closed %d, [%.80s]\n",
-		    sent, closed, got);
+	        strncmp(got, "HTTP/1.1 413", 12) == 0 || got[0] == '\0'))
+		fprintf(stderr,
+		    "oversized header: sent %zu, closed %d, [%.80s]\n", sent,
+		    closed, got);
 	assert_true(sent > SERVER_HEADER_LIMIT);
 	assert_true(closed);
 	assert_true(strncmp(got, "HTTP/1.1 431", 12) == 0 ||
@@ -738,13 +758,15 @@ test_oversized(void **state)
 	memset(big + strlen(big), 'A', n);
 	snprintf(big + 22 + n, 8, "\"}");
 	assert_int_equal(vfx_http(&s->f, NULL, "POST",
-	    "/v1/auth/trusted-identity/login", NULL, big, &r), 0);
+	                     "/v1/auth/trusted-identity/login", NULL, big, &r),
+	    0);
 	assert_int_equal(r.status, 413);
 	vresp_clear(&r);
 	/* A KV write over the limit of callers without a valid token (the
 	 * login cap, 64 KiB): 413 before the token is even looked at. */
-	assert_int_equal(vfx_http(&s->f, NULL, "POST", "/v1/secret/data/medical/x",
-	    "hvs.nope", big, &r), 0);
+	assert_int_equal(vfx_http(&s->f, NULL, "POST",
+	                     "/v1/secret/data/medical/x", "hvs.nope", big, &r),
+	    0);
 	assert_int_equal(r.status, 413);
 	vresp_clear(&r);
 	free(big);
@@ -761,7 +783,8 @@ static int
 slow_open(struct st *s, SSL_CTX *ctx, struct slow *c)
 {
 	struct sockaddr_in sa;
-	static const char part[] = "GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+	static const char part[] =
+	    "GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
 
 	memset(c, 0, sizeof(*c));
 	memset(&sa, 0, sizeof(sa));
@@ -857,7 +880,8 @@ head_only(struct st *s, SSL_CTX *ctx, const char *head)
 	ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	assert_int_equal(SSL_connect(ssl), 1);
-	assert_int_equal(SSL_write(ssl, head, (int)strlen(head)), (int)strlen(head));
+	assert_int_equal(SSL_write(ssl, head, (int)strlen(head)),
+	    (int)strlen(head));
 	t0 = now_s();
 	while (len < 8191 && now_s() - t0 < 10) {
 		if (SSL_pending(ssl) == 0) {
@@ -895,7 +919,8 @@ test_early_413(void **state)
 		snprintf(head, sizeof(head),
 		    "POST /v1/auth/trusted-identity/login HTTP/1.1\r\n"
 		    "Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
-		    "Content-Length: %s\r\n\r\n", login_lengths[i]);
+		    "Content-Length: %s\r\n\r\n",
+		    login_lengths[i]);
 		got = head_only(s, ctx, head);
 		if (strncmp(got, "HTTP/1.1 413", 12) != 0)
 			fprintf(stderr, "login, Content-Length %s: [%s]\n",
@@ -909,7 +934,8 @@ test_early_413(void **state)
 	    "POST /v1/secret/data/medical/big HTTP/1.1\r\n"
 	    "Host: 127.0.0.1\r\nX-Vault-Token: %s\r\n"
 	    "Content-Type: application/json\r\n"
-	    "Content-Length: 1048577\r\n\r\n", s->f.root);
+	    "Content-Length: 1048577\r\n\r\n",
+	    s->f.root);
 	got = head_only(s, ctx, head);
 	assert_int_equal(strncmp(got, "HTTP/1.1 413", 12), 0);
 	free(got);
@@ -977,7 +1003,9 @@ metric(struct st *s, const char *name)
 	double v = -1;
 
 	assert_int_equal(vfx_http(&s->f, NULL, "GET",
-	    "/v1/sys/metrics?format=prometheus", NULL, NULL, &r), 0);
+	                     "/v1/sys/metrics?format=prometheus", NULL, NULL,
+	                     &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	for (p = r.body; p != NULL && (p = strstr(p, name)) != NULL; p++)
 		if ((p == r.body || p[-1] == '\n') && p[strlen(name)] == ' ') {
@@ -1003,9 +1031,10 @@ flood_run(void *arg)
 	int i;
 
 	for (i = 0; i < fl->n; i++) {
-		if (vfx_http(fl->f, c, "POST", "/v1/auth/trusted-identity/login",
-		    NULL, fl->body, &r) != 0 || r.status != 403 ||
-		    strstr(r.body, "client_token") != NULL)
+		if (vfx_http(fl->f, c, "POST",
+		        "/v1/auth/trusted-identity/login", NULL, fl->body,
+		        &r) != 0 ||
+		    r.status != 403 || strstr(r.body, "client_token") != NULL)
 			fl->bad++;
 		vresp_clear(&r);
 	}
@@ -1026,7 +1055,9 @@ flood(struct st *s, const char *body, int n)
 		fl[i].body = body;
 		fl[i].n = n / 8;
 		fl[i].bad = 0;
-		assert_int_equal(pthread_create(&th[i], NULL, flood_run, &fl[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, flood_run,
+		                     &fl[i]),
+		    0);
 	}
 	for (i = 0; i < 8; i++) {
 		pthread_join(th[i], NULL);
@@ -1060,8 +1091,10 @@ test_failed_logins_memory(void **state)
 	rss1 = proc_kib(s->f.pid, "VmRSS:");
 	anon1 = proc_kib(s->f.pid, "RssAnon:");
 	c1 = metric(s, "tsi_vault_audit_committed_total");
-	fprintf(stderr, "failed logins: VmRSS %ld -> %ld KiB, RssAnon %ld -> %ld "
-	    "KiB, audit +%.0f\n", rss0, rss1, anon0, anon1, c1 - c0);
+	fprintf(stderr,
+	    "failed logins: VmRSS %ld -> %ld KiB, RssAnon %ld -> %ld "
+	    "KiB, audit +%.0f\n",
+	    rss0, rss1, anon0, anon1, c1 - c0);
 #if !defined(__SANITIZE_ADDRESS__)
 	assert_true(anon1 - anon0 < 8 * 1024);
 	assert_true(rss1 - rss0 < 16 * 1024);
@@ -1069,7 +1102,10 @@ test_failed_logins_memory(void **state)
 	/* ASan keeps freed memory in quarantine, so RSS says nothing here;
 	 * LeakSanitizer checks the server at exit instead (vfx_stop's exit
 	 * status, asserted by teardown). */
-	(void)anon0; (void)anon1; (void)rss0; (void)rss1;
+	(void)anon0;
+	(void)anon1;
+	(void)rss0;
+	(void)rss1;
 #endif
 	assert_true(c1 - c0 >= 10000);
 	free(body);

@@ -38,7 +38,7 @@ struct writer {
 	volatile int *stop;
 	struct acked *acks;
 	size_t n;
-	int errors_before_kill;   /* non-200 answers while the server ran */
+	int errors_before_kill; /* non-200 answers while the server ran */
 };
 
 static void *
@@ -52,13 +52,17 @@ writer_run(void *arg)
 
 	for (seq = 0; !*w->stop && w->n < MAXW; seq++) {
 		int key = (int)(seq % 8);
-		snprintf(path, sizeof(path), "/v1/secret/data/w%d/k%d", w->id, key);
+		snprintf(path, sizeof(path), "/v1/secret/data/w%d/k%d", w->id,
+		    key);
 		snprintf(body, sizeof(body),
 		    "{\"data\":{\"writer\":%d,\"seq\":%u}}", w->id, seq);
-		if (vfx_http(w->f, c, "POST", path, w->f->root, body, &r) == 0) {
+		if (vfx_http(w->f, c, "POST", path, w->f->root, body, &r) ==
+		    0) {
 			if (r.status == 200) {
-				json_t *v = json_object_get(json_object_get(r.json,
-				    "data"), "version");
+				json_t *v =
+				    json_object_get(json_object_get(r.json,
+				                        "data"),
+				        "version");
 				w->acks[w->n].key = key;
 				w->acks[w->n].version = json_integer_value(v);
 				w->acks[w->n].seq = seq;
@@ -100,7 +104,9 @@ test_sigkill_during_writes(void **state)
 		w[i].n = 0;
 		w[i].errors_before_kill = 0;
 		assert_non_null(w[i].acks);
-		assert_int_equal(pthread_create(&th[i], NULL, writer_run, &w[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, writer_run,
+		                     &w[i]),
+		    0);
 	}
 	/* Until the writers have had 300 writes acknowledged (at most 30 s):
 	 * the kill then lands among acknowledged and in-flight writes,
@@ -141,15 +147,19 @@ test_sigkill_during_writes(void **state)
 			    "/v1/secret/data/w%zu/k%d?version=%lld", i, a->key,
 			    a->version);
 			assert_int_equal(vfx_http(&f, NULL, "GET", path, f.root,
-			    NULL, &r), 0);
+			                     NULL, &r),
+			    0);
 			if (r.status != 200)
 				fprintf(stderr, "%s -> %ld\n", path, r.status);
 			assert_int_equal(r.status, 200);
-			d = json_object_get(json_object_get(r.json, "data"), "data");
-			assert_int_equal(json_integer_value(json_object_get(d,
-			    "writer")), (json_int_t)i);
-			assert_int_equal(json_integer_value(json_object_get(d,
-			    "seq")), (json_int_t)a->seq);
+			d = json_object_get(json_object_get(r.json, "data"),
+			    "data");
+			assert_int_equal(json_integer_value(
+			                     json_object_get(d, "writer")),
+			    (json_int_t)i);
+			assert_int_equal(json_integer_value(
+			                     json_object_get(d, "seq")),
+			    (json_int_t)a->seq);
 			vresp_clear(&r);
 			checked++;
 		}
@@ -157,7 +167,8 @@ test_sigkill_during_writes(void **state)
 	fprintf(stderr, "checked after restart: %zu\n", checked);
 	/* Writes continue after the restart. */
 	assert_int_equal(vfx_http(&f, NULL, "POST", "/v1/secret/data/w0/after",
-	    f.root, "{\"data\":{\"ok\":1}}", &r), 0);
+	                     f.root, "{\"data\":{\"ok\":1}}", &r),
+	    0);
 	assert_int_equal(r.status, 200);
 	vresp_clear(&r);
 

@@ -35,11 +35,11 @@
 #include "tsi/jwt.h"
 #include "tsi/err.h"
 
-#define SOURCES 6          /* 127.0.0.2 .. 127.0.0.7 */
+#define SOURCES 6 /* 127.0.0.2 .. 127.0.0.7 */
 #define FLOOD_S 120.0
-#define GOAL_429 3       /* 429s per source that show the limit works */
-#define FLOOD_MIN_S 8.0  /* with the limit: flood at least this long */
-#define FLOOD_MAX 40000    /* requests, all threads together */
+#define GOAL_429 3      /* 429s per source that show the limit works */
+#define FLOOD_MIN_S 8.0 /* with the limit: flood at least this long */
+#define FLOOD_MAX 40000 /* requests, all threads together */
 #define RELEASES 30
 #define LAT_MAX 20000
 /* The workload reads every READ_EVERY_S: a steady probe, and a bounded
@@ -66,17 +66,17 @@ struct shared {
 	struct vfx *f;
 	const char *body;
 	double until;
-	double min_until;    /* with the limit: not before this */
-	int stop;            /* atomic */
-	int sent;            /* atomic: flood requests so far */
-	double interval;     /* seconds between one thread's requests; 0: none */
-	int want_503;        /* no limit: stop once the reserve refuses (atomic) */
-	int got_503;         /* atomic */
+	double min_until; /* with the limit: not before this */
+	int stop;         /* atomic */
+	int sent;         /* atomic: flood requests so far */
+	double interval;  /* seconds between one thread's requests; 0: none */
+	int want_503;     /* no limit: stop once the reserve refuses (atomic) */
+	int got_503;      /* atomic */
 };
 
 struct flooder {
 	struct shared *sh;
-	int src;             /* 127.0.0.<src> */
+	int src; /* 127.0.0.<src> */
 	long n403, n429, n503, nother;
 	int retry_after_ok;
 };
@@ -84,7 +84,8 @@ struct flooder {
 static size_t
 sink(char *p, size_t sz, size_t n, void *arg)
 {
-	(void)p; (void)arg;
+	(void)p;
+	(void)arg;
 	return sz * n;
 }
 
@@ -116,7 +117,8 @@ flood_main(void *arg)
 	while (!__atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE) &&
 	    now_s() < sh->until &&
 	    (fl->n429 < GOAL_429 || now_s() < sh->min_until) &&
-	    !(sh->want_503 && __atomic_load_n(&sh->got_503, __ATOMIC_ACQUIRE)) &&
+	    !(sh->want_503 &&
+	        __atomic_load_n(&sh->got_503, __ATOMIC_ACQUIRE)) &&
 	    __atomic_fetch_add(&sh->sent, 1, __ATOMIC_RELAXED) < FLOOD_MAX) {
 		if (sh->interval > 0) {
 			/* pacing, not synchronisation */
@@ -125,7 +127,9 @@ flood_main(void *arg)
 			next += sh->interval;
 			if ((d = next - now_s()) > 0)
 				nanosleep(&(struct timespec){ (time_t)d,
-				    (long)((d - (double)(time_t)d) * 1e9) }, NULL);
+				              (long)((d - (double)(time_t)d) *
+				                  1e9) },
+				    NULL);
 		}
 		if (curl_easy_perform(c) != CURLE_OK) {
 			fl->nother++;
@@ -139,13 +143,13 @@ flood_main(void *arg)
 			struct curl_header *ra = NULL;
 			fl->n429++;
 			if (curl_easy_header(c, "Retry-After", 0, CURLH_HEADER,
-			    -1, &ra) == CURLHE_OK && atoi(ra->value) > 0)
+			        -1, &ra) == CURLHE_OK &&
+			    atoi(ra->value) > 0)
 				fl->retry_after_ok++;
 		} else if (status == 503) {
 			fl->n503++;
 			__atomic_store_n(&sh->got_503, 1, __ATOMIC_RELEASE);
-		}
-		else
+		} else
 			fl->nother++;
 	}
 	curl_slist_free_all(h);
@@ -173,10 +177,11 @@ read_main(void *arg)
 		/* pacing, not synchronisation */
 		next += READ_EVERY_S;
 		if ((d = next - now_s()) > 0)
-			nanosleep(&(struct timespec){ 0, (long)(d * 1e9) }, NULL);
+			nanosleep(&(struct timespec){ 0, (long)(d * 1e9) },
+			    NULL);
 		t0 = now_s();
 		if (vfx_http(rd->sh->f, c, "GET", "/v1/secret/data/app/db",
-		    rd->token, NULL, &r) != 0) {
+		        rd->token, NULL, &r) != 0) {
 			/* No HTTP answer at all: a kept-alive connection
 			 * closed as the request went out. A client retries an
 			 * idempotent GET once on a new connection; a refusal
@@ -186,7 +191,8 @@ read_main(void *arg)
 			curl_easy_cleanup(c);
 			c = curl_easy_init();
 			if (vfx_http(rd->sh->f, c, "GET",
-			    "/v1/secret/data/app/db", rd->token, NULL, &r) != 0)
+			        "/v1/secret/data/app/db", rd->token, NULL,
+			        &r) != 0)
 				r.status = 0;
 		}
 		if (r.status == 200)
@@ -217,7 +223,7 @@ static char *
 flood_jwt(struct vfx_node *n, const char *img)
 {
 	char *pad = malloc(40 * 1024 + 1), *jwt, *hj, *cj, *h64 = NULL,
-	    *c64 = NULL, *s64 = NULL, *out;
+	     *c64 = NULL, *s64 = NULL, *out;
 	unsigned char sig[64];
 	json_t *hdr = NULL, *claims = NULL;
 	size_t len;
@@ -260,7 +266,7 @@ metric(struct vfx *f, const char *name)
 	double v = -1;
 
 	if (vfx_http(f, NULL, "GET", "/v1/sys/metrics?format=prometheus", NULL,
-	    NULL, &r) != 0)
+	        NULL, &r) != 0)
 		return -1;
 	snprintf(key, sizeof(key), "\n%s ", name);
 	if (r.body != NULL && (p = strstr(r.body, key)) != NULL)
@@ -278,15 +284,17 @@ releases_before(struct vfx *f, long long t_s)
 	json_t *recs, *e;
 	size_t n, i;
 
-	snprintf(path, sizeof(path), "/v1/sys/audit/releases?"
+	snprintf(path, sizeof(path),
+	    "/v1/sys/audit/releases?"
 	    "path=secret/data/app/db&decision=allow&until=%lld&limit=1000",
 	    t_s);
 	assert_int_equal(vfx_http(f, NULL, "GET", path, f->root, NULL, &r), 0);
 	assert_int_equal(r.status, 200);
 	recs = json_object_get(json_object_get(r.json, "data"), "records");
 	n = 0;
-	json_array_foreach(recs, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "op")), "read") == 0)
+	json_array_foreach (recs, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "op")),
+		        "read") == 0)
 			n++;
 	vresp_clear(&r);
 	return n;
@@ -306,7 +314,7 @@ agg_cb(const json_t *rec, void *arg)
 	int i;
 
 	if (strcmp(json_string_value(json_object_get(rec, "op")),
-	    "login.throttled") != 0)
+	        "login.throttled") != 0)
 		return 0;
 	g->records++;
 	g->count += (long)json_integer_value(json_object_get(rec, "count"));
@@ -352,8 +360,8 @@ check_throttled_records(struct vfx *f, long n429)
 
 /* Which defence a run exercises. */
 enum mode {
-	WITH_LIMIT,      /* the defaults: per-source limit, reserve, min age */
-	WITHOUT_LIMIT    /* limit off: the reserve and the min age alone */
+	WITH_LIMIT,   /* the defaults: per-source limit, reserve, min age */
+	WITHOUT_LIMIT /* limit off: the reserve and the min age alone */
 };
 
 static void
@@ -378,17 +386,25 @@ run_flood(enum mode mode)
 	/* A small log bounded by size: what the flood could evict. Without
 	 * the limit, the flood fills the log down to the reserve (half of
 	 * it), which the workload's reads then use. */
-	assert_int_equal(vfx_init(&f, policy, mode == WITH_LIMIT ?
-	    "audit_map_size = 8388608;\naudit_retention_bytes = 1048576;\n"
-	    "login_failure_limit = 10;\nlogin_failure_window = 4;\n"
-	    "max_body = 131072;\n" :
-	    "audit_map_size = 4194304;\naudit_retention_bytes = 1048576;\n"
-	    "audit_reserve_bytes = 2097152;\nlogin_failure_limit = 0;\n"
-	    "max_body = 131072;\n"), 0);
-	assert_int_equal(vfx_node_new(&f, "c1", "r1", "dc1", "node-1", &node), 0);
+	assert_int_equal(
+	    vfx_init(&f, policy,
+	        mode == WITH_LIMIT
+	            ? "audit_map_size = 8388608;\naudit_retention_bytes = "
+	              "1048576;\n"
+	              "login_failure_limit = 10;\nlogin_failure_window = 4;\n"
+	              "max_body = 131072;\n"
+	            : "audit_map_size = 4194304;\naudit_retention_bytes = "
+	              "1048576;\n"
+	              "audit_reserve_bytes = 2097152;\nlogin_failure_limit = "
+	              "0;\n"
+	              "max_body = 131072;\n"),
+	    0);
+	assert_int_equal(vfx_node_new(&f, "c1", "r1", "dc1", "node-1", &node),
+	    0);
 	assert_int_equal(vfx_start(&f), 0);
 	assert_int_equal(vfx_kv_put(&f, f.root, "app/db",
-	    "{\"data\":{\"pw\":\"APP-SECRET\"}}"), 200);
+	                     "{\"data\":{\"pw\":\"APP-SECRET\"}}"),
+	    200);
 	token = vfx_login_as(&f, &node, img, "prod", "demo", &status);
 	assert_int_equal(status, 200);
 	assert_non_null(token);
@@ -410,7 +426,8 @@ run_flood(enum mode mode)
 	sh.until = now_s() + FLOOD_S;
 	sh.min_until = now_s() + FLOOD_MIN_S;
 	sh.want_503 = mode != WITH_LIMIT;
-	if (getenv("TSI_FLOOD_RATE") != NULL && atof(getenv("TSI_FLOOD_RATE")) > 0)
+	if (getenv("TSI_FLOOD_RATE") != NULL &&
+	    atof(getenv("TSI_FLOOD_RATE")) > 0)
 		sh.interval = SOURCES / atof(getenv("TSI_FLOOD_RATE"));
 	rd->sh = &sh;
 	rd->token = token;
@@ -418,7 +435,8 @@ run_flood(enum mode mode)
 		memset(&fl[i], 0, sizeof(fl[i]));
 		fl[i].sh = &sh;
 		fl[i].src = 2 + i;
-		assert_int_equal(pthread_create(&th[i], NULL, flood_main, &fl[i]),
+		assert_int_equal(pthread_create(&th[i], NULL, flood_main,
+		                     &fl[i]),
 		    0);
 	}
 	assert_int_equal(pthread_create(&rt, NULL, read_main, rd), 0);
@@ -434,12 +452,14 @@ run_flood(enum mode mode)
 	pthread_join(rt, NULL);
 	qsort(rd->lat, (size_t)rd->n, sizeof(double), cmp_d);
 	print_message("flood: %d requests from %d sources: %ld 403, %ld 429 "
-	    "(%ld with Retry-After), %ld 503, %ld other\n",
+	              "(%ld with Retry-After), %ld 503, %ld other\n",
 	    __atomic_load_n(&sh.sent, __ATOMIC_RELAXED), SOURCES, n403, n429,
 	    ra_ok, n503, nother);
 	print_message("legitimate reads during the flood: %d (%d ok, %d "
-	    "failed, %d retried on a new connection), p50 %.1f ms, p99 %.1f "
-	    "ms\n", rd->n, rd->ok, rd->failed, rd->retried,
+	              "failed, %d retried on a new connection), p50 %.1f ms, "
+	              "p99 %.1f "
+	              "ms\n",
+	    rd->n, rd->ok, rd->failed, rd->retried,
 	    rd->n ? rd->lat[rd->n / 2] * 1e3 : 0.0,
 	    rd->n ? rd->lat[(rd->n * 99) / 100] * 1e3 : 0.0);
 	/* Every legitimate read succeeded. */
@@ -452,11 +472,13 @@ run_flood(enum mode mode)
 		size_t kept = releases_before(&f, t_flood);
 
 		print_message("releases recorded before the flood and still "
-		    "in the log: %zu of %d\n", kept, RELEASES);
+		              "in the log: %zu of %d\n",
+		    kept, RELEASES);
 		assert_int_equal(kept, RELEASES);
 		assert_int_equal(vfx_kv_get(&f, token, "app/db", NULL), 200);
-		assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/sys/health", NULL,
-		    NULL, &r), 0);
+		assert_int_equal(vfx_http(&f, NULL, "GET", "/v1/sys/health",
+		                     NULL, NULL, &r),
+		    0);
 		assert_int_equal(r.status, 200);
 		vresp_clear(&r);
 	}
@@ -479,10 +501,12 @@ run_flood(enum mode mode)
 
 			while (now_s() < t_end &&
 			    (rec = metric(&f,
-			    "tsi_vault_login_throttled_recorded_total")) <
-			    (double)n429) {
+			         "tsi_vault_login_throttled_recorded_total")) <
+			        (double)n429) {
 				assert_int_equal(vfx_http(&f, NULL, "GET",
-				    "/v1/sys/health", NULL, NULL, &r), 0);
+				                     "/v1/sys/health", NULL,
+				                     NULL, &r),
+				    0);
 				vresp_clear(&r);
 				nanosleep(&(struct timespec){ 0, 100000000 },
 				    NULL);
@@ -496,8 +520,8 @@ run_flood(enum mode mode)
 		 * young releases. */
 		assert_int_equal(n429, 0);
 		assert_true(n503 > 0);
-		assert_true(metric(&f, "tsi_vault_audit_reserve_refused_total") >
-		    0);
+		assert_true(
+		    metric(&f, "tsi_vault_audit_reserve_refused_total") > 0);
 		/* Pruning runs with the commits: the flood may stop (at its
 		 * first 503) before a prune has met the young releases.
 		 * Authenticated reads keep committing; wait for the held
@@ -505,10 +529,11 @@ run_flood(enum mode mode)
 		{
 			double t_end = now_s() + 30;
 
-			while (now_s() < t_end && metric(&f,
-			    "tsi_vault_audit_retention_held") != 1) {
+			while (now_s() < t_end &&
+			    metric(&f, "tsi_vault_audit_retention_held") != 1) {
 				assert_int_equal(vfx_kv_get(&f, token, "app/db",
-				    NULL), 200);
+				                     NULL),
+				    200);
 				nanosleep(&(struct timespec){ 0, 100000000 },
 				    NULL);
 			}
@@ -518,7 +543,8 @@ run_flood(enum mode mode)
 			struct vresp r;
 
 			assert_int_equal(vfx_http(&f, NULL, "GET",
-			    "/v1/sys/health", NULL, NULL, &r), 0);
+			                     "/v1/sys/health", NULL, NULL, &r),
+			    0);
 			assert_non_null(strstr(r.body, "audit_reserve_in_use"));
 			vresp_clear(&r);
 		}

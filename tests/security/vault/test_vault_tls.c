@@ -128,10 +128,12 @@ handshake(int port, const char *ciphers, int maxv, unsigned char fp[32])
 	int fd = -1, ok = 0;
 
 	assert_non_null(ctx);
-	SSL_CTX_set_security_level(ctx, 0);   /* let us offer weak suites */
+	SSL_CTX_set_security_level(ctx, 0); /* let us offer weak suites */
 	if (ciphers != NULL) {
-		SSL_CTX_set_min_proto_version(ctx, maxv ? maxv : TLS1_2_VERSION);
-		SSL_CTX_set_max_proto_version(ctx, maxv ? maxv : TLS1_2_VERSION);
+		SSL_CTX_set_min_proto_version(ctx,
+		    maxv ? maxv : TLS1_2_VERSION);
+		SSL_CTX_set_max_proto_version(ctx,
+		    maxv ? maxv : TLS1_2_VERSION);
 		assert_int_equal(SSL_CTX_set_cipher_list(ctx, ciphers), 1);
 	} else {
 		SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
@@ -168,9 +170,14 @@ handshake(int port, const char *ciphers, int maxv, unsigned char fp[32])
 static void
 write_pair(struct vfx *f, EVP_PKEY *k, const char *cn)
 {
-	struct pki_spec sp = { .cn = cn, .key = k, .ca = -1, .pathlen = -1,
+	struct pki_spec sp = { .cn = cn,
+		.key = k,
+		.ca = -1,
+		.pathlen = -1,
 		.ku = "critical,digitalSignature,keyEncipherment",
-		.san = "IP:127.0.0.1", .not_before = -60, .not_after = 86400 };
+		.san = "IP:127.0.0.1",
+		.not_before = -60,
+		.not_after = 86400 };
 	X509 *c = pki_cert(&sp);
 
 	assert_non_null(c);
@@ -205,7 +212,9 @@ test_second_server_same_port(void **state)
 	for (i = 0; i < 20; i++) {
 		memset(&r, 0, sizeof(r));
 		assert_int_equal(vfx_http(&f1, NULL, "GET",
-		    "/v1/auth/token/lookup-self", f1.root, NULL, &r), 0);
+		                     "/v1/auth/token/lookup-self", f1.root,
+		                     NULL, &r),
+		    0);
 		assert_int_equal(r.status, 200);
 		vresp_clear(&r);
 	}
@@ -221,22 +230,25 @@ check_suites(struct vfx *f, const char *kx)
 	snprintf(good, sizeof(good), "%s-AES128-GCM-SHA256", kx);
 	snprintf(cbc, sizeof(cbc), "%s-AES128-SHA", kx);
 	assert_int_equal(handshake(f->port, good, 0, NULL), 1);
-	assert_int_equal(handshake(f->port, NULL, 0, NULL), 1);   /* 1.3 */
+	assert_int_equal(handshake(f->port, NULL, 0, NULL), 1); /* 1.3 */
 	/* CBC with SHA-1 (and SHA-256) HMAC, also with ECDHE. */
 	assert_int_equal(handshake(f->port, cbc, 0, NULL), 0);
 	snprintf(cbc, sizeof(cbc), "%s-AES128-SHA256", kx);
 	assert_int_equal(handshake(f->port, cbc, 0, NULL), 0);
 	/* Static RSA key exchange (no forward secrecy), GCM and CBC. */
-	assert_int_equal(handshake(f->port, "AES128-GCM-SHA256:AES256-GCM-SHA384",
-	    0, NULL), 0);
+	assert_int_equal(handshake(f->port,
+	                     "AES128-GCM-SHA256:AES256-GCM-SHA384", 0, NULL),
+	    0);
 	assert_int_equal(handshake(f->port, "AES128-SHA:AES256-SHA", 0, NULL),
 	    0);
 	/* Finite-field DHE is not offered either. */
 	assert_int_equal(handshake(f->port, "DHE-RSA-AES128-GCM-SHA256", 0,
-	    NULL), 0);
+	                     NULL),
+	    0);
 	/* TLS 1.1 */
 	assert_int_equal(handshake(f->port, "ALL:@SECLEVEL=0", TLS1_1_VERSION,
-	    NULL), 0);
+	                     NULL),
+	    0);
 }
 
 static void
@@ -323,15 +335,20 @@ test_sighup_reloads_certificate(void **state)
 	assert_int_equal(handshake(f.port, NULL, 0, fp1), 1);
 	assert_memory_not_equal(fp0, fp1, 32);
 	assert_int_equal(handshake(f.port, "ECDHE-ECDSA-AES128-GCM-SHA256", 0,
-	    fp2), 1);
+	                     fp2),
+	    1);
 	assert_memory_equal(fp1, fp2, 32);
 
 	/* A bad pair: the certificate of k2 with the key k1 left in place
 	 * (mismatch). The rotated certificate stays, and the log says so. */
 	{
-		struct pki_spec sp = { .cn = "mismatch", .key = k2, .ca = 0,
-			.pathlen = -1, .ku = "critical,digitalSignature",
-			.san = "IP:127.0.0.1", .not_before = -60,
+		struct pki_spec sp = { .cn = "mismatch",
+			.key = k2,
+			.ca = 0,
+			.pathlen = -1,
+			.ku = "critical,digitalSignature",
+			.san = "IP:127.0.0.1",
+			.not_before = -60,
 			.not_after = 86400 };
 		X509 *c = pki_cert(&sp);
 		assert_non_null(c);
@@ -350,7 +367,7 @@ test_sighup_reloads_certificate(void **state)
 	assert_int_equal(chmod(f.tls_key, 0644), 0);
 	kill(f.pid, SIGHUP);
 	for (i = 0; i < 100 && !file_has(f.log, "readable by group or others");
-	    i++)
+	     i++)
 		usleep(100 * 1000);
 	assert_true(file_has(f.log, "readable by group or others"));
 	assert_int_equal(handshake(f.port, NULL, 0, fp2), 1);

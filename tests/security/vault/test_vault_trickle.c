@@ -37,8 +37,8 @@
 #define REQUEST_TIMEOUT 10
 #define CONN_LIMIT 96
 #define PER_IP 32
-#define ATTACK_ADDRS 4          /* 127.0.0.2 .. 127.0.0.5 */
-#define ATTACK_CONNS (ATTACK_ADDRS * PER_IP)   /* 128 > CONN_LIMIT */
+#define ATTACK_ADDRS 4                       /* 127.0.0.2 .. 127.0.0.5 */
+#define ATTACK_CONNS (ATTACK_ADDRS * PER_IP) /* 128 > CONN_LIMIT */
 #define READS 40
 #define READ_TIMEOUT_MS 5000
 
@@ -55,7 +55,7 @@ struct slot {
 	SSL *ssl;
 	int fd;
 	double opened, last, next_try;
-	int addr;                   /* 2..5: 127.0.0.addr */
+	int addr; /* 2..5: 127.0.0.addr */
 };
 
 struct attack {
@@ -64,11 +64,11 @@ struct attack {
 	struct slot s[ATTACK_CONNS];
 	size_t nslots;
 	volatile int stop;
-	double deadline;            /* the attack ends by itself */
+	double deadline; /* the attack ends by itself */
 	/* Results, read after join. */
-	int open_now;               /* atomic: connections up */
+	int open_now; /* atomic: connections up */
 	unsigned long closures;
-	double max_life;            /* longest a connection lived */
+	double max_life; /* longest a connection lived */
 	unsigned long bytes;
 };
 
@@ -135,7 +135,8 @@ static void *
 attack_main(void *arg)
 {
 	struct attack *a = arg;
-	static const char head[] = "ET /v1/sys/health HTTP/1.1\r\nHost: x\r\n"
+	static const char head[] =
+	    "ET /v1/sys/health HTTP/1.1\r\nHost: x\r\n"
 	    "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 	size_t i;
 
@@ -247,8 +248,7 @@ cmp_d(const void *x, const void *y)
  * request_timeouts when paced); failures count as READ_TIMEOUT_MS.
  * Returns the failures. */
 static int
-measure(struct vfx *f, const char *label, int pace_ms, double *p50,
-    double *p99)
+measure(struct vfx *f, const char *label, int pace_ms, double *p50, double *p99)
 {
 	double ms[READS];
 	int i, failed = 0;
@@ -278,11 +278,12 @@ setup(void **state)
 
 	snprintf(extra, sizeof(extra),
 	    "connection_limit = %d;\nper_ip_connection_limit = %d;\n"
-	    "connection_timeout = 30;\n", CONN_LIMIT, PER_IP);
+	    "connection_timeout = 30;\n",
+	    CONN_LIMIT, PER_IP);
 	if (f == NULL || vfx_init(f, NULL, extra) != 0 || vfx_start(f) != 0)
 		return -1;
 	if (vfx_kv_put(f, f->root, "app/config",
-	    "{\"data\":{\"password\":\"s3cret\"}}") != 200)
+	        "{\"data\":{\"password\":\"s3cret\"}}") != 200)
 		return -1;
 	*state = f;
 	return 0;
@@ -313,15 +314,15 @@ test_trickler_closed(void **state)
 	assert_non_null(a);
 	attack_init(a, f->port, 1, REQUEST_TIMEOUT + 12);
 	assert_int_equal(pthread_create(&t, NULL, attack_main, a), 0);
-	while (now_s() < a->deadline && __atomic_load_n(&a->closures,
-	    __ATOMIC_RELAXED) == 0)
+	while (now_s() < a->deadline &&
+	    __atomic_load_n(&a->closures, __ATOMIC_RELAXED) == 0)
 		usleep(100 * 1000);
 	a->stop = 1;
 	pthread_join(t, NULL);
 	printf("# one trickler: %lu bytes sent, closed after %.1f s\n",
 	    a->bytes, a->max_life);
 	assert_true(a->closures >= 1);
-	assert_true(a->bytes >= 2);     /* it did keep sending */
+	assert_true(a->bytes >= 2); /* it did keep sending */
 	assert_true(a->max_life >= REQUEST_TIMEOUT - 0.5);
 	assert_true(a->max_life <= REQUEST_TIMEOUT + 6);
 	SSL_CTX_free(a->ctx);
@@ -348,13 +349,15 @@ test_reads_during_trickle_flood(void **state)
 	    __atomic_load_n(&a->open_now, __ATOMIC_RELAXED) < CONN_LIMIT)
 		usleep(100 * 1000);
 	printf("# attack: %d trickling TLS connections up from %d addresses "
-	    "after %.1f s\n", __atomic_load_n(&a->open_now, __ATOMIC_RELAXED),
-	    ATTACK_ADDRS, now_s() - t0);
+	       "after %.1f s\n",
+	    __atomic_load_n(&a->open_now, __ATOMIC_RELAXED), ATTACK_ADDRS,
+	    now_s() - t0);
 	failed = measure(f, "during attack", 400, &p50, &p99);
 	a->stop = 1;
 	pthread_join(t, NULL);
 	printf("# attack: %lu connections closed by the server, longest "
-	    "lived %.1f s\n", a->closures, a->max_life);
+	       "lived %.1f s\n",
+	    a->closures, a->max_life);
 	assert_int_equal(failed, 0);
 	assert_true(p99 < 3000.0);
 	/* No trickling connection outlived the deadline by much. */
@@ -368,13 +371,17 @@ test_reads_during_trickle_flood(void **state)
 		const char *p;
 		memset(&r, 0, sizeof(r));
 		assert_int_equal(vfx_http(f, NULL, "GET",
-		    "/v1/sys/metrics?format=prometheus", NULL, NULL, &r), 0);
+		                     "/v1/sys/metrics?format=prometheus", NULL,
+		                     NULL, &r),
+		    0);
 		assert_int_equal(r.status, 200);
-		p = strstr(r.body, "tsi_vault_connections_closed_total{reason="
+		p = strstr(r.body,
+		    "tsi_vault_connections_closed_total{reason="
 		    "\"request_timeout\"} ");
 		assert_non_null(p);
 		assert_true(atol(strchr(p, ' ') + 1) >= 1);
-		p = strstr(r.body, "tsi_vault_connections_closed_total{reason="
+		p = strstr(r.body,
+		    "tsi_vault_connections_closed_total{reason="
 		    "\"evicted\"} ");
 		assert_non_null(p);
 		assert_true(atol(strchr(p, ' ') + 1) >= 1);

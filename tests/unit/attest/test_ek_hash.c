@@ -43,7 +43,8 @@ ek_pub(EVP_PKEY *k, uint32_t exponent, uint8_t *out, size_t cap)
 	p.publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
 	p.publicArea.parameters.rsaDetail.keyBits = 2048;
 	p.publicArea.parameters.rsaDetail.exponent = exponent;
-	assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+	assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n),
+	    1);
 	assert_int_equal(BN_bn2binpad(n, p.publicArea.unique.rsa.buffer, 256),
 	    256);
 	p.publicArea.unique.rsa.size = 256;
@@ -69,7 +70,8 @@ test_exponent_zero_is_65537(void **state)
 
 	len = ek_pub(k, 0, buf, sizeof(buf));
 	assert_int_equal(tsi_tpm_pub_parse(buf, len, &p0), TSI_OK);
-	assert_int_equal(tsi_attest_key_sha256(tsi_tpm_pub_pkey(p0), h0), TSI_OK);
+	assert_int_equal(tsi_attest_key_sha256(tsi_tpm_pub_pkey(p0), h0),
+	    TSI_OK);
 	assert_string_equal(h0, want);
 	why[0] = '\0';
 	assert_int_equal(tsi_attest_check_ek(p0, why, sizeof(why)), TSI_OK);
@@ -78,7 +80,8 @@ test_exponent_zero_is_65537(void **state)
 	/* 65537 written out is the same key and the same identity. */
 	len = ek_pub(k, 65537, buf, sizeof(buf));
 	assert_int_equal(tsi_tpm_pub_parse(buf, len, &pe), TSI_OK);
-	assert_int_equal(tsi_attest_key_sha256(tsi_tpm_pub_pkey(pe), he), TSI_OK);
+	assert_int_equal(tsi_attest_key_sha256(tsi_tpm_pub_pkey(pe), he),
+	    TSI_OK);
 	assert_string_equal(he, want);
 	tsi_tpm_pub_free(p0);
 	tsi_tpm_pub_free(pe);

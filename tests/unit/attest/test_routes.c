@@ -62,8 +62,8 @@ teardown(void **state)
 }
 
 static unsigned
-call(const char *method, const char *path, const char *token,
-    const char *body, struct attest_answer *ans)
+call(const char *method, const char *path, const char *token, const char *body,
+    struct attest_answer *ans)
 {
 	struct attest_req req;
 
@@ -93,14 +93,16 @@ test_route_table(void **state)
 	attest_answer_clear(&ans);
 	assert_int_equal(call("DELETE", "/v1/health", NULL, NULL, &ans), 405);
 	attest_answer_clear(&ans);
-	assert_int_equal(call("GET", "/v1/enroll/start", NULL, NULL, &ans), 405);
+	assert_int_equal(call("GET", "/v1/enroll/start", NULL, NULL, &ans),
+	    405);
 	attest_answer_clear(&ans);
 	/* Admin routes: no token, a wrong one, a prefix of the right one. */
 	assert_int_equal(call("GET", "/v1/nodes", NULL, NULL, &ans), 403);
 	attest_answer_clear(&ans);
 	assert_int_equal(call("GET", "/v1/nodes", "nope", NULL, &ans), 403);
 	attest_answer_clear(&ans);
-	assert_int_equal(call("GET", "/v1/nodes", "unit-admin-token", NULL, &ans),
+	assert_int_equal(call("GET", "/v1/nodes", "unit-admin-token", NULL,
+	                     &ans),
 	    403);
 	attest_answer_clear(&ans);
 	assert_int_equal(call("GET", "/v1/nodes/x", NULL, NULL, &ans), 403);
@@ -122,31 +124,51 @@ test_register_list(void **state)
 	json_t *n;
 
 	(void)state;
-	assert_int_equal(call("POST", "/v1/nodes", TOKEN, "{\"node\":\"n1\","
-	    "\"cluster-name\":\"c\",\"region\":\"r\",\"datacenter\":\"d\","
-	    "\"ek_sha256\":\"" HEXA "\",\"tags\":{\"rack\":\"7\"}}", &ans), 200);
+	assert_int_equal(
+	    call("POST", "/v1/nodes", TOKEN,
+	        "{\"node\":\"n1\","
+	        "\"cluster-name\":\"c\",\"region\":\"r\",\"datacenter\":\"d\","
+	        "\"ek_sha256\":\"" HEXA "\",\"tags\":{\"rack\":\"7\"}}",
+	        &ans),
+	    200);
 	attest_answer_clear(&ans);
 	/* Location values are validated: they become URI SANs. */
-	assert_int_equal(call("POST", "/v1/nodes", TOKEN, "{\"node\":\"n:2\","
-	    "\"cluster-name\":\"c\",\"region\":\"r\",\"datacenter\":\"d\","
-	    "\"ek_sha256\":\"" HEXA "\"}", &ans), 400);
+	assert_int_equal(call("POST", "/v1/nodes", TOKEN,
+	                     "{\"node\":\"n:2\","
+	                     "\"cluster-name\":\"c\",\"region\":\"r\","
+	                     "\"datacenter\":\"d\","
+	                     "\"ek_sha256\":\"" HEXA "\"}",
+	                     &ans),
+	    400);
 	attest_answer_clear(&ans);
-	assert_int_equal(call("POST", "/v1/nodes", TOKEN, "{\"node\":\"n2\","
-	    "\"cluster-name\":\"c\",\"region\":\"r\",\"datacenter\":\"d\","
-	    "\"ek_sha256\":\"" HEXA "\"}", &ans), 409);
+	assert_int_equal(call("POST", "/v1/nodes", TOKEN,
+	                     "{\"node\":\"n2\","
+	                     "\"cluster-name\":\"c\",\"region\":\"r\","
+	                     "\"datacenter\":\"d\","
+	                     "\"ek_sha256\":\"" HEXA "\"}",
+	                     &ans),
+	    409);
 	attest_answer_clear(&ans);
-	assert_int_equal(call("POST", "/v1/nodes", TOKEN, "{\"node\":\"n1\","
-	    "\"cluster-name\":\"c\",\"region\":\"r\",\"datacenter\":\"d\","
-	    "\"ek_sha256\":\"" HEXA "\"}", &ans), 409);
+	assert_int_equal(call("POST", "/v1/nodes", TOKEN,
+	                     "{\"node\":\"n1\","
+	                     "\"cluster-name\":\"c\",\"region\":\"r\","
+	                     "\"datacenter\":\"d\","
+	                     "\"ek_sha256\":\"" HEXA "\"}",
+	                     &ans),
+	    409);
 	attest_answer_clear(&ans);
 	assert_int_equal(call("GET", "/v1/nodes", TOKEN, NULL, &ans), 200);
 	n = json_array_get(json_object_get(json_object_get(ans.json, "data"),
-	    "nodes"), 0);
-	assert_string_equal(json_string_value(json_object_get(n, "node")), "n1");
+	                       "nodes"),
+	    0);
+	assert_string_equal(json_string_value(json_object_get(n, "node")),
+	    "n1");
 	assert_string_equal(json_string_value(json_object_get(n, "state")),
 	    "untrusted");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(n,
-	    "tags"), "rack")), "7");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(n, "tags"),
+	                            "rack")),
+	    "7");
 	assert_true(json_is_null(json_object_get(n, "last_quote")));
 	attest_answer_clear(&ans);
 }
@@ -166,18 +188,24 @@ write_file(const char *name, const char *text, char *path, size_t len)
 static void
 test_pcr_policy(void **state)
 {
-	static const struct { const char *text, *err; } bad[] = {
-		{ "pcr_policies = ( { name = \"a\"; allow = ( { pcr8 = \"00\"; } ); } );\n",
-		  ":1: 'pcr8': expected pcr0 .. pcr7" },
-		{ "pcr_policies = (\n { name = \"a\";\n allow = ( { pcr0 = \"zz\"; } ); } );\n",
-		  ":3: pcr0 must be 64 hex digits" },
+	static const struct {
+		const char *text, *err;
+	} bad[] = {
+		{ "pcr_policies = ( { name = \"a\"; allow = ( { pcr8 = \"00\"; "
+		  "} ); } );\n",
+		    ":1: 'pcr8': expected pcr0 .. pcr7" },
+		{ "pcr_policies = (\n { name = \"a\";\n allow = ( { pcr0 = "
+		  "\"zz\"; } ); } );\n",
+		    ":3: pcr0 must be 64 hex digits" },
 		{ "pcr_policies = ( { name = \"a\"; allow = ( ); } );\n",
-		  "allow must be a non-empty list" },
+		    "allow must be a non-empty list" },
 		{ "pcr_policies = ( { allow = ( { pcr0 = \"00\"; } ); } );\n",
-		  "each policy needs a name" },
-		{ "pcr_policies = ( { name = \"a\"; allow = ( { pcr0 = \"" HEXA "\"; } ); },\n"
-		  "{ name = \"a\"; allow = ( { pcr0 = \"" HEXA "\"; } ); } );\n",
-		  ":2: policy 'a' defined twice" },
+		    "each policy needs a name" },
+		{ "pcr_policies = ( { name = \"a\"; allow = ( { pcr0 = \"" HEXA
+		  "\"; } ); },\n"
+		  "{ name = \"a\"; allow = ( { pcr0 = \"" HEXA
+		  "\"; } ); } );\n",
+		    ":2: policy 'a' defined twice" },
 		{ "pcr_policy = ( );\n", ":1: unknown setting 'pcr_policy'" },
 		{ "pcr_policies = ( { name = \"a\" } );\n", ":1:" },
 	};
@@ -191,28 +219,35 @@ test_pcr_policy(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
 		assert_int_equal(write_file("bad.conf", bad[i].text, path,
-		    sizeof(path)), 0);
+		                     sizeof(path)),
+		    0);
 		assert_int_equal(attest_pcr_load(path, &p, err, sizeof(err)),
 		    TSI_ERR_CONFIG);
-		if (strstr(err, bad[i].err) == NULL || strstr(err, "bad.conf") ==
-		    NULL)
-			fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].err);
+		if (strstr(err, bad[i].err) == NULL ||
+		    strstr(err, "bad.conf") == NULL)
+			fail_msg("case %zu: '%s' lacks '%s'", i, err,
+			    bad[i].err);
 	}
-	assert_int_equal(write_file("good.conf", "pcr_policies = (\n"
-	    " { name = \"a\"; allow = ( { pcr0 = \"" HEXA "\"; },\n"
-	    "   { pcr0 = \"" HEXA "\"; pcr7 = \"" HEXA "\"; } ); },\n"
-	    " { name = \"b\"; allow = ( { pcr3 = \"" HEXA "\"; } ); } );\n",
-	    path, sizeof(path)), 0);
+	assert_int_equal(write_file("good.conf",
+	                     "pcr_policies = (\n"
+	                     " { name = \"a\"; allow = ( { pcr0 = \"" HEXA
+	                     "\"; },\n"
+	                     "   { pcr0 = \"" HEXA "\"; pcr7 = \"" HEXA
+	                     "\"; } ); },\n"
+	                     " { name = \"b\"; allow = ( { pcr3 = \"" HEXA
+	                     "\"; } ); } );\n",
+	                     path, sizeof(path)),
+	    0);
 	assert_int_equal(attest_pcr_load(path, &p, err, sizeof(err)), TSI_OK);
 	assert_non_null(pol = attest_pcr_find(p, "b"));
 	assert_null(attest_pcr_find(p, "c"));
 	memset(v, 0, sizeof(v));
-	assert_false(attest_pcr_match(pol, (const uint8_t (*)[32])v));
+	assert_false(attest_pcr_match(pol, (const uint8_t(*)[32])v));
 	memset(v[3], 0xaa, 32);
-	assert_true(attest_pcr_match(pol, (const uint8_t (*)[32])v));
+	assert_true(attest_pcr_match(pol, (const uint8_t(*)[32])v));
 	/* Unconstrained PCRs may hold anything. */
 	memset(v[5], 0x17, 32);
-	assert_true(attest_pcr_match(pol, (const uint8_t (*)[32])v));
+	assert_true(attest_pcr_match(pol, (const uint8_t(*)[32])v));
 	attest_pcr_free(p);
 }
 
@@ -231,27 +266,37 @@ test_session_expired_and_single_use(void **state)
 	    "nonce", HEXA, "secret", HEXA, "csr", "x", "expires_at",
 	    (json_int_t)(attest_now() - 1), "ak_pub", "AAA=");
 	assert_int_equal(attest_store_begin(&A, 0, &txn), TSI_OK);
-	assert_int_equal(attest_store_put(txn, A.db_sessions, sid, sess), TSI_OK);
+	assert_int_equal(attest_store_put(txn, A.db_sessions, sid, sess),
+	    TSI_OK);
 	assert_int_equal(attest_store_commit(txn), TSI_OK);
 	json_decref(sess);
 	snprintf(body, sizeof(body), "{\"session\":\"%s\",\"proof\":\"%s\"}",
 	    sid, HEXA);
-	assert_int_equal(call("POST", "/v1/enroll/finish", NULL, body, &ans), 410);
-	assert_string_equal(json_string_value(json_array_get(json_object_get(
-	    ans.json, "errors"), 0)), "session expired");
+	assert_int_equal(call("POST", "/v1/enroll/finish", NULL, body, &ans),
+	    410);
+	assert_string_equal(json_string_value(
+	                        json_array_get(json_object_get(ans.json,
+	                                           "errors"),
+	                            0)),
+	    "session expired");
 	attest_answer_clear(&ans);
 	assert_int_equal(attest_store_begin(&A, 1, &txn), TSI_OK);
 	assert_int_equal(attest_store_get(&A, txn, A.db_sessions, sid, &got),
 	    TSI_ERR_NOT_FOUND);
 	mdb_txn_abort(txn);
-	assert_int_equal(call("POST", "/v1/enroll/finish", NULL, body, &ans), 410);
-	assert_string_equal(json_string_value(json_array_get(json_object_get(
-	    ans.json, "errors"), 0)), "session unknown, expired or already used");
+	assert_int_equal(call("POST", "/v1/enroll/finish", NULL, body, &ans),
+	    410);
+	assert_string_equal(json_string_value(
+	                        json_array_get(json_object_get(ans.json,
+	                                           "errors"),
+	                            0)),
+	    "session unknown, expired or already used");
 	attest_answer_clear(&ans);
 	/* Expired sessions left behind are swept. */
 	sess = json_pack("{sI}", "expires_at", (json_int_t)(attest_now() - 5));
 	assert_int_equal(attest_store_begin(&A, 0, &txn), TSI_OK);
-	assert_int_equal(attest_store_put(txn, A.db_sessions, sid, sess), TSI_OK);
+	assert_int_equal(attest_store_put(txn, A.db_sessions, sid, sess),
+	    TSI_OK);
 	assert_int_equal(attest_store_commit(txn), TSI_OK);
 	json_decref(sess);
 	attest_store_expire(&A, attest_now(), 100);

@@ -19,7 +19,9 @@
 static int
 rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
-	(void)st; (void)flag; (void)ftw;
+	(void)st;
+	(void)flag;
+	(void)ftw;
 	return remove(p);
 }
 
@@ -101,25 +103,25 @@ test_sub_wait(struct test_sub *s)
 
 /* A record as tsi-vault would write it. */
 static inline json_t *
-test_rec(const char *op, const char *path, const char *decision,
-    const char *dc, const char *cluster, const char *ns, const char *image)
+test_rec(const char *op, const char *path, const char *decision, const char *dc,
+    const char *cluster, const char *ns, const char *image)
 {
-	json_t *claims = json_pack("{s:s,s:s,s:s,s:[s],s:s}",
-	    "datacenter", dc, "cluster-name", cluster, "namespace", ns,
-	    "images", image, "sub", "spiffe://tsi.example/ns/x/sa/y");
+	json_t *claims = json_pack("{s:s,s:s,s:s,s:[s],s:s}", "datacenter", dc,
+	    "cluster-name", cluster, "namespace", ns, "images", image, "sub",
+	    "spiffe://tsi.example/ns/x/sa/y");
 
-	return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i}",
-	    "op", op, "path", path, "version", 1, "decision", decision,
-	    "rule", "medical-records", "reason", "matched",
-	    "claims", claims, "accessor", "acc-1234", "remote", "127.0.0.1",
-	    "request_id", "req-1", "status", 200);
+	return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i}", "op",
+	    op, "path", path, "version", 1, "decision", decision, "rule",
+	    "medical-records", "reason", "matched", "claims", claims,
+	    "accessor", "acc-1234", "remote", "127.0.0.1", "request_id",
+	    "req-1", "status", 200);
 }
 
 /* Appends n "read" records to a: record i has path paths[i % npaths] and
  * decision "deny" when i % deny_every == 0, else "allow". */
 static inline void
-test_fill(struct tsi_audit *a, int n, const char *const *paths,
-    size_t npaths, int deny_every)
+test_fill(struct tsi_audit *a, int n, const char *const *paths, size_t npaths,
+    int deny_every)
 {
 	json_t *rec;
 	uint64_t seq;

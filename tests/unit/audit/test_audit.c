@@ -13,12 +13,17 @@ static const char *const dcs[] = { "dal05", "fra02", "lon04" };
 static const char *const clusters[] = { "hipaaCluster", "devCluster" };
 static const char *const nss[] = { "default", "medical", "billing", "ops" };
 static const char *const images[] = {
-	"sha256:1111111111111111111111111111111111111111111111111111111111111111",
-	"sha256:2222222222222222222222222222222222222222222222222222222222222222",
+	"sha256:"
+	"1111111111111111111111111111111111111111111111111111111111111111",
+	"sha256:"
+	"2222222222222222222222222222222222222222222222222222222222222222",
 };
 static const char *const paths[] = {
-	"secret/data/medical/a", "secret/data/medical/b", "secret/data/billing/x",
-	"secret/data/medicalish", "auth/trusted-identity/login",
+	"secret/data/medical/a",
+	"secret/data/medical/b",
+	"secret/data/billing/x",
+	"secret/data/medicalish",
+	"auth/trusted-identity/login",
 };
 
 struct fixture {
@@ -70,9 +75,10 @@ fill(struct fixture *f, int n)
 	int i;
 
 	for (i = 0; i < n; i++)
-		append(f->a, test_rec(i % 7 == 0 ? "login" : "read",
-		    paths[i % 5], i % 3 == 0 ? "deny" : "allow", dcs[i % 3],
-		    clusters[i % 2], nss[i % 4], images[(i / 4) % 2]));
+		append(f->a,
+		    test_rec(i % 7 == 0 ? "login" : "read", paths[i % 5],
+		        i % 3 == 0 ? "deny" : "allow", dcs[i % 3],
+		        clusters[i % 2], nss[i % 4], images[(i / 4) % 2]));
 }
 
 static void
@@ -84,12 +90,15 @@ test_append_get(void **state)
 	uint64_t s1, s2, s3;
 	const char *t;
 
-	s1 = append(f->a, test_rec("read", "secret/data/a", "allow", "dal05",
-	    "c1", "default", images[0]));
-	s2 = append(f->a, test_rec("read", "secret/data/b", "deny", "dal05",
-	    "c1", "default", images[0]));
-	s3 = append(f->a, test_rec("login", "auth/x", "error", "dal05",
-	    "c1", "default", images[0]));
+	s1 = append(f->a,
+	    test_rec("read", "secret/data/a", "allow", "dal05", "c1", "default",
+	        images[0]));
+	s2 = append(f->a,
+	    test_rec("read", "secret/data/b", "deny", "dal05", "c1", "default",
+	        images[0]));
+	s3 = append(f->a,
+	    test_rec("login", "auth/x", "error", "dal05", "c1", "default",
+	        images[0]));
 	assert_int_equal(s1, 1);
 	assert_int_equal(s2, 2);
 	assert_int_equal(s3, 3);
@@ -115,8 +124,12 @@ test_append_get(void **state)
 	assert_int_equal(t[19], '.');
 	assert_int_equal(t[26], 'Z');
 	assert_true(json_integer_value(json_object_get(rec, "time_us")) > 0);
-	assert_int_equal(strlen(json_string_value(json_object_get(rec, "prev"))), 64);
-	assert_int_equal(strlen(json_string_value(json_object_get(rec, "hash"))), 64);
+	assert_int_equal(strlen(
+	                     json_string_value(json_object_get(rec, "prev"))),
+	    64);
+	assert_int_equal(strlen(
+	                     json_string_value(json_object_get(rec, "hash"))),
+	    64);
 	json_decref(rec);
 	assert_int_equal(tsi_audit_get(f->r, 99, &rec), TSI_ERR_NOT_FOUND);
 	assert_null(rec);
@@ -133,10 +146,13 @@ test_secrets_stripped(void **state)
 	rec = test_rec("write", "secret/data/a", "allow", "dal05", "c1",
 	    "default", images[0]);
 	json_object_set_new(rec, "token", json_string("hvs.SECRETTOKEN"));
-	json_object_set_new(rec, "client_token", json_string("hvs.SECRETTOKEN2"));
-	json_object_set_new(rec, "data", json_pack("{s:s}", "password", "hunter2"));
-	json_object_set_new(rec, "note", json_string("eyJhbGciOiJFUzI1NiJ9."
-	    "eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl"));
+	json_object_set_new(rec, "client_token",
+	    json_string("hvs.SECRETTOKEN2"));
+	json_object_set_new(rec, "data",
+	    json_pack("{s:s}", "password", "hunter2"));
+	json_object_set_new(rec, "note",
+	    json_string("eyJhbGciOiJFUzI1NiJ9."
+	                "eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl"));
 	json_object_set_new(json_object_get(rec, "claims"), "jwt",
 	    json_string("eyJ.x.y"));
 	json_object_set_new(json_object_get(rec, "claims"), "Value",
@@ -172,17 +188,21 @@ test_bad_records(void **state)
 	uint64_t seq = 77;
 
 	rec = json_string("x");
-	assert_int_equal(tsi_audit_append(f->a, rec, &seq), TSI_ERR_INVALID_ARG);
+	assert_int_equal(tsi_audit_append(f->a, rec, &seq),
+	    TSI_ERR_INVALID_ARG);
 	json_decref(rec);
 	rec = json_pack("{s:s}", "decision", "allow");
-	assert_int_equal(tsi_audit_append(f->a, rec, &seq), TSI_ERR_INVALID_ARG);
+	assert_int_equal(tsi_audit_append(f->a, rec, &seq),
+	    TSI_ERR_INVALID_ARG);
 	json_decref(rec);
 	rec = json_pack("{s:s,s:s}", "op", "read", "decision", "maybe");
-	assert_int_equal(tsi_audit_append(f->a, rec, &seq), TSI_ERR_INVALID_ARG);
+	assert_int_equal(tsi_audit_append(f->a, rec, &seq),
+	    TSI_ERR_INVALID_ARG);
 	json_decref(rec);
 	rec = json_pack("{s:s,s:s,s:i}", "op", "read", "decision", "allow",
 	    "claims", 3);
-	assert_int_equal(tsi_audit_append(f->a, rec, &seq), TSI_ERR_INVALID_ARG);
+	assert_int_equal(tsi_audit_append(f->a, rec, &seq),
+	    TSI_ERR_INVALID_ARG);
 	json_decref(rec);
 	big = malloc(70000);
 	assert_non_null(big);
@@ -193,14 +213,17 @@ test_bad_records(void **state)
 	assert_int_equal(tsi_audit_append(f->a, rec, &seq), TSI_ERR_TOO_LARGE);
 	json_decref(rec);
 	free(big);
-	assert_int_equal(tsi_audit_append(f->a, NULL, &seq), TSI_ERR_INVALID_ARG);
+	assert_int_equal(tsi_audit_append(f->a, NULL, &seq),
+	    TSI_ERR_INVALID_ARG);
 	assert_int_equal(seq, 77);
 	tsi_audit_status(f->a, &st);
 	assert_int_equal(st.committed, 0);
 	assert_int_equal(st.last_seq, 0);
 	/* the log still works */
-	assert_int_equal(append(f->a, test_rec("read", "p", "allow", "d", "c",
-	    "n", images[0])), 1);
+	assert_int_equal(append(f->a,
+	                     test_rec("read", "p", "allow", "d", "c", "n",
+	                         images[0])),
+	    1);
 }
 
 /* The expected answer, computed without the indexes. */
@@ -217,26 +240,34 @@ brute_match(const json_t *rec, const struct tsi_audit_query *q)
 		return 0;
 	if (q->until_us && t >= q->until_us)
 		return 0;
-	if (q->decision && strcmp(q->decision,
-	    json_string_value(json_object_get(rec, "decision"))) != 0)
+	if (q->decision &&
+	    strcmp(q->decision,
+	        json_string_value(json_object_get(rec, "decision"))) != 0)
 		return 0;
-	if (q->path_prefix && (p == NULL ||
-	    strncmp(p, q->path_prefix, strlen(q->path_prefix)) != 0))
+	if (q->path_prefix &&
+	    (p == NULL ||
+	        strncmp(p, q->path_prefix, strlen(q->path_prefix)) != 0))
 		return 0;
-	if (q->datacenter && strcmp(q->datacenter,
-	    json_string_value(json_object_get(c, "datacenter"))) != 0)
+	if (q->datacenter &&
+	    strcmp(q->datacenter,
+	        json_string_value(json_object_get(c, "datacenter"))) != 0)
 		return 0;
-	if (q->cluster_name && strcmp(q->cluster_name,
-	    json_string_value(json_object_get(c, "cluster-name"))) != 0)
+	if (q->cluster_name &&
+	    strcmp(q->cluster_name,
+	        json_string_value(json_object_get(c, "cluster-name"))) != 0)
 		return 0;
-	if (q->namespace_ && strcmp(q->namespace_,
-	    json_string_value(json_object_get(c, "namespace"))) != 0)
+	if (q->namespace_ &&
+	    strcmp(q->namespace_,
+	        json_string_value(json_object_get(c, "namespace"))) != 0)
 		return 0;
 	if (q->image) {
 		found = 0;
-		for (i = 0; i < json_array_size(json_object_get(c, "images")); i++)
-			if (strcmp(q->image, json_string_value(json_array_get(
-			    json_object_get(c, "images"), i))) == 0)
+		for (i = 0; i < json_array_size(json_object_get(c, "images"));
+		     i++)
+			if (strcmp(q->image,
+			        json_string_value(
+			            json_array_get(json_object_get(c, "images"),
+			                i))) == 0)
 				found = 1;
 		if (!found)
 			return 0;
@@ -255,7 +286,8 @@ collect(const json_t *rec, void *arg)
 {
 	struct seqs *s = arg;
 
-	s->v[s->n++] = (uint64_t)json_integer_value(json_object_get(rec, "seq"));
+	s->v[s->n++] =
+	    (uint64_t)json_integer_value(json_object_get(rec, "seq"));
 	return s->stop_after && (int)s->n >= s->stop_after;
 }
 
@@ -270,7 +302,8 @@ check_query(struct fixture *f, const struct tsi_audit_query *q, uint64_t total)
 
 	assert_non_null(got);
 	qq.limit = SIZE_MAX;
-	assert_int_equal(tsi_audit_query(f->r, &qq, collect, got, &next), TSI_OK);
+	assert_int_equal(tsi_audit_query(f->r, &qq, collect, got, &next),
+	    TSI_OK);
 	assert_int_equal(next, 0);
 	for (seq = 1; seq <= total; seq++) {
 		assert_int_equal(tsi_audit_get(f->r, seq, &rec), TSI_OK);
@@ -327,11 +360,11 @@ test_query_filters(void **state)
 	memset(&q, 0, sizeof(q));
 	q.path_prefix = "secret/data/medical/";
 	check_query(f, &q, total);
-	q.path_prefix = "secret/data/medical";   /* not at a '/' */
+	q.path_prefix = "secret/data/medical"; /* not at a '/' */
 	check_query(f, &q, total);
 	q.path_prefix = "secret/";
 	check_query(f, &q, total);
-	q.path_prefix = "auth";                  /* no '/' at all */
+	q.path_prefix = "auth"; /* no '/' at all */
 	check_query(f, &q, total);
 	q.path_prefix = "secret/data/medical/a"; /* a whole path */
 	check_query(f, &q, total);
@@ -356,7 +389,8 @@ test_paging(void **state)
 {
 	struct fixture *f = *state;
 	struct tsi_audit_query q;
-	struct seqs *all = calloc(1, sizeof(*all)), *page = calloc(1, sizeof(*page));
+	struct seqs *all = calloc(1, sizeof(*all)),
+	            *page = calloc(1, sizeof(*page));
 	uint64_t next = 0;
 	size_t pages = 0, got = 0, i;
 
@@ -367,13 +401,15 @@ test_paging(void **state)
 	memset(&q, 0, sizeof(q));
 	q.datacenter = "lon04";
 	q.limit = SIZE_MAX;
-	assert_int_equal(tsi_audit_query(f->r, &q, collect, all, &next), TSI_OK);
+	assert_int_equal(tsi_audit_query(f->r, &q, collect, all, &next),
+	    TSI_OK);
 	assert_int_equal(all->n, 40);
 	q.limit = 7;
 	q.after_seq = 0;
 	do {
 		page->n = 0;
-		assert_int_equal(tsi_audit_query(f->r, &q, collect, page, &next),
+		assert_int_equal(tsi_audit_query(f->r, &q, collect, page,
+		                     &next),
 		    TSI_OK);
 		assert_true(page->n <= 7);
 		for (i = 0; i < page->n; i++)
@@ -390,12 +426,14 @@ test_paging(void **state)
 	/* default limit and unfiltered paging */
 	memset(&q, 0, sizeof(q));
 	page->n = 0;
-	assert_int_equal(tsi_audit_query(f->r, &q, collect, page, &next), TSI_OK);
+	assert_int_equal(tsi_audit_query(f->r, &q, collect, page, &next),
+	    TSI_OK);
 	assert_int_equal(page->n, 100);
 	assert_int_equal(next, 100);
 	q.after_seq = next;
 	page->n = 0;
-	assert_int_equal(tsi_audit_query(f->r, &q, collect, page, &next), TSI_OK);
+	assert_int_equal(tsi_audit_query(f->r, &q, collect, page, &next),
+	    TSI_OK);
 	assert_int_equal(page->n, 20);
 	assert_int_equal(page->v[0], 101);
 	assert_int_equal(next, 0);
@@ -405,7 +443,8 @@ test_paging(void **state)
 	q.decision = "deny";
 	page->n = 0;
 	page->stop_after = 3;
-	assert_int_equal(tsi_audit_query(f->r, &q, collect, page, &next), TSI_OK);
+	assert_int_equal(tsi_audit_query(f->r, &q, collect, page, &next),
+	    TSI_OK);
 	assert_int_equal(page->n, 3);
 	assert_int_equal(next, page->v[2]);
 	free(all);
@@ -426,8 +465,10 @@ test_reopen_continues(void **state)
 	tsi_audit_close(f->a);
 	f->a = NULL;
 	assert_int_equal(tsi_audit_open(f->dir, NULL, &f->a), TSI_OK);
-	assert_int_equal(append(f->a, test_rec("read", "p/q", "allow", "d", "c",
-	    "n", images[0])), 11);
+	assert_int_equal(append(f->a,
+	                     test_rec("read", "p/q", "allow", "d", "c", "n",
+	                         images[0])),
+	    11);
 	assert_int_equal(tsi_audit_reader_open(f->dir, &f->r), TSI_OK);
 	assert_int_equal(tsi_audit_verify(f->r, &vr), TSI_OK);
 	assert_int_equal(vr.records, 11);
@@ -479,7 +520,10 @@ test_reader_other_process(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_int_equal(counts[0], 25);
 	assert_int_equal(counts[1], 25);
-	close(go[0]); close(go[1]); close(res[0]); close(res[1]);
+	close(go[0]);
+	close(go[1]);
+	close(res[0]);
+	close(res[1]);
 }
 
 static void
@@ -498,14 +542,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_append_get, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_secrets_stripped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_records, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_query_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_get, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_secrets_stripped, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_records, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_query_filters, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopen_continues, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reader_other_process, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_continues, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reader_other_process,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_missing_dir, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,7 +30,7 @@ log_new(struct log *l, const char *scheme)
 {
 	assert_non_null(l->dir = test_tmpdir());
 	assert_true(snprintf(l->url, sizeof(l->url), "%s://%s", scheme,
-	    l->dir) < (int)sizeof(l->url));
+	                l->dir) < (int)sizeof(l->url));
 }
 
 static void
@@ -96,12 +96,14 @@ append_read_verify(const char *scheme)
 	for (seq = 1; seq <= 10; seq++) {
 		assert_int_equal(tsi_audit_get(r, seq, &got), TSI_OK);
 		want = rec_n((int)seq - 1);
-		assert_int_equal(json_integer_value(json_object_get(got, "seq")),
+		assert_int_equal(json_integer_value(
+		                     json_object_get(got, "seq")),
 		    seq);
 		assert_true(json_equal(json_object_get(got, "claims"),
 		    json_object_get(want, "claims")));
-		assert_string_equal(json_string_value(json_object_get(got,
-		    "path")), json_string_value(json_object_get(want, "path")));
+		assert_string_equal(json_string_value(
+		                        json_object_get(got, "path")),
+		    json_string_value(json_object_get(want, "path")));
 		json_decref(want);
 		json_decref(got);
 	}
@@ -134,15 +136,17 @@ index_queries(const char *scheme)
 	assert_int_equal(tsi_audit_open_url(l.url, NULL, &a), TSI_OK);
 	append_n(a, 0, 12);
 	assert_int_equal(tsi_audit_reader_open_url(l.url, &r), TSI_OK);
-#define COUNT(field, val, want) do {					\
-	memset(&q, 0, sizeof(q));					\
-	q.field = val;							\
-	q.limit = SIZE_MAX;						\
-	count = 0;							\
-	assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, &next),	\
-	    TSI_OK);							\
-	assert_int_equal(count, want);					\
-} while (0)
+#define COUNT(field, val, want) \
+	do { \
+		memset(&q, 0, sizeof(q)); \
+		q.field = val; \
+		q.limit = SIZE_MAX; \
+		count = 0; \
+		assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, \
+		                     &next), \
+		    TSI_OK); \
+		assert_int_equal(count, want); \
+	} while (0)
 	COUNT(decision, "deny", 3);
 	COUNT(path_prefix, "secret/data/odd/", 6);
 	COUNT(path_prefix, "secret/", 12);
@@ -156,7 +160,8 @@ index_queries(const char *scheme)
 	memset(&q, 0, sizeof(q));
 	q.limit = 5;
 	count = 0;
-	assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, &next), TSI_OK);
+	assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, &next),
+	    TSI_OK);
 	assert_int_equal(count, 5);
 	assert_int_equal(next, 5);
 	tsi_audit_reader_close(r);
@@ -302,7 +307,7 @@ storage_full(const char *scheme)
 
 	log_new(&l, scheme);
 	memset(&o, 0, sizeof(o));
-	o.map_size = 1 << 20;   /* a small store that may not grow */
+	o.map_size = 1 << 20; /* a small store that may not grow */
 	assert_int_equal(tsi_audit_open_url(l.url, &o, &a), TSI_OK);
 	for (i = 0; i < 20000 && rc == TSI_OK; i++) {
 		rec = rec_n(i);
@@ -341,14 +346,13 @@ bad_urls(void **state)
 }
 
 #define SUITE(fn) \
-static void \
-fn##_all(void **state) \
-{ \
-	size_t i; \
-	(void)state; \
-	for (i = 0; i < NBACKENDS; i++) \
-		fn(backends[i]); \
-}
+	static void fn##_all(void **state) \
+	{ \
+		size_t i; \
+		(void)state; \
+		for (i = 0; i < NBACKENDS; i++) \
+			fn(backends[i]); \
+	}
 SUITE(append_read_verify)
 SUITE(index_queries)
 SUITE(retention_and_reopen)

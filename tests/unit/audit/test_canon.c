@@ -39,7 +39,8 @@ check_vector(const char *in, const char *want)
 		fail_msg("vector does not parse: %s", jerr.text);
 	out = dump2(v, &len);
 	if (len != strlen(want) || memcmp(out, want, len) != 0)
-		fail_msg("canonical form differs:\n got  %s\n want %s", out, want);
+		fail_msg("canonical form differs:\n got  %s\n want %s", out,
+		    want);
 	assert_int_equal(audit_canon_check(out, len, NULL, NULL), TSI_OK);
 	free(out);
 	json_decref(v);
@@ -51,12 +52,14 @@ test_rfc8785_vectors(void **state)
 	(void)state;
 	/* RFC 8785 3.2.3, sorting of object properties: by UTF-16 code
 	 * units, so U+1F600 (D83D DE00) comes before U+FB33 */
-	check_vector("{\"\\u20ac\": \"Euro Sign\", \"\\r\": \"Carriage Return\", "
+	check_vector(
+	    "{\"\\u20ac\": \"Euro Sign\", \"\\r\": \"Carriage Return\", "
 	    "\"\\ufb33\": \"Hebrew Letter Dalet With Dagesh\", \"1\": \"One\", "
 	    "\"\\ud83d\\ude00\": \"Emoji: Grinning Face\", \"\\u0080\": "
 	    "\"Control\", \"\\u00f6\": \"Latin Small Letter O With "
 	    "Diaeresis\"}",
-	    "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\xc2\x80\":\"Control\","
+	    "{\"\\r\":\"Carriage "
+	    "Return\",\"1\":\"One\",\"\xc2\x80\":\"Control\","
 	    "\"\xc3\xb6\":\"Latin Small Letter O With Diaeresis\","
 	    "\"\xe2\x82\xac\":\"Euro Sign\","
 	    "\"\xf0\x9f\x98\x80\":\"Emoji: Grinning Face\","
@@ -64,8 +67,9 @@ test_rfc8785_vectors(void **state)
 	/* RFC 8785 3.2.4's example without its "numbers" (reals are outside
 	 * the subset): the string rules and the literals */
 	check_vector("{\"string\": \"\\u20ac$\\u000F\\u000aA'\\u0042\\u0022"
-	    "\\u005c\\\\\\\"\\/\", \"literals\": [null, true, false]}",
-	    "{\"literals\":[null,true,false],\"string\":\"\xe2\x82\xac$\\u000f\\nA'B"
+	             "\\u005c\\\\\\\"\\/\", \"literals\": [null, true, false]}",
+	    "{\"literals\":[null,true,false],\"string\":\"\xe2\x82\xac$"
+	    "\\u000f\\nA'B"
 	    "\\\"\\\\\\\\\\\"/\"}");
 	/* RFC 8785 appendix C without its real "val" */
 	check_vector("{\"time\": \"2019-01-28T07:45:10Z\", \"big\": \"055\"}",
@@ -77,7 +81,7 @@ test_rfc8785_vectors(void **state)
 	/* 3.2.2.2: the short escapes, \u00xx in lower case for the other
 	 * controls, everything else (DEL, U+2028) as it is */
 	check_vector("\"\\u0000\\u0008\\u0009\\u000a\\u000b\\u000c\\u000d"
-	    "\\u001f \\u007f\\u2028\"",
+	             "\\u001f \\u007f\\u2028\"",
 	    "\"\\u0000\\b\\t\\n\\u000b\\f\\r\\u001f \x7f\xe2\x80\xa8\"");
 	/* nesting and empty containers */
 	check_vector("{\"b\": [{}, [], {\"z\": 1, \"a\": [true]}], \"a\": {}}",
@@ -90,13 +94,37 @@ static void
 test_outside_subset(void **state)
 {
 	static const char *const refused[] = {
-		"333333333.3333333", "1e+30", "4.5", "0.002", "1e-27",
-		"9007199254740992", "-9007199254740992", "-0", "01", "1.0",
-		"1E3", "+1", "\"\\u001F\"", "\"\\/\"", "\"\\u0041\"",
-		"\"\\u000a\"", "{\"b\":1,\"a\":2}", "{\"a\":1,\"a\":2}",
-		"{ }", "[1, 2]", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
-		"\"\xf4\x90\x80\x80\"", "\"\x01\"", "[", "{\"a\"}", "tru",
-		"\"\\u00\"", "", "1 ", "nul",
+		"333333333.3333333",
+		"1e+30",
+		"4.5",
+		"0.002",
+		"1e-27",
+		"9007199254740992",
+		"-9007199254740992",
+		"-0",
+		"01",
+		"1.0",
+		"1E3",
+		"+1",
+		"\"\\u001F\"",
+		"\"\\/\"",
+		"\"\\u0041\"",
+		"\"\\u000a\"",
+		"{\"b\":1,\"a\":2}",
+		"{\"a\":1,\"a\":2}",
+		"{ }",
+		"[1, 2]",
+		"\"\xc0\xaf\"",
+		"\"\xed\xa0\x80\"",
+		"\"\xf4\x90\x80\x80\"",
+		"\"\x01\"",
+		"[",
+		"{\"a\"}",
+		"tru",
+		"\"\\u00\"",
+		"",
+		"1 ",
+		"nul",
 		"{\"\xef\xac\xb3\":1,\"\xf0\x9f\x98\x80\":2}",
 	};
 	json_t *v;
@@ -107,7 +135,7 @@ test_outside_subset(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (audit_canon_check(refused[i], strlen(refused[i]), NULL,
-		    NULL) != TSI_ERR_PARSE)
+		        NULL) != TSI_ERR_PARSE)
 			fail_msg("accepted: %s", refused[i]);
 	v = json_real(4.5);
 	assert_null(audit_canon_dumps(v, AUDIT_FORMAT_V2, 64, NULL, &err));
@@ -127,7 +155,8 @@ test_outside_subset(void **state)
 		deep[2 * AUDIT_CANON_DEPTH_MAX - 1 - i] = ']';
 	}
 	assert_int_equal(audit_canon_check(deep, 2 * AUDIT_CANON_DEPTH_MAX,
-	    NULL, NULL), TSI_OK);
+	                     NULL, NULL),
+	    TSI_OK);
 	v = json_loadb(deep, 2 * AUDIT_CANON_DEPTH_MAX, 0, NULL);
 	assert_non_null(v);
 	free(dump2(v, NULL));
@@ -139,7 +168,8 @@ test_outside_subset(void **state)
 	deep[0] = '[';
 	deep[2 * AUDIT_CANON_DEPTH_MAX + 1] = ']';
 	assert_int_equal(audit_canon_check(deep, 2 * AUDIT_CANON_DEPTH_MAX + 2,
-	    NULL, NULL), TSI_ERR_PARSE);
+	                     NULL, NULL),
+	    TSI_ERR_PARSE);
 	/* a bounded output says so */
 	v = json_string("0123456789");
 	assert_null(audit_canon_dumps(v, AUDIT_FORMAT_V2, 11, NULL, &err));
@@ -167,7 +197,9 @@ rnd_cp(void)
 
 	switch (rnd() % 8) {
 	case 0: return (long)(rnd() % 0x20);
-	case 1: case 2: case 3: return 0x20 + (long)(rnd() % 0x5f);
+	case 1:
+	case 2:
+	case 3: return 0x20 + (long)(rnd() % 0x5f);
 	case 4: return 0x7f + (long)(rnd() % 0x100);
 	case 5: return 0xe000 + (long)(rnd() % 0x2000);
 	case 6: return 0x10000 + (long)(rnd() % 0x100000);
@@ -216,7 +248,7 @@ rnd_str(char *o, size_t cap, int key)
 	for (i = 0; i < len && n + 4 < cap; i++) {
 		cp = rnd() % 2 ? shared[rnd() % 6] : rnd_cp();
 		if (cp == 0 && key)
-			cp = 1;   /* jansson parses no NUL in a key back */
+			cp = 1; /* jansson parses no NUL in a key back */
 		n += put_utf8(o + n, cp);
 	}
 	return n;
@@ -234,19 +266,20 @@ rnd_value(int depth)
 	case 0:
 		/* anywhere in the range, its ends, and small ones */
 		i = (int64_t)(((uint64_t)rnd() << 32 | rnd()) %
-		    (uint64_t)(2 * AUDIT_CANON_INT_MAX + 1)) - AUDIT_CANON_INT_MAX;
+		        (uint64_t)(2 * AUDIT_CANON_INT_MAX + 1)) -
+		    AUDIT_CANON_INT_MAX;
 		if (rnd() % 4 == 0)
-			i = rnd() % 2 ? AUDIT_CANON_INT_MAX : -AUDIT_CANON_INT_MAX;
+			i = rnd() % 2 ? AUDIT_CANON_INT_MAX
+			              : -AUDIT_CANON_INT_MAX;
 		else if (rnd() % 3 == 0)
 			i = (int64_t)(rnd() % 201) - 100;
 		return json_integer((json_int_t)i);
 	case 1:
-		return rnd() % 3 == 0 ? json_true() : rnd() % 2 ?
-		    json_false() : json_null();
+		return rnd() % 3 == 0 ? json_true()
+		    : rnd() % 2       ? json_false()
+		                      : json_null();
 	case 2:
-	case 3:
-		n = rnd_str(s, sizeof(s), 0);
-		return json_stringn(s, n);
+	case 3: n = rnd_str(s, sizeof(s), 0); return json_stringn(s, n);
 	case 4:
 		c = json_array();
 		for (n = rnd() % 4; n > 0; n--)
@@ -276,14 +309,14 @@ check_order(iconv_t cd, const json_t *v)
 	int first = 1;
 
 	if (json_is_array(v)) {
-		json_array_foreach(v, i, e)
+		json_array_foreach (v, i, e)
 			check_order(cd, e);
 		return;
 	}
 	if (!json_is_object(v))
 		return;
 	for (it = json_object_iter((json_t *)v); it != NULL;
-	    it = json_object_iter_next((json_t *)v, it)) {
+	     it = json_object_iter_next((json_t *)v, it)) {
 		k = json_object_iter_key(it);
 		in = (char *)k;
 		il = json_object_iter_key_len(it);
@@ -312,15 +345,16 @@ static int
 oracle_canonical(const char *b, size_t n)
 {
 	json_error_t jerr;
-	json_t *v = json_loadb(b, n, JSON_DECODE_ANY | JSON_ALLOW_NUL |
-	    JSON_REJECT_DUPLICATES, &jerr);
+	json_t *v = json_loadb(b, n,
+	    JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
 	char *out;
 	size_t len = 0;
 	int err, ok;
 
 	if (v == NULL)
-		return json_error_code(&jerr) == json_error_null_byte_in_key ?
-		    -1 : 0;
+		return json_error_code(&jerr) == json_error_null_byte_in_key
+		    ? -1
+		    : 0;
 	out = audit_canon_dumps(v, AUDIT_FORMAT_V2, n + 1, &len, &err);
 	ok = out != NULL && len == n && memcmp(out, b, n) == 0;
 	free(out);
@@ -376,9 +410,10 @@ test_random_against_jansson(void **state)
 		json_object_set_new(v, "claims", rnd_value(1));
 		json_object_set_new(v, "x", rnd_value(0));
 		out = dump2(v, &len);
-		assert_int_equal(audit_canon_check(out, len, NULL, NULL), TSI_OK);
-		back = json_loadb(out, len, JSON_ALLOW_NUL |
-		    JSON_REJECT_DUPLICATES, &jerr);
+		assert_int_equal(audit_canon_check(out, len, NULL, NULL),
+		    TSI_OK);
+		back = json_loadb(out, len,
+		    JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &jerr);
 		if (back == NULL)
 			fail_msg("jansson cannot parse %s: %s", out, jerr.text);
 		if (!json_equal(v, back))
@@ -393,7 +428,7 @@ test_random_against_jansson(void **state)
 			if (verdict < 0)
 				unknown++;
 			else if ((audit_canon_check(mut, mn, NULL, NULL) ==
-			    TSI_OK) != verdict)
+			             TSI_OK) != verdict)
 				fail_msg("reader and oracle disagree on %.*s",
 				    (int)mn, mut);
 			else if (verdict)
@@ -427,19 +462,22 @@ test_v1_is_jansson(void **state)
 	for (i = 0; i < 20000; i++) {
 		v = json_object();
 		json_object_set_new(v, "c", rnd_value(1));
-		json_object_set_new(v, "r", json_real((double)(int32_t)rnd() /
-		    (double)(1 + rnd() % 1000)));
-		json_object_set_new(v, "e", json_real(rnd() % 2 ? 1e300 : 2.5e-8));
+		json_object_set_new(v, "r",
+		    json_real(
+		        (double)(int32_t)rnd() / (double)(1 + rnd() % 1000)));
+		json_object_set_new(v, "e",
+		    json_real(rnd() % 2 ? 1e300 : 2.5e-8));
 		json_object_set_new(v, "w", json_real((double)(rnd() % 100)));
-		json_object_set_new(v, "i", json_integer(rnd() % 2 ? INT64_MAX :
-		    INT64_MIN));
+		json_object_set_new(v, "i",
+		    json_integer(rnd() % 2 ? INT64_MAX : INT64_MIN));
 		a = audit_canon_dumps(v, AUDIT_FORMAT_V1, 1 << 20, &len, &err);
 		b = json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT);
 		assert_non_null(a);
 		assert_non_null(b);
 		if (strlen(b) != len || memcmp(a, b, len) != 0)
 			fail_msg("format 1 differs from jansson:\n ours    %s\n"
-			    " jansson %s", a, b);
+			         " jansson %s",
+			    a, b);
 		free(a);
 		free(b);
 		json_decref(v);

@@ -51,7 +51,8 @@ test_canonical_chain(void **state)
 	for (seq = 1; seq <= 20; seq++) {
 		assert_int_equal(tsi_audit_get(r, seq, &rec), TSI_OK);
 		hexs(prev, 32, prevhex);
-		assert_string_equal(json_string_value(json_object_get(rec, "prev")),
+		assert_string_equal(json_string_value(
+		                        json_object_get(rec, "prev")),
 		    prevhex);
 		copy = json_deep_copy(rec);
 		json_object_del(copy, "hash");
@@ -66,10 +67,13 @@ test_canonical_chain(void **state)
 			EVP_MD_CTX_free(c);
 		}
 		hexs(md, 32, hex);
-		assert_string_equal(json_string_value(json_object_get(rec, "hash")), hex);
+		assert_string_equal(json_string_value(
+		                        json_object_get(rec, "hash")),
+		    hex);
 		/* keys sorted, compact: the stored form is canonical */
 		full = json_dumps(rec, JSON_SORT_KEYS | JSON_COMPACT);
-		assert_non_null(strstr(full, "\"accessor\":\"acc-1234\",\"claims\":{"));
+		assert_non_null(
+		    strstr(full, "\"accessor\":\"acc-1234\",\"claims\":{"));
 		memcpy(prev, md, 32);
 		free(canon);
 		free(full);
@@ -123,7 +127,9 @@ test_concurrent_appends(void **state)
 	memset(th, 0, sizeof(th));
 	for (i = 0; i < 8; i++) {
 		th[i].a = a;
-		assert_int_equal(pthread_create(&tid[i], NULL, appender, &th[i]), 0);
+		assert_int_equal(pthread_create(&tid[i], NULL, appender,
+		                     &th[i]),
+		    0);
 	}
 	for (i = 0; i < 8; i++)
 		pthread_join(tid[i], NULL);
@@ -134,7 +140,8 @@ test_concurrent_appends(void **state)
 			/* each caller sees its own seqs strictly increasing */
 			if (j > 0)
 				assert_true(th[i].seqs[j] > th[i].seqs[j - 1]);
-			assert_true(th[i].seqs[j] >= 1 && th[i].seqs[j] <= 1600);
+			assert_true(
+			    th[i].seqs[j] >= 1 && th[i].seqs[j] <= 1600);
 			assert_int_equal(seen[th[i].seqs[j]], 0);
 			seen[th[i].seqs[j]] = 1;
 		}
@@ -302,8 +309,8 @@ tamper_case(void (*fn)(MDB_txn *, MDB_dbi), uint64_t want_seq, const char *word)
 	tsi_audit_reader_close(r);
 	code = cli_verify(dir, out, sizeof(out));
 	assert_int_equal(code, 1);
-	snprintf(needle, sizeof(needle), "BROKEN at seq %llu:",
-	    (unsigned long long)want_seq);
+	snprintf(needle, sizeof(needle),
+	    "BROKEN at seq %llu:", (unsigned long long)want_seq);
 	assert_non_null(strstr(out, needle));
 	test_rmrf(dir);
 	free(dir);

@@ -23,9 +23,11 @@ rec_n(int i)
 
 	if (pad[0] == '\0')
 		memset(pad, 'p', sizeof(pad) - 1);
-	r = test_rec("read", i % 2 ? "secret/data/medical/a" : "secret/data/x/y",
+	r = test_rec("read",
+	    i % 2 ? "secret/data/medical/a" : "secret/data/x/y",
 	    i % 3 ? "allow" : "deny", "dal05", "hipaaCluster", "medical",
-	    "sha256:4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a");
+	    "sha256:"
+	    "4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a4f5a");
 	json_object_set_new(r, "reason", json_string(pad));
 	return r;
 }
@@ -50,8 +52,8 @@ assert_intact(const char *dir, uint64_t want_records)
 
 	assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
 	if (tsi_audit_verify(r, &vr) != TSI_OK)
-		fail_msg("verify: seq %llu: %s", (unsigned long long)vr.first_bad_seq,
-		    vr.reason);
+		fail_msg("verify: seq %llu: %s",
+		    (unsigned long long)vr.first_bad_seq, vr.reason);
 	if (want_records)
 		assert_int_equal(vr.records, want_records);
 	tsi_audit_reader_close(r);
@@ -62,7 +64,7 @@ struct filler {
 	pthread_mutex_t mu;
 	int stop, ok, failed;
 	long long max_fail_ms;
-	long quota;     /* appends in all (0: until the first failure) */
+	long quota; /* appends in all (0: until the first failure) */
 	long taken;
 };
 
@@ -113,7 +115,8 @@ fill(struct tsi_audit *a, long quota, int timeout_ms)
 	f.quota = quota;
 	pthread_mutex_init(&f.mu, NULL);
 	for (i = 0; i < 8; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, fill_thread, &f), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, fill_thread, &f),
+		    0);
 	for (i = 0; i < 8; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&f.mu);
@@ -121,8 +124,9 @@ fill(struct tsi_audit *a, long quota, int timeout_ms)
 		assert_int_equal(f.failed, 0);
 		assert_int_equal(f.ok, quota);
 	} else {
-		assert_true(f.failed >= 1);   /* only TSI_ERR_AUDIT failures */
-		print_message("full after %d records, slowest failure %lld ms\n",
+		assert_true(f.failed >= 1); /* only TSI_ERR_AUDIT failures */
+		print_message("full after %d records, slowest failure %lld "
+		              "ms\n",
 		    f.ok, f.max_fail_ms);
 		assert_true(f.max_fail_ms <= timeout_ms + 250);
 	}
@@ -258,8 +262,8 @@ test_size_retention_keeps_running(void **state)
 	assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
 	assert_int_equal(tsi_audit_reader_info(r, &info), TSI_OK);
 	print_message("first_seq %llu, records %llu, live %zu bytes\n",
-	    (unsigned long long)info.first_seq, (unsigned long long)info.records,
-	    info.live_bytes);
+	    (unsigned long long)info.first_seq,
+	    (unsigned long long)info.records, info.live_bytes);
 	assert_true(info.first_seq > 1);
 	assert_int_equal(info.last_seq, 1200);
 	assert_int_equal(info.records, 1200 - info.first_seq + 1);
@@ -335,7 +339,8 @@ test_timeout_in_flight_is_marked(void **state)
 	assert_int_equal(tsi_audit_get(r, 2, &rec), TSI_OK);
 	assert_string_equal(json_string_value(json_object_get(rec, "op")),
 	    "audit.late_commit");
-	assert_int_equal(json_integer_value(json_object_get(rec, "ref_seq")), 1);
+	assert_int_equal(json_integer_value(json_object_get(rec, "ref_seq")),
+	    1);
 	assert_string_equal(json_string_value(json_object_get(rec, "decision")),
 	    "error");
 	json_decref(rec);
@@ -362,7 +367,7 @@ test_disk_full(void **state)
 	if (mount("tsi-audit-test", mnt, "tmpfs", 0, "size=2m") != 0) {
 		test_rmrf(mnt);
 		free(mnt);
-		skip();  /* not permitted here (needs root / CAP_SYS_ADMIN) */
+		skip(); /* not permitted here (needs root / CAP_SYS_ADMIN) */
 	}
 	snprintf(dir, sizeof(dir), "%s/audit", mnt);
 	snprintf(filler, sizeof(filler), "%s/filler", mnt);
@@ -371,9 +376,10 @@ test_disk_full(void **state)
 	assert_true(fd >= 0);
 	memset(block, 0x5a, sizeof(block));
 	for (i = 0; i < 22; i++)
-		assert_int_equal(write(fd, block, sizeof(block)), sizeof(block));
+		assert_int_equal(write(fd, block, sizeof(block)),
+		    sizeof(block));
 	close(fd);
-	o.map_size = 64 << 20;  /* the map is not the limit: the disk is */
+	o.map_size = 64 << 20; /* the map is not the limit: the disk is */
 	o.commit_timeout_ms = 500;
 	assert_int_equal(tsi_audit_open(dir, &o, &a), TSI_OK);
 	n = fill_until_full(a, o.commit_timeout_ms, 0);
@@ -423,12 +429,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_map_full_then_retention, t_setup, t_teardown),
-		cmocka_unit_test_setup_teardown(test_map_grows, t_setup, t_teardown),
-		cmocka_unit_test_setup_teardown(test_size_retention_keeps_running, t_setup, t_teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_while_queued_is_dropped, t_setup, t_teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_in_flight_is_marked, t_setup, t_teardown),
-		cmocka_unit_test_setup_teardown(test_disk_full, t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(test_map_full_then_retention,
+		    t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(test_map_grows, t_setup,
+		    t_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_size_retention_keeps_running, t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_timeout_while_queued_is_dropped, t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_timeout_in_flight_is_marked, t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full, t_setup,
+		    t_teardown),
 	};
 
 	tsi_log_init("test", TSI_LOG_ERROR + 1);

@@ -76,8 +76,8 @@ test_v1_log_verifies(void **state)
 static json_t *
 odd_rec(int i)
 {
-	json_t *rec = test_rec("read", "secret/data/a", i % 2 ? "allow" : "deny",
-	    "dal05", "c1", "ns", "sha256:aa");
+	json_t *rec = test_rec("read", "secret/data/a",
+	    i % 2 ? "allow" : "deny", "dal05", "c1", "ns", "sha256:aa");
 	json_t *claims = json_object_get(rec, "claims");
 
 	json_object_set_new(rec, "reason", json_string("ctl \x01\x1f del\x7f"));
@@ -170,11 +170,13 @@ test_mixed_log_and_tampering(void **state)
 			/* format 2 as the spec writes it */
 			assert_non_null(memmem(orig, len, "\"format\":2,", 11));
 			assert_non_null(memmem(orig, len, "\\u001f", 6));
-			assert_non_null(memmem(orig, len,
-			    "\"\xf0\x9f\x98\x80\":", 6));
-			assert_true((char *)memmem(orig, len, "\xf0\x9f\x98\x80", 4) <
+			assert_non_null(
+			    memmem(orig, len, "\"\xf0\x9f\x98\x80\":", 6));
+			assert_true(
+			    (char *)memmem(orig, len, "\xf0\x9f\x98\x80", 4) <
 			    (char *)memmem(orig, len, "\xef\xac\x81", 3));
-			assert_int_equal(audit_canon_check(orig, len, NULL, NULL),
+			assert_int_equal(audit_canon_check(orig, len, NULL,
+			                     NULL),
 			    TSI_OK);
 			v2_seen++;
 		} else {
@@ -187,7 +189,8 @@ test_mixed_log_and_tampering(void **state)
 			char *text = NULL;
 			size_t tl = 0;
 
-			assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
+			assert_int_equal(tsi_audit_reader_open(dir, &r),
+			    TSI_OK);
 			assert_int_equal(tsi_audit_get(r, seq, &rec), TSI_OK);
 			assert_int_equal(tsi_audit_record_text(rec, &text, &tl),
 			    TSI_OK);
@@ -205,7 +208,8 @@ test_mixed_log_and_tampering(void **state)
 			rewrite(dir, seq, bad, len);
 			if (verify(dir, &res) != TSI_ERR_DENIED)
 				fail_msg("record %llu with byte %zu changed "
-				    "verifies", (unsigned long long)seq, i);
+				         "verifies",
+				    (unsigned long long)seq, i);
 			assert_int_equal(res.first_bad_seq, seq);
 			checked++;
 		}

@@ -34,18 +34,14 @@ make_rec(int i)
 		snprintf(path, sizeof(path), "secret/data/app%d/key%d", i % 7,
 		    i % 13);
 		break;
-	case 1:
-		snprintf(path, sizeof(path), "secret/metadata/k%d", i);
-		break;
-	case 2:
-		snprintf(path, sizeof(path), "auth/jwt/login");
-		break;
+	case 1: snprintf(path, sizeof(path), "secret/metadata/k%d", i); break;
+	case 2: snprintf(path, sizeof(path), "auth/jwt/login"); break;
 	case 3:
 		/* 20 levels: only the first 16 prefixes are indexed */
 		n = 0;
 		for (j = 0; j < 20; j++)
-			n += (size_t)snprintf(path + n, sizeof(path) - n, "d%d/",
-			    (i + j) % 3);
+			n += (size_t)snprintf(path + n, sizeof(path) - n,
+			    "d%d/", (i + j) % 3);
 		snprintf(path + n, sizeof(path) - n, "leaf%d", i);
 		break;
 	default:
@@ -64,15 +60,16 @@ make_rec(int i)
 	}
 	images = json_array();
 	for (j = 0; j < i % 4; j++) {
-		snprintf(img, sizeof(img), "sha256:%02x%d", (i * 7 + j) % 256, j);
+		snprintf(img, sizeof(img), "sha256:%02x%d", (i * 7 + j) % 256,
+		    j);
 		json_array_append_new(images, json_string(img));
 	}
 	snprintf(name, sizeof(name), "img-%d", i % 9);
 	claims = json_pack("{s:s,s:s,s:s,s:o,s:s}", "datacenter", dc,
-	    "cluster-name", i % 3 ? "c1" : "c2", "namespace", ns,
-	    "images", images, "images-names", name);
-	rec = json_pack("{s:s,s:s,s:s,s:o,s:s,s:i}", "op", "read", "path",
-	    path, "decision", dec[i % 3], "claims", claims, "request_id", "r",
+	    "cluster-name", i % 3 ? "c1" : "c2", "namespace", ns, "images",
+	    images, "images-names", name);
+	rec = json_pack("{s:s,s:s,s:s,s:o,s:s,s:i}", "op", "read", "path", path,
+	    "decision", dec[i % 3], "claims", claims, "request_id", "r",
 	    "status", 200);
 	assert_non_null(rec);
 	return rec;
@@ -89,10 +86,10 @@ keys_of(MDB_txn *txn, MDB_dbi dbi)
 
 	assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		assert_int_equal(v.mv_size, 0);
-		json_array_append_new(out, json_stringn_nocheck(k.mv_data,
-		    k.mv_size));
+		json_array_append_new(out,
+		    json_stringn_nocheck(k.mv_data, k.mv_size));
 	}
 	assert_int_equal(rc, MDB_NOTFOUND);
 	mdb_cursor_close(c);
@@ -143,11 +140,14 @@ test_batch_index_matches_reference(void **state)
 	assert_int_equal(mdb_txn_begin(e2->env, NULL, 0, &t2), 0);
 	assert_int_equal(mdb_cursor_open(t1, e1->records, &c), 0);
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		assert_int_equal(audit_record_load(&v, &rec), TSI_OK);
 		assert_int_equal(audit_index_update(e2, t2, rec,
-		    audit_be64_get(k.mv_data),
-		    json_integer_value(json_object_get(rec, "time_us")), 0), 0);
+		                     audit_be64_get(k.mv_data),
+		                     json_integer_value(
+		                         json_object_get(rec, "time_us")),
+		                     0),
+		    0);
 		json_decref(rec);
 		nrec++;
 	}
@@ -197,9 +197,16 @@ static void
 test_format_time_cached(void **state)
 {
 	static const long long base[] = {
-		0LL, 1LL, 999999LL, 1000000LL, 1795000000000000LL,
-		1795000000999999LL, 1795000001000000LL, 1798761599999999LL,
-		1798761600000000LL, 253402300799999999LL,
+		0LL,
+		1LL,
+		999999LL,
+		1000000LL,
+		1795000000000000LL,
+		1795000000999999LL,
+		1795000001000000LL,
+		1798761599999999LL,
+		1798761600000000LL,
+		253402300799999999LL,
 	};
 	char got[40], want[40];
 	size_t i;

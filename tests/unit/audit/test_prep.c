@@ -29,12 +29,53 @@ rnd(void)
  * escapes, control bytes, multi-byte UTF-8 (é, U+2028, an emoji), and a
  * NUL inside a key. */
 static const char *const pieces[] = {
-	"h", "has", "hash", "hash_", "p", "pre", "prev", "prev0", "s", "se",
-	"seq", "seq_", "t", "tim", "time", "time_", "time_u", "time_us",
-	"f", "form", "format", "format0", "\xef\xac\x81", "\xef\xbf\xbd",
-	"time_us0", "timf", "i", "a", "z", "A", "_", "\"", "\\", "/", "\n",
-	"\t", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x80\xa8",
-	"\xf0\x9f\x94\x91", " ", ":", ",", "{", "}",
+	"h",
+	"has",
+	"hash",
+	"hash_",
+	"p",
+	"pre",
+	"prev",
+	"prev0",
+	"s",
+	"se",
+	"seq",
+	"seq_",
+	"t",
+	"tim",
+	"time",
+	"time_",
+	"time_u",
+	"time_us",
+	"f",
+	"form",
+	"format",
+	"format0",
+	"\xef\xac\x81",
+	"\xef\xbf\xbd",
+	"time_us0",
+	"timf",
+	"i",
+	"a",
+	"z",
+	"A",
+	"_",
+	"\"",
+	"\\",
+	"/",
+	"\n",
+	"\t",
+	"\x01",
+	"\x1f",
+	"\x7f",
+	"\xc3\xa9",
+	"\xe2\x80\xa8",
+	"\xf0\x9f\x94\x91",
+	" ",
+	":",
+	",",
+	"{",
+	"}",
 };
 #define NPIECES (sizeof(pieces) / sizeof(pieces[0]))
 
@@ -83,21 +124,22 @@ rnd_value(int depth)
 
 	switch (rnd() % (depth > 3 ? 6 : 8)) {
 	case 0: return json_integer((json_int_t)(rnd() % 2000) - 1000);
-	case 1: return json_integer(rnd() % 2 ? AUDIT_CANON_INT_MAX :
-	    -AUDIT_CANON_INT_MAX);
+	case 1:
+		return json_integer(
+		    rnd() % 2 ? AUDIT_CANON_INT_MAX : -AUDIT_CANON_INT_MAX);
 	case 2: return json_integer((json_int_t)(int32_t)rnd() * 1021);
-	case 3: return rnd() % 2 ? json_true() : rnd() % 2 ? json_false() : json_null();
+	case 3:
+		return rnd() % 2 ? json_true()
+		    : rnd() % 2  ? json_false()
+		                 : json_null();
 	case 4:
-	case 5:
-		n = rnd_text(s, sizeof(s), 0);
-		return json_stringn(s, n);
+	case 5: n = rnd_text(s, sizeof(s), 0); return json_stringn(s, n);
 	case 6:
 		a = json_array();
 		for (n = rnd() % 4; n > 0; n--)
 			json_array_append_new(a, rnd_value(depth + 1));
 		return a;
-	default:
-		return rnd_object(depth, 0);
+	default: return rnd_object(depth, 0);
 	}
 }
 
@@ -118,12 +160,15 @@ check_same(const json_t *rec, uint64_t seq, long long t)
 		prev[i] = (uint8_t)rnd();
 	c = audit_record_prepare(rec, &err);
 	assert_non_null(c);
-	assert_int_equal(audit_record_seal(c, seq, t, prev, h1, &b1, &l1), TSI_OK);
+	assert_int_equal(audit_record_seal(c, seq, t, prev, h1, &b1, &l1),
+	    TSI_OK);
 	assert_int_equal(audit_canon_check(b1, l1, NULL, NULL), TSI_OK);
 	assert_int_equal(audit_prep_make(rec, &p), TSI_OK);
-	assert_int_equal(audit_prep_seal(p, seq, t, prev, h2, &b2, &l2), TSI_OK);
+	assert_int_equal(audit_prep_seal(p, seq, t, prev, h2, &b2, &l2),
+	    TSI_OK);
 	if (l1 != l2 || memcmp(b1, b2, l1) != 0)
-		fail_msg("differs:\n old %.*s\n new %.*s", (int)l1, b1, (int)l2, b2);
+		fail_msg("differs:\n old %.*s\n new %.*s", (int)l1, b1, (int)l2,
+		    b2);
 	assert_memory_equal(h1, h2, AUDIT_HASH_LEN);
 	/* and what verify does with the stored bytes agrees */
 	v.mv_data = b2;
@@ -169,7 +214,8 @@ test_prep_fixed(void **state)
 	json_object_set_new(rec, "\xc3\xa9t\xc3\xa9", json_string("\x01\x1f/"));
 	json_object_set_new(rec, "", json_string("empty key"));
 	json_object_set_new(json_object_get(rec, "claims"), "z\"q",
-	    json_pack("{s:[i,{s:s,s:s}],s:{}}", "b", 1, "y", "2", "x", "1", "a"));
+	    json_pack("{s:[i,{s:s,s:s}],s:{}}", "b", 1, "y", "2", "x", "1",
+	        "a"));
 	/* the writer's own fields are replaced, secrets dropped */
 	json_object_set_new(rec, "seq", json_integer(77));
 	json_object_set_new(rec, "hash", json_string("forged"));
@@ -185,14 +231,17 @@ test_prep_fixed(void **state)
 
 		for (j = 0; j < 70; j++) {
 			snprintf(k, sizeof(k), "k%02d", (j * 37) % 70);
-			json_object_set_new(wide, k, j % 2 ? json_integer(j) :
-			    json_pack("[s,b,n,i]", "v", 1, -5));
+			json_object_set_new(wide, k,
+			    j % 2 ? json_integer(j)
+			          : json_pack("[s,b,n,i]", "v", 1, -5));
 		}
 		for (j = 0; j < AUDIT_CANON_DEPTH_MAX - 2; j++)
-			deep = j % 2 ? json_pack("[o]", deep) :
-			    json_pack("{s:o}", "d", deep);
-		json_object_set_new(json_object_get(rec, "claims"), "wide", wide);
-		json_object_set_new(json_object_get(rec, "claims"), "deep", deep);
+			deep = j % 2 ? json_pack("[o]", deep)
+			             : json_pack("{s:o}", "d", deep);
+		json_object_set_new(json_object_get(rec, "claims"), "wide",
+		    wide);
+		json_object_set_new(json_object_get(rec, "claims"), "deep",
+		    deep);
 		check_same(rec, 43, 1700000000000002LL);
 		/* one container more has no canonical form */
 		json_object_set_new(json_object_get(rec, "claims"), "deep",
@@ -270,12 +319,14 @@ test_prep_refuses(void **state)
 			    TSI_ERR_INVALID_ARG);
 			assert_null(p);
 			json_object_del(rec, "ratio");
-			json_object_set_new(rec, "claims", json_pack("{s:O}",
-			    "n", bad[i]));
+			json_object_set_new(rec, "claims",
+			    json_pack("{s:O}", "n", bad[i]));
 			assert_int_equal(audit_prep_make(rec, &p),
 			    TSI_ERR_INVALID_ARG);
-			assert_int_equal(tsi_audit_claims_new(json_object_get(rec,
-			    "claims"), &cl), TSI_ERR_INVALID_ARG);
+			assert_int_equal(
+			    tsi_audit_claims_new(json_object_get(rec, "claims"),
+			        &cl),
+			    TSI_ERR_INVALID_ARG);
 			assert_null(cl);
 			json_object_del(rec, "claims");
 			json_decref(bad[i]);
@@ -321,26 +372,33 @@ test_prep_indexed(void **state)
 	(void)state;
 	assert_int_equal(tsi_audit_open(dir, NULL, &a), TSI_OK);
 	for (i = 0; i < 10; i++) {
-		rec = test_rec("read", i % 2 ? "secret/data/odd/x" : "secret/data/even",
+		rec = test_rec("read",
+		    i % 2 ? "secret/data/odd/x" : "secret/data/even",
 		    i % 2 ? "allow" : "deny", i < 5 ? "dal05" : "fra02", "c1",
-		    i < 3 ? "ns-a" : "ns-b", i == 7 ? "sha256:bb" : "sha256:aa");
-		json_array_append_new(json_object_get(json_object_get(rec, "claims"),
-		    "images"), json_string("img-extra"));
-		json_object_set_new(json_object_get(rec, "claims"), "images-names",
-		    json_string(i == 2 ? "name-2" : "name"));
+		    i < 3 ? "ns-a" : "ns-b",
+		    i == 7 ? "sha256:bb" : "sha256:aa");
+		json_array_append_new(json_object_get(json_object_get(rec,
+		                                          "claims"),
+		                          "images"),
+		    json_string("img-extra"));
+		json_object_set_new(json_object_get(rec, "claims"),
+		    "images-names", json_string(i == 2 ? "name-2" : "name"));
 		assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
 		assert_int_equal(seq, (uint64_t)i + 1);
 		json_decref(rec);
 	}
 	assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
-#define COUNT(field, val, want) do {					\
-	memset(&q, 0, sizeof(q));					\
-	q.field = val;							\
-	q.limit = SIZE_MAX;						\
-	count = 0;							\
-	assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, &next), TSI_OK); \
-	assert_int_equal(count, want);					\
-} while (0)
+#define COUNT(field, val, want) \
+	do { \
+		memset(&q, 0, sizeof(q)); \
+		q.field = val; \
+		q.limit = SIZE_MAX; \
+		count = 0; \
+		assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, \
+		                     &next), \
+		    TSI_OK); \
+		assert_int_equal(count, want); \
+	} while (0)
 	COUNT(decision, "deny", 5);
 	COUNT(path_prefix, "secret/data/odd/", 5);
 	COUNT(path_prefix, "secret/", 10);
@@ -370,7 +428,8 @@ check_claims_same(const json_t *rec)
 	size_t i;
 
 	assert_int_equal(tsi_audit_claims_new(json_object_get(rec, "claims"),
-	    &cl), TSI_OK);
+	                     &cl),
+	    TSI_OK);
 	assert_non_null(rest = json_copy((json_t *)rec));
 	json_object_del(rest, "claims");
 	assert_int_equal(audit_prep_make(rec, &p1), TSI_OK);
@@ -379,8 +438,8 @@ check_claims_same(const json_t *rec)
 		assert_int_equal(p1->seg[i], p2->seg[i]);
 	if (memcmp(p1->body, p2->body, audit_prep_size(p1)) != 0)
 		fail_msg("differs:\n whole  %.*s\n claims %.*s",
-		    (int)audit_prep_size(p1), p1->body, (int)audit_prep_size(p2),
-		    p2->body);
+		    (int)audit_prep_size(p1), p1->body,
+		    (int)audit_prep_size(p2), p2->body);
 	assert_int_equal(p1->idx_len, p2->idx_len);
 	assert_memory_equal(p1->idx, p2->idx, p1->idx_len);
 	/* a record that still has claims is refused */
@@ -412,11 +471,11 @@ test_prep_claims_once(void **state)
 	claims = json_object_get(rec, "claims");
 	json_object_set_new(claims, "token", json_string("s.secret"));
 	json_object_set_new(claims, "Password", json_string("hunter2"));
-	json_object_set_new(claims, "nested", json_pack("{s:s,s:[s,i]}",
-	    "id_token", "x", "list", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
-	    1));
-	json_object_set_new(claims, "images-names", json_pack("[s,s]", "n1",
-	    "n2"));
+	json_object_set_new(claims, "nested",
+	    json_pack("{s:s,s:[s,i]}", "id_token", "x", "list",
+	        "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", 1));
+	json_object_set_new(claims, "images-names",
+	    json_pack("[s,s]", "n1", "n2"));
 	check_claims_same(rec);
 	/* keys that sort next to "claims" */
 	for (i = 0; i < (int)(sizeof(around) / sizeof(around[0])); i++) {
@@ -440,7 +499,8 @@ test_prep_claims_once(void **state)
 	}
 	/* not an object */
 	claims = json_string("x");
-	assert_int_equal(tsi_audit_claims_new(claims, &cl), TSI_ERR_INVALID_ARG);
+	assert_int_equal(tsi_audit_claims_new(claims, &cl),
+	    TSI_ERR_INVALID_ARG);
 	assert_null(cl);
 	json_decref(claims);
 	tsi_audit_claims_unref(NULL);
@@ -482,19 +542,22 @@ test_submit_claims(void **state)
 	rec = test_rec("read", "secret/data/x", "allow", "fra02", "c9", "ns-q",
 	    "sha256:cc");
 	assert_int_equal(tsi_audit_claims_new(json_object_get(rec, "claims"),
-	    &cl), TSI_OK);
+	                     &cl),
+	    TSI_OK);
 	rest = json_copy(rec);
 	json_object_del(rest, "claims");
 	assert_int_equal(tsi_audit_submit_claims(a, rec, cl, wait1_cb, &w),
 	    TSI_ERR_INVALID_ARG);
 	for (i = 0; i < 6; i++) {
 		if (i % 2) {
-			assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
+			assert_int_equal(tsi_audit_append(a, rec, &seq),
+			    TSI_OK);
 			continue;
 		}
 		memset(&w, 0, sizeof(w));
 		assert_int_equal(tsi_audit_submit_claims(a, rest, cl, wait1_cb,
-		    &w), TSI_OK);
+		                     &w),
+		    TSI_OK);
 		while (!__atomic_load_n(&w.done, __ATOMIC_ACQUIRE))
 			usleep(1000);
 		assert_int_equal(w.rc, TSI_OK);
@@ -506,11 +569,14 @@ test_submit_claims(void **state)
 	q.datacenter = "fra02";
 	q.limit = SIZE_MAX;
 	count = 0;
-	assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, &next), TSI_OK);
+	assert_int_equal(tsi_audit_query(r, &q, count_cb, &count, &next),
+	    TSI_OK);
 	assert_int_equal(count, 6);
 	assert_int_equal(tsi_audit_get(r, 1, &got), TSI_OK);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(got,
-	    "claims"), "namespace")), "ns-q");
+	assert_string_equal(json_string_value(
+	                        json_object_get(json_object_get(got, "claims"),
+	                            "namespace")),
+	    "ns-q");
 	json_decref(got);
 	assert_int_equal(tsi_audit_verify(r, &vr), TSI_OK);
 	assert_int_equal(vr.records, 6);

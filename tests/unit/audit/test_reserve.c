@@ -23,11 +23,13 @@ append_n(struct tsi_audit *a, const char *decision, int n, unsigned flags)
 
 	test_sub_init(&sub, n);
 	for (i = 0; i < n; i++) {
-		rec = test_rec(strcmp(decision, "allow") == 0 ? "read" : "login",
-		    "secret/data/app/db", decision, "dal05", "c1", "ns",
-		    "sha256:aa");
+		rec =
+		    test_rec(strcmp(decision, "allow") == 0 ? "read" : "login",
+		        "secret/data/app/db", decision, "dal05", "c1", "ns",
+		        "sha256:aa");
 		assert_int_equal(tsi_audit_submit_flags(a, rec, NULL, flags,
-		    test_sub_done, &sub), TSI_OK);
+		                     test_sub_done, &sub),
+		    TSI_OK);
 		json_decref(rec);
 	}
 	test_sub_wait(&sub);

@@ -97,7 +97,8 @@ test_age_retention(void **state)
 	assert_int_equal(entries(dir, "idx_dc"), 5);
 	assert_int_equal(entries(dir, "idx_decision"), 5);
 	assert_int_equal(entries(dir, "idx_image"), 5);
-	assert_int_equal(entries(dir, "idx_path"), 5 * 4); /* secret/ data/ r/ x */
+	assert_int_equal(entries(dir, "idx_path"),
+	    5 * 4); /* secret/ data/ r/ x */
 
 	/* a writer after pruning continues; removing the first retained
 	 * record is still caught */
@@ -138,8 +139,10 @@ cli_verify_key(const char *dir, const char *pem)
 
 	if (bin == NULL)
 		return -1;
-	snprintf(cmd, sizeof(cmd), "'%s/tsi' audit verify --data-dir '%s' "
-	    "--pubkey '%s' >/dev/null 2>&1", bin, dir, pem);
+	snprintf(cmd, sizeof(cmd),
+	    "'%s/tsi' audit verify --data-dir '%s' "
+	    "--pubkey '%s' >/dev/null 2>&1",
+	    bin, dir, pem);
 	st = system(cmd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -175,7 +178,7 @@ test_signed_head(void **state)
 	o.head_sign_interval_s = 1;
 	assert_int_equal(tsi_audit_open(dir, &o, &a), TSI_OK);
 	fill(a, 10);
-	tsi_audit_close(a);  /* signs the final head */
+	tsi_audit_close(a); /* signs the final head */
 
 	assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
 	assert_int_equal(tsi_audit_reader_info(r, &info), TSI_OK);
@@ -216,8 +219,10 @@ test_signed_head(void **state)
 		rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 		assert_non_null(rec);
 		memcpy(hv, k9, 8);
-		assert_int_equal(audit_unhex(json_string_value(json_object_get(rec,
-		    "hash")), hv + 8, 32), TSI_OK);
+		assert_int_equal(audit_unhex(json_string_value(
+		                                 json_object_get(rec, "hash")),
+		                     hv + 8, 32),
+		    TSI_OK);
 		json_decref(rec);
 		assert_int_equal(mdb_put(txn, meta, &hk, &nv, 0), 0);
 		assert_int_equal(mdb_txn_commit(txn), 0);
@@ -225,8 +230,8 @@ test_signed_head(void **state)
 	}
 	assert_int_equal(tsi_audit_reader_open(dir, &r), TSI_OK);
 	assert_int_equal(tsi_audit_verify(r, &vr), TSI_ERR_DENIED);
-	print_message("verify: seq %llu: %s\n", (unsigned long long)vr.first_bad_seq,
-	    vr.reason);
+	print_message("verify: seq %llu: %s\n",
+	    (unsigned long long)vr.first_bad_seq, vr.reason);
 	assert_int_equal(vr.first_bad_seq, 10);
 	assert_non_null(strstr(vr.reason, "signed head"));
 	tsi_audit_reader_close(r);

@@ -92,7 +92,8 @@ test_submit_many(void **state)
 	assert_int_equal(tsi_audit_open(dir, NULL, &a), TSI_OK);
 	for (i = 0; i < N; i++) {
 		rec = rec_n(i);
-		assert_int_equal(tsi_audit_submit(a, rec, g_cb, &g.s[i]), TSI_OK);
+		assert_int_equal(tsi_audit_submit(a, rec, g_cb, &g.s[i]),
+		    TSI_OK);
 		json_decref(rec);
 	}
 	assert_int_equal(g_wait(N, 10000), N);
@@ -147,7 +148,8 @@ test_submit_hung_commit(void **state)
 	}
 	assert_int_equal(st.queue_depth, 0);
 	for (i = 1; i < 4; i++)
-		assert_int_equal(tsi_audit_submit(a, rec, g_cb, &g.s[i]), TSI_OK);
+		assert_int_equal(tsi_audit_submit(a, rec, g_cb, &g.s[i]),
+		    TSI_OK);
 	json_decref(rec);
 	assert_int_equal(g_wait(4, 1000), 4);
 	for (i = 0; i < 4; i++) {
@@ -200,7 +202,8 @@ test_submit_close_drains(void **state)
 	assert_int_equal(tsi_audit_open(dir, NULL, &a), TSI_OK);
 	rec = rec_n(1);
 	for (i = 0; i < 300; i++)
-		assert_int_equal(tsi_audit_submit(a, rec, g_cb, &g.s[i]), TSI_OK);
+		assert_int_equal(tsi_audit_submit(a, rec, g_cb, &g.s[i]),
+		    TSI_OK);
 	tsi_audit_close(a);
 	pthread_mutex_lock(&g.mu);
 	assert_int_equal(g.done, 300);

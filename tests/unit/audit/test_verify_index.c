@@ -30,8 +30,8 @@ make_log(void)
 	assert_int_equal(tsi_audit_open(dir, NULL, &a), TSI_OK);
 	for (i = 1; i <= NREC; i++) {
 		snprintf(dc, sizeof(dc), "dc-%d", i % 3);
-		rec = test_rec("read", "secret/data/app/k", i % 4 ? "allow" :
-		    "deny", dc, "c1", "ns", "sha256:aa");
+		rec = test_rec("read", "secret/data/app/k",
+		    i % 4 ? "allow" : "deny", dc, "c1", "ns", "sha256:aa");
 		assert_int_equal(tsi_audit_append(a, rec, &seq), TSI_OK);
 		assert_int_equal(seq, (uint64_t)i);
 		json_decref(rec);
@@ -149,7 +149,7 @@ test_missing_entry(void **state)
 	assert_int_equal(query_dc(dir, dc), 1);
 	del_key(&w, raw_open(&w, dir, "idx_dc"), dc, t, VICTIM);
 	raw_close(&w);
-	assert_int_equal(query_dc(dir, dc), 0);   /* the hole */
+	assert_int_equal(query_dc(dir, dc), 0); /* the hole */
 	assert_int_equal(verify(dir, &vr), TSI_ERR_DENIED);
 	assert_int_equal(vr.first_bad_seq, VICTIM);
 	assert_non_null(strstr(vr.reason, "idx_dc"));
@@ -195,8 +195,8 @@ del_each(void *arg, enum audit_idx idx, const uint8_t *key, size_t len)
 {
 	struct raw *w = arg;
 	static const char *const names[AUDIT_IDX_N] = { "idx_time",
-	    "idx_decision", "idx_path", "idx_cluster", "idx_dc", "idx_image",
-	    "idx_namespace" };
+		"idx_decision", "idx_path", "idx_cluster", "idx_dc",
+		"idx_image", "idx_namespace" };
 	MDB_dbi dbi = raw_open(w, NULL, names[idx]);
 	MDB_val k = { len, (void *)key };
 	int rc = mdb_del(w->txn, dbi, &k, NULL);
@@ -219,8 +219,8 @@ test_whole_record_unindexed(void **state)
 
 	(void)state;
 	raw_open(&w, dir, "records");
-	audit_index_each(rec, VICTIM, json_integer_value(json_object_get(rec,
-	    "time_us")), del_each, &w);
+	audit_index_each(rec, VICTIM,
+	    json_integer_value(json_object_get(rec, "time_us")), del_each, &w);
 	raw_close(&w);
 	assert_int_equal(verify(dir, &vr), TSI_ERR_DENIED);
 	assert_int_equal(vr.first_bad_seq, VICTIM);

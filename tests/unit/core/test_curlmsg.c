@@ -49,12 +49,14 @@ test_scheme_mismatch(void **state)
 	assert_non_null(strstr(out, "HTTPS request to an HTTP server"));
 	/* A plain server that drops the connection on the ClientHello. */
 	tsi_curl_explain(CURLE_SSL_CONNECT_ERROR,
-	    "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to 127.0.0.1:8200",
+	    "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to "
+	    "127.0.0.1:8200",
 	    "https://127.0.0.1:8200", "VAULT_CACERT", out, sizeof(out));
 	assert_non_null(strstr(out, "HTTPS request to an HTTP server?"));
 	/* Another handshake failure is not called a mismatch. */
-	tsi_curl_explain(CURLE_SSL_CONNECT_ERROR, "tlsv1 alert protocol version",
-	    "https://127.0.0.1:8200", "VAULT_CACERT", out, sizeof(out));
+	tsi_curl_explain(CURLE_SSL_CONNECT_ERROR,
+	    "tlsv1 alert protocol version", "https://127.0.0.1:8200",
+	    "VAULT_CACERT", out, sizeof(out));
 	assert_null(strstr(out, "HTTP server"));
 	assert_non_null(strstr(out, "tlsv1 alert protocol version"));
 	tsi_curl_explain(CURLE_GOT_NOTHING, "Empty reply from server",
@@ -76,8 +78,8 @@ test_other_and_bounds(void **state)
 	    "https://127.0.0.1:1", "VAULT_CACERT", out, sizeof(out));
 	assert_string_equal(out, "Couldn't connect to server");
 	memset(small, 'x', sizeof(small));
-	tsi_curl_explain(CURLE_PEER_FAILED_VERIFICATION, "detail",
-	    "https://a", "VAULT_CACERT", small, sizeof(small));
+	tsi_curl_explain(CURLE_PEER_FAILED_VERIFICATION, "detail", "https://a",
+	    "VAULT_CACERT", small, sizeof(small));
 	assert_int_equal(strlen(small), sizeof(small) - 1);
 }
 

@@ -16,7 +16,8 @@ test_every_code_has_text(void **state)
 	for (c = TSI_ERR_INTERNAL; c >= TSI_ERR_UNIDENTIFIED; c--)
 		assert_string_not_equal(tsi_strerror(c), "unknown error");
 	assert_string_equal(tsi_strerror(-9999), "unknown error");
-	assert_string_equal(tsi_strerror(TSI_ERR_AUDIT), "audit log unavailable");
+	assert_string_equal(tsi_strerror(TSI_ERR_AUDIT),
+	    "audit log unavailable");
 }
 
 int

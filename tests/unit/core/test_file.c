@@ -29,8 +29,8 @@ at(const char *name)
 {
 	static char p[256];
 
-	assert_true(snprintf(p, sizeof(p), "%s/%s", dir, name) <
-	    (int)sizeof(p));
+	assert_true(
+	    snprintf(p, sizeof(p), "%s/%s", dir, name) < (int)sizeof(p));
 	return p;
 }
 
@@ -81,13 +81,16 @@ test_sizes(void **state)
 	assert_int_equal(rd("empty", 100, 0, &len, err, sizeof(err)), TSI_OK);
 	assert_int_equal(len, 0);
 	assert_int_equal(rd("empty", 100, TSI_FILE_NONEMPTY, &len, err,
-	    sizeof(err)), TSI_ERR_PARSE);
+	                     sizeof(err)),
+	    TSI_ERR_PARSE);
 	assert_non_null(strstr(err, "empty"));
 	assert_int_equal(rd("max", 100, TSI_FILE_REGULAR, &len, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(len, 100);
 	assert_int_equal(rd("over", 100, TSI_FILE_REGULAR, &len, err,
-	    sizeof(err)), TSI_ERR_TOO_LARGE);
+	                     sizeof(err)),
+	    TSI_ERR_TOO_LARGE);
 	assert_non_null(strstr(err, "larger than 100 bytes"));
 	assert_int_equal(rd("big", 100, 0, &len, err, sizeof(err)),
 	    TSI_ERR_TOO_LARGE);
@@ -113,20 +116,25 @@ test_kinds(void **state)
 	assert_int_equal(symlink("target", at("link")), 0);
 	/* A directory: refused as not regular, or failing to read. */
 	assert_int_equal(rd("sub", 100, TSI_FILE_REGULAR, &len, err,
-	    sizeof(err)), TSI_ERR_DENIED);
+	                     sizeof(err)),
+	    TSI_ERR_DENIED);
 	assert_non_null(strstr(err, "not a regular file"));
 	assert_int_equal(rd("sub", 100, 0, &len, err, sizeof(err)), TSI_ERR_IO);
 	/* A FIFO with no writer: refused at once, not waited on. */
 	assert_int_equal(rd("fifo", 100, TSI_FILE_REGULAR, &len, err,
-	    sizeof(err)), TSI_ERR_DENIED);
+	                     sizeof(err)),
+	    TSI_ERR_DENIED);
 	assert_int_equal(rd("fifo", 100, TSI_FILE_PRIVATE, &len, err,
-	    sizeof(err)), TSI_ERR_DENIED);
+	                     sizeof(err)),
+	    TSI_ERR_DENIED);
 	/* A symbolic link: followed unless refused. */
 	assert_int_equal(rd("link", 100, TSI_FILE_REGULAR, &len, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(len, 10);
 	assert_int_equal(rd("link", 100, TSI_FILE_NOFOLLOW, &len, err,
-	    sizeof(err)), TSI_ERR_DENIED);
+	                     sizeof(err)),
+	    TSI_ERR_DENIED);
 	assert_non_null(strstr(err, "symbolic link"));
 }
 
@@ -140,14 +148,17 @@ test_private(void **state)
 	(void)state;
 	put("key", 32, 0600);
 	assert_int_equal(rd("key", 64, TSI_FILE_PRIVATE, &len, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	put("key", 32, 0400);
 	assert_int_equal(rd("key", 64, TSI_FILE_PRIVATE, &len, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		put("key", 32, bad[i]);
 		assert_int_equal(rd("key", 64, TSI_FILE_PRIVATE, &len, err,
-		    sizeof(err)), TSI_ERR_DENIED);
+		                     sizeof(err)),
+		    TSI_ERR_DENIED);
 		assert_non_null(strstr(err, "group or others"));
 		/* Without the flag the mode does not matter. */
 		assert_int_equal(rd("key", 64, 0, &len, err, sizeof(err)),
@@ -170,14 +181,16 @@ test_dash(void **state)
 	assert_int_equal(dup2(fd, STDIN_FILENO), STDIN_FILENO);
 	close(fd);
 	assert_int_equal(tsi_file_read("-", 100, TSI_FILE_DASH_STDIN, &out,
-	    &len, err, sizeof(err)), TSI_OK);
+	                     &len, err, sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(len, 7);
 	assert_string_equal(out, "kkkkkkk");
 	free(out);
 	assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
 	close(saved);
 	assert_int_not_equal(tsi_file_read("-", 100, 0, &out, &len, err,
-	    sizeof(err)), TSI_OK);
+	                         sizeof(err)),
+	    TSI_OK);
 }
 
 static int

@@ -66,9 +66,10 @@ test_buf_wipes(void **state)
 	assert_non_null(b);
 	free_probe_arm(NULL, 0, SECRET);
 	assert_int_equal(tsi_buf_put(b, SECRET, strlen(SECRET)), TSI_OK);
-	for (i = 0; i < 64; i++)   /* grows from 64 bytes to over 2 KiB */
-		assert_int_equal(tsi_buf_put(b, "................................",
-		    32), TSI_OK);
+	for (i = 0; i < 64; i++) /* grows from 64 bytes to over 2 KiB */
+		assert_int_equal(tsi_buf_put(b,
+		                     "................................", 32),
+		    TSI_OK);
 	tsi_buf_free(b);
 	free_probe_disarm();
 	/* The old blocks and the last one and the struct were all freed. */

@@ -46,9 +46,10 @@ test_audit_strict(void **state)
 	assert_int_equal(tsi_hex_decode(ok, md, 32, 0), TSI_OK);
 	tsi_hex_encode(md, 32, again);
 	assert_string_equal(again, ok);
-	assert_int_equal(tsi_hex_decode(
-	    "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
-	    md, 32, 0), TSI_ERR_PARSE);
+	assert_int_equal(tsi_hex_decode("9F86D081884C7D659A2FEAA0C55AD015A3BF4F"
+	                                "1B2B0B822CD15D6C15B0F00A08",
+	                     md, 32, 0),
+	    TSI_ERR_PARSE);
 	assert_int_equal(tsi_hex_decode(ok, md, 31, 0), TSI_ERR_PARSE);
 	assert_int_equal(tsi_hex_decode(ok, md, 33, 0), TSI_ERR_PARSE);
 	assert_int_equal(tsi_hex_decode("0g", md, 1, 0), TSI_ERR_PARSE);

@@ -35,10 +35,14 @@ test_line_is_json(void **state)
 	(void)state;
 	tsi_log_init("test", TSI_LOG_DEBUG);
 	j = capture(emit_basic);
-	assert_string_equal(json_string_value(json_object_get(j, "event")), "kv.read");
-	assert_string_equal(json_string_value(json_object_get(j, "prog")), "test");
-	assert_string_equal(json_string_value(json_object_get(j, "level")), "info");
-	assert_string_equal(json_string_value(json_object_get(j, "path")), "secret/data/a\"b\n");
+	assert_string_equal(json_string_value(json_object_get(j, "event")),
+	    "kv.read");
+	assert_string_equal(json_string_value(json_object_get(j, "prog")),
+	    "test");
+	assert_string_equal(json_string_value(json_object_get(j, "level")),
+	    "info");
+	assert_string_equal(json_string_value(json_object_get(j, "path")),
+	    "secret/data/a\"b\n");
 	assert_int_equal(json_integer_value(json_object_get(j, "version")), 3);
 	assert_non_null(json_object_get(j, "ts"));
 	json_decref(j);
@@ -57,15 +61,19 @@ static void
 test_secrets_redacted(void **state)
 {
 	json_t *j;
-	const char *red[] = { "jwt", "client_token", "X-Vault-Token", "private_key", "data" };
+	const char *red[] = { "jwt", "client_token", "X-Vault-Token",
+		"private_key", "data" };
 	size_t i;
 
 	(void)state;
 	tsi_log_init("test", TSI_LOG_DEBUG);
 	j = capture(emit_secrets);
 	for (i = 0; i < sizeof(red) / sizeof(red[0]); i++)
-		assert_string_equal(json_string_value(json_object_get(j, red[i])), "[redacted]");
-	assert_string_equal(json_string_value(json_object_get(j, "accessor")), "acc-1");
+		assert_string_equal(json_string_value(
+		                        json_object_get(j, red[i])),
+		    "[redacted]");
+	assert_string_equal(json_string_value(json_object_get(j, "accessor")),
+	    "acc-1");
 	assert_string_equal(json_string_value(json_object_get(j, "kid")), "k1");
 	json_decref(j);
 }
@@ -78,7 +86,8 @@ emit_huge(void)
 	memset(big, 'a', sizeof(big) - 1);
 	big[100] = '"';
 	big[200] = ',';
-	tsi_log(TSI_LOG_ERROR, "huge", TSI_LS("small", "ok"), TSI_LS("big", big));
+	tsi_log(TSI_LOG_ERROR, "huge", TSI_LS("small", "ok"),
+	    TSI_LS("big", big));
 }
 
 static void
@@ -90,7 +99,8 @@ test_oversized_line_stays_valid_json(void **state)
 	tsi_log_init("test", TSI_LOG_DEBUG);
 	j = capture(emit_huge);
 	assert_true(json_is_true(json_object_get(j, "truncated")));
-	assert_string_equal(json_string_value(json_object_get(j, "small")), "ok");
+	assert_string_equal(json_string_value(json_object_get(j, "small")),
+	    "ok");
 	assert_null(json_object_get(j, "big"));
 	json_decref(j);
 }

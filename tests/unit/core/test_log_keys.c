@@ -37,7 +37,8 @@ reference_is_secret(const char *key)
 		return 0;
 	if (strcasecmp(key, "kid") == 0 || strcasecmp(key, "accessor") == 0 ||
 	    strcasecmp(key, "token_accessor") == 0 ||
-	    strcasecmp(key, "key_id") == 0 || strcasecmp(key, "token_ttl") == 0 ||
+	    strcasecmp(key, "key_id") == 0 ||
+	    strcasecmp(key, "token_ttl") == 0 ||
 	    strcasecmp(key, "token_policies") == 0)
 		return 0;
 	if (strcasecmp(key, "data") == 0)
@@ -59,10 +60,11 @@ expect_keys(const char *const *keys, size_t n, int secret)
 			    secret ? "secret" : "not secret");
 	}
 }
-#define EXPECT(secret, ...) do {                                         \
-	static const char *const k_[] = { __VA_ARGS__ };                     \
-	expect_keys(k_, sizeof(k_) / sizeof(k_[0]), (secret));               \
-} while (0)
+#define EXPECT(secret, ...) \
+	do { \
+		static const char *const k_[] = { __VA_ARGS__ }; \
+		expect_keys(k_, sizeof(k_) / sizeof(k_[0]), (secret)); \
+	} while (0)
 
 /* Identifiers of secrets: never redacted, whole key only, any case. */
 static void
@@ -95,10 +97,12 @@ test_words_anywhere(void **state)
 	EXPECT(1, "token", "TOKEN", "ToKeN", "client_token", "x-vault-token",
 	    "tokens", "tokenizer");
 	EXPECT(1, "jwt", "JWT", "login_jwt", "jwt_b64", "myJwtX");
-	EXPECT(1, "secret", "SECRET", "client_secret", "secretive", "x_Secret_y");
+	EXPECT(1, "secret", "SECRET", "client_secret", "secretive",
+	    "x_Secret_y");
 	EXPECT(1, "password", "PASSWORD", "db_password", "password2");
 	EXPECT(1, "passwd", "PassWd", "old_passwd_hash");
-	EXPECT(1, "key", "KEY", "api_key", "keys", "monkey", "keyring", "xKeYx");
+	EXPECT(1, "key", "KEY", "api_key", "keys", "monkey", "keyring",
+	    "xKeYx");
 	EXPECT(1, "value", "VALUE", "secret_value", "values", "xvaluex");
 	EXPECT(1, "authorization", "Authorization", "proxy-authorization",
 	    "AUTHORIZATIONS");
@@ -121,11 +125,45 @@ test_near_misses(void **state)
 }
 
 static const char *const fragments[] = {
-	"", "token", "TOKEN", "tok", "en", "jwt", "jw", "t", "secret", "secre",
-	"password", "passwd", "pass", "wd", "key", "ke", "y", "K", "value",
-	"valu", "authorization", "cookie", "credential", "private", "priv",
-	"data", "DATA", "kid", "accessor", "token_accessor", "key_id",
-	"token_ttl", "token_policies", "_", "-", "x", "id", "ttl", "\xff",
+	"",
+	"token",
+	"TOKEN",
+	"tok",
+	"en",
+	"jwt",
+	"jw",
+	"t",
+	"secret",
+	"secre",
+	"password",
+	"passwd",
+	"pass",
+	"wd",
+	"key",
+	"ke",
+	"y",
+	"K",
+	"value",
+	"valu",
+	"authorization",
+	"cookie",
+	"credential",
+	"private",
+	"priv",
+	"data",
+	"DATA",
+	"kid",
+	"accessor",
+	"token_accessor",
+	"key_id",
+	"token_ttl",
+	"token_policies",
+	"_",
+	"-",
+	"x",
+	"id",
+	"ttl",
+	"\xff",
 };
 
 /* Every concatenation of three fragments, and random strings. */
@@ -144,11 +182,13 @@ test_same_as_reference(void **state)
 			for (c = 0; c < nf; c++) {
 				len = snprintf(key, sizeof(key), "%s%s%s",
 				    fragments[a], fragments[b], fragments[c]);
-				assert_true(len >= 0 && (size_t)len < sizeof(key));
+				assert_true(
+				    len >= 0 && (size_t)len < sizeof(key));
 				if (tsi_log_key_is_secret(key) !=
 				    reference_is_secret(key))
 					fail_msg("key \"%s\" differs from the "
-					    "reference", key);
+					         "reference",
+					    key);
 				checked++;
 			}
 	/* Random keys over letters of the words, '_' and any byte. */
@@ -159,8 +199,8 @@ test_same_as_reference(void **state)
 		for (j = 0; j < len; j++) {
 			unsigned int r = (unsigned int)rand_r(&seed);
 
-			key[j] = (r & 0x700) ? alpha[r % (sizeof(alpha) - 1)] :
-			    (char)(1 + r % 255);
+			key[j] = (r & 0x700) ? alpha[r % (sizeof(alpha) - 1)]
+			                     : (char)(1 + r % 255);
 		}
 		key[len] = '\0';
 		if (tsi_log_key_is_secret(key) != reference_is_secret(key))
@@ -186,9 +226,13 @@ emit_mixed(void)
 	tsi_log(TSI_LOG_INFO, "ev", TSI_LS("Authorization", "Bearer x"),
 	    TSI_LS("token_ttl", "300"), TSI_LS("kid", "k-1"),
 	    TSI_LS("set-cookie", "c=1"), TSI_LI("api_key", 42),
-	    TSI_LS("ctl", "a\x01" "b\x7f" "c\"d\\e\n"), TSI_LI("neg", -7),
-	    TSI_LI("min", LLONG_MIN), TSI_LI("max", LLONG_MAX),
-	    TSI_LI("zero", 0), TSI_LS("empty", ""), TSI_LS("nul", NULL));
+	    TSI_LS("ctl",
+	        "a\x01"
+	        "b\x7f"
+	        "c\"d\\e\n"),
+	    TSI_LI("neg", -7), TSI_LI("min", LLONG_MIN),
+	    TSI_LI("max", LLONG_MAX), TSI_LI("zero", 0), TSI_LS("empty", ""),
+	    TSI_LS("nul", NULL));
 }
 
 static void
@@ -201,27 +245,37 @@ test_line_fields(void **state)
 	(void)state;
 	tsi_log_init("test", TSI_LOG_DEBUG);
 	j = capture(emit_mixed);
-	assert_string_equal(json_string_value(json_object_get(j, "Authorization")),
+	assert_string_equal(json_string_value(
+	                        json_object_get(j, "Authorization")),
 	    "[redacted]");
 	assert_string_equal(json_string_value(json_object_get(j, "set-cookie")),
 	    "[redacted]");
 	assert_string_equal(json_string_value(json_object_get(j, "api_key")),
 	    "[redacted]");
-	assert_string_equal(json_string_value(json_object_get(j, "token_ttl")), "300");
-	assert_string_equal(json_string_value(json_object_get(j, "kid")), "k-1");
+	assert_string_equal(json_string_value(json_object_get(j, "token_ttl")),
+	    "300");
+	assert_string_equal(json_string_value(json_object_get(j, "kid")),
+	    "k-1");
 	assert_string_equal(json_string_value(json_object_get(j, "ctl")),
-	    "a\x01" "b\x7f" "c\"d\\e\n");
+	    "a\x01"
+	    "b\x7f"
+	    "c\"d\\e\n");
 	assert_non_null(strstr(line, "\"a\\u0001b\\u007fc\\\"d\\\\e\\u000a\""));
 	assert_int_equal(json_integer_value(json_object_get(j, "neg")), -7);
-	assert_int_equal(json_integer_value(json_object_get(j, "min")), LLONG_MIN);
-	assert_int_equal(json_integer_value(json_object_get(j, "max")), LLONG_MAX);
+	assert_int_equal(json_integer_value(json_object_get(j, "min")),
+	    LLONG_MIN);
+	assert_int_equal(json_integer_value(json_object_get(j, "max")),
+	    LLONG_MAX);
 	assert_non_null(strstr(line, "\"zero\":0,"));
 	assert_string_equal(json_string_value(json_object_get(j, "empty")), "");
 	assert_true(json_is_null(json_object_get(j, "nul")));
 	ts = json_string_value(json_object_get(j, "ts"));
 	assert_non_null(ts);
-	assert_int_equal(regcomp(&re, "^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T"
-	    "[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\\.[0-9]{3}Z$", REG_EXTENDED), 0);
+	assert_int_equal(regcomp(&re,
+	                     "^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T"
+	                     "[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\\.[0-9]{3}Z$",
+	                     REG_EXTENDED),
+	    0);
 	assert_int_equal(regexec(&re, ts, 0, NULL, 0), 0);
 	regfree(&re);
 	json_decref(j);
@@ -239,21 +293,23 @@ log_short(void *arg)
 	int i;
 
 	for (i = 0; i < SHORT_LINES; i++)
-		tsi_log(TSI_LOG_INFO, "short", TSI_LI("thread", (long)(intptr_t)arg),
-		    TSI_LI("i", i), TSI_LS("path", "secret/data/x"));
+		tsi_log(TSI_LOG_INFO, "short",
+		    TSI_LI("thread", (long)(intptr_t)arg), TSI_LI("i", i),
+		    TSI_LS("path", "secret/data/x"));
 	return NULL;
 }
 
 static void *
 log_long(void *arg)
 {
-	static char big[6000];     /* more than PIPE_BUF: written in parts */
+	static char big[6000]; /* more than PIPE_BUF: written in parts */
 	int i;
 
 	(void)arg;
 	memset(big, 'L', sizeof(big) - 1);
 	for (i = 0; i < LONG_LINES; i++)
-		tsi_log(TSI_LOG_INFO, "long", TSI_LI("i", i), TSI_LS("big", big));
+		tsi_log(TSI_LOG_INFO, "long", TSI_LI("i", i),
+		    TSI_LS("big", big));
 	return NULL;
 }
 
@@ -300,7 +356,8 @@ test_lines_never_interleave(void **state)
 	assert_int_equal(pthread_create(&w[0], NULL, log_long, NULL), 0);
 	for (i = 1; i <= SHORT_THREADS; i++)
 		assert_int_equal(pthread_create(&w[i], NULL, log_short,
-		    (void *)(intptr_t)i), 0);
+		                     (void *)(intptr_t)i),
+		    0);
 	for (i = 0; i <= SHORT_THREADS; i++)
 		pthread_join(w[i], NULL);
 	tsi_log_set_fd(2);
@@ -325,7 +382,8 @@ test_lines_never_interleave(void **state)
 			shorts++;
 		else if (strcmp(ev, "long") == 0) {
 			assert_int_equal(strlen(json_string_value(
-			    json_object_get(j, "big"))), 5999);
+			                     json_object_get(j, "big"))),
+			    5999);
 			longs++;
 		}
 		json_decref(j);

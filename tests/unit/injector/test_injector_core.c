@@ -14,7 +14,8 @@
 
 static const char *base_conf =
     "tls_cert = \"/c.pem\";\ntls_key = \"/k.pem\";\n"
-    "sidecar_image = \"reg/tsi-sidecar:1\";\nvault_addr = \"https://v:8200\";\n";
+    "sidecar_image = \"reg/tsi-sidecar:1\";\nvault_addr = "
+    "\"https://v:8200\";\n";
 
 static struct tsi_injector_conf *
 load(const char *extra)
@@ -23,8 +24,9 @@ load(const char *extra)
 	struct tsi_injector_conf *c = NULL;
 
 	snprintf(text, sizeof(text), "%s%s", base_conf, extra);
-	assert_int_equal(tsi_injector_conf_load_string("injector.conf", text, &c,
-	    err, sizeof(err)), TSI_OK);
+	assert_int_equal(tsi_injector_conf_load_string("injector.conf", text,
+	                     &c, err, sizeof(err)),
+	    TSI_OK);
 	return c;
 }
 
@@ -32,10 +34,15 @@ static void
 test_normalise(void **state)
 {
 	static const char *const cases[][2] = {
-		{ "/", "/" }, { "//", "/" }, { "/run/tsi/", "/run/tsi" },
-		{ "/run//tsi", "/run/tsi" }, { "/run/./tsi/.", "/run/tsi" },
-		{ "/var/lib/../../run", "/run" }, { "/../../..", "/" },
-		{ "/a/b/../../run/tsi/x/..", "/run/tsi" }, { "/..a/b..", "/..a/b.." },
+		{ "/", "/" },
+		{ "//", "/" },
+		{ "/run/tsi/", "/run/tsi" },
+		{ "/run//tsi", "/run/tsi" },
+		{ "/run/./tsi/.", "/run/tsi" },
+		{ "/var/lib/../../run", "/run" },
+		{ "/../../..", "/" },
+		{ "/a/b/../../run/tsi/x/..", "/run/tsi" },
+		{ "/..a/b..", "/..a/b.." },
 	};
 	char out[64];
 	size_t i;
@@ -43,16 +50,20 @@ test_normalise(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		assert_int_equal(tsi_injector_path_normalise(cases[i][0], out,
-		    sizeof(out)), TSI_OK);
+		                     sizeof(out)),
+		    TSI_OK);
 		assert_string_equal(out, cases[i][1]);
 	}
-	assert_int_equal(tsi_injector_path_normalise("run/tsi", out, sizeof(out)),
+	assert_int_equal(tsi_injector_path_normalise("run/tsi", out,
+	                     sizeof(out)),
 	    TSI_ERR_INVALID_ARG);
 	assert_int_equal(tsi_injector_path_normalise("", out, sizeof(out)),
 	    TSI_ERR_INVALID_ARG);
-	assert_int_equal(tsi_injector_path_normalise(
-	    "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-	    out, sizeof(out)), TSI_ERR_TOO_LARGE);
+	assert_int_equal(tsi_injector_path_normalise("/aaaaaaaaaaaaaaaaaaaaaaaa"
+	                                             "aaaaaaaaaaaaaaaaaaaaaaaaa"
+	                                             "aaaaaaaaaaaaaaaaaaaaaa",
+	                     out, sizeof(out)),
+	    TSI_ERR_TOO_LARGE);
 }
 
 static void
@@ -62,7 +73,8 @@ test_overlaps(void **state)
 	assert_true(tsi_injector_path_overlaps("/", "/run/tsi"));
 	assert_true(tsi_injector_path_overlaps("/run", "/run/tsi"));
 	assert_true(tsi_injector_path_overlaps("/run/tsi", "/run/tsi"));
-	assert_true(tsi_injector_path_overlaps("/run/tsi/issuer.sock", "/run/tsi"));
+	assert_true(
+	    tsi_injector_path_overlaps("/run/tsi/issuer.sock", "/run/tsi"));
 	assert_false(tsi_injector_path_overlaps("/run/tsi2", "/run/tsi"));
 	assert_false(tsi_injector_path_overlaps("/run/ts", "/run/tsi"));
 	assert_false(tsi_injector_path_overlaps("/var/log", "/run/tsi"));
@@ -71,8 +83,9 @@ test_overlaps(void **state)
 static void
 test_protected_aliases(void **state)
 {
-	struct tsi_injector_conf *c = load("issuer_host_path = \"/run/tsi/\";\n"
-	    "extra_protected_paths = [ \"/srv/tsi-state\" ];\n");
+	struct tsi_injector_conf *c =
+	    load("issuer_host_path = \"/run/tsi/\";\n"
+	         "extra_protected_paths = [ \"/srv/tsi-state\" ];\n");
 	size_t i;
 	int var_run = 0, extra = 0;
 
@@ -107,21 +120,24 @@ test_conf_errors(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(text, sizeof(text), "%s%s", base_conf, bad[i]);
 		err[0] = '\0';
-		assert_int_equal(tsi_injector_conf_load_string("injector.conf", text,
-		    &c, err, sizeof(err)), TSI_ERR_CONFIG);
+		assert_int_equal(tsi_injector_conf_load_string("injector.conf",
+		                     text, &c, err, sizeof(err)),
+		    TSI_ERR_CONFIG);
 		assert_non_null(strstr(err, "injector.conf:"));
 	}
 	/* the injected sidecars refuse http:// */
 	err[0] = '\0';
 	assert_int_equal(tsi_injector_conf_load_string("injector.conf",
-	    "tls_cert = \"/c.pem\";\ntls_key = \"/k.pem\";\n"
-	    "sidecar_image = \"reg/tsi-sidecar:1\";\n"
-	    "vault_addr = \"http://v:8200\";\n", &c, err, sizeof(err)),
+	                     "tls_cert = \"/c.pem\";\ntls_key = \"/k.pem\";\n"
+	                     "sidecar_image = \"reg/tsi-sidecar:1\";\n"
+	                     "vault_addr = \"http://v:8200\";\n",
+	                     &c, err, sizeof(err)),
 	    TSI_ERR_CONFIG);
 	assert_non_null(strstr(err, "https://"));
 	/* a required setting missing */
 	assert_int_equal(tsi_injector_conf_load_string("injector.conf",
-	    "tls_cert = \"/c\";\n", &c, err, sizeof(err)), TSI_ERR_CONFIG);
+	                     "tls_cert = \"/c\";\n", &c, err, sizeof(err)),
+	    TSI_ERR_CONFIG);
 	assert_non_null(strstr(err, "required"));
 }
 
@@ -133,18 +149,25 @@ test_secrets_valid(void **state)
 
 	(void)state;
 	assert_int_equal(tsi_injector_secrets_validate(c,
-	    "[ {\"path\": \"secret/data/a/b\", \"name\": \"db\", \"dest\": \"/tsi-secrets/x\","
-	    " \"field\": \"password\"} ]", &canon, why, sizeof(why)), TSI_OK);
+	                     "[ {\"path\": \"secret/data/a/b\", \"name\": "
+	                     "\"db\", \"dest\": \"/tsi-secrets/x\","
+	                     " \"field\": \"password\"} ]",
+	                     &canon, why, sizeof(why)),
+	    TSI_OK);
 	/* compact, keys sorted: what the sidecar gets is what was checked */
-	assert_string_equal(canon, "[{\"dest\":\"/tsi-secrets/x\",\"field\":\"password\","
+	assert_string_equal(canon,
+	    "[{\"dest\":\"/tsi-secrets/x\",\"field\":\"password\","
 	    "\"name\":\"db\",\"path\":\"secret/data/a/b\"}]");
 	free(canon);
 	/* relative dest, format */
-	assert_int_equal(tsi_injector_secrets_validate(c,
-	    "[{\"name\":\"cfg\",\"path\":\"app/cfg\",\"dest\":\"app/env\","
-	    "\"format\":\"env\"},{\"name\":\"pw\",\"path\":\"app/db\","
-	    "\"dest\":\"/tsi-secrets/app/pw\",\"field\":\"password\",\"format\":\"raw\"}]",
-	    &canon, why, sizeof(why)), TSI_OK);
+	assert_int_equal(
+	    tsi_injector_secrets_validate(c,
+	        "[{\"name\":\"cfg\",\"path\":\"app/cfg\",\"dest\":\"app/env\","
+	        "\"format\":\"env\"},{\"name\":\"pw\",\"path\":\"app/db\","
+	        "\"dest\":\"/tsi-secrets/app/"
+	        "pw\",\"field\":\"password\",\"format\":\"raw\"}]",
+	        &canon, why, sizeof(why)),
+	    TSI_OK);
 	free(canon);
 	tsi_injector_conf_free(c);
 }
@@ -153,32 +176,59 @@ static void
 test_secrets_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"", "{}", "[]", "[1]", "not json", "[{}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}] x",
-		"[{\"name\":\"a\",\"name\":\"b\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"mode\":\"0644\"}]",
+		"",
+		"{}",
+		"[]",
+		"[1]",
+		"not json",
+		"[{}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\"}] x",
+		"[{\"name\":\"a\",\"name\":\"b\",\"path\":\"secret/"
+		"a\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\",\"mode\":\"0644\"}]",
 		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/etc\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secretsX\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/../etc\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secretsX\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/../etc\"}]",
 		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"../x\"}]",
-		"[{\"name\":\"../a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
-		"[{\"name\":\"..\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
-		"[{\"name\":\"a\",\"path\":\"/secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret//a\",\"dest\":\"/tsi-secrets/a\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a?x=1\",\"dest\":\"/tsi-secrets/a\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"field\":7}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"field\":\"a/b\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"},"
-		" {\"name\":\"a\",\"path\":\"secret/b\",\"dest\":\"/tsi-secrets/a\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"a\",\"format\":\"yaml\"}]",
-		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"a\",\"format\":\"raw\"}]",
+		"[{\"name\":\"../a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\"}]",
+		"[{\"name\":\"..\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"/secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret//a\",\"dest\":\"/"
+		"tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a?x=1\",\"dest\":\"/"
+		"tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\",\"field\":7}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\",\"field\":\"a/b\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\"},"
+		" {\"name\":\"a\",\"path\":\"secret/b\",\"dest\":\"/"
+		"tsi-secrets/a\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/"
+		"a\",\"dest\":\"a\",\"format\":\"yaml\"}]",
+		"[{\"name\":\"a\",\"path\":\"secret/"
+		"a\",\"dest\":\"a\",\"format\":\"raw\"}]",
 		"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"a\"},"
-		" {\"name\":\"b\",\"path\":\"secret/b\",\"dest\":\"/tsi-secrets/a/b\"}]",
-		"[{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+		" {\"name\":\"b\",\"path\":\"secret/b\",\"dest\":\"/"
+		"tsi-secrets/a/b\"}]",
+		"[{\"name\":"
+		"\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaa\","
 		"\"path\":\"secret/a\",\"dest\":\"a\"}]",
-		"[{\"name\":\"a\\u0000b\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
+		"[{\"name\":\"a\\u0000b\",\"path\":\"secret/a\",\"dest\":\"/"
+		"tsi-secrets/a\"}]",
 	};
 	struct tsi_injector_conf *c = load("");
 	char *canon = NULL, why[256], *big;
@@ -187,8 +237,9 @@ test_secrets_invalid(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		why[0] = '\0';
-		assert_int_not_equal(tsi_injector_secrets_validate(c, bad[i], &canon,
-		    why, sizeof(why)), TSI_OK);
+		assert_int_not_equal(tsi_injector_secrets_validate(c, bad[i],
+		                         &canon, why, sizeof(why)),
+		    TSI_OK);
 		assert_null(canon);
 		assert_true(why[0] != '\0'); /* a reason for the pod's author */
 	}
@@ -200,7 +251,8 @@ test_secrets_invalid(void **state)
 	big[0] = '[';
 	big[n - 1] = '\0';
 	assert_int_equal(tsi_injector_secrets_validate(c, big, &canon, why,
-	    sizeof(why)), TSI_ERR_TOO_LARGE);
+	                     sizeof(why)),
+	    TSI_ERR_TOO_LARGE);
 	free(big);
 	tsi_injector_conf_free(c);
 }
@@ -212,39 +264,53 @@ test_review_rejects_garbage(void **state)
 	char *resp = NULL;
 	int status = 0;
 	const char *notpod = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":"
-	    "\"AdmissionReview\",\"request\":{\"uid\":\"u1\",\"kind\":{\"group\":\"apps\","
-	    "\"version\":\"v1\",\"kind\":\"Deployment\"},\"operation\":\"CREATE\","
-	    "\"object\":{\"spec\":{\"template\":{\"spec\":{\"volumes\":[{\"name\":\"r\","
-	    "\"hostPath\":{\"path\":\"/\"}}]}}}}}}";
-	const char *relhost = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":"
-	    "\"AdmissionReview\",\"request\":{\"uid\":\"u2\",\"kind\":{\"group\":\"\","
+	                     "\"AdmissionReview\",\"request\":{\"uid\":\"u1\","
+	                     "\"kind\":{\"group\":\"apps\","
+	                     "\"version\":\"v1\",\"kind\":\"Deployment\"},"
+	                     "\"operation\":\"CREATE\","
+	                     "\"object\":{\"spec\":{\"template\":{\"spec\":{"
+	                     "\"volumes\":[{\"name\":\"r\","
+	                     "\"hostPath\":{\"path\":\"/\"}}]}}}}}}";
+	const char *relhost =
+	    "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":"
+	    "\"AdmissionReview\",\"request\":{\"uid\":\"u2\",\"kind\":{"
+	    "\"group\":\"\","
 	    "\"version\":\"v1\",\"kind\":\"Pod\"},\"operation\":\"CREATE\","
-	    "\"object\":{\"spec\":{\"containers\":[],\"volumes\":[{\"name\":\"r\","
+	    "\"object\":{\"spec\":{\"containers\":[],\"volumes\":[{\"name\":"
+	    "\"r\","
 	    "\"hostPath\":{\"path\":\"run/tsi\"}}]}}}}";
-	const char *varrun = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":"
-	    "\"AdmissionReview\",\"request\":{\"uid\":\"u3\",\"kind\":{\"group\":\"\","
+	const char *varrun =
+	    "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":"
+	    "\"AdmissionReview\",\"request\":{\"uid\":\"u3\",\"kind\":{"
+	    "\"group\":\"\","
 	    "\"version\":\"v1\",\"kind\":\"Pod\"},\"operation\":\"CREATE\","
-	    "\"object\":{\"spec\":{\"containers\":[],\"volumes\":[{\"name\":\"r\","
-	    "\"hostPath\":{\"path\":\"/var/run/tsi/issuer.sock\",\"type\":\"Socket\"}}]}}}}";
+	    "\"object\":{\"spec\":{\"containers\":[],\"volumes\":[{\"name\":"
+	    "\"r\","
+	    "\"hostPath\":{\"path\":\"/var/run/tsi/"
+	    "issuer.sock\",\"type\":\"Socket\"}}]}}}}";
 
 	(void)state;
-	assert_int_equal(tsi_injector_review(c, "[]", 2, &resp, &status), TSI_ERR_PARSE);
+	assert_int_equal(tsi_injector_review(c, "[]", 2, &resp, &status),
+	    TSI_ERR_PARSE);
 	assert_int_equal(status, 400);
 	free(resp);
 	/* not a pod: not ours to judge */
 	assert_int_equal(tsi_injector_review(c, notpod, strlen(notpod), &resp,
-	    &status), TSI_OK);
+	                     &status),
+	    TSI_OK);
 	assert_int_equal(status, 200);
 	assert_non_null(strstr(resp, "\"allowed\":true"));
 	free(resp);
 	assert_int_equal(tsi_injector_review(c, relhost, strlen(relhost), &resp,
-	    &status), TSI_OK);
+	                     &status),
+	    TSI_OK);
 	assert_non_null(strstr(resp, "\"allowed\":false"));
 	assert_non_null(strstr(resp, "absolute"));
 	free(resp);
 	/* the socket itself, through the /var/run symlink */
 	assert_int_equal(tsi_injector_review(c, varrun, strlen(varrun), &resp,
-	    &status), TSI_OK);
+	                     &status),
+	    TSI_OK);
 	assert_non_null(strstr(resp, "\"allowed\":false"));
 	assert_non_null(strstr(resp, "/var/run/tsi"));
 	free(resp);
@@ -258,15 +324,18 @@ hostpath_allowed(struct tsi_injector_conf *c, const char *path)
 	char req[1024], *resp = NULL;
 	int status = 0, allowed;
 
-	snprintf(req, sizeof(req), "{\"apiVersion\":\"admission.k8s.io/v1\","
+	snprintf(req, sizeof(req),
+	    "{\"apiVersion\":\"admission.k8s.io/v1\","
 	    "\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\","
 	    "\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
 	    "\"operation\":\"CREATE\",\"object\":{\"metadata\":{\"name\":"
 	    "\"p\"},\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":"
 	    "\"a:1\"}],\"volumes\":[{\"name\":\"h\",\"hostPath\":{\"path\":"
-	    "\"%s\"}}]}}}}", path);
+	    "\"%s\"}}]}}}}",
+	    path);
 	assert_int_equal(tsi_injector_review(c, req, strlen(req), &resp,
-	    &status), TSI_OK);
+	                     &status),
+	    TSI_OK);
 	assert_int_equal(status, 200);
 	allowed = strstr(resp, "\"allowed\":true") != NULL;
 	if (!allowed)
@@ -283,16 +352,32 @@ test_hostpath_proc_sys_kubelet_refused(void **state)
 {
 	struct tsi_injector_conf *c = load("");
 	static const char *const refused[] = {
-		"/proc", "/proc/", "/proc/1/root", "/proc/1/root/run/tsi",
-		"/proc/self/root/var/run/tsi", "/proc/1/cwd", "/proc/42/fd",
-		"/proc/thread-self", "/./proc/../proc/1", "/sys", "/sys/fs",
-		"/sys/fs/cgroup", "/sys/fs/cgroup/kubepods.slice",
-		"/var/lib/kubelet", "/var/lib/kubelet/pods",
-		"/var/lib/kubelet/pods/0b9f/volumes", "/run/tsi", "/",
+		"/proc",
+		"/proc/",
+		"/proc/1/root",
+		"/proc/1/root/run/tsi",
+		"/proc/self/root/var/run/tsi",
+		"/proc/1/cwd",
+		"/proc/42/fd",
+		"/proc/thread-self",
+		"/./proc/../proc/1",
+		"/sys",
+		"/sys/fs",
+		"/sys/fs/cgroup",
+		"/sys/fs/cgroup/kubepods.slice",
+		"/var/lib/kubelet",
+		"/var/lib/kubelet/pods",
+		"/var/lib/kubelet/pods/0b9f/volumes",
+		"/run/tsi",
+		"/",
 	};
 	static const char *const allowed[] = {
-		"/var/log/web", "/procfs", "/sys/class/net", "/srv/proc",
-		"/var/lib/kubelet-data", "/data/proc/1/root",
+		"/var/log/web",
+		"/procfs",
+		"/sys/class/net",
+		"/srv/proc",
+		"/var/lib/kubelet-data",
+		"/data/proc/1/root",
 	};
 	size_t i;
 

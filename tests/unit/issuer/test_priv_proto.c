@@ -18,8 +18,11 @@
 #include "tsi/log.h"
 
 #define CID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-#define IMG "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define GOOD_CLAIMS "{\"namespace\":\"ns\",\"pod\":\"p\"," \
+#define IMG \
+	"sha256:" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define GOOD_CLAIMS \
+	"{\"namespace\":\"ns\",\"pod\":\"p\"," \
 	"\"service_account\":\"sa\",\"container\":\"c\",\"images\":[\"" IMG \
 	"\"],\"image_names\":[\"repo/app:1\"]}"
 
@@ -144,7 +147,7 @@ test_bad_headers(void **state)
 	/* Types outside the table, answers and WAKE included. */
 	{
 		static const uint32_t bad[] = { 0, 7, 100, 0xffffffffu,
-		    TSI_PRIV_SIGN | TSI_PRIV_ANSWER, TSI_PRIV_WAKE };
+			TSI_PRIV_SIGN | TSI_PRIV_ANSWER, TSI_PRIV_WAKE };
 
 		for (v = 0; v < sizeof(bad) / sizeof(bad[0]); v++) {
 			tsi_priv_msg_begin(&m, bad[v], 5);
@@ -170,7 +173,7 @@ static void
 test_bad_sizes(void **state)
 {
 	static const uint32_t empty[] = { TSI_PRIV_IDENTIFY, TSI_PRIV_JWKS,
-	    TSI_PRIV_HEALTH };
+		TSI_PRIV_HEALTH };
 	struct tsi_priv_req q;
 	size_t i, n;
 
@@ -238,36 +241,42 @@ static void
 test_sign_bad_fields(void **state)
 {
 	static const char *const bad_claims[] = {
-		"",                                     /* with a container */
-		"{",                                    /* not JSON */
-		"[]",                                   /* not an object */
-		"{\"namespace\":\"ns\"}",               /* keys missing */
-		"{\"namespace\":\"ns\",\"pod\":\"p\",\"service_account\":\"sa\","
-		    "\"container\":\"c\",\"images\":[],\"image_names\":[],"
-		    "\"extra\":1}",                     /* a key too many */
+		"",                       /* with a container */
+		"{",                      /* not JSON */
+		"[]",                     /* not an object */
+		"{\"namespace\":\"ns\"}", /* keys missing */
+		"{\"namespace\":\"ns\",\"pod\":\"p\",\"service_account\":"
+		"\"sa\","
+		"\"container\":\"c\",\"images\":[],\"image_names\":[],"
+		"\"extra\":1}", /* a key too many */
 		"{\"namespace\":\"ns\",\"namespace\":\"ns\",\"pod\":\"p\","
-		    "\"service_account\":\"sa\",\"container\":\"c\","
-		    "\"images\":[]}",                   /* duplicate key */
+		"\"service_account\":\"sa\",\"container\":\"c\","
+		"\"images\":[]}", /* duplicate key */
 		"{\"namespace\":1,\"pod\":\"p\",\"service_account\":\"sa\","
-		    "\"container\":\"c\",\"images\":[],\"image_names\":[]}",
+		"\"container\":\"c\",\"images\":[],\"image_names\":[]}",
 		"{\"namespace\":\"\",\"pod\":\"p\",\"service_account\":\"sa\","
-		    "\"container\":\"c\",\"images\":[],\"image_names\":[]}",
-		"{\"namespace\":\"n\\u0000s\",\"pod\":\"p\",\"service_account\":"
-		    "\"sa\",\"container\":\"c\",\"images\":[],\"image_names\":[]}",
-		"{\"namespace\":\"ns\",\"pod\":\"p\",\"service_account\":\"sa\","
-		    "\"container\":\"c\",\"images\":[\"sha256:zz\"],"
-		    "\"image_names\":[]}",              /* not a digest */
-		"{\"namespace\":\"ns\",\"pod\":\"p\",\"service_account\":\"sa\","
-		    "\"container\":\"c\",\"images\":{},\"image_names\":[]}",
-		"{\"namespace\":\"ns\",\"pod\":\"p\",\"service_account\":\"sa\","
-		    "\"container\":\"c\",\"images\":[],\"image_names\":[1]}",
-		"{\"namespace\":\"n\xc3\x28\",\"pod\":\"p\",\"service_account\":"
-		    "\"sa\",\"container\":\"c\",\"images\":[],"
-		    "\"image_names\":[]}",              /* bad UTF-8 */
+		"\"container\":\"c\",\"images\":[],\"image_names\":[]}",
+		"{\"namespace\":\"n\\u0000s\",\"pod\":\"p\",\"service_"
+		"account\":"
+		"\"sa\",\"container\":\"c\",\"images\":[],\"image_names\":[]}",
+		"{\"namespace\":\"ns\",\"pod\":\"p\",\"service_account\":"
+		"\"sa\","
+		"\"container\":\"c\",\"images\":[\"sha256:zz\"],"
+		"\"image_names\":[]}", /* not a digest */
+		"{\"namespace\":\"ns\",\"pod\":\"p\",\"service_account\":"
+		"\"sa\","
+		"\"container\":\"c\",\"images\":{},\"image_names\":[]}",
+		"{\"namespace\":\"ns\",\"pod\":\"p\",\"service_account\":"
+		"\"sa\","
+		"\"container\":\"c\",\"images\":[],\"image_names\":[1]}",
+		"{\"namespace\":\"n\xc3\x28\",\"pod\":\"p\",\"service_"
+		"account\":"
+		"\"sa\",\"container\":\"c\",\"images\":[],"
+		"\"image_names\":[]}", /* bad UTF-8 */
 		"{\"namespace\":\"\xff\xfe\",\"pod\":\"p\",\"service_account\":"
-		    "\"sa\",\"container\":\"c\",\"images\":[],"
-		    "\"image_names\":[]}",              /* bad UTF-8 */
-		GOOD_CLAIMS " x",                       /* text after it */
+		"\"sa\",\"container\":\"c\",\"images\":[],"
+		"\"image_names\":[]}", /* bad UTF-8 */
+		GOOD_CLAIMS " x",      /* text after it */
 	};
 	struct tsi_priv_req q;
 	char aud[300];
@@ -284,8 +293,10 @@ test_sign_bad_fields(void **state)
 	/* Container ids: wrong length, upper case, not hex. */
 	build_sign(1, "a", "abc", GOOD_CLAIMS, strlen(GOOD_CLAIMS));
 	assert_int_equal(decode(m.b, m.len, &q), TSI_ERR_PARSE);
-	build_sign(1, "a", "0123456789ABCDEF0123456789abcdef0123456789abcdef"
-	    "0123456789abcdef", GOOD_CLAIMS, strlen(GOOD_CLAIMS));
+	build_sign(1, "a",
+	    "0123456789ABCDEF0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef",
+	    GOOD_CLAIMS, strlen(GOOD_CLAIMS));
 	assert_int_equal(decode(m.b, m.len, &q), TSI_ERR_PARSE);
 	build_sign(1, "a", CID "0", GOOD_CLAIMS, strlen(GOOD_CLAIMS));
 	assert_int_equal(decode(m.b, m.len, &q), TSI_ERR_PARSE);
@@ -335,7 +346,8 @@ test_answers(void **state)
 	tsi_priv_put_str(&m, "gone", 4);
 	assert_int_equal(tsi_priv_msg_end(&m), TSI_OK);
 	assert_int_equal(tsi_priv_ans_open(m.b, m.len, TSI_PRIV_HEALTH, &rd,
-	    &id, &st), TSI_OK);
+	                     &id, &st),
+	    TSI_OK);
 	assert_int_equal(st, TSI_ERR_TPM_UNAVAILABLE);
 	assert_int_equal(id, 5);
 	tsi_priv_get_str(&rd, s, 7);
@@ -343,15 +355,18 @@ test_answers(void **state)
 	assert_int_equal(tsi_priv_rd_end(&rd), TSI_OK);
 	/* Wrong type. */
 	assert_int_not_equal(tsi_priv_ans_open(m.b, m.len, TSI_PRIV_JWKS, &rd,
-	    &id, &st), TSI_OK);
+	                         &id, &st),
+	    TSI_OK);
 	/* A string longer than the reader allows. */
 	assert_int_equal(tsi_priv_ans_open(m.b, m.len, TSI_PRIV_HEALTH, &rd,
-	    &id, &st), TSI_OK);
+	                     &id, &st),
+	    TSI_OK);
 	tsi_priv_get_str(&rd, s, 3);
 	assert_int_not_equal(tsi_priv_rd_end(&rd), TSI_OK);
 	/* Fields left over. */
 	assert_int_equal(tsi_priv_ans_open(m.b, m.len, TSI_PRIV_HEALTH, &rd,
-	    &id, &st), TSI_OK);
+	                     &id, &st),
+	    TSI_OK);
 	assert_int_not_equal(tsi_priv_rd_end(&rd), TSI_OK);
 	/* An encoder that overflows says so. */
 	tsi_priv_msg_begin(&m, TSI_PRIV_JWKS | TSI_PRIV_ANSWER, 1);

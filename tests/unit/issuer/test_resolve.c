@@ -42,11 +42,21 @@
 #define ID_F "e569522d4e1d32cd4f78f804eaa4ba916c4a2df63f56e439a8bae74cdba3c9b0"
 #define ID_G "325862cd5b94a81feb9f10a41a21e1fa1382b399b3945e62fffb64fe23ad1ac2"
 #define ID_H "098b532bc0943523f9d8195445db0e3fd9d75f4aee7e72b65bda4a25a2108674"
-#define IMG_APP "sha256:4eafe76675ab94d8c303323cfa4ec605f5d0a9a3b24a1b8db03f8f4e89c127f4"
-#define IMG_SIDECAR "sha256:2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580"
-#define IMG_INIT "sha256:8bce96250e4a1c418a4d329f66312c880cf565127d6229c6d58442c78d486908"
-#define IMG_WEB2 "sha256:fab0be4995c4ae7441f57b7bb59fca113787bd97ffef3c1ba67474b82729b610"
-#define IMG_SETUP "sha256:f7e96ad0b20ae5394c4b495ecc7899a556460598d87d4c0cda4f6563b790f3f0"
+#define IMG_APP \
+	"sha256:" \
+	"4eafe76675ab94d8c303323cfa4ec605f5d0a9a3b24a1b8db03f8f4e89c127f4"
+#define IMG_SIDECAR \
+	"sha256:" \
+	"2c758e98d175d61c757efc1ab35d10c954167294462fb00c6d26c148df4c7580"
+#define IMG_INIT \
+	"sha256:" \
+	"8bce96250e4a1c418a4d329f66312c880cf565127d6229c6d58442c78d486908"
+#define IMG_WEB2 \
+	"sha256:" \
+	"fab0be4995c4ae7441f57b7bb59fca113787bd97ffef3c1ba67474b82729b610"
+#define IMG_SETUP \
+	"sha256:" \
+	"f7e96ad0b20ae5394c4b495ecc7899a556460598d87d4c0cda4f6563b790f3f0"
 
 static int
 cg(const char *text, char id[65])
@@ -61,22 +71,33 @@ test_cgroup_containerd(void **state)
 
 	/* cgroup v2, systemd driver */
 	assert_int_equal(cg("0::/kubepods.slice/kubepods-besteffort.slice/"
-	    "kubepods-besteffort-pod4f6a1c1e_1111_4a7e_9d1b_0a1b2c3d4e5f.slice/"
-	    "cri-containerd-" ID_A ".scope\n", id), TSI_OK);
+	                    "kubepods-besteffort-pod4f6a1c1e_1111_4a7e_9d1b_"
+	                    "0a1b2c3d4e5f.slice/"
+	                    "cri-containerd-" ID_A ".scope\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_A);
 	/* cgroup v1, cgroupfs driver: every controller names the container */
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
-	    "11:cpu,cpuacct:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
-	    "10:devices:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
-	    "9:pids:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
-	    "1:name=systemd:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
-	    "0::/\n", id), TSI_OK);
+	assert_int_equal(cg("12:memory:/kubepods/burstable/"
+	                    "pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	                    "11:cpu,cpuacct:/kubepods/burstable/"
+	                    "pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	                    "10:devices:/kubepods/burstable/"
+	                    "pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	                    "9:pids:/kubepods/burstable/"
+	                    "pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	                    "1:name=systemd:/kubepods/burstable/"
+	                    "pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "\n"
+	                    "0::/\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_B);
 	/* cgroup v1, systemd driver */
-	assert_int_equal(cg(
-	    "11:freezer:/kubepods.slice/kubepods-pod1.slice/cri-containerd-" ID_C ".scope\n"
-	    "4:memory:/kubepods.slice/kubepods-pod1.slice/cri-containerd-" ID_C ".scope\n", id),
+	assert_int_equal(cg("11:freezer:/kubepods.slice/kubepods-pod1.slice/"
+	                    "cri-containerd-" ID_C ".scope\n"
+	                    "4:memory:/kubepods.slice/kubepods-pod1.slice/"
+	                    "cri-containerd-" ID_C ".scope\n",
+	                     id),
 	    TSI_OK);
 	assert_string_equal(id, ID_C);
 }
@@ -87,20 +108,31 @@ test_cgroup_crio_docker(void **state)
 	char id[65];
 
 	assert_int_equal(cg("0::/kubepods.slice/kubepods-burstable.slice/"
-	    "kubepods-burstable-pod1234.slice/crio-" ID_E ".scope\n", id), TSI_OK);
+	                    "kubepods-burstable-pod1234.slice/crio-" ID_E
+	                    ".scope\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_E);
 	/* v1 CRI-O: the conmon scope is not a container */
-	assert_int_equal(cg(
-	    "8:memory:/kubepods.slice/kubepods-pod1.slice/crio-" ID_D ".scope\n"
-	    "7:pids:/kubepods.slice/kubepods-pod1.slice/crio-" ID_D ".scope\n", id), TSI_OK);
+	assert_int_equal(
+	    cg("8:memory:/kubepods.slice/kubepods-pod1.slice/crio-" ID_D
+	       ".scope\n"
+	       "7:pids:/kubepods.slice/kubepods-pod1.slice/crio-" ID_D
+	       ".scope\n",
+	        id),
+	    TSI_OK);
 	assert_string_equal(id, ID_D);
-	assert_int_equal(cg("0::/system.slice/crio-conmon-" ID_D ".scope\n", id),
+	assert_int_equal(cg("0::/system.slice/crio-conmon-" ID_D ".scope\n",
+	                     id),
 	    TSI_ERR_NOT_FOUND);
 	/* docker, v1 cgroupfs and v2 systemd */
 	assert_int_equal(cg("13:cpuset:/docker/" ID_F "\n4:memory:/docker/" ID_F
-	    "\n", id), TSI_OK);
+	                    "\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_F);
-	assert_int_equal(cg("0::/system.slice/docker-" ID_G ".scope\n", id), TSI_OK);
+	assert_int_equal(cg("0::/system.slice/docker-" ID_G ".scope\n", id),
+	    TSI_OK);
 	assert_string_equal(id, ID_G);
 }
 
@@ -116,19 +148,30 @@ test_cgroup_one_id_below(void **state)
 	char id[65];
 
 	assert_int_equal(cg("0::/kubepods.slice/kubepods-burstable.slice/"
-	    "kubepods-burstable-pod1234.slice/cri-containerd-" ID_A ".scope/"
-	    "init.scope\n", id), TSI_OK);
+	                    "kubepods-burstable-pod1234.slice/"
+	                    "cri-containerd-" ID_A ".scope/"
+	                    "init.scope\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_A);
 	assert_int_equal(cg("0::/kubepods.slice/kubepods-pod1.slice/crio-" ID_E
-	    ".scope/system.slice/nginx.service\n", id), TSI_OK);
+	                    ".scope/system.slice/nginx.service\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_E);
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "/app\n"
-	    "1:name=systemd:/kubepods/burstable/pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B "/app\n",
-	    id), TSI_OK);
+	assert_int_equal(cg("12:memory:/kubepods/burstable/"
+	                    "pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B
+	                    "/app\n"
+	                    "1:name=systemd:/kubepods/burstable/"
+	                    "pod4f6a1c1e-1111-4a7e-9d1b-0a1b2c3d4e5f/" ID_B
+	                    "/app\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_B);
 	assert_int_equal(cg("0::/system.slice/docker-" ID_G ".scope/"
-	    "user.slice/session-1.scope\n", id), TSI_OK);
+	                    "user.slice/session-1.scope\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_G);
 }
 
@@ -139,17 +182,23 @@ test_cgroup_refusals(void **state)
 
 	/* host processes are in no container */
 	assert_int_equal(cg("0::/user.slice/user-1000.slice/session-3.scope\n",
-	    id), TSI_ERR_NOT_FOUND);
+	                     id),
+	    TSI_ERR_NOT_FOUND);
 	assert_int_equal(cg("0::/init.scope\n", id), TSI_ERR_NOT_FOUND);
 	assert_int_equal(cg("", id), TSI_ERR_NOT_FOUND);
 	/* lines that disagree are ambiguous */
 	assert_int_equal(cg("4:memory:/docker/" ID_F "\n3:pids:/docker/" ID_G
-	    "\n", id), TSI_ERR_PARSE);
+	                    "\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	/* not a cgroup file */
 	assert_int_equal(cg("hello world\n", id), TSI_ERR_PARSE);
 	/* upper-case or short ids are not container ids */
-	assert_int_equal(cg("0::/docker/C5DB4E65CF90B61747FA2BF1B37295A021BB47B46FEDD8263C85736F17668F0D\n",
-	    id), TSI_ERR_NOT_FOUND);
+	assert_int_equal(cg("0::/docker/"
+	                    "C5DB4E65CF90B61747FA2BF1B37295A021BB47B46FEDD8263C"
+	                    "85736F17668F0D\n",
+	                     id),
+	    TSI_ERR_NOT_FOUND);
 	assert_int_equal(cg("0::/docker/c5db4e65\n", id), TSI_ERR_NOT_FOUND);
 }
 
@@ -166,22 +215,33 @@ test_cgroup_nested(void **state)
 
 	(void)state;
 	assert_int_equal(cg("0::/kubepods.slice/kubepods-besteffort.slice/"
-	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_B ".scope/"
-	    ID_A "\n", id), TSI_ERR_PARSE);
+	                    "kubepods-besteffort-pod4f6a.slice/"
+	                    "cri-containerd-" ID_B ".scope/" ID_A "\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
-	    ".scope/cri-containerd-" ID_A ".scope\n", id), TSI_ERR_PARSE);
-	assert_int_equal(cg("0::/kubepods/besteffort/podx/" ID_B "/docker/"
-	    ID_A "\n", id), TSI_ERR_PARSE);
+	                    ".scope/cri-containerd-" ID_A ".scope\n",
+	                     id),
+	    TSI_ERR_PARSE);
+	assert_int_equal(cg("0::/kubepods/besteffort/podx/" ID_B "/docker/" ID_A
+	                    "\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	/* the same id twice is two components naming a container too */
 	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
-	    ".scope/" ID_B "\n", id), TSI_ERR_PARSE);
+	                    ".scope/" ID_B "\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	/* v1: nested in every controller */
-	assert_int_equal(cg(
-	    "4:memory:/kubepods/podx/" ID_B "/" ID_A "\n"
-	    "3:pids:/kubepods/podx/" ID_B "/" ID_A "\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("4:memory:/kubepods/podx/" ID_B "/" ID_A "\n"
+	                    "3:pids:/kubepods/podx/" ID_B "/" ID_A "\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	/* a child cgroup named otherwise: the runtime's own leaf */
 	assert_int_equal(cg("0::/kubepods.slice/cri-containerd-" ID_B
-	    ".scope/init.scope\n", id), TSI_OK);
+	                    ".scope/init.scope\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_B);
 }
 
@@ -193,37 +253,45 @@ test_cgroup_v1_disagree(void **state)
 
 	(void)state;
 	/* one controller moved to another container */
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/podx/" ID_B "\n"
-	    "11:pids:/kubepods/pody/" ID_A "\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("12:memory:/kubepods/podx/" ID_B "\n"
+	                    "11:pids:/kubepods/pody/" ID_A "\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	/* one controller outside any container */
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/podx/" ID_B "\n"
-	    "11:pids:/\n", id), TSI_ERR_PARSE);
-	assert_int_equal(cg(
-	    "12:memory:/\n"
-	    "11:pids:/kubepods/podx/" ID_B "\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("12:memory:/kubepods/podx/" ID_B "\n"
+	                    "11:pids:/\n",
+	                     id),
+	    TSI_ERR_PARSE);
+	assert_int_equal(cg("12:memory:/\n"
+	                    "11:pids:/kubepods/podx/" ID_B "\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	/* the same id under another pod path still disagrees */
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/podx/" ID_B "\n"
-	    "11:pids:/kubepods/pody/" ID_B "\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("12:memory:/kubepods/podx/" ID_B "\n"
+	                    "11:pids:/kubepods/pody/" ID_B "\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	/* one controller in a child cgroup of the container */
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/podx/" ID_B "\n"
-	    "11:pids:/kubepods/podx/" ID_B "/sub\n", id), TSI_ERR_PARSE);
+	assert_int_equal(cg("12:memory:/kubepods/podx/" ID_B "\n"
+	                    "11:pids:/kubepods/podx/" ID_B "/sub\n",
+	                     id),
+	    TSI_ERR_PARSE);
 	/* hybrid: the unified line naming another container */
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/podx/" ID_B "\n"
-	    "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n", id),
+	assert_int_equal(cg("12:memory:/kubepods/podx/" ID_B "\n"
+	                    "0::/kubepods.slice/cri-containerd-" ID_A
+	                    ".scope\n",
+	                     id),
 	    TSI_ERR_PARSE);
 	/* hybrid: the unified line the same path, or systemd's own */
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/podx/" ID_B "\n"
-	    "0::/kubepods/podx/" ID_B "\n", id), TSI_OK);
+	assert_int_equal(cg("12:memory:/kubepods/podx/" ID_B "\n"
+	                    "0::/kubepods/podx/" ID_B "\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_B);
-	assert_int_equal(cg(
-	    "12:memory:/kubepods/podx/" ID_B "\n"
-	    "0::/system.slice/containerd.service\n", id), TSI_OK);
+	assert_int_equal(cg("12:memory:/kubepods/podx/" ID_B "\n"
+	                    "0::/system.slice/containerd.service\n",
+	                     id),
+	    TSI_OK);
 	assert_string_equal(id, ID_B);
 	/* two unified lines */
 	assert_int_equal(cg("0::/docker/" ID_F "\n0::/docker/" ID_F "\n", id),
@@ -253,7 +321,8 @@ test_pod_several_containers(void **state)
 	struct tsi_workload *w = NULL;
 
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, sidecars, 1,
-	    "node-1", &w), TSI_OK);
+	                     "node-1", &w),
+	    TSI_OK);
 	assert_string_equal(w->namespace, "medical");
 	assert_string_equal(w->pod, "records-7d9f8b6c5-x2x4q");
 	assert_string_equal(w->service_account, "records-sa");
@@ -264,13 +333,15 @@ test_pod_several_containers(void **state)
 	assert_string_equal(w->images[1], IMG_INIT);
 	assert_int_equal(w->n_image_names, 2);
 	assert_string_equal(w->image_names[0], "busybox:1.36");
-	assert_string_equal(w->image_names[1], "registry.example/medical/app:1.2");
+	assert_string_equal(w->image_names[1],
+	    "registry.example/medical/app:1.2");
 	tsi_workload_free(w);
 	w = NULL;
 
 	/* The sidecar asks for its pod: same pod identity. */
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_B, sidecars, 1, NULL,
-	    &w), TSI_OK);
+	                     &w),
+	    TSI_OK);
 	assert_string_equal(w->pod, "records-7d9f8b6c5-x2x4q");
 	assert_int_equal(w->n_images, 2);
 	tsi_workload_free(w);
@@ -293,7 +364,8 @@ test_pod_init_and_terminated(void **state)
 
 	/* A running init container, the main container still waiting. */
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_G, sidecars, 1,
-	    "node-1", &w), TSI_OK);
+	                     "node-1", &w),
+	    TSI_OK);
 	assert_string_equal(w->namespace, "ops");
 	assert_string_equal(w->service_account, "legacy");
 	assert_string_equal(w->container, "setup");
@@ -305,14 +377,17 @@ test_pod_init_and_terminated(void **state)
 
 	/* Terminated containers identify nobody. */
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_C, sidecars, 1, NULL,
-	    &w), TSI_ERR_UNIDENTIFIED);
+	                     &w),
+	    TSI_ERR_UNIDENTIFIED);
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_D, sidecars, 1, NULL,
-	    &w), TSI_ERR_UNIDENTIFIED);
+	                     &w),
+	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 
 	/* CRI-O id, upper-case digest normalised, service account default. */
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_E, sidecars, 1, NULL,
-	    &w), TSI_OK);
+	                     &w),
+	    TSI_OK);
 	assert_string_equal(w->service_account, "default");
 	assert_string_equal(w->images[w->n_images - 1], IMG_WEB2);
 	tsi_workload_free(w);
@@ -320,9 +395,11 @@ test_pod_init_and_terminated(void **state)
 
 	/* A container in no pod; a pod of another node. */
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_F, sidecars, 1, NULL,
-	    &w), TSI_ERR_UNIDENTIFIED);
+	                     &w),
+	    TSI_ERR_UNIDENTIFIED);
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_H, sidecars, 1,
-	    "node-1", &w), TSI_ERR_UNIDENTIFIED);
+	                     "node-1", &w),
+	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 	json_decref(pods);
 }
@@ -332,7 +409,8 @@ test_pod_bad_image_refused(void **state)
 {
 	/* A good image followed by one without a digest: the pod is refused
 	 * as a whole (an unknown image could slip past a policy). */
-	const char *text = "{\"items\": [{"
+	const char *text =
+	    "{\"items\": [{"
 	    "\"metadata\": {\"name\": \"p\", \"namespace\": \"n\"},"
 	    "\"spec\": {\"containers\": [{\"name\": \"a\", \"image\": \"a:1\"},"
 	    "  {\"name\": \"b\", \"image\": \"b:1\"}]},"
@@ -358,17 +436,20 @@ test_pod_bad_image_refused(void **state)
 /* Two pods (or one pod twice) claiming one container id: nobody, whichever
  * comes first, and whatever state each claims. */
 #define DUP_PODS(state) \
-    "{\"items\": [{" \
-    "\"metadata\": {\"name\": \"victim\", \"namespace\": \"medical\"}," \
-    "\"spec\": {\"nodeName\": \"node-1\", \"containers\": [{\"name\": \"a\", \"image\": \"a:1\"}]}," \
-    "\"status\": {\"containerStatuses\": [" \
-    "  {\"name\": \"a\", \"containerID\": \"containerd://" ID_A "\"," \
-    "   \"imageID\": \"" IMG_APP "\", \"state\": {\"running\": {}}}]}}," \
-    "{\"metadata\": {\"name\": \"claimer\", \"namespace\": \"tenant\"}," \
-    "\"spec\": {\"nodeName\": \"node-1\", \"containers\": [{\"name\": \"b\", \"image\": \"b:1\"}]}," \
-    "\"status\": {\"containerStatuses\": [" \
-    "  {\"name\": \"b\", \"containerID\": \"containerd://" ID_A "\"," \
-    "   \"imageID\": \"" IMG_WEB2 "\", \"state\": {\"" state "\": {}}}]}}]}"
+	"{\"items\": [{" \
+	"\"metadata\": {\"name\": \"victim\", \"namespace\": \"medical\"}," \
+	"\"spec\": {\"nodeName\": \"node-1\", \"containers\": [{\"name\": " \
+	"\"a\", \"image\": \"a:1\"}]}," \
+	"\"status\": {\"containerStatuses\": [" \
+	"  {\"name\": \"a\", \"containerID\": \"containerd://" ID_A "\"," \
+	"   \"imageID\": \"" IMG_APP "\", \"state\": {\"running\": {}}}]}}," \
+	"{\"metadata\": {\"name\": \"claimer\", \"namespace\": \"tenant\"}," \
+	"\"spec\": {\"nodeName\": \"node-1\", \"containers\": [{\"name\": " \
+	"\"b\", \"image\": \"b:1\"}]}," \
+	"\"status\": {\"containerStatuses\": [" \
+	"  {\"name\": \"b\", \"containerID\": \"containerd://" ID_A "\"," \
+	"   \"imageID\": \"" IMG_WEB2 "\", \"state\": {\"" state \
+	"\": {}}}]}}]}"
 
 static void
 test_pod_duplicate_id(void **state)
@@ -383,20 +464,24 @@ test_pod_duplicate_id(void **state)
 	for (i = 0; i < 3; i++) {
 		assert_non_null(pods = json_loads(texts[i], 0, NULL));
 		assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, NULL, 0,
-		    "node-1", &w), TSI_ERR_UNIDENTIFIED);
+		                     "node-1", &w),
+		    TSI_ERR_UNIDENTIFIED);
 		assert_null(w);
 		json_decref(pods);
 	}
 	/* One pod listing the id twice (a container and an ephemeral one). */
-	pods = json_loads("{\"items\": [{"
+	pods = json_loads(
+	    "{\"items\": [{"
 	    "\"metadata\": {\"name\": \"p\", \"namespace\": \"n\"},"
-	    "\"spec\": {\"containers\": [{\"name\": \"a\", \"image\": \"a:1\"}]},"
+	    "\"spec\": {\"containers\": [{\"name\": \"a\", \"image\": "
+	    "\"a:1\"}]},"
 	    "\"status\": {\"containerStatuses\": ["
 	    "  {\"name\": \"a\", \"containerID\": \"containerd://" ID_A "\","
 	    "   \"imageID\": \"" IMG_APP "\", \"state\": {\"running\": {}}}],"
 	    " \"ephemeralContainerStatuses\": ["
 	    "  {\"name\": \"dbg\", \"containerID\": \"cri-o://" ID_A "\","
-	    "   \"imageID\": \"" IMG_WEB2 "\", \"state\": {\"running\": {}}}]}}]}",
+	    "   \"imageID\": \"" IMG_WEB2
+	    "\", \"state\": {\"running\": {}}}]}}]}",
 	    0, NULL);
 	assert_non_null(pods);
 	assert_int_equal(tsi_kubelet_pod_lookup(pods, ID_A, NULL, 0, NULL, &w),
@@ -421,26 +506,30 @@ test_podlist_stream(void **state)
 	(void)state;
 	snprintf(path, sizeof(path), "%s/tests/data/issuer/pods.json",
 	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
-	assert_int_equal(tsi_read_small_file(path, 1 << 20, &text, &len), TSI_OK);
+	assert_int_equal(tsi_read_small_file(path, 1 << 20, &text, &len),
+	    TSI_OK);
 	for (c = 0; c < 4; c++) {
 		assert_int_equal(tsi_podlist_parser_new(&p), TSI_OK);
-		for (off = 0; off < len; off += chunks[c] < len - off ?
-		    chunks[c] : len - off)
+		for (off = 0; off < len;
+		     off += chunks[c] < len - off ? chunks[c] : len - off)
 			assert_int_equal(tsi_podlist_parser_feed(p, text + off,
-			    chunks[c] < len - off ? chunks[c] : len - off), TSI_OK);
+			                     chunks[c] < len - off ? chunks[c]
+			                                           : len - off),
+			    TSI_OK);
 		assert_int_equal(tsi_podlist_parser_finish(p, &pruned), TSI_OK);
 		tsi_podlist_parser_free(p);
 		for (i = 0; i < 8; i++) {
 			struct tsi_workload *w1 = NULL, *w2 = NULL;
-			int r1 = tsi_kubelet_pod_lookup(full, ids[i], sidecars, 1,
-			    NULL, &w1);
-			int r2 = tsi_kubelet_pod_lookup(pruned, ids[i], sidecars,
-			    1, NULL, &w2);
+			int r1 = tsi_kubelet_pod_lookup(full, ids[i], sidecars,
+			    1, NULL, &w1);
+			int r2 = tsi_kubelet_pod_lookup(pruned, ids[i],
+			    sidecars, 1, NULL, &w2);
 			size_t k;
 
 			assert_int_equal(r1, r2);
 			if (r1 == TSI_OK) {
-				assert_string_equal(w1->namespace, w2->namespace);
+				assert_string_equal(w1->namespace,
+				    w2->namespace);
 				assert_string_equal(w1->pod, w2->pod);
 				assert_string_equal(w1->service_account,
 				    w2->service_account);
@@ -455,15 +544,20 @@ test_podlist_stream(void **state)
 			tsi_workload_free(w2);
 		}
 		/* Only what the lookup reads is kept. */
-		assert_null(json_object_get(json_object_get(json_array_get(
-		    json_object_get(pruned, "items"), 0), "metadata"), "uid"));
+		assert_null(json_object_get(
+		    json_object_get(json_array_get(json_object_get(pruned,
+		                                       "items"),
+		                        0),
+		        "metadata"),
+		    "uid"));
 		json_decref(pruned);
 	}
 	/* Not a pod list, or cut short. */
 	assert_int_equal(tsi_podlist_parse("{\"items\": [1]}", 14, &pruned),
 	    TSI_ERR_PARSE);
 	assert_int_equal(tsi_podlist_parse("{\"items\": [], \"items\": []}", 26,
-	    &pruned), TSI_ERR_PARSE);
+	                     &pruned),
+	    TSI_ERR_PARSE);
 	assert_int_equal(tsi_podlist_parse(text, len - 2, &pruned),
 	    TSI_ERR_PARSE);
 	free(text);
@@ -476,14 +570,20 @@ test_digest_normalize(void **state)
 	char d[72];
 
 	assert_int_equal(tsi_image_digest_normalize("docker-pullable://alpine@"
-	    "sha256:F7E96AD0B20AE5394C4B495ECC7899A556460598D87D4C0CDA4F6563B790F3F0",
-	    d), TSI_OK);
+	                                            "sha256:"
+	                                            "F7E96AD0B20AE5394C4B495ECC"
+	                                            "7899A556460598D87D4C0CDA4F"
+	                                            "6563B790F3F0",
+	                     d),
+	    TSI_OK);
 	assert_string_equal(d, IMG_SETUP);
 	assert_int_equal(tsi_image_digest_normalize(IMG_APP, d), TSI_OK);
 	assert_string_equal(d, IMG_APP);
-	assert_int_equal(tsi_image_digest_normalize("alpine:3.19", d), TSI_ERR_PARSE);
+	assert_int_equal(tsi_image_digest_normalize("alpine:3.19", d),
+	    TSI_ERR_PARSE);
 	assert_int_equal(tsi_image_digest_normalize("", d), TSI_ERR_PARSE);
-	assert_int_equal(tsi_image_digest_normalize("x" IMG_APP, d), TSI_ERR_PARSE);
+	assert_int_equal(tsi_image_digest_normalize("x" IMG_APP, d),
+	    TSI_ERR_PARSE);
 }
 
 /* --- kubelet over real HTTPS ------------------------------------------ */
@@ -584,7 +684,8 @@ kubelet_setup(void **state)
 	snprintf(src, sizeof(src), "%s/tests/data/issuer/pods.json",
 	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
 	copy_file(src, f.pods);
-	snprintf(script, sizeof(script), "%s/tests/data/issuer/kubelet_server.py",
+	snprintf(script, sizeof(script),
+	    "%s/tests/data/issuer/kubelet_server.py",
 	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
 	if (pipe(pfd) != 0)
 		return -1;
@@ -651,7 +752,8 @@ kubelet_config(struct kfx *f, const char *token)
 	    "sidecar_images = [ \"" IMG_SIDECAR "\" ];\n",
 	    f->proc, f->port, tokpath, f->cert);
 	assert_int_equal(tsi_issuer_config_load_string("kubelet.conf", text, &c,
-	    err, sizeof(err)), TSI_OK);
+	                     err, sizeof(err)),
+	    TSI_OK);
 	return c;
 }
 
@@ -681,11 +783,14 @@ test_kubelet_https(void **state)
 	json_t *pods = NULL;
 	int before;
 
-	fake_proc(f, 4242, "0::/kubepods.slice/kubepods-besteffort.slice/"
-	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_A ".scope\n");
+	fake_proc(f, 4242,
+	    "0::/kubepods.slice/kubepods-besteffort.slice/"
+	    "kubepods-besteffort-pod4f6a.slice/cri-containerd-" ID_A
+	    ".scope\n");
 	fake_proc(f, 4343, "0::/user.slice/user-1000.slice/session-2.scope\n");
 	fake_proc(f, 4444, "12:memory:/kubepods/besteffort/podx/" ID_F "\n");
-	fake_proc(f, 4545, "0::/kubepods.slice/cri-containerd-" ID_D ".scope\n");
+	fake_proc(f, 4545,
+	    "0::/kubepods.slice/cri-containerd-" ID_D ".scope\n");
 	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
 
 	assert_int_equal(tsi_kubelet_fetch(k, &pods), TSI_OK);
@@ -706,26 +811,34 @@ test_kubelet_https(void **state)
 	assert_int_equal(count_requests(f), before);
 
 	/* A host process, an unknown container, a terminated container. */
-	assert_int_equal(tsi_kubelet_resolve(k, 4343, &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_resolve(k, 4343, &w),
+	    TSI_ERR_UNIDENTIFIED);
 	usleep(150000);
-	assert_int_equal(tsi_kubelet_resolve(k, 4444, &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_resolve(k, 4444, &w),
+	    TSI_ERR_UNIDENTIFIED);
 	/* ... which was a miss, so the list was fetched again. */
 	assert_int_equal(count_requests(f), before + 1);
 	usleep(150000);
-	assert_int_equal(tsi_kubelet_resolve(k, 4545, &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_resolve(k, 4545, &w),
+	    TSI_ERR_UNIDENTIFIED);
 	/* A pid that does not exist. */
-	assert_int_equal(tsi_kubelet_resolve(k, 999999, &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_resolve(k, 999999, &w),
+	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 	/* Container E made a cgroup inside its own named after A (a running
 	 * container of another pod): neither identity. */
-	fake_proc(f, 4646, "0::/kubepods.slice/kubepods-burstable.slice/"
+	fake_proc(f, 4646,
+	    "0::/kubepods.slice/kubepods-burstable.slice/"
 	    "kubepods-burstable-pod1234.slice/crio-" ID_E ".scope/" ID_A "\n");
-	assert_int_equal(tsi_kubelet_resolve(k, 4646, &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_resolve(k, 4646, &w),
+	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 	/* v1: one controller moved into A's cgroup. */
-	fake_proc(f, 4747, "12:memory:/kubepods/besteffort/podx/" ID_E "\n"
+	fake_proc(f, 4747,
+	    "12:memory:/kubepods/besteffort/podx/" ID_E "\n"
 	    "11:pids:/kubepods/besteffort/pody/" ID_A "\n");
-	assert_int_equal(tsi_kubelet_resolve(k, 4747, &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_resolve(k, 4747, &w),
+	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 	tsi_kubelet_free(k);
 	tsi_issuer_config_free(cfg);
@@ -748,17 +861,20 @@ test_kubelet_list_faults(void **state)
 	static const char *bad[] = { "", "{", "[]", "{\"items\": {}}",
 		"{\"items\": [1]}", "{\"kind\": \"PodList\"}", NULL };
 
-	fake_proc(f, 5151, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	fake_proc(f, 5151,
+	    "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
 	write_file(f->pods, DUP_PODS("running"));
 	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
-	assert_int_equal(tsi_kubelet_resolve(k, 5151, &w), TSI_ERR_UNIDENTIFIED);
+	assert_int_equal(tsi_kubelet_resolve(k, 5151, &w),
+	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 	tsi_kubelet_free(k);
 
 	/* The real list cut short at several points. */
 	snprintf(path, sizeof(path), "%s/tests/data/issuer/pods.json",
 	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
-	assert_int_equal(tsi_read_small_file(path, 1 << 20, &full, &len), TSI_OK);
+	assert_int_equal(tsi_read_small_file(path, 1 << 20, &full, &len),
+	    TSI_OK);
 	for (i = 1; i < 8; i++) {
 		FILE *o = fopen(f->pods, "w");
 		assert_non_null(o);
@@ -773,7 +889,8 @@ test_kubelet_list_faults(void **state)
 		write_file(f->pods, bad[i]);
 		assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
 		if (tsi_kubelet_resolve(k, 5151, &w) != TSI_ERR_IO)
-			fail_msg("pod list '%s' not a 503-class failure", bad[i]);
+			fail_msg("pod list '%s' not a 503-class failure",
+			    bad[i]);
 		assert_null(w);
 		tsi_kubelet_free(k);
 	}
@@ -829,15 +946,16 @@ test_kubelet_slow(void **state)
 	long long t0, worst = 0, d;
 	int before, n = 0;
 
-	fake_proc(f, 4242, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	fake_proc(f, 4242,
+	    "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
 	fake_proc(f, 4444, "12:memory:/kubepods/besteffort/podx/" ID_F "\n");
 	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
-	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);  /* cached */
+	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK); /* cached */
 	tsi_workload_free(w);
 	w = NULL;
 	snprintf(delay, sizeof(delay), "%s.delay", f->pods);
 	write_file(delay, "2");
-	usleep(150000);     /* past the refresh floor, not a synchronisation */
+	usleep(150000); /* past the refresh floor, not a synchronisation */
 	before = count_requests(f);
 	a1.k = a2.k = k;
 	assert_int_equal(pthread_create(&t1, NULL, miss_thread, &a1), 0);
@@ -846,7 +964,7 @@ test_kubelet_slow(void **state)
 	 * bounded by the fetch timeout), the cached caller keeps its pace. */
 	t0 = mono_now_ms();
 	while (count_requests(f) == before && mono_now_ms() - t0 < 5000)
-		usleep(1000);      /* until the fetch has reached the kubelet */
+		usleep(1000); /* until the fetch has reached the kubelet */
 	t0 = mono_now_ms();
 	while (mono_now_ms() - t0 < 1500) {
 		long long s = mono_now_ms();
@@ -860,8 +978,8 @@ test_kubelet_slow(void **state)
 	assert_int_equal(pthread_join(t1, NULL), 0);
 	assert_int_equal(pthread_join(t2, NULL), 0);
 	print_message("slow kubelet: %d cached lookups during a 2 s fetch, "
-	    "slowest %lld ms; the misses waited %lld and %lld ms\n", n, worst,
-	    a1.ms, a2.ms);
+	              "slowest %lld ms; the misses waited %lld and %lld ms\n",
+	    n, worst, a1.ms, a2.ms);
 	assert_true(worst < 500);
 	assert_int_equal(a1.r, TSI_ERR_UNIDENTIFIED);
 	assert_int_equal(a2.r, TSI_ERR_UNIDENTIFIED);
@@ -872,7 +990,7 @@ test_kubelet_slow(void **state)
 	 * asking it again during the back-off. */
 	unlink(delay);
 	write_file(f->pods, "{");
-	usleep(150000);     /* past the refresh floor, not a synchronisation */
+	usleep(150000); /* past the refresh floor, not a synchronisation */
 	before = count_requests(f);
 	assert_int_equal(tsi_kubelet_resolve(k, 4444, &w), TSI_ERR_IO);
 	t0 = mono_now_ms();
@@ -898,18 +1016,24 @@ write_big_list(struct kfx *f, int n, size_t ann)
 
 	snprintf(src, sizeof(src), "%s/tests/data/issuer/pods.json",
 	    getenv("TSI_SOURCE_DIR") ? getenv("TSI_SOURCE_DIR") : ".");
-	assert_int_equal(tsi_read_small_file(src, 1 << 20, &text, &len), TSI_OK);
+	assert_int_equal(tsi_read_small_file(src, 1 << 20, &text, &len),
+	    TSI_OK);
 	assert_non_null(items = strstr(text, "\"items\""));
 	assert_non_null(items = strchr(items, '['));
 	assert_non_null(o = fopen(f->pods, "w"));
-	fputs("{\"kind\": \"PodList\", \"apiVersion\": \"v1\", \"items\": [", o);
+	fputs("{\"kind\": \"PodList\", \"apiVersion\": \"v1\", \"items\": [",
+	    o);
 	for (k = 0; k < n; k++) {
-		fprintf(o, "{\"metadata\": {\"name\": \"filler-%d\", \"namespace\": "
-		    "\"tenant\", \"annotations\": {\"blob\": \"", k);
+		fprintf(o,
+		    "{\"metadata\": {\"name\": \"filler-%d\", \"namespace\": "
+		    "\"tenant\", \"annotations\": {\"blob\": \"",
+		    k);
 		for (i = 0; i < ann; i++)
 			fputc('a' + (int)(i % 26), o);
-		fputs("\"}}, \"spec\": {\"nodeName\": \"node-1\", \"containers\": []},"
-		    " \"status\": {}},\n", o);
+		fputs("\"}}, \"spec\": {\"nodeName\": \"node-1\", "
+		      "\"containers\": []},"
+		      " \"status\": {}},\n",
+		    o);
 	}
 	fputs(items + 1, o);
 	assert_int_equal(fclose(o), 0);
@@ -929,8 +1053,9 @@ test_kubelet_large_list(void **state)
 	struct tsi_kubelet *k = NULL;
 	struct tsi_workload *w = NULL;
 
-	fake_proc(f, 4242, "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
-	write_big_list(f, 40, 1024 * 1024);     /* 40 MiB */
+	fake_proc(f, 4242,
+	    "0::/kubepods.slice/cri-containerd-" ID_A ".scope\n");
+	write_big_list(f, 40, 1024 * 1024); /* 40 MiB */
 	assert_int_equal(tsi_kubelet_new(cfg, &k), TSI_OK);
 	assert_int_equal(tsi_kubelet_resolve(k, 4242, &w), TSI_OK);
 	assert_string_equal(w->namespace, "medical");
@@ -1010,7 +1135,8 @@ test_unix_self(void **state)
 	for (i = 0; i < 32; i++)
 		snprintf(expect + 7 + 2 * i, 3, "%02x", md[i]);
 
-	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL, NULL, NULL, NULL, &w),
+	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL,
+	                     NULL, NULL, NULL, &w),
 	    TSI_OK);
 	assert_int_equal(w->kind, TSI_WORKLOAD_UNIX);
 	assert_int_equal(w->uid, getuid());
@@ -1020,13 +1146,15 @@ test_unix_self(void **state)
 	tsi_workload_free(w);
 	w = NULL;
 	/* Cached digest, same answer. */
-	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL, NULL, NULL, NULL, &w),
+	assert_int_equal(tsi_unix_resolve("/proc", getpid(), getuid(), NULL,
+	                     NULL, NULL, NULL, &w),
 	    TSI_OK);
 	assert_string_equal(w->images[0], expect);
 	tsi_workload_free(w);
 	w = NULL;
 	/* No such process. */
-	assert_int_equal(tsi_unix_resolve("/proc", 999999, 0, NULL, NULL, NULL, NULL, &w),
+	assert_int_equal(tsi_unix_resolve("/proc", 999999, 0, NULL, NULL, NULL,
+	                     NULL, &w),
 	    TSI_ERR_UNIDENTIFIED);
 	assert_null(w);
 }
@@ -1050,7 +1178,9 @@ exe_digest(const char *proc_root)
 	struct tsi_workload *w = NULL;
 	char *d;
 
-	assert_int_equal(tsi_unix_resolve(proc_root, 4242, 1000, NULL, NULL, NULL, NULL, &w), TSI_OK);
+	assert_int_equal(tsi_unix_resolve(proc_root, 4242, 1000, NULL, NULL,
+	                     NULL, NULL, &w),
+	    TSI_OK);
 	assert_int_equal(w->n_images, 1);
 	d = strdup(w->images[0]);
 	tsi_workload_free(w);
@@ -1139,7 +1269,7 @@ test_unix_same_exe_concurrent(void **state)
 	struct tsi_workload *w = NULL;
 	struct tsi_exe_hasher *h = NULL;
 	struct wake_count wc = { PTHREAD_MUTEX_INITIALIZER,
-	    PTHREAD_COND_INITIALIZER, 0 };
+		PTHREAD_COND_INITIALIZER, 0 };
 	struct tsi_wake wake = { count_wake, &wc };
 	struct timespec until;
 	int i, fd, r;
@@ -1181,13 +1311,15 @@ test_unix_same_exe_concurrent(void **state)
 	pthread_mutex_unlock(&wc.mu);
 	assert_int_equal(r, SAME_EXE_CALLERS);
 	assert_int_equal(tsi_unix_resolve(dir, 5000, 1000, NULL, NULL, NULL,
-	    NULL, &w), TSI_OK);
+	                     NULL, &w),
+	    TSI_OK);
 	sync_digest = strdup(w->images[0]);
 	tsi_workload_free(w);
 	for (i = 0; i < SAME_EXE_CALLERS; i++) {
 		w = NULL;
 		assert_int_equal(tsi_unix_resolve(dir, 5000 + i, 1000, NULL, h,
-		    &rs[i], &wake, &w), TSI_OK);
+		                     &rs[i], &wake, &w),
+		    TSI_OK);
 		assert_int_equal(w->n_images, 1);
 		digest[i] = strdup(w->images[0]);
 		assert_string_equal(digest[i], sync_digest);

@@ -24,9 +24,9 @@
 
 struct listen_case {
 	const char *in;
-	int family;            /* 0: refused */
+	int family; /* 0: refused */
 	unsigned port;
-	int loopback;          /* tsi_net_listen_is_loopback */
+	int loopback; /* tsi_net_listen_is_loopback */
 };
 
 static const struct listen_case cases[] = {
@@ -44,15 +44,15 @@ static const struct listen_case cases[] = {
 	{ "[::1]:8200", AF_INET6, 8200, 1 },
 	{ "[::]:8200", AF_INET6, 8200, 0 },
 	{ "[fe80::1]:8443", AF_INET6, 8443, 0 },
-	{ "::1:8200", AF_INET6, 8200, 1 },     /* last colon is the port's */
+	{ "::1:8200", AF_INET6, 8200, 1 }, /* last colon is the port's */
 	/* tsi-vault took an empty host as every IPv4 address (tsi-attest and
 	 * tsi-injector did not); kept */
 	{ ":8200", AF_INET, 8200, 0 },
 	/* port 0 (the kernel picks): tsi-vault and tsi-injector took it */
 	{ "127.0.0.1:0", AF_INET, 0, 1 },
 	/* refused by one copy or another, now by the rule */
-	{ "127.0.0.1:+80", 0, 0, -1 },         /* strtol/strtoul took a sign */
-	{ "127.0.0.1: 80", 0, 0, -1 },         /* ... and blanks */
+	{ "127.0.0.1:+80", 0, 0, -1 }, /* strtol/strtoul took a sign */
+	{ "127.0.0.1: 80", 0, 0, -1 }, /* ... and blanks */
 	{ "127.0.0.1:-0", 0, 0, -1 },
 	{ "127.0.0.1:080000", 0, 0, -1 },
 	{ "127.0.0.1:65536", 0, 0, -1 },
@@ -61,12 +61,13 @@ static const struct listen_case cases[] = {
 	{ "[]:80", 0, 0, -1 },
 	{ "[::1]80", 0, 0, -1 },
 	{ "[::1:80", 0, 0, -1 },
-	{ "localhost:8200", 0, 0, -1 },        /* names are not resolved */
+	{ "localhost:8200", 0, 0, -1 }, /* names are not resolved */
 	{ "127.0.0.1", 0, 0, -1 },
 	{ "8200", 0, 0, -1 },
 	{ "", 0, 0, -1 },
 	{ "1234567890123456789012345678901234567890123456789012345678901234"
-	  "5:80", 0, 0, -1 },
+	  "5:80",
+	    0, 0, -1 },
 };
 
 static void
@@ -85,7 +86,8 @@ test_rule(void **state)
 		    (r == TSI_OK && ss.ss_family != c->family))
 			print_message("case '%s': %d family %d\n", c->in, r,
 			    (int)ss.ss_family);
-		assert_int_equal(tsi_net_listen_is_loopback(c->in), c->loopback);
+		assert_int_equal(tsi_net_listen_is_loopback(c->in),
+		    c->loopback);
 		if (c->family == 0) {
 			assert_int_equal(r, TSI_ERR_PARSE);
 			continue;
@@ -94,12 +96,14 @@ test_rule(void **state)
 		assert_int_equal(ss.ss_family, c->family);
 		if (c->family == AF_INET) {
 			assert_int_equal(len, sizeof(struct sockaddr_in));
-			assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->
-			    sin_port), c->port);
+			assert_int_equal(ntohs(((struct sockaddr_in *)&ss)
+			                           ->sin_port),
+			    c->port);
 		} else {
 			assert_int_equal(len, sizeof(struct sockaddr_in6));
-			assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->
-			    sin6_port), c->port);
+			assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)
+			                           ->sin6_port),
+			    c->port);
 		}
 	}
 	assert_int_equal(tsi_net_parse_listen(NULL, &ss, &len), TSI_ERR_PARSE);
@@ -126,9 +130,11 @@ test_second_listener_refused(void **state)
 		memset(&a, 0, sizeof(a));
 		a.sin_family = AF_INET;
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		assert_int_equal(bind(probe, (struct sockaddr *)&a, sizeof(a)), 0);
+		assert_int_equal(bind(probe, (struct sockaddr *)&a, sizeof(a)),
+		    0);
 		assert_int_equal(getsockname(probe, (struct sockaddr *)&a,
-		    &alen), 0);
+		                     &alen),
+		    0);
 		close(probe);
 		snprintf(addr, sizeof(addr), "127.0.0.1:%u",
 		    (unsigned)ntohs(a.sin_port));

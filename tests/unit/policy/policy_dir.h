@@ -24,7 +24,8 @@ pd_rm(const char *dir)
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
 			continue;
 		if (snprintf(p, sizeof(p), "%s/%s", dir, de->d_name) >=
 		    (int)sizeof(p))
@@ -42,7 +43,8 @@ pd_make(char *dir, size_t len)
 {
 	const char *base = getenv("TMPDIR");
 
-	int n = snprintf(dir, len, "%s/tsi-policy-XXXXXX", base ? base : "/tmp");
+	int n =
+	    snprintf(dir, len, "%s/tsi-policy-XXXXXX", base ? base : "/tmp");
 
 	if (n < 0 || (size_t)n >= len)
 		return -1;

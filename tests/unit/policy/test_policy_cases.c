@@ -77,7 +77,7 @@ run_case(const struct tsi_policy_set *p, const char *file, const json_t *base,
 	}
 	if ((v = json_object_get(c, "claims")) != NULL)
 		json_object_update(claims, v);
-	json_array_foreach(json_object_get(c, "unset"), i, v)
+	json_array_foreach (json_object_get(c, "unset"), i, v)
 		json_object_del(claims, json_string_value(v));
 	memset(&d, 0, sizeof(d));
 	if (json_is_true(json_object_get(c, "login"))) {
@@ -101,7 +101,8 @@ run_case(const struct tsi_policy_set *p, const char *file, const json_t *base,
 	    (reason != NULL && strstr(d.reason, reason) == NULL))
 		fail = 1;
 	if (fail)
-		print_error("%s: case '%s': want %s by %s%s%s, got %s by %s (%s)\n",
+		print_error("%s: case '%s': want %s by %s%s%s, got %s by %s "
+		            "(%s)\n",
 		    file, name, expect, rule, reason ? " with " : "",
 		    reason ? reason : "", d.allowed ? "allow" : "deny", d.rule,
 		    d.reason);
@@ -145,7 +146,7 @@ test_cases(void **state)
 		doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 		if (doc == NULL)
 			fail_msg("%s:%d: %s", path, jerr.line, jerr.text);
-		json_array_foreach(json_object_get(doc, "cases"), j, c) {
+		json_array_foreach (json_object_get(doc, "cases"), j, c) {
 			total++;
 			failed += run_case(p, names[i],
 			    json_object_get(doc, "claims"), c);

@@ -11,7 +11,10 @@
 #include "tsi/policy.h"
 #include "vault-plugin/mounts.h"
 
-struct pm { const char *pat, *path; int want; };
+struct pm {
+	const char *pat, *path;
+	int want;
+};
 
 static void
 test_path_globs(void **state)
@@ -79,52 +82,94 @@ static void
 test_path_templates(void **state)
 {
 	static const char *const claims[] = {
-		"region", "eu-de", "cluster-name", "c/1", "namespace", "*",
-		"node", "+", NULL,
+		"region",
+		"eu-de",
+		"cluster-name",
+		"c/1",
+		"namespace",
+		"*",
+		"node",
+		"+",
+		NULL,
 	};
 	struct tsi_pol_tmpl t = { fake_resolve, (void *)claims, 0 };
 	struct tsi_pol_tmpl w = { fake_resolve, (void *)claims, 1 };
 
 	(void)state;
-	assert_true(tsi_pol_path_match("secret/data/{region}/*", "secret/data/eu-de/x", &t));
-	assert_false(tsi_pol_path_match("secret/data/{region}/*", "secret/data/eu-fr/x", &t));
-	assert_true(tsi_pol_path_match("secret/data/r-{region}-x/k", "secret/data/r-eu-de-x/k", &t));
-	assert_true(tsi_pol_path_match("secret/data/{region}", "secret/data/eu-de", &t));
-	assert_false(tsi_pol_path_match("secret/data/{region}", "secret/data/eu-de/x", &t));
+	assert_true(tsi_pol_path_match("secret/data/{region}/*",
+	    "secret/data/eu-de/x", &t));
+	assert_false(tsi_pol_path_match("secret/data/{region}/*",
+	    "secret/data/eu-fr/x", &t));
+	assert_true(tsi_pol_path_match("secret/data/r-{region}-x/k",
+	    "secret/data/r-eu-de-x/k", &t));
+	assert_true(tsi_pol_path_match("secret/data/{region}",
+	    "secret/data/eu-de", &t));
+	assert_false(tsi_pol_path_match("secret/data/{region}",
+	    "secret/data/eu-de/x", &t));
 	/* A template in the partial last segment is a prefix. */
-	assert_true(tsi_pol_path_match("secret/data/{region}*", "secret/data/eu-dex/y", &t));
+	assert_true(tsi_pol_path_match("secret/data/{region}*",
+	    "secret/data/eu-dex/y", &t));
 	/* '/' in a value: never spans segments, never matches. */
-	assert_false(tsi_pol_path_match("secret/data/{cluster-name}/*", "secret/data/c/1/x", &t));
-	assert_false(tsi_pol_path_match("secret/data/{cluster-name}/*", "secret/data/c/x", &t));
+	assert_false(tsi_pol_path_match("secret/data/{cluster-name}/*",
+	    "secret/data/c/1/x", &t));
+	assert_false(tsi_pol_path_match("secret/data/{cluster-name}/*",
+	    "secret/data/c/x", &t));
 	/* Glob characters in values are literal. */
-	assert_false(tsi_pol_path_match("secret/data/{namespace}/x", "secret/data/abc/x", &t));
-	assert_true(tsi_pol_path_match("secret/data/{namespace}/x", "secret/data/*/x", &t));
-	assert_false(tsi_pol_path_match("secret/data/{node}/x", "secret/data/abc/x", &t));
-	assert_true(tsi_pol_path_match("secret/data/{node}/x", "secret/data/+/x", &t));
+	assert_false(tsi_pol_path_match("secret/data/{namespace}/x",
+	    "secret/data/abc/x", &t));
+	assert_true(tsi_pol_path_match("secret/data/{namespace}/x",
+	    "secret/data/*/x", &t));
+	assert_false(tsi_pol_path_match("secret/data/{node}/x",
+	    "secret/data/abc/x", &t));
+	assert_true(
+	    tsi_pol_path_match("secret/data/{node}/x", "secret/data/+/x", &t));
 	/* Unknown claim: no match; in deny (wild) mode: any one segment. */
-	assert_false(tsi_pol_path_match("secret/data/{pod}/x", "secret/data/p/x", &t));
-	assert_true(tsi_pol_path_match("secret/data/{pod}/x", "secret/data/p/x", &w));
-	assert_false(tsi_pol_path_match("secret/data/{pod}/x", "secret/data/p/q/x", &w));
-	assert_true(tsi_pol_path_match("secret/data/{cluster-name}/*", "secret/data/c/1/x", &w));
-	assert_false(tsi_pol_path_match("secret/data/{pod}/x", "secret/data//x", &w));
+	assert_false(
+	    tsi_pol_path_match("secret/data/{pod}/x", "secret/data/p/x", &t));
+	assert_true(
+	    tsi_pol_path_match("secret/data/{pod}/x", "secret/data/p/x", &w));
+	assert_false(
+	    tsi_pol_path_match("secret/data/{pod}/x", "secret/data/p/q/x", &w));
+	assert_true(tsi_pol_path_match("secret/data/{cluster-name}/*",
+	    "secret/data/c/1/x", &w));
+	assert_false(
+	    tsi_pol_path_match("secret/data/{pod}/x", "secret/data//x", &w));
 }
 
-struct vg { const char *pat, *s; int want; };
+struct vg {
+	const char *pat, *s;
+	int want;
+};
 
 static void
 test_value_globs(void **state)
 {
 	static const struct vg t[] = {
-		{ "abc", "abc", 1 }, { "abc", "abd", 0 }, { "abc", "ab", 0 },
-		{ "abc", "abcd", 0 }, { "*", "", 1 }, { "*", "x/y", 1 },
-		{ "a*", "a", 1 }, { "a*", "abc/def", 1 }, { "*c", "abc", 1 },
-		{ "*c", "abd", 0 }, { "a?c", "abc", 1 }, { "a?c", "ac", 0 },
-		{ "a?c", "abbc", 0 }, { "?", "", 0 }, { "a*b*c", "a-b-c", 1 },
-		{ "a*b*c", "a-c-b", 0 }, { "eu-*", "eu-de", 1 },
-		{ "eu-*", "us-south", 0 }, { "dal0?", "dal05", 1 },
-		{ "sha256:4f*", "sha256:4f5a", 1 }, { "[a]", "a", 0 },
-		{ "[a]", "[a]", 1 }, { "\\*", "*", 0 },
-		{ "**", "x", 1 }, { "a**", "a", 1 },
+		{ "abc", "abc", 1 },
+		{ "abc", "abd", 0 },
+		{ "abc", "ab", 0 },
+		{ "abc", "abcd", 0 },
+		{ "*", "", 1 },
+		{ "*", "x/y", 1 },
+		{ "a*", "a", 1 },
+		{ "a*", "abc/def", 1 },
+		{ "*c", "abc", 1 },
+		{ "*c", "abd", 0 },
+		{ "a?c", "abc", 1 },
+		{ "a?c", "ac", 0 },
+		{ "a?c", "abbc", 0 },
+		{ "?", "", 0 },
+		{ "a*b*c", "a-b-c", 1 },
+		{ "a*b*c", "a-c-b", 0 },
+		{ "eu-*", "eu-de", 1 },
+		{ "eu-*", "us-south", 0 },
+		{ "dal0?", "dal05", 1 },
+		{ "sha256:4f*", "sha256:4f5a", 1 },
+		{ "[a]", "a", 0 },
+		{ "[a]", "[a]", 1 },
+		{ "\\*", "*", 0 },
+		{ "**", "x", 1 },
+		{ "a**", "a", 1 },
 	};
 	char big[4000], pat[200];
 	size_t i;
@@ -163,7 +208,10 @@ test_value_lists(void **state)
 	assert_false(tsi_pol_value_match(two, 2, "c"));
 }
 
-struct pc { const char *pat; const char *why; };
+struct pc {
+	const char *pat;
+	const char *why;
+};
 
 static void
 test_pattern_check(void **state)
@@ -207,9 +255,10 @@ test_pattern_check(void **state)
 		r = tsi_pol_pattern_check(t[i].pat, why, sizeof(why));
 		if (t[i].why == NULL && r != 0)
 			fail_msg("'%s' refused: %s", t[i].pat, why);
-		if (t[i].why != NULL && (r == 0 || strstr(why, t[i].why) == NULL))
-			fail_msg("'%s': want '%s', got '%s'", t[i].pat, t[i].why,
-			    r == 0 ? "(accepted)" : why);
+		if (t[i].why != NULL &&
+		    (r == 0 || strstr(why, t[i].why) == NULL))
+			fail_msg("'%s': want '%s', got '%s'", t[i].pat,
+			    t[i].why, r == 0 ? "(accepted)" : why);
 	}
 }
 
@@ -217,10 +266,11 @@ static void
 test_path_valid(void **state)
 {
 	static const char *good[] = { "secret/data/x", "secret/metadata/x/",
-	    "sys/audit/releases", "a", "secret/data/.hidden", "secret/data/..x" };
+		"sys/audit/releases", "a", "secret/data/.hidden",
+		"secret/data/..x" };
 	static const char *bad[] = { "", "/secret/data/x", "secret//x",
-	    "secret/data/./x", "secret/data/../x", "secret/data/..",
-	    "secret/data/x//", "secret/data/\x01", "/" };
+		"secret/data/./x", "secret/data/../x", "secret/data/..",
+		"secret/data/x//", "secret/data/\x01", "/" };
 	char huge[2000];
 	size_t i;
 
@@ -241,7 +291,7 @@ static void
 test_cap_names(void **state)
 {
 	static const char *names[] = { "create", "read", "update", "delete",
-	    "list", "audit" };
+		"list", "audit" };
 	size_t i;
 
 	(void)state;
@@ -254,7 +304,8 @@ test_cap_names(void **state)
 	assert_int_equal(tsi_cap_from_name("sudo"), 0);
 	assert_int_equal(tsi_cap_from_name("READ"), 0);
 	assert_int_equal(tsi_cap_from_name(NULL), 0);
-	assert_string_equal(tsi_cap_name(TSI_CAP_READ | TSI_CAP_LIST), "unknown");
+	assert_string_equal(tsi_cap_name(TSI_CAP_READ | TSI_CAP_LIST),
+	    "unknown");
 }
 
 int

@@ -26,7 +26,8 @@ static const char set_text[] =
     "    paths = [ \"secret/data/eu/*\", \"secret/metadata/eu/*\" ];\n"
     "    match = { region = [ \"!eu-*\" ]; }; },\n"
     "  { name = \"read-fence\"; effect = \"deny\"; guardrail = true;\n"
-    "    paths = [ \"secret/data/fenced/*\" ]; capabilities = [ \"read\" ]; },\n"
+    "    paths = [ \"secret/data/fenced/*\" ]; capabilities = [ \"read\" ]; "
+    "},\n"
     "  { name = \"own-ns-only\"; effect = \"deny\"; guardrail = true;\n"
     "    paths = [ \"secret/data/ns/{namespace}/private/*\" ]; },\n"
     "  { name = \"no-tmp\"; effect = \"deny\"; guardrail = false;\n"
@@ -89,7 +90,8 @@ test_root_bound_by_guardrails(void **state)
 	/* A guardrail limited to read leaves root its other capabilities. */
 	expect_root(p, empty, "secret/data/fenced/k", TSI_CAP_READ, 0,
 	    "read-fence");
-	expect_root(p, empty, "secret/data/fenced/k", TSI_CAP_CREATE, 1, "root");
+	expect_root(p, empty, "secret/data/fenced/k", TSI_CAP_CREATE, 1,
+	    "root");
 	/* A {claim} root cannot fill matches any segment (fail closed). */
 	expect_root(p, empty, "secret/data/ns/prod/private/k", TSI_CAP_READ, 0,
 	    "own-ns-only");
@@ -103,7 +105,8 @@ test_root_bound_by_guardrails(void **state)
 	{
 		json_t *eu = json_pack("{ss}", "region", "eu-de");
 
-		expect_root(p, eu, "secret/data/eu/gdpr", TSI_CAP_READ, 1, "root");
+		expect_root(p, eu, "secret/data/eu/gdpr", TSI_CAP_READ, 1,
+		    "root");
 		json_decref(eu);
 	}
 	/* Paths that could slip past a pattern are refused, not allowed. */
@@ -118,16 +121,19 @@ test_root_bound_by_guardrails(void **state)
 		json_t *us = json_pack("{ss}", "region", "us-south");
 		struct tsi_decision d;
 
-		assert_int_equal(tsi_policy_eval(p, "eu", us, "secret/data/eu/x",
-		    TSI_CAP_READ, &d), TSI_ERR_DENIED);
+		assert_int_equal(tsi_policy_eval(p, "eu", us,
+		                     "secret/data/eu/x", TSI_CAP_READ, &d),
+		    TSI_ERR_DENIED);
 		assert_string_equal(d.rule, "never-outside-eu");
-		assert_int_equal(tsi_policy_eval(p, NULL, us, "secret/data/tmp/x",
-		    TSI_CAP_READ, &d), TSI_ERR_DENIED);
+		assert_int_equal(tsi_policy_eval(p, NULL, us,
+		                     "secret/data/tmp/x", TSI_CAP_READ, &d),
+		    TSI_ERR_DENIED);
 		assert_string_equal(d.rule, "no-tmp");
 		json_decref(us);
 	}
 	/* No set: no guardrails. */
-	expect_root(NULL, empty, "secret/data/eu/gdpr", TSI_CAP_READ, 1, "root");
+	expect_root(NULL, empty, "secret/data/eu/gdpr", TSI_CAP_READ, 1,
+	    "root");
 	json_decref(empty);
 	tsi_policy_unref(p);
 }
@@ -135,15 +141,19 @@ test_root_bound_by_guardrails(void **state)
 static void
 test_guardrail_errors(void **state)
 {
-	static const struct { const char *text, *err; } cases[] = {
+	static const struct {
+		const char *text, *err;
+	} cases[] = {
 		{ "rules = ( { name = \"a\"; guardrail = true;\n"
-		    "  paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ]; } );\n",
+		  "  paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" "
+		  "]; } );\n",
 		    "a.conf:1: rule 'a': 'guardrail' is for deny rules only" },
 		{ "rules = ( { name = \"b\"; effect = \"deny\";\n"
-		    "  paths = [ \"secret/data/x\" ];\n  guardrail = \"yes\"; } );\n",
+		  "  paths = [ \"secret/data/x\" ];\n  guardrail = \"yes\"; } "
+		  ");\n",
 		    "a.conf:3: rule 'b': 'guardrail' must be true or false" },
 		{ "rules = ( { name = \"c\"; effect = \"deny\";\n"
-		    "  paths = [ \"secret/data/x\" ]; guardrail = 1; } );\n",
+		  "  paths = [ \"secret/data/x\" ]; guardrail = 1; } );\n",
 		    "a.conf:2: rule 'c': 'guardrail' must be true or false" },
 	};
 	size_t i;
@@ -152,8 +162,8 @@ test_guardrail_errors(void **state)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[512];
 		int rc;
-		struct tsi_policy_set *p = load(cases[i].text, err, sizeof(err),
-		    &rc);
+		struct tsi_policy_set *p =
+		    load(cases[i].text, err, sizeof(err), &rc);
 
 		assert_null(p);
 		assert_int_equal(rc, TSI_ERR_CONFIG);

@@ -33,7 +33,8 @@ static const char deny_text[] =
     "  { name = \"never-outside-eu\"; effect = \"deny\";\n"
     "    paths = [ \"secret/data/app/eu/*\" ];\n"
     "    match = { region = [ \"!eu-*\" ]; }; },\n"
-    "  { name = \"no-tmp\"; effect = \"deny\"; paths = [ \"secret/data/app/tmp/*\" ]; }\n"
+    "  { name = \"no-tmp\"; effect = \"deny\"; paths = [ "
+    "\"secret/data/app/tmp/*\" ]; }\n"
     ");\n";
 
 static struct tsi_policy_set *
@@ -95,8 +96,8 @@ static void
 test_refused(void **state)
 {
 	static const char *const texts[] = {
-		"",                                       /* : > 50-deny.conf */
-		"# Geofence\n",                           /* cut after a comment */
+		"",             /* : > 50-deny.conf */
+		"# Geofence\n", /* cut after a comment */
 		"# all rules commented out\n# rules = ( );\n",
 		"rules = ( );\n",
 		"\n\n   \n",
@@ -110,7 +111,8 @@ test_refused(void **state)
 		if (dropped("50-deny.conf", texts[i], err, sizeof(err)) !=
 		    TSI_ERR_CONFIG)
 			fail_msg("case %zu: refused nothing", i);
-		assert_non_null(strstr(err, "50-deny.conf: defines no rules or "
+		assert_non_null(strstr(err,
+		    "50-deny.conf: defines no rules or "
 		    "roles, but the set in force has 2 rules and 0 roles"));
 		assert_non_null(strstr(err, "atomic rename"));
 	}
@@ -123,12 +125,16 @@ test_refused(void **state)
 		assert_int_equal(pd_make(empty, sizeof(empty)), 0);
 		next = load_ok(empty);
 		assert_int_equal(tsi_policy_check_dropped(prev, next, err,
-		    sizeof(err)), TSI_ERR_CONFIG);
-		assert_non_null(strstr(err, "the policy directory defines no "
-		    "rules or roles (0 files), but the set in force has 3 rules "
+		                     sizeof(err)),
+		    TSI_ERR_CONFIG);
+		assert_non_null(strstr(err,
+		    "the policy directory defines no "
+		    "rules or roles (0 files), but the set in force has 3 "
+		    "rules "
 		    "and 1 role"));
 		assert_int_equal(tsi_policy_check_dropped(next, next, err,
-		    sizeof(err)), TSI_OK);
+		                     sizeof(err)),
+		    TSI_OK);
 		tsi_policy_unref(prev);
 		tsi_policy_unref(next);
 		pd_rm(empty);
@@ -137,8 +143,10 @@ test_refused(void **state)
 	assert_int_equal(pd_write(dir, "50-deny.conf", deny_text), 0);
 	assert_int_equal(dropped("10-roles.conf", "", err, sizeof(err)),
 	    TSI_ERR_CONFIG);
-	assert_non_null(strstr(err, "10-roles.conf: defines no rules or roles, "
-	    "but the set in force has 0 rules and 1 role from it (empty file)"));
+	assert_non_null(strstr(err,
+	    "10-roles.conf: defines no rules or roles, "
+	    "but the set in force has 0 rules and 1 role from it (empty "
+	    "file)"));
 }
 
 static void
@@ -149,12 +157,16 @@ test_allowed(void **state)
 
 	(void)state;
 	/* Removing the file is how rules are dropped on purpose. */
-	assert_int_equal(dropped("50-deny.conf", NULL, err, sizeof(err)), TSI_OK);
+	assert_int_equal(dropped("50-deny.conf", NULL, err, sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(pd_write(dir, "50-deny.conf", deny_text), 0);
 	/* Fewer rules, or other ones, in a file that still has some. */
-	assert_int_equal(dropped("50-deny.conf", "rules = ( { name = \"no-tmp\";\n"
-	    "  effect = \"deny\"; paths = [ \"secret/data/app/tmp/*\" ]; } );\n",
-	    err, sizeof(err)), TSI_OK);
+	assert_int_equal(dropped("50-deny.conf",
+	                     "rules = ( { name = \"no-tmp\";\n"
+	                     "  effect = \"deny\"; paths = [ "
+	                     "\"secret/data/app/tmp/*\" ]; } );\n",
+	                     err, sizeof(err)),
+	    TSI_OK);
 	/* A new empty file, or one that never had rules, is no loss. */
 	assert_int_equal(dropped("60-new.conf", "# later\n", err, sizeof(err)),
 	    TSI_OK);
@@ -207,7 +219,8 @@ test_save_and_load_copy(void **state)
 	assert_int_equal(nro, 1);
 	assert_int_equal(nru, 3);
 	assert_int_equal(tsi_policy_eval(c, "app", us, "secret/data/app/eu/x",
-	    TSI_CAP_READ, &d), TSI_ERR_DENIED);
+	                     TSI_CAP_READ, &d),
+	    TSI_ERR_DENIED);
 	assert_string_equal(d.rule, "never-outside-eu");
 	/* A link to one private directory of 0600 files. */
 	assert_int_equal(lstat(link, &st), 0);
@@ -238,7 +251,8 @@ test_save_and_load_copy(void **state)
 	assert_int_equal(count_prefix(dir2, "policy-last-good"), 2);
 	/* A path that cannot be written is an error with a reason. */
 	assert_int_equal(tsi_policy_save(p, "/nonexistent-dir/last-good", err,
-	    sizeof(err)), TSI_ERR_IO);
+	                     sizeof(err)),
+	    TSI_ERR_IO);
 	assert_non_null(strstr(err, "cannot create"));
 	json_decref(us);
 	tsi_policy_unref(c);

@@ -20,7 +20,9 @@
 #include "tsi/policy.h"
 #include "vault-plugin/mounts.h"
 
-struct file { const char *name, *text; };
+struct file {
+	const char *name, *text;
+};
 
 static char tmpdir[256];
 
@@ -34,7 +36,8 @@ rm_dir(const char *dir)
 	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (unlink(p) != 0)
@@ -105,7 +108,8 @@ expect_errors(const struct file *files, const char *const *want)
 		const char *exp = i < nwant ? want[i] : "(none)";
 
 		if (strcmp(got, exp) != 0)
-			fail_msg("error %d:\n  want: %s\n  got:  %s", i, exp, got);
+			fail_msg("error %d:\n  want: %s\n  got:  %s", i, exp,
+			    got);
 	}
 	assert_int_equal(r, nwant);
 	/* load_dir refuses the same directory, naming the first error. */
@@ -125,8 +129,11 @@ static void
 test_syntax_error(void **state)
 {
 	static const struct file f[] = {
-		{ "a.conf", "rules = (\n  { name = \"x\"; paths = [ \"secret/data/x\" ];\n"
-		    "    capabilities = [ \"read\" ] }\n  { name = \"y\" }\n);\n" },
+		{ "a.conf",
+		    "rules = (\n  { name = \"x\"; paths = [ \"secret/data/x\" "
+		    "];\n"
+		    "    capabilities = [ \"read\" ] }\n  { name = \"y\" "
+		    "}\n);\n" },
 		{ NULL, NULL },
 	};
 	static const char *const want[] = { "a.conf:4: syntax error", NULL };
@@ -140,25 +147,31 @@ test_unknown_keys_and_types(void **state)
 {
 	static const struct file f[] = {
 		{ "a.conf",
-		    "policies = ();\n"                                     /* 1 */
-		    "rules = (\n"                                          /* 2 */
-		    "  { name = \"r1\";\n"                                 /* 3 */
-		    "    paths = \"secret/data/x\";\n"                     /* 4 */
-		    "    capabilities = [ \"read\" ];\n"                   /* 5 */
-		    "    colour = \"blue\"; },\n"                          /* 6 */
-		    "  { name = 7; paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ]; },\n" /* 7 */
-		    "  { name = \"r3\"; paths = [ ]; capabilities = [ \"read\" ]; },\n"          /* 8 */
-		    "  { name = \"r4\"; paths = ( \"secret/data/x\", 5 ); capabilities = [ \"read\" ]; },\n" /* 9 */
-		    "  { name = \"r5\"; paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ];\n" /* 10 */
-		    "    effect = \"maybe\"; description = 1; },\n"       /* 11 */
-		    "  \"not a group\",\n"                                 /* 12 */
-		    "  { paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ]; }\n" /* 13 */
+		    "policies = ();\n"                   /* 1 */
+		    "rules = (\n"                        /* 2 */
+		    "  { name = \"r1\";\n"               /* 3 */
+		    "    paths = \"secret/data/x\";\n"   /* 4 */
+		    "    capabilities = [ \"read\" ];\n" /* 5 */
+		    "    colour = \"blue\"; },\n"        /* 6 */
+		    "  { name = 7; paths = [ \"secret/data/x\" ]; capabilities "
+		    "= [ \"read\" ]; },\n" /* 7 */
+		    "  { name = \"r3\"; paths = [ ]; capabilities = [ \"read\" "
+		    "]; },\n" /* 8 */
+		    "  { name = \"r4\"; paths = ( \"secret/data/x\", 5 ); "
+		    "capabilities = [ \"read\" ]; },\n" /* 9 */
+		    "  { name = \"r5\"; paths = [ \"secret/data/x\" ]; "
+		    "capabilities = [ \"read\" ];\n"                /* 10 */
+		    "    effect = \"maybe\"; description = 1; },\n" /* 11 */
+		    "  \"not a group\",\n"                          /* 12 */
+		    "  { paths = [ \"secret/data/x\" ]; capabilities = [ "
+		    "\"read\" ]; }\n" /* 13 */
 		    ");\n"
-		    "roles = { name = \"x\"; };\n" },                       /* 15 */
+		    "roles = { name = \"x\"; };\n" }, /* 15 */
 		{ NULL, NULL },
 	};
 	static const char *const want[] = {
-		"a.conf:1: unknown setting 'policies' (a policy file has roles and rules)",
+		"a.conf:1: unknown setting 'policies' (a policy file has roles "
+		"and rules)",
 		"a.conf:4: rule 'r1': 'paths' must be a list of strings",
 		"a.conf:6: rule 'r1': unknown setting 'colour'",
 		"a.conf:7: rule: 'name' must be a string",
@@ -181,34 +194,52 @@ test_capabilities(void **state)
 {
 	static const struct file f[] = {
 		{ "caps.conf",
-		    "rules = (\n"                                                        /* 1 */
-		    "  { name = \"a\"; paths = [ \"secret/data/x\" ];\n"                 /* 2 */
-		    "    capabilities = [ \"read\", \"sudo\" ]; },\n"                    /* 3 */
-		    "  { name = \"b\"; paths = [ \"secret/data/x\" ]; },\n"              /* 4 */
-		    "  { name = \"c\"; effect = \"deny\"; paths = [ \"secret/data/x\" ];\n" /* 5 */
-		    "    capabilities = [ \"nuke\" ]; },\n"                              /* 6 */
-		    "  { name = \"d\"; effect = \"deny\"; paths = [ \"secret/data/x\" ];\n" /* 7 */
-		    "    capabilities = [ ]; },\n"                                       /* 8 */
-		    "  { name = \"e\"; paths = [ \"secret/data/x/*\" ];\n"               /* 9 */
-		    "    capabilities = [ \"read\", \"list\" ]; },\n"                    /* 10 */
-		    "  { name = \"f\"; paths = [ \"secret/data/x/*\" ];\n"               /* 11 */
-		    "    capabilities = [ \"audit\" ]; },\n"                             /* 12 */
-		    "  { name = \"g\"; paths = [ \"sys/audit/releases\" ];\n"            /* 13 */
-		    "    capabilities = [ \"read\" ]; },\n"                              /* 14 */
-		    "  { name = \"ok\"; effect = \"deny\"; paths = [ \"secret/data/x\" ]; },\n" /* 15 */
-		    "  { name = \"ok2\"; paths = [ \"secret/data/x/*\", \"secret/metadata/x/*\" ];\n"
+		    "rules = (\n" /* 1 */
+		    "  { name = \"a\"; paths = [ \"secret/data/x\" "
+		    "];\n" /* 2 */
+		    "    capabilities = [ \"read\", \"sudo\" ]; "
+		    "},\n" /* 3 */
+		    "  { name = \"b\"; paths = [ \"secret/data/x\" "
+		    "]; },\n" /* 4 */
+		    "  { name = \"c\"; effect = \"deny\"; paths = "
+		    "[ \"secret/data/x\" ];\n"              /* 5 */
+		    "    capabilities = [ \"nuke\" ]; },\n" /* 6 */
+		    "  { name = \"d\"; effect = \"deny\"; paths = "
+		    "[ \"secret/data/x\" ];\n"     /* 7 */
+		    "    capabilities = [ ]; },\n" /* 8 */
+		    "  { name = \"e\"; paths = [ "
+		    "\"secret/data/x/*\" ];\n" /* 9 */
+		    "    capabilities = [ \"read\", \"list\" ]; "
+		    "},\n" /* 10 */
+		    "  { name = \"f\"; paths = [ "
+		    "\"secret/data/x/*\" ];\n"               /* 11 */
+		    "    capabilities = [ \"audit\" ]; },\n" /* 12 */
+		    "  { name = \"g\"; paths = [ "
+		    "\"sys/audit/releases\" ];\n"           /* 13 */
+		    "    capabilities = [ \"read\" ]; },\n" /* 14 */
+		    "  { name = \"ok\"; effect = \"deny\"; paths = "
+		    "[ \"secret/data/x\" ]; },\n" /* 15 */
+		    "  { name = \"ok2\"; paths = [ "
+		    "\"secret/data/x/*\", \"secret/metadata/x/*\" "
+		    "];\n"
 		    "    capabilities = [ \"read\", \"list\" ]; }\n"
 		    ");\n" },
 		{ NULL, NULL },
 	};
 	static const char *const want[] = {
-		"caps.conf:3: rule 'a': unknown capability 'sudo' (create, read, update, delete, list, audit)",
+		"caps.conf:3: rule 'a': unknown capability 'sudo' (create, "
+		"read, update, delete, list, audit)",
 		"caps.conf:4: rule 'b': an allow rule needs 'capabilities'",
-		"caps.conf:6: rule 'c': unknown capability 'nuke' (create, read, update, delete, list, audit)",
+		"caps.conf:6: rule 'c': unknown capability 'nuke' (create, "
+		"read, update, delete, list, audit)",
 		"caps.conf:8: rule 'd': 'capabilities' must not be empty",
-		"caps.conf:10: rule 'e': capability 'list' applies to none of its paths (list is checked on secret/metadata/)",
-		"caps.conf:12: rule 'f': capability 'audit' applies to none of its paths (audit is checked on sys/audit/)",
-		"caps.conf:14: rule 'g': capability 'read' applies to none of its paths (read is checked on secret/data/, secret/metadata/, secret/subkeys/, secret/config)",
+		"caps.conf:10: rule 'e': capability 'list' applies to none of "
+		"its paths (list is checked on secret/metadata/)",
+		"caps.conf:12: rule 'f': capability 'audit' applies to none of "
+		"its paths (audit is checked on sys/audit/)",
+		"caps.conf:14: rule 'g': capability 'read' applies to none of "
+		"its paths (read is checked on secret/data/, secret/metadata/, "
+		"secret/subkeys/, secret/config)",
 		NULL,
 	};
 
@@ -221,35 +252,48 @@ test_paths_and_templates(void **state)
 {
 	static const struct file f[] = {
 		{ "p.conf",
-		    "rules = (\n"                                                /* 1 */
-		    "  { name = \"a\"; capabilities = [ \"read\" ];\n"           /* 2 */
-		    "    paths = [ \"\",\n"                                      /* 3 */
-		    "              \"secret/data/{regoin}/*\",\n"                /* 4 */
-		    "              \"secret/data/{region/*\",\n"                 /* 5 */
-		    "              \"secret/data/{}/x\",\n"                      /* 6 */
-		    "              \"secret/data/{re+gion}/x\",\n"               /* 7 */
-		    "              \"kv/data/x\",\n"                             /* 8 */
-		    "              \"secret/*\",\n"                              /* 9 */
-		    "              \"/v1/secret/data/x\",\n"                     /* 10 */
-		    "              \"secret/data/*/x\",\n"                       /* 11 */
-		    "              \"secret/data/a+\",\n"                        /* 12 */
-		    "              \"secret/data/../x\" ]; },\n"                 /* 13 */
-		    "  { name = \"b\"; capabilities = [ \"read\" ]; }\n"         /* 14 */
+		    "rules = (\n"                                      /* 1 */
+		    "  { name = \"a\"; capabilities = [ \"read\" ];\n" /* 2 */
+		    "    paths = [ \"\",\n"                            /* 3 */
+		    "              \"secret/data/{regoin}/*\",\n"      /* 4 */
+		    "              \"secret/data/{region/*\",\n"       /* 5 */
+		    "              \"secret/data/{}/x\",\n"            /* 6 */
+		    "              \"secret/data/{re+gion}/x\",\n"     /* 7 */
+		    "              \"kv/data/x\",\n"                   /* 8 */
+		    "              \"secret/*\",\n"                    /* 9 */
+		    "              \"/v1/secret/data/x\",\n"           /* 10 */
+		    "              \"secret/data/*/x\",\n"             /* 11 */
+		    "              \"secret/data/a+\",\n"              /* 12 */
+		    "              \"secret/data/../x\" ]; },\n"       /* 13 */
+		    "  { name = \"b\"; capabilities = [ \"read\" ]; }\n" /* 14 */
 		    ");\n" },
 		{ NULL, NULL },
 	};
 	static const char *const want[] = {
 		"p.conf:3: rule 'a': empty path",
 		"p.conf:4: rule 'a': unknown claim '{regoin}' in path template",
-		"p.conf:5: rule 'a': path 'secret/data/{region/*': '{' without '}' in the same segment",
-		"p.conf:6: rule 'a': path 'secret/data/{}/x': empty {} template",
-		"p.conf:7: rule 'a': path 'secret/data/{re+gion}/x': malformed {claim} template",
-		"p.conf:8: rule 'a': path 'kv/data/x' is not under a known mount (secret/data/, secret/metadata/, secret/delete/, secret/undelete/, secret/destroy/, secret/subkeys/, secret/config, sys/audit/)",
-		"p.conf:9: rule 'a': path 'secret/*' is not under a known mount (secret/data/, secret/metadata/, secret/delete/, secret/undelete/, secret/destroy/, secret/subkeys/, secret/config, sys/audit/)",
-		"p.conf:10: rule 'a': path '/v1/secret/data/x' must not start with '/' (no /v1/ either)",
-		"p.conf:11: rule 'a': path 'secret/data/*/x': '*' is only allowed at the end",
-		"p.conf:12: rule 'a': path 'secret/data/a+': '+' must be a whole segment",
-		"p.conf:13: rule 'a': path 'secret/data/../x' has a '.' or '..' segment",
+		"p.conf:5: rule 'a': path 'secret/data/{region/*': '{' without "
+		"'}' in the same segment",
+		"p.conf:6: rule 'a': path 'secret/data/{}/x': empty {} "
+		"template",
+		"p.conf:7: rule 'a': path 'secret/data/{re+gion}/x': malformed "
+		"{claim} template",
+		"p.conf:8: rule 'a': path 'kv/data/x' is not under a known "
+		"mount (secret/data/, secret/metadata/, secret/delete/, "
+		"secret/undelete/, secret/destroy/, secret/subkeys/, "
+		"secret/config, sys/audit/)",
+		"p.conf:9: rule 'a': path 'secret/*' is not under a known "
+		"mount (secret/data/, secret/metadata/, secret/delete/, "
+		"secret/undelete/, secret/destroy/, secret/subkeys/, "
+		"secret/config, sys/audit/)",
+		"p.conf:10: rule 'a': path '/v1/secret/data/x' must not start "
+		"with '/' (no /v1/ either)",
+		"p.conf:11: rule 'a': path 'secret/data/*/x': '*' is only "
+		"allowed at the end",
+		"p.conf:12: rule 'a': path 'secret/data/a+': '+' must be a "
+		"whole segment",
+		"p.conf:13: rule 'a': path 'secret/data/../x' has a '.' or "
+		"'..' segment",
 		"p.conf:14: rule 'b': no 'paths'",
 		NULL,
 	};
@@ -263,19 +307,24 @@ test_match_errors(void **state)
 {
 	static const struct file f[] = {
 		{ "m.conf",
-		    "rules = (\n"                                                       /* 1 */
-		    "  { name = \"a\"; paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ];\n" /* 2 */
-		    "    match = { clustername = [ \"c\" ];\n"                          /* 3 */
-		    "              region = [ \"\" ];\n"                                /* 4 */
-		    "              datacenter = [ \"!\" ];\n"                           /* 5 */
-		    "              namespace = 5;\n"                                    /* 6 */
-		    "              images = [ ]; }; },\n"                               /* 7 */
-		    "  { name = \"b\"; paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ];\n" /* 8 */
-		    "    match = [ \"region\" ]; },\n"                                  /* 9 */
-		    "  { name = \"c\"; paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ];\n" /* 10 */
-		    "    match = { }; },\n"                                             /* 11 */
-		    "  { name = \"ok\"; paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ];\n"
-		    "    match = { region = \"eu-*\"; cluster-name = [ \"a\", \"!b\" ]; }; }\n"
+		    "rules = (\n" /* 1 */
+		    "  { name = \"a\"; paths = [ \"secret/data/x\" ]; "
+		    "capabilities = [ \"read\" ];\n"           /* 2 */
+		    "    match = { clustername = [ \"c\" ];\n" /* 3 */
+		    "              region = [ \"\" ];\n"       /* 4 */
+		    "              datacenter = [ \"!\" ];\n"  /* 5 */
+		    "              namespace = 5;\n"           /* 6 */
+		    "              images = [ ]; }; },\n"      /* 7 */
+		    "  { name = \"b\"; paths = [ \"secret/data/x\" ]; "
+		    "capabilities = [ \"read\" ];\n"   /* 8 */
+		    "    match = [ \"region\" ]; },\n" /* 9 */
+		    "  { name = \"c\"; paths = [ \"secret/data/x\" ]; "
+		    "capabilities = [ \"read\" ];\n" /* 10 */
+		    "    match = { }; },\n"          /* 11 */
+		    "  { name = \"ok\"; paths = [ \"secret/data/x\" ]; "
+		    "capabilities = [ \"read\" ];\n"
+		    "    match = { region = \"eu-*\"; cluster-name = [ \"a\", "
+		    "\"!b\" ]; }; }\n"
 		    ");\n" },
 		{ NULL, NULL },
 	};
@@ -285,8 +334,10 @@ test_match_errors(void **state)
 		"m.conf:5: rule 'a': empty pattern in match 'datacenter'",
 		"m.conf:6: rule 'a': 'namespace' must be a list of strings",
 		"m.conf:7: rule 'a': 'images' must not be empty",
-		"m.conf:9: rule 'b': 'match' must be a group { claim = [ ... ]; }",
-		"m.conf:11: rule 'c': 'match' is empty (leave it out to match any caller)",
+		"m.conf:9: rule 'b': 'match' must be a group { claim = [ ... "
+		"]; }",
+		"m.conf:11: rule 'c': 'match' is empty (leave it out to match "
+		"any caller)",
 		NULL,
 	};
 
@@ -299,22 +350,31 @@ test_roles(void **state)
 {
 	static const struct file f[] = {
 		{ "a.conf",
-		    "roles = (\n"                                                   /* 1 */
-		    "  { name = \"r1\"; rules = [ \"x\", \"nope\" ]; },\n"          /* 2 */
-		    "  { name = \"r2\"; rules = [ \"x\" ]; token_ttl = 0; },\n"     /* 3 */
-		    "  { name = \"r3\"; rules = [ \"x\" ]; token_ttl = \"300\"; },\n" /* 4 */
-		    "  { name = \"r4\"; },\n"                                       /* 5 */
-		    "  { name = \"r5\"; rules = [ \"bad\" ]; policies = [ \"x\" ]; },\n" /* 6 */
-		    "  { name = \"default-deny\"; rules = [ \"x\" ]; },\n"          /* 7 */
-		    "  { name = \"r 8\"; rules = [ \"x\" ]; },\n"                   /* 8 */
-		    "  { name = \"r9\"; rules = [ \"x\" ]; match = { regoin = [ \"eu\" ]; }; },\n" /* 9 */
-		    "  { name = \"ok\"; rules = [ \"x\" ]; token_ttl = 60;\n"
+		    "roles = (\n" /* 1 */
+		    "  { name = \"r1\"; rules = [ \"x\", \"nope\" ]; "
+		    "},\n" /* 2 */
+		    "  { name = \"r2\"; rules = [ \"x\" ]; token_ttl = "
+		    "0; },\n" /* 3 */
+		    "  { name = \"r3\"; rules = [ \"x\" ]; token_ttl = "
+		    "\"300\"; },\n"           /* 4 */
+		    "  { name = \"r4\"; },\n" /* 5 */
+		    "  { name = \"r5\"; rules = [ \"bad\" ]; policies "
+		    "= [ \"x\" ]; },\n" /* 6 */
+		    "  { name = \"default-deny\"; rules = [ \"x\" ]; "
+		    "},\n"                                        /* 7 */
+		    "  { name = \"r 8\"; rules = [ \"x\" ]; },\n" /* 8 */
+		    "  { name = \"r9\"; rules = [ \"x\" ]; match = { "
+		    "regoin = [ \"eu\" ]; }; },\n" /* 9 */
+		    "  { name = \"ok\"; rules = [ \"x\" ]; token_ttl = "
+		    "60;\n"
 		    "    match = { region = [ \"eu-*\" ]; }; }\n"
 		    ");\n" },
 		{ "b.conf",
 		    "rules = (\n"
-		    "  { name = \"x\"; paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ]; },\n"
-		    "  { name = \"bad\"; paths = [ \"secret/data/x\" ]; capabilities = [ \"reed\" ]; }\n"
+		    "  { name = \"x\"; paths = [ \"secret/data/x\" ]; "
+		    "capabilities = [ \"read\" ]; },\n"
+		    "  { name = \"bad\"; paths = [ \"secret/data/x\" "
+		    "]; capabilities = [ \"reed\" ]; }\n"
 		    ");\n" },
 		{ NULL, NULL },
 	};
@@ -323,10 +383,13 @@ test_roles(void **state)
 		"a.conf:4: role 'r3': 'token_ttl' must be an integer (seconds)",
 		"a.conf:5: role 'r4': no 'rules'",
 		"a.conf:6: role 'r5': unknown setting 'policies'",
-		"a.conf:7: invalid role name 'default-deny' (letters, digits, '.', '_', '-'; at most 100 characters; not 'default-deny')",
-		"a.conf:8: invalid role name 'r 8' (letters, digits, '.', '_', '-'; at most 100 characters; not 'default-deny')",
+		"a.conf:7: invalid role name 'default-deny' (letters, digits, "
+		"'.', '_', '-'; at most 100 characters; not 'default-deny')",
+		"a.conf:8: invalid role name 'r 8' (letters, digits, '.', '_', "
+		"'-'; at most 100 characters; not 'default-deny')",
 		"a.conf:9: role 'r9': unknown claim 'regoin' in match",
-		"b.conf:3: rule 'bad': unknown capability 'reed' (create, read, update, delete, list, audit)",
+		"b.conf:3: rule 'bad': unknown capability 'reed' (create, "
+		"read, update, delete, list, audit)",
 		"a.conf:2: role 'r1': unknown rule 'nope'",
 		NULL,
 	};
@@ -340,11 +403,13 @@ test_duplicates_across_files(void **state)
 {
 	static const struct file f[] = {
 		{ "10-a.conf",
-		    "rules = ( { name = \"x\"; paths = [ \"secret/data/x\" ]; capabilities = [ \"read\" ]; } );\n"
+		    "rules = ( { name = \"x\"; paths = [ \"secret/data/x\" ]; "
+		    "capabilities = [ \"read\" ]; } );\n"
 		    "roles = ( { name = \"r\"; rules = [ \"x\" ]; } );\n" },
 		{ "20-b.conf",
 		    "\n"
-		    "rules = ( { name = \"x\"; paths = [ \"secret/data/y\" ]; capabilities = [ \"read\" ]; } );\n"
+		    "rules = ( { name = \"x\"; paths = [ \"secret/data/y\" ]; "
+		    "capabilities = [ \"read\" ]; } );\n"
 		    "roles = ( { name = \"r\"; rules = [ \"x\" ]; },\n"
 		    "          { name = \"s\"; rules = [ \"x\" ]; },\n"
 		    "          { name = \"s\"; rules = [ \"x\" ]; } );\n" },
@@ -361,12 +426,18 @@ test_duplicates_across_files(void **state)
 
 		memset(&c, 0, sizeof(c));
 		make_dir(f);
-		snprintf(want0, sizeof(want0), "20-b.conf:2: duplicate rule 'x' "
-		    "(first defined at %s/10-a.conf:1)", tmpdir);
-		snprintf(want1, sizeof(want1), "20-b.conf:3: duplicate role 'r' "
-		    "(first defined at %s/10-a.conf:2)", tmpdir);
-		snprintf(want2, sizeof(want2), "20-b.conf:5: duplicate role 's' "
-		    "(first defined at %s/20-b.conf:4)", tmpdir);
+		snprintf(want0, sizeof(want0),
+		    "20-b.conf:2: duplicate rule 'x' "
+		    "(first defined at %s/10-a.conf:1)",
+		    tmpdir);
+		snprintf(want1, sizeof(want1),
+		    "20-b.conf:3: duplicate role 'r' "
+		    "(first defined at %s/10-a.conf:2)",
+		    tmpdir);
+		snprintf(want2, sizeof(want2),
+		    "20-b.conf:5: duplicate role 's' "
+		    "(first defined at %s/20-b.conf:4)",
+		    tmpdir);
 		r = tsi_policy_check_dir(tmpdir, collect, &c);
 		assert_int_equal(r, 3);
 		assert_int_equal(c.n, 3);
@@ -382,9 +453,12 @@ test_file_selection_and_split(void **state)
 	/* Only *.conf, no dot files, in name order; a role may name a rule of
 	 * a later file; other files are ignored even when broken. */
 	static const struct file f[] = {
-		{ "b.conf", "rules = ( { name = \"x\"; paths = [ \"secret/data/x\" ]; "
+		{ "b.conf",
+		    "rules = ( { name = \"x\"; paths = [ \"secret/data/x\" ]; "
 		    "capabilities = [ \"read\" ]; } );\n" },
-		{ "a.conf", "roles = ( { name = \"r\"; rules = [ \"x\" ]; token_ttl = 42; } );\n" },
+		{ "a.conf",
+		    "roles = ( { name = \"r\"; rules = [ \"x\" ]; token_ttl = "
+		    "42; } );\n" },
 		{ "README.md", "not a policy {{{" },
 		{ ".hidden.conf", "broken = " },
 		{ "c.conf.bak", "broken = " },
@@ -402,7 +476,8 @@ test_file_selection_and_split(void **state)
 
 	(void)state;
 	expect_errors(f, none);
-	assert_int_equal(tsi_policy_load_dir(tmpdir, &p, err, sizeof(err)), TSI_OK);
+	assert_int_equal(tsi_policy_load_dir(tmpdir, &p, err, sizeof(err)),
+	    TSI_OK);
 	tsi_policy_stats(p, &nf, &nro, &nru);
 	assert_int_equal(nf, 3);
 	assert_int_equal(nro, 1);
@@ -416,7 +491,8 @@ test_file_selection_and_split(void **state)
 	assert_int_equal(tsi_policy_login(p, "r", claims, &ttl, &d), TSI_OK);
 	assert_int_equal(ttl, 42);
 	assert_int_equal(tsi_policy_eval(p, "r", claims, "secret/data/x",
-	    TSI_CAP_READ, &d), TSI_OK);
+	                     TSI_CAP_READ, &d),
+	    TSI_OK);
 	assert_string_equal(d.rule, "x");
 	tsi_policy_unref(p);
 	json_decref(claims);
@@ -429,14 +505,18 @@ test_include_refused(void **state)
 	 * read any file the server can). */
 	static const struct file f[] = {
 		{ "a.conf", "rules = (\n  @include \"common.inc\"\n);\n" },
-		{ "b.conf", "# fine\nrules = ( { name = \"x\"; paths = [ \"secret/data/@include\" ]; "
+		{ "b.conf",
+		    "# fine\nrules = ( { name = \"x\"; paths = [ "
+		    "\"secret/data/@include\" ]; "
 		    "capabilities = [ \"read\" ]; } );\n" },
-		{ "common.inc", "{ name = \"y\"; paths = [ \"secret/data/x\" ]; "
+		{ "common.inc",
+		    "{ name = \"y\"; paths = [ \"secret/data/x\" ]; "
 		    "capabilities = [ \"read\" ]; }\n" },
 		{ NULL, NULL },
 	};
 	static const char *const want[] = {
-		"a.conf:2: @include is not supported in policy files (put the file in the policy directory)",
+		"a.conf:2: @include is not supported in policy files (put the "
+		"file in the policy directory)",
 		NULL,
 	};
 
@@ -466,7 +546,8 @@ test_large_and_binary_files(void **state)
 	fclose(f);
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(tsi_policy_check_dir(tmpdir, collect, &c), 2);
-	assert_string_equal(c.msgs[0], "big.conf: file larger than 1048576 bytes");
+	assert_string_equal(c.msgs[0],
+	    "big.conf: file larger than 1048576 bytes");
 	assert_string_equal(c.msgs[1], "nul.conf: file contains a NUL byte");
 }
 
@@ -483,21 +564,26 @@ test_empty_and_missing_dir(void **state)
 	(void)state;
 	make_dir(none);
 	/* An empty directory is a valid set that denies everything. */
-	assert_int_equal(tsi_policy_load_dir(tmpdir, &p, err, sizeof(err)), TSI_OK);
+	assert_int_equal(tsi_policy_load_dir(tmpdir, &p, err, sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(tsi_policy_eval(p, NULL, claims, "secret/data/x",
-	    TSI_CAP_READ, &d), TSI_ERR_DENIED);
+	                     TSI_CAP_READ, &d),
+	    TSI_ERR_DENIED);
 	assert_string_equal(d.rule, "default-deny");
 	assert_int_equal(tsi_policy_login(p, "r", claims, NULL, &d),
 	    TSI_ERR_NOT_FOUND);
 	tsi_policy_unref(p);
 	p = NULL;
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(tsi_policy_check_dir("/nonexistent/tsi-policy", collect,
-	    &c), TSI_ERR_IO);
+	assert_int_equal(tsi_policy_check_dir("/nonexistent/tsi-policy",
+	                     collect, &c),
+	    TSI_ERR_IO);
 	assert_int_equal(c.n, 1);
-	assert_non_null(strstr(c.msgs[0], "/nonexistent/tsi-policy: cannot open"));
+	assert_non_null(
+	    strstr(c.msgs[0], "/nonexistent/tsi-policy: cannot open"));
 	assert_int_equal(tsi_policy_load_dir("/nonexistent/tsi-policy", &p, err,
-	    sizeof(err)), TSI_ERR_IO);
+	                     sizeof(err)),
+	    TSI_ERR_IO);
 	assert_null(p);
 	assert_non_null(strstr(err, "cannot open policy directory"));
 	assert_int_equal(tsi_policy_load_dir(NULL, &p, err, sizeof(err)),
@@ -517,7 +603,7 @@ hammer(void *arg)
 		struct tsi_policy_set *q = tsi_policy_ref(p);
 
 		if (tsi_policy_eval(q, NULL, claims, "secret/data/eu-de/x",
-		    TSI_CAP_READ, &d) != TSI_OK)
+		        TSI_CAP_READ, &d) != TSI_OK)
 			ok = 0;
 		tsi_policy_unref(q);
 	}
@@ -529,7 +615,9 @@ static void
 test_refcount_threads(void **state)
 {
 	static const struct file f[] = {
-		{ "a.conf", "rules = ( { name = \"x\"; paths = [ \"secret/data/{region}/*\" ]; "
+		{ "a.conf",
+		    "rules = ( { name = \"x\"; paths = [ "
+		    "\"secret/data/{region}/*\" ]; "
 		    "capabilities = [ \"read\" ]; } );\n" },
 		{ NULL, NULL },
 	};
@@ -541,7 +629,8 @@ test_refcount_threads(void **state)
 
 	(void)state;
 	make_dir(f);
-	assert_int_equal(tsi_policy_load_dir(tmpdir, &p, err, sizeof(err)), TSI_OK);
+	assert_int_equal(tsi_policy_load_dir(tmpdir, &p, err, sizeof(err)),
+	    TSI_OK);
 	for (i = 0; i < 4; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, hammer, p), 0);
 	for (i = 0; i < 4; i++) {

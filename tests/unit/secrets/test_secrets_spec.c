@@ -30,10 +30,17 @@ static const char *const cases[] = {
 	"[" E("a", "p", "1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17") "]",
 	"[" E("a", "p", "1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16") "]",
 	/* injector */
-	"", "{}", "[]", "[1]", "not json", "[{}]",
+	"",
+	"{}",
+	"[]",
+	"[1]",
+	"not json",
+	"[{}]",
 	"[" E("a", "secret/a", "/tsi-secrets/a") "] x",
-	"[{\"name\":\"a\",\"name\":\"b\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\"}]",
-	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"mode\":\"0644\"}]",
+	"[{\"name\":\"a\",\"name\":\"b\",\"path\":\"secret/a\",\"dest\":\"/"
+	"tsi-secrets/a\"}]",
+	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/"
+	"a\",\"mode\":\"0644\"}]",
 	"[" E("a", "secret/a", "/etc") "]",
 	"[" E("a", "secret/a", "/tsi-secretsX") "]",
 	"[" E("a", "secret/a", "/tsi-secrets/../etc") "]",
@@ -43,44 +50,64 @@ static const char *const cases[] = {
 	"[" E("a", "/secret/a", "/tsi-secrets/a") "]",
 	"[" E("a", "secret//a", "/tsi-secrets/a") "]",
 	"[" E("a", "secret/a?x=1", "/tsi-secrets/a") "]",
-	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"field\":7}]",
-	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"field\":\"a/b\"}]",
-	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/a\",\"field\":\"a b\"}]",
-	"[" E("a", "secret/a", "/tsi-secrets/a") "," E("a", "secret/b", "/tsi-secrets/a") "]",
+	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/"
+	"a\",\"field\":7}]",
+	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/"
+	"a\",\"field\":\"a/b\"}]",
+	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"/tsi-secrets/"
+	"a\",\"field\":\"a b\"}]",
+	"[" E("a", "secret/a", "/tsi-secrets/a") "," E("a", "secret/b",
+	    "/tsi-secrets/a") "]",
 	"[" E("a", "secret/a", "/tsi-secrets") "]",
 	"[" E("a", "secret/a", "/tsi-secrets/") "]",
-	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"a\",\"format\":\"yaml\"}]",
-	"[{\"name\":\"a\",\"path\":\"secret/a\",\"dest\":\"a\",\"format\":\"raw\"}]",
-	"[" E("a", "secret/a", "a") "," E("b", "secret/b", "/tsi-secrets/a/b") "]",
-	"[" E("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	"[{\"name\":\"a\",\"path\":\"secret/"
+	"a\",\"dest\":\"a\",\"format\":\"yaml\"}]",
+	"[{\"name\":\"a\",\"path\":\"secret/"
+	"a\",\"dest\":\"a\",\"format\":\"raw\"}]",
+	"[" E("a", "secret/a", "a") "," E("b", "secret/b",
+	    "/tsi-secrets/a/b") "]",
+	"[" E("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	      "a",
 	    "secret/a", "a") "]",
 	"[" E("a\\u0000b", "secret/a", "/tsi-secrets/a") "]",
-	"[ {\"path\": \"secret/data/a/b\", \"name\": \"db\", \"dest\": \"/tsi-secrets/x\","
+	"[ {\"path\": \"secret/data/a/b\", \"name\": \"db\", \"dest\": "
+	"\"/tsi-secrets/x\","
 	" \"field\": \"password\"} ]",
 	"[{\"name\":\"cfg\",\"path\":\"app/cfg\",\"dest\":\"app/env\","
 	"\"format\":\"env\"},{\"name\":\"pw\",\"path\":\"app/db\","
-	"\"dest\":\"/tsi-secrets/app/pw\",\"field\":\"password\",\"format\":\"raw\"}]",
+	"\"dest\":\"/tsi-secrets/app/"
+	"pw\",\"field\":\"password\",\"format\":\"raw\"}]",
 	/* sidecar */
 	"[{\"name\":\"record\",\"path\":\"secret/data/medical/record\","
 	"\"dest\":\"medical/record.json\"},"
-	"{\"name\":\"pw\",\"path\":\"db/creds\",\"dest\":\"/run/tsi/secrets/db/pw\","
+	"{\"name\":\"pw\",\"path\":\"db/creds\",\"dest\":\"/run/tsi/secrets/db/"
+	"pw\","
 	"\"field\":\"password\",\"format\":\"raw\"},"
-	"{\"name\":\"env\",\"path\":\"db/creds\",\"dest\":\"db.env\",\"format\":\"env\"}]",
-	"[{\"name\":\"a\",", "{\"name\":\"a\"}", "[42]",
-	"[{\"path\":\"a\",\"dest\":\"a\"}]", "[{\"name\":\"a\",\"dest\":\"a\"}]",
-	"[{\"name\":\"a\",\"path\":\"a\"}]", "[" E("a b", "a", "a") "]",
+	"{\"name\":\"env\",\"path\":\"db/"
+	"creds\",\"dest\":\"db.env\",\"format\":\"env\"}]",
+	"[{\"name\":\"a\",",
+	"{\"name\":\"a\"}",
+	"[42]",
+	"[{\"path\":\"a\",\"dest\":\"a\"}]",
+	"[{\"name\":\"a\",\"dest\":\"a\"}]",
+	"[{\"name\":\"a\",\"path\":\"a\"}]",
+	"[" E("a b", "a", "a") "]",
 	"[{\"name\":1,\"path\":\"a\",\"dest\":\"a\"}]",
 	"[{\"name\":\"a\",\"path\":\"a\",\"dest\":\"a\",\"field\":\"\"}]",
 	"[" E("a", "a", "x") "," E("b", "b", "x") "]",
 	"[" E("a", "a", "x") "," E("b", "b", "x/y") "]",
 	"[" E("a", "a/../b", "a") "]",
 	"[" E("a", "a", "a\\u0000b") "]",
-	"[" E("a", "a", "..") "]", "[" E("a", "a", "a/../../x") "]",
-	"[" E("a", "a", "a/./b") "]", "[" E("a", "a", "./a") "]",
+	"[" E("a", "a", "..") "]",
+	"[" E("a", "a", "a/../../x") "]",
+	"[" E("a", "a", "a/./b") "]",
+	"[" E("a", "a", "./a") "]",
 	"[" E("a", "a", "/etc/passwd") "]",
 	"[" E("a", "a", "/run/tsi/secretsX/a") "]",
-	"[" E("a", "a", "/run/tsi/secrets") "]", "[" E("a", "a", "a//b") "]",
-	"[" E("a", "a", "a/") "]", "[" E("a", "a", "") "]",
+	"[" E("a", "a", "/run/tsi/secrets") "]",
+	"[" E("a", "a", "a//b") "]",
+	"[" E("a", "a", "a/") "]",
+	"[" E("a", "a", "") "]",
 	"[" E("a", "a", "/run/tsi/secrets/../x") "]",
 	"[" E("a", "a", "/x/a") "]",
 };
@@ -93,12 +120,15 @@ conf(const char *mount)
 	char text[512], err[256];
 	struct tsi_injector_conf *c = NULL;
 
-	snprintf(text, sizeof(text), "tls_cert = \"/c.pem\";\ntls_key = "
+	snprintf(text, sizeof(text),
+	    "tls_cert = \"/c.pem\";\ntls_key = "
 	    "\"/k.pem\";\nsidecar_image = \"reg/tsi-sidecar:1\";\nvault_addr = "
 	    "\"https://v:8200\";\nissuer_mount_path = \"/run/tsi-issuer\";\n"
-	    "secrets_mount_path = \"%s\";\n", mount);
+	    "secrets_mount_path = \"%s\";\n",
+	    mount);
 	assert_int_equal(tsi_injector_conf_load_string("injector.conf", text,
-	    &c, err, sizeof(err)), TSI_OK);
+	                     &c, err, sizeof(err)),
+	    TSI_OK);
 	return c;
 }
 
@@ -119,19 +149,22 @@ same_verdict(const struct tsi_injector_conf *c, const char *mount,
 	inj = tsi_injector_secrets_validate(c, text, &canon, why, sizeof(why));
 	side = tsi_sidecar_spec_parse("TSI_SECRETS", text, strlen(text), mount,
 	    &sc, err, sizeof(err));
-	shared = tsi_secrets_spec_parse("tsi.secrets", text, strlen(text), mount,
-	    &sh, why, sizeof(why));
+	shared = tsi_secrets_spec_parse("tsi.secrets", text, strlen(text),
+	    mount, &sh, why, sizeof(why));
 	if ((inj == TSI_OK) != (side == TSI_OK) ||
 	    (shared == TSI_OK) != (side == TSI_OK))
 		fail_msg("disagree on %s (mount %s): injector %d, sidecar %d "
-		    "(%s), shared %d", text, mount, inj, side, err, shared);
+		         "(%s), shared %d",
+		    text, mount, inj, side, err, shared);
 	tsi_sidecar_spec_free(sc);
 	tsi_secrets_spec_free(sh);
 	sc = NULL;
 	if (inj == TSI_OK) {
 		/* What the pod's sidecar really reads is the canonical text. */
 		assert_int_equal(tsi_sidecar_spec_parse("TSI_SECRETS", canon,
-		    strlen(canon), mount, &sc, err, sizeof(err)), TSI_OK);
+		                     strlen(canon), mount, &sc, err,
+		                     sizeof(err)),
+		    TSI_OK);
 		tsi_sidecar_spec_free(sc);
 	}
 	free(canon);
@@ -165,16 +198,19 @@ test_former_disagreements_refused(void **state)
 
 	(void)state;
 	assert_int_equal(tsi_injector_secrets_validate(c, cases[0], &canon, why,
-	    sizeof(why)), TSI_ERR_INVALID_ARG);
+	                     sizeof(why)),
+	    TSI_ERR_INVALID_ARG);
 	assert_non_null(strstr(why, "already used"));
 	assert_null(canon);
 	assert_int_equal(tsi_injector_secrets_validate(c, cases[1], &canon, why,
-	    sizeof(why)), TSI_ERR_INVALID_ARG);
+	                     sizeof(why)),
+	    TSI_ERR_INVALID_ARG);
 	assert_non_null(strstr(why, "too many path segments"));
 	assert_null(canon);
 	/* 16 segments is the limit, not past it. */
 	assert_int_equal(tsi_injector_secrets_validate(c, cases[2], &canon, why,
-	    sizeof(why)), TSI_OK);
+	                     sizeof(why)),
+	    TSI_OK);
 	free(canon);
 	tsi_injector_conf_free(c);
 }
@@ -210,13 +246,15 @@ each_corpus_file(const char *dir, void (*f)(const char *text))
 
 	assert_non_null(top);
 	assert_true(snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/%s", top,
-	    dir) < (int)sizeof(path));
+	                dir) < (int)sizeof(path));
 	assert_non_null(d = opendir(path));
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		assert_true(snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/"
-		    "%s/%s", top, dir, de->d_name) < (int)sizeof(path));
+		assert_true(snprintf(path, sizeof(path),
+		                "%s/tests/fuzz/corpus/"
+		                "%s/%s",
+		                top, dir, de->d_name) < (int)sizeof(path));
 		text = slurp(path);
 		f(text);
 		free(text);
@@ -248,9 +286,13 @@ admission_input(const char *text)
 	json_t *doc = json_loads(text, 0, NULL), *ann;
 
 	assert_non_null(doc);
-	ann = json_object_get(json_object_get(json_object_get(json_object_get(
-	    json_object_get(doc, "request"), "object"), "metadata"),
-	    "annotations"), "tsi.secrets");
+	ann = json_object_get(
+	    json_object_get(json_object_get(json_object_get(json_object_get(doc,
+	                                                        "request"),
+	                                        "object"),
+	                        "metadata"),
+	        "annotations"),
+	    "tsi.secrets");
 	if (json_is_string(ann)) {
 		spec_input(json_string_value(ann));
 		annotated++;

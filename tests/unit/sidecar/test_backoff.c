@@ -10,7 +10,8 @@
 static void
 test_bounds(void **state)
 {
-	static const uint32_t rnds[] = { 0, 1, 7, 1000, 0x7fffffff, 0xffffffffu };
+	static const uint32_t rnds[] = { 0, 1, 7, 1000, 0x7fffffff,
+		0xffffffffu };
 	unsigned a;
 	size_t i;
 	long nominal, d;
@@ -32,7 +33,8 @@ test_bounds(void **state)
 	assert_int_equal(tsi_sidecar_backoff_ms(3, 250, 5000, 1000), 2000);
 	assert_int_equal(tsi_sidecar_backoff_ms(4, 250, 5000, 0), 2000);
 	assert_int_equal(tsi_sidecar_backoff_ms(5, 250, 5000, 2500), 5000);
-	assert_int_equal(tsi_sidecar_backoff_ms(1000000, 250, 5000, 2500), 5000);
+	assert_int_equal(tsi_sidecar_backoff_ms(1000000, 250, 5000, 2500),
+	    5000);
 	/* base above cap is clamped; nonsense gives no delay, not a hang. */
 	assert_true(tsi_sidecar_backoff_ms(0, 9000, 5000, 12345) <= 5000);
 	assert_int_equal(tsi_sidecar_backoff_ms(3, 0, 5000, 1), 0);

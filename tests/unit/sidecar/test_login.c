@@ -26,7 +26,7 @@
 struct fake {
 	int lfd;
 	int port;
-	const char *token;          /* the client_token it answers */
+	const char *token; /* the client_token it answers */
 	pthread_t t;
 };
 
@@ -54,12 +54,15 @@ fake_main(void *arg)
 		    strchr(h, '}') != NULL)
 			break;
 	}
-	bl = snprintf(body, sizeof(body), "{\"auth\":{\"client_token\":\"%s\","
+	bl = snprintf(body, sizeof(body),
+	    "{\"auth\":{\"client_token\":\"%s\","
 	    "\"accessor\":\"a\",\"policies\":[],\"lease_duration\":300}}",
 	    f->token);
-	rl = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Type: "
+	rl = snprintf(resp, sizeof(resp),
+	    "HTTP/1.1 200 OK\r\nContent-Type: "
 	    "application/json\r\nContent-Length: %d\r\nConnection: close\r\n"
-	    "\r\n%s", bl, body);
+	    "\r\n%s",
+	    bl, body);
 	if (rl > 0 && write(fd, resp, (size_t)rl) < 0)
 		perror("fake server write");
 	close(fd);
@@ -111,11 +114,12 @@ login_with(const char *token, char **out)
 	setenv("VAULT_ADDR", addr, 1);
 	setenv("TSI_ALLOW_HTTP", "1", 1);
 	setenv("TSI_ROLE", "demo", 1);
-	setenv("TSI_SECRETS", "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]",
-	    1);
+	setenv("TSI_SECRETS",
+	    "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]", 1);
 	setenv("TSI_RETRY_MAX", "1", 1);
 	assert_int_equal(tsi_sidecar_settings_load(2, (char **)argv, &st, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(tsi_sidecar_http_new(&st, &stop, &h), TSI_OK);
 	r = tsi_sidecar_login(h, "header.claims.sig", out, &lease, err,
 	    sizeof(err));
@@ -131,8 +135,10 @@ static void
 test_good_tokens(void **state)
 {
 	static const char *const good[] = {
-		"hvs.AbCdEf0123456789-_xyz", "s.abcdefghijklmnopqrstuvwx",
-		"hvb.AAAAAQJ", "x",
+		"hvs.AbCdEf0123456789-_xyz",
+		"s.abcdefghijklmnopqrstuvwx",
+		"hvb.AAAAAQJ",
+		"x",
 	};
 	char *tok;
 	size_t i;
@@ -150,10 +156,14 @@ test_hostile_tokens(void **state)
 {
 	char long_tok[TSI_SIDECAR_TOKEN_MAX + 2];
 	static const char *const bad[] = {
-		"hvs.abc\\r\\nX-Injected: 1",      /* JSON escapes: CR LF */
+		"hvs.abc\\r\\nX-Injected: 1", /* JSON escapes: CR LF */
 		"hvs.abc\\nHost: evil.example",
-		"hvs.abc def", "hvs.abc\\u0000def", "hvs.abc;x=1", "hvs.abc:",
-		"hvs.\\u00e9t\\u00e9", "hvs.abc\\t",
+		"hvs.abc def",
+		"hvs.abc\\u0000def",
+		"hvs.abc;x=1",
+		"hvs.abc:",
+		"hvs.\\u00e9t\\u00e9",
+		"hvs.abc\\t",
 	};
 	char *tok;
 	size_t i;

@@ -53,13 +53,15 @@ test_json_whole(void **state)
 
 	(void)state;
 	assert_int_equal(render(record, NULL, TSI_SIDECAR_FMT_JSON, out,
-	    sizeof(out), err, sizeof(err)), TSI_OK);
+	                     sizeof(out), err, sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(out[strlen(out) - 1], '\n');
 	back = json_loads(out, 0, NULL);
 	assert_non_null(back);
 	assert_string_equal(json_string_value(json_object_get(back, "patient")),
 	    "Jane Doe");
-	assert_int_equal(json_integer_value(json_object_get(back, "visits")), 3);
+	assert_int_equal(json_integer_value(json_object_get(back, "visits")),
+	    3);
 	json_decref(back);
 }
 
@@ -70,7 +72,8 @@ test_json_field(void **state)
 
 	(void)state;
 	assert_int_equal(render(record, "diagnosis", TSI_SIDECAR_FMT_JSON, out,
-	    sizeof(out), err, sizeof(err)), TSI_OK);
+	                     sizeof(out), err, sizeof(err)),
+	    TSI_OK);
 	assert_string_equal(out, "\"flu\"\n");
 }
 
@@ -81,13 +84,16 @@ test_raw(void **state)
 
 	(void)state;
 	assert_int_equal(render(record, "patient", TSI_SIDECAR_FMT_RAW, out,
-	    sizeof(out), err, sizeof(err)), TSI_OK);
+	                     sizeof(out), err, sizeof(err)),
+	    TSI_OK);
 	assert_string_equal(out, "Jane Doe"); /* as is: no quotes, no newline */
 	assert_int_equal(render(record, "visits", TSI_SIDECAR_FMT_RAW, out,
-	    sizeof(out), err, sizeof(err)), TSI_OK);
+	                     sizeof(out), err, sizeof(err)),
+	    TSI_OK);
 	assert_string_equal(out, "3");
 	assert_int_equal(render(record, "tags", TSI_SIDECAR_FMT_RAW, out,
-	    sizeof(out), err, sizeof(err)), TSI_OK);
+	                     sizeof(out), err, sizeof(err)),
+	    TSI_OK);
 	assert_string_equal(out, "[\"a\",\"b\"]");
 }
 
@@ -98,7 +104,8 @@ test_missing_field(void **state)
 
 	(void)state;
 	assert_int_equal(render(record, "ssn", TSI_SIDECAR_FMT_RAW, out,
-	    sizeof(out), err, sizeof(err)), TSI_ERR_NOT_FOUND);
+	                     sizeof(out), err, sizeof(err)),
+	    TSI_ERR_NOT_FOUND);
 	assert_non_null(strstr(err, "no field 'ssn'"));
 }
 
@@ -108,22 +115,26 @@ test_env(void **state)
 	char out[256], err[256];
 
 	(void)state;
-	assert_int_equal(render("{\"DB_USER\":\"app\",\"DB_PORT\":5432,\"TLS\":true}",
-	    NULL, TSI_SIDECAR_FMT_ENV, out, sizeof(out), err, sizeof(err)),
+	assert_int_equal(
+	    render("{\"DB_USER\":\"app\",\"DB_PORT\":5432,\"TLS\":true}", NULL,
+	        TSI_SIDECAR_FMT_ENV, out, sizeof(out), err, sizeof(err)),
 	    TSI_OK);
 	assert_string_equal(out, "DB_USER=app\nDB_PORT=5432\nTLS=true\n");
 	assert_int_equal(render("{\"DB_USER\":\"app\",\"DB_PORT\":5432}",
-	    "DB_USER", TSI_SIDECAR_FMT_ENV, out, sizeof(out), err, sizeof(err)),
+	                     "DB_USER", TSI_SIDECAR_FMT_ENV, out, sizeof(out),
+	                     err, sizeof(err)),
 	    TSI_OK);
 	assert_string_equal(out, "DB_USER=app\n");
 	/* Keys that are no variable names, and values that would break lines,
 	 * are refused; the message names the key, not the value. */
 	assert_int_equal(render("{\"db-user\":\"app\"}", NULL,
-	    TSI_SIDECAR_FMT_ENV, out, sizeof(out), err, sizeof(err)),
+	                     TSI_SIDECAR_FMT_ENV, out, sizeof(out), err,
+	                     sizeof(err)),
 	    TSI_ERR_PARSE);
 	assert_non_null(strstr(err, "'db-user' is not a valid environment"));
 	assert_int_equal(render("{\"K\":\"s3cr3t\\nX=1\"}", NULL,
-	    TSI_SIDECAR_FMT_ENV, out, sizeof(out), err, sizeof(err)),
+	                     TSI_SIDECAR_FMT_ENV, out, sizeof(out), err,
+	                     sizeof(err)),
 	    TSI_ERR_PARSE);
 	assert_null(strstr(err, "s3cr3t"));
 	assert_non_null(strstr(err, "'K'"));
@@ -136,7 +147,8 @@ test_not_object(void **state)
 
 	(void)state;
 	assert_int_equal(render("[1,2]", NULL, TSI_SIDECAR_FMT_JSON, out,
-	    sizeof(out), err, sizeof(err)), TSI_ERR_PARSE);
+	                     sizeof(out), err, sizeof(err)),
+	    TSI_ERR_PARSE);
 }
 
 static void
@@ -148,7 +160,8 @@ test_format_names(void **state)
 	assert_int_equal(tsi_sidecar_format_parse("env", &f), TSI_OK);
 	assert_int_equal(f, TSI_SIDECAR_FMT_ENV);
 	assert_string_equal(tsi_sidecar_format_name(f), "env");
-	assert_int_equal(tsi_sidecar_format_parse("JSON", &f), TSI_ERR_INVALID_ARG);
+	assert_int_equal(tsi_sidecar_format_parse("JSON", &f),
+	    TSI_ERR_INVALID_ARG);
 }
 
 int

@@ -61,7 +61,8 @@ test_env_defaults(void **state)
 
 	(void)state;
 	setenv("TSI_ROLE", "demo", 1);
-	setenv("TSI_SECRETS", "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]", 1);
+	setenv("TSI_SECRETS",
+	    "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]", 1);
 	assert_int_equal(load(2, argv, &st, err, sizeof(err)), TSI_OK);
 	assert_true(st.once);
 	assert_string_equal(st.role, "demo");
@@ -82,19 +83,22 @@ test_precedence(void **state)
 	char err[512];
 
 	(void)state;
-	write_config("role = \"from-config\";\n"
+	write_config(
+	    "role = \"from-config\";\n"
 	    "vault_addr = \"https://vault.example:8200\";\n"
 	    "audience = \"aud-config\";\n"
 	    "dest_dir = \"/config/dir\";\n"
 	    "retry_max = 3;\n"
 	    "once = true;\n"
-	    "secrets = ( { name = \"rec\"; path = \"medical/record\"; dest = \"rec.json\"; },\n"
-	    "            { name = \"pw\"; path = \"db\"; dest = \"/flag/dir/pw\"; field = \"password\"; format = \"raw\"; } );\n");
+	    "secrets = ( { name = \"rec\"; path = \"medical/record\"; dest = "
+	    "\"rec.json\"; },\n"
+	    "            { name = \"pw\"; path = \"db\"; dest = "
+	    "\"/flag/dir/pw\"; field = \"password\"; format = \"raw\"; } );\n");
 	setenv("TSI_AUDIENCE", "aud-env", 1);
 	assert_int_equal(load(5, argv, &st, err, sizeof(err)), TSI_OK);
 	assert_string_equal(st.role, "from-config");
 	assert_string_equal(st.vault_addr, "https://vault.example:8200");
-	assert_string_equal(st.audience, "aud-env");  /* env over config */
+	assert_string_equal(st.audience, "aud-env");   /* env over config */
 	assert_string_equal(st.dest_dir, "/flag/dir"); /* flag over config */
 	assert_int_equal(st.retry_max, 3);
 	assert_true(st.once);
@@ -116,7 +120,8 @@ test_errors(void **state)
 
 	(void)state;
 	/* No role. */
-	setenv("TSI_SECRETS", "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]", 1);
+	setenv("TSI_SECRETS",
+	    "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]", 1);
 	assert_int_equal(load(1, argv1, &st, err, sizeof(err)), TSI_ERR_CONFIG);
 	assert_non_null(strstr(err, "TSI_ROLE"));
 	tsi_sidecar_settings_clear(&st);
@@ -134,7 +139,8 @@ test_errors(void **state)
 	tsi_sidecar_settings_clear(&st);
 	unsetenv("VAULT_ADDR");
 	/* Bad TSI_SECRETS. */
-	setenv("TSI_SECRETS", "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"/etc/x\"}]", 1);
+	setenv("TSI_SECRETS",
+	    "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"/etc/x\"}]", 1);
 	assert_int_equal(load(1, argv1, &st, err, sizeof(err)), TSI_ERR_CONFIG);
 	assert_non_null(strstr(err, "TSI_SECRETS[0].dest"));
 	tsi_sidecar_settings_clear(&st);
@@ -146,7 +152,8 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "bogus"));
 	tsi_sidecar_settings_clear(&st);
 	unlink(cfgpath);
-	write_config("role = \"r\";\n\nsecrets = ( { name = \"a\"; path = \"p\"; dest = \"../x\"; } );\n");
+	write_config("role = \"r\";\n\nsecrets = ( { name = \"a\"; path = "
+	             "\"p\"; dest = \"../x\"; } );\n");
 	assert_int_equal(load(3, argv2, &st, err, sizeof(err)), TSI_ERR_CONFIG);
 	assert_non_null(strstr(err, ":3: secrets[0].dest"));
 	tsi_sidecar_settings_clear(&st);
@@ -156,7 +163,8 @@ test_errors(void **state)
 	assert_non_null(strstr(err, "no secrets requested"));
 	tsi_sidecar_settings_clear(&st);
 	/* Unknown flag. */
-	assert_int_equal(load(2, argv3, &st, err, sizeof(err)), TSI_ERR_INVALID_ARG);
+	assert_int_equal(load(2, argv3, &st, err, sizeof(err)),
+	    TSI_ERR_INVALID_ARG);
 	assert_non_null(strstr(err, "--nope"));
 	tsi_sidecar_settings_clear(&st);
 }
@@ -173,8 +181,8 @@ test_http_needs_explicit_allow(void **state)
 
 	(void)state;
 	setenv("TSI_ROLE", "demo", 1);
-	setenv("TSI_SECRETS", "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]",
-	    1);
+	setenv("TSI_SECRETS",
+	    "[{\"name\":\"a\",\"path\":\"p\",\"dest\":\"a\"}]", 1);
 	setenv("VAULT_ADDR", "http://127.0.0.1:8200", 1);
 	assert_int_equal(load(2, argv, &st, err, sizeof(err)), TSI_ERR_CONFIG);
 	assert_non_null(strstr(err, "TSI_ALLOW_HTTP"));
@@ -208,7 +216,8 @@ main(void)
 		cmocka_unit_test_setup(test_env_defaults, clean_env),
 		cmocka_unit_test_setup(test_precedence, clean_env),
 		cmocka_unit_test_setup(test_errors, clean_env),
-		cmocka_unit_test_setup(test_http_needs_explicit_allow, clean_env),
+		cmocka_unit_test_setup(test_http_needs_explicit_allow,
+		    clean_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,8 @@ test_jansson_frees_wiped(void **state)
 
 	(void)state;
 	free_probe_arm(NULL, 0, SECRET);
-	j = json_loads("{\"password\":\"" SECRET "\",\"user\":\"app\"}", 0, &err);
+	j = json_loads("{\"password\":\"" SECRET "\",\"user\":\"app\"}", 0,
+	    &err);
 	assert_non_null(j);
 	assert_string_equal(json_string_value(json_object_get(j, "password")),
 	    SECRET);
@@ -54,7 +55,7 @@ test_curl_frees_wiped(void **state)
 	free_probe_arm(NULL, 0, SECRET);
 	e = curl_easy_escape(NULL, SECRET, 0);
 	assert_non_null(e);
-	assert_string_equal(e, SECRET);   /* nothing in it needs escaping */
+	assert_string_equal(e, SECRET); /* nothing in it needs escaping */
 	curl_free(e);
 	free_probe_disarm();
 	assert_true(free_probe.frees >= 1);

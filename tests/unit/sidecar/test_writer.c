@@ -106,8 +106,9 @@ test_content_and_mode(void **state)
 	size_t len;
 	char *got;
 
-	assert_int_equal(tsi_sidecar_write_file(f->fd, "record.json", "{\"a\":1}\n",
-	    8, err, sizeof(err)), TSI_OK);
+	assert_int_equal(tsi_sidecar_write_file(f->fd, "record.json",
+	                     "{\"a\":1}\n", 8, err, sizeof(err)),
+	    TSI_OK);
 	snprintf(path, sizeof(path), "%s/record.json", f->dir);
 	assert_int_equal(lstat(path, &sb), 0);
 	assert_true(S_ISREG(sb.st_mode));
@@ -118,13 +119,15 @@ test_content_and_mode(void **state)
 	assert_memory_equal(got, "{\"a\":1}\n", 8);
 	/* Overwrite (the old file is 0400: rename replaces it anyway). */
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "record.json", "v2", 2,
-	    err, sizeof(err)), TSI_OK);
+	                     err, sizeof(err)),
+	    TSI_OK);
 	got = slurp(path, &len);
 	assert_int_equal(len, 2);
 	assert_memory_equal(got, "v2", 2);
 	/* Subdirectories are created 0700. */
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "db/creds/pw", "x", 1,
-	    err, sizeof(err)), TSI_OK);
+	                     err, sizeof(err)),
+	    TSI_OK);
 	snprintf(path, sizeof(path), "%s/db/creds", f->dir);
 	assert_int_equal(lstat(path, &sb), 0);
 	assert_true(S_ISDIR(sb.st_mode));
@@ -132,7 +135,8 @@ test_content_and_mode(void **state)
 	assert_int_equal(count_entries(f->dir), 2);
 	/* Empty content is a valid file. */
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "empty", "", 0, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	snprintf(path, sizeof(path), "%s/empty", f->dir);
 	assert_int_equal(lstat(path, &sb), 0);
 	assert_int_equal(sb.st_size, 0);
@@ -158,7 +162,8 @@ test_symlink_at_dest_not_followed(void **state)
 	assert_int_equal(symlink(victim, link), 0);
 
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "record.json", "secret",
-	    6, err, sizeof(err)), TSI_OK);
+	                     6, err, sizeof(err)),
+	    TSI_OK);
 	/* The victim is untouched; the link was replaced by a regular file. */
 	got = slurp(victim, &len);
 	assert_non_null(got);
@@ -183,7 +188,8 @@ test_symlinked_dir_not_followed(void **state)
 	assert_int_equal(symlink(outside, link), 0);
 
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "db/pw", "x", 1, err,
-	    sizeof(err)), TSI_ERR_IO);
+	                     sizeof(err)),
+	    TSI_ERR_IO);
 	assert_non_null(strstr(err, "symlink"));
 	snprintf(probe, sizeof(probe), "%s/pw", outside);
 	assert_int_equal(lstat(probe, &sb), -1);
@@ -195,7 +201,8 @@ test_symlinked_dir_not_followed(void **state)
 		close(fd);
 	}
 	assert_int_equal(tsi_sidecar_remove_file(f->fd, "db/pw", err,
-	    sizeof(err)), TSI_ERR_IO);
+	                     sizeof(err)),
+	    TSI_ERR_IO);
 	assert_int_equal(lstat(probe, &sb), 0);
 	unlink(probe);
 	rmdir(outside);
@@ -209,15 +216,19 @@ test_remove(void **state)
 	struct stat sb;
 
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "a/b", "x", 1, err,
-	    sizeof(err)), TSI_OK);
-	assert_int_equal(tsi_sidecar_remove_file(f->fd, "a/b", err, sizeof(err)),
+	                     sizeof(err)),
+	    TSI_OK);
+	assert_int_equal(tsi_sidecar_remove_file(f->fd, "a/b", err,
+	                     sizeof(err)),
 	    TSI_OK);
 	snprintf(path, sizeof(path), "%s/a/b", f->dir);
 	assert_int_equal(lstat(path, &sb), -1);
 	/* Absent file or absent directory: nothing to do, success. */
-	assert_int_equal(tsi_sidecar_remove_file(f->fd, "a/b", err, sizeof(err)),
+	assert_int_equal(tsi_sidecar_remove_file(f->fd, "a/b", err,
+	                     sizeof(err)),
 	    TSI_OK);
-	assert_int_equal(tsi_sidecar_remove_file(f->fd, "zz/b", err, sizeof(err)),
+	assert_int_equal(tsi_sidecar_remove_file(f->fd, "zz/b", err,
+	                     sizeof(err)),
 	    TSI_OK);
 }
 
@@ -232,7 +243,8 @@ test_failure_leaves_old_file(void **state)
 	int status;
 
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "keep", "old", 3, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	/* A write that fails half-way (file size limit) in a child. */
 	pid = fork();
 	assert_true(pid >= 0);
@@ -243,7 +255,9 @@ test_failure_leaves_old_file(void **state)
 		if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
 			_exit(3);
 		_exit(tsi_sidecar_write_file(f->fd, "keep", big, sizeof(big),
-		    err, sizeof(err)) == TSI_ERR_IO ? 0 : 1);
+		          err, sizeof(err)) == TSI_ERR_IO
+		        ? 0
+		        : 1);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
@@ -267,7 +281,8 @@ test_dir_in_the_way(void **state)
 	snprintf(path, sizeof(path), "%s/d/x", f->dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "d", "x", 1, err,
-	    sizeof(err)), TSI_ERR_IO);
+	                     sizeof(err)),
+	    TSI_ERR_IO);
 	assert_int_equal(count_entries(f->dir), 1);
 }
 
@@ -280,7 +295,9 @@ static void
 test_no_partial_file(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 256 * 1024 };
+	enum {
+		N = 256 * 1024
+	};
 	char *a = malloc(N), *b = malloc(N), path[128], err[256];
 	size_t len;
 	char *got;
@@ -292,14 +309,15 @@ test_no_partial_file(void **state)
 	memset(a, 'A', N);
 	memset(b, 'B', N);
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "big", a, N, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	snprintf(path, sizeof(path), "%s/big", f->dir);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		for (i = 0; i < 60; i++)
-			if (tsi_sidecar_write_file(f->fd, "big", (i & 1) ? a : b,
-			    N, err, sizeof(err)) != TSI_OK)
+			if (tsi_sidecar_write_file(f->fd, "big",
+			        (i & 1) ? a : b, N, err, sizeof(err)) != TSI_OK)
 				_exit(1);
 		_exit(0);
 	}
@@ -361,11 +379,13 @@ test_batch_commit(void **state)
 	char *got;
 
 	assert_int_equal(tsi_sidecar_write_file(f->fd, "old", "before", 6, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	for (i = 0; i < 5; i++) {
 		snprintf(content, sizeof(content), "content-%d", i);
 		assert_int_equal(tsi_sidecar_stage_file(f->fd, rel[i], content,
-		    strlen(content), &st[i], err, sizeof(err)), TSI_OK);
+		                     strlen(content), &st[i], err, sizeof(err)),
+		    TSI_OK);
 	}
 	/* Staged: only temporaries, the old file still old. */
 	snprintf(path, sizeof(path), "%s/a", f->dir);
@@ -406,7 +426,8 @@ test_batch_drop(void **state)
 	char err[256];
 
 	assert_int_equal(tsi_sidecar_stage_file(f->fd, "x/y", "v", 1, &st, err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	tsi_sidecar_stage_drop(&st);
 	tsi_sidecar_stage_drop(&st);
 	assert_int_equal(st.fd, -1);
@@ -430,11 +451,14 @@ test_batch_one_fails(void **state)
 	snprintf(path, sizeof(path), "%s/d/x", f->dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	assert_int_equal(tsi_sidecar_stage_file(f->fd, "p", "1", 1, &st[0], err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(tsi_sidecar_stage_file(f->fd, "d", "2", 1, &st[1], err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	assert_int_equal(tsi_sidecar_stage_file(f->fd, "q", "3", 1, &st[2], err,
-	    sizeof(err)), TSI_OK);
+	                     sizeof(err)),
+	    TSI_OK);
 	tsi_sidecar_commit_files(st, 3, res, &errs[0][0], sizeof(errs[0]));
 	assert_int_equal(res[0], TSI_OK);
 	assert_int_equal(res[1], TSI_ERR_IO);
@@ -453,7 +477,9 @@ static void
 test_batch_many(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 40 };
+	enum {
+		N = 40
+	};
 	struct tsi_sidecar_staged st[N];
 	static char errs[N][256];
 	char rel[N][32];
@@ -464,12 +490,16 @@ test_batch_many(void **state)
 
 	for (i = 0; i < N; i++) {
 		snprintf(rel[i], sizeof(rel[i]), "%s/f%d",
-		    i % 3 == 0 ? "x" : i % 3 == 1 ? "y/z" : ".", i);
+		    i % 3 == 0       ? "x"
+		        : i % 3 == 1 ? "y/z"
+		                     : ".",
+		    i);
 		if (i % 3 == 2)
 			snprintf(rel[i], sizeof(rel[i]), "f%d", i);
 		snprintf(content, sizeof(content), "v%d", i);
 		assert_int_equal(tsi_sidecar_stage_file(f->fd, rel[i], content,
-		    strlen(content), &st[i], err, sizeof(err)), TSI_OK);
+		                     strlen(content), &st[i], err, sizeof(err)),
+		    TSI_OK);
 	}
 	tsi_sidecar_commit_files(st, N, res, &errs[0][0], sizeof(errs[0]));
 	for (i = 0; i < N; i++) {
@@ -492,17 +522,27 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_content_and_mode, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_symlink_at_dest_not_followed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_symlinked_dir_not_followed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_content_and_mode, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_symlink_at_dest_not_followed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlinked_dir_not_followed,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failure_leaves_old_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dir_in_the_way, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_partial_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_drop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_one_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_leaves_old_file,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_in_the_way, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_partial_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch_commit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch_drop, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch_one_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch_many, setup,
+		    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

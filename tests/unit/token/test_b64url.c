@@ -31,7 +31,8 @@ refuse_url(const char *in)
 	unsigned char *out = NULL;
 	size_t n = 0;
 
-	assert_int_equal(tsi_b64url_decode(in, strlen(in), &out, &n), TSI_ERR_PARSE);
+	assert_int_equal(tsi_b64url_decode(in, strlen(in), &out, &n),
+	    TSI_ERR_PARSE);
 	assert_null(out);
 }
 
@@ -64,21 +65,22 @@ static void
 test_url_strictness(void **state)
 {
 	(void)state;
-	refuse_url("Zg==");        /* padding */
+	refuse_url("Zg=="); /* padding */
 	refuse_url("Zg=");
-	refuse_url("Z");           /* impossible length */
+	refuse_url("Z"); /* impossible length */
 	refuse_url("Zm9vY");
-	refuse_url("+_8");         /* standard alphabet */
+	refuse_url("+_8"); /* standard alphabet */
 	refuse_url("-/8");
-	refuse_url("Zm 9v");       /* whitespace */
+	refuse_url("Zm 9v"); /* whitespace */
 	refuse_url("Zm9v\n");
-	refuse_url("Zh");          /* non-zero unused bits: not canonical */
+	refuse_url("Zh"); /* non-zero unused bits: not canonical */
 	refuse_url("Zm9");
 	{
 		unsigned char *out = NULL;
 		size_t n;
 		/* An embedded NUL within the given length. */
-		assert_int_equal(tsi_b64url_decode("Zm\0v", 4, &out, &n), TSI_ERR_PARSE);
+		assert_int_equal(tsi_b64url_decode("Zm\0v", 4, &out, &n),
+		    TSI_ERR_PARSE);
 	}
 }
 
@@ -108,7 +110,8 @@ test_std_strictness(void **state)
 	assert_int_equal(tsi_b64_decode("Zh==", 4, &out, &n), TSI_ERR_PARSE);
 	assert_int_equal(tsi_b64_decode("Zg=a", 4, &out, &n), TSI_ERR_PARSE);
 	assert_int_equal(tsi_b64_decode("-_8=", 4, &out, &n), TSI_ERR_PARSE);
-	assert_int_equal(tsi_b64_decode("Zm9v\nZm9v", 9, &out, &n), TSI_ERR_PARSE);
+	assert_int_equal(tsi_b64_decode("Zm9v\nZm9v", 9, &out, &n),
+	    TSI_ERR_PARSE);
 	assert_null(out);
 }
 
@@ -124,13 +127,15 @@ test_round_trip_random(void **state)
 		RAND_bytes(in, (int)sizeof(in));
 		assert_int_equal(tsi_b64url_encode(in, len, &e), TSI_OK);
 		assert_null(strchr(e, '='));
-		assert_int_equal(tsi_b64url_decode(e, strlen(e), &out, &n), TSI_OK);
+		assert_int_equal(tsi_b64url_decode(e, strlen(e), &out, &n),
+		    TSI_OK);
 		assert_int_equal(n, len);
 		assert_memory_equal(out, in, len);
 		tsi_freezero(out, n);
 		free(e);
 		assert_int_equal(tsi_b64_encode(in, len, &e), TSI_OK);
-		assert_int_equal(tsi_b64_decode(e, strlen(e), &out, &n), TSI_OK);
+		assert_int_equal(tsi_b64_decode(e, strlen(e), &out, &n),
+		    TSI_OK);
 		assert_int_equal(n, len);
 		assert_memory_equal(out, in, len);
 		tsi_freezero(out, n);

@@ -34,8 +34,7 @@ static int x5c_array(STACK_OF(X509) *chain, json_t **out);
  * key, so each token costs one claims encoding and one signature.
  */
 static int
-make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64,
-    EVP_MD_CTX **hctx)
+make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64, EVP_MD_CTX **hctx)
 {
 	json_t *hdr = NULL, *x5c = NULL;
 	EVP_MD_CTX *h = NULL;
@@ -47,7 +46,7 @@ make_header(EVP_PKEY *pub, STACK_OF(X509) *chain, char **h64,
 	if ((r = x5c_array(chain, &x5c)) != TSI_OK)
 		goto out;
 	if ((hdr = json_pack("{s:s, s:s, s:s, s:O}", "alg", "ES256", "typ",
-	    "JWT", "kid", kid, "x5c", x5c)) == NULL ||
+	         "JWT", "kid", kid, "x5c", x5c)) == NULL ||
 	    (text = json_dumps(hdr, JSON_COMPACT)) == NULL) {
 		r = TSI_ERR_ALLOC;
 		goto out;
@@ -190,11 +189,14 @@ split(const char *tok, struct part p[3], size_t *signed_len)
 	assert_null(strchr(d2 + 1, '.'));
 	*signed_len = (size_t)(d2 - tok);
 	assert_int_equal(tsi_b64url_decode(tok, (size_t)(d1 - tok), &p[0].v,
-	    &p[0].n), TSI_OK);
+	                     &p[0].n),
+	    TSI_OK);
 	assert_int_equal(tsi_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1),
-	    &p[1].v, &p[1].n), TSI_OK);
+	                     &p[1].v, &p[1].n),
+	    TSI_OK);
 	assert_int_equal(tsi_b64url_decode(d2 + 1, strlen(d2 + 1), &p[2].v,
-	    &p[2].n), TSI_OK);
+	                     &p[2].n),
+	    TSI_OK);
 	assert_int_equal(p[2].n, 64);
 }
 
@@ -238,11 +240,16 @@ same_token(EVP_PKEY *pub, const char *a, const char *b, int exact)
 static X509 *
 cert(const char *cn, X509 *issuer, EVP_PKEY *ikey, EVP_PKEY *key, int ca)
 {
-	struct pki_spec sp = { .cn = cn, .issuer = issuer, .issuer_key = ikey,
-	    .key = key, .ca = ca, .pathlen = -1, .ku = ca ?
-	    "critical,keyCertSign" : "critical,digitalSignature",
-	    .san = ca ? NULL : pki_loc_san(), .not_before = -60,
-	    .not_after = 3600 };
+	struct pki_spec sp = { .cn = cn,
+		.issuer = issuer,
+		.issuer_key = ikey,
+		.key = key,
+		.ca = ca,
+		.pathlen = -1,
+		.ku = ca ? "critical,keyCertSign" : "critical,digitalSignature",
+		.san = ca ? NULL : pki_loc_san(),
+		.not_before = -60,
+		.not_after = 3600 };
 	X509 *x = pki_cert(&sp);
 
 	assert_non_null(x);
@@ -253,7 +260,8 @@ static void
 test_issuer_and_library_agree(void **state)
 {
 	static const char *const claims[] = {
-		"{\"iss\":\"tsi-issuer\",\"sub\":\"spiffe://c/ns/default/sa/app\","
+		"{\"iss\":\"tsi-issuer\",\"sub\":\"spiffe://c/ns/default/sa/"
+		"app\","
 		"\"aud\":\"vault\",\"iat\":1700000000,\"nbf\":1699999940,"
 		"\"exp\":1700000300,\"jti\":\"AAECAwQFBgcICQoLDA0ODw\","
 		"\"cluster-name\":\"C\",\"region\":\"R\",\"datacenter\":\"D\","
@@ -291,10 +299,12 @@ test_issuer_and_library_agree(void **state)
 		assert_int_equal(tsi_jwt_header_new(keys[k], chains[k], &h),
 		    TSI_OK);
 		for (c = 0; c < sizeof(claims) / sizeof(claims[0]); c++) {
-			assert_int_equal(sign_jws(s, h64, hctx, claims[c], &old),
+			assert_int_equal(sign_jws(s, h64, hctx, claims[c],
+			                     &old),
 			    TSI_OK);
 			assert_int_equal(tsi_jwt_sign_claims(s, h, claims[c],
-			    &two), TSI_OK);
+			                     &two),
+			    TSI_OK);
 			assert_non_null(cj = json_loads(claims[c], 0, NULL));
 			assert_int_equal(tsi_jwt_mint(s, chains[k], cj, &one),
 			    TSI_OK);

@@ -54,7 +54,8 @@ test_soft_signer_signs_raw_rs(void **state)
 	 * come out padded to 32 bytes and verify. */
 	for (i = 0; i < 300; i++) {
 		snprintf(msg, sizeof(msg), "message %d", i);
-		assert_int_equal(tsi_signer_sign_msg(s, msg, strlen(msg), sig), TSI_OK);
+		assert_int_equal(tsi_signer_sign_msg(s, msg, strlen(msg), sig),
+		    TSI_OK);
 		assert_true(pki_verify_raw(k, msg, strlen(msg), sig));
 	}
 	/* A signature over another message does not verify. */
@@ -94,13 +95,17 @@ test_kid_is_rfc7638_thumbprint(void **state)
 	assert_int_equal(tsi_key_thumbprint(k, kid2), TSI_OK);
 	assert_string_equal(kid, kid2);
 	/* Independently: coordinates from the key's parameters. */
-	assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_X, &x), 1);
-	assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_Y, &y), 1);
+	assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_X, &x),
+	    1);
+	assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_Y, &y),
+	    1);
 	BN_bn2binpad(x, xb, 32);
 	BN_bn2binpad(y, yb, 32);
 	assert_int_equal(tsi_b64url_encode(xb, 32, &xs), TSI_OK);
 	assert_int_equal(tsi_b64url_encode(yb, 32, &ys), TSI_OK);
-	snprintf(jwk, sizeof(jwk), "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", xs, ys);
+	snprintf(jwk, sizeof(jwk),
+	    "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", xs,
+	    ys);
 	EVP_Digest(jwk, strlen(jwk), h, NULL, EVP_sha256(), NULL);
 	assert_int_equal(tsi_b64url_encode(h, 32, &want), TSI_OK);
 	assert_string_equal(kid, want);
@@ -119,7 +124,10 @@ test_bridge_signs_certificate_through_callback(void **state)
 	EVP_PKEY *k = pki_key(), *bridge = NULL;
 	struct fake_tpm tpm = { 0 };
 	struct tsi_signer *s = NULL;
-	struct pki_spec sp = { .cn = "x", .ca = 0, .pathlen = -1, .not_after = 3600 };
+	struct pki_spec sp = { .cn = "x",
+		.ca = 0,
+		.pathlen = -1,
+		.not_after = 3600 };
 	X509 *c;
 
 	(void)state;
@@ -172,7 +180,7 @@ test_make_csr_with_callback_signer(void **state)
 	assert_non_null(req);
 	assert_int_equal(X509_REQ_verify(req, pub), 1);
 	assert_true(X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req),
-	    NID_commonName, cn, sizeof(cn)) > 0);
+	                NID_commonName, cn, sizeof(cn)) > 0);
 	assert_string_equal(cn, "node-1");
 	X509_REQ_free(req);
 	free(pem);
@@ -196,12 +204,17 @@ struct pki {
 static void
 pki_setup(struct pki *p, long node_not_after)
 {
-	struct pki_spec ca = { .cn = "tsi test CA", .ca = 1, .pathlen = -1,
-	    .ku = "critical,keyCertSign,cRLSign", .not_before = -3600,
-	    .not_after = 86400 };
-	struct pki_spec node = { .cn = "node-1", .ca = 1, .pathlen = 0,
-	    .ku = "critical,digitalSignature,keyCertSign",
-	    .not_before = -3600 };
+	struct pki_spec ca = { .cn = "tsi test CA",
+		.ca = 1,
+		.pathlen = -1,
+		.ku = "critical,keyCertSign,cRLSign",
+		.not_before = -3600,
+		.not_after = 86400 };
+	struct pki_spec node = { .cn = "node-1",
+		.ca = 1,
+		.pathlen = 0,
+		.ku = "critical,digitalSignature,keyCertSign",
+		.not_before = -3600 };
 
 	memset(p, 0, sizeof(*p));
 	p->ca_key = pki_key();
@@ -217,9 +230,11 @@ pki_setup(struct pki *p, long node_not_after)
 	p->node = pki_cert(&node);
 	assert_non_null(p->ca);
 	assert_non_null(p->node);
-	assert_int_equal(tsi_signer_new_soft(p->node_key, &p->tpm.inner), TSI_OK);
+	assert_int_equal(tsi_signer_new_soft(p->node_key, &p->tpm.inner),
+	    TSI_OK);
 	assert_int_equal(tsi_signer_new(fake_tpm_sign, &p->tpm, p->node_key,
-	    &p->node_signer), TSI_OK);
+	                     &p->node_signer),
+	    TSI_OK);
 }
 
 static void
@@ -245,19 +260,22 @@ test_session_cert_profile(void **state)
 	(void)state;
 	pki_setup(&p, 86400);
 	assert_int_equal(tsi_x509_issue_session_cert(p.node_signer, p.node,
-	    p.sess_key, 600, &sc), TSI_OK);
+	                     p.sess_key, 600, &sc),
+	    TSI_OK);
 	assert_int_equal(p.tpm.calls, 1);
 	assert_int_equal(X509_verify(sc, p.node_key), 1);
 	assert_int_equal(X509_check_ca(sc), 0);
 	assert_true(X509_get_extension_flags(sc) & EXFLAG_BCONS);
 	assert_int_equal(X509_get_key_usage(sc), KU_DIGITAL_SIGNATURE);
 	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(sc),
-	    X509_get_subject_name(p.node)), 0);
+	                     X509_get_subject_name(p.node)),
+	    0);
 	assert_true(tsi_x509_key_matches(sc, p.sess_key));
 	assert_false(tsi_x509_key_matches(sc, p.node_key));
 	/* CN is the session key's kid. */
 	assert_int_equal(tsi_key_thumbprint(p.sess_key, kid), TSI_OK);
-	X509_NAME_get_text_by_NID(X509_get_subject_name(sc), NID_commonName, cn, sizeof(cn));
+	X509_NAME_get_text_by_NID(X509_get_subject_name(sc), NID_commonName, cn,
+	    sizeof(cn));
 	assert_string_equal(cn, kid);
 	/* Valid now, not after ttl (+1 s for the clock tick). */
 	assert_true(X509_cmp_time(X509_get0_notBefore(sc), &now) < 0);
@@ -277,15 +295,18 @@ test_session_cert_never_outlives_node(void **state)
 	(void)state;
 	pki_setup(&p, 120);
 	assert_int_equal(tsi_x509_issue_session_cert(p.node_signer, p.node,
-	    p.sess_key, 3600, &sc), TSI_OK);
+	                     p.sess_key, 3600, &sc),
+	    TSI_OK);
 	assert_int_equal(ASN1_TIME_compare(X509_get0_notAfter(sc),
-	    X509_get0_notAfter(p.node)), 0);
+	                     X509_get0_notAfter(p.node)),
+	    0);
 	X509_free(sc);
 	sc = NULL;
 	/* A signer whose key is not the node certificate's is refused. */
 	assert_int_equal(tsi_signer_new_soft(p.sess_key, &other), TSI_OK);
 	assert_int_equal(tsi_x509_issue_session_cert(other, p.node, p.sess_key,
-	    300, &sc), TSI_ERR_INVALID_ARG);
+	                     300, &sc),
+	    TSI_ERR_INVALID_ARG);
 	assert_null(sc);
 	tsi_signer_free(other);
 	pki_teardown(&p);
@@ -293,7 +314,8 @@ test_session_cert_never_outlives_node(void **state)
 	/* An expired node certificate issues nothing. */
 	pki_setup(&p, -10);
 	assert_int_equal(tsi_x509_issue_session_cert(p.node_signer, p.node,
-	    p.sess_key, 300, &sc), TSI_ERR_EXPIRED);
+	                     p.sess_key, 300, &sc),
+	    TSI_ERR_EXPIRED);
 	assert_null(sc);
 	pki_teardown(&p);
 }
@@ -314,7 +336,8 @@ test_mint_builds_es256_jws(void **state)
 	(void)state;
 	pki_setup(&p, 86400);
 	assert_int_equal(tsi_x509_issue_session_cert(p.node_signer, p.node,
-	    p.sess_key, 600, &sc), TSI_OK);
+	                     p.sess_key, 600, &sc),
+	    TSI_OK);
 	sk_X509_push(chain, sc);
 	sk_X509_push(chain, p.node);
 	assert_int_equal(tsi_signer_new_soft(p.sess_key, &sess), TSI_OK);
@@ -327,19 +350,28 @@ test_mint_builds_es256_jws(void **state)
 	assert_non_null(dot2);
 	assert_null(strchr(dot2 + 1, '.'));
 
-	assert_int_equal(tsi_b64url_decode(tok, (size_t)(dot1 - tok), &raw, &rawlen), TSI_OK);
-	hdr = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, NULL);
+	assert_int_equal(tsi_b64url_decode(tok, (size_t)(dot1 - tok), &raw,
+	                     &rawlen),
+	    TSI_OK);
+	hdr =
+	    json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, NULL);
 	tsi_freezero(raw, rawlen);
 	assert_non_null(hdr);
-	assert_string_equal(json_string_value(json_object_get(hdr, "alg")), "ES256");
-	assert_string_equal(json_string_value(json_object_get(hdr, "typ")), "JWT");
+	assert_string_equal(json_string_value(json_object_get(hdr, "alg")),
+	    "ES256");
+	assert_string_equal(json_string_value(json_object_get(hdr, "typ")),
+	    "JWT");
 	assert_int_equal(tsi_key_thumbprint(p.sess_key, kid), TSI_OK);
-	assert_string_equal(json_string_value(json_object_get(hdr, "kid")), kid);
+	assert_string_equal(json_string_value(json_object_get(hdr, "kid")),
+	    kid);
 	x5c = json_object_get(hdr, "x5c");
 	assert_int_equal(json_array_size(x5c), 2);
 	/* x5c[0] is the session certificate, in standard base64 DER. */
-	assert_int_equal(tsi_b64_decode(json_string_value(json_array_get(x5c, 0)),
-	    strlen(json_string_value(json_array_get(x5c, 0))), &raw, &rawlen), TSI_OK);
+	assert_int_equal(tsi_b64_decode(json_string_value(
+	                                    json_array_get(x5c, 0)),
+	                     strlen(json_string_value(json_array_get(x5c, 0))),
+	                     &raw, &rawlen),
+	    TSI_OK);
 	dlen = i2d_X509(sc, &der);
 	assert_int_equal((size_t)dlen, rawlen);
 	assert_memory_equal(der, raw, rawlen);
@@ -348,10 +380,13 @@ test_mint_builds_es256_jws(void **state)
 	json_decref(hdr);
 
 	/* The signature is 64 raw bytes over "header.claims" by the leaf key. */
-	assert_int_equal(tsi_b64url_decode(dot2 + 1, strlen(dot2 + 1), &raw, &rawlen), TSI_OK);
+	assert_int_equal(tsi_b64url_decode(dot2 + 1, strlen(dot2 + 1), &raw,
+	                     &rawlen),
+	    TSI_OK);
 	assert_int_equal(rawlen, 64);
 	assert_true(pki_verify_raw(p.sess_key, tok, (size_t)(dot2 - tok), raw));
-	assert_false(pki_verify_raw(p.node_key, tok, (size_t)(dot2 - tok), raw));
+	assert_false(
+	    pki_verify_raw(p.node_key, tok, (size_t)(dot2 - tok), raw));
 	tsi_freezero(raw, rawlen);
 
 	json_decref(claims);
@@ -369,7 +404,8 @@ main(void)
 		cmocka_unit_test(test_soft_signer_signs_raw_rs),
 		cmocka_unit_test(test_signer_refuses_other_curves),
 		cmocka_unit_test(test_kid_is_rfc7638_thumbprint),
-		cmocka_unit_test(test_bridge_signs_certificate_through_callback),
+		cmocka_unit_test(
+		    test_bridge_signs_certificate_through_callback),
 		cmocka_unit_test(test_make_csr_with_callback_signer),
 		cmocka_unit_test(test_session_cert_profile),
 		cmocka_unit_test(test_session_cert_never_outlives_node),

@@ -41,9 +41,16 @@ static X509 *
 mk(const char *cn, X509 *issuer, EVP_PKEY *ikey, EVP_PKEY *key, int ca,
     int pathlen, const char *ku, const char *san, long nb, long na)
 {
-	struct pki_spec sp = { .cn = cn, .issuer = issuer, .issuer_key = ikey,
-	    .key = key, .ca = ca, .pathlen = pathlen, .ku = ku, .san = san,
-	    .not_before = nb, .not_after = na };
+	struct pki_spec sp = { .cn = cn,
+		.issuer = issuer,
+		.issuer_key = ikey,
+		.key = key,
+		.ca = ca,
+		.pathlen = pathlen,
+		.ku = ku,
+		.san = san,
+		.not_before = nb,
+		.not_after = na };
 	X509 *x = pki_cert(&sp);
 
 	assert_non_null(x);
@@ -83,14 +90,18 @@ setup(void **state)
 	f->node_key = pki_key();
 	f->sess_key = pki_key();
 	f->ca = mk_ca(f->ca_key);
-	f->node = mk_node(f->ca, f->ca_key, f->node_key, "node-1", -3600, 86400);
-	assert_int_equal(tsi_signer_new_soft(f->node_key, &f->node_signer), TSI_OK);
+	f->node =
+	    mk_node(f->ca, f->ca_key, f->node_key, "node-1", -3600, 86400);
+	assert_int_equal(tsi_signer_new_soft(f->node_key, &f->node_signer),
+	    TSI_OK);
 	/* The good session certificate comes from the real issuing code. */
 	assert_int_equal(tsi_x509_issue_session_cert(f->node_signer, f->node,
-	    f->sess_key, 3600, &f->sess), TSI_OK);
+	                     f->sess_key, 3600, &f->sess),
+	    TSI_OK);
 	assert_int_equal(tsi_trust_new(&f->trust), TSI_OK);
 	assert_int_equal(tsi_x509_to_pem(f->ca, &pem), TSI_OK);
-	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)),
+	    TSI_OK);
 	free(pem);
 	*state = f;
 	return 0;
@@ -141,7 +152,8 @@ hdr(const char *alg, const char *kid, ...)
 		char *b64;
 		int len = i2d_X509(x, &der);
 
-		assert_int_equal(tsi_b64_encode(der, (size_t)len, &b64), TSI_OK);
+		assert_int_equal(tsi_b64_encode(der, (size_t)len, &b64),
+		    TSI_OK);
 		json_array_append_new(arr, json_string(b64));
 		free(b64);
 		OPENSSL_free(der);
@@ -160,12 +172,14 @@ hdr(const char *alg, const char *kid, ...)
 static json_t *
 claims_base(time_t now)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s}",
-	    "iss", "tsi-issuer", "sub", "spiffe://tsi.example/ns/default/sa/app",
-	    "aud", "tsi-vault", "iat", (json_int_t)now, "nbf", (json_int_t)now,
-	    "exp", (json_int_t)now + 300, "jti", "0123456789abcdef0123456789abcdef",
-	    "cluster-name", "hipaaCluster", "region", "eu-de",
-	    "datacenter", "dal05", "node", "node-1");
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, "
+	                 "s:s}",
+	    "iss", "tsi-issuer", "sub",
+	    "spiffe://tsi.example/ns/default/sa/app", "aud", "tsi-vault", "iat",
+	    (json_int_t)now, "nbf", (json_int_t)now, "exp",
+	    (json_int_t)now + 300, "jti", "0123456789abcdef0123456789abcdef",
+	    "cluster-name", "hipaaCluster", "region", "eu-de", "datacenter",
+	    "dal05", "node", "node-1");
 }
 
 static char *
@@ -187,7 +201,9 @@ es_sign(EVP_PKEY *k, const char *md, const void *msg, size_t len,
 	const unsigned char *p = der;
 	ECDSA_SIG *es;
 
-	assert_int_equal(EVP_DigestSignInit_ex(c, NULL, md, NULL, NULL, k, NULL), 1);
+	assert_int_equal(EVP_DigestSignInit_ex(c, NULL, md, NULL, NULL, k,
+	                     NULL),
+	    1);
 	assert_int_equal(EVP_DigestSign(c, der, &dlen, msg, len), 1);
 	es = d2i_ECDSA_SIG(NULL, &p, (long)dlen);
 	BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, (int)half);
@@ -235,7 +251,8 @@ good_token(struct fx *f, json_t *claims)
 {
 	char kid[44];
 
-	return build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	return build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	                 NULL),
 	    dump(claims), f->sess_key, NULL, 0);
 }
 
@@ -253,7 +270,8 @@ expect_at(struct fx *f, char *tok, const char *aud, time_t now,
 		print_error("want %s, got %s (%s)\n", tsi_jwt_reason_name(want),
 		    tsi_jwt_reason_name(res.reason), res.detail);
 	if (getenv("TSI_TEST_VERBOSE") != NULL)
-		print_message("%-18s %s\n", tsi_jwt_reason_name(res.reason), res.detail);
+		print_message("%-18s %s\n", tsi_jwt_reason_name(res.reason),
+		    res.detail);
 	assert_int_equal(res.reason, want);
 	assert_true(res.detail[0] != '\0');
 	assert_null(strchr(res.detail, '\n'));
@@ -285,9 +303,12 @@ test_good_session_chain(void **state)
 	json_t *claims = NULL;
 	char *tok = good_token(f, claims_base(f->now)), fp[65], kid[44];
 
-	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res), TSI_OK);
+	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res),
+	    TSI_OK);
 	assert_int_equal(res.reason, TSI_JWT_OK);
-	assert_string_equal(json_string_value(json_object_get(claims, "region")), "eu-de");
+	assert_string_equal(json_string_value(
+	                        json_object_get(claims, "region")),
+	    "eu-de");
 	assert_int_equal(tsi_x509_fingerprint(f->node, fp), TSI_OK);
 	assert_string_equal(res.node_fingerprint, fp);
 	assert_string_equal(res.kid, kid_of(f->sess_key, kid));
@@ -320,8 +341,10 @@ test_good_node_only(void **state)
 	struct fx *f = *state;
 	char kid[44];
 
-	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
-	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_OK);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
+	        dump(claims_base(f->now)), f->node_key, NULL, 0),
+	    TSI_JWT_OK);
 }
 
 static void
@@ -333,7 +356,8 @@ test_aud_array(void **state)
 	json_object_set_new(c, "aud", json_pack("[s,s]", "other", "tsi-vault"));
 	expect(f, good_token(f, c), TSI_JWT_OK);
 	c = claims_base(f->now);
-	json_object_set_new(c, "aud", json_pack("[s,s]", "other", "tsi-vaultx"));
+	json_object_set_new(c, "aud",
+	    json_pack("[s,s]", "other", "tsi-vaultx"));
 	expect(f, good_token(f, c), TSI_JWT_BAD_AUD);
 	/* A custom audience. */
 	c = claims_base(f->now);
@@ -366,11 +390,16 @@ test_alg_none(void **state)
 	struct fx *f = *state;
 	char kid[44];
 
-	expect(f, build(hdr("none", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), NULL, NULL, 0), TSI_JWT_BAD_ALG);
+	expect(f,
+	    build(hdr("none", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
+	        dump(claims_base(f->now)), NULL, NULL, 0),
+	    TSI_JWT_BAD_ALG);
 	/* Case variants are not ES256 either. */
-	expect(f, build(hdr("es256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_ALG);
+	expect(f,
+	    build(hdr("es256", kid_of(f->sess_key, kid), f->sess, f->node,
+	              NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_ALG);
 }
 
 static void
@@ -443,8 +472,11 @@ test_alg_rs256(void **state)
 	tsi_b64url_encode(h, strlen(h), &h64);
 	tsi_b64url_encode(c, strlen(c), &c64);
 	n = snprintf(input, sizeof(input), "%s.%s", h64, c64);
-	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k), 1);
-	assert_int_equal(EVP_DigestSign(md, sig, &slen, (unsigned char *)input, (size_t)n), 1);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k),
+	    1);
+	assert_int_equal(EVP_DigestSign(md, sig, &slen, (unsigned char *)input,
+	                     (size_t)n),
+	    1);
 	free(h64);
 	free(c64);
 	expect(f, build(h, c, NULL, sig, slen), TSI_JWT_BAD_ALG);
@@ -487,7 +519,9 @@ test_sig_garbage_truncated_empty_zero(void **state)
 	size_t rawlen;
 	char *tok, *dot;
 
-	expect(f, with_sig_text(good_token(f, claims_base(f->now)), "!!not*base64url"),
+	expect(f,
+	    with_sig_text(good_token(f, claims_base(f->now)),
+	        "!!not*base64url"),
 	    TSI_JWT_BAD_SIGNATURE);
 	RAND_bytes(rnd, sizeof(rnd));
 	rnd[0] &= 0x7f;
@@ -501,7 +535,9 @@ test_sig_garbage_truncated_empty_zero(void **state)
 	/* Truncated: the first 63 bytes of a real signature. */
 	tok = good_token(f, claims_base(f->now));
 	dot = strrchr(tok, '.');
-	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw, &rawlen), TSI_OK);
+	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw,
+	                     &rawlen),
+	    TSI_OK);
 	expect(f, with_sig(tok, raw, 63), TSI_JWT_BAD_SIGNATURE);
 	tsi_freezero(raw, rawlen);
 	/* A DER signature is not accepted in place of r||s. */
@@ -528,7 +564,9 @@ test_sig_r_s_not_below_order(void **state)
 	BN_bn2binpad(EC_GROUP_get0_order(g), n, 32);
 	tok = good_token(f, claims_base(f->now));
 	dot = strrchr(tok, '.');
-	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw, &rawlen), TSI_OK);
+	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw,
+	                     &rawlen),
+	    TSI_OK);
 	memcpy(sig, raw, 64);
 	tsi_freezero(raw, rawlen);
 	/* r = n */
@@ -536,7 +574,9 @@ test_sig_r_s_not_below_order(void **state)
 	expect(f, with_sig(good_token(f, claims_base(f->now)), sig, 64),
 	    TSI_JWT_BAD_SIGNATURE);
 	/* s = n, r kept */
-	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw, &rawlen), TSI_OK);
+	assert_int_equal(tsi_b64url_decode(dot + 1, strlen(dot + 1), &raw,
+	                     &rawlen),
+	    TSI_OK);
 	memcpy(sig, raw, 64);
 	tsi_freezero(raw, rawlen);
 	memcpy(sig + 32, n, 32);
@@ -553,14 +593,16 @@ test_sig_r_s_not_below_order(void **state)
 		memset(sig + 32, 0, 32);
 		sig[63] = 1;
 		t2 = with_sig(good_token(f, claims_base(f->now)), sig, 64);
-		assert_int_equal(tsi_jwt_verify(f->trust, t2, &o, &cl, &res), TSI_ERR_BAD_TOKEN);
+		assert_int_equal(tsi_jwt_verify(f->trust, t2, &o, &cl, &res),
+		    TSI_ERR_BAD_TOKEN);
 		assert_int_equal(res.reason, TSI_JWT_BAD_SIGNATURE);
 		assert_non_null(strstr(res.detail, "does not verify"));
 		free(t2);
 		/* and r = n is refused by the range check */
 		memcpy(sig, n, 32);
 		t2 = with_sig(good_token(f, claims_base(f->now)), sig, 64);
-		assert_int_equal(tsi_jwt_verify(f->trust, t2, &o, &cl, &res), TSI_ERR_BAD_TOKEN);
+		assert_int_equal(tsi_jwt_verify(f->trust, t2, &o, &cl, &res),
+		    TSI_ERR_BAD_TOKEN);
 		assert_non_null(strstr(res.detail, "not in [1, n-1]"));
 		free(t2);
 	}
@@ -579,11 +621,17 @@ test_sig_by_other_key(void **state)
 	char kid[44];
 
 	/* Header names the leaf; a different key signed. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), other, NULL, 0), TSI_JWT_BAD_SIGNATURE);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	              NULL),
+	        dump(claims_base(f->now)), other, NULL, 0),
+	    TSI_JWT_BAD_SIGNATURE);
 	/* Node key signing while x5c[0] is the session cert. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_BAD_SIGNATURE);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	              NULL),
+	        dump(claims_base(f->now)), f->node_key, NULL, 0),
+	    TSI_JWT_BAD_SIGNATURE);
 	EVP_PKEY_free(other);
 }
 
@@ -597,7 +645,8 @@ test_tampered_claims(void **state)
 	char *cs, *c64, *out;
 	size_t n;
 
-	json_object_set_new(c, "sub", json_string("spiffe://tsi.example/ns/kube-system/sa/admin"));
+	json_object_set_new(c, "sub",
+	    json_string("spiffe://tsi.example/ns/kube-system/sa/admin"));
 	cs = dump(c);
 	tsi_b64url_encode(cs, strlen(cs), &c64);
 	n = (size_t)(d1 - tok) + 1;
@@ -617,10 +666,15 @@ test_bad_kid(void **state)
 	struct fx *f = *state;
 	char kid[44];
 
-	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
-	expect(f, build(hdr("ES256", NULL, f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node,
+	              NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_KID);
+	expect(f,
+	    build(hdr("ES256", NULL, f->sess, f->node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_KID);
 }
 
 /* ---- times and audience ---- */
@@ -755,14 +809,22 @@ test_no_x5c(void **state)
 	struct fx *f = *state;
 	char kid[44];
 
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_NO_X5C);
-	expect(f, build(strdup("{\"alg\":\"ES256\",\"x5c\":[\"@@@@\"]}"),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
-	expect(f, build(strdup("{\"alg\":\"ES256\",\"x5c\":[\"AAAA\"]}"),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
-	expect(f, build(strdup("{\"alg\":\"ES256\",\"x5c\":\"AAAA\"}"),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_NO_X5C);
+	expect(f,
+	    build(strdup("{\"alg\":\"ES256\",\"x5c\":[\"@@@@\"]}"),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_X5C);
+	expect(f,
+	    build(strdup("{\"alg\":\"ES256\",\"x5c\":[\"AAAA\"]}"),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_X5C);
+	expect(f,
+	    build(strdup("{\"alg\":\"ES256\",\"x5c\":\"AAAA\"}"),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_X5C);
 }
 
 static void
@@ -776,15 +838,22 @@ test_unknown_ca_same_name(void **state)
 	char kid[44];
 
 	assert_int_equal(X509_NAME_cmp(X509_get_subject_name(eca),
-	    X509_get_subject_name(f->ca)), 0);
-	expect(f, build(hdr("ES256", kid_of(esk, kid), esess, enode, NULL),
-	    dump(claims_base(f->now)), esk, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	                     X509_get_subject_name(f->ca)),
+	    0);
+	expect(f,
+	    build(hdr("ES256", kid_of(esk, kid), esess, enode, NULL),
+	        dump(claims_base(f->now)), esk, NULL, 0),
+	    TSI_JWT_UNTRUSTED_CHAIN);
 	/* Bringing the impostor root along does not help. */
-	expect(f, build(hdr("ES256", kid_of(esk, kid), esess, enode, eca, NULL),
-	    dump(claims_base(f->now)), esk, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	expect(f,
+	    build(hdr("ES256", kid_of(esk, kid), esess, enode, eca, NULL),
+	        dump(claims_base(f->now)), esk, NULL, 0),
+	    TSI_JWT_UNTRUSTED_CHAIN);
 	/* Nor does the node certificate alone. */
-	expect(f, build(hdr("ES256", kid_of(enk, kid), enode, NULL),
-	    dump(claims_base(f->now)), enk, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	expect(f,
+	    build(hdr("ES256", kid_of(enk, kid), enode, NULL),
+	        dump(claims_base(f->now)), enk, NULL, 0),
+	    TSI_JWT_UNTRUSTED_CHAIN);
 	X509_free(eca);
 	X509_free(enode);
 	X509_free(esess);
@@ -811,15 +880,20 @@ test_x5c_longer_than_path(void **state)
 	char kid[44], *tok;
 
 	/* The root sent along is fine: it is the end of the verified path. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
-	    f->ca, NULL), dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	              f->ca, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
 	    TSI_JWT_OK);
 	/* One certificate more, whatever it is. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
-	    f->ca, f->ca, NULL), dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	              f->ca, f->ca, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
 	    TSI_JWT_UNTRUSTED_CHAIN);
 	tok = build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
-	    f->ca, other, NULL), dump(claims_base(f->now)), f->sess_key, NULL, 0);
+	                f->ca, other, NULL),
+	    dump(claims_base(f->now)), f->sess_key, NULL, 0);
 	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res),
 	    TSI_ERR_BAD_TOKEN);
 	assert_int_equal(res.reason, TSI_JWT_UNTRUSTED_CHAIN);
@@ -828,8 +902,10 @@ test_x5c_longer_than_path(void **state)
 	assert_null(claims);
 	free(tok);
 	/* Node-signed, x5c = [node, CA, CA]. */
-	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->node, f->ca,
-	    f->ca, NULL), dump(claims_base(f->now)), f->node_key, NULL, 0),
+	expect(f,
+	    build(hdr("ES256", kid_of(f->node_key, kid), f->node, f->ca, f->ca,
+	              NULL),
+	        dump(claims_base(f->now)), f->node_key, NULL, 0),
 	    TSI_JWT_UNTRUSTED_CHAIN);
 	X509_free(other);
 	EVP_PKEY_free(ok);
@@ -855,13 +931,19 @@ test_node_deeper_than_x5c1(void **state)
 	char kid[44];
 
 	/* Control: the same node certificate at x5c[1] is accepted. */
-	expect(f, build(hdr("ES256", kid_of(lk, kid), sess, node, NULL),
-	    dump(claims_base(f->now)), lk, NULL, 0), TSI_JWT_OK);
-	expect(f, build(hdr("ES256", kid_of(lk, kid), leaf, mid, node, NULL),
-	    dump(claims_base(f->now)), lk, NULL, 0), TSI_JWT_BAD_X5C);
+	expect(f,
+	    build(hdr("ES256", kid_of(lk, kid), sess, node, NULL),
+	        dump(claims_base(f->now)), lk, NULL, 0),
+	    TSI_JWT_OK);
+	expect(f,
+	    build(hdr("ES256", kid_of(lk, kid), leaf, mid, node, NULL),
+	        dump(claims_base(f->now)), lk, NULL, 0),
+	    TSI_JWT_BAD_X5C);
 	/* The intermediate signing itself, node at x5c[1]: accepted shape. */
-	expect(f, build(hdr("ES256", kid_of(mk_, kid), mid, node, NULL),
-	    dump(claims_base(f->now)), mk_, NULL, 0), TSI_JWT_OK);
+	expect(f,
+	    build(hdr("ES256", kid_of(mk_, kid), mid, node, NULL),
+	        dump(claims_base(f->now)), mk_, NULL, 0),
+	    TSI_JWT_OK);
 	X509_free(node);
 	X509_free(mid);
 	X509_free(leaf);
@@ -874,14 +956,19 @@ static void
 test_expired_node_cert(void **state)
 {
 	struct fx *f = *state;
-	X509 *node = mk_node(f->ca, f->ca_key, f->node_key, "node-1", -7200, -60);
+	X509 *node =
+	    mk_node(f->ca, f->ca_key, f->node_key, "node-1", -7200, -60);
 	X509 *sess = mk_sess(node, f->node_key, f->sess_key, -60, 600);
 	char kid[44];
 
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_CERT_EXPIRED);
-	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), node, NULL),
-	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_CERT_EXPIRED);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_CERT_EXPIRED);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->node_key, kid), node, NULL),
+	        dump(claims_base(f->now)), f->node_key, NULL, 0),
+	    TSI_JWT_CERT_EXPIRED);
 	X509_free(node);
 	X509_free(sess);
 }
@@ -899,15 +986,21 @@ test_node_without_ca_rights(void **state)
 	EVP_PKEY *k3 = pki_key();
 	char kid[44];
 
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_CERT_NOT_CA);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_CERT_NOT_CA);
 	/* CA:TRUE but keyUsage without keyCertSign. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node2, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_CERT_NOT_CA);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, node2, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_CERT_NOT_CA);
 	/* A session certificate certifying a further key. */
 	sub = mk_sess(f->sess, f->sess_key, k3, -60, 600);
-	expect(f, build(hdr("ES256", kid_of(k3, kid), sub, f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), k3, NULL, 0), TSI_JWT_CERT_NOT_CA);
+	expect(f,
+	    build(hdr("ES256", kid_of(k3, kid), sub, f->sess, f->node, NULL),
+	        dump(claims_base(f->now)), k3, NULL, 0),
+	    TSI_JWT_CERT_NOT_CA);
 	X509_free(node);
 	X509_free(node2);
 	X509_free(sess);
@@ -922,8 +1015,10 @@ test_expired_session_cert(void **state)
 	X509 *sess = mk_sess(f->node, f->node_key, f->sess_key, -700, -10);
 	char kid[44];
 
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_CERT_EXPIRED);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_CERT_EXPIRED);
 	X509_free(sess);
 }
 
@@ -933,17 +1028,22 @@ test_session_cert_from_other_node(void **state)
 	struct fx *f = *state;
 	EVP_PKEY *bk = pki_key();
 	X509 *nodeb = mk_node(f->ca, f->ca_key, bk, "node-2", -3600, 86400);
-	X509 *nodeb_same = mk_node(f->ca, f->ca_key, bk, "node-1", -3600, 86400);
+	X509 *nodeb_same =
+	    mk_node(f->ca, f->ca_key, bk, "node-1", -3600, 86400);
 	X509 *sb = mk_sess(nodeb, bk, f->sess_key, -60, 600);
 	X509 *sb2 = mk_sess(nodeb_same, bk, f->sess_key, -60, 600);
 	char kid[44];
 
 	/* Signed by node-2, presented with node-1's certificate. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sb, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sb, f->node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_UNTRUSTED_CHAIN);
 	/* Same subject name, different node key. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sb2, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sb2, f->node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_UNTRUSTED_CHAIN);
 	X509_free(nodeb);
 	X509_free(nodeb_same);
 	X509_free(sb);
@@ -960,7 +1060,8 @@ test_session_cert_claiming_location(void **state)
 	X509 *sess = mk("session", f->node, f->node_key, f->sess_key, 0, -1,
 	    "critical,digitalSignature",
 	    "URI:tsi:cluster-name:hipaaCluster,URI:tsi:region:us-east,"
-	    "URI:tsi:datacenter:dal05,URI:tsi:node:node-1", -60, 600);
+	    "URI:tsi:datacenter:dal05,URI:tsi:node:node-1",
+	    -60, 600);
 	X509 *nosan = mk("no location", f->ca, f->ca_key, f->node_key, 1, 0,
 	    "critical,digitalSignature,keyCertSign", NULL, -60, 600);
 	X509 *s2 = mk_sess(nosan, f->node_key, f->sess_key, -60, 600);
@@ -968,13 +1069,19 @@ test_session_cert_claiming_location(void **state)
 	char kid[44];
 
 	json_object_set_new(c, "region", json_string("us-east"));
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
-	    dump(c), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
+	        dump(c), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_X5C);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, f->node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_X5C);
 	/* A chain without any location at all. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), s2, nosan, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_X5C);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), s2, nosan, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_X5C);
 	X509_free(sess);
 	X509_free(nosan);
 	X509_free(s2);
@@ -992,7 +1099,8 @@ test_revoked(void **state)
 	/* By node certificate fingerprint, in the colon form. */
 	assert_int_equal(tsi_trust_new(&f->trust), TSI_OK);
 	tsi_x509_to_pem(f->ca, &pem);
-	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)),
+	    TSI_OK);
 	assert_int_equal(tsi_x509_fingerprint(f->node, fp), TSI_OK);
 	for (i = 0; i < 64; i += 2)
 		n += snprintf(colons + n, sizeof(colons) - (size_t)n, "%s%c%c",
@@ -1003,7 +1111,8 @@ test_revoked(void **state)
 
 	/* By session certificate serial, as `openssl x509 -serial` prints it. */
 	assert_int_equal(tsi_trust_new(&f->trust), TSI_OK);
-	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)), TSI_OK);
+	assert_int_equal(tsi_trust_add_ca_pem(f->trust, pem, strlen(pem)),
+	    TSI_OK);
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(f->sess), NULL);
 	serial = BN_bn2hex(bn);
 	snprintf(colons, sizeof(colons), "serial=%s", serial);
@@ -1013,8 +1122,10 @@ test_revoked(void **state)
 	/* The node-only token does not involve the session cert: accepted. */
 	{
 		char kid[44];
-		expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
-		    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_OK);
+		expect(f,
+		    build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
+		        dump(claims_base(f->now)), f->node_key, NULL, 0),
+		    TSI_JWT_OK);
 	}
 	tsi_trust_free(f->trust);
 	OPENSSL_free(serial);
@@ -1041,7 +1152,8 @@ test_location_mismatch(void **state)
 	json_object_del(c, "datacenter");
 	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
 	c = claims_base(f->now);
-	json_object_set_new(c, "cluster-name", json_pack("[s]", "hipaaCluster"));
+	json_object_set_new(c, "cluster-name",
+	    json_pack("[s]", "hipaaCluster"));
 	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
 }
 
@@ -1057,29 +1169,38 @@ test_location_claim_unbound(void **state)
 	X509 *node = mk("dc-node", f->ca, f->ca_key, f->node_key, 1, 0,
 	    "critical,digitalSignature,keyCertSign",
 	    "URI:tsi:cluster-name:hipaaCluster,URI:tsi:region:eu-de,"
-	    "URI:tsi:datacenter:dal05", -3600, 86400);
+	    "URI:tsi:datacenter:dal05",
+	    -3600, 86400);
 	X509 *sess = mk_sess(node, f->node_key, f->sess_key, -60, 600);
 	json_t *c;
 	char kid[44];
 
 	c = claims_base(f->now);
 	json_object_del(c, "node");
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
-	    dump(c), f->sess_key, NULL, 0), TSI_JWT_OK);
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	        dump(c), f->sess_key, NULL, 0),
+	    TSI_JWT_OK);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
 	    TSI_JWT_LOCATION_MISMATCH);
 	c = claims_base(f->now);
 	json_object_set_new(c, "node", json_string(""));
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
-	    dump(c), f->sess_key, NULL, 0), TSI_JWT_LOCATION_MISMATCH);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	        dump(c), f->sess_key, NULL, 0),
+	    TSI_JWT_LOCATION_MISMATCH);
 	c = claims_base(f->now);
 	json_object_set_new(c, "node", json_null());
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
-	    dump(c), f->sess_key, NULL, 0), TSI_JWT_LOCATION_MISMATCH);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), sess, node, NULL),
+	        dump(c), f->sess_key, NULL, 0),
+	    TSI_JWT_LOCATION_MISMATCH);
 	/* Node-signed, same certificate. */
-	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), node, NULL),
-	    dump(claims_base(f->now)), f->node_key, NULL, 0),
+	expect(f,
+	    build(hdr("ES256", kid_of(f->node_key, kid), node, NULL),
+	        dump(claims_base(f->now)), f->node_key, NULL, 0),
 	    TSI_JWT_LOCATION_MISMATCH);
 	X509_free(node);
 	X509_free(sess);
@@ -1101,11 +1222,16 @@ test_duplicate_keys(void **state)
 	memcpy(dup, c, n - 1);
 	memcpy(dup + n - 1, ",\"aud\":\"evil\"}", 15);
 	free(c);
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
-	    dup, f->sess_key, NULL, 0), TSI_JWT_DUPLICATE_KEY);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	              NULL),
+	        dup, f->sess_key, NULL, 0),
+	    TSI_JWT_DUPLICATE_KEY);
 	/* And in the header. */
-	expect(f, build(strdup("{\"alg\":\"ES256\",\"alg\":\"none\"}"),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_DUPLICATE_KEY);
+	expect(f,
+	    build(strdup("{\"alg\":\"ES256\",\"alg\":\"none\"}"),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_DUPLICATE_KEY);
 }
 
 static void
@@ -1137,10 +1263,14 @@ test_malformed(void **state)
 	/* Padding is not base64url. */
 	expect(f, strdup("eyJhbGciOiJFUzI1NiJ9=.e30.AAAA"), TSI_JWT_MALFORMED);
 	/* Valid base64url of something that is not a JSON object. */
-	expect(f, build(strdup("[1,2]"), dump(claims_base(f->now)), f->sess_key,
-	    NULL, 0), TSI_JWT_MALFORMED);
-	expect(f, build(strdup("{\"alg\":\"ES256\""), dump(claims_base(f->now)),
-	    f->sess_key, NULL, 0), TSI_JWT_MALFORMED);
+	expect(f,
+	    build(strdup("[1,2]"), dump(claims_base(f->now)), f->sess_key, NULL,
+	        0),
+	    TSI_JWT_MALFORMED);
+	expect(f,
+	    build(strdup("{\"alg\":\"ES256\""), dump(claims_base(f->now)),
+	        f->sess_key, NULL, 0),
+	    TSI_JWT_MALFORMED);
 }
 
 /* More distinct certificates than the parse cache holds, then the first
@@ -1149,7 +1279,9 @@ static void
 test_many_session_certs(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 70 };
+	enum {
+		N = 70
+	};
 	EVP_PKEY *keys[N];
 	X509 *certs[N];
 	char kid[44];
@@ -1158,20 +1290,29 @@ test_many_session_certs(void **state)
 	for (i = 0; i < N; i++) {
 		keys[i] = pki_key();
 		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer,
-		    f->node, keys[i], 600, &certs[i]), TSI_OK);
-		f->now = time(NULL);   /* a slow runner must not fall behind */
-		expect(f, build(hdr("ES256", kid_of(keys[i], kid), certs[i], f->node, NULL),
-		    dump(claims_base(f->now)), keys[i], NULL, 0), TSI_JWT_OK);
+		                     f->node, keys[i], 600, &certs[i]),
+		    TSI_OK);
+		f->now = time(NULL); /* a slow runner must not fall behind */
+		expect(f,
+		    build(hdr("ES256", kid_of(keys[i], kid), certs[i], f->node,
+		              NULL),
+		        dump(claims_base(f->now)), keys[i], NULL, 0),
+		    TSI_JWT_OK);
 	}
-	expect(f, build(hdr("ES256", kid_of(keys[0], kid), certs[0], f->node, NULL),
-	    dump(claims_base(f->now)), keys[0], NULL, 0), TSI_JWT_OK);
+	expect(f,
+	    build(hdr("ES256", kid_of(keys[0], kid), certs[0], f->node, NULL),
+	        dump(claims_base(f->now)), keys[0], NULL, 0),
+	    TSI_JWT_OK);
 	/* A cached certificate presented with another key's signature. */
-	expect(f, build(hdr("ES256", kid_of(keys[1], kid), certs[1], f->node, NULL),
-	    dump(claims_base(f->now)), keys[2], NULL, 0), TSI_JWT_BAD_SIGNATURE);
+	expect(f,
+	    build(hdr("ES256", kid_of(keys[1], kid), certs[1], f->node, NULL),
+	        dump(claims_base(f->now)), keys[2], NULL, 0),
+	    TSI_JWT_BAD_SIGNATURE);
 	/* Cached, then verified at a time it is expired. */
-	expect_at(f, build(hdr("ES256", kid_of(keys[3], kid), certs[3], f->node, NULL),
-	    dump(claims_base(f->now)), keys[3], NULL, 0), NULL, f->now + 700,
-	    TSI_JWT_CERT_EXPIRED);
+	expect_at(f,
+	    build(hdr("ES256", kid_of(keys[3], kid), certs[3], f->node, NULL),
+	        dump(claims_base(f->now)), keys[3], NULL, 0),
+	    NULL, f->now + 700, TSI_JWT_CERT_EXPIRED);
 	for (i = 0; i < N; i++) {
 		X509_free(certs[i]);
 		EVP_PKEY_free(keys[i]);
@@ -1195,7 +1336,8 @@ verify_worker(void *arg)
 
 	for (i = 0; i < 40; i++) {
 		cl = NULL;
-		if (tsi_jwt_verify(w->f->trust, w->tok[i % 4], &o, &cl, &res) == TSI_OK)
+		if (tsi_jwt_verify(w->f->trust, w->tok[i % 4], &o, &cl, &res) ==
+		    TSI_OK)
 			w->ok++;
 		json_decref(cl);
 	}
@@ -1217,7 +1359,8 @@ test_concurrent_verification(void **state)
 	for (j = 0; j < 4; j++) {
 		keys[j] = pki_key();
 		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer,
-		    f->node, keys[j], 600, &certs[j]), TSI_OK);
+		                     f->node, keys[j], 600, &certs[j]),
+		    TSI_OK);
 	}
 	/* The session certificates start at the real clock: under a slow
 	 * runner (valgrind) the fixture's time can be minutes behind it. */
@@ -1226,12 +1369,16 @@ test_concurrent_verification(void **state)
 		w[i].f = f;
 		w[i].ok = 0;
 		for (j = 0; j < 4; j++)
-			w[i].tok[j] = build(hdr("ES256", kid_of(keys[(i + j) % 4], kid),
-			    certs[(i + j) % 4], f->node, NULL), dump(claims_base(f->now)),
-			    keys[(i + j) % 4], NULL, 0);
+			w[i].tok[j] =
+			    build(hdr("ES256", kid_of(keys[(i + j) % 4], kid),
+			              certs[(i + j) % 4], f->node, NULL),
+			        dump(claims_base(f->now)), keys[(i + j) % 4],
+			        NULL, 0);
 	}
 	for (i = 0; i < 4; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, verify_worker, &w[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, verify_worker,
+		                     &w[i]),
+		    0);
 	/* Join every thread before any assertion can leave this function:
 	 * a failing check must not free what running threads still read. */
 	for (i = 0; i < 4; i++)
@@ -1263,8 +1410,8 @@ token_for(X509 *leaf, X509 *node, EVP_PKEY *key, json_t *claims)
 {
 	char kid[44];
 
-	return build(hdr("ES256", kid_of(key, kid), leaf, node, NULL), dump(claims),
-	    key, NULL, 0);
+	return build(hdr("ES256", kid_of(key, kid), leaf, node, NULL),
+	    dump(claims), key, NULL, 0);
 }
 
 /* A cached chain is used only inside the validity of every certificate of
@@ -1274,17 +1421,30 @@ static void
 test_cache_cert_expires(void **state)
 {
 	struct fx *f = *state;
-	time_t t0 = time(NULL);   /* every validity below is relative to it */
+	time_t t0 = time(NULL); /* every validity below is relative to it */
 	EVP_PKEY *k = pki_key();
-	struct pki_spec nsp = { .cn = "node-1", .issuer = f->ca,
-	    .issuer_key = f->ca_key, .key = f->node_key, .ca = 1, .pathlen = 0,
-	    .ku = "critical,digitalSignature,keyCertSign", .san = NODE_SAN,
-	    .not_before = -3600, .not_after = 200, .base = t0 };
+	struct pki_spec nsp = { .cn = "node-1",
+		.issuer = f->ca,
+		.issuer_key = f->ca_key,
+		.key = f->node_key,
+		.ca = 1,
+		.pathlen = 0,
+		.ku = "critical,digitalSignature,keyCertSign",
+		.san = NODE_SAN,
+		.not_before = -3600,
+		.not_after = 200,
+		.base = t0 };
 	X509 *node = pki_cert(&nsp);
-	struct pki_spec ssp = { .cn = "session", .issuer = node,
-	    .issuer_key = f->node_key, .key = k, .ca = 0, .pathlen = -1,
-	    .ku = "critical,digitalSignature", .not_before = -60,
-	    .not_after = 3000, .base = t0 };
+	struct pki_spec ssp = { .cn = "session",
+		.issuer = node,
+		.issuer_key = f->node_key,
+		.key = k,
+		.ca = 0,
+		.pathlen = -1,
+		.ku = "critical,digitalSignature",
+		.not_before = -60,
+		.not_after = 3000,
+		.base = t0 };
 	X509 *sess = pki_cert(&ssp);
 	X509 *s2;
 	unsigned long long h0;
@@ -1296,30 +1456,32 @@ test_cache_cert_expires(void **state)
 	s2 = pki_cert(&ssp);
 	assert_non_null(s2);
 
-	expect_at(f, token_for(sess, node, k, claims_base(t0)), NULL, t0, TSI_JWT_OK);
-	h0 = stats(f->trust).hits;
-	expect_at(f, token_for(sess, node, k, claims_base(t0 + 199)), NULL, t0 + 199,
+	expect_at(f, token_for(sess, node, k, claims_base(t0)), NULL, t0,
 	    TSI_JWT_OK);
+	h0 = stats(f->trust).hits;
+	expect_at(f, token_for(sess, node, k, claims_base(t0 + 199)), NULL,
+	    t0 + 199, TSI_JWT_OK);
 	assert_int_equal(stats(f->trust).hits, h0 + 1);
 	/* The node certificate's notAfter ends the verdict, not the session's. */
-	expect_at(f, token_for(sess, node, k, claims_base(t0 + 200)), NULL, t0 + 200,
-	    TSI_JWT_CERT_EXPIRED);
-	expect_at(f, token_for(sess, node, k, claims_base(t0 + 900)), NULL, t0 + 900,
-	    TSI_JWT_CERT_EXPIRED);
+	expect_at(f, token_for(sess, node, k, claims_base(t0 + 200)), NULL,
+	    t0 + 200, TSI_JWT_CERT_EXPIRED);
+	expect_at(f, token_for(sess, node, k, claims_base(t0 + 900)), NULL,
+	    t0 + 900, TSI_JWT_CERT_EXPIRED);
 	/* Before the session certificate's notBefore. */
-	expect_at(f, token_for(sess, node, k, claims_base(t0 - 61)), NULL, t0 - 61,
-	    TSI_JWT_CERT_EXPIRED);
+	expect_at(f, token_for(sess, node, k, claims_base(t0 - 61)), NULL,
+	    t0 - 61, TSI_JWT_CERT_EXPIRED);
 	assert_int_equal(stats(f->trust).hits, h0 + 1);
 	/* Still good, and still cached, inside the window. */
-	expect_at(f, token_for(sess, node, k, claims_base(t0 + 10)), NULL, t0 + 10,
-	    TSI_JWT_OK);
+	expect_at(f, token_for(sess, node, k, claims_base(t0 + 10)), NULL,
+	    t0 + 10, TSI_JWT_OK);
 	assert_int_equal(stats(f->trust).hits, h0 + 2);
 	/* A session certificate expiring before its node. */
-	expect_at(f, token_for(s2, f->node, k, claims_base(t0)), NULL, t0, TSI_JWT_OK);
-	expect_at(f, token_for(s2, f->node, k, claims_base(t0 + 119)), NULL, t0 + 119,
+	expect_at(f, token_for(s2, f->node, k, claims_base(t0)), NULL, t0,
 	    TSI_JWT_OK);
-	expect_at(f, token_for(s2, f->node, k, claims_base(t0 + 120)), NULL, t0 + 120,
-	    TSI_JWT_CERT_EXPIRED);
+	expect_at(f, token_for(s2, f->node, k, claims_base(t0 + 119)), NULL,
+	    t0 + 119, TSI_JWT_OK);
+	expect_at(f, token_for(s2, f->node, k, claims_base(t0 + 120)), NULL,
+	    t0 + 120, TSI_JWT_CERT_EXPIRED);
 	X509_free(node);
 	X509_free(sess);
 	X509_free(s2);
@@ -1349,7 +1511,8 @@ test_chain_then_trust_change(void **state)
 	int i;
 
 	tok = good_token(f, claims_base(f->now));
-	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res), TSI_OK);
+	assert_int_equal(tsi_jwt_verify(f->trust, tok, &o, &claims, &res),
+	    TSI_OK);
 	json_decref(claims);
 	claims = NULL;
 	assert_int_equal(res.chain_len, 3);
@@ -1371,17 +1534,20 @@ test_chain_then_trust_change(void **state)
 	assert_int_equal(res2.chain_len, 3);
 	assert_memory_equal(res2.chain, res.chain, sizeof(res.chain));
 	assert_int_equal(tsi_trust_chain_check(f->trust, res.chain, 3, detail,
-	    sizeof(detail)), TSI_OK);
+	                     sizeof(detail)),
+	    TSI_OK);
 
 	/* A new trust revoking the node certificate. */
 	assert_int_equal(tsi_x509_to_pem(f->ca, &pem), TSI_OK);
 	assert_int_equal(tsi_trust_new(&t), TSI_OK);
 	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
-	assert_int_equal(tsi_trust_chain_check(t, res.chain, 3, NULL, 0), TSI_OK);
+	assert_int_equal(tsi_trust_chain_check(t, res.chain, 3, NULL, 0),
+	    TSI_OK);
 	assert_int_equal(tsi_x509_fingerprint(f->node, fp), TSI_OK);
 	assert_int_equal(tsi_trust_revoke(t, fp), TSI_OK);
 	assert_int_equal(tsi_trust_chain_check(t, res.chain, 3, detail,
-	    sizeof(detail)), TSI_ERR_BAD_TOKEN);
+	                     sizeof(detail)),
+	    TSI_ERR_BAD_TOKEN);
 	assert_non_null(strstr(detail, "depth 1 is revoked"));
 	tsi_trust_free(t);
 
@@ -1401,7 +1567,8 @@ test_chain_then_trust_change(void **state)
 	assert_int_equal(tsi_trust_new(&t), TSI_OK);
 	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
 	assert_int_equal(tsi_trust_chain_check(t, res.chain, 3, detail,
-	    sizeof(detail)), TSI_ERR_BAD_TOKEN);
+	                     sizeof(detail)),
+	    TSI_ERR_BAD_TOKEN);
 	assert_non_null(strstr(detail, "no longer trusted"));
 	tsi_trust_free(t);
 	X509_free(ca2);
@@ -1479,20 +1646,25 @@ test_cache_other_chain_same_leaf(void **state)
 	X509 *moved = mk("node-1", f->ca, f->ca_key, f->node_key, 1, 0,
 	    "critical,digitalSignature,keyCertSign",
 	    "URI:tsi:cluster-name:hipaaCluster,URI:tsi:region:us-east,"
-	    "URI:tsi:datacenter:wdc01,URI:tsi:node:node-1", -3600, 86400);
-	X509 *expired = mk_node(f->ca, f->ca_key, f->node_key, "node-1", -7200, -60);
+	    "URI:tsi:datacenter:wdc01,URI:tsi:node:node-1",
+	    -3600, 86400);
+	X509 *expired =
+	    mk_node(f->ca, f->ca_key, f->node_key, "node-1", -7200, -60);
 	json_t *c;
 	char kid[44];
 
 	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
 	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
-	expect(f, token_for(f->sess, impostor, f->sess_key, claims_base(f->now)),
+	expect(f,
+	    token_for(f->sess, impostor, f->sess_key, claims_base(f->now)),
 	    TSI_JWT_UNTRUSTED_CHAIN);
 	expect(f, token_for(f->sess, expired, f->sess_key, claims_base(f->now)),
 	    TSI_JWT_CERT_EXPIRED);
 	/* The leaf alone. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_UNTRUSTED_CHAIN);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_UNTRUSTED_CHAIN);
 	/* The moved node vouches for its own location, twice (cached). */
 	expect(f, token_for(f->sess, moved, f->sess_key, claims_base(f->now)),
 	    TSI_JWT_LOCATION_MISMATCH);
@@ -1507,8 +1679,11 @@ test_cache_other_chain_same_leaf(void **state)
 	expect(f, good_token(f, c), TSI_JWT_LOCATION_MISMATCH);
 	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
 	/* With the CA appended: a different text, verified, also good. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
-	    f->ca, NULL), dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_OK);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	              f->ca, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_OK);
 	X509_free(impostor);
 	X509_free(moved);
 	X509_free(expired);
@@ -1532,12 +1707,20 @@ test_cache_header_variants(void **state)
 	assert_int_equal(tsi_trust_add_ca_pem(t, pem, strlen(pem)), TSI_OK);
 	f->trust = t;
 	/* A bad signature or a wrong kid never puts a header in. */
-	expect(f, build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_BAD_SIGNATURE);
-	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
-	expect(f, build(hdr("ES256", NULL, f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node,
+	              NULL),
+	        dump(claims_base(f->now)), f->node_key, NULL, 0),
+	    TSI_JWT_BAD_SIGNATURE);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node,
+	              NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_KID);
+	expect(f,
+	    build(hdr("ES256", NULL, f->sess, f->node, NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_KID);
 	assert_int_equal(stats(t).entries, 0);
 	/* The good header, twice: cached and used. */
 	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
@@ -1545,20 +1728,27 @@ test_cache_header_variants(void **state)
 	assert_int_equal(stats(t).entries, 1);
 	assert_int_equal(stats(t).hits, 1);
 	/* Same x5c and kid, with the wrong kid after all: still refused. */
-	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node, NULL),
-	    dump(claims_base(f->now)), f->sess_key, NULL, 0), TSI_JWT_BAD_KID);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->node_key, kid), f->sess, f->node,
+	              NULL),
+	        dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	    TSI_JWT_BAD_KID);
 	/* Same x5c, one more header member: its own entry. */
 	h = hdr("ES256", kid_of(f->sess_key, kid), f->sess, f->node, NULL);
 	hj = json_loads(h, 0, NULL);
 	free(h);
 	json_object_set_new(hj, "cty", json_string("JWT"));
-	expect(f, build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
-	    f->sess_key, NULL, 0), TSI_JWT_OK);
+	expect(f,
+	    build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
+	        f->sess_key, NULL, 0),
+	    TSI_JWT_OK);
 	assert_int_equal(stats(t).entries, 2);
 	/* crit in an otherwise good header is refused, and not kept. */
 	json_object_set_new(hj, "crit", json_pack("[s]", "b64"));
-	expect(f, build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
-	    f->sess_key, NULL, 0), TSI_JWT_MALFORMED);
+	expect(f,
+	    build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
+	        f->sess_key, NULL, 0),
+	    TSI_JWT_MALFORMED);
 	json_object_del(hj, "crit");
 	/* Oversized header: verified in full every time, never kept. */
 	pad = malloc(6001);
@@ -1566,9 +1756,12 @@ test_cache_header_variants(void **state)
 	pad[6000] = '\0';
 	json_object_set_new(hj, "pad", json_string(pad));
 	free(pad);
-	expect(f, build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
-	    f->sess_key, NULL, 0), TSI_JWT_OK);
-	expect(f, build(dump(hj), dump(claims_base(f->now)), f->sess_key, NULL, 0),
+	expect(f,
+	    build(dump(json_deep_copy(hj)), dump(claims_base(f->now)),
+	        f->sess_key, NULL, 0),
+	    TSI_JWT_OK);
+	expect(f,
+	    build(dump(hj), dump(claims_base(f->now)), f->sess_key, NULL, 0),
 	    TSI_JWT_OK);
 	assert_int_equal(stats(t).entries, 2);
 	assert_int_equal(stats(t).hits, 1);
@@ -1632,7 +1825,8 @@ test_cache_concurrent(void **state)
 	struct tsi_trust *t = NULL;
 	EVP_PKEY *keys[2], *ek = pki_key(), *enk = pki_key();
 	X509 *certs[2];
-	X509 *eca = mk_ca(ek), *enode = mk_node(eca, ek, enk, "node-1", -3600, 86400);
+	X509 *eca = mk_ca(ek),
+	     *enode = mk_node(eca, ek, enk, "node-1", -3600, 86400);
 	char *pem = NULL, kid[44];
 	int i, j;
 
@@ -1642,7 +1836,8 @@ test_cache_concurrent(void **state)
 	for (j = 0; j < 2; j++) {
 		keys[j] = pki_key();
 		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer,
-		    f->node, keys[j], 600, &certs[j]), TSI_OK);
+		                     f->node, keys[j], 600, &certs[j]),
+		    TSI_OK);
 	}
 	f->now = time(NULL);
 	for (i = 0; i < 4; i++) {
@@ -1654,11 +1849,11 @@ test_cache_concurrent(void **state)
 		w[i].want[0] = TSI_JWT_OK;
 		/* The other good chain, signed with the wrong key. */
 		w[i].tok[1] = build(hdr("ES256", kid_of(keys[(i + 1) % 2], kid),
-		    certs[(i + 1) % 2], f->node, NULL), dump(claims_base(f->now)),
-		    keys[i % 2], NULL, 0);
+		                        certs[(i + 1) % 2], f->node, NULL),
+		    dump(claims_base(f->now)), keys[i % 2], NULL, 0);
 		w[i].want[1] = TSI_JWT_BAD_SIGNATURE;
-		w[i].tok[2] = token_for(certs[(i + 1) % 2], f->node, keys[(i + 1) % 2],
-		    claims_base(f->now));
+		w[i].tok[2] = token_for(certs[(i + 1) % 2], f->node,
+		    keys[(i + 1) % 2], claims_base(f->now));
 		w[i].want[2] = TSI_JWT_OK;
 		/* An untrusted chain. */
 		w[i].tok[3] = build(hdr("ES256", kid_of(enk, kid), enode, NULL),
@@ -1669,7 +1864,9 @@ test_cache_concurrent(void **state)
 		w[i].want[4] = TSI_JWT_NO_EXP;
 	}
 	for (i = 0; i < 4; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, cache_worker, &w[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, cache_worker,
+		                     &w[i]),
+		    0);
 	for (i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
 	for (i = 0; i < 4; i++) {
@@ -1698,7 +1895,9 @@ static void
 test_cache_bounded(void **state)
 {
 	struct fx *f = *state;
-	enum { N = 1100 };
+	enum {
+		N = 1100
+	};
 	EVP_PKEY *k = pki_key();
 	char **toks = calloc(N, sizeof(*toks)), kid[44];
 	struct tsi_trust_cache_stats st;
@@ -1709,8 +1908,9 @@ test_cache_bounded(void **state)
 	for (i = 0; i < N; i++) {
 		/* Distinct session certificates (random serials), one key, each
 		 * verified at the clock it was issued at (a slow runner). */
-		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer, f->node,
-		    k, 600, &c), TSI_OK);
+		assert_int_equal(tsi_x509_issue_session_cert(f->node_signer,
+		                     f->node, k, 600, &c),
+		    TSI_OK);
 		f->now = time(NULL);
 		toks[i] = token_for(c, f->node, k, claims_base(f->now));
 		X509_free(c);
@@ -1735,11 +1935,14 @@ test_decode_unverified(void **state)
 	json_t *h = NULL, *c = NULL;
 
 	assert_int_equal(tsi_jwt_decode_unverified(tok, &h, &c), TSI_OK);
-	assert_string_equal(json_string_value(json_object_get(h, "alg")), "ES256");
-	assert_string_equal(json_string_value(json_object_get(c, "node")), "node-1");
+	assert_string_equal(json_string_value(json_object_get(h, "alg")),
+	    "ES256");
+	assert_string_equal(json_string_value(json_object_get(c, "node")),
+	    "node-1");
 	json_decref(h);
 	json_decref(c);
-	assert_int_equal(tsi_jwt_decode_unverified("a.b", &h, &c), TSI_ERR_PARSE);
+	assert_int_equal(tsi_jwt_decode_unverified("a.b", &h, &c),
+	    TSI_ERR_PARSE);
 	free(tok);
 }
 
@@ -1755,8 +1958,10 @@ setup_warm(void **state)
 	setup(state);
 	f = *state;
 	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
-	expect(f, build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
-	    dump(claims_base(f->now)), f->node_key, NULL, 0), TSI_JWT_OK);
+	expect(f,
+	    build(hdr("ES256", kid_of(f->node_key, kid), f->node, NULL),
+	        dump(claims_base(f->now)), f->node_key, NULL, 0),
+	    TSI_JWT_OK);
 	expect(f, good_token(f, claims_base(f->now)), TSI_JWT_OK);
 	tsi_trust_cache_stats(f->trust, &st);
 	assert_int_equal(st.entries, 2);
@@ -1820,7 +2025,8 @@ main(void)
 	 * fixture's good chains are cached, so that every refusal is shown to
 	 * keep its own reason with a verdict in the cache. */
 	failed = cmocka_run_group_tests_name("cold", tests, setup, teardown);
-	failed += cmocka_run_group_tests_name("warm", tests, setup_warm, teardown);
+	failed +=
+	    cmocka_run_group_tests_name("warm", tests, setup_warm, teardown);
 	failed += cmocka_run_group_tests_name("bounds", once, setup, teardown);
 	return failed;
 }

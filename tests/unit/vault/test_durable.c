@@ -45,8 +45,8 @@ pwrite(int fd, const void *buf, size_t len, off_t off)
 	int fl = fcntl(fd, F_GETFL);
 
 	if (real == NULL)
-		real = (ssize_t (*)(int, const void *, size_t, off_t))dlsym(
-		    RTLD_NEXT, "pwrite");
+		real = (ssize_t(*)(int, const void *, size_t,
+		    off_t))dlsym(RTLD_NEXT, "pwrite");
 	if (fl != -1 && (fl & O_DSYNC) == O_DSYNC)
 		__atomic_add_fetch(&dsync_writes, 1, __ATOMIC_SEQ_CST);
 	return real != NULL ? real(fd, buf, len, off) : -1;
@@ -102,7 +102,9 @@ dsync_count(void)
 static int
 rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
-	(void)st; (void)flag; (void)ftw;
+	(void)st;
+	(void)flag;
+	(void)ftw;
 	return remove(p);
 }
 
@@ -139,15 +141,16 @@ test_kv_commits_synced(void **state)
 
 	(void)state;
 	assert_non_null(dir);
-	assert_true(snprintf(url, sizeof(url), "lmdb://%s", dir) <
-	    (int)sizeof(url));
+	assert_true(
+	    snprintf(url, sizeof(url), "lmdb://%s", dir) < (int)sizeof(url));
 	assert_int_equal(kv_store_open(url, &o, &s), TSI_OK);
 	for (i = 0; i < 5; i++) {
 		snprintf(path, sizeof(path), "p/%d", i);
 		before = sync_count();
 		dbefore = dsync_count();
 		assert_int_equal(s->ops->put(s, path, -1, seal, NULL,
-		    1000000LL * (i + 1), &m), TSI_OK);
+		                     1000000LL * (i + 1), &m),
+		    TSI_OK);
 		assert_true(sync_count() > before);
 		assert_true(dsync_count() > dbefore);
 	}
@@ -179,8 +182,8 @@ test_audit_commits_synced(void **state)
 	o.map_size = 1 << 20;
 	assert_int_equal(tsi_audit_open(dir, &o, &a), TSI_OK);
 	for (i = 0; i < 5; i++) {
-		rec = json_pack("{s:s, s:s, s:s, s:i}", "op", "read",
-		    "path", "secret/data/x", "decision", "allow", "status", 200);
+		rec = json_pack("{s:s, s:s, s:s, s:i}", "op", "read", "path",
+		    "secret/data/x", "decision", "allow", "status", 200);
 		assert_non_null(rec);
 		before = sync_count();
 		dbefore = dsync_count();

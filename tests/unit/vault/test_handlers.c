@@ -64,8 +64,7 @@ fake_query(void *ctx, const char *name)
 }
 
 static void
-fake_query_each(void *ctx, int (*fn)(void *arg, const char *name),
-    void *arg)
+fake_query_each(void *ctx, int (*fn)(void *arg, const char *name), void *arg)
 {
 	struct fake_conn *c = ctx;
 	size_t i;
@@ -89,7 +88,11 @@ fake_resume(void *ctx)
 }
 
 static const struct vault_io fake_io = {
-	fake_header, fake_query, fake_query_each, fake_suspend, fake_resume,
+	fake_header,
+	fake_query,
+	fake_query_each,
+	fake_suspend,
+	fake_resume,
 };
 
 struct fixture {
@@ -122,7 +125,8 @@ setup(void **state)
 	assert_int_equal(vault_key_random(&f->v.key), TSI_OK);
 	assert_int_equal(vault_tokens_new(16, &f->v.tokens), TSI_OK);
 	assert_int_equal(vault_tokens_create(f->v.tokens, ROOT_TOKEN, "root",
-	    NULL, NULL, 0, 1, &tok, accessor), TSI_OK);
+	                     NULL, NULL, 0, 1, &tok, accessor),
+	    TSI_OK);
 	tsi_strfree(tok);
 	assert_int_equal(vault_limiter_new(0, 60, 16, &f->v.login_limit),
 	    TSI_OK);
@@ -213,12 +217,19 @@ test_kv_write_then_read(void **state)
 	call(f, &c, "GET", "secret/data/app/db", NULL, &a);
 	assert_int_equal(a.status, 200);
 	j = answer_json(&a);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(
-	    json_object_get(j, "data"), "data"), "password")), "s3cr3t");
-	assert_string_equal(json_string_value(json_object_get(j,
-	    "mount_type")), "kv");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(
-	    json_object_get(j, "data"), "metadata"), "version")), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_object_get(json_object_get(j, "data"),
+	                            "data"),
+	                        "password")),
+	    "s3cr3t");
+	assert_string_equal(json_string_value(json_object_get(j, "mount_type")),
+	    "kv");
+	assert_int_equal(json_integer_value(
+	                     json_object_get(json_object_get(json_object_get(j,
+	                                                         "data"),
+	                                         "metadata"),
+	                         "version")),
+	    1);
 	json_decref(j);
 	vault_answer_clear(&a);
 	assert_null(a.text);
@@ -229,10 +240,11 @@ test_kv_read_refusals(void **state)
 {
 	struct fixture *f = *state;
 	struct fake_conn none = { { { NULL, NULL } }, { { NULL, NULL } } };
-	struct fake_conn root = { .headers = { { "X-Vault-Token",
-	    ROOT_TOKEN } } };
-	struct fake_conn wrong = { .headers = { { "X-Vault-Token",
-	    "hvs.not-a-token" } } };
+	struct fake_conn root = { .headers = {
+		                      { "X-Vault-Token", ROOT_TOKEN } } };
+	struct fake_conn wrong = {
+		.headers = { { "X-Vault-Token", "hvs.not-a-token" } }
+	};
 	struct vault_answer a;
 
 	/* No token, an unknown one: 403, nothing said about the secret. */
@@ -266,8 +278,9 @@ test_sys_health(void **state)
 	assert_true(json_is_true(json_object_get(j, "initialized")));
 	assert_true(json_is_false(json_object_get(j, "sealed")));
 	assert_true(json_is_true(json_object_get(j, "audit_healthy")));
-	assert_string_equal(json_string_value(json_object_get(j,
-	    "cluster_name")), "unit-cluster");
+	assert_string_equal(json_string_value(
+	                        json_object_get(j, "cluster_name")),
+	    "unit-cluster");
 	json_decref(j);
 	vault_answer_clear(&a);
 
@@ -293,14 +306,14 @@ test_unknown_route(void **state)
 
 	memset(&a, 0, sizeof(a));
 	assert_null(vault_route_find("GET", "kv/data/x"));
-	assert_int_equal(vault_request_init(&rq, &f->v, "GET", "kv/data/x",
-	    &a), TSI_OK);
+	assert_int_equal(vault_request_init(&rq, &f->v, "GET", "kv/data/x", &a),
+	    TSI_OK);
 	rq.io = &fake_io;
 	rq.io_ctx = &c;
 	assert_int_equal(vault_route_call(&f->v, &rq, &a), TSI_OK);
 	assert_int_equal(a.status, 404);
-	assert_non_null(strstr(a.text,
-	    "no handler for route \\\"kv/data/x\\\""));
+	assert_non_null(
+	    strstr(a.text, "no handler for route \\\"kv/data/x\\\""));
 	assert_string_equal(vault_route_metric(rq.route), "other");
 	vault_request_clear(&rq);
 	vault_answer_clear(&a);

@@ -47,8 +47,10 @@ reference(const char *id, const char *pt, const struct kv_version_meta *m,
 	meta = json_pack("{sssosssbsI}", "created_time", ct, "custom_metadata",
 	    cm, "deletion_time", dt, "destroyed", m->destroyed, "version",
 	    (json_int_t)m->version);
-	body = vault_envelope(&r, json_pack("{soso}", "data", data ? data :
-	    json_null(), "metadata", meta), NULL);
+	body = vault_envelope(&r,
+	    json_pack("{soso}", "data", data ? data : json_null(), "metadata",
+	        meta),
+	    NULL);
 	assert_non_null(body);
 	text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
@@ -68,7 +70,8 @@ check_value(const json_t *value, const struct kv_version_meta *m,
 	assert_non_null(pt = json_dumps(value, JSON_COMPACT));
 	want = reference(id, pt, m, custom);
 	assert_int_equal(vault_kv_read_answer(id, pt, strlen(pt), m, custom,
-	    &got), TSI_OK);
+	                     &got),
+	    TSI_OK);
 	if (strcmp(want, got) != 0)
 		fail_msg("answers differ for %s:\n want %s\n got  %s", pt, want,
 		    got);
@@ -85,7 +88,8 @@ test_fixed_values(void **state)
 		"{\"password\":\"correct-horse-battery-staple\"}",
 		"{\"a\":\"quote \\\" backslash \\\\ slash / tab \\t nl \\n\"}",
 		"{\"ctl\":\"\\u0001\\u001f\\u007f\"}",
-		"{\"utf8\":\"caf\\u00e9 \\u2603 \\ud83d\\ude00\",\"\\u00e9\":1}",
+		"{\"utf8\":\"caf\\u00e9 \\u2603 "
+		"\\ud83d\\ude00\",\"\\u00e9\":1}",
 		"{\"n\":[1,-2,0,9223372036854775807,-9223372036854775808]}",
 		"{\"r\":[0.1,1.0,-0.0,1e300,2.5e-300,3.141592653589793]}",
 		"{\"b\":[true,false,null],\"o\":{\"z\":{},\"a\":[]}}",
@@ -126,12 +130,14 @@ test_meta_shapes(void **state)
 	for (i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
 		check_value(v, &ms[i], NULL);
 		/* the path's custom_metadata, as the metadata shows it */
-		check_value(v, &ms[i], "{\"owner\":\"team \\\"a\\\"\","
+		check_value(v, &ms[i],
+		    "{\"owner\":\"team \\\"a\\\"\","
 		    "\"tier\":\"caf\xc3\xa9\"}");
 		/* a deleted version: "data": null */
 		want = reference(id, NULL, &ms[i], NULL);
 		assert_int_equal(vault_kv_read_answer(id, NULL, 0, &ms[i], NULL,
-		    &got), TSI_OK);
+		                     &got),
+		    TSI_OK);
 		assert_string_equal(got, want);
 		free(want);
 		tsi_strfree(got);
@@ -188,19 +194,15 @@ rand_json(int depth)
 	int i, n, pick = rand() % (depth < 4 ? 8 : 5);
 
 	switch (pick) {
-	case 0:
-		rand_str(s, sizeof(s));
-		return json_string(s);
+	case 0: rand_str(s, sizeof(s)); return json_string(s);
 	case 1:
 		return json_integer(((json_int_t)rand() << 31 ^ rand()) *
 		    (rand() % 2 ? 1 : -1));
 	case 2:
 		return json_real((double)rand() / (rand() + 1) *
 		    (rand() % 2 ? 1e-200 : 1e200));
-	case 3:
-		return rand() % 2 ? json_true() : json_null();
-	case 4:
-		return json_real((double)rand() / 7);
+	case 3: return rand() % 2 ? json_true() : json_null();
+	case 4: return json_real((double)rand() / 7);
 	case 5:
 		j = json_array();
 		n = rand() % 5;
@@ -235,7 +237,8 @@ test_random_values(void **state)
 			json_object_set_new(v, key, rand_json(0));
 		}
 		m.version = (uint64_t)(1 + rand() % 1000);
-		m.deleted_us = rand() % 3 == 0 ? 1764000000000000LL + rand() : 0;
+		m.deleted_us =
+		    rand() % 3 == 0 ? 1764000000000000LL + rand() : 0;
 		m.destroyed = rand() % 5 == 0;
 		check_value(v, &m, NULL);
 		json_decref(v);

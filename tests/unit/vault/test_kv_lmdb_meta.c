@@ -26,7 +26,8 @@ meta_equal(const struct kv_meta *a, const struct kv_meta *b)
 	assert_int_equal(a->updated_us, b->updated_us);
 	assert_int_equal(a->n, b->n);
 	for (i = 0; i < a->n; i++) {
-		assert_int_equal(a->versions[i].version, b->versions[i].version);
+		assert_int_equal(a->versions[i].version,
+		    b->versions[i].version);
 		assert_int_equal(a->versions[i].created_us,
 		    b->versions[i].created_us);
 		assert_int_equal(a->versions[i].deleted_us,
@@ -53,11 +54,13 @@ decode_json(const char *text, struct kv_meta *m)
 	arr = json_object_get(j, "v");
 	m->n = json_array_size(arr);
 	m->versions = calloc(m->n + 1, sizeof(*m->versions));
-	json_array_foreach(arr, i, e) {
+	json_array_foreach (arr, i, e) {
 		m->versions[i].version =
 		    (uint64_t)json_integer_value(json_array_get(e, 0));
-		m->versions[i].created_us = json_integer_value(json_array_get(e, 1));
-		m->versions[i].deleted_us = json_integer_value(json_array_get(e, 2));
+		m->versions[i].created_us =
+		    json_integer_value(json_array_get(e, 1));
+		m->versions[i].deleted_us =
+		    json_integer_value(json_array_get(e, 2));
 		m->versions[i].destroyed =
 		    (int)json_integer_value(json_array_get(e, 3));
 	}
@@ -70,20 +73,24 @@ test_meta_decode(void **state)
 	static const char *const other[] = {
 		/* not the encoder's form, still valid: the general parse */
 		"{ \"cur\": 2, \"old\": 1, \"ct\": 5, \"ut\": 6, "
-		    "\"v\": [[1, 5, 0, 0], [2, 6, 7, 1]] }",
+		"\"v\": [[1, 5, 0, 0], [2, 6, 7, 1]] }",
 		"{\"v\":[[3,1,2,0]],\"ut\":4,\"ct\":3,\"old\":3,\"cur\":3}",
 		"{\"cur\":1,\"old\":1,\"ct\":-5,\"ut\":0,\"v\":[[1,-5,0,0]],"
-		    "\"extra\":true}",
+		"\"extra\":true}",
 		"{\"cur\":9223372036854775807,\"old\":-9223372036854775808,"
-		    "\"ct\":0,\"ut\":0,\"v\":[]}",
+		"\"ct\":0,\"ut\":0,\"v\":[]}",
 	};
 	static const char *const bad[] = {
-		"", "{", "[]", "{\"cur\":1}", "{\"cur\":1,\"v\":[[1,2,3]]}",
+		"",
+		"{",
+		"[]",
+		"{\"cur\":1}",
+		"{\"cur\":1,\"v\":[[1,2,3]]}",
 		"{\"cur\":1,\"old\":1,\"ct\":0,\"ut\":0,\"v\":[[1,2,3,4]]",
 		"{\"cur\":01,\"old\":1,\"ct\":0,\"ut\":0,\"v\":[]}",
 		"{\"cur\":1,\"old\":1,\"ct\":0,\"ut\":0,\"v\":[[1,2,3,4],]}",
 		"{\"cur\":99999999999999999999,\"old\":1,\"ct\":0,\"ut\":0,"
-		    "\"v\":[]}",
+		"\"v\":[]}",
 	};
 	struct kv_meta m, back, ref;
 	char *text;
@@ -98,8 +105,8 @@ test_meta_decode(void **state)
 		for (k = 0; k < m.n; k++) {
 			m.versions[k].version = (uint64_t)rand() << 20 | k;
 			m.versions[k].created_us = (long long)rand() << 21;
-			m.versions[k].deleted_us = rand() % 2 ?
-			    -(long long)rand() : 0;
+			m.versions[k].deleted_us =
+			    rand() % 2 ? -(long long)rand() : 0;
 			m.versions[k].destroyed = rand() % 2;
 		}
 		m.current = (uint64_t)rand() * (i % 3);
@@ -119,14 +126,16 @@ test_meta_decode(void **state)
 	}
 	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
 		assert_int_equal(kv_meta_decode(other[i], strlen(other[i]),
-		    &back), TSI_OK);
+		                     &back),
+		    TSI_OK);
 		decode_json(other[i], &ref);
 		meta_equal(&back, &ref);
 		kv_meta_clear(&back);
 		kv_meta_clear(&ref);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (kv_meta_decode(bad[i], strlen(bad[i]), &back) != TSI_ERR_STORE)
+		if (kv_meta_decode(bad[i], strlen(bad[i]), &back) !=
+		    TSI_ERR_STORE)
 			fail_msg("accepted: %s", bad[i]);
 		assert_null(back.versions);
 	}

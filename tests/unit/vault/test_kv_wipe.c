@@ -21,7 +21,8 @@
 #include "tests/support/free_probe.h"
 
 #define SECRET "S3CRET-vault-kv-wipe-0123456789abcdef"
-#define BODY "{\"options\":{\"cas\":3},\"data\":{\"password\":\"" SECRET \
+#define BODY \
+	"{\"options\":{\"cas\":3},\"data\":{\"password\":\"" SECRET \
 	"\",\"user\":\"app\"}}"
 
 static void *
@@ -47,10 +48,12 @@ parse_and_free(void)
 
 	free_probe_arm(NULL, 0, SECRET);
 	assert_int_equal(vault_kv_write_parse(BODY, strlen(BODY), &req, &data,
-	    &cas), TSI_OK);
+	                     &cas),
+	    TSI_OK);
 	assert_int_equal(cas, 3);
-	assert_string_equal(json_string_value(json_object_get(data,
-	    "password")), SECRET);
+	assert_string_equal(json_string_value(
+	                        json_object_get(data, "password")),
+	    SECRET);
 	json_decref(req);
 	free_probe_disarm();
 	assert_true(free_probe.frees >= 2); /* the value, the parser's buffer */

@@ -122,7 +122,7 @@ test_jwt_refused(void **state)
 	struct tsi_trust *t = NULL;
 	/* {"alg":"ES256"}.{"sub":"x","cluster-name":"c"}.sig: never verifies */
 	const char *jwt = "eyJhbGciOiJFUzI1NiJ9."
-	    "eyJzdWIiOiJ4IiwiY2x1c3Rlci1uYW1lIjoiYyJ9.c2ln";
+	                  "eyJzdWIiOiJ4IiwiY2x1c3Rlci1uYW1lIjoiYyJ9.c2ln";
 
 	(void)state;
 	/* No CA configured: every JWT refused, nothing trusted. */
@@ -134,8 +134,9 @@ test_jwt_refused(void **state)
 	assert_null(d.claims);
 	/* What it claims is kept apart, for the record only. */
 	assert_non_null(d.unverified);
-	assert_string_equal(json_string_value(json_object_get(d.unverified,
-	    "cluster-name")), "c");
+	assert_string_equal(json_string_value(
+	                        json_object_get(d.unverified, "cluster-name")),
+	    "c");
 	vault_login_decision_clear(&d);
 	assert_null(d.unverified);
 

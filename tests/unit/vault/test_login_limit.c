@@ -43,7 +43,8 @@ test_limit_window_and_record(void **state)
 	(void)state;
 	assert_int_equal(vault_limiter_new(3, 10, 64, &l), TSI_OK);
 	for (i = 0; i < 3; i++) {
-		assert_int_equal(vault_limiter_check(l, "10.0.0.1", t0, &first), 0);
+		assert_int_equal(vault_limiter_check(l, "10.0.0.1", t0, &first),
+		    0);
 		vault_limiter_fail(l, "10.0.0.1", t0);
 	}
 	/* over the limit: refused until the window ends, others unaffected */
@@ -58,7 +59,8 @@ test_limit_window_and_record(void **state)
 	assert_int_equal(vault_limiter_drain(l, t0 + 9, note, &s, 8), 0);
 	/* it ended: the source may try again, and its two refusals become
 	 * one record, once */
-	assert_int_equal(vault_limiter_check(l, "10.0.0.1", t0 + 10, &first), 0);
+	assert_int_equal(vault_limiter_check(l, "10.0.0.1", t0 + 10, &first),
+	    0);
 	assert_int_equal(vault_limiter_drain(l, t0 + 11, note, &s, 8), 1);
 	assert_int_equal(s.calls, 1);
 	assert_int_equal(s.total, 2);
@@ -80,8 +82,10 @@ test_ipv6_by_prefix(void **state)
 	/* two addresses of one /64 share a budget */
 	vault_limiter_fail(l, "2001:db8:1:2::1", 100);
 	vault_limiter_fail(l, "2001:db8:1:2:ffff::9", 100);
-	assert_true(vault_limiter_check(l, "2001:db8:1:2::77", 101, &first) > 0);
-	assert_int_equal(vault_limiter_check(l, "2001:db8:1:3::1", 101, &first), 0);
+	assert_true(
+	    vault_limiter_check(l, "2001:db8:1:2::77", 101, &first) > 0);
+	assert_int_equal(vault_limiter_check(l, "2001:db8:1:3::1", 101, &first),
+	    0);
 	vault_limiter_free(l);
 }
 

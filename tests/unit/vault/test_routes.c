@@ -45,8 +45,8 @@ test_rows(void **state)
 	(void)state;
 	expect_row("POST", "auth/trusted-identity/login", vault_auth_login,
 	    VAULT_ROUTE_ASYNC, "login");
-	expect_row("GET", "secret/data/a/b", vault_kv_handle,
-	    VAULT_ROUTE_ASYNC, "kv_data");
+	expect_row("GET", "secret/data/a/b", vault_kv_handle, VAULT_ROUTE_ASYNC,
+	    "kv_data");
 	expect_row("GET", "secret/data", vault_kv_handle, VAULT_ROUTE_ASYNC,
 	    "kv_data");
 	expect_row("POST", "secret/data/a", vault_kv_handle,
@@ -82,9 +82,16 @@ static void
 test_no_row(void **state)
 {
 	static const char *const paths[] = {
-		"secret/datax", "secret/metadatax/a", "secret/delete",
-		"secret/config/x", "sys/healthz", "sys/audit", "auth/token/lookupx",
-		"kv/data/x", "", "auth/trusted-identity/login/x",
+		"secret/datax",
+		"secret/metadatax/a",
+		"secret/delete",
+		"secret/config/x",
+		"sys/healthz",
+		"sys/audit",
+		"auth/token/lookupx",
+		"kv/data/x",
+		"",
+		"auth/trusted-identity/login/x",
 	};
 	size_t i;
 
@@ -186,9 +193,10 @@ scan(const char *dir, int prefix)
 		const char *hit;
 		char *text;
 
-		if (prefix ? strncmp(de->d_name, "policy_", 7) != 0 :
-		    l < 3 || (strcmp(de->d_name + l - 2, ".c") != 0 &&
-		    strcmp(de->d_name + l - 2, ".h") != 0))
+		if (prefix ? strncmp(de->d_name, "policy_", 7) != 0
+		           : l < 3 ||
+		            (strcmp(de->d_name + l - 2, ".c") != 0 &&
+		                strcmp(de->d_name + l - 2, ".h") != 0))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		text = slurp(path);

@@ -99,11 +99,14 @@ test_ca_init_files_and_profile(void **state)
 	assert_int_equal(st.st_mode & 0777, 0644);
 	assert_int_equal(tsi_x509_load_file(f->cert, &ca), TSI_OK);
 	assert_int_equal(X509_check_ca(ca), 1);
-	assert_int_equal(X509_get_key_usage(ca), KU_KEY_CERT_SIGN | KU_CRL_SIGN);
+	assert_int_equal(X509_get_key_usage(ca),
+	    KU_KEY_CERT_SIGN | KU_CRL_SIGN);
 	assert_int_equal(X509_verify(ca, X509_get0_pubkey(ca)), 1);
-	X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_commonName, cn, sizeof(cn));
+	X509_NAME_get_text_by_NID(X509_get_subject_name(ca), NID_commonName, cn,
+	    sizeof(cn));
 	assert_string_equal(cn, "test cluster CA");
-	assert_string_equal(EVP_PKEY_get0_type_name(X509_get0_pubkey(ca)), "EC");
+	assert_string_equal(EVP_PKEY_get0_type_name(X509_get0_pubkey(ca)),
+	    "EC");
 	X509_free(ca);
 }
 
@@ -145,15 +148,18 @@ test_sign_csr_node_profile(void **state)
 	assert_int_equal(tsi_ca_init(ca_dir(f), NULL, 30), TSI_OK);
 	assert_int_equal(tsi_x509_make_csr(f->node, "ignored", &csr), TSI_OK);
 	assert_int_equal(tsi_ca_sign_csr(f->cert, f->key, csr, strlen(csr), &l,
-	    365, &pem), TSI_OK);
+	                     365, &pem),
+	    TSI_OK);
 	node = pem_cert(pem);
 	assert_non_null(node);
 	assert_true(tsi_x509_key_matches(node, f->node_key));
 	/* CA:TRUE pathlen:0, digitalSignature + keyCertSign. */
 	assert_int_equal(X509_check_ca(node), 1);
 	assert_int_equal(X509_get_pathlen(node), 0);
-	assert_int_equal(X509_get_key_usage(node), KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN);
-	X509_NAME_get_text_by_NID(X509_get_subject_name(node), NID_commonName, cn, sizeof(cn));
+	assert_int_equal(X509_get_key_usage(node),
+	    KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN);
+	X509_NAME_get_text_by_NID(X509_get_subject_name(node), NID_commonName,
+	    cn, sizeof(cn));
 	assert_string_equal(cn, "node-1");
 	/* The SANs carry the location. */
 	assert_int_equal(tsi_x509_location(node, &got), TSI_OK);
@@ -167,7 +173,8 @@ test_sign_csr_node_profile(void **state)
 	X509_STORE_add_cert(st, ca);
 	X509_STORE_CTX_init(ctx, st, node, NULL);
 	assert_int_equal(X509_verify_cert(ctx), 1);
-	assert_true(ASN1_TIME_compare(X509_get0_notAfter(node), X509_get0_notAfter(ca)) <= 0);
+	assert_true(ASN1_TIME_compare(X509_get0_notAfter(node),
+	                X509_get0_notAfter(ca)) <= 0);
 	X509_STORE_CTX_free(ctx);
 	X509_STORE_free(st);
 	X509_free(ca);
@@ -178,12 +185,14 @@ test_sign_csr_node_profile(void **state)
 	/* Without a node name: CN is the datacenter, no tsi:node SAN. */
 	l.node = NULL;
 	assert_int_equal(tsi_ca_sign_csr(f->cert, f->key, csr, strlen(csr), &l,
-	    10, &pem), TSI_OK);
+	                     10, &pem),
+	    TSI_OK);
 	node = pem_cert(pem);
 	assert_int_equal(tsi_x509_location(node, &got), TSI_OK);
 	assert_null(got.node);
 	tsi_location_clear(&got);
-	X509_NAME_get_text_by_NID(X509_get_subject_name(node), NID_commonName, cn, sizeof(cn));
+	X509_NAME_get_text_by_NID(X509_get_subject_name(node), NID_commonName,
+	    cn, sizeof(cn));
 	assert_string_equal(cn, "dal05");
 	X509_free(node);
 	free(pem);
@@ -209,12 +218,14 @@ test_sign_csr_refuses_bad_self_signature(void **state)
 	BIO_get_mem_ptr(b, &bm);
 	csr = strndup(bm->data, bm->length);
 	assert_int_equal(tsi_ca_sign_csr(f->cert, f->key, csr, strlen(csr), &l,
-	    10, &pem), TSI_ERR_BAD_CERT);
+	                     10, &pem),
+	    TSI_ERR_BAD_CERT);
 	assert_null(pem);
 	free(csr);
 	/* Not a CSR at all. */
 	assert_int_equal(tsi_ca_sign_csr(f->cert, f->key, "hello", 5, &l, 10,
-	    &pem), TSI_ERR_PARSE);
+	                     &pem),
+	    TSI_ERR_PARSE);
 	assert_null(pem);
 	BIO_free(b);
 	X509_REQ_free(req);
@@ -238,7 +249,8 @@ test_sign_csr_refuses_p384(void **state)
 	PEM_write_bio_X509_REQ(b, req);
 	BIO_get_mem_ptr(b, &bm);
 	assert_int_equal(tsi_ca_sign_csr(f->cert, f->key, bm->data, bm->length,
-	    &l, 10, &pem), TSI_ERR_BAD_CERT);
+	                     &l, 10, &pem),
+	    TSI_ERR_BAD_CERT);
 	assert_null(pem);
 	BIO_free(b);
 	X509_REQ_free(req);
@@ -251,7 +263,7 @@ test_location_values_validated(void **state)
 	struct fx *f = *state;
 	char *csr = NULL, *pem = NULL, big[200];
 	const char *bad[] = { "", "a:b", "a/b", "..", ".hidden", "a b", "a\nb",
-	    "a*", "caf\xc3\xa9", big };
+		"a*", "caf\xc3\xa9", big };
 	size_t i;
 
 	memset(big, 'x', sizeof(big) - 1);
@@ -262,16 +274,19 @@ test_location_values_validated(void **state)
 		struct tsi_location l = loc("c", bad[i], "d", NULL);
 		assert_false(tsi_location_value_ok(bad[i]));
 		assert_int_equal(tsi_ca_sign_csr(f->cert, f->key, csr,
-		    strlen(csr), &l, 10, &pem), TSI_ERR_INVALID_ARG);
+		                     strlen(csr), &l, 10, &pem),
+		    TSI_ERR_INVALID_ARG);
 		assert_null(pem);
 		l = loc("c", "r", "d", bad[i]);
 		assert_int_equal(tsi_ca_sign_csr(f->cert, f->key, csr,
-		    strlen(csr), &l, 10, &pem), TSI_ERR_INVALID_ARG);
+		                     strlen(csr), &l, 10, &pem),
+		    TSI_ERR_INVALID_ARG);
 	}
 	{
 		struct tsi_location l = loc(NULL, "r", "d", NULL);
 		assert_int_equal(tsi_ca_sign_csr(f->cert, f->key, csr,
-		    strlen(csr), &l, 10, &pem), TSI_ERR_INVALID_ARG);
+		                     strlen(csr), &l, 10, &pem),
+		    TSI_ERR_INVALID_ARG);
 	}
 	assert_true(tsi_location_value_ok("us-south_1.a"));
 	free(csr);
@@ -284,13 +299,16 @@ test_location_parsing_refuses_duplicates_and_gaps(void **state)
 	struct tsi_location got = { 0 };
 	const char *cases[] = {
 		/* duplicate region */
-		"URI:tsi:cluster-name:c,URI:tsi:region:r,URI:tsi:region:r,URI:tsi:datacenter:d",
+		"URI:tsi:cluster-name:c,URI:tsi:region:r,URI:tsi:region:r,URI:"
+		"tsi:datacenter:d",
 		/* duplicate node */
-		"URI:tsi:cluster-name:c,URI:tsi:region:r,URI:tsi:datacenter:d,URI:tsi:node:a,URI:tsi:node:b",
+		"URI:tsi:cluster-name:c,URI:tsi:region:r,URI:tsi:datacenter:d,"
+		"URI:tsi:node:a,URI:tsi:node:b",
 		/* missing datacenter */
 		"URI:tsi:cluster-name:c,URI:tsi:region:r",
 		/* bad value */
-		"URI:tsi:cluster-name:c,URI:tsi:region:r/x,URI:tsi:datacenter:d",
+		"URI:tsi:cluster-name:c,URI:tsi:region:r/"
+		"x,URI:tsi:datacenter:d",
 		/* no value separator */
 		"URI:tsi:cluster-name:c,URI:tsi:region,URI:tsi:datacenter:d",
 	};
@@ -298,8 +316,12 @@ test_location_parsing_refuses_duplicates_and_gaps(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct pki_spec sp = { .cn = "n", .key = k, .ca = 1, .pathlen = 0,
-		    .san = cases[i], .not_after = 600 };
+		struct pki_spec sp = { .cn = "n",
+			.key = k,
+			.ca = 1,
+			.pathlen = 0,
+			.san = cases[i],
+			.not_after = 600 };
 		X509 *x = pki_cert(&sp);
 		assert_non_null(x);
 		assert_int_equal(tsi_x509_location(x, &got), TSI_ERR_BAD_CERT);
@@ -307,8 +329,12 @@ test_location_parsing_refuses_duplicates_and_gaps(void **state)
 		X509_free(x);
 	}
 	{
-		struct pki_spec sp = { .cn = "n", .key = k, .ca = 1, .pathlen = 0,
-		    .san = "DNS:example.com,URI:https://x", .not_after = 600 };
+		struct pki_spec sp = { .cn = "n",
+			.key = k,
+			.ca = 1,
+			.pathlen = 0,
+			.san = "DNS:example.com,URI:https://x",
+			.not_after = 600 };
 		X509 *x = pki_cert(&sp);
 		assert_int_equal(tsi_x509_location(x, &got), TSI_ERR_NOT_FOUND);
 		X509_free(x);
@@ -333,7 +359,8 @@ test_sign_csr_refuses_mismatched_ca_key(void **state)
 	assert_int_equal(pki_write_key(other, k), 0);
 	assert_int_equal(tsi_x509_make_csr(f->node, "n", &csr), TSI_OK);
 	assert_int_equal(tsi_ca_sign_csr(f->cert, other, csr, strlen(csr), &l,
-	    10, &pem), TSI_ERR_INVALID_ARG);
+	                     10, &pem),
+	    TSI_ERR_INVALID_ARG);
 	assert_null(pem);
 	unlink(other);
 	free(csr);
@@ -363,11 +390,14 @@ test_pem_and_fingerprint_helpers(void **state)
 	assert_int_equal(strlen(fp), 64);
 	assert_int_equal(tsi_x509_to_pem(ca, &pem), TSI_OK);
 	snprintf(two, sizeof(two), "%s%s", pem, pem);
-	assert_int_equal(tsi_x509_load_chain_pem(two, strlen(two), &sk), TSI_OK);
+	assert_int_equal(tsi_x509_load_chain_pem(two, strlen(two), &sk),
+	    TSI_OK);
 	assert_int_equal(sk_X509_num(sk), 2);
 	sk_X509_pop_free(sk, X509_free);
-	assert_int_equal(tsi_x509_load_chain_pem("junk", 4, &sk), TSI_ERR_PARSE);
-	assert_int_equal(tsi_x509_load_file("/nonexistent/x.pem", &ca), TSI_ERR_IO);
+	assert_int_equal(tsi_x509_load_chain_pem("junk", 4, &sk),
+	    TSI_ERR_PARSE);
+	assert_int_equal(tsi_x509_load_file("/nonexistent/x.pem", &ca),
+	    TSI_ERR_IO);
 	assert_false(tsi_x509_key_matches(ca, f->node_key));
 	free(pem);
 	X509_free(ca);
@@ -377,15 +407,24 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ca_init_files_and_profile, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ca_init_refuses_overwrite, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sign_csr_node_profile, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sign_csr_refuses_bad_self_signature, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sign_csr_refuses_p384, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_location_values_validated, setup, teardown),
-		cmocka_unit_test(test_location_parsing_refuses_duplicates_and_gaps),
-		cmocka_unit_test_setup_teardown(test_sign_csr_refuses_mismatched_ca_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pem_and_fingerprint_helpers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ca_init_files_and_profile,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ca_init_refuses_overwrite,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sign_csr_node_profile,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_sign_csr_refuses_bad_self_signature, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sign_csr_refuses_p384,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_location_values_validated,
+		    setup, teardown),
+		cmocka_unit_test(
+		    test_location_parsing_refuses_duplicates_and_gaps),
+		cmocka_unit_test_setup_teardown(
+		    test_sign_csr_refuses_mismatched_ca_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pem_and_fingerprint_helpers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

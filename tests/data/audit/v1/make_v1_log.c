@@ -31,17 +31,17 @@ done(void *arg, int rc, uint64_t seq)
 static json_t *
 rec(int i)
 {
-	json_t *claims = json_pack("{s:s,s:s,s:s,s:[s,s],s:s}",
-	    "datacenter", i % 2 ? "dal05" : "fra02", "cluster-name", "c1",
-	    "namespace", "medical", "images", "sha256:aa", "sha256:bb",
-	    "sub", "spiffe://tsi.example/ns/medical/sa/web");
+	json_t *claims = json_pack("{s:s,s:s,s:s,s:[s,s],s:s}", "datacenter",
+	    i % 2 ? "dal05" : "fra02", "cluster-name", "c1", "namespace",
+	    "medical", "images", "sha256:aa", "sha256:bb", "sub",
+	    "spiffe://tsi.example/ns/medical/sa/web");
 
-	return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i}",
-	    "op", "read", "path", i % 3 ? "secret/data/a" : "secret/data/b/c",
-	    "version", i, "decision", i % 4 ? "allow" : "deny",
-	    "rule", "medical-records", "reason", "matched", "claims", claims,
-	    "accessor", "acc-1234", "remote", "127.0.0.1",
-	    "request_id", "req-1", "status", i % 4 ? 200 : 403);
+	return json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:i}", "op",
+	    "read", "path", i % 3 ? "secret/data/a" : "secret/data/b/c",
+	    "version", i, "decision", i % 4 ? "allow" : "deny", "rule",
+	    "medical-records", "reason", "matched", "claims", claims,
+	    "accessor", "acc-1234", "remote", "127.0.0.1", "request_id",
+	    "req-1", "status", i % 4 ? 200 : 403);
 }
 
 int
@@ -63,13 +63,16 @@ main(int argc, char **argv)
 		case 2:
 			json_object_set_new(r, "reason",
 			    json_string("ctl \x01\x1f tab\t nl\n del\x7f "
-			    "ls\xe2\x80\xa8 q\" bs\\ /"));
+			                "ls\xe2\x80\xa8 q\" bs\\ /"));
 			break;
 		case 3:
 			/* U+FB01 sorts after U+1F600 by UTF-16, before by bytes */
-			json_object_set_new(c, "\xef\xac\x81", json_string("fi"));
-			json_object_set_new(c, "\xf0\x9f\x98\x80", json_string("smile"));
-			json_object_set_new(c, "\xc3\xa9", json_string("e-acute"));
+			json_object_set_new(c, "\xef\xac\x81",
+			    json_string("fi"));
+			json_object_set_new(c, "\xf0\x9f\x98\x80",
+			    json_string("smile"));
+			json_object_set_new(c, "\xc3\xa9",
+			    json_string("e-acute"));
 			break;
 		case 4:
 			json_object_set_new(c, "ratio", json_real(0.1));
@@ -81,18 +84,19 @@ main(int argc, char **argv)
 			json_object_set_new(c, "neg", json_integer(INT64_MIN));
 			break;
 		case 6:
-			json_object_set_new(c, "nest", json_pack(
-			    "{s:[i,{s:s,s:n,s:b}],s:{}}", "b", 1, "y", "\x1f",
-			    "x", "t", 1, "a"));
+			json_object_set_new(c, "nest",
+			    json_pack("{s:[i,{s:s,s:n,s:b}],s:{}}", "b", 1, "y",
+			        "\x1f", "x", "t", 1, "a"));
 			break;
-		default:
-			break;
+		default: break;
 		}
 		if (i == 7 || i == 8) {
-			if (cl == NULL && tsi_audit_claims_new(c, &cl) != TSI_OK)
+			if (cl == NULL &&
+			    tsi_audit_claims_new(c, &cl) != TSI_OK)
 				goto out;
 			json_object_del(r, "claims");
-			if (tsi_audit_submit_claims(a, r, cl, done, &late) != TSI_OK)
+			if (tsi_audit_submit_claims(a, r, cl, done, &late) !=
+			    TSI_OK)
 				goto out;
 		} else if (tsi_audit_append(a, r, &seq) != TSI_OK) {
 			goto out;
@@ -102,6 +106,6 @@ main(int argc, char **argv)
 	rc = 0;
 out:
 	tsi_audit_claims_unref(cl);
-	tsi_audit_close(a);   /* drains the queue: the callbacks have run */
+	tsi_audit_close(a); /* drains the queue: the callbacks have run */
 	return rc || late;
 }

@@ -32,7 +32,8 @@ scan_ok(const char *body, const char *role, const char *jwt)
 	const char *r2, *j2;
 	json_t *req = NULL;
 
-	assert_int_equal(vault_login_body_scan(body, strlen(body), &lb), TSI_OK);
+	assert_int_equal(vault_login_body_scan(body, strlen(body), &lb),
+	    TSI_OK);
 	assert_int_equal(lb.rolelen, strlen(role));
 	assert_memory_equal(lb.role, role, lb.rolelen);
 	assert_int_equal(lb.jwtlen, strlen(jwt));
@@ -58,8 +59,10 @@ test_body_plain(void **state)
 {
 	(void)state;
 	scan_ok("{\"role\":\"demo\",\"jwt\":\"a.b.c\"}", "demo", "a.b.c");
-	scan_ok("{\"jwt\": \"eyJ.x-_.y\", \"role\": \"r 1\"}", "r 1", "eyJ.x-_.y");
-	scan_ok(" \t\r\n{ \"role\" :\n\"demo\" ,\t\"jwt\":\"\" }\n ", "demo", "");
+	scan_ok("{\"jwt\": \"eyJ.x-_.y\", \"role\": \"r 1\"}", "r 1",
+	    "eyJ.x-_.y");
+	scan_ok(" \t\r\n{ \"role\" :\n\"demo\" ,\t\"jwt\":\"\" }\n ", "demo",
+	    "");
 	scan_ok("{\"role\":\"\",\"jwt\":\"x\"}", "", "x");
 	scan_ok("{\"role\":\"~!@#$%^&*()/'<>\",\"jwt\":\"x\"}",
 	    "~!@#$%^&*()/'<>", "x");
@@ -126,9 +129,28 @@ test_body_random(void **state)
 		" { \"jwt\" : \"x-y_z\" ,\n\"role\":\"r\" } ",
 	};
 	static const char *const pieces[] = {
-		"{", "}", "\"role\"", "\"jwt\"", "\"x\"", ":", ",", " ", "\n",
-		"\\", "\\n", "1", "null", "\xc3\xa9", "[", "]", "\"", "\t",
-		"\x01", "\x7f", "\\u0041", "\r",
+		"{",
+		"}",
+		"\"role\"",
+		"\"jwt\"",
+		"\"x\"",
+		":",
+		",",
+		" ",
+		"\n",
+		"\\",
+		"\\n",
+		"1",
+		"null",
+		"\xc3\xa9",
+		"[",
+		"]",
+		"\"",
+		"\t",
+		"\x01",
+		"\x7f",
+		"\\u0041",
+		"\r",
 	};
 	char body[256];
 	size_t n, k, len, accepted = 0, refused = 0;
@@ -164,7 +186,8 @@ test_body_random(void **state)
 				m = 1 + (seed >> 24) % 3;
 				if (at + m > len)
 					m = len - at;
-				memmove(body + at, body + at + m, len - at - m + 1);
+				memmove(body + at, body + at + m,
+				    len - at - m + 1);
 				len -= m;
 				break;
 			default:
@@ -203,7 +226,7 @@ ref_metadata(const json_t *claims)
 	char num[32];
 	size_t i;
 
-	json_object_foreach((json_t *)claims, key, val) {
+	json_object_foreach ((json_t *)claims, key, val) {
 		json_t *s = NULL;
 
 		if (json_is_string(val))
@@ -220,13 +243,14 @@ ref_metadata(const json_t *claims)
 		else if (json_is_array(val)) {
 			struct tsi_buf *b = tsi_buf_new(64 * 1024);
 			int ok = b != NULL;
-			json_array_foreach(val, i, e) {
+			json_array_foreach (val, i, e) {
 				if (!ok)
 					break;
 				if (i > 0 && tsi_buf_puts(b, ",") != TSI_OK)
 					ok = 0;
 				if (ok && json_is_string(e) &&
-				    tsi_buf_puts(b, json_string_value(e)) != TSI_OK)
+				    tsi_buf_puts(b, json_string_value(e)) !=
+				        TSI_OK)
 					ok = 0;
 			}
 			if (ok)
@@ -292,18 +316,21 @@ static void
 test_answer_fixed(void **state)
 {
 	static const char *const rules[] = { "medical-records", "a\"b",
-	    "\xc3\xa9t\xc3\xa9", "tab\there", "" };
+		"\xc3\xa9t\xc3\xa9", "tab\there", "" };
 	json_t *c;
 
 	(void)state;
-	c = json_loads("{\"iss\":\"tsi-issuer/n1\",\"sub\":\"spiffe://x/ns/a\","
-	    "\"aud\":[\"tsi-vault\",\"other\"],\"iat\":1795394442,\"exp\":1795398042,"
+	c = json_loads(
+	    "{\"iss\":\"tsi-issuer/n1\",\"sub\":\"spiffe://x/ns/a\","
+	    "\"aud\":[\"tsi-vault\",\"other\"],\"iat\":1795394442,\"exp\":"
+	    "1795398042,"
 	    "\"images\":[\"sha256:aa\",7,\"b\",null,{\"o\":1}],\"pi\":3.25,"
 	    "\"big\":1e300,\"t\":true,\"f\":false,\"n\":null,\"o\":{\"a\":1},"
 	    "\"q\\\"uote\":\"back\\\\slash\",\"ctl\":\"a\\u0001b\\u001fc\","
 	    "\"utf\":\"\xe2\x82\xac \xf0\x9f\x94\x91\",\"del\":\"x\\u007fy\","
 	    "\"nul\":\"be\\u0000fore\",\"slash\":\"a/b\",\"empty\":\"\","
-	    "\"neg\":-42,\"e\":[]}", JSON_ALLOW_NUL, NULL);
+	    "\"neg\":-42,\"e\":[]}",
+	    JSON_ALLOW_NUL, NULL);
 	assert_non_null(c);
 	same_answer(c, rules, sizeof(rules) / sizeof(rules[0]));
 	same_answer(c, NULL, 0);
@@ -328,7 +355,7 @@ test_answer_long_arrays(void **state)
 	s[1024] = '\0';
 	for (i = 0; i < 70; i++)
 		json_array_append_new(big, json_string(s));
-	s[1022] = '\0';        /* 64 * 1022 + 63 commas: 65,471 bytes */
+	s[1022] = '\0'; /* 64 * 1022 + 63 commas: 65,471 bytes */
 	for (i = 0; i < 64; i++)
 		json_array_append_new(fits, json_string(s));
 	json_object_set_new(c, "big", big);
@@ -342,8 +369,8 @@ static void
 random_string(unsigned *seed, char *out, size_t max)
 {
 	static const char *const bits[] = { "a", "Z", "0", " ", "\"", "\\", "/",
-	    "\n", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
-	    "\xf0\x9f\x94\x91", ",", "{", "}", ":" };
+		"\n", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+		"\xf0\x9f\x94\x91", ",", "{", "}", ":" };
 	size_t len = 0, n, i;
 
 	*seed = *seed * 1103515245u + 12345u;
@@ -386,7 +413,8 @@ random_value(unsigned *seed, int depth)
 		n = (*seed >> 20) % 4;
 		for (i = 0; i < n; i++) {
 			random_string(seed, s, sizeof(s));
-			json_object_set_new(a, s, random_value(seed, depth + 1));
+			json_object_set_new(a, s,
+			    random_value(seed, depth + 1));
 		}
 		return a;
 	}

@@ -66,7 +66,9 @@ static const struct backend *current;
 static int
 rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
-	(void)st; (void)flag; (void)ftw;
+	(void)st;
+	(void)flag;
+	(void)ftw;
 	return remove(p);
 }
 
@@ -79,7 +81,7 @@ setup(void **state)
 		return -1;
 	f->b = current;
 	if (f->b->fresh(f->url, sizeof(f->url), f->scratch,
-	    sizeof(f->scratch)) != 0 ||
+	        sizeof(f->scratch)) != 0 ||
 	    kv_store_open(f->url, NULL, &f->s) != TSI_OK) {
 		free(f);
 		return -1;
@@ -120,11 +122,14 @@ seal(void *arg, uint64_t version, uint8_t **blob, size_t *len)
 static int
 seal_fails(void *arg, uint64_t version, uint8_t **blob, size_t *len)
 {
-	(void)arg; (void)version; (void)blob; (void)len;
+	(void)arg;
+	(void)version;
+	(void)blob;
+	(void)len;
 	return TSI_ERR_CRYPTO;
 }
 
-#define T0 1764000000000000LL   /* a fixed "now", microseconds */
+#define T0 1764000000000000LL /* a fixed "now", microseconds */
 #define SEC 1000000LL
 
 static uint64_t
@@ -319,21 +324,25 @@ test_delete_undelete_destroy(void **state)
 	assert_false(m.destroyed);
 	/* Delete of listed versions; one the path lacks is skipped. */
 	assert_int_equal(s->ops->versions(s, "d", KV_VOP_DELETE, v, 3,
-	    T0 + 2 * SEC), TSI_OK);
+	                     T0 + 2 * SEC),
+	    TSI_OK);
 	get_is(s, "d", 1, T0 + 3 * SEC, NULL);
 	get_is(s, "d", 2, T0 + 3 * SEC, NULL);
 	/* Undelete brings the value back. */
 	assert_int_equal(s->ops->versions(s, "d", KV_VOP_UNDELETE, v, 1,
-	    T0 + 3 * SEC), TSI_OK);
+	                     T0 + 3 * SEC),
+	    TSI_OK);
 	get_is(s, "d", 1, T0 + 3 * SEC, "a#1");
 	/* Destroy: marked, value gone, and no undelete brings it back. */
 	assert_int_equal(s->ops->versions(s, "d", KV_VOP_DESTROY, v + 1, 1,
-	    T0 + 4 * SEC), TSI_OK);
+	                     T0 + 4 * SEC),
+	    TSI_OK);
 	text = get(s, "d", 2, T0 + 5 * SEC, &m);
 	assert_null(text);
 	assert_true(m.destroyed);
 	assert_int_equal(s->ops->versions(s, "d", KV_VOP_UNDELETE, v + 1, 1,
-	    T0 + 5 * SEC), TSI_OK);
+	                     T0 + 5 * SEC),
+	    TSI_OK);
 	text = get(s, "d", 2, T0 + 5 * SEC, &m);
 	assert_null(text);
 	assert_true(m.destroyed);
@@ -437,11 +446,12 @@ test_delete_version_after(void **state)
 	assert_int_equal(s->ops->set_config(s, &mc), TSI_OK);
 	get_is(s, "t/none", 0, T0 + 59 * SEC, "v#1");
 	get_is(s, "t/none", 0, T0 + 60 * SEC, NULL);
-	get_is(s, "t/p", 0, T0 + 29 * SEC, "w#2");   /* its own 10 s */
+	get_is(s, "t/p", 0, T0 + 29 * SEC, "w#2"); /* its own 10 s */
 	get_is(s, "t/p", 0, T0 + 30 * SEC, NULL);
 	/* An undelete does not revive a version past its time. */
 	assert_int_equal(s->ops->versions(s, "t/none", KV_VOP_UNDELETE,
-	    (uint64_t[]){ 1 }, 1, T0 + 61 * SEC), TSI_OK);
+	                     (uint64_t[]){ 1 }, 1, T0 + 61 * SEC),
+	    TSI_OK);
 	get_is(s, "t/none", 0, T0 + 61 * SEC, NULL);
 }
 
@@ -458,8 +468,8 @@ cfg_pairs(struct kv_meta_cfg *c, const char *const *kv, size_t n, int merge)
 	for (i = 0; i < n; i++) {
 		assert_non_null(c->custom[i].key = strdup(kv[2 * i]));
 		if (kv[2 * i + 1] != NULL)
-			assert_non_null(c->custom[i].value =
-			    strdup(kv[2 * i + 1]));
+			assert_non_null(
+			    c->custom[i].value = strdup(kv[2 * i + 1]));
 	}
 }
 
@@ -468,9 +478,9 @@ test_settings_and_custom(void **state)
 {
 	struct kv_store *s = ((struct fx *)*state)->s;
 	static const char *const first[] = { "tier", "b", "owner", "team-a",
-	    "zone", "z0" };
-	static const char *const merge[] = { "owner", NULL, "zone", "z1",
-	    "new", "n", "absent", NULL };
+		"zone", "z0" };
+	static const char *const merge[] = { "owner", NULL, "zone", "z1", "new",
+		"n", "absent", NULL };
 	struct kv_meta_cfg c;
 	struct kv_meta m;
 
@@ -488,7 +498,7 @@ test_settings_and_custom(void **state)
 	assert_int_equal(m.max_versions, 4);
 	assert_int_equal(m.delete_after_s, 90);
 	assert_int_equal(m.ncustom, 3);
-	assert_string_equal(m.custom[0].key, "owner");   /* sorted */
+	assert_string_equal(m.custom[0].key, "owner"); /* sorted */
 	assert_string_equal(m.custom[2].value, "z0");
 	kv_meta_clear(&m);
 	get_missing(s, "s/p", 0);
@@ -502,7 +512,7 @@ test_settings_and_custom(void **state)
 	assert_string_equal(m.custom[1].key, "tier");
 	assert_string_equal(m.custom[2].key, "zone");
 	assert_string_equal(m.custom[2].value, "z1");
-	assert_int_equal(m.max_versions, 4);   /* not given: kept */
+	assert_int_equal(m.max_versions, 4); /* not given: kept */
 	assert_int_equal(m.updated_us, T0 + SEC);
 	kv_meta_clear(&m);
 	/* A replace drops what it does not name. */
@@ -551,7 +561,7 @@ test_list(void **state)
 {
 	struct kv_store *s = ((struct fx *)*state)->s;
 	static const char *const paths[] = { "l/b", "l/a/1", "l/a/2", "l/c/d/e",
-	    "l/ab", "lz", "m" };
+		"l/ab", "lz", "m" };
 	struct kv_names l;
 	size_t i;
 
@@ -596,7 +606,8 @@ test_reopen(void **state)
 	put(f->s, "p/a", -1, "one", T0);
 	put(f->s, "p/a", -1, "two", T0);
 	assert_int_equal(f->s->ops->versions(f->s, "p/a", KV_VOP_DESTROY,
-	    (uint64_t[]){ 1 }, 1, T0), TSI_OK);
+	                     (uint64_t[]){ 1 }, 1, T0),
+	    TSI_OK);
 	cfg_pairs(&c, (const char *const[]){ "k", "v" }, 1, 0);
 	c.set_cas_required = 1;
 	c.cas_required = 1;

@@ -96,7 +96,7 @@ insert(struct token_store *s, unsigned i, time_t expires, size_t n)
 
 	rec_make(&r, i, expires, n, chain);
 	rc = s->ops->insert(s, &r, NOW);
-	r.chain = NULL;   /* the test's array, not the heap */
+	r.chain = NULL; /* the test's array, not the heap */
 	token_rec_clear(&r);
 	return rc;
 }
@@ -144,8 +144,9 @@ test_insert_lookup(void **state)
 	assert_string_equal(r.t.role, "role-1");
 	assert_string_equal(r.t.display_name, "dn-1");
 	assert_string_equal(r.t.accessor, "acc000000000000000000001");
-	assert_string_equal(json_string_value(json_object_get(r.t.claims,
-	    "sub")), "spiffe://x");
+	assert_string_equal(json_string_value(
+	                        json_object_get(r.t.claims, "sub")),
+	    "spiffe://x");
 	assert_int_equal(json_array_size(r.t.policies), 1);
 	assert_int_equal(r.t.issued, NOW - 10);
 	assert_int_equal(r.t.expires, NOW + 60);
@@ -177,7 +178,8 @@ test_expiry(void **state)
 	token_rec_clear(&r);
 	assert_int_equal(lookup(s, 1, NOW + 5, 0, &r), TSI_ERR_EXPIRED);
 	assert_int_equal(s->ops->lookup_accessor(s, "acc000000000000000000001",
-	    NOW + 5, &r), TSI_ERR_EXPIRED);
+	                     NOW + 5, &r),
+	    TSI_ERR_EXPIRED);
 	assert_int_equal(s->ops->expire(s, NOW + 5), 1);
 	assert_int_equal(s->ops->count(s), 1);
 	assert_int_equal(lookup(s, 1, NOW + 5, 0, &r), TSI_ERR_NOT_FOUND);
@@ -197,11 +199,13 @@ test_accessor_and_revoke(void **state)
 	for (i = 1; i <= 5; i++)
 		assert_int_equal(insert(s, i, 0, 0), TSI_OK);
 	assert_int_equal(s->ops->lookup_accessor(s, "acc000000000000000000004",
-	    NOW, &r), TSI_OK);
+	                     NOW, &r),
+	    TSI_OK);
 	assert_string_equal(r.t.role, "role-4");
 	token_rec_clear(&r);
 	assert_int_equal(s->ops->lookup_accessor(s, "acc000000000000000000009",
-	    NOW, &r), TSI_ERR_NOT_FOUND);
+	                     NOW, &r),
+	    TSI_ERR_NOT_FOUND);
 	/* Revoke by hash. */
 	rec_make(&key, 2, 0, 0, chain);
 	assert_int_equal(s->ops->revoke(s, key.hash), TSI_OK);
@@ -209,7 +213,8 @@ test_accessor_and_revoke(void **state)
 	token_rec_clear(&key);
 	assert_int_equal(lookup(s, 2, NOW, 0, &r), TSI_ERR_NOT_FOUND);
 	assert_int_equal(s->ops->lookup_accessor(s, "acc000000000000000000002",
-	    NOW, &r), TSI_ERR_NOT_FOUND);
+	                     NOW, &r),
+	    TSI_ERR_NOT_FOUND);
 	/* Revoke by accessor. */
 	assert_int_equal(s->ops->revoke_accessor(s, "acc000000000000000000004"),
 	    TSI_OK);
@@ -241,9 +246,9 @@ test_revoke_by_chain(void **state)
 	struct token_rec r, *ended = NULL;
 	size_t n;
 
-	assert_int_equal(insert(s, 1, 0, 2), TSI_OK);   /* serials 1-0 1-1 */
+	assert_int_equal(insert(s, 1, 0, 2), TSI_OK); /* serials 1-0 1-1 */
 	assert_int_equal(insert(s, 2, 0, 2), TSI_OK);
-	assert_int_equal(insert(s, 3, 0, 0), TSI_OK);   /* no chain: stays */
+	assert_int_equal(insert(s, 3, 0, 0), TSI_OK); /* no chain: stays */
 	n = s->ops->revoke_if(s, keep_unless_serial, "2-1", &ended);
 	assert_int_equal(n, 1);
 	assert_non_null(ended);
@@ -259,7 +264,8 @@ test_revoke_by_chain(void **state)
 	assert_int_equal(s->ops->revoke_if(s, keep_unless_serial, "1-0", NULL),
 	    1);
 	assert_int_equal(s->ops->revoke_if(s, keep_unless_serial, "9-9",
-	    &ended), 0);
+	                     &ended),
+	    0);
 	assert_int_equal(s->ops->count(s), 1);
 }
 

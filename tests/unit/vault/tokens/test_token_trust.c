@@ -155,8 +155,9 @@ test_revocation_and_ca_removal(void **state)
 	assert_int_equal(vault_tokens_new(0, &t), TSI_OK);
 	for (i = 0; i < NODES; i++)
 		tok[i] = login_token(t, f, i);
-	assert_int_equal(vault_tokens_create(t, "s.root", "root", NULL, NULL,
-	    0, 1, &root, acc), TSI_OK);
+	assert_int_equal(vault_tokens_create(t, "s.root", "root", NULL, NULL, 0,
+	                     1, &root, acc),
+	    TSI_OK);
 
 	/* The same trust again ends nothing. */
 	same = trust_of(f->ca1);

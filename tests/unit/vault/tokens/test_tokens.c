@@ -28,7 +28,8 @@ create(struct vault_tokens *t, const char *role, long ttl, int want)
 	json_t *pol = json_pack("[s]", "rule-a");
 
 	assert_int_equal(vault_tokens_create(t, NULL, role, claims, pol, ttl, 0,
-	    &tok, acc), want);
+	                     &tok, acc),
+	    want);
 	json_decref(claims);
 	json_decref(pol);
 	if (want == TSI_OK) {
@@ -48,8 +49,9 @@ expect_lookup(struct vault_tokens *t, const char *tok, const char *role,
 	assert_int_equal(vault_tokens_lookup(t, tok, &vt), want);
 	if (want == TSI_OK) {
 		assert_string_equal(vt.role, role);
-		assert_string_equal(json_string_value(json_object_get(vt.claims,
-		    "region")), "eu-de");
+		assert_string_equal(json_string_value(
+		                        json_object_get(vt.claims, "region")),
+		    "eu-de");
 		assert_int_equal(json_array_size(vt.policies), 1);
 	}
 	vault_token_clear(&vt);
@@ -86,14 +88,16 @@ test_fixed_token(void **state)
 	(void)state;
 	assert_int_equal(vault_tokens_new(4, &t), TSI_OK);
 	assert_int_equal(vault_tokens_create(t, "s.root-token", "root", NULL,
-	    NULL, 0, 1, &tok, acc), TSI_OK);
+	                     NULL, 0, 1, &tok, acc),
+	    TSI_OK);
 	assert_string_equal(tok, "s.root-token");
 	assert_int_equal(vault_tokens_lookup(t, "s.root-token", &vt), TSI_OK);
 	assert_int_equal(vt.root, 1);
 	assert_int_equal(vt.expires, 0);
 	vault_token_clear(&vt);
 	assert_int_equal(vault_tokens_create(t, "", "root", NULL, NULL, 0, 1,
-	    &tok, acc), TSI_ERR_INVALID_ARG);
+	                     &tok, acc),
+	    TSI_ERR_INVALID_ARG);
 	tsi_strfree(tok);
 	vault_tokens_free(t);
 }
@@ -152,8 +156,8 @@ worker(void *arg)
 	for (i = 0; i < 400; i++) {
 		tok = NULL;
 		snprintf(name, sizeof(name), "r%d", i);
-		if (vault_tokens_create(w->t, NULL, name, NULL, NULL, 600, 0, &tok,
-		    acc) != TSI_OK) {
+		if (vault_tokens_create(w->t, NULL, name, NULL, NULL, 600, 0,
+		        &tok, acc) != TSI_OK) {
 			w->wrong++;
 			continue;
 		}
@@ -161,7 +165,7 @@ worker(void *arg)
 		    strcmp(vt.role, name) != 0 || strcmp(vt.accessor, acc) != 0)
 			w->wrong++;
 		vault_token_clear(&vt);
-		tok[5] ^= 1;   /* another token: unknown */
+		tok[5] ^= 1; /* another token: unknown */
 		if (vault_tokens_lookup(w->t, tok, &vt) != TSI_ERR_NOT_FOUND)
 			w->wrong++;
 		vault_token_clear(&vt);
@@ -183,7 +187,8 @@ test_concurrent(void **state)
 	for (i = 0; i < 4; i++) {
 		w[i].t = t;
 		w[i].wrong = 0;
-		assert_int_equal(pthread_create(&th[i], NULL, worker, &w[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, worker, &w[i]),
+		    0);
 	}
 	for (i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
