@@ -402,6 +402,38 @@ do_read(struct kv_ctx *k)
 	return ret;
 }
 
+/* After a write's or a patch's put (rc, *m the version made): the outcome
+ * recorded and the answer, Vault's for a CAS refusal. event: the log line. */
+static int
+put_answer(struct kv_ctx *k, int rc, const struct kv_version_meta *m,
+    const char *event)
+{
+	struct vault_request *r = k->r;
+
+	if (rc == TSI_ERR_EXISTS)
+		return finish_error(k, "error", 400, "check-and-set mismatch",
+		    "check-and-set parameter did not match the current "
+		    "version");
+	if (rc == TSI_ERR_DENIED)
+		return finish_error(k, "error", 400, "check-and-set required",
+		    "check-and-set parameter required for this call");
+	if (rc != TSI_OK)
+		return store_failed(k, rc);
+	k->a.decision = "allow";
+	k->a.reason = k->d.reason;
+	k->a.version = (long long)m->version;
+	k->a.status = 200;
+	/* Written, but the outcome could not be recorded: the log has the
+	 * decision without an outcome (unknown), the caller 503. */
+	if (vault_audit(r, &k->a) != TSI_OK)
+		return vault_respond_audit_failed(r);
+	tsi_log(TSI_LOG_INFO, event, TSI_LS("request_id", r->request_id),
+	    TSI_LS("path", k->kvpath), TSI_LI("version", m->version),
+	    TSI_LS("accessor", r->tok.accessor));
+	return vault_respond(r, 200,
+	    vault_envelope(r, version_meta_json(m), NULL));
+}
+
 static int
 do_write(struct kv_ctx *k)
 {
@@ -435,36 +467,7 @@ do_write(struct kv_ctx *k)
 	memset(&m, 0, sizeof(m));
 	rc = r->v->store->ops->put(r->v->store, k->kvpath, casv, seal_cb, &sa,
 	    vault_now_us(), &m);
-	if (rc == TSI_ERR_EXISTS) {
-		ret = finish_error(k, "error", 400, "check-and-set mismatch",
-		    "check-and-set parameter did not match the current "
-		    "version");
-		goto out;
-	}
-	if (rc == TSI_ERR_DENIED) {
-		ret = finish_error(k, "error", 400, "check-and-set required",
-		    "check-and-set parameter required for this call");
-		goto out;
-	}
-	if (rc != TSI_OK) {
-		ret = store_failed(k, rc);
-		goto out;
-	}
-	k->a.decision = "allow";
-	k->a.reason = k->d.reason;
-	k->a.version = (long long)m.version;
-	k->a.status = 200;
-	if (vault_audit(r, &k->a) != TSI_OK) {
-		/* Written, but the outcome could not be recorded: the log has
-		 * the decision without an outcome (unknown), the caller 503. */
-		ret = vault_respond_audit_failed(r);
-		goto out;
-	}
-	tsi_log(TSI_LOG_INFO, "kv.write", TSI_LS("request_id", r->request_id),
-	    TSI_LS("path", k->kvpath), TSI_LI("version", m.version),
-	    TSI_LS("accessor", r->tok.accessor));
-	ret = vault_respond(r, 200,
-	    vault_envelope(r, version_meta_json(&m), NULL));
+	ret = put_answer(k, rc, &m, "kv.write");
 out:
 	tsi_strfree(pt);
 	json_decref(req);
@@ -596,29 +599,7 @@ do_patch(struct kv_ctx *k)
 	sa.ptlen = strlen(npt);
 	rc = r->v->store->ops->put(r->v->store, k->kvpath, (long long)m.version,
 	    seal_cb, &sa, vault_now_us(), &m);
-	if (rc == TSI_ERR_EXISTS) {
-		ret = finish_error(k, "error", 400, "check-and-set mismatch",
-		    "check-and-set parameter did not match the current "
-		    "version");
-		goto out;
-	}
-	if (rc != TSI_OK) {
-		ret = store_failed(k, rc);
-		goto out;
-	}
-	k->a.decision = "allow";
-	k->a.reason = k->d.reason;
-	k->a.version = (long long)m.version;
-	k->a.status = 200;
-	if (vault_audit(r, &k->a) != TSI_OK) {
-		ret = vault_respond_audit_failed(r);
-		goto out;
-	}
-	tsi_log(TSI_LOG_INFO, "kv.patch", TSI_LS("request_id", r->request_id),
-	    TSI_LS("path", k->kvpath), TSI_LI("version", m.version),
-	    TSI_LS("accessor", r->tok.accessor));
-	ret = vault_respond(r, 200,
-	    vault_envelope(r, version_meta_json(&m), NULL));
+	ret = put_answer(k, rc, &m, "kv.patch");
 out:
 	/* The texts of the secret wiped (the trees are freed as do_write's). */
 	if (npt != NULL)
