@@ -354,6 +354,84 @@ aud_ok(const char *s)
 	return 1;
 }
 
+/* A TPM2B: its big-endian u16 size is the rest of the field. */
+static int
+tpm2b_ok(const char *s, size_t n)
+{
+	const uint8_t *p = (const uint8_t *)s;
+
+	return n >= 2 && n <= TSI_PRIV_TPM2B_MAX &&
+	    ((size_t)p[0] << 8 | p[1]) == n - 2;
+}
+
+/* PEM text: printable ASCII and line ends, beginning with a PEM line. */
+static int
+pem_ok(const char *s, size_t n)
+{
+	static const char begin[] = "-----BEGIN ";
+	size_t i;
+
+	if (n < sizeof(begin) - 1 || memcmp(s, begin, sizeof(begin) - 1) != 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= ' ' && s[i] <= '~') || s[i] == '\n' ||
+		        s[i] == '\r'))
+			return 0;
+	return 1;
+}
+
+/* The enrollment requests' payloads (types past HEALTH). */
+static int
+decode_enroll(struct tsi_priv_rd *rd, struct tsi_priv_req *out)
+{
+	const char *a = "", *b = "";
+	size_t alen = 0, blen = 0;
+
+	switch (out->type) {
+	case TSI_PRIV_ATT_EK:
+	case TSI_PRIV_ATT_AK:
+	case TSI_PRIV_ATT_KEY:
+	case TSI_PRIV_NODE_STATE: return rd->len == 0 ? TSI_OK : TSI_ERR_PARSE;
+	case TSI_PRIV_ATT_ACTIVATE:
+		if (rd->len > 2 * (4 + TSI_PRIV_TPM2B_MAX))
+			return TSI_ERR_TOO_LARGE;
+		tsi_priv_get_span(rd, &a, &alen, TSI_PRIV_TPM2B_MAX);
+		tsi_priv_get_span(rd, &b, &blen, TSI_PRIV_TPM2B_MAX);
+		if (tsi_priv_rd_end(rd) != TSI_OK || !tpm2b_ok(a, alen) ||
+		    !tpm2b_ok(b, blen))
+			return TSI_ERR_PARSE;
+		break;
+	case TSI_PRIV_ATT_CERTIFY:
+	case TSI_PRIV_ATT_QUOTE:
+		if (rd->len > 4 + TSI_PRIV_NONCE_MAX + 4)
+			return TSI_ERR_TOO_LARGE;
+		tsi_priv_get_span(rd, &a, &alen, TSI_PRIV_NONCE_MAX);
+		if (out->type == TSI_PRIV_ATT_QUOTE)
+			out->mask = tsi_priv_get_u32(rd);
+		if (tsi_priv_rd_end(rd) != TSI_OK || alen == 0)
+			return TSI_ERR_PARSE;
+		if (out->type == TSI_PRIV_ATT_QUOTE &&
+		    (out->mask == 0 || out->mask >> TSI_PRIV_PCRS != 0))
+			return TSI_ERR_PARSE;
+		break;
+	case TSI_PRIV_NODE_INSTALL:
+		if (rd->len > 8 + TSI_PRIV_CERT_MAX + TSI_PRIV_CA_MAX)
+			return TSI_ERR_TOO_LARGE;
+		tsi_priv_get_span(rd, &a, &alen, TSI_PRIV_CERT_MAX);
+		tsi_priv_get_span(rd, &b, &blen, TSI_PRIV_CA_MAX);
+		if (tsi_priv_rd_end(rd) != TSI_OK || !pem_ok(a, alen) ||
+		    !pem_ok(b, blen))
+			return TSI_ERR_PARSE;
+		break;
+	default: return TSI_ERR_UNSUPPORTED;
+	}
+	out->a = (const uint8_t *)a;
+	out->alen = alen;
+	out->b = (const uint8_t *)b;
+	out->blen = blen;
+	return TSI_OK;
+}
+
 int
 tsi_priv_req_decode(const uint8_t *msg, size_t len, struct tsi_priv_req *out)
 {
@@ -393,7 +471,14 @@ tsi_priv_req_decode(const uint8_t *msg, size_t len, struct tsi_priv_req *out)
 		if ((r = tsi_priv_claims_decode(claims, n, &out->w)) != TSI_OK)
 			return r == TSI_ERR_ALLOC ? r : TSI_ERR_PARSE;
 		return TSI_OK;
-	default: return TSI_ERR_UNSUPPORTED;
+	case TSI_PRIV_WAKE: return TSI_ERR_UNSUPPORTED; /* the signer's */
+	default:
+		if ((r = decode_enroll(&rd, out)) != TSI_OK) {
+			out->a = out->b = NULL;
+			out->alen = out->blen = 0;
+			out->mask = 0;
+		}
+		return r;
 	}
 }
 
@@ -420,5 +505,39 @@ tsi_priv_enc_sign(struct tsi_priv_msg *m, uint32_t id, uint32_t handle,
 	tsi_priv_put_str(m, container, strlen(container));
 	tsi_priv_put_str(m, claims != NULL ? claims : "", n);
 	free(claims);
+	return tsi_priv_msg_end(m);
+}
+
+int
+tsi_priv_enc_activate(struct tsi_priv_msg *m, uint32_t id,
+    const uint8_t *id_object, size_t id_len, const uint8_t *enc_secret,
+    size_t secret_len)
+{
+	tsi_priv_msg_begin(m, TSI_PRIV_ATT_ACTIVATE, id);
+	tsi_priv_put_str(m, (const char *)id_object, id_len);
+	tsi_priv_put_str(m, (const char *)enc_secret, secret_len);
+	return tsi_priv_msg_end(m);
+}
+
+int
+tsi_priv_enc_nonce(struct tsi_priv_msg *m, uint32_t type, uint32_t id,
+    const uint8_t *nonce, size_t nonce_len, uint32_t mask)
+{
+	if (type != TSI_PRIV_ATT_CERTIFY && type != TSI_PRIV_ATT_QUOTE)
+		return TSI_ERR_INVALID_ARG;
+	tsi_priv_msg_begin(m, type, id);
+	tsi_priv_put_str(m, (const char *)nonce, nonce_len);
+	if (type == TSI_PRIV_ATT_QUOTE)
+		tsi_priv_put_u32(m, mask);
+	return tsi_priv_msg_end(m);
+}
+
+int
+tsi_priv_enc_install(struct tsi_priv_msg *m, uint32_t id, const char *cert_pem,
+    const char *ca_pem)
+{
+	tsi_priv_msg_begin(m, TSI_PRIV_NODE_INSTALL, id);
+	tsi_priv_put_str(m, cert_pem, strlen(cert_pem));
+	tsi_priv_put_str(m, ca_pem, strlen(ca_pem));
 	return tsi_priv_msg_end(m);
 }

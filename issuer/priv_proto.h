@@ -19,6 +19,26 @@
  *   HEALTH             -                                      status, reason, kid, cluster, datacenter
  *   WAKE (signer ->)   handle                                 (no answer)
  *
+ * Enrollment (docs/attestation.md), the front end's client of tsi-attest
+ * asking the TPM for evidence about itself. Every operation acts on objects
+ * the signer fixes (the TCG EK, the AK of the fixed template, the signing
+ * key); the front end gives only the verifier's nonce, PCR selection and
+ * credential:
+ *   ATT_EK             -                                      status, ek_cert (DER, may be empty), ek_pub
+ *   ATT_AK             -                                      status, ak_pub
+ *   ATT_KEY            -                                      status, key_pub, csr (PEM)
+ *   ATT_ACTIVATE       id_object, enc_secret (TPM2Bs)         status, secret
+ *   ATT_CERTIFY        nonce                                  status, attest, signature
+ *   ATT_QUOTE          nonce, pcr mask                        status, attest, signature, pcr values
+ *   NODE_STATE         -                                      status, valid, renew_at
+ *   NODE_INSTALL       certificate, ca (PEM)                  status, reason
+ *
+ * TPM structures travel in their wire form (TPM2B_*, TPMT_SIGNATURE); pcr
+ * values are 32 bytes for each bit of the mask, lowest PCR first.
+ * NODE_INSTALL's certificate is checked by the signer (for its own TPM key,
+ * a location, signed by the CA given, valid now) before it is written; then
+ * the signer switches to it.
+ *
  * Every answer starts with an i32 status (TSI_OK or a TSI_ERR_*); only an
  * answer with TSI_OK carries the fields after it (SIGN's error carries a
  * reason). SIGN's claims are the front end's description of a Kubernetes
@@ -40,7 +60,16 @@ enum tsi_priv_type {
 	TSI_PRIV_JWKS = 4,
 	TSI_PRIV_HEALTH = 5,
 	TSI_PRIV_WAKE = 6,
+	TSI_PRIV_ATT_EK = 7,
+	TSI_PRIV_ATT_AK = 8,
+	TSI_PRIV_ATT_KEY = 9,
+	TSI_PRIV_ATT_ACTIVATE = 10,
+	TSI_PRIV_ATT_CERTIFY = 11,
+	TSI_PRIV_ATT_QUOTE = 12,
+	TSI_PRIV_NODE_STATE = 13,
+	TSI_PRIV_NODE_INSTALL = 14,
 };
+#define TSI_PRIV_TYPE_LAST TSI_PRIV_NODE_INSTALL
 
 /* An answer's type is its request's with this bit set. */
 #define TSI_PRIV_ANSWER 0x80000000u
@@ -56,6 +85,16 @@ enum tsi_priv_type {
 #define TSI_PRIV_FIELD_MAX 1024u /* one claims string */
 #define TSI_PRIV_EXE_MAX 4096u   /* a host workload's exe path */
 #define TSI_PRIV_TOKEN_MAX 49152u
+/* Enrollment fields. A TPM2B in a request is its u16 size (big-endian)
+ * and exactly that many bytes, 2..TSI_PRIV_TPM2B_MAX in all. */
+#define TSI_PRIV_TPM2B_MAX 1024u
+#define TSI_PRIV_NONCE_MAX 64u /* TPM2B_DATA's buffer */
+#define TSI_PRIV_PCRS 24u      /* the SHA-256 bank */
+#define TSI_PRIV_EK_CERT_MAX 8192u
+#define TSI_PRIV_CSR_MAX 8192u
+#define TSI_PRIV_CERT_MAX 16384u /* NODE_INSTALL's certificate, PEM */
+#define TSI_PRIV_CA_MAX 32768u   /* its CA (a bundle at most this long) */
+#define TSI_PRIV_SECRET_MAX 64u  /* an activated credential */
 
 /* A decoded request. Strings are NUL-terminated copies; w is owned (NULL
  * unless a SIGN carried claims). Clear with tsi_priv_req_clear. */
@@ -66,6 +105,13 @@ struct tsi_priv_req {
 	char aud[257];
 	char container[65];
 	struct tsi_workload *w;
+	/* Enrollment: borrowed from the decoded message. ACTIVATE: a =
+	 * id_object, b = enc_secret; CERTIFY and QUOTE: a = nonce;
+	 * NODE_INSTALL: a = certificate, b = ca (NUL-free text, not
+	 * terminated). */
+	const uint8_t *a, *b;
+	size_t alen, blen;
+	uint32_t mask; /* QUOTE: bit i = PCR i, nonzero, below 1 << 24 */
 };
 
 /* Decodes one request datagram (msg, len: borrowed, untrusted). On any
@@ -99,6 +145,16 @@ int tsi_priv_msg_end(struct tsi_priv_msg *m);
  * NULL for a host workload. */
 int tsi_priv_enc_sign(struct tsi_priv_msg *m, uint32_t id, uint32_t handle,
     const char *aud, const char *container, const struct tsi_workload *w);
+
+/* ATT_ACTIVATE; ATT_CERTIFY (mask unused) or ATT_QUOTE (nonce, mask);
+ * NODE_INSTALL. The payloadless requests need only tsi_priv_msg_begin. */
+int tsi_priv_enc_activate(struct tsi_priv_msg *m, uint32_t id,
+    const uint8_t *id_object, size_t id_len, const uint8_t *enc_secret,
+    size_t secret_len);
+int tsi_priv_enc_nonce(struct tsi_priv_msg *m, uint32_t type, uint32_t id,
+    const uint8_t *nonce, size_t nonce_len, uint32_t mask);
+int tsi_priv_enc_install(struct tsi_priv_msg *m, uint32_t id,
+    const char *cert_pem, const char *ca_pem);
 
 /* A reader over a received answer (borrowed msg). Gets fail once the
  * payload is short; tsi_priv_rd_end says whether it was used exactly. */

@@ -27,7 +27,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	if (q.type < TSI_PRIV_IDENTIFY || q.type > TSI_PRIV_HEALTH)
+	if (q.type < TSI_PRIV_IDENTIFY || q.type > TSI_PRIV_TYPE_LAST ||
+	    q.type == TSI_PRIV_WAKE)
 		abort();
 	if (q.type == TSI_PRIV_SIGN) {
 		if (strlen(q.aud) == 0 || strlen(q.aud) > 256 ||

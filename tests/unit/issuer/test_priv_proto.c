@@ -146,8 +146,9 @@ test_bad_headers(void **state)
 	assert_int_equal(decode(m.b, m.len, &q), TSI_ERR_PARSE);
 	/* Types outside the table, answers and WAKE included. */
 	{
-		static const uint32_t bad[] = { 0, 7, 100, 0xffffffffu,
-			TSI_PRIV_SIGN | TSI_PRIV_ANSWER, TSI_PRIV_WAKE };
+		static const uint32_t bad[] = { 0, TSI_PRIV_TYPE_LAST + 1, 100,
+			0xffffffffu, TSI_PRIV_SIGN | TSI_PRIV_ANSWER,
+			TSI_PRIV_WAKE };
 
 		for (v = 0; v < sizeof(bad) / sizeof(bad[0]); v++) {
 			tsi_priv_msg_begin(&m, bad[v], 5);
