@@ -1,12 +1,15 @@
 /*
  * enroll.c - attested enrollment, the node's side: the two requests of the
- * protocol over HTTPS (libcurl), the evidence from tpm.c, the certificate
- * checked and written. See enroll.h and docs/attestation.md.
+ * protocol over HTTPS (libcurl) and their JSON, with the evidence and the
+ * certificate's installation from a struct tsi_enroll_node (the local TPM
+ * and files, or the signer's, from the unprivileged front end). See
+ * enroll.h and docs/attestation.md.
  */
 #include "issuer/enroll.h"
 
 #include "tsi/buf.h"
 #include "tsi/err.h"
+#include "tsi/hex.h"
 #include "tsi/jwt.h"
 #include "tsi/log.h"
 #include "tsi/signer.h"
@@ -51,47 +54,6 @@ fail(char *reason, size_t reasonlen, int r, const char *fmt, ...)
 		va_end(ap);
 	}
 	return r;
-}
-
-static void
-hex_encode(const uint8_t *p, size_t n, char *out)
-{
-	static const char d[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = d[p[i] >> 4];
-		out[2 * i + 1] = d[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Exactly 2*n lower-case hex digits into n bytes (out may be NULL). */
-static int
-hex_decode(const char *s, uint8_t *out, size_t n)
-{
-	size_t i;
-
-	if (strlen(s) != 2 * n)
-		return -1;
-	for (i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		if (out != NULL)
-			out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
 }
 
 /* Standard base64 (tsi_b64_decode: canonical padding, no whitespace) of
@@ -165,13 +127,13 @@ tsi_enroll_parse_start(const char *body, size_t len,
 		goto out;
 	}
 	if ((s = str_member(root, "session")) == NULL ||
-	    hex_decode(s, NULL, 16) != 0) {
+	    tsi_hex_decode(s, NULL, 16, 0) != TSI_OK) {
 		fail(reason, reasonlen, r, "'session' is not 32 hex digits");
 		goto out;
 	}
 	memcpy(out->session, s, 33);
 	if ((s = str_member(root, "nonce")) == NULL ||
-	    hex_decode(s, out->nonce, sizeof(out->nonce)) != 0) {
+	    tsi_hex_decode(s, out->nonce, sizeof(out->nonce), 0) != TSI_OK) {
 		fail(reason, reasonlen, r, "'nonce' is not 64 hex digits");
 		goto out;
 	}
@@ -429,6 +391,15 @@ post(const struct tsi_issuer_config *cfg, const struct stopper *stop,
 			r = fail(reason, reasonlen, TSI_ERR_TOO_LARGE,
 			    "tsi-attest answered %s with more than %d bytes",
 			    path, TSI_ENROLL_BODY_MAX);
+		else if (cc == CURLE_SSL_CACERT_BADFILE &&
+		    cfg->attest_ca != NULL)
+			/* With privilege separation the front end reads it,
+			 * as front_user. */
+			r = fail(reason, reasonlen, TSI_ERR_CONFIG,
+			    "cannot load attest_ca %s: it must exist and be "
+			    "readable by the front end's user (front_user), "
+			    "with every directory above it",
+			    cfg->attest_ca);
 		else
 			r = fail(reason, reasonlen, TSI_ERR_IO,
 			    "cannot reach tsi-attest at %s: %s", url,
@@ -511,180 +482,6 @@ refused(const char *step, long status, const struct tsi_buf *answer,
 		    "%s with HTTP %ld: %s",
 		    step, status, why);
 	}
-}
-
-/* Files */
-
-static int
-write_atomic(const char *path, const char *text, mode_t mode)
-{
-	char tmp[4096], dir[4096];
-	const char *slash = strrchr(path, '/');
-	size_t len = strlen(text), off = 0;
-	int fd = -1, dfd, n, r = TSI_ERR_IO;
-
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return TSI_ERR_TOO_LARGE;
-	n = snprintf(dir, sizeof(dir), "%.*s",
-	    slash == NULL       ? 1
-	        : slash == path ? 1
-	                        : (int)(slash - path),
-	    slash == NULL ? "." : path);
-	if (n < 0 || (size_t)n >= sizeof(dir))
-		return TSI_ERR_TOO_LARGE;
-	(void)unlink(tmp);
-	if ((fd = open(tmp,
-	         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)) <
-	    0)
-		goto out;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	/* The umask must not narrow a certificate others read. */
-	if (fchmod(fd, mode) != 0 || fsync(fd) != 0)
-		goto out;
-	if (close(fd) != 0) {
-		fd = -1;
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0)
-		goto out;
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	return TSI_OK;
-out:
-	tsi_log(TSI_LOG_ERROR, "enroll.write_failed", TSI_LS("path", path),
-	    TSI_LS("error", strerror(errno)));
-	if (fd >= 0)
-		close(fd);
-	(void)unlink(tmp);
-	return r;
-}
-
-static time_t
-asn1_time(const ASN1_TIME *a)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	if (ASN1_TIME_to_tm(a, &tm) != 1)
-		return 0;
-	return timegm(&tm);
-}
-
-int
-tsi_enroll_due(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
-    time_t now, int *valid, time_t *renew_at)
-{
-	X509 *cert = NULL;
-	time_t nb, na;
-
-	*valid = 0;
-	*renew_at = 0;
-	if (tsi_x509_load_file(cfg->node_cert, &cert) != TSI_OK)
-		return 1;
-	nb = asn1_time(X509_get0_notBefore(cert));
-	na = asn1_time(X509_get0_notAfter(cert));
-	if (tsi_x509_key_matches(cert, tsi_tpm_pub(tpm)) == 1 && nb != 0 &&
-	    na > nb && now >= nb && now < na) {
-		*valid = 1;
-		*renew_at = na -
-		    (time_t)((long long)(na - nb) * cfg->renew_percent / 100);
-	}
-	X509_free(cert);
-	return !*valid || now >= *renew_at;
-}
-
-/* The certificate tsi-attest made must be for this TPM's key, carry a
- * location, be signed by the CA it came with and be valid now: a wrong
- * answer must not replace a working certificate. */
-static int
-check_result(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
-    const struct tsi_enroll_result *res, char *reason, size_t reasonlen)
-{
-	STACK_OF(X509) *cas = NULL;
-	X509 *cert = NULL;
-	struct tsi_location loc;
-	int r = TSI_ERR_BAD_CERT, i, signed_ok = 0;
-
-	memset(&loc, 0, sizeof(loc));
-	if (tsi_x509_load_chain_pem(res->cert_pem, strlen(res->cert_pem),
-	        &cas) != TSI_OK ||
-	    sk_X509_num(cas) < 1) {
-		fail(reason, reasonlen, r,
-		    "the node certificate from "
-		    "tsi-attest does not parse");
-		goto out;
-	}
-	cert = sk_X509_shift(cas);
-	sk_X509_pop_free(cas, X509_free);
-	cas = NULL;
-	if (tsi_x509_load_chain_pem(res->ca_pem, strlen(res->ca_pem), &cas) !=
-	        TSI_OK ||
-	    sk_X509_num(cas) < 1) {
-		fail(reason, reasonlen, r,
-		    "the node CA from tsi-attest does "
-		    "not parse");
-		goto out;
-	}
-	if (tsi_x509_key_matches(cert, tsi_tpm_pub(tpm)) != 1) {
-		fail(reason, reasonlen, r,
-		    "the node certificate from "
-		    "tsi-attest is not for this node's TPM key");
-		goto out;
-	}
-	if (tsi_x509_location(cert, &loc) != TSI_OK) {
-		fail(reason, reasonlen, r,
-		    "the node certificate from "
-		    "tsi-attest carries no valid location");
-		goto out;
-	}
-	/* Delegated signing certifies session keys with the node key: the
-	 * node certificate must be a CA (pathlen 0, keyCertSign), as
-	 * `tsi ca sign` makes it. */
-	if (cfg->signing == TSI_SIGNING_DELEGATED &&
-	    (X509_check_ca(cert) != 1 ||
-	        !(X509_get_key_usage(cert) & KU_KEY_CERT_SIGN))) {
-		fail(reason, reasonlen, r,
-		    "the node certificate from "
-		    "tsi-attest cannot certify session keys (not a CA with "
-		    "keyCertSign), which signing = \"delegated\" needs");
-		goto out;
-	}
-	for (i = 0; i < sk_X509_num(cas); i++)
-		if (X509_verify(cert,
-		        X509_get0_pubkey(sk_X509_value(cas, i))) == 1)
-			signed_ok = 1;
-	ERR_clear_error();
-	if (!signed_ok) {
-		fail(reason, reasonlen, r,
-		    "the node certificate from "
-		    "tsi-attest is not signed by the node CA it came with");
-		goto out;
-	}
-	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0 ||
-	    X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
-		r = fail(reason, reasonlen, TSI_ERR_EXPIRED,
-		    "the node "
-		    "certificate from tsi-attest is not valid now (clock?)");
-		goto out;
-	}
-	r = TSI_OK;
-out:
-	tsi_location_clear(&loc);
-	X509_free(cert);
-	sk_X509_pop_free(cas, X509_free);
-	return r;
 }
 
 /* The pieces of one enrollment, freed together. */
@@ -770,46 +567,31 @@ ek_cert_pem(const uint8_t *der, size_t len, char **out)
 }
 
 static int
-start_body(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
-    struct attempt *a, char *reason, size_t reasonlen)
+start_body(const struct tsi_enroll_node *node, struct attempt *a, char *reason,
+    size_t reasonlen)
 {
-	struct tsi_signer *signer = NULL;
 	json_t *o = NULL;
-	char host[256];
-	const char *cn = cfg->node_name;
 	int r;
 
-	if ((r = tsi_tpm_key_pub(tpm, &a->key_pub, &a->key_pub_len)) != TSI_OK)
+	if ((r = node->key(node->ctx, &a->key_pub, &a->key_pub_len, &a->csr)) !=
+	    TSI_OK)
 		return fail(reason, reasonlen, r,
 		    r == TSI_ERR_UNSUPPORTED
 		        ? "the signing key can leave the TPM (not fixedTPM|"
 		          "fixedParent): it cannot be attested"
-		        : "cannot read the signing key: %s",
+		        : "cannot read the signing key or make its CSR: %s",
 		    tsi_strerror(r));
-	if ((r = tsi_tpm_ek(tpm, &a->ek_cert, &a->ek_cert_len, &a->ek_pub,
+	if ((r = node->ek(node->ctx, &a->ek_cert, &a->ek_cert_len, &a->ek_pub,
 	         &a->ek_pub_len)) != TSI_OK)
 		return fail(reason, reasonlen, r,
 		    "cannot read the TPM's "
 		    "endorsement key: %s",
 		    tsi_strerror(r));
-	if ((r = tsi_tpm_ak_pub(tpm, &a->ak_pub, &a->ak_pub_len)) != TSI_OK)
+	if ((r = node->ak_pub(node->ctx, &a->ak_pub, &a->ak_pub_len)) != TSI_OK)
 		return fail(reason, reasonlen, r,
 		    "cannot make the attestation "
 		    "key: %s",
 		    tsi_strerror(r));
-	if (cn == NULL) {
-		if (gethostname(host, sizeof(host)) != 0)
-			(void)snprintf(host, sizeof(host), "node");
-		host[sizeof(host) - 1] = '\0';
-		cn = host;
-	}
-	if ((r = tsi_tpm_signer(tpm, &signer)) != TSI_OK ||
-	    (r = tsi_x509_make_csr(signer, cn, &a->csr)) != TSI_OK) {
-		tsi_signer_free(signer);
-		return fail(reason, reasonlen, r, "cannot make the CSR: %s",
-		    tsi_strerror(r));
-	}
-	tsi_signer_free(signer);
 	/* Without a certificate (a vTPM), the EK hash alone identifies the
 	 * node if the inventory entry allows that. */
 	if (a->ek_cert != NULL &&
@@ -855,7 +637,7 @@ evidence(json_t *o, const char *key, const uint8_t *attest, size_t alen,
 }
 
 static int
-finish_body(struct tsi_tpm *tpm, struct attempt *a, char *reason,
+finish_body(const struct tsi_enroll_node *node, struct attempt *a, char *reason,
     size_t reasonlen)
 {
 	uint8_t mac[EVP_MAX_MD_SIZE];
@@ -864,8 +646,8 @@ finish_body(struct tsi_tpm *tpm, struct attempt *a, char *reason,
 	json_t *o = NULL, *q, *pcrs, *bank;
 	int r, i;
 
-	if ((r = tsi_tpm_activate(tpm, a->ch.blob, a->ch.blob_len, a->ch.secret,
-	         a->ch.secret_len, a->secret, sizeof(a->secret),
+	if ((r = node->activate(node->ctx, a->ch.blob, a->ch.blob_len,
+	         a->ch.secret, a->ch.secret_len, a->secret, sizeof(a->secret),
 	         &a->secret_len)) != TSI_OK)
 		return fail(reason, reasonlen, r,
 		    r == TSI_ERR_PARSE
@@ -886,16 +668,16 @@ finish_body(struct tsi_tpm *tpm, struct attempt *a, char *reason,
 		    "cannot compute "
 		    "the activation proof");
 	}
-	hex_encode(mac, 32, proof);
+	tsi_hex_encode(mac, 32, proof);
 	explicit_bzero(mac, sizeof(mac));
-	if ((r = tsi_tpm_certify(tpm, a->ch.nonce, sizeof(a->ch.nonce),
+	if ((r = node->certify(node->ctx, a->ch.nonce, sizeof(a->ch.nonce),
 	         &a->c_attest, &a->c_attest_len, &a->c_sig, &a->c_sig_len)) !=
 	    TSI_OK)
 		return fail(reason, reasonlen, r,
 		    "cannot certify the signing "
 		    "key with the AK: %s",
 		    tsi_strerror(r));
-	if ((r = tsi_tpm_quote(tpm, a->ch.nonce, sizeof(a->ch.nonce),
+	if ((r = node->quote(node->ctx, a->ch.nonce, sizeof(a->ch.nonce),
 	         a->ch.pcr_mask, &a->q_attest, &a->q_attest_len, &a->q_sig,
 	         &a->q_sig_len, a->pcrs)) != TSI_OK)
 		return fail(reason, reasonlen, r, "cannot quote the PCRs: %s",
@@ -918,7 +700,7 @@ finish_body(struct tsi_tpm *tpm, struct attempt *a, char *reason,
 		if (!(a->ch.pcr_mask & (1u << i)))
 			continue;
 		(void)snprintf(num, sizeof(num), "%d", i);
-		hex_encode(a->pcrs[i], 32, hex);
+		tsi_hex_encode(a->pcrs[i], 32, hex);
 		if (json_object_set_new(bank, num, json_string(hex)) != 0)
 			goto out;
 	}
@@ -935,8 +717,9 @@ out:
 }
 
 int
-tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
-    int (*stop)(void *), void *stop_arg, char *reason, size_t reasonlen)
+tsi_enroll_run(const struct tsi_issuer_config *cfg,
+    const struct tsi_enroll_node *node, int (*stop)(void *), void *stop_arg,
+    char *reason, size_t reasonlen)
 {
 	struct stopper st = { stop, stop_arg };
 	struct attempt a;
@@ -946,7 +729,7 @@ tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 
 	if (reason != NULL && reasonlen > 0)
 		reason[0] = '\0';
-	if (cfg == NULL || tpm == NULL)
+	if (cfg == NULL || node == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if (cfg->attest_url == NULL)
 		return fail(reason, reasonlen, TSI_ERR_CONFIG,
@@ -959,7 +742,7 @@ tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	}
 	tsi_log(TSI_LOG_INFO, "enroll.start",
 	    TSI_LS("attest_url", cfg->attest_url));
-	if ((r = start_body(cfg, tpm, &a, reason, reasonlen)) != TSI_OK ||
+	if ((r = start_body(node, &a, reason, reasonlen)) != TSI_OK ||
 	    (r = post(cfg, &st, "/v1/enroll/start", a.body, &status, a.answer,
 	         reason, reasonlen)) != TSI_OK)
 		goto out;
@@ -976,7 +759,7 @@ tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		    why);
 		goto out;
 	}
-	if ((r = finish_body(tpm, &a, reason, reasonlen)) != TSI_OK ||
+	if ((r = finish_body(node, &a, reason, reasonlen)) != TSI_OK ||
 	    (r = post(cfg, &st, "/v1/enroll/finish", a.body, &status, a.answer,
 	         reason, reasonlen)) != TSI_OK)
 		goto out;
@@ -993,19 +776,9 @@ tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 		    why);
 		goto out;
 	}
-	if ((r = check_result(cfg, tpm, &a.res, reason, reasonlen)) != TSI_OK)
+	if ((r = node->install(node->ctx, a.res.cert_pem, a.res.ca_pem, reason,
+	         reasonlen)) != TSI_OK)
 		goto out;
-	/* The CA first: a reader that sees the new certificate finds the CA
-	 * that signed it. */
-	if ((r = write_atomic(cfg->node_ca, a.res.ca_pem, 0644)) != TSI_OK ||
-	    (r = write_atomic(cfg->node_cert, a.res.cert_pem, 0644)) !=
-	        TSI_OK) {
-		r = fail(reason, reasonlen, r,
-		    "cannot write %s or %s (see "
-		    "enroll.write_failed)",
-		    cfg->node_ca, cfg->node_cert);
-		goto out;
-	}
 	tsi_log(TSI_LOG_INFO, "enroll.done", TSI_LS("node", a.res.node),
 	    TSI_LS("node_cert", cfg->node_cert),
 	    TSI_LI("expires_at", a.res.expires_at));
@@ -1021,6 +794,19 @@ out:
 }
 
 int
+tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    int (*stop)(void *), void *stop_arg, char *reason, size_t reasonlen)
+{
+	struct tsi_enroll_local l;
+	struct tsi_enroll_node node;
+
+	if (tpm == NULL)
+		return TSI_ERR_INVALID_ARG;
+	tsi_enroll_node_local(&l, cfg, tpm, &node);
+	return tsi_enroll_run(cfg, &node, stop, stop_arg, reason, reasonlen);
+}
+
+int
 tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
     char *reason, size_t reasonlen)
 {
@@ -1031,7 +817,7 @@ tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 
 struct tsi_enroll_keeper {
 	const struct tsi_issuer_config *cfg;
-	struct tsi_tpm *tpm;
+	struct tsi_enroll_node node;
 	void (*renewed)(void *);
 	void *arg;
 	pthread_t thread;
@@ -1077,12 +863,12 @@ keeper_main(void *arg)
 
 	/* Started right after a failed enrollment at start-up: the first
 	 * retry waits like any other. */
-	if (tsi_enroll_due(k->cfg, k->tpm, time(NULL), &valid, &renew_at) &&
+	if (k->node.state(k->node.ctx, time(NULL), &valid, &renew_at) &&
 	    keeper_wait(k, backoff))
 		return NULL;
 	for (;;) {
 		now = time(NULL);
-		if (!tsi_enroll_due(k->cfg, k->tpm, now, &valid, &renew_at)) {
+		if (!k->node.state(k->node.ctx, now, &valid, &renew_at)) {
 			backoff = TSI_ENROLL_BACKOFF_MIN_S;
 			/* Wake at renew_at, and at least hourly in case the
 			 * file was replaced by hand. */
@@ -1095,7 +881,7 @@ keeper_main(void *arg)
 				break;
 			continue;
 		}
-		r = tsi_enroll_until(k->cfg, k->tpm, keeper_stopping, k, reason,
+		r = tsi_enroll_run(k->cfg, &k->node, keeper_stopping, k, reason,
 		    sizeof(reason));
 		if (r == TSI_OK) {
 			backoff = TSI_ENROLL_BACKOFF_MIN_S;
@@ -1122,18 +908,18 @@ keeper_main(void *arg)
 
 int
 tsi_enroll_keeper_start(const struct tsi_issuer_config *cfg,
-    struct tsi_tpm *tpm, void (*renewed)(void *), void *arg,
+    const struct tsi_enroll_node *node, void (*renewed)(void *), void *arg,
     struct tsi_enroll_keeper **out)
 {
 	struct tsi_enroll_keeper *k;
 	pthread_condattr_t ca;
 
-	if (cfg == NULL || tpm == NULL || out == NULL)
+	if (cfg == NULL || node == NULL || out == NULL)
 		return TSI_ERR_INVALID_ARG;
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return TSI_ERR_ALLOC;
 	k->cfg = cfg;
-	k->tpm = tpm;
+	k->node = *node;
 	k->renewed = renewed;
 	k->arg = arg;
 	pthread_condattr_init(&ca);

@@ -58,24 +58,76 @@ int tsi_enroll_parse_finish(const char *body, size_t len,
 void tsi_enroll_challenge_clear(struct tsi_enroll_challenge *c);
 void tsi_enroll_result_clear(struct tsi_enroll_result *r);
 
-/* Runs the protocol against cfg->attest_url with the TPM tpm (both
- * borrowed), checks the certificate it receives (for this TPM key, with a
- * location, signed by the node CA that came with it, valid now) and writes
- * cfg->node_ca and then cfg->node_cert atomically (0644). Nothing is
- * written unless everything succeeded. On failure a one-line reason the
- * operator can act on goes to reason, and the result is:
- * TSI_ERR_DENIED (403: refused, e.g. an unregistered EK), TSI_ERR_EXPIRED
- * (410: the session ran out), TSI_ERR_PARSE (400, or an answer not in the
- * protocol's shape), TSI_ERR_TOO_LARGE (413), TSI_ERR_AGAIN (503),
- * TSI_ERR_IO (network, TLS, other statuses, files), TSI_ERR_TPM_UNAVAILABLE
- * or TSI_ERR_TPM (the TPM), TSI_ERR_BAD_CERT (a certificate that does not
- * check), TSI_ERR_CONFIG (no attest_url). */
-int tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+/*
+ * What the protocol needs from the node: its TPM's evidence about itself
+ * and a place for the certificate. Every operation acts on objects the node
+ * fixes (the TCG EK, the AK of tpm.h's template, the signing key); the
+ * protocol gives only the verifier's nonce, PCR selection and credential.
+ * Two implementations: the local one (enroll_node.c: the TPM and the files
+ * in this process) and the front end's (front.c: the same operations as
+ * requests to the privileged signer, which answers them with the local
+ * one). Byte outputs: caller frees with free(); errors as in tpm.h.
+ *   key: the signing key's TPM2B_PUBLIC and a CSR (PEM) it signed
+ *   state: tsi_enroll_due's answer for the installed certificate
+ *   install: checks cert_pem (for this TPM's key, a location, signed by
+ *     the CA in ca_pem, valid now, a CA itself for delegated signing) and
+ *     writes node_ca, then node_cert, atomically; nothing is written
+ *     unless it checks. TSI_ERR_BAD_CERT or TSI_ERR_EXPIRED with a reason.
+ */
+struct tsi_enroll_node {
+	void *ctx;
+	int (*ek)(void *ctx, uint8_t **cert, size_t *cert_len, uint8_t **pub,
+	    size_t *pub_len);
+	int (*ak_pub)(void *ctx, uint8_t **pub, size_t *len);
+	int (*key)(void *ctx, uint8_t **pub, size_t *len, char **csr);
+	int (*activate)(void *ctx, const uint8_t *blob, size_t blob_len,
+	    const uint8_t *enc_secret, size_t enc_secret_len, uint8_t *out,
+	    size_t outcap, size_t *outlen);
+	int (*certify)(void *ctx, const uint8_t *nonce, size_t nonce_len,
+	    uint8_t **attest, size_t *attest_len, uint8_t **sig,
+	    size_t *sig_len);
+	int (*quote)(void *ctx, const uint8_t *nonce, size_t nonce_len,
+	    uint32_t mask, uint8_t **attest, size_t *attest_len, uint8_t **sig,
+	    size_t *sig_len, uint8_t values[TSI_TPM_PCRS][32]);
+	int (*state)(void *ctx, time_t now, int *valid, time_t *renew_at);
+	int (*install)(void *ctx, const char *cert_pem, const char *ca_pem,
+	    char *reason, size_t reasonlen);
+};
+
+/* The local node: cfg and tpm borrowed for out's life. */
+struct tsi_enroll_local {
+	const struct tsi_issuer_config *cfg;
+	struct tsi_tpm *tpm;
+};
+void tsi_enroll_node_local(struct tsi_enroll_local *l,
+    const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    struct tsi_enroll_node *out);
+
+/* The local operations the signer answers requests with (enroll_node.c). */
+int tsi_enroll_key(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    uint8_t **pub, size_t *len, char **csr);
+int tsi_enroll_install(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    const char *cert_pem, const char *ca_pem, char *reason, size_t reasonlen);
+
+/* Runs the protocol against cfg->attest_url with the node's operations
+ * (node borrowed) and installs the certificate it receives. On failure a
+ * one-line reason the operator can act on goes to reason, and the result
+ * is: TSI_ERR_DENIED (403: refused, e.g. an unregistered EK),
+ * TSI_ERR_EXPIRED (410: the session ran out), TSI_ERR_PARSE (400, or an
+ * answer not in the protocol's shape), TSI_ERR_TOO_LARGE (413),
+ * TSI_ERR_AGAIN (503), TSI_ERR_IO (network, TLS, other statuses, files),
+ * TSI_ERR_TPM_UNAVAILABLE or TSI_ERR_TPM (the TPM), TSI_ERR_BAD_CERT (a
+ * certificate that does not check), TSI_ERR_CONFIG (no attest_url). It
+ * gives up the exchange with tsi-attest as soon as stop(stop_arg) returns
+ * nonzero (polled while a request is in flight, about once a second):
+ * TSI_ERR_AGAIN, nothing written. stop may be NULL. */
+int tsi_enroll_run(const struct tsi_issuer_config *cfg,
+    const struct tsi_enroll_node *node, int (*stop)(void *), void *stop_arg,
     char *reason, size_t reasonlen);
 
-/* tsi_enroll that gives up the exchange with tsi-attest as soon as
- * stop(stop_arg) returns nonzero (polled while a request is in flight, about
- * once a second): TSI_ERR_AGAIN, nothing written. stop may be NULL. */
+/* tsi_enroll_run with the local node of tpm (borrowed). */
+int tsi_enroll(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    char *reason, size_t reasonlen);
 int tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
     int (*stop)(void *), void *stop_arg, char *reason, size_t reasonlen);
 
@@ -87,16 +139,18 @@ int tsi_enroll_until(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 int tsi_enroll_due(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
     time_t now, int *valid, time_t *renew_at);
 
-/* A thread that enrolls again when the certificate becomes due, retrying
- * failures with backoff (TSI_ENROLL_BACKOFF_MIN_S doubling up to
- * TSI_ENROLL_BACKOFF_MAX_S, with jitter), and calls renewed(arg) from that
- * thread after each success. cfg and tpm are borrowed for its life.
- * *out: tsi_enroll_keeper_stop (waits for the thread). */
+/* A thread that enrolls again when the certificate becomes due (as the
+ * node's state says), retrying failures with backoff
+ * (TSI_ENROLL_BACKOFF_MIN_S doubling up to TSI_ENROLL_BACKOFF_MAX_S, with
+ * jitter), and calls renewed(arg) from that thread after each success
+ * (renewed may be NULL). cfg and what node points to are borrowed for its
+ * life; node itself is copied. *out: tsi_enroll_keeper_stop (waits for the
+ * thread). */
 #define TSI_ENROLL_BACKOFF_MIN_S 2
 #define TSI_ENROLL_BACKOFF_MAX_S 900
 struct tsi_enroll_keeper;
 int tsi_enroll_keeper_start(const struct tsi_issuer_config *cfg,
-    struct tsi_tpm *tpm, void (*renewed)(void *), void *arg,
+    const struct tsi_enroll_node *node, void (*renewed)(void *), void *arg,
     struct tsi_enroll_keeper **out);
 void tsi_enroll_keeper_stop(struct tsi_enroll_keeper *k);
 

@@ -9,6 +9,7 @@
  */
 
 #include "issuer/privsep.h"
+#include "issuer/enroll.h"
 #include "issuer/priv_proto.h"
 
 #include "tsi/buf.h"
@@ -18,9 +19,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Requests waiting for a WAKE: at most one per connection. */
@@ -511,4 +514,318 @@ tsi_front_health(struct tsi_front *f, char *reason, size_t reasonlen,
 out:
 	free(m);
 	return r;
+}
+
+/* Enrollment's node operations (enroll.h), answered by the signer. */
+
+/* Sends m (type) and opens the answer in buf (TSI_PRIV_MSG_MAX): the
+ * signer's status, or the error of the exchange. */
+static int
+att_call(struct tsi_front *f, struct tsi_priv_msg *m, uint32_t type,
+    uint8_t *buf, struct tsi_priv_rd *rd)
+{
+	size_t len;
+	uint32_t id, aid;
+	int32_t st;
+	int r;
+
+	if ((r = call(f, m, -1, buf, TSI_PRIV_MSG_MAX, &len, &id)) != TSI_OK ||
+	    (r = tsi_priv_ans_open(buf, len, type, rd, &aid, &st)) != TSI_OK)
+		return r;
+	return st;
+}
+
+/* A payloadless request's answer: allocates the message and the buffer. */
+struct att {
+	struct tsi_priv_msg *m;
+	uint8_t *buf;
+	struct tsi_priv_rd rd;
+};
+
+static int
+att_begin(struct att *a, uint32_t type)
+{
+	memset(a, 0, sizeof(*a));
+	if ((a->m = malloc(sizeof(*a->m))) == NULL ||
+	    (a->buf = malloc(TSI_PRIV_MSG_MAX)) == NULL)
+		return TSI_ERR_ALLOC;
+	tsi_priv_msg_begin(a->m, type, 0);
+	return TSI_OK;
+}
+
+static void
+att_end(struct att *a)
+{
+	/* Answers may hold an activated credential. */
+	if (a->buf != NULL)
+		tsi_freezero(a->buf, TSI_PRIV_MSG_MAX);
+	free(a->m);
+}
+
+/* A span of the answer copied out (*out: free; NULL when empty and
+ * may_be_empty). */
+static int
+att_bytes(struct tsi_priv_rd *rd, size_t max, int may_be_empty, uint8_t **out,
+    size_t *len)
+{
+	const char *p;
+	size_t n;
+
+	*out = NULL;
+	*len = 0;
+	tsi_priv_get_span(rd, &p, &n, max);
+	if (rd->failed || (n == 0 && !may_be_empty))
+		return TSI_ERR_PARSE;
+	if (n == 0)
+		return TSI_OK;
+	if ((*out = malloc(n)) == NULL)
+		return TSI_ERR_ALLOC;
+	memcpy(*out, p, n);
+	*len = n;
+	return TSI_OK;
+}
+
+static int
+front_ek(void *ctx, uint8_t **cert, size_t *cert_len, uint8_t **pub,
+    size_t *pub_len)
+{
+	struct att a;
+	int r;
+
+	*cert = *pub = NULL;
+	if ((r = att_begin(&a, TSI_PRIV_ATT_EK)) == TSI_OK &&
+	    (r = att_call(ctx, a.m, TSI_PRIV_ATT_EK, a.buf, &a.rd)) == TSI_OK &&
+	    (r = att_bytes(&a.rd, TSI_PRIV_EK_CERT_MAX, 1, cert, cert_len)) ==
+	        TSI_OK &&
+	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, pub, pub_len)) ==
+	        TSI_OK)
+		r = tsi_priv_rd_end(&a.rd);
+	if (r != TSI_OK) {
+		free(*cert);
+		free(*pub);
+		*cert = *pub = NULL;
+	}
+	att_end(&a);
+	return r;
+}
+
+static int
+front_ak_pub(void *ctx, uint8_t **pub, size_t *len)
+{
+	struct att a;
+	int r;
+
+	*pub = NULL;
+	if ((r = att_begin(&a, TSI_PRIV_ATT_AK)) == TSI_OK &&
+	    (r = att_call(ctx, a.m, TSI_PRIV_ATT_AK, a.buf, &a.rd)) == TSI_OK &&
+	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, pub, len)) == TSI_OK)
+		r = tsi_priv_rd_end(&a.rd);
+	if (r != TSI_OK) {
+		free(*pub);
+		*pub = NULL;
+	}
+	att_end(&a);
+	return r;
+}
+
+static int
+front_key(void *ctx, uint8_t **pub, size_t *len, char **csr)
+{
+	struct att a;
+	uint8_t *text = NULL;
+	size_t tl = 0;
+	int r;
+
+	*pub = NULL;
+	*csr = NULL;
+	if ((r = att_begin(&a, TSI_PRIV_ATT_KEY)) == TSI_OK &&
+	    (r = att_call(ctx, a.m, TSI_PRIV_ATT_KEY, a.buf, &a.rd)) ==
+	        TSI_OK &&
+	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, pub, len)) == TSI_OK &&
+	    (r = att_bytes(&a.rd, TSI_PRIV_CSR_MAX, 0, &text, &tl)) == TSI_OK &&
+	    (r = tsi_priv_rd_end(&a.rd)) == TSI_OK) {
+		if (memchr(text, '\0', tl) != NULL)
+			r = TSI_ERR_PARSE;
+		else if ((*csr = malloc(tl + 1)) == NULL)
+			r = TSI_ERR_ALLOC;
+		else {
+			memcpy(*csr, text, tl);
+			(*csr)[tl] = '\0';
+		}
+	}
+	free(text);
+	if (r != TSI_OK) {
+		free(*pub);
+		*pub = NULL;
+	}
+	att_end(&a);
+	return r;
+}
+
+static int
+front_activate(void *ctx, const uint8_t *blob, size_t blob_len,
+    const uint8_t *enc_secret, size_t enc_secret_len, uint8_t *out,
+    size_t outcap, size_t *outlen)
+{
+	struct att a;
+	const char *p;
+	size_t n;
+	int r;
+
+	if ((r = att_begin(&a, TSI_PRIV_ATT_ACTIVATE)) != TSI_OK)
+		goto out;
+	/* The signer checks the same; refused here, the request is not
+	 * sent (and the error is the same as the TPM's for a bad blob). */
+	if ((r = tsi_priv_enc_activate(a.m, 0, blob, blob_len, enc_secret,
+	         enc_secret_len)) != TSI_OK ||
+	    (r = att_call(ctx, a.m, TSI_PRIV_ATT_ACTIVATE, a.buf, &a.rd)) !=
+	        TSI_OK)
+		goto out;
+	tsi_priv_get_span(&a.rd, &p, &n, TSI_PRIV_SECRET_MAX);
+	if ((r = tsi_priv_rd_end(&a.rd)) != TSI_OK)
+		goto out;
+	if (n == 0 || n > outcap) {
+		r = TSI_ERR_PARSE;
+		goto out;
+	}
+	memcpy(out, p, n);
+	*outlen = n;
+out:
+	att_end(&a);
+	return r;
+}
+
+/* CERTIFY and QUOTE: attest and signature, and QUOTE's PCR values. */
+static int
+front_evidence(void *ctx, uint32_t type, const uint8_t *nonce, size_t nonce_len,
+    uint32_t mask, uint8_t **attest, size_t *attest_len, uint8_t **sig,
+    size_t *sig_len, uint8_t values[TSI_TPM_PCRS][32])
+{
+	struct att a;
+	const char *p;
+	size_t n, off = 0;
+	int r, i;
+
+	*attest = *sig = NULL;
+	if ((r = att_begin(&a, type)) != TSI_OK ||
+	    (r = tsi_priv_enc_nonce(a.m, type, 0, nonce, nonce_len, mask)) !=
+	        TSI_OK ||
+	    (r = att_call(ctx, a.m, type, a.buf, &a.rd)) != TSI_OK ||
+	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, attest, attest_len)) !=
+	        TSI_OK ||
+	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, sig, sig_len)) !=
+	        TSI_OK)
+		goto out;
+	if (type == TSI_PRIV_ATT_QUOTE) {
+		tsi_priv_get_span(&a.rd, &p, &n, TSI_PRIV_PCRS * 32);
+		if (a.rd.failed || n != 32 * (size_t)__builtin_popcount(mask)) {
+			r = TSI_ERR_PARSE;
+			goto out;
+		}
+		for (i = 0; i < TSI_TPM_PCRS; i++)
+			if (mask & (1u << i)) {
+				memcpy(values[i], p + off, 32);
+				off += 32;
+			}
+	}
+	r = tsi_priv_rd_end(&a.rd);
+out:
+	if (r != TSI_OK) {
+		free(*attest);
+		free(*sig);
+		*attest = *sig = NULL;
+	}
+	att_end(&a);
+	return r;
+}
+
+static int
+front_certify(void *ctx, const uint8_t *nonce, size_t nonce_len,
+    uint8_t **attest, size_t *attest_len, uint8_t **sig, size_t *sig_len)
+{
+	return front_evidence(ctx, TSI_PRIV_ATT_CERTIFY, nonce, nonce_len, 0,
+	    attest, attest_len, sig, sig_len, NULL);
+}
+
+static int
+front_quote(void *ctx, const uint8_t *nonce, size_t nonce_len, uint32_t mask,
+    uint8_t **attest, size_t *attest_len, uint8_t **sig, size_t *sig_len,
+    uint8_t values[TSI_TPM_PCRS][32])
+{
+	return front_evidence(ctx, TSI_PRIV_ATT_QUOTE, nonce, nonce_len, mask,
+	    attest, attest_len, sig, sig_len, values);
+}
+
+/* Validity is the signer's, by its clock; due is by the caller's now. */
+static int
+front_state(void *ctx, time_t now, int *valid, time_t *renew_at)
+{
+	struct att a;
+	int r;
+
+	*valid = 0;
+	*renew_at = 0;
+	if ((r = att_begin(&a, TSI_PRIV_NODE_STATE)) == TSI_OK &&
+	    (r = att_call(ctx, a.m, TSI_PRIV_NODE_STATE, a.buf, &a.rd)) ==
+	        TSI_OK) {
+		*valid = tsi_priv_get_u32(&a.rd) == 1;
+		*renew_at = (time_t)tsi_priv_get_i64(&a.rd);
+		r = tsi_priv_rd_end(&a.rd);
+	}
+	att_end(&a);
+	if (r != TSI_OK) {
+		/* Unknown: enrolling again is the safe answer. */
+		*valid = 0;
+		*renew_at = 0;
+		return 1;
+	}
+	return !*valid || now >= *renew_at;
+}
+
+static int
+front_install(void *ctx, const char *cert_pem, const char *ca_pem, char *reason,
+    size_t reasonlen)
+{
+	struct att a;
+	char why[TSI_PRIV_REASON_MAX + 1];
+	int r, st;
+
+	if (reason != NULL && reasonlen > 0)
+		reason[0] = '\0';
+	why[0] = '\0';
+	if ((r = att_begin(&a, TSI_PRIV_NODE_INSTALL)) != TSI_OK ||
+	    (r = tsi_priv_enc_install(a.m, 0, cert_pem, ca_pem)) != TSI_OK)
+		goto out;
+	st = att_call(ctx, a.m, TSI_PRIV_NODE_INSTALL, a.buf, &a.rd);
+	tsi_priv_get_str(&a.rd, why, sizeof(why) - 1);
+	if ((r = tsi_priv_rd_end(&a.rd)) == TSI_OK)
+		r = st;
+	else if (st != TSI_OK)
+		r = st;
+	if (r != TSI_OK && reason != NULL && reasonlen > 0)
+		(void)snprintf(reason, reasonlen, "%s",
+		    why[0] != '\0' ? why
+		                   : "the signer refused the node certificate");
+out:
+	if (r == TSI_ERR_TOO_LARGE && reason != NULL && reasonlen > 0)
+		(void)snprintf(reason, reasonlen,
+		    "the node certificate or its CA from tsi-attest is larger "
+		    "than the signer takes (%u and %u bytes of PEM)",
+		    TSI_PRIV_CERT_MAX, TSI_PRIV_CA_MAX);
+	att_end(&a);
+	return r;
+}
+
+void
+tsi_front_enroll_node(struct tsi_front *f, struct tsi_enroll_node *out)
+{
+	out->ctx = f;
+	out->ek = front_ek;
+	out->ak_pub = front_ak_pub;
+	out->key = front_key;
+	out->activate = front_activate;
+	out->certify = front_certify;
+	out->quote = front_quote;
+	out->state = front_state;
+	out->install = front_install;
 }

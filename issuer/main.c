@@ -54,6 +54,35 @@ on_renew(int sig)
 	renew_signal = 1;
 }
 
+/*
+ * SIGTERM, SIGINT, SIGUSR1 (a renewed node certificate) and SIGCHLD (the
+ * front end's exit) blocked before any thread exists: threads inherit the
+ * mask, so the signals can only be taken where the main thread waits
+ * (sigsuspend, or the signer's ppoll) with *old. Blocked after the API and
+ * monitor threads had started, a signal could land on one of them, set
+ * stop_signal and leave the main thread asleep for ever.
+ */
+static void
+signals_block(sigset_t *old)
+{
+	struct sigaction sa;
+	sigset_t set;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_renew;
+	(void)sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGCHLD);
+	(void)pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
 /* From the enrollment keeper's thread: the main thread, the only one that
  * takes SIGUSR1 (in sigsuspend), switches to the new certificate. */
 static void
@@ -138,11 +167,40 @@ out:
 	return rc;
 }
 
+/* Privilege separation: enrollment's HTTPS and JSON run in a front end
+ * started for it (`tsi-issuer front --enroll`, confined like the serving
+ * one); the signer answers its TPM requests and installs the certificate
+ * only if it checks. TSI_OK when one was installed. */
 static int
-cmd_enroll(const struct tsi_issuer_config *cfg)
+enroll_by_front(const struct tsi_issuer_config *cfg, const char *config_path,
+    const char *front_exe, struct tsi_tpm *tpm, const sigset_t *wait_mask)
+{
+	struct tsi_minter *none = NULL;
+	struct tsi_monitor *no_monitor = NULL;
+	struct tsi_privsep_signer ps;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.cfg = cfg;
+	ps.exe = front_exe;
+	ps.config_path = config_path;
+	ps.tpm = tpm;
+	ps.enroll_only = 1;
+	ps.listen_fd = -1;
+	ps.minter = &none;
+	ps.monitor = &no_monitor;
+	ps.stop = &stop_signal;
+	ps.renew_flag = &renew_signal;
+	ps.wait_mask = wait_mask;
+	return tsi_privsep_signer_run(&ps);
+}
+
+static int
+cmd_enroll(const struct tsi_issuer_config *cfg, const char *config_path,
+    const char *front_exe)
 {
 	struct tsi_tpm *tpm = NULL;
 	char reason[512];
+	sigset_t old;
 	int r, rc = EXIT_FAILURE;
 
 	if (cfg->attest_url == NULL) {
@@ -151,12 +209,20 @@ cmd_enroll(const struct tsi_issuer_config *cfg)
 		    "configuration\n");
 		return EXIT_USAGE;
 	}
+	signals_block(&old);
 	if ((r = tsi_tpm_open(cfg->tcti, cfg->state_dir, &tpm)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "enroll.failed",
 		    TSI_LS("reason", "cannot use the TPM"),
 		    TSI_LS("error", tsi_strerror(r)));
 		fprintf(stderr, "tsi-issuer: enroll: cannot use the TPM: %s\n",
 		    tsi_strerror(r));
+		goto out;
+	}
+	/* With privilege separation the front end says why it failed. */
+	if (cfg->privsep) {
+		if (enroll_by_front(cfg, config_path, front_exe, tpm, &old) ==
+		    TSI_OK)
+			rc = EXIT_SUCCESS;
 		goto out;
 	}
 	if ((r = tsi_enroll(cfg, tpm, reason, sizeof(reason))) != TSI_OK) {
@@ -187,7 +253,8 @@ stop_pending(void *arg)
  * expired or near its end. Fails only when no usable certificate is left;
  * a valid one keeps serving while the keeper retries. */
 static int
-enroll_at_start(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm)
+enroll_at_start(const struct tsi_issuer_config *cfg, const char *config_path,
+    const char *front_exe, struct tsi_tpm *tpm, const sigset_t *wait_mask)
 {
 	char reason[512];
 	time_t renew_at;
@@ -198,10 +265,15 @@ enroll_at_start(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm)
 		return TSI_OK;
 	tsi_log(TSI_LOG_INFO, "enroll.due", TSI_LS("node_cert", cfg->node_cert),
 	    TSI_LS("certificate_valid", valid ? "yes" : "no"));
-	if ((r = tsi_enroll_until(cfg, tpm, stop_pending, NULL, reason,
-	         sizeof(reason))) == TSI_OK)
+	if (cfg->privsep)
+		r = enroll_by_front(cfg, config_path, front_exe, tpm,
+		    wait_mask);
+	else
+		r = tsi_enroll_until(cfg, tpm, stop_pending, NULL, reason,
+		    sizeof(reason));
+	if (r == TSI_OK)
 		return TSI_OK;
-	if (stop_pending(NULL))
+	if (stop_pending(NULL) || stop_signal)
 		return TSI_OK; /* the caller stops */
 	if (valid) {
 		tsi_log(TSI_LOG_WARN, "enroll.deferred",
@@ -390,14 +462,42 @@ front_sandbox(const struct tsi_issuer_config *cfg)
 	return tsi_sandbox_enter(&sc);
 }
 
-/* The unprivileged front end (privsep.h): HTTP, the kubelet client, claim
- * assembly; the signer it talks to is its parent. */
 static int
-cmd_front(const struct tsi_issuer_config *cfg)
+front_stopping(void *arg)
+{
+	(void)arg;
+	return stop_signal != 0;
+}
+
+/* `front --enroll`: the protocol with tsi-attest, the TPM's part asked of
+ * the signer; exits 0 once the signer installed the certificate. */
+static int
+front_enroll(const struct tsi_issuer_config *cfg, struct tsi_front *front)
+{
+	struct tsi_enroll_node node;
+	char reason[512];
+	int r;
+
+	tsi_front_enroll_node(front, &node);
+	if ((r = tsi_enroll_run(cfg, &node, front_stopping, NULL, reason,
+	         sizeof(reason))) != TSI_OK) {
+		fprintf(stderr, "tsi-issuer: enroll: %s\n", reason);
+		return EXIT_FAILURE;
+	}
+	return EXIT_SUCCESS;
+}
+
+/* The unprivileged front end (privsep.h): HTTP, the kubelet client, claim
+ * assembly, enrollment's exchanges with tsi-attest; the signer it talks
+ * to is its parent. */
+static int
+cmd_front(const struct tsi_issuer_config *cfg, int enroll)
 {
 	struct tsi_front *front = NULL;
 	struct tsi_resolver *resolver = NULL;
 	struct tsi_api *api = NULL;
+	struct tsi_enroll_keeper *keeper = NULL;
+	struct tsi_enroll_node node;
 	struct sigaction sa;
 	sigset_t set, old;
 	int r, rc = EXIT_FAILURE;
@@ -410,12 +510,16 @@ cmd_front(const struct tsi_issuer_config *cfg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
+	/* Enrolling, a stop must reach libcurl's progress check: the
+	 * signals stay open. */
+	if (!enroll)
+		(void)pthread_sigmask(SIG_BLOCK, &set, &old);
 	if ((r = tsi_front_new(&front)) != TSI_OK ||
-	    (cfg->resolver == TSI_RESOLVER_KUBELET &&
+	    (!enroll && cfg->resolver == TSI_RESOLVER_KUBELET &&
 	        (r = tsi_resolver_new(cfg, &resolver)) != TSI_OK) ||
-	    (r = tsi_api_start_front(cfg, front, resolver, TSI_PRIV_FD_LISTEN,
-	         &api)) != TSI_OK) {
+	    (!enroll &&
+	        (r = tsi_api_start_front(cfg, front, resolver,
+	             TSI_PRIV_FD_LISTEN, &api)) != TSI_OK)) {
 		tsi_log(TSI_LOG_ERROR, "front.start_failed",
 		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
@@ -426,12 +530,25 @@ cmd_front(const struct tsi_issuer_config *cfg)
 		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
+	if (enroll) {
+		rc = front_enroll(cfg, front);
+		goto out;
+	}
 	tsi_api_open(api);
+	tsi_front_enroll_node(front, &node);
+	if (cfg->attest_url != NULL &&
+	    (r = tsi_enroll_keeper_start(cfg, &node, NULL, NULL, &keeper)) !=
+	        TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "front.start_failed",
+		    TSI_LS("error", tsi_strerror(r)));
+		goto out;
+	}
 	tsi_log(TSI_LOG_INFO, "front.ready", TSI_LI("pid", getpid()));
 	while (!stop_signal)
 		sigsuspend(&old);
 	rc = EXIT_SUCCESS;
 out:
+	tsi_enroll_keeper_stop(keeper);
 	tsi_api_stop(api);
 	tsi_resolver_free(resolver);
 	tsi_front_free(front);
@@ -460,6 +577,7 @@ run_signer(const struct tsi_issuer_config *cfg, const char *config_path,
 	ps.cfg = cfg;
 	ps.exe = front_exe;
 	ps.config_path = config_path;
+	ps.tpm = tpm;
 	ps.listen_fd = fd;
 	ps.minter = &srv->minter;
 	ps.monitor = &srv->monitor;
@@ -485,32 +603,14 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
 	struct tsi_tpm *tpm = NULL;
 	struct tsi_resolver *resolver = NULL;
 	struct tsi_enroll_keeper *keeper = NULL;
+	struct tsi_enroll_local local;
+	struct tsi_enroll_node node;
 	struct serving srv;
-	struct sigaction sa;
-	sigset_t set, old;
+	sigset_t old;
 	int r, rc = EXIT_FAILURE;
 
 	memset(&srv, 0, sizeof(srv));
-	/*
-	 * Block SIGTERM and SIGINT before any thread exists: threads inherit the
-	 * mask, so the signal can only be taken by sigsuspend below. Blocked
-	 * after the API and monitor threads had started, a signal could land on
-	 * one of them, set stop_signal and leave this thread asleep for ever.
-	 * SIGUSR1 (a renewed node certificate) likewise.
-	 */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGTERM, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_renew;
-	(void)sigaction(SIGUSR1, &sa, NULL);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGCHLD); /* the front end's exit: ppoll only */
-	(void)pthread_sigmask(SIG_BLOCK, &set, &old);
+	signals_block(&old);
 	/* Before the TPM: a second issuer must not touch it, nor take the
 	 * socket (checked again when it is bound). */
 	if (tsi_api_socket_in_use(cfg->socket)) {
@@ -526,10 +626,10 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
 		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
-	if (enroll_at_start(cfg, tpm) != TSI_OK)
+	if (enroll_at_start(cfg, config_path, front_exe, tpm, &old) != TSI_OK)
 		goto out;
 	/* Asked to stop while enrolling: stop, successfully. */
-	if (stop_pending(NULL)) {
+	if (stop_pending(NULL) || stop_signal) {
 		tsi_log(TSI_LOG_INFO, "issuer.stopping",
 		    TSI_LS("during", "enrollment"));
 		rc = EXIT_SUCCESS;
@@ -538,13 +638,7 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
 	if (serving_minter(cfg, tpm, &srv) != TSI_OK)
 		goto out;
 	if (cfg->privsep) {
-		if (cfg->attest_url != NULL &&
-		    (r = tsi_enroll_keeper_start(cfg, tpm, renewed, NULL,
-		         &keeper)) != TSI_OK) {
-			tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
-			    TSI_LS("error", tsi_strerror(r)));
-			goto out;
-		}
+		/* Renewal is the front end's (its keeper asks the signer). */
 		if (run_signer(cfg, config_path, front_exe, tpm, &srv, &old) !=
 		    TSI_OK)
 			goto out;
@@ -560,8 +654,9 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
 	}
 	if (serving_start(cfg, tpm, resolver, &srv) != TSI_OK)
 		goto out;
+	tsi_enroll_node_local(&local, cfg, tpm, &node);
 	if (cfg->attest_url != NULL &&
-	    (r = tsi_enroll_keeper_start(cfg, tpm, renewed, NULL, &keeper)) !=
+	    (r = tsi_enroll_keeper_start(cfg, &node, renewed, NULL, &keeper)) !=
 	        TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
 		    TSI_LS("error", tsi_strerror(r)));
@@ -597,13 +692,14 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "single-process", no_argument, NULL, 'S' },
 		{ "front-exe", required_argument, NULL, 'F' },
+		{ "enroll", no_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct tsi_issuer_config *cfg = NULL;
 	const char *config = DEFAULT_CONFIG, *cmd = "run";
 	const char *front_exe = "/proc/self/exe";
 	char err[512];
-	int ch, rc, single = 0;
+	int ch, rc, single = 0, enroll = 0;
 
 	tsi_log_init("tsi-issuer", TSI_LOG_INFO);
 	while ((ch = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
@@ -615,6 +711,7 @@ main(int argc, char **argv)
 			return EXIT_SUCCESS;
 		case 'S': single = 1; break;
 		case 'F': front_exe = optarg; break;
+		case 'E': enroll = 1; break;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -622,7 +719,8 @@ main(int argc, char **argv)
 		cmd = argv[optind++];
 	if (optind < argc ||
 	    (strcmp(cmd, "run") != 0 && strcmp(cmd, "csr") != 0 &&
-	        strcmp(cmd, "enroll") != 0 && strcmp(cmd, "front") != 0)) {
+	        strcmp(cmd, "enroll") != 0 && strcmp(cmd, "front") != 0) ||
+	    (enroll && strcmp(cmd, "front") != 0)) {
 		fprintf(stderr, "tsi-issuer: unexpected argument '%s'\n",
 		    optind < argc ? argv[optind] : cmd);
 		usage(stderr);
@@ -638,8 +736,8 @@ main(int argc, char **argv)
 	tsi_log_init("tsi-issuer", level_of(cfg->log_level));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = strcmp(cmd, "csr") == 0     ? cmd_csr(cfg)
-	    : strcmp(cmd, "enroll") == 0 ? cmd_enroll(cfg)
-	    : strcmp(cmd, "front") == 0  ? cmd_front(cfg)
+	    : strcmp(cmd, "enroll") == 0 ? cmd_enroll(cfg, config, front_exe)
+	    : strcmp(cmd, "front") == 0  ? cmd_front(cfg, enroll)
 	                                 : cmd_run(cfg, config, front_exe);
 	curl_global_cleanup();
 	tsi_issuer_config_free(cfg);

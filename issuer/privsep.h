@@ -22,6 +22,7 @@
 
 #include "issuer/config.h"
 #include "issuer/mint.h"
+#include "issuer/tpm.h"
 #include "issuer/monitor.h"
 #include "issuer/peer.h"
 #include "issuer/resolve.h"
@@ -39,19 +40,31 @@
 #define TSI_PRIV_STABLE_MS 30000
 /* How long a stopping front end gets after SIGTERM before SIGKILL. */
 #define TSI_PRIV_STOP_MS 5000
+/* How long an enrolling front end (enroll_only) may take in all: two
+ * requests to tsi-attest of at most 30 s each, and the TPM's work. */
+#define TSI_PRIV_ENROLL_MS 120000
 
 /* What the signer runs with. Everything is borrowed for the run. minter
- * and monitor are read at every request: renew may replace them. */
+ * and monitor are read at every request: renew may replace them; while
+ * *minter is NULL (not enrolled yet) SIGN, JWKS and HEALTH answer
+ * TSI_ERR_AGAIN. */
 struct tsi_privsep_signer {
 	const struct tsi_issuer_config *cfg;
 	const char *exe;         /* the program run as the front end */
 	const char *config_path; /* given to it */
-	int listen_fd;           /* the API socket (tsi_api_bind) */
+	struct tsi_tpm *tpm;     /* enrollment's evidence */
+	/* Run the front end once, as `front --enroll`, to enroll with
+	 * tsi-attest, and return when it ends: TSI_OK when it exited 0 after
+	 * a node certificate was installed. No API socket then. */
+	int enroll_only;
+	int listen_fd; /* the API socket (tsi_api_bind); -1 with enroll_only */
 	struct tsi_minter *const *minter;
 	struct tsi_monitor *const *monitor;
 	const volatile sig_atomic_t *stop;
 	volatile sig_atomic_t *renew_flag;
-	int (*renew)(void *arg); /* on renew_flag; failure stops */
+	/* On renew_flag, which the signer also raises itself when it has
+	 * installed a node certificate; failure stops. NULL with enroll_only. */
+	int (*renew)(void *arg);
 	void *renew_arg;
 	/* The mask during the wait (SIGTERM, SIGINT, SIGUSR1 and SIGCHLD
 	 * unblocked); all four blocked otherwise, in every thread. */
@@ -99,5 +112,11 @@ int tsi_front_jwks(struct tsi_front *f, json_t **out);
  * TPM's error with reason. */
 int tsi_front_health(struct tsi_front *f, char *reason, size_t reasonlen,
     char kid[44], char cluster[129], char datacenter[129]);
+
+/* Enrollment's node operations (enroll.h) as requests to the signer: the
+ * front end runs the protocol with tsi-attest, the signer the TPM and the
+ * files. out->ctx is f (borrowed for out's use). */
+struct tsi_enroll_node;
+void tsi_front_enroll_node(struct tsi_front *f, struct tsi_enroll_node *out);
 
 #endif /* TSI_ISSUER_PRIVSEP_H */

@@ -8,6 +8,7 @@
 
 #include "issuer/privsep.h"
 #include "issuer/api_mhd.h"
+#include "issuer/enroll.h"
 #include "issuer/priv_proto.h"
 
 #include "tsi/buf.h"
@@ -49,6 +50,8 @@ struct signer {
 	size_t nchan;
 	int notify;
 	pid_t front;
+	int front_status; /* of the last front end reaped (waitpid's) */
+	int installed;    /* a node certificate was installed */
 	long long started_ms, restart_at_ms, backoff_ms;
 	int wake_pipe[2];
 	struct tsi_exe_hasher *hasher;
@@ -257,6 +260,10 @@ do_sign(struct signer *sg, int fd, struct tsi_priv_req *q)
 		    "the caller's connection is closed");
 		return;
 	}
+	if (*sg->s->minter == NULL) {
+		sign_refused(sg, fd, q->id, TSI_ERR_AGAIN, "not enrolled yet");
+		return;
+	}
 	if (tsi_monitor_status(*sg->s->monitor, reason, sizeof(reason)) !=
 	    TSI_OK) {
 		sign_refused(sg, fd, q->id, TSI_ERR_TPM_UNAVAILABLE, reason);
@@ -345,6 +352,10 @@ do_jwks(struct signer *sg, int fd, uint32_t id)
 	char *text = NULL;
 	int r;
 
+	if (*sg->s->minter == NULL) {
+		answer_status(sg, fd, TSI_PRIV_JWKS, id, TSI_ERR_AGAIN);
+		return;
+	}
 	if ((r = tsi_minter_jwks(*sg->s->minter, &jwks)) != TSI_OK ||
 	    (text = json_dumps(jwks, JSON_COMPACT)) == NULL) {
 		answer_status(sg, fd, TSI_PRIV_JWKS, id,
@@ -363,10 +374,15 @@ out:
 static void
 do_health(struct signer *sg, int fd, uint32_t id)
 {
-	const struct tsi_location *loc = tsi_minter_location(*sg->s->minter);
+	const struct tsi_location *loc;
 	char reason[256], kid[44];
 	int r;
 
+	if (*sg->s->minter == NULL) {
+		answer_status(sg, fd, TSI_PRIV_HEALTH, id, TSI_ERR_AGAIN);
+		return;
+	}
+	loc = tsi_minter_location(*sg->s->minter);
 	reason[0] = '\0';
 	kid[0] = '\0';
 	if ((r = tsi_monitor_status(*sg->s->monitor, reason, sizeof(reason))) ==
@@ -383,6 +399,139 @@ do_health(struct signer *sg, int fd, uint32_t id)
 	tsi_priv_put_str(&sg->out, loc->datacenter,
 	    strnlen(loc->datacenter, TSI_LOCATION_MAX));
 	(void)send_out(sg, fd);
+}
+
+/* A borrowed, NUL-free span as a string of its own (*out: free). */
+static int
+span_str(const uint8_t *p, size_t n, char **out)
+{
+	if ((*out = malloc(n + 1)) == NULL)
+		return TSI_ERR_ALLOC;
+	memcpy(*out, p, n);
+	(*out)[n] = '\0';
+	return TSI_OK;
+}
+
+/* NODE_INSTALL: the certificate is checked here, against this TPM's key,
+ * whatever the front end says of it; then the signer switches to it. */
+static int
+install(struct signer *sg, const struct tsi_priv_req *q, char *reason,
+    size_t reasonlen)
+{
+	const struct tsi_issuer_config *cfg = sg->s->cfg;
+	char *cert = NULL, *ca = NULL;
+	int r;
+
+	if ((r = span_str(q->a, q->alen, &cert)) != TSI_OK ||
+	    (r = span_str(q->b, q->blen, &ca)) != TSI_OK)
+		goto out;
+	if ((r = tsi_enroll_install(cfg, sg->s->tpm, cert, ca, reason,
+	         reasonlen)) != TSI_OK) {
+		tsi_log(TSI_LOG_ERROR, "enroll.install_refused",
+		    TSI_LS("error", tsi_strerror(r)), TSI_LS("reason", reason));
+		goto out;
+	}
+	tsi_log(TSI_LOG_INFO, "enroll.installed",
+	    TSI_LS("node_cert", cfg->node_cert),
+	    TSI_LS("node_ca", cfg->node_ca));
+	sg->installed = 1;
+	if (sg->s->renew != NULL)
+		*sg->s->renew_flag = 1;
+out:
+	free(cert);
+	free(ca);
+	return r;
+}
+
+/* The enrollment requests: the TPM's evidence about itself (its EK, the
+ * AK, the signing key; certify and quote over the front end's nonce,
+ * activation of its credential) and the node certificate. */
+static void
+do_enroll(struct signer *sg, int fd, const struct tsi_priv_req *q)
+{
+	const struct tsi_issuer_config *cfg = sg->s->cfg;
+	struct tsi_tpm *tpm = sg->s->tpm;
+	uint8_t *x = NULL, *y = NULL, pcrs[TSI_TPM_PCRS][32];
+	uint8_t secret[TSI_PRIV_SECRET_MAX], vals[TSI_TPM_PCRS * 32];
+	size_t xl = 0, yl = 0, sl = 0, vl = 0;
+	char *csr = NULL, reason[512];
+	time_t renew_at = 0;
+	int valid = 0, r, i;
+
+	reason[0] = '\0';
+	switch (q->type) {
+	case TSI_PRIV_ATT_EK: r = tsi_tpm_ek(tpm, &x, &xl, &y, &yl); break;
+	case TSI_PRIV_ATT_AK: r = tsi_tpm_ak_pub(tpm, &x, &xl); break;
+	case TSI_PRIV_ATT_KEY:
+		r = tsi_enroll_key(cfg, tpm, &x, &xl, &csr);
+		break;
+	case TSI_PRIV_ATT_ACTIVATE:
+		r = tsi_tpm_activate(tpm, q->a, q->alen, q->b, q->blen, secret,
+		    sizeof(secret), &sl);
+		break;
+	case TSI_PRIV_ATT_CERTIFY:
+		r = tsi_tpm_certify(tpm, q->a, q->alen, &x, &xl, &y, &yl);
+		break;
+	case TSI_PRIV_ATT_QUOTE:
+		r = tsi_tpm_quote(tpm, q->a, q->alen, q->mask, &x, &xl, &y, &yl,
+		    pcrs);
+		break;
+	case TSI_PRIV_NODE_STATE:
+		(void)tsi_enroll_due(cfg, tpm, time(NULL), &valid, &renew_at);
+		r = TSI_OK;
+		break;
+	case TSI_PRIV_NODE_INSTALL:
+		r = install(sg, q, reason, sizeof(reason));
+		break;
+	default: r = TSI_ERR_UNSUPPORTED; break;
+	}
+	if (r != TSI_OK && q->type != TSI_PRIV_NODE_INSTALL)
+		tsi_log(TSI_LOG_WARN, "signer.enroll_failed",
+		    TSI_LI("type", q->type), TSI_LS("error", tsi_strerror(r)));
+	tsi_priv_msg_begin(&sg->out, q->type | TSI_PRIV_ANSWER, q->id);
+	tsi_priv_put_u32(&sg->out, (uint32_t)r);
+	if (q->type == TSI_PRIV_NODE_INSTALL)
+		tsi_priv_put_str(&sg->out, reason,
+		    strnlen(reason, TSI_PRIV_REASON_MAX));
+	else if (r == TSI_OK)
+		switch (q->type) {
+		case TSI_PRIV_ATT_ACTIVATE:
+			tsi_priv_put_str(&sg->out, (const char *)secret, sl);
+			break;
+		case TSI_PRIV_ATT_KEY:
+			tsi_priv_put_str(&sg->out, (const char *)x, xl);
+			tsi_priv_put_str(&sg->out, csr, strlen(csr));
+			break;
+		case TSI_PRIV_NODE_STATE:
+			tsi_priv_put_u32(&sg->out, (uint32_t)valid);
+			tsi_priv_put_i64(&sg->out, (int64_t)renew_at);
+			break;
+		default:
+			/* EK: cert, public; AK: public; CERTIFY and QUOTE:
+			 * attest, signature (and the PCRs). */
+			tsi_priv_put_str(&sg->out,
+			    x != NULL ? (const char *)x : "", xl);
+			if (q->type != TSI_PRIV_ATT_AK)
+				tsi_priv_put_str(&sg->out,
+				    y != NULL ? (const char *)y : "", yl);
+			if (q->type == TSI_PRIV_ATT_QUOTE) {
+				for (i = 0; i < TSI_TPM_PCRS; i++)
+					if (q->mask & (1u << i)) {
+						memcpy(vals + vl, pcrs[i], 32);
+						vl += 32;
+					}
+				tsi_priv_put_str(&sg->out, (const char *)vals,
+				    vl);
+			}
+			break;
+		}
+	(void)send_out(sg, fd);
+	/* The answer held the activated credential. */
+	explicit_bzero(sg->out.b, sg->out.len);
+	explicit_bzero(secret, sizeof(secret));
+	free(x);
+	free(y);
+	free(csr);
 }
 
 /* Reads one datagram from a channel and answers it. The fd that may come
@@ -468,10 +617,11 @@ serve_one(struct signer *sg, int fd)
 	case TSI_PRIV_SIGN: do_sign(sg, fd, &q); break;
 	case TSI_PRIV_JWKS: do_jwks(sg, fd, q.id); break;
 	case TSI_PRIV_HEALTH: do_health(sg, fd, q.id); break;
-	default:
-		/* WAKE is the signer's to send. */
+	case TSI_PRIV_WAKE:
+		/* The signer's to send. */
 		answer_status(sg, fd, q.type, q.id, TSI_ERR_UNSUPPORTED);
 		break;
+	default: do_enroll(sg, fd, &q); break;
 	}
 	tsi_priv_req_clear(&q);
 	return 0;
@@ -541,14 +691,15 @@ static int
 front_start(struct signer *sg)
 {
 	int pair[2], theirs[TSI_PRIV_CHAN_MAX + 1], listen_hi = -1;
-	char *argv[5];
+	char *argv[6];
 	size_t i, n = (size_t)tsi_issuer_mhd_threads() + 2;
 	sigset_t none;
 	pid_t pid;
 	int r = TSI_ERR_IO;
 
-	if (n > TSI_PRIV_CHAN_MAX)
-		n = TSI_PRIV_CHAN_MAX;
+	/* Enrolling, the front end makes one request at a time. */
+	if (n > TSI_PRIV_CHAN_MAX || sg->s->enroll_only)
+		n = sg->s->enroll_only ? 1 : TSI_PRIV_CHAN_MAX;
 	for (i = 0; i <= n; i++)
 		theirs[i] = -1;
 	/* theirs[0]: notify; theirs[1..n]: request channels. */
@@ -568,13 +719,15 @@ front_start(struct signer *sg)
 	}
 	if (sg->notify >= 0)
 		(void)fcntl(sg->notify, F_SETFL, 0); /* WAKEs are not lost */
-	if ((listen_hi = fcntl(sg->s->listen_fd, F_DUPFD_CLOEXEC, 64)) < 0)
+	if (sg->s->listen_fd >= 0 &&
+	    (listen_hi = fcntl(sg->s->listen_fd, F_DUPFD_CLOEXEC, 64)) < 0)
 		goto fail;
 	argv[0] = (char *)sg->s->exe;
 	argv[1] = "front";
 	argv[2] = "--config";
 	argv[3] = (char *)sg->s->config_path;
-	argv[4] = NULL;
+	argv[4] = sg->s->enroll_only ? "--enroll" : NULL;
+	argv[5] = NULL;
 	sigemptyset(&none);
 	if ((pid = fork()) < 0)
 		goto fail;
@@ -583,7 +736,8 @@ front_start(struct signer *sg)
 		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() == 1)
 			_exit(1);
-		if (dup2(listen_hi, TSI_PRIV_FD_LISTEN) < 0 ||
+		if ((listen_hi >= 0 &&
+		        dup2(listen_hi, TSI_PRIV_FD_LISTEN) < 0) ||
 		    dup2(theirs[0], TSI_PRIV_FD_NOTIFY) < 0)
 			_exit(1);
 		for (i = 1; i <= n; i++)
@@ -625,6 +779,12 @@ front_reap(struct signer *sg)
 		return;
 	if ((p = waitpid(sg->front, &st, WNOHANG)) <= 0)
 		return;
+	sg->front_status = st;
+	if (sg->s->enroll_only) {
+		sg->front = 0;
+		front_gone(sg);
+		return;
+	}
 	if (WIFSIGNALED(st))
 		tsi_log(TSI_LOG_ERROR, "front.exited", TSI_LI("pid", p),
 		    TSI_LI("signal", WTERMSIG(st)),
@@ -662,6 +822,29 @@ front_stop(struct signer *sg)
 		(void)nanosleep(&ts, NULL);
 	}
 	sg->front = 0;
+}
+
+/* The end of an enrolling front end: it must have exited 0 and a node
+ * certificate must have been installed (an exit status alone proves
+ * nothing). One still running past its time is stopped. */
+static int
+enroll_end(struct signer *sg)
+{
+	int st = sg->front_status;
+
+	if (sg->front > 0) {
+		tsi_log(TSI_LOG_ERROR, "enroll.failed",
+		    TSI_LS("reason", "the enrolling front end took too long"),
+		    TSI_LI("limit_ms", TSI_PRIV_ENROLL_MS));
+		front_stop(sg);
+		return TSI_ERR_AGAIN;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && sg->installed)
+		return TSI_OK;
+	if (WIFSIGNALED(st))
+		tsi_log(TSI_LOG_ERROR, "enroll.front_died",
+		    TSI_LI("signal", WTERMSIG(st)));
+	return TSI_ERR_DENIED;
 }
 
 int
@@ -709,14 +892,21 @@ tsi_privsep_signer_run(const struct tsi_privsep_signer *s)
 	(void)sigaction(SIGCHLD, &sa, NULL);
 	if ((r = front_start(sg)) != TSI_OK)
 		goto out;
+	r = TSI_OK;
 	while (!*s->stop) {
-		if (*s->renew_flag) {
+		if (*s->renew_flag && s->renew != NULL) {
 			*s->renew_flag = 0;
 			if ((r = s->renew(s->renew_arg)) != TSI_OK)
 				goto out;
 		}
 		child_flag = 0;
 		front_reap(sg);
+		if (s->enroll_only &&
+		    (sg->front == 0 ||
+		        now_ms() - sg->started_ms > TSI_PRIV_ENROLL_MS)) {
+			r = enroll_end(sg);
+			goto out;
+		}
 		if (sg->front == 0 && now_ms() >= sg->restart_at_ms &&
 		    front_start(sg) != TSI_OK) {
 			sg->restart_at_ms = now_ms() + sg->backoff_ms;
@@ -733,7 +923,12 @@ tsi_privsep_signer_run(const struct tsi_privsep_signer *s)
 			pfd[np++].events = POLLIN;
 		}
 		tsp = NULL;
-		if (sg->front == 0) {
+		if (s->enroll_only) {
+			/* Its deadline; SIGCHLD ends the wait before. */
+			ts.tv_sec = 1;
+			ts.tv_nsec = 0;
+			tsp = &ts;
+		} else if (sg->front == 0) {
 			wait = sg->restart_at_ms - now_ms();
 			if (wait < 0)
 				wait = 0;
@@ -755,15 +950,16 @@ tsi_privsep_signer_run(const struct tsi_privsep_signer *s)
 			if (serve_one(sg, pfd[i].fd) < 0) {
 				/* The front end is gone or going: its callers
 				 * are forgotten now, its exit is reaped (and
-				 * logged) when SIGCHLD comes. */
-				if (sg->front > 0)
+				 * logged) when SIGCHLD comes. An enrolling one
+				 * closes its channel as it exits: its status
+				 * says how it ended. */
+				if (sg->front > 0 && !s->enroll_only)
 					(void)kill(sg->front, SIGKILL);
 				front_gone(sg);
 				break;
 			}
 		}
 	}
-	r = TSI_OK;
 out:
 	front_stop(sg);
 	close_front_fds(sg);

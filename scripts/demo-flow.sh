@@ -40,6 +40,10 @@ else
 	keep=0
 fi
 W=$(cd "$W" && pwd)
+# The issuer's front end runs as an unprivileged user (front_user) and
+# reads attest_ca itself: the directories above it must let it in. Keys
+# stay 0600 below.
+chmod 0755 "$W"
 quiet=${TSI_FLOW_QUIET:-0}
 pids=()
 

@@ -14,6 +14,8 @@ BIN=${TSI_BIN_DIR:?TSI_BIN_DIR not set}
 SRC=${TSI_SOURCE_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)}
 PY=/usr/bin/python3
 base=$(mktemp -d /tmp/tsi-e2e-attest.XXXXXX)
+# The issuer's front end (front_user) reads attest_ca below it.
+chmod 0755 "$base"
 W=$base/flow
 trap 'rm -rf "$base"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,7 @@ struct standin {
 	char cert_pem[8192];        /* the last certificate issued */
 	long not_before, not_after; /* of the next one; 0: the defaults */
 	struct test_swtpm_ek *ek;
+	long client_uid; /* owner of the last start's socket, -1 unknown */
 };
 
 struct fx {
@@ -492,6 +494,33 @@ reply(struct MHD_Connection *c, int status, const char *body)
 	return ret;
 }
 
+/* The uid owning the client's end of connection c (loopback TCP to port):
+ * its row in /proc/net/tcp, local port = the client's, remote = ours. */
+static long
+client_uid(struct MHD_Connection *c, int port)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr_in *sin;
+	char line[512];
+	unsigned lport, rport;
+	long uid = -1, u;
+	FILE *fp;
+
+	if (ci == NULL || ci->client_addr->sa_family != AF_INET ||
+	    (fp = fopen("/proc/net/tcp", "r")) == NULL)
+		return -1;
+	sin = (const struct sockaddr_in *)ci->client_addr;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line,
+		        " %*d: %*8x:%4x %*8x:%4x %*x %*x:%*x %*x:%*x %*x %ld",
+		        &lport, &rport, &u) == 3 &&
+		    lport == ntohs(sin->sin_port) && rport == (unsigned)port)
+			uid = u;
+	fclose(fp);
+	return uid;
+}
+
 static enum MHD_Result
 handler(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *data, size_t *size,
@@ -509,6 +538,13 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 		if ((u = calloc(1, sizeof(*u))) == NULL)
 			return MHD_NO;
 		*con_cls = u;
+		if (strcmp(url, "/v1/enroll/start") == 0) {
+			long uid = client_uid(c, s->port);
+
+			pthread_mutex_lock(&s->mu);
+			s->client_uid = uid;
+			pthread_mutex_unlock(&s->mu);
+		}
 		return MHD_YES;
 	}
 	if (*size > 0) {
@@ -684,6 +720,7 @@ standin_start_tls(struct standin *s, struct test_swtpm_ek *ek,
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	assert_non_null(info);
 	s->port = info->port;
+	s->client_uid = -1;
 }
 
 static void
@@ -808,6 +845,9 @@ test_enroll_writes_node_cert(void **state)
 	assert_string_equal(f->s.problem, "");
 	assert_int_equal(f->s.starts, 1);
 	assert_int_equal(f->s.finishes, 1);
+	/* In process: the client is this process's uid (the check below
+	 * in test_run_enrolls_when_missing tells them apart). */
+	assert_int_equal(f->s.client_uid, (long)getuid());
 	assert_string_equal(f->cfg->node_ca, f->node_ca);
 	assert_non_null(cert = slurp(f->node));
 	assert_non_null(ca = slurp(f->node_ca));
@@ -1213,6 +1253,7 @@ static void
 test_run_enrolls_when_missing(void **state)
 {
 	struct fx *f = *state;
+	struct passwd *pw;
 	long long deadline;
 	char *cert;
 	pid_t pid;
@@ -1233,6 +1274,13 @@ test_run_enrolls_when_missing(void **state)
 	assert_string_equal(f->s.problem, "");
 	assert_non_null(cert = slurp(f->node));
 	assert_string_equal(cert, f->s.cert_pem);
+	free(cert);
+	/* Privilege separation (the default): tsi-attest was spoken to by the
+	 * front end as front_user, and the signer installed what it got. */
+	assert_non_null(pw = getpwnam("nobody"));
+	assert_int_equal(f->s.client_uid, (long)pw->pw_uid);
+	assert_non_null(cert = slurp(f->log));
+	assert_non_null(strstr(cert, "\"event\":\"enroll.installed\""));
 	free(cert);
 	kill(pid, SIGTERM);
 	assert_int_equal(wait_exit(pid, 20000), 0);
