@@ -22,16 +22,20 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <tss2/tss2_mu.h>
 
 #include "issuer/priv_proto.h"
 #include "issuer/privsep.h"
+#include "swtpm_ek.h"
 #include "tests/support/swtpm.h"
 #include "tests/support/pki.h"
 #include "tsi/buf.h"
@@ -1664,6 +1668,554 @@ ff_refused(int ch, const void *b, size_t len, const int *fds, int nfds,
 	ff_check(st < 0, what);
 }
 
+/*
+ * Enrollment requests from the stand-in front end: every malformed shape
+ * of each refused with the decoder's status, then each well-formed one
+ * answered as priv_proto.h says, checked with tpm2-tss's unmarshalling and
+ * OpenSSL (no code of the signer's).
+ */
+static char *slurp(const char *path);
+
+/* A TPM answer can take a while on a loaded machine (the EK is an
+ * RSA-2048 primary made on each request). */
+#define FF_TPM_MS 60000
+
+/* The length field of m made to agree after cutting n bytes off it, or
+ * adding n bytes of 'x' to it. */
+static void
+ff_cut(struct tsi_priv_msg *m, size_t n)
+{
+	uint32_t v;
+
+	m->len -= n;
+	v = (uint32_t)(m->len - TSI_PRIV_HDR);
+	memcpy(m->b + 8, &v, 4);
+}
+
+static void
+ff_trail(struct tsi_priv_msg *m, size_t n)
+{
+	uint32_t v;
+
+	memset(m->b + m->len, 'x', n);
+	m->len += n;
+	v = (uint32_t)(m->len - TSI_PRIV_HDR);
+	memcpy(m->b + 8, &v, 4);
+}
+
+/* A malformed request: answered with exactly the status want. */
+static void
+ff_refused_as(int ch, const struct tsi_priv_msg *m, int want, const char *what)
+{
+	static uint8_t ans[TSI_PRIV_MSG_MAX];
+	size_t alen;
+
+	ff_check(ff_call(ch, m->b, m->len, NULL, 0, ans, sizeof(ans), &alen) ==
+	        want,
+	    what);
+}
+
+/* Sends m and waits (up to FF_TPM_MS) for the answer to it: its status, 1
+ * for none or one that is not m's answer; *rd reads what follows. */
+static int
+ff_ask(int ch, const struct tsi_priv_msg *m, uint8_t *ans, size_t cap,
+    struct tsi_priv_rd *rd)
+{
+	struct pollfd p = { ch, POLLIN, 0 };
+	uint32_t type, id, sent;
+	int32_t st;
+	ssize_t n;
+
+	if (send(ch, m->b, m->len, MSG_NOSIGNAL) != (ssize_t)m->len ||
+	    poll(&p, 1, FF_TPM_MS) != 1 || (n = recv(ch, ans, cap, 0)) < 0)
+		return 1;
+	memcpy(&type, m->b, 4);
+	memcpy(&sent, m->b + 4, 4);
+	if (tsi_priv_ans_open(ans, (size_t)n, type, rd, &id, &st) != TSI_OK ||
+	    id != sent)
+		return 1;
+	return st;
+}
+
+/* A TPM2B of n bytes (n >= 2): its big-endian size, then fill. */
+static uint8_t *
+ff_tpm2b(uint8_t *b, size_t n, uint8_t fill)
+{
+	b[0] = (uint8_t)((n - 2) >> 8);
+	b[1] = (uint8_t)((n - 2) & 0xff);
+	memset(b + 2, fill, n - 2);
+	return b;
+}
+
+/* PEM-shaped text of n bytes, NUL terminated. */
+static const char *
+ff_pem(char *b, size_t n)
+{
+	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
+	size_t i;
+
+	memcpy(b, head, sizeof(head) - 1);
+	for (i = sizeof(head) - 1; i < n; i++)
+		b[i] = i % 65 == 64 ? '\n' : (char)('A' + i % 26);
+	b[n] = '\0';
+	return b;
+}
+
+#define FF_PEM \
+	"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n" \
+	"-----END CERTIFICATE-----\n"
+
+static void
+ff_enroll_malformed(int ch)
+{
+	static const uint32_t empty[] = { TSI_PRIV_ATT_EK, TSI_PRIV_ATT_AK,
+		TSI_PRIV_ATT_KEY, TSI_PRIV_NODE_STATE };
+	static const char *const names[] = { "ATT_EK", "ATT_AK", "ATT_KEY",
+		"NODE_STATE" };
+	static struct tsi_priv_msg m;
+	static char big[TSI_PRIV_CA_MAX + 2], big2[TSI_PRIV_CERT_MAX + 2];
+	uint8_t t2b[16], nonce[TSI_PRIV_NONCE_MAX + 8];
+	char what[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		tsi_priv_msg_begin(&m, empty[i], (uint32_t)(100 + i));
+		tsi_priv_put_u32(&m, 0);
+		(void)tsi_priv_msg_end(&m);
+		snprintf(what, sizeof(what), "%s with a payload", names[i]);
+		ff_refused_as(ch, &m, TSI_ERR_PARSE, what);
+	}
+	ff_tpm2b(t2b, sizeof(t2b), 0xa1);
+	(void)tsi_priv_enc_activate(&m, 110, t2b, 16, t2b, 16);
+	ff_cut(&m, 2);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE, "ATT_ACTIVATE truncated");
+	(void)tsi_priv_enc_activate(&m, 111, t2b, 16, t2b, 16);
+	ff_trail(&m, 1);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "ATT_ACTIVATE with a trailing byte");
+	t2b[1] = 15;
+	(void)tsi_priv_enc_activate(&m, 112, t2b, 16, t2b, 16);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "ATT_ACTIVATE with a TPM2B size that is not its length");
+	t2b[1] = 14;
+	(void)tsi_priv_enc_activate(&m, 113, t2b, 16, t2b, 1);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "ATT_ACTIVATE with a TPM2B of one byte");
+	ff_tpm2b((uint8_t *)big, TSI_PRIV_TPM2B_MAX + 1, 0xb2);
+	(void)tsi_priv_enc_activate(&m, 114, (uint8_t *)big,
+	    TSI_PRIV_TPM2B_MAX + 1, t2b, 16);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "ATT_ACTIVATE with a TPM2B over TSI_PRIV_TPM2B_MAX");
+	(void)tsi_priv_enc_activate(&m, 115, (uint8_t *)big,
+	    TSI_PRIV_TPM2B_MAX + 1, (uint8_t *)big, TSI_PRIV_TPM2B_MAX + 1);
+	ff_refused_as(ch, &m, TSI_ERR_TOO_LARGE,
+	    "ATT_ACTIVATE over its payload bound");
+
+	memset(nonce, 0x5c, sizeof(nonce));
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_CERTIFY, 120, nonce, 0, 0);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE, "ATT_CERTIFY with an empty nonce");
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_CERTIFY, 121, nonce,
+	    TSI_PRIV_NONCE_MAX + 1, 0);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "ATT_CERTIFY with a nonce of 65 bytes");
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_CERTIFY, 122, nonce,
+	    TSI_PRIV_NONCE_MAX + 5, 0);
+	ff_refused_as(ch, &m, TSI_ERR_TOO_LARGE,
+	    "ATT_CERTIFY over its payload bound");
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_CERTIFY, 123, nonce, 16, 0);
+	ff_trail(&m, 4);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "ATT_CERTIFY with a mask after it");
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_QUOTE, 124, nonce, 0, 1);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE, "ATT_QUOTE with an empty nonce");
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_QUOTE, 125, nonce,
+	    TSI_PRIV_NONCE_MAX + 1, 1);
+	ff_refused_as(ch, &m, TSI_ERR_TOO_LARGE,
+	    "ATT_QUOTE with a nonce of 65 bytes (over its payload bound)");
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_QUOTE, 126, nonce, 16, 0);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE, "ATT_QUOTE with mask 0");
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_QUOTE, 127, nonce, 16,
+	    1u << TSI_PRIV_PCRS);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "ATT_QUOTE with PCR 24 in its mask");
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_QUOTE, 128, nonce, 16, 1);
+	ff_cut(&m, 4);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE, "ATT_QUOTE without a mask");
+
+	(void)tsi_priv_enc_install(&m, 130, "MIIBszCCAVmgAwIBAgIU\n", FF_PEM);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "NODE_INSTALL of a certificate that is not PEM");
+	(void)tsi_priv_enc_install(&m, 131, FF_PEM, "MIIBszCCAVmgAwIBAgIU\n");
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "NODE_INSTALL with a CA that is not PEM");
+	tsi_priv_msg_begin(&m, TSI_PRIV_NODE_INSTALL, 132);
+	tsi_priv_put_str(&m, "-----BEGIN CERTIFICATE-----\n\0MIIB\n", 34);
+	tsi_priv_put_str(&m, FF_PEM, strlen(FF_PEM));
+	(void)tsi_priv_msg_end(&m);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE, "NODE_INSTALL with a NUL in it");
+	(void)tsi_priv_enc_install(&m, 133,
+	    "-----BEGIN CERTIFICATE-----\n\x1b[2JMIIB\n", FF_PEM);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "NODE_INSTALL with a control byte in it");
+	(void)tsi_priv_enc_install(&m, 134, ff_pem(big2, TSI_PRIV_CERT_MAX + 1),
+	    FF_PEM);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "NODE_INSTALL of a certificate over TSI_PRIV_CERT_MAX");
+	(void)tsi_priv_enc_install(&m, 135, FF_PEM,
+	    ff_pem(big, TSI_PRIV_CA_MAX + 1));
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "NODE_INSTALL with a CA over TSI_PRIV_CA_MAX");
+	(void)tsi_priv_enc_install(&m, 136, ff_pem(big2, TSI_PRIV_CERT_MAX),
+	    big);
+	ff_refused_as(ch, &m, TSI_ERR_TOO_LARGE,
+	    "NODE_INSTALL over its payload bound");
+	(void)tsi_priv_enc_install(&m, 137, FF_PEM, FF_PEM);
+	ff_cut(&m, 1);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE, "NODE_INSTALL truncated");
+	(void)tsi_priv_enc_install(&m, 138, FF_PEM, FF_PEM);
+	ff_trail(&m, 1);
+	ff_refused_as(ch, &m, TSI_ERR_PARSE,
+	    "NODE_INSTALL with a trailing byte");
+}
+
+/* The whole of (p, n) is one marshalled TPM2B_PUBLIC. */
+static int
+ff_public(const char *p, size_t n, TPM2B_PUBLIC *out)
+{
+	size_t off = 0;
+
+	memset(out, 0, sizeof(*out));
+	return Tss2_MU_TPM2B_PUBLIC_Unmarshal((const uint8_t *)p, n, &off,
+	           out) == TSS2_RC_SUCCESS &&
+	    off == n;
+}
+
+/* The whole of (p, n) is one TPM2B_ATTEST whose body is one TPMS_ATTEST
+ * made by the TPM (its magic), of the given type, over the nonce. */
+static int
+ff_attest(const char *p, size_t n, TPM2_ST type, const uint8_t *nonce,
+    size_t nonce_len, TPMS_ATTEST *out)
+{
+	TPM2B_ATTEST a;
+	size_t off = 0;
+
+	memset(&a, 0, sizeof(a));
+	memset(out, 0, sizeof(*out));
+	if (Tss2_MU_TPM2B_ATTEST_Unmarshal((const uint8_t *)p, n, &off, &a) !=
+	        TSS2_RC_SUCCESS ||
+	    off != n)
+		return 0;
+	off = 0;
+	return Tss2_MU_TPMS_ATTEST_Unmarshal(a.attestationData, a.size, &off,
+	           out) == TSS2_RC_SUCCESS &&
+	    off == a.size && out->magic == TPM2_GENERATED_VALUE &&
+	    out->type == type && out->extraData.size == nonce_len &&
+	    memcmp(out->extraData.buffer, nonce, nonce_len) == 0;
+}
+
+/* A node certificate as `tsi ca sign` makes it for delegated signing
+ * (CA:TRUE, pathlen 0, keyCertSign, a location), for key, signed by the
+ * fixture's CA; PEM (free), NULL on failure. */
+static char *
+ff_node_cert(const char *dir, EVP_PKEY *key)
+{
+	char path[512], *pem = NULL;
+	struct pki_spec sp;
+	X509 *ca = NULL, *cert = NULL;
+	EVP_PKEY *ca_key = NULL;
+	BIO *bio = NULL;
+	FILE *in;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/ca/ca.pem", dir);
+	if ((in = fopen(path, "r")) != NULL) {
+		ca = PEM_read_X509(in, NULL, NULL, NULL);
+		fclose(in);
+	}
+	snprintf(path, sizeof(path), "%s/ca/ca.key", dir);
+	if ((in = fopen(path, "r")) != NULL) {
+		ca_key = PEM_read_PrivateKey(in, NULL, NULL, NULL);
+		fclose(in);
+	}
+	if (ca == NULL || ca_key == NULL)
+		goto out;
+	memset(&sp, 0, sizeof(sp));
+	sp.cn = "worker-1";
+	sp.issuer = ca;
+	sp.issuer_key = ca_key;
+	sp.key = key;
+	sp.ca = 1;
+	sp.pathlen = 0;
+	sp.ku = "critical,digitalSignature,keyCertSign";
+	sp.san = pki_loc_san();
+	sp.not_before = -60;
+	sp.not_after = 86400;
+	if ((cert = pki_cert(&sp)) == NULL ||
+	    (bio = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_X509(bio, cert) != 1 || (n = BIO_pending(bio)) <= 0 ||
+	    (pem = calloc(1, (size_t)n + 1)) == NULL)
+		goto out;
+	if (BIO_read(bio, pem, (int)n) != (int)n) {
+		free(pem);
+		pem = NULL;
+	}
+out:
+	BIO_free(bio);
+	X509_free(cert);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	return pem;
+}
+
+/* Two files' texts (either may be absent: NULL) are the same. */
+static int
+ff_same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static void
+ff_enroll_good(int ch, const char *dir)
+{
+	static struct tsi_priv_msg m;
+	static uint8_t ans[TSI_PRIV_MSG_MAX];
+	static const uint32_t mask = 1u | (1u << 7) | (1u << 16) | (1u << 23);
+	struct tsi_priv_rd rd;
+	TPM2B_PUBLIC pub;
+	TPMS_ATTEST at;
+	const char *x, *y, *z;
+	size_t xl, yl, zl;
+	uint8_t nonce[32], digest[32], name[34], ak_name[34], t2b[320];
+	uint8_t key_pub[TSI_PRIV_TPM2B_MAX], ak_pub[TSI_PRIV_TPM2B_MAX];
+	size_t key_len = 0, ak_len = 0, i;
+	char node[512], node_ca[512], inst[512], cluster[256], dc[256];
+	char reason[TSI_PRIV_REASON_MAX + 1], kid[64];
+	char *before = NULL, *ca_before = NULL, *after = NULL, *ca_after = NULL;
+	char *other_pem = NULL, *own_pem = NULL, *ca_pem = NULL;
+	X509_REQ *req = NULL;
+	EVP_PKEY *kp = NULL, *ak = NULL, *other = NULL;
+	BIO *bio = NULL;
+	FILE *out;
+	int st, valid;
+	int64_t renew_at;
+
+	/* EK: no certificate in this swtpm's NV, an RSA-2048 public. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_ATT_EK, 140);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	tsi_priv_get_span(&rd, &x, &xl, TSI_PRIV_EK_CERT_MAX);
+	tsi_priv_get_span(&rd, &y, &yl, TSI_PRIV_MSG_MAX);
+	ff_check(st == TSI_OK && tsi_priv_rd_end(&rd) == TSI_OK,
+	    "ATT_EK answered: ek_cert, ek_pub");
+	ff_check(xl == 0, "ATT_EK: no EK certificate (none in this TPM's NV)");
+	ff_check(ff_public(y, yl, &pub) &&
+	        pub.publicArea.type == TPM2_ALG_RSA &&
+	        pub.publicArea.unique.rsa.size == 256,
+	    "ATT_EK: ek_pub is one TPM2B_PUBLIC, an RSA-2048 key");
+
+	/* AK: a restricted P-256 signing key of the fixed template. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_ATT_AK, 141);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	tsi_priv_get_span(&rd, &x, &xl, sizeof(ak_pub));
+	ff_check(st == TSI_OK && tsi_priv_rd_end(&rd) == TSI_OK,
+	    "ATT_AK answered: ak_pub");
+	ff_check(ff_public(x, xl, &pub) &&
+	        pub.publicArea.type == TPM2_ALG_ECC &&
+	        pub.publicArea.parameters.eccDetail.curveID ==
+	            TPM2_ECC_NIST_P256 &&
+	        pub.publicArea.objectAttributes == 0x00050072,
+	    "ATT_AK: ak_pub is one TPM2B_PUBLIC, P-256, attributes "
+	    "0x00050072");
+	memcpy(ak_pub, x, xl);
+	ak_len = xl;
+	ak = test_tpm_ecc_key(ak_pub, ak_len);
+	ff_check(ak != NULL && test_tpm_name(ak_pub, ak_len, ak_name) == 0,
+	    "ATT_AK: ak_pub as an OpenSSL key");
+
+	/* KEY: the signing key and a CSR signed by it, for that key. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_ATT_KEY, 142);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	tsi_priv_get_span(&rd, &x, &xl, sizeof(key_pub));
+	tsi_priv_get_span(&rd, &y, &yl, TSI_PRIV_CSR_MAX);
+	ff_check(st == TSI_OK && tsi_priv_rd_end(&rd) == TSI_OK,
+	    "ATT_KEY answered: key_pub, csr");
+	ff_check(ff_public(x, xl, &pub) &&
+	        pub.publicArea.type == TPM2_ALG_ECC &&
+	        (pub.publicArea.objectAttributes & TPMA_OBJECT_FIXEDTPM) != 0,
+	    "ATT_KEY: key_pub is one TPM2B_PUBLIC, a P-256 key fixed to the "
+	    "TPM");
+	memcpy(key_pub, x, xl);
+	key_len = xl;
+	kp = test_tpm_ecc_key(key_pub, key_len);
+	if ((bio = BIO_new_mem_buf(y, (int)yl)) != NULL)
+		req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	ff_check(req != NULL &&
+	        X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) == 1,
+	    "ATT_KEY: the CSR parses and its signature verifies");
+	ff_check(req != NULL && kp != NULL &&
+	        EVP_PKEY_eq(X509_REQ_get0_pubkey(req), kp) == 1,
+	    "ATT_KEY: the CSR's public key is key_pub's point");
+	ERR_clear_error();
+
+	/* CERTIFY: the signing key by the AK, over the nonce. */
+	for (i = 0; i < sizeof(nonce); i++)
+		nonce[i] = (uint8_t)(0xc3 ^ i * 7);
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_CERTIFY, 143, nonce,
+	    sizeof(nonce), 0);
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	tsi_priv_get_span(&rd, &x, &xl, TSI_PRIV_MSG_MAX);
+	tsi_priv_get_span(&rd, &y, &yl, TSI_PRIV_MSG_MAX);
+	ff_check(st == TSI_OK && tsi_priv_rd_end(&rd) == TSI_OK,
+	    "ATT_CERTIFY answered: attest, signature");
+	ff_check(ff_attest(x, xl, TPM2_ST_ATTEST_CERTIFY, nonce, sizeof(nonce),
+	             &at),
+	    "ATT_CERTIFY: a TPMS_ATTEST of type CERTIFY over the nonce sent");
+	ff_check(test_tpm_name(key_pub, key_len, name) == 0 &&
+	        at.attested.certify.name.size == sizeof(name) &&
+	        memcmp(at.attested.certify.name.name, name, sizeof(name)) == 0,
+	    "ATT_CERTIFY: it names the signing key");
+	ff_check(ak != NULL &&
+	        test_attest_sig_ok(ak, (const uint8_t *)x, xl,
+	            (const uint8_t *)y, yl) == 1,
+	    "ATT_CERTIFY: the signature is the AK's");
+
+	/* QUOTE: over four PCRs, the lowest and the highest among them. */
+	for (i = 0; i < 20; i++)
+		nonce[i] = (uint8_t)(0x3c + i);
+	(void)tsi_priv_enc_nonce(&m, TSI_PRIV_ATT_QUOTE, 144, nonce, 20, mask);
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	tsi_priv_get_span(&rd, &x, &xl, TSI_PRIV_MSG_MAX);
+	tsi_priv_get_span(&rd, &y, &yl, TSI_PRIV_MSG_MAX);
+	tsi_priv_get_span(&rd, &z, &zl, TSI_PRIV_MSG_MAX);
+	ff_check(st == TSI_OK && tsi_priv_rd_end(&rd) == TSI_OK,
+	    "ATT_QUOTE answered: attest, signature, pcrs");
+	ff_check(ff_attest(x, xl, TPM2_ST_ATTEST_QUOTE, nonce, 20, &at),
+	    "ATT_QUOTE: a TPMS_ATTEST of type QUOTE over the nonce sent");
+	ff_check(zl == 32 * (size_t)__builtin_popcount(mask),
+	    "ATT_QUOTE: 32 bytes of PCR values per bit of the mask");
+	ff_check(at.attested.quote.pcrSelect.count == 1 &&
+	        at.attested.quote.pcrSelect.pcrSelections[0].hash ==
+	            TPM2_ALG_SHA256 &&
+	        at.attested.quote.pcrSelect.pcrSelections[0].sizeofSelect ==
+	            3 &&
+	        at.attested.quote.pcrSelect.pcrSelections[0].pcrSelect[0] ==
+	            (mask & 0xff) &&
+	        at.attested.quote.pcrSelect.pcrSelections[0].pcrSelect[1] ==
+	            ((mask >> 8) & 0xff) &&
+	        at.attested.quote.pcrSelect.pcrSelections[0].pcrSelect[2] ==
+	            ((mask >> 16) & 0xff),
+	    "ATT_QUOTE: the quote selects the SHA-256 PCRs of the mask");
+	ff_check(EVP_Digest(z, zl, digest, NULL, EVP_sha256(), NULL) == 1 &&
+	        at.attested.quote.pcrDigest.size == 32 &&
+	        memcmp(at.attested.quote.pcrDigest.buffer, digest, 32) == 0,
+	    "ATT_QUOTE: the pcrs are the values the quote's digest covers");
+	ff_check(ak != NULL &&
+	        test_attest_sig_ok(ak, (const uint8_t *)x, xl,
+	            (const uint8_t *)y, yl) == 1,
+	    "ATT_QUOTE: the signature is the AK's");
+
+	/* ACTIVATE of a credential made for no one: the TPM refuses, the
+	 * answer carries no secret, the signer answers the next request. */
+	ff_tpm2b(t2b, 2 + 2 + 32 + 10, 0x42);
+	t2b[2] = 0;
+	t2b[3] = 32;
+	ff_tpm2b(t2b + 46, 2 + 256, 0x24);
+	(void)tsi_priv_enc_activate(&m, 145, t2b, 46, t2b + 46, 258);
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	ff_check(st != TSI_OK && st != 1 && tsi_priv_rd_end(&rd) == TSI_OK,
+	    "ATT_ACTIVATE of a bogus credential: an error, no secret");
+
+	/* NODE_STATE: the fixture's certificate is valid, renewal ahead. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_NODE_STATE, 146);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	valid = (int)tsi_priv_get_u32(&rd);
+	renew_at = tsi_priv_get_i64(&rd);
+	ff_check(st == TSI_OK && tsi_priv_rd_end(&rd) == TSI_OK,
+	    "NODE_STATE answered: valid, renew_at");
+	ff_check(valid == 1 && renew_at > (int64_t)time(NULL),
+	    "NODE_STATE: the node certificate is valid, renewal ahead");
+
+	/* NODE_INSTALL of a certificate for another key: refused, the
+	 * files as they were. */
+	snprintf(node, sizeof(node), "%s/node.pem", dir);
+	snprintf(node_ca, sizeof(node_ca), "%s/node-ca.pem", dir);
+	snprintf(inst, sizeof(inst), "%s/ca/ca.pem", dir);
+	ca_pem = slurp(inst);
+	before = slurp(node);
+	ca_before = slurp(node_ca);
+	other = pki_key();
+	other_pem = other != NULL ? ff_node_cert(dir, other) : NULL;
+	ff_check(ca_pem != NULL && before != NULL && other_pem != NULL,
+	    "a certificate for another key, from the fixture's CA");
+	(void)tsi_priv_enc_install(&m, 147, other_pem ? other_pem : "",
+	    ca_pem ? ca_pem : "");
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	tsi_priv_get_str(&rd, reason, TSI_PRIV_REASON_MAX);
+	ff_check(st == TSI_ERR_BAD_CERT && tsi_priv_rd_end(&rd) == TSI_OK &&
+	        strstr(reason, "not for this node's TPM key") != NULL,
+	    "NODE_INSTALL of a certificate for another key: BAD_CERT, with "
+	    "the reason");
+	after = slurp(node);
+	ca_after = slurp(node_ca);
+	ff_check(before != NULL && ff_same(before, after) &&
+	        ff_same(ca_before, ca_after),
+	    "NODE_INSTALL refused: node_cert and node_ca unchanged");
+
+	/* NODE_INSTALL of a fresh certificate for this TPM's key, made
+	 * from the CSR: installed, exactly. */
+	own_pem =
+	    req != NULL ? ff_node_cert(dir, X509_REQ_get0_pubkey(req)) : NULL;
+	ff_check(own_pem != NULL && !ff_same(own_pem, before),
+	    "a fresh certificate from the CSR, by the fixture's CA");
+	(void)tsi_priv_enc_install(&m, 148, own_pem ? own_pem : "",
+	    ca_pem ? ca_pem : "");
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	tsi_priv_get_str(&rd, reason, TSI_PRIV_REASON_MAX);
+	ff_check(st == TSI_OK && tsi_priv_rd_end(&rd) == TSI_OK,
+	    "NODE_INSTALL of a certificate for this TPM's key: TSI_OK");
+	free(after);
+	free(ca_after);
+	after = slurp(node);
+	ca_after = slurp(node_ca);
+	ff_check(own_pem != NULL && ff_same(after, own_pem) &&
+	        ff_same(ca_after, ca_pem),
+	    "NODE_INSTALL: node_cert and node_ca hold exactly what was sent");
+	/* For the test's own comparison. */
+	snprintf(inst, sizeof(inst), "%s/installed.pem", dir);
+	if (own_pem != NULL && (out = fopen(inst, "w")) != NULL) {
+		fputs(own_pem, out);
+		fclose(out);
+	}
+	/* The signer serves with it: HEALTH gives its location. */
+	tsi_priv_msg_begin(&m, TSI_PRIV_HEALTH, 149);
+	(void)tsi_priv_msg_end(&m);
+	st = ff_ask(ch, &m, ans, sizeof(ans), &rd);
+	tsi_priv_get_str(&rd, reason, TSI_PRIV_REASON_MAX);
+	tsi_priv_get_str(&rd, kid, sizeof(kid) - 1);
+	tsi_priv_get_str(&rd, cluster, sizeof(cluster) - 1);
+	tsi_priv_get_str(&rd, dc, sizeof(dc) - 1);
+	ff_check(st == TSI_OK && tsi_priv_rd_end(&rd) == TSI_OK &&
+	        strcmp(cluster, "hipaaCluster") == 0 &&
+	        strcmp(dc, "dal05") == 0,
+	    "HEALTH after NODE_INSTALL: the installed certificate's location");
+	X509_REQ_free(req);
+	EVP_PKEY_free(kp);
+	EVP_PKEY_free(ak);
+	EVP_PKEY_free(other);
+	free(before);
+	free(ca_before);
+	free(after);
+	free(ca_after);
+	free(other_pem);
+	free(own_pem);
+	free(ca_pem);
+}
+
 static int
 fake_front(const char *out_path)
 {
@@ -1811,6 +2363,17 @@ fake_front(const char *out_path)
 	ff_check(st == TSI_ERR_UNIDENTIFIED, "SIGN after the caller left");
 	st = ff_call(ch, m.b, m.len, NULL, 0, ans, sizeof(ans), &alen);
 	ff_check(st == TSI_ERR_NOT_FOUND, "SIGN for a forgotten handle");
+	/* Enrollment, in the fixture's directory (where out_path is). */
+	{
+		char dir[400];
+		const char *slash = strrchr(out_path, '/');
+
+		snprintf(dir, sizeof(dir), "%.*s",
+		    slash != NULL ? (int)(slash - out_path) : 1,
+		    slash != NULL ? out_path : ".");
+		ff_enroll_malformed(ch);
+		ff_enroll_good(ch, dir);
+	}
 	/* Still answering, on every channel. */
 	tsi_priv_msg_begin(&m, TSI_PRIV_HEALTH, 14);
 	(void)tsi_priv_msg_end(&m);
@@ -1901,6 +2464,7 @@ static char *
 run_fake_front(struct ifx *f, const char *mode, int c)
 {
 	char exe[512], self[4096], out[400], *text = NULL;
+	const char *p;
 	struct sockaddr_un sa;
 	long long deadline;
 	int connected = c < 0;
@@ -1940,7 +2504,11 @@ run_fake_front(struct ifx *f, const char *mode, int c)
 	}
 	assert_true(connected);
 	assert_non_null(text);
-	print_message("%s", text);
+	/* Line by line: cmocka cuts a long message short. */
+	for (p = text; *p != '\0'; p += n + (p[n] == '\n')) {
+		n = (ssize_t)strcspn(p, "\n");
+		print_message("%.*s\n", (int)n, p);
+	}
 	return text;
 }
 
@@ -1950,16 +2518,36 @@ test_signer_malformed(void **state)
 	struct ifx *f = *state;
 	char *text;
 
+	char path[400], *node, *installed;
+
 	enroll(f);
 	text = run_fake_front(f, "", -1);
 	assert_non_null(strstr(text, "done 0\n"));
 	assert_null(strstr(text, "bad "));
 	assert_non_null(strstr(text, "ok SIGN for the connected caller"));
+	/* The enrollment part ran to its end. */
+	assert_non_null(strstr(text, "ok NODE_INSTALL over its payload bound"));
+	assert_non_null(
+	    strstr(text, "ok ATT_QUOTE: the signature is the AK's"));
+	assert_non_null(strstr(text,
+	    "ok NODE_INSTALL refused: node_cert and node_ca unchanged"));
+	assert_non_null(strstr(text, "ok HEALTH after NODE_INSTALL"));
 	free(text);
 	/* The signer lived through it, and logged what it refused. */
 	assert_int_equal(waitpid(f->issuer, NULL, WNOHANG), 0);
 	assert_true(log_has(f, "signer.bad_request"));
 	assert_true(log_has(f, "the caller's connection is closed"));
+	assert_true(log_has(f, "enroll.install_refused"));
+	assert_true(log_has(f, "enroll.installed"));
+	/* node_cert is, byte for byte, the certificate the stand-in had
+	 * installed for the TPM's key. */
+	snprintf(path, sizeof(path), "%s/installed.pem", f->dir);
+	assert_non_null(installed = slurp(path));
+	assert_non_null(node = slurp(f->node));
+	assert_non_null(strstr(installed, "-----BEGIN CERTIFICATE-----"));
+	assert_string_equal(node, installed);
+	free(node);
+	free(installed);
 	assert_int_equal(stop_issuer(f), 0);
 }
 
