@@ -667,7 +667,9 @@ start(const struct tsi_issuer_config *cfg, struct tsi_minter *minter,
 	 * connection notifier is ours (peer credentials at accept). */
 	a->daemon = MHD_start_daemon(TSI_ISSUER_MHD_FLAGS, 0, gate, a, handler,
 	    a, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)a->fd,
-	    MHD_OPTION_THREAD_POOL_SIZE, tsi_issuer_mhd_threads(),
+	    MHD_OPTION_THREAD_POOL_SIZE,
+	    front != NULL ? tsi_issuer_front_threads()
+	                  : tsi_issuer_mhd_threads(),
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_clients,
 	    MHD_OPTION_CONNECTION_TIMEOUT, TSI_ISSUER_CONN_TIMEOUT_S,

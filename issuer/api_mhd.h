@@ -55,4 +55,16 @@ tsi_issuer_mhd_threads(void)
 	return (unsigned int)n;
 }
 
+/* The front end's event-loop threads (privilege separation): each waits
+ * for the signer's answer with its connections held, so one per CPU would
+ * keep at most that many requests in flight and leave the signer idle
+ * between them. Four per CPU, at most 16. */
+static inline unsigned int
+tsi_issuer_front_threads(void)
+{
+	unsigned int n = 4 * tsi_issuer_mhd_threads();
+
+	return n > 16 ? 16 : n;
+}
+
 #endif /* TSI_ISSUER_API_MHD_H */

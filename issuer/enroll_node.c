@@ -136,8 +136,8 @@ check_cert(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	int r = TSI_ERR_BAD_CERT, i, signed_ok = 0;
 
 	memset(&loc, 0, sizeof(loc));
-	if (tsi_x509_load_chain_pem(cert_pem, strlen(cert_pem),
-	        &cas) != TSI_OK ||
+	if (tsi_x509_load_chain_pem(cert_pem, strlen(cert_pem), &cas) !=
+	        TSI_OK ||
 	    sk_X509_num(cas) < 1) {
 		refuse(reason, reasonlen, r,
 		    "the node certificate from "
@@ -147,8 +147,7 @@ check_cert(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	cert = sk_X509_shift(cas);
 	sk_X509_pop_free(cas, X509_free);
 	cas = NULL;
-	if (tsi_x509_load_chain_pem(ca_pem, strlen(ca_pem), &cas) !=
-	        TSI_OK ||
+	if (tsi_x509_load_chain_pem(ca_pem, strlen(ca_pem), &cas) != TSI_OK ||
 	    sk_X509_num(cas) < 1) {
 		refuse(reason, reasonlen, r,
 		    "the node CA from tsi-attest does "
@@ -204,7 +203,6 @@ out:
 	sk_X509_pop_free(cas, X509_free);
 	return r;
 }
-
 
 int
 tsi_enroll_install(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
@@ -265,8 +263,8 @@ static int
 local_ek(void *ctx, uint8_t **cert, size_t *cert_len, uint8_t **pub,
     size_t *pub_len)
 {
-	return tsi_tpm_ek(((struct tsi_enroll_local *)ctx)->tpm, cert,
-	    cert_len, pub, pub_len);
+	return tsi_tpm_ek(((struct tsi_enroll_local *)ctx)->tpm, cert, cert_len,
+	    pub, pub_len);
 }
 
 static int
@@ -318,8 +316,8 @@ local_state(void *ctx, time_t now, int *valid, time_t *renew_at)
 }
 
 static int
-local_install(void *ctx, const char *cert_pem, const char *ca_pem,
-    char *reason, size_t reasonlen)
+local_install(void *ctx, const char *cert_pem, const char *ca_pem, char *reason,
+    size_t reasonlen)
 {
 	struct tsi_enroll_local *l = ctx;
 

@@ -35,10 +35,15 @@ struct waiter {
 	struct tsi_wake wake;
 };
 
+/* One request in flight per channel: its message and its answer live
+ * here, not on the heap for every request. */
 struct chan {
 	int fd;
 	int busy;
 	uint32_t next_id;
+	struct tsi_priv_msg m;
+	uint8_t ans[TSI_PRIV_MSG_MAX];
+	size_t ans_len;
 };
 
 struct tsi_front {
@@ -212,14 +217,35 @@ chan_put(struct tsi_front *f, struct chan *c)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/* Takes a channel and begins a request of type in its message. */
+static struct chan *
+req_begin(struct tsi_front *f, uint32_t type)
+{
+	struct chan *c = chan_take(f);
+
+	tsi_priv_msg_begin(&c->m, type, 0);
+	return c;
+}
+
+/* The answer (a token, a credential's secret) is wiped and the channel
+ * given back. */
+static void
+req_end(struct tsi_front *f, struct chan *c)
+{
+	explicit_bzero(c->ans, c->ans_len);
+	c->ans_len = 0;
+	chan_put(f, c);
+}
+
 /*
- * Sends m (with fd, when not -1) and receives the answer into buf (cap
- * bytes): *len. The signer's answer is to this request (same id); a signer
+ * Sends the channel's message (with fd, when not -1), receives the answer
+ * into its buffer and opens it as an answer to want: the reader in rd, the
+ * signer's status in *st. The answer is to this request (same id); a signer
  * that is gone ends the front end, which it would restart anyway.
  */
 static int
-call(struct tsi_front *f, struct tsi_priv_msg *m, int fd, uint8_t *buf,
-    size_t cap, size_t *len, uint32_t *id)
+req_call(struct chan *c, int fd, uint32_t want, struct tsi_priv_rd *rd,
+    int32_t *st)
 {
 	union {
 		struct cmsghdr h;
@@ -228,20 +254,15 @@ call(struct tsi_front *f, struct tsi_priv_msg *m, int fd, uint8_t *buf,
 	struct iovec iov;
 	struct msghdr mh;
 	struct cmsghdr *cm;
-	struct chan *c;
 	ssize_t n;
-	uint32_t got;
-	int r = TSI_ERR_IO;
+	uint32_t id, got;
 
-	c = chan_take(f);
-	*id = c->next_id++;
-	memcpy(m->b + 4, id, 4);
-	if (tsi_priv_msg_end(m) != TSI_OK) {
-		r = TSI_ERR_TOO_LARGE;
-		goto out;
-	}
-	iov.iov_base = m->b;
-	iov.iov_len = m->len;
+	id = c->next_id++;
+	memcpy(c->m.b + 4, &id, 4);
+	if (tsi_priv_msg_end(&c->m) != TSI_OK)
+		return TSI_ERR_TOO_LARGE;
+	iov.iov_base = c->m.b;
+	iov.iov_len = c->m.len;
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
@@ -257,26 +278,24 @@ call(struct tsi_front *f, struct tsi_priv_msg *m, int fd, uint8_t *buf,
 	}
 	while ((n = sendmsg(c->fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
-	if (n != (ssize_t)m->len)
+	if (n != (ssize_t)c->m.len)
 		goto gone;
 	for (;;) {
-		while ((n = recv(c->fd, buf, cap, 0)) < 0 && errno == EINTR)
+		while ((n = recv(c->fd, c->ans, sizeof(c->ans), 0)) < 0 &&
+		    errno == EINTR)
 			;
 		if (n <= 0)
 			goto gone;
+		c->ans_len = (size_t)n;
 		/* An answer to an earlier request this channel gave up on
 		 * cannot happen (one in flight), but is skipped if it does. */
 		if ((size_t)n >= TSI_PRIV_HDR) {
-			memcpy(&got, buf + 4, 4);
-			if (got == *id)
+			memcpy(&got, c->ans + 4, 4);
+			if (got == id)
 				break;
 		}
 	}
-	*len = (size_t)n;
-	r = TSI_OK;
-out:
-	chan_put(f, c);
-	return r;
+	return tsi_priv_ans_open(c->ans, c->ans_len, want, rd, &got, st);
 gone:
 	tsi_log(TSI_LOG_ERROR, "front.signer_gone",
 	    TSI_LS("error", n < 0 ? strerror(errno) : "channel closed"));
@@ -287,23 +306,15 @@ int
 tsi_front_identify(struct tsi_front *f, int sock, struct tsi_peer *peer,
     uint32_t *handle)
 {
-	struct tsi_priv_msg *m = NULL;
 	struct tsi_priv_rd rd;
-	uint8_t buf[256];
-	size_t len;
-	uint32_t id, aid;
+	struct chan *c;
 	int32_t st;
 	int r;
 
 	memset(peer, 0, sizeof(*peer));
 	peer->stat_fd = -1;
-	if ((m = malloc(sizeof(*m))) == NULL)
-		return TSI_ERR_ALLOC;
-	tsi_priv_msg_begin(m, TSI_PRIV_IDENTIFY, 0);
-	if ((r = call(f, m, sock, buf, sizeof(buf), &len, &id)) != TSI_OK)
-		goto out;
-	if ((r = tsi_priv_ans_open(buf, len, TSI_PRIV_IDENTIFY, &rd, &aid,
-	         &st)) != TSI_OK)
+	c = req_begin(f, TSI_PRIV_IDENTIFY);
+	if ((r = req_call(c, sock, TSI_PRIV_IDENTIFY, &rd, &st)) != TSI_OK)
 		goto out;
 	if (st != TSI_OK) {
 		r = st;
@@ -316,29 +327,27 @@ tsi_front_identify(struct tsi_front *f, int sock, struct tsi_peer *peer,
 	tsi_priv_get_str(&rd, peer->container, sizeof(peer->container) - 1);
 	r = tsi_priv_rd_end(&rd);
 out:
-	free(m);
+	req_end(f, c);
 	return r;
 }
 
 void
 tsi_front_release(struct tsi_front *f, uint32_t handle)
 {
-	struct tsi_priv_msg *m;
-	uint8_t buf[64];
-	size_t len, i;
-	uint32_t id;
+	struct tsi_priv_rd rd;
+	struct chan *c;
+	int32_t st;
+	size_t i;
 
 	pthread_mutex_lock(&f->mu);
 	for (i = 0; i < FRONT_WAITERS; i++)
 		if (f->waiters[i].used && f->waiters[i].handle == handle)
 			f->waiters[i].used = 0;
 	pthread_mutex_unlock(&f->mu);
-	if ((m = malloc(sizeof(*m))) == NULL)
-		return;
-	tsi_priv_msg_begin(m, TSI_PRIV_RELEASE, 0);
-	tsi_priv_put_u32(m, handle);
-	(void)call(f, m, -1, buf, sizeof(buf), &len, &id);
-	free(m);
+	c = req_begin(f, TSI_PRIV_RELEASE);
+	tsi_priv_put_u32(&c->m, handle);
+	(void)req_call(c, -1, TSI_PRIV_RELEASE, &rd, &st);
+	req_end(f, c);
 }
 
 /* Registered before the request goes, so a WAKE that overtakes the
@@ -378,21 +387,17 @@ tsi_front_sign(struct tsi_front *f, uint32_t handle, const char *aud,
     const struct tsi_wake *wake, char **token, long long *exp, char *reason,
     size_t reasonlen)
 {
-	struct tsi_priv_msg *m = NULL;
 	struct tsi_priv_rd rd;
-	uint8_t *buf = NULL;
+	struct chan *c;
 	const char *tok, *why;
-	size_t len, tl, wl;
-	uint32_t id, aid;
+	size_t tl, wl;
 	int32_t st;
-	int r = TSI_ERR_ALLOC, waiting = 0;
+	int r, waiting = 0;
 
 	if (reasonlen > 0)
 		reason[0] = '\0';
-	if ((m = malloc(sizeof(*m))) == NULL ||
-	    (buf = malloc(TSI_PRIV_MSG_MAX)) == NULL)
-		goto out;
-	if ((r = tsi_priv_enc_sign(m, 0, handle, aud,
+	c = chan_take(f);
+	if ((r = tsi_priv_enc_sign(&c->m, 0, handle, aud,
 	         w != NULL ? container : "", w)) != TSI_OK)
 		goto out;
 	if (wake != NULL) {
@@ -400,9 +405,7 @@ tsi_front_sign(struct tsi_front *f, uint32_t handle, const char *aud,
 			goto out;
 		waiting = 1;
 	}
-	if ((r = call(f, m, -1, buf, TSI_PRIV_MSG_MAX, &len, &id)) != TSI_OK ||
-	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_SIGN, &rd, &aid, &st)) !=
-	        TSI_OK)
+	if ((r = req_call(c, -1, TSI_PRIV_SIGN, &rd, &st)) != TSI_OK)
 		goto out;
 	if (st != TSI_OK) {
 		tsi_priv_get_span(&rd, &why, &wl, TSI_PRIV_REASON_MAX);
@@ -438,31 +441,22 @@ tsi_front_sign(struct tsi_front *f, uint32_t handle, const char *aud,
 out:
 	if (waiting)
 		waiter_drop(f, handle);
-	if (buf != NULL)
-		tsi_freezero(buf, TSI_PRIV_MSG_MAX);
-	free(m);
+	req_end(f, c);
 	return r;
 }
 
 int
 tsi_front_jwks(struct tsi_front *f, json_t **out)
 {
-	struct tsi_priv_msg *m = NULL;
 	struct tsi_priv_rd rd;
-	uint8_t *buf = NULL;
+	struct chan *c;
 	const char *text;
-	size_t len, tl;
-	uint32_t id, aid;
+	size_t tl;
 	int32_t st;
-	int r = TSI_ERR_ALLOC;
+	int r;
 
-	if ((m = malloc(sizeof(*m))) == NULL ||
-	    (buf = malloc(TSI_PRIV_MSG_MAX)) == NULL)
-		goto out;
-	tsi_priv_msg_begin(m, TSI_PRIV_JWKS, 0);
-	if ((r = call(f, m, -1, buf, TSI_PRIV_MSG_MAX, &len, &id)) != TSI_OK ||
-	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_JWKS, &rd, &aid, &st)) !=
-	        TSI_OK)
+	c = req_begin(f, TSI_PRIV_JWKS);
+	if ((r = req_call(c, -1, TSI_PRIV_JWKS, &rd, &st)) != TSI_OK)
 		goto out;
 	if ((r = st) != TSI_OK)
 		goto out;
@@ -472,8 +466,7 @@ tsi_front_jwks(struct tsi_front *f, json_t **out)
 	r = (*out = json_loadb(text, tl, 0, NULL)) != NULL ? TSI_OK
 	                                                   : TSI_ERR_PARSE;
 out:
-	free(buf);
-	free(m);
+	req_end(f, c);
 	return r;
 }
 
@@ -481,21 +474,15 @@ int
 tsi_front_health(struct tsi_front *f, char *reason, size_t reasonlen,
     char kid[44], char cluster[129], char datacenter[129])
 {
-	struct tsi_priv_msg *m = NULL;
 	struct tsi_priv_rd rd;
-	uint8_t buf[1024];
+	struct chan *c;
 	char why[TSI_PRIV_REASON_MAX + 1];
 	size_t len;
-	uint32_t id, aid;
 	int32_t st;
-	int r = TSI_ERR_ALLOC;
+	int r;
 
-	if ((m = malloc(sizeof(*m))) == NULL)
-		goto out;
-	tsi_priv_msg_begin(m, TSI_PRIV_HEALTH, 0);
-	if ((r = call(f, m, -1, buf, sizeof(buf), &len, &id)) != TSI_OK ||
-	    (r = tsi_priv_ans_open(buf, len, TSI_PRIV_HEALTH, &rd, &aid,
-	         &st)) != TSI_OK)
+	c = req_begin(f, TSI_PRIV_HEALTH);
+	if ((r = req_call(c, -1, TSI_PRIV_HEALTH, &rd, &st)) != TSI_OK)
 		goto out;
 	tsi_priv_get_str(&rd, why, sizeof(why) - 1);
 	tsi_priv_get_str(&rd, kid, 43);
@@ -512,54 +499,23 @@ tsi_front_health(struct tsi_front *f, char *reason, size_t reasonlen,
 	}
 	r = st;
 out:
-	free(m);
+	req_end(f, c);
 	return r;
 }
 
 /* Enrollment's node operations (enroll.h), answered by the signer. */
 
-/* Sends m (type) and opens the answer in buf (TSI_PRIV_MSG_MAX): the
- * signer's status, or the error of the exchange. */
+/* Sends the channel's request of type: the signer's status, or the error
+ * of the exchange. */
 static int
-att_call(struct tsi_front *f, struct tsi_priv_msg *m, uint32_t type,
-    uint8_t *buf, struct tsi_priv_rd *rd)
+att_call(struct chan *c, uint32_t type, struct tsi_priv_rd *rd)
 {
-	size_t len;
-	uint32_t id, aid;
 	int32_t st;
 	int r;
 
-	if ((r = call(f, m, -1, buf, TSI_PRIV_MSG_MAX, &len, &id)) != TSI_OK ||
-	    (r = tsi_priv_ans_open(buf, len, type, rd, &aid, &st)) != TSI_OK)
+	if ((r = req_call(c, -1, type, rd, &st)) != TSI_OK)
 		return r;
 	return st;
-}
-
-/* A payloadless request's answer: allocates the message and the buffer. */
-struct att {
-	struct tsi_priv_msg *m;
-	uint8_t *buf;
-	struct tsi_priv_rd rd;
-};
-
-static int
-att_begin(struct att *a, uint32_t type)
-{
-	memset(a, 0, sizeof(*a));
-	if ((a->m = malloc(sizeof(*a->m))) == NULL ||
-	    (a->buf = malloc(TSI_PRIV_MSG_MAX)) == NULL)
-		return TSI_ERR_ALLOC;
-	tsi_priv_msg_begin(a->m, type, 0);
-	return TSI_OK;
-}
-
-static void
-att_end(struct att *a)
-{
-	/* Answers may hold an activated credential. */
-	if (a->buf != NULL)
-		tsi_freezero(a->buf, TSI_PRIV_MSG_MAX);
-	free(a->m);
 }
 
 /* A span of the answer copied out (*out: free; NULL when empty and
@@ -589,61 +545,59 @@ static int
 front_ek(void *ctx, uint8_t **cert, size_t *cert_len, uint8_t **pub,
     size_t *pub_len)
 {
-	struct att a;
+	struct chan *c = req_begin(ctx, TSI_PRIV_ATT_EK);
+	struct tsi_priv_rd rd;
 	int r;
 
 	*cert = *pub = NULL;
-	if ((r = att_begin(&a, TSI_PRIV_ATT_EK)) == TSI_OK &&
-	    (r = att_call(ctx, a.m, TSI_PRIV_ATT_EK, a.buf, &a.rd)) == TSI_OK &&
-	    (r = att_bytes(&a.rd, TSI_PRIV_EK_CERT_MAX, 1, cert, cert_len)) ==
+	if ((r = att_call(c, TSI_PRIV_ATT_EK, &rd)) == TSI_OK &&
+	    (r = att_bytes(&rd, TSI_PRIV_EK_CERT_MAX, 1, cert, cert_len)) ==
 	        TSI_OK &&
-	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, pub, pub_len)) ==
-	        TSI_OK)
-		r = tsi_priv_rd_end(&a.rd);
+	    (r = att_bytes(&rd, TSI_PRIV_TPM2B_MAX, 0, pub, pub_len)) == TSI_OK)
+		r = tsi_priv_rd_end(&rd);
 	if (r != TSI_OK) {
 		free(*cert);
 		free(*pub);
 		*cert = *pub = NULL;
 	}
-	att_end(&a);
+	req_end(ctx, c);
 	return r;
 }
 
 static int
 front_ak_pub(void *ctx, uint8_t **pub, size_t *len)
 {
-	struct att a;
+	struct chan *c = req_begin(ctx, TSI_PRIV_ATT_AK);
+	struct tsi_priv_rd rd;
 	int r;
 
 	*pub = NULL;
-	if ((r = att_begin(&a, TSI_PRIV_ATT_AK)) == TSI_OK &&
-	    (r = att_call(ctx, a.m, TSI_PRIV_ATT_AK, a.buf, &a.rd)) == TSI_OK &&
-	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, pub, len)) == TSI_OK)
-		r = tsi_priv_rd_end(&a.rd);
+	if ((r = att_call(c, TSI_PRIV_ATT_AK, &rd)) == TSI_OK &&
+	    (r = att_bytes(&rd, TSI_PRIV_TPM2B_MAX, 0, pub, len)) == TSI_OK)
+		r = tsi_priv_rd_end(&rd);
 	if (r != TSI_OK) {
 		free(*pub);
 		*pub = NULL;
 	}
-	att_end(&a);
+	req_end(ctx, c);
 	return r;
 }
 
 static int
 front_key(void *ctx, uint8_t **pub, size_t *len, char **csr)
 {
-	struct att a;
+	struct chan *c = req_begin(ctx, TSI_PRIV_ATT_KEY);
+	struct tsi_priv_rd rd;
 	uint8_t *text = NULL;
 	size_t tl = 0;
 	int r;
 
 	*pub = NULL;
 	*csr = NULL;
-	if ((r = att_begin(&a, TSI_PRIV_ATT_KEY)) == TSI_OK &&
-	    (r = att_call(ctx, a.m, TSI_PRIV_ATT_KEY, a.buf, &a.rd)) ==
-	        TSI_OK &&
-	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, pub, len)) == TSI_OK &&
-	    (r = att_bytes(&a.rd, TSI_PRIV_CSR_MAX, 0, &text, &tl)) == TSI_OK &&
-	    (r = tsi_priv_rd_end(&a.rd)) == TSI_OK) {
+	if ((r = att_call(c, TSI_PRIV_ATT_KEY, &rd)) == TSI_OK &&
+	    (r = att_bytes(&rd, TSI_PRIV_TPM2B_MAX, 0, pub, len)) == TSI_OK &&
+	    (r = att_bytes(&rd, TSI_PRIV_CSR_MAX, 0, &text, &tl)) == TSI_OK &&
+	    (r = tsi_priv_rd_end(&rd)) == TSI_OK) {
 		if (memchr(text, '\0', tl) != NULL)
 			r = TSI_ERR_PARSE;
 		else if ((*csr = malloc(tl + 1)) == NULL)
@@ -658,7 +612,7 @@ front_key(void *ctx, uint8_t **pub, size_t *len, char **csr)
 		free(*pub);
 		*pub = NULL;
 	}
-	att_end(&a);
+	req_end(ctx, c);
 	return r;
 }
 
@@ -667,22 +621,18 @@ front_activate(void *ctx, const uint8_t *blob, size_t blob_len,
     const uint8_t *enc_secret, size_t enc_secret_len, uint8_t *out,
     size_t outcap, size_t *outlen)
 {
-	struct att a;
+	struct chan *c = chan_take(ctx);
+	struct tsi_priv_rd rd;
 	const char *p;
 	size_t n;
 	int r;
 
-	if ((r = att_begin(&a, TSI_PRIV_ATT_ACTIVATE)) != TSI_OK)
-		goto out;
-	/* The signer checks the same; refused here, the request is not
-	 * sent (and the error is the same as the TPM's for a bad blob). */
-	if ((r = tsi_priv_enc_activate(a.m, 0, blob, blob_len, enc_secret,
+	if ((r = tsi_priv_enc_activate(&c->m, 0, blob, blob_len, enc_secret,
 	         enc_secret_len)) != TSI_OK ||
-	    (r = att_call(ctx, a.m, TSI_PRIV_ATT_ACTIVATE, a.buf, &a.rd)) !=
-	        TSI_OK)
+	    (r = att_call(c, TSI_PRIV_ATT_ACTIVATE, &rd)) != TSI_OK)
 		goto out;
-	tsi_priv_get_span(&a.rd, &p, &n, TSI_PRIV_SECRET_MAX);
-	if ((r = tsi_priv_rd_end(&a.rd)) != TSI_OK)
+	tsi_priv_get_span(&rd, &p, &n, TSI_PRIV_SECRET_MAX);
+	if ((r = tsi_priv_rd_end(&rd)) != TSI_OK)
 		goto out;
 	if (n == 0 || n > outcap) {
 		r = TSI_ERR_PARSE;
@@ -691,7 +641,7 @@ front_activate(void *ctx, const uint8_t *blob, size_t blob_len,
 	memcpy(out, p, n);
 	*outlen = n;
 out:
-	att_end(&a);
+	req_end(ctx, c);
 	return r;
 }
 
@@ -701,24 +651,23 @@ front_evidence(void *ctx, uint32_t type, const uint8_t *nonce, size_t nonce_len,
     uint32_t mask, uint8_t **attest, size_t *attest_len, uint8_t **sig,
     size_t *sig_len, uint8_t values[TSI_TPM_PCRS][32])
 {
-	struct att a;
+	struct chan *c = chan_take(ctx);
+	struct tsi_priv_rd rd;
 	const char *p;
 	size_t n, off = 0;
 	int r, i;
 
 	*attest = *sig = NULL;
-	if ((r = att_begin(&a, type)) != TSI_OK ||
-	    (r = tsi_priv_enc_nonce(a.m, type, 0, nonce, nonce_len, mask)) !=
+	if ((r = tsi_priv_enc_nonce(&c->m, type, 0, nonce, nonce_len, mask)) !=
 	        TSI_OK ||
-	    (r = att_call(ctx, a.m, type, a.buf, &a.rd)) != TSI_OK ||
-	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, attest, attest_len)) !=
+	    (r = att_call(c, type, &rd)) != TSI_OK ||
+	    (r = att_bytes(&rd, TSI_PRIV_TPM2B_MAX, 0, attest, attest_len)) !=
 	        TSI_OK ||
-	    (r = att_bytes(&a.rd, TSI_PRIV_TPM2B_MAX, 0, sig, sig_len)) !=
-	        TSI_OK)
+	    (r = att_bytes(&rd, TSI_PRIV_TPM2B_MAX, 0, sig, sig_len)) != TSI_OK)
 		goto out;
 	if (type == TSI_PRIV_ATT_QUOTE) {
-		tsi_priv_get_span(&a.rd, &p, &n, TSI_PRIV_PCRS * 32);
-		if (a.rd.failed || n != 32 * (size_t)__builtin_popcount(mask)) {
+		tsi_priv_get_span(&rd, &p, &n, TSI_PRIV_PCRS * 32);
+		if (rd.failed || n != 32 * (size_t)__builtin_popcount(mask)) {
 			r = TSI_ERR_PARSE;
 			goto out;
 		}
@@ -728,14 +677,14 @@ front_evidence(void *ctx, uint32_t type, const uint8_t *nonce, size_t nonce_len,
 				off += 32;
 			}
 	}
-	r = tsi_priv_rd_end(&a.rd);
+	r = tsi_priv_rd_end(&rd);
 out:
 	if (r != TSI_OK) {
 		free(*attest);
 		free(*sig);
 		*attest = *sig = NULL;
 	}
-	att_end(&a);
+	req_end(ctx, c);
 	return r;
 }
 
@@ -760,19 +709,18 @@ front_quote(void *ctx, const uint8_t *nonce, size_t nonce_len, uint32_t mask,
 static int
 front_state(void *ctx, time_t now, int *valid, time_t *renew_at)
 {
-	struct att a;
+	struct chan *c = req_begin(ctx, TSI_PRIV_NODE_STATE);
+	struct tsi_priv_rd rd;
 	int r;
 
 	*valid = 0;
 	*renew_at = 0;
-	if ((r = att_begin(&a, TSI_PRIV_NODE_STATE)) == TSI_OK &&
-	    (r = att_call(ctx, a.m, TSI_PRIV_NODE_STATE, a.buf, &a.rd)) ==
-	        TSI_OK) {
-		*valid = tsi_priv_get_u32(&a.rd) == 1;
-		*renew_at = (time_t)tsi_priv_get_i64(&a.rd);
-		r = tsi_priv_rd_end(&a.rd);
+	if ((r = att_call(c, TSI_PRIV_NODE_STATE, &rd)) == TSI_OK) {
+		*valid = tsi_priv_get_u32(&rd) == 1;
+		*renew_at = (time_t)tsi_priv_get_i64(&rd);
+		r = tsi_priv_rd_end(&rd);
 	}
-	att_end(&a);
+	req_end(ctx, c);
 	if (r != TSI_OK) {
 		/* Unknown: enrolling again is the safe answer. */
 		*valid = 0;
@@ -786,19 +734,20 @@ static int
 front_install(void *ctx, const char *cert_pem, const char *ca_pem, char *reason,
     size_t reasonlen)
 {
-	struct att a;
+	struct chan *c = chan_take(ctx);
+	struct tsi_priv_rd rd;
 	char why[TSI_PRIV_REASON_MAX + 1];
 	int r, st;
 
 	if (reason != NULL && reasonlen > 0)
 		reason[0] = '\0';
 	why[0] = '\0';
-	if ((r = att_begin(&a, TSI_PRIV_NODE_INSTALL)) != TSI_OK ||
-	    (r = tsi_priv_enc_install(a.m, 0, cert_pem, ca_pem)) != TSI_OK)
+	memset(&rd, 0, sizeof(rd));
+	if ((r = tsi_priv_enc_install(&c->m, 0, cert_pem, ca_pem)) != TSI_OK)
 		goto out;
-	st = att_call(ctx, a.m, TSI_PRIV_NODE_INSTALL, a.buf, &a.rd);
-	tsi_priv_get_str(&a.rd, why, sizeof(why) - 1);
-	if ((r = tsi_priv_rd_end(&a.rd)) == TSI_OK)
+	st = att_call(c, TSI_PRIV_NODE_INSTALL, &rd);
+	tsi_priv_get_str(&rd, why, sizeof(why) - 1);
+	if ((r = tsi_priv_rd_end(&rd)) == TSI_OK)
 		r = st;
 	else if (st != TSI_OK)
 		r = st;
@@ -812,7 +761,7 @@ out:
 		    "the node certificate or its CA from tsi-attest is larger "
 		    "than the signer takes (%u and %u bytes of PEM)",
 		    TSI_PRIV_CERT_MAX, TSI_PRIV_CA_MAX);
-	att_end(&a);
+	req_end(ctx, c);
 	return r;
 }
 

@@ -379,7 +379,14 @@ do_health(struct signer *sg, int fd, uint32_t id)
 	int r;
 
 	if (*sg->s->minter == NULL) {
-		answer_status(sg, fd, TSI_PRIV_HEALTH, id, TSI_ERR_AGAIN);
+		tsi_priv_msg_begin(&sg->out, TSI_PRIV_HEALTH | TSI_PRIV_ANSWER,
+		    id);
+		tsi_priv_put_u32(&sg->out, (uint32_t)TSI_ERR_AGAIN);
+		tsi_priv_put_str(&sg->out, "not enrolled yet", 16);
+		tsi_priv_put_str(&sg->out, "", 0);
+		tsi_priv_put_str(&sg->out, "", 0);
+		tsi_priv_put_str(&sg->out, "", 0);
+		(void)send_out(sg, fd);
 		return;
 	}
 	loc = tsi_minter_location(*sg->s->minter);
@@ -692,7 +699,7 @@ front_start(struct signer *sg)
 {
 	int pair[2], theirs[TSI_PRIV_CHAN_MAX + 1], listen_hi = -1;
 	char *argv[6];
-	size_t i, n = (size_t)tsi_issuer_mhd_threads() + 2;
+	size_t i, n = (size_t)tsi_issuer_front_threads() + 2;
 	sigset_t none;
 	pid_t pid;
 	int r = TSI_ERR_IO;
@@ -899,8 +906,12 @@ tsi_privsep_signer_run(const struct tsi_privsep_signer *s)
 			if ((r = s->renew(s->renew_arg)) != TSI_OK)
 				goto out;
 		}
-		child_flag = 0;
-		front_reap(sg);
+		/* waitpid only when a child changed state: not a system
+		 * call per request. */
+		if (child_flag) {
+			child_flag = 0;
+			front_reap(sg);
+		}
 		if (s->enroll_only &&
 		    (sg->front == 0 ||
 		        now_ms() - sg->started_ms > TSI_PRIV_ENROLL_MS)) {
