@@ -596,7 +596,10 @@ serve_one(struct signer *sg, int fd)
 	    ? TSI_ERR_TOO_LARGE
 	    : tsi_priv_req_decode(sg->in, (size_t)n, &q);
 	if (r != TSI_OK) {
-		if (r == TSI_ERR_TOO_LARGE)
+		/* Only a cut datagram was not decoded; a payload over its
+		 * type's bound was, and its answer names it (type, id): the
+		 * front end waits for the answer with its id. */
+		if (mh.msg_flags & MSG_TRUNC)
 			memset(&q, 0, sizeof(q));
 		tsi_log(TSI_LOG_WARN, "signer.bad_request",
 		    TSI_LI("type", q.type), TSI_LS("error", tsi_strerror(r)));

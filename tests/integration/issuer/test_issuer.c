@@ -1703,18 +1703,6 @@ ff_trail(struct tsi_priv_msg *m, size_t n)
 	memcpy(m->b + 8, &v, 4);
 }
 
-/* A malformed request: answered with exactly the status want. */
-static void
-ff_refused_as(int ch, const struct tsi_priv_msg *m, int want, const char *what)
-{
-	static uint8_t ans[TSI_PRIV_MSG_MAX];
-	size_t alen;
-
-	ff_check(ff_call(ch, m->b, m->len, NULL, 0, ans, sizeof(ans), &alen) ==
-	        want,
-	    what);
-}
-
 /* Sends m and waits (up to FF_TPM_MS) for the answer to it: its status, 1
  * for none or one that is not m's answer; *rd reads what follows. */
 static int
@@ -1735,6 +1723,20 @@ ff_ask(int ch, const struct tsi_priv_msg *m, uint8_t *ans, size_t cap,
 	    id != sent)
 		return 1;
 	return st;
+}
+
+/* A malformed request: answered with exactly the status want and nothing
+ * after it, in an answer that names the request (its type and id): the
+ * front end waits for the answer with its id. */
+static void
+ff_refused_as(int ch, const struct tsi_priv_msg *m, int want, const char *what)
+{
+	static uint8_t ans[TSI_PRIV_MSG_MAX];
+	struct tsi_priv_rd rd;
+
+	ff_check(ff_ask(ch, m, ans, sizeof(ans), &rd) == want &&
+	        tsi_priv_rd_end(&rd) == TSI_OK,
+	    what);
 }
 
 /* A TPM2B of n bytes (n >= 2): its big-endian size, then fill. */
