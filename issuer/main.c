@@ -167,6 +167,41 @@ out:
 	return rc;
 }
 
+/* What every signer run shares: the front end's program and
+ * configuration, the TPM, the signals. No API socket yet. */
+static void
+signer_params(struct tsi_privsep_signer *ps,
+    const struct tsi_issuer_config *cfg, const char *config_path,
+    const char *front_exe, struct tsi_tpm *tpm, const sigset_t *wait_mask)
+{
+	memset(ps, 0, sizeof(*ps));
+	ps->cfg = cfg;
+	ps->exe = front_exe;
+	ps->config_path = config_path;
+	ps->tpm = tpm;
+	ps->listen_fd = -1;
+	ps->stop = &stop_signal;
+	ps->renew_flag = &renew_signal;
+	ps->wait_mask = wait_mask;
+}
+
+/* The renewal keeper, when enrollment is configured; event names a
+ * failure to start it in the log. */
+static int
+keeper_start(const struct tsi_issuer_config *cfg,
+    const struct tsi_enroll_node *node, void (*renewed_fn)(void *),
+    struct tsi_enroll_keeper **keeper, const char *event)
+{
+	int r;
+
+	if (cfg->attest_url == NULL)
+		return TSI_OK;
+	if ((r = tsi_enroll_keeper_start(cfg, node, renewed_fn, NULL,
+	         keeper)) != TSI_OK)
+		tsi_log(TSI_LOG_ERROR, event, TSI_LS("error", tsi_strerror(r)));
+	return r;
+}
+
 /* Privilege separation: enrollment's HTTPS and JSON run in a front end
  * started for it (`tsi-issuer front --enroll`, confined like the serving
  * one); the signer answers its TPM requests and installs the certificate
@@ -179,18 +214,10 @@ enroll_by_front(const struct tsi_issuer_config *cfg, const char *config_path,
 	struct tsi_monitor *no_monitor = NULL;
 	struct tsi_privsep_signer ps;
 
-	memset(&ps, 0, sizeof(ps));
-	ps.cfg = cfg;
-	ps.exe = front_exe;
-	ps.config_path = config_path;
-	ps.tpm = tpm;
+	signer_params(&ps, cfg, config_path, front_exe, tpm, wait_mask);
 	ps.enroll_only = 1;
-	ps.listen_fd = -1;
 	ps.minter = &none;
 	ps.monitor = &no_monitor;
-	ps.stop = &stop_signal;
-	ps.renew_flag = &renew_signal;
-	ps.wait_mask = wait_mask;
 	return tsi_privsep_signer_run(&ps);
 }
 
@@ -536,13 +563,9 @@ cmd_front(const struct tsi_issuer_config *cfg, int enroll)
 	}
 	tsi_api_open(api);
 	tsi_front_enroll_node(front, &node);
-	if (cfg->attest_url != NULL &&
-	    (r = tsi_enroll_keeper_start(cfg, &node, NULL, NULL, &keeper)) !=
-	        TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "front.start_failed",
-		    TSI_LS("error", tsi_strerror(r)));
+	if (keeper_start(cfg, &node, NULL, &keeper, "front.start_failed") !=
+	    TSI_OK)
 		goto out;
-	}
 	tsi_log(TSI_LOG_INFO, "front.ready", TSI_LI("pid", getpid()));
 	while (!stop_signal)
 		sigsuspend(&old);
@@ -573,19 +596,12 @@ run_signer(const struct tsi_issuer_config *cfg, const char *config_path,
 		    TSI_LS("error", tsi_strerror(r)));
 		return r;
 	}
-	memset(&ps, 0, sizeof(ps));
-	ps.cfg = cfg;
-	ps.exe = front_exe;
-	ps.config_path = config_path;
-	ps.tpm = tpm;
+	signer_params(&ps, cfg, config_path, front_exe, tpm, wait_mask);
 	ps.listen_fd = fd;
 	ps.minter = &srv->minter;
 	ps.monitor = &srv->monitor;
-	ps.stop = &stop_signal;
-	ps.renew_flag = &renew_signal;
 	ps.renew = privsep_renew;
 	ps.renew_arg = &pr;
-	ps.wait_mask = wait_mask;
 	tsi_log(TSI_LOG_INFO, "issuer.ready", TSI_LS("socket", cfg->socket),
 	    TSI_LS("signing",
 	        cfg->signing == TSI_SIGNING_TPM ? "tpm" : "delegated"),
@@ -655,13 +671,9 @@ cmd_run(const struct tsi_issuer_config *cfg, const char *config_path,
 	if (serving_start(cfg, tpm, resolver, &srv) != TSI_OK)
 		goto out;
 	tsi_enroll_node_local(&local, cfg, tpm, &node);
-	if (cfg->attest_url != NULL &&
-	    (r = tsi_enroll_keeper_start(cfg, &node, renewed, NULL, &keeper)) !=
-	        TSI_OK) {
-		tsi_log(TSI_LOG_ERROR, "issuer.start_failed",
-		    TSI_LS("error", tsi_strerror(r)));
+	if (keeper_start(cfg, &node, renewed, &keeper, "issuer.start_failed") !=
+	    TSI_OK)
 		goto out;
-	}
 	tsi_log(TSI_LOG_INFO, "issuer.ready", TSI_LS("socket", cfg->socket),
 	    TSI_LS("signing",
 	        cfg->signing == TSI_SIGNING_TPM ? "tpm" : "delegated"));
