@@ -810,6 +810,22 @@ run_issuer_status(struct ifx *f)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* A node certificate's fields as `tsi ca sign` makes them (a CA for
+ * delegated signing, the location SANs) for key, signed by ca. */
+static void
+node_cert_params(struct pki_spec *sp, X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->cn = "worker-1";
+	sp->issuer = ca;
+	sp->issuer_key = ca_key;
+	sp->key = key;
+	sp->ca = 1;
+	sp->pathlen = 0;
+	sp->ku = "critical,digitalSignature,keyCertSign";
+	sp->san = pki_loc_san();
+}
+
 static void
 test_refuses_bad_node_cert(void **state)
 {
@@ -846,15 +862,7 @@ test_refuses_bad_node_cert(void **state)
 	fclose(in);
 	assert_non_null(ca_key);
 	tpm_pub = X509_get0_pubkey(good);
-	memset(&sp, 0, sizeof(sp));
-	sp.cn = "worker-1";
-	sp.issuer = ca;
-	sp.issuer_key = ca_key;
-	sp.key = tpm_pub;
-	sp.ca = 1;
-	sp.pathlen = 0;
-	sp.ku = "critical,digitalSignature,keyCertSign";
-	sp.san = pki_loc_san();
+	node_cert_params(&sp, ca, ca_key, tpm_pub);
 	sp.not_before = -7200;
 	sp.not_after = -3600;
 	assert_non_null(expired = pki_cert(&sp));
@@ -1941,15 +1949,7 @@ ff_node_cert(const char *dir, EVP_PKEY *key)
 	}
 	if (ca == NULL || ca_key == NULL)
 		goto out;
-	memset(&sp, 0, sizeof(sp));
-	sp.cn = "worker-1";
-	sp.issuer = ca;
-	sp.issuer_key = ca_key;
-	sp.key = key;
-	sp.ca = 1;
-	sp.pathlen = 0;
-	sp.ku = "critical,digitalSignature,keyCertSign";
-	sp.san = pki_loc_san();
+	node_cert_params(&sp, ca, ca_key, key);
 	sp.not_before = -60;
 	sp.not_after = 86400;
 	if ((cert = pki_cert(&sp)) == NULL ||
