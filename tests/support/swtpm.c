@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -194,4 +195,65 @@ test_swtpm_cleanup(struct test_swtpm *s)
 {
 	test_swtpm_kill(s, SIGTERM);
 	test_rmtree(s->dir);
+}
+
+char *
+test_slurp(const char *path)
+{
+	struct stat st;
+	size_t n = 0, cap;
+	ssize_t k;
+	char *t = NULL, *grown;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return NULL;
+	/* The size is a hint: a log may grow while it is read. */
+	cap = fstat(fd, &st) == 0 && st.st_size > 0 ? (size_t)st.st_size + 1
+	                                            : 4096;
+	for (;;) {
+		if (t == NULL || n + 1 >= cap) {
+			if (t != NULL)
+				cap *= 2;
+			if ((grown = realloc(t, cap)) == NULL) {
+				free(t);
+				close(fd);
+				return NULL;
+			}
+			t = grown;
+		}
+		if ((k = read(fd, t + n, cap - n - 1)) <= 0)
+			break;
+		n += (size_t)k;
+	}
+	close(fd);
+	if (t != NULL)
+		t[n] = '\0';
+	return t;
+}
+
+int
+test_count(const char *path, const char *s)
+{
+	char *text = test_slurp(path), *p;
+	int n = 0;
+
+	if (text == NULL)
+		return 0;
+	for (p = text; (p = strstr(p, s)) != NULL; p++)
+		n++;
+	free(text);
+	return n;
+}
+
+int
+test_write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	int ok;
+
+	if (f == NULL)
+		return -1;
+	ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
 }

@@ -2,6 +2,8 @@
  * swtpm.h - start and stop a private swtpm for one test (by PID), on a
  * free loopback port pair. The one copy of it: tsi-issuer's tests use it
  * directly, tpm_node.c (attestation tests) for its manufactured nodes.
+ * With it, what those tests share: scratch directories, the clock, and
+ * whole files read and written.
  */
 #ifndef TSI_TEST_SWTPM_H
 #define TSI_TEST_SWTPM_H
@@ -41,5 +43,15 @@ void test_rmtree(const char *dir);
 
 /* Monotonic milliseconds. */
 long long test_now_ms(void);
+
+/* The whole file as a NUL-terminated string (free), NULL when it cannot
+ * be read. Logs of load tests run to megabytes: nothing is cut off. */
+char *test_slurp(const char *path);
+
+/* How many times s occurs in the file at path (0 when unreadable). */
+int test_count(const char *path, const char *s);
+
+/* Writes text to path (created or truncated). 0 on success. */
+int test_write_text(const char *path, const char *text);
 
 #endif

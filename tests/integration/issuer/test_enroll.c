@@ -807,14 +807,6 @@ teardown(void **state)
 	return 0;
 }
 
-static char *
-slurp(const char *path)
-{
-	size_t len;
-
-	return (char *)test_read_file(path, 1 << 20, &len);
-}
-
 /* No temporary file left next to the certificate. */
 static int
 leftovers(const char *dir)
@@ -849,8 +841,8 @@ test_enroll_writes_node_cert(void **state)
 	 * in test_run_enrolls_when_missing tells them apart). */
 	assert_int_equal(f->s.client_uid, (long)getuid());
 	assert_string_equal(f->cfg->node_ca, f->node_ca);
-	assert_non_null(cert = slurp(f->node));
-	assert_non_null(ca = slurp(f->node_ca));
+	assert_non_null(cert = test_slurp(f->node));
+	assert_non_null(ca = test_slurp(f->node_ca));
 	assert_string_equal(cert, f->s.cert_pem);
 	assert_string_equal(ca, f->s.ca_pem);
 	assert_int_equal(stat(f->node, &st), 0);
@@ -905,7 +897,7 @@ test_enroll_replaces_atomically(void **state)
 
 	assert_int_equal(tsi_enroll(f->cfg, f->t, reason, sizeof(reason)),
 	    TSI_OK);
-	assert_non_null(before = slurp(f->node));
+	assert_non_null(before = test_slurp(f->node));
 	assert_int_equal(pthread_create(&th, NULL, reader_main, &rd), 0);
 	for (i = 0; i < 5; i++)
 		assert_int_equal(tsi_enroll(f->cfg, f->t, reason,
@@ -916,7 +908,7 @@ test_enroll_replaces_atomically(void **state)
 	assert_string_equal(f->s.problem, "");
 	assert_true(rd.reads > 0);
 	assert_int_equal(rd.torn, 0);
-	assert_non_null(after = slurp(f->node));
+	assert_non_null(after = test_slurp(f->node));
 	assert_string_not_equal(before, after);
 	assert_string_equal(after, f->s.cert_pem);
 	assert_int_equal(leftovers(f->ek.dir), 0);
@@ -930,16 +922,16 @@ refusal(struct fx *f, enum mode m, int want, const char *needle)
 {
 	char reason[512], *before, *after, *ca_before, *ca_after;
 
-	assert_non_null(before = slurp(f->node));
-	assert_non_null(ca_before = slurp(f->node_ca));
+	assert_non_null(before = test_slurp(f->node));
+	assert_non_null(ca_before = test_slurp(f->node_ca));
 	set_mode(f, m);
 	reason[0] = '\0';
 	assert_int_equal(tsi_enroll(f->cfg, f->t, reason, sizeof(reason)),
 	    want);
 	if (strstr(reason, needle) == NULL)
 		fail_msg("reason '%s' does not name '%s'", reason, needle);
-	assert_non_null(after = slurp(f->node));
-	assert_non_null(ca_after = slurp(f->node_ca));
+	assert_non_null(after = test_slurp(f->node));
+	assert_non_null(ca_after = test_slurp(f->node_ca));
 	assert_string_equal(before, after);
 	assert_string_equal(ca_before, ca_after);
 	assert_int_equal(leftovers(f->ek.dir), 0);
@@ -1235,7 +1227,7 @@ test_enroll_command(void **state)
 	set_mode(f, M_START_403);
 	assert_int_equal(wait_exit(spawn_issuer(f, "enroll"), 60000), 1);
 	assert_int_equal(access(f->node, F_OK), -1);
-	assert_non_null(log = slurp(f->log));
+	assert_non_null(log = test_slurp(f->log));
 	assert_non_null(strstr(log,
 	    "tsi-issuer: enroll: tsi-attest refused "
 	    "enrollment"));
@@ -1243,7 +1235,7 @@ test_enroll_command(void **state)
 	set_mode(f, M_OK);
 	assert_int_equal(wait_exit(spawn_issuer(f, "enroll"), 60000), 0);
 	assert_string_equal(f->s.problem, "");
-	assert_non_null(log = slurp(f->node));
+	assert_non_null(log = test_slurp(f->node));
 	assert_string_equal(log, f->s.cert_pem);
 	free(log);
 }
@@ -1272,14 +1264,14 @@ test_run_enrolls_when_missing(void **state)
 	assert_int_equal(health(f), 200);
 	assert_int_equal(f->s.finishes, 1);
 	assert_string_equal(f->s.problem, "");
-	assert_non_null(cert = slurp(f->node));
+	assert_non_null(cert = test_slurp(f->node));
 	assert_string_equal(cert, f->s.cert_pem);
 	free(cert);
 	/* Privilege separation (the default): tsi-attest was spoken to by the
 	 * front end as front_user, and the signer installed what it got. */
 	assert_non_null(pw = getpwnam("nobody"));
 	assert_int_equal(f->s.client_uid, (long)pw->pw_uid);
-	assert_non_null(cert = slurp(f->log));
+	assert_non_null(cert = test_slurp(f->log));
 	assert_non_null(strstr(cert, "\"event\":\"enroll.installed\""));
 	free(cert);
 	kill(pid, SIGTERM);
@@ -1426,7 +1418,7 @@ test_run_renews_and_keeps_serving(void **state)
 	assert_string_equal(f->s.problem, "");
 	kill(pid, SIGTERM);
 	assert_int_equal(wait_exit(pid, 20000), 0);
-	assert_non_null(log = slurp(f->log));
+	assert_non_null(log = test_slurp(f->log));
 	assert_non_null(strstr(log, "\"event\":\"enroll.deferred\""));
 	assert_non_null(strstr(log, "\"event\":\"enroll.renewed\""));
 	free(log);
@@ -1516,7 +1508,7 @@ test_run_refused_without_cert_exits(void **state)
 	f->t = NULL;
 	set_mode(f, M_START_403);
 	assert_int_equal(wait_exit(spawn_issuer(f, "run"), 60000), 1);
-	assert_non_null(log = slurp(f->log));
+	assert_non_null(log = test_slurp(f->log));
 	assert_non_null(strstr(log, "\"event\":\"enroll.failed\""));
 	free(log);
 }

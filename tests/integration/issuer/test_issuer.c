@@ -72,11 +72,7 @@ src_dir(void)
 static void
 write_text(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_true(fputs(text, f) >= 0);
-	assert_int_equal(fclose(f), 0);
+	assert_int_equal(test_write_text(path, text), 0);
 }
 
 static void
@@ -765,30 +761,7 @@ test_tpm_loss_tpm(void **state)
 static int
 log_has(struct ifx *f, const char *s)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *in = fopen(f->log, "r");
-	int found;
-
-	long size;
-
-	if (in == NULL)
-		return 0;
-	/* The whole log: a load test writes many megabytes of it. */
-	if (fseek(in, 0, SEEK_END) != 0 || (size = ftell(in)) < 0 ||
-	    fseek(in, 0, SEEK_SET) != 0) {
-		fclose(in);
-		return 0;
-	}
-	text = calloc(1, (size_t)size + 1);
-	len = text ? fread(text, 1, (size_t)size, in) : 0;
-	fclose(in);
-	if (text == NULL)
-		return 0;
-	text[len] = '\0';
-	found = strstr(text, s) != NULL;
-	free(text);
-	return found;
+	return test_count(f->log, s) > 0;
 }
 
 static int
@@ -1682,7 +1655,6 @@ ff_refused(int ch, const void *b, size_t len, const int *fds, int nfds,
  * answered as priv_proto.h says, checked with tpm2-tss's unmarshalling and
  * OpenSSL (no code of the signer's).
  */
-static char *slurp(const char *path);
 
 /* A TPM answer can take a while on a loaded machine (the EK is an
  * RSA-2048 primary made on each request). */
@@ -2147,9 +2119,9 @@ ff_enroll_good(int ch, const char *dir)
 	snprintf(node, sizeof(node), "%s/node.pem", dir);
 	snprintf(node_ca, sizeof(node_ca), "%s/node-ca.pem", dir);
 	snprintf(inst, sizeof(inst), "%s/ca/ca.pem", dir);
-	ca_pem = slurp(inst);
-	before = slurp(node);
-	ca_before = slurp(node_ca);
+	ca_pem = test_slurp(inst);
+	before = test_slurp(node);
+	ca_before = test_slurp(node_ca);
 	other = pki_key();
 	other_pem = other != NULL ? ff_node_cert(dir, other) : NULL;
 	ff_check(ca_pem != NULL && before != NULL && other_pem != NULL,
@@ -2162,8 +2134,8 @@ ff_enroll_good(int ch, const char *dir)
 	        strstr(reason, "not for this node's TPM key") != NULL,
 	    "NODE_INSTALL of a certificate for another key: BAD_CERT, with "
 	    "the reason");
-	after = slurp(node);
-	ca_after = slurp(node_ca);
+	after = test_slurp(node);
+	ca_after = test_slurp(node_ca);
 	ff_check(before != NULL && ff_same(before, after) &&
 	        ff_same(ca_before, ca_after),
 	    "NODE_INSTALL refused: node_cert and node_ca unchanged");
@@ -2182,8 +2154,8 @@ ff_enroll_good(int ch, const char *dir)
 	    "NODE_INSTALL of a certificate for this TPM's key: TSI_OK");
 	free(after);
 	free(ca_after);
-	after = slurp(node);
-	ca_after = slurp(node_ca);
+	after = test_slurp(node);
+	ca_after = test_slurp(node_ca);
 	ff_check(own_pem != NULL && ff_same(after, own_pem) &&
 	        ff_same(ca_after, ca_pem),
 	    "NODE_INSTALL: node_cert and node_ca hold exactly what was sent");
@@ -2440,25 +2412,6 @@ fake_front_k8s(const char *out_path)
 	for (;;)
 		pause();
 }
-
-/* The text of the file at path (NUL terminated, free), or NULL. */
-static char *
-slurp(const char *path)
-{
-	FILE *in = fopen(path, "r");
-	char *t;
-	size_t n;
-
-	if (in == NULL)
-		return NULL;
-	t = calloc(1, 1 << 20);
-	n = t != NULL ? fread(t, 1, (1 << 20) - 1, in) : 0;
-	fclose(in);
-	if (t != NULL)
-		t[n] = '\0';
-	return t;
-}
-
 /* Runs tsi-issuer with this binary as its front end (mode: "" or "k8s")
  * until the stand-in writes "done"; returns what it wrote (free). c: a
  * socket to connect to the API socket as soon as it is there (or -1). */
@@ -2498,7 +2451,7 @@ run_fake_front(struct ifx *f, const char *mode, int c)
 		    connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0)
 			connected = 1;
 		free(text);
-		if ((text = slurp(out)) != NULL &&
+		if ((text = test_slurp(out)) != NULL &&
 		    strstr(text, "done ") != NULL)
 			break;
 		assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
@@ -2544,8 +2497,8 @@ test_signer_malformed(void **state)
 	/* node_cert is, byte for byte, the certificate the stand-in had
 	 * installed for the TPM's key. */
 	snprintf(path, sizeof(path), "%s/installed.pem", f->dir);
-	assert_non_null(installed = slurp(path));
-	assert_non_null(node = slurp(f->node));
+	assert_non_null(installed = test_slurp(path));
+	assert_non_null(node = test_slurp(f->node));
 	assert_non_null(strstr(installed, "-----BEGIN CERTIFICATE-----"));
 	assert_string_equal(node, installed);
 	free(node);
@@ -2595,7 +2548,7 @@ test_signer_container_check(void **state)
 static pid_t
 front_pid(struct ifx *f)
 {
-	char *text = slurp(f->log), *p, *last = NULL;
+	char *text = test_slurp(f->log), *p, *last = NULL;
 	pid_t pid = 0;
 
 	if (text == NULL)
@@ -2613,15 +2566,7 @@ front_pid(struct ifx *f)
 static int
 log_count(struct ifx *f, const char *s)
 {
-	char *text = slurp(f->log), *p;
-	int n = 0;
-
-	if (text == NULL)
-		return 0;
-	for (p = text; (p = strstr(p, s)) != NULL; p++)
-		n++;
-	free(text);
-	return n;
+	return test_count(f->log, s);
 }
 
 /*

@@ -60,11 +60,7 @@ bin_dir(void)
 static void
 write_text(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_true(fputs(text, f) >= 0);
-	assert_int_equal(fclose(f), 0);
+	assert_int_equal(test_write_text(path, text), 0);
 }
 
 static void
@@ -83,40 +79,10 @@ write_config(struct ffx *f, const char *seccomp)
 	write_text(f->conf, text);
 }
 
-/* The whole log (free), or NULL. */
-static char *
-slurp(const char *path)
-{
-	FILE *in = fopen(path, "r");
-	struct tsi_buf *b;
-	char chunk[4096];
-	size_t n;
-	char *t;
-
-	if (in == NULL)
-		return NULL;
-	assert_non_null(b = tsi_buf_new(64u << 20));
-	while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
-		assert_int_equal(tsi_buf_put(b, chunk, n), TSI_OK);
-	fclose(in);
-	assert_int_equal(tsi_buf_put(b, "", 1), TSI_OK);
-	t = tsi_buf_take(b, NULL);
-	tsi_buf_free(b);
-	return t;
-}
-
 static int
 log_count(struct ffx *f, const char *s)
 {
-	char *text = slurp(f->log), *p;
-	int n = 0;
-
-	if (text == NULL)
-		return 0;
-	for (p = text; (p = strstr(p, s)) != NULL; p++)
-		n++;
-	free(text);
-	return n;
+	return test_count(f->log, s);
 }
 
 /* The pid of the n-th (from 1) "sandbox.entered" line, or 0. */
@@ -124,7 +90,7 @@ static pid_t
 entered_pid(struct ffx *f, int nth)
 {
 	static const char key[] = "\"sandbox.entered\",\"pid\":";
-	char *text = slurp(f->log), *p;
+	char *text = test_slurp(f->log), *p;
 	pid_t pid = 0;
 	int n = 0;
 
@@ -158,7 +124,7 @@ wait_log(struct ffx *f, const char *s, int n)
 static void
 dump_log(struct ffx *f)
 {
-	char *t = slurp(f->log), *p, *nl;
+	char *t = test_slurp(f->log), *p, *nl;
 
 	/* A line at a time: cmocka's messages are bounded. */
 	print_error("issuer log:\n");
