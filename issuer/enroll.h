@@ -103,7 +103,12 @@ void tsi_enroll_node_local(struct tsi_enroll_local *l,
     const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
     struct tsi_enroll_node *out);
 
-/* The local operations the signer answers requests with (enroll_node.c). */
+/* The local operations the signer answers requests with (enroll_node.c).
+ * tsi_enroll_csr: a CSR (PEM, *csr: free) signed by the TPM key, CN
+ * node_name or else the host name; tsi_enroll_key adds the key's
+ * TPM2B_PUBLIC. */
+int tsi_enroll_csr(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    char **csr);
 int tsi_enroll_key(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
     uint8_t **pub, size_t *len, char **csr);
 int tsi_enroll_install(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,

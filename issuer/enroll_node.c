@@ -229,18 +229,15 @@ tsi_enroll_install(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 }
 
 int
-tsi_enroll_key(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
-    uint8_t **pub, size_t *len, char **csr)
+tsi_enroll_csr(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    char **csr)
 {
 	struct tsi_signer *signer = NULL;
 	char host[256];
 	const char *cn = cfg->node_name;
 	int r;
 
-	*pub = NULL;
 	*csr = NULL;
-	if ((r = tsi_tpm_key_pub(tpm, pub, len)) != TSI_OK)
-		return r;
 	if (cn == NULL) {
 		if (gethostname(host, sizeof(host)) != 0)
 			(void)snprintf(host, sizeof(host), "node");
@@ -250,7 +247,20 @@ tsi_enroll_key(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
 	if ((r = tsi_tpm_signer(tpm, &signer)) == TSI_OK)
 		r = tsi_x509_make_csr(signer, cn, csr);
 	tsi_signer_free(signer);
-	if (r != TSI_OK) {
+	return r;
+}
+
+int
+tsi_enroll_key(const struct tsi_issuer_config *cfg, struct tsi_tpm *tpm,
+    uint8_t **pub, size_t *len, char **csr)
+{
+	int r;
+
+	*pub = NULL;
+	*csr = NULL;
+	if ((r = tsi_tpm_key_pub(tpm, pub, len)) != TSI_OK)
+		return r;
+	if ((r = tsi_enroll_csr(cfg, tpm, csr)) != TSI_OK) {
 		free(*pub);
 		*pub = NULL;
 	}

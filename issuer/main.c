@@ -134,25 +134,16 @@ static int
 cmd_csr(const struct tsi_issuer_config *cfg)
 {
 	struct tsi_tpm *tpm = NULL;
-	struct tsi_signer *signer = NULL;
-	char host[256], *csr = NULL;
-	const char *cn = cfg->node_name;
+	char *csr = NULL;
 	int r, rc = EXIT_FAILURE;
 
-	if (cn == NULL) {
-		if (gethostname(host, sizeof(host)) != 0)
-			(void)snprintf(host, sizeof(host), "node");
-		host[sizeof(host) - 1] = '\0';
-		cn = host;
-	}
 	if ((r = tsi_tpm_open(cfg->tcti, cfg->state_dir, &tpm)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "csr.failed",
 		    TSI_LS("reason", "cannot use the TPM"),
 		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
 	}
-	if ((r = tsi_tpm_signer(tpm, &signer)) != TSI_OK ||
-	    (r = tsi_x509_make_csr(signer, cn, &csr)) != TSI_OK) {
+	if ((r = tsi_enroll_csr(cfg, tpm, &csr)) != TSI_OK) {
 		tsi_log(TSI_LOG_ERROR, "csr.failed",
 		    TSI_LS("error", tsi_strerror(r)));
 		goto out;
@@ -162,7 +153,6 @@ cmd_csr(const struct tsi_issuer_config *cfg)
 	rc = EXIT_SUCCESS;
 out:
 	free(csr);
-	tsi_signer_free(signer);
 	tsi_tpm_free(tpm);
 	return rc;
 }

@@ -702,14 +702,16 @@ front_start(struct signer *sg)
 {
 	int pair[2], theirs[TSI_PRIV_CHAN_MAX + 1], listen_hi = -1;
 	char *argv[6];
-	size_t i, n = (size_t)tsi_issuer_front_threads() + 2;
+	/* A channel per event-loop thread and two more; enrolling, the front
+	 * end makes one request at a time. */
+	size_t i,
+	    n = sg->s->enroll_only ? 1 : (size_t)tsi_issuer_front_threads() + 2;
 	sigset_t none;
 	pid_t pid;
 	int r = TSI_ERR_IO;
 
-	/* Enrolling, the front end makes one request at a time. */
-	if (n > TSI_PRIV_CHAN_MAX || sg->s->enroll_only)
-		n = sg->s->enroll_only ? 1 : TSI_PRIV_CHAN_MAX;
+	if (n > TSI_PRIV_CHAN_MAX)
+		n = TSI_PRIV_CHAN_MAX;
 	for (i = 0; i <= n; i++)
 		theirs[i] = -1;
 	/* theirs[0]: notify; theirs[1..n]: request channels. */
